@@ -1,0 +1,5 @@
+import sys
+
+from rolecall.cli import main
+
+sys.exit(main())

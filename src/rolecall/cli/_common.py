@@ -1,0 +1,90 @@
+"""Helpers every command uses: config lookup, error reporting, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from rolecall._secrets import redact
+from rolecall.errors import (
+    AllProvidersFailed,
+    ConfigError,
+    CredentialsError,
+    NoProviderForRole,
+    RolecallError,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CREDENTIALS = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    """The shared ``-c/--config FILE`` option."""
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        metavar="FILE",
+        default=None,
+        help="Config file (default: $ROLECALL_CONFIG, then ./rolecall.yaml).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def print_json(data: Any) -> None:
+    click.echo(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)))
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one redacted line (or block) on stderr and exit with ``code``."""
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def exit_code_for(exc: RolecallError) -> int:
+    if isinstance(exc, CredentialsError):
+        return EXIT_CREDENTIALS
+    if isinstance(exc, ConfigError | NoProviderForRole):
+        return EXIT_USAGE
+    if isinstance(exc, AllProvidersFailed):
+        return EXIT_FAILED
+    return EXIT_FAILED
+
+
+def run_cli(group: click.Group, argv: list[str] | None) -> int:
+    """Run ``group``; rolecall errors become a message and their exit code, never a traceback."""
+    try:
+        group.main(args=argv, prog_name="rolecall", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"error: {redact(exc.format_message())}", err=True)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+        return EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except RolecallError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_OK

@@ -1,0 +1,207 @@
+"""Exceptions raised by rolecall, and the kinds of provider failure.
+
+The tree::
+
+    RolecallError
+     ├── ConfigError              the config file is invalid; carries every ConfigIssue found
+     ├── MissingExtra             an optional dependency is not installed; names the extra
+     ├── ProviderError            one call to one provider failed; carries ErrorKind, status,
+     │    │                       retryable and retry_after
+     │    └── StreamInterrupted   a stream failed after content was emitted (never handed over)
+     ├── NoProviderForRole        the role has no provider and there is no default_provider
+     ├── AllProvidersFailed       every provider in the role's chain failed; carries each error
+     └── CredentialsError         the startup credential check failed; carries each error
+
+Every message passes through :func:`rolecall._secrets.redact`, so a key that a
+server echoes back in an error body never reaches a user, a log or an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rolecall._secrets import redact
+
+__all__ = [
+    "AllProvidersFailed",
+    "ConfigError",
+    "ConfigIssue",
+    "CredentialsError",
+    "ErrorKind",
+    "MissingExtra",
+    "NoProviderForRole",
+    "ProviderError",
+    "RolecallError",
+    "StreamInterrupted",
+]
+
+
+class ErrorKind(StrEnum):
+    """Why a provider call failed; decides retry and hand-over (see ``retry``)."""
+
+    AUTH = "auth"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    QUOTA = "quota"
+    RATE_LIMIT = "rate_limit"
+    OVERLOADED = "overloaded"
+    SERVER = "server"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_FILTER = "content_filter"
+    BAD_REQUEST = "bad_request"
+    BAD_RESPONSE = "bad_response"
+
+    @property
+    def retryable(self) -> bool:
+        """Worth calling the same provider again."""
+        return self in _RETRYABLE
+
+    @property
+    def disables_provider(self) -> bool:
+        """The provider cannot succeed until the config changes (bad key, no model...)."""
+        return self in _DISABLING
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER,
+        ErrorKind.TIMEOUT,
+        ErrorKind.NETWORK,
+        ErrorKind.BAD_RESPONSE,
+    }
+)
+_DISABLING = frozenset({ErrorKind.AUTH, ErrorKind.PERMISSION, ErrorKind.NOT_FOUND, ErrorKind.QUOTA})
+
+
+class RolecallError(Exception):
+    """Base of every error rolecall raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file: where, what, and how to fix it."""
+
+    location: str
+    problem: str
+    fix: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.location or "<file>"
+        if self.line is not None:
+            where += f" (line {self.line})"
+        text = f"{where}: {self.problem}"
+        if self.fix:
+            text += f"; {self.fix}"
+        return redact(text)
+
+
+class ConfigError(RolecallError):
+    """The configuration is invalid; ``issues`` holds every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue], source: str | None = None) -> None:
+        self.issues = list(issues)
+        self.source = source
+        head = f"{source}: " if source else ""
+        count = len(self.issues)
+        noun = "problem" if count == 1 else "problems"
+        body = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{head}{count} config {noun}\n{body}")
+
+
+class MissingExtra(RolecallError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, extra: str, package: str, purpose: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the '{package}' package: pip install 'rolecall[{extra}]'"
+        )
+
+
+class ProviderError(RolecallError):
+    """One call to one provider failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        provider: str = "",
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.provider = provider
+        self.status = status
+        self.retryable = kind.retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError(kind={self.kind.value!r}, provider={self.provider!r}, "
+            f"status={self.status!r}, message={self.message!r})"
+        )
+
+
+class StreamInterrupted(ProviderError):
+    """A stream failed after content reached the caller; it is not retried or handed over."""
+
+    def __init__(self, cause: ProviderError, received_chars: int) -> None:
+        self.cause = cause
+        self.received_chars = received_chars
+        super().__init__(
+            f"stream from provider '{cause.provider}' failed after {received_chars} characters "
+            f"were received ({cause.kind.value}: {cause.message}); the partial answer was not "
+            "retried to avoid duplicated text",
+            kind=cause.kind,
+            provider=cause.provider,
+            status=cause.status,
+            retryable=False,
+        )
+
+
+class NoProviderForRole(RolecallError):
+    """A role has no provider assigned and the config has no ``default_provider``."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        super().__init__(
+            f"no provider for role '{role}': assign one under roles.{role}.provider "
+            "or set default_provider"
+        )
+
+
+class AllProvidersFailed(RolecallError):
+    """Every provider in the role's chain failed; ``errors`` holds each, in call order."""
+
+    def __init__(self, role: str, errors: Sequence[ProviderError]) -> None:
+        self.role = role
+        self.errors = list(errors)
+        tried = "; ".join(f"{e.provider}: {e.kind.value}: {e.message}" for e in self.errors)
+        super().__init__(f"every provider for role '{role}' failed: {tried or 'none available'}")
+
+
+class CredentialsError(RolecallError):
+    """The startup credential check failed for one or more providers."""
+
+    def __init__(self, errors: Sequence[ProviderError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"  {e.provider}: {e.message}" for e in self.errors)
+        count = len(self.errors)
+        super().__init__(f"credential check failed for {count} provider(s)\n{lines}")

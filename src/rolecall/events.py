@@ -1,0 +1,108 @@
+"""Events the router emits for every attempt, hand-over and result, and the sink protocol.
+
+Sinks (run log, metrics store, telemetry) receive events synchronously from the
+router and must return at once: anything slow belongs on the sink's own
+background queue. :class:`EventBus` shields calls from failing sinks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from rolecall.errors import ErrorKind
+
+__all__ = ["AttemptEvent", "Event", "EventBus", "EventSink", "TaskEvent", "event_to_dict"]
+
+log = logging.getLogger("rolecall.events")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEvent:
+    """One call to one provider finished (answered, will be retried, or handed over)."""
+
+    run_id: str
+    task_id: str
+    role: str
+    provider: str
+    model: str
+    attempt: int
+    outcome: Literal["ok", "retry", "handover"]
+    error_kind: ErrorKind | None
+    latency_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    error: str | None = None
+    ts: float = field(default_factory=time.time)
+    type: Literal["attempt"] = "attempt"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """A task finished: which provider answered (or that none did)."""
+
+    run_id: str
+    task_id: str
+    role: str
+    status: Literal["ok", "failed"]
+    provider: str | None
+    model: str | None
+    attempts: int
+    handovers: int
+    latency_ms: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    error: str | None = None
+    stage: str | None = None
+    ts: float = field(default_factory=time.time)
+    type: Literal["task"] = "task"
+
+
+Event = AttemptEvent | TaskEvent
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None:
+        """Accept one event; must not block or raise for long."""
+        ...
+
+
+class EventBus:
+    """Fans events out to sinks; a sink that raises is reported once and skipped."""
+
+    def __init__(self, sinks: list[EventSink] | None = None) -> None:
+        self._sinks: list[EventSink] = list(sinks or [])
+        self._warned: set[int] = set()
+
+    def add(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    def remove(self, sink: EventSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def emit(self, event: Event) -> None:
+        for sink in self._sinks:
+            try:
+                sink.emit(event)
+            except Exception as exc:  # a sink must never break a call
+                if id(sink) not in self._warned:
+                    self._warned.add(id(sink))
+                    log.warning("event sink %s failed and is skipped: %s", type(sink).__name__, exc)
+
+    def __bool__(self) -> bool:
+        return bool(self._sinks)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict of an event."""
+    from dataclasses import asdict
+
+    data = asdict(event)
+    if data.get("error_kind") is not None:
+        data["error_kind"] = str(data["error_kind"])
+    return data
