@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     WithJsonSchema,
     field_validator,
 )
@@ -187,6 +188,9 @@ class RolecallConfig(_Model):
     credential_check_timeout: Duration = 10.0
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    # provider id -> the environment variable its api_key came from (filled by the loader),
+    # so errors can say "OPENAI_API_KEY was rejected" instead of showing the key.
+    _key_env_vars: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("schema_version", mode="before")
     @classmethod
@@ -202,6 +206,12 @@ class RolecallConfig(_Model):
         if self.default_provider and self.default_provider not in chain:
             chain.append(self.default_provider)
         return chain
+
+    def key_env_var(self, provider_id: str) -> str | None:
+        return self._key_env_vars.get(provider_id)
+
+    def set_key_env_vars(self, mapping: dict[str, str]) -> None:
+        self._key_env_vars = dict(mapping)
 
     def role_params(self, role: str) -> dict[str, Any]:
         role_config = self.roles.get(role)

@@ -1,0 +1,191 @@
+"""``rolecall config``: validate, show and describe the config file."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from typing import Any, Literal
+
+import click
+
+from rolecall._secrets import redact
+from rolecall.cli._common import (
+    EXIT_CREDENTIALS,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_option,
+    fail,
+    json_option,
+    print_json,
+)
+from rolecall.config._env import SECRET_NAME
+from rolecall.config.load import ConfigReport, inspect_config, load_config
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import (
+    ConfigError,
+    ConfigIssue,
+    CredentialsError,
+    ProviderError,
+    RolecallError,
+)
+
+__all__ = ["config"]
+
+CredentialCheck = Literal["ok", "failed", "skipped", "unavailable"]
+_MASK = "***"
+_URL_PASSWORD = re.compile(r"(//[^/:@]+:)[^/@]+@")
+
+
+@click.group("config")
+def config() -> None:
+    """Validate, show or describe the config file.
+
+    \b
+    Editors with a YAML language server can check rolecall.yaml as you type:
+      rolecall config schema > rolecall.schema.json
+    and put this on the first line of rolecall.yaml:
+      # yaml-language-server: $schema=rolecall.schema.json
+    """
+
+
+@config.command("validate")
+@config_option
+@click.option("--offline", is_flag=True, help="Skip the credential check (no network).")
+@json_option
+def validate(config_path: str | None, offline: bool, as_json: bool) -> None:
+    """Report every config problem at once, then check each provider's credentials.
+
+    Exit codes: 0 valid, 2 config invalid, 3 credentials rejected.
+    """
+    report = inspect_config(config_path)
+    check: CredentialCheck = "skipped"
+    rejected: list[ProviderError] = []
+    if report.config is not None and not offline:
+        check, rejected = _check_credentials(report.config)
+    if as_json:
+        print_json(_report_json(report, check, rejected))
+    else:
+        _print_report(report, check, rejected)
+    if not report.valid:
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_CREDENTIALS if rejected else EXIT_OK)
+
+
+def _check_credentials(loaded: RolecallConfig) -> tuple[CredentialCheck, list[ProviderError]]:
+    try:
+        from rolecall.credentials import check_config_credentials
+    except ImportError:
+        return "unavailable", []
+    try:
+        rejected = list(asyncio.run(check_config_credentials(loaded)))
+    except CredentialsError as exc:
+        rejected = list(exc.errors)
+    except RolecallError as exc:  # e.g. a provider's optional package is missing
+        fail(exc.message, EXIT_CREDENTIALS)
+    return ("failed" if rejected else "ok"), rejected
+
+
+def _issue_json(issue: ConfigIssue) -> dict[str, Any]:
+    return {
+        "location": issue.location,
+        "line": issue.line,
+        "problem": issue.problem,
+        "fix": issue.fix,
+    }
+
+
+def _report_json(
+    report: ConfigReport, check: CredentialCheck, rejected: list[ProviderError]
+) -> dict[str, Any]:
+    return {
+        "valid": report.valid,
+        "source": report.source,
+        "errors": [_issue_json(issue) for issue in report.errors],
+        "warnings": [_issue_json(issue) for issue in report.warnings],
+        "credential_check": check,
+        "credentials": [
+            {"provider": error.provider, "kind": error.kind.value, "message": error.message}
+            for error in rejected
+        ],
+    }
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _print_report(
+    report: ConfigReport, check: CredentialCheck, rejected: list[ProviderError]
+) -> None:
+    for issue in report.errors:
+        click.echo(str(issue))
+    for issue in report.warnings:
+        click.echo(f"warning: {issue}")
+    if report.config is None or report.errors:
+        where = f" in {report.source}" if report.source else ""
+        click.echo(f"config invalid: {_plural(len(report.errors), 'problem')}{where}")
+        return
+    loaded = report.config
+    for error in rejected:
+        variable = loaded.key_env_var(error.provider)
+        hint = f" (key from ${variable})" if variable else ""
+        click.echo(redact(f"{error.provider}: {error.message}{hint}"))
+    if rejected:
+        click.echo(f"credential check failed for {_plural(len(rejected), 'provider')}")
+        return
+    summary = (
+        f"config OK: {_plural(len(loaded.providers), 'provider')}, "
+        f"{_plural(len(loaded.roles), 'role')}"
+    )
+    if check == "skipped":
+        summary += " (credentials not checked: --offline)"
+    elif check == "unavailable":
+        summary += " (credential check unavailable)"
+    click.echo(summary)
+
+
+@config.command("show")
+@config_option
+@json_option
+def show(config_path: str | None, as_json: bool) -> None:
+    """Print the resolved config (${VAR} expanded, defaults filled in), secrets masked."""
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_USAGE)
+    data = masked_config(loaded)
+    if as_json:
+        print_json(data)
+        return
+    import yaml
+
+    click.echo(redact(yaml.safe_dump(data, sort_keys=False, allow_unicode=True)), nl=False)
+
+
+def masked_config(loaded: RolecallConfig) -> dict[str, Any]:
+    """The config as plain data with keys, credential headers and URL passwords masked."""
+    data = loaded.model_dump(mode="json", exclude_none=True)
+    for provider in data.get("providers", {}).values():
+        headers = provider.get("headers", {})
+        for name in headers:
+            if SECRET_NAME.search(name):
+                headers[name] = _MASK
+    metrics = data.get("metrics", {})
+    if isinstance(metrics.get("url"), str):
+        metrics["url"] = _URL_PASSWORD.sub(rf"\g<1>{_MASK}@", metrics["url"])
+    return data
+
+
+@config.command("schema")
+def schema() -> None:
+    """Print the config file's JSON Schema (for editors and CI checks).
+
+    \b
+    rolecall config schema > rolecall.schema.json
+    then start rolecall.yaml with:
+      # yaml-language-server: $schema=rolecall.schema.json
+    """
+    from rolecall.config.json_schema import config_json_schema
+
+    print_json(config_json_schema())

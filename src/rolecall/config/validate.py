@@ -1,0 +1,344 @@
+"""Every problem in a config document in one pass: schema errors and cross-field checks.
+
+The schema (``schema.py``) checks each value on its own; its errors become
+:class:`ConfigIssue` (location, line, problem, fix) in ``_schema_errors``. This
+module adds the checks that look across the file: references, chains, roles,
+parameter ranges.
+The cross-field checks read the raw data, so they run even where the schema
+failed, and the user sees everything at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from rolecall.config._locations import (
+    ConfigPath,
+    LineMap,
+    drop_covered,
+    format_location,
+    make_issue,
+    sort_issues,
+)
+from rolecall.config._schema_errors import describe, did_you_mean, role_key_issue, schema_issues
+from rolecall.config.schema import (
+    BUILTIN_ROLES,
+    CRITICAL_ROLE_KEYS,
+    PROVIDER_ID,
+    RetryConfig,
+    RolecallConfig,
+    parse_duration,
+)
+from rolecall.errors import ConfigIssue
+
+__all__ = ["EXTENSION_PREFIX", "did_you_mean", "validate_document"]
+
+EXTENSION_PREFIX = "x-"
+
+_ID = re.compile(PROVIDER_ID)
+ID_RULE = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+# Vendors that need a model name and a key; example values for the fixes.
+_EXAMPLE_MODEL = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "google": "gemini-2.5-pro"}
+_KEY_VARIABLE = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GEMINI_API_KEY",
+}
+_PARAM_RANGES = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+_POSITIVE_INT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "top_k")
+
+
+def validate_document(
+    data: Any, lines: LineMap | None = None
+) -> tuple[RolecallConfig | None, list[ConfigIssue], list[ConfigIssue]]:
+    """``(config or None, errors, warnings)``; the config only when there is no error."""
+    lines = lines if lines is not None else LineMap()
+    if not isinstance(data, dict):
+        issue = ConfigIssue(
+            "", "the top level must be a mapping (providers:, roles:, ...)", "start with providers:"
+        )
+        return None, [issue], []
+    # Top-level "x-..." keys hold YAML anchors for reuse (as in Compose files); not settings.
+    data = {k: v for k, v in data.items() if not str(k).startswith(EXTENSION_PREFIX)}
+    checker = _Checker(data, lines)
+    config: RolecallConfig | None = None
+    try:
+        config = RolecallConfig.model_validate(data)
+    except ValidationError as exc:
+        checker.errors.extend(schema_issues(exc.errors(), data, lines))
+    checker.cross_checks()
+    errors = sort_issues(checker.errors)
+    warnings = sort_issues(drop_covered(checker.warnings, errors))
+    return (config if not errors else None), errors, warnings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _looks_numeric(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return slug or "my-provider"
+
+
+class _Checker:
+    def __init__(self, data: dict[str, Any], lines: LineMap) -> None:
+        self.data = data
+        self.lines = lines
+        self.errors: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+
+    def error(self, path: ConfigPath, problem: str, fix: str | None = None) -> None:
+        self.errors.append(make_issue(path, problem, fix, self.lines))
+
+    def warn(self, path: ConfigPath, problem: str, fix: str | None = None) -> None:
+        self.warnings.append(make_issue(path, problem, fix, self.lines))
+
+    def cross_checks(self) -> None:
+        providers = self.data.get("providers")
+        ids: set[str] | None = None  # None: provider ids unknown, so references go unchecked
+        if isinstance(providers, dict):
+            ids = {key for key in providers if isinstance(key, str)}
+            if not providers:
+                self.error(
+                    ("providers",),
+                    "no providers are defined",
+                    "add at least one, e.g. local: {type: local}",
+                )
+            for provider_id, spec in providers.items():
+                if isinstance(provider_id, str):  # other keys: the schema reports them
+                    self._provider(provider_id, spec)
+        default = self.data.get("default_provider")
+        has_default = isinstance(default, str) and bool(default)
+        if has_default:
+            self._reference(("default_provider",), str(default), ids)
+        roles = self.data.get("roles")
+        if isinstance(roles, dict):
+            for name, spec in roles.items():
+                if isinstance(name, str):
+                    self._role(name, spec, ids, has_default=has_default)
+        if not has_default and (roles is None or isinstance(roles, dict)):
+            unassigned = [role for role in BUILTIN_ROLES if role not in (roles or {})]
+            if unassigned:
+                names = ", ".join(unassigned)
+                self.warn(
+                    ("roles",),
+                    f"no provider for built-in role{'s' if len(unassigned) > 1 else ''} {names} "
+                    "and no default_provider; the workflow will fail there",
+                    f"assign roles.{unassigned[0]}.provider (and the rest) or set default_provider",
+                )
+        self._retry()
+
+    def _reference(self, path: ConfigPath, ref: str, ids: set[str] | None) -> bool:
+        if ids is None or ref in ids:
+            return True
+        suggestion = did_you_mean(ref, ids)
+        if suggestion:
+            fix = f"did you mean '{suggestion}'?"
+        elif ids:
+            fix = f"define it under providers: or use one of: {', '.join(sorted(ids))}"
+        else:
+            fix = "define it under providers:"
+        self.error(path, f"provider '{ref}' is not defined", fix)
+        return False
+
+    def _provider(self, provider_id: str, spec: Any) -> None:
+        path: ConfigPath = ("providers", provider_id)
+        if not _ID.match(provider_id):
+            self.error(
+                path,
+                f"provider id '{provider_id}' is not valid",
+                f"{ID_RULE} (e.g. '{_slug(provider_id)}')",
+            )
+        if not isinstance(spec, dict):
+            return
+        kind = spec.get("type") if isinstance(spec.get("type"), str) else None
+        if kind in _EXAMPLE_MODEL and spec.get("model") in (None, ""):
+            self.error(
+                (*path, "model"),
+                f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} provider needs a model",
+                f"add model: {_EXAMPLE_MODEL[kind]}",
+            )
+        if kind == "openai-compatible" and not (spec.get("base_url") or spec.get("endpoint")):
+            self.error(
+                (*path, "base_url"),
+                "an openai-compatible provider needs a base_url",
+                "add base_url: the server's URL including /v1, e.g. http://localhost:11434/v1",
+            )
+        if kind in _KEY_VARIABLE and spec.get("api_key") in (None, ""):
+            self.warn(
+                (*path, "api_key"),
+                f"no api_key: the {kind} API will reject every call",
+                f"add api_key: ${{{_KEY_VARIABLE[kind]}}}",
+            )
+        for key in ("params", "parameters"):
+            if isinstance(spec.get(key), dict):
+                self._params((*path, key), spec[key], in_role=False)
+
+    def _params(self, path: ConfigPath, params: Mapping[str, Any], *, in_role: bool) -> None:
+        for name, value in params.items():
+            where = (*path, name)
+            if name in CRITICAL_ROLE_KEYS:
+                if in_role:
+                    self.errors.append(role_key_issue(where, name, self.lines))
+                else:
+                    self.error(
+                        where, f"'{name}' does not belong in params", "set it on the provider"
+                    )
+                continue
+            unquote = " (remove the quotes)" if _looks_numeric(value) else ""
+            if name in _PARAM_RANGES:
+                low, high = _PARAM_RANGES[name]
+                if not (_is_number(value) and low <= value <= high):
+                    self.error(
+                        where,
+                        f"{name} must be a number from {low:g} to {high:g} (got {describe(value)})",
+                        f"set {name} between {low:g} and {high:g}{unquote}",
+                    )
+            elif name in _POSITIVE_INT_PARAMS and not (
+                isinstance(value, int) and not isinstance(value, bool) and value > 0
+            ):
+                self.error(
+                    where,
+                    f"{name} must be a whole number above 0 (got {describe(value)})",
+                    f"set {name} to a positive whole number, e.g. 4096{unquote}",
+                )
+
+    def _role(self, name: str, spec: Any, ids: set[str] | None, *, has_default: bool) -> None:
+        path: ConfigPath = ("roles", name)
+        if not _ID.match(name):
+            self.error(path, f"role name '{name}' is not valid", ID_RULE)
+        elif name not in BUILTIN_ROLES and (close := did_you_mean(name, BUILTIN_ROLES)):
+            self.warn(
+                path,
+                f"'{name}' is a custom role, not the built-in '{close}'",
+                f"rename it to '{close}' if that was meant",
+            )
+        if not isinstance(spec, dict):
+            return
+        entries: list[tuple[ConfigPath, str]] = []
+        if isinstance(spec.get("provider"), str):
+            entries.append(((*path, "provider"), spec["provider"]))
+        for field in ("providers", "fallback"):
+            items = spec.get(field)
+            if isinstance(items, list):
+                entries.extend(
+                    ((*path, field, index), item)
+                    for index, item in enumerate(items)
+                    if isinstance(item, str)
+                )
+        first: dict[str, ConfigPath] = {}
+        for where, ref in entries:
+            self._reference(where, ref, ids)
+            earlier = first.setdefault(ref, where)
+            if earlier is where:
+                continue
+            if earlier[-1] == "provider" and where[-2] == "fallback":
+                self.error(
+                    where,
+                    f"the fallback list repeats the primary provider '{ref}'",
+                    "remove it: the primary is always tried first",
+                )
+            else:
+                self.error(
+                    where,
+                    f"'{ref}' appears twice in this role's chain "
+                    f"(also at {format_location(earlier)})",
+                    "remove the repeat",
+                )
+        provider = spec.get("provider")
+        unreadable = provider is not None and not isinstance(provider, str)  # schema reports it
+        if not entries and not has_default and not unreadable:
+            self.error(
+                path,
+                f"role '{name}' has no provider and there is no default_provider",
+                f"set roles.{name}.provider or default_provider",
+            )
+        self._weights(path, spec, list(first), ids)
+        for key in ("params", "parameters"):
+            if isinstance(spec.get(key), dict):
+                self._params((*path, key), spec[key], in_role=True)
+
+    def _weights(
+        self, path: ConfigPath, spec: dict[str, Any], chain: list[str], ids: set[str] | None
+    ) -> None:
+        weights = spec.get("weights")
+        weights = weights if isinstance(weights, dict) else {}
+        for provider_id, weight in weights.items():
+            if not isinstance(provider_id, str):
+                continue
+            where = (*path, "weights", provider_id)
+            if self._reference(where, provider_id, ids) and provider_id not in chain:
+                self.error(
+                    where,
+                    f"weight for '{provider_id}', which is not one of this role's providers",
+                    f"add it to {format_location((*path, 'providers'))} or remove its weight",
+                )
+            if _is_number(weight) and weight < 0:
+                self.error(where, f"a weight cannot be negative (got {weight})", "use 0 or more")
+        strategy = spec.get("strategy", "fallback")
+        if strategy != "weighted":
+            if weights:
+                self.warn(
+                    (*path, "weights"),
+                    "weights are ignored unless strategy is weighted",
+                    "add strategy: weighted, or remove weights",
+                )
+            return
+        if not weights:
+            example = ", ".join(f"{p}: 1" for p in chain) or "gpt: 3, claude: 1"
+            self.error(
+                (*path, "strategy"),
+                "strategy weighted needs weights",
+                f"add weights: {{{example}}}",
+            )
+            return
+        missing = [p for p in chain if p not in weights]
+        if missing:
+            self.error(
+                (*path, "weights"),
+                f"no weight for {', '.join(repr(p) for p in missing)}",
+                "give every provider of the role a weight",
+            )
+        values = list(weights.values())
+        if values and all(_is_number(w) for w in values) and sum(values) <= 0:
+            self.error(
+                (*path, "weights"), "the weights add up to 0", "give some provider weight > 0"
+            )
+
+    def _retry(self) -> None:
+        retry = self.data.get("retry")
+        if not isinstance(retry, dict):
+            return
+        fields = RetryConfig.model_fields
+        try:
+            initial = parse_duration(
+                retry.get("initial_backoff", fields["initial_backoff"].default)
+            )
+            maximum = parse_duration(retry.get("max_backoff", fields["max_backoff"].default))
+        except ValueError:
+            return  # the schema already reports the bad duration
+        if initial > maximum:
+            self.error(
+                ("retry", "initial_backoff"),
+                f"initial_backoff ({initial:g}s) is longer than max_backoff ({maximum:g}s)",
+                "make initial_backoff at most max_backoff",
+            )
