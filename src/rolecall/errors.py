@@ -21,8 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from rolecall._secrets import redact
+
+if TYPE_CHECKING:
+    from rolecall.types import Attempt
 
 __all__ = [
     "AllProvidersFailed",
@@ -188,20 +192,35 @@ class NoProviderForRole(RolecallError):
 
 
 class AllProvidersFailed(RolecallError):
-    """Every provider in the role's chain failed; ``errors`` holds each, in call order."""
+    """Every provider in the role's chain failed; ``errors`` holds each, in call order.
 
-    def __init__(self, role: str, errors: Sequence[ProviderError]) -> None:
+    ``attempts`` lists every call made (:class:`rolecall.types.Attempt`); ``message``
+    replaces the default text (the router passes one with a fix per provider).
+    """
+
+    def __init__(
+        self,
+        role: str,
+        errors: Sequence[ProviderError],
+        *,
+        attempts: Sequence[Attempt] = (),
+        message: str | None = None,
+    ) -> None:
         self.role = role
         self.errors = list(errors)
-        tried = "; ".join(f"{e.provider}: {e.kind.value}: {e.message}" for e in self.errors)
-        super().__init__(f"every provider for role '{role}' failed: {tried or 'none available'}")
+        self.attempts = list(attempts)
+        if message is None:
+            tried = "; ".join(f"{e.provider}: {e.kind.value}: {e.message}" for e in self.errors)
+            message = f"every provider for role '{role}' failed: {tried or 'none available'}"
+        super().__init__(message)
 
 
 class CredentialsError(RolecallError):
     """The startup credential check failed for one or more providers."""
 
-    def __init__(self, errors: Sequence[ProviderError]) -> None:
+    def __init__(self, errors: Sequence[ProviderError], *, message: str | None = None) -> None:
         self.errors = list(errors)
-        lines = "\n".join(f"  {e.provider}: {e.message}" for e in self.errors)
-        count = len(self.errors)
-        super().__init__(f"credential check failed for {count} provider(s)\n{lines}")
+        if message is None:
+            lines = "\n".join(f"  {e.provider}: {e.message}" for e in self.errors)
+            message = f"credential check failed for {len(self.errors)} provider(s)\n{lines}"
+        super().__init__(message)

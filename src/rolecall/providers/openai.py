@@ -1,0 +1,254 @@
+"""OpenAI Chat Completions, and servers that speak it (type ``openai-compatible``).
+
+``openai-compatible`` covers Ollama (``/v1``), vLLM, llama.cpp's server, Groq, OpenRouter
+and Gemini's OpenAI endpoint: it needs ``base_url``, sends ``max_tokens`` instead of
+``max_completion_tokens`` and omits ``Authorization`` when no key is configured.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from rolecall.config.schema import ProviderConfig
+from rolecall.errors import ErrorKind, ProviderError
+from rolecall.providers._errors import (
+    error_object,
+    google_rpc_kind,
+    is_gemini_context_overflow,
+    kind_for_status,
+    retry_after_seconds,
+    vendor_message,
+)
+from rolecall.providers._http import HTTPProvider
+from rolecall.types import ChatRequest, Chunk, Completion, Usage
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OpenAIProvider",
+    "classify_openai_error",
+    "openai_body",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+_RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
+_CONTEXT_LABELS = frozenset({"context_length_exceeded", "exceed_context_size_error"})
+# Wordings of OpenAI, vLLM, OpenRouter, llama.cpp and Anthropic's compatible endpoint.
+_CONTEXT_PHRASES = (
+    "maximum context length",
+    "context length exceeded",
+    "exceeds the available context size",
+    "exceeds the context window",
+    "prompt is too long",
+)
+# In-stream error objects carry no HTTP status: classify them by type/code.
+_LABEL_KINDS = {
+    "invalid_api_key": ErrorKind.AUTH,
+    "authentication_error": ErrorKind.AUTH,
+    "permission_error": ErrorKind.PERMISSION,
+    "model_not_found": ErrorKind.NOT_FOUND,
+    "rate_limit_exceeded": ErrorKind.RATE_LIMIT,
+    "server_error": ErrorKind.SERVER,
+    "overloaded_error": ErrorKind.OVERLOADED,
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+}
+_SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def is_openai_context_overflow(err: Mapping[str, Any]) -> bool:
+    labels = {str(err.get("code") or ""), str(err.get("type") or "")}
+    if labels & _CONTEXT_LABELS:
+        return True
+    message = str(err.get("message") or "").lower()
+    return any(p in message for p in _CONTEXT_PHRASES) or is_gemini_context_overflow(message)
+
+
+def classify_openai_error(
+    status: int | None,
+    body: object,
+    headers: Mapping[str, str] | None = None,
+    *,
+    provider: str = "",
+    now: float | None = None,
+) -> ProviderError:
+    """An OpenAI-style error (HTTP status, or None for one inside a stream) as a ProviderError."""
+    err = error_object(body)
+    code = err.get("code")
+    if status is None and isinstance(code, int) and 400 <= code < 600:
+        status = code  # llama.cpp and Gemini put the HTTP status in error.code
+    message = vendor_message(err, body)
+    text = f"HTTP {status}: {message}" if status is not None else message
+
+    def make(kind: ErrorKind, retry_after: float | None = None) -> ProviderError:
+        return ProviderError(
+            text, kind=kind, provider=provider, status=status, retry_after=retry_after
+        )
+
+    rpc = google_rpc_kind(err, headers, now)  # Gemini's OpenAI-compatible endpoint
+    if rpc is not None:
+        return make(*rpc)
+    labels = {str(code or ""), str(err.get("type") or "")}
+    if "insufficient_quota" in labels:
+        return make(ErrorKind.QUOTA)
+    if status == 429 or (status is None and "rate_limit_exceeded" in labels):
+        return make(ErrorKind.RATE_LIMIT, retry_after_seconds(headers, now))
+    if (status is None or 400 <= status < 500) and is_openai_context_overflow(err):
+        return make(ErrorKind.CONTEXT_LENGTH)
+    if status is None:
+        kind = next(
+            (_LABEL_KINDS[label] for label in labels if label in _LABEL_KINDS), ErrorKind.SERVER
+        )
+        return make(kind)
+    return make(kind_for_status(status))
+
+
+def _schema_name(schema: Mapping[str, Any]) -> str:
+    title = schema.get("title")
+    name = _SCHEMA_NAME.sub("_", title)[:64] if isinstance(title, str) else ""
+    return name or "response"
+
+
+def openai_body(
+    model: str, request: ChatRequest, *, max_tokens_field: str, stream: bool
+) -> dict[str, Any]:
+    """The Chat Completions body; unknown params pass through unchanged."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+    }
+    for key, value in request.params.items():
+        if value is None or key in _RESERVED:
+            continue
+        body[max_tokens_field if key == "max_tokens" else key] = value
+    schema = request.response_schema
+    if schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": _schema_name(schema), "schema": dict(schema), "strict": False},
+        }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(value: object) -> Usage | None:
+    if not isinstance(value, dict):
+        return None
+    prompt = value.get("prompt_tokens")
+    completion = value.get("completion_tokens")
+    return Usage(
+        input_tokens=prompt if isinstance(prompt, int) else 0,
+        output_tokens=completion if isinstance(completion, int) else 0,
+    )
+
+
+class OpenAIProvider(HTTPProvider):
+    """``type: openai`` and ``type: openai-compatible``."""
+
+    classify = staticmethod(classify_openai_error)
+
+    def __init__(self, provider_id: str, config: ProviderConfig) -> None:
+        self.compatible = config.type == "openai-compatible"
+        super().__init__(provider_id, config, None if self.compatible else DEFAULT_BASE_URL)
+        self._chat_url = f"{self.base_url}/chat/completions"
+        self._max_tokens_field = "max_tokens" if self.compatible else "max_completion_tokens"
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.config.api_key
+        return {"Authorization": f"Bearer {key.get()}"} if key else {}
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        return openai_body(
+            self.model, request, max_tokens_field=self._max_tokens_field, stream=stream
+        )
+
+    def _filtered(self, what: str) -> ProviderError:
+        return self.error(
+            f"answer withheld by the content filter ({what})", ErrorKind.CONTENT_FILTER
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        data = await self.request_json("POST", self._chat_url, self.body(request, stream=False))
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            finish = choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise self.error("answer has no choices[0].message", ErrorKind.BAD_RESPONSE) from None
+        if not isinstance(message, dict):
+            raise self.error("answer has no choices[0].message", ErrorKind.BAD_RESPONSE)
+        if finish == "content_filter":
+            raise self._filtered("finish_reason content_filter")
+        if message.get("refusal"):
+            raise self._filtered("refusal")
+        text = message.get("content")
+        if not isinstance(text, str) or not text:
+            raise self.empty_answer()
+        if request.response_schema is not None:
+            self.check_json_text(text)
+        model = data.get("model")
+        return Completion(
+            text=text,
+            model=model if isinstance(model, str) and model else self.model,
+            usage=_usage(data.get("usage")) or Usage(),
+            finish_reason=finish if isinstance(finish, str) else None,
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        parts: list[str] | None = [] if request.response_schema is not None else None
+        received = 0
+        finish: str | None = None
+        usage: Usage | None = None
+        model: str | None = None
+        done = False
+        async with self.open_stream(self._chat_url, self.body(request, stream=True)) as events:
+            async for event in events:
+                if event.data == "[DONE]":
+                    done = True
+                    break
+                data = self.event_json(event)
+                if not isinstance(data, dict):
+                    raise self.error("stream chunk is not an object", ErrorKind.BAD_RESPONSE)
+                if data.get("error"):
+                    raise self.http_error(None, data, {})
+                model = data.get("model") or model
+                usage = _usage(data.get("usage")) or usage
+                for choice in data.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("refusal"):
+                        raise self._filtered("refusal")
+                    piece = delta.get("content")
+                    if isinstance(piece, str) and piece:
+                        received += len(piece)
+                        if parts is not None:
+                            parts.append(piece)
+                        yield Chunk(text=piece)
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+                        if finish == "content_filter":
+                            raise self._filtered("finish_reason content_filter")
+        if not done and finish is None:
+            raise self.cut_short(received)
+        if not received:
+            raise self.empty_answer()
+        if parts is not None:
+            self.check_json_text("".join(parts))
+        yield Chunk(usage=usage or Usage(), finish_reason=finish, model=model or self.model)
+
+    async def check_credentials(self) -> None:
+        """``GET {base}/models`` (free) and confirm the model is listed."""
+        data = await self.request_json("GET", f"{self.base_url}/models")
+        listed = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(listed, list):
+            raise self.error("model list has no 'data' array", ErrorKind.BAD_RESPONSE)
+        entries = [m for m in listed if isinstance(m, dict)]
+        # llama.cpp's server answers under any model name with whatever it loaded.
+        if any(m.get("owned_by") == "llamacpp" for m in entries):
+            return
+        ids = [str(m.get("id")) for m in entries]
+        if self.model in ids or f"{self.model}:latest" in ids:  # Ollama tags
+            return
+        raise self.not_listed(f"{self.base_url}/models", ids)

@@ -1,0 +1,350 @@
+"""Vendor answer shapes the fake servers do not produce, served through httpx's MockTransport.
+
+Covers tool-use answers, thinking parts, refusals, streams that end without their final
+event, errors inside a stream, model lists with aliases and pagination.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from rolecall.config.schema import ProviderConfig
+from rolecall.errors import ErrorKind, ProviderError
+from rolecall.providers import build_provider
+from rolecall.providers._http import HTTPProvider
+from rolecall.types import ChatRequest, Chunk, Message
+
+REQUEST = ChatRequest(messages=(Message("user", "hi"),))
+SCHEMA = {"type": "object", "properties": {"steps": {"type": "array"}}}
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def make(type_: str, handler: Handler, model: str = "m") -> HTTPProvider:
+    config = ProviderConfig.model_validate(
+        {"type": type_, "model": model, "api_key": "sk-shape-key-123456", "base_url": "http://h/v1"}
+    )
+    provider = build_provider("p", config)
+    assert isinstance(provider, HTTPProvider)
+    provider._client = httpx.AsyncClient(
+        transport=httpx.MockTransport(handler), headers=provider.auth_headers()
+    )
+    return provider
+
+
+def sse(*events: Any) -> Handler:
+    lines: list[str] = []
+    for event in events:
+        if isinstance(event, tuple):
+            name, data = event
+            lines.append(f"event: {name}\ndata: {json.dumps(data)}\n\n")
+        else:
+            lines.append(f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n")
+    body = "".join(lines).encode()
+    return lambda request: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, content=body
+    )
+
+
+def answer(obj: Any, status: int = 200) -> Handler:
+    return lambda request: httpx.Response(status, json=obj)
+
+
+async def collect(provider: HTTPProvider, request: ChatRequest = REQUEST) -> list[Chunk]:
+    try:
+        return [c async for c in provider.stream(request)]  # type: ignore[attr-defined]
+    finally:
+        await provider.aclose()
+
+
+async def complete(provider: HTTPProvider, request: ChatRequest = REQUEST) -> Any:
+    try:
+        return await provider.complete(request)  # type: ignore[attr-defined]
+    finally:
+        await provider.aclose()
+
+
+async def failure(call: Any) -> ProviderError:
+    with pytest.raises(ProviderError) as info:
+        await call
+    return info.value
+
+
+def oa_chunk(content: str | None = None, finish: str | None = None, **delta: Any) -> dict[str, Any]:
+    if content is not None:
+        delta["content"] = content
+    return {"model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+# ----------------------------------------------------------------------------- OpenAI
+
+
+async def test_openai_stream_cut_before_finish_is_network() -> None:
+    provider = make("openai", sse(oa_chunk("Hel"), oa_chunk("lo")))
+    error = await failure(collect(provider))
+    assert error.kind is ErrorKind.NETWORK
+    assert "5 characters" in error.message
+
+
+async def test_openai_stream_with_finish_but_no_done_is_accepted() -> None:
+    usage = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    provider = make("openai-compatible", sse(oa_chunk("Hi"), oa_chunk(finish="length"), usage))
+    chunks = await collect(provider)
+    assert [c.text for c in chunks] == ["Hi", ""]
+    assert chunks[-1].finish_reason == "length"
+    assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 2
+
+
+async def test_openai_error_inside_stream() -> None:
+    error_event = {"error": {"message": "The server had an error.", "type": "server_error"}}
+    provider = make("openai", sse(oa_chunk("Hi"), error_event))
+    error = await failure(collect(provider))
+    assert error.kind is ErrorKind.SERVER
+    assert error.message == "The server had an error."
+
+
+async def test_openai_refusal_is_content_filter() -> None:
+    body = {
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": "I can't help."},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    error = await failure(complete(make("openai", answer(body))))
+    assert error.kind is ErrorKind.CONTENT_FILTER
+    stream = sse(oa_chunk(refusal="I can't"), oa_chunk(finish="stop"), "[DONE]")
+    error = await failure(collect(make("openai", stream)))
+    assert error.kind is ErrorKind.CONTENT_FILTER
+
+
+@pytest.mark.parametrize("body", [{"choices": []}, {"choices": [{"index": 0}]}, [1, 2], {}])
+async def test_openai_missing_fields_are_bad_response(body: Any) -> None:
+    error = await failure(complete(make("openai", answer(body))))
+    assert error.kind is ErrorKind.BAD_RESPONSE
+
+
+async def test_json_error_on_a_200_stream_is_classified() -> None:
+    body = [
+        {"error": {"code": 429, "message": "Resource exhausted.", "status": "RESOURCE_EXHAUSTED"}}
+    ]
+    error = await failure(collect(make("openai-compatible", answer(body))))
+    assert error.kind is ErrorKind.RATE_LIMIT
+
+
+async def test_redirect_is_bad_response() -> None:
+    handler = lambda request: httpx.Response(301, headers={"location": "https://elsewhere/"})  # noqa: E731
+    error = await failure(complete(make("openai", handler)))
+    assert error.kind is ErrorKind.BAD_RESPONSE and error.status == 301
+
+
+@pytest.mark.parametrize(
+    ("model", "listed", "ok"),
+    [
+        ("llama3", [{"id": "llama3:latest", "owned_by": "library"}], True),  # Ollama tag
+        ("any-name", [{"id": "/models/qwen.gguf", "owned_by": "llamacpp"}], True),  # llama.cpp
+        ("gpt-4.1", [{"id": "gpt-4.1-mini"}, {"id": "gpt-4o"}], False),
+    ],
+)
+async def test_openai_model_list_variants(
+    model: str, listed: list[dict[str, str]], ok: bool
+) -> None:
+    provider = make("openai-compatible", answer({"object": "list", "data": listed}), model=model)
+    if ok:
+        await provider.check_credentials()  # type: ignore[attr-defined]
+        await provider.aclose()
+    else:
+        error = await failure(provider.check_credentials())  # type: ignore[attr-defined]
+        await provider.aclose()
+        assert error.kind is ErrorKind.NOT_FOUND
+        assert "did you mean" in error.message and "gpt-4.1-mini" in error.message
+
+
+# -------------------------------------------------------------------------- Anthropic
+
+
+def claude_message(content: list[dict[str, Any]], stop: str = "end_turn") -> dict[str, Any]:
+    return {
+        "type": "message",
+        "model": "claude-x",
+        "content": content,
+        "stop_reason": stop,
+        "usage": {
+            "input_tokens": 10,
+            "cache_read_input_tokens": 90,
+            "cache_creation_input_tokens": 0,
+            "output_tokens": 4,
+        },
+    }
+
+
+async def test_anthropic_tool_answer_is_returned_as_json_text() -> None:
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "respond", "input": {"steps": ["a"]}}
+    request = ChatRequest(messages=REQUEST.messages, response_schema=SCHEMA)
+    result = await complete(make("anthropic", answer(claude_message([tool], "tool_use"))), request)
+    assert json.loads(result.text) == {"steps": ["a"]}
+    assert result.finish_reason == "stop"
+    assert result.usage.input_tokens == 100  # cached prompt tokens count as input
+
+
+async def test_anthropic_tool_answer_streams_its_json() -> None:
+    start = {
+        "type": "message_start",
+        "message": {"model": "claude-x", "usage": {"input_tokens": 7}},
+    }
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use"}}
+
+    def delta(part: str) -> tuple[str, dict[str, Any]]:
+        return (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "delta": {"type": "input_json_delta", "partial_json": part},
+            },
+        )
+
+    events = sse(
+        ("message_start", start),
+        ("content_block_start", block),
+        ("ping", {"type": "ping"}),
+        delta(""),
+        delta('{"steps": '),
+        delta('["a"]}'),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "max_tokens"},
+                "usage": {"output_tokens": 9},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    )
+    request = ChatRequest(messages=REQUEST.messages, response_schema=SCHEMA)
+    chunks = await collect(make("anthropic", events), request)
+    assert "".join(c.text for c in chunks) == '{"steps": ["a"]}'
+    assert chunks[-1].finish_reason == "length"
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.input_tokens, chunks[-1].usage.output_tokens) == (7, 9)
+
+
+async def test_anthropic_stream_without_message_stop_is_network() -> None:
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 1}}}
+    text = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}}
+    events = sse(("message_start", start), ("content_block_delta", text))
+    error = await failure(collect(make("anthropic", events)))
+    assert error.kind is ErrorKind.NETWORK
+
+
+async def test_anthropic_missing_content_is_bad_response() -> None:
+    error = await failure(complete(make("anthropic", answer({"type": "message"}))))
+    assert error.kind is ErrorKind.BAD_RESPONSE
+
+
+@pytest.mark.parametrize(
+    ("model", "ok"),
+    [
+        ("claude-sonnet-4-5", True),
+        ("claude-sonnet-4-5-20250929", True),
+        ("claude-3-7-sonnet-latest", True),
+        ("claude-opus-4-1", True),  # on the second page
+        ("claude-3", False),
+        ("claude-sonnet-4-6", False),
+    ],
+)
+async def test_anthropic_model_check_resolves_aliases_and_pages(model: str, ok: bool) -> None:
+    pages = {
+        None: {
+            "data": [{"id": "claude-sonnet-4-5-20250929"}, {"id": "claude-3-7-sonnet-20250219"}],
+            "has_more": True,
+            "last_id": "claude-3-7-sonnet-20250219",
+        },
+        "claude-3-7-sonnet-20250219": {
+            "data": [{"id": "claude-opus-4-1-20250805"}],
+            "has_more": False,
+            "last_id": "claude-opus-4-1-20250805",
+        },
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/v1/models"  # base_url is used as given
+        return httpx.Response(200, json=pages[request.url.params.get("after_id")])
+
+    provider = make("anthropic", handler, model=model)
+    try:
+        if ok:
+            await provider.check_credentials()  # type: ignore[attr-defined]
+        else:
+            error = await failure(provider.check_credentials())  # type: ignore[attr-defined]
+            assert error.kind is ErrorKind.NOT_FOUND
+    finally:
+        await provider.aclose()
+
+
+# ----------------------------------------------------------------------------- Gemini
+
+
+def gemini_chunk(
+    parts: list[dict[str, Any]], finish: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    return {"candidates": [candidate], "modelVersion": "gemini-x", **extra}
+
+
+async def test_gemini_skips_thoughts_and_counts_them_as_output() -> None:
+    usage = {"promptTokenCount": 4, "candidatesTokenCount": 3, "thoughtsTokenCount": 20}
+    body = gemini_chunk(
+        [{"text": "thinking...", "thought": True}, {"text": "Answer."}],
+        "MAX_TOKENS",
+        usageMetadata=usage,
+    )
+    result = await complete(make("google", answer(body)))
+    assert result.text == "Answer."
+    assert result.finish_reason == "length"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (4, 23)
+    assert result.model == "gemini-x"
+
+
+async def test_gemini_stream_without_finish_reason_is_network() -> None:
+    events = sse(gemini_chunk([{"text": "Hel"}]), gemini_chunk([{"text": "lo"}]))
+    error = await failure(collect(make("google", events)))
+    assert error.kind is ErrorKind.NETWORK
+
+
+async def test_gemini_error_inside_stream() -> None:
+    error_chunk = {
+        "error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}
+    }
+    events = sse(gemini_chunk([{"text": "Hel"}]), error_chunk)
+    error = await failure(collect(make("google", events)))
+    assert error.kind is ErrorKind.OVERLOADED and error.status == 503
+
+
+@pytest.mark.parametrize(
+    "finish", ["SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"]
+)
+async def test_gemini_filter_finish_reasons(finish: str) -> None:
+    error = await failure(complete(make("google", answer(gemini_chunk([], finish)))))
+    assert error.kind is ErrorKind.CONTENT_FILTER
+    assert finish in error.message
+
+
+async def test_gemini_blocked_prompt_in_stream() -> None:
+    events = sse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}})
+    error = await failure(collect(make("google", events)))
+    assert error.kind is ErrorKind.CONTENT_FILTER
+
+
+async def test_gemini_no_candidates_is_bad_response() -> None:
+    error = await failure(complete(make("google", answer({"usageMetadata": {}}))))
+    assert error.kind is ErrorKind.BAD_RESPONSE
