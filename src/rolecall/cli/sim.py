@@ -1,0 +1,237 @@
+"""``rolecall sim``: fake provider servers on 127.0.0.1 to rehearse failures offline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import click
+
+from rolecall.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+from rolecall.sim.faults import FAULT_KINDS
+
+if TYPE_CHECKING:
+    from rolecall.sim import SimServer
+
+PROTOCOLS = ("openai", "anthropic", "google")
+HOST = "127.0.0.1"
+
+
+@click.group("sim", invoke_without_command=True)
+@click.option(
+    "--protocol",
+    type=click.Choice([*PROTOCOLS, "all"]),
+    default="all",
+    show_default=True,
+    help="Which vendor API to fake.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port (0: any free port). With --protocol all, PORT, PORT+1 and PORT+2.",
+)
+@click.option("--latency", type=click.FloatRange(0), default=0.0, help="Seconds before answers.")
+@click.option("--key", default="test-key", show_default=True, help="The API key servers accept.")
+@click.option("--no-auth", is_flag=True, help="Accept any key, or none.")
+@click.option("--model", "models", multiple=True, help="A model the servers know (repeatable).")
+@click.option("--reply", default="Hello from the sim.", show_default=True, help="Answer text.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND[:OPT=V,...]",
+    help="Queue a fault for the next chat request on each server (repeatable, in order), e.g. "
+    "rate_limit:retry_after=2. Kinds: " + ", ".join(FAULT_KINDS) + ". Options: retry_after, "
+    "delay, after_chunks, echo_key, status, variant.",
+)
+@click.option(
+    "--always",
+    "always",
+    multiple=True,
+    metavar="KIND[:OPT=V,...]",
+    help="A fault for every chat request until cleared (repeatable: taken in turn).",
+)
+@click.option("--quiet", is_flag=True, help="Do not log each request.")
+@click.pass_context
+def sim(
+    ctx: click.Context,
+    protocol: str,
+    port: int,
+    latency: float,
+    key: str,
+    no_auth: bool,
+    models: tuple[str, ...],
+    reply: str,
+    faults: tuple[str, ...],
+    always: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Run fake OpenAI / Anthropic / Gemini servers on 127.0.0.1 until Ctrl-C.
+
+    They speak each vendor's wire format and fail on demand, so a rolecall.yaml
+    pointed at them rehearses rate limits, outages and bad keys with no network.
+    Queue faults on a running sim with `rolecall sim script --url URL KIND...`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from rolecall.sim import SimServer, parse_fault
+
+    try:
+        queued = [parse_fault(spec) for spec in faults]
+        sticky = [parse_fault(spec) for spec in always]
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    chosen = PROTOCOLS if protocol == "all" else (protocol,)
+    servers: list[SimServer] = []
+    try:
+        for offset, name in enumerate(chosen):
+            server = SimServer(
+                name,  # type: ignore[arg-type]
+                api_key=None if no_auth else key,
+                models=models or ("sim-model",),
+                reply=reply,
+                latency=latency,
+                host=HOST,
+                port=port + offset if port else 0,
+            )
+            server.script(*queued)
+            server.set_faults(*sticky)
+            servers.append(server.start())
+    except OSError as exc:
+        for server in servers:
+            server.stop()
+        fail(
+            f"cannot listen on {HOST}:{port or 'any port'} ({exc.strerror or exc}); "
+            "pick another --port or use --port 0",
+            EXIT_FAILED,
+        )
+    if not quiet:
+        _log_requests()
+    _print_banner(servers, None if no_auth else key, models or ("sim-model",))
+    _wait_for_interrupt()
+    for server in servers:
+        server.stop()
+    click.echo("sim stopped", err=True)
+
+
+def _log_requests() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("rolecall.sim")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _print_banner(servers: Sequence[SimServer], key: str | None, models: Sequence[str]) -> None:
+    click.echo(f"rolecall sim: fake providers on {HOST} (Ctrl-C to stop)")
+    for server in servers:
+        click.echo(f"  {server.protocol:<10} {server.base_url}")
+    click.echo("\nPaste into rolecall.yaml:\n")
+    click.echo(config_snippet(servers, key, models[0]))
+    first = servers[0]
+    click.echo(f"Queue faults: rolecall sim script --url {first.root_url} rate_limit overloaded")
+    sys.stdout.flush()
+
+
+def config_snippet(servers: Sequence[SimServer], key: str | None, model: str) -> str:
+    """A rolecall.yaml using the running servers: the first as primary, the rest as fallbacks."""
+    ids = [f"sim-{server.protocol}" for server in servers]
+    lines = ["schema_version: 1", "providers:"]
+    for provider_id, server in zip(ids, servers, strict=True):
+        lines += [
+            f"  {provider_id}:",
+            f"    type: {server.protocol}",
+            f"    model: {model}",
+            f"    api_key: {key or 'any-key'}",
+            f"    base_url: {server.base_url}",
+            "    timeout: 10s",
+        ]
+    lines.append("roles:")
+    for role in ("clarifier", "planner", "coder", "reviewer"):
+        fallback = f", fallback: [{', '.join(ids[1:])}]" if len(ids) > 1 else ""
+        lines.append(f"  {role}: {{provider: {ids[0]}{fallback}}}")
+    lines.append(f"default_provider: {ids[0]}")
+    lines.append("retry: {max_attempts: 2, initial_backoff: 200ms}")
+    return "\n".join(lines) + "\n"
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop.wait(0.5):
+        pass
+
+
+def _control(url: str, action: str, payload: Any = None) -> dict[str, Any]:
+    import httpx
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if not parts.netloc:
+        fail(f"--url {url!r} is not a URL; use the sim's address, e.g. http://127.0.0.1:8080")
+    target = f"{parts.scheme}://{parts.netloc}/_sim/{action}"
+    try:
+        if payload is None and action == "stats":
+            response = httpx.get(target, timeout=5)
+        else:
+            response = httpx.post(target, json=payload, timeout=5)
+    except httpx.HTTPError as exc:
+        reason = f"cannot reach a sim at {parts.netloc} ({exc})"
+        fail(f"{reason}; is `rolecall sim` running?", EXIT_FAILED)
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("error", response.text)
+        except ValueError:
+            detail = response.text
+        fail(f"the sim at {parts.netloc} refused: {detail}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+_url_option = click.option(
+    "--url", required=True, help="The sim's address (any of its base URLs works)."
+)
+
+
+@sim.command("script")
+@_url_option
+@click.option("--always", is_flag=True, help="Apply to every request until cleared.")
+@click.argument("kinds", nargs=-1, required=True, metavar="KIND[:OPT=V,...]...")
+def script(url: str, always: bool, kinds: tuple[str, ...]) -> None:
+    """Queue faults on a running sim, one per coming chat request, in order."""
+    from rolecall.sim import parse_fault
+
+    try:
+        faults = [parse_fault(kind).to_dict() for kind in kinds]
+    except ValueError as exc:
+        fail(str(exc))
+    stats = _control(url, "faults" if always else "script", faults)
+    click.echo(json.dumps(stats))
+
+
+@sim.command("clear")
+@_url_option
+def clear(url: str) -> None:
+    """Drop every queued and sticky fault on a running sim."""
+    click.echo(json.dumps(_control(url, "clear", {})))
+
+
+@sim.command("stats")
+@_url_option
+def stats(url: str) -> None:
+    """Print a running sim's request counts and pending faults as JSON."""
+    click.echo(json.dumps(_control(url, "stats")))

@@ -1,0 +1,318 @@
+"""Anthropic messages on the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rolecall.sim._common import (
+    Answer,
+    Ctx,
+    Dialect,
+    Route,
+    array_error,
+    bad_gateway,
+    json_response,
+    key_suffix,
+    new_id,
+    retry_after_header,
+    rfc3339_in,
+    texts_of,
+)
+from rolecall.sim._http import HttpRequest, Rendered
+from rolecall.sim.faults import Fault
+
+__all__ = ["AnthropicDialect"]
+
+CONTEXT_WINDOW = 200000
+
+
+def _error(
+    status: int,
+    type_: str,
+    message: str,
+    headers: Sequence[tuple[str, str]] = (),
+    details: dict[str, Any] | None = None,
+) -> Rendered:
+    error: dict[str, Any] = {"type": type_, "message": message}
+    if details is not None:
+        error["details"] = details
+    body = {"type": "error", "error": error, "request_id": new_id("req_")}
+    return json_response(status, body, headers)
+
+
+class AnthropicDialect(Dialect):
+    name = "anthropic"
+
+    def base_url(self, root: str) -> str:
+        return root
+
+    def route(self, method: str, path: str) -> Route | None:
+        if method == "POST" and path == "/v1/messages":
+            return Route("chat")
+        if method == "GET" and path == "/v1/models":
+            return Route("models")
+        if method == "GET" and path.startswith("/v1/models/"):
+            return Route("model", model=path[len("/v1/models/") :])
+        return None
+
+    def api_key(self, request: HttpRequest) -> str | None:
+        key = request.headers.get("x-api-key", "").strip()
+        if key:
+            return key
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def check_headers(self, request: HttpRequest) -> Rendered | None:
+        if not request.headers.get("anthropic-version"):
+            return _error(400, "invalid_request_error", "anthropic-version: header is required")
+        return None
+
+    def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
+        for name in ("model", "messages", "max_tokens"):
+            if body.get(name) is None:
+                return _error(400, "invalid_request_error", f"{name}: Field required")
+        if not isinstance(body["messages"], list):
+            return _error(400, "invalid_request_error", "messages: Input should be a valid list")
+        max_tokens = body["max_tokens"]
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            return _error(
+                400,
+                "invalid_request_error",
+                "max_tokens: Input should be greater than or equal to 1",
+            )
+        return None
+
+    def model_of(self, body: dict[str, Any], route: Route) -> str:
+        return str(body.get("model") or "")
+
+    def is_stream(self, body: dict[str, Any], route: Route) -> bool:
+        return body.get("stream") is True
+
+    def prompt_texts(self, body: dict[str, Any]) -> list[str]:
+        texts = texts_of(body.get("system"))
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            texts += [
+                t for m in messages if isinstance(m, dict) for t in texts_of(m.get("content"))
+            ]
+        return texts
+
+    def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        config = body.get("output_config")
+        fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            return dict(fmt.get("schema") or {})
+        return None
+
+    # Errors ------------------------------------------------------------------------------
+    def error(self, fault: Fault, ctx: Ctx) -> Rendered:
+        kind = fault.kind
+        echo = key_suffix(fault, ctx.key)
+        if kind == "auth":
+            return _error(401, "authentication_error", "invalid x-api-key" + echo)
+        if kind == "permission":
+            return _error(
+                403,
+                "permission_error",
+                "Your API key does not have permission to use the specified resource." + echo,
+            )
+        if kind == "region":
+            return _error(403, "permission_error", "Request not allowed" + echo)
+        if kind == "not_found":
+            return _error(404, "not_found_error", f"model: {ctx.model}{echo}")
+        if kind == "quota":
+            return self._quota(fault, echo)
+        if kind == "rate_limit":
+            wait = 1.0 if fault.retry_after is None else fault.retry_after
+            reset = rfc3339_in(wait)
+            headers = [
+                ("retry-after", retry_after_header(wait, fault.variant)),
+                ("anthropic-ratelimit-requests-limit", "50"),
+                ("anthropic-ratelimit-requests-remaining", "0"),
+                ("anthropic-ratelimit-requests-reset", reset),
+                ("anthropic-ratelimit-input-tokens-limit", "30000"),
+                ("anthropic-ratelimit-input-tokens-remaining", "30000"),
+                ("anthropic-ratelimit-input-tokens-reset", reset),
+            ]
+            return _error(
+                429,
+                "rate_limit_error",
+                "This request would exceed the rate limit for your organization (org-sim) of 50 "
+                "requests per minute. For details, refer to: "
+                "https://docs.claude.com/en/api/rate-limits. You can see the response headers "
+                "for current usage. Please reduce the prompt length or the maximum tokens "
+                f"requested, or try again later.{echo}",
+                headers,
+            )
+        if kind == "overloaded":
+            return _error(529, "overloaded_error", "Overloaded" + echo, _retry_after(fault))
+        if kind == "server":
+            status = fault.status or 500
+            if status == 502:
+                return bad_gateway()
+            if status == 504:
+                return _error(504, "timeout_error", "Request timed out" + echo, _retry_after(fault))
+            return _error(status, "api_error", "Internal server error" + echo, _retry_after(fault))
+        if kind == "context_length":
+            tokens = CONTEXT_WINDOW + max(ctx.input_tokens, 1)
+            return _error(
+                400,
+                "invalid_request_error",
+                f"prompt is too long: {tokens} tokens > {CONTEXT_WINDOW} maximum{echo}",
+            )
+        if kind == "openai_array_error":
+            return array_error(fault, ctx)
+        return _error(
+            fault.status or 400,
+            "invalid_request_error",
+            'messages: roles must alternate between "user" and "assistant", but found multiple '
+            f'"user" roles in a row{echo}',
+        )
+
+    def _quota(self, fault: Fault, echo: str) -> Rendered:
+        if fault.variant == "spend_limit":
+            return _error(
+                429,
+                "rate_limit_error",
+                "This request would exceed your account's monthly spend limit. "
+                "Please try again later." + echo,
+                details={"error_code": "enforced_spend_limit_reached"},
+            )
+        if fault.variant == "usage_limits":
+            first = (datetime.now(UTC).replace(day=1) + timedelta(days=32)).replace(day=1)
+            return _error(
+                400,
+                "invalid_request_error",
+                "You have reached your specified API usage limits. You will regain access on "
+                f"{first:%Y-%m-%d} at 00:00 UTC.{echo}",
+            )
+        return _error(
+            400,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+            "Billing to upgrade or purchase credits." + echo,
+        )
+
+    def missing_key(self) -> Rendered:
+        return _error(401, "authentication_error", "x-api-key header is required")
+
+    def invalid_key(self, key: str) -> Rendered:
+        return _error(401, "authentication_error", "invalid x-api-key")
+
+    def invalid_json(self) -> Rendered:
+        return _error(400, "invalid_request_error", "The request body is not valid JSON.")
+
+    def unknown_route(self, method: str, path: str) -> Rendered:
+        return _error(404, "not_found_error", "Not Found")
+
+    def model_not_found(self, model: str) -> Rendered:
+        return _error(404, "not_found_error", f"model: {model}")
+
+    # Answers -----------------------------------------------------------------------------
+    def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        return {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        }
+
+    def _message(self, ctx: Ctx, answer: Answer, *, start: bool) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if not start and answer.text and not answer.filtered:
+            content = [{"type": "text", "text": answer.text}]
+        return {
+            "id": "msg_" + ctx.request_id,
+            "type": "message",
+            "role": "assistant",
+            "model": ctx.model,
+            "content": content,
+            "stop_reason": None if start else _stop_reason(answer),
+            "stop_sequence": None,
+            "usage": self._usage(answer.input_tokens, 1 if start else answer.output_tokens),
+        }
+
+    def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
+        return self._message(ctx, answer, start=False)
+
+    def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        start = {"type": "message_start", "message": self._message(ctx, answer, start=True)}
+        block = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        return [
+            self.sse(start, "message_start"),
+            self.sse(block, "content_block_start"),
+            self.sse({"type": "ping"}, "ping"),
+        ]
+
+    def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": piece},
+        }
+        return self.sse(delta, "content_block_delta")
+
+    def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": None},
+            "usage": {"output_tokens": answer.output_tokens},
+        }
+        return [
+            self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            self.sse(delta, "message_delta"),
+            self.sse({"type": "message_stop"}, "message_stop"),
+        ]
+
+    def stream_error_event(self, ctx: Ctx) -> bytes | None:
+        body = {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+            "request_id": "req_" + ctx.request_id,
+        }
+        return self.sse(body, "error")
+
+    def malformed_event(self, ctx: Ctx) -> bytes:
+        return b'event: message_start\ndata: {"type": "message_start", "message": {"id": \n\n'
+
+    def malformed_body(self, ctx: Ctx) -> bytes:
+        return b'{"id": "msg_' + ctx.request_id.encode() + b'", "type": "message", "content": [{"ty'
+
+    # Model endpoints ---------------------------------------------------------------------
+    def models_list(self, models: Sequence[str]) -> dict[str, Any]:
+        data = [self.model_info(m) for m in models]
+        return {
+            "data": data,
+            "has_more": False,
+            "first_id": models[0] if models else None,
+            "last_id": models[-1] if models else None,
+        }
+
+    def model_info(self, model: str) -> dict[str, Any]:
+        return {
+            "type": "model",
+            "id": model,
+            "display_name": model,
+            "created_at": "2025-01-01T00:00:00Z",
+        }
+
+    def headers(self, ctx: Ctx | None) -> list[tuple[str, str]]:
+        rid = ctx.request_id if ctx is not None else "models"
+        return [("request-id", "req_" + rid), ("anthropic-organization-id", "org-sim")]
+
+
+def _stop_reason(answer: Answer) -> str:
+    return "refusal" if answer.filtered else "end_turn"
+
+
+def _retry_after(fault: Fault) -> list[tuple[str, str]]:
+    if fault.retry_after is None:
+        return []
+    return [("retry-after", retry_after_header(fault.retry_after, fault.variant))]

@@ -1,0 +1,330 @@
+"""Google Gemini (Generative Language API, v1beta) on the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rolecall.sim._common import (
+    Answer,
+    Ctx,
+    Dialect,
+    Route,
+    array_error,
+    bad_gateway,
+    json_response,
+    key_suffix,
+    seconds_text,
+    texts_of,
+)
+from rolecall.sim._http import HttpRequest, Rendered
+from rolecall.sim.faults import Fault
+
+__all__ = ["GoogleDialect"]
+
+CONTEXT_WINDOW = 1048576
+_VERSIONS = ("/v1beta/models", "/v1/models")
+_RPC = "type.googleapis.com/google.rpc."
+_QUOTA_METRIC = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+_EXHAUSTED = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
+)
+_SAFETY_RATINGS = [
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+]
+
+
+def _error(
+    code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
+) -> Rendered:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        error["details"] = details
+    return json_response(code, {"error": error}, content_type="application/json; charset=UTF-8")
+
+
+def _quota_failure(model: str, quota_id: str, value: str) -> dict[str, Any]:
+    return {
+        "@type": _RPC + "QuotaFailure",
+        "violations": [
+            {
+                "quotaMetric": _QUOTA_METRIC,
+                "quotaId": quota_id,
+                "quotaDimensions": {"location": "global", "model": model},
+                "quotaValue": value,
+            }
+        ],
+    }
+
+
+_HELP: dict[str, Any] = {
+    "@type": _RPC + "Help",
+    "links": [
+        {
+            "description": "Learn more about Gemini API quotas",
+            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+        }
+    ],
+}
+
+
+def _retry_info(seconds: float) -> dict[str, Any]:
+    return {"@type": _RPC + "RetryInfo", "retryDelay": seconds_text(seconds) + "s"}
+
+
+class GoogleDialect(Dialect):
+    name = "google"
+    sse_sep = b"\r\n\r\n"
+
+    def base_url(self, root: str) -> str:
+        return root
+
+    def route(self, method: str, path: str) -> Route | None:
+        prefix = next((p for p in _VERSIONS if path == p or path.startswith(p + "/")), None)
+        if prefix is None:
+            return None
+        rest = path[len(prefix) + 1 :]
+        if method == "GET":
+            if not rest:
+                return Route("models")
+            return Route("model", model=rest) if ":" not in rest else None
+        model, _, verb = rest.rpartition(":")
+        if method == "POST" and model and verb in ("generateContent", "streamGenerateContent"):
+            return Route("chat", model=model, stream=verb == "streamGenerateContent")
+        return None
+
+    def api_key(self, request: HttpRequest) -> str | None:
+        return request.headers.get("x-goog-api-key", "").strip() or request.query.get("key") or None
+
+    def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
+        if not isinstance(body.get("contents"), list) or not body["contents"]:
+            return _error(
+                400,
+                "INVALID_ARGUMENT",
+                "* GenerateContentRequest.contents: contents is not specified\n",
+            )
+        return None
+
+    def model_of(self, body: dict[str, Any], route: Route) -> str:
+        return route.model or ""
+
+    def is_stream(self, body: dict[str, Any], route: Route) -> bool:
+        return route.stream
+
+    def prompt_texts(self, body: dict[str, Any]) -> list[str]:
+        system = body.get("systemInstruction", body.get("system_instruction"))
+        texts = texts_of(system.get("parts")) if isinstance(system, dict) else []
+        contents = body.get("contents")
+        if isinstance(contents, list):
+            texts += [t for c in contents if isinstance(c, dict) for t in texts_of(c.get("parts"))]
+        return texts
+
+    def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        config = body.get("generationConfig", body.get("generation_config"))
+        if not isinstance(config, dict):
+            return None
+        for name in (
+            "responseJsonSchema",
+            "response_json_schema",
+            "responseSchema",
+            "response_schema",
+        ):
+            if isinstance(config.get(name), dict):
+                return dict(config[name])
+        mime = config.get("responseMimeType", config.get("response_mime_type"))
+        return {} if mime == "application/json" else None
+
+    # Errors ------------------------------------------------------------------------------
+    def error(self, fault: Fault, ctx: Ctx) -> Rendered:
+        kind, model = fault.kind, ctx.model
+        echo = key_suffix(fault, ctx.key)
+        if kind == "auth":
+            return self._invalid_key(echo)
+        if kind == "permission":
+            if fault.echo_key and ctx.key:
+                message = f"Permission denied: Consumer 'api_key:{ctx.key}' has been suspended."
+            else:
+                message = "The caller does not have permission"
+            return _error(403, "PERMISSION_DENIED", message)
+        if kind == "region":
+            return _error(
+                400, "FAILED_PRECONDITION", "User location is not supported for the API use." + echo
+            )
+        if kind == "not_found":
+            return self.model_not_found(model, echo)
+        if kind in ("quota", "rate_limit"):
+            per_day = kind == "quota"
+            quota_id = (
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+                if per_day
+                else "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+            )
+            details = [_quota_failure(model, quota_id, "250" if per_day else "10"), _HELP]
+            wait = (
+                fault.retry_after if fault.retry_after is not None else (None if per_day else 1.0)
+            )
+            message = _EXHAUSTED
+            if wait is not None:
+                details.append(_retry_info(wait))
+                message += f" Please retry in {seconds_text(wait)}s."
+            return _error(429, "RESOURCE_EXHAUSTED", message + echo, details)
+        if kind == "overloaded":
+            extra = [_retry_info(fault.retry_after)] if fault.retry_after is not None else None
+            return _error(
+                503, "UNAVAILABLE", "The model is overloaded. Please try again later." + echo, extra
+            )
+        if kind == "server":
+            status = fault.status or 500
+            if status == 502:
+                return bad_gateway()
+            if status == 503:
+                return _error(503, "UNAVAILABLE", "The service is currently unavailable." + echo)
+            if status == 504:
+                return _error(
+                    504,
+                    "DEADLINE_EXCEEDED",
+                    "Deadline expired before operation could complete." + echo,
+                )
+            return _error(
+                status,
+                "INTERNAL",
+                "An internal error has occurred. Please retry or report in "
+                "https://developers.generativeai.google/guide/troubleshooting" + echo,
+            )
+        if kind == "context_length":
+            tokens = CONTEXT_WINDOW + max(ctx.input_tokens, 1)
+            return _error(
+                400,
+                "INVALID_ARGUMENT",
+                f"The input token count ({tokens}) exceeds the maximum number of tokens allowed "
+                f"({CONTEXT_WINDOW}).{echo}",
+            )
+        if kind == "openai_array_error":
+            return array_error(fault, ctx)
+        message = (
+            "Invalid JSON payload received. Unknown name \"foo\" at 'generation_config': "
+            "Cannot find field."
+        )
+        violation = {"field": "generation_config", "description": message}
+        details = [{"@type": _RPC + "BadRequest", "fieldViolations": [violation]}]
+        return _error(fault.status or 400, "INVALID_ARGUMENT", message + echo, details)
+
+    def _invalid_key(self, echo: str = "") -> Rendered:
+        message = "API key not valid. Please pass a valid API key."
+        details: list[dict[str, Any]] = [
+            {
+                "@type": _RPC + "ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {"@type": _RPC + "LocalizedMessage", "locale": "en-US", "message": message},
+        ]
+        return _error(400, "INVALID_ARGUMENT", message + echo, details)
+
+    def missing_key(self) -> Rendered:
+        return _error(
+            403,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers (callers without established identity). "
+            "Please use API Key or other form of API consumer identity to call this API.",
+        )
+
+    def invalid_key(self, key: str) -> Rendered:
+        return self._invalid_key()
+
+    def invalid_json(self) -> Rendered:
+        return _error(
+            400,
+            "INVALID_ARGUMENT",
+            'Invalid JSON payload received. Unexpected token.\n{"contents": [\n ^',
+        )
+
+    def unknown_route(self, method: str, path: str) -> Rendered:
+        return _error(404, "NOT_FOUND", f"Method not found: {method} {path}")
+
+    def model_not_found(self, model: str, echo: str = "") -> Rendered:
+        return _error(
+            404,
+            "NOT_FOUND",
+            f"models/{model} is not found for API version v1beta, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            f"supported methods.{echo}",
+        )
+
+    # Answers -----------------------------------------------------------------------------
+    def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        usage: dict[str, Any] = {"promptTokenCount": input_tokens}
+        if output_tokens:  # Gemini leaves the field out when it is zero
+            usage["candidatesTokenCount"] = output_tokens
+        usage["totalTokenCount"] = input_tokens + output_tokens
+        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": input_tokens}]
+        return usage
+
+    def _body(
+        self, ctx: Ctx, candidate: dict[str, Any] | None, output_tokens: int, answer: Answer
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if candidate is not None:
+            body["candidates"] = [{**candidate, "index": 0}]
+        else:
+            body["promptFeedback"] = {"blockReason": "SAFETY", "safetyRatings": _SAFETY_RATINGS}
+        body["usageMetadata"] = self._usage(answer.input_tokens, output_tokens)
+        body["modelVersion"] = ctx.model
+        body["responseId"] = ctx.request_id
+        return body
+
+    def _final_candidate(self, answer: Answer, text: str) -> dict[str, Any] | None:
+        if answer.filtered:
+            if answer.variant == "prompt":
+                return None
+            reason = "PROHIBITED_CONTENT" if answer.variant == "prohibited" else "SAFETY"
+            return {"finishReason": reason, "safetyRatings": _SAFETY_RATINGS}
+        content: dict[str, Any] = {"role": "model"}
+        if answer.variant != "no_parts":
+            content["parts"] = [{"text": text}]
+        return {"content": content, "finishReason": "STOP"}
+
+    def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
+        candidate = self._final_candidate(answer, answer.text)
+        return self._body(ctx, candidate, answer.output_tokens, answer)
+
+    def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        return []
+
+    def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:
+        candidate = {"content": {"parts": [{"text": piece}], "role": "model"}}
+        return self.sse(self._body(ctx, candidate, sent + 1, answer))
+
+    def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        candidate = self._final_candidate(answer, "")
+        return [self.sse(self._body(ctx, candidate, answer.output_tokens, answer))]
+
+    def malformed_event(self, ctx: Ctx) -> bytes:
+        return b'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
+
+    def malformed_body(self, ctx: Ctx) -> bytes:
+        return b'{"candidates": [{"content": {"parts": [{"te'
+
+    # Model endpoints ---------------------------------------------------------------------
+    def models_list(self, models: Sequence[str]) -> dict[str, Any]:
+        return {"models": [self.model_info(m) for m in models]}
+
+    def model_info(self, model: str) -> dict[str, Any]:
+        return {
+            "name": f"models/{model}",
+            "version": "001",
+            "displayName": model,
+            "description": "A simulated model.",
+            "inputTokenLimit": CONTEXT_WINDOW,
+            "outputTokenLimit": 65536,
+            "supportedGenerationMethods": ["generateContent", "countTokens"],
+            "temperature": 1.0,
+            "topP": 0.95,
+            "topK": 64,
+            "maxTemperature": 2.0,
+        }

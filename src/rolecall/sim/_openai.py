@@ -1,0 +1,350 @@
+"""OpenAI chat completions on the wire (also what OpenAI-compatible servers speak)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rolecall.sim._common import (
+    Answer,
+    Ctx,
+    Dialect,
+    Route,
+    array_error,
+    bad_gateway,
+    go_duration,
+    json_response,
+    key_suffix,
+    retry_after_header,
+    texts_of,
+)
+from rolecall.sim._http import HttpRequest, Rendered
+from rolecall.sim.faults import Fault
+
+__all__ = ["OpenAIDialect"]
+
+CONTEXT_WINDOW = 128000
+
+
+def _error(
+    status: int,
+    message: str,
+    type_: str | None,
+    code: str | None,
+    param: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> Rendered:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return json_response(status, body, headers)
+
+
+def _shown_key(key: str) -> str:
+    """OpenAI prints short keys whole and masks the middle of long ones."""
+    return key if len(key) <= 10 else f"{key[:3]}{'*' * (len(key) - 7)}{key[-4:]}"
+
+
+class OpenAIDialect(Dialect):
+    name = "openai"
+
+    def base_url(self, root: str) -> str:
+        return root + "/v1"
+
+    def route(self, method: str, path: str) -> Route | None:
+        if method == "POST" and path == "/v1/chat/completions":
+            return Route("chat")
+        if method == "GET" and path == "/v1/models":
+            return Route("models")
+        if method == "GET" and path.startswith("/v1/models/"):
+            return Route("model", model=path[len("/v1/models/") :])
+        return None
+
+    def api_key(self, request: HttpRequest) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
+        if not body.get("model"):
+            return _error(400, "you must provide a model parameter", "invalid_request_error", None)
+        if not isinstance(body.get("messages"), list):
+            return _error(
+                400,
+                "Missing required parameter: 'messages'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "messages",
+            )
+        return None
+
+    def model_of(self, body: dict[str, Any], route: Route) -> str:
+        return str(body.get("model") or "")
+
+    def is_stream(self, body: dict[str, Any], route: Route) -> bool:
+        return body.get("stream") is True
+
+    def prompt_texts(self, body: dict[str, Any]) -> list[str]:
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return []
+        return [t for m in messages if isinstance(m, dict) for t in texts_of(m.get("content"))]
+
+    def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        fmt = body.get("response_format")
+        if not isinstance(fmt, dict):
+            return None
+        if fmt.get("type") == "json_schema":
+            spec = fmt.get("json_schema") or {}
+            return dict(spec.get("schema") or {}) if isinstance(spec, dict) else {}
+        return {} if fmt.get("type") == "json_object" else None
+
+    # Errors ------------------------------------------------------------------------------
+    def error(self, fault: Fault, ctx: Ctx) -> Rendered:
+        kind, key, model = fault.kind, ctx.key, ctx.model
+        echo = key_suffix(fault, key)
+        if kind == "auth":
+            shown = key if fault.echo_key and key else _shown_key(key or "")
+            return _error(
+                401,
+                f"Incorrect API key provided: {shown}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        if kind == "permission":
+            return _error(
+                403,
+                f"Project `proj_sim` does not have access to model `{model}`{echo}",
+                "invalid_request_error",
+                None,
+            )
+        if kind == "region":
+            return _error(
+                403,
+                "Country, region, or territory not supported" + echo,
+                "request_forbidden",
+                "unsupported_country_region_territory",
+            )
+        if kind == "not_found":
+            return _error(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.{echo}",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        if kind == "quota":
+            return _error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details. "
+                "For more information on this error, read the docs: "
+                f"https://platform.openai.com/docs/guides/error-codes/api-errors.{echo}",
+                "insufficient_quota",
+                "insufficient_quota",
+            )
+        if kind == "rate_limit":
+            wait = 1.0 if fault.retry_after is None else fault.retry_after
+            headers = [
+                ("retry-after", retry_after_header(wait, fault.variant)),
+                ("retry-after-ms", str(math.ceil(wait * 1000))),
+                ("x-ratelimit-limit-requests", "60"),
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", go_duration(wait)),
+                ("x-ratelimit-limit-tokens", "150000"),
+                ("x-ratelimit-remaining-tokens", "149990"),
+                ("x-ratelimit-reset-tokens", "4ms"),
+            ]
+            return _error(
+                429,
+                f"Rate limit reached for {model} in organization org-sim on requests per min "
+                f"(RPM): Limit 60, Used 60, Requested 1. Please try again in {go_duration(wait)}. "
+                f"Visit https://platform.openai.com/account/rate-limits to learn more.{echo}",
+                "requests",
+                "rate_limit_exceeded",
+                headers=headers,
+            )
+        if kind == "overloaded":
+            return _error(
+                503,
+                "The server is overloaded or not ready yet." + echo,
+                "server_error",
+                None,
+                headers=_retry_after(fault),
+            )
+        if kind == "server":
+            status = fault.status or 500
+            if status == 502:
+                return bad_gateway()
+            message = (
+                "Gateway timeout."
+                if status == 504
+                else ("The server had an error while processing your request. Sorry about that!")
+            )
+            return _error(status, message + echo, "server_error", None, headers=_retry_after(fault))
+        if kind == "context_length":
+            tokens = CONTEXT_WINDOW + max(ctx.input_tokens, 1)
+            if fault.variant == "llama.cpp":
+                body = {
+                    "error": {
+                        "code": 400,
+                        "message": "the request exceeds the available context size, "
+                        "try increasing it" + echo,
+                        "type": "exceed_context_size_error",
+                        "n_prompt_tokens": tokens,
+                        "n_ctx": CONTEXT_WINDOW,
+                    }
+                }
+                return json_response(400, body)
+            return _error(
+                400,
+                f"This model's maximum context length is {CONTEXT_WINDOW} tokens. However, your "
+                f"messages resulted in {tokens} tokens. Please reduce the length of the "
+                f"messages.{echo}",
+                "invalid_request_error",
+                "context_length_exceeded",
+                "messages",
+            )
+        if kind == "openai_array_error":
+            return array_error(fault, ctx)
+        # bad_request, and anything else that reaches here
+        return _error(
+            fault.status or 400,
+            "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+            f"message with 'tool_calls'.{echo}",
+            "invalid_request_error",
+            None,
+            "messages.[1].role",
+        )
+
+    def missing_key(self) -> Rendered:
+        return _error(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization "
+            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password "
+            "field (with blank username) if you're accessing the API from your browser and are "
+            "prompted for a username and password. You can obtain an API key from "
+            "https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            None,
+        )
+
+    def invalid_key(self, key: str) -> Rendered:
+        return self.error(
+            Fault("auth"), Ctx(model="", key=key, stream=False, body={}, input_tokens=0)
+        )
+
+    def invalid_json(self) -> Rendered:
+        return _error(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but "
+            "what was sent was not valid JSON.)",
+            "invalid_request_error",
+            None,
+        )
+
+    def unknown_route(self, method: str, path: str) -> Rendered:
+        return _error(404, f"Invalid URL ({method} {path})", "invalid_request_error", None)
+
+    # Answers -----------------------------------------------------------------------------
+    def _usage(self, answer: Answer) -> dict[str, Any]:
+        return {
+            "prompt_tokens": answer.input_tokens,
+            "completion_tokens": answer.output_tokens,
+            "total_tokens": answer.input_tokens + answer.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _envelope(self, ctx: Ctx, kind: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-" + ctx.request_id,
+            "object": kind,
+            "created": ctx.created,
+            "model": ctx.model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_sim",
+        }
+
+    def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
+        body = self._envelope(ctx, "chat.completion")
+        content: str | None = None if answer.filtered else answer.text
+        choice = {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": content,
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": None,
+            "finish_reason": "content_filter" if answer.filtered else "stop",
+        }
+        body["choices"] = [] if answer.variant == "no_choices" else [choice]
+        body["usage"] = self._usage(answer)
+        return body
+
+    def _chunk(self, ctx: Ctx, delta: dict[str, Any], finish: str | None) -> bytes:
+        body = self._envelope(ctx, "chat.completion.chunk")
+        body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        if _include_usage(ctx):
+            body["usage"] = None
+        return self.sse(body)
+
+    def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        return [self._chunk(ctx, {"role": "assistant", "content": "", "refusal": None}, None)]
+
+    def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:
+        return self._chunk(ctx, {"content": piece}, None)
+
+    def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        out = [self._chunk(ctx, {}, "content_filter" if answer.filtered else "stop")]
+        if _include_usage(ctx):
+            body = self._envelope(ctx, "chat.completion.chunk")
+            body["choices"] = []
+            body["usage"] = self._usage(answer)
+            out.append(self.sse(body))
+        out.append(b"data: [DONE]\n\n")
+        return out
+
+    def malformed_event(self, ctx: Ctx) -> bytes:
+        return b'data: {"id": "chatcmpl-' + ctx.request_id.encode() + b'", "choices": [{"delta"\n\n'
+
+    # Model endpoints ---------------------------------------------------------------------
+    def models_list(self, models: Sequence[str]) -> dict[str, Any]:
+        return {"object": "list", "data": [self.model_info(m) for m in models]}
+
+    def model_info(self, model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": 1686935002, "owned_by": "system"}
+
+    def model_not_found(self, model: str) -> Rendered:
+        return _error(
+            404,
+            f"The model '{model}' does not exist",
+            "invalid_request_error",
+            "model_not_found",
+            "model",
+        )
+
+    def headers(self, ctx: Ctx | None) -> list[tuple[str, str]]:
+        rid = ctx.request_id if ctx is not None else "models"
+        return [
+            ("x-request-id", "req_" + rid),
+            ("openai-version", "2020-10-01"),
+            ("openai-organization", "org-sim"),
+            ("openai-processing-ms", "1"),
+        ]
+
+
+def _include_usage(ctx: Ctx) -> bool:
+    options = ctx.body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _retry_after(fault: Fault) -> list[tuple[str, str]]:
+    if fault.retry_after is None:
+        return []
+    return [("retry-after", retry_after_header(fault.retry_after, fault.variant))]

@@ -1,0 +1,94 @@
+"""Shared constants and SDK clients for the sim tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rolecall.sim import SimServer
+
+KEY = "test-key"
+PROMPT = "Say hello to the sim please"  # 6 words: the sim counts 6 input tokens
+REPLY = "Hello from the sim."  # 4 words: 4 output tokens
+MESSAGES: list[Any] = [{"role": "user", "content": PROMPT}]
+
+
+_clients: dict[tuple[str, str, str, float], Any] = {}
+
+
+def _cached(kind: str, server: SimServer, key: str, timeout: float, make: Callable[[], Any]) -> Any:
+    """SDK clients are slow to build; reuse one per server, key and timeout."""
+    slot = (kind, server.base_url, key, timeout)
+    if slot not in _clients:
+        _clients[slot] = make()
+    return _clients[slot]
+
+
+def openai_client(server: SimServer, key: str = KEY, timeout: float = 5.0) -> Any:
+    import openai
+
+    return _cached(
+        "openai",
+        server,
+        key,
+        timeout,
+        lambda: openai.OpenAI(
+            base_url=server.base_url, api_key=key, max_retries=0, timeout=timeout
+        ),
+    )
+
+
+def anthropic_client(server: SimServer, key: str = KEY, timeout: float = 5.0) -> Any:
+    import anthropic
+
+    return _cached(
+        "anthropic",
+        server,
+        key,
+        timeout,
+        lambda: anthropic.Anthropic(
+            base_url=server.base_url, api_key=key, max_retries=0, timeout=timeout
+        ),
+    )
+
+
+def google_client(server: SimServer, key: str = KEY, timeout: float = 5.0) -> Any:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=server.base_url, timeout=int(timeout * 1000))
+    return _cached(
+        "google", server, key, timeout, lambda: genai.Client(api_key=key, http_options=options)
+    )
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What google-genai lets through on a dropped or silent connection (httpx or httpx2)."""
+    import httpx
+
+    errors: list[type[BaseException]] = [httpx.TransportError]
+    try:
+        import httpx2
+
+        errors.append(httpx2.TransportError)
+    except ImportError:  # pragma: no cover - depends on the google-genai version
+        pass
+    return tuple(errors)
+
+
+def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
+    """(event name, data) pairs of a server-sent event stream."""
+    events: list[tuple[str | None, str]] = []
+    text = raw.decode().replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        name: str | None = None
+        data: list[str] = []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data.append(line[len("data: ") :])
+        events.append((name, "\n".join(data)))
+    return events

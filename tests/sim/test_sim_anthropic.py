@@ -1,0 +1,258 @@
+"""The Anthropic sim, driven by the official anthropic SDK: answers, streams and every fault."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+from sim_helpers import KEY, MESSAGES, REPLY, anthropic_client, sse_events
+
+from rolecall.sim import Fault, SimServer
+
+
+def _create(client: Any, **extra: Any) -> Any:
+    return client.messages.create(model="sim-model", max_tokens=64, messages=MESSAGES, **extra)
+
+
+def test_answer_has_text_usage_and_model(anthropic_sim: SimServer) -> None:
+    reply = _create(anthropic_client(anthropic_sim), system="Be brief now")
+
+    assert [block.text for block in reply.content] == [REPLY]
+    assert reply.stop_reason == "end_turn"
+    assert reply.model == "sim-model"
+    # the system prompt is a top-level field and counts as input
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (9, 4)
+
+
+def test_sdk_stream_text_and_final_usage(anthropic_sim: SimServer) -> None:
+    client = anthropic_client(anthropic_sim)
+    with client.messages.stream(model="sim-model", max_tokens=64, messages=MESSAGES) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == REPLY
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (6, 4)
+    assert final.stop_reason == "end_turn"
+
+
+def test_stream_wire_format_has_named_events_in_order(anthropic_sim: SimServer) -> None:
+    response = httpx.post(
+        f"{anthropic_sim.base_url}/v1/messages",
+        json={"model": "sim-model", "max_tokens": 64, "messages": MESSAGES, "stream": True},
+        headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+    )
+    events = sse_events(response.content)
+    names = [name for name, _ in events]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[3:-3] == ["content_block_delta"] * 4
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    data = [json.loads(d) for _, d in events]
+    assert all(d["type"] == name for d, name in zip(data, names, strict=True))
+    assert data[0]["message"]["usage"]["input_tokens"] == 6
+    assert data[-2]["usage"]["output_tokens"] == 4
+    assert data[-2]["delta"]["stop_reason"] == "end_turn"
+    assert data[3]["delta"] == {"type": "text_delta", "text": "Hello"}
+
+
+def test_bearer_auth_is_accepted_and_models_listed(anthropic_sim: SimServer) -> None:
+    headers = {"authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"}
+    response = httpx.get(f"{anthropic_sim.base_url}/v1/models", headers=headers)
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["data"]] == ["sim-model"]
+    listed = anthropic_client(anthropic_sim).models.list()
+    assert [m.id for m in listed.data] == ["sim-model"]
+    assert anthropic_sim.model_calls == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        ({"x-api-key": KEY}, {"model": "sim-model", "max_tokens": 5, "messages": MESSAGES},
+         "anthropic-version: header is required"),
+        ({"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+         {"model": "sim-model", "messages": MESSAGES}, "max_tokens: Field required"),
+        ({"anthropic-version": "2023-06-01"},
+         {"model": "sim-model", "max_tokens": 5, "messages": MESSAGES},
+         "x-api-key header is required"),
+    ],
+    ids=["no-version", "no-max-tokens", "no-key"],
+)  # fmt: skip
+def test_required_headers_and_fields(
+    anthropic_sim: SimServer, headers: dict[str, str], body: dict[str, Any], message: str
+) -> None:
+    response = httpx.post(f"{anthropic_sim.base_url}/v1/messages", json=body, headers=headers)
+    assert response.status_code in (400, 401)
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["message"] == message
+
+
+def test_unknown_model_is_404_not_found_error(anthropic_sim: SimServer) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        anthropic_client(anthropic_sim).messages.create(
+            model="claude-9", max_tokens=5, messages=MESSAGES
+        )
+    assert caught.value.body["error"] == {"type": "not_found_error", "message": "model: claude-9"}
+
+
+ERRORS: list[tuple[Fault, type[anthropic.APIStatusError], int, str, str]] = [
+    (Fault("auth"), anthropic.AuthenticationError, 401, "authentication_error", "x-api-key"),
+    (Fault("permission"), anthropic.PermissionDeniedError, 403, "permission_error", "permission"),
+    (Fault("not_found"), anthropic.NotFoundError, 404, "not_found_error", "sim-model"),
+    (Fault("quota"), anthropic.BadRequestError, 400, "invalid_request_error", "credit balance"),
+    (
+        Fault("quota", variant="spend_limit"),
+        anthropic.RateLimitError,
+        429,
+        "rate_limit_error",
+        "spend limit",
+    ),
+    (Fault("rate_limit"), anthropic.RateLimitError, 429, "rate_limit_error", "rate limit"),
+    (Fault("overloaded"), anthropic.OverloadedError, 529, "overloaded_error", "Overloaded"),
+    (Fault("server"), anthropic.InternalServerError, 500, "api_error", "Internal"),
+    (Fault("server", status=504), anthropic.InternalServerError, 504, "timeout_error", "timed"),
+    (
+        Fault("context_length"),
+        anthropic.BadRequestError,
+        400,
+        "invalid_request_error",
+        "prompt is too long",
+    ),
+    (Fault("bad_request"), anthropic.BadRequestError, 400, "invalid_request_error", "roles"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize(
+    ("fault", "error", "status", "type_", "text"),
+    ERRORS,
+    ids=[f"{f.kind}-{f.variant or f.status or ''}" for f, *_ in ERRORS],
+)
+def test_error_faults_raise_the_sdk_error(
+    anthropic_sim: SimServer,
+    fault: Fault,
+    error: type[anthropic.APIStatusError],
+    status: int,
+    type_: str,
+    text: str,
+    stream: bool,
+) -> None:
+    anthropic_sim.script(fault)
+    with pytest.raises(error) as caught:
+        result = _create(anthropic_client(anthropic_sim), stream=stream)
+        list(result) if stream else None
+    assert caught.value.status_code == status
+    assert caught.value.body["type"] == "error"
+    assert caught.value.body["error"]["type"] == type_
+    assert text in caught.value.body["error"]["message"]
+
+
+def test_spend_limit_maps_to_the_sdk_specific_class(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("quota", variant="spend_limit"))
+    with pytest.raises(anthropic.EnforcedSpendLimitReachedError):
+        _create(anthropic_client(anthropic_sim))
+
+
+def test_context_length_message_shape(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("context_length"))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        _create(anthropic_client(anthropic_sim))
+    message = caught.value.body["error"]["message"]
+    match = re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", message)
+    assert match is not None
+    assert int(match[1]) > int(match[2]) == 200000
+
+
+def test_rate_limit_headers(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("rate_limit", retry_after=12))
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        _create(anthropic_client(anthropic_sim))
+    headers = caught.value.response.headers
+    assert headers["retry-after"] == "12"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "0"
+    reset = datetime.fromisoformat(headers["anthropic-ratelimit-requests-reset"])
+    assert reset.tzinfo is not None
+    assert 10 <= reset.timestamp() - time.time() <= 13
+
+
+def test_overloaded_sends_retry_after_only_when_asked(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("overloaded"), Fault("overloaded", retry_after=3))
+    client = anthropic_client(anthropic_sim)
+    with pytest.raises(anthropic.OverloadedError) as plain:
+        _create(client)
+    assert "retry-after" not in plain.value.response.headers
+    with pytest.raises(anthropic.OverloadedError) as hinted:
+        _create(client)
+    assert hinted.value.response.headers["retry-after"] == "3"
+
+
+def test_error_event_after_200_surfaces_in_the_sdk_stream(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("stream_error", after_chunks=2))
+    client = anthropic_client(anthropic_sim)
+    received: list[str] = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        client.messages.stream(model="sim-model", max_tokens=64, messages=MESSAGES) as stream,
+    ):
+        for text in stream.text_stream:
+            received.append(text)
+    assert "".join(received) == "Hello from"
+    assert caught.value.body["error"]["type"] == "overloaded_error"
+
+
+def test_stream_error_on_a_plain_request_is_529(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("stream_error"))
+    with pytest.raises(anthropic.OverloadedError):
+        _create(anthropic_client(anthropic_sim))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_refusal_stop_reason(anthropic_sim: SimServer, stream: bool) -> None:
+    anthropic_sim.script(Fault("content_filter"))
+    client = anthropic_client(anthropic_sim)
+    if stream:
+        with client.messages.stream(model="sim-model", max_tokens=64, messages=MESSAGES) as s:
+            assert "".join(s.text_stream) == ""
+            final = s.get_final_message()
+    else:
+        final = _create(client)
+    assert final.stop_reason == "refusal"
+
+
+def test_empty_and_malformed_answers(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("empty"), Fault("malformed"))
+    client = anthropic_client(anthropic_sim)
+    empty = _create(client)
+    assert empty.content == [] and empty.stop_reason == "end_turn"
+    with pytest.raises(ValueError):
+        _create(client)
+
+
+def test_reset_and_timeout_are_connection_errors(anthropic_sim: SimServer) -> None:
+    anthropic_sim.script(Fault("reset"), Fault("timeout"))
+    client = anthropic_client(anthropic_sim, timeout=0.3)
+    with pytest.raises(anthropic.APIConnectionError) as reset:
+        _create(client)
+    assert not isinstance(reset.value, anthropic.APITimeoutError)
+    with pytest.raises(anthropic.APITimeoutError):
+        _create(client)
+    assert _create(client).content[0].text == REPLY
+
+
+def test_structured_output_default_reply_is_json(anthropic_sim: SimServer) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    response = httpx.post(
+        f"{anthropic_sim.base_url}/v1/messages",
+        json={
+            "model": "sim-model",
+            "max_tokens": 64,
+            "messages": MESSAGES,
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        },
+        headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+    )
+    assert json.loads(response.json()["content"][0]["text"]) == {"ok": False}

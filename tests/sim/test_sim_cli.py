@@ -1,0 +1,117 @@
+"""``rolecall sim``: start, print URLs and a config snippet, take faults, stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import yaml
+from sim_helpers import KEY, MESSAGES
+
+from rolecall.cli import main
+from rolecall.config.schema import RolecallConfig
+from rolecall.sim import SimServer
+
+
+def _read_banner(proc: subprocess.Popen[str]) -> str:
+    """stdout up to and including the 'Queue faults' line."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Queue faults:"):
+            return "".join(lines)
+    proc.kill()
+    raise AssertionError(f"no banner from rolecall sim; got {''.join(lines)!r}")
+
+
+def test_sim_command_serves_until_ctrl_c() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "sim", "--protocol", "all", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        banner = _read_banner(proc)
+        urls = dict(re.findall(r"^\s+(openai|anthropic|google)\s+(http://\S+)$", banner, re.M))
+        assert set(urls) == {"openai", "anthropic", "google"}
+        assert urls["openai"].endswith("/v1")
+
+        snippet = banner.split("Paste into rolecall.yaml:")[1].split("Queue faults:")[0]
+        config = RolecallConfig.model_validate(yaml.safe_load(snippet))
+        assert config.providers["sim-google"].base_url == urls["google"]
+
+        chat = {"model": "sim-model", "messages": MESSAGES}
+        headers = {"authorization": f"Bearer {KEY}"}
+        with httpx.Client(timeout=5) as client:
+            ok = client.post(f"{urls['openai']}/chat/completions", json=chat, headers=headers)
+            assert ok.json()["choices"][0]["message"]["content"] == "Hello from the sim."
+
+            assert main(["sim", "script", "--url", urls["openai"], "rate_limit:retry_after=4"]) == 0
+            limited = client.post(f"{urls['openai']}/chat/completions", json=chat, headers=headers)
+            assert limited.status_code == 429 and limited.headers["retry-after"] == "4"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
+    assert "Traceback" not in stderr
+    assert "sim stopped" in stderr
+    assert "POST /v1/chat/completions -> 429" in stderr  # each request is logged
+
+
+def test_script_stats_and_clear_against_a_running_sim(capsys: pytest.CaptureFixture[str]) -> None:
+    with SimServer("google") as server:
+        assert main(["sim", "script", "--url", server.base_url, "overloaded", "reset"]) == 0
+        assert server.pending == 2
+        assert main(["sim", "script", "--always", "--url", server.base_url, "auth"]) == 0
+        assert main(["sim", "stats", "--url", server.root_url]) == 0
+        assert '"sticky": [{"kind": "auth"}]' in capsys.readouterr().out
+        assert main(["sim", "clear", "--url", server.root_url]) == 0
+        assert server.pending == 0
+
+
+def test_script_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    assert main(["sim", "script", "--url", f"http://127.0.0.1:{free_port}", "ok"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach a sim") and err.count("\n") == 1
+
+    with SimServer("openai") as server:
+        assert main(["sim", "script", "--url", server.root_url, "explode"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown fault kind 'explode'" in err and "Traceback" not in err
+
+
+def test_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["sim", "--protocol", "openai", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port 0" in err
+
+
+def test_bad_fault_option_on_start(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--fault", "rate_limit:retry_after=soon"]) == 2
+    assert "not a valid float" in capsys.readouterr().err
