@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,6 +101,9 @@ class AnthropicDialect(Dialect):
         return texts
 
     def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        tool = _forced_tool(body)
+        if tool is not None:
+            return dict(tool.get("input_schema") or {})
         config = body.get("output_config")
         fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
         if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
@@ -222,8 +226,20 @@ class AnthropicDialect(Dialect):
 
     def _message(self, ctx: Ctx, answer: Answer, *, start: bool) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
+        tool = _forced_tool(ctx.body)
         if not start and answer.text and not answer.filtered:
             content = [{"type": "text", "text": answer.text}]
+            tool_input = _as_json(answer.text) if tool is not None and not ctx.stream else None
+            if tool is not None and tool_input is not None:
+                # Structured output through a forced tool: the answer is the tool's input.
+                content = [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_" + ctx.request_id,
+                        "name": tool.get("name"),
+                        "input": tool_input,
+                    }
+                ]
         return {
             "id": "msg_" + ctx.request_id,
             "type": "message",
@@ -316,3 +332,24 @@ def _retry_after(fault: Fault) -> list[tuple[str, str]]:
     if fault.retry_after is None:
         return []
     return [("retry-after", retry_after_header(fault.retry_after, fault.variant))]
+
+
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool a request forces with tool_choice {type: tool}, if any."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools")
+    if not (isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(tools, list)):
+        return None
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("name") == choice.get("name"):
+            return tool
+    return None
+
+
+def _as_json(text: str) -> dict[str, Any] | None:
+    """The answer as a tool input; None (answer as text) when it is not a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
