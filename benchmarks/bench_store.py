@@ -1,0 +1,200 @@
+"""Metrics store benchmark: query time at millions of recorded calls, recording cost per call.
+
+Bulk-loads N synthetic attempt events (providers x roles x 30 days, with faults, retries
+and hand-overs) through ``MetricsStore.record`` -- raw rows plus rollups, in the same
+transactions as in production -- then times every ``metrics`` grouping and filter,
+trends, advice and the runs list (median of --repeat runs; target 100 ms, limit 2 s).
+Finally it times recording through the :class:`~rolecall.recorder.Recorder`: the
+caller's cost of ``emit`` and the amortized cost of emit + background flush to SQLite
+and the JSONL run log.
+
+    python benchmarks/bench_store.py --calls 1000000
+    python benchmarks/bench_store.py --calls 10000000 --postgres postgresql://u:p@127.0.0.1/db
+
+Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rolecall.config.schema import MetricsConfig
+from rolecall.events import AttemptEvent
+from rolecall.recorder import Recorder
+from rolecall.store import MetricsStore, open_store
+from rolecall.store.synthetic import synthetic_attempts
+
+END = 1_767_225_600.0  # the synthetic history ends 2026-01-01T00:00:00Z
+TARGET_S = 0.100
+LIMIT_S = 2.0
+
+
+def load(store: MetricsStore, calls: int, batch: int) -> float:
+    """Record ``calls`` synthetic attempts; returns seconds spent inside ``record``."""
+    events = synthetic_attempts(calls, end=END, days=30)
+    spent = 0.0
+    done = 0
+    shown = time.monotonic()
+    while True:
+        chunk = list(itertools.islice(events, batch))
+        if not chunk:
+            break
+        started = time.perf_counter()
+        store.record(chunk)
+        spent += time.perf_counter() - started
+        done += len(chunk)
+        if time.monotonic() - shown > 10:
+            shown = time.monotonic()
+            print(f"  loaded {done:,} / {calls:,} ({done / spent:,.0f} calls/s)", flush=True)
+    return spent
+
+
+def queries(store: MetricsStore) -> list[tuple[str, Callable[[], Any]]]:
+    week, day = END - 7 * 86400, END - 86400
+    return [
+        ("metrics by provider,role", lambda: store.metrics()),
+        ("metrics by provider", lambda: store.metrics(group_by=("provider",))),
+        ("metrics by role", lambda: store.metrics(group_by=("role",))),
+        ("metrics by model", lambda: store.metrics(group_by=("model",))),
+        ("metrics by provider,role,model", lambda: store.metrics(group_by=_ALL)),
+        ("metrics, no grouping", lambda: store.metrics(group_by=())),
+        ("metrics --since 7d", lambda: store.metrics(since=week - 1800)),
+        ("metrics --since 24h", lambda: store.metrics(since=day - 1800)),
+        ("metrics --since 7d --until 1d", lambda: store.metrics(since=week - 1800, until=day)),
+        ("metrics --provider gpt", lambda: store.metrics(provider="gpt")),
+        ("metrics --role coder", lambda: store.metrics(role="coder")),
+        (
+            "metrics --provider --role --since 7d",
+            lambda: store.metrics(since=week - 1800, provider="gpt", role="coder"),
+        ),
+        ("trend --bucket day (30 days)", lambda: store.trend("day", since=END - 30 * 86400)),
+        ("trend --bucket hour (48 h)", lambda: store.trend("hour", since=END - 48 * 3600)),
+        ("trend --bucket hour (all 720 h)", lambda: store.trend("hour")),
+        ("advise", lambda: store.advise()),
+        ("runs list", lambda: store.runs(20)),
+    ]
+
+
+_ALL = ("provider", "role", "model")
+
+
+def time_queries(store: MetricsStore, repeat: int) -> list[tuple[str, float, float, int]]:
+    results = []
+    for name, query in queries(store):
+        times = []
+        rows = 0
+        for _ in range(repeat):
+            started = time.perf_counter()
+            rows = len(query())
+            times.append(time.perf_counter() - started)
+        results.append((name, statistics.median(times), max(times), rows))
+    return results
+
+
+def time_recorder(calls: int, workdir: Path) -> tuple[float, float]:
+    """(emit seconds per call, emit + flush + close seconds per call)."""
+    config = MetricsConfig(
+        url=f"sqlite:///{workdir / 'recorder.db'}", runs_dir=str(workdir / "runs")
+    )
+    events: list[AttemptEvent] = list(synthetic_attempts(calls, end=time.time(), days=1))
+    recorder = Recorder(config, install_signal_handlers=False)
+    started = time.perf_counter()
+    emit = recorder.emit
+    for event in events:
+        emit(event)
+    emitted = time.perf_counter()
+    recorder.close()
+    finished = time.perf_counter()
+    return (emitted - started) / calls, (finished - started) / calls
+
+
+def report(
+    label: str, calls: int, load_s: float | None, rows: list[tuple[str, float, float, int]]
+) -> None:
+    print()
+    if load_s is not None:
+        print(f"{label}: loaded {calls:,} calls in {load_s:.1f} s ({calls / load_s:,.0f} calls/s)")
+    else:
+        print(f"{label}: {calls:,} calls (reused)")
+    print(f"{'query':40} {'median':>10} {'max':>10} {'rows':>6}  verdict")
+    for name, median, worst, count in rows:
+        verdict = "ok" if median <= TARGET_S else ("slow" if median <= LIMIT_S else "OVER LIMIT")
+        print(f"{name:40} {median * 1000:8.1f}ms {worst * 1000:8.1f}ms {count:6d}  {verdict}")
+
+
+def machine_reference() -> float:
+    """Seconds for a fixed pure-Python loop: compare figures across machines and load."""
+    started = time.perf_counter()
+    total = 0
+    for value in range(3_000_000):
+        total += value
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--calls", type=int, default=10_000_000, help="calls to load (0: recorder only)"
+    )
+    parser.add_argument("--batch", type=int, default=50_000, help="calls per record() batch")
+    parser.add_argument("--repeat", type=int, default=7, help="runs per query (median)")
+    parser.add_argument("--db", type=Path, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true", help="query an already loaded --db")
+    parser.add_argument("--postgres", metavar="URL", help="also benchmark this PostgreSQL URL")
+    parser.add_argument(
+        "--recorder-calls", type=int, default=200_000, help="calls emitted through the Recorder"
+    )
+    args = parser.parse_args(argv)
+
+    print(f"machine reference: 3M-iteration Python loop in {machine_reference():.3f} s")
+    with tempfile.TemporaryDirectory(prefix="rolecall-bench-") as tmp:
+        workdir = Path(tmp)
+        db = args.db or workdir / "bench.db"
+        if args.db and not args.reuse and db.exists():
+            print(f"{db} exists: pass --reuse to query it, or remove it", file=sys.stderr)
+            return 2
+        if args.calls > 0 or args.reuse:
+            print(f"SQLite {db}", flush=True)
+            store = open_store(f"sqlite:///{db.resolve()}")
+            load_s = None if args.reuse else load(store, args.calls, args.batch)
+            report("SQLite", args.calls, load_s, time_queries(store, args.repeat))
+            store.close()
+
+        if args.postgres and (args.calls > 0 or args.reuse):
+            print("\nPostgreSQL (schema rolecall_bench)", flush=True)
+            pg_url = _bench_schema(args.postgres, keep=args.reuse)
+            store = open_store(pg_url)
+            load_s = None if args.reuse else load(store, args.calls, args.batch)
+            report("PostgreSQL", args.calls, load_s, time_queries(store, args.repeat))
+            store.close()
+
+        emit_s, total_s = time_recorder(args.recorder_calls, workdir)
+        print()
+        print(f"Recorder, {args.recorder_calls:,} calls into SQLite + JSONL run log:")
+        print(f"  emit (caller's cost)          {emit_s * 1e6:8.2f} us per call")
+        print(f"  emit + flush + close          {total_s * 1e6:8.2f} us per call (target 20 us)")
+    print(f"machine reference: 3M-iteration Python loop in {machine_reference():.3f} s")
+    return 0
+
+
+def _bench_schema(url: str, keep: bool) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not keep:
+            conn.execute("DROP SCHEMA IF EXISTS rolecall_bench CASCADE")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS rolecall_bench")
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options=-csearch_path%3Drolecall_bench"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

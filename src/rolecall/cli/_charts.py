@@ -1,0 +1,116 @@
+"""Charts for ``metrics trend``: unicode sparklines in the terminal, PNG via matplotlib."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rolecall.store.rows import MetricsRow, TrendRow
+
+_BARS = "▁▂▃▄▅▆▇█"
+_MAX_COLUMNS = 120
+_TITLES = {
+    "requests": "requests",
+    "success_rate": "success rate",
+    "p50": "p50 latency (ms)",
+    "p95": "p95 latency (ms)",
+    "cost": "cost (USD)",
+}
+
+
+def metric_value(row: MetricsRow, metric: str) -> float | None:
+    if metric == "requests":
+        return float(row.requests)
+    if metric == "success_rate":
+        return row.success_rate
+    if metric == "p50":
+        return row.latency_p50_ms
+    if metric == "p95":
+        return row.latency_p95_ms
+    return row.cost_usd
+
+
+def _label(row: MetricsRow) -> str:
+    parts = [part for part in (row.provider, row.role, row.model) if part is not None]
+    return "/".join(parts) or "all"
+
+
+def _series(
+    rows: Sequence[TrendRow], metric: str, step: int
+) -> tuple[list[int], dict[str, list[float | None]]]:
+    first = min(int(r.bucket_start) for r in rows)
+    last = max(int(r.bucket_start) for r in rows)
+    buckets = list(range(first, last + step, step))[-_MAX_COLUMNS:]
+    index = {start: pos for pos, start in enumerate(buckets)}
+    series: dict[str, list[float | None]] = {}
+    for row in rows:
+        values = series.setdefault(_label(row.metrics), [None] * len(buckets))
+        pos = index.get(int(row.bucket_start))
+        if pos is not None:
+            values[pos] = metric_value(row.metrics, metric)
+    return buckets, series
+
+
+def _shown(value: float, metric: str) -> str:
+    if metric == "success_rate":
+        return f"{value * 100:.0f}%"
+    if metric == "cost":
+        return f"${value:.4f}"
+    return f"{value:.0f}"
+
+
+def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
+    """One sparkline per group over the buckets (blank: no calls), with its range."""
+    step = 3600 if bucket == "hour" else 86400
+    buckets, series = _series(rows, metric, step)
+    known = [v for values in series.values() for v in values if v is not None]
+    low, high = (min(known), max(known)) if known else (0.0, 0.0)
+    span = high - low
+    fmt = "%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
+    start = datetime.fromtimestamp(buckets[0], UTC).strftime(fmt)
+    end = datetime.fromtimestamp(buckets[-1], UTC).strftime(fmt)
+    width = max(len(name) for name in series)
+    lines = [f"{_TITLES[metric]} per {bucket}, {start} .. {end} UTC"]
+    for name in sorted(series):
+        values = series[name]
+        cells = []
+        for value in values:
+            if value is None:
+                cells.append(" ")
+            else:
+                top = len(_BARS) - 1
+                level = top if span == 0 else int((value - low) / span * top)
+                cells.append(_BARS[level])
+        present = [v for v in values if v is not None]
+        summary = (
+            f"{_shown(min(present), metric)} .. {_shown(max(present), metric)}" if present else ""
+        )
+        lines.append(f"{name.ljust(width)}  {''.join(cells)}  {summary}")
+    return "\n".join(lines)
+
+
+def save_png(rows: Sequence[TrendRow], metric: str, bucket: str, path: str) -> None:
+    """Write a line chart; raises ImportError when matplotlib is missing."""
+    import importlib
+
+    # Imported by name: matplotlib is optional and may be absent when type-checking.
+    matplotlib = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+
+    figure, axes = plt.subplots(figsize=(10, 5))
+    try:
+        if rows:
+            step = 3600 if bucket == "hour" else 86400
+            buckets, series = _series(rows, metric, step)
+            times = [datetime.fromtimestamp(start, UTC) for start in buckets]
+            for name in sorted(series):
+                points = [(t, v) for t, v in zip(times, series[name], strict=True) if v is not None]
+                axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            axes.legend(loc="best", fontsize="small")
+        axes.set_title(f"{_TITLES[metric]} per {bucket} (UTC)")
+        axes.set_ylabel(_TITLES[metric])
+        figure.autofmt_xdate()
+        figure.savefig(path, dpi=100)
+    finally:
+        plt.close(figure)

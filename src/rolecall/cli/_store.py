@@ -1,0 +1,175 @@
+"""What ``rolecall runs`` and ``rolecall metrics`` share: finding the store, times, tables."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from rolecall.cli._common import EXIT_USAGE, fail
+from rolecall.config.schema import MetricsConfig
+from rolecall.errors import ConfigError, MissingExtra
+from rolecall.store import MetricsStore, StoreNotFound, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def store_option(func: F) -> F:
+    return click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        default=None,
+        help="Metrics store URL (default: metrics.url from the config, "
+        "else sqlite:///.rolecall/rolecall.db).",
+    )(func)
+
+
+def metrics_config(config_path: str | None) -> MetricsConfig:
+    """The config's ``metrics`` section; the defaults when there is no config file at all.
+
+    A config whose only problems lie outside ``metrics`` (say, an API key variable unset in
+    this shell) still yields its ``metrics`` section: reading metrics needs no provider.
+    """
+    try:
+        from rolecall.config.load import DEFAULT_FILENAMES, load_config
+    except ImportError:  # pragma: no cover - the loader ships with the package
+        return MetricsConfig()
+    named = config_path or os.environ.get("ROLECALL_CONFIG")
+    if not named and not any(Path(name).is_file() for name in DEFAULT_FILENAMES):
+        return MetricsConfig()
+    try:
+        return load_config(config_path).metrics
+    except ConfigError as exc:
+        section = _metrics_section(exc)
+        if section is None:
+            raise
+        return section
+
+
+def _metrics_section(exc: ConfigError) -> MetricsConfig | None:
+    if not exc.source or any(issue.location.startswith("metrics") for issue in exc.issues):
+        return None
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(exc.source).read_text(encoding="utf-8-sig"))
+        section = data.get("metrics", {}) if isinstance(data, dict) else None
+        if not isinstance(section, dict) or "${" in repr(section):
+            return None
+        return MetricsConfig.model_validate(section)
+    except Exception:
+        return None
+
+
+def open_read_store(metrics: MetricsConfig, store_url: str | None) -> MetricsStore | None:
+    """The store for reading, or None when no SQLite database exists yet."""
+    try:
+        return open_store(store_url or metrics.url, create=False)
+    except StoreNotFound:
+        return None
+    except MissingExtra as exc:
+        fail(exc.message, EXIT_USAGE)
+
+
+def parse_time(value: str | None, option: str, now: float | None = None) -> float | None:
+    """A duration back from now (``7d``, ``24h``, ``30m``, ``90s``, ``2w``) or an ISO time
+    (UTC unless it carries an offset), as epoch seconds; a bad value exits 2."""
+    if value is None or value == "":
+        return None
+    now = time.time() if now is None else now
+    text = value.strip()
+    match = _DURATION.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if text.lower() == "now":
+        return now
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        fail(
+            f"invalid {option} value {value!r}: use a duration such as 7d, 24h or 30m, "
+            "or an ISO time such as 2025-01-31T12:00"
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def time_range(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    now = time.time()
+    start = parse_time(since, "--since", now)
+    end = parse_time(until, "--until", now)
+    if start is not None and end is not None and start >= end:
+        fail(f"--since ({since}) must be earlier than --until ({until})")
+    return start, end
+
+
+def short_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
+
+
+def fmt_cost(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.2e}"
+
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    numeric: Sequence[bool] | None = None,
+    title: str | None = None,
+) -> None:
+    """A rich table on a terminal; aligned plain text (easy to grep) otherwise."""
+    right = list(numeric) if numeric is not None else [False] * len(headers)
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        for header, is_number in zip(headers, right, strict=True):
+            table.add_column(header, justify="right" if is_number else "left")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    if title:
+        click.echo(title)
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(width) if is_number else cell.ljust(width)
+            for cell, width, is_number in zip(cells, widths, right, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    click.echo(line(headers))
+    for row in rows:
+        click.echo(line(row))

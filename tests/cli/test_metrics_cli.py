@@ -1,0 +1,256 @@
+"""``rolecall metrics``, ``metrics trend`` and ``metrics advise``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rolecall.cli import main
+from rolecall.errors import ErrorKind
+from rolecall.events import AttemptEvent
+from rolecall.store import open_store
+
+NOW = time.time()
+HOUR = 3600.0
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _calls(
+    provider: str,
+    role: str,
+    count: int,
+    success: float,
+    latency: float,
+    start: float,
+    seed: int,
+    cost: float | None = None,
+) -> list[AttemptEvent]:
+    rng = random.Random(seed)
+    events = []
+    for index in range(count):
+        ok = rng.random() < success
+        events.append(
+            AttemptEvent(
+                f"run-{seed}",
+                f"t{index}",
+                role,
+                provider,
+                f"{provider}-m",
+                1,
+                "ok" if ok else "handover",
+                None if ok else ErrorKind.OVERLOADED,
+                latency * rng.uniform(0.8, 1.2),
+                100 if ok else 0,
+                40 if ok else 0,
+                cost,
+                ts=start + index * 10,
+            )
+        )
+    return events
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def history(project: Path) -> list[AttemptEvent]:
+    """Recent calls in two roles, plus ten-day-old calls; stored at the default path."""
+    events = _calls("gpt", "coder", 388, 0.71, 900, NOW - 5 * HOUR, seed=1, cost=0.001)
+    events += _calls("claude", "coder", 412, 0.99, 1000, NOW - 5 * HOUR, seed=2, cost=0.003)
+    events += _calls("gemini", "reviewer", 30, 0.9, 400, NOW - 30 * HOUR, seed=3)
+    events += _calls("gpt", "coder", 50, 1.0, 700, NOW - 10 * 86400, seed=4, cost=0.001)
+    with open_store("sqlite:///.rolecall/rolecall.db") as store:
+        store.record(events)
+    return events
+
+
+def test_metrics_json_agrees_with_events(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(capsys, "metrics", "--format", "json")
+    assert code == 0, err
+    rows = {(r["provider"], r["role"]): r for r in json.loads(out)}
+    assert set(rows) == {("gpt", "coder"), ("claude", "coder"), ("gemini", "reviewer")}
+    gpt = rows[("gpt", "coder")]
+    expected = [e for e in history if e.provider == "gpt"]
+    assert gpt["requests"] == len(expected) == 438
+    assert gpt["successes"] == sum(e.outcome == "ok" for e in expected)
+    assert gpt["failures"] == gpt["errors"]["overloaded"] == gpt["requests"] - gpt["successes"]
+    assert gpt["tokens"] == {
+        "input": sum(e.input_tokens for e in expected),
+        "output": sum(e.output_tokens for e in expected),
+    }
+    assert gpt["cost_usd"] == pytest.approx(0.438)
+    assert rows[("gemini", "reviewer")]["cost_usd"] is None
+    assert set(gpt["latency_ms"]) == {"avg", "p50", "p95", "p99"}
+    # --json is the same as --format json
+    assert json.loads(_cli(capsys, "metrics", "--json")[1]) == json.loads(out)
+
+
+def test_metrics_filters_and_grouping(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _cli(capsys, "metrics", "--since", "7d", "--json", "--provider", "gpt")
+    assert code == 0
+    [gpt] = json.loads(out)
+    assert gpt["requests"] == 388  # the ten-day-old calls are outside the window
+    code, out, _ = _cli(capsys, "metrics", "--since", "24h", "--json")
+    assert {r["provider"] for r in json.loads(out)} == {"gpt", "claude"}
+    code, out, _ = _cli(capsys, "metrics", "--role", "reviewer", "--json")
+    assert [r["provider"] for r in json.loads(out)] == ["gemini"]
+    code, out, _ = _cli(capsys, "metrics", "--by", "model", "--json")
+    assert sorted(r["model"] for r in json.loads(out)) == ["claude-m", "gemini-m", "gpt-m"]
+    iso_until = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(NOW - 9 * 86400))
+    code, out, _ = _cli(capsys, "metrics", "--until", iso_until, "--json")
+    assert [(r["provider"], r["requests"]) for r in json.loads(out)] == [("gpt", 50)]
+
+
+def test_metrics_table_and_csv(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _cli(capsys, "metrics")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["provider", "role", "requests", "success", "failures"]
+    gemini = next(line for line in lines if line.startswith("gemini"))
+    assert "reviewer" in gemini and "30" in gemini and gemini.rstrip().endswith("-")
+    gemini_failures = 30 - sum(1 for e in history if e.provider == "gemini" and e.outcome == "ok")
+    assert f" {gemini_failures} (overloaded {gemini_failures})" in gemini
+    code, out, _ = _cli(capsys, "metrics", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["provider"] for r in rows} == {"gpt", "claude", "gemini"}
+    claude = next(r for r in rows if r["provider"] == "claude")
+    assert int(claude["requests"]) == 412 and float(claude["latency_p95_ms"]) > 0
+    gemini_csv = next(r for r in rows if r["provider"] == "gemini")
+    assert gemini_csv["cost_usd"] == "" and gemini_csv["errors"].startswith("overloaded=")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["metrics", "--since", "yesterday"], "invalid --since value 'yesterday'"),
+        (["metrics", "--until", "7q"], "invalid --until value"),
+        (["metrics", "--since", "1d", "--until", "2d"], "must be earlier than"),
+        (["metrics", "--by", "tenant"], "cannot group by tenant"),
+        (["metrics", "--format", "xml"], "xml"),
+        (["metrics", "trend", "--bucket", "week"], "week"),
+        (["metrics", "trend", "--since", "soon"], "invalid --since"),
+        (["metrics", "--store", "mysql://u:pw-secret-123@h/db"], "unsupported metrics store"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = _cli(capsys, *args)
+    assert code == 2 and out == ""
+    first, *rest = err.splitlines()
+    assert first.startswith("error: ") and message in err
+    assert all(line.startswith(("Try ", "  ")) for line in rest) and "Traceback" not in err
+    assert "pw-secret-123" not in err
+
+
+def test_postgres_without_psycopg_names_the_extra(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    code, _, err = _cli(capsys, "metrics", "--store", "postgresql://u@127.0.0.1:1/db")
+    assert code == 2 and "pip install 'rolecall[postgres]'" in err and len(err.splitlines()) == 1
+
+
+def test_no_store_yet(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(capsys, "metrics")[1].strip() == "no metrics recorded yet"
+    assert json.loads(_cli(capsys, "metrics", "--json")[1]) == []
+    assert json.loads(_cli(capsys, "metrics", "trend", "--json")[1]) == []
+    code, out, _ = _cli(capsys, "metrics", "advise")
+    assert code == 0 and "too little data" in out
+    assert not (project / ".rolecall").exists()
+
+
+def test_trend_has_several_buckets(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    buckets = {r["bucket"] for r in rows}
+    assert len(buckets) >= 2
+    assert sum(r["requests"] for r in rows) == 830  # the last 48 hours by default
+    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "day", "--since", "30d", "--json")
+    assert sum(r["requests"] for r in json.loads(out)) == 880
+    assert len({r["bucket"] for r in json.loads(out)}) >= 2
+    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "hour")
+    assert out.splitlines()[0].split()[:4] == ["hour", "(UTC)", "provider", "role"]
+    # Options given before the subcommand name apply to it.
+    code, out, _ = _cli(capsys, "metrics", "--provider", "gemini", "trend", "--json")
+    assert {r["provider"] for r in json.loads(out)} == {"gemini"}
+
+
+def test_trend_plot_in_the_terminal(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--plot", "--metric", "p95")
+    assert code == 0
+    title, *series = out.splitlines()
+    assert title.startswith("p95 latency (ms) per hour")
+    assert {line.split()[0] for line in series} == {"claude/coder", "gpt/coder", "gemini/reviewer"}
+    assert all(any(ch in line for ch in "▁▂▃▄▅▆▇█") for line in series)
+
+
+def test_trend_png(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    code, out, err = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--png", "t.png")
+    assert code == 0, err
+    assert (project / "t.png").read_bytes().startswith(b"\x89PNG")
+    assert out.strip() == "wrote t.png"
+
+
+def test_trend_png_without_matplotlib_names_it(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = _cli(capsys, "metrics", "trend", "--png", "t.png")
+    assert code == 2 and err.strip() == "error: --png needs matplotlib: pip install matplotlib"
+
+
+def test_advise_names_the_weak_pair(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _cli(capsys, "metrics", "advise", "--since", "7d")
+    assert code == 0
+    assert "role coder: gpt is worse than claude on success" in out
+    assert "suggest: roles.coder.provider: claude (success" in out
+    assert "over 412 vs 388 calls" in out
+    code, out, _ = _cli(capsys, "metrics", "advise", "--json")
+    findings = json.loads(out)
+    weak = next(f for f in findings if f["metric"] == "success_rate")
+    assert (weak["role"], weak["provider"], weak["better"]) == ("coder", "gpt", "claude")
+
+
+def test_advise_with_too_little_data(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with open_store("sqlite:///.rolecall/rolecall.db") as store:
+        store.record(
+            _calls("gpt", "coder", 8, 0.5, 900, NOW - HOUR, seed=1)
+            + _calls("claude", "coder", 6, 1.0, 300, NOW - HOUR, seed=2)
+        )
+    code, out, _ = _cli(capsys, "metrics", "advise")
+    assert code == 0
+    assert "role coder: too little data to judge (calls: claude 6, gpt 8)" in out
+    assert "no provider does clearly worse" in out
