@@ -1,0 +1,91 @@
+"""One line per failed provider: what went wrong, in the user's terms, and how to fix it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rolecall._secrets import redact
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import ErrorKind, ProviderError
+
+__all__ = ["explain", "explain_all"]
+
+# Where each vendor is reached when the config gives no base_url.
+_DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "google": "https://generativelanguage.googleapis.com",
+}
+_MAX_DETAIL = 300
+
+
+def _key_name(config: RolecallConfig, provider_id: str) -> str:
+    variable = config.key_env_var(provider_id)
+    return variable if variable else f"the api_key of provider '{provider_id}'"
+
+
+def _base_url(config: RolecallConfig, provider_id: str) -> str:
+    provider = config.providers.get(provider_id)
+    if provider is None:
+        return f"provider '{provider_id}'"
+    if provider.type == "local":
+        return "the embedded model"
+    return provider.base_url or _DEFAULT_BASE_URLS.get(provider.type, f"provider '{provider_id}'")
+
+
+def _model(config: RolecallConfig, provider_id: str) -> str:
+    provider = config.providers.get(provider_id)
+    return (provider.model if provider is not None else None) or "(default)"
+
+
+def _fix(error: ProviderError, config: RolecallConfig) -> str:
+    pid = error.provider
+    kind = error.kind
+    if kind is ErrorKind.AUTH:
+        return f"{_key_name(config, pid)} was rejected: set a valid key"
+    if kind is ErrorKind.PERMISSION:
+        return (
+            f"{_key_name(config, pid)} may not use model '{_model(config, pid)}': "
+            "check the key's project, region or access"
+        )
+    if kind is ErrorKind.NOT_FOUND:
+        return f"model '{_model(config, pid)}' not found at provider '{pid}': check the model name"
+    if kind is ErrorKind.QUOTA:
+        return f"provider '{pid}' has no credit/quota left: add credit or raise the spending limit"
+    if kind is ErrorKind.RATE_LIMIT:
+        if error.retry_after is not None:
+            until = time.strftime("%H:%M:%S", time.localtime(time.time() + error.retry_after))
+            return f"rate limited until {until}: wait, raise the limit, or add a fallback provider"
+        return "rate limited: wait, raise the limit, or add a fallback provider"
+    if kind is ErrorKind.OVERLOADED:
+        return f"provider '{pid}' is overloaded: try later or add a fallback provider"
+    if kind is ErrorKind.SERVER:
+        return f"server error at provider '{pid}': try later or add a fallback provider"
+    if kind is ErrorKind.TIMEOUT:
+        return f"no answer from {_base_url(config, pid)} in time: raise the provider's timeout"
+    if kind is ErrorKind.NETWORK:
+        return f"could not reach {_base_url(config, pid)}: check base_url and the network"
+    if kind is ErrorKind.CONTEXT_LENGTH:
+        return (
+            f"the prompt is too long for model '{_model(config, pid)}': shorten it or add a "
+            "provider with a larger context window"
+        )
+    if kind is ErrorKind.CONTENT_FILTER:
+        return "the answer was blocked by the provider's content filter: rephrase the prompt"
+    if kind is ErrorKind.BAD_REQUEST:
+        return "the provider rejected the request: check the params for this provider and role"
+    return f"provider '{pid}' sent a malformed or empty reply: try again or use another model"
+
+
+def explain(error: ProviderError, config: RolecallConfig) -> str:
+    """``provider: fix (kind: original message)``, with secrets redacted."""
+    detail = error.message
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 3] + "..."
+    return redact(f"{error.provider}: {_fix(error, config)} ({error.kind.value}: {detail})")
+
+
+def explain_all(head: str, errors: Sequence[ProviderError], config: RolecallConfig) -> str:
+    lines = [explain(error, config) for error in errors] or ["no provider was available"]
+    return head + "\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,52 @@
+"""The state of one routed task while the router walks its chain."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from rolecall._secrets import redact
+from rolecall.errors import ErrorKind, ProviderError
+from rolecall.types import Attempt, Completion
+
+__all__ = ["TaskRun", "short_id", "unexpected_error"]
+
+log = logging.getLogger("rolecall.router")
+
+
+def short_id() -> str:
+    """12 random hex digits (a uuid4's randomness, without the cost of building a UUID)."""
+    return os.urandom(6).hex()
+
+
+@dataclass(slots=True)
+class TaskRun:
+    role: str
+    run_id: str
+    task_id: str
+    stage: str | None
+    started: float
+    attempts: list[Attempt] = field(default_factory=list)
+    # provider id -> why it did not answer (its last error, or why it was skipped), chain order.
+    failed: dict[str, ProviderError] = field(default_factory=dict)
+    # Skipped while cooling down; tried once more after the chain if the reset is near.
+    deferred: list[str] = field(default_factory=list)
+    handovers: int = 0
+    answer: tuple[str, Completion] | None = None
+
+    def take_deferred(self) -> list[str]:
+        deferred, self.deferred = self.deferred, []
+        return deferred
+
+
+def unexpected_error(pid: str, exc: Exception) -> ProviderError:
+    """A non-ProviderError from an adapter, classified as well as its type allows."""
+    if isinstance(exc, TimeoutError):
+        kind = ErrorKind.TIMEOUT
+    elif isinstance(exc, OSError):
+        kind = ErrorKind.NETWORK
+    else:
+        kind = ErrorKind.BAD_RESPONSE
+    log.warning("provider %s raised %s: %s", pid, type(exc).__name__, redact(str(exc)))
+    return ProviderError(f"unexpected {type(exc).__name__}: {exc}", kind=kind, provider=pid)

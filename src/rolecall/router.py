@@ -1,0 +1,454 @@
+"""The router: the only place that decides which provider answers a task.
+
+For each call it resolves the role's chain (precomputed per role, reordered by the
+role's strategy), skips providers the health says cannot answer now, and calls the
+rest in order under the global retry policy, handing over to the next provider when
+a failure cannot be retried, when retrying would break ``failover_within``, or when
+the provider's attempts are used up. Every call becomes an :class:`Attempt` and an
+:class:`AttemptEvent`; every task ends with one :class:`TaskEvent`.
+
+Selection is a dict lookup and a tuple rotation: no I/O, and no lock is ever held
+across an await (the only waits are the per-provider concurrency semaphore, the
+first-call gate's event and the retry sleep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal
+
+from rolecall._hints import explain_all
+from rolecall._outcomes import Outcomes
+from rolecall._secrets import redact
+from rolecall._strategy import ChainPlan, plan_for_role
+from rolecall._stream import ReplyStream, run_stream
+from rolecall._task import TaskRun, short_id, unexpected_error
+from rolecall.config.schema import RolecallConfig
+from rolecall.credentials import _build_provider, check_config_credentials, used_provider_ids
+from rolecall.errors import (
+    ConfigError,
+    ConfigIssue,
+    CredentialsError,
+    ErrorKind,
+    NoProviderForRole,
+    ProviderError,
+    RolecallError,
+)
+from rolecall.events import EventBus, EventSink
+from rolecall.health import HealthTracker, ProviderHealth
+from rolecall.providers.base import Provider
+from rolecall.retry import retry_delay, should_retry, within_budget
+from rolecall.types import (
+    ChatRequest,
+    Message,
+    Reply,
+    normalize_messages,
+)
+
+__all__ = ["ReplyStream", "Router", "complete_sync"]
+
+log = logging.getLogger("rolecall.router")
+
+Messages = str | Sequence[Message | Mapping[str, Any]]
+Sleep = Callable[[float], Awaitable[Any]]
+
+# How long a provider cools down after a 429 that named no reset time.
+DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
+_DEFAULT_MAX_CONCURRENCY = 8
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
+
+
+class Router:
+    """Routes each task to its role's providers; share one instance across tasks."""
+
+    def __init__(
+        self,
+        config: RolecallConfig,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        sinks: Sequence[EventSink] = (),
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        health: HealthTracker | None = None,
+        check_credentials: bool = False,
+    ) -> None:
+        self._config = config
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+        self._check_on_enter = check_credentials
+        self._closed = False
+        self.events = EventBus(list(sinks))
+        self._health: HealthTracker = health if health is not None else ProviderHealth(clock=clock)
+        self._retry = config.retry
+        self._failover_within = config.failover_within
+        self._providers: dict[str, Provider] = dict(providers or {})
+        self._built: list[str] = []
+        known = dict.fromkeys([*config.providers, *self._providers])
+        self._semaphores = {
+            pid: asyncio.Semaphore(
+                config.providers[pid].max_concurrency
+                if pid in config.providers
+                else _DEFAULT_MAX_CONCURRENCY
+            )
+            for pid in known
+        }
+        self._plans: dict[str, ChainPlan] = {
+            role: plan_for_role(role_config, config.default_provider)
+            for role, role_config in config.roles.items()
+        }
+        self._default_plan = plan_for_role(None, config.default_provider)
+        self._check_references(known)
+        self._outcomes = Outcomes(config, self.events, self._providers, clock)
+        self._params: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for role, plan in self._plans.items():
+            for pid in plan.fixed:
+                self._params[(role, pid)] = self._merged_params(role, pid)
+
+    def _check_references(self, known: Mapping[str, None]) -> None:
+        issues = [
+            ConfigIssue(
+                location=location,
+                problem=f"provider '{pid}' is not defined",
+                fix=f"define it under providers (defined: {', '.join(known) or 'none'})",
+            )
+            for location, plan in [
+                *((f"roles.{role}", plan) for role, plan in self._plans.items()),
+                ("default_provider", self._default_plan),
+            ]
+            for pid in plan.fixed
+            if pid not in known
+        ]
+        if issues:
+            raise ConfigError(issues)
+
+    def _merged_params(self, role: str, pid: str) -> Mapping[str, Any]:
+        provider_config = self._config.providers.get(pid)
+        merged = dict(provider_config.params) if provider_config else {}
+        merged.update(self._config.role_params(role))
+        return MappingProxyType(merged)
+
+    # ---- construction helpers ------------------------------------------------------------
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path | None = None,
+        *,
+        check_credentials: bool = True,
+        sinks: Sequence[EventSink] = (),
+    ) -> Router:
+        """A router for the config at ``path`` (or ``ROLECALL_CONFIG``, or ./rolecall.yaml).
+
+        With ``check_credentials`` (the default) ``async with`` checks every provider's
+        key first and raises :class:`CredentialsError` naming each one that fails.
+        """
+        from rolecall.config.load import load_config
+
+        config = load_config(path)
+        return cls(config, sinks=sinks, check_credentials=check_credentials)
+
+    async def __aenter__(self) -> Router:
+        if self._check_on_enter:
+            try:
+                await self.check_credentials()
+            except BaseException:
+                await self.aclose()
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def config(self) -> RolecallConfig:
+        return self._config
+
+    @property
+    def health(self) -> HealthTracker:
+        return self._health
+
+    def _provider(self, pid: str) -> Provider:
+        provider = self._providers.get(pid)
+        if provider is None:
+            if self._closed:
+                raise RolecallError("the router is closed: create a new one")
+            # Built on first use: a provider no call reaches (an unused local model) costs nothing.
+            provider = _build_provider(pid, self._config.providers[pid])
+            self._providers[pid] = provider
+            self._built.append(pid)
+        return provider
+
+    async def check_credentials(self) -> None:
+        """Check every provider the config uses; raise :class:`CredentialsError` if any fails.
+
+        Providers that pass skip the first-call gate; those whose key, model or quota
+        was refused are marked unavailable, so no task calls them.
+        """
+        ids = used_provider_ids(self._config)
+        providers = {pid: self._provider(pid) for pid in ids}
+        errors = await check_config_credentials(self._config, providers)
+        failed = {error.provider for error in errors}
+        for pid in ids:
+            if pid not in failed:
+                self._health.mark_confirmed(pid)
+        for error in errors:
+            if error.kind.disables_provider:
+                self._health.mark_unavailable(error.provider, error)
+        if errors:
+            head = f"credential check failed for {len(errors)} provider(s):"
+            raise CredentialsError(errors, message=explain_all(head, errors, self._config))
+
+    async def aclose(self) -> None:
+        """Close the providers this router built (injected ones belong to the caller)."""
+        self._closed = True
+        built, self._built = self._built, []
+        providers = [self._providers.pop(pid) for pid in built]
+        results = await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("closing a provider failed: %s", redact(str(result)))
+
+    # ---- selection -----------------------------------------------------------------------
+
+    def chain(self, role: str, *, provider: str | None = None) -> tuple[str, ...]:
+        """The providers one call for ``role`` would try, in order (strategy applied)."""
+        if provider is not None:
+            if provider not in self._semaphores:
+                valid = ", ".join(self._semaphores) or "none"
+                raise RolecallError(f"unknown provider '{provider}': valid ids are {valid}")
+            return (provider,)
+        plan = self._plans.get(role, self._default_plan)
+        if not plan.fixed:
+            raise NoProviderForRole(role)
+        return plan.order(self._health.latency_ms, self._rng)
+
+    def _request(
+        self,
+        role: str,
+        pid: str,
+        messages: tuple[Message, ...],
+        params: Mapping[str, Any] | None,
+        response_schema: Mapping[str, Any] | None,
+    ) -> ChatRequest:
+        base = self._params.get((role, pid))
+        if base is None:
+            base = self._merged_params(role, pid) if role in self._plans else self._base(pid)
+        merged = {**base, **params} if params else base
+        return ChatRequest(messages=messages, params=merged, response_schema=response_schema)
+
+    def _base(self, pid: str) -> Mapping[str, Any]:
+        provider_config = self._config.providers.get(pid)
+        return MappingProxyType(provider_config.params) if provider_config else _NO_PARAMS
+
+    def _new_task(
+        self, role: str, run_id: str | None, task_id: str | None, stage: str | None
+    ) -> TaskRun:
+        return TaskRun(
+            role=role,
+            run_id=run_id or short_id(),
+            task_id=task_id or short_id(),
+            stage=stage,
+            started=self._clock(),
+        )
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        role: str,
+        messages: Messages,
+        *,
+        params: Mapping[str, Any] | None = None,
+        response_schema: Mapping[str, Any] | None = None,
+        provider: str | None = None,
+        run_id: str | None = None,
+        task_id: str | None = None,
+        stage: str | None = None,
+    ) -> Reply:
+        """One answer for ``role``, from the first provider in its chain that gives one.
+
+        Raises :class:`NoProviderForRole` for a role with no provider and no default,
+        and :class:`AllProvidersFailed` (with ``errors`` and ``attempts``) when the
+        chain is exhausted.
+        """
+        chain = self.chain(role, provider=provider)
+        normalized = normalize_messages(messages)
+        task = self._new_task(role, run_id, task_id, stage)
+        for pid in chain:
+            request = self._request(role, pid, normalized, params, response_schema)
+            if await self._complete_on(task, pid, request):
+                return self._outcomes.succeed(task)
+        for pid in task.take_deferred():
+            if await self._await_cooldown(pid):
+                request = self._request(role, pid, normalized, params, response_schema)
+                if await self._complete_on(task, pid, request):
+                    return self._outcomes.succeed(task)
+        raise self._outcomes.fail(task)
+
+    def stream(
+        self,
+        role: str,
+        messages: Messages,
+        *,
+        params: Mapping[str, Any] | None = None,
+        response_schema: Mapping[str, Any] | None = None,
+        provider: str | None = None,
+        run_id: str | None = None,
+        task_id: str | None = None,
+        stage: str | None = None,
+    ) -> ReplyStream:
+        """Text chunks for ``role`` as they arrive; ``.reply`` once the stream is exhausted.
+
+        A failure before the first chunk is retried or handed over like any failure;
+        after text has been yielded it raises :class:`StreamInterrupted` instead, so
+        the caller never receives duplicated text.
+        """
+        chain = self.chain(role, provider=provider)
+        normalized = normalize_messages(messages)
+        task = self._new_task(role, run_id, task_id, stage)
+
+        def request_for(pid: str) -> ChatRequest:
+            return self._request(role, pid, normalized, params, response_schema)
+
+        reply_stream = ReplyStream()
+        reply_stream._attach(run_stream(self, task, chain, request_for, reply_stream))
+        return reply_stream
+
+    async def _complete_on(self, task: TaskRun, pid: str, request: ChatRequest) -> bool:
+        """Call one provider under the retry policy; True once it answered."""
+        provider = self._provider(pid)
+        semaphore = self._semaphores[pid]
+        health = self._health
+        clock = self._clock
+        attempt = 0
+        first_failure_at: float | None = None
+        last_error: ProviderError | None = None
+        while True:
+            admission = await health.admit(pid)
+            if admission is None:
+                self._skipped(task, pid, last_error)
+                return False
+            try:
+                async with semaphore:
+                    attempt += 1
+                    started = clock()
+                    try:
+                        completion = await provider.complete(request)
+                    except ProviderError as exc:
+                        error = exc
+                    except Exception as exc:  # an adapter bug still hands over, named
+                        error = unexpected_error(pid, exc)
+                    else:
+                        latency_ms = (clock() - started) * 1000.0
+                        health.record_success(pid, latency_ms)
+                        self._outcomes.record_ok(task, pid, attempt, latency_ms, completion)
+                        return True
+                now = clock()
+                if first_failure_at is None:
+                    first_failure_at = now
+                delay = self._after_failure(
+                    task, pid, attempt, (now - started) * 1000.0, error, now, first_failure_at
+                )
+            finally:
+                admission.release()
+            last_error = error
+            if delay is None:
+                return False
+            await self._sleep(delay)
+
+    async def _await_cooldown(self, pid: str) -> bool:
+        """Wait for a provider's rate-limit reset if it comes within ``failover_within``."""
+        remaining = self._health.cooldown_remaining(pid)
+        if remaining > self._failover_within:
+            return False
+        if remaining > 0:
+            await self._sleep(remaining)
+        return True
+
+    # ---- outcomes (shared with streams) ---------------------------------------------------
+
+    def _after_failure(
+        self,
+        task: TaskRun,
+        pid: str,
+        attempt: int,
+        latency_ms: float,
+        error: ProviderError,
+        now: float,
+        first_failure_at: float,
+        *,
+        may_retry: bool = True,
+    ) -> float | None:
+        """Record a failed call; the seconds to wait before retrying, or None to hand over."""
+        if not error.provider:
+            error.provider = pid
+        health = self._health
+        kind = error.kind
+        if kind.disables_provider:
+            health.mark_unavailable(pid, error)
+        elif kind is ErrorKind.RATE_LIMIT:
+            cooldown = error.retry_after
+            health.cool_down(
+                pid, now + (DEFAULT_RATE_LIMIT_COOLDOWN if cooldown is None else cooldown)
+            )
+        health.record_failure(pid, error)
+        delay: float | None = None
+        if (
+            may_retry
+            and should_retry(error, attempt, self._retry)
+            and health.state(pid) in ("ok", "cooling_down")
+        ):
+            floor = max(error.retry_after or 0.0, health.cooldown_remaining(pid))
+            wait = retry_delay(attempt, self._retry, floor or None, self._rng)
+            if within_budget(now, first_failure_at, wait, self._failover_within):
+                delay = wait
+        outcome: Literal["retry", "handover"] = "retry" if delay is not None else "handover"
+        log.info(
+            "%s attempt %d failed (%s), %s: %s",
+            pid,
+            attempt,
+            kind.value,
+            f"retry in {delay:.2f} s" if delay is not None else "handing over",
+            error.message,
+        )
+        self._outcomes.record(task, pid, attempt, outcome, kind, latency_ms, error=error)
+        if delay is None:
+            task.failed[pid] = error
+            task.handovers += 1
+        return delay
+
+    def _skipped(self, task: TaskRun, pid: str, last_error: ProviderError | None) -> None:
+        if last_error is not None:  # it failed, then became unavailable while we waited
+            task.failed[pid] = last_error
+            return
+        reason = self._health.reason(pid) or ProviderError(
+            "skipped: not available", kind=ErrorKind.SERVER, provider=pid
+        )
+        task.failed.setdefault(pid, reason)
+        if self._health.state(pid) == "cooling_down" and pid not in task.deferred:
+            task.deferred.append(pid)
+
+
+def complete_sync(
+    role: str, prompt: Messages, *, config_path: str | Path | None = None, **kwargs: Any
+) -> Reply:
+    """One routed call from synchronous code (runs its own event loop; no credential check)."""
+
+    async def _run() -> Reply:
+        async with Router.from_file(config_path, check_credentials=False) as router:
+            return await router.complete(role, prompt, **kwargs)
+
+    return asyncio.run(_run())

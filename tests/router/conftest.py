@@ -1,0 +1,243 @@
+"""A scripted in-memory provider (a test double of the Provider protocol) and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import ErrorKind, ProviderError
+from rolecall.events import Event
+from rolecall.router import Router
+from rolecall.types import ChatRequest, Chunk, Completion, Usage
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one call does: answer (kind None) or fail with ``kind``."""
+
+    kind: ErrorKind | None = None
+    text: str = ""
+    retry_after: float | None = None
+    delay: float = 0.0
+    # Streams: fail with ``kind`` after this many chunks were sent.
+    after_chunks: int = 0
+    message: str = ""
+
+
+def step(spec: str | Step) -> Step:
+    """``"ok"``, ``"server"``, ``"rate_limit:2"`` (retry_after 2 s) or a :class:`Step`."""
+    if isinstance(spec, Step):
+        return spec
+    name, _, arg = spec.partition(":")
+    if name == "ok":
+        return Step(text=arg)
+    return Step(kind=ErrorKind(name), retry_after=float(arg) if arg else None)
+
+
+class ScriptedProvider:
+    """Plays its script one step per call, then ``default`` forever."""
+
+    def __init__(
+        self,
+        provider_id: str,
+        script: Iterable[str | Step] = (),
+        *,
+        model: str = "",
+        default: str | Step = "ok",
+        chunks: Sequence[str] = ("Hel", "lo ", "world"),
+        clock: Callable[[], float] = time.monotonic,
+        credential_error: ErrorKind | None = None,
+        credential_delay: float = 0.0,
+    ) -> None:
+        self.id = provider_id
+        self.model = model or f"{provider_id}-model"
+        self.script = [step(s) for s in script]
+        self.default = step(default)
+        self.chunks = tuple(chunks)
+        self.clock = clock
+        self.credential_error = credential_error
+        self.credential_delay = credential_delay
+        self.calls: list[float] = []
+        self.requests: list[ChatRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.credential_checks = 0
+        self.closed = False
+
+    def _next(self, request: ChatRequest) -> Step:
+        self.calls.append(self.clock())
+        self.requests.append(request)
+        return self.script.pop(0) if self.script else self.default
+
+    def _error(self, current: Step) -> ProviderError:
+        assert current.kind is not None
+        return ProviderError(
+            current.message or f"{current.kind.value} from {self.id}",
+            kind=current.kind,
+            provider=self.id,
+            retry_after=current.retry_after,
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        current = self._next(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if current.delay:
+                await asyncio.sleep(current.delay)
+            else:
+                await asyncio.sleep(0)
+        finally:
+            self.in_flight -= 1
+        if current.kind is not None:
+            raise self._error(current)
+        return Completion(
+            text=current.text or f"answer from {self.id}",
+            model=self.model,
+            usage=Usage(input_tokens=10, output_tokens=5),
+            finish_reason="stop",
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        current = self._next(request)
+        if current.delay:
+            await asyncio.sleep(current.delay)
+        chunks = self.chunks if current.kind is None else self.chunks[: current.after_chunks]
+        for text in chunks:
+            await asyncio.sleep(0)
+            yield Chunk(text=text)
+        if current.kind is not None:
+            raise self._error(current)
+        yield Chunk(usage=Usage(input_tokens=7, output_tokens=3), finish_reason="stop")
+
+    async def check_credentials(self) -> None:
+        self.credential_checks += 1
+        if self.credential_delay:
+            await asyncio.sleep(self.credential_delay)
+        if self.credential_error is not None:
+            raise ProviderError(
+                f"{self.credential_error.value} from {self.id}",
+                kind=self.credential_error,
+                provider=self.id,
+            )
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class FakeTime:
+    """A clock that only moves when the router sleeps; records every sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """An event sink that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_type(self, kind: str) -> list[Any]:
+        return [e for e in self.events if e.type == kind]
+
+
+def make_config(
+    provider_ids: Sequence[str] = ("a", "b", "c"),
+    *,
+    roles: Mapping[str, Any] | None = None,
+    default: str | None = None,
+    retry: Mapping[str, Any] | None = None,
+    failover_within: float = 5.0,
+    provider_extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RolecallConfig:
+    """A config of openai-compatible providers (the scripted doubles replace them)."""
+    providers: dict[str, Any] = {}
+    for pid in provider_ids:
+        entry: dict[str, Any] = {"type": "openai-compatible", "model": f"{pid}-model"}
+        entry.update((provider_extra or {}).get(pid, {}))
+        providers[pid] = entry
+    data: dict[str, Any] = {
+        "providers": providers,
+        "roles": dict(roles) if roles is not None else {"coder": {"provider": provider_ids[0]}},
+        "failover_within": failover_within,
+        "retry": dict(retry or {}),
+    }
+    if default is not None:
+        data["default_provider"] = default
+    return RolecallConfig.model_validate(data)
+
+
+@dataclass
+class Harness:
+    router: Router
+    providers: dict[str, ScriptedProvider]
+    time: FakeTime
+    recorder: Recorder = field(default_factory=Recorder)
+
+
+def harness(
+    config: RolecallConfig,
+    scripts: Mapping[str, Iterable[str | Step]],
+    *,
+    fake: FakeTime | None = None,
+    rng: Callable[[], float] = lambda: 1.0,
+    **provider_kwargs: Any,
+) -> Harness:
+    """A router over scripted providers with a fake clock and an event recorder."""
+    fake = fake or FakeTime()
+    providers = {
+        pid: ScriptedProvider(pid, scripts.get(pid, ()), clock=fake.clock, **provider_kwargs)
+        for pid in config.providers
+    }
+    recorder = Recorder()
+    router = Router(
+        config,
+        providers=providers,
+        sinks=[recorder],
+        sleep=fake.sleep,
+        clock=fake.clock,
+        rng=rng,
+    )
+    return Harness(router=router, providers=providers, time=fake, recorder=recorder)
+
+
+# Test modules get the helpers through fixtures (conftest modules are not importable by name).
+
+
+@pytest.fixture
+def build() -> Callable[..., Harness]:
+    return harness
+
+
+@pytest.fixture
+def config_of() -> Callable[..., RolecallConfig]:
+    return make_config
+
+
+@pytest.fixture
+def scripted() -> type[ScriptedProvider]:
+    return ScriptedProvider
+
+
+@pytest.fixture
+def step_of() -> type[Step]:
+    return Step

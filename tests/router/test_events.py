@@ -1,0 +1,105 @@
+"""Every attempt and one TaskEvent per task reach the sinks; a failing sink breaks nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from rolecall.errors import AllProvidersFailed, ErrorKind
+from rolecall.events import AttemptEvent, TaskEvent, event_to_dict
+
+CHAIN = {"coder": {"provider": "a", "fallback": ["b", "c"]}}
+
+
+async def test_every_attempt_and_one_task_event(build: Any, config_of: Any) -> None:
+    config = config_of(
+        roles=CHAIN,
+        provider_extra={"b": {"pricing": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}},
+    )
+    h = build(config, {"a": ["server", "auth"]})
+    reply = await h.router.complete("coder", "hi", run_id="run1", task_id="t1", stage="generate")
+    attempts = h.recorder.of_type("attempt")
+    assert [(e.provider, e.model, e.attempt, e.outcome, e.error_kind) for e in attempts] == [
+        ("a", "a-model", 1, "retry", ErrorKind.SERVER),
+        ("a", "a-model", 2, "handover", ErrorKind.AUTH),
+        ("b", "b-model", 1, "ok", None),
+    ]
+    assert all((e.run_id, e.task_id, e.role) == ("run1", "t1", "coder") for e in attempts)
+    assert attempts[0].error == "server from a"
+    assert attempts[2].error is None
+    assert (attempts[2].input_tokens, attempts[2].output_tokens) == (10, 5)
+    assert attempts[2].cost_usd == pytest.approx((10 * 1.0 + 5 * 2.0) / 1e6)
+    [task] = h.recorder.of_type("task")
+    assert isinstance(task, TaskEvent)
+    assert (task.run_id, task.task_id, task.role, task.stage) == ("run1", "t1", "coder", "generate")
+    assert (task.status, task.provider, task.model) == ("ok", "b", "b-model")
+    assert (task.attempts, task.handovers) == (3, 1)
+    assert (task.input_tokens, task.output_tokens, task.cost_usd) == (10, 5, reply.cost_usd)
+    assert task.latency_ms == pytest.approx(reply.latency_ms)
+    # Events serialise to JSON-ready dicts.
+    assert event_to_dict(attempts[0])["error_kind"] == "server"
+
+
+async def test_failed_task_event(build: Any, config_of: Any) -> None:
+    h = build(config_of(roles=CHAIN), {"a": ["quota"], "b": ["quota"], "c": ["not_found"]})
+    with pytest.raises(AllProvidersFailed) as caught:
+        await h.router.complete("coder", "hi")
+    [task] = h.recorder.of_type("task")
+    assert (task.status, task.provider, task.attempts, task.handovers) == ("failed", "c", 3, 3)
+    assert task.error == str(caught.value)
+    assert len(h.recorder.of_type("attempt")) == 3
+
+
+async def test_default_ids_are_short_hex_and_unique(build: Any, config_of: Any) -> None:
+    h = build(config_of(), {})
+    await asyncio.gather(*(h.router.complete("coder", "hi") for _ in range(5)))
+    tasks = h.recorder.of_type("task")
+    ids = {t.task_id for t in tasks}
+    assert len(ids) == 5
+    for t in tasks:
+        int(t.run_id, 16), int(t.task_id, 16)
+        assert len(t.task_id) == 12
+
+
+class _Broken:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def emit(self, event: Any) -> None:
+        self.calls += 1
+        raise RuntimeError("disk full")
+
+
+async def test_failing_sink_never_breaks_a_call(
+    build: Any, config_of: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = build(config_of(roles=CHAIN), {"a": ["server"]})
+    broken = _Broken()
+    h.router.events.add(broken)
+    with caplog.at_level(logging.WARNING, logger="rolecall.events"):
+        reply = await h.router.complete("coder", "hi")
+        reply2 = await h.router.complete("coder", "again")
+    assert (reply.provider, reply2.provider) == ("a", "a")
+    assert broken.calls >= 3
+    # Sinks after the broken one still get everything.
+    assert len(h.recorder.of_type("task")) == 2
+    assert sum("disk full" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_sink_added_later_and_removed(build: Any, config_of: Any) -> None:
+    h = build(config_of(), {})
+    seen: list[Any] = []
+
+    class Sink:
+        def emit(self, event: Any) -> None:
+            seen.append(event)
+
+    sink = Sink()
+    h.router.events.add(sink)
+    await h.router.complete("coder", "hi")
+    h.router.events.remove(sink)
+    await h.router.complete("coder", "hi")
+    assert [type(e) for e in seen] == [AttemptEvent, TaskEvent]
