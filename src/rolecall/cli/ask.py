@@ -1,0 +1,127 @@
+"""``rolecall ask ROLE PROMPT``: one routed call."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from rolecall.cli._common import (
+    EXIT_FAILED,
+    config_option,
+    fail,
+    json_option,
+    print_json,
+)
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            fail(f"--param expects KEY=VALUE, got {pair!r} (e.g. --param temperature=0.2)")
+        try:
+            params[key] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            params[key] = raw
+    return params
+
+
+@click.command()
+@click.argument("role")
+@click.argument("prompt")
+@config_option
+@json_option
+@click.option("--stream", is_flag=True, help="Print the answer as it arrives.")
+@click.option("--system", "system_prompt", default=None, help="A system prompt.")
+@click.option(
+    "--param",
+    "param_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A call parameter (temperature, max_tokens, ...); repeatable.",
+)
+@click.option("--offline", is_flag=True, help="Skip the startup credential check.")
+def ask(
+    role: str,
+    prompt: str,
+    config_path: str | None,
+    as_json: bool,
+    stream: bool,
+    system_prompt: str | None,
+    param_pairs: tuple[str, ...],
+    offline: bool,
+) -> None:
+    """Send PROMPT to ROLE's provider chain and print the answer ('-' reads stdin).
+
+    With --json: {text, role, provider, model, usage, latency_ms, attempts}.
+    """
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        fail("the prompt is empty: pass the text as PROMPT, or '-' to read it from stdin")
+    params = _parse_params(param_pairs)
+    messages: list[dict[str, str]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    messages.append({"role": "user", "content": prompt})
+    code = asyncio.run(
+        _ask(role, messages, config_path, as_json, stream and not as_json, params, offline)
+    )
+    sys.exit(code)
+
+
+async def _ask(
+    role: str,
+    messages: list[dict[str, str]],
+    config_path: str | None,
+    as_json: bool,
+    stream: bool,
+    params: dict[str, Any],
+    offline: bool,
+) -> int:
+    from rolecall.errors import AllProvidersFailed, StreamInterrupted
+    from rolecall.events import new_run_id
+    from rolecall.router import Router
+    from rolecall.sinks import attach_sinks
+
+    router = Router.from_file(config_path, check_credentials=not offline)
+    async with router:
+        recorder = attach_sinks(router)
+        run_id = new_run_id()
+        recorder.start_run(run_id, kind="ask", meta={"role": role})
+        status = "failed"
+        try:
+            if stream:
+                reply_stream = router.stream(role, messages, params=params, run_id=run_id)
+                async for piece in reply_stream:
+                    click.echo(piece, nl=False)
+                click.echo()
+                reply = reply_stream.reply
+            else:
+                reply = await router.complete(role, messages, params=params, run_id=run_id)
+            status = "ok"
+        except AllProvidersFailed as exc:
+            if as_json:
+                attempts = [a.to_dict() for a in exc.attempts]
+                print_json({"error": exc.message, "role": role, "attempts": attempts})
+            else:
+                click.echo(f"error: {exc.message}", err=True)
+            return EXIT_FAILED
+        except StreamInterrupted as exc:
+            click.echo()
+            click.echo(f"error: {exc.message}", err=True)
+            return EXIT_FAILED
+        finally:
+            recorder.finish_run(run_id, status)
+            recorder.close()
+    if as_json:
+        print_json(reply.to_dict())
+    elif not stream:
+        click.echo(reply.text)
+    return 0

@@ -1,0 +1,139 @@
+"""``rolecall ask``: one routed call through the real adapters to the fake vendor servers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rolecall.cli import main
+from rolecall.sim import Fault, SimServer
+
+KEY = "sk-ask-test-SECRET-0123456789"
+
+
+@pytest.fixture
+def sims() -> Iterator[tuple[SimServer, SimServer]]:
+    with (
+        SimServer("openai", models=("gpt-sim",), api_key=KEY) as gpt,
+        SimServer("anthropic", models=("claude-sim",), reply="from claude") as claude,
+    ):
+        yield gpt, claude
+
+
+@pytest.fixture
+def workdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sims: tuple[SimServer, SimServer]
+) -> Path:
+    gpt, claude = sims
+    (tmp_path / "rolecall.yaml").write_text(
+        f"""
+providers:
+  gpt: {{type: openai, model: gpt-sim, api_key: "${{OPENAI_API_KEY}}", base_url: "{gpt.base_url}",
+         pricing: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}}}
+  claude: {{type: anthropic, model: claude-sim, api_key: test-key, base_url: "{claude.base_url}"}}
+roles:
+  coder: {{provider: gpt, fallback: [claude]}}
+"""
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
+    return tmp_path
+
+
+def _run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_names_provider_model_usage_and_attempts(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run("ask", "coder", "say hi", "--json", capsys=capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["text"] == "Hello from the sim."
+    assert (data["role"], data["provider"], data["model"]) == ("coder", "gpt", "gpt-sim")
+    assert data["usage"]["output_tokens"] > 0
+    assert data["cost_usd"] > 0
+    assert data["attempts"] == [
+        {
+            "provider": "gpt",
+            "attempt": 1,
+            "outcome": "ok",
+            "error_kind": None,
+            "latency_ms": data["attempts"][0]["latency_ms"],
+        }
+    ]
+
+
+def test_fallback_answers_and_the_call_is_recorded_as_a_run(
+    workdir: Path, sims: tuple[SimServer, SimServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gpt, _ = sims
+    gpt.script(Fault("overloaded"), Fault("overloaded"), Fault("overloaded"))
+    code, out, _ = _run("ask", "coder", "say hi", "--json", "--offline", capsys=capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["provider"] == "claude"
+    assert data["text"] == "from claude"
+    assert [a["outcome"] for a in data["attempts"]][-2:] == ["handover", "ok"]
+
+    code, out, _ = _run("runs", "list", "--json", capsys=capsys)
+    assert code == 0
+    runs = json.loads(out)
+    assert len(runs) == 1
+    code, out, _ = _run("runs", "show", runs[0]["run_id"], "--json", capsys=capsys)
+    task = json.loads(out)["tasks"][0]
+    assert task["provider"] == "claude"
+    assert [a["provider"] for a in task["attempts"]][-1] == "claude"
+
+
+def test_every_provider_failing_exits_1_with_attempts(
+    workdir: Path, sims: tuple[SimServer, SimServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gpt, claude = sims
+    gpt.set_faults(Fault("bad_request"))
+    claude.set_faults(Fault("bad_request"))
+    code, out, err = _run("ask", "coder", "hi", "--json", "--offline", capsys=capsys)
+    assert code == 1
+    data = json.loads(out)
+    assert data["role"] == "coder"
+    assert {a["provider"] for a in data["attempts"]} == {"gpt", "claude"}
+    assert all(a["error_kind"] == "bad_request" for a in data["attempts"])
+    assert "Traceback" not in err
+
+
+def test_rejected_key_exits_3_and_never_prints_it(
+    workdir: Path,
+    sims: tuple[SimServer, SimServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wrong = "sk-wrong-SECRET-abcdefghijklmnop"
+    monkeypatch.setenv("OPENAI_API_KEY", wrong)
+    gpt, _ = sims
+    gpt.set_faults(Fault("auth", echo_key=True))
+    code, out, err = _run("ask", "coder", "hi", capsys=capsys)
+    assert code == 3
+    assert "OPENAI_API_KEY" in err
+    assert wrong not in out + err
+    code, out, err = _run("ask", "coder", "hi", "--json", "--offline", capsys=capsys)
+    assert code == 0
+    assert wrong not in out + err
+
+
+def test_usage_errors_exit_2_in_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run("ask", "nosuchrole", "hi", "--offline", capsys=capsys)
+    assert code == 2
+    assert "roles.nosuchrole" in err
+    code, _, err = _run("ask", "coder", "   ", capsys=capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    code, _, err = _run("ask", "coder", "hi", "--param", "oops", capsys=capsys)
+    assert code == 2
+    assert "KEY=VALUE" in err
