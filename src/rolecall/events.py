@@ -14,7 +14,15 @@ from typing import Any, Literal, Protocol
 
 from rolecall.errors import ErrorKind
 
-__all__ = ["AttemptEvent", "Event", "EventBus", "EventSink", "TaskEvent", "event_to_dict"]
+__all__ = [
+    "AttemptEvent",
+    "Event",
+    "EventBus",
+    "EventSink",
+    "TaskEvent",
+    "event_to_dict",
+    "new_run_id",
+]
 
 log = logging.getLogger("rolecall.events")
 
@@ -96,6 +104,13 @@ class EventBus:
 
     def __bool__(self) -> bool:
         return bool(self._sinks)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time to the second plus random hex."""
+    import secrets
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
