@@ -34,6 +34,7 @@ __all__ = [
     "RoleConfig",
     "RolecallConfig",
     "SecretStr",
+    "StateConfig",
     "parse_duration",
 ]
 
@@ -178,6 +179,13 @@ class GatewayConfig(_Model):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
+class StateConfig(_Model):
+    """Where provider health lives: this process (default) or Redis, shared by processes."""
+
+    redis_url: str | None = None
+    key_prefix: str = "rolecall"
+
+
 class RolecallConfig(_Model):
     schema_version: Literal["1", "1.0"] = "1"
     providers: dict[str, ProviderConfig]
@@ -188,6 +196,7 @@ class RolecallConfig(_Model):
     credential_check_timeout: Duration = 10.0
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     # provider id -> the environment variable its api_key came from (filled by the loader),
     # so errors can say "OPENAI_API_KEY was rejected" instead of showing the key.
     _key_env_vars: dict[str, str] = PrivateAttr(default_factory=dict)
