@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterable
 
@@ -24,6 +25,7 @@ from rolecall.providers._http import SSEEvent, iter_sse
 from rolecall.providers.anthropic import AnthropicProvider
 from rolecall.providers.google import GoogleProvider
 from rolecall.providers.openai import OpenAIProvider
+from rolecall.types import ChatRequest, Message
 
 KEY = "sk-http-helper-secret-42"
 
@@ -285,3 +287,22 @@ async def test_short_timeout_bounds_connect() -> None:
     assert isinstance(provider, OpenAIProvider)
     assert provider.client.timeout.connect == 2.0
     await provider.aclose()
+
+
+async def test_many_connections_are_spread_over_small_pools() -> None:
+    from rolecall.sim import SimServer
+
+    with SimServer("openai", models=("m",)) as sim:
+        config = _config(
+            type="openai", model="m", api_key="test-key", base_url=sim.base_url, max_concurrency=64
+        )
+        provider = build_provider("p", config)
+        assert isinstance(provider, OpenAIProvider)
+        request = ChatRequest((Message("user", "hi"),))
+        replies = await asyncio.gather(*(provider.complete(request) for _ in range(64)))
+        assert {r.text for r in replies} == {sim.reply}
+        pools = list(provider._pools)
+        assert len(pools) == 8
+        assert len({id(p) for p in pools}) == 8
+        await provider.aclose()
+        assert all(p.is_closed for p in pools)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -32,11 +33,20 @@ from rolecall.providers._errors import (
     transport_error,
 )
 
-__all__ = ["HTTPProvider", "SSEEvent", "iter_sse", "make_client", "shared_ssl_context"]
+__all__ = [
+    "HTTPProvider",
+    "SSEEvent",
+    "iter_sse",
+    "make_client",
+    "make_clients",
+    "shared_ssl_context",
+]
 
 # Connecting should never take as long as generating; fail fast on a dead host.
 MAX_CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 30.0
+# Connections per httpx pool; a provider with more in flight gets several pools.
+CONNECTIONS_PER_POOL = 8
 
 
 @functools.cache
@@ -45,8 +55,24 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def make_client(config: ProviderConfig, headers: Mapping[str, str]) -> httpx.AsyncClient:
-    """A pooled client: ``max_concurrency`` connections kept alive, HTTP/1.1."""
+def make_clients(config: ProviderConfig, headers: Mapping[str, str]) -> list[httpx.AsyncClient]:
+    """``max_concurrency`` keep-alive connections, spread over pools of a few connections each.
+
+    One httpx pool slows down sharply as its connection count grows (every release scans
+    every waiting request and connection: encode/httpx#3215); small pools taken in turn
+    keep many requests in flight as fast as a few.
+    """
+    total = config.max_concurrency
+    count = math.ceil(total / CONNECTIONS_PER_POOL)
+    per_pool = math.ceil(total / count)
+    return [make_client(config, headers, per_pool) for _ in range(count)]
+
+
+def make_client(
+    config: ProviderConfig, headers: Mapping[str, str], max_connections: int | None = None
+) -> httpx.AsyncClient:
+    """A pooled client: ``max_connections`` (default ``max_concurrency``) kept alive, HTTP/1.1."""
+    connections = max_connections or config.max_concurrency
     timeout = httpx.Timeout(
         config.timeout,
         connect=min(MAX_CONNECT_TIMEOUT, config.timeout),
@@ -54,8 +80,8 @@ def make_client(config: ProviderConfig, headers: Mapping[str, str]) -> httpx.Asy
         pool=None,
     )
     limits = httpx.Limits(
-        max_connections=config.max_concurrency,
-        max_keepalive_connections=config.max_concurrency,
+        max_connections=connections,
+        max_keepalive_connections=connections,
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
     return httpx.AsyncClient(
@@ -135,6 +161,8 @@ class HTTPProvider:
         self.base_url = _require(config, provider_id, base, "base_url").rstrip("/")
         self.config = config
         self._client: httpx.AsyncClient | None = None
+        self._pools: list[httpx.AsyncClient] = []
+        self._turn = 0
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -146,15 +174,22 @@ class HTTPProvider:
 
     @property
     def client(self) -> httpx.AsyncClient:
+        """The next pool in turn (created on first use)."""
         client = self._client
         if client is None:
-            client = self._client = make_client(self.config, self.auth_headers())
-        return client
+            self._pools = make_clients(self.config, self.auth_headers())
+            client = self._client = self._pools[0]
+        pools = self._pools
+        if len(pools) <= 1:
+            return client
+        self._turn = turn = (self._turn + 1) % len(pools)
+        return pools[turn]
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        pools, self._pools = self._pools, []
+        for pool in {id(c): c for c in [*pools, *([client] if client else [])]}.values():
+            await pool.aclose()
 
     def error(self, message: str, kind: ErrorKind, status: int | None = None) -> ProviderError:
         return ProviderError(message, kind=kind, provider=self.id, status=status)
