@@ -1,0 +1,349 @@
+"""The OpenAI-compatible gateway: an ASGI app (Starlette) over the router.
+
+Routes: ``POST /v1/chat/completions`` (plain and SSE), ``GET /v1/models``,
+``GET /v1/models/{id}``, ``GET /healthz`` (no key needed) and ``GET /metrics``
+(Prometheus text). ``model`` names a role (routed through its chain) or a
+provider id (that provider alone, recorded with the provider id as its role);
+a name that is both is taken as the role.
+
+The gateway decides nothing about routing (it calls the router) and stores
+nothing (it attaches the recorder). Runs: one run of kind ``gateway`` per
+process; every chat request is one task in it, and the completion id is
+``chatcmpl-<task id>`` so a client's response can be found with ``rolecall
+runs show``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
+
+from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, RolecallError
+
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingExtra("gateway", "starlette", "rolecall serve") from exc
+
+from rolecall.config.schema import BUILTIN_ROLES
+from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._responses import HTTPError, json_response
+from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
+from rolecall.gateway.chat import chat_completions
+from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
+from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot
+
+if TYPE_CHECKING:
+    from rolecall.config.schema import RolecallConfig
+    from rolecall.events import EventSink
+    from rolecall.providers.base import Provider
+    from rolecall.recorder import Recorder
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger("rolecall.gateway")
+
+
+class Gateway:
+    """The gateway's state: current router generation, keys, metrics, recorder, watcher.
+
+    ``await start()`` builds the first router (running the credential check
+    unless ``offline``), opens the gateway run and starts watching the config
+    file; ``await aclose()`` undoes all of it. :attr:`app` is the ASGI app; its
+    lifespan calls both when the server runs lifespan events.
+    """
+
+    def __init__(
+        self,
+        config: RolecallConfig,
+        *,
+        config_path: str | Path | None = None,
+        offline: bool = False,
+        host: str = "127.0.0.1",
+        poll_interval: float = 1.0,
+        record: bool = True,
+        providers: Mapping[str, Provider] | None = None,
+    ) -> None:
+        self.config_path = Path(config_path).resolve() if config_path else None
+        self.offline = offline
+        self.host = host
+        self.poll_interval = poll_interval
+        self.metrics = GatewayMetrics()
+        self.run_id: str | None = None
+        self._initial = config
+        self._record = record
+        self._providers = providers  # injected adapters (embedding, benchmarks); else built
+        self._recorder: Recorder | None = None
+        self._slot: RouterSlot | None = None
+        self._watcher: ConfigWatcher | None = None
+        self._generations = 0
+        self._started_at = time.time()
+        self.app = self._build_app()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._slot is not None
+
+    @property
+    def generation(self) -> Generation:
+        """The generation new requests use."""
+        if self._slot is None:
+            raise RuntimeError("the gateway is not started: await Gateway.start() first")
+        return self._slot.current
+
+    async def start(self) -> None:
+        """Build the router (credential check unless offline), open the run, watch the file."""
+        if self._slot is not None:
+            return
+        config = self._initial
+        if not is_loopback(self.host) and not config.gateway.keys:
+            source = str(self.config_path) if self.config_path else None
+            raise ConfigError([ConfigIssue("gateway.keys", unsafe_bind_message(self.host))], source)
+        generation = await self._build_generation(config)
+        if self._record and config.metrics.enabled:
+            # Opened once the router is ready, so a failed start leaves no empty run behind.
+            self._recorder = self._open_run(config)
+            generation.router.events.add(self._recorder)
+        self._slot = RouterSlot(generation)
+        if self.config_path is not None:
+            self._watcher = ConfigWatcher(
+                self.config_path, self.apply_config, interval=self.poll_interval
+            )
+            self._watcher.start()
+
+    async def aclose(self) -> None:
+        """Stop watching, close every router generation, finish the run."""
+        if self._watcher is not None:
+            await self._watcher.stop()
+            self._watcher = None
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            await slot.aclose()
+        self._close_run()
+
+    def _open_run(self, config: RolecallConfig) -> Recorder:
+        from rolecall.events import new_run_id
+        from rolecall.recorder import Recorder
+
+        # Relative metrics paths resolve against the working directory, as for every command;
+        # uvicorn owns the signals, and aclose() finishes the run and flushes.
+        recorder = Recorder(config.metrics, install_signal_handlers=False)
+        self.run_id = new_run_id()
+        recorder.start_run(self.run_id, kind="gateway")
+        return recorder
+
+    def _close_run(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None or self.run_id is None:
+            return
+        try:
+            recorder.finish_run(self.run_id, "ok")
+        finally:
+            recorder.close()
+
+    async def _build_generation(self, config: RolecallConfig) -> Generation:
+        from rolecall.router import Router
+
+        sinks: list[EventSink] = [self.metrics]
+        if self._recorder is not None:
+            sinks.append(self._recorder)
+        router = Router(config, providers=self._providers, sinks=sinks)
+        if not self.offline:
+            try:
+                await router.check_credentials()
+            except BaseException:
+                await router.aclose()
+                raise
+        self._generations += 1
+        return Generation(router, config, KeyChecker(config.gateway.keys), self._generations)
+
+    async def apply_config(self, config: RolecallConfig) -> None:
+        """Serve ``config`` from now on (the watcher calls this); on any failure keep the old."""
+        if self._slot is None or config == self._slot.current.config:
+            return
+        path = self.config_path or "config"
+        if not is_loopback(self.host) and not config.gateway.keys:
+            self.metrics.reloads.inc(("rejected",))
+            log.warning(
+                "config %s changed but was not applied: gateway.keys is empty while listening "
+                "on %s; keeping the previous config",
+                path,
+                self.host,
+            )
+            return
+        try:
+            generation = await self._build_generation(config)
+        except RolecallError as exc:
+            self.metrics.reloads.inc(("rejected",))
+            log.warning(
+                "config %s changed but was not applied; keeping the previous config: %s",
+                path,
+                " ".join(exc.message.split()),
+            )
+            return
+        if self._slot is None:  # the gateway closed while the new router was being checked
+            await generation.router.aclose()
+            return
+        self._slot.swap(generation)
+        self.metrics.reloads.inc(("ok",))
+        log.info("config %s reloaded (generation %d)", path, generation.number)
+
+    # ---- what a request may name -----------------------------------------------------------
+
+    @staticmethod
+    def roles(config: RolecallConfig) -> list[str]:
+        """Routable roles: configured ones, and built-in ones the default provider serves."""
+        builtin = [r for r in BUILTIN_ROLES if r in config.roles or config.default_provider]
+        return builtin + sorted(r for r in config.roles if r not in BUILTIN_ROLES)
+
+    def target(self, config: RolecallConfig, model: str) -> tuple[str, str | None]:
+        """(role, provider or None) for a request's ``model``; 404 when it names nothing."""
+        if model in config.roles or model in BUILTIN_ROLES:
+            return model, None
+        if model in config.providers:
+            return model, model
+        raise self.unknown_model(config, model)
+
+    def unknown_model(self, config: RolecallConfig, name: str) -> HTTPError:
+        roles = ", ".join(self.roles(config)) or "none"
+        providers = ", ".join(config.providers) or "none"
+        body = fmt.error_body(
+            f"model '{name}' is neither a role nor a provider of this gateway; use a role "
+            f"({roles}) or a provider id ({providers}); GET /v1/models lists them",
+            "invalid_request_error",
+            "model_not_found",
+            "model",
+        )
+        return HTTPError(404, body)
+
+    # ---- leases on the current router ------------------------------------------------------
+
+    def lease(self) -> Generation:
+        """The current generation, held until :meth:`release` (a reload waits for it)."""
+        if self._slot is None:
+            raise RuntimeError("the gateway is not started")
+        return self._slot.acquire()
+
+    def release(self, generation: Generation) -> None:
+        if self._slot is not None:
+            self._slot.release(generation)
+        else:  # the gateway closed while the request ran; its router is closed already
+            generation.in_flight -= 1
+
+    # ---- the app ---------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            owned = not self.started
+            await self.start()
+            try:
+                yield
+            finally:
+                if owned:
+                    await self.aclose()
+
+        async def no_route(request: Request, exc: Exception) -> Response:
+            status = int(getattr(exc, "status_code", 404))
+            message = f"no route {request.method} {request.url.path}"
+            return json_response(
+                status, fmt.error_body(message, "invalid_request_error", "not_found")
+            )
+
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._guarded(self._chat), methods=["POST"]),
+                Route("/v1/models", self._guarded(self._models), methods=["GET"]),
+                Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
+                Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
+                Route("/healthz", self._healthz, methods=["GET"]),
+            ],
+            exception_handlers={404: no_route, 405: no_route},
+            lifespan=lifespan,
+        )
+
+    def _guarded(
+        self, endpoint: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``endpoint`` behind the key check; early answers raised as HTTPError become JSON."""
+
+        async def guarded(request: Request) -> Response:
+            try:
+                if not self.generation.keys.allows(request.headers.get("authorization")):
+                    raise HTTPError(
+                        401,
+                        fmt.error_body(
+                            "invalid or missing API key: send 'Authorization: Bearer KEY' with "
+                            "a key listed under gateway.keys",
+                            "invalid_request_error",
+                            "invalid_api_key",
+                        ),
+                        {"www-authenticate": "Bearer"},
+                    )
+                return await endpoint(request)
+            except HTTPError as exc:
+                return exc.response()
+
+        return guarded
+
+    async def _healthz(self, request: Request) -> Response:
+        body = {
+            "status": "ok",
+            "config_generation": self.generation.number,
+            "uptime_s": round(time.time() - self._started_at, 3),
+        }
+        return json_response(200, body)
+
+    def _model_list(self) -> dict[str, Any]:
+        config = self.generation.config
+        return fmt.model_list_body(
+            self.roles(config), list(config.providers), int(self._started_at)
+        )
+
+    async def _models(self, request: Request) -> Response:
+        return json_response(200, self._model_list())
+
+    async def _model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        for entry in self._model_list()["data"]:
+            if entry["id"] == name:
+                return json_response(200, entry)
+        raise self.unknown_model(self.generation.config, name)
+
+    async def _chat(self, request: Request) -> Response:
+        return await chat_completions(self, request)
+
+    async def _metrics(self, request: Request) -> Response:
+        from rolecall.health import HealthState
+
+        generation = self.generation
+        health = generation.router.health
+        states = {pid: str(health.state(pid)) for pid in generation.config.providers}
+        self.metrics.set_health(states, get_args(HealthState))
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def create_app(
+    config_path: str | Path | None = None,
+    *,
+    offline: bool = False,
+    host: str = "127.0.0.1",
+    poll_interval: float = 1.0,
+) -> Starlette:
+    """An ASGI app for any ASGI server: loads the config now, starts in the lifespan."""
+    from rolecall.config.load import find_config_path, load_config
+
+    path = find_config_path(str(config_path) if config_path else None)
+    gateway = Gateway(
+        load_config(path), config_path=path, offline=offline, host=host, poll_interval=poll_interval
+    )
+    return gateway.app

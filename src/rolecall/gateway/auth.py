@@ -1,0 +1,63 @@
+"""Gateway API keys: bearer-token checks and the rule about which addresses may be bound."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Sequence
+
+from rolecall._secrets import Secret
+
+__all__ = ["KeyChecker", "is_loopback", "unsafe_bind_message"]
+
+
+def _digest(value: str) -> bytes:
+    # Comparing fixed-size digests keeps the comparison time independent of key length too.
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+class KeyChecker:
+    """Accepts ``Authorization: Bearer KEY`` for any configured key; open when none is set."""
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, keys: Sequence[Secret]) -> None:
+        self._digests = tuple(_digest(key.get()) for key in keys if key)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def allows(self, authorization: str | None) -> bool:
+        if not self._digests:
+            return True
+        if not authorization:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        offered = _digest(token.strip())
+        matched = False
+        for digest in self._digests:  # no early exit: the time does not tell which key matched
+            matched |= hmac.compare_digest(offered, digest)
+        return matched
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def unsafe_bind_message(host: str) -> str:
+    return (
+        f"refusing to listen on {host}: no gateway API key is configured, so anyone who can "
+        "reach this address could spend your provider credits; add keys under gateway.keys "
+        "(e.g. gateway: {keys: ['${ROLECALL_GATEWAY_KEY}']}) or bind 127.0.0.1"
+    )

@@ -1,0 +1,237 @@
+"""``POST /v1/chat/completions``: OpenAI's request in, the router's reply out (plain or SSE).
+
+Each request leases the router generation current when its body has been read
+and keeps it to the last byte, so a config reload never cuts a request short.
+A stream waits for its first text before sending headers: until then the
+router may still hand over, and a failure gets a real HTTP status. After text
+has been sent, a failure ends the stream with an error event naming the
+provider (OpenAI's SDK raises it as ``APIError``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from rolecall._secrets import redact
+from rolecall.errors import RolecallError, StreamInterrupted
+from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
+
+if TYPE_CHECKING:
+    from rolecall._stream import ReplyStream
+    from rolecall.gateway.app import Gateway
+    from rolecall.gateway.reload import Generation
+
+__all__ = ["chat_completions"]
+
+log = logging.getLogger("rolecall.gateway")
+
+_INTERNAL = "internal gateway error; see the gateway log"
+
+
+@dataclass(slots=True)
+class _RequestState:
+    """One request's bookkeeping, settled when the response (or its stream) ends."""
+
+    gateway: Gateway
+    started: float
+    label: str = "(unknown)"  # metrics label: the requested model once it names something
+    status: int = 500
+    generation: Generation | None = None
+    streaming: bool = False
+
+    def finish(self) -> None:
+        generation, self.generation = self.generation, None
+        if generation is not None:
+            self.gateway.release(generation)
+        elapsed = time.perf_counter() - self.started
+        self.gateway.metrics.request_finished(self.label, self.status, elapsed)
+
+
+class _SSEResponse(StreamingResponse):
+    """A streaming response that awaits ``on_close`` however it ends (done, error, disconnect)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(content, headers=dict(headers), media_type="text/event-stream")
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
+
+
+async def chat_completions(gateway: Gateway, request: Request) -> Response:
+    state = _RequestState(gateway, time.perf_counter())
+    gateway.metrics.request_started()
+    try:
+        try:
+            response = await _answer(gateway, request, state)
+        except HTTPError as exc:
+            response = exc.response()
+        except ClientDisconnect:
+            response = Response(status_code=499)  # nginx's "client closed request"
+        except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
+            response = _error_response(exc, state.label)
+        except Exception as exc:
+            log.error("chat request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+            response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
+        state.status = response.status_code
+        return response
+    finally:
+        if not state.streaming:
+            state.finish()
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, refusing more than ``limit`` bytes (declared or actually sent)."""
+    too_large = HTTPError(
+        413,
+        fmt.error_body(
+            f"request body is larger than {limit} bytes (gateway.max_body_bytes)",
+            "invalid_request_error",
+            "request_too_large",
+        ),
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # counts chunked bodies too
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as exc:
+        message = f"request body is not valid JSON: {exc}"
+        raise HTTPError(400, fmt.error_body(message, "invalid_request_error")) from None
+
+
+async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> Response:
+    limit = gateway.generation.config.gateway.max_body_bytes
+    try:
+        parsed = fmt.parse_chat_request(await _read_json(request, limit))
+    except fmt.RequestInvalid as exc:
+        body = fmt.error_body(exc.message, "invalid_request_error", None, exc.param)
+        raise HTTPError(400, body) from None
+    # Lease the generation current now: a reload from here on serves new requests only.
+    generation = state.generation = gateway.lease()
+    role, provider = gateway.target(generation.config, parsed.model)
+    state.label = parsed.model
+    task_id = uuid.uuid4().hex[:16]
+    kwargs: dict[str, Any] = {
+        "params": parsed.params or None,
+        "response_schema": parsed.response_schema,
+        "provider": provider,
+        "run_id": gateway.run_id,
+        "task_id": task_id,
+    }
+    if parsed.stream:
+        reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
+        return await _stream(reply_stream, role, task_id, parsed, state, generation)
+    reply = await generation.router.complete(role, parsed.messages, **kwargs)
+    body = fmt.completion_body(reply, f"chatcmpl-{task_id}", int(time.time()))
+    return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+
+
+async def _stream(
+    reply_stream: ReplyStream,
+    role: str,
+    task_id: str,
+    parsed: fmt.ParsedRequest,
+    state: _RequestState,
+    generation: Generation,
+) -> Response:
+    try:
+        first: str | None = await reply_stream.__anext__()
+    except StopAsyncIteration:  # an empty answer: the reply is already complete
+        first = None
+    except BaseException:
+        await reply_stream.aclose()
+        raise
+    if first is None:
+        provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
+    else:
+        provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
+    provider_config = generation.config.providers.get(provider)
+    model = (provider_config.model if provider_config else None) or provider
+    completion_id = f"chatcmpl-{task_id}"
+    created = int(time.time())
+
+    def chunk(delta: Mapping[str, Any], finish: str | None = None, name: str = model) -> bytes:
+        return sse_event(fmt.chunk_body(completion_id, created, name, delta, finish))
+
+    async def events() -> AsyncIterator[bytes]:
+        yield chunk({"role": "assistant", "content": ""})
+        if first:
+            yield chunk({"content": first})
+        try:
+            async for piece in reply_stream:
+                yield chunk({"content": piece})
+        except Exception as exc:  # after text was sent: end with an error event
+            state.status = 502
+            yield sse_event(_stream_error(exc))
+            return
+        reply = reply_stream.reply
+        yield chunk({}, fmt.finish_reason(reply.finish_reason), reply.model)
+        if parsed.include_usage:
+            yield sse_event(fmt.usage_chunk_body(completion_id, created, reply.model, reply.usage))
+        yield b"data: [DONE]\n\n"
+
+    async def on_close() -> None:
+        try:
+            await reply_stream.aclose()  # frees the provider if the client left early
+        finally:
+            state.finish()
+
+    headers = {
+        **reply_headers(provider, attempts, role),
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+    }
+    state.status = 200
+    state.streaming = True
+    return _SSEResponse(events(), headers, on_close)
+
+
+def _stream_error(exc: Exception) -> dict[str, Any]:
+    """The error event that ends a stream which failed after sending text."""
+    if not isinstance(exc, RolecallError):
+        log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+        return fmt.error_body(_INTERNAL, "api_error")
+    code = "stream_interrupted" if isinstance(exc, StreamInterrupted) else "api_error"
+    body = fmt.error_body(exc.message, "api_error", code)
+    body["error"]["provider"] = getattr(exc, "provider", None)
+    return body
+
+
+def _error_response(exc: RolecallError, role: str) -> Response:
+    mapped = fmt.error_for_exception(exc)
+    if mapped is None:  # a RolecallError the router should not raise at call time
+        return json_response(500, fmt.error_body(exc.message, "api_error"))
+    headers = {"x-rolecall-role": role}
+    attempts = getattr(exc, "attempts", None)
+    if attempts is not None:
+        headers["x-rolecall-attempts"] = str(len(attempts))
+    if mapped.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(mapped.retry_after)))
+    return json_response(mapped.status, mapped.body, headers)

@@ -1,0 +1,252 @@
+"""Prometheus text exposition (format 0.0.4) for the gateway, written small by hand.
+
+:class:`GatewayMetrics` is an event sink: the router's attempt and task events
+feed per provider x role counters and histograms, and the gateway adds its own
+HTTP request counts. Everything runs on the server's event loop, so plain dicts
+suffice. No dependency: the format is a few lines of text per series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from rolecall.events import AttemptEvent, Event, TaskEvent
+
+__all__ = ["CONTENT_TYPE", "Counter", "GatewayMetrics", "Gauge", "Histogram", "Registry"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Seconds; LLM calls span milliseconds (local fakes, caches) to minutes (long answers).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+Labels = tuple[str, ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class _Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.labelnames = tuple(labelnames)
+
+    def header(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def samples(self) -> Iterable[str]:  # pragma: no cover - overridden
+        return ()
+
+
+class Counter(_Metric):
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labelnames)
+        self.values: dict[Labels, float] = {}
+
+    def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def samples(self) -> Iterable[str]:
+        for labels, value in sorted(self.values.items()):
+            yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
+class Gauge(Counter):
+    kind = "gauge"
+
+    def set(self, labels: Labels, value: float) -> None:
+        self.values[labels] = value
+
+
+class Histogram(_Metric):
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labelnames: Sequence[str] = (),
+        buckets: Sequence[float] = LATENCY_BUCKETS,
+    ) -> None:
+        super().__init__(name, help_text, labelnames)
+        self.buckets = tuple(sorted(buckets))
+        # labels -> (count per bucket, not cumulative; sum; count)
+        self.series: dict[Labels, tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: Labels, value: float) -> None:
+        entry = self.series.get(labels)
+        if entry is None:
+            entry = self.series[labels] = ([0] * len(self.buckets), [0.0, 0.0])
+        counts, totals = entry
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                counts[index] += 1
+                break
+        totals[0] += value
+        totals[1] += 1
+
+    def samples(self) -> Iterable[str]:
+        for labels, (counts, (total, count)) in sorted(self.series.items()):
+            running = 0
+            for bound, hits in zip(self.buckets, counts, strict=True):
+                running += hits
+                le = _labels(self.labelnames, labels, f'le="{_number(bound)}"')
+                yield f"{self.name}_bucket{le} {running}"
+            inf = _labels(self.labelnames, labels, 'le="+Inf"')
+            yield f"{self.name}_bucket{inf} {_number(count)}"
+            plain = _labels(self.labelnames, labels)
+            yield f"{self.name}_sum{plain} {_number(total)}"
+            yield f"{self.name}_count{plain} {_number(count)}"
+
+
+_M = TypeVar("_M", bound=_Metric)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.metrics: list[_Metric] = []
+
+    def add(self, metric: _M) -> _M:
+        self.metrics.append(metric)
+        return metric
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for metric in self.metrics:
+            lines += metric.header()
+            lines += metric.samples()
+        return "\n".join(lines) + "\n"
+
+
+class GatewayMetrics:
+    """The gateway's series; also an :class:`~rolecall.events.EventSink` for router events."""
+
+    def __init__(self) -> None:
+        r = self.registry = Registry()
+        self.requests = r.add(
+            Counter(
+                "rolecall_gateway_requests_total",
+                "HTTP requests to /v1/chat/completions by model (role or provider id) and status.",
+                ("model", "status"),
+            )
+        )
+        self.request_seconds = r.add(
+            Histogram(
+                "rolecall_gateway_request_duration_seconds",
+                "Time to answer a chat completion (to the last byte when streaming).",
+                ("model",),
+            )
+        )
+        self.in_flight = r.add(Gauge("rolecall_gateway_in_flight", "Chat requests in progress."))
+        self.reloads = r.add(
+            Counter("rolecall_config_reloads_total", "Config file reloads by result.", ("result",))
+        )
+        self.tasks = r.add(
+            Counter("rolecall_tasks_total", "Routed tasks by role and status.", ("role", "status"))
+        )
+        self.task_seconds = r.add(
+            Histogram("rolecall_task_duration_seconds", "Routed task latency by role.", ("role",))
+        )
+        self.calls = r.add(
+            Counter(
+                "rolecall_provider_calls_total",
+                "Calls to providers (every attempt) by outcome: ok, retry or handover.",
+                ("provider", "role", "outcome"),
+            )
+        )
+        self.failures = r.add(
+            Counter(
+                "rolecall_provider_failures_total",
+                "Failed provider calls by error kind.",
+                ("provider", "role", "kind"),
+            )
+        )
+        self.handovers = r.add(
+            Counter(
+                "rolecall_handovers_total",
+                "Hand-overs from a provider to the next in the role's chain.",
+                ("provider", "role"),
+            )
+        )
+        self.call_seconds = r.add(
+            Histogram(
+                "rolecall_provider_call_duration_seconds",
+                "Provider call latency by provider and role.",
+                ("provider", "role"),
+            )
+        )
+        self.tokens = r.add(
+            Counter(
+                "rolecall_tokens_total",
+                "Tokens by provider, role and direction (input or output).",
+                ("provider", "role", "direction"),
+            )
+        )
+        self.health = r.add(
+            Gauge(
+                "rolecall_provider_health",
+                "1 for the provider's current health state, 0 for the others.",
+                ("provider", "state"),
+            )
+        )
+        self._in_flight = 0
+
+    # EventSink
+    def emit(self, event: Event) -> None:
+        if isinstance(event, AttemptEvent):
+            self._attempt(event)
+        elif isinstance(event, TaskEvent):
+            self.tasks.inc((event.role, event.status))
+            self.task_seconds.observe((event.role,), event.latency_ms / 1000)
+
+    def _attempt(self, event: AttemptEvent) -> None:
+        where = (event.provider, event.role)
+        self.calls.inc((*where, event.outcome))
+        self.call_seconds.observe(where, event.latency_ms / 1000)
+        if event.error_kind is not None:
+            self.failures.inc((*where, str(event.error_kind)))
+        if event.outcome == "handover":
+            self.handovers.inc(where)
+        if event.input_tokens:
+            self.tokens.inc((*where, "input"), event.input_tokens)
+        if event.output_tokens:
+            self.tokens.inc((*where, "output"), event.output_tokens)
+
+    def request_started(self) -> None:
+        self._in_flight += 1
+        self.in_flight.set((), self._in_flight)
+
+    def request_finished(self, model: str, status: int, seconds: float) -> None:
+        self._in_flight -= 1
+        self.in_flight.set((), self._in_flight)
+        self.requests.inc((model, str(status)))
+        self.request_seconds.observe((model,), seconds)
+
+    def set_health(self, states: Mapping[str, str], all_states: Sequence[str]) -> None:
+        """Replace the health gauge with one provider -> state mapping."""
+        self.health.values.clear()
+        for provider, state in states.items():
+            for candidate in all_states:
+                self.health.set((provider, candidate), 1.0 if candidate == state else 0.0)
+
+    def render(self) -> str:
+        return self.registry.render()

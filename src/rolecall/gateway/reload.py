@@ -1,0 +1,185 @@
+"""Hot reload: watch the config file, and swap routers without dropping requests.
+
+:class:`ConfigWatcher` polls the file (and the ``.env`` beside it) about once a
+second: modification time, size and a SHA-256 of the bytes, so an edit that
+keeps size and mtime (coarse file-system clocks) is still seen. No dependency.
+
+:class:`RouterSlot` holds the current :class:`Generation` (router + the config
+it was built from). A request takes a lease on the generation that is current
+when it starts and keeps it to the end; a swap makes the new generation current
+for new requests at once, and closes the old router when its last lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rolecall._secrets import redact
+from rolecall.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rolecall.config.schema import RolecallConfig
+    from rolecall.gateway.auth import KeyChecker
+    from rolecall.router import Router
+
+__all__ = ["ConfigWatcher", "Generation", "RouterSlot", "file_signature"]
+
+log = logging.getLogger("rolecall.gateway")
+
+Signature = tuple[tuple[int, int, str] | None, ...]
+
+
+def file_signature(paths: tuple[Path, ...]) -> Signature:
+    """(mtime_ns, size, sha256) per path; None for a missing file."""
+    parts: list[tuple[int, int, str] | None] = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            parts.append(None)
+            continue
+        parts.append((stat.st_mtime_ns, stat.st_size, digest))
+    return tuple(parts)
+
+
+def _content_only(signature: Signature) -> tuple[str | None, ...]:
+    # A touch (new mtime, same bytes) is not a change worth rebuilding the router for.
+    return tuple(part[2] if part else None for part in signature)
+
+
+@dataclass(eq=False)
+class Generation:
+    """One router and the config it serves; ``number`` counts reloads from 1."""
+
+    router: Router
+    config: RolecallConfig
+    keys: KeyChecker
+    number: int
+    in_flight: int = 0
+    retired: bool = False
+
+
+@dataclass(eq=False)
+class RouterSlot:
+    """The current generation, leases on it, and the closing of retired ones."""
+
+    current: Generation
+    _closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def acquire(self) -> Generation:
+        """Lease the current generation (synchronous: no swap can slip in between)."""
+        generation = self.current
+        generation.in_flight += 1
+        return generation
+
+    def release(self, generation: Generation) -> None:
+        generation.in_flight -= 1
+        if generation.retired and generation.in_flight == 0:
+            self._close(generation)
+
+    def swap(self, generation: Generation) -> Generation:
+        """Make ``generation`` current; the old one closes once its requests finish."""
+        old, self.current = self.current, generation
+        old.retired = True
+        if old.in_flight == 0:
+            self._close(old)
+        return old
+
+    def _close(self, generation: Generation) -> None:
+        task = asyncio.get_running_loop().create_task(_close_router(generation))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Close the current router and wait for retired ones still closing."""
+        self.current.retired = True
+        await _close_router(self.current)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+async def _close_router(generation: Generation) -> None:
+    try:
+        await generation.router.aclose()
+    except Exception as exc:  # closing is best effort; the process keeps serving
+        log.warning("closing router of config generation %d failed: %s", generation.number, exc)
+
+
+class ConfigWatcher:
+    """Polls a config file; on a content change loads it and hands it to ``on_change``.
+
+    An invalid file is logged as one warning line (every issue, ``; ``-joined)
+    and the old config stays. Each distinct content is tried once: a bad edit is
+    not re-reported every second, and the next edit is tried afresh.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        on_change: Callable[[RolecallConfig], Awaitable[None]],
+        *,
+        interval: float = 1.0,
+        load: Callable[[Path], RolecallConfig] | None = None,
+    ) -> None:
+        self.path = path
+        self.interval = interval
+        self._paths = (path, path.parent / ".env")
+        self._on_change = on_change
+        self._load = load or _load_config
+        self._seen = _content_only(file_signature(self._paths))
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll()
+            except Exception as exc:  # the watcher must outlive any one bad poll
+                log.warning("config watcher: %s", redact(f"{type(exc).__name__}: {exc}"))
+
+    async def poll(self) -> bool:
+        """Check once; True when a new config was loaded and handed over."""
+        signature = _content_only(await asyncio.to_thread(file_signature, self._paths))
+        if signature == self._seen:
+            return False
+        self._seen = signature
+        if signature[0] is None:
+            log.warning("config %s disappeared; keeping the previous config", self.path)
+            return False
+        try:
+            config = await asyncio.to_thread(self._load, self.path)
+        except ConfigError as exc:
+            issues = "; ".join(str(issue) for issue in exc.issues) or exc.message
+            log.warning(
+                "config %s changed but is invalid; keeping the previous config: %s",
+                self.path,
+                redact(issues.replace("\n", " ")),
+            )
+            return False
+        await self._on_change(config)
+        return True
+
+
+def _load_config(path: Path) -> RolecallConfig:
+    from rolecall.config.load import load_config
+
+    return load_config(path)

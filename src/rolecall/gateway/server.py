@@ -1,0 +1,95 @@
+"""Serving a :class:`~rolecall.gateway.app.Gateway` with uvicorn on a socket bound up front.
+
+Binding before starting means the real port is known at once (``port=0`` in
+tests) and a busy port is reported as one clear line before anything else runs.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from rolecall.errors import MissingExtra
+
+if TYPE_CHECKING:
+    from rolecall.gateway.app import Gateway
+
+__all__ = ["GatewayServer", "bind_socket"]
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port``; raises OSError (port busy, unknown host...)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class GatewayServer:
+    """uvicorn serving one gateway: ``await serve()`` runs until :meth:`stop` or a signal."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        sock: socket.socket,
+        *,
+        access_log: bool = True,
+        log_level: str = "info",
+        log_config: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            import uvicorn
+        except ImportError as exc:
+            raise MissingExtra("gateway", "uvicorn", "rolecall serve") from exc
+        self.gateway = gateway
+        self.sock = sock
+        config = uvicorn.Config(
+            gateway.app,
+            lifespan="off",  # the gateway is started and closed around serve()
+            access_log=access_log,
+            log_level=log_level,
+            log_config=log_config,
+            server_header=False,
+        )
+        self._server = uvicorn.Server(config)
+
+    @property
+    def host(self) -> str:
+        return str(self.sock.getsockname()[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    async def serve(self) -> None:
+        """Start the gateway (router, credential check, watcher), serve, then close it all."""
+        await self.gateway.start()
+        try:
+            await self._server.serve(sockets=[self.sock])
+        finally:
+            await self.gateway.aclose()
+            self.sock.close()
+
+    def stop(self) -> None:
+        """Ask the server to finish (safe from another thread)."""
+        self._server.should_exit = True

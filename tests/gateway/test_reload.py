@@ -1,0 +1,156 @@
+"""Hot reload: a changed assignment takes effect with no restart; a bad edit changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway_helpers import (
+    FALLBACK_KEY,
+    GATEWAY_KEY,
+    PRIMARY_KEY,
+    RunningGateway,
+    config_text,
+    wait_for,
+)
+
+from rolecall.sim import SimServer
+
+CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def answer(client: httpx.Client) -> httpx.Response:
+    response = client.post("/v1/chat/completions", json=CHAT)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def generation(client: httpx.Client) -> int:
+    return int(client.get("/healthz").json()["config_generation"])
+
+
+def test_changed_provider_is_used_by_the_next_request(
+    gateway: RunningGateway,
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+) -> None:
+    with gateway.client() as client:
+        assert answer(client).headers["x-rolecall-provider"] == "a"
+        config_path.write_text(config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path))
+        wait_for(lambda: generation(client) == 2)
+        response = answer(client)
+        assert response.headers["x-rolecall-provider"] == "b"
+        assert response.json()["choices"][0]["message"]["content"] == "answer from B"
+        assert primary.calls == 1
+        metrics = client.get("/metrics").text
+        assert 'rolecall_config_reloads_total{result="ok"} 1' in metrics
+
+
+def test_invalid_edit_keeps_the_old_config_and_says_why(
+    gateway: RunningGateway,
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rolecall.gateway")
+    good = config_path.read_text()
+    # An undefined provider and an out-of-range temperature: both must be reported.
+    bad = config_text(
+        primary, fallback, coder="{provider: nosuch, params: {temperature: 7}}", tmp=tmp_path
+    )
+    config_path.write_text(bad)
+    wait_for(lambda: any("invalid" in r.getMessage() for r in caplog.records))
+    time.sleep(0.2)  # several more polls: the same bad content is reported once
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rolecall.gateway"]
+    assert len(warnings) == 1
+    assert "\n" not in warnings[0]
+    assert "nosuch" in warnings[0] and "temperature" in warnings[0]
+    assert "keeping the previous config" in warnings[0]
+    with gateway.client() as client:
+        assert generation(client) == 1
+        assert answer(client).headers["x-rolecall-provider"] == "a"
+        # Broken YAML too.
+        config_path.write_text(good + "\nroles: [unclosed\n")
+        wait_for(lambda: len([r for r in caplog.records if r.name == "rolecall.gateway"]) == 2)
+        assert answer(client).headers["x-rolecall-provider"] == "a"
+        # A fixed file is picked up again.
+        config_path.write_text(config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path))
+        wait_for(lambda: generation(client) == 2)
+        assert answer(client).headers["x-rolecall-provider"] == "b"
+
+
+def test_rejected_credentials_keep_the_old_config(
+    gateway: RunningGateway,
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rolecall.gateway")
+    text = config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path)
+    config_path.write_text(text.replace("${FALLBACK_KEY}", "sk-revoked-key-00000009"))
+    wait_for(lambda: any("not applied" in r.getMessage() for r in caplog.records))
+    assert "sk-revoked-key-00000009" not in caplog.text
+    with gateway.client() as client:
+        assert generation(client) == 1
+        assert answer(client).headers["x-rolecall-provider"] == "a"
+
+
+def test_request_in_flight_finishes_on_the_old_router(
+    gateway: RunningGateway,
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+) -> None:
+    release = threading.Event()
+
+    async def held_answer(body: object) -> str:
+        await asyncio.to_thread(release.wait, 10)  # on the sim's loop: wait without blocking it
+        return "answer from A"
+
+    primary.responder = held_answer
+    slow: dict[str, httpx.Response] = {}
+
+    def call() -> None:
+        with gateway.client() as client:
+            slow["response"] = answer(client)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    wait_for(lambda: primary.calls == 1)
+    old = gateway.gateway.generation
+    config_path.write_text(config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path))
+    with gateway.client() as client:
+        wait_for(lambda: generation(client) == 2)
+        assert answer(client).headers["x-rolecall-provider"] == "b"
+    assert old.retired and old.in_flight == 1  # still serving the held request
+    release.set()
+    worker.join(10)
+    assert slow["response"].headers["x-rolecall-provider"] == "a"
+    assert slow["response"].json()["choices"][0]["message"]["content"] == "answer from A"
+    wait_for(lambda: old.in_flight == 0)
+
+
+def test_rotated_gateway_key_in_dotenv_takes_effect(
+    gateway: RunningGateway, config_path: Path
+) -> None:
+    new_key = "gw-rotated-gateway-key-0004"
+    (config_path.parent / ".env").write_text(
+        f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\nGATEWAY_KEY={new_key}\n"
+    )
+    with gateway.client(key=new_key) as client:
+        wait_for(lambda: generation(client) == 2)
+        assert answer(client).status_code == 200
+    with gateway.client(key=GATEWAY_KEY) as client:
+        assert client.post("/v1/chat/completions", json=CHAT).status_code == 401
