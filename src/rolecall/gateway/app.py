@@ -152,10 +152,14 @@ class Gateway:
 
     async def _build_generation(self, config: RolecallConfig) -> Generation:
         from rolecall.router import Router
+        from rolecall.sinks import telemetry_sink
 
         sinks: list[EventSink] = [self.metrics]
         if self._recorder is not None:
             sinks.append(self._recorder)
+        tracing = telemetry_sink(config)
+        if tracing is not None:
+            sinks.append(tracing)
         router = Router(config, providers=self._providers, sinks=sinks)
         if not self.offline:
             try:
