@@ -1,0 +1,213 @@
+"""``rolecall run SPEC``: the clarify -> plan -> generate -> review workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rolecall.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_option,
+    exit_code_for,
+    fail,
+    json_option,
+    print_json,
+)
+from rolecall.errors import RolecallError
+
+__all__ = ["run"]
+
+EXIT_INTERRUPTED = 130
+
+
+@click.command()
+@click.argument("spec", required=False, metavar="[SPEC]")
+@config_option
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    default=None,
+    metavar="DIR",
+    help="Directory the files are written to (default: ./out).",
+)
+@click.option(
+    "--answers",
+    "answers_path",
+    default=None,
+    metavar="FILE",
+    help="YAML or JSON answers to the clarifying questions, keyed by question id.",
+)
+@click.option("-y", "--yes", "assume_yes", is_flag=True, help="Take the default answers.")
+@click.option(
+    "--resume",
+    "resume_id",
+    default=None,
+    metavar="RUN",
+    help="Finish run RUN (its spec, output directory and review rounds); SPEC not needed.",
+)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(1, 1024),
+    default=4,
+    show_default=True,
+    help="Tasks running at once (each provider's max_concurrency also applies).",
+)
+@click.option(
+    "--review-rounds",
+    type=click.IntRange(0, 20),
+    default=1,
+    show_default=True,
+    help="Times a file with blocker/major findings goes back to the coder.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist in DIR.")
+@click.option("--offline", is_flag=True, help="Skip the startup credential check.")
+@json_option
+def run(
+    spec: str | None,
+    config_path: str | None,
+    output_dir: str | None,
+    answers_path: str | None,
+    assume_yes: bool,
+    resume_id: str | None,
+    max_parallel: int,
+    review_rounds: int,
+    force: bool,
+    offline: bool,
+    as_json: bool,
+) -> None:
+    """Turn SPEC (Markdown or YAML) into files in DIR, each stage on its role's provider.
+
+    Progress goes to stderr; the summary (or --json) to stdout. Exit codes: 0 done,
+    1 some work failed (finished work is kept; resume with --resume RUN), 2 bad input or
+    config, 3 credentials rejected, 130 interrupted (state saved).
+    """
+    from rolecall.events import new_run_id
+    from rolecall.workflow.display import ProgressDisplay
+    from rolecall.workflow.errors import WorkflowUsageError
+    from rolecall.workflow.runner import Workflow
+    from rolecall.workflow.spec import load_spec
+
+    if not spec and not resume_id:
+        fail("missing SPEC: give a Markdown or YAML spec file, or --resume RUN")
+    try:
+        loaded = load_spec(spec) if spec and not resume_id else None
+        answers = _load_answers(answers_path) if answers_path else None
+    except WorkflowUsageError as exc:
+        fail(exc.message)
+    if spec and resume_id:
+        click.echo(f"note: resuming run {resume_id} with the spec saved with it", err=True)
+
+    display = ProgressDisplay()
+    interactive = sys.stdin.isatty() and not assume_yes
+
+    async def ask_user(question: Any) -> str:
+        with display.paused():
+            answer = click.prompt(
+                f"{question.question} [{question.id}]",
+                default=question.default,
+                show_default=bool(question.default),
+                err=True,
+            )
+        return str(answer)
+
+    workflow = Workflow(
+        config_path=config_path,
+        output_dir=output_dir,
+        answers=answers,
+        ask_user=ask_user if interactive else None,
+        max_parallel=max_parallel,
+        review_rounds=review_rounds,
+        force=force,
+        check_credentials=not offline,
+        observers=[display],
+    )
+    run_id = resume_id or new_run_id()
+    resume_cmd = f"rolecall run --resume {run_id}" + (f" -c {config_path}" if config_path else "")
+    if resume_id:
+        click.echo(f"run {run_id}: resuming", err=True)
+    elif loaded is not None:
+        out = Path(output_dir or "out")
+        click.echo(f"run {run_id}: {loaded.path or loaded.name} -> {out}", err=True)
+
+    async def main() -> Any:
+        display.start()
+        try:
+            if resume_id:
+                return await workflow.resume(resume_id)
+            assert loaded is not None
+            return await workflow.run(loaded, run_id=run_id)
+        finally:
+            display.stop()
+
+    try:
+        result = asyncio.run(main())
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: state saved; resume with: {resume_cmd}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except WorkflowUsageError as exc:
+        fail(exc.message, EXIT_USAGE)
+    except RolecallError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        if display.finished_tasks:
+            click.echo(f"finished work is kept; resume with: {resume_cmd}", err=True)
+        sys.exit(exit_code_for(exc))
+
+    resumable = result.status == "failed"
+    if as_json:
+        print_json({**result.to_dict(), "resume": resume_cmd if resumable else None})
+    else:
+        from rolecall.workflow.display import render_summary
+
+        render_summary(result.records)
+        _print_outcome(result, resume_cmd if resumable else None)
+    sys.exit(EXIT_OK if result.status == "ok" else EXIT_FAILED)
+
+
+def _print_outcome(result: Any, resume_cmd: str | None) -> None:
+    for item in result.refused:
+        click.echo(f"refused: {item['path']} ({item['reason']}): nothing written", err=True)
+    for path in result.kept:
+        click.echo(f"kept: {path} already exists (use --force to overwrite)", err=True)
+    click.echo(f"status: {result.status}")
+    click.echo(f"output: {result.output_dir}")
+    if result.review_file:
+        click.echo(f"review: {result.review_file}")
+    click.echo(
+        f"run: {result.run_id} (rolecall runs show {result.run_id}; state in {result.run_dir})"
+    )
+    if resume_cmd:
+        click.echo(f"some tasks failed; finished work is kept; resume with: {resume_cmd}")
+
+
+def _load_answers(path: str) -> dict[str, Any]:
+    import json
+
+    import yaml
+
+    from rolecall.workflow.errors import AnswersError
+
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AnswersError(f"answers file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnswersError(f"cannot read answers file {path}: {exc}") from None
+    try:
+        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise AnswersError(f"answers file {path} is not valid YAML/JSON: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AnswersError(
+            f"answers file {path} must map question ids to answers (e.g. 'lang: python')"
+        )
+    return {str(k): v for k, v in data.items()}

@@ -1,0 +1,114 @@
+"""Safe writes into the output directory.
+
+Every path a model names is checked twice, when the plan arrives and again just
+before the write: absolute paths, drive letters, ``..`` and paths that lead out
+of the output directory through a symlink are refused. Writes are atomic (a
+temporary file in the same directory, then ``os.replace``), so a killed run
+never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path, PurePosixPath
+
+__all__ = ["OutputDir", "UnsafePath", "atomic_write_text", "normalize_relative"]
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class UnsafePath(ValueError):
+    """A path that would write outside the output directory; ``reason`` says why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path!r}: {reason}")
+
+
+def normalize_relative(path: str) -> str:
+    """``path`` as a clean relative POSIX path, or :class:`UnsafePath` if it is not one."""
+    if not isinstance(path, str) or not path.strip():
+        raise UnsafePath(str(path), "empty path")
+    if "\x00" in path:
+        raise UnsafePath(path, "contains a NUL character")
+    text = path.strip().replace("\\", "/")
+    if text.startswith("/"):
+        raise UnsafePath(path, "absolute path")
+    if _DRIVE.match(text):
+        raise UnsafePath(path, "drive letter")
+    parts = [part for part in PurePosixPath(text).parts if part not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePath(path, "'..' leads out of the output directory")
+    if not parts:
+        raise UnsafePath(path, "names the output directory itself, not a file")
+    if parts[0].startswith("~"):
+        raise UnsafePath(path, "home-directory shortcut")
+    return "/".join(parts)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    A reader (or a resumed run) sees the old content or the new, never a mix, even
+    if the process is killed mid-write. No fsync: surviving a power cut is not the
+    goal, and an fsync per task would stall every other task on the event loop.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+class OutputDir:
+    """The directory generated files go to; nothing is ever written outside it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def real(self) -> Path:
+        return self.root.resolve()
+
+    def target(self, path: str) -> tuple[str, Path]:
+        """The normalised relative path and its absolute target; :class:`UnsafePath` if unsafe."""
+        relative = normalize_relative(path)
+        real_root = self.real
+        target = real_root.joinpath(*relative.split("/"))
+        # resolve() follows every symlink on the way, including one at the end.
+        if not target.resolve().is_relative_to(real_root):
+            raise UnsafePath(path, "a symlink on the way leads out of the output directory")
+        return relative, target
+
+    def exists(self, path: str) -> bool:
+        _, target = self.target(path)
+        return target.exists() or target.is_symlink()
+
+    def read(self, path: str) -> str | None:
+        """The file's text, or None when it is missing or not readable as UTF-8."""
+        _, target = self.target(path)
+        try:
+            return target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def write(self, path: str, text: str) -> Path:
+        """Write atomically; refuses (``UnsafePath``) anything that would land outside."""
+        relative, target = self.target(path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Check again now that the directories exist: one may be a symlink made meanwhile.
+        _, target = self.target(relative)
+        if target.is_symlink() or target.is_dir():
+            raise UnsafePath(path, "exists as a symlink or directory")
+        atomic_write_text(target, text)
+        return target

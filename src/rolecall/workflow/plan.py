@@ -1,0 +1,144 @@
+"""The plan: which files to write, what each is for, and what each depends on.
+
+The planner's JSON is checked against a fixed shape (:data:`PLAN_SCHEMA`) and
+then across entries: unique paths, dependencies that exist, no cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rolecall.workflow.files import UnsafePath, normalize_relative
+from rolecall.workflow.structured import InvalidAnswer
+
+__all__ = ["MAX_PLAN_FILES", "PLAN_SCHEMA", "Plan", "PlannedFile", "parse_plan"]
+
+MAX_PLAN_FILES = 200
+
+PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "files": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "relative path, / separators"},
+                    "purpose": {"type": "string"},
+                    "depends_on": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["path", "purpose", "depends_on"],
+            },
+        }
+    },
+    "required": ["files"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    path: str
+    purpose: str
+    depends_on: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "purpose": self.purpose, "depends_on": list(self.depends_on)}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    files: tuple[PlannedFile, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [f.to_dict() for f in self.files]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        return parse_plan(data)
+
+    def get(self, path: str) -> PlannedFile | None:
+        return next((f for f in self.files if f.path == path), None)
+
+
+def _key(path: str) -> str:
+    """The path as compared across entries; unsafe paths stay as written (refused later)."""
+    try:
+        return normalize_relative(path)
+    except UnsafePath:
+        return path.strip()
+
+
+def parse_plan(data: Any) -> Plan:
+    """A checked :class:`Plan`, or :class:`InvalidAnswer` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise InvalidAnswer([f"the plan must be a JSON object, got {type(data).__name__}"])
+    files = data.get("files")
+    if not isinstance(files, list) or not files:
+        raise InvalidAnswer(["'files' must be a non-empty array"])
+    if len(files) > MAX_PLAN_FILES:
+        raise InvalidAnswer([f"'files' has {len(files)} entries; at most {MAX_PLAN_FILES}"])
+    problems: list[str] = []
+    entries: list[PlannedFile] = []
+    for index, item in enumerate(files):
+        where = f"files[{index}]"
+        if not isinstance(item, Mapping):
+            problems.append(f"{where} must be an object with path, purpose, depends_on")
+            continue
+        path, purpose, deps = item.get("path"), item.get("purpose", ""), item.get("depends_on", [])
+        if not isinstance(path, str) or not path.strip():
+            problems.append(f"{where}.path must be a non-empty string")
+            continue
+        if not isinstance(purpose, str):
+            problems.append(f"{where}.purpose must be a string")
+            purpose = ""
+        if deps is None:
+            deps = []
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            problems.append(f"{where}.depends_on must be an array of paths")
+            deps = []
+        entries.append(PlannedFile(_key(path), purpose.strip(), tuple(_key(d) for d in deps)))
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.path in seen:
+            problems.append(f"path '{entry.path}' appears more than once")
+        seen.add(entry.path)
+    for entry in entries:
+        for dep in entry.depends_on:
+            if dep == entry.path:
+                problems.append(f"'{entry.path}' depends on itself")
+            elif dep not in seen:
+                problems.append(f"'{entry.path}' depends on '{dep}', which is not in the plan")
+    if not problems and (cycle := _find_cycle(entries)):
+        problems.append("dependency cycle: " + " -> ".join(cycle))
+    if problems:
+        raise InvalidAnswer(problems)
+    # Drop repeated dependencies, keeping the planner's order.
+    return Plan(
+        tuple(PlannedFile(e.path, e.purpose, tuple(dict.fromkeys(e.depends_on))) for e in entries)
+    )
+
+
+def _find_cycle(entries: list[PlannedFile]) -> list[str] | None:
+    graph = {e.path: e.depends_on for e in entries}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state and (found := visit(node)):
+            return found
+    return None

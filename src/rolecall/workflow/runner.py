@@ -1,0 +1,263 @@
+"""One workflow run: config snapshot, router, recorder, engine, saved state, REVIEW.md.
+
+The config file is read at the start of every run and the run keeps that
+snapshot, so a changed role assignment applies to the next run with no restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rolecall.events import EventSink, new_run_id
+from rolecall.workflow.engine import EngineObserver, TaskRecord
+from rolecall.workflow.errors import WorkflowUsageError
+from rolecall.workflow.files import OutputDir, UnsafePath
+from rolecall.workflow.spec import Spec, load_spec
+from rolecall.workflow.stages import (
+    REVIEW_FILE,
+    AnswerPrompt,
+    BuiltinStages,
+    final_reviews,
+    review_report,
+)
+from rolecall.workflow.state import RunState, StateSaver
+
+if TYPE_CHECKING:
+    from rolecall.recorder import Recorder
+    from rolecall.router import Router
+
+__all__ = ["REVIEW_FILE", "Workflow", "WorkflowResult", "run_workflow"]
+
+
+@dataclass
+class WorkflowResult:
+    """How a run ended, and where its output and records are."""
+
+    run_id: str
+    status: str  # ok | partial (some paths refused) | failed | interrupted
+    output_dir: Path
+    run_dir: Path
+    records: list[TaskRecord]
+    refused: list[dict[str, str]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    review_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def files(self) -> list[str]:
+        """Paths written by this run, relative to the output directory."""
+        return [
+            r.result["path"]
+            for r in self.records
+            if r.stage == "generate" and r.status == "ok" and r.result.get("status") == "written"
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        from rolecall.workflow.display import task_row
+
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "output_dir": str(self.output_dir),
+            "run_dir": str(self.run_dir),
+            "review": str(self.review_file) if self.review_file else None,
+            "refused": self.refused,
+            "kept": self.kept,
+            "tasks": [task_row(r) for r in self.records],
+        }
+
+
+@dataclass
+class Workflow:
+    """The clarify -> plan -> generate -> review workflow, re-reading the config each run."""
+
+    config_path: str | Path | None = None
+    # Where files go; default ./out. A resumed run keeps its own (giving another is an error).
+    output_dir: str | Path | None = None
+    answers: Mapping[str, Any] | None = None
+    ask_user: AnswerPrompt | None = None
+    max_parallel: int = 4
+    review_rounds: int = 1
+    force: bool = False
+    check_credentials: bool = True
+    observers: Sequence[EngineObserver] = ()
+    sinks: Sequence[EventSink] = ()
+    runs_dir: str | Path | None = None
+
+    async def run(self, spec: str | Path | Spec, *, run_id: str | None = None) -> WorkflowResult:
+        """A new run of ``spec`` (a path, or a :class:`Spec`)."""
+        if self.max_parallel < 1 or self.review_rounds < 0:
+            raise WorkflowUsageError("max_parallel must be >= 1 and review_rounds >= 0")
+        loaded = spec if isinstance(spec, Spec) else load_spec(spec)
+        router = self._router()
+        run_id = run_id or new_run_id()
+        state = RunState(
+            run_id=run_id,
+            run_dir=self._runs_dir(router) / run_id,
+            spec=loaded,
+            output_dir=_absolute(self.output_dir or "out"),
+            options={
+                "review_rounds": self.review_rounds,
+                "force": self.force,
+                "answers": dict(self.answers) if self.answers else None,
+            },
+        )
+        return await self._execute(router, state, restore={})
+
+    async def resume(self, run_id: str) -> WorkflowResult:
+        """Finish run ``run_id``: its finished tasks are not run again."""
+        router = self._router()
+        state = RunState.load(self._runs_dir(router) / run_id)
+        if self.output_dir is not None and _absolute(self.output_dir) != state.output_dir:
+            raise WorkflowUsageError(
+                f"run {run_id} writes to {state.output_dir}, not {self.output_dir}: "
+                "leave the output directory out to resume it, or start a new run"
+            )
+        restore = dict(state.tasks)
+        state.status = "running"
+        return await self._execute(router, state, restore=restore)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _router(self) -> Router:
+        from rolecall.router import Router
+
+        return Router.from_file(self.config_path, check_credentials=self.check_credentials)
+
+    def _runs_dir(self, router: Router) -> Path:
+        # Relative to the working directory, like the recorder's run log beside it.
+        return Path(self.runs_dir or router.config.metrics.runs_dir).expanduser().absolute()
+
+    async def _execute(
+        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord]
+    ) -> WorkflowResult:
+        options = state.options
+        output = OutputDir(state.output_dir)
+        stages = BuiltinStages(
+            state=state,
+            output=output,
+            review_rounds=int(options.get("review_rounds", self.review_rounds)),
+            force=bool(options.get("force")) or self.force,
+            answers=options.get("answers") or self.answers,
+            ask_user=self.ask_user,
+        )
+        recorder = _recorder(router)
+        for sink in (*self.sinks, *(o for o in self.observers if hasattr(o, "emit"))):
+            router.events.add(sink)
+        router.events.add(recorder)
+        recorder.start_run(
+            state.run_id,
+            kind="workflow",
+            meta={"spec": state.spec.name, "output_dir": state.output_dir},
+        )
+        state.save()
+        status = "failed"
+        try:
+            async with router:
+                run = await stages.pipeline().run(
+                    router,
+                    run_id=state.run_id,
+                    max_parallel=self.max_parallel,
+                    restore=restore,
+                    observers=[StateSaver(state), *self.observers],
+                )
+            records = list(run.records.values())
+            refused = _refused(records)
+            review_file = self._write_review(state, output, stages, records)
+            if run.failed:
+                status = "failed"
+            elif refused:
+                status = "partial"
+            else:
+                status = "ok"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            status = "interrupted"
+            raise
+        finally:
+            state.status = status
+            state.save()
+            state.flush()
+            recorder.finish_run(state.run_id, status)
+            recorder.close()
+        return WorkflowResult(
+            run_id=state.run_id,
+            status=status,
+            output_dir=Path(state.output_dir),
+            run_dir=state.run_dir,
+            records=records,
+            refused=refused,
+            kept=[
+                r.result["path"]
+                for r in records
+                if r.stage == "generate" and r.status == "ok" and r.result["status"] == "kept"
+            ],
+            review_file=review_file,
+        )
+
+    def _write_review(
+        self,
+        state: RunState,
+        output: OutputDir,
+        stages: BuiltinStages,
+        records: list[TaskRecord],
+    ) -> Path | None:
+        by_name = {r.name: r for r in records}
+        reviews = final_reviews(by_name)
+        plan = by_name.get("plan")
+        if plan is None or plan.status != "ok":
+            return None
+        text = review_report(state.run_id, reviews, stages.review_rounds)
+        (state.run_dir / "review.md").write_text(text, encoding="utf-8")
+        planned = {f["path"] for f in plan.result["files"]}
+        if REVIEW_FILE in planned:
+            return state.run_dir / "review.md"
+        if REVIEW_FILE in plan.result.get("existing", ()) and not stages.force:
+            return state.run_dir / "review.md"
+        try:
+            return output.write(REVIEW_FILE, text)
+        except UnsafePath:
+            return state.run_dir / "review.md"
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
+def _refused(records: Sequence[TaskRecord]) -> list[dict[str, str]]:
+    refused: list[dict[str, str]] = []
+    for record in records:
+        if record.status != "ok" or not isinstance(record.result, dict):
+            continue
+        if record.name == "plan":
+            refused += record.result.get("refused", [])
+        elif record.stage == "generate" and record.result.get("status") == "refused":
+            refused.append({"path": record.result["path"], "reason": record.result["reason"]})
+    return refused
+
+
+def _recorder(router: Router) -> Recorder:
+    """The run log and metrics store sink (it does nothing when metrics are disabled)."""
+    from rolecall.recorder import Recorder
+
+    return Recorder(router.config.metrics)
+
+
+async def run_workflow(
+    spec: str | Path | Spec,
+    *,
+    config_path: str | Path | None = None,
+    resume: str | None = None,
+    **options: Any,
+) -> WorkflowResult:
+    """Run (or, with ``resume=RUN_ID``, finish) the workflow; the config is read anew."""
+    workflow = Workflow(config_path=config_path, **options)
+    if resume:
+        return await workflow.resume(resume)
+    return await workflow.run(spec)

@@ -1,0 +1,179 @@
+"""Reading a spec: Markdown, or a YAML/JSON mapping (GoCreator's spec format and similar).
+
+A structured spec is accepted as a free-form mapping and rendered to Markdown,
+so every key the author wrote reaches the models, whatever the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rolecall.workflow.errors import SpecError
+
+__all__ = ["MAX_SPEC_BYTES", "Spec", "load_spec", "render_mapping"]
+
+MAX_SPEC_BYTES = 1_000_000
+SpecFormat = Literal["markdown", "yaml", "json"]
+_STRUCTURED = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+_HEADING = re.compile(r"^\s*#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What to build: the spec as Markdown text, plus where it came from."""
+
+    name: str
+    text: str
+    format: SpecFormat = "markdown"
+    path: str | None = None
+
+    @classmethod
+    def from_text(cls, text: str, *, name: str | None = None) -> Spec:
+        """A Markdown spec given as a string (Python API)."""
+        if not text.strip():
+            raise SpecError("the spec is empty: describe what to build")
+        return cls(name=name or _markdown_title(text) or "spec", text=text.strip() + "\n")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "text": self.text, "format": self.format, "path": self.path}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Spec:
+        fmt = data.get("format", "markdown")
+        return cls(
+            name=str(data["name"]),
+            text=str(data["text"]),
+            format=fmt if fmt in ("markdown", "yaml", "json") else "markdown",
+            path=data.get("path"),
+        )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and check a spec file; every problem is a :class:`SpecError` with one clear line."""
+    file = Path(path)
+    shown = str(path)
+    if not file.exists():
+        raise SpecError(f"spec file not found: {shown}")
+    if not file.is_file():
+        raise SpecError(f"spec {shown} is not a file: pass a Markdown or YAML file")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {shown}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"spec {shown} is {len(data)} bytes, over the {MAX_SPEC_BYTES}-byte limit: "
+            "shorten it to what the program must do"
+        )
+    if b"\x00" in data:
+        raise SpecError(f"spec {shown} looks like a binary file: pass a Markdown or YAML text file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"spec {shown} is not UTF-8 text (invalid byte at offset {exc.start}): save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise SpecError(f"spec {shown} is empty: describe what to build in Markdown or YAML")
+    fmt = _STRUCTURED.get(file.suffix.lower())
+    if fmt is None:
+        title = _markdown_title(text) or file.stem
+        return Spec(name=title, text=text.strip() + "\n", format="markdown", path=str(file))
+    mapping = _parse_structured(text, fmt, shown)
+    name = str(mapping.get("name") or mapping.get("title") or file.stem)
+    return Spec(name=name, text=render_mapping(mapping), format=fmt, path=str(file))  # type: ignore[arg-type]
+
+
+def _parse_structured(text: str, fmt: str, shown: str) -> Mapping[str, Any]:
+    if fmt == "json":
+        try:
+            loaded: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(
+                f"spec {shown} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}): fix the syntax or write the spec in Markdown"
+            ) from None
+    else:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise SpecError(
+                f"spec {shown} is not valid YAML{where}: {problem}; fix the syntax or write "
+                "the spec in Markdown"
+            ) from None
+    if loaded is None or loaded == {}:
+        raise SpecError(f"spec {shown} is empty: describe what to build (name, description, ...)")
+    if not isinstance(loaded, Mapping):
+        kind = type(loaded).__name__
+        raise SpecError(
+            f"spec {shown} must be a mapping with keys such as name, description, requirements "
+            f"(found {kind})"
+        )
+    return loaded
+
+
+def render_mapping(mapping: Mapping[str, Any]) -> str:
+    """A structured spec as Markdown: title, description, then one section per key."""
+    lines: list[str] = []
+    title = mapping.get("name") or mapping.get("title")
+    if title:
+        lines += [f"# {title}", ""]
+    description = mapping.get("description")
+    if description:
+        lines += [str(description).strip(), ""]
+    for key, value in mapping.items():
+        if key in ("name", "title", "description") or value in (None, "", [], {}):
+            continue
+        lines += [f"## {_label(key)}", ""]
+        lines += _render_value(value, 0)
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"
+
+
+def _render_value(value: Any, depth: int) -> list[str]:
+    indent = "  " * depth
+    if isinstance(value, Mapping):
+        out: list[str] = []
+        for key, item in value.items():
+            if isinstance(item, Mapping | list):
+                out.append(f"{indent}- {_label(key)}:")
+                out += _render_value(item, depth + 1)
+            else:
+                out.append(f"{indent}- {_label(key)}: {_scalar(item)}")
+        return out
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, Mapping | list):
+                nested = _render_value(item, depth + 1)
+                # The first key of a mapping item heads its bullet, like YAML's "- name: x".
+                out.append(f"{indent}- " + nested[0].strip().removeprefix("- "))
+                out += nested[1:]
+            else:
+                out.append(f"{indent}- {_scalar(item)}")
+        return out
+    return [f"{indent}{_scalar(value)}"]
+
+
+def _label(key: Any) -> str:
+    return str(key).replace("_", " ").strip().capitalize()
+
+
+def _scalar(value: Any) -> str:
+    text = str(value).strip()
+    return text.replace("\n", " ") if len(text) < 400 else text
+
+
+def _markdown_title(text: str) -> str | None:
+    match = _HEADING.search(text)
+    return match.group(1) if match else None

@@ -1,0 +1,188 @@
+"""``rolecall run``: exit codes, one-line errors, JSON output, refused paths, answers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+from workflow_helpers import SPEC, Team, plan_files, write_config
+
+from rolecall.cli import main
+from rolecall.sim import SimServer
+
+ROLES = {
+    "clarifier": {"provider": "gem"},
+    "planner": {"provider": "claude"},
+    "reviewer": {"provider": "claude"},
+    "coder": {"provider": "gpt"},
+}
+
+
+@pytest.fixture
+def sims() -> Iterator[dict[str, SimServer]]:
+    servers = {
+        "gem": SimServer("google"),
+        "claude": SimServer("anthropic"),
+        "gpt": SimServer("openai"),
+    }
+    for server in servers.values():
+        server.start()
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["run", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("empty.md", b"", "is empty"),
+        ("binary.md", bytes(range(256)), "binary"),
+        ("bad.md", b"\xff\xfe\xfa not utf-8", "not UTF-8"),
+        ("bad.yaml", b"name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_spec_is_one_clear_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, expected: str
+) -> None:
+    spec = tmp_path / name
+    spec.write_bytes(content)
+    code, out, err = run_cli(capsys, str(spec), "-c", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: spec ") and expected in lines[0]
+
+
+def test_missing_spec_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys)
+    assert code == 2 and "missing SPEC" in err
+
+
+def test_bad_answers_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("- just\n- a list\n")
+    code, _, err = run_cli(capsys, str(spec), "--answers", str(answers))
+    assert code == 2 and "must map question ids" in err
+    code, _, err = run_cli(capsys, str(spec), "--answers", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "answers file not found" in err
+
+
+def test_config_problem_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    config = tmp_path / "rolecall.yaml"
+    config.write_text("providers: {x: {type: nonsense}}\n")
+    code, _, err = run_cli(capsys, str(spec), "-c", str(config))
+    assert code == 2 and "Traceback" not in err and "nonsense" in err
+
+
+def test_rejected_key_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer]
+) -> None:
+    sims["gpt"].api_key = "another-key"
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    config = write_config(tmp_path, sims, ROLES)
+    code, _, err = run_cli(capsys, str(spec), "-c", str(config), "-o", str(tmp_path / "out"))
+    assert code == 3 and "gpt" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_json_output_names_provider_per_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer]
+) -> None:
+    team = Team(
+        plan_files("main.py", "util.py"),
+        questions=[{"id": "name", "question": "Whom to greet?", "default": "world"}],
+    )
+    for server in sims.values():
+        server.responder = team
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    config = write_config(tmp_path, sims, ROLES)
+    out_dir = tmp_path / "out"
+    # stdin is not a terminal here: the default answers are used without asking.
+    code, out, err = run_cli(capsys, str(spec), "-c", str(config), "-o", str(out_dir), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["status"] == "ok" and data["output_dir"] == str(out_dir.resolve())
+    providers = {t["task"]: t["provider"] for t in data["tasks"]}
+    assert providers == {
+        "clarify": "gem",
+        "plan": "claude",
+        "generate:main.py": "gpt",
+        "generate:util.py": "gpt",
+        "review:main.py": "claude",
+        "review:util.py": "claude",
+    }
+    assert all(t["attempts"] == 1 and t["input_tokens"] > 0 for t in data["tasks"])
+    run_dir = Path(data["run_dir"])
+    assert "A: world" in (run_dir / "clarified-spec.md").read_text()
+    assert data["review"] == str(out_dir.resolve() / "REVIEW.md")
+
+    # Without --json: the summary table and where the result is, on stdout.
+    code, out, _ = run_cli(capsys, str(spec), "-c", str(config), "-o", str(out_dir), "--force")
+    assert code == 0
+    for word in ("task", "stage", "role", "provider", "attempts", "latency", "tokens", "status"):
+        assert word in out
+    assert f"output: {out_dir.resolve()}" in out
+
+
+def test_unknown_answer_id_exit_2_lists_valid_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer]
+) -> None:
+    team = Team(
+        plan_files("a.py"), questions=[{"id": "port", "question": "Port?", "default": "8080"}]
+    )
+    for server in sims.values():
+        server.responder = team
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    answers = tmp_path / "answers.json"
+    answers.write_text('{"prot": 9000}')
+    config = write_config(tmp_path, sims, ROLES)
+    code, _, err = run_cli(capsys, str(spec), "-c", str(config), "--answers", str(answers))
+    assert code == 2
+    assert "unknown question id(s) prot; valid ids: port" in err
+
+
+def test_refused_paths_are_reported_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer]
+) -> None:
+    team = Team(plan_files("../escape.py", "/abs/path.py", "fine.py"))
+    for server in sims.values():
+        server.responder = team
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    config = write_config(tmp_path, sims, ROLES)
+    out_dir = tmp_path / "work" / "out"
+    code, out, err = run_cli(capsys, str(spec), "-c", str(config), "-o", str(out_dir))
+    assert code == 1
+    assert "refused: ../escape.py ('..' leads out of the output directory)" in err
+    assert "refused: /abs/path.py (absolute path)" in err
+    assert not (tmp_path / "work" / "escape.py").exists()
+    assert (out_dir / "fine.py").is_file()
+    assert "status: partial" in out
+
+
+def test_resume_unknown_run_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer]
+) -> None:
+    config = write_config(tmp_path, sims, ROLES)
+    code, _, err = run_cli(capsys, "--resume", "20990101-000000-abcdef", "-c", str(config))
+    assert code == 2 and "no saved workflow run '20990101-000000-abcdef'" in err

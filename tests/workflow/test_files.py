@@ -1,0 +1,75 @@
+"""Writes stay inside the output directory, are atomic, and refuse unsafe paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rolecall.workflow.files import OutputDir, UnsafePath, normalize_relative
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("../evil.py", "'..'"),
+        ("a/../../evil.py", "'..'"),
+        ("/etc/x", "absolute"),
+        ("\\\\server\\share\\x", "absolute"),
+        ("C:\\Windows\\x", "drive letter"),
+        ("c:relative.txt", "drive letter"),
+        ("~/x", "home"),
+        ("", "empty"),
+        (".", "output directory itself"),
+    ],
+)
+def test_unsafe_relative_paths_are_refused(path: str, reason: str) -> None:
+    with pytest.raises(UnsafePath) as info:
+        normalize_relative(path)
+    assert reason in info.value.reason
+
+
+def test_normal_paths_are_cleaned() -> None:
+    assert normalize_relative("./src//app.py") == "src/app.py"
+    assert normalize_relative("src\\app.py") == "src/app.py"
+
+
+def test_write_creates_dirs_atomically(tmp_path: Path) -> None:
+    out = OutputDir(tmp_path / "out")
+    written = out.write("pkg/mod.py", "x = 1\n")
+    assert written.read_text() == "x = 1\n"
+    assert out.read("pkg/mod.py") == "x = 1\n"
+    leftovers = [p.name for p in (tmp_path / "out" / "pkg").iterdir()]
+    assert leftovers == ["mod.py"]
+
+
+def test_symlinked_directory_leading_out_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    out = OutputDir(root)
+    with pytest.raises(UnsafePath, match="symlink"):
+        out.write("link/evil.py", "boom")
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinked_file_leading_out_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "victim.txt"
+    target.write_text("original")
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "file.txt").symlink_to(target)
+    with pytest.raises(UnsafePath):
+        OutputDir(root).write("file.txt", "overwritten")
+    assert target.read_text() == "original"
+
+
+def test_output_dir_that_is_itself_a_symlink_is_fine(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "alias")
+    OutputDir(tmp_path / "alias").write("a.txt", "ok")
+    assert (real / "a.txt").read_text() == "ok"

@@ -1,0 +1,93 @@
+"""The plan's shape and cross-entry checks, and pulling JSON out of model answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rolecall.workflow.plan import parse_plan
+from rolecall.workflow.structured import InvalidAnswer, extract_json, strip_fence
+
+
+def files(*entries: tuple[str, list[str]]) -> dict[str, Any]:
+    return {"files": [{"path": p, "purpose": f"{p} purpose", "depends_on": d} for p, d in entries]}
+
+
+def test_valid_plan_normalises_paths() -> None:
+    plan = parse_plan(files(("./pkg/a.py", []), ("pkg\\b.py", ["pkg/a.py", "pkg/a.py"])))
+    assert [f.path for f in plan.files] == ["pkg/a.py", "pkg/b.py"]
+    assert plan.files[1].depends_on == ("pkg/a.py",)
+
+
+def test_optional_fields_default() -> None:
+    plan = parse_plan({"files": [{"path": "main.go"}]})
+    assert plan.files[0].purpose == "" and plan.files[0].depends_on == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ([], "JSON object"),
+        ({"files": []}, "non-empty array"),
+        ({"files": [{"purpose": "x"}]}, "files[0].path"),
+        ({"files": [{"path": "a", "depends_on": "b"}]}, "files[0].depends_on"),
+        (files(("a.py", []), ("./a.py", [])), "more than once"),
+        (files(("a.py", ["missing.py"])), "not in the plan"),
+        (files(("a.py", ["a.py"])), "depends on itself"),
+        (files(("a.py", ["b.py"]), ("b.py", ["c.py"]), ("c.py", ["a.py"])), "cycle"),
+    ],
+)
+def test_invalid_plans_name_the_problem(data: Any, expected: str) -> None:
+    with pytest.raises(InvalidAnswer) as info:
+        parse_plan(data)
+    assert any(expected in problem for problem in info.value.problems)
+
+
+def test_cycle_is_spelled_out() -> None:
+    with pytest.raises(InvalidAnswer) as info:
+        parse_plan(files(("a.py", ["b.py"]), ("b.py", ["a.py"])))
+    assert "a.py -> b.py -> a.py" in str(info.value)
+
+
+def test_unsafe_paths_pass_the_plan_check_and_are_refused_later() -> None:
+    plan = parse_plan(files(("../evil.py", []), ("/etc/x", [])))
+    assert [f.path for f in plan.files] == ["../evil.py", "/etc/x"]
+
+
+def test_extract_json_from_fences_and_prose() -> None:
+    assert extract_json('{"a": 1}') == {"a": 1}
+    assert extract_json('```json\n{"a": 1}\n```') == {"a": 1}
+    assert extract_json('Here is the plan:\n{"a": {"b": 2}}\nThanks.') == {"a": {"b": 2}}
+    with pytest.raises(InvalidAnswer, match="not valid JSON"):
+        extract_json("no json here")
+
+
+def test_strip_fence_only_strips_one_surrounding_fence() -> None:
+    assert strip_fence("```python\nprint(1)\n```") == "print(1)"
+    assert strip_fence("```\nx = 1\n```\n") == "x = 1"
+    inner = "# Title\n\n```sh\nls\n```\n\nmore"
+    assert strip_fence(inner) == inner
+    assert strip_fence("plain") == "plain"
+
+
+def test_questions_keep_the_usable_entries() -> None:
+    from rolecall.workflow.prompts import parse_questions
+
+    questions = parse_questions(
+        {
+            "questions": [
+                {"id": "lang", "question": "Which language?", "default": "Go"},
+                {"id": "", "question": "no id"},
+                "not an object",
+                {"id": "lang", "question": "duplicate id"},
+                {"id": 7, "question": "Port?", "default": 8080},
+            ]
+        }
+    )
+    assert [(q.id, q.question, q.default) for q in questions] == [
+        ("lang", "Which language?", "Go"),
+        ("7", "Port?", "8080"),
+    ]
+    with pytest.raises(InvalidAnswer):
+        parse_questions({"questions": "none"})

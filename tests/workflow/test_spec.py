@@ -1,0 +1,114 @@
+"""Reading specs: Markdown, YAML/JSON mappings, and clear errors for bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rolecall.workflow.errors import SpecError
+from rolecall.workflow.spec import Spec, load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "specs"
+
+
+def test_markdown_spec_keeps_text_and_takes_title(tmp_path: Path) -> None:
+    path = tmp_path / "tool.md"
+    path.write_text("# Todo CLI\n\nA tiny todo list in Go.\n", encoding="utf-8")
+    spec = load_spec(path)
+    assert spec.name == "Todo CLI"
+    assert "A tiny todo list in Go." in spec.text
+    assert spec.format == "markdown"
+
+
+def test_yaml_spec_in_gocreator_shape_is_rendered_with_every_key(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        """
+name: inventory
+description: Track stock levels.
+scenarios:
+  - name: add item
+    given: an empty store
+    then: the item is listed
+requirements:
+  functional: [add items, remove items]
+  non_functional: [responds within 100 ms]
+entities:
+  - name: Item
+    fields: [sku, quantity]
+custom_key: keep me
+""",
+        encoding="utf-8",
+    )
+    spec = load_spec(path)
+    assert spec.name == "inventory"
+    assert spec.format == "yaml"
+    text = spec.text
+    assert text.startswith("# inventory")
+    for expected in (
+        "Track stock levels.",
+        "## Scenarios",
+        "add item",
+        "the item is listed",
+        "Functional:",
+        "remove items",
+        "responds within 100 ms",
+        "## Entities",
+        "sku",
+        "keep me",
+    ):
+        assert expected in text
+
+
+def test_json_spec(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text('{"name": "calc", "description": "Adds numbers."}', encoding="utf-8")
+    spec = load_spec(path)
+    assert spec.name == "calc" and "Adds numbers." in spec.text
+
+
+def test_bundled_examples_load() -> None:
+    md = load_spec(EXAMPLES / "wordcount.md")
+    yml = load_spec(EXAMPLES / "wordcount.yaml")
+    assert md.name == yml.name == "wordcount"
+    assert "wordcount/counting.py" in md.text and "wordcount/counting.py" in yml.text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("empty.md", b"", "is empty"),
+        ("blank.md", b"   \n\t\n", "is empty"),
+        ("binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        ("latin1.md", "caf\u00e9 spec".encode("latin-1"), "not UTF-8"),
+        ("broken.yaml", b"name: x\n  bad: [unclosed\n", "not valid YAML"),
+        ("list.yaml", b"- a\n- b\n", "must be a mapping"),
+        ("empty.yaml", b"# only a comment\n", "is empty"),
+        ("broken.json", b'{"name": ', "not valid JSON"),
+    ],
+)
+def test_bad_spec_files_give_one_clear_line(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = info.value.message
+    assert expected in message
+    assert "\n" not in message
+    assert name in message
+
+
+def test_missing_spec_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "nope.md")
+    with pytest.raises(SpecError, match="not a file"):
+        load_spec(tmp_path)
+
+
+def test_spec_from_text() -> None:
+    assert Spec.from_text("# Hello\nworld").name == "Hello"
+    with pytest.raises(SpecError):
+        Spec.from_text("  ")

@@ -1,0 +1,341 @@
+"""The whole workflow on real adapters against fake vendor servers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import SPEC, Team, plan_files, write_config
+
+from rolecall.runlog import read_run, run_log_path
+from rolecall.sim import Fault, SimServer
+from rolecall.workflow import AnswersError, Spec, Workflow
+
+ROLES = {
+    "clarifier": {"provider": "gem"},
+    "planner": {"provider": "claude"},
+    "reviewer": {"provider": "claude"},
+    "coder": {"provider": "gpt", "fallback": ["gpt2"]},
+}
+FILES = plan_files(
+    "app/__init__.py", "app/core.py", "app/cli.py", deps={"app/cli.py": ["app/core.py"]}
+)
+
+
+def use(team: Team, sims: dict[str, SimServer]) -> None:
+    for server in sims.values():
+        server.responder = team
+
+
+def providers_of(result: object) -> dict[str, str | None]:
+    return {r.name: r.provider for r in result.records}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fault", ["auth", "server"])
+async def test_four_roles_on_three_vendors_survive_a_coder_fault(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path, fault: str
+) -> None:
+    team = Team(
+        FILES, questions=[{"id": "greeting", "question": "Which greeting?", "default": "Hello"}]
+    )
+    use(team, sims)
+    # The coder's primary answers once, then fails: its tasks hand over to the fallback.
+    if fault == "auth":
+        sims["gpt"].script(Fault("ok"), Fault("auth"))
+    else:
+        sims["gpt"].script(Fault("ok"), Fault("server"), Fault("server"))
+    config = write_config(tmp_path, sims, ROLES)
+    workflow = Workflow(config_path=config, output_dir=tmp_path / "out", max_parallel=1)
+    result = await workflow.run(spec_file)
+
+    assert result.status == "ok", [(r.name, r.status, r.error) for r in result.records]
+    providers = providers_of(result)
+    assert providers["clarify"] == "gem"
+    assert providers["plan"] == "claude"
+    generate = [r for r in result.records if r.stage == "generate"]
+    # A rejected key keeps the primary out for the rest of the run; a 500 does not.
+    later = "gpt2" if fault == "auth" else "gpt"
+    assert [r.provider for r in generate] == ["gpt", "gpt2", later]
+    handed = generate[1]
+    assert handed.handovers == 1
+    assert handed.attempts == (2 if fault == "auth" else 3)
+    assert all(providers[f"review:{f['path']}"] == "claude" for f in FILES)
+    if fault == "auth":  # a rejected key is not called again by later tasks
+        assert sims["gpt"].calls == 2
+    for entry in FILES:
+        assert (tmp_path / "out" / entry["path"]).read_text().startswith(f"# {entry['path']}")
+    assert (tmp_path / "out" / "REVIEW.md").is_file()
+    # The clarified spec (spec + the question and the default answer) is kept with the run.
+    clarified = (result.run_dir / "clarified-spec.md").read_text()
+    assert "Which greeting?" in clarified and "A: Hello" in clarified
+    # The dependency's generated content reaches the dependent file's prompt.
+    cli_prompt = next(t for role, t in team.prompts if "File to write: `app/cli.py`" in t)
+    assert "# app/core.py" in cli_prompt
+
+    # The run record (run log) names the provider of every task.
+    record = read_run(run_log_path(tmp_path / "runs", result.run_id))
+    assert record.kind == "workflow" and record.status == "ok"
+    logged = {t.task_id: t.provider for t in record.tasks}
+    assert logged == {name: p for name, p in providers.items() if p is not None}
+    saved = json.loads((result.run_dir / "state.json").read_text())
+    assert saved["status"] == "ok"
+    assert {n: t["provider"] for n, t in saved["tasks"].items()} == providers
+
+
+async def test_unsafe_plan_paths_are_refused_and_nothing_leaves_the_output_dir(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to(outside, target_is_directory=True)
+    absolute = str(tmp_path / "abs-evil.py")
+    files = plan_files("../evil.py", absolute, "link/evil.py", "C:\\evil.py", "ok.py")
+    team = Team(files)
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+
+    assert result.status == "partial"
+    refused = {item["path"]: item["reason"] for item in result.refused}
+    assert set(refused) == {"../evil.py", absolute, "link/evil.py", "C:\\evil.py"}
+    assert "symlink" in refused["link/evil.py"]
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "evil.py").exists()
+    assert not (tmp_path / "abs-evil.py").exists()
+    assert (out / "ok.py").is_file()
+    asked = {path for (role, path) in team.by_path if role == "coder"}
+    assert asked == {"ok.py"}
+
+
+async def test_existing_files_are_kept_unless_forced(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.py").write_text("mine\n")
+    team = Team(plan_files("keep.py", "new.py"))
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+    assert result.status == "ok"
+    assert result.kept == ["keep.py"]
+    assert (out / "keep.py").read_text() == "mine\n"
+    assert team.by_path[("coder", "keep.py")] == 0
+
+    forced = await Workflow(config_path=config, output_dir=out, force=True).run(spec_file)
+    assert forced.kept == []
+    assert (out / "keep.py").read_text().startswith("# keep.py")
+
+
+async def test_invalid_plan_gets_one_repair_on_the_same_provider_then_a_routed_call(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    good = json.dumps({"files": plan_files("a.py")})
+    cyclic = json.dumps(
+        {"files": plan_files("a.py", "b.py", deps={"a.py": ["b.py"], "b.py": ["a.py"]})}
+    )
+    # Valid JSON of the wrong shape (a non-JSON answer is the router's bad_response retry).
+    dangling = json.dumps({"files": plan_files("a.py", deps={"a.py": ["ghost.py"]})})
+    team = Team([], plans=[dangling, cyclic, good])
+    use(team, sims)
+    # Round robin across two planners: a plain routed call would go to the other one.
+    roles = {**ROLES, "planner": {"providers": ["claude", "gem"], "strategy": "round_robin"}}
+    config = write_config(tmp_path, sims, roles)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    assert result.status == "ok"
+    assert team.calls["planner"] == 3
+    planner_requests = {
+        name: [r for r in server.requests if "You are the planner" in json.dumps(r.json)]
+        for name, server in sims.items()
+    }
+    repaired = [
+        n
+        for n, reqs in planner_requests.items()
+        if any("is invalid" in json.dumps(r.json) for r in reqs)
+    ]
+    assert len(repaired) == 1
+    first = repaired[0]
+    other = "gem" if first == "claude" else "claude"
+    # The bad plan and its repair request went to one provider; the third, normally
+    # routed call went on to the other (round robin).
+    assert [("is invalid" in json.dumps(r.json)) for r in planner_requests[first]] == [False, True]
+    assert len(planner_requests[other]) == 1
+    repair_text = json.dumps(planner_requests[first][1].json)
+    assert "'a.py' depends on 'ghost.py', which is not in the plan" in repair_text
+    plan = next(r for r in result.records if r.name == "plan")
+    assert plan.calls == 3
+
+
+async def test_plan_still_invalid_fails_the_run_and_keeps_the_clarification(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    empty = json.dumps({"files": []})
+    team = Team([], plans=[empty, empty, empty])
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    assert result.status == "failed"
+    plan = next(r for r in result.records if r.name == "plan")
+    assert plan.status == "failed" and "still invalid" in (plan.error or "")
+    assert next(r for r in result.records if r.name == "clarify").status == "ok"
+
+
+async def test_blocking_findings_go_back_to_the_coder_and_the_rest_lands_in_review_md(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    major = {"severity": "major", "line": 2, "message": "does not greet"}
+    minor = {"severity": "minor", "message": "add a docstring"}
+    team = Team(plan_files("a.py", "b.py"), findings={"a.py": [[major], [minor]]})
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    assert result.status == "ok"
+    names = [r.name for r in result.records]
+    assert {"review:a.py", "fix:a.py@1", "review:a.py@2", "review:b.py"} <= set(names)
+    assert "fix:b.py@1" not in names
+    assert team.by_path[("coder", "a.py")] == 2
+    fix_prompt = next(t for role, t in team.prompts if "File to fix: `a.py`" in t)
+    assert "does not greet" in fix_prompt
+    assert (tmp_path / "out" / "a.py").read_text() == "# a.py\nVALUE = 2\n"
+    review = (tmp_path / "out" / "REVIEW.md").read_text()
+    assert "add a docstring" in review and "does not greet" not in review
+    assert "- b.py" in review  # listed as clean
+
+    # With no fix rounds the blocking finding stays and is reported.
+    team2 = Team(plan_files("a.py"), findings={"a.py": [[major]]})
+    use(team2, sims)
+    again = await Workflow(config_path=config, output_dir=tmp_path / "out2", review_rounds=0).run(
+        spec_file
+    )
+    assert team2.by_path[("coder", "a.py")] == 1
+    assert "**major** (line 2): does not greet" in (tmp_path / "out2" / "REVIEW.md").read_text()
+    assert again.status == "ok"
+
+
+async def test_answers_by_question_id(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    questions = [
+        {"id": "lang", "question": "Which language?", "default": "Python"},
+        {"id": "color", "question": "Colour output?", "default": "no"},
+    ]
+    team = Team(plan_files("a.py"), questions=questions)
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(
+        config_path=config, output_dir=tmp_path / "out", answers={"lang": "Go"}
+    ).run(spec_file)
+    clarified = (result.run_dir / "clarified-spec.md").read_text()
+    assert "A: Go" in clarified and "A: no" in clarified
+    plan_prompt = next(t for role, t in team.prompts if role == "planner")
+    assert "Which language?" in plan_prompt and "Go" in plan_prompt
+
+    with pytest.raises(AnswersError) as info:
+        await Workflow(
+            config_path=config, output_dir=tmp_path / "out3", answers={"langage": "Go"}
+        ).run(spec_file)
+    assert "langage" in info.value.message and "valid ids: lang, color" in info.value.message
+
+
+async def test_each_run_reads_the_config_again(tmp_path: Path, sims: dict[str, SimServer]) -> None:
+    team = Team(plan_files("a.py"))
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    workflow = Workflow(config_path=config, output_dir=tmp_path / "out", force=True)
+    first = await workflow.run(Spec.from_text(SPEC))
+    assert providers_of(first)["generate:a.py"] == "gpt"
+
+    data = yaml.safe_load(config.read_text())
+    data["roles"]["coder"] = {"provider": "claude"}
+    config.write_text(yaml.safe_dump(data))
+    second = await workflow.run(Spec.from_text(SPEC))
+    assert providers_of(second)["generate:a.py"] == "claude"
+
+
+async def test_failed_tasks_keep_finished_work_and_resume_finishes(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    team = Team(plan_files("a.py", "b.py", "c.py", deps={"c.py": ["a.py"]}))
+    use(team, sims)
+    sims["gpt"].script(Fault("ok"))
+    sims["gpt"].set_faults(Fault("bad_request"))
+    sims["gpt2"].set_faults(Fault("bad_request"))
+    config = write_config(tmp_path, sims, ROLES)
+    workflow = Workflow(config_path=config, output_dir=tmp_path / "out", max_parallel=1)
+    first = await workflow.run(spec_file)
+    assert first.status == "failed"
+    status = {r.name: r.status for r in first.records}
+    assert status["generate:a.py"] == "ok"
+    assert status["generate:b.py"] == "failed" and status["generate:c.py"] == "failed"
+    assert status["review:b.py"] == "blocked"
+    failed = next(r for r in first.records if r.name == "generate:b.py")
+    assert failed.provider == "gpt2" and "bad_request" in (failed.error or "")
+
+    for server in sims.values():
+        server.clear()
+    calls_before = dict(team.calls)
+    second = await workflow.resume(first.run_id)
+    assert second.status == "ok"
+    assert team.calls["clarifier"] == calls_before["clarifier"]
+    assert team.calls["planner"] == calls_before["planner"]
+    assert team.by_path[("coder", "a.py")] == 1  # finished file not generated again
+    assert team.by_path[("coder", "b.py")] >= 1 and (tmp_path / "out" / "c.py").is_file()
+    assert {r.name for r in second.records if r.restored} >= {"clarify", "plan", "generate:a.py"}
+    record = read_run(run_log_path(tmp_path / "runs", first.run_id))
+    assert record.status == "ok"
+
+
+async def test_questions_without_a_given_answer_are_asked(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    questions = [
+        {"id": "lang", "question": "Which language?", "default": "Python"},
+        {"id": "tests", "question": "Write tests?", "default": "yes"},
+    ]
+    team = Team(plan_files("a.py"), questions=questions)
+    use(team, sims)
+    asked: list[str] = []
+
+    async def ask_user(question: object) -> str:
+        asked.append(question.id)  # type: ignore[attr-defined]
+        return "no"
+
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(
+        config_path=config, output_dir=tmp_path / "out", answers={"lang": "Rust"}, ask_user=ask_user
+    ).run(spec_file)
+    assert asked == ["tests"]  # the answers file already answered "lang"
+    clarified = (result.run_dir / "clarified-spec.md").read_text()
+    assert "A: Rust" in clarified and "A: no" in clarified
+
+
+async def test_a_role_without_provider_stops_the_run(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    from rolecall.errors import NoProviderForRole
+
+    team = Team(plan_files("a.py"))
+    use(team, sims)
+    roles = {k: v for k, v in ROLES.items() if k != "coder"}
+    config = write_config(tmp_path, sims, roles)
+    with pytest.raises(NoProviderForRole, match="coder"):
+        await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    assert team.calls["planner"] == 1
+
+
+async def test_unusable_clarifier_answer_costs_one_call_and_the_run_goes_on(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    team = Team(plan_files("a.py"))
+    team.questions = "I have no questions."  # type: ignore[assignment]
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    assert result.status == "ok"
+    assert team.calls["clarifier"] == 1
+    clarify = next(r for r in result.records if r.name == "clarify")
+    assert clarify.note == "no usable questions"
