@@ -41,7 +41,8 @@ from rolecall.errors import (
     RolecallError,
 )
 from rolecall.events import EventBus, EventSink
-from rolecall.health import HealthTracker, ProviderHealth
+from rolecall.health import HealthTracker
+from rolecall.health_redis import make_health
 from rolecall.providers.base import Provider
 from rolecall.retry import retry_delay, should_retry, within_budget
 from rolecall.types import (
@@ -86,7 +87,9 @@ class Router:
         self._check_on_enter = check_credentials
         self._closed = False
         self.events = EventBus(list(sinks))
-        self._health: HealthTracker = health if health is not None else ProviderHealth(clock=clock)
+        # Chosen by config.state (in memory, or shared through Redis); closed with the router.
+        self._owns_health = health is None
+        self._health: HealthTracker = health if health is not None else make_health(config, clock)
         self._retry = config.retry
         self._failover_within = config.failover_within
         self._providers: dict[str, Provider] = dict(providers or {})
@@ -220,6 +223,9 @@ class Router:
         for result in results:
             if isinstance(result, Exception):
                 log.warning("closing a provider failed: %s", redact(str(result)))
+        close_health = getattr(self._health, "aclose", None) if self._owns_health else None
+        if close_health is not None:
+            await close_health()
 
     # ---- selection -----------------------------------------------------------------------
 

@@ -34,7 +34,8 @@ __all__ = ["config"]
 
 CredentialCheck = Literal["ok", "failed", "skipped", "unavailable"]
 _MASK = "***"
-_URL_PASSWORD = re.compile(r"(//[^/:@]+:)[^/@]+@")
+# The user part may be empty: Redis URLs are often redis://:PASSWORD@host.
+_URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]+@")
 
 
 @click.group("config")
@@ -171,10 +172,15 @@ def masked_config(loaded: RolecallConfig) -> dict[str, Any]:
         for name in headers:
             if SECRET_NAME.search(name):
                 headers[name] = _MASK
-    metrics = data.get("metrics", {})
-    if isinstance(metrics.get("url"), str):
-        metrics["url"] = _URL_PASSWORD.sub(rf"\g<1>{_MASK}@", metrics["url"])
+    for section, field in (("metrics", "url"), ("state", "redis_url")):
+        values = data.get(section, {})
+        if isinstance(values.get(field), str):
+            values[field] = _mask_url_password(values[field])
     return data
+
+
+def _mask_url_password(url: str) -> str:
+    return _URL_PASSWORD.sub(rf"\g<1>{_MASK}@", url)
 
 
 @config.command("schema")

@@ -1,0 +1,290 @@
+"""The Redis side of shared provider health: connection, ordered writes, polling, outages.
+
+One client per event loop (redis.asyncio connections belong to the loop that made
+them), created on first use. Writes are queued by synchronous callers and sent in
+order, pipelined, by one background task per loop, which also runs the tracker's
+poll every ``poll_interval`` seconds.
+
+Redis is a cache of what other processes learnt, never a dependency of a call:
+any failure (refused, reset, timeout, protocol error) logs ONE warning, drops the
+queued writes and switches to in-memory only; after ``reconnect_after`` seconds
+the next operation tries again, quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from rolecall._secrets import redact
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+
+__all__ = ["RedisState", "Write", "display_url"]
+
+log = logging.getLogger("rolecall.health")
+
+# Extends a key's expiry, never shortens it: two processes rate limited with
+# different reset times both end up waiting for the later one.
+_EXTEND = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+end
+return ttl
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One queued change: set (with expiry), extend an expiry, or delete keys."""
+
+    kind: Literal["set", "extend", "delete"]
+    keys: tuple[str, ...]
+    value: str = ""
+    px: int = 0
+
+    def add_to(self, pipe: Pipeline) -> None:
+        if self.kind == "set":
+            pipe.set(self.keys[0], self.value, px=self.px)
+        elif self.kind == "extend":
+            pipe.eval(_EXTEND, 1, self.keys[0], self.px, self.value)
+        else:
+            pipe.delete(*self.keys)
+
+
+def display_url(url: str) -> str:
+    """The URL without user or password, to name the server in a log line."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "redis"
+    return redact(f"{parts.scheme}://{host}{port}{parts.path}")
+
+
+class _Link:
+    """What belongs to one event loop: its client, its background task and its wake-up."""
+
+    __slots__ = ("client", "loop", "task", "waiter", "woken")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: Redis) -> None:
+        self.loop = loop
+        self.client = client
+        self.task: asyncio.Task[None] | None = None
+        self.woken = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        self.woken = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        """Until ``wake()`` or ``seconds`` pass. (Not ``wait_for``: on Python 3.11 it can
+        swallow a cancellation that arrives as its timeout fires.)"""
+        if not self.woken:
+            waiter = self.waiter = self.loop.create_future()
+            timer = self.loop.call_later(seconds, _finish, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        self.woken = False
+
+
+def _finish(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class RedisState:
+    """Pipelined Redis operations that degrade to nothing while Redis is unreachable."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float],
+        poll: Callable[[], Awaitable[None]] | None = None,
+        poll_interval: float = 0.5,
+        timeout: float = 0.5,
+        reconnect_after: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._clock = clock
+        self._poll = poll
+        self._poll_interval = poll_interval
+        self._timeout = timeout
+        self._reconnect_after = reconnect_after
+        self._pending: list[Write] = []
+        self._link: _Link | None = None
+        self._closing = False
+        self._closed = False
+        # Set while Redis is considered down: when the next try is due.
+        self._down_until: float | None = None
+        # Counts outages, so an operation started before one began cannot end it.
+        self._outages = 0
+
+    @property
+    def ready(self) -> bool:
+        """Worth trying Redis now (up, or down long enough to try reconnecting)."""
+        if self._closed:
+            return False
+        down_until = self._down_until
+        return down_until is None or self._clock() >= down_until
+
+    @property
+    def down(self) -> bool:
+        return self._down_until is not None
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def enqueue(self, write: Write) -> None:
+        """Queue a write; sent shortly by the background task (dropped while Redis is down)."""
+        if not self.ready:
+            return
+        self._pending.append(write)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # sent by the next operation made inside an event loop
+        self._link_for(loop).wake()
+
+    async def flush(self) -> None:
+        """Send every queued write, in order, in one pipeline."""
+        while self._pending and self.ready:
+            await self.run(None)
+
+    # ---- reads and direct operations ----------------------------------------------------
+
+    async def run(self, build: Callable[[Pipeline], None] | None) -> list[Any] | None:
+        """Run the commands ``build`` adds to a pipeline, and their results.
+
+        Queued writes go first in the same pipeline, so a read always sees what this
+        process wrote before it. None when Redis is not usable now.
+        """
+        if not self.ready:
+            return None
+        link = self._link_for(asyncio.get_running_loop())
+        outage = self._outages
+        writes, self._pending = self._pending, []
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                pipe = link.client.pipeline(transaction=False)
+                for write in writes:
+                    write.add_to(pipe)
+                if build is not None:
+                    build(pipe)
+                # A command's own error (a wrong key type...) is its result, not an outage.
+                result: list[Any] = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # any Redis trouble: carry on in memory, never fail a call
+            self._failed(exc, outage)
+            return None
+        if self._down_until is not None and outage == self._outages:
+            self._down_until = None
+            log.info("shared provider health: %s reachable again", display_url(self._url))
+        return result[len(writes) :]
+
+    def _failed(self, exc: Exception, outage: int) -> None:
+        now = self._clock()
+        if self._down_until is None:
+            self._outages += 1
+            self._down_until = now + self._reconnect_after
+            self._pending.clear()
+            log.warning(
+                "shared provider health: Redis at %s is unreachable (%s); "
+                "keeping provider health in this process, retrying in %.0f s",
+                display_url(self._url),
+                _describe(exc),
+                self._reconnect_after,
+            )
+        elif outage == self._outages:
+            # A reconnect attempt failed: wait again, quietly.
+            self._down_until = now + self._reconnect_after
+            log.debug("shared provider health: reconnect failed: %s", _describe(exc))
+
+    # ---- per-loop link ------------------------------------------------------------------
+
+    def _link_for(self, loop: asyncio.AbstractEventLoop) -> _Link:
+        link = self._link
+        if link is None or link.loop is not loop:
+            link = self._link = _Link(loop, self._new_client())
+        if (link.task is None or link.task.done()) and not self._closing:
+            link.task = loop.create_task(self._serve(link), name="rolecall-health-redis")
+        return link
+
+    def _new_client(self) -> Redis:
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        client: Redis = redis.asyncio.from_url(
+            self._url,
+            decode_responses=True,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            # Failing fast is the point: a call never waits on Redis retries.
+            retry=Retry(NoBackoff(), 0),
+        )
+        return client
+
+    async def _serve(self, link: _Link) -> None:
+        """Send queued writes as they come; poll every ``poll_interval`` seconds."""
+        next_poll = self._clock()
+        try:
+            while not self._closing:
+                await link.sleep(max(next_poll - self._clock(), 0.0))
+                await self.flush()
+                if self._poll is not None and self._clock() >= next_poll and not self._closing:
+                    next_poll = self._clock() + self._poll_interval
+                    if self.ready:
+                        try:
+                            await self._poll()
+                        except Exception as exc:  # a poll must never end the task
+                            log.debug("shared provider health: poll failed: %s", _describe(exc))
+        finally:
+            # Closing (or the loop shutting down): what is queued still goes out.
+            with contextlib.suppress(Exception):
+                await self.flush()
+            with contextlib.suppress(Exception):
+                await link.client.aclose()
+
+    async def aclose(self) -> None:
+        """Send queued writes, stop the background task and close the connection."""
+        if self._closing:
+            return
+        self._closing = True
+        link = self._link
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if link is not None and running is link.loop:
+            task = link.task
+            if task is not None and not task.done():
+                link.wake()  # it sees _closing, sends what is queued and closes
+                with contextlib.suppress(Exception):
+                    await task
+            else:
+                await self.flush()
+                with contextlib.suppress(Exception):
+                    await link.client.aclose()
+        # Otherwise the loop owning the connection is gone (it closed it) or elsewhere.
+        self._link = None
+        self._closed = True
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or "no details"
+    return redact(f"{type(exc).__name__}: {text}")
