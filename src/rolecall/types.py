@@ -126,7 +126,9 @@ class Reply:
 _ROLES = frozenset({"system", "user", "assistant"})
 
 
-def normalize_messages(messages: Sequence[Message | Mapping[str, Any]] | str) -> tuple[Message, ...]:
+def normalize_messages(
+    messages: Sequence[Message | Mapping[str, Any]] | str,
+) -> tuple[Message, ...]:
     """Accept a prompt string, dicts in OpenAI shape, or :class:`Message` objects."""
     if isinstance(messages, str):
         return (Message("user", messages),)
