@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_router.py [--requests 1000] [--in-flight 256]
         [--throughput-requests 1024] [--rounds 3] [--selections 200000]
+        [--litellm benchmarks/.venv-litellm/bin/python]
 
 1. Selection: ``Router.chain(role)`` (chain lookup + strategy ordering) for each
    strategy, timed call by call; median and p99 in microseconds.
@@ -14,18 +15,24 @@
    flight, as a ratio of bare httpx. Each figure is the median over ``--rounds``
    rounds; in the sequential runs the clients take turns call by call so that
    drift (other load on the machine) hits all of them alike.
+3. With ``--litellm PYTHON`` (the interpreter of the environment that
+   ``benchmarks/litellm-env.sh`` builds), the same workload through LiteLLM's
+   ``Router.acompletion`` against the same server, run in that environment
+   right after, printed side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -238,6 +245,29 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> 
     return "\n".join(lines)
 
 
+def _litellm_figures(args: argparse.Namespace, base_url: str) -> dict[str, list[float]]:
+    """Run the workload through LiteLLM in its own environment (never imported here)."""
+    script = str(Path(__file__).with_name("_litellm_load.py"))
+    print("LiteLLM rounds", file=sys.stderr, flush=True)
+    out = subprocess.run(
+        [
+            args.litellm,
+            script,
+            base_url,
+            SIM_KEY,
+            str(args.requests),
+            str(args.throughput_requests),
+            str(args.in_flight),
+            str(args.rounds),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    return {f"litellm_{key}": values for key, values in data.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000, help="sequential calls per round")
@@ -247,6 +277,9 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--selections", type=int, default=200_000)
+    parser.add_argument(
+        "--litellm", metavar="PYTHON", help="python of the LiteLLM benchmark environment"
+    )
     args = parser.parse_args()
 
     selection = bench_selection(args.selections)
@@ -273,6 +306,8 @@ def main() -> None:
                 base_url, args.requests, args.throughput_requests, args.in_flight, args.rounds
             )
         )
+        if args.litellm:
+            figures.update(_litellm_figures(args, base_url))
     finally:
         if sim.stdin is not None:
             sim.stdin.close()
@@ -301,7 +336,30 @@ def main() -> None:
         )
     )
     print()
-    labels = (("bare", "bare httpx"), ("adapter", "adapter alone"), ("router", "rolecall router"))
+    labels: tuple[tuple[str, str], ...] = (
+        ("bare", "bare httpx"),
+        ("adapter", "adapter alone"),
+        ("router", "rolecall router"),
+    )
+    if "litellm_rps" in med:
+        labels += (("litellm", "LiteLLM Router"),)
+        print(
+            _table(
+                "LiteLLM Router, same workload and server (sequential, us)",
+                ("", "bare httpx", "rolecall router", "LiteLLM Router", "LiteLLM-bare"),
+                [
+                    (
+                        q,
+                        f"{med[f'bare_{q}']:.0f}",
+                        f"{med[f'router_{q}']:.0f}",
+                        f"{med[f'litellm_{q}']:.0f}",
+                        f"{med[f'litellm_{q}'] - med[f'bare_{q}']:+.0f}",
+                    )
+                    for q in ("p50", "p99")
+                ],
+            )
+        )
+        print()
     print(
         _table(
             f"Throughput, {args.in_flight} in flight (median of {args.rounds} rounds)",
