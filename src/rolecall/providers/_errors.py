@@ -30,6 +30,7 @@ __all__ = [
     "Classifier",
     "clip",
     "did_you_mean",
+    "error_head",
     "error_object",
     "google_duration",
     "google_rpc_kind",
@@ -105,6 +106,21 @@ def vendor_message(err: Mapping[str, Any], body: object) -> str:
         raw = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
         message = raw if isinstance(raw, str) else (json.dumps(raw) if raw else "")
     return clip(message) or "no details"
+
+
+def error_head(status: int | None, body: object) -> tuple[dict[str, Any], int | None, str, str]:
+    """The error object, the status, the vendor message and the error text to raise.
+
+    Inside a stream (``status`` None) the status comes from ``error.code`` when that is an
+    HTTP status, as llama.cpp and Gemini send it.
+    """
+    err = error_object(body)
+    code = err.get("code")
+    if status is None and isinstance(code, int) and 400 <= code < 600:
+        status = code
+    message = vendor_message(err, body)
+    text = f"HTTP {status}: {message}" if status is not None else message
+    return err, status, message, text
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:

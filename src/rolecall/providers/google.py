@@ -17,12 +17,11 @@ from urllib.parse import quote
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
-    error_object,
+    error_head,
     google_rpc_kind,
     is_gemini_context_overflow,
     kind_for_status,
     retry_after_seconds,
-    vendor_message,
 )
 from rolecall.providers._http import HTTPProvider
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
@@ -71,12 +70,7 @@ def classify_gemini_error(
     now: float | None = None,
 ) -> ProviderError:
     """A Gemini (google.rpc) error, from HTTP or inside a stream, as a ProviderError."""
-    err = error_object(body)
-    code = err.get("code")
-    if status is None and isinstance(code, int) and 400 <= code < 600:
-        status = code
-    message = vendor_message(err, body)
-    text = f"HTTP {status}: {message}" if status is not None else message
+    err, status, message, text = error_head(status, body)
 
     def make(kind: ErrorKind, retry_after: float | None = None) -> ProviderError:
         return ProviderError(

@@ -14,12 +14,11 @@ from typing import Any
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
-    error_object,
+    error_head,
     google_rpc_kind,
     is_gemini_context_overflow,
     kind_for_status,
     retry_after_seconds,
-    vendor_message,
 )
 from rolecall.providers._http import HTTPProvider
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
@@ -74,12 +73,7 @@ def classify_openai_error(
     now: float | None = None,
 ) -> ProviderError:
     """An OpenAI-style error (HTTP status, or None for one inside a stream) as a ProviderError."""
-    err = error_object(body)
-    code = err.get("code")
-    if status is None and isinstance(code, int) and 400 <= code < 600:
-        status = code  # llama.cpp and Gemini put the HTTP status in error.code
-    message = vendor_message(err, body)
-    text = f"HTTP {status}: {message}" if status is not None else message
+    err, status, _, text = error_head(status, body)
 
     def make(kind: ErrorKind, retry_after: float | None = None) -> ProviderError:
         return ProviderError(
@@ -89,7 +83,7 @@ def classify_openai_error(
     rpc = google_rpc_kind(err, headers, now)  # Gemini's OpenAI-compatible endpoint
     if rpc is not None:
         return make(*rpc)
-    labels = {str(code or ""), str(err.get("type") or "")}
+    labels = {str(err.get("code") or ""), str(err.get("type") or "")}
     if "insufficient_quota" in labels:
         return make(ErrorKind.QUOTA)
     if status == 429 or (status is None and "rate_limit_exceeded" in labels):
