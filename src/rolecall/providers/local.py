@@ -15,8 +15,9 @@ package ships (found with ``find_spec``, never imported) or any GGUF named by
   grammar, via llguidance in mistral.rs and GBNF in llama.cpp) only lets the
   model produce JSON that matches the schema. The schema is narrowed first in
   ways every output still satisfies (no extra object keys where the schema does
-  not mention them, integers within +/-2**53, compact whitespace) so a small
-  model cannot ramble past ``max_tokens``.
+  not mention them, integers within +/-2**53, unbounded strings sharing the
+  token budget, compact whitespace; see :func:`generation_schema`) so a small
+  model cannot ramble past ``max_tokens`` and cut its JSON short.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import asyncio
 import copy
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +86,22 @@ class LocalProvider:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        async for item in self._events(request):
-            if isinstance(item, str):
-                yield Chunk(text=item, model=self.model)
-            else:
-                yield Chunk(
-                    usage=Usage(item.input_tokens, item.output_tokens),
-                    finish_reason=item.finish_reason,
-                    model=self.model,
-                )
+        async with aclosing(self._events(request)) as events:
+            async for item in events:
+                if isinstance(item, str):
+                    yield Chunk(text=item, model=self.model)
+                else:
+                    yield Chunk(
+                        usage=Usage(item.input_tokens, item.output_tokens),
+                        finish_reason=item.finish_reason,
+                        model=self.model,
+                    )
 
     async def check_credentials(self) -> None:
         """Runtime importable and model file present with a GGUF header; generates nothing."""
         try:
-            await asyncio.to_thread(rt.import_runtime, self._runtime)
             await asyncio.to_thread(rt.check_model_file, self._path, configured=self._configured)
+            await asyncio.to_thread(rt.import_runtime, self._runtime)
         except MissingExtra as exc:
             raise self._error(exc.message, ErrorKind.NOT_FOUND) from exc
         except ProviderError as exc:
@@ -108,11 +111,12 @@ class LocalProvider:
         """Nothing to release: the loaded model is shared for the life of the process."""
 
     async def _run(self, request: ChatRequest, sink: Callable[[str], None]) -> rt.GenerationResult:
-        async for item in self._events(request):
-            if isinstance(item, str):
-                sink(item)
-            else:
-                return item
+        async with aclosing(self._events(request)) as events:
+            async for item in events:
+                if isinstance(item, str):
+                    sink(item)
+                else:
+                    return item
         raise self._error("the model stopped without a result", ErrorKind.SERVER)
 
     async def _loaded(self) -> rt.LoadedModel:
@@ -130,7 +134,7 @@ class LocalProvider:
         except ProviderError as exc:
             raise self._error(exc.message, exc.kind) from exc
 
-    async def _events(self, request: ChatRequest) -> AsyncIterator[str | rt.GenerationResult]:
+    async def _events(self, request: ChatRequest) -> AsyncGenerator[str | rt.GenerationResult]:
         """Text pieces as the worker produces them, then the result (validated)."""
         settings = self._settings(request)
         model = await self._loaded()
@@ -154,7 +158,7 @@ class LocalProvider:
                 return
             put(_STARTED)
             try:
-                put(model.generate(messages, settings, emit))
+                put(model.generate(messages, settings, emit, self._config.context_size))
             except Exception as exc:
                 put(exc)
 
@@ -197,18 +201,25 @@ class LocalProvider:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise self._error("max_tokens must be a positive integer", ErrorKind.BAD_REQUEST)
         stop = params.get("stop") or ()
-        return rt.GenerationSettings(
-            max_tokens=max_tokens,
-            temperature=_number(params.get("temperature")),
-            top_p=_number(params.get("top_p")),
-            top_k=int(params["top_k"]) if params.get("top_k") is not None else None,
-            stop=(stop,) if isinstance(stop, str) else tuple(str(s) for s in stop),
-            json_schema=(
-                generation_schema(request.response_schema)
-                if request.response_schema is not None
-                else None
-            ),
-        )
+        try:
+            return rt.GenerationSettings(
+                max_tokens=max_tokens,
+                temperature=_number(params.get("temperature")),
+                top_p=_number(params.get("top_p")),
+                top_k=None if params.get("top_k") is None else int(params["top_k"]),
+                stop=(stop,) if isinstance(stop, str) else tuple(str(s) for s in stop),
+                json_schema=(
+                    None
+                    if request.response_schema is None
+                    else generation_schema(request.response_schema, max_tokens)
+                ),
+            )
+        except (TypeError, ValueError) as exc:
+            raise self._error(
+                f"invalid parameter for the local model ({exc}): temperature, top_p and top_k "
+                "take numbers, stop a string or a list of strings",
+                ErrorKind.BAD_REQUEST,
+            ) from None
 
     def _check_json(self, text: str, result: rt.GenerationResult, max_tokens: int) -> None:
         try:
@@ -226,29 +237,43 @@ class LocalProvider:
         return ProviderError(message, kind=kind, provider=self.id)
 
 
-def generation_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+def generation_schema(schema: Mapping[str, Any], max_tokens: int | None = None) -> dict[str, Any]:
     """``schema`` narrowed for decoding; whatever matches the result matches ``schema``.
 
-    Objects that say nothing about other keys get ``additionalProperties: false``,
-    unbounded integers get the JSON-safe range, and llguidance is asked for
-    compact whitespace: each closes a way a small model runs on forever.
+    Each change closes a way a small model runs on until ``max_tokens`` cuts
+    its JSON short: objects that say nothing about other keys get
+    ``additionalProperties: false``, unbounded integers the JSON-safe range,
+    unbounded strings a ``maxLength`` that shares three quarters of the token
+    budget between them (one character per token, array items counted up to
+    ``maxItems``, or 4), and llguidance is asked for compact whitespace. A
+    caller who wants longer strings raises ``max_tokens``.
     """
-    narrowed = _narrow(copy.deepcopy(dict(schema)))
-    if isinstance(narrowed, dict):
-        narrowed.setdefault("x-guidance", {"whitespace_flexible": False})
-        return narrowed
-    return {"x-guidance": {"whitespace_flexible": False}}
+    narrowed = copy.deepcopy(dict(schema))
+    strings: list[tuple[dict[str, Any], int]] = []
+    _narrow(narrowed, strings, 1)
+    if max_tokens is not None and strings:
+        # A token is at least one character of ASCII text: three quarters of the budget, shared
+        # by the strings (an array's item counts once per item it may hold), leaves the rest for
+        # keys, numbers and punctuation.
+        share = max_tokens * 3 // 4 // sum(weight for _, weight in strings)
+        for node, _ in strings:
+            node["maxLength"] = max(_MIN_STRING_CHARS, share)
+    narrowed.setdefault("x-guidance", {"whitespace_flexible": False})
+    return narrowed
 
 
 _OPEN_KEYS = ("additionalProperties", "patternProperties", "unevaluatedProperties")
+_BOUNDED_STRING_KEYS = ("maxLength", "enum", "const", "pattern", "format")
 # Not allOf: closing each part of an intersection would reject keys the other parts allow.
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+_MIN_STRING_CHARS = 16
+_ITEMS_IF_UNBOUNDED = 4  # how many items an array without maxItems is budgeted for
 
 
-def _narrow(node: Any) -> Any:
+def _narrow(node: Any, strings: list[tuple[dict[str, Any], int]], weight: int) -> None:
     if not isinstance(node, dict):
-        return node
+        return
     types = node.get("type")
     type_set = {types} if isinstance(types, str) else set(types or ())
     if "properties" in node and not any(key in node for key in _OPEN_KEYS):
@@ -256,15 +281,19 @@ def _narrow(node: Any) -> Any:
     if type_set == {"integer"}:
         node.setdefault("minimum", -_SAFE_INT)
         node.setdefault("maximum", _SAFE_INT)
+    if type_set == {"string"} and not any(key in node for key in _BOUNDED_STRING_KEYS):
+        strings.append((node, weight))
     for key in _SUBSCHEMA_MAPS:
         if isinstance(node.get(key), dict):
-            node[key] = {name: _narrow(sub) for name, sub in node[key].items()}
+            for sub in node[key].values():
+                _narrow(sub, strings, weight)
     for key in _SUBSCHEMA_LISTS:
         if isinstance(node.get(key), list):
-            node[key] = [_narrow(sub) for sub in node[key]]
-    if isinstance(node.get("items"), dict):
-        node["items"] = _narrow(node["items"])
-    return node
+            for sub in node[key]:
+                _narrow(sub, strings, weight)
+    max_items = node.get("maxItems")
+    repeats = max_items if isinstance(max_items, int) and max_items > 0 else _ITEMS_IF_UNBOUNDED
+    _narrow(node.get("items"), strings, weight * repeats)
 
 
 def _messages(request: ChatRequest) -> list[dict[str, str]]:

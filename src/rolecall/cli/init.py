@@ -1,0 +1,90 @@
+"""``rolecall init``: detect keys, local servers and the embedded model; write rolecall.yaml."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from rolecall.cli._common import EXIT_USAGE, fail, json_option, print_json
+
+if TYPE_CHECKING:
+    from rolecall._proposal import Proposal
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the config and assignments; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="FILE",
+    default="rolecall.yaml",
+    show_default=True,
+    help="Where to write the config.",
+)
+@json_option
+def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
+    """Detect what is available and write a config assigning every role.
+
+    Looks for API keys in the environment (OpenAI, Anthropic, Gemini, Groq,
+    Mistral, DeepSeek, OpenRouter), model servers on 127.0.0.1 (Ollama,
+    llama.cpp, vLLM, LM Studio) and the embedded model. Sends no prompt.
+    """
+    from rolecall._proposal import propose, render_yaml
+    from rolecall.discover import discover
+
+    path = Path(output)
+    if path.exists() and not force and not dry_run:
+        fail(f"{path} already exists: pass --force to overwrite it, or -o FILE to write elsewhere")
+    try:
+        found = asyncio.run(discover())
+    except ValueError as exc:  # a malformed ROLECALL_DISCOVER_PORTS
+        fail(str(exc), EXIT_USAGE)
+    proposal = propose(found)
+    text = render_yaml(proposal, found)
+    if not dry_run:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {path}: {exc.strerror or exc}; choose another path with -o FILE")
+    if as_json:
+        print_json(
+            {
+                "path": str(path),
+                "written": not dry_run,
+                "default_provider": proposal.default_provider,
+                "assignments": [a.to_dict() for a in proposal.roles],
+                "notes": list(proposal.notes),
+                "config": text,
+            }
+        )
+        return
+    if dry_run:
+        click.echo(text)
+    _print_table(proposal)
+    for note in proposal.notes:
+        click.echo(f"note: {note}", err=True)
+    if not dry_run:
+        click.echo(f"wrote {path}; check it with: rolecall config validate -c {path}")
+
+
+def _print_table(proposal: Proposal) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="role assignments", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("role", "provider", "model", "fallback", "reason"):
+        table.add_column(column, overflow="fold")
+    for a in proposal.roles:
+        table.add_row(a.role, a.provider, a.model, ", ".join(a.fallback) or "-", a.reason)
+    # Piped output has no terminal width: do not fold rows into 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()).strip("\n"))

