@@ -22,6 +22,7 @@ import pytest
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
 from rolecall.providers import _local_runtime as rt
+from rolecall.providers._gguf import GgufInfo
 from rolecall.providers.base import Provider
 from rolecall.providers.local import LocalProvider, generation_schema
 from rolecall.types import ChatRequest, Chunk, Message
@@ -136,6 +137,41 @@ def test_generation_schema_only_narrows() -> None:
         jsonschema.validate(sample, ANSWER_SCHEMA)
     with pytest.raises(jsonschema.ValidationError):  # extra keys were allowed, now closed
         jsonschema.validate({"answer": "x", "confidence": 1, "more": 1}, narrowed)
+
+
+def test_generation_schema_bounds_arrays_by_the_token_budget() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "files": {"type": "array", "items": {"type": "string"}},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+            "steps": {"type": "array", "items": {"type": "integer"}, "minItems": 12},
+        },
+    }
+    small = generation_schema(schema, max_tokens=256)["properties"]
+    assert small["files"]["maxItems"] == 4  # never fewer than four
+    assert small["tags"]["maxItems"] == 2  # the caller's bound is kept
+    assert small["steps"]["maxItems"] == 12  # and never below minItems
+    assert generation_schema(schema, max_tokens=2048)["properties"]["files"]["maxItems"] == 16
+    assert "maxItems" not in generation_schema(schema)["properties"]["files"]
+
+
+@pytest.mark.parametrize(
+    ("requantize", "file_type", "expected"),
+    [
+        ("auto", 3, "Q8_0"),  # Q4_1, as the bundled model ships: scalar kernels in mistral.rs
+        ("auto", 9, "Q8_0"),  # Q5_1
+        ("auto", 15, None),  # Q4_K_M has fast kernels: kept
+        ("auto", None, None),  # unknown: kept
+        ("off", 3, None),
+        ("q6k", 15, "Q6K"),
+    ],
+)
+def test_requantize_at_load_only_where_the_file_type_is_slow(
+    requantize: str, file_type: int | None, expected: str | None
+) -> None:
+    info = GgufInfo(3, 1, "llama", 8192, None, file_type)
+    assert rt.requantize_type(requantize, info) == expected
 
 
 # --- with the runtime: the model runs ------------------------------------------------------

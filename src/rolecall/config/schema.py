@@ -123,6 +123,7 @@ class ProviderConfig(_Model):
     context_size: int | None = Field(default=None, ge=128)
     threads: int | None = Field(default=None, ge=1)
     runtime: Literal["mistralrs", "llama-cpp"] | None = None
+    requantize: Literal["auto", "off", "q8_0", "q4_0", "q4k", "q6k"] = "auto"
 
     @field_validator("timeout")
     @classmethod

@@ -29,6 +29,7 @@ class GgufInfo:
     architecture: str | None
     context_length: int | None
     name: str | None
+    file_type: int | None = None  # general.file_type: the dominant tensor type (llama_ftype)
 
 
 class _Corrupt(ValueError):
@@ -47,7 +48,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
         if key_count > _MAX_KEYS:
             raise ValueError("corrupt GGUF header (implausible metadata count)")
         meta: dict[str, object] = {}
-        wanted = {"general.architecture", "general.name"}
+        wanted = {"general.architecture", "general.name", "general.file_type"}
         for _ in range(key_count):
             key = _read_string(handle)
             (value_type,) = _unpack(handle, "I")
@@ -59,18 +60,21 @@ def read_gguf_info(path: Path) -> GgufInfo:
                 isinstance(arch, str)
                 and f"{arch}.context_length" in meta
                 and "general.name" in meta
+                and "general.file_type" in meta
             ):
                 break
     arch = meta.get("general.architecture")
     architecture = arch if isinstance(arch, str) else None
     context = meta.get(f"{architecture}.context_length") if architecture else None
     name = meta.get("general.name")
+    file_type = meta.get("general.file_type")
     return GgufInfo(
         version=version,
         tensor_count=tensor_count,
         architecture=architecture,
         context_length=context if isinstance(context, int) and context > 0 else None,
         name=name if isinstance(name, str) else None,
+        file_type=file_type if isinstance(file_type, int) else None,
     )
 
 
