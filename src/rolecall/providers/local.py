@@ -128,6 +128,7 @@ class LocalProvider:
                 configured=self._configured,
                 context_size=self._config.context_size,
                 threads=self._config.threads,
+                requantize=self._config.requantize,
             )
         except MissingExtra as exc:
             raise self._error(exc.message, ErrorKind.NOT_FOUND) from exc
@@ -243,14 +244,17 @@ def generation_schema(schema: Mapping[str, Any], max_tokens: int | None = None) 
     Each change closes a way a small model runs on until ``max_tokens`` cuts
     its JSON short: objects that say nothing about other keys get
     ``additionalProperties: false``, unbounded integers the JSON-safe range,
+    unbounded arrays a ``maxItems`` of one item per 128 tokens of budget (at
+    least 4: a small model otherwise repeats an item until the budget ends),
     unbounded strings a ``maxLength`` that shares three quarters of the token
     budget between them (one character per token, array items counted up to
-    ``maxItems``, or 4), and llguidance is asked for compact whitespace. A
-    caller who wants longer strings raises ``max_tokens``.
+    ``maxItems``), and llguidance is asked for compact whitespace. A caller
+    who wants longer strings or arrays raises ``max_tokens``.
     """
     narrowed = copy.deepcopy(dict(schema))
     strings: list[tuple[dict[str, Any], int]] = []
-    _narrow(narrowed, strings, 1)
+    items_cap = None if max_tokens is None else max(_MIN_ITEMS_CAP, max_tokens // _TOKENS_PER_ITEM)
+    _narrow(narrowed, strings, 1, items_cap)
     if max_tokens is not None and strings:
         # A token is at least one character of ASCII text: three quarters of the budget, shared
         # by the strings (an array's item counts once per item it may hold), leaves the rest for
@@ -269,9 +273,12 @@ _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
 _MIN_STRING_CHARS = 16
 _ITEMS_IF_UNBOUNDED = 4  # how many items an array without maxItems is budgeted for
+_MIN_ITEMS_CAP, _TOKENS_PER_ITEM = 4, 128
 
 
-def _narrow(node: Any, strings: list[tuple[dict[str, Any], int]], weight: int) -> None:
+def _narrow(
+    node: Any, strings: list[tuple[dict[str, Any], int]], weight: int, items_cap: int | None
+) -> None:
     if not isinstance(node, dict):
         return
     types = node.get("type")
@@ -286,14 +293,18 @@ def _narrow(node: Any, strings: list[tuple[dict[str, Any], int]], weight: int) -
     for key in _SUBSCHEMA_MAPS:
         if isinstance(node.get(key), dict):
             for sub in node[key].values():
-                _narrow(sub, strings, weight)
+                _narrow(sub, strings, weight, items_cap)
     for key in _SUBSCHEMA_LISTS:
         if isinstance(node.get(key), list):
             for sub in node[key]:
-                _narrow(sub, strings, weight)
+                _narrow(sub, strings, weight, items_cap)
     max_items = node.get("maxItems")
+    if items_cap is not None and type_set == {"array"} and not isinstance(max_items, int):
+        min_items = node.get("minItems")
+        max_items = max(items_cap, min_items if isinstance(min_items, int) else 0)
+        node["maxItems"] = max_items
     repeats = max_items if isinstance(max_items, int) and max_items > 0 else _ITEMS_IF_UNBOUNDED
-    _narrow(node.get("items"), strings, weight * repeats)
+    _narrow(node.get("items"), strings, weight * repeats, items_cap)
 
 
 def _messages(request: ChatRequest) -> list[dict[str, str]]:
