@@ -135,12 +135,10 @@ async def test_invalid_plan_gets_one_repair_on_the_same_provider_then_a_routed_c
     tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
 ) -> None:
     good = json.dumps({"files": plan_files("a.py")})
-    cyclic = json.dumps(
-        {"files": plan_files("a.py", "b.py", deps={"a.py": ["b.py"], "b.py": ["a.py"]})}
-    )
     # Valid JSON of the wrong shape (a non-JSON answer is the router's bad_response retry).
-    dangling = json.dumps({"files": plan_files("a.py", deps={"a.py": ["ghost.py"]})})
-    team = Team([], plans=[dangling, cyclic, good])
+    no_files = json.dumps({"files": []})
+    bad_deps = json.dumps({"files": [{"path": "a.py", "purpose": "x", "depends_on": "b.py"}]})
+    team = Team([], plans=[bad_deps, no_files, good])
     use(team, sims)
     # Round robin across two planners: a plain routed call would go to the other one.
     roles = {**ROLES, "planner": {"providers": ["claude", "gem"], "strategy": "round_robin"}}
@@ -165,7 +163,7 @@ async def test_invalid_plan_gets_one_repair_on_the_same_provider_then_a_routed_c
     assert [("is invalid" in json.dumps(r.json)) for r in planner_requests[first]] == [False, True]
     assert len(planner_requests[other]) == 1
     repair_text = json.dumps(planner_requests[first][1].json)
-    assert "'a.py' depends on 'ghost.py', which is not in the plan" in repair_text
+    assert "files[0].depends_on must be an array of paths" in repair_text
     plan = next(r for r in result.records if r.name == "plan")
     assert plan.calls == 3
 

@@ -51,6 +51,7 @@ class PlannedFile:
 @dataclass(frozen=True, slots=True)
 class Plan:
     files: tuple[PlannedFile, ...]
+    fixes: tuple[str, ...] = ()  # what parse_plan repaired in the planner's answer
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": [f.to_dict() for f in self.files]}
@@ -72,7 +73,11 @@ def _key(path: str) -> str:
 
 
 def parse_plan(data: Any) -> Plan:
-    """A checked :class:`Plan`, or :class:`InvalidAnswer` listing every problem."""
+    """A checked :class:`Plan`, or :class:`InvalidAnswer` listing every shape problem.
+
+    Cross-entry mistakes (repeated paths, self or unknown dependencies, cycles)
+    are repaired, not refused; :attr:`Plan.fixes` says what changed.
+    """
     if not isinstance(data, Mapping):
         raise InvalidAnswer([f"the plan must be a JSON object, got {type(data).__name__}"])
     files = data.get("files")
@@ -100,25 +105,51 @@ def parse_plan(data: Any) -> Plan:
             problems.append(f"{where}.depends_on must be an array of paths")
             deps = []
         entries.append(PlannedFile(_key(path), purpose.strip(), tuple(_key(d) for d in deps)))
-    seen: set[str] = set()
-    for entry in entries:
-        if entry.path in seen:
-            problems.append(f"path '{entry.path}' appears more than once")
-        seen.add(entry.path)
-    for entry in entries:
-        for dep in entry.depends_on:
-            if dep == entry.path:
-                problems.append(f"'{entry.path}' depends on itself")
-            elif dep not in seen:
-                problems.append(f"'{entry.path}' depends on '{dep}', which is not in the plan")
-    if not problems and (cycle := _find_cycle(entries)):
-        problems.append("dependency cycle: " + " -> ".join(cycle))
     if problems:
         raise InvalidAnswer(problems)
-    # Drop repeated dependencies, keeping the planner's order.
-    return Plan(
-        tuple(PlannedFile(e.path, e.purpose, tuple(dict.fromkeys(e.depends_on))) for e in entries)
-    )
+    return _repaired(entries)
+
+
+def _repaired(entries: list[PlannedFile]) -> Plan:
+    """The plan with the mistakes that have one obvious fix fixed, each fix listed.
+
+    A repeated path keeps its first entry (dependencies merged); a file does not
+    depend on itself or on files outside the plan; a dependency that closes a
+    cycle is dropped, the planner's order deciding which. Cheaper than a repair
+    round trip, and small models make these mistakes often.
+    """
+    fixes: list[str] = []
+    merged: dict[str, PlannedFile] = {}
+    for entry in entries:
+        first = merged.get(entry.path)
+        if first is None:
+            merged[entry.path] = entry
+        else:
+            fixes.append(f"'{entry.path}' was listed more than once: kept the first entry")
+            merged[entry.path] = PlannedFile(
+                first.path, first.purpose, first.depends_on + entry.depends_on
+            )
+    known = set(merged)
+    cleaned: dict[str, PlannedFile] = {}
+    for path, entry in merged.items():
+        deps: list[str] = []
+        for dep in dict.fromkeys(entry.depends_on):  # repeated dependencies: once, in order
+            if dep == path:
+                fixes.append(f"'{path}' depended on itself: dropped")
+            elif dep not in known:
+                fixes.append(f"'{path}' depended on '{dep}', which is not in the plan: dropped")
+            else:
+                deps.append(dep)
+        cleaned[path] = PlannedFile(path, entry.purpose, tuple(deps))
+    while cycle := _find_cycle(list(cleaned.values())):
+        # Drop the edge that closes the cycle, found walking the files in plan order.
+        source, target = cycle[-2], cycle[-1]
+        entry = cleaned[source]
+        cleaned[source] = PlannedFile(
+            source, entry.purpose, tuple(d for d in entry.depends_on if d != target)
+        )
+        fixes.append(f"dependency cycle {' -> '.join(cycle)}: dropped '{source}' -> '{target}'")
+    return Plan(tuple(cleaned.values()), tuple(fixes))
 
 
 def _find_cycle(entries: list[PlannedFile]) -> list[str] | None:

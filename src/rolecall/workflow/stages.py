@@ -123,9 +123,13 @@ class BuiltinStages:
                 refused.append({"path": path, "reason": exc.reason})
         # Files there before this run are the user's: kept unless --force. Saved with the
         # plan, so a resumed run still tells them apart from the ones it wrote itself.
-        result = {**plan.to_dict(), "refused": refused, "existing": existing}
+        result = {**plan.to_dict(), "fixes": list(plan.fixes), "refused": refused}
+        result["existing"] = existing
         atomic_write_text(self.state.run_dir / PLAN_FILE, json.dumps(result, indent=1) + "\n")
-        ctx.note(f"{len(plan.files)} file(s)" + (f", {len(refused)} refused" if refused else ""))
+        note = f"{len(plan.files)} file(s)"
+        if plan.fixes:
+            note += f", {len(plan.fixes)} planner mistake(s) fixed (see plan.json)"
+        ctx.note(note + (f", {len(refused)} refused" if refused else ""))
         return result
 
     def _expand_plan(self, result: Mapping[str, Any]) -> Iterable[Task]:
