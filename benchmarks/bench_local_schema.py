@@ -30,6 +30,8 @@ from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ProviderError
 from rolecall.providers.local import LocalProvider
 from rolecall.types import ChatRequest, Message
+from rolecall.workflow.plan import PLAN_SCHEMA
+from rolecall.workflow.prompts import FINDINGS_SCHEMA, QUESTIONS_SCHEMA
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "answer": {
@@ -63,6 +65,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "required": ["title", "steps"],
     },
+    # The workflow's own: clarify, plan and review answers.
+    "questions": QUESTIONS_SCHEMA,
+    "files": PLAN_SCHEMA,
+    "findings": FINDINGS_SCHEMA,
 }
 QUESTIONS = (
     "What is the capital of France?",

@@ -145,12 +145,14 @@ def test_generation_schema_bounds_arrays_by_the_token_budget() -> None:
         "properties": {
             "files": {"type": "array", "items": {"type": "string"}},
             "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+            "notes": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
             "steps": {"type": "array", "items": {"type": "integer"}, "minItems": 12},
         },
     }
     small = generation_schema(schema, max_tokens=256)["properties"]
     assert small["files"]["maxItems"] == 4  # never fewer than four
-    assert small["tags"]["maxItems"] == 2  # the caller's bound is kept
+    assert small["tags"]["maxItems"] == 2  # a tighter bound of the caller's is kept
+    assert small["notes"]["maxItems"] == 4  # a looser one is tightened
     assert small["steps"]["maxItems"] == 12  # and never below minItems
     assert generation_schema(schema, max_tokens=2048)["properties"]["files"]["maxItems"] == 16
     assert "maxItems" not in generation_schema(schema)["properties"]["files"]

@@ -244,8 +244,8 @@ def generation_schema(schema: Mapping[str, Any], max_tokens: int | None = None) 
     Each change closes a way a small model runs on until ``max_tokens`` cuts
     its JSON short: objects that say nothing about other keys get
     ``additionalProperties: false``, unbounded integers the JSON-safe range,
-    unbounded arrays a ``maxItems`` of one item per 128 tokens of budget (at
-    least 4: a small model otherwise repeats an item until the budget ends),
+    arrays at most one item per 128 tokens of budget (at least 4, never below
+    ``minItems``: a small model otherwise repeats an item until the budget ends),
     unbounded strings a ``maxLength`` that shares three quarters of the token
     budget between them (one character per token, array items counted up to
     ``maxItems``), and llguidance is asked for compact whitespace. A caller
@@ -299,9 +299,10 @@ def _narrow(
             for sub in node[key]:
                 _narrow(sub, strings, weight, items_cap)
     max_items = node.get("maxItems")
-    if items_cap is not None and type_set == {"array"} and not isinstance(max_items, int):
+    if items_cap is not None and type_set == {"array"}:
         min_items = node.get("minItems")
-        max_items = max(items_cap, min_items if isinstance(min_items, int) else 0)
+        cap = max(items_cap, min_items if isinstance(min_items, int) else 0)
+        max_items = min(max_items, cap) if isinstance(max_items, int) else cap
         node["maxItems"] = max_items
     repeats = max_items if isinstance(max_items, int) and max_items > 0 else _ITEMS_IF_UNBOUNDED
     _narrow(node.get("items"), strings, weight * repeats, items_cap)
