@@ -168,6 +168,25 @@ async def test_invalid_plan_gets_one_repair_on_the_same_provider_then_a_routed_c
     assert plan.calls == 3
 
 
+async def test_planner_mistakes_with_one_fix_are_fixed_without_a_repair_call(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    # What small models write: a repeated file, a self-dependency and a cycle.
+    sloppy = plan_files("a.py", "b.py", "a.py", deps={"a.py": ["a.py", "b.py"], "b.py": ["a.py"]})
+    team = Team([], plans=[json.dumps({"files": sloppy})])
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    assert result.status == "ok"
+    assert team.calls["planner"] == 1
+    assert (tmp_path / "out" / "a.py").is_file() and (tmp_path / "out" / "b.py").is_file()
+    saved = json.loads((result.run_dir / "plan.json").read_text())
+    assert [f["path"] for f in saved["files"]] == ["a.py", "b.py"]
+    assert len(saved["fixes"]) == 3  # repeated entry, self-dependency, cycle
+    plan = next(r for r in result.records if r.name == "plan")
+    assert "3 planner mistake(s) fixed" in (plan.note or "")
+
+
 async def test_plan_still_invalid_fails_the_run_and_keeps_the_clarification(
     tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
 ) -> None:
