@@ -4,6 +4,7 @@ a failing sink is reported once and never reaches the caller."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -167,6 +168,9 @@ def _run_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job starts with SIGINT ignored; the child must see it as a
+        # terminal's Ctrl-C would.
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
     )
     assert child.stdout is not None
     if wait_for is not None:

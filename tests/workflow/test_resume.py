@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -46,6 +47,9 @@ def start_run(tmp_path: Path, config: Path, spec: Path) -> subprocess.Popen[byte
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "NO_COLOR": "1"},
+        # A shell's background job starts with SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt: give the child the default, as a terminal would.
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
     )
 
 
