@@ -65,7 +65,7 @@ _PREFIX_CACHE_SEQUENCES = 0
 # GGUF file types (general.file_type) whose CPU kernels in mistral.rs 0.9.5 are scalar: Q4_1,
 # Q4_1 with F16 parts, Q5_0, Q5_1. Measured on the bundled Q4_1 SmolLM2 (2 cores, AVX-512):
 # prompt ~13 tokens/s and decode ~12 tokens/s as shipped; requantized to Q8_0 at load (+0.4 s,
-# +100 MiB), prompt ~80-250 tokens/s and decode ~40-60 tokens/s.
+# +100 MiB), prompt ~80-100 tokens/s and decode ~40-60 tokens/s (Q4_0, Q4K, Q6K: slower).
 _SLOW_FILE_TYPES = frozenset({3, 4, 8, 9})
 _REQUANTIZE_AUTO = "Q8_0"
 # Template tokens per message and per prompt, added to the content's token count.

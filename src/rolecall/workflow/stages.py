@@ -123,8 +123,12 @@ class BuiltinStages:
                 refused.append({"path": path, "reason": exc.reason})
         # Files there before this run are the user's: kept unless --force. Saved with the
         # plan, so a resumed run still tells them apart from the ones it wrote itself.
-        result = {**plan.to_dict(), "fixes": list(plan.fixes), "refused": refused}
-        result["existing"] = existing
+        result = {
+            **plan.to_dict(),
+            "fixes": list(plan.fixes),
+            "refused": refused,
+            "existing": existing,
+        }
         atomic_write_text(self.state.run_dir / PLAN_FILE, json.dumps(result, indent=1) + "\n")
         note = f"{len(plan.files)} file(s)"
         if plan.fixes:
