@@ -176,6 +176,13 @@ def test_requantize_at_load_only_where_the_file_type_is_slow(
     assert rt.requantize_type(requantize, info) == expected
 
 
+@needs_model
+def test_the_bundled_file_is_requantized_by_default() -> None:
+    info = rt.check_model_file(_BUNDLED, configured=False)
+    assert info.file_type == 3  # Q4_1, read from the GGUF header
+    assert rt.requantize_type(ProviderConfig(type="local").requantize, info) == "Q8_0"
+
+
 # --- with the runtime: the model runs ------------------------------------------------------
 
 
