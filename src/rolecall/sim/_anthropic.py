@@ -85,12 +85,6 @@ class AnthropicDialect(Dialect):
             )
         return None
 
-    def model_of(self, body: dict[str, Any], route: Route) -> str:
-        return str(body.get("model") or "")
-
-    def is_stream(self, body: dict[str, Any], route: Route) -> bool:
-        return body.get("stream") is True
-
     def prompt_texts(self, body: dict[str, Any]) -> list[str]:
         texts = texts_of(body.get("system"))
         messages = body.get("messages")

@@ -217,11 +217,13 @@ class Dialect(ABC):
     def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
         """A required field that is missing, as the vendor reports it."""
 
-    @abstractmethod
-    def model_of(self, body: dict[str, Any], route: Route) -> str: ...
+    def model_of(self, body: dict[str, Any], route: Route) -> str:
+        """The requested model; OpenAI and Anthropic name it in the body."""
+        return str(body.get("model") or "")
 
-    @abstractmethod
-    def is_stream(self, body: dict[str, Any], route: Route) -> bool: ...
+    def is_stream(self, body: dict[str, Any], route: Route) -> bool:
+        """Whether the request streams; OpenAI and Anthropic say so in the body."""
+        return body.get("stream") is True
 
     @abstractmethod
     def prompt_texts(self, body: dict[str, Any]) -> list[str]: ...

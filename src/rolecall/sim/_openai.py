@@ -76,12 +76,6 @@ class OpenAIDialect(Dialect):
             )
         return None
 
-    def model_of(self, body: dict[str, Any], route: Route) -> str:
-        return str(body.get("model") or "")
-
-    def is_stream(self, body: dict[str, Any], route: Route) -> bool:
-        return body.get("stream") is True
-
     def prompt_texts(self, body: dict[str, Any]) -> list[str]:
         messages = body.get("messages")
         if not isinstance(messages, list):
