@@ -18,7 +18,7 @@ __all__ = ["check_config_credentials", "check_providers", "used_provider_ids"]
 
 
 def _build_provider(provider_id: str, config: ProviderConfig) -> Provider:
-    """The adapter for one configured provider (imported on first use: it pulls in httpx)."""
+    """The adapter for one configured provider (imported on first use: it pulls in aiohttp)."""
     from rolecall.providers import build_provider as build
 
     return build(provider_id, config)

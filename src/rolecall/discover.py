@@ -13,6 +13,7 @@ a port of ``0`` or ``off`` skips that server).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -174,24 +175,25 @@ async def find_servers(
     ports: Mapping[str, int] | None = None, probe_timeout: float = 0.5
 ) -> tuple[LocalServer, ...]:
     """Ask each loopback server for its models, concurrently; silent ones are left out."""
-    import httpx
+    import aiohttp
 
     wanted = {**DEFAULT_PORTS, **(ports or {})}
     probes = [(name, port) for name, port in wanted.items() if port and name in SERVERS]
-    # trust_env=False: a proxy set for the internet must not intercept loopback probes.
-    async with httpx.AsyncClient(timeout=probe_timeout, trust_env=False) as client:
+    # No trust_env: a proxy set for the internet must not intercept loopback probes.
+    timeout = aiohttp.ClientTimeout(total=probe_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
         results = await asyncio.gather(
-            *(_probe(client, name, port) for name, port in probes), return_exceptions=True
+            *(_probe(session, name, port) for name, port in probes), return_exceptions=True
         )
     return tuple(r for r in results if isinstance(r, LocalServer))
 
 
-async def _probe(client: Any, server: str, port: int) -> LocalServer | None:
+async def _probe(session: Any, server: str, port: int) -> LocalServer | None:
     name, _, path = SERVERS[server]
-    response = await client.get(f"http://{LOOPBACK}:{port}{path}")
-    if response.status_code != 200:
-        return None
-    body = response.json()
+    async with session.get(f"http://{LOOPBACK}:{port}{path}") as response:
+        if response.status != 200:
+            return None
+        body = json.loads(await response.read())
     if not isinstance(body, dict):
         return None
     entries = body.get("models") if server == "ollama" else body.get("data")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable
 
-import httpx
+import aiohttp
 import pytest
 
 from rolecall._secrets import Secret
@@ -21,7 +22,7 @@ from rolecall.providers._errors import (
     retry_after_seconds,
     transport_error,
 )
-from rolecall.providers._http import SSEEvent, iter_sse
+from rolecall.providers._http import SSEEvent, iter_lines, iter_sse
 from rolecall.providers.anthropic import AnthropicProvider
 from rolecall.providers.google import GoogleProvider
 from rolecall.providers.openai import OpenAIProvider
@@ -37,6 +38,20 @@ async def _lines(items: Iterable[str]) -> AsyncIterator[str]:
 
 async def _events(lines: list[str]) -> list[SSEEvent]:
     return [event async for event in iter_sse(_lines(lines))]
+
+
+async def _chunks(items: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+async def test_lines_from_chunks_cut_anywhere(size: int) -> None:
+    long = "x" * 300_000  # longer than any read buffer
+    body = f"data: caf\u00e9 \U0001f600\r\n\ndata: {long}\nlast line without newline".encode()
+    chunks = [body[i : i + size] for i in range(0, len(body), size)] if size < 1000 else [body]
+    lines = [line async for line in iter_lines(_chunks(chunks))]
+    assert lines == ["data: caf\u00e9 \U0001f600", "", f"data: {long}", "last line without newline"]
 
 
 async def test_sse_named_events_multiline_data_and_comments() -> None:
@@ -144,12 +159,15 @@ def test_kind_for_status(status: int, kind: ErrorKind) -> None:
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (httpx.ConnectTimeout("timed out"), ErrorKind.TIMEOUT),
-        (httpx.ReadTimeout("timed out"), ErrorKind.TIMEOUT),
-        (httpx.ConnectError("[Errno 111] Connection refused"), ErrorKind.NETWORK),
-        (httpx.ReadError("Connection reset by peer"), ErrorKind.NETWORK),
-        (httpx.RemoteProtocolError("peer closed connection"), ErrorKind.NETWORK),
-        (httpx.DecodingError("bad gzip"), ErrorKind.BAD_RESPONSE),
+        (aiohttp.ConnectionTimeoutError("timed out"), ErrorKind.TIMEOUT),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), ErrorKind.TIMEOUT),
+        (aiohttp.ClientOSError(111, "Connection refused"), ErrorKind.NETWORK),
+        (aiohttp.ServerDisconnectedError(), ErrorKind.NETWORK),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), ErrorKind.NETWORK),
+        (
+            aiohttp.ClientPayloadError("400, message: Can not decode content-encoding: gzip"),
+            ErrorKind.BAD_RESPONSE,
+        ),
     ],
 )
 def test_transport_errors(exc: Exception, kind: ErrorKind) -> None:
@@ -237,13 +255,13 @@ def test_importing_providers_does_not_load_adapters() -> None:
 
     code = (
         "import sys, rolecall.providers as p; "
-        "print(any(m in sys.modules for m in ('httpx', 'rolecall.providers.openai')))"
+        "print(any(m in sys.modules for m in ('aiohttp', 'rolecall.providers.openai')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-async def test_client_is_lazy_pooled_and_reused() -> None:
+async def test_session_is_lazy_pooled_and_reused() -> None:
     config = _config(
         type="openai",
         model="gpt-4.1",
@@ -254,15 +272,17 @@ async def test_client_is_lazy_pooled_and_reused() -> None:
     )
     provider = build_provider("p1", config)
     assert isinstance(provider, OpenAIProvider)
-    assert provider._client is None  # nothing opened before first use
-    client = provider.client
-    assert provider.client is client
-    assert client.timeout.read == 30.0 and client.timeout.connect == 10.0
-    assert client.headers["authorization"] == f"Bearer {KEY}"
-    assert client.headers["x-team"] == "blue"
+    assert provider._session is None  # nothing opened before first use
+    session = provider.session
+    assert provider.session is session
+    assert session.timeout.sock_read == 30.0 and session.timeout.sock_connect == 10.0
+    assert session.timeout.total is None  # a long answer is not cut while it streams
+    assert session.connector is not None and session.connector.limit == 3
+    assert session.headers["authorization"] == f"Bearer {KEY}"
+    assert session.headers["x-team"] == "blue"
     assert KEY not in repr(provider)
     await provider.aclose()
-    assert provider._client is None and client.is_closed
+    assert provider._session is None and session.closed
     await provider.aclose()  # idempotent
 
 
@@ -285,24 +305,26 @@ def test_auth_headers_per_vendor() -> None:
 async def test_short_timeout_bounds_connect() -> None:
     provider = build_provider("p", _config(type="openai", model="m", timeout="2s"))
     assert isinstance(provider, OpenAIProvider)
-    assert provider.client.timeout.connect == 2.0
+    assert provider.session.timeout.sock_connect == 2.0
     await provider.aclose()
 
 
-async def test_many_connections_are_spread_over_small_pools() -> None:
+async def test_max_concurrency_requests_share_one_pool_in_parallel() -> None:
     from rolecall.sim import SimServer
 
-    with SimServer("openai", models=("m",)) as sim:
+    with SimServer("openai", models=("m",), latency=0.3) as sim:
         config = _config(
             type="openai", model="m", api_key="test-key", base_url=sim.base_url, max_concurrency=64
         )
         provider = build_provider("p", config)
         assert isinstance(provider, OpenAIProvider)
         request = ChatRequest((Message("user", "hi"),))
+        started = time.perf_counter()
         replies = await asyncio.gather(*(provider.complete(request) for _ in range(64)))
+        elapsed = time.perf_counter() - started
         assert {r.text for r in replies} == {sim.reply}
-        pools = list(provider._pools)
-        assert len(pools) == 8
-        assert len({id(p) for p in pools}) == 8
+        # 64 calls of 0.3 s each on 64 connections: one round, not several.
+        assert elapsed < 0.3 * 3
+        session = provider.session
         await provider.aclose()
-        assert all(p.is_closed for p in pools)
+        assert session.closed

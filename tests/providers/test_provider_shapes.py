@@ -1,58 +1,119 @@
-"""Vendor answer shapes the fake servers do not produce, served through httpx's MockTransport.
+"""Vendor answer shapes the fake servers do not produce, served by a real local HTTP server.
 
-Covers tool-use answers, thinking parts, refusals, streams that end without their final
-event, errors inside a stream, model lists with aliases and pagination.
+Each provider is built with ``base_url`` pointing at its own server on 127.0.0.1 (port 0),
+so the adapter's own HTTP engine makes every request. Covers tool-use answers, thinking
+parts, refusals, streams that end without their final event, errors inside a stream,
+model lists with aliases and pagination, a redirect that must not be followed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers import build_provider
 from rolecall.providers._http import HTTPProvider
+from rolecall.sim._http import Exchange, Handler, HttpRequest, HttpServer
 from rolecall.types import ChatRequest, Chunk, Message
 
 REQUEST = ChatRequest(messages=(Message("user", "hi"),))
 SCHEMA = {"type": "object", "properties": {"steps": {"type": "array"}}}
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-def make(type_: str, handler: Handler, model: str = "m") -> HTTPProvider:
-    config = ProviderConfig.model_validate(
-        {"type": type_, "model": model, "api_key": "sk-shape-key-123456", "base_url": "http://h/v1"}
-    )
-    provider = build_provider("p", config)
-    assert isinstance(provider, HTTPProvider)
-    provider._client = httpx.AsyncClient(
-        transport=httpx.MockTransport(handler), headers=provider.auth_headers()
-    )
-    return provider
+JSON_HEADERS = [("content-type", "application/json")]
 
 
-def sse(*events: Any) -> Handler:
-    lines: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the server sends back: a list body goes out chunked, one chunk per item."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | list[bytes] = b""
+
+
+Reply = Callable[[HttpRequest], Answer]
+
+
+class Vendors:
+    """Builds providers, each against its own local server; closes them all at the end."""
+
+    def __init__(self) -> None:
+        self._servers: list[HttpServer] = []
+        self._providers: list[HTTPProvider] = []
+        # A failed check inside a reply (answered as a 500) is re-raised at teardown.
+        self.failures: list[BaseException] = []
+
+    async def __call__(self, type_: str, reply: Reply, model: str = "m") -> HTTPProvider:
+        server = HttpServer(self._handler(reply))
+        self._servers.append(server)
+        root = f"http://127.0.0.1:{await server.open('127.0.0.1', 0)}"
+        # OpenAI-style base URLs carry the version; Anthropic and Gemini add theirs.
+        base_url = f"{root}/v1" if type_.startswith("openai") else root
+        config = ProviderConfig.model_validate(
+            {"type": type_, "model": model, "api_key": "sk-shape-key-123456", "base_url": base_url}
+        )
+        provider = build_provider("p", config)
+        assert isinstance(provider, HTTPProvider)
+        self._providers.append(provider)
+        return provider
+
+    def _handler(self, reply: Reply) -> Handler:
+        async def handle(request: HttpRequest, exchange: Exchange) -> None:
+            try:
+                answer = reply(request)
+            except Exception as exc:
+                self.failures.append(exc)
+                await exchange.respond(500, JSON_HEADERS, b'{"error": "reply failed"}')
+                return
+            if isinstance(answer.body, bytes):
+                await exchange.respond(answer.status, answer.headers, answer.body)
+                return
+            exchange.start(answer.status, answer.headers)
+            for part in answer.body:
+                exchange.send(part)
+                await exchange.flush()
+            await exchange.end()
+
+        return handle
+
+    async def close(self) -> None:
+        for provider in self._providers:
+            await provider.aclose()
+        for server in self._servers:
+            await server.close()
+
+
+@pytest.fixture
+async def vendor() -> AsyncIterator[Vendors]:
+    vendors = Vendors()
+    try:
+        yield vendors
+    finally:
+        await vendors.close()
+    if vendors.failures:
+        raise vendors.failures[0]
+
+
+def sse(*events: Any) -> Reply:
+    parts: list[bytes] = []
     for event in events:
         if isinstance(event, tuple):
             name, data = event
-            lines.append(f"event: {name}\ndata: {json.dumps(data)}\n\n")
+            parts.append(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
         else:
-            lines.append(f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n")
-    body = "".join(lines).encode()
-    return lambda request: httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=body
-    )
+            text = event if isinstance(event, str) else json.dumps(event)
+            parts.append(f"data: {text}\n\n".encode())
+    return lambda request: Answer(200, [("content-type", "text/event-stream")], parts)
 
 
-def answer(obj: Any, status: int = 200) -> Handler:
-    return lambda request: httpx.Response(status, json=obj)
+def answer(obj: Any, status: int = 200) -> Reply:
+    body = json.dumps(obj).encode()
+    return lambda request: Answer(status, JSON_HEADERS, body)
 
 
 async def collect(provider: HTTPProvider, request: ChatRequest = REQUEST) -> list[Chunk]:
@@ -84,31 +145,33 @@ def oa_chunk(content: str | None = None, finish: str | None = None, **delta: Any
 # ----------------------------------------------------------------------------- OpenAI
 
 
-async def test_openai_stream_cut_before_finish_is_network() -> None:
-    provider = make("openai", sse(oa_chunk("Hel"), oa_chunk("lo")))
+async def test_openai_stream_cut_before_finish_is_network(vendor: Vendors) -> None:
+    provider = await vendor("openai", sse(oa_chunk("Hel"), oa_chunk("lo")))
     error = await failure(collect(provider))
     assert error.kind is ErrorKind.NETWORK
     assert "5 characters" in error.message
 
 
-async def test_openai_stream_with_finish_but_no_done_is_accepted() -> None:
+async def test_openai_stream_with_finish_but_no_done_is_accepted(vendor: Vendors) -> None:
     usage = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
-    provider = make("openai-compatible", sse(oa_chunk("Hi"), oa_chunk(finish="length"), usage))
+    provider = await vendor(
+        "openai-compatible", sse(oa_chunk("Hi"), oa_chunk(finish="length"), usage)
+    )
     chunks = await collect(provider)
     assert [c.text for c in chunks] == ["Hi", ""]
     assert chunks[-1].finish_reason == "length"
     assert chunks[-1].usage is not None and chunks[-1].usage.output_tokens == 2
 
 
-async def test_openai_error_inside_stream() -> None:
+async def test_openai_error_inside_stream(vendor: Vendors) -> None:
     error_event = {"error": {"message": "The server had an error.", "type": "server_error"}}
-    provider = make("openai", sse(oa_chunk("Hi"), error_event))
+    provider = await vendor("openai", sse(oa_chunk("Hi"), error_event))
     error = await failure(collect(provider))
     assert error.kind is ErrorKind.SERVER
     assert error.message == "The server had an error."
 
 
-async def test_openai_refusal_is_content_filter() -> None:
+async def test_openai_refusal_is_content_filter(vendor: Vendors) -> None:
     body = {
         "model": "m",
         "choices": [
@@ -119,30 +182,30 @@ async def test_openai_refusal_is_content_filter() -> None:
             }
         ],
     }
-    error = await failure(complete(make("openai", answer(body))))
+    error = await failure(complete(await vendor("openai", answer(body))))
     assert error.kind is ErrorKind.CONTENT_FILTER
     stream = sse(oa_chunk(refusal="I can't"), oa_chunk(finish="stop"), "[DONE]")
-    error = await failure(collect(make("openai", stream)))
+    error = await failure(collect(await vendor("openai", stream)))
     assert error.kind is ErrorKind.CONTENT_FILTER
 
 
 @pytest.mark.parametrize("body", [{"choices": []}, {"choices": [{"index": 0}]}, [1, 2], {}])
-async def test_openai_missing_fields_are_bad_response(body: Any) -> None:
-    error = await failure(complete(make("openai", answer(body))))
+async def test_openai_missing_fields_are_bad_response(body: Any, vendor: Vendors) -> None:
+    error = await failure(complete(await vendor("openai", answer(body))))
     assert error.kind is ErrorKind.BAD_RESPONSE
 
 
-async def test_json_error_on_a_200_stream_is_classified() -> None:
+async def test_json_error_on_a_200_stream_is_classified(vendor: Vendors) -> None:
     body = [
         {"error": {"code": 429, "message": "Resource exhausted.", "status": "RESOURCE_EXHAUSTED"}}
     ]
-    error = await failure(collect(make("openai-compatible", answer(body))))
+    error = await failure(collect(await vendor("openai-compatible", answer(body))))
     assert error.kind is ErrorKind.RATE_LIMIT
 
 
-async def test_redirect_is_bad_response() -> None:
-    handler = lambda request: httpx.Response(301, headers={"location": "https://elsewhere/"})  # noqa: E731
-    error = await failure(complete(make("openai", handler)))
+async def test_redirect_is_bad_response(vendor: Vendors) -> None:
+    moved = Answer(301, [("location", "https://elsewhere/")])
+    error = await failure(complete(await vendor("openai", lambda request: moved)))
     assert error.kind is ErrorKind.BAD_RESPONSE and error.status == 301
 
 
@@ -155,9 +218,11 @@ async def test_redirect_is_bad_response() -> None:
     ],
 )
 async def test_openai_model_list_variants(
-    model: str, listed: list[dict[str, str]], ok: bool
+    model: str, listed: list[dict[str, str]], ok: bool, vendor: Vendors
 ) -> None:
-    provider = make("openai-compatible", answer({"object": "list", "data": listed}), model=model)
+    provider = await vendor(
+        "openai-compatible", answer({"object": "list", "data": listed}), model=model
+    )
     if ok:
         await provider.check_credentials()  # type: ignore[attr-defined]
         await provider.aclose()
@@ -186,16 +251,18 @@ def claude_message(content: list[dict[str, Any]], stop: str = "end_turn") -> dic
     }
 
 
-async def test_anthropic_tool_answer_is_returned_as_json_text() -> None:
+async def test_anthropic_tool_answer_is_returned_as_json_text(vendor: Vendors) -> None:
     tool = {"type": "tool_use", "id": "toolu_1", "name": "respond", "input": {"steps": ["a"]}}
     request = ChatRequest(messages=REQUEST.messages, response_schema=SCHEMA)
-    result = await complete(make("anthropic", answer(claude_message([tool], "tool_use"))), request)
+    result = await complete(
+        await vendor("anthropic", answer(claude_message([tool], "tool_use"))), request
+    )
     assert json.loads(result.text) == {"steps": ["a"]}
     assert result.finish_reason == "stop"
     assert result.usage.input_tokens == 100  # cached prompt tokens count as input
 
 
-async def test_anthropic_tool_answer_streams_its_json() -> None:
+async def test_anthropic_tool_answer_streams_its_json(vendor: Vendors) -> None:
     start = {
         "type": "message_start",
         "message": {"model": "claude-x", "usage": {"input_tokens": 7}},
@@ -229,23 +296,23 @@ async def test_anthropic_tool_answer_streams_its_json() -> None:
         ("message_stop", {"type": "message_stop"}),
     )
     request = ChatRequest(messages=REQUEST.messages, response_schema=SCHEMA)
-    chunks = await collect(make("anthropic", events), request)
+    chunks = await collect(await vendor("anthropic", events), request)
     assert "".join(c.text for c in chunks) == '{"steps": ["a"]}'
     assert chunks[-1].finish_reason == "length"
     assert chunks[-1].usage is not None
     assert (chunks[-1].usage.input_tokens, chunks[-1].usage.output_tokens) == (7, 9)
 
 
-async def test_anthropic_stream_without_message_stop_is_network() -> None:
+async def test_anthropic_stream_without_message_stop_is_network(vendor: Vendors) -> None:
     start = {"type": "message_start", "message": {"usage": {"input_tokens": 1}}}
     text = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}}
     events = sse(("message_start", start), ("content_block_delta", text))
-    error = await failure(collect(make("anthropic", events)))
+    error = await failure(collect(await vendor("anthropic", events)))
     assert error.kind is ErrorKind.NETWORK
 
 
-async def test_anthropic_missing_content_is_bad_response() -> None:
-    error = await failure(complete(make("anthropic", answer({"type": "message"}))))
+async def test_anthropic_missing_content_is_bad_response(vendor: Vendors) -> None:
+    error = await failure(complete(await vendor("anthropic", answer({"type": "message"}))))
     assert error.kind is ErrorKind.BAD_RESPONSE
 
 
@@ -260,7 +327,9 @@ async def test_anthropic_missing_content_is_bad_response() -> None:
         ("claude-sonnet-4-6", False),
     ],
 )
-async def test_anthropic_model_check_resolves_aliases_and_pages(model: str, ok: bool) -> None:
+async def test_anthropic_model_check_resolves_aliases_and_pages(
+    model: str, ok: bool, vendor: Vendors
+) -> None:
     pages = {
         None: {
             "data": [{"id": "claude-sonnet-4-5-20250929"}, {"id": "claude-3-7-sonnet-20250219"}],
@@ -274,11 +343,11 @@ async def test_anthropic_model_check_resolves_aliases_and_pages(model: str, ok: 
         },
     }
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/v1/v1/models"  # base_url is used as given
-        return httpx.Response(200, json=pages[request.url.params.get("after_id")])
+    def handler(request: HttpRequest) -> Answer:
+        assert request.path == "/v1/models"  # appended to base_url as given
+        return answer(pages[request.query.get("after_id")])(request)
 
-    provider = make("anthropic", handler, model=model)
+    provider = await vendor("anthropic", handler, model=model)
     try:
         if ok:
             await provider.check_credentials()  # type: ignore[attr-defined]
@@ -301,50 +370,50 @@ def gemini_chunk(
     return {"candidates": [candidate], "modelVersion": "gemini-x", **extra}
 
 
-async def test_gemini_skips_thoughts_and_counts_them_as_output() -> None:
+async def test_gemini_skips_thoughts_and_counts_them_as_output(vendor: Vendors) -> None:
     usage = {"promptTokenCount": 4, "candidatesTokenCount": 3, "thoughtsTokenCount": 20}
     body = gemini_chunk(
         [{"text": "thinking...", "thought": True}, {"text": "Answer."}],
         "MAX_TOKENS",
         usageMetadata=usage,
     )
-    result = await complete(make("google", answer(body)))
+    result = await complete(await vendor("google", answer(body)))
     assert result.text == "Answer."
     assert result.finish_reason == "length"
     assert (result.usage.input_tokens, result.usage.output_tokens) == (4, 23)
     assert result.model == "gemini-x"
 
 
-async def test_gemini_stream_without_finish_reason_is_network() -> None:
+async def test_gemini_stream_without_finish_reason_is_network(vendor: Vendors) -> None:
     events = sse(gemini_chunk([{"text": "Hel"}]), gemini_chunk([{"text": "lo"}]))
-    error = await failure(collect(make("google", events)))
+    error = await failure(collect(await vendor("google", events)))
     assert error.kind is ErrorKind.NETWORK
 
 
-async def test_gemini_error_inside_stream() -> None:
+async def test_gemini_error_inside_stream(vendor: Vendors) -> None:
     error_chunk = {
         "error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}
     }
     events = sse(gemini_chunk([{"text": "Hel"}]), error_chunk)
-    error = await failure(collect(make("google", events)))
+    error = await failure(collect(await vendor("google", events)))
     assert error.kind is ErrorKind.OVERLOADED and error.status == 503
 
 
 @pytest.mark.parametrize(
     "finish", ["SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"]
 )
-async def test_gemini_filter_finish_reasons(finish: str) -> None:
-    error = await failure(complete(make("google", answer(gemini_chunk([], finish)))))
+async def test_gemini_filter_finish_reasons(finish: str, vendor: Vendors) -> None:
+    error = await failure(complete(await vendor("google", answer(gemini_chunk([], finish)))))
     assert error.kind is ErrorKind.CONTENT_FILTER
     assert finish in error.message
 
 
-async def test_gemini_blocked_prompt_in_stream() -> None:
+async def test_gemini_blocked_prompt_in_stream(vendor: Vendors) -> None:
     events = sse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}})
-    error = await failure(collect(make("google", events)))
+    error = await failure(collect(await vendor("google", events)))
     assert error.kind is ErrorKind.CONTENT_FILTER
 
 
-async def test_gemini_no_candidates_is_bad_response() -> None:
-    error = await failure(complete(make("google", answer({"usageMetadata": {}}))))
+async def test_gemini_no_candidates_is_bad_response(vendor: Vendors) -> None:
+    error = await failure(complete(await vendor("google", answer({"usageMetadata": {}}))))
     assert error.kind is ErrorKind.BAD_RESPONSE

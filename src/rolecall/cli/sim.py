@@ -178,27 +178,36 @@ def _wait_for_interrupt() -> None:
 
 
 def _control(url: str, action: str, payload: Any = None) -> dict[str, Any]:
-    import httpx
+    import urllib.error
+    import urllib.request
 
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if not parts.netloc:
         fail(f"--url {url!r} is not a URL; use the sim's address, e.g. http://127.0.0.1:8080")
     target = f"{parts.scheme}://{parts.netloc}/_sim/{action}"
+    get = payload is None and action == "stats"
+    request = urllib.request.Request(
+        target,
+        data=None if get else json.dumps(payload).encode(),
+        headers={} if get else {"Content-Type": "application/json"},
+        method="GET" if get else "POST",
+    )
+    # The sim is local: no proxy from the environment may stand in between.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        if payload is None and action == "stats":
-            response = httpx.get(target, timeout=5)
-        else:
-            response = httpx.post(target, json=payload, timeout=5)
-    except httpx.HTTPError as exc:
-        reason = f"cannot reach a sim at {parts.netloc} ({exc})"
-        fail(f"{reason}; is `rolecall sim` running?", EXIT_FAILED)
-    if response.status_code != 200:
+        with opener.open(request, timeout=5) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode("utf-8", "replace")
         try:
-            detail = response.json().get("error", response.text)
-        except ValueError:
-            detail = response.text
+            detail = json.loads(text).get("error", text)
+        except (ValueError, AttributeError):
+            detail = text
         fail(f"the sim at {parts.netloc} refused: {detail}")
-    result: dict[str, Any] = response.json()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = f"cannot reach a sim at {parts.netloc} ({getattr(exc, 'reason', exc)})"
+        fail(f"{reason}; is `rolecall sim` running?", EXIT_FAILED)
+    result: dict[str, Any] = json.loads(raw)
     return result
 
 

@@ -20,8 +20,6 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-import httpx
-
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
 
@@ -296,15 +294,16 @@ def google_rpc_kind(
     return (kind, None) if kind is not None else None
 
 
-def transport_error(exc: Exception, provider: str) -> ProviderError:
-    """A transport failure as a ProviderError: timeouts -> TIMEOUT, the rest -> NETWORK."""
+def transport_error(exc: BaseException, provider: str) -> ProviderError:
+    """A transport failure as a ProviderError: timeouts -> TIMEOUT, an undecodable
+    (compressed) body -> BAD_RESPONSE, the rest -> NETWORK."""
     name = type(exc).__name__
     detail = clip(str(exc))
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts subclass it
         return ProviderError(
             f"request timed out ({name})", kind=ErrorKind.TIMEOUT, provider=provider
         )
-    if isinstance(exc, httpx.DecodingError):
+    if "content-encoding" in str(exc).lower():
         return ProviderError(
             f"undecodable response ({name}): {detail}",
             kind=ErrorKind.BAD_RESPONSE,
