@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator
 
-from rolecall.cli import cli
+from rolecall.cli import cli, main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -385,3 +385,15 @@ def test_schema_in_a_fresh_process() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["title"] == "rolecall configuration"
+
+
+def test_missing_extra_exits_2_naming_the_pip_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if rolecall[gateway] were absent
+    code = main(["serve", "--offline"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "error: rolecall serve needs the 'uvicorn' package: pip install 'rolecall[gateway]'"
+    ]

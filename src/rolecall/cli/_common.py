@@ -14,6 +14,7 @@ from rolecall.errors import (
     AllProvidersFailed,
     ConfigError,
     CredentialsError,
+    MissingExtra,
     NoProviderForRole,
     RolecallError,
 )
@@ -55,7 +56,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def exit_code_for(exc: RolecallError) -> int:
     if isinstance(exc, CredentialsError):
         return EXIT_CREDENTIALS
-    if isinstance(exc, ConfigError | NoProviderForRole):
+    if isinstance(exc, ConfigError | NoProviderForRole | MissingExtra):
+        # A missing extra is a setup problem, fixed by the pip command the message names.
         return EXIT_USAGE
     if isinstance(exc, AllProvidersFailed):
         return EXIT_FAILED
