@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,13 +27,19 @@ class RunningGateway:
     """``rolecall serve`` in-process: the gateway's own event loop in a daemon thread."""
 
     def __init__(
-        self, config_path: Path, *, offline: bool = False, poll_interval: float = 0.05
+        self,
+        config_path: Path,
+        *,
+        offline: bool = False,
+        poll_interval: float = 0.05,
+        **options: Any,
     ) -> None:
         self.gateway = Gateway(
             load_config(config_path),
             config_path=config_path,
             offline=offline,
             poll_interval=poll_interval,
+            **options,
         )
         self.server = GatewayServer(
             self.gateway, bind_socket("127.0.0.1", 0), access_log=False, log_level="warning"

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -77,6 +78,21 @@ def test_every_request_is_a_task_of_one_gateway_run(
     assert [task.provider for task in run.tasks] == ["a", "b"]
     assert run.tasks[0].task_id == first["id"].removeprefix("chatcmpl-")
     assert [a.provider for a in run.tasks[1].attempts] == ["a", "b"]
+
+
+def test_a_full_run_is_finished_and_the_next_task_opens_a_new_one(
+    config_path: Path, start_gateway: Callable[..., RunningGateway], tmp_path: Path
+) -> None:
+    running = start_gateway(config_path, run_max_tasks=2)
+    with running.client() as client:
+        ids = [client.post("/v1/chat/completions", json=CHAT).json()["id"] for _ in range(5)]
+    running.stop()
+    runs = sorted(list_runs(tmp_path / "runs"), key=lambda run: run.started_at or 0.0)
+    assert [len(run.tasks) for run in runs] == [2, 2, 1]
+    assert all(run.kind == "gateway" and run.status == "ok" for run in runs)
+    tasks = [task.task_id for run in runs for task in run.tasks]
+    assert tasks == [i.removeprefix("chatcmpl-") for i in ids]
+    assert runs[-1].run_id == running.gateway.run_id
 
 
 def test_serve_command_runs_until_interrupted(

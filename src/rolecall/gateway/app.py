@@ -7,10 +7,11 @@ provider id (that provider alone, recorded with the provider id as its role);
 a name that is both is taken as the role.
 
 The gateway decides nothing about routing (it calls the router) and stores
-nothing (it attaches the recorder). Runs: one run of kind ``gateway`` per
-process; every chat request is one task in it, and the completion id is
-``chatcmpl-<task id>`` so a client's response can be found with ``rolecall
-runs show``.
+nothing (it attaches the recorder). Runs: a run of kind ``gateway`` per
+process, rolled over to a new run every 100,000 tasks or 24 hours so that no
+run log grows without bound (finished ones can be deleted); every chat request
+is one task, and the completion id is ``chatcmpl-<task id>`` so a client's
+response can be found with ``rolecall runs show``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ __all__ = ["Gateway", "create_app"]
 
 log = logging.getLogger("rolecall.gateway")
 
+RUN_MAX_TASKS = 100_000
+RUN_MAX_SECONDS = 24 * 3600.0
+
 
 class Gateway:
     """The gateway's state: current router generation, keys, metrics, recorder, watcher.
@@ -70,6 +74,8 @@ class Gateway:
         poll_interval: float = 1.0,
         record: bool = True,
         providers: Mapping[str, Provider] | None = None,
+        run_max_tasks: int = RUN_MAX_TASKS,
+        run_max_seconds: float = RUN_MAX_SECONDS,
     ) -> None:
         self.config_path = Path(config_path).resolve() if config_path else None
         self.offline = offline
@@ -77,6 +83,10 @@ class Gateway:
         self.poll_interval = poll_interval
         self.metrics = GatewayMetrics()
         self.run_id: str | None = None
+        self._run_max_tasks = run_max_tasks
+        self._run_max_seconds = run_max_seconds
+        self._run_tasks = 0
+        self._run_opened = 0.0
         self._initial = config
         self._record = record
         self._providers = providers  # injected adapters (embedding, benchmarks); else built
@@ -139,7 +149,29 @@ class Gateway:
         recorder = Recorder(config.metrics, install_signal_handlers=False)
         self.run_id = new_run_id()
         recorder.start_run(self.run_id, kind="gateway")
+        self._run_tasks, self._run_opened = 0, time.monotonic()
         return recorder
+
+    def task_run_id(self) -> str | None:
+        """The run a new task belongs to; a full or day-old run is finished and a new one opened.
+
+        Tasks still in flight in the old run finish there (their lines follow its end record).
+        """
+        recorder = self._recorder
+        if recorder is None:
+            return self.run_id
+        self._run_tasks += 1
+        if self._run_tasks > self._run_max_tasks or (
+            time.monotonic() - self._run_opened > self._run_max_seconds
+        ):
+            from rolecall.events import new_run_id
+
+            if self.run_id is not None:
+                recorder.finish_run(self.run_id, "ok")
+            self.run_id = new_run_id()
+            recorder.start_run(self.run_id, kind="gateway")
+            self._run_tasks, self._run_opened = 1, time.monotonic()
+        return self.run_id
 
     def _close_run(self) -> None:
         recorder, self._recorder = self._recorder, None

@@ -142,7 +142,7 @@ async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> R
         "params": parsed.params or None,
         "response_schema": parsed.response_schema,
         "provider": provider,
-        "run_id": gateway.run_id,
+        "run_id": gateway.task_run_id(),
         "task_id": task_id,
     }
     if parsed.stream:
