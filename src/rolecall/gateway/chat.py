@@ -101,7 +101,25 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
 
 async def _read_json(request: Request, limit: int) -> Any:
     """The body as JSON, refusing more than ``limit`` bytes (declared or actually sent)."""
-    too_large = HTTPError(
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # counts chunked bodies too
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as exc:
+        message = f"request body is not valid JSON: {exc}"
+        raise HTTPError(400, fmt.error_body(message, "invalid_request_error")) from None
+
+
+def _too_large(limit: int) -> HTTPError:
+    return HTTPError(
         413,
         fmt.error_body(
             f"request body is larger than {limit} bytes (gateway.max_body_bytes)",
@@ -109,21 +127,6 @@ async def _read_json(request: Request, limit: int) -> Any:
             "request_too_large",
         ),
     )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # counts chunked bodies too
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError as exc:
-        message = f"request body is not valid JSON: {exc}"
-        raise HTTPError(400, fmt.error_body(message, "invalid_request_error")) from None
 
 
 async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> Response:
