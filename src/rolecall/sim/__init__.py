@@ -20,7 +20,7 @@ of faults (kind names or objects with Fault's fields), ``POST /_sim/faults``
 from __future__ import annotations
 
 from rolecall.sim.faults import FAULT_KINDS, Fault, parse_fault
-from rolecall.sim.server import Protocol, RecordedRequest, Responder, SimServer
+from rolecall.sim.server import Protocol, RecordedRequest, Responder, SimServer, request_latency
 
 __all__ = [
     "FAULT_KINDS",
@@ -30,4 +30,5 @@ __all__ = [
     "Responder",
     "SimServer",
     "parse_fault",
+    "request_latency",
 ]

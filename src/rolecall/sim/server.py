@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -36,7 +37,7 @@ from rolecall.sim._http import Exchange, HttpRequest, HttpServer, Rendered
 from rolecall.sim._openai import OpenAIDialect
 from rolecall.sim.faults import HANG_KINDS, Fault, parse_fault
 
-__all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer"]
+__all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_latency"]
 
 log = logging.getLogger("rolecall.sim")
 
@@ -54,6 +55,17 @@ _DIALECTS: dict[str, type[Dialect]] = {
 _MODEL_ENDPOINT_KINDS = frozenset(
     {"auth", "permission", "region", "server", "overloaded", "timeout", "reset"}
 )
+
+
+def request_latency(latency: float, jitter: float, text: str) -> float:
+    """The delay before answering a prompt: ``latency`` spread by ``jitter``, fixed by ``text``.
+
+    Uniform in ``latency * [1 - jitter, 1 + jitter)``, the point chosen by a hash
+    of ``text``: real latencies vary (which breaks the lock-step convoys a fixed
+    delay creates under load), yet a client that knows the prompt knows its delay.
+    """
+    u = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+    return latency * (1 - jitter + 2 * jitter * u)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,7 @@ class SimServer:
         models: Sequence[str] = ("sim-model",),
         reply: str = "Hello from the sim.",
         latency: float = 0.0,
+        jitter: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
         chunk_delay: float = 0.0,
@@ -87,11 +100,16 @@ class SimServer:
     ) -> None:
         if protocol not in _DIALECTS:
             raise ValueError(f"unknown protocol {protocol!r}; expected openai, anthropic or google")
+        if not 0 <= jitter <= 1:
+            raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
         self.protocol: Protocol = protocol
         self.api_key = api_key
         self.models: tuple[str, ...] = tuple(models)  # empty: every model exists
         self.reply = reply
         self.latency = latency
+        # Each chat request waits request_latency(latency, jitter, its prompt texts joined
+        # by newlines); 0 waits exactly ``latency``.
+        self.jitter = jitter
         self.chunk_delay = chunk_delay  # seconds between streamed content chunks
         self.max_recorded = max_recorded  # 0 records nothing (benchmarks)
         self.host = host
@@ -273,14 +291,17 @@ class SimServer:
         fault = self._next_fault()
         dialect = self._dialect
         body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        texts = dialect.prompt_texts(body)
         ctx = Ctx(
             model=dialect.model_of(body, route),
             key=key,
             stream=dialect.is_stream(body, route),
             body=body,
-            input_tokens=max(count_words(dialect.prompt_texts(body)), 1),
+            input_tokens=max(count_words(texts), 1),
         )
         wait = self.latency
+        if self.jitter > 0:
+            wait = request_latency(wait, self.jitter, "\n".join(texts))
         if fault is not None and fault.kind not in HANG_KINDS:
             wait += fault.delay
         if wait > 0:
