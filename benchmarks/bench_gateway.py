@@ -1,19 +1,37 @@
 """Gateway overhead: `rolecall serve` in front of a fake provider vs calling it directly.
 
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
-        [--latency 0.05] [--rounds 3] [--no-record] [--layer-requests 5000]
-        [--litellm-url URL --litellm-model MODEL]
+        [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
+        [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL]
 
-Three processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer),
+Four processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer),
 the gateway (`rolecall serve --offline --no-access-log`, recording into a
-temporary run log and SQLite store as in production), and this load generator.
-The client is a minimal keep-alive HTTP/1.1 client on asyncio streams, one
-connection per in-flight slot, so the figures measure the servers rather than a
-client library. The same client calls the provider directly (baseline) and
-through the gateway; overhead = gateway percentile - direct percentile, taken
-per round and reported as the median over rounds.
+temporary run log and SQLite store as in production), the bare proxy (below),
+and this load generator. The client is a minimal keep-alive HTTP/1.1 client on
+asyncio streams (benchmarks/_bench_http.py), one connection per in-flight slot,
+so the figures measure the servers rather than a client library.
 
-CPU columns split the cost: "gw CPU/req" is the gateway process's CPU time per
+Every request carries its own prompt ("Say hello. #<n>"). The fake provider
+waits --latency seconds before answering; with --jitter J each prompt waits
+its own delay, uniform in latency * [1 - J, 1 + J) and fixed by the prompt's
+text (rolecall.sim.request_latency). A fixed delay keeps closed-loop clients in
+lock-step bursts (at 100 in flight every request queues behind the other 99);
+real provider latencies vary and break such convoys. Since this process knows
+each prompt's delay, it takes each call's excess = measured latency - that
+delay, and every overhead column is a percentile of those excesses through a
+server minus the same percentile of the direct calls' excesses, taken per
+round and reported as the median over rounds. With --jitter 0 that equals the
+plain difference of latency percentiles.
+
+Columns: "direct" and "gateway" p50/p99 are absolute latencies (ms);
+"overhead" is the gateway's, as above. "bare proxy overhead" is the same for
+the bare proxy: a raw ASGI app of about 30 lines on uvicorn (uvloop and
+httptools when installed, as `rolecall serve` uses them) that reads the body,
+parses it, swaps the model, forwards it to the fake provider over a small pool
+of keep-alive connections with the client above, parses the answer and
+serializes it back: the least any Python HTTP hop adds on this machine, the
+floor under the gateway's figure (--no-floor skips it). "gw req/s" is the
+gateway run's throughput. "gw CPU/req" is the gateway process's CPU time per
 request (HTTP server + app + router + provider adapter + recorder); "router
 CPU/req" is ``Router.complete`` driven in this process at the same concurrency
 against the same provider (router + adapter alone). Their difference is what
@@ -23,11 +41,12 @@ A last table isolates the gateway's own work further: its ASGI app called in
 this process (no sockets) with a provider that answers at once, against
 ``Router.complete`` with that same provider: CPU microseconds per request.
 
-LiteLLM column: pass --litellm-url of a LiteLLM proxy (built in its own
-environment by benchmarks/litellm-env.sh) routing --litellm-model to the same
-fake provider: start one with --serve-sim, point LiteLLM at the URL it prints,
-then run again with --sim-url URL --litellm-url ... .
-Without it the column reads "n/a".
+LiteLLM column: its proxy's overhead over direct calls, computed as above. Pass
+--litellm-url of a LiteLLM proxy (built in its own environment by
+benchmarks/litellm-env.sh) routing --litellm-model to the same fake provider:
+start one with --serve-sim [--latency S --jitter J], point LiteLLM at the URL it
+prints, then run again with --sim-url URL and the same --latency and --jitter
+(the excesses need them) plus --litellm-url ... . Without it the column reads "n/a".
 """
 
 from __future__ import annotations
@@ -46,12 +65,17 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from _bench_http import Connection, server_stack
+
+from rolecall.sim import request_latency
+
+PROMPT = "Say hello."
 SIM_KEY = "bench-provider-key-0001"
 GATEWAY_KEY = "bench-gateway-key-0001"
 
@@ -61,7 +85,7 @@ SIM_SCRIPT = textwrap.dedent(
     from rolecall.sim import SimServer
     reply = "The quick brown fox jumps over the lazy dog."
     sim = SimServer("openai", api_key=sys.argv[1], models=("sim-model",), reply=reply,
-                    latency=float(sys.argv[2]), max_recorded=0)
+                    latency=float(sys.argv[2]), jitter=float(sys.argv[3]), max_recorded=0)
     sim.start()
     print(sim.base_url, flush=True)
     sys.stdin.read()   # until the parent closes our stdin
@@ -70,45 +94,7 @@ SIM_SCRIPT = textwrap.dedent(
 )
 
 
-# ---- a minimal HTTP/1.1 keep-alive client ---------------------------------------------------
-
-
-class Connection:
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        head += ["Content-Type: application/json", f"Content-Length: {len(body)}", "", ""]
-        self.writer.write("\r\n".join(head).encode() + body)
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
-        length, chunked = 0, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
-        if not chunked:
-            return status, await self.reader.readexactly(length)
-        parts = []
-        while True:
-            size = int((await self.reader.readline()).strip(), 16)
-            parts.append(await self.reader.readexactly(size + 2))
-            if size == 0:
-                return status, b"".join(parts)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+# ---- load ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -119,34 +105,54 @@ class Target:
     key: str
 
 
-async def measure(target: Target, in_flight: int, requests: int) -> list[float]:
-    """Latency in ms of each of ``requests`` calls made ``in_flight`` at a time."""
+@dataclass
+class Sample:
+    latency: list[float]  # ms, each call
+    excess: list[float]  # ms, each call's latency minus the provider's own delay for its prompt
+
+
+def prompt(n: int) -> str:
+    return f"{PROMPT} #{n}"
+
+
+def provider_delays_ms(latency: float, jitter: float, requests: int) -> list[float]:
+    """The fake provider's own delay for ``prompt(n)``, n < ``requests``."""
+    return [request_latency(latency, jitter, prompt(n)) * 1000 for n in range(requests)]
+
+
+async def measure(target: Target, in_flight: int, delays_ms: Sequence[float]) -> Sample:
+    """Calls with ``prompt(n)`` for each n of ``delays_ms``, made ``in_flight`` at a time."""
     parts = urlsplit(target.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path.rstrip("/") + "/chat/completions"
-    body = json.dumps(
-        {"model": target.model, "messages": [{"role": "user", "content": "Say hello."}]}
-    ).encode()
+    bodies = [
+        json.dumps(
+            {"model": target.model, "messages": [{"role": "user", "content": prompt(n)}]}
+        ).encode()
+        for n in range(len(delays_ms))
+    ]
     headers = {"Authorization": f"Bearer {target.key}"}
-    latencies: list[float] = []
-    remaining = requests
+    sample = Sample([], [])
+    sent = 0
 
     async def worker() -> None:
-        nonlocal remaining
+        nonlocal sent
         conn = Connection(host, port)
         try:
-            while remaining > 0:
-                remaining -= 1
+            while sent < len(bodies):
+                n, sent = sent, sent + 1
                 start = time.perf_counter()
-                status, data = await conn.post(path, body, headers)
-                latencies.append((time.perf_counter() - start) * 1000)
+                status, data = await conn.post(path, bodies[n], headers)
+                latency = (time.perf_counter() - start) * 1000
                 if status != 200:
                     raise SystemExit(f"{target.name}: HTTP {status}: {data[:300]!r}")
+                sample.latency.append(latency)
+                sample.excess.append(latency - delays_ms[n])
         finally:
             conn.close()
 
     await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return latencies
+    return sample
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -172,20 +178,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(host: str, port: int, timeout: float = 20.0) -> None:
+def wait_http(name: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the {name} exited with status {proc.returncode} before listening")
         try:
-            with socket.create_connection((host, port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"nothing listening on {host}:{port} after {timeout} s")
+    proc.kill()
+    proc.wait()
+    raise SystemExit(f"the {name} is not listening on 127.0.0.1:{port} after {timeout} s")
 
 
-def start_sim(latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SIM_SCRIPT, SIM_KEY, str(latency)],
+        [sys.executable, "-c", SIM_SCRIPT, SIM_KEY, str(latency), str(jitter)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -228,7 +238,18 @@ def start_gateway(
     cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
     cmd += ["--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    wait_http("127.0.0.1", port)
+    wait_http("gateway", proc, port)
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def start_bare_proxy(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The bare proxy of benchmarks/_bench_http.py in front of the fake provider."""
+    port = free_port()
+    script = Path(__file__).with_name("_bench_http.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), sim_base, "sim-model", SIM_KEY, str(port)]
+    )
+    wait_http("bare proxy", proc, port)
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
@@ -360,7 +381,7 @@ async def layer_cost(
 
         statuses: list[int] = []
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
 
@@ -407,68 +428,88 @@ def run_loop(coro: Any) -> Any:
 # ---- report -------------------------------------------------------------------------------
 
 
+Pair = tuple[float, float]  # p50, p99 in ms
+
+
+def percentiles(values: Sequence[float]) -> Pair:
+    return pct(values, 0.5), pct(values, 0.99)
+
+
+def minus(a: Pair, b: Pair) -> Pair:
+    return a[0] - b[0], a[1] - b[1]
+
+
+def median_pair(pairs: list[Pair]) -> Pair:
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+
+
 @dataclass
 class Row:
     in_flight: int
-    direct: tuple[float, float]
-    gateway: tuple[float, float]
-    overhead: tuple[float, float]
+    direct: Pair  # absolute latency
+    gateway: Pair  # absolute latency
+    overhead: Pair  # gateway excess - direct excess
+    bare: Pair | None  # bare proxy excess - direct excess (None: --no-floor)
     rps: float
     cpu_ms: float | None  # gateway process CPU per request
     router_cpu_ms: float  # Router.complete in-process CPU per request (no gateway)
-    litellm: tuple[float, float] | None
+    litellm: Pair | None  # LiteLLM proxy excess - direct excess
 
 
 async def run(
-    args: argparse.Namespace, direct: Target, gateway: Target, gateway_pid: int
+    args: argparse.Namespace, direct: Target, gateway: Target, gateway_pid: int, bare: Target | None
 ) -> list[Row]:
     litellm = (
         Target("litellm", args.litellm_url, args.litellm_model, args.litellm_key)
         if args.litellm_url
         else None
     )
+    proxies = {t.name: t for t in (bare, litellm) if t is not None}
     rows = []
     for in_flight in args.in_flight:
         requests = max(args.requests, in_flight * 10)
-        for target in (direct, gateway, *([litellm] if litellm else [])):
-            await measure(target, in_flight, min(requests, args.warmup))  # warm up
-        overheads: list[tuple[float, float]] = []
-        direct_p: list[tuple[float, float]] = []
-        gateway_p: list[tuple[float, float]] = []
-        litellm_p: list[tuple[float, float]] = []
+        delays = provider_delays_ms(args.latency, args.jitter, requests)
+        warm = await measure(direct, in_flight, delays[: args.warmup])
+        if pct(warm.excess, 0.01) < -2:  # answers before their delay: not the sim we think
+            raise SystemExit(
+                "the fake provider answers sooner than --latency/--jitter predict: pass the "
+                "values it was started with"
+            )
+        for target in (gateway, *proxies.values()):
+            await measure(target, in_flight, delays[: args.warmup])
+        direct_p: list[Pair] = []
+        gateway_p: list[Pair] = []
+        overheads: dict[str, list[Pair]] = {name: [] for name in ("gateway", *proxies)}
         rps: list[float] = []
         cpu: list[float] = []
         for _ in range(args.rounds):
-            d = await measure(direct, in_flight, requests)
+            d = await measure(direct, in_flight, delays)
             started = time.perf_counter()
             cpu_before = process_cpu_seconds(gateway_pid)
-            g = await measure(gateway, in_flight, requests)
+            g = await measure(gateway, in_flight, delays)
             cpu_after = process_cpu_seconds(gateway_pid)
             rps.append(requests / (time.perf_counter() - started))
             if cpu_before is not None and cpu_after is not None:
                 cpu.append((cpu_after - cpu_before) * 1000 / requests)
-            dp = (pct(d, 0.5), pct(d, 0.99))
-            gp = (pct(g, 0.5), pct(g, 0.99))
-            direct_p.append(dp)
-            gateway_p.append(gp)
-            overheads.append((gp[0] - dp[0], gp[1] - dp[1]))
-            if litellm is not None:
-                lp = await measure(litellm, in_flight, requests)
-                litellm_p.append((pct(lp, 0.5), pct(lp, 0.99)))
-
-        def med(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-            return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
+            direct_p.append(percentiles(d.latency))
+            gateway_p.append(percentiles(g.latency))
+            direct_excess = percentiles(d.excess)
+            overheads["gateway"].append(minus(percentiles(g.excess), direct_excess))
+            for name, target in proxies.items():
+                sample = await measure(target, in_flight, delays)
+                overheads[name].append(minus(percentiles(sample.excess), direct_excess))
 
         rows.append(
             Row(
                 in_flight,
-                med(direct_p),
-                med(gateway_p),
-                med(overheads),
+                median_pair(direct_p),
+                median_pair(gateway_p),
+                median_pair(overheads["gateway"]),
+                median_pair(overheads["bare"]) if bare else None,
                 statistics.median(rps),
                 statistics.median(cpu) if cpu else None,
                 await router_cpu_per_request(args.sim_base, in_flight, requests),
-                med(litellm_p) if litellm_p else None,
+                median_pair(overheads["litellm"]) if litellm else None,
             )
         )
     return rows
@@ -487,29 +528,39 @@ def print_layer(layers: list[tuple[int, float, float]]) -> None:
 
 
 def print_table(rows: list[Row], args: argparse.Namespace, command: str) -> None:
+    latency_ms = args.latency * 1000
+    if args.jitter:
+        low, high = latency_ms * (1 - args.jitter), latency_ms * (1 + args.jitter)
+        delay = f"{latency_ms:.0f} ms, jitter {args.jitter:g} ({low:.0f}-{high:.0f} ms by prompt)"
+    else:
+        delay = f"{latency_ms:.0f} ms, jitter 0 (fixed)"
     print(f"$ {command}")
     print(
-        f"fake provider latency {args.latency * 1000:.0f} ms; {args.rounds} round(s) of "
-        f">= {args.requests} requests per row; {os.cpu_count()} CPU(s); Python "
-        f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f}; "
-        f"recording {'off' if args.no_record else 'on'}; times in ms (median over rounds)"
+        f"fake provider latency {delay}; {args.rounds} round(s) of >= {args.requests} requests "
+        f"per row; {os.cpu_count()} CPU(s); Python {sys.version.split()[0]}; load average "
+        f"{os.getloadavg()[0]:.1f}; recording {'off' if args.no_record else 'on'}; bare proxy "
+        f"{'off' if args.no_floor else 'on uvicorn ' + '+'.join(server_stack())}; "
+        "times in ms (median over rounds); overheads on excess over each prompt's delay"
     )
     header = (
         f"{'in flight':>9} | {'direct p50':>10} {'p99':>8} | {'gateway p50':>11} {'p99':>8} | "
-        f"{'overhead p50':>12} {'p99':>8} | {'gw req/s':>8} {'gw CPU/req':>10} "
-        f"{'router CPU/req':>14} | "
-        f"{'LiteLLM proxy p50 / p99':>23}"
+        f"{'overhead p50':>12} {'p99':>8} | {'bare proxy overhead p50':>23} {'p99':>8} | "
+        f"{'gw req/s':>8} {'gw CPU/req':>10} {'router CPU/req':>14} | "
+        f"{'LiteLLM proxy overhead p50 / p99':>32}"
     )
     print(header)
     print("-" * len(header))
+
+    def pair(p: Pair | None, width: int) -> str:
+        return f"{p[0]:>{width}.2f} {p[1]:>8.2f}" if p else f"{'n/a':>{width}} {'':>8}"
+
     for row in rows:
         lite = f"{row.litellm[0]:.2f} / {row.litellm[1]:.2f}" if row.litellm else "n/a"
         cpu = f"{row.cpu_ms:.2f}" if row.cpu_ms is not None else "n/a"
         print(
-            f"{row.in_flight:>9} | {row.direct[0]:>10.2f} {row.direct[1]:>8.2f} | "
-            f"{row.gateway[0]:>11.2f} {row.gateway[1]:>8.2f} | {row.overhead[0]:>12.2f} "
-            f"{row.overhead[1]:>8.2f} | {row.rps:>8.0f} {cpu:>10} {row.router_cpu_ms:>14.2f} | "
-            f"{lite:>23}"
+            f"{row.in_flight:>9} | {pair(row.direct, 10)} | {pair(row.gateway, 11)} | "
+            f"{pair(row.overhead, 12)} | {pair(row.bare, 23)} | "
+            f"{row.rps:>8.0f} {cpu:>10} {row.router_cpu_ms:>14.2f} | {lite:>32}"
         )
     target = next((r for r in rows if r.in_flight == 100), None)
     if target is not None:
@@ -530,7 +581,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per round and row")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--latency", type=float, default=0.05, help="fake provider latency, s")
+    parser.add_argument(
+        "--latency", type=float, default=None, help="fake provider latency, s (default 0.05)"
+    )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=None,
+        help="spread of the fake provider's latency: each prompt waits its own delay in "
+        "latency * [1 - J, 1 + J) (default 0: fixed)",
+    )
+    parser.add_argument("--no-floor", action="store_true", help="skip the bare proxy baseline")
     parser.add_argument(
         "--litellm-url",
         default=None,
@@ -551,31 +612,50 @@ def main() -> None:
     parser.add_argument(
         "--layer-requests", type=int, default=5000, help="requests for the in-process layer cost"
     )
-    parser.add_argument("--sim-url", default=None, help="use a running fake provider (with /v1)")
+    parser.add_argument(
+        "--sim-url",
+        default=None,
+        help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
+        "started with",
+    )
     args = parser.parse_args()
+    if args.sim_url and (args.latency is None or args.jitter is None):
+        parser.error("with --sim-url, pass the --latency and --jitter the fake provider runs with")
+    args.latency = 0.05 if args.latency is None else args.latency
+    args.jitter = 0.0 if args.jitter is None else args.jitter
+    if not 0 <= args.jitter <= 1 or args.latency < 0:
+        parser.error("--jitter must be between 0 and 1 and --latency at least 0")
     command = "python benchmarks/bench_gateway.py " + shlex.join(sys.argv[1:])
 
-    sim, sim_base = (None, args.sim_url) if args.sim_url else start_sim(args.latency)
+    sim, sim_base = (None, args.sim_url) if args.sim_url else start_sim(args.latency, args.jitter)
     try:
         if args.serve_sim:
-            print(f"fake provider: {sim_base} (key {SIM_KEY}, model sim-model)", flush=True)
+            print(
+                f"fake provider: {sim_base} (key {SIM_KEY}, model sim-model); benchmark it with "
+                f"--sim-url {sim_base} --latency {args.latency:g} --jitter {args.jitter:g}",
+                flush=True,
+            )
             with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
             return
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
             gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)
-            try:
-                args.sim_base = sim_base
-                rows = run_loop(
-                    run(
-                        args,
-                        Target("direct", sim_base, "sim-model", SIM_KEY),
-                        Target("gateway", gateway_url, "coder", GATEWAY_KEY),
-                        gateway_proc.pid,
-                    )
+            procs.callback(stop, gateway_proc)
+            bare = None
+            if not args.no_floor:
+                bare_proc, bare_url = start_bare_proxy(sim_base)
+                procs.callback(stop, bare_proc)
+                bare = Target("bare", bare_url, "sim-model", "unused")
+            args.sim_base = sim_base
+            rows = run_loop(
+                run(
+                    args,
+                    Target("direct", sim_base, "sim-model", SIM_KEY),
+                    Target("gateway", gateway_url, "coder", GATEWAY_KEY),
+                    gateway_proc.pid,
+                    bare,
                 )
-            finally:
-                stop(gateway_proc)
+            )
         with tempfile.TemporaryDirectory() as tmp:
             layers = [
                 (n, *run_loop(layer_cost(n, args.layer_requests, not args.no_record, Path(tmp))))
