@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 
-import aiohttp
 import pytest
 
 from rolecall._secrets import Secret
@@ -23,6 +22,7 @@ from rolecall.providers._errors import (
     transport_error,
 )
 from rolecall.providers._http import SSEEvent, iter_lines, iter_sse
+from rolecall.providers._wire import WireClient, WireError, WireTimeout
 from rolecall.providers.anthropic import AnthropicProvider
 from rolecall.providers.google import GoogleProvider
 from rolecall.providers.openai import OpenAIProvider
@@ -159,13 +159,13 @@ def test_kind_for_status(status: int, kind: ErrorKind) -> None:
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (aiohttp.ConnectionTimeoutError("timed out"), ErrorKind.TIMEOUT),
-        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), ErrorKind.TIMEOUT),
-        (aiohttp.ClientOSError(111, "Connection refused"), ErrorKind.NETWORK),
-        (aiohttp.ServerDisconnectedError(), ErrorKind.NETWORK),
-        (aiohttp.ClientPayloadError("Response payload is not completed"), ErrorKind.NETWORK),
+        (WireTimeout("connecting to h:443 took over 10 s"), ErrorKind.TIMEOUT),
+        (WireTimeout("no response data for 60 s"), ErrorKind.TIMEOUT),
+        (WireError("cannot connect to h:443: [Errno 111] Connection refused"), ErrorKind.NETWORK),
+        (WireError("the server closed the connection mid-response"), ErrorKind.NETWORK),
+        (WireError("malformed HTTP response: invalid constant string"), ErrorKind.NETWORK),
         (
-            aiohttp.ClientPayloadError("400, message: Can not decode content-encoding: gzip"),
+            WireError("ClientPayloadError: 400, message: Can not decode content-encoding: gzip"),
             ErrorKind.BAD_RESPONSE,
         ),
     ],
@@ -255,13 +255,14 @@ def test_importing_providers_does_not_load_adapters() -> None:
 
     code = (
         "import sys, rolecall.providers as p; "
-        "print(any(m in sys.modules for m in ('aiohttp', 'rolecall.providers.openai')))"
+        "print(any(m in sys.modules for m in "
+        "('aiohttp', 'httptools', 'rolecall.providers.openai')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-async def test_session_is_lazy_pooled_and_reused() -> None:
+async def test_client_is_lazy_pooled_and_reused() -> None:
     config = _config(
         type="openai",
         model="gpt-4.1",
@@ -272,17 +273,15 @@ async def test_session_is_lazy_pooled_and_reused() -> None:
     )
     provider = build_provider("p1", config)
     assert isinstance(provider, OpenAIProvider)
-    assert provider._session is None  # nothing opened before first use
-    session = provider.session
-    assert provider.session is session
-    assert session.timeout.sock_read == 30.0 and session.timeout.sock_connect == 10.0
-    assert session.timeout.total is None  # a long answer is not cut while it streams
-    assert session.connector is not None and session.connector.limit == 3
-    assert session.headers["authorization"] == f"Bearer {KEY}"
-    assert session.headers["x-team"] == "blue"
+    assert provider._client is None  # nothing opened before first use
+    client = provider.client
+    assert isinstance(client, WireClient)
+    assert provider.client is client
+    assert client.read_timeout == 30.0 and client.connect_timeout == 10.0
+    assert client.limit == 3
     assert KEY not in repr(provider)
     await provider.aclose()
-    assert provider._session is None and session.closed
+    assert provider._client is None and client.closed
     await provider.aclose()  # idempotent
 
 
@@ -305,7 +304,8 @@ def test_auth_headers_per_vendor() -> None:
 async def test_short_timeout_bounds_connect() -> None:
     provider = build_provider("p", _config(type="openai", model="m", timeout="2s"))
     assert isinstance(provider, OpenAIProvider)
-    assert provider.session.timeout.sock_connect == 2.0
+    assert isinstance(provider.client, WireClient)
+    assert provider.client.connect_timeout == 2.0
     await provider.aclose()
 
 
@@ -325,6 +325,29 @@ async def test_max_concurrency_requests_share_one_pool_in_parallel() -> None:
         assert {r.text for r in replies} == {sim.reply}
         # 64 calls of 0.3 s each on 64 connections: one round, not several.
         assert elapsed < 0.3 * 3
-        session = provider.session
+        client = provider.client
         await provider.aclose()
-        assert session.closed
+        assert client.closed
+
+
+async def test_requests_carry_the_key_configured_headers_and_no_compression() -> None:
+    from rolecall.sim import SimServer
+
+    with SimServer("openai", models=("m",)) as sim:
+        config = _config(
+            type="openai",
+            model="m",
+            api_key="test-key",
+            base_url=sim.base_url,
+            headers={"x-team": "blue"},
+        )
+        provider = build_provider("p", config)
+        assert isinstance(provider, OpenAIProvider)
+        await provider.complete(ChatRequest((Message("user", "hi"),)))
+        await provider.aclose()
+        headers = sim.requests[-1].headers
+    assert headers["authorization"] == "Bearer test-key"
+    assert headers["x-team"] == "blue"
+    assert headers["accept-encoding"] == "identity"
+    assert headers["user-agent"].startswith("rolecall/")
+    assert headers["content-type"] == "application/json"

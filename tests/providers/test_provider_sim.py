@@ -283,15 +283,15 @@ async def test_stream_concatenates_and_ends_with_usage(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_session_is_reused_across_calls(
+async def test_client_is_reused_across_calls(
     servers: dict[str, SimServer], adapters: dict[str, HTTPProvider], protocol: str
 ) -> None:
     provider = adapters[protocol]
     await provider.complete(REQUEST)  # type: ignore[attr-defined]
-    session = provider.session
+    client = provider.client
     await _collect(provider, REQUEST)
     await provider.complete(REQUEST)  # type: ignore[attr-defined]
-    assert provider.session is session
+    assert provider.client is client
     assert servers[protocol].calls == 3
 
 

@@ -297,21 +297,13 @@ def google_rpc_kind(
 def transport_error(exc: BaseException, provider: str) -> ProviderError:
     """A transport failure as a ProviderError: timeouts -> TIMEOUT, an undecodable
     (compressed) body -> BAD_RESPONSE, the rest -> NETWORK."""
-    name = type(exc).__name__
-    detail = clip(str(exc))
-    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts subclass it
+    detail = clip(str(exc)) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
         return ProviderError(
-            f"request timed out ({name})", kind=ErrorKind.TIMEOUT, provider=provider
+            f"request timed out: {detail}", kind=ErrorKind.TIMEOUT, provider=provider
         )
-    if "content-encoding" in str(exc).lower():
+    if "content-encoding" in detail.lower():
         return ProviderError(
-            f"undecodable response ({name}): {detail}",
-            kind=ErrorKind.BAD_RESPONSE,
-            provider=provider,
+            f"undecodable response: {detail}", kind=ErrorKind.BAD_RESPONSE, provider=provider
         )
-    text = (
-        f"connection failed ({name}): {detail}"
-        if detail and detail != name
-        else (f"connection failed ({name})")
-    )
-    return ProviderError(text, kind=ErrorKind.NETWORK, provider=provider)
+    return ProviderError(f"connection failed: {detail}", kind=ErrorKind.NETWORK, provider=provider)

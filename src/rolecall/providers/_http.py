@@ -1,15 +1,12 @@
 """HTTP plumbing shared by the vendor adapters.
 
-- :func:`make_session`: one pooled ``aiohttp.ClientSession`` per provider, sized from its config.
+- :func:`make_client`: one pooled client per provider, sized from its config: the lean
+  :class:`~rolecall.providers._wire.WireClient`, or, when the environment routes the
+  provider's URL through a proxy, :class:`~rolecall.providers._wire_proxy.ProxiedClient`.
 - :func:`iter_lines` / :func:`iter_sse`: server-sent events from a response body.
-- :class:`HTTPProvider`: the lazy session, request helpers and error plumbing every
+- :class:`HTTPProvider`: the lazy client, request helpers and error plumbing every
   adapter shares. Vendor modules supply the body mapping and the classifier
   (built from the pure helpers in :mod:`rolecall.providers._errors`).
-
-aiohttp rather than httpx carries the adapters' requests because a proxied call's
-client cost is most of what the gateway adds: on the benchmark machine one POST cost
-~1.3 ms of CPU through httpx and ~0.3 ms through aiohttp (~3 ms vs ~0.2 ms at 100 in
-flight; ``benchmarks/bench_gateway.py``).
 
 Adapters never retry, sleep or pick another provider; they only translate.
 """
@@ -21,15 +18,13 @@ import functools
 import json
 import os
 import ssl
-import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
-
+import rolecall
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -40,22 +35,54 @@ from rolecall.providers._errors import (
     parse_json_text,
     transport_error,
 )
+from rolecall.providers._wire import WireClient, WireError, WireResponse
 
 __all__ = [
+    "HTTPClient",
     "HTTPProvider",
     "SSEEvent",
     "env_proxy",
     "iter_lines",
     "iter_sse",
     "json_body",
-    "make_session",
+    "make_client",
     "shared_ssl_context",
 ]
 
 # Connecting should never take as long as generating; fail fast on a dead host.
 MAX_CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 30.0
-_JSON_HEADERS = {"Content-Type": "application/json"}
+USER_AGENT = f"rolecall/{rolecall.__version__}"
+
+
+class BodyStream(Protocol):
+    status: int
+    headers: dict[str, str]
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
+class HTTPClient(Protocol):
+    """What the adapters need from a client (:class:`WireClient` and the proxied one)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> WireResponse: ...
+
+    def stream(
+        self, method: str, url: str, body: bytes | None
+    ) -> AbstractAsyncContextManager[BodyStream]: ...
+
+    async def aclose(self) -> None: ...
 
 
 @functools.cache
@@ -71,44 +98,40 @@ def shared_ssl_context() -> ssl.SSLContext:
         import certifi
 
         cafile = certifi.where()
-    return ssl.create_default_context(cafile=cafile, capath=capath)
+    context = ssl.create_default_context(cafile=cafile, capath=capath)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def make_client(config: ProviderConfig, headers: Mapping[str, str], base_url: str) -> HTTPClient:
+    """``max_concurrency`` keep-alive HTTP/1.1 connections; a read timeout per socket read."""
+    options: dict[str, Any] = {
+        "limit": config.max_concurrency,
+        "connect_timeout": min(MAX_CONNECT_TIMEOUT, config.timeout),
+        "read_timeout": config.timeout,
+        "ssl_context": shared_ssl_context(),
+        "keepalive": KEEPALIVE_SECONDS,
+        "user_agent": USER_AGENT,
+    }
+    merged = {**headers, **config.headers}
+    proxy = env_proxy(base_url)
+    if proxy is not None:
+        from rolecall.providers._wire_proxy import ProxiedClient  # aiohttp: imported only here
+
+        return ProxiedClient(merged, proxy=proxy, **options)
+    return WireClient(merged, **options)
 
 
 def env_proxy(url: str) -> str | None:
-    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` name for ``url``, unless ``NO_PROXY``
-    exempts its host. Read once per session, not per request."""
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``ALL_PROXY``), unless ``NO_PROXY`` exempts its host."""
+    import urllib.request
+
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
     if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxies.get(parts.scheme) or proxies.get("all")
-
-
-def make_session(
-    config: ProviderConfig, headers: Mapping[str, str], base_url: str
-) -> aiohttp.ClientSession:
-    """``max_concurrency`` keep-alive HTTP/1.1 connections; a read timeout per socket read."""
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        # Waiting for a free pooled connection is local queueing, not the vendor's fault.
-        connect=None,
-        sock_connect=min(MAX_CONNECT_TIMEOUT, config.timeout),
-        sock_read=config.timeout,
-    )
-    connector = aiohttp.TCPConnector(
-        limit=config.max_concurrency,
-        keepalive_timeout=KEEPALIVE_SECONDS,
-        ssl=shared_ssl_context(),
-        ttl_dns_cache=300,
-    )
-    return aiohttp.ClientSession(
-        headers={**headers, **config.headers},
-        connector=connector,
-        timeout=timeout,
-        proxy=env_proxy(base_url),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        raise_for_status=False,
-    )
 
 
 def json_body(body: Any) -> bytes:
@@ -198,7 +221,7 @@ class HTTPProvider:
         base = config.base_url or default_base_url
         self.base_url = _require(config, provider_id, base, "base_url").rstrip("/")
         self.config = config
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HTTPClient | None = None
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -209,17 +232,17 @@ class HTTPProvider:
         raise NotImplementedError
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled session, opened on first use (inside the event loop it belongs to)."""
-        session = self._session
-        if session is None:
-            session = self._session = make_session(self.config, self.auth_headers(), self.base_url)
-        return session
+    def client(self) -> HTTPClient:
+        """The pooled client, opened on first use (inside the event loop it belongs to)."""
+        client = self._client
+        if client is None:
+            client = self._client = make_client(self.config, self.auth_headers(), self.base_url)
+        return client
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     def error(self, message: str, kind: ErrorKind, status: int | None = None) -> ProviderError:
         return ProviderError(message, kind=kind, provider=self.id, status=status)
@@ -242,28 +265,18 @@ class HTTPProvider:
         """One request; a parsed JSON answer, or the classified ProviderError."""
         data = None if body is None else json_body(body)
         try:
-            async with self.session.request(
-                method,
-                url,
-                data=data,
-                params=params,
-                headers=_JSON_HEADERS if data is not None else None,
-                allow_redirects=False,
-            ) as response:
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self.client.request(method, url, data, params)
+        except WireError as exc:
             raise transport_error(exc, self.id) from exc
         if not 200 <= response.status < 300:
-            raise self.http_error(response.status, raw, response.headers)
-        return self.parse_json(raw)
+            raise self.http_error(response.status, response.body, response.headers)
+        return self.parse_json(response.body)
 
     @asynccontextmanager
     async def open_stream(self, url: str, body: Any) -> AsyncIterator[AsyncIterator[SSEEvent]]:
         """POST ``body`` and yield its SSE events; HTTP and transport errors are classified."""
         try:
-            async with self.session.post(
-                url, data=json_body(body), headers=_JSON_HEADERS, allow_redirects=False
-            ) as response:
+            async with self.client.stream("POST", url, json_body(body)) as response:
                 if not 200 <= response.status < 300:
                     raw = await response.read()
                     raise self.http_error(response.status, raw, response.headers)
@@ -273,10 +286,10 @@ class HTTPProvider:
                     if error_object(raw):
                         raise self.http_error(None, raw, response.headers)
                     raise self.error("expected an event stream, got JSON", ErrorKind.BAD_RESPONSE)
-                yield iter_sse(iter_lines(response.content.iter_any()))
-        except aiohttp.ClientError as exc:
-            # Only the transport's own errors: a timeout raised around the caller's loop
-            # body is not the vendor's.
+                yield iter_sse(iter_lines(response.chunks()))
+        except WireError as exc:
+            # Only the transport's own failures: a timeout raised around the caller's
+            # loop body is not the vendor's.
             raise transport_error(exc, self.id) from exc
 
     def event_json(self, event: SSEEvent) -> Any:

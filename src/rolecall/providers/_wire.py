@@ -1,0 +1,378 @@
+"""A lean HTTP/1.1 client for the vendor adapters: asyncio connections, httptools parsing.
+
+Why not a general-purpose client: what a proxied call costs in its HTTP client is most
+of what the gateway adds. Measured with ``benchmarks/bench_gateway.py`` (100 in flight,
+provider delays of 0.25-0.75 s), a bare proxy forwarding through aiohttp added 1.03 ms
+p50 per call and one forwarding through a minimal asyncio client 0.41 ms; httpx cost
+more than aiohttp. Every response is parsed by httptools (llhttp, Node's parser); TLS
+is the standard library's.
+
+What it does: keep-alive pools per origin (``limit`` connections, idle ones dropped
+after ``keepalive`` seconds), TLS with SNI, Content-Length, chunked and until-close
+bodies, a connect timeout and a timeout per read (not per response: a long stream
+is fine while it keeps sending). What it does not: redirects (a 3xx is returned as
+is), cookies, compression (it asks for ``identity``), proxies (see
+:mod:`rolecall.providers._wire_proxy`), retries (the router decides those).
+
+Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts), never a bare
+``OSError``, so callers can tell the transport's failures from their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlencode, urlsplit
+
+import httptools
+
+__all__ = ["WireClient", "WireError", "WireResponse", "WireStream", "WireTimeout"]
+
+# Buffered body bytes above which reading pauses until the consumer catches up.
+_HIGH_WATER = 256 * 1024
+
+
+class WireError(Exception):
+    """The request failed in transport: connecting, sending, or reading the response."""
+
+
+class WireTimeout(WireError, TimeoutError):
+    """Connecting, or waiting for the next bytes of the response, took too long."""
+
+
+@dataclass(slots=True)
+class WireResponse:
+    status: int
+    headers: dict[str, str]  # names lowercased; repeated headers joined with ", "
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; parses one response at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.paused = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._begin()
+
+    def _begin(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.keep_alive = False
+        self.error: WireError | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's are not asyncio.Transport subclasses, hence the cast).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(WireError(f"malformed HTTP response: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete and self.error is None:
+            if self.status and not self.headers.get("content-length") and not self._chunked():
+                # A body delimited by the connection closing ends here, complete.
+                self.complete = True
+                self._wake()
+                return
+            reason = f": {exc}" if exc else ""
+            self._fail(WireError(f"the server closed the connection mid-response{reason}"))
+
+    # -- httptools callbacks ----------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = self.headers.get(key)
+        self.headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    # -- used by the pool -------------------------------------------------------------------
+
+    def _chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: WireError) -> None:
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def send(self, data: bytes) -> None:
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise WireError("the connection closed before the request was sent")
+        self._begin()
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport.write(data)
+
+    async def wait(self, read_timeout: float | None) -> None:
+        """Until the parser reports progress (or the connection fails, or ``read_timeout``)."""
+        if self.error is not None:
+            raise self.error
+        waiter = self._waiter = self.loop.create_future()
+        timer = (
+            self.loop.call_later(read_timeout, self._time_out, waiter, read_timeout)
+            if read_timeout is not None
+            else None
+        )
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        if self.error is not None:
+            raise self.error
+
+    def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(WireTimeout(f"no response data for {timeout:g} s"))
+        self.close()
+
+    async def head(self, read_timeout: float | None) -> None:
+        while not self.status:
+            await self.wait(read_timeout)
+
+    def next_chunk(self) -> bytes | None:
+        """A buffered body chunk, or None when none is buffered yet."""
+        if not self.chunks:
+            return None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.paused and self.buffered <= _HIGH_WATER // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    async def chunks_until_end(self, read_timeout: float | None) -> AsyncIterator[bytes]:
+        while True:
+            chunk = self.next_chunk()
+            if chunk is not None:
+                yield chunk
+            elif self.complete:
+                return
+            else:
+                await self.wait(read_timeout)
+
+    async def body(self, read_timeout: float | None) -> bytes:
+        """The rest of the body (consumed as it arrives, so reading never stays paused)."""
+        return b"".join([chunk async for chunk in self.chunks_until_end(read_timeout)])
+
+    @property
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and self.error is None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass(slots=True)
+class WireStream:
+    """A response whose body is read as it arrives."""
+
+    status: int
+    headers: dict[str, str]
+    _conn: _Connection
+    _timeout: float | None
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._conn.chunks_until_end(self._timeout)
+
+    async def read(self) -> bytes:
+        return await self._conn.body(self._timeout)
+
+
+class _Pool:
+    """Keep-alive connections to one origin, at most ``limit`` in use at once."""
+
+    def __init__(self, client: WireClient, scheme: str, host: str, port: int) -> None:
+        self.client = client
+        self.host, self.port = host, port
+        self.tls = scheme == "https"
+        default_port = 443 if self.tls else 80
+        authority = f"[{host}]" if ":" in host else host
+        self.host_header = authority if port == default_port else f"{authority}:{port}"
+        self.idle: list[_Connection] = []
+        self.slots = asyncio.Semaphore(client.limit)
+
+    async def acquire(self) -> _Connection:
+        await self.slots.acquire()
+        try:
+            now = asyncio.get_running_loop().time()
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.closed and now - conn.idle_since < self.client.keepalive:
+                    return conn
+                conn.close()
+            return await self._connect()
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def release(self, conn: _Connection, reuse: bool) -> None:
+        if reuse and conn.reusable and not self.client.closed:
+            conn.idle_since = conn.loop.time()
+            self.idle.append(conn)
+        else:
+            conn.close()
+        self.slots.release()
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.client.connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    self.host,
+                    self.port,
+                    ssl=self.client.ssl_context if self.tls else None,
+                    server_hostname=self.host if self.tls else None,
+                )
+        except TimeoutError:
+            limit = self.client.connect_timeout
+            raise WireTimeout(f"connecting to {self.host_header} took over {limit:g} s") from None
+        except OSError as exc:
+            raise WireError(f"cannot connect to {self.host_header}: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.close()
+
+
+class WireClient:
+    """Requests to any origin with fixed default headers; one :class:`_Pool` per origin."""
+
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        *,
+        limit: int,
+        connect_timeout: float,
+        read_timeout: float | None,
+        ssl_context: ssl.SSLContext,
+        keepalive: float = 30.0,
+        user_agent: str = "rolecall",
+    ) -> None:
+        lines = {"user-agent": user_agent, "accept-encoding": "identity"}
+        lines.update({name.lower(): value for name, value in headers.items()})
+        for name, value in lines.items():
+            if any(c in name + value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r} holds a line break")
+        self._head_lines = "".join(f"{name}: {value}\r\n" for name, value in lines.items())
+        self.limit = limit
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.ssl_context = ssl_context
+        self.keepalive = keepalive
+        self.closed = False
+        self._pools: dict[tuple[str, str, int], _Pool] = {}
+
+    def _pool_and_head(
+        self, method: str, url: str, body: bytes | None, params: Mapping[str, Any] | None
+    ) -> tuple[_Pool, bytes]:
+        if self.closed:
+            raise WireError("the client is closed")
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+        if scheme not in ("http", "https") or not host:
+            raise WireError(f"not an http(s) URL: {url}")
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, host, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool(self, scheme, host, port)
+        target = parts.path or "/"
+        query = "&".join(q for q in (parts.query, urlencode(params) if params else "") if q)
+        if query:
+            target = f"{target}?{query}"
+        head = f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
+        if body is not None:
+            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        return pool, (head + "\r\n").encode("latin-1") + (body or b"")
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> WireResponse:
+        """One request, its whole response read."""
+        pool, data = self._pool_and_head(method, url, body, params)
+        conn = await pool.acquire()
+        reuse = False
+        try:
+            conn.send(data)
+            await conn.head(self.read_timeout)
+            content = await conn.body(self.read_timeout)
+            reuse = True
+            return WireResponse(conn.status, conn.headers, content)
+        finally:
+            pool.release(conn, reuse)
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, body: bytes | None) -> AsyncIterator[WireStream]:
+        """One request; the response's head at once, its body as it arrives.
+
+        The connection goes back to the pool only when the body was read to its end.
+        """
+        pool, data = self._pool_and_head(method, url, body, None)
+        conn = await pool.acquire()
+        reuse = False
+        try:
+            conn.send(data)
+            await conn.head(self.read_timeout)
+            yield WireStream(conn.status, conn.headers, conn, self.read_timeout)
+            reuse = conn.complete and not conn.chunks
+        finally:
+            pool.release(conn, reuse)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
