@@ -115,3 +115,9 @@ def test_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> Non
 def test_bad_fault_option_on_start(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--fault", "rate_limit:retry_after=soon"]) == 2
     assert "not a valid float" in capsys.readouterr().err
+
+
+def test_jitter_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--latency", "0.5", "--jitter", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--jitter" in err and "Traceback" not in err

@@ -39,6 +39,12 @@ HOST = "127.0.0.1"
     help="Port (0: any free port). With --protocol all, PORT, PORT+1 and PORT+2.",
 )
 @click.option("--latency", type=click.FloatRange(0), default=0.0, help="Seconds before answers.")
+@click.option(
+    "--jitter",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Spread each answer's delay uniformly over latency*(1 +/- JITTER), fixed by the prompt.",
+)
 @click.option("--key", default="test-key", show_default=True, help="The API key servers accept.")
 @click.option("--no-auth", is_flag=True, help="Accept any key, or none.")
 @click.option("--model", "models", multiple=True, help="A model the servers know (repeatable).")
@@ -66,6 +72,7 @@ def sim(
     protocol: str,
     port: int,
     latency: float,
+    jitter: float,
     key: str,
     no_auth: bool,
     models: tuple[str, ...],
@@ -99,6 +106,7 @@ def sim(
                 models=models or ("sim-model",),
                 reply=reply,
                 latency=latency,
+                jitter=jitter,
                 host=HOST,
                 port=port + offset if port else 0,
             )
