@@ -231,8 +231,9 @@ async def forward_proxy() -> AsyncIterator[tuple[str, list[bytes]]]:
                 lines.append(line)
         body = await reader.readexactly(length)
         host_port, _, path = target.removeprefix(b"http://").partition(b"/")
-        host, _, port = host_port.partition(b":")
-        up_reader, up_writer = await asyncio.open_connection(host.decode(), int(port))
+        _, _, port = host_port.partition(b":")
+        # Every name resolves to this machine: the proxy, not the client, looks hosts up.
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
         up_writer.write(b"%s /%s HTTP/1.1\r\n" % (method, path) + b"\r\n".join(lines) + b"\r\n\r\n")
         up_writer.write(body)
         await up_writer.drain()
@@ -250,11 +251,13 @@ async def test_a_proxy_from_the_environment_carries_the_requests(
 ) -> None:
     with SimServer("openai", models=("m",)) as sim:
         async with forward_proxy() as (proxy_url, seen):
-            for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY"):
+            for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
                 monkeypatch.delenv(name, raising=False)
             monkeypatch.setenv("HTTP_PROXY", proxy_url)
+            # A name only the proxy can resolve, as for a vendor behind a corporate proxy.
+            base_url = sim.base_url.replace("127.0.0.1", "vendor.example")
             config = ProviderConfig.model_validate(
-                {"type": "openai", "model": "m", "api_key": "test-key", "base_url": sim.base_url}
+                {"type": "openai", "model": "m", "api_key": "test-key", "base_url": base_url}
             )
             provider = build_provider("p", config)
             assert isinstance(provider, OpenAIProvider)
@@ -262,17 +265,28 @@ async def test_a_proxy_from_the_environment_carries_the_requests(
             reply = await provider.complete(REQUEST)
             await provider.aclose()
     assert reply.text == sim.reply
-    assert seen == [f"{sim.base_url}/chat/completions".encode()]
+    assert seen == [f"{base_url}/chat/completions".encode()]
 
 
-async def test_no_proxy_exempts_a_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    config = ProviderConfig.model_validate(
-        {"type": "openai-compatible", "model": "m", "base_url": "http://127.0.0.1:1234/v1"}
-    )
-    wire = make_client(config, {}, "http://127.0.0.1:1234/v1")
-    assert isinstance(wire, WireClient)
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "proxied"),
+    [
+        ("http://vendor.example/v1", "", True),
+        ("http://vendor.example/v1", "vendor.example", False),
+        ("http://127.0.0.1:11434/v1", "", False),  # loopback servers are never proxied
+        ("http://localhost:8000/v1", "", False),
+    ],
+)
+async def test_which_providers_go_through_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, url: str, no_proxy: str, proxied: bool
+) -> None:
+    for name in ("no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    config = ProviderConfig.model_validate({"type": "openai-compatible", "model": "m"})
+    wire = make_client(config, {}, url)
+    assert isinstance(wire, ProxiedClient) is proxied
     await wire.aclose()
 
 

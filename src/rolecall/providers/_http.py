@@ -122,16 +122,20 @@ def make_client(config: ProviderConfig, headers: Mapping[str, str], base_url: st
     return WireClient(merged, **options)
 
 
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def env_proxy(url: str) -> str | None:
     """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``,
-    ``ALL_PROXY``), unless ``NO_PROXY`` exempts its host."""
+    ``ALL_PROXY``), unless ``NO_PROXY`` exempts its host. Loopback servers (Ollama,
+    vLLM) are always reached directly: a proxy for the internet cannot reach them."""
     import urllib.request
 
-    parts = urlsplit(url)
+    host = urlsplit(url).hostname or ""
     proxies = urllib.request.getproxies()
-    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+    if not proxies or host in _LOOPBACK or urllib.request.proxy_bypass(host):
         return None
-    return proxies.get(parts.scheme) or proxies.get("all")
+    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
 def json_body(body: Any) -> bytes:
