@@ -384,6 +384,20 @@ def test_retention_prunes_old_raw_rows_but_keeps_metrics(tmp_path: Path) -> None
         assert store._read("SELECT run_id FROM attempts") == [("new",)]
 
 
+def test_retention_deletes_run_logs_not_written_for_that_long(tmp_path: Path) -> None:
+    config = _config(tmp_path, retention_days=2)
+    runs = Path(config.runs_dir)
+    runs.mkdir(parents=True)
+    stale = runs / "stale.jsonl"
+    stale.write_text('{"type": "run_start", "run_id": "stale"}\n')
+    five_days_ago = time.time() - 5 * 86400
+    os.utime(stale, (five_days_ago, five_days_ago))
+    recorder = Recorder(config, install_signal_handlers=False)
+    recorder.emit(_attempt("fresh", "t"))
+    recorder.close()
+    assert sorted(p.name for p in runs.iterdir()) == ["fresh.jsonl"]
+
+
 def test_a_stray_object_does_not_cost_the_batch(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -286,7 +286,9 @@ class Recorder:
         if now - self._last_prune < _PRUNE_EVERY:
             return
         self._last_prune = now
-        store.prune(now - self._retention_days * 86400.0)
+        cutoff = now - self._retention_days * 86400.0
+        store.prune(cutoff)
+        self._log.prune(cutoff)
 
     def _label(self) -> str:
         from rolecall.store import describe_url

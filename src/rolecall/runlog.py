@@ -9,6 +9,7 @@ and the next writer terminates before appending.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -176,6 +177,19 @@ class RunLog:
                     text = "\n" + text  # a killed writer left a partial line: close it
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(text)
+
+    def prune(self, cutoff: float) -> int:
+        """Delete run logs last written before ``cutoff`` (epoch seconds); how many went."""
+        removed = 0
+        if not self.runs_dir.is_dir():
+            return removed
+        for path in self.runs_dir.glob("*.jsonl"):
+            with contextlib.suppress(OSError):  # a file another process just removed
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    self._checked.discard(path)
+                    removed += 1
+        return removed
 
 
 def _ends_mid_line(path: Path) -> bool:
