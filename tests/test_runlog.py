@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from rolecall.errors import ErrorKind
@@ -186,3 +188,13 @@ def test_event_line_is_the_json_of_event_to_dict() -> None:
         decoded = json.loads(line)
         assert list(decoded) == list(expected)
         assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+def test_prune_deletes_old_logs_but_keeps_the_runs_named(tmp_path: Path) -> None:
+    log = RunLog(tmp_path)
+    log.append([{"run_id": run, "type": "run_start"} for run in ("old", "open", "new")])
+    ten_days_ago = time.time() - 10 * 86400
+    for run in ("old", "open"):
+        os.utime(tmp_path / f"{run}.jsonl", (ten_days_ago, ten_days_ago))
+    assert log.prune(time.time() - 86400, keep={"open"}) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl", "open.jsonl"]

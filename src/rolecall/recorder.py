@@ -288,7 +288,8 @@ class Recorder:
         self._last_prune = now
         cutoff = now - self._retention_days * 86400.0
         store.prune(cutoff)
-        self._log.prune(cutoff)
+        # A run still open here (an idle gateway's) keeps its log, however old.
+        self._log.prune(cutoff, keep={rid for rid, st in self._runs.items() if st.explicit})
 
     def _label(self) -> str:
         from rolecall.store import describe_url

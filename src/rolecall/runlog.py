@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -178,12 +178,16 @@ class RunLog:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(text)
 
-    def prune(self, cutoff: float) -> int:
-        """Delete run logs last written before ``cutoff`` (epoch seconds); how many went."""
+    def prune(self, cutoff: float, keep: Collection[str] = ()) -> int:
+        """Delete run logs last written before ``cutoff`` (epoch seconds), except the runs in
+        ``keep``; how many went."""
         removed = 0
         if not self.runs_dir.is_dir():
             return removed
+        kept = {run_log_path(self.runs_dir, run_id) for run_id in keep}
         for path in self.runs_dir.glob("*.jsonl"):
+            if path in kept:
+                continue
             with contextlib.suppress(OSError):  # a file another process just removed
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
