@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -119,6 +121,23 @@ async def test_broken_responses_are_wire_errors(reply: bytes, message: str) -> N
             await wire.request("GET", url + "/")
         await wire.aclose()
     assert message in str(info.value) and not isinstance(info.value, WireTimeout)
+
+
+async def test_a_reset_during_a_body_delimited_by_close_is_an_error() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of it")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN: the body was cut, not finished
+
+    async with raw_server(serve) as url:
+        wire = client()
+        with pytest.raises(WireError, match="mid-response"):
+            await wire.request("GET", url + "/")
+        await wire.aclose()
 
 
 async def test_a_silent_server_times_out_per_read() -> None:

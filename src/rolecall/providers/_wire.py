@@ -90,8 +90,10 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self.complete and self.error is None:
-            if self.status and not self.headers.get("content-length") and not self._chunked():
-                # A body delimited by the connection closing ends here, complete.
+            delimited_by_close = not self.headers.get("content-length") and not self._chunked()
+            if self.status and exc is None and delimited_by_close:
+                # A body delimited by the connection closing ends here, complete (a reset
+                # is not a close: exc says so).
                 self.complete = True
                 self._wake()
                 return
