@@ -282,9 +282,10 @@ async def test_a_proxy_from_the_environment_carries_the_requests(
             assert isinstance(provider, OpenAIProvider)
             assert isinstance(provider.client, ProxiedClient)
             reply = await provider.complete(REQUEST)
+            streamed = "".join([chunk.text async for chunk in provider.stream(REQUEST)])
             await provider.aclose()
-    assert reply.text == sim.reply
-    assert seen == [f"{base_url}/chat/completions".encode()]
+    assert reply.text == streamed == sim.reply
+    assert seen == [f"{base_url}/chat/completions".encode()] * 2
 
 
 @pytest.mark.parametrize(
