@@ -17,7 +17,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from rolecall.providers._wire import WireClient
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -175,25 +178,33 @@ async def find_servers(
     ports: Mapping[str, int] | None = None, probe_timeout: float = 0.5
 ) -> tuple[LocalServer, ...]:
     """Ask each loopback server for its models, concurrently; silent ones are left out."""
-    import aiohttp
+    from rolecall.providers._wire import WireClient
 
     wanted = {**DEFAULT_PORTS, **(ports or {})}
     probes = [(name, port) for name, port in wanted.items() if port and name in SERVERS]
-    # No trust_env: a proxy set for the internet must not intercept loopback probes.
-    timeout = aiohttp.ClientTimeout(total=probe_timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # Plain HTTP to loopback: no TLS, and no proxy from the environment in between.
+    client = WireClient(
+        {},
+        limit=max(1, len(probes)),
+        connect_timeout=probe_timeout,
+        read_timeout=probe_timeout,
+        ssl_context=None,
+    )
+    try:
         results = await asyncio.gather(
-            *(_probe(session, name, port) for name, port in probes), return_exceptions=True
+            *(_probe(client, name, port) for name, port in probes), return_exceptions=True
         )
+    finally:
+        await client.aclose()
     return tuple(r for r in results if isinstance(r, LocalServer))
 
 
-async def _probe(session: Any, server: str, port: int) -> LocalServer | None:
+async def _probe(client: WireClient, server: str, port: int) -> LocalServer | None:
     name, _, path = SERVERS[server]
-    async with session.get(f"http://{LOOPBACK}:{port}{path}") as response:
-        if response.status != 200:
-            return None
-        body = json.loads(await response.read())
+    response = await client.request("GET", f"http://{LOOPBACK}:{port}{path}")
+    if response.status != 200:
+        return None
+    body = json.loads(response.body)
     if not isinstance(body, dict):
         return None
     entries = body.get("models") if server == "ollama" else body.get("data")

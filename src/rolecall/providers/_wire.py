@@ -295,10 +295,11 @@ class WireClient:
         limit: int,
         connect_timeout: float,
         read_timeout: float | None,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | None,
         keepalive: float = 30.0,
         user_agent: str = "rolecall",
     ) -> None:
+        """``ssl_context`` None: plain HTTP only (an https URL is refused)."""
         lines = {"user-agent": user_agent, "accept-encoding": "identity"}
         lines.update({name.lower(): value for name, value in headers.items()})
         for name, value in lines.items():
@@ -322,6 +323,8 @@ class WireClient:
         scheme, host = parts.scheme, parts.hostname
         if scheme not in ("http", "https") or not host:
             raise WireError(f"not an http(s) URL: {url}")
+        if scheme == "https" and self.ssl_context is None:
+            raise WireError(f"this client speaks plain HTTP only: {url}")
         port = parts.port or (443 if scheme == "https" else 80)
         key = (scheme, host, port)
         pool = self._pools.get(key)
