@@ -79,7 +79,11 @@ class HTTPClient(Protocol):
     ) -> WireResponse: ...
 
     def stream(
-        self, method: str, url: str, body: bytes | None
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        params: Mapping[str, Any] | None = None,
     ) -> AbstractAsyncContextManager[BodyStream]: ...
 
     async def aclose(self) -> None: ...

@@ -347,25 +347,23 @@ class WireClient:
         params: Mapping[str, Any] | None = None,
     ) -> WireResponse:
         """One request, its whole response read."""
-        pool, data = self._pool_and_head(method, url, body, params)
-        conn = await pool.acquire()
-        reuse = False
-        try:
-            conn.send(data)
-            await conn.head(self.read_timeout)
-            content = await conn.body(self.read_timeout)
-            reuse = True
-            return WireResponse(conn.status, conn.headers, content)
-        finally:
-            pool.release(conn, reuse)
+        async with self.stream(method, url, body, params) as response:
+            content = await response.read()
+        return WireResponse(response.status, response.headers, content)
 
     @asynccontextmanager
-    async def stream(self, method: str, url: str, body: bytes | None) -> AsyncIterator[WireStream]:
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[WireStream]:
         """One request; the response's head at once, its body as it arrives.
 
         The connection goes back to the pool only when the body was read to its end.
         """
-        pool, data = self._pool_and_head(method, url, body, None)
+        pool, data = self._pool_and_head(method, url, body, params)
         conn = await pool.acquire()
         reuse = False
         try:

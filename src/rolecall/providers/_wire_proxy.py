@@ -81,9 +81,6 @@ class ProxiedClient:
     def closed(self) -> bool:
         return self._session.closed
 
-    def _headers(self, body: bytes | None) -> dict[str, str] | None:
-        return {"Content-Type": "application/json"} if body is not None else None
-
     async def request(
         self,
         method: str,
@@ -91,28 +88,22 @@ class ProxiedClient:
         body: bytes | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> WireResponse:
-        try:
-            async with self._session.request(
-                method,
-                url,
-                data=body,
-                params=params,
-                headers=self._headers(body),
-                allow_redirects=False,
-            ) as response:
-                content = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _wire_error(exc) from exc
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return WireResponse(response.status, headers, content)
+        async with self.stream(method, url, body, params) as response:
+            content = await response.read()
+        return WireResponse(response.status, response.headers, content)
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, body: bytes | None
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        params: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ProxiedStream]:
+        sent = {"Content-Type": "application/json"} if body is not None else None
         try:
             response = await self._session.request(
-                method, url, data=body, headers=self._headers(body), allow_redirects=False
+                method, url, data=body, params=params, headers=sent, allow_redirects=False
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _wire_error(exc) from exc
