@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from rolecall.events import AttemptEvent
 from rolecall.store import open_store
@@ -54,3 +55,26 @@ def test_concurrent_writers_keep_rollups_exact(store_url: str) -> None:
         assert row.cost_usd == total * 0.5
         assert sum(r.metrics.requests for r in store.trend("hour")) == total
         assert sorted(s.attempts for s in store.runs()) == [batches * per_batch] * writers
+
+
+def test_stores_opening_a_new_sqlite_file_together_all_succeed(tmp_path: Path) -> None:
+    # SQLite refuses a second journal-mode switch on a fresh file without waiting;
+    # a gateway and a workflow started together must both open the store anyway.
+    errors: list[BaseException] = []
+
+    def open_and_close(path: Path, ready: threading.Barrier) -> None:
+        try:
+            ready.wait()
+            open_store(f"sqlite:///{path}").close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    for attempt in range(40):
+        path = tmp_path / f"metrics-{attempt}.db"
+        ready = threading.Barrier(6)
+        threads = [threading.Thread(target=open_and_close, args=(path, ready)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

@@ -7,6 +7,7 @@ a power loss can drop the last commits) and lets readers work while a batch is w
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,26 @@ _INSERT_ATTEMPT = (
 )
 
 
+_OPEN_TIMEOUT_S = 30.0
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out another connection doing the same on a new file.
+
+    SQLite answers "database is locked" at once, without calling the busy handler, when
+    two connections change a fresh database's journal mode together, so wait here.
+    """
+    deadline = time.monotonic() + _OPEN_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SqliteStore(MetricsStore):
     dialect = "sqlite"
 
@@ -37,11 +58,11 @@ class SqliteStore(MetricsStore):
                 str(path) if path is not None else ":memory:",
                 isolation_level=None,  # transactions are explicit (BEGIN IMMEDIATE)
                 check_same_thread=False,  # guarded by self._lock
-                timeout=30.0,
+                timeout=_OPEN_TIMEOUT_S,
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(_OPEN_TIMEOUT_S * 1000)}")
             self.migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the metrics store {self.label}: {exc}") from exc
