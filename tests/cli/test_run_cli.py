@@ -89,6 +89,8 @@ def test_config_problem_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config.write_text("providers: {x: {type: nonsense}}\n")
     code, _, err = run_cli(capsys, str(spec), "-c", str(config))
     assert code == 2 and "Traceback" not in err and "nonsense" in err
+    # No run was started, so none is announced.
+    assert not any(line.startswith("run ") for line in err.splitlines())
 
 
 def test_rejected_key_exit_3(
@@ -121,6 +123,7 @@ def test_json_output_names_provider_per_task(
     assert code == 0, err
     data = json.loads(out)
     assert data["status"] == "ok" and data["output_dir"] == str(out_dir.resolve())
+    assert f"run {data['run_id']}: {spec} -> {out_dir.resolve()}" in err
     providers = {t["task"]: t["provider"] for t in data["tasks"]}
     assert providers == {
         "clarify": "gem",

@@ -127,14 +127,10 @@ def run(
         force=force,
         check_credentials=not offline,
         observers=[display],
+        on_start=_announce,
     )
     run_id = resume_id or new_run_id()
     resume_cmd = f"rolecall run --resume {run_id}" + (f" -c {config_path}" if config_path else "")
-    if resume_id:
-        click.echo(f"run {run_id}: resuming", err=True)
-    elif loaded is not None:
-        out = Path(output_dir or "out")
-        click.echo(f"run {run_id}: {loaded.path or loaded.name} -> {out}", err=True)
 
     async def main() -> Any:
         display.start()
@@ -168,6 +164,17 @@ def run(
         render_summary(result.records)
         _print_outcome(result, resume_cmd if resumable else None)
     sys.exit(EXIT_OK if result.status == "ok" else EXIT_FAILED)
+
+
+def _announce(state: Any, resumed: bool) -> None:
+    """Name the run once its config and spec are known good, so a bad one names no run."""
+    if resumed:
+        click.echo(f"run {state.run_id}: resuming -> {state.output_dir}", err=True)
+    else:
+        click.echo(
+            f"run {state.run_id}: {state.spec.path or state.spec.name} -> {state.output_dir}",
+            err=True,
+        )
 
 
 def _print_outcome(result: Any, resume_cmd: str | None) -> None:

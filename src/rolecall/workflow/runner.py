@@ -7,7 +7,7 @@ snapshot, so a changed role assignment applies to the next run with no restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +90,8 @@ class Workflow:
     observers: Sequence[EngineObserver] = ()
     sinks: Sequence[EventSink] = ()
     runs_dir: str | Path | None = None
+    # Called with the run's state once the config and spec are known good, before any task.
+    on_start: Callable[[RunState, bool], None] | None = None
 
     async def run(self, spec: str | Path | Spec, *, run_id: str | None = None) -> WorkflowResult:
         """A new run of ``spec`` (a path, or a :class:`Spec`)."""
@@ -109,7 +111,7 @@ class Workflow:
                 "answers": dict(self.answers) if self.answers else None,
             },
         )
-        return await self._execute(router, state, restore={})
+        return await self._execute(router, state, restore={}, resumed=False)
 
     async def resume(self, run_id: str) -> WorkflowResult:
         """Finish run ``run_id``: its finished tasks are not run again."""
@@ -122,7 +124,7 @@ class Workflow:
             )
         restore = dict(state.tasks)
         state.status = "running"
-        return await self._execute(router, state, restore=restore)
+        return await self._execute(router, state, restore=restore, resumed=True)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -136,8 +138,10 @@ class Workflow:
         return Path(self.runs_dir or router.config.metrics.runs_dir).expanduser().absolute()
 
     async def _execute(
-        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord]
+        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord], resumed: bool
     ) -> WorkflowResult:
+        if self.on_start is not None:
+            self.on_start(state, resumed)
         options = state.options
         output = OutputDir(state.output_dir)
         stages = BuiltinStages(
