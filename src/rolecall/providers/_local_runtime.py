@@ -12,6 +12,7 @@ adapter fills in its id.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -332,6 +333,9 @@ class _LlamaCppModel(LoadedModel):
         self._llama: Any = llama_cpp.Llama(
             model_path=str(path), n_ctx=window, n_threads=threads, verbose=False
         )
+        # Freed before interpreter teardown: llama-cpp-python's own finalizer fails once
+        # its module globals are gone, printing a traceback at exit.
+        atexit.register(self._llama.close)
         super().__init__(path, window)
 
     def count_tokens(self, text: str) -> int:
