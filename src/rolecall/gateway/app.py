@@ -6,6 +6,11 @@ Routes: ``POST /v1/chat/completions`` (plain and SSE), ``GET /v1/models``,
 provider id (that provider alone, recorded with the provider id as its role);
 a name that is both is taken as the role.
 
+The chat route is dispatched before Starlette's router and middleware: they
+cost ~0.1 ms of CPU per call, a tenth of the gateway's budget, and the route
+catches its own errors. Every other path (and the lifespan) goes through
+Starlette.
+
 The gateway decides nothing about routing (it calls the router) and stores
 nothing (it attaches the recorder). Runs: a run of kind ``gateway`` per
 process, rolled over to a new run every 100,000 tasks or 24 hours so that no
@@ -30,6 +35,7 @@ try:
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
+    from starlette.types import ASGIApp, Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtra("gateway", "starlette", "rolecall serve") from exc
 
@@ -277,7 +283,7 @@ class Gateway:
 
     # ---- the app ---------------------------------------------------------------------------
 
-    def _build_app(self) -> Starlette:
+    def _build_app(self) -> ASGIApp:
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             owned = not self.started
@@ -295,9 +301,10 @@ class Gateway:
                 status, fmt.error_body(message, "invalid_request_error", "not_found")
             )
 
-        return Starlette(
+        chat = self._guarded(self._chat)
+        routed = Starlette(
             routes=[
-                Route("/v1/chat/completions", self._guarded(self._chat), methods=["POST"]),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
                 Route("/v1/models", self._guarded(self._models), methods=["GET"]),
                 Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
@@ -306,6 +313,19 @@ class Gateway:
             exception_handlers={404: no_route, 405: no_route},
             lifespan=lifespan,
         )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if (
+                scope["type"] == "http"
+                and scope["path"] == "/v1/chat/completions"
+                and scope["method"] == "POST"
+            ):
+                response = await chat(Request(scope, receive))
+                await response(scope, receive, send)
+            else:
+                await routed(scope, receive, send)
+
+        return app
 
     def _guarded(
         self, endpoint: Callable[[Request], Awaitable[Response]]
@@ -374,7 +394,7 @@ def create_app(
     offline: bool = False,
     host: str = "127.0.0.1",
     poll_interval: float = 1.0,
-) -> Starlette:
+) -> ASGIApp:
     """An ASGI app for any ASGI server: loads the config now, starts in the lifespan."""
     from rolecall.config.load import find_config_path, load_config
 
