@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from rolecall.cli._common import (
     print_json,
 )
 from rolecall.errors import RolecallError
+
+if TYPE_CHECKING:
+    from rolecall.workflow.state import RunState
 
 __all__ = ["run"]
 
@@ -166,7 +169,7 @@ def run(
     sys.exit(EXIT_OK if result.status == "ok" else EXIT_FAILED)
 
 
-def _announce(state: Any, resumed: bool) -> None:
+def _announce(state: RunState, resumed: bool) -> None:
     """Name the run once its config and spec are known good, so a bad one names no run."""
     if resumed:
         click.echo(f"run {state.run_id}: resuming -> {state.output_dir}", err=True)
