@@ -19,9 +19,9 @@ import json
 import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import rolecall
@@ -35,7 +35,7 @@ from rolecall.providers._errors import (
     parse_json_text,
     transport_error,
 )
-from rolecall.providers._wire import WireClient, WireError, WireResponse
+from rolecall.providers._wire import HTTPClient, WireClient, WireError
 
 __all__ = [
     "HTTPClient",
@@ -53,40 +53,6 @@ __all__ = [
 MAX_CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 30.0
 USER_AGENT = f"rolecall/{rolecall.__version__}"
-
-
-class BodyStream(Protocol):
-    status: int
-    headers: dict[str, str]
-
-    def chunks(self) -> AsyncIterator[bytes]: ...
-
-    async def read(self) -> bytes: ...
-
-
-class HTTPClient(Protocol):
-    """What the adapters need from a client (:class:`WireClient` and the proxied one)."""
-
-    @property
-    def closed(self) -> bool: ...
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> WireResponse: ...
-
-    def stream(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None,
-        params: Mapping[str, Any] | None = None,
-    ) -> AbstractAsyncContextManager[BodyStream]: ...
-
-    async def aclose(self) -> None: ...
 
 
 @functools.cache

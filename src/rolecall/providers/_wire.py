@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlencode, urlsplit
 
 import httptools
@@ -285,7 +286,51 @@ class _Pool:
             conn.close()
 
 
-class WireClient:
+class BodyStream(Protocol):
+    """A response whose head has arrived; its body is read as it comes or at once."""
+
+    status: int
+    headers: dict[str, str]
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
+class HTTPClient(ABC):
+    """What the adapters need from a client: :class:`WireClient`, or the proxied one."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool: ...
+
+    @abstractmethod
+    def stream(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        params: Mapping[str, Any] | None = None,
+    ) -> AbstractAsyncContextManager[BodyStream]:
+        """One request; the response's head at once, its body as it arrives."""
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> WireResponse:
+        """One request, its whole response read."""
+        async with self.stream(method, url, body, params) as response:
+            content = await response.read()
+        return WireResponse(response.status, response.headers, content)
+
+
+class WireClient(HTTPClient):
     """Requests to any origin with fixed default headers; one :class:`_Pool` per origin."""
 
     def __init__(
@@ -311,13 +356,17 @@ class WireClient:
         self.read_timeout = read_timeout
         self.ssl_context = ssl_context
         self.keepalive = keepalive
-        self.closed = False
+        self._closed = False
         self._pools: dict[tuple[str, str, int], _Pool] = {}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _pool_and_head(
         self, method: str, url: str, body: bytes | None, params: Mapping[str, Any] | None
     ) -> tuple[_Pool, bytes]:
-        if self.closed:
+        if self._closed:
             raise WireError("the client is closed")
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname
@@ -338,18 +387,6 @@ class WireClient:
         if body is not None:
             head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
         return pool, (head + "\r\n").encode("latin-1") + (body or b"")
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> WireResponse:
-        """One request, its whole response read."""
-        async with self.stream(method, url, body, params) as response:
-            content = await response.read()
-        return WireResponse(response.status, response.headers, content)
 
     @asynccontextmanager
     async def stream(
@@ -375,7 +412,7 @@ class WireClient:
             pool.release(conn, reuse)
 
     async def aclose(self) -> None:
-        self.closed = True
+        self._closed = True
         pools, self._pools = self._pools, {}
         for pool in pools.values():
             pool.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from rolecall.providers._wire import WireError, WireResponse, WireTimeout
+from rolecall.providers._wire import HTTPClient, WireError, WireTimeout
 
 __all__ = ["ProxiedClient"]
 
@@ -48,7 +48,7 @@ class ProxiedStream:
             raise _wire_error(exc) from exc
 
 
-class ProxiedClient:
+class ProxiedClient(HTTPClient):
     """:class:`~rolecall.providers._wire.WireClient`'s interface over an aiohttp session."""
 
     def __init__(
@@ -80,17 +80,6 @@ class ProxiedClient:
     @property
     def closed(self) -> bool:
         return self._session.closed
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> WireResponse:
-        async with self.stream(method, url, body, params) as response:
-            content = await response.read()
-        return WireResponse(response.status, response.headers, content)
 
     @asynccontextmanager
     async def stream(
