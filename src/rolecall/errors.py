@@ -58,6 +58,9 @@ class ErrorKind(StrEnum):
     CONTENT_FILTER = "content_filter"
     BAD_REQUEST = "bad_request"
     BAD_RESPONSE = "bad_response"
+    STALLED = "stalled"  # no first token within failover_within; lost the race to the next
+    TLS = "tls"  # certificate or handshake failure: retrying cannot fix it
+    UNSUPPORTED = "unsupported"  # the request needs a feature this provider lacks
 
     @property
     def retryable(self) -> bool:
@@ -68,6 +71,11 @@ class ErrorKind(StrEnum):
     def disables_provider(self) -> bool:
         """The provider cannot succeed until the config changes (bad key, no model...)."""
         return self in _DISABLING
+
+    @property
+    def counts_against_provider(self) -> bool:
+        """Says something about the provider, not the request: feeds cooldowns and the breaker."""
+        return self in _PROVIDER_FAULTS
 
 
 _RETRYABLE = frozenset(
@@ -81,6 +89,18 @@ _RETRYABLE = frozenset(
     }
 )
 _DISABLING = frozenset({ErrorKind.AUTH, ErrorKind.PERMISSION, ErrorKind.NOT_FOUND, ErrorKind.QUOTA})
+# Failures that say the provider (not the request) is in trouble.
+_PROVIDER_FAULTS = frozenset(
+    {
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER,
+        ErrorKind.TIMEOUT,
+        ErrorKind.STALLED,
+        ErrorKind.NETWORK,
+        ErrorKind.TLS,
+        ErrorKind.BAD_RESPONSE,
+    }
+)
 
 
 class RolecallError(Exception):

@@ -39,15 +39,7 @@ log = logging.getLogger("rolecall.health")
 HealthState = Literal["ok", "unavailable", "cooling_down", "open", "half_open"]
 
 # Failures that say the provider (not the request) is in trouble.
-_BREAKER_KINDS = frozenset(
-    {
-        ErrorKind.OVERLOADED,
-        ErrorKind.SERVER,
-        ErrorKind.TIMEOUT,
-        ErrorKind.NETWORK,
-        ErrorKind.BAD_RESPONSE,
-    }
-)
+_BREAKER_KINDS = frozenset(kind for kind in ErrorKind if kind.counts_against_provider)
 
 
 class Admission(Protocol):

@@ -14,16 +14,7 @@ from rolecall.errors import ErrorKind, ProviderError
 __all__ = ["RETRYABLE_KINDS", "retry_delay", "should_retry", "within_budget"]
 
 # Worth calling the same provider again: the failure says nothing about the request.
-RETRYABLE_KINDS = frozenset(
-    {
-        ErrorKind.RATE_LIMIT,
-        ErrorKind.OVERLOADED,
-        ErrorKind.SERVER,
-        ErrorKind.TIMEOUT,
-        ErrorKind.NETWORK,
-        ErrorKind.BAD_RESPONSE,
-    }
-)
+RETRYABLE_KINDS = frozenset(kind for kind in ErrorKind if kind.retryable)
 # A malformed reply is usually a fluke; a second one in a row is the provider's habit.
 _BAD_RESPONSE_MAX_ATTEMPT = 1
 
