@@ -20,17 +20,21 @@ from rolecall.errors import (
     RolecallError,
     StreamInterrupted,
 )
-from rolecall.types import Attempt, Message, Reply, Usage
+from rolecall.types import Attempt, ChatRequest, Chunk, Completion, Message, Reply, Usage
 
 if TYPE_CHECKING:
     from rolecall.config.load import load_config
-    from rolecall.router import Router
+    from rolecall.providers.base import Provider
+    from rolecall.router import ReplyStream, Router
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AllProvidersFailed",
     "Attempt",
+    "ChatRequest",
+    "Chunk",
+    "Completion",
     "ConfigError",
     "ConfigIssue",
     "CredentialsError",
@@ -38,8 +42,10 @@ __all__ = [
     "Message",
     "MissingExtra",
     "NoProviderForRole",
+    "Provider",
     "ProviderError",
     "Reply",
+    "ReplyStream",
     "RolecallError",
     "Router",
     "StreamInterrupted",
@@ -48,7 +54,12 @@ __all__ = [
     "load_config",
 ]
 
-_LAZY = {"Router": "rolecall.router", "load_config": "rolecall.config.load"}
+_LAZY = {
+    "Provider": "rolecall.providers.base",
+    "ReplyStream": "rolecall.router",
+    "Router": "rolecall.router",
+    "load_config": "rolecall.config.load",
+}
 
 
 def __getattr__(name: str) -> Any:

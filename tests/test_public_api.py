@@ -1,0 +1,84 @@
+"""The public API: what users import. A change here must be deliberate."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import rolecall
+
+EXPORTED = {
+    "AllProvidersFailed",
+    "Attempt",
+    "ChatRequest",
+    "Chunk",
+    "Completion",
+    "ConfigError",
+    "ConfigIssue",
+    "CredentialsError",
+    "ErrorKind",
+    "Message",
+    "MissingExtra",
+    "NoProviderForRole",
+    "Provider",
+    "ProviderError",
+    "Reply",
+    "ReplyStream",
+    "RolecallError",
+    "Router",
+    "StreamInterrupted",
+    "Usage",
+    "__version__",
+    "load_config",
+}
+
+# Import paths the README, docs/ and examples/ show users.
+DOCUMENTED_PATHS = [
+    ("rolecall", "Router"),
+    ("rolecall.router", "Router"),
+    ("rolecall.router", "ReplyStream"),
+    ("rolecall.router", "complete_sync"),
+    ("rolecall.config", "load_config"),
+    ("rolecall.errors", "ErrorKind"),
+    ("rolecall.types", "Reply"),
+    ("rolecall.providers.base", "Provider"),
+    ("rolecall.workflow", "Pipeline"),
+    ("rolecall.workflow", "Task"),
+    ("rolecall.workflow", "TaskContext"),
+    ("rolecall.events", "new_run_id"),
+    ("rolecall.recorder", "Recorder"),
+]
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    assert set(rolecall.__all__) == EXPORTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTED))
+def test_every_exported_name_resolves(name: str) -> None:
+    assert getattr(rolecall, name) is not None
+
+
+@pytest.mark.parametrize(("module", "name"), DOCUMENTED_PATHS)
+def test_documented_import_paths_work(module: str, name: str) -> None:
+    assert hasattr(importlib.import_module(module), name)
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    assert rolecall.__version__ == version("rolecall")
+
+
+def test_import_rolecall_stays_light() -> None:
+    code = (
+        "import sys, rolecall\n"
+        "heavy = [m for m in ('aiohttp', 'pydantic', 'yaml', 'click', 'rich', 'rolecall.router')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
