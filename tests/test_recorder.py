@@ -162,8 +162,9 @@ def test_sigkill_mid_recording_keeps_every_flushed_batch(tmp_path: Path) -> None
     assert 1000 < flushed <= stored
     assert emitted == 0 or stored <= emitted + 20
     assert rollup == stored  # raw rows and rollups were committed together
-    assert status == "running"  # as stored; readers show it abandoned (test_run_status.py)
+    assert status == "running"  # as stored; readers show it abandoned
     logged = read_run(run_log_path(tmp_path / "runs", "killed"))
+    assert logged.status == "abandoned"  # its writer's lock went with the process
     assert logged.skipped_lines <= 1
     assert sum(len(t.attempts) for t in logged.tasks) >= flushed
 
@@ -292,7 +293,8 @@ def test_close_marks_runs_left_open_as_interrupted(tmp_path: Path) -> None:
         statuses = {s.run_id: s.status for s in store.runs()}
         detail = store.run("open")
     assert statuses == {"open": "interrupted", "done": "ok"}
-    assert detail is not None and detail.meta == {"spec": "x.md"}
+    assert detail is not None and detail.meta["spec"] == "x.md"
+    assert detail.meta["writer"]["pid"] == os.getpid()  # the process that recorded it
 
 
 def test_disabled_recorder_records_nothing(tmp_path: Path) -> None:
@@ -423,7 +425,7 @@ def test_retention_deletes_run_logs_not_written_for_that_long(tmp_path: Path) ->
     recorder = Recorder(config, install_signal_handlers=False)
     recorder.emit(_attempt("fresh", "t"))
     recorder.close()
-    assert sorted(p.name for p in runs.iterdir()) == ["fresh.jsonl"]
+    assert sorted(p.name for p in runs.glob("*.jsonl")) == ["fresh.jsonl"]
 
 
 def test_a_stray_object_does_not_cost_the_batch(
