@@ -204,6 +204,12 @@ def _print_outcome(result: Any, resume_cmd: str | None) -> None:
         click.echo(f"refused: {item['path']} ({item['reason']}): nothing written", err=True)
     for path in result.kept:
         click.echo(f"kept: {path} already exists (use --force to overwrite)", err=True)
+    for path in result.truncated:
+        click.echo(
+            f"truncated: {path}: the answer stopped at the output token limit"
+            " (raise max_tokens for the coder role)",
+            err=True,
+        )
     click.echo(f"status: {result.status}")
     click.echo(f"output: {result.output_dir}")
     if result.review_file:
