@@ -1,10 +1,11 @@
 """The execution log: one append-only JSONL file per run.
 
 ``<runs_dir>/<run_id>.jsonl`` holds, one JSON object a line: a ``run_start`` record
-(run id, kind, meta, ts), every attempt and task event (``event_to_dict`` shape) and a
-``run_end`` record (status, ts). Lines are appended in batches by the recorder; a
-process killed mid-write leaves at most a truncated last line, which the reader skips
-and the next writer terminates before appending.
+(run id, kind, meta, ts, and the writing process: see ``runwriter``), every attempt
+and task event (``event_to_dict`` shape) and a ``run_end`` record (status, ts). Lines
+are appended in batches by the recorder; a process killed mid-write leaves at most a
+truncated last line, which the reader skips and the next writer terminates before
+appending.
 """
 
 from __future__ import annotations
