@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,34 +117,41 @@ _KILLED_CHILD = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_recording_loses_at_most_the_last_interval(tmp_path: Path) -> None:
-    interval, slack = 0.2, 0.3
+def _stored_attempts(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def test_sigkill_mid_recording_keeps_every_flushed_batch(tmp_path: Path) -> None:
+    # What a kill costs in time (at most one flush interval) is measured by
+    # benchmarks/bench_kill_loss.py; here: every batch flushed before the kill survives it,
+    # the store stays intact, and the run log skips at most the one line cut short.
     config = _config(tmp_path)
     child = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_CHILD, config.url, config.runs_dir, str(interval)],
+        [sys.executable, "-c", _KILLED_CHILD, config.url, config.runs_dir, "0.05"],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert child.stdout is not None
-    seen: list[tuple[float, int]] = []  # (when the parent read it, events emitted by then)
+    db = tmp_path / "m.db"
     try:
-        started = None
-        for line in child.stdout:
-            now = time.monotonic()
-            seen.append((now, int(line)))
-            started = started or now
-            if now - started > 1.5:
+        for line in child.stdout:  # wait until several batches are in the store
+            if int(line) > 2000 and _stored_attempts(db) > 1000:
                 break
-        killed_at = time.monotonic()
+        flushed = _stored_attempts(db)  # committed before the kill
         child.send_signal(signal.SIGKILL)
+        emitted = max((int(line) for line in child.stdout), default=0)
     finally:
         child.kill()
         child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL
-    # Everything emitted one flush interval (plus scheduling slack) before the kill is kept.
-    must_have = max((n for t, n in seen if t <= killed_at - interval - slack), default=0)
-    assert must_have > 1000
-    conn = sqlite3.connect(tmp_path / "m.db")
+    conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
@@ -151,12 +159,14 @@ def test_sigkill_mid_recording_loses_at_most_the_last_interval(tmp_path: Path) -
         status = conn.execute("SELECT status FROM runs WHERE run_id='killed'").fetchone()[0]
     finally:
         conn.close()
-    assert must_have <= stored <= seen[-1][1] + 20 * 50
+    assert 1000 < flushed <= stored
+    assert emitted == 0 or stored <= emitted + 20
     assert rollup == stored  # raw rows and rollups were committed together
-    assert status == "running"
+    assert status == "running"  # as stored; readers show it abandoned
     logged = read_run(run_log_path(tmp_path / "runs", "killed"))
+    assert logged.status == "abandoned"  # its writer's lock went with the process
     assert logged.skipped_lines <= 1
-    assert sum(len(t.attempts) for t in logged.tasks) >= must_have
+    assert sum(len(t.attempts) for t in logged.tasks) >= flushed
 
 
 def _run_child(
@@ -283,7 +293,8 @@ def test_close_marks_runs_left_open_as_interrupted(tmp_path: Path) -> None:
         statuses = {s.run_id: s.status for s in store.runs()}
         detail = store.run("open")
     assert statuses == {"open": "interrupted", "done": "ok"}
-    assert detail is not None and detail.meta == {"spec": "x.md"}
+    assert detail is not None and detail.meta["spec"] == "x.md"
+    assert detail.meta["writer"]["pid"] == os.getpid()  # the process that recorded it
 
 
 def test_disabled_recorder_records_nothing(tmp_path: Path) -> None:
@@ -333,6 +344,16 @@ def test_failing_log_warns_once_and_the_store_goes_on(
         assert store.metrics()[0].requests == 3
 
 
+def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``condition``; the timeout only stops a broken test from hanging."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def test_emit_does_not_wait_for_a_locked_store(tmp_path: Path) -> None:
     config = _config(tmp_path, flush_interval=0.01)
     recorder = Recorder(config, install_signal_handlers=False)
@@ -340,19 +361,28 @@ def test_emit_does_not_wait_for_a_locked_store(tmp_path: Path) -> None:
     recorder.flush()  # the store exists now
     blocker = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # every writer now waits for this one
+    emitted = threading.Event()
     try:
-        time.sleep(0.1)  # the flush thread is stuck behind the lock
-        started = time.perf_counter()
-        for n in range(20_000):
-            recorder.emit(_attempt("r", f"t{n}"))
-        per_call = (time.perf_counter() - started) / 20_000
+        recorder.emit(_attempt("r", "probe"))
+        # The flush thread took the probe and is stuck behind the lock, holding its own.
+        assert _wait_until(lambda: not recorder._buffer and recorder._write_lock.locked())
+
+        def emit_many() -> None:
+            for n in range(2_000):
+                recorder.emit(_attempt("r", f"t{n}"))
+            emitted.set()
+
+        threading.Thread(target=emit_many, daemon=True).start()
+        # Every emit returns while the store is still locked (the lock lasts until ROLLBACK,
+        # and the store waits 30 s for it): emit never waits on the store.
+        assert emitted.wait(timeout=20.0)
+        assert recorder._write_lock.locked() and len(recorder._buffer) == 2_000
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     recorder.close()
-    assert per_call < 50e-6, f"emit took {per_call * 1e6:.1f} us per call"
     with open_store(config.url) as store:
-        assert store.metrics()[0].requests == 20_001
+        assert store.metrics()[0].requests == 2_002
 
 
 def test_emit_after_close_is_ignored(tmp_path: Path) -> None:
@@ -395,7 +425,7 @@ def test_retention_deletes_run_logs_not_written_for_that_long(tmp_path: Path) ->
     recorder = Recorder(config, install_signal_handlers=False)
     recorder.emit(_attempt("fresh", "t"))
     recorder.close()
-    assert sorted(p.name for p in runs.iterdir()) == ["fresh.jsonl"]
+    assert sorted(p.name for p in runs.glob("*.jsonl")) == ["fresh.jsonl"]
 
 
 def test_a_stray_object_does_not_cost_the_batch(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rolecall.runlog import (
     run_log_path,
     run_start_record,
 )
+from rolecall.runwriter import WriterLock
 
 T0 = 1_767_225_600.0
 
@@ -198,3 +200,33 @@ def test_prune_deletes_old_logs_but_keeps_the_runs_named(tmp_path: Path) -> None
         os.utime(tmp_path / f"{run}.jsonl", (ten_days_ago, ten_days_ago))
     assert log.prune(time.time() - 86400, keep={"open"}) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl", "open.jsonl"]
+
+
+def _open_run_log(runs_dir: Path, writer: dict[str, object] | None) -> Path:
+    log = RunLog(runs_dir)
+    log.append([run_start_record("open", "workflow", None, 1.0, writer)])
+    return run_log_path(runs_dir, "open")
+
+
+def test_an_open_run_is_running_while_its_writer_holds_its_lock(tmp_path: Path) -> None:
+    lock = WriterLock(tmp_path)
+    writer = lock.acquire()
+    assert writer is not None and writer["pid"] == os.getpid()
+    path = _open_run_log(tmp_path, writer)
+    assert read_run(path).status == "running"
+    lock.release()  # as a process's end releases it, however it ends
+    assert read_run(path).status == "abandoned"
+
+
+def test_a_free_lock_file_left_behind_means_abandoned(tmp_path: Path) -> None:
+    left = tmp_path / ".writers" / "dead.lock"
+    left.parent.mkdir()
+    left.touch()  # a killed writer's file: nobody holds its lock
+    writer = {"host": socket.gethostname(), "pid": os.getpid(), "lock": str(left)}
+    assert read_run(_open_run_log(tmp_path, writer)).status == "abandoned"
+
+
+def test_an_open_run_of_another_host_or_unknown_writer_stays_running(tmp_path: Path) -> None:
+    elsewhere = {"host": "another-host.invalid", "pid": 1, "lock": str(tmp_path / "x.lock")}
+    assert read_run(_open_run_log(tmp_path / "a", elsewhere)).status == "running"
+    assert read_run(_open_run_log(tmp_path / "b", None)).status == "running"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rolecall._secrets import redact
 from rolecall.events import AttemptEvent, Event, TaskEvent
 from rolecall.runlog import RunLog, run_end_record, run_start_record
+from rolecall.runwriter import WriterLock
 
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig
@@ -68,6 +69,13 @@ class _RunState:
 _Item = AttemptEvent | TaskEvent | _RunStart | _RunEnd
 
 
+def _with_writer(start: _RunStart, writer: dict[str, Any] | None) -> _RunStart:
+    """The start as the store keeps it: the writing process goes in its meta."""
+    if writer is None:
+        return start
+    return _RunStart(start.run_id, start.kind, {**(start.meta or {}), "writer": writer}, start.ts)
+
+
 class Recorder:
     """Records events to the run log and the metrics store, off the call path.
 
@@ -97,6 +105,7 @@ class Recorder:
         self._stop = threading.Event()
         self._closed = not self.enabled
         self._log = RunLog(self.runs_dir)
+        self._writer = WriterLock(self.runs_dir)
         self._store: MetricsStore | None = None
         self._store_retry_at = 0.0
         self._last_prune = 0.0
@@ -166,6 +175,7 @@ class Recorder:
                     self._store = None
             finally:
                 self._write_lock.release()
+        self._writer.release()  # every run of this process is closed now
         atexit.unregister(self._at_exit)
         self._restore_signal_handlers()
 
@@ -217,11 +227,13 @@ class Recorder:
         events: list[Event] = []
         ends: list[_RunEnd] = []
         runs = self._runs
+        writer = self._writer.info
         for item in batch:
             if isinstance(item, _RunStart):
                 runs[item.run_id] = _RunState(explicit=True)
-                starts.append(item)
-                records.append(run_start_record(item.run_id, item.kind, item.meta, item.ts))
+                writer = writer or self._writer.acquire()
+                starts.append(_with_writer(item, writer))
+                records.append(run_start_record(item.run_id, item.kind, item.meta, item.ts, writer))
                 continue
             if isinstance(item, _RunEnd):
                 runs.pop(item.run_id, None)
@@ -238,8 +250,9 @@ class Recorder:
                 if len(runs) > _MAX_TRACKED_RUNS:
                     runs.popitem(last=False)
                 start = _RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
-                starts.append(start)
-                records.append(run_start_record(start.run_id, start.kind, None, start.ts))
+                writer = writer or self._writer.acquire()
+                starts.append(_with_writer(start, writer))
+                records.append(run_start_record(start.run_id, start.kind, None, start.ts, writer))
             events.append(item)
             records.append(item)
             if isinstance(item, TaskEvent) and not state.explicit:

@@ -1,10 +1,11 @@
 """The execution log: one append-only JSONL file per run.
 
 ``<runs_dir>/<run_id>.jsonl`` holds, one JSON object a line: a ``run_start`` record
-(run id, kind, meta, ts), every attempt and task event (``event_to_dict`` shape) and a
-``run_end`` record (status, ts). Lines are appended in batches by the recorder; a
-process killed mid-write leaves at most a truncated last line, which the reader skips
-and the next writer terminates before appending.
+(run id, kind, meta, ts, and the writing process: see ``runwriter``), every attempt
+and task event (``event_to_dict`` shape) and a ``run_end`` record (status, ts). Lines
+are appended in batches by the recorder; a process killed mid-write leaves at most a
+truncated last line, which the reader skips and the next writer terminates before
+appending.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from rolecall._secrets import redact
 from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.runwriter import settled_status
 from rolecall.store.rows import RunDetail, build_tasks
 
 __all__ = [
@@ -69,9 +71,17 @@ def event_record(event: Event) -> dict[str, Any]:
 
 
 def run_start_record(
-    run_id: str, kind: str, meta: Mapping[str, Any] | None, ts: float
+    run_id: str,
+    kind: str,
+    meta: Mapping[str, Any] | None,
+    ts: float,
+    writer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {"type": RUN_START, "run_id": run_id, "kind": kind, "meta": dict(meta or {}), "ts": ts}
+    """The first line of a run's log; ``writer`` names the process recording it."""
+    record = {"type": RUN_START, "run_id": run_id, "kind": kind, "meta": dict(meta or {}), "ts": ts}
+    if writer is not None:
+        record["writer"] = dict(writer)
+    return record
 
 
 def run_end_record(run_id: str, status: str, ts: float) -> dict[str, Any]:
@@ -239,8 +249,8 @@ def _records(path: Path) -> tuple[list[dict[str, Any]], int]:
 def read_run(path: Path | str) -> RunRecord:
     """Rebuild a run from its log: status, times, and every task with its attempts.
 
-    A run without a ``run_end`` record is reported ``running`` (its process is still
-    working, or was killed).
+    A run without a ``run_end`` record is ``running`` while the process writing it lives,
+    and ``abandoned`` once that process is known to be gone (killed, crashed).
     """
     path = Path(path)
     records, skipped = _records(path)
@@ -249,13 +259,16 @@ def read_run(path: Path | str) -> RunRecord:
     events = [r for r in records if r.get("type") in ("attempt", "task")]
     run_id = str((start or end or (events[0] if events else {})).get("run_id") or path.stem)
     started_at = start.get("ts") if start else _first_start(events)
+    status = str(end.get("status")) if end else "running"
+    if start and not end:
+        status = settled_status(status, start.get("writer"))
     return RunRecord(
         run_id=run_id,
         kind=str(start.get("kind") or "ask") if start else "ask",
-        status=str(end.get("status")) if end else "running",
+        status=status,
         started_at=started_at,
         finished_at=end.get("ts") if end else None,
-        tasks=build_tasks(events, run_open=end is None),
+        tasks=build_tasks(events, run_open=status == "running"),
         meta=dict(start.get("meta") or {}) if start else {},
         path=path,
         skipped_lines=skipped,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -89,7 +92,7 @@ def run(
 
     Progress goes to stderr; the summary (or --json) to stdout. Exit codes: 0 done,
     1 some work failed (finished work is kept; resume with --resume RUN), 2 bad input or
-    config, 3 credentials rejected, 130 interrupted (state saved).
+    config, 3 credentials rejected, 130 interrupted by Ctrl-C or SIGTERM (state saved).
     """
     from rolecall.events import new_run_id
     from rolecall.workflow.display import ProgressDisplay
@@ -145,6 +148,7 @@ def run(
         finally:
             display.stop()
 
+    _stop_on_sigterm_as_on_ctrl_c()
     try:
         result = asyncio.run(main())
     except KeyboardInterrupt:
@@ -169,6 +173,21 @@ def run(
     sys.exit(EXIT_OK if result.status == "ok" else EXIT_FAILED)
 
 
+def _stop_on_sigterm_as_on_ctrl_c() -> None:
+    """SIGTERM (``kill``, a service manager, a CI timeout) stops a run the way Ctrl-C does:
+    tasks cancelled, state saved, the run recorded ``interrupted``, exit 130."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        on_int = signal.getsignal(signal.SIGINT)
+        if callable(on_int):
+            on_int(signal.SIGINT, frame)  # asyncio's handler cancels the run's task
+        else:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+
+
 def _announce(state: RunState, resumed: bool) -> None:
     """Name the run once its config and spec are known good, so a bad one names no run."""
     if resumed:
@@ -185,6 +204,12 @@ def _print_outcome(result: Any, resume_cmd: str | None) -> None:
         click.echo(f"refused: {item['path']} ({item['reason']}): nothing written", err=True)
     for path in result.kept:
         click.echo(f"kept: {path} already exists (use --force to overwrite)", err=True)
+    for path in result.truncated:
+        click.echo(
+            f"truncated: {path}: the answer stopped at the output token limit"
+            " (raise max_tokens for the coder role)",
+            err=True,
+        )
     click.echo(f"status: {result.status}")
     click.echo(f"output: {result.output_dir}")
     if result.review_file:

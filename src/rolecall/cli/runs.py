@@ -2,6 +2,7 @@
 
 Both read the metrics store (the runs summary table, and one run's tasks); when the
 store holds nothing yet, they fall back to the JSONL run logs under ``metrics.runs_dir``.
+A run recorded ``running`` whose process is gone (killed, crashed) shows ``abandoned``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rolecall.cli._store import (
     store_option,
 )
 from rolecall.config.schema import MetricsConfig
+from rolecall.runwriter import settle_run, settle_summary
 from rolecall.store.rows import RunDetail, RunSummary
 
 
@@ -62,7 +64,10 @@ def list_runs(config_path: str | None, store_url: str | None, as_json: bool, lim
     store = open_read_store(metrics, store_url)
     if store is not None:
         with store:
-            summaries = store.runs(limit)
+            summaries = [
+                settle_summary(s, store.run_meta(s.run_id)) if s.status == "running" else s
+                for s in store.runs(limit)
+            ]
     else:
         from rolecall.runlog import list_runs as list_logged
 
@@ -103,7 +108,7 @@ def _find_run(metrics: MetricsConfig, store_url: str | None, wanted: str) -> Run
             if len(matches) == 1:
                 found = store.run(matches[0])
                 if found is not None:
-                    return found
+                    return settle_run(found)
     else:
         matches = []
     if not matches:

@@ -319,7 +319,9 @@ class AnthropicDialect(Dialect):
 
 
 def _stop_reason(answer: Answer) -> str:
-    return "refusal" if answer.filtered else "end_turn"
+    if answer.filtered:
+        return "refusal"
+    return "max_tokens" if answer.truncated else "end_turn"
 
 
 def _retry_after(fault: Fault) -> list[tuple[str, str]]:

@@ -65,6 +65,7 @@ class Answer:
     input_tokens: int
     output_tokens: int
     filtered: bool = False  # content filter / refusal
+    truncated: bool = False  # cut off at the output token limit
     variant: str | None = None
 
 

@@ -287,7 +287,7 @@ class GoogleDialect(Dialect):
         content: dict[str, Any] = {"role": "model"}
         if answer.variant != "no_parts":
             content["parts"] = [{"text": text}]
-        return {"content": content, "finishReason": "STOP"}
+        return {"content": content, "finishReason": "MAX_TOKENS" if answer.truncated else "STOP"}
 
     def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
         candidate = self._final_candidate(answer, answer.text)

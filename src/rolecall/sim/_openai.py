@@ -275,7 +275,7 @@ class OpenAIDialect(Dialect):
                 "annotations": [],
             },
             "logprobs": None,
-            "finish_reason": "content_filter" if answer.filtered else "stop",
+            "finish_reason": _finish_reason(answer),
         }
         body["choices"] = [] if answer.variant == "no_choices" else [choice]
         body["usage"] = self._usage(answer)
@@ -295,7 +295,7 @@ class OpenAIDialect(Dialect):
         return self._chunk(ctx, {"content": piece}, None)
 
     def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
-        out = [self._chunk(ctx, {}, "content_filter" if answer.filtered else "stop")]
+        out = [self._chunk(ctx, {}, _finish_reason(answer))]
         if _include_usage(ctx):
             body = self._envelope(ctx, "chat.completion.chunk")
             body["choices"] = []
@@ -331,6 +331,10 @@ class OpenAIDialect(Dialect):
             ("openai-organization", "org-sim"),
             ("openai-processing-ms", "1"),
         ]
+
+
+def _finish_reason(answer: Answer) -> str:
+    return "content_filter" if answer.filtered else "length" if answer.truncated else "stop"
 
 
 def _include_usage(ctx: Ctx) -> bool:

@@ -42,6 +42,8 @@ __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_lat
 log = logging.getLogger("rolecall.sim")
 
 Protocol = Literal["openai", "anthropic", "google"]
+# A dict is {text, input_tokens?, output_tokens?, finish?}; finish "length" renders the
+# vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS).
 ResponderResult = str | dict[str, Any] | Fault
 Responder = Callable[[dict[str, Any]], ResponderResult | Awaitable[ResponderResult]]
 
@@ -354,6 +356,7 @@ class SimServer:
                     text,
                     int(result.get("input_tokens", input_tokens)),
                     int(result.get("output_tokens", count_words([text]))),
+                    truncated=result.get("finish") == "length",
                 )
             text = str(result)
         else:

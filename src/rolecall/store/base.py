@@ -415,6 +415,11 @@ class MetricsStore(ABC):
         )
         return [str(row[0]) for row in rows]
 
+    def run_meta(self, run_id: str) -> dict[str, Any]:
+        """The meta a run was started with (the process writing it among it); {} if none."""
+        rows = self._read("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
+        return dict(json.loads(rows[0][0])) if rows and rows[0][0] else {}
+
     def run(self, run_id: str) -> RunDetail | None:
         """One run with every task and attempt (raw rows), or None."""
         head = self._read(

@@ -16,6 +16,7 @@ from rolecall.workflow.structured import InvalidAnswer
 
 __all__ = [
     "BLOCKING",
+    "CONTINUE",
     "FINDINGS_SCHEMA",
     "MAX_QUESTIONS",
     "QUESTIONS_SCHEMA",
@@ -36,6 +37,13 @@ Severity = Literal["blocker", "major", "minor", "info"]
 SEVERITIES: tuple[Severity, ...] = ("blocker", "major", "minor", "info")
 BLOCKING: frozenset[str] = frozenset({"blocker", "major"})
 Chat = list[dict[str, str]]
+
+# Sent after an answer cut off at the output token limit, with that answer as the
+# assistant's turn: the next answer is appended to it as is.
+CONTINUE = (
+    "Your answer was cut off. Continue exactly where it stopped: no repetition, "
+    "no preamble, no code fence."
+)
 
 QUESTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",

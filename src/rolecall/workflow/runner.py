@@ -23,6 +23,7 @@ from rolecall.workflow.stages import (
     BuiltinStages,
     final_reviews,
     review_report,
+    truncated_files,
 )
 from rolecall.workflow.state import RunState, StateSaver
 
@@ -38,13 +39,15 @@ class WorkflowResult:
     """How a run ended, and where its output and records are."""
 
     run_id: str
-    status: str  # ok | partial (some paths refused) | failed | interrupted
+    status: str  # ok | partial (paths refused, answers truncated) | failed | interrupted
     output_dir: Path
     run_dir: Path
     records: list[TaskRecord]
     refused: list[dict[str, str]] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     review_file: Path | None = None
+    # Files whose answer stayed cut off at the output token limit (not counted as written).
+    truncated: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -70,6 +73,7 @@ class WorkflowResult:
             "review": str(self.review_file) if self.review_file else None,
             "refused": self.refused,
             "kept": self.kept,
+            "truncated": self.truncated,
             "tasks": [task_row(r) for r in self.records],
         }
 
@@ -174,10 +178,11 @@ class Workflow:
                 )
             records = list(run.records.values())
             refused = _refused(records)
-            review_file = self._write_review(state, output, stages, records)
+            truncated = truncated_files(run.records)
+            review_file = self._write_review(state, output, stages, records, truncated)
             if run.failed:
                 status = "failed"
-            elif refused:
+            elif refused or truncated:
                 status = "partial"
             else:
                 status = "ok"
@@ -203,6 +208,7 @@ class Workflow:
                 if r.stage == "generate" and r.status == "ok" and r.result["status"] == "kept"
             ],
             review_file=review_file,
+            truncated=truncated,
         )
 
     def _write_review(
@@ -211,13 +217,14 @@ class Workflow:
         output: OutputDir,
         stages: BuiltinStages,
         records: list[TaskRecord],
+        truncated: Sequence[str],
     ) -> Path | None:
         by_name = {r.name: r for r in records}
         reviews = final_reviews(by_name)
         plan = by_name.get("plan")
         if plan is None or plan.status != "ok":
             return None
-        text = review_report(state.run_id, reviews, stages.review_rounds)
+        text = review_report(state.run_id, reviews, stages.review_rounds, truncated)
         (state.run_dir / "review.md").write_text(text, encoding="utf-8")
         planned = {f["path"] for f in plan.result["files"]}
         if REVIEW_FILE in planned:

@@ -31,11 +31,15 @@ __all__ = [
     "final_reviews",
     "resolve_answers",
     "review_report",
+    "truncated_files",
 ]
 
 CLARIFIED_SPEC_FILE = "clarified-spec.md"
 REVIEW_FILE = "REVIEW.md"
 PLAN_FILE = "plan.json"
+# A file answer cut off at the provider's output token limit is continued on the same
+# provider this many times before the file is reported truncated.
+MAX_CONTINUATIONS = 2
 # Called for each question without a given answer, on a terminal; returns the answer.
 AnswerPrompt = Callable[[Question], Awaitable[str]]
 
@@ -169,12 +173,18 @@ class BuiltinStages:
                 return {"path": file.path, "status": "kept"}
             deps = [(d, self.output.read(d)) for d in file.depends_on]
             spec_text = ctx.results["clarify"]["spec"]
-            reply = await ctx.ask(prompts.generate_messages(spec_text, plan, file, deps))
-            return self._write(ctx, file.path, reply.text)
+            text, cut = await _whole_answer(
+                ctx, prompts.generate_messages(spec_text, plan, file, deps)
+            )
+            if cut:  # written, so the work is not lost, but never reported as complete
+                return {**self._write(ctx, file.path, text, "truncated"), **_cut_off()}
+            return self._write(ctx, file.path, text)
 
         return generate
 
-    def _write(self, ctx: TaskContext, path: str, answer: str) -> dict[str, Any]:
+    def _write(
+        self, ctx: TaskContext, path: str, answer: str, status: str = "written"
+    ) -> dict[str, Any]:
         content = strip_fence(answer)
         if content and not content.endswith("\n"):
             content += "\n"
@@ -183,9 +193,9 @@ class BuiltinStages:
         except UnsafePath as exc:
             ctx.note("refused")
             return {"path": path, "status": "refused", "reason": exc.reason}
-        ctx.note("written")
+        ctx.note(status)
         digest = hashlib.sha256(content.encode()).hexdigest()
-        return {"path": path, "status": "written", "sha256": digest, "bytes": len(content)}
+        return {"path": path, "status": status, "sha256": digest, "bytes": len(content)}
 
     # -- review and fix rounds ------------------------------------------------------------
 
@@ -249,10 +259,58 @@ class BuiltinStages:
             content = self.output.read(file.path) or ""
             spec_text = ctx.results["clarify"]["spec"]
             blocking = [f for f in findings if f.blocking]
-            reply = await ctx.ask(prompts.fix_messages(spec_text, file, content, blocking))
-            return {**self._write(ctx, file.path, reply.text), "round": round_no}
+            text, cut = await _whole_answer(
+                ctx, prompts.fix_messages(spec_text, file, content, blocking)
+            )
+            if cut:  # the reviewed version stays: a cut-off fix must not replace it
+                ctx.note("truncated (kept the earlier version)")
+                return {"path": file.path, "status": "truncated", "round": round_no, **_cut_off()}
+            return {**self._write(ctx, file.path, text), "round": round_no}
 
         return fix
+
+
+async def _whole_answer(ctx: TaskContext, messages: prompts.Chat) -> tuple[str, bool]:
+    """The answer's text, continued on the same provider while it stops at the output
+    token limit (at most :data:`MAX_CONTINUATIONS` times); True when still cut off."""
+    reply = await ctx.ask(messages)
+    text = reply.text
+    for _ in range(MAX_CONTINUATIONS):
+        if reply.finish_reason != "length":
+            return text, False
+        messages = [
+            *messages,
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": prompts.CONTINUE},
+        ]
+        reply = await ctx.ask(messages, provider=reply.provider)
+        text += reply.text
+    return text, reply.finish_reason == "length"
+
+
+def _cut_off() -> dict[str, str]:
+    return {
+        "reason": f"the answer hit the output token limit {MAX_CONTINUATIONS + 1} times: "
+        "raise max_tokens for the coder role"
+    }
+
+
+def truncated_files(records: Mapping[str, Any]) -> list[str]:
+    """Files whose last generate or fix answer was cut off, sorted."""
+    latest: dict[str, tuple[int, str]] = {}
+    for record in records.values():
+        result = record.result
+        if record.status != "ok" or not isinstance(result, dict) or "path" not in result:
+            continue
+        if record.name.startswith("generate:"):
+            order = 0
+        elif record.name.startswith("fix:"):
+            order = int(result.get("round", 0))
+        else:
+            continue
+        if result["path"] not in latest or order >= latest[result["path"]][0]:
+            latest[result["path"]] = (order, str(result.get("status")))
+    return sorted(path for path, (_, status) in latest.items() if status == "truncated")
 
 
 def _review_name(path: str, round_no: int) -> str:
@@ -280,8 +338,13 @@ def final_reviews(records: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def review_report(run_id: str, reviews: Mapping[str, Mapping[str, Any]], rounds: int) -> str:
-    """REVIEW.md: the findings that remain, per file, worst first."""
+def review_report(
+    run_id: str,
+    reviews: Mapping[str, Mapping[str, Any]],
+    rounds: int,
+    truncated: Sequence[str] = (),
+) -> str:
+    """REVIEW.md: files left cut off, then the findings that remain, per file, worst first."""
     order = {s: i for i, s in enumerate(prompts.SEVERITIES)}
     lines = [
         "# Review",
@@ -289,6 +352,16 @@ def review_report(run_id: str, reviews: Mapping[str, Mapping[str, Any]], rounds:
         f"Findings that remain after up to {rounds} fix round(s) (run {run_id}).",
         "",
     ]
+    if truncated:
+        lines += [
+            "## Truncated",
+            "",
+            "The answer for these files stopped at the provider's output token limit; "
+            "raise `max_tokens` for the coder role and run again.",
+            "",
+            *(f"- {p}" for p in truncated),
+            "",
+        ]
     clean = [p for p, r in sorted(reviews.items()) if not r["findings"]]
     for path, review in sorted(reviews.items()):
         findings = sorted(

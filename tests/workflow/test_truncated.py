@@ -1,0 +1,117 @@
+"""Answers cut off at the output token limit are never used as if complete.
+
+Each vendor's marker (OpenAI ``finish_reason: length``, Anthropic ``stop_reason:
+max_tokens``, Gemini ``finishReason: MAX_TOKENS``) reads as ``length`` in the reply and
+in ``ask --json``; the workflow continues a cut-off file on the same provider, and a file
+still cut off after that is reported ``truncated`` (summary, result, REVIEW.md), not
+``written``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from workflow_helpers import Team, plan_files, write_config
+
+from rolecall.cli import main
+from rolecall.router import Router
+from rolecall.sim import SimServer
+from rolecall.workflow import Workflow
+from rolecall.workflow.prompts import CONTINUE
+from rolecall.workflow.stages import MAX_CONTINUATIONS
+
+_FILE = re.compile(r"File to write: `([^`]+)`")
+
+
+def _cut(body: dict[str, Any]) -> dict[str, str]:
+    return {"text": "half an answ", "finish": "length"}
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic", "google"])
+async def test_each_vendor_cut_off_marker_reads_as_length(tmp_path: Path, protocol: str) -> None:
+    with SimServer(protocol) as sim:  # type: ignore[arg-type]
+        sim.responder = _cut
+        config = write_config(tmp_path, {"p": sim}, {"coder": {"provider": "p"}})
+        async with Router.from_file(config, check_credentials=False) as router:
+            reply = await router.complete("coder", "hi")
+            stream = router.stream("coder", "hi")
+            async for _ in stream:
+                pass
+    assert (reply.text, reply.finish_reason) == ("half an answ", "length")
+    assert stream.reply.finish_reason == "length"
+
+
+def test_ask_json_reports_finish_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SimServer("anthropic") as sim:
+        sim.responder = _cut
+        config = write_config(tmp_path, {"claude": sim}, {"coder": {"provider": "claude"}})
+        monkeypatch.chdir(tmp_path)
+        code = main(["ask", "coder", "hi", "--json", "-c", str(config), "--offline"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert json.loads(out)["finish_reason"] == "length"
+
+
+class CutCoder:
+    """The coder: ``core.py`` is cut once then finished; ``cli.py`` is always cut off."""
+
+    def __init__(self, team: Team) -> None:
+        self.team = team
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, body: dict[str, Any]) -> str | dict[str, str]:
+        text = json.dumps(body)
+        found = _FILE.search(text)
+        if found is None or found.group(1) not in ("app/core.py", "app/cli.py"):
+            return self.team(body)
+        path = found.group(1)
+        self.calls[path] = self.calls.get(path, 0) + 1
+        continued = text.count(json.dumps(CONTINUE)[1:-1])
+        if path == "app/cli.py":
+            return {"text": f"part {continued}\n", "finish": "length"}
+        if continued == 0:
+            return {"text": "```python\ndef core():\n", "finish": "length"}
+        return {"text": "    return 1\n```", "finish": "stop"}
+
+
+async def test_workflow_continues_a_cut_off_file_and_reports_one_that_stays_cut(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    team = Team(plan_files("app/__init__.py", "app/core.py", "app/cli.py"))
+    for server in sims.values():
+        server.responder = team
+    coder = sims["gpt"].responder = CutCoder(team)
+    roles = {
+        "clarifier": {"provider": "gem"},
+        "planner": {"provider": "claude"},
+        "reviewer": {"provider": "claude"},
+        "coder": {"provider": "gpt", "fallback": ["gpt2"]},
+    }
+    config = write_config(tmp_path, sims, roles)
+    out = tmp_path / "out"
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+
+    # core.py: cut once, continued on the same provider, written whole.
+    assert coder.calls["app/core.py"] == 2
+    assert (out / "app/core.py").read_text() == "def core():\n    return 1\n"
+    assert "app/core.py" in result.files
+    # cli.py: still cut off after the continuations: truncated, never "written".
+    assert coder.calls["app/cli.py"] == 1 + MAX_CONTINUATIONS
+    assert sims["gpt2"].calls == 0  # continuations never went to another provider
+    assert result.truncated == ["app/cli.py"]
+    assert "app/cli.py" not in result.files
+    assert result.status == "partial"
+    records = {r.name: r for r in result.records}
+    generate = records["generate:app/cli.py"]
+    assert (generate.note, generate.result["status"]) == ("truncated", "truncated")
+    assert result.to_dict()["truncated"] == ["app/cli.py"]
+    review = (out / "REVIEW.md").read_text()
+    assert "## Truncated" in review and "- app/cli.py" in review
+    # The reviewer never judged the cut-off file as if it were complete.
+    assert records["review:app/cli.py"].result["skipped"] is True
