@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal
 
 from rolecall._hints import explain_all
 from rolecall._secrets import redact
@@ -12,7 +11,7 @@ from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind, ProviderError, RolecallError
 from rolecall.events import AttemptEvent, EventBus, TaskEvent
 from rolecall.providers.base import Provider
-from rolecall.types import Attempt, Completion, Reply, Usage
+from rolecall.types import Attempt, Completion, Outcome, Reply, Usage
 
 __all__ = ["Outcomes"]
 
@@ -43,7 +42,7 @@ class Outcomes:
         task: TaskRun,
         pid: str,
         attempt: int,
-        outcome: Literal["ok", "retry", "handover"],
+        outcome: Outcome,
         kind: ErrorKind | None,
         latency_ms: float,
         *,

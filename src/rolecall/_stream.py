@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
-from rolecall._task import unexpected_error
+from rolecall._attempt import ProviderCalls, _First
+from rolecall._chain import walk
+from rolecall._task import TaskRun, unexpected_error
 from rolecall.errors import ProviderError, StreamInterrupted
-from rolecall.types import ChatRequest, Chunk, Completion, Reply, Usage
-
-if TYPE_CHECKING:
-    from rolecall._task import TaskRun
-    from rolecall.router import Router
+from rolecall.types import ChatRequest, Completion, Reply, Usage
 
 __all__ = ["ReplyStream", "run_stream"]
 
@@ -64,120 +61,67 @@ class ReplyStream:
         await self.aclose()
 
 
-async def _close(chunks: AsyncIterator[Chunk]) -> None:
-    aclose: Callable[[], Any] | None = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 async def run_stream(
-    router: Router,
+    calls: ProviderCalls,
     task: TaskRun,
     chain: tuple[str, ...],
     request_for: Callable[[str], ChatRequest],
     out: ReplyStream,
 ) -> AsyncGenerator[str, None]:
-    """The chunks of the first provider in ``chain`` that streams an answer."""
-    pending = list(chain)
-    second_pass = False
-    while pending:
-        pid = pending.pop(0)
-        # Second pass: rate-limited providers skipped above, if their reset is near.
-        if second_pass and not await router._await_cooldown(pid):
-            continue
-        async with aclosing(_stream_on(router, task, pid, request_for(pid))) as chunks:
-            async for text in chunks:
-                if out.provider is None:
-                    out.provider, out.attempts_so_far = pid, len(task.attempts) + 1
-                yield text
-        if task.answer is not None:
-            out._finish(router._outcomes.succeed(task))
-            return
-        if not pending and not second_pass:
-            pending, second_pass = task.take_deferred(), True
-    raise router._outcomes.fail(task)
+    """The chunks of the first provider in ``chain`` to send text (stalls raced)."""
+    opened = await walk(calls, task, chain, request_for, stream=True)
+    if opened is None:
+        raise calls.outcomes.fail(task)
+    out.provider, out.attempts_so_far = opened.pid, len(task.attempts) + 1
+    first = opened.first
+    parts: list[str] = []
+    error: ProviderError | None = None
+    try:
+        if first.text:
+            # Text proves the key: let waiting tasks through.
+            calls.health.mark_confirmed(opened.pid)
+            parts.append(first.text)
+            yield first.text
+        if first.chunks is not None:
+            async for chunk in first.chunks:
+                first.absorb(chunk)
+                if chunk.text:
+                    parts.append(chunk.text)
+                    yield chunk.text
+    except ProviderError as exc:
+        error = exc
+    except Exception as exc:  # an adapter bug still ends the stream, named
+        error = unexpected_error(opened.pid, exc)
+    except BaseException:  # the caller stopped reading: its client went away
+        await _end(calls, first)
+        opened.slot.release()
+        latency_ms = (calls.clock() - opened.started) * 1000.0
+        calls.outcomes.record(task, opened.pid, opened.attempt, "cancelled", None, latency_ms)
+        raise
+    await _end(calls, first)
+    opened.slot.release()
+    now = calls.clock()
+    latency_ms = (now - opened.started) * 1000.0
+    if error is not None:
+        calls.after_failure(
+            task, opened.pid, opened.attempt, latency_ms, error, now, now, may_retry=False
+        )
+        interrupted = StreamInterrupted(error, sum(map(len, parts)))
+        calls.outcomes.task_failed(task, interrupted)
+        raise interrupted
+    completion = Completion(
+        text="".join(parts),
+        model=first.model or calls.provider(opened.pid).model,
+        usage=first.usage or Usage(),
+        finish_reason=first.finish,
+    )
+    calls.health.record_success(opened.pid, latency_ms)
+    calls.outcomes.record_ok(task, opened.pid, opened.attempt, latency_ms, completion)
+    out._finish(calls.outcomes.succeed(task))
 
 
-async def _stream_on(
-    router: Router, task: TaskRun, pid: str, request: ChatRequest
-) -> AsyncGenerator[str, None]:
-    """One provider's stream under the retry policy; sets ``task.answer`` when it completes."""
-    provider = router._provider(pid)
-    semaphore = router._semaphores[pid]
-    health = router._health
-    clock = router._clock
-    attempt = 0
-    first_failure_at: float | None = None
-    last_error: ProviderError | None = None
-    while True:
-        admission = await health.admit(pid)
-        if admission is None:
-            router._skipped(task, pid, last_error)
-            return
-        received = 0
-        try:
-            async with semaphore:
-                attempt += 1
-                started = clock()
-                parts: list[str] = []
-                usage: Usage | None = None
-                finish: str | None = None
-                model: str | None = None
-                error: ProviderError | None = None
-                try:
-                    chunks = provider.stream(request)
-                    try:
-                        async for chunk in chunks:
-                            if chunk.usage is not None:
-                                usage = chunk.usage
-                            if chunk.finish_reason:
-                                finish = chunk.finish_reason
-                            if chunk.model:
-                                model = chunk.model
-                            if chunk.text:
-                                if not received:
-                                    # Text proves the key: let waiting tasks through.
-                                    health.mark_confirmed(pid)
-                                received += len(chunk.text)
-                                parts.append(chunk.text)
-                                yield chunk.text
-                    finally:
-                        await _close(chunks)
-                except ProviderError as exc:
-                    error = exc
-                except Exception as exc:  # an adapter bug still hands over, named
-                    error = unexpected_error(pid, exc)
-                now = clock()
-                latency_ms = (now - started) * 1000.0
-                if error is None:
-                    health.record_success(pid, latency_ms)
-                    completion = Completion(
-                        text="".join(parts),
-                        model=model or provider.model,
-                        usage=usage or Usage(),
-                        finish_reason=finish,
-                    )
-                    router._outcomes.record_ok(task, pid, attempt, latency_ms, completion)
-                    return
-            if first_failure_at is None:
-                first_failure_at = now
-            delay = router._after_failure(
-                task,
-                pid,
-                attempt,
-                latency_ms,
-                error,
-                now,
-                first_failure_at,
-                may_retry=not received,
-            )
-        finally:
-            admission.release()
-        if received:
-            interrupted = StreamInterrupted(error, received)
-            router._outcomes.task_failed(task, interrupted)
-            raise interrupted
-        last_error = error
-        if delay is None:
-            return
-        await router._sleep(delay)
+async def _end(calls: ProviderCalls, first: _First) -> None:
+    if first.chunks is not None:
+        aclose: Callable[[], Any] | None = getattr(first.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

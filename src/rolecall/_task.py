@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.types import Attempt, Completion
+from rolecall.types import Attempt, Completion, Message
 
-__all__ = ["TaskRun", "short_id", "unexpected_error"]
+__all__ = ["TaskRun", "check_encodable", "short_id", "unexpected_error"]
 
 log = logging.getLogger("rolecall.router")
 
@@ -50,3 +50,22 @@ def unexpected_error(pid: str, exc: Exception) -> ProviderError:
         kind = ErrorKind.BAD_RESPONSE
     log.warning("provider %s raised %s: %s", pid, type(exc).__name__, redact(str(exc)))
     return ProviderError(f"unexpected {type(exc).__name__}: {exc}", kind=kind, provider=pid)
+
+
+def check_encodable(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """``messages`` unchanged, or a bad_request error if any text cannot be sent as UTF-8.
+
+    A lone surrogate (``"\\ud800"``) fails in every adapter's encoder; refusing it
+    here means no provider is called and none is blamed for the request's fault.
+    """
+    for index, message in enumerate(messages):
+        try:
+            message.content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProviderError(
+                f"messages[{index}].content cannot be encoded as UTF-8 (a lone surrogate "
+                f"at character {exc.start}): replace or remove it before sending",
+                kind=ErrorKind.BAD_REQUEST,
+                retryable=False,
+            ) from None
+    return messages

@@ -37,7 +37,7 @@ class AttemptEvent:
     provider: str
     model: str
     attempt: int
-    outcome: Literal["ok", "retry", "handover"]
+    outcome: Literal["ok", "retry", "handover", "cancelled"]
     error_kind: ErrorKind | None
     latency_ms: float
     input_tokens: int = 0

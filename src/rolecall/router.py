@@ -9,7 +9,9 @@ the provider's attempts are used up. Every call becomes an :class:`Attempt` and 
 
 Selection is a dict lookup and a tuple rotation: no I/O, and no lock is ever held
 across an await (the only waits are the per-provider concurrency semaphore, the
-first-call gate's event and the retry sleep).
+first-call gate's event and the retry sleep). The attempt loop lives in ``_attempt``
+and the chain walk (with its stall race) in ``_chain``; whole answers and streams
+share both.
 """
 
 from __future__ import annotations
@@ -21,30 +23,29 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal
+from typing import Any
 
+from rolecall._attempt import ProviderCalls
+from rolecall._chain import complete_on_chain
 from rolecall._hints import explain_all
 from rolecall._outcomes import Outcomes
 from rolecall._secrets import redact
 from rolecall._strategy import ChainPlan, plan_for_role
 from rolecall._stream import ReplyStream, run_stream
-from rolecall._task import TaskRun, short_id, unexpected_error
+from rolecall._task import TaskRun, check_encodable, short_id
 from rolecall.config.schema import RolecallConfig
 from rolecall.credentials import _build_provider, check_config_credentials, used_provider_ids
 from rolecall.errors import (
     ConfigError,
     ConfigIssue,
     CredentialsError,
-    ErrorKind,
     NoProviderForRole,
-    ProviderError,
     RolecallError,
 )
 from rolecall.events import EventBus, EventSink
 from rolecall.health import HealthTracker
 from rolecall.health_redis import make_health
 from rolecall.providers.base import Provider
-from rolecall.retry import retry_delay, should_retry, within_budget
 from rolecall.types import (
     ChatRequest,
     Message,
@@ -59,8 +60,6 @@ log = logging.getLogger("rolecall.router")
 Messages = str | Sequence[Message | Mapping[str, Any]]
 Sleep = Callable[[float], Awaitable[Any]]
 
-# How long a provider cools down after a 429 that named no reset time.
-DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
 _DEFAULT_MAX_CONCURRENCY = 8
 _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
@@ -81,7 +80,6 @@ class Router:
         check_credentials: bool = False,
     ) -> None:
         self._config = config
-        self._sleep = sleep
         self._clock = clock
         self._rng = rng
         self._check_on_enter = check_credentials
@@ -90,8 +88,6 @@ class Router:
         # Chosen by config.state (in memory, or shared through Redis); closed with the router.
         self._owns_health = health is None
         self._health: HealthTracker = health if health is not None else make_health(config, clock)
-        self._retry = config.retry
-        self._failover_within = config.failover_within
         self._providers: dict[str, Provider] = dict(providers or {})
         self._built: list[str] = []
         known = dict.fromkeys([*config.providers, *self._providers])
@@ -110,6 +106,17 @@ class Router:
         self._default_plan = plan_for_role(None, config.default_provider)
         self._check_references(known)
         self._outcomes = Outcomes(config, self.events, self._providers, clock)
+        self._calls = ProviderCalls(
+            provider=self._provider,
+            semaphores=self._semaphores,
+            health=self._health,
+            outcomes=self._outcomes,
+            retry=config.retry,
+            failover_within=config.failover_within,
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
+        )
         self._params: dict[tuple[str, str], Mapping[str, Any]] = {}
         for role, plan in self._plans.items():
             for pid in plan.fixed:
@@ -291,18 +298,13 @@ class Router:
         chain is exhausted.
         """
         chain = self.chain(role, provider=provider)
-        normalized = normalize_messages(messages)
+        normalized = check_encodable(normalize_messages(messages))
         task = self._new_task(role, run_id, task_id, stage)
-        for pid in chain:
-            request = self._request(role, pid, normalized, params, response_schema)
-            if await self._complete_on(task, pid, request):
-                return self._outcomes.succeed(task)
-        for pid in task.take_deferred():
-            if await self._await_cooldown(pid):
-                request = self._request(role, pid, normalized, params, response_schema)
-                if await self._complete_on(task, pid, request):
-                    return self._outcomes.succeed(task)
-        raise self._outcomes.fail(task)
+
+        def request_for(pid: str) -> ChatRequest:
+            return self._request(role, pid, normalized, params, response_schema)
+
+        return await complete_on_chain(self._calls, task, chain, request_for)
 
     def stream(
         self,
@@ -323,129 +325,15 @@ class Router:
         the caller never receives duplicated text.
         """
         chain = self.chain(role, provider=provider)
-        normalized = normalize_messages(messages)
+        normalized = check_encodable(normalize_messages(messages))
         task = self._new_task(role, run_id, task_id, stage)
 
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)
 
         reply_stream = ReplyStream()
-        reply_stream._attach(run_stream(self, task, chain, request_for, reply_stream))
+        reply_stream._attach(run_stream(self._calls, task, chain, request_for, reply_stream))
         return reply_stream
-
-    async def _complete_on(self, task: TaskRun, pid: str, request: ChatRequest) -> bool:
-        """Call one provider under the retry policy; True once it answered."""
-        provider = self._provider(pid)
-        semaphore = self._semaphores[pid]
-        health = self._health
-        clock = self._clock
-        attempt = 0
-        first_failure_at: float | None = None
-        last_error: ProviderError | None = None
-        while True:
-            admission = await health.admit(pid)
-            if admission is None:
-                self._skipped(task, pid, last_error)
-                return False
-            try:
-                async with semaphore:
-                    attempt += 1
-                    started = clock()
-                    try:
-                        completion = await provider.complete(request)
-                    except ProviderError as exc:
-                        error = exc
-                    except Exception as exc:  # an adapter bug still hands over, named
-                        error = unexpected_error(pid, exc)
-                    else:
-                        latency_ms = (clock() - started) * 1000.0
-                        health.record_success(pid, latency_ms)
-                        self._outcomes.record_ok(task, pid, attempt, latency_ms, completion)
-                        return True
-                now = clock()
-                if first_failure_at is None:
-                    first_failure_at = now
-                delay = self._after_failure(
-                    task, pid, attempt, (now - started) * 1000.0, error, now, first_failure_at
-                )
-            finally:
-                admission.release()
-            last_error = error
-            if delay is None:
-                return False
-            await self._sleep(delay)
-
-    async def _await_cooldown(self, pid: str) -> bool:
-        """Wait for a provider's rate-limit reset if it comes within ``failover_within``."""
-        remaining = self._health.cooldown_remaining(pid)
-        if remaining > self._failover_within:
-            return False
-        if remaining > 0:
-            await self._sleep(remaining)
-        return True
-
-    # ---- outcomes (shared with streams) ---------------------------------------------------
-
-    def _after_failure(
-        self,
-        task: TaskRun,
-        pid: str,
-        attempt: int,
-        latency_ms: float,
-        error: ProviderError,
-        now: float,
-        first_failure_at: float,
-        *,
-        may_retry: bool = True,
-    ) -> float | None:
-        """Record a failed call; the seconds to wait before retrying, or None to hand over."""
-        if not error.provider:
-            error.provider = pid
-        health = self._health
-        kind = error.kind
-        if kind.disables_provider:
-            health.mark_unavailable(pid, error)
-        elif kind is ErrorKind.RATE_LIMIT:
-            cooldown = error.retry_after
-            health.cool_down(
-                pid, now + (DEFAULT_RATE_LIMIT_COOLDOWN if cooldown is None else cooldown)
-            )
-        health.record_failure(pid, error)
-        delay: float | None = None
-        if (
-            may_retry
-            and should_retry(error, attempt, self._retry)
-            and health.state(pid) in ("ok", "cooling_down")
-        ):
-            floor = max(error.retry_after or 0.0, health.cooldown_remaining(pid))
-            wait = retry_delay(attempt, self._retry, floor or None, self._rng)
-            if within_budget(now, first_failure_at, wait, self._failover_within):
-                delay = wait
-        outcome: Literal["retry", "handover"] = "retry" if delay is not None else "handover"
-        log.info(
-            "%s attempt %d failed (%s), %s: %s",
-            pid,
-            attempt,
-            kind.value,
-            f"retry in {delay:.2f} s" if delay is not None else "handing over",
-            error.message,
-        )
-        self._outcomes.record(task, pid, attempt, outcome, kind, latency_ms, error=error)
-        if delay is None:
-            task.failed[pid] = error
-            task.handovers += 1
-        return delay
-
-    def _skipped(self, task: TaskRun, pid: str, last_error: ProviderError | None) -> None:
-        if last_error is not None:  # it failed, then became unavailable while we waited
-            task.failed[pid] = last_error
-            return
-        reason = self._health.reason(pid) or ProviderError(
-            "skipped: not available", kind=ErrorKind.SERVER, provider=pid
-        )
-        task.failed.setdefault(pid, reason)
-        if self._health.state(pid) == "cooling_down" and pid not in task.deferred:
-            task.deferred.append(pid)
 
 
 def complete_sync(

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 MessageRole = Literal["system", "user", "assistant"]
-Outcome = Literal["ok", "retry", "handover"]
+Outcome = Literal["ok", "retry", "handover", "cancelled"]
 
 
 class MessageDict(TypedDict):

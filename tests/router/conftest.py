@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +56,10 @@ class ScriptedProvider:
         clock: Callable[[], float] = time.monotonic,
         credential_error: ErrorKind | None = None,
         credential_delay: float = 0.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.id = provider_id
+        self.sleep = sleep
         self.model = model or f"{provider_id}-model"
         self.script = [step(s) for s in script]
         self.default = step(default)
@@ -90,7 +94,7 @@ class ScriptedProvider:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if current.delay:
-                await asyncio.sleep(current.delay)
+                await self.sleep(current.delay)
             else:
                 await asyncio.sleep(0)
         finally:
@@ -107,7 +111,7 @@ class ScriptedProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         current = self._next(request)
         if current.delay:
-            await asyncio.sleep(current.delay)
+            await self.sleep(current.delay)
         chunks = self.chunks if current.kind is None else self.chunks[: current.after_chunks]
         for text in chunks:
             await asyncio.sleep(0)
@@ -119,7 +123,7 @@ class ScriptedProvider:
     async def check_credentials(self) -> None:
         self.credential_checks += 1
         if self.credential_delay:
-            await asyncio.sleep(self.credential_delay)
+            await self.sleep(self.credential_delay)
         if self.credential_error is not None:
             raise ProviderError(
                 f"{self.credential_error.value} from {self.id}",
@@ -131,20 +135,50 @@ class ScriptedProvider:
         self.closed = True
 
 
+# Event-loop turns the fake clock waits before it moves: every task that can run
+# without waiting for time (a scripted provider's answer) runs first.
+_IDLE_TURNS = 50
+
+
 class FakeTime:
-    """A clock that only moves when the router sleeps; records every sleep."""
+    """A virtual clock: time moves only when every task waits on a fake sleep.
+
+    Sleeps wake in the order of their deadlines, each after the event loop has
+    gone idle, so a stall timer racing a scripted answer loses to it as it would
+    on the real clock. A sleep cancelled before its deadline neither moves the
+    clock nor is recorded in :attr:`sleeps`.
+    """
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        self._pending: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
 
     def clock(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._pending, (self.now + seconds, next(self._order), wake))
+        if self._driver is None or self._driver.done():
+            self._driver = loop.create_task(self._drive())
+        await wake
         self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+
+    async def _drive(self) -> None:
+        while self._pending:
+            for _ in range(_IDLE_TURNS):
+                await asyncio.sleep(0)
+            while self._pending and self._pending[0][2].done():
+                heapq.heappop(self._pending)  # cancelled meanwhile
+            if not self._pending:
+                return
+            deadline, _, wake = heapq.heappop(self._pending)
+            self.now = max(self.now, deadline)
+            wake.set_result(None)
 
 
 class Recorder:
@@ -205,7 +239,9 @@ def harness(
     """A router over scripted providers with a fake clock and an event recorder."""
     fake = fake or FakeTime()
     providers = {
-        pid: ScriptedProvider(pid, scripts.get(pid, ()), clock=fake.clock, **provider_kwargs)
+        pid: ScriptedProvider(
+            pid, scripts.get(pid, ()), clock=fake.clock, sleep=fake.sleep, **provider_kwargs
+        )
         for pid in config.providers
     }
     recorder = Recorder()
