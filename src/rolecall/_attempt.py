@@ -30,7 +30,7 @@ from rolecall.providers.base import Provider
 from rolecall.retry import retry_delay, should_retry, within_budget
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
 
-__all__ = ["Opened", "ProviderCalls", "Waiting"]
+__all__ = ["Opened", "ProviderCalls", "Waiting", "read_rest"]
 
 log = logging.getLogger("rolecall.router")
 
@@ -103,7 +103,11 @@ async def _close(chunks: AsyncIterator[Chunk]) -> None:
 
 
 async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _First:
-    """Call the provider and read until its first item (the stream stays open after it)."""
+    """Call the provider and read until its first item (the stream stays open after it).
+
+    A whole answer that may be raced is asked for as a stream too: only its first
+    token tells a live provider writing a long answer from a stalled one.
+    """
     if not stream:
         return _First(completion=await provider.complete(request))
     first = _First()
@@ -119,6 +123,28 @@ async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _
         raise
     await _close(chunks)
     return first
+
+
+async def read_rest(opened: Opened, default_model: str) -> Completion:
+    """The whole answer of a call opened as a stream: its first text and every chunk after."""
+    first = opened.first
+    if first.completion is not None:
+        return first.completion
+    parts = [first.text]
+    if first.chunks is not None:
+        try:
+            async for chunk in first.chunks:
+                first.absorb(chunk)
+                if chunk.text:
+                    parts.append(chunk.text)
+        finally:
+            await _close(first.chunks)
+    return Completion(
+        text="".join(parts),
+        model=first.model or default_model,
+        usage=first.usage or Usage(),
+        finish_reason=first.finish,
+    )
 
 
 async def _cancel(future: asyncio.Future[Any]) -> None:
@@ -224,7 +250,7 @@ class ProviderCalls:
                 latency_ms = (self.clock() - started) * 1000.0
                 self.outcomes.record(task, pid, attempt, "cancelled", None, latency_ms)
                 raise
-        call = asyncio.ensure_future(_first_of(provider, request, stream))
+        call = asyncio.ensure_future(_first_of(provider, request, stream=True))
         timer = asyncio.ensure_future(self.sleep(self.failover_within))
         try:
             await asyncio.wait((call, timer), return_when=asyncio.FIRST_COMPLETED)

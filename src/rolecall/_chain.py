@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from rolecall._attempt import Opened, ProviderCalls, Waiting
-from rolecall._task import TaskRun
+from rolecall._attempt import Opened, ProviderCalls, Waiting, read_rest
+from rolecall._task import TaskRun, unexpected_error
+from rolecall.errors import ProviderError
 from rolecall.types import ChatRequest, Reply
 
 __all__ = ["complete_on_chain", "walk"]
@@ -92,14 +93,37 @@ async def complete_on_chain(
     chain: tuple[str, ...],
     request_for: Callable[[str], ChatRequest],
 ) -> Reply:
-    """A whole answer from the first provider in ``chain`` that gives one."""
-    opened = await walk(calls, task, chain, request_for, stream=False)
-    if opened is None:
-        raise calls.outcomes.fail(task)
-    opened.slot.release()
-    completion = opened.first.completion
-    assert completion is not None
-    latency_ms = (calls.clock() - opened.started) * 1000.0
-    calls.health.record_success(opened.pid, latency_ms)
-    calls.outcomes.record_ok(task, opened.pid, opened.attempt, latency_ms, completion)
-    return calls.outcomes.succeed(task)
+    """A whole answer from the first provider in ``chain`` that gives one.
+
+    A call that could be raced was opened as a stream; it is read to its end here. If
+    it breaks after its first token nothing has reached the caller yet, so the task
+    hands over to the providers after it, like any failure.
+    """
+    remaining = chain
+    while True:
+        opened = await walk(calls, task, remaining, request_for, stream=False)
+        if opened is None:
+            raise calls.outcomes.fail(task)
+        try:
+            completion = await read_rest(opened, calls.provider(opened.pid).model)
+        except BaseException as exc:
+            opened.slot.release()
+            if not isinstance(exc, Exception):  # cancelled: its client went away
+                latency_ms = (calls.clock() - opened.started) * 1000.0
+                calls.outcomes.record(
+                    task, opened.pid, opened.attempt, "cancelled", None, latency_ms
+                )
+                raise
+            error = exc if isinstance(exc, ProviderError) else unexpected_error(opened.pid, exc)
+            now = calls.clock()
+            latency_ms = (now - opened.started) * 1000.0
+            calls.after_failure(
+                task, opened.pid, opened.attempt, latency_ms, error, now, now, may_retry=False
+            )
+            remaining = remaining[remaining.index(opened.pid) + 1 :]
+            continue
+        opened.slot.release()
+        latency_ms = (calls.clock() - opened.started) * 1000.0
+        calls.health.record_success(opened.pid, latency_ms)
+        calls.outcomes.record_ok(task, opened.pid, opened.attempt, latency_ms, completion)
+        return calls.outcomes.succeed(task)

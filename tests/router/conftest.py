@@ -42,6 +42,11 @@ def step(spec: str | Step) -> Step:
     return Step(kind=ErrorKind(name), retry_after=float(arg) if arg else None)
 
 
+def _pieces(text: str) -> tuple[str, ...]:
+    third = max(len(text) // 3, 1)
+    return (text[:third], text[third : 2 * third], text[2 * third :])
+
+
 class ScriptedProvider:
     """Plays its script one step per call, then ``default`` forever."""
 
@@ -52,7 +57,7 @@ class ScriptedProvider:
         *,
         model: str = "",
         default: str | Step = "ok",
-        chunks: Sequence[str] = ("Hel", "lo ", "world"),
+        chunks: Sequence[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         credential_error: ErrorKind | None = None,
         credential_delay: float = 0.0,
@@ -63,7 +68,9 @@ class ScriptedProvider:
         self.model = model or f"{provider_id}-model"
         self.script = [step(s) for s in script]
         self.default = step(default)
-        self.chunks = tuple(chunks)
+        # Streamed pieces; by default the whole answer's text in three pieces, so a
+        # provider gives the same answer streamed or whole, as real ones do.
+        self.chunks = None if chunks is None else tuple(chunks)
         self.clock = clock
         self.credential_error = credential_error
         self.credential_delay = credential_delay
@@ -78,6 +85,9 @@ class ScriptedProvider:
         self.calls.append(self.clock())
         self.requests.append(request)
         return self.script.pop(0) if self.script else self.default
+
+    def _text(self, current: Step) -> str:
+        return current.text or f"answer from {self.id}"
 
     def _error(self, current: Step) -> ProviderError:
         assert current.kind is not None
@@ -102,7 +112,7 @@ class ScriptedProvider:
         if current.kind is not None:
             raise self._error(current)
         return Completion(
-            text=current.text or f"answer from {self.id}",
+            text=self._text(current),
             model=self.model,
             usage=Usage(input_tokens=10, output_tokens=5),
             finish_reason="stop",
@@ -112,13 +122,14 @@ class ScriptedProvider:
         current = self._next(request)
         if current.delay:
             await self.sleep(current.delay)
-        chunks = self.chunks if current.kind is None else self.chunks[: current.after_chunks]
+        pieces = self.chunks if self.chunks is not None else _pieces(self._text(current))
+        chunks = pieces if current.kind is None else pieces[: current.after_chunks]
         for text in chunks:
             await asyncio.sleep(0)
             yield Chunk(text=text)
         if current.kind is not None:
             raise self._error(current)
-        yield Chunk(usage=Usage(input_tokens=7, output_tokens=3), finish_reason="stop")
+        yield Chunk(usage=Usage(input_tokens=10, output_tokens=5), finish_reason="stop")
 
     async def check_credentials(self) -> None:
         self.credential_checks += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,17 @@ from rolecall.router import Router, complete_sync
 from rolecall.sim import SimServer
 
 KEY = "lifecycle-key-0123456789"
+
+
+@pytest.fixture
+def build(build: Any) -> Any:
+    """Providers that stream "Hello world" in three pieces."""
+    return functools.partial(build, chunks=("Hel", "lo ", "world"))
+
+
+@pytest.fixture
+def scripted(scripted: Any) -> Any:
+    return functools.partial(scripted, chunks=("Hel", "lo ", "world"))
 
 
 def _write_config(tmp_path: Path, base_url: str, key_var: str = "LIFECYCLE_KEY") -> Path:

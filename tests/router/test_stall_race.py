@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from rolecall.errors import ErrorKind, ProviderError
 
 CHAIN = {"coder": {"provider": "a", "fallback": ["b"]}}
 STALL = 60.0
+
+
+@pytest.fixture
+def build(build: Any) -> Any:
+    """Providers that stream "Hello world" in three pieces."""
+    return functools.partial(build, chunks=("Hel", "lo ", "world"))
 
 
 def _outcomes(attempts: Any) -> list[tuple[str, str, str | None]]:

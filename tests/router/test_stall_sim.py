@@ -103,6 +103,18 @@ async def test_a_slow_live_stream_is_not_raced_after_its_first_token(
     assert sims["claude"].calls == 0
 
 
+async def test_a_slow_live_whole_answer_is_not_raced_after_its_first_token(
+    sims: dict[str, SimServer],
+) -> None:
+    sims["gpt"].chunk_delay = 0.2  # a long answer still being written is not a stall
+    async with _router(sims) as router:
+        reply = await router.complete("coder", "hi")
+    assert reply.text == "one two three four five six seven eight"
+    assert reply.provider == "gpt"
+    assert _outcomes(reply.attempts) == [("gpt", "ok", None)]
+    assert sims["claude"].calls == 0
+
+
 async def test_unsendable_text_is_refused_before_any_provider_is_called(
     sims: dict[str, SimServer],
 ) -> None:

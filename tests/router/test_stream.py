@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -9,6 +10,17 @@ import pytest
 from rolecall.errors import AllProvidersFailed, ErrorKind, StreamInterrupted
 
 CHAIN = {"coder": {"provider": "a", "fallback": ["b"]}}
+
+
+@pytest.fixture
+def build(build: Any) -> Any:
+    """Providers that stream "Hello world" in three pieces."""
+    return functools.partial(build, chunks=("Hel", "lo ", "world"))
+
+
+@pytest.fixture
+def scripted(scripted: Any) -> Any:
+    return functools.partial(scripted, chunks=("Hel", "lo ", "world"))
 
 
 async def _read(stream: Any) -> list[str]:
@@ -23,10 +35,10 @@ async def test_stream_yields_chunks_then_reply(build: Any, config_of: Any) -> No
     assert await _read(stream) == ["Hel", "lo ", "world"]
     reply = stream.reply
     assert (reply.text, reply.provider, reply.model) == ("Hello world", "a", "a-model")
-    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (7, 3)
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (10, 5)
     assert [(a.provider, a.outcome) for a in reply.attempts] == [("a", "ok")]
     tasks = h.recorder.of_type("task")
-    assert [(t.status, t.provider, t.output_tokens) for t in tasks] == [("ok", "a", 3)]
+    assert [(t.status, t.provider, t.output_tokens) for t in tasks] == [("ok", "a", 5)]
 
 
 async def test_failure_before_first_chunk_falls_back(

@@ -25,6 +25,8 @@ async def deliver(
     """Send ``answer``; a stream stops after ``fail_after`` pieces (error event or cut
     connection) or goes silent for ``stall`` seconds after ``stall_after`` pieces."""
     if not ctx.stream:
+        if chunk_delay > 0:  # a whole answer takes as long to write as its stream
+            await asyncio.sleep(chunk_delay * len(split_pieces(answer.text)))
         body = dialect.malformed_body(ctx) if malformed else dumps(dialect.answer(ctx, answer))
         headers = [("content-type", "application/json"), *dialect.headers(ctx)]
         await ex.respond(200, headers, body)
