@@ -230,3 +230,12 @@ def test_an_open_run_of_another_host_or_unknown_writer_stays_running(tmp_path: P
     elsewhere = {"host": "another-host.invalid", "pid": 1, "lock": str(tmp_path / "x.lock")}
     assert read_run(_open_run_log(tmp_path / "a", elsewhere)).status == "running"
     assert read_run(_open_run_log(tmp_path / "b", None)).status == "running"
+
+
+def test_a_task_record_keeps_the_finish_reason(tmp_path: Path) -> None:
+    from factories import task
+
+    log = RunLog(tmp_path)
+    log.append([task(run_id="cut", finish_reason="length")])
+    [line] = (tmp_path / "cut.jsonl").read_text().splitlines()
+    assert json.loads(line)["finish_reason"] == "length"

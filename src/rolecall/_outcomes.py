@@ -116,6 +116,7 @@ class Outcomes:
                     output_tokens=completion.usage.output_tokens,
                     cost_usd=cost,
                     stage=task.stage,
+                    finish_reason=completion.finish_reason,
                 )
             )
         return reply

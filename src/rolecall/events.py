@@ -21,10 +21,20 @@ __all__ = [
     "EventSink",
     "TaskEvent",
     "event_to_dict",
+    "moved_on",
     "new_run_id",
 ]
 
 log = logging.getLogger("rolecall.events")
+
+
+def moved_on(outcome: str, error_kind: str | None) -> bool:
+    """Did this attempt hand the task over to another provider?
+
+    A failure that was not retried, or a stalled call cancelled because the next
+    provider in the chain answered first (the stall race).
+    """
+    return outcome == "handover" or (outcome == "cancelled" and error_kind == "stalled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,7 @@ class TaskEvent:
     cost_usd: float | None = None
     error: str | None = None
     stage: str | None = None
+    finish_reason: str | None = None
     ts: float = field(default_factory=time.time)
     type: Literal["task"] = "task"
 

@@ -108,7 +108,7 @@ _ATTEMPT_LINE = (
 _TASK_LINE = (
     '{"run_id":%s,"task_id":%s,"role":%s,"status":%s,"provider":%s,"model":%s,'
     '"attempts":%d,"handovers":%d,"latency_ms":%s,"input_tokens":%d,"output_tokens":%d,'
-    '"cost_usd":%s,"error":%s,"stage":%s,"ts":%s,"type":"task"}'
+    '"cost_usd":%s,"error":%s,"stage":%s,"finish_reason":%s,"ts":%s,"type":"task"}'
 )
 
 
@@ -150,6 +150,7 @@ def event_line(event: Event) -> str:
         _json_number(event.cost_usd),
         "null" if error is None else esc(redact(error)),
         _json_string(event.stage),
+        _json_string(event.finish_reason),
         _json_number(event.ts),
     )
 

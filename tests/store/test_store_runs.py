@@ -247,3 +247,20 @@ def test_secrets_in_error_text_are_redacted(store: MetricsStore) -> None:
     )
     rows = store._read("SELECT error FROM attempts")
     assert key not in rows[0][0] and "bad key" in rows[0][0]
+
+
+def test_a_stall_lost_to_the_next_provider_counts_as_a_handover(store: MetricsStore) -> None:
+    from factories import attempt, task
+
+    store.start_run("r", "workflow", started_at=T0)
+    store.record(
+        [
+            attempt(provider="gpt", outcome="cancelled", error_kind="stalled", latency_ms=5000.0),
+            attempt(provider="claude", outcome="ok"),
+            task(provider="claude", attempts=2, handovers=1),
+        ]
+    )
+    run = store.run("r")
+    assert run is not None and run.tasks[0].handovers == 1
+    [summary] = store.runs()
+    assert summary.handovers == 1

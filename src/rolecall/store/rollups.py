@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent, TaskEvent, moved_on
 from rolecall.store import histogram
 from rolecall.store.rows import MetricsRow
 
@@ -221,7 +221,7 @@ def run_deltas(attempts: Iterable[AttemptEvent], tasks: Iterable[TaskEvent]) -> 
         if started < delta.first_ts:
             delta.first_ts = started
         delta.attempts += 1
-        if event.outcome == "handover":
+        if moved_on(event.outcome, event.error_kind):
             delta.handovers += 1
         delta.input_tokens += event.input_tokens
         delta.output_tokens += event.output_tokens

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from rolecall.events import moved_on
+
 __all__ = [
     "Advice",
     "AttemptDetail",
@@ -176,7 +178,7 @@ class TaskDetail:
 
     @property
     def handovers(self) -> int:
-        return sum(1 for attempt in self.attempts if attempt.outcome == "handover")
+        return sum(1 for attempt in self.attempts if moved_on(attempt.outcome, attempt.error_kind))
 
     def to_dict(self) -> dict[str, Any]:
         return {

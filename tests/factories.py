@@ -1,0 +1,55 @@
+"""Keyword builders for the records the suite checks, with sensible defaults.
+
+``attempt(outcome="retry", error_kind=ErrorKind.TIMEOUT)`` instead of a dozen
+positional arguments: a test names only what it is about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rolecall.errors import ErrorKind
+from rolecall.events import AttemptEvent, TaskEvent
+
+__all__ = ["T0", "attempt", "task"]
+
+# A fixed wall-clock instant (2026-01-01 00:00 UTC) for events that need a timestamp.
+T0 = 1_767_225_600.0
+
+
+def attempt(**fields: Any) -> AttemptEvent:
+    """An answered first attempt of task ``t`` in run ``r`` on ``gpt``; override any field."""
+    values: dict[str, Any] = {
+        "run_id": "r",
+        "task_id": "t",
+        "role": "coder",
+        "provider": "gpt",
+        "model": "gpt-model",
+        "attempt": 1,
+        "outcome": "ok",
+        "error_kind": None,
+        "latency_ms": 100.0,
+        "ts": T0,
+    }
+    values.update(fields)
+    if isinstance(values["error_kind"], str):
+        values["error_kind"] = ErrorKind(values["error_kind"])
+    return AttemptEvent(**values)
+
+
+def task(**fields: Any) -> TaskEvent:
+    """Task ``t`` of run ``r`` answered by ``gpt`` at its first attempt; override any field."""
+    values: dict[str, Any] = {
+        "run_id": "r",
+        "task_id": "t",
+        "role": "coder",
+        "status": "ok",
+        "provider": "gpt",
+        "model": "gpt-model",
+        "attempts": 1,
+        "handovers": 0,
+        "latency_ms": 100.0,
+        "ts": T0,
+    }
+    values.update(fields)
+    return TaskEvent(**values)
