@@ -1,4 +1,4 @@
-"""The startup credential check: concurrent, bounded, every used provider."""
+"""The startup credential check: concurrent, bounded, every configured provider."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from rolecall.config.schema import RolecallConfig
-from rolecall.credentials import check_config_credentials, check_providers, used_provider_ids
+from rolecall.credentials import (
+    check_config_credentials,
+    check_providers,
+    checked_provider_ids,
+    split_failures,
+    transient_warning,
+    used_provider_ids,
+)
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, Chunk, Completion
 
@@ -63,6 +70,7 @@ async def test_slow_provider_becomes_a_timeout_naming_it() -> None:
     [error] = errors
     assert (error.provider, error.kind) == ("slow", ErrorKind.TIMEOUT)
     assert "'slow'" in error.message and "0.2 s" in error.message
+    assert "credential_check_timeout" in error.message
 
 
 async def test_adapter_bug_is_reported_not_raised() -> None:
@@ -89,14 +97,42 @@ def test_used_provider_ids() -> None:
     assert used_provider_ids(config) == ["b", "c", "a"]
 
 
-async def test_config_check_covers_used_providers_only() -> None:
+def test_checked_provider_ids_are_all_providers_used_ones_first() -> None:
+    config = _config({"coder": {"provider": "c", "fallback": ["b"]}})
+    assert checked_provider_ids(config) == ["c", "b", "a", "d"]
+
+
+async def test_config_check_covers_every_configured_provider() -> None:
+    # A provider no role names is still reachable (--provider, the gateway's model).
     config = _config({"coder": {"provider": "b"}}, default="c")
     given: dict[str, Any] = {p: Checked(p) for p in "abcd"}
-    given["c"].kind = ErrorKind.NOT_FOUND
+    given["d"].kind = ErrorKind.NOT_FOUND
     errors = await check_config_credentials(config, given)
-    assert [(e.provider, e.kind) for e in errors] == [("c", ErrorKind.NOT_FOUND)]
-    assert [given[p].checked for p in "abcd"] == [0, 1, 1, 0]
+    assert [(e.provider, e.kind) for e in errors] == [("d", ErrorKind.NOT_FOUND)]
+    assert [given[p].checked for p in "abcd"] == [1, 1, 1, 1]
     assert not any(p.closed for p in given.values())  # given providers belong to the caller
+
+
+def test_only_wrong_credentials_are_rejected() -> None:
+    errors = [ProviderError(kind.value, kind=kind, provider=kind.value) for kind in ErrorKind]
+    rejected, transient = split_failures(errors)
+    assert {e.kind for e in rejected} == {
+        ErrorKind.AUTH,
+        ErrorKind.PERMISSION,
+        ErrorKind.NOT_FOUND,
+        ErrorKind.QUOTA,
+    }
+    for kind in (ErrorKind.TIMEOUT, ErrorKind.SERVER, ErrorKind.RATE_LIMIT, ErrorKind.NETWORK):
+        assert kind in {e.kind for e in transient}
+    assert len(rejected) + len(transient) == len(errors)
+
+
+def test_transient_warning_is_one_line_naming_the_provider() -> None:
+    error = ProviderError("HTTP 503:\n  busy", kind=ErrorKind.OVERLOADED, provider="claude")
+    text = transient_warning(error, 5.0)
+    assert "\n" not in text
+    assert text.startswith("provider 'claude' could not be checked at startup (overloaded:")
+    assert "5 s" in text
 
 
 async def test_config_check_builds_real_adapters_and_closes_them() -> None:

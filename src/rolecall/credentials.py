@@ -1,20 +1,35 @@
-"""The startup credential check: every provider the config uses, concurrently, bounded in time.
+"""The startup credential check: every configured provider, concurrently, bounded in time.
 
 Each adapter's ``check_credentials`` confirms its key (and model where the vendor
 allows) without spending tokens. A provider that does not answer within the
-total timeout counts as a TIMEOUT failure naming it.
+total timeout (``credential_check_timeout``) counts as a TIMEOUT failure naming it.
+
+Only a wrong setup stops the start: a rejected key, a missing permission, an
+unknown model or no quota (:attr:`ErrorKind.disables_provider`). Anything else
+(timeout, 5xx, 429, network) says nothing about the credentials; :func:`split_failures`
+sets those apart so the caller can warn, cool the provider down and go on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from rolecall._secrets import redact
 from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers.base import Provider
 
-__all__ = ["check_config_credentials", "check_providers", "used_provider_ids"]
+_MAX_DETAIL = 200
+
+__all__ = [
+    "check_config_credentials",
+    "check_providers",
+    "checked_provider_ids",
+    "split_failures",
+    "transient_warning",
+    "used_provider_ids",
+]
 
 
 def _build_provider(provider_id: str, config: ProviderConfig) -> Provider:
@@ -34,6 +49,37 @@ def used_provider_ids(config: RolecallConfig) -> list[str]:
     if config.default_provider:
         used[config.default_provider] = None
     return [pid for pid in used if pid in config.providers]
+
+
+def checked_provider_ids(config: RolecallConfig) -> list[str]:
+    """Every configured provider, those some role reaches first.
+
+    A provider no role names is still reachable (``--provider``, the gateway's
+    ``model``), so a wrong key there is caught at the start too.
+    """
+    ids = dict.fromkeys(used_provider_ids(config))
+    ids.update(dict.fromkeys(config.providers))
+    return list(ids)
+
+
+def split_failures(
+    errors: Sequence[ProviderError],
+) -> tuple[list[ProviderError], list[ProviderError]]:
+    """``(rejected, transient)``: wrong credentials or model, and failures that say nothing."""
+    rejected = [error for error in errors if error.kind.disables_provider]
+    transient = [error for error in errors if not error.kind.disables_provider]
+    return rejected, transient
+
+
+def transient_warning(error: ProviderError, cooldown: float) -> str:
+    """One line: the provider could not be checked, why, and that calls go on without it."""
+    detail = " ".join(error.message.split())
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 3] + "..."
+    return redact(
+        f"provider '{error.provider}' could not be checked at startup ({error.kind.value}: "
+        f"{detail}); it cools down for {cooldown:g} s while the others answer"
+    )
 
 
 async def _check_one(provider_id: str, provider: Provider) -> ProviderError | None:
@@ -77,7 +123,7 @@ async def check_providers(
             errors.append(
                 ProviderError(
                     f"provider '{provider_id}' did not answer the credential check "
-                    f"within {timeout:g} s",
+                    f"within {timeout:g} s (raise credential_check_timeout if it is slow)",
                     kind=ErrorKind.TIMEOUT,
                     provider=provider_id,
                 )
@@ -90,12 +136,12 @@ async def check_providers(
 async def check_config_credentials(
     config: RolecallConfig, providers: Mapping[str, Provider] | None = None
 ) -> list[ProviderError]:
-    """Check every provider ``config`` uses, building (and then closing) those not given."""
+    """Check every provider ``config`` defines, building (and then closing) those not given."""
     given = providers or {}
     built: dict[str, Provider] = {}
     try:
         to_check: dict[str, Provider] = {}
-        for provider_id in used_provider_ids(config):
+        for provider_id in checked_provider_ids(config):
             provider = given.get(provider_id)
             if provider is None:
                 provider = built[provider_id] = _build_provider(

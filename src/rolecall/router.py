@@ -34,7 +34,13 @@ from rolecall._strategy import ChainPlan, plan_for_role
 from rolecall._stream import ReplyStream, run_stream
 from rolecall._task import TaskRun, check_encodable, short_id
 from rolecall.config.schema import RolecallConfig
-from rolecall.credentials import _build_provider, check_config_credentials, used_provider_ids
+from rolecall.credentials import (
+    _build_provider,
+    check_config_credentials,
+    checked_provider_ids,
+    split_failures,
+    transient_warning,
+)
 from rolecall.errors import (
     ConfigError,
     ConfigIssue,
@@ -202,24 +208,32 @@ class Router:
         return provider
 
     async def check_credentials(self) -> None:
-        """Check every provider the config uses; raise :class:`CredentialsError` if any fails.
+        """Check every configured provider; raise :class:`CredentialsError` on wrong credentials.
 
         Providers that pass skip the first-call gate; those whose key, model or quota
-        was refused are marked unavailable, so no task calls them.
+        was refused are marked unavailable, so no task calls them, and the error names
+        each with its fix. A provider that could not be checked (timeout, 5xx, 429,
+        network) is no reason to stop: it is logged as one warning and starts in
+        cooldown (its ``retry_after``, else ``failover_within``) while the others answer.
         """
-        ids = used_provider_ids(self._config)
+        ids = checked_provider_ids(self._config)
         providers = {pid: self._provider(pid) for pid in ids}
         errors = await check_config_credentials(self._config, providers)
+        rejected, transient = split_failures(errors)
         failed = {error.provider for error in errors}
         for pid in ids:
             if pid not in failed:
                 self._health.mark_confirmed(pid)
-        for error in errors:
-            if error.kind.disables_provider:
-                self._health.mark_unavailable(error.provider, error)
-        if errors:
-            head = f"credential check failed for {len(errors)} provider(s):"
-            raise CredentialsError(errors, message=explain_all(head, errors, self._config))
+        for error in rejected:
+            self._health.mark_unavailable(error.provider, error)
+        now = self._clock()
+        for error in transient:
+            cooldown = error.retry_after or self._failover_within
+            self._health.cool_down(error.provider, now + cooldown)
+            log.warning("%s", transient_warning(error, cooldown))
+        if rejected:
+            head = f"credential check failed for {len(rejected)} provider(s):"
+            raise CredentialsError(rejected, message=explain_all(head, rejected, self._config))
 
     async def aclose(self) -> None:
         """Close the providers this router built (injected ones belong to the caller)."""

@@ -397,3 +397,58 @@ def test_missing_extra_exits_2_naming_the_pip_command(
     assert err.splitlines() == [
         "error: rolecall serve needs the 'uvicorn' package: pip install 'rolecall[gateway]'"
     ]
+
+
+# ---- config validate FILE, parameter names, base_url (positional file and provider checks) ----
+
+PARAM_TYPO = """\
+providers:
+  gpt: {type: openai-compatible, model: m, base_url: "http://127.0.0.1:9/v1",
+        params: {temp: 0.2}}
+default_provider: gpt
+"""
+
+
+def test_validate_takes_the_file_as_an_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text(PARAM_TYPO)
+    assert main(["config", "validate", str(path), "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: providers.gpt.params.temp (line 3)" in out
+    assert "did you mean 'temperature'?" in out and "config OK" in out
+    assert main(["config", "validate", "--offline", "-c", str(path), str(path)]) == 0
+    capsys.readouterr()
+    assert main(["config", "validate", "--offline", "-c", str(path), "other.yaml"]) == 2
+    assert "two config files given" in capsys.readouterr().err
+
+
+def test_validate_reports_a_base_url_without_scheme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(PARAM_TYPO.replace("http://127.0.0.1:9/v1", "127.0.0.1:9/v1"))
+    assert main(["config", "validate", str(path), "--offline"]) == 2
+    out = capsys.readouterr().out
+    assert "providers.gpt.base_url (line 2): base_url '127.0.0.1:9/v1' must start with" in out
+    assert "e.g. http://127.0.0.1:9/v1" in out
+
+
+def test_unknown_param_is_not_sent_and_the_call_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rolecall.sim import SimServer
+
+    with SimServer("openai", api_key=None, models=("m",)) as sim:
+        path = tmp_path / "rolecall.yaml"
+        text = PARAM_TYPO.replace("http://127.0.0.1:9/v1", sim.base_url)
+        path.write_text(text.replace("temp: 0.2", "temp: 0.2, top_p: 0.5"))
+        code = main(["ask", "coder", "hi", "-c", str(path), "--param", "tempreture=0.1"])
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        [request] = [r for r in sim.requests if r.path.endswith("/chat/completions")]
+        assert request.json["top_p"] == 0.5
+        assert "temp" not in request.json and "tempreture" not in request.json
+        lines = [line for line in err.splitlines() if "is not sent" in line]
+        assert any("'tempreture'" in line and "'temperature'" in line for line in lines)

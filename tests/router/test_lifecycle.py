@@ -89,21 +89,50 @@ async def test_confirmed_providers_skip_the_first_call_gate(
     assert not provider.closed  # injected providers belong to the caller
 
 
+class _Clock:
+    """Moves only when the router sleeps."""
+
+    now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
 async def test_failed_check_marks_provider_unavailable(config_of: Any, scripted: Any) -> None:
     config = config_of(("a", "b"), roles={"coder": {"provider": "a", "fallback": ["b"]}})
     providers = {
         "a": scripted("a", credential_error=ErrorKind.QUOTA),
         "b": scripted("b", credential_error=ErrorKind.TIMEOUT),
     }
-    router = Router(config, providers=providers)
+    fake = _Clock()
+    router = Router(config, providers=providers, clock=fake.clock, sleep=fake.sleep)
     with pytest.raises(CredentialsError) as caught:
         await router.check_credentials()
-    assert [e.provider for e in caught.value.errors] == ["a", "b"]
+    # A slow check is not a verdict on the key: only a's quota stops the start.
+    assert [e.provider for e in caught.value.errors] == ["a"]
     assert "provider 'a' has no credit/quota left" in str(caught.value)
     assert router.health.state("a") == "unavailable"
-    assert router.health.state("b") == "ok"  # a slow check is not a verdict on the key
-    reply = await router.complete("coder", "hi")
+    assert router.health.state("b") == "cooling_down"
+    assert router.health.cooldown_remaining("b") == config.failover_within
+    reply = await router.complete("coder", "hi")  # waits out b's cooldown, then b answers
     assert reply.provider == "b" and providers["a"].calls == []
+
+
+async def test_transient_check_failure_does_not_stop_the_start(
+    config_of: Any, scripted: Any
+) -> None:
+    config = config_of(("a", "b"), roles={"coder": {"provider": "a", "fallback": ["b"]}})
+    providers = {"a": scripted("a"), "b": scripted("b", credential_error=ErrorKind.SERVER)}
+    fake = _Clock()
+    router = Router(config, providers=providers, clock=fake.clock, sleep=fake.sleep)
+    await router.check_credentials()
+    assert router.health.state("b") == "cooling_down"
+    reply = await router.complete("coder", "hi")
+    assert reply.provider == "a" and providers["b"].calls == []
 
 
 async def test_aclose_closes_built_providers(tmp_path: Path) -> None:

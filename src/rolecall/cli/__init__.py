@@ -9,6 +9,7 @@ or config, 3 credentials.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Any
 
@@ -68,10 +69,33 @@ def cli() -> None:
     """
 
 
+class _WarningLines(logging.Handler):
+    """Each warning the library logs as one ``warning: ...`` line on stderr, secrets redacted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rolecall._secrets import redact
+
+        try:
+            text = " ".join(record.getMessage().split())
+            click.echo(f"{record.levelname.lower()}: {redact(text)}", err=True)
+        except Exception:  # a broken stderr must not break the command
+            self.handleError(record)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("rolecall")
+    if not any(isinstance(handler, _WarningLines) for handler in logger.handlers):
+        logger.addHandler(_WarningLines())
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning every rolecall error into one line and an exit code."""
     from rolecall.cli._common import run_cli
 
+    _show_warnings()
     return run_cli(cli, argv)
 
 

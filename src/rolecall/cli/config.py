@@ -51,26 +51,40 @@ def config() -> None:
 
 
 @config.command("validate")
+@click.argument("file", required=False, metavar="[FILE]")
 @config_option
 @click.option("--offline", is_flag=True, help="Skip the credential check (no network).")
 @json_option
-def validate(config_path: str | None, offline: bool, as_json: bool) -> None:
+def validate(file: str | None, config_path: str | None, offline: bool, as_json: bool) -> None:
     """Report every config problem at once, then check each provider's credentials.
 
+    FILE (or -c FILE) names the config; a provider that could not be checked
+    (timeout, 5xx, 429, network) is a warning, not a failure.
     Exit codes: 0 valid, 2 config invalid, 3 credentials rejected.
     """
-    report = inspect_config(config_path)
+    if file is not None and config_path is not None and file != config_path:
+        fail(f"two config files given ({file} and -c {config_path}): pass one")
+    report = inspect_config(file if file is not None else config_path)
     check: CredentialCheck = "skipped"
-    rejected: list[ProviderError] = []
+    failures: list[ProviderError] = []
     if report.config is not None and not offline:
-        check, rejected = _check_credentials(report.config)
+        check, failures = _check_credentials(report.config)
+    rejected, unchecked = _split(failures)
     if as_json:
-        print_json(_report_json(report, check, rejected))
+        print_json(_report_json(report, check, rejected, unchecked))
     else:
-        _print_report(report, check, rejected)
+        _print_report(report, check, rejected, unchecked)
     if not report.valid:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_CREDENTIALS if rejected else EXIT_OK)
+
+
+def _split(failures: list[ProviderError]) -> tuple[list[ProviderError], list[ProviderError]]:
+    if not failures:
+        return [], []
+    from rolecall.credentials import split_failures
+
+    return split_failures(failures)
 
 
 def _check_credentials(loaded: RolecallConfig) -> tuple[CredentialCheck, list[ProviderError]]:
@@ -79,12 +93,14 @@ def _check_credentials(loaded: RolecallConfig) -> tuple[CredentialCheck, list[Pr
     except ImportError:
         return "unavailable", []
     try:
-        rejected = list(asyncio.run(check_config_credentials(loaded)))
+        failures = list(asyncio.run(check_config_credentials(loaded)))
     except CredentialsError as exc:
-        rejected = list(exc.errors)
+        failures = list(exc.errors)
     except RolecallError as exc:  # e.g. a provider's optional package is missing
         fail(exc.message, EXIT_CREDENTIALS)
-    return ("failed" if rejected else "ok"), rejected
+    if any(error.kind.disables_provider for error in failures):
+        return "failed", failures
+    return "ok", failures
 
 
 def _issue_json(issue: ConfigIssue) -> dict[str, Any]:
@@ -96,8 +112,18 @@ def _issue_json(issue: ConfigIssue) -> dict[str, Any]:
     }
 
 
+def _errors_json(errors: list[ProviderError]) -> list[dict[str, Any]]:
+    return [
+        {"provider": error.provider, "kind": error.kind.value, "message": error.message}
+        for error in errors
+    ]
+
+
 def _report_json(
-    report: ConfigReport, check: CredentialCheck, rejected: list[ProviderError]
+    report: ConfigReport,
+    check: CredentialCheck,
+    rejected: list[ProviderError],
+    unchecked: list[ProviderError],
 ) -> dict[str, Any]:
     return {
         "valid": report.valid,
@@ -105,10 +131,8 @@ def _report_json(
         "errors": [_issue_json(issue) for issue in report.errors],
         "warnings": [_issue_json(issue) for issue in report.warnings],
         "credential_check": check,
-        "credentials": [
-            {"provider": error.provider, "kind": error.kind.value, "message": error.message}
-            for error in rejected
-        ],
+        "credentials": _errors_json(rejected),
+        "credentials_unchecked": _errors_json(unchecked),
     }
 
 
@@ -117,7 +141,10 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _print_report(
-    report: ConfigReport, check: CredentialCheck, rejected: list[ProviderError]
+    report: ConfigReport,
+    check: CredentialCheck,
+    rejected: list[ProviderError],
+    unchecked: list[ProviderError],
 ) -> None:
     for issue in report.errors:
         click.echo(str(issue))
@@ -128,6 +155,14 @@ def _print_report(
         click.echo(f"config invalid: {_plural(len(report.errors), 'problem')}{where}")
         return
     loaded = report.config
+    for error in unchecked:
+        click.echo(
+            redact(
+                f"warning: {error.provider}: could not be checked ({error.kind.value}: "
+                f"{' '.join(error.message.split())}); its key was not confirmed"
+            ),
+            err=True,
+        )
     for error in rejected:
         variable = loaded.key_env_var(error.provider)
         hint = f" (key from ${variable})" if variable else ""

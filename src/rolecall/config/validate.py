@@ -25,6 +25,12 @@ from rolecall.config._locations import (
     make_issue,
     sort_issues,
 )
+from rolecall.config._provider_checks import (
+    Finding,
+    base_url_findings,
+    key_findings,
+    param_name_finding,
+)
 from rolecall.config._schema_errors import describe, did_you_mean, role_key_issue, schema_issues
 from rolecall.config.schema import (
     BUILTIN_ROLES,
@@ -112,6 +118,18 @@ class _Checker:
     def warn(self, path: ConfigPath, problem: str, fix: str | None = None) -> None:
         self.warnings.append(make_issue(path, problem, fix, self.lines))
 
+    def report(self, finding: Finding | None) -> None:
+        if finding is not None:
+            report = self.warn if finding.warning else self.error
+            report(finding.path, finding.problem, finding.fix)
+
+    def _protocol(self, provider_id: str) -> str | None:
+        """The type of a defined provider; None when it is not known (undefined, invalid)."""
+        providers = self.data.get("providers")
+        spec = providers.get(provider_id) if isinstance(providers, dict) else None
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        return kind if isinstance(kind, str) else None
+
     def cross_checks(self) -> None:
         providers = self.data.get("providers")
         ids: set[str] | None = None  # None: provider ids unknown, so references go unchecked
@@ -189,11 +207,21 @@ class _Checker:
                 f"no api_key: the {kind} API will reject every call",
                 f"add api_key: ${{{_KEY_VARIABLE[kind]}}}",
             )
+        for finding in (*base_url_findings(path, spec), *key_findings(path, provider_id, spec)):
+            self.report(finding)
         for key in ("params", "parameters"):
             if isinstance(spec.get(key), dict):
-                self._params((*path, key), spec[key], in_role=False)
+                self._params((*path, key), spec[key], in_role=False, protocols=[kind])
 
-    def _params(self, path: ConfigPath, params: Mapping[str, Any], *, in_role: bool) -> None:
+    def _params(
+        self,
+        path: ConfigPath,
+        params: Mapping[str, Any],
+        *,
+        in_role: bool,
+        protocols: list[str | None],
+    ) -> None:
+        owner = " (this role's providers)" if in_role else ""
         for name, value in params.items():
             where = (*path, name)
             if name in CRITICAL_ROLE_KEYS:
@@ -204,6 +232,8 @@ class _Checker:
                         where, f"'{name}' does not belong in params", "set it on the provider"
                     )
                 continue
+            if isinstance(name, str):
+                self.report(param_name_finding(where, name, protocols, owner))
             unquote = " (remove the quotes)" if _looks_numeric(value) else ""
             if name in _PARAM_RANGES:
                 low, high = _PARAM_RANGES[name]
@@ -273,9 +303,14 @@ class _Checker:
                 f"set roles.{name}.provider or default_provider",
             )
         self._weights(path, spec, list(first), ids)
+        chain = [
+            *first,
+            *([default] if isinstance(default := self.data.get("default_provider"), str) else []),
+        ]
+        protocols = [self._protocol(ref) for ref in chain]
         for key in ("params", "parameters"):
             if isinstance(spec.get(key), dict):
-                self._params((*path, key), spec[key], in_role=True)
+                self._params((*path, key), spec[key], in_role=True, protocols=protocols)
 
     def _weights(
         self, path: ConfigPath, spec: dict[str, Any], chain: list[str], ids: set[str] | None

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -135,8 +136,8 @@ def classify_anthropic_error(
 
 
 def anthropic_body(model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-    """The Messages API body; params other than the known ones are not sent."""
-    params = request.params
+    """The Messages API body; params other than the known ones are not sent (logged once)."""
+    params = sendable_params("anthropic", request.params)
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     body: dict[str, Any] = {
         "model": model,

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -91,7 +92,8 @@ def classify_gemini_error(
 
 
 def gemini_body(request: ChatRequest) -> dict[str, Any]:
-    """The generateContent body; params other than the known ones are not sent."""
+    """The generateContent body; params other than the known ones are not sent (logged once)."""
+    params = sendable_params("google", request.params)
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     body: dict[str, Any] = {
         "contents": [
@@ -104,9 +106,9 @@ def gemini_body(request: ChatRequest) -> dict[str, Any]:
         body["systemInstruction"] = {"parts": [{"text": system}]}
     generation: dict[str, Any] = {}
     for key, name in _GENERATION_KEYS.items():
-        if request.params.get(key) is not None:
-            generation[name] = request.params[key]
-    stop = request.params.get("stop")
+        if params.get(key) is not None:
+            generation[name] = params[key]
+    stop = params.get("stop")
     if stop:
         generation["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if request.response_schema is not None:

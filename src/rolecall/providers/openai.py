@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -105,14 +106,19 @@ def _schema_name(schema: Mapping[str, Any]) -> str:
 
 
 def openai_body(
-    model: str, request: ChatRequest, *, max_tokens_field: str, stream: bool
+    model: str,
+    request: ChatRequest,
+    *,
+    max_tokens_field: str,
+    stream: bool,
+    protocol: str = "openai",
 ) -> dict[str, Any]:
-    """The Chat Completions body; unknown params pass through unchanged."""
+    """The Chat Completions body; params ``protocol`` does not take are not sent (logged once)."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
     }
-    for key, value in request.params.items():
+    for key, value in sendable_params(protocol, request.params).items():
         if value is None or key in _RESERVED:
             continue
         body[max_tokens_field if key == "max_tokens" else key] = value
@@ -156,7 +162,11 @@ class OpenAIProvider(HTTPProvider):
 
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         return openai_body(
-            self.model, request, max_tokens_field=self._max_tokens_field, stream=stream
+            self.model,
+            request,
+            max_tokens_field=self._max_tokens_field,
+            stream=stream,
+            protocol=self.config.type,
         )
 
     def _filtered(self, what: str) -> ProviderError:

@@ -4,7 +4,8 @@ Each server runs its own asyncio loop in a daemon thread, so it serves
 synchronous tests, async tests and out-of-process clients alike. Every chat
 request pops one fault from the FIFO ``script`` queue (or, when the queue is
 empty, takes the next sticky fault from ``set_faults``) and otherwise answers
-normally, in the vendor's exact wire format.
+normally, in the vendor's exact wire format. The model endpoints (the
+credential check's calls) take faults from their own ``script_models`` queue.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class SimServer:
         self._dialect = _DIALECTS[protocol]()
         self._port = port
         self._queue: deque[Fault] = deque()
+        self._model_queue: deque[Fault] = deque()
         self._sticky: tuple[Fault, ...] = ()
         self._sticky_turn = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +206,11 @@ class SimServer:
         """Queue faults; each chat request (stream or not) takes the next one."""
         self._queue.extend(parse_fault(f) for f in faults)
 
+    def script_models(self, *faults: Fault | str) -> None:
+        """Queue faults for the model endpoints only (list or get a model: the credential
+        check); each such request takes the next one before any sticky fault applies."""
+        self._model_queue.extend(parse_fault(f) for f in faults)
+
     def set_faults(self, *faults: Fault | str) -> None:
         """Faults for every chat request until ``clear()``, in turn; used when the queue is empty.
 
@@ -216,6 +223,7 @@ class SimServer:
     def clear(self) -> None:
         """Drop queued and sticky faults."""
         self._queue.clear()
+        self._model_queue.clear()
         self._sticky = ()
 
     @property
@@ -266,14 +274,14 @@ class SimServer:
         self.model_calls += 1
         dialect = self._dialect
         ctx = Ctx(model=route.model or "", key=key, stream=False, body={}, input_tokens=0)
-        fault = next((f for f in self._sticky if f.kind in _MODEL_ENDPOINT_KINDS), None)
+        fault = self._model_fault()
         if fault is not None and fault.kind == "reset":
             ex.reset()
             return
         if fault is not None and fault.kind == "timeout":
             if await ex.wait_client_gone(fault.hang_seconds):
                 return
-        elif fault is not None:
+        elif fault is not None and fault.kind != "ok":
             await self._send(ex, dialect.error(fault, ctx), ctx)
             return
         rejected = self._check_key(key) or dialect.check_headers(request)
@@ -285,6 +293,11 @@ class SimServer:
             await self._send(ex, ok(dialect.model_info(route.model)))
         else:
             await self._send(ex, dialect.model_not_found(route.model or ""))
+
+    def _model_fault(self) -> Fault | None:
+        if self._model_queue:
+            return self._model_queue.popleft()
+        return next((f for f in self._sticky if f.kind in _MODEL_ENDPOINT_KINDS), None)
 
     async def _chat(
         self, request: HttpRequest, ex: Exchange, route: Route, parsed: Any, key: str | None

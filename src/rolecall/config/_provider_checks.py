@@ -1,0 +1,116 @@
+"""Checks of one provider's values that the schema cannot express: URL shape, key, params.
+
+- ``base_url`` must be an ``http(s)://`` URL with a host: ``api.openai.com/v1`` or
+  ``localhost:11434`` would otherwise fail at the first call with a transport error.
+- An API key with leading or trailing whitespace or a line break (pasted from a file
+  or a terminal) is rejected by every vendor as a bad key; the issue names the
+  provider and never shows the key.
+- A parameter name the provider's wire protocol does not take (``params.py``) is a
+  warning with a did-you-mean: the adapters do not send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from rolecall.config._locations import ConfigPath
+from rolecall.config.params import known_params, suggest_param
+
+__all__ = ["Finding", "base_url_findings", "key_findings", "param_name_finding"]
+
+_EXAMPLE_URL = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "google": "https://generativelanguage.googleapis.com",
+    "openai-compatible": "http://localhost:11434/v1",
+}
+
+# Servers on this machine usually speak plain http.
+_LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: an error, or a warning when ``warning`` is set."""
+
+    path: ConfigPath
+    problem: str
+    fix: str
+    warning: bool = False
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not host:
+        return "has no host"
+    if url != url.strip():
+        return "has spaces around it"
+    return None
+
+
+def base_url_findings(path: ConfigPath, spec: Mapping[str, Any]) -> Iterator[Finding]:
+    """``base_url`` (or its alias ``endpoint``) is an http(s) URL with a host."""
+    if "base_url" in spec and "endpoint" in spec:
+        return  # both spellings: the schema reports that first
+    for field in ("base_url", "endpoint"):
+        url = spec.get(field)
+        if not isinstance(url, str) or not url:
+            continue  # missing: other checks; not a string: the schema reports it
+        problem = _url_problem(url)
+        if problem is None:
+            continue
+        kind = spec.get("type")
+        example = _EXAMPLE_URL.get(kind, "https://host/v1") if isinstance(kind, str) else ""
+        stripped = url.strip()
+        if "://" not in stripped and stripped:
+            scheme = "http" if stripped.startswith(_LOCAL_HOSTS) else "https"
+            fix = f"write the full URL with its scheme, e.g. {scheme}://{stripped}"
+        else:
+            fix = f"write an http:// or https:// URL with a host, e.g. {example or 'https://host'}"
+        yield Finding((*path, field), f"{field} {url!r} {problem}", fix)
+
+
+def key_findings(path: ConfigPath, provider_id: str, spec: Mapping[str, Any]) -> Iterator[Finding]:
+    """The API key has no surrounding whitespace or line break (the key is never shown)."""
+    key = spec.get("api_key")
+    if isinstance(key, str) and key and key != key.strip():
+        what = "a line break" if ("\n" in key or "\r" in key) else "spaces or tabs"
+        yield Finding(
+            (*path, "api_key"),
+            f"the api_key of provider '{provider_id}' has {what} before or after it "
+            "(every vendor would reject it as a wrong key)",
+            "strip it where the key is set (the environment variable, .env line or file)",
+        )
+
+
+def param_name_finding(
+    where: ConfigPath, name: str, protocols: Iterable[str | None], owner: str = ""
+) -> Finding | None:
+    """A warning when no protocol in ``protocols`` takes the parameter ``name``.
+
+    ``owner`` qualifies the protocols in the message, e.g. `` (this role's providers)``.
+    """
+    given = list(protocols)
+    kinds = sorted({p for p in given if p is not None})
+    if not kinds or None in given:
+        known: frozenset[str] = known_params(None)
+    else:
+        known = frozenset().union(*(known_params(kind) for kind in kinds))
+    if name in known:
+        return None
+    close = suggest_param(name, known)
+    names = " and ".join(kinds) or "every provider type"
+    fix = f"did you mean '{close}'?" if close else "use a name the provider takes, or remove it"
+    return Finding(
+        where, f"parameter '{name}' is unknown to {names}{owner} and is not sent", fix, warning=True
+    )

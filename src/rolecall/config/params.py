@@ -1,0 +1,120 @@
+"""The call parameters each wire protocol takes: one table, read by validation and adapters.
+
+``config validate`` warns about a name a provider's protocol does not know (with a
+did-you-mean: ``temp`` -> ``temperature``), and the adapters send only the names
+listed here, so a typo never reaches a vendor as an unknown field that fails the
+call (OpenAI rejects unknown fields) or is ignored without a word.
+
+The names are rolecall's (OpenAI's words): ``max_tokens`` becomes
+``max_completion_tokens`` for OpenAI, ``max_tokens`` for Anthropic and
+``maxOutputTokens`` for Gemini; ``stop`` becomes ``stop_sequences`` or
+``stopSequences``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rolecall.config._schema_errors import did_you_mean
+
+__all__ = ["KNOWN_PARAMS", "known_params", "sendable_params", "suggest_param", "unknown_params"]
+
+log = logging.getLogger("rolecall.providers")
+_warned: set[tuple[str, str]] = set()
+
+_SAMPLING = frozenset({"temperature", "top_p", "max_tokens", "stop"})
+
+# OpenAI Chat Completions request fields a config or a call may set (model, messages and
+# stream are the adapter's own).
+_OPENAI = _SAMPLING | {
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "user",
+    "response_format",
+    "reasoning_effort",
+    "verbosity",
+    "service_tier",
+    "store",
+    "metadata",
+    "modalities",
+    "prediction",
+    "audio",
+    "web_search_options",
+    "prompt_cache_key",
+    "safety_identifier",
+    "parallel_tool_calls",
+}
+
+# Sampling fields that OpenAI-compatible servers add (vLLM, llama.cpp server, Ollama,
+# OpenRouter).
+_COMPATIBLE = _OPENAI | {
+    "top_k",
+    "min_p",
+    "top_a",
+    "typical_p",
+    "repetition_penalty",
+    "repeat_penalty",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+    "num_ctx",
+    "keep_alive",
+    "chat_template_kwargs",
+    "reasoning",
+}
+
+KNOWN_PARAMS: Mapping[str, frozenset[str]] = {
+    "openai": frozenset(_OPENAI),
+    "openai-compatible": frozenset(_COMPATIBLE),
+    "anthropic": _SAMPLING | {"top_k"},
+    "google": _SAMPLING | {"top_k", "seed"},
+    "local": _SAMPLING | {"top_k", "max_completion_tokens"},
+}
+_EVERY = frozenset().union(*KNOWN_PARAMS.values())
+
+
+def known_params(protocol: str | None) -> frozenset[str]:
+    """The names ``protocol`` takes; every protocol's names when it is unknown or None."""
+    if protocol is None:
+        return _EVERY
+    return KNOWN_PARAMS.get(protocol, _EVERY)
+
+
+def unknown_params(protocol: str | None, names: Iterable[str]) -> list[str]:
+    """The names in ``names`` that ``protocol`` does not take, in order."""
+    known = known_params(protocol)
+    return [name for name in names if name not in known]
+
+
+def suggest_param(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` most likely stands for (a typo or a prefix: temp -> temperature)."""
+    options = sorted(known)
+    close = did_you_mean(name, options)
+    if close is not None:
+        return close
+    lowered = name.lower()
+    starts = [option for option in options if len(lowered) >= 3 and option.startswith(lowered)]
+    return min(starts, key=len) if starts else None
+
+
+def sendable_params(protocol: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``params`` without the names ``protocol`` does not take; each dropped name is logged
+    once per process, so a per-call typo is not dropped in silence either."""
+    unknown = unknown_params(protocol, params)
+    if not unknown:
+        return params
+    for name in unknown:
+        if (protocol, name) not in _warned:
+            _warned.add((protocol, name))
+            close = suggest_param(name, known_params(protocol))
+            hint = f" (did you mean '{close}'?)" if close else ""
+            log.warning("parameter '%s' is unknown to %s and is not sent%s", name, protocol, hint)
+    return {key: value for key, value in params.items() if key not in unknown}
