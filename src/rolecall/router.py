@@ -228,7 +228,7 @@ class Router:
             self._health.mark_unavailable(error.provider, error)
         now = self._clock()
         for error in transient:
-            cooldown = error.retry_after or self._failover_within
+            cooldown = error.retry_after or self._config.failover_within
             self._health.cool_down(error.provider, now + cooldown)
             log.warning("%s", transient_warning(error, cooldown))
         if rejected:
