@@ -83,13 +83,14 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise MissingExtra("gateway", exc.name or "starlette", "rolecall serve") from None
-    from rolecall.config.load import find_config_path, load_config
+    from rolecall.config.load import find_config_path, load_config_with_warnings
     from rolecall.gateway.app import Gateway
     from rolecall.gateway.auth import is_loopback, unsafe_bind_message
     from rolecall.gateway.server import GatewayServer, bind_socket
 
     path = find_config_path(config_path)
-    config = load_config(path)
+    # Empty or blank gateway.keys entries are dropped when loading: they never count as keys.
+    config, warnings = load_config_with_warnings(path)
     if not is_loopback(host) and not config.gateway.keys:
         fail(unsafe_bind_message(host), EXIT_USAGE)
     try:
@@ -98,6 +99,8 @@ def serve(
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port")
     log_config = _log_config(log_level)
     logging.config.dictConfig(log_config)
+    for warning in warnings:
+        logging.getLogger("rolecall.gateway").warning("config: %s", warning)
     gateway = Gateway(config, config_path=path, offline=offline, host=host)
     server = GatewayServer(
         gateway, sock, access_log=access_log, log_level=log_level, log_config=log_config

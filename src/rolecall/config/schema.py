@@ -179,6 +179,14 @@ class GatewayConfig(_Model):
     keys: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
+    @field_validator("keys")
+    @classmethod
+    def _real_keys(cls, keys: list[Secret]) -> list[Secret]:
+        # An empty or blank entry (an empty ${VAR}) is no key: kept, it would count as
+        # one and let the gateway listen beyond loopback with auth in fact off.
+        # Validation warns about each such entry.
+        return [Secret(key.get().strip()) for key in keys if key.get().strip()]
+
 
 class StateConfig(_Model):
     """Where provider health lives: this process (default) or Redis, shared by processes."""

@@ -164,6 +164,7 @@ class _Checker:
                     f"assign roles.{unassigned[0]}.provider (and the rest) or set default_provider",
                 )
         self._retry()
+        self._gateway_keys()
 
     def _reference(self, path: ConfigPath, ref: str, ids: set[str] | None) -> bool:
         if ids is None or ref in ids:
@@ -377,3 +378,18 @@ class _Checker:
                 f"initial_backoff ({initial:g}s) is longer than max_backoff ({maximum:g}s)",
                 "make initial_backoff at most max_backoff",
             )
+
+    def _gateway_keys(self) -> None:
+        """An empty or blank key (often an unset or empty ${VAR}) is no key at all."""
+        gateway = self.data.get("gateway")
+        keys = gateway.get("keys") if isinstance(gateway, dict) else None
+        if not isinstance(keys, list):
+            return
+        for index, key in enumerate(keys):
+            if isinstance(key, str) and not key.strip():
+                self.warn(
+                    ("gateway", "keys", index),
+                    "this gateway key is empty or blank (an unset or empty variable?), so it "
+                    "is not a key; with no other key the gateway only listens on loopback",
+                    "set the variable it reads (e.g. ROLECALL_GATEWAY_KEY) or remove the entry",
+                )

@@ -1,4 +1,10 @@
-"""Gateway API keys: bearer-token checks and the rule about which addresses may be bound."""
+"""Gateway API keys: bearer-token checks and the rule about which addresses may be bound.
+
+The rule: a gateway listens beyond loopback only with at least one real key. An
+empty or blank entry in ``gateway.keys`` (an unset ``${VAR:-}``) is no key: the
+config drops it, and :class:`KeyChecker` skips it too, so such an entry can
+neither open the gateway nor count towards the rule.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ class KeyChecker:
     __slots__ = ("_digests",)
 
     def __init__(self, keys: Sequence[Secret]) -> None:
-        self._digests = tuple(_digest(key.get()) for key in keys if key)
+        self._digests = tuple(_digest(key.get().strip()) for key in keys if key.get().strip())
 
     @property
     def enabled(self) -> bool:
@@ -57,7 +63,9 @@ def is_loopback(host: str) -> bool:
 
 def unsafe_bind_message(host: str) -> str:
     return (
-        f"refusing to listen on {host}: no gateway API key is configured, so anyone who can "
-        "reach this address could spend your provider credits; add keys under gateway.keys "
-        "(e.g. gateway: {keys: ['${ROLECALL_GATEWAY_KEY}']}) or bind 127.0.0.1"
+        f"refusing to listen on {host}: no gateway API key is configured (empty or blank "
+        "entries, e.g. from an unset or empty variable, are not keys), so anyone who can "
+        "reach this address could spend your provider credits; set the variable your "
+        "gateway.keys entry reads, or add keys under gateway.keys "
+        "(e.g. gateway: {keys: ['${ROLECALL_GATEWAY_KEY}']}), or bind 127.0.0.1"
     )
