@@ -87,13 +87,8 @@ def _places(node: Any) -> list[tuple[Any, Any]]:
 def forget_fuzzed_secrets() -> Iterator[None]:
     """Random api_key values ("fallback", "000000") are registered as secrets process-wide
     and would be masked in later tests' output; restore the registry afterwards."""
-    with _secrets._lock:
-        known, pattern = set(_secrets._known), _secrets._pattern
-    yield
-    with _secrets._lock:
-        _secrets._known.clear()
-        _secrets._known.update(known)
-        _secrets._pattern = pattern
+    with _secrets._scoped_registry():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from typing import Any, Literal
 
 import click
 
-from rolecall._secrets import redact
+from rolecall._secrets import mask_url, redact
 from rolecall.cli._common import (
     EXIT_CREDENTIALS,
     EXIT_OK,
@@ -34,8 +33,6 @@ __all__ = ["config"]
 
 CredentialCheck = Literal["ok", "failed", "skipped", "unavailable"]
 _MASK = "***"
-# The user part may be empty: Redis URLs are often redis://:PASSWORD@host.
-_URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]+@")
 
 
 @click.group("config")
@@ -200,9 +197,11 @@ def show(config_path: str | None, as_json: bool) -> None:
 
 
 def masked_config(loaded: RolecallConfig) -> dict[str, Any]:
-    """The config as plain data with keys, credential headers and URL passwords masked."""
+    """The config as plain data with keys, credential headers and URL credentials masked."""
     data = loaded.model_dump(mode="json", exclude_none=True)
     for provider in data.get("providers", {}).values():
+        if isinstance(provider.get("base_url"), str):
+            provider["base_url"] = mask_url(provider["base_url"])
         headers = provider.get("headers", {})
         for name in headers:
             if SECRET_NAME.search(name):
@@ -210,12 +209,8 @@ def masked_config(loaded: RolecallConfig) -> dict[str, Any]:
     for section, field in (("metrics", "url"), ("state", "redis_url")):
         values = data.get(section, {})
         if isinstance(values.get(field), str):
-            values[field] = _mask_url_password(values[field])
+            values[field] = mask_url(values[field])
     return data
-
-
-def _mask_url_password(url: str) -> str:
-    return _URL_PASSWORD.sub(rf"\g<1>{_MASK}@", url)
 
 
 @config.command("schema")

@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from rolecall._secrets import Secret
+from rolecall._secrets import Secret, register_url_secrets
 
 __all__ = [
     "BUILTIN_ROLES",
@@ -97,6 +98,10 @@ SecretStr = Annotated[
 ]
 
 
+# A URL that may carry credentials (user:password@, ?api_key=): they are masked from then on.
+UrlStr = Annotated[str, AfterValidator(register_url_secrets)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, frozen=True
@@ -112,7 +117,7 @@ class ProviderConfig(_Model):
     type: Literal["openai", "anthropic", "google", "openai-compatible", "local"]
     model: str | None = None
     api_key: SecretStr | None = None
-    base_url: str | None = Field(default=None, alias="endpoint")
+    base_url: UrlStr | None = Field(default=None, alias="endpoint")
     params: dict[str, Any] = Field(default_factory=dict, alias="parameters")
     timeout: Duration = 60.0
     max_concurrency: int = Field(default=8, ge=1, le=10_000)
@@ -168,7 +173,7 @@ class RetryConfig(_Model):
 
 
 class MetricsConfig(_Model):
-    url: str = "sqlite:///.rolecall/rolecall.db"
+    url: UrlStr = "sqlite:///.rolecall/rolecall.db"
     runs_dir: str = ".rolecall/runs"
     enabled: bool = True
     flush_interval: Duration = 0.5
@@ -191,7 +196,7 @@ class GatewayConfig(_Model):
 class StateConfig(_Model):
     """Where provider health lives: this process (default) or Redis, shared by processes."""
 
-    redis_url: str | None = None
+    redis_url: UrlStr | None = None
     key_prefix: str = "rolecall"
 
 

@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from rolecall._secrets import redact
+from rolecall._secrets import redact, redact_answer
 from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
@@ -88,7 +88,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
         except ClientDisconnect:
             response = Response(status_code=499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = _error_response(exc, state.label)
+            response = _error_response(exc, state.label, _upstreams(gateway))
         except Exception as exc:
             log.error("chat request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
@@ -186,13 +186,14 @@ async def _stream(
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
         if first:
-            yield chunk({"content": first})
+            yield chunk({"content": redact_answer(first)})
         try:
             async for piece in reply_stream:
-                yield chunk({"content": piece})
+                # Per chunk: a key split across two chunks is not seen (one within a chunk is).
+                yield chunk({"content": redact_answer(piece)})
         except Exception as exc:  # after text was sent: end with an error event
             state.status = 502
-            yield sse_event(_stream_error(exc))
+            yield sse_event(_stream_error(exc, _upstreams(state.gateway)))
             return
         reply = reply_stream.reply
         yield chunk({}, fmt.finish_reason(reply.finish_reason), reply.model)
@@ -216,19 +217,25 @@ async def _stream(
     return _SSEResponse(events(), headers, on_close)
 
 
-def _stream_error(exc: Exception) -> dict[str, Any]:
+def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:
     """The error event that ends a stream which failed after sending text."""
     if not isinstance(exc, RolecallError):
         log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
         return fmt.error_body(_INTERNAL, "api_error")
     code = "stream_interrupted" if isinstance(exc, StreamInterrupted) else "api_error"
-    body = fmt.error_body(exc.message, "api_error", code)
+    body = fmt.error_body(fmt.hide_upstreams(exc.message, upstreams), "api_error", code)
     body["error"]["provider"] = getattr(exc, "provider", None)
     return body
 
 
-def _error_response(exc: RolecallError, role: str) -> Response:
-    mapped = fmt.error_for_exception(exc)
+def _upstreams(gateway: Gateway) -> tuple[str, ...]:
+    """The configured providers' addresses, hidden from error messages (error path only)."""
+    providers = gateway.generation.config.providers.values()
+    return fmt.upstream_hosts(provider.base_url for provider in providers)
+
+
+def _error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Response:
+    mapped = fmt.error_for_exception(exc, upstreams)
     if mapped is None:  # a RolecallError the router should not raise at call time
         return json_response(500, fmt.error_body(exc.message, "api_error"))
     headers = {"x-rolecall-role": role}

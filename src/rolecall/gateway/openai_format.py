@@ -9,11 +9,13 @@ back to OpenAI's response shape.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from rolecall._secrets import redact
+from rolecall._secrets import redact, redact_answer
 from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, ProviderError
 from rolecall.types import Message, Reply, Usage, normalize_messages
 
@@ -26,10 +28,13 @@ __all__ = [
     "error_body",
     "error_for_exception",
     "finish_reason",
+    "hide_upstreams",
     "model_list_body",
     "parse_chat_request",
+    "upstream_hosts",
     "usage_body",
     "usage_chunk_body",
+    "without_urls",
 ]
 
 
@@ -201,7 +206,11 @@ def completion_body(reply: Reply, completion_id: str, created: int) -> dict[str,
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                "message": {
+                    "role": "assistant",
+                    "content": redact_answer(reply.text),
+                    "refusal": None,
+                },
                 "logprobs": None,
                 "finish_reason": finish_reason(reply.finish_reason),
             }
@@ -252,11 +261,48 @@ def model_list_body(roles: Sequence[str], providers: Sequence[str], created: int
     return {"object": "list", "data": data}
 
 
+# Any absolute URL: a provider's base_url (maybe with credentials) or a vendor's own link.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()\[\]]*[^\s'\"<>()\[\].,;:!?]")
+_URL_SHOWN = "<provider URL>"
+_HOST_SHOWN = "<provider host>"
+
+
+def without_urls(text: str) -> str:
+    """``text`` with every URL replaced: a gateway client learns nothing of the upstreams."""
+    return _URL.sub(_URL_SHOWN, text) if "://" in text else text
+
+
+def upstream_hosts(base_urls: Iterable[str | None]) -> tuple[str, ...]:
+    """``host:port`` and host of each configured base_url: what a client must not learn."""
+    hosts: set[str] = set()
+    for url in base_urls:
+        try:
+            parts = urlsplit(url or "")
+            port = parts.port
+        except ValueError:
+            continue
+        host = parts.hostname or ""
+        if host:
+            hosts.add(host)
+            hosts.update({f"{host}:{port}", f"[{host}]:{port}"} if port else ())
+    return tuple(sorted(hosts, key=len, reverse=True))  # host:port before its host
+
+
+def hide_upstreams(text: str, hosts: Sequence[str]) -> str:
+    """``text`` without URLs and without the upstreams' addresses (``cannot connect to H:P``)."""
+    text = without_urls(text)
+    for host in hosts:
+        if host in text:
+            text = text.replace(host, _HOST_SHOWN)
+    return text
+
+
 def error_body(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
-    """OpenAI's error shape; the message is redacted whatever its source."""
-    return {"error": {"message": redact(message), "type": type_, "param": param, "code": code}}
+    """OpenAI's error shape; the message is redacted and stripped of URLs whatever its source."""
+    shown = without_urls(redact(message))
+    return {"error": {"message": shown, "type": type_, "param": param, "code": code}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,14 +312,18 @@ class ErrorReply:
     retry_after: float | None = None
 
 
-def error_for_exception(exc: Exception) -> ErrorReply | None:
-    """The HTTP status and body for a router error, or None when it is not one."""
+def error_for_exception(exc: Exception, upstreams: Sequence[str] = ()) -> ErrorReply | None:
+    """The HTTP status and body for a router error, or None when it is not one.
+
+    Provider messages lose every URL and every address in ``upstreams`` (see
+    :func:`upstream_hosts`): a gateway client learns nothing of what is behind it.
+    """
     if isinstance(exc, NoProviderForRole):
         return ErrorReply(404, error_body(exc.message, "invalid_request_error", "no_provider"))
     if isinstance(exc, AllProvidersFailed):
-        return _all_failed(exc.message, exc.errors)
+        return _all_failed(hide_upstreams(exc.message, upstreams), exc.errors)
     if isinstance(exc, ProviderError):
-        return _all_failed(exc.message, [exc])
+        return _all_failed(hide_upstreams(exc.message, upstreams), [exc])
     return None
 
 
