@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from rolecall._secrets import redact_answer
 from rolecall.cli._common import (
     EXIT_FAILED,
     config_option,
@@ -100,7 +101,7 @@ async def _ask(
             if stream:
                 reply_stream = router.stream(role, messages, params=params, run_id=run_id)
                 async for piece in reply_stream:
-                    click.echo(piece, nl=False)
+                    click.echo(redact_answer(piece), nl=False)
                 click.echo()
                 reply = reply_stream.reply
             else:
@@ -123,5 +124,5 @@ async def _ask(
     if as_json:
         print_json(reply.to_dict())
     elif not stream:
-        click.echo(reply.text)
+        click.echo(redact_answer(reply.text))
     return 0
