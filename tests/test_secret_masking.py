@@ -175,3 +175,16 @@ def test_gateway_answers_errors_log_and_store_mask_every_form(
         assert_masked(text)
     for raw in stored_bytes(config.parent).values():
         assert_masked(raw.decode("utf-8", "replace"))
+
+
+async def test_the_python_api_masks_an_echoed_key_in_answers_and_chunks(config: Path) -> None:
+    from rolecall.router import Router
+
+    async with Router.from_file(config, check_credentials=False) as router:
+        reply = await router.complete("coder", "hi")
+        stream = router.stream("coder", "hi")
+        chunks = [chunk async for chunk in stream]
+    assert_masked(reply.text)
+    assert "***" in reply.text
+    for chunk in chunks:
+        assert_masked(chunk)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rolecall._hints import explain_all
-from rolecall._secrets import redact
+from rolecall._secrets import redact, redact_answer
 from rolecall._task import TaskRun
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind, ProviderError, RolecallError
@@ -90,7 +90,7 @@ class Outcomes:
         cost = self.cost(pid, completion.usage)
         model = completion.model or self._providers[pid].model
         reply = Reply(
-            text=completion.text,
+            text=redact_answer(completion.text),  # a key the model echoes never reaches a caller
             role=task.role,
             provider=pid,
             model=model,

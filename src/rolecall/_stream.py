@@ -7,6 +7,7 @@ from typing import Any
 
 from rolecall._attempt import ProviderCalls, _First
 from rolecall._chain import walk
+from rolecall._secrets import redact_answer
 from rolecall._task import TaskRun, unexpected_error
 from rolecall.errors import ProviderError, StreamInterrupted
 from rolecall.types import ChatRequest, Completion, Reply, Usage
@@ -81,13 +82,13 @@ async def run_stream(
             # Text proves the key: let waiting tasks through.
             calls.health.mark_confirmed(opened.pid)
             parts.append(first.text)
-            yield first.text
+            yield redact_answer(first.text)
         if first.chunks is not None:
             async for chunk in first.chunks:
                 first.absorb(chunk)
                 if chunk.text:
                     parts.append(chunk.text)
-                    yield chunk.text
+                    yield redact_answer(chunk.text)
     except ProviderError as exc:
         error = exc
     except Exception as exc:  # an adapter bug still ends the stream, named

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from rolecall._secrets import redact_answer
 from rolecall.cli._common import (
     EXIT_FAILED,
     config_option,
@@ -101,7 +100,7 @@ async def _ask(
             if stream:
                 reply_stream = router.stream(role, messages, params=params, run_id=run_id)
                 async for piece in reply_stream:
-                    click.echo(redact_answer(piece), nl=False)
+                    click.echo(piece, nl=False)
                 click.echo()
                 reply = reply_stream.reply
             else:
@@ -124,5 +123,5 @@ async def _ask(
     if as_json:
         print_json(reply.to_dict())
     elif not stream:
-        click.echo(redact_answer(reply.text))
+        click.echo(reply.text)
     return 0

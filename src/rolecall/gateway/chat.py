@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from rolecall._secrets import redact, redact_answer
+from rolecall._secrets import redact
 from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
@@ -186,11 +186,11 @@ async def _stream(
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
         if first:
-            yield chunk({"content": redact_answer(first)})
+            yield chunk({"content": first})
         try:
             async for piece in reply_stream:
                 # Per chunk: a key split across two chunks is not seen (one within a chunk is).
-                yield chunk({"content": redact_answer(piece)})
+                yield chunk({"content": piece})
         except Exception as exc:  # after text was sent: end with an error event
             state.status = 502
             yield sse_event(_stream_error(exc, _upstreams(state.gateway)))

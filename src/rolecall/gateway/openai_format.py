@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from rolecall._secrets import redact, redact_answer
+from rolecall._secrets import redact
 from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, ProviderError
 from rolecall.types import Message, Reply, Usage, normalize_messages
 
@@ -208,7 +208,7 @@ def completion_body(reply: Reply, completion_id: str, created: int) -> dict[str,
                 "index": 0,
                 "message": {
                     "role": "assistant",
-                    "content": redact_answer(reply.text),
+                    "content": reply.text,
                     "refusal": None,
                 },
                 "logprobs": None,
