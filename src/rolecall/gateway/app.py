@@ -145,6 +145,9 @@ class Gateway:
         if slot is not None:
             await slot.aclose()
         self._close_run()
+        from rolecall.sinks import flush_telemetry
+
+        flush_telemetry()
 
     def _open_run(self, config: RolecallConfig) -> Recorder:
         from rolecall.events import new_run_id
