@@ -9,7 +9,7 @@ store queries and rows.
 | path | query | body |
 |---|---|---|
 | ``/api/metrics`` | since, until, provider, role | ``rolecall metrics --format json`` |
-| ``/api/handovers`` | since, until | ``[{provider, role, handovers}]`` |
+| ``/api/handovers`` | since, until | ``[{provider, role, handovers}]`` (immediate ones) |
 | ``/api/trend`` | bucket (hour, day), since, until, by | ``rolecall metrics trend --json`` |
 | ``/api/advise`` | since, until, min_requests | ``rolecall metrics advise --json`` |
 | ``/api/runs`` | limit | ``rolecall runs list --json`` |
@@ -107,7 +107,8 @@ def _metrics(store: MetricsStore, query: Mapping[str, str]) -> Any:
 def _handovers(store: MetricsStore, query: Mapping[str, str]) -> Any:
     from rolecall.store.handovers import handovers
 
-    counts = handovers(store, _time(query, "since"), _time(query, "until"))
+    rows = store.metrics(_time(query, "since"), _time(query, "until"))
+    counts = handovers(rows)
     return [
         {"provider": provider, "role": role, "handovers": count}
         for (provider, role), count in sorted(counts.items())
