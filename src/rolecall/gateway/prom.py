@@ -4,6 +4,13 @@
 feed per provider x role counters and histograms, and the gateway adds its own
 HTTP request counts. Everything runs on the server's event loop, so plain dicts
 suffice. No dependency: the format is a few lines of text per series.
+
+Kept rather than replaced by ``prometheus_client``, which costs measurably more:
+``benchmarks/bench_prom.py`` renders the same 20 provider x role series (calls,
+failures, hand-overs, tokens, latency histogram) in about 2.6 ms here against
+36 ms with prometheus_client 0.26 (~14x), and records an attempt in about 13 us
+against 60 us (2-core machine under load; the ratio is what matters). /metrics is
+scraped every few seconds and recording sits on the request path.
 """
 
 from __future__ import annotations
