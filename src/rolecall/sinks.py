@@ -1,4 +1,9 @@
-"""The event sinks every front end attaches to its router: the recorder, and tracing if on."""
+"""The event sinks every front end attaches to its router: the recorder, and telemetry if on.
+
+Telemetry is on when the standard ``OTEL_*`` variables ask for it; the first sink built
+then installs the tracer and meter providers and their exporters
+(:mod:`rolecall.telemetry_setup`), which are flushed at exit or by :func:`flush_telemetry`.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +17,38 @@ from rolecall.recorder import Recorder
 from rolecall.router import Router
 from rolecall.telemetry import TelemetrySink, telemetry_enabled
 
-__all__ = ["attach_sinks", "telemetry_sink"]
+__all__ = ["attach_sinks", "flush_telemetry", "telemetry_sink"]
 
 log = logging.getLogger("rolecall.sinks")
 
 
 def telemetry_sink(config: RolecallConfig) -> EventSink | None:
-    """An OpenTelemetry sink when the OTEL_* variables ask for tracing, else None."""
+    """An OpenTelemetry sink when the OTEL_* variables ask for telemetry, else None.
+
+    The first call sets up the exporters, unless the host application installed its own
+    providers; a missing package turns telemetry off with one warning naming the fix.
+    """
     if not telemetry_enabled():
         return None
     types = {pid: provider.type for pid, provider in config.providers.items()}
     try:
+        from rolecall.telemetry_setup import setup_telemetry
+
+        setup_telemetry()
         return TelemetrySink(types)
     except MissingExtra as exc:
-        log.warning("tracing is off: %s", exc.message)
+        log.warning("telemetry is off: %s", exc.message)
         return None
+
+
+def flush_telemetry() -> None:
+    """Export the spans and metrics recorded so far, when telemetry was set up at all."""
+    import sys
+
+    if "rolecall.telemetry_setup" in sys.modules:
+        from rolecall.telemetry_setup import flush_telemetry as flush
+
+        flush()
 
 
 def attach_sinks(router: Router, *, base_dir: Path | None = None) -> Recorder:

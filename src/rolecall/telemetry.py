@@ -1,10 +1,15 @@
-"""OpenTelemetry spans for tasks and attempts (``rolecall[otel]``).
+"""OpenTelemetry spans and metrics for tasks and attempts (``rolecall[otel]``).
 
 A span per task and a child span per attempt, following the GenAI semantic
 conventions, parented under the caller's current span. Spans are built from
 the router's events when the task ends, with the real start and end times, so
 tracing adds nothing to the call path beyond one event. Events carry no prompt
 or completion text, so none is ever recorded.
+
+Each attempt also feeds the GenAI client metrics: ``gen_ai.client.operation.duration``
+(histogram, seconds) and ``gen_ai.client.token.usage`` (histogram, tokens, with
+``gen_ai.token.type`` input or output), with the role and provider as attributes.
+Where the spans and metrics go is set up by :mod:`rolecall.telemetry_setup`.
 """
 
 from __future__ import annotations
@@ -28,17 +33,17 @@ _GEN_AI_SYSTEM = {
 }
 
 
+# Bucket boundaries the GenAI semantic conventions recommend for the two histograms.
+_DURATION_BUCKETS = tuple(0.01 * 2**power for power in range(14))  # 0.01 s .. 81.92 s
+_TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))
+
+
 def telemetry_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Tracing is on when the standard OTEL_* variables ask for it."""
+    """Telemetry is on when the standard OTEL_* variables ask for traces or metrics."""
+    from rolecall.telemetry_setup import metrics_wanted, traces_wanted
+
     env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return False
-    exporter = env.get("OTEL_TRACES_EXPORTER", "")
-    return bool(
-        env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or (exporter and exporter != "none")
-    )
+    return traces_wanted(env) or metrics_wanted(env)
 
 
 def _ns(seconds: float) -> int:
@@ -49,14 +54,31 @@ class TelemetrySink:
     """An event sink that turns each finished task into a span tree."""
 
     def __init__(
-        self, provider_types: Mapping[str, str], *, tracer_provider: Any | None = None
+        self,
+        provider_types: Mapping[str, str],
+        *,
+        tracer_provider: Any | None = None,
+        meter_provider: Any | None = None,
     ) -> None:
         try:
-            from opentelemetry import trace
+            from opentelemetry import metrics, trace
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise MissingExtra("otel", "opentelemetry-api", "OpenTelemetry tracing") from exc
         self._trace = trace
         self._tracer = trace.get_tracer("rolecall", tracer_provider=tracer_provider)
+        meter = metrics.get_meter("rolecall", meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS),
+        )
+        self._tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
+        )
         self._systems = {pid: _GEN_AI_SYSTEM.get(t, t) for pid, t in provider_types.items()}
         self._pending: dict[tuple[str, str], list[AttemptEvent]] = {}
 
@@ -64,8 +86,26 @@ class TelemetrySink:
         key = (event.run_id, event.task_id)
         if isinstance(event, AttemptEvent):
             self._pending.setdefault(key, []).append(event)
+            self._record_metrics(event)
             return
         self._task_span(event, self._pending.pop(key, []))
+
+    def _record_metrics(self, attempt: AttemptEvent) -> None:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
+            "gen_ai.request.model": attempt.model,
+            "rolecall.role": attempt.role,
+            "rolecall.provider": attempt.provider,
+        }
+        if attempt.error_kind is not None:
+            attributes["error.type"] = attempt.error_kind.value
+        self._duration.record(attempt.latency_ms / 1000, attributes)
+        if attempt.outcome != "ok":
+            return
+        attributes["gen_ai.response.model"] = attempt.model
+        self._tokens.record(attempt.input_tokens, {**attributes, "gen_ai.token.type": "input"})
+        self._tokens.record(attempt.output_tokens, {**attributes, "gen_ai.token.type": "output"})
 
     def _task_span(self, task: TaskEvent, attempts: list[AttemptEvent]) -> None:
         trace = self._trace

@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "runs": ("rolecall.cli.runs", "runs", "List and inspect recorded runs."),
     "metrics": ("rolecall.cli.metrics", "metrics", "Per provider x role metrics, trends, advice."),
     "serve": ("rolecall.cli.serve", "serve", "Serve the OpenAI-compatible gateway."),
+    "dashboard": ("rolecall.cli.dashboard", "dashboard", "Serve the /ui dashboard from the store."),
     "sim": ("rolecall.cli.sim", "sim", "Run fake provider servers to rehearse failures offline."),
 }
 

@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingExtra("gateway", "starlette", "rolecall serve") from exc
 
 from rolecall.config.schema import BUILTIN_ROLES
+from rolecall.dashboard.routes import dashboard_routes
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
@@ -145,6 +146,9 @@ class Gateway:
         if slot is not None:
             await slot.aclose()
         self._close_run()
+        from rolecall.sinks import flush_telemetry
+
+        flush_telemetry()
 
     def _open_run(self, config: RolecallConfig) -> Recorder:
         from rolecall.events import new_run_id
@@ -309,6 +313,7 @@ class Gateway:
                 Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
+                *dashboard_routes(self),
             ],
             exception_handlers={404: no_route, 405: no_route},
             lifespan=lifespan,

@@ -4,6 +4,13 @@
 feed per provider x role counters and histograms, and the gateway adds its own
 HTTP request counts. Everything runs on the server's event loop, so plain dicts
 suffice. No dependency: the format is a few lines of text per series.
+
+Kept rather than replaced by ``prometheus_client``, which costs measurably more:
+``benchmarks/bench_prom.py`` renders the same 20 provider x role series (calls,
+failures, hand-overs, tokens, latency histogram) in 1.3 ms against 15.3 ms with
+prometheus_client 0.26 (~12x), and records an attempt in 3.5 us against 14.8 us
+(shared 2-core machine). /metrics is scraped every few seconds and recording sits
+on the request path.
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""The dashboard's JSON endpoints, as plain functions of (path, query) over a metrics store.
+
+Both servers call :func:`answer`: the gateway's Starlette routes (``rolecall serve``)
+and the standard-library server of ``rolecall dashboard``. The bodies are the JSON
+the CLI prints for the same question (``metrics --format json``, ``metrics trend
+--json``, ``metrics advise --json``, ``runs list/show --json``), built by the same
+store queries and rows.
+
+| path | query | body |
+|---|---|---|
+| ``/api/metrics`` | since, until, provider, role | ``rolecall metrics --format json`` |
+| ``/api/handovers`` | since, until | ``[{provider, role, handovers}]`` (immediate ones) |
+| ``/api/trend`` | bucket (hour, day), since, until, by | ``rolecall metrics trend --json`` |
+| ``/api/advise`` | since, until, min_requests | ``rolecall metrics advise --json`` |
+| ``/api/runs`` | limit | ``rolecall runs list --json`` |
+| ``/api/runs/RUN`` | | ``rolecall runs show RUN --json`` |
+| ``/api/health`` | | ``{live, providers: {id: state}}`` (live only under ``serve``) |
+
+Times are epoch seconds. A bad parameter is a 400 with a one-line ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from rolecall.store import MetricsStore, StoreNotFound, open_store
+
+__all__ = ["ApiError", "DataSource", "answer"]
+
+HealthFn = Callable[[], dict[str, dict[str, Any]]]
+_GROUPS = {"provider,role": ("provider", "role"), "provider": ("provider",), "role": ("role",)}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class DataSource:
+    """Where the endpoints read: the metrics store at ``url()`` and, in a gateway, live health.
+
+    The store is opened on first use (not created: a missing SQLite file reads as empty)
+    and kept open; a changed URL (config reload) opens the new one.
+    """
+
+    def __init__(self, url: Callable[[], str], health: HealthFn | None = None) -> None:
+        self._url = url
+        self.health = health
+        self._lock = threading.Lock()
+        self._store: MetricsStore | None = None
+        self._store_url: str | None = None
+
+    def store(self) -> MetricsStore | None:
+        url = self._url()
+        with self._lock:
+            if self._store is not None and self._store_url == url:
+                return self._store
+            self.close_store()
+            try:
+                self._store = open_store(url, create=False)
+            except StoreNotFound:
+                return None
+            self._store_url = url
+            return self._store
+
+    def close_store(self) -> None:
+        store, self._store, self._store_url = self._store, None, None
+        if store is not None:
+            store.close()
+
+
+def _time(query: Mapping[str, str], name: str) -> float | None:
+    value = query.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        message = f"{name}={value!r}: give epoch seconds, e.g. {name}=1767225600"
+        raise ApiError(400, message) from None
+
+
+def _int(query: Mapping[str, str], name: str, default: int, top: int) -> int:
+    value = query.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= top:
+        raise ApiError(400, f"{name}={value!r}: give a whole number from 1 to {top}")
+    return int(value)
+
+
+def _metrics(store: MetricsStore, query: Mapping[str, str]) -> Any:
+    rows = store.metrics(
+        _time(query, "since"),
+        _time(query, "until"),
+        provider=query.get("provider") or None,
+        role=query.get("role") or None,
+    )
+    return [row.to_dict() for row in rows]
+
+
+def _handovers(store: MetricsStore, query: Mapping[str, str]) -> Any:
+    from rolecall.store.handovers import handovers
+
+    rows = store.metrics(_time(query, "since"), _time(query, "until"))
+    counts = handovers(rows)
+    return [
+        {"provider": provider, "role": role, "handovers": count}
+        for (provider, role), count in sorted(counts.items())
+    ]
+
+
+def _trend(store: MetricsStore, query: Mapping[str, str]) -> Any:
+    bucket = query.get("bucket", "hour")
+    if bucket not in ("hour", "day"):
+        raise ApiError(400, f"bucket={bucket!r}: use hour or day")
+    by = query.get("by", "provider,role")
+    if by not in _GROUPS:
+        raise ApiError(400, f"by={by!r}: use provider,role or provider or role")
+    step: Literal["hour", "day"] = "hour" if bucket == "hour" else "day"
+    rows = store.trend(step, _time(query, "since"), _time(query, "until"), group_by=_GROUPS[by])
+    return [row.to_dict() for row in rows]
+
+
+def _advise(store: MetricsStore, query: Mapping[str, str]) -> Any:
+    from rolecall.store.advise import advise
+
+    rows = store.metrics(_time(query, "since"), _time(query, "until"))
+    return [finding.to_dict() for finding in advise(rows, _int(query, "min_requests", 20, 10**9))]
+
+
+def _runs(store: MetricsStore, query: Mapping[str, str]) -> Any:
+    from rolecall.runwriter import settle_summary
+
+    summaries = store.runs(_int(query, "limit", 20, 1000))
+    settled = [
+        settle_summary(s, store.run_meta(s.run_id)) if s.status == "running" else s
+        for s in summaries
+    ]
+    return [summary.to_dict() for summary in settled]
+
+
+def _run(store: MetricsStore, run_id: str) -> Any:
+    from rolecall.runwriter import settle_run
+
+    run = store.run(run_id)
+    if run is None:
+        raise ApiError(404, f"no run {run_id!r}: /api/runs lists the recorded runs")
+    return settle_run(run).to_dict()
+
+
+_EMPTY: dict[str, Any] = {"/api/metrics": [], "/api/handovers": [], "/api/trend": []}
+_EMPTY.update({"/api/advise": [], "/api/runs": []})
+_ROUTES: dict[str, Callable[[MetricsStore, Mapping[str, str]], Any]] = {
+    "/api/metrics": _metrics,
+    "/api/handovers": _handovers,
+    "/api/trend": _trend,
+    "/api/advise": _advise,
+    "/api/runs": _runs,
+}
+
+
+def _health(source: DataSource) -> Any:
+    if source.health is None:
+        return {"live": False, "providers": {}}
+    return {"live": True, "providers": source.health()}
+
+
+def answer(source: DataSource, path: str, query: Mapping[str, str]) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) for a GET of ``path`` under ``/api/``."""
+    try:
+        data = _data(source, path, query)
+        status = 200
+    except ApiError as exc:
+        data, status = {"error": exc.message}, exc.status
+    return status, json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+
+def _data(source: DataSource, path: str, query: Mapping[str, str]) -> Any:
+    if path == "/api/health":
+        return _health(source)
+    route = _ROUTES.get(path)
+    if route is None and not path.startswith("/api/runs/"):
+        raise ApiError(404, f"no endpoint {path}: see the README's dashboard section")
+    store = source.store()
+    if route is not None:
+        return _EMPTY[path] if store is None else route(store, query)
+    run_id = path[len("/api/runs/") :]
+    if store is None:
+        raise ApiError(404, f"no run {run_id!r}: no metrics recorded yet")
+    return _run(store, run_id)

@@ -1,0 +1,103 @@
+"""``rolecall dashboard``: the ``/ui`` page and its ``/api/`` data from the metrics store alone.
+
+The standard library's threading HTTP server is enough here: a handful of GETs per page
+load from one person, no streaming, no provider calls. So the dashboard needs no extra
+(not even the gateway's) and starts in a blink. Same rules as the gateway: ``/api/``
+takes the ``gateway.keys`` of the config when it has any, and without keys only a
+loopback address may be bound. No live health here (no router runs).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from rolecall.dashboard import asset
+from rolecall.dashboard.api import DataSource, answer
+from rolecall.gateway.auth import KeyChecker
+
+__all__ = ["DashboardServer"]
+
+
+class DashboardServer:
+    """Serves the dashboard over ``store_url`` on ``host:port`` (0: any free port)."""
+
+    def __init__(
+        self, store_url: str, host: str = "127.0.0.1", port: int = 0, keys: Sequence[Any] = ()
+    ) -> None:
+        self.source = DataSource(lambda: store_url)
+        self.keys = KeyChecker(keys)
+        handler = _handler(self.source, self.keys)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        address = self._server.server_address
+        host, port = str(address[0]), int(address[1])
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+            self.source.close_store()
+
+    def start(self) -> DashboardServer:
+        """Serve from a background thread (tests, benchmarks)."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "rolecall"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path
+            if path.startswith("/api/"):
+                if not keys.allows(self.headers.get("authorization")):
+                    body = b'{"error":"invalid or missing API key: send Authorization: Bearer KEY"}'
+                    self._send(401, body, "application/json", {"www-authenticate": "Bearer"})
+                    return
+                status, body = answer(source, path, dict(parse_qsl(parts.query)))
+                self._send(status, body, "application/json", {"cache-control": "no-store"})
+                return
+            if path in ("/", "/ui/"):
+                self._send(302, b"", "text/plain", {"location": "/ui"})
+                return
+            found = asset(path[len("/ui/") :] if path.startswith("/ui/") else "")
+            if found is None or not (path == "/ui" or path.startswith("/ui/")):
+                self._send(404, b"not found\n", "text/plain")
+                return
+            self._send(200, found[0], found[1])
+
+        def _send(
+            self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None
+        ) -> None:
+            self.send_response(status)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Handler

@@ -1,0 +1,237 @@
+"""Setting up OpenTelemetry export from the standard ``OTEL_*`` variables (``rolecall[otel]``).
+
+The CLI and the gateway call :func:`setup_telemetry` when the variables ask for
+telemetry. It installs a tracer provider and a meter provider with their
+exporters, unless the host application already installed its own (then its
+providers receive our spans and metrics and its exporters are left alone).
+
+Variables read (the SDK's exporters read endpoint, headers, timeout and
+compression themselves):
+
+- ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER``: ``otlp``, ``console``
+  or ``none``, comma-separated; unset means ``otlp`` when an OTLP endpoint is
+  set and ``none`` otherwise (so ``console`` alone never tries a collector);
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` (+ ``_TRACES_``/``_METRICS_`` variants),
+  ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_EXPORTER_OTLP_PROTOCOL``
+  (``http/protobuf``, the default; ``grpc`` when its exporter is installed);
+- ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (service name defaults to
+  ``rolecall``); ``OTEL_METRIC_EXPORT_INTERVAL`` (ms); ``OTEL_SDK_DISABLED``.
+
+Console output goes to stderr so that ``--json`` output on stdout stays valid.
+Providers installed here are flushed by :func:`flush_telemetry` (gateway stop)
+and flushed and shut down at process exit. Nothing here imports OpenTelemetry
+until :func:`setup_telemetry` runs, so ``import rolecall`` stays light.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from rolecall.errors import MissingExtra
+
+__all__ = [
+    "exporter_names",
+    "flush_telemetry",
+    "metrics_wanted",
+    "setup_telemetry",
+    "shutdown_telemetry",
+    "traces_wanted",
+]
+
+log = logging.getLogger("rolecall.telemetry")
+
+_lock = threading.Lock()
+_done = False
+_owned: list[Any] = []  # providers installed here: flushed and shut down by us
+_exit_hook = False
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def _disabled(env: Mapping[str, str]) -> bool:
+    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def exporter_names(signal: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Exporters asked for ``signal`` (``traces`` or ``metrics``), ``none`` removed."""
+    env = _env(environ)
+    if _disabled(env):
+        return []
+    upper = signal.upper()
+    named = env.get(f"OTEL_{upper}_EXPORTER", "").strip().lower()
+    if not named:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
+            f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"
+        )
+        named = "otlp" if endpoint else "none"
+    names = [part.strip() for part in named.split(",") if part.strip()]
+    return [name for name in names if name != "none"]
+
+
+def traces_wanted(environ: Mapping[str, str] | None = None) -> bool:
+    return bool(exporter_names("traces", environ))
+
+
+def metrics_wanted(environ: Mapping[str, str] | None = None) -> bool:
+    return bool(exporter_names("metrics", environ))
+
+
+def setup_telemetry(environ: Mapping[str, str] | None = None) -> None:
+    """Install tracer and meter providers with exporters, once per process.
+
+    A signal whose global provider the host application already set is left to it.
+    Raises :class:`MissingExtra` when the SDK or the OTLP exporter is not installed.
+    """
+    global _done
+    env = _env(environ)
+    with _lock:
+        if _done:
+            return
+        try:
+            from opentelemetry import metrics, trace
+        except ImportError as exc:
+            raise MissingExtra("otel", "opentelemetry-api", "OpenTelemetry export") from exc
+        traces, meters = exporter_names("traces", env), exporter_names("metrics", env)
+        if traces and _unset(trace.get_tracer_provider()):
+            provider = _tracer_provider(traces, env)
+            trace.set_tracer_provider(provider)
+            _owned.append(provider)
+        if meters and _unset(metrics.get_meter_provider()):
+            meter_provider = _meter_provider(meters, env)
+            metrics.set_meter_provider(meter_provider)
+            _owned.append(meter_provider)
+        _done = True
+        _register_exit_hook()
+
+
+def _unset(provider: Any) -> bool:
+    """True while the global provider is still the API's placeholder (no host provider)."""
+    name = type(provider).__name__
+    return name in ("ProxyTracerProvider", "_ProxyMeterProvider", "ProxyMeterProvider")
+
+
+def _resource(env: Mapping[str, str]) -> Any:
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    resource = Resource.create()
+    if not env.get("OTEL_SERVICE_NAME") and "service.name=" not in env.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    ):
+        resource = resource.merge(Resource({SERVICE_NAME: "rolecall"}))
+    return resource
+
+
+def _protocol(signal: str, env: Mapping[str, str]) -> str:
+    upper = signal.upper()
+    value = env.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    return value.strip().lower()
+
+
+def _otlp_module(signal: str, env: Mapping[str, str]) -> Any:
+    """The OTLP exporter module for ``signal`` in the configured protocol."""
+    import importlib
+
+    protocol = _protocol(signal, env)
+    kind = "trace_exporter" if signal == "traces" else "metric_exporter"
+    if protocol == "grpc":
+        package, module = "opentelemetry-exporter-otlp-proto-grpc", "grpc"
+    elif protocol == "http/protobuf":
+        package, module = "opentelemetry-exporter-otlp-proto-http", "http"
+    else:
+        raise MissingExtra("otel", f"an OTLP exporter for protocol {protocol!r}", "OTLP export")
+    try:
+        return importlib.import_module(f"opentelemetry.exporter.otlp.proto.{module}.{kind}")
+    except ImportError as exc:
+        raise MissingExtra("otel", package, "OTLP export") from exc
+
+
+def _span_exporter(name: str, env: Mapping[str, str]) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=sys.stderr)
+    if name == "otlp":
+        return _otlp_module("traces", env).OTLPSpanExporter()
+    log.warning("OTEL_TRACES_EXPORTER: unknown exporter %r ignored; use otlp or console", name)
+    return None
+
+
+def _tracer_provider(names: list[str], env: Mapping[str, str]) -> Any:
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        raise MissingExtra("otel", "opentelemetry-sdk", "OpenTelemetry export") from exc
+    provider = TracerProvider(resource=_resource(env), shutdown_on_exit=False)
+    for name in names:
+        exporter = _span_exporter(name, env)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def _metric_exporter(name: str, env: Mapping[str, str]) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter(out=sys.stderr)
+    if name == "otlp":
+        return _otlp_module("metrics", env).OTLPMetricExporter()
+    log.warning("OTEL_METRICS_EXPORTER: unknown exporter %r ignored; use otlp or console", name)
+    return None
+
+
+def _meter_provider(names: list[str], env: Mapping[str, str]) -> Any:
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    except ImportError as exc:
+        raise MissingExtra("otel", "opentelemetry-sdk", "OpenTelemetry export") from exc
+    readers = []
+    for name in names:
+        exporter = _metric_exporter(name, env)
+        if exporter is not None:
+            # The interval comes from OTEL_METRIC_EXPORT_INTERVAL (default 60 s); flushing at
+            # exit and at gateway stop exports what is left.
+            readers.append(PeriodicExportingMetricReader(exporter))
+    return MeterProvider(resource=_resource(env), metric_readers=readers, shutdown_on_exit=False)
+
+
+def flush_telemetry(timeout_ms: int = 5000) -> None:
+    """Export every span and metric recorded so far (the process goes on)."""
+    for provider in list(_owned):
+        try:
+            provider.force_flush(timeout_ms)
+        except Exception as exc:  # an unreachable collector must not break a front end
+            log.warning("flushing telemetry failed: %s", exc)
+
+
+def shutdown_telemetry() -> None:
+    """Flush and shut down the providers installed here (at process exit)."""
+    global _done
+    with _lock:
+        owned, _owned[:] = list(_owned), []
+        _done = False
+    for provider in owned:
+        try:
+            provider.force_flush(5000)
+            provider.shutdown()
+        except Exception as exc:
+            log.warning("shutting telemetry down failed: %s", exc)
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook
+    if not _exit_hook:
+        atexit.register(shutdown_telemetry)
+        _exit_hook = True

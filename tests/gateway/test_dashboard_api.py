@@ -1,0 +1,144 @@
+"""The dashboard's ``/api/`` endpoints: the CLI's JSON, behind the API's keys, in both servers."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from rolecall._secrets import Secret
+from rolecall.cli import main
+from rolecall.config.schema import RolecallConfig
+from rolecall.dashboard.server import DashboardServer
+from rolecall.gateway.app import Gateway
+from rolecall.store import open_store
+from rolecall.store.synthetic import synthetic_attempts
+
+KEY = "dashboard-test-key-0123456789"
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    with open_store(url) as store:
+        store.record(list(synthetic_attempts(400, end=time.time(), days=2, calls_per_run=100)))
+    return url
+
+
+@pytest.fixture
+def dashboard(store_url: str) -> Iterator[DashboardServer]:
+    server = DashboardServer(store_url).start()
+    yield server
+    server.stop()
+
+
+def _get(url: str, key: str | None = None) -> tuple[int, Any]:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
+            body = response.read()
+            kind = response.headers.get("content-type", "")
+            return response.status, json.loads(body) if "json" in kind else body
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_endpoints_serve_what_the_cli_prints(
+    dashboard: DashboardServer, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    since = int(time.time() - 86400)
+    status, metrics = _get(f"{dashboard.url}/api/metrics?since={since}")
+    assert status == 200 and metrics
+    cli = _cli_json(capsys, "metrics", "--format", "json", "--store", store_url, "--since", "24h")
+    assert metrics == cli
+    _, trend = _get(f"{dashboard.url}/api/trend?bucket=day")
+    assert trend == _cli_json(
+        capsys, "metrics", "trend", "--json", "--store", store_url, "--since", "3650d"
+    )
+    _, advice = _get(f"{dashboard.url}/api/advise")
+    assert advice == _cli_json(capsys, "metrics", "advise", "--json", "--store", store_url)
+    _, runs = _get(f"{dashboard.url}/api/runs?limit=3")
+    assert runs == _cli_json(capsys, "runs", "list", "--json", "-n", "3", "--store", store_url)
+    run_id = runs[0]["run_id"]
+    _, run = _get(f"{dashboard.url}/api/runs/{run_id}")
+    assert run == _cli_json(capsys, "runs", "show", run_id, "--json", "--store", store_url)
+    _, handovers = _get(f"{dashboard.url}/api/handovers")
+    assert sum(row["handovers"] for row in handovers) > 0
+    assert _get(f"{dashboard.url}/api/health") == (200, {"live": False, "providers": {}})
+
+
+def test_bad_requests_get_one_line_errors(dashboard: DashboardServer) -> None:
+    status, body = _get(f"{dashboard.url}/api/metrics?since=yesterday")
+    assert status == 400 and "epoch seconds" in body["error"]
+    assert _get(f"{dashboard.url}/api/trend?bucket=week")[0] == 400
+    assert _get(f"{dashboard.url}/api/nothing")[0] == 404
+    assert _get(f"{dashboard.url}/api/runs/no-such-run")[0] == 404
+
+
+def test_the_page_and_its_assets_ship_in_the_package(dashboard: DashboardServer) -> None:
+    status, page = _get(f"{dashboard.url}/ui")
+    assert status == 200 and b"/ui/app.js" in page
+    assert b"<svg" in _get(f"{dashboard.url}/ui/app.js")[1]
+    assert _get(f"{dashboard.url}/ui/style.css")[0] == 200
+    assert b"http" not in page.replace(b"http-equiv", b"")  # nothing loaded from elsewhere
+
+
+def test_dashboard_data_needs_a_key_when_keys_are_set(store_url: str) -> None:
+    server = DashboardServer(store_url, keys=[Secret(KEY)]).start()
+    try:
+        assert _get(f"{server.url}/api/metrics")[0] == 401
+        assert _get(f"{server.url}/api/metrics", "wrong")[0] == 401
+        assert _get(f"{server.url}/api/metrics", KEY)[0] == 200
+        assert _get(f"{server.url}/ui")[0] == 200  # the page holds no data
+    finally:
+        server.stop()
+
+
+def test_dashboard_refuses_a_public_address_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
+    assert main(["dashboard", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "gateway.keys" in capsys.readouterr().err
+
+
+def test_gateway_serves_the_page_and_guards_its_data(tmp_path: Path, store_url: str) -> None:
+    config = RolecallConfig.model_validate(
+        {
+            "providers": {
+                "local": {
+                    "type": "openai",
+                    "model": "m",
+                    "api_key": "k",
+                    "base_url": "http://127.0.0.1:9/v1",
+                }
+            },
+            "default_provider": "local",
+            "gateway": {"keys": [KEY]},
+            "metrics": {"url": store_url, "runs_dir": str(tmp_path / "runs")},
+        }
+    )
+    gateway = Gateway(config, offline=True, record=False)
+    with TestClient(gateway.app) as client:
+        page = client.get("/ui")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert client.get("/api/metrics").status_code == 401
+        auth = {"authorization": f"Bearer {KEY}"}
+        metrics = client.get("/api/metrics", headers=auth)
+        assert metrics.status_code == 200 and len(metrics.json()) > 0
+        health = client.get("/api/health", headers=auth).json()
+        assert health["live"] is True
