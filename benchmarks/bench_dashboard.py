@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_store import END, load, machine_reference
 
 from rolecall.dashboard.server import DashboardServer
-from rolecall.store import open_store
+from rolecall.recording.store import open_store
 
 TARGET_S = 0.300
 RANGES = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "all": None}

@@ -19,7 +19,7 @@ import statistics
 import time
 
 from rolecall.config.schema import RolecallConfig
-from rolecall.router import Router
+from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 
 KEY = "bench-key"

@@ -268,7 +268,7 @@ def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
 async def router_cpu_per_request(sim_base: str, in_flight: int, requests: int) -> float:
     """CPU ms per call of ``Router.complete`` in this process (router + adapter, no gateway)."""
     from rolecall.config.load import load_config_text
-    from rolecall.router import Router
+    from rolecall.routing.router import Router
 
     config = load_config_text(
         textwrap.dedent(
@@ -334,7 +334,7 @@ async def layer_cost(
     """
     from rolecall.config.load import load_config_text
     from rolecall.gateway.app import Gateway
-    from rolecall.router import Router
+    from rolecall.routing.router import Router
 
     config = load_config_text(
         textwrap.dedent(

@@ -1,7 +1,7 @@
 """What a SIGKILL under load costs the records: calls acknowledged but never stored.
 
 Starts ``--procs`` processes that each record ``--rate`` calls a second through the real
-:class:`rolecall.recorder.Recorder` into one SQLite store, each printing its count after
+:class:`rolecall.recording.recorder.Recorder` into one SQLite store, each printing its count after
 every call (the call is "acknowledged" once its count is printed). After ``--seconds`` it
 SIGKILLs them all at once, then compares each process's last acknowledged count with
 the rows the store holds for its run, and checks the store with ``PRAGMA
@@ -27,7 +27,7 @@ _CHILD = """
 import sys, time
 from rolecall.config.schema import MetricsConfig
 from rolecall.events import AttemptEvent
-from rolecall.recorder import Recorder
+from rolecall.recording.recorder import Recorder
 url, runs_dir, interval, rate, run_id = sys.argv[1:6]
 recorder = Recorder(MetricsConfig(url=url, runs_dir=runs_dir, flush_interval=float(interval)))
 recorder.start_run(run_id, "workflow")

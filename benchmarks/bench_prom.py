@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from rolecall.events import AttemptEvent
 from rolecall.gateway.prom import LATENCY_BUCKETS, GatewayMetrics
-from rolecall.store.synthetic import synthetic_attempts
+from rolecall.recording.store.synthetic import synthetic_attempts
 
 PROVIDERS = ("gpt", "claude", "gemini", "local")
 ROLES = ("clarifier", "planner", "coder", "reviewer", "tester")

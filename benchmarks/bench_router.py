@@ -40,7 +40,7 @@ import httpx
 from rolecall.config.schema import RolecallConfig
 from rolecall.events import Event
 from rolecall.providers import build_provider
-from rolecall.router import Router
+from rolecall.routing.router import Router
 from rolecall.types import ChatRequest, Chunk, Completion, normalize_messages
 
 SIM_KEY = "bench-provider-key-0001"

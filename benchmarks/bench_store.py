@@ -4,7 +4,7 @@ Bulk-loads N synthetic attempt events (providers x roles x 30 days, with faults,
 and hand-overs) through ``MetricsStore.record`` -- raw rows plus rollups, in the same
 transactions as in production -- then times every ``metrics`` grouping and filter,
 trends, advice and the runs list (median of --repeat runs; target 100 ms, limit 2 s).
-Finally it times recording through the :class:`~rolecall.recorder.Recorder`: the
+Finally it times recording through the :class:`~rolecall.recording.recorder.Recorder`: the
 caller's cost of ``emit`` and the amortized cost of emit + background flush to SQLite
 and the JSONL run log.
 
@@ -28,9 +28,9 @@ from typing import Any
 
 from rolecall.config.schema import MetricsConfig
 from rolecall.events import AttemptEvent
-from rolecall.recorder import Recorder
-from rolecall.store import MetricsStore, open_store
-from rolecall.store.synthetic import synthetic_attempts
+from rolecall.recording.recorder import Recorder
+from rolecall.recording.store import MetricsStore, open_store
+from rolecall.recording.store.synthetic import synthetic_attempts
 
 END = 1_767_225_600.0  # the synthetic history ends 2026-01-01T00:00:00Z
 TARGET_S = 0.100

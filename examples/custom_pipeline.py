@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from rolecall import Router
 from rolecall.events import new_run_id
 from rolecall.recorder import Recorder
-from rolecall.router import Router
 from rolecall.workflow import Pipeline, Task, TaskContext
 
 

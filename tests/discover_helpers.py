@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from rolecall.discover import KEY_VENDORS, PORTS_ENV_VAR, SERVERS
+from rolecall.setup.discover import KEY_VENDORS, PORTS_ENV_VAR, SERVERS
 
 KEY_VARS = sorted({var for vendor in KEY_VENDORS for var in vendor.env_vars})
 

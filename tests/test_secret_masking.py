@@ -178,7 +178,7 @@ def test_gateway_answers_errors_log_and_store_mask_every_form(
 
 
 async def test_the_python_api_masks_an_echoed_key_in_answers_and_chunks(config: Path) -> None:
-    from rolecall.router import Router
+    from rolecall.routing.router import Router
 
     async with Router.from_file(config, check_credentials=False) as router:
         reply = await router.complete("coder", "hi")

@@ -25,7 +25,7 @@ from rolecall.types import Attempt, ChatRequest, Chunk, Completion, Message, Rep
 if TYPE_CHECKING:
     from rolecall.config.load import load_config
     from rolecall.providers.base import Provider
-    from rolecall.router import ReplyStream, Router
+    from rolecall.routing.router import ReplyStream, Router
 
 __version__ = "0.1.0"
 
@@ -56,8 +56,8 @@ __all__ = [
 
 _LAZY = {
     "Provider": "rolecall.providers.base",
-    "ReplyStream": "rolecall.router",
-    "Router": "rolecall.router",
+    "ReplyStream": "rolecall.routing.router",
+    "Router": "rolecall.routing.router",
     "load_config": "rolecall.config.load",
 }
 

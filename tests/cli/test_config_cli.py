@@ -162,7 +162,8 @@ def test_usage_errors_exit_2() -> None:
 def test_credential_check_unavailable_behaves_as_offline(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "rolecall.credentials", None)  # import raises ImportError
+    # the import raises ImportError
+    monkeypatch.setitem(sys.modules, "rolecall.routing.credentials", None)
     result = invoke(["config", "validate", "-c", str(config_file)], EXAMPLE_ENV)
     assert result.exit_code == 0
     assert "credential check unavailable" in result.output
@@ -206,7 +207,7 @@ def models_server() -> Iterator[str]:
 
 
 def test_credential_check_against_a_local_server(tmp_path: Path, models_server: str) -> None:
-    pytest.importorskip("rolecall.credentials")
+    pytest.importorskip("rolecall.routing.credentials")
     path = tmp_path / "rolecall.yaml"
     path.write_text(
         "providers:\n"

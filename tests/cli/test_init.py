@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/discover_h
 from discover_helpers import KEY_VARS, PORTS_ENV_VAR, ollama, ports_env
 from rolecall.cli import main
 from rolecall.config.load import load_config
-from rolecall.discover import find_embedded
+from rolecall.setup.discover import find_embedded
 
 SECRET = "sk-test-not-a-real-key-0123456789"
 EMBEDDED = find_embedded().available

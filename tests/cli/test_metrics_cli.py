@@ -15,7 +15,7 @@ import pytest
 from rolecall.cli import main
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
-from rolecall.store import open_store
+from rolecall.recording.store import open_store
 
 NOW = time.time()
 HOUR = 3600.0

@@ -12,8 +12,8 @@ from rolecall.cli import main
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, TaskEvent
-from rolecall.recorder import Recorder
-from rolecall.store import open_store
+from rolecall.recording.recorder import Recorder
+from rolecall.recording.store import open_store
 
 T0 = time.time() - 3600
 

@@ -18,8 +18,8 @@ from rolecall.cli import main
 from rolecall.config.schema import RolecallConfig
 from rolecall.dashboard.server import DashboardServer
 from rolecall.gateway.app import Gateway
-from rolecall.store import open_store
-from rolecall.store.synthetic import synthetic_attempts
+from rolecall.recording.store import open_store
+from rolecall.recording.store.synthetic import synthetic_attempts
 
 KEY = "dashboard-test-key-0123456789"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from gateway_helpers import GATEWAY_KEY, RunningGateway, assert_no_secret
 
-from rolecall.runlog import list_runs
+from rolecall.recording.runlog import list_runs
 from rolecall.sim import Fault, SimServer
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}

@@ -10,7 +10,7 @@ import pytest
 from workflow_helpers import write_config
 
 from rolecall.errors import NoProviderForRole
-from rolecall.router import Router
+from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.workflow.engine import EngineObserver, Pipeline, Task, TaskContext, TaskRecord
 from rolecall.workflow.errors import TaskFailed

@@ -18,7 +18,7 @@ import pytest
 from workflow_helpers import Team, plan_files, write_config
 
 from rolecall.cli import main
-from rolecall.router import Router
+from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.workflow import Workflow
 from rolecall.workflow.prompts import CONTINUE

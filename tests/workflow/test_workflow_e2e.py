@@ -9,7 +9,7 @@ import pytest
 import yaml
 from workflow_helpers import SPEC, Team, plan_files, write_config
 
-from rolecall.runlog import read_run, run_log_path
+from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.sim import Fault, SimServer
 from rolecall.workflow import AnswersError, Spec, Workflow
 

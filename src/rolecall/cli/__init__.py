@@ -2,8 +2,8 @@
 
 Command groups live in their own modules and are imported only when invoked,
 so ``rolecall --help`` stays fast. Every error a user can cause ends as one
-line on stderr and an exit code (DESIGN.md section 5): 1 work failed, 2 usage
-or config, 3 credentials.
+line on stderr and an exit code (the README's Commands section): 1 work failed,
+2 usage or config, 3 credentials.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from rolecall.store.rows import MetricsRow, TrendRow
+from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _BARS = "▁▂▃▄▅▆▇█"
 _MAX_COLUMNS = 120

@@ -16,7 +16,7 @@ import click
 from rolecall.cli._common import EXIT_USAGE, fail
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ConfigError, MissingExtra
-from rolecall.store import MetricsStore, StoreNotFound, open_store
+from rolecall.recording.store import MetricsStore, StoreNotFound, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -87,8 +87,8 @@ async def _ask(
 ) -> int:
     from rolecall.errors import AllProvidersFailed, StreamInterrupted
     from rolecall.events import new_run_id
-    from rolecall.router import Router
-    from rolecall.sinks import attach_sinks
+    from rolecall.recording.sinks import attach_sinks
+    from rolecall.routing.router import Router
 
     router = Router.from_file(config_path, check_credentials=not offline)
     async with router:

@@ -79,14 +79,14 @@ def validate(file: str | None, config_path: str | None, offline: bool, as_json: 
 def _split(failures: list[ProviderError]) -> tuple[list[ProviderError], list[ProviderError]]:
     if not failures:
         return [], []
-    from rolecall.credentials import split_failures
+    from rolecall.routing.credentials import split_failures
 
     return split_failures(failures)
 
 
 def _check_credentials(loaded: RolecallConfig) -> tuple[CredentialCheck, list[ProviderError]]:
     try:
-        from rolecall.credentials import check_config_credentials
+        from rolecall.routing.credentials import check_config_credentials
     except ImportError:
         return "unavailable", []
     try:

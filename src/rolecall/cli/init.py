@@ -12,7 +12,7 @@ import click
 from rolecall.cli._common import EXIT_USAGE, fail, json_option, print_json
 
 if TYPE_CHECKING:
-    from rolecall._proposal import Proposal
+    from rolecall.setup.proposal import Proposal
 
 
 @click.command()
@@ -35,8 +35,8 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
     Mistral, DeepSeek, OpenRouter), model servers on 127.0.0.1 (Ollama,
     llama.cpp, vLLM, LM Studio) and the embedded model. Sends no prompt.
     """
-    from rolecall._proposal import propose, render_yaml
-    from rolecall.discover import discover
+    from rolecall.setup.discover import discover
+    from rolecall.setup.proposal import propose, render_yaml
 
     path = Path(output)
     if path.exists() and not force and not dry_run:

@@ -24,7 +24,7 @@ from rolecall.cli._store import (
     store_option,
     time_range,
 )
-from rolecall.store.rows import MetricsRow, TrendRow
+from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _GROUP_FIELDS = ("provider", "role", "model")
 _PLOT_METRICS = ("requests", "success_rate", "p50", "p95", "cost")
@@ -337,7 +337,7 @@ def advise(
     query = _inherit(ctx, config_path=config_path, store_url=store_url, since=since)
     start, end = time_range(query.since, query.until)
     store = open_read_store(metrics_config(query.config_path), query.store_url)
-    from rolecall.store.advise import advise as judge
+    from rolecall.recording.store.advise import advise as judge
 
     rows: list[MetricsRow] = []
     if store is not None:

@@ -22,8 +22,8 @@ from rolecall.cli._store import (
     store_option,
 )
 from rolecall.config.schema import MetricsConfig
-from rolecall.runwriter import settle_run, settle_summary
-from rolecall.store.rows import RunDetail, RunSummary
+from rolecall.recording.runwriter import settle_run, settle_summary
+from rolecall.recording.store.rows import RunDetail, RunSummary
 
 
 @click.group()
@@ -69,7 +69,7 @@ def list_runs(config_path: str | None, store_url: str | None, as_json: bool, lim
                 for s in store.runs(limit)
             ]
     else:
-        from rolecall.runlog import list_runs as list_logged
+        from rolecall.recording.runlog import list_runs as list_logged
 
         summaries = [_summary_of(run) for run in list_logged(_runs_dir(metrics), limit)]
     if as_json:
@@ -112,7 +112,7 @@ def _find_run(metrics: MetricsConfig, store_url: str | None, wanted: str) -> Run
     else:
         matches = []
     if not matches:
-        from rolecall.runlog import find_run_files, read_run
+        from rolecall.recording.runlog import find_run_files, read_run
 
         files = find_run_files(_runs_dir(metrics), wanted)
         if len(files) == 1:

@@ -1,4 +1,4 @@
-"""The config file's shape as pydantic models (DESIGN.md section 3).
+"""The config file's shape as pydantic models (the README's Configuration section).
 
 Field-level checks live here; checks that look across the file (references,
 chains, roles) live in ``validate``. Unknown keys are rejected everywhere.

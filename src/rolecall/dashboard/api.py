@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from rolecall.store import MetricsStore, StoreNotFound, open_store
+from rolecall.recording.store import MetricsStore, StoreNotFound, open_store
 
 __all__ = ["ApiError", "DataSource", "answer"]
 
@@ -105,7 +105,7 @@ def _metrics(store: MetricsStore, query: Mapping[str, str]) -> Any:
 
 
 def _handovers(store: MetricsStore, query: Mapping[str, str]) -> Any:
-    from rolecall.store.handovers import handovers
+    from rolecall.recording.store.handovers import handovers
 
     rows = store.metrics(_time(query, "since"), _time(query, "until"))
     counts = handovers(rows)
@@ -128,14 +128,14 @@ def _trend(store: MetricsStore, query: Mapping[str, str]) -> Any:
 
 
 def _advise(store: MetricsStore, query: Mapping[str, str]) -> Any:
-    from rolecall.store.advise import advise
+    from rolecall.recording.store.advise import advise
 
     rows = store.metrics(_time(query, "since"), _time(query, "until"))
     return [finding.to_dict() for finding in advise(rows, _int(query, "min_requests", 20, 10**9))]
 
 
 def _runs(store: MetricsStore, query: Mapping[str, str]) -> Any:
-    from rolecall.runwriter import settle_summary
+    from rolecall.recording.runwriter import settle_summary
 
     summaries = store.runs(_int(query, "limit", 20, 1000))
     settled = [
@@ -146,7 +146,7 @@ def _runs(store: MetricsStore, query: Mapping[str, str]) -> Any:
 
 
 def _run(store: MetricsStore, run_id: str) -> Any:
-    from rolecall.runwriter import settle_run
+    from rolecall.recording.runwriter import settle_run
 
     run = store.run(run_id)
     if run is None:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from rolecall.config.schema import RolecallConfig
     from rolecall.events import EventSink
     from rolecall.providers.base import Provider
-    from rolecall.recorder import Recorder
+    from rolecall.recording.recorder import Recorder
 
 __all__ = ["Gateway", "create_app"]
 
@@ -146,13 +146,13 @@ class Gateway:
         if slot is not None:
             await slot.aclose()
         self._close_run()
-        from rolecall.sinks import flush_telemetry
+        from rolecall.recording.sinks import flush_telemetry
 
         flush_telemetry()
 
     def _open_run(self, config: RolecallConfig) -> Recorder:
         from rolecall.events import new_run_id
-        from rolecall.recorder import Recorder
+        from rolecall.recording.recorder import Recorder
 
         # Relative metrics paths resolve against the working directory, as for every command;
         # uvicorn owns the signals, and aclose() finishes the run and flushes.
@@ -193,8 +193,8 @@ class Gateway:
             recorder.close()
 
     async def _build_generation(self, config: RolecallConfig) -> Generation:
-        from rolecall.router import Router
-        from rolecall.sinks import telemetry_sink
+        from rolecall.recording.sinks import telemetry_sink
+        from rolecall.routing.router import Router
 
         sinks: list[EventSink] = [self.metrics]
         if self._recorder is not None:
@@ -384,7 +384,7 @@ class Gateway:
         return await chat_completions(self, request)
 
     async def _metrics(self, request: Request) -> Response:
-        from rolecall.health import HealthState
+        from rolecall.health.memory import HealthState
 
         generation = self.generation
         health = generation.router.health

@@ -28,9 +28,9 @@ from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
 
 if TYPE_CHECKING:
-    from rolecall._stream import ReplyStream
     from rolecall.gateway.app import Gateway
     from rolecall.gateway.reload import Generation
+    from rolecall.routing._stream import ReplyStream
 
 __all__ = ["chat_completions"]
 

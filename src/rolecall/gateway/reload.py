@@ -27,7 +27,7 @@ from rolecall.errors import ConfigError
 if TYPE_CHECKING:
     from rolecall.config.schema import RolecallConfig
     from rolecall.gateway.auth import KeyChecker
-    from rolecall.router import Router
+    from rolecall.routing.router import Router
 
 __all__ = ["ConfigWatcher", "Generation", "RouterSlot", "file_signature"]
 

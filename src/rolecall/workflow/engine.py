@@ -59,7 +59,7 @@ Messages = str | Sequence[Message | Mapping[str, Any]]
 
 
 class Completer(Protocol):
-    """What the engine needs from :class:`rolecall.router.Router`."""
+    """What the engine needs from :class:`rolecall.routing.router.Router`."""
 
     async def complete(
         self,

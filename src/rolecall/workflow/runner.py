@@ -28,8 +28,8 @@ from rolecall.workflow.stages import (
 from rolecall.workflow.state import RunState, StateSaver
 
 if TYPE_CHECKING:
-    from rolecall.recorder import Recorder
-    from rolecall.router import Router
+    from rolecall.recording.recorder import Recorder
+    from rolecall.routing.router import Router
 
 __all__ = ["REVIEW_FILE", "Workflow", "WorkflowResult", "run_workflow"]
 
@@ -133,7 +133,7 @@ class Workflow:
     # -- internals -----------------------------------------------------------------------
 
     def _router(self) -> Router:
-        from rolecall.router import Router
+        from rolecall.routing.router import Router
 
         return Router.from_file(self.config_path, check_credentials=self.check_credentials)
 
@@ -255,7 +255,7 @@ def _refused(records: Sequence[TaskRecord]) -> list[dict[str, str]]:
 
 def _recorder(router: Router) -> Recorder:
     """The run log and metrics store sink (it does nothing when metrics are disabled)."""
-    from rolecall.recorder import Recorder
+    from rolecall.recording.recorder import Recorder
 
     return Recorder(router.config.metrics)
 

@@ -1,0 +1,353 @@
+"""The event sink that feeds the run log and the metrics store.
+
+``emit`` only appends to an in-memory queue (a deque append: no lock, no I/O, cannot
+block). A daemon thread drains the queue every ``flush_interval`` and writes the batch
+to the run log and, in one transaction, to the store. ``close()`` (also run at
+interpreter exit and on SIGTERM/SIGINT) writes whatever is left, so a clean exit loses
+nothing and a kill loses at most the last interval. A failing log or store is reported
+once on the ``rolecall.recording.recorder`` logger; calls never notice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from rolecall._secrets import redact
+from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.recording.runlog import RunLog, run_end_record, run_start_record
+from rolecall.recording.runwriter import WriterLock
+
+if TYPE_CHECKING:
+    from rolecall.config.schema import MetricsConfig
+    from rolecall.recording.store.base import MetricsStore
+
+__all__ = ["Recorder"]
+
+log = logging.getLogger("rolecall.recorder")
+
+_MAX_TRACKED_RUNS = 10_000
+_REOPEN_AFTER = 30.0  # seconds between attempts to open an unreachable store
+_PRUNE_EVERY = 3600.0
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunStart:
+    run_id: str
+    kind: str
+    meta: dict[str, Any] | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class _RunEnd:
+    run_id: str
+    status: str
+    ts: float
+
+
+@dataclass(slots=True)
+class _RunState:
+    explicit: bool
+    failed: bool = False
+
+
+_Item = AttemptEvent | TaskEvent | _RunStart | _RunEnd
+
+
+def _with_writer(start: _RunStart, writer: dict[str, Any] | None) -> _RunStart:
+    """The start as the store keeps it: the writing process goes in its meta."""
+    if writer is None:
+        return start
+    return _RunStart(start.run_id, start.kind, {**(start.meta or {}), "writer": writer}, start.ts)
+
+
+class Recorder:
+    """Records events to the run log and the metrics store, off the call path.
+
+    A run opened with :meth:`start_run` stays open until :meth:`finish_run` (or is closed
+    as ``interrupted`` by :meth:`close`). Events of a run nobody started (a one-off call)
+    open an ``ask`` run of their own that ends with its task.
+    """
+
+    def __init__(
+        self,
+        metrics: MetricsConfig,
+        *,
+        base_dir: Path | None = None,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        base = base_dir if base_dir is not None else Path.cwd()
+        runs_dir = Path(metrics.runs_dir).expanduser()
+        self.enabled = metrics.enabled
+        self.url = metrics.url
+        self.base_dir = base
+        self.runs_dir = runs_dir if runs_dir.is_absolute() else base / runs_dir
+        self.flush_interval = max(0.01, float(metrics.flush_interval))
+        self._retention_days = metrics.retention_days
+        self._buffer: deque[_Item] = deque()
+        self._write_lock = threading.Lock()
+        self._lock_owner: int | None = None
+        self._stop = threading.Event()
+        self._closed = not self.enabled
+        self._log = RunLog(self.runs_dir)
+        self._writer = WriterLock(self.runs_dir)
+        self._store: MetricsStore | None = None
+        self._store_retry_at = 0.0
+        self._last_prune = 0.0
+        self._warned: set[str] = set()
+        self._runs: OrderedDict[str, _RunState] = OrderedDict()
+        self._previous: dict[int, _SignalHandler] = {}
+        self._thread: threading.Thread | None = None
+        if not self.enabled:
+            return
+        self._thread = threading.Thread(
+            target=self._flush_loop, name="rolecall-recorder", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self._at_exit)
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+
+    # -- the call path ------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Queue one event; costs a deque append."""
+        if not self._closed:
+            self._buffer.append(event)
+
+    def start_run(self, run_id: str, kind: str = "ask", meta: dict[str, Any] | None = None) -> None:
+        """Open a run (``ask``, ``workflow`` or ``gateway``); ``meta`` is stored as JSON."""
+        if not self._closed:
+            self._buffer.append(_RunStart(run_id, kind, dict(meta) if meta else None, time.time()))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Close a run with ``status`` (``ok``, ``failed``, ``interrupted``...)."""
+        if not self._closed:
+            self._buffer.append(_RunEnd(run_id, status, time.time()))
+
+    # -- flushing -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything queued so far, now, in the calling thread."""
+        if self.enabled:
+            self._flush_pending()
+
+    def close(self) -> None:
+        """Write everything queued, close runs left open as ``interrupted``, release files."""
+        self._close(wait=60.0)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _close(self, wait: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=wait)
+        self._flush_pending(finish_open="interrupted", wait=wait)
+        # Not when a signal interrupted this very thread mid-write: that write still needs it.
+        if self._lock_owner != threading.get_ident() and self._write_lock.acquire(timeout=wait):
+            try:
+                if self._store is not None:
+                    with contextlib.suppress(Exception):  # closing must not raise at exit
+                        self._store.close()
+                    self._store = None
+            finally:
+                self._write_lock.release()
+        self._writer.release()  # every run of this process is closed now
+        atexit.unregister(self._at_exit)
+        self._restore_signal_handlers()
+
+    def _at_exit(self) -> None:
+        self._close(wait=10.0)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self._flush_pending()
+
+    def _flush_pending(self, finish_open: str | None = None, wait: float = -1) -> None:
+        me = threading.get_ident()
+        if self._lock_owner == me:
+            return  # a signal arrived while this thread was writing: that write finishes it
+        if not self._write_lock.acquire(timeout=wait):
+            return
+        self._lock_owner = me
+        try:
+            batch: list[_Item] = []
+            popleft = self._buffer.popleft
+            while True:
+                try:
+                    batch.append(popleft())
+                except IndexError:
+                    break
+            if finish_open is not None:
+                batch = self._with_open_runs_closed(batch, finish_open)
+            if batch:
+                self._write(batch)
+        except Exception as exc:  # the flush thread must survive anything
+            self._warn("recorder", f"recording failed: {exc}")
+        finally:
+            self._lock_owner = None
+            self._write_lock.release()
+
+    def _with_open_runs_closed(self, batch: list[_Item], status: str) -> list[_Item]:
+        open_runs = {rid for rid, state in self._runs.items() if state.explicit}
+        for item in batch:
+            if isinstance(item, _RunStart):
+                open_runs.add(item.run_id)
+            elif isinstance(item, _RunEnd):
+                open_runs.discard(item.run_id)
+        now = time.time()
+        return batch + [_RunEnd(run_id, status, now) for run_id in sorted(open_runs)]
+
+    def _write(self, batch: list[_Item]) -> None:
+        records: list[dict[str, Any] | Event] = []
+        starts: list[_RunStart] = []
+        events: list[Event] = []
+        ends: list[_RunEnd] = []
+        runs = self._runs
+        writer = self._writer.info
+        for item in batch:
+            if isinstance(item, _RunStart):
+                runs[item.run_id] = _RunState(explicit=True)
+                writer = writer or self._writer.acquire()
+                starts.append(_with_writer(item, writer))
+                records.append(run_start_record(item.run_id, item.kind, item.meta, item.ts, writer))
+                continue
+            if isinstance(item, _RunEnd):
+                runs.pop(item.run_id, None)
+                ends.append(item)
+                records.append(run_end_record(item.run_id, item.status, item.ts))
+                continue
+            if not isinstance(item, AttemptEvent | TaskEvent):
+                self._warn("event", f"ignored an object that is not an event: {item!r:.80}")
+                continue
+            state = runs.get(item.run_id)
+            if state is None:
+                # A call nobody opened a run for: it is a run of its own.
+                state = runs[item.run_id] = _RunState(explicit=False)
+                if len(runs) > _MAX_TRACKED_RUNS:
+                    runs.popitem(last=False)
+                start = _RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
+                writer = writer or self._writer.acquire()
+                starts.append(_with_writer(start, writer))
+                records.append(run_start_record(start.run_id, start.kind, None, start.ts, writer))
+            events.append(item)
+            records.append(item)
+            if isinstance(item, TaskEvent) and not state.explicit:
+                state.failed = state.failed or item.status != "ok"
+                end = _RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
+                ends.append(end)
+                records.append(run_end_record(end.run_id, end.status, end.ts))
+        try:
+            self._log.append(records)
+        except Exception as exc:
+            self._warn("log", f"cannot write the run log in {self.runs_dir}: {exc}")
+        store = self._open_store()
+        if store is None:
+            return
+        try:
+            for start in starts:
+                store.start_run(start.run_id, start.kind, start.meta, start.ts)
+            store.record(events)
+            for end in ends:
+                store.finish_run(end.run_id, end.status, end.ts)
+            self._prune(store)
+        except Exception as exc:
+            self._warn("store", f"cannot write to the metrics store {self._label()}: {exc}")
+
+    def _open_store(self) -> MetricsStore | None:
+        if self._store is not None:
+            return self._store
+        now = time.monotonic()
+        if now < self._store_retry_at:
+            return None
+        try:
+            from rolecall.recording.store import open_store
+
+            self._store = open_store(self.url, base_dir=self.base_dir)
+        except Exception as exc:
+            self._store_retry_at = now + _REOPEN_AFTER
+            self._warn("store", f"cannot open the metrics store {self._label()}: {exc}")
+        return self._store
+
+    def _prune(self, store: MetricsStore) -> None:
+        if self._retention_days is None:
+            return
+        now = time.time()
+        if now - self._last_prune < _PRUNE_EVERY:
+            return
+        self._last_prune = now
+        cutoff = now - self._retention_days * 86400.0
+        store.prune(cutoff)
+        # A run still open here (an idle gateway's) keeps its log, however old.
+        self._log.prune(cutoff, keep={rid for rid, st in self._runs.items() if st.explicit})
+
+    def _label(self) -> str:
+        from rolecall.recording.store import describe_url
+
+        return describe_url(self.url)
+
+    def _warn(self, what: str, message: str) -> None:
+        if what in self._warned:
+            return
+        self._warned.add(what)
+        log.warning("%s; calls go on, further failures are not reported", redact(message))
+
+    # -- signals ------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        for signum in _SIGNALS:
+            try:
+                self._previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._on_signal)
+            except (ValueError, OSError):  # not the main thread, or no such signal here
+                self._previous.pop(signum, None)
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, previous in list(self._previous.items()):
+            try:
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, previous)
+                    del self._previous[signum]
+            except (ValueError, OSError, TypeError):
+                pass
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        terminating = previous in (signal.SIG_DFL, None)
+        try:
+            if terminating:
+                self._close(wait=5.0)
+            elif not self._closed:
+                self._flush_pending(wait=5.0)
+        except Exception:  # a handler must not raise anything of its own
+            pass
+        if callable(previous):
+            previous(signum, frame)
+        elif terminating:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)

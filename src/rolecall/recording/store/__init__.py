@@ -1,0 +1,95 @@
+"""The metrics store: raw attempts, tasks and runs plus hourly/daily rollups.
+
+``open_store(url)`` picks the backend from the URL:
+
+- ``sqlite:///relative/path.db`` (relative to ``base_dir`` or the current directory),
+  ``sqlite:////absolute/path.db``, ``sqlite://:memory:``;
+- ``postgresql://user:password@host:port/db`` (needs ``pip install 'rolecall[postgres]'``).
+
+Backends load on first use so that importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rolecall.errors import ConfigError, ConfigIssue, RolecallError
+
+if TYPE_CHECKING:
+    from rolecall.recording.store.base import MetricsStore
+
+__all__ = ["MetricsStore", "StoreError", "StoreNotFound", "describe_url", "open_store"]
+
+_PG_SCHEMES = ("postgresql://", "postgres://")
+_SQLITE_MEMORY = ("", ":memory:", "/:memory:")
+
+
+class StoreError(RolecallError):
+    """The metrics store cannot be reached or used."""
+
+
+class StoreNotFound(StoreError):
+    """A read-only command found no SQLite database at the configured path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"no metrics recorded yet: {path} does not exist")
+
+
+def describe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def sqlite_path(url: str, base_dir: Path | None = None) -> Path | None:
+    """The database file a ``sqlite:`` URL names (None for an in-memory database)."""
+    rest = url[len("sqlite:") :]
+    if rest.startswith("//"):
+        rest = rest[2:]
+    rest = rest.split("?", 1)[0]
+    if rest in _SQLITE_MEMORY:
+        return None
+    if rest.startswith("/"):
+        rest = rest[1:]  # sqlite:///relative.db -> relative.db, sqlite:////abs.db -> /abs.db
+    path = Path(rest).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    return path
+
+
+def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -> MetricsStore:
+    """Open (and migrate) the store at ``url``.
+
+    With ``create=False`` a missing SQLite file raises :class:`StoreNotFound` instead of
+    being created, so read-only commands leave no files behind.
+    """
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url, base_dir)
+        if path is not None and not create and not path.exists():
+            raise StoreNotFound(path)
+        from rolecall.recording.store.sqlite import SqliteStore
+
+        return SqliteStore(path)
+    if url.startswith(_PG_SCHEMES):
+        from rolecall.recording.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(
+        [
+            ConfigIssue(
+                "metrics.url",
+                f"unsupported metrics store URL {describe_url(url)!r}",
+                "use sqlite:///path/to/file.db or postgresql://user@host/dbname",
+            )
+        ]
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name == "MetricsStore":
+        from rolecall.recording.store.base import MetricsStore
+
+        return MetricsStore
+    raise AttributeError(f"module 'rolecall.recording.store' has no attribute {name!r}")

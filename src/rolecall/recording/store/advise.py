@@ -1,0 +1,143 @@
+"""``metrics advise``: which provider under-performs another in the same role.
+
+Only clear differences are reported, each with its numbers and sample sizes:
+
+- success rate: at least 5 points lower, and a two-proportion z-test at the 99% level;
+- p95 latency: at least 1.5x and 100 ms slower than a provider whose success rate is
+  not clearly worse;
+- cost per call: at least 1.5x dearer than a provider whose success rate is not
+  clearly worse.
+
+A role where fewer than two providers have ``min_requests`` calls is reported as too
+little data to judge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from rolecall.recording.store.rows import Advice, MetricsRow
+
+__all__ = ["advise"]
+
+MIN_RATE_GAP = 0.05
+Z_99 = 2.576
+LATENCY_RATIO = 1.5
+LATENCY_MIN_GAP_MS = 100.0
+COST_RATIO = 1.5
+
+
+def _rate(row: MetricsRow) -> float:
+    return row.success_rate or 0.0
+
+
+def _clearly_lower_rate(low: MetricsRow, high: MetricsRow) -> bool:
+    """``low`` succeeds clearly less often than ``high``."""
+    gap = _rate(high) - _rate(low)
+    if gap < MIN_RATE_GAP:
+        return False
+    pooled = (low.successes + high.successes) / (low.requests + high.requests)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / low.requests + 1 / high.requests))
+    return spread > 0 and gap / spread >= Z_99
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.0f}%" if value < 0.995 or value == 1 else f"{value * 100:.1f}%"
+
+
+def _ms(value: float) -> str:
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def _usd(value: float) -> str:
+    return f"${value:.4f}" if value >= 0.0001 else f"${value:.2e}"
+
+
+def _reassign(
+    weak: MetricsRow,
+    better: MetricsRow,
+    metric: str,
+    value: float,
+    better_value: float,
+    shown: Callable[[float], str],
+    what: str,
+) -> Advice:
+    role = weak.role or ""
+    evidence = (
+        f"{what} {shown(better_value)} vs {shown(value)} "
+        f"over {better.requests} vs {weak.requests} calls"
+    )
+    return Advice(
+        kind="reassign",
+        role=role,
+        provider=weak.provider,
+        better=better.provider,
+        metric=metric,
+        value=value,
+        better_value=better_value,
+        requests=weak.requests,
+        better_requests=better.requests,
+        suggestion=f"roles.{role}.provider: {better.provider} ({evidence})",
+        message=(
+            f"role {role}: {weak.provider} is worse than {better.provider} on {what} "
+            f"({shown(value)} vs {shown(better_value)}, {weak.requests} vs "
+            f"{better.requests} calls)"
+        ),
+    )
+
+
+def _judge(weak: MetricsRow, others: list[MetricsRow]) -> list[Advice]:
+    found: list[Advice] = []
+    best = max(others, key=_rate)
+    if _clearly_lower_rate(weak, best):
+        found.append(
+            _reassign(weak, best, "success_rate", _rate(weak), _rate(best), _pct, "success")
+        )
+    # Speed and price only count against providers that answer at least as reliably.
+    peers = [o for o in others if not _clearly_lower_rate(o, weak)]
+    timed = [o for o in peers if o.latency_p95_ms is not None]
+    if weak.latency_p95_ms is not None and timed:
+        fastest = min(timed, key=lambda o: o.latency_p95_ms or 0.0)
+        slow, fast = weak.latency_p95_ms, fastest.latency_p95_ms or 0.0
+        if slow >= fast * LATENCY_RATIO and slow - fast >= LATENCY_MIN_GAP_MS:
+            found.append(_reassign(weak, fastest, "p95_latency", slow, fast, _ms, "p95 latency"))
+    priced = [o for o in peers if o.cost_per_request is not None]
+    if weak.cost_per_request is not None and priced:
+        cheapest = min(priced, key=lambda o: o.cost_per_request or 0.0)
+        dear, cheap = weak.cost_per_request, cheapest.cost_per_request or 0.0
+        if dear > 0 and dear >= cheap * COST_RATIO:
+            found.append(
+                _reassign(weak, cheapest, "cost_per_request", dear, cheap, _usd, "cost per call")
+            )
+    return found
+
+
+def advise(rows: Sequence[MetricsRow], min_requests: int = 20) -> list[Advice]:
+    """Findings from per (provider, role) metrics rows; see the module docstring."""
+    by_role: dict[str, list[MetricsRow]] = {}
+    for row in rows:
+        if row.role is not None and row.provider is not None and row.requests > 0:
+            by_role.setdefault(row.role, []).append(row)
+    found: list[Advice] = []
+    for role in sorted(by_role):
+        role_rows = sorted(by_role[role], key=lambda r: r.provider or "")
+        enough = [r for r in role_rows if r.requests >= min_requests]
+        if len(enough) < 2:
+            if len(role_rows) >= 2 or len(enough) < len(role_rows):
+                counts = ", ".join(f"{r.provider} {r.requests}" for r in role_rows)
+                found.append(
+                    Advice(
+                        kind="insufficient_data",
+                        role=role,
+                        requests=sum(r.requests for r in role_rows),
+                        message=(
+                            f"role {role}: too little data to judge (calls: {counts}); "
+                            f"need at least {min_requests} calls from each of two providers"
+                        ),
+                    )
+                )
+            continue
+        for weak in enough:
+            found.extend(_judge(weak, [o for o in enough if o is not weak]))
+    return found

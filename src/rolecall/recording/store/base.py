@@ -1,0 +1,473 @@
+"""What every metrics store does, over SQL shared by SQLite and PostgreSQL.
+
+Backends supply a connection, a write transaction (one writer at a time, so rollup
+read-merge-write is safe across processes) and the bulk insert of attempts.
+Statements are written with ``?`` placeholders; backends translate them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from rolecall._secrets import redact
+from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.recording.store import StoreError
+from rolecall.recording.store.advise import advise as _advise
+from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS, Dialect
+from rolecall.recording.store.queries import RollupRange, fold_metrics, fold_trend, plan, select_sql
+from rolecall.recording.store.rollups import (
+    DAY,
+    HOUR,
+    ROLLUP_COLUMNS,
+    Rollup,
+    RollupKey,
+    aggregate,
+    daily_from_hourly,
+    run_deltas,
+)
+from rolecall.recording.store.rows import (
+    Advice,
+    MetricsRow,
+    RunDetail,
+    RunSummary,
+    TrendRow,
+    build_tasks,
+)
+
+__all__ = ["ATTEMPT_COLUMNS", "MetricsStore", "TimeArg", "placeholders"]
+
+TimeArg = float | datetime | None
+
+ATTEMPT_COLUMNS = (
+    "run_id",
+    "task_id",
+    "role",
+    "provider",
+    "model",
+    "attempt",
+    "outcome",
+    "error_kind",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "error",
+    "ts",
+)
+TASK_COLUMNS = (
+    "run_id",
+    "task_id",
+    "role",
+    "stage",
+    "status",
+    "provider",
+    "model",
+    "attempts",
+    "handovers",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "error",
+    "ts",
+)
+RUN_COLUMNS = (
+    "run_id",
+    "kind",
+    "status",
+    "started_at",
+    "finished_at",
+    "tasks",
+    "tasks_failed",
+    "attempts",
+    "handovers",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+
+
+def placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _epoch(value: TimeArg) -> float | None:
+    if value is None or isinstance(value, float | int):
+        return value
+    return value.timestamp()
+
+
+def _text(value: str | None) -> str | None:
+    return redact(value) if value else value
+
+
+def _attempt_row(event: AttemptEvent) -> tuple[Any, ...]:
+    kind = event.error_kind
+    return (
+        event.run_id,
+        event.task_id,
+        event.role,
+        event.provider,
+        event.model or "",
+        event.attempt,
+        event.outcome,
+        None if kind is None else str(kind),
+        event.latency_ms,
+        event.input_tokens,
+        event.output_tokens,
+        event.cost_usd,
+        _text(event.error),
+        event.ts,
+    )
+
+
+def _task_row(event: TaskEvent) -> tuple[Any, ...]:
+    return (
+        event.run_id,
+        event.task_id,
+        event.role,
+        event.stage,
+        event.status,
+        event.provider,
+        event.model,
+        event.attempts,
+        event.handovers,
+        event.latency_ms,
+        event.input_tokens,
+        event.output_tokens,
+        event.cost_usd,
+        _text(event.error),
+        event.ts,
+    )
+
+
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({placeholders(len(TASK_COLUMNS))})"
+)
+_ADD_TO_RUN = """INSERT INTO runs (run_id, started_at, tasks, tasks_failed, attempts, handovers,
+        input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET
+        tasks = runs.tasks + excluded.tasks,
+        tasks_failed = runs.tasks_failed + excluded.tasks_failed,
+        attempts = runs.attempts + excluded.attempts,
+        handovers = runs.handovers + excluded.handovers,
+        input_tokens = runs.input_tokens + excluded.input_tokens,
+        output_tokens = runs.output_tokens + excluded.output_tokens,
+        cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN runs.cost_usd
+                        ELSE COALESCE(runs.cost_usd, 0) + excluded.cost_usd END"""
+_START_RUN = """INSERT INTO runs (run_id, kind, status, started_at, meta)
+        VALUES (?, ?, 'running', ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind, status = 'running',
+        finished_at = NULL, meta = excluded.meta,
+        started_at = CASE WHEN excluded.started_at < runs.started_at
+                          THEN excluded.started_at ELSE runs.started_at END"""
+_FINISH_RUN = """INSERT INTO runs (run_id, status, started_at, finished_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
+        finished_at = excluded.finished_at"""
+
+
+def _rollup_sql(table: str, period: str) -> tuple[str, str]:
+    key = f"{period}, provider, role, model"
+    select = (
+        f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table} "
+        f"WHERE {period} = ? AND provider = ? AND role = ? AND model = ?"
+    )
+    updates = ", ".join(f"{column} = excluded.{column}" for column in ROLLUP_COLUMNS)
+    upsert = (
+        f"INSERT INTO {table} ({key}, {', '.join(ROLLUP_COLUMNS)}) "
+        f"VALUES ({placeholders(4 + len(ROLLUP_COLUMNS))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    return select, upsert
+
+
+_ROLLUP_SQL = {
+    "rollup_hourly": _rollup_sql("rollup_hourly", "hour"),
+    "rollup_daily": _rollup_sql("rollup_daily", "day"),
+}
+
+
+class MetricsStore(ABC):
+    """Runs, tasks, attempts and rollups; all methods are thread-safe."""
+
+    dialect: ClassVar[Dialect]
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._lock = threading.Lock()
+
+    # -- backend primitives -------------------------------------------------------------
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Any]:
+        """A cursor inside a write transaction that excludes other writers."""
+
+    @abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one query (``?`` placeholders)."""
+
+    @abstractmethod
+    def _insert_attempts(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _exec(self, cursor: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return cursor.execute(self._sql(sql), params)
+
+    def _exec_many(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cursor.executemany(self._sql(sql), rows)
+
+    def __enter__(self) -> MetricsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version reached."""
+        with self._write() as cursor:
+            self._exec(
+                cursor,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)",
+            )
+            applied = {
+                int(row[0])
+                for row in self._exec(cursor, "SELECT version FROM schema_migrations").fetchall()
+            }
+            if applied and max(applied) > LATEST_VERSION:
+                raise StoreError(
+                    f"the metrics store {self.label} has schema version {max(applied)}, newer "
+                    f"than this rolecall understands ({LATEST_VERSION}): upgrade rolecall"
+                )
+            for migration in MIGRATIONS:
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements(self.dialect):
+                    self._exec(cursor, statement)
+                self._exec(
+                    cursor,
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+        return self.schema_version()
+
+    def schema_version(self) -> int:
+        rows = self._read("SELECT MAX(version) FROM schema_migrations")
+        return int(rows[0][0] or 0) if rows else 0
+
+    # -- writing ------------------------------------------------------------------------
+
+    def record(self, events: Sequence[Event]) -> None:
+        """Store a batch of events and fold it into the rollups, in one transaction."""
+        attempts = [e for e in events if isinstance(e, AttemptEvent)]
+        tasks = [e for e in events if isinstance(e, TaskEvent)]
+        if not attempts and not tasks:
+            return
+        attempt_rows = [_attempt_row(e) for e in attempts]
+        task_rows = [_task_row(e) for e in tasks]
+        hourly = aggregate(attempts)
+        daily = daily_from_hourly(hourly)
+        per_run = run_deltas(attempts, tasks)
+        run_rows = [
+            (
+                run_id,
+                d.first_ts,
+                d.tasks,
+                d.tasks_failed,
+                d.attempts,
+                d.handovers,
+                d.input_tokens,
+                d.output_tokens,
+                d.cost_usd,
+            )
+            for run_id, d in per_run.items()
+        ]
+        with self._write() as cursor:
+            if attempt_rows:
+                self._insert_attempts(cursor, attempt_rows)
+            self._exec_many(cursor, _INSERT_TASK, task_rows)
+            self._exec_many(cursor, _ADD_TO_RUN, run_rows)
+            self._merge_rollups(cursor, "rollup_hourly", hourly)
+            self._merge_rollups(cursor, "rollup_daily", daily)
+
+    def _merge_rollups(self, cursor: Any, table: str, deltas: dict[RollupKey, Rollup]) -> None:
+        select, upsert = _ROLLUP_SQL[table]
+        rows: list[tuple[Any, ...]] = []
+        for key, delta in deltas.items():
+            existing = self._exec(cursor, select, key).fetchone()
+            if existing is not None:
+                merged = Rollup()
+                merged.add_row(existing)
+                merged.merge(delta)
+                delta = merged
+            rows.append((*key, *delta.to_row()))
+        self._exec_many(cursor, upsert, rows)
+
+    def start_run(
+        self,
+        run_id: str,
+        kind: str = "ask",
+        meta: dict[str, Any] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        meta_text = json.dumps(meta, default=str) if meta else None
+        with self._write() as cursor:
+            self._exec(
+                cursor,
+                _START_RUN,
+                (run_id, kind, started_at if started_at is not None else time.time(), meta_text),
+            )
+
+    def finish_run(self, run_id: str, status: str, finished_at: float | None = None) -> None:
+        when = finished_at if finished_at is not None else time.time()
+        with self._write() as cursor:
+            self._exec(cursor, _FINISH_RUN, (run_id, status, when, when))
+
+    def prune(self, before: float) -> int:
+        """Delete raw attempts and tasks older than ``before`` (epoch); rollups stay."""
+        with self._write() as cursor:
+            removed = int(
+                self._exec(cursor, "DELETE FROM attempts WHERE ts < ?", (before,)).rowcount
+            )
+            removed += int(self._exec(cursor, "DELETE FROM tasks WHERE ts < ?", (before,)).rowcount)
+        return removed
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _rollup_rows(
+        self, ranges: Sequence[RollupRange], provider: str | None, role: str | None
+    ) -> Iterator[tuple[Any, ...]]:
+        for part in ranges:
+            sql, params = select_sql(part, provider, role)
+            yield from self._read(sql, params)
+
+    def metrics(
+        self,
+        since: TimeArg = None,
+        until: TimeArg = None,
+        provider: str | None = None,
+        role: str | None = None,
+        group_by: Sequence[str] = ("provider", "role"),
+    ) -> list[MetricsRow]:
+        """Totals per group over [since, until) (hour resolution), from the rollups only."""
+        ranges = plan(_epoch(since), _epoch(until))
+        return fold_metrics(self._rollup_rows(ranges, provider, role), group_by)
+
+    def trend(
+        self,
+        bucket: Literal["hour", "day"] = "day",
+        since: TimeArg = None,
+        until: TimeArg = None,
+        provider: str | None = None,
+        role: str | None = None,
+        group_by: Sequence[str] = ("provider", "role"),
+    ) -> list[TrendRow]:
+        """Metrics per UTC hour or day bucket, oldest first."""
+        if bucket not in ("hour", "day"):
+            raise ValueError("bucket must be 'hour' or 'day'")
+        step = HOUR if bucket == "hour" else DAY
+        lo, hi = _epoch(since), _epoch(until)
+        part = RollupRange(
+            "rollup_hourly" if bucket == "hour" else "rollup_daily",
+            bucket,
+            None if lo is None else int(lo // step) * step,
+            None if hi is None else int(-(-hi // step)) * step,
+        )
+        return fold_trend(self._rollup_rows([part], provider, role), group_by, step)
+
+    def advise(
+        self, min_requests: int = 20, since: TimeArg = None, until: TimeArg = None
+    ) -> list[Advice]:
+        return _advise(self.metrics(since, until), min_requests)
+
+    def runs(self, limit: int = 20) -> list[RunSummary]:
+        """The most recent runs first, from the runs summary table."""
+        rows = self._read(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs "
+            "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+            (int(limit),),
+        )
+        return [_summary(row) for row in rows]
+
+    def find_runs(self, prefix: str, limit: int = 2) -> list[str]:
+        """Run ids equal to ``prefix``, else starting with it (at most ``limit``)."""
+        exact = self._read("SELECT run_id FROM runs WHERE run_id = ?", (prefix,))
+        if exact:
+            return [str(exact[0][0])]
+        rows = self._read(
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?",
+            (len(prefix), prefix, int(limit)),
+        )
+        return [str(row[0]) for row in rows]
+
+    def run_meta(self, run_id: str) -> dict[str, Any]:
+        """The meta a run was started with (the process writing it among it); {} if none."""
+        rows = self._read("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
+        return dict(json.loads(rows[0][0])) if rows and rows[0][0] else {}
+
+    def run(self, run_id: str) -> RunDetail | None:
+        """One run with every task and attempt (raw rows), or None."""
+        head = self._read(
+            "SELECT kind, status, started_at, finished_at, meta FROM runs WHERE run_id = ?",
+            (run_id,),
+        )
+        if not head:
+            return None
+        kind, status, started_at, finished_at, meta = head[0]
+        attempt_rows = self._read(
+            f"SELECT id, {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE run_id = ?", (run_id,)
+        )
+        task_rows = self._read(
+            f"SELECT id, {', '.join(TASK_COLUMNS)} FROM tasks WHERE run_id = ?", (run_id,)
+        )
+        records: list[tuple[float, int, int, dict[str, Any]]] = []
+        for row in attempt_rows:
+            record = dict(zip(ATTEMPT_COLUMNS, row[1:], strict=True))
+            record["type"] = "attempt"
+            records.append((float(record["ts"]), 0, int(row[0]), record))
+        for row in task_rows:
+            record = dict(zip(TASK_COLUMNS, row[1:], strict=True))
+            record["type"] = "task"
+            records.append((float(record["ts"]), 1, int(row[0]), record))
+        records.sort(key=lambda item: item[:3])
+        return RunDetail(
+            run_id=run_id,
+            kind=str(kind),
+            status=str(status),
+            started_at=started_at,
+            finished_at=finished_at,
+            tasks=build_tasks((item[3] for item in records), run_open=status == "running"),
+            meta=json.loads(meta) if meta else {},
+        )
+
+
+def _summary(row: Sequence[Any]) -> RunSummary:
+    return RunSummary(
+        run_id=str(row[0]),
+        kind=str(row[1]),
+        status=str(row[2]),
+        started_at=float(row[3]),
+        finished_at=None if row[4] is None else float(row[4]),
+        tasks=int(row[5]),
+        tasks_failed=int(row[6]),
+        attempts=int(row[7]),
+        handovers=int(row[8]),
+        input_tokens=int(row[9]),
+        output_tokens=int(row[10]),
+        cost_usd=None if row[11] is None else float(row[11]),
+    )

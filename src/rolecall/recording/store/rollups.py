@@ -1,0 +1,238 @@
+"""Pre-aggregated metrics per (hour or day, provider, role, model) and per run.
+
+Each batch of events is folded into deltas here, in memory, then merged into the
+``rollup_hourly`` / ``rollup_daily`` rows and the ``runs`` summary in the same
+transaction as the raw insert, so queries read only these small tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from rolecall.events import AttemptEvent, TaskEvent, moved_on
+from rolecall.recording.store import histogram
+from rolecall.recording.store.rows import MetricsRow
+
+__all__ = ["ROLLUP_COLUMNS", "Rollup", "RunDelta", "aggregate", "daily_from_hourly", "run_deltas"]
+
+HOUR = 3600
+DAY = 86400
+
+# Column order of a rollup row after its key columns.
+ROLLUP_COLUMNS = (
+    "requests",
+    "successes",
+    "failures",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cost_count",
+    "latency_sum",
+    "latency_hist",
+)
+
+RollupKey = tuple[int, str, str, str]  # (period start, provider, role, model)
+
+_input_tokens = attrgetter("input_tokens")
+_output_tokens = attrgetter("output_tokens")
+_cost = attrgetter("cost_usd")
+_latency = attrgetter("latency_ms")
+
+
+@dataclass(slots=True)
+class Rollup:
+    requests: int = 0
+    successes: int = 0
+    failures: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_count: int = 0  # attempts with a known cost; 0 means "cost unknown"
+    latency_sum: float = 0.0
+    hist: histogram.DenseHistogram = field(default_factory=histogram.DenseHistogram)
+
+    def add_attempts(self, events: Sequence[AttemptEvent]) -> None:
+        """Fold attempt events in; written with C-level builtins since it runs per call."""
+        self.requests += len(events)
+        successes = sum(1 for e in events if e.outcome == "ok")
+        self.successes += successes
+        self.failures += len(events) - successes
+        if successes != len(events):
+            errors = self.errors
+            for e in events:
+                if e.outcome != "ok":
+                    kind = "unknown" if e.error_kind is None else str(e.error_kind)
+                    errors[kind] = errors.get(kind, 0) + 1
+        self.input_tokens += sum(map(_input_tokens, events))
+        self.output_tokens += sum(map(_output_tokens, events))
+        costs = [c for c in map(_cost, events) if c is not None]
+        if costs:
+            self.cost_usd += sum(costs)
+            self.cost_count += len(costs)
+        latencies = list(map(_latency, events))
+        self.latency_sum += sum(latencies)
+        self.hist.add_sparse(Counter(histogram.buckets_of(latencies)))
+
+    def merge(self, other: Rollup) -> None:
+        self.requests += other.requests
+        self.successes += other.successes
+        self.failures += other.failures
+        for kind, count in other.errors.items():
+            self.errors[kind] = self.errors.get(kind, 0) + count
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
+        self.cost_count += other.cost_count
+        self.latency_sum += other.latency_sum
+        self.hist.merge(other.hist)
+
+    def add_row(self, row: Sequence[Any]) -> None:
+        """Add a stored row whose columns are :data:`ROLLUP_COLUMNS`, in order."""
+        self.requests += int(row[0])
+        self.successes += int(row[1])
+        self.failures += int(row[2])
+        if row[3]:
+            for kind, count in json.loads(row[3]).items():
+                self.errors[kind] = self.errors.get(kind, 0) + int(count)
+        self.input_tokens += int(row[4])
+        self.output_tokens += int(row[5])
+        self.cost_usd += float(row[6] or 0.0)
+        self.cost_count += int(row[7])
+        self.latency_sum += float(row[8])
+        self.hist.add_text(row[9])
+
+    def add_selected(
+        self, row: Sequence[Any], errors: dict[str, int], hist: tuple[int, list[int]]
+    ) -> None:
+        """Add a query row (period, provider, role, model, then :data:`ROLLUP_COLUMNS`)
+        whose ``errors`` and ``latency_hist`` columns were already decoded."""
+        self.requests += row[4]
+        self.successes += row[5]
+        self.failures += row[6]
+        if errors:
+            mine = self.errors
+            for kind, count in errors.items():
+                mine[kind] = mine.get(kind, 0) + count
+        self.input_tokens += row[8]
+        self.output_tokens += row[9]
+        self.cost_usd += row[10] or 0.0
+        self.cost_count += row[11]
+        self.latency_sum += row[12]
+        self.hist.add_dense(*hist)
+
+    def to_row(self) -> tuple[Any, ...]:
+        return (
+            self.requests,
+            self.successes,
+            self.failures,
+            json.dumps(self.errors, separators=(",", ":"), sort_keys=True),
+            self.input_tokens,
+            self.output_tokens,
+            self.cost_usd,
+            self.cost_count,
+            self.latency_sum,
+            self.hist.dumps(),
+        )
+
+    def to_metrics(
+        self,
+        provider: str | None,
+        role: str | None,
+        model: str | None,
+        group_by: tuple[str, ...],
+    ) -> MetricsRow:
+        p50, p95, p99 = self.hist.percentiles((0.50, 0.95, 0.99))
+        return MetricsRow(
+            provider=provider,
+            role=role,
+            model=model,
+            requests=self.requests,
+            successes=self.successes,
+            failures=self.failures,
+            errors=dict(self.errors),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost_usd if self.cost_count else None,
+            latency_avg_ms=self.latency_sum / self.requests if self.requests else None,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
+            group_by=group_by,
+        )
+
+
+def aggregate(attempts: Iterable[AttemptEvent]) -> dict[RollupKey, Rollup]:
+    """Hourly deltas for a batch of attempt events."""
+    groups: dict[RollupKey, list[AttemptEvent]] = {}
+    for event in attempts:
+        key = (int(event.ts // HOUR) * HOUR, event.provider, event.role, event.model or "")
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [event]
+        else:
+            group.append(event)
+    out: dict[RollupKey, Rollup] = {}
+    for key, group in groups.items():
+        rollup = out[key] = Rollup()
+        rollup.add_attempts(group)
+    return out
+
+
+def daily_from_hourly(hourly: dict[RollupKey, Rollup]) -> dict[RollupKey, Rollup]:
+    out: dict[RollupKey, Rollup] = {}
+    for (hour, provider, role, model), rollup in hourly.items():
+        key = ((hour // DAY) * DAY, provider, role, model)
+        day = out.get(key)
+        if day is None:
+            day = out[key] = Rollup()
+        day.merge(rollup)
+    return out
+
+
+@dataclass(slots=True)
+class RunDelta:
+    """What one batch adds to a run's summary row."""
+
+    first_ts: float
+    tasks: int = 0
+    tasks_failed: int = 0
+    attempts: int = 0
+    handovers: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+
+def run_deltas(attempts: Iterable[AttemptEvent], tasks: Iterable[TaskEvent]) -> dict[str, RunDelta]:
+    """Per run: attempts, hand-overs, tokens and cost from attempts; tasks from task events."""
+    out: dict[str, RunDelta] = {}
+    for event in attempts:
+        delta = out.get(event.run_id)
+        if delta is None:
+            delta = out[event.run_id] = RunDelta(first_ts=event.ts)
+        started = event.ts - event.latency_ms / 1000.0
+        if started < delta.first_ts:
+            delta.first_ts = started
+        delta.attempts += 1
+        if moved_on(event.outcome, event.error_kind):
+            delta.handovers += 1
+        delta.input_tokens += event.input_tokens
+        delta.output_tokens += event.output_tokens
+        if event.cost_usd is not None:
+            delta.cost_usd = (delta.cost_usd or 0.0) + event.cost_usd
+    for task in tasks:
+        delta = out.get(task.run_id)
+        if delta is None:
+            delta = out[task.run_id] = RunDelta(first_ts=task.ts)
+        delta.first_ts = min(delta.first_ts, task.ts - task.latency_ms / 1000.0)
+        delta.tasks += 1
+        if task.status != "ok":
+            delta.tasks_failed += 1
+    return out

@@ -1,0 +1,323 @@
+"""Typed rows the store and the run log return; ``to_dict()`` is the JSON the CLI prints.
+
+The shapes are the public contract of ``rolecall metrics --format json`` and
+``rolecall runs show --json``; the README's Commands section describes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rolecall.events import moved_on
+
+__all__ = [
+    "Advice",
+    "AttemptDetail",
+    "MetricsRow",
+    "RunDetail",
+    "RunSummary",
+    "TaskDetail",
+    "TrendRow",
+    "build_tasks",
+    "iso",
+]
+
+
+def iso(ts: float | None) -> str | None:
+    """A UTC ISO 8601 time (milliseconds) for an epoch time, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsRow:
+    """Totals for one group (by default one provider in one role) over a time range.
+
+    ``requests`` counts every call (attempt) made, retries included; ``successes`` those that
+    returned an answer; ``failures`` the rest, by kind in ``errors``. Latencies cover every
+    attempt; percentiles are nearest-rank, read from log-scale histograms (within ~1%).
+    """
+
+    provider: str | None
+    role: str | None
+    model: str | None
+    requests: int
+    successes: int
+    failures: int
+    errors: dict[str, int]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_avg_ms: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    group_by: tuple[str, ...] = ("provider", "role")
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.requests if self.requests else None
+
+    @property
+    def cost_per_request(self) -> float | None:
+        if self.cost_usd is None or not self.requests:
+            return None
+        return self.cost_usd / self.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"provider": self.provider, "role": self.role}
+        if "model" in self.group_by:
+            data["model"] = self.model
+        data.update(
+            {
+                "requests": self.requests,
+                "successes": self.successes,
+                "failures": self.failures,
+                "success_rate": _round(self.success_rate, 4),
+                "latency_ms": {
+                    "avg": _round(self.latency_avg_ms, 3),
+                    "p50": _round(self.latency_p50_ms, 3),
+                    "p95": _round(self.latency_p95_ms, 3),
+                    "p99": _round(self.latency_p99_ms, 3),
+                },
+                "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+                "cost_usd": _round(self.cost_usd, 9),
+                "errors": dict(sorted(self.errors.items())),
+            }
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TrendRow:
+    """One group's metrics in one time bucket (a UTC hour or day)."""
+
+    bucket_start: float
+    metrics: MetricsRow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bucket": iso(self.bucket_start), **self.metrics.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_id: str
+    kind: str
+    status: str
+    started_at: float
+    finished_at: float | None
+    tasks: int
+    tasks_failed: int
+    attempts: int
+    handovers: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "tasks": self.tasks,
+            "tasks_failed": self.tasks_failed,
+            "attempts": self.attempts,
+            "handovers": self.handovers,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": _round(self.cost_usd, 9),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDetail:
+    provider: str
+    attempt: int
+    outcome: str
+    error_kind: str | None
+    latency_ms: float
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "attempt": self.attempt,
+            "outcome": self.outcome,
+            "error_kind": self.error_kind,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass(slots=True)
+class TaskDetail:
+    task_id: str
+    role: str
+    stage: str | None
+    status: str
+    provider: str | None
+    model: str | None
+    attempts: list[AttemptDetail]
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cost_usd: float | None = None
+    error: str | None = None
+
+    @property
+    def handovers(self) -> int:
+        return sum(1 for attempt in self.attempts if moved_on(attempt.outcome, attempt.error_kind))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "role": self.role,
+            "stage": self.stage,
+            "status": self.status,
+            "provider": self.provider,
+            "model": self.model,
+            "attempts": [attempt.to_dict() for attempt in self.attempts],
+            "handovers": self.handovers,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "latency_ms": round(self.latency_ms, 3),
+            "cost_usd": _round(self.cost_usd, 9),
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
+class RunDetail:
+    run_id: str
+    kind: str
+    status: str
+    started_at: float | None
+    finished_at: float | None
+    tasks: list[TaskDetail] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [task.cost_usd for task in self.tasks if task.cost_usd is not None]
+        return sum(costs) if costs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "cost_usd": _round(self.cost_usd, 9),
+            "tasks": [task.to_dict() for task in self.tasks],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """One finding of ``metrics advise``.
+
+    ``kind`` is ``reassign`` (``provider`` under-performs ``better`` in ``role`` on
+    ``metric``) or ``insufficient_data`` (too few calls in ``role`` to judge).
+    """
+
+    kind: str
+    role: str
+    message: str
+    provider: str | None = None
+    better: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    better_value: float | None = None
+    requests: int = 0
+    better_requests: int = 0
+    suggestion: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "role": self.role,
+            "provider": self.provider,
+            "better": self.better,
+            "metric": self.metric,
+            "value": self.value,
+            "better_value": self.better_value,
+            "requests": self.requests,
+            "better_requests": self.better_requests,
+            "suggestion": self.suggestion,
+            "message": self.message,
+        }
+
+
+def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[TaskDetail]:
+    """Tasks in first-seen order from attempt and task records (``event_to_dict`` shape).
+
+    A task with attempts but no task record is ``running`` while its run is open and
+    ``incomplete`` after (the process stopped mid-task).
+    """
+    tasks: dict[str, TaskDetail] = {}
+    finished: set[str] = set()
+    for event in events:
+        task_id = str(event.get("task_id", ""))
+        task = tasks.get(task_id)
+        if task is None:
+            task = TaskDetail(
+                task_id=task_id,
+                role=str(event.get("role", "")),
+                stage=event.get("stage"),
+                status="running" if run_open else "incomplete",
+                provider=None,
+                model=None,
+                attempts=[],
+                input_tokens=0,
+                output_tokens=0,
+                latency_ms=0.0,
+            )
+            tasks[task_id] = task
+        if event.get("type") == "attempt":
+            attempt = AttemptDetail(
+                provider=str(event["provider"]),
+                attempt=int(event.get("attempt") or 0),
+                outcome=str(event.get("outcome")),
+                error_kind=event.get("error_kind"),
+                latency_ms=float(event.get("latency_ms") or 0.0),
+                model=event.get("model"),
+                input_tokens=int(event.get("input_tokens") or 0),
+                output_tokens=int(event.get("output_tokens") or 0),
+                cost_usd=event.get("cost_usd"),
+            )
+            task.attempts.append(attempt)
+            if task_id not in finished:
+                # Until the task record arrives, show what the attempts add up to.
+                task.provider = attempt.provider
+                task.model = attempt.model
+                task.input_tokens += attempt.input_tokens
+                task.output_tokens += attempt.output_tokens
+                task.latency_ms += attempt.latency_ms
+                if attempt.cost_usd is not None:
+                    task.cost_usd = (task.cost_usd or 0.0) + attempt.cost_usd
+        elif event.get("type") == "task":
+            finished.add(task_id)
+            task.status = str(event.get("status"))
+            task.stage = event.get("stage") or task.stage
+            task.provider = event.get("provider")
+            task.model = event.get("model")
+            task.input_tokens = int(event.get("input_tokens") or 0)
+            task.output_tokens = int(event.get("output_tokens") or 0)
+            task.latency_ms = float(event.get("latency_ms") or 0.0)
+            if event.get("cost_usd") is not None:
+                task.cost_usd = event.get("cost_usd")
+            task.error = event.get("error")
+    return list(tasks.values())

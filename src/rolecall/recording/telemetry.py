@@ -1,0 +1,166 @@
+"""OpenTelemetry spans and metrics for tasks and attempts (``rolecall[otel]``).
+
+A span per task and a child span per attempt, following the GenAI semantic
+conventions, parented under the caller's current span. Spans are built from
+the router's events when the task ends, with the real start and end times, so
+tracing adds nothing to the call path beyond one event. Events carry no prompt
+or completion text, so none is ever recorded.
+
+Each attempt also feeds the GenAI client metrics: ``gen_ai.client.operation.duration``
+(histogram, seconds) and ``gen_ai.client.token.usage`` (histogram, tokens, with
+``gen_ai.token.type`` input or output), with the role and provider as attributes.
+Where the spans and metrics go is set up by :mod:`rolecall.recording.telemetry_setup`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from rolecall.errors import MissingExtra
+from rolecall.events import AttemptEvent, Event, TaskEvent
+
+__all__ = ["TelemetrySink", "telemetry_enabled"]
+
+# rolecall provider type -> gen_ai.system value of the semantic conventions.
+_GEN_AI_SYSTEM = {
+    "openai": "openai",
+    "openai-compatible": "openai",
+    "anthropic": "anthropic",
+    "google": "gcp.gemini",
+    "local": "rolecall.local",
+}
+
+
+# Bucket boundaries the GenAI semantic conventions recommend for the two histograms.
+_DURATION_BUCKETS = tuple(0.01 * 2**power for power in range(14))  # 0.01 s .. 81.92 s
+_TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))
+
+
+def telemetry_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Telemetry is on when the standard OTEL_* variables ask for traces or metrics."""
+    from rolecall.recording.telemetry_setup import metrics_wanted, traces_wanted
+
+    env = os.environ if environ is None else environ
+    return traces_wanted(env) or metrics_wanted(env)
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+class TelemetrySink:
+    """An event sink that turns each finished task into a span tree."""
+
+    def __init__(
+        self,
+        provider_types: Mapping[str, str],
+        *,
+        tracer_provider: Any | None = None,
+        meter_provider: Any | None = None,
+    ) -> None:
+        try:
+            from opentelemetry import metrics, trace
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise MissingExtra("otel", "opentelemetry-api", "OpenTelemetry tracing") from exc
+        self._trace = trace
+        self._tracer = trace.get_tracer("rolecall", tracer_provider=tracer_provider)
+        meter = metrics.get_meter("rolecall", meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS),
+        )
+        self._tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
+        )
+        self._systems = {pid: _GEN_AI_SYSTEM.get(t, t) for pid, t in provider_types.items()}
+        self._pending: dict[tuple[str, str], list[AttemptEvent]] = {}
+
+    def emit(self, event: Event) -> None:
+        key = (event.run_id, event.task_id)
+        if isinstance(event, AttemptEvent):
+            self._pending.setdefault(key, []).append(event)
+            self._record_metrics(event)
+            return
+        self._task_span(event, self._pending.pop(key, []))
+
+    def _record_metrics(self, attempt: AttemptEvent) -> None:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
+            "gen_ai.request.model": attempt.model,
+            "rolecall.role": attempt.role,
+            "rolecall.provider": attempt.provider,
+        }
+        if attempt.error_kind is not None:
+            attributes["error.type"] = attempt.error_kind.value
+        self._duration.record(attempt.latency_ms / 1000, attributes)
+        if attempt.outcome != "ok":
+            return
+        attributes["gen_ai.response.model"] = attempt.model
+        self._tokens.record(attempt.input_tokens, {**attributes, "gen_ai.token.type": "input"})
+        self._tokens.record(attempt.output_tokens, {**attributes, "gen_ai.token.type": "output"})
+
+    def _task_span(self, task: TaskEvent, attempts: list[AttemptEvent]) -> None:
+        trace = self._trace
+        task_start = task.ts - task.latency_ms / 1000
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "rolecall.role": task.role,
+            "rolecall.run_id": task.run_id,
+            "rolecall.task_id": task.task_id,
+            "rolecall.attempts": task.attempts,
+            "rolecall.handovers": task.handovers,
+            "gen_ai.usage.input_tokens": task.input_tokens,
+            "gen_ai.usage.output_tokens": task.output_tokens,
+        }
+        if task.provider:
+            attributes["rolecall.provider"] = task.provider
+            attributes["gen_ai.system"] = self._systems.get(task.provider, "unknown")
+        if task.model:
+            attributes["gen_ai.response.model"] = task.model
+        if task.stage:
+            attributes["rolecall.stage"] = task.stage
+        span = self._tracer.start_span(
+            f"rolecall.task {task.role}", start_time=_ns(task_start), attributes=attributes
+        )
+        if task.status != "ok":
+            span.set_attribute("error.type", "all_providers_failed")
+            span.set_status(trace.Status(trace.StatusCode.ERROR, task.error or ""))
+        context = trace.set_span_in_context(span)
+        for attempt in attempts:
+            self._attempt_span(attempt, context)
+        span.end(end_time=_ns(task.ts))
+
+    def _attempt_span(self, attempt: AttemptEvent, context: Any) -> None:
+        trace = self._trace
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
+            "gen_ai.request.model": attempt.model,
+            "rolecall.role": attempt.role,
+            "rolecall.provider": attempt.provider,
+            "rolecall.attempt": attempt.attempt,
+            "rolecall.outcome": attempt.outcome,
+        }
+        if attempt.outcome == "ok":
+            attributes["gen_ai.response.model"] = attempt.model
+            attributes["gen_ai.usage.input_tokens"] = attempt.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = attempt.output_tokens
+        span = self._tracer.start_span(
+            f"chat {attempt.model}",
+            context=context,
+            kind=trace.SpanKind.CLIENT,
+            start_time=_ns(attempt.ts - attempt.latency_ms / 1000),
+            attributes=attributes,
+        )
+        if attempt.error_kind is not None:
+            span.set_attribute("error.type", attempt.error_kind.value)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, attempt.error or ""))
+        span.end(end_time=_ns(attempt.ts))

@@ -1,0 +1,424 @@
+"""One provider's calls for one task: admission, concurrency slot, retries and records.
+
+:class:`ProviderCalls` is the single attempt loop that whole answers and streams
+share. It calls one provider until that provider has produced its first item (the
+whole answer, or a stream's first text), retrying under the global policy, and
+returns an :class:`Opened` call that still holds the provider's slot, or None
+when the task must move on (the failure is then recorded as a hand-over).
+
+A call that is not the last hope of its chain is watched: when it has produced
+nothing ``failover_within`` after it started it comes back as :class:`Waiting`
+(still running) and the chain walker (``_chain``) races it against the next
+provider. Only time to the first item is bounded; once text flows the provider's
+own ``timeout`` bounds the gaps between chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rolecall.config.schema import RetryConfig
+from rolecall.errors import ErrorKind, ProviderError
+from rolecall.health.memory import Admission, HealthTracker
+from rolecall.providers.base import Provider
+from rolecall.routing._outcomes import Outcomes
+from rolecall.routing._task import TaskRun, unexpected_error
+from rolecall.routing.retry import retry_delay, should_retry, within_budget
+from rolecall.types import ChatRequest, Chunk, Completion, Usage
+
+__all__ = ["Opened", "ProviderCalls", "Waiting", "read_rest"]
+
+log = logging.getLogger("rolecall.router")
+
+Sleep = Callable[[float], Awaitable[Any]]
+# How long a provider cools down after a 429 that named no reset time.
+DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
+
+
+@dataclass(slots=True)
+class _Slot:
+    """The provider's concurrency slot and health admission held by one call."""
+
+    semaphore: asyncio.Semaphore
+    admission: Admission
+    held: bool = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.semaphore.release()
+            self.admission.release()
+
+
+@dataclass(slots=True)
+class _First:
+    """What a call produced first: a whole answer, or a stream's first text and the rest."""
+
+    completion: Completion | None = None
+    text: str = ""
+    chunks: AsyncIterator[Chunk] | None = None
+    usage: Usage | None = None
+    finish: str | None = None
+    model: str | None = None
+
+    def absorb(self, chunk: Chunk) -> None:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason:
+            self.finish = chunk.finish_reason
+        if chunk.model:
+            self.model = chunk.model
+
+
+@dataclass(slots=True)
+class Opened:
+    """A call that produced its first item; holds its slot until finished or abandoned."""
+
+    pid: str
+    attempt: int
+    started: float
+    first: _First
+    slot: _Slot
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A call with nothing to show ``failover_within`` after it started; still running."""
+
+    pid: str
+    attempt: int
+    started: float
+    call: asyncio.Future[_First]
+    slot: _Slot
+
+
+async def _close(chunks: AsyncIterator[Chunk]) -> None:
+    aclose: Callable[[], Any] | None = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _First:
+    """Call the provider and read until its first item (the stream stays open after it).
+
+    A whole answer that may be raced is asked for as a stream too: only its first
+    token tells a live provider writing a long answer from a stalled one.
+    """
+    if not stream:
+        return _First(completion=await provider.complete(request))
+    first = _First()
+    chunks = provider.stream(request)
+    try:
+        async for chunk in chunks:
+            first.absorb(chunk)
+            if chunk.text:
+                first.text, first.chunks = chunk.text, chunks
+                return first
+    except BaseException:
+        await _close(chunks)
+        raise
+    await _close(chunks)
+    return first
+
+
+async def read_rest(opened: Opened, default_model: str) -> Completion:
+    """The whole answer of a call opened as a stream: its first text and every chunk after."""
+    first = opened.first
+    if first.completion is not None:
+        return first.completion
+    parts = [first.text]
+    if first.chunks is not None:
+        try:
+            async for chunk in first.chunks:
+                first.absorb(chunk)
+                if chunk.text:
+                    parts.append(chunk.text)
+        finally:
+            await _close(first.chunks)
+    return Completion(
+        text="".join(parts),
+        model=first.model or default_model,
+        usage=first.usage or Usage(),
+        finish_reason=first.finish,
+    )
+
+
+async def _cancel(future: asyncio.Future[Any]) -> None:
+    """Cancel ``future`` and wait until it has finished its own clean-up."""
+    future.cancel()
+    await asyncio.gather(future, return_exceptions=True)
+
+
+class ProviderCalls:
+    """The attempt loop and its records; built once per router, shared by every task."""
+
+    def __init__(
+        self,
+        *,
+        provider: Callable[[str], Provider],
+        semaphores: Mapping[str, asyncio.Semaphore],
+        health: HealthTracker,
+        outcomes: Outcomes,
+        retry: RetryConfig,
+        failover_within: float,
+        clock: Callable[[], float],
+        sleep: Sleep,
+        rng: Callable[[], float],
+    ) -> None:
+        self.provider = provider
+        self._semaphores = semaphores
+        self.health = health
+        self.outcomes = outcomes
+        self._retry = retry
+        self.failover_within = failover_within
+        self.clock = clock
+        self.sleep = sleep
+        self._rng = rng
+
+    async def open(
+        self, task: TaskRun, pid: str, request: ChatRequest, *, stream: bool, raceable: bool
+    ) -> Opened | Waiting | None:
+        """Call ``pid`` until it produces its first item, fails for good or stalls (raceable)."""
+        provider = self.provider(pid)
+        attempt = 0
+        first_failure_at: float | None = None
+        retrying: tuple[int, float, ProviderError] | None = None
+        while True:
+            admission = await self.health.admit(pid)
+            if admission is None:
+                self._skipped(task, pid, retrying)
+                return None
+            if retrying is not None:
+                self._record_earlier(task, pid, retrying, "retry")
+                retrying = None
+            slot = _Slot(self._semaphores[pid], admission)
+            try:
+                await slot.semaphore.acquire()
+            except BaseException:
+                admission.release()
+                raise
+            attempt += 1
+            started = self.clock()
+            try:
+                got = await self._attempt(task, pid, provider, request, stream, raceable, attempt)
+            except ProviderError as exc:
+                error = exc
+            except asyncio.CancelledError:
+                slot.release()
+                raise
+            except Exception as exc:  # an adapter bug still hands over, named
+                error = unexpected_error(pid, exc)
+            else:
+                if isinstance(got, _First):
+                    return Opened(pid, attempt, started, got, slot)
+                return Waiting(pid, attempt, started, got, slot)
+            slot.release()
+            now = self.clock()
+            if first_failure_at is None:
+                first_failure_at = now
+            latency_ms = (now - started) * 1000.0
+            delay = self.after_failure(task, pid, attempt, latency_ms, error, now, first_failure_at)
+            if delay is None:
+                return None
+            retrying = (attempt, latency_ms, error)
+            try:
+                await self.sleep(delay)
+            except asyncio.CancelledError:
+                self._record_earlier(task, pid, retrying, "cancelled")
+                raise
+
+    async def _attempt(
+        self,
+        task: TaskRun,
+        pid: str,
+        provider: Provider,
+        request: ChatRequest,
+        stream: bool,
+        raceable: bool,
+        attempt: int,
+    ) -> _First | asyncio.Future[_First]:
+        """One call: its first item, or (raceable, nothing yet) the still-running call."""
+        started = self.clock()
+        if not raceable:
+            try:
+                return await _first_of(provider, request, stream)
+            except asyncio.CancelledError:  # the client went away
+                latency_ms = (self.clock() - started) * 1000.0
+                self.outcomes.record(task, pid, attempt, "cancelled", None, latency_ms)
+                raise
+        call = asyncio.ensure_future(_first_of(provider, request, stream=True))
+        timer = asyncio.ensure_future(self.sleep(self.failover_within))
+        try:
+            await asyncio.wait((call, timer), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            timer.cancel()
+            await _cancel(call)
+            latency_ms = (self.clock() - started) * 1000.0
+            self.outcomes.record(task, pid, attempt, "cancelled", None, latency_ms)
+            raise
+        if call.done():
+            timer.cancel()
+            return call.result()
+        return call
+
+    # ---- settling a call that was raced ----------------------------------------------------
+
+    def settle(self, task: TaskRun, waiting: Waiting) -> Opened | None:
+        """The outcome of a raced call that finished: opened, or failed (a hand-over)."""
+        assert waiting.call.done()
+        try:
+            return Opened(
+                waiting.pid, waiting.attempt, waiting.started, waiting.call.result(), waiting.slot
+            )
+        except ProviderError as exc:
+            error = exc
+        except Exception as exc:  # an adapter bug still hands over, named
+            error = unexpected_error(waiting.pid, exc)
+        waiting.slot.release()
+        now = self.clock()
+        self.after_failure(
+            task,
+            waiting.pid,
+            waiting.attempt,
+            (now - waiting.started) * 1000.0,
+            error,
+            now,
+            now,
+            may_retry=False,
+        )
+        return None
+
+    async def abandon_stalled(self, task: TaskRun, waiting: Waiting) -> None:
+        """The next provider answered first: cancel the stalled call and record the stall."""
+        await _cancel(waiting.call)
+        waiting.slot.release()
+        if waiting.call.done() and not waiting.call.cancelled():
+            opened = self.settle(task, waiting)  # it answered or failed in the same instant
+            if opened is None:
+                return
+            await self.abandon(task, opened, stalled=False)
+            return
+        latency_ms = (self.clock() - waiting.started) * 1000.0
+        error = ProviderError(
+            f"no first token within failover_within ({self.failover_within:g} s); "
+            "the next provider answered first",
+            kind=ErrorKind.STALLED,
+            provider=waiting.pid,
+        )
+        self.health.record_failure(waiting.pid, error)
+        log.info("%s attempt %d stalled, handed over", waiting.pid, waiting.attempt)
+        self.outcomes.record(
+            task, waiting.pid, waiting.attempt, "cancelled", ErrorKind.STALLED, latency_ms
+        )
+        task.failed[waiting.pid] = error
+        task.handovers += 1
+
+    async def drop(self, task: TaskRun, waiting: Waiting) -> None:
+        """The task itself was cancelled (its client went away) while ``waiting`` ran."""
+        await _cancel(waiting.call)
+        waiting.slot.release()
+        latency_ms = (self.clock() - waiting.started) * 1000.0
+        self.outcomes.record(task, waiting.pid, waiting.attempt, "cancelled", None, latency_ms)
+
+    async def abandon(self, task: TaskRun, opened: Opened, *, stalled: bool = False) -> None:
+        """Close a call that lost the race after producing its first item (no tokens billed)."""
+        if opened.first.chunks is not None:
+            await _close(opened.first.chunks)
+        opened.slot.release()
+        latency_ms = (self.clock() - opened.started) * 1000.0
+        kind = ErrorKind.STALLED if stalled else None
+        self.outcomes.record(task, opened.pid, opened.attempt, "cancelled", kind, latency_ms)
+
+    # ---- failures -------------------------------------------------------------------------
+
+    def after_failure(
+        self,
+        task: TaskRun,
+        pid: str,
+        attempt: int,
+        latency_ms: float,
+        error: ProviderError,
+        now: float,
+        first_failure_at: float,
+        *,
+        may_retry: bool = True,
+    ) -> float | None:
+        """Note a failed call; the seconds to wait before retrying, or None to hand over.
+
+        A hand-over is recorded at once; a retry is recorded by the caller once the
+        provider is admitted again (or as a hand-over if it went down meanwhile).
+        """
+        if not error.provider:
+            error.provider = pid
+        health = self.health
+        kind = error.kind
+        if kind.disables_provider:
+            health.mark_unavailable(pid, error)
+        elif kind is ErrorKind.RATE_LIMIT:
+            cooldown = error.retry_after
+            health.cool_down(
+                pid, now + (DEFAULT_RATE_LIMIT_COOLDOWN if cooldown is None else cooldown)
+            )
+        health.record_failure(pid, error)
+        delay: float | None = None
+        if (
+            may_retry
+            and should_retry(error, attempt, self._retry)
+            and health.state(pid) in ("ok", "cooling_down")
+        ):
+            floor = max(error.retry_after or 0.0, health.cooldown_remaining(pid))
+            wait = retry_delay(attempt, self._retry, floor or None, self._rng)
+            if within_budget(now, first_failure_at, wait, self.failover_within):
+                delay = wait
+        log.info(
+            "%s attempt %d failed (%s), %s: %s",
+            pid,
+            attempt,
+            kind.value,
+            f"retry in {delay:.2f} s" if delay is not None else "handing over",
+            error.message,
+        )
+        if delay is None:
+            self.outcomes.record(task, pid, attempt, "handover", kind, latency_ms, error=error)
+            task.failed[pid] = error
+            task.handovers += 1
+        return delay
+
+    def _skipped(
+        self, task: TaskRun, pid: str, retrying: tuple[int, float, ProviderError] | None
+    ) -> None:
+        if retrying is not None:  # it failed, then went down while we waited: a hand-over
+            self._record_earlier(task, pid, retrying, "handover")
+            task.failed[pid] = retrying[2]
+            task.handovers += 1
+            return
+        reason = self.health.reason(pid) or ProviderError(
+            "skipped: not available", kind=ErrorKind.SERVER, provider=pid
+        )
+        task.failed.setdefault(pid, reason)
+        if self.health.state(pid) == "cooling_down" and pid not in task.deferred:
+            task.deferred.append(pid)
+
+    def _record_earlier(
+        self,
+        task: TaskRun,
+        pid: str,
+        retrying: tuple[int, float, ProviderError],
+        outcome: Literal["retry", "handover", "cancelled"],
+    ) -> None:
+        """Record a failed call once what follows it is known (retried, skipped, cancelled)."""
+        attempt, latency_ms, error = retrying
+        self.outcomes.record(task, pid, attempt, outcome, error.kind, latency_ms, error=error)
+
+    async def await_cooldown(self, pid: str) -> bool:
+        """Wait for a provider's rate-limit reset if it comes within ``failover_within``."""
+        remaining = self.health.cooldown_remaining(pid)
+        if remaining > self.failover_within:
+            return False
+        if remaining > 0:
+            await self.sleep(remaining)
+        return True

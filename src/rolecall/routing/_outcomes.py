@@ -1,0 +1,154 @@
+"""What a task leaves behind: attempts, events, the reply or the failure with its fixes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from rolecall._secrets import redact, redact_answer
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import AllProvidersFailed, ErrorKind, ProviderError, RolecallError
+from rolecall.events import AttemptEvent, EventBus, TaskEvent
+from rolecall.providers.base import Provider
+from rolecall.routing._hints import explain_all
+from rolecall.routing._task import TaskRun
+from rolecall.types import Attempt, Completion, Outcome, Reply, Usage
+
+__all__ = ["Outcomes"]
+
+
+class Outcomes:
+    """Records attempts and results of tasks as :class:`Attempt`, events and replies."""
+
+    def __init__(
+        self,
+        config: RolecallConfig,
+        events: EventBus,
+        providers: Mapping[str, Provider],
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._events = events
+        self._providers = providers
+        self._clock = clock
+
+    def record_ok(
+        self, task: TaskRun, pid: str, attempt: int, latency_ms: float, completion: Completion
+    ) -> None:
+        task.answer = (pid, completion)
+        self.record(task, pid, attempt, "ok", None, latency_ms, usage=completion.usage)
+
+    def record(
+        self,
+        task: TaskRun,
+        pid: str,
+        attempt: int,
+        outcome: Outcome,
+        kind: ErrorKind | None,
+        latency_ms: float,
+        *,
+        usage: Usage | None = None,
+        error: ProviderError | None = None,
+    ) -> None:
+        task.attempts.append(Attempt(pid, attempt, outcome, kind, latency_ms))
+        if not self._events:
+            return
+        input_tokens = usage.input_tokens if usage else 0
+        output_tokens = usage.output_tokens if usage else 0
+        self._events.emit(
+            AttemptEvent(
+                run_id=task.run_id,
+                task_id=task.task_id,
+                role=task.role,
+                provider=pid,
+                model=self.model(pid, task),
+                attempt=attempt,
+                outcome=outcome,
+                error_kind=kind,
+                latency_ms=latency_ms,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=self.cost(pid, usage) if usage else None,
+                error=redact(error.message) if error is not None else None,
+            )
+        )
+
+    def model(self, pid: str, task: TaskRun | None = None) -> str:
+        if task is not None and task.answer is not None and task.answer[0] == pid:
+            return task.answer[1].model or self._providers[pid].model
+        return self._providers[pid].model
+
+    def cost(self, pid: str, usage: Usage) -> float | None:
+        provider_config = self._config.providers.get(pid)
+        if provider_config is None:
+            return None
+        return provider_config.cost_usd(usage.input_tokens, usage.output_tokens)
+
+    def succeed(self, task: TaskRun) -> Reply:
+        assert task.answer is not None
+        pid, completion = task.answer
+        latency_ms = (self._clock() - task.started) * 1000.0
+        cost = self.cost(pid, completion.usage)
+        model = completion.model or self._providers[pid].model
+        reply = Reply(
+            text=redact_answer(completion.text),  # a key the model echoes never reaches a caller
+            role=task.role,
+            provider=pid,
+            model=model,
+            usage=completion.usage,
+            latency_ms=latency_ms,
+            attempts=tuple(task.attempts),
+            finish_reason=completion.finish_reason,
+            cost_usd=cost,
+        )
+        if self._events:
+            self._events.emit(
+                TaskEvent(
+                    run_id=task.run_id,
+                    task_id=task.task_id,
+                    role=task.role,
+                    status="ok",
+                    provider=pid,
+                    model=model,
+                    attempts=len(task.attempts),
+                    handovers=task.handovers,
+                    latency_ms=latency_ms,
+                    input_tokens=completion.usage.input_tokens,
+                    output_tokens=completion.usage.output_tokens,
+                    cost_usd=cost,
+                    stage=task.stage,
+                    finish_reason=completion.finish_reason,
+                )
+            )
+        return reply
+
+    def fail(self, task: TaskRun, error: RolecallError | None = None) -> AllProvidersFailed:
+        errors = list(task.failed.values())
+        head = f"every provider for role '{task.role}' failed:"
+        failure = AllProvidersFailed(
+            task.role,
+            errors,
+            attempts=task.attempts,
+            message=explain_all(head, errors, self._config),
+        )
+        self.task_failed(task, error or failure)
+        return failure
+
+    def task_failed(self, task: TaskRun, error: RolecallError) -> None:
+        if not self._events:
+            return
+        last = task.attempts[-1].provider if task.attempts else None
+        self._events.emit(
+            TaskEvent(
+                run_id=task.run_id,
+                task_id=task.task_id,
+                role=task.role,
+                status="failed",
+                provider=last,
+                model=self.model(last) if last else None,
+                attempts=len(task.attempts),
+                handovers=task.handovers,
+                latency_ms=(self._clock() - task.started) * 1000.0,
+                error=redact(error.message),
+                stage=task.stage,
+            )
+        )

@@ -1,0 +1,128 @@
+"""Streaming through the chain: hand over freely until the first text, never after it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from rolecall._secrets import redact_answer
+from rolecall.errors import ProviderError, StreamInterrupted
+from rolecall.routing._attempt import ProviderCalls, _First
+from rolecall.routing._chain import walk
+from rolecall.routing._task import TaskRun, unexpected_error
+from rolecall.types import ChatRequest, Completion, Reply, Usage
+
+__all__ = ["ReplyStream", "run_stream"]
+
+
+class ReplyStream:
+    """An async iterator of text chunks; :attr:`reply` is set once it is exhausted.
+
+    Raises :class:`rolecall.errors.AllProvidersFailed` when no provider could start,
+    and :class:`rolecall.errors.StreamInterrupted` when one failed after sending text.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: AsyncGenerator[str, None] | None = None
+        self._reply: Reply | None = None
+        # Set with the first chunk: who is streaming, and the calls made so far including
+        # its own (a proxy must send them in headers before the reply is complete).
+        self.provider: str | None = None
+        self.attempts_so_far = 0
+
+    def _attach(self, chunks: AsyncGenerator[str, None]) -> None:
+        self._chunks = chunks
+
+    def _finish(self, reply: Reply) -> None:
+        self._reply = reply
+
+    def __aiter__(self) -> ReplyStream:
+        return self
+
+    async def __anext__(self) -> str:
+        assert self._chunks is not None
+        return await self._chunks.__anext__()
+
+    @property
+    def reply(self) -> Reply:
+        """The whole answer with provider, usage and attempts (after the last chunk)."""
+        if self._reply is None:
+            raise RuntimeError("the reply is known once the stream has been read to the end")
+        return self._reply
+
+    async def aclose(self) -> None:
+        """Stop early: closes the provider's stream and frees its concurrency slot."""
+        if self._chunks is not None:
+            await self._chunks.aclose()
+
+    async def __aenter__(self) -> ReplyStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def run_stream(
+    calls: ProviderCalls,
+    task: TaskRun,
+    chain: tuple[str, ...],
+    request_for: Callable[[str], ChatRequest],
+    out: ReplyStream,
+) -> AsyncGenerator[str, None]:
+    """The chunks of the first provider in ``chain`` to send text (stalls raced)."""
+    opened = await walk(calls, task, chain, request_for, stream=True)
+    if opened is None:
+        raise calls.outcomes.fail(task)
+    out.provider, out.attempts_so_far = opened.pid, len(task.attempts) + 1
+    first = opened.first
+    parts: list[str] = []
+    error: ProviderError | None = None
+    try:
+        if first.text:
+            # Text proves the key: let waiting tasks through.
+            calls.health.mark_confirmed(opened.pid)
+            parts.append(first.text)
+            yield redact_answer(first.text)
+        if first.chunks is not None:
+            async for chunk in first.chunks:
+                first.absorb(chunk)
+                if chunk.text:
+                    parts.append(chunk.text)
+                    yield redact_answer(chunk.text)
+    except ProviderError as exc:
+        error = exc
+    except Exception as exc:  # an adapter bug still ends the stream, named
+        error = unexpected_error(opened.pid, exc)
+    except BaseException:  # the caller stopped reading: its client went away
+        await _end(calls, first)
+        opened.slot.release()
+        latency_ms = (calls.clock() - opened.started) * 1000.0
+        calls.outcomes.record(task, opened.pid, opened.attempt, "cancelled", None, latency_ms)
+        raise
+    await _end(calls, first)
+    opened.slot.release()
+    now = calls.clock()
+    latency_ms = (now - opened.started) * 1000.0
+    if error is not None:
+        calls.after_failure(
+            task, opened.pid, opened.attempt, latency_ms, error, now, now, may_retry=False
+        )
+        interrupted = StreamInterrupted(error, sum(map(len, parts)))
+        calls.outcomes.task_failed(task, interrupted)
+        raise interrupted
+    completion = Completion(
+        text="".join(parts),
+        model=first.model or calls.provider(opened.pid).model,
+        usage=first.usage or Usage(),
+        finish_reason=first.finish,
+    )
+    calls.health.record_success(opened.pid, latency_ms)
+    calls.outcomes.record_ok(task, opened.pid, opened.attempt, latency_ms, completion)
+    out._finish(calls.outcomes.succeed(task))
+
+
+async def _end(calls: ProviderCalls, first: _First) -> None:
+    if first.chunks is not None:
+        aclose: Callable[[], Any] | None = getattr(first.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

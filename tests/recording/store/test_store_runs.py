@@ -1,0 +1,266 @@
+"""Runs: summaries, one run's tasks and attempts, prefixes."""
+
+from __future__ import annotations
+
+import time
+
+from rolecall.errors import ErrorKind
+from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.recording.store import MetricsStore
+
+T0 = 1_767_225_600.0
+
+
+def _workflow_events(run_id: str) -> list[AttemptEvent | TaskEvent]:
+    return [
+        AttemptEvent(
+            run_id,
+            "plan",
+            "planner",
+            "claude",
+            "c",
+            1,
+            "ok",
+            None,
+            800.0,
+            100,
+            50,
+            0.002,
+            ts=T0 + 1,
+        ),
+        TaskEvent(
+            run_id,
+            "plan",
+            "planner",
+            "ok",
+            "claude",
+            "c",
+            1,
+            0,
+            800.0,
+            100,
+            50,
+            0.002,
+            stage="plan",
+            ts=T0 + 1.1,
+        ),
+        AttemptEvent(
+            run_id,
+            "gen-1",
+            "coder",
+            "gpt",
+            "g",
+            1,
+            "retry",
+            ErrorKind.RATE_LIMIT,
+            50.0,
+            error="429 from gpt",
+            ts=T0 + 2,
+        ),
+        AttemptEvent(
+            run_id, "gen-1", "coder", "gpt", "g", 2, "handover", ErrorKind.QUOTA, 40.0, ts=T0 + 3
+        ),
+        AttemptEvent(
+            run_id, "gen-1", "coder", "claude", "c", 1, "ok", None, 900.0, 200, 300, None, ts=T0 + 4
+        ),
+        TaskEvent(
+            run_id,
+            "gen-1",
+            "coder",
+            "ok",
+            "claude",
+            "c",
+            3,
+            1,
+            990.0,
+            200,
+            300,
+            None,
+            stage="generate",
+            ts=T0 + 4.1,
+        ),
+        AttemptEvent(
+            run_id,
+            "rev-1",
+            "reviewer",
+            "gemini",
+            "m",
+            1,
+            "handover",
+            ErrorKind.AUTH,
+            10.0,
+            ts=T0 + 5,
+        ),
+        TaskEvent(
+            run_id,
+            "rev-1",
+            "reviewer",
+            "failed",
+            None,
+            None,
+            1,
+            1,
+            10.0,
+            error="every provider failed",
+            stage="review",
+            ts=T0 + 5.1,
+        ),
+    ]
+
+
+def test_run_detail_has_every_task_and_attempt(store: MetricsStore) -> None:
+    store.start_run("20260101-000000-abcdef", "workflow", {"spec": "wc.md"}, started_at=T0)
+    store.record(_workflow_events("20260101-000000-abcdef"))
+    store.finish_run("20260101-000000-abcdef", "failed", finished_at=T0 + 6)
+    run = store.run("20260101-000000-abcdef")
+    assert run is not None
+    data = run.to_dict()
+    assert {"run_id", "status", "started_at", "finished_at", "tasks"} <= set(data)
+    assert data["status"] == "failed" and run.kind == "workflow" and run.meta == {"spec": "wc.md"}
+    assert data["started_at"] == "2026-01-01T00:00:00.000+00:00"
+    assert data["finished_at"] == "2026-01-01T00:00:06.000+00:00"
+    tasks = data["tasks"]
+    assert [t["task_id"] for t in tasks] == ["plan", "gen-1", "rev-1"]
+    assert {
+        "task_id",
+        "role",
+        "stage",
+        "status",
+        "provider",
+        "attempts",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+    } <= set(tasks[1])
+    gen = tasks[1]
+    assert (gen["role"], gen["stage"], gen["status"], gen["provider"]) == (
+        "coder",
+        "generate",
+        "ok",
+        "claude",
+    )
+    assert gen["attempts"] == [
+        {
+            "provider": "gpt",
+            "attempt": 1,
+            "outcome": "retry",
+            "error_kind": "rate_limit",
+            "latency_ms": 50.0,
+        },
+        {
+            "provider": "gpt",
+            "attempt": 2,
+            "outcome": "handover",
+            "error_kind": "quota",
+            "latency_ms": 40.0,
+        },
+        {
+            "provider": "claude",
+            "attempt": 1,
+            "outcome": "ok",
+            "error_kind": None,
+            "latency_ms": 900.0,
+        },
+    ]
+    assert (gen["input_tokens"], gen["output_tokens"], gen["latency_ms"]) == (200, 300, 990.0)
+    assert gen["handovers"] == 1
+    assert tasks[2]["status"] == "failed" and tasks[2]["provider"] is None
+    assert tasks[0]["cost_usd"] == 0.002 and gen["cost_usd"] is None
+
+
+def test_runs_list_summarises_from_the_runs_table(store: MetricsStore) -> None:
+    store.start_run("a-run", "ask", started_at=T0 - 100)
+    store.finish_run("a-run", "ok", finished_at=T0 - 99)
+    store.start_run("b-run", "workflow", started_at=T0)
+    store.record(_workflow_events("b-run"))
+    summaries = store.runs()
+    assert [s.run_id for s in summaries] == ["b-run", "a-run"]
+    latest = summaries[0].to_dict()
+    assert latest["status"] == "running" and latest["finished_at"] is None
+    assert (latest["tasks"], latest["tasks_failed"], latest["attempts"], latest["handovers"]) == (
+        3,
+        1,
+        5,
+        2,
+    )
+    assert (latest["input_tokens"], latest["output_tokens"]) == (300, 350)
+    assert latest["cost_usd"] == 0.002
+    assert [s.run_id for s in store.runs(limit=1)] == ["b-run"]
+    assert summaries[1].to_dict()["cost_usd"] is None
+
+
+def test_events_without_a_started_run_still_make_one(store: MetricsStore) -> None:
+    store.record(_workflow_events("orphan"))
+    run = store.run("orphan")
+    assert run is not None and run.status == "running" and len(run.tasks) == 3
+    assert run.started_at is not None and run.started_at < T0 + 1
+
+
+def test_unfinished_task_is_running_then_incomplete(store: MetricsStore) -> None:
+    store.start_run("r", "workflow", started_at=T0)
+    store.record(
+        [
+            AttemptEvent(
+                "r", "t", "coder", "gpt", "g", 1, "retry", ErrorKind.TIMEOUT, 60000.0, ts=T0 + 60
+            )
+        ]
+    )
+    running = store.run("r")
+    assert running is not None and running.tasks[0].status == "running"
+    assert running.tasks[0].provider == "gpt"
+    store.finish_run("r", "interrupted")
+    done = store.run("r")
+    assert done is not None and done.tasks[0].status == "incomplete"
+
+
+def test_find_runs_by_prefix(store: MetricsStore) -> None:
+    for run_id in ("20260101-aaa", "20260101-aab", "20260102-b_c"):
+        store.start_run(run_id, started_at=time.time())
+    assert store.find_runs("20260102") == ["20260102-b_c"]
+    assert store.find_runs("20260101-aa") == ["20260101-aaa", "20260101-aab"]
+    assert store.find_runs("20260101-aaa") == ["20260101-aaa"]
+    assert store.find_runs("2026010_") == []  # no LIKE wildcards
+    assert store.find_runs("zzz") == []
+
+
+def test_secrets_in_error_text_are_redacted(store: MetricsStore) -> None:
+    from rolecall._secrets import Secret
+
+    key = "sk-test-" + "9" * 24
+    Secret(key)
+    store.record(
+        [
+            AttemptEvent(
+                "s",
+                "t",
+                "coder",
+                "gpt",
+                "g",
+                1,
+                "handover",
+                ErrorKind.AUTH,
+                5.0,
+                error=f"bad key {key}",
+                ts=T0,
+            )
+        ]
+    )
+    rows = store._read("SELECT error FROM attempts")
+    assert key not in rows[0][0] and "bad key" in rows[0][0]
+
+
+def test_a_stall_lost_to_the_next_provider_counts_as_a_handover(store: MetricsStore) -> None:
+    from factories import attempt, task
+
+    store.start_run("r", "workflow", started_at=T0)
+    store.record(
+        [
+            attempt(provider="gpt", outcome="cancelled", error_kind="stalled", latency_ms=5000.0),
+            attempt(provider="claude", outcome="ok"),
+            task(provider="claude", attempts=2, handovers=1),
+        ]
+    )
+    run = store.run("r")
+    assert run is not None and run.tasks[0].handovers == 1
+    [summary] = store.runs()
+    assert summary.handovers == 1

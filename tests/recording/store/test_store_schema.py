@@ -1,0 +1,173 @@
+"""Migrations, re-opening, retention, and opening stores by URL."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rolecall.errors import ConfigError, ErrorKind, MissingExtra
+from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.recording.store import (
+    MetricsStore,
+    StoreError,
+    StoreNotFound,
+    open_store,
+    sqlite_path,
+)
+from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS
+
+
+def _attempt(
+    ts: float, provider: str = "gpt", outcome: str = "ok", **extra: object
+) -> AttemptEvent:
+    return AttemptEvent(
+        run_id=str(extra.pop("run_id", "run-1")),
+        task_id=str(extra.pop("task_id", "t1")),
+        role=str(extra.pop("role", "coder")),
+        provider=provider,
+        model="m",
+        attempt=1,
+        outcome=outcome,  # type: ignore[arg-type]
+        error_kind=None if outcome == "ok" else ErrorKind.SERVER,
+        latency_ms=float(extra.pop("latency_ms", 100.0)),
+        input_tokens=10,
+        output_tokens=5,
+        ts=ts,
+    )
+
+
+def _applied(store: MetricsStore) -> list[tuple[int, str]]:
+    return [
+        (int(v), str(n))
+        for v, n in store._read("SELECT version, name FROM schema_migrations ORDER BY version")
+    ]
+
+
+def test_new_store_reaches_latest_version(store: MetricsStore) -> None:
+    assert store.schema_version() == LATEST_VERSION
+    assert _applied(store) == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_reopening_is_idempotent_and_keeps_data(store_url: str) -> None:
+    first = open_store(store_url)
+    first.record([_attempt(time.time())])
+    first.close()
+    for _ in range(2):
+        again = open_store(store_url)
+        assert again.schema_version() == LATEST_VERSION
+        assert _applied(again) == [(m.version, m.name) for m in MIGRATIONS]
+        assert again.migrate() == LATEST_VERSION
+        assert again.metrics()[0].requests == 1
+        again.close()
+
+
+def test_a_newer_schema_is_refused(store_url: str) -> None:
+    store = open_store(store_url)
+    with store._write() as cursor:
+        store._exec(
+            cursor,
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (LATEST_VERSION + 1, "from the future", time.time()),
+        )
+    store.close()
+    with pytest.raises(StoreError, match="upgrade rolecall"):
+        open_store(store_url)
+
+
+def test_a_half_applied_migration_rolls_back(tmp_path: Path) -> None:
+    """Migrations run in one transaction: a failure leaves no partial schema behind."""
+    path = tmp_path / "m.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE rollup_daily (x INTEGER)")  # migration 2 will collide with it
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError):
+        open_store(f"sqlite:///{path}")
+    conn = sqlite3.connect(path)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert "runs" not in tables and "schema_migrations" not in tables
+
+
+def test_retention_prunes_raw_rows_but_keeps_rollups(store: MetricsStore) -> None:
+    now = time.time()
+    old = now - 40 * 86400
+    store.record(
+        [
+            _attempt(old, run_id="old", task_id="a"),
+            TaskEvent("old", "a", "coder", "ok", "gpt", "m", 1, 0, 100.0, ts=old + 1),
+            _attempt(now, run_id="new", task_id="b", outcome="retry"),
+        ]
+    )
+    before = store.metrics()
+    removed = store.prune(now - 30 * 86400)
+    assert removed == 2  # one attempt, one task
+    assert store.metrics() == before
+    old_run = store.run("old")
+    assert old_run is not None and old_run.tasks == []  # raw rows gone, summary kept
+    assert [s.run_id for s in store.runs()] == ["new", "old"]
+    new_run = store.run("new")
+    assert new_run is not None and len(new_run.tasks[0].attempts) == 1
+
+
+def test_sqlite_url_forms(tmp_path: Path) -> None:
+    assert sqlite_path("sqlite:///rel/m.db", tmp_path) == tmp_path / "rel" / "m.db"
+    assert sqlite_path("sqlite:////abs/m.db", tmp_path) == Path("/abs/m.db")
+    assert sqlite_path("sqlite://:memory:") is None
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert sqlite_path("sqlite://") is None
+
+
+def test_relative_sqlite_url_creates_its_directories(tmp_path: Path) -> None:
+    store = open_store("sqlite:///deep/dir/m.db", base_dir=tmp_path)
+    store.close()
+    assert (tmp_path / "deep" / "dir" / "m.db").is_file()
+
+
+def test_sqlite_uses_wal_and_normal_sync(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        assert store._read("PRAGMA journal_mode")[0][0] == "wal"
+        assert store._read("PRAGMA synchronous")[0][0] == 1  # NORMAL
+    finally:
+        store.close()
+
+
+def test_in_memory_store_works() -> None:
+    with open_store("sqlite://:memory:") as store:
+        store.record([_attempt(time.time())])
+        assert store.metrics()[0].requests == 1
+
+
+def test_read_only_open_does_not_create_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreNotFound, match="no metrics recorded yet"):
+        open_store("sqlite:///none.db", base_dir=tmp_path, create=False)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_unsupported_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"metrics\.url.*mysql://u:\*\*\*@h/db"):
+        open_store("mysql://u:secret-password@h/db")
+
+
+def test_missing_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(MissingExtra, match=r"rolecall\[postgres\]") as info:
+        open_store("postgresql://u@127.0.0.1:1/db")
+    assert info.value.extra == "postgres"
+    assert "psycopg" in info.value.message
+
+
+def test_unreachable_postgres_is_one_clear_error() -> None:
+    pytest.importorskip("psycopg")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before connecting: nothing listens
+    with pytest.raises(StoreError, match=r"cannot connect to the metrics store") as info:
+        open_store(f"postgresql://user:hunter2-secret@127.0.0.1:{port}/db")
+    assert "hunter2-secret" not in info.value.message

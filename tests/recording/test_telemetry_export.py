@@ -1,0 +1,307 @@
+"""OpenTelemetry export end to end: ``rolecall ask`` and ``rolecall serve`` send their spans and
+GenAI client metrics to an OTLP/HTTP receiver on 127.0.0.1, set up from the OTEL_* variables
+alone; ``OTEL_TRACES_EXPORTER=console`` prints the spans. Each front end runs as a subprocess,
+so the process-wide providers it installs and its flush at exit are the real ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import rolecall
+from rolecall.sim import Fault, SimServer
+
+SRC = str(Path(rolecall.__file__).resolve().parent.parent)
+
+
+class Receiver:
+    """A tiny OTLP/HTTP collector: keeps every POST to /v1/traces and /v1/metrics, decoded."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.services: set[str] = set()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver.take(self.path, body)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def take(self, path: str, body: bytes) -> None:
+        with self._lock:
+            if path == "/v1/traces":
+                traces = ExportTraceServiceRequest.FromString(body)
+                for resource in traces.resource_spans:
+                    service = _attributes(resource.resource.attributes).get("service.name")
+                    self.services.add(str(service))
+                    for scope in resource.scope_spans:
+                        for span in scope.spans:
+                            self.spans.append(_span(span, service))
+            elif path == "/v1/metrics":
+                request = ExportMetricsServiceRequest.FromString(body)
+                for resource in request.resource_metrics:
+                    service = _attributes(resource.resource.attributes).get("service.name")
+                    for scope in resource.scope_metrics:
+                        for metric in scope.metrics:
+                            self.metrics.append(_metric(metric, service))
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _value(any_value: Any) -> Any:
+    kind = any_value.WhichOneof("value")
+    return getattr(any_value, kind) if kind else None
+
+
+def _attributes(pairs: Any) -> dict[str, Any]:
+    return {pair.key: _value(pair.value) for pair in pairs}
+
+
+def _span(span: Any, service: Any) -> dict[str, Any]:
+    return {
+        "name": span.name,
+        "service": service,
+        "span_id": span.span_id,
+        "parent": span.parent_span_id,
+        "attributes": _attributes(span.attributes),
+        "status": span.status.code,
+    }
+
+
+def _metric(metric: Any, service: Any) -> dict[str, Any]:
+    points = [
+        {"attributes": _attributes(point.attributes), "count": point.count, "sum": point.sum}
+        for point in metric.histogram.data_points
+    ]
+    return {"name": metric.name, "unit": metric.unit, "service": service, "points": points}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    with (
+        SimServer("openai", models=("gpt-sim",)) as gpt,
+        SimServer("anthropic", models=("claude-sim",)) as claude,
+    ):
+        gpt.script(Fault("auth"))  # the primary refuses the key: a hand-over to claude
+        (tmp_path / "rolecall.yaml").write_text(
+            f"""
+providers:
+  gpt: {{type: openai, model: gpt-sim, api_key: test-key, base_url: "{gpt.base_url}"}}
+  claude: {{type: anthropic, model: claude-sim, api_key: test-key, base_url: "{claude.base_url}"}}
+roles:
+  coder: {{provider: gpt, fallback: [claude]}}
+metrics: {{url: "sqlite:///{tmp_path / "metrics.db"}", runs_dir: "{tmp_path / "runs"}"}}
+"""
+        )
+        yield tmp_path
+
+
+def _env(**otel: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.pop("ROLECALL_CONFIG", None)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(otel)
+    return env
+
+
+def _rolecall(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "rolecall", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _check_handover(receiver: Receiver, service: str) -> None:
+    spans = [span for span in receiver.spans if span["service"] == service]
+    tasks = [span for span in spans if span["name"] == "rolecall.task coder"]
+    assert len(tasks) == 1, spans
+    task = tasks[0]["attributes"]
+    assert task["rolecall.role"] == "coder"
+    assert task["rolecall.provider"] == "claude"
+    assert task["gen_ai.operation.name"] == "chat"
+    assert task["rolecall.handovers"] == 1
+    failed = next(span for span in spans if span["name"] == "chat gpt-sim")
+    answered = next(span for span in spans if span["name"] == "chat claude-sim")
+    assert failed["parent"] == answered["parent"] == tasks[0]["span_id"]
+    assert failed["attributes"]["error.type"] == "auth"
+    assert failed["attributes"]["rolecall.provider"] == "gpt"
+    assert failed["attributes"]["gen_ai.system"] == "openai"
+    assert failed["attributes"]["rolecall.outcome"] == "handover"
+    assert answered["attributes"]["gen_ai.system"] == "anthropic"
+    assert answered["attributes"]["gen_ai.usage.output_tokens"] > 0
+
+    metrics = [metric for metric in receiver.metrics if metric["service"] == service]
+    by_name = {metric["name"]: metric for metric in metrics}
+    duration = by_name["gen_ai.client.operation.duration"]
+    assert duration["unit"] == "s"
+    calls = {
+        (p["attributes"]["rolecall.provider"], p["attributes"].get("error.type")): p["count"]
+        for p in duration["points"]
+    }
+    assert calls == {("gpt", "auth"): 1, ("claude", None): 1}
+    assert all(p["attributes"]["rolecall.role"] == "coder" for p in duration["points"])
+    tokens = by_name["gen_ai.client.token.usage"]
+    kinds = {p["attributes"]["gen_ai.token.type"]: p for p in tokens["points"]}
+    assert set(kinds) == {"input", "output"}
+    assert kinds["output"]["sum"] > 0
+    assert kinds["output"]["attributes"]["rolecall.provider"] == "claude"
+
+
+def test_ask_exports_spans_and_metrics_over_otlp_http(workdir: Path, receiver: Receiver) -> None:
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_SERVICE_NAME="rolecall-ask")
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "claude"
+    _check_handover(receiver, "rolecall-ask")
+
+
+def test_gateway_exports_spans_and_metrics_over_otlp_http(
+    workdir: Path, receiver: Receiver
+) -> None:
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_SERVICE_NAME="rolecall-gateway")
+    command = [sys.executable, "-m", "rolecall", "serve", "--port", "0", "--offline"]
+    command += ["--no-access-log"]
+    server = subprocess.Popen(
+        command, cwd=workdir, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        url = _gateway_url(server)
+        body = json.dumps({"model": "coder", "messages": [{"role": "user", "content": "hi"}]})
+        request = urllib.request.Request(
+            f"{url}/chat/completions",
+            data=body.encode(),
+            headers={"content-type": "application/json"},
+        )
+        answer = _post_when_listening(request)
+        assert answer["choices"][0]["message"]["content"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    _check_handover(receiver, "rolecall-gateway")
+
+
+def _post_when_listening(request: urllib.request.Request) -> Any:
+    """The gateway logs its address just before it starts listening: retry a refused connect."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.URLError as exc:
+            if "refused" not in str(exc.reason) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _gateway_url(server: subprocess.Popen[str]) -> str:
+    assert server.stderr is not None
+    deadline = time.monotonic() + 30
+    seen = []
+    while time.monotonic() < deadline:
+        line = server.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        found = re.search(r"rolecall gateway on (http://\S+/v1)", line)
+        if found:
+            threading.Thread(target=server.stderr.read, daemon=True).start()  # keep draining
+            return found.group(1)
+    raise AssertionError("the gateway did not start: " + "".join(seen))
+
+
+def test_console_exporter_prints_the_spans(workdir: Path) -> None:
+    env = _env(OTEL_TRACES_EXPORTER="console")
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "claude"  # stdout stays pure JSON
+    assert '"name": "rolecall.task coder"' in done.stderr
+    assert '"error.type": "auth"' in done.stderr
+
+
+def test_nothing_of_opentelemetry_is_imported_without_the_variables(workdir: Path) -> None:
+    code = (
+        "import sys, rolecall, rolecall.recording.sinks, rolecall.cli; "
+        "from rolecall.cli import main\n"
+        "try:\n    main(['ask', 'coder', 'hi', '--offline'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] for m in sys.modules "
+        "if m.startswith('opentelemetry.')}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=workdir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_provider_the_host_application_set_is_kept(workdir: Path, receiver: Receiver) -> None:
+    code = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from rolecall.recording.telemetry_setup import setup_telemetry
+host_tracer, host_meter = TracerProvider(), MeterProvider()
+trace.set_tracer_provider(host_tracer)
+metrics.set_meter_provider(host_meter)
+setup_telemetry()
+print(trace.get_tracer_provider() is host_tracer, metrics.get_meter_provider() is host_meter)
+"""
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]

@@ -1,0 +1,171 @@
+"""Router lifecycle: from_file, the credential check on enter, closing, complete_sync."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rolecall.errors import ConfigError, CredentialsError, ErrorKind
+from rolecall.routing.router import Router, complete_sync
+from rolecall.sim import SimServer
+
+KEY = "lifecycle-key-0123456789"
+
+
+@pytest.fixture
+def build(build: Any) -> Any:
+    """Providers that stream "Hello world" in three pieces."""
+    return functools.partial(build, chunks=("Hel", "lo ", "world"))
+
+
+@pytest.fixture
+def scripted(scripted: Any) -> Any:
+    return functools.partial(scripted, chunks=("Hel", "lo ", "world"))
+
+
+def _write_config(tmp_path: Path, base_url: str, key_var: str = "LIFECYCLE_KEY") -> Path:
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        "providers:\n"
+        "  gpt:\n"
+        "    type: openai\n"
+        "    model: sim-model\n"
+        f"    api_key: ${{{key_var}}}\n"
+        f"    base_url: {base_url}\n"
+        "roles:\n"
+        "  coder: {provider: gpt}\n"
+    )
+    return path
+
+
+async def test_from_file_checks_credentials_on_enter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SimServer("openai", api_key=KEY) as sim:
+        path = _write_config(tmp_path, sim.base_url)
+        monkeypatch.setenv("LIFECYCLE_KEY", KEY)
+        async with Router.from_file(path) as router:
+            assert sim.model_calls == 1  # the credential check, no tokens spent
+            reply = await router.complete("coder", "hi")
+            assert reply.provider == "gpt"
+        monkeypatch.setenv("LIFECYCLE_KEY", "wrong-key-0000000000")
+        with pytest.raises(CredentialsError) as caught:
+            async with Router.from_file(path):
+                pass
+        assert "LIFECYCLE_KEY was rejected: set a valid key" in str(caught.value)
+        assert caught.value.errors[0].kind is ErrorKind.AUTH
+        assert sim.calls == 1  # the failed check made no chat call
+
+
+def test_from_file_reports_config_errors(tmp_path: Path) -> None:
+    path = tmp_path / "rolecall.yaml"
+    path.write_text("providers:\n  gpt: {type: nope}\n")
+    with pytest.raises(ConfigError):
+        Router.from_file(path)
+
+
+def test_complete_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SimServer("openai", api_key=KEY, reply="sync answer") as sim:
+        path = _write_config(tmp_path, sim.base_url)
+        monkeypatch.setenv("LIFECYCLE_KEY", KEY)
+        reply = complete_sync("coder", "hi", config_path=path, params={"temperature": 0})
+    assert (reply.text, reply.provider) == ("sync answer", "gpt")
+
+
+async def test_confirmed_providers_skip_the_first_call_gate(
+    config_of: Any, scripted: Any, step_of: Any
+) -> None:
+    config = config_of(("a",), roles={"coder": {"provider": "a"}})
+    provider = scripted("a", default=step_of(delay=0.02))
+    async with Router(config, providers={"a": provider}, check_credentials=True) as router:
+        await asyncio.gather(*(router.complete("coder", "hi") for _ in range(8)))
+    assert provider.credential_checks == 1
+    assert provider.max_in_flight == 8  # no call waited for a first answer
+    assert not provider.closed  # injected providers belong to the caller
+
+
+class _Clock:
+    """Moves only when the router sleeps."""
+
+    now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_failed_check_marks_provider_unavailable(config_of: Any, scripted: Any) -> None:
+    config = config_of(("a", "b"), roles={"coder": {"provider": "a", "fallback": ["b"]}})
+    providers = {
+        "a": scripted("a", credential_error=ErrorKind.QUOTA),
+        "b": scripted("b", credential_error=ErrorKind.TIMEOUT),
+    }
+    fake = _Clock()
+    router = Router(config, providers=providers, clock=fake.clock, sleep=fake.sleep)
+    with pytest.raises(CredentialsError) as caught:
+        await router.check_credentials()
+    # A slow check is not a verdict on the key: only a's quota stops the start.
+    assert [e.provider for e in caught.value.errors] == ["a"]
+    assert "provider 'a' has no credit/quota left" in str(caught.value)
+    assert router.health.state("a") == "unavailable"
+    assert router.health.state("b") == "cooling_down"
+    assert router.health.cooldown_remaining("b") == config.failover_within
+    reply = await router.complete("coder", "hi")  # waits out b's cooldown, then b answers
+    assert reply.provider == "b" and providers["a"].calls == []
+
+
+async def test_transient_check_failure_does_not_stop_the_start(
+    config_of: Any, scripted: Any
+) -> None:
+    config = config_of(("a", "b"), roles={"coder": {"provider": "a", "fallback": ["b"]}})
+    providers = {"a": scripted("a"), "b": scripted("b", credential_error=ErrorKind.SERVER)}
+    fake = _Clock()
+    router = Router(config, providers=providers, clock=fake.clock, sleep=fake.sleep)
+    await router.check_credentials()
+    assert router.health.state("b") == "cooling_down"
+    reply = await router.complete("coder", "hi")
+    assert reply.provider == "a" and providers["b"].calls == []
+
+
+async def test_aclose_closes_built_providers(tmp_path: Path) -> None:
+    from rolecall.config.schema import RolecallConfig
+
+    with SimServer("openai", api_key=KEY) as sim:
+        config = RolecallConfig.model_validate(
+            {
+                "providers": {
+                    "gpt": {
+                        "type": "openai",
+                        "model": "sim-model",
+                        "api_key": KEY,
+                        "base_url": sim.base_url,
+                    }
+                },
+                "roles": {"coder": {"provider": "gpt"}},
+            }
+        )
+        router = Router(config)
+        await router.complete("coder", "hi")
+        await router.aclose()
+        with pytest.raises(Exception, match="router is closed"):
+            await router.complete("coder", "hi")
+
+
+async def test_stream_waits_for_a_near_reset(config_of: Any, scripted: Any) -> None:
+    config = config_of(("a",), roles={"coder": {"provider": "a"}})
+    provider = scripted("a")
+    router = Router(config, providers={"a": provider})
+    clock = asyncio.get_running_loop().time
+    router.health.cool_down("a", time.monotonic() + 0.1)
+    started = clock()
+    chunks = [c async for c in router.stream("coder", "hi")]
+    assert "".join(chunks) == "Hello world"
+    assert clock() - started >= 0.09
