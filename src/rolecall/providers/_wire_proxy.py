@@ -5,6 +5,10 @@ whose URL the environment routes through a proxy (``HTTPS_PROXY``, ``HTTP_PROXY`
 ``ALL_PROXY``, minus ``NO_PROXY``) uses this client instead: aiohttp handles
 ``CONNECT`` tunnels and proxy credentials. Same interface, same errors
 (:class:`~rolecall.providers._wire.WireError`, :class:`~rolecall.providers._wire.WireTimeout`).
+
+The vendor headers (the key among them) go on each request, never as the session's
+default headers: aiohttp copies those into the ``CONNECT`` request to the proxy, in
+clear text, and moves an ``Authorization`` default into ``Proxy-Authorization``.
 """
 
 from __future__ import annotations
@@ -64,8 +68,9 @@ class ProxiedClient(HTTPClient):
         user_agent: str = "rolecall",
     ) -> None:
         self.proxy = proxy
+        # Sent on each request to the vendor only; see the module docstring.
+        self._headers = {"User-Agent": user_agent, "Accept-Encoding": "identity", **headers}
         self._session = aiohttp.ClientSession(
-            headers={"User-Agent": user_agent, **headers},
             connector=aiohttp.TCPConnector(
                 limit=limit, keepalive_timeout=keepalive, ssl=ssl_context
             ),
@@ -89,7 +94,9 @@ class ProxiedClient(HTTPClient):
         body: bytes | None,
         params: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ProxiedStream]:
-        sent = {"Content-Type": "application/json"} if body is not None else None
+        sent = self._headers
+        if body is not None:
+            sent = {**sent, "Content-Type": "application/json"}
         try:
             response = await self._session.request(
                 method, url, data=body, params=params, headers=sent, allow_redirects=False
