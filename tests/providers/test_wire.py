@@ -181,6 +181,49 @@ async def test_connections_are_kept_alive_and_stale_ones_replaced() -> None:
     assert connections == 3
 
 
+async def test_a_request_on_a_connection_the_server_just_closed_is_sent_again() -> None:
+    """A server closing after each response without saying so: every call succeeds."""
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(serve) as url:
+        wire = client(limit=1)
+        bodies = [(await wire.request("POST", url + "/", b"{}")).body for _ in range(200)]
+        await wire.aclose()
+    assert bodies == [b"ok"] * 200
+    assert requests == 200  # each sent once to a server that read it
+
+
+async def test_a_reused_connection_cut_mid_response_is_not_sent_again() -> None:
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(serve) as url:
+        wire = client(limit=1)
+        assert (await wire.request("POST", url + "/", b"{}")).body == b"ok"
+        with pytest.raises(WireError, match="mid-response"):
+            await wire.request("POST", url + "/", b"{}")
+        await wire.aclose()
+    assert requests == 2
+
+
 async def test_a_large_streamed_body_arrives_whole_while_read_slowly() -> None:
     piece = b"data: " + b"x" * 1000 + b"\n\n"
     count = 600  # ~600 KB: above the client's read buffer, so reading pauses and resumes

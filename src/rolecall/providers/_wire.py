@@ -10,7 +10,8 @@ is the standard library's.
 What it does: keep-alive pools per origin (``limit`` connections, idle ones dropped
 after ``keepalive`` seconds), TLS with SNI, Content-Length, chunked and until-close
 bodies, a connect timeout and a timeout per read (not per response: a long stream
-is fine while it keeps sending). What it does not: redirects (a 3xx is returned as
+is fine while it keeps sending), and one immediate resend of a request whose reused
+connection the server had closed before answering. What it does not: redirects (a 3xx is returned as
 is), cookies, compression (it asks for ``identity``), proxies (see
 :mod:`rolecall.providers._wire_proxy`), retries (the router decides those).
 
@@ -62,6 +63,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self.idle_since = 0.0
+        self.reused = False  # taken from the pool's idle connections
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._begin()
@@ -73,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
+        self.received = False  # any byte of this response
         self.error: WireError | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -82,6 +85,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -201,6 +205,11 @@ class _Connection(asyncio.Protocol):
         """The rest of the body (consumed as it arrives, so reading never stays paused)."""
         return b"".join([chunk async for chunk in self.chunks_until_end(read_timeout)])
 
+    def went_stale(self, error: WireError) -> bool:
+        """Whether ``error`` says the server had closed this idle connection before our request:
+        it was reused, and it ended (not timed out) without a byte of response."""
+        return self.reused and not self.received and not isinstance(error, WireTimeout)
+
     @property
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self.error is None
@@ -240,13 +249,15 @@ class _Pool:
         self.idle: list[_Connection] = []
         self.slots = asyncio.Semaphore(client.limit)
 
-    async def acquire(self) -> _Connection:
+    async def acquire(self, fresh: bool = False) -> _Connection:
+        """An idle connection still open (unless ``fresh``), else a new one."""
         await self.slots.acquire()
         try:
             now = asyncio.get_running_loop().time()
-            while self.idle:
+            while self.idle and not fresh:
                 conn = self.idle.pop()
                 if not conn.closed and now - conn.idle_since < self.client.keepalive:
+                    conn.reused = True
                     return conn
                 conn.close()
             return await self._connect()
@@ -401,15 +412,39 @@ class WireClient(HTTPClient):
         The connection goes back to the pool only when the body was read to its end.
         """
         pool, data = self._pool_and_head(method, url, body, params)
-        conn = await pool.acquire()
+        conn = await self._exchange(pool, data)
         reuse = False
         try:
-            conn.send(data)
-            await conn.head(self.read_timeout)
             yield WireStream(conn.status, conn.headers, conn, self.read_timeout)
             reuse = conn.complete and not conn.chunks
         finally:
             pool.release(conn, reuse)
+
+    async def _exchange(self, pool: _Pool, data: bytes) -> _Connection:
+        """Send the request and read the response's head; the connection it holds.
+
+        A keep-alive connection the server closed just before our request was sent on
+        (no byte of response) gets the request once more at once, on a new connection,
+        as httpcore and Go's client do: no backoff retry for a race no server lost.
+        """
+        conn = await pool.acquire()
+        try:
+            await self._send(pool, conn, data)
+        except WireError as error:
+            if not conn.went_stale(error):
+                raise
+            conn = await pool.acquire(fresh=True)
+            await self._send(pool, conn, data)
+        return conn
+
+    async def _send(self, pool: _Pool, conn: _Connection, data: bytes) -> None:
+        """Send and read the head; on any failure the connection is closed and its slot freed."""
+        try:
+            conn.send(data)
+            await conn.head(self.read_timeout)
+        except BaseException:
+            pool.release(conn, False)
+            raise
 
     async def aclose(self) -> None:
         self._closed = True
