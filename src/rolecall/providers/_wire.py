@@ -33,7 +33,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httptools
 
-__all__ = ["WireClient", "WireError", "WireResponse", "WireStream", "WireTimeout"]
+__all__ = ["WireClient", "WireError", "WireResponse", "WireStream", "WireTLSError", "WireTimeout"]
 
 # Buffered body bytes above which reading pauses until the consumer catches up.
 _HIGH_WATER = 256 * 1024
@@ -45,6 +45,10 @@ class WireError(Exception):
 
 class WireTimeout(WireError, TimeoutError):
     """Connecting, or waiting for the next bytes of the response, took too long."""
+
+
+class WireTLSError(WireError):
+    """The TLS handshake failed: an untrusted certificate, a wrong name, not TLS at all."""
 
 
 @dataclass(slots=True)
@@ -287,6 +291,8 @@ class _Pool:
         except TimeoutError:
             limit = self.client.connect_timeout
             raise WireTimeout(f"connecting to {self.host_header} took over {limit:g} s") from None
+        except ssl.SSLError as exc:
+            raise WireTLSError(f"TLS with {self.host_header} failed: {exc}") from exc
         except OSError as exc:
             raise WireError(f"cannot connect to {self.host_header}: {exc}") from exc
         return conn

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from rolecall.providers._wire import HTTPClient, WireError, WireTimeout
+from rolecall.providers._wire import HTTPClient, WireError, WireTimeout, WireTLSError
 
 __all__ = ["ProxiedClient"]
 
@@ -29,6 +29,8 @@ __all__ = ["ProxiedClient"]
 def _wire_error(exc: BaseException) -> WireError:
     if isinstance(exc, TimeoutError):
         return WireTimeout(f"{type(exc).__name__}: {exc}" if str(exc) else "timed out")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return WireTLSError(f"{type(exc).__name__}: {exc}")
     return WireError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
