@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from transport_servers import raw_server, read_request
 
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
@@ -36,28 +37,7 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     return asyncio.DefaultEventLoopPolicy()
 
 
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 REQUEST = ChatRequest((Message("user", "hi"),))
-
-
-@asynccontextmanager
-async def raw_server(serve: Serve) -> AsyncIterator[str]:
-    """A TCP server on 127.0.0.1 answering each connection with ``serve``; yields its URL."""
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            await reader.readexactly(int(line.split(b":")[1]))
-    return head
 
 
 def client(read_timeout: float = 5.0, limit: int = 4) -> WireClient:

@@ -9,14 +9,46 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustme
 
-__all__ = ["Authority", "RecordingProxy", "connect_proxy", "test_authority", "tls_front"]
+__all__ = [
+    "Authority",
+    "RecordingProxy",
+    "Serve",
+    "connect_proxy",
+    "raw_server",
+    "read_request",
+    "test_authority",
+    "tls_front",
+]
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(serve: Serve) -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 answering each connection with ``serve``; yields its URL."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request's head (its body read and dropped)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            await reader.readexactly(int(line.split(b":")[1]))
+    return head
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ from rolecall.providers._errors import (
     transport_error,
 )
 from rolecall.providers._wire import HTTPClient, WireClient, WireError, WireTLSError
+from rolecall.providers._wire_message import InvalidHeader
 
 __all__ = [
     "HTTPClient",
@@ -224,8 +225,16 @@ class HTTPProvider:
                 client = make_client(self.config, self.auth_headers(), self.base_url)
             except WireError as exc:
                 raise transport_error(exc, self.id) from None
+            except InvalidHeader as exc:
+                raise self._header_error(exc) from None
             self._client = client
         return client
+
+    def _header_error(self, exc: InvalidHeader) -> ProviderError:
+        """A key or configured header that cannot be sent: named, its value never shown."""
+        if exc.name.lower() in {name.lower() for name in self.auth_headers()}:
+            return self.error(f"the API key cannot be sent: {exc}", ErrorKind.AUTH)
+        return self.error(f"providers.{self.id}.headers: {exc}", ErrorKind.BAD_REQUEST)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -10,13 +10,17 @@ is the standard library's.
 What it does: keep-alive pools per origin (``limit`` connections, idle ones dropped
 after ``keepalive`` seconds), TLS with SNI, Content-Length, chunked and until-close
 bodies, a connect timeout and a timeout per read (not per response: a long stream
-is fine while it keeps sending), and one immediate resend of a request whose reused
-connection the server had closed before answering. What it does not: redirects (a 3xx is returned as
-is), cookies, compression (it asks for ``identity``), proxies (see
-:mod:`rolecall.providers._wire_proxy`), retries (the router decides those).
+is fine while it keeps sending), one immediate resend of a request whose reused
+connection the server had closed before answering, and ``gzip``/``deflate`` bodies
+decoded although it asks for ``identity``. Request heads are checked and encoded in
+:mod:`rolecall.providers._wire_message`. What it does not: redirects (a 3xx is
+returned as is), cookies, proxies (see :mod:`rolecall.providers._wire_proxy`),
+retries (the router decides those).
 
-Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts), never a bare
-``OSError``, so callers can tell the transport's failures from their own.
+Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts,
+:class:`WireTLSError` for a failed handshake, :class:`WireRequestError` for a request
+that cannot be sent), never a bare ``OSError``, so callers can tell the transport's
+failures from their own.
 """
 
 from __future__ import annotations
@@ -33,7 +37,17 @@ from urllib.parse import urlencode, urlsplit
 
 import httptools
 
-__all__ = ["WireClient", "WireError", "WireResponse", "WireStream", "WireTLSError", "WireTimeout"]
+from rolecall.providers._wire_message import check_headers, decoded, has_control, request_target
+
+__all__ = [
+    "WireClient",
+    "WireError",
+    "WireRequestError",
+    "WireResponse",
+    "WireStream",
+    "WireTLSError",
+    "WireTimeout",
+]
 
 # Buffered body bytes above which reading pauses until the consumer catches up.
 _HIGH_WATER = 256 * 1024
@@ -45,6 +59,10 @@ class WireError(Exception):
 
 class WireTimeout(WireError, TimeoutError):
     """Connecting, or waiting for the next bytes of the response, took too long."""
+
+
+class WireRequestError(WireError):
+    """The request cannot be sent as it is (a URL with a control character): not retryable."""
 
 
 class WireTLSError(WireError):
@@ -234,10 +252,23 @@ class WireStream:
     _timeout: float | None
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._conn.chunks_until_end(self._timeout)
+        raw = self._conn.chunks_until_end(self._timeout)
+        coding = self.headers.get("content-encoding")
+        return raw if coding is None else _decoded(raw, coding)
 
     async def read(self) -> bytes:
-        return await self._conn.body(self._timeout)
+        if "content-encoding" not in self.headers:
+            return await self._conn.body(self._timeout)
+        return b"".join([chunk async for chunk in self.chunks()])
+
+
+async def _decoded(raw: AsyncIterator[bytes], coding: str) -> AsyncIterator[bytes]:
+    """A body sent compressed although the client asked for ``identity``, decoded."""
+    try:
+        async for chunk in decoded(raw, coding):
+            yield chunk
+    except ValueError as exc:
+        raise WireError(str(exc)) from None
 
 
 class _Pool:
@@ -362,11 +393,7 @@ class WireClient(HTTPClient):
         user_agent: str = "rolecall",
     ) -> None:
         """``ssl_context`` None: plain HTTP only (an https URL is refused)."""
-        lines = {"user-agent": user_agent, "accept-encoding": "identity"}
-        lines.update({name.lower(): value for name, value in headers.items()})
-        for name, value in lines.items():
-            if any(c in name + value for c in "\r\n\0"):
-                raise ValueError(f"header {name!r} holds a line break")
+        lines = check_headers({"user-agent": user_agent, "accept-encoding": "identity", **headers})
         self._head_lines = "".join(f"{name}: {value}\r\n" for name, value in lines.items())
         self.limit = limit
         self.connect_timeout = connect_timeout
@@ -385,6 +412,8 @@ class WireClient(HTTPClient):
     ) -> tuple[_Pool, bytes]:
         if self._closed:
             raise WireError("the client is closed")
+        if has_control(url):
+            raise WireRequestError(f"the URL holds a control character: {url!r}")
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname
         if scheme not in ("http", "https") or not host:
@@ -396,10 +425,8 @@ class WireClient(HTTPClient):
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool(self, scheme, host, port)
-        target = parts.path or "/"
         query = "&".join(q for q in (parts.query, urlencode(params) if params else "") if q)
-        if query:
-            target = f"{target}?{query}"
+        target = request_target(parts, query)
         head = f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
         if body is not None:
             head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"

@@ -21,7 +21,14 @@ from typing import Any
 
 import aiohttp
 
-from rolecall.providers._wire import HTTPClient, WireError, WireTimeout, WireTLSError
+from rolecall.providers._wire import (
+    HTTPClient,
+    WireError,
+    WireRequestError,
+    WireTimeout,
+    WireTLSError,
+)
+from rolecall.providers._wire_message import check_headers, has_control
 
 __all__ = ["ProxiedClient"]
 
@@ -71,7 +78,9 @@ class ProxiedClient(HTTPClient):
     ) -> None:
         self.proxy = proxy
         # Sent on each request to the vendor only; see the module docstring.
-        self._headers = {"User-Agent": user_agent, "Accept-Encoding": "identity", **headers}
+        self._headers = check_headers(
+            {"user-agent": user_agent, "accept-encoding": "identity", **headers}
+        )
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=limit, keepalive_timeout=keepalive, ssl=ssl_context
@@ -96,9 +105,11 @@ class ProxiedClient(HTTPClient):
         body: bytes | None,
         params: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ProxiedStream]:
+        if has_control(url):
+            raise WireRequestError(f"the URL holds a control character: {url!r}")
         sent = self._headers
         if body is not None:
-            sent = {**sent, "Content-Type": "application/json"}
+            sent = {**sent, "content-type": "application/json"}
         try:
             response = await self._session.request(
                 method, url, data=body, params=params, headers=sent, allow_redirects=False
