@@ -37,7 +37,16 @@ from urllib.parse import urlencode, urlsplit
 
 import httptools
 
-from rolecall.providers._wire_message import check_headers, decoded, has_control, request_target
+from rolecall.providers._wire_message import (
+    WireError,
+    WireRequestError,
+    WireTimeout,
+    WireTLSError,
+    check_headers,
+    decoded,
+    has_control,
+    request_target,
+)
 
 __all__ = [
     "WireClient",
@@ -51,22 +60,8 @@ __all__ = [
 
 # Buffered body bytes above which reading pauses until the consumer catches up.
 _HIGH_WATER = 256 * 1024
-
-
-class WireError(Exception):
-    """The request failed in transport: connecting, sending, or reading the response."""
-
-
-class WireTimeout(WireError, TimeoutError):
-    """Connecting, or waiting for the next bytes of the response, took too long."""
-
-
-class WireRequestError(WireError):
-    """The request cannot be sent as it is (a URL with a control character): not retryable."""
-
-
-class WireTLSError(WireError):
-    """The TLS handshake failed: an untrusted certificate, a wrong name, not TLS at all."""
+# Request heads kept per (method, URL) without query parameters.
+_MAX_CACHED_HEADS = 256
 
 
 @dataclass(slots=True)
@@ -254,21 +249,12 @@ class WireStream:
     def chunks(self) -> AsyncIterator[bytes]:
         raw = self._conn.chunks_until_end(self._timeout)
         coding = self.headers.get("content-encoding")
-        return raw if coding is None else _decoded(raw, coding)
+        return raw if coding is None else decoded(raw, coding)
 
     async def read(self) -> bytes:
         if "content-encoding" not in self.headers:
             return await self._conn.body(self._timeout)
         return b"".join([chunk async for chunk in self.chunks()])
-
-
-async def _decoded(raw: AsyncIterator[bytes], coding: str) -> AsyncIterator[bytes]:
-    """A body sent compressed although the client asked for ``identity``, decoded."""
-    try:
-        async for chunk in decoded(raw, coding):
-            yield chunk
-    except ValueError as exc:
-        raise WireError(str(exc)) from None
 
 
 class _Pool:
@@ -402,6 +388,7 @@ class WireClient(HTTPClient):
         self.keepalive = keepalive
         self._closed = False
         self._pools: dict[tuple[str, str, int], _Pool] = {}
+        self._heads: dict[tuple[str, str], tuple[_Pool, str]] = {}
 
     @property
     def closed(self) -> bool:
@@ -412,6 +399,22 @@ class WireClient(HTTPClient):
     ) -> tuple[_Pool, bytes]:
         if self._closed:
             raise WireError("the client is closed")
+        if params:
+            pool, head = self._head(method, url, urlencode(params))
+        else:
+            # An adapter calls the same few URLs again and again: their heads are kept.
+            cached = self._heads.get((method, url))
+            if cached is None:
+                if len(self._heads) >= _MAX_CACHED_HEADS:
+                    self._heads.clear()
+                cached = self._heads[method, url] = self._head(method, url, "")
+            pool, head = cached
+        if body is not None:
+            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        return pool, (head + "\r\n").encode("latin-1") + (body or b"")
+
+    def _head(self, method: str, url: str, params: str) -> tuple[_Pool, str]:
+        """The pool for ``url``'s origin and the request head up to its body's headers."""
         if has_control(url):
             raise WireRequestError(f"the URL holds a control character: {url!r}")
         parts = urlsplit(url)
@@ -425,12 +428,9 @@ class WireClient(HTTPClient):
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool(self, scheme, host, port)
-        query = "&".join(q for q in (parts.query, urlencode(params) if params else "") if q)
+        query = "&".join(q for q in (parts.query, params) if q)
         target = request_target(parts, query)
-        head = f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
-        if body is not None:
-            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        return pool, (head + "\r\n").encode("latin-1") + (body or b"")
+        return pool, f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
 
     @asynccontextmanager
     async def stream(
@@ -482,5 +482,6 @@ class WireClient(HTTPClient):
     async def aclose(self) -> None:
         self._closed = True
         pools, self._pools = self._pools, {}
+        self._heads.clear()
         for pool in pools.values():
             pool.close()

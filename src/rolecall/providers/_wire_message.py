@@ -1,4 +1,6 @@
-"""What the lean client checks and encodes in a message, beyond its framing.
+"""What the lean client checks and encodes in a message, beyond its framing; its errors.
+
+- :class:`WireError` and its kinds: what both clients raise for a transport failure.
 
 - :func:`check_headers`: header names are tokens and values hold no control characters,
   so a key or a configured header can never end a header line and start another (a
@@ -17,7 +19,17 @@ import zlib
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import SplitResult, quote
 
-__all__ = ["InvalidHeader", "check_headers", "decoded", "has_control", "request_target"]
+__all__ = [
+    "InvalidHeader",
+    "WireError",
+    "WireRequestError",
+    "WireTLSError",
+    "WireTimeout",
+    "check_headers",
+    "decoded",
+    "has_control",
+    "request_target",
+]
 
 # RFC 9110 token characters; a value may hold any byte but controls (HTAB excepted).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -27,6 +39,22 @@ _CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
 # for escapes already made); the rest is percent-encoded.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
+
+
+class WireError(Exception):
+    """The request failed in transport: connecting, sending, or reading the response."""
+
+
+class WireTimeout(WireError, TimeoutError):
+    """Connecting, or waiting for the next bytes of the response, took too long."""
+
+
+class WireRequestError(WireError):
+    """The request cannot be sent as it is (a URL with a control character): not retryable."""
+
+
+class WireTLSError(WireError):
+    """The TLS handshake failed: an untrusted certificate, a wrong name, not TLS at all."""
 
 
 class InvalidHeader(ValueError):
@@ -109,14 +137,14 @@ def _inflaters(content_encoding: str) -> list[_Inflater]:
     inflaters = []
     for coding in reversed([c for c in codings if c and c != "identity"]):  # last applied first
         if coding not in ("gzip", "x-gzip", "deflate"):
-            raise ValueError(f"unsupported content-encoding: {coding}")
+            raise WireError(f"unsupported content-encoding: {coding}")
         inflaters.append(_Inflater(coding))
     return inflaters
 
 
 async def decoded(chunks: AsyncIterator[bytes], content_encoding: str) -> AsyncIterator[bytes]:
-    """The body decoded from ``content_encoding``; ValueError naming the content-encoding
-    when it is unsupported or the data does not decode."""
+    """The body decoded from ``content_encoding``; :class:`WireError` naming the
+    content-encoding when it is unsupported or the data does not decode."""
     inflaters = _inflaters(content_encoding)
     try:
         async for chunk in chunks:
@@ -130,4 +158,4 @@ async def decoded(chunks: AsyncIterator[bytes], content_encoding: str) -> AsyncI
         if tail:
             yield tail
     except zlib.error as exc:
-        raise ValueError(f"cannot decode content-encoding {content_encoding}: {exc}") from None
+        raise WireError(f"cannot decode content-encoding {content_encoding}: {exc}") from None
