@@ -15,7 +15,7 @@ from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers import build_provider
 from rolecall.providers._http import make_client, shared_ssl_context
-from rolecall.providers._wire import WireClient, WireError, WireTimeout
+from rolecall.providers._wire import WireClient, WireError, WireTimeout, WireTLSError
 from rolecall.providers._wire_proxy import ProxiedClient
 from rolecall.providers.openai import OpenAIProvider
 from rolecall.sim import SimServer
@@ -362,7 +362,7 @@ async def test_tls_with_the_server_name_and_a_verified_certificate() -> None:
         response = await wire.request("GET", f"https://localhost:{port}/")
         await wire.aclose()
         untrusted = client()  # certifi's roots do not know the test authority
-        with pytest.raises(WireError, match="certificate verify failed"):
+        with pytest.raises(WireTLSError, match="certificate verify failed"):
             await untrusted.request("GET", f"https://localhost:{port}/")
         await untrusted.aclose()
     finally:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.providers._wire import WireRequestError, WireTLSError
+from rolecall.providers._wire_message import WireRequestError, WireTLSError
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
