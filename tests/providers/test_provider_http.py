@@ -22,7 +22,7 @@ from rolecall.providers._errors import (
     transport_error,
 )
 from rolecall.providers._http import SSEEvent, iter_lines, iter_sse
-from rolecall.providers._wire import WireClient, WireError, WireTimeout
+from rolecall.providers._wire import WireClient, WireError, WireTimeout, WireTLSError
 from rolecall.providers.anthropic import AnthropicProvider
 from rolecall.providers.google import GoogleProvider
 from rolecall.providers.openai import OpenAIProvider
@@ -164,6 +164,7 @@ def test_kind_for_status(status: int, kind: ErrorKind) -> None:
         (WireError("cannot connect to h:443: [Errno 111] Connection refused"), ErrorKind.NETWORK),
         (WireError("the server closed the connection mid-response"), ErrorKind.NETWORK),
         (WireError("malformed HTTP response: invalid constant string"), ErrorKind.NETWORK),
+        (WireTLSError("TLS with h:443 failed: certificate verify failed"), ErrorKind.TLS),
         (
             WireError("ClientPayloadError: 400, message: Can not decode content-encoding: gzip"),
             ErrorKind.BAD_RESPONSE,

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from transport_servers import raw_server, read_request
 
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers import build_provider
 from rolecall.providers._http import make_client, shared_ssl_context
-from rolecall.providers._wire import WireClient, WireError, WireTimeout
+from rolecall.providers._wire import WireClient, WireError, WireTimeout, WireTLSError
 from rolecall.providers._wire_proxy import ProxiedClient
 from rolecall.providers.openai import OpenAIProvider
 from rolecall.sim import SimServer
@@ -36,28 +37,7 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     return asyncio.DefaultEventLoopPolicy()
 
 
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 REQUEST = ChatRequest((Message("user", "hi"),))
-
-
-@asynccontextmanager
-async def raw_server(serve: Serve) -> AsyncIterator[str]:
-    """A TCP server on 127.0.0.1 answering each connection with ``serve``; yields its URL."""
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            await reader.readexactly(int(line.split(b":")[1]))
-    return head
 
 
 def client(read_timeout: float = 5.0, limit: int = 4) -> WireClient:
@@ -179,6 +159,49 @@ async def test_connections_are_kept_alive_and_stale_ones_replaced() -> None:
             await asyncio.sleep(0.01)  # lets the client see a hang-up before the next request
         await wire.aclose()
     assert connections == 3
+
+
+async def test_a_request_on_a_connection_the_server_just_closed_is_sent_again() -> None:
+    """A server closing after each response without saying so: every call succeeds."""
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(serve) as url:
+        wire = client(limit=1)
+        bodies = [(await wire.request("POST", url + "/", b"{}")).body for _ in range(200)]
+        await wire.aclose()
+    assert bodies == [b"ok"] * 200
+    assert requests == 200  # each sent once to a server that read it
+
+
+async def test_a_reused_connection_cut_mid_response_is_not_sent_again() -> None:
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart")
+        await writer.drain()
+        writer.close()
+
+    async with raw_server(serve) as url:
+        wire = client(limit=1)
+        assert (await wire.request("POST", url + "/", b"{}")).body == b"ok"
+        with pytest.raises(WireError, match="mid-response"):
+            await wire.request("POST", url + "/", b"{}")
+        await wire.aclose()
+    assert requests == 2
 
 
 async def test_a_large_streamed_body_arrives_whole_while_read_slowly() -> None:
@@ -339,7 +362,7 @@ async def test_tls_with_the_server_name_and_a_verified_certificate() -> None:
         response = await wire.request("GET", f"https://localhost:{port}/")
         await wire.aclose()
         untrusted = client()  # certifi's roots do not know the test authority
-        with pytest.raises(WireError, match="certificate verify failed"):
+        with pytest.raises(WireTLSError, match="certificate verify failed"):
             await untrusted.request("GET", f"https://localhost:{port}/")
         await untrusted.aclose()
     finally:

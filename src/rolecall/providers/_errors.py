@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
+from rolecall.providers._wire_message import WireRequestError, WireTLSError
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -295,13 +296,18 @@ def google_rpc_kind(
 
 
 def transport_error(exc: BaseException, provider: str) -> ProviderError:
-    """A transport failure as a ProviderError: timeouts -> TIMEOUT, an undecodable
-    (compressed) body -> BAD_RESPONSE, the rest -> NETWORK."""
+    """A transport failure as a ProviderError: timeouts -> TIMEOUT, a failed TLS handshake
+    -> TLS (retrying cannot fix it), a request that cannot be sent -> BAD_REQUEST, an
+    undecodable body -> BAD_RESPONSE, the rest -> NETWORK."""
     detail = clip(str(exc)) or type(exc).__name__
     if isinstance(exc, TimeoutError):
         return ProviderError(
             f"request timed out: {detail}", kind=ErrorKind.TIMEOUT, provider=provider
         )
+    if isinstance(exc, WireTLSError):
+        return ProviderError(detail, kind=ErrorKind.TLS, provider=provider)
+    if isinstance(exc, WireRequestError):
+        return ProviderError(detail, kind=ErrorKind.BAD_REQUEST, provider=provider)
     if "content-encoding" in detail.lower():
         return ProviderError(
             f"undecodable response: {detail}", kind=ErrorKind.BAD_RESPONSE, provider=provider

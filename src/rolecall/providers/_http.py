@@ -35,7 +35,8 @@ from rolecall.providers._errors import (
     parse_json_text,
     transport_error,
 )
-from rolecall.providers._wire import HTTPClient, WireClient, WireError
+from rolecall.providers._wire import HTTPClient, WireClient, WireError, WireTLSError
+from rolecall.providers._wire_message import InvalidHeader
 
 __all__ = [
     "HTTPClient",
@@ -59,8 +60,9 @@ USER_AGENT = f"rolecall/{rolecall.__version__}"
 def shared_ssl_context() -> ssl.SSLContext:
     """One verified TLS context for every provider: loading CA certificates costs ~50 ms.
 
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` win (corporate roots); else certifi's bundle,
-    which is the same everywhere, unlike the system stores of some Python builds.
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` win (corporate roots), as in OpenSSL; else
+    certifi's bundle, which is the same everywhere, unlike the system stores of some
+    Python builds. Read once per process.
     """
     cafile = os.environ.get("SSL_CERT_FILE") or None
     capath = os.environ.get("SSL_CERT_DIR") or None
@@ -74,12 +76,21 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 def make_client(config: ProviderConfig, headers: Mapping[str, str], base_url: str) -> HTTPClient:
-    """``max_concurrency`` keep-alive HTTP/1.1 connections; a read timeout per socket read."""
+    """``max_concurrency`` keep-alive HTTP/1.1 connections; a read timeout per socket read.
+
+    Raises :class:`WireTLSError` when the CA certificates cannot be loaded.
+    """
+    try:
+        ssl_context = shared_ssl_context()
+    except (OSError, ssl.SSLError) as exc:  # a missing or unreadable SSL_CERT_FILE
+        raise WireTLSError(
+            f"cannot load CA certificates (SSL_CERT_FILE/SSL_CERT_DIR): {exc}"
+        ) from exc
     options: dict[str, Any] = {
         "limit": config.max_concurrency,
         "connect_timeout": min(MAX_CONNECT_TIMEOUT, config.timeout),
         "read_timeout": config.timeout,
-        "ssl_context": shared_ssl_context(),
+        "ssl_context": ssl_context,
         "keepalive": KEEPALIVE_SECONDS,
         "user_agent": USER_AGENT,
     }
@@ -210,8 +221,20 @@ class HTTPProvider:
         """The pooled client, opened on first use (inside the event loop it belongs to)."""
         client = self._client
         if client is None:
-            client = self._client = make_client(self.config, self.auth_headers(), self.base_url)
+            try:
+                client = make_client(self.config, self.auth_headers(), self.base_url)
+            except WireError as exc:
+                raise transport_error(exc, self.id) from None
+            except InvalidHeader as exc:
+                raise self._header_error(exc) from None
+            self._client = client
         return client
+
+    def _header_error(self, exc: InvalidHeader) -> ProviderError:
+        """A key or configured header that cannot be sent: named, its value never shown."""
+        if exc.name.lower() in {name.lower() for name in self.auth_headers()}:
+            return self.error(f"the API key cannot be sent: {exc}", ErrorKind.AUTH)
+        return self.error(f"providers.{self.id}.headers: {exc}", ErrorKind.BAD_REQUEST)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

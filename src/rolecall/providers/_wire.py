@@ -10,12 +10,17 @@ is the standard library's.
 What it does: keep-alive pools per origin (``limit`` connections, idle ones dropped
 after ``keepalive`` seconds), TLS with SNI, Content-Length, chunked and until-close
 bodies, a connect timeout and a timeout per read (not per response: a long stream
-is fine while it keeps sending). What it does not: redirects (a 3xx is returned as
-is), cookies, compression (it asks for ``identity``), proxies (see
-:mod:`rolecall.providers._wire_proxy`), retries (the router decides those).
+is fine while it keeps sending), one immediate resend of a request whose reused
+connection the server had closed before answering, and ``gzip``/``deflate`` bodies
+decoded although it asks for ``identity``. Request heads are checked and encoded in
+:mod:`rolecall.providers._wire_message`. What it does not: redirects (a 3xx is
+returned as is), cookies, proxies (see :mod:`rolecall.providers._wire_proxy`),
+retries (the router decides those).
 
-Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts), never a bare
-``OSError``, so callers can tell the transport's failures from their own.
+Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts,
+:class:`WireTLSError` for a failed handshake, :class:`WireRequestError` for a request
+that cannot be sent), never a bare ``OSError``, so callers can tell the transport's
+failures from their own.
 """
 
 from __future__ import annotations
@@ -32,18 +37,31 @@ from urllib.parse import urlencode, urlsplit
 
 import httptools
 
-__all__ = ["WireClient", "WireError", "WireResponse", "WireStream", "WireTimeout"]
+from rolecall.providers._wire_message import (
+    WireError,
+    WireRequestError,
+    WireTimeout,
+    WireTLSError,
+    check_headers,
+    decoded,
+    has_control,
+    request_target,
+)
+
+__all__ = [
+    "WireClient",
+    "WireError",
+    "WireRequestError",
+    "WireResponse",
+    "WireStream",
+    "WireTLSError",
+    "WireTimeout",
+]
 
 # Buffered body bytes above which reading pauses until the consumer catches up.
 _HIGH_WATER = 256 * 1024
-
-
-class WireError(Exception):
-    """The request failed in transport: connecting, sending, or reading the response."""
-
-
-class WireTimeout(WireError, TimeoutError):
-    """Connecting, or waiting for the next bytes of the response, took too long."""
+# Request heads kept per (method, URL) without query parameters.
+_MAX_CACHED_HEADS = 256
 
 
 @dataclass(slots=True)
@@ -62,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self.idle_since = 0.0
+        self.reused = False  # taken from the pool's idle connections
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._begin()
@@ -73,6 +92,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
+        self.received = False  # any byte of this response
         self.error: WireError | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -82,6 +102,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -201,6 +222,11 @@ class _Connection(asyncio.Protocol):
         """The rest of the body (consumed as it arrives, so reading never stays paused)."""
         return b"".join([chunk async for chunk in self.chunks_until_end(read_timeout)])
 
+    def went_stale(self, error: WireError) -> bool:
+        """Whether ``error`` says the server had closed this idle connection before our request:
+        it was reused, and it ended (not timed out) without a byte of response."""
+        return self.reused and not self.received and not isinstance(error, WireTimeout)
+
     @property
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self.error is None
@@ -221,10 +247,14 @@ class WireStream:
     _timeout: float | None
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._conn.chunks_until_end(self._timeout)
+        raw = self._conn.chunks_until_end(self._timeout)
+        coding = self.headers.get("content-encoding")
+        return raw if coding is None else decoded(raw, coding)
 
     async def read(self) -> bytes:
-        return await self._conn.body(self._timeout)
+        if "content-encoding" not in self.headers:
+            return await self._conn.body(self._timeout)
+        return b"".join([chunk async for chunk in self.chunks()])
 
 
 class _Pool:
@@ -240,13 +270,15 @@ class _Pool:
         self.idle: list[_Connection] = []
         self.slots = asyncio.Semaphore(client.limit)
 
-    async def acquire(self) -> _Connection:
+    async def acquire(self, fresh: bool = False) -> _Connection:
+        """An idle connection still open (unless ``fresh``), else a new one."""
         await self.slots.acquire()
         try:
             now = asyncio.get_running_loop().time()
-            while self.idle:
+            while self.idle and not fresh:
                 conn = self.idle.pop()
                 if not conn.closed and now - conn.idle_since < self.client.keepalive:
+                    conn.reused = True
                     return conn
                 conn.close()
             return await self._connect()
@@ -276,6 +308,8 @@ class _Pool:
         except TimeoutError:
             limit = self.client.connect_timeout
             raise WireTimeout(f"connecting to {self.host_header} took over {limit:g} s") from None
+        except ssl.SSLError as exc:
+            raise WireTLSError(f"TLS with {self.host_header} failed: {exc}") from exc
         except OSError as exc:
             raise WireError(f"cannot connect to {self.host_header}: {exc}") from exc
         return conn
@@ -345,11 +379,7 @@ class WireClient(HTTPClient):
         user_agent: str = "rolecall",
     ) -> None:
         """``ssl_context`` None: plain HTTP only (an https URL is refused)."""
-        lines = {"user-agent": user_agent, "accept-encoding": "identity"}
-        lines.update({name.lower(): value for name, value in headers.items()})
-        for name, value in lines.items():
-            if any(c in name + value for c in "\r\n\0"):
-                raise ValueError(f"header {name!r} holds a line break")
+        lines = check_headers({"user-agent": user_agent, "accept-encoding": "identity", **headers})
         self._head_lines = "".join(f"{name}: {value}\r\n" for name, value in lines.items())
         self.limit = limit
         self.connect_timeout = connect_timeout
@@ -358,6 +388,7 @@ class WireClient(HTTPClient):
         self.keepalive = keepalive
         self._closed = False
         self._pools: dict[tuple[str, str, int], _Pool] = {}
+        self._heads: dict[tuple[str, str], tuple[_Pool, str]] = {}
 
     @property
     def closed(self) -> bool:
@@ -368,6 +399,24 @@ class WireClient(HTTPClient):
     ) -> tuple[_Pool, bytes]:
         if self._closed:
             raise WireError("the client is closed")
+        if params:
+            pool, head = self._head(method, url, urlencode(params))
+        else:
+            # An adapter calls the same few URLs again and again: their heads are kept.
+            cached = self._heads.get((method, url))
+            if cached is None:
+                if len(self._heads) >= _MAX_CACHED_HEADS:
+                    self._heads.clear()
+                cached = self._heads[method, url] = self._head(method, url, "")
+            pool, head = cached
+        if body is not None:
+            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        return pool, (head + "\r\n").encode("latin-1") + (body or b"")
+
+    def _head(self, method: str, url: str, params: str) -> tuple[_Pool, str]:
+        """The pool for ``url``'s origin and the request head up to its body's headers."""
+        if has_control(url):
+            raise WireRequestError(f"the URL holds a control character: {url!r}")
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname
         if scheme not in ("http", "https") or not host:
@@ -379,14 +428,9 @@ class WireClient(HTTPClient):
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool(self, scheme, host, port)
-        target = parts.path or "/"
-        query = "&".join(q for q in (parts.query, urlencode(params) if params else "") if q)
-        if query:
-            target = f"{target}?{query}"
-        head = f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
-        if body is not None:
-            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        return pool, (head + "\r\n").encode("latin-1") + (body or b"")
+        query = "&".join(q for q in (parts.query, params) if q)
+        target = request_target(parts, query)
+        return pool, f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
 
     @asynccontextmanager
     async def stream(
@@ -401,18 +445,43 @@ class WireClient(HTTPClient):
         The connection goes back to the pool only when the body was read to its end.
         """
         pool, data = self._pool_and_head(method, url, body, params)
-        conn = await pool.acquire()
+        conn = await self._exchange(pool, data)
         reuse = False
         try:
-            conn.send(data)
-            await conn.head(self.read_timeout)
             yield WireStream(conn.status, conn.headers, conn, self.read_timeout)
             reuse = conn.complete and not conn.chunks
         finally:
             pool.release(conn, reuse)
 
+    async def _exchange(self, pool: _Pool, data: bytes) -> _Connection:
+        """Send the request and read the response's head; the connection it holds.
+
+        A keep-alive connection the server closed just before our request was sent on
+        (no byte of response) gets the request once more at once, on a new connection,
+        as httpcore and Go's client do: no backoff retry for a race no server lost.
+        """
+        conn = await pool.acquire()
+        try:
+            await self._send(pool, conn, data)
+        except WireError as error:
+            if not conn.went_stale(error):
+                raise
+            conn = await pool.acquire(fresh=True)
+            await self._send(pool, conn, data)
+        return conn
+
+    async def _send(self, pool: _Pool, conn: _Connection, data: bytes) -> None:
+        """Send and read the head; on any failure the connection is closed and its slot freed."""
+        try:
+            conn.send(data)
+            await conn.head(self.read_timeout)
+        except BaseException:
+            pool.release(conn, False)
+            raise
+
     async def aclose(self) -> None:
         self._closed = True
         pools, self._pools = self._pools, {}
+        self._heads.clear()
         for pool in pools.values():
             pool.close()

@@ -5,6 +5,10 @@ whose URL the environment routes through a proxy (``HTTPS_PROXY``, ``HTTP_PROXY`
 ``ALL_PROXY``, minus ``NO_PROXY``) uses this client instead: aiohttp handles
 ``CONNECT`` tunnels and proxy credentials. Same interface, same errors
 (:class:`~rolecall.providers._wire.WireError`, :class:`~rolecall.providers._wire.WireTimeout`).
+
+The vendor headers (the key among them) go on each request, never as the session's
+default headers: aiohttp copies those into the ``CONNECT`` request to the proxy, in
+clear text, and moves an ``Authorization`` default into ``Proxy-Authorization``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from typing import Any
 
 import aiohttp
 
-from rolecall.providers._wire import HTTPClient, WireError, WireTimeout
+from rolecall.providers._wire import (
+    HTTPClient,
+    WireError,
+    WireRequestError,
+    WireTimeout,
+    WireTLSError,
+)
+from rolecall.providers._wire_message import check_headers, has_control
 
 __all__ = ["ProxiedClient"]
 
@@ -25,6 +36,8 @@ __all__ = ["ProxiedClient"]
 def _wire_error(exc: BaseException) -> WireError:
     if isinstance(exc, TimeoutError):
         return WireTimeout(f"{type(exc).__name__}: {exc}" if str(exc) else "timed out")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return WireTLSError(f"{type(exc).__name__}: {exc}")
     return WireError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
@@ -64,8 +77,11 @@ class ProxiedClient(HTTPClient):
         user_agent: str = "rolecall",
     ) -> None:
         self.proxy = proxy
+        # Sent on each request to the vendor only; see the module docstring.
+        self._headers = check_headers(
+            {"user-agent": user_agent, "accept-encoding": "identity", **headers}
+        )
         self._session = aiohttp.ClientSession(
-            headers={"User-Agent": user_agent, **headers},
             connector=aiohttp.TCPConnector(
                 limit=limit, keepalive_timeout=keepalive, ssl=ssl_context
             ),
@@ -89,7 +105,11 @@ class ProxiedClient(HTTPClient):
         body: bytes | None,
         params: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ProxiedStream]:
-        sent = {"Content-Type": "application/json"} if body is not None else None
+        if has_control(url):
+            raise WireRequestError(f"the URL holds a control character: {url!r}")
+        sent = self._headers
+        if body is not None:
+            sent = {**sent, "content-type": "application/json"}
         try:
             response = await self._session.request(
                 method, url, data=body, params=params, headers=sent, allow_redirects=False

@@ -66,6 +66,11 @@ def _fix(error: ProviderError, config: RolecallConfig) -> str:
         return f"no answer from {_base_url(config, pid)} in time: raise the provider's timeout"
     if kind is ErrorKind.NETWORK:
         return f"could not reach {_base_url(config, pid)}: check base_url and the network"
+    if kind is ErrorKind.TLS:
+        return (
+            f"TLS with {_base_url(config, pid)} failed: check the URL's scheme; for a certificate "
+            "from a private or corporate CA, set SSL_CERT_FILE or SSL_CERT_DIR to its CA"
+        )
     if kind is ErrorKind.CONTEXT_LENGTH:
         return (
             f"the prompt is too long for model '{_model(config, pid)}': shorten it or add a "
