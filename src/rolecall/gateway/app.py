@@ -48,7 +48,7 @@ from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot
 
 if TYPE_CHECKING:
-    from rolecall.config.schema import RolecallConfig
+    from rolecall.config.schema import GatewayConfig, RolecallConfig
     from rolecall.events import EventSink
     from rolecall.providers.base import Provider
     from rolecall.recorder import Recorder
@@ -238,6 +238,11 @@ class Gateway:
         self._slot.swap(generation)
         self.metrics.reloads.inc(("ok",))
         log.info("config %s reloaded (generation %d)", path, generation.number)
+
+    def limits(self) -> GatewayConfig:
+        """The ``gateway:`` settings now in force (the initial ones until started)."""
+        slot = self._slot
+        return (slot.current.config if slot is not None else self._initial).gateway
 
     # ---- what a request may name -----------------------------------------------------------
 
