@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._body import BodyBudget
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
@@ -88,6 +89,7 @@ class Gateway:
         self.host = host
         self.poll_interval = poll_interval
         self.metrics = GatewayMetrics()
+        self.body_budget = BodyBudget()  # bytes of request bodies in flight
         self.run_id: str | None = None
         self._run_max_tasks = run_max_tasks
         self._run_max_seconds = run_max_seconds

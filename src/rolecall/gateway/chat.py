@@ -10,7 +10,6 @@ provider (OpenAI's SDK raises it as ``APIError``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -25,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
 
 if TYPE_CHECKING:
@@ -49,8 +49,11 @@ class _RequestState:
     status: int = 500
     generation: Generation | None = None
     streaming: bool = False
+    body: BodyReader | None = None
 
     def finish(self) -> None:
+        if self.body is not None:
+            self.body.release()
         generation, self.generation = self.generation, None
         if generation is not None:
             self.gateway.release(generation)
@@ -99,40 +102,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             state.finish()
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    """The body as JSON, refusing more than ``limit`` bytes (declared or actually sent)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # counts chunked bodies too
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError as exc:
-        message = f"request body is not valid JSON: {exc}"
-        raise HTTPError(400, fmt.error_body(message, "invalid_request_error")) from None
-
-
-def _too_large(limit: int) -> HTTPError:
-    return HTTPError(
-        413,
-        fmt.error_body(
-            f"request body is larger than {limit} bytes (gateway.max_body_bytes)",
-            "invalid_request_error",
-            "request_too_large",
-        ),
-    )
-
-
 async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> Response:
-    limit = gateway.generation.config.gateway.max_body_bytes
+    state.body = BodyReader(gateway.body_budget)
     try:
-        parsed = fmt.parse_chat_request(await _read_json(request, limit))
+        parsed = fmt.parse_chat_request(await read_json(request, gateway.limits(), state.body))
     except fmt.RequestInvalid as exc:
         body = fmt.error_body(exc.message, "invalid_request_error", None, exc.param)
         raise HTTPError(400, body) from None
