@@ -6,16 +6,22 @@ A stream waits for its first text before sending headers: until then the
 router may still hand over, and a failure gets a real HTTP status. After text
 has been sent, a failure ends the stream with an error event naming the
 provider (OpenAI's SDK raises it as ``APIError``).
+
+A client that disconnects before its answer cancels the router call (so the
+provider call too) rather than leaving it to run for nobody; such a request,
+whole or streamed, is counted with status 499 ("client closed request", as
+nginx logs it), never as a 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["chat_completions"]
 
 log = logging.getLogger("rolecall.gateway")
+
+_T = TypeVar("_T")
 
 _INTERNAL = "internal gateway error; see the gateway log"
 
@@ -123,13 +131,44 @@ async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> R
     }
     if parsed.stream:
         reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
-        return await _stream(reply_stream, role, task_id, parsed, state, generation)
-    reply = await generation.router.complete(role, parsed.messages, **kwargs)
+        return await _stream(request, reply_stream, role, task_id, parsed, state, generation)
+    call = generation.router.complete(role, parsed.messages, **kwargs)
+    reply = await _unless_disconnected(request, call)
     body = fmt.completion_body(reply, f"chatcmpl-{task_id}", int(time.time()))
     return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
 
 
+async def _unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
+    """``await call``, cancelled (``ClientDisconnect``) if the client goes away first.
+
+    The body has been read, so the next ASGI message is the disconnect; a small
+    task waits for it and cancels this one, so the provider call is cancelled
+    with it rather than running to the end for nobody.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            raise ClientDisconnect from None
+        raise
+    finally:
+        watcher.cancel()
+
+
 async def _stream(
+    request: Request,
     reply_stream: ReplyStream,
     role: str,
     task_id: str,
@@ -138,7 +177,7 @@ async def _stream(
     generation: Generation,
 ) -> Response:
     try:
-        first: str | None = await reply_stream.__anext__()
+        first: str | None = await _unless_disconnected(request, reply_stream.__anext__())
     except StopAsyncIteration:  # an empty answer: the reply is already complete
         first = None
     except BaseException:
@@ -157,6 +196,7 @@ async def _stream(
         return sse_event(fmt.chunk_body(completion_id, created, name, delta, finish))
 
     async def events() -> AsyncIterator[bytes]:
+        state.status = 499  # until the stream ends: a client that leaves closed the request
         yield chunk({"role": "assistant", "content": ""})
         if first:
             yield chunk({"content": first})
@@ -172,6 +212,7 @@ async def _stream(
         if parsed.include_usage:
             yield sse_event(fmt.usage_chunk_body(completion_id, created, reply.model, reply.usage))
         yield b"data: [DONE]\n\n"
+        state.status = 200
 
     async def on_close() -> None:
         try:
