@@ -46,7 +46,7 @@ from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
-from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot
+from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
 
 if TYPE_CHECKING:
     from rolecall.config.schema import GatewayConfig, RolecallConfig
@@ -237,9 +237,16 @@ class Gateway:
         if self._slot is None:  # the gateway closed while the new router was being checked
             await generation.router.aclose()
             return
-        self._slot.swap(generation)
+        old = self._slot.swap(generation)
         self.metrics.reloads.inc(("ok",))
         log.info("config %s reloaded (generation %d)", path, generation.number)
+        if pending := restart_only_changes(old.config, config):
+            log.warning(
+                "config %s: %s changed but take effect only when rolecall serve restarts; "
+                "recording continues to the metrics store and runs directory it started with",
+                path,
+                ", ".join(pending),
+            )
 
     def limits(self) -> GatewayConfig:
         """The ``gateway:`` settings now in force (the initial ones until started)."""
