@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import RunningGateway, wait_for
+from gateway_helpers import GATEWAY_KEY, RunningGateway, wait_for
 
+from rolecall.config.load import load_config
+from rolecall.gateway.app import Gateway
 from rolecall.runlog import list_runs
 from rolecall.sim import Fault, SimServer
 
@@ -77,3 +83,32 @@ def test_abandoned_requests_are_recorded_as_cancelled(
     assert len(tasks) == 2
     for task in tasks:
         assert [(a.provider, a.outcome) for a in task.attempts] == [("a", "cancelled")]
+
+
+async def test_a_server_that_never_reports_disconnects_is_still_answered(
+    config_path: Path,
+) -> None:
+    # Some ASGI servers and harnesses answer every receive() with the body again.
+    gateway = Gateway(load_config(config_path), offline=True, record=False)
+    await gateway.start()
+    body = json.dumps(CHAT).encode()
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {GATEWAY_KEY}".encode())],
+    }
+    try:
+        await asyncio.wait_for(gateway.app(scope, receive, send), 10)
+    finally:
+        await gateway.aclose()
+    assert sent[0]["status"] == 200

@@ -151,10 +151,11 @@ async def _unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
 
     async def watch() -> None:
         nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        task.cancel()
+        # Once the body is read, ASGI's next message is the disconnect; a server that sends
+        # anything else cannot report one, and is not asked again.
+        if (await request.receive())["type"] == "http.disconnect":
+            gone = True
+            task.cancel()
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:

@@ -60,6 +60,7 @@ class GatewayServer:
         config = uvicorn.Config(
             gateway.app,
             http=limited_protocol(gateway.limits),
+            ws="none",  # no websocket routes: an upgrade request is plain HTTP
             lifespan="off",  # the gateway is started and closed around serve()
             access_log=access_log,
             log_level=log_level,
