@@ -77,12 +77,19 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        part = "headers" if self._in_head else "body"
-        if self.cycle is None or self._in_head or not self.cycle.response_started:
+        if self._can_answer():
+            part = "headers" if self._in_head else "body"
             setting = "gateway.header_timeout" if self._in_head else "gateway.body_timeout"
             message = f"request {part} not received in time ({setting})"
             self.transport.write(_error(b"408 Request Timeout", message, "request_timeout"))
         self.transport.close()
+
+    def _can_answer(self) -> bool:
+        """Whether an error response may be written now (no other response is under way)."""
+        cycle = self.cycle
+        if self._in_head or self._rejected:  # the request being read has no cycle yet
+            return cycle is None or cycle.response_complete
+        return cycle is not None and not cycle.response_started
 
     # ---- uvicorn's protocol hooks ----------------------------------------------------------
 
@@ -146,9 +153,10 @@ class _LimitedHttpTools(HttpToolsProtocol):
         message = (
             f"request headers are larger than {self._max_header} bytes (gateway.max_header_bytes)"
         )
-        self.transport.write(
-            _error(b"431 Request Header Fields Too Large", message, "headers_too_large")
-        )
+        if self._can_answer():
+            self.transport.write(
+                _error(b"431 Request Header Fields Too Large", message, "headers_too_large")
+            )
         # Closing at once would reset the connection under a client still sending, and it
         # would never read the answer; so half-close, drop what comes, and close soon.
         if self.transport.can_write_eof():
