@@ -183,6 +183,12 @@ class MetricsConfig(_Model):
 class GatewayConfig(_Model):
     keys: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, description="request line + headers")
+    header_timeout: Duration = Field(default=10.0, gt=0, description="to receive all headers")
+    body_timeout: Duration = Field(default=10.0, gt=0, description="to receive the whole body")
+    max_inflight_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="request bodies held at once"
+    )
 
     @field_validator("keys")
     @classmethod

@@ -42,14 +42,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.dashboard.routes import dashboard_routes
 from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._body import BodyBudget
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
-from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot
+from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
 
 if TYPE_CHECKING:
-    from rolecall.config.schema import RolecallConfig
+    from rolecall.config.schema import GatewayConfig, RolecallConfig
     from rolecall.events import EventSink
     from rolecall.providers.base import Provider
     from rolecall.recording.recorder import Recorder
@@ -89,6 +90,7 @@ class Gateway:
         self.host = host
         self.poll_interval = poll_interval
         self.metrics = GatewayMetrics()
+        self.body_budget = BodyBudget()  # bytes of request bodies in flight
         self.run_id: str | None = None
         self._run_max_tasks = run_max_tasks
         self._run_max_seconds = run_max_seconds
@@ -239,9 +241,21 @@ class Gateway:
         if self._slot is None:  # the gateway closed while the new router was being checked
             await generation.router.aclose()
             return
-        self._slot.swap(generation)
+        old = self._slot.swap(generation)
         self.metrics.reloads.inc(("ok",))
         log.info("config %s reloaded (generation %d)", path, generation.number)
+        if pending := restart_only_changes(old.config, config):
+            log.warning(
+                "config %s: %s changed but take effect only when rolecall serve restarts; "
+                "recording continues to the metrics store and runs directory it started with",
+                path,
+                ", ".join(pending),
+            )
+
+    def limits(self) -> GatewayConfig:
+        """The ``gateway:`` settings now in force (the initial ones until started)."""
+        slot = self._slot
+        return (slot.current.config if slot is not None else self._initial).gateway
 
     # ---- what a request may name -----------------------------------------------------------
 

@@ -6,17 +6,22 @@ A stream waits for its first text before sending headers: until then the
 router may still hand over, and a failure gets a real HTTP status. After text
 has been sent, a failure ends the stream with an error event naming the
 provider (OpenAI's SDK raises it as ``APIError``).
+
+A client that disconnects before its answer cancels the router call (so the
+provider call too) rather than leaving it to run for nobody; such a request,
+whole or streamed, is counted with status 499 ("client closed request", as
+nginx logs it), never as a 200.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -25,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
 
 if TYPE_CHECKING:
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["chat_completions"]
 
 log = logging.getLogger("rolecall.gateway")
+
+_T = TypeVar("_T")
 
 _INTERNAL = "internal gateway error; see the gateway log"
 
@@ -49,8 +57,11 @@ class _RequestState:
     status: int = 500
     generation: Generation | None = None
     streaming: bool = False
+    body: BodyReader | None = None
 
     def finish(self) -> None:
+        if self.body is not None:
+            self.body.release()
         generation, self.generation = self.generation, None
         if generation is not None:
             self.gateway.release(generation)
@@ -99,40 +110,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             state.finish()
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    """The body as JSON, refusing more than ``limit`` bytes (declared or actually sent)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # counts chunked bodies too
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError as exc:
-        message = f"request body is not valid JSON: {exc}"
-        raise HTTPError(400, fmt.error_body(message, "invalid_request_error")) from None
-
-
-def _too_large(limit: int) -> HTTPError:
-    return HTTPError(
-        413,
-        fmt.error_body(
-            f"request body is larger than {limit} bytes (gateway.max_body_bytes)",
-            "invalid_request_error",
-            "request_too_large",
-        ),
-    )
-
-
 async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> Response:
-    limit = gateway.generation.config.gateway.max_body_bytes
+    state.body = BodyReader(gateway.body_budget)
     try:
-        parsed = fmt.parse_chat_request(await _read_json(request, limit))
+        parsed = fmt.parse_chat_request(await read_json(request, gateway.limits(), state.body))
     except fmt.RequestInvalid as exc:
         body = fmt.error_body(exc.message, "invalid_request_error", None, exc.param)
         raise HTTPError(400, body) from None
@@ -150,13 +131,45 @@ async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> R
     }
     if parsed.stream:
         reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
-        return await _stream(reply_stream, role, task_id, parsed, state, generation)
-    reply = await generation.router.complete(role, parsed.messages, **kwargs)
+        return await _stream(request, reply_stream, role, task_id, parsed, state, generation)
+    call = generation.router.complete(role, parsed.messages, **kwargs)
+    reply = await _unless_disconnected(request, call)
     body = fmt.completion_body(reply, f"chatcmpl-{task_id}", int(time.time()))
     return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
 
 
+async def _unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
+    """``await call``, cancelled (``ClientDisconnect``) if the client goes away first.
+
+    The body has been read, so the next ASGI message is the disconnect; a small
+    task waits for it and cancels this one, so the provider call is cancelled
+    with it rather than running to the end for nobody.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        # Once the body is read, ASGI's next message is the disconnect; a server that sends
+        # anything else cannot report one, and is not asked again.
+        if (await request.receive())["type"] == "http.disconnect":
+            gone = True
+            task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            raise ClientDisconnect from None
+        raise
+    finally:
+        watcher.cancel()
+
+
 async def _stream(
+    request: Request,
     reply_stream: ReplyStream,
     role: str,
     task_id: str,
@@ -165,7 +178,7 @@ async def _stream(
     generation: Generation,
 ) -> Response:
     try:
-        first: str | None = await reply_stream.__anext__()
+        first: str | None = await _unless_disconnected(request, reply_stream.__anext__())
     except StopAsyncIteration:  # an empty answer: the reply is already complete
         first = None
     except BaseException:
@@ -184,6 +197,7 @@ async def _stream(
         return sse_event(fmt.chunk_body(completion_id, created, name, delta, finish))
 
     async def events() -> AsyncIterator[bytes]:
+        state.status = 499  # until the stream ends: a client that leaves closed the request
         yield chunk({"role": "assistant", "content": ""})
         if first:
             yield chunk({"content": first})
@@ -200,6 +214,7 @@ async def _stream(
         if parsed.include_usage:
             yield sse_event(fmt.usage_chunk_body(completion_id, created, reply.model, reply.usage))
         yield b"data: [DONE]\n\n"
+        state.status = 200
 
     async def on_close() -> None:
         try:

@@ -8,6 +8,8 @@ keeps size and mtime (coarse file-system clocks) is still seen. No dependency.
 it was built from). A request takes a lease on the generation that is current
 when it starts and keeps it to the end; a swap makes the new generation current
 for new requests at once, and closes the old router when its last lease ends.
+Settings read once per process (:func:`restart_only_changes`) are named in a
+warning at reload instead of being ignored in silence.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from rolecall.gateway.auth import KeyChecker
     from rolecall.routing.router import Router
 
-__all__ = ["ConfigWatcher", "Generation", "RouterSlot", "file_signature"]
+__all__ = ["ConfigWatcher", "Generation", "RouterSlot", "file_signature", "restart_only_changes"]
 
 log = logging.getLogger("rolecall.gateway")
 
@@ -104,6 +106,20 @@ class RouterSlot:
         await _close_router(self.current)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def restart_only_changes(old: RolecallConfig, new: RolecallConfig) -> list[str]:
+    """Settings that differ but apply only at restart: the ``metrics`` section.
+
+    The recorder (metrics store and run logs) is opened once per process and
+    keeps the gateway run; reopening it under requests still in flight would
+    split or lose their records, so a reload keeps it and says so.
+    """
+    return [
+        f"metrics.{name}"
+        for name in type(old.metrics).model_fields
+        if getattr(old.metrics, name) != getattr(new.metrics, name)
+    ]
 
 
 async def _close_router(generation: Generation) -> None:

@@ -2,6 +2,8 @@
 
 Binding before starting means the real port is known at once (``port=0`` in
 tests) and a busy port is reported as one clear line before anything else runs.
+uvicorn speaks HTTP through :mod:`rolecall.gateway.protocol`, which bounds
+header size and the time a client may take to send a request.
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ class GatewayServer:
             import uvicorn
         except ImportError as exc:
             raise MissingExtra("gateway", "uvicorn", "rolecall serve") from exc
+        from rolecall.gateway.protocol import limited_protocol
+
         self.gateway = gateway
         self.sock = sock
         config = uvicorn.Config(
             gateway.app,
+            http=limited_protocol(gateway.limits),
+            ws="none",  # no websocket routes: an upgrade request is plain HTTP
             lifespan="off",  # the gateway is started and closed around serve()
             access_log=access_log,
             log_level=log_level,

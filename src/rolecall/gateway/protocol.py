@@ -1,0 +1,169 @@
+"""uvicorn's httptools protocol with bounds on what a client may make the gateway hold or wait for.
+
+uvicorn's httptools protocol accepts a header block of any size (it is
+buffered whole before the app sees it) and waits forever for headers or a
+body that never finish, so a few slow or huge requests could hold memory and
+connections for every other client. This subclass, per connection:
+
+- counts the bytes of the request line and headers; past ``max_header_bytes``
+  it answers ``431 Request Header Fields Too Large`` and closes;
+- closes (with ``408 Request Timeout`` when nothing was answered yet) a
+  connection whose headers are not complete ``header_timeout`` after it opened
+  or after a request's first byte, or whose body is not complete
+  ``body_timeout`` after its headers.
+
+It all happens before the app runs, so before any key is checked. The limits
+are read from the serving config each time a connection opens, so a reload
+applies them to new connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from rolecall.gateway.openai_format import error_body
+
+if TYPE_CHECKING:
+    from rolecall.config.schema import GatewayConfig
+
+__all__ = ["limited_protocol"]
+
+LINGER_SECONDS = 1.0  # after a 431: read and drop what the client still sends, then close
+
+
+def _error(status: bytes, message: str, code: str) -> bytes:
+    body = json.dumps(error_body(message, "invalid_request_error", code)).encode()
+    head = (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+    )
+    return head + body
+
+
+class _LimitedHttpTools(HttpToolsProtocol):
+    """HttpToolsProtocol plus a header-size limit and header/body deadlines (see module doc)."""
+
+    limits: Callable[[], GatewayConfig]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limits = self.limits()
+        self._max_header = limits.max_header_bytes
+        self._header_timeout = limits.header_timeout
+        self._body_timeout = limits.body_timeout
+        self._head_parsed = 0  # request line and header lines seen by the parser
+        self._head_received = 0  # bytes received while the header block is unfinished
+        self._in_head = True  # reading a request line and headers (or waiting for them)
+        self._rejected = False
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # ---- deadlines -------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._can_answer():
+            part = "headers" if self._in_head else "body"
+            setting = "gateway.header_timeout" if self._in_head else "gateway.body_timeout"
+            message = f"request {part} not received in time ({setting})"
+            self.transport.write(_error(b"408 Request Timeout", message, "request_timeout"))
+        self.transport.close()
+
+    def _can_answer(self) -> bool:
+        """Whether an error response may be written now (no other response is under way)."""
+        cycle = self.cycle
+        if self._in_head or self._rejected:  # the request being read has no cycle yet
+            return cycle is None or cycle.response_complete
+        return cycle is not None and not cycle.response_started
+
+    # ---- uvicorn's protocol hooks ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self._header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._rejected:
+            return  # lingering after a 431: drop the rest of the request
+        super().data_received(data)
+        if self._in_head and not self._rejected and self.parser is not None:
+            # The whole chunk belongs to a header block still unfinished: the parser holds it.
+            self._head_received += len(data)
+            if self._head_received > self._max_header:
+                self._reject()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_parsed = self._head_received = 0
+        if self._deadline is None:
+            self._arm(self._header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._head_parsed += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self._head_parsed > self._max_header:
+            self._reject()
+            return
+        self._arm(self._body_timeout)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._rejected:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._rejected:
+            return
+        self._disarm()
+        super().on_message_complete()
+
+    # ---- the header limit ------------------------------------------------------------------
+
+    def _reject(self) -> None:
+        """Answer 431, stop reading requests, and close after a short linger."""
+        self._rejected = True
+        self._disarm()
+        message = (
+            f"request headers are larger than {self._max_header} bytes (gateway.max_header_bytes)"
+        )
+        if self._can_answer():
+            self.transport.write(
+                _error(b"431 Request Header Fields Too Large", message, "headers_too_large")
+            )
+        # Closing at once would reset the connection under a client still sending, and it
+        # would never read the answer; so half-close, drop what comes, and close soon.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def limited_protocol(limits: Callable[[], GatewayConfig]) -> type[asyncio.Protocol]:
+    """The protocol class for uvicorn's ``http=`` setting, reading limits from ``limits()``."""
+    return type("LimitedHttpToolsProtocol", (_LimitedHttpTools,), {"limits": staticmethod(limits)})

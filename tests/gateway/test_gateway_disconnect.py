@@ -1,0 +1,114 @@
+"""A client that goes away frees its provider call, and is counted as 499, not as 200."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway_helpers import GATEWAY_KEY, RunningGateway, wait_for
+
+from rolecall.config.load import load_config
+from rolecall.gateway.app import Gateway
+from rolecall.runlog import list_runs
+from rolecall.sim import Fault, SimServer
+
+CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
+HANG = 30.0  # far past the test's bounds: a call still running at the end ran for nobody
+
+
+def metrics(gateway: RunningGateway) -> str:
+    with gateway.client() as client:
+        return client.get("/metrics").text
+
+
+def in_flight(gateway: RunningGateway) -> int:
+    match = re.search(r"^rolecall_gateway_in_flight (\d+)", metrics(gateway), re.M)
+    assert match is not None
+    return int(match.group(1))
+
+
+def leave_whole_request(gateway: RunningGateway) -> None:
+    """Send a chat request and hang up before the (stalled) provider answers."""
+    with gateway.client() as client, pytest.raises(httpx.ReadTimeout):
+        client.post("/v1/chat/completions", json=CHAT, timeout=httpx.Timeout(5, read=0.5))
+
+
+def leave_stream(gateway: RunningGateway) -> None:
+    """Read a stream's first text, then hang up while the provider stalls."""
+    with (
+        gateway.client() as client,
+        client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as reply,
+    ):
+        assert reply.status_code == 200
+        next(reply.iter_lines())
+
+
+def test_a_client_that_leaves_cancels_its_provider_call(
+    gateway: RunningGateway, primary: SimServer
+) -> None:
+    primary.script(Fault("timeout", delay=HANG))
+    leave_whole_request(gateway)
+    wait_for(lambda: in_flight(gateway) == 0, timeout=5)
+    text = metrics(gateway)
+    assert 'rolecall_gateway_requests_total{model="coder",status="499"} 1' in text
+    assert 'status="200"' not in text
+
+
+def test_an_abandoned_stream_is_499_not_200(gateway: RunningGateway, primary: SimServer) -> None:
+    primary.script(Fault("stall", after_chunks=1, delay=HANG))
+    leave_stream(gateway)
+    wait_for(lambda: in_flight(gateway) == 0, timeout=5)
+    text = metrics(gateway)
+    assert 'rolecall_gateway_requests_total{model="coder",status="499"} 1' in text
+    assert 'status="200"' not in text
+
+
+@pytest.mark.xfail(strict=True, reason="router records cancellation")
+def test_abandoned_requests_are_recorded_as_cancelled(
+    gateway: RunningGateway, primary: SimServer, tmp_path: Path
+) -> None:
+    primary.script(Fault("timeout", delay=HANG))
+    leave_whole_request(gateway)
+    primary.script(Fault("stall", after_chunks=1, delay=HANG))
+    leave_stream(gateway)
+    wait_for(lambda: in_flight(gateway) == 0, timeout=5)
+    gateway.stop()  # finishes the run and flushes the recorder
+    tasks = list_runs(tmp_path / "runs")[0].tasks
+    assert len(tasks) == 2
+    for task in tasks:
+        assert [(a.provider, a.outcome) for a in task.attempts] == [("a", "cancelled")]
+
+
+async def test_a_server_that_never_reports_disconnects_is_still_answered(
+    config_path: Path,
+) -> None:
+    # Some ASGI servers and harnesses answer every receive() with the body again.
+    gateway = Gateway(load_config(config_path), offline=True, record=False)
+    await gateway.start()
+    body = json.dumps(CHAT).encode()
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {GATEWAY_KEY}".encode())],
+    }
+    try:
+        await asyncio.wait_for(gateway.app(scope, receive, send), 10)
+    finally:
+        await gateway.aclose()
+    assert sent[0]["status"] == 200

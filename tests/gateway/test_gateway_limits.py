@@ -1,0 +1,121 @@
+"""A client cannot hold the gateway with huge headers, slow headers or slow bodies."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway_helpers import GATEWAY_KEY, RunningGateway, config_text
+
+from rolecall.sim import SimServer
+
+LIMITS = """\
+  max_body_bytes: 4096
+  max_header_bytes: 4096
+  header_timeout: 500ms
+  body_timeout: 500ms
+"""
+
+
+@pytest.fixture
+def limited(
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+) -> RunningGateway:
+    text = config_text(primary, fallback, tmp=config_path.parent)
+    config_path.write_text(text.replace("  max_body_bytes: 4096\n", LIMITS))
+    return start_gateway(config_path)
+
+
+def connect(running: RunningGateway) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", running.server.port), timeout=10)
+    sock.settimeout(10)
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or 10 s pass)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def healthy(running: RunningGateway) -> bool:
+    return httpx.get(running.server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_streamed_huge_header_is_431_and_the_connection_closed(limited: RunningGateway) -> None:
+    sock = connect(limited)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Big: "
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # the server may close before the last byte
+            sock.sendall(head + b"a" * (1024 * 1024) + b"\r\n\r\n")
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    answer = read_until_closed(sock)
+    sender.join(10)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"gateway.max_header_bytes" in answer
+    assert healthy(limited)
+
+
+def test_header_block_over_the_limit_in_one_piece_is_431(limited: RunningGateway) -> None:
+    with connect(limited) as sock:
+        headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(60))  # ~6.5 KiB
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    with connect(limited) as sock:  # just under the limit is served
+        headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(30))
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + headers + b"\r\n"
+        )
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def test_slow_headers_are_closed_while_others_are_served(limited: RunningGateway) -> None:
+    started = time.monotonic()
+    idle = [connect(limited) for _ in range(5)]  # connect and send nothing
+    slow = [connect(limited) for _ in range(20)]  # a request line, never the end of headers
+    for sock in slow:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    assert healthy(limited)
+    for sock in slow:
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+    for sock in idle:
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started < 0.5 + 5  # closed near the limit, not at the 10 s read cap
+    for sock in idle + slow:
+        sock.close()
+
+
+def test_slow_body_is_closed_while_others_are_served(limited: RunningGateway) -> None:
+    started = time.monotonic()
+    slow = [connect(limited) for _ in range(10)]
+    for sock in slow:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
+            b'Content-Length: 200\r\n\r\n{"model": '
+        )
+    assert healthy(limited)
+    for sock in slow:
+        answer = read_until_closed(sock)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert time.monotonic() - started < 0.5 + 5
+    for sock in slow:
+        sock.close()
+    assert healthy(limited)
