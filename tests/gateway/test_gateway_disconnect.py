@@ -15,7 +15,7 @@ from gateway_helpers import GATEWAY_KEY, RunningGateway, wait_for
 
 from rolecall.config.load import load_config
 from rolecall.gateway.app import Gateway
-from rolecall.runlog import list_runs
+from rolecall.recording.runlog import list_runs
 from rolecall.sim import Fault, SimServer
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
@@ -69,7 +69,6 @@ def test_an_abandoned_stream_is_499_not_200(gateway: RunningGateway, primary: Si
     assert 'status="200"' not in text
 
 
-@pytest.mark.xfail(strict=True, reason="router records cancellation")
 def test_abandoned_requests_are_recorded_as_cancelled(
     gateway: RunningGateway, primary: SimServer, tmp_path: Path
 ) -> None:

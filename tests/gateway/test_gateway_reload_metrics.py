@@ -9,7 +9,7 @@ import httpx
 import pytest
 from gateway_helpers import RunningGateway, config_text, wait_for
 
-from rolecall.runlog import list_runs
+from rolecall.recording.runlog import list_runs
 from rolecall.sim import SimServer
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}

@@ -30,6 +30,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
+        # Listening at once: a client told the address (the startup line) may connect
+        # before uvicorn's loop starts, and must queue rather than be refused.
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise
