@@ -1,7 +1,15 @@
-"""Value types shared by every layer: messages, requests, replies, usage, attempts."""
+"""Value types shared by every layer: messages, requests, replies, usage, attempts.
+
+The OpenAI chat format is the lingua franca: a message's content is text or parts
+(text, images), an assistant turn may carry tool calls, a ``tool`` turn answers one
+by its id, and tools themselves travel in the call's params (``tools``,
+``tool_choice``, ``parallel_tool_calls``) in OpenAI's function format. Each adapter
+translates both ways; nothing a caller sends is dropped without a word.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -13,15 +21,20 @@ __all__ = [
     "ChatRequest",
     "Chunk",
     "Completion",
+    "ContentPart",
+    "ImagePart",
     "Message",
     "MessageDict",
     "Outcome",
     "Reply",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
     "normalize_messages",
 ]
 
-MessageRole = Literal["system", "user", "assistant"]
+MessageRole = Literal["system", "user", "assistant", "tool"]
 Outcome = Literal["ok", "retry", "handover", "cancelled"]
 
 
@@ -31,18 +44,100 @@ class MessageDict(TypedDict):
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    """Text inside a message's parts; ``cache_control`` is Anthropic's prompt-caching mark."""
+
+    text: str
+    cache_control: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image as the caller gave it: a ``data:`` URL, or an ``https:`` URL.
+
+    rolecall never fetches a URL itself: a vendor that takes only inline images is
+    sent ``data:`` URLs, and an ``https:`` image is an error for it.
+    """
+
+    url: str
+    detail: str | None = None
+
+    @property
+    def inline(self) -> tuple[str, str] | None:
+        """``(media_type, base64 data)`` of a ``data:...;base64,`` URL, else None."""
+        if not self.url.startswith("data:"):
+            return None
+        head, comma, data = self.url[5:].partition(",")
+        media_type, _, encoding = head.partition(";")
+        if not comma or encoding != "base64" or not media_type:
+            return None
+        return media_type, data
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model asked to call: ``arguments`` is JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: ``index`` ties the pieces of one call together."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One turn. ``content`` is its text; ``parts`` is set when it was given as parts
+    (images, cache marks), and then ``content`` is the parts' text joined."""
+
     role: MessageRole
-    content: str
+    content: str = ""
+    parts: tuple[ContentPart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn that called tools
+    tool_call_id: str | None = None  # a tool turn: the call it answers
+    name: str | None = None  # a tool turn: the function's name, when the caller gave it
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(part for part in self.parts if isinstance(part, ImagePart))
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one call. ``input_tokens`` counts every input token, cached ones included;
+    ``cached_input_tokens`` are those read from the vendor's prompt cache and
+    ``cache_creation_input_tokens`` those written to it (both priced apart)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cached_input_tokens:
+            out["cached_input_tokens"] = self.cached_input_tokens
+        if self.cache_creation_input_tokens:
+            out["cache_creation_input_tokens"] = self.cache_creation_input_tokens
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +157,9 @@ class Completion:
     text: str
     model: str
     usage: Usage = Usage()
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # "stop", "length", "tool_calls", "content_filter"
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None  # thinking text the vendor returned apart from the answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +170,13 @@ class Chunk:
     usage: Usage | None = None
     finish_reason: str | None = None
     model: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    reasoning: str = ""
+
+    @property
+    def has_content(self) -> bool:
+        """Text, reasoning or a tool call: what proves a provider is answering."""
+        return bool(self.text or self.reasoning or self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +212,11 @@ class Reply:
     attempts: tuple[Attempt, ...]
     finish_reason: str | None = None
     cost_usd: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "text": self.text,
             "role": self.role,
             "provider": self.provider,
@@ -121,31 +227,107 @@ class Reply:
             "finish_reason": self.finish_reason,
             "cost_usd": self.cost_usd,
         }
+        if self.tool_calls:
+            out["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.reasoning:
+            out["reasoning"] = self.reasoning
+        return out
 
 
-_ROLES = frozenset({"system", "user", "assistant"})
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
 
 
 def normalize_messages(
     messages: Sequence[Message | Mapping[str, Any]] | str,
 ) -> tuple[Message, ...]:
-    """Accept a prompt string, dicts in OpenAI shape, or :class:`Message` objects."""
+    """Accept a prompt string, dicts in OpenAI's chat shape, or :class:`Message` objects.
+
+    Raises ValueError naming the message and field for anything it cannot carry
+    (an unknown role or content part type, a tool turn without its call id...).
+    """
     if isinstance(messages, str):
         return (Message("user", messages),)
-    out: list[Message] = []
-    for index, item in enumerate(messages):
-        if isinstance(item, Message):
-            out.append(item)
-            continue
-        role = item.get("role")
-        content = item.get("content")
-        if role not in _ROLES:
-            raise ValueError(f"messages[{index}].role must be system, user or assistant")
-        if isinstance(content, list):  # OpenAI content parts: keep the text parts
-            content = "".join(
-                str(part.get("text", "")) for part in content if isinstance(part, Mapping)
-            )
-        if not isinstance(content, str):
-            raise ValueError(f"messages[{index}].content must be a string")
-        out.append(Message(role, content))
-    return tuple(out)
+    return tuple(
+        item if isinstance(item, Message) else _message(index, item)
+        for index, item in enumerate(messages)
+    )
+
+
+def _message(index: int, item: Mapping[str, Any]) -> Message:
+    where = f"messages[{index}]"
+    role = item.get("role")
+    if role == "developer":  # OpenAI's newer name for the system turn
+        role = "system"
+    if role not in _ROLES:
+        raise ValueError(f"{where}.role must be system, user, assistant or tool")
+    content = item.get("content")
+    tool_calls = _tool_calls(where, item.get("tool_calls"))
+    parts: tuple[ContentPart, ...] = ()
+    if isinstance(content, list):
+        parts = tuple(_part(f"{where}.content[{i}]", part) for i, part in enumerate(content))
+        text = "".join(part.text for part in parts if isinstance(part, TextPart))
+        if not any(isinstance(p, ImagePart) or p.cache_control for p in parts):
+            parts = ()  # plain text in parts: the text alone says it all
+    elif content is None and (tool_calls or role == "assistant"):
+        text = ""
+    elif isinstance(content, str):
+        text = content
+    else:
+        raise ValueError(f"{where}.content must be a string or a list of content parts")
+    tool_call_id = item.get("tool_call_id")
+    if role == "tool" and not (isinstance(tool_call_id, str) and tool_call_id):
+        raise ValueError(f"{where}.tool_call_id is required in a tool message")
+    if tool_calls and role != "assistant":
+        raise ValueError(f"{where}.tool_calls is only allowed in an assistant message")
+    if parts and role not in ("user", "system") and any(isinstance(p, ImagePart) for p in parts):
+        raise ValueError(f"{where}: images are only allowed in user messages")
+    name = item.get("name")
+    return Message(
+        role,
+        text,
+        parts=parts,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id if role == "tool" else None,
+        name=name if isinstance(name, str) and role == "tool" else None,
+    )
+
+
+def _part(where: str, part: Any) -> ContentPart:
+    if not isinstance(part, Mapping):
+        raise ValueError(f"{where} must be an object with a type")
+    kind = part.get("type")
+    if kind == "text" or (kind is None and "text" in part):
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{where}.text must be a string")
+        cache = part.get("cache_control")
+        return TextPart(text, cache if isinstance(cache, Mapping) else None)
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        if not isinstance(url, str) or not url.startswith(("data:", "https:", "http:")):
+            raise ValueError(f"{where}.image_url.url must be a data: or https: URL")
+        detail = image.get("detail") if isinstance(image, Mapping) else None
+        return ImagePart(url, detail if isinstance(detail, str) else None)
+    raise ValueError(f"{where}.type {kind!r} is not supported: send text and image_url parts")
+
+
+def _tool_calls(where: str, raw: Any) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}.tool_calls must be a list")
+    calls: list[ToolCall] = []
+    for i, call in enumerate(raw):
+        spot = f"{where}.tool_calls[{i}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        call_id = call.get("id") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(call_id, str):
+            raise ValueError(f"{spot} must have an id and a function {{name, arguments}}")
+        name, arguments = function.get("name"), function.get("arguments", "{}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{spot}.function.name must be a non-empty string")
+        if not isinstance(arguments, str):  # an object: send it as the JSON text it stands for
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        calls.append(ToolCall(call_id, name, arguments))
+    return tuple(calls)

@@ -18,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rolecall.config.schema import RetryConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.health.memory import Admission, HealthTracker
 from rolecall.providers.base import Provider
+from rolecall.routing._assemble import Assembly
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.routing.retry import retry_delay, should_retry, within_budget
-from rolecall.types import ChatRequest, Chunk, Completion, Usage
+from rolecall.types import ChatRequest, Chunk, Completion
 
 __all__ = ["Opened", "ProviderCalls", "Waiting", "read_rest"]
 
@@ -56,22 +57,12 @@ class _Slot:
 
 @dataclass(slots=True)
 class _First:
-    """What a call produced first: a whole answer, or a stream's first text and the rest."""
+    """What a call produced first: a whole answer, or a stream's first content and the rest."""
 
     completion: Completion | None = None
-    text: str = ""
+    head: Chunk | None = None  # the stream's first chunk with content
     chunks: AsyncIterator[Chunk] | None = None
-    usage: Usage | None = None
-    finish: str | None = None
-    model: str | None = None
-
-    def absorb(self, chunk: Chunk) -> None:
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.finish_reason:
-            self.finish = chunk.finish_reason
-        if chunk.model:
-            self.model = chunk.model
+    assembly: Assembly = field(default_factory=Assembly)
 
 
 @dataclass(slots=True)
@@ -106,7 +97,8 @@ async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _
     """Call the provider and read until its first item (the stream stays open after it).
 
     A whole answer that may be raced is asked for as a stream too: only its first
-    token tells a live provider writing a long answer from a stalled one.
+    token tells a live provider writing a long answer from a stalled one. Text,
+    reasoning or a tool call all count as a first token.
     """
     if not stream:
         return _First(completion=await provider.complete(request))
@@ -114,9 +106,9 @@ async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _
     chunks = provider.stream(request)
     try:
         async for chunk in chunks:
-            first.absorb(chunk)
-            if chunk.text:
-                first.text, first.chunks = chunk.text, chunks
+            first.assembly.add(chunk)
+            if chunk.has_content:
+                first.head, first.chunks = chunk, chunks
                 return first
     except BaseException:
         await _close(chunks)
@@ -126,25 +118,17 @@ async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _
 
 
 async def read_rest(opened: Opened, default_model: str) -> Completion:
-    """The whole answer of a call opened as a stream: its first text and every chunk after."""
+    """The whole answer of a call opened as a stream: its first chunk and every one after."""
     first = opened.first
     if first.completion is not None:
         return first.completion
-    parts = [first.text]
     if first.chunks is not None:
         try:
             async for chunk in first.chunks:
-                first.absorb(chunk)
-                if chunk.text:
-                    parts.append(chunk.text)
+                first.assembly.add(chunk)
         finally:
             await _close(first.chunks)
-    return Completion(
-        text="".join(parts),
-        model=first.model or default_model,
-        usage=first.usage or Usage(),
-        finish_reason=first.finish,
-    )
+    return first.assembly.completion(default_model)
 
 
 async def _cancel(future: asyncio.Future[Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from rolecall._secrets import redact, redact_answer
 from rolecall.config.schema import RolecallConfig
@@ -99,6 +100,11 @@ class Outcomes:
             attempts=tuple(task.attempts),
             finish_reason=completion.finish_reason,
             cost_usd=cost,
+            tool_calls=tuple(
+                replace(call, arguments=redact_answer(call.arguments))
+                for call in completion.tool_calls
+            ),
+            reasoning=redact_answer(completion.reasoning) if completion.reasoning else None,
         )
         if self._events:
             self._events.emit(

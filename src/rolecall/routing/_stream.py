@@ -1,8 +1,9 @@
-"""Streaming through the chain: hand over freely until the first text, never after it."""
+"""Streaming through the chain: hand over freely until the first content, never after it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
 from typing import Any
 
 from rolecall._secrets import redact_answer
@@ -10,7 +11,7 @@ from rolecall.errors import ProviderError, StreamInterrupted
 from rolecall.routing._attempt import ProviderCalls, _First
 from rolecall.routing._chain import walk
 from rolecall.routing._task import TaskRun, unexpected_error
-from rolecall.types import ChatRequest, Completion, Reply, Usage
+from rolecall.types import ChatRequest, Chunk, Reply
 
 __all__ = ["ReplyStream", "run_stream"]
 
@@ -18,19 +19,23 @@ __all__ = ["ReplyStream", "run_stream"]
 class ReplyStream:
     """An async iterator of text chunks; :attr:`reply` is set once it is exhausted.
 
+    ``async for text in stream`` gives the answer's text; ``async for chunk in
+    stream.deltas()`` gives every :class:`~rolecall.types.Chunk` instead (text,
+    reasoning and tool-call pieces, usage on the last). Use one or the other.
+
     Raises :class:`rolecall.errors.AllProvidersFailed` when no provider could start,
-    and :class:`rolecall.errors.StreamInterrupted` when one failed after sending text.
+    and :class:`rolecall.errors.StreamInterrupted` when one failed after sending content.
     """
 
     def __init__(self) -> None:
-        self._chunks: AsyncGenerator[str, None] | None = None
+        self._chunks: AsyncGenerator[Chunk, None] | None = None
         self._reply: Reply | None = None
         # Set with the first chunk: who is streaming, and the calls made so far including
         # its own (a proxy must send them in headers before the reply is complete).
         self.provider: str | None = None
         self.attempts_so_far = 0
 
-    def _attach(self, chunks: AsyncGenerator[str, None]) -> None:
+    def _attach(self, chunks: AsyncGenerator[Chunk, None]) -> None:
         self._chunks = chunks
 
     def _finish(self, reply: Reply) -> None:
@@ -41,7 +46,15 @@ class ReplyStream:
 
     async def __anext__(self) -> str:
         assert self._chunks is not None
-        return await self._chunks.__anext__()
+        while True:
+            chunk = await self._chunks.__anext__()
+            if chunk.text:
+                return chunk.text
+
+    def deltas(self) -> AsyncGenerator[Chunk, None]:
+        """Every chunk as it arrives: text, reasoning, tool-call pieces, usage."""
+        assert self._chunks is not None
+        return self._chunks
 
     @property
     def reply(self) -> Reply:
@@ -68,27 +81,24 @@ async def run_stream(
     chain: tuple[str, ...],
     request_for: Callable[[str], ChatRequest],
     out: ReplyStream,
-) -> AsyncGenerator[str, None]:
-    """The chunks of the first provider in ``chain`` to send text (stalls raced)."""
+) -> AsyncGenerator[Chunk, None]:
+    """The chunks of the first provider in ``chain`` to send content (stalls raced)."""
     opened = await walk(calls, task, chain, request_for, stream=True)
     if opened is None:
         raise calls.outcomes.fail(task)
     out.provider, out.attempts_so_far = opened.pid, len(task.attempts) + 1
     first = opened.first
-    parts: list[str] = []
+    assembly = first.assembly
     error: ProviderError | None = None
     try:
-        if first.text:
-            # Text proves the key: let waiting tasks through.
+        if first.head is not None:
+            # Content proves the key: let waiting tasks through.
             calls.health.mark_confirmed(opened.pid)
-            parts.append(first.text)
-            yield redact_answer(first.text)
+            yield _masked(first.head)
         if first.chunks is not None:
             async for chunk in first.chunks:
-                first.absorb(chunk)
-                if chunk.text:
-                    parts.append(chunk.text)
-                    yield redact_answer(chunk.text)
+                assembly.add(chunk)
+                yield _masked(chunk)
     except ProviderError as exc:
         error = exc
     except Exception as exc:  # an adapter bug still ends the stream, named
@@ -107,18 +117,23 @@ async def run_stream(
         calls.after_failure(
             task, opened.pid, opened.attempt, latency_ms, error, now, now, may_retry=False
         )
-        interrupted = StreamInterrupted(error, sum(map(len, parts)))
+        interrupted = StreamInterrupted(error, assembly.received)
         calls.outcomes.task_failed(task, interrupted)
         raise interrupted
-    completion = Completion(
-        text="".join(parts),
-        model=first.model or calls.provider(opened.pid).model,
-        usage=first.usage or Usage(),
-        finish_reason=first.finish,
-    )
+    completion = assembly.completion(calls.provider(opened.pid).model)
     calls.health.record_success(opened.pid, latency_ms)
     calls.outcomes.record_ok(task, opened.pid, opened.attempt, latency_ms, completion)
     out._finish(calls.outcomes.succeed(task))
+
+
+def _masked(chunk: Chunk) -> Chunk:
+    """The chunk with any registered secret masked out of its text and reasoning."""
+    if not (chunk.text or chunk.reasoning):
+        return chunk
+    text, reasoning = redact_answer(chunk.text), redact_answer(chunk.reasoning)
+    if text is chunk.text and reasoning is chunk.reasoning:
+        return chunk
+    return replace(chunk, text=text, reasoning=reasoning)
 
 
 async def _end(calls: ProviderCalls, first: _First) -> None:

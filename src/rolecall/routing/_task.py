@@ -59,8 +59,10 @@ def check_encodable(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     here means no provider is called and none is blamed for the request's fault.
     """
     for index, message in enumerate(messages):
+        texts = [message.content, *(call.arguments for call in message.tool_calls)]
         try:
-            message.content.encode("utf-8")
+            for text in texts:
+                text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ProviderError(
                 f"messages[{index}].content cannot be encoded as UTF-8 (a lone surrogate "

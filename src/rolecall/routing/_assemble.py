@@ -1,0 +1,71 @@
+"""A streamed answer put back together: text, reasoning, tool calls, usage, finish reason.
+
+Whole answers that may be raced are read as streams (only a first token tells a
+live provider from a stalled one), and a stream's final reply needs the same
+assembly, so both use this one accumulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rolecall.types import Chunk, Completion, ToolCall, Usage
+
+__all__ = ["Assembly"]
+
+
+@dataclass(slots=True)
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Assembly:
+    """Every chunk of one answer, added in order; :meth:`completion` is the whole."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    calls: dict[int, _PartialCall] = field(default_factory=dict)
+    usage: Usage | None = None
+    finish: str | None = None
+    model: str | None = None
+    received: int = 0  # characters of text so far (named when a stream breaks)
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk.text:
+            self.text.append(chunk.text)
+            self.received += len(chunk.text)
+        if chunk.reasoning:
+            self.reasoning.append(chunk.reasoning)
+        for delta in chunk.tool_calls:
+            call = self.calls.get(delta.index)
+            if call is None:
+                call = self.calls[delta.index] = _PartialCall()
+            if delta.id:
+                call.id = delta.id
+            if delta.name:
+                call.name += delta.name
+            if delta.arguments:
+                call.arguments.append(delta.arguments)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason:
+            self.finish = chunk.finish_reason
+        if chunk.model:
+            self.model = chunk.model
+
+    def completion(self, default_model: str) -> Completion:
+        calls = tuple(
+            ToolCall(call.id or f"call_{index}", call.name, "".join(call.arguments) or "{}")
+            for index, call in sorted(self.calls.items())
+        )
+        return Completion(
+            text="".join(self.text),
+            model=self.model or default_model,
+            usage=self.usage or Usage(),
+            finish_reason=self.finish,
+            tool_calls=calls,
+            reasoning="".join(self.reasoning) or None,
+        )
