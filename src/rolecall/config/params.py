@@ -25,33 +25,42 @@ log = logging.getLogger("rolecall.providers")
 _warned: set[tuple[str, str]] = set()
 
 _SAMPLING = frozenset({"temperature", "top_p", "max_tokens", "stop"})
+# Tools in OpenAI's function format, translated by each adapter.
+_TOOLS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+# Merged into the vendor's request body as given: the escape hatch for vendor fields.
+_EXTRA = frozenset({"extra_body"})
 
 # OpenAI Chat Completions request fields a config or a call may set (model, messages and
 # stream are the adapter's own).
-_OPENAI = _SAMPLING | {
-    "max_completion_tokens",
-    "n",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "user",
-    "response_format",
-    "reasoning_effort",
-    "verbosity",
-    "service_tier",
-    "store",
-    "metadata",
-    "modalities",
-    "prediction",
-    "audio",
-    "web_search_options",
-    "prompt_cache_key",
-    "safety_identifier",
-    "parallel_tool_calls",
-}
+_OPENAI = (
+    _SAMPLING
+    | _TOOLS
+    | _EXTRA
+    | {
+        "max_completion_tokens",
+        "n",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "user",
+        "response_format",
+        "reasoning_effort",
+        "verbosity",
+        "service_tier",
+        "store",
+        "metadata",
+        "modalities",
+        "prediction",
+        "audio",
+        "web_search_options",
+        "prompt_cache_key",
+        "safety_identifier",
+        "parallel_tool_calls",
+    }
+)
 
 # Sampling fields that OpenAI-compatible servers add (vLLM, llama.cpp server, Ollama,
 # OpenRouter).
@@ -74,8 +83,24 @@ _COMPATIBLE = _OPENAI | {
 KNOWN_PARAMS: Mapping[str, frozenset[str]] = {
     "openai": frozenset(_OPENAI),
     "openai-compatible": frozenset(_COMPATIBLE),
-    "anthropic": _SAMPLING | {"top_k"},
-    "google": _SAMPLING | {"top_k", "seed"},
+    "anthropic": _SAMPLING
+    | _TOOLS
+    | _EXTRA
+    | {"top_k", "reasoning_effort", "thinking", "user", "metadata", "response_format"},
+    "google": _SAMPLING
+    | _TOOLS
+    | _EXTRA
+    | {
+        "top_k",
+        "seed",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "reasoning_effort",
+        "response_format",
+    },
     "local": _SAMPLING | {"top_k", "max_completion_tokens"},
 }
 _EVERY = frozenset().union(*KNOWN_PARAMS.values())
