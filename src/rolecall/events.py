@@ -37,7 +37,7 @@ def moved_on(outcome: str, error_kind: str | None) -> bool:
     return outcome == "handover" or (outcome == "cancelled" and error_kind == "stalled")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEvent:
     """One call to one provider finished (answered, will be retried, or handed over)."""
 
@@ -58,7 +58,7 @@ class AttemptEvent:
     type: Literal["attempt"] = "attempt"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskEvent:
     """A task finished: which provider answered (or that none did)."""
 

@@ -43,18 +43,18 @@ def _calls(
         ok = rng.random() < success
         events.append(
             AttemptEvent(
-                f"run-{seed}",
-                f"t{index}",
-                role,
-                provider,
-                f"{provider}-m",
-                1,
-                "ok" if ok else "handover",
-                None if ok else ErrorKind.OVERLOADED,
-                latency * rng.uniform(0.8, 1.2),
-                100 if ok else 0,
-                40 if ok else 0,
-                cost,
+                run_id=f"run-{seed}",
+                task_id=f"t{index}",
+                role=role,
+                provider=provider,
+                model=f"{provider}-m",
+                attempt=1,
+                outcome="ok" if ok else "handover",
+                error_kind=None if ok else ErrorKind.OVERLOADED,
+                latency_ms=latency * rng.uniform(0.8, 1.2),
+                input_tokens=100 if ok else 0,
+                output_tokens=40 if ok else 0,
+                cost_usd=cost,
                 ts=start + index * 10,
             )
         )

@@ -40,17 +40,17 @@ def _config(tmp_path: Path, **overrides: object) -> MetricsConfig:
 
 def _attempt(run_id: str, task_id: str, n: int = 1, outcome: str = "ok") -> AttemptEvent:
     return AttemptEvent(
-        run_id,
-        task_id,
-        "coder",
-        "gpt",
-        "g",
-        n,
-        outcome,  # type: ignore[arg-type]
-        None if outcome == "ok" else ErrorKind.SERVER,
-        10.0 + n,
-        3,
-        4,
+        run_id=run_id,
+        task_id=task_id,
+        role="coder",
+        provider="gpt",
+        model="g",
+        attempt=n,
+        outcome=outcome,
+        error_kind=None if outcome == "ok" else ErrorKind.SERVER,
+        latency_ms=10.0 + n,
+        input_tokens=3,
+        output_tokens=4,
     )
 
 
@@ -73,7 +73,17 @@ async def test_no_event_lost_from_256_concurrent_tasks(tmp_path: Path) -> None:
             if n % 7 == 0:
                 await asyncio.sleep(0)
         recorder.emit(
-            TaskEvent(run_id, f"task-{index}", "coder", "ok", "gpt", "g", count - 1, 0, 1.0)
+            TaskEvent(
+                run_id=run_id,
+                task_id=f"task-{index}",
+                role="coder",
+                status="ok",
+                provider="gpt",
+                model="g",
+                attempts=count - 1,
+                handovers=0,
+                latency_ms=1.0,
+            )
         )
         return count - 1, 1
 
@@ -100,7 +110,7 @@ _KILLED_CHILD = textwrap.dedent(
     """
     import sys, time
     from rolecall.config.schema import MetricsConfig
-    from rolecall.events import AttemptEvent
+    from factories import attempt
     from rolecall.recording.recorder import Recorder
     recorder = Recorder(MetricsConfig(url=sys.argv[1], runs_dir=sys.argv[2],
                                       flush_interval=float(sys.argv[3])))
@@ -109,8 +119,8 @@ _KILLED_CHILD = textwrap.dedent(
     while True:
         for _ in range(20):
             n += 1
-            recorder.emit(AttemptEvent("killed", f"t{n}", "coder", "gpt", "g", 1, "ok", None,
-                                       5.0, 1, 1))
+            recorder.emit(attempt(run_id="killed", task_id=f"t{n}", model="g",
+                                  latency_ms=5.0, input_tokens=1, output_tokens=1, ts=time.time()))
         print(n, flush=True)
         time.sleep(0.002)
     """
@@ -128,6 +138,15 @@ def _stored_attempts(db: Path) -> int:
         return 0
 
 
+# Child processes build events with tests/factories.py.
+_CHILD_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p
+    ),
+}
+
+
 def test_sigkill_mid_recording_keeps_every_flushed_batch(tmp_path: Path) -> None:
     # What a kill costs in time (at most one flush interval) is measured by
     # benchmarks/bench_kill_loss.py; here: every batch flushed before the kill survives it,
@@ -135,6 +154,7 @@ def test_sigkill_mid_recording_keeps_every_flushed_batch(tmp_path: Path) -> None
     config = _config(tmp_path)
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_CHILD, config.url, config.runs_dir, "0.05"],
+        env=_CHILD_ENV,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -175,6 +195,7 @@ def _run_child(
     config = _config(tmp_path, flush_interval=30)  # only exit paths may flush
     child = subprocess.Popen(
         [sys.executable, "-c", code, config.url, config.runs_dir],
+        env=_CHILD_ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -195,13 +216,15 @@ _EMIT_1000 = textwrap.dedent(
     """
     import os, sys, time
     from rolecall.config.schema import MetricsConfig
-    from rolecall.events import AttemptEvent, TaskEvent
+    from factories import attempt, task
     from rolecall.recording.recorder import Recorder
     recorder = Recorder(MetricsConfig(url=sys.argv[1], runs_dir=sys.argv[2], flush_interval=30))
     recorder.start_run("r", "workflow")
     for n in range(1000):
-        recorder.emit(AttemptEvent("r", "t", "coder", "gpt", "g", n, "retry", "server", 1.0))
-    recorder.emit(TaskEvent("r", "t", "coder", "failed", None, None, 1000, 0, 1.0))
+        recorder.emit(attempt(model="g", attempt=n, outcome="retry", error_kind="server",
+                              latency_ms=1.0, ts=time.time()))
+    recorder.emit(task(status="failed", provider=None, model=None, attempts=1000,
+                       latency_ms=1.0, ts=time.time()))
     """
 )
 
@@ -268,7 +291,21 @@ def test_a_one_off_call_is_a_run_of_one_task(tmp_path: Path) -> None:
     recorder = Recorder(_config(tmp_path), install_signal_handlers=False)
     recorder.emit(_attempt("call-1", "only", 1, "retry"))
     recorder.emit(_attempt("call-1", "only", 2, "ok"))
-    recorder.emit(TaskEvent("call-1", "only", "coder", "ok", "gpt", "g", 2, 0, 25.0, 3, 4))
+    recorder.emit(
+        TaskEvent(
+            run_id="call-1",
+            task_id="only",
+            role="coder",
+            status="ok",
+            provider="gpt",
+            model="g",
+            attempts=2,
+            handovers=0,
+            latency_ms=25.0,
+            input_tokens=3,
+            output_tokens=4,
+        )
+    )
     recorder.close()
     with open_store(_config(tmp_path).url) as store:
         [summary] = store.runs()
@@ -406,7 +443,20 @@ def test_relative_paths_resolve_against_base_dir(tmp_path: Path) -> None:
 def test_retention_prunes_old_raw_rows_but_keeps_metrics(tmp_path: Path) -> None:
     old = time.time() - 5 * 86400
     recorder = Recorder(_config(tmp_path, retention_days=2), install_signal_handlers=False)
-    recorder.emit(AttemptEvent("old", "t", "coder", "gpt", "g", 1, "ok", None, 9.0, ts=old))
+    recorder.emit(
+        AttemptEvent(
+            run_id="old",
+            task_id="t",
+            role="coder",
+            provider="gpt",
+            model="g",
+            attempt=1,
+            outcome="ok",
+            error_kind=None,
+            latency_ms=9.0,
+            ts=old,
+        )
+    )
     recorder.emit(_attempt("new", "t"))
     recorder.close()
     with open_store(_config(tmp_path).url) as store:

@@ -18,15 +18,11 @@ from urllib.parse import urlsplit
 
 from rolecall.config._locations import ConfigPath
 from rolecall.config.params import known_params, suggest_param
+from rolecall.config.vendors import DEFAULT_BASE_URLS
 
 __all__ = ["Finding", "base_url_findings", "key_findings", "param_name_finding"]
 
-_EXAMPLE_URL = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "google": "https://generativelanguage.googleapis.com",
-    "openai-compatible": "http://localhost:11434/v1",
-}
+_EXAMPLE_URL = {**DEFAULT_BASE_URLS, "openai-compatible": "http://localhost:11434/v1"}
 
 # Servers on this machine usually speak plain http.
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")

@@ -18,6 +18,7 @@ from typing import Any
 
 from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
+from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
     error_object,
@@ -40,7 +41,7 @@ __all__ = [
     "classify_anthropic_error",
 ]
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_BASE_URL = DEFAULT_BASE_URLS["anthropic"]
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 RESPOND_TOOL = "respond"

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
+from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
     error_head,
@@ -36,7 +37,7 @@ __all__ = [
     "gemini_body",
 ]
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_BASE_URL = DEFAULT_BASE_URLS["google"]
 API_VERSION = "v1beta"
 # Finish reasons meaning the answer was withheld by a policy filter (another model may answer).
 FILTER_FINISH_REASONS = frozenset(

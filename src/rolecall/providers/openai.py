@@ -13,6 +13,7 @@ from typing import Any
 
 from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
+from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
     error_head,
@@ -31,7 +32,7 @@ __all__ = [
     "openai_body",
 ]
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_BASE_URL = DEFAULT_BASE_URLS["openai"]
 
 _RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
 _CONTEXT_LABELS = frozenset({"context_length_exceeded", "exceed_context_size_error"})

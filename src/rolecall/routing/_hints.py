@@ -7,16 +7,11 @@ from collections.abc import Sequence
 
 from rolecall._secrets import redact
 from rolecall.config.schema import RolecallConfig
+from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 
 __all__ = ["explain", "explain_all"]
 
-# Where each vendor is reached when the config gives no base_url.
-_DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "google": "https://generativelanguage.googleapis.com",
-}
 _MAX_DETAIL = 300
 
 
@@ -31,7 +26,7 @@ def _base_url(config: RolecallConfig, provider_id: str) -> str:
         return f"provider '{provider_id}'"
     if provider.type == "local":
         return "the embedded model"
-    return provider.base_url or _DEFAULT_BASE_URLS.get(provider.type, f"provider '{provider_id}'")
+    return provider.base_url or DEFAULT_BASE_URLS.get(provider.type, f"provider '{provider_id}'")
 
 
 def _model(config: RolecallConfig, provider_id: str) -> str:

@@ -22,18 +22,18 @@ def test_concurrent_writers_keep_rollups_exact(store_url: str) -> None:
                     store.record(
                         [
                             AttemptEvent(
-                                f"run-{index}",
-                                f"t{batch}-{n}",
-                                "coder",
-                                "gpt",
-                                "g",
-                                1,
-                                "ok",
-                                None,
-                                100.0 + n,
-                                1,
-                                2,
-                                0.5,
+                                run_id=f"run-{index}",
+                                task_id=f"t{batch}-{n}",
+                                role="coder",
+                                provider="gpt",
+                                model="g",
+                                attempt=1,
+                                outcome="ok",
+                                error_kind=None,
+                                latency_ms=100.0 + n,
+                                input_tokens=1,
+                                output_tokens=2,
+                                cost_usd=0.5,
                                 ts=T0 + batch * 60 + n,
                             )
                             for n in range(per_batch)

@@ -66,18 +66,18 @@ def make_history(tasks: int = 400, seed: int = 7, days: float = 3.0) -> History:
                     cost = (tokens_in * price[0] + tokens_out * price[1]) / 1e6 if price else None
                     events.append(
                         AttemptEvent(
-                            f"run-{index // 10}",
-                            f"task-{index}",
-                            role,
-                            provider,
-                            f"{provider}-model",
-                            number,
-                            "ok",
-                            None,
-                            latency,
-                            tokens_in,
-                            tokens_out,
-                            cost,
+                            run_id=f"run-{index // 10}",
+                            task_id=f"task-{index}",
+                            role=role,
+                            provider=provider,
+                            model=f"{provider}-model",
+                            attempt=number,
+                            outcome="ok",
+                            error_kind=None,
+                            latency_ms=latency,
+                            input_tokens=tokens_in,
+                            output_tokens=tokens_out,
+                            cost_usd=cost,
                             ts=ts,
                         )
                     )
@@ -88,15 +88,15 @@ def make_history(tasks: int = 400, seed: int = 7, days: float = 3.0) -> History:
                 handovers += outcome == "handover"
                 events.append(
                     AttemptEvent(
-                        f"run-{index // 10}",
-                        f"task-{index}",
-                        role,
-                        provider,
-                        f"{provider}-model",
-                        number,
-                        outcome,
-                        kind,
-                        latency,
+                        run_id=f"run-{index // 10}",
+                        task_id=f"task-{index}",
+                        role=role,
+                        provider=provider,
+                        model=f"{provider}-model",
+                        attempt=number,
+                        outcome=outcome,
+                        error_kind=kind,
+                        latency_ms=latency,
                         error=f"{kind.value} from {provider}",
                         ts=ts,
                     )
@@ -107,15 +107,15 @@ def make_history(tasks: int = 400, seed: int = 7, days: float = 3.0) -> History:
                 break
         events.append(
             TaskEvent(
-                f"run-{index // 10}",
-                f"task-{index}",
-                role,
-                "ok" if answered else "failed",
-                answered,
-                None,
-                attempts,
-                handovers,
-                total_latency,
+                run_id=f"run-{index // 10}",
+                task_id=f"task-{index}",
+                role=role,
+                status="ok" if answered else "failed",
+                provider=answered,
+                model=None,
+                attempts=attempts,
+                handovers=handovers,
+                latency_ms=total_latency,
                 stage="generate",
                 ts=ts + 0.1,
             )

@@ -100,7 +100,18 @@ def test_retention_prunes_raw_rows_but_keeps_rollups(store: MetricsStore) -> Non
     store.record(
         [
             _attempt(old, run_id="old", task_id="a"),
-            TaskEvent("old", "a", "coder", "ok", "gpt", "m", 1, 0, 100.0, ts=old + 1),
+            TaskEvent(
+                run_id="old",
+                task_id="a",
+                role="coder",
+                status="ok",
+                provider="gpt",
+                model="m",
+                attempts=1,
+                handovers=0,
+                latency_ms=100.0,
+                ts=old + 1,
+            ),
             _attempt(now, run_id="new", task_id="b", outcome="retry"),
         ]
     )

@@ -30,18 +30,18 @@ def _calls(
         ok = rng.random() < success
         out.append(
             AttemptEvent(
-                f"run-{provider}-{role}",
-                f"t{index}",
-                role,
-                provider,
-                f"{provider}-m",
-                1,
-                "ok" if ok else "retry",
-                None if ok else ErrorKind.SERVER,
-                latency * rng.uniform(0.9, 1.1),
-                100,
-                50,
-                cost,
+                run_id=f"run-{provider}-{role}",
+                task_id=f"t{index}",
+                role=role,
+                provider=provider,
+                model=f"{provider}-m",
+                attempt=1,
+                outcome="ok" if ok else "retry",
+                error_kind=None if ok else ErrorKind.SERVER,
+                latency_ms=latency * rng.uniform(0.9, 1.1),
+                input_tokens=100,
+                output_tokens=50,
+                cost_usd=cost,
                 ts=start + index * spacing,
             )
         )
