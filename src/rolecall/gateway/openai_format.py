@@ -323,6 +323,8 @@ def error_for_exception(exc: Exception, upstreams: Sequence[str] = ()) -> ErrorR
     if isinstance(exc, AllProvidersFailed):
         return _all_failed(hide_upstreams(exc.message, upstreams), exc.errors)
     if isinstance(exc, ProviderError):
+        if not exc.provider and exc.kind is ErrorKind.BAD_REQUEST:  # refused before any call
+            return ErrorReply(400, error_body(exc.message, "invalid_request_error", "bad_request"))
         return _all_failed(hide_upstreams(exc.message, upstreams), [exc])
     return None
 
