@@ -214,6 +214,11 @@ async def test_blocking_findings_go_back_to_the_coder_and_the_rest_lands_in_revi
     names = [r.name for r in result.records]
     assert {"review:a.py", "fix:a.py@1", "review:a.py@2", "review:b.py"} <= set(names)
     assert "fix:b.py@1" not in names
+    # The checks run again after the fix round, before the second review.
+    order = {name: i for i, name in enumerate(names)}
+    assert order["fix:a.py@1"] < order["verify@2"] < order["review:a.py@2"]
+    verify2 = next(r for r in result.records if r.name == "verify@2")
+    assert verify2.result["status"] == "passed"
     assert team.by_path[("coder", "a.py")] == 2
     fix_prompt = next(t for role, t in team.prompts if "File to fix: `a.py`" in t)
     assert "does not greet" in fix_prompt
