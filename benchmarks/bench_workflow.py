@@ -13,7 +13,9 @@ config and checking credentials before it are shown apart as "startup").
 1. For each --parallel P, all four roles on one provider (max_concurrency P):
    the generate stage's span (first start to last finish) against
    ceil(files / P) x latency, and against the serial files x latency; the same
-   for generate + review together (2 x files tasks, pipelined).
+   for generate + review together (2 x files tasks; the reviews start once every
+   file is written and checked, so the stages no longer overlap; the checks
+   themselves are turned off here, ``workflow.verify: []``, to time the routing).
 2. The same run spread over three providers (clarifier + planner, coder,
    reviewer on three servers of three vendors) vs one provider, every provider
    with max_concurrency P: the makespan ratio three / one (target <= 1.05).
@@ -117,6 +119,7 @@ def write_config(
             for pid, (protocol, base_url) in servers.items()
         },
         "roles": {role: {"provider": pid} for role, pid in roles.items()},
+        "workflow": {"verify": []},
         "metrics": {
             "url": f"sqlite:///{directory / 'metrics.db'}",
             "runs_dir": str(directory / "runs"),

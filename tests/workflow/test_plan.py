@@ -119,3 +119,10 @@ def test_questions_keep_the_usable_entries() -> None:
     ]
     with pytest.raises(InvalidAnswer):
         parse_questions({"questions": "none"})
+
+
+def test_plan_schema_asks_for_non_empty_paths_and_purposes() -> None:
+    from rolecall.workflow.plan import PLAN_SCHEMA
+
+    item = PLAN_SCHEMA["properties"]["files"]["items"]["properties"]
+    assert item["path"]["minLength"] == 1 and item["purpose"]["minLength"] == 1

@@ -214,6 +214,11 @@ async def test_blocking_findings_go_back_to_the_coder_and_the_rest_lands_in_revi
     names = [r.name for r in result.records]
     assert {"review:a.py", "fix:a.py@1", "review:a.py@2", "review:b.py"} <= set(names)
     assert "fix:b.py@1" not in names
+    # The checks run again after the fix round, before the second review.
+    order = {name: i for i, name in enumerate(names)}
+    assert order["fix:a.py@1"] < order["verify@2"] < order["review:a.py@2"]
+    verify2 = next(r for r in result.records if r.name == "verify@2")
+    assert verify2.result["status"] == "passed"
     assert team.by_path[("coder", "a.py")] == 2
     fix_prompt = next(t for role, t in team.prompts if "File to fix: `a.py`" in t)
     assert "does not greet" in fix_prompt
@@ -288,7 +293,8 @@ async def test_failed_tasks_keep_finished_work_and_resume_finishes(
     status = {r.name: r.status for r in first.records}
     assert status["generate:a.py"] == "ok"
     assert status["generate:b.py"] == "failed" and status["generate:c.py"] == "failed"
-    assert status["review:b.py"] == "blocked"
+    # The checks and the reviews after them wait for every file.
+    assert status["verify@1"] == "blocked" and "review:a.py" not in status
     failed = next(r for r in first.records if r.name == "generate:b.py")
     assert failed.provider == "gpt2" and "bad_request" in (failed.error or "")
 

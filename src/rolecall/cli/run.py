@@ -59,6 +59,13 @@ EXIT_INTERRUPTED = 130
     help="Finish run RUN (its spec, output directory and review rounds); SPEC not needed.",
 )
 @click.option(
+    "--verify-only",
+    "verify_id",
+    default=None,
+    metavar="RUN",
+    help="Run the checks again on run RUN's output (nothing is generated); exit 1 if they fail.",
+)
+@click.option(
     "--max-parallel",
     type=click.IntRange(1, 1024),
     default=4,
@@ -82,6 +89,7 @@ def run(
     answers_path: str | None,
     assume_yes: bool,
     resume_id: str | None,
+    verify_id: str | None,
     max_parallel: int,
     review_rounds: int,
     force: bool,
@@ -100,6 +108,8 @@ def run(
     from rolecall.workflow.runner import Workflow
     from rolecall.workflow.spec import load_spec
 
+    if verify_id:
+        _verify_only(verify_id, config_path, as_json, bool(spec or resume_id))
     if not spec and not resume_id:
         fail("missing SPEC: give a Markdown or YAML spec file, or --resume RUN")
     try:
@@ -173,6 +183,40 @@ def run(
     sys.exit(EXIT_OK if result.status == "ok" else EXIT_FAILED)
 
 
+def _verify_only(run_id: str, config_path: str | None, as_json: bool, extra: bool) -> None:
+    from rolecall.workflow.errors import WorkflowUsageError
+    from rolecall.workflow.runner import Workflow
+
+    if extra:
+        fail("--verify-only RUN takes no SPEC and no --resume: it only re-runs the checks")
+    try:
+        result = asyncio.run(Workflow(config_path=config_path).verify_only(run_id))
+    except WorkflowUsageError as exc:
+        fail(exc.message, EXIT_USAGE)
+    except RolecallError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exit_code_for(exc))
+    if as_json:
+        print_json({"run_id": run_id, **result})
+    else:
+        _print_checks(result)
+    sys.exit(EXIT_FAILED if result["status"] == "failed" else EXIT_OK)
+
+
+def _print_checks(result: dict[str, Any]) -> None:
+    from rolecall.workflow.verify import CommandResult
+
+    for command in map(CommandResult.from_dict, result.get("commands", ())):
+        click.echo(f"{command.summary():<12} {command.command}  ({command.seconds:.1f}s)")
+        if not command.passed and command.output.strip():
+            click.echo("    " + command.output.strip()[-2000:].replace("\n", "\n    "))
+    if result.get("network"):
+        click.echo(f"sandbox: {result['network']}")
+    status = {"not_run": "not run"}.get(result["status"], result["status"])
+    reason = f" ({result['reason']})" if result.get("reason") else ""
+    click.echo(f"checks: {status}{reason}")
+
+
 def _stop_on_sigterm_as_on_ctrl_c() -> None:
     """SIGTERM (``kill``, a service manager, a CI timeout) stops a run the way Ctrl-C does:
     tasks cancelled, state saved, the run recorded ``interrupted``, exit 130."""
@@ -210,6 +254,7 @@ def _print_outcome(result: Any, resume_cmd: str | None) -> None:
             " (raise max_tokens for the coder role)",
             err=True,
         )
+    click.echo(f"checks: {_checks_line(result.checks)}")
     click.echo(f"status: {result.status}")
     click.echo(f"output: {result.output_dir}")
     if result.review_file:
@@ -219,6 +264,20 @@ def _print_outcome(result: Any, resume_cmd: str | None) -> None:
     )
     if resume_cmd:
         click.echo(f"some tasks failed; finished work is kept; resume with: {resume_cmd}")
+
+
+def _checks_line(checks: dict[str, Any]) -> str:
+    """``passed after 1 fix round (2 commands)``, ``failed (...)``, ``not run (reason)``."""
+    status = checks.get("status", "not run")
+    if status == "not run":
+        return f"not run ({checks.get('reason') or 'the run stopped before them'})"
+    rounds = checks.get("fix_rounds", 0)
+    after = f" after {rounds} fix round(s)" if rounds else ""
+    failed = [c["command"] for c in checks.get("commands", ()) if c["status"] != "passed"]
+    detail = f"; failing: {', '.join(failed)}" if failed else ""
+    line = f"{status}{after} ({len(checks.get('commands', ()))} command(s){detail})"
+    network = checks.get("network") or ""
+    return line + (f"; {network}" if network.startswith("network NOT") else "")
 
 
 def _load_answers(path: str) -> dict[str, Any]:

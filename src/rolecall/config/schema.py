@@ -36,6 +36,8 @@ __all__ = [
     "RolecallConfig",
     "SecretStr",
     "StateConfig",
+    "WorkflowConfig",
+    "WorkflowReviewConfig",
     "parse_duration",
 ]
 
@@ -206,6 +208,29 @@ class StateConfig(_Model):
     key_prefix: str = "rolecall"
 
 
+class WorkflowReviewConfig(_Model):
+    other_vendor: bool = Field(
+        default=True, description="review each file on another vendor than its writer's"
+    )
+
+
+class WorkflowConfig(_Model):
+    """``rolecall run``: the checks run on the output, and the fix rounds they may start."""
+
+    # None: detected from the plan (byte-compile, pytest); []: no checks.
+    verify: list[str] | None = None
+    verify_timeout: Duration = 120.0
+    max_fix_rounds: int = Field(default=2, ge=0, le=20)
+    review: WorkflowReviewConfig = Field(default_factory=WorkflowReviewConfig)
+
+    @field_validator("verify_timeout")
+    @classmethod
+    def _positive_verify_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("verify_timeout must be greater than 0")
+        return value
+
+
 class RolecallConfig(_Model):
     schema_version: Literal["1", "1.0"] = "1"
     providers: dict[str, ProviderConfig]
@@ -217,6 +242,7 @@ class RolecallConfig(_Model):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     # provider id -> the environment variable its api_key came from (filled by the loader),
     # so errors can say "OPENAI_API_KEY was rejected" instead of showing the key.
     _key_env_vars: dict[str, str] = PrivateAttr(default_factory=dict)

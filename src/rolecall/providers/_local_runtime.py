@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import logging
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -41,6 +42,7 @@ __all__ = [
     "MissingRuntime",
     "bundled_model_path",
     "check_model_file",
+    "default_threads",
     "import_runtime",
     "load_model",
     "requantize_type",
@@ -95,6 +97,27 @@ class MissingRuntime(MissingExtra):
                 "pip install 'rolecall[local]'"
             )
         RolecallError.__init__(self, message)
+
+
+log = logging.getLogger("rolecall.providers.local")
+
+
+def default_threads() -> int:
+    """Threads for the model when ``threads`` is not set: the cores free at load time.
+
+    Free = usable cores minus the 1-minute load average, rounded, at least 1. A
+    thread pool sized to every core stalls when one of them is taken (its threads
+    wait for the slowest), so on a busy machine fewer threads finish sooner.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores
+    return max(1, min(cores, cores - round(load)))
 
 
 def runtime_available(runtime: str = "mistralrs") -> bool:
@@ -423,12 +446,14 @@ def _load(
     threads: int | None,
     requantize: str,
 ) -> LoadedModel:
+    if threads is None:
+        threads = default_threads()
+        log.info("local model: %d thread(s), the cores free now (set threads to choose)", threads)
     try:
         if runtime == "llama-cpp":
             return _LlamaCppModel(path, info, context_size, threads)
-        if threads:
-            # mistral.rs sizes its (process-wide) thread pool from this on first use.
-            os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+        # mistral.rs sizes its (process-wide) thread pool from this on first use.
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
         return _MistralrsModel(path, info, requantize)
     except MissingExtra:
         raise

@@ -20,7 +20,7 @@ from rolecall.workflow.engine import EngineObserver, TaskRecord
 
 __all__ = ["ProgressDisplay", "render_summary", "task_row"]
 
-STAGES = ("clarify", "plan", "generate", "review")
+STAGES = ("clarify", "plan", "generate", "verify", "review")
 
 
 def task_row(record: TaskRecord) -> dict[str, Any]:

@@ -26,8 +26,14 @@ PLAN_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string", "description": "relative path, / separators"},
-                    "purpose": {"type": "string"},
+                    # minLength: under constrained decoding a small model otherwise
+                    # closes every string at once (SmolLM2-135M planned four "" paths).
+                    "path": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "relative path, / separators",
+                    },
+                    "purpose": {"type": "string", "minLength": 1},
                     "depends_on": {"type": "array", "items": {"type": "string"}},
                 },
                 "required": ["path", "purpose", "depends_on"],

@@ -22,6 +22,7 @@ __all__ = [
     "QUESTIONS_SCHEMA",
     "Finding",
     "Question",
+    "check_fix_messages",
     "clarified_spec",
     "clarify_messages",
     "fix_messages",
@@ -254,7 +255,10 @@ def _numbered(content: str) -> str:
     return "\n".join(f"{n:4d} | {line}" for n, line in enumerate(content.splitlines(), 1))
 
 
-def review_messages(spec_text: str, file: PlannedFile, content: str) -> Chat:
+def review_messages(
+    spec_text: str, file: PlannedFile, content: str, checks: str | None = None
+) -> Chat:
+    checked = f"\n\nAutomatic checks run on the output:\n{checks}" if checks else ""
     return [
         {
             "role": "system",
@@ -271,7 +275,7 @@ def review_messages(spec_text: str, file: PlannedFile, content: str) -> Chat:
             "role": "user",
             "content": (
                 f"Spec:\n\n{spec_text}\n\nFile to review: `{file.path}`\nPurpose: {file.purpose}"
-                f"\n\n{_numbered(content)}"
+                f"\n\n{_numbered(content)}{checked}"
             ),
         },
     ]
@@ -297,6 +301,33 @@ def fix_messages(
             "content": (
                 f"Spec:\n\n{spec_text}\n\nFile to fix: `{file.path}`\nPurpose: {file.purpose}\n\n"
                 f"Current content:\n```\n{content}\n```\n\nReview findings:\n{listed}"
+            ),
+        },
+    ]
+
+
+def check_fix_messages(
+    spec_text: str, file: PlannedFile, content: str, failures: Sequence[tuple[str, str, str]]
+) -> Chat:
+    """Fix one file after checks failed; ``failures`` are (command, result, output tail)."""
+    listed = "\n\n".join(
+        f"`{command}`: {result}\n```\n{output}\n```" for command, result, output in failures
+    )
+    return [
+        {
+            "role": "system",
+            "content": (
+                f"You are the coder in a spec-to-code workflow. {_COMMON} Checks run on the "
+                "code failed, and their output names a file you wrote. Fix it and answer with "
+                "the complete corrected file content only: no explanation, no surrounding code "
+                "fence."
+            ),
+        },
+        {
+            "role": "user",
+            "content": (
+                f"Spec:\n\n{spec_text}\n\nFile to fix: `{file.path}`\nPurpose: {file.purpose}\n\n"
+                f"Current content:\n```\n{content}\n```\n\nFailed checks:\n{listed}"
             ),
         },
     ]

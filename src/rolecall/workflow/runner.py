@@ -16,16 +16,18 @@ from rolecall.events import EventSink, new_run_id
 from rolecall.workflow.engine import EngineObserver, TaskRecord
 from rolecall.workflow.errors import WorkflowUsageError
 from rolecall.workflow.files import OutputDir, UnsafePath
-from rolecall.workflow.spec import Spec, load_spec
-from rolecall.workflow.stages import (
-    REVIEW_FILE,
-    AnswerPrompt,
-    BuiltinStages,
+from rolecall.workflow.report import (
+    checks_summary,
     final_reviews,
     review_report,
     truncated_files,
+    verify_history,
 )
+from rolecall.workflow.rounds import CheckSettings
+from rolecall.workflow.spec import Spec, load_spec
+from rolecall.workflow.stages import REVIEW_FILE, AnswerPrompt, BuiltinStages
 from rolecall.workflow.state import RunState, StateSaver
+from rolecall.workflow.vendors import vendors
 
 if TYPE_CHECKING:
     from rolecall.recording.recorder import Recorder
@@ -39,7 +41,8 @@ class WorkflowResult:
     """How a run ended, and where its output and records are."""
 
     run_id: str
-    status: str  # ok | partial (paths refused, answers truncated) | failed | interrupted
+    # ok | partial (paths refused, answers truncated, checks failed) | failed | interrupted
+    status: str
     output_dir: Path
     run_dir: Path
     records: list[TaskRecord]
@@ -48,6 +51,8 @@ class WorkflowResult:
     review_file: Path | None = None
     # Files whose answer stayed cut off at the output token limit (not counted as written).
     truncated: list[str] = field(default_factory=list)
+    # The checks' outcome: {status: passed | failed | not run, rounds, fix_rounds, commands}.
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +79,7 @@ class WorkflowResult:
             "refused": self.refused,
             "kept": self.kept,
             "truncated": self.truncated,
+            "checks": self.checks,
             "tasks": [task_row(r) for r in self.records],
         }
 
@@ -130,6 +136,17 @@ class Workflow:
         state.status = "running"
         return await self._execute(router, state, restore=restore, resumed=True)
 
+    async def verify_only(self, run_id: str) -> dict[str, Any]:
+        """Run the checks again on run ``run_id``'s output; saved with the run."""
+        from rolecall.workflow.recheck import recheck
+
+        router = self._router()
+        try:
+            state = RunState.load(self._runs_dir(router) / run_id)
+            return await recheck(state, router.config.workflow)
+        finally:
+            await router.aclose()
+
     # -- internals -----------------------------------------------------------------------
 
     def _router(self) -> Router:
@@ -155,6 +172,9 @@ class Workflow:
             force=bool(options.get("force")) or self.force,
             answers=options.get("answers") or self.answers,
             ask_user=self.ask_user,
+            checks=_check_settings(router),
+            reviewer_chain=lambda: router.chain("reviewer"),
+            vendor=vendors(router.config.providers),
         )
         recorder = _recorder(router)
         for sink in (*self.sinks, *(o for o in self.observers if hasattr(o, "emit"))):
@@ -179,10 +199,11 @@ class Workflow:
             records = list(run.records.values())
             refused = _refused(records)
             truncated = truncated_files(run.records)
+            checks = checks_summary(run.records)
             review_file = self._write_review(state, output, stages, records, truncated)
             if run.failed:
                 status = "failed"
-            elif refused or truncated:
+            elif refused or truncated or checks["status"] == "failed":
                 status = "partial"
             else:
                 status = "ok"
@@ -209,6 +230,7 @@ class Workflow:
             ],
             review_file=review_file,
             truncated=truncated,
+            checks=checks,
         )
 
     def _write_review(
@@ -224,7 +246,9 @@ class Workflow:
         plan = by_name.get("plan")
         if plan is None or plan.status != "ok":
             return None
-        text = review_report(state.run_id, reviews, stages.review_rounds, truncated)
+        text = review_report(
+            state.run_id, reviews, stages.review_rounds, truncated, verify_history(by_name)
+        )
         (state.run_dir / "review.md").write_text(text, encoding="utf-8")
         planned = {f["path"] for f in plan.result["files"]}
         if REVIEW_FILE in planned:
@@ -235,6 +259,16 @@ class Workflow:
             return output.write(REVIEW_FILE, text)
         except UnsafePath:
             return state.run_dir / "review.md"
+
+
+def _check_settings(router: Router) -> CheckSettings:
+    settings = router.config.workflow
+    return CheckSettings(
+        commands=settings.verify,
+        timeout=settings.verify_timeout,
+        max_fix_rounds=settings.max_fix_rounds,
+        other_vendor=settings.review.other_vendor,
+    )
 
 
 def _absolute(path: str | Path) -> str:

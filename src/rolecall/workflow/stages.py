@@ -1,16 +1,17 @@
-"""The built-in clarify -> plan -> generate -> review pipeline, defined on the engine.
+"""The built-in clarify -> plan -> generate -> verify -> review pipeline, on the engine.
 
-Task names: ``clarify``, ``plan``, ``generate:PATH``, ``review:PATH``, and for
-each fix round k: ``fix:PATH@k`` then ``review:PATH@k+1``. Every task result is
-JSON-ready, so a resumed run rebuilds the same graph from the saved results.
+Task names: ``clarify``, ``plan``, ``generate:PATH``, then the rounds of
+:mod:`rolecall.workflow.rounds`: ``verify@N``, ``fix:PATH@vN`` (failed checks),
+``review:PATH`` / ``review:PATH@k+1``, ``reviewed@k``, ``fix:PATH@k`` (blocking
+findings). Every task result is JSON-ready, so a resumed run rebuilds the same
+graph from the saved results.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.workflow import prompts
@@ -18,12 +19,16 @@ from rolecall.workflow.engine import Pipeline, Task, TaskContext
 from rolecall.workflow.errors import AnswersError
 from rolecall.workflow.files import OutputDir, UnsafePath, atomic_write_text
 from rolecall.workflow.plan import PLAN_SCHEMA, Plan, PlannedFile, parse_plan
-from rolecall.workflow.prompts import Finding, Question
+from rolecall.workflow.prompts import Question
+from rolecall.workflow.report import final_reviews, review_report, truncated_files
+from rolecall.workflow.rounds import CheckSettings, Rounds
 from rolecall.workflow.state import RunState
-from rolecall.workflow.structured import InvalidAnswer, ask_structured, extract_json, strip_fence
+from rolecall.workflow.structured import InvalidAnswer, ask_structured, extract_json
+from rolecall.workflow.writing import MAX_CONTINUATIONS, cut_off, whole_answer, write_answer
 
 __all__ = [
     "CLARIFIED_SPEC_FILE",
+    "MAX_CONTINUATIONS",
     "PLAN_FILE",
     "REVIEW_FILE",
     "AnswerPrompt",
@@ -37,9 +42,6 @@ __all__ = [
 CLARIFIED_SPEC_FILE = "clarified-spec.md"
 REVIEW_FILE = "REVIEW.md"
 PLAN_FILE = "plan.json"
-# A file answer cut off at the provider's output token limit is continued on the same
-# provider this many times before the file is reported truncated.
-MAX_CONTINUATIONS = 2
 # Called for each question without a given answer, on a terminal; returns the answer.
 AnswerPrompt = Callable[[Question], Awaitable[str]]
 
@@ -71,6 +73,10 @@ class BuiltinStages:
     force: bool = False
     answers: Mapping[str, Any] | None = None
     ask_user: AnswerPrompt | None = None
+    checks: CheckSettings = field(default_factory=CheckSettings)
+    # The reviewer chain as the router orders it now, and provider id -> vendor.
+    reviewer_chain: Callable[[], Sequence[str]] = tuple
+    vendor: Mapping[str, str] = field(default_factory=dict)
 
     def pipeline(self) -> Pipeline:
         pipeline = Pipeline()
@@ -154,8 +160,16 @@ class BuiltinStages:
             )
             for f in safe
         ]
-        tasks += [self._review_task(f, 1) for f in safe]
-        return tasks
+        rounds = Rounds(
+            plan=plan,
+            files=tuple(f.path for f in safe),
+            output=self.output,
+            checks=self.checks,
+            review_rounds=self.review_rounds,
+            reviewer_chain=self.reviewer_chain,
+            vendor=self.vendor,
+        )
+        return [*tasks, rounds.first([t.name for t in tasks])]
 
     # -- generate ------------------------------------------------------------------------
 
@@ -173,209 +187,12 @@ class BuiltinStages:
                 return {"path": file.path, "status": "kept"}
             deps = [(d, self.output.read(d)) for d in file.depends_on]
             spec_text = ctx.results["clarify"]["spec"]
-            text, cut = await _whole_answer(
+            text, cut = await whole_answer(
                 ctx, prompts.generate_messages(spec_text, plan, file, deps)
             )
             if cut:  # written, so the work is not lost, but never reported as complete
-                return {**self._write(ctx, file.path, text, "truncated"), **_cut_off()}
-            return self._write(ctx, file.path, text)
+                written = write_answer(ctx, self.output, file.path, text, "truncated")
+                return {**written, **cut_off()}
+            return write_answer(ctx, self.output, file.path, text)
 
         return generate
-
-    def _write(
-        self, ctx: TaskContext, path: str, answer: str, status: str = "written"
-    ) -> dict[str, Any]:
-        content = strip_fence(answer)
-        if content and not content.endswith("\n"):
-            content += "\n"
-        try:
-            self.output.write(path, content)
-        except UnsafePath as exc:
-            ctx.note("refused")
-            return {"path": path, "status": "refused", "reason": exc.reason}
-        ctx.note(status)
-        digest = hashlib.sha256(content.encode()).hexdigest()
-        return {"path": path, "status": status, "sha256": digest, "bytes": len(content)}
-
-    # -- review and fix rounds ------------------------------------------------------------
-
-    def _review_task(self, file: PlannedFile, round_no: int) -> Task:
-        after = f"generate:{file.path}" if round_no == 1 else f"fix:{file.path}@{round_no - 1}"
-        return Task(
-            _review_name(file.path, round_no),
-            "reviewer",
-            self._reviewer(file, round_no),
-            ["clarify", after],
-            stage="review",
-            expand=lambda result: self._expand_review(file, result),
-        )
-
-    def _reviewer(
-        self, file: PlannedFile, round_no: int
-    ) -> Callable[[TaskContext], Awaitable[Any]]:
-        async def review(ctx: TaskContext) -> dict[str, Any]:
-            generated = ctx.results.get(f"generate:{file.path}", {"status": "written"})
-            content = self.output.read(file.path)
-            if content is None or generated["status"] != "written":
-                ctx.note("skipped (not generated)")
-                return {"path": file.path, "round": round_no, "findings": [], "skipped": True}
-            spec_text = ctx.results["clarify"]["spec"]
-            findings, _ = await ask_structured(
-                ctx.ask,
-                prompts.review_messages(spec_text, file, content),
-                prompts.FINDINGS_SCHEMA,
-                prompts.parse_findings,
-                what="review",
-            )
-            blocking = sum(1 for f in findings if f.blocking)
-            ctx.note(_findings_note(findings, blocking))
-            return {
-                "path": file.path,
-                "round": round_no,
-                "findings": [f.to_dict() for f in findings],
-                "blocking": blocking,
-            }
-
-        return review
-
-    def _expand_review(self, file: PlannedFile, result: Mapping[str, Any]) -> Iterable[Task]:
-        round_no = int(result["round"])
-        if not result.get("blocking") or round_no > self.review_rounds:
-            return []
-        findings = [Finding.from_dict(f) for f in result["findings"]]
-        fix = Task(
-            f"fix:{file.path}@{round_no}",
-            "coder",
-            self._fixer(file, round_no, findings),
-            ["clarify", _review_name(file.path, round_no)],
-            stage="review",
-        )
-        return [fix, self._review_task(file, round_no + 1)]
-
-    def _fixer(
-        self, file: PlannedFile, round_no: int, findings: Sequence[Finding]
-    ) -> Callable[[TaskContext], Awaitable[Any]]:
-        async def fix(ctx: TaskContext) -> dict[str, Any]:
-            content = self.output.read(file.path) or ""
-            spec_text = ctx.results["clarify"]["spec"]
-            blocking = [f for f in findings if f.blocking]
-            text, cut = await _whole_answer(
-                ctx, prompts.fix_messages(spec_text, file, content, blocking)
-            )
-            if cut:  # the reviewed version stays: a cut-off fix must not replace it
-                ctx.note("truncated (kept the earlier version)")
-                return {"path": file.path, "status": "truncated", "round": round_no, **_cut_off()}
-            return {**self._write(ctx, file.path, text), "round": round_no}
-
-        return fix
-
-
-async def _whole_answer(ctx: TaskContext, messages: prompts.Chat) -> tuple[str, bool]:
-    """The answer's text, continued on the same provider while it stops at the output
-    token limit (at most :data:`MAX_CONTINUATIONS` times); True when still cut off."""
-    reply = await ctx.ask(messages)
-    text = reply.text
-    for _ in range(MAX_CONTINUATIONS):
-        if reply.finish_reason != "length":
-            return text, False
-        messages = [
-            *messages,
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": prompts.CONTINUE},
-        ]
-        reply = await ctx.ask(messages, provider=reply.provider)
-        text += reply.text
-    return text, reply.finish_reason == "length"
-
-
-def _cut_off() -> dict[str, str]:
-    return {
-        "reason": f"the answer hit the output token limit {MAX_CONTINUATIONS + 1} times: "
-        "raise max_tokens for the coder role"
-    }
-
-
-def truncated_files(records: Mapping[str, Any]) -> list[str]:
-    """Files whose last generate or fix answer was cut off, sorted."""
-    latest: dict[str, tuple[int, str]] = {}
-    for record in records.values():
-        result = record.result
-        if record.status != "ok" or not isinstance(result, dict) or "path" not in result:
-            continue
-        if record.name.startswith("generate:"):
-            order = 0
-        elif record.name.startswith("fix:"):
-            order = int(result.get("round", 0))
-        else:
-            continue
-        if result["path"] not in latest or order >= latest[result["path"]][0]:
-            latest[result["path"]] = (order, str(result.get("status")))
-    return sorted(path for path, (_, status) in latest.items() if status == "truncated")
-
-
-def _review_name(path: str, round_no: int) -> str:
-    return f"review:{path}" if round_no == 1 else f"review:{path}@{round_no}"
-
-
-def _findings_note(findings: Sequence[Finding], blocking: int) -> str:
-    if not findings:
-        return "clean"
-    return f"{len(findings)} finding(s), {blocking} blocking"
-
-
-def final_reviews(records: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The last finished review of each file (what remains after the fix rounds)."""
-    latest: dict[str, dict[str, Any]] = {}
-    for record in records.values():
-        result = record.result
-        if record.stage != "review" or record.status != "ok" or not isinstance(result, dict):
-            continue
-        if "findings" not in result or result.get("skipped"):
-            continue
-        path = result["path"]
-        if path not in latest or result["round"] > latest[path]["round"]:
-            latest[path] = result
-    return latest
-
-
-def review_report(
-    run_id: str,
-    reviews: Mapping[str, Mapping[str, Any]],
-    rounds: int,
-    truncated: Sequence[str] = (),
-) -> str:
-    """REVIEW.md: files left cut off, then the findings that remain, per file, worst first."""
-    order = {s: i for i, s in enumerate(prompts.SEVERITIES)}
-    lines = [
-        "# Review",
-        "",
-        f"Findings that remain after up to {rounds} fix round(s) (run {run_id}).",
-        "",
-    ]
-    if truncated:
-        lines += [
-            "## Truncated",
-            "",
-            "The answer for these files stopped at the provider's output token limit; "
-            "raise `max_tokens` for the coder role and run again.",
-            "",
-            *(f"- {p}" for p in truncated),
-            "",
-        ]
-    clean = [p for p, r in sorted(reviews.items()) if not r["findings"]]
-    for path, review in sorted(reviews.items()):
-        findings = sorted(
-            (Finding.from_dict(f) for f in review["findings"]), key=lambda f: order[f.severity]
-        )
-        if not findings:
-            continue
-        lines += [f"## {path}", ""]
-        for f in findings:
-            where = f" (line {f.line})" if f.line else ""
-            lines.append(f"- **{f.severity}**{where}: {f.message}")
-        lines.append("")
-    if clean:
-        lines += ["## No findings", "", *(f"- {p}" for p in clean), ""]
-    if not reviews:
-        lines += ["No file was reviewed.", ""]
-    return "\n".join(lines)

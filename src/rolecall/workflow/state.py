@@ -88,6 +88,8 @@ class RunState:
     options: dict[str, Any] = field(default_factory=dict)
     status: str = "running"
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    # Checks run again on the finished output (``rolecall run --verify-only``), oldest first.
+    rechecks: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     _writer: _LatestWriter | None = field(default=None, repr=False, compare=False)
@@ -109,6 +111,7 @@ class RunState:
             "spec": self.spec.to_dict(),
             "output_dir": self.output_dir,
             "options": self.options,
+            "rechecks": self.rechecks,
         }
         encoded = self._encoded
         tasks = ",".join(
@@ -163,6 +166,7 @@ class RunState:
                     name: TaskRecord.from_dict(record)
                     for name, record in (data.get("tasks") or {}).items()
                 },
+                rechecks=list(data.get("rechecks") or []),
                 created_at=float(data.get("created_at", time.time())),
             )
         except (ValueError, KeyError, TypeError, OSError) as exc:
