@@ -15,7 +15,11 @@
    flight, as a ratio of bare httpx. Each figure is the median over ``--rounds``
    rounds; in the sequential runs the clients take turns call by call so that
    drift (other load on the machine) hits all of them alike.
-3. With ``--litellm PYTHON`` (the interpreter of the environment that
+3. Tools: ``Router.complete`` on an in-memory provider that answers at once, a
+   plain call against one with 20 tools and a two-turn tool history (message
+   normalisation, parameter checks, capability check); p50 of each and the added
+   p50, median over ``--rounds``. ``--no-http`` stops after this (no server).
+4. With ``--litellm PYTHON`` (the interpreter of the environment that
    ``benchmarks/litellm-env.sh`` builds), the same workload through LiteLLM's
    ``Router.acompletion`` against the same server, run in that environment
    right after, printed side by side.
@@ -120,6 +124,88 @@ def bench_selection(count: int) -> list[tuple[str, float, float]]:
         micro = [s / 1000 for s in samples]
         rows.append((role, statistics.median(micro), _percentile(micro, 99)))
     return rows
+
+
+# ---- 3. a call with tools against a plain one -----------------------------------------------
+
+
+class _Instant(_Idle):
+    """A provider that answers every call at once (the router's own cost alone)."""
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return Completion(text="ok", model=self.model)
+
+
+def _tool(index: int) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": f"tool_{index}",
+            "description": f"Tool number {index}.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
+                "required": ["path"],
+            },
+        },
+    }
+
+
+TOOLS = [_tool(i) for i in range(20)]
+TOOL_HISTORY: list[dict[str, Any]] = [
+    {"role": "user", "content": "Read two files."},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "tool_0", "arguments": '{"path": "a.py"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "print('a')"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_2",
+                "type": "function",
+                "function": {"name": "tool_1", "arguments": '{"path": "b.py"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_2", "content": "print('b')"},
+]
+
+
+async def bench_tools(requests: int, rounds: int) -> tuple[float, float]:
+    """Median over rounds of the p50 of a plain call and of a call with tools, in us."""
+    config = RolecallConfig.model_validate(
+        {
+            "providers": {"p": {"type": "openai", "model": "m"}},
+            "roles": {"coder": {"provider": "p"}},
+        }
+    )
+    router = Router(config, providers={"p": _Instant("p")}, sinks=[_Count()])
+    plain_messages = [{"role": "user", "content": PROMPT}]
+    tool_params = {"tools": TOOLS, "tool_choice": "auto", "temperature": 0.2}
+
+    async def plain() -> str:
+        return (await router.complete("coder", plain_messages)).text
+
+    async def with_tools() -> str:
+        return (await router.complete("coder", TOOL_HISTORY, params=tool_params)).text
+
+    plain_p50: list[float] = []
+    tools_p50: list[float] = []
+    for _ in range(rounds):
+        latencies = await _sequential([("plain", plain), ("tools", with_tools)], requests)
+        plain_p50.append(statistics.median(latencies["plain"]))
+        tools_p50.append(statistics.median(latencies["tools"]))
+    return statistics.median(plain_p50), statistics.median(tools_p50)
 
 
 # ---- 2. added cost per call ----------------------------------------------------------------
@@ -280,6 +366,9 @@ def main() -> None:
     parser.add_argument(
         "--litellm", metavar="PYTHON", help="python of the LiteLLM benchmark environment"
     )
+    parser.add_argument(
+        "--no-http", action="store_true", help="stop after the in-memory figures (no server)"
+    )
     args = parser.parse_args()
 
     selection = bench_selection(args.selections)
@@ -291,6 +380,22 @@ def main() -> None:
         )
     )
     print()
+
+    plain_us, tools_us = asyncio.run(bench_tools(args.requests, args.rounds))
+    print(
+        _table(
+            f"Router.complete on an instant in-memory provider (p50, median of {args.rounds} "
+            f"rounds x {args.requests} calls)",
+            ("call", "p50 us", "added us"),
+            [
+                ("plain (one user message)", f"{plain_us:.1f}", "-"),
+                ("20 tools + 2-turn tool history", f"{tools_us:.1f}", f"{tools_us - plain_us:.1f}"),
+            ],
+        )
+    )
+    print()
+    if args.no_http:
+        return
 
     sim = subprocess.Popen(
         [sys.executable, "-c", SIM_SCRIPT, SIM_KEY],

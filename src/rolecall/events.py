@@ -56,6 +56,7 @@ class AttemptEvent:
     error: str | None = None
     ts: float = field(default_factory=time.time)
     type: Literal["attempt"] = "attempt"
+    cached_input_tokens: int = 0  # of input_tokens, read from the vendor's prompt cache
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +80,7 @@ class TaskEvent:
     finish_reason: str | None = None
     ts: float = field(default_factory=time.time)
     type: Literal["task"] = "task"
+    cached_input_tokens: int = 0  # of input_tokens, read from the vendor's prompt cache
 
 
 Event = AttemptEvent | TaskEvent

@@ -137,3 +137,18 @@ def test_usage_errors_exit_2_in_one_line(workdir: Path, capsys: pytest.CaptureFi
     code, _, err = _run("ask", "coder", "hi", "--param", "oops", capsys=capsys)
     assert code == 2
     assert "KEY=VALUE" in err
+
+
+def test_unknown_param_is_exit_2_with_did_you_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "rolecall.yaml"
+    config.write_text(
+        "providers:\n"
+        "  a: {type: openai-compatible, model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "roles:\n  coder: {provider: a}\n"
+    )
+    code = main(["ask", "coder", "hi", "-c", str(config), "--offline", "--param", "temprature=0.1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown parameter 'temprature'" in err and "did you mean 'temperature'" in err

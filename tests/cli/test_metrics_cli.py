@@ -95,6 +95,7 @@ def test_metrics_json_agrees_with_events(
     assert gpt["tokens"] == {
         "input": sum(e.input_tokens for e in expected),
         "output": sum(e.output_tokens for e in expected),
+        "cached_input": 0,
     }
     assert gpt["cost_usd"] == pytest.approx(0.438)
     assert rows[("gemini", "reviewer")]["cost_usd"] is None

@@ -10,6 +10,7 @@ import click
 
 from rolecall.cli._common import (
     EXIT_FAILED,
+    EXIT_USAGE,
     config_option,
     fail,
     json_option,
@@ -88,6 +89,7 @@ async def _ask(
     from rolecall.errors import AllProvidersFailed, StreamInterrupted
     from rolecall.events import new_run_id
     from rolecall.recording.sinks import attach_sinks
+    from rolecall.routing._capabilities import UnknownParameter
     from rolecall.routing.router import Router
 
     router = Router.from_file(config_path, check_credentials=not offline)
@@ -113,6 +115,9 @@ async def _ask(
             else:
                 click.echo(f"error: {exc.message}", err=True)
             return EXIT_FAILED
+        except UnknownParameter as exc:  # a --param name no provider takes: bad input
+            click.echo(f"error: {exc.message}", err=True)
+            return EXIT_USAGE
         except StreamInterrupted as exc:
             click.echo()
             click.echo(f"error: {exc.message}", err=True)

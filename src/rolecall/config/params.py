@@ -19,7 +19,17 @@ from typing import Any
 
 from rolecall.config._schema_errors import did_you_mean
 
-__all__ = ["KNOWN_PARAMS", "known_params", "sendable_params", "suggest_param", "unknown_params"]
+__all__ = [
+    "CAPABILITIES",
+    "CAPABILITY_PARAMS",
+    "KNOWN_PARAMS",
+    "ROUTING_PARAMS",
+    "capabilities_of",
+    "known_params",
+    "sendable_params",
+    "suggest_param",
+    "unknown_params",
+]
 
 log = logging.getLogger("rolecall.providers")
 _warned: set[tuple[str, str]] = set()
@@ -104,6 +114,43 @@ KNOWN_PARAMS: Mapping[str, frozenset[str]] = {
     "local": _SAMPLING | {"top_k", "max_completion_tokens"},
 }
 _EVERY = frozenset().union(*KNOWN_PARAMS.values())
+# Names the router itself reads from a call's params (none are sent as they are today).
+ROUTING_PARAMS: frozenset[str] = frozenset()
+
+# Features a request may need that not every provider has. A provider lacking one the
+# request needs is skipped before it is called (a hand-over of kind ``unsupported``).
+CAPABILITIES = ("tools", "images", "json_schema", "thinking", "logprobs", "n")
+_HOSTED = frozenset({"tools", "images", "json_schema", "thinking"})
+# Each type's defaults; ``capabilities:`` in a provider's config overrides them. n > 1 is
+# nowhere: every adapter returns one choice.
+TYPE_CAPABILITIES: Mapping[str, frozenset[str]] = {
+    "openai": _HOSTED | {"logprobs"},
+    "openai-compatible": _HOSTED | {"logprobs"},
+    "anthropic": _HOSTED,
+    "google": _HOSTED | {"logprobs"},
+    "local": frozenset({"json_schema"}),
+}
+# The call parameters that need each capability (``drop_params`` may drop them instead).
+CAPABILITY_PARAMS: Mapping[str, tuple[str, ...]] = {
+    "tools": ("tools", "tool_choice", "parallel_tool_calls"),
+    "json_schema": ("response_format",),
+    "thinking": ("reasoning_effort", "thinking"),
+    "logprobs": ("logprobs", "top_logprobs"),
+    "n": ("n",),
+}
+
+
+def capabilities_of(
+    provider_type: str, overrides: Mapping[str, bool] | None = None
+) -> frozenset[str]:
+    """What a provider of ``provider_type`` can take, with the config's ``capabilities:``."""
+    have = set(TYPE_CAPABILITIES.get(provider_type, frozenset(CAPABILITIES)))
+    for name, value in (overrides or {}).items():
+        if value:
+            have.add(name)
+        else:
+            have.discard(name)
+    return frozenset(have)
 
 
 def known_params(protocol: str | None) -> frozenset[str]:

@@ -26,6 +26,7 @@ from rolecall._secrets import Secret, register_url_secrets
 __all__ = [
     "BUILTIN_ROLES",
     "PROVIDER_TYPES",
+    "CapabilitiesConfig",
     "Duration",
     "GatewayConfig",
     "MetricsConfig",
@@ -113,6 +114,42 @@ class _Model(BaseModel):
 class PricingConfig(_Model):
     input_per_mtok: float = Field(ge=0, description="USD per million input tokens")
     output_per_mtok: float = Field(ge=0, description="USD per million output tokens")
+    cache_read_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million cached input tokens read (default: input)"
+    )
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million input tokens written to the cache"
+    )
+
+    def cost_usd(
+        self, input_tokens: int, output_tokens: int, cached: int = 0, cache_creation: int = 0
+    ) -> float:
+        """USD for one call; ``input_tokens`` counts every input token, cached ones included."""
+        read = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        write = (
+            self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        )
+        uncached = max(input_tokens - cached - cache_creation, 0)
+        return (
+            uncached * self.input_per_mtok
+            + cached * read
+            + cache_creation * write
+            + output_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+class CapabilitiesConfig(_Model):
+    """What a provider can take, over its type's defaults (``images: false`` for a text model)."""
+
+    tools: bool | None = None
+    images: bool | None = None
+    json_schema: bool | None = None
+    thinking: bool | None = None
+    logprobs: bool | None = None
+    n: bool | None = Field(default=None, description="n > 1 (several choices)")
+
+    def overrides(self) -> dict[str, bool]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
 
 
 class ProviderConfig(_Model):
@@ -124,6 +161,7 @@ class ProviderConfig(_Model):
     timeout: Duration = 60.0
     max_concurrency: int = Field(default=8, ge=1, le=10_000)
     pricing: PricingConfig | None = None
+    capabilities: CapabilitiesConfig | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     # Embedded model options (type: local).
     model_path: str | None = None
@@ -139,13 +177,12 @@ class ProviderConfig(_Model):
             raise ValueError("timeout must be greater than 0")
         return value
 
-    def cost_usd(self, input_tokens: int, output_tokens: int) -> float | None:
+    def cost_usd(
+        self, input_tokens: int, output_tokens: int, cached: int = 0, cache_creation: int = 0
+    ) -> float | None:
         if self.pricing is None:
             return None
-        return (
-            input_tokens * self.pricing.input_per_mtok
-            + output_tokens * self.pricing.output_per_mtok
-        ) / 1_000_000
+        return self.pricing.cost_usd(input_tokens, output_tokens, cached, cache_creation)
 
 
 class RoleConfig(_Model):
@@ -238,6 +275,9 @@ class RolecallConfig(_Model):
     default_provider: str | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
     failover_within: Duration = 5.0
+    # Call parameter names dropped without a word: unknown ones, and per provider the
+    # ones it cannot take (instead of an error, a warning or skipping the provider).
+    drop_params: list[str] = Field(default_factory=list)
     credential_check_timeout: Duration = 10.0
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)

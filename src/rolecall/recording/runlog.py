@@ -103,12 +103,14 @@ def _json_number(value: float | None) -> str:
 _ATTEMPT_LINE = (
     '{"run_id":%s,"task_id":%s,"role":%s,"provider":%s,"model":%s,"attempt":%d,'
     '"outcome":%s,"error_kind":%s,"latency_ms":%s,"input_tokens":%d,"output_tokens":%d,'
-    '"cost_usd":%s,"error":%s,"ts":%s,"type":"attempt"}'
+    '"cost_usd":%s,"error":%s,"ts":%s,"type":"attempt",'
+    '"cached_input_tokens":%d}'
 )
 _TASK_LINE = (
     '{"run_id":%s,"task_id":%s,"role":%s,"status":%s,"provider":%s,"model":%s,'
     '"attempts":%d,"handovers":%d,"latency_ms":%s,"input_tokens":%d,"output_tokens":%d,'
-    '"cost_usd":%s,"error":%s,"stage":%s,"finish_reason":%s,"ts":%s,"type":"task"}'
+    '"cost_usd":%s,"error":%s,"stage":%s,"finish_reason":%s,"ts":%s,"type":"task",'
+    '"cached_input_tokens":%d}'
 )
 
 
@@ -134,6 +136,7 @@ def event_line(event: Event) -> str:
             _json_number(event.cost_usd),
             "null" if error is None else esc(redact(error)),
             repr(ts) if _isfinite(ts) else _ENCODE(ts),
+            event.cached_input_tokens,
         )
     return _TASK_LINE % (
         esc(event.run_id),
@@ -152,6 +155,7 @@ def event_line(event: Event) -> str:
         _json_string(event.stage),
         _json_string(event.finish_reason),
         _json_number(event.ts),
+        event.cached_input_tokens,
     )
 
 

@@ -26,6 +26,7 @@ from rolecall.errors import ErrorKind, ProviderError
 from rolecall.health.memory import Admission, HealthTracker
 from rolecall.providers.base import Provider
 from rolecall.routing._assemble import Assembly
+from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.routing.retry import retry_delay, should_retry, within_budget
@@ -147,6 +148,7 @@ class ProviderCalls:
         semaphores: Mapping[str, asyncio.Semaphore],
         health: HealthTracker,
         outcomes: Outcomes,
+        capabilities: Capabilities,
         retry: RetryConfig,
         failover_within: float,
         clock: Callable[[], float],
@@ -157,11 +159,27 @@ class ProviderCalls:
         self._semaphores = semaphores
         self.health = health
         self.outcomes = outcomes
+        self._capabilities = capabilities
         self._retry = retry
         self.failover_within = failover_within
         self.clock = clock
         self.sleep = sleep
         self._rng = rng
+
+    def fit(self, task: TaskRun, pid: str, request: ChatRequest) -> ChatRequest | None:
+        """``request`` as ``pid`` takes it, or None when ``pid`` lacks a feature it needs.
+
+        A skipped provider is recorded as a hand-over of kind ``unsupported`` at attempt
+        0 with no latency: no call was made, and its health is left alone.
+        """
+        fitted = self._capabilities.fit(pid, request)
+        if isinstance(fitted, ChatRequest):
+            return fitted
+        log.info("%s skipped: %s", pid, fitted.message)
+        self.outcomes.record(task, pid, 0, "handover", fitted.kind, 0.0, error=fitted)
+        task.failed[pid] = fitted
+        task.handovers += 1
+        return None
 
     async def open(
         self, task: TaskRun, pid: str, request: ChatRequest, *, stream: bool, raceable: bool
@@ -347,7 +365,8 @@ class ProviderCalls:
             health.cool_down(
                 pid, now + (DEFAULT_RATE_LIMIT_COOLDOWN if cooldown is None else cooldown)
             )
-        health.record_failure(pid, error)
+        if kind is not ErrorKind.UNSUPPORTED:  # the request, not the provider: health untouched
+            health.record_failure(pid, error)
         delay: float | None = None
         if (
             may_retry

@@ -29,8 +29,11 @@ async def walk(
 ) -> Opened | None:
     """The first call in ``chain`` to produce its first item, or None when all failed."""
     for index, pid in enumerate(chain):
+        request = calls.fit(task, pid, request_for(pid))
+        if request is None:
+            continue
         raceable = index + 1 < len(chain)
-        got = await calls.open(task, pid, request_for(pid), stream=stream, raceable=raceable)
+        got = await calls.open(task, pid, request, stream=stream, raceable=raceable)
         if isinstance(got, Waiting):
             rest = walk(calls, task, chain[index + 1 :], request_for, stream)
             return await _race(calls, task, got, rest)
@@ -38,8 +41,9 @@ async def walk(
             return got
     # Rate-limited providers skipped above, once more if their reset is near.
     for pid in task.take_deferred():
-        if await calls.await_cooldown(pid):
-            got = await calls.open(task, pid, request_for(pid), stream=stream, raceable=False)
+        request = calls.fit(task, pid, request_for(pid))
+        if request is not None and await calls.await_cooldown(pid):
+            got = await calls.open(task, pid, request, stream=stream, raceable=False)
             assert not isinstance(got, Waiting)
             if got is not None:
                 return got

@@ -73,6 +73,11 @@ def _fix(error: ProviderError, config: RolecallConfig) -> str:
         )
     if kind is ErrorKind.CONTENT_FILTER:
         return "the answer was blocked by the provider's content filter: rephrase the prompt"
+    if kind is ErrorKind.UNSUPPORTED:
+        return (
+            f"provider '{pid}' cannot take this request: add a provider that can to the chain, "
+            "or leave the feature out"
+        )
     if kind is ErrorKind.BAD_REQUEST:
         return "the provider rejected the request: check the params for this provider and role"
     return f"provider '{pid}' sent a malformed or empty reply: try again or use another model"

@@ -70,6 +70,7 @@ class Outcomes:
                 output_tokens=output_tokens,
                 cost_usd=self.cost(pid, usage) if usage else None,
                 error=redact(error.message) if error is not None else None,
+                cached_input_tokens=usage.cached_input_tokens if usage else 0,
             )
         )
 
@@ -82,7 +83,12 @@ class Outcomes:
         provider_config = self._config.providers.get(pid)
         if provider_config is None:
             return None
-        return provider_config.cost_usd(usage.input_tokens, usage.output_tokens)
+        return provider_config.cost_usd(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
+            usage.cache_creation_input_tokens,
+        )
 
     def succeed(self, task: TaskRun) -> Reply:
         assert task.answer is not None
@@ -123,6 +129,7 @@ class Outcomes:
                     cost_usd=cost,
                     stage=task.stage,
                     finish_reason=completion.finish_reason,
+                    cached_input_tokens=completion.usage.cached_input_tokens,
                 )
             )
         return reply

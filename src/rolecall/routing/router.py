@@ -39,6 +39,7 @@ from rolecall.health.memory import HealthTracker
 from rolecall.health.shared import make_health
 from rolecall.providers.base import Provider
 from rolecall.routing._attempt import ProviderCalls
+from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._chain import complete_on_chain
 from rolecall.routing._hints import explain_all
 from rolecall.routing._outcomes import Outcomes
@@ -112,11 +113,13 @@ class Router:
         self._default_plan = plan_for_role(None, config.default_provider)
         self._check_references(known)
         self._outcomes = Outcomes(config, self.events, self._providers, clock)
+        self._capabilities = Capabilities(config)
         self._calls = ProviderCalls(
             provider=self._provider,
             semaphores=self._semaphores,
             health=self._health,
             outcomes=self._outcomes,
+            capabilities=self._capabilities,
             retry=config.retry,
             failover_within=config.failover_within,
             clock=clock,
@@ -308,10 +311,13 @@ class Router:
         """One answer for ``role``, from the first provider in its chain that gives one.
 
         Raises :class:`NoProviderForRole` for a role with no provider and no default,
-        and :class:`AllProvidersFailed` (with ``errors`` and ``attempts``) when the
+        :class:`UnknownParameter` for a ``params`` name no provider takes (before any
+        call; ``drop_params`` in the config drops listed names instead), and
+        :class:`AllProvidersFailed` (with ``errors`` and ``attempts``) when the
         chain is exhausted.
         """
         chain = self.chain(role, provider=provider)
+        params = self._capabilities.check_call(params)
         normalized = check_encodable(normalize_messages(messages))
         task = self._new_task(role, run_id, task_id, stage)
 
@@ -339,6 +345,7 @@ class Router:
         the caller never receives duplicated text.
         """
         chain = self.chain(role, provider=provider)
+        params = self._capabilities.check_call(params)
         normalized = check_encodable(normalize_messages(messages))
         task = self._new_task(role, run_id, task_id, stage)
 

@@ -171,7 +171,11 @@ def assert_matches(store_rows: list, expected: dict[tuple, dict], keys: Sequence
         assert row.successes == want["successes"], key
         assert row.failures == want["failures"], key
         assert row.errors == want["errors"], key
-        assert data["tokens"] == {"input": want["input"], "output": want["output"]}, key
+        assert data["tokens"] == {
+            "input": want["input"],
+            "output": want["output"],
+            "cached_input": 0,
+        }, key
         if want["cost"] is None:
             assert data["cost_usd"] is None, key
         else:
@@ -275,7 +279,7 @@ def test_metrics_json_shape(store: MetricsStore) -> None:
         "errors",
     }
     assert set(data["latency_ms"]) == {"avg", "p50", "p95", "p99"}
-    assert set(data["tokens"]) == {"input", "output"}
+    assert set(data["tokens"]) == {"input", "output", "cached_input"}
     assert all(kind in {k.value for k in ErrorKind} for kind in data["errors"])
 
 

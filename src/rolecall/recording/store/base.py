@@ -60,6 +60,7 @@ ATTEMPT_COLUMNS = (
     "cost_usd",
     "error",
     "ts",
+    "cached_input_tokens",
 )
 TASK_COLUMNS = (
     "run_id",
@@ -77,6 +78,7 @@ TASK_COLUMNS = (
     "cost_usd",
     "error",
     "ts",
+    "cached_input_tokens",
 )
 RUN_COLUMNS = (
     "run_id",
@@ -125,6 +127,7 @@ def _attempt_row(event: AttemptEvent) -> tuple[Any, ...]:
         event.cost_usd,
         _text(event.error),
         event.ts,
+        event.cached_input_tokens,
     )
 
 
@@ -145,6 +148,7 @@ def _task_row(event: TaskEvent) -> tuple[Any, ...]:
         event.cost_usd,
         _text(event.error),
         event.ts,
+        event.cached_input_tokens,
     )
 
 

@@ -117,8 +117,16 @@ def _rollups(dialect: Dialect) -> list[str]:
     ]
 
 
+def _cached_tokens(dialect: Dialect) -> list[str]:
+    return [
+        f"ALTER TABLE {table} ADD COLUMN cached_input_tokens BIGINT NOT NULL DEFAULT 0"
+        for table in ("attempts", "tasks", "rollup_hourly", "rollup_daily")
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, tasks and attempts", _raw_tables),
     Migration(2, "hourly and daily rollups", _rollups),
+    Migration(3, "cached input tokens", _cached_tokens),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

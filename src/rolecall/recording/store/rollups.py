@@ -35,12 +35,14 @@ ROLLUP_COLUMNS = (
     "cost_count",
     "latency_sum",
     "latency_hist",
+    "cached_input_tokens",
 )
 
 RollupKey = tuple[int, str, str, str]  # (period start, provider, role, model)
 
 _input_tokens = attrgetter("input_tokens")
 _output_tokens = attrgetter("output_tokens")
+_cached_tokens = attrgetter("cached_input_tokens")
 _cost = attrgetter("cost_usd")
 _latency = attrgetter("latency_ms")
 
@@ -57,6 +59,7 @@ class Rollup:
     cost_count: int = 0  # attempts with a known cost; 0 means "cost unknown"
     latency_sum: float = 0.0
     hist: histogram.DenseHistogram = field(default_factory=histogram.DenseHistogram)
+    cached_input_tokens: int = 0
 
     def add_attempts(self, events: Sequence[AttemptEvent]) -> None:
         """Fold attempt events in; written with C-level builtins since it runs per call."""
@@ -72,6 +75,7 @@ class Rollup:
                     errors[kind] = errors.get(kind, 0) + 1
         self.input_tokens += sum(map(_input_tokens, events))
         self.output_tokens += sum(map(_output_tokens, events))
+        self.cached_input_tokens += sum(map(_cached_tokens, events))
         costs = [c for c in map(_cost, events) if c is not None]
         if costs:
             self.cost_usd += sum(costs)
@@ -88,6 +92,7 @@ class Rollup:
             self.errors[kind] = self.errors.get(kind, 0) + count
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
         self.cost_usd += other.cost_usd
         self.cost_count += other.cost_count
         self.latency_sum += other.latency_sum
@@ -107,6 +112,7 @@ class Rollup:
         self.cost_count += int(row[7])
         self.latency_sum += float(row[8])
         self.hist.add_text(row[9])
+        self.cached_input_tokens += int(row[10] or 0)
 
     def add_selected(
         self, row: Sequence[Any], errors: dict[str, int], hist: tuple[int, list[int]]
@@ -126,6 +132,7 @@ class Rollup:
         self.cost_count += row[11]
         self.latency_sum += row[12]
         self.hist.add_dense(*hist)
+        self.cached_input_tokens += row[14] or 0
 
     def to_row(self) -> tuple[Any, ...]:
         return (
@@ -139,6 +146,7 @@ class Rollup:
             self.cost_count,
             self.latency_sum,
             self.hist.dumps(),
+            self.cached_input_tokens,
         )
 
     def to_metrics(
@@ -165,13 +173,20 @@ class Rollup:
             latency_p95_ms=p95,
             latency_p99_ms=p99,
             group_by=group_by,
+            cached_input_tokens=self.cached_input_tokens,
         )
 
 
 def aggregate(attempts: Iterable[AttemptEvent]) -> dict[RollupKey, Rollup]:
-    """Hourly deltas for a batch of attempt events."""
+    """Hourly deltas for a batch of attempt events.
+
+    A provider skipped before any call (attempt 0: it could not take the request) made
+    no request, so it is left out of the metrics; runs still show it as a hand-over.
+    """
     groups: dict[RollupKey, list[AttemptEvent]] = {}
     for event in attempts:
+        if event.attempt == 0:
+            continue
         key = (int(event.ts // HOUR) * HOUR, event.provider, event.role, event.model or "")
         group = groups.get(key)
         if group is None:

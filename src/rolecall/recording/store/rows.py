@@ -61,6 +61,7 @@ class MetricsRow:
     latency_p95_ms: float | None
     latency_p99_ms: float | None
     group_by: tuple[str, ...] = ("provider", "role")
+    cached_input_tokens: int = 0  # of input_tokens, read from the vendors' prompt caches
 
     @property
     def success_rate(self) -> float | None:
@@ -88,7 +89,11 @@ class MetricsRow:
                     "p95": _round(self.latency_p95_ms, 3),
                     "p99": _round(self.latency_p99_ms, 3),
                 },
-                "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+                "tokens": {
+                    "input": self.input_tokens,
+                    "output": self.output_tokens,
+                    "cached_input": self.cached_input_tokens,
+                },
                 "cost_usd": _round(self.cost_usd, 9),
                 "errors": dict(sorted(self.errors.items())),
             }
@@ -150,6 +155,7 @@ class AttemptDetail:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None
+    cached_input_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +181,7 @@ class TaskDetail:
     latency_ms: float
     cost_usd: float | None = None
     error: str | None = None
+    cached_input_tokens: int = 0
 
     @property
     def handovers(self) -> int:
@@ -192,6 +199,7 @@ class TaskDetail:
             "handovers": self.handovers,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
             "latency_ms": round(self.latency_ms, 3),
             "cost_usd": _round(self.cost_usd, 9),
             "error": self.error,
@@ -297,6 +305,7 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 input_tokens=int(event.get("input_tokens") or 0),
                 output_tokens=int(event.get("output_tokens") or 0),
                 cost_usd=event.get("cost_usd"),
+                cached_input_tokens=int(event.get("cached_input_tokens") or 0),
             )
             task.attempts.append(attempt)
             if task_id not in finished:
@@ -305,6 +314,7 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 task.model = attempt.model
                 task.input_tokens += attempt.input_tokens
                 task.output_tokens += attempt.output_tokens
+                task.cached_input_tokens += attempt.cached_input_tokens
                 task.latency_ms += attempt.latency_ms
                 if attempt.cost_usd is not None:
                     task.cost_usd = (task.cost_usd or 0.0) + attempt.cost_usd
@@ -316,6 +326,7 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
             task.model = event.get("model")
             task.input_tokens = int(event.get("input_tokens") or 0)
             task.output_tokens = int(event.get("output_tokens") or 0)
+            task.cached_input_tokens = int(event.get("cached_input_tokens") or 0)
             task.latency_ms = float(event.get("latency_ms") or 0.0)
             if event.get("cost_usd") is not None:
                 task.cost_usd = event.get("cost_usd")

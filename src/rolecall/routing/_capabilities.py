@@ -1,0 +1,152 @@
+"""What a request needs and what each provider can take: skip, never drop in silence.
+
+A request needs ``tools`` when its params carry tools, ``images`` when a message has
+an image part, ``json_schema`` for a response schema, ``thinking`` for a reasoning
+effort, ``logprobs`` for log probabilities and ``n`` for more than one choice. A
+provider lacking one (its type's defaults, then the config's ``capabilities:``) is
+skipped before it is called: the router records a hand-over of kind ``unsupported``
+at attempt 0 with no latency (no call was made) and leaves its health alone.
+
+Call parameters are checked here too: a name no protocol knows is an error before any
+provider is called, unless the config's ``drop_params`` lists it. A listed name is
+also dropped, per provider, where that provider cannot take it, instead of the
+adapter's warning or the capability skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rolecall.config.params import (
+    CAPABILITIES,
+    CAPABILITY_PARAMS,
+    ROUTING_PARAMS,
+    capabilities_of,
+    known_params,
+    suggest_param,
+)
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import ErrorKind, ProviderError, RolecallError
+from rolecall.types import ChatRequest, ImagePart, Message
+
+__all__ = ["Capabilities", "UnknownParameter", "needed"]
+
+_OFF = (None, False, "none", "disabled")
+
+
+class UnknownParameter(RolecallError):
+    """A call parameter that no provider protocol knows."""
+
+
+def _wants_thinking(params: Mapping[str, Any]) -> bool:
+    effort = params.get("reasoning_effort")
+    thinking = params.get("thinking")
+    if isinstance(thinking, Mapping):
+        thinking = thinking.get("type", "enabled")
+    return effort not in _OFF or thinking not in _OFF
+
+
+def _wants_json_schema(request: ChatRequest) -> bool:
+    if request.response_schema is not None:
+        return True
+    response_format = request.params.get("response_format")
+    return isinstance(response_format, Mapping) and response_format.get("type") == "json_schema"
+
+
+def _has_images(messages: Sequence[Message]) -> bool:
+    return any(isinstance(part, ImagePart) for message in messages for part in message.parts)
+
+
+def needed(request: ChatRequest) -> frozenset[str]:
+    """The capabilities ``request`` needs (empty for a plain text call)."""
+    params = request.params
+    needs: list[str] = []
+    if params:
+        if params.get("tools"):
+            needs.append("tools")
+        if _wants_thinking(params):
+            needs.append("thinking")
+        if params.get("logprobs") is True or params.get("top_logprobs") is not None:
+            needs.append("logprobs")
+        n = params.get("n")
+        if isinstance(n, int) and n > 1:
+            needs.append("n")
+    if _wants_json_schema(request):
+        needs.append("json_schema")
+    if _has_images(request.messages):
+        needs.append("images")
+    return frozenset(needs)
+
+
+class Capabilities:
+    """Per provider: what it can take and which parameters ``drop_params`` removes from it."""
+
+    def __init__(self, config: RolecallConfig) -> None:
+        self._config = config
+        self._drop = frozenset(config.drop_params)
+        self._known = known_params(None) | ROUTING_PARAMS | self._drop
+        self._have: dict[str, frozenset[str]] = {}
+        self._dropped: dict[str, frozenset[str]] = {}
+        for pid, provider in config.providers.items():
+            overrides = provider.capabilities.overrides() if provider.capabilities else None
+            have = capabilities_of(provider.type, overrides)
+            self._have[pid] = have
+            cannot = {
+                name
+                for capability, names in CAPABILITY_PARAMS.items()
+                if capability not in have
+                for name in names
+            }
+            self._dropped[pid] = frozenset(
+                name
+                for name in self._drop
+                if name not in known_params(provider.type) or name in cannot
+            )
+
+    def check_call(self, params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The call's params without the unknown names ``drop_params`` lists; raises
+        :class:`UnknownParameter` for any other name no protocol knows."""
+        if not params:
+            return params
+        known = self._known
+        unknown = [name for name in params if name not in known]
+        if unknown:
+            name = unknown[0]
+            close = suggest_param(name, known_params(None))
+            hint = f"did you mean '{close}'?" if close else "check the name"
+            raise UnknownParameter(
+                f"unknown parameter '{name}': no provider takes it; {hint} "
+                f"(or list it in drop_params to drop it)"
+            )
+        if self._drop and not self._drop.isdisjoint(params):
+            every = known_params(None)
+            return {k: v for k, v in params.items() if k in every or k not in self._drop}
+        return params
+
+    def fit(self, pid: str, request: ChatRequest) -> ChatRequest | ProviderError:
+        """``request`` as ``pid`` should get it, or why ``pid`` cannot take it."""
+        dropped = self._dropped.get(pid)
+        if dropped and not dropped.isdisjoint(request.params):
+            params = {k: v for k, v in request.params.items() if k not in dropped}
+            request = ChatRequest(request.messages, params, request.response_schema)
+        have = self._have.get(pid)
+        if have is None:  # a provider given to the router without a config entry
+            return request
+        needs = needed(request)
+        missing = [name for name in CAPABILITIES if name in needs and name not in have]
+        if not missing:
+            return request
+        return self._unsupported(pid, missing)
+
+    def _unsupported(self, pid: str, missing: Sequence[str]) -> ProviderError:
+        provider = self._config.providers[pid]
+        features = ", ".join(missing)
+        return ProviderError(
+            f"the request needs {features}, which provider '{pid}' ({provider.type}) "
+            f"cannot take; not called (set providers.{pid}.capabilities.{missing[0]}: true "
+            "if it can)",
+            kind=ErrorKind.UNSUPPORTED,
+            provider=pid,
+            retryable=False,
+        )
