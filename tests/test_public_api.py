@@ -30,6 +30,7 @@ EXPORTED = {
     "RolecallError",
     "Router",
     "StreamInterrupted",
+    "UnknownParameter",
     "Usage",
     "__version__",
     "load_config",

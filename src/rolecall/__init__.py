@@ -19,6 +19,7 @@ from rolecall.errors import (
     ProviderError,
     RolecallError,
     StreamInterrupted,
+    UnknownParameter,
 )
 from rolecall.types import Attempt, ChatRequest, Chunk, Completion, Message, Reply, Usage
 
@@ -49,6 +50,7 @@ __all__ = [
     "RolecallError",
     "Router",
     "StreamInterrupted",
+    "UnknownParameter",
     "Usage",
     "__version__",
     "load_config",

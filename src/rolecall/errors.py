@@ -9,6 +9,7 @@ The tree::
      │    │                       retryable and retry_after
      │    └── StreamInterrupted   a stream failed after content was emitted (never handed over)
      ├── NoProviderForRole        the role has no provider and there is no default_provider
+     ├── UnknownParameter         a call parameter no provider protocol knows (did-you-mean)
      ├── AllProvidersFailed       every provider in the role's chain failed; carries each error
      └── CredentialsError         the startup credential check failed; carries each error
 
@@ -39,6 +40,7 @@ __all__ = [
     "ProviderError",
     "RolecallError",
     "StreamInterrupted",
+    "UnknownParameter",
 ]
 
 
@@ -244,3 +246,7 @@ class CredentialsError(RolecallError):
             lines = "\n".join(f"  {e.provider}: {e.message}" for e in self.errors)
             message = f"credential check failed for {len(self.errors)} provider(s)\n{lines}"
         super().__init__(message)
+
+
+class UnknownParameter(RolecallError):
+    """A call parameter that no provider protocol knows; the message suggests the near name."""

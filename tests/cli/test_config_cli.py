@@ -445,11 +445,18 @@ def test_unknown_param_is_not_sent_and_the_call_says_so(
         path = tmp_path / "rolecall.yaml"
         text = PARAM_TYPO.replace("http://127.0.0.1:9/v1", sim.base_url)
         path.write_text(text.replace("temp: 0.2", "temp: 0.2, top_p: 0.5"))
-        code = main(["ask", "coder", "hi", "-c", str(path), "--param", "tempreture=0.1"])
+        # A typo in the config: warned about with the near name, and not sent.
+        code = main(["ask", "coder", "hi", "-c", str(path)])
         _, err = capsys.readouterr()
         assert code == 0, err
         [request] = [r for r in sim.requests if r.path.endswith("/chat/completions")]
         assert request.json["top_p"] == 0.5
-        assert "temp" not in request.json and "tempreture" not in request.json
+        assert "temp" not in request.json
         lines = [line for line in err.splitlines() if "is not sent" in line]
-        assert any("'tempreture'" in line and "'temperature'" in line for line in lines)
+        assert any("'temp'" in line and "'temperature'" in line for line in lines)
+        # A typo in the call itself: bad input, refused before any provider is called.
+        code = main(["ask", "coder", "hi", "-c", str(path), "--param", "tempreture=0.1"])
+        _, err = capsys.readouterr()
+        assert code == 2
+        assert "'tempreture'" in err and "'temperature'" in err
+        assert len([r for r in sim.requests if r.path.endswith("/chat/completions")]) == 1

@@ -86,10 +86,9 @@ async def _ask(
     params: dict[str, Any],
     offline: bool,
 ) -> int:
-    from rolecall.errors import AllProvidersFailed, StreamInterrupted
+    from rolecall.errors import AllProvidersFailed, StreamInterrupted, UnknownParameter
     from rolecall.events import new_run_id
     from rolecall.recording.sinks import attach_sinks
-    from rolecall.routing._capabilities import UnknownParameter
     from rolecall.routing.router import Router
 
     router = Router.from_file(config_path, check_credentials=not offline)

@@ -27,16 +27,12 @@ from rolecall.config.params import (
     suggest_param,
 )
 from rolecall.config.schema import RolecallConfig
-from rolecall.errors import ErrorKind, ProviderError, RolecallError
+from rolecall.errors import ErrorKind, ProviderError, UnknownParameter
 from rolecall.types import ChatRequest, ImagePart, Message
 
 __all__ = ["Capabilities", "UnknownParameter", "needed"]
 
 _OFF = (None, False, "none", "disabled")
-
-
-class UnknownParameter(RolecallError):
-    """A call parameter that no provider protocol knows."""
 
 
 def _wants_thinking(params: Mapping[str, Any]) -> bool:
