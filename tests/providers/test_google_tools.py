@@ -37,7 +37,10 @@ TOOLS = [
 ]
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 # 1x1 transparent PNG.
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 
 def _responder(body: dict[str, Any]) -> dict[str, Any]:

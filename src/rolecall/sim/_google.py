@@ -108,6 +108,15 @@ class GoogleDialect(Dialect):
                 "INVALID_ARGUMENT",
                 "* GenerateContentRequest.contents: contents is not specified\n",
             )
+        for index, content in enumerate(body["contents"]):
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for number, part in enumerate(parts if isinstance(parts, list) else ()):
+                problem = _part_problem(part) if isinstance(part, dict) else "must be an object"
+                if problem:
+                    where = f"contents[{index}].parts[{number}]"
+                    return _error(
+                        400, "INVALID_ARGUMENT", f"* GenerateContentRequest.{where}{problem}\n"
+                    )
         return None
 
     def model_of(self, body: dict[str, Any], route: Route) -> str:
@@ -386,3 +395,31 @@ def _call_parts(answer: Answer) -> list[dict[str, Any]]:
             function["id"] = call["id"]
         parts.append({"functionCall": function})
     return parts
+
+
+def _field(part: dict[str, Any], camel: str, snake: str) -> Any:
+    return part.get(camel, part.get(snake))
+
+
+def _part_problem(part: dict[str, Any]) -> str:
+    """What Gemini would reject in one part (it takes camelCase and proto snake_case)."""
+    response = _field(part, "functionResponse", "function_response")
+    if response is not None:
+        if not isinstance(response, dict) or not response.get("name"):
+            return ".function_response.name: Name cannot be empty."
+        if not isinstance(response.get("response"), dict):
+            return ".function_response.response: must be an object (google.protobuf.Struct)."
+    call = _field(part, "functionCall", "function_call")
+    if call is not None:
+        if not isinstance(call, dict) or not call.get("name"):
+            return ".function_call.name: Name cannot be empty."
+        if not isinstance(call.get("args", {}), dict):
+            return ".function_call.args: must be an object (google.protobuf.Struct)."
+    inline = _field(part, "inlineData", "inline_data")
+    if inline is not None and not (
+        isinstance(inline, dict)
+        and _field(inline, "mimeType", "mime_type")
+        and isinstance(inline.get("data"), str)
+    ):
+        return ".inline_data: mime_type and data are required."
+    return ""
