@@ -139,6 +139,7 @@ def test_gemini_body_roles_system_and_generation_config() -> None:
         "topP": 0.95,
         "maxOutputTokens": 512,
         "stopSequences": ["##"],
+        "frequencyPenalty": 1,
     }
 
 

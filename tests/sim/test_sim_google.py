@@ -247,3 +247,102 @@ def test_response_schema_default_reply_is_json(google_sim: SimServer) -> None:
     )
     reply = google_sim_client_call(google_sim, config)
     assert json.loads(reply.text) == {"name": "sim", "count": 0}
+
+
+def _weather_call(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "text": "",
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "fc-1"}],
+        "reasoning": "The user wants weather.",
+        "cached_tokens": 4,
+    }
+
+
+def _tool_config() -> Any:
+    declaration = types.FunctionDeclaration(
+        name="get_weather",
+        description="Weather in a city.",
+        parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}},
+    )
+    return types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[declaration])],
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=1024),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+
+
+def test_sdk_reads_function_calls_thoughts_and_cached_tokens(google_sim: SimServer) -> None:
+    google_sim.responder = _weather_call
+    reply = google_sim_client_call(google_sim, _tool_config())
+    (call,) = reply.function_calls
+    assert (call.id, call.name, call.args) == ("fc-1", "get_weather", {"city": "Paris"})
+    parts = reply.candidates[0].content.parts
+    assert [(p.thought, p.text) for p in parts if p.text] == [(True, "The user wants weather.")]
+    assert reply.usage_metadata.cached_content_token_count == 4
+    assert reply.usage_metadata.thoughts_token_count == 4
+    # The SDK writes proto field names (snake_case); the API takes them as well as camelCase.
+    sent = google_sim.requests[-1].json
+    declared = sent["tools"][0]["functionDeclarations"][0]
+    assert declared["parameters_json_schema"]["properties"] == {"city": {"type": "string"}}
+    assert sent["generationConfig"]["thinkingConfig"] == {
+        "include_thoughts": True,
+        "thinking_budget": 1024,
+    }
+
+
+def test_sdk_stream_has_whole_function_calls(google_sim: SimServer) -> None:
+    google_sim.responder = _weather_call
+    client = google_client(google_sim)
+    chunks = list(
+        client.models.generate_content_stream(
+            model="sim-model", contents=PROMPT, config=_tool_config()
+        )
+    )
+    calls = [call for chunk in chunks for call in chunk.function_calls or ()]
+    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Paris"})]
+    thoughts = [p.text for c in chunks for p in c.candidates[0].content.parts or () if p.thought]
+    assert thoughts == ["The user wants weather."]
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+
+
+def test_no_thought_parts_unless_asked(google_sim: SimServer) -> None:
+    google_sim.responder = lambda body: {"text": REPLY, "reasoning": "Hidden."}
+    reply = _generate(google_client(google_sim))
+    assert reply.text == REPLY
+    assert not any(p.thought for p in reply.candidates[0].content.parts)
+    assert reply.usage_metadata.thoughts_token_count is None
+
+
+def test_sdk_sends_the_function_response_and_gets_the_answer(google_sim: SimServer) -> None:
+    google_sim.responder = lambda body: {"text": "It is 21 degrees."}
+    call = types.Part.from_function_call(name="get_weather", args={"city": "Paris"})
+    result = types.Part.from_function_response(name="get_weather", response={"temp": 21})
+    contents = [
+        types.Content(role="user", parts=[types.Part.from_text(text=PROMPT)]),
+        types.Content(role="model", parts=[call]),
+        types.Content(role="user", parts=[result]),
+    ]
+    client = google_client(google_sim)
+    reply = client.models.generate_content(model="sim-model", contents=contents)
+    assert reply.text == "It is 21 degrees."
+    sent = google_sim.requests[-1].json["contents"][2]["parts"][0]
+    assert sent["functionResponse"] == {"name": "get_weather", "response": {"temp": 21}}
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"functionResponse": {"name": "f", "response": "21"}},
+        {"functionResponse": {"response": {}}},
+        {"functionCall": {"name": "f", "args": [1]}},
+        {"inlineData": {"data": "AAAA"}},
+    ],
+)
+def test_malformed_parts_are_400_as_gemini_says(google_sim: SimServer, part: Any) -> None:
+    response = httpx.post(
+        f"{google_sim.base_url}/v1beta/models/sim-model:generateContent",
+        json={"contents": [{"role": "user", "parts": [part]}]},
+        headers={"x-goog-api-key": KEY},
+    )
+    assert response.status_code == 400
+    assert "contents[0].parts[0]" in response.json()["error"]["message"]

@@ -5,16 +5,22 @@ key travels in ``x-goog-api-key``, never in the URL, where it would leak into er
 text. Structured output uses ``responseJsonSchema`` (standard JSON Schema, documented
 as an alternative to the OpenAPI-subset ``responseSchema``). Output tokens include
 thinking tokens, which are billed as output. Finish reasons use OpenAI's words
-(``stop``, ``length``).
+(``stop``, ``length``, ``tool_calls``: Gemini says STOP when it calls functions).
+
+The request body is built in ``_gemini_body``. In replies, ``functionCall`` parts
+become tool calls (Gemini's ``id`` when it sends one, else ``call_<n>`` numbered
+within the reply), parts marked ``thought`` are reasoning kept apart from the
+text, and ``cachedContentTokenCount`` is the cached share of the prompt.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
 from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
@@ -25,8 +31,9 @@ from rolecall.providers._errors import (
     kind_for_status,
     retry_after_seconds,
 )
+from rolecall.providers._gemini_body import gemini_body
 from rolecall.providers._http import HTTPProvider
-from rolecall.types import ChatRequest, Chunk, Completion, Usage
+from rolecall.types import ChatRequest, Chunk, Completion, ToolCall, ToolCallDelta, Usage
 
 __all__ = [
     "API_VERSION",
@@ -54,13 +61,6 @@ FILTER_FINISH_REASONS = frozenset(
     }
 )
 _FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-_GENERATION_KEYS = {
-    "temperature": "temperature",
-    "top_p": "topP",
-    "top_k": "topK",
-    "max_tokens": "maxOutputTokens",
-    "seed": "seed",
-}
 
 
 def classify_gemini_error(
@@ -92,34 +92,6 @@ def classify_gemini_error(
     return make(kind_for_status(status))
 
 
-def gemini_body(request: ChatRequest) -> dict[str, Any]:
-    """The generateContent body; params other than the known ones are not sent (logged once)."""
-    params = sendable_params("google", request.params)
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-    body: dict[str, Any] = {
-        "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-            for m in request.messages
-            if m.role != "system"
-        ]
-    }
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": system}]}
-    generation: dict[str, Any] = {}
-    for key, name in _GENERATION_KEYS.items():
-        if params.get(key) is not None:
-            generation[name] = params[key]
-    stop = params.get("stop")
-    if stop:
-        generation["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if request.response_schema is not None:
-        generation["responseMimeType"] = "application/json"
-        generation["responseJsonSchema"] = dict(request.response_schema)
-    if generation:
-        body["generationConfig"] = generation
-    return body
-
-
 def _int(value: object) -> int:
     return value if isinstance(value, int) else 0
 
@@ -130,19 +102,56 @@ def _usage(value: object) -> Usage | None:
     return Usage(
         _int(value.get("promptTokenCount")),
         _int(value.get("candidatesTokenCount")) + _int(value.get("thoughtsTokenCount")),
+        cached_input_tokens=_int(value.get("cachedContentTokenCount")),
     )
 
 
-def _candidate_text(candidate: Mapping[str, Any]) -> str:
+@dataclass(slots=True)
+class _Content:
+    """One candidate's parts, sorted: answer text, thought text, function calls."""
+
+    text: str = ""
+    reasoning: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+
+
+def _candidate_content(candidate: Mapping[str, Any], first_call: int = 0) -> _Content:
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
+    out = _Content()
     if not isinstance(parts, list):
-        return ""
-    return "".join(
-        p["text"]
-        for p in parts
-        if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+        return out
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        call = part.get("functionCall")
+        if isinstance(call, dict):
+            out.calls.append(_tool_call(call, first_call + len(out.calls)))
+        elif isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else texts).append(part["text"])
+    out.text, out.reasoning = "".join(texts), "".join(thoughts)
+    return out
+
+
+def _tool_call(call: Mapping[str, Any], number: int) -> ToolCall:
+    call_id = call.get("id")
+    name = call.get("name")
+    args = call.get("args")
+    return ToolCall(
+        call_id if isinstance(call_id, str) and call_id else f"call_{number}",
+        name if isinstance(name, str) else "",
+        json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False),
     )
+
+
+def _finish(finish: object, calls: bool) -> str | None:
+    if not isinstance(finish, str) or not finish:
+        return "tool_calls" if calls else None
+    if calls and finish == "STOP":
+        return "tool_calls"
+    return _FINISH.get(finish, finish.lower())
 
 
 class GoogleProvider(HTTPProvider):
@@ -175,9 +184,8 @@ class GoogleProvider(HTTPProvider):
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        data = await self.request_json(
-            "POST", f"{self._model_url}:generateContent", gemini_body(request)
-        )
+        body = gemini_body(request, provider=self.id)
+        data = await self.request_json("POST", f"{self._model_url}:generateContent", body)
         if not isinstance(data, dict):
             raise self.error("answer is not an object", ErrorKind.BAD_RESPONSE)
         blocked = self._blocked(data)
@@ -194,27 +202,31 @@ class GoogleProvider(HTTPProvider):
         finish = candidate.get("finishReason")
         if finish in FILTER_FINISH_REASONS:
             raise self._filtered(str(finish))
-        text = _candidate_text(candidate)
-        if not text:
+        content = _candidate_content(candidate)
+        if not content.text and not content.calls:
             raise self.empty_answer()
-        if request.response_schema is not None:
-            self.check_json_text(text)
+        if request.response_schema is not None and not content.calls:
+            self.check_json_text(content.text)
         model = data.get("modelVersion")
         return Completion(
-            text=text,
+            text=content.text,
             model=model if isinstance(model, str) and model else self.model,
             usage=_usage(data.get("usageMetadata")) or Usage(),
-            finish_reason=_FINISH.get(finish, finish.lower()) if isinstance(finish, str) else None,
+            finish_reason=_finish(finish, bool(content.calls)),
+            tool_calls=tuple(content.calls),
+            reasoning=content.reasoning or None,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        body = gemini_body(request, provider=self.id)
         parts: list[str] | None = [] if request.response_schema is not None else None
         received = 0
+        calls = 0
         finish: str | None = None
         usage: Usage | None = None
         model: str | None = None
         url = f"{self._model_url}:streamGenerateContent?alt=sse"
-        async with self.open_stream(url, gemini_body(request)) as events:
+        async with self.open_stream(url, body) as events:
             async for event in events:
                 data = self.event_json(event)
                 if not isinstance(data, dict):
@@ -228,12 +240,21 @@ class GoogleProvider(HTTPProvider):
                 model = data.get("modelVersion") or model
                 candidates = data.get("candidates") or ()
                 candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-                piece = _candidate_text(candidate)
-                if piece:
-                    received += len(piece)
-                    if parts is not None:
-                        parts.append(piece)
-                    yield Chunk(text=piece)
+                content = _candidate_content(candidate, first_call=calls)
+                received += len(content.text)
+                if parts is not None and content.text:
+                    parts.append(content.text)
+                chunk = Chunk(
+                    text=content.text,
+                    reasoning=content.reasoning,
+                    tool_calls=tuple(
+                        ToolCallDelta(calls + n, call.id, call.name, call.arguments)
+                        for n, call in enumerate(content.calls)
+                    ),
+                )
+                calls += len(content.calls)
+                if chunk.has_content:
+                    yield chunk
                 reason = candidate.get("finishReason")
                 if isinstance(reason, str) and reason:
                     if reason in FILTER_FINISH_REASONS:
@@ -242,13 +263,13 @@ class GoogleProvider(HTTPProvider):
         # Gemini streams have no terminator: the last chunk carries finishReason.
         if finish is None:
             raise self.cut_short(received)
-        if not received:
+        if not received and not calls:
             raise self.empty_answer()
-        if parts is not None:
+        if parts is not None and not calls:
             self.check_json_text("".join(parts))
         yield Chunk(
             usage=usage or Usage(),
-            finish_reason=_FINISH.get(finish, finish.lower()),
+            finish_reason=_finish(finish, calls > 0),
             model=model or self.model,
         )
 

@@ -67,6 +67,10 @@ class Answer:
     filtered: bool = False  # content filter / refusal
     truncated: bool = False  # cut off at the output token limit
     variant: str | None = None
+    # Functions the model calls: {"name", "arguments": object, "id"?}, from a responder.
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    reasoning: str = ""  # thinking text, sent where the request asks to see it
+    cached_tokens: int = 0  # input tokens read from the prompt cache
 
 
 def new_id(prefix: str) -> str:

@@ -12,6 +12,7 @@ from rolecall.sim._common import (
     Route,
     array_error,
     bad_gateway,
+    count_words,
     json_response,
     key_suffix,
     seconds_text,
@@ -107,6 +108,15 @@ class GoogleDialect(Dialect):
                 "INVALID_ARGUMENT",
                 "* GenerateContentRequest.contents: contents is not specified\n",
             )
+        for index, content in enumerate(body["contents"]):
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for number, part in enumerate(parts if isinstance(parts, list) else ()):
+                problem = _part_problem(part) if isinstance(part, dict) else "must be an object"
+                if problem:
+                    where = f"contents[{index}].parts[{number}]"
+                    return _error(
+                        400, "INVALID_ARGUMENT", f"* GenerateContentRequest.{where}{problem}\n"
+                    )
         return None
 
     def model_of(self, body: dict[str, Any], route: Route) -> str:
@@ -257,28 +267,41 @@ class GoogleDialect(Dialect):
         )
 
     # Answers -----------------------------------------------------------------------------
-    def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    def _usage(self, answer: Answer, output_tokens: int, thoughts: str = "") -> dict[str, Any]:
+        input_tokens = answer.input_tokens
         usage: dict[str, Any] = {"promptTokenCount": input_tokens}
         if output_tokens:  # Gemini leaves the field out when it is zero
             usage["candidatesTokenCount"] = output_tokens
-        usage["totalTokenCount"] = input_tokens + output_tokens
+        thought_tokens = count_words([thoughts])
+        if thought_tokens:
+            usage["thoughtsTokenCount"] = thought_tokens
+        if answer.cached_tokens:
+            usage["cachedContentTokenCount"] = answer.cached_tokens
+        usage["totalTokenCount"] = input_tokens + output_tokens + thought_tokens
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": input_tokens}]
         return usage
 
     def _body(
-        self, ctx: Ctx, candidate: dict[str, Any] | None, output_tokens: int, answer: Answer
+        self,
+        ctx: Ctx,
+        candidate: dict[str, Any] | None,
+        output_tokens: int,
+        answer: Answer,
+        thoughts: str = "",
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if candidate is not None:
             body["candidates"] = [{**candidate, "index": 0}]
         else:
             body["promptFeedback"] = {"blockReason": "SAFETY", "safetyRatings": _SAFETY_RATINGS}
-        body["usageMetadata"] = self._usage(answer.input_tokens, output_tokens)
+        body["usageMetadata"] = self._usage(answer, output_tokens, thoughts)
         body["modelVersion"] = ctx.model
         body["responseId"] = ctx.request_id
         return body
 
-    def _final_candidate(self, answer: Answer, text: str) -> dict[str, Any] | None:
+    def _final_candidate(
+        self, answer: Answer, parts: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
         if answer.filtered:
             if answer.variant == "prompt":
                 return None
@@ -286,23 +309,43 @@ class GoogleDialect(Dialect):
             return {"finishReason": reason, "safetyRatings": _SAFETY_RATINGS}
         content: dict[str, Any] = {"role": "model"}
         if answer.variant != "no_parts":
-            content["parts"] = [{"text": text}]
+            content["parts"] = parts
+        # Gemini says STOP when it calls functions too.
         return {"content": content, "finishReason": "MAX_TOKENS" if answer.truncated else "STOP"}
 
     def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
-        candidate = self._final_candidate(answer, answer.text)
-        return self._body(ctx, candidate, answer.output_tokens, answer)
+        thoughts = _thoughts(ctx, answer)
+        parts = [{"text": thoughts, "thought": True}] if thoughts else []
+        if answer.text or not answer.tool_calls:
+            parts.append({"text": answer.text})
+        parts += _call_parts(answer)
+        candidate = self._final_candidate(answer, parts)
+        return self._body(ctx, candidate, answer.output_tokens, answer, thoughts)
 
     def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
-        return []
+        thoughts = "" if answer.filtered else _thoughts(ctx, answer)
+        if not thoughts:
+            return []
+        candidate = {"content": {"parts": [{"text": thoughts, "thought": True}], "role": "model"}}
+        return [self.sse(self._body(ctx, candidate, 0, answer, thoughts))]
 
     def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:
         candidate = {"content": {"parts": [{"text": piece}], "role": "model"}}
-        return self.sse(self._body(ctx, candidate, sent + 1, answer))
+        return self.sse(self._body(ctx, candidate, sent + 1, answer, _thoughts(ctx, answer)))
 
     def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
-        candidate = self._final_candidate(answer, "")
-        return [self.sse(self._body(ctx, candidate, answer.output_tokens, answer))]
+        thoughts = _thoughts(ctx, answer)
+        events = [  # whole functionCall parts, one per chunk
+            self.sse(
+                self._body(
+                    ctx, {"content": {"parts": [part], "role": "model"}}, 0, answer, thoughts
+                )
+            )
+            for part in ([] if answer.filtered else _call_parts(answer))
+        ]
+        candidate = self._final_candidate(answer, [{"text": ""}])
+        events.append(self.sse(self._body(ctx, candidate, answer.output_tokens, answer, thoughts)))
+        return events
 
     def malformed_event(self, ctx: Ctx) -> bytes:
         return b'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
@@ -328,3 +371,55 @@ class GoogleDialect(Dialect):
             "topK": 64,
             "maxTemperature": 2.0,
         }
+
+
+def _thoughts(ctx: Ctx, answer: Answer) -> str:
+    """Thought text, sent only when ``thinkingConfig.includeThoughts`` asks for it."""
+    config = ctx.body.get("generationConfig", ctx.body.get("generation_config"))
+    thinking = (
+        config.get("thinkingConfig", config.get("thinking_config"))
+        if isinstance(config, dict)
+        else None
+    )
+    if not isinstance(thinking, dict):
+        return ""
+    wanted = thinking.get("includeThoughts", thinking.get("include_thoughts"))
+    return (answer.reasoning or "Thinking it over.") if wanted is True else ""
+
+
+def _call_parts(answer: Answer) -> list[dict[str, Any]]:
+    parts = []
+    for call in answer.tool_calls:
+        function: dict[str, Any] = {"name": call["name"], "args": call.get("arguments", {})}
+        if call.get("id"):
+            function["id"] = call["id"]
+        parts.append({"functionCall": function})
+    return parts
+
+
+def _field(part: dict[str, Any], camel: str, snake: str) -> Any:
+    return part.get(camel, part.get(snake))
+
+
+def _part_problem(part: dict[str, Any]) -> str:
+    """What Gemini would reject in one part (it takes camelCase and proto snake_case)."""
+    response = _field(part, "functionResponse", "function_response")
+    if response is not None:
+        if not isinstance(response, dict) or not response.get("name"):
+            return ".function_response.name: Name cannot be empty."
+        if not isinstance(response.get("response"), dict):
+            return ".function_response.response: must be an object (google.protobuf.Struct)."
+    call = _field(part, "functionCall", "function_call")
+    if call is not None:
+        if not isinstance(call, dict) or not call.get("name"):
+            return ".function_call.name: Name cannot be empty."
+        if not isinstance(call.get("args", {}), dict):
+            return ".function_call.args: must be an object (google.protobuf.Struct)."
+    inline = _field(part, "inlineData", "inline_data")
+    if inline is not None and not (
+        isinstance(inline, dict)
+        and _field(inline, "mimeType", "mime_type")
+        and isinstance(inline.get("data"), str)
+    ):
+        return ".inline_data: mime_type and data are required."
+    return ""
