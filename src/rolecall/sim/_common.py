@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from rolecall.sim._http import HttpRequest, Rendered
 from rolecall.sim.faults import Fault
+from rolecall.types import ToolCall
 
 __all__ = [
     "Answer",
@@ -32,6 +33,7 @@ __all__ = [
     "rfc3339_in",
     "split_pieces",
     "texts_of",
+    "tool_calls_of",
 ]
 
 
@@ -67,6 +69,10 @@ class Answer:
     filtered: bool = False  # content filter / refusal
     truncated: bool = False  # cut off at the output token limit
     variant: str | None = None
+    # Scripted by a responder: functions the model calls, its thinking, prompt-cache hits.
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    cached_tokens: int = 0
 
 
 def new_id(prefix: str) -> str:
@@ -321,3 +327,23 @@ def array_error(fault: Fault, ctx: Ctx) -> Rendered:
             "status": "INVALID_ARGUMENT" if status == 400 else "UNKNOWN",
         }
     return json_response(status, [{"error": inner}])
+
+
+def tool_calls_of(raw: Any) -> tuple[ToolCall, ...]:
+    """A responder's ``tool_calls``: ToolCalls, or dicts ``{id?, name, arguments}`` whose
+    arguments are JSON text or an object; ids default to ``call_sim_N``."""
+    if not isinstance(raw, list | tuple):
+        return ()
+    calls: list[ToolCall] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, ToolCall):
+            calls.append(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        arguments = item.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, separators=(",", ":"))
+        call_id = str(item.get("id") or f"call_sim_{index}")
+        calls.append(ToolCall(call_id, str(item.get("name", "")), arguments))
+    return tuple(calls)
