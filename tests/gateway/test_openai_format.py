@@ -80,7 +80,15 @@ def test_stream_options() -> None:
         ({"max_tokens": True}, "max_tokens"),
         ({"stop": [1]}, "stop"),
         ({"stream": "yes"}, "stream"),
-        ({"n": 2}, "n"),
+        ({"n": 0}, "n"),
+        ({"seed": 1.5}, "seed"),
+        ({"logprobs": "yes"}, "logprobs"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+        ({"extra_body": []}, "extra_body"),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"temprature": 0.2}, "temprature"),
         ({"tools": [{"type": "function"}]}, "tools"),
         ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
         ({"response_format": {"type": "yaml"}}, "response_format"),
@@ -116,7 +124,12 @@ def test_completion_body_shape() -> None:
         "refusal": None,
     }
     assert out["choices"][0]["finish_reason"] == "stop"
-    assert out["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert out["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "total_tokens": 7,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 def test_finish_reasons() -> None:

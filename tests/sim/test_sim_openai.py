@@ -314,3 +314,86 @@ def test_request_is_recorded(openai_sim: SimServer) -> None:
     assert sent.api_key == KEY
     assert sent.json["temperature"] == 0.2
     assert sent.json["messages"][0]["content"] == PROMPT
+
+
+# Tool calls, reasoning and cached tokens ----------------------------------------------------
+WEATHER_CALL = {"id": "call_w1", "name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def test_tool_call_answer_in_openais_shape(openai_sim: SimServer) -> None:
+    openai_sim.responder = lambda body: {"text": "", "tool_calls": [WEATHER_CALL]}
+    reply = openai_client(openai_sim).chat.completions.create(
+        model="sim-model", messages=MESSAGES, tools=[WEATHER_TOOL]
+    )
+
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert (call.id, call.type, call.function.name) == ("call_w1", "function", "get_weather")
+    assert json.loads(call.function.arguments) == {"city": "Paris", "unit": "c"}
+    assert openai_sim.requests[-1].json["tools"] == [WEATHER_TOOL]
+
+
+def test_streamed_tool_calls_assemble_with_the_sdk(openai_sim: SimServer) -> None:
+    second = {"id": "call_t2", "name": "get_time", "arguments": '{"zone": "Europe/Paris"}'}
+    openai_sim.responder = lambda body: {"text": "", "tool_calls": [WEATHER_CALL, second]}
+    client = openai_client(openai_sim)
+    with client.chat.completions.stream(
+        model="sim-model", messages=MESSAGES, tools=[WEATHER_TOOL]
+    ) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls]
+    assert calls == [
+        ("call_w1", "get_weather", '{"city":"Paris","unit":"c"}'),
+        ("call_t2", "get_time", '{"zone": "Europe/Paris"}'),
+    ]
+
+
+def test_streamed_tool_call_deltas_carry_id_and_name_once(openai_sim: SimServer) -> None:
+    openai_sim.responder = lambda body: {"text": "", "tool_calls": [WEATHER_CALL]}
+    body = {"model": "sim-model", "messages": MESSAGES, "stream": True}
+    response = httpx.post(
+        f"{openai_sim.base_url}/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {KEY}"},
+    )
+    parsed = [json.loads(data) for _, data in sse_events(response.content)[:-1]]
+    pieces = [
+        p["choices"][0]["delta"]["tool_calls"][0]
+        for p in parsed
+        if p["choices"] and "tool_calls" in p["choices"][0]["delta"]
+    ]
+    assert pieces[0]["id"] == "call_w1" and pieces[0]["function"]["name"] == "get_weather"
+    assert all("id" not in p and "name" not in p["function"] for p in pieces[1:])
+    assert "".join(p["function"]["arguments"] for p in pieces) == '{"city":"Paris","unit":"c"}'
+
+
+def test_reasoning_content_and_cached_tokens(openai_sim: SimServer) -> None:
+    openai_sim.responder = lambda body: {
+        "text": "42",
+        "reasoning": "think it through",
+        "cached_tokens": 3,
+    }
+    response = httpx.post(
+        f"{openai_sim.base_url}/chat/completions",
+        json={"model": "sim-model", "messages": MESSAGES},
+        headers={"authorization": f"Bearer {KEY}"},
+    ).json()
+
+    assert response["choices"][0]["message"]["reasoning_content"] == "think it through"
+    assert response["usage"]["prompt_tokens_details"]["cached_tokens"] == 3
+    reply = openai_client(openai_sim).chat.completions.create(model="sim-model", messages=MESSAGES)
+    assert reply.usage.prompt_tokens_details.cached_tokens == 3

@@ -2,10 +2,10 @@
 
 Each request leases the router generation current when its body has been read
 and keeps it to the last byte, so a config reload never cuts a request short.
-A stream waits for its first text before sending headers: until then the
-router may still hand over, and a failure gets a real HTTP status. After text
-has been sent, a failure ends the stream with an error event naming the
-provider (OpenAI's SDK raises it as ``APIError``).
+A stream waits for its first content (text, reasoning or a tool call) before
+sending headers: until then the router may still hand over, and a failure gets a
+real HTTP status. After content has been sent, a failure ends the stream with an
+error event naming the provider (OpenAI's SDK raises it as ``APIError``).
 
 A client that disconnects before its answer cancels the router call (so the
 provider call too) rather than leaving it to run for nobody; such a request,
@@ -32,6 +32,7 @@ from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
+from rolecall.types import Chunk
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -168,6 +169,14 @@ async def _unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
         watcher.cancel()
 
 
+async def _first_content(chunks: AsyncIterator[Chunk]) -> Chunk | None:
+    """The first chunk with text, reasoning or a tool call; None when the answer has none."""
+    async for chunk in chunks:
+        if chunk.has_content:
+            return chunk
+    return None
+
+
 async def _stream(
     request: Request,
     reply_stream: ReplyStream,
@@ -177,14 +186,13 @@ async def _stream(
     state: _RequestState,
     generation: Generation,
 ) -> Response:
+    chunks = reply_stream.deltas()
     try:
-        first: str | None = await _unless_disconnected(request, reply_stream.__anext__())
-    except StopAsyncIteration:  # an empty answer: the reply is already complete
-        first = None
+        first = await _unless_disconnected(request, _first_content(chunks))
     except BaseException:
         await reply_stream.aclose()
         raise
-    if first is None:
+    if first is None:  # an empty answer: the reply is already complete
         provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
     else:
         provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
@@ -199,18 +207,20 @@ async def _stream(
     async def events() -> AsyncIterator[bytes]:
         state.status = 499  # until the stream ends: a client that leaves closed the request
         yield chunk({"role": "assistant", "content": ""})
-        if first:
-            yield chunk({"content": first})
+        if first is not None:
+            yield chunk(fmt.chunk_delta(first))
         try:
-            async for piece in reply_stream:
+            async for piece in chunks:
                 # Per chunk: a key split across two chunks is not seen (one within a chunk is).
-                yield chunk({"content": piece})
+                if piece.has_content:
+                    yield chunk(fmt.chunk_delta(piece))
         except Exception as exc:  # after text was sent: end with an error event
             state.status = 502
             yield sse_event(_stream_error(exc, _upstreams(state.gateway)))
             return
         reply = reply_stream.reply
-        yield chunk({}, fmt.finish_reason(reply.finish_reason), reply.model)
+        finish = fmt.finish_reason(reply.finish_reason, bool(reply.tool_calls))
+        yield chunk({}, finish, reply.model)
         if parsed.include_usage:
             yield sse_event(fmt.usage_chunk_body(completion_id, created, reply.model, reply.usage))
         yield b"data: [DONE]\n\n"

@@ -2,28 +2,30 @@
 
 Pure functions over dicts: no I/O, no routing. The gateway maps an incoming
 ``POST /v1/chat/completions`` body to a :class:`ParsedRequest` (messages and
-per-call params for the router) and a router :class:`~rolecall.types.Reply`
-back to OpenAI's response shape.
+per-call params for the router; see ``_chat_request``) and a router
+:class:`~rolecall.types.Reply` back to OpenAI's response shape: tool calls,
+``reasoning_content`` (as DeepSeek and vLLM send it) and cached prompt tokens.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from rolecall._secrets import redact
 from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, ProviderError
-from rolecall.types import Message, Reply, Usage, normalize_messages
+from rolecall.gateway._chat_request import ParsedRequest, RequestInvalid, parse_chat_request
+from rolecall.types import Chunk, Reply, Usage
 
 __all__ = [
     "ErrorReply",
     "ParsedRequest",
     "RequestInvalid",
     "chunk_body",
+    "chunk_delta",
     "completion_body",
     "error_body",
     "error_for_exception",
@@ -38,138 +40,6 @@ __all__ = [
 ]
 
 
-class RequestInvalid(Exception):
-    """The request body does not fit OpenAI's shape (HTTP 400)."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedRequest:
-    model: str
-    messages: tuple[Message, ...]
-    params: dict[str, Any] = field(default_factory=dict)
-    response_schema: Mapping[str, Any] | None = None
-    stream: bool = False
-    include_usage: bool = False
-
-
-# Fields the gateway forwards to the router as per-call params, with their checks.
-_RANGES: dict[str, tuple[float, float]] = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
-# OpenAI fields that change what is asked in ways the gateway cannot honour.
-_UNSUPPORTED = ("tools", "functions")
-
-
-def parse_chat_request(body: Any) -> ParsedRequest:
-    """Check an OpenAI chat-completions body; raise :class:`RequestInvalid` naming the field."""
-    if not isinstance(body, dict):
-        raise RequestInvalid("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestInvalid("'model' is required: a role name or a provider id", "model")
-    for name in _UNSUPPORTED:
-        if body.get(name):
-            raise RequestInvalid(
-                f"'{name}' is not supported by the rolecall gateway; send plain messages", name
-            )
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise RequestInvalid("only n=1 is supported", "n")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise RequestInvalid("'stream' must be true or false", "stream")
-    return ParsedRequest(
-        model=model,
-        messages=_messages(body.get("messages")),
-        params=_params(body),
-        response_schema=_response_schema(body.get("response_format")),
-        stream=stream,
-        include_usage=stream and _include_usage(body.get("stream_options")),
-    )
-
-
-def _messages(raw: Any) -> tuple[Message, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise RequestInvalid("'messages' must be a non-empty array", "messages")
-    items: list[Any] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise RequestInvalid(f"messages[{index}] must be an object", f"messages[{index}]")
-        if item.get("role") == "developer":  # newer OpenAI name for the system prompt
-            item = {**item, "role": "system"}
-        if item.get("content") is None:
-            raise RequestInvalid(
-                f"messages[{index}].content is required", f"messages[{index}].content"
-            )
-        items.append(item)
-    try:
-        return normalize_messages(items)
-    except ValueError as exc:
-        raise RequestInvalid(str(exc), "messages") from None
-
-
-def _params(body: Mapping[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for name, (low, high) in _RANGES.items():
-        value = body.get(name)
-        if value is None:
-            continue
-        if not _is_number(value) or not low <= value <= high:
-            raise RequestInvalid(f"'{name}' must be a number from {low:g} to {high:g}", name)
-        params[name] = value
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise RequestInvalid(f"'{name}' must be a positive integer", name)
-        params.setdefault("max_tokens", value)
-    stop = body.get("stop")
-    if stop is not None:
-        if isinstance(stop, str):
-            stop = [stop]
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise RequestInvalid("'stop' must be a string or an array of strings", "stop")
-        if stop:
-            params["stop"] = stop
-    return params
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _response_schema(raw: Any) -> Mapping[str, Any] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise RequestInvalid("'response_format' must be an object", "response_format")
-    kind = raw.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"type": "object"}
-    if kind == "json_schema":
-        spec = raw.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise RequestInvalid(
-                "response_format.json_schema.schema must be a JSON Schema object",
-                "response_format",
-            )
-        return schema
-    raise RequestInvalid(
-        "response_format.type must be text, json_object or json_schema", "response_format"
-    )
-
-
-def _include_usage(raw: Any) -> bool:
-    return isinstance(raw, dict) and raw.get("include_usage") is True
-
-
 # Vendor stop reasons -> OpenAI's finish_reason values.
 _FINISH = {
     "stop": "stop",
@@ -182,22 +52,36 @@ _FINISH = {
     "content_filter": "content_filter",
     "SAFETY": "content_filter",
     "refusal": "content_filter",
+    "tool_calls": "tool_calls",
+    "tool_use": "tool_calls",
 }
 
 
-def finish_reason(raw: str | None) -> str:
-    return _FINISH.get(raw, "stop") if raw else "stop"
+def finish_reason(raw: str | None, called_tools: bool = False) -> str:
+    """OpenAI's finish_reason; ``tool_calls`` when the model called tools (Gemini says STOP)."""
+    reason = _FINISH.get(raw, "stop") if raw else "stop"
+    return "tool_calls" if called_tools and reason == "stop" else reason
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
     }
 
 
 def completion_body(reply: Reply, completion_id: str, created: int) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.text if reply.text or not reply.tool_calls else None,
+        "refusal": None,
+    }
+    if reply.tool_calls:
+        message["tool_calls"] = [call.to_dict() for call in reply.tool_calls]
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -206,18 +90,36 @@ def completion_body(reply: Reply, completion_id: str, created: int) -> dict[str,
         "choices": [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": reply.text,
-                    "refusal": None,
-                },
+                "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(reply.finish_reason),
+                "finish_reason": finish_reason(reply.finish_reason, bool(reply.tool_calls)),
             }
         ],
         "usage": usage_body(reply.usage),
         "system_fingerprint": None,
     }
+
+
+def chunk_delta(chunk: Chunk) -> dict[str, Any]:
+    """A router chunk as an OpenAI stream delta: content, reasoning_content, tool_calls."""
+    delta: dict[str, Any] = {}
+    if chunk.reasoning:
+        delta["reasoning_content"] = chunk.reasoning
+    if chunk.text:
+        delta["content"] = chunk.text
+    if chunk.tool_calls:
+        calls: list[dict[str, Any]] = []
+        for piece in chunk.tool_calls:
+            call: dict[str, Any] = {"index": piece.index}
+            if piece.id:
+                call["id"], call["type"] = piece.id, "function"
+            function: dict[str, Any] = {"arguments": piece.arguments}
+            if piece.name:
+                function["name"] = piece.name
+            call["function"] = function
+            calls.append(call)
+        delta["tool_calls"] = calls
+    return delta
 
 
 def chunk_body(
@@ -331,6 +233,9 @@ def error_for_exception(exc: Exception, upstreams: Sequence[str] = ()) -> ErrorR
 
 def _all_failed(message: str, errors: Sequence[ProviderError]) -> ErrorReply:
     kinds = {e.kind for e in errors}
+    if kinds == {ErrorKind.UNSUPPORTED}:
+        # The request asks what no provider can do (n > 1...): the client's to change.
+        return ErrorReply(400, error_body(message, "invalid_request_error", "unsupported"))
     if kinds == {ErrorKind.RATE_LIMIT}:
         waits = [e.retry_after for e in errors if e.retry_after is not None]
         body = error_body(message, "rate_limit_error", "rate_limit_exceeded")

@@ -23,6 +23,14 @@ from rolecall.providers._errors import (
     retry_after_seconds,
 )
 from rolecall.providers._http import HTTPProvider
+from rolecall.providers._openai_wire import (
+    message_dict,
+    reasoning_of,
+    tool_call_deltas,
+    tool_calls_of,
+    unsupported_param,
+    usage_of,
+)
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
 
 __all__ = [
@@ -35,6 +43,8 @@ __all__ = [
 DEFAULT_BASE_URL = DEFAULT_BASE_URLS["openai"]
 
 _RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
+# The fields extra_body may not replace: what the adapter itself must decide.
+_OWN = frozenset({"model", "messages", "stream"})
 _CONTEXT_LABELS = frozenset({"context_length_exceeded", "exceed_context_size_error"})
 # Wordings of OpenAI, vLLM, OpenRouter, llama.cpp and Anthropic's compatible endpoint.
 _CONTEXT_PHRASES = (
@@ -114,17 +124,27 @@ def openai_body(
     stream: bool,
     protocol: str = "openai",
 ) -> dict[str, Any]:
-    """The Chat Completions body; params ``protocol`` does not take are not sent (logged once)."""
+    """The Chat Completions body; params ``protocol`` does not take are not sent (logged once).
+
+    ``extra_body`` is merged in last, as given (it cannot replace model, messages or
+    stream). A ``response_format`` of type ``json_schema`` in the params is sent as the
+    caller wrote it (its ``strict`` kept); otherwise ``response_schema`` is sent with
+    ``strict: false``, which takes any JSON Schema.
+    """
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [message_dict(m) for m in request.messages],
     }
+    extra: Any = None
     for key, value in sendable_params(protocol, request.params).items():
         if value is None or key in _RESERVED:
             continue
+        if key == "extra_body":
+            extra = value
+            continue
         body[max_tokens_field if key == "max_tokens" else key] = value
     schema = request.response_schema
-    if schema is not None:
+    if schema is not None and not _is_json_schema_format(body.get("response_format")):
         body["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": _schema_name(schema), "schema": dict(schema), "strict": False},
@@ -132,17 +152,16 @@ def openai_body(
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    if isinstance(extra, Mapping):
+        body.update({k: v for k, v in extra.items() if k not in _OWN})
     return body
 
 
-def _usage(value: object) -> Usage | None:
-    if not isinstance(value, dict):
-        return None
-    prompt = value.get("prompt_tokens")
-    completion = value.get("completion_tokens")
-    return Usage(
-        input_tokens=prompt if isinstance(prompt, int) else 0,
-        output_tokens=completion if isinstance(completion, int) else 0,
+def _is_json_schema_format(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and value.get("type") == "json_schema"
+        and isinstance(value.get("json_schema"), Mapping)
     )
 
 
@@ -162,6 +181,9 @@ class OpenAIProvider(HTTPProvider):
         return {"Authorization": f"Bearer {key.get()}"} if key else {}
 
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        problem = unsupported_param(request.params)
+        if problem is not None:
+            raise self.error(problem, ErrorKind.UNSUPPORTED)
         return openai_body(
             self.model,
             request,
@@ -190,21 +212,26 @@ class OpenAIProvider(HTTPProvider):
         if message.get("refusal"):
             raise self._filtered("refusal")
         text = message.get("content")
-        if not isinstance(text, str) or not text:
+        text = text if isinstance(text, str) else ""
+        calls = tool_calls_of(message)
+        if not text and not calls:
             raise self.empty_answer()
-        if request.response_schema is not None:
+        if request.response_schema is not None and not calls:
             self.check_json_text(text)
         model = data.get("model")
         return Completion(
             text=text,
             model=model if isinstance(model, str) and model else self.model,
-            usage=_usage(data.get("usage")) or Usage(),
+            usage=usage_of(data.get("usage")) or Usage(),
             finish_reason=finish if isinstance(finish, str) else None,
+            tool_calls=calls,
+            reasoning=reasoning_of(message) or None,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         parts: list[str] | None = [] if request.response_schema is not None else None
         received = 0
+        answered = False  # text or a tool call: reasoning alone is no answer
         finish: str | None = None
         usage: Usage | None = None
         model: str | None = None
@@ -220,28 +247,38 @@ class OpenAIProvider(HTTPProvider):
                 if data.get("error"):
                     raise self.http_error(None, data, {})
                 model = data.get("model") or model
-                usage = _usage(data.get("usage")) or usage
+                usage = usage_of(data.get("usage")) or usage
                 for choice in data.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if delta.get("refusal"):
-                        raise self._filtered("refusal")
-                    piece = delta.get("content")
-                    if isinstance(piece, str) and piece:
-                        received += len(piece)
+                    chunk = self._delta_chunk(choice.get("delta") or {})
+                    if chunk is not None:
+                        received += len(chunk.text)
+                        answered = answered or bool(chunk.text or chunk.tool_calls)
                         if parts is not None:
-                            parts.append(piece)
-                        yield Chunk(text=piece)
+                            parts.append(chunk.text)
+                        yield chunk
                     if choice.get("finish_reason"):
                         finish = str(choice["finish_reason"])
                         if finish == "content_filter":
                             raise self._filtered("finish_reason content_filter")
         if not done and finish is None:
             raise self.cut_short(received)
-        if not received:
+        if not answered:
             raise self.empty_answer()
-        if parts is not None:
+        if parts is not None and finish != "tool_calls":
             self.check_json_text("".join(parts))
         yield Chunk(usage=usage or Usage(), finish_reason=finish, model=model or self.model)
+
+    def _delta_chunk(self, delta: Mapping[str, Any]) -> Chunk | None:
+        """A choice's delta as a Chunk (text, reasoning, tool-call pieces), None when bare."""
+        if delta.get("refusal"):
+            raise self._filtered("refusal")
+        piece = delta.get("content")
+        chunk = Chunk(
+            text=piece if isinstance(piece, str) else "",
+            tool_calls=tool_call_deltas(delta),
+            reasoning=reasoning_of(delta),
+        )
+        return chunk if chunk.has_content else None
 
     async def check_credentials(self) -> None:
         """``GET {base}/models`` (free) and confirm the model is listed."""

@@ -16,8 +16,10 @@ from typing import Any, Literal
 
 from rolecall.sim._http import HttpRequest, Rendered
 from rolecall.sim.faults import Fault
+from rolecall.types import ToolCall
 
 __all__ = [
+    "SIM_CALL_ID_PREFIX",
     "Answer",
     "Ctx",
     "Dialect",
@@ -32,6 +34,7 @@ __all__ = [
     "rfc3339_in",
     "split_pieces",
     "texts_of",
+    "tool_calls_of",
 ]
 
 
@@ -67,10 +70,10 @@ class Answer:
     filtered: bool = False  # content filter / refusal
     truncated: bool = False  # cut off at the output token limit
     variant: str | None = None
-    # Functions the model calls: {"name", "arguments": object, "id"?}, from a responder.
-    tool_calls: tuple[dict[str, Any], ...] = ()
-    reasoning: str = ""  # thinking text, sent where the request asks to see it
-    cached_tokens: int = 0  # input tokens read from the prompt cache
+    # Scripted by a responder: functions the model calls, its thinking, prompt-cache hits.
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    cached_tokens: int = 0
 
 
 def new_id(prefix: str) -> str:
@@ -325,3 +328,27 @@ def array_error(fault: Fault, ctx: Ctx) -> Rendered:
             "status": "INVALID_ARGUMENT" if status == 400 else "UNKNOWN",
         }
     return json_response(status, [{"error": inner}])
+
+
+# Ids the sim makes up for calls a responder gave none (Gemini then sends no id).
+SIM_CALL_ID_PREFIX = "call_sim_"
+
+
+def tool_calls_of(raw: Any) -> tuple[ToolCall, ...]:
+    """A responder's ``tool_calls``: ToolCalls, or dicts ``{id?, name, arguments}`` whose
+    arguments are JSON text or an object; ids default to ``call_sim_N``."""
+    if not isinstance(raw, list | tuple):
+        return ()
+    calls: list[ToolCall] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, ToolCall):
+            calls.append(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        arguments = item.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, separators=(",", ":"))
+        call_id = str(item.get("id") or f"{SIM_CALL_ID_PREFIX}{index}")
+        calls.append(ToolCall(call_id, str(item.get("name", "")), arguments))
+    return tuple(calls)

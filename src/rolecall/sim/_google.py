@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from rolecall.sim._common import (
+    SIM_CALL_ID_PREFIX,
     Answer,
     Ctx,
     Dialect,
@@ -390,9 +392,9 @@ def _thoughts(ctx: Ctx, answer: Answer) -> str:
 def _call_parts(answer: Answer) -> list[dict[str, Any]]:
     parts = []
     for call in answer.tool_calls:
-        function: dict[str, Any] = {"name": call["name"], "args": call.get("arguments", {})}
-        if call.get("id"):
-            function["id"] = call["id"]
+        function: dict[str, Any] = {"name": call.name, "args": json.loads(call.arguments or "{}")}
+        if not call.id.startswith(SIM_CALL_ID_PREFIX):  # Gemini sends ids only when it has them
+            function["id"] = call.id
         parts.append({"functionCall": function})
     return parts
 

@@ -17,6 +17,7 @@ from rolecall.sim._common import (
     json_response,
     key_suffix,
     retry_after_header,
+    split_pieces,
     texts_of,
 )
 from rolecall.sim._http import HttpRequest, Rendered
@@ -244,7 +245,7 @@ class OpenAIDialect(Dialect):
             "prompt_tokens": answer.input_tokens,
             "completion_tokens": answer.output_tokens,
             "total_tokens": answer.input_tokens + answer.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": answer.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
@@ -266,14 +267,21 @@ class OpenAIDialect(Dialect):
     def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
         body = self._envelope(ctx, "chat.completion")
         content: str | None = None if answer.filtered else answer.text
+        if answer.tool_calls and not content:
+            content = None  # OpenAI's content is null when the model only called tools
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content,
+            "refusal": None,
+            "annotations": [],
+        }
+        if answer.tool_calls:
+            message["tool_calls"] = [call.to_dict() for call in answer.tool_calls]
+        if answer.reasoning:  # what DeepSeek and vLLM send; OpenAI itself keeps it hidden
+            message["reasoning_content"] = answer.reasoning
         choice = {
             "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": content,
-                "refusal": None,
-                "annotations": [],
-            },
+            "message": message,
             "logprobs": None,
             "finish_reason": _finish_reason(answer),
         }
@@ -289,13 +297,19 @@ class OpenAIDialect(Dialect):
         return self.sse(body)
 
     def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
-        return [self._chunk(ctx, {"role": "assistant", "content": "", "refusal": None}, None)]
+        out = [self._chunk(ctx, {"role": "assistant", "content": "", "refusal": None}, None)]
+        out += [
+            self._chunk(ctx, {"reasoning_content": piece}, None)
+            for piece in split_pieces(answer.reasoning)
+        ]
+        return out
 
     def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:
         return self._chunk(ctx, {"content": piece}, None)
 
     def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
-        out = [self._chunk(ctx, {}, _finish_reason(answer))]
+        out = [self._chunk(ctx, delta, None) for delta in _tool_call_deltas(answer)]
+        out.append(self._chunk(ctx, {}, _finish_reason(answer)))
         if _include_usage(ctx):
             body = self._envelope(ctx, "chat.completion.chunk")
             body["choices"] = []
@@ -334,7 +348,30 @@ class OpenAIDialect(Dialect):
 
 
 def _finish_reason(answer: Answer) -> str:
-    return "content_filter" if answer.filtered else "length" if answer.truncated else "stop"
+    if answer.filtered:
+        return "content_filter"
+    if answer.truncated:
+        return "length"
+    return "tool_calls" if answer.tool_calls else "stop"
+
+
+def _tool_call_deltas(answer: Answer) -> list[dict[str, Any]]:
+    """Streamed tool calls as OpenAI sends them: the id and name first (empty arguments),
+    then the arguments in pieces, each delta naming its call by ``index``."""
+    deltas: list[dict[str, Any]] = []
+    for index, call in enumerate(answer.tool_calls):
+        head = {"name": call.name, "arguments": ""}
+        deltas.append(
+            {"tool_calls": [{"index": index, "id": call.id, "type": "function", "function": head}]}
+        )
+        text = call.arguments
+        for start in range(0, len(text), _ARGUMENT_PIECE):
+            piece = {"arguments": text[start : start + _ARGUMENT_PIECE]}
+            deltas.append({"tool_calls": [{"index": index, "function": piece}]})
+    return deltas
+
+
+_ARGUMENT_PIECE = 8  # characters of arguments per streamed delta
 
 
 def _include_usage(ctx: Ctx) -> bool:

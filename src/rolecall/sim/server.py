@@ -30,6 +30,7 @@ from rolecall.sim._common import (
     Route,
     count_words,
     minimal_instance,
+    tool_calls_of,
 )
 from rolecall.sim._control import INVALID, control, ok, parse_json
 from rolecall.sim._deliver import deliver
@@ -45,7 +46,7 @@ log = logging.getLogger("rolecall.sim")
 Protocol = Literal["openai", "anthropic", "google"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
 # cached_tokens?}; finish "length" renders the vendor's cut-off marker (finish_reason
-# length, stop_reason max_tokens, MAX_TOKENS); tool_calls are {name, arguments: object, id?}.
+# length, stop_reason max_tokens, MAX_TOKENS); tool_calls are [{id?, name, arguments}].
 ResponderResult = str | dict[str, Any] | Fault
 Responder = Callable[[dict[str, Any]], ResponderResult | Awaitable[ResponderResult]]
 
@@ -371,8 +372,8 @@ class SimServer:
                     int(result.get("input_tokens", input_tokens)),
                     int(result.get("output_tokens", count_words([text]))),
                     truncated=result.get("finish") == "length",
-                    tool_calls=tuple(result.get("tool_calls", ())),
-                    reasoning=str(result.get("reasoning", "")),
+                    tool_calls=tool_calls_of(result.get("tool_calls")),
+                    reasoning=str(result.get("reasoning") or ""),
                     cached_tokens=int(result.get("cached_tokens", 0)),
                 )
             text = str(result)

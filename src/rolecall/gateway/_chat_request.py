@@ -1,0 +1,245 @@
+"""An incoming OpenAI chat-completions body, checked and turned into a router call.
+
+Every field of OpenAI's request (and every parameter name a configured protocol
+takes, such as ``top_k``) is either carried to the router (as a per-call param, the
+messages or the response schema), or accepted and knowingly left out
+(``store``, ``metadata``: OpenAI's own storage and dashboards; rolecall records
+every call itself), or refused. A field the gateway does not know is a 400 naming
+it, so a typo or a feature rolecall lacks is never dropped without a word.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rolecall.config.params import known_params, suggest_param
+from rolecall.types import Message, normalize_messages
+
+__all__ = ["ParsedRequest", "RequestInvalid", "parse_chat_request"]
+
+
+class RequestInvalid(Exception):
+    """The request body does not fit OpenAI's shape (HTTP 400)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    model: str
+    messages: tuple[Message, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    response_schema: Mapping[str, Any] | None = None
+    stream: bool = False
+    include_usage: bool = False
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+_OWN = frozenset({"model", "messages", "stream", "stream_options"})
+# Accepted and not forwarded: OpenAI-side storage and labels, meaningless elsewhere.
+_IGNORED = frozenset({"store", "metadata"})
+_DEPRECATED = {"functions": "tools", "function_call": "tool_choice"}
+_TOOL_CHOICES = frozenset({"auto", "none", "required"})
+# Forwarded as given (beyond those checked below): OpenAI's fields, and those another
+# protocol takes (top_k, thinking...), which the openai SDK sends at the top level when
+# a client puts them in its extra_body; each adapter sends what its vendor takes.
+_FORWARDED = known_params(None) - _IGNORED
+# Read apart above (max_completion_tokens becomes max_tokens).
+_HANDLED = frozenset({"response_format", "max_completion_tokens"})
+_KNOWN = _OWN | _IGNORED | _FORWARDED | {"max_tokens", "max_completion_tokens"}
+
+
+def parse_chat_request(body: Any) -> ParsedRequest:
+    """Check an OpenAI chat-completions body; raise :class:`RequestInvalid` naming the field."""
+    if not isinstance(body, dict):
+        raise RequestInvalid("the request body must be a JSON object")
+    _refuse_unknown(body)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestInvalid("'model' is required: a role name or a provider id", "model")
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise RequestInvalid("'stream' must be true or false", "stream")
+    params = _params(body)
+    schema = _response_schema(body.get("response_format"))
+    if schema is not None and body["response_format"].get("type") == "json_schema":
+        params["response_format"] = body["response_format"]  # the client's strict kept
+    return ParsedRequest(
+        model=model,
+        messages=_messages(body.get("messages")),
+        params=params,
+        response_schema=schema,
+        stream=stream,
+        include_usage=stream and _include_usage(body.get("stream_options")),
+    )
+
+
+def _refuse_unknown(body: Mapping[str, Any]) -> None:
+    for name in body:
+        if name in _DEPRECATED:
+            raise RequestInvalid(
+                f"'{name}' is OpenAI's deprecated form: send '{_DEPRECATED[name]}' instead", name
+            )
+        if name not in _KNOWN:
+            close = suggest_param(name, _KNOWN)
+            hint = f" (did you mean '{close}'?)" if close else ""
+            raise RequestInvalid(
+                f"unknown field '{name}'{hint}: the rolecall gateway takes OpenAI's chat "
+                "completions fields; put vendor-specific ones in 'extra_body'",
+                name,
+            )
+
+
+def _messages(raw: Any) -> tuple[Message, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise RequestInvalid("'messages' must be a non-empty array", "messages")
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise RequestInvalid(f"messages[{index}] must be an object", f"messages[{index}]")
+        if item.get("content") is None and item.get("role") != "assistant":
+            raise RequestInvalid(
+                f"messages[{index}].content is required", f"messages[{index}].content"
+            )
+    try:
+        return normalize_messages(raw)
+    except ValueError as exc:
+        raise RequestInvalid(str(exc), "messages") from None
+
+
+def _params(body: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, (low, high) in _RANGES.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not _is_number(value) or not low <= value <= high:
+            raise RequestInvalid(f"'{name}' must be a number from {low:g} to {high:g}", name)
+        params[name] = value
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is not None:
+            params.setdefault("max_tokens", _integer(name, value, 1))
+    stop = body.get("stop")
+    if stop is not None:
+        if isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise RequestInvalid("'stop' must be a string or an array of strings", "stop")
+        if stop:
+            params["stop"] = stop
+    for name, check in _CHECKS.items():
+        value = body.get(name)
+        if value is not None:
+            params[name] = check(name, value)
+    for name in _FORWARDED - params.keys() - _CHECKS.keys() - _HANDLED:
+        if body.get(name) is not None:
+            params[name] = body[name]
+    return params
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise RequestInvalid(f"'{name}' must be an integer of at least {low}", name)
+    if high is not None and value > high:
+        raise RequestInvalid(f"'{name}' must be an integer from {low} to {high}", name)
+    return value
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RequestInvalid(f"'{name}' must be true or false", name)
+    return value
+
+
+def _string(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise RequestInvalid(f"'{name}' must be a string", name)
+    return value
+
+
+def _object(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RequestInvalid(f"'{name}' must be an object", name)
+    return value
+
+
+def _tools(name: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise RequestInvalid("'tools' must be an array of function tools", name)
+    for index, tool in enumerate(value):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name_of = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name_of, str) or not name_of or tool.get("type") != "function":
+            raise RequestInvalid(
+                f"tools[{index}] must be {{type: function, function: {{name, parameters}}}}",
+                name,
+            )
+    return value
+
+
+def _tool_choice(name: str, value: Any) -> str | dict[str, Any]:
+    if isinstance(value, str) and value in _TOOL_CHOICES:
+        return value
+    function = value.get("function") if isinstance(value, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return dict(value)
+    raise RequestInvalid(
+        "'tool_choice' must be auto, none, required or {type: function, function: {name}}", name
+    )
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "n": lambda name, value: _integer(name, value, 1),
+    "seed": lambda name, value: _integer(name, value, -(2**63)),
+    "logprobs": _boolean,
+    "top_logprobs": lambda name, value: _integer(name, value, 0, 20),
+    "user": _string,
+    "reasoning_effort": _string,
+    "extra_body": _object,
+    "tools": _tools,
+    "tool_choice": _tool_choice,
+    "parallel_tool_calls": _boolean,
+}
+
+
+def _response_schema(raw: Any) -> Mapping[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RequestInvalid("'response_format' must be an object", "response_format")
+    kind = raw.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        spec = raw.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise RequestInvalid(
+                "response_format.json_schema.schema must be a JSON Schema object",
+                "response_format",
+            )
+        return schema
+    raise RequestInvalid(
+        "response_format.type must be text, json_object or json_schema", "response_format"
+    )
+
+
+def _include_usage(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("include_usage") is True
