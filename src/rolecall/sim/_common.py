@@ -67,6 +67,11 @@ class Answer:
     filtered: bool = False  # content filter / refusal
     truncated: bool = False  # cut off at the output token limit
     variant: str | None = None
+    # Tool calls the model makes: {"name", "arguments": object, "id"?} each.
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    reasoning: str | None = None  # thinking text, for requests that ask for it
+    cached_input_tokens: int = 0  # of input_tokens, read from the prompt cache
+    cache_creation_input_tokens: int = 0  # of input_tokens, written to the prompt cache
 
 
 def new_id(prefix: str) -> str:
@@ -229,6 +234,10 @@ class Dialect(ABC):
     @abstractmethod
     def prompt_texts(self, body: dict[str, Any]) -> list[str]: ...
 
+    def enrich(self, ctx: Ctx, answer: Answer) -> Answer:
+        """What the vendor's model adds on its own: tool calls, thinking, cache counts."""
+        return answer
+
     @abstractmethod
     def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The JSON schema the request asks the answer to follow ({} for plain JSON mode)."""
@@ -321,3 +330,28 @@ def array_error(fault: Fault, ctx: Ctx) -> Rendered:
             "status": "INVALID_ARGUMENT" if status == 400 else "UNKNOWN",
         }
     return json_response(status, [{"error": inner}])
+
+
+def answer_extras(result: dict[str, Any]) -> dict[str, Any]:
+    """A responder dict's optional ``tool_calls``, ``reasoning`` and cache counts, as
+    :class:`Answer` fields; a tool call's ``arguments`` may be an object or JSON text."""
+    extras: dict[str, Any] = {}
+    calls = result.get("tool_calls")
+    if isinstance(calls, list):
+        extras["tool_calls"] = tuple(
+            {**call, "arguments": _arguments(call.get("arguments"))}
+            for call in calls
+            if isinstance(call, dict)
+        )
+    if isinstance(result.get("reasoning"), str):
+        extras["reasoning"] = result["reasoning"]
+    for name in ("cached_input_tokens", "cache_creation_input_tokens"):
+        if name in result:
+            extras[name] = int(result[name])
+    return extras
+
+
+def _arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        raw = json.loads(raw or "{}")
+    return raw if isinstance(raw, dict) else {}

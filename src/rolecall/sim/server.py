@@ -28,6 +28,7 @@ from rolecall.sim._common import (
     Ctx,
     Dialect,
     Route,
+    answer_extras,
     count_words,
     minimal_instance,
 )
@@ -43,8 +44,10 @@ __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_lat
 log = logging.getLogger("rolecall.sim")
 
 Protocol = Literal["openai", "anthropic", "google"]
-# A dict is {text, input_tokens?, output_tokens?, finish?}; finish "length" renders the
-# vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS).
+# A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
+# cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
+# vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
+# tool_calls are [{name, arguments (object or JSON text), id?}].
 ResponderResult = str | dict[str, Any] | Fault
 Responder = Callable[[dict[str, Any]], ResponderResult | Awaitable[ResponderResult]]
 
@@ -335,7 +338,7 @@ class SimServer:
                 return
             answer = await self._compose(ctx)
             if isinstance(answer, Answer):
-                await self._deliver(ex, ctx, answer)
+                await self._deliver(ex, ctx, dialect.enrich(ctx, answer))
                 return
             fault = answer  # the responder chose a fault for this request
             if fault.kind not in HANG_KINDS and fault.delay > 0:
@@ -370,6 +373,7 @@ class SimServer:
                     int(result.get("input_tokens", input_tokens)),
                     int(result.get("output_tokens", count_words([text]))),
                     truncated=result.get("finish") == "length",
+                    **answer_extras(result),
                 )
             text = str(result)
         else:
