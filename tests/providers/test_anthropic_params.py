@@ -192,3 +192,20 @@ async def test_invalid_tool_arguments_name_the_call(sim: SimServer) -> None:
             await router.complete("agent", messages)
     [error] = failed.value.errors
     assert error.kind is ErrorKind.BAD_REQUEST and "call_9" in error.message
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"tools": TOOLS, "tool_choice": "required", "reasoning_effort": "low"},
+        {"response_format": {"type": "json_object"}, "reasoning_effort": "low"},
+    ],
+)
+async def test_forced_tool_use_with_thinking_is_unsupported(
+    sim: SimServer, params: dict[str, Any]
+) -> None:
+    with pytest.raises(AllProvidersFailed) as failed:
+        await _sent(sim, params)
+    [error] = failed.value.errors
+    assert error.kind is ErrorKind.UNSUPPORTED and "thinking" in error.message
+    assert sim.calls == 0

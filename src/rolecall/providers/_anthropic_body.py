@@ -295,6 +295,24 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
                 )
 
 
+def _check_forced_tool(body: Mapping[str, Any], provider: str) -> None:
+    thinking = body.get("thinking")
+    choice = body.get("tool_choice")
+    if not (isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive")):
+        return
+    if isinstance(choice, Mapping) and choice.get("type") in ("any", "tool"):
+        forced = (
+            "a JSON schema answer (response_format)"
+            if choice.get("name") == RESPOND_TOOL
+            else "tool_choice required or a named function"
+        )
+        raise _unsupported(
+            f"{forced} cannot be combined with thinking on Anthropic (it forces tool use): "
+            "drop reasoning_effort/thinking or use tool_choice auto",
+            provider,
+        )
+
+
 def _sampling(body: dict[str, Any], params: Mapping[str, Any]) -> None:
     temperature = params.get("temperature")
     if isinstance(temperature, int | float):
@@ -327,6 +345,7 @@ def anthropic_body(
     _sampling(body, params)
     _thinking(body, params, provider)
     _add_tools(body, params, response_schema(request), provider)
+    _check_forced_tool(body, provider)
     extra = params.get("extra_body")
     if isinstance(extra, Mapping):
         body.update(extra)
