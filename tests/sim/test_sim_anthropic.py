@@ -256,3 +256,175 @@ def test_structured_output_default_reply_is_json(anthropic_sim: SimServer) -> No
         headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
     )
     assert json.loads(response.json()["content"][0]["text"]) == {"ok": False}
+
+
+# Tools, thinking and the prompt cache, through the official async SDK ------------------------
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def _async_client(sim: SimServer) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=sim.base_url, api_key=KEY, max_retries=0, timeout=5)
+
+
+def _tool_turns(call_id: str) -> list[dict[str, Any]]:
+    use = {"type": "tool_use", "id": call_id, "name": "get_weather", "input": {"city": "sim"}}
+    result = {"type": "tool_result", "tool_use_id": call_id, "content": "sunny"}
+    return [
+        *MESSAGES,
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+    ]
+
+
+async def test_async_sdk_tool_use_then_answer(anthropic_sim: SimServer) -> None:
+    async with _async_client(anthropic_sim) as client:
+        asked = await client.messages.create(
+            model="sim-model", max_tokens=64, messages=MESSAGES, tools=[WEATHER]
+        )
+        assert asked.stop_reason == "tool_use"
+        [use] = asked.content
+        assert use.type == "tool_use" and use.name == "get_weather"
+        assert use.input == {"city": "sim"} and use.id.startswith("toolu_")
+        answered = await client.messages.create(
+            model="sim-model", max_tokens=64, messages=_tool_turns(use.id), tools=[WEATHER]
+        )
+    assert answered.stop_reason == "end_turn"
+    assert [b.text for b in answered.content if b.type == "text"] == [REPLY]
+
+
+async def test_async_sdk_streams_tool_use_events(anthropic_sim: SimServer) -> None:
+    anthropic_sim.responder = lambda body: {
+        "text": "Let me check.",
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "toolu_1"}],
+    }
+    async with (
+        _async_client(anthropic_sim) as client,
+        client.messages.stream(
+            model="sim-model", max_tokens=64, messages=MESSAGES, tools=[WEATHER]
+        ) as stream,
+    ):
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_message()
+    assert "input_json" in kinds  # the SDK's own event for input_json_delta
+    assert [b.type for b in final.content] == ["text", "tool_use"]
+    assert final.content[0].text == "Let me check."
+    assert final.content[1].input == {"city": "Paris"} and final.content[1].id == "toolu_1"
+    assert final.stop_reason == "tool_use"
+
+
+async def test_async_sdk_thinking_blocks_whole_and_streamed(anthropic_sim: SimServer) -> None:
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    async with _async_client(anthropic_sim) as client:
+        reply = await client.messages.create(
+            model="sim-model", max_tokens=2048, messages=MESSAGES, thinking=thinking
+        )
+        async with client.messages.stream(
+            model="sim-model", max_tokens=2048, messages=MESSAGES, thinking=thinking
+        ) as stream:
+            final = await stream.get_final_message()
+    for message in (reply, final):
+        assert [b.type for b in message.content] == ["thinking", "text"]
+        assert message.content[0].thinking and message.content[0].signature
+        assert message.content[1].text == REPLY
+
+
+async def test_async_sdk_cache_usage(anthropic_sim: SimServer) -> None:
+    system: Any = [
+        {"type": "text", "text": "Cache me " * 10 + "now", "cache_control": {"type": "ephemeral"}}
+    ]
+    async with _async_client(anthropic_sim) as client:
+        first = await client.messages.create(
+            model="sim-model", max_tokens=64, messages=MESSAGES, system=system
+        )
+        second = await client.messages.create(
+            model="sim-model", max_tokens=64, messages=MESSAGES, system=system
+        )
+    assert first.usage.cache_creation_input_tokens == 21
+    assert first.usage.cache_read_input_tokens == 0
+    assert second.usage.cache_read_input_tokens == 21
+    assert second.usage.input_tokens == 6  # the uncached rest, as Anthropic reports it
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {
+                "messages": [
+                    *MESSAGES,
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "tool_use", "id": "toolu_x", "name": "f", "input": {}}
+                        ],
+                    },
+                    {"role": "user", "content": "next"},
+                ]
+            },
+            "without `tool_result` blocks",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "tool_result", "tool_use_id": "toolu_y", "content": "x"}
+                        ],
+                    }
+                ]
+            },
+            "unexpected `tool_use_id`",
+        ),
+        ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "greater than or equal to 1024"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "`max_tokens` must be greater"),
+        (
+            {
+                "max_tokens": 4096,
+                "temperature": 0.5,
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+            },
+            "temperature",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/tiff",
+                                    "data": "AA==",
+                                },
+                            }
+                        ],
+                    }
+                ]
+            },
+            "media_type",
+        ),
+    ],
+)
+def test_requests_the_api_refuses_get_its_400(
+    anthropic_sim: SimServer, extra: dict[str, Any], message: str
+) -> None:
+    body = {"model": "sim-model", "max_tokens": 64, "messages": MESSAGES, **extra}
+    response = httpx.post(
+        f"{anthropic_sim.base_url}/v1/messages",
+        json=body,
+        headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and message in error["message"]

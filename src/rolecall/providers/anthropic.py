@@ -1,11 +1,12 @@
 """Anthropic Messages API (``POST {base}/v1/messages``).
 
-System messages become the top-level ``system`` field; ``max_tokens`` is required by the
-API and defaults to 4096; ``temperature`` is clamped to Anthropic's 0..1 range so a role
-tuned for another vendor (0..2) still works here. Structured output uses one forced
-tool, ``respond``, whose input is returned as JSON text (a server that ignores the tool
-and answers in text must answer with the JSON itself). Finish reasons use OpenAI's
-words (``stop``, ``length``) so every adapter reports them alike.
+The request body is built in ``_anthropic_body`` (system prompt, content blocks, tools,
+thinking) and streams are read in ``_anthropic_stream``. Structured output uses one
+forced tool, ``respond``, whose input is returned as JSON text (a server that ignores
+the tool and answers in text must answer with the JSON itself); any other ``tool_use``
+block is a tool call. ``thinking`` blocks are the reply's reasoning, kept apart from
+its text. Finish reasons use OpenAI's words (``stop``, ``length``, ``tool_calls``) so
+every adapter reports them alike.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from rolecall.config.params import sendable_params
 from rolecall.config.schema import ProviderConfig
 from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
+from rolecall.providers._anthropic_body import (
+    DEFAULT_MAX_TOKENS,
+    RESPOND_TOOL,
+    anthropic_body,
+    response_schema,
+)
+from rolecall.providers._anthropic_stream import StreamState as _StreamState
+from rolecall.providers._anthropic_stream import finish_reason as _finish
+from rolecall.providers._anthropic_stream import usage_of as _usage
 from rolecall.providers._errors import (
     error_object,
     kind_for_status,
@@ -28,7 +37,7 @@ from rolecall.providers._errors import (
     vendor_message,
 )
 from rolecall.providers._http import HTTPProvider
-from rolecall.types import ChatRequest, Chunk, Completion, Usage
+from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
 
 __all__ = [
     "API_VERSION",
@@ -43,8 +52,6 @@ __all__ = [
 
 DEFAULT_BASE_URL = DEFAULT_BASE_URLS["anthropic"]
 API_VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 4096
-RESPOND_TOOL = "respond"
 _MODEL_PAGES = 10
 
 _TYPE_KINDS = {
@@ -67,7 +74,6 @@ _QUOTA_PHRASES = (
 )
 _CONTEXT_PHRASES = ("prompt is too long", "exceed context limit")
 _RATE_LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "stop", "max_tokens": "length"}
 _DATED = re.compile(r"-\d{8}$")
 
 
@@ -136,59 +142,21 @@ def classify_anthropic_error(
     return make(kind_for_status(status))
 
 
-def anthropic_body(model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-    """The Messages API body; params other than the known ones are not sent (logged once)."""
-    params = sendable_params("anthropic", request.params)
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-    body: dict[str, Any] = {
-        "model": model,
-        "max_tokens": params.get("max_tokens") or DEFAULT_MAX_TOKENS,
-        "messages": [
-            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
-        ],
-    }
-    if system:
-        body["system"] = system
-    temperature = params.get("temperature")
-    if isinstance(temperature, int | float):
-        body["temperature"] = min(max(float(temperature), 0.0), 1.0)
-    for key in ("top_p", "top_k"):
-        if params.get(key) is not None:
-            body[key] = params[key]
-    stop = params.get("stop")
-    if stop:
-        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if request.response_schema is not None:
-        body["tools"] = [
-            {
-                "name": RESPOND_TOOL,
-                "description": "Give the answer as this tool's input.",
-                "input_schema": dict(request.response_schema),
-            }
-        ]
-        body["tool_choice"] = {"type": "tool", "name": RESPOND_TOOL}
-    if stream:
-        body["stream"] = True
-    return body
+def _texts(blocks: list[dict[str, Any]], kind: str, field: str) -> list[str]:
+    return [b[field] for b in blocks if b.get("type") == kind and isinstance(b.get(field), str)]
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _input_tokens(usage: Mapping[str, Any]) -> int:
-    # Cached prompt tokens are reported apart; the prompt's size is their sum.
-    return (
-        _int(usage.get("input_tokens"))
-        + _int(usage.get("cache_creation_input_tokens"))
-        + _int(usage.get("cache_read_input_tokens"))
+def _tool_call(block: Mapping[str, Any]) -> ToolCall:
+    return ToolCall(
+        str(block.get("id") or ""),
+        str(block.get("name") or ""),
+        json.dumps(block.get("input") or {}, ensure_ascii=False),
     )
 
 
-def _finish(stop_reason: object) -> str | None:
-    if not isinstance(stop_reason, str):
-        return None
-    return _FINISH.get(stop_reason, stop_reason)
+def _answer_finish(finish: str | None, answered: bool) -> str | None:
+    # The forced ``respond`` tool is the answer itself, not a tool call for the caller.
+    return "stop" if answered and finish == "tool_calls" else finish
 
 
 def model_listed(model: str, ids: list[str]) -> bool:
@@ -221,54 +189,49 @@ class AnthropicProvider(HTTPProvider):
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        body = anthropic_body(self.model, request, stream=False)
+        body = anthropic_body(self.model, request, stream=False, provider=self.id)
         data = await self.request_json("POST", self._messages_url, body)
         content = data.get("content") if isinstance(data, dict) else None
         if not isinstance(content, list):
             raise self.error("answer has no content list", ErrorKind.BAD_RESPONSE)
         if data.get("stop_reason") == "refusal":
             raise self._refused()
+        structured = response_schema(request) is not None
         blocks = [b for b in content if isinstance(b, dict)]
-        text = "".join(
-            b["text"] for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str)
-        )
-        if request.response_schema is not None:
-            call = next(
-                (
-                    b
-                    for b in blocks
-                    if b.get("type") == "tool_use" and b.get("name") == RESPOND_TOOL
-                ),
-                None,
-            )
-            if call is not None:
-                if not isinstance(call.get("input"), dict):
-                    raise self.error(
-                        f"'{RESPOND_TOOL}' tool call has no input object", ErrorKind.BAD_RESPONSE
-                    )
-                text = json.dumps(call["input"], ensure_ascii=False)
-            elif text:  # a server that ignored the tool: its text must be the JSON
-                self.check_json_text(text)
-        if not text:
+        text = "".join(_texts(blocks, "text", "text"))
+        reasoning = "".join(_texts(blocks, "thinking", "thinking"))
+        calls: list[ToolCall] = []
+        finish = _finish(data.get("stop_reason"))
+        for block in blocks:
+            if block.get("type") != "tool_use":
+                continue
+            if not isinstance(block.get("input"), dict):
+                raise self.error(
+                    f"tool call '{block.get('name')}' has no input object", ErrorKind.BAD_RESPONSE
+                )
+            if structured and block.get("name") == RESPOND_TOOL:
+                text = json.dumps(block["input"], ensure_ascii=False)
+                finish = _answer_finish(finish, answered=True)
+            else:
+                calls.append(_tool_call(block))
+        if structured and text and not calls:
+            self.check_json_text(text)  # a server that ignored the tool answers with the JSON
+        if not text and not calls:
             raise self.empty_answer()
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         model = data.get("model")
         return Completion(
             text=text,
             model=model if isinstance(model, str) and model else self.model,
-            usage=Usage(_input_tokens(usage), _int(usage.get("output_tokens"))),
-            finish_reason=_finish(data.get("stop_reason")),
+            usage=_usage(usage),
+            finish_reason=finish,
+            tool_calls=tuple(calls),
+            reasoning=reasoning or None,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        structured = request.response_schema is not None
-        parts: list[str] = []
-        received = 0
-        input_tokens = output_tokens = 0
-        finish: str | None = None
-        model: str | None = None
-        done = False
-        body = anthropic_body(self.model, request, stream=True)
+        state = _StreamState(structured=response_schema(request) is not None)
+        body = anthropic_body(self.model, request, stream=True, provider=self.id)
         async with self.open_stream(self._messages_url, body) as events:
             async for event in events:
                 if event.event == "ping":
@@ -279,49 +242,27 @@ class AnthropicProvider(HTTPProvider):
                 name = event.event if event.event != "message" else str(data.get("type") or "")
                 if name == "error" or data.get("type") == "error":
                     raise self.http_error(None, data, {})
-                if name == "content_block_delta":
-                    delta = data.get("delta") or {}
-                    kind = delta.get("type")
-                    if kind == "text_delta":
-                        piece = delta.get("text")
-                    elif structured and kind == "input_json_delta":
-                        piece = delta.get("partial_json")
-                    else:
-                        continue
-                    if isinstance(piece, str) and piece:
-                        received += len(piece)
-                        if structured:
-                            parts.append(piece)
-                        yield Chunk(text=piece)
-                elif name == "message_start":
-                    message = data.get("message") or {}
-                    model = message.get("model") or model
-                    usage = message.get("usage") or {}
-                    input_tokens = _input_tokens(usage)
-                    output_tokens = _int(usage.get("output_tokens"))
-                elif name == "message_delta":
-                    stop_reason = (data.get("delta") or {}).get("stop_reason")
-                    if stop_reason == "refusal":
-                        raise self._refused()
-                    finish = _finish(stop_reason) or finish
-                    usage = data.get("usage") or {}
-                    if isinstance(usage.get("output_tokens"), int):
-                        output_tokens = usage["output_tokens"]  # cumulative
-                    if isinstance(usage.get("input_tokens"), int):
-                        input_tokens = max(input_tokens, _input_tokens(usage))
-                elif name == "message_stop":
-                    done = True
+                if (
+                    name == "message_delta"
+                    and (data.get("delta") or {}).get("stop_reason") == "refusal"
+                ):
+                    raise self._refused()
+                if name == "message_stop":
+                    state.done = True
                     break
-        if not done:
-            raise self.cut_short(received)
-        if not received:
+                chunk = state.take(name, data)
+                if chunk is not None:
+                    yield chunk
+        if not state.done:
+            raise self.cut_short(state.received)
+        if not state.received and not state.calls:
             raise self.empty_answer()
-        if structured:
-            self.check_json_text("".join(parts))
+        if state.structured and state.json_parts:
+            self.check_json_text("".join(state.json_parts))
         yield Chunk(
-            usage=Usage(input_tokens, output_tokens),
-            finish_reason=finish,
-            model=model or self.model,
+            usage=state.usage(),
+            finish_reason=_answer_finish(state.finish, state.answered_by_tool),
+            model=state.model or self.model,
         )
 
     async def check_credentials(self) -> None:

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rolecall.sim._anthropic_content import (
+    check_request,
+    content_blocks,
+    enrich,
+    tool_id,
+    tool_input_pieces,
+)
 from rolecall.sim._common import (
+    SIM_CALL_ID_PREFIX,
     Answer,
     Ctx,
     Dialect,
@@ -46,6 +54,9 @@ def _error(
 class AnthropicDialect(Dialect):
     name = "anthropic"
 
+    def __init__(self) -> None:
+        self._cache_seen: set[str] = set()  # prompt prefixes written to the "cache"
+
     def base_url(self, root: str) -> str:
         return root
 
@@ -83,7 +94,8 @@ class AnthropicDialect(Dialect):
                 "invalid_request_error",
                 "max_tokens: Input should be greater than or equal to 1",
             )
-        return None
+        problem = check_request(body)
+        return None if problem is None else _error(400, "invalid_request_error", problem)
 
     def prompt_texts(self, body: dict[str, Any]) -> list[str]:
         texts = texts_of(body.get("system"))
@@ -92,7 +104,18 @@ class AnthropicDialect(Dialect):
             texts += [
                 t for m in messages if isinstance(m, dict) for t in texts_of(m.get("content"))
             ]
+            texts += [
+                t
+                for m in messages
+                if isinstance(m, dict) and isinstance(m.get("content"), list)
+                for b in m["content"]
+                if isinstance(b, dict) and b.get("type") == "tool_result"
+                for t in texts_of(b.get("content"))
+            ]
         return texts
+
+    def enrich(self, ctx: Ctx, answer: Answer) -> Answer:
+        return enrich(ctx, answer, self._cache_seen)
 
     def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
         tool = _forced_tool(body)
@@ -209,11 +232,13 @@ class AnthropicDialect(Dialect):
         return _error(404, "not_found_error", f"model: {model}")
 
     # Answers -----------------------------------------------------------------------------
-    def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    def _usage(self, answer: Answer, output_tokens: int) -> dict[str, Any]:
+        cached = answer.cached_input_tokens
+        created = answer.cache_creation_input_tokens
         return {
-            "input_tokens": input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "input_tokens": max(answer.input_tokens - cached - created, 0),
+            "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": cached,
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
@@ -221,10 +246,10 @@ class AnthropicDialect(Dialect):
     def _message(self, ctx: Ctx, answer: Answer, *, start: bool) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         tool = _forced_tool(ctx.body)
-        if not start and answer.text and not answer.filtered:
-            content = [{"type": "text", "text": answer.text}]
+        if not start and not answer.filtered:
+            content = content_blocks(answer, answer.text, _ids(answer))
             tool_input = _as_json(answer.text) if tool is not None and not ctx.stream else None
-            if tool is not None and tool_input is not None:
+            if tool is not None and tool_input is not None and not answer.tool_calls:
                 # Structured output through a forced tool: the answer is the tool's input.
                 content = [
                     {
@@ -242,7 +267,7 @@ class AnthropicDialect(Dialect):
             "content": content,
             "stop_reason": None if start else _stop_reason(answer),
             "stop_sequence": None,
-            "usage": self._usage(answer.input_tokens, 1 if start else answer.output_tokens),
+            "usage": self._usage(answer, 1 if start else answer.output_tokens),
         }
 
     def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
@@ -250,36 +275,70 @@ class AnthropicDialect(Dialect):
 
     def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
         start = {"type": "message_start", "message": self._message(ctx, answer, start=True)}
-        block = {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
-        return [
-            self.sse(start, "message_start"),
-            self.sse(block, "content_block_start"),
-            self.sse({"type": "ping"}, "ping"),
-        ]
+        events = [self.sse(start, "message_start")]
+        if answer.reasoning and not answer.filtered:
+            events += self._block(
+                0,
+                {"type": "thinking", "thinking": "", "signature": ""},
+                [
+                    {"type": "thinking_delta", "thinking": answer.reasoning},
+                    {"type": "signature_delta", "signature": "sim"},
+                ],
+            )
+        if _has_text_block(answer):
+            block = {
+                "type": "content_block_start",
+                "index": _text_index(answer),
+                "content_block": {"type": "text", "text": ""},
+            }
+            events.append(self.sse(block, "content_block_start"))
+        events.append(self.sse({"type": "ping"}, "ping"))
+        return events
+
+    def _block(
+        self, index: int, start: dict[str, Any], deltas: list[dict[str, Any]]
+    ) -> list[bytes]:
+        """One whole content block: start, its deltas, stop."""
+        head = {"type": "content_block_start", "index": index, "content_block": start}
+        events = [self.sse(head, "content_block_start")]
+        for delta in deltas:
+            event = {"type": "content_block_delta", "index": index, "delta": delta}
+            events.append(self.sse(event, "content_block_delta"))
+        stop = {"type": "content_block_stop", "index": index}
+        events.append(self.sse(stop, "content_block_stop"))
+        return events
 
     def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:
         delta = {
             "type": "content_block_delta",
-            "index": 0,
+            "index": _text_index(answer),
             "delta": {"type": "text_delta", "text": piece},
         }
         return self.sse(delta, "content_block_delta")
 
     def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]:
+        events: list[bytes] = []
+        index = _text_index(answer)
+        if _has_text_block(answer):
+            stop = {"type": "content_block_stop", "index": index}
+            events.append(self.sse(stop, "content_block_stop"))
+            index += 1
+        for call, call_id in zip(answer.tool_calls, _ids(answer), strict=True):
+            start = {"type": "tool_use", "id": call_id, "name": call.name, "input": {}}
+            pieces = [
+                {"type": "input_json_delta", "partial_json": piece}
+                for piece in tool_input_pieces(json.loads(call.arguments or "{}"))
+            ]
+            events += self._block(index, start, pieces)
+            index += 1
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": None},
             "usage": {"output_tokens": answer.output_tokens},
         }
-        return [
-            self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            self.sse(delta, "message_delta"),
-            self.sse({"type": "message_stop"}, "message_stop"),
-        ]
+        events.append(self.sse(delta, "message_delta"))
+        events.append(self.sse({"type": "message_stop"}, "message_stop"))
+        return events
 
     def stream_error_event(self, ctx: Ctx) -> bytes | None:
         body = {
@@ -321,7 +380,25 @@ class AnthropicDialect(Dialect):
 def _stop_reason(answer: Answer) -> str:
     if answer.filtered:
         return "refusal"
-    return "max_tokens" if answer.truncated else "end_turn"
+    if answer.truncated:
+        return "max_tokens"
+    return "tool_use" if answer.tool_calls else "end_turn"
+
+
+def _ids(answer: Answer) -> list[str]:
+    # Ids the sim made up itself become Anthropic-shaped ones.
+    return [
+        tool_id() if call.id.startswith(SIM_CALL_ID_PREFIX) else call.id
+        for call in answer.tool_calls
+    ]
+
+
+def _text_index(answer: Answer) -> int:
+    return 1 if answer.reasoning and not answer.filtered else 0
+
+
+def _has_text_block(answer: Answer) -> bool:
+    return bool(answer.text) or not answer.tool_calls
 
 
 def _retry_after(fault: Fault) -> list[tuple[str, str]]:

@@ -70,10 +70,11 @@ class Answer:
     filtered: bool = False  # content filter / refusal
     truncated: bool = False  # cut off at the output token limit
     variant: str | None = None
-    # Scripted by a responder: functions the model calls, its thinking, prompt-cache hits.
+    # Scripted by a responder: functions the model calls, its thinking, prompt-cache counts.
     tool_calls: tuple[ToolCall, ...] = ()
-    reasoning: str = ""
-    cached_tokens: int = 0
+    reasoning: str | None = None  # thinking text, for requests that ask for it
+    cached_input_tokens: int = 0  # of input_tokens, read from the prompt cache
+    cache_creation_input_tokens: int = 0  # of input_tokens, written to the prompt cache
 
 
 def new_id(prefix: str) -> str:
@@ -236,6 +237,10 @@ class Dialect(ABC):
     @abstractmethod
     def prompt_texts(self, body: dict[str, Any]) -> list[str]: ...
 
+    def enrich(self, ctx: Ctx, answer: Answer) -> Answer:
+        """What the vendor's model adds on its own: tool calls, thinking, cache counts."""
+        return answer
+
     @abstractmethod
     def schema_of(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The JSON schema the request asks the answer to follow ({} for plain JSON mode)."""
@@ -352,3 +357,17 @@ def tool_calls_of(raw: Any) -> tuple[ToolCall, ...]:
         call_id = str(item.get("id") or f"{SIM_CALL_ID_PREFIX}{index}")
         calls.append(ToolCall(call_id, str(item.get("name", "")), arguments))
     return tuple(calls)
+
+
+def answer_extras(result: dict[str, Any]) -> dict[str, Any]:
+    """A responder dict's optional ``tool_calls``, ``reasoning`` and cache counts, as
+    :class:`Answer` fields (``cached_tokens`` is taken for ``cached_input_tokens``)."""
+    extras: dict[str, Any] = {"tool_calls": tool_calls_of(result.get("tool_calls"))}
+    if isinstance(result.get("reasoning"), str):
+        extras["reasoning"] = result["reasoning"]
+    cached = result.get("cached_input_tokens", result.get("cached_tokens"))
+    if cached is not None:
+        extras["cached_input_tokens"] = int(cached)
+    if "cache_creation_input_tokens" in result:
+        extras["cache_creation_input_tokens"] = int(result["cache_creation_input_tokens"])
+    return extras

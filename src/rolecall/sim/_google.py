@@ -277,8 +277,8 @@ class GoogleDialect(Dialect):
         thought_tokens = count_words([thoughts])
         if thought_tokens:
             usage["thoughtsTokenCount"] = thought_tokens
-        if answer.cached_tokens:
-            usage["cachedContentTokenCount"] = answer.cached_tokens
+        if answer.cached_input_tokens:
+            usage["cachedContentTokenCount"] = answer.cached_input_tokens
         usage["totalTokenCount"] = input_tokens + output_tokens + thought_tokens
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": input_tokens}]
         return usage

@@ -245,7 +245,10 @@ class OpenAIDialect(Dialect):
             "prompt_tokens": answer.input_tokens,
             "completion_tokens": answer.output_tokens,
             "total_tokens": answer.input_tokens + answer.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": answer.cached_tokens, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": answer.cached_input_tokens,
+                "audio_tokens": 0,
+            },
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
@@ -300,7 +303,7 @@ class OpenAIDialect(Dialect):
         out = [self._chunk(ctx, {"role": "assistant", "content": "", "refusal": None}, None)]
         out += [
             self._chunk(ctx, {"reasoning_content": piece}, None)
-            for piece in split_pieces(answer.reasoning)
+            for piece in split_pieces(answer.reasoning or "")
         ]
         return out
 

@@ -28,9 +28,9 @@ from rolecall.sim._common import (
     Ctx,
     Dialect,
     Route,
+    answer_extras,
     count_words,
     minimal_instance,
-    tool_calls_of,
 )
 from rolecall.sim._control import INVALID, control, ok, parse_json
 from rolecall.sim._deliver import deliver
@@ -45,8 +45,9 @@ log = logging.getLogger("rolecall.sim")
 
 Protocol = Literal["openai", "anthropic", "google"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
-# cached_tokens?}; finish "length" renders the vendor's cut-off marker (finish_reason
-# length, stop_reason max_tokens, MAX_TOKENS); tool_calls are [{id?, name, arguments}].
+# cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
+# vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
+# tool_calls are [{name, arguments (object or JSON text), id?}].
 ResponderResult = str | dict[str, Any] | Fault
 Responder = Callable[[dict[str, Any]], ResponderResult | Awaitable[ResponderResult]]
 
@@ -337,7 +338,7 @@ class SimServer:
                 return
             answer = await self._compose(ctx)
             if isinstance(answer, Answer):
-                await self._deliver(ex, ctx, answer)
+                await self._deliver(ex, ctx, dialect.enrich(ctx, answer))
                 return
             fault = answer  # the responder chose a fault for this request
             if fault.kind not in HANG_KINDS and fault.delay > 0:
@@ -372,9 +373,7 @@ class SimServer:
                     int(result.get("input_tokens", input_tokens)),
                     int(result.get("output_tokens", count_words([text]))),
                     truncated=result.get("finish") == "length",
-                    tool_calls=tool_calls_of(result.get("tool_calls")),
-                    reasoning=str(result.get("reasoning") or ""),
-                    cached_tokens=int(result.get("cached_tokens", 0)),
+                    **answer_extras(result),
                 )
             text = str(result)
         else:

@@ -1,0 +1,138 @@
+"""Reading an Anthropic Messages event stream into chunks, and the reply's usage and finish.
+
+A stream is a sequence of content blocks, each opened by ``content_block_start``
+and filled by ``content_block_delta`` events: ``text_delta`` (answer text),
+``thinking_delta`` (reasoning, kept apart), ``input_json_delta`` (a ``tool_use``
+block's input, in fragments). A tool call's pieces are tied together by the block's
+index. With structured output the forced ``respond`` tool's input is the answer text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rolecall.providers._anthropic_body import RESPOND_TOOL
+from rolecall.types import Chunk, ToolCallDelta, Usage
+
+__all__ = ["StreamState", "finish_reason", "input_tokens", "usage_of"]
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+}
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def input_tokens(usage: Mapping[str, Any]) -> int:
+    """Every prompt token: Anthropic reports cache reads and writes apart from the rest."""
+    return (
+        _int(usage.get("input_tokens"))
+        + _int(usage.get("cache_creation_input_tokens"))
+        + _int(usage.get("cache_read_input_tokens"))
+    )
+
+
+def usage_of(usage: Mapping[str, Any]) -> Usage:
+    return Usage(
+        input_tokens(usage),
+        _int(usage.get("output_tokens")),
+        _int(usage.get("cache_read_input_tokens")),
+        _int(usage.get("cache_creation_input_tokens")),
+    )
+
+
+def finish_reason(stop_reason: object) -> str | None:
+    """Anthropic's ``stop_reason`` in OpenAI's words."""
+    if not isinstance(stop_reason, str):
+        return None
+    return _FINISH.get(stop_reason, stop_reason)
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What one stream has said so far; :meth:`take` turns an event into a chunk."""
+
+    structured: bool
+    blocks: dict[int, str] = field(default_factory=dict)  # index -> text/thinking/tool/respond
+    usage_fields: dict[str, int] = field(default_factory=dict)
+    json_parts: list[str] = field(default_factory=list)
+    received: int = 0
+    calls: int = 0
+    finish: str | None = None
+    model: str | None = None
+    answered_by_tool: bool = False
+    done: bool = False
+
+    def usage(self) -> Usage:
+        return usage_of(self.usage_fields)
+
+    def _add_usage(self, usage: Any) -> None:
+        if isinstance(usage, Mapping):
+            for key, value in usage.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self.usage_fields[key] = value  # message_delta's counts are cumulative
+
+    def take(self, name: str, data: Mapping[str, Any]) -> Chunk | None:
+        if name == "content_block_start":
+            return self._start(data)
+        if name == "content_block_delta":
+            return self._delta(data)
+        if name == "message_start":
+            message = data.get("message") or {}
+            self.model = message.get("model") or self.model
+            self._add_usage(message.get("usage"))
+        elif name == "message_delta":
+            self.finish = finish_reason((data.get("delta") or {}).get("stop_reason")) or self.finish
+            self._add_usage(data.get("usage"))
+        return None
+
+    def _start(self, data: Mapping[str, Any]) -> Chunk | None:
+        index = _int(data.get("index"))
+        block = data.get("content_block") or {}
+        kind = block.get("type")
+        if kind != "tool_use":
+            self.blocks[index] = str(kind)
+            return None
+        if self.structured and block.get("name") in (RESPOND_TOOL, None):
+            self.blocks[index] = "respond"
+            self.answered_by_tool = True
+            return None
+        self.blocks[index] = "tool"
+        self.calls += 1
+        delta = ToolCallDelta(index, id=block.get("id"), name=block.get("name"))
+        return Chunk(tool_calls=(delta,))
+
+    def _delta(self, data: Mapping[str, Any]) -> Chunk | None:
+        index = _int(data.get("index"))
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            piece = delta.get("text")
+            if not isinstance(piece, str) or not piece:
+                return None
+            self.received += len(piece)
+            if self.structured:
+                self.json_parts.append(piece)
+            return Chunk(text=piece)
+        if kind == "thinking_delta":
+            piece = delta.get("thinking")
+            return Chunk(reasoning=piece) if isinstance(piece, str) and piece else None
+        if kind != "input_json_delta":
+            return None  # signature_delta and the like
+        piece = delta.get("partial_json")
+        if not isinstance(piece, str) or not piece:
+            return None
+        if self.blocks.get(index) == "tool":
+            return Chunk(tool_calls=(ToolCallDelta(index, arguments=piece),))
+        if self.structured:
+            self.received += len(piece)
+            self.json_parts.append(piece)
+            return Chunk(text=piece)
+        return None

@@ -1,0 +1,210 @@
+"""The Anthropic adapter against the Anthropic sim: tool round trips, images, cache usage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from anthropic_helpers import KEY, PNG_B64, WEATHER_TOOL, config, last_body
+
+from rolecall.routing.router import Router
+from rolecall.sim import SimServer
+from rolecall.types import Chunk
+
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[SimServer]:
+    server = SimServer("anthropic", api_key=KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(_server: SimServer) -> SimServer:
+    _server.clear()
+    _server.reset_stats()
+    _server.responder = None
+    return _server
+
+
+def _weather(body: dict[str, Any]) -> dict[str, Any]:
+    """Asks for the weather tool until it has its result, then answers with it."""
+    last = body["messages"][-1]["content"]
+    results = [b for b in last if isinstance(b, dict) and b.get("type") == "tool_result"]
+    if not results:
+        return {"text": "", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}
+    return {"text": f"It is {results[0]['content']} in Paris."}
+
+
+def _history(call_id: str) -> list[dict[str, Any]]:
+    call = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    return [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+    ]
+
+
+def _check_result_turns(body: dict[str, Any], call_id: str) -> None:
+    assistant, user = body["messages"][1], body["messages"][2]
+    assert assistant == {
+        "role": "assistant",
+        "content": [
+            {"type": "tool_use", "id": call_id, "name": "get_weather", "input": {"city": "Paris"}}
+        ],
+    }
+    assert user == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": call_id, "content": "sunny"}],
+    }
+
+
+async def test_tool_round_trip_through_complete(sim: SimServer) -> None:
+    sim.responder = _weather
+    params = {"tools": [WEATHER_TOOL]}
+    async with Router(config(sim)) as router:
+        asked = await router.complete("agent", ASK, params=params)
+        assert asked.text == ""
+        assert asked.finish_reason == "tool_calls"
+        [call] = asked.tool_calls
+        assert (call.name, call.arguments) == ("get_weather", '{"city": "Paris"}')
+        assert call.id.startswith("toolu_")
+        assert last_body(sim)["tools"] == [
+            {
+                "name": "get_weather",
+                "description": "The weather in a city.",
+                "input_schema": WEATHER_TOOL["function"]["parameters"],
+            }
+        ]
+        answered = await router.complete("agent", _history(call.id), params=params)
+    assert answered.text == "It is sunny in Paris."
+    assert answered.finish_reason == "stop" and answered.tool_calls == ()
+    _check_result_turns(last_body(sim), call.id)
+    assert sim.calls == 2  # a tool call with no text is an answer, not an empty one
+
+
+async def _deltas(router: Router, messages: list[dict[str, Any]]) -> tuple[list[Chunk], Any]:
+    stream = router.stream("agent", messages, params={"tools": [WEATHER_TOOL]})
+    chunks = [chunk async for chunk in stream.deltas()]
+    return chunks, stream.reply
+
+
+async def test_tool_round_trip_through_stream(sim: SimServer) -> None:
+    sim.responder = _weather
+    async with Router(config(sim)) as router:
+        chunks, reply = await _deltas(router, ASK)
+        deltas = [d for c in chunks for d in c.tool_calls]
+        assert deltas[0].name == "get_weather" and deltas[0].id
+        assert {d.index for d in deltas} == {deltas[0].index}  # one call, one index
+        assert "".join(d.arguments for d in deltas) == '{"city": "Paris"}'
+        assert reply.finish_reason == "tool_calls"
+        [call] = reply.tool_calls
+        assert call.arguments == '{"city": "Paris"}' and call.id == deltas[0].id
+        chunks, answered = await _deltas(router, _history(call.id))
+    assert "".join(c.text for c in chunks) == "It is sunny in Paris."
+    assert answered.text == "It is sunny in Paris." and answered.finish_reason == "stop"
+    assert last_body(sim)["stream"] is True
+    _check_result_turns(last_body(sim), call.id)
+
+
+async def test_two_tool_results_become_one_user_turn(sim: SimServer) -> None:
+    calls = [
+        {
+            "id": f"toolu_{n}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": "{}"},
+        }
+        for n in (1, 2)
+    ]
+    messages = [
+        *ASK,
+        {"role": "assistant", "content": "Checking.", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "windy"},
+        {"role": "user", "content": "And so?"},
+    ]
+    async with Router(config(sim)) as router:
+        reply = await router.complete("agent", messages, params={"tools": [WEATHER_TOOL]})
+    assert reply.text == "Hello from the sim."
+    body = last_body(sim)
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert body["messages"][1]["content"][0] == {"type": "text", "text": "Checking."}
+    assert body["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "windy"},
+        {"type": "text", "text": "And so?"},
+    ]
+
+
+async def test_sim_calls_an_offered_tool_by_default(sim: SimServer) -> None:
+    async with Router(config(sim)) as router:
+        reply = await router.complete("agent", ASK, params={"tools": [WEATHER_TOOL]})
+    [call] = reply.tool_calls
+    assert call.name == "get_weather" and call.arguments == '{"city": "sim"}'
+
+
+async def test_png_data_url_reaches_the_sim_as_a_base64_block(sim: SimServer) -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            ],
+        }
+    ]
+    async with Router(config(sim)) as router:
+        reply = await router.complete("agent", messages)
+    assert reply.text == "Hello from the sim."
+    assert last_body(sim)["messages"][0]["content"] == [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+    ]
+
+
+async def test_cache_marks_pass_through_and_cached_tokens_land_in_usage(sim: SimServer) -> None:
+    long_system = "You review code carefully. " * 20
+    messages = [
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": long_system, "cache_control": {"type": "ephemeral"}}
+            ],
+        },
+        {"role": "user", "content": "Review this."},
+    ]
+    async with Router(config(sim)) as router:
+        first = await router.complete("agent", messages)
+        second = await router.complete("agent", messages)
+        streamed = router.stream("agent", messages)
+        _ = [text async for text in streamed]
+    assert last_body(sim)["system"] == [
+        {"type": "text", "text": long_system, "cache_control": {"type": "ephemeral"}}
+    ]
+    prompt = 4 * 20 + 2  # every prompt word counts as input, cached or not
+    assert first.usage.input_tokens == prompt
+    assert (first.usage.cache_creation_input_tokens, first.usage.cached_input_tokens) == (80, 0)
+    assert second.usage.input_tokens == prompt
+    assert (second.usage.cached_input_tokens, second.usage.cache_creation_input_tokens) == (80, 0)
+    assert streamed.reply.usage.cached_input_tokens == 80
+    assert streamed.reply.usage.input_tokens == prompt
+
+
+async def test_thinking_comes_back_as_reasoning(sim: SimServer) -> None:
+    async with Router(config(sim)) as router:
+        reply = await router.complete("agent", ASK, params={"reasoning_effort": "low"})
+        stream = router.stream("agent", ASK, params={"reasoning_effort": "low"})
+        chunks = [chunk async for chunk in stream.deltas()]
+    assert reply.text == "Hello from the sim."
+    assert reply.reasoning and reply.reasoning not in reply.text
+    assert "".join(c.reasoning for c in chunks) == reply.reasoning
+    assert "".join(c.text for c in chunks) == "Hello from the sim."
