@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rolecall.events import EventSink, new_run_id
+from rolecall.recording.sinks import attach_sinks
 from rolecall.workflow.engine import EngineObserver, TaskRecord
 from rolecall.workflow.errors import WorkflowUsageError
 from rolecall.workflow.files import OutputDir, UnsafePath
@@ -30,7 +31,6 @@ from rolecall.workflow.state import RunState, StateSaver
 from rolecall.workflow.vendors import vendors
 
 if TYPE_CHECKING:
-    from rolecall.recording.recorder import Recorder
     from rolecall.routing.router import Router
 
 __all__ = ["REVIEW_FILE", "Workflow", "WorkflowResult", "run_workflow"]
@@ -176,10 +176,10 @@ class Workflow:
             reviewer_chain=lambda: router.chain("reviewer"),
             vendor=vendors(router.config.providers),
         )
-        recorder = _recorder(router)
         for sink in (*self.sinks, *(o for o in self.observers if hasattr(o, "emit"))):
             router.events.add(sink)
-        router.events.add(recorder)
+        # The run log and metrics store, and tracing when the OTEL_* variables ask for it.
+        recorder = attach_sinks(router)
         recorder.start_run(
             state.run_id,
             kind="workflow",
@@ -285,13 +285,6 @@ def _refused(records: Sequence[TaskRecord]) -> list[dict[str, str]]:
         elif record.stage == "generate" and record.result.get("status") == "refused":
             refused.append({"path": record.result["path"], "reason": record.result["reason"]})
     return refused
-
-
-def _recorder(router: Router) -> Recorder:
-    """The run log and metrics store sink (it does nothing when metrics are disabled)."""
-    from rolecall.recording.recorder import Recorder
-
-    return Recorder(router.config.metrics)
 
 
 async def run_workflow(
