@@ -260,3 +260,44 @@ def test_bad_tools_are_a_400(gateway: RunningGateway) -> None:
         )
     assert response.status_code == 400 and response.json()["error"]["param"] == "tools"
     assert isinstance(response, httpx.Response)
+
+
+def _anthropic_weather(body: dict[str, Any]) -> dict[str, Any]:
+    last = body["messages"][-1]
+    blocks = last["content"] if isinstance(last["content"], list) else []
+    results = [b for b in blocks if b.get("type") == "tool_result"]
+    if results:
+        return {"text": f"It is {json.loads(results[0]['content'])['temp']} degrees."}
+    call = {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    return {"text": "", "tool_calls": [call]}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_tool_round_trip_served_by_an_anthropic_provider(
+    gateway: RunningGateway, fallback: SimServer, stream: bool
+) -> None:
+    fallback.responder = _anthropic_weather
+    client = sdk(gateway)
+    if stream:
+        with client.chat.completions.stream(
+            model="b",
+            messages=ASK,  # type: ignore[arg-type]
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        ) as events:
+            first = events.get_final_completion()
+    else:
+        first = client.chat.completions.create(model="b", messages=ASK, tools=[WEATHER_TOOL])  # type: ignore[arg-type,list-item]
+    (call,) = first.choices[0].message.tool_calls or []
+    assert (call.id, call.function.name) == ("toolu_1", "get_weather")
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert first.choices[0].finish_reason == "tool_calls"
+    second = client.chat.completions.create(
+        model="b",
+        messages=_answer(call.model_dump()),  # type: ignore[arg-type]
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+    )
+    assert second.choices[0].message.content == "It is 18 degrees."
+    sent = _sent(fallback)
+    assert sent["tools"][0]["name"] == "get_weather"
+    assert sent["messages"][1]["content"][0]["type"] == "tool_use"
+    assert sent["messages"][2]["content"][0]["tool_use_id"] == "toolu_1"
