@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
-        [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL]
+        [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
 
 Four processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer),
 the gateway (`rolecall serve --offline --no-access-log`, recording into a
@@ -208,7 +208,7 @@ def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str
 
 
 def start_gateway(
-    sim_base: str, workdir: Path, record: bool = True
+    sim_base: str, workdir: Path, record: bool = True, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
     config = workdir / "rolecall.yaml"
     config.write_text(
@@ -236,7 +236,7 @@ def start_gateway(
     port = free_port()
     exe = Path(sys.executable).with_name("rolecall")
     cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
-    cmd += ["--no-access-log", "--log-level", "warning"]
+    cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     wait_http("gateway", proc, port)
     return proc, f"http://127.0.0.1:{port}/v1"
@@ -613,6 +613,13 @@ def main() -> None:
         "--layer-requests", type=int, default=5000, help="requests for the in-process layer cost"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="also print the throughput of `rolecall serve --workers N` against 1 worker "
+        "(at the highest --in-flight; recording as set)",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -661,11 +668,51 @@ def main() -> None:
                 (n, *run_loop(layer_cost(n, args.layer_requests, not args.no_record, Path(tmp))))
                 for n in args.in_flight
             ]
+        ratio = None
+        if args.workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                ratio = workers_ratio(args, sim_base, Path(tmp))
     finally:
         if sim is not None:
             stop(sim)
     print_table(rows, args, command)
     print_layer(layers)
+    if ratio is not None:
+        print_ratio(args, *ratio)
+
+
+def workers_ratio(args: argparse.Namespace, sim_base: str, workdir: Path) -> tuple[float, float]:
+    """Median throughput (req/s) of one gateway worker and of ``--workers N``."""
+    in_flight = max(args.in_flight)
+    requests = max(args.requests, in_flight * 10)
+    delays = provider_delays_ms(args.latency, args.jitter, requests)
+    rates = []
+    for workers in (1, args.workers):
+        run_dir = workdir / f"workers-{workers}"
+        run_dir.mkdir()
+        proc, url = start_gateway(sim_base, run_dir, not args.no_record, workers)
+        try:
+            target = Target("gateway", url, "coder", GATEWAY_KEY)
+            run_loop(measure(target, in_flight, delays[: args.warmup]))
+            rounds = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                run_loop(measure(target, in_flight, delays))
+                rounds.append(requests / (time.perf_counter() - started))
+            rates.append(statistics.median(rounds))
+        finally:
+            stop(proc)
+    return rates[0], rates[1]
+
+
+def print_ratio(args: argparse.Namespace, one: float, many: float) -> None:
+    print()
+    print(
+        f"throughput at {max(args.in_flight)} in flight (median of {args.rounds} round(s)): "
+        f"1 worker {one:.0f} req/s, {args.workers} workers {many:.0f} req/s, "
+        f"ratio {many / one:.2f}x ({os.cpu_count()} CPU(s), load average "
+        f"{os.getloadavg()[0]:.1f}; the fake provider and this client share those CPUs)"
+    )
 
 
 if __name__ == "__main__":
