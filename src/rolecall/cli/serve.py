@@ -6,6 +6,7 @@ import asyncio
 import copy
 import logging
 import logging.config
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,13 @@ def _log_config(level: str) -> dict[str, Any]:
 @click.option("--port", default=4141, show_default=True, type=click.IntRange(0, 65535))
 @config_option
 @click.option("--offline", is_flag=True, help="Skip the credential check (at start and reload).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes serving the port (provider health is shared between them).",
+)
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
     "--log-level",
@@ -68,6 +76,7 @@ def serve(
     port: int,
     config_path: str | None,
     offline: bool,
+    workers: int,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -76,7 +85,8 @@ def serve(
     Routes: POST /v1/chat/completions, GET /v1/models, GET /healthz, GET /metrics.
     Clients send 'Authorization: Bearer KEY' with a key from gateway.keys; without
     keys the gateway only listens on loopback. The config file is re-read when it
-    changes; an invalid edit keeps the running config.
+    changes; an invalid edit keeps the running config. With --workers N, N processes
+    serve the port; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
     """
     try:
         import starlette  # noqa: F401
@@ -93,6 +103,8 @@ def serve(
     config, warnings = load_config_with_warnings(path)
     if not is_loopback(host) and not config.gateway.keys:
         fail(unsafe_bind_message(host), EXIT_USAGE)
+    if workers > 1 and not hasattr(os, "fork"):
+        fail("--workers needs a system with fork(); use --workers 1 here", EXIT_USAGE)
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -101,12 +113,51 @@ def serve(
     logging.config.dictConfig(log_config)
     for warning in warnings:
         logging.getLogger("rolecall.gateway").warning("config: %s", warning)
-    gateway = Gateway(config, config_path=path, offline=offline, host=host)
-    server = GatewayServer(
-        gateway, sock, access_log=access_log, log_level=log_level, log_config=log_config
-    )
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(server, path))
+
+    def run(worker: str | None = None, ready: Callable[[], None] | None = None) -> None:
+        gateway = Gateway(config, config_path=path, offline=offline, host=host)
+        server = GatewayServer(
+            gateway,
+            sock,
+            access_log=access_log,
+            log_level=log_level,
+            log_config=log_config,
+            worker=worker,
+        )
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(server, path, ready))
+
+    if workers == 1:
+        run()
+        return
+    _serve_workers(workers, run)
+
+
+def _serve_workers(workers: int, run: Callable[..., None]) -> None:
+    """Pre-fork ``workers`` processes sharing provider health through a table on this host."""
+    import signal
+    import tempfile
+
+    from rolecall.gateway.supervisor import WorkerExit, supervise
+    from rolecall.health.host import HealthTable, share_on_host
+
+    def worker(index: int, ready: Callable[[], None]) -> int:
+        # uvicorn takes SIGINT/SIGTERM while serving and raises them again once done:
+        # by then they only need to end this process normally.
+        signal.signal(signal.SIGINT, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        run(f"{index + 1}/{workers}", ready)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="rolecall-serve-") as directory:
+        table = HealthTable.create(os.path.join(directory, "health"))
+        share_on_host(table)
+        try:
+            supervise(workers, worker)
+        except WorkerExit as exc:
+            raise SystemExit(exc.code) from None
+        finally:
+            table.close()
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -119,20 +170,24 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve(server: Any, path: Any) -> None:
+async def _serve(server: Any, path: Any, ready: Callable[[], None] | None = None) -> None:
     from rolecall.gateway.app import Gateway
 
     gateway = server.gateway
     await gateway.start()  # credential check first: a rejected key exits 3 before listening
+    if ready is not None:
+        ready()
     config = gateway.generation.config
     keys = config.gateway.keys
+    worker = f"; worker {server.worker} pid {os.getpid()}" if server.worker else ""
     logging.getLogger("rolecall.gateway").info(
-        "rolecall gateway on %s/v1 (config %s; roles: %s; providers: %s; auth: %s; run %s)",
+        "rolecall gateway on %s/v1 (config %s; roles: %s; providers: %s; auth: %s; run %s%s)",
         server.url,
         path,
         ", ".join(Gateway.roles(config)) or "none",
         ", ".join(config.providers),
         f"{len(keys)} key(s)" if keys else "none (loopback only)",
         gateway.run_id or "not recorded",
+        worker,
     )
     await server.serve()

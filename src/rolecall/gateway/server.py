@@ -3,20 +3,28 @@
 Binding before starting means the real port is known at once (``port=0`` in
 tests) and a busy port is reported as one clear line before anything else runs.
 uvicorn speaks HTTP through :mod:`rolecall.gateway.protocol`, which bounds
-header size and the time a client may take to send a request.
+header size and the time a client may take to send a request; each worker of
+``rolecall serve --workers N`` (:mod:`rolecall.gateway.supervisor`) serves the
+inherited socket with the same protocol, so every limit holds in every worker,
+and tags its answers with ``x-rolecall-worker: <pid>``.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import TYPE_CHECKING, Any
 
 from rolecall.errors import MissingExtra
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from rolecall.gateway.app import Gateway
 
-__all__ = ["GatewayServer", "bind_socket"]
+WORKER_HEADER = b"x-rolecall-worker"
+
+__all__ = ["WORKER_HEADER", "GatewayServer", "bind_socket"]
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -51,6 +59,7 @@ class GatewayServer:
         access_log: bool = True,
         log_level: str = "info",
         log_config: dict[str, Any] | None = None,
+        worker: str | None = None,
     ) -> None:
         try:
             import uvicorn
@@ -60,8 +69,9 @@ class GatewayServer:
 
         self.gateway = gateway
         self.sock = sock
+        self.worker = worker
         config = uvicorn.Config(
-            gateway.app,
+            gateway.app if worker is None else _tag_worker(gateway.app),
             http=limited_protocol(gateway.limits),
             ws="none",  # no websocket routes: an upgrade request is plain HTTP
             lifespan="off",  # the gateway is started and closed around serve()
@@ -102,3 +112,18 @@ class GatewayServer:
     def stop(self) -> None:
         """Ask the server to finish (safe from another thread)."""
         self._server.should_exit = True
+
+
+def _tag_worker(app: ASGIApp) -> ASGIApp:
+    """``app`` answering with ``x-rolecall-worker: <pid>`` (which worker served a request)."""
+    tag = (WORKER_HEADER, str(os.getpid()).encode())
+
+    async def tagged(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), tag]}
+            await send(message)
+
+        await app(scope, receive, send_tagged)
+
+    return tagged

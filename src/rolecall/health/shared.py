@@ -44,6 +44,7 @@ from rolecall._secrets import register_secret
 from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, MissingExtra, ProviderError
 from rolecall.health._redis_state import RedisState, Write
+from rolecall.health.host import HostHealth, host_table
 from rolecall.health.memory import Admission, HealthTracker, ProviderHealth
 
 if TYPE_CHECKING:
@@ -61,12 +62,17 @@ _NO_FINGERPRINT = "-"
 def make_health(
     config: RolecallConfig, clock: Callable[[], float] = time.monotonic
 ) -> HealthTracker:
-    """The tracker ``config`` asks for: shared through Redis when ``state.redis_url`` is set.
+    """The tracker ``config`` asks for: shared through Redis when ``state.redis_url`` is set,
+    else through the host's table in a worker of ``rolecall serve --workers N``.
 
     Raises :class:`MissingExtra` when that needs the ``redis`` package and it is missing.
     """
     url = config.state.redis_url
     if not url:
+        table = host_table()
+        if table is not None:
+            fingerprints = {pid: provider_fingerprint(pc) for pid, pc in config.providers.items()}
+            return HostHealth(table, fingerprints=fingerprints, clock=clock)
         return ProviderHealth(clock=clock)
     return RedisHealth(
         url,

@@ -1,0 +1,139 @@
+"""``rolecall serve --workers 2`` as a real process tree against sim providers.
+
+Which worker serves a connection is the kernel's choice; each answer names its
+worker (``x-rolecall-worker: <pid>``), so a test opens connections until it
+holds one kept-alive connection to each worker, then drives them one by one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway_helpers import GATEWAY_KEY, wait_for
+
+from rolecall.sim import SimServer
+from serve_helpers import EXE, STARTED
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs fork()")
+
+CHAT = "/v1/chat/completions"
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], url: str, lines: list[str]) -> None:
+        self.proc, self.url, self.lines = proc, url, lines
+
+    def workers(self) -> set[int]:
+        """The pids of the parent's live children (Linux; elsewhere, empty)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return {int(pid) for pid in path.read_text().split()} if path.exists() else set()
+
+    def connect(self, avoid: str | None = None) -> tuple[httpx.Client, str]:
+        """A kept-alive client on one worker (not ``avoid``) and that worker's pid."""
+        for _ in range(300):
+            client = httpx.Client(
+                base_url=self.url, headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=20
+            )
+            worker = client.get("/healthz").headers["x-rolecall-worker"]
+            if worker != avoid:
+                return client, worker
+            client.close()
+        raise AssertionError("every connection went to the same worker")
+
+
+@contextmanager
+def serve_workers(config: Path, workers: int = 2) -> Iterator[Served]:
+    command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log"]
+    proc = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=config.parent,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stderr is not None
+    watchdog = threading.Timer(90, proc.kill)  # never hang the suite on a stuck server
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        url = None
+        for line in proc.stderr:
+            lines.append(line)
+            if match := STARTED.search(line):
+                url = match.group(1)
+                break
+        assert url is not None, "no startup line:\n" + "".join(lines)
+        drain = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+        drain.start()
+        yield Served(proc, url, lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, "".join(lines)
+        drain.join(5)
+        assert "Traceback" not in "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        watchdog.cancel()
+
+
+def _chat(client: httpx.Client, model: str) -> httpx.Response:
+    return client.post(CHAT, json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+
+
+def test_a_429_seen_by_one_worker_makes_the_other_skip_the_provider(
+    config_path: Path, primary: SimServer, fallback: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        first, first_pid = served.connect()
+        second, second_pid = served.connect(avoid=first_pid)
+        primary.script("rate_limit")  # the vendor's reset hint: 60 s (the sim's default)
+        answered = _chat(first, "coder")
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-rolecall-worker"] == first_pid
+        assert answered.json()["choices"][0]["message"]["content"] == "answer from B"
+        assert primary.calls == 1
+
+        answered = _chat(second, "coder")
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-rolecall-worker"] == second_pid
+        assert answered.json()["choices"][0]["message"]["content"] == "answer from B"
+        assert primary.calls == 1, "the second worker called the rate-limited provider"
+        first.close()
+        second.close()
+
+
+def test_a_killed_worker_is_replaced_and_the_other_finishes_its_requests(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        doomed, doomed_pid = served.connect()
+        survivor, survivor_pid = served.connect(avoid=doomed_pid)
+        primary.set_faults("ok:delay=1.5")
+        results: list[httpx.Response] = []
+        slow = threading.Thread(target=lambda: results.append(_chat(survivor, "a")))
+        slow.start()
+        wait_for(lambda: primary.calls == 1)  # the survivor's request is in flight
+        os.kill(int(doomed_pid), signal.SIGKILL)
+        slow.join(30)
+        assert [r.status_code for r in results] == [200]
+        assert results[0].headers["x-rolecall-worker"] == survivor_pid
+        primary.clear()
+
+        if os.path.exists(f"/proc/{served.proc.pid}"):
+            wait_for(lambda: len(served.workers()) == 2 and int(doomed_pid) not in served.workers())
+        replacement, replacement_pid = served.connect(avoid=survivor_pid)
+        assert replacement_pid != doomed_pid
+        answered = _chat(replacement, "a")
+        assert answered.status_code == 200
+        assert answered.headers["x-rolecall-worker"] == replacement_pid
+        for client in (doomed, survivor, replacement):
+            client.close()

@@ -1,0 +1,106 @@
+"""Provider health shared by the workers of one host through a memory-mapped table.
+
+Two trackers on one table stand for two worker processes (the table is a file:
+each maps it, as each worker does); a fake clock drives cooldowns and circuits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rolecall.errors import ErrorKind, ProviderError
+from rolecall.health.host import HealthTable, HostHealth
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, clock: Clock) -> Iterator[tuple[HostHealth, HostHealth]]:
+    path = str(tmp_path / "health")
+    first, second = HealthTable.create(path), HealthTable(path)
+    prints = {"p": "abc", "q": "def"}
+    kwargs = {"fingerprints": prints, "clock": clock, "failure_threshold": 2, "open_for": 10.0}
+    yield HostHealth(first, **kwargs), HostHealth(second, **kwargs)  # type: ignore[arg-type]
+    first.close()
+    second.close()
+
+
+def _error(kind: ErrorKind) -> ProviderError:
+    return ProviderError(f"{kind.value} happened", kind=kind, provider="p", status=500)
+
+
+def test_a_cooldown_seen_by_one_worker_is_respected_by_the_other_until_it_ends(
+    pair: tuple[HostHealth, HostHealth], clock: Clock
+) -> None:
+    one, other = pair
+    one.cool_down("p", clock.now + 5)
+    assert other.state("p") == "cooling_down"
+    assert not other.is_available("p")
+    reason = other.reason("p")
+    assert reason is not None and reason.kind is ErrorKind.RATE_LIMIT
+    assert asyncio.run(other.admit("p")) is None
+    assert other.is_available("q")
+    clock.now += 5.1
+    assert other.state("p") == "ok"
+
+
+def test_a_dead_key_seen_by_one_worker_disables_the_provider_for_the_other(
+    pair: tuple[HostHealth, HostHealth],
+) -> None:
+    one, other = pair
+    one.mark_unavailable("p", ProviderError("bad key", kind=ErrorKind.AUTH, provider="p"))
+    reason = other.reason("p")
+    assert other.state("p") == "unavailable"
+    assert reason is not None and reason.kind is ErrorKind.AUTH and reason.message == "bad key"
+
+
+def test_an_open_circuit_is_shared_and_only_one_worker_probes(
+    pair: tuple[HostHealth, HostHealth], clock: Clock
+) -> None:
+    one, other = pair
+    one.record_failure("p", _error(ErrorKind.SERVER))
+    assert other.state("p") == "ok"  # one failure is below the threshold
+    one.record_failure("p", _error(ErrorKind.SERVER))
+    assert other.state("p") == "open"
+    reason = other.reason("p")
+    assert reason is not None and "server happened" in reason.message
+    clock.now += 10.5
+    probe = asyncio.run(other.admit("p"))
+    assert probe is not None
+    assert asyncio.run(one.admit("p")) is None  # the other worker holds the probe
+    other.record_success("p", 12.0)
+    probe.release()
+    assert one.state("p") == "ok"
+    assert asyncio.run(one.admit("p")) is not None
+
+
+def test_reset_clears_the_shared_slot(pair: tuple[HostHealth, HostHealth], clock: Clock) -> None:
+    one, other = pair
+    one.cool_down("p", clock.now + 5)
+    one.reset()
+    fresh = HostHealth(other._table, fingerprints={"p": "abc"}, clock=clock)
+    assert fresh.state("p") == "ok"
+
+
+def test_a_new_key_starts_with_a_clean_slot(
+    pair: tuple[HostHealth, HostHealth], clock: Clock
+) -> None:
+    one, other = pair
+    one.mark_unavailable("p", ProviderError("bad key", kind=ErrorKind.AUTH, provider="p"))
+    rekeyed = HostHealth(other._table, fingerprints={"p": "new"}, clock=clock)
+    assert rekeyed.state("p") == "ok"
