@@ -1,6 +1,6 @@
 """Keyword builders for the records the suite checks, with sensible defaults.
 
-``attempt(outcome="retry", error_kind=ErrorKind.TIMEOUT)`` instead of a dozen
+``attempt_event(outcome="retry", error_kind=ErrorKind.TIMEOUT)`` instead of a dozen
 positional arguments: a test names only what it is about.
 """
 
@@ -11,13 +11,14 @@ from typing import Any
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, TaskEvent
 
-__all__ = ["T0", "attempt", "task"]
+__all__ = ["T0", "attempt_event", "task_event"]
 
-# A fixed wall-clock instant (2026-01-01 00:00 UTC) for events that need a timestamp.
+# A fixed wall-clock instant (2026-01-01 00:00 UTC) for events that need a known time;
+# without ``ts`` an event is stamped now, as the dataclasses do.
 T0 = 1_767_225_600.0
 
 
-def attempt(**fields: Any) -> AttemptEvent:
+def attempt_event(**fields: Any) -> AttemptEvent:
     """An answered first attempt of task ``t`` in run ``r`` on ``gpt``; override any field."""
     values: dict[str, Any] = {
         "run_id": "r",
@@ -29,7 +30,6 @@ def attempt(**fields: Any) -> AttemptEvent:
         "outcome": "ok",
         "error_kind": None,
         "latency_ms": 100.0,
-        "ts": T0,
     }
     values.update(fields)
     if isinstance(values["error_kind"], str):
@@ -37,7 +37,7 @@ def attempt(**fields: Any) -> AttemptEvent:
     return AttemptEvent(**values)
 
 
-def task(**fields: Any) -> TaskEvent:
+def task_event(**fields: Any) -> TaskEvent:
     """Task ``t`` of run ``r`` answered by ``gpt`` at its first attempt; override any field."""
     values: dict[str, Any] = {
         "run_id": "r",
@@ -49,7 +49,6 @@ def task(**fields: Any) -> TaskEvent:
         "attempts": 1,
         "handovers": 0,
         "latency_ms": 100.0,
-        "ts": T0,
     }
     values.update(fields)
     return TaskEvent(**values)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from factories import attempt_event
 from rolecall.cli import main
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
@@ -42,13 +43,12 @@ def _calls(
     for index in range(count):
         ok = rng.random() < success
         events.append(
-            AttemptEvent(
+            attempt_event(
                 run_id=f"run-{seed}",
                 task_id=f"t{index}",
                 role=role,
                 provider=provider,
                 model=f"{provider}-m",
-                attempt=1,
                 outcome="ok" if ok else "handover",
                 error_kind=None if ok else ErrorKind.OVERLOADED,
                 latency_ms=latency * rng.uniform(0.8, 1.2),

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from factories import attempt_event, task_event
 from rolecall.cli import main
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
-from rolecall.events import AttemptEvent, TaskEvent
 from rolecall.recording.recorder import Recorder
 from rolecall.recording.store import open_store
 
@@ -31,30 +31,24 @@ def _record_workflow(base: Path, run_id: str = "20260101-120000-abc123") -> None
     )
     recorder.start_run(run_id, "workflow", {"spec": "wc.md"})
     for event in [
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="plan",
             role="planner",
             provider="claude",
             model="c",
-            attempt=1,
-            outcome="ok",
-            error_kind=None,
             latency_ms=800.0,
             input_tokens=100,
             output_tokens=50,
             cost_usd=0.002,
             ts=T0 + 1,
         ),
-        TaskEvent(
+        task_event(
             run_id=run_id,
             task_id="plan",
             role="planner",
-            status="ok",
             provider="claude",
             model="c",
-            attempts=1,
-            handovers=0,
             latency_ms=800.0,
             input_tokens=100,
             output_tokens=50,
@@ -62,19 +56,18 @@ def _record_workflow(base: Path, run_id: str = "20260101-120000-abc123") -> None
             stage="plan",
             ts=T0 + 1.1,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
             provider="gpt",
             model="g",
-            attempt=1,
             outcome="retry",
             error_kind=ErrorKind.RATE_LIMIT,
             latency_ms=50.0,
             ts=T0 + 2,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
@@ -86,25 +79,21 @@ def _record_workflow(base: Path, run_id: str = "20260101-120000-abc123") -> None
             latency_ms=40.0,
             ts=T0 + 3,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
             provider="claude",
             model="c",
-            attempt=1,
-            outcome="ok",
-            error_kind=None,
             latency_ms=1500.0,
             input_tokens=200,
             output_tokens=300,
             ts=T0 + 4,
         ),
-        TaskEvent(
+        task_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
-            status="ok",
             provider="claude",
             model="c",
             attempts=3,

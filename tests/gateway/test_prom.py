@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from factories import attempt_event, task_event
 from rolecall.errors import ErrorKind
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent
 from rolecall.gateway.prom import Counter, GatewayMetrics, Histogram, Registry
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+$')
@@ -21,14 +22,13 @@ def assert_valid_exposition(text: str) -> None:
 
 
 def attempt(provider: str, outcome: str, kind: ErrorKind | None, ms: float) -> AttemptEvent:
-    return AttemptEvent(
+    return attempt_event(
         run_id="r",
         task_id="t",
         role="coder",
         provider=provider,
         model="m",
-        attempt=1,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         error_kind=kind,
         latency_ms=ms,
         input_tokens=3 if kind is None else 0,
@@ -41,11 +41,10 @@ def test_events_become_series() -> None:
     metrics.emit(attempt("gpt", "handover", ErrorKind.SERVER, 30))
     metrics.emit(attempt("claude", "ok", None, 120))
     metrics.emit(
-        TaskEvent(
+        task_event(
             run_id="r",
             task_id="t",
             role="coder",
-            status="ok",
             provider="claude",
             model="m",
             attempts=2,

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from factories import attempt_event, task_event
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent
 from rolecall.recording.recorder import Recorder
 from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.recording.store import open_store
@@ -39,7 +40,7 @@ def _config(tmp_path: Path, **overrides: object) -> MetricsConfig:
 
 
 def _attempt(run_id: str, task_id: str, n: int = 1, outcome: str = "ok") -> AttemptEvent:
-    return AttemptEvent(
+    return attempt_event(
         run_id=run_id,
         task_id=task_id,
         role="coder",
@@ -73,15 +74,13 @@ async def test_no_event_lost_from_256_concurrent_tasks(tmp_path: Path) -> None:
             if n % 7 == 0:
                 await asyncio.sleep(0)
         recorder.emit(
-            TaskEvent(
+            task_event(
                 run_id=run_id,
                 task_id=f"task-{index}",
                 role="coder",
-                status="ok",
                 provider="gpt",
                 model="g",
                 attempts=count - 1,
-                handovers=0,
                 latency_ms=1.0,
             )
         )
@@ -110,7 +109,7 @@ _KILLED_CHILD = textwrap.dedent(
     """
     import sys, time
     from rolecall.config.schema import MetricsConfig
-    from factories import attempt
+    from factories import attempt_event
     from rolecall.recording.recorder import Recorder
     recorder = Recorder(MetricsConfig(url=sys.argv[1], runs_dir=sys.argv[2],
                                       flush_interval=float(sys.argv[3])))
@@ -119,7 +118,7 @@ _KILLED_CHILD = textwrap.dedent(
     while True:
         for _ in range(20):
             n += 1
-            recorder.emit(attempt(run_id="killed", task_id=f"t{n}", model="g",
+            recorder.emit(attempt_event(run_id="killed", task_id=f"t{n}", model="g",
                                   latency_ms=5.0, input_tokens=1, output_tokens=1, ts=time.time()))
         print(n, flush=True)
         time.sleep(0.002)
@@ -216,14 +215,14 @@ _EMIT_1000 = textwrap.dedent(
     """
     import os, sys, time
     from rolecall.config.schema import MetricsConfig
-    from factories import attempt, task
+    from factories import attempt_event, task_event
     from rolecall.recording.recorder import Recorder
     recorder = Recorder(MetricsConfig(url=sys.argv[1], runs_dir=sys.argv[2], flush_interval=30))
     recorder.start_run("r", "workflow")
     for n in range(1000):
-        recorder.emit(attempt(model="g", attempt=n, outcome="retry", error_kind="server",
+        recorder.emit(attempt_event(model="g", attempt=n, outcome="retry", error_kind="server",
                               latency_ms=1.0, ts=time.time()))
-    recorder.emit(task(status="failed", provider=None, model=None, attempts=1000,
+    recorder.emit(task_event(status="failed", provider=None, model=None, attempts=1000,
                        latency_ms=1.0, ts=time.time()))
     """
 )
@@ -292,15 +291,13 @@ def test_a_one_off_call_is_a_run_of_one_task(tmp_path: Path) -> None:
     recorder.emit(_attempt("call-1", "only", 1, "retry"))
     recorder.emit(_attempt("call-1", "only", 2, "ok"))
     recorder.emit(
-        TaskEvent(
+        task_event(
             run_id="call-1",
             task_id="only",
             role="coder",
-            status="ok",
             provider="gpt",
             model="g",
             attempts=2,
-            handovers=0,
             latency_ms=25.0,
             input_tokens=3,
             output_tokens=4,
@@ -444,15 +441,12 @@ def test_retention_prunes_old_raw_rows_but_keeps_metrics(tmp_path: Path) -> None
     old = time.time() - 5 * 86400
     recorder = Recorder(_config(tmp_path, retention_days=2), install_signal_handlers=False)
     recorder.emit(
-        AttemptEvent(
+        attempt_event(
             run_id="old",
             task_id="t",
             role="coder",
             provider="gpt",
             model="g",
-            attempt=1,
-            outcome="ok",
-            error_kind=None,
             latency_ms=9.0,
             ts=old,
         )

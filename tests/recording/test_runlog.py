@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+from factories import attempt_event, task_event
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, TaskEvent, event_to_dict
 from rolecall.recording.runlog import (
@@ -28,39 +29,34 @@ T0 = 1_767_225_600.0
 
 def _events(run_id: str) -> list[AttemptEvent | TaskEvent]:
     return [
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="t1",
             role="coder",
             provider="gpt",
             model="g",
-            attempt=1,
             outcome="handover",
             error_kind=ErrorKind.AUTH,
             latency_ms=12.0,
             error="401",
             ts=T0 + 1,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="t1",
             role="coder",
             provider="claude",
             model="c",
-            attempt=1,
-            outcome="ok",
-            error_kind=None,
             latency_ms=700.0,
             input_tokens=30,
             output_tokens=40,
             cost_usd=0.01,
             ts=T0 + 2,
         ),
-        TaskEvent(
+        task_event(
             run_id=run_id,
             task_id="t1",
             role="coder",
-            status="ok",
             provider="claude",
             model="c",
             attempts=2,
@@ -178,7 +174,7 @@ def test_event_line_is_the_json_of_event_to_dict() -> None:
     Secret(key)
     events = [
         *_events("r"),
-        AttemptEvent(
+        attempt_event(
             run_id='quo"te',
             task_id="t\n1",
             role="rôle",
@@ -191,7 +187,7 @@ def test_event_line_is_the_json_of_event_to_dict() -> None:
             error=f"key {key} leaked",
             ts=T0,
         ),
-        TaskEvent(
+        task_event(
             run_id="r",
             task_id="t",
             role="coder",
@@ -201,7 +197,6 @@ def test_event_line_is_the_json_of_event_to_dict() -> None:
             attempts=3,
             handovers=2,
             latency_ms=0.0,
-            cost_usd=None,
             ts=T0,
         ),
     ]
@@ -257,9 +252,9 @@ def test_an_open_run_of_another_host_or_unknown_writer_stays_running(tmp_path: P
 
 
 def test_a_task_record_keeps_the_finish_reason(tmp_path: Path) -> None:
-    from factories import task
+    from factories import task_event
 
     log = RunLog(tmp_path)
-    log.append([task(run_id="cut", finish_reason="length")])
+    log.append([task_event(run_id="cut", finish_reason="length")])
     [line] = (tmp_path / "cut.jsonl").read_text().splitlines()
     assert json.loads(line)["finish_reason"] == "length"

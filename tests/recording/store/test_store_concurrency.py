@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from rolecall.events import AttemptEvent
+from factories import attempt_event
 from rolecall.recording.store import open_store
 
 T0 = 1_767_225_600.0
@@ -21,15 +21,12 @@ def test_concurrent_writers_keep_rollups_exact(store_url: str) -> None:
                 for batch in range(batches):
                     store.record(
                         [
-                            AttemptEvent(
+                            attempt_event(
                                 run_id=f"run-{index}",
                                 task_id=f"t{batch}-{n}",
                                 role="coder",
                                 provider="gpt",
                                 model="g",
-                                attempt=1,
-                                outcome="ok",
-                                error_kind=None,
                                 latency_ms=100.0 + n,
                                 input_tokens=1,
                                 output_tokens=2,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from factories import attempt_event, task_event
 from rolecall.errors import ErrorKind
-from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.events import AttemptEvent, Event
 from rolecall.recording.store import MetricsStore
 
 DAY0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -65,15 +66,13 @@ def make_history(tasks: int = 400, seed: int = 7, days: float = 3.0) -> History:
                     price = PRICES.get(provider)
                     cost = (tokens_in * price[0] + tokens_out * price[1]) / 1e6 if price else None
                     events.append(
-                        AttemptEvent(
+                        attempt_event(
                             run_id=f"run-{index // 10}",
                             task_id=f"task-{index}",
                             role=role,
                             provider=provider,
                             model=f"{provider}-model",
                             attempt=number,
-                            outcome="ok",
-                            error_kind=None,
                             latency_ms=latency,
                             input_tokens=tokens_in,
                             output_tokens=tokens_out,
@@ -87,7 +86,7 @@ def make_history(tasks: int = 400, seed: int = 7, days: float = 3.0) -> History:
                 outcome = "retry" if kind.retryable and number == 1 else "handover"
                 handovers += outcome == "handover"
                 events.append(
-                    AttemptEvent(
+                    attempt_event(
                         run_id=f"run-{index // 10}",
                         task_id=f"task-{index}",
                         role=role,
@@ -106,7 +105,7 @@ def make_history(tasks: int = 400, seed: int = 7, days: float = 3.0) -> History:
             if answered:
                 break
         events.append(
-            TaskEvent(
+            task_event(
                 run_id=f"run-{index // 10}",
                 task_id=f"task-{index}",
                 role=role,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from factories import attempt_event, task_event
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, TaskEvent
 from rolecall.recording.store import MetricsStore
@@ -13,30 +14,24 @@ T0 = 1_767_225_600.0
 
 def _workflow_events(run_id: str) -> list[AttemptEvent | TaskEvent]:
     return [
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="plan",
             role="planner",
             provider="claude",
             model="c",
-            attempt=1,
-            outcome="ok",
-            error_kind=None,
             latency_ms=800.0,
             input_tokens=100,
             output_tokens=50,
             cost_usd=0.002,
             ts=T0 + 1,
         ),
-        TaskEvent(
+        task_event(
             run_id=run_id,
             task_id="plan",
             role="planner",
-            status="ok",
             provider="claude",
             model="c",
-            attempts=1,
-            handovers=0,
             latency_ms=800.0,
             input_tokens=100,
             output_tokens=50,
@@ -44,20 +39,19 @@ def _workflow_events(run_id: str) -> list[AttemptEvent | TaskEvent]:
             stage="plan",
             ts=T0 + 1.1,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
             provider="gpt",
             model="g",
-            attempt=1,
             outcome="retry",
             error_kind=ErrorKind.RATE_LIMIT,
             latency_ms=50.0,
             error="429 from gpt",
             ts=T0 + 2,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
@@ -69,26 +63,21 @@ def _workflow_events(run_id: str) -> list[AttemptEvent | TaskEvent]:
             latency_ms=40.0,
             ts=T0 + 3,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
             provider="claude",
             model="c",
-            attempt=1,
-            outcome="ok",
-            error_kind=None,
             latency_ms=900.0,
             input_tokens=200,
             output_tokens=300,
-            cost_usd=None,
             ts=T0 + 4,
         ),
-        TaskEvent(
+        task_event(
             run_id=run_id,
             task_id="gen-1",
             role="coder",
-            status="ok",
             provider="claude",
             model="c",
             attempts=3,
@@ -96,30 +85,27 @@ def _workflow_events(run_id: str) -> list[AttemptEvent | TaskEvent]:
             latency_ms=990.0,
             input_tokens=200,
             output_tokens=300,
-            cost_usd=None,
             stage="generate",
             ts=T0 + 4.1,
         ),
-        AttemptEvent(
+        attempt_event(
             run_id=run_id,
             task_id="rev-1",
             role="reviewer",
             provider="gemini",
             model="m",
-            attempt=1,
             outcome="handover",
             error_kind=ErrorKind.AUTH,
             latency_ms=10.0,
             ts=T0 + 5,
         ),
-        TaskEvent(
+        task_event(
             run_id=run_id,
             task_id="rev-1",
             role="reviewer",
             status="failed",
             provider=None,
             model=None,
-            attempts=1,
             handovers=1,
             latency_ms=10.0,
             error="every provider failed",
@@ -221,13 +207,12 @@ def test_unfinished_task_is_running_then_incomplete(store: MetricsStore) -> None
     store.start_run("r", "workflow", started_at=T0)
     store.record(
         [
-            AttemptEvent(
+            attempt_event(
                 run_id="r",
                 task_id="t",
                 role="coder",
                 provider="gpt",
                 model="g",
-                attempt=1,
                 outcome="retry",
                 error_kind=ErrorKind.TIMEOUT,
                 latency_ms=60000.0,
@@ -260,13 +245,12 @@ def test_secrets_in_error_text_are_redacted(store: MetricsStore) -> None:
     Secret(key)
     store.record(
         [
-            AttemptEvent(
+            attempt_event(
                 run_id="s",
                 task_id="t",
                 role="coder",
                 provider="gpt",
                 model="g",
-                attempt=1,
                 outcome="handover",
                 error_kind=ErrorKind.AUTH,
                 latency_ms=5.0,
@@ -280,14 +264,16 @@ def test_secrets_in_error_text_are_redacted(store: MetricsStore) -> None:
 
 
 def test_a_stall_lost_to_the_next_provider_counts_as_a_handover(store: MetricsStore) -> None:
-    from factories import attempt, task
+    from factories import attempt_event, task_event
 
     store.start_run("r", "workflow", started_at=T0)
     store.record(
         [
-            attempt(provider="gpt", outcome="cancelled", error_kind="stalled", latency_ms=5000.0),
-            attempt(provider="claude", outcome="ok"),
-            task(provider="claude", attempts=2, handovers=1),
+            attempt_event(
+                provider="gpt", outcome="cancelled", error_kind="stalled", latency_ms=5000.0
+            ),
+            attempt_event(provider="claude", outcome="ok"),
+            task_event(provider="claude", attempts=2, handovers=1),
         ]
     )
     run = store.run("r")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from factories import attempt_event, task_event
 from rolecall.errors import ConfigError, ErrorKind, MissingExtra
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent
 from rolecall.recording.store import (
     MetricsStore,
     StoreError,
@@ -25,14 +26,13 @@ from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS
 def _attempt(
     ts: float, provider: str = "gpt", outcome: str = "ok", **extra: object
 ) -> AttemptEvent:
-    return AttemptEvent(
+    return attempt_event(
         run_id=str(extra.pop("run_id", "run-1")),
         task_id=str(extra.pop("task_id", "t1")),
         role=str(extra.pop("role", "coder")),
         provider=provider,
         model="m",
-        attempt=1,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         error_kind=None if outcome == "ok" else ErrorKind.SERVER,
         latency_ms=float(extra.pop("latency_ms", 100.0)),
         input_tokens=10,
@@ -100,15 +100,12 @@ def test_retention_prunes_raw_rows_but_keeps_rollups(store: MetricsStore) -> Non
     store.record(
         [
             _attempt(old, run_id="old", task_id="a"),
-            TaskEvent(
+            task_event(
                 run_id="old",
                 task_id="a",
                 role="coder",
-                status="ok",
                 provider="gpt",
                 model="m",
-                attempts=1,
-                handovers=0,
                 latency_ms=100.0,
                 ts=old + 1,
             ),

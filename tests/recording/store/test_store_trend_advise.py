@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from factories import attempt_event
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
 from rolecall.recording.store import MetricsStore
@@ -29,13 +30,12 @@ def _calls(
     for index in range(count):
         ok = rng.random() < success
         out.append(
-            AttemptEvent(
+            attempt_event(
                 run_id=f"run-{provider}-{role}",
                 task_id=f"t{index}",
                 role=role,
                 provider=provider,
                 model=f"{provider}-m",
-                attempt=1,
                 outcome="ok" if ok else "retry",
                 error_kind=None if ok else ErrorKind.SERVER,
                 latency_ms=latency * rng.uniform(0.9, 1.1),
