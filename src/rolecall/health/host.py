@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.health.memory import Admission, HealthState, ProviderHealth
+from rolecall.health.memory import Admission, HealthState, ProviderHealth, SharedProbe
 
 __all__ = ["HealthTable", "HostHealth", "SlotState", "host_table", "share_on_host"]
 
@@ -156,20 +156,6 @@ class HealthTable:
         self._map[offset : offset + SLOT_BYTES] = bytes(SLOT_BYTES)
 
 
-class _HostProbe:
-    """This worker's half-open probe; releasing it frees the claim for every worker."""
-
-    __slots__ = ("_inner", "_release")
-
-    def __init__(self, inner: Admission, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release = release
-
-    def release(self) -> None:
-        self._inner.release()
-        self._release()
-
-
 class HostHealth(ProviderHealth):
     """A :class:`ProviderHealth` whose restrictions every worker of the host shares."""
 
@@ -268,7 +254,7 @@ class HostHealth(ProviderHealth):
             if admission is None:
                 self._release_probe(provider_id)
                 return None
-            return _HostProbe(admission, lambda: self._release_probe(provider_id))
+            return SharedProbe(admission, lambda: self._release_probe(provider_id))
         return await super().admit(provider_id)
 
     def _claim_probe(self, provider_id: str) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "HealthState",
     "HealthTracker",
     "ProviderHealth",
+    "SharedProbe",
 ]
 
 log = logging.getLogger("rolecall.health")
@@ -46,6 +47,20 @@ class Admission(Protocol):
     """Permission to make one call; release it once the outcome has been recorded."""
 
     def release(self) -> None: ...
+
+
+class SharedProbe:
+    """A half-open probe held for several processes: releasing it frees the shared claim too."""
+
+    __slots__ = ("_inner", "_release_shared")
+
+    def __init__(self, inner: Admission, release_shared: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release_shared = release_shared
+
+    def release(self) -> None:
+        self._inner.release()
+        self._release_shared()
 
 
 class HealthTracker(Protocol):

@@ -45,7 +45,7 @@ from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, MissingExtra, ProviderError
 from rolecall.health._redis_state import RedisState, Write
 from rolecall.health.host import HostHealth, host_table
-from rolecall.health.memory import Admission, HealthTracker, ProviderHealth
+from rolecall.health.memory import Admission, HealthTracker, ProviderHealth, SharedProbe
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
@@ -107,20 +107,6 @@ class _Keys:
     @property
     def all(self) -> tuple[str, ...]:
         return (self.unavailable, self.cooldown, self.circuit, self.probe)
-
-
-class _SharedProbe:
-    """The half-open probe of this process, holding the probe key for every process."""
-
-    __slots__ = ("_inner", "_release_shared")
-
-    def __init__(self, inner: Admission, release_shared: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release_shared = release_shared
-
-    def release(self) -> None:
-        self._inner.release()
-        self._release_shared()
 
 
 class RedisHealth(ProviderHealth):
@@ -213,7 +199,7 @@ class RedisHealth(ProviderHealth):
         def release_shared() -> None:
             self._store.enqueue(Write("delete", (probe_key,)))
 
-        return _SharedProbe(admission, release_shared)
+        return SharedProbe(admission, release_shared)
 
     async def _refresh(self, provider_id: str) -> None:
         """Read the provider's shared state (one round trip; concurrent callers share it)."""
