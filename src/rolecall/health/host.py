@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import math
 import mmap
 import os
@@ -38,7 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from rolecall.errors import ErrorKind, ProviderError
+from rolecall.errors import ProviderError
+from rolecall.health._shared_errors import error_from_json, error_to_json
 from rolecall.health.memory import Admission, HealthState, ProviderHealth, SharedProbe
 
 __all__ = ["HealthTable", "HostHealth", "SlotState", "host_table", "share_on_host"]
@@ -156,6 +156,10 @@ class HealthTable:
         self._map[offset : offset + SLOT_BYTES] = bytes(SLOT_BYTES)
 
 
+# Messages are cut to fit the table's fixed-size slots.
+_MAX_MESSAGE = 160
+
+
 class HostHealth(ProviderHealth):
     """A :class:`ProviderHealth` whose restrictions every worker of the host shares."""
 
@@ -215,7 +219,7 @@ class HostHealth(ProviderHealth):
             entry.opened_at = None
             entry.consecutive_failures = 0
         if shared.unavailable and entry.unavailable is None:
-            entry.unavailable = _error_from(shared.unavailable, provider_id)
+            entry.unavailable = error_from_json(shared.unavailable, provider_id, origin="worker")
             entry.proven = True
         if shared.cool_until > entry.cool_until:
             entry.cool_until = shared.cool_until
@@ -226,7 +230,7 @@ class HostHealth(ProviderHealth):
             entry.proven = True
             entry.consecutive_failures = max(entry.consecutive_failures, shared.failures)
             if shared.circuit:
-                entry.last_failure = _error_from(shared.circuit, provider_id)
+                entry.last_failure = error_from_json(shared.circuit, provider_id, origin="worker")
 
     def is_available(self, provider_id: str) -> bool:
         self._sync(provider_id)
@@ -289,7 +293,7 @@ class HostHealth(ProviderHealth):
 
         def change(shared: SlotState) -> None:
             if not shared.unavailable:
-                shared.unavailable = _dumps(error)
+                shared.unavailable = error_to_json(error, max_message=_MAX_MESSAGE)
 
         self._update(provider_id, change)
 
@@ -311,7 +315,7 @@ class HostHealth(ProviderHealth):
             def open_circuit(shared: SlotState) -> None:
                 shared.opened_at = opened
                 shared.failures = failures
-                shared.circuit = _dumps(error)
+                shared.circuit = error_to_json(error, max_message=_MAX_MESSAGE)
                 shared.probe_until = 0.0
 
             self._update(provider_id, open_circuit)
@@ -347,31 +351,3 @@ def _close_circuit(shared: SlotState) -> None:
     shared.failures = 0
     shared.circuit = ""
     shared.probe_until = 0.0
-
-
-def _dumps(error: ProviderError) -> str:
-    data: dict[str, Any] = {"kind": error.kind.value, "message": error.message[:160]}
-    if error.status is not None:
-        data["status"] = error.status
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _error_from(text: str, provider_id: str) -> ProviderError:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    try:
-        kind = ErrorKind(str(data.get("kind")))
-    except ValueError:
-        kind = ErrorKind.SERVER
-    message = data.get("message")
-    status = data.get("status")
-    return ProviderError(
-        message if isinstance(message, str) else "marked by another worker",
-        kind=kind,
-        provider=provider_id,
-        status=status if isinstance(status, int) else None,
-    )

@@ -42,8 +42,9 @@ from urllib.parse import urlsplit
 
 from rolecall._secrets import register_secret
 from rolecall.config.schema import ProviderConfig, RolecallConfig
-from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, MissingExtra, ProviderError
+from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, ProviderError
 from rolecall.health._redis_state import RedisState, Write
+from rolecall.health._shared_errors import error_from_json, error_to_json, json_object
 from rolecall.health.host import HostHealth, host_table
 from rolecall.health.memory import Admission, HealthTracker, ProviderHealth, SharedProbe
 
@@ -264,7 +265,7 @@ class RedisHealth(ProviderHealth):
             return
         entry = self._entry(provider_id)
         if unavailable is not None and entry.unavailable is None:
-            error = _error_from(unavailable, provider_id)
+            error = error_from_json(unavailable, provider_id, origin="process")
             entry.unavailable = error
             log.warning(
                 "provider %s is skipped until the config changes: %s: %s (seen by another process)",
@@ -280,12 +281,12 @@ class RedisHealth(ProviderHealth):
                 if entry.opened_at is None:
                     log.info("provider %s: circuit opened by another process", provider_id)
                 entry.opened_at = opened_at
-            data = _loads(circuit)
+            data = json_object(circuit)
             failures = data.get("failures")
             if isinstance(failures, int):
                 entry.consecutive_failures = max(entry.consecutive_failures, failures)
             if entry.last_failure is None:
-                entry.last_failure = _error_from(circuit, provider_id)
+                entry.last_failure = error_from_json(circuit, provider_id, origin="process")
 
     # ---- outcomes: mirror what this process learnt -----------------------------------------
 
@@ -303,7 +304,7 @@ class RedisHealth(ProviderHealth):
                 Write(
                     "set",
                     (self._keys_for(provider_id).unavailable,),
-                    _dumps(error),
+                    error_to_json(error),
                     self._unavailable_px,
                 ),
             )
@@ -323,7 +324,7 @@ class RedisHealth(ProviderHealth):
         keys = self._keys_for(provider_id)
         if entry.opened_at is not None and entry.opened_at != before:
             px = max(int(self.open_for * 1000), 1)
-            body = _dumps(error, failures=entry.consecutive_failures)
+            body = error_to_json(error, failures=entry.consecutive_failures)
             self._mirror(provider_id, Write("set", (keys.circuit,), body, px))
             self._mirror(provider_id, Write("delete", (keys.probe,)))
         elif before is not None and entry.opened_at is None:
@@ -383,34 +384,3 @@ def _require_redis() -> None:
         import redis.asyncio  # noqa: F401
     except ImportError as exc:
         raise MissingExtra("redis", "redis", "shared provider health") from exc
-
-
-def _dumps(error: ProviderError, **extra: Any) -> str:
-    data: dict[str, Any] = {"kind": error.kind.value, "message": error.message, **extra}
-    if error.status is not None:
-        data["status"] = error.status
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _error_from(text: str, provider_id: str) -> ProviderError:
-    data = _loads(text)
-    try:
-        kind = ErrorKind(str(data.get("kind")))
-    except ValueError:
-        kind = ErrorKind.SERVER
-    message = data.get("message")
-    status = data.get("status")
-    return ProviderError(
-        message if isinstance(message, str) else "marked by another process",
-        kind=kind,
-        provider=provider_id,
-        status=status if isinstance(status, int) else None,
-    )
