@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import rolecall
 from rolecall.config.schema import ProviderConfig
@@ -36,7 +36,7 @@ from rolecall.providers._errors import (
     transport_error,
 )
 from rolecall.providers._wire import HTTPClient, WireClient, WireError, WireTLSError
-from rolecall.providers._wire_message import InvalidHeader
+from rolecall.providers._wire_message import InvalidHeader, check_headers
 
 __all__ = [
     "HTTPClient",
@@ -197,6 +197,9 @@ class HTTPProvider:
     """What every HTTP adapter shares: config, lazy pooled client, request helpers."""
 
     classify: ClassVar[Classifier]
+    # True when :meth:`request_headers` computes headers per call (a signature, a token
+    # that expires); False keeps the common path free of the extra await.
+    per_request_headers: ClassVar[bool] = False
 
     def __init__(
         self, provider_id: str, config: ProviderConfig, default_base_url: str | None
@@ -215,6 +218,23 @@ class HTTPProvider:
     def auth_headers(self) -> dict[str, str]:
         """Vendor headers, key included; the only place the key is read."""
         raise NotImplementedError
+
+    async def request_headers(self, method: str, url: str, body: bytes | None) -> Mapping[str, str]:
+        """Headers for this one request (``url`` with its query), computed just before
+        it is sent: a request signature or a freshly refreshed token. Only called when
+        :attr:`per_request_headers` is set; raise a ProviderError (``auth``) when no
+        credential can be had."""
+        return {}
+
+    async def _call_headers(
+        self, method: str, url: str, body: bytes | None
+    ) -> Mapping[str, str] | None:
+        if not self.per_request_headers:
+            return None
+        try:
+            return check_headers(await self.request_headers(method, url, body))
+        except InvalidHeader as exc:
+            raise self.error(f"a request header cannot be sent: {exc}", ErrorKind.AUTH) from None
 
     @property
     def client(self) -> HTTPClient:
@@ -261,8 +281,11 @@ class HTTPProvider:
     ) -> Any:
         """One request; a parsed JSON answer, or the classified ProviderError."""
         data = None if body is None else json_body(body)
+        if params:
+            url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
+        headers = await self._call_headers(method, url, data)
         try:
-            response = await self.client.request(method, url, data, params)
+            response = await self.client.request(method, url, data, None, headers)
         except WireError as exc:
             raise transport_error(exc, self.id) from exc
         if not 200 <= response.status < 300:
@@ -272,8 +295,10 @@ class HTTPProvider:
     @asynccontextmanager
     async def open_stream(self, url: str, body: Any) -> AsyncIterator[AsyncIterator[SSEEvent]]:
         """POST ``body`` and yield its SSE events; HTTP and transport errors are classified."""
+        data = json_body(body)
+        headers = await self._call_headers("POST", url, data)
         try:
-            async with self.client.stream("POST", url, json_body(body)) as response:
+            async with self.client.stream("POST", url, data, None, headers) as response:
                 if not 200 <= response.status < 300:
                     raw = await response.read()
                     raise self.http_error(response.status, raw, response.headers)

@@ -345,8 +345,13 @@ class HTTPClient(ABC):
         url: str,
         body: bytes | None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AbstractAsyncContextManager[BodyStream]:
-        """One request; the response's head at once, its body as it arrives."""
+        """One request; the response's head at once, its body as it arrives.
+
+        ``headers`` are sent on this request only, after the client's own (a
+        signature or a token that changes from call to call).
+        """
 
     @abstractmethod
     async def aclose(self) -> None: ...
@@ -357,9 +362,10 @@ class HTTPClient(ABC):
         url: str,
         body: bytes | None = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> WireResponse:
         """One request, its whole response read."""
-        async with self.stream(method, url, body, params) as response:
+        async with self.stream(method, url, body, params, headers) as response:
             content = await response.read()
         return WireResponse(response.status, response.headers, content)
 
@@ -395,7 +401,12 @@ class WireClient(HTTPClient):
         return self._closed
 
     def _pool_and_head(
-        self, method: str, url: str, body: bytes | None, params: Mapping[str, Any] | None
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
     ) -> tuple[_Pool, bytes]:
         if self._closed:
             raise WireError("the client is closed")
@@ -409,6 +420,9 @@ class WireClient(HTTPClient):
                     self._heads.clear()
                 cached = self._heads[method, url] = self._head(method, url, "")
             pool, head = cached
+        if headers:
+            extra = check_headers(headers)
+            head += "".join(f"{name}: {value}\r\n" for name, value in extra.items())
         if body is not None:
             head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
         return pool, (head + "\r\n").encode("latin-1") + (body or b"")
@@ -439,12 +453,13 @@ class WireClient(HTTPClient):
         url: str,
         body: bytes | None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[WireStream]:
         """One request; the response's head at once, its body as it arrives.
 
         The connection goes back to the pool only when the body was read to its end.
         """
-        pool, data = self._pool_and_head(method, url, body, params)
+        pool, data = self._pool_and_head(method, url, body, params, headers)
         conn = await self._exchange(pool, data)
         reuse = False
         try:

@@ -104,10 +104,13 @@ class ProxiedClient(HTTPClient):
         url: str,
         body: bytes | None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[ProxiedStream]:
         if has_control(url):
             raise WireRequestError(f"the URL holds a control character: {url!r}")
         sent = self._headers
+        if headers:
+            sent = {**sent, **check_headers(headers)}
         if body is not None:
             sent = {**sent, "content-type": "application/json"}
         try:
