@@ -81,6 +81,8 @@ class TaskEvent:
     ts: float = field(default_factory=time.time)
     type: Literal["task"] = "task"
     cached_input_tokens: int = 0  # of input_tokens, read from the vendor's prompt cache
+    # The API the task came in on at the gateway (chat, messages, responses); None elsewhere.
+    dialect: str | None = None
 
 
 Event = AttemptEvent | TaskEvent

@@ -149,10 +149,11 @@ def show_run(run_id: str, config_path: str | None, store_url: str | None, as_jso
     if not run.tasks:
         click.echo("no tasks recorded")
         return
+    # Gateway tasks have no stage: they show the API they came in on (chat, messages, ...).
     rows = [
         [
             task.task_id,
-            task.stage or "-",
+            task.stage or (f"via {task.dialect}" if task.dialect else "-"),
             task.role,
             task.provider or "-",
             str(len(task.attempts)),

@@ -228,6 +228,9 @@ class GatewayConfig(_Model):
     max_inflight_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="request bodies held at once"
     )
+    # The model names agents send by default, mapped to a role or a provider id
+    # (claude-sonnet-4-5: coder); a request's x-rolecall-role header still wins.
+    model_aliases: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("keys")
     @classmethod

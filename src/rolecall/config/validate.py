@@ -165,6 +165,7 @@ class _Checker:
                 )
         self._retry()
         self._gateway_keys()
+        self._gateway_aliases(ids, roles if isinstance(roles, dict) else {})
 
     def _reference(self, path: ConfigPath, ref: str, ids: set[str] | None) -> bool:
         if ids is None or ref in ids:
@@ -378,6 +379,27 @@ class _Checker:
                 f"initial_backoff ({initial:g}s) is longer than max_backoff ({maximum:g}s)",
                 "make initial_backoff at most max_backoff",
             )
+
+    def _gateway_aliases(self, ids: set[str] | None, roles: dict[Any, Any]) -> None:
+        """Each alias names a role or a provider, as a request's ``model`` would."""
+        gateway = self.data.get("gateway")
+        aliases = gateway.get("model_aliases") if isinstance(gateway, dict) else None
+        if not isinstance(aliases, dict) or ids is None:
+            return
+        targets = ids | set(BUILTIN_ROLES) | {name for name in roles if isinstance(name, str)}
+        for alias, target in aliases.items():
+            if isinstance(target, str) and target not in targets:
+                suggestion = did_you_mean(target, targets)
+                fix = (
+                    f"did you mean '{suggestion}'?"
+                    if suggestion
+                    else f"use a role or provider id: {', '.join(sorted(targets))}"
+                )
+                self.error(
+                    ("gateway", "model_aliases", str(alias)),
+                    f"alias target '{target}' is neither a role nor a provider",
+                    fix,
+                )
 
     def _gateway_keys(self) -> None:
         """An empty or blank key (often an unset or empty ${VAR}) is no key at all."""

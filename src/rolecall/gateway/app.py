@@ -2,9 +2,11 @@
 
 Routes: ``POST /v1/chat/completions`` (plain and SSE), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET /healthz`` (no key needed) and ``GET /metrics``
-(Prometheus text). ``model`` names a role (routed through its chain) or a
-provider id (that provider alone, recorded with the provider id as its role);
-a name that is both is taken as the role.
+(Prometheus text). ``model`` names a role (routed through its chain), a
+provider id (that provider alone, recorded with the provider id as its role)
+or an alias for either from ``gateway.model_aliases``; a name that is both is
+taken as the role; an ``x-rolecall-role`` header overrides ``model``. Keys
+come as ``Authorization: Bearer`` or ``x-api-key`` (Anthropic's clients).
 
 The chat route is dispatched before Starlette's router and middleware: they
 cost ~0.1 ms of CPU per call, a tenth of the gateway's budget, and the route
@@ -265,13 +267,31 @@ class Gateway:
         builtin = [r for r in BUILTIN_ROLES if r in config.roles or config.default_provider]
         return builtin + sorted(r for r in config.roles if r not in BUILTIN_ROLES)
 
-    def target(self, config: RolecallConfig, model: str) -> tuple[str, str | None]:
-        """(role, provider or None) for a request's ``model``; 404 when it names nothing."""
-        if model in config.roles or model in BUILTIN_ROLES:
-            return model, None
-        if model in config.providers:
-            return model, model
-        raise self.unknown_model(config, model)
+    def target(
+        self, config: RolecallConfig, model: str, role_header: str | None = None
+    ) -> tuple[str, str | None]:
+        """(role, provider or None) for a request; 404 when it names nothing.
+
+        ``role_header`` (the ``x-rolecall-role`` header) wins over ``model``; else
+        ``model`` is a role, a provider id, or an alias from ``gateway.model_aliases``
+        (the names agents send by default) for either.
+        """
+        name = role_header.strip() if role_header and role_header.strip() else model
+        name = config.gateway.model_aliases.get(name, name)
+        if name in config.roles or name in BUILTIN_ROLES:
+            return name, None
+        if name in config.providers:
+            return name, name
+        raise self.unknown_model(config, name)
+
+    def authorized(self, request: Request) -> bool:
+        """The request carries a gateway key: ``Authorization: Bearer`` or ``x-api-key``."""
+        keys = self.generation.keys
+        headers = request.headers
+        if keys.allows(headers.get("authorization")):
+            return True
+        api_key = headers.get("x-api-key")
+        return api_key is not None and keys.allows(f"Bearer {api_key}")
 
     def unknown_model(self, config: RolecallConfig, name: str) -> HTTPError:
         roles = ", ".join(self.roles(config)) or "none"
@@ -353,12 +373,12 @@ class Gateway:
 
         async def guarded(request: Request) -> Response:
             try:
-                if not self.generation.keys.allows(request.headers.get("authorization")):
+                if not self.authorized(request):
                     raise HTTPError(
                         401,
                         fmt.error_body(
-                            "invalid or missing API key: send 'Authorization: Bearer KEY' with "
-                            "a key listed under gateway.keys",
+                            "invalid or missing API key: send 'Authorization: Bearer KEY' (or "
+                            "'x-api-key: KEY') with a key listed under gateway.keys",
                             "invalid_request_error",
                             "invalid_api_key",
                         ),
@@ -381,7 +401,10 @@ class Gateway:
     def _model_list(self) -> dict[str, Any]:
         config = self.generation.config
         return fmt.model_list_body(
-            self.roles(config), list(config.providers), int(self._started_at)
+            self.roles(config),
+            list(config.providers),
+            int(self._started_at),
+            list(config.gateway.model_aliases),
         )
 
     async def _models(self, request: Request) -> Response:

@@ -15,24 +15,29 @@ nginx logs it), never as a 200.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyReader, read_json
+from rolecall.gateway._door import (
+    ROLE_HEADER,
+    RequestState,
+    SSEResponse,
+    answering_model,
+    first_content,
+    unless_disconnected,
+    upstreams,
+)
 from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
-from rolecall.types import Chunk
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -43,54 +48,12 @@ __all__ = ["chat_completions"]
 
 log = logging.getLogger("rolecall.gateway")
 
-_T = TypeVar("_T")
 
 _INTERNAL = "internal gateway error; see the gateway log"
 
 
-@dataclass(slots=True)
-class _RequestState:
-    """One request's bookkeeping, settled when the response (or its stream) ends."""
-
-    gateway: Gateway
-    started: float
-    label: str = "(unknown)"  # metrics label: the requested model once it names something
-    status: int = 500
-    generation: Generation | None = None
-    streaming: bool = False
-    body: BodyReader | None = None
-
-    def finish(self) -> None:
-        if self.body is not None:
-            self.body.release()
-        generation, self.generation = self.generation, None
-        if generation is not None:
-            self.gateway.release(generation)
-        elapsed = time.perf_counter() - self.started
-        self.gateway.metrics.request_finished(self.label, self.status, elapsed)
-
-
-class _SSEResponse(StreamingResponse):
-    """A streaming response that awaits ``on_close`` however it ends (done, error, disconnect)."""
-
-    def __init__(
-        self,
-        content: AsyncIterator[bytes],
-        headers: Mapping[str, str],
-        on_close: Callable[[], Awaitable[None]],
-    ) -> None:
-        super().__init__(content, headers=dict(headers), media_type="text/event-stream")
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._on_close()
-
-
 async def chat_completions(gateway: Gateway, request: Request) -> Response:
-    state = _RequestState(gateway, time.perf_counter())
+    state = RequestState(gateway, time.perf_counter())
     gateway.metrics.request_started()
     try:
         try:
@@ -100,7 +63,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
         except ClientDisconnect:
             response = Response(status_code=499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = _error_response(exc, state.label, _upstreams(gateway))
+            response = _error_response(exc, state.label, upstreams(gateway))
         except Exception as exc:
             log.error("chat request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
@@ -111,7 +74,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             state.finish()
 
 
-async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> Response:
+async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Response:
     state.body = BodyReader(gateway.body_budget)
     try:
         parsed = fmt.parse_chat_request(await read_json(request, gateway.limits(), state.body))
@@ -120,7 +83,9 @@ async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> R
         raise HTTPError(400, body) from None
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(generation.config, parsed.model)
+    role, provider = gateway.target(
+        generation.config, parsed.model, request.headers.get(ROLE_HEADER)
+    )
     state.label = parsed.model
     task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
     kwargs: dict[str, Any] = {
@@ -129,52 +94,15 @@ async def _answer(gateway: Gateway, request: Request, state: _RequestState) -> R
         "provider": provider,
         "run_id": gateway.task_run_id(),
         "task_id": task_id,
+        "dialect": "chat",
     }
     if parsed.stream:
         reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
         return await _stream(request, reply_stream, role, task_id, parsed, state, generation)
     call = generation.router.complete(role, parsed.messages, **kwargs)
-    reply = await _unless_disconnected(request, call)
+    reply = await unless_disconnected(request, call)
     body = fmt.completion_body(reply, f"chatcmpl-{task_id}", int(time.time()))
     return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
-
-
-async def _unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
-    """``await call``, cancelled (``ClientDisconnect``) if the client goes away first.
-
-    The body has been read, so the next ASGI message is the disconnect; a small
-    task waits for it and cancels this one, so the provider call is cancelled
-    with it rather than running to the end for nobody.
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        # Once the body is read, ASGI's next message is the disconnect; a server that sends
-        # anything else cannot report one, and is not asked again.
-        if (await request.receive())["type"] == "http.disconnect":
-            gone = True
-            task.cancel()
-
-    watcher = asyncio.get_running_loop().create_task(watch())
-    try:
-        return await call
-    except asyncio.CancelledError:
-        if gone and task.uncancel() == 0:
-            raise ClientDisconnect from None
-        raise
-    finally:
-        watcher.cancel()
-
-
-async def _first_content(chunks: AsyncIterator[Chunk]) -> Chunk | None:
-    """The first chunk with text, reasoning or a tool call; None when the answer has none."""
-    async for chunk in chunks:
-        if chunk.has_content:
-            return chunk
-    return None
 
 
 async def _stream(
@@ -183,12 +111,12 @@ async def _stream(
     role: str,
     task_id: str,
     parsed: fmt.ParsedRequest,
-    state: _RequestState,
+    state: RequestState,
     generation: Generation,
 ) -> Response:
     chunks = reply_stream.deltas()
     try:
-        first = await _unless_disconnected(request, _first_content(chunks))
+        first = await unless_disconnected(request, first_content(chunks))
     except BaseException:
         await reply_stream.aclose()
         raise
@@ -196,8 +124,7 @@ async def _stream(
         provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
     else:
         provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
-    provider_config = generation.config.providers.get(provider)
-    model = (provider_config.model if provider_config else None) or provider
+    model = answering_model(generation, provider)
     completion_id = f"chatcmpl-{task_id}"
     created = int(time.time())
 
@@ -216,7 +143,7 @@ async def _stream(
                     yield chunk(fmt.chunk_delta(piece))
         except Exception as exc:  # after text was sent: end with an error event
             state.status = 502
-            yield sse_event(_stream_error(exc, _upstreams(state.gateway)))
+            yield sse_event(_stream_error(exc, upstreams(state.gateway)))
             return
         reply = reply_stream.reply
         finish = fmt.finish_reason(reply.finish_reason, bool(reply.tool_calls))
@@ -239,7 +166,7 @@ async def _stream(
     }
     state.status = 200
     state.streaming = True
-    return _SSEResponse(events(), headers, on_close)
+    return SSEResponse(events(), headers, on_close)
 
 
 def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:
@@ -251,12 +178,6 @@ def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:
     body = fmt.error_body(fmt.hide_upstreams(exc.message, upstreams), "api_error", code)
     body["error"]["provider"] = getattr(exc, "provider", None)
     return body
-
-
-def _upstreams(gateway: Gateway) -> tuple[str, ...]:
-    """The configured providers' addresses, hidden from error messages (error path only)."""
-    providers = gateway.generation.config.providers.values()
-    return fmt.upstream_hosts(provider.base_url for provider in providers)
 
 
 def _error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Response:

@@ -151,7 +151,12 @@ def usage_chunk_body(completion_id: str, created: int, model: str, usage: Usage)
     }
 
 
-def model_list_body(roles: Sequence[str], providers: Sequence[str], created: int) -> dict[str, Any]:
+def model_list_body(
+    roles: Sequence[str],
+    providers: Sequence[str],
+    created: int,
+    aliases: Sequence[str] = (),
+) -> dict[str, Any]:
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": "rolecall-role"}
         for name in roles
@@ -159,6 +164,10 @@ def model_list_body(roles: Sequence[str], providers: Sequence[str], created: int
     data += [
         {"id": name, "object": "model", "created": created, "owned_by": "rolecall-provider"}
         for name in providers
+    ]
+    data += [
+        {"id": name, "object": "model", "created": created, "owned_by": "rolecall-alias"}
+        for name in aliases
     ]
     return {"object": "list", "data": data}
 

@@ -110,7 +110,7 @@ _TASK_LINE = (
     '{"run_id":%s,"task_id":%s,"role":%s,"status":%s,"provider":%s,"model":%s,'
     '"attempts":%d,"handovers":%d,"latency_ms":%s,"input_tokens":%d,"output_tokens":%d,'
     '"cost_usd":%s,"error":%s,"stage":%s,"finish_reason":%s,"ts":%s,"type":"task",'
-    '"cached_input_tokens":%d}'
+    '"cached_input_tokens":%d,"dialect":%s}'
 )
 
 
@@ -156,6 +156,7 @@ def event_line(event: Event) -> str:
         _json_string(event.finish_reason),
         _json_number(event.ts),
         event.cached_input_tokens,
+        _json_string(event.dialect),
     )
 
 

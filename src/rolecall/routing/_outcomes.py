@@ -130,6 +130,7 @@ class Outcomes:
                     stage=task.stage,
                     finish_reason=completion.finish_reason,
                     cached_input_tokens=completion.usage.cached_input_tokens,
+                    dialect=task.dialect,
                 )
             )
         return reply
@@ -163,5 +164,6 @@ class Outcomes:
                 latency_ms=(self._clock() - task.started) * 1000.0,
                 error=redact(error.message),
                 stage=task.stage,
+                dialect=task.dialect,
             )
         )

@@ -27,6 +27,7 @@ class TaskRun:
     task_id: str
     stage: str | None
     started: float
+    dialect: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     # provider id -> why it did not answer (its last error, or why it was skipped), chain order.
     failed: dict[str, ProviderError] = field(default_factory=dict)

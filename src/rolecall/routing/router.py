@@ -284,7 +284,12 @@ class Router:
         return MappingProxyType(provider_config.params) if provider_config else _NO_PARAMS
 
     def _new_task(
-        self, role: str, run_id: str | None, task_id: str | None, stage: str | None
+        self,
+        role: str,
+        run_id: str | None,
+        task_id: str | None,
+        stage: str | None,
+        dialect: str | None,
     ) -> TaskRun:
         return TaskRun(
             role=role,
@@ -292,6 +297,7 @@ class Router:
             task_id=task_id or short_id(),
             stage=stage,
             started=self._clock(),
+            dialect=dialect,
         )
 
     # ---- calls ---------------------------------------------------------------------------
@@ -307,6 +313,7 @@ class Router:
         run_id: str | None = None,
         task_id: str | None = None,
         stage: str | None = None,
+        dialect: str | None = None,
     ) -> Reply:
         """One answer for ``role``, from the first provider in its chain that gives one.
 
@@ -319,7 +326,7 @@ class Router:
         chain = self.chain(role, provider=provider)
         params = self._capabilities.check_call(params)
         normalized = check_encodable(normalize_messages(messages))
-        task = self._new_task(role, run_id, task_id, stage)
+        task = self._new_task(role, run_id, task_id, stage, dialect)
 
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)
@@ -337,6 +344,7 @@ class Router:
         run_id: str | None = None,
         task_id: str | None = None,
         stage: str | None = None,
+        dialect: str | None = None,
     ) -> ReplyStream:
         """Text chunks for ``role`` as they arrive; ``.reply`` once the stream is exhausted.
 
@@ -347,7 +355,7 @@ class Router:
         chain = self.chain(role, provider=provider)
         params = self._capabilities.check_call(params)
         normalized = check_encodable(normalize_messages(messages))
-        task = self._new_task(role, run_id, task_id, stage)
+        task = self._new_task(role, run_id, task_id, stage, dialect)
 
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)

@@ -79,6 +79,7 @@ TASK_COLUMNS = (
     "error",
     "ts",
     "cached_input_tokens",
+    "dialect",
 )
 RUN_COLUMNS = (
     "run_id",
@@ -149,6 +150,7 @@ def _task_row(event: TaskEvent) -> tuple[Any, ...]:
         _text(event.error),
         event.ts,
         event.cached_input_tokens,
+        event.dialect,
     )
 
 

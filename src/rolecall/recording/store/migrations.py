@@ -124,9 +124,15 @@ def _cached_tokens(dialect: Dialect) -> list[str]:
     ]
 
 
+def _task_dialect(dialect: Dialect) -> list[str]:
+    # The API a gateway task came in on (chat, messages, responses); NULL elsewhere.
+    return ["ALTER TABLE tasks ADD COLUMN dialect TEXT"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, tasks and attempts", _raw_tables),
     Migration(2, "hourly and daily rollups", _rollups),
     Migration(3, "cached input tokens", _cached_tokens),
+    Migration(4, "the API each gateway task came in on", _task_dialect),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -182,6 +182,7 @@ class TaskDetail:
     cost_usd: float | None = None
     error: str | None = None
     cached_input_tokens: int = 0
+    dialect: str | None = None  # the gateway API it came in on (chat, messages, responses)
 
     @property
     def handovers(self) -> int:
@@ -192,6 +193,7 @@ class TaskDetail:
             "task_id": self.task_id,
             "role": self.role,
             "stage": self.stage,
+            "dialect": self.dialect,
             "status": self.status,
             "provider": self.provider,
             "model": self.model,
@@ -322,6 +324,7 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
             finished.add(task_id)
             task.status = str(event.get("status"))
             task.stage = event.get("stage") or task.stage
+            task.dialect = event.get("dialect") or task.dialect
             task.provider = event.get("provider")
             task.model = event.get("model")
             task.input_tokens = int(event.get("input_tokens") or 0)

@@ -1,0 +1,134 @@
+"""What every front door (chat completions, Messages, Responses) shares.
+
+A door translates one vendor API into the router's call and back; the request's
+bookkeeping (its generation lease, body budget, metrics), the streaming
+response, the client-disconnect watch and the wait for a stream's first content
+are the same whatever API the client speaks, and live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from rolecall.gateway import openai_format as fmt
+from rolecall.types import Chunk
+
+if TYPE_CHECKING:
+    from rolecall.gateway._body import BodyReader
+    from rolecall.gateway.app import Gateway
+    from rolecall.gateway.reload import Generation
+
+__all__ = [
+    "ROLE_HEADER",
+    "RequestState",
+    "SSEResponse",
+    "answering_model",
+    "first_content",
+    "unless_disconnected",
+    "upstreams",
+]
+
+# A client's pick of role, over whatever its `model` names (agents cannot change their model
+# names everywhere; a header they can).
+ROLE_HEADER = "x-rolecall-role"
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class RequestState:
+    """One request's bookkeeping, settled when the response (or its stream) ends."""
+
+    gateway: Gateway
+    started: float
+    label: str = "(unknown)"  # metrics label: the requested model once it names something
+    status: int = 500
+    generation: Generation | None = None
+    streaming: bool = False
+    body: BodyReader | None = None
+
+    def finish(self) -> None:
+        if self.body is not None:
+            self.body.release()
+        generation, self.generation = self.generation, None
+        if generation is not None:
+            self.gateway.release(generation)
+        elapsed = time.perf_counter() - self.started
+        self.gateway.metrics.request_finished(self.label, self.status, elapsed)
+
+
+class SSEResponse(StreamingResponse):
+    """A streaming response that awaits ``on_close`` however it ends (done, error, disconnect)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        on_close: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(content, headers=dict(headers), media_type="text/event-stream")
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
+
+
+async def unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
+    """``await call``, cancelled (``ClientDisconnect``) if the client goes away first.
+
+    The body has been read, so the next ASGI message is the disconnect; a small
+    task waits for it and cancels this one, so the provider call is cancelled
+    with it rather than running to the end for nobody.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        # Once the body is read, ASGI's next message is the disconnect; a server that sends
+        # anything else cannot report one, and is not asked again.
+        if (await request.receive())["type"] == "http.disconnect":
+            gone = True
+            task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            raise ClientDisconnect from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def first_content(chunks: AsyncIterator[Chunk]) -> Chunk | None:
+    """The first chunk with text, reasoning or a tool call; None when the answer has none."""
+    async for chunk in chunks:
+        if chunk.has_content:
+            return chunk
+    return None
+
+
+def answering_model(generation: Generation, provider: str) -> str:
+    """The model name a stream announces before its reply is complete: the provider's model."""
+    provider_config = generation.config.providers.get(provider)
+    return (provider_config.model if provider_config else None) or provider
+
+
+def upstreams(gateway: Gateway) -> tuple[str, ...]:
+    """The configured providers' addresses, hidden from error messages (error path only)."""
+    providers = gateway.generation.config.providers.values()
+    return fmt.upstream_hosts(provider.base_url for provider in providers)
