@@ -1,0 +1,114 @@
+"""Gateway-shaped recording workload: one attempt and one task event per call (benchmarks only).
+
+    PYTHONPATH=src valgrind --tool=callgrind --callgrind-out-file=rec.out \\
+        .venv/bin/python benchmarks/_recorder_workload.py --calls 10000
+
+records CALLS calls (2 x CALLS events) into one ``gateway`` run through the
+:class:`~rolecall.recording.recorder.Recorder` (SQLite store + JSONL run log in a
+temporary directory) and closes it, which writes everything. Under callgrind the
+instruction count of the process minus that of the same command with
+``--generate-only`` (imports and event building alone) is the cost of recording: the
+figure to compare before and after a change, since it does not move with the
+machine's load, unlike wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rolecall.config.schema import MetricsConfig
+from rolecall.errors import ErrorKind
+from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.recording.recorder import Recorder
+from rolecall.recording.store.synthetic import synthetic_attempts
+
+RUN_ID = "gateway-bench"
+
+
+def gateway_events(calls: int, *, end: float | None = None) -> list[Event]:
+    """Per call, the attempt and the task event a gateway request emits, in one run."""
+    events: list[Event] = []
+    attempts = synthetic_attempts(calls, end=time.time() if end is None else end, days=1.0)
+    for number, attempt in enumerate(attempts):
+        ok = attempt.outcome == "ok"
+        attempt_event = AttemptEvent(
+            run_id=RUN_ID,
+            task_id=f"task-{number}",
+            role=attempt.role,
+            provider=attempt.provider,
+            model=attempt.model,
+            attempt=1,
+            outcome=attempt.outcome,
+            error_kind=attempt.error_kind,
+            latency_ms=attempt.latency_ms,
+            input_tokens=attempt.input_tokens,
+            output_tokens=attempt.output_tokens,
+            cost_usd=attempt.cost_usd,
+            error=None if ok else f"HTTP 503 from {attempt.provider}: overloaded",
+            ts=attempt.ts,
+        )
+        events.append(attempt_event)
+        events.append(
+            TaskEvent(
+                run_id=RUN_ID,
+                task_id=attempt_event.task_id,
+                role=attempt.role,
+                status="ok" if ok else "failed",
+                provider=attempt.provider if ok else None,
+                model=attempt.model if ok else None,
+                attempts=1,
+                handovers=0 if ok or attempt.error_kind != ErrorKind.AUTH else 1,
+                latency_ms=attempt.latency_ms + 0.2,
+                input_tokens=attempt.input_tokens,
+                output_tokens=attempt.output_tokens,
+                cost_usd=attempt.cost_usd,
+                error=None if ok else "every provider failed",
+                finish_reason="stop" if ok else None,
+                ts=attempt.ts + 0.0002,
+                dialect="chat",
+            )
+        )
+    return events
+
+
+def recorder_config(workdir: Path) -> MetricsConfig:
+    return MetricsConfig(url=f"sqlite:///{workdir / 'recorder.db'}", runs_dir=str(workdir / "runs"))
+
+
+def record(events: list[Event], workdir: Path) -> tuple[float, float]:
+    """Emit ``events`` in one gateway run, then close: (emit seconds, total seconds)."""
+    recorder = Recorder(recorder_config(workdir), install_signal_handlers=False)
+    started = time.perf_counter()
+    recorder.start_run(RUN_ID, "gateway")
+    emit = recorder.emit
+    for event in events:
+        emit(event)
+    recorder.finish_run(RUN_ID, "ok")
+    emitted = time.perf_counter()
+    recorder.close()
+    return emitted - started, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=10_000, help="calls (2 events each)")
+    parser.add_argument(
+        "--generate-only", action="store_true", help="build the events, record nothing"
+    )
+    args = parser.parse_args(argv)
+    events = gateway_events(args.calls)
+    if args.generate_only:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rolecall-rec-") as tmp:
+        emit_s, total_s = record(events, Path(tmp))
+    print(f"{args.calls:,} calls: emit {emit_s / args.calls * 1e6:.2f} us, "
+          f"emit + flush + close {total_s / args.calls * 1e6:.2f} us per call")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
