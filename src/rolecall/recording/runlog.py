@@ -100,6 +100,73 @@ def _json_number(value: float | None) -> str:
     return _ENCODE(value)  # NaN/Infinity, as json.dumps writes them
 
 
+class _EscapedNames(dict[str, str]):
+    """JSON string literals of the few names every line repeats (run, role, provider,
+    model, outcome...): a dict lookup instead of escaping them again on every line."""
+
+    def __missing__(self, name: str | None) -> str:
+        if len(self) >= _MOST_NAMES:
+            self.clear()  # many distinct runs over a long life: start over, stay small
+        escaped = "null" if name is None else _ESCAPE(str(name))
+        self[name] = escaped  # type: ignore[index]
+        return escaped
+
+
+_MOST_NAMES = 4096
+_NAMES = _EscapedNames()
+
+
+def event_line(event: Event) -> str:
+    """``event_record(event)`` as one JSON line, built directly (the recording hot path).
+
+    Floats are written with ``repr`` (shortest exact text); a NaN or an infinity, or a
+    missing number, takes the careful path, which writes them as ``json.dumps`` does.
+    """
+    try:
+        return _fast_line(event)
+    except (TypeError, ValueError):  # a count that is no int, a number that is None...
+        return _careful_line(event)
+
+
+def _fast_line(event: Event) -> str:
+    names = _NAMES
+    if isinstance(event, AttemptEvent):
+        latency, ts, cost = event.latency_ms, event.ts, event.cost_usd
+        if not _isfinite(latency + ts if cost is None else latency + ts + cost):
+            return _careful_line(event)
+        kind, error = event.error_kind, event.error
+        return (
+            f'{{"run_id":{names[event.run_id]},"task_id":{_ESCAPE(event.task_id)},'
+            f'"role":{names[event.role]},"provider":{names[event.provider]},'
+            f'"model":{names[event.model]},"attempt":{event.attempt:d},'
+            f'"outcome":{names[event.outcome]},'
+            f'"error_kind":{"null" if kind is None else names[kind]},"latency_ms":{latency!r},'
+            f'"input_tokens":{event.input_tokens:d},"output_tokens":{event.output_tokens:d},'
+            f'"cost_usd":{"null" if cost is None else repr(cost)},'
+            f'"error":{"null" if error is None else _ESCAPE(redact(error))},"ts":{ts!r},'
+            f'"type":"attempt","cached_input_tokens":{event.cached_input_tokens:d}}}'
+        )
+    latency, ts, cost = event.latency_ms, event.ts, event.cost_usd
+    if not _isfinite(latency + ts if cost is None else latency + ts + cost):
+        return _careful_line(event)
+    provider, model, error = event.provider, event.model, event.error
+    stage, finish, dialect = event.stage, event.finish_reason, event.dialect
+    return (
+        f'{{"run_id":{names[event.run_id]},"task_id":{_ESCAPE(event.task_id)},'
+        f'"role":{names[event.role]},"status":{names[event.status]},'
+        f'"provider":{"null" if provider is None else names[provider]},'
+        f'"model":{"null" if model is None else names[model]},"attempts":{event.attempts:d},'
+        f'"handovers":{event.handovers:d},"latency_ms":{latency!r},'
+        f'"input_tokens":{event.input_tokens:d},"output_tokens":{event.output_tokens:d},'
+        f'"cost_usd":{"null" if cost is None else repr(cost)},'
+        f'"error":{"null" if error is None else _ESCAPE(redact(error))},'
+        f'"stage":{"null" if stage is None else names[stage]},'
+        f'"finish_reason":{"null" if finish is None else names[finish]},"ts":{ts!r},'
+        f'"type":"task","cached_input_tokens":{event.cached_input_tokens:d},'
+        f'"dialect":{"null" if dialect is None else names[dialect]}}}'
+    )
+
+
 _ATTEMPT_LINE = (
     '{"run_id":%s,"task_id":%s,"role":%s,"provider":%s,"model":%s,"attempt":%d,'
     '"outcome":%s,"error_kind":%s,"latency_ms":%s,"input_tokens":%d,"output_tokens":%d,'
@@ -114,13 +181,12 @@ _TASK_LINE = (
 )
 
 
-def event_line(event: Event) -> str:
-    """``event_record(event)`` as one JSON line, built directly (the recording hot path)."""
+def _careful_line(event: Event) -> str:
+    """:func:`event_line` for events with a NaN, an infinity or a missing number."""
     esc = _ESCAPE
     error = event.error
     if isinstance(event, AttemptEvent):
         kind = event.error_kind
-        latency, ts = event.latency_ms, event.ts
         return _ATTEMPT_LINE % (
             esc(event.run_id),
             esc(event.task_id),
@@ -130,12 +196,12 @@ def event_line(event: Event) -> str:
             event.attempt,
             esc(event.outcome),
             "null" if kind is None else esc(str(kind)),
-            repr(latency) if _isfinite(latency) else _ENCODE(latency),
+            _json_number(event.latency_ms),
             event.input_tokens,
             event.output_tokens,
             _json_number(event.cost_usd),
             "null" if error is None else esc(redact(error)),
-            repr(ts) if _isfinite(ts) else _ENCODE(ts),
+            _json_number(event.ts),
             event.cached_input_tokens,
         )
     return _TASK_LINE % (

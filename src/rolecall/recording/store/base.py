@@ -222,6 +222,9 @@ class MetricsStore(ABC):
     @abstractmethod
     def _insert_attempts(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None: ...
 
+    def _insert_tasks(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+        self._exec_many(cursor, _INSERT_TASK, rows)
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -306,7 +309,8 @@ class MetricsStore(ABC):
         with self._write() as cursor:
             if attempt_rows:
                 self._insert_attempts(cursor, attempt_rows)
-            self._exec_many(cursor, _INSERT_TASK, task_rows)
+            if task_rows:
+                self._insert_tasks(cursor, task_rows)
             self._exec_many(cursor, _ADD_TO_RUN, run_rows)
             self._merge_rollups(cursor, "rollup_hourly", hourly)
             self._merge_rollups(cursor, "rollup_daily", daily)
