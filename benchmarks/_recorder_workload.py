@@ -15,9 +15,13 @@ machine's load, unlike wall time.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rolecall.config.schema import MetricsConfig
@@ -75,6 +79,82 @@ def gateway_events(calls: int, *, end: float | None = None) -> list[Event]:
     return events
 
 
+def attempt_calls(calls: int, *, end: float | None = None) -> list[Event]:
+    """One attempt event per call, in implicit runs of 1000 calls (the store benchmark's
+    historical measure)."""
+    return list(synthetic_attempts(calls, end=time.time() if end is None else end, days=1.0))
+
+
+# A gateway-like process that never idles: an event loop parsing and building
+# chat-completion bodies, as a gateway worker does under full load.
+_BUSY = """
+import asyncio, json
+BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 400}] * 4})
+async def serve():
+    while True:
+        for _ in range(200):
+            request = json.loads(BODY)
+            json.dumps({"id": "c", "choices": [{"message": request["messages"][-1]}]})
+        await asyncio.sleep(0)
+asyncio.run(serve())
+"""
+
+
+@contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` processes each keeping one core busy, stopped on exit."""
+    procs = [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(count)]
+    try:
+        if procs:
+            time.sleep(0.5)  # let them reach full speed
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+
+
+async def _produce(recorder: Recorder, events: list[Event], per_call: int, tasks: int) -> None:
+    """Emit from ``tasks`` coroutines on one event loop, each yielding after every call.
+
+    Task ``k`` makes calls ``k``, ``k + tasks``...: the loop runs them round-robin, so the
+    events go out in the order of their times, as a gateway's do.
+    """
+    calls = [events[start : start + per_call] for start in range(0, len(events), per_call)]
+    emit = recorder.emit
+
+    async def serve(mine: list[list[Event]]) -> None:
+        for call in mine:
+            for event in call:
+                emit(event)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(serve(calls[k::tasks]) for k in range(tasks)))
+
+
+def record_from_loop(
+    events: list[Event], per_call: int, workdir: Path | None, *, run_id: str | None = None
+) -> tuple[float, float]:
+    """Emit ``events`` from an event loop, then close the recorder: (wall, CPU) seconds per
+    call from the first emit to the end of ``close``, the process's CPU (all threads).
+
+    ``workdir`` None: a disabled recorder, which drops every event: the loop's own cost.
+    """
+    config = recorder_config(workdir) if workdir is not None else MetricsConfig(enabled=False)
+    recorder = Recorder(config, install_signal_handlers=False)
+    calls = len(events) // per_call
+    cpu, started = time.process_time(), time.perf_counter()
+    if run_id is not None:
+        recorder.start_run(run_id, "gateway")
+    asyncio.run(_produce(recorder, events, per_call, tasks=64))
+    if run_id is not None:
+        recorder.finish_run(run_id, "ok")
+    recorder.close()
+    wall = time.perf_counter() - started
+    return wall / calls, (time.process_time() - cpu) / calls
+
+
 def recorder_config(workdir: Path) -> MetricsConfig:
     return MetricsConfig(url=f"sqlite:///{workdir / 'recorder.db'}", runs_dir=str(workdir / "runs"))
 
@@ -105,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="rolecall-rec-") as tmp:
         emit_s, total_s = record(events, Path(tmp))
-    print(f"{args.calls:,} calls: emit {emit_s / args.calls * 1e6:.2f} us, "
-          f"emit + flush + close {total_s / args.calls * 1e6:.2f} us per call")
+    print(
+        f"{args.calls:,} calls: emit {emit_s / args.calls * 1e6:.2f} us, "
+        f"emit + flush + close {total_s / args.calls * 1e6:.2f} us per call"
+    )
     return 0
 
 
