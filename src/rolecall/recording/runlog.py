@@ -123,33 +123,36 @@ def event_line(event: Event) -> str:
     missing number, takes the careful path, which writes them as ``json.dumps`` does.
     """
     try:
-        return _fast_line(event)
+        if isinstance(event, AttemptEvent):
+            return _attempt_line(event)
+        return _task_line(event)
     except (TypeError, ValueError):  # a count that is no int, a number that is None...
         return _careful_line(event)
 
 
-def _fast_line(event: Event) -> str:
-    names = _NAMES
-    if isinstance(event, AttemptEvent):
-        latency, ts, cost = event.latency_ms, event.ts, event.cost_usd
-        if not _isfinite(latency + ts if cost is None else latency + ts + cost):
-            return _careful_line(event)
-        kind, error = event.error_kind, event.error
-        return (
-            f'{{"run_id":{names[event.run_id]},"task_id":{_ESCAPE(event.task_id)},'
-            f'"role":{names[event.role]},"provider":{names[event.provider]},'
-            f'"model":{names[event.model]},"attempt":{event.attempt:d},'
-            f'"outcome":{names[event.outcome]},'
-            f'"error_kind":{"null" if kind is None else names[kind]},"latency_ms":{latency!r},'
-            f'"input_tokens":{event.input_tokens:d},"output_tokens":{event.output_tokens:d},'
-            f'"cost_usd":{"null" if cost is None else repr(cost)},'
-            f'"error":{"null" if error is None else _ESCAPE(redact(error))},"ts":{ts!r},'
-            f'"type":"attempt","cached_input_tokens":{event.cached_input_tokens:d}}}'
-        )
+def _attempt_line(event: AttemptEvent) -> str:
     latency, ts, cost = event.latency_ms, event.ts, event.cost_usd
     if not _isfinite(latency + ts if cost is None else latency + ts + cost):
         return _careful_line(event)
-    provider, model, error = event.provider, event.model, event.error
+    names, kind, error = _NAMES, event.error_kind, event.error
+    return (
+        f'{{"run_id":{names[event.run_id]},"task_id":{_ESCAPE(event.task_id)},'
+        f'"role":{names[event.role]},"provider":{names[event.provider]},'
+        f'"model":{names[event.model]},"attempt":{event.attempt:d},'
+        f'"outcome":{names[event.outcome]},'
+        f'"error_kind":{"null" if kind is None else names[kind]},"latency_ms":{latency!r},'
+        f'"input_tokens":{event.input_tokens:d},"output_tokens":{event.output_tokens:d},'
+        f'"cost_usd":{"null" if cost is None else repr(cost)},'
+        f'"error":{"null" if error is None else _ESCAPE(redact(error))},"ts":{ts!r},'
+        f'"type":"attempt","cached_input_tokens":{event.cached_input_tokens:d}}}'
+    )
+
+
+def _task_line(event: TaskEvent) -> str:
+    latency, ts, cost = event.latency_ms, event.ts, event.cost_usd
+    if not _isfinite(latency + ts if cost is None else latency + ts + cost):
+        return _careful_line(event)
+    names, provider, model, error = _NAMES, event.provider, event.model, event.error
     stage, finish, dialect = event.stage, event.finish_reason, event.dialect
     return (
         f'{{"run_id":{names[event.run_id]},"task_id":{_ESCAPE(event.task_id)},'
@@ -238,17 +241,17 @@ class RunLog:
         if not records:
             return
         by_run: dict[str, list[str]] = {}
-        encode = _ENCODE
+        last_run: str | None = None
+        lines: list[str] = []
         for record in records:
             if isinstance(record, AttemptEvent | TaskEvent):
                 run_id, line = record.run_id, event_line(record)
             else:
-                run_id, line = str(record["run_id"]), encode(record)
-            lines = by_run.get(run_id)
-            if lines is None:
-                by_run[run_id] = [line]
-            else:
-                lines.append(line)
+                run_id, line = str(record["run_id"]), _ENCODE(record)
+            if run_id is not last_run:  # consecutive records mostly share their run
+                last_run = run_id
+                lines = by_run.setdefault(run_id, [])
+            lines.append(line)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         for run_id, lines in by_run.items():
             path = run_log_path(self.runs_dir, run_id)
