@@ -41,7 +41,14 @@ from rolecall.recording.store.rows import (
     build_tasks,
 )
 
-__all__ = ["ATTEMPT_COLUMNS", "MetricsStore", "TimeArg", "placeholders"]
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "TASK_COLUMNS",
+    "MetricsStore",
+    "TimeArg",
+    "placeholders",
+    "rows_of",
+]
 
 TimeArg = float | datetime | None
 
@@ -107,51 +114,68 @@ def _epoch(value: TimeArg) -> float | None:
     return value.timestamp()
 
 
-def _text(value: str | None) -> str | None:
-    return redact(value) if value else value
+def _attempt_values(events: Sequence[AttemptEvent]) -> list[Any]:
+    """The attempts' rows (:data:`ATTEMPT_COLUMNS`) one after another in one flat list:
+    no tuple per row is kept, and multi-row INSERTs bind the list's slices as they are."""
+    values: list[Any] = []
+    add = values.extend
+    for event in events:
+        kind, error = event.error_kind, event.error
+        add(
+            (
+                event.run_id,
+                event.task_id,
+                event.role,
+                event.provider,
+                event.model or "",
+                event.attempt,
+                event.outcome,
+                None if kind is None else str(kind),
+                event.latency_ms,
+                event.input_tokens,
+                event.output_tokens,
+                event.cost_usd,
+                redact(error) if error else error,
+                event.ts,
+                event.cached_input_tokens,
+            )
+        )
+    return values
 
 
-def _attempt_row(event: AttemptEvent) -> tuple[Any, ...]:
-    kind = event.error_kind
-    return (
-        event.run_id,
-        event.task_id,
-        event.role,
-        event.provider,
-        event.model or "",
-        event.attempt,
-        event.outcome,
-        None if kind is None else str(kind),
-        event.latency_ms,
-        event.input_tokens,
-        event.output_tokens,
-        event.cost_usd,
-        _text(event.error),
-        event.ts,
-        event.cached_input_tokens,
-    )
+def _task_values(events: Sequence[TaskEvent]) -> list[Any]:
+    """The tasks' rows (:data:`TASK_COLUMNS`) one after another in one flat list."""
+    values: list[Any] = []
+    add = values.extend
+    for event in events:
+        error = event.error
+        add(
+            (
+                event.run_id,
+                event.task_id,
+                event.role,
+                event.stage,
+                event.status,
+                event.provider,
+                event.model,
+                event.attempts,
+                event.handovers,
+                event.latency_ms,
+                event.input_tokens,
+                event.output_tokens,
+                event.cost_usd,
+                redact(error) if error else error,
+                event.ts,
+                event.cached_input_tokens,
+                event.dialect,
+            )
+        )
+    return values
 
 
-def _task_row(event: TaskEvent) -> tuple[Any, ...]:
-    return (
-        event.run_id,
-        event.task_id,
-        event.role,
-        event.stage,
-        event.status,
-        event.provider,
-        event.model,
-        event.attempts,
-        event.handovers,
-        event.latency_ms,
-        event.input_tokens,
-        event.output_tokens,
-        event.cost_usd,
-        _text(event.error),
-        event.ts,
-        event.cached_input_tokens,
-        event.dialect,
-    )
+def rows_of(values: Sequence[Any], width: int) -> list[Sequence[Any]]:
+    """A flat list of values cut back into rows of ``width``."""
+    return [values[start : start + width] for start in range(0, len(values), width)]
 
 
 _INSERT_TASK = (
@@ -220,10 +244,12 @@ class MetricsStore(ABC):
         """All rows of one query (``?`` placeholders)."""
 
     @abstractmethod
-    def _insert_attempts(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None: ...
+    def _insert_attempts(self, cursor: Any, values: list[Any]) -> None:
+        """Insert attempt rows given one after another in ``values``."""
 
-    def _insert_tasks(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
-        self._exec_many(cursor, _INSERT_TASK, rows)
+    def _insert_tasks(self, cursor: Any, values: list[Any]) -> None:
+        """Insert task rows given one after another in ``values``."""
+        self._exec_many(cursor, _INSERT_TASK, rows_of(values, len(TASK_COLUMNS)))
 
     @abstractmethod
     def close(self) -> None: ...
@@ -287,8 +313,8 @@ class MetricsStore(ABC):
         tasks = [e for e in events if isinstance(e, TaskEvent)]
         if not attempts and not tasks:
             return
-        attempt_rows = [_attempt_row(e) for e in attempts]
-        task_rows = [_task_row(e) for e in tasks]
+        attempt_values = _attempt_values(attempts)
+        task_values = _task_values(tasks)
         hourly = aggregate(attempts)
         daily = daily_from_hourly(hourly)
         per_run = run_deltas(attempts, tasks)
@@ -307,10 +333,10 @@ class MetricsStore(ABC):
             for run_id, d in per_run.items()
         ]
         with self._write() as cursor:
-            if attempt_rows:
-                self._insert_attempts(cursor, attempt_rows)
-            if task_rows:
-                self._insert_tasks(cursor, task_rows)
+            if attempt_values:
+                self._insert_attempts(cursor, attempt_values)
+            if task_values:
+                self._insert_tasks(cursor, task_values)
             self._exec_many(cursor, _ADD_TO_RUN, run_rows)
             self._merge_rollups(cursor, "rollup_hourly", hourly)
             self._merge_rollups(cursor, "rollup_daily", daily)

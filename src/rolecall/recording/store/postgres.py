@@ -13,7 +13,7 @@ from typing import Any
 from rolecall._secrets import redact
 from rolecall.errors import MissingExtra
 from rolecall.recording.store import StoreError, describe_url
-from rolecall.recording.store.base import ATTEMPT_COLUMNS, MetricsStore
+from rolecall.recording.store.base import ATTEMPT_COLUMNS, MetricsStore, rows_of
 
 __all__ = ["PostgresStore"]
 
@@ -77,9 +77,9 @@ class PostgresStore(MetricsStore):
                 cursor.execute(self._sql(sql), tuple(params))
                 return list(cursor.fetchall())
 
-    def _insert_attempts(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_attempts(self, cursor: Any, values: list[Any]) -> None:
         with cursor.copy(_COPY_ATTEMPTS) as copy:
-            for row in rows:
+            for row in rows_of(values, len(ATTEMPT_COLUMNS)):
                 copy.write_row(row)
 
     def close(self) -> None:

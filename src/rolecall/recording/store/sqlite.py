@@ -10,7 +10,6 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,10 @@ class _BulkInsert:
             self.sql[size] = head + ", ".join([row] * size)
             size //= 2
 
-    def run(self, cursor: sqlite3.Cursor, rows: Sequence[Sequence[Any]]) -> None:
-        values = list(chain.from_iterable(rows))
-        width, total, done, size = self.width, len(rows), 0, _MOST_ROWS
+    def run(self, cursor: sqlite3.Cursor, values: list[Any]) -> None:
+        """Insert the rows given one after another in ``values``."""
+        width, done, size = self.width, 0, _MOST_ROWS
+        total = len(values) // width
         while done < total:
             while size > total - done:
                 size //= 2
@@ -137,11 +137,11 @@ class SqliteStore(MetricsStore):
         with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
 
-    def _insert_attempts(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
-        _INSERT_ATTEMPTS.run(cursor, rows)
+    def _insert_attempts(self, cursor: Any, values: list[Any]) -> None:
+        _INSERT_ATTEMPTS.run(cursor, values)
 
-    def _insert_tasks(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
-        _INSERT_TASKS.run(cursor, rows)
+    def _insert_tasks(self, cursor: Any, values: list[Any]) -> None:
+        _INSERT_TASKS.run(cursor, values)
 
     def integrity_check(self) -> str:
         """``ok`` when SQLite finds the database file intact."""
