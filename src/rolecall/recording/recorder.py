@@ -194,13 +194,9 @@ class Recorder:
             return
         self._lock_owner = me
         try:
-            batch: list[_Item] = []
+            # What is queued now; what emit adds meanwhile waits for the next flush.
             popleft = self._buffer.popleft
-            while True:
-                try:
-                    batch.append(popleft())
-                except IndexError:
-                    break
+            batch: list[_Item] = [popleft() for _ in range(len(self._buffer))]
             if finish_open is not None:
                 batch = self._with_open_runs_closed(batch, finish_open)
             if batch:
@@ -229,37 +225,37 @@ class Recorder:
         runs = self._runs
         writer = self._writer.info
         for item in batch:
-            if isinstance(item, _RunStart):
+            if isinstance(item, AttemptEvent | TaskEvent):  # the many: checked first
+                state = runs.get(item.run_id)
+                if state is None:
+                    # A call nobody opened a run for: it is a run of its own.
+                    state = runs[item.run_id] = _RunState(explicit=False)
+                    if len(runs) > _MAX_TRACKED_RUNS:
+                        runs.popitem(last=False)
+                    start = _RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
+                    writer = writer or self._writer.acquire()
+                    starts.append(_with_writer(start, writer))
+                    records.append(
+                        run_start_record(start.run_id, start.kind, None, start.ts, writer)
+                    )
+                events.append(item)
+                records.append(item)
+                if not state.explicit and isinstance(item, TaskEvent):
+                    state.failed = state.failed or item.status != "ok"
+                    end = _RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
+                    ends.append(end)
+                    records.append(run_end_record(end.run_id, end.status, end.ts))
+            elif isinstance(item, _RunStart):
                 runs[item.run_id] = _RunState(explicit=True)
                 writer = writer or self._writer.acquire()
                 starts.append(_with_writer(item, writer))
                 records.append(run_start_record(item.run_id, item.kind, item.meta, item.ts, writer))
-                continue
-            if isinstance(item, _RunEnd):
+            elif isinstance(item, _RunEnd):
                 runs.pop(item.run_id, None)
                 ends.append(item)
                 records.append(run_end_record(item.run_id, item.status, item.ts))
-                continue
-            if not isinstance(item, AttemptEvent | TaskEvent):
+            else:
                 self._warn("event", f"ignored an object that is not an event: {item!r:.80}")
-                continue
-            state = runs.get(item.run_id)
-            if state is None:
-                # A call nobody opened a run for: it is a run of its own.
-                state = runs[item.run_id] = _RunState(explicit=False)
-                if len(runs) > _MAX_TRACKED_RUNS:
-                    runs.popitem(last=False)
-                start = _RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
-                writer = writer or self._writer.acquire()
-                starts.append(_with_writer(start, writer))
-                records.append(run_start_record(start.run_id, start.kind, None, start.ts, writer))
-            events.append(item)
-            records.append(item)
-            if isinstance(item, TaskEvent) and not state.explicit:
-                state.failed = state.failed or item.status != "ok"
-                end = _RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
-                ends.append(end)
-                records.append(run_end_record(end.run_id, end.status, end.ts))
         try:
             self._log.append(records)
         except Exception as exc:
