@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from factories import attempt_event, task_event
+from factories import T0, attempt_event, task_event
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
@@ -484,3 +484,73 @@ def test_a_stray_object_does_not_cost_the_batch(
     assert len([r for r in caplog.records if r.name == "rolecall.recorder"]) == 1
     with open_store(_config(tmp_path).url) as store:
         assert store.metrics()[0].requests == 2
+
+
+@pytest.mark.parametrize("calls", [1, 31, 32, 33, 100])
+def test_every_call_emitted_before_close_is_a_row_and_a_line(tmp_path: Path, calls: int) -> None:
+    """One batch at close (the flush thread never wakes): sizes around the 32 rows a
+    multi-row INSERT takes, each call an attempt and a task, every value as emitted."""
+    recorder = Recorder(_config(tmp_path, flush_interval=60), install_signal_handlers=False)
+    recorder.start_run("gw", "gateway")
+    emitted = []
+    for n in range(calls):
+        failed = n % 5 == 4
+        attempt = attempt_event(
+            run_id="gw",
+            task_id=f"task-{n}",
+            outcome="handover" if failed else "ok",
+            error_kind=ErrorKind.SERVER if failed else None,
+            error="HTTP 503" if failed else None,
+            latency_ms=100.0 + n / 7,
+            input_tokens=n,
+            cost_usd=None if n % 3 else n / 1000,
+            ts=T0 + n,
+        )
+        task = task_event(
+            run_id="gw",
+            task_id=f"task-{n}",
+            status="failed" if failed else "ok",
+            provider=None if failed else "gpt",
+            error="no provider answered" if failed else None,
+            latency_ms=101.0 + n / 7,
+            ts=T0 + n + 0.5,
+            dialect="chat" if n % 2 else None,
+        )
+        recorder.emit(attempt)
+        recorder.emit(task)
+        emitted.append((attempt, task))
+    recorder.finish_run("gw", "ok")
+    recorder.close()
+
+    with open_store(_config(tmp_path).url) as store:
+        attempts = store._read(
+            "SELECT task_id, outcome, error_kind, error, latency_ms, input_tokens, cost_usd, ts "
+            "FROM attempts ORDER BY id"
+        )
+        tasks = store._read(
+            "SELECT task_id, status, provider, error, latency_ms, ts, dialect "
+            "FROM tasks ORDER BY id"
+        )
+        [summary] = store.runs()
+    assert attempts == [
+        (
+            a.task_id,
+            a.outcome,
+            a.error_kind,
+            a.error,
+            a.latency_ms,
+            a.input_tokens,
+            a.cost_usd,
+            a.ts,
+        )
+        for a, _ in emitted
+    ]
+    assert tasks == [
+        (t.task_id, t.status, t.provider, t.error, t.latency_ms, t.ts, t.dialect)
+        for _, t in emitted
+    ]
+    assert (summary.attempts, summary.tasks, summary.status) == (calls, calls, "ok")
+    logged = _log_types(run_log_path(tmp_path / "runs", "gw"))
+    assert logged == ["run_start", *["attempt", "task"] * calls, "run_end"]
+    run = read_run(run_log_path(tmp_path / "runs", "gw"))
+    assert [task.latency_ms for task in run.tasks] == [t.latency_ms for _, t in emitted]

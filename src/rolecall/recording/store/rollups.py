@@ -236,7 +236,8 @@ def run_deltas(attempts: Iterable[AttemptEvent], tasks: Iterable[TaskEvent]) -> 
         if started < delta.first_ts:
             delta.first_ts = started
         delta.attempts += 1
-        if moved_on(event.outcome, event.error_kind):
+        outcome = event.outcome
+        if outcome != "ok" and moved_on(outcome, event.error_kind):  # most answered
             delta.handovers += 1
         delta.input_tokens += event.input_tokens
         delta.output_tokens += event.output_tokens
