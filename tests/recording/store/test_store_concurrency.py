@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from factories import attempt_event
+from rolecall.events import AttemptEvent
 from rolecall.recording.store import open_store
 
 T0 = 1_767_225_600.0
@@ -75,3 +76,30 @@ def test_stores_opening_a_new_sqlite_file_together_all_succeed(tmp_path: Path) -
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_batches_alternating_between_two_connections_keep_rollups_exact(store_url: str) -> None:
+    # Each store merges a batch into the rollup rows it wrote last only while nobody
+    # else wrote since: here every other batch comes from the other connection.
+    def batch(number: int, calls: int) -> list[AttemptEvent]:
+        return [
+            attempt_event(
+                run_id=f"run-{number}",
+                task_id=f"t{number}-{n}",
+                latency_ms=100.0 + n,
+                input_tokens=number,
+                cost_usd=0.25,
+                ts=T0 + number * 60 + n,
+            )
+            for n in range(calls)
+        ]
+
+    with open_store(store_url) as first, open_store(store_url) as second:
+        for number, store in enumerate([first, second, first, first, second, first]):
+            store.record(batch(number, calls=10 + number))
+        [row] = first.metrics()
+        [day] = second.trend("day")
+    requests = sum(10 + number for number in range(6))
+    assert (row.requests, day.metrics.requests) == (requests, requests)
+    assert row.input_tokens == sum(number * (10 + number) for number in range(6))
+    assert row.cost_usd == requests * 0.25

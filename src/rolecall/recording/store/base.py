@@ -1,8 +1,11 @@
 """What every metrics store does, over SQL shared by SQLite and PostgreSQL.
 
 Backends supply a connection, a write transaction (one writer at a time, so rollup
-read-merge-write is safe across processes) and the bulk insert of attempts.
-Statements are written with ``?`` placeholders; backends translate them.
+read-merge-write is safe across processes) and the bulk insert of attempts; the
+statements and row values are in :mod:`~rolecall.recording.store.statements`. A batch
+merges its rollup deltas into the stored rows; a backend that can tell that no other
+connection wrote since its own last batch (SQLite) merges into the rows it wrote then
+instead of reading and decoding them again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from rolecall._secrets import redact
 from rolecall.events import AttemptEvent, Event, TaskEvent
 from rolecall.recording.store import StoreError
 from rolecall.recording.store.advise import advise as _advise
@@ -25,7 +27,6 @@ from rolecall.recording.store.queries import RollupRange, fold_metrics, fold_tre
 from rolecall.recording.store.rollups import (
     DAY,
     HOUR,
-    ROLLUP_COLUMNS,
     Rollup,
     RollupKey,
     aggregate,
@@ -40,188 +41,30 @@ from rolecall.recording.store.rows import (
     TrendRow,
     build_tasks,
 )
+from rolecall.recording.store.statements import (
+    ADD_TO_RUN,
+    ATTEMPT_COLUMNS,
+    FINISH_RUN,
+    INSERT_TASK,
+    ROLLUP_SQL,
+    RUN_COLUMNS,
+    START_RUN,
+    TASK_COLUMNS,
+    attempt_values,
+    placeholders,
+    rows_of,
+    task_values,
+)
 
-__all__ = [
-    "ATTEMPT_COLUMNS",
-    "TASK_COLUMNS",
-    "MetricsStore",
-    "TimeArg",
-    "placeholders",
-    "rows_of",
-]
+__all__ = ["ATTEMPT_COLUMNS", "MetricsStore", "TimeArg", "placeholders"]
 
 TimeArg = float | datetime | None
-
-ATTEMPT_COLUMNS = (
-    "run_id",
-    "task_id",
-    "role",
-    "provider",
-    "model",
-    "attempt",
-    "outcome",
-    "error_kind",
-    "latency_ms",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "error",
-    "ts",
-    "cached_input_tokens",
-)
-TASK_COLUMNS = (
-    "run_id",
-    "task_id",
-    "role",
-    "stage",
-    "status",
-    "provider",
-    "model",
-    "attempts",
-    "handovers",
-    "latency_ms",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "error",
-    "ts",
-    "cached_input_tokens",
-    "dialect",
-)
-RUN_COLUMNS = (
-    "run_id",
-    "kind",
-    "status",
-    "started_at",
-    "finished_at",
-    "tasks",
-    "tasks_failed",
-    "attempts",
-    "handovers",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-)
-
-
-def placeholders(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _epoch(value: TimeArg) -> float | None:
     if value is None or isinstance(value, float | int):
         return value
     return value.timestamp()
-
-
-def _attempt_values(events: Sequence[AttemptEvent]) -> list[Any]:
-    """The attempts' rows (:data:`ATTEMPT_COLUMNS`) one after another in one flat list:
-    no tuple per row is kept, and multi-row INSERTs bind the list's slices as they are."""
-    values: list[Any] = []
-    add = values.extend
-    for event in events:
-        kind, error = event.error_kind, event.error
-        add(
-            (
-                event.run_id,
-                event.task_id,
-                event.role,
-                event.provider,
-                event.model or "",
-                event.attempt,
-                event.outcome,
-                None if kind is None else str(kind),
-                event.latency_ms,
-                event.input_tokens,
-                event.output_tokens,
-                event.cost_usd,
-                redact(error) if error else error,
-                event.ts,
-                event.cached_input_tokens,
-            )
-        )
-    return values
-
-
-def _task_values(events: Sequence[TaskEvent]) -> list[Any]:
-    """The tasks' rows (:data:`TASK_COLUMNS`) one after another in one flat list."""
-    values: list[Any] = []
-    add = values.extend
-    for event in events:
-        error = event.error
-        add(
-            (
-                event.run_id,
-                event.task_id,
-                event.role,
-                event.stage,
-                event.status,
-                event.provider,
-                event.model,
-                event.attempts,
-                event.handovers,
-                event.latency_ms,
-                event.input_tokens,
-                event.output_tokens,
-                event.cost_usd,
-                redact(error) if error else error,
-                event.ts,
-                event.cached_input_tokens,
-                event.dialect,
-            )
-        )
-    return values
-
-
-def rows_of(values: Sequence[Any], width: int) -> list[Sequence[Any]]:
-    """A flat list of values cut back into rows of ``width``."""
-    return [values[start : start + width] for start in range(0, len(values), width)]
-
-
-_INSERT_TASK = (
-    f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({placeholders(len(TASK_COLUMNS))})"
-)
-_ADD_TO_RUN = """INSERT INTO runs (run_id, started_at, tasks, tasks_failed, attempts, handovers,
-        input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (run_id) DO UPDATE SET
-        tasks = runs.tasks + excluded.tasks,
-        tasks_failed = runs.tasks_failed + excluded.tasks_failed,
-        attempts = runs.attempts + excluded.attempts,
-        handovers = runs.handovers + excluded.handovers,
-        input_tokens = runs.input_tokens + excluded.input_tokens,
-        output_tokens = runs.output_tokens + excluded.output_tokens,
-        cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN runs.cost_usd
-                        ELSE COALESCE(runs.cost_usd, 0) + excluded.cost_usd END"""
-_START_RUN = """INSERT INTO runs (run_id, kind, status, started_at, meta)
-        VALUES (?, ?, 'running', ?, ?)
-    ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind, status = 'running',
-        finished_at = NULL, meta = excluded.meta,
-        started_at = CASE WHEN excluded.started_at < runs.started_at
-                          THEN excluded.started_at ELSE runs.started_at END"""
-_FINISH_RUN = """INSERT INTO runs (run_id, status, started_at, finished_at) VALUES (?, ?, ?, ?)
-    ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
-        finished_at = excluded.finished_at"""
-
-
-def _rollup_sql(table: str, period: str) -> tuple[str, str]:
-    key = f"{period}, provider, role, model"
-    select = (
-        f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table} "
-        f"WHERE {period} = ? AND provider = ? AND role = ? AND model = ?"
-    )
-    updates = ", ".join(f"{column} = excluded.{column}" for column in ROLLUP_COLUMNS)
-    upsert = (
-        f"INSERT INTO {table} ({key}, {', '.join(ROLLUP_COLUMNS)}) "
-        f"VALUES ({placeholders(4 + len(ROLLUP_COLUMNS))}) "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-    )
-    return select, upsert
-
-
-_ROLLUP_SQL = {
-    "rollup_hourly": _rollup_sql("rollup_hourly", "hour"),
-    "rollup_daily": _rollup_sql("rollup_daily", "day"),
-}
 
 
 class MetricsStore(ABC):
@@ -232,6 +75,10 @@ class MetricsStore(ABC):
     def __init__(self, label: str) -> None:
         self.label = label
         self._lock = threading.Lock()
+        # The rollup rows this connection last wrote, by table: while nobody else writes,
+        # the next batch merges into them instead of reading and decoding them again.
+        self._written_rollups: dict[str, dict[RollupKey, Rollup]] = {}
+        self._pending_rollups: dict[str, dict[RollupKey, Rollup]] = {}
 
     # -- backend primitives -------------------------------------------------------------
 
@@ -249,10 +96,25 @@ class MetricsStore(ABC):
 
     def _insert_tasks(self, cursor: Any, values: list[Any]) -> None:
         """Insert task rows given one after another in ``values``."""
-        self._exec_many(cursor, _INSERT_TASK, rows_of(values, len(TASK_COLUMNS)))
+        self._exec_many(cursor, INSERT_TASK, rows_of(values, len(TASK_COLUMNS)))
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def _rollups_unchanged(self, cursor: Any) -> bool:
+        """Inside a write transaction: True when no other connection has written since
+        this one's last write, so the rollup rows it wrote are still those stored. A
+        backend that cannot tell says False, and every batch reads its rows again."""
+        return False
+
+    def _committed(self) -> None:
+        """The backend calls this under the lock once a write transaction committed."""
+        if self._pending_rollups:
+            self._written_rollups, self._pending_rollups = self._pending_rollups, {}
+
+    def _rolled_back(self) -> None:
+        """The backend calls this when a write transaction failed."""
+        self._written_rollups, self._pending_rollups = {}, {}
 
     def _sql(self, sql: str) -> str:
         return sql
@@ -313,8 +175,8 @@ class MetricsStore(ABC):
         tasks = [e for e in events if isinstance(e, TaskEvent)]
         if not attempts and not tasks:
             return
-        attempt_values = _attempt_values(attempts)
-        task_values = _task_values(tasks)
+        attempt_rows = attempt_values(attempts)
+        task_rows = task_values(tasks)
         hourly = aggregate(attempts)
         daily = daily_from_hourly(hourly)
         per_run = run_deltas(attempts, tasks)
@@ -333,26 +195,43 @@ class MetricsStore(ABC):
             for run_id, d in per_run.items()
         ]
         with self._write() as cursor:
-            if attempt_values:
-                self._insert_attempts(cursor, attempt_values)
-            if task_values:
-                self._insert_tasks(cursor, task_values)
-            self._exec_many(cursor, _ADD_TO_RUN, run_rows)
-            self._merge_rollups(cursor, "rollup_hourly", hourly)
-            self._merge_rollups(cursor, "rollup_daily", daily)
+            if attempt_rows:
+                self._insert_attempts(cursor, attempt_rows)
+            if task_rows:
+                self._insert_tasks(cursor, task_rows)
+            self._exec_many(cursor, ADD_TO_RUN, run_rows)
+            written = self._written_rollups if self._rollups_unchanged(cursor) else {}
+            self._pending_rollups = {
+                table: self._merge_rollups(cursor, table, deltas, written.get(table, {}))
+                for table, deltas in (("rollup_hourly", hourly), ("rollup_daily", daily))
+            }
 
-    def _merge_rollups(self, cursor: Any, table: str, deltas: dict[RollupKey, Rollup]) -> None:
-        select, upsert = _ROLLUP_SQL[table]
+    def _merge_rollups(
+        self,
+        cursor: Any,
+        table: str,
+        deltas: dict[RollupKey, Rollup],
+        written: dict[RollupKey, Rollup],
+    ) -> dict[RollupKey, Rollup]:
+        """Add ``deltas`` to the stored rows (``written`` holds rows known to be current);
+        returns the rows as now written."""
+        select, upsert = ROLLUP_SQL[table]
         rows: list[tuple[Any, ...]] = []
+        merged_rows: dict[RollupKey, Rollup] = {}
         for key, delta in deltas.items():
-            existing = self._exec(cursor, select, key).fetchone()
-            if existing is not None:
-                merged = Rollup()
-                merged.add_row(existing)
-                merged.merge(delta)
-                delta = merged
-            rows.append((*key, *delta.to_row()))
+            merged = Rollup()
+            known = written.get(key)
+            if known is not None:
+                merged.merge(known)  # a copy: the kept row stays as stored if this fails
+            else:
+                existing = self._exec(cursor, select, key).fetchone()
+                if existing is not None:
+                    merged.add_row(existing)
+            merged.merge(delta)
+            merged_rows[key] = merged
+            rows.append((*key, *merged.to_row()))
         self._exec_many(cursor, upsert, rows)
+        return merged_rows
 
     def start_run(
         self,
@@ -365,14 +244,14 @@ class MetricsStore(ABC):
         with self._write() as cursor:
             self._exec(
                 cursor,
-                _START_RUN,
+                START_RUN,
                 (run_id, kind, started_at if started_at is not None else time.time(), meta_text),
             )
 
     def finish_run(self, run_id: str, status: str, finished_at: float | None = None) -> None:
         when = finished_at if finished_at is not None else time.time()
         with self._write() as cursor:
-            self._exec(cursor, _FINISH_RUN, (run_id, status, when, when))
+            self._exec(cursor, FINISH_RUN, (run_id, status, when, when))
 
     def prune(self, before: float) -> int:
         """Delete raw attempts and tasks older than ``before`` (epoch); rollups stay."""

@@ -13,7 +13,8 @@ from typing import Any
 from rolecall._secrets import redact
 from rolecall.errors import MissingExtra
 from rolecall.recording.store import StoreError, describe_url
-from rolecall.recording.store.base import ATTEMPT_COLUMNS, MetricsStore, rows_of
+from rolecall.recording.store.base import MetricsStore
+from rolecall.recording.store.statements import ATTEMPT_COLUMNS, rows_of
 
 __all__ = ["PostgresStore"]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from rolecall.recording.store import StoreError
-from rolecall.recording.store.base import ATTEMPT_COLUMNS, TASK_COLUMNS, MetricsStore, placeholders
+from rolecall.recording.store.base import MetricsStore
+from rolecall.recording.store.statements import ATTEMPT_COLUMNS, TASK_COLUMNS, placeholders
 
 __all__ = ["SqliteStore"]
 
@@ -101,6 +102,7 @@ class SqliteStore(MetricsStore):
         """Open (creating parent directories) and migrate; ``None`` is an in-memory db."""
         super().__init__(str(path) if path is not None else ":memory:")
         self.path = path
+        self._data_version: int | None = None
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,14 +126,23 @@ class SqliteStore(MetricsStore):
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
+                cursor.execute("COMMIT")
             except BaseException:
+                self._rolled_back()
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
             else:
-                cursor.execute("COMMIT")
+                self._committed()
             finally:
                 cursor.close()
+
+    def _rollups_unchanged(self, cursor: Any) -> bool:
+        # data_version moves when another connection commits, never for this one's own.
+        version = cursor.execute("PRAGMA data_version").fetchone()[0]
+        unchanged: bool = version == self._data_version
+        self._data_version = version
+        return unchanged
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -1,0 +1,195 @@
+"""The columns of the raw tables, a batch's rows as flat values, and the SQL that stores them.
+
+Statements are written with ``?`` placeholders; backends translate them. A batch's rows
+go one after another into one flat list (no tuple per row), which a backend binds
+slice by slice (SQLite's multi-row INSERTs) or cuts back into rows (``rows_of``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rolecall._secrets import redact
+from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.recording.store.rollups import ROLLUP_COLUMNS
+
+__all__ = [
+    "ADD_TO_RUN",
+    "ATTEMPT_COLUMNS",
+    "FINISH_RUN",
+    "INSERT_TASK",
+    "ROLLUP_SQL",
+    "RUN_COLUMNS",
+    "START_RUN",
+    "TASK_COLUMNS",
+    "attempt_values",
+    "placeholders",
+    "rows_of",
+    "task_values",
+]
+
+ATTEMPT_COLUMNS = (
+    "run_id",
+    "task_id",
+    "role",
+    "provider",
+    "model",
+    "attempt",
+    "outcome",
+    "error_kind",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "error",
+    "ts",
+    "cached_input_tokens",
+)
+TASK_COLUMNS = (
+    "run_id",
+    "task_id",
+    "role",
+    "stage",
+    "status",
+    "provider",
+    "model",
+    "attempts",
+    "handovers",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "error",
+    "ts",
+    "cached_input_tokens",
+    "dialect",
+)
+RUN_COLUMNS = (
+    "run_id",
+    "kind",
+    "status",
+    "started_at",
+    "finished_at",
+    "tasks",
+    "tasks_failed",
+    "attempts",
+    "handovers",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+
+
+def placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def attempt_values(events: Sequence[AttemptEvent]) -> list[Any]:
+    """The attempts' rows (:data:`ATTEMPT_COLUMNS`) one after another in one flat list:
+    no tuple per row is kept, and multi-row INSERTs bind the list's slices as they are."""
+    values: list[Any] = []
+    add = values.extend
+    for event in events:
+        kind, error = event.error_kind, event.error
+        add(
+            (
+                event.run_id,
+                event.task_id,
+                event.role,
+                event.provider,
+                event.model or "",
+                event.attempt,
+                event.outcome,
+                None if kind is None else str(kind),
+                event.latency_ms,
+                event.input_tokens,
+                event.output_tokens,
+                event.cost_usd,
+                redact(error) if error else error,
+                event.ts,
+                event.cached_input_tokens,
+            )
+        )
+    return values
+
+
+def task_values(events: Sequence[TaskEvent]) -> list[Any]:
+    """The tasks' rows (:data:`TASK_COLUMNS`) one after another in one flat list."""
+    values: list[Any] = []
+    add = values.extend
+    for event in events:
+        error = event.error
+        add(
+            (
+                event.run_id,
+                event.task_id,
+                event.role,
+                event.stage,
+                event.status,
+                event.provider,
+                event.model,
+                event.attempts,
+                event.handovers,
+                event.latency_ms,
+                event.input_tokens,
+                event.output_tokens,
+                event.cost_usd,
+                redact(error) if error else error,
+                event.ts,
+                event.cached_input_tokens,
+                event.dialect,
+            )
+        )
+    return values
+
+
+def rows_of(values: Sequence[Any], width: int) -> list[Sequence[Any]]:
+    """A flat list of values cut back into rows of ``width``."""
+    return [values[start : start + width] for start in range(0, len(values), width)]
+
+
+INSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({placeholders(len(TASK_COLUMNS))})"
+)
+ADD_TO_RUN = """INSERT INTO runs (run_id, started_at, tasks, tasks_failed, attempts, handovers,
+        input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET
+        tasks = runs.tasks + excluded.tasks,
+        tasks_failed = runs.tasks_failed + excluded.tasks_failed,
+        attempts = runs.attempts + excluded.attempts,
+        handovers = runs.handovers + excluded.handovers,
+        input_tokens = runs.input_tokens + excluded.input_tokens,
+        output_tokens = runs.output_tokens + excluded.output_tokens,
+        cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN runs.cost_usd
+                        ELSE COALESCE(runs.cost_usd, 0) + excluded.cost_usd END"""
+START_RUN = """INSERT INTO runs (run_id, kind, status, started_at, meta)
+        VALUES (?, ?, 'running', ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind, status = 'running',
+        finished_at = NULL, meta = excluded.meta,
+        started_at = CASE WHEN excluded.started_at < runs.started_at
+                          THEN excluded.started_at ELSE runs.started_at END"""
+FINISH_RUN = """INSERT INTO runs (run_id, status, started_at, finished_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET status = excluded.status,
+        finished_at = excluded.finished_at"""
+
+
+def _rollup_sql(table: str, period: str) -> tuple[str, str]:
+    key = f"{period}, provider, role, model"
+    select = (
+        f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table} "
+        f"WHERE {period} = ? AND provider = ? AND role = ? AND model = ?"
+    )
+    updates = ", ".join(f"{column} = excluded.{column}" for column in ROLLUP_COLUMNS)
+    upsert = (
+        f"INSERT INTO {table} ({key}, {', '.join(ROLLUP_COLUMNS)}) "
+        f"VALUES ({placeholders(4 + len(ROLLUP_COLUMNS))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    return select, upsert
+
+
+ROLLUP_SQL = {
+    "rollup_hourly": _rollup_sql("rollup_hourly", "hour"),
+    "rollup_daily": _rollup_sql("rollup_daily", "day"),
+}
