@@ -33,10 +33,12 @@ from rolecall.recording.store.synthetic import synthetic_attempts
 RUN_ID = "gateway-bench"
 
 
-def gateway_events(calls: int, *, end: float | None = None) -> list[Event]:
-    """Per call, the attempt and the task event a gateway request emits, in one run."""
+def gateway_events(calls: int, *, end: float | None = None, span: float = 86400.0) -> list[Event]:
+    """Per call, the attempt and the task event a gateway request emits, in one run,
+    spread over ``span`` seconds before ``end`` (now)."""
     events: list[Event] = []
-    attempts = synthetic_attempts(calls, end=time.time() if end is None else end, days=1.0)
+    end = time.time() if end is None else end
+    attempts = synthetic_attempts(calls, end=end, days=span / 86400.0)
     for number, attempt in enumerate(attempts):
         ok = attempt.outcome == "ok"
         attempt_event = AttemptEvent(
@@ -159,14 +161,23 @@ def recorder_config(workdir: Path) -> MetricsConfig:
     return MetricsConfig(url=f"sqlite:///{workdir / 'recorder.db'}", runs_dir=str(workdir / "runs"))
 
 
-def record(events: list[Event], workdir: Path) -> tuple[float, float]:
-    """Emit ``events`` in one gateway run, then close: (emit seconds, total seconds)."""
-    recorder = Recorder(recorder_config(workdir), install_signal_handlers=False)
+def record(events: list[Event], workdir: Path, batch: int = 0) -> tuple[float, float]:
+    """Emit ``events`` in one gateway run, then close: (emit seconds, total seconds).
+
+    ``batch``: flush after every ``batch`` calls, as the flush thread does in a steady
+    gateway (0: everything goes in one batch at close).
+    """
+    config = recorder_config(workdir).model_copy(update={"flush_interval": 3600.0})
+    recorder = Recorder(config, install_signal_handlers=False)
     started = time.perf_counter()
     recorder.start_run(RUN_ID, "gateway")
     emit = recorder.emit
-    for event in events:
-        emit(event)
+    step = 2 * batch if batch > 0 else len(events)
+    for start in range(0, len(events), step):
+        for event in events[start : start + step]:
+            emit(event)
+        if batch > 0:
+            recorder.flush()
     recorder.finish_run(RUN_ID, "ok")
     emitted = time.perf_counter()
     recorder.close()
@@ -177,14 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10_000, help="calls (2 events each)")
     parser.add_argument(
+        "--batch", type=int, default=0, help="flush every BATCH calls (0: one batch at close)"
+    )
+    parser.add_argument(
         "--generate-only", action="store_true", help="build the events, record nothing"
     )
     args = parser.parse_args(argv)
-    events = gateway_events(args.calls)
+    # A steady gateway's calls: 1000 a second (a batch of 500 spans the default half second).
+    events = gateway_events(args.calls, end=time.time(), span=args.calls / 1000.0)
     if args.generate_only:
         return 0
     with tempfile.TemporaryDirectory(prefix="rolecall-rec-") as tmp:
-        emit_s, total_s = record(events, Path(tmp))
+        emit_s, total_s = record(events, Path(tmp), args.batch)
     print(
         f"{args.calls:,} calls: emit {emit_s / args.calls * 1e6:.2f} us, "
         f"emit + flush + close {total_s / args.calls * 1e6:.2f} us per call"

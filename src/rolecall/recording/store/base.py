@@ -113,7 +113,8 @@ class MetricsStore(ABC):
             self._written_rollups, self._pending_rollups = self._pending_rollups, {}
 
     def _rolled_back(self) -> None:
-        """The backend calls this when a write transaction failed."""
+        """The backend calls this under the lock when a write transaction failed: the
+        kept rows may hold merges that were never stored."""
         self._written_rollups, self._pending_rollups = {}, {}
 
     def _sql(self, sql: str) -> str:
@@ -219,11 +220,10 @@ class MetricsStore(ABC):
         rows: list[tuple[Any, ...]] = []
         merged_rows: dict[RollupKey, Rollup] = {}
         for key, delta in deltas.items():
-            merged = Rollup()
-            known = written.get(key)
-            if known is not None:
-                merged.merge(known)  # a copy: the kept row stays as stored if this fails
-            else:
+            # Merged in place: a transaction that fails drops every kept row (_rolled_back).
+            merged = written.get(key)
+            if merged is None:
+                merged = Rollup()
                 existing = self._exec(cursor, select, key).fetchone()
                 if existing is not None:
                     merged.add_row(existing)

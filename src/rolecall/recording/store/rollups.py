@@ -40,6 +40,8 @@ ROLLUP_COLUMNS = (
 
 RollupKey = tuple[int, str, str, str]  # (period start, provider, role, model)
 
+# One encoder: json.dumps with options builds a new one per call.
+_ERRORS_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 _input_tokens = attrgetter("input_tokens")
 _output_tokens = attrgetter("output_tokens")
 _cached_tokens = attrgetter("cached_input_tokens")
@@ -139,7 +141,7 @@ class Rollup:
             self.requests,
             self.successes,
             self.failures,
-            json.dumps(self.errors, separators=(",", ":"), sort_keys=True),
+            _ERRORS_JSON(self.errors),
             self.input_tokens,
             self.output_tokens,
             self.cost_usd,
