@@ -97,8 +97,12 @@ _EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
 
-def parse_messages_request(body: Any) -> MessagesRequest:
-    """Check an Anthropic Messages body; raise :class:`RequestInvalid` naming the field."""
+def parse_messages_request(body: Any, *, counting: bool = False) -> MessagesRequest:
+    """Check an Anthropic Messages body; raise :class:`RequestInvalid` naming the field.
+
+    ``counting``: a ``count_tokens`` body, which needs no ``max_tokens`` (and a
+    generation's fields in it are accepted and unused).
+    """
     if not isinstance(body, dict):
         raise RequestInvalid("the request body must be a JSON object")
     _refuse_unknown(body)
@@ -108,7 +112,7 @@ def parse_messages_request(body: Any) -> MessagesRequest:
     stream = body.get("stream") or False
     if not isinstance(stream, bool):
         raise RequestInvalid("'stream' must be true or false", "stream")
-    params = _params(body)
+    params = _params(body, counting)
     schema = _output_config(body.get("output_config"), params)
     system = _system(body.get("system"))
     return MessagesRequest(
@@ -133,8 +137,9 @@ def _refuse_unknown(body: Mapping[str, Any]) -> None:
 
 
 # Parameters ----------------------------------------------------------------------------
-def _params(body: Mapping[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"max_tokens": _max_tokens(body.get("max_tokens"))}
+def _params(body: Mapping[str, Any], counting: bool = False) -> dict[str, Any]:
+    max_tokens = None if counting else _max_tokens(body.get("max_tokens"))
+    params: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None:
@@ -159,7 +164,7 @@ def _params(body: Mapping[str, Any]) -> dict[str, Any]:
             params["tools"] = converted
     if body.get("tool_choice") is not None:
         params.update(_tool_choice(body["tool_choice"]))
-    params.update(_thinking(body.get("thinking"), params["max_tokens"]))
+    params.update(_thinking(body.get("thinking"), max_tokens))
     return params
 
 
@@ -187,7 +192,7 @@ def thinking_effort(budget: int) -> str:
     return "high"
 
 
-def _thinking(raw: Any, max_tokens: int) -> dict[str, Any]:
+def _thinking(raw: Any, max_tokens: int | None) -> dict[str, Any]:
     if raw is None:
         return {}
     kind = raw.get("type") if isinstance(raw, dict) else None
@@ -206,7 +211,7 @@ def _thinking(raw: Any, max_tokens: int) -> dict[str, Any]:
         raise RequestInvalid(
             "thinking.budget_tokens: must be an integer of at least 1024", "thinking"
         )
-    if budget >= max_tokens:
+    if max_tokens is not None and budget >= max_tokens:
         raise RequestInvalid(
             f"thinking.budget_tokens: must be less than max_tokens ({max_tokens})", "thinking"
         )

@@ -266,7 +266,8 @@ class AnthropicError:
 
 
 def error_from_openai(status: int, body: Mapping[str, Any]) -> AnthropicError:
-    """An error the gateway built in OpenAI's shape (body limits, unknown model), restated."""
+    """An error body the gateway built (``{error: {message}}``, OpenAI's or Anthropic's shape:
+    body limits, unknown model) restated with Anthropic's status and type."""
     status = _STATUS.get(status, status)
     error = body.get("error")
     message = error.get("message") if isinstance(error, Mapping) else None
