@@ -366,11 +366,13 @@ def test_failure_after_content_ends_with_an_error_event(
 ) -> None:
     gpt.script(Fault("stream_error", after_chunks=2))
     received: list[str] = []
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        with sdk(gateway).messages.stream(
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        sdk(gateway).messages.stream(
             model="coder", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
-        ) as events:
-            received.extend(events.text_stream)
+        ) as events,
+    ):
+        received.extend(events.text_stream)
     assert "".join(received)  # text arrived before the failure
     assert caught.value.body["type"] == "error"  # type: ignore[index]
     assert "'o'" in caught.value.body["error"]["message"]  # type: ignore[index]
