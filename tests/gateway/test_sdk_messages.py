@@ -442,3 +442,44 @@ def test_tasks_record_the_messages_dialect(gateway: RunningGateway, tmp_path: Pa
     with sqlite3.connect(tmp_path / "rolecall.db") as db:
         rows = list(db.execute("SELECT task_id, dialect FROM tasks"))
     assert rows == [(reply.id.removeprefix("msg_"), "messages")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_thinking_comes_back_as_thinking_blocks(
+    gateway: RunningGateway, gemini: SimServer, stream: bool
+) -> None:
+    gemini.responder = lambda body: {"text": "Paris.", "reasoning": "France's capital"}
+    kwargs: dict[str, Any] = {
+        "model": "clarifier",
+        "max_tokens": 4000,
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+    }
+    client = sdk(gateway)
+    if stream:
+        with client.messages.stream(**kwargs) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**kwargs)
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == "France's capital"  # type: ignore[union-attr]
+    assert message.content[1].text == "Paris."  # type: ignore[union-attr]
+    thinking = sent(gemini)["generationConfig"]["thinkingConfig"]
+    assert thinking["includeThoughts"] is True and thinking["thinkingBudget"] > 0
+
+
+def test_thinking_and_top_k_reach_an_openai_provider_as_it_takes_them(
+    gateway: RunningGateway, gpt: SimServer, gemini: SimServer
+) -> None:
+    for model in ("coder", "clarifier"):
+        sdk(gateway).messages.create(
+            model=model,
+            max_tokens=20000,
+            messages=[{"role": "user", "content": "hi"}],
+            thinking={"type": "enabled", "budget_tokens": 16384},
+            extra_body={"top_k": 5},
+        )
+    openai_body = sent(gpt)
+    assert openai_body["reasoning_effort"] == "high"
+    assert "thinking" not in openai_body and "top_k" not in openai_body  # OpenAI has neither
+    assert sent(gemini)["generationConfig"]["topK"] == 5
