@@ -47,13 +47,7 @@ def gemini() -> Iterator[SimServer]:
         yield s
 
 
-@pytest.fixture
-def gateway(
-    tmp_path: Path,
-    gpt: SimServer,
-    gemini: SimServer,
-    start_gateway: Callable[..., RunningGateway],
-) -> RunningGateway:
+def write_config(tmp_path: Path, gpt: SimServer, gemini: SimServer, extra: str = "") -> Path:
     (tmp_path / ".env").write_text(
         f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n"
     )
@@ -79,8 +73,19 @@ def gateway(
               model_aliases: {{claude-sonnet-4-5: coder, claude-haiku-4-5: clarifier}}
             """
         )
+        + extra
     )
-    return start_gateway(path)
+    return path
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path,
+    gpt: SimServer,
+    gemini: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+) -> RunningGateway:
+    return start_gateway(write_config(tmp_path, gpt, gemini))
 
 
 def sdk(gateway: RunningGateway, key: str = GATEWAY_KEY) -> anthropic.Anthropic:
@@ -483,3 +488,25 @@ def test_thinking_and_top_k_reach_an_openai_provider_as_it_takes_them(
     assert openai_body["reasoning_effort"] == "high"
     assert "thinking" not in openai_body and "top_k" not in openai_body  # OpenAI has neither
     assert sent(gemini)["generationConfig"]["topK"] == 5
+
+
+def test_a_model_without_reasoning_answers_thinking_requests_when_configured(
+    tmp_path: Path, gpt: SimServer, gemini: SimServer, start_gateway: Callable[..., RunningGateway]
+) -> None:
+    extra = "drop_params: [thinking, reasoning_effort]\n"
+    path = write_config(tmp_path, gpt, gemini, extra)
+    path.write_text(
+        path.read_text().replace(
+            'api_key: "${PRIMARY_KEY}"}',
+            'api_key: "${PRIMARY_KEY}", capabilities: {thinking: false}}',
+        )
+    )
+    gateway = start_gateway(path)
+    reply = sdk(gateway).messages.create(
+        model="coder",
+        max_tokens=4000,
+        messages=[{"role": "user", "content": "hi"}],
+        thinking={"type": "enabled", "budget_tokens": 2048},
+    )
+    assert reply.content[0].text == "from gpt"  # type: ignore[union-attr]
+    assert "reasoning_effort" not in sent(gpt) and gemini.calls == 0
