@@ -132,6 +132,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     params, echo = _params(body)
     schema = _text_format(body.get("text"), params)
     echo["instructions"] = instructions
+    echo["text"] = body.get("text") or {"format": {"type": "text"}}
     return ResponsesRequest(model, tuple(messages), params, schema, stream, echo)
 
 
