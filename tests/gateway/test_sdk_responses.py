@@ -163,7 +163,10 @@ def test_reasoning_is_an_output_item(gateway: RunningGateway, fallback: SimServe
     assert _sent(fallback)["thinking"]["type"] == "enabled"
     events = list(
         client.responses.create(
-            model="reviewer", input="Capital?", reasoning={"effort": "low"}, stream=True,
+            model="reviewer",
+            input="Capital?",
+            reasoning={"effort": "low"},
+            stream=True,
             max_output_tokens=2000,
         )
     )
@@ -197,7 +200,9 @@ def test_fallback_mid_conversation_is_invisible_but_for_headers(
     assert raw2.headers["x-rolecall-provider"] == "b"
     assert raw2.headers["x-rolecall-attempts"] == "2"
     turns = _sent(fallback)["messages"]  # the whole conversation, in Anthropic's shape
-    assert turns[1]["content"][0]["type"] == "tool_use" and turns[1]["content"][0]["id"] == "toolu_1"
+    assert (
+        turns[1]["content"][0]["type"] == "tool_use" and turns[1]["content"][0]["id"] == "toolu_1"
+    )
 
 
 def test_stream_cut_after_text_ends_with_response_failed(
@@ -209,7 +214,8 @@ def test_stream_cut_after_text_ends_with_response_failed(
     failed = events[-1]
     assert failed.type == "response.failed"
     assert failed.response.status == "failed" and failed.response.error is not None
-    assert "a" in failed.response.error.message
+    message = failed.response.error.message
+    assert "'a'" in message or "provider a" in message, message
     assert failed.response.output[0].status == "incomplete"
     assert fallback.calls == 0  # never handed over after text
 

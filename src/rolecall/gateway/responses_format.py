@@ -212,18 +212,7 @@ class ResponseEvents:
         ]
 
     def _text(self, kind: str, text: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        if self._open is None or self.output[self._open]["type"] != kind:
-            if kind == "message":
-                item, part = (
-                    _message_item(self._item_id("msg"), None, "in_progress"),
-                    _text_part(""),
-                )
-            else:
-                item = _reasoning_item(self._item_id("rs"), None, "in_progress")
-                part = {"type": "reasoning_text", "text": ""}
-            events += self._opened(item)
-            events.append(self._part_event("response.content_part.added", part))
+        events = self._open_text(kind)
         self._pieces.append(text)
         where = self._where()
         if kind == "message":
@@ -232,6 +221,19 @@ class ResponseEvents:
             )
         else:
             events.append(self._event("response.reasoning_text.delta", **where, delta=text))
+        return events
+
+    def _open_text(self, kind: str) -> list[dict[str, Any]]:
+        """A message or reasoning item receiving text, opened unless it is the open one."""
+        if self._open is not None and self.output[self._open]["type"] == kind:
+            return []
+        if kind == "message":
+            item, part = _message_item(self._item_id("msg"), None, "in_progress"), _text_part("")
+        else:
+            item = _reasoning_item(self._item_id("rs"), None, "in_progress")
+            part = {"type": "reasoning_text", "text": ""}
+        events = self._opened(item)
+        events.append(self._part_event("response.content_part.added", part))
         return events
 
     def _where(self) -> dict[str, Any]:
@@ -308,7 +310,7 @@ class ResponseEvents:
         cut = reply.finish_reason in _INCOMPLETE
         events = self._close("incomplete" if cut else "completed")
         if not self.output:  # an empty answer: still one (empty) message, as OpenAI sends
-            events += self._text("message", "")[:-1]  # no empty delta
+            events += self._open_text("message")
             events += self._close("incomplete" if cut else "completed")
         body = _envelope(
             self.rid, self.created_at, reply.model, self.echo, "completed", self.output
