@@ -147,9 +147,8 @@ def test_reasoning_text_and_calls_become_items_in_order() -> None:
     ]
     events = run(chunks, reply(text="Looking.", finish_reason="tool_use"))
     done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
-    assert [item["type"] for item in done] == ["reasoning", "message", "function_call"] + [
-        "function_call"
-    ]
+    types = ["reasoning", "message", "function_call", "function_call"]
+    assert [item["type"] for item in done] == types
     assert done[2]["arguments"] == '{"city":"Paris"}' and done[2]["call_id"] == "call_a"
     arguments_done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
     assert [e["arguments"] for e in arguments_done] == ['{"city":"Paris"}', "{}"]
