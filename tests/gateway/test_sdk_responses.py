@@ -14,7 +14,7 @@ from typing import Any
 
 import openai
 import pytest
-from gateway_helpers import GATEWAY_KEY, RunningGateway
+from gateway_helpers import GATEWAY_KEY, RunningGateway, wait_for
 
 from rolecall.sim import Fault, SimServer
 
@@ -274,3 +274,34 @@ def test_each_task_records_dialect_responses(gateway: RunningGateway, tmp_path: 
         rows = list(db.execute("SELECT task_id, dialect FROM tasks"))
     assert [dialect for _, dialect in rows] == ["responses", "responses"]
     assert response.id.removeprefix("resp_") in {task for task, _ in rows}
+
+
+def test_keys_are_checked_bearer_or_x_api_key(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=gateway.url, api_key="wrong", max_retries=0).responses.create(
+            model="coder", input="hi"
+        )
+    with gateway.client(key=None) as client:
+        ok = client.post(
+            "/v1/responses",
+            json={"model": "coder", "input": "hi"},
+            headers={"x-api-key": GATEWAY_KEY},
+        )
+    assert ok.status_code == 200 and ok.json()["output"][0]["content"][0]["text"] == "answer from A"
+
+
+def test_an_abandoned_stream_frees_the_provider_and_is_499(
+    gateway: RunningGateway, primary: SimServer
+) -> None:
+    primary.script(Fault("stall", after_chunks=1, delay=30))
+    body = {"model": "coder", "input": "hi", "stream": True}
+    with gateway.client() as client, client.stream("POST", "/v1/responses", json=body) as reply:
+        assert reply.status_code == 200
+        assert next(reply.iter_lines()) == "event: response.created"
+
+    def metrics() -> str:
+        with gateway.client() as client:
+            return client.get("/metrics").text
+
+    wait_for(lambda: "rolecall_gateway_in_flight 0" in metrics(), timeout=5)
+    assert 'rolecall_gateway_requests_total{model="coder",status="499"} 1' in metrics()
