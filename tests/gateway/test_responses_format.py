@@ -158,6 +158,19 @@ def test_reasoning_text_and_calls_become_items_in_order() -> None:
     assert final["response"]["output"] == done  # the final output is what each done said
 
 
+def test_events_show_each_item_as_it_was_when_sent() -> None:
+    # Text and a whole call in one chunk (as Gemini sends them): the message is added, then
+    # closed by the call, before any event is sent.
+    chunk = Chunk(text="Looking.", tool_calls=(ToolCallDelta(0, id="c", name="f", arguments="{}"),))
+    events = run([chunk], reply(text="Looking."))
+    added = [e["item"] for e in events if e["type"] == "response.output_item.added"]
+    assert [(item["status"], item.get("content")) for item in added] == [
+        ("in_progress", []),
+        ("in_progress", None),
+    ]
+    assert added[1]["arguments"] == ""
+
+
 def test_call_without_id_is_named_as_the_router_names_it() -> None:
     events = run([Chunk(tool_calls=(ToolCallDelta(0, name="f", arguments="{}"),))], reply(text=""))
     assert events[-1]["response"]["output"][0]["call_id"] == "call_0"

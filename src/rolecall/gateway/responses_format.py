@@ -206,10 +206,9 @@ class ResponseEvents:
         events = self._close("completed")
         self._open = len(self.output)
         self.output.append(item)
-        return [
-            *events,
-            self._event("response.output_item.added", output_index=self._open, item=item),
-        ]
+        # A copy: the item changes as content arrives, maybe before this event is sent.
+        added = self._event("response.output_item.added", output_index=self._open, item=dict(item))
+        return [*events, added]
 
     def _text(self, kind: str, text: str) -> list[dict[str, Any]]:
         events = self._open_text(kind)
@@ -302,8 +301,8 @@ class ResponseEvents:
             events.append(self._part_event("response.content_part.done", part))
             item["content"] = [part]
         self._open = None
-        events.append(self._event("response.output_item.done", output_index=index, item=item))
-        return events
+        done = self._event("response.output_item.done", output_index=index, item=dict(item))
+        return [*events, done]
 
     def finish(self, reply: Reply) -> list[dict[str, Any]]:
         """The events that end a stream whose reply is whole: completed, or incomplete."""
