@@ -186,20 +186,22 @@ def candidates(found: Discovery) -> tuple[list[Candidate], list[Candidate]]:
 
 def _cloud_block(account: CloudAccount) -> str:
     """What keeps the account's entry from running here; "" when nothing does."""
-    if account.missing:
-        return f"set {' and '.join(account.missing)} (written as {PLACEHOLDER})"
+    blocks = []
     install = f"needs rolecall[{account.extra}]: pip install 'rolecall[{account.extra}]'"
-    if account.type not in provider_types():
-        return f"type {account.type} {install}"
-    module = account.extra_module
-    if module is not None:
-        try:
-            present = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # its parent package is missing
-            present = False
-        if not present:
-            return f"type {account.type} {install}"
-    return ""
+    if account.type not in provider_types() or not _installed(account.extra_module):
+        blocks.append(f"type {account.type} {install}")
+    if account.missing:
+        blocks.append(f"set {' and '.join(account.missing)} (written as {PLACEHOLDER})")
+    return "; ".join(blocks)
+
+
+def _installed(module: str | None) -> bool:
+    if module is None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # its parent package is missing
+        return False
 
 
 def _cloud_candidate(account: CloudAccount) -> Candidate:
@@ -305,7 +307,7 @@ def _proposal(
     for candidate in pool:
         if candidate.id in used and all(e.candidate.id != candidate.id for e in entries):
             entries.append(ProviderEntry(candidate, candidate.note))
-    entries += [ProviderEntry(c, f"{c.note}: {c.needs}") for c in offered]
+    entries += [ProviderEntry(c, c.needs) for c in offered]
     return Proposal(tuple(entries), tuple(roles), default, tuple(notes))
 
 
