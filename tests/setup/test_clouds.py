@@ -154,7 +154,8 @@ def test_clouds_whose_types_are_not_here_are_offered_commented_out(tmp_path: Pat
     found = Discovery(clouds=find_clouds(every_cloud(tmp_path), tmp_path), embedded=EMBEDDED)
     proposal = propose(found)
     text = render_yaml(proposal, found)
-    assert "  # bedrock:  # AWS Bedrock" in text and "  #   region: us-east-1" in text
+    assert "  # bedrock:  # type bedrock needs rolecall[bedrock]" in text
+    assert "  #   region: us-east-1" in text
     assert "  #   deployment: SET-ME" in text
     assert any("type bedrock needs rolecall[bedrock]" in note for note in proposal.notes)
     assert any("type vertex needs rolecall[vertex]" in note for note in proposal.notes)
