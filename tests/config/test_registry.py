@@ -4,6 +4,7 @@ schema and named in validation errors, with no other change to rolecall."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from rolecall.config.registry import (
     register,
     unregister,
 )
+from rolecall.errors import MissingExtra
 from rolecall.providers import build_provider
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
@@ -111,6 +113,25 @@ def test_an_unregistered_type_is_unknown_again() -> None:
     with pytest.raises(KeyError, match="known types: openai, anthropic, google, openai-c"):
         provider_type("parrot")
     assert "parrot" not in provider_types()
+
+
+def test_a_type_whose_extra_is_missing_names_the_pip_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "parrot_over_sdk.py").write_text("import parrot_sdk.client\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    needs_sdk = dataclasses.replace(
+        PARROT, adapter="parrot_over_sdk:Provider", extra="parrot", extra_module="parrot_sdk"
+    )
+    register(needs_sdk)
+    try:
+        entry = ProviderConfig(type="parrot", model="m", parrot_key="k", base_url="http://h/v1")
+        with pytest.raises(MissingExtra) as raised:
+            build_provider("polly", entry)
+    finally:
+        unregister("parrot")
+    assert raised.value.extra == "parrot"
+    assert "pip install 'rolecall[parrot]'" in str(raised.value)
 
 
 def test_provider_config_builds_the_model_of_its_type() -> None:
