@@ -6,8 +6,9 @@ import time
 from collections.abc import Sequence
 
 from rolecall._secrets import redact
+from rolecall.config.provider_models import LocalProviderConfig
+from rolecall.config.registry import provider_types
 from rolecall.config.schema import RolecallConfig
-from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 
 __all__ = ["explain", "explain_all"]
@@ -24,9 +25,11 @@ def _base_url(config: RolecallConfig, provider_id: str) -> str:
     provider = config.providers.get(provider_id)
     if provider is None:
         return f"provider '{provider_id}'"
-    if provider.type == "local":
+    if isinstance(provider, LocalProviderConfig):
         return "the embedded model"
-    return provider.base_url or DEFAULT_BASE_URLS.get(provider.type, f"provider '{provider_id}'")
+    row = provider_types().get(provider.type)
+    default = row.default_base_url if row is not None else None
+    return provider.base_url or default or f"provider '{provider_id}'"
 
 
 def _model(config: RolecallConfig, provider_id: str) -> str:
