@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from rolecall.config._azure_config import DEFAULT_API_VERSION, V1
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import error_head, retry_after_seconds
 from rolecall.providers.openai import classify_openai_error
@@ -32,8 +33,6 @@ __all__ = [
     "normalize_endpoint",
 ]
 
-DEFAULT_API_VERSION = "2024-10-21"  # the latest GA data-plane inference version
-V1 = "v1"  # api_version meaning the version-less v1 path
 _RETRY_IN_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 # Suffixes users paste from the portal's sample code; the endpoint is the resource root.
 _PASTED_SUFFIXES = ("/openai/v1", "/openai")
