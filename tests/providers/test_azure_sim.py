@@ -447,3 +447,15 @@ def test_config_takes_model_as_the_deployment_name(sim: SimServer) -> None:
     assert config.deployment_name == "prod-4o"
     named = _config(sim, deployment="prod-4o")
     assert named.model == "prod-4o"
+
+
+async def test_the_config_rolecall_sim_prints_for_azure_answers(sim: SimServer) -> None:
+    from rolecall.cli.sim import config_snippet
+    from rolecall.config.load import load_config_text
+    from rolecall.routing.router import Router
+
+    config = load_config_text(config_snippet([sim], KEY, "sim-model"))
+    async with Router(config) as router:
+        reply = await router.complete("coder", "hi")
+    assert (reply.provider, reply.text) == ("sim-azure-openai", REPLY)
+    assert sim.requests[-1].path == "/openai/deployments/sim-model/chat/completions"
