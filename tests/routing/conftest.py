@@ -294,3 +294,8 @@ def scripted() -> type[ScriptedProvider]:
 @pytest.fixture
 def step_of() -> type[Step]:
     return Step
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()

@@ -13,6 +13,7 @@ import pytest
 from pydantic import Field
 
 from rolecall.cli import main
+from rolecall.config._azure_config import AzureOpenAIConfig
 from rolecall.config.load import load_config
 from rolecall.config.provider_models import ProviderConfig
 from rolecall.config.registry import ProviderType, register, unregister
@@ -71,6 +72,7 @@ def test_azure_through_entra_id_needs_azure_identity_and_may_lack_a_deployment(
     assert account.extra_module == "azure.identity"
     assert dict(account.fields)["deployment"] == PLACEHOLDER
     assert dict(account.fields)["api_version"] == "2025-01-01-preview"
+    assert dict(account.fields)["auth"] == "entra" and "api_key" not in dict(account.fields)
     assert account.missing == ("deployment",)
     principal = {**endpoint, "AZURE_CLIENT_ID": "c", "AZURE_TENANT_ID": "t"}
     assert find_azure(principal, tmp_path / "elsewhere") is not None
@@ -225,3 +227,21 @@ def test_init_reads_the_clouds_from_home(
     assert "#   AWS Bedrock credentials: " in out
     assert "  #   region: eu-central-1" in out
     assert "needs rolecall[bedrock]" in err
+
+
+def test_the_azure_entry_init_writes_loads_as_an_azure_openai_provider(tmp_path: Path) -> None:
+    env = {
+        "AZURE_OPENAI_ENDPOINT": "https://acme.openai.azure.com",
+        "AZURE_OPENAI_API_KEY": "k",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-mini",
+    }
+    found = Discovery(clouds=find_clouds(env, tmp_path), embedded=EMBEDDED)
+    text = render_yaml(propose(found), found)
+    path = write(tmp_path / "rolecall.yaml", text)
+    azure = load_config(path, environ={"AZURE_OPENAI_API_KEY": "k"}).providers["azure"]
+    assert isinstance(azure, AzureOpenAIConfig)
+    assert (azure.deployment_name, azure.auth, azure.api_version) == (
+        "gpt-4o-mini",
+        "api-key",
+        AZURE_API_VERSION,
+    )

@@ -42,3 +42,15 @@ def anthropic_sim(_servers: dict[str, SimServer]) -> SimServer:
 @pytest.fixture
 def google_sim(_servers: dict[str, SimServer]) -> SimServer:
     return _fresh(_servers["google"])
+
+
+@pytest.fixture(scope="module")
+def _azure_server() -> Iterator[SimServer]:
+    server = SimServer("azure-openai").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure_sim(_azure_server: SimServer) -> SimServer:
+    return _fresh(_azure_server)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
+from rolecall.config._azure_config import AzureOpenAIConfig
 from rolecall.config.provider_models import (
     LocalProviderConfig,
     OpenAICompatibleConfig,
@@ -135,6 +136,21 @@ _BUILTIN: tuple[ProviderType, ...] = (
         capabilities=_capabilities(*_HOSTED, "logprobs"),
         sim_dialect="openai",
         description="a server speaking OpenAI's Chat Completions (Ollama, vLLM, Groq...)",
+    ),
+    ProviderType(
+        name="azure-openai",
+        adapter="rolecall.providers.azure_openai:AzureOpenAIProvider",
+        config_model=AzureOpenAIConfig,
+        default_base_url=None,
+        key_env_vars=("AZURE_OPENAI_API_KEY",),
+        example_model="gpt-4o",
+        genai_system="az.ai.openai",
+        param_family="openai",
+        capabilities=_capabilities(*_HOSTED, "logprobs"),
+        sim_dialect="azure-openai",
+        extra="azure",
+        extra_module="azure.identity",
+        description="a deployment on Azure OpenAI",
     ),
     ProviderType(
         name="local",

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rolecall.config._azure_config import DEFAULT_API_VERSION
+
 __all__ = [
     "AZURE_API_VERSION",
     "BEDROCK_MODEL",
@@ -31,7 +33,7 @@ __all__ = [
     "find_google_cloud",
 ]
 
-AZURE_API_VERSION = "2024-10-21"  # the latest GA data-plane version
+AZURE_API_VERSION = DEFAULT_API_VERSION  # the azure-openai type's default
 BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 VERTEX_MODEL = "gemini-2.5-flash"
 AWS_DEFAULT_REGION = "us-east-1"
@@ -109,6 +111,7 @@ def find_azure(env: Mapping[str, str], home: Path) -> CloudAccount | None:
         fields.append(("api_key", "${AZURE_OPENAI_API_KEY}"))
         login = "AZURE_OPENAI_API_KEY"
     else:
+        fields.append(("auth", "entra"))  # azure-identity signs in as the login found
         login = ", ".join(principal) if principal else f"Azure CLI login ({cli_dir})"
     return CloudAccount(
         cloud="Azure OpenAI",

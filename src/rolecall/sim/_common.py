@@ -278,6 +278,11 @@ class Dialect(ABC):
     @abstractmethod
     def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]: ...
 
+    def filtered_error(self, fault: Fault, ctx: Ctx) -> Rendered | None:
+        """A ``content_filter`` fault the vendor refuses with an HTTP error (Azure's filtered
+        prompt), or None when it answers 200 with its filtered marker."""
+        return None
+
     def stream_error_event(self, ctx: Ctx) -> bytes | None:
         """An in-stream error event, or None when the vendor just drops the connection."""
         return None

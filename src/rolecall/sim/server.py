@@ -1,4 +1,4 @@
-"""``SimServer``: a fake OpenAI, Anthropic or Gemini endpoint on 127.0.0.1 with scripted faults.
+"""``SimServer``: a fake OpenAI, Anthropic, Gemini or Azure OpenAI endpoint on 127.0.0.1.
 
 Each server runs its own asyncio loop in a daemon thread, so it serves
 synchronous tests, async tests and out-of-process clients alike. Every chat
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rolecall.sim._anthropic import AnthropicDialect
+from rolecall.sim._azure import AzureOpenAIDialect
 from rolecall.sim._common import (
     Answer,
     Ctx,
@@ -43,7 +44,7 @@ __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_lat
 
 log = logging.getLogger("rolecall.sim")
 
-Protocol = Literal["openai", "anthropic", "google"]
+Protocol = Literal["openai", "anthropic", "google", "azure-openai"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
 # cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
 # vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
@@ -55,6 +56,7 @@ _DIALECTS: dict[str, type[Dialect]] = {
     "openai": OpenAIDialect,
     "anthropic": AnthropicDialect,
     "google": GoogleDialect,
+    "azure-openai": AzureOpenAIDialect,
 }
 # Sticky faults that also hit the model endpoints (the credential check): a
 # zero-credit or rate-limited key still lists models.
@@ -105,7 +107,8 @@ class SimServer:
         max_recorded: int = 10000,
     ) -> None:
         if protocol not in _DIALECTS:
-            raise ValueError(f"unknown protocol {protocol!r}; expected openai, anthropic or google")
+            known = ", ".join(_DIALECTS)
+            raise ValueError(f"unknown protocol {protocol!r}; expected one of: {known}")
         if not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
         self.protocol: Protocol = protocol
@@ -399,6 +402,8 @@ class SimServer:
             await self._deliver(
                 ex, ctx, answer, stall_after=fault.after_chunks, stall=fault.hang_seconds
             )
+        elif kind == "content_filter" and (refused := dialect.filtered_error(fault, ctx)):
+            await self._send(ex, refused, ctx)
         elif kind in ("malformed", "empty", "content_filter"):
             answer = Answer(
                 "" if kind == "empty" else self.reply,
