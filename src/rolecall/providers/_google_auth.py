@@ -5,7 +5,8 @@
 it). The credentials come from ``google.auth.default`` (``GOOGLE_APPLICATION_CREDENTIALS``,
 gcloud's ``application_default_credentials.json``, the metadata server) or from one JSON
 file (a service-account key, an authorized user, workload identity federation), or are
-handed in (tests, embedders): anything with ``token``, ``expiry`` and ``refresh(request)``.
+handed in (tests, embedders): anything with ``token``, ``expiry`` and ``refresh(request)``;
+or a fixed token (``api_key``: ``gcloud auth print-access-token``) is sent as is.
 
 Loading and refreshing block (file reads, the token server, the metadata server probe),
 so they run in a worker thread, one at a time per provider however many calls wait for
@@ -133,9 +134,11 @@ class AccessToken:
         *,
         credentials: Any = None,
         credentials_file: str | None = None,
+        fixed_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if credentials is None:
+        """``fixed_token``: an access token sent as is, never renewed (no google-auth)."""
+        if credentials is None and fixed_token is None:
             require_google_auth()
         self._provider = provider_id
         self._credentials = credentials
@@ -148,8 +151,13 @@ class AccessToken:
         self._transport: Any = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._fixed = fixed_token is not None
+        if fixed_token is not None:
+            self._headers = {"authorization": f"Bearer {fixed_token}"}
 
     def _fresh(self) -> bool:
+        if self._fixed:
+            return True
         if not self._headers or self._stale:
             return False
         return self._expires_at is None or self._clock() < self._expires_at - REFRESH_MARGIN

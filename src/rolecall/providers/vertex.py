@@ -4,12 +4,13 @@
 :generateContent`` (stream: ``:streamGenerateContent?alt=sse``), where ``root`` is
 ``https://{location}-aiplatform.googleapis.com``, ``https://aiplatform.googleapis.com``
 for ``global``, ``https://aiplatform.{us|eu}.rep.googleapis.com`` for the multi-region
-locations (as google-genai builds it), or the ``endpoint`` the config names (a Private
-Service Connect address, the sim). Bodies, replies and streams are the Gemini API's:
-this adapter is :class:`~rolecall.providers.google.GoogleProvider` with another URL and
-another credential, an OAuth access token from Application Default Credentials
+locations (as google-genai builds it; :func:`rolecall.config._vertex_config.vertex_root`),
+or the ``endpoint`` the config names (a Private Service Connect address, the sim).
+Bodies, replies and streams are the Gemini API's: this adapter is
+:class:`~rolecall.providers.google.GoogleProvider` with another URL and another
+credential, an OAuth access token from Application Default Credentials
 (:mod:`rolecall.providers._google_auth`) sent as ``Authorization: Bearer`` and renewed
-before it expires.
+before it expires (or the fixed token ``api_key`` holds).
 
 Errors are google.rpc bodies, read as Gemini's; on top of those, ``BILLING_DISABLED``
 (the project's billing is closed, as when trial credits run out) is ``quota``, and a 401
@@ -22,33 +23,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from rolecall.config._vertex_config import VertexConfig, vertex_root
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import error_object
 from rolecall.providers._google_auth import AccessToken
 from rolecall.providers._http import HTTPProvider
 from rolecall.providers.google import GoogleProvider, classify_gemini_error
 
-if TYPE_CHECKING:
-    from rolecall.config._vertex_config import VertexConfig
-
-__all__ = ["API_VERSION", "VertexProvider", "classify_vertex_error", "vertex_root"]
+__all__ = ["API_VERSION", "VertexProvider", "classify_vertex_error"]
 
 API_VERSION = "v1"
-# Served from aiplatform.{location}.rep.googleapis.com, as google-genai knows them.
-_MULTI_REGIONS = frozenset({"us", "eu"})
 _COUNT_BODY = {"contents": [{"role": "user", "parts": [{"text": "ping"}]}]}
-
-
-def vertex_root(location: str) -> str:
-    """The Vertex AI host for ``location`` (``us-central1``, ``global``, ``eu``...)."""
-    if location == "global":
-        return "https://aiplatform.googleapis.com"
-    if location in _MULTI_REGIONS:
-        return f"https://aiplatform.{location}.rep.googleapis.com"
-    return f"https://{location}-aiplatform.googleapis.com"
 
 
 def _reasons(body: object) -> set[str]:
@@ -108,6 +96,7 @@ class VertexProvider(GoogleProvider):
             provider_id,
             credentials=credentials,
             credentials_file=config.credentials_file,
+            fixed_token=config.api_key.get() if config.api_key else None,
             clock=clock,
         )
 
