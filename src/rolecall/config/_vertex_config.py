@@ -8,9 +8,10 @@ Connect, the sim). Credentials are Application Default Credentials, or the JSON 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rolecall.config._values import SecretStr
 from rolecall.config.provider_models import ProviderConfig
@@ -20,7 +21,7 @@ __all__ = ["DEFAULT_LOCATION", "VertexConfig", "vertex_root"]
 DEFAULT_LOCATION = "us-central1"
 # Served from aiplatform.{location}.rep.googleapis.com, as google-genai knows them.
 _MULTI_REGIONS = frozenset({"us", "eu"})
-_LOCATION = r"^[a-z][a-z0-9-]*$"
+_LOCATION = r"[a-z][a-z0-9-]*"
 
 
 def vertex_root(location: str) -> str:
@@ -45,7 +46,6 @@ class VertexConfig(ProviderConfig):
     )
     location: str = Field(
         default=DEFAULT_LOCATION,
-        pattern=_LOCATION,
         description="the region (us-central1, europe-west4...), 'global', or 'us'/'eu'",
     )
     credentials_file: str | None = Field(
@@ -63,6 +63,16 @@ class VertexConfig(ProviderConfig):
             "hour); without it, tokens come from the credentials and are renewed"
         ),
     )
+
+    @field_validator("location")
+    @classmethod
+    def _location_word(cls, value: str) -> str:
+        if not re.fullmatch(_LOCATION, value):
+            raise ValueError(
+                f"{value!r} is not a Google Cloud location; use one such as us-central1, "
+                "europe-west4, global, us or eu"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
