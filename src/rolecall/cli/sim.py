@@ -162,6 +162,10 @@ def _print_banner(servers: Sequence[SimServer], key: str | None, models: Sequenc
     sys.stdout.flush()
 
 
+# Keys a type requires beyond model, key and address (the sim takes any project).
+_SNIPPET_KEYS = {"vertex": ("    project: sim-project",)}
+
+
 def config_snippet(servers: Sequence[SimServer], key: str | None, model: str) -> str:
     """A rolecall.yaml using the running servers: the first as primary, the rest as fallbacks."""
     ids = [f"sim-{server.protocol}" for server in servers]
@@ -174,6 +178,7 @@ def config_snippet(servers: Sequence[SimServer], key: str | None, model: str) ->
             f"    model: {model}",
             f"    api_key: {key or 'any-key'}",
             f"    base_url: {server.base_url}",
+            *_SNIPPET_KEYS.get(server.protocol, ()),
             "    timeout: 10s",
         ]
     lines.append("roles:")

@@ -35,6 +35,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 
 from rolecall.config._azure_config import AzureOpenAIConfig
+from rolecall.config._vertex_config import DEFAULT_LOCATION, VertexConfig, vertex_root
 from rolecall.config.provider_models import (
     LocalProviderConfig,
     OpenAICompatibleConfig,
@@ -166,6 +167,21 @@ _BUILTIN: tuple[ProviderType, ...] = (
         extra="local",
         extra_module="mistralrs",
         description="the embedded local model",
+    ),
+    ProviderType(
+        name="vertex",
+        adapter="rolecall.providers.vertex:VertexProvider",
+        config_model=VertexConfig,
+        default_base_url=vertex_root(DEFAULT_LOCATION),  # each entry's follows its location
+        key_env_vars=(),  # Application Default Credentials, not a key
+        example_model="gemini-2.5-flash",
+        genai_system="gcp.vertex_ai",
+        param_family="google",
+        capabilities=_capabilities(*_HOSTED, "logprobs"),
+        sim_dialect="vertex",
+        extra="vertex",
+        extra_module="google.auth",
+        description="Gemini on Google Cloud's Vertex AI",
     ),
 )
 
