@@ -56,6 +56,8 @@ def _azure_server() -> Iterator[SimServer]:
 @pytest.fixture
 def azure_sim(_azure_server: SimServer) -> SimServer:
     return _fresh(_azure_server)
+
+
 @pytest.fixture
 def vertex_sim(_servers: dict[str, SimServer]) -> SimServer:
     """Vertex AI: its one known OAuth access token is ``TOKEN``."""
