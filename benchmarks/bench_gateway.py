@@ -55,6 +55,21 @@ side: the same one-message whole request as chat completions, as /v1/messages
 sent by the same client to the same gateway over the same fake provider. Each
 door's overhead is its excess percentile minus the direct calls' in the same
 round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
+Measured 2026-12 on the 2-core machine shared with other test runs (load average
+1.2-1.8), recording on, the Messages and Responses doors from their branches
+before they were merged; ms added per call, median of 5 rounds (lowest-highest
+p50 of the rounds):
+
+    door              | 1 in flight, 50 ms     | 100 in flight, 0.25-0.75 s
+                      | p50   p99  p50 spread  | p50   p99   p50 spread
+    chat completions  | 1.39  2.77  0.78..1.57 | 1.43  35.1  1.31..1.71
+    messages          | 1.39  2.57  0.99..1.45 | 1.54  41.5  1.42..1.88
+    responses         | 1.46  3.15  0.86..1.73 | 1.55  42.8  1.13..1.71
+
+(--doors --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5, and
+--doors --in-flight 100 --latency 0.5 --jitter 0.5 --rounds 5.) The three doors
+cost the same within the rounds' spread: translating the request and the reply
+is small next to the HTTP hop, routing and recording they share.
 
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
