@@ -253,7 +253,7 @@ def test_fields_claude_code_sends_are_accepted_and_left_out() -> None:
         ({"stop_sequences": "END"}, "stop_sequences"),
         ({"model": ""}, "model"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
         ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "budget_tokens"),
         ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "less than max_tokens"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "web_search"),

@@ -54,6 +54,9 @@ def conversation(raw: Any) -> tuple[Message, ...]:
         if not isinstance(item, dict):
             raise RequestInvalid(f"{where}: must be an object {{role, content}}", "messages")
         role, content = item.get("role"), item.get("content")
+        if role == "system":  # Claude Code sends system turns inside messages
+            out.extend(system_turn(content))
+            continue
         if role not in ("user", "assistant"):
             raise RequestInvalid(
                 f"{where}.role: must be user or assistant (the system prompt is the "

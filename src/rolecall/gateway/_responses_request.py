@@ -62,7 +62,15 @@ _OWN = frozenset(
 # Accepted and not forwarded: OpenAI-side storage, labels, context management and stream
 # obfuscation; rolecall keeps nothing for later and never truncates an input.
 _IGNORED = frozenset(
-    {"store", "metadata", "include", "truncation", "stream_options", "prompt_cache_retention"}
+    {
+        "store",
+        "metadata",
+        "include",
+        "truncation",
+        "stream_options",
+        "prompt_cache_retention",
+        "client_metadata",  # Codex CLI's
+    }
 )
 # Fields that need state OpenAI keeps; the gateway keeps none.
 _STATEFUL = {
