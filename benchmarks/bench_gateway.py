@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
+    .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Four processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer),
 the gateway (`rolecall serve --offline --no-access-log`, recording into a
@@ -47,6 +48,28 @@ benchmarks/litellm-env.sh) routing --litellm-model to the same fake provider:
 start one with --serve-sim [--latency S --jitter J], point LiteLLM at the URL it
 prints, then run again with --sim-url URL and the same --latency and --jitter
 (the excesses need them) plus --litellm-url ... . Without it the column reads "n/a".
+
+--doors measures, instead of all the above, each front door of the gateway side by
+side: the same one-message whole request as chat completions, as /v1/messages
+(Anthropic's format, x-api-key) and as /v1/responses (OpenAI's Responses format),
+sent by the same client to the same gateway over the same fake provider. Each
+door's overhead is its excess percentile minus the direct calls' in the same
+round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
+Measured 2026-12 on the 2-core machine shared with other test runs (load average
+1.2-1.8), recording on, the Messages and Responses doors from their branches
+before they were merged; ms added per call, median of 5 rounds (lowest-highest
+p50 of the rounds):
+
+    door              | 1 in flight, 50 ms     | 100 in flight, 0.25-0.75 s
+                      | p50   p99  p50 spread  | p50   p99   p50 spread
+    chat completions  | 1.39  2.77  0.78..1.57 | 1.43  35.1  1.31..1.71
+    messages          | 1.39  2.57  0.99..1.45 | 1.54  41.5  1.42..1.88
+    responses         | 1.46  3.15  0.86..1.73 | 1.55  42.8  1.13..1.71
+
+(--doors --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5, and
+--doors --in-flight 100 --latency 0.5 --jitter 0.5 --rounds 5.) The three doors
+cost the same within the rounds' spread: translating the request and the reply
+is small next to the HTTP hop, routing and recording they share.
 
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
@@ -97,6 +120,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from _bench_doors import CHAT, Door, DoorRow, door_rows, print_doors
 from _bench_http import Connection, server_stack
 
 from rolecall.sim import request_latency
@@ -146,18 +170,15 @@ def provider_delays_ms(latency: float, jitter: float, requests: int) -> list[flo
     return [request_latency(latency, jitter, prompt(n)) * 1000 for n in range(requests)]
 
 
-async def measure(target: Target, in_flight: int, delays_ms: Sequence[float]) -> Sample:
+async def measure(
+    target: Target, in_flight: int, delays_ms: Sequence[float], door: Door = CHAT
+) -> Sample:
     """Calls with ``prompt(n)`` for each n of ``delays_ms``, made ``in_flight`` at a time."""
     parts = urlsplit(target.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    path = parts.path.rstrip("/") + "/chat/completions"
-    bodies = [
-        json.dumps(
-            {"model": target.model, "messages": [{"role": "user", "content": prompt(n)}]}
-        ).encode()
-        for n in range(len(delays_ms))
-    ]
-    headers = {"Authorization": f"Bearer {target.key}"}
+    path = parts.path.rstrip("/") + door.path
+    bodies = [door.encode(target.model, prompt(n)) for n in range(len(delays_ms))]
+    headers = door.headers(target.key)
     sample = Sample([], [])
     sent = 0
 
@@ -541,6 +562,59 @@ async def run(
     return rows
 
 
+async def run_doors(args: argparse.Namespace, direct: Target, gateway: Target) -> list[DoorRow]:
+    """Each front door's overhead over direct calls (see _bench_doors.door_rows)."""
+    parts = urlsplit(gateway.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    async def probe(door: Door) -> tuple[int, bytes]:
+        conn = Connection(host, port)
+        try:
+            body = door.encode(gateway.model, prompt(0))
+            return await conn.post(
+                parts.path.rstrip("/") + door.path, body, door.headers(gateway.key)
+            )
+        finally:
+            conn.close()
+
+    async def measure_direct(in_flight: int, delays: Sequence[float]) -> list[float]:
+        return (await measure(direct, in_flight, delays)).excess
+
+    async def measure_door(door: Door, in_flight: int, delays: Sequence[float]) -> list[float]:
+        return (await measure(gateway, in_flight, delays, door)).excess
+
+    def delays_for(in_flight: int) -> list[float]:
+        return provider_delays_ms(args.latency, args.jitter, max(args.requests, in_flight * 10))
+
+    return await door_rows(
+        probe, measure_direct, measure_door, args.in_flight, delays_for, args.warmup, args.rounds
+    )
+
+
+def doors_main(args: argparse.Namespace, sim_base: str, command: str) -> None:
+    """--doors: the gateway's front doors side by side, nothing else."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_gateway(sim_base, Path(tmp), not args.no_record)
+        try:
+            rows = run_loop(
+                run_doors(
+                    args,
+                    Target("direct", sim_base, "sim-model", SIM_KEY),
+                    Target("gateway", url, "coder", GATEWAY_KEY),
+                )
+            )
+        finally:
+            stop(proc)
+    print(f"$ {command}")
+    print(
+        f"fake provider latency {args.latency * 1000:.0f} ms, jitter {args.jitter:g}; "
+        f">= {args.requests} requests per round and door; {os.cpu_count()} CPU(s); Python "
+        f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f}; recording "
+        f"{'off' if args.no_record else 'on'}"
+    )
+    print_doors(rows, args.in_flight, args.rounds)
+
+
 def print_layer(layers: list[tuple[int, float, float]]) -> None:
     print()
     print("gateway layer alone: the ASGI app called in-process, provider answering at once")
@@ -646,6 +720,13 @@ def main() -> None:
         "(at the highest --in-flight; recording as set)",
     )
     parser.add_argument(
+        "--doors",
+        action="store_true",
+        help="instead of the tables above: the added latency of each front door (chat "
+        "completions, /v1/messages, /v1/responses) side by side; a door the gateway "
+        "does not have reads 'absent'",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -670,6 +751,9 @@ def main() -> None:
             )
             with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
+            return
+        if args.doors:
+            doors_main(args, sim_base, command)
             return
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
             gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)

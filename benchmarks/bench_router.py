@@ -104,7 +104,14 @@ def bench_selection(count: int) -> list[tuple[str, float, float]]:
     }
     config = RolecallConfig.model_validate(
         {
-            "providers": {pid: {"type": "openai-compatible", "model": "m"} for pid in ids},
+            "providers": {
+                pid: {
+                    "type": "openai-compatible",
+                    "model": "m",
+                    "base_url": "http://127.0.0.1:9/v1",
+                }
+                for pid in ids
+            },
             "roles": roles,
             "default_provider": "p4",
         }

@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from rolecall.setup.discover import KEY_VENDORS, PORTS_ENV_VAR, SERVERS
+from rolecall.setup.clouds import CLOUD_ENV_VARS
+from rolecall.setup.discover import PORTS_ENV_VAR, SERVERS, key_vendors
 
-KEY_VARS = sorted({var for vendor in KEY_VENDORS for var in vendor.env_vars})
+# Every variable discovery reads for keys and cloud credentials.
+KEY_VARS = sorted(
+    {var for vendor in key_vendors() for var in vendor.env_vars} | set(CLOUD_ENV_VARS)
+)
 
 
 class ModelServer:

@@ -19,7 +19,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from rolecall._secrets import Secret, redact
+from rolecall import _secrets
+from rolecall._secrets import Secret, forget_secret, redact, register_secret
 from rolecall.sim import SimServer
 from serve_helpers import EXE, serving, stored_bytes
 
@@ -188,3 +189,12 @@ async def test_the_python_api_masks_an_echoed_key_in_answers_and_chunks(config: 
     assert "***" in reply.text
     for chunk in chunks:
         assert_masked(chunk)
+
+
+def test_a_forgotten_secret_is_shown_again_and_the_others_stay_masked() -> None:
+    with _secrets._scoped_registry():
+        register_secret("ya29.old-access-token")
+        register_secret("sk-kept-key-0123456789")
+        forget_secret("ya29.old-access-token")
+        text = redact("old ya29.old-access-token kept sk-kept-key-0123456789")
+    assert text == "old ya29.old-access-token kept ***"

@@ -33,6 +33,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, url
 
 __all__ = [
     "Secret",
+    "forget_secret",
     "mask_url",
     "redact",
     "redact_answer",
@@ -153,18 +154,26 @@ def _needles_for(value: str) -> set[str]:
 
 
 def _register(value: str) -> None:
-    global _masker
     with _lock:
         if value in _known:
             return
         _known.add(value)
         _forms.update(secret_forms(value))
         _needles.update(_needles_for(value))
-        # Longest first so a form that contains another is masked whole.
-        alternatives = sorted(_forms, key=len, reverse=True)
-        pattern = re.compile("|".join(re.escape(v) for v in alternatives), re.IGNORECASE)
-        needles = tuple(sorted(_needles, key=len, reverse=True))
-        _masker = _Masker(needles, len(needles[-1]) if needles else 0, pattern)
+        _rebuild()
+
+
+def _rebuild() -> None:
+    """The masker for the current forms and needles; called with ``_lock`` held."""
+    global _masker
+    if not _forms:
+        _masker = None
+        return
+    # Longest first so a form that contains another is masked whole.
+    alternatives = sorted(_forms, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(v) for v in alternatives), re.IGNORECASE)
+    needles = tuple(sorted(_needles, key=len, reverse=True))
+    _masker = _Masker(needles, len(needles[-1]) if needles else 0, pattern)
 
 
 @contextmanager
@@ -187,6 +196,21 @@ def register_secret(value: str) -> None:
     """Treat ``value`` as secret from now on (for values that are not :class:`Secret`)."""
     if len(value) >= _MIN_SECRET_LEN:
         _register(value)
+
+
+def forget_secret(value: str) -> None:
+    """Stop masking ``value``: a rotated credential (an expired access token), so that a
+    process that refreshes a token every hour does not mask a growing list of dead ones."""
+    with _lock:
+        if value not in _known:
+            return
+        _known.discard(value)
+        _forms.clear()
+        _needles.clear()
+        for kept in _known:
+            _forms.update(secret_forms(kept))
+            _needles.update(_needles_for(kept))
+        _rebuild()
 
 
 def _split_userinfo(netloc: str) -> tuple[str | None, str | None, str]:

@@ -52,7 +52,14 @@ def _config(cache_prices: bool = True) -> RolecallConfig:
         pricing |= {"cache_read_per_mtok": 0.5, "cache_write_per_mtok": 2.5}
     return RolecallConfig.model_validate(
         {
-            "providers": {"gpt": {"type": "openai-compatible", "model": "m", "pricing": pricing}},
+            "providers": {
+                "gpt": {
+                    "type": "openai-compatible",
+                    "model": "m",
+                    "base_url": "http://h/v1",
+                    "pricing": pricing,
+                }
+            },
             "roles": {"coder": {"provider": "gpt"}},
         }
     )

@@ -342,7 +342,8 @@ def test_schema_header(schema: dict[str, Any]) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "rolecall configuration"
     assert schema["additionalProperties"] is False
-    assert schema["$defs"]["ProviderConfig"]["additionalProperties"] is False
+    for model in ("VendorAPIConfig", "OpenAICompatibleConfig", "LocalProviderConfig"):
+        assert schema["$defs"][model]["additionalProperties"] is False
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))

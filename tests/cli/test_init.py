@@ -21,9 +21,10 @@ EMBEDDED = find_embedded().available
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real keys and no real servers: only what each test sets."""
+    """No real keys, cloud logins or servers: only what each test sets."""
     for var in KEY_VARS:
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # where ~/.aws, ~/.azure and gcloud would be
     monkeypatch.setenv(PORTS_ENV_VAR, ports_env())
     monkeypatch.chdir(tmp_path)
 

@@ -81,9 +81,7 @@ def test_x_api_key_is_accepted_and_checked(gateway: RunningGateway) -> None:
     assert wrong.status_code == 401 and blank.status_code == 401
 
 
-def test_each_task_records_the_api_it_came_in_on(
-    gateway: RunningGateway, tmp_path: Path
-) -> None:
+def test_each_task_records_the_api_it_came_in_on(gateway: RunningGateway, tmp_path: Path) -> None:
     assert ask(gateway, "coder")[0] == 200
     gateway.stop()
     with sqlite3.connect(tmp_path / "rolecall.db") as db:

@@ -327,7 +327,9 @@ async def test_which_providers_go_through_the_proxy(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", no_proxy)
-    config = ProviderConfig.model_validate({"type": "openai-compatible", "model": "m"})
+    config = ProviderConfig.model_validate(
+        {"type": "openai-compatible", "model": "m", "base_url": url}
+    )
     wire = make_client(config, {}, url)
     assert isinstance(wire, ProxiedClient) is proxied
     await wire.aclose()

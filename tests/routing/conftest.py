@@ -149,6 +149,8 @@ class ScriptedProvider:
 # Event-loop turns the fake clock waits before it moves: every task that can run
 # without waiting for time (a scripted provider's answer) runs first.
 _IDLE_TURNS = 50
+# Where the configs' providers would be reached; the scripted doubles stand in for them.
+UNUSED_URL = "http://127.0.0.1:9/v1"
 
 
 class FakeTime:
@@ -217,7 +219,11 @@ def make_config(
     """A config of openai-compatible providers (the scripted doubles replace them)."""
     providers: dict[str, Any] = {}
     for pid in provider_ids:
-        entry: dict[str, Any] = {"type": "openai-compatible", "model": f"{pid}-model"}
+        entry: dict[str, Any] = {
+            "type": "openai-compatible",
+            "model": f"{pid}-model",
+            "base_url": UNUSED_URL,
+        }
         entry.update((provider_extra or {}).get(pid, {}))
         providers[pid] = entry
     data: dict[str, Any] = {
@@ -288,3 +294,8 @@ def scripted() -> type[ScriptedProvider]:
 @pytest.fixture
 def step_of() -> type[Step]:
     return Step
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()

@@ -54,7 +54,9 @@ def test_undefined_provider_in_a_role_is_a_config_error(scripted: Any) -> None:
 
     config = RolecallConfig.model_validate(
         {
-            "providers": {"a": {"type": "openai-compatible", "model": "m"}},
+            "providers": {
+                "a": {"type": "openai-compatible", "model": "m", "base_url": "http://h/v1"}
+            },
             "roles": {"coder": {"provider": "a", "fallback": ["ghost"]}},
         }
     )

@@ -84,7 +84,8 @@ async def test_adapter_bug_is_reported_not_raised() -> None:
 
 
 def _config(roles: dict[str, Any], default: str | None = None) -> RolecallConfig:
-    providers = {p: {"type": "openai-compatible", "model": "m"} for p in "abcd"}
+    compatible = {"type": "openai-compatible", "model": "m", "base_url": "http://h/v1"}
+    providers = {p: dict(compatible) for p in "abcd"}
     data: dict[str, Any] = {"providers": providers, "roles": roles}
     if default:
         data["default_provider"] = default

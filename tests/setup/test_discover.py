@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -76,13 +77,15 @@ async def test_only_servers_that_list_models_count_and_silent_ones_time_out() ->
     assert fake_llamacpp.requests == ["GET /v1/models"]
 
 
-async def test_discover_reads_ports_from_the_environment() -> None:
+async def test_discover_reads_ports_from_the_environment(tmp_path: Path) -> None:
     with ollama("mistral:7b") as fake:
         found = await discover(
-            environ={PORTS_ENV_VAR: f"ollama={fake.port},llamacpp=off,vllm=off,lmstudio=off"}
+            environ={PORTS_ENV_VAR: f"ollama={fake.port},llamacpp=off,vllm=off,lmstudio=off"},
+            home=tmp_path,
         )
     assert [s.server for s in found.servers] == ["ollama"]
     assert found.keys == ()
+    assert found.clouds == ()
     assert found.embedded == find_embedded()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sim_helpers import KEY, REPLY
 
+from google_credentials import TOKEN
 from rolecall.sim import SimServer
 
 
@@ -23,7 +24,8 @@ def _fresh(server: SimServer) -> SimServer:
 
 @pytest.fixture(scope="module")
 def _servers() -> Iterator[dict[str, SimServer]]:
-    servers = {p: SimServer(p).start() for p in ("openai", "anthropic", "google")}  # type: ignore[arg-type]
+    protocols = ("openai", "anthropic", "google", "vertex")
+    servers = {p: SimServer(p).start() for p in protocols}  # type: ignore[arg-type]
     yield servers
     for server in servers.values():
         server.stop()
@@ -42,3 +44,23 @@ def anthropic_sim(_servers: dict[str, SimServer]) -> SimServer:
 @pytest.fixture
 def google_sim(_servers: dict[str, SimServer]) -> SimServer:
     return _fresh(_servers["google"])
+
+
+@pytest.fixture(scope="module")
+def _azure_server() -> Iterator[SimServer]:
+    server = SimServer("azure-openai").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure_sim(_azure_server: SimServer) -> SimServer:
+    return _fresh(_azure_server)
+
+
+@pytest.fixture
+def vertex_sim(_servers: dict[str, SimServer]) -> SimServer:
+    """Vertex AI: its one known OAuth access token is ``TOKEN``."""
+    server = _fresh(_servers["vertex"])
+    server.api_key = TOKEN
+    return server

@@ -62,6 +62,25 @@ def google_client(server: SimServer, key: str = KEY, timeout: float = 5.0) -> An
     )
 
 
+PROJECT = "sim-project"
+LOCATION = "us-central1"
+
+
+def vertex_client(server: SimServer, credentials: Any, timeout: float = 5.0) -> Any:
+    """google-genai on Vertex AI (project, location, OAuth credentials) at the sim."""
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=server.base_url, timeout=int(timeout * 1000))
+    return genai.Client(
+        vertexai=True,
+        project=PROJECT,
+        location=LOCATION,
+        credentials=credentials,
+        http_options=options,
+    )
+
+
 def transport_errors() -> tuple[type[BaseException], ...]:
     """What google-genai lets through on a dropped or silent connection (httpx or httpx2)."""
     import httpx

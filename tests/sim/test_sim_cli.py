@@ -47,13 +47,19 @@ def test_sim_command_serves_until_ctrl_c() -> None:
     )
     try:
         banner = _read_banner(proc)
-        urls = dict(re.findall(r"^\s+(openai|anthropic|google)\s+(http://\S+)$", banner, re.M))
-        assert set(urls) == {"openai", "anthropic", "google"}
+        pattern = r"^\s+(openai|anthropic|google|vertex)\s+(http://\S+)$"
+        urls = dict(re.findall(pattern, banner, re.M))
+        assert set(urls) == {"openai", "anthropic", "google", "vertex"}
         assert urls["openai"].endswith("/v1")
 
         snippet = banner.split("Paste into rolecall.yaml:")[1].split("Queue faults:")[0]
         config = RolecallConfig.model_validate(yaml.safe_load(snippet))
         assert config.providers["sim-google"].base_url == urls["google"]
+        vertex = config.providers["sim-vertex"]
+        assert (vertex.base_url, getattr(vertex, "project", None)) == (
+            urls["vertex"],
+            "sim-project",
+        )
 
         chat = {"model": "sim-model", "messages": MESSAGES}
         headers = {"authorization": f"Bearer {KEY}"}

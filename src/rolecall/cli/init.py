@@ -1,4 +1,5 @@
-"""``rolecall init``: detect keys, local servers and the embedded model; write rolecall.yaml."""
+"""``rolecall init``: detect keys, cloud credentials, local servers and the embedded model;
+write rolecall.yaml."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
     """Detect what is available and write a config assigning every role.
 
     Looks for API keys in the environment (OpenAI, Anthropic, Gemini, Groq,
-    Mistral, DeepSeek, OpenRouter), model servers on 127.0.0.1 (Ollama,
+    Mistral, DeepSeek, OpenRouter), Azure OpenAI, AWS and Google Cloud
+    credentials in their standard places, model servers on 127.0.0.1 (Ollama,
     llama.cpp, vLLM, LM Studio) and the embedded model. Sends no prompt.
     """
     from rolecall.setup.discover import discover

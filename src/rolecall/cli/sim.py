@@ -14,13 +14,25 @@ from urllib.parse import urlsplit
 import click
 
 from rolecall.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+from rolecall.config.registry import provider_types
 from rolecall.sim.faults import FAULT_KINDS
 
 if TYPE_CHECKING:
     from rolecall.sim import SimServer
 
-PROTOCOLS = ("openai", "anthropic", "google")
 HOST = "127.0.0.1"
+
+
+def _dialect_types() -> dict[str, str]:
+    """Each wire dialect the sim serves -> the first provider type speaking it (registry order)."""
+    dialects: dict[str, str] = {}
+    for row in provider_types().values():
+        if row.sim_dialect is not None:
+            dialects.setdefault(row.sim_dialect, row.name)
+    return dialects
+
+
+PROTOCOLS = tuple(_dialect_types())
 
 
 @click.group("sim", invoke_without_command=True)
@@ -36,7 +48,7 @@ HOST = "127.0.0.1"
     type=click.IntRange(0, 65535),
     default=0,
     show_default=True,
-    help="Port (0: any free port). With --protocol all, PORT, PORT+1 and PORT+2.",
+    help="Port (0: any free port). With --protocol all, PORT, PORT+1, ... one per protocol.",
 )
 @click.option("--latency", type=click.FloatRange(0), default=0.0, help="Seconds before answers.")
 @click.option(
@@ -150,17 +162,23 @@ def _print_banner(servers: Sequence[SimServer], key: str | None, models: Sequenc
     sys.stdout.flush()
 
 
+# Keys a type requires beyond model, key and address (the sim takes any project).
+_SNIPPET_KEYS = {"vertex": ("    project: sim-project",)}
+
+
 def config_snippet(servers: Sequence[SimServer], key: str | None, model: str) -> str:
     """A rolecall.yaml using the running servers: the first as primary, the rest as fallbacks."""
     ids = [f"sim-{server.protocol}" for server in servers]
+    types = _dialect_types()
     lines = ["schema_version: 1", "providers:"]
     for provider_id, server in zip(ids, servers, strict=True):
         lines += [
             f"  {provider_id}:",
-            f"    type: {server.protocol}",
+            f"    type: {types.get(server.protocol, server.protocol)}",
             f"    model: {model}",
             f"    api_key: {key or 'any-key'}",
             f"    base_url: {server.base_url}",
+            *_SNIPPET_KEYS.get(server.protocol, ()),
             "    timeout: 10s",
         ]
     lines.append("roles:")

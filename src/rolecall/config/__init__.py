@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from rolecall.config.schema import (
     BUILTIN_ROLES,
-    PROVIDER_TYPES,
     GatewayConfig,
     MetricsConfig,
     PricingConfig,
@@ -70,6 +69,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "PROVIDER_TYPES":  # follows the registry: never cached
+        from rolecall.config.provider_models import type_names
+
+        return type_names()
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'rolecall.config' has no attribute {name!r}")

@@ -18,11 +18,9 @@ from urllib.parse import urlsplit
 
 from rolecall.config._locations import ConfigPath
 from rolecall.config.params import known_params, suggest_param
-from rolecall.config.vendors import DEFAULT_BASE_URLS
+from rolecall.config.registry import provider_types
 
 __all__ = ["Finding", "base_url_findings", "key_findings", "param_name_finding"]
-
-_EXAMPLE_URL = {**DEFAULT_BASE_URLS, "openai-compatible": "http://localhost:11434/v1"}
 
 # Servers on this machine usually speak plain http.
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")
@@ -54,6 +52,18 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def _example_url(type_name: Any) -> str:
+    """The type's default address, or the example its config model gives for base_url."""
+    row = provider_types().get(type_name) if isinstance(type_name, str) else None
+    if row is None:
+        return ""
+    if row.default_base_url:
+        return row.default_base_url
+    field = row.config_model.model_fields.get("base_url")
+    examples = field.examples if field is not None else None
+    return str(examples[0]) if examples else "https://host/v1"
+
+
 def base_url_findings(path: ConfigPath, spec: Mapping[str, Any]) -> Iterator[Finding]:
     """``base_url`` (or its alias ``endpoint``) is an http(s) URL with a host."""
     if "base_url" in spec and "endpoint" in spec:
@@ -65,8 +75,7 @@ def base_url_findings(path: ConfigPath, spec: Mapping[str, Any]) -> Iterator[Fin
         problem = _url_problem(url)
         if problem is None:
             continue
-        kind = spec.get("type")
-        example = _EXAMPLE_URL.get(kind, "https://host/v1") if isinstance(kind, str) else ""
+        example = _example_url(spec.get("type"))
         stripped = url.strip()
         if "://" not in stripped and stripped:
             scheme = "http" if stripped.startswith(_LOCAL_HOSTS) else "https"

@@ -11,7 +11,8 @@ from pydantic_core import ErrorDetails
 
 from rolecall.config._fields import key_names, model_at
 from rolecall.config._locations import ConfigPath, LineMap, make_issue
-from rolecall.config.schema import CRITICAL_ROLE_KEYS, PROVIDER_TYPES, STRATEGIES
+from rolecall.config.provider_models import config_model_for, type_names
+from rolecall.config.schema import CRITICAL_ROLE_KEYS, STRATEGIES
 from rolecall.errors import ConfigIssue
 
 _EXPECTED = {
@@ -94,6 +95,26 @@ def schema_issues(
     return translator.issues
 
 
+def _example_fix(type_name: str, model: type[Any], name: str) -> str:
+    """``add model: gpt-4.1``: an example from the type's row or the field's own examples."""
+    from rolecall.config.registry import provider_type
+
+    if name == "model":
+        return f"add model: {provider_type(type_name).example_model}"
+    info = model.model_fields.get(name)
+    if info is not None and info.examples:
+        what = f"{info.description}, " if info.description else ""
+        return f"add {name}: {what}e.g. {info.examples[0]}"
+    return f"add {name}: ..."
+
+
+def _types_taking(key: str) -> list[str]:
+    """The registered types whose model takes ``key``."""
+    from rolecall.config.registry import provider_types
+
+    return [name for name, row in provider_types().items() if key in key_names(row.config_model)]
+
+
 class _Translator:
     def __init__(self, data: dict[str, Any], lines: LineMap) -> None:
         self.data = data
@@ -110,9 +131,10 @@ class _Translator:
         for part in loc:
             found, node = _child(node, part)
             if not found:
-                model = model_at(tuple(path))
-                if model is not None and str(part) in key_names(model):
-                    path.append(part)
+                model = model_at(tuple(path), data=self.data)
+                names = key_names(model) if model is not None else {}
+                if str(part) in names:
+                    path.append(names[str(part)])  # a missing key by its name, not its alias
                 break
             path.append(part)
         return tuple(path)
@@ -126,6 +148,8 @@ class _Translator:
         ctx = error.get("ctx") or {}
         if kind == "extra_forbidden":
             self._unknown_key(path)
+        elif self._provider_needs(path, kind, value):
+            return
         elif kind == "missing":
             self.error(path, f"missing required key '{name}'", self._missing_fix(path))
         elif kind == "literal_error":
@@ -150,14 +174,30 @@ class _Translator:
         if path == ("providers",):
             return "add a providers: section with at least one provider, e.g. local: {type: local}"
         if name == "type":
-            return f"add type: one of {', '.join(PROVIDER_TYPES)}"
+            return f"add type: one of {', '.join(type_names())}"
         return f"add {name}: ..."
+
+    def _provider_needs(self, path: ConfigPath, kind: str, value: Any) -> bool:
+        """A key the provider's type requires is missing or empty: say so in its terms."""
+        empty = kind == "string_too_short" or (kind == "string_type" and value is None)
+        if not (len(path) == 3 and path[0] == "providers" and (kind == "missing" or empty)):
+            return False
+        entry = self._node(path[:2])
+        type_name = entry.get("type") if isinstance(entry, dict) else None
+        model = config_model_for(type_name)
+        if model is None or path[2] == "type":
+            return False
+        name = str(path[2])
+        article = "an" if str(type_name)[:1] in "aeiou" else "a"
+        problem = f"{article} {type_name} provider needs a {name}"
+        self.error(path, problem, _example_fix(str(type_name), model, name))
+        return True
 
     def _bad_choice(self, path: ConfigPath, value: Any, expected: str) -> None:
         name = path[-1] if path else ""
         choices: tuple[str, ...]
         if name == "type" and path[:1] == ("providers",):
-            what, choices = "provider type", PROVIDER_TYPES
+            what, choices = "provider type", type_names()
         elif name == "strategy":
             what, choices = "strategy", STRATEGIES
         elif name == "schema_version":
@@ -180,7 +220,7 @@ class _Translator:
         if len(parent) == 2 and parent[0] == "roles" and key in CRITICAL_ROLE_KEYS:
             self.issues.append(role_key_issue(path, key, self.lines))
             return
-        model = model_at(parent)
+        model = model_at(parent, data=self.data)
         names = key_names(model) if model is not None else {}
         siblings = self._node(parent)
         siblings = siblings if isinstance(siblings, dict) else {}
@@ -199,14 +239,21 @@ class _Translator:
                 "keep one of them",
             )
             return
+        type_name = siblings.get("type") if len(parent) == 2 and parent[0] == "providers" else None
+        owners = _types_taking(key) if isinstance(type_name, str) else []
         suggestion = did_you_mean(key, names)
-        if suggestion:
+        if owners:
+            fix = f"'{key}' is for type {' or '.join(owners)}: remove it here"
+        elif suggestion:
             fix = f"did you mean '{suggestion}'?"
         elif model is not None:
             fix = f"allowed keys here: {', '.join(model.model_fields)}"
         else:
             fix = "remove it"
-        self.error(path, f"unknown key '{key}'", fix)
+        if isinstance(type_name, str) and config_model_for(type_name) is not None:
+            self.error(path, f"unknown key '{key}' for type {type_name}", fix)
+        else:
+            self.error(path, f"unknown key '{key}'", fix)
 
     def _node(self, path: ConfigPath) -> Any:
         node: Any = self.data

@@ -9,6 +9,10 @@ The names are rolecall's (OpenAI's words): ``max_tokens`` becomes
 ``max_completion_tokens`` for OpenAI, ``max_tokens`` for Anthropic and
 ``maxOutputTokens`` for Gemini; ``stop`` becomes ``stop_sequences`` or
 ``stopSequences``.
+
+The sets are per parameter family; each provider type's registry row names its
+family (``azure-openai`` may take the ``openai`` family), so the functions here take
+a type name or a family name.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rolecall.config._schema_errors import did_you_mean
+from rolecall.config.registry import provider_types
 
 __all__ = [
     "CAPABILITIES",
@@ -90,6 +95,7 @@ _COMPATIBLE = _OPENAI | {
     "reasoning",
 }
 
+# Parameter family -> the names it takes.
 KNOWN_PARAMS: Mapping[str, frozenset[str]] = {
     "openai": frozenset(_OPENAI),
     "openai-compatible": frozenset(_COMPATIBLE),
@@ -120,16 +126,6 @@ ROUTING_PARAMS: frozenset[str] = frozenset()
 # Features a request may need that not every provider has. A provider lacking one the
 # request needs is skipped before it is called (a hand-over of kind ``unsupported``).
 CAPABILITIES = ("tools", "images", "json_schema", "thinking", "logprobs", "n")
-_HOSTED = frozenset({"tools", "images", "json_schema", "thinking"})
-# Each type's defaults; ``capabilities:`` in a provider's config overrides them. n > 1 is
-# nowhere: every adapter returns one choice.
-TYPE_CAPABILITIES: Mapping[str, frozenset[str]] = {
-    "openai": _HOSTED | {"logprobs"},
-    "openai-compatible": _HOSTED | {"logprobs"},
-    "anthropic": _HOSTED,
-    "google": _HOSTED | {"logprobs"},
-    "local": frozenset({"json_schema"}),
-}
 # The call parameters that need each capability (``drop_params`` may drop them instead).
 CAPABILITY_PARAMS: Mapping[str, tuple[str, ...]] = {
     "tools": ("tools", "tool_choice", "parallel_tool_calls"),
@@ -143,8 +139,11 @@ CAPABILITY_PARAMS: Mapping[str, tuple[str, ...]] = {
 def capabilities_of(
     provider_type: str, overrides: Mapping[str, bool] | None = None
 ) -> frozenset[str]:
-    """What a provider of ``provider_type`` can take, with the config's ``capabilities:``."""
-    have = set(TYPE_CAPABILITIES.get(provider_type, frozenset(CAPABILITIES)))
+    """What a provider of ``provider_type`` can take: its registry row's defaults, with the
+    config's ``capabilities:``; every capability for a type the registry does not know."""
+    row = provider_types().get(provider_type)
+    defaults = row.capabilities if row is not None else dict.fromkeys(CAPABILITIES, True)
+    have = {name for name, value in defaults.items() if value}
     for name, value in (overrides or {}).items():
         if value:
             have.add(name)
@@ -154,10 +153,13 @@ def capabilities_of(
 
 
 def known_params(protocol: str | None) -> frozenset[str]:
-    """The names ``protocol`` takes; every protocol's names when it is unknown or None."""
+    """The names ``protocol`` (a provider type or a parameter family) takes; every
+    family's names when it is unknown or None."""
     if protocol is None:
         return _EVERY
-    return KNOWN_PARAMS.get(protocol, _EVERY)
+    row = provider_types().get(protocol)
+    family = row.param_family if row is not None else protocol
+    return KNOWN_PARAMS.get(family, _EVERY)
 
 
 def unknown_params(protocol: str | None, names: Iterable[str]) -> list[str]:

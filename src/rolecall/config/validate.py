@@ -32,6 +32,7 @@ from rolecall.config._provider_checks import (
     param_name_finding,
 )
 from rolecall.config._schema_errors import describe, did_you_mean, role_key_issue, schema_issues
+from rolecall.config.registry import provider_types
 from rolecall.config.schema import (
     BUILTIN_ROLES,
     CRITICAL_ROLE_KEYS,
@@ -48,13 +49,6 @@ EXTENSION_PREFIX = "x-"
 
 _ID = re.compile(PROVIDER_ID)
 ID_RULE = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
-# Vendors that need a model name and a key; example values for the fixes.
-_EXAMPLE_MODEL = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "google": "gemini-2.5-pro"}
-_KEY_VARIABLE = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "google": "GEMINI_API_KEY",
-}
 _PARAM_RANGES = {
     "temperature": (0.0, 2.0),
     "top_p": (0.0, 1.0),
@@ -190,24 +184,15 @@ class _Checker:
             )
         if not isinstance(spec, dict):
             return
+        # Keys a type requires (model, base_url...) are its config model's to say: the
+        # schema reports them missing. A type with key variables wants an api_key.
         kind = spec.get("type") if isinstance(spec.get("type"), str) else None
-        if kind in _EXAMPLE_MODEL and spec.get("model") in (None, ""):
-            self.error(
-                (*path, "model"),
-                f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} provider needs a model",
-                f"add model: {_EXAMPLE_MODEL[kind]}",
-            )
-        if kind == "openai-compatible" and not (spec.get("base_url") or spec.get("endpoint")):
-            self.error(
-                (*path, "base_url"),
-                "an openai-compatible provider needs a base_url",
-                "add base_url: the server's URL including /v1, e.g. http://localhost:11434/v1",
-            )
-        if kind in _KEY_VARIABLE and spec.get("api_key") in (None, ""):
+        row = provider_types().get(kind) if kind is not None else None
+        if row is not None and row.key_env_vars and spec.get("api_key") in (None, ""):
             self.warn(
                 (*path, "api_key"),
                 f"no api_key: the {kind} API will reject every call",
-                f"add api_key: ${{{_KEY_VARIABLE[kind]}}}",
+                f"add api_key: ${{{row.key_env_vars[0]}}}",
             )
         for finding in (*base_url_findings(path, spec), *key_findings(path, provider_id, spec)):
             self.report(finding)

@@ -48,8 +48,10 @@ from rolecall.gateway._body import BodyBudget
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
+from rolecall.gateway.messages import messages_routes
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
+from rolecall.gateway.responses import responses
 
 if TYPE_CHECKING:
     from rolecall.config.schema import GatewayConfig, RolecallConfig
@@ -343,10 +345,14 @@ class Gateway:
         routed = Starlette(
             routes=[
                 Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route(
+                    "/v1/responses", self._guarded(lambda r: responses(self, r)), methods=["POST"]
+                ),
                 Route("/v1/models", self._guarded(self._models), methods=["GET"]),
                 Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
+                *messages_routes(self),
                 *dashboard_routes(self),
             ],
             exception_handlers={404: no_route, 405: no_route},

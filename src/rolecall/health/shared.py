@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from rolecall._secrets import register_secret
+from rolecall._secrets import Secret, register_secret
 from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, ProviderError
 from rolecall.health._redis_state import RedisState, Write
@@ -84,18 +84,27 @@ def make_health(
 
 
 def provider_fingerprint(provider: ProviderConfig) -> str:
-    """A short hash of what decides whether the provider's calls can succeed."""
+    """A short hash of what decides whether the provider's calls can succeed: the keys
+    every type has that pick the endpoint and credential, and the type's own keys
+    (``model_path``, a deployment, a region)."""
     key = provider.api_key.get() if provider.api_key is not None else None
+    own = sorted(set(type(provider).model_fields) - set(ProviderConfig.model_fields))
+    own_values = {name: _plain(getattr(provider, name)) for name in own}
     identity = [
         provider.type,
         provider.model,
         key,
         provider.base_url,
         sorted(provider.headers.items()),
-        provider.model_path,
+        own_values,
     ]
-    encoded = json.dumps(identity, separators=(",", ":")).encode()
+    encoded = json.dumps(identity, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    # A secret of a type's own (a cloud credential) counts by its value, like api_key.
+    return value.get() if isinstance(value, Secret) else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,8 +249,10 @@ def _detail_type(detail: Mapping[str, Any]) -> str:
 
 
 def is_gemini_context_overflow(message: str) -> bool:
+    """Gemini API: "The input token count (N) exceeds the maximum..."; Vertex AI: "...the
+    input token count is N but model only supports up to M"."""
     low = message.lower()
-    return "input token count" in low and "exceed" in low
+    return "input token count" in low and ("exceed" in low or "only supports up to" in low)
 
 
 def google_rpc_kind(

@@ -17,8 +17,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from rolecall.config.registry import provider_type
 from rolecall.config.schema import ProviderConfig
-from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._anthropic_body import (
     DEFAULT_MAX_TOKENS,
@@ -41,7 +41,6 @@ from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
 
 __all__ = [
     "API_VERSION",
-    "DEFAULT_BASE_URL",
     "DEFAULT_MAX_TOKENS",
     "RESPOND_TOOL",
     "AnthropicProvider",
@@ -50,7 +49,6 @@ __all__ = [
     "classify_anthropic_error",
 ]
 
-DEFAULT_BASE_URL = DEFAULT_BASE_URLS["anthropic"]
 API_VERSION = "2023-06-01"
 _MODEL_PAGES = 10
 
@@ -173,7 +171,7 @@ class AnthropicProvider(HTTPProvider):
     classify = staticmethod(classify_anthropic_error)
 
     def __init__(self, provider_id: str, config: ProviderConfig) -> None:
-        super().__init__(provider_id, config, DEFAULT_BASE_URL)
+        super().__init__(provider_id, config, provider_type(config.type).default_base_url)
         self._messages_url = f"{self.base_url}/v1/messages"
 
     def auth_headers(self) -> dict[str, str]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from rolecall.config.registry import provider_type
 from rolecall.config.schema import ProviderConfig
-from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
     error_head,
@@ -37,14 +37,12 @@ from rolecall.types import ChatRequest, Chunk, Completion, ToolCall, ToolCallDel
 
 __all__ = [
     "API_VERSION",
-    "DEFAULT_BASE_URL",
     "FILTER_FINISH_REASONS",
     "GoogleProvider",
     "classify_gemini_error",
     "gemini_body",
 ]
 
-DEFAULT_BASE_URL = DEFAULT_BASE_URLS["google"]
 API_VERSION = "v1beta"
 # Finish reasons meaning the answer was withheld by a policy filter (another model may answer).
 FILTER_FINISH_REASONS = frozenset(
@@ -160,7 +158,7 @@ class GoogleProvider(HTTPProvider):
     classify = staticmethod(classify_gemini_error)
 
     def __init__(self, provider_id: str, config: ProviderConfig) -> None:
-        super().__init__(provider_id, config, DEFAULT_BASE_URL)
+        super().__init__(provider_id, config, provider_type(config.type).default_base_url)
         name = quote(self.model.removeprefix("models/"), safe="-._~")
         self._model_url = f"{self.base_url}/{API_VERSION}/models/{name}"
 

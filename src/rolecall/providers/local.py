@@ -31,7 +31,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from rolecall.config.schema import ProviderConfig
+from rolecall.config.provider_models import LocalProviderConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
 from rolecall.providers import _local_runtime as rt
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
@@ -46,7 +46,7 @@ _STARTED = object()  # the worker began this request: the timeout starts now
 class LocalProvider:
     """A :class:`rolecall.providers.base.Provider` running a GGUF model in-process."""
 
-    def __init__(self, provider_id: str, config: ProviderConfig) -> None:
+    def __init__(self, provider_id: str, config: LocalProviderConfig) -> None:
         self.id = provider_id
         self._config = config
         self._runtime = config.runtime or "mistralrs"

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from rolecall.config.params import sendable_params
+from rolecall.config.registry import provider_type
 from rolecall.config.schema import ProviderConfig
-from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._errors import (
     error_head,
@@ -34,13 +34,11 @@ from rolecall.providers._openai_wire import (
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "OpenAIProvider",
     "classify_openai_error",
     "openai_body",
 ]
 
-DEFAULT_BASE_URL = DEFAULT_BASE_URLS["openai"]
 
 _RESERVED = frozenset({"model", "messages", "stream", "stream_options"})
 # The fields extra_body may not replace: what the adapter itself must decide.
@@ -172,7 +170,7 @@ class OpenAIProvider(HTTPProvider):
 
     def __init__(self, provider_id: str, config: ProviderConfig) -> None:
         self.compatible = config.type == "openai-compatible"
-        super().__init__(provider_id, config, None if self.compatible else DEFAULT_BASE_URL)
+        super().__init__(provider_id, config, provider_type(config.type).default_base_url)
         self._chat_url = f"{self.base_url}/chat/completions"
         self._max_tokens_field = "max_tokens" if self.compatible else "max_completion_tokens"
 

@@ -18,19 +18,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from rolecall.config.registry import provider_types as registered_types
 from rolecall.errors import MissingExtra
 from rolecall.events import AttemptEvent, Event, TaskEvent
 
 __all__ = ["TelemetrySink", "telemetry_enabled"]
-
-# rolecall provider type -> gen_ai.system value of the semantic conventions.
-_GEN_AI_SYSTEM = {
-    "openai": "openai",
-    "openai-compatible": "openai",
-    "anthropic": "anthropic",
-    "google": "gcp.gemini",
-    "local": "rolecall.local",
-}
 
 
 # Bucket boundaries the GenAI semantic conventions recommend for the two histograms.
@@ -79,7 +71,11 @@ class TelemetrySink:
             description="Number of input and output tokens used",
             explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
         )
-        self._systems = {pid: _GEN_AI_SYSTEM.get(t, t) for pid, t in provider_types.items()}
+        # gen_ai.system of the semantic conventions: each type's registry row says it.
+        rows = registered_types()
+        self._systems = {
+            pid: rows[t].genai_system if t in rows else t for pid, t in provider_types.items()
+        }
         self._pending: dict[tuple[str, str], list[AttemptEvent]] = {}
 
     def emit(self, event: Event) -> None:

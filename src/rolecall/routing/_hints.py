@@ -6,8 +6,10 @@ import time
 from collections.abc import Sequence
 
 from rolecall._secrets import redact
+from rolecall.config._vertex_config import VertexConfig
+from rolecall.config.provider_models import LocalProviderConfig
+from rolecall.config.registry import provider_types
 from rolecall.config.schema import RolecallConfig
-from rolecall.config.vendors import DEFAULT_BASE_URLS
 from rolecall.errors import ErrorKind, ProviderError
 
 __all__ = ["explain", "explain_all"]
@@ -24,9 +26,11 @@ def _base_url(config: RolecallConfig, provider_id: str) -> str:
     provider = config.providers.get(provider_id)
     if provider is None:
         return f"provider '{provider_id}'"
-    if provider.type == "local":
+    if isinstance(provider, LocalProviderConfig):
         return "the embedded model"
-    return provider.base_url or DEFAULT_BASE_URLS.get(provider.type, f"provider '{provider_id}'")
+    row = provider_types().get(provider.type)
+    default = row.default_base_url if row is not None else None
+    return provider.base_url or default or f"provider '{provider_id}'"
 
 
 def _model(config: RolecallConfig, provider_id: str) -> str:
@@ -34,9 +38,33 @@ def _model(config: RolecallConfig, provider_id: str) -> str:
     return (provider.model if provider is not None else None) or "(default)"
 
 
+def _google_cloud_fix(error: ProviderError, provider: VertexConfig) -> str | None:
+    """Vertex AI's credentials are Google Cloud's (no key): their fixes name gcloud and IAM."""
+    pid = error.provider
+    if error.kind is ErrorKind.AUTH and provider.api_key is None:
+        return (
+            f"the Google Cloud credentials of provider '{pid}' were rejected: run `gcloud auth "
+            f"application-default login`, or set providers.{pid}.credentials_file"
+        )
+    if error.kind is ErrorKind.PERMISSION:
+        return (
+            f"provider '{pid}' may not call model '{provider.model}' in project "
+            f"'{provider.project}': enable the Vertex AI API there and grant the credentials "
+            "roles/aiplatform.user"
+        )
+    if error.kind is ErrorKind.QUOTA:
+        return f"project '{provider.project}' has billing disabled: enable billing for it"
+    return None
+
+
 def _fix(error: ProviderError, config: RolecallConfig) -> str:
     pid = error.provider
     kind = error.kind
+    provider = config.providers.get(pid)
+    if isinstance(provider, VertexConfig):
+        fix = _google_cloud_fix(error, provider)
+        if fix is not None:
+            return fix
     if kind is ErrorKind.AUTH:
         return f"{_key_name(config, pid)} was rejected: set a valid key"
     if kind is ErrorKind.PERMISSION:

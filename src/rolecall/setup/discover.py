@@ -1,7 +1,9 @@
-"""What this machine can reach, for ``rolecall init``: keys, local servers, the embedded model.
+"""What this machine can reach, for ``rolecall init``: keys, cloud credentials, local
+servers, the embedded model.
 
 Detection never sends a prompt and never spends a token: keys are read from
-the environment (their values are never kept), local servers are asked for
+the environment (their values are never kept), cloud credentials are looked for
+in their standard places (:mod:`rolecall.setup.clouds`), local servers are asked for
 their model list on loopback with a short timeout, all at once, and the
 embedded model is looked up on disk without being loaded.
 
@@ -17,14 +19,18 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rolecall.config.registry import provider_types
+from rolecall.setup.clouds import CloudAccount, find_clouds
 
 if TYPE_CHECKING:
     from rolecall.providers._wire import WireClient
 
 __all__ = [
+    "COMPATIBLE_VENDORS",
     "DEFAULT_PORTS",
-    "KEY_VENDORS",
     "PORTS_ENV_VAR",
     "SERVERS",
     "Discovery",
@@ -35,6 +41,7 @@ __all__ = [
     "find_embedded",
     "find_keys",
     "find_servers",
+    "key_vendors",
     "parse_ports",
 ]
 
@@ -47,16 +54,14 @@ class KeyVendor:
     """A vendor reachable with an API key found in the environment."""
 
     vendor: str  # provider id stem: openai, anthropic, google, groq...
-    type: Literal["openai", "anthropic", "google", "openai-compatible"]
+    type: str  # a registered provider type
     env_vars: tuple[str, ...]  # the first one set is used
     base_url: str | None = None
     env_var: str = ""  # the variable actually found (set by find_keys)
 
 
-KEY_VENDORS: tuple[KeyVendor, ...] = (
-    KeyVendor("anthropic", "anthropic", ("ANTHROPIC_API_KEY",)),
-    KeyVendor("openai", "openai", ("OPENAI_API_KEY",)),
-    KeyVendor("google", "google", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+# Vendors reached through type openai-compatible: not provider types of their own.
+COMPATIBLE_VENDORS: tuple[KeyVendor, ...] = (
     KeyVendor("mistral", "openai-compatible", ("MISTRAL_API_KEY",), "https://api.mistral.ai/v1"),
     KeyVendor(
         "deepseek", "openai-compatible", ("DEEPSEEK_API_KEY",), "https://api.deepseek.com/v1"
@@ -75,6 +80,17 @@ SERVERS: dict[str, tuple[str, int, str]] = {
     "lmstudio": ("LM Studio", 1234, "/v1/models"),
 }
 DEFAULT_PORTS: dict[str, int] = {name: spec[1] for name, spec in SERVERS.items()}
+
+
+def key_vendors() -> tuple[KeyVendor, ...]:
+    """The provider types reached with a key alone (their registry row names key variables
+    and a default address), then the compatible vendors."""
+    types = tuple(
+        KeyVendor(row.name, row.name, row.key_env_vars)
+        for row in provider_types().values()
+        if row.key_env_vars and row.default_base_url
+    )
+    return types + COMPATIBLE_VENDORS
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +134,7 @@ class EmbeddedModel:
 @dataclass(frozen=True, slots=True)
 class Discovery:
     keys: tuple[KeyVendor, ...] = ()
+    clouds: tuple[CloudAccount, ...] = ()
     servers: tuple[LocalServer, ...] = ()
     embedded: EmbeddedModel | None = None
     notes: tuple[str, ...] = field(default=())
@@ -127,7 +144,7 @@ def find_keys(environ: Mapping[str, str] | None = None) -> tuple[KeyVendor, ...]
     """Vendors whose key variable is set (non-empty); values are never read further."""
     env = os.environ if environ is None else environ
     found = []
-    for vendor in KEY_VENDORS:
+    for vendor in key_vendors():
         var = next((name for name in vendor.env_vars if env.get(name, "").strip()), None)
         if var is not None:
             found.append(
@@ -221,8 +238,10 @@ async def discover(
     environ: Mapping[str, str] | None = None,
     ports: Mapping[str, int] | None = None,
     probe_timeout: float = 0.5,
+    home: Path | None = None,
 ) -> Discovery:
-    """Everything ``rolecall init`` can use; ``ports`` defaults to ``ROLECALL_DISCOVER_PORTS``."""
+    """Everything ``rolecall init`` can use; ``ports`` defaults to ``ROLECALL_DISCOVER_PORTS``,
+    ``home`` (where cloud tools keep credentials) to the user's home directory."""
     env = os.environ if environ is None else environ
     if ports is None:
         ports = parse_ports(env.get(PORTS_ENV_VAR))
@@ -234,6 +253,7 @@ async def discover(
     )
     return Discovery(
         keys=find_keys(env),
+        clouds=find_clouds(env, Path.home() if home is None else home),
         servers=tuple(s for s in servers if s.models),
         embedded=find_embedded(),
         notes=notes,

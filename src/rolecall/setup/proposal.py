@@ -13,15 +13,23 @@ The rules, in the order they are applied:
   model), so a run can finish with no network at all.
 
 With no key, every role runs on the best local model.
+
+Cloud credentials (:mod:`rolecall.setup.clouds`) join the candidates when their
+type can run here; otherwise (the type is not registered, its extra is not
+installed, or a setting is left to fill in) the entry is written commented out,
+with a note saying what it needs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
 
+from rolecall.config.registry import provider_types
 from rolecall.config.schema import BUILTIN_ROLES
+from rolecall.setup.clouds import PLACEHOLDER, CloudAccount
 from rolecall.setup.discover import Discovery
 
 __all__ = [
@@ -60,6 +68,12 @@ CATALOG: dict[str, tuple[tuple[str, str, int, float], ...]] = {
         ("groq-small", "llama-3.1-8b-instant", 40, 0.08),
     ),
 }
+# cloud provider type -> (strength, relative USD per Mtok out) of the model it proposes.
+CLOUD_RANK: dict[str, tuple[int, float]] = {
+    "azure-openai": (80, 8.0),  # a deployment of the user's choosing
+    "vertex": (70, 2.5),  # gemini-2.5-flash
+    "bedrock": (60, 4.0),  # claude-3-5-haiku
+}
 CAPABLE = 50  # the least strength trusted with clarifying questions
 FRONTIER = 85  # the least strength trusted with the code when the planner's model could write it
 MAX_REMOTE_FALLBACKS = 2
@@ -76,6 +90,13 @@ class Candidate:
     env_var: str | None = None
     base_url: str | None = None
     note: str = ""
+    fields: tuple[tuple[str, str], ...] = ()  # the entry's keys after type (cloud entries)
+    needs: str = ""  # why it is written commented out, and what to do
+
+    @property
+    def offered(self) -> bool:
+        """Written commented out: the user must act before it can be used."""
+        return bool(self.needs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +152,8 @@ def candidates(found: Discovery) -> tuple[list[Candidate], list[Candidate]]:
                     note=f"{key.vendor}'s {'flagship' if rank == 0 else 'fast, cheaper'} model",
                 )
             )
-    remote.sort(key=lambda c: -c.strength)  # stable: KEY_VENDORS order breaks ties
+    remote.extend(c for c in map(_cloud_candidate, found.clouds) if not c.offered)
+    remote.sort(key=lambda c: -c.strength)  # stable: key_vendors() order breaks ties
     local = [
         Candidate(
             server.server,
@@ -162,9 +184,49 @@ def candidates(found: Discovery) -> tuple[list[Candidate], list[Candidate]]:
     return remote, local
 
 
+def _cloud_block(account: CloudAccount) -> str:
+    """What keeps the account's entry from running here; "" when nothing does."""
+    blocks = []
+    install = f"needs rolecall[{account.extra}]: pip install 'rolecall[{account.extra}]'"
+    if account.type not in provider_types() or not _installed(account.extra_module):
+        blocks.append(f"type {account.type} {install}")
+    if account.missing:
+        blocks.append(f"set {' and '.join(account.missing)} (written as {PLACEHOLDER})")
+    return "; ".join(blocks)
+
+
+def _installed(module: str | None) -> bool:
+    if module is None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # its parent package is missing
+        return False
+
+
+def _cloud_candidate(account: CloudAccount) -> Candidate:
+    strength, cost = CLOUD_RANK.get(account.type, (50, 5.0))
+    return Candidate(
+        account.provider_id,
+        account.provider_id,
+        account.model,
+        strength,
+        cost,
+        account.type,
+        note=f"{account.cloud}, credentials from {account.found}",
+        fields=account.fields,
+        needs=_cloud_block(account),
+    )
+
+
 def propose(found: Discovery) -> Proposal:
     remote, local = candidates(found)
+    offered = [c for c in map(_cloud_candidate, found.clouds) if c.offered]
     notes = list(found.notes)
+    notes += [
+        f"{c.note}: {c.needs}, then uncomment providers.{c.id} and name it in a role"
+        for c in offered
+    ]
     if found.embedded is not None and not found.embedded.available:
         notes.append(f"embedded model not installed: {found.embedded.missing()}")
     if not remote and not local:
@@ -176,7 +238,7 @@ def propose(found: Discovery) -> Proposal:
             "embedded model, which needs the install above"
         )
     if not remote:
-        return _local_only(local, notes)
+        return _local_only(local, notes, offered)
 
     strongest = [_best(remote, vendor) for vendor in _vendors(remote)]
     planner = strongest[0]
@@ -216,10 +278,10 @@ def propose(found: Discovery) -> Proposal:
         roles.append(_assignment(role, primary, [*chain, *local], reason))
     vendors = _vendors(remote)
     listed = sorted(remote, key=lambda c: (vendors.index(c.vendor), -c.strength))
-    return _proposal(roles, [*listed, *local], planner.id, notes)
+    return _proposal(roles, [*listed, *local], planner.id, notes, offered)
 
 
-def _local_only(local: list[Candidate], notes: list[str]) -> Proposal:
+def _local_only(local: list[Candidate], notes: list[str], offered: list[Candidate]) -> Proposal:
     primary = local[0]
     reason = (
         f"no API key found: {primary.note}"
@@ -227,7 +289,7 @@ def _local_only(local: list[Candidate], notes: list[str]) -> Proposal:
         else "no API key or local server found: the embedded model"
     )
     roles = [_assignment(role, primary, local[1:], reason) for role in BUILTIN_ROLES]
-    return _proposal(roles, local, primary.id, notes)
+    return _proposal(roles, local, primary.id, notes, offered)
 
 
 def _proposal(
@@ -235,6 +297,7 @@ def _proposal(
     pool: list[Candidate],
     default: str,
     notes: list[str],
+    offered: list[Candidate],
 ) -> Proposal:
     used = {default}
     for assignment in roles:
@@ -244,6 +307,7 @@ def _proposal(
     for candidate in pool:
         if candidate.id in used and all(e.candidate.id != candidate.id for e in entries):
             entries.append(ProviderEntry(candidate, candidate.note))
+    entries += [ProviderEntry(c, c.needs) for c in offered]
     return Proposal(tuple(entries), tuple(roles), default, tuple(notes))
 
 
@@ -310,18 +374,9 @@ def render_yaml(proposal: Proposal, found: Discovery) -> str:
     ]
     for entry in proposal.providers:
         c = entry.candidate
-        lines.append(f"  {c.id}:  # {_comment(entry.comment)}")
-        lines.append(f"    type: {c.type}")
-        if c.model is not None:
-            lines.append(f"    model: {_scalar(c.model)}")
-        if c.base_url:
-            lines.append(f"    base_url: {_scalar(c.base_url)}")
-        if c.env_var:
-            lines.append(f"    api_key: ${{{c.env_var}}}")
-        elif c.type == "local":
-            lines.append("    timeout: 10m  # one generation; small CPUs are slow")
-        else:
-            lines.append("    timeout: 5m  # a model on this machine may run on the CPU")
+        entry_lines = [f"{c.id}:  # {_comment(entry.comment)}", *_entry_keys(c)]
+        # An entry the user must act on first is written commented out: the file stays valid.
+        lines += [f"  # {line}" if c.offered else f"  {line}" for line in entry_lines]
     lines += ["", "roles:"]
     for a in proposal.roles:
         lines.append(f"  {a.role}:  # {a.reason}")
@@ -336,8 +391,31 @@ def render_yaml(proposal: Proposal, found: Discovery) -> str:
     return "\n".join(lines)
 
 
+def _entry_keys(c: Candidate) -> list[str]:
+    lines = [f"  type: {c.type}"]
+    if c.fields:
+        # ${VAR} references are written bare, like api_key below: YAML reads them as text.
+        lines += [
+            f"  {key}: {value if value.startswith('${') else _scalar(value)}"
+            for key, value in c.fields
+        ]
+        return lines
+    if c.model is not None:
+        lines.append(f"  model: {_scalar(c.model)}")
+    if c.base_url:
+        lines.append(f"  base_url: {_scalar(c.base_url)}")
+    if c.env_var:
+        lines.append(f"  api_key: ${{{c.env_var}}}")
+    elif c.type == "local":
+        lines.append("  timeout: 10m  # one generation; small CPUs are slow")
+    else:
+        lines.append("  timeout: 5m  # a model on this machine may run on the CPU")
+    return lines
+
+
 def _detected(found: Discovery) -> list[str]:
     lines = [f"key {k.env_var} ({k.vendor})" for k in found.keys]
+    lines += [f"{a.cloud} credentials: {a.found}" for a in found.clouds]
     lines += [f"{s.name} at {s.base_url} ({', '.join(s.models[:4])})" for s in found.servers]
     if found.embedded is not None and found.embedded.available:
         lines.append(f"embedded model {found.embedded.model}")

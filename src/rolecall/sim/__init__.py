@@ -1,4 +1,4 @@
-"""Fake provider servers: OpenAI, Anthropic and Gemini on 127.0.0.1, with scriptable faults.
+"""Fake provider servers: OpenAI, Anthropic, Gemini and Azure OpenAI on 127.0.0.1, with faults.
 
 They speak each vendor's real wire format (bodies, headers, server-sent event
 streams, error shapes), so the adapters, the router, the gateway and the

@@ -42,9 +42,10 @@ __all__ = [
 class Route:
     """What a request path asks for."""
 
-    action: Literal["chat", "models", "model"]
+    action: Literal["chat", "models", "model", "count"]  # count: a free token count
     model: str | None = None  # from the path (Gemini, model get)
     stream: bool = False  # from the path (Gemini :streamGenerateContent)
+    scope: str = ""  # from the path: Vertex's ``projects/P/locations/L``
 
 
 @dataclass(slots=True)
@@ -56,6 +57,7 @@ class Ctx:
     stream: bool
     body: dict[str, Any]
     input_tokens: int
+    scope: str = ""  # the route's scope (Vertex project and location), for error texts
     request_id: str = field(default_factory=lambda: new_id(""))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -278,6 +280,11 @@ class Dialect(ABC):
     @abstractmethod
     def stream_tail(self, ctx: Ctx, answer: Answer) -> list[bytes]: ...
 
+    def filtered_error(self, fault: Fault, ctx: Ctx) -> Rendered | None:
+        """A ``content_filter`` fault the vendor refuses with an HTTP error (Azure's filtered
+        prompt), or None when it answers 200 with its filtered marker."""
+        return None
+
     def stream_error_event(self, ctx: Ctx) -> bytes | None:
         """An in-stream error event, or None when the vendor just drops the connection."""
         return None
@@ -294,6 +301,10 @@ class Dialect(ABC):
 
     @abstractmethod
     def model_info(self, model: str) -> dict[str, Any]: ...
+
+    def count_tokens(self, ctx: Ctx) -> dict[str, Any]:
+        """The answer of a free token count (Gemini's ``:countTokens``), for ``count`` routes."""
+        raise NotImplementedError(f"{self.name} has no token count endpoint")
 
     def headers(self, ctx: Ctx | None) -> list[tuple[str, str]]:
         """Headers the vendor puts on every response."""

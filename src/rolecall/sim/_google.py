@@ -23,7 +23,7 @@ from rolecall.sim._common import (
 from rolecall.sim._http import HttpRequest, Rendered
 from rolecall.sim.faults import Fault
 
-__all__ = ["GoogleDialect"]
+__all__ = ["CONTEXT_WINDOW", "GoogleDialect", "gemini_error", "verb_route"]
 
 CONTEXT_WINDOW = 1048576
 _VERSIONS = ("/v1beta/models", "/v1/models")
@@ -41,7 +41,7 @@ _SAFETY_RATINGS = [
 ]
 
 
-def _error(
+def gemini_error(
     code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> Rendered:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
@@ -96,16 +96,14 @@ class GoogleDialect(Dialect):
                 return Route("models")
             return Route("model", model=rest) if ":" not in rest else None
         model, _, verb = rest.rpartition(":")
-        if method == "POST" and model and verb in ("generateContent", "streamGenerateContent"):
-            return Route("chat", model=model, stream=verb == "streamGenerateContent")
-        return None
+        return verb_route(method, model, verb)
 
     def api_key(self, request: HttpRequest) -> str | None:
         return request.headers.get("x-goog-api-key", "").strip() or request.query.get("key") or None
 
     def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
         if not isinstance(body.get("contents"), list) or not body["contents"]:
-            return _error(
+            return gemini_error(
                 400,
                 "INVALID_ARGUMENT",
                 "* GenerateContentRequest.contents: contents is not specified\n",
@@ -116,7 +114,7 @@ class GoogleDialect(Dialect):
                 problem = _part_problem(part) if isinstance(part, dict) else "must be an object"
                 if problem:
                     where = f"contents[{index}].parts[{number}]"
-                    return _error(
+                    return gemini_error(
                         400, "INVALID_ARGUMENT", f"* GenerateContentRequest.{where}{problem}\n"
                     )
         return None
@@ -161,9 +159,9 @@ class GoogleDialect(Dialect):
                 message = f"Permission denied: Consumer 'api_key:{ctx.key}' has been suspended."
             else:
                 message = "The caller does not have permission"
-            return _error(403, "PERMISSION_DENIED", message)
+            return gemini_error(403, "PERMISSION_DENIED", message)
         if kind == "region":
-            return _error(
+            return gemini_error(
                 400, "FAILED_PRECONDITION", "User location is not supported for the API use." + echo
             )
         if kind == "not_found":
@@ -183,10 +181,10 @@ class GoogleDialect(Dialect):
             if wait is not None:
                 details.append(_retry_info(wait))
                 message += f" Please retry in {seconds_text(wait)}s."
-            return _error(429, "RESOURCE_EXHAUSTED", message + echo, details)
+            return gemini_error(429, "RESOURCE_EXHAUSTED", message + echo, details)
         if kind == "overloaded":
             extra = [_retry_info(fault.retry_after)] if fault.retry_after is not None else None
-            return _error(
+            return gemini_error(
                 503, "UNAVAILABLE", "The model is overloaded. Please try again later." + echo, extra
             )
         if kind == "server":
@@ -194,14 +192,16 @@ class GoogleDialect(Dialect):
             if status == 502:
                 return bad_gateway()
             if status == 503:
-                return _error(503, "UNAVAILABLE", "The service is currently unavailable." + echo)
+                return gemini_error(
+                    503, "UNAVAILABLE", "The service is currently unavailable." + echo
+                )
             if status == 504:
-                return _error(
+                return gemini_error(
                     504,
                     "DEADLINE_EXCEEDED",
                     "Deadline expired before operation could complete." + echo,
                 )
-            return _error(
+            return gemini_error(
                 status,
                 "INTERNAL",
                 "An internal error has occurred. Please retry or report in "
@@ -209,7 +209,7 @@ class GoogleDialect(Dialect):
             )
         if kind == "context_length":
             tokens = CONTEXT_WINDOW + max(ctx.input_tokens, 1)
-            return _error(
+            return gemini_error(
                 400,
                 "INVALID_ARGUMENT",
                 f"The input token count ({tokens}) exceeds the maximum number of tokens allowed "
@@ -223,7 +223,7 @@ class GoogleDialect(Dialect):
         )
         violation = {"field": "generation_config", "description": message}
         details = [{"@type": _RPC + "BadRequest", "fieldViolations": [violation]}]
-        return _error(fault.status or 400, "INVALID_ARGUMENT", message + echo, details)
+        return gemini_error(fault.status or 400, "INVALID_ARGUMENT", message + echo, details)
 
     def _invalid_key(self, echo: str = "") -> Rendered:
         message = "API key not valid. Please pass a valid API key."
@@ -236,10 +236,10 @@ class GoogleDialect(Dialect):
             },
             {"@type": _RPC + "LocalizedMessage", "locale": "en-US", "message": message},
         ]
-        return _error(400, "INVALID_ARGUMENT", message + echo, details)
+        return gemini_error(400, "INVALID_ARGUMENT", message + echo, details)
 
     def missing_key(self) -> Rendered:
-        return _error(
+        return gemini_error(
             403,
             "PERMISSION_DENIED",
             "Method doesn't allow unregistered callers (callers without established identity). "
@@ -250,17 +250,17 @@ class GoogleDialect(Dialect):
         return self._invalid_key()
 
     def invalid_json(self) -> Rendered:
-        return _error(
+        return gemini_error(
             400,
             "INVALID_ARGUMENT",
             'Invalid JSON payload received. Unexpected token.\n{"contents": [\n ^',
         )
 
     def unknown_route(self, method: str, path: str) -> Rendered:
-        return _error(404, "NOT_FOUND", f"Method not found: {method} {path}")
+        return gemini_error(404, "NOT_FOUND", f"Method not found: {method} {path}")
 
     def model_not_found(self, model: str, echo: str = "") -> Rendered:
-        return _error(
+        return gemini_error(
             404,
             "NOT_FOUND",
             f"models/{model} is not found for API version v1beta, or is not supported for "
@@ -359,6 +359,13 @@ class GoogleDialect(Dialect):
     def models_list(self, models: Sequence[str]) -> dict[str, Any]:
         return {"models": [self.model_info(m) for m in models]}
 
+    def count_tokens(self, ctx: Ctx) -> dict[str, Any]:
+        tokens = ctx.input_tokens
+        return {
+            "totalTokens": tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+        }
+
     def model_info(self, model: str) -> dict[str, Any]:
         return {
             "name": f"models/{model}",
@@ -373,6 +380,17 @@ class GoogleDialect(Dialect):
             "topK": 64,
             "maxTemperature": 2.0,
         }
+
+
+def verb_route(method: str, model: str, verb: str, scope: str = "") -> Route | None:
+    """``POST {model}:generateContent``, ``:streamGenerateContent`` or ``:countTokens``."""
+    if method != "POST" or not model:
+        return None
+    if verb in ("generateContent", "streamGenerateContent"):
+        return Route("chat", model=model, stream=verb == "streamGenerateContent", scope=scope)
+    if verb == "countTokens":
+        return Route("count", model=model, scope=scope)
+    return None
 
 
 def _thoughts(ctx: Ctx, answer: Answer) -> str:

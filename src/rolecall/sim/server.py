@@ -1,4 +1,5 @@
-"""``SimServer``: a fake OpenAI, Anthropic or Gemini endpoint on 127.0.0.1 with scripted faults.
+"""``SimServer``: a fake OpenAI, Anthropic, Gemini, Azure OpenAI or Vertex AI endpoint on
+127.0.0.1 with scripted faults.
 
 Each server runs its own asyncio loop in a daemon thread, so it serves
 synchronous tests, async tests and out-of-process clients alike. Every chat
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rolecall.sim._anthropic import AnthropicDialect
+from rolecall.sim._azure import AzureOpenAIDialect
 from rolecall.sim._common import (
     Answer,
     Ctx,
@@ -37,13 +39,14 @@ from rolecall.sim._deliver import deliver
 from rolecall.sim._google import GoogleDialect
 from rolecall.sim._http import Exchange, HttpRequest, HttpServer, Rendered
 from rolecall.sim._openai import OpenAIDialect
+from rolecall.sim._vertex import VertexDialect
 from rolecall.sim.faults import HANG_KINDS, Fault, parse_fault
 
 __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_latency"]
 
 log = logging.getLogger("rolecall.sim")
 
-Protocol = Literal["openai", "anthropic", "google"]
+Protocol = Literal["openai", "anthropic", "google", "azure-openai", "vertex"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
 # cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
 # vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
@@ -55,6 +58,8 @@ _DIALECTS: dict[str, type[Dialect]] = {
     "openai": OpenAIDialect,
     "anthropic": AnthropicDialect,
     "google": GoogleDialect,
+    "azure-openai": AzureOpenAIDialect,
+    "vertex": VertexDialect,
 }
 # Sticky faults that also hit the model endpoints (the credential check): a
 # zero-credit or rate-limited key still lists models.
@@ -105,7 +110,8 @@ class SimServer:
         max_recorded: int = 10000,
     ) -> None:
         if protocol not in _DIALECTS:
-            raise ValueError(f"unknown protocol {protocol!r}; expected openai, anthropic or google")
+            known = ", ".join(_DIALECTS)
+            raise ValueError(f"unknown protocol {protocol!r}; expected one of: {known}")
         if not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
         self.protocol: Protocol = protocol
@@ -266,17 +272,25 @@ class SimServer:
         elif route.action == "chat":
             await self._chat(request, ex, route, parsed, key)
         else:
-            await self._model_endpoint(request, ex, route, key)
+            await self._model_endpoint(request, ex, route, key, parsed)
         if log.isEnabledFor(logging.INFO):
             outcome = str(ex.status) if ex.status else "connection dropped"
             log.info("%s %s %s -> %s", self.protocol, request.method, request.target, outcome)
 
     async def _model_endpoint(
-        self, request: HttpRequest, ex: Exchange, route: Route, key: str | None
+        self, request: HttpRequest, ex: Exchange, route: Route, key: str | None, parsed: Any
     ) -> None:
         self.model_calls += 1
         dialect = self._dialect
-        ctx = Ctx(model=route.model or "", key=key, stream=False, body={}, input_tokens=0)
+        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        ctx = Ctx(
+            model=route.model or "",
+            key=key,
+            stream=False,
+            body=body,
+            input_tokens=count_words(dialect.prompt_texts(body)) if body else 0,
+            scope=route.scope,
+        )
         fault = self._model_fault()
         if fault is not None and fault.kind == "reset":
             ex.reset()
@@ -292,10 +306,15 @@ class SimServer:
             await self._send(ex, rejected)
         elif route.action == "models":
             await self._send(ex, ok(dialect.models_list(self.models or ("sim-model",))))
-        elif route.model and (not self.models or route.model in self.models):
-            await self._send(ex, ok(dialect.model_info(route.model)))
+        elif not route.model or (self.models and route.model not in self.models):
+            if route.action == "count":  # a POST in the chat's scope: its error names it
+                await self._send(ex, dialect.error(Fault("not_found"), ctx))
+            else:
+                await self._send(ex, dialect.model_not_found(route.model or ""))
+        elif route.action == "count":
+            await self._send(ex, ok(dialect.count_tokens(ctx)))
         else:
-            await self._send(ex, dialect.model_not_found(route.model or ""))
+            await self._send(ex, ok(dialect.model_info(route.model)))
 
     def _model_fault(self) -> Fault | None:
         if self._model_queue:
@@ -316,6 +335,7 @@ class SimServer:
             stream=dialect.is_stream(body, route),
             body=body,
             input_tokens=max(count_words(texts), 1),
+            scope=route.scope,
         )
         wait = self.latency
         if self.jitter > 0:
@@ -399,6 +419,8 @@ class SimServer:
             await self._deliver(
                 ex, ctx, answer, stall_after=fault.after_chunks, stall=fault.hang_seconds
             )
+        elif kind == "content_filter" and (refused := dialect.filtered_error(fault, ctx)):
+            await self._send(ex, refused, ctx)
         elif kind in ("malformed", "empty", "content_filter"):
             answer = Answer(
                 "" if kind == "empty" else self.reply,

@@ -14,24 +14,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from rolecall.config.provider_models import LocalProviderConfig
+from rolecall.config.registry import provider_types
 from rolecall.config.schema import ProviderConfig
 
 __all__ = ["ReviewerChoice", "order_reviewers", "vendor_of", "vendors"]
 
-# Where each type talks to when base_url is not set.
-_DEFAULT_HOSTS = {
-    "openai": "api.openai.com",
-    "anthropic": "api.anthropic.com",
-    "google": "generativelanguage.googleapis.com",
-}
-
 
 def vendor_of(config: ProviderConfig) -> str:
     """``type@host`` (``local`` for the embedded model)."""
-    if config.type == "local":
-        return "local"
-    host = urlsplit(config.base_url).hostname if config.base_url else None
-    return f"{config.type}@{host or _DEFAULT_HOSTS.get(config.type, '?')}"
+    if isinstance(config, LocalProviderConfig):
+        return config.type
+    row = provider_types().get(config.type)
+    url = config.base_url or (row.default_base_url if row is not None else None)
+    host = urlsplit(url).hostname if url else None
+    return f"{config.type}@{host or '?'}"
 
 
 def vendors(providers: Mapping[str, ProviderConfig]) -> dict[str, str]:

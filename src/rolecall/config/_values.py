@@ -1,0 +1,138 @@
+"""The value types and small models the config's sections share: durations, secrets,
+URLs that may carry credentials, pricing, capability overrides.
+
+They sit below ``schema`` and ``provider_models`` so that both can use them; ``schema``
+re-exports them for the import paths that name them there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+from rolecall._secrets import Secret, register_url_secrets
+
+__all__ = [
+    "CapabilitiesConfig",
+    "ConfigModel",
+    "Duration",
+    "PricingConfig",
+    "SecretStr",
+    "UrlStr",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``500ms``, ``1s``, ``2m``, ``1h`` or a plain number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 500ms, 1s, 2m or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with ms, s, m or h (500ms, 1s, 2m)"
+        )
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+            ],
+            "description": "seconds, or a duration such as 500ms, 1s, 2m",
+        }
+    ),
+]
+
+
+def _to_secret(value: Any) -> Any:
+    if isinstance(value, Secret) or value is None:
+        return value
+    if isinstance(value, str):
+        return Secret(value)
+    raise ValueError("expected a string (use ${VAR} to read it from the environment)")
+
+
+SecretStr = Annotated[
+    Secret,
+    BeforeValidator(_to_secret),
+    PlainSerializer(lambda s: str(s), return_type=str),
+    WithJsonSchema({"type": "string", "description": "a key; write ${VAR} to read it from env"}),
+]
+
+
+# A URL that may carry credentials (user:password@, ?api_key=): they are masked from then on.
+UrlStr = Annotated[str, AfterValidator(register_url_secrets)]
+
+
+class ConfigModel(BaseModel):
+    """A section of the config: unknown keys rejected, both spellings of an aliased key
+    accepted, frozen once read."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, frozen=True
+    )
+
+
+class PricingConfig(ConfigModel):
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens")
+    cache_read_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million cached input tokens read (default: input)"
+    )
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million input tokens written to the cache"
+    )
+
+    def cost_usd(
+        self, input_tokens: int, output_tokens: int, cached: int = 0, cache_creation: int = 0
+    ) -> float:
+        """USD for one call; ``input_tokens`` counts every input token, cached ones included."""
+        read = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        write = (
+            self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        )
+        uncached = max(input_tokens - cached - cache_creation, 0)
+        return (
+            uncached * self.input_per_mtok
+            + cached * read
+            + cache_creation * write
+            + output_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+class CapabilitiesConfig(ConfigModel):
+    """What a provider can take, over its type's defaults (``images: false`` for a text model)."""
+
+    tools: bool | None = None
+    images: bool | None = None
+    json_schema: bool | None = None
+    thinking: bool | None = None
+    logprobs: bool | None = None
+    n: bool | None = Field(default=None, description="n > 1 (several choices)")
+
+    def overrides(self) -> dict[str, bool]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}

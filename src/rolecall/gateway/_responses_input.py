@@ -1,0 +1,166 @@
+"""A Responses ``input`` read into the router's turns: messages, function calls, their outputs.
+
+Items are read in order. An assistant message and the function calls after it
+are one assistant turn (as a vendor returned them); a call's output is a tool
+turn naming its function, and an output whose call is not in the input is
+refused (no vendor can answer it). Reasoning items a client sends back are
+dropped: each vendor takes only its own (signed or encrypted) reasoning, so
+earlier thinking is not replayed, as it is not through chat completions.
+``item_reference`` items name stored items, which the gateway does not keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.types import ContentPart, ImagePart, Message, MessageRole, TextPart, ToolCall
+
+__all__ = ["FIX_STATEFUL", "read_input"]
+
+FIX_STATEFUL = ": send the full conversation in 'input' (with store: false)"
+_ROLES: dict[str, MessageRole] = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
+
+
+def read_input(raw: Any) -> list[Message]:
+    """``input`` (a string or items) as turns; raise :class:`RequestInvalid` naming the item."""
+    return _Turns().read(raw)
+
+
+class _Turns:
+    """``input`` items read in order into turns: calls joined to their assistant turn."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.call_names: dict[str, str] = {}
+
+    def read(self, raw: Any) -> list[Message]:
+        if isinstance(raw, str):
+            return [Message("user", raw)]
+        if not isinstance(raw, list) or not raw:
+            raise RequestInvalid("'input' must be a string or a non-empty array of items", "input")
+        for index, item in enumerate(raw):
+            where = f"input[{index}]"
+            if not isinstance(item, dict):
+                raise RequestInvalid(f"{where} must be an object", where)
+            kind = item.get("type", "message")
+            if kind == "message":
+                self.messages.append(_message(where, item))
+            elif kind == "function_call":
+                self._call(where, item)
+            elif kind == "function_call_output":
+                self._output(where, item)
+            elif kind == "item_reference":
+                raise RequestInvalid(
+                    f"{where}: item references need stored items; the gateway keeps "
+                    f"none{FIX_STATEFUL}",
+                    where,
+                )
+            elif kind != "reasoning":  # earlier reasoning: no vendor takes another's
+                raise RequestInvalid(
+                    f"{where}.type {kind!r} is not supported: send message, function_call "
+                    "and function_call_output items",
+                    where,
+                )
+        if not self.messages:
+            raise RequestInvalid("'input' has no message or function call to answer", "input")
+        return self.messages
+
+    def _call(self, where: str, item: Mapping[str, Any]) -> None:
+        call_id, name = item.get("call_id"), item.get("name")
+        arguments = item.get("arguments", "{}")
+        if not isinstance(call_id, str) or not call_id:
+            raise RequestInvalid(f"{where}.call_id must be a non-empty string", where)
+        if not isinstance(name, str) or not name:
+            raise RequestInvalid(f"{where}.name must be a non-empty string", where)
+        if not isinstance(arguments, str):
+            raise RequestInvalid(f"{where}.arguments must be a JSON string", where)
+        call = ToolCall(call_id, name, arguments)
+        self.call_names[call_id] = name
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last.role == "assistant":  # one turn: its text and its calls
+            self.messages[-1] = Message(
+                "assistant", last.content, last.parts, (*last.tool_calls, call)
+            )
+        else:
+            self.messages.append(Message("assistant", tool_calls=(call,)))
+
+    def _output(self, where: str, item: Mapping[str, Any]) -> None:
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise RequestInvalid(f"{where}.call_id must be a non-empty string", where)
+        if call_id not in self.call_names:
+            raise RequestInvalid(
+                f"{where}: no function_call with call_id {call_id!r} before it; send the "
+                "function_call item with its output",
+                where,
+            )
+        output = item.get("output")
+        if isinstance(output, list):
+            output = "".join(_output_text(f"{where}.output[{i}]", p) for i, p in enumerate(output))
+        if not isinstance(output, str):
+            raise RequestInvalid(f"{where}.output must be a string or input_text parts", where)
+        self.messages.append(
+            Message("tool", output, tool_call_id=call_id, name=self.call_names[call_id])
+        )
+
+
+def _output_text(where: str, part: Any) -> str:
+    if isinstance(part, dict) and part.get("type") == "input_text":
+        text = part.get("text")
+        if isinstance(text, str):
+            return text
+    raise RequestInvalid(f"{where}: a function_call_output takes input_text parts only", where)
+
+
+def _message(where: str, item: Mapping[str, Any]) -> Message:
+    role = _ROLES.get(str(item.get("role")))
+    if role is None:
+        raise RequestInvalid(
+            f"{where}.role must be user, assistant, system or developer", f"{where}.role"
+        )
+    content = item.get("content")
+    if isinstance(content, str):
+        return Message(role, content)
+    if not isinstance(content, list):
+        raise RequestInvalid(
+            f"{where}.content must be a string or an array of content parts", f"{where}.content"
+        )
+    parts = tuple(_part(f"{where}.content[{i}]", part) for i, part in enumerate(content))
+    text = "".join(part.text for part in parts if isinstance(part, TextPart))
+    if not any(isinstance(part, ImagePart) for part in parts):
+        return Message(role, text)
+    if role not in ("user", "system"):
+        raise RequestInvalid(f"{where}: images are only allowed in user messages", where)
+    return Message(role, text, parts)
+
+
+def _part(where: str, part: Any) -> ContentPart:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind in ("input_text", "output_text", "refusal"):
+        text = part.get("refusal" if kind == "refusal" else "text")
+        if not isinstance(text, str):
+            raise RequestInvalid(f"{where}.text must be a string", where)
+        return TextPart(text)
+    if kind == "input_image":
+        url, detail = part.get("image_url"), part.get("detail")
+        if part.get("file_id") and not url:
+            raise RequestInvalid(
+                f"{where}: file_id images need OpenAI's file storage; send image_url "
+                "(a data: or https: URL)",
+                where,
+            )
+        if not isinstance(url, str) or not url.startswith(("data:", "https:", "http:")):
+            raise RequestInvalid(f"{where}.image_url must be a data: or https: URL", where)
+        return ImagePart(url, detail if isinstance(detail, str) and detail != "auto" else None)
+    raise RequestInvalid(
+        f"{where}.type {kind!r} is not supported: send input_text, output_text and "
+        "input_image parts",
+        where,
+    )

@@ -1,0 +1,318 @@
+"""An OpenAI Responses body (``POST /v1/responses``), checked and turned into a router call.
+
+``instructions`` becomes the first system turn; ``input`` (a string, or items:
+messages, ``function_call`` and ``function_call_output``; see ``_responses_input``)
+becomes the turns that follow, in rolecall's internal form, so any provider can
+answer.
+
+The gateway keeps nothing between requests, so every request carries the whole
+conversation: ``previous_response_id``, ``conversation`` and ``item_reference``
+items (which name stored state) are refused with a 400 that says to send the full
+input with ``store: false``. ``store`` itself is accepted and changes nothing.
+
+Every field is carried to the router (per-call params, the turns, the response
+schema), accepted and knowingly left out (``store``, ``metadata``, ``include``,
+``truncation``: OpenAI's storage, labels and context management; rolecall records
+every call itself and never truncates), or refused with a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rolecall.config.params import known_params, suggest_param
+from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
+from rolecall.types import Message
+
+__all__ = ["RequestInvalid", "ResponsesRequest", "parse_responses_request"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesRequest:
+    model: str
+    messages: tuple[Message, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    response_schema: Mapping[str, Any] | None = None
+    stream: bool = False
+    # The request's settings as a response object repeats them (tools, tool_choice, text...).
+    echo: dict[str, Any] = field(default_factory=dict)
+
+
+_OWN = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "stream",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "temperature",
+        "top_p",
+        "max_output_tokens",
+        "reasoning",
+        "text",
+        "user",
+    }
+)
+# Accepted and not forwarded: OpenAI-side storage, labels, context management and stream
+# obfuscation; rolecall keeps nothing for later and never truncates an input.
+_IGNORED = frozenset(
+    {
+        "store",
+        "metadata",
+        "include",
+        "truncation",
+        "stream_options",
+        "prompt_cache_retention",
+        "client_metadata",  # Codex CLI's
+    }
+)
+# Fields that need state OpenAI keeps; the gateway keeps none.
+_STATEFUL = {
+    "previous_response_id": "the gateway keeps no responses",
+    "conversation": "the gateway keeps no conversations",
+    "prompt": "the gateway keeps no stored prompts",
+    "background": "the gateway runs no background responses",
+    "context_management": "the gateway does no server-side compaction",
+}
+# Chat completions' names for fields the Responses API spells otherwise.
+_CHAT_NAMES = {
+    "messages": "input",
+    "max_tokens": "max_output_tokens",
+    "max_completion_tokens": "max_output_tokens",
+    "response_format": "text.format",
+    "reasoning_effort": "reasoning.effort",
+    "functions": "tools",
+    "function_call": "tool_choice",
+}
+# Forwarded as given: another protocol's parameters (top_k, thinking, stop...), which the
+# openai SDK sends at the top level when a client puts them in its extra_body.
+_FORWARDED = known_params(None) - _OWN - _IGNORED - _CHAT_NAMES.keys() - {"store", "metadata", "n"}
+_KNOWN = _OWN | _IGNORED | _STATEFUL.keys() | _FORWARDED
+_INCLUDABLE = frozenset(
+    {
+        "reasoning.encrypted_content",
+        "message.output_text.logprobs",
+        "message.input_image.image_url",
+        "file_search_call.results",
+        "web_search_call.results",
+        "web_search_call.action.sources",
+        "computer_call_output.output.image_url",
+        "code_interpreter_call.outputs",
+    }
+)
+_TOOL_CHOICES = frozenset({"auto", "none", "required"})
+
+
+def parse_responses_request(body: Any) -> ResponsesRequest:
+    """Check a Responses body; raise :class:`RequestInvalid` naming the field."""
+    if not isinstance(body, dict):
+        raise RequestInvalid("the request body must be a JSON object")
+    _refuse_unknown(body)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestInvalid("'model' is required: a role name or a provider id", "model")
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise RequestInvalid("'stream' must be true or false", "stream")
+    _check_ignored(body)
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise RequestInvalid("'instructions' must be a string", "instructions")
+    messages = read_input(body.get("input"))
+    if instructions:
+        messages.insert(0, Message("system", instructions))
+    params, echo = _params(body)
+    schema = _text_format(body.get("text"), params)
+    echo["instructions"] = instructions
+    echo["text"] = body.get("text") or {"format": {"type": "text"}}
+    return ResponsesRequest(model, tuple(messages), params, schema, stream, echo)
+
+
+def _refuse_unknown(body: Mapping[str, Any]) -> None:
+    for name, value in body.items():
+        if name in _STATEFUL and value not in (None, False):
+            raise RequestInvalid(
+                f"'{name}' is not supported: {_STATEFUL[name]}{FIX_STATEFUL}", name
+            )
+        if name in _CHAT_NAMES:
+            raise RequestInvalid(
+                f"'{name}' is chat completions' field: the Responses API takes "
+                f"'{_CHAT_NAMES[name]}' instead",
+                name,
+            )
+        if name not in _KNOWN:
+            close = suggest_param(name, _KNOWN)
+            hint = f" (did you mean '{close}'?)" if close else ""
+            raise RequestInvalid(
+                f"unknown field '{name}'{hint}: the rolecall gateway takes OpenAI's Responses "
+                "fields; put vendor-specific ones in 'extra_body'",
+                name,
+            )
+
+
+def _check_ignored(body: Mapping[str, Any]) -> None:
+    store = body.get("store")
+    if store is not None and not isinstance(store, bool):
+        raise RequestInvalid("'store' must be true or false", "store")
+    truncation = body.get("truncation")
+    if truncation is not None and truncation not in ("auto", "disabled"):
+        raise RequestInvalid("'truncation' must be auto or disabled", "truncation")
+    include = body.get("include")
+    if include is None:
+        return
+    if not isinstance(include, list):
+        raise RequestInvalid("'include' must be an array of strings", "include")
+    for value in include:
+        if value not in _INCLUDABLE:
+            raise RequestInvalid(
+                f"include value {value!r} is not known: use {', '.join(sorted(_INCLUDABLE))}",
+                "include",
+            )
+
+
+_RANGES: dict[str, tuple[float, float]] = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+
+
+def _params(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The router's params and the settings the response repeats."""
+    params: dict[str, Any] = {}
+    echo: dict[str, Any] = {"tools": [], "tool_choice": "auto", "parallel_tool_calls": True}
+    for name, (low, high) in _RANGES.items():
+        value = body.get(name)
+        echo[name] = value
+        if value is None:
+            continue
+        if not _is_number(value) or not low <= value <= high:
+            raise RequestInvalid(f"'{name}' must be a number from {low:g} to {high:g}", name)
+        params[name] = value
+    limit = body.get("max_output_tokens")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise RequestInvalid(
+                "'max_output_tokens' must be an integer of at least 1", "max_output_tokens"
+            )
+        params["max_tokens"] = limit
+    echo["max_output_tokens"] = limit
+    tools = body.get("tools")
+    if tools is not None:
+        params["tools"] = _tools(tools)
+        echo["tools"] = tools
+    choice = body.get("tool_choice")
+    if choice is not None:
+        params["tool_choice"] = _tool_choice(choice)
+        echo["tool_choice"] = choice
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise RequestInvalid(
+                "'parallel_tool_calls' must be true or false", "parallel_tool_calls"
+            )
+        params["parallel_tool_calls"] = echo["parallel_tool_calls"] = parallel
+    user = body.get("user")
+    if user is not None:
+        if not isinstance(user, str):
+            raise RequestInvalid("'user' must be a string", "user")
+        params["user"] = echo["user"] = user
+    echo["reasoning"] = _reasoning(body.get("reasoning"), params)
+    metadata = body.get("metadata")
+    echo["metadata"] = metadata if isinstance(metadata, dict) else {}
+    echo["truncation"] = body.get("truncation") or "disabled"
+    for name in _FORWARDED:
+        if body.get(name) is not None:
+            params[name] = body[name]
+    return params, echo
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Built-in tools run on OpenAI's side (search, files, computers, code, images, MCP servers).
+_FUNCTION_FIX = "only function tools ({type: function, name, parameters}) reach every provider"
+
+
+def _tools(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise RequestInvalid("'tools' must be an array of function tools", "tools")
+    builtin = sorted(
+        {str(tool.get("type")) for tool in raw if isinstance(tool, dict)} - {"function"}
+    )
+    if builtin:
+        raise RequestInvalid(
+            f"built-in tools are not available through the rolecall gateway "
+            f"({', '.join(builtin)}): {_FUNCTION_FIX}",
+            "tools",
+        )
+    tools: list[dict[str, Any]] = []
+    for index, tool in enumerate(raw):
+        name = tool.get("name") if isinstance(tool, dict) else None
+        if not isinstance(name, str) or not name:
+            raise RequestInvalid(
+                f"tools[{index}] must be {{type: function, name, parameters}}", "tools"
+            )
+        function = {"name": name}
+        for key in ("description", "parameters", "strict"):
+            if tool.get(key) is not None:
+                function[key] = tool[key]
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _tool_choice(raw: Any) -> str | dict[str, Any]:
+    if isinstance(raw, str) and raw in _TOOL_CHOICES:
+        return raw
+    if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
+        return {"type": "function", "function": {"name": raw["name"]}}
+    raise RequestInvalid(
+        "'tool_choice' must be auto, none, required or {type: function, name}", "tool_choice"
+    )
+
+
+def _reasoning(raw: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``reasoning.effort`` becomes the router's ``reasoning_effort`` (each adapter maps it)."""
+    if raw is None:
+        return {"effort": None, "summary": None}
+    if not isinstance(raw, dict):
+        raise RequestInvalid("'reasoning' must be an object {effort, summary}", "reasoning")
+    effort = raw.get("effort")
+    if effort is not None:
+        if not isinstance(effort, str):
+            raise RequestInvalid("reasoning.effort must be a string", "reasoning")
+        params["reasoning_effort"] = effort
+    return {"effort": effort, "summary": raw.get("summary")}
+
+
+def _text_format(raw: Any, params: dict[str, Any]) -> Mapping[str, Any] | None:
+    """``text.format`` as the response schema; ``text.verbosity`` as OpenAI's verbosity."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RequestInvalid("'text' must be an object {format, verbosity}", "text")
+    if raw.get("verbosity") is not None:
+        params["verbosity"] = raw["verbosity"]
+    spec = raw.get("format")
+    if spec is None:
+        return None
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise RequestInvalid("text.format.schema must be a JSON Schema object", "text")
+        # Chat's response_format too, so a vendor that takes it gets the client's strict and name.
+        chat_spec = {key: spec[key] for key in ("name", "description", "strict") if key in spec}
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {**chat_spec, "schema": schema},
+        }
+        return schema
+    raise RequestInvalid("text.format.type must be text, json_object or json_schema", "text")

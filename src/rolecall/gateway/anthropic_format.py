@@ -1,0 +1,319 @@
+"""Anthropic Messages wire shapes: replies, stream events, errors and a token estimate.
+
+Pure functions over dicts: no I/O, no routing. A router
+:class:`~rolecall.types.Reply` becomes Anthropic's message object (content blocks
+``thinking``, ``text``, ``tool_use``; ``stop_reason``; usage with the cache counts
+apart from ``input_tokens``, as Anthropic counts them), and a router stream becomes
+Anthropic's event sequence (:class:`MessageEvents`): ``message_start``, then per
+content block ``content_block_start`` / ``content_block_delta`` /
+``content_block_stop``, then ``message_delta`` (stop reason, usage) and
+``message_stop``. Router errors keep the classification of
+:func:`rolecall.gateway.openai_format.error_for_exception` and take Anthropic's
+statuses and error types.
+
+A stop sequence shows as ``end_turn``: OpenAI and Gemini do not say whether one was
+hit, so the internal form cannot either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rolecall._secrets import redact
+from rolecall.errors import ErrorKind, ProviderError, RolecallError
+from rolecall.gateway import openai_format
+from rolecall.gateway._messages_request import MessagesRequest
+from rolecall.types import Chunk, Reply, ToolCallDelta, Usage
+
+__all__ = [
+    "ERROR_TYPES",
+    "AnthropicError",
+    "MessageEvents",
+    "error_body",
+    "error_for_exception",
+    "error_from_openai",
+    "estimate_input_tokens",
+    "message_body",
+    "sse",
+    "stop_reason",
+    "stream_error_body",
+    "tool_input",
+    "usage_body",
+]
+
+# Anthropic's error type for each HTTP status it uses.
+ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+# The gateway's own statuses that Anthropic spells otherwise.
+_STATUS = {502: 500, 503: 529}
+
+# Internal finish reasons (OpenAI's words, or a vendor's own) -> Anthropic's stop_reason.
+_STOP = {
+    "stop": "end_turn",
+    "end_turn": "end_turn",
+    "length": "max_tokens",
+    "max_tokens": "max_tokens",
+    "tool_calls": "tool_use",
+    "tool_use": "tool_use",
+    "content_filter": "refusal",
+    "refusal": "refusal",
+    "stop_sequence": "stop_sequence",
+    "pause_turn": "pause_turn",
+}
+
+
+def stop_reason(finish: str | None, called_tools: bool = False) -> str:
+    """Anthropic's ``stop_reason``; ``tool_use`` when the model called tools."""
+    reason = _STOP.get(finish or "", "end_turn")
+    return "tool_use" if called_tools and reason == "end_turn" else reason
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    """Anthropic's usage: ``input_tokens`` excludes the tokens read from or written to cache."""
+    cached, created = usage.cached_input_tokens, usage.cache_creation_input_tokens
+    return {
+        "input_tokens": max(usage.input_tokens - cached - created, 0),
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": created,
+        "cache_read_input_tokens": cached,
+    }
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    """A tool call's JSON text as the object Anthropic's ``input`` is.
+
+    Text that is not a JSON object (a model's malformed arguments) is kept whole under
+    ``arguments`` rather than lost.
+    """
+    if not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"arguments": arguments}
+    return value if isinstance(value, dict) else {"arguments": value}
+
+
+def _tool_id(call_id: str | None, message_id: str, index: int) -> str:
+    return call_id or f"toolu_{message_id.removeprefix('msg_')}_{index}"
+
+
+def message_body(reply: Reply, message_id: str) -> dict[str, Any]:
+    """The whole answer as Anthropic's message object."""
+    content: list[dict[str, Any]] = []
+    if reply.reasoning:
+        content.append({"type": "thinking", "thinking": reply.reasoning, "signature": ""})
+    if reply.text or not reply.tool_calls:
+        content.append({"type": "text", "text": reply.text})
+    for index, call in enumerate(reply.tool_calls):
+        content.append(
+            {
+                "type": "tool_use",
+                "id": _tool_id(call.id, message_id, index),
+                "name": call.name,
+                "input": tool_input(call.arguments),
+            }
+        )
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": reply.model,
+        "content": content,
+        "stop_reason": stop_reason(reply.finish_reason, bool(reply.tool_calls)),
+        "stop_sequence": None,
+        "usage": usage_body(reply.usage),
+    }
+
+
+def sse(event: str, data: Mapping[str, Any]) -> bytes:
+    """One named server-sent event, as Anthropic sends every event."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+class MessageEvents:
+    """Router chunks as Anthropic's event sequence, one content block at a time.
+
+    Reasoning, text and each tool call open their own block; a chunk of another kind
+    closes the open one. A tool call's later pieces (by its ``index``) go to its block.
+    """
+
+    def __init__(self, message_id: str, model: str) -> None:
+        self.message_id = message_id
+        self.model = model
+        self._blocks = 0  # blocks opened so far: the next block's index
+        self._open: tuple[str, int] | None = None  # (kind, tool index or -1), block index
+        self._open_index = -1
+        self._tool_blocks: dict[int, int] = {}  # tool call index -> block index
+
+    def start(self) -> bytes:
+        message: dict[str, Any] = {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage_body(Usage()),
+        }
+        return sse("message_start", {"type": "message_start", "message": message})
+
+    def add(self, chunk: Chunk) -> list[bytes]:
+        """The events for one chunk (none for a chunk without content)."""
+        out: list[bytes] = []
+        if chunk.reasoning:
+            out += self._into(
+                ("thinking", -1), {"type": "thinking", "thinking": "", "signature": ""}
+            )
+            out.append(self._delta({"type": "thinking_delta", "thinking": chunk.reasoning}))
+        if chunk.text:
+            out += self._into(("text", -1), {"type": "text", "text": ""})
+            out.append(self._delta({"type": "text_delta", "text": chunk.text}))
+        for piece in chunk.tool_calls:
+            out += self._tool_piece(piece)
+        return out
+
+    def finish(self, reply: Reply) -> list[bytes]:
+        """Close the open block, then ``message_delta`` and ``message_stop``."""
+        out = self._close()
+        if self._blocks == 0:  # an empty answer still has one (empty) text block
+            out += self._into(("text", -1), {"type": "text", "text": ""})
+            out += self._close()
+        delta = {
+            "stop_reason": stop_reason(reply.finish_reason, bool(reply.tool_calls)),
+            "stop_sequence": None,
+        }
+        out.append(
+            sse(
+                "message_delta",
+                {"type": "message_delta", "delta": delta, "usage": usage_body(reply.usage)},
+            )
+        )
+        out.append(sse("message_stop", {"type": "message_stop"}))
+        return out
+
+    def _tool_piece(self, piece: ToolCallDelta) -> list[bytes]:
+        out: list[bytes] = []
+        index = self._tool_blocks.get(piece.index)
+        if index is None:
+            block = {
+                "type": "tool_use",
+                "id": _tool_id(piece.id, self.message_id, piece.index),
+                "name": piece.name or "",
+                "input": {},
+            }
+            out += self._into(("tool_use", piece.index), block)
+            index = self._tool_blocks[piece.index] = self._open_index
+        if piece.arguments:
+            delta = {"type": "input_json_delta", "partial_json": piece.arguments}
+            out.append(self._event_delta(index, delta))
+        return out
+
+    def _into(self, kind: tuple[str, int], block: dict[str, Any]) -> list[bytes]:
+        """Events that make ``kind`` the open block (none when it already is)."""
+        if self._open == kind:
+            return []
+        out = self._close()
+        self._open, self._open_index = kind, self._blocks
+        self._blocks += 1
+        start = {"type": "content_block_start", "index": self._open_index, "content_block": block}
+        out.append(sse("content_block_start", start))
+        return out
+
+    def _close(self) -> list[bytes]:
+        if self._open is None:
+            return []
+        self._open = None
+        stop = {"type": "content_block_stop", "index": self._open_index}
+        return [sse("content_block_stop", stop)]
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return self._event_delta(self._open_index, delta)
+
+    @staticmethod
+    def _event_delta(index: int, delta: dict[str, Any]) -> bytes:
+        body = {"type": "content_block_delta", "index": index, "delta": delta}
+        return sse("content_block_delta", body)
+
+
+# Errors --------------------------------------------------------------------------------
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Anthropic's error shape for ``status``; the message is redacted and stripped of URLs."""
+    shown = openai_format.without_urls(redact(message))
+    error_type = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": error_type, "message": shown}}
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicError:
+    status: int
+    body: dict[str, Any]
+    retry_after: float | None = None
+
+
+def error_from_openai(status: int, body: Mapping[str, Any]) -> AnthropicError:
+    """An error body the gateway built (``{error: {message}}``, OpenAI's or Anthropic's shape:
+    body limits, unknown model) restated with Anthropic's status and type."""
+    status = _STATUS.get(status, status)
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, Mapping) else None
+    return AnthropicError(status, error_body(status, str(message or "request failed")))
+
+
+def error_for_exception(exc: RolecallError, upstreams: Sequence[str] = ()) -> AnthropicError:
+    """The status and body for a router error, classified as the chat door does."""
+    mapped = openai_format.error_for_exception(exc, upstreams)
+    if mapped is None:  # a request the router refused before any call (UnknownParameter)
+        return AnthropicError(400, error_body(400, exc.message))
+    restated = error_from_openai(mapped.status, mapped.body)
+    return AnthropicError(restated.status, restated.body, mapped.retry_after)
+
+
+def stream_error_body(exc: Exception, upstreams: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``error`` event that ends a stream which failed after sending content."""
+    if not isinstance(exc, RolecallError):
+        return error_body(500, "internal gateway error; see the gateway log")
+    message = openai_format.hide_upstreams(exc.message, upstreams)
+    status = _STREAM_STATUS.get(exc.kind, 500) if isinstance(exc, ProviderError) else 500
+    return error_body(status, message)
+
+
+_STREAM_STATUS = {ErrorKind.OVERLOADED: 529, ErrorKind.RATE_LIMIT: 429}
+
+
+# Token estimate --------------------------------------------------------------------------
+# About four characters of English or code per token, as the vendors' rules of thumb say;
+# an image is counted as Anthropic's ~1.15 megapixel image (1600 tokens) whatever its size.
+CHARS_PER_TOKEN = 4
+IMAGE_TOKENS = 1600
+MESSAGE_OVERHEAD = 4
+
+
+def estimate_input_tokens(request: MessagesRequest) -> int:
+    """An estimate of the input tokens of ``request``: no tokenizer, no provider call."""
+    chars = 0
+    images = 0
+    for message in request.messages:
+        chars += len(message.content)  # the text of every text part, joined
+        images += len(message.images)
+        for call in message.tool_calls:
+            chars += len(call.name) + len(call.arguments)
+    tools = request.params.get("tools")
+    if tools:
+        chars += len(json.dumps(tools, ensure_ascii=False, separators=(",", ":")))
+    overhead = MESSAGE_OVERHEAD * len(request.messages)
+    return -(-chars // CHARS_PER_TOKEN) + overhead + IMAGE_TOKENS * images

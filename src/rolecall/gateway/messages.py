@@ -1,0 +1,244 @@
+"""``POST /v1/messages``: Anthropic's Messages API in, the router's reply out (whole or SSE).
+
+Any provider of any protocol answers: the body is translated to the internal form
+(``_messages_request``) and the reply back to Anthropic's shapes
+(``anthropic_format``), so routing, hand-over, records and metrics are those of
+every door; each task is recorded with dialect ``messages``, and its id is the
+message id (``msg_<task id>``) and the ``request-id`` header (``req_<task id>``),
+so ``rolecall runs show`` finds it.
+
+As on the chat door, a stream waits for its first content before sending headers
+(until then the router may still hand over, and a failure gets a real status);
+after content a failure ends the stream with Anthropic's ``error`` event. Every
+error, the key check's included, comes in Anthropic's error shape and statuses, so
+Anthropic's SDKs raise their typed exceptions.
+
+``POST /v1/messages/count_tokens`` answers an estimate (about four characters a
+token, no provider is called, whichever protocol would serve the model), and says
+so in an ``x-rolecall-token-count: estimate`` header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rolecall._secrets import redact
+from rolecall.errors import RolecallError
+from rolecall.gateway import anthropic_format as fmt
+from rolecall.gateway._body import BodyReader, read_json
+from rolecall.gateway._door import (
+    ROLE_HEADER,
+    RequestState,
+    SSEResponse,
+    answering_model,
+    first_content,
+    unless_disconnected,
+    upstreams,
+)
+from rolecall.gateway._messages_request import (
+    MessagesRequest,
+    RequestInvalid,
+    parse_messages_request,
+)
+from rolecall.gateway._responses import HTTPError, json_response, reply_headers
+
+if TYPE_CHECKING:
+    from rolecall.gateway.app import Gateway
+    from rolecall.gateway.reload import Generation
+    from rolecall.routing._stream import ReplyStream
+
+__all__ = ["count_tokens", "messages", "messages_routes"]
+
+log = logging.getLogger("rolecall.gateway")
+
+DIALECT = "messages"
+_INTERNAL = "internal gateway error; see the gateway log"
+_NO_KEY = (
+    "invalid x-api-key: send 'x-api-key: KEY' (or 'Authorization: Bearer KEY') with a key "
+    "listed under gateway.keys"
+)
+
+
+def messages_routes(gateway: Gateway) -> list[Route]:
+    """The Messages door's routes, each answering its own errors in Anthropic's shape."""
+
+    async def create(request: Request) -> Response:
+        return await messages(gateway, request)
+
+    async def count(request: Request) -> Response:
+        return await count_tokens(gateway, request)
+
+    return [
+        Route("/v1/messages", create, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count, methods=["POST"]),
+    ]
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return json_response(status, fmt.error_body(status, message), headers)
+
+
+def _restated(exc: HTTPError) -> Response:
+    """An early answer (body limits, unknown model: OpenAI's shape) in Anthropic's."""
+    restated = fmt.error_from_openai(exc.status, exc.body)
+    return json_response(restated.status, restated.body, exc.headers)
+
+
+async def messages(gateway: Gateway, request: Request) -> Response:
+    state = RequestState(gateway, time.perf_counter())
+    gateway.metrics.request_started()
+    task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
+    try:
+        try:
+            if not gateway.authorized(request):
+                response = _error(401, _NO_KEY)
+            else:
+                response = await _answer(gateway, request, state, task_id)
+        except HTTPError as exc:
+            response = _restated(exc)
+        except ClientDisconnect:
+            response = Response(status_code=499)  # nginx's "client closed request"
+        except RolecallError as exc:  # from the router: mapped to Anthropic's statuses
+            response = _error_response(exc, state.label, upstreams(gateway))
+        except Exception as exc:
+            log.error("messages request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+            response = _error(500, _INTERNAL)
+        response.headers["request-id"] = f"req_{task_id}"
+        state.status = response.status_code
+        return response
+    finally:
+        if not state.streaming:
+            state.finish()
+
+
+async def _read(
+    gateway: Gateway, request: Request, state: RequestState, counting: bool
+) -> MessagesRequest:
+    state.body = BodyReader(gateway.body_budget)
+    body = await read_json(request, gateway.limits(), state.body)
+    try:
+        return parse_messages_request(body, counting=counting)
+    except RequestInvalid as exc:
+        raise HTTPError(400, fmt.error_body(400, exc.message)) from None
+
+
+async def _answer(
+    gateway: Gateway, request: Request, state: RequestState, task_id: str
+) -> Response:
+    parsed = await _read(gateway, request, state, counting=False)
+    # Lease the generation current now: a reload from here on serves new requests only.
+    generation = state.generation = gateway.lease()
+    role, provider = gateway.target(
+        generation.config, parsed.model, request.headers.get(ROLE_HEADER)
+    )
+    state.label = parsed.model
+    kwargs: dict[str, Any] = {
+        "params": parsed.params or None,
+        "response_schema": parsed.response_schema,
+        "provider": provider,
+        "run_id": gateway.task_run_id(),
+        "task_id": task_id,
+        "dialect": DIALECT,
+    }
+    message_id = f"msg_{task_id}"
+    if parsed.stream:
+        reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
+        return await _stream(request, reply_stream, role, message_id, state, generation)
+    call = generation.router.complete(role, parsed.messages, **kwargs)
+    reply = await unless_disconnected(request, call)
+    body = fmt.message_body(reply, message_id)
+    return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+
+
+async def _stream(
+    request: Request,
+    reply_stream: ReplyStream,
+    role: str,
+    message_id: str,
+    state: RequestState,
+    generation: Generation,
+) -> Response:
+    chunks = reply_stream.deltas()
+    try:
+        first = await unless_disconnected(request, first_content(chunks))
+    except BaseException:
+        await reply_stream.aclose()
+        raise
+    if first is None:  # an empty answer: the reply is already complete
+        provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
+    else:
+        provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
+    rendered = fmt.MessageEvents(message_id, answering_model(generation, provider))
+
+    async def events() -> AsyncIterator[bytes]:
+        state.status = 499  # until the stream ends: a client that leaves closed the request
+        yield rendered.start()
+        for event in rendered.add(first) if first is not None else ():
+            yield event
+        try:
+            async for piece in chunks:
+                for event in rendered.add(piece):
+                    yield event
+        except Exception as exc:  # after content was sent: end with an error event
+            state.status = 502
+            if not isinstance(exc, RolecallError):
+                log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+            yield fmt.sse("error", fmt.stream_error_body(exc, upstreams(state.gateway)))
+            return
+        for event in rendered.finish(reply_stream.reply):
+            yield event
+        state.status = 200
+
+    async def on_close() -> None:
+        try:
+            await reply_stream.aclose()  # frees the provider if the client left early
+        finally:
+            state.finish()
+
+    headers = {
+        **reply_headers(provider, attempts, role),
+        "request-id": f"req_{message_id.removeprefix('msg_')}",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+    }
+    state.status = 200
+    state.streaming = True
+    return SSEResponse(events(), headers, on_close)
+
+
+def _error_response(exc: RolecallError, label: str, hosts: tuple[str, ...]) -> Response:
+    mapped = fmt.error_for_exception(exc, hosts)
+    headers = {"x-rolecall-role": label}
+    attempts = getattr(exc, "attempts", None)
+    if attempts is not None:
+        headers["x-rolecall-attempts"] = str(len(attempts))
+    if mapped.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(mapped.retry_after)))
+    return json_response(mapped.status, mapped.body, headers)
+
+
+async def count_tokens(gateway: Gateway, request: Request) -> Response:
+    """``{"input_tokens": n}``: an estimate, for a model the gateway can route."""
+    state = RequestState(gateway, time.perf_counter())
+    try:
+        if not gateway.authorized(request):
+            return _error(401, _NO_KEY)
+        parsed = await _read(gateway, request, state, counting=True)
+        gateway.target(gateway.generation.config, parsed.model, request.headers.get(ROLE_HEADER))
+        body = {"input_tokens": fmt.estimate_input_tokens(parsed)}
+        return json_response(200, body, {"x-rolecall-token-count": "estimate"})
+    except HTTPError as exc:
+        return _restated(exc)
+    except ClientDisconnect:
+        return Response(status_code=499)
+    finally:
+        if state.body is not None:
+            state.body.release()

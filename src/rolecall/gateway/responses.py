@@ -1,0 +1,184 @@
+"""``POST /v1/responses``: OpenAI's Responses API in, the router's reply out (whole or SSE).
+
+Any provider answers: the request becomes the router's internal turns
+(``_responses_request``) and the reply a response object or its stream events
+(``responses_format``); each task is recorded with the dialect ``responses``.
+Like the chat door (and on the same core, ``_door``), a stream waits for its
+first content before sending headers, so a provider that fails before then is
+handed over and a failure of the whole chain gets a real HTTP status in
+OpenAI's error format. A failure after content ends the stream with
+``response.failed``. The gateway keeps no response: every request carries its
+whole conversation (``store: false`` semantics, whatever ``store`` says).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from rolecall._secrets import redact
+from rolecall.errors import RolecallError
+from rolecall.gateway import openai_format as fmt
+from rolecall.gateway import responses_format as rfmt
+from rolecall.gateway._body import BodyReader, read_json
+from rolecall.gateway._door import (
+    ROLE_HEADER,
+    RequestState,
+    SSEResponse,
+    answering_model,
+    first_content,
+    unless_disconnected,
+    upstreams,
+)
+from rolecall.gateway._responses import HTTPError, json_response, reply_headers
+from rolecall.gateway._responses_request import (
+    RequestInvalid,
+    ResponsesRequest,
+    parse_responses_request,
+)
+from rolecall.gateway.chat import _error_response
+
+if TYPE_CHECKING:
+    from rolecall.gateway.app import Gateway
+    from rolecall.gateway.reload import Generation
+    from rolecall.routing._stream import ReplyStream
+
+__all__ = ["responses"]
+
+log = logging.getLogger("rolecall.gateway")
+
+_INTERNAL = "internal gateway error; see the gateway log"
+
+
+async def responses(gateway: Gateway, request: Request) -> Response:
+    state = RequestState(gateway, time.perf_counter())
+    gateway.metrics.request_started()
+    try:
+        try:
+            response = await _answer(gateway, request, state)
+        except HTTPError as exc:
+            response = exc.response()
+        except ClientDisconnect:
+            response = Response(status_code=499)  # nginx's "client closed request"
+        except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
+            response = _error_response(exc, state.label, upstreams(gateway))
+        except Exception as exc:
+            log.error("responses request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+            response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
+        state.status = response.status_code
+        return response
+    finally:
+        if not state.streaming:
+            state.finish()
+
+
+async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Response:
+    state.body = BodyReader(gateway.body_budget)
+    try:
+        parsed = parse_responses_request(await read_json(request, gateway.limits(), state.body))
+    except RequestInvalid as exc:
+        body = fmt.error_body(exc.message, "invalid_request_error", None, exc.param)
+        raise HTTPError(400, body) from None
+    # Lease the generation current now: a reload from here on serves new requests only.
+    generation = state.generation = gateway.lease()
+    role, provider = gateway.target(
+        generation.config, parsed.model, request.headers.get(ROLE_HEADER)
+    )
+    state.label = parsed.model
+    task_id = os.urandom(8).hex()
+    kwargs: dict[str, Any] = {
+        "params": parsed.params or None,
+        "response_schema": parsed.response_schema,
+        "provider": provider,
+        "run_id": gateway.task_run_id(),
+        "task_id": task_id,
+        "dialect": "responses",
+    }
+    if parsed.stream:
+        reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
+        return await _stream(request, reply_stream, role, task_id, parsed, state, generation)
+    call = generation.router.complete(role, parsed.messages, **kwargs)
+    reply = await unless_disconnected(request, call)
+    rid = rfmt.response_id(task_id)
+    body = rfmt.response_body(reply, rid, int(time.time()), parsed.echo)
+    return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    """One named event, as OpenAI sends them (``event:`` line, then the JSON data)."""
+    payload = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + payload.encode() + b"\n\n"
+
+
+async def _stream(
+    request: Request,
+    reply_stream: ReplyStream,
+    role: str,
+    task_id: str,
+    parsed: ResponsesRequest,
+    state: RequestState,
+    generation: Generation,
+) -> Response:
+    chunks = reply_stream.deltas()
+    try:
+        first = await unless_disconnected(request, first_content(chunks))
+    except BaseException:
+        await reply_stream.aclose()
+        raise
+    if first is None:  # an empty answer: the reply is already complete
+        provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
+    else:
+        provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
+    model = answering_model(generation, provider)
+    built = rfmt.ResponseEvents(rfmt.response_id(task_id), int(time.time()), model, parsed.echo)
+
+    async def events() -> AsyncIterator[bytes]:
+        state.status = 499  # until the stream ends: a client that leaves closed the request
+        for event in built.start():
+            yield _sse(event)
+        if first is not None:
+            for event in built.add(first):
+                yield _sse(event)
+        try:
+            async for piece in chunks:
+                if piece.has_content:
+                    for event in built.add(piece):
+                        yield _sse(event)
+        except Exception as exc:  # after content was sent: end with response.failed
+            state.status = 502
+            yield _sse(built.fail(_failure(exc, upstreams(state.gateway))))
+            return
+        for event in built.finish(reply_stream.reply):
+            yield _sse(event)
+        state.status = 200
+
+    async def on_close() -> None:
+        try:
+            await reply_stream.aclose()  # frees the provider if the client left early
+        finally:
+            state.finish()
+
+    headers = {
+        **reply_headers(provider, attempts, role),
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+    }
+    state.status = 200
+    state.streaming = True
+    return SSEResponse(events(), headers, on_close)
+
+
+def _failure(exc: Exception, hosts: tuple[str, ...]) -> str:
+    """What ``response.failed`` says: the router's message (it names the provider)."""
+    if not isinstance(exc, RolecallError):
+        log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+        return _INTERNAL
+    return fmt.without_urls(redact(fmt.hide_upstreams(exc.message, hosts)))

@@ -1,0 +1,336 @@
+"""OpenAI Responses wire shapes: a router reply as a response object, or as its SSE events.
+
+Pure functions and one event builder over dicts: no I/O, no routing. A reply's
+output is items, in the order a vendor produced them: reasoning (as
+``reasoning_text`` content, the vendor's own thinking), the assistant message
+(``output_text``) and one ``function_call`` item per tool call. A reply cut by
+the token limit is ``incomplete`` (``incomplete_details.reason``
+``max_output_tokens``), not ``completed``.
+
+A stream is the event sequence OpenAI's SDK assembles (its ``responses.stream``
+helper checks it): ``response.created``, ``response.in_progress``, then per item
+``output_item.added``, its content events and ``output_item.done``, and
+``response.completed`` (``response.incomplete`` when cut short) with the whole
+response; every event carries a ``sequence_number``. A failure after content
+ends the stream with ``response.failed``, whose ``error`` names what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rolecall.types import Chunk, Reply, ToolCallDelta, Usage
+
+__all__ = [
+    "ResponseEvents",
+    "response_body",
+    "response_id",
+    "usage_body",
+]
+
+# Vendor stop reasons that cut an answer short -> incomplete_details.reason.
+_INCOMPLETE = {
+    "length": "max_output_tokens",
+    "max_tokens": "max_output_tokens",
+    "MAX_TOKENS": "max_output_tokens",
+    "content_filter": "content_filter",
+    "SAFETY": "content_filter",
+    "refusal": "content_filter",
+}
+
+
+def response_id(task_id: str) -> str:
+    """A response's id names its task, so ``rolecall runs show`` finds it."""
+    return f"resp_{task_id}"
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_creation_input_tokens,
+        },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},  # no vendor counts them apart for us
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
+def _envelope(
+    rid: str,
+    created_at: int,
+    model: str,
+    echo: Mapping[str, Any],
+    status: str,
+    output: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A response object with no usage yet: what every lifecycle event carries."""
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": echo.get("instructions"),
+        "max_output_tokens": echo.get("max_output_tokens"),
+        "metadata": echo.get("metadata", {}),
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": echo.get("parallel_tool_calls", True),
+        "previous_response_id": None,
+        "reasoning": echo.get("reasoning", {"effort": None, "summary": None}),
+        "store": False,  # the gateway keeps no response for later retrieval
+        "temperature": echo.get("temperature"),
+        "text": echo.get("text", {"format": {"type": "text"}}),
+        "tool_choice": echo.get("tool_choice", "auto"),
+        "tools": echo.get("tools", []),
+        "top_p": echo.get("top_p"),
+        "truncation": echo.get("truncation", "disabled"),
+        "usage": None,
+        "user": echo.get("user"),
+    }
+
+
+def _finished(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    reason = _INCOMPLETE.get(reply.finish_reason or "")
+    body["status"] = "incomplete" if reason else "completed"
+    body["incomplete_details"] = {"reason": reason} if reason else None
+    body["model"] = reply.model
+    body["usage"] = usage_body(reply.usage)
+    return body
+
+
+def response_body(
+    reply: Reply, rid: str, created_at: int, echo: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The whole response object for a router reply."""
+    cut = reply.finish_reason in _INCOMPLETE
+    output: list[dict[str, Any]] = []
+    if reply.reasoning:
+        output.append(_reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed"))
+    if reply.text or not reply.tool_calls:
+        status = "incomplete" if cut else "completed"
+        output.append(_message_item(f"msg_{rid[5:]}_{len(output)}", reply.text, status))
+    for call in reply.tool_calls:
+        item_id = f"fc_{rid[5:]}_{len(output)}"
+        output.append(_call_item(item_id, call.id, call.name, call.arguments, "completed"))
+    body = _envelope(rid, created_at, reply.model, echo, "completed", output)
+    return _finished(body, reply)
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _message_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
+    content = [] if text is None else [_text_part(text)]
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def _call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+def _reasoning_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
+    content = [] if text is None else [{"type": "reasoning_text", "text": text}]
+    return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
+
+
+class ResponseEvents:
+    """Router chunks in, Responses stream events out (dicts, each with its sequence number).
+
+    Items are opened as their content arrives and closed when another kind of
+    content (or another tool call) begins, or at the end. The finished items are
+    the ``output`` of the final event, so it matches every ``output_item.done``.
+    """
+
+    def __init__(self, rid: str, created_at: int, model: str, echo: Mapping[str, Any]) -> None:
+        self.rid = rid
+        self.created_at = created_at
+        self.model = model
+        self.echo = echo
+        self.output: list[dict[str, Any]] = []
+        self._sequence = 0
+        self._open: int | None = None  # output index of the item receiving content
+        self._pieces: list[str] = []  # the open item's text (or arguments) so far
+        self._calls: dict[int, int] = {}  # a tool call's index in the chunks -> output index
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return event
+
+    def _lifecycle(self, kind: str, status: str) -> dict[str, Any]:
+        body = _envelope(self.rid, self.created_at, self.model, self.echo, status, [])
+        return self._event(kind, response=body)
+
+    def start(self) -> list[dict[str, Any]]:
+        return [
+            self._lifecycle("response.created", "in_progress"),
+            self._lifecycle("response.in_progress", "in_progress"),
+        ]
+
+    def add(self, chunk: Chunk) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if chunk.reasoning:
+            events += self._text("reasoning", chunk.reasoning)
+        if chunk.text:
+            events += self._text("message", chunk.text)
+        for delta in chunk.tool_calls:
+            events += self._call(delta)
+        return events
+
+    def _item_id(self, prefix: str) -> str:
+        return f"{prefix}_{self.rid[5:]}_{len(self.output)}"
+
+    def _opened(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        events = self._close("completed")
+        self._open = len(self.output)
+        self.output.append(item)
+        # A copy: the item changes as content arrives, maybe before this event is sent.
+        added = self._event("response.output_item.added", output_index=self._open, item=dict(item))
+        return [*events, added]
+
+    def _text(self, kind: str, text: str) -> list[dict[str, Any]]:
+        events = self._open_text(kind)
+        self._pieces.append(text)
+        where = self._where()
+        if kind == "message":
+            events.append(
+                self._event("response.output_text.delta", **where, delta=text, logprobs=[])
+            )
+        else:
+            events.append(self._event("response.reasoning_text.delta", **where, delta=text))
+        return events
+
+    def _open_text(self, kind: str) -> list[dict[str, Any]]:
+        """A message or reasoning item receiving text, opened unless it is the open one."""
+        if self._open is not None and self.output[self._open]["type"] == kind:
+            return []
+        if kind == "message":
+            item, part = _message_item(self._item_id("msg"), None, "in_progress"), _text_part("")
+        else:
+            item = _reasoning_item(self._item_id("rs"), None, "in_progress")
+            part = {"type": "reasoning_text", "text": ""}
+        events = self._opened(item)
+        events.append(self._part_event("response.content_part.added", part))
+        return events
+
+    def _where(self) -> dict[str, Any]:
+        assert self._open is not None
+        item = self.output[self._open]
+        return {"item_id": item["id"], "output_index": self._open, "content_index": 0}
+
+    def _part_event(self, kind: str, part: dict[str, Any]) -> dict[str, Any]:
+        return self._event(kind, **self._where(), part=part)
+
+    def _call(self, delta: ToolCallDelta) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        index = self._calls.get(delta.index)
+        if index is None:  # a new call (its id and name come with its first piece)
+            call_id = delta.id or f"call_{delta.index}"  # as the router's reply names it
+            item = _call_item(self._item_id("fc"), call_id, "", "", "in_progress")
+            events += self._opened(item)
+            index = self._calls[delta.index] = len(self.output) - 1
+        item = self.output[index]
+        if delta.name:
+            item["name"] += delta.name
+        if delta.arguments:
+            if index == self._open:
+                self._pieces.append(delta.arguments)
+            else:  # a piece of a call already closed: kept, so the final output is whole
+                item["arguments"] += delta.arguments
+            events.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=delta.arguments,
+                )
+            )
+        return events
+
+    def _close(self, status: str) -> list[dict[str, Any]]:
+        """Events that finish the open item, which then holds its whole content."""
+        if self._open is None:
+            return []
+        index, item = self._open, self.output[self._open]
+        text, self._pieces = "".join(self._pieces), []
+        item["status"] = status
+        events: list[dict[str, Any]] = []
+        if item["type"] == "function_call":
+            item["arguments"] = text
+            events.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item["name"],
+                    arguments=text,
+                )
+            )
+        elif item["type"] == "message":
+            part = _text_part(text)
+            events.append(
+                self._event("response.output_text.done", **self._where(), text=text, logprobs=[])
+            )
+            events.append(self._part_event("response.content_part.done", part))
+            item["content"] = [part]
+        else:
+            part = {"type": "reasoning_text", "text": text}
+            events.append(self._event("response.reasoning_text.done", **self._where(), text=text))
+            events.append(self._part_event("response.content_part.done", part))
+            item["content"] = [part]
+        self._open = None
+        done = self._event("response.output_item.done", output_index=index, item=dict(item))
+        return [*events, done]
+
+    def finish(self, reply: Reply) -> list[dict[str, Any]]:
+        """The events that end a stream whose reply is whole: completed, or incomplete."""
+        cut = reply.finish_reason in _INCOMPLETE
+        events = self._close("incomplete" if cut else "completed")
+        if not self.output:  # an empty answer: still one (empty) message, as OpenAI sends
+            events += self._open_text("message")
+            events += self._close("incomplete" if cut else "completed")
+        body = _envelope(
+            self.rid, self.created_at, reply.model, self.echo, "completed", self.output
+        )
+        body = _finished(body, reply)
+        kind = "response.incomplete" if body["status"] == "incomplete" else "response.completed"
+        return [*events, self._event(kind, response=body)]
+
+    def fail(self, message: str) -> dict[str, Any]:
+        """The event that ends a stream which failed after sending content."""
+        if self._open is not None:  # what arrived stays visible, marked incomplete
+            item = self.output[self._open]
+            text = "".join(self._pieces)
+            if item["type"] == "function_call":
+                item["arguments"] = text
+            elif item["type"] == "message":
+                item["content"] = [_text_part(text)]
+            else:
+                item["content"] = [{"type": "reasoning_text", "text": text}]
+            item["status"] = "incomplete"
+            self._open = None
+        body = _envelope(self.rid, self.created_at, self.model, self.echo, "failed", self.output)
+        body["error"] = {"code": "server_error", "message": message}
+        return self._event("response.failed", response=body)

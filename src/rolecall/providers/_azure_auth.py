@@ -1,0 +1,152 @@
+"""Microsoft Entra ID bearer tokens for Azure OpenAI, cached and refreshed before they expire.
+
+Any object with azure-identity's ``get_token(*scopes)`` serves: an ``azure.identity.aio``
+credential (awaited on the event loop), a synchronous one (called in a worker thread, so
+a slow sign-in never blocks other calls), or a test double. The token is kept until
+``refresh_on`` when the credential gives one (azure-core's ``AccessTokenInfo``), else
+until :data:`REFRESH_MARGIN` seconds before ``expires_on``, as azure-core's own bearer
+policy does; concurrent calls that find it stale share one fetch.
+
+:func:`default_credential` is azure-identity's ``DefaultAzureCredential`` (environment,
+workload identity, managed identity, Azure CLI...), imported only when ``auth: entra``
+is configured; without the package it raises :class:`MissingExtra` naming ``azure``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers._errors import clip
+
+__all__ = [
+    "REFRESH_MARGIN",
+    "SCOPE",
+    "EntraTokens",
+    "TokenCredential",
+    "default_credential",
+]
+
+SCOPE = "https://cognitiveservices.azure.com/.default"
+# azure-identity's DEFAULT_REFRESH_OFFSET: a token this close to expiry is replaced.
+REFRESH_MARGIN = 300.0
+_FIX = (
+    "sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, "
+    "or run where a managed identity is assigned"
+)
+
+
+class TokenCredential(Protocol):
+    """azure-identity's credential protocol (sync or async ``get_token``)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    refresh_at: float  # epoch seconds: fetch a new one from then on
+
+
+class EntraTokens:
+    """The current token for one provider's credential; see the module docstring."""
+
+    def __init__(
+        self,
+        credential: TokenCredential,
+        *,
+        provider: str = "",
+        scope: str = SCOPE,
+        clock: Callable[[], float] = time.time,
+        margin: float = REFRESH_MARGIN,
+    ) -> None:
+        self.credential = credential
+        self.provider = provider
+        self.scope = scope
+        self.fetches = 0
+        self._clock = clock
+        self._margin = margin
+        self._token: _Token | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def _fresh(self) -> str | None:
+        token = self._token
+        return token.value if token is not None and self._clock() < token.refresh_at else None
+
+    async def token(self) -> str:
+        """A token valid for at least the refresh margin; a ProviderError (``auth``) when the
+        credential cannot give one."""
+        value = self._fresh()
+        if value is not None:
+            return value
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            value = self._fresh()  # another call may have fetched it meanwhile
+            if value is None:
+                self._token = await self._fetch()
+                value = self._token.value
+        return value
+
+    async def _fetch(self) -> _Token:
+        self.fetches += 1
+        getter = self.credential.get_token
+        try:
+            if inspect.iscoroutinefunction(getter):
+                result = await getter(self.scope)
+            else:
+                result = await asyncio.to_thread(getter, self.scope)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception as exc:  # the credential's own errors, whatever the library
+            detail = clip(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200)
+            raise ProviderError(
+                f"no Microsoft Entra ID token ({detail}); {_FIX}",
+                kind=ErrorKind.AUTH,
+                provider=self.provider,
+            ) from None
+        return self._parse(result)
+
+    def _parse(self, result: Any) -> _Token:
+        value = getattr(result, "token", None)
+        expires_on = getattr(result, "expires_on", None)
+        if not isinstance(value, str) or not value or not isinstance(expires_on, int | float):
+            raise ProviderError(
+                "the Entra ID credential returned no token and expiry (expected an AccessToken)",
+                kind=ErrorKind.AUTH,
+                provider=self.provider,
+            )
+        refresh_at = float(expires_on) - self._margin
+        refresh_on = getattr(result, "refresh_on", None)
+        if isinstance(refresh_on, int | float) and refresh_on > 0:
+            refresh_at = min(refresh_at, float(refresh_on))
+        return _Token(value, refresh_at)
+
+    async def aclose(self) -> None:
+        """Close the credential's own connections (azure-identity credentials hold some)."""
+        close = getattr(self.credential, "close", None)
+        if close is None:
+            return
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+
+
+def default_credential() -> TokenCredential:
+    """azure-identity's DefaultAzureCredential, the asyncio one when it can be imported."""
+    try:
+        from azure.identity.aio import DefaultAzureCredential
+    except ImportError:
+        try:
+            from azure.identity import DefaultAzureCredential
+        except ImportError:
+            raise MissingExtra(
+                "azure", "azure-identity", "Microsoft Entra ID sign-in (auth: entra)"
+            ) from None
+    credential: TokenCredential = DefaultAzureCredential()
+    return credential
