@@ -98,3 +98,18 @@ def test_one_table_drives_what_is_sent() -> None:
     assert suggest_param("max_token", KNOWN_PARAMS["anthropic"]) == "max_tokens"
     sent = sendable_params("openai", {"temp": 0.2, "temperature": 0.3})
     assert dict(sent) == {"temperature": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("auth", "warned"), [("api-key", True), ("entra", False)], ids=["api-key", "entra"]
+)
+def test_a_missing_azure_key_is_worth_a_warning_only_when_a_key_signs_in(
+    auth: str, warned: bool
+) -> None:
+    result = report(
+        f"{{type: azure-openai, endpoint: 'https://contoso.openai.azure.com', "
+        f"deployment: gpt-4o, auth: {auth}}}"
+    )
+    assert result.valid, result.errors
+    missing_key = [w for w in result.warnings if w.location == "providers.p.api_key"]
+    assert bool(missing_key) is warned, result.warnings

@@ -8,6 +8,7 @@ takes it); ``auth: entra`` signs in with Microsoft Entra ID instead of ``api_key
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
@@ -62,6 +63,10 @@ class AzureOpenAIConfig(ProviderConfig):
         if self.auth == "entra" and self.api_key is not None:
             raise ValueError("auth: entra signs in without api_key; remove api_key or auth")
         return self
+
+    @classmethod
+    def signs_in_without_key(cls, spec: Mapping[str, Any]) -> bool:
+        return spec.get("auth") == "entra"
 
     @property
     def deployment_name(self) -> str:

@@ -13,6 +13,7 @@ dispatch goes through the registry at validation time, so a type registered at r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
@@ -111,6 +112,12 @@ class ProviderConfig(ConfigModel):
         if value <= 0:
             raise ValueError("timeout must be greater than 0")
         return value
+
+    @classmethod
+    def signs_in_without_key(cls, spec: Mapping[str, Any]) -> bool:
+        """Whether an entry with these raw keys needs no ``api_key`` (another credential
+        signs its calls), so that a missing key is not worth a warning."""
+        return False
 
     def cost_usd(
         self, input_tokens: int, output_tokens: int, cached: int = 0, cache_creation: int = 0

@@ -188,7 +188,12 @@ class _Checker:
         # schema reports them missing. A type with key variables wants an api_key.
         kind = spec.get("type") if isinstance(spec.get("type"), str) else None
         row = provider_types().get(kind) if kind is not None else None
-        if row is not None and row.key_env_vars and spec.get("api_key") in (None, ""):
+        if (
+            row is not None
+            and row.key_env_vars
+            and spec.get("api_key") in (None, "")
+            and not row.config_model.signs_in_without_key(spec)
+        ):
             self.warn(
                 (*path, "api_key"),
                 f"no api_key: the {kind} API will reject every call",
