@@ -487,7 +487,9 @@ def test_a_stray_object_does_not_cost_the_batch(
 
 
 @pytest.mark.parametrize("calls", [1, 31, 32, 33, 100])
-def test_every_call_emitted_before_close_is_a_row_and_a_line(tmp_path: Path, calls: int) -> None:
+def test_every_call_emitted_before_close_is_a_row_and_a_line(
+    tmp_path: Path, calls: int, line_writer: str
+) -> None:
     """One batch at close (the flush thread never wakes): sizes around the 32 rows a
     multi-row INSERT takes, each call an attempt and a task, every value as emitted."""
     recorder = Recorder(_config(tmp_path, flush_interval=60), install_signal_handlers=False)

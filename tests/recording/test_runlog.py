@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from factories import attempt_event, task_event
+from rolecall._secrets import redact
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, TaskEvent, event_to_dict
 from rolecall.recording.runlog import (
@@ -258,3 +259,42 @@ def test_a_task_record_keeps_the_finish_reason(tmp_path: Path) -> None:
     log.append([task_event(run_id="cut", finish_reason="length")])
     [line] = (tmp_path / "cut.jsonl").read_text().splitlines()
     assert json.loads(line)["finish_reason"] == "length"
+
+
+def _awkward_events() -> list[AttemptEvent | TaskEvent]:
+    """Events whose lines take every path: plain, non-ASCII, a secret in the error, a NaN,
+    an infinite cost, a count past 64 bits, a lone surrogate, 1e-05 and 1e16."""
+    from rolecall._secrets import Secret
+
+    key = "sk-orj-" + "8" * 24
+    Secret(key)
+    return [
+        *_events("w"),
+        attempt_event(run_id="w", task_id="tâche-ü", role="rôle", cost_usd=1e-05, ts=1e16),
+        attempt_event(run_id="w", task_id="t", error=f"key {key} leaked", outcome="retry"),
+        attempt_event(run_id="w", task_id="t", latency_ms=float("nan")),
+        task_event(run_id="w", task_id="t", cost_usd=float("inf"), dialect="messages"),
+        task_event(run_id="w", task_id="t", input_tokens=2**70),
+        task_event(run_id="w", task_id="t\ud800", provider=None, model=None, status="failed"),
+    ]
+
+
+def test_event_lines_read_the_same_with_or_without_orjson(tmp_path: Path, line_writer: str) -> None:
+    events = _awkward_events()
+    RunLog(tmp_path).append(events)
+    path = run_log_path(tmp_path, "w")
+    text = path.read_bytes().decode("utf-8")
+    assert "sk-orj-" not in text
+    lines = text.splitlines()
+    assert len(lines) == len(events)
+    for line, event in zip(lines, events, strict=True):
+        expected = event_to_dict(event)
+        if expected.get("error"):
+            expected["error"] = redact(expected["error"])
+        decoded = json.loads(line)
+        assert list(decoded) == list(expected)
+        assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    # orjson writes non-ASCII as it is; the standard library's path escapes it.
+    assert ("tâche-ü" in text) == (line_writer == "orjson")
+    run = read_run(path)
+    assert run.skipped_lines == 0 and len(run.events or []) == len(events)

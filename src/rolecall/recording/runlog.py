@@ -11,6 +11,7 @@ appending.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -40,6 +41,26 @@ __all__ = [
 
 RUN_START = "run_start"
 RUN_END = "run_end"
+
+
+@functools.cache
+def _orjson_dumps() -> Callable[[Any], bytes] | None:
+    """orjson's ``dumps`` when it is installed (the ``gateway`` extra brings it), else None;
+    looked up at the first write, so that reading run logs does not import it.
+
+    It writes an event's line about twice as fast as :func:`event_line` (its floats
+    especially: ``repr`` of a float is half the cost of a line), with the same keys,
+    values and order; only the spelling of a few values differs (non-ASCII characters
+    as UTF-8 instead of ``\\u`` escapes, ``1e-05`` as ``1e-5``), which every JSON
+    reader reads alike.
+    """
+    try:
+        import orjson
+    except ImportError:
+        return None
+    dumps: Callable[[Any], bytes] = orjson.dumps
+    return dumps
+
 
 _ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptEvent))
 _TASK_FIELDS = tuple(f.name for f in fields(TaskEvent))
@@ -229,6 +250,19 @@ def _careful_line(event: Event) -> str:
     )
 
 
+def _dumped_line(dumps: Callable[[Any], bytes], event: Event) -> bytes | None:
+    """The event's line by orjson, or None when only :func:`event_line` writes it as it
+    must be: a NaN or an infinity (orjson writes null), or a value orjson refuses (an
+    int past 64 bits, a lone surrogate)."""
+    cost = event.cost_usd
+    try:
+        if _isfinite(event.latency_ms + event.ts + (0.0 if cost is None else cost)):
+            return dumps(event)
+    except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
+        pass
+    return None
+
+
 class RunLog:
     """Appends records to per-run JSONL files under ``runs_dir`` (created on first write)."""
 
@@ -240,14 +274,19 @@ class RunLog:
         """Append events and records (dicts with a ``run_id``) to their runs' files, in order."""
         if not records:
             return
-        by_run: dict[str, list[str]] = {}
+        by_run: dict[str, list[bytes]] = {}
         last_run: str | None = None
-        lines: list[str] = []
+        lines: list[bytes] = []
+        dumps = _orjson_dumps()
         for record in records:
             if isinstance(record, AttemptEvent | TaskEvent):
-                run_id, line = record.run_id, event_line(record)
+                run_id, line = record.run_id, None
+                if dumps is not None and record.error is None:
+                    line = _dumped_line(dumps, record)
+                if line is None:  # an error to redact, a NaN, no orjson...
+                    line = event_line(record).encode()
             else:
-                run_id, line = str(record["run_id"]), _ENCODE(record)
+                run_id, line = str(record["run_id"]), _ENCODE(record).encode()
             if run_id is not last_run:  # consecutive records mostly share their run
                 last_run = run_id
                 lines = by_run.setdefault(run_id, [])
@@ -255,12 +294,12 @@ class RunLog:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         for run_id, lines in by_run.items():
             path = run_log_path(self.runs_dir, run_id)
-            text = "\n".join(lines) + "\n"
+            text = b"\n".join(lines) + b"\n"
             if path not in self._checked:
                 self._checked.add(path)
                 if _ends_mid_line(path):
-                    text = "\n" + text  # a killed writer left a partial line: close it
-            with open(path, "a", encoding="utf-8") as handle:
+                    text = b"\n" + text  # a killed writer left a partial line: close it
+            with open(path, "ab") as handle:
                 handle.write(text)
 
     def prune(self, cutoff: float, keep: Collection[str] = ()) -> int:

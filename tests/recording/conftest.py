@@ -1,0 +1,24 @@
+"""Recording fixtures: the run log written with orjson (the gateway extra's) and without."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from rolecall.recording import runlog
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def line_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Which writes the run log's event lines: orjson when installed, or the standard
+    library's path as on an install without it (orjson made unimportable)."""
+    if request.param == "orjson":
+        pytest.importorskip("orjson", reason="orjson comes with rolecall[gateway]")
+    else:
+        monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson: ImportError
+    runlog._orjson_dumps.cache_clear()
+    yield str(request.param)
+    monkeypatch.undo()
+    runlog._orjson_dumps.cache_clear()
