@@ -161,6 +161,23 @@ def recorder_config(workdir: Path) -> MetricsConfig:
     return MetricsConfig(url=f"sqlite:///{workdir / 'recorder.db'}", runs_dir=str(workdir / "runs"))
 
 
+def recorded(workdir: Path) -> tuple[int, int]:
+    """What a closed recorder left in ``workdir``: (attempt and task rows in the store,
+    attempt and task lines in the run logs)."""
+    from rolecall.recording.store import open_store
+
+    with open_store(recorder_config(workdir).url) as store:
+        rows = sum(
+            int(store._read(f"SELECT COUNT(*) FROM {table}")[0][0])
+            for table in ("attempts", "tasks")
+        )
+    lines = 0
+    for path in (workdir / "runs").glob("*.jsonl"):
+        with open(path, "rb") as handle:
+            lines += sum(1 for line in handle if b'"type":"run_' not in line)
+    return rows, lines
+
+
 def record(events: list[Event], workdir: Path, batch: int = 0) -> tuple[float, float]:
     """Emit ``events`` in one gateway run, then close: (emit seconds, total seconds).
 

@@ -34,6 +34,7 @@ from _recorder_workload import (
     busy_processes,
     gateway_events,
     record_from_loop,
+    recorded,
 )
 
 from rolecall.recording.store import MetricsStore, open_store
@@ -125,6 +126,12 @@ def time_recorder(calls: int, workdir: Path, rounds: int) -> dict[str, list[Figu
             alone_wall, alone_cpu = record_from_loop(events, per_call, None, run_id=run_id)
             with tempfile.TemporaryDirectory(dir=workdir) as round_dir:
                 wall, cpu = record_from_loop(events, per_call, Path(round_dir), run_id=run_id)
+                rows, lines = recorded(Path(round_dir))
+            if rows != len(events) or lines != len(events):
+                raise SystemExit(
+                    f"{name}: {len(events):,} events emitted before close, but {rows:,} rows "
+                    f"in the store and {lines:,} lines in the run log"
+                )
             results[name].append((alone_wall, wall - alone_wall, cpu - alone_cpu))
     return results
 
@@ -158,6 +165,7 @@ def report_recorder(calls: int, rounds: int, runs: dict[str, dict[str, list[Figu
         )
         print(f"  {label:42}{cells}")
     print("  (attempts: one attempt event per call; gateway calls: an attempt and a task event)")
+    print("  nothing lost: every event emitted before close was a row and a run-log line")
 
 
 def report(
