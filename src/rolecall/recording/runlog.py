@@ -274,9 +274,11 @@ class RunLog:
         """Append events and records (dicts with a ``run_id``) to their runs' files, in order."""
         if not records:
             return
-        by_run: dict[str, list[bytes]] = {}
+        # Each line goes into its run's buffer at once: orjson's result is then freed before
+        # the next call reuses its memory (kept alive, each takes fresh pages: 3x slower).
+        by_run: dict[str, bytearray] = {}
         last_run: str | None = None
-        lines: list[bytes] = []
+        text = bytearray()
         dumps = _orjson_dumps()
         for record in records:
             if isinstance(record, AttemptEvent | TaskEvent):
@@ -289,16 +291,16 @@ class RunLog:
                 run_id, line = str(record["run_id"]), _ENCODE(record).encode()
             if run_id is not last_run:  # consecutive records mostly share their run
                 last_run = run_id
-                lines = by_run.setdefault(run_id, [])
-            lines.append(line)
+                text = by_run.setdefault(run_id, bytearray())
+            text += line
+            text += b"\n"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        for run_id, lines in by_run.items():
+        for run_id, text in by_run.items():
             path = run_log_path(self.runs_dir, run_id)
-            text = b"\n".join(lines) + b"\n"
             if path not in self._checked:
                 self._checked.add(path)
                 if _ends_mid_line(path):
-                    text = b"\n" + text  # a killed writer left a partial line: close it
+                    text[:0] = b"\n"  # a killed writer left a partial line: close it
             with open(path, "ab") as handle:
                 handle.write(text)
 
