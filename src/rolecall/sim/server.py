@@ -1,4 +1,4 @@
-"""``SimServer``: a fake OpenAI, Anthropic or Gemini endpoint on 127.0.0.1 with scripted faults.
+"""``SimServer``: a fake OpenAI, Anthropic, Gemini or Bedrock endpoint on 127.0.0.1, with faults.
 
 Each server runs its own asyncio loop in a daemon thread, so it serves
 synchronous tests, async tests and out-of-process clients alike. Every chat
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rolecall.sim._anthropic import AnthropicDialect
+from rolecall.sim._bedrock import BedrockDialect
 from rolecall.sim._common import (
     Answer,
     Ctx,
@@ -43,7 +44,7 @@ __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_lat
 
 log = logging.getLogger("rolecall.sim")
 
-Protocol = Literal["openai", "anthropic", "google"]
+Protocol = Literal["openai", "anthropic", "google", "bedrock"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
 # cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
 # vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
@@ -55,6 +56,7 @@ _DIALECTS: dict[str, type[Dialect]] = {
     "openai": OpenAIDialect,
     "anthropic": AnthropicDialect,
     "google": GoogleDialect,
+    "bedrock": BedrockDialect,
 }
 # Sticky faults that also hit the model endpoints (the credential check): a
 # zero-credit or rate-limited key still lists models.
@@ -105,7 +107,9 @@ class SimServer:
         max_recorded: int = 10000,
     ) -> None:
         if protocol not in _DIALECTS:
-            raise ValueError(f"unknown protocol {protocol!r}; expected openai, anthropic or google")
+            raise ValueError(
+                f"unknown protocol {protocol!r}; expected one of: {', '.join(_DIALECTS)}"
+            )
         if not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
         self.protocol: Protocol = protocol
@@ -287,7 +291,7 @@ class SimServer:
         elif fault is not None and fault.kind != "ok":
             await self._send(ex, dialect.error(fault, ctx), ctx)
             return
-        rejected = self._check_key(key) or dialect.check_headers(request)
+        rejected = self._check_key(request, key) or dialect.check_headers(request)
         if rejected is not None:
             await self._send(ex, rejected)
         elif route.action == "models":
@@ -326,7 +330,7 @@ class SimServer:
             await asyncio.sleep(wait)
         if fault is None or fault.kind == "ok":
             rejected = (
-                self._check_key(key)
+                self._check_key(request, key)
                 or dialect.check_headers(request)
                 or (dialect.invalid_json() if not isinstance(parsed, dict) else None)
                 or dialect.check_body(body, route)
@@ -345,12 +349,8 @@ class SimServer:
                 await asyncio.sleep(fault.delay)
         await self._fault(ex, ctx, fault)
 
-    def _check_key(self, key: str | None) -> Rendered | None:
-        if self.api_key is None:
-            return None
-        if key is None:
-            return self._dialect.missing_key()
-        return None if key == self.api_key else self._dialect.invalid_key(key)
+    def _check_key(self, request: HttpRequest, key: str | None) -> Rendered | None:
+        return self._dialect.check_key(request, key, self.api_key)
 
     async def _compose(self, ctx: Ctx) -> Answer | Fault:
         """The answer for a valid request: the responder's, the schema's or ``reply``."""
