@@ -23,7 +23,7 @@ def _fresh(server: SimServer) -> SimServer:
 
 @pytest.fixture(scope="module")
 def _servers() -> Iterator[dict[str, SimServer]]:
-    servers = {p: SimServer(p).start() for p in ("openai", "anthropic", "google")}  # type: ignore[arg-type]
+    servers = {p: SimServer(p).start() for p in ("openai", "anthropic", "google", "bedrock")}  # type: ignore[arg-type]
     yield servers
     for server in servers.values():
         server.stop()
@@ -42,3 +42,8 @@ def anthropic_sim(_servers: dict[str, SimServer]) -> SimServer:
 @pytest.fixture
 def google_sim(_servers: dict[str, SimServer]) -> SimServer:
     return _fresh(_servers["google"])
+
+
+@pytest.fixture
+def bedrock_sim(_servers: dict[str, SimServer]) -> SimServer:
+    return _fresh(_servers["bedrock"])
