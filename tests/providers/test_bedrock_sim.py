@@ -426,3 +426,39 @@ async def test_check_credentials_failures(
         await wrong.aclose()
     assert refused.value.kind is ErrorKind.AUTH
     assert server.calls == 0
+
+
+# Configuration -----------------------------------------------------------------------------
+def test_missing_botocore_names_the_extra(
+    server: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rolecall.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    monkeypatch.setitem(sys.modules, "botocore.eventstream", None)
+    with pytest.raises(MissingExtra) as caught:
+        make_provider(server)
+    assert "pip install 'rolecall[bedrock]'" in str(caught.value)
+
+
+def test_region_from_the_environment_or_a_clear_config_error(
+    server: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rolecall.config.schema import ProviderConfig
+    from rolecall.errors import ConfigError
+    from rolecall.providers import build_provider
+
+    values = {"type": "bedrock", "model": MODEL, "profile": "nowhere"}
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    built = build_provider("aws", ProviderConfig.model_validate(values))
+    assert isinstance(built, BedrockProvider) and built.region == "eu-central-1"
+    assert built.base_url == "https://bedrock-runtime.eu-central-1.amazonaws.com"
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(ConfigError) as missing:
+        build_provider("aws", ProviderConfig.model_validate(values))
+    assert "providers.aws.region" in str(missing.value) and "AWS_REGION" in str(missing.value)
+    monkeypatch.setenv("AWS_REGION", "evil.example.com/x")
+    with pytest.raises(ConfigError) as bad:
+        build_provider("aws", ProviderConfig.model_validate(values))
+    assert "is not an AWS region" in str(bad.value)

@@ -19,7 +19,7 @@ class BedrockConfig(ProviderConfig):
     replaces ``https://bedrock-runtime.{region}.amazonaws.com`` (a VPC endpoint).
     """
 
-    type: Literal["bedrock"]  # type: ignore[assignment]
+    type: Literal["bedrock"]
     model: str = Field(
         min_length=1,
         description="model id, inference profile id or ARN",

@@ -42,7 +42,7 @@ __all__ = [
     "parse_duration",
 ]
 
-PROVIDER_TYPES = ("openai", "anthropic", "google", "openai-compatible", "local")
+PROVIDER_TYPES = ("openai", "anthropic", "google", "openai-compatible", "local", "bedrock")
 BUILTIN_ROLES = ("clarifier", "planner", "coder", "reviewer")
 STRATEGIES = ("fallback", "round_robin", "weighted", "fastest")
 PROVIDER_ID = r"^[a-z0-9][a-z0-9._-]*$"
@@ -153,7 +153,7 @@ class CapabilitiesConfig(_Model):
 
 
 class ProviderConfig(_Model):
-    type: Literal["openai", "anthropic", "google", "openai-compatible", "local"]
+    type: Literal["openai", "anthropic", "google", "openai-compatible", "local", "bedrock"]
     model: str | None = None
     api_key: SecretStr | None = None
     base_url: UrlStr | None = Field(default=None, alias="endpoint")
@@ -169,6 +169,9 @@ class ProviderConfig(_Model):
     threads: int | None = Field(default=None, ge=1)
     runtime: Literal["mistralrs", "llama-cpp"] | None = None
     requantize: Literal["auto", "off", "q8_0", "q4_0", "q4k", "q6k"] = "auto"
+    # Amazon Bedrock (type: bedrock); the registry's BedrockConfig holds them apart.
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+    profile: str | None = Field(default=None, min_length=1)
 
     @field_validator("timeout")
     @classmethod

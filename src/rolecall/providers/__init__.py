@@ -24,6 +24,7 @@ _ADAPTERS = {
     "anthropic": ("rolecall.providers.anthropic", "AnthropicProvider"),
     "google": ("rolecall.providers.google", "GoogleProvider"),
     "local": ("rolecall.providers.local", "LocalProvider"),
+    "bedrock": ("rolecall.providers.bedrock", "BedrockProvider"),
 }
 
 

@@ -30,6 +30,7 @@ _GEN_AI_SYSTEM = {
     "anthropic": "anthropic",
     "google": "gcp.gemini",
     "local": "rolecall.local",
+    "bedrock": "aws.bedrock",
 }
 
 
