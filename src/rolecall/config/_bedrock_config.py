@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rolecall.config.provider_models import ProviderConfig
 
-__all__ = ["BedrockConfig"]
+__all__ = ["REGION_PATTERN", "BedrockConfig"]
+
+# us-east-1, eu-central-2, us-gov-west-1, ap-southeast-5: it lands in a host name.
+REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 class BedrockConfig(ProviderConfig):
@@ -27,8 +31,25 @@ class BedrockConfig(ProviderConfig):
     )
     region: str | None = Field(
         default=None,
-        pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$",
         description="AWS region; default AWS_REGION, AWS_DEFAULT_REGION or the profile's",
         examples=["us-east-1"],
+        json_schema_extra={"pattern": f"^{REGION_PATTERN.pattern}$"},
     )
-    profile: str | None = Field(default=None, min_length=1, description="AWS named profile")
+    profile: str | None = Field(
+        default=None,
+        description="AWS named profile (~/.aws/config); default AWS_PROFILE, else 'default'",
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _region_word(cls, value: str | None) -> str | None:
+        if value is not None and not REGION_PATTERN.fullmatch(value):
+            raise ValueError(f"{value[:40]!r} is not an AWS region; use one such as us-east-1")
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("profile is empty; name an AWS profile or remove the key")
+        return value

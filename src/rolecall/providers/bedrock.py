@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-from rolecall.config.schema import ProviderConfig
+from rolecall.config._bedrock_config import REGION_PATTERN, BedrockConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._bedrock_auth import BearerAuth, SigV4Signer, bearer_token
 from rolecall.providers._bedrock_body import converse_body, response_schema
@@ -53,7 +52,6 @@ __all__ = ["BedrockProvider", "control_path", "resolve_region", "runtime_url"]
 
 log = logging.getLogger("rolecall.providers")
 
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
 _MALFORMED_STOPS = frozenset({"malformed_model_output", "malformed_tool_use"})
 
@@ -75,7 +73,7 @@ def resolve_region(provider_id: str, region: str | None, profile: str | None = N
             "is required for type bedrock",
             "set it (e.g. us-east-1), or AWS_REGION, or a region in your AWS profile",
         )
-    if not _REGION.fullmatch(found):
+    if not REGION_PATTERN.fullmatch(found):
         raise _config_issue(
             provider_id, "region", f"'{found[:40]}' is not an AWS region", "use e.g. us-east-1"
         )
@@ -125,10 +123,10 @@ class BedrockProvider(HTTPProvider):
     classify = staticmethod(classify_bedrock_error)
     per_request_headers = True
 
-    def __init__(self, provider_id: str, config: ProviderConfig) -> None:
+    def __init__(self, provider_id: str, config: BedrockConfig) -> None:
         botocore_eventstream()  # the bedrock extra, checked before anything is configured
-        profile: str | None = getattr(config, "profile", None)
-        self.region = resolve_region(provider_id, getattr(config, "region", None), profile)
+        profile = config.profile
+        self.region = resolve_region(provider_id, config.region, profile)
         super().__init__(provider_id, config, runtime_url(self.region))
         model = quote(self.model, safe="")
         self._converse_url = f"{self.base_url}/model/{model}/converse"
