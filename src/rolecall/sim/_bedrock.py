@@ -9,9 +9,8 @@ or an exception frame mid-stream. The model id travels URL-encoded in the path.
 Every request is authenticated as AWS does it: a SigV4 signature recomputed with the
 sim's secret (``api_key``) for the access key id :data:`SIM_ACCESS_KEY_ID`
 (``_sigv4``), or ``Authorization: Bearer`` with a Bedrock API key (the same
-``api_key``). Errors carry ``x-amzn-ErrorType: <Code>:<namespace>`` and a body
-``{"message": ...}``; Bedrock sends no retry hint on throttling (a fault's
-``retry_after`` adds ``retry-after`` all the same, as a gateway in front may).
+``api_key``). Errors (``_bedrock_errors``) carry ``x-amzn-ErrorType:
+<Code>:<namespace>`` and a body ``{"message": ...}``.
 
 The control plane's ``GET /foundation-models[/{id}]`` and ``GET
 /inference-profiles/{id}`` (the free credential check) are served on the same port.
@@ -25,17 +24,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from rolecall.sim import _bedrock_content as content
+from rolecall.sim import _bedrock_errors as errors
 from rolecall.sim._common import (
     SIM_CALL_ID_PREFIX,
     Answer,
     Ctx,
     Dialect,
     Route,
-    array_error,
-    bad_gateway,
-    json_response,
-    key_suffix,
-    retry_after_header,
 )
 from rolecall.sim._eventstream import CONTENT_TYPE, event_frame, exception_frame, frame
 from rolecall.sim._http import HttpRequest, Rendered
@@ -46,32 +41,8 @@ __all__ = ["SIM_ACCESS_KEY_ID", "BedrockDialect"]
 
 SIM_ACCESS_KEY_ID = "AKIASIMULATEDBEDROCK"
 SERVICE = "bedrock"
-_BEDROCK_NS = "http://internal.amazon.com/coral/com.amazon.bedrock/"
-_CORAL_NS = "http://internal.amazon.com/coral/com.amazon.coral.service/"
 _ENDS = {"/converse": False, "/converse-stream": True}
-_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
-_INVALID_MODEL = "The provided model identifier is invalid."
-_THROTTLED = "Too many requests, please wait before trying again."
 _GUARDRAIL_TEXT = "Sorry, the model cannot answer this question."
-
-
-def _error(
-    status: int,
-    code: str,
-    message: str,
-    headers: Sequence[tuple[str, str]] = (),
-    namespace: str = _BEDROCK_NS,
-) -> Rendered:
-    head = [("x-amzn-ErrorType", f"{code}:{namespace}"), ("x-amzn-RequestId", str(uuid.uuid4()))]
-    return json_response(status, {"message": message}, [*head, *headers])
-
-
-def _auth_error(code: str, message: str) -> Rendered:
-    return _error(403, code, message, namespace=_CORAL_NS)
-
-
-def _is_profile(model: str) -> bool:
-    return model.startswith(_PROFILE_PREFIXES) or ":inference-profile/" in model
 
 
 class BedrockDialect(Dialect):
@@ -119,7 +90,7 @@ class BedrockDialect(Dialect):
         if not authorization:
             return self.missing_key()
         if authorization.lower().startswith("bearer "):
-            return None if key == expected else self._bad_api_key()
+            return None if key == expected else errors.bad_api_key()
         problem = check_signature(
             secret=expected,
             access_key_id=SIM_ACCESS_KEY_ID,
@@ -129,16 +100,11 @@ class BedrockDialect(Dialect):
             headers=request.headers,
             body=request.body,
         )
-        return None if problem is None else _auth_error(problem.code, problem.message)
-
-    def _bad_api_key(self) -> Rendered:
-        # Bedrock API keys are checked before the service: no x-amzn-ErrorType, "Message".
-        body = {"Message": "Authentication failed: Please make sure your API Key is valid."}
-        return json_response(403, body, [("x-amzn-RequestId", str(uuid.uuid4()))])
+        return None if problem is None else errors.auth_error(problem.code, problem.message)
 
     def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
         problem = content.check_request(body)
-        return None if problem is None else _error(400, "ValidationException", problem)
+        return None if problem is None else errors.validation_error(problem)
 
     def model_of(self, body: dict[str, Any], route: Route) -> str:
         return route.model or ""
@@ -171,143 +137,22 @@ class BedrockDialect(Dialect):
 
     # Errors ------------------------------------------------------------------------------
     def error(self, fault: Fault, ctx: Ctx) -> Rendered:
-        kind, variant = fault.kind, fault.variant
-        echo = key_suffix(fault, ctx.key)
-        if kind == "auth":
-            return self._auth_fault(variant, echo)
-        if kind == "permission":
-            return _error(403, "AccessDeniedException", _denied(variant, ctx.model) + echo)
-        if kind == "region":
-            return _error(
-                400,
-                "ValidationException",
-                f"Invocation of model ID {ctx.model} with on-demand throughput isn\u2019t "
-                "supported. Retry your request with the ID or ARN of an inference profile that "
-                f"contains this model.{echo}",
-            )
-        if kind == "not_found":
-            if variant == "end_of_life":
-                message = (
-                    "This model version has reached the end of its life. Please refer to the AWS "
-                    "documentation for more details."
-                )
-                return _error(404, "ResourceNotFoundException", message + echo)
-            return _error(400, "ValidationException", _INVALID_MODEL + echo)
-        if kind == "quota":
-            if variant == "service_quota":
-                return _error(
-                    400,
-                    "ServiceQuotaExceededException",
-                    "Your request exceeds the service quota for your account. You can view your "
-                    "quotas at https://docs.aws.amazon.com/servicequotas/latest/userguide/"
-                    "gs-request-quota.html" + echo,
-                )
-            message = "Too many tokens per day, please wait before trying again."
-            return _error(429, "ThrottlingException", message + echo, _retry_after(fault))
-        if kind == "rate_limit":
-            message = (
-                "Too many tokens, please wait before trying again."
-                if variant == "tokens"
-                else _THROTTLED
-            )
-            return _error(429, "ThrottlingException", message + echo, _retry_after(fault))
-        if kind == "overloaded":
-            if variant == "not_ready":
-                return _error(
-                    429,
-                    "ModelNotReadyException",
-                    "Model is not ready to serve inference requests. Try your request again."
-                    + echo,
-                    _retry_after(fault),
-                )
-            return _error(
-                503,
-                "ServiceUnavailableException",
-                "Bedrock is unable to process your request." + echo,
-                _retry_after(fault),
-            )
-        if kind == "server":
-            return self._server(fault, echo)
-        if kind == "context_length":
-            return _error(
-                400, "ValidationException", "Input is too long for requested model." + echo
-            )
-        if kind == "openai_array_error":
-            return array_error(fault, ctx)
-        return _error(
-            fault.status or 400,
-            "ValidationException",
-            "A conversation must alternate between user and assistant roles. Make sure the "
-            "conversation alternates between user and assistant roles and try again." + echo,
-        )
-
-    def _auth_fault(self, variant: str | None, echo: str) -> Rendered:
-        if variant == "signature":
-            return _auth_error(
-                "InvalidSignatureException",
-                "The request signature we calculated does not match the signature you provided. "
-                "Check your AWS Secret Access Key and signing method. Consult the service "
-                "documentation for details." + echo,
-            )
-        if variant == "expired":
-            return _auth_error(
-                "ExpiredTokenException",
-                "The security token included in the request is expired" + echo,
-            )
-        if variant == "api_key":
-            return self._bad_api_key()
-        return _auth_error(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid." + echo,
-        )
-
-    def _server(self, fault: Fault, echo: str) -> Rendered:
-        status = fault.status or 500
-        if status == 502:
-            return bad_gateway()
-        if status == 408:
-            message = "Model has timed out in processing the request. Try your request again."
-            return _error(408, "ModelTimeoutException", message + echo)
-        if status == 424:
-            message = "The model encountered an error while processing the request."
-            return _error(424, "ModelErrorException", message + echo)
-        if status == 503:
-            return _error(
-                503,
-                "ServiceUnavailableException",
-                "Bedrock is unable to process your request." + echo,
-            )
-        message = (
-            "The system encountered an unexpected error during processing. Try your request again."
-        )
-        return _error(status, "InternalServerException", message + echo, _retry_after(fault))
+        return errors.fault_error(fault, ctx)
 
     def missing_key(self) -> Rendered:
-        return _auth_error("MissingAuthenticationTokenException", "Missing Authentication Token")
+        return errors.missing_key()
 
     def invalid_key(self, key: str) -> Rendered:
-        return self._auth_fault(None, "")
+        return errors.invalid_token()
 
     def invalid_json(self) -> Rendered:
-        return _error(
-            400, "SerializationException", "Unexpected character: was expecting a JSON value."
-        )
+        return errors.invalid_json()
 
     def unknown_route(self, method: str, path: str) -> Rendered:
-        return _error(404, "UnknownOperationException", "", namespace=_CORAL_NS)
+        return errors.unknown_route(method, path)
 
     def model_not_found(self, model: str) -> Rendered:
-        if _is_profile(model):
-            return _error(
-                404,
-                "ResourceNotFoundException",
-                "The specified inference profile could not be found.",
-            )
-        return _error(
-            404,
-            "ResourceNotFoundException",
-            "Could not resolve the foundation model from the provided model identifier.",
-        )
+        return errors.model_not_found(model)
 
     # Answers -----------------------------------------------------------------------------
     def _usage(self, answer: Answer) -> dict[str, Any]:
@@ -395,10 +240,10 @@ class BedrockDialect(Dialect):
 
     # Model endpoints ---------------------------------------------------------------------
     def models_list(self, models: Sequence[str]) -> dict[str, Any]:
-        return {"modelSummaries": [_model_details(m) for m in models if not _is_profile(m)]}
+        return {"modelSummaries": [_model_details(m) for m in models if not errors.is_profile(m)]}
 
     def model_info(self, model: str) -> dict[str, Any]:
-        if _is_profile(model):
+        if errors.is_profile(model):
             arn = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{model}"
             base = model.split(".", 1)[1]
             return {
@@ -428,22 +273,6 @@ def _model_details(model: str) -> dict[str, Any]:
         "inferenceTypesSupported": ["ON_DEMAND"],
         "modelLifecycle": {"status": "ACTIVE"},
     }
-
-
-def _denied(variant: str | None, model: str) -> str:
-    if variant == "iam":
-        return (
-            "User: arn:aws:iam::123456789012:user/sim is not authorized to perform: "
-            f"bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/{model} "
-            "because no identity-based policy allows the bedrock:InvokeModel action"
-        )
-    return "You don't have access to the model with the specified model ID."
-
-
-def _retry_after(fault: Fault) -> list[tuple[str, str]]:
-    if fault.retry_after is None:
-        return []
-    return [("retry-after", retry_after_header(fault.retry_after, fault.variant))]
 
 
 def _stop_reason(answer: Answer) -> str:
