@@ -1,6 +1,7 @@
 """A role whose primary is Bedrock and whose fallback is an OpenAI sim: a wrong AWS secret
 (the sim recomputes the SigV4 signature: 403 InvalidSignatureException) or model access
-not granted hands over at once and keeps Bedrock out afterwards; throttling is retried."""
+not granted hands over at once and keeps Bedrock out afterwards; throttling is retried.
+What the user reads when Bedrock alone fails names AWS's fixes, not an api_key's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from rolecall.config.schema import RolecallConfig
+from rolecall.errors import AllProvidersFailed, CredentialsError
 from rolecall.routing.router import Router
 from rolecall.sim import Fault, SimServer
 from rolecall.sim._bedrock import SIM_ACCESS_KEY_ID
@@ -47,7 +49,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sims: dict[str, Sim
         server.reset_stats()
 
 
-def _config(sims: dict[str, SimServer]) -> RolecallConfig:
+def _config(sims: dict[str, SimServer], fallback: tuple[str, ...] = ("gpt",)) -> RolecallConfig:
     providers: dict[str, Any] = {
         "aws": {
             "type": "bedrock",
@@ -67,7 +69,7 @@ def _config(sims: dict[str, SimServer]) -> RolecallConfig:
     return RolecallConfig.model_validate(
         {
             "providers": providers,
-            "roles": {"coder": {"provider": "aws", "fallback": ["gpt"]}},
+            "roles": {"coder": {"provider": "aws", "fallback": list(fallback)}},
             "retry": {"initial_backoff": 0.01, "max_backoff": 0.05},
         }
     )
@@ -113,3 +115,29 @@ async def test_throttling_is_retried_on_bedrock(sims: dict[str, SimServer]) -> N
     assert reply.provider == "aws" and reply.text == "hello from bedrock"
     assert _outcomes(reply) == ["aws retry rate_limit", "aws ok"]
     assert sims["gpt"].calls == 0
+
+
+async def test_the_startup_check_names_the_aws_fix_and_never_the_secret(
+    sims: dict[str, SimServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "a-wrong-secret-access-key")
+    with pytest.raises(CredentialsError) as caught:
+        async with Router(_config(sims), check_credentials=True):
+            pass
+    text = str(caught.value)
+    assert "the AWS credentials of provider 'aws' were rejected" in text
+    assert "aws sso login" in text and "api_key" not in text
+    assert "a-wrong-secret-access-key" not in text and SECRET not in text
+    assert sims["aws"].calls == 0  # the check spends no tokens
+
+
+async def test_model_access_not_granted_alone_says_where_to_grant_it(
+    sims: dict[str, SimServer],
+) -> None:
+    sims["aws"].set_faults(Fault("permission"))
+    async with Router(_config(sims, fallback=())) as router:
+        with pytest.raises(AllProvidersFailed) as caught:
+            await router.complete("coder", "Plan the work.")
+    text = str(caught.value)
+    assert f"provider 'aws' may not invoke model '{MODEL}' in region 'eu-west-1'" in text
+    assert "Bedrock console" in text
