@@ -51,6 +51,7 @@ CLOUD_ENV_VARS = (
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
     "AZURE_CONFIG_DIR",
+    "AWS_BEARER_TOKEN_BEDROCK",
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
     "AWS_REGION",
@@ -148,10 +149,14 @@ def _profile_region(config_file: Path, profile: str) -> str | None:
 
 
 def find_aws(env: Mapping[str, str], home: Path) -> CloudAccount | None:
-    """AWS credentials for Bedrock: the key variables, a profile, or the shared files."""
+    """AWS credentials for Bedrock: a Bedrock API key, the key variables, a profile, or the
+    shared files. The adapter reads ``AWS_BEARER_TOKEN_BEDROCK`` itself (and prefers it, as
+    botocore does), so the entry names no ``api_key``."""
     config_file, credentials_file = _aws_files(env, home)
     profile = _set(env, "AWS_PROFILE")
-    if _set(env, "AWS_ACCESS_KEY_ID"):
+    if _set(env, "AWS_BEARER_TOKEN_BEDROCK"):
+        found = "AWS_BEARER_TOKEN_BEDROCK"
+    elif _set(env, "AWS_ACCESS_KEY_ID"):
         found = "AWS_ACCESS_KEY_ID"
     elif profile is not None:
         found = f"AWS_PROFILE={profile}"
