@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 AZURE_API_VERSION = DEFAULT_API_VERSION  # the azure-openai type's default
-BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+# A global inference profile: Claude 4.5 models are not served on demand by region id,
+# and a global profile answers from every commercial region.
+BEDROCK_MODEL = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
 VERTEX_MODEL = "gemini-2.5-flash"
 AWS_DEFAULT_REGION = "us-east-1"
 VERTEX_DEFAULT_LOCATION = "us-central1"
