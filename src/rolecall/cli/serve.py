@@ -80,11 +80,13 @@ def serve(
     access_log: bool,
     log_level: str,
 ) -> None:
-    """Serve the OpenAI-compatible gateway: 'model' is a role name or a provider id.
+    """Serve the gateway: 'model' is a role, a provider id or a gateway.model_aliases name.
 
-    Routes: POST /v1/chat/completions, GET /v1/models, GET /healthz, GET /metrics.
-    Clients send 'Authorization: Bearer KEY' with a key from gateway.keys; without
-    keys the gateway only listens on loopback. The config file is re-read when it
+    Routes: POST /v1/chat/completions (OpenAI), POST /v1/messages and
+    /v1/messages/count_tokens (Anthropic), POST /v1/responses (OpenAI Responses),
+    GET /v1/models, GET /healthz, GET /metrics. Clients send 'Authorization: Bearer
+    KEY' or 'x-api-key: KEY' with a key from gateway.keys; without keys the gateway
+    only listens on loopback. The config file is re-read when it
     changes; an invalid edit keeps the running config. With --workers N, N processes
     serve the port; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
     """
