@@ -137,3 +137,33 @@ def test_a_killed_worker_is_replaced_and_the_other_finishes_its_requests(
         assert answered.headers["x-rolecall-worker"] == replacement_pid
         for client in (doomed, survivor, replacement):
             client.close()
+
+
+def test_sigterm_lets_a_request_in_flight_finish_then_stops_every_worker(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        client, worker_pid = served.connect()
+        workers = served.workers()
+        primary.set_faults("ok:delay=1.5")
+        results: list[httpx.Response] = []
+        slow = threading.Thread(target=lambda: results.append(_chat(client, "a")))
+        slow.start()
+        wait_for(lambda: primary.calls == 1)  # the request is in flight
+        served.proc.send_signal(signal.SIGTERM)
+        slow.join(30)
+        assert [r.status_code for r in results] == [200], served.lines
+        assert results[0].headers["x-rolecall-worker"] == worker_pid
+        assert results[0].json()["choices"][0]["message"]["content"] == "answer from A"
+        assert served.proc.wait(30) == 0, "".join(served.lines)
+        assert workers and not any(_alive(pid) for pid in workers)
+        client.close()
+
+
+def _alive(pid: int) -> bool:
+    """A process that has not exited (a zombie awaiting its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
