@@ -167,3 +167,20 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in state
+
+
+def test_a_rejected_key_at_startup_is_one_error_and_exit_3_as_with_one_worker(
+    config_path: Path,
+) -> None:
+    env_file = config_path.parent / ".env"
+    env_file.write_text(env_file.read_text().replace("PRIMARY_KEY=", "PRIMARY_KEY=wrong-"))
+    command = [str(EXE), "serve", "-c", str(config_path), "--port", "0", "--workers", "2"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, cwd=config_path.parent
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, done.stderr
+    assert "PRIMARY_KEY was rejected: set a valid key" in done.stderr
+    assert "wrong-" not in done.stderr  # the rejected key is never shown
