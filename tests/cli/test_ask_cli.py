@@ -152,3 +152,21 @@ def test_unknown_param_is_exit_2_with_did_you_mean(
     err = capsys.readouterr().err
     assert code == 2
     assert "unknown parameter 'temprature'" in err and "did you mean 'temperature'" in err
+
+
+def test_a_bedrock_provider_without_botocore_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    config = tmp_path / "rolecall.yaml"
+    config.write_text(
+        "providers:\n  aws: {type: bedrock, model: amazon.nova-pro-v1:0, region: us-east-1}\n"
+        "roles:\n  coder: {provider: aws}\n"
+    )
+    monkeypatch.setitem(sys.modules, "botocore", None)  # as if rolecall[bedrock] were absent
+    assert main(["ask", "-c", str(config), "--offline", "coder", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "error: the Bedrock provider needs the 'botocore' package: pip install 'rolecall[bedrock]'"
+    ]

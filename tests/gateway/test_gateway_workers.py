@@ -137,3 +137,50 @@ def test_a_killed_worker_is_replaced_and_the_other_finishes_its_requests(
         assert answered.headers["x-rolecall-worker"] == replacement_pid
         for client in (doomed, survivor, replacement):
             client.close()
+
+
+def test_sigterm_lets_a_request_in_flight_finish_then_stops_every_worker(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        client, worker_pid = served.connect()
+        workers = served.workers()
+        primary.set_faults("ok:delay=1.5")
+        results: list[httpx.Response] = []
+        slow = threading.Thread(target=lambda: results.append(_chat(client, "a")))
+        slow.start()
+        wait_for(lambda: primary.calls == 1)  # the request is in flight
+        served.proc.send_signal(signal.SIGTERM)
+        slow.join(30)
+        assert [r.status_code for r in results] == [200], served.lines
+        assert results[0].headers["x-rolecall-worker"] == worker_pid
+        assert results[0].json()["choices"][0]["message"]["content"] == "answer from A"
+        assert served.proc.wait(30) == 0, "".join(served.lines)
+        assert workers and not any(_alive(pid) for pid in workers)
+        client.close()
+
+
+def _alive(pid: int) -> bool:
+    """A process that has not exited (a zombie awaiting its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
+
+
+def test_a_rejected_key_at_startup_is_one_error_and_exit_3_as_with_one_worker(
+    config_path: Path,
+) -> None:
+    env_file = config_path.parent / ".env"
+    env_file.write_text(env_file.read_text().replace("PRIMARY_KEY=", "PRIMARY_KEY=wrong-"))
+    command = [str(EXE), "serve", "-c", str(config_path), "--port", "0", "--workers", "2"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, cwd=config_path.parent
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, done.stderr
+    assert "PRIMARY_KEY was rejected: set a valid key" in done.stderr
+    assert "wrong-" not in done.stderr  # the rejected key is never shown

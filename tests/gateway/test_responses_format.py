@@ -98,8 +98,10 @@ def test_cut_reply_is_incomplete(finish: str, reason: str) -> None:
     assert response.output[0].status == "incomplete"
 
 
-def run(chunks: list[Chunk], final: Reply) -> list[dict[str, Any]]:
-    built = rfmt.ResponseEvents(RID, 1700000000, "model-a", ECHO)
+def run(
+    chunks: list[Chunk], final: Reply, namespaced: dict[str, tuple[str, str]] | None = None
+) -> list[dict[str, Any]]:
+    built = rfmt.ResponseEvents(RID, 1700000000, "model-a", ECHO, namespaced)
     events = built.start()
     for chunk in chunks:
         events += built.add(chunk)
@@ -211,3 +213,37 @@ def test_failure_after_content_is_response_failed_keeping_what_arrived() -> None
     assert response.status == "failed" and response.error is not None
     assert response.error.message == "provider 'a' failed after 7 characters"
     assert response.output_text == "partial" and response.output[0].status == "incomplete"
+
+
+NAMESPACED = {"multi_agent_v1__wait_agent": ("multi_agent_v1", "wait_agent")}
+
+
+def test_a_call_to_a_namespace_function_names_it_as_the_client_declared_it() -> None:
+    calls = (ToolCall("c1", "multi_agent_v1__wait_agent", "{}"), ToolCall("c2", "f", "{}"))
+    body = rfmt.response_body(reply(text="", tool_calls=calls), RID, 1, ECHO, NAMESPACED)
+    first, second = Response.model_validate(body).output
+    assert first.type == "function_call" and second.type == "function_call"
+    assert (first.namespace, first.name, first.call_id) == ("multi_agent_v1", "wait_agent", "c1")
+    assert (second.namespace, second.name) == (None, "f")
+
+
+def test_a_streamed_namespace_call_is_named_in_every_event() -> None:
+    pieces = [
+        ToolCallDelta(0, id="c1", name="multi_agent_v1__", arguments='{"tim'),
+        ToolCallDelta(0, name="wait_agent", arguments='eout":5}'),
+    ]
+    events = run([Chunk(tool_calls=(piece,)) for piece in pieces], reply(text=""), NAMESPACED)
+    added = next(e["item"] for e in events if e["type"] == "response.output_item.added")
+    assert added["call_id"] == "c1"  # its name was not whole yet
+    done = next(e["item"] for e in events if e["type"] == "response.output_item.done")
+    final = events[-1]["response"]["output"][0]
+    for item in (done, final):
+        assert (item["namespace"], item["name"]) == ("multi_agent_v1", "wait_agent")
+        assert item["arguments"] == '{"timeout":5}'
+    whole = run(
+        [Chunk(tool_calls=(ToolCallDelta(0, id="c1", name="multi_agent_v1__wait_agent"),))],
+        reply(text=""),
+        NAMESPACED,
+    )
+    added = next(e["item"] for e in whole if e["type"] == "response.output_item.added")
+    assert (added["namespace"], added["name"]) == ("multi_agent_v1", "wait_agent")

@@ -136,10 +136,12 @@ def test_json_object_format() -> None:
         ({"temprature": 1}, "temprature", "'temperature'"),
         ({"include": ["everything"]}, "include", "reasoning.encrypted_content"),
         (
-            {"tools": [{"type": "web_search"}, {"type": "file_search"}]},
-            "tools",
-            "file_search, web_search",
+            {"tools": [{"type": "web_search"}], "tool_choice": {"type": "file_search"}},
+            "tool_choice",
+            "'file_search'",
         ),
+        ({"tools": [TOOL, {**TOOL, "strict": False}]}, "tools", "two tools are named 'f'"),
+        ({"tools": [{"type": "namespace", "name": "ns"}]}, "tools", "tools[0] must be"),
         ({"tools": [{"type": "function"}]}, "tools", "tools[0]"),
         ({"tool_choice": {"type": "web_search"}}, "tool_choice", "auto, none, required"),
         ({"temperature": 3}, "temperature", "0 to 2"),
@@ -185,3 +187,96 @@ def test_missing_model_and_non_object_body() -> None:
         parse_responses_request({"input": "hi"})
     with pytest.raises(RequestInvalid, match="JSON object"):
         parse_responses_request(["hi"])
+
+
+# Codex CLI's sub-agent tools, as it sends them by default (descriptions shortened).
+AGENTS = {
+    "type": "namespace",
+    "name": "multi_agent_v1",
+    "description": "Tools for spawning and managing sub-agents.",
+    "tools": [
+        {
+            "type": "function",
+            "name": "close_agent",
+            "description": "Close an agent.",
+            "strict": False,
+            "parameters": {"type": "object", "properties": {"target": {"type": "string"}}},
+        },
+        {"type": "function", "name": "wait_agent", "parameters": {"type": "object"}},
+    ],
+}
+
+
+def test_namespace_tool_functions_reach_the_provider_under_joined_names() -> None:
+    parsed = parse(tools=[TOOL, AGENTS], tool_choice="auto")
+    assert [tool["function"]["name"] for tool in parsed.params["tools"]] == [
+        "f",
+        "multi_agent_v1__close_agent",
+        "multi_agent_v1__wait_agent",
+    ]
+    close = parsed.params["tools"][1]["function"]
+    assert close["description"] == (
+        "[multi_agent_v1: Tools for spawning and managing sub-agents.] Close an agent."
+    )
+    assert close["parameters"] == AGENTS["tools"][0]["parameters"]  # type: ignore[index]
+    assert close["strict"] is False
+    assert parsed.namespaced == {
+        "multi_agent_v1__close_agent": ("multi_agent_v1", "close_agent"),
+        "multi_agent_v1__wait_agent": ("multi_agent_v1", "wait_agent"),
+    }
+    assert parsed.echo["tools"] == [TOOL, AGENTS] and parsed.omitted_tools == ()
+
+
+def test_a_namespaced_call_sent_back_is_joined_as_the_provider_was_offered_it() -> None:
+    call = {
+        "type": "function_call",
+        "call_id": "c1",
+        "name": "close_agent",
+        "namespace": "multi_agent_v1",
+        "arguments": '{"target":"a1"}',
+    }
+    output = {"type": "function_call_output", "call_id": "c1", "output": "closed"}
+    parsed = parse(tools=[AGENTS], input=[{"role": "user", "content": "go"}, call, output])
+    _, assistant, result = parsed.messages
+    assert assistant.tool_calls == (
+        ToolCall("c1", "multi_agent_v1__close_agent", '{"target":"a1"}'),
+    )
+    assert result == Message(
+        "tool", "closed", tool_call_id="c1", name="multi_agent_v1__close_agent"
+    )
+
+
+def test_tool_choice_names_a_namespace_function_either_way() -> None:
+    joined = {"type": "function", "function": {"name": "multi_agent_v1__wait_agent"}}
+    forced = {"type": "function", "name": "wait_agent", "namespace": "multi_agent_v1"}
+    assert parse(tools=[AGENTS], tool_choice=forced).params["tool_choice"] == joined
+    alone = {"type": "function", "name": "wait_agent"}
+    assert parse(tools=[AGENTS], tool_choice=alone).params["tool_choice"] == joined
+    plain = {"type": "function", "name": "f"}
+    assert parse(tools=[TOOL, AGENTS], tool_choice=plain).params["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "f"},
+    }
+
+
+def test_tools_only_openai_runs_are_left_out_and_named() -> None:
+    parsed = parse(
+        tools=[
+            {"type": "web_search", "external_web_access": False},
+            TOOL,
+            {"type": "custom", "name": "apply_patch"},
+            {"type": "web_search"},
+        ]
+    )
+    assert [tool["function"]["name"] for tool in parsed.params["tools"]] == ["f"]
+    assert parsed.omitted_tools == ("custom", "web_search")
+    only_builtin = parse(tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
+    assert "tools" not in only_builtin.params  # the provider is offered no tool at all
+    assert only_builtin.omitted_tools == ("file_search",)
+    assert only_builtin.echo["tools"] == [{"type": "file_search", "vector_store_ids": ["vs_1"]}]
+
+
+def test_forcing_a_left_out_tool_is_a_400_naming_it() -> None:
+    error = refused(tools=[{"type": "web_search"}], tool_choice={"type": "web_search_preview"})
+    assert error.param == "tool_choice"
+    assert "'web_search_preview'" in error.message and "{type: function, name}" in error.message

@@ -152,6 +152,88 @@ def test_tool_round_trip_streamed_served_by_anthropic(
     assert deltas == "It is 18 degrees."
 
 
+# Codex CLI's default tools: functions grouped under a namespace, and OpenAI's web search.
+AGENT_TOOLS: list[Any] = [
+    {
+        "type": "namespace",
+        "name": "multi_agent_v1",
+        "description": "Tools for sub-agents.",
+        "tools": [
+            {
+                "type": "function",
+                "name": "wait_agent",
+                "description": "Wait for an agent.",
+                "strict": False,
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            }
+        ],
+    },
+    {"type": "web_search", "external_web_access": False},
+]
+
+
+def _anthropic_agents(body: dict[str, Any]) -> dict[str, Any]:
+    blocks = body["messages"][-1]["content"]
+    results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+    if results:
+        return {"text": f"The agent said {results[0]['content']}."}
+    call = {"id": "toolu_9", "name": "multi_agent_v1__wait_agent", "arguments": {"id": "a1"}}
+    return {"text": "", "tool_calls": [call]}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_namespace_tool_round_trip_and_web_search_left_out(
+    gateway: RunningGateway, fallback: SimServer, stream: bool
+) -> None:
+    fallback.responder = _anthropic_agents
+    client = sdk(gateway)
+    raw = client.responses.with_raw_response.create(
+        model="reviewer", input=ASK, tools=AGENT_TOOLS, stream=stream
+    )
+    if stream:
+        events = list(raw.parse())  # type: ignore[call-overload]
+        done = [e.item for e in events if e.type == "response.output_item.done"]
+        assert [(item.namespace, item.name) for item in done] == [("multi_agent_v1", "wait_agent")]
+        first = events[-1].response
+    else:
+        first = raw.parse()
+    omitted = raw.headers["x-rolecall-omitted-tools"]
+    assert omitted == "web_search"
+    (call,) = first.output
+    assert call.type == "function_call"
+    assert (call.namespace, call.name, call.call_id) == ("multi_agent_v1", "wait_agent", "toolu_9")
+    assert json.loads(call.arguments) == {"id": "a1"}
+    (offered,) = _sent(fallback)["tools"]  # the namespace's function, and no web search
+    assert offered["name"] == "multi_agent_v1__wait_agent"
+    assert offered["description"] == "[multi_agent_v1: Tools for sub-agents.] Wait for an agent."
+
+    sent_back = [item.model_dump(exclude_none=True) for item in first.output]
+    assert sent_back[0]["namespace"] == "multi_agent_v1"
+    result = {"type": "function_call_output", "call_id": "toolu_9", "output": "done"}
+    second = client.responses.create(
+        model="reviewer", input=[*ASK, *sent_back, result], tools=AGENT_TOOLS
+    )
+    assert second.output_text == "The agent said done."
+    asked = _sent(fallback)["messages"][1]["content"]
+    assert [(b["type"], b.get("name")) for b in asked] == [
+        ("tool_use", "multi_agent_v1__wait_agent")
+    ]
+
+
+def test_forcing_web_search_is_a_400_naming_it(
+    gateway: RunningGateway, fallback: SimServer
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(gateway).responses.create(
+            model="reviewer",
+            input=ASK,
+            tools=AGENT_TOOLS,
+            tool_choice={"type": "web_search_preview"},
+        )
+    assert "'web_search_preview'" in caught.value.message
+    assert fallback.calls == 0
+
+
 def test_reasoning_is_an_output_item(gateway: RunningGateway, fallback: SimServer) -> None:
     fallback.responder = lambda body: {"text": "Paris.", "reasoning": "France's capital"}
     client = sdk(gateway)
@@ -228,8 +310,13 @@ def test_errors_are_the_sdks_typed_exceptions(
         client.responses.create(model="gpt-4o", input="hi")
     assert "gpt-4o" in missing.value.message and "coder" in missing.value.message
     with pytest.raises(openai.BadRequestError) as builtin:
-        client.responses.create(model="coder", input="hi", tools=[{"type": "web_search"}])
-    assert "web_search" in builtin.value.message
+        client.responses.create(
+            model="coder",
+            input="hi",
+            tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}],
+            tool_choice={"type": "file_search"},
+        )
+    assert "file_search" in builtin.value.message
     primary.script(Fault("server"))
     fallback.script(Fault("server"))
     with pytest.raises(openai.InternalServerError) as failed:

@@ -49,6 +49,7 @@ ROWS: list[tuple[str, Fault, dict[str, ErrorKind], float | None]] = [
     ("quota", Fault("quota"), every(E.QUOTA), None),
     ("quota-with-retry-hint", Fault("quota", retry_after=30), every(E.QUOTA), None),
     ("quota-spend-limit", Fault("quota", variant="spend_limit"), every(E.QUOTA), None),
+    ("quota-prepay-depleted", Fault("quota", variant="prepay"), every(E.QUOTA), None),
     ("rate_limit", Fault("rate_limit", retry_after=2), every(E.RATE_LIMIT), 2.0),
     ("rate_limit-fraction", Fault("rate_limit", retry_after=1.5), every(E.RATE_LIMIT), 1.5),
     ("overloaded", Fault("overloaded"), every(E.OVERLOADED), None),

@@ -274,6 +274,34 @@ async def test_an_image_is_sent_inline(sim: SimServer, adapter: VertexProvider) 
 # ------------------------------------------------------------------ the token
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_token_expiring_mid_run_is_renewed_and_the_run_goes_on(sim: SimServer) -> None:
+    clock = Clock()
+    credentials = FakeCredentials(["ya29.first", "ya29.second"], clock=clock)
+    config = _config(sim)
+    provider = VertexProvider("sim-vertex", config, credentials=credentials, clock=clock)  # type: ignore[arg-type]
+    sim.api_key = "ya29.first"
+    try:
+        assert (await provider.complete(REQUEST)).text == REPLY
+        clock.now += 1800
+        assert "".join(c.text for c in await _collect(provider)) == REPLY
+        # An hour on, the first token has expired at Google: it must not be sent again.
+        clock.now += 1800
+        sim.api_key = "ya29.second"
+        assert (await provider.complete(REQUEST)).text == REPLY
+    finally:
+        await provider.aclose()
+    assert [r.api_key for r in sim.requests] == ["ya29.first"] * 2 + ["ya29.second"]
+    assert credentials.refreshes == 2
+
+
 async def test_a_refused_token_is_replaced_on_the_next_call(sim: SimServer) -> None:
     credentials = FakeCredentials(["ya29.revoked", "ya29.new"])
     provider = _provider(sim, credentials)

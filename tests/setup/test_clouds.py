@@ -5,6 +5,7 @@ what it needs, so the written file always loads."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from pydantic import Field
 
 from rolecall.cli import main
 from rolecall.config._azure_config import AzureOpenAIConfig
+from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config.load import load_config
 from rolecall.config.provider_models import ProviderConfig
 from rolecall.config.registry import ProviderType, register, unregister
@@ -152,7 +154,10 @@ def every_cloud(home: Path) -> dict[str, str]:
     return {"AZURE_OPENAI_ENDPOINT": "https://acme.openai.azure.com", "AZURE_OPENAI_API_KEY": "k"}
 
 
-def test_clouds_whose_types_are_not_here_are_offered_commented_out(tmp_path: Path) -> None:
+def test_clouds_whose_types_are_not_here_are_offered_commented_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "botocore", None)  # the bedrock extra is not installed
     found = Discovery(clouds=find_clouds(every_cloud(tmp_path), tmp_path), embedded=EMBEDDED)
     proposal = propose(found)
     text = render_yaml(proposal, found)
@@ -222,6 +227,7 @@ def test_init_reads_the_clouds_from_home(
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
     write(tmp_path / ".aws" / "config", "[default]\nregion = eu-west-1\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "botocore", None)  # the bedrock extra is not installed
     assert main(["init", "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert "#   AWS Bedrock credentials: " in out
@@ -245,3 +251,28 @@ def test_the_azure_entry_init_writes_loads_as_an_azure_openai_provider(tmp_path:
         "api-key",
         AZURE_API_VERSION,
     )
+
+
+def test_the_bedrock_entry_init_writes_runs_here_and_loads_as_a_bedrock_provider(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("botocore")
+    write(tmp_path / ".aws" / "credentials", "[default]\naws_access_key_id = AKIATEST\n")
+    found = Discovery(clouds=find_clouds({"AWS_REGION": "eu-west-3"}, tmp_path), embedded=EMBEDDED)
+    proposal = propose(found)
+    assert proposal.role("planner").provider == "bedrock"
+    text = render_yaml(proposal, found)
+    assert "\n  bedrock:  # AWS Bedrock" in text and "needs rolecall[bedrock]" not in text
+    config = load_config(write(tmp_path / "rolecall.yaml", text), environ={})
+    bedrock = config.providers["bedrock"]
+    assert isinstance(bedrock, BedrockConfig)
+    assert (bedrock.model, bedrock.region, bedrock.api_key) == (BEDROCK_MODEL, "eu-west-3", None)
+
+
+def test_a_bedrock_api_key_alone_is_found_and_never_copied(tmp_path: Path) -> None:
+    token = "bedrock-api-key-0123456789"
+    account = find_aws({"AWS_BEARER_TOKEN_BEDROCK": token}, tmp_path)
+    assert account is not None and account.found == "AWS_BEARER_TOKEN_BEDROCK"
+    # The adapter reads the variable itself, so the entry needs no api_key.
+    assert account.config() == {"type": "bedrock", "model": BEDROCK_MODEL, "region": "us-east-1"}
+    assert token not in repr(account)

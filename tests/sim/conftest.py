@@ -24,7 +24,7 @@ def _fresh(server: SimServer) -> SimServer:
 
 @pytest.fixture(scope="module")
 def _servers() -> Iterator[dict[str, SimServer]]:
-    protocols = ("openai", "anthropic", "google", "vertex")
+    protocols = ("openai", "anthropic", "google", "vertex", "bedrock")
     servers = {p: SimServer(p).start() for p in protocols}  # type: ignore[arg-type]
     yield servers
     for server in servers.values():
@@ -64,3 +64,8 @@ def vertex_sim(_servers: dict[str, SimServer]) -> SimServer:
     server = _fresh(_servers["vertex"])
     server.api_key = TOKEN
     return server
+
+
+@pytest.fixture
+def bedrock_sim(_servers: dict[str, SimServer]) -> SimServer:
+    return _fresh(_servers["bedrock"])

@@ -81,6 +81,39 @@ def vertex_client(server: SimServer, credentials: Any, timeout: float = 5.0) -> 
     )
 
 
+def bedrock_client(
+    server: SimServer,
+    secret: str = KEY,
+    timeout: float = 5.0,
+    service: str = "bedrock-runtime",
+    access_key_id: str | None = None,
+) -> Any:
+    """boto3's client for Bedrock Runtime (or the ``bedrock`` control plane) at the sim,
+    signing with SigV4 as the sim's access key id and ``secret``, never retrying."""
+    import boto3
+    from botocore.config import Config
+
+    from rolecall.sim._bedrock import SIM_ACCESS_KEY_ID
+
+    config = Config(
+        retries={"total_max_attempts": 1}, read_timeout=timeout, connect_timeout=timeout
+    )
+    return _cached(
+        f"{service}:{access_key_id}",
+        server,
+        secret,
+        timeout,
+        lambda: boto3.client(
+            service,
+            region_name="us-east-1",
+            endpoint_url=server.base_url,
+            aws_access_key_id=access_key_id or SIM_ACCESS_KEY_ID,
+            aws_secret_access_key=secret,
+            config=config,
+        ),
+    )
+
+
 def transport_errors() -> tuple[type[BaseException], ...]:
     """What google-genai lets through on a dropped or silent connection (httpx or httpx2)."""
     import httpx

@@ -47,9 +47,9 @@ def test_sim_command_serves_until_ctrl_c() -> None:
     )
     try:
         banner = _read_banner(proc)
-        pattern = r"^\s+(openai|anthropic|google|vertex)\s+(http://\S+)$"
+        pattern = r"^\s+(openai|anthropic|google|vertex|bedrock)\s+(http://\S+)$"
         urls = dict(re.findall(pattern, banner, re.M))
-        assert set(urls) == {"openai", "anthropic", "google", "vertex"}
+        assert set(urls) == {"openai", "anthropic", "google", "vertex", "bedrock"}
         assert urls["openai"].endswith("/v1")
 
         snippet = banner.split("Paste into rolecall.yaml:")[1].split("Queue faults:")[0]
@@ -127,3 +127,20 @@ def test_jitter_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     assert main(["sim", "--latency", "0.5", "--jitter", "1.5"]) == 2
     err = capsys.readouterr().err
     assert "--jitter" in err and "Traceback" not in err
+
+
+async def test_the_bedrock_snippet_answers_through_the_router() -> None:
+    from rolecall.cli.sim import config_snippet
+    from rolecall.config._bedrock_config import BedrockConfig
+    from rolecall.routing.router import Router
+
+    with SimServer("bedrock", api_key=KEY, models=("sim-model",)) as server:
+        snippet = config_snippet([server], KEY, "sim-model")
+        config = RolecallConfig.model_validate(yaml.safe_load(snippet))
+        entry = config.providers["sim-bedrock"]
+        assert isinstance(entry, BedrockConfig)
+        assert (entry.region, entry.base_url) == ("us-east-1", server.base_url)
+        async with Router(config) as router:
+            reply = await router.complete("coder", "hi")
+        assert reply.text == "Hello from the sim."
+        assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"

@@ -8,13 +8,16 @@ import logging
 import logging.config
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rolecall._secrets import redact
 from rolecall.cli._common import EXIT_USAGE, config_option, fail
 from rolecall.errors import MissingExtra
+
+if TYPE_CHECKING:
+    from rolecall.config.schema import RolecallConfig
 
 __all__ = ["serve"]
 
@@ -80,11 +83,13 @@ def serve(
     access_log: bool,
     log_level: str,
 ) -> None:
-    """Serve the OpenAI-compatible gateway: 'model' is a role name or a provider id.
+    """Serve the gateway: 'model' is a role, a provider id or a gateway.model_aliases name.
 
-    Routes: POST /v1/chat/completions, GET /v1/models, GET /healthz, GET /metrics.
-    Clients send 'Authorization: Bearer KEY' with a key from gateway.keys; without
-    keys the gateway only listens on loopback. The config file is re-read when it
+    Routes: POST /v1/chat/completions (OpenAI), POST /v1/messages and
+    /v1/messages/count_tokens (Anthropic), POST /v1/responses (OpenAI Responses),
+    GET /v1/models, GET /healthz, GET /metrics. Clients send 'Authorization: Bearer
+    KEY' or 'x-api-key: KEY' with a key from gateway.keys; without keys the gateway
+    only listens on loopback. The config file is re-read when it
     changes; an invalid edit keeps the running config. With --workers N, N processes
     serve the port; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
     """
@@ -115,6 +120,7 @@ def serve(
         logging.getLogger("rolecall.gateway").warning("config: %s", warning)
 
     def run(worker: str | None = None, ready: Callable[[], None] | None = None) -> None:
+        # With workers the parent checked the credentials once, before forking.
         gateway = Gateway(config, config_path=path, offline=offline, host=host)
         server = GatewayServer(
             gateway,
@@ -125,15 +131,27 @@ def serve(
             worker=worker,
         )
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(server, path, ready))
+            runner.run(_serve(server, path, ready, check=worker is None))
 
     if workers == 1:
         run()
         return
-    _serve_workers(workers, run)
+    _serve_workers(workers, run, None if offline else config)
 
 
-def _serve_workers(workers: int, run: Callable[..., None]) -> None:
+async def _check_credentials(config: RolecallConfig) -> None:
+    """The startup credential check, once for every worker: a rejected key is one error
+    line and exit 3; what it finds unreachable starts in the shared cooldown."""
+    from rolecall.routing.router import Router
+
+    router = Router(config)
+    try:
+        await router.check_credentials()
+    finally:
+        await router.aclose()
+
+
+def _serve_workers(workers: int, run: Callable[..., None], check: RolecallConfig | None) -> None:
     """Pre-fork ``workers`` processes sharing provider health through a table on this host."""
     import signal
     import tempfile
@@ -153,6 +171,8 @@ def _serve_workers(workers: int, run: Callable[..., None]) -> None:
         table = HealthTable.create(os.path.join(directory, "health"))
         share_on_host(table)
         try:
+            if check is not None:  # before forking, so the workers inherit what it found
+                asyncio.run(_check_credentials(check))
             supervise(workers, worker)
         except WorkerExit as exc:
             raise SystemExit(exc.code) from None
@@ -170,11 +190,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve(server: Any, path: Any, ready: Callable[[], None] | None = None) -> None:
+async def _serve(
+    server: Any, path: Any, ready: Callable[[], None] | None = None, *, check: bool = True
+) -> None:
     from rolecall.gateway.app import Gateway
 
     gateway = server.gateway
-    await gateway.start()  # credential check first: a rejected key exits 3 before listening
+    # Credential check first: a rejected key exits 3 before listening.
+    await gateway.start(check=check)
     if ready is not None:
         ready()
     config = gateway.generation.config

@@ -162,8 +162,12 @@ def _print_banner(servers: Sequence[SimServer], key: str | None, models: Sequenc
     sys.stdout.flush()
 
 
-# Keys a type requires beyond model, key and address (the sim takes any project).
-_SNIPPET_KEYS = {"vertex": ("    project: sim-project",)}
+# Keys a type requires beyond model, key and address (the sim takes any project or
+# region; a bedrock entry's api_key is sent as a Bedrock API key, which the sim takes).
+_SNIPPET_KEYS = {
+    "vertex": ("    project: sim-project",),
+    "bedrock": ("    region: us-east-1",),
+}
 
 
 def config_snippet(servers: Sequence[SimServer], key: str | None, model: str) -> str:

@@ -118,6 +118,12 @@ KNOWN_PARAMS: Mapping[str, frozenset[str]] = {
         "response_format",
     },
     "local": _SAMPLING | {"top_k", "max_completion_tokens"},
+    # Bedrock Converse: inferenceConfig, toolConfig, outputConfig; top_k and thinking go in
+    # additionalModelRequestFields (Claude's names).
+    "bedrock": _SAMPLING
+    | _TOOLS
+    | _EXTRA
+    | {"max_completion_tokens", "top_k", "reasoning_effort", "thinking", "response_format"},
 }
 _EVERY = frozenset().union(*KNOWN_PARAMS.values())
 # Names the router itself reads from a call's params (none are sent as they are today).

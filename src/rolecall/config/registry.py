@@ -35,6 +35,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 
 from rolecall.config._azure_config import AzureOpenAIConfig
+from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config._vertex_config import DEFAULT_LOCATION, VertexConfig, vertex_root
 from rolecall.config.provider_models import (
     LocalProviderConfig,
@@ -182,6 +183,24 @@ _BUILTIN: tuple[ProviderType, ...] = (
         extra="vertex",
         extra_module="google.auth",
         description="Gemini on Google Cloud's Vertex AI",
+    ),
+    ProviderType(
+        name="bedrock",
+        adapter="rolecall.providers.bedrock:BedrockProvider",
+        config_model=BedrockConfig,
+        default_base_url=None,  # https://bedrock-runtime.{region}.amazonaws.com, from region
+        # The AWS credential chain (SigV4) is the normal case, not a key: `config validate`
+        # must not warn for a missing api_key. A Bedrock API key still works, from api_key
+        # or AWS_BEARER_TOKEN_BEDROCK (the adapter reads it, as botocore does).
+        key_env_vars=(),
+        example_model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        genai_system="aws.bedrock",
+        param_family="bedrock",
+        capabilities=_capabilities(*_HOSTED),
+        sim_dialect="bedrock",
+        extra="bedrock",
+        extra_module="botocore",
+        description="Amazon Bedrock's Converse API (SigV4 or a Bedrock API key)",
     ),
 )
 

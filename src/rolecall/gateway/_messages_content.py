@@ -10,6 +10,9 @@
   ``redacted_thinking`` blocks of earlier turns are dropped: their signatures bind
   them to the vendor that wrote them, and no other vendor takes them.
 
+- Tool search and tool changes (``tool_reference`` results, a system turn's
+  ``tool_addition``/``tool_removal``) load and withdraw tools (``_messages_tools``).
+
 A block the gateway cannot carry (``document``, server tool results...) is a 400
 naming it.
 """
@@ -21,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.gateway._messages_tools import ToolCatalog
 from rolecall.types import ContentPart, ImagePart, Message, MessageRole, TextPart, ToolCall
 
 __all__ = ["conversation", "system_turn"]
@@ -44,8 +48,9 @@ def system_turn(raw: Any) -> tuple[Message, ...]:
     return (_message("system", parts),)
 
 
-def conversation(raw: Any) -> tuple[Message, ...]:
-    """The ``messages`` field as internal turns."""
+def conversation(raw: Any, tools: ToolCatalog | None = None) -> tuple[Message, ...]:
+    """The ``messages`` field as internal turns; ``tools`` follows the tools it loads."""
+    tools = ToolCatalog() if tools is None else tools
     if not isinstance(raw, list) or not raw:
         raise RequestInvalid("messages: must be a non-empty array", "messages")
     out: list[Message] = []
@@ -55,7 +60,7 @@ def conversation(raw: Any) -> tuple[Message, ...]:
             raise RequestInvalid(f"{where}: must be an object {{role, content}}", "messages")
         role, content = item.get("role"), item.get("content")
         if role == "system":  # Claude Code sends system turns inside messages
-            out.extend(system_turn(content))
+            out.extend(_system_turn(where, content, tools))
             continue
         if role not in ("user", "assistant"):
             raise RequestInvalid(
@@ -71,8 +76,27 @@ def conversation(raw: Any) -> tuple[Message, ...]:
                 f"{where}.content: must be a string or an array of content blocks", "messages"
             )
         blocks = [_block(f"{where}.content.{i}", block) for i, block in enumerate(content)]
-        out.extend(_user_turn(where, blocks) if role == "user" else _assistant_turn(where, blocks))
+        if role == "user":
+            out.extend(_user_turn(where, blocks, tools))
+        else:
+            out.extend(_assistant_turn(where, blocks))
     return tuple(out)
+
+
+_TOOL_CHANGES = frozenset({"tool_addition", "tool_removal"})
+
+
+def _system_turn(where: str, content: Any, tools: ToolCatalog) -> tuple[Message, ...]:
+    """A system turn in ``messages``: its text, and the tools it adds or withdraws."""
+    if not isinstance(content, list):
+        return system_turn(content)
+    texts = []
+    for index, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") in _TOOL_CHANGES:
+            tools.change(f"{where}.content.{index}", block)
+        else:
+            texts.append(block)
+    return system_turn(texts)
 
 
 def _block(where: str, block: Any) -> dict[str, Any]:
@@ -84,7 +108,7 @@ def _block(where: str, block: Any) -> dict[str, Any]:
 _DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
-def _user_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
+def _user_turn(where: str, blocks: list[dict[str, Any]], tools: ToolCatalog) -> list[Message]:
     """Tool results first (each a tool turn), then one user turn with everything else."""
     results: list[Message] = []
     parts: list[ContentPart] = []
@@ -92,7 +116,7 @@ def _user_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
         spot = f"{where}.content.{index}"
         kind = block["type"]
         if kind == "tool_result":
-            message, images = _tool_result(spot, block)
+            message, images = _tool_result(spot, block, tools)
             results.append(message)
             parts.extend(images)
         elif kind == "text":
@@ -175,7 +199,9 @@ def _tool_use(where: str, block: Mapping[str, Any]) -> ToolCall:
     return ToolCall(call_id, name, json.dumps(arguments, ensure_ascii=False))
 
 
-def _tool_result(where: str, block: Mapping[str, Any]) -> tuple[Message, list[ImagePart]]:
+def _tool_result(
+    where: str, block: Mapping[str, Any], tools: ToolCatalog
+) -> tuple[Message, list[ImagePart]]:
     call_id = block.get("tool_use_id")
     if not isinstance(call_id, str) or not call_id:
         raise RequestInvalid(f"{where}.tool_use_id: Field required", "messages")
@@ -194,8 +220,10 @@ def _tool_result(where: str, block: Mapping[str, Any]) -> tuple[Message, list[Im
                 texts.append(_text(spot, item).text)
             elif kind == "image":
                 images.append(_image(spot, item))
+            elif kind == "tool_reference":  # a tool search's find: that tool, loaded
+                texts.append(tools.reference(spot, item))
             else:
-                raise _unsupported_block(spot, kind, "text and image")
+                raise _unsupported_block(spot, kind, "text, image and tool_reference")
         text = "\n".join(texts)
     else:
         raise RequestInvalid(

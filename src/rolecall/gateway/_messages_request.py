@@ -4,7 +4,8 @@ The body is translated into the internal form (OpenAI-shaped messages and params
 see :mod:`rolecall.types`) so that any provider, of any protocol, can answer it.
 The conversation is translated by ``_messages_content``; the rest here:
 
-- ``tools`` become function tools, ``tool_choice`` auto/any/tool/none becomes
+- ``tools`` become function tools (``_messages_tools``: deferred ones once the
+  conversation loads them), ``tool_choice`` auto/any/tool/none becomes
   auto/required/{function}/none (``disable_parallel_tool_use`` becomes
   ``parallel_tool_calls: false``), ``stop_sequences`` becomes ``stop``.
 - ``thinking: {type: enabled, budget_tokens}`` (or ``adaptive``) is sent as
@@ -34,6 +35,7 @@ from typing import Any
 from rolecall.config.params import suggest_param
 from rolecall.gateway._chat_request import RequestInvalid
 from rolecall.gateway._messages_content import conversation, system_turn
+from rolecall.gateway._messages_tools import ToolCatalog, read_tool_choice
 from rolecall.types import Message
 
 __all__ = ["MessagesRequest", "RequestInvalid", "parse_messages_request", "thinking_effort"]
@@ -109,9 +111,13 @@ def parse_messages_request(body: Any, *, counting: bool = False) -> MessagesRequ
     params = _params(body, counting)
     schema = _output_config(body.get("output_config"), params)
     system = system_turn(body.get("system"))
+    tools = ToolCatalog(body.get("tools"))
+    turns = conversation(body.get("messages"), tools)  # may load deferred tools
+    if tools.active:
+        params["tools"] = tools.functions()
     return MessagesRequest(
         model=model,
-        messages=system + conversation(body.get("messages")),
+        messages=system + turns,
         params=params,
         response_schema=schema,
         stream=stream,
@@ -151,13 +157,8 @@ def _params(body: Mapping[str, Any], counting: bool = False) -> dict[str, Any]:
             raise RequestInvalid("stop_sequences: must be an array of strings", "stop_sequences")
         if stop:
             params["stop"] = stop
-    tools = body.get("tools")
-    if tools is not None:
-        converted = _tools(tools)
-        if converted:
-            params["tools"] = converted
     if body.get("tool_choice") is not None:
-        params.update(_tool_choice(body["tool_choice"]))
+        params.update(read_tool_choice(body["tool_choice"]))
     params.update(_thinking(body.get("thinking"), max_tokens))
     return params
 
@@ -238,56 +239,3 @@ def _output_config(raw: Any, params: dict[str, Any]) -> Mapping[str, Any] | None
             "output_config.format: must be {type: json_schema, schema: {...}}", "output_config"
         )
     return schema
-
-
-# Tools ---------------------------------------------------------------------------------
-def _tools(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        raise RequestInvalid(
-            "tools: must be an array of {name, description, input_schema}", "tools"
-        )
-    tools: list[dict[str, Any]] = []
-    for index, tool in enumerate(raw):
-        where = f"tools.{index}"
-        if not isinstance(tool, dict):
-            raise RequestInvalid(f"{where}: must be an object {{name, input_schema}}", "tools")
-        kind, name = tool.get("type"), tool.get("name")
-        if kind not in (None, "custom"):
-            raise RequestInvalid(
-                f"{where}: tool type '{kind}' is one of Anthropic's server tools, which the "
-                "rolecall gateway cannot run on other vendors; declare client tools "
-                "{name, description, input_schema} only",
-                "tools",
-            )
-        if not isinstance(name, str) or not name:
-            raise RequestInvalid(f"{where}.name: Field required", "tools")
-        schema = tool.get("input_schema")
-        if not isinstance(schema, dict):
-            raise RequestInvalid(f"{where}.input_schema: must be a JSON Schema object", "tools")
-        function: dict[str, Any] = {"name": name, "parameters": schema}
-        description = tool.get("description")
-        if isinstance(description, str) and description:
-            function["description"] = description
-        tools.append({"type": "function", "function": function})
-    return tools
-
-
-def _tool_choice(raw: Any) -> dict[str, Any]:
-    kind = raw.get("type") if isinstance(raw, dict) else None
-    out: dict[str, Any] = {}
-    if kind == "auto":
-        out["tool_choice"] = "auto"
-    elif kind == "any":
-        out["tool_choice"] = "required"
-    elif kind == "none":
-        out["tool_choice"] = "none"
-    elif kind == "tool" and isinstance(raw.get("name"), str) and raw["name"]:
-        out["tool_choice"] = {"type": "function", "function": {"name": raw["name"]}}
-    else:
-        raise RequestInvalid(
-            "tool_choice: must be {type: auto}, {type: any}, {type: tool, name} or {type: none}",
-            "tool_choice",
-        )
-    if raw.get("disable_parallel_tool_use") is True:
-        out["parallel_tool_calls"] = False
-    return out

@@ -3,9 +3,11 @@
 Items are read in order. An assistant message and the function calls after it
 are one assistant turn (as a vendor returned them); a call's output is a tool
 turn naming its function, and an output whose call is not in the input is
-refused (no vendor can answer it). Reasoning items a client sends back are
-dropped: each vendor takes only its own (signed or encrypted) reasoning, so
-earlier thinking is not replayed, as it is not through chat completions.
+refused (no vendor can answer it). A call to a namespace tool's function names
+the function as the provider was offered it (``_responses_tools``). Reasoning
+items a client sends back are dropped: each vendor takes only its own (signed
+or encrypted) reasoning, so earlier thinking is not replayed, as it is not
+through chat completions.
 ``item_reference`` items name stored items, which the gateway does not keep.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.gateway._responses_tools import flat_name
 from rolecall.types import ContentPart, ImagePart, Message, MessageRole, TextPart, ToolCall
 
 __all__ = ["FIX_STATEFUL", "read_input"]
@@ -81,6 +84,9 @@ class _Turns:
             raise RequestInvalid(f"{where}.name must be a non-empty string", where)
         if not isinstance(arguments, str):
             raise RequestInvalid(f"{where}.arguments must be a JSON string", where)
+        namespace = item.get("namespace")
+        if isinstance(namespace, str) and namespace:  # as the provider was offered it
+            name = flat_name(namespace, name)
         call = ToolCall(call_id, name, arguments)
         self.call_names[call_id] = name
         last = self.messages[-1] if self.messages else None

@@ -10,6 +10,10 @@ conversation: ``previous_response_id``, ``conversation`` and ``item_reference``
 items (which name stored state) are refused with a 400 that says to send the full
 input with ``store: false``. ``store`` itself is accepted and changes nothing.
 
+``tools`` and ``tool_choice`` are read by ``_responses_tools``: function tools
+and the functions of namespace tools reach the provider; tools only OpenAI runs
+are left out (and named in ``omitted_tools``) unless ``tool_choice`` forces one.
+
 Every field is carried to the router (per-call params, the turns, the response
 schema), accepted and knowingly left out (``store``, ``metadata``, ``include``,
 ``truncation``: OpenAI's storage, labels and context management; rolecall records
@@ -26,6 +30,7 @@ from typing import Any
 from rolecall.config.params import known_params, suggest_param
 from rolecall.gateway._chat_request import RequestInvalid
 from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
+from rolecall.gateway._responses_tools import ToolSet, read_tool_choice, read_tools
 from rolecall.types import Message
 
 __all__ = ["RequestInvalid", "ResponsesRequest", "parse_responses_request"]
@@ -40,6 +45,9 @@ class ResponsesRequest:
     stream: bool = False
     # The request's settings as a response object repeats them (tools, tool_choice, text...).
     echo: dict[str, Any] = field(default_factory=dict)
+    # A provider's function name -> (namespace, name), for calls to a namespace tool's functions.
+    namespaced: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    omitted_tools: tuple[str, ...] = ()  # tool types no provider is offered (see _responses_tools)
 
 
 _OWN = frozenset(
@@ -106,7 +114,6 @@ _INCLUDABLE = frozenset(
         "code_interpreter_call.outputs",
     }
 )
-_TOOL_CHOICES = frozenset({"auto", "none", "required"})
 
 
 def parse_responses_request(body: Any) -> ResponsesRequest:
@@ -124,14 +131,17 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise RequestInvalid("'instructions' must be a string", "instructions")
+    tools = ToolSet() if body.get("tools") is None else read_tools(body["tools"])
     messages = read_input(body.get("input"))
     if instructions:
         messages.insert(0, Message("system", instructions))
-    params, echo = _params(body)
+    params, echo = _params(body, tools)
     schema = _text_format(body.get("text"), params)
     echo["instructions"] = instructions
     echo["text"] = body.get("text") or {"format": {"type": "text"}}
-    return ResponsesRequest(model, tuple(messages), params, schema, stream, echo)
+    return ResponsesRequest(
+        model, tuple(messages), params, schema, stream, echo, tools.namespaced, tools.omitted
+    )
 
 
 def _refuse_unknown(body: Mapping[str, Any]) -> None:
@@ -179,7 +189,7 @@ def _check_ignored(body: Mapping[str, Any]) -> None:
 _RANGES: dict[str, tuple[float, float]] = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 
 
-def _params(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _params(body: Mapping[str, Any], tools: ToolSet) -> tuple[dict[str, Any], dict[str, Any]]:
     """The router's params and the settings the response repeats."""
     params: dict[str, Any] = {}
     echo: dict[str, Any] = {"tools": [], "tool_choice": "auto", "parallel_tool_calls": True}
@@ -199,13 +209,13 @@ def _params(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             )
         params["max_tokens"] = limit
     echo["max_output_tokens"] = limit
-    tools = body.get("tools")
-    if tools is not None:
-        params["tools"] = _tools(tools)
-        echo["tools"] = tools
+    if tools.functions:
+        params["tools"] = tools.functions
+    if body.get("tools") is not None:
+        echo["tools"] = body["tools"]
     choice = body.get("tool_choice")
     if choice is not None:
-        params["tool_choice"] = _tool_choice(choice)
+        params["tool_choice"] = read_tool_choice(choice, tools)
         echo["tool_choice"] = choice
     parallel = body.get("parallel_tool_calls")
     if parallel is not None:
@@ -231,47 +241,6 @@ def _params(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# Built-in tools run on OpenAI's side (search, files, computers, code, images, MCP servers).
-_FUNCTION_FIX = "only function tools ({type: function, name, parameters}) reach every provider"
-
-
-def _tools(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        raise RequestInvalid("'tools' must be an array of function tools", "tools")
-    builtin = sorted(
-        {str(tool.get("type")) for tool in raw if isinstance(tool, dict)} - {"function"}
-    )
-    if builtin:
-        raise RequestInvalid(
-            f"built-in tools are not available through the rolecall gateway "
-            f"({', '.join(builtin)}): {_FUNCTION_FIX}",
-            "tools",
-        )
-    tools: list[dict[str, Any]] = []
-    for index, tool in enumerate(raw):
-        name = tool.get("name") if isinstance(tool, dict) else None
-        if not isinstance(name, str) or not name:
-            raise RequestInvalid(
-                f"tools[{index}] must be {{type: function, name, parameters}}", "tools"
-            )
-        function = {"name": name}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        tools.append({"type": "function", "function": function})
-    return tools
-
-
-def _tool_choice(raw: Any) -> str | dict[str, Any]:
-    if isinstance(raw, str) and raw in _TOOL_CHOICES:
-        return raw
-    if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
-        return {"type": "function", "function": {"name": raw["name"]}}
-    raise RequestInvalid(
-        "'tool_choice' must be auto, none, required or {type: function, name}", "tool_choice"
-    )
 
 
 def _reasoning(raw: Any, params: dict[str, Any]) -> dict[str, Any]:

@@ -123,15 +123,16 @@ class Gateway:
             raise RuntimeError("the gateway is not started: await Gateway.start() first")
         return self._slot.current
 
-    async def start(self) -> None:
-        """Build the router (credential check unless offline), open the run, watch the file."""
+    async def start(self, *, check: bool = True) -> None:
+        """Build the router (credential check unless offline, or ``check=False`` when it was
+        done already), open the run, watch the file."""
         if self._slot is not None:
             return
         config = self._initial
         if not is_loopback(self.host) and not config.gateway.keys:
             source = str(self.config_path) if self.config_path else None
             raise ConfigError([ConfigIssue("gateway.keys", unsafe_bind_message(self.host))], source)
-        generation = await self._build_generation(config)
+        generation = await self._build_generation(config, check=check)
         if self._record and config.metrics.enabled:
             # Opened once the router is ready, so a failed start leaves no empty run behind.
             self._recorder = self._open_run(config)
@@ -198,7 +199,7 @@ class Gateway:
         finally:
             recorder.close()
 
-    async def _build_generation(self, config: RolecallConfig) -> Generation:
+    async def _build_generation(self, config: RolecallConfig, *, check: bool = True) -> Generation:
         from rolecall.recording.sinks import telemetry_sink
         from rolecall.routing.router import Router
 
@@ -209,7 +210,7 @@ class Gateway:
         if tracing is not None:
             sinks.append(tracing)
         router = Router(config, providers=self._providers, sinks=sinks)
-        if not self.offline:
+        if check and not self.offline:
             try:
                 await router.check_credentials()
             except BaseException:

@@ -9,6 +9,9 @@ handed over and a failure of the whole chain gets a real HTTP status in
 OpenAI's error format. A failure after content ends the stream with
 ``response.failed``. The gateway keeps no response: every request carries its
 whole conversation (``store: false`` semantics, whatever ``store`` says).
+Tools no provider can take (``web_search``...) are left out of a request that
+does not force one; its answer names them in ``x-rolecall-omitted-tools`` and
+the gateway log says so once per tool type.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +59,10 @@ __all__ = ["responses"]
 log = logging.getLogger("rolecall.gateway")
 
 _INTERNAL = "internal gateway error; see the gateway log"
+# Names the tool types a request's provider was not offered (see _responses_tools).
+OMITTED_HEADER = "x-rolecall-omitted-tools"
+# Tool types each gateway has warned about: one log line per type, not per request.
+_warned: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
 
 
 async def responses(gateway: Gateway, request: Request) -> Response:
@@ -92,6 +100,7 @@ async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Re
         generation.config, parsed.model, request.headers.get(ROLE_HEADER)
     )
     state.label = parsed.model
+    _warn_omitted(gateway, parsed.omitted_tools)
     task_id = os.urandom(8).hex()
     kwargs: dict[str, Any] = {
         "params": parsed.params or None,
@@ -107,8 +116,29 @@ async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Re
     call = generation.router.complete(role, parsed.messages, **kwargs)
     reply = await unless_disconnected(request, call)
     rid = rfmt.response_id(task_id)
-    body = rfmt.response_body(reply, rid, int(time.time()), parsed.echo)
-    return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+    body = rfmt.response_body(reply, rid, int(time.time()), parsed.echo, parsed.namespaced)
+    headers = _headers(parsed, reply.provider, len(reply.attempts), role)
+    return json_response(200, body, headers)
+
+
+def _headers(parsed: ResponsesRequest, provider: str, attempts: int, role: str) -> dict[str, str]:
+    headers = reply_headers(provider, attempts, role)
+    if parsed.omitted_tools:
+        headers[OMITTED_HEADER] = ", ".join(parsed.omitted_tools)
+    return headers
+
+
+def _warn_omitted(gateway: Gateway, omitted: tuple[str, ...]) -> None:
+    warned = _warned.setdefault(gateway, set())
+    for kind in omitted:
+        if kind not in warned:
+            warned.add(kind)
+            log.warning(
+                "responses: tool type '%s' is run by OpenAI (or is no function), so no provider "
+                "here can take it; requests that do not force it are served without it (%s)",
+                kind,
+                OMITTED_HEADER,
+            )
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -138,7 +168,9 @@ async def _stream(
     else:
         provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
     model = answering_model(generation, provider)
-    built = rfmt.ResponseEvents(rfmt.response_id(task_id), int(time.time()), model, parsed.echo)
+    built = rfmt.ResponseEvents(
+        rfmt.response_id(task_id), int(time.time()), model, parsed.echo, parsed.namespaced
+    )
 
     async def events() -> AsyncIterator[bytes]:
         state.status = 499  # until the stream ends: a client that leaves closed the request
@@ -167,7 +199,7 @@ async def _stream(
             state.finish()
 
     headers = {
-        **reply_headers(provider, attempts, role),
+        **_headers(parsed, provider, attempts, role),
         "cache-control": "no-cache",
         "x-accel-buffering": "no",
     }

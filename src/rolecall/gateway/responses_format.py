@@ -105,9 +105,17 @@ def _finished(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
 
 
 def response_body(
-    reply: Reply, rid: str, created_at: int, echo: Mapping[str, Any]
+    reply: Reply,
+    rid: str,
+    created_at: int,
+    echo: Mapping[str, Any],
+    namespaced: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The whole response object for a router reply."""
+    """The whole response object for a router reply.
+
+    ``namespaced``: provider function names that stand for a namespace tool's
+    functions, each a call's ``(namespace, name)`` for the client.
+    """
     cut = reply.finish_reason in _INCOMPLETE
     output: list[dict[str, Any]] = []
     if reply.reasoning:
@@ -117,7 +125,8 @@ def response_body(
         output.append(_message_item(f"msg_{rid[5:]}_{len(output)}", reply.text, status))
     for call in reply.tool_calls:
         item_id = f"fc_{rid[5:]}_{len(output)}"
-        output.append(_call_item(item_id, call.id, call.name, call.arguments, "completed"))
+        item = _call_item(item_id, call.id, call.name, call.arguments, "completed")
+        output.append(_in_namespace(item, namespaced or {}))
     body = _envelope(rid, created_at, reply.model, echo, "completed", output)
     return _finished(body, reply)
 
@@ -150,6 +159,16 @@ def _call_item(
     }
 
 
+def _in_namespace(
+    item: dict[str, Any], namespaced: Mapping[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """A call to a namespace tool's function, named as the client declared it."""
+    split = namespaced.get(item["name"])
+    if split is not None:
+        item["namespace"], item["name"] = split
+    return item
+
+
 def _reasoning_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
     content = [] if text is None else [{"type": "reasoning_text", "text": text}]
     return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
@@ -163,11 +182,19 @@ class ResponseEvents:
     the ``output`` of the final event, so it matches every ``output_item.done``.
     """
 
-    def __init__(self, rid: str, created_at: int, model: str, echo: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        rid: str,
+        created_at: int,
+        model: str,
+        echo: Mapping[str, Any],
+        namespaced: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.rid = rid
         self.created_at = created_at
         self.model = model
         self.echo = echo
+        self.namespaced = namespaced or {}
         self.output: list[dict[str, Any]] = []
         self._sequence = 0
         self._open: int | None = None  # output index of the item receiving content
@@ -248,12 +275,14 @@ class ResponseEvents:
         index = self._calls.get(delta.index)
         if index is None:  # a new call (its id and name come with its first piece)
             call_id = delta.id or f"call_{delta.index}"  # as the router's reply names it
-            item = _call_item(self._item_id("fc"), call_id, "", "", "in_progress")
-            events += self._opened(item)
+            item = _call_item(self._item_id("fc"), call_id, delta.name or "", "", "in_progress")
+            events += self._opened(_in_namespace(item, self.namespaced))
             index = self._calls[delta.index] = len(self.output) - 1
-        item = self.output[index]
-        if delta.name:
+        elif delta.name:  # a name in pieces: whole once they are joined
+            item = self.output[index]
             item["name"] += delta.name
+            _in_namespace(item, self.namespaced)
+        item = self.output[index]
         if delta.arguments:
             if index == self._open:
                 self._pieces.append(delta.arguments)

@@ -279,7 +279,13 @@ def google_rpc_kind(
             for violation in detail.get("violations") or []
             if isinstance(violation, dict)
         ]
-        if any("PerDay" in quota_id for quota_id in quota_ids):
+        # A daily quota, or credits spent (402, or 429 "prepayment credits are depleted"):
+        # nothing succeeds until a person acts, so no wait helps.
+        if (
+            any("PerDay" in quota_id for quota_id in quota_ids)
+            or err.get("code") == 402
+            or "credits are depleted" in message.lower()
+        ):
             return ErrorKind.QUOTA, None
         delay = next(
             (

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from rolecall._secrets import redact
+from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config._vertex_config import VertexConfig
 from rolecall.config.provider_models import LocalProviderConfig
 from rolecall.config.registry import provider_types
@@ -57,14 +58,49 @@ def _google_cloud_fix(error: ProviderError, provider: VertexConfig) -> str | Non
     return None
 
 
+def _aws_fix(error: ProviderError, provider: BedrockConfig) -> str | None:
+    """Bedrock's credentials are usually AWS's (SigV4, no key): their fixes name the AWS
+    chain, model access and the region."""
+    pid = error.provider
+    where = f"region '{provider.region}'" if provider.region else "its region"
+    if error.kind is ErrorKind.AUTH and provider.api_key is None:
+        profile = f" (profile '{provider.profile}')" if provider.profile else ""
+        return (
+            f"the AWS credentials{profile} of provider '{pid}' were rejected: check "
+            "AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or run `aws sso login` (`aws sts get-caller-identity` "
+            "shows who you are), or set AWS_BEARER_TOKEN_BEDROCK to a valid Bedrock API key"
+        )
+    if error.kind is ErrorKind.PERMISSION:
+        return (
+            f"provider '{pid}' may not invoke model '{provider.model}' in {where}: enable "
+            "access to it in the Bedrock console, allow bedrock:InvokeModel and "
+            "bedrock:InvokeModelWithResponseStream, or use its inference profile id (us.<id>)"
+        )
+    if error.kind is ErrorKind.NOT_FOUND:
+        return (
+            f"model '{provider.model}' is not offered in {where} at provider '{pid}': check "
+            "the model or inference profile id for that region"
+        )
+    if error.kind is ErrorKind.QUOTA:
+        return (
+            f"provider '{pid}' used up its Bedrock quota in {where}: wait for the daily reset "
+            "or ask for more in Service Quotas"
+        )
+    return None
+
+
 def _fix(error: ProviderError, config: RolecallConfig) -> str:
     pid = error.provider
     kind = error.kind
     provider = config.providers.get(pid)
+    cloud_fix = None
     if isinstance(provider, VertexConfig):
-        fix = _google_cloud_fix(error, provider)
-        if fix is not None:
-            return fix
+        cloud_fix = _google_cloud_fix(error, provider)
+    elif isinstance(provider, BedrockConfig):
+        cloud_fix = _aws_fix(error, provider)
+    if cloud_fix is not None:
+        return cloud_fix
     if kind is ErrorKind.AUTH:
         return f"{_key_name(config, pid)} was rejected: set a valid key"
     if kind is ErrorKind.PERMISSION:

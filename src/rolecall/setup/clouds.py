@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 AZURE_API_VERSION = DEFAULT_API_VERSION  # the azure-openai type's default
-BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+# A global inference profile: Claude 4.5 models are not served on demand by region id,
+# and a global profile answers from every commercial region.
+BEDROCK_MODEL = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
 VERTEX_MODEL = "gemini-2.5-flash"
 AWS_DEFAULT_REGION = "us-east-1"
 VERTEX_DEFAULT_LOCATION = "us-central1"
@@ -51,6 +53,7 @@ CLOUD_ENV_VARS = (
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
     "AZURE_CONFIG_DIR",
+    "AWS_BEARER_TOKEN_BEDROCK",
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
     "AWS_REGION",
@@ -148,10 +151,14 @@ def _profile_region(config_file: Path, profile: str) -> str | None:
 
 
 def find_aws(env: Mapping[str, str], home: Path) -> CloudAccount | None:
-    """AWS credentials for Bedrock: the key variables, a profile, or the shared files."""
+    """AWS credentials for Bedrock: a Bedrock API key, the key variables, a profile, or the
+    shared files. The adapter reads ``AWS_BEARER_TOKEN_BEDROCK`` itself (and prefers it, as
+    botocore does), so the entry names no ``api_key``."""
     config_file, credentials_file = _aws_files(env, home)
     profile = _set(env, "AWS_PROFILE")
-    if _set(env, "AWS_ACCESS_KEY_ID"):
+    if _set(env, "AWS_BEARER_TOKEN_BEDROCK"):
+        found = "AWS_BEARER_TOKEN_BEDROCK"
+    elif _set(env, "AWS_ACCESS_KEY_ID"):
         found = "AWS_ACCESS_KEY_ID"
     elif profile is not None:
         found = f"AWS_PROFILE={profile}"

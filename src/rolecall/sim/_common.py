@@ -210,6 +210,8 @@ class Dialect(ABC):
 
     name: str
     sse_sep: bytes = b"\n\n"
+    # What a streamed answer is sent as (Bedrock: binary AWS event-stream frames).
+    stream_content_type: str = "text/event-stream; charset=utf-8"
 
     @abstractmethod
     def base_url(self, root: str) -> str: ...
@@ -219,6 +221,17 @@ class Dialect(ABC):
 
     @abstractmethod
     def api_key(self, request: HttpRequest) -> str | None: ...
+
+    def check_key(
+        self, request: HttpRequest, key: str | None, expected: str | None
+    ) -> Rendered | None:
+        """The vendor's refusal when ``key`` (from :meth:`api_key`) is not ``expected``;
+        a vendor that signs requests (Bedrock) checks the signature instead."""
+        if expected is None:
+            return None
+        if key is None:
+            return self.missing_key()
+        return None if key == expected else self.invalid_key(key)
 
     def check_headers(self, request: HttpRequest) -> Rendered | None:
         """A vendor-required header that is missing (Anthropic's version)."""

@@ -32,7 +32,7 @@ async def deliver(
         await ex.respond(200, headers, body)
         return
     headers = [
-        ("content-type", "text/event-stream; charset=utf-8"),
+        ("content-type", dialect.stream_content_type),
         ("cache-control", "no-cache"),
         *dialect.headers(ctx),
     ]

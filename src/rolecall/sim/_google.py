@@ -29,6 +29,12 @@ CONTEXT_WINDOW = 1048576
 _VERSIONS = ("/v1beta/models", "/v1/models")
 _RPC = "type.googleapis.com/google.rpc."
 _QUOTA_METRIC = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+# A prepaid billing account at zero: every key on it stops until it is topped up.
+_PREPAY_DEPLETED = (
+    "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects "
+    "to manage your project and billing. Learn more at "
+    "https://ai.google.dev/gemini-api/docs/billing#prepay."
+)
 _EXHAUSTED = (
     "You exceeded your current quota, please check your plan and billing details. For more "
     "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
@@ -166,6 +172,8 @@ class GoogleDialect(Dialect):
             )
         if kind == "not_found":
             return self.model_not_found(model, echo)
+        if kind == "quota" and fault.variant == "prepay":
+            return gemini_error(429, "RESOURCE_EXHAUSTED", _PREPAY_DEPLETED + echo)
         if kind in ("quota", "rate_limit"):
             per_day = kind == "quota"
             quota_id = (

@@ -49,7 +49,8 @@ class Fault:
     ``context_length`` + ``"llama.cpp"`` (``exceed_context_size_error``);
     ``content_filter`` + ``"prompt"`` (Gemini ``promptFeedback.blockReason``) or
     ``"prohibited"`` (Gemini ``PROHIBITED_CONTENT``); ``quota`` + ``"spend_limit"``
-    (Anthropic 429 ``enforced_spend_limit_reached``); ``rate_limit`` + ``"http_date"``
+    (Anthropic 429 ``enforced_spend_limit_reached``) or ``"prepay"`` (Gemini 429 "Your
+    prepayment credits are depleted", no QuotaFailure); ``rate_limit`` + ``"http_date"``
     (``retry-after`` as an HTTP date).
     """
 

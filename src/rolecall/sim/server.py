@@ -1,5 +1,5 @@
-"""``SimServer``: a fake OpenAI, Anthropic, Gemini, Azure OpenAI or Vertex AI endpoint on
-127.0.0.1 with scripted faults.
+"""``SimServer``: a fake OpenAI, Anthropic, Gemini, Azure OpenAI, Vertex AI or Bedrock
+endpoint on 127.0.0.1 with scripted faults.
 
 Each server runs its own asyncio loop in a daemon thread, so it serves
 synchronous tests, async tests and out-of-process clients alike. Every chat
@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from rolecall.sim._anthropic import AnthropicDialect
 from rolecall.sim._azure import AzureOpenAIDialect
+from rolecall.sim._bedrock import BedrockDialect
 from rolecall.sim._common import (
     Answer,
     Ctx,
@@ -46,7 +47,7 @@ __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_lat
 
 log = logging.getLogger("rolecall.sim")
 
-Protocol = Literal["openai", "anthropic", "google", "azure-openai", "vertex"]
+Protocol = Literal["openai", "anthropic", "google", "azure-openai", "vertex", "bedrock"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
 # cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
 # vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
@@ -60,6 +61,7 @@ _DIALECTS: dict[str, type[Dialect]] = {
     "google": GoogleDialect,
     "azure-openai": AzureOpenAIDialect,
     "vertex": VertexDialect,
+    "bedrock": BedrockDialect,
 }
 # Sticky faults that also hit the model endpoints (the credential check): a
 # zero-credit or rate-limited key still lists models.
@@ -301,7 +303,7 @@ class SimServer:
         elif fault is not None and fault.kind != "ok":
             await self._send(ex, dialect.error(fault, ctx), ctx)
             return
-        rejected = self._check_key(key) or dialect.check_headers(request)
+        rejected = self._check_key(request, key) or dialect.check_headers(request)
         if rejected is not None:
             await self._send(ex, rejected)
         elif route.action == "models":
@@ -346,7 +348,7 @@ class SimServer:
             await asyncio.sleep(wait)
         if fault is None or fault.kind == "ok":
             rejected = (
-                self._check_key(key)
+                self._check_key(request, key)
                 or dialect.check_headers(request)
                 or (dialect.invalid_json() if not isinstance(parsed, dict) else None)
                 or dialect.check_body(body, route)
@@ -365,12 +367,8 @@ class SimServer:
                 await asyncio.sleep(fault.delay)
         await self._fault(ex, ctx, fault)
 
-    def _check_key(self, key: str | None) -> Rendered | None:
-        if self.api_key is None:
-            return None
-        if key is None:
-            return self._dialect.missing_key()
-        return None if key == self.api_key else self._dialect.invalid_key(key)
+    def _check_key(self, request: HttpRequest, key: str | None) -> Rendered | None:
+        return self._dialect.check_key(request, key, self.api_key)
 
     async def _compose(self, ctx: Ctx) -> Answer | Fault:
         """The answer for a valid request: the responder's, the schema's or ``reply``."""
