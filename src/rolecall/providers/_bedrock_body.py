@@ -33,6 +33,7 @@ from typing import Any
 
 from rolecall.config.params import sendable_params
 from rolecall.errors import ErrorKind, ProviderError
+from rolecall.providers._anthropic_body import response_schema
 from rolecall.types import ChatRequest, ImagePart, Message, TextPart
 
 __all__ = ["THINKING_BUDGETS", "converse_body", "response_schema"]
@@ -270,22 +271,6 @@ class _Builder:
         if converse_choice is not None:
             config["toolChoice"] = converse_choice
         return config
-
-
-def response_schema(request: ChatRequest) -> Mapping[str, Any] | None:
-    """The JSON Schema the answer must follow: ``response_schema``, else ``response_format``."""
-    if request.response_schema is not None:
-        return request.response_schema
-    fmt = request.params.get("response_format")
-    if not isinstance(fmt, Mapping):
-        return None
-    if fmt.get("type") == "json_schema":
-        spec = fmt.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        return schema if isinstance(schema, Mapping) else {"type": "object"}
-    if fmt.get("type") == "json_object":
-        return {"type": "object"}
-    return None
 
 
 def converse_body(model: str, request: ChatRequest, *, provider: str = "") -> dict[str, Any]:
