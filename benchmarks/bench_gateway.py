@@ -103,45 +103,46 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shlex
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from _bench_doors import CHAT, Door, DoorRow, door_rows, print_doors
 from _bench_http import Connection, server_stack
+from _bench_layer import layer_cost, router_cpu_per_request, run_loop
+from _bench_procs import (
+    GATEWAY_KEY,
+    SIM_KEY,
+    process_cpu_seconds,
+    start_bare_proxy,
+    start_gateway,
+    start_raw_floor,
+    start_sim,
+    stop,
+)
+from _bench_report import (
+    Pair,
+    Row,
+    median_pair,
+    minus,
+    pct,
+    percentiles,
+    print_layer,
+    print_ratio,
+    print_table,
+)
 
 from rolecall.sim import request_latency
 
 PROMPT = "Say hello."
-SIM_KEY = "bench-provider-key-0001"
-GATEWAY_KEY = "bench-gateway-key-0001"
-
-SIM_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, sys
-    from rolecall.sim import SimServer
-    reply = "The quick brown fox jumps over the lazy dog."
-    sim = SimServer("openai", api_key=sys.argv[1], models=("sim-model",), reply=reply,
-                    latency=float(sys.argv[2]), jitter=float(sys.argv[3]), max_recorded=0)
-    sim.start()
-    print(sim.base_url, flush=True)
-    sys.stdin.read()   # until the parent closes our stdin
-    sim.stop()
-    """
-)
 
 
 # ---- load ---------------------------------------------------------------------------------
@@ -202,316 +203,19 @@ async def measure(
     return sample
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-# ---- processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(name: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the {name} exited with status {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise SystemExit(f"the {name} is not listening on 127.0.0.1:{port} after {timeout} s")
-
-
-def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SIM_SCRIPT, SIM_KEY, str(latency), str(jitter)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    base_url = proc.stdout.readline().strip()
-    if not base_url:
-        raise SystemExit("the fake provider did not start")
-    return proc, base_url
-
-
-def start_gateway(
-    sim_base: str, workdir: Path, record: bool = True, workers: int = 1
-) -> tuple[subprocess.Popen[bytes], str]:
-    config = workdir / "rolecall.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            providers:
-              sim:
-                type: openai-compatible
-                model: sim-model
-                base_url: {sim_base}
-                api_key: {SIM_KEY}
-                max_concurrency: 1000
-            roles:
-              coder: {{provider: sim}}
-            retry: {{max_attempts: 1}}
-            metrics:
-              url: sqlite:///{workdir}/rolecall.db
-              runs_dir: {workdir}/runs
-              enabled: {"true" if record else "false"}
-            gateway:
-              keys: [{GATEWAY_KEY}]
-            """
-        )
-    )
-    port = free_port()
-    exe = Path(sys.executable).with_name("rolecall")
-    cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
-    cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    wait_http("gateway", proc, port)
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-def start_bare_proxy(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
-    """The bare proxy of benchmarks/_bench_http.py in front of the fake provider."""
-    port = free_port()
-    script = Path(__file__).with_name("_bench_http.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), sim_base, "sim-model", SIM_KEY, str(port)]
-    )
-    wait_http("bare proxy", proc, port)
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    if proc.stdin is not None:
-        proc.stdin.close()
-    else:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-async def router_cpu_per_request(sim_base: str, in_flight: int, requests: int) -> float:
-    """CPU ms per call of ``Router.complete`` in this process (router + adapter, no gateway)."""
-    from rolecall.config.load import load_config_text
-    from rolecall.routing.router import Router
-
-    config = load_config_text(
-        textwrap.dedent(
-            f"""
-            providers:
-              sim: {{type: openai-compatible, model: sim-model, base_url: "{sim_base}",
-                     api_key: {SIM_KEY}, max_concurrency: 1000}}
-            roles:
-              coder: {{provider: sim}}
-            retry: {{max_attempts: 1}}
-            """
-        )
-    )
-    async with Router(config) as router:
-        remaining = 0
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await router.complete("coder", "Say hello.")
-
-        remaining = min(requests, 200)
-        await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm up
-        remaining = requests
-        before = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
-        return (time.process_time() - before) * 1000 / requests
-
-
-class InstantProvider:
-    """Answers at once with no I/O: isolates what the gateway and router themselves cost."""
-
-    def __init__(self, provider_id: str, model: str) -> None:
-        self.id = provider_id
-        self.model = model
-
-    async def complete(self, request: Any) -> Any:
-        from rolecall.types import Completion, Usage
-
-        return Completion("Hello there.", self.model, Usage(5, 3), "stop")
-
-    async def stream(self, request: Any) -> Any:  # pragma: no cover - not measured
-        from rolecall.types import Chunk, Usage
-
-        yield Chunk("Hello there.", usage=Usage(5, 3), finish_reason="stop")
-
-    async def check_credentials(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def layer_cost(
-    in_flight: int, requests: int, record: bool, workdir: Path
-) -> tuple[float, float]:
-    """CPU µs per request: the gateway's ASGI app (app + router) and the router alone.
-
-    Both call the same InstantProvider, so the difference is the gateway's own work
-    (routing the HTTP request, parsing, validation, response JSON, metrics, recording).
-    The HTTP server's parsing (uvicorn) is not included: the app is called directly.
-    """
-    from rolecall.config.load import load_config_text
-    from rolecall.gateway.app import Gateway
-    from rolecall.routing.router import Router
-
-    config = load_config_text(
-        textwrap.dedent(
-            f"""
-            providers:
-              sim: {{type: openai-compatible, model: sim-model, base_url: "http://127.0.0.1:9/v1",
-                     api_key: {SIM_KEY}, max_concurrency: 1000}}
-            roles:
-              coder: {{provider: sim}}
-            metrics: {{url: "sqlite:///{workdir}/layer.db", runs_dir: "{workdir}/layer-runs",
-                       enabled: {"true" if record else "false"}}}
-            gateway: {{keys: ["{GATEWAY_KEY}"]}}
-            """
-        )
-    )
-    providers = {"sim": InstantProvider("sim", "sim-model")}
-    body = json.dumps(
-        {"model": "coder", "messages": [{"role": "user", "content": "Say hello."}]}
-    ).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"authorization", f"Bearer {GATEWAY_KEY}".encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 4141),
-    }
-    gateway = Gateway(config, offline=True, providers=providers)
-    await gateway.start()
-
-    async def via_gateway() -> None:
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        statuses: list[int] = []
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses.append(message["status"])
-
-        await gateway.app(dict(scope), receive, send)
-        if statuses != [200]:
-            raise SystemExit(f"gateway layer: HTTP {statuses}")
-
-    async with Router(config, providers=providers) as router:
-
-        async def via_router() -> None:
-            await router.complete("coder", "Say hello.")
-
-        async def cpu_us(call: Any) -> float:
-            remaining = requests
-
-            async def worker() -> None:
-                nonlocal remaining
-                while remaining > 0:
-                    remaining -= 1
-                    await call()
-
-            before = time.process_time()
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
-            return (time.process_time() - before) * 1e6 / requests
-
-        try:
-            await cpu_us(via_gateway)  # warm up
-            await cpu_us(via_router)
-            return await cpu_us(via_gateway), await cpu_us(via_router)
-        finally:
-            await gateway.aclose()
-
-
-def run_loop(coro: Any) -> Any:
-    """Run on uvloop when installed, as `rolecall serve` does, so CPU figures compare."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
-# ---- report -------------------------------------------------------------------------------
-
-
-Pair = tuple[float, float]  # p50, p99 in ms
-
-
-def percentiles(values: Sequence[float]) -> Pair:
-    return pct(values, 0.5), pct(values, 0.99)
-
-
-def minus(a: Pair, b: Pair) -> Pair:
-    return a[0] - b[0], a[1] - b[1]
-
-
-def median_pair(pairs: list[Pair]) -> Pair:
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
-
-
-@dataclass
-class Row:
-    in_flight: int
-    direct: Pair  # absolute latency
-    gateway: Pair  # absolute latency
-    overhead: Pair  # gateway excess - direct excess
-    bare: Pair | None  # bare proxy excess - direct excess (None: --no-floor)
-    rps: float
-    cpu_ms: float | None  # gateway process CPU per request
-    router_cpu_ms: float  # Router.complete in-process CPU per request (no gateway)
-    litellm: Pair | None  # LiteLLM proxy excess - direct excess
-
-
 async def run(
-    args: argparse.Namespace, direct: Target, gateway: Target, gateway_pid: int, bare: Target | None
+    args: argparse.Namespace,
+    direct: Target,
+    gateway: Target,
+    gateway_pid: int,
+    floors: list[Target],
 ) -> list[Row]:
-    litellm = (
-        Target("litellm", args.litellm_url, args.litellm_model, args.litellm_key)
-        if args.litellm_url
-        else None
-    )
-    proxies = {t.name: t for t in (bare, litellm) if t is not None}
+    """Each --in-flight level: direct calls, then the gateway and every floor, round by round."""
+    if args.litellm_url:
+        floors = [
+            *floors,
+            Target("LiteLLM", args.litellm_url, args.litellm_model, args.litellm_key),
+        ]
     rows = []
     for in_flight in args.in_flight:
         requests = max(args.requests, in_flight * 10)
@@ -522,41 +226,41 @@ async def run(
                 "the fake provider answers sooner than --latency/--jitter predict: pass the "
                 "values it was started with"
             )
-        for target in (gateway, *proxies.values()):
+        for target in (gateway, *floors):
             await measure(target, in_flight, delays[: args.warmup])
         direct_p: list[Pair] = []
         gateway_p: list[Pair] = []
-        overheads: dict[str, list[Pair]] = {name: [] for name in ("gateway", *proxies)}
+        added: dict[str, list[Pair]] = {name: [] for name in ("gateway", *(t.name for t in floors))}
         rps: list[float] = []
         cpu: list[float] = []
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             d = await measure(direct, in_flight, delays)
-            started = time.perf_counter()
-            cpu_before = process_cpu_seconds(gateway_pid)
-            g = await measure(gateway, in_flight, delays)
-            cpu_after = process_cpu_seconds(gateway_pid)
-            rps.append(requests / (time.perf_counter() - started))
-            if cpu_before is not None and cpu_after is not None:
-                cpu.append((cpu_after - cpu_before) * 1000 / requests)
-            direct_p.append(percentiles(d.latency))
-            gateway_p.append(percentiles(g.latency))
             direct_excess = percentiles(d.excess)
-            overheads["gateway"].append(minus(percentiles(g.excess), direct_excess))
-            for name, target in proxies.items():
+            direct_p.append(percentiles(d.latency))
+            # The servers' order rotates so that none always runs right after the direct calls.
+            order = [gateway, *floors]
+            shift = round_ % len(order)
+            for target in order[shift:] + order[:shift]:
+                started = time.perf_counter()
+                cpu_before = process_cpu_seconds(gateway_pid)
                 sample = await measure(target, in_flight, delays)
-                overheads[name].append(minus(percentiles(sample.excess), direct_excess))
-
+                added[target.name].append(minus(percentiles(sample.excess), direct_excess))
+                if target is not gateway:
+                    continue
+                cpu_after = process_cpu_seconds(gateway_pid)
+                rps.append(requests / (time.perf_counter() - started))
+                if cpu_before is not None and cpu_after is not None:
+                    cpu.append((cpu_after - cpu_before) * 1000 / requests)
+                gateway_p.append(percentiles(sample.latency))
         rows.append(
             Row(
                 in_flight,
                 median_pair(direct_p),
                 median_pair(gateway_p),
-                median_pair(overheads["gateway"]),
-                median_pair(overheads["bare"]) if bare else None,
+                added,
                 statistics.median(rps),
                 statistics.median(cpu) if cpu else None,
                 await router_cpu_per_request(args.sim_base, in_flight, requests),
-                median_pair(overheads["litellm"]) if litellm else None,
             )
         )
     return rows
@@ -615,59 +319,42 @@ def doors_main(args: argparse.Namespace, sim_base: str, command: str) -> None:
     print_doors(rows, args.in_flight, args.rounds)
 
 
-def print_layer(layers: list[tuple[int, float, float]]) -> None:
-    print()
-    print("gateway layer alone: the ASGI app called in-process, provider answering at once")
-    print(f"{'in flight':>9} | {'app+router':>10} | {'router alone':>12} | {'gateway adds':>12}")
-    print("-" * 54)
-    for in_flight, app_us, router_us in layers:
-        print(
-            f"{in_flight:>9} | {app_us:>8.0f}us | {router_us:>10.0f}us | "
-            f"{app_us - router_us:>10.0f}us"
-        )
-
-
-def print_table(rows: list[Row], args: argparse.Namespace, command: str) -> None:
+def settings_line(args: argparse.Namespace) -> str:
     latency_ms = args.latency * 1000
     if args.jitter:
         low, high = latency_ms * (1 - args.jitter), latency_ms * (1 + args.jitter)
         delay = f"{latency_ms:.0f} ms, jitter {args.jitter:g} ({low:.0f}-{high:.0f} ms by prompt)"
     else:
         delay = f"{latency_ms:.0f} ms, jitter 0 (fixed)"
-    print(f"$ {command}")
-    print(
-        f"fake provider latency {delay}; {args.rounds} round(s) of >= {args.requests} requests "
-        f"per row; {os.cpu_count()} CPU(s); Python {sys.version.split()[0]}; load average "
-        f"{os.getloadavg()[0]:.1f}; recording {'off' if args.no_record else 'on'}; bare proxy "
-        f"{'off' if args.no_floor else 'on uvicorn ' + '+'.join(server_stack())}; "
-        "times in ms (median over rounds); overheads on excess over each prompt's delay"
+    floors = "off" if args.no_floor else "bare proxy on uvicorn " + "+".join(server_stack())
+    return (
+        f"fake provider latency {delay}; >= {args.requests} requests per round; recording "
+        f"{'off' if args.no_record else 'on'}; floors {floors}, raw socket"
     )
-    header = (
-        f"{'in flight':>9} | {'direct p50':>10} {'p99':>8} | {'gateway p50':>11} {'p99':>8} | "
-        f"{'overhead p50':>12} {'p99':>8} | {'bare proxy overhead p50':>23} {'p99':>8} | "
-        f"{'gw req/s':>8} {'gw CPU/req':>10} {'router CPU/req':>14} | "
-        f"{'LiteLLM proxy overhead p50 / p99':>32}"
-    )
-    print(header)
-    print("-" * len(header))
 
-    def pair(p: Pair | None, width: int) -> str:
-        return f"{p[0]:>{width}.2f} {p[1]:>8.2f}" if p else f"{'n/a':>{width}} {'':>8}"
 
-    for row in rows:
-        lite = f"{row.litellm[0]:.2f} / {row.litellm[1]:.2f}" if row.litellm else "n/a"
-        cpu = f"{row.cpu_ms:.2f}" if row.cpu_ms is not None else "n/a"
-        print(
-            f"{row.in_flight:>9} | {pair(row.direct, 10)} | {pair(row.gateway, 11)} | "
-            f"{pair(row.overhead, 12)} | {pair(row.bare, 23)} | "
-            f"{row.rps:>8.0f} {cpu:>10} {row.router_cpu_ms:>14.2f} | {lite:>32}"
-        )
-    target = next((r for r in rows if r.in_flight == 100), None)
-    if target is not None:
-        verdict = "met" if target.overhead[0] <= 1.0 else "NOT met"
-        print(
-            f"target p50 overhead <= 1 ms at 100 in flight: {verdict} ({target.overhead[0]:.2f} ms)"
-        )
+def workers_ratio(args: argparse.Namespace, sim_base: str, workdir: Path) -> tuple[float, float]:
+    """Median throughput (req/s) of one gateway worker and of ``--workers N``."""
+    in_flight = max(args.in_flight)
+    requests = max(args.requests, in_flight * 10)
+    delays = provider_delays_ms(args.latency, args.jitter, requests)
+    rates = []
+    for workers in (1, args.workers):
+        run_dir = workdir / f"workers-{workers}"
+        run_dir.mkdir()
+        proc, url = start_gateway(sim_base, run_dir, not args.no_record, workers)
+        try:
+            target = Target("gateway", url, "coder", GATEWAY_KEY)
+            run_loop(measure(target, in_flight, delays[: args.warmup]))
+            rounds = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                run_loop(measure(target, in_flight, delays))
+                rounds.append(requests / (time.perf_counter() - started))
+            rates.append(statistics.median(rounds))
+        finally:
+            stop(proc)
+    return rates[0], rates[1]
 
 
 def main() -> None:
@@ -691,7 +378,9 @@ def main() -> None:
         help="spread of the fake provider's latency: each prompt waits its own delay in "
         "latency * [1 - J, 1 + J) (default 0: fixed)",
     )
-    parser.add_argument("--no-floor", action="store_true", help="skip the bare proxy baseline")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the floors (bare proxy, raw socket)"
+    )
     parser.add_argument(
         "--litellm-url",
         default=None,
@@ -758,11 +447,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
             gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)
             procs.callback(stop, gateway_proc)
-            bare = None
+            floors = []
             if not args.no_floor:
                 bare_proc, bare_url = start_bare_proxy(sim_base)
                 procs.callback(stop, bare_proc)
-                bare = Target("bare", bare_url, "sim-model", "unused")
+                floors.append(Target("bare proxy", bare_url, "sim-model", "unused"))
+                raw_proc, raw_url = start_raw_floor(sim_base)
+                procs.callback(stop, raw_proc)
+                # Bytes pass through untouched: the client sends the provider's model and key.
+                floors.append(Target("raw socket", raw_url, "sim-model", SIM_KEY))
             args.sim_base = sim_base
             rows = run_loop(
                 run(
@@ -770,7 +463,7 @@ def main() -> None:
                     Target("direct", sim_base, "sim-model", SIM_KEY),
                     Target("gateway", gateway_url, "coder", GATEWAY_KEY),
                     gateway_proc.pid,
-                    bare,
+                    floors,
                 )
             )
         with tempfile.TemporaryDirectory() as tmp:
@@ -785,44 +478,10 @@ def main() -> None:
     finally:
         if sim is not None:
             stop(sim)
-    print_table(rows, args, command)
+    print_table(rows, args.rounds, settings_line(args), command)
     print_layer(layers)
     if ratio is not None:
-        print_ratio(args, *ratio)
-
-
-def workers_ratio(args: argparse.Namespace, sim_base: str, workdir: Path) -> tuple[float, float]:
-    """Median throughput (req/s) of one gateway worker and of ``--workers N``."""
-    in_flight = max(args.in_flight)
-    requests = max(args.requests, in_flight * 10)
-    delays = provider_delays_ms(args.latency, args.jitter, requests)
-    rates = []
-    for workers in (1, args.workers):
-        run_dir = workdir / f"workers-{workers}"
-        run_dir.mkdir()
-        proc, url = start_gateway(sim_base, run_dir, not args.no_record, workers)
-        try:
-            target = Target("gateway", url, "coder", GATEWAY_KEY)
-            run_loop(measure(target, in_flight, delays[: args.warmup]))
-            rounds = []
-            for _ in range(args.rounds):
-                started = time.perf_counter()
-                run_loop(measure(target, in_flight, delays))
-                rounds.append(requests / (time.perf_counter() - started))
-            rates.append(statistics.median(rounds))
-        finally:
-            stop(proc)
-    return rates[0], rates[1]
-
-
-def print_ratio(args: argparse.Namespace, one: float, many: float) -> None:
-    print()
-    print(
-        f"throughput at {max(args.in_flight)} in flight (median of {args.rounds} round(s)): "
-        f"1 worker {one:.0f} req/s, {args.workers} workers {many:.0f} req/s, "
-        f"ratio {many / one:.2f}x ({os.cpu_count()} CPU(s), load average "
-        f"{os.getloadavg()[0]:.1f}; the fake provider and this client share those CPUs)"
-    )
+        print_ratio(max(args.in_flight), args.rounds, args.workers, *ratio)
 
 
 if __name__ == "__main__":
