@@ -80,8 +80,9 @@ def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str
 
 
 def start_gateway(
-    sim_base: str, workdir: Path, record: bool = True, workers: int = 1
+    sim_base: str, workdir: Path, record: bool = True, workers: int = 1, src: str | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there."""
     config = workdir / "rolecall.yaml"
     config.write_text(
         textwrap.dedent(
@@ -109,7 +110,8 @@ def start_gateway(
     exe = Path(sys.executable).with_name("rolecall")
     cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    env = None if src is None else {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     wait_http("gateway", proc, port)
     return proc, f"http://127.0.0.1:{port}/v1"
 

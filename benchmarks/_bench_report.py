@@ -12,7 +12,7 @@ Pair = tuple[float, float]  # p50, p99 in ms
 
 # (in flight, p50 or p99, most ms the gateway may add): the targets of issue 21
 TARGETS = ((1, 0, 0.3), (100, 0, 0.5), (50, 1, 2.0))
-SERVERS = ("gateway", "bare proxy", "raw socket", "LiteLLM")
+SERVERS = ("gateway", "bare proxy", "raw socket", "LiteLLM")  # always listed, n/a if not run
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -75,22 +75,22 @@ def print_table(rows: list[Row], rounds: int, settings: str, command: str) -> No
     print()
     print("ms added over direct calls, per server: median over rounds (lowest..highest round)")
     header = (
-        f"{'in flight':>9} | {'server':<10} | {'p50 added':>21} | {'p99 added':>21} | "
+        f"{'in flight':>9} | {'server':<14} | {'p50 added':>21} | {'p99 added':>21} | "
         f"{'p50 / raw socket p50':>20}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         raw = row.median("raw socket")
-        for server in SERVERS:
+        for server in (*SERVERS, *(name for name in row.added if name not in SERVERS)):
             rounds_of = row.added.get(server)
             if not rounds_of:
-                print(f"{row.in_flight:>9} | {server:<10} | {'n/a':>21} | {'n/a':>21} |")
+                print(f"{row.in_flight:>9} | {server:<14} | {'n/a':>21} | {'n/a':>21} |")
                 continue
             p50 = statistics.median(r[0] for r in rounds_of)
             ratio = f"{p50 / raw[0]:.1f}x" if raw and raw[0] > 0.005 else "n/a"
             print(
-                f"{row.in_flight:>9} | {server:<10} | {_spread(rounds_of, 0):>21} | "
+                f"{row.in_flight:>9} | {server:<14} | {_spread(rounds_of, 0):>21} | "
                 f"{_spread(rounds_of, 1):>21} | {ratio:>20}"
             )
     for in_flight, index, limit in TARGETS:

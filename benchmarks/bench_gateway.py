@@ -416,6 +416,13 @@ def main() -> None:
         "does not have reads 'absent'",
     )
     parser.add_argument(
+        "--compare-src",
+        default=None,
+        metavar="DIR",
+        help="also measure, in the same rounds, a gateway importing rolecall from DIR (e.g. "
+        "another checkout's src): the 'gateway before' row",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -448,6 +455,13 @@ def main() -> None:
             gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)
             procs.callback(stop, gateway_proc)
             floors = []
+            if args.compare_src:
+                (Path(tmp) / "compared").mkdir()
+                before_proc, before_url = start_gateway(
+                    sim_base, Path(tmp) / "compared", not args.no_record, src=args.compare_src
+                )
+                procs.callback(stop, before_proc)
+                floors.append(Target("gateway before", before_url, "coder", GATEWAY_KEY))
             if not args.no_floor:
                 bare_proc, bare_url = start_bare_proxy(sim_base)
                 procs.callback(stop, bare_proc)
