@@ -63,20 +63,35 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._head_received = 0  # bytes received while the header block is unfinished
         self._in_head = True  # reading a request line and headers (or waiting for them)
         self._rejected = False
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time the pending deadline falls due
+        self._timer: asyncio.TimerHandle | None = None  # fires at or before the deadline
 
     # ---- deadlines -------------------------------------------------------------------------
+    # Each request moves the deadline three times (headers, body, done). Rather than a new
+    # timer each time, one timer per connection stays scheduled: moving the deadline later
+    # or clearing it only writes ``_deadline``, and the timer, when it fires early, re-arms
+    # itself for what is then due. A keep-alive connection thus costs no timer per request.
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired)
+        due = self.loop.time() + seconds
+        self._deadline = due
+        timer = self._timer
+        if timer is None or timer.when() > due:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(due, self._expired)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None  # a timer still scheduled finds nothing due and stops
 
     def _expired(self) -> None:
+        self._timer = None
+        due = self._deadline
+        if due is None:
+            return
+        if due > self.loop.time():  # the deadline moved on since this timer was set
+            self._timer = self.loop.call_at(due, self._expired)
+            return
         self._deadline = None
         if self.transport.is_closing():
             return
@@ -102,6 +117,9 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
