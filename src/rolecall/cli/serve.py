@@ -123,7 +123,6 @@ def serve(
             log_level=log_level,
             log_config=log_config,
             worker=worker,
-            own_process=True,
         )
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(server, path, ready))

@@ -11,7 +11,6 @@ and tags its answers with ``x-rolecall-worker: <pid>``.
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,8 @@ if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
 
 WORKER_HEADER = b"x-rolecall-worker"
-YOUNG_THRESHOLD = 20_000  # allocations between first-generation collections (settle_heap)
 
-__all__ = ["WORKER_HEADER", "GatewayServer", "bind_socket", "settle_heap"]
+__all__ = ["WORKER_HEADER", "GatewayServer", "bind_socket"]
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -62,7 +60,6 @@ class GatewayServer:
         log_level: str = "info",
         log_config: dict[str, Any] | None = None,
         worker: str | None = None,
-        own_process: bool = False,
     ) -> None:
         try:
             import uvicorn
@@ -73,7 +70,6 @@ class GatewayServer:
         self.gateway = gateway
         self.sock = sock
         self.worker = worker
-        self.own_process = own_process
         tags = () if worker is None else ((WORKER_HEADER, str(os.getpid()).encode()),)
         config = uvicorn.Config(
             gateway.app if worker is None else _tag_worker(gateway.app),
@@ -108,8 +104,6 @@ class GatewayServer:
     async def serve(self) -> None:
         """Start the gateway (router, credential check, watcher), serve, then close it all."""
         await self.gateway.start()
-        if self.own_process:
-            settle_heap()
         try:
             await self._server.serve(sockets=[self.sock])
         finally:
@@ -119,22 +113,6 @@ class GatewayServer:
     def stop(self) -> None:
         """Ask the server to finish (safe from another thread)."""
         self._server.should_exit = True
-
-
-def settle_heap() -> None:
-    """Keep what startup built out of every later garbage collection, and collect less often.
-
-    After startup the heap is mostly modules, the config and the router, alive until the
-    process ends; a full collection would walk all of them in the middle of some request
-    (tens of milliseconds on the tail). ``gc.freeze()`` moves them out of the collector's
-    sight. Requests themselves leave little cyclic garbage, so the first generation is
-    collected after 20,000 allocations rather than 700. Called only when the gateway owns
-    its process (``rolecall serve``): freezing is process-wide.
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
 
 
 def _tag_worker(app: ASGIApp) -> ASGIApp:
