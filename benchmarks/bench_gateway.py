@@ -73,7 +73,8 @@ door's overhead is its excess percentile minus the direct calls' in the same
 round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
 Measured 2026-12 on the 2-core machine shared with other test runs (load average
 1.2-1.8), recording on, the Messages and Responses doors from their branches
-before they were merged; ms added per call, median of 5 rounds (lowest-highest
+before they were merged and before the doors were served from the protocol
+(gateway/hotpath.py); ms added per call, median of 5 rounds (lowest-highest
 p50 of the rounds):
 
     door              | 1 in flight, 50 ms     | 100 in flight, 0.25-0.75 s
@@ -90,28 +91,86 @@ is small next to the HTTP hop, routing and recording they share.
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
 
-Where the time goes (measured 2026-12, this 2-core machine shared with other
-test runs, load average 1.1-1.8; cProfile of one `rolecall serve` process, fake
-provider at 50 ms, recording on; wall-clock-per-call figures from cProfile
-under load are indicative only, not instruction counts):
+Figures (2026-12, this 2-core machine shared with other test runs, load average
+0.6-2; recording on; "before" = the gateway as it was before the doors were served
+from the protocol, measured in the same rounds with --compare-src). ms added over
+direct calls, median of 5 rounds (lowest..highest round):
 
-- 100 in flight (3,000 requests): gateway CPU 0.65 ms/request without the
-  profiler (bench row above: router + adapter alone 0.25 ms, so the HTTP server
-  layer, app, JSON and recording are ~0.4 ms). Largest own-time entries per
-  request: uvicorn's response `send` (two per request, transport write) ~130 us,
-  the provider adapter's request write (`providers/_wire.py` send) ~80 us,
-  JSON encode ~35 us and decode ~20 us (one parse and one dump each way),
-  `types.py` message conversion ~25 us, `read_json` ~15 us, uvicorn header
-  parsing ~20 us, router outcome bookkeeping ~20 us, metrics `observe` ~15 us.
-- 1 in flight (1,000 requests): the same two writes grow to ~340 us (client
-  response) and ~440 us (provider request) per request: on loopback the
-  sender's `send()` runs the receiver's wake-up in its own context, and with
-  every process idle between calls that wake-up is paid in full. Everything
-  else is within ~10% of the 100-in-flight figures. This is the "cost appears
-  only when the gateway idles while the provider thinks" of the issue: socket
-  writes to idle peers, not Python work.
-- Idle time in the event loop shows up in cProfile as the outer coroutine
-  (`Gateway.aclose`'s frame); it is waiting, not CPU.
+    --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5
+    in flight | server         | p50 added           | p99 added
+            1 | gateway        | 1.34 (1.26..1.43)   |  1.82 (0.59..3.58)
+            1 | gateway before | 1.48 (1.05..1.53)   |  1.83 (-0.26..2.62)
+            1 | bare proxy     | 0.72 (0.51..1.00)   |  1.31 (0.31..5.82)
+            1 | raw socket     | 0.35 (0.15..0.36)   |  0.47 (-0.89..1.23)
+
+    --in-flight 50,100 --latency 0.5 --jitter 0.5 --requests 1000 --warmup 200 --rounds 5
+           50 | gateway        | 1.24 (1.08..1.56)   | 16.82 (11.44..49.74)
+           50 | gateway before | 1.37 (1.09..1.51)   | 30.08 (13.42..41.43)
+           50 | bare proxy     | 0.61 (0.40..1.40)   |  3.82 (-3.68..6.85)
+           50 | raw socket     | 0.11 (-0.02..1.07)  |  1.89 (-2.59..17.09)
+          100 | gateway        | 1.30 (1.17..1.60)   | 28.95 (8.23..61.80)
+          100 | gateway before | 1.31 (0.78..1.56)   | 29.72 (-3.02..37.99)
+          100 | bare proxy     | 0.59 (0.18..0.71)   |  2.87 (-18.34..9.10)
+          100 | raw socket     | 0.03 (-0.05..0.23)  |  1.13 (-15.50..20.43)
+
+    --in-flight 1,10 --latency 0 --requests 2000 --rounds 5 --no-floor (CPU-bound)
+            1 | gateway        | 0.68 (0.55..0.72)   |  1.28 (0.68..2.49)
+            1 | gateway before | 0.67 (0.58..0.74)   |  1.74 (1.13..1.98)
+           10 | gateway        | 2.19 (1.93..2.33)   |  5.89 (5.16..8.26)
+           10 | gateway before | 2.68 (2.43..2.80)   |  7.96 (5.58..9.53)
+
+The targets (p50 <= 0.3 ms at 1 in flight, <= 0.5 ms at 100, p99 <= 2 ms at 50) are
+not met. The first is about the raw-socket floor itself (0.16-0.35 ms over several
+runs): one more loopback hop through a Python event loop, with no parsing at all,
+already costs it; the bare ASGI proxy, which parses HTTP and JSON but routes and
+records nothing, costs 0.5-0.7 ms. The p99 target is at the raw floor's own p99 at
+50 in flight (1.9-10 ms across runs on this shared machine: scheduling noise of four
+busy processes on two cores), so it cannot be told apart from noise here.
+
+Where the time goes:
+
+- Inside the gateway, per call (benchmarks/_bench_phases.py, timestamps at the
+  protocol's data_received, the adapter's request write, the adapter's
+  data_received and the response write; two runs each): with the provider at
+  50 ms and one call in flight, request in -> provider request written 390-470
+  us, provider answer in -> response written 415-470 us; with a provider
+  answering at once (the same code, run back to back) 195-235 us and 155-185 us;
+  recording off is no faster (458/470 us against 387/416 on in the same minute).
+  The same Python work runs 2-2.5x slower after the process has slept 50 ms
+  between calls (cold caches and branch predictors on a machine where other
+  processes ran meanwhile): the "cost appears only when the gateway idles while
+  the provider thinks" of issue 21 is the path's length, paid cold, not
+  waiting, timers or thread hand-offs. It scales with how much code a call
+  runs, so only a shorter path cuts it.
+- What that path is, warm (the in-process table, cProfile of the app with a
+  provider answering at once): the router and adapter ~30-90 us; the door
+  (JSON parse ~6 us, request parsing and validation, message conversion, reply
+  rendering, JSON dump ~14 us), metrics and the recorder's queue ~120-190 us;
+  the HTTP layer (uvicorn's protocol, the ASGI messages) on top.
+- Cut and kept: the doors' POSTs are served by the HTTP protocol itself
+  (gateway/hotpath.py): no ASGI app dispatch, no Response.__call__ and two send
+  messages, no URL parsing, status line + headers + body in one write instead of
+  two. Pays when the gateway is busy (10 in flight, instant provider: 2.19 vs
+  2.68 ms added, rounds not overlapping); at 1-100 in flight with a slow provider
+  it is within the rounds' spread (1.34 vs 1.48, 1.24 vs 1.37, 1.30 vs 1.31 ms).
+  The header and body deadlines use one timer per connection moved lazily
+  instead of two new timers and three cancels per request (~5 us warm per
+  request by uvloop's call_later + cancel cost; below this benchmark's
+  resolution).
+- Measured and dropped: gc.freeze() after startup with a first-generation
+  threshold of 20,000 (1.09 vs 1.05 ms at 1 in flight, 0.90 vs 0.82 at 100, p99
+  the same); the collections seen in the gateway under load take 1.5-2.5 ms
+  (generation 1), not the tail.
+- Not done: orjson. The gateway's four JSON operations per call (parse the
+  request, dump the provider's, parse its answer, dump the reply) cost ~35 us
+  warm with json; a faster library could save ~25 us, under the spread, and
+  they live in the doors and adapters.
+- The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): a loop-lag
+  probe in the gateway at 50 in flight sees ~3 stalls > 3 ms per second with
+  recording on (max ~15 ms) against ~2 per second with it off (max ~6 ms): the
+  recorder's flush thread holding the GIL in 5 ms slices is part of the tail;
+  the rest is the machine's scheduling (the raw floor's p99 moves by 10+ ms
+  between rounds).
 """
 
 from __future__ import annotations
