@@ -3,12 +3,15 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
+        [--compare-src DIR]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
-Four processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer),
-the gateway (`rolecall serve --offline --no-access-log`, recording into a
-temporary run log and SQLite store as in production), the bare proxy (below),
-and this load generator. The client is a minimal keep-alive HTTP/1.1 client on
+Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
+gateway (`rolecall serve --offline --no-access-log`, recording into a temporary
+run log and SQLite store as in production), the two floors (below), with
+--compare-src DIR a second gateway importing rolecall from DIR (another
+checkout's src: the "gateway before" row, measured in the same rounds), and
+this load generator. The client is a minimal keep-alive HTTP/1.1 client on
 asyncio streams (benchmarks/_bench_http.py), one connection per in-flight slot,
 so the figures measure the servers rather than a client library.
 
@@ -19,24 +22,37 @@ text (rolecall.sim.request_latency). A fixed delay keeps closed-loop clients in
 lock-step bursts (at 100 in flight every request queues behind the other 99);
 real provider latencies vary and break such convoys. Since this process knows
 each prompt's delay, it takes each call's excess = measured latency - that
-delay, and every overhead column is a percentile of those excesses through a
+delay, and every "added" figure is a percentile of those excesses through a
 server minus the same percentile of the direct calls' excesses, taken per
-round and reported as the median over rounds. With --jitter 0 that equals the
-plain difference of latency percentiles.
+round; the table prints the median over rounds and, in brackets, the lowest
+and highest round. With --jitter 0 that equals the plain difference of latency
+percentiles. In each round the servers' order rotates, so none always runs
+right after the direct calls.
 
-Columns: "direct" and "gateway" p50/p99 are absolute latencies (ms);
-"overhead" is the gateway's, as above. "bare proxy overhead" is the same for
-the bare proxy: a raw ASGI app of about 30 lines on uvicorn (uvloop and
-httptools when installed, as `rolecall serve` uses them) that reads the body,
-parses it, swaps the model, forwards it to the fake provider over a small pool
-of keep-alive connections with the client above, parses the answer and
-serializes it back: the least any Python HTTP hop adds on this machine, the
-floor under the gateway's figure (--no-floor skips it). "gw req/s" is the
-gateway run's throughput. "gw CPU/req" is the gateway process's CPU time per
-request (HTTP server + app + router + provider adapter + recorder); "router
-CPU/req" is ``Router.complete`` driven in this process at the same concurrency
-against the same provider (router + adapter alone). Their difference is what
-the gateway's HTTP layer itself costs.
+First table: "direct" and "gateway" p50/p99 are absolute latencies (ms); "gw
+req/s" is the gateway run's throughput; "gw CPU/req" the gateway process's CPU
+time per request (HTTP server + doors + router + provider adapter + recorder);
+"router CPU/req" is ``Router.complete`` driven in this process at the same
+concurrency against the same provider (router + adapter alone).
+
+Second table, ms added over direct calls, one line per server:
+
+- gateway: `rolecall serve`.
+- bare proxy (benchmarks/_bench_http.py): a raw ASGI app of about 30 lines on
+  uvicorn (uvloop and httptools, as `rolecall serve` uses them) that reads the
+  body, parses it, swaps the model, forwards it over a small pool of keep-alive
+  connections, parses the answer and serializes it back: the least a Python
+  ASGI hop adds.
+- raw socket (benchmarks/_bench_floor.py): two asyncio Protocols on uvloop
+  forwarding the request's bytes over a kept-alive connection per client and
+  the answer's bytes back, with only Content-Length framing, no HTTP parser and
+  no JSON: the irreducible cost of one more loopback hop through a Python event
+  loop on this machine, the floor under every Python proxy.
+- LiteLLM: see below; "n/a" without --litellm-url.
+
+The last column divides each p50 by the raw-socket floor's. --no-floor skips
+both floors. The targets of issue 21 (p50 <= 0.3 ms added at 1 in flight,
+<= 0.5 ms at 100, p99 <= 2 ms at 50) are checked on the last lines.
 
 A last table isolates the gateway's own work further: its ASGI app called in
 this process (no sockets) with a provider that answers at once, against
@@ -57,7 +73,8 @@ door's overhead is its excess percentile minus the direct calls' in the same
 round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
 Measured 2026-12 on the 2-core machine shared with other test runs (load average
 1.2-1.8), recording on, the Messages and Responses doors from their branches
-before they were merged; ms added per call, median of 5 rounds (lowest-highest
+before they were merged and before the doors were served from the protocol
+(gateway/hotpath.py); ms added per call, median of 5 rounds (lowest-highest
 p50 of the rounds):
 
     door              | 1 in flight, 50 ms     | 100 in flight, 0.25-0.75 s
@@ -74,28 +91,86 @@ is small next to the HTTP hop, routing and recording they share.
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
 
-Where the time goes (measured 2026-12, this 2-core machine shared with other
-test runs, load average 1.1-1.8; cProfile of one `rolecall serve` process, fake
-provider at 50 ms, recording on; wall-clock-per-call figures from cProfile
-under load are indicative only, not instruction counts):
+Figures (2026-12, this 2-core machine shared with other test runs, load average
+0.6-2; recording on; "before" = the gateway as it was before the doors were served
+from the protocol, measured in the same rounds with --compare-src). ms added over
+direct calls, median of 5 rounds (lowest..highest round):
 
-- 100 in flight (3,000 requests): gateway CPU 0.65 ms/request without the
-  profiler (bench row above: router + adapter alone 0.25 ms, so the HTTP server
-  layer, app, JSON and recording are ~0.4 ms). Largest own-time entries per
-  request: uvicorn's response `send` (two per request, transport write) ~130 us,
-  the provider adapter's request write (`providers/_wire.py` send) ~80 us,
-  JSON encode ~35 us and decode ~20 us (one parse and one dump each way),
-  `types.py` message conversion ~25 us, `read_json` ~15 us, uvicorn header
-  parsing ~20 us, router outcome bookkeeping ~20 us, metrics `observe` ~15 us.
-- 1 in flight (1,000 requests): the same two writes grow to ~340 us (client
-  response) and ~440 us (provider request) per request: on loopback the
-  sender's `send()` runs the receiver's wake-up in its own context, and with
-  every process idle between calls that wake-up is paid in full. Everything
-  else is within ~10% of the 100-in-flight figures. This is the "cost appears
-  only when the gateway idles while the provider thinks" of the issue: socket
-  writes to idle peers, not Python work.
-- Idle time in the event loop shows up in cProfile as the outer coroutine
-  (`Gateway.aclose`'s frame); it is waiting, not CPU.
+    --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5
+    in flight | server         | p50 added           | p99 added
+            1 | gateway        | 1.34 (1.26..1.43)   |  1.82 (0.59..3.58)
+            1 | gateway before | 1.48 (1.05..1.53)   |  1.83 (-0.26..2.62)
+            1 | bare proxy     | 0.72 (0.51..1.00)   |  1.31 (0.31..5.82)
+            1 | raw socket     | 0.35 (0.15..0.36)   |  0.47 (-0.89..1.23)
+
+    --in-flight 50,100 --latency 0.5 --jitter 0.5 --requests 1000 --warmup 200 --rounds 5
+           50 | gateway        | 1.24 (1.08..1.56)   | 16.82 (11.44..49.74)
+           50 | gateway before | 1.37 (1.09..1.51)   | 30.08 (13.42..41.43)
+           50 | bare proxy     | 0.61 (0.40..1.40)   |  3.82 (-3.68..6.85)
+           50 | raw socket     | 0.11 (-0.02..1.07)  |  1.89 (-2.59..17.09)
+          100 | gateway        | 1.30 (1.17..1.60)   | 28.95 (8.23..61.80)
+          100 | gateway before | 1.31 (0.78..1.56)   | 29.72 (-3.02..37.99)
+          100 | bare proxy     | 0.59 (0.18..0.71)   |  2.87 (-18.34..9.10)
+          100 | raw socket     | 0.03 (-0.05..0.23)  |  1.13 (-15.50..20.43)
+
+    --in-flight 1,10 --latency 0 --requests 2000 --rounds 5 --no-floor (CPU-bound)
+            1 | gateway        | 0.68 (0.55..0.72)   |  1.28 (0.68..2.49)
+            1 | gateway before | 0.67 (0.58..0.74)   |  1.74 (1.13..1.98)
+           10 | gateway        | 2.19 (1.93..2.33)   |  5.89 (5.16..8.26)
+           10 | gateway before | 2.68 (2.43..2.80)   |  7.96 (5.58..9.53)
+
+The targets (p50 <= 0.3 ms at 1 in flight, <= 0.5 ms at 100, p99 <= 2 ms at 50) are
+not met. The first is about the raw-socket floor itself (0.16-0.35 ms over several
+runs): one more loopback hop through a Python event loop, with no parsing at all,
+already costs it; the bare ASGI proxy, which parses HTTP and JSON but routes and
+records nothing, costs 0.5-0.7 ms. The p99 target is at the raw floor's own p99 at
+50 in flight (1.9-10 ms across runs on this shared machine: scheduling noise of four
+busy processes on two cores), so it cannot be told apart from noise here.
+
+Where the time goes:
+
+- Inside the gateway, per call (benchmarks/_bench_phases.py, timestamps at the
+  protocol's data_received, the adapter's request write, the adapter's
+  data_received and the response write; two runs each): with the provider at
+  50 ms and one call in flight, request in -> provider request written 390-470
+  us, provider answer in -> response written 415-470 us; with a provider
+  answering at once (the same code, run back to back) 195-235 us and 155-185 us;
+  recording off is no faster (458/470 us against 387/416 on in the same minute).
+  The same Python work runs 2-2.5x slower after the process has slept 50 ms
+  between calls (cold caches and branch predictors on a machine where other
+  processes ran meanwhile): the "cost appears only when the gateway idles while
+  the provider thinks" of issue 21 is the path's length, paid cold, not
+  waiting, timers or thread hand-offs. It scales with how much code a call
+  runs, so only a shorter path cuts it.
+- What that path is, warm (the in-process table, cProfile of the app with a
+  provider answering at once): the router and adapter ~30-90 us; the door
+  (JSON parse ~6 us, request parsing and validation, message conversion, reply
+  rendering, JSON dump ~14 us), metrics and the recorder's queue ~120-190 us;
+  the HTTP layer (uvicorn's protocol, the ASGI messages) on top.
+- Cut and kept: the doors' POSTs are served by the HTTP protocol itself
+  (gateway/hotpath.py): no ASGI app dispatch, no Response.__call__ and two send
+  messages, no URL parsing, status line + headers + body in one write instead of
+  two. Pays when the gateway is busy (10 in flight, instant provider: 2.19 vs
+  2.68 ms added, rounds not overlapping); at 1-100 in flight with a slow provider
+  it is within the rounds' spread (1.34 vs 1.48, 1.24 vs 1.37, 1.30 vs 1.31 ms).
+  The header and body deadlines use one timer per connection moved lazily
+  instead of two new timers and three cancels per request (~5 us warm per
+  request by uvloop's call_later + cancel cost; below this benchmark's
+  resolution).
+- Measured and dropped: gc.freeze() after startup with a first-generation
+  threshold of 20,000 (1.09 vs 1.05 ms at 1 in flight, 0.90 vs 0.82 at 100, p99
+  the same); the collections seen in the gateway under load take 1.5-2.5 ms
+  (generation 1), not the tail.
+- Not done: orjson. The gateway's four JSON operations per call (parse the
+  request, dump the provider's, parse its answer, dump the reply) cost ~35 us
+  warm with json; a faster library could save ~25 us, under the spread, and
+  they live in the doors and adapters.
+- The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): a loop-lag
+  probe in the gateway at 50 in flight sees ~3 stalls > 3 ms per second with
+  recording on (max ~15 ms) against ~2 per second with it off (max ~6 ms): the
+  recorder's flush thread holding the GIL in 5 ms slices is part of the tail;
+  the rest is the machine's scheduling (the raw floor's p99 moves by 10+ ms
+  between rounds).
 """
 
 from __future__ import annotations
@@ -103,45 +178,46 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shlex
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from _bench_doors import CHAT, Door, DoorRow, door_rows, print_doors
 from _bench_http import Connection, server_stack
+from _bench_layer import layer_cost, router_cpu_per_request, run_loop
+from _bench_procs import (
+    GATEWAY_KEY,
+    SIM_KEY,
+    process_cpu_seconds,
+    start_bare_proxy,
+    start_gateway,
+    start_raw_floor,
+    start_sim,
+    stop,
+)
+from _bench_report import (
+    Pair,
+    Row,
+    median_pair,
+    minus,
+    pct,
+    percentiles,
+    print_layer,
+    print_ratio,
+    print_table,
+)
 
 from rolecall.sim import request_latency
 
 PROMPT = "Say hello."
-SIM_KEY = "bench-provider-key-0001"
-GATEWAY_KEY = "bench-gateway-key-0001"
-
-SIM_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, sys
-    from rolecall.sim import SimServer
-    reply = "The quick brown fox jumps over the lazy dog."
-    sim = SimServer("openai", api_key=sys.argv[1], models=("sim-model",), reply=reply,
-                    latency=float(sys.argv[2]), jitter=float(sys.argv[3]), max_recorded=0)
-    sim.start()
-    print(sim.base_url, flush=True)
-    sys.stdin.read()   # until the parent closes our stdin
-    sim.stop()
-    """
-)
 
 
 # ---- load ---------------------------------------------------------------------------------
@@ -202,316 +278,19 @@ async def measure(
     return sample
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-# ---- processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(name: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the {name} exited with status {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise SystemExit(f"the {name} is not listening on 127.0.0.1:{port} after {timeout} s")
-
-
-def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SIM_SCRIPT, SIM_KEY, str(latency), str(jitter)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    base_url = proc.stdout.readline().strip()
-    if not base_url:
-        raise SystemExit("the fake provider did not start")
-    return proc, base_url
-
-
-def start_gateway(
-    sim_base: str, workdir: Path, record: bool = True, workers: int = 1
-) -> tuple[subprocess.Popen[bytes], str]:
-    config = workdir / "rolecall.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            providers:
-              sim:
-                type: openai-compatible
-                model: sim-model
-                base_url: {sim_base}
-                api_key: {SIM_KEY}
-                max_concurrency: 1000
-            roles:
-              coder: {{provider: sim}}
-            retry: {{max_attempts: 1}}
-            metrics:
-              url: sqlite:///{workdir}/rolecall.db
-              runs_dir: {workdir}/runs
-              enabled: {"true" if record else "false"}
-            gateway:
-              keys: [{GATEWAY_KEY}]
-            """
-        )
-    )
-    port = free_port()
-    exe = Path(sys.executable).with_name("rolecall")
-    cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
-    cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    wait_http("gateway", proc, port)
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-def start_bare_proxy(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
-    """The bare proxy of benchmarks/_bench_http.py in front of the fake provider."""
-    port = free_port()
-    script = Path(__file__).with_name("_bench_http.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), sim_base, "sim-model", SIM_KEY, str(port)]
-    )
-    wait_http("bare proxy", proc, port)
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    if proc.stdin is not None:
-        proc.stdin.close()
-    else:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-async def router_cpu_per_request(sim_base: str, in_flight: int, requests: int) -> float:
-    """CPU ms per call of ``Router.complete`` in this process (router + adapter, no gateway)."""
-    from rolecall.config.load import load_config_text
-    from rolecall.routing.router import Router
-
-    config = load_config_text(
-        textwrap.dedent(
-            f"""
-            providers:
-              sim: {{type: openai-compatible, model: sim-model, base_url: "{sim_base}",
-                     api_key: {SIM_KEY}, max_concurrency: 1000}}
-            roles:
-              coder: {{provider: sim}}
-            retry: {{max_attempts: 1}}
-            """
-        )
-    )
-    async with Router(config) as router:
-        remaining = 0
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await router.complete("coder", "Say hello.")
-
-        remaining = min(requests, 200)
-        await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm up
-        remaining = requests
-        before = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
-        return (time.process_time() - before) * 1000 / requests
-
-
-class InstantProvider:
-    """Answers at once with no I/O: isolates what the gateway and router themselves cost."""
-
-    def __init__(self, provider_id: str, model: str) -> None:
-        self.id = provider_id
-        self.model = model
-
-    async def complete(self, request: Any) -> Any:
-        from rolecall.types import Completion, Usage
-
-        return Completion("Hello there.", self.model, Usage(5, 3), "stop")
-
-    async def stream(self, request: Any) -> Any:  # pragma: no cover - not measured
-        from rolecall.types import Chunk, Usage
-
-        yield Chunk("Hello there.", usage=Usage(5, 3), finish_reason="stop")
-
-    async def check_credentials(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def layer_cost(
-    in_flight: int, requests: int, record: bool, workdir: Path
-) -> tuple[float, float]:
-    """CPU µs per request: the gateway's ASGI app (app + router) and the router alone.
-
-    Both call the same InstantProvider, so the difference is the gateway's own work
-    (routing the HTTP request, parsing, validation, response JSON, metrics, recording).
-    The HTTP server's parsing (uvicorn) is not included: the app is called directly.
-    """
-    from rolecall.config.load import load_config_text
-    from rolecall.gateway.app import Gateway
-    from rolecall.routing.router import Router
-
-    config = load_config_text(
-        textwrap.dedent(
-            f"""
-            providers:
-              sim: {{type: openai-compatible, model: sim-model, base_url: "http://127.0.0.1:9/v1",
-                     api_key: {SIM_KEY}, max_concurrency: 1000}}
-            roles:
-              coder: {{provider: sim}}
-            metrics: {{url: "sqlite:///{workdir}/layer.db", runs_dir: "{workdir}/layer-runs",
-                       enabled: {"true" if record else "false"}}}
-            gateway: {{keys: ["{GATEWAY_KEY}"]}}
-            """
-        )
-    )
-    providers = {"sim": InstantProvider("sim", "sim-model")}
-    body = json.dumps(
-        {"model": "coder", "messages": [{"role": "user", "content": "Say hello."}]}
-    ).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"authorization", f"Bearer {GATEWAY_KEY}".encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 4141),
-    }
-    gateway = Gateway(config, offline=True, providers=providers)
-    await gateway.start()
-
-    async def via_gateway() -> None:
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        statuses: list[int] = []
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses.append(message["status"])
-
-        await gateway.app(dict(scope), receive, send)
-        if statuses != [200]:
-            raise SystemExit(f"gateway layer: HTTP {statuses}")
-
-    async with Router(config, providers=providers) as router:
-
-        async def via_router() -> None:
-            await router.complete("coder", "Say hello.")
-
-        async def cpu_us(call: Any) -> float:
-            remaining = requests
-
-            async def worker() -> None:
-                nonlocal remaining
-                while remaining > 0:
-                    remaining -= 1
-                    await call()
-
-            before = time.process_time()
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
-            return (time.process_time() - before) * 1e6 / requests
-
-        try:
-            await cpu_us(via_gateway)  # warm up
-            await cpu_us(via_router)
-            return await cpu_us(via_gateway), await cpu_us(via_router)
-        finally:
-            await gateway.aclose()
-
-
-def run_loop(coro: Any) -> Any:
-    """Run on uvloop when installed, as `rolecall serve` does, so CPU figures compare."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
-# ---- report -------------------------------------------------------------------------------
-
-
-Pair = tuple[float, float]  # p50, p99 in ms
-
-
-def percentiles(values: Sequence[float]) -> Pair:
-    return pct(values, 0.5), pct(values, 0.99)
-
-
-def minus(a: Pair, b: Pair) -> Pair:
-    return a[0] - b[0], a[1] - b[1]
-
-
-def median_pair(pairs: list[Pair]) -> Pair:
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
-
-
-@dataclass
-class Row:
-    in_flight: int
-    direct: Pair  # absolute latency
-    gateway: Pair  # absolute latency
-    overhead: Pair  # gateway excess - direct excess
-    bare: Pair | None  # bare proxy excess - direct excess (None: --no-floor)
-    rps: float
-    cpu_ms: float | None  # gateway process CPU per request
-    router_cpu_ms: float  # Router.complete in-process CPU per request (no gateway)
-    litellm: Pair | None  # LiteLLM proxy excess - direct excess
-
-
 async def run(
-    args: argparse.Namespace, direct: Target, gateway: Target, gateway_pid: int, bare: Target | None
+    args: argparse.Namespace,
+    direct: Target,
+    gateway: Target,
+    gateway_pid: int,
+    floors: list[Target],
 ) -> list[Row]:
-    litellm = (
-        Target("litellm", args.litellm_url, args.litellm_model, args.litellm_key)
-        if args.litellm_url
-        else None
-    )
-    proxies = {t.name: t for t in (bare, litellm) if t is not None}
+    """Each --in-flight level: direct calls, then the gateway and every floor, round by round."""
+    if args.litellm_url:
+        floors = [
+            *floors,
+            Target("LiteLLM", args.litellm_url, args.litellm_model, args.litellm_key),
+        ]
     rows = []
     for in_flight in args.in_flight:
         requests = max(args.requests, in_flight * 10)
@@ -522,41 +301,41 @@ async def run(
                 "the fake provider answers sooner than --latency/--jitter predict: pass the "
                 "values it was started with"
             )
-        for target in (gateway, *proxies.values()):
+        for target in (gateway, *floors):
             await measure(target, in_flight, delays[: args.warmup])
         direct_p: list[Pair] = []
         gateway_p: list[Pair] = []
-        overheads: dict[str, list[Pair]] = {name: [] for name in ("gateway", *proxies)}
+        added: dict[str, list[Pair]] = {name: [] for name in ("gateway", *(t.name for t in floors))}
         rps: list[float] = []
         cpu: list[float] = []
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             d = await measure(direct, in_flight, delays)
-            started = time.perf_counter()
-            cpu_before = process_cpu_seconds(gateway_pid)
-            g = await measure(gateway, in_flight, delays)
-            cpu_after = process_cpu_seconds(gateway_pid)
-            rps.append(requests / (time.perf_counter() - started))
-            if cpu_before is not None and cpu_after is not None:
-                cpu.append((cpu_after - cpu_before) * 1000 / requests)
-            direct_p.append(percentiles(d.latency))
-            gateway_p.append(percentiles(g.latency))
             direct_excess = percentiles(d.excess)
-            overheads["gateway"].append(minus(percentiles(g.excess), direct_excess))
-            for name, target in proxies.items():
+            direct_p.append(percentiles(d.latency))
+            # The servers' order rotates so that none always runs right after the direct calls.
+            order = [gateway, *floors]
+            shift = round_ % len(order)
+            for target in order[shift:] + order[:shift]:
+                started = time.perf_counter()
+                cpu_before = process_cpu_seconds(gateway_pid)
                 sample = await measure(target, in_flight, delays)
-                overheads[name].append(minus(percentiles(sample.excess), direct_excess))
-
+                added[target.name].append(minus(percentiles(sample.excess), direct_excess))
+                if target is not gateway:
+                    continue
+                cpu_after = process_cpu_seconds(gateway_pid)
+                rps.append(requests / (time.perf_counter() - started))
+                if cpu_before is not None and cpu_after is not None:
+                    cpu.append((cpu_after - cpu_before) * 1000 / requests)
+                gateway_p.append(percentiles(sample.latency))
         rows.append(
             Row(
                 in_flight,
                 median_pair(direct_p),
                 median_pair(gateway_p),
-                median_pair(overheads["gateway"]),
-                median_pair(overheads["bare"]) if bare else None,
+                added,
                 statistics.median(rps),
                 statistics.median(cpu) if cpu else None,
                 await router_cpu_per_request(args.sim_base, in_flight, requests),
-                median_pair(overheads["litellm"]) if litellm else None,
             )
         )
     return rows
@@ -615,59 +394,43 @@ def doors_main(args: argparse.Namespace, sim_base: str, command: str) -> None:
     print_doors(rows, args.in_flight, args.rounds)
 
 
-def print_layer(layers: list[tuple[int, float, float]]) -> None:
-    print()
-    print("gateway layer alone: the ASGI app called in-process, provider answering at once")
-    print(f"{'in flight':>9} | {'app+router':>10} | {'router alone':>12} | {'gateway adds':>12}")
-    print("-" * 54)
-    for in_flight, app_us, router_us in layers:
-        print(
-            f"{in_flight:>9} | {app_us:>8.0f}us | {router_us:>10.0f}us | "
-            f"{app_us - router_us:>10.0f}us"
-        )
-
-
-def print_table(rows: list[Row], args: argparse.Namespace, command: str) -> None:
+def settings_line(args: argparse.Namespace) -> str:
     latency_ms = args.latency * 1000
     if args.jitter:
         low, high = latency_ms * (1 - args.jitter), latency_ms * (1 + args.jitter)
         delay = f"{latency_ms:.0f} ms, jitter {args.jitter:g} ({low:.0f}-{high:.0f} ms by prompt)"
     else:
         delay = f"{latency_ms:.0f} ms, jitter 0 (fixed)"
-    print(f"$ {command}")
-    print(
-        f"fake provider latency {delay}; {args.rounds} round(s) of >= {args.requests} requests "
-        f"per row; {os.cpu_count()} CPU(s); Python {sys.version.split()[0]}; load average "
-        f"{os.getloadavg()[0]:.1f}; recording {'off' if args.no_record else 'on'}; bare proxy "
-        f"{'off' if args.no_floor else 'on uvicorn ' + '+'.join(server_stack())}; "
-        "times in ms (median over rounds); overheads on excess over each prompt's delay"
+    floors = "off" if args.no_floor else f"bare proxy on uvicorn {'+'.join(server_stack())}"
+    floors += "" if args.no_floor else ", raw socket on " + server_stack()[0]
+    return (
+        f"fake provider latency {delay}; >= {args.requests} requests per round; recording "
+        f"{'off' if args.no_record else 'on'}; floors {floors}"
     )
-    header = (
-        f"{'in flight':>9} | {'direct p50':>10} {'p99':>8} | {'gateway p50':>11} {'p99':>8} | "
-        f"{'overhead p50':>12} {'p99':>8} | {'bare proxy overhead p50':>23} {'p99':>8} | "
-        f"{'gw req/s':>8} {'gw CPU/req':>10} {'router CPU/req':>14} | "
-        f"{'LiteLLM proxy overhead p50 / p99':>32}"
-    )
-    print(header)
-    print("-" * len(header))
 
-    def pair(p: Pair | None, width: int) -> str:
-        return f"{p[0]:>{width}.2f} {p[1]:>8.2f}" if p else f"{'n/a':>{width}} {'':>8}"
 
-    for row in rows:
-        lite = f"{row.litellm[0]:.2f} / {row.litellm[1]:.2f}" if row.litellm else "n/a"
-        cpu = f"{row.cpu_ms:.2f}" if row.cpu_ms is not None else "n/a"
-        print(
-            f"{row.in_flight:>9} | {pair(row.direct, 10)} | {pair(row.gateway, 11)} | "
-            f"{pair(row.overhead, 12)} | {pair(row.bare, 23)} | "
-            f"{row.rps:>8.0f} {cpu:>10} {row.router_cpu_ms:>14.2f} | {lite:>32}"
-        )
-    target = next((r for r in rows if r.in_flight == 100), None)
-    if target is not None:
-        verdict = "met" if target.overhead[0] <= 1.0 else "NOT met"
-        print(
-            f"target p50 overhead <= 1 ms at 100 in flight: {verdict} ({target.overhead[0]:.2f} ms)"
-        )
+def workers_ratio(args: argparse.Namespace, sim_base: str, workdir: Path) -> tuple[float, float]:
+    """Median throughput (req/s) of one gateway worker and of ``--workers N``."""
+    in_flight = max(args.in_flight)
+    requests = max(args.requests, in_flight * 10)
+    delays = provider_delays_ms(args.latency, args.jitter, requests)
+    rates = []
+    for workers in (1, args.workers):
+        run_dir = workdir / f"workers-{workers}"
+        run_dir.mkdir()
+        proc, url = start_gateway(sim_base, run_dir, not args.no_record, workers)
+        try:
+            target = Target("gateway", url, "coder", GATEWAY_KEY)
+            run_loop(measure(target, in_flight, delays[: args.warmup]))
+            rounds = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                run_loop(measure(target, in_flight, delays))
+                rounds.append(requests / (time.perf_counter() - started))
+            rates.append(statistics.median(rounds))
+        finally:
+            stop(proc)
+    return rates[0], rates[1]
 
 
 def main() -> None:
@@ -691,7 +454,9 @@ def main() -> None:
         help="spread of the fake provider's latency: each prompt waits its own delay in "
         "latency * [1 - J, 1 + J) (default 0: fixed)",
     )
-    parser.add_argument("--no-floor", action="store_true", help="skip the bare proxy baseline")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the floors (bare proxy, raw socket)"
+    )
     parser.add_argument(
         "--litellm-url",
         default=None,
@@ -727,6 +492,13 @@ def main() -> None:
         "does not have reads 'absent'",
     )
     parser.add_argument(
+        "--compare-src",
+        default=None,
+        metavar="DIR",
+        help="also measure, in the same rounds, a gateway importing rolecall from DIR (e.g. "
+        "another checkout's src): the 'gateway before' row",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -758,11 +530,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
             gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)
             procs.callback(stop, gateway_proc)
-            bare = None
+            floors = []
+            if args.compare_src:
+                (Path(tmp) / "compared").mkdir()
+                before_proc, before_url = start_gateway(
+                    sim_base, Path(tmp) / "compared", not args.no_record, src=args.compare_src
+                )
+                procs.callback(stop, before_proc)
+                floors.append(Target("gateway before", before_url, "coder", GATEWAY_KEY))
             if not args.no_floor:
                 bare_proc, bare_url = start_bare_proxy(sim_base)
                 procs.callback(stop, bare_proc)
-                bare = Target("bare", bare_url, "sim-model", "unused")
+                floors.append(Target("bare proxy", bare_url, "sim-model", "unused"))
+                raw_proc, raw_url = start_raw_floor(sim_base)
+                procs.callback(stop, raw_proc)
+                # Bytes pass through untouched: the client sends the provider's model and key.
+                floors.append(Target("raw socket", raw_url, "sim-model", SIM_KEY))
             args.sim_base = sim_base
             rows = run_loop(
                 run(
@@ -770,7 +553,7 @@ def main() -> None:
                     Target("direct", sim_base, "sim-model", SIM_KEY),
                     Target("gateway", gateway_url, "coder", GATEWAY_KEY),
                     gateway_proc.pid,
-                    bare,
+                    floors,
                 )
             )
         with tempfile.TemporaryDirectory() as tmp:
@@ -785,44 +568,10 @@ def main() -> None:
     finally:
         if sim is not None:
             stop(sim)
-    print_table(rows, args, command)
+    print_table(rows, args.rounds, settings_line(args), command)
     print_layer(layers)
     if ratio is not None:
-        print_ratio(args, *ratio)
-
-
-def workers_ratio(args: argparse.Namespace, sim_base: str, workdir: Path) -> tuple[float, float]:
-    """Median throughput (req/s) of one gateway worker and of ``--workers N``."""
-    in_flight = max(args.in_flight)
-    requests = max(args.requests, in_flight * 10)
-    delays = provider_delays_ms(args.latency, args.jitter, requests)
-    rates = []
-    for workers in (1, args.workers):
-        run_dir = workdir / f"workers-{workers}"
-        run_dir.mkdir()
-        proc, url = start_gateway(sim_base, run_dir, not args.no_record, workers)
-        try:
-            target = Target("gateway", url, "coder", GATEWAY_KEY)
-            run_loop(measure(target, in_flight, delays[: args.warmup]))
-            rounds = []
-            for _ in range(args.rounds):
-                started = time.perf_counter()
-                run_loop(measure(target, in_flight, delays))
-                rounds.append(requests / (time.perf_counter() - started))
-            rates.append(statistics.median(rounds))
-        finally:
-            stop(proc)
-    return rates[0], rates[1]
-
-
-def print_ratio(args: argparse.Namespace, one: float, many: float) -> None:
-    print()
-    print(
-        f"throughput at {max(args.in_flight)} in flight (median of {args.rounds} round(s)): "
-        f"1 worker {one:.0f} req/s, {args.workers} workers {many:.0f} req/s, "
-        f"ratio {many / one:.2f}x ({os.cpu_count()} CPU(s), load average "
-        f"{os.getloadavg()[0]:.1f}; the fake provider and this client share those CPUs)"
-    )
+        print_ratio(max(args.in_flight), args.rounds, args.workers, *ratio)
 
 
 if __name__ == "__main__":

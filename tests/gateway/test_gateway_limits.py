@@ -119,3 +119,19 @@ def test_slow_body_is_closed_while_others_are_served(limited: RunningGateway) ->
     for sock in slow:
         sock.close()
     assert healthy(limited)
+
+
+def test_a_kept_alive_connection_gets_the_whole_header_time_for_each_request(
+    limited: RunningGateway,
+) -> None:
+    with connect(limited) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.3)  # the first request's header time (500 ms) is mostly gone
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the second never finishes
+        started = time.monotonic()
+        sock.sendall(b"X-Slow: ")
+        answer = read_until_closed(sock)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert 0.4 < waited < 0.5 + 5  # its own 500 ms, not what was left of the first's

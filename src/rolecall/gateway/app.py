@@ -8,10 +8,12 @@ or an alias for either from ``gateway.model_aliases``; a name that is both is
 taken as the role; an ``x-rolecall-role`` header overrides ``model``. Keys
 come as ``Authorization: Bearer`` or ``x-api-key`` (Anthropic's clients).
 
-The chat route is dispatched before Starlette's router and middleware: they
-cost ~0.1 ms of CPU per call, a tenth of the gateway's budget, and the route
-catches its own errors. Every other path (and the lifespan) goes through
-Starlette.
+The front doors' POSTs (chat completions, Messages, Responses) are dispatched
+before Starlette's router and middleware: they cost ~0.1 ms of CPU per call, and
+each door catches its own errors; :attr:`Gateway.doors` lists them for the HTTP
+protocol, which under ``rolecall serve`` calls them without the ASGI app
+(:mod:`rolecall.gateway.hotpath`). Every other path (and the lifespan) goes
+through Starlette.
 
 The gateway decides nothing about routing (it calls the router) and stores
 nothing (it attaches the recorder). Runs: a run of kind ``gateway`` per
@@ -48,6 +50,7 @@ from rolecall.gateway._body import BodyBudget
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
+from rolecall.gateway.hotpath import DoorHandler
 from rolecall.gateway.messages import messages_routes
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
@@ -343,30 +346,35 @@ class Gateway:
             )
 
         chat = self._guarded(self._chat)
+        answer = self._guarded(lambda r: responses(self, r))
+        door_routes = messages_routes(self)
         routed = Starlette(
             routes=[
                 Route("/v1/chat/completions", chat, methods=["POST"]),
-                Route(
-                    "/v1/responses", self._guarded(lambda r: responses(self, r)), methods=["POST"]
-                ),
+                Route("/v1/responses", answer, methods=["POST"]),
                 Route("/v1/models", self._guarded(self._models), methods=["GET"]),
                 Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
-                *messages_routes(self),
+                *door_routes,
                 *dashboard_routes(self),
             ],
             exception_handlers={404: no_route, 405: no_route},
             lifespan=lifespan,
         )
+        # The front doors' POSTs, answered without Starlette's routing (each catches its own
+        # errors); served by the HTTP protocol itself under `rolecall serve` (gateway.hotpath).
+        doors: dict[str, DoorHandler] = {
+            "/v1/chat/completions": chat,
+            "/v1/responses": answer,
+            **{r.path: r.endpoint for r in door_routes if r.path == "/v1/messages"},
+        }
+        self.doors: Mapping[str, DoorHandler] = doors
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            if (
-                scope["type"] == "http"
-                and scope["path"] == "/v1/chat/completions"
-                and scope["method"] == "POST"
-            ):
-                response = await chat(Request(scope, receive))
+            door = doors.get(scope["path"]) if scope["type"] == "http" else None
+            if door is not None and scope["method"] == "POST":
+                response = await door(Request(scope, receive))
                 await response(scope, receive, send)
             else:
                 await routed(scope, receive, send)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rolecall.gateway.hotpath import DoorCycle, DoorHandler
 from rolecall.gateway.openai_format import error_body
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class _LimitedHttpTools(HttpToolsProtocol):
     """HttpToolsProtocol plus a header-size limit and header/body deadlines (see module doc)."""
 
     limits: Callable[[], GatewayConfig]
+    doors: Mapping[bytes, DoorHandler]  # exact request targets served by a DoorCycle
+    extra_headers: Sequence[tuple[bytes, bytes]]  # on every door response
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -60,20 +63,35 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._head_received = 0  # bytes received while the header block is unfinished
         self._in_head = True  # reading a request line and headers (or waiting for them)
         self._rejected = False
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time the pending deadline falls due
+        self._timer: asyncio.TimerHandle | None = None  # fires at or before the deadline
 
     # ---- deadlines -------------------------------------------------------------------------
+    # Each request moves the deadline three times (headers, body, done). Rather than a new
+    # timer each time, one timer per connection stays scheduled: moving the deadline later
+    # or clearing it only writes ``_deadline``, and the timer, when it fires early, re-arms
+    # itself for what is then due. A keep-alive connection thus costs no timer per request.
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired)
+        due = self.loop.time() + seconds
+        self._deadline = due
+        timer = self._timer
+        if timer is None or timer.when() > due:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(due, self._expired)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None  # a timer still scheduled finds nothing due and stops
 
     def _expired(self) -> None:
+        self._timer = None
+        due = self._deadline
+        if due is None:
+            return
+        if due > self.loop.time():  # the deadline moved on since this timer was set
+            self._timer = self.loop.call_at(due, self._expired)
+            return
         self._deadline = None
         if self.transport.is_closing():
             return
@@ -99,6 +117,9 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -132,7 +153,43 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self._reject()
             return
         self._arm(self._body_timeout)
-        super().on_headers_complete()
+        door = self.doors.get(self.url)
+        if door is None or self.parser.get_method() != b"POST" or self.parser.should_upgrade():
+            super().on_headers_complete()
+        else:
+            self._start_door(door)
+
+    def _start_door(self, door: DoorHandler) -> None:
+        """What uvicorn's ``on_headers_complete`` does, with a :class:`DoorCycle` (exact path)."""
+        http_version = self.parser.get_http_version()
+        scope = self.scope
+        scope["method"] = "POST"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = self.root_path + self.url.decode("ascii")
+        scope["raw_path"] = self.root_path.encode("ascii") + self.url
+        scope["query_string"] = b""
+        existing = self.cycle
+        self.cycle = DoorCycle(
+            door,
+            self.extra_headers,
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:  # pipelined: runs when the response before it is complete
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
 
     def on_body(self, body: bytes) -> None:
         if not self._rejected:
@@ -164,6 +221,19 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def limited_protocol(limits: Callable[[], GatewayConfig]) -> type[asyncio.Protocol]:
-    """The protocol class for uvicorn's ``http=`` setting, reading limits from ``limits()``."""
-    return type("LimitedHttpToolsProtocol", (_LimitedHttpTools,), {"limits": staticmethod(limits)})
+def limited_protocol(
+    limits: Callable[[], GatewayConfig],
+    doors: Mapping[str, DoorHandler] | None = None,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> type[asyncio.Protocol]:
+    """The protocol class for uvicorn's ``http=`` setting, reading limits from ``limits()``.
+
+    ``doors`` maps paths to the handlers that serve a ``POST`` there directly
+    (:mod:`rolecall.gateway.hotpath`); ``extra_headers`` go on their responses.
+    """
+    attributes = {
+        "limits": staticmethod(limits),
+        "doors": {path.encode("ascii"): handler for path, handler in (doors or {}).items()},
+        "extra_headers": tuple(extra_headers),
+    }
+    return type("LimitedHttpToolsProtocol", (_LimitedHttpTools,), attributes)

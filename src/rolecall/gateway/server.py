@@ -70,9 +70,10 @@ class GatewayServer:
         self.gateway = gateway
         self.sock = sock
         self.worker = worker
+        tags = () if worker is None else ((WORKER_HEADER, str(os.getpid()).encode()),)
         config = uvicorn.Config(
             gateway.app if worker is None else _tag_worker(gateway.app),
-            http=limited_protocol(gateway.limits),
+            http=limited_protocol(gateway.limits, gateway.doors, tags),
             ws="none",  # no websocket routes: an upgrade request is plain HTTP
             lifespan="off",  # the gateway is started and closed around serve()
             access_log=access_log,

@@ -1,0 +1,146 @@
+"""The processes bench_gateway.py measures: fake provider, gateway and the two floors.
+
+Each runs in a process of its own, started here and stopped with :func:`stop`;
+the load generator (bench_gateway.py) shares the machine with them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+SIM_KEY = "bench-provider-key-0001"
+GATEWAY_KEY = "bench-gateway-key-0001"
+
+SIM_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from rolecall.sim import SimServer
+    reply = "The quick brown fox jumps over the lazy dog."
+    sim = SimServer("openai", api_key=sys.argv[1], models=("sim-model",), reply=reply,
+                    latency=float(sys.argv[2]), jitter=float(sys.argv[3]), max_recorded=0)
+    sim.start()
+    print(sim.base_url, flush=True)
+    sys.stdin.read()   # until the parent closes our stdin
+    sim.stop()
+    """
+)
+
+Process = subprocess.Popen[str] | subprocess.Popen[bytes]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(name: str, proc: Process, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the {name} exited with status {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise SystemExit(f"the {name} is not listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIM_SCRIPT, SIM_KEY, str(latency), str(jitter)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    base_url = proc.stdout.readline().strip()
+    if not base_url:
+        raise SystemExit("the fake provider did not start")
+    return proc, base_url
+
+
+def start_gateway(
+    sim_base: str, workdir: Path, record: bool = True, workers: int = 1, src: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there."""
+    config = workdir / "rolecall.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            providers:
+              sim:
+                type: openai-compatible
+                model: sim-model
+                base_url: {sim_base}
+                api_key: {SIM_KEY}
+                max_concurrency: 1000
+            roles:
+              coder: {{provider: sim}}
+            retry: {{max_attempts: 1}}
+            metrics:
+              url: sqlite:///{workdir}/rolecall.db
+              runs_dir: {workdir}/runs
+              enabled: {"true" if record else "false"}
+            gateway:
+              keys: [{GATEWAY_KEY}]
+            """
+        )
+    )
+    port = free_port()
+    exe = Path(sys.executable).with_name("rolecall")
+    cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
+    cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
+    env = None if src is None else {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+    wait_http("gateway", proc, port)
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def _start_script(name: str, script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    path = Path(__file__).with_name(script)
+    proc = subprocess.Popen([sys.executable, str(path), *args, str(port)])
+    wait_http(name, proc, port)
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def start_bare_proxy(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The bare ASGI proxy of benchmarks/_bench_http.py in front of the fake provider."""
+    return _start_script("bare proxy", "_bench_http.py", sim_base, "sim-model", SIM_KEY)
+
+
+def start_raw_floor(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The raw-socket proxy of benchmarks/_bench_floor.py in front of the fake provider."""
+    return _start_script("raw-socket floor", "_bench_floor.py", sim_base)
+
+
+def stop(proc: Process) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
+    else:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,108 @@
+"""The front doors served straight from the HTTP protocol, without the ASGI app in between.
+
+A ``POST`` to a door (chat completions, Messages, Responses) is most of what the
+gateway serves, and on it the ASGI layers (the app's dispatch, the response's
+``__call__``, two ``send`` messages, headers and body written as two socket
+writes) cost time on every call. :class:`DoorCycle` is uvicorn's request cycle
+(same body delivery, disconnect, flow control, keep-alive, pipelining and 100
+Continue) that calls the door's handler itself and writes a whole response
+(status line, headers and body) with one ``transport.write``: on loopback each
+write wakes the peer, so one write instead of two is one wake-up less. A
+streamed response (SSE) is still sent through the cycle's ASGI ``send``.
+
+The protocol (:mod:`rolecall.gateway.protocol`) picks this cycle when the
+request's method and exact path name a door, after every header limit has
+been checked; the door's handler reads the body with the same budget, size and
+depth limits as under the ASGI app. Every other request goes to the ASGI app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr
+
+__all__ = ["DoorCycle", "DoorHandler"]
+
+DoorHandler = Callable[[Request], Awaitable[Response]]
+
+
+class DoorCycle(RequestResponseCycle):
+    """uvicorn's cycle running a door handler (see the module doc)."""
+
+    def __init__(
+        self,
+        handler: DoorHandler,
+        extra_headers: Sequence[tuple[bytes, bytes]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.handler = handler
+        self.extra_headers = extra_headers
+
+    async def run_asgi(self, app: Any) -> None:
+        """Run the door's handler (``app``, the ASGI app, is not called: see the module doc)."""
+        try:
+            scope: Any = self.scope  # uvicorn's TypedDict for Starlette's mapping
+            receive: Any = self.receive
+            response = await self.handler(Request(scope, receive))
+            if self.extra_headers:
+                response.raw_headers.extend(self.extra_headers)
+            if isinstance(response, StreamingResponse):
+                await response(self.scope, self.receive, self.send)  # type: ignore[arg-type]
+            else:
+                await self._send_whole(response)
+        except BaseException as exc:
+            self.logger.error("Exception in a gateway door", exc_info=exc)
+            if not self.response_started:
+                await self.send_500_response()
+            else:
+                self.transport.close()
+        else:
+            if not self.response_complete and not self.disconnected:
+                self.logger.error("a gateway door returned without completing its response")
+                self.transport.close()
+        finally:
+            self.on_response = lambda: None
+
+    async def _send_whole(self, response: Response) -> None:
+        """Status line, headers and body in one write, then the cycle's completion."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        status = response.status_code
+        if self.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(self.scope),
+                self.scope["method"],
+                self.scope["path"],
+                self.scope["http_version"],
+                status,
+            )
+        content: list[bytes | memoryview] = [STATUS_LINE[status]]
+        for name, value in (*self.default_headers, *response.raw_headers):
+            if HEADER_VALUE_RE.search(value):
+                raise RuntimeError("Invalid HTTP header value.")
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", response.body)
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.transport.write(b"".join(content))
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
