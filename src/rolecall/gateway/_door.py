@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
+from rolecall.gateway._responses import json_response
 from rolecall.types import Chunk
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ __all__ = [
     "SSEResponse",
     "answering_model",
     "first_content",
+    "openai_error_response",
     "unless_disconnected",
     "upstreams",
 ]
@@ -132,3 +135,17 @@ def upstreams(gateway: Gateway) -> tuple[str, ...]:
     """The configured providers' addresses, hidden from error messages (error path only)."""
     providers = gateway.generation.config.providers.values()
     return fmt.upstream_hosts(provider.base_url for provider in providers)
+
+
+def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Response:
+    """A router failure as an OpenAI error body (chat completions and Responses)."""
+    mapped = fmt.error_for_exception(exc, upstreams)
+    if mapped is None:  # a RolecallError the router should not raise at call time
+        return json_response(500, fmt.error_body(exc.message, "api_error"))
+    headers = {"x-rolecall-role": role}
+    attempts = getattr(exc, "attempts", None)
+    if attempts is not None:
+        headers["x-rolecall-attempts"] = str(len(attempts))
+    if mapped.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(mapped.retry_after)))
+    return json_response(mapped.status, mapped.body, headers)

@@ -34,6 +34,7 @@ from rolecall.gateway._door import (
     SSEResponse,
     answering_model,
     first_content,
+    openai_error_response,
     unless_disconnected,
     upstreams,
 )
@@ -63,7 +64,7 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
         except ClientDisconnect:
             response = Response(status_code=499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = _error_response(exc, state.label, upstreams(gateway))
+            response = openai_error_response(exc, state.label, upstreams(gateway))
         except Exception as exc:
             log.error("chat request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
@@ -178,16 +179,3 @@ def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:
     body = fmt.error_body(fmt.hide_upstreams(exc.message, upstreams), "api_error", code)
     body["error"]["provider"] = getattr(exc, "provider", None)
     return body
-
-
-def _error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Response:
-    mapped = fmt.error_for_exception(exc, upstreams)
-    if mapped is None:  # a RolecallError the router should not raise at call time
-        return json_response(500, fmt.error_body(exc.message, "api_error"))
-    headers = {"x-rolecall-role": role}
-    attempts = getattr(exc, "attempts", None)
-    if attempts is not None:
-        headers["x-rolecall-attempts"] = str(len(attempts))
-    if mapped.retry_after is not None:
-        headers["retry-after"] = str(max(1, round(mapped.retry_after)))
-    return json_response(mapped.status, mapped.body, headers)

@@ -38,6 +38,7 @@ from rolecall.gateway._door import (
     SSEResponse,
     answering_model,
     first_content,
+    openai_error_response,
     unless_disconnected,
     upstreams,
 )
@@ -47,7 +48,6 @@ from rolecall.gateway._responses_request import (
     ResponsesRequest,
     parse_responses_request,
 )
-from rolecall.gateway.chat import _error_response
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -76,7 +76,7 @@ async def responses(gateway: Gateway, request: Request) -> Response:
         except ClientDisconnect:
             response = Response(status_code=499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = _error_response(exc, state.label, upstreams(gateway))
+            response = openai_error_response(exc, state.label, upstreams(gateway))
         except Exception as exc:
             log.error("responses request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
