@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
-        [--compare-src DIR]
+        [--compare-src DIR] [--lag]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
@@ -71,22 +71,7 @@ side: the same one-message whole request as chat completions, as /v1/messages
 sent by the same client to the same gateway over the same fake provider. Each
 door's overhead is its excess percentile minus the direct calls' in the same
 round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
-Measured 2026-12 on the 2-core machine shared with other test runs (load average
-1.2-1.8), recording on, the Messages and Responses doors from their branches
-before they were merged and before the doors were served from the protocol
-(gateway/hotpath.py); ms added per call, median of 5 rounds (lowest-highest
-p50 of the rounds):
-
-    door              | 1 in flight, 50 ms     | 100 in flight, 0.25-0.75 s
-                      | p50   p99  p50 spread  | p50   p99   p50 spread
-    chat completions  | 1.39  2.77  0.78..1.57 | 1.43  35.1  1.31..1.71
-    messages          | 1.39  2.57  0.99..1.45 | 1.54  41.5  1.42..1.88
-    responses         | 1.46  3.15  0.86..1.73 | 1.55  42.8  1.13..1.71
-
-(--doors --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5, and
---doors --in-flight 100 --latency 0.5 --jitter 0.5 --rounds 5.) The three doors
-cost the same within the rounds' spread: translating the request and the reply
-is small next to the HTTP hop, routing and recording they share.
+Figures: benchmarks/_bench_doors.py.
 
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
@@ -176,23 +161,19 @@ Where the time goes:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import os
 import shlex
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from _bench_doors import CHAT, Door, DoorRow, door_rows, print_doors
-from _bench_http import Connection, server_stack
+from _bench_doors import doors_main
+from _bench_http import server_stack
 from _bench_layer import layer_cost, router_cpu_per_request, run_loop
+from _bench_load import Target, measure, provider_delays_ms
 from _bench_procs import (
     GATEWAY_KEY,
     SIM_KEY,
@@ -210,72 +191,12 @@ from _bench_report import (
     minus,
     pct,
     percentiles,
+    print_lag,
     print_layer,
     print_ratio,
     print_table,
+    read_lag,
 )
-
-from rolecall.sim import request_latency
-
-PROMPT = "Say hello."
-
-
-# ---- load ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    name: str
-    url: str  # http://host:port/v1
-    model: str
-    key: str
-
-
-@dataclass
-class Sample:
-    latency: list[float]  # ms, each call
-    excess: list[float]  # ms, each call's latency minus the provider's own delay for its prompt
-
-
-def prompt(n: int) -> str:
-    return f"{PROMPT} #{n}"
-
-
-def provider_delays_ms(latency: float, jitter: float, requests: int) -> list[float]:
-    """The fake provider's own delay for ``prompt(n)``, n < ``requests``."""
-    return [request_latency(latency, jitter, prompt(n)) * 1000 for n in range(requests)]
-
-
-async def measure(
-    target: Target, in_flight: int, delays_ms: Sequence[float], door: Door = CHAT
-) -> Sample:
-    """Calls with ``prompt(n)`` for each n of ``delays_ms``, made ``in_flight`` at a time."""
-    parts = urlsplit(target.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    path = parts.path.rstrip("/") + door.path
-    bodies = [door.encode(target.model, prompt(n)) for n in range(len(delays_ms))]
-    headers = door.headers(target.key)
-    sample = Sample([], [])
-    sent = 0
-
-    async def worker() -> None:
-        nonlocal sent
-        conn = Connection(host, port)
-        try:
-            while sent < len(bodies):
-                n, sent = sent, sent + 1
-                start = time.perf_counter()
-                status, data = await conn.post(path, bodies[n], headers)
-                latency = (time.perf_counter() - start) * 1000
-                if status != 200:
-                    raise SystemExit(f"{target.name}: HTTP {status}: {data[:300]!r}")
-                sample.latency.append(latency)
-                sample.excess.append(latency - delays_ms[n])
-        finally:
-            conn.close()
-
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return sample
 
 
 async def run(
@@ -339,59 +260,6 @@ async def run(
             )
         )
     return rows
-
-
-async def run_doors(args: argparse.Namespace, direct: Target, gateway: Target) -> list[DoorRow]:
-    """Each front door's overhead over direct calls (see _bench_doors.door_rows)."""
-    parts = urlsplit(gateway.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-
-    async def probe(door: Door) -> tuple[int, bytes]:
-        conn = Connection(host, port)
-        try:
-            body = door.encode(gateway.model, prompt(0))
-            return await conn.post(
-                parts.path.rstrip("/") + door.path, body, door.headers(gateway.key)
-            )
-        finally:
-            conn.close()
-
-    async def measure_direct(in_flight: int, delays: Sequence[float]) -> list[float]:
-        return (await measure(direct, in_flight, delays)).excess
-
-    async def measure_door(door: Door, in_flight: int, delays: Sequence[float]) -> list[float]:
-        return (await measure(gateway, in_flight, delays, door)).excess
-
-    def delays_for(in_flight: int) -> list[float]:
-        return provider_delays_ms(args.latency, args.jitter, max(args.requests, in_flight * 10))
-
-    return await door_rows(
-        probe, measure_direct, measure_door, args.in_flight, delays_for, args.warmup, args.rounds
-    )
-
-
-def doors_main(args: argparse.Namespace, sim_base: str, command: str) -> None:
-    """--doors: the gateway's front doors side by side, nothing else."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_gateway(sim_base, Path(tmp), not args.no_record)
-        try:
-            rows = run_loop(
-                run_doors(
-                    args,
-                    Target("direct", sim_base, "sim-model", SIM_KEY),
-                    Target("gateway", url, "coder", GATEWAY_KEY),
-                )
-            )
-        finally:
-            stop(proc)
-    print(f"$ {command}")
-    print(
-        f"fake provider latency {args.latency * 1000:.0f} ms, jitter {args.jitter:g}; "
-        f">= {args.requests} requests per round and door; {os.cpu_count()} CPU(s); Python "
-        f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f}; recording "
-        f"{'off' if args.no_record else 'on'}"
-    )
-    print_doors(rows, args.in_flight, args.rounds)
 
 
 def settings_line(args: argparse.Namespace) -> str:
@@ -499,6 +367,12 @@ def main() -> None:
         "another checkout's src): the 'gateway before' row",
     )
     parser.add_argument(
+        "--lag",
+        action="store_true",
+        help="serve the gateways through benchmarks/_bench_lag.py and print their event "
+        "loops' stalls (> 3 ms late) and what overlapped them",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -528,13 +402,23 @@ def main() -> None:
             doors_main(args, sim_base, command)
             return
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
-            gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)
+            lag = {
+                name: Path(tmp) / f"lag-{n}.json" if args.lag else None
+                for n, name in enumerate(("gateway", "gateway before"))
+            }
+            gateway_proc, gateway_url = start_gateway(
+                sim_base, Path(tmp), not args.no_record, lag_report=lag["gateway"]
+            )
             procs.callback(stop, gateway_proc)
             floors = []
             if args.compare_src:
                 (Path(tmp) / "compared").mkdir()
                 before_proc, before_url = start_gateway(
-                    sim_base, Path(tmp) / "compared", not args.no_record, src=args.compare_src
+                    sim_base,
+                    Path(tmp) / "compared",
+                    not args.no_record,
+                    src=args.compare_src,
+                    lag_report=lag["gateway before"],
                 )
                 procs.callback(stop, before_proc)
                 floors.append(Target("gateway before", before_url, "coder", GATEWAY_KEY))
@@ -556,6 +440,8 @@ def main() -> None:
                     floors,
                 )
             )
+            procs.close()  # the gateways write their --lag reports as they stop
+            reports = {name: read_lag(path) for name, path in lag.items() if path is not None}
         with tempfile.TemporaryDirectory() as tmp:
             layers = [
                 (n, *run_loop(layer_cost(n, args.layer_requests, not args.no_record, Path(tmp))))
@@ -570,6 +456,7 @@ def main() -> None:
             stop(sim)
     print_table(rows, args.rounds, settings_line(args), command)
     print_layer(layers)
+    print_lag(reports)
     if ratio is not None:
         print_ratio(max(args.in_flight), args.rounds, args.workers, *ratio)
 
