@@ -11,8 +11,12 @@ response the doors write (``DoorCycle._send_whole``). When the server stops it
 writes REPORT.json (see :func:`summary`): only wake-ups while the gateway is
 busy (a response written in the last 100 ms) count, so the figures do not
 depend on how long it idled while the benchmark measured other servers. A stall
-is a wake-up more than 3 ms late; it "overlaps a flush" (or a collection) when
-that interval intersected its late part.
+is a wake-up more than 3 ms late. The loop thread's CPU time over the sleep
+tells the stalls where the loop was running its own callbacks (CPU >= half the
+wall time) from those where it waited: for the GIL, or for a core the machine
+gave to another process. A stall "overlaps a flush" (or a collection) when that
+interval intersected its late part; a waiting stall that overlaps a flush is
+the flush thread's doing.
 
 bench_gateway.py --lag starts its gateways through this script and prints the
 report's figures.
@@ -37,7 +41,8 @@ STALL_MS = 3.0
 BUSY_S = 0.1  # a wake-up counts when a response was written at most this long before
 
 lateness: list[float] = []  # ms, each busy wake-up
-stalls: list[tuple[float, float]] = []  # (when it should have woken, when it did)
+# (when it should have woken, when it did, the loop thread's CPU time over that sleep)
+stalls: list[tuple[float, float, float]] = []
 flushes: list[tuple[float, float, float]] = []  # (start, end, thread CPU s)
 collections: list[tuple[float, float]] = []
 responses = [0, 0.0]  # count, time of the last one
@@ -91,7 +96,7 @@ def _write_report() -> None:
 
 async def _probe() -> None:
     while True:
-        due = time.perf_counter() + 0.001
+        due, cpu = time.perf_counter() + 0.001, time.thread_time()
         await asyncio.sleep(0.001)
         woke = time.perf_counter()
         if woke - responses[1] > BUSY_S:
@@ -99,7 +104,7 @@ async def _probe() -> None:
         late = (woke - due) * 1000
         lateness.append(late)
         if late > STALL_MS:
-            stalls.append((due, woke))
+            stalls.append((due, woke, time.thread_time() - cpu))
 
 
 def _overlapping(intervals: list[tuple[float, float]], due: float, woke: float) -> bool:
@@ -112,7 +117,11 @@ def summary() -> dict[str, Any]:
     """Stalls per 1000 responses, their sizes, and how many a flush or a collection overlapped."""
     ordered = sorted(lateness)
     spans = [(start, end) for start, end, _ in flushes]
-    worst = sorted((woke - due) * 1000 for due, woke in stalls)
+    worst = sorted((woke - due) * 1000 for due, woke, _ in stalls)
+    # The loop ran its own callbacks for most of the stall, or it waited (for the GIL, or
+    # for a CPU the machine gave to another process).
+    busy = [(due, woke) for due, woke, cpu in stalls if cpu > 0.5 * (woke - due + 0.001)]
+    waited = [(due, woke) for due, woke, cpu in stalls if cpu <= 0.5 * (woke - due + 0.001)]
     flush_ms = sorted((end - start) * 1000 for start, end, _ in flushes)
     return {
         "responses": responses[0],
@@ -123,8 +132,11 @@ def summary() -> dict[str, Any]:
         "stalls_per_1000": 1000 * len(stalls) / max(1, responses[0]),
         "stall_max_ms": worst[-1] if worst else 0.0,
         "stall_median_ms": worst[len(worst) // 2] if worst else 0.0,
-        "with_flush": sum(_overlapping(spans, *s) for s in stalls),
-        "with_gc": sum(_overlapping(collections, *s) for s in stalls),
+        "loop_busy": len(busy),
+        "waited": len(waited),
+        "waited_with_flush": sum(_overlapping(spans, *s) for s in waited),
+        "busy_with_flush": sum(_overlapping(spans, *s) for s in busy),
+        "with_gc": sum(_overlapping(collections, *s[:2]) for s in stalls),
         "flushes": len(flushes),
         "flush_median_ms": flush_ms[len(flush_ms) // 2] if flush_ms else 0.0,
         "flush_max_ms": flush_ms[-1] if flush_ms else 0.0,
