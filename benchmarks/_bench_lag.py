@@ -14,7 +14,8 @@ depend on how long it idled while the benchmark measured other servers. A stall
 is a wake-up more than 3 ms late. The loop thread's CPU time over the sleep
 tells the stalls where the loop was running its own callbacks (CPU >= half the
 wall time) from those where it waited: for the GIL, or for a core the machine
-gave to another process. A stall "overlaps a flush" (or a collection) when that
+gave to another process; the thread's run-queue wait (/proc/thread-self/schedstat)
+tells those two apart. A stall "overlaps a flush" (or a collection) when that
 interval intersected its late part; a waiting stall that overlaps a flush is
 the flush thread's doing.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -41,8 +43,9 @@ STALL_MS = 3.0
 BUSY_S = 0.1  # a wake-up counts when a response was written at most this long before
 
 lateness: list[float] = []  # ms, each busy wake-up
-# (when it should have woken, when it did, the loop thread's CPU time over that sleep)
-stalls: list[tuple[float, float, float]] = []
+# (when it should have woken, when it did, the loop thread's CPU time over that sleep,
+# and its time waiting in the kernel's run queue: runnable, no core given)
+stalls: list[tuple[float, float, float, float]] = []
 flushes: list[tuple[float, float, float]] = []  # (start, end, thread CPU s)
 collections: list[tuple[float, float]] = []
 responses = [0, 0.0]  # count, time of the last one
@@ -94,9 +97,20 @@ def _write_report() -> None:
         json.dump(summary(), out)
 
 
+def _run_queue_wait(fd: int) -> float:
+    """Seconds this thread has waited for a core so far (Linux schedstat; 0 elsewhere)."""
+    if fd < 0:
+        return 0.0
+    return int(os.pread(fd, 100, 0).split()[1]) / 1e9
+
+
 async def _probe() -> None:
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        fd = -1
     while True:
-        due, cpu = time.perf_counter() + 0.001, time.thread_time()
+        due, cpu, queued = time.perf_counter() + 0.001, time.thread_time(), _run_queue_wait(fd)
         await asyncio.sleep(0.001)
         woke = time.perf_counter()
         if woke - responses[1] > BUSY_S:
@@ -104,7 +118,7 @@ async def _probe() -> None:
         late = (woke - due) * 1000
         lateness.append(late)
         if late > STALL_MS:
-            stalls.append((due, woke, time.thread_time() - cpu))
+            stalls.append((due, woke, time.thread_time() - cpu, _run_queue_wait(fd) - queued))
 
 
 def _overlapping(intervals: list[tuple[float, float]], due: float, woke: float) -> bool:
@@ -117,11 +131,12 @@ def summary() -> dict[str, Any]:
     """Stalls per 1000 responses, their sizes, and how many a flush or a collection overlapped."""
     ordered = sorted(lateness)
     spans = [(start, end) for start, end, _ in flushes]
-    worst = sorted((woke - due) * 1000 for due, woke, _ in stalls)
-    # The loop ran its own callbacks for most of the stall, or it waited (for the GIL, or
-    # for a CPU the machine gave to another process).
-    busy = [(due, woke) for due, woke, cpu in stalls if cpu > 0.5 * (woke - due + 0.001)]
-    waited = [(due, woke) for due, woke, cpu in stalls if cpu <= 0.5 * (woke - due + 0.001)]
+    worst = sorted((woke - due) * 1000 for due, woke, *_ in stalls)
+    # The loop ran its own callbacks for most of the stall, or it waited: for a core the
+    # machine gave another process (the run queue), or else for the GIL.
+    busy = [(due, woke) for due, woke, cpu, _ in stalls if cpu > 0.5 * (woke - due + 0.001)]
+    waited = [s for s in stalls if s[2] <= 0.5 * (s[1] - s[0] + 0.001)]
+    queued = [s for s in waited if s[3] > 0.5 * (s[1] - s[0] + 0.001)]
     flush_ms = sorted((end - start) * 1000 for start, end, _ in flushes)
     return {
         "responses": responses[0],
@@ -134,7 +149,8 @@ def summary() -> dict[str, Any]:
         "stall_median_ms": worst[len(worst) // 2] if worst else 0.0,
         "loop_busy": len(busy),
         "waited": len(waited),
-        "waited_with_flush": sum(_overlapping(spans, *s) for s in waited),
+        "waited_queued": len(queued),
+        "waited_with_flush": sum(_overlapping(spans, *s[:2]) for s in waited),
         "busy_with_flush": sum(_overlapping(spans, *s) for s in busy),
         "with_gc": sum(_overlapping(collections, *s[:2]) for s in stalls),
         "flushes": len(flushes),
