@@ -73,6 +73,8 @@ door's overhead is its excess percentile minus the direct calls' in the same
 round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
 Figures: benchmarks/_bench_doors.py.
 
+--lag: see "The tail at 50 in flight" below.
+
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
 
@@ -150,12 +152,38 @@ Where the time goes:
   request, dump the provider's, parse its answer, dump the reply) cost ~35 us
   warm with json; a faster library could save ~25 us, under the spread, and
   they live in the doors and adapters.
-- The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): a loop-lag
-  probe in the gateway at 50 in flight sees ~3 stalls > 3 ms per second with
-  recording on (max ~15 ms) against ~2 per second with it off (max ~6 ms): the
-  recorder's flush thread holding the GIL in 5 ms slices is part of the tail;
-  the rest is the machine's scheduling (the raw floor's p99 moves by 10+ ms
-  between rounds).
+- The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): see below.
+
+The tail at 50 in flight. --lag serves the gateways through benchmarks/_bench_lag.py:
+a 1 ms sleep on the loop, a stall being a wake-up > 3 ms late, told apart by the
+loop thread's CPU and run-queue time and by overlap with a recorder flush or a GC
+(its 1000 wake-ups a second add to gw CPU/req: compare --lag runs with each other).
+Each run: --lag --in-flight 50 --latency 0.5 --jitter 0.5 --requests 1000 --warmup 200
+--rounds 5 --no-floor --compare-src <main's src>, recording on unless said; ms added,
+median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.4-0.5):
+
+    gateway vs main (same rounds)  | p50 added            | p99 added             | stalls
+    A/A, recording off             | 1.30 (1.08..1.85)    | 28.06 (8.58..34.44)   | 11.7
+                           main    | 1.41 (1.00..1.69)    | 18.18 (15.92..24.97)  | 10.2
+    A/A, recording on (*)          | 1.50 (1.15..1.81)    | 22.03 (14.33..30.90)  | 21.9
+                           main    | 1.41 (1.07..2.58)    | 20.03 (18.71..35.16)  | 34.2
+    (a) sys.setswitchinterval 1 ms | 1.36 (0.97..1.43)    |  8.77 (3.47..50.86)   |  7.5
+                           main    | 1.18 (0.90..1.36)    | 18.24 (3.34..21.16)   |  6.0
+    (b) flush in chunks of 32 rows,| 1.48 (1.37..1.62)    | 22.86 (9.48..31.46)   | 15.4
+        time.sleep(0) between main | 1.36 (1.25..1.89)    | 18.73 (14.49..22.07)  | 19.0
+    (*) another benchmark ran on the machine meanwhile
+
+- The recorder is not the tail: with recording off the p99 is as high (18-28 ms)
+  and stalls are as frequent; 0-12 stalls of 31-178 per run overlapped a flush.
+  Of the stalls, 6-28% had the loop running its own callbacks (a burst of
+  requests), the rest had it waiting; in the A/A run with recording on, 34-79% of
+  the waiting stalls were spent in the kernel's run queue (2 cores, 4-6 busy
+  processes); the rest the probe cannot attribute (vCPU steal, page faults).
+- Two identical gateways in the same rounds differ by up to 10 ms p99: only a
+  change beyond that shows here. (a) and (b) do not (p99 within the spread, p50
+  0.1-0.2 ms higher); (b) also costs 50% more recording CPU (95.8 vs 62.5 ms per
+  1000 requests: more transactions). Both were reverted. What the probe points at
+  is CPU contention: less CPU per call, or spare cores, is what would cut the tail.
 """
 
 from __future__ import annotations
