@@ -169,6 +169,10 @@ median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.
                            main    | 1.41 (1.07..2.58)    | 20.03 (18.71..35.16)  | 34.2
     (a) sys.setswitchinterval 1 ms | 1.36 (0.97..1.43)    |  8.77 (3.47..50.86)   |  7.5
                            main    | 1.18 (0.90..1.36)    | 18.24 (3.34..21.16)   |  6.0
+    (a) again (*)                  | 1.05 (0.83..1.43)    |  6.67 (2.62..30.87)   | 14.8
+                           main    | 1.28 (1.05..1.64)    | 15.91 (7.98..30.84)   | 25.4
+    (a) again, 8 rounds (*)        | 1.42 (1.14..2.00)    | 20.44 (5.43..28.57)   | 24.4
+                           main    | 1.35 (1.17..1.65)    | 16.27 (8.53..27.73)   | 25.6
     (b) flush in chunks of 32 rows,| 1.48 (1.37..1.62)    | 22.86 (9.48..31.46)   | 15.4
         time.sleep(0) between main | 1.36 (1.25..1.89)    | 18.73 (14.49..22.07)  | 19.0
     (*) another benchmark ran on the machine meanwhile
@@ -180,10 +184,10 @@ median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.
   the waiting stalls were spent in the kernel's run queue (2 cores, 4-6 busy
   processes); the rest the probe cannot attribute (vCPU steal, page faults).
 - Two identical gateways in the same rounds differ by up to 10 ms p99: only a
-  change beyond that shows here. (a) and (b) do not (p99 within the spread, p50
-  0.1-0.2 ms higher); (b) also costs 50% more recording CPU (95.8 vs 62.5 ms per
-  1000 requests: more transactions). Both were reverted. What the probe points at
-  is CPU contention: less CPU per call, or spare cores, is what would cut the tail.
+  change beyond that shows here. (a) and (b) do not (p99 within the spread; (a)
+  lower in two runs, higher in the third); (b) also costs 50% more recording CPU
+  (95.8 vs 62.5 ms per 1000 requests: more transactions). Both were reverted. What
+  the probe points at is CPU contention: less CPU per call, or spare cores.
 """
 
 from __future__ import annotations
