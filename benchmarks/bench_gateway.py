@@ -160,7 +160,7 @@ loop thread's CPU and run-queue time and by overlap with a recorder flush or a G
 (its 1000 wake-ups a second add to gw CPU/req: compare --lag runs with each other).
 Each run: --lag --in-flight 50 --latency 0.5 --jitter 0.5 --requests 1000 --warmup 200
 --rounds 5 --no-floor --compare-src <main's src>, recording on unless said; ms added,
-median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.4-0.5):
+median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.4-0.7):
 
     gateway vs main (same rounds)  | p50 added            | p99 added             | stalls
     A/A, recording off             | 1.30 (1.08..1.85)    | 28.06 (8.58..34.44)   | 11.7
@@ -178,11 +178,11 @@ median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.
     (*) another benchmark ran on the machine meanwhile
 
 - The recorder is not the tail: with recording off the p99 is as high (18-28 ms)
-  and stalls are as frequent; 0-12 stalls of 31-178 per run overlapped a flush.
-  Of the stalls, 6-28% had the loop running its own callbacks (a burst of
-  requests), the rest had it waiting; in the A/A run with recording on, 34-79% of
-  the waiting stalls were spent in the kernel's run queue (2 cores, 4-6 busy
-  processes); the rest the probe cannot attribute (vCPU steal, page faults).
+  and stalls are as frequent; 0-21 stalls of 31-210 per run (at most 17%)
+  overlapped a flush. Of the stalls, 5-28% had the loop running its own callbacks
+  (a burst of requests), the rest had it waiting; in the runs that measured it,
+  34-90% of the waiting stalls were spent in the kernel's run queue (2 cores, 4-6
+  busy processes); the rest the probe cannot attribute (vCPU steal, page faults).
 - Two identical gateways in the same rounds differ by up to 10 ms p99: only a
   change beyond that shows here. (a) and (b) do not (p99 within the spread; (a)
   lower in two runs, higher in the third); (b) also costs 50% more recording CPU
