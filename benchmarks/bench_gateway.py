@@ -434,9 +434,10 @@ def main() -> None:
             doors_main(args, sim_base, command)
             return
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
+            names = ("gateway", "gateway before") if args.compare_src else ("gateway",)
             lag = {
                 name: Path(tmp) / f"lag-{n}.json" if args.lag else None
-                for n, name in enumerate(("gateway", "gateway before"))
+                for n, name in enumerate(names)
             }
             gateway_proc, gateway_url = start_gateway(
                 sim_base, Path(tmp), not args.no_record, lag_report=lag["gateway"]
@@ -450,7 +451,7 @@ def main() -> None:
                     Path(tmp) / "compared",
                     not args.no_record,
                     src=args.compare_src,
-                    lag_report=lag["gateway before"],
+                    lag_report=lag.get("gateway before"),
                 )
                 procs.callback(stop, before_proc)
                 floors.append(Target("gateway before", before_url, "coder", GATEWAY_KEY))
