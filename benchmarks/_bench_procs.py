@@ -80,9 +80,15 @@ def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str
 
 
 def start_gateway(
-    sim_base: str, workdir: Path, record: bool = True, workers: int = 1, src: str | None = None
+    sim_base: str,
+    workdir: Path,
+    record: bool = True,
+    workers: int = 1,
+    src: str | None = None,
+    lag_report: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there."""
+    """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there;
+    ``lag_report``: serve through _bench_lag.py, which writes its report there on exit."""
     config = workdir / "rolecall.yaml"
     config.write_text(
         textwrap.dedent(
@@ -109,6 +115,8 @@ def start_gateway(
     port = free_port()
     exe = Path(sys.executable).with_name("rolecall")
     cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
+    if lag_report is not None:
+        cmd[:1] = [sys.executable, str(Path(__file__).with_name("_bench_lag.py")), str(lag_report)]
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     env = None if src is None else {**os.environ, "PYTHONPATH": src}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)

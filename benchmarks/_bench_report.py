@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 Pair = tuple[float, float]  # p50, p99 in ms
 
@@ -128,3 +131,38 @@ def print_ratio(in_flight: int, rounds: int, workers: int, one: float, many: flo
         f"ratio {many / one:.2f}x ({os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f}; the fake provider and this client share those CPUs)"
     )
+
+
+def read_lag(path: Path) -> dict[str, Any] | None:
+    """A gateway's _bench_lag.py report, or None if it wrote none (it did not stop cleanly)."""
+    try:
+        report: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return report
+
+
+def print_lag(reports: dict[str, dict[str, Any] | None]) -> None:
+    if not reports:
+        return
+    print()
+    print(
+        "event loop while busy (benchmarks/_bench_lag.py: a 1 ms sleep's lateness; a stall "
+        "is > 3 ms late), whole run"
+    )
+    for name, r in reports.items():
+        if r is None:
+            print(f"{name:<14}: no report")
+            continue
+        print(
+            f"{name:<14}: late p50 {r['late_p50_ms']:.2f} p99 {r['late_p99_ms']:.2f} ms; "
+            f"{r['stalls']} stalls = {r['stalls_per_1000']:.1f} per 1000 requests (median "
+            f"{r['stall_median_ms']:.1f}, max {r['stall_max_ms']:.1f} ms), "
+            f"{r['loop_busy']} with the loop busy ({r['busy_with_flush']} during a recorder "
+            f"flush), {r['waited']} with it waiting ({r['waited_queued']} mostly for a core, "
+            f"{r['waited_with_flush']} during a flush), "
+            f"{r['with_gc']} during a GC; "
+            f"{r['flushes']} flushes (median {r['flush_median_ms']:.1f}, max "
+            f"{r['flush_max_ms']:.1f} ms wall), flush CPU {r['flush_cpu_ms_per_1000']:.1f} ms "
+            f"per 1000 requests; switch interval {r['switch_interval_ms']:g} ms"
+        )

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
-        [--compare-src DIR]
+        [--compare-src DIR] [--lag]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
@@ -71,22 +71,9 @@ side: the same one-message whole request as chat completions, as /v1/messages
 sent by the same client to the same gateway over the same fake provider. Each
 door's overhead is its excess percentile minus the direct calls' in the same
 round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
-Measured 2026-12 on the 2-core machine shared with other test runs (load average
-1.2-1.8), recording on, the Messages and Responses doors from their branches
-before they were merged and before the doors were served from the protocol
-(gateway/hotpath.py); ms added per call, median of 5 rounds (lowest-highest
-p50 of the rounds):
+Figures: benchmarks/_bench_doors.py.
 
-    door              | 1 in flight, 50 ms     | 100 in flight, 0.25-0.75 s
-                      | p50   p99  p50 spread  | p50   p99   p50 spread
-    chat completions  | 1.39  2.77  0.78..1.57 | 1.43  35.1  1.31..1.71
-    messages          | 1.39  2.57  0.99..1.45 | 1.54  41.5  1.42..1.88
-    responses         | 1.46  3.15  0.86..1.73 | 1.55  42.8  1.13..1.71
-
-(--doors --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5, and
---doors --in-flight 100 --latency 0.5 --jitter 0.5 --rounds 5.) The three doors
-cost the same within the rounds' spread: translating the request and the reply
-is small next to the HTTP hop, routing and recording they share.
+--lag: see "The tail at 50 in flight" below.
 
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
@@ -165,34 +152,60 @@ Where the time goes:
   request, dump the provider's, parse its answer, dump the reply) cost ~35 us
   warm with json; a faster library could save ~25 us, under the spread, and
   they live in the doors and adapters.
-- The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): a loop-lag
-  probe in the gateway at 50 in flight sees ~3 stalls > 3 ms per second with
-  recording on (max ~15 ms) against ~2 per second with it off (max ~6 ms): the
-  recorder's flush thread holding the GIL in 5 ms slices is part of the tail;
-  the rest is the machine's scheduling (the raw floor's p99 moves by 10+ ms
-  between rounds).
+- The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): see below.
+
+The tail at 50 in flight. --lag serves the gateways through benchmarks/_bench_lag.py:
+a 1 ms sleep on the loop, a stall being a wake-up > 3 ms late, told apart by the
+loop thread's CPU and run-queue time and by overlap with a recorder flush or a GC
+(its 1000 wake-ups a second add to gw CPU/req: compare --lag runs with each other).
+Each run: --lag --in-flight 50 --latency 0.5 --jitter 0.5 --requests 1000 --warmup 200
+--rounds 5 --no-floor --compare-src <main's src>, recording on unless said; ms added,
+median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.4-0.7):
+
+    gateway vs main (same rounds)  | p50 added            | p99 added             | stalls
+    A/A, recording off             | 1.30 (1.08..1.85)    | 28.06 (8.58..34.44)   | 11.7
+                           main    | 1.41 (1.00..1.69)    | 18.18 (15.92..24.97)  | 10.2
+    A/A, recording on (*)          | 1.50 (1.15..1.81)    | 22.03 (14.33..30.90)  | 21.9
+                           main    | 1.41 (1.07..2.58)    | 20.03 (18.71..35.16)  | 34.2
+    (a) sys.setswitchinterval 1 ms | 1.36 (0.97..1.43)    |  8.77 (3.47..50.86)   |  7.5
+                           main    | 1.18 (0.90..1.36)    | 18.24 (3.34..21.16)   |  6.0
+    (a) again (*)                  | 1.05 (0.83..1.43)    |  6.67 (2.62..30.87)   | 14.8
+                           main    | 1.28 (1.05..1.64)    | 15.91 (7.98..30.84)   | 25.4
+    (a) again, 8 rounds (*)        | 1.42 (1.14..2.00)    | 20.44 (5.43..28.57)   | 24.4
+                           main    | 1.35 (1.17..1.65)    | 16.27 (8.53..27.73)   | 25.6
+    (b) flush in chunks of 32 rows,| 1.48 (1.37..1.62)    | 22.86 (9.48..31.46)   | 15.4
+        time.sleep(0) between main | 1.36 (1.25..1.89)    | 18.73 (14.49..22.07)  | 19.0
+    (*) another benchmark ran on the machine meanwhile
+
+- The recorder is not the tail: with recording off the p99 is as high (18-28 ms)
+  and stalls are as frequent; 0-21 stalls of 31-210 per run (at most 17%)
+  overlapped a flush. Of the stalls, 5-28% had the loop running its own callbacks
+  (a burst of requests), the rest had it waiting; in the runs that measured it,
+  34-90% of the waiting stalls were spent in the kernel's run queue (2 cores, 4-6
+  busy processes); the rest the probe cannot attribute (vCPU steal, page faults).
+- Two identical gateways in the same rounds differ by up to 10 ms p99: only a
+  change beyond that shows here. (a) and (b) do not (p99 within the spread; (a)
+  lower in two runs, higher in the third); (b) also costs 50% more recording CPU
+  (95.8 vs 62.5 ms per 1000 requests: more transactions). Both were reverted. What
+  the probe points at is CPU contention: less CPU per call, or spare cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import os
 import shlex
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from _bench_doors import CHAT, Door, DoorRow, door_rows, print_doors
-from _bench_http import Connection, server_stack
+from _bench_doors import doors_main
+from _bench_http import server_stack
 from _bench_layer import layer_cost, router_cpu_per_request, run_loop
+from _bench_load import Target, measure, provider_delays_ms
 from _bench_procs import (
     GATEWAY_KEY,
     SIM_KEY,
@@ -210,72 +223,12 @@ from _bench_report import (
     minus,
     pct,
     percentiles,
+    print_lag,
     print_layer,
     print_ratio,
     print_table,
+    read_lag,
 )
-
-from rolecall.sim import request_latency
-
-PROMPT = "Say hello."
-
-
-# ---- load ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    name: str
-    url: str  # http://host:port/v1
-    model: str
-    key: str
-
-
-@dataclass
-class Sample:
-    latency: list[float]  # ms, each call
-    excess: list[float]  # ms, each call's latency minus the provider's own delay for its prompt
-
-
-def prompt(n: int) -> str:
-    return f"{PROMPT} #{n}"
-
-
-def provider_delays_ms(latency: float, jitter: float, requests: int) -> list[float]:
-    """The fake provider's own delay for ``prompt(n)``, n < ``requests``."""
-    return [request_latency(latency, jitter, prompt(n)) * 1000 for n in range(requests)]
-
-
-async def measure(
-    target: Target, in_flight: int, delays_ms: Sequence[float], door: Door = CHAT
-) -> Sample:
-    """Calls with ``prompt(n)`` for each n of ``delays_ms``, made ``in_flight`` at a time."""
-    parts = urlsplit(target.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    path = parts.path.rstrip("/") + door.path
-    bodies = [door.encode(target.model, prompt(n)) for n in range(len(delays_ms))]
-    headers = door.headers(target.key)
-    sample = Sample([], [])
-    sent = 0
-
-    async def worker() -> None:
-        nonlocal sent
-        conn = Connection(host, port)
-        try:
-            while sent < len(bodies):
-                n, sent = sent, sent + 1
-                start = time.perf_counter()
-                status, data = await conn.post(path, bodies[n], headers)
-                latency = (time.perf_counter() - start) * 1000
-                if status != 200:
-                    raise SystemExit(f"{target.name}: HTTP {status}: {data[:300]!r}")
-                sample.latency.append(latency)
-                sample.excess.append(latency - delays_ms[n])
-        finally:
-            conn.close()
-
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return sample
 
 
 async def run(
@@ -339,59 +292,6 @@ async def run(
             )
         )
     return rows
-
-
-async def run_doors(args: argparse.Namespace, direct: Target, gateway: Target) -> list[DoorRow]:
-    """Each front door's overhead over direct calls (see _bench_doors.door_rows)."""
-    parts = urlsplit(gateway.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-
-    async def probe(door: Door) -> tuple[int, bytes]:
-        conn = Connection(host, port)
-        try:
-            body = door.encode(gateway.model, prompt(0))
-            return await conn.post(
-                parts.path.rstrip("/") + door.path, body, door.headers(gateway.key)
-            )
-        finally:
-            conn.close()
-
-    async def measure_direct(in_flight: int, delays: Sequence[float]) -> list[float]:
-        return (await measure(direct, in_flight, delays)).excess
-
-    async def measure_door(door: Door, in_flight: int, delays: Sequence[float]) -> list[float]:
-        return (await measure(gateway, in_flight, delays, door)).excess
-
-    def delays_for(in_flight: int) -> list[float]:
-        return provider_delays_ms(args.latency, args.jitter, max(args.requests, in_flight * 10))
-
-    return await door_rows(
-        probe, measure_direct, measure_door, args.in_flight, delays_for, args.warmup, args.rounds
-    )
-
-
-def doors_main(args: argparse.Namespace, sim_base: str, command: str) -> None:
-    """--doors: the gateway's front doors side by side, nothing else."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_gateway(sim_base, Path(tmp), not args.no_record)
-        try:
-            rows = run_loop(
-                run_doors(
-                    args,
-                    Target("direct", sim_base, "sim-model", SIM_KEY),
-                    Target("gateway", url, "coder", GATEWAY_KEY),
-                )
-            )
-        finally:
-            stop(proc)
-    print(f"$ {command}")
-    print(
-        f"fake provider latency {args.latency * 1000:.0f} ms, jitter {args.jitter:g}; "
-        f">= {args.requests} requests per round and door; {os.cpu_count()} CPU(s); Python "
-        f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f}; recording "
-        f"{'off' if args.no_record else 'on'}"
-    )
-    print_doors(rows, args.in_flight, args.rounds)
 
 
 def settings_line(args: argparse.Namespace) -> str:
@@ -499,6 +399,12 @@ def main() -> None:
         "another checkout's src): the 'gateway before' row",
     )
     parser.add_argument(
+        "--lag",
+        action="store_true",
+        help="serve the gateways through benchmarks/_bench_lag.py and print their event "
+        "loops' stalls (> 3 ms late) and what overlapped them",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -528,13 +434,24 @@ def main() -> None:
             doors_main(args, sim_base, command)
             return
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as procs:
-            gateway_proc, gateway_url = start_gateway(sim_base, Path(tmp), not args.no_record)
+            names = ("gateway", "gateway before") if args.compare_src else ("gateway",)
+            lag = {
+                name: Path(tmp) / f"lag-{n}.json" if args.lag else None
+                for n, name in enumerate(names)
+            }
+            gateway_proc, gateway_url = start_gateway(
+                sim_base, Path(tmp), not args.no_record, lag_report=lag["gateway"]
+            )
             procs.callback(stop, gateway_proc)
             floors = []
             if args.compare_src:
                 (Path(tmp) / "compared").mkdir()
                 before_proc, before_url = start_gateway(
-                    sim_base, Path(tmp) / "compared", not args.no_record, src=args.compare_src
+                    sim_base,
+                    Path(tmp) / "compared",
+                    not args.no_record,
+                    src=args.compare_src,
+                    lag_report=lag.get("gateway before"),
                 )
                 procs.callback(stop, before_proc)
                 floors.append(Target("gateway before", before_url, "coder", GATEWAY_KEY))
@@ -556,6 +473,8 @@ def main() -> None:
                     floors,
                 )
             )
+            procs.close()  # the gateways write their --lag reports as they stop
+            reports = {name: read_lag(path) for name, path in lag.items() if path is not None}
         with tempfile.TemporaryDirectory() as tmp:
             layers = [
                 (n, *run_loop(layer_cost(n, args.layer_requests, not args.no_record, Path(tmp))))
@@ -570,6 +489,7 @@ def main() -> None:
             stop(sim)
     print_table(rows, args.rounds, settings_line(args), command)
     print_layer(layers)
+    print_lag(reports)
     if ratio is not None:
         print_ratio(max(args.in_flight), args.rounds, args.workers, *ratio)
 
