@@ -86,6 +86,15 @@ def test_a_door_with_a_query_string_is_answered_the_same(gateway: RunningGateway
     assert headers["x-rolecall-role"] == "coder"
 
 
+def test_claude_codes_beta_query_on_messages_is_answered(gateway: RunningGateway) -> None:
+    body = {"model": "coder", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+    with _connect(gateway) as sock:
+        sock.sendall(_request("/v1/messages?beta=true", body, extra="anthropic-beta: x-1\r\n"))
+        status, _, answer = _Responses(sock).next()
+    assert status == 200
+    assert json.loads(answer)["content"][0]["text"] == "answer from A"
+
+
 def test_an_http_1_0_request_gets_its_answer_then_the_connection_closes(
     gateway: RunningGateway,
 ) -> None:

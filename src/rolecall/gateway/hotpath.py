@@ -11,7 +11,7 @@ write wakes the peer, so one write instead of two is one wake-up less. A
 streamed response (SSE) is still sent through the cycle's ASGI ``send``.
 
 The protocol (:mod:`rolecall.gateway.protocol`) picks this cycle when the
-request's method and exact path name a door, after every header limit has
+request's method and path (a query string aside) name a door, after every header limit has
 been checked; the door's handler reads the body with the same budget, size and
 depth limits as under the ASGI app. Every other request goes to the ASGI app.
 """

@@ -153,22 +153,24 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self._reject()
             return
         self._arm(self._body_timeout)
-        door = self.doors.get(self.url)
+        # A query string keeps the door (Claude Code posts to /v1/messages?beta=true).
+        path, _, query = self.url.partition(b"?")
+        door = self.doors.get(path)
         if door is None or self.parser.get_method() != b"POST" or self.parser.should_upgrade():
             super().on_headers_complete()
         else:
-            self._start_door(door)
+            self._start_door(door, path, query)
 
-    def _start_door(self, door: DoorHandler) -> None:
+    def _start_door(self, door: DoorHandler, path: bytes, query: bytes) -> None:
         """What uvicorn's ``on_headers_complete`` does, with a :class:`DoorCycle` (exact path)."""
         http_version = self.parser.get_http_version()
         scope = self.scope
         scope["method"] = "POST"
         if http_version != "1.1":
             scope["http_version"] = http_version
-        scope["path"] = self.root_path + self.url.decode("ascii")
-        scope["raw_path"] = self.root_path.encode("ascii") + self.url
-        scope["query_string"] = b""
+        scope["path"] = self.root_path + path.decode("ascii")
+        scope["raw_path"] = self.root_path.encode("ascii") + path
+        scope["query_string"] = query
         existing = self.cycle
         self.cycle = DoorCycle(
             door,
