@@ -9,6 +9,7 @@ are the same whatever API the client speaks, and live here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
-from rolecall.gateway._responses import json_response
+from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.types import Chunk
 
 if TYPE_CHECKING:
@@ -29,11 +31,13 @@ if TYPE_CHECKING:
     from rolecall.gateway.reload import Generation
 
 __all__ = [
+    "INTERNAL_ERROR",
     "ROLE_HEADER",
     "RequestState",
     "SSEResponse",
     "answering_model",
     "first_content",
+    "openai_door",
     "openai_error_response",
     "unless_disconnected",
     "upstreams",
@@ -149,3 +153,37 @@ def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, .
     if mapped.retry_after is not None:
         headers["retry-after"] = str(max(1, round(mapped.retry_after)))
     return json_response(mapped.status, mapped.body, headers)
+
+
+# What a client is told of a gateway bug; the details go to the gateway log.
+INTERNAL_ERROR = "internal gateway error; see the gateway log"
+log = logging.getLogger("rolecall.gateway")
+
+DoorAnswer = Callable[["Gateway", Request, RequestState], Awaitable[Response]]
+
+
+async def openai_door(
+    gateway: Gateway, request: Request, answer: DoorAnswer, name: str
+) -> Response:
+    """Run a door that answers in OpenAI's error format (chat completions, Responses):
+    the request's bookkeeping, and every failure as the status and body OpenAI's
+    clients expect (499 for a client gone, 500 without details for a bug)."""
+    state = RequestState(gateway, time.perf_counter())
+    gateway.metrics.request_started()
+    try:
+        try:
+            response = await answer(gateway, request, state)
+        except HTTPError as exc:
+            response = exc.response()
+        except ClientDisconnect:
+            response = Response(status_code=499)  # nginx's "client closed request"
+        except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
+            response = openai_error_response(exc, state.label, upstreams(gateway))
+        except Exception as exc:
+            log.error("%s request failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
+            response = json_response(500, fmt.error_body(INTERNAL_ERROR, "api_error"))
+        state.status = response.status_code
+        return response
+    finally:
+        if not state.streaming:
+            state.finish()

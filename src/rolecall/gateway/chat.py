@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from rolecall._secrets import redact
@@ -29,12 +29,13 @@ from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
+    INTERNAL_ERROR,
     ROLE_HEADER,
     RequestState,
     SSEResponse,
     answering_model,
     first_content,
-    openai_error_response,
+    openai_door,
     unless_disconnected,
     upstreams,
 )
@@ -50,29 +51,8 @@ __all__ = ["chat_completions"]
 log = logging.getLogger("rolecall.gateway")
 
 
-_INTERNAL = "internal gateway error; see the gateway log"
-
-
 async def chat_completions(gateway: Gateway, request: Request) -> Response:
-    state = RequestState(gateway, time.perf_counter())
-    gateway.metrics.request_started()
-    try:
-        try:
-            response = await _answer(gateway, request, state)
-        except HTTPError as exc:
-            response = exc.response()
-        except ClientDisconnect:
-            response = Response(status_code=499)  # nginx's "client closed request"
-        except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = openai_error_response(exc, state.label, upstreams(gateway))
-        except Exception as exc:
-            log.error("chat request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
-            response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
-        state.status = response.status_code
-        return response
-    finally:
-        if not state.streaming:
-            state.finish()
+    return await openai_door(gateway, request, _answer, "chat")
 
 
 async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Response:
@@ -174,7 +154,7 @@ def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:
     """The error event that ends a stream which failed after sending text."""
     if not isinstance(exc, RolecallError):
         log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
-        return fmt.error_body(_INTERNAL, "api_error")
+        return fmt.error_body(INTERNAL_ERROR, "api_error")
     code = "stream_interrupted" if isinstance(exc, StreamInterrupted) else "api_error"
     body = fmt.error_body(fmt.hide_upstreams(exc.message, upstreams), "api_error", code)
     body["error"]["provider"] = getattr(exc, "provider", None)

@@ -35,6 +35,7 @@ from rolecall.errors import RolecallError
 from rolecall.gateway import anthropic_format as fmt
 from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
+    INTERNAL_ERROR,
     ROLE_HEADER,
     RequestState,
     SSEResponse,
@@ -60,7 +61,6 @@ __all__ = ["count_tokens", "messages", "messages_routes"]
 log = logging.getLogger("rolecall.gateway")
 
 DIALECT = "messages"
-_INTERNAL = "internal gateway error; see the gateway log"
 _NO_KEY = (
     "invalid x-api-key: send 'x-api-key: KEY' (or 'Authorization: Bearer KEY') with a key "
     "listed under gateway.keys"
@@ -110,7 +110,7 @@ async def messages(gateway: Gateway, request: Request) -> Response:
             response = _error_response(exc, state.label, upstreams(gateway))
         except Exception as exc:
             log.error("messages request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
-            response = _error(500, _INTERNAL)
+            response = _error(500, INTERNAL_ERROR)
         response.headers["request-id"] = f"req_{task_id}"
         state.status = response.status_code
         return response

@@ -24,7 +24,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from rolecall._secrets import redact
@@ -33,12 +33,13 @@ from rolecall.gateway import openai_format as fmt
 from rolecall.gateway import responses_format as rfmt
 from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
+    INTERNAL_ERROR,
     ROLE_HEADER,
     RequestState,
     SSEResponse,
     answering_model,
     first_content,
-    openai_error_response,
+    openai_door,
     unless_disconnected,
     upstreams,
 )
@@ -58,7 +59,6 @@ __all__ = ["responses"]
 
 log = logging.getLogger("rolecall.gateway")
 
-_INTERNAL = "internal gateway error; see the gateway log"
 # Names the tool types a request's provider was not offered (see _responses_tools).
 OMITTED_HEADER = "x-rolecall-omitted-tools"
 # Tool types each gateway has warned about: one log line per type, not per request.
@@ -66,25 +66,7 @@ _warned: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionar
 
 
 async def responses(gateway: Gateway, request: Request) -> Response:
-    state = RequestState(gateway, time.perf_counter())
-    gateway.metrics.request_started()
-    try:
-        try:
-            response = await _answer(gateway, request, state)
-        except HTTPError as exc:
-            response = exc.response()
-        except ClientDisconnect:
-            response = Response(status_code=499)  # nginx's "client closed request"
-        except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = openai_error_response(exc, state.label, upstreams(gateway))
-        except Exception as exc:
-            log.error("responses request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
-            response = json_response(500, fmt.error_body(_INTERNAL, "api_error"))
-        state.status = response.status_code
-        return response
-    finally:
-        if not state.streaming:
-            state.finish()
+    return await openai_door(gateway, request, _answer, "responses")
 
 
 async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Response:
@@ -212,5 +194,5 @@ def _failure(exc: Exception, hosts: tuple[str, ...]) -> str:
     """What ``response.failed`` says: the router's message (it names the provider)."""
     if not isinstance(exc, RolecallError):
         log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
-        return _INTERNAL
+        return INTERNAL_ERROR
     return fmt.without_urls(redact(fmt.hide_upstreams(exc.message, hosts)))
