@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rolecall.gateway._body import BodyReader
     from rolecall.gateway.app import Gateway
     from rolecall.gateway.reload import Generation
+    from rolecall.routing._stream import ReplyStream
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -39,6 +40,7 @@ __all__ = [
     "first_content",
     "openai_door",
     "openai_error_response",
+    "start_stream",
     "unless_disconnected",
     "upstreams",
 ]
@@ -187,3 +189,28 @@ async def openai_door(
     finally:
         if not state.streaming:
             state.finish()
+
+
+@dataclass(slots=True)
+class StreamStart:
+    """A stream up to its first content: what is left of it, and who is answering."""
+
+    chunks: AsyncIterator[Chunk]  # the rest, after ``first``
+    first: Chunk | None  # None: the answer was empty and the reply is complete
+    provider: str
+    attempts: int
+
+
+async def start_stream(request: Request, reply_stream: ReplyStream) -> StreamStart:
+    """Wait for a stream's first content (a client that leaves closes the stream), so the
+    response's headers can name the provider that answers."""
+    chunks = reply_stream.deltas()
+    try:
+        first = await unless_disconnected(request, first_content(chunks))
+    except BaseException:
+        await reply_stream.aclose()
+        raise
+    if first is None:  # an empty answer: the reply is already complete
+        reply = reply_stream.reply
+        return StreamStart(chunks, None, reply.provider, len(reply.attempts))
+    return StreamStart(chunks, first, reply_stream.provider or "", reply_stream.attempts_so_far)

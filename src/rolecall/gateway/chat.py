@@ -34,8 +34,8 @@ from rolecall.gateway._door import (
     RequestState,
     SSEResponse,
     answering_model,
-    first_content,
     openai_door,
+    start_stream,
     unless_disconnected,
     upstreams,
 )
@@ -95,16 +95,9 @@ async def _stream(
     state: RequestState,
     generation: Generation,
 ) -> Response:
-    chunks = reply_stream.deltas()
-    try:
-        first = await unless_disconnected(request, first_content(chunks))
-    except BaseException:
-        await reply_stream.aclose()
-        raise
-    if first is None:  # an empty answer: the reply is already complete
-        provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
-    else:
-        provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
+    started = await start_stream(request, reply_stream)
+    chunks, first = started.chunks, started.first
+    provider, attempts = started.provider, started.attempts
     model = answering_model(generation, provider)
     completion_id = f"chatcmpl-{task_id}"
     created = int(time.time())

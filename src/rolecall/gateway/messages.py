@@ -40,7 +40,7 @@ from rolecall.gateway._door import (
     RequestState,
     SSEResponse,
     answering_model,
-    first_content,
+    start_stream,
     unless_disconnected,
     upstreams,
 )
@@ -166,16 +166,9 @@ async def _stream(
     state: RequestState,
     generation: Generation,
 ) -> Response:
-    chunks = reply_stream.deltas()
-    try:
-        first = await unless_disconnected(request, first_content(chunks))
-    except BaseException:
-        await reply_stream.aclose()
-        raise
-    if first is None:  # an empty answer: the reply is already complete
-        provider, attempts = reply_stream.reply.provider, len(reply_stream.reply.attempts)
-    else:
-        provider, attempts = reply_stream.provider or "", reply_stream.attempts_so_far
+    started = await start_stream(request, reply_stream)
+    chunks, first = started.chunks, started.first
+    provider, attempts = started.provider, started.attempts
     rendered = fmt.MessageEvents(message_id, answering_model(generation, provider))
 
     async def events() -> AsyncIterator[bytes]:
