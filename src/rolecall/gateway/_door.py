@@ -41,6 +41,7 @@ __all__ = [
     "openai_door",
     "openai_error_response",
     "start_stream",
+    "stream_response",
     "unless_disconnected",
     "upstreams",
 ]
@@ -214,3 +215,25 @@ async def start_stream(request: Request, reply_stream: ReplyStream) -> StreamSta
         reply = reply_stream.reply
         return StreamStart(chunks, None, reply.provider, len(reply.attempts))
     return StreamStart(chunks, first, reply_stream.provider or "", reply_stream.attempts_so_far)
+
+
+def stream_response(
+    events: AsyncIterator[bytes],
+    headers: Mapping[str, str],
+    reply_stream: ReplyStream,
+    state: RequestState,
+) -> SSEResponse:
+    """A door's SSE response: not cached or buffered by proxies; when it closes, the
+    provider call is freed (a client that left early) and the request is counted."""
+
+    async def on_close() -> None:
+        try:
+            await reply_stream.aclose()
+        finally:
+            state.finish()
+
+    state.status = 200
+    state.streaming = True
+    return SSEResponse(
+        events, {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}, on_close
+    )

@@ -32,10 +32,10 @@ from rolecall.gateway._door import (
     INTERNAL_ERROR,
     ROLE_HEADER,
     RequestState,
-    SSEResponse,
     answering_model,
     openai_door,
     start_stream,
+    stream_response,
     unless_disconnected,
     upstreams,
 )
@@ -127,20 +127,7 @@ async def _stream(
         yield b"data: [DONE]\n\n"
         state.status = 200
 
-    async def on_close() -> None:
-        try:
-            await reply_stream.aclose()  # frees the provider if the client left early
-        finally:
-            state.finish()
-
-    headers = {
-        **reply_headers(provider, attempts, role),
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
-    }
-    state.status = 200
-    state.streaming = True
-    return SSEResponse(events(), headers, on_close)
+    return stream_response(events(), reply_headers(provider, attempts, role), reply_stream, state)
 
 
 def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:

@@ -38,9 +38,9 @@ from rolecall.gateway._door import (
     INTERNAL_ERROR,
     ROLE_HEADER,
     RequestState,
-    SSEResponse,
     answering_model,
     start_stream,
+    stream_response,
     unless_disconnected,
     upstreams,
 )
@@ -190,21 +190,11 @@ async def _stream(
             yield event
         state.status = 200
 
-    async def on_close() -> None:
-        try:
-            await reply_stream.aclose()  # frees the provider if the client left early
-        finally:
-            state.finish()
-
     headers = {
         **reply_headers(provider, attempts, role),
         "request-id": f"req_{message_id.removeprefix('msg_')}",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
     }
-    state.status = 200
-    state.streaming = True
-    return SSEResponse(events(), headers, on_close)
+    return stream_response(events(), headers, reply_stream, state)
 
 
 def _error_response(exc: RolecallError, label: str, hosts: tuple[str, ...]) -> Response:

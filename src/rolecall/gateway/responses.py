@@ -36,10 +36,10 @@ from rolecall.gateway._door import (
     INTERNAL_ERROR,
     ROLE_HEADER,
     RequestState,
-    SSEResponse,
     answering_model,
     openai_door,
     start_stream,
+    stream_response,
     unless_disconnected,
     upstreams,
 )
@@ -167,20 +167,9 @@ async def _stream(
             yield _sse(event)
         state.status = 200
 
-    async def on_close() -> None:
-        try:
-            await reply_stream.aclose()  # frees the provider if the client left early
-        finally:
-            state.finish()
-
-    headers = {
-        **_headers(parsed, provider, attempts, role),
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
-    }
-    state.status = 200
-    state.streaming = True
-    return SSEResponse(events(), headers, on_close)
+    return stream_response(
+        events(), _headers(parsed, provider, attempts, role), reply_stream, state
+    )
 
 
 def _failure(exc: Exception, hosts: tuple[str, ...]) -> str:
