@@ -18,7 +18,7 @@ from typing import Any
 from rolecall.config.params import known_params, suggest_param
 from rolecall.types import Message, normalize_messages
 
-__all__ = ["ParsedRequest", "RequestInvalid", "parse_chat_request"]
+__all__ = ["ParsedRequest", "RequestInvalid", "model_and_stream", "parse_chat_request"]
 
 
 class RequestInvalid(Exception):
@@ -65,12 +65,7 @@ def parse_chat_request(body: Any) -> ParsedRequest:
     if not isinstance(body, dict):
         raise RequestInvalid("the request body must be a JSON object")
     _refuse_unknown(body)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestInvalid("'model' is required: a role name or a provider id", "model")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise RequestInvalid("'stream' must be true or false", "stream")
+    model, stream = model_and_stream(body)
     params = _params(body)
     schema = _response_schema(body.get("response_format"))
     if schema is not None and body["response_format"].get("type") == "json_schema":
@@ -83,6 +78,17 @@ def parse_chat_request(body: Any) -> ParsedRequest:
         stream=stream,
         include_usage=stream and _include_usage(body.get("stream_options")),
     )
+
+
+def model_and_stream(body: Mapping[str, Any]) -> tuple[str, bool]:
+    """The ``model`` and ``stream`` fields every front door's body has, checked."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestInvalid("'model' is required: a role name, a provider id or an alias", "model")
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise RequestInvalid("'stream' must be true or false", "stream")
+    return model, stream
 
 
 def _refuse_unknown(body: Mapping[str, Any]) -> None:

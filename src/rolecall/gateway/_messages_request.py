@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.config.params import suggest_param
-from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
 from rolecall.gateway._messages_content import conversation, system_turn
 from rolecall.gateway._messages_tools import ToolCatalog, read_tool_choice
 from rolecall.types import Message
@@ -102,12 +102,7 @@ def parse_messages_request(body: Any, *, counting: bool = False) -> MessagesRequ
     if not isinstance(body, dict):
         raise RequestInvalid("the request body must be a JSON object")
     _refuse_unknown(body)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestInvalid("'model' is required: a role name, a provider id or an alias", "model")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise RequestInvalid("'stream' must be true or false", "stream")
+    model, stream = model_and_stream(body)
     params = _params(body, counting)
     schema = _output_config(body.get("output_config"), params)
     system = system_turn(body.get("system"))

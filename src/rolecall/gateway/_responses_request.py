@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.config.params import known_params, suggest_param
-from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
 from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
 from rolecall.gateway._responses_tools import ToolSet, read_tool_choice, read_tools
 from rolecall.types import Message
@@ -121,12 +121,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     if not isinstance(body, dict):
         raise RequestInvalid("the request body must be a JSON object")
     _refuse_unknown(body)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestInvalid("'model' is required: a role name or a provider id", "model")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise RequestInvalid("'stream' must be true or false", "stream")
+    model, stream = model_and_stream(body)
     _check_ignored(body)
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
