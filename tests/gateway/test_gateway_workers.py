@@ -8,6 +8,7 @@ holds one kept-alive connection to each worker, then drives them one by one.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -19,12 +20,15 @@ import httpx
 import pytest
 from gateway_helpers import GATEWAY_KEY, wait_for
 
+from rolecall.recording.store import open_store
+from rolecall.recording.store.rows import RunSummary
 from rolecall.sim import SimServer
 from serve_helpers import EXE, STARTED
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs fork()")
 
 CHAT = "/v1/chat/completions"
+WRITER = re.compile(r"run writer pid (\d+)")
 
 
 class Served:
@@ -32,9 +36,17 @@ class Served:
         self.proc, self.url, self.lines = proc, url, lines
 
     def workers(self) -> set[int]:
-        """The pids of the parent's live children (Linux; elsewhere, empty)."""
+        """The pids of the parent's live workers (Linux; elsewhere, empty)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return {int(pid) for pid in path.read_text().split()} if path.exists() else set()
+        children = {int(pid) for pid in path.read_text().split()} if path.exists() else set()
+        return children - {self.writer()}
+
+    def writer(self) -> int:
+        """The pid of the one process that writes every worker's records."""
+        for line in self.lines:
+            if match := WRITER.search(line):
+                return int(match.group(1))
+        raise AssertionError("no run writer line:\n" + "".join(self.lines))
 
     def connect(self, avoid: str | None = None) -> tuple[httpx.Client, str]:
         """A kept-alive client on one worker (not ``avoid``) and that worker's pid."""
@@ -83,6 +95,11 @@ def serve_workers(config: Path, workers: int = 2) -> Iterator[Served]:
             proc.kill()
             proc.wait()
         watchdog.cancel()
+
+
+def _gateway_runs(config: Path) -> list[RunSummary]:
+    with open_store(f"sqlite:///{config.parent / 'rolecall.db'}") as store:
+        return [run for run in store.runs(limit=100) if run.kind == "gateway"]
 
 
 def _chat(client: httpx.Client, model: str) -> httpx.Response:
@@ -137,6 +154,31 @@ def test_a_killed_worker_is_replaced_and_the_other_finishes_its_requests(
         assert answered.headers["x-rolecall-worker"] == replacement_pid
         for client in (doomed, survivor, replacement):
             client.close()
+    # The killed worker's run is closed as interrupted by the one writer; the others' are ok.
+    runs = _gateway_runs(config_path)
+    assert sorted(run.status for run in runs) == ["interrupted", "ok", "ok"]
+    assert sum(run.tasks for run in runs) == 2  # the survivor's and the replacement's
+
+
+def test_one_process_writes_every_workers_records_and_none_is_lost_on_stop(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        first, first_pid = served.connect()
+        second, _ = served.connect(avoid=first_pid)
+        for _ in range(20):
+            for client in (first, second):
+                assert _chat(client, "a").status_code == 200
+        writer = served.writer()
+        first.close()
+        second.close()
+    assert not _alive(writer)
+    runs = _gateway_runs(config_path)
+    assert {run.status for run in runs} == {"ok"}
+    assert sum(run.tasks for run in runs) == 40 == primary.calls
+    with open_store(f"sqlite:///{config_path.parent / 'rolecall.db'}") as store:
+        assert {store.run_meta(run.run_id)["writer"]["pid"] for run in runs} == {writer}
+        assert store._read("SELECT COUNT(*) FROM attempts")[0][0] == 40
 
 
 def test_sigterm_lets_a_request_in_flight_finish_then_stops_every_worker(
@@ -184,3 +226,15 @@ def test_a_rejected_key_at_startup_is_one_error_and_exit_3_as_with_one_worker(
     assert len(errors) == 1, done.stderr
     assert "PRIMARY_KEY was rejected: set a valid key" in done.stderr
     assert "wrong-" not in done.stderr  # the rejected key is never shown
+
+
+def test_sigterm_while_a_replacement_worker_is_starting_stops_it_too(config_path: Path) -> None:
+    with serve_workers(config_path) as served:  # on leaving: SIGTERM, then exit 0 within 30 s
+        first, victim_pid = served.connect()
+        second, _ = served.connect(avoid=victim_pid)  # both serve: both were ready
+        first.close()
+        second.close()
+        victim = int(victim_pid)
+        os.kill(victim, signal.SIGKILL)
+        # The parent forks a replacement at once: the SIGTERM comes while it starts.
+        wait_for(lambda: len(served.workers()) == 2 and victim not in served.workers())

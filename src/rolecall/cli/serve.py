@@ -7,6 +7,8 @@ import copy
 import logging
 import logging.config
 import os
+import signal
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,8 @@ from rolecall.cli._common import EXIT_USAGE, config_option, fail
 from rolecall.errors import MissingExtra
 
 if TYPE_CHECKING:
-    from rolecall.config.schema import RolecallConfig
+    from rolecall.config.schema import MetricsConfig, RolecallConfig
+    from rolecall.recording.recorder import RecordQueue
 
 __all__ = ["serve"]
 
@@ -119,9 +122,16 @@ def serve(
     for warning in warnings:
         logging.getLogger("rolecall.gateway").warning("config: %s", warning)
 
-    def run(worker: str | None = None, ready: Callable[[], None] | None = None) -> None:
+    def run(
+        worker: str | None = None,
+        ready: Callable[[], None] | None = None,
+        open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
+        early_signals: list[int] | None = None,
+    ) -> None:
         # With workers the parent checked the credentials once, before forking.
-        gateway = Gateway(config, config_path=path, offline=offline, host=host)
+        gateway = Gateway(
+            config, config_path=path, offline=offline, host=host, open_recorder=open_recorder
+        )
         server = GatewayServer(
             gateway,
             sock,
@@ -130,13 +140,20 @@ def serve(
             log_config=log_config,
             worker=worker,
         )
+        if early_signals is not None:
+            # A worker: SIGINT/SIGTERM stop it whenever they come, also before uvicorn takes
+            # them (a worker still starting) and after it gives them back (it re-raises them).
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: server.stop())
+            if early_signals:
+                server.stop()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(server, path, ready, check=worker is None))
 
     if workers == 1:
         run()
         return
-    _serve_workers(workers, run, None if offline else config)
+    _serve_workers(workers, run, config, sock, check=not offline)
 
 
 async def _check_credentials(config: RolecallConfig) -> None:
@@ -151,33 +168,58 @@ async def _check_credentials(config: RolecallConfig) -> None:
         await router.aclose()
 
 
-def _serve_workers(workers: int, run: Callable[..., None], check: RolecallConfig | None) -> None:
-    """Pre-fork ``workers`` processes sharing provider health through a table on this host."""
-    import signal
+def _serve_workers(
+    workers: int,
+    run: Callable[..., None],
+    config: RolecallConfig,
+    sock: socket.socket,
+    *,
+    check: bool,
+) -> None:
+    """Pre-fork ``workers`` processes sharing provider health through a table on this host,
+    and recording through one writer process."""
     import tempfile
 
     from rolecall.gateway.supervisor import WorkerExit, supervise
     from rolecall.health.host import HealthTable, share_on_host
-
-    def worker(index: int, ready: Callable[[], None]) -> int:
-        # uvicorn takes SIGINT/SIGTERM while serving and raises them again once done:
-        # by then they only need to end this process normally.
-        signal.signal(signal.SIGINT, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: None)
-        run(f"{index + 1}/{workers}", ready)
-        return 0
+    from rolecall.recording.relay import RecordRelay, writer_main
 
     with tempfile.TemporaryDirectory(prefix="rolecall-serve-") as directory:
+        records = os.path.join(directory, "records.sock")
+        listener: socket.socket | None = None
+        if config.metrics.enabled:
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(records)
+            listener.listen(workers * 2)
+
+        def worker(index: int, ready: Callable[[], None]) -> int:
+            early: list[int] = []  # a stop asked for before the server exists
+            signal.signal(signal.SIGINT, lambda signum, _: early.append(signum))
+            signal.signal(signal.SIGTERM, lambda signum, _: early.append(signum))
+            relay = None
+            if listener is not None:
+                listener.close()
+                relay = lambda metrics: RecordRelay(metrics, records)  # noqa: E731
+            run(f"{index + 1}/{workers}", ready, relay, early)
+            return 0
+
+        def writer() -> int:
+            assert listener is not None
+            sock.close()  # the writer serves no HTTP
+            return writer_main(listener, config.metrics)
+
         table = HealthTable.create(os.path.join(directory, "health"))
         share_on_host(table)
         try:
-            if check is not None:  # before forking, so the workers inherit what it found
-                asyncio.run(_check_credentials(check))
-            supervise(workers, worker)
+            if check:  # before forking, so the workers inherit what it found
+                asyncio.run(_check_credentials(config))
+            supervise(workers, worker, writer if listener is not None else None)
         except WorkerExit as exc:
             raise SystemExit(exc.code) from None
         finally:
             table.close()
+            if listener is not None:
+                listener.close()
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -57,10 +57,10 @@ from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, resta
 from rolecall.gateway.responses import responses
 
 if TYPE_CHECKING:
-    from rolecall.config.schema import GatewayConfig, RolecallConfig
+    from rolecall.config.schema import GatewayConfig, MetricsConfig, RolecallConfig
     from rolecall.events import EventSink
     from rolecall.providers.base import Provider
-    from rolecall.recording.recorder import Recorder
+    from rolecall.recording.recorder import RecordQueue
 
 __all__ = ["Gateway", "create_app"]
 
@@ -91,6 +91,7 @@ class Gateway:
         providers: Mapping[str, Provider] | None = None,
         run_max_tasks: int = RUN_MAX_TASKS,
         run_max_seconds: float = RUN_MAX_SECONDS,
+        open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
     ) -> None:
         self.config_path = Path(config_path).resolve() if config_path else None
         self.offline = offline
@@ -106,7 +107,8 @@ class Gateway:
         self._initial = config
         self._record = record
         self._providers = providers  # injected adapters (embedding, benchmarks); else built
-        self._recorder: Recorder | None = None
+        self._open_recorder = open_recorder  # else a Recorder writing from this process
+        self._recorder: RecordQueue | None = None
         self._slot: RouterSlot | None = None
         self._watcher: ConfigWatcher | None = None
         self._generations = 0
@@ -160,13 +162,17 @@ class Gateway:
 
         flush_telemetry()
 
-    def _open_run(self, config: RolecallConfig) -> Recorder:
+    def _open_run(self, config: RolecallConfig) -> RecordQueue:
         from rolecall.events import new_run_id
         from rolecall.recording.recorder import Recorder
 
         # Relative metrics paths resolve against the working directory, as for every command;
         # uvicorn owns the signals, and aclose() finishes the run and flushes.
-        recorder = Recorder(config.metrics, install_signal_handlers=False)
+        recorder: RecordQueue
+        if self._open_recorder is not None:
+            recorder = self._open_recorder(config.metrics)
+        else:
+            recorder = Recorder(config.metrics, install_signal_handlers=False)
         self.run_id = new_run_id()
         recorder.start_run(self.run_id, kind="gateway")
         self._run_tasks, self._run_opened = 0, time.monotonic()

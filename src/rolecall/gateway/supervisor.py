@@ -14,6 +14,11 @@ thread (forking is safe) and only supervises:
   requests in flight complete), waits for them and exits 0; a second signal
   kills them.
 
+With a ``writer`` (the one process that writes the run logs and the metrics
+store for every worker: :mod:`rolecall.recording.relay`), the parent forks it
+before the workers, starts another if it dies, and stops it only after every
+worker has exited, so it reads all they sent.
+
 Readiness travels through a pipe: a worker writes its index once its gateway
 has started. Signals are blocked in the parent and taken with ``sigwait``, so
 no handler runs in the middle of a fork.
@@ -26,6 +31,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 __all__ = ["WorkerExit", "supervise"]
@@ -44,34 +50,57 @@ class WorkerExit(Exception):
 
 
 class _Pool:
-    def __init__(self, workers: int, run: Callable[[int, Callable[[], None]], int]) -> None:
+    def __init__(
+        self,
+        workers: int,
+        run: Callable[[int, Callable[[], None]], int],
+        writer: Callable[[], int] | None = None,
+    ) -> None:
         self.workers = workers
         self._run = run
+        self._writer = writer
+        self.writer_pid: int | None = None
+        self._writer_started = -1.0
         self.children: dict[int, int] = {}  # pid -> worker index
         self.ready: set[int] = set()  # pids that said they were ready
         self._ready_r, self._ready_w = os.pipe()
         os.set_blocking(self._ready_r, False)
 
     def spawn(self, index: int) -> None:
+        body = lambda: self._run(index, self._notify)  # noqa: E731
+        self.children[self._fork(body, f"worker {index}", unblock=True)] = index
+
+    def spawn_writer(self) -> None:
+        if self._writer is None:
+            return
+        # A writer that dies at once (a bug) is not restarted in a tight loop.
+        time.sleep(max(0.0, self._writer_started + 1.0 - time.monotonic()))
+        self._writer_started = time.monotonic()
+        # Its signals stay blocked until it has its handlers (it unblocks them itself).
+        self.writer_pid = self._fork(self._writer, "the run writer", unblock=False)
+
+    def _fork(self, body: Callable[[], int], name: str, *, unblock: bool) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
-        if pid == 0:  # the worker: never returns
+        if pid == 0:  # the child: never returns
             code = 1
             try:
                 os.close(self._ready_r)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-                code = self._run(index, self._notify)
+                signal.pthread_sigmask(
+                    signal.SIG_UNBLOCK, _SIGNALS if unblock else {signal.SIGCHLD}
+                )
+                code = body()
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
-                log.exception("worker %d failed", index)
+                log.exception("%s failed", name)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        self.children[pid] = index
+        return pid
 
     def _notify(self) -> None:
         os.write(self._ready_w, f"{os.getpid()}\n".encode())
@@ -84,15 +113,20 @@ class _Pool:
         self.ready.update(int(line) for line in data.split() if line.isdigit())
 
     def reap(self) -> list[tuple[int, int, int]]:
-        """(pid, index, exit status) of every worker that ended since the last call."""
+        """(pid, index, exit status) of every worker that ended since the last call;
+        the writer ending clears :attr:`writer_pid`."""
         ended = []
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            if pid == self.writer_pid:
+                self.writer_pid = None
+                code = os.waitstatus_to_exitcode(status)
+                log.warning("the run writer (pid %d) ended (status %d)", pid, code)
             index = self.children.pop(pid, None)
             if index is not None:
                 ended.append((pid, index, os.waitstatus_to_exitcode(status)))
@@ -104,18 +138,36 @@ class _Pool:
                 os.kill(pid, sig)
 
 
-def supervise(workers: int, run: Callable[[int, Callable[[], None]], int]) -> int:
+def supervise(
+    workers: int,
+    run: Callable[[int, Callable[[], None]], int],
+    writer: Callable[[], int] | None = None,
+) -> int:
     """Fork ``workers`` processes running ``run(index, ready)``; supervise until a signal.
 
     ``run`` serves in the worker and returns its exit status; it calls ``ready()``
-    once it can take requests. Returns the parent's exit status (0 after a signal);
-    raises :class:`WorkerExit` when a worker fails before it was ready.
+    once it can take requests. ``writer``, when given, runs in a process of its own
+    that outlives the workers and ends on SIGTERM. Returns the parent's exit status
+    (0 after a signal); raises :class:`WorkerExit` when a worker fails before it
+    was ready.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # delivered to sigwait, never ignored
-    pool = _Pool(workers, run)
+    pool = _Pool(workers, run, writer)
+    pool.spawn_writer()
+    if pool.writer_pid is not None:
+        log.info(
+            "run writer pid %d writes the run logs and metrics of every worker", pool.writer_pid
+        )
     for index in range(workers):
         pool.spawn(index)
+    try:
+        return _supervise(pool)
+    finally:
+        _stop_writer(pool)
+
+
+def _supervise(pool: _Pool) -> int:
     stopping = False
     while pool.children:
         sig = signal.sigwait(_SIGNALS)
@@ -140,7 +192,35 @@ def supervise(workers: int, run: Callable[[int, Callable[[], None]], int]) -> in
                 raise WorkerExit(code if code > 0 else 1)
             log.warning("worker %d (pid %d) ended (status %d); starting another", index, pid, code)
             pool.spawn(index)
+        if pool.writer_pid is None and not stopping:
+            pool.spawn_writer()
     return 0
+
+
+def _stop_writer(pool: _Pool, wait: float = 60.0) -> None:
+    """SIGTERM to the writer (every worker has exited: all they sent is in its socket
+    buffers), then wait for it to write that and exit; SIGKILL after ``wait`` seconds."""
+    pid = pool.writer_pid
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if done:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
+        signal.sigtimedwait({signal.SIGCHLD}, min(left, 1.0))
+    pool.writer_pid = None
 
 
 def _wait_all(pool: _Pool) -> None:
@@ -150,3 +230,5 @@ def _wait_all(pool: _Pool) -> None:
         except ChildProcessError:
             return
         pool.children.pop(pid, None)
+        if pid == pool.writer_pid:
+            pool.writer_pid = None

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig
     from rolecall.recording.store.base import MetricsStore
 
-__all__ = ["Recorder"]
+__all__ = ["RecordItem", "RecordQueue", "Recorder", "RunEnd", "RunStart"]
 
 log = logging.getLogger("rolecall.recorder")
 
@@ -46,7 +46,9 @@ _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
 
 @dataclass(frozen=True, slots=True)
-class _RunStart:
+class RunStart:
+    """A run opened (queued as an item among the events)."""
+
     run_id: str
     kind: str
     meta: dict[str, Any] | None
@@ -54,7 +56,9 @@ class _RunStart:
 
 
 @dataclass(frozen=True, slots=True)
-class _RunEnd:
+class RunEnd:
+    """A run closed with ``status``."""
+
     run_id: str
     status: str
     ts: float
@@ -66,17 +70,47 @@ class _RunState:
     failed: bool = False
 
 
-_Item = AttemptEvent | TaskEvent | _RunStart | _RunEnd
+RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd
 
 
-def _with_writer(start: _RunStart, writer: dict[str, Any] | None) -> _RunStart:
+def _with_writer(start: RunStart, writer: dict[str, Any] | None) -> RunStart:
     """The start as the store keeps it: the writing process goes in its meta."""
     if writer is None:
         return start
-    return _RunStart(start.run_id, start.kind, {**(start.meta or {}), "writer": writer}, start.ts)
+    return RunStart(start.run_id, start.kind, {**(start.meta or {}), "writer": writer}, start.ts)
 
 
-class Recorder:
+class RecordQueue:
+    """What a front end records through: :class:`Recorder`, or a worker's
+    :class:`~rolecall.recording.relay.RecordRelay` feeding the host's one writer.
+
+    The call path is theirs in common: each method is a deque append (no lock, no I/O).
+    """
+
+    _buffer: deque[RecordItem]
+    _closed: bool
+
+    def emit(self, event: Event) -> None:
+        """Queue one event; costs a deque append."""
+        if not self._closed:
+            self._buffer.append(event)
+
+    def start_run(self, run_id: str, kind: str = "ask", meta: dict[str, Any] | None = None) -> None:
+        """Open a run (``ask``, ``workflow`` or ``gateway``); ``meta`` is stored as JSON."""
+        if not self._closed:
+            self._buffer.append(RunStart(run_id, kind, dict(meta) if meta else None, time.time()))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Close a run with ``status`` (``ok``, ``failed``, ``interrupted``...)."""
+        if not self._closed:
+            self._buffer.append(RunEnd(run_id, status, time.time()))
+
+    def close(self) -> None:
+        """Write or hand over everything queued, then release what the recorder holds."""
+        raise NotImplementedError
+
+
+class Recorder(RecordQueue):
     """Records events to the run log and the metrics store, off the call path.
 
     A run opened with :meth:`start_run` stays open until :meth:`finish_run` (or is closed
@@ -99,7 +133,7 @@ class Recorder:
         self.runs_dir = runs_dir if runs_dir.is_absolute() else base / runs_dir
         self.flush_interval = max(0.01, float(metrics.flush_interval))
         self._retention_days = metrics.retention_days
-        self._buffer: deque[_Item] = deque()
+        self._buffer: deque[RecordItem] = deque()
         self._write_lock = threading.Lock()
         self._lock_owner: int | None = None
         self._stop = threading.Event()
@@ -123,22 +157,10 @@ class Recorder:
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
 
-    # -- the call path ------------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        """Queue one event; costs a deque append."""
+    def accept(self, items: list[RecordItem]) -> None:
+        """Queue items another process queued (events, run starts and ends), in order."""
         if not self._closed:
-            self._buffer.append(event)
-
-    def start_run(self, run_id: str, kind: str = "ask", meta: dict[str, Any] | None = None) -> None:
-        """Open a run (``ask``, ``workflow`` or ``gateway``); ``meta`` is stored as JSON."""
-        if not self._closed:
-            self._buffer.append(_RunStart(run_id, kind, dict(meta) if meta else None, time.time()))
-
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Close a run with ``status`` (``ok``, ``failed``, ``interrupted``...)."""
-        if not self._closed:
-            self._buffer.append(_RunEnd(run_id, status, time.time()))
+            self._buffer.extend(items)
 
     # -- flushing -----------------------------------------------------------------------
 
@@ -196,7 +218,7 @@ class Recorder:
         try:
             # What is queued now; what emit adds meanwhile waits for the next flush.
             popleft = self._buffer.popleft
-            batch: list[_Item] = [popleft() for _ in range(len(self._buffer))]
+            batch: list[RecordItem] = [popleft() for _ in range(len(self._buffer))]
             if finish_open is not None:
                 batch = self._with_open_runs_closed(batch, finish_open)
             if batch:
@@ -207,21 +229,21 @@ class Recorder:
             self._lock_owner = None
             self._write_lock.release()
 
-    def _with_open_runs_closed(self, batch: list[_Item], status: str) -> list[_Item]:
+    def _with_open_runs_closed(self, batch: list[RecordItem], status: str) -> list[RecordItem]:
         open_runs = {rid for rid, state in self._runs.items() if state.explicit}
         for item in batch:
-            if isinstance(item, _RunStart):
+            if isinstance(item, RunStart):
                 open_runs.add(item.run_id)
-            elif isinstance(item, _RunEnd):
+            elif isinstance(item, RunEnd):
                 open_runs.discard(item.run_id)
         now = time.time()
-        return batch + [_RunEnd(run_id, status, now) for run_id in sorted(open_runs)]
+        return batch + [RunEnd(run_id, status, now) for run_id in sorted(open_runs)]
 
-    def _write(self, batch: list[_Item]) -> None:
+    def _write(self, batch: list[RecordItem]) -> None:
         records: list[dict[str, Any] | Event] = []
-        starts: list[_RunStart] = []
+        starts: list[RunStart] = []
         events: list[Event] = []
-        ends: list[_RunEnd] = []
+        ends: list[RunEnd] = []
         runs = self._runs
         writer = self._writer.info
         for item in batch:
@@ -232,7 +254,7 @@ class Recorder:
                     state = runs[item.run_id] = _RunState(explicit=False)
                     if len(runs) > _MAX_TRACKED_RUNS:
                         runs.popitem(last=False)
-                    start = _RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
+                    start = RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
                     writer = writer or self._writer.acquire()
                     starts.append(_with_writer(start, writer))
                     records.append(
@@ -242,15 +264,15 @@ class Recorder:
                 records.append(item)
                 if not state.explicit and isinstance(item, TaskEvent):
                     state.failed = state.failed or item.status != "ok"
-                    end = _RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
+                    end = RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
                     ends.append(end)
                     records.append(run_end_record(end.run_id, end.status, end.ts))
-            elif isinstance(item, _RunStart):
+            elif isinstance(item, RunStart):
                 runs[item.run_id] = _RunState(explicit=True)
                 writer = writer or self._writer.acquire()
                 starts.append(_with_writer(item, writer))
                 records.append(run_start_record(item.run_id, item.kind, item.meta, item.ts, writer))
-            elif isinstance(item, _RunEnd):
+            elif isinstance(item, RunEnd):
                 runs.pop(item.run_id, None)
                 ends.append(item)
                 records.append(run_end_record(item.run_id, item.status, item.ts))

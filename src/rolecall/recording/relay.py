@@ -1,0 +1,318 @@
+"""One writer of the run logs and the metrics store for every worker of ``rolecall serve``.
+
+With ``--workers N`` each worker records through a :class:`RecordRelay`: ``emit``
+is a deque append, as in :class:`~rolecall.recording.recorder.Recorder`, and a
+daemon thread sends what was queued, every ``flush_interval``, as one frame over a
+Unix socket to the host's writer process (:func:`serve_records`), which feeds
+every worker's frames to one :class:`Recorder`. So one process writes the store
+and the run logs (no SQLite lock contention between workers), and a worker spends
+on recording only the time to pickle its events.
+
+A frame is a 4-byte big-endian length and a pickle of ``(code, values)`` pairs:
+an event's field values as a tuple (read with ``attrgetter``; pickling the frozen
+dataclasses themselves costs several times more), rebuilt in the writer. The socket
+lives in a directory only this user can enter (``tempfile.mkdtemp``), so only the
+processes of this ``rolecall serve`` reach it.
+
+What happens to the records:
+
+- clean stop (SIGTERM, SIGINT): each worker sends what it queued and closes its
+  connection; the parent stops the writer once every worker has exited, and the
+  writer reads every connection to its end before it closes the recorder:
+  nothing is lost;
+- a worker killed: its connection ends; the runs it had opened are finished as
+  ``interrupted``; what it had queued and not sent (at most one flush interval)
+  is lost, as when a single process is killed;
+- the writer killed: the parent starts another; each worker reconnects, opens its
+  runs again (a run start is an upsert) and sends again the frame that failed;
+  what the killed writer had received but not yet written is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import selectors
+import signal
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import fields
+from operator import attrgetter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rolecall._secrets import redact
+from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.recording.recorder import Recorder, RecordItem, RecordQueue, RunEnd, RunStart
+
+if TYPE_CHECKING:
+    from rolecall.config.schema import MetricsConfig
+
+__all__ = ["RecordRelay", "decode_frame", "encode_frame", "serve_records"]
+
+log = logging.getLogger("rolecall.recorder")
+
+_HEADER = struct.Struct("!I")
+_MAX_UNSENT = 1_000_000  # items a worker keeps while no writer takes them
+_STOP_WAIT = 30.0  # seconds the writer waits, once told to stop, for connections to end
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _event_builder(cls: type[Event]) -> Callable[[tuple[Any, ...]], Event]:
+    """Rebuilds a frozen, slotted event from its field values without ``__init__``'s cost."""
+    setters = [getattr(cls, name).__set__ for name in _names(cls)]
+    new = object.__new__
+
+    def build(values: tuple[Any, ...]) -> Event:
+        event: Event = new(cls)
+        for set_field, value in zip(setters, values, strict=True):
+            set_field(event, value)
+        return event
+
+    return build
+
+
+_CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {
+    AttemptEvent: (0, attrgetter(*_names(AttemptEvent))),
+    TaskEvent: (1, attrgetter(*_names(TaskEvent))),
+    RunStart: (2, attrgetter(*_names(RunStart))),
+    RunEnd: (3, attrgetter(*_names(RunEnd))),
+}
+_BUILDERS: dict[int, Callable[[tuple[Any, ...]], RecordItem]] = {
+    0: _event_builder(AttemptEvent),
+    1: _event_builder(TaskEvent),
+    2: lambda values: RunStart(*values),
+    3: lambda values: RunEnd(*values),
+}
+
+
+def encode_frame(items: list[RecordItem]) -> bytes:
+    """One frame: length, then the pickled (code, values) pairs of ``items``."""
+    codes = _CODES
+    pairs = []
+    for item in items:
+        code, values = codes[type(item)]
+        pairs.append((code, values(item)))
+    payload = pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
+
+
+def decode_frame(payload: bytes) -> list[RecordItem]:
+    """The items of one frame's payload (without its length)."""
+    builders = _BUILDERS
+    return [builders[code](values) for code, values in pickle.loads(payload)]
+
+
+class RecordRelay(RecordQueue):
+    """A worker's recorder: queues like :class:`Recorder`, and its thread sends the queue
+    to the writer process at ``address`` (a Unix socket path)."""
+
+    def __init__(self, metrics: MetricsConfig, address: str) -> None:
+        self.address = address
+        self.flush_interval = max(0.01, float(metrics.flush_interval))
+        self._buffer: deque[RecordItem] = deque()
+        self._unsent: list[RecordItem] = []  # a frame no writer took: sent again first
+        self._open: dict[str, RunStart] = {}  # runs sent as started, not yet as finished
+        self._sock: socket.socket | None = None
+        self._connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed = False
+        self._warned = False
+        self._thread = threading.Thread(target=self._loop, name="rolecall-relay", daemon=True)
+        self._thread.start()
+
+    def flush(self) -> None:
+        """Send everything queued so far, now, in the calling thread."""
+        with self._lock:
+            self._send_pending()
+
+    def close(self, wait: float = 10.0) -> None:
+        """Send everything queued (retrying while the writer restarts), then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._thread.join(timeout=wait)
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while not self._send_pending() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self._unsent:
+                log.warning("%d record(s) not written: no run writer took them", len(self._unsent))
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            with self._lock:
+                self._send_pending()
+
+    def _send_pending(self) -> bool:
+        """Send the unsent frame and the queue; False when the writer could not take them."""
+        popleft = self._buffer.popleft
+        batch = self._unsent + [popleft() for _ in range(len(self._buffer))]
+        if not batch:
+            return True
+        try:
+            sock = self._connection()
+            sock.sendall(encode_frame(batch))
+        except OSError as exc:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            self._unsent = batch[-_MAX_UNSENT:]
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "cannot reach the run writer (%s); records are kept and sent once it is back",
+                    redact(str(exc)),
+                )
+            return False
+        self._unsent = []
+        for item in batch:
+            if type(item) is RunStart:
+                self._open[item.run_id] = item
+            elif type(item) is RunEnd:
+                self._open.pop(item.run_id, None)
+        return True
+
+    def _connection(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.address)
+            if self._connections and self._open:
+                # A new writer: it must know the runs this worker opened with the old one.
+                sock.sendall(encode_frame(list(self._open.values())))
+        except OSError:
+            sock.close()
+            raise
+        self._connections += 1
+        self._sock = sock
+        return sock
+
+
+class _Peer:
+    """One worker's connection to the writer: frames in, runs it opened."""
+
+    def __init__(self, sock: socket.socket, recorder: Recorder) -> None:
+        self.sock = sock
+        self._recorder = recorder
+        self._data = bytearray()
+        self._open: set[str] = set()
+
+    def feed(self, data: bytes) -> None:
+        buffer = self._data
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer, start)
+            end = start + _HEADER.size + size
+            if len(buffer) < end:
+                break
+            items = decode_frame(bytes(buffer[start + _HEADER.size : end]))
+            start = end
+            for item in items:
+                if type(item) is RunStart:
+                    self._open.add(item.run_id)
+                elif type(item) is RunEnd:
+                    self._open.discard(item.run_id)
+            self._recorder.accept(items)
+        del buffer[:start]
+
+    def end(self) -> None:
+        """The worker is gone: a frame cut short is dropped, its open runs interrupted."""
+        self.sock.close()
+        if self._data:
+            log.warning("a worker ended in the middle of sending records; that frame is lost")
+        now = time.time()
+        self._recorder.accept([RunEnd(run_id, "interrupted", now) for run_id in sorted(self._open)])
+
+
+def serve_records(
+    listener: socket.socket, metrics: MetricsConfig, *, stop_fd: int, base_dir: Path | None = None
+) -> None:
+    """Write every relay's records through one :class:`Recorder` until ``stop_fd`` is
+    readable and every connection has ended (or :data:`_STOP_WAIT` seconds later)."""
+    recorder = Recorder(metrics, base_dir=base_dir, install_signal_handlers=False)
+    selector = selectors.DefaultSelector()
+    listener.setblocking(False)
+    selector.register(listener, selectors.EVENT_READ)
+    selector.register(stop_fd, selectors.EVENT_READ)
+    peers: set[_Peer] = set()
+    stop_by: float | None = None
+
+    def accept_all() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            peer = _Peer(sock, recorder)
+            peers.add(peer)
+            selector.register(sock, selectors.EVENT_READ, peer)
+
+    try:
+        while stop_by is None or (peers and time.monotonic() < stop_by):
+            for key, _ in selector.select(timeout=1.0):
+                if key.fileobj is listener:
+                    accept_all()
+                elif key.data is None:  # told to stop: take what is queued, then drain
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(stop_fd, 512)
+                    stop_by = stop_by or time.monotonic() + _STOP_WAIT
+                    accept_all()
+                else:
+                    peer = key.data
+                    try:
+                        data = peer.sock.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if data:
+                        try:
+                            peer.feed(data)
+                            continue
+                        except Exception as exc:  # a corrupt frame: that connection ends
+                            log.warning("dropped a worker's records: %s", redact(str(exc)))
+                    selector.unregister(peer.sock)
+                    peers.discard(peer)
+                    peer.end()
+    finally:
+        for peer in peers:
+            peer.end()
+        selector.close()
+        recorder.close()
+
+
+def writer_main(listener: socket.socket, metrics: MetricsConfig) -> int:
+    """The writer process's body: serve records until SIGTERM, then drain and exit 0.
+
+    SIGINT is ignored: Ctrl-C reaches every process of the terminal's group, and the
+    writer must outlive the workers it writes for; the parent sends SIGTERM once they
+    have all exited.
+    """
+    stop_r, stop_w = os.pipe()
+    os.set_blocking(stop_w, False)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.set_wakeup_fd(stop_w)
+    # Blocked until now (the parent forks with them blocked): a SIGTERM sent early waits
+    # for the handler instead of killing the writer.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    serve_records(listener, metrics, stop_fd=stop_r)
+    return 0

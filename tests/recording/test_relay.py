@@ -1,0 +1,221 @@
+"""One writer for many workers: relays send their records over a Unix socket to a writer
+that writes them all through one recorder (what ``rolecall serve --workers N`` runs).
+
+The writer is a process of its own, stopped with SIGTERM or killed; the workers are
+relays in this test's process, each with its own connection, as each worker has.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from factories import attempt_event, task_event
+from rolecall.config.schema import MetricsConfig
+from rolecall.errors import ErrorKind
+from rolecall.recording.recorder import RunEnd, RunStart
+from rolecall.recording.relay import RecordRelay, decode_frame, encode_frame
+from rolecall.recording.runlog import read_run, run_log_path
+from rolecall.recording.store import open_store
+from rolecall.recording.store.rows import RunSummary
+
+
+def _metrics(tmp_path: Path) -> MetricsConfig:
+    return MetricsConfig.model_validate(
+        {
+            "url": f"sqlite:///{tmp_path / 'm.db'}",
+            "runs_dir": str(tmp_path / "runs"),
+            "flush_interval": 0.02,
+        }
+    )
+
+
+_WRITER = textwrap.dedent(
+    """
+    import signal, socket, sys
+    from rolecall.config.schema import MetricsConfig
+    from rolecall.recording.relay import writer_main
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sys.argv[1])
+    listener.listen(8)
+    # As the parent forks it: signals blocked until the writer has its handlers.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    print("listening", flush=True)
+    sys.exit(writer_main(listener, MetricsConfig.model_validate_json(sys.argv[2])))
+    """
+)
+
+
+@dataclass
+class Writer:
+    """The writer process, as ``rolecall serve --workers N`` forks it."""
+
+    address: str
+    metrics: MetricsConfig
+    proc: subprocess.Popen[str]
+
+    def stop(self) -> None:
+        """SIGTERM, as the parent sends once every worker has exited; it writes all, exits 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(30) == 0
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)
+        os.unlink(self.address)
+
+
+def _start_writer(address: str, metrics: MetricsConfig) -> Writer:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, address, metrics.model_dump_json()],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "listening\n"
+    return Writer(address, metrics, proc)
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[Writer]:
+    started = _start_writer(str(tmp_path / "records.sock"), _metrics(tmp_path))
+    yield started
+    if started.proc.poll() is None:
+        started.proc.kill()
+        started.proc.wait()
+
+
+def _runs(metrics: MetricsConfig) -> dict[str, RunSummary]:
+    with open_store(metrics.url) as store:
+        return {run.run_id: run for run in store.runs(limit=100)}
+
+
+def _attempts(metrics: MetricsConfig) -> int:
+    with open_store(metrics.url) as store:
+        return int(store._read("SELECT COUNT(*) FROM attempts")[0][0])
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _call(relay: RecordRelay, run_id: str, number: int) -> None:
+    """What one gateway request records: an attempt and its task."""
+    task_id = f"{run_id}-task-{number}"
+    relay.emit(
+        attempt_event(run_id=run_id, task_id=task_id, outcome="ok", error_kind=None, attempt=1)
+    )
+    relay.emit(task_event(run_id=run_id, task_id=task_id))
+
+
+def test_every_record_of_every_worker_is_written_once_by_the_one_writer(
+    tmp_path: Path, writer: Writer
+) -> None:
+    relays = [RecordRelay(writer.metrics, writer.address) for _ in range(3)]
+    for index, relay in enumerate(relays):
+        relay.start_run(f"gw-{index}", "gateway")
+    for number in range(500):
+        for index, relay in enumerate(relays):
+            _call(relay, f"gw-{index}", number)
+    for index, relay in enumerate(relays):
+        relay.finish_run(f"gw-{index}", "ok")
+        relay.close()
+    writer.stop()
+
+    runs = _runs(writer.metrics)
+    assert set(runs) == {"gw-0", "gw-1", "gw-2"}
+    assert {run.status for run in runs.values()} == {"ok"}
+    assert [runs[f"gw-{i}"].tasks for i in range(3)] == [500, 500, 500]
+    assert _attempts(writer.metrics) == 1500
+    with open_store(writer.metrics.url) as store:  # one process wrote every run
+        pids = {store.run_meta(f"gw-{i}")["writer"]["pid"] for i in range(3)}
+    assert pids == {writer.proc.pid}
+    logged = read_run(run_log_path(tmp_path / "runs", "gw-1"))
+    assert (logged.status, len(logged.tasks), logged.skipped_lines) == ("ok", 500, 0)
+
+
+def test_a_worker_gone_without_closing_leaves_its_run_interrupted_not_running(
+    tmp_path: Path, writer: Writer
+) -> None:
+    survivor = RecordRelay(writer.metrics, writer.address)
+    doomed = RecordRelay(writer.metrics, writer.address)
+    survivor.start_run("gw-survivor", "gateway")
+    doomed.start_run("gw-doomed", "gateway")
+    _call(doomed, "gw-doomed", 1)
+    doomed.flush()
+    assert doomed._sock is not None
+    doomed._sock.close()  # what the kernel does when a worker is killed
+    doomed._sock = None
+    _call(survivor, "gw-survivor", 1)
+    survivor.finish_run("gw-survivor", "ok")
+    survivor.close()
+    writer.stop()
+
+    runs = _runs(writer.metrics)
+    assert (runs["gw-doomed"].status, runs["gw-doomed"].tasks) == ("interrupted", 1)
+    assert runs["gw-survivor"].status == "ok"
+
+
+def test_a_restarted_writer_gets_what_the_workers_queued_meanwhile_and_their_open_runs(
+    tmp_path: Path, writer: Writer
+) -> None:
+    relay = RecordRelay(writer.metrics, writer.address)
+    relay.start_run("gw-0", "gateway")
+    _call(relay, "gw-0", 1)
+    relay.flush()
+    _wait_for(lambda: _attempts(writer.metrics) == 1)  # written, so the kill loses nothing
+    writer.kill()  # the writer dies while the worker keeps serving
+    for number in range(2, 6):
+        _call(relay, "gw-0", number)
+    relay.flush()  # no writer: kept
+
+    second = _start_writer(writer.address, writer.metrics)
+    _call(relay, "gw-0", 6)
+    relay.finish_run("gw-0", "ok")
+    relay.close()
+    second.stop()
+
+    run = _runs(writer.metrics)["gw-0"]
+    assert (run.status, run.tasks) == ("ok", 6)
+    assert _attempts(writer.metrics) == 6
+
+
+def test_close_waits_for_a_writer_that_comes_back(tmp_path: Path) -> None:
+    address = str(tmp_path / "late.sock")
+    metrics = _metrics(tmp_path)
+    relay = RecordRelay(metrics, address)
+    relay.start_run("gw-late", "gateway")
+    _call(relay, "gw-late", 1)
+    relay.finish_run("gw-late", "ok")
+    late: list[Writer] = []
+    timer = threading.Timer(0.3, lambda: late.append(_start_writer(address, metrics)))
+    timer.start()
+    relay.close()
+    timer.join()
+    late[0].stop()
+    assert _runs(metrics)["gw-late"].tasks == 1
+
+
+def test_a_frame_carries_every_field_of_every_item() -> None:
+    attempt = attempt_event(
+        outcome="handover", error_kind=ErrorKind.RATE_LIMIT, cost_usd=0.25, error="HTTP 429"
+    )
+    task = task_event(status="failed", provider=None, model=None, dialect="messages")
+    start = RunStart("r", "gateway", {"n": [1, 2]}, time.time())
+    end = RunEnd("r", "ok", time.time())
+    frame = encode_frame([start, attempt, task, end])
+    assert decode_frame(frame[4:]) == [start, attempt, task, end]
