@@ -19,6 +19,15 @@ STARTED = re.compile(r"rolecall gateway on (http://\S+)/v1")
 @contextmanager
 def serving(config: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
     """``rolecall serve`` on 127.0.0.1 port 0: (its URL, its log lines, complete on exit)."""
+    with serving_process(config, *options) as (_, url, lines):
+        yield url, lines
+
+
+@contextmanager
+def serving_process(
+    config: Path, *options: str
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """As :func:`serving`, with the process first (to signal it)."""
     proc = subprocess.Popen(
         [str(EXE), "serve", "-c", str(config), "--port", "0", *options],
         stderr=subprocess.PIPE,
@@ -34,7 +43,7 @@ def serving(config: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
         for line in proc.stderr:
             lines.append(line)
             if match := STARTED.search(line):
-                yield match.group(1), lines
+                yield proc, match.group(1), lines
                 break
         else:
             raise AssertionError("no startup line:\n" + "".join(lines))

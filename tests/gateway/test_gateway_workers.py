@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import GATEWAY_KEY, wait_for
+from gateway_helpers import GATEWAY_KEY, config_text, wait_for
 
 from rolecall.recording.store import open_store
 from rolecall.recording.store.rows import RunSummary
@@ -238,3 +238,21 @@ def test_sigterm_while_a_replacement_worker_is_starting_stops_it_too(config_path
         os.kill(victim, signal.SIGKILL)
         # The parent forks a replacement at once: the SIGTERM comes while it starts.
         wait_for(lambda: len(served.workers()) == 2 and victim not in served.workers())
+
+
+def test_sighup_reloads_every_worker_and_stops_none(
+    config_path: Path, primary: SimServer, fallback: SimServer
+) -> None:
+    with serve_workers(config_path) as served:  # on leaving: SIGTERM, then exit 0
+        first, first_pid = served.connect()
+        second, _ = served.connect(avoid=first_pid)
+        workers = served.workers()
+        config_path.write_text(
+            config_text(primary, fallback, coder="{provider: b}", tmp=config_path.parent)
+        )
+        served.proc.send_signal(signal.SIGHUP)  # before: the parent died, its workers orphaned
+        for client in (first, second):
+            wait_for(lambda c=client: _chat(c, "coder").headers["x-rolecall-provider"] == "b")
+        assert served.proc.poll() is None and served.workers() == workers
+        first.close()
+        second.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,10 @@ from gateway_helpers import (
     wait_for,
 )
 
+from rolecall.config.schema import RolecallConfig
+from rolecall.gateway.reload import ConfigWatcher
 from rolecall.sim import SimServer
+from serve_helpers import serving_process
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -154,3 +158,44 @@ def test_rotated_gateway_key_in_dotenv_takes_effect(
         assert answer(client).status_code == 200
     with gateway.client(key=GATEWAY_KEY) as client:
         assert client.post("/v1/chat/completions", json=CHAT).status_code == 401
+
+
+def test_sighup_makes_rolecall_serve_read_an_edit_and_keep_serving(
+    config_path: Path, primary: SimServer, fallback: SimServer, tmp_path: Path
+) -> None:
+    with (
+        serving_process(config_path) as (proc, url, lines),
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=20
+        ) as client,
+    ):
+        assert answer(client).headers["x-rolecall-provider"] == "a"
+        config_path.write_text(config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path))
+        proc.send_signal(signal.SIGHUP)  # before: the signal's default, the process ended
+        wait_for(lambda: generation(client) == 2)
+        assert answer(client).headers["x-rolecall-provider"] == "b"
+        assert proc.poll() is None
+    assert any("reading config" in line for line in lines)
+
+
+async def test_poll_soon_reads_the_file_at_once_not_at_the_next_interval(
+    config_path: Path, primary: SimServer, fallback: SimServer, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+
+    async def on_change(config: RolecallConfig) -> None:
+        seen.append(config.roles["coder"].provider)
+
+    watcher = ConfigWatcher(config_path, on_change, interval=3600)
+    watcher.start()
+    try:
+        edit = config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path)
+        await asyncio.to_thread(config_path.write_text, edit)
+        watcher.poll_soon()
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == ["b"]
+    finally:
+        await watcher.stop()

@@ -240,6 +240,8 @@ async def _serve(
     gateway = server.gateway
     # Credential check first: a rejected key exits 3 before listening.
     await gateway.start(check=check)
+    if hasattr(signal, "SIGHUP"):  # as nginx and gunicorn: SIGHUP reloads, never stops
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gateway.reload_now)
     if ready is not None:
         ready()
     config = gateway.generation.config

@@ -228,6 +228,12 @@ class Gateway:
         self._generations += 1
         return Generation(router, config, KeyChecker(config.gateway.keys), self._generations)
 
+    def reload_now(self) -> None:
+        """Read the config file now instead of at the next poll (SIGHUP to ``rolecall serve``)."""
+        if self._watcher is not None:
+            log.info("reading config %s now (SIGHUP)", self.config_path)
+            self._watcher.poll_soon()
+
     async def apply_config(self, config: RolecallConfig) -> None:
         """Serve ``config`` from now on (the watcher calls this); on any failure keep the old."""
         if self._slot is None or config == self._slot.current.config:

@@ -152,6 +152,7 @@ class ConfigWatcher:
         self._load = load or _load_config
         self._seen = _content_only(file_signature(self._paths))
         self._task: asyncio.Task[None] | None = None
+        self._soon: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         if self._task is None:
@@ -164,13 +165,22 @@ class ConfigWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def poll_soon(self) -> None:
+        """Check now rather than at the next interval (``rolecall serve`` on SIGHUP)."""
+        task = asyncio.get_running_loop().create_task(self._poll_logged())
+        self._soon.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._soon.discard)
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            try:
-                await self.poll()
-            except Exception as exc:  # the watcher must outlive any one bad poll
-                log.warning("config watcher: %s", redact(f"{type(exc).__name__}: {exc}"))
+            await self._poll_logged()
+
+    async def _poll_logged(self) -> None:
+        try:
+            await self.poll()
+        except Exception as exc:  # the watcher must outlive any one bad poll
+            log.warning("config watcher: %s", redact(f"{type(exc).__name__}: {exc}"))
 
     async def poll(self) -> bool:
         """Check once; True when a new config was loaded and handed over."""

@@ -10,6 +10,9 @@ thread (forking is safe) and only supervises:
 - a worker that dies before it was ready (bad key in the credential check, a
   config problem) stops them all: the parent exits with that worker's status,
   as a single-process ``rolecall serve`` would;
+- SIGHUP is passed to every worker, which reads its config file at once (a
+  reload, as with nginx or gunicorn; without it each notices the change at
+  its next poll);
 - SIGINT or SIGTERM asks every worker to finish (uvicorn's graceful shutdown:
   requests in flight complete), waits for them and exits 0; a second signal
   kills them.
@@ -38,7 +41,7 @@ __all__ = ["WorkerExit", "supervise"]
 
 log = logging.getLogger("rolecall.gateway")
 
-_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP}
 
 
 class WorkerExit(Exception):
@@ -88,6 +91,7 @@ class _Pool:
             try:
                 os.close(self._ready_r)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the child takes it
                 signal.pthread_sigmask(
                     signal.SIG_UNBLOCK, _SIGNALS if unblock else {signal.SIGCHLD}
                 )
@@ -172,6 +176,11 @@ def _supervise(pool: _Pool) -> int:
     while pool.children:
         sig = signal.sigwait(_SIGNALS)
         pool.read_ready()
+        if sig == signal.SIGHUP:  # a reload: every worker reads its config file now
+            if not stopping:
+                log.info("SIGHUP: %d worker(s) read the config now", len(pool.children))
+                pool.signal_all(signal.SIGHUP)
+            continue
         if sig in (signal.SIGINT, signal.SIGTERM):
             if stopping:
                 pool.signal_all(signal.SIGKILL)

@@ -302,9 +302,9 @@ def serve_records(
 def writer_main(listener: socket.socket, metrics: MetricsConfig) -> int:
     """The writer process's body: serve records until SIGTERM, then drain and exit 0.
 
-    SIGINT is ignored: Ctrl-C reaches every process of the terminal's group, and the
-    writer must outlive the workers it writes for; the parent sends SIGTERM once they
-    have all exited.
+    SIGINT is ignored (SIGHUP too, by the parent's fork): Ctrl-C reaches every process of
+    the terminal's group, and the writer must outlive the workers it writes for; the
+    parent sends SIGTERM once they have all exited.
     """
     stop_r, stop_w = os.pipe()
     os.set_blocking(stop_w, False)
