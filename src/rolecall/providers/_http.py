@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import rolecall
+from rolecall._json import loads
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -119,9 +120,14 @@ def env_proxy(url: str) -> str | None:
     return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
+# One encoder for every body: json.dumps with options builds a new one per call. (orjson
+# would write NaN as null rather than refuse it.)
+_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def json_body(body: Any) -> bytes:
     """Compact UTF-8 JSON; NaN and infinities are refused (no vendor accepts them)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _BODY_ENCODER.encode(body).encode()
 
 
 # --------------------------------------------------------------------------- SSE
@@ -271,7 +277,7 @@ class HTTPProvider:
 
     def parse_json(self, raw: bytes) -> Any:
         try:
-            return json.loads(raw)
+            return loads(raw)
         except ValueError:
             head = clip(raw.decode("utf-8", "replace"), 120)
             raise self.error(f"response is not JSON: {head}", ErrorKind.BAD_RESPONSE) from None
