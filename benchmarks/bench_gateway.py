@@ -237,6 +237,7 @@ async def run(
     gateway: Target,
     gateway_pid: int,
     floors: list[Target],
+    before_pid: int | None = None,
 ) -> list[Row]:
     """Each --in-flight level: direct calls, then the gateway and every floor, round by round."""
     if args.litellm_url:
@@ -261,6 +262,7 @@ async def run(
         added: dict[str, list[Pair]] = {name: [] for name in ("gateway", *(t.name for t in floors))}
         rps: list[float] = []
         cpu: list[float] = []
+        before_cpu: list[float] = []
         for round_ in range(args.rounds):
             d = await measure(direct, in_flight, delays)
             direct_excess = percentiles(d.excess)
@@ -271,8 +273,13 @@ async def run(
             for target in order[shift:] + order[:shift]:
                 started = time.perf_counter()
                 cpu_before = process_cpu_seconds(gateway_pid)
+                before_cpu_start = process_cpu_seconds(before_pid) if before_pid else None
                 sample = await measure(target, in_flight, delays)
                 added[target.name].append(minus(percentiles(sample.excess), direct_excess))
+                if target.name == "gateway before" and before_pid and before_cpu_start is not None:
+                    before_cpu_end = process_cpu_seconds(before_pid)
+                    if before_cpu_end is not None:
+                        before_cpu.append((before_cpu_end - before_cpu_start) * 1000 / requests)
                 if target is not gateway:
                     continue
                 cpu_after = process_cpu_seconds(gateway_pid)
@@ -289,6 +296,8 @@ async def run(
                 statistics.median(rps),
                 statistics.median(cpu) if cpu else None,
                 await router_cpu_per_request(args.sim_base, in_flight, requests),
+                before_cpu,
+                cpu,
             )
         )
     return rows
@@ -444,6 +453,7 @@ def main() -> None:
             )
             procs.callback(stop, gateway_proc)
             floors = []
+            before_pid = None
             if args.compare_src:
                 (Path(tmp) / "compared").mkdir()
                 before_proc, before_url = start_gateway(
@@ -454,6 +464,7 @@ def main() -> None:
                     lag_report=lag.get("gateway before"),
                 )
                 procs.callback(stop, before_proc)
+                before_pid = before_proc.pid
                 floors.append(Target("gateway before", before_url, "coder", GATEWAY_KEY))
             if not args.no_floor:
                 bare_proc, bare_url = start_bare_proxy(sim_base)
@@ -471,6 +482,7 @@ def main() -> None:
                     Target("gateway", gateway_url, "coder", GATEWAY_KEY),
                     gateway_proc.pid,
                     floors,
+                    before_pid,
                 )
             )
             procs.close()  # the gateways write their --lag reports as they stop

@@ -14,6 +14,11 @@ The protocol (:mod:`rolecall.gateway.protocol`) picks this cycle when the
 request's method and path (a query string aside) name a door, after every header limit has
 been checked; the door's handler reads the body with the same budget, size and
 depth limits as under the ASGI app. Every other request goes to the ASGI app.
+
+A door waits for its answer watching for the client to leave; under the ASGI app
+that is a task awaiting the next ``receive`` (the disconnect) per request. A
+door cycle offers instead, in its scope under :data:`WATCH_DISCONNECT`, a
+function that registers a callback the protocol calls when the connection is lost.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 from uvicorn.protocols.utils import get_client_addr
+
+from rolecall.gateway._door import WATCH_DISCONNECT
 
 __all__ = ["DoorCycle", "DoorHandler"]
 
@@ -48,6 +55,26 @@ class DoorCycle(RequestResponseCycle):
         super().__init__(*args, **kwargs)
         self.handler = handler
         self.extra_headers = extra_headers
+        self._on_gone: Callable[[], None] | None = None
+        self.scope[WATCH_DISCONNECT] = self.watch_disconnect  # type: ignore[literal-required]
+
+    def watch_disconnect(self, on_gone: Callable[[], None] | None) -> None:
+        """Call ``on_gone`` (at once if it has already happened) when the client leaves before
+        the response is complete; None stops watching. What a ``receive`` after the body does,
+        without a task awaiting it."""
+        self._on_gone = on_gone
+        if on_gone is None or self.response_complete:
+            return
+        if self.disconnected:
+            self.client_gone()
+        else:
+            self.flow.resume_reading()  # as ``receive`` does: a paused read sees no close
+
+    def client_gone(self) -> None:
+        """The protocol's news that the connection was lost mid-request."""
+        on_gone, self._on_gone = self._on_gone, None
+        if on_gone is not None:
+            on_gone()
 
     async def run_asgi(self, app: Any) -> None:
         """Run the door's handler (``app``, the ASGI app, is not called: see the module doc)."""
