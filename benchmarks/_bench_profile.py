@@ -54,33 +54,37 @@ def serve_profiled(out: str, argv: list[str]) -> None:
         cli_main(argv)
 
 
-# Parts of a call, by where the function lives (first match wins); tottime is summed per part.
-PARTS = (
-    ("provider write (send syscall)", ("_wire.py:165(send)",)),
-    ("response write (syscall) + head", ("hotpath.py:77(_send_whole)",)),
-    ("HTTP server (uvicorn, protocol, hotpath)", ("uvicorn/", "gateway/protocol.py", "hotpath.py")),
-    ("JSON", ("json/",)),
-    ("metrics (prom) + events", ("gateway/prom.py", "events.py")),
-    ("door: parse + check request", ("_chat_request.py", "gateway/_body.py", "types.py")),
-    ("door: reply, bookkeeping", ("gateway/",)),
-    ("routing", ("routing/", "health/")),
-    ("provider adapter + HTTP client", ("providers/",)),
-    ("recording (queue)", ("recording/",)),
-    ("starlette Request/Response", ("starlette/",)),
-    ("config lookups, redaction", ("config/", "_secrets.py")),
-    (
-        "asyncio / builtins",
-        ("asyncio/", "~:0", "_weakrefset", "<frozen", "contextvars", "contextlib"),
-    ),
+# Parts of a call: (name, where the function lives, its name or None for any), first match wins;
+# tottime is summed per part. The two socket writes first: their time is mostly the kernel's.
+PARTS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("provider request write (syscall)", ("providers/_wire.py",), "send"),
+    ("response write (syscall) + head", ("gateway/hotpath.py",), "_send_whole"),
+    ("HTTP server (uvicorn, protocol, hotpath)", ("uvicorn/", "protocol.py", "hotpath.py"), None),
+    ("JSON", ("json/", "_json.py"), None),
+    ("metrics (prom) + events", ("gateway/prom.py", "events.py"), None),
+    ("door: parse + check request", ("_chat_request.py", "gateway/_body.py", "types.py"), None),
+    ("door: reply, bookkeeping", ("gateway/",), None),
+    ("routing", ("routing/", "health/"), None),
+    ("provider adapter + HTTP client", ("providers/",), None),
+    ("recording (queue)", ("recording/",), None),
+    ("starlette Request/Response", ("starlette/",), None),
+    ("config lookups, redaction", ("config/", "_secrets.py"), None),
+    ("asyncio, builtins", ("asyncio/", "~", "_weakrefset", "<frozen", "contextlib"), None),
 )
 
 
 def by_part(stats: pstats.Stats, calls: int) -> None:
     """Print tottime per part of a call (microseconds per call), the biggest first."""
     totals: dict[str, float] = {}
-    for (path, line, name), row in stats.stats.items():  # type: ignore[attr-defined]
-        where = f"{path}:{line}({name})"
-        part = next((p for p, marks in PARTS if any(m in where for m in marks)), "other")
+    for (path, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        part = next(
+            (
+                part
+                for part, places, function in PARTS
+                if any(place in path for place in places) and function in (None, name)
+            ),
+            "other",
+        )
         totals[part] = totals.get(part, 0.0) + row[2]
     for part, total in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {total / calls * 1e6:7.1f} us  {part}")

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rolecall._json import dumps, loads
+from rolecall._json import dumps, dumps_finite, loads
 
 SAME_AS_JSON = [
     b'{"model":"coder","messages":[{"role":"user","content":"Say hello."}]}',
@@ -51,3 +51,21 @@ def test_loads_raises_json_s_own_error(document: bytes) -> None:
 def test_dumps_writes_what_json_writes(value: object) -> None:
     expected = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     assert dumps(value) == expected
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_dumps_finite_refuses_what_json_refuses(bad: float) -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        dumps_finite({"model": "m", "temperature": bad})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"model": "m", "messages": [{"role": "user", "content": "é null"}], "n": None},
+        {"model": "m", "temperature": 0.7, "seed": 2**70, "stop": ["\\n"]},
+    ],
+)
+def test_dumps_finite_writes_what_json_writes(value: object) -> None:
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert dumps_finite(value) == expected.encode()

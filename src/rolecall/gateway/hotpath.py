@@ -23,8 +23,8 @@ function that registers a callback the protocol calls when the connection is los
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -42,8 +42,21 @@ __all__ = ["DoorCycle", "DoorHandler"]
 DoorHandler = Callable[[Request], Awaitable[Response]]
 
 
+def _header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    lines: list[bytes] = []
+    for name, value in headers:
+        if HEADER_VALUE_RE.search(value):
+            raise RuntimeError("Invalid HTTP header value.")
+        lines += (name, b": ", value, b"\r\n")
+    return b"".join(lines)
+
+
 class DoorCycle(RequestResponseCycle):
     """uvicorn's cycle running a door handler (see the module doc)."""
+
+    # The server's default header lines (date, server) for the list uvicorn made last (a new
+    # one each second, as the date changes): checked and joined once, not per response.
+    _defaults: ClassVar[tuple[object, bytes]] = (None, b"")
 
     def __init__(
         self,
@@ -117,11 +130,16 @@ class DoorCycle(RequestResponseCycle):
                 self.scope["http_version"],
                 status,
             )
-        content: list[bytes | memoryview] = [STATUS_LINE[status]]
-        for name, value in (*self.default_headers, *response.raw_headers):
-            if HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-            content += (name, b": ", value, b"\r\n")
+        defaults = self.default_headers
+        seen, block = DoorCycle._defaults
+        if seen is not defaults:
+            block = _header_lines(defaults)
+            DoorCycle._defaults = (defaults, block)
+        content: list[bytes | memoryview] = [
+            STATUS_LINE[status],
+            block,
+            _header_lines(response.raw_headers),
+        ]
         if not self.keep_alive:
             content.append(b"connection: close\r\n")
         content += (b"\r\n", response.body)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import rolecall
-from rolecall._json import loads
+from rolecall._json import dumps_finite, loads
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -120,14 +120,9 @@ def env_proxy(url: str) -> str | None:
     return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
-# One encoder for every body: json.dumps with options builds a new one per call. (orjson
-# would write NaN as null rather than refuse it.)
-_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def json_body(body: Any) -> bytes:
     """Compact UTF-8 JSON; NaN and infinities are refused (no vendor accepts them)."""
-    return _BODY_ENCODER.encode(body).encode()
+    return dumps_finite(body)
 
 
 # --------------------------------------------------------------------------- SSE
