@@ -113,9 +113,9 @@ def serve_profiled(out: str, argv: list[str]) -> None:
     """The gateway process: `rolecall serve ARGV`, its profile written to OUT on exit."""
     from rolecall.cli import main as cli_main
 
-    # BENCH_PROFILE_CPU=1: the main thread's CPU time rather than wall time (on loopback a write that wakes
-    # the peer may lose the core to it, and the wall clock charges that wait to the write),
-    # at the price of a system call per event, which inflates functions called often.
+    # BENCH_PROFILE_CPU=1: the main thread's CPU time rather than wall time (on loopback a
+    # write that wakes the peer may lose the core to it, and the wall clock charges that wait
+    # to the write), at the price of a system call per event: it inflates frequent calls.
     cpu = os.environ.get("BENCH_PROFILE_CPU") == "1"
     profile = cProfile.Profile(time.thread_time) if cpu else cProfile.Profile()
 
