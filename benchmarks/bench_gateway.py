@@ -129,17 +129,11 @@ Where the time goes:
   the provider thinks" of issue 21 is the path's length, paid cold, not
   waiting, timers or thread hand-offs. It scales with how much code a call
   runs, so only a shorter path cuts it.
-- What that path is (benchmarks/_bench_profile.py, whose docstring has the
-  table, the cuts and their figures): no part dominates. Of the main thread's
-  profiled CPU: event loop and builtins ~23%, adapter and HTTP client ~16%,
-  routing ~13%, HTTP server layer ~13%, the door's parsing and its reply ~9%
-  each, starlette objects ~5%, metrics ~4%, the two socket writes ~4%, JSON ~1%
-  (7% before orjson). Cut: JSON through orjson with json's exact results, the
-  chat door's param scan, the disconnect-watch task, the client's stream object
-  on whole answers, per-response default headers: 17% fewer Python calls. gw
-  CPU/req (instant provider, 5 rounds, same rounds as main) 0.405 vs 0.505 ms at
-  10 in flight, 0.400 vs 0.460 at 100, 0.615 vs 0.670 at 1; p50 added at 1 in
-  flight with the provider at 50 ms 1.29 vs 1.35 ms: within the spread.
+- What that path is, and what was cut from it: benchmarks/_bench_profile.py's
+  docstring (table, cuts, figures). No part dominates; JSON went from 7% to 1% of
+  the profiled CPU (orjson), 17% fewer Python calls. gw CPU/req against main in
+  the same rounds: 0.405 vs 0.505 ms at 10 in flight, 0.400 vs 0.460 at 100; p50
+  added at 1 in flight, provider at 50 ms: 1.29 vs 1.35 ms, within the spread.
 - Cut and kept: the doors' POSTs are served by the HTTP protocol itself
   (gateway/hotpath.py): no ASGI app dispatch, no Response.__call__ and two send
   messages, no URL parsing, status line + headers + body in one write instead of
