@@ -86,9 +86,11 @@ def start_gateway(
     workers: int = 1,
     src: str | None = None,
     lag_report: Path | None = None,
+    profile_to: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there;
-    ``lag_report``: serve through _bench_lag.py, which writes its report there on exit."""
+    ``lag_report``: serve through _bench_lag.py, which writes its report there on exit;
+    ``profile_to``: serve under cProfile (_bench_profile.py), its profile written there."""
     config = workdir / "rolecall.yaml"
     config.write_text(
         textwrap.dedent(
@@ -117,6 +119,9 @@ def start_gateway(
     cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
     if lag_report is not None:
         cmd[:1] = [sys.executable, str(Path(__file__).with_name("_bench_lag.py")), str(lag_report)]
+    elif profile_to is not None:
+        profiler = str(Path(__file__).with_name("_bench_profile.py"))
+        cmd[:1] = [sys.executable, profiler, "--serve", profile_to]
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     env = None if src is None else {**os.environ, "PYTHONPATH": src}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)

@@ -45,6 +45,9 @@ class Row:
     rps: float = 0.0
     cpu_ms: float | None = None  # gateway process CPU per request
     router_cpu_ms: float = 0.0  # Router.complete in-process CPU per request (no gateway)
+    # with --compare-src: the compared gateway's process CPU per request, one per round
+    before_cpu_ms: list[float] = field(default_factory=list)
+    gateway_cpu_rounds: list[float] = field(default_factory=list)
 
     def median(self, server: str) -> Pair | None:
         rounds = self.added.get(server)
@@ -54,6 +57,10 @@ class Row:
 def _spread(rounds: Sequence[Pair], index: int) -> str:
     values = [r[index] for r in rounds]
     return f"{statistics.median(values):6.2f} ({min(values):5.2f}..{max(values):5.2f})"
+
+
+def _cpu_spread(rounds: list[float]) -> str:
+    return f"{statistics.median(rounds):.3f} ({min(rounds):.3f}..{max(rounds):.3f})"
 
 
 def print_table(rows: list[Row], rounds: int, settings: str, command: str) -> None:
@@ -95,6 +102,13 @@ def print_table(rows: list[Row], rounds: int, settings: str, command: str) -> No
             print(
                 f"{row.in_flight:>9} | {server:<14} | {_spread(rounds_of, 0):>21} | "
                 f"{_spread(rounds_of, 1):>21} | {ratio:>20}"
+            )
+    for row in rows:
+        if row.before_cpu_ms and row.gateway_cpu_rounds:
+            print(
+                f"{row.in_flight:>9} | CPU/req (ms, process): gateway "
+                f"{_cpu_spread(row.gateway_cpu_rounds)}, gateway before "
+                f"{_cpu_spread(row.before_cpu_ms)}"
             )
     for in_flight, index, limit in TARGETS:
         row = next((r for r in rows if r.in_flight == in_flight), None)

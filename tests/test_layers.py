@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "types": 0,
     "events": 0,
     "_secrets": 0,
+    "_json": 0,
     "config": 1,
     "providers": 2,
     "health": 3,

@@ -15,9 +15,9 @@ fail with a RecursionError.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from rolecall._json import loads
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError
 
@@ -98,7 +98,7 @@ async def read_json(request: Request, limits: GatewayConfig, reader: BodyReader)
 
 def _parse(body: bytes) -> Any:
     try:
-        value = json.loads(body)
+        value = loads(body)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as exc:

@@ -148,9 +148,10 @@ def _params(body: Mapping[str, Any]) -> dict[str, Any]:
         value = body.get(name)
         if value is not None:
             params[name] = check(name, value)
-    for name in _FORWARDED - params.keys() - _CHECKS.keys() - _HANDLED:
-        if body.get(name) is not None:
-            params[name] = body[name]
+    # The body's few fields, not the many forwardable names: this runs on every request.
+    for name, value in body.items():
+        if value is not None and name in _PASSED and name not in params:
+            params[name] = value
     return params
 
 
@@ -221,6 +222,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "tool_choice": _tool_choice,
     "parallel_tool_calls": _boolean,
 }
+# Forwarded as given unless already read above.
+_PASSED = _FORWARDED - _CHECKS.keys() - _HANDLED
 
 
 def _response_schema(raw: Any) -> Mapping[str, Any] | None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INTERNAL_ERROR",
     "ROLE_HEADER",
+    "WATCH_DISCONNECT",
     "RequestState",
     "SSEResponse",
     "answering_model",
@@ -49,6 +50,9 @@ __all__ = [
 # A client's pick of role, over whatever its `model` names (agents cannot change their model
 # names everywhere; a header they can).
 ROLE_HEADER = "x-rolecall-role"
+# In a request's scope when it is served from the protocol (gateway/hotpath.py): a function
+# taking a callback to call if the client leaves (None: no longer), instead of a watcher task.
+WATCH_DISCONNECT = "rolecall.watch_disconnect"
 
 _T = TypeVar("_T")
 
@@ -104,6 +108,23 @@ async def unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
     task = asyncio.current_task()
     assert task is not None
     gone = False
+    watch_disconnect = request.scope.get(WATCH_DISCONNECT)
+    if watch_disconnect is not None:  # served from the protocol: no watcher task needed
+
+        def left() -> None:
+            nonlocal gone
+            gone = True
+            task.cancel()
+
+        watch_disconnect(left)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if gone and task.uncancel() == 0:
+                raise ClientDisconnect from None
+            raise
+        finally:
+            watch_disconnect(None)
 
     async def watch() -> None:
         nonlocal gone

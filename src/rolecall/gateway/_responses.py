@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import Response
+
+from rolecall._json import dumps
 
 __all__ = ["HTTPError", "json_response", "reply_headers", "sse_event"]
 
@@ -27,13 +28,11 @@ class HTTPError(Exception):
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Response(content, status, headers=headers, media_type="application/json")
+    return Response(dumps(body), status, headers=headers, media_type="application/json")
 
 
 def sse_event(data: Any) -> bytes:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return b"data: " + payload.encode() + b"\n\n"
+    return b"data: " + dumps(data) + b"\n\n"
 
 
 def reply_headers(provider: str, attempts: int, role: str) -> dict[str, str]:

@@ -14,12 +14,17 @@ The protocol (:mod:`rolecall.gateway.protocol`) picks this cycle when the
 request's method and path (a query string aside) name a door, after every header limit has
 been checked; the door's handler reads the body with the same budget, size and
 depth limits as under the ASGI app. Every other request goes to the ASGI app.
+
+A door waits for its answer watching for the client to leave; under the ASGI app
+that is a task awaiting the next ``receive`` (the disconnect) per request. A
+door cycle offers instead, in its scope under :data:`WATCH_DISCONNECT`, a
+function that registers a callback the protocol calls when the connection is lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -30,13 +35,28 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr
 
+from rolecall.gateway._door import WATCH_DISCONNECT
+
 __all__ = ["DoorCycle", "DoorHandler"]
 
 DoorHandler = Callable[[Request], Awaitable[Response]]
 
 
+def _header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    lines: list[bytes] = []
+    for name, value in headers:
+        if HEADER_VALUE_RE.search(value):
+            raise RuntimeError("Invalid HTTP header value.")
+        lines += (name, b": ", value, b"\r\n")
+    return b"".join(lines)
+
+
 class DoorCycle(RequestResponseCycle):
     """uvicorn's cycle running a door handler (see the module doc)."""
+
+    # The server's default header lines (date, server) for the list uvicorn made last (a new
+    # one each second, as the date changes): checked and joined once, not per response.
+    _defaults: ClassVar[tuple[object, bytes]] = (None, b"")
 
     def __init__(
         self,
@@ -48,6 +68,26 @@ class DoorCycle(RequestResponseCycle):
         super().__init__(*args, **kwargs)
         self.handler = handler
         self.extra_headers = extra_headers
+        self._on_gone: Callable[[], None] | None = None
+        self.scope[WATCH_DISCONNECT] = self.watch_disconnect  # type: ignore[literal-required]
+
+    def watch_disconnect(self, on_gone: Callable[[], None] | None) -> None:
+        """Call ``on_gone`` (at once if it has already happened) when the client leaves before
+        the response is complete; None stops watching. What a ``receive`` after the body does,
+        without a task awaiting it."""
+        self._on_gone = on_gone
+        if on_gone is None or self.response_complete:
+            return
+        if self.disconnected:
+            self.client_gone()
+        else:
+            self.flow.resume_reading()  # as ``receive`` does: a paused read sees no close
+
+    def client_gone(self) -> None:
+        """The protocol's news that the connection was lost mid-request."""
+        on_gone, self._on_gone = self._on_gone, None
+        if on_gone is not None:
+            on_gone()
 
     async def run_asgi(self, app: Any) -> None:
         """Run the door's handler (``app``, the ASGI app, is not called: see the module doc)."""
@@ -90,11 +130,16 @@ class DoorCycle(RequestResponseCycle):
                 self.scope["http_version"],
                 status,
             )
-        content: list[bytes | memoryview] = [STATUS_LINE[status]]
-        for name, value in (*self.default_headers, *response.raw_headers):
-            if HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-            content += (name, b": ", value, b"\r\n")
+        defaults = self.default_headers
+        seen, block = DoorCycle._defaults
+        if seen is not defaults:
+            block = _header_lines(defaults)
+            DoorCycle._defaults = (defaults, block)
+        content: list[bytes | memoryview] = [
+            STATUS_LINE[status],
+            block,
+            _header_lines(response.raw_headers),
+        ]
         if not self.keep_alive:
             content.append(b"connection: close\r\n")
         content += (b"\r\n", response.body)

@@ -121,6 +121,9 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self._timer.cancel()
             self._timer = None
         super().connection_lost(exc)
+        cycle = self.cycle
+        if isinstance(cycle, DoorCycle) and cycle.disconnected:
+            cycle.client_gone()
 
     def data_received(self, data: bytes) -> None:
         if self._rejected:

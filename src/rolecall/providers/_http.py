@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import rolecall
+from rolecall._json import dumps_finite, loads
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -121,7 +122,7 @@ def env_proxy(url: str) -> str | None:
 
 def json_body(body: Any) -> bytes:
     """Compact UTF-8 JSON; NaN and infinities are refused (no vendor accepts them)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return dumps_finite(body)
 
 
 # --------------------------------------------------------------------------- SSE
@@ -271,7 +272,7 @@ class HTTPProvider:
 
     def parse_json(self, raw: bytes) -> Any:
         try:
-            return json.loads(raw)
+            return loads(raw)
         except ValueError:
             head = clip(raw.decode("utf-8", "replace"), 120)
             raise self.error(f"response is not JSON: {head}", ErrorKind.BAD_RESPONSE) from None

@@ -220,7 +220,16 @@ class _Connection(asyncio.Protocol):
 
     async def body(self, read_timeout: float | None) -> bytes:
         """The rest of the body (consumed as it arrives, so reading never stays paused)."""
-        return b"".join([chunk async for chunk in self.chunks_until_end(read_timeout)])
+        # chunks_until_end's loop without an async generator: this runs on every call.
+        parts: list[bytes] = []
+        while True:
+            chunk = self.next_chunk()
+            if chunk is not None:
+                parts.append(chunk)
+            elif self.complete:
+                return b"".join(parts)
+            else:
+                await self.wait(read_timeout)
 
     def went_stale(self, error: WireError) -> bool:
         """Whether ``error`` says the server had closed this idle connection before our request:
@@ -445,6 +454,30 @@ class WireClient(HTTPClient):
         query = "&".join(q for q in (parts.query, params) if q)
         target = request_target(parts, query)
         return pool, f"{method} {target} HTTP/1.1\r\nhost: {pool.host_header}\r\n{self._head_lines}"
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> WireResponse:
+        """One request, its whole response read: :meth:`stream`'s work without the context
+        manager and the stream object, which every whole answer would pay for."""
+        pool, data = self._pool_and_head(method, url, body, params, headers)
+        conn = await self._exchange(pool, data)
+        reuse = False
+        try:
+            if "content-encoding" in conn.headers:
+                response = WireStream(conn.status, conn.headers, conn, self.read_timeout)
+                content = await response.read()
+            else:
+                content = await conn.body(self.read_timeout)
+            reuse = conn.complete and not conn.chunks
+        finally:
+            pool.release(conn, reuse)
+        return WireResponse(conn.status, conn.headers, content)
 
     @asynccontextmanager
     async def stream(
