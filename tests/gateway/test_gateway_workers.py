@@ -20,6 +20,8 @@ import httpx
 import pytest
 from gateway_helpers import GATEWAY_KEY, config_text, wait_for
 
+from rolecall.cli.serve import _auto_workers
+from rolecall.config.load import load_config
 from rolecall.recording.store import open_store
 from rolecall.recording.store.rows import RunSummary
 from rolecall.sim import SimServer
@@ -62,7 +64,7 @@ class Served:
 
 
 @contextmanager
-def serve_workers(config: Path, workers: int = 2) -> Iterator[Served]:
+def serve_workers(config: Path, workers: int | str = 2) -> Iterator[Served]:
     command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log"]
     proc = subprocess.Popen(
         [*command, "--workers", str(workers)],
@@ -256,3 +258,27 @@ def test_sighup_reloads_every_worker_and_stops_none(
         assert served.proc.poll() is None and served.workers() == workers
         first.close()
         second.close()
+
+
+def test_workers_auto_serves_with_one_worker_per_core(config_path: Path) -> None:
+    cores = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 0
+    if cores < 2:
+        pytest.skip("one core: auto is one process, without workers")
+    with serve_workers(config_path, "auto") as served:
+        wait_for(lambda: sum(f"/{cores} pid" in line for line in served.lines) == cores)
+        assert len(served.workers()) == cores
+
+
+def test_workers_auto_is_one_process_when_an_embedded_model_serves(tmp_path: Path) -> None:
+    path = tmp_path / "rolecall.yaml"
+    path.write_text("providers:\n  here: {type: local}\nroles:\n  coder: {provider: here}\n")
+    assert _auto_workers(load_config(path)) == 1
+
+
+def test_a_workers_value_that_is_neither_a_count_nor_auto_is_one_line_and_exit_2(
+    config_path: Path,
+) -> None:
+    command = [str(EXE), "serve", "-c", str(config_path), "--port", "0", "--workers", "many"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "'many' is not a number of processes from 1 to 64, nor 'auto'" in done.stderr

@@ -58,6 +58,29 @@ def _log_config(level: str) -> dict[str, Any]:
     return config
 
 
+MAX_AUTO_WORKERS = 8
+AUTO = 0  # --workers auto, resolved once the config is read
+
+
+def _workers_option(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """``--workers``: a number of processes from 1 to 64, or ``auto`` (:data:`AUTO`)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return AUTO
+    if text.isdigit() and 1 <= int(text) <= 64:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is not a number of processes from 1 to 64, nor 'auto'")
+
+
+def _auto_workers(config: RolecallConfig) -> int:
+    """One worker per core this process may run on, at most MAX_AUTO_WORKERS; one without
+    fork() or when an embedded model serves (each worker would load its own copy)."""
+    if not hasattr(os, "fork") or any(p.type == "local" for p in config.providers.values()):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_AUTO_WORKERS))
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=4141, show_default=True, type=click.IntRange(0, 65535))
@@ -65,10 +88,12 @@ def _log_config(level: str) -> dict[str, Any]:
 @click.option("--offline", is_flag=True, help="Skip the credential check (at start and reload).")
 @click.option(
     "--workers",
-    default=1,
+    default="1",
     show_default=True,
-    type=click.IntRange(1, 64),
-    help="Processes serving the port (provider health is shared between them).",
+    metavar="N|auto",
+    callback=_workers_option,
+    help="Processes serving the port (provider health is shared between them); 'auto': "
+    f"one per core, at most {MAX_AUTO_WORKERS}, or 1 when an embedded local model serves.",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
@@ -93,8 +118,9 @@ def serve(
     GET /v1/models, GET /healthz, GET /metrics. Clients send 'Authorization: Bearer
     KEY' or 'x-api-key: KEY' with a key from gateway.keys; without keys the gateway
     only listens on loopback. The config file is re-read when it
-    changes; an invalid edit keeps the running config. With --workers N, N processes
-    serve the port; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
+    changes or on SIGHUP; an invalid edit keeps the running config. With --workers N, N
+    processes serve the port and one more writes their records; a worker that dies is
+    replaced; SIGINT/SIGTERM stops them all.
     """
     try:
         import starlette  # noqa: F401
@@ -111,6 +137,8 @@ def serve(
     config, warnings = load_config_with_warnings(path)
     if not is_loopback(host) and not config.gateway.keys:
         fail(unsafe_bind_message(host), EXIT_USAGE)
+    if workers == AUTO:
+        workers = _auto_workers(config)
     if workers > 1 and not hasattr(os, "fork"):
         fail("--workers needs a system with fork(); use --workers 1 here", EXIT_USAGE)
     try:
