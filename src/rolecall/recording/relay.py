@@ -278,7 +278,7 @@ def serve_records(
                 else:
                     peer = key.data
                     try:
-                        data = peer.sock.recv(1 << 20)
+                        data = peer.sock.recv(1 << 18)
                     except BlockingIOError:
                         continue
                     except OSError:
