@@ -23,8 +23,8 @@ from array import array
 from binascii import a2b_base64, b2a_base64
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from itertools import accumulate, repeat
-from operator import add, mul
+from itertools import accumulate
+from operator import add
 
 __all__ = [
     "GAMMA",
@@ -102,10 +102,7 @@ def buckets_of(latencies: Iterable[float]) -> list[int]:
     values = list(latencies)
     try:
         log, ceil, inv = math.log, math.ceil, _INV_LOG_GAMMA
-        if values and min(values) > 0.0:  # the usual batch: all C-level, no Python per value
-            out = list(map(ceil, map(mul, map(log, values), repeat(inv))))
-        else:
-            out = [ceil(log(x) * inv) if x > 0.0 else ZERO_BUCKET for x in values]
+        out = [ceil(log(x) * inv) if x > 0.0 else ZERO_BUCKET for x in values]
     except (ValueError, OverflowError):  # NaN or infinity somewhere: take the careful path
         return [bucket_of(x) for x in values]
     if out and (min(out) < ZERO_BUCKET or max(out) > MAX_INDEX):
