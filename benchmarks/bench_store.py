@@ -45,7 +45,7 @@ which the NULLs' adapter lookup; stepping 18k, of which the four index entries o
 rows 9k), the two run-log lines 34k (was 42k: orjson now writes a dict of the fields,
 not the slotted dataclass, for which it first looks up ``__dict__`` in vain and then
 each field twice by name; the dict takes at most 15 keys in its literal so that it is
-built at its size), hourly and daily rollups 8k (was 10k: one loop of slot reads per
+built at its size), hourly and daily rollups 7k (was 10k: one loop of slot reads per
 group, an event's hour computed only when it leaves the last one's), run deltas 4k, row
 values 3.5k, the recorder's loop the rest. Tried and not kept, as they cost more
 instructions: ``attrgetter``/``map`` passes instead of Python loops (3.11 specializes
