@@ -1,7 +1,7 @@
 """Gateway-shaped recording workload: one attempt and one task event per call (benchmarks only).
 
-    PYTHONPATH=src valgrind --tool=callgrind --callgrind-out-file=rec.out \\
-        .venv/bin/python benchmarks/_recorder_workload.py --calls 10000
+    PYTHONHASHSEED=0 PYTHONPATH=src valgrind --tool=callgrind --callgrind-out-file=rec.out \\
+        .venv/bin/python benchmarks/_recorder_workload.py --calls 10000 --batch 500
 
 records CALLS calls (2 x CALLS events) into one ``gateway`` run through the
 :class:`~rolecall.recording.recorder.Recorder` (SQLite store + JSONL run log in a
@@ -9,7 +9,8 @@ temporary directory) and closes it, which writes everything. Under callgrind the
 instruction count of the process minus that of the same command with
 ``--generate-only`` (imports and event building alone) is the cost of recording: the
 figure to compare before and after a change, since it does not move with the
-machine's load, unlike wall time.
+machine's load, unlike wall time. A fixed PYTHONHASHSEED keeps it repeatable to the
+instruction (string hashes, hence dict layouts, otherwise change from run to run).
 """
 
 from __future__ import annotations

@@ -14,35 +14,47 @@ and the JSONL run log.
 Not a test: it prints figures. Each recorder round also checks that every event emitted
 before ``close`` is a store row and a run-log line ("nothing lost"), and stops if not.
 
-Recorder figures, 2026-12-06, on the 2-core development machine (shared with other
-jobs; the machine reference stayed at 0.100-0.12 s), 100,000 calls, 64 tasks on one
-event loop, SQLite + JSONL run log. us per call (wall: emit + flush + close, minus the
-loop alone), median [min-max] of 5 rounds, main and this branch alternating round by
-round in the same sitting, each round
+Recorder figures, 2026-12-07, on the 2-core development machine, this time much busier
+with other jobs (the machine reference, 0.100-0.12 s on a quiet day, read 0.10-0.20 s),
+100,000 calls, 64 tasks on one event loop, SQLite + JSONL run log, orjson installed. us
+per call (wall: emit + flush + close, minus the loop alone; CPU: all threads), median
+[min-max] of 10 rounds, main and this branch alternating round by round in the same
+sitting, each round
 
     python benchmarks/bench_store.py --calls 0 --recorder-calls 100000 --rounds 1 --load 2
 
-("branch, no orjson": the same code with orjson unimportable, as without rolecall[gateway])
-
-    workload                          main                branch (orjson)     branch, no orjson
-    attempts, quiet             14.4 [13.2-16.0]      11.4 [10.5-11.8]      12.2 [11.9-14.0]
-    attempts, --load 2          21.4 [21.2-31.0]      14.0 [10.8-15.4]      15.6 [14.7-18.4]
-    gateway calls, quiet        29.7 [27.4-31.1]      21.5 [20.9-27.4]      24.7 [24.1-26.5]
-    gateway calls, --load 2     48.7 [38.2-51.7]      29.7 [26.9-33.3]      35.2 [31.6-37.9]
-    gateway calls, CPU, quiet   29.1 [26.9-30.5]      20.8 [20.2-26.8]      23.6 [23.3-25.8]
+    workload                          main                branch
+    attempts, quiet             15.2 [12.5-21.1]      15.5 [12.1-18.0]
+    attempts, --load 2          22.7 [18.7-39.7]      20.6 [14.8-38.5]
+    gateway calls, quiet        30.5 [24.0-35.2]      27.5 [19.9-35.1]
+    gateway calls, --load 2     43.4 [29.8-91.3]      42.9 [30.5-74.9]
+    gateway calls, CPU, quiet   29.6 [23.3-34.5]      26.8 [19.4-32.6]
+    gateway calls, CPU, load    29.3 [18.2-35.6]      26.6 [22.1-30.9]
 
 "attempts" (one attempt event per call) is the measure of issue 21's 10.4 us quiet and
-22-45 us under load: <= 20 us under load is met. "gateway calls" (an attempt and a task
-event per call, what a gateway request records) is not: 29.7 us under load. Wall time
-under load moves with the other jobs on the machine; callgrind's instruction counts do
-not (``_recorder_workload.py``, 10,000 gateway calls in batches of 500, recording minus
-``--generate-only``): main 203k instructions per call, branch 125k with orjson, 160k
-without. Where the branch's 125k go: SQLite's execute 42k (binding 16k, stepping 18k),
-the two run-log lines 32k (orjson's getattr per dataclass field is most of it; without
-orjson 72k, half of it float ``repr``), rollups 10k, run deltas 5k, row values 4k, the
-recorder's loop the rest. Callgrind does not count the kernel: orjson's results kept
-alive took fresh pages each (4 page faults a line), which made that path slower in wall
-time while fewer instructions; the run log now frees each line before the next.
+22-45 us under load; on a quiet day it met <= 20 us under load (14.0 [10.8-15.4]).
+"gateway calls" (an attempt and a task event per call, what a gateway request records)
+does not: 21.5 us quiet and 29.7 under load on the quiet day before these changes, and
+~7% fewer instructions now are not enough to reach 20 us under load. Without orjson the
+run log's lines take the unchanged standard-library path. Wall time under load moves with
+the other jobs on the machine (see the spreads); callgrind's instruction counts do not
+(``_recorder_workload.py --calls 10000 --batch 500``, recording minus
+``--generate-only``, PYTHONHASHSEED=0): main 133k instructions per gateway call, this
+branch 123k. Where the branch's 123k go: SQLite's execute 42k (binding 16k of it, 5k of
+which the NULLs' adapter lookup; stepping 18k, of which the four index entries of the two
+rows 9k), the two run-log lines 34k (was 42k: orjson now writes a dict of the fields,
+not the slotted dataclass, for which it first looks up ``__dict__`` in vain and then
+each field twice by name; the dict takes at most 15 keys in its literal so that it is
+built at its size), hourly and daily rollups 7k (was 10k: one loop of slot reads per
+group, an event's hour computed only when it leaves the last one's), run deltas 4k, row
+values 3.5k, the recorder's loop the rest. Tried and not kept, as they cost more
+instructions: ``attrgetter``/``map`` passes instead of Python loops (3.11 specializes
+slot reads; ``attrgetter`` takes the generic attribute lookup), histogram buckets by
+``map(ceil, map(mul, map(log, ...)))`` instead of a comprehension, rows cut into 256-row
+INSERTs instead of 32, orjson's ``OPT_APPEND_NEWLINE`` (its keyword argument costs more
+than the separate newline), an f-string line with only the floats written by orjson.
+Measured, not taken: dropping the ``ts`` indexes of attempts and tasks saves 3.5k per
+call, but ``prune`` (retention) needs them to avoid scanning the tables.
 """
 
 from __future__ import annotations

@@ -250,6 +250,61 @@ def _careful_line(event: Event) -> str:
     )
 
 
+def _attempt_fields(e: AttemptEvent) -> dict[str, Any]:
+    """The attempt's fields in their order, as a dict for orjson.
+
+    orjson writes a dict about three times faster than the slotted dataclass itself
+    (for which it looks up ``__dict__`` in vain, then each field's kind and value by
+    name); a test checks that the keys are the dataclass's fields, in order. At most 15
+    keys go in the literal: a longer one is built key by key, resized as it grows.
+    """
+    fields = {
+        "run_id": e.run_id,
+        "task_id": e.task_id,
+        "role": e.role,
+        "provider": e.provider,
+        "model": e.model,
+        "attempt": e.attempt,
+        "outcome": e.outcome,
+        "error_kind": e.error_kind,
+        "latency_ms": e.latency_ms,
+        "input_tokens": e.input_tokens,
+        "output_tokens": e.output_tokens,
+        "cost_usd": e.cost_usd,
+        "error": e.error,
+        "ts": e.ts,
+        "type": e.type,
+    }
+    fields["cached_input_tokens"] = e.cached_input_tokens
+    return fields
+
+
+def _task_fields(e: TaskEvent) -> dict[str, Any]:
+    """The task's fields in their order, as a dict for orjson (see :func:`_attempt_fields`)."""
+    fields = {
+        "run_id": e.run_id,
+        "task_id": e.task_id,
+        "role": e.role,
+        "status": e.status,
+        "provider": e.provider,
+        "model": e.model,
+        "attempts": e.attempts,
+        "handovers": e.handovers,
+        "latency_ms": e.latency_ms,
+        "input_tokens": e.input_tokens,
+        "output_tokens": e.output_tokens,
+        "cost_usd": e.cost_usd,
+        "error": e.error,
+        "stage": e.stage,
+        "finish_reason": e.finish_reason,
+    }
+    fields["ts"] = e.ts
+    fields["type"] = e.type
+    fields["cached_input_tokens"] = e.cached_input_tokens
+    fields["dialect"] = e.dialect
+    return fields
+
+
 def _dumped_line(dumps: Callable[[Any], bytes], event: Event) -> bytes | None:
     """The event's line by orjson, or None when only :func:`event_line` writes it as it
     must be: a NaN or an infinity (orjson writes null), or a value orjson refuses (an
@@ -257,7 +312,9 @@ def _dumped_line(dumps: Callable[[Any], bytes], event: Event) -> bytes | None:
     cost = event.cost_usd
     try:
         if _isfinite(event.latency_ms + event.ts + (0.0 if cost is None else cost)):
-            return dumps(event)
+            if isinstance(event, AttemptEvent):
+                return dumps(_attempt_fields(event))
+            return dumps(_task_fields(event))
     except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
         pass
     return None

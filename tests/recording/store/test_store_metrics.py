@@ -292,3 +292,23 @@ def test_empty_store_has_no_rows(store: MetricsStore) -> None:
 def test_bad_group_is_rejected(store: MetricsStore) -> None:
     with pytest.raises(ValueError, match="cannot group by"):
         store.metrics(group_by=("tenant",))
+
+
+def test_one_batch_going_back_and_forth_across_hours_counts_each_call_in_its_hour(
+    store: MetricsStore,
+) -> None:
+    # Calls finishing out of time order inside one batch, one exactly on an hour's start.
+    offsets = [1800.0, 3600.0, 10.0, 7300.0, 5000.0, 3599.9, 0.0]
+    events = [
+        attempt_event(task_id=f"t{n}", latency_ms=10.0 * (n + 1), ts=DAY0 + offset)
+        for n, offset in enumerate(offsets)
+    ]
+    store.record(events)
+    rows = store.trend("hour", group_by=())
+    assert {row.bucket_start: row.metrics.requests for row in rows} == {
+        DAY0: 4,
+        DAY0 + 3600: 2,
+        DAY0 + 7200: 1,
+    }
+    hour_one = next(row.metrics for row in rows if row.bucket_start == DAY0 + 3600)
+    assert hour_one.latency_avg_ms == pytest.approx((20.0 + 50.0) / 2)

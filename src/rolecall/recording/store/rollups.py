@@ -64,25 +64,36 @@ class Rollup:
     cached_input_tokens: int = 0
 
     def add_attempts(self, events: Sequence[AttemptEvent]) -> None:
-        """Fold attempt events in; written with C-level builtins since it runs per call."""
+        """Fold attempt events in: one loop of slot reads (which the interpreter
+        specializes), cheaper than a pass of ``attrgetter`` per field."""
+        successes = input_tokens = output_tokens = cached = cost_count = 0
+        cost_sum = 0.0
+        latencies: list[float] = []
+        add_latency = latencies.append
+        errors = self.errors
+        for e in events:
+            if e.outcome == "ok":
+                successes += 1
+            else:
+                kind = "unknown" if e.error_kind is None else str(e.error_kind)
+                errors[kind] = errors.get(kind, 0) + 1
+            input_tokens += e.input_tokens
+            output_tokens += e.output_tokens
+            cached += e.cached_input_tokens
+            cost = e.cost_usd
+            if cost is not None:
+                cost_sum += cost
+                cost_count += 1
+            add_latency(e.latency_ms)
         self.requests += len(events)
-        successes = sum(1 for e in events if e.outcome == "ok")
         self.successes += successes
         self.failures += len(events) - successes
-        if successes != len(events):
-            errors = self.errors
-            for e in events:
-                if e.outcome != "ok":
-                    kind = "unknown" if e.error_kind is None else str(e.error_kind)
-                    errors[kind] = errors.get(kind, 0) + 1
-        self.input_tokens += sum(map(_input_tokens, events))
-        self.output_tokens += sum(map(_output_tokens, events))
-        self.cached_input_tokens += sum(map(_cached_tokens, events))
-        costs = [c for c in map(_cost, events) if c is not None]
-        if costs:
-            self.cost_usd += sum(costs)
-            self.cost_count += len(costs)
-        latencies = list(map(_latency, events))
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cached_input_tokens += cached
+        if cost_count:
+            self.cost_usd += cost_sum
+            self.cost_count += cost_count
         self.latency_sum += sum(latencies)
         self.hist.add_sparse(Counter(histogram.buckets_of(latencies)))
 
@@ -186,10 +197,15 @@ def aggregate(attempts: Iterable[AttemptEvent]) -> dict[RollupKey, Rollup]:
     no request, so it is left out of the metrics; runs still show it as a hand-over.
     """
     groups: dict[RollupKey, list[AttemptEvent]] = {}
+    hour, start, end = 0, 0.0, 0.0  # the hour of the last event, [start, end) in seconds
     for event in attempts:
         if event.attempt == 0:
             continue
-        key = (int(event.ts // HOUR) * HOUR, event.provider, event.role, event.model or "")
+        ts = event.ts
+        if not start <= ts < end:  # a batch's events mostly fall within one hour
+            hour = int(ts // HOUR) * HOUR
+            start, end = float(hour), float(hour + HOUR)
+        key = (hour, event.provider, event.role, event.model or "")
         group = groups.get(key)
         if group is None:
             groups[key] = [event]
