@@ -101,40 +101,34 @@ class SSEResponse(StreamingResponse):
 async def unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
     """``await call``, cancelled (``ClientDisconnect``) if the client goes away first.
 
-    The body has been read, so the next ASGI message is the disconnect; a small
-    task waits for it and cancels this one, so the provider call is cancelled
-    with it rather than running to the end for nobody.
+    A request served from the protocol is told by the protocol; through ASGI, the
+    body has been read, so the next message is the disconnect and a small task
+    waits for it. Either way this task is cancelled, and the provider call with
+    it, rather than running to the end for nobody.
     """
     task = asyncio.current_task()
     assert task is not None
     gone = False
-    watch_disconnect = request.scope.get(WATCH_DISCONNECT)
-    if watch_disconnect is not None:  # served from the protocol: no watcher task needed
 
-        def left() -> None:
-            nonlocal gone
-            gone = True
-            task.cancel()
-
-        watch_disconnect(left)
-        try:
-            return await call
-        except asyncio.CancelledError:
-            if gone and task.uncancel() == 0:
-                raise ClientDisconnect from None
-            raise
-        finally:
-            watch_disconnect(None)
-
-    async def watch() -> None:
+    def left() -> None:
         nonlocal gone
-        # Once the body is read, ASGI's next message is the disconnect; a server that sends
-        # anything else cannot report one, and is not asked again.
-        if (await request.receive())["type"] == "http.disconnect":
-            gone = True
-            task.cancel()
+        gone = True
+        task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    stop_watching: Callable[[], object]
+    watch_disconnect = request.scope.get(WATCH_DISCONNECT)
+    if watch_disconnect is not None:  # served from the protocol: it says when the client left
+        watch_disconnect(left)
+        stop_watching = lambda: watch_disconnect(None)  # noqa: E731
+    else:
+
+        async def watch() -> None:
+            # Once the body is read, ASGI's next message is the disconnect; a server that
+            # sends anything else cannot report one, and is not asked again.
+            if (await request.receive())["type"] == "http.disconnect":
+                left()
+
+        stop_watching = asyncio.get_running_loop().create_task(watch()).cancel
     try:
         return await call
     except asyncio.CancelledError:
@@ -142,7 +136,7 @@ async def unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
             raise ClientDisconnect from None
         raise
     finally:
-        watcher.cancel()
+        stop_watching()
 
 
 async def first_content(chunks: AsyncIterator[Chunk]) -> Chunk | None:
