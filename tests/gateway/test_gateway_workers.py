@@ -41,11 +41,12 @@ class Served:
         """The pids of the parent's live workers (Linux; elsewhere, empty)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         children = {int(pid) for pid in path.read_text().split()} if path.exists() else set()
-        return children - {self.writer()}
+        writers = {int(m.group(1)) for line in self.lines if (m := WRITER.search(line))}
+        return children - writers
 
     def writer(self) -> int:
-        """The pid of the one process that writes every worker's records."""
-        for line in self.lines:
+        """The pid of the one process that writes every worker's records (the latest)."""
+        for line in reversed(self.lines):
             if match := WRITER.search(line):
                 return int(match.group(1))
         raise AssertionError("no run writer line:\n" + "".join(self.lines))
@@ -282,3 +283,21 @@ def test_a_workers_value_that_is_neither_a_count_nor_auto_is_one_line_and_exit_2
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "'many' is not a number of processes from 1 to 64, nor 'auto'" in done.stderr
+
+
+def test_a_killed_writer_is_replaced_and_the_records_after_it_are_written(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        client, _ = served.connect()
+        assert _chat(client, "a").status_code == 200
+        wait_for(lambda: sum(run.tasks for run in _gateway_runs(config_path)) == 1)  # written
+        killed = served.writer()
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: served.writer() != killed)
+        for _ in range(3):
+            assert _chat(client, "a").status_code == 200
+        client.close()
+    runs = _gateway_runs(config_path)
+    assert sum(run.tasks for run in runs) == 4 == primary.calls
+    assert {run.status for run in runs} == {"ok"}

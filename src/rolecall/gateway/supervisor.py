@@ -81,6 +81,9 @@ class _Pool:
         self._writer_started = time.monotonic()
         # Its signals stay blocked until it has its handlers (it unblocks them itself).
         self.writer_pid = self._fork(self._writer, "the run writer", unblock=False)
+        log.info(
+            "run writer pid %d writes the run logs and metrics of every worker", self.writer_pid
+        )
 
     def _fork(self, body: Callable[[], int], name: str, *, unblock: bool) -> int:
         sys.stdout.flush()
@@ -159,10 +162,6 @@ def supervise(
     signal.signal(signal.SIGCHLD, lambda *_: None)  # delivered to sigwait, never ignored
     pool = _Pool(workers, run, writer)
     pool.spawn_writer()
-    if pool.writer_pid is not None:
-        log.info(
-            "run writer pid %d writes the run logs and metrics of every worker", pool.writer_pid
-        )
     for index in range(workers):
         pool.spawn(index)
     try:
