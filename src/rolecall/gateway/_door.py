@@ -38,6 +38,7 @@ __all__ = [
     "RequestState",
     "SSEResponse",
     "answering_model",
+    "failure_headers",
     "first_content",
     "openai_door",
     "openai_error_response",
@@ -164,13 +165,19 @@ def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, .
     mapped = fmt.error_for_exception(exc, upstreams)
     if mapped is None:  # a RolecallError the router should not raise at call time
         return json_response(500, fmt.error_body(exc.message, "api_error"))
+    return json_response(mapped.status, mapped.body, failure_headers(exc, role, mapped.retry_after))
+
+
+def failure_headers(exc: RolecallError, role: str, retry_after: float | None) -> dict[str, str]:
+    """The headers of every door's answer to a router failure: the role, how many attempts
+    were made, and when to try again (whole seconds, at least one) when the vendor said."""
     headers = {"x-rolecall-role": role}
     attempts = getattr(exc, "attempts", None)
     if attempts is not None:
         headers["x-rolecall-attempts"] = str(len(attempts))
-    if mapped.retry_after is not None:
-        headers["retry-after"] = str(max(1, round(mapped.retry_after)))
-    return json_response(mapped.status, mapped.body, headers)
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    return headers
 
 
 # What a client is told of a gateway bug; the details go to the gateway log.

@@ -39,6 +39,7 @@ from rolecall.gateway._door import (
     ROLE_HEADER,
     RequestState,
     answering_model,
+    failure_headers,
     start_stream,
     stream_response,
     unless_disconnected,
@@ -199,12 +200,7 @@ async def _stream(
 
 def _error_response(exc: RolecallError, label: str, hosts: tuple[str, ...]) -> Response:
     mapped = fmt.error_for_exception(exc, hosts)
-    headers = {"x-rolecall-role": label}
-    attempts = getattr(exc, "attempts", None)
-    if attempts is not None:
-        headers["x-rolecall-attempts"] = str(len(attempts))
-    if mapped.retry_after is not None:
-        headers["retry-after"] = str(max(1, round(mapped.retry_after)))
+    headers = failure_headers(exc, label, mapped.retry_after)
     return json_response(mapped.status, mapped.body, headers)
 
 
