@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import ClientDisconnect
+
 from rolecall._json import loads
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
-
     from rolecall.config.schema import GatewayConfig
+    from rolecall.gateway._exchange import DoorRequest
 
 __all__ = ["MAX_DEPTH", "BodyBudget", "BodyReader", "read_json"]
 
@@ -75,10 +76,11 @@ class BodyReader:
             self.budget.give(held)
 
 
-async def read_json(request: Request, limits: GatewayConfig, reader: BodyReader) -> Any:
-    """The body as JSON; 413 past ``max_body_bytes``, 503 when the budget is full, 400 if bad."""
+async def read_json(request: DoorRequest, limits: GatewayConfig, reader: BodyReader) -> Any:
+    """The body as JSON; 413 past ``max_body_bytes``, 503 when the budget is full, 400 if bad;
+    ``ClientDisconnect`` when the client leaves before sending it all."""
     limit = limits.max_body_bytes
-    declared = request.headers.get("content-length", "")
+    declared = request.header(b"content-length") or ""
     expected = int(declared) if declared.isdigit() else None
     if expected is not None:
         if expected > limit:
@@ -86,14 +88,25 @@ async def read_json(request: Request, limits: GatewayConfig, reader: BodyReader)
         reader.hold(expected, limits.max_inflight_bytes)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():  # counts chunked bodies too
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        if expected is None:
-            reader.hold(len(chunk), limits.max_inflight_bytes)
-        chunks.append(chunk)
-    return _parse(b"".join(chunks))
+    receive = request.receive
+    while True:  # ASGI's body messages (a chunked body's too), as Starlette's stream() reads them
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise ClientDisconnect()
+        if kind != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            if expected is None:
+                reader.hold(len(chunk), limits.max_inflight_bytes)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return _parse(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
 def _parse(body: bytes) -> Any:

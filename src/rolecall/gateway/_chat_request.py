@@ -124,6 +124,17 @@ def _messages(raw: Any) -> tuple[Message, ...]:
 
 
 def _params(body: Mapping[str, Any]) -> dict[str, Any]:
+    # Most bodies have none of the fields checked one by one: one set test, not a lookup each.
+    params = {} if body.keys().isdisjoint(_CHECKED) else _checked_params(body)
+    # The body's few fields, not the many forwardable names: this runs on every request.
+    for name, value in body.items():
+        if value is not None and name in _PASSED and name not in params:
+            params[name] = value
+    return params
+
+
+def _checked_params(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields checked one by one, in this order (it decides which error a body gets)."""
     params: dict[str, Any] = {}
     for name, (low, high) in _RANGES.items():
         value = body.get(name)
@@ -148,10 +159,6 @@ def _params(body: Mapping[str, Any]) -> dict[str, Any]:
         value = body.get(name)
         if value is not None:
             params[name] = check(name, value)
-    # The body's few fields, not the many forwardable names: this runs on every request.
-    for name, value in body.items():
-        if value is not None and name in _PASSED and name not in params:
-            params[name] = value
     return params
 
 
@@ -224,6 +231,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 }
 # Forwarded as given unless already read above.
 _PASSED = _FORWARDED - _CHECKS.keys() - _HANDLED
+# Read by _checked_params.
+_CHECKED = frozenset({*_RANGES, "max_completion_tokens", "max_tokens", "stop", *_CHECKS})
 
 
 def _response_schema(raw: Any) -> Mapping[str, Any] | None:

@@ -15,14 +15,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
-from rolecall.gateway._responses import HTTPError, json_response
+from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
+from rolecall.gateway._responses import HTTPError
 from rolecall.types import Chunk
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ __all__ = [
     "INTERNAL_ERROR",
     "ROLE_HEADER",
     "WATCH_DISCONNECT",
+    "DoorHandler",
+    "DoorReply",
     "RequestState",
     "SSEResponse",
     "answering_model",
@@ -42,6 +45,7 @@ __all__ = [
     "first_content",
     "openai_door",
     "openai_error_response",
+    "reply_status",
     "start_stream",
     "stream_response",
     "unless_disconnected",
@@ -50,7 +54,7 @@ __all__ = [
 
 # A client's pick of role, over whatever its `model` names (agents cannot change their model
 # names everywhere; a header they can).
-ROLE_HEADER = "x-rolecall-role"
+ROLE_HEADER = b"x-rolecall-role"
 # In a request's scope when it is served from the protocol (gateway/hotpath.py): a function
 # taking a callback to call if the client leaves (None: no longer), instead of a watcher task.
 WATCH_DISCONNECT = "rolecall.watch_disconnect"
@@ -99,7 +103,7 @@ class SSEResponse(StreamingResponse):
             await self._on_close()
 
 
-async def unless_disconnected(request: Request, call: Awaitable[_T]) -> _T:
+async def unless_disconnected(request: DoorRequest, call: Awaitable[_T]) -> _T:
     """``await call``, cancelled (``ClientDisconnect``) if the client goes away first.
 
     A request served from the protocol is told by the protocol; through ASGI, the
@@ -160,12 +164,12 @@ def upstreams(gateway: Gateway) -> tuple[str, ...]:
     return fmt.upstream_hosts(provider.base_url for provider in providers)
 
 
-def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Response:
+def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Reply:
     """A router failure as an OpenAI error body (chat completions and Responses)."""
     mapped = fmt.error_for_exception(exc, upstreams)
     if mapped is None:  # a RolecallError the router should not raise at call time
-        return json_response(500, fmt.error_body(exc.message, "api_error"))
-    return json_response(mapped.status, mapped.body, failure_headers(exc, role, mapped.retry_after))
+        return json_reply(500, fmt.error_body(exc.message, "api_error"))
+    return json_reply(mapped.status, mapped.body, failure_headers(exc, role, mapped.retry_after))
 
 
 def failure_headers(exc: RolecallError, role: str, retry_after: float | None) -> dict[str, str]:
@@ -180,34 +184,42 @@ def failure_headers(exc: RolecallError, role: str, retry_after: float | None) ->
     return headers
 
 
+def reply_status(reply: DoorReply) -> int:
+    return reply.status if isinstance(reply, Reply) else reply.status_code
+
+
 # What a client is told of a gateway bug; the details go to the gateway log.
 INTERNAL_ERROR = "internal gateway error; see the gateway log"
 log = logging.getLogger("rolecall.gateway")
 
-DoorAnswer = Callable[["Gateway", Request, RequestState], Awaitable[Response]]
+# What a door answers: a whole reply, or a stream.
+DoorReply = Reply | SSEResponse
+DoorHandler = Callable[[DoorRequest], Awaitable[DoorReply]]
+DoorAnswer = Callable[["Gateway", DoorRequest, RequestState], Awaitable[DoorReply]]
 
 
 async def openai_door(
-    gateway: Gateway, request: Request, answer: DoorAnswer, name: str
-) -> Response:
+    gateway: Gateway, request: DoorRequest, answer: DoorAnswer, name: str
+) -> DoorReply:
     """Run a door that answers in OpenAI's error format (chat completions, Responses):
     the request's bookkeeping, and every failure as the status and body OpenAI's
     clients expect (499 for a client gone, 500 without details for a bug)."""
     state = RequestState(gateway, time.perf_counter())
     gateway.metrics.request_started()
     try:
+        response: DoorReply
         try:
             response = await answer(gateway, request, state)
         except HTTPError as exc:
-            response = exc.response()
+            response = exc.reply()
         except ClientDisconnect:
-            response = Response(status_code=499)  # nginx's "client closed request"
+            response = Reply.empty(499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
             response = openai_error_response(exc, state.label, upstreams(gateway))
         except Exception as exc:
             log.error("%s request failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
-            response = json_response(500, fmt.error_body(INTERNAL_ERROR, "api_error"))
-        state.status = response.status_code
+            response = json_reply(500, fmt.error_body(INTERNAL_ERROR, "api_error"))
+        state.status = reply_status(response)
         return response
     finally:
         if not state.streaming:
@@ -224,7 +236,7 @@ class StreamStart:
     attempts: int
 
 
-async def start_stream(request: Request, reply_stream: ReplyStream) -> StreamStart:
+async def start_stream(request: DoorRequest, reply_stream: ReplyStream) -> StreamStart:
     """Wait for a stream's first content (a client that leaves closes the stream), so the
     response's headers can name the provider that answers."""
     chunks = reply_stream.deltas()

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from rolecall._json import dumps
+from rolecall.gateway._exchange import Reply, json_reply
 
 __all__ = ["HTTPError", "json_response", "reply_headers", "sse_event"]
 
@@ -24,7 +25,12 @@ class HTTPError(Exception):
         self.headers = dict(headers or {})
 
     def response(self) -> Response:
+        """As a Starlette response (the routes other than the doors)."""
         return json_response(self.status, self.body, self.headers)
+
+    def reply(self) -> Reply:
+        """As a door's reply."""
+        return json_reply(self.status, self.body, self.headers)
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:

@@ -47,11 +47,12 @@ from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.dashboard.routes import dashboard_routes
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyBudget
+from rolecall.gateway._door import DoorHandler, DoorReply
+from rolecall.gateway._exchange import DoorRequest
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
-from rolecall.gateway.hotpath import DoorHandler
-from rolecall.gateway.messages import messages_routes
+from rolecall.gateway.messages import messages, messages_routes
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
 from rolecall.gateway.responses import responses
@@ -68,6 +69,16 @@ log = logging.getLogger("rolecall.gateway")
 
 RUN_MAX_TASKS = 100_000
 RUN_MAX_SECONDS = 24 * 3600.0
+
+
+def _no_key() -> HTTPError:
+    body = fmt.error_body(
+        "invalid or missing API key: send 'Authorization: Bearer KEY' (or "
+        "'x-api-key: KEY') with a key listed under gateway.keys",
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+    return HTTPError(401, body, {"www-authenticate": "Bearer"})
 
 
 class Gateway:
@@ -311,6 +322,14 @@ class Gateway:
         api_key = headers.get("x-api-key")
         return api_key is not None and keys.allows(f"Bearer {api_key}")
 
+    def door_authorized(self, request: DoorRequest) -> bool:
+        """:meth:`authorized`, for a request to a front door."""
+        keys = self.generation.keys
+        if keys.allows(request.header(b"authorization")):
+            return True
+        api_key = request.header(b"x-api-key")
+        return api_key is not None and keys.allows(f"Bearer {api_key}")
+
     def unknown_model(self, config: RolecallConfig, name: str) -> HTTPError:
         roles = ", ".join(self.roles(config)) or "none"
         providers = ", ".join(config.providers) or "none"
@@ -357,13 +376,13 @@ class Gateway:
                 status, fmt.error_body(message, "invalid_request_error", "not_found")
             )
 
-        chat = self._guarded(self._chat)
-        answer = self._guarded(lambda r: responses(self, r))
+        chat = self._door_guarded(lambda r: chat_completions(self, r))
+        answer = self._door_guarded(lambda r: responses(self, r))
         door_routes = messages_routes(self)
         routed = Starlette(
             routes=[
-                Route("/v1/chat/completions", chat, methods=["POST"]),
-                Route("/v1/responses", answer, methods=["POST"]),
+                Route("/v1/chat/completions", _door_endpoint(chat), methods=["POST"]),
+                Route("/v1/responses", _door_endpoint(answer), methods=["POST"]),
                 Route("/v1/models", self._guarded(self._models), methods=["GET"]),
                 Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
@@ -379,15 +398,15 @@ class Gateway:
         doors: dict[str, DoorHandler] = {
             "/v1/chat/completions": chat,
             "/v1/responses": answer,
-            **{r.path: r.endpoint for r in door_routes if r.path == "/v1/messages"},
+            "/v1/messages": lambda r: messages(self, r),
         }
         self.doors: Mapping[str, DoorHandler] = doors
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             door = doors.get(scope["path"]) if scope["type"] == "http" else None
             if door is not None and scope["method"] == "POST":
-                response = await door(Request(scope, receive))
-                await response(scope, receive, send)
+                reply = await door(DoorRequest(scope, receive))
+                await reply(scope, receive, send)
             else:
                 await routed(scope, receive, send)
 
@@ -401,19 +420,20 @@ class Gateway:
         async def guarded(request: Request) -> Response:
             try:
                 if not self.authorized(request):
-                    raise HTTPError(
-                        401,
-                        fmt.error_body(
-                            "invalid or missing API key: send 'Authorization: Bearer KEY' (or "
-                            "'x-api-key: KEY') with a key listed under gateway.keys",
-                            "invalid_request_error",
-                            "invalid_api_key",
-                        ),
-                        {"www-authenticate": "Bearer"},
-                    )
+                    raise _no_key()
                 return await endpoint(request)
             except HTTPError as exc:
                 return exc.response()
+
+        return guarded
+
+    def _door_guarded(self, door: DoorHandler) -> DoorHandler:
+        """A front door behind the key check (each door answers its own errors after it)."""
+
+        async def guarded(request: DoorRequest) -> DoorReply:
+            if not self.door_authorized(request):
+                return _no_key().reply()
+            return await door(request)
 
         return guarded
 
@@ -444,9 +464,6 @@ class Gateway:
                 return json_response(200, entry)
         raise self.unknown_model(self.generation.config, name)
 
-    async def _chat(self, request: Request) -> Response:
-        return await chat_completions(self, request)
-
     async def _metrics(self, request: Request) -> Response:
         from rolecall.health.memory import HealthState
 
@@ -455,6 +472,15 @@ class Gateway:
         states = {pid: str(health.state(pid)) for pid in generation.config.providers}
         self.metrics.set_health(states, get_args(HealthState))
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _door_endpoint(door: DoorHandler) -> Callable[[Request], Awaitable[DoorReply]]:
+    """A door as a Starlette endpoint (its reply, whole or streamed, is an ASGI app)."""
+
+    async def endpoint(request: Request) -> DoorReply:
+        return await door(DoorRequest(request.scope, request.receive))
+
+    return endpoint
 
 
 def create_app(

@@ -21,9 +21,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
@@ -31,6 +28,7 @@ from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
     INTERNAL_ERROR,
     ROLE_HEADER,
+    DoorReply,
     RequestState,
     answering_model,
     openai_door,
@@ -39,7 +37,8 @@ from rolecall.gateway._door import (
     unless_disconnected,
     upstreams,
 )
-from rolecall.gateway._responses import HTTPError, json_response, reply_headers, sse_event
+from rolecall.gateway._exchange import DoorRequest, json_reply
+from rolecall.gateway._responses import HTTPError, reply_headers, sse_event
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -51,11 +50,11 @@ __all__ = ["chat_completions"]
 log = logging.getLogger("rolecall.gateway")
 
 
-async def chat_completions(gateway: Gateway, request: Request) -> Response:
+async def chat_completions(gateway: Gateway, request: DoorRequest) -> DoorReply:
     return await openai_door(gateway, request, _answer, "chat")
 
 
-async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Response:
+async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -> DoorReply:
     state.body = BodyReader(gateway.body_budget)
     try:
         parsed = fmt.parse_chat_request(await read_json(request, gateway.limits(), state.body))
@@ -64,9 +63,7 @@ async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Re
         raise HTTPError(400, body) from None
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(
-        generation.config, parsed.model, request.headers.get(ROLE_HEADER)
-    )
+    role, provider = gateway.target(generation.config, parsed.model, request.header(ROLE_HEADER))
     state.label = parsed.model
     task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
     kwargs: dict[str, Any] = {
@@ -83,18 +80,18 @@ async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Re
     call = generation.router.complete(role, parsed.messages, **kwargs)
     reply = await unless_disconnected(request, call)
     body = fmt.completion_body(reply, f"chatcmpl-{task_id}", int(time.time()))
-    return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+    return json_reply(200, body, reply_headers(reply.provider, len(reply.attempts), role))
 
 
 async def _stream(
-    request: Request,
+    request: DoorRequest,
     reply_stream: ReplyStream,
     role: str,
     task_id: str,
     parsed: fmt.ParsedRequest,
     state: RequestState,
     generation: Generation,
-) -> Response:
+) -> DoorReply:
     started = await start_stream(request, reply_stream)
     chunks, first = started.chunks, started.first
     provider, attempts = started.provider, started.attempts

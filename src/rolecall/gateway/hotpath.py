@@ -23,11 +23,9 @@ function that registers a callback the protocol calls when the connection is los
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_VALUE_RE,
     STATUS_LINE,
@@ -35,14 +33,13 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr
 
-from rolecall.gateway._door import WATCH_DISCONNECT
+from rolecall.gateway._door import WATCH_DISCONNECT, DoorHandler
+from rolecall.gateway._exchange import DoorRequest, Reply
 
-__all__ = ["DoorCycle", "DoorHandler"]
-
-DoorHandler = Callable[[Request], Awaitable[Response]]
+__all__ = ["DoorCycle", "DoorHandler", "header_lines"]
 
 
-def _header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     lines: list[bytes] = []
     for name, value in headers:
         if HEADER_VALUE_RE.search(value):
@@ -62,12 +59,14 @@ class DoorCycle(RequestResponseCycle):
         self,
         handler: DoorHandler,
         extra_headers: Sequence[tuple[bytes, bytes]],
+        extra_head: bytes,
         *args: Any,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.handler = handler
         self.extra_headers = extra_headers
+        self.extra_head = extra_head  # extra_headers as header lines
         self._on_gone: Callable[[], None] | None = None
         self.scope[WATCH_DISCONNECT] = self.watch_disconnect  # type: ignore[literal-required]
 
@@ -94,13 +93,13 @@ class DoorCycle(RequestResponseCycle):
         try:
             scope: Any = self.scope  # uvicorn's TypedDict for Starlette's mapping
             receive: Any = self.receive
-            response = await self.handler(Request(scope, receive))
-            if self.extra_headers:
-                response.raw_headers.extend(self.extra_headers)
-            if isinstance(response, StreamingResponse):
-                await response(self.scope, self.receive, self.send)  # type: ignore[arg-type]
-            else:
-                await self._send_whole(response)
+            reply = await self.handler(DoorRequest(scope, receive))
+            if isinstance(reply, Reply):
+                await self._send_whole(reply)
+            else:  # a stream
+                if self.extra_headers:
+                    reply.raw_headers.extend(self.extra_headers)
+                await reply(scope, receive, self.send)  # type: ignore[arg-type]
         except BaseException as exc:
             self.logger.error("Exception in a gateway door", exc_info=exc)
             if not self.response_started:
@@ -114,13 +113,13 @@ class DoorCycle(RequestResponseCycle):
         finally:
             self.on_response = lambda: None
 
-    async def _send_whole(self, response: Response) -> None:
+    async def _send_whole(self, reply: Reply) -> None:
         """Status line, headers and body in one write, then the cycle's completion."""
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
         if self.disconnected:
             return
-        status = response.status_code
+        status = reply.status
         if self.access_log:
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
@@ -133,16 +132,12 @@ class DoorCycle(RequestResponseCycle):
         defaults = self.default_headers
         seen, block = DoorCycle._defaults
         if seen is not defaults:
-            block = _header_lines(defaults)
+            block = header_lines(defaults)
             DoorCycle._defaults = (defaults, block)
-        content: list[bytes | memoryview] = [
-            STATUS_LINE[status],
-            block,
-            _header_lines(response.raw_headers),
-        ]
+        content = [STATUS_LINE[status], block, reply.head, self.extra_head]
         if not self.keep_alive:
             content.append(b"connection: close\r\n")
-        content += (b"\r\n", response.body)
+        content += (b"\r\n", reply.body)
         self.response_started = True
         self.waiting_for_100_continue = False
         self.transport.write(b"".join(content))

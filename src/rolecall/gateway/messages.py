@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from rolecall._secrets import redact
@@ -37,20 +36,23 @@ from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
     INTERNAL_ERROR,
     ROLE_HEADER,
+    DoorReply,
     RequestState,
     answering_model,
     failure_headers,
+    reply_status,
     start_stream,
     stream_response,
     unless_disconnected,
     upstreams,
 )
+from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
 from rolecall.gateway._messages_request import (
     MessagesRequest,
     RequestInvalid,
     parse_messages_request,
 )
-from rolecall.gateway._responses import HTTPError, json_response, reply_headers
+from rolecall.gateway._responses import HTTPError, reply_headers
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -69,13 +71,14 @@ _NO_KEY = (
 
 
 def messages_routes(gateway: Gateway) -> list[Route]:
-    """The Messages door's routes, each answering its own errors in Anthropic's shape."""
+    """The Messages door's routes, each answering its own errors in Anthropic's shape (the
+    gateway's app serves a POST to the door itself, before these routes: see app.py)."""
 
-    async def create(request: Request) -> Response:
-        return await messages(gateway, request)
+    async def create(request: Request) -> DoorReply:
+        return await messages(gateway, DoorRequest(request.scope, request.receive))
 
-    async def count(request: Request) -> Response:
-        return await count_tokens(gateway, request)
+    async def count(request: Request) -> Reply:
+        return await count_tokens(gateway, DoorRequest(request.scope, request.receive))
 
     return [
         Route("/v1/messages", create, methods=["POST"]),
@@ -83,37 +86,39 @@ def messages_routes(gateway: Gateway) -> list[Route]:
     ]
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return json_response(status, fmt.error_body(status, message), headers)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return json_reply(status, fmt.error_body(status, message), headers)
 
 
-def _restated(exc: HTTPError) -> Response:
+def _restated(exc: HTTPError) -> Reply:
     """An early answer (body limits, unknown model: OpenAI's shape) in Anthropic's."""
     restated = fmt.error_from_openai(exc.status, exc.body)
-    return json_response(restated.status, restated.body, exc.headers)
+    return json_reply(restated.status, restated.body, exc.headers)
 
 
-async def messages(gateway: Gateway, request: Request) -> Response:
+async def messages(gateway: Gateway, request: DoorRequest) -> DoorReply:
     state = RequestState(gateway, time.perf_counter())
     gateway.metrics.request_started()
     task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
     try:
+        response: DoorReply
         try:
-            if not gateway.authorized(request):
+            if not gateway.door_authorized(request):
                 response = _error(401, _NO_KEY)
             else:
                 response = await _answer(gateway, request, state, task_id)
         except HTTPError as exc:
             response = _restated(exc)
         except ClientDisconnect:
-            response = Response(status_code=499)  # nginx's "client closed request"
+            response = Reply.empty(499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to Anthropic's statuses
             response = _error_response(exc, state.label, upstreams(gateway))
         except Exception as exc:
             log.error("messages request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = _error(500, INTERNAL_ERROR)
-        response.headers["request-id"] = f"req_{task_id}"
-        state.status = response.status_code
+        if isinstance(response, Reply):  # a stream names it already
+            response.add_header("request-id", f"req_{task_id}")
+        state.status = reply_status(response)
         return response
     finally:
         if not state.streaming:
@@ -121,7 +126,7 @@ async def messages(gateway: Gateway, request: Request) -> Response:
 
 
 async def _read(
-    gateway: Gateway, request: Request, state: RequestState, counting: bool
+    gateway: Gateway, request: DoorRequest, state: RequestState, counting: bool
 ) -> MessagesRequest:
     state.body = BodyReader(gateway.body_budget)
     body = await read_json(request, gateway.limits(), state.body)
@@ -132,14 +137,12 @@ async def _read(
 
 
 async def _answer(
-    gateway: Gateway, request: Request, state: RequestState, task_id: str
-) -> Response:
+    gateway: Gateway, request: DoorRequest, state: RequestState, task_id: str
+) -> DoorReply:
     parsed = await _read(gateway, request, state, counting=False)
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(
-        generation.config, parsed.model, request.headers.get(ROLE_HEADER)
-    )
+    role, provider = gateway.target(generation.config, parsed.model, request.header(ROLE_HEADER))
     state.label = parsed.model
     kwargs: dict[str, Any] = {
         "params": parsed.params or None,
@@ -156,17 +159,17 @@ async def _answer(
     call = generation.router.complete(role, parsed.messages, **kwargs)
     reply = await unless_disconnected(request, call)
     body = fmt.message_body(reply, message_id)
-    return json_response(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+    return json_reply(200, body, reply_headers(reply.provider, len(reply.attempts), role))
 
 
 async def _stream(
-    request: Request,
+    request: DoorRequest,
     reply_stream: ReplyStream,
     role: str,
     message_id: str,
     state: RequestState,
     generation: Generation,
-) -> Response:
+) -> DoorReply:
     started = await start_stream(request, reply_stream)
     chunks, first = started.chunks, started.first
     provider, attempts = started.provider, started.attempts
@@ -198,26 +201,26 @@ async def _stream(
     return stream_response(events(), headers, reply_stream, state)
 
 
-def _error_response(exc: RolecallError, label: str, hosts: tuple[str, ...]) -> Response:
+def _error_response(exc: RolecallError, label: str, hosts: tuple[str, ...]) -> Reply:
     mapped = fmt.error_for_exception(exc, hosts)
     headers = failure_headers(exc, label, mapped.retry_after)
-    return json_response(mapped.status, mapped.body, headers)
+    return json_reply(mapped.status, mapped.body, headers)
 
 
-async def count_tokens(gateway: Gateway, request: Request) -> Response:
+async def count_tokens(gateway: Gateway, request: DoorRequest) -> Reply:
     """``{"input_tokens": n}``: an estimate, for a model the gateway can route."""
     state = RequestState(gateway, time.perf_counter())
     try:
-        if not gateway.authorized(request):
+        if not gateway.door_authorized(request):
             return _error(401, _NO_KEY)
         parsed = await _read(gateway, request, state, counting=True)
-        gateway.target(gateway.generation.config, parsed.model, request.headers.get(ROLE_HEADER))
+        gateway.target(gateway.generation.config, parsed.model, request.header(ROLE_HEADER))
         body = {"input_tokens": fmt.estimate_input_tokens(parsed)}
-        return json_response(200, body, {"x-rolecall-token-count": "estimate"})
+        return json_reply(200, body, {"x-rolecall-token-count": "estimate"})
     except HTTPError as exc:
         return _restated(exc)
     except ClientDisconnect:
-        return Response(status_code=499)
+        return Reply.empty(499)
     finally:
         if state.body is not None:
             state.body.release()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from rolecall.gateway.hotpath import DoorCycle, DoorHandler
+from rolecall.gateway.hotpath import DoorCycle, DoorHandler, header_lines
 from rolecall.gateway.openai_format import error_body
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
     limits: Callable[[], GatewayConfig]
     doors: Mapping[bytes, DoorHandler]  # exact request targets served by a DoorCycle
     extra_headers: Sequence[tuple[bytes, bytes]]  # on every door response
+    extra_head: bytes  # the same as header lines
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,6 +179,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self.cycle = DoorCycle(
             door,
             self.extra_headers,
+            self.extra_head,
             scope=scope,
             transport=self.transport,
             flow=self.flow,
@@ -240,5 +242,6 @@ def limited_protocol(
         "limits": staticmethod(limits),
         "doors": {path.encode("ascii"): handler for path, handler in (doors or {}).items()},
         "extra_headers": tuple(extra_headers),
+        "extra_head": header_lines(extra_headers),
     }
     return type("LimitedHttpToolsProtocol", (_LimitedHttpTools,), attributes)

@@ -24,9 +24,6 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
@@ -35,6 +32,7 @@ from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
     INTERNAL_ERROR,
     ROLE_HEADER,
+    DoorReply,
     RequestState,
     answering_model,
     openai_door,
@@ -43,7 +41,8 @@ from rolecall.gateway._door import (
     unless_disconnected,
     upstreams,
 )
-from rolecall.gateway._responses import HTTPError, json_response, reply_headers
+from rolecall.gateway._exchange import DoorRequest, json_reply
+from rolecall.gateway._responses import HTTPError, reply_headers
 from rolecall.gateway._responses_request import (
     RequestInvalid,
     ResponsesRequest,
@@ -65,11 +64,11 @@ OMITTED_HEADER = "x-rolecall-omitted-tools"
 _warned: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
 
 
-async def responses(gateway: Gateway, request: Request) -> Response:
+async def responses(gateway: Gateway, request: DoorRequest) -> DoorReply:
     return await openai_door(gateway, request, _answer, "responses")
 
 
-async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Response:
+async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -> DoorReply:
     state.body = BodyReader(gateway.body_budget)
     try:
         parsed = parse_responses_request(await read_json(request, gateway.limits(), state.body))
@@ -78,9 +77,7 @@ async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Re
         raise HTTPError(400, body) from None
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(
-        generation.config, parsed.model, request.headers.get(ROLE_HEADER)
-    )
+    role, provider = gateway.target(generation.config, parsed.model, request.header(ROLE_HEADER))
     state.label = parsed.model
     _warn_omitted(gateway, parsed.omitted_tools)
     task_id = os.urandom(8).hex()
@@ -100,7 +97,7 @@ async def _answer(gateway: Gateway, request: Request, state: RequestState) -> Re
     rid = rfmt.response_id(task_id)
     body = rfmt.response_body(reply, rid, int(time.time()), parsed.echo, parsed.namespaced)
     headers = _headers(parsed, reply.provider, len(reply.attempts), role)
-    return json_response(200, body, headers)
+    return json_reply(200, body, headers)
 
 
 def _headers(parsed: ResponsesRequest, provider: str, attempts: int, role: str) -> dict[str, str]:
@@ -131,14 +128,14 @@ def _sse(event: dict[str, Any]) -> bytes:
 
 
 async def _stream(
-    request: Request,
+    request: DoorRequest,
     reply_stream: ReplyStream,
     role: str,
     task_id: str,
     parsed: ResponsesRequest,
     state: RequestState,
     generation: Generation,
-) -> Response:
+) -> DoorReply:
     started = await start_stream(request, reply_stream)
     chunks, first = started.chunks, started.first
     provider, attempts = started.provider, started.attempts
