@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from rolecall.events import AttemptEvent, Event, TaskEvent
@@ -28,6 +29,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 Labels = tuple[str, ...]
+_Series = tuple[list[int], list[float]]  # a histogram series: per-bucket counts; sum and count
 
 
 def _escape(value: str) -> str:
@@ -67,13 +69,21 @@ class Counter(_Metric):
 
     def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
         super().__init__(name, help_text, labelnames)
-        self.values: dict[Labels, float] = {}
+        # labels -> a one-item list holding the value: a cell the hot paths keep and add to.
+        self.cells: dict[Labels, list[float]] = {}
+
+    def cell(self, labels: Labels) -> list[float]:
+        """The series' value cell (created at 0: it is rendered from now on)."""
+        cell = self.cells.get(labels)
+        if cell is None:
+            cell = self.cells[labels] = [0.0]
+        return cell
 
     def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + amount
+        self.cell(labels)[0] += amount
 
     def samples(self) -> Iterable[str]:
-        for labels, value in sorted(self.values.items()):
+        for labels, (value,) in sorted(self.cells.items()):
             yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
 
 
@@ -81,7 +91,7 @@ class Gauge(Counter):
     kind = "gauge"
 
     def set(self, labels: Labels, value: float) -> None:
-        self.values[labels] = value
+        self.cell(labels)[0] = value
 
 
 class Histogram(_Metric):
@@ -97,19 +107,17 @@ class Histogram(_Metric):
         super().__init__(name, help_text, labelnames)
         self.buckets = tuple(sorted(buckets))
         # labels -> (count per bucket, not cumulative; sum; count)
-        self.series: dict[Labels, tuple[list[int], list[float]]] = {}
+        self.series: dict[Labels, _Series] = {}
 
-    def observe(self, labels: Labels, value: float) -> None:
+    def entry(self, labels: Labels) -> _Series:
+        """The series' counts and totals, for :func:`observe` (created empty)."""
         entry = self.series.get(labels)
         if entry is None:
             entry = self.series[labels] = ([0] * len(self.buckets), [0.0, 0.0])
-        counts, totals = entry
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[index] += 1
-                break
-        totals[0] += value
-        totals[1] += 1
+        return entry
+
+    def observe(self, labels: Labels, value: float) -> None:
+        observe(self.buckets, self.entry(labels), value)
 
     def samples(self) -> Iterable[str]:
         for labels, (counts, (total, count)) in sorted(self.series.items()):
@@ -128,6 +136,17 @@ class Histogram(_Metric):
 _M = TypeVar("_M", bound=_Metric)
 
 
+def observe(buckets: tuple[float, ...], entry: _Series, value: float) -> None:
+    """Count ``value`` in a histogram series (``Histogram.entry``)."""
+    counts, totals = entry
+    for index, bound in enumerate(buckets):
+        if value <= bound:
+            counts[index] += 1
+            break
+    totals[0] += value
+    totals[1] += 1
+
+
 class Registry:
     def __init__(self) -> None:
         self.metrics: list[_Metric] = []
@@ -142,6 +161,17 @@ class Registry:
             lines += metric.header()
             lines += metric.samples()
         return "\n".join(lines) + "\n"
+
+
+@dataclass(slots=True)
+class _AttemptCells:
+    """What an attempt of one (provider, role, outcome) counts in (token cells on first use)."""
+
+    calls: list[float]
+    seconds: _Series
+    handovers: list[float] | None  # only for the outcome "handover"
+    input: list[float] | None = None
+    output: list[float] | None = None
 
 
 class GatewayMetrics:
@@ -215,45 +245,71 @@ class GatewayMetrics:
                 ("provider", "state"),
             )
         )
-        self._in_flight = 0
+        self._in_flight = 0  # rendered into the in_flight gauge by render()
+        # The cells each label set feeds, looked up once per (provider, role, outcome),
+        # (role, status) or (model, status) rather than per series on every call.
+        self._attempts: dict[tuple[str, str, str], _AttemptCells] = {}
+        self._tasks: dict[tuple[str, str], tuple[list[float], _Series]] = {}
+        self._requests: dict[tuple[str, int], tuple[list[float], _Series]] = {}
 
     # EventSink
     def emit(self, event: Event) -> None:
         if isinstance(event, AttemptEvent):
             self._attempt(event)
         elif isinstance(event, TaskEvent):
-            self.tasks.inc((event.role, event.status))
-            self.task_seconds.observe((event.role,), event.latency_ms / 1000)
+            key = (event.role, event.status)
+            cells = self._tasks.get(key)
+            if cells is None:
+                cells = self._tasks[key] = (self.tasks.cell(key), self.task_seconds.entry(key[:1]))
+            cells[0][0] += 1
+            observe(self.task_seconds.buckets, cells[1], event.latency_ms / 1000)
 
     def _attempt(self, event: AttemptEvent) -> None:
-        where = (event.provider, event.role)
-        self.calls.inc((*where, event.outcome))
-        self.call_seconds.observe(where, event.latency_ms / 1000)
+        key = (event.provider, event.role, event.outcome)
+        cells = self._attempts.get(key)
+        if cells is None:
+            cells = self._attempts[key] = self._attempt_cells(key)
+        cells.calls[0] += 1
+        observe(self.call_seconds.buckets, cells.seconds, event.latency_ms / 1000)
         if event.error_kind is not None:
-            self.failures.inc((*where, str(event.error_kind)))
-        if event.outcome == "handover":
-            self.handovers.inc(where)
+            self.failures.inc((*key[:2], str(event.error_kind)))
+        if cells.handovers is not None:
+            cells.handovers[0] += 1
         if event.input_tokens:
-            self.tokens.inc((*where, "input"), event.input_tokens)
+            if cells.input is None:
+                cells.input = self.tokens.cell((*key[:2], "input"))
+            cells.input[0] += event.input_tokens
         if event.output_tokens:
-            self.tokens.inc((*where, "output"), event.output_tokens)
+            if cells.output is None:
+                cells.output = self.tokens.cell((*key[:2], "output"))
+            cells.output[0] += event.output_tokens
+
+    def _attempt_cells(self, key: tuple[str, str, str]) -> _AttemptCells:
+        where = key[:2]
+        handovers = self.handovers.cell(where) if key[2] == "handover" else None
+        return _AttemptCells(self.calls.cell(key), self.call_seconds.entry(where), handovers)
 
     def request_started(self) -> None:
         self._in_flight += 1
-        self.in_flight.set((), self._in_flight)
 
     def request_finished(self, model: str, status: int, seconds: float) -> None:
         self._in_flight -= 1
-        self.in_flight.set((), self._in_flight)
-        self.requests.inc((model, str(status)))
-        self.request_seconds.observe((model,), seconds)
+        key = (model, status)
+        cells = self._requests.get(key)
+        if cells is None:
+            count = self.requests.cell((model, str(status)))
+            cells = self._requests[key] = (count, self.request_seconds.entry((model,)))
+        cells[0][0] += 1
+        observe(self.request_seconds.buckets, cells[1], seconds)
 
     def set_health(self, states: Mapping[str, str], all_states: Sequence[str]) -> None:
         """Replace the health gauge with one provider -> state mapping."""
-        self.health.values.clear()
+        self.health.cells.clear()
         for provider, state in states.items():
             for candidate in all_states:
                 self.health.set((provider, candidate), 1.0 if candidate == state else 0.0)
 
     def render(self) -> str:
+        if self._in_flight or self.requests.cells:  # shown once a request has started
+            self.in_flight.set((), self._in_flight)
         return self.registry.render()

@@ -60,7 +60,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._max_header = limits.max_header_bytes
         self._header_timeout = limits.header_timeout
         self._body_timeout = limits.body_timeout
-        self._head_parsed = 0  # request line and header lines seen by the parser
+        self._head_parsed = 0  # header lines seen by the parser (the URL: self.url)
         self._head_received = 0  # bytes received while the header block is unfinished
         self._in_head = True  # reading a request line and headers (or waiting for them)
         self._rejected = False
@@ -143,17 +143,18 @@ class _LimitedHttpTools(HttpToolsProtocol):
         if self._deadline is None:
             self._arm(self._header_timeout)
 
-    def on_url(self, url: bytes) -> None:
-        self._head_parsed += len(url)
-        super().on_url(url)
-
     def on_header(self, name: bytes, value: bytes) -> None:
+        # uvicorn's on_header (inlined: this runs for every header of every request), counted.
         self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
-        super().on_header(name, value)
+        name = name.lower()
+        value = value.rstrip(b" \t")  # trailing whitespace is not part of the value (RFC 9110)
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._head_parsed > self._max_header:
+        if self._head_parsed + len(self.url) > self._max_header:
             self._reject()
             return
         self._arm(self._body_timeout)
