@@ -62,6 +62,9 @@ __all__ = [
 _HIGH_WATER = 256 * 1024
 # Request heads kept per (method, URL) without query parameters.
 _MAX_CACHED_HEADS = 256
+# Response header names as received -> their lower-case keys (the first this many names).
+_header_keys: dict[bytes, str] = {}
+_MAX_HEADER_KEYS = 512
 
 
 @dataclass(slots=True)
@@ -125,10 +128,15 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
+        # A server sends the same few names on every response: their keys are kept.
+        key = _header_keys.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_header_keys) < _MAX_HEADER_KEYS:
+                _header_keys[name] = key
         text = value.decode("latin-1")
-        previous = self.headers.get(key)
-        self.headers[key] = text if previous is None else f"{previous}, {text}"
+        headers = self.headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -508,24 +516,19 @@ class WireClient(HTTPClient):
         (no byte of response) gets the request once more at once, on a new connection,
         as httpcore and Go's client do: no backoff retry for a race no server lost.
         """
-        conn = await pool.acquire()
-        try:
-            await self._send(pool, conn, data)
-        except WireError as error:
-            if not conn.went_stale(error):
-                raise
-            conn = await pool.acquire(fresh=True)
-            await self._send(pool, conn, data)
-        return conn
-
-    async def _send(self, pool: _Pool, conn: _Connection, data: bytes) -> None:
-        """Send and read the head; on any failure the connection is closed and its slot freed."""
-        try:
-            conn.send(data)
-            await conn.head(self.read_timeout)
-        except BaseException:
-            pool.release(conn, False)
-            raise
+        fresh = False
+        while True:  # not a helper coroutine per call: one frame less at every wake-up
+            conn = await pool.acquire(fresh=fresh)
+            try:
+                conn.send(data)
+                await conn.head(self.read_timeout)
+            except BaseException as error:
+                pool.release(conn, False)  # closed, its slot freed
+                if fresh or not isinstance(error, WireError) or not conn.went_stale(error):
+                    raise
+                fresh = True
+            else:
+                return conn
 
     async def aclose(self) -> None:
         self._closed = True
