@@ -235,6 +235,7 @@ class Reply:
 
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})  # no tool_call_id, name or parts
 
 
 def normalize_messages(
@@ -254,13 +255,15 @@ def normalize_messages(
 
 
 def _message(index: int, item: Mapping[str, Any]) -> Message:
-    where = f"messages[{index}]"
     role = item.get("role")
+    content = item.get("content")
+    if type(content) is str and role in _PLAIN_ROLES and item.get("tool_calls") is None:
+        return Message(role, content)  # the common turn, all its checks passed at once
+    where = f"messages[{index}]"
     if role == "developer":  # OpenAI's newer name for the system turn
         role = "system"
     if role not in _ROLES:
         raise ValueError(f"{where}.role must be system, user, assistant or tool")
-    content = item.get("content")
     tool_calls = _tool_calls(where, item.get("tool_calls"))
     parts: tuple[ContentPart, ...] = ()
     if isinstance(content, list):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from rolecall.config.schema import RetryConfig
@@ -63,7 +63,7 @@ class _First:
     completion: Completion | None = None
     head: Chunk | None = None  # the stream's first chunk with content
     chunks: AsyncIterator[Chunk] | None = None
-    assembly: Assembly = field(default_factory=Assembly)
+    assembly: Assembly | None = None  # a stream's chunks (a whole answer needs none)
 
 
 @dataclass(slots=True)
@@ -103,11 +103,12 @@ async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _
     """
     if not stream:
         return _First(completion=await provider.complete(request))
-    first = _First()
+    assembly = Assembly()
+    first = _First(assembly=assembly)
     chunks = provider.stream(request)
     try:
         async for chunk in chunks:
-            first.assembly.add(chunk)
+            assembly.add(chunk)
             if chunk.has_content:
                 first.head, first.chunks = chunk, chunks
                 return first
@@ -123,13 +124,15 @@ async def read_rest(opened: Opened, default_model: str) -> Completion:
     first = opened.first
     if first.completion is not None:
         return first.completion
+    assembly = first.assembly
+    assert assembly is not None  # opened as a stream
     if first.chunks is not None:
         try:
             async for chunk in first.chunks:
-                first.assembly.add(chunk)
+                assembly.add(chunk)
         finally:
             await _close(first.chunks)
-    return first.assembly.completion(default_model)
+    return assembly.completion(default_model)
 
 
 async def _cancel(future: asyncio.Future[Any]) -> None:

@@ -51,7 +51,10 @@ def _wants_json_schema(request: ChatRequest) -> bool:
 
 
 def _has_images(messages: Sequence[Message]) -> bool:
-    return any(isinstance(part, ImagePart) for message in messages for part in message.parts)
+    for message in messages:  # most have no parts: no generator for them
+        if message.parts and any(isinstance(part, ImagePart) for part in message.parts):
+            return True
+    return False
 
 
 def needed(request: ChatRequest) -> frozenset[str]:
@@ -129,7 +132,11 @@ class Capabilities:
         have = self._have.get(pid)
         if have is None:  # a provider given to the router without a config entry
             return request
+        if have.issuperset(CAPABILITIES):  # takes whatever a request may need
+            return request
         needs = needed(request)
+        if not needs:
+            return request
         missing = [name for name in CAPABILITIES if name in needs and name not in have]
         if not missing:
             return request

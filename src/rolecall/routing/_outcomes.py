@@ -36,7 +36,8 @@ class Outcomes:
         self, task: TaskRun, pid: str, attempt: int, latency_ms: float, completion: Completion
     ) -> None:
         task.answer = (pid, completion)
-        self.record(task, pid, attempt, "ok", None, latency_ms, usage=completion.usage)
+        cost = task.answer_cost = self.cost(pid, completion.usage)
+        self.record(task, pid, attempt, "ok", None, latency_ms, usage=completion.usage, cost=cost)
 
     def record(
         self,
@@ -48,6 +49,7 @@ class Outcomes:
         latency_ms: float,
         *,
         usage: Usage | None = None,
+        cost: float | None = None,
         error: ProviderError | None = None,
     ) -> None:
         task.attempts.append(Attempt(pid, attempt, outcome, kind, latency_ms))
@@ -68,7 +70,7 @@ class Outcomes:
                 latency_ms=latency_ms,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                cost_usd=self.cost(pid, usage) if usage else None,
+                cost_usd=cost,
                 error=redact(error.message) if error is not None else None,
                 cached_input_tokens=usage.cached_input_tokens if usage else 0,
             )
@@ -94,8 +96,10 @@ class Outcomes:
         assert task.answer is not None
         pid, completion = task.answer
         latency_ms = (self._clock() - task.started) * 1000.0
-        cost = self.cost(pid, completion.usage)
+        cost = task.answer_cost  # record_ok's
         model = completion.model or self._providers[pid].model
+        calls = completion.tool_calls
+        tool_calls = tuple([replace(c, arguments=redact_answer(c.arguments)) for c in calls])
         reply = Reply(
             text=redact_answer(completion.text),  # a key the model echoes never reaches a caller
             role=task.role,
@@ -106,10 +110,7 @@ class Outcomes:
             attempts=tuple(task.attempts),
             finish_reason=completion.finish_reason,
             cost_usd=cost,
-            tool_calls=tuple(
-                replace(call, arguments=redact_answer(call.arguments))
-                for call in completion.tool_calls
-            ),
+            tool_calls=tool_calls,
             reasoning=redact_answer(completion.reasoning) if completion.reasoning else None,
         )
         if self._events:

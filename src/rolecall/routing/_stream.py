@@ -89,6 +89,7 @@ async def run_stream(
     out.provider, out.attempts_so_far = opened.pid, len(task.attempts) + 1
     first = opened.first
     assembly = first.assembly
+    assert assembly is not None  # opened as a stream
     error: ProviderError | None = None
     try:
         if first.head is not None:

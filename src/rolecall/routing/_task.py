@@ -35,6 +35,7 @@ class TaskRun:
     deferred: list[str] = field(default_factory=list)
     handovers: int = 0
     answer: tuple[str, Completion] | None = None
+    answer_cost: float | None = None  # the answer's cost, worked out once for both records
 
     def take_deferred(self) -> list[str]:
         deferred, self.deferred = self.deferred, []
@@ -60,6 +61,8 @@ def check_encodable(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     here means no provider is called and none is blamed for the request's fault.
     """
     for index, message in enumerate(messages):
+        if message.content.isascii() and not message.tool_calls:
+            continue  # ASCII holds no surrogate
         texts = [message.content, *(call.arguments for call in message.tool_calls)]
         try:
             for text in texts:
