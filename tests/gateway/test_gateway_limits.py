@@ -151,3 +151,26 @@ def test_a_kept_alive_connection_gets_the_whole_header_time_for_each_request(
         waited = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert 0.4 < waited < 0.5 + 5  # its own 500 ms, not what was left of the first's
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time(
+    limited: RunningGateway,
+) -> None:
+    """uvicorn's keep-alive time (5 s) between requests, whether a door or a route answered,
+    then a quiet close: no 408, as no request was under way."""
+    with connect(limited) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.0)  # longer than the header and body times (500 ms): still open
+        body = b'{"model": "coder", "messages": [{"role": "user", "content": "hi"}]}'
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        answer = read_until_closed(sock)
+        waited = time.monotonic() - started
+    assert answer == b""
+    assert 4.5 < waited < 5 + 3

@@ -66,12 +66,15 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._rejected = False
         self._deadline: float | None = None  # loop time the pending deadline falls due
         self._timer: asyncio.TimerHandle | None = None  # fires at or before the deadline
+        self._idle = False  # between requests: the deadline is the keep-alive's
 
     # ---- deadlines -------------------------------------------------------------------------
     # Each request moves the deadline three times (headers, body, done). Rather than a new
     # timer each time, one timer per connection stays scheduled: moving the deadline later
     # or clearing it only writes ``_deadline``, and the timer, when it fires early, re-arms
-    # itself for what is then due. A keep-alive connection thus costs no timer per request.
+    # itself for what is then due. A keep-alive connection thus costs no timer per request;
+    # the wait for its next request (uvicorn's keep-alive timeout, a new timer per response
+    # in uvicorn) is one more deadline on the same timer.
 
     def _arm(self, seconds: float) -> None:
         due = self.loop.time() + seconds
@@ -95,6 +98,9 @@ class _LimitedHttpTools(HttpToolsProtocol):
             return
         self._deadline = None
         if self.transport.is_closing():
+            return
+        if self._idle:  # no next request within the keep-alive time: close, as uvicorn does
+            self.transport.close()
             return
         if self._can_answer():
             part = "headers" if self._in_head else "body"
@@ -140,7 +146,8 @@ class _LimitedHttpTools(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_parsed = self._head_received = 0
-        if self._deadline is None:
+        if self._deadline is None or self._idle:
+            self._idle = False
             self._arm(self._header_timeout)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -206,8 +213,24 @@ class _LimitedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._rejected:
             return
-        self._disarm()
+        if self._idle:  # answered before its body was complete: now waiting for the next
+            self._arm(self.timeout_keep_alive)
+        else:
+            self._disarm()
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with its keep-alive wait as a deadline (see the deadlines above)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # a pipelined request was waiting for this response
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle = True
+            self._arm(self.timeout_keep_alive)
 
     # ---- the header limit ------------------------------------------------------------------
 

@@ -123,18 +123,16 @@ def reasoning_of(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def usage_of(value: object) -> Usage | None:
     """``usage``, with ``prompt_tokens_details.cached_tokens`` apart (already in the prompt)."""
     if not isinstance(value, dict):
         return None
+    # A count is a JSON integer (``type(...) is int``: not a bool, not a float); else 0.
     details = value.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    prompt, completion = value.get("prompt_tokens"), value.get("completion_tokens")
     return Usage(
-        input_tokens=_count(value.get("prompt_tokens")),
-        output_tokens=_count(value.get("completion_tokens")),
-        cached_input_tokens=_count(cached),
+        input_tokens=prompt if type(prompt) is int else 0,
+        output_tokens=completion if type(completion) is int else 0,
+        cached_input_tokens=cached if type(cached) is int else 0,
     )

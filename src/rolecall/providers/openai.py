@@ -134,7 +134,8 @@ def openai_body(
         "messages": [message_dict(m) for m in request.messages],
     }
     extra: Any = None
-    for key, value in sendable_params(protocol, request.params).items():
+    params = request.params
+    for key, value in sendable_params(protocol, params).items() if params else ():
         if value is None or key in _RESERVED:
             continue
         if key == "extra_body":
