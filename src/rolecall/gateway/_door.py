@@ -120,11 +120,10 @@ async def unless_disconnected(request: DoorRequest, call: Awaitable[_T]) -> _T:
         gone = True
         task.cancel()
 
-    stop_watching: Callable[[], object]
+    watcher: asyncio.Task[None] | None = None
     watch_disconnect = request.scope.get(WATCH_DISCONNECT)
     if watch_disconnect is not None:  # served from the protocol: it says when the client left
         watch_disconnect(left)
-        stop_watching = lambda: watch_disconnect(None)  # noqa: E731
     else:
 
         async def watch() -> None:
@@ -133,7 +132,7 @@ async def unless_disconnected(request: DoorRequest, call: Awaitable[_T]) -> _T:
             if (await request.receive())["type"] == "http.disconnect":
                 left()
 
-        stop_watching = asyncio.get_running_loop().create_task(watch()).cancel
+        watcher = asyncio.get_running_loop().create_task(watch())
     try:
         return await call
     except asyncio.CancelledError:
@@ -141,7 +140,10 @@ async def unless_disconnected(request: DoorRequest, call: Awaitable[_T]) -> _T:
             raise ClientDisconnect from None
         raise
     finally:
-        stop_watching()
+        if watcher is not None:
+            watcher.cancel()
+        elif watch_disconnect is not None:
+            watch_disconnect(None)
 
 
 async def first_content(chunks: AsyncIterator[Chunk]) -> Chunk | None:

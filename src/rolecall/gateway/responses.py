@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
@@ -64,8 +64,8 @@ OMITTED_HEADER = "x-rolecall-omitted-tools"
 _warned: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
 
 
-async def responses(gateway: Gateway, request: DoorRequest) -> DoorReply:
-    return await openai_door(gateway, request, _answer, "responses")
+def responses(gateway: Gateway, request: DoorRequest) -> Awaitable[DoorReply]:
+    return openai_door(gateway, request, _answer, "responses")  # no frame of its own
 
 
 async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -> DoorReply:

@@ -284,7 +284,8 @@ class HTTPProvider:
         data = None if body is None else json_body(body)
         if params:
             url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
-        headers = await self._call_headers(method, url, data)
+        # Most providers sign nothing per request: no coroutine for them.
+        headers = await self._call_headers(method, url, data) if self.per_request_headers else None
         try:
             response = await self.client.request(method, url, data, None, headers)
         except WireError as exc:

@@ -250,6 +250,8 @@ class ProviderCalls:
         started = self.clock()
         if not raceable:
             try:
+                if not stream:  # _first_of's whole answer, without its frame
+                    return _First(completion=await provider.complete(request))
                 return await _first_of(provider, request, stream)
             except asyncio.CancelledError:  # the client went away
                 latency_ms = (self.clock() - started) * 1000.0
