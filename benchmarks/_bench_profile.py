@@ -17,78 +17,87 @@ socket write; their CPU is 35-60 us), but which costs a system call per
 profiler event. Either way the profiler multiplies the Python cost 3-5x: the
 figures rank the parts; bench_gateway.py's "gw CPU/req" times the whole.
 
-The breakdown (2026-12, load 1-4 from other work; CPU mode, 4000 calls after
+The breakdown (2026-12, load 1.5-3 from other work; CPU mode, 4000 calls after
 500 of warm-up, instant provider, recording on). Profiled main-thread CPU per
-call in us, before -> after the cuts below, at 10 and 100 in flight:
+call in us, main -> this branch (issue 21's flatter call path), each pair
+profiled back to back, at 10 and 100 in flight:
 
     part of a call                                     10 in flight   100 in flight
-    asyncio loop + builtins (dict.get, isinstance...)   596 -> 479     653 -> 458
-    provider adapter + our HTTP/1.1 client              360 -> 332     398 -> 308
-    routing (router, chain walk, attempt, health)       266 -> 269     326 -> 245
-    HTTP server (uvicorn's protocol, limits, hotpath)   235 -> 254     258 -> 279
-    door: reply, request bookkeeping, auth              209 -> 197     230 -> 178
-    door: parse + check the request, messages           223 -> 181     244 -> 169
-    JSON (4 operations a call)                          153 ->  20     171 ->  19
-    starlette Request / Response objects                107 -> 106     123 -> 100
-    metrics (prom) + event bus                           91 ->  90      97 ->  83
-    the two socket writes (kernel's loopback send)       97 ->  75     101 ->  73
-    config lookups, answer redaction                     30 ->  31      33 ->  26
-    recording (the recorder's queue; writes: a thread)    6 ->   6       6 ->   5
-    Python function calls per call                      636 -> 531     637 -> 532
+    asyncio loop + builtins (dict.get, isinstance...)   429 -> 348     500 -> 342
+    provider adapter + our HTTP/1.1 client              297 -> 274     350 -> 268
+    routing (router, chain walk, attempt, health)       240 -> 232     294 -> 242
+    HTTP server (uvicorn's protocol, limits, hotpath)   224 -> 214     279 -> 203
+    door: reply, request bookkeeping, auth              178 -> 219     211 -> 214
+    starlette Request / Response objects                 96 ->   0     112 ->   0
+    door: parse + check the request, messages           162 -> 126     187 -> 122
+    metrics (prom) + event bus                           79 ->  56      99 ->  53
+    the two socket writes (kernel's loopback send)       71 ->  79      76 ->  68
+    config lookups, answer redaction                     26 ->   9      29 ->   8
+    JSON (4 operations a call)                           18 ->  19      21 ->  19
+    recording (the recorder's queue; writes: a thread)    6 ->   5       6 ->   6
+    all of it                                          1830 -> 1586   2170 -> 1549
+    Python function calls per call                      532 -> 405     533 -> 406
 
-No part dominates: the path is long rather than slow at one place. Builtins are
-counted apart from the code calling them, so every part is larger than shown.
-(The HTTP server part grew by the disconnect callback, moved there from the
-door's watcher task.) What was cut; measured together below, not one by one:
-only the JSON cut stands out alone in the profile (153 -> 20), the others are
-a few microseconds each, below bench_gateway.py's resolution on their own:
+("door: reply" now holds the door's own request and reply objects, which took
+the place of Starlette's. The call counts take each dataclass's generated
+``__init__`` once, however many are built: cProfile files them all under one
+name.) No part dominates: the path is long rather than slow at one place, and
+the cuts below are each a few calls; measured together, not one by one:
 
-- JSON: orjson (the gateway extra's) for the request parse, the provider body,
-  the provider answer's parse and the reply (rolecall/_json.py), with json's
-  exact results: documents orjson reads differently (NaN, huge integers, lone
-  surrogates) and values it writes differently go through json.
-- The chat door's params: the body's few fields are looked up in the set of
-  forwardable names, instead of every forwardable name (~60) in the body, with
-  three set differences, per request.
-- The disconnect watch: a door served from the protocol registers a callback the
-  protocol calls on connection loss, instead of a task per request awaiting the
-  next ASGI receive (a task, a future, two loop steps and a cancel).
-- The HTTP client's whole answer: read without the streaming context manager,
-  the stream object and two async generators.
-- The door response's head: the server's default headers (date, server) are
-  checked and joined once per second, not per response.
+- The doors take a ``DoorRequest`` (the ASGI scope and receive; a header looked
+  up in a dict built on first use) and answer a ``Reply`` (status, its header
+  block as bytes, body) that the protocol writes as it is, instead of
+  Starlette's Request (headers object, body stream generator) and Response
+  (headers encoded one by one, then re-joined). SSE stays a StreamingResponse;
+  under another ASGI server a Reply is an ASGI app.
+- Fewer coroutine frames, each resumed at every wake-up: the chat and Responses
+  doors and the key check return the door's coroutine instead of awaiting it,
+  a whole answer that is not raced awaits the adapter without ``_first_of``, an
+  adapter that signs nothing per request skips its header coroutine, and the
+  HTTP client's send-and-read-head retry is a loop, not a helper coroutine.
+- Metrics: each label set's cells are found once per (provider, role,
+  outcome), (role, status) and (model, status), not one dict lookup and label
+  tuple per series per call; the in-flight gauge is written when scraped.
+- The protocol: its header counting does uvicorn's on_header itself (one call
+  per header, not two); the keep-alive wait between requests is one more
+  deadline on the connection's one timer instead of a new uvicorn timer per
+  response (``call_later`` and its cancel).
+- Routing: no Assembly for a whole answer, the answer's cost worked out once
+  for its two records, no capability walk for a provider that takes them all,
+  ASCII messages skip the UTF-8 check; a plain chat turn is built without the
+  general message path; the chat door checks its one-by-one fields only when
+  the body has one (17 lookups a call before).
+- Adapter and client: no parameter filtering for a call without params, usage
+  counts read inline, response header keys kept per name as received.
 
 Measured against main in the same rounds (bench_gateway.py --compare-src; load
-average 1-4 from other work, so the spread is wide); median of 5 rounds
-(lowest..highest), after vs before:
+average 1.5-3.5 from other work); median of 5 rounds (lowest..highest), this
+branch vs main:
 
     --in-flight 1,10,100 --latency 0 --requests 2000 --warmup 300 --rounds 5 --no-floor
     gw CPU/req (ms, gateway process):
-        1 in flight  0.615 (0.520..0.685) vs 0.670 (0.530..0.765)
-       10 in flight  0.405 (0.355..0.475) vs 0.505 (0.460..0.555)
-      100 in flight  0.400 (0.370..0.490) vs 0.460 (0.435..0.500)
-    p50 added: 0.58 (0.51..0.75) vs 0.65 (0.50..0.84) ms at 1; 3.33 (2.55..5.39)
-    vs 5.12 (4.79..5.83) at 10; at 100 both 39-41 ms (client and servers queue on
-    2 cores). An earlier run, before the last two cuts: 0.505 vs 0.565 ms/req at
-    1, 0.520 vs 0.555 at 10.
+        1 in flight  0.530 (0.440..0.620) vs 0.595 (0.570..0.700)
+       10 in flight  0.310 (0.290..0.340) vs 0.375 (0.345..0.390)
+      100 in flight  0.310 (0.300..0.345) vs 0.385 (0.340..0.410)
+    p50 added: 0.61 (0.41..0.68) vs 0.69 (0.55..0.76) ms at 1; at 10 and 100 the
+    closed-loop convoys of an instant provider make it noise (7.0 vs 3.6 ms at
+    10, 28 vs 35 ms at 100, each with a spread of several ms).
 
-    --in-flight 1 --latency 0.05 --requests 400 --warmup 100 --rounds 5 (floors on)
-    p50 added: gateway 1.29 (0.95..1.67), before 1.35 (1.01..1.48), bare proxy
-    0.65 (0.45..0.80), raw socket 0.17 (-0.05..0.43) ms: within the spread.
+    --in-flight 1 --latency 0.05 --jitter 0 --requests 400 --warmup 100 --rounds 5
+    p50 added: gateway 1.00 (0.75..1.15), main 0.94 (0.89..1.18), bare proxy
+    0.69 (0.43..1.06), raw socket 0.28 (0.08..0.42) ms; gw CPU/req 1.25 vs 1.275
+    ms: no difference within the spread.
 
-_bench_phases.py (the gateway's two halves timed inside it), this checkout and
-main alternated, PYTHONPATH=<src>, medians of each run in us: instant provider,
-5 runs each (3000 calls): in 164-235 (median 224) vs 192-276 (261), out 131-186
-(180) vs 156-224 (220); provider at 50 ms, 3 runs each (600 calls): in 410-461
-vs 459-530, out 405-455 vs 465-527. About 15% less Python per call, warm or
-cold; at 1 in flight with a slow provider that is ~0.1 ms of the 1.3 ms added,
-which this machine's round-to-round spread (0.5-0.7 ms) hides. The gap to the
-bare proxy (0.65 ms) and the 0.3 ms target stays: see below.
+So 17-19% less gateway CPU per call when busy (10-100 in flight) and ~11% at 1
+in flight; with a provider that thinks 50 ms, the 1-in-flight latency added is
+unchanged: that cost is the wake-up from idle (cold caches, the loop's and the
+kernel's hand-offs), not the Python path's length, as issue 21 suspected.
 
-Left: the HTTP server layer (uvicorn's protocol and cycle objects, starlette's
-Request and Response) and the router's coroutine layers (chain walk -> attempt
--> adapter -> client, each a frame resumed at every wake-up) are the largest
-parts left; cutting them means a server and a call path of our own, not a trim.
+Left: uvicorn's protocol and cycle objects (a cycle, an asyncio.Event and a
+task per request), the router's coroutine layers (chain walk -> attempt ->
+adapter -> client -> connection wait) and the frozen dataclasses built per call
+(attempt, task and reply records); cutting those means a server and a call
+path of our own, not a trim.
 """
 
 from __future__ import annotations
