@@ -248,6 +248,12 @@ def normalize_messages(
     """
     if isinstance(messages, str):
         return (Message("user", messages),)
+    if type(messages) is tuple:  # normalized already (a router called from a door): as is
+        for item in messages:
+            if type(item) is not Message:
+                break
+        else:
+            return messages
     return tuple(
         item if isinstance(item, Message) else _message(index, item)
         for index, item in enumerate(messages)

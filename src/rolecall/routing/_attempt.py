@@ -209,7 +209,17 @@ class ProviderCalls:
             attempt += 1
             started = self.clock()
             try:
-                got = await self._attempt(task, pid, provider, request, stream, raceable, attempt)
+                if stream or raceable:
+                    got = await self._attempt(
+                        task, pid, provider, request, stream, raceable, attempt
+                    )
+                else:  # a whole answer nobody races: the adapter's, without a frame between
+                    try:
+                        got = _First(completion=await provider.complete(request))
+                    except asyncio.CancelledError:  # the client went away
+                        latency_ms = (self.clock() - started) * 1000.0
+                        self.outcomes.record(task, pid, attempt, "cancelled", None, latency_ms)
+                        raise
             except ProviderError as exc:
                 error = exc
             except asyncio.CancelledError:
@@ -250,8 +260,6 @@ class ProviderCalls:
         started = self.clock()
         if not raceable:
             try:
-                if not stream:  # _first_of's whole answer, without its frame
-                    return _First(completion=await provider.complete(request))
                 return await _first_of(provider, request, stream)
             except asyncio.CancelledError:  # the client went away
                 latency_ms = (self.clock() - started) * 1000.0

@@ -109,7 +109,9 @@ async def complete_on_chain(
         if opened is None:
             raise calls.outcomes.fail(task)
         try:
-            completion = await read_rest(opened, calls.provider(opened.pid).model)
+            completion = opened.first.completion  # a whole answer: nothing left to read
+            if completion is None:
+                completion = await read_rest(opened, calls.provider(opened.pid).model)
         except BaseException as exc:
             opened.slot.release()
             if not isinstance(exc, Exception):  # cancelled: its client went away

@@ -1,0 +1,212 @@
+"""One keep-alive connection of the HTTP/1.1 client (:mod:`rolecall.providers._wire`).
+
+An asyncio protocol that parses one response at a time with httptools, buffers its
+body (pausing reads past a high-water mark until the reader catches up), and wakes
+the one coroutine waiting on it as the response's head, body and end arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import cast
+
+import httptools
+
+from rolecall.providers._wire_message import WireError, WireTimeout
+
+__all__ = ["Connection"]
+
+# Buffered body bytes above which reading pauses until the consumer catches up.
+_HIGH_WATER = 256 * 1024
+# Response header names as received -> their lower-case keys (the first this many names).
+_header_keys: dict[bytes, str] = {}
+_MAX_HEADER_KEYS = 512
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; parses one response at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.paused = False
+        self.idle_since = 0.0
+        self.reused = False  # taken from the pool's idle connections
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._begin()
+
+    def _begin(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.keep_alive = False
+        self.received = False  # any byte of this response
+        self.error: WireError | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's are not asyncio.Transport subclasses, hence the cast).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(WireError(f"malformed HTTP response: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete and self.error is None:
+            delimited_by_close = not self.headers.get("content-length") and not self._chunked()
+            if self.status and exc is None and delimited_by_close:
+                # A body delimited by the connection closing ends here, complete (a reset
+                # is not a close: exc says so).
+                self.complete = True
+                self._wake()
+                return
+            reason = f": {exc}" if exc else ""
+            self._fail(WireError(f"the server closed the connection mid-response{reason}"))
+
+    # -- httptools callbacks ----------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # A server sends the same few names on every response: their keys are kept.
+        key = _header_keys.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_header_keys) < _MAX_HEADER_KEYS:
+                _header_keys[name] = key
+        text = value.decode("latin-1")
+        headers = self.headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    # -- used by the pool -------------------------------------------------------------------
+
+    def _chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: WireError) -> None:
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def send(self, data: bytes) -> None:
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise WireError("the connection closed before the request was sent")
+        self._begin()
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport.write(data)
+
+    async def wait(self, read_timeout: float | None) -> None:
+        """Until the parser reports progress (or the connection fails, or ``read_timeout``)."""
+        if self.error is not None:
+            raise self.error
+        waiter = self._waiter = self.loop.create_future()
+        timer = (
+            self.loop.call_later(read_timeout, self._time_out, waiter, read_timeout)
+            if read_timeout is not None
+            else None
+        )
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        if self.error is not None:
+            raise self.error
+
+    def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(WireTimeout(f"no response data for {timeout:g} s"))
+        self.close()
+
+    def next_chunk(self) -> bytes | None:
+        """A buffered body chunk, or None when none is buffered yet."""
+        if not self.chunks:
+            return None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.paused and self.buffered <= _HIGH_WATER // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    async def chunks_until_end(self, read_timeout: float | None) -> AsyncIterator[bytes]:
+        while True:
+            chunk = self.next_chunk()
+            if chunk is not None:
+                yield chunk
+            elif self.complete:
+                return
+            else:
+                await self.wait(read_timeout)
+
+    def buffered_body(self) -> bytes:
+        """The body of a complete response (all of it buffered)."""
+        chunks = self.chunks
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return body
+
+    async def body(self, read_timeout: float | None) -> bytes:
+        """The rest of the body (consumed as it arrives, so reading never stays paused)."""
+        # chunks_until_end's loop without an async generator: this runs on every call.
+        parts: list[bytes] = []
+        while True:
+            chunk = self.next_chunk()
+            if chunk is not None:
+                parts.append(chunk)
+            elif self.complete:
+                return b"".join(parts)
+            else:
+                await self.wait(read_timeout)
+
+    def went_stale(self, error: WireError) -> bool:
+        """Whether ``error`` says the server had closed this idle connection before our request:
+        it was reused, and it ended (not timed out) without a byte of response."""
+        return self.reused and not self.received and not isinstance(error, WireTimeout)
+
+    @property
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and self.error is None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
