@@ -5,8 +5,10 @@ gateway serves, and on it the ASGI layers (the app's dispatch, the response's
 ``__call__``, two ``send`` messages, headers and body written as two socket
 writes) cost time on every call. :class:`DoorCycle` is uvicorn's request cycle
 (same body delivery, disconnect, flow control, keep-alive, pipelining and 100
-Continue) that calls the door's handler itself and writes a whole response
-(status line, headers and body) with one ``transport.write``: on loopback each
+Continue) that calls the door's handler itself (a ``DoorRequest`` in, a
+``Reply`` out: ``gateway._exchange``) and writes the whole response (status
+line, the server's and the reply's header lines, body) with one
+``transport.write``: on loopback each
 write wakes the peer, so one write instead of two is one wake-up less. A
 streamed response (SSE) is still sent through the cycle's ASGI ``send``.
 
