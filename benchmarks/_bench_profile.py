@@ -17,26 +17,26 @@ socket write; their CPU is 35-60 us), but which costs a system call per
 profiler event. Either way the profiler multiplies the Python cost 3-5x: the
 figures rank the parts; bench_gateway.py's "gw CPU/req" times the whole.
 
-The breakdown (2026-12, load 1.5-3 from other work; CPU mode, 4000 calls after
-500 of warm-up, instant provider, recording on). Profiled main-thread CPU per
-call in us, main -> this branch (issue 21's flatter call path), each pair
-profiled back to back, at 10 and 100 in flight:
+The breakdown (2026-12, load ~2 from other work; CPU mode, 4000 calls after 500
+of warm-up, instant provider, recording on). Profiled main-thread CPU per call
+in us, main -> this branch (issue 21's flatter call path), each pair profiled
+back to back, at 10 and 100 in flight:
 
     part of a call                                     10 in flight   100 in flight
-    asyncio loop + builtins (dict.get, isinstance...)   429 -> 348     500 -> 342
-    provider adapter + our HTTP/1.1 client              297 -> 274     350 -> 268
-    routing (router, chain walk, attempt, health)       240 -> 232     294 -> 242
-    HTTP server (uvicorn's protocol, limits, hotpath)   224 -> 214     279 -> 203
-    door: reply, request bookkeeping, auth              178 -> 219     211 -> 214
-    starlette Request / Response objects                 96 ->   0     112 ->   0
-    door: parse + check the request, messages           162 -> 126     187 -> 122
-    metrics (prom) + event bus                           79 ->  56      99 ->  53
-    the two socket writes (kernel's loopback send)       71 ->  79      76 ->  68
-    config lookups, answer redaction                     26 ->   9      29 ->   8
-    JSON (4 operations a call)                           18 ->  19      21 ->  19
-    recording (the recorder's queue; writes: a thread)    6 ->   5       6 ->   6
-    all of it                                          1830 -> 1586   2170 -> 1549
-    Python function calls per call                      532 -> 405     533 -> 406
+    asyncio loop + builtins (dict.get, isinstance...)   434 -> 346     416 -> 307
+    provider adapter + our HTTP/1.1 client              301 -> 259     284 -> 227
+    routing (router, chain walk, attempt, health)       243 -> 217     235 -> 198
+    HTTP server (uvicorn's protocol, limits, hotpath)   226 -> 212     225 -> 184
+    door: reply, request bookkeeping, auth              185 -> 217     170 -> 187
+    starlette Request / Response objects                 98 ->   0      92 ->   0
+    door: parse + check the request, messages           164 -> 117     154 -> 103
+    metrics (prom) + event bus                           81 ->  55      81 ->  47
+    the two socket writes (kernel's loopback send)       78 ->  80      74 ->  60
+    config lookups, answer redaction                     27 ->   9      24 ->   7
+    JSON (4 operations a call)                           18 ->  18      18 ->  17
+    recording (the recorder's queue; writes: a thread)    5 ->   6       5 ->   5
+    all of it                                          1863 -> 1538   1785 -> 1347
+    Python function calls per call                      532 -> 391     533 -> 392
 
 ("door: reply" now holds the door's own request and reply objects, which took
 the place of Starlette's. The call counts take each dataclass's generated
@@ -51,10 +51,13 @@ the cuts below are each a few calls; measured together, not one by one:
   (headers encoded one by one, then re-joined). SSE stays a StreamingResponse;
   under another ASGI server a Reply is an ASGI app.
 - Fewer coroutine frames, each resumed at every wake-up: the chat and Responses
-  doors and the key check return the door's coroutine instead of awaiting it,
-  a whole answer that is not raced awaits the adapter without ``_first_of``, an
-  adapter that signs nothing per request skips its header coroutine, and the
-  HTTP client's send-and-read-head retry is a loop, not a helper coroutine.
+  doors and the key check return the door's coroutine instead of awaiting it;
+  the attempt loop awaits a whole answer nobody races itself (no ``_attempt``
+  or ``_first_of`` frame) and the chain takes it without ``read_rest``; an
+  adapter that signs nothing per request skips its header coroutine; the HTTP
+  client's send-and-read-head retry is a loop in ``_exchange`` (no ``_send``,
+  no ``head``), and a body that came with the head is taken without a
+  coroutine. Messages normalized by the door pass the router's check as is.
 - Metrics: each label set's cells are found once per (provider, role,
   outcome), (role, status) and (model, status), not one dict lookup and label
   tuple per series per call; the in-flight gauge is written when scraped.
@@ -72,26 +75,30 @@ the cuts below are each a few calls; measured together, not one by one:
 
 Measured against main in the same rounds (bench_gateway.py --compare-src; load
 average 1.5-3.5 from other work); median of 5 rounds (lowest..highest), this
-branch vs main:
+branch vs main, two runs (the second with the last cuts: no read_rest, inline
+head and body reads, the attempt's frame):
 
     --in-flight 1,10,100 --latency 0 --requests 2000 --warmup 300 --rounds 5 --no-floor
-    gw CPU/req (ms, gateway process):
-        1 in flight  0.530 (0.440..0.620) vs 0.595 (0.570..0.700)
-       10 in flight  0.310 (0.290..0.340) vs 0.375 (0.345..0.390)
-      100 in flight  0.310 (0.300..0.345) vs 0.385 (0.340..0.410)
-    p50 added: 0.61 (0.41..0.68) vs 0.69 (0.55..0.76) ms at 1; at 10 and 100 the
-    closed-loop convoys of an instant provider make it noise (7.0 vs 3.6 ms at
-    10, 28 vs 35 ms at 100, each with a spread of several ms).
+    gw CPU/req (ms, gateway process), first run; second run:
+        1 in flight  0.530 (0.440..0.620) vs 0.595 (0.570..0.700); 0.465 vs 0.480
+       10 in flight  0.310 (0.290..0.340) vs 0.375 (0.345..0.390); 0.425 vs 0.515
+      100 in flight  0.310 (0.300..0.345) vs 0.385 (0.340..0.410); 0.435 vs 0.500
+    (second run's spreads: 0.42..0.51 vs 0.43..0.55 at 1, 0.39..0.45 vs
+    0.46..0.57 at 10, 0.40..0.47 vs 0.48..0.54 at 100.) p50 added at 1 in
+    flight: 0.61 vs 0.69 ms, then 0.50 vs 0.48; at 10 and 100 the closed-loop
+    convoys of an instant provider make it noise (spreads of several ms).
 
     --in-flight 1 --latency 0.05 --jitter 0 --requests 400 --warmup 100 --rounds 5
-    p50 added: gateway 1.00 (0.75..1.15), main 0.94 (0.89..1.18), bare proxy
-    0.69 (0.43..1.06), raw socket 0.28 (0.08..0.42) ms; gw CPU/req 1.25 vs 1.275
-    ms: no difference within the spread.
+    p50 added, first run: gateway 1.00 (0.75..1.15), main 0.94 (0.89..1.18),
+    bare proxy 0.69 (0.43..1.06), raw socket 0.28 (0.08..0.42) ms, gw CPU/req
+    1.25 vs 1.275 ms; second run: 1.23 (0.92..1.98) vs 1.04 (0.87..1.30), bare
+    proxy 0.66, raw socket 0.27 ms, gw CPU/req 1.375 vs 1.375 ms: no difference
+    beyond the spread, either way.
 
-So 17-19% less gateway CPU per call when busy (10-100 in flight) and ~11% at 1
-in flight; with a provider that thinks 50 ms, the 1-in-flight latency added is
-unchanged: that cost is the wake-up from idle (cold caches, the loop's and the
-kernel's hand-offs), not the Python path's length, as issue 21 suspected.
+So 13-19% less gateway CPU per call when busy (10-100 in flight), 3-11% at 1
+in flight (within the spread); with a provider that thinks 50 ms, the latency
+added at 1 in flight does not move: that cost is the wake-up from idle (cold
+caches, the loop's and the kernel's hand-offs), not the Python path's length.
 
 Left: uvicorn's protocol and cycle objects (a cycle, an asyncio.Event and a
 task per request), the router's coroutine layers (chain walk -> attempt ->
@@ -145,7 +152,7 @@ def serve_profiled(out: str, argv: list[str]) -> None:
 # Parts of a call: (name, where the function lives, its name or None for any), first match wins;
 # tottime is summed per part. The two socket writes first: their time is mostly the kernel's.
 PARTS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
-    ("provider request write (syscall)", ("providers/_wire.py",), "send"),
+    ("provider request write (syscall)", ("providers/_wire.py", "_wire_conn.py"), "send"),
     ("response write (syscall) + head", ("gateway/hotpath.py",), "_send_whole"),
     ("HTTP server (uvicorn, protocol, hotpath)", ("uvicorn/", "protocol.py", "hotpath.py"), None),
     ("JSON", ("json/", "_json.py"), None),
