@@ -8,9 +8,9 @@ writes) cost time on every call. :class:`DoorCycle` is uvicorn's request cycle
 Continue) that calls the door's handler itself (a ``DoorRequest`` in, a
 ``Reply`` out: ``gateway._exchange``) and writes the whole response (status
 line, the server's and the reply's header lines, body) with one
-``transport.write``: on loopback each
-write wakes the peer, so one write instead of two is one wake-up less. A
-streamed response (SSE) is still sent through the cycle's ASGI ``send``.
+``transport.write``: on loopback each write wakes the peer, so one write
+instead of two is one wake-up less. A streamed response (SSE) is still sent
+through the cycle's ASGI ``send``.
 
 The protocol (:mod:`rolecall.gateway.protocol`) picks this cycle when the
 request's method and path (a query string aside) name a door, after every header limit has
