@@ -20,7 +20,7 @@ import httpx
 import pytest
 from gateway_helpers import GATEWAY_KEY, config_text, wait_for
 
-from rolecall.cli.serve import _auto_workers
+from rolecall.cli.serve import _auto_workers, cgroup_cpu_limit
 from rolecall.config.load import load_config
 from rolecall.recording.store import open_store
 from rolecall.recording.store.rows import RunSummary
@@ -65,10 +65,11 @@ class Served:
 
 
 @contextmanager
-def serve_workers(config: Path, workers: int | str = 2) -> Iterator[Served]:
+def serve_workers(config: Path, workers: int | str | None = 2) -> Iterator[Served]:
+    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default)."""
     command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log"]
     proc = subprocess.Popen(
-        [*command, "--workers", str(workers)],
+        command if workers is None else [*command, "--workers", str(workers)],
         stderr=subprocess.PIPE,
         text=True,
         cwd=config.parent,
@@ -261,11 +262,14 @@ def test_sighup_reloads_every_worker_and_stops_none(
         second.close()
 
 
-def test_workers_auto_serves_with_one_worker_per_core(config_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["auto", None], ids=["auto", "default"])
+def test_workers_auto_and_the_default_serve_with_one_worker_per_core(
+    config_path: Path, workers: str | None
+) -> None:
     cores = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 0
     if cores < 2:
         pytest.skip("one core: auto is one process, without workers")
-    with serve_workers(config_path, "auto") as served:
+    with serve_workers(config_path, workers) as served:
         wait_for(lambda: sum(f"/{cores} pid" in line for line in served.lines) == cores)
         assert len(served.workers()) == cores
 
@@ -274,6 +278,19 @@ def test_workers_auto_is_one_process_when_an_embedded_model_serves(tmp_path: Pat
     path = tmp_path / "rolecall.yaml"
     path.write_text("providers:\n  here: {type: local}\nroles:\n  coder: {provider: here}\n")
     assert _auto_workers(load_config(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "limit"),
+    [("150000 100000\n", 2), ("100000 100000\n", 1), ("50000 100000\n", 1), ("max 100000\n", None)],
+)
+def test_auto_counts_a_containers_cpu_quota_not_its_hosts_cores(
+    tmp_path: Path, cpu_max: str, limit: int | None
+) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert cgroup_cpu_limit(str(path)) == limit
+    assert cgroup_cpu_limit(str(tmp_path / "absent")) is None
 
 
 def test_a_workers_value_that_is_neither_a_count_nor_auto_is_one_line_and_exit_2(

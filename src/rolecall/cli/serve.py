@@ -73,13 +73,29 @@ def _workers_option(ctx: click.Context, param: click.Parameter, value: str) -> i
     raise click.BadParameter(f"{value!r} is not a number of processes from 1 to 64, nor 'auto'")
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def cgroup_cpu_limit(path: str = CGROUP_CPU_MAX) -> int | None:
+    """The CPUs a container's quota allows (cgroup v2 ``cpu.max``: "quota period", rounded
+    up), or None without a quota. A container sees every core of its host in its affinity."""
+    try:
+        with open(path) as file:
+            quota, period = file.read().split()[:2]
+        return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):  # no cgroup v2, "max" (no quota), or unreadable
+        return None
+
+
 def _auto_workers(config: RolecallConfig) -> int:
-    """One worker per core this process may run on, at most MAX_AUTO_WORKERS; one without
-    fork() or when an embedded model serves (each worker would load its own copy)."""
+    """One worker per core this process may run on (within a container's CPU quota), at
+    most MAX_AUTO_WORKERS; one without fork() or when an embedded model serves (each
+    worker would load its own copy)."""
     if not hasattr(os, "fork") or any(p.type == "local" for p in config.providers.values()):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, MAX_AUTO_WORKERS))
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores or 1, limit or MAX_AUTO_WORKERS, MAX_AUTO_WORKERS))
 
 
 @click.command()
@@ -89,12 +105,13 @@ def _auto_workers(config: RolecallConfig) -> int:
 @click.option("--offline", is_flag=True, help="Skip the credential check (at start and reload).")
 @click.option(
     "--workers",
-    default="1",
+    default="auto",
     show_default=True,
     metavar="N|auto",
     callback=_workers_option,
     help="Processes serving the port (provider health is shared between them); 'auto': "
-    f"one per core, at most {MAX_AUTO_WORKERS}, or 1 when an embedded local model serves.",
+    f"one per core (within a container's CPU quota), at most {MAX_AUTO_WORKERS}, or 1 when an "
+    "embedded local model serves.",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
@@ -119,9 +136,9 @@ def serve(
     GET /v1/models, GET /healthz, GET /metrics. Clients send 'Authorization: Bearer
     KEY' or 'x-api-key: KEY' with a key from gateway.keys; without keys the gateway
     only listens on loopback. The config file is re-read when it
-    changes or on SIGHUP; an invalid edit keeps the running config. With --workers N, N
-    processes serve the port and one more writes their records; a worker that dies is
-    replaced; SIGINT/SIGTERM stops them all.
+    changes or on SIGHUP; an invalid edit keeps the running config. By default one
+    process per core serves the port (--workers N: N of them) and, with more than one, one
+    more writes their records; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
     """
     try:
         import starlette  # noqa: F401
