@@ -65,8 +65,11 @@ class Served:
 
 
 @contextmanager
-def serve_workers(config: Path, workers: int | str | None = 2) -> Iterator[Served]:
-    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default)."""
+def serve_workers(
+    config: Path, workers: int | str | None = 2, *, exit_status: int = 0
+) -> Iterator[Served]:
+    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default),
+    stopped with SIGTERM at the end: it must exit with ``exit_status``."""
     command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log"]
     proc = subprocess.Popen(
         command if workers is None else [*command, "--workers", str(workers)],
@@ -90,8 +93,9 @@ def serve_workers(config: Path, workers: int | str | None = 2) -> Iterator[Serve
         drain = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
         drain.start()
         yield Served(proc, url, lines)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, "".join(lines)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == exit_status, "".join(lines)
         drain.join(5)
         assert "Traceback" not in "".join(lines)
     finally:
@@ -213,6 +217,27 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in state
+
+
+def test_a_parent_killed_with_sigkill_leaves_no_worker_or_writer_behind(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path, exit_status=-signal.SIGKILL) as served:
+        first, first_pid = served.connect()
+        second, _ = served.connect(avoid=first_pid)
+        for client in (first, second):
+            assert _chat(client, "a").status_code == 200
+        children = served.workers() | {served.writer()}
+        assert len(children) == 3
+        served.proc.kill()
+        # Each child sees within a second that its parent is gone and stops as on SIGTERM.
+        wait_for(lambda: not any(_alive(pid) for pid in children), timeout=20)
+        first.close()
+        second.close()
+    # The writer wrote what the workers sent before it stopped: nothing lost, no run left open.
+    runs = _gateway_runs(config_path)
+    assert {run.status for run in runs} == {"ok"}
+    assert sum(run.tasks for run in runs) == 2 == primary.calls
 
 
 def test_a_rejected_key_at_startup_is_one_error_and_exit_3_as_with_one_worker(

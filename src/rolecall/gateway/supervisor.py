@@ -22,6 +22,11 @@ store for every worker: :mod:`rolecall.recording.relay`), the parent forks it
 before the workers, starts another if it dies, and stops it only after every
 worker has exited, so it reads all they sent.
 
+A parent killed with SIGKILL (or crashed) cannot stop its children: each of them
+checks every second that its parent is still the one that forked it, and if not
+stops itself as on SIGTERM (workers finish their requests, the writer writes what
+it was sent), so no orphan keeps serving the port or holding the store.
+
 Readiness travels through a pipe: a worker writes its index once its gateway
 has started. Signals are blocked in the parent and taken with ``sigwait``, so
 no handler runs in the middle of a fork.
@@ -34,6 +39,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -42,6 +48,19 @@ __all__ = ["WorkerExit", "supervise"]
 log = logging.getLogger("rolecall.gateway")
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP}
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """In a child: SIGTERM itself once ``parent`` is gone (its parent pid changes)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        log.warning("the parent (pid %d) is gone: pid %d stops", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class WorkerExit(Exception):
@@ -88,10 +107,12 @@ class _Pool:
     def _fork(self, body: Callable[[], int], name: str, *, unblock: bool) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             code = 1
             try:
+                _stop_when_orphaned(parent)
                 os.close(self._ready_r)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the child takes it
