@@ -3,7 +3,9 @@
 :class:`GatewayMetrics` is an event sink: the router's attempt and task events
 feed per provider x role counters and histograms, and the gateway adds its own
 HTTP request counts. Everything runs on the server's event loop, so plain dicts
-suffice. No dependency: the format is a few lines of text per series.
+suffice. No dependency: the format is a few lines of text per series. Under
+``rolecall serve --workers N`` each worker's values are summed by
+:mod:`rolecall.gateway.prom_share` (:meth:`GatewayMetrics.values` and ``add``).
 
 Kept rather than replaced by ``prometheus_client``, which costs measurably more:
 ``benchmarks/bench_prom.py`` renders the same 20 provider x role series (calls,
