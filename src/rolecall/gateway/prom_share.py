@@ -106,9 +106,9 @@ class SharedMetrics:
 
     def publish(self) -> WorkerValues:
         """Write this worker's values now (when they changed); returns them."""
-        values, job = self._snapshot()
-        if job is not None:
-            self._write(*job)
+        values, _ = self._snapshot()
+        if self._written < self._sequence:  # also when the timer's thread has yet to write it
+            self._write(self._sequence, self._published)
         return values
 
     def _snapshot(self) -> tuple[WorkerValues, tuple[int, bytes] | None]:
