@@ -7,11 +7,13 @@ holds one kept-alive connection to each worker, then drives them one by one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -343,3 +345,89 @@ def test_a_killed_writer_is_replaced_and_the_records_after_it_are_written(
     runs = _gateway_runs(config_path)
     assert sum(run.tasks for run in runs) == 4 == primary.calls
     assert {run.status for run in runs} == {"ok"}
+
+
+def _series(text: str, name: str) -> float:
+    """The value of one exposition line (``name`` with its labels), 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+REQUESTS_OK = 'rolecall_gateway_requests_total{model="a",status="200"}'
+CALLS_OK = 'rolecall_provider_calls_total{provider="a",role="a",outcome="ok"}'
+LATENCY_COUNT = 'rolecall_gateway_request_duration_seconds_count{model="a"}'
+IN_FLIGHT = "rolecall_gateway_in_flight"
+
+
+def test_every_scrape_of_metrics_counts_the_requests_of_every_worker(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        first, first_pid = served.connect()
+        second, _ = served.connect(avoid=first_pid)
+        for client, requests in ((first, 3), (second, 5)):
+            for _ in range(requests):
+                assert _chat(client, "a").status_code == 200
+        # A worker publishes its counts about once a second: within two, a scrape answered by
+        # either worker shows all 8, and no scrape meanwhile shows fewer than an earlier one.
+        seen: list[float] = []
+        started = time.monotonic()
+        while not seen or seen[-1] < 8:
+            assert time.monotonic() - started < 2.5, seen
+            for client in (first, second):
+                seen.append(_series(client.get("/metrics").text, REQUESTS_OK))
+        assert seen == sorted(seen) and seen[-1] == 8, seen
+        # Scrapes through either worker, and through new connections the kernel places.
+        scrapers = [first, second, first, second]
+        scrapers += [served.connect()[0] for _ in range(4)]
+        for client in scrapers:
+            text = client.get("/metrics").text
+            assert _series(text, REQUESTS_OK) == 8, text
+            assert _series(text, CALLS_OK) == 8, text
+            assert _series(text, LATENCY_COUNT) == 8, text
+            assert _series(text, IN_FLIGHT) == 0, text
+        for client in scrapers:
+            client.close()
+
+
+def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        doomed, doomed_pid = served.connect()
+        survivor, survivor_pid = served.connect(avoid=doomed_pid)
+        for client in (doomed, survivor, doomed):
+            assert _chat(client, "a").status_code == 200
+        # Both workers published (a scrape through the doomed one publishes its counts).
+        both = (doomed, survivor)
+        wait_for(lambda: [_series(c.get("/metrics").text, REQUESTS_OK) for c in both] == [3, 3])
+        primary.set_faults("ok:delay=30")  # one request stays in flight on the doomed worker
+
+        def stuck_request() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # its worker is killed under it
+                _chat(doomed, "a")
+
+        threading.Thread(target=stuck_request, daemon=True).start()
+        wait_for(lambda: primary.calls == 4)
+        # The survivor sees it within about a second (the doomed worker publishes on a timer).
+        wait_for(lambda: _series(survivor.get("/metrics").text, IN_FLIGHT) == 1)
+        os.kill(int(doomed_pid), signal.SIGKILL)
+        primary.clear()
+        # Its request in flight died with it (as soon as the kernel has closed its files).
+        wait_for(lambda: _series(survivor.get("/metrics").text, IN_FLIGHT) == 0, timeout=3)
+        text = survivor.get("/metrics").text
+        assert _series(text, REQUESTS_OK) == 3, text  # the dead worker's counts stay
+
+        if os.path.exists(f"/proc/{served.proc.pid}"):
+            wait_for(lambda: len(served.workers()) == 2 and int(doomed_pid) not in served.workers())
+        replacement, _ = served.connect(avoid=survivor_pid)
+        assert _chat(replacement, "a").status_code == 200
+        totals = [
+            _series(client.get("/metrics").text, REQUESTS_OK)
+            for client in (replacement, survivor, replacement, survivor)
+        ]
+        assert totals == [4, 4, 4, 4]
+        for client in (doomed, survivor, replacement):
+            client.close()

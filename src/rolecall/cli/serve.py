@@ -173,10 +173,16 @@ def serve(
         ready: Callable[[], None] | None = None,
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         early_signals: list[int] | None = None,
+        metrics_dir: str | None = None,
     ) -> None:
         # With workers the parent checked the credentials once, before forking.
         gateway = Gateway(
-            config, config_path=path, offline=offline, host=host, open_recorder=open_recorder
+            config,
+            config_path=path,
+            offline=offline,
+            host=host,
+            open_recorder=open_recorder,
+            metrics_dir=metrics_dir,
         )
         server = GatewayServer(
             gateway,
@@ -232,6 +238,9 @@ def _serve_workers(
 
     with tempfile.TemporaryDirectory(prefix="rolecall-serve-") as directory:
         records = os.path.join(directory, "records.sock")
+        # Each worker publishes its /metrics values here; a scrape sums them all.
+        metrics_dir = os.path.join(directory, "metrics")
+        os.mkdir(metrics_dir, 0o700)
         listener: socket.socket | None = None
         if config.metrics.enabled:
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -246,7 +255,7 @@ def _serve_workers(
             if listener is not None:
                 listener.close()
                 relay = lambda metrics: RecordRelay(metrics, records)  # noqa: E731
-            run(f"{index + 1}/{workers}", ready, relay, early)
+            run(f"{index + 1}/{workers}", ready, relay, early, metrics_dir)
             return 0
 
         def writer() -> int:
