@@ -222,8 +222,8 @@ def _serve_workers(
     *,
     check: bool,
 ) -> None:
-    """Pre-fork ``workers`` processes sharing provider health through a table on this host,
-    and recording through one writer process."""
+    """Pre-fork ``workers`` processes sharing provider health and concurrency limits through
+    a table on this host, and recording through one writer process."""
     import tempfile
 
     from rolecall.gateway.supervisor import WorkerExit, supervise
@@ -239,6 +239,7 @@ def _serve_workers(
             listener.listen(workers * 2)
 
         def worker(index: int, ready: Callable[[], None]) -> int:
+            share_on_host(table, worker=index)  # its calls in flight count in its column
             early: list[int] = []  # a stop asked for before the server exists
             signal.signal(signal.SIGINT, lambda signum, _: early.append(signum))
             signal.signal(signal.SIGTERM, lambda signum, _: early.append(signum))
@@ -259,7 +260,13 @@ def _serve_workers(
         try:
             if check:  # before forking, so the workers inherit what it found
                 asyncio.run(_check_credentials(config))
-            supervise(workers, worker, writer if listener is not None else None)
+            # A worker that ended (killed, crashed) holds no provider's slot any more.
+            supervise(
+                workers,
+                worker,
+                writer if listener is not None else None,
+                ended=table.limits.forget,
+            )
         except WorkerExit as exc:
             raise SystemExit(exc.code) from None
         finally:
