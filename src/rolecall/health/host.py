@@ -124,6 +124,7 @@ class HealthTable:
         return cls(path)
 
     def close(self) -> None:
+        self.limits.close()
         self._map.close()
         os.close(self._fd)
 

@@ -28,11 +28,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import mmap
-import struct
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 __all__ = ["MAX_WORKERS", "POLL_SECONDS", "HostLimit", "LimitSlots"]
@@ -46,12 +43,19 @@ POLL_SECONDS = 0.005
 
 _KEY_BYTES = 16
 _EMPTY_KEY = bytes(_KEY_BYTES)
-_COUNTS = struct.Struct(f"<{MAX_WORKERS}i")
-_SINCE = struct.Struct(f"<{MAX_WORKERS}d")
-_COUNT = struct.Struct("<i")
-_TIME = struct.Struct("<d")
-SLOT_BYTES = _KEY_BYTES + _COUNTS.size + _SINCE.size
+# A slot, in native ints (4 bytes) then doubles: the key (4 ints), the calls in flight on
+# the host and the workers with a waiting call (both kept equal to what the columns add up
+# to, so the usual call reads two numbers, not 64), then per worker its calls in flight,
+# then per worker since when its oldest waiting call waits.
+_TOTAL, _WAITING, _COUNTS = 4, 5, 6
+_SINCE_BYTE = 4 * (_COUNTS + MAX_WORKERS)  # 280: a multiple of 8
+SLOT_BYTES = _SINCE_BYTE + 8 * MAX_WORKERS
+SLOT_INTS, SLOT_REALS = SLOT_BYTES // 4, SLOT_BYTES // 8
+_SINCE = _SINCE_BYTE // 8
 REGION_BYTES = LIMIT_SLOTS * SLOT_BYTES
+
+_lockf = fcntl.lockf
+_LOCK_EX, _LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_UN
 
 
 class LimitSlots:
@@ -62,45 +66,61 @@ class LimitSlots:
         self._fd = fd
         self._map = view
         self._offset = offset
+        region = memoryview(view)[offset : offset + REGION_BYTES]
+        self._ints = region.cast("i")
+        self._reals = region.cast("d")
+        region.release()
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        fcntl.lockf(self._fd, fcntl.LOCK_EX, REGION_BYTES, self._offset)
-        try:
-            yield
-        finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, REGION_BYTES, self._offset)
+    def close(self) -> None:
+        """Let the mapping close (no view of it may be left)."""
+        self._ints.release()
+        self._reals.release()
+
+    def _lock(self) -> None:
+        _lockf(self._fd, _LOCK_EX, REGION_BYTES, self._offset)
+
+    def _unlock(self) -> None:
+        _lockf(self._fd, _LOCK_UN, REGION_BYTES, self._offset)
+
+    def _key_at(self, index: int) -> bytes:
+        start = self._offset + index * SLOT_BYTES
+        return self._map[start : start + _KEY_BYTES]
 
     def _find(self, key: bytes, hint: int) -> int | None:
-        """The slot holding ``key`` (``hint`` first), else a claimed one: empty, or one
-        no worker uses (a key from before a reload); None when every slot is in use."""
-        view = self._map
-        start = self._offset + hint * SLOT_BYTES
-        if view[start : start + _KEY_BYTES] == key:
+        """The slot holding ``key`` (``hint`` first), else a claimed one: empty, or one no
+        worker uses (a key from before a reload); None when every slot is in use."""
+        if self._key_at(hint) == key:
             return hint
         free: int | None = None
         idle: int | None = None
+        ints = self._ints
         for index in range(LIMIT_SLOTS):
-            start = self._offset + index * SLOT_BYTES
-            stored = view[start : start + _KEY_BYTES]
+            base = index * SLOT_INTS
+            stored = self._key_at(index)
             if stored == key:
                 return index
             if stored == _EMPTY_KEY:
                 free = index if free is None else free
-            elif idle is None and self._unused(start):
+            elif idle is None and not (ints[base + _TOTAL] or ints[base + _WAITING]):
                 idle = index
         claimed = free if free is not None else idle
         if claimed is not None:
             start = self._offset + claimed * SLOT_BYTES
-            view[start : start + SLOT_BYTES] = key + bytes(SLOT_BYTES - _KEY_BYTES)
+            self._map[start : start + SLOT_BYTES] = key + bytes(SLOT_BYTES - _KEY_BYTES)
         return claimed
 
-    def _unused(self, start: int) -> bool:
-        """No call in flight nor waiting in the slot at ``start``."""
-        counts = _COUNTS.unpack_from(self._map, start + _KEY_BYTES)
-        return not any(counts) and not any(
-            _SINCE.unpack_from(self._map, start + SLOT_BYTES - _SINCE.size)
-        )
+    def _set_since(self, index: int, worker: int, since: float) -> None:
+        at = index * SLOT_REALS + _SINCE + worker
+        before = self._reals[at]
+        if (before != 0.0) != (since != 0.0):
+            self._ints[index * SLOT_INTS + _WAITING] += 1 if since else -1
+        self._reals[at] = since
+
+    def _older_elsewhere(self, index: int, worker: int, since: float) -> bool:
+        """Whether another worker has a call waiting since before ``since``."""
+        first = index * SLOT_REALS + _SINCE
+        waits = self._reals[first : first + MAX_WORKERS]
+        return any(0.0 < other < since for at, other in enumerate(waits) if at != worker)
 
     def take(
         self, key: bytes, hint: int, worker: int, limit: int, since: float, after: float
@@ -109,59 +129,74 @@ class LimitSlots:
         ``limit`` and no other worker has waited since before ``since``; then its oldest
         waiting call is ``after`` (0: none). Else ``worker`` waits since ``since``.
         Returns whether it was taken (None: every slot is in use) and the key's slot."""
-        with self._locked():
+        self._lock()
+        try:
             index = self._find(key, hint)
             if index is None:
                 return None, hint
-            counts_at = self._offset + index * SLOT_BYTES + _KEY_BYTES
-            since_at = counts_at + _COUNTS.size
-            mine = since_at + worker * _TIME.size
-            view = self._map
-            if sum(_COUNTS.unpack_from(view, counts_at)) < limit:
-                waits = _SINCE.unpack_from(view, since_at)
-                if not any(0.0 < other < since for other in waits[:worker]) and not any(
-                    0.0 < other < since for other in waits[worker + 1 :]
-                ):
-                    at = counts_at + worker * _COUNT.size
-                    _COUNT.pack_into(view, at, _COUNT.unpack_from(view, at)[0] + 1)
-                    _TIME.pack_into(view, mine, after)
-                    return True, index
-            _TIME.pack_into(view, mine, since)
+            ints, base = self._ints, index * SLOT_INTS
+            waits_here = self._reals[index * SLOT_REALS + _SINCE + worker] != 0.0
+            if ints[base + _TOTAL] < limit and (
+                ints[base + _WAITING] <= waits_here
+                or not self._older_elsewhere(index, worker, since)
+            ):
+                ints[base + _TOTAL] += 1
+                ints[base + _COUNTS + worker] += 1
+                if waits_here or after:
+                    self._set_since(index, worker, after)
+                return True, index
+            self._set_since(index, worker, since)
             return False, index
+        finally:
+            self._unlock()
 
     def give(self, key: bytes, hint: int, worker: int) -> None:
         """One call of ``worker`` is no longer in flight."""
-        with self._locked():
+        self._lock()
+        try:
             index = self._find(key, hint)
             if index is None:
                 return
-            at = self._offset + index * SLOT_BYTES + _KEY_BYTES + worker * _COUNT.size
-            _COUNT.pack_into(self._map, at, max(0, _COUNT.unpack_from(self._map, at)[0] - 1))
+            ints, base = self._ints, index * SLOT_INTS
+            if ints[base + _COUNTS + worker] > 0:
+                ints[base + _COUNTS + worker] -= 1
+                ints[base + _TOTAL] -= 1
+        finally:
+            self._unlock()
 
     def wait_since(self, key: bytes, hint: int, worker: int, since: float) -> None:
         """``worker``'s oldest waiting call now waits since ``since`` (0: none waits)."""
-        with self._locked():
+        self._lock()
+        try:
             index = self._find(key, hint)
             if index is not None:
-                at = self._offset + index * SLOT_BYTES + _KEY_BYTES + _COUNTS.size
-                _TIME.pack_into(self._map, at + worker * _TIME.size, since)
+                self._set_since(index, worker, since)
+        finally:
+            self._unlock()
 
     def in_flight(self, key: bytes) -> int:
         """Calls in flight on the host for ``key`` (0 when it has no slot)."""
-        with self._locked():
+        self._lock()
+        try:
             for index in range(LIMIT_SLOTS):
-                start = self._offset + index * SLOT_BYTES
-                if self._map[start : start + _KEY_BYTES] == key:
-                    return sum(_COUNTS.unpack_from(self._map, start + _KEY_BYTES))
-        return 0
+                if self._key_at(index) == key:
+                    return int(self._ints[index * SLOT_INTS + _TOTAL])
+            return 0
+        finally:
+            self._unlock()
 
     def forget(self, worker: int) -> None:
         """Zero ``worker``'s calls and waits in every slot (the process is gone)."""
-        with self._locked():
+        ints = self._ints
+        self._lock()
+        try:
             for index in range(LIMIT_SLOTS):
-                start = self._offset + index * SLOT_BYTES + _KEY_BYTES
-                _COUNT.pack_into(self._map, start + worker * _COUNT.size, 0)
-                _TIME.pack_into(self._map, start + _COUNTS.size + worker * _TIME.size, 0.0)
+                base = index * SLOT_INTS
+                ints[base + _TOTAL] -= ints[base + _COUNTS + worker]
+                ints[base + _COUNTS + worker] = 0
+                self._set_since(index, worker, 0.0)
+        finally:
+            self._unlock()
 
 
 class _Waiter:
