@@ -36,9 +36,9 @@ __all__ = ["MAX_WORKERS", "POLL_SECONDS", "HostLimit", "LimitSlots"]
 
 MAX_WORKERS = 64  # the most ``rolecall serve --workers`` starts
 LIMIT_SLOTS = 256
-# A waiting worker checks for room freed by other workers this often. 5 ms costs a
-# waiting worker ~0.5% of a core and adds ~2.5 ms on average to a hand-over between
-# workers, small beside a provider's answer (measured in benchmarks/bench_host_limit.py).
+# A waiting worker checks for room freed by other workers this often: ~2% of a core
+# while a call waits (mostly the event loop's wake-ups) and a few ms added to a hand-over
+# between workers, small beside a provider's answer (benchmarks/bench_host_limit.py).
 POLL_SECONDS = 0.005
 
 _KEY_BYTES = 16
