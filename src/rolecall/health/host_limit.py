@@ -7,15 +7,18 @@ slots, one per provider (keyed like its health: provider id and fingerprint),
 each with, per worker index, the calls that worker has in flight and since when
 its oldest waiting call has waited (0: none waits).
 
-- :meth:`HostLimit.acquire` locks the region, sums the counts and takes one
-  when the sum is below this worker's ``max_concurrency`` (after a reload the
-  workers may briefly disagree: each applies its own) and no other worker's
-  call has waited longer: a worker whose own releases keep waking its own
-  waiters cannot starve the others.
+- :meth:`HostLimit.acquire` locks the region and takes one when the host's
+  count (kept in the slot as the sum of the workers' counts) is below this
+  worker's ``max_concurrency`` (after a reload the workers may briefly
+  disagree: each applies its own) and no other worker's call has waited
+  longer: a worker whose own releases keep waking its own waiters cannot
+  starve the others.
 - When full, a call waits without blocking the event loop, in line behind the
   worker's other waiting calls for that provider. A release in this worker
   wakes the first at once; releases in other workers are seen by the first
-  polling every :data:`POLL_SECONDS` (one lock and sum, a few microseconds).
+  polling every :data:`POLL_SECONDS` (one locked read: microseconds).
+- The old and the new router of a worker, during a reload, share its column:
+  at worst a call of one waits for its turn by polling.
 - :meth:`LimitSlots.forget` zeroes a dead worker's column: the parent calls it when
   it reaps a worker (killed with -9 or crashed), before starting the worker
   that takes over its index, so a dead worker's calls never hold slots.
