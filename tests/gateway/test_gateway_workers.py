@@ -431,3 +431,92 @@ def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
         assert totals == [4, 4, 4, 4]
         for client in (doomed, survivor, replacement):
             client.close()
+
+
+def _limit_primary(config_path: Path, max_concurrency: int) -> None:
+    text = config_path.read_text()
+    config_path.write_text(
+        text.replace(
+            "api_key: ${PRIMARY_KEY}\n",
+            f"api_key: ${{PRIMARY_KEY}}\n    max_concurrency: {max_concurrency}\n",
+            1,
+        )
+    )
+
+
+def _clients_per_worker(served: Served, workers: int, each: int) -> dict[str, list[httpx.Client]]:
+    """``each`` kept-alive clients on every one of ``workers`` workers, by worker pid."""
+    by_worker: dict[str, list[httpx.Client]] = {}
+    spare: list[httpx.Client] = []
+    for _ in range(300):
+        if len(by_worker) == workers and all(len(c) == each for c in by_worker.values()):
+            break
+        full = next((pid for pid, c in by_worker.items() if len(c) == each), None)
+        client, pid = served.connect(avoid=full)
+        if len(by_worker.get(pid, [])) == each:
+            spare.append(client)  # a third worker's pid cannot be avoided too
+        else:
+            by_worker.setdefault(pid, []).append(client)
+    for client in spare:
+        client.close()
+    assert sorted(len(c) for c in by_worker.values()) == [each] * workers
+    return by_worker
+
+
+def test_max_concurrency_holds_for_every_worker_together(
+    config_path: Path, primary: SimServer
+) -> None:
+    _limit_primary(config_path, 2)
+    with serve_workers(config_path) as served:
+        by_worker = _clients_per_worker(served, 2, 3)
+        primary.reset_stats()
+        primary.set_faults("ok:delay=0.6")
+        results: list[httpx.Response] = []
+        threads = [
+            threading.Thread(target=lambda c=client: results.append(_chat(c, "a")))
+            for clients in by_worker.values()
+            for client in clients
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        primary.clear()
+        # Six requests, three through each worker: the provider sees at most two at once,
+        # and the others wait their turn instead of failing.
+        assert [r.status_code for r in results] == [200] * 6, [r.text for r in results]
+        assert {r.headers["x-rolecall-worker"] for r in results} == set(by_worker)
+        assert primary.calls == 6
+        assert primary.peak_in_flight == 2
+        for clients in by_worker.values():
+            for client in clients:
+                client.close()
+
+
+def test_a_worker_killed_with_calls_in_flight_gives_back_its_share_of_max_concurrency(
+    config_path: Path, primary: SimServer
+) -> None:
+    _limit_primary(config_path, 2)
+    with serve_workers(config_path) as served:
+        by_worker = _clients_per_worker(served, 2, 2)
+        (doomed_pid, doomed), (survivor_pid, survivor) = by_worker.items()
+        for client in doomed:  # past the first-call gate: calls then go out side by side
+            assert _chat(client, "a").status_code == 200
+        primary.script("ok:delay=10", "ok:delay=10")  # the doomed worker's two calls hang
+
+        def doomed_chat(client: httpx.Client) -> None:
+            with contextlib.suppress(httpx.HTTPError):  # its worker dies meanwhile
+                _chat(client, "a")
+
+        for client in doomed:
+            threading.Thread(target=doomed_chat, args=(client,), daemon=True).start()
+        wait_for(lambda: primary.in_flight == 2)
+        os.kill(int(doomed_pid), signal.SIGKILL)
+        # The provider still runs the dead worker's two calls; its slots are given back.
+        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
+        answered = survivor[0].post(CHAT, json=body, timeout=5)  # not after the 10 s
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-rolecall-worker"] == survivor_pid
+        assert primary.in_flight >= 2, "the answer came after the dead worker's calls ended"
+        for client in [*doomed, *survivor]:
+            client.close()

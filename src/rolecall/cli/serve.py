@@ -18,6 +18,7 @@ import click
 from rolecall._secrets import redact
 from rolecall.cli._common import EXIT_USAGE, config_option, fail
 from rolecall.errors import MissingExtra
+from rolecall.health.host_limit import MAX_WORKERS  # the host table has a column per worker
 
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig, RolecallConfig
@@ -64,13 +65,15 @@ AUTO = 0  # --workers auto, resolved once the config is read
 
 
 def _workers_option(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    """``--workers``: a number of processes from 1 to 64, or ``auto`` (:data:`AUTO`)."""
+    """``--workers``: a number of processes from 1 to MAX_WORKERS, or ``auto`` (:data:`AUTO`)."""
     text = value.strip().lower()
     if text == "auto":
         return AUTO
-    if text.isdigit() and 1 <= int(text) <= 64:
+    if text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
         return int(text)
-    raise click.BadParameter(f"{value!r} is not a number of processes from 1 to 64, nor 'auto'")
+    raise click.BadParameter(
+        f"{value!r} is not a number of processes from 1 to {MAX_WORKERS}, nor 'auto'"
+    )
 
 
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
@@ -228,8 +231,8 @@ def _serve_workers(
     *,
     check: bool,
 ) -> None:
-    """Pre-fork ``workers`` processes sharing provider health through a table on this host,
-    and recording through one writer process."""
+    """Pre-fork ``workers`` processes sharing provider health and concurrency limits through
+    a table on this host, and recording through one writer process."""
     import tempfile
 
     from rolecall.gateway.supervisor import WorkerExit, supervise
@@ -248,6 +251,7 @@ def _serve_workers(
             listener.listen(workers * 2)
 
         def worker(index: int, ready: Callable[[], None]) -> int:
+            share_on_host(table, worker=index)  # its calls in flight count in its column
             early: list[int] = []  # a stop asked for before the server exists
             signal.signal(signal.SIGINT, lambda signum, _: early.append(signum))
             signal.signal(signal.SIGTERM, lambda signum, _: early.append(signum))
@@ -268,7 +272,13 @@ def _serve_workers(
         try:
             if check:  # before forking, so the workers inherit what it found
                 asyncio.run(_check_credentials(config))
-            supervise(workers, worker, writer if listener is not None else None)
+            # A worker that ended (killed, crashed) holds no provider's slot any more.
+            supervise(
+                workers,
+                worker,
+                writer if listener is not None else None,
+                ended=table.limits.forget,
+            )
         except WorkerExit as exc:
             raise SystemExit(exc.code) from None
         finally:

@@ -27,6 +27,9 @@ checks every second that its parent is still the one that forked it, and if not
 stops itself as on SIGTERM (workers finish their requests, the writer writes what
 it was sent), so no orphan keeps serving the port or holding the store.
 
+An ``ended`` callback hears the index of every worker that exited, before its
+replacement starts (``rolecall serve`` gives back the provider slots it held).
+
 Readiness travels through a pipe: a worker writes its index once its gateway
 has started. Signals are blocked in the parent and taken with ``sigwait``, so
 no handler runs in the middle of a fork.
@@ -77,8 +80,10 @@ class _Pool:
         workers: int,
         run: Callable[[int, Callable[[], None]], int],
         writer: Callable[[], int] | None = None,
+        ended: Callable[[int], None] | None = None,
     ) -> None:
         self.workers = workers
+        self.ended = ended
         self._run = run
         self._writer = writer
         self.writer_pid: int | None = None
@@ -157,6 +162,8 @@ class _Pool:
                 log.warning("the run writer (pid %d) ended (status %d)", pid, code)
             index = self.children.pop(pid, None)
             if index is not None:
+                if self.ended is not None:
+                    self.ended(index)
                 ended.append((pid, index, os.waitstatus_to_exitcode(status)))
         return ended
 
@@ -170,6 +177,8 @@ def supervise(
     workers: int,
     run: Callable[[int, Callable[[], None]], int],
     writer: Callable[[], int] | None = None,
+    *,
+    ended: Callable[[int], None] | None = None,
 ) -> int:
     """Fork ``workers`` processes running ``run(index, ready)``; supervise until a signal.
 
@@ -181,7 +190,7 @@ def supervise(
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # delivered to sigwait, never ignored
-    pool = _Pool(workers, run, writer)
+    pool = _Pool(workers, run, writer, ended)
     pool.spawn_writer()
     for index in range(workers):
         pool.spawn(index)
