@@ -172,8 +172,14 @@ class MetricsStore(ABC):
 
     def record(self, events: Sequence[Event]) -> None:
         """Store a batch of events and fold it into the rollups, in one transaction."""
-        attempts = [e for e in events if isinstance(e, AttemptEvent)]
-        tasks = [e for e in events if isinstance(e, TaskEvent)]
+        self.record_rows(
+            [e for e in events if isinstance(e, AttemptEvent)],
+            [e for e in events if isinstance(e, TaskEvent)],
+        )
+
+    def record_rows(self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> None:
+        """:meth:`record` for a batch already split into its attempts and its tasks, each
+        in their order."""
         if not attempts and not tasks:
             return
         attempt_rows = attempt_values(attempts)
