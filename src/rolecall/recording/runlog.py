@@ -334,13 +334,12 @@ def _append_orjson_lines(
         elif type(record) is TaskEvent:
             event, fields = record, _fill_task(task_fields, record)
         else:  # a run record (or an event of a subclass)
-            run_id, line = _record_line(record)
-            last_run = run_id
-            text = by_run.setdefault(run_id, bytearray())
-            text += line
+            last_run, other = _record_line(record)
+            text = by_run.setdefault(last_run, bytearray())
+            text += other
             text += b"\n"
             continue
-        line = None
+        line: bytes | None = None
         if event.error is None:
             cost = event.cost_usd
             try:
