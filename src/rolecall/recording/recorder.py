@@ -40,6 +40,12 @@ log = logging.getLogger("rolecall.recorder")
 _MAX_TRACKED_RUNS = 10_000
 _REOPEN_AFTER = 30.0  # seconds between attempts to open an unreachable store
 _PRUNE_EVERY = 3600.0
+# Items written at a time (run log lines, then one store transaction). A flush writes what
+# half a second of a busy gateway queued in parts of this size, not in one: every list the
+# write builds (the items, the rows' values) is traversed by each collection of the young
+# generation that happens while it lives, which the event loop's own allocations set off
+# all the time; small parts keep those collections short.
+_MOST_PER_WRITE = 4096
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
@@ -216,15 +222,23 @@ class Recorder(RecordQueue):
             return
         self._lock_owner = me
         try:
-            # What is queued now; what emit adds meanwhile waits for the next flush.
+            # What is queued now, a part at a time; what emit adds meanwhile waits for the
+            # next flush.
             popleft = self._buffer.popleft
-            batch: list[RecordItem] = [popleft() for _ in range(len(self._buffer))]
-            if finish_open is not None:
-                batch = self._with_open_runs_closed(batch, finish_open)
-            if batch:
-                self._write(batch)
-        except Exception as exc:  # the flush thread must survive anything
-            self._warn("recorder", f"recording failed: {exc}")
+            left = len(self._buffer)
+            while True:
+                size = min(left, _MOST_PER_WRITE)
+                left -= size
+                batch: list[RecordItem] = [popleft() for _ in range(size)]
+                if finish_open is not None and not left:
+                    batch = self._with_open_runs_closed(batch, finish_open)
+                if batch:
+                    try:
+                        self._write(batch)
+                    except Exception as exc:  # the flush thread must survive anything
+                        self._warn("recorder", f"recording failed: {exc}")
+                if not left:
+                    break
         finally:
             self._lock_owner = None
             self._write_lock.release()
