@@ -111,8 +111,7 @@ _KILLED_CHILD = textwrap.dedent(
     import sys, time
     from rolecall.config.schema import MetricsConfig
     from factories import attempt_event
-    from rolecall.recording import recorder as recorder_module
-from rolecall.recording.recorder import Recorder
+    from rolecall.recording.recorder import Recorder
     recorder = Recorder(MetricsConfig(url=sys.argv[1], runs_dir=sys.argv[2],
                                       flush_interval=float(sys.argv[3])))
     recorder.start_run("killed", "workflow")
@@ -218,8 +217,7 @@ _EMIT_1000 = textwrap.dedent(
     import os, sys, time
     from rolecall.config.schema import MetricsConfig
     from factories import attempt_event, task_event
-    from rolecall.recording import recorder as recorder_module
-from rolecall.recording.recorder import Recorder
+    from rolecall.recording.recorder import Recorder
     recorder = Recorder(MetricsConfig(url=sys.argv[1], runs_dir=sys.argv[2], flush_interval=30))
     recorder.start_run("r", "workflow")
     for n in range(1000):
