@@ -6,6 +6,11 @@ call-latency histogram, fed by the same 20,000 synthetic attempts. Then it times
 render of the whole exposition (median of --repeat) and the cost of recording one
 attempt, each way. Needs ``pip install prometheus_client`` (not a dependency).
 
+Then what ``rolecall serve --workers N`` adds (gateway/prom_share.py), none of it on the
+request path: one worker publishing its values (taking them and their JSON on the event
+loop; writing a temporary file and renaming it, in a thread on the 1 s timer, on the loop
+at a scrape) and a scrape rendering the sum of 2 and 8 workers' files.
+
     python benchmarks/bench_prom.py
 
 Not a test: it prints figures.
@@ -14,6 +19,7 @@ Not a test: it prints figures.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -109,7 +115,55 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':22} {'render /metrics':>16} {'bytes':>8} {'record one attempt':>20}")
     row("hand-written (prom.py)", ours_us, len(ours.render()), ours_emit)
     row("prometheus_client", theirs_us, len(theirs.render()), theirs_emit)
+    shared_costs(ours, args.repeat)
     return 0
+
+
+def shared_costs(metrics: GatewayMetrics, repeat: int) -> None:
+    """Publishing one worker's values, and a scrape summing 2 or 8 workers (--workers N)."""
+    import asyncio
+    import tempfile
+
+    from rolecall.gateway.prom_share import SharedMetrics
+
+    async def measure() -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            workers = [SharedMetrics(directory, metrics) for _ in range(8)]
+            for worker in workers:
+                worker.start()
+                worker.publish()
+
+            first = workers[0]
+
+            def snapshot() -> None:
+                first._published = b""  # as when the values changed since the last time
+                first._snapshot()
+
+            def write() -> None:
+                first._write(first._sequence + 1, first._published)
+                first._sequence = first._written
+
+            loop_us, write_us = median_us(snapshot, repeat), median_us(write, repeat)
+            size = first.path.stat().st_size
+            print(
+                f"--workers: publish one worker's values ({size} bytes): {loop_us:.0f} us on the "
+                f"loop (values, JSON), {write_us:.0f} us writing the file (timer: in a thread)"
+            )
+            for worker in workers[2:]:
+                await worker.stop()
+                worker.path.unlink()
+            two_us = median_us(workers[0].render, repeat)
+            for worker in workers[2:]:
+                worker.start()
+                worker._published = b""  # its file was removed: write it again
+                worker.publish()
+            assert sum(name.endswith(".json") for name in os.listdir(directory)) == 8
+            eight_us = median_us(workers[0].render, repeat)
+            print(f"--workers: render the sum of 2 workers {two_us:.0f} us, of 8 {eight_us:.0f} us")
+            for worker in workers:
+                await worker.stop()
+
+    asyncio.run(measure())
 
 
 if __name__ == "__main__":

@@ -14,47 +14,72 @@ and the JSONL run log.
 Not a test: it prints figures. Each recorder round also checks that every event emitted
 before ``close`` is a store row and a run-log line ("nothing lost"), and stops if not.
 
-Recorder figures, 2026-12-07, on the 2-core development machine, this time much busier
-with other jobs (the machine reference, 0.100-0.12 s on a quiet day, read 0.10-0.20 s),
-100,000 calls, 64 tasks on one event loop, SQLite + JSONL run log, orjson installed. us
-per call (wall: emit + flush + close, minus the loop alone; CPU: all threads), median
-[min-max] of 10 rounds, main and this branch alternating round by round in the same
-sitting, each round
+Recorder figures, 2026-12-07 (second sitting), on the 2-core development machine shared
+with other jobs (the machine reference read 0.10-0.21 s during the rounds; 0.10-0.12 s on
+a quiet day), 100,000 calls, 64 tasks on one event loop, SQLite + JSONL run log, orjson
+installed. us per call (wall: emit + flush + close, minus the loop alone; CPU: all
+threads), median [min-max] of 6 rounds, main and this branch alternating round by round,
+each round
 
     python benchmarks/bench_store.py --calls 0 --recorder-calls 100000 --rounds 1 --load 2
 
     workload                          main                branch
-    attempts, quiet             15.2 [12.5-21.1]      15.5 [12.1-18.0]
-    attempts, --load 2          22.7 [18.7-39.7]      20.6 [14.8-38.5]
-    gateway calls, quiet        30.5 [24.0-35.2]      27.5 [19.9-35.1]
-    gateway calls, --load 2     43.4 [29.8-91.3]      42.9 [30.5-74.9]
-    gateway calls, CPU, quiet   29.6 [23.3-34.5]      26.8 [19.4-32.6]
-    gateway calls, CPU, load    29.3 [18.2-35.6]      26.6 [22.1-30.9]
+    attempts, quiet             12.2 [10.3-17.4]      14.0 [10.1-14.7]
+    attempts, --load 2          19.1 [12.4-21.0]      14.6 [10.9-19.4]
+    gateway calls, quiet        21.6 [20.2-27.2]      17.3 [14.3-24.1]
+    gateway calls, --load 2     38.0 [25.7-47.2]      32.9 [24.3-42.8]
+    gateway calls, CPU, quiet   21.1 [19.6-26.5]      16.7 [13.7-23.1]
+    gateway calls, CPU, load    26.9 [16.7-30.3]      19.3 [14.6-25.3]
 
 "attempts" (one attempt event per call) is the measure of issue 21's 10.4 us quiet and
-22-45 us under load; on a quiet day it met <= 20 us under load (14.0 [10.8-15.4]).
-"gateway calls" (an attempt and a task event per call, what a gateway request records)
-does not: 21.5 us quiet and 29.7 under load on the quiet day before these changes, and
-~7% fewer instructions now are not enough to reach 20 us under load. Without orjson the
-run log's lines take the unchanged standard-library path. Wall time under load moves with
-the other jobs on the machine (see the spreads); callgrind's instruction counts do not
-(``_recorder_workload.py --calls 10000 --batch 500``, recording minus
-``--generate-only``, PYTHONHASHSEED=0): main 133k instructions per gateway call, this
-branch 123k. Where the branch's 123k go: SQLite's execute 42k (binding 16k of it, 5k of
-which the NULLs' adapter lookup; stepping 18k, of which the four index entries of the two
-rows 9k), the two run-log lines 34k (was 42k: orjson now writes a dict of the fields,
-not the slotted dataclass, for which it first looks up ``__dict__`` in vain and then
-each field twice by name; the dict takes at most 15 keys in its literal so that it is
-built at its size), hourly and daily rollups 7k (was 10k: one loop of slot reads per
-group, an event's hour computed only when it leaves the last one's), run deltas 4k, row
-values 3.5k, the recorder's loop the rest. Tried and not kept, as they cost more
-instructions: ``attrgetter``/``map`` passes instead of Python loops (3.11 specializes
-slot reads; ``attrgetter`` takes the generic attribute lookup), histogram buckets by
-``map(ceil, map(mul, map(log, ...)))`` instead of a comprehension, rows cut into 256-row
-INSERTs instead of 32, orjson's ``OPT_APPEND_NEWLINE`` (its keyword argument costs more
-than the separate newline), an f-string line with only the floats written by orjson.
-Measured, not taken: dropping the ``ts`` indexes of attempts and tasks saves 3.5k per
-call, but ``prune`` (retention) needs them to avoid scanning the tables.
+22-45 us under load, and meets <= 20 us under load. "gateway calls" (an attempt and a
+task event per call, what a gateway request records) does not: about 28% less CPU than
+main, but 20 us under load would take about 12 us of CPU (three busy processes on two
+cores give each about 60% of a core). What this branch changed, and why:
+
+- A flush writes what is queued in parts of 4096 items (each its run-log lines and one
+  store transaction), and each multi-row INSERT builds its own rows' values: half a
+  second of a busy gateway made lists of 30,000 items and, for the store, of 500,000
+  values, which every young-generation collection (set off all the time by the event
+  loop's own allocations) traversed while they lived. Most of the CPU saved is here; it
+  does not show in instruction counts below, whose batches are small.
+- Run-log lines: orjson writes one dict per event type, refilled for each line (the
+  keys stay, only the values change), instead of a new dict built and freed per line.
+- The recorder dispatches events by exact type (``isinstance`` with ``A | B`` built a
+  union object per item) and hands the store its attempts and tasks already split.
+- SQLite binds the mostly NULL text columns (error kind, error, stage, dialect) as 0
+  through ``NULLIF(?, 0)``: the sqlite3 module binds None only after an adapter lookup
+  (about 1,300 instructions, an int about 170); no text equals an int, so every string
+  is stored as it is.
+
+Callgrind (``_recorder_workload.py --calls 10000 --batch 500``, recording minus
+``--generate-only``, PYTHONHASHSEED=0): main 123k instructions per gateway call, this
+branch 112k; without the one-time imports and store opening (10,200 minus 200 calls)
+112k and 101k. Where the branch's 101k go: SQLite's execute 39k (binding 16k, of which
+the 13 strings 10.5k: SQLite copies each one, under its mutex; stepping 19k, of which
+the four index entries of the two rows 9k), the two run-log lines 31k (orjson 9k,
+refilling the dicts 8k), hourly and daily rollups 7k, run deltas 4k, row values 3k, the
+recorder's loop the rest. What is left is spread thin over per-field Python work
+(each of an event's ~16 fields is read for its line, its row, the rollups and the run
+deltas) and SQLite's per-value binding; halving it needs a change of what is stored.
+Tried and not kept: SQLite reading the rows from the run log's JSON (``json_each``
+with ``->>``: 2.5-5x slower than binding, SQLite 3.40 parses each object once per
+field), rows rebuilt from orjson's array of an event's values (splitting and formatting
+cost more than the dict), orjson on the slotted dataclass itself (1.5x the dict).
+Earlier attempts: ``attrgetter``/``map`` passes instead of Python loops (3.11
+specializes slot reads; ``attrgetter`` takes the generic attribute lookup), histogram
+buckets by ``map(ceil, map(mul, map(log, ...)))`` instead of a comprehension, rows cut
+into 256-row INSERTs instead of 32, orjson's ``OPT_APPEND_NEWLINE`` (its keyword
+argument costs more than the separate newline), an f-string line with only the floats
+written by orjson. Measured, not taken: dropping the ``ts`` indexes of attempts and
+tasks saves 3.5k per call, but ``prune`` (retention) needs them to avoid scanning the
+tables. Not tried, for lack of time: a task row that does not repeat its single
+attempt's columns (a schema migration; it would save at most the 5 repeated strings'
+binding, about 4k), one combined router event for a one-attempt task.
+
+Query times at 1,000,000 calls (``--calls 1000000 --recorder-calls 0 --repeat 5``) are
+unchanged (same schema and queries; every figure within the run-to-run spread), and the
+bulk load went from 132,000 to 155,000 calls/s.
 """
 
 from __future__ import annotations

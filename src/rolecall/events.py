@@ -37,7 +37,10 @@ def moved_on(outcome: str, error_kind: str | None) -> bool:
     return outcome == "handover" or (outcome == "cancelled" and error_kind == "stalled")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
+# building an event 3.5x slower (4.8 vs 1.4 us, two events per call on the request path).
+# Every sink receives the same object: sinks read events and never change them.
+@dataclass(slots=True, kw_only=True)
 class AttemptEvent:
     """One call to one provider finished (answered, will be retried, or handed over)."""
 
@@ -59,7 +62,7 @@ class AttemptEvent:
     cached_input_tokens: int = 0  # of input_tokens, read from the vendor's prompt cache
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TaskEvent:
     """A task finished: which provider answered (or that none did)."""
 

@@ -7,11 +7,13 @@ holds one kept-alive connection to each worker, then drives them one by one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +22,7 @@ import httpx
 import pytest
 from gateway_helpers import GATEWAY_KEY, config_text, wait_for
 
-from rolecall.cli.serve import _auto_workers
+from rolecall.cli.serve import _auto_workers, cgroup_cpu_limit
 from rolecall.config.load import load_config
 from rolecall.recording.store import open_store
 from rolecall.recording.store.rows import RunSummary
@@ -65,10 +67,14 @@ class Served:
 
 
 @contextmanager
-def serve_workers(config: Path, workers: int | str = 2) -> Iterator[Served]:
+def serve_workers(
+    config: Path, workers: int | str | None = 2, *, exit_status: int = 0
+) -> Iterator[Served]:
+    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default),
+    stopped with SIGTERM at the end: it must exit with ``exit_status``."""
     command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log"]
     proc = subprocess.Popen(
-        [*command, "--workers", str(workers)],
+        command if workers is None else [*command, "--workers", str(workers)],
         stderr=subprocess.PIPE,
         text=True,
         cwd=config.parent,
@@ -89,8 +95,9 @@ def serve_workers(config: Path, workers: int | str = 2) -> Iterator[Served]:
         drain = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
         drain.start()
         yield Served(proc, url, lines)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, "".join(lines)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == exit_status, "".join(lines)
         drain.join(5)
         assert "Traceback" not in "".join(lines)
     finally:
@@ -214,6 +221,27 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in state
 
 
+def test_a_parent_killed_with_sigkill_leaves_no_worker_or_writer_behind(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path, exit_status=-signal.SIGKILL) as served:
+        first, first_pid = served.connect()
+        second, _ = served.connect(avoid=first_pid)
+        for client in (first, second):
+            assert _chat(client, "a").status_code == 200
+        children = served.workers() | {served.writer()}
+        assert len(children) == 3
+        served.proc.kill()
+        # Each child sees within a second that its parent is gone and stops as on SIGTERM.
+        wait_for(lambda: not any(_alive(pid) for pid in children), timeout=20)
+        first.close()
+        second.close()
+    # The writer wrote what the workers sent before it stopped: nothing lost, no run left open.
+    runs = _gateway_runs(config_path)
+    assert {run.status for run in runs} == {"ok"}
+    assert sum(run.tasks for run in runs) == 2 == primary.calls
+
+
 def test_a_rejected_key_at_startup_is_one_error_and_exit_3_as_with_one_worker(
     config_path: Path,
 ) -> None:
@@ -261,11 +289,14 @@ def test_sighup_reloads_every_worker_and_stops_none(
         second.close()
 
 
-def test_workers_auto_serves_with_one_worker_per_core(config_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["auto", None], ids=["auto", "default"])
+def test_workers_auto_and_the_default_serve_with_one_worker_per_core(
+    config_path: Path, workers: str | None
+) -> None:
     cores = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 0
     if cores < 2:
         pytest.skip("one core: auto is one process, without workers")
-    with serve_workers(config_path, "auto") as served:
+    with serve_workers(config_path, workers) as served:
         wait_for(lambda: sum(f"/{cores} pid" in line for line in served.lines) == cores)
         assert len(served.workers()) == cores
 
@@ -274,6 +305,19 @@ def test_workers_auto_is_one_process_when_an_embedded_model_serves(tmp_path: Pat
     path = tmp_path / "rolecall.yaml"
     path.write_text("providers:\n  here: {type: local}\nroles:\n  coder: {provider: here}\n")
     assert _auto_workers(load_config(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "limit"),
+    [("150000 100000\n", 2), ("100000 100000\n", 1), ("50000 100000\n", 1), ("max 100000\n", None)],
+)
+def test_auto_counts_a_containers_cpu_quota_not_its_hosts_cores(
+    tmp_path: Path, cpu_max: str, limit: int | None
+) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert cgroup_cpu_limit(str(path)) == limit
+    assert cgroup_cpu_limit(str(tmp_path / "absent")) is None
 
 
 def test_a_workers_value_that_is_neither_a_count_nor_auto_is_one_line_and_exit_2(
@@ -301,3 +345,178 @@ def test_a_killed_writer_is_replaced_and_the_records_after_it_are_written(
     runs = _gateway_runs(config_path)
     assert sum(run.tasks for run in runs) == 4 == primary.calls
     assert {run.status for run in runs} == {"ok"}
+
+
+def _series(text: str, name: str) -> float:
+    """The value of one exposition line (``name`` with its labels), 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+REQUESTS_OK = 'rolecall_gateway_requests_total{model="a",status="200"}'
+CALLS_OK = 'rolecall_provider_calls_total{provider="a",role="a",outcome="ok"}'
+LATENCY_COUNT = 'rolecall_gateway_request_duration_seconds_count{model="a"}'
+IN_FLIGHT = "rolecall_gateway_in_flight"
+
+
+def test_every_scrape_of_metrics_counts_the_requests_of_every_worker(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        first, first_pid = served.connect()
+        second, _ = served.connect(avoid=first_pid)
+        for client, requests in ((first, 3), (second, 5)):
+            for _ in range(requests):
+                assert _chat(client, "a").status_code == 200
+        # A worker publishes its counts about once a second: within two, a scrape answered by
+        # either worker shows all 8, and no scrape meanwhile shows fewer than an earlier one.
+        seen: list[float] = []
+        started = time.monotonic()
+        while not seen or seen[-1] < 8:
+            assert time.monotonic() - started < 2.5, seen
+            for client in (first, second):
+                seen.append(_series(client.get("/metrics").text, REQUESTS_OK))
+        assert seen == sorted(seen) and seen[-1] == 8, seen
+        # Scrapes through either worker, and through new connections the kernel places.
+        scrapers = [first, second, first, second]
+        scrapers += [served.connect()[0] for _ in range(4)]
+        for client in scrapers:
+            text = client.get("/metrics").text
+            assert _series(text, REQUESTS_OK) == 8, text
+            assert _series(text, CALLS_OK) == 8, text
+            assert _series(text, LATENCY_COUNT) == 8, text
+            assert _series(text, IN_FLIGHT) == 0, text
+        for client in scrapers:
+            client.close()
+
+
+def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        doomed, doomed_pid = served.connect()
+        survivor, survivor_pid = served.connect(avoid=doomed_pid)
+        for client in (doomed, survivor, doomed):
+            assert _chat(client, "a").status_code == 200
+        # Both workers published (a scrape through the doomed one publishes its counts).
+        both = (doomed, survivor)
+        wait_for(lambda: [_series(c.get("/metrics").text, REQUESTS_OK) for c in both] == [3, 3])
+        primary.set_faults("ok:delay=30")  # one request stays in flight on the doomed worker
+
+        def stuck_request() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # its worker is killed under it
+                _chat(doomed, "a")
+
+        threading.Thread(target=stuck_request, daemon=True).start()
+        wait_for(lambda: primary.calls == 4)
+        # The survivor sees it within about a second (the doomed worker publishes on a timer).
+        wait_for(lambda: _series(survivor.get("/metrics").text, IN_FLIGHT) == 1)
+        os.kill(int(doomed_pid), signal.SIGKILL)
+        primary.clear()
+        # Its request in flight died with it (as soon as the kernel has closed its files).
+        wait_for(lambda: _series(survivor.get("/metrics").text, IN_FLIGHT) == 0, timeout=3)
+        text = survivor.get("/metrics").text
+        assert _series(text, REQUESTS_OK) == 3, text  # the dead worker's counts stay
+
+        if os.path.exists(f"/proc/{served.proc.pid}"):
+            wait_for(lambda: len(served.workers()) == 2 and int(doomed_pid) not in served.workers())
+        replacement, _ = served.connect(avoid=survivor_pid)
+        assert _chat(replacement, "a").status_code == 200
+        totals = [
+            _series(client.get("/metrics").text, REQUESTS_OK)
+            for client in (replacement, survivor, replacement, survivor)
+        ]
+        assert totals == [4, 4, 4, 4]
+        for client in (doomed, survivor, replacement):
+            client.close()
+
+
+def _limit_primary(config_path: Path, max_concurrency: int) -> None:
+    text = config_path.read_text()
+    config_path.write_text(
+        text.replace(
+            "api_key: ${PRIMARY_KEY}\n",
+            f"api_key: ${{PRIMARY_KEY}}\n    max_concurrency: {max_concurrency}\n",
+            1,
+        )
+    )
+
+
+def _clients_per_worker(served: Served, workers: int, each: int) -> dict[str, list[httpx.Client]]:
+    """``each`` kept-alive clients on every one of ``workers`` workers, by worker pid."""
+    by_worker: dict[str, list[httpx.Client]] = {}
+    spare: list[httpx.Client] = []
+    for _ in range(300):
+        if len(by_worker) == workers and all(len(c) == each for c in by_worker.values()):
+            break
+        full = next((pid for pid, c in by_worker.items() if len(c) == each), None)
+        client, pid = served.connect(avoid=full)
+        if len(by_worker.get(pid, [])) == each:
+            spare.append(client)  # a third worker's pid cannot be avoided too
+        else:
+            by_worker.setdefault(pid, []).append(client)
+    for client in spare:
+        client.close()
+    assert sorted(len(c) for c in by_worker.values()) == [each] * workers
+    return by_worker
+
+
+def test_max_concurrency_holds_for_every_worker_together(
+    config_path: Path, primary: SimServer
+) -> None:
+    _limit_primary(config_path, 2)
+    with serve_workers(config_path) as served:
+        by_worker = _clients_per_worker(served, 2, 3)
+        primary.reset_stats()
+        primary.set_faults("ok:delay=0.6")
+        results: list[httpx.Response] = []
+        threads = [
+            threading.Thread(target=lambda c=client: results.append(_chat(c, "a")))
+            for clients in by_worker.values()
+            for client in clients
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        primary.clear()
+        # Six requests, three through each worker: the provider sees at most two at once,
+        # and the others wait their turn instead of failing.
+        assert [r.status_code for r in results] == [200] * 6, [r.text for r in results]
+        assert {r.headers["x-rolecall-worker"] for r in results} == set(by_worker)
+        assert primary.calls == 6
+        assert primary.peak_in_flight == 2
+        for clients in by_worker.values():
+            for client in clients:
+                client.close()
+
+
+def test_a_worker_killed_with_calls_in_flight_gives_back_its_share_of_max_concurrency(
+    config_path: Path, primary: SimServer
+) -> None:
+    _limit_primary(config_path, 2)
+    with serve_workers(config_path) as served:
+        by_worker = _clients_per_worker(served, 2, 2)
+        (doomed_pid, doomed), (survivor_pid, survivor) = by_worker.items()
+        for client in doomed:  # past the first-call gate: calls then go out side by side
+            assert _chat(client, "a").status_code == 200
+        primary.script("ok:delay=10", "ok:delay=10")  # the doomed worker's two calls hang
+
+        def doomed_chat(client: httpx.Client) -> None:
+            with contextlib.suppress(httpx.HTTPError):  # its worker dies meanwhile
+                _chat(client, "a")
+
+        for client in doomed:
+            threading.Thread(target=doomed_chat, args=(client,), daemon=True).start()
+        wait_for(lambda: primary.in_flight == 2)
+        os.kill(int(doomed_pid), signal.SIGKILL)
+        # The provider still runs the dead worker's two calls; its slots are given back.
+        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
+        answered = survivor[0].post(CHAT, json=body, timeout=5)  # not after the 10 s
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-rolecall-worker"] == survivor_pid
+        assert primary.in_flight >= 2, "the answer came after the dead worker's calls ended"
+        for client in [*doomed, *survivor]:
+            client.close()

@@ -24,6 +24,7 @@ from factories import T0, attempt_event, task_event
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
+from rolecall.recording import recorder as recorder_module
 from rolecall.recording.recorder import Recorder
 from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.recording.store import open_store
@@ -486,12 +487,21 @@ def test_a_stray_object_does_not_cost_the_batch(
         assert store.metrics()[0].requests == 2
 
 
-@pytest.mark.parametrize("calls", [1, 31, 32, 33, 100])
+@pytest.mark.parametrize(
+    ("calls", "part"), [(1, None), (31, None), (32, None), (33, None), (100, None), (100, 7)]
+)
 def test_every_call_emitted_before_close_is_a_row_and_a_line(
-    tmp_path: Path, calls: int, line_writer: str
+    tmp_path: Path,
+    calls: int,
+    part: int | None,
+    line_writer: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One batch at close (the flush thread never wakes): sizes around the 32 rows a
-    multi-row INSERT takes, each call an attempt and a task, every value as emitted."""
+    """One flush at close (the flush thread never wakes): sizes around the 32 rows a
+    multi-row INSERT takes, each call an attempt and a task, every value as emitted.
+    ``part``: the flush writes that many items at a time (some parts split a call)."""
+    if part is not None:
+        monkeypatch.setattr(recorder_module, "_MOST_PER_WRITE", part)
     recorder = Recorder(_config(tmp_path, flush_interval=60), install_signal_handlers=False)
     recorder.start_run("gw", "gateway")
     emitted = []

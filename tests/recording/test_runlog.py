@@ -300,13 +300,16 @@ def test_event_lines_read_the_same_with_or_without_orjson(tmp_path: Path, line_w
     assert run.skipped_lines == 0 and len(run.events or []) == len(events)
 
 
-def test_the_fast_line_writer_names_every_event_field_in_order() -> None:
+def test_the_fast_line_writer_fills_every_event_field_in_order() -> None:
     from rolecall.recording import runlog
 
+    unfilled = object()
     for event in _events("r"):
         if isinstance(event, AttemptEvent):
-            written = runlog._attempt_fields(event)
+            template = dict.fromkeys(runlog._ATTEMPT_FIELDS, unfilled)
+            written = runlog._fill_attempt(template, event)
         else:
-            written = runlog._task_fields(event)
+            template = dict.fromkeys(runlog._TASK_FIELDS, unfilled)
+            written = runlog._fill_task(template, event)
         assert list(written) == list(event_to_dict(event))
         assert written == {name: getattr(event, name) for name in written}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
+from rolecall.health.host import HealthTable, share_on_host
 from rolecall.routing.router import Router
 
 TASKS = 50
@@ -102,3 +104,23 @@ def _kind(name: str) -> Any:
     from rolecall.errors import ErrorKind
 
     return ErrorKind(name)
+
+
+async def test_max_concurrency_holds_for_the_routers_of_every_worker_together(
+    tmp_path: Path, config_of: Any, scripted: Any, step_of: Any
+) -> None:
+    config = config_of(("a",), provider_extra={"a": {"max_concurrency": 2}})
+    provider = scripted("a", default=step_of(delay=0.02))
+    table = HealthTable.create(str(tmp_path / "health"))
+    routers = []
+    try:
+        for worker in (0, 1):  # as each worker of `rolecall serve --workers 2` builds its own
+            share_on_host(table, worker=worker)
+            routers.append(Router(config, providers={"a": provider}))
+    finally:
+        share_on_host(None)
+    calls = [router.complete("coder", f"t{i}") for i in range(10) for router in routers]
+    replies = await asyncio.gather(*calls)
+    assert {reply.provider for reply in replies} == {"a"}
+    assert provider.max_in_flight == 2  # not 2 per router
+    table.close()

@@ -87,6 +87,24 @@ def test_stats_and_reset(openai_sim: SimServer) -> None:
     assert (openai_sim.calls, openai_sim.model_calls, openai_sim.requests) == (0, 0, [])
 
 
+def test_peak_in_flight_counts_chat_requests_answered_at_once(openai_sim: SimServer) -> None:
+    openai_sim.reset_stats()
+    openai_sim.set_faults("ok:delay=0.3")
+    try:
+        threads = [threading.Thread(target=_chat, args=(openai_sim,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        openai_sim.clear()
+    assert (openai_sim.in_flight, openai_sim.peak_in_flight) == (0, 4)
+    assert openai_sim.stats()["peak_in_flight"] == 4
+    _chat(openai_sim)
+    openai_sim.reset_stats()
+    assert openai_sim.peak_in_flight == 0
+
+
 def test_http_control_api(anthropic_sim: SimServer) -> None:
     root = anthropic_sim.root_url
     queued = _HTTP.post(

@@ -18,6 +18,7 @@ import click
 from rolecall._secrets import redact
 from rolecall.cli._common import EXIT_USAGE, config_option, fail
 from rolecall.errors import MissingExtra
+from rolecall.health.host_limit import MAX_WORKERS  # the host table has a column per worker
 
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig, RolecallConfig
@@ -64,22 +65,40 @@ AUTO = 0  # --workers auto, resolved once the config is read
 
 
 def _workers_option(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    """``--workers``: a number of processes from 1 to 64, or ``auto`` (:data:`AUTO`)."""
+    """``--workers``: a number of processes from 1 to MAX_WORKERS, or ``auto`` (:data:`AUTO`)."""
     text = value.strip().lower()
     if text == "auto":
         return AUTO
-    if text.isdigit() and 1 <= int(text) <= 64:
+    if text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
         return int(text)
-    raise click.BadParameter(f"{value!r} is not a number of processes from 1 to 64, nor 'auto'")
+    raise click.BadParameter(
+        f"{value!r} is not a number of processes from 1 to {MAX_WORKERS}, nor 'auto'"
+    )
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def cgroup_cpu_limit(path: str = CGROUP_CPU_MAX) -> int | None:
+    """The CPUs a container's quota allows (cgroup v2 ``cpu.max``: "quota period", rounded
+    up), or None without a quota. A container sees every core of its host in its affinity."""
+    try:
+        with open(path) as file:
+            quota, period = file.read().split()[:2]
+        return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):  # no cgroup v2, "max" (no quota), or unreadable
+        return None
 
 
 def _auto_workers(config: RolecallConfig) -> int:
-    """One worker per core this process may run on, at most MAX_AUTO_WORKERS; one without
-    fork() or when an embedded model serves (each worker would load its own copy)."""
+    """One worker per core this process may run on (within a container's CPU quota), at
+    most MAX_AUTO_WORKERS; one without fork() or when an embedded model serves (each
+    worker would load its own copy)."""
     if not hasattr(os, "fork") or any(p.type == "local" for p in config.providers.values()):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, MAX_AUTO_WORKERS))
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores or 1, limit or MAX_AUTO_WORKERS, MAX_AUTO_WORKERS))
 
 
 @click.command()
@@ -89,12 +108,13 @@ def _auto_workers(config: RolecallConfig) -> int:
 @click.option("--offline", is_flag=True, help="Skip the credential check (at start and reload).")
 @click.option(
     "--workers",
-    default="1",
+    default="auto",
     show_default=True,
     metavar="N|auto",
     callback=_workers_option,
     help="Processes serving the port (provider health is shared between them); 'auto': "
-    f"one per core, at most {MAX_AUTO_WORKERS}, or 1 when an embedded local model serves.",
+    f"one per core (within a container's CPU quota), at most {MAX_AUTO_WORKERS}, or 1 when an "
+    "embedded local model serves.",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
@@ -119,9 +139,9 @@ def serve(
     GET /v1/models, GET /healthz, GET /metrics. Clients send 'Authorization: Bearer
     KEY' or 'x-api-key: KEY' with a key from gateway.keys; without keys the gateway
     only listens on loopback. The config file is re-read when it
-    changes or on SIGHUP; an invalid edit keeps the running config. With --workers N, N
-    processes serve the port and one more writes their records; a worker that dies is
-    replaced; SIGINT/SIGTERM stops them all.
+    changes or on SIGHUP; an invalid edit keeps the running config. By default one
+    process per core serves the port (--workers N: N of them) and, with more than one, one
+    more writes their records; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
     """
     try:
         import starlette  # noqa: F401
@@ -156,10 +176,16 @@ def serve(
         ready: Callable[[], None] | None = None,
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         early_signals: list[int] | None = None,
+        metrics_dir: str | None = None,
     ) -> None:
         # With workers the parent checked the credentials once, before forking.
         gateway = Gateway(
-            config, config_path=path, offline=offline, host=host, open_recorder=open_recorder
+            config,
+            config_path=path,
+            offline=offline,
+            host=host,
+            open_recorder=open_recorder,
+            metrics_dir=metrics_dir,
         )
         server = GatewayServer(
             gateway,
@@ -205,8 +231,8 @@ def _serve_workers(
     *,
     check: bool,
 ) -> None:
-    """Pre-fork ``workers`` processes sharing provider health through a table on this host,
-    and recording through one writer process."""
+    """Pre-fork ``workers`` processes sharing provider health and concurrency limits through
+    a table on this host, and recording through one writer process."""
     import tempfile
 
     from rolecall.gateway.supervisor import WorkerExit, supervise
@@ -215,6 +241,9 @@ def _serve_workers(
 
     with tempfile.TemporaryDirectory(prefix="rolecall-serve-") as directory:
         records = os.path.join(directory, "records.sock")
+        # Each worker publishes its /metrics values here; a scrape sums them all.
+        metrics_dir = os.path.join(directory, "metrics")
+        os.mkdir(metrics_dir, 0o700)
         listener: socket.socket | None = None
         if config.metrics.enabled:
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -222,6 +251,7 @@ def _serve_workers(
             listener.listen(workers * 2)
 
         def worker(index: int, ready: Callable[[], None]) -> int:
+            share_on_host(table, worker=index)  # its calls in flight count in its column
             early: list[int] = []  # a stop asked for before the server exists
             signal.signal(signal.SIGINT, lambda signum, _: early.append(signum))
             signal.signal(signal.SIGTERM, lambda signum, _: early.append(signum))
@@ -229,7 +259,7 @@ def _serve_workers(
             if listener is not None:
                 listener.close()
                 relay = lambda metrics: RecordRelay(metrics, records)  # noqa: E731
-            run(f"{index + 1}/{workers}", ready, relay, early)
+            run(f"{index + 1}/{workers}", ready, relay, early, metrics_dir)
             return 0
 
         def writer() -> int:
@@ -242,7 +272,13 @@ def _serve_workers(
         try:
             if check:  # before forking, so the workers inherit what it found
                 asyncio.run(_check_credentials(config))
-            supervise(workers, worker, writer if listener is not None else None)
+            # A worker that ended (killed, crashed) holds no provider's slot any more.
+            supervise(
+                workers,
+                worker,
+                writer if listener is not None else None,
+                ended=table.limits.forget,
+            )
         except WorkerExit as exc:
             raise SystemExit(exc.code) from None
         finally:

@@ -60,6 +60,7 @@ from rolecall.gateway.responses import responses
 if TYPE_CHECKING:
     from rolecall.config.schema import GatewayConfig, MetricsConfig, RolecallConfig
     from rolecall.events import EventSink
+    from rolecall.gateway.prom_share import SharedMetrics
     from rolecall.providers.base import Provider
     from rolecall.recording.recorder import RecordQueue
 
@@ -103,6 +104,7 @@ class Gateway:
         run_max_tasks: int = RUN_MAX_TASKS,
         run_max_seconds: float = RUN_MAX_SECONDS,
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
+        metrics_dir: str | Path | None = None,
     ) -> None:
         self.config_path = Path(config_path).resolve() if config_path else None
         self.offline = offline
@@ -120,6 +122,9 @@ class Gateway:
         self._providers = providers  # injected adapters (embedding, benchmarks); else built
         self._open_recorder = open_recorder  # else a Recorder writing from this process
         self._recorder: RecordQueue | None = None
+        # A worker of `serve --workers N`: /metrics sums every worker's files in this directory.
+        self._metrics_dir = metrics_dir
+        self._shared_metrics: SharedMetrics | None = None
         self._slot: RouterSlot | None = None
         self._watcher: ConfigWatcher | None = None
         self._generations = 0
@@ -159,6 +164,11 @@ class Gateway:
                 self.config_path, self.apply_config, interval=self.poll_interval
             )
             self._watcher.start()
+        if self._metrics_dir is not None:
+            from rolecall.gateway.prom_share import SharedMetrics
+
+            self._shared_metrics = SharedMetrics(self._metrics_dir, self.metrics)
+            self._shared_metrics.start()
 
     async def aclose(self) -> None:
         """Stop watching, close every router generation, finish the run."""
@@ -169,6 +179,9 @@ class Gateway:
         if slot is not None:
             await slot.aclose()
         self._close_run()
+        shared, self._shared_metrics = self._shared_metrics, None
+        if shared is not None:  # after the requests in flight: its last counts are final
+            await shared.stop()
         from rolecall.recording.sinks import flush_telemetry
 
         flush_telemetry()
@@ -471,7 +484,9 @@ class Gateway:
         health = generation.router.health
         states = {pid: str(health.state(pid)) for pid in generation.config.providers}
         self.metrics.set_health(states, get_args(HealthState))
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+        shared = self._shared_metrics
+        text = self.metrics.render() if shared is None else shared.render()
+        return Response(text, media_type=CONTENT_TYPE)
 
 
 async def _answered(reply: DoorReply) -> DoorReply:

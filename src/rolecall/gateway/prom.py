@@ -3,7 +3,9 @@
 :class:`GatewayMetrics` is an event sink: the router's attempt and task events
 feed per provider x role counters and histograms, and the gateway adds its own
 HTTP request counts. Everything runs on the server's event loop, so plain dicts
-suffice. No dependency: the format is a few lines of text per series.
+suffice. No dependency: the format is a few lines of text per series. Under
+``rolecall serve --workers N`` each worker's values are summed by
+:mod:`rolecall.gateway.prom_share` (:meth:`GatewayMetrics.values` and ``add``).
 
 Kept rather than replaced by ``prometheus_client``, which costs measurably more:
 ``benchmarks/bench_prom.py`` renders the same 20 provider x role series (calls,
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rolecall.events import AttemptEvent, Event, TaskEvent
 
@@ -29,6 +31,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 Labels = tuple[str, ...]
+# One metric's values as plain JSON-able data (a worker's share of the sum under --workers N).
+Values = list[list[Any]]
 _Series = tuple[list[int], list[float]]  # a histogram series: per-bucket counts; sum and count
 
 
@@ -63,6 +67,12 @@ class _Metric:
     def samples(self) -> Iterable[str]:  # pragma: no cover - overridden
         return ()
 
+    def values_list(self) -> Values:  # pragma: no cover - overridden
+        return []
+
+    def add_values(self, values: Values) -> None:  # pragma: no cover - overridden
+        pass
+
 
 class Counter(_Metric):
     kind = "counter"
@@ -85,6 +95,14 @@ class Counter(_Metric):
     def samples(self) -> Iterable[str]:
         for labels, (value,) in sorted(self.cells.items()):
             yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+    def values_list(self) -> Values:
+        return [[list(labels), value] for labels, (value,) in self.cells.items()]
+
+    def add_values(self, values: Values) -> None:
+        """Add another copy's :meth:`values_list` to these (a gauge too: summed)."""
+        for labels, value in values:
+            self.inc(tuple(labels), value)
 
 
 class Gauge(Counter):
@@ -131,6 +149,19 @@ class Histogram(_Metric):
             plain = _labels(self.labelnames, labels)
             yield f"{self.name}_sum{plain} {_number(total)}"
             yield f"{self.name}_count{plain} {_number(count)}"
+
+    def values_list(self) -> Values:
+        return [[list(k), counts, total, n] for k, (counts, (total, n)) in self.series.items()]
+
+    def add_values(self, values: Values) -> None:
+        """Add another copy's :meth:`values_list` (same buckets) to these."""
+        for labels, counts, total, count in values:
+            entry = self.series.setdefault(tuple(labels), ([0] * len(self.buckets), [0.0, 0.0]))
+            mine, totals = entry
+            for index, hits in enumerate(counts):
+                mine[index] += hits
+            totals[0] += total
+            totals[1] += count
 
 
 _M = TypeVar("_M", bound=_Metric)
@@ -245,7 +276,10 @@ class GatewayMetrics:
                 ("provider", "state"),
             )
         )
-        self._in_flight = 0  # rendered into the in_flight gauge by render()
+        # Requests in progress, written into the in_flight gauge when read (render, values),
+        # once this process has served one: a sum of workers' values keeps the summed gauge.
+        self._in_flight = 0
+        self._served = False
         # The cells each label set feeds, looked up once per (provider, role, outcome),
         # (role, status) or (model, status) rather than per series on every call.
         self._attempts: dict[tuple[str, str, str], _AttemptCells] = {}
@@ -291,6 +325,7 @@ class GatewayMetrics:
 
     def request_started(self) -> None:
         self._in_flight += 1
+        self._served = True
 
     def request_finished(self, model: str, status: int, seconds: float) -> None:
         self._in_flight -= 1
@@ -310,6 +345,23 @@ class GatewayMetrics:
                 self.health.set((provider, candidate), 1.0 if candidate == state else 0.0)
 
     def render(self) -> str:
-        if self._in_flight or self.requests.cells:  # shown once a request has started
-            self.in_flight.set((), self._in_flight)
+        self._show_in_flight()
         return self.registry.render()
+
+    def _show_in_flight(self) -> None:
+        if self._served:
+            self.in_flight.set((), self._in_flight)
+
+    # ---- one sum over the workers of `rolecall serve --workers N` (gateway.prom_share) ----
+
+    def values(self) -> dict[str, Values]:
+        """Every series but health (each worker reads that from the host's shared table)."""
+        self._show_in_flight()
+        return {m.name: m.values_list() for m in self.registry.metrics if m is not self.health}
+
+    def add(self, values: Mapping[str, Values], *, live: bool) -> None:
+        """Add another worker's :meth:`values`; its gauges only while it is ``live``."""
+        for metric in self.registry.metrics:
+            data = values.get(metric.name)
+            if data and metric is not self.health and (live or not isinstance(metric, Gauge)):
+                metric.add_values(data)

@@ -22,6 +22,14 @@ store for every worker: :mod:`rolecall.recording.relay`), the parent forks it
 before the workers, starts another if it dies, and stops it only after every
 worker has exited, so it reads all they sent.
 
+A parent killed with SIGKILL (or crashed) cannot stop its children: each of them
+checks every second that its parent is still the one that forked it, and if not
+stops itself as on SIGTERM (workers finish their requests, the writer writes what
+it was sent), so no orphan keeps serving the port or holding the store.
+
+An ``ended`` callback hears the index of every worker that exited, before its
+replacement starts (``rolecall serve`` gives back the provider slots it held).
+
 Readiness travels through a pipe: a worker writes its index once its gateway
 has started. Signals are blocked in the parent and taken with ``sigwait``, so
 no handler runs in the middle of a fork.
@@ -34,6 +42,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -42,6 +51,19 @@ __all__ = ["WorkerExit", "supervise"]
 log = logging.getLogger("rolecall.gateway")
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP}
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """In a child: SIGTERM itself once ``parent`` is gone (its parent pid changes)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        log.warning("the parent (pid %d) is gone: pid %d stops", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class WorkerExit(Exception):
@@ -58,8 +80,10 @@ class _Pool:
         workers: int,
         run: Callable[[int, Callable[[], None]], int],
         writer: Callable[[], int] | None = None,
+        ended: Callable[[int], None] | None = None,
     ) -> None:
         self.workers = workers
+        self.ended = ended
         self._run = run
         self._writer = writer
         self.writer_pid: int | None = None
@@ -88,10 +112,12 @@ class _Pool:
     def _fork(self, body: Callable[[], int], name: str, *, unblock: bool) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             code = 1
             try:
+                _stop_when_orphaned(parent)
                 os.close(self._ready_r)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the child takes it
@@ -136,6 +162,8 @@ class _Pool:
                 log.warning("the run writer (pid %d) ended (status %d)", pid, code)
             index = self.children.pop(pid, None)
             if index is not None:
+                if self.ended is not None:
+                    self.ended(index)
                 ended.append((pid, index, os.waitstatus_to_exitcode(status)))
         return ended
 
@@ -149,6 +177,8 @@ def supervise(
     workers: int,
     run: Callable[[int, Callable[[], None]], int],
     writer: Callable[[], int] | None = None,
+    *,
+    ended: Callable[[int], None] | None = None,
 ) -> int:
     """Fork ``workers`` processes running ``run(index, ready)``; supervise until a signal.
 
@@ -160,7 +190,7 @@ def supervise(
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # delivered to sigwait, never ignored
-    pool = _Pool(workers, run, writer)
+    pool = _Pool(workers, run, writer, ended)
     pool.spawn_writer()
     for index in range(workers):
         pool.spawn(index)

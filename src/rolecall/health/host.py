@@ -21,6 +21,9 @@ same for every process of a host. Each access holds a POSIX record lock
 killed mid-write never blocks the others (the next writer rewrites the slot).
 Slots are keyed by a hash of the provider id and its fingerprint (type, model,
 key, endpoint), so a config with a new key starts clean and no secret is stored.
+
+The same file holds, after the health slots, each provider's calls in flight per
+worker, so ``max_concurrency`` holds for the host (:mod:`rolecall.health.host_limit`).
 """
 
 from __future__ import annotations
@@ -39,9 +42,18 @@ from typing import Any
 
 from rolecall.errors import ProviderError
 from rolecall.health._shared_errors import error_from_json, error_to_json
+from rolecall.health.host_limit import MAX_WORKERS, REGION_BYTES, LimitSlots
 from rolecall.health.memory import Admission, HealthState, ProviderHealth, SharedProbe
 
-__all__ = ["HealthTable", "HostHealth", "SlotState", "host_table", "share_on_host"]
+__all__ = [
+    "HealthTable",
+    "HostHealth",
+    "SlotState",
+    "host_table",
+    "host_worker",
+    "share_on_host",
+    "slot_key",
+]
 
 SLOTS = 256
 SLOT_BYTES = 512
@@ -50,19 +62,34 @@ SLOT_BYTES = 512
 _HEAD = struct.Struct("<16sdddiHH")
 _BLOB = (SLOT_BYTES - _HEAD.size) // 2
 _EMPTY_KEY = bytes(16)
+_HEALTH_BYTES = SLOTS * SLOT_BYTES
 
 _table: HealthTable | None = None
+_worker: int | None = None
 
 
-def share_on_host(table: HealthTable | None) -> None:
-    """Make every tracker built from now on in this process share health through ``table``."""
-    global _table
-    _table = table
+def share_on_host(table: HealthTable | None, *, worker: int | None = None) -> None:
+    """Make every tracker built from now on in this process share health through ``table``;
+    with ``worker`` (this process's index among the workers), concurrency limits too."""
+    global _table, _worker
+    if worker is not None and not 0 <= worker < MAX_WORKERS:
+        raise ValueError(f"worker index {worker} is not below {MAX_WORKERS}")
+    _table, _worker = table, worker
 
 
 def host_table() -> HealthTable | None:
     """The table set by :func:`share_on_host` (in a worker of ``rolecall serve --workers``)."""
     return _table
+
+
+def host_worker() -> int | None:
+    """This worker's index set by :func:`share_on_host` (None outside a worker)."""
+    return _worker
+
+
+def slot_key(provider_id: str, fingerprint: str) -> bytes:
+    """The key of a provider's slots: its id and fingerprint hashed (no secret is stored)."""
+    return hashlib.sha256(f"{provider_id}\0{fingerprint}".encode()).digest()[:16]
 
 
 @dataclass(slots=True)
@@ -83,29 +110,32 @@ class HealthTable:
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR)
-        self._map = mmap.mmap(self._fd, SLOTS * SLOT_BYTES)
+        self._map = mmap.mmap(self._fd, _HEALTH_BYTES + REGION_BYTES)
+        self.limits = LimitSlots(self._fd, self._map, _HEALTH_BYTES)
 
     @classmethod
     def create(cls, path: str) -> HealthTable:
         """A new, empty table at ``path`` (readable by this user only)."""
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.ftruncate(fd, SLOTS * SLOT_BYTES)
+            os.ftruncate(fd, _HEALTH_BYTES + REGION_BYTES)
         finally:
             os.close(fd)
         return cls(path)
 
     def close(self) -> None:
+        self.limits.close()
         self._map.close()
         os.close(self._fd)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        """The health slots locked (the limit region has a lock of its own)."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX, _HEALTH_BYTES)
         try:
             yield
         finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, _HEALTH_BYTES)
 
     # ---- slots (call these while holding locked()) -----------------------------------------
 
@@ -187,8 +217,8 @@ class HostHealth(ProviderHealth):
     def _key(self, provider_id: str) -> bytes:
         key = self._slot_keys.get(provider_id)
         if key is None:
-            identity = f"{provider_id}\0{self._fingerprints.get(provider_id, '-')}".encode()
-            key = self._slot_keys[provider_id] = hashlib.sha256(identity).digest()[:16]
+            fingerprint = self._fingerprints.get(provider_id, "-")
+            key = self._slot_keys[provider_id] = slot_key(provider_id, fingerprint)
         return key
 
     def _slot(self, provider_id: str, *, create: bool) -> int | None:

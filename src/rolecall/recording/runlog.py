@@ -250,54 +250,52 @@ def _careful_line(event: Event) -> str:
     )
 
 
-def _attempt_fields(e: AttemptEvent) -> dict[str, Any]:
-    """The attempt's fields in their order, as a dict for orjson.
+def _fill_attempt(fields: dict[str, Any], e: AttemptEvent) -> dict[str, Any]:
+    """``fields`` (a dict of the attempt's field names, in order) holding ``e``'s values.
 
-    orjson writes a dict about three times faster than the slotted dataclass itself
-    (for which it looks up ``__dict__`` in vain, then each field's kind and value by
-    name); a test checks that the keys are the dataclass's fields, in order. At most 15
-    keys go in the literal: a longer one is built key by key, resized as it grows.
+    orjson writes a dict about three times faster than the slotted dataclass itself (for
+    which it looks up ``__dict__`` in vain, then each field's kind and value by name); one
+    dict refilled for every line costs about half of a new one built for it and freed
+    after it: the keys stay where they are, only the values are replaced. A test checks
+    that every field is filled, in order.
     """
-    fields = {
-        "run_id": e.run_id,
-        "task_id": e.task_id,
-        "role": e.role,
-        "provider": e.provider,
-        "model": e.model,
-        "attempt": e.attempt,
-        "outcome": e.outcome,
-        "error_kind": e.error_kind,
-        "latency_ms": e.latency_ms,
-        "input_tokens": e.input_tokens,
-        "output_tokens": e.output_tokens,
-        "cost_usd": e.cost_usd,
-        "error": e.error,
-        "ts": e.ts,
-        "type": e.type,
-    }
+    fields["run_id"] = e.run_id
+    fields["task_id"] = e.task_id
+    fields["role"] = e.role
+    fields["provider"] = e.provider
+    fields["model"] = e.model
+    fields["attempt"] = e.attempt
+    fields["outcome"] = e.outcome
+    fields["error_kind"] = e.error_kind
+    fields["latency_ms"] = e.latency_ms
+    fields["input_tokens"] = e.input_tokens
+    fields["output_tokens"] = e.output_tokens
+    fields["cost_usd"] = e.cost_usd
+    fields["error"] = e.error
+    fields["ts"] = e.ts
+    fields["type"] = e.type
     fields["cached_input_tokens"] = e.cached_input_tokens
     return fields
 
 
-def _task_fields(e: TaskEvent) -> dict[str, Any]:
-    """The task's fields in their order, as a dict for orjson (see :func:`_attempt_fields`)."""
-    fields = {
-        "run_id": e.run_id,
-        "task_id": e.task_id,
-        "role": e.role,
-        "status": e.status,
-        "provider": e.provider,
-        "model": e.model,
-        "attempts": e.attempts,
-        "handovers": e.handovers,
-        "latency_ms": e.latency_ms,
-        "input_tokens": e.input_tokens,
-        "output_tokens": e.output_tokens,
-        "cost_usd": e.cost_usd,
-        "error": e.error,
-        "stage": e.stage,
-        "finish_reason": e.finish_reason,
-    }
+def _fill_task(fields: dict[str, Any], e: TaskEvent) -> dict[str, Any]:
+    """``fields`` (the task's field names, in order) holding ``e``'s values (see
+    :func:`_fill_attempt`)."""
+    fields["run_id"] = e.run_id
+    fields["task_id"] = e.task_id
+    fields["role"] = e.role
+    fields["status"] = e.status
+    fields["provider"] = e.provider
+    fields["model"] = e.model
+    fields["attempts"] = e.attempts
+    fields["handovers"] = e.handovers
+    fields["latency_ms"] = e.latency_ms
+    fields["input_tokens"] = e.input_tokens
+    fields["output_tokens"] = e.output_tokens
+    fields["cost_usd"] = e.cost_usd
+    fields["error"] = e.error
+    fields["stage"] = e.stage
+    fields["finish_reason"] = e.finish_reason
     fields["ts"] = e.ts
     fields["type"] = e.type
     fields["cached_input_tokens"] = e.cached_input_tokens
@@ -305,19 +303,58 @@ def _task_fields(e: TaskEvent) -> dict[str, Any]:
     return fields
 
 
-def _dumped_line(dumps: Callable[[Any], bytes], event: Event) -> bytes | None:
-    """The event's line by orjson, or None when only :func:`event_line` writes it as it
-    must be: a NaN or an infinity (orjson writes null), or a value orjson refuses (an
-    int past 64 bits, a lone surrogate)."""
-    cost = event.cost_usd
-    try:
-        if _isfinite(event.latency_ms + event.ts + (0.0 if cost is None else cost)):
-            if isinstance(event, AttemptEvent):
-                return dumps(_attempt_fields(event))
-            return dumps(_task_fields(event))
-    except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
-        pass
-    return None
+def _record_line(record: Mapping[str, Any] | Event) -> tuple[str, bytes]:
+    """(run id, line) of a run record, or of an event by :func:`event_line`."""
+    if isinstance(record, AttemptEvent | TaskEvent):
+        return record.run_id, event_line(record).encode()
+    return str(record["run_id"]), _ENCODE(record).encode()
+
+
+def _append_orjson_lines(
+    by_run: dict[str, bytearray],
+    dumps: Callable[[Any], bytes],
+    records: Sequence[Mapping[str, Any] | Event],
+) -> None:
+    """Each record's line onto its run's buffer in ``by_run``, events written by orjson.
+
+    An event orjson cannot write as it must be takes :func:`event_line`: an error to
+    redact, a NaN or an infinity (orjson writes null), a value orjson refuses (an int
+    past 64 bits, a lone surrogate). Each line goes into its buffer at once: orjson's
+    result is then freed before the next call reuses its memory (kept alive, each takes
+    fresh pages: 3x slower).
+    """
+    attempt_fields = dict.fromkeys(_ATTEMPT_FIELDS)
+    task_fields = dict.fromkeys(_TASK_FIELDS)
+    last_run: str | None = None
+    text = bytearray()
+    for record in records:
+        event: Event
+        if type(record) is AttemptEvent:
+            event, fields = record, _fill_attempt(attempt_fields, record)
+        elif type(record) is TaskEvent:
+            event, fields = record, _fill_task(task_fields, record)
+        else:  # a run record (or an event of a subclass)
+            last_run, other = _record_line(record)
+            text = by_run.setdefault(last_run, bytearray())
+            text += other
+            text += b"\n"
+            continue
+        line: bytes | None = None
+        if event.error is None:
+            cost = event.cost_usd
+            try:
+                if _isfinite(event.latency_ms + event.ts + (0.0 if cost is None else cost)):
+                    line = dumps(fields)
+            except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
+                pass
+        if line is None:
+            line = event_line(event).encode()
+        run_id = event.run_id
+        if run_id is not last_run:  # consecutive records mostly share their run
+            last_run = run_id
+            text = by_run.setdefault(run_id, bytearray())
+        text += line
+        text += b"\n"
 
 
 class RunLog:
@@ -331,26 +368,18 @@ class RunLog:
         """Append events and records (dicts with a ``run_id``) to their runs' files, in order."""
         if not records:
             return
-        # Each line goes into its run's buffer at once: orjson's result is then freed before
-        # the next call reuses its memory (kept alive, each takes fresh pages: 3x slower).
         by_run: dict[str, bytearray] = {}
-        last_run: str | None = None
-        text = bytearray()
         dumps = _orjson_dumps()
-        for record in records:
-            if isinstance(record, AttemptEvent | TaskEvent):
-                run_id, line = record.run_id, None
-                if dumps is not None and record.error is None:
-                    line = _dumped_line(dumps, record)
-                if line is None:  # an error to redact, a NaN, no orjson...
-                    line = event_line(record).encode()
-            else:
-                run_id, line = str(record["run_id"]), _ENCODE(record).encode()
-            if run_id is not last_run:  # consecutive records mostly share their run
-                last_run = run_id
-                text = by_run.setdefault(run_id, bytearray())
-            text += line
-            text += b"\n"
+        if dumps is None:
+            for record in records:
+                run_id, line = _record_line(record)
+                text = by_run.get(run_id)
+                if text is None:
+                    text = by_run[run_id] = bytearray()
+                text += line
+                text += b"\n"
+        else:
+            _append_orjson_lines(by_run, dumps, records)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         for run_id, text in by_run.items():
             path = run_log_path(self.runs_dir, run_id)

@@ -27,6 +27,7 @@ from rolecall.health.memory import Admission, HealthTracker
 from rolecall.providers.base import Provider
 from rolecall.routing._assemble import Assembly
 from rolecall.routing._capabilities import Capabilities
+from rolecall.routing._limits import ConcurrencyLimit
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.routing.retry import retry_delay, should_retry, within_budget
@@ -45,7 +46,7 @@ DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
 class _Slot:
     """The provider's concurrency slot and health admission held by one call."""
 
-    semaphore: asyncio.Semaphore
+    semaphore: ConcurrencyLimit
     admission: Admission
     held: bool = True
 
@@ -148,7 +149,7 @@ class ProviderCalls:
         self,
         *,
         provider: Callable[[str], Provider],
-        semaphores: Mapping[str, asyncio.Semaphore],
+        semaphores: Mapping[str, ConcurrencyLimit],
         health: HealthTracker,
         outcomes: Outcomes,
         capabilities: Capabilities,

@@ -42,6 +42,7 @@ from rolecall.routing._attempt import ProviderCalls
 from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._chain import complete_on_chain
 from rolecall.routing._hints import explain_all
+from rolecall.routing._limits import concurrency_limits
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._strategy import ChainPlan, plan_for_role
 from rolecall.routing._stream import ReplyStream, run_stream
@@ -98,14 +99,15 @@ class Router:
         self._providers: dict[str, Provider] = dict(providers or {})
         self._built: list[str] = []
         known = dict.fromkeys([*config.providers, *self._providers])
-        self._semaphores = {
-            pid: asyncio.Semaphore(
-                config.providers[pid].max_concurrency
+        self._semaphores = concurrency_limits(
+            config,
+            {
+                pid: config.providers[pid].max_concurrency
                 if pid in config.providers
                 else _DEFAULT_MAX_CONCURRENCY
-            )
-            for pid in known
-        }
+                for pid in known
+            },
+        )
         self._plans: dict[str, ChainPlan] = {
             role: plan_for_role(role_config, config.default_provider)
             for role, role_config in config.roles.items()

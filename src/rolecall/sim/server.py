@@ -130,6 +130,9 @@ class SimServer:
         self.responder: Responder | None = None
         self.calls = 0
         self.model_calls = 0
+        # Chat requests being answered now, and the most at once since the last reset_stats().
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.requests: list[RecordedRequest] = []
         self._dialect = _DIALECTS[protocol]()
         self._port = port
@@ -245,6 +248,7 @@ class SimServer:
     def reset_stats(self) -> None:
         self.calls = 0
         self.model_calls = 0
+        self.peak_in_flight = self.in_flight
         self.requests.clear()
 
     def _next_fault(self) -> Fault | None:
@@ -272,7 +276,12 @@ class SimServer:
         if route is None:
             await ex.respond(*dialect.unknown_route(request.method, request.path))
         elif route.action == "chat":
-            await self._chat(request, ex, route, parsed, key)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await self._chat(request, ex, route, parsed, key)
+            finally:
+                self.in_flight -= 1
         else:
             await self._model_endpoint(request, ex, route, key, parsed)
         if log.isEnabledFor(logging.INFO):
@@ -501,6 +510,7 @@ class SimServer:
             "protocol": self.protocol,
             "calls": self.calls,
             "model_calls": self.model_calls,
+            "peak_in_flight": self.peak_in_flight,
             "queued": [f.to_dict() for f in list(self._queue)],
             "sticky": [f.to_dict() for f in self._sticky],
         }

@@ -263,6 +263,27 @@ def test_secrets_in_error_text_are_redacted(store: MetricsStore) -> None:
     assert key not in rows[0][0] and "bad key" in rows[0][0]
 
 
+def test_missing_text_is_null_and_any_text_is_kept_as_written(store: MetricsStore) -> None:
+    # SQLite binds these columns' None as a stand-in that its INSERT turns back into NULL:
+    # no string, however close to it ("0", ""), may become NULL, and no None a string.
+    texts = [None, "0", "", "NULL", "stalled"]
+    kinds = [None if text is None else ErrorKind.STALLED for text in texts]
+    store.record(
+        [
+            attempt_event(run_id="n", task_id=f"t{i}", error_kind=kinds[i], error=text, ts=T0 + i)
+            for i, text in enumerate(texts)
+        ]
+        + [
+            task_event(run_id="n", task_id=f"t{i}", stage=text, error=text, dialect=text, ts=T0 + i)
+            for i, text in enumerate(texts)
+        ]
+    )
+    attempts = store._read("SELECT error_kind, error FROM attempts ORDER BY ts")
+    tasks = store._read("SELECT stage, error, dialect FROM tasks ORDER BY ts")
+    assert attempts == [(kind, text) for kind, text in zip(kinds, texts, strict=True)]
+    assert tasks == [(text, text, text) for text in texts]
+
+
 def test_a_stall_lost_to_the_next_provider_counts_as_a_handover(store: MetricsStore) -> None:
     from factories import attempt_event, task_event
 

@@ -50,7 +50,6 @@ from rolecall.recording.store.statements import (
     RUN_COLUMNS,
     START_RUN,
     TASK_COLUMNS,
-    attempt_values,
     placeholders,
     rows_of,
     task_values,
@@ -91,12 +90,12 @@ class MetricsStore(ABC):
         """All rows of one query (``?`` placeholders)."""
 
     @abstractmethod
-    def _insert_attempts(self, cursor: Any, values: list[Any]) -> None:
-        """Insert attempt rows given one after another in ``values``."""
+    def _insert_attempts(self, cursor: Any, events: Sequence[AttemptEvent]) -> None:
+        """Insert the attempts' rows (:func:`attempt_values`)."""
 
-    def _insert_tasks(self, cursor: Any, values: list[Any]) -> None:
-        """Insert task rows given one after another in ``values``."""
-        self._exec_many(cursor, INSERT_TASK, rows_of(values, len(TASK_COLUMNS)))
+    def _insert_tasks(self, cursor: Any, events: Sequence[TaskEvent]) -> None:
+        """Insert the tasks' rows (:func:`task_values`)."""
+        self._exec_many(cursor, INSERT_TASK, rows_of(task_values(events), len(TASK_COLUMNS)))
 
     @abstractmethod
     def close(self) -> None: ...
@@ -172,12 +171,16 @@ class MetricsStore(ABC):
 
     def record(self, events: Sequence[Event]) -> None:
         """Store a batch of events and fold it into the rollups, in one transaction."""
-        attempts = [e for e in events if isinstance(e, AttemptEvent)]
-        tasks = [e for e in events if isinstance(e, TaskEvent)]
+        self.record_rows(
+            [e for e in events if isinstance(e, AttemptEvent)],
+            [e for e in events if isinstance(e, TaskEvent)],
+        )
+
+    def record_rows(self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> None:
+        """:meth:`record` for a batch already split into its attempts and its tasks, each
+        in their order."""
         if not attempts and not tasks:
             return
-        attempt_rows = attempt_values(attempts)
-        task_rows = task_values(tasks)
         hourly = aggregate(attempts)
         daily = daily_from_hourly(hourly)
         per_run = run_deltas(attempts, tasks)
@@ -196,10 +199,10 @@ class MetricsStore(ABC):
             for run_id, d in per_run.items()
         ]
         with self._write() as cursor:
-            if attempt_rows:
-                self._insert_attempts(cursor, attempt_rows)
-            if task_rows:
-                self._insert_tasks(cursor, task_rows)
+            if attempts:
+                self._insert_attempts(cursor, attempts)
+            if tasks:
+                self._insert_tasks(cursor, tasks)
             self._exec_many(cursor, ADD_TO_RUN, run_rows)
             written = self._written_rollups if self._rollups_unchanged(cursor) else {}
             self._pending_rollups = {

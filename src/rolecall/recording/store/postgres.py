@@ -12,9 +12,10 @@ from typing import Any
 
 from rolecall._secrets import redact
 from rolecall.errors import MissingExtra
+from rolecall.events import AttemptEvent
 from rolecall.recording.store import StoreError, describe_url
 from rolecall.recording.store.base import MetricsStore
-from rolecall.recording.store.statements import ATTEMPT_COLUMNS, rows_of
+from rolecall.recording.store.statements import ATTEMPT_COLUMNS, attempt_values, rows_of
 
 __all__ = ["PostgresStore"]
 
@@ -78,9 +79,9 @@ class PostgresStore(MetricsStore):
                 cursor.execute(self._sql(sql), tuple(params))
                 return list(cursor.fetchall())
 
-    def _insert_attempts(self, cursor: Any, values: list[Any]) -> None:
+    def _insert_attempts(self, cursor: Any, events: Sequence[AttemptEvent]) -> None:
         with cursor.copy(_COPY_ATTEMPTS) as copy:
-            for row in rows_of(values, len(ATTEMPT_COLUMNS)):
+            for row in rows_of(attempt_values(events), len(ATTEMPT_COLUMNS)):
                 copy.write_row(row)
 
     def close(self) -> None:

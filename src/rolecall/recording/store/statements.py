@@ -19,6 +19,8 @@ __all__ = [
     "ATTEMPT_COLUMNS",
     "FINISH_RUN",
     "INSERT_TASK",
+    "NULLABLE_ATTEMPT_TEXT",
+    "NULLABLE_TASK_TEXT",
     "ROLLUP_SQL",
     "RUN_COLUMNS",
     "START_RUN",
@@ -85,9 +87,17 @@ def placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def attempt_values(events: Sequence[AttemptEvent]) -> list[Any]:
+# The text columns that are mostly NULL: a backend may have them bound as ``null``, a
+# stand-in it turns back into NULL in its INSERT (SQLite binds None at several times the
+# cost of an int: it first looks for an adapter of None's type).
+NULLABLE_ATTEMPT_TEXT = ("error_kind", "error")
+NULLABLE_TASK_TEXT = ("stage", "error", "dialect")
+
+
+def attempt_values(events: Sequence[AttemptEvent], null: Any = None) -> list[Any]:
     """The attempts' rows (:data:`ATTEMPT_COLUMNS`) one after another in one flat list:
-    no tuple per row is kept, and multi-row INSERTs bind the list's slices as they are."""
+    no tuple per row is kept, and multi-row INSERTs bind the list's slices as they are.
+    A None in the columns of :data:`NULLABLE_ATTEMPT_TEXT` is given as ``null``."""
     values: list[Any] = []
     add = values.extend
     for event in events:
@@ -101,12 +111,12 @@ def attempt_values(events: Sequence[AttemptEvent]) -> list[Any]:
                 event.model or "",
                 event.attempt,
                 event.outcome,
-                None if kind is None else str(kind),
+                null if kind is None else str(kind),
                 event.latency_ms,
                 event.input_tokens,
                 event.output_tokens,
                 event.cost_usd,
-                redact(error) if error else error,
+                redact(error) if error else null if error is None else error,
                 event.ts,
                 event.cached_input_tokens,
             )
@@ -114,18 +124,19 @@ def attempt_values(events: Sequence[AttemptEvent]) -> list[Any]:
     return values
 
 
-def task_values(events: Sequence[TaskEvent]) -> list[Any]:
-    """The tasks' rows (:data:`TASK_COLUMNS`) one after another in one flat list."""
+def task_values(events: Sequence[TaskEvent], null: Any = None) -> list[Any]:
+    """The tasks' rows (:data:`TASK_COLUMNS`) one after another in one flat list; a None
+    in the columns of :data:`NULLABLE_TASK_TEXT` is given as ``null``."""
     values: list[Any] = []
     add = values.extend
     for event in events:
-        error = event.error
+        error, stage, dialect = event.error, event.stage, event.dialect
         add(
             (
                 event.run_id,
                 event.task_id,
                 event.role,
-                event.stage,
+                null if stage is None else stage,
                 event.status,
                 event.provider,
                 event.model,
@@ -135,10 +146,10 @@ def task_values(events: Sequence[TaskEvent]) -> list[Any]:
                 event.input_tokens,
                 event.output_tokens,
                 event.cost_usd,
-                redact(error) if error else error,
+                redact(error) if error else null if error is None else error,
                 event.ts,
                 event.cached_input_tokens,
-                event.dialect,
+                null if dialect is None else dialect,
             )
         )
     return values
