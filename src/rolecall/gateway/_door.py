@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -40,9 +40,12 @@ __all__ = [
     "DoorReply",
     "RequestState",
     "SSEResponse",
+    "answered",
     "answering_model",
+    "door_endpoint",
     "failure_headers",
     "first_content",
+    "no_key",
     "openai_door",
     "openai_error_response",
     "reply_status",
@@ -184,6 +187,32 @@ def failure_headers(exc: RolecallError, role: str, retry_after: float | None) ->
     if retry_after is not None:
         headers["retry-after"] = str(max(1, round(retry_after)))
     return headers
+
+
+def no_key() -> HTTPError:
+    """The 401 of a request without a gateway key (OpenAI's shape; the Messages door restates
+    it in Anthropic's)."""
+    body = fmt.error_body(
+        "invalid or missing API key: send 'Authorization: Bearer KEY' (or "
+        "'x-api-key: KEY') with a key listed under gateway.keys",
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+    return HTTPError(401, body, {"www-authenticate": "Bearer"})
+
+
+async def answered(reply: DoorReply) -> DoorReply:
+    """``reply``, awaitable (a door that answers before any work)."""
+    return reply
+
+
+def door_endpoint(door: DoorHandler) -> Callable[[Request], Awaitable[DoorReply]]:
+    """A door as a Starlette endpoint (its reply, whole or streamed, is an ASGI app)."""
+
+    async def endpoint(request: Request) -> DoorReply:
+        return await door(DoorRequest(request.scope, request.receive))
+
+    return endpoint
 
 
 def reply_status(reply: DoorReply) -> int:

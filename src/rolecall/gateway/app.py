@@ -47,7 +47,7 @@ from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.dashboard.routes import dashboard_routes
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyBudget
-from rolecall.gateway._door import DoorHandler, DoorReply
+from rolecall.gateway._door import DoorHandler, DoorReply, answered, door_endpoint, no_key
 from rolecall.gateway._exchange import DoorRequest
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
@@ -70,16 +70,6 @@ log = logging.getLogger("rolecall.gateway")
 
 RUN_MAX_TASKS = 100_000
 RUN_MAX_SECONDS = 24 * 3600.0
-
-
-def _no_key() -> HTTPError:
-    body = fmt.error_body(
-        "invalid or missing API key: send 'Authorization: Bearer KEY' (or "
-        "'x-api-key: KEY') with a key listed under gateway.keys",
-        "invalid_request_error",
-        "invalid_api_key",
-    )
-    return HTTPError(401, body, {"www-authenticate": "Bearer"})
 
 
 class Gateway:
@@ -394,8 +384,8 @@ class Gateway:
         door_routes = messages_routes(self)
         routed = Starlette(
             routes=[
-                Route("/v1/chat/completions", _door_endpoint(chat), methods=["POST"]),
-                Route("/v1/responses", _door_endpoint(answer), methods=["POST"]),
+                Route("/v1/chat/completions", door_endpoint(chat), methods=["POST"]),
+                Route("/v1/responses", door_endpoint(answer), methods=["POST"]),
                 Route("/v1/models", self._guarded(self._models), methods=["GET"]),
                 Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
@@ -433,7 +423,7 @@ class Gateway:
         async def guarded(request: Request) -> Response:
             try:
                 if not self.authorized(request):
-                    raise _no_key()
+                    raise no_key()
                 return await endpoint(request)
             except HTTPError as exc:
                 return exc.response()
@@ -445,7 +435,7 @@ class Gateway:
 
         def guarded(request: DoorRequest) -> Awaitable[DoorReply]:
             if not self.door_authorized(request):
-                return _answered(_no_key().reply())
+                return answered(no_key().reply())
             return door(request)  # a let-through request costs no frame of its own
 
         return guarded
@@ -487,19 +477,6 @@ class Gateway:
         shared = self._shared_metrics
         text = self.metrics.render() if shared is None else shared.render()
         return Response(text, media_type=CONTENT_TYPE)
-
-
-async def _answered(reply: DoorReply) -> DoorReply:
-    return reply
-
-
-def _door_endpoint(door: DoorHandler) -> Callable[[Request], Awaitable[DoorReply]]:
-    """A door as a Starlette endpoint (its reply, whole or streamed, is an ASGI app)."""
-
-    async def endpoint(request: Request) -> DoorReply:
-        return await door(DoorRequest(request.scope, request.receive))
-
-    return endpoint
 
 
 def create_app(
