@@ -99,3 +99,34 @@ def test_bodies_in_flight_are_bounded_with_503(roomy: RunningGateway) -> None:
             ),
             timeout=5,
         )
+
+
+def test_each_worker_holds_its_share_of_the_bodies_in_flight(
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    # 8192 bytes for a gateway of two workers: 4096 for this one, so 3000 + 2000 is refused.
+    text = config_text(primary, fallback, tmp=config_path.parent)
+    config_path.write_text(text.replace("  max_body_bytes: 4096\n", LIMITS.replace("4096", "8192")))
+    worker = start_gateway(config_path, workers=2)
+    body = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 3000}]}).encode()
+    held = socket.create_connection(("127.0.0.1", worker.server.port), timeout=10)
+    held.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body[:100]
+    )
+    second = json.dumps({**CHAT, "messages": [{"role": "user", "content": "y" * 2000}]})
+    with worker.client() as client:
+
+        def refused() -> bool:
+            return client.post("/v1/chat/completions", content=second).status_code == 503
+
+        wait_for(refused, timeout=5)
+        busy = client.post("/v1/chat/completions", content=second)
+        assert "this worker of 2 holds its share, 4096 bytes" in busy.json()["error"]["message"]
+        held.sendall(body[100:])
+        assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
+        held.close()

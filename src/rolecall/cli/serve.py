@@ -186,6 +186,7 @@ def serve(
             host=host,
             open_recorder=open_recorder,
             metrics_dir=metrics_dir,
+            workers=workers,
         )
         server = GatewayServer(
             gateway,

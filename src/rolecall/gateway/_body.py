@@ -33,18 +33,30 @@ MAX_DEPTH = 100
 
 
 class BodyBudget:
-    """Bytes of request bodies held now, across all requests of the gateway."""
+    """Bytes of request bodies held now, across all requests of this process.
 
-    def __init__(self) -> None:
+    ``workers``: the processes of one ``rolecall serve`` serving the port; each holds its
+    share of ``gateway.max_inflight_bytes``, so that the limit bounds the whole gateway's
+    memory, as it says, not each worker's.
+    """
+
+    def __init__(self, workers: int = 1) -> None:
         self.held = 0
+        self.workers = workers
 
     def take(self, size: int, limit: int) -> None:
         """Hold ``size`` more bytes, or raise the 503 that says the gateway is full."""
-        if self.held and self.held + size > limit:
+        share = limit // self.workers
+        if self.held and self.held + size > share:
+            whose = (
+                f"this worker of {self.workers} holds its share, {share}"
+                if self.workers > 1
+                else f"the gateway holds {limit}"
+            )
             raise HTTPError(
                 503,
                 fmt.error_body(
-                    f"the gateway holds {limit} bytes of request bodies already "
+                    f"{whose} bytes of request bodies already "
                     "(gateway.max_inflight_bytes); retry shortly",
                     "server_error",
                     "server_busy",

@@ -95,13 +95,15 @@ class Gateway:
         run_max_seconds: float = RUN_MAX_SECONDS,
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         metrics_dir: str | Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.config_path = Path(config_path).resolve() if config_path else None
         self.offline = offline
         self.host = host
         self.poll_interval = poll_interval
         self.metrics = GatewayMetrics()
-        self.body_budget = BodyBudget()  # bytes of request bodies in flight
+        # Bytes of request bodies in flight: this worker's share of the limit.
+        self.body_budget = BodyBudget(workers)
         self.run_id: str | None = None
         self._run_max_tasks = run_max_tasks
         self._run_max_seconds = run_max_seconds
