@@ -37,6 +37,17 @@ def nested_schema(levels: int) -> str:
     return '{"type":"object","properties":{"a":' * levels + '{"type":"string"}' + "}}" * levels
 
 
+def hold_a_body(port: int, body: bytes) -> socket.socket:
+    """A chat request whose body is sent only in part: it holds its bytes of the budget."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10)
+    held.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body[:100]
+    )
+    return held
+
+
 def test_deeply_nested_json_is_400(roomy: RunningGateway, primary: SimServer) -> None:
     arrays = b"[" * 100_000 + b"]" * 100_000
     head = json.dumps(CHAT)[:-1]
@@ -59,12 +70,7 @@ def test_deeply_nested_json_is_400(roomy: RunningGateway, primary: SimServer) ->
 
 def test_bodies_in_flight_are_bounded_with_503(roomy: RunningGateway) -> None:
     body = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 3000}]}).encode()
-    held = socket.create_connection(("127.0.0.1", roomy.server.port), timeout=10)
-    held.sendall(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body) + body[:100]
-    )
+    held = hold_a_body(roomy.server.port, body)
     with roomy.client() as client:
         second = json.dumps({**CHAT, "messages": [{"role": "user", "content": "y" * 2000}]})
 
@@ -112,12 +118,7 @@ def test_each_worker_holds_its_share_of_the_bodies_in_flight(
     config_path.write_text(text.replace("  max_body_bytes: 4096\n", LIMITS.replace("4096", "8192")))
     worker = start_gateway(config_path, workers=2)
     body = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 3000}]}).encode()
-    held = socket.create_connection(("127.0.0.1", worker.server.port), timeout=10)
-    held.sendall(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body) + body[:100]
-    )
+    held = hold_a_body(worker.server.port, body)
     second = json.dumps({**CHAT, "messages": [{"role": "user", "content": "y" * 2000}]})
     with worker.client() as client:
 

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from rolecall._flock import lock_held
 from rolecall._json import dumps, loads
 from rolecall.gateway.prom import GatewayMetrics, Values
 
@@ -153,7 +154,7 @@ class SharedMetrics:
                 yield finished, False
                 continue
             # Liveness first: a worker found finished wrote its file for the last time.
-            live = _locked(path.with_suffix(".lock"))
+            live = lock_held(path.with_suffix(".lock")) is not False  # unknown: live
             try:
                 values: WorkerValues = loads(path.read_bytes())
             except (OSError, ValueError) as exc:
@@ -162,18 +163,3 @@ class SharedMetrics:
             if not live:
                 self._finished[path.name] = values
             yield values, live
-
-
-def _locked(path: Path) -> bool:
-    """A live worker holds the lock on ``path``."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases the shared lock, when it was taken
-    return False

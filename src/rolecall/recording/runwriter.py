@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rolecall._flock import lock_held
 from rolecall.recording.store.rows import RunDetail, RunSummary
 
 try:
@@ -86,21 +87,7 @@ def writer_alive(writer: Any) -> bool | None:
     lock = writer.get("lock")
     if not isinstance(lock, str) or writer.get("host") != socket.gethostname():
         return None
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return False  # released on close, or its directory was cleaned up
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
-    finally:
-        os.close(fd)  # also drops the shared lock if it was taken
-    return False
+    return lock_held(lock)
 
 
 def settled_status(status: str, writer: Any) -> str:
