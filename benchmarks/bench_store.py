@@ -31,6 +31,12 @@ each round
     gateway calls, CPU, quiet   21.1 [19.6-26.5]      16.7 [13.7-23.1]
     gateway calls, CPU, load    26.9 [16.7-30.3]      19.3 [14.6-25.3]
 
+The same command later that day on merged main with a quieter machine (machine reference
+0.13-0.20 s; ``--rounds 5 --load 2``): attempts 8.1 quiet, 12.2 [9.4-13.3] under load;
+gateway calls 17.1 quiet, 22.4 [19.9-27.2] under load, CPU 14.8 [13.0-15.0] under load.
+(Morning, before these changes, same command: gateway calls 23.6 quiet, 42.9 [41.2-48.4]
+under load, CPU 27.1.)
+
 "attempts" (one attempt event per call) is the measure of issue 21's 10.4 us quiet and
 22-45 us under load, and meets <= 20 us under load. "gateway calls" (an attempt and a
 task event per call, what a gateway request records) does not: about 28% less CPU than
