@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -299,6 +300,13 @@ def test_workers_auto_and_the_default_serve_with_one_worker_per_core(
     with serve_workers(config_path, workers) as served:
         wait_for(lambda: sum(f"/{cores} pid" in line for line in served.lines) == cores)
         assert len(served.workers()) == cores
+
+
+def test_workers_auto_is_one_process_on_macos(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert _auto_workers(load_config(config_path)) == 1
 
 
 def test_workers_auto_is_one_process_when_an_embedded_model_serves(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import logging.config
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -92,9 +93,15 @@ def cgroup_cpu_limit(path: str = CGROUP_CPU_MAX) -> int | None:
 
 def _auto_workers(config: RolecallConfig) -> int:
     """One worker per core this process may run on (within a container's CPU quota), at
-    most MAX_AUTO_WORKERS; one without fork() or when an embedded model serves (each
-    worker would load its own copy)."""
-    if not hasattr(os, "fork") or any(p.type == "local" for p in config.providers.values()):
+    most MAX_AUTO_WORKERS; one without fork(), on macOS, or when an embedded model serves
+    (each worker would load its own copy). macOS: its system libraries (the proxy settings
+    the HTTP client reads, for one) may start threads, after which a forked child can crash,
+    so workers there are asked for with --workers N, not started by default."""
+    if (
+        not hasattr(os, "fork")
+        or sys.platform == "darwin"
+        or any(p.type == "local" for p in config.providers.values())
+    ):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     limit = cgroup_cpu_limit()
@@ -113,8 +120,8 @@ def _auto_workers(config: RolecallConfig) -> int:
     metavar="N|auto",
     callback=_workers_option,
     help="Processes serving the port (provider health is shared between them); 'auto': "
-    f"one per core (within a container's CPU quota), at most {MAX_AUTO_WORKERS}, or 1 when an "
-    "embedded local model serves.",
+    f"one per core (within a container's CPU quota), at most {MAX_AUTO_WORKERS}; 1 on macOS or "
+    "when an embedded local model serves.",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
