@@ -87,6 +87,13 @@ def test_stats_and_reset(openai_sim: SimServer) -> None:
     assert (openai_sim.calls, openai_sim.model_calls, openai_sim.requests) == (0, 0, [])
 
 
+def _wait_settled(sim: SimServer) -> None:
+    """Wait for the server to close its count: a client may read the answer first."""
+    deadline = time.monotonic() + 5
+    while sim.in_flight and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def test_peak_in_flight_counts_chat_requests_answered_at_once(openai_sim: SimServer) -> None:
     openai_sim.reset_stats()
     openai_sim.set_faults("ok:delay=0.3")
@@ -98,9 +105,11 @@ def test_peak_in_flight_counts_chat_requests_answered_at_once(openai_sim: SimSer
             thread.join(10)
     finally:
         openai_sim.clear()
+    _wait_settled(openai_sim)
     assert (openai_sim.in_flight, openai_sim.peak_in_flight) == (0, 4)
     assert openai_sim.stats()["peak_in_flight"] == 4
     _chat(openai_sim)
+    _wait_settled(openai_sim)
     openai_sim.reset_stats()
     assert openai_sim.peak_in_flight == 0
 
