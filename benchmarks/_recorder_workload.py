@@ -164,18 +164,22 @@ def recorder_config(workdir: Path) -> MetricsConfig:
 
 def recorded(workdir: Path) -> tuple[int, int]:
     """What a closed recorder left in ``workdir``: (attempt and task rows in the store,
-    attempt and task lines in the run logs)."""
+    attempt and task records in the run logs; a task its first attempt answered holds
+    that attempt on its line)."""
     from rolecall.recording.store import open_store
 
     with open_store(recorder_config(workdir).url) as store:
+        # all_attempts also counts the attempts kept on their task's row (schema 5 on).
+        attempts = "all_attempts" if store.schema_version() >= 5 else "attempts"
         rows = sum(
-            int(store._read(f"SELECT COUNT(*) FROM {table}")[0][0])
-            for table in ("attempts", "tasks")
+            int(store._read(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in (attempts, "tasks")
         )
     lines = 0
     for path in (workdir / "runs").glob("*.jsonl"):
         with open(path, "rb") as handle:
-            lines += sum(1 for line in handle if b'"type":"run_' not in line)
+            lines += sum(
+                1 + (b'"attempt_ts":' in line) for line in handle if b'"type":"run_' not in line
+            )
     return rows, lines
 
 

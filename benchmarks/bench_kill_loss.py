@@ -91,7 +91,7 @@ def one_round(
         stored = [
             int(
                 conn.execute(
-                    "SELECT COUNT(*) FROM attempts WHERE run_id = ?", (f"proc-{i}",)
+                    "SELECT COUNT(*) FROM all_attempts WHERE run_id = ?", (f"proc-{i}",)
                 ).fetchone()[0]
             )
             for i in range(args.procs)

@@ -189,7 +189,7 @@ def test_one_process_writes_every_workers_records_and_none_is_lost_on_stop(
     assert sum(run.tasks for run in runs) == 40 == primary.calls
     with open_store(f"sqlite:///{config_path.parent / 'rolecall.db'}") as store:
         assert {store.run_meta(run.run_id)["writer"]["pid"] for run in runs} == {writer}
-        assert store._read("SELECT COUNT(*) FROM attempts")[0][0] == 40
+        assert store._read("SELECT COUNT(*) FROM all_attempts")[0][0] == 40
 
 
 def test_sigterm_lets_a_request_in_flight_finish_then_stops_every_worker(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rolecall.recording import runlog
+from rolecall.recording import _runlog_lines
 
 
 @pytest.fixture(params=["orjson", "stdlib"])
@@ -18,7 +18,7 @@ def line_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         pytest.importorskip("orjson", reason="orjson comes with rolecall[gateway]")
     else:
         monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson: ImportError
-    runlog._orjson_dumps.cache_clear()
+    _runlog_lines._orjson_dumps.cache_clear()
     yield str(request.param)
     monkeypatch.undo()
-    runlog._orjson_dumps.cache_clear()
+    _runlog_lines._orjson_dumps.cache_clear()

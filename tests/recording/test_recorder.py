@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
 from rolecall.recording import recorder as recorder_module
+from rolecall.recording import runlog
 from rolecall.recording.recorder import Recorder
 from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.recording.store import open_store
@@ -57,7 +57,9 @@ def _attempt(run_id: str, task_id: str, n: int = 1, outcome: str = "ok") -> Atte
 
 
 def _log_types(path: Path) -> list[str]:
-    return [json.loads(line)["type"] for line in path.read_text().splitlines() if line.strip()]
+    """The types of a run log's records as its reader gives them back (a task its first
+    attempt answered shares that attempt's line)."""
+    return [record["type"] for record in runlog._records(path)[0]]
 
 
 async def test_no_event_lost_from_256_concurrent_tasks(tmp_path: Path) -> None:
@@ -100,7 +102,7 @@ async def test_no_event_lost_from_256_concurrent_tasks(tmp_path: Path) -> None:
         assert sum(s.attempts for s in summaries) == attempts
         assert sum(s.tasks for s in summaries) == workers
         assert {s.status for s in summaries} == {"ok"}
-        assert store._read("SELECT COUNT(*) FROM attempts")[0][0] == attempts
+        assert store._read("SELECT COUNT(*) FROM all_attempts")[0][0] == attempts
     logged = [t for run_id in runs for t in _log_types(run_log_path(tmp_path / "runs", run_id))]
     assert logged.count("attempt") == attempts and logged.count("task") == workers
     assert logged.count("run_start") == logged.count("run_end") == len(runs)
@@ -131,7 +133,7 @@ def _stored_attempts(db: Path) -> int:
     try:
         conn = sqlite3.connect(db, timeout=30)
         try:
-            return int(conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
+            return int(conn.execute("SELECT COUNT(*) FROM all_attempts").fetchone()[0])
         finally:
             conn.close()
     except sqlite3.Error:  # not created yet
@@ -174,7 +176,7 @@ def test_sigkill_mid_recording_keeps_every_flushed_batch(tmp_path: Path) -> None
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        stored = conn.execute("SELECT COUNT(*) FROM all_attempts").fetchone()[0]
         rollup = conn.execute("SELECT SUM(requests) FROM rollup_hourly").fetchone()[0]
         status = conn.execute("SELECT status FROM runs WHERE run_id='killed'").fetchone()[0]
     finally:
@@ -232,7 +234,7 @@ _EMIT_1000 = textwrap.dedent(
 def _stored(tmp_path: Path) -> tuple[int, str]:
     conn = sqlite3.connect(tmp_path / "m.db")
     try:
-        count = conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        count = conn.execute("SELECT COUNT(*) FROM all_attempts").fetchone()[0]
         status = conn.execute("SELECT status FROM runs WHERE run_id='r'").fetchone()[0]
     finally:
         conn.close()
@@ -456,7 +458,7 @@ def test_retention_prunes_old_raw_rows_but_keeps_metrics(tmp_path: Path) -> None
     recorder.close()
     with open_store(_config(tmp_path).url) as store:
         assert sum(row.requests for row in store.metrics()) == 2
-        assert store._read("SELECT run_id FROM attempts") == [("new",)]
+        assert store._read("SELECT run_id FROM all_attempts") == [("new",)]
 
 
 def test_retention_deletes_run_logs_not_written_for_that_long(tmp_path: Path) -> None:
@@ -523,6 +525,8 @@ def test_every_call_emitted_before_close_is_a_row_and_a_line(
             task_id=f"task-{n}",
             status="failed" if failed else "ok",
             provider=None if failed else "gpt",
+            input_tokens=0 if failed else n,  # an answered task repeats its attempt's
+            cost_usd=None if failed else attempt.cost_usd,
             error="no provider answered" if failed else None,
             latency_ms=101.0 + n / 7,
             ts=T0 + n + 0.5,
@@ -537,7 +541,7 @@ def test_every_call_emitted_before_close_is_a_row_and_a_line(
     with open_store(_config(tmp_path).url) as store:
         attempts = store._read(
             "SELECT task_id, outcome, error_kind, error, latency_ms, input_tokens, cost_usd, ts "
-            "FROM attempts ORDER BY id"
+            "FROM all_attempts ORDER BY ts"
         )
         tasks = store._read(
             "SELECT task_id, status, provider, error, latency_ms, ts, dialect "
@@ -564,5 +568,14 @@ def test_every_call_emitted_before_close_is_a_row_and_a_line(
     assert (summary.attempts, summary.tasks, summary.status) == (calls, calls, "ok")
     logged = _log_types(run_log_path(tmp_path / "runs", "gw"))
     assert logged == ["run_start", *["attempt", "task"] * calls, "run_end"]
+    if part is not None:
+        return
+    # An answered task and its attempt, written in the same part of a flush, share a
+    # row, and a line when orjson writes them.
+    lines = run_log_path(tmp_path / "runs", "gw").read_text().splitlines()
+    failed = sum(1 for _, t in emitted if t.status == "failed")
+    assert len(lines) == 2 + (calls + failed if line_writer == "orjson" else 2 * calls)
+    with open_store(_config(tmp_path).url) as store:
+        assert store._read("SELECT COUNT(*) FROM attempts")[0][0] == failed
     run = read_run(run_log_path(tmp_path / "runs", "gw"))
     assert [task.latency_ms for task in run.tasks] == [t.latency_ms for _, t in emitted]

@@ -103,7 +103,7 @@ def _runs(metrics: MetricsConfig) -> dict[str, RunSummary]:
 
 def _attempts(metrics: MetricsConfig) -> int:
     with open_store(metrics.url) as store:
-        return int(store._read("SELECT COUNT(*) FROM attempts")[0][0])
+        return int(store._read("SELECT COUNT(*) FROM all_attempts")[0][0])
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -301,15 +301,77 @@ def test_event_lines_read_the_same_with_or_without_orjson(tmp_path: Path, line_w
 
 
 def test_the_fast_line_writer_fills_every_event_field_in_order() -> None:
-    from rolecall.recording import runlog
+    from rolecall.recording import _runlog_lines as lines
 
     unfilled = object()
     for event in _events("r"):
         if isinstance(event, AttemptEvent):
-            template = dict.fromkeys(runlog._ATTEMPT_FIELDS, unfilled)
-            written = runlog._fill_attempt(template, event)
+            template = dict.fromkeys(lines._ATTEMPT_FIELDS, unfilled)
+            written = lines._fill_attempt(template, event)
         else:
-            template = dict.fromkeys(runlog._TASK_FIELDS, unfilled)
-            written = runlog._fill_task(template, event)
+            template = dict.fromkeys(lines._TASK_FIELDS, unfilled)
+            written = lines._fill_task(template, event)
         assert list(written) == list(event_to_dict(event))
         assert written == {name: getattr(event, name) for name in written}
+    attempt, task = _answered("a")
+    template = dict.fromkeys(lines._ANSWERED_FIELDS, unfilled)
+    written = lines._fill_answered(template, task, attempt)
+    assert list(written) == [*event_to_dict(task), "attempt_latency_ms", "attempt_ts"]
+    assert (written["attempt_latency_ms"], written["attempt_ts"]) == (40.5, T0 + 1)
+
+
+def _answered(task_id: str, **task_fields: object) -> list[AttemptEvent | TaskEvent]:
+    """A task its first attempt answered, as the router records it: the attempt, then the
+    task (a little later, a little longer)."""
+    shared = {"run_id": "g", "task_id": task_id, "input_tokens": 7, "output_tokens": 9}
+    attempt = attempt_event(**shared, latency_ms=40.5, ts=T0 + 1, cost_usd=0.002)
+    task = task_event(
+        **shared, latency_ms=41.25, ts=T0 + 1.001, cost_usd=0.002, dialect="chat", **task_fields
+    )
+    return [attempt, task]
+
+
+def test_a_task_its_first_attempt_answered_is_one_line_read_back_as_two(
+    tmp_path: Path, line_writer: str
+) -> None:
+    events = [*_answered("a"), *_answered("b", finish_reason="length")]
+    RunLog(tmp_path).append(events)
+    path = run_log_path(tmp_path, "g")
+    lines = path.read_text().splitlines()
+    # orjson folds each pair into one line; the standard library's path writes both.
+    assert len(lines) == (2 if line_writer == "orjson" else 4)
+    run = read_run(path)
+    assert run.events == [event_to_dict(e) for e in events]
+    assert [list(e) for e in run.events or []] == [list(event_to_dict(e)) for e in events]
+    assert [(t.task_id, len(t.attempts), t.latency_ms) for t in run.tasks] == [
+        ("a", 1, 41.25),
+        ("b", 1, 41.25),
+    ]
+    assert [t.attempts[0].latency_ms for t in run.tasks] == [40.5, 40.5]
+
+
+def test_only_a_task_with_nothing_else_to_tell_shares_its_attempts_line(
+    tmp_path: Path, line_writer: str
+) -> None:
+    retried = [attempt_event(run_id="g", task_id="r", outcome="retry", error_kind="server")]
+    retried += [attempt_event(run_id="g", task_id="r", attempt=2), _answered("r", attempts=2)[1]]
+    other_tokens = _answered("k")
+    other_tokens[0].output_tokens = 3  # a streamed attempt cut short, say
+    apart = _answered("x")
+    events = [
+        *retried,
+        *other_tokens,
+        apart[0],
+        *_answered("y"),  # another task between the attempt and its task
+        apart[1],
+        *_answered("n"),
+    ]
+    events[-2].latency_ms = float("nan")  # written by the careful writer, on two lines
+    RunLog(tmp_path).append(events)
+    path = run_log_path(tmp_path, "g")
+    lines = path.read_text().splitlines()
+    assert len(lines) == (len(events) - 1 if line_writer == "orjson" else len(events))
+    decoded = read_run(path).events or []
+    assert json.dumps(decoded, sort_keys=True) == json.dumps(
+        [event_to_dict(e) for e in events], sort_keys=True
+    )

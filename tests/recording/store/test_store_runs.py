@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from factories import attempt_event, task_event
 from rolecall.errors import ErrorKind
@@ -274,7 +275,16 @@ def test_missing_text_is_null_and_any_text_is_kept_as_written(store: MetricsStor
             for i, text in enumerate(texts)
         ]
         + [
-            task_event(run_id="n", task_id=f"t{i}", stage=text, error=text, dialect=text, ts=T0 + i)
+            # Two attempts each: no attempt's row is folded into its task's.
+            task_event(
+                run_id="n",
+                task_id=f"t{i}",
+                attempts=2,
+                stage=text,
+                error=text,
+                dialect=text,
+                ts=T0 + i,
+            )
             for i, text in enumerate(texts)
         ]
     )
@@ -301,3 +311,49 @@ def test_a_stall_lost_to_the_next_provider_counts_as_a_handover(store: MetricsSt
     assert run is not None and run.tasks[0].handovers == 1
     [summary] = store.runs()
     assert summary.handovers == 1
+
+
+def _answered_and_retried(run_id: str) -> list[AttemptEvent | TaskEvent]:
+    """Task ``a`` answered at its first call (as every plain gateway call), task ``b`` at
+    its second."""
+    shared = {"run_id": run_id, "provider": "gpt", "model": "g", "input_tokens": 7}
+    return [
+        attempt_event(**shared, task_id="a", latency_ms=40.5, cost_usd=0.002, ts=T0),
+        task_event(**shared, task_id="a", latency_ms=41.25, cost_usd=0.002, ts=T0 + 0.001),
+        attempt_event(**shared, task_id="b", outcome="retry", error_kind="server", ts=T0 + 1),
+        attempt_event(**shared, task_id="b", attempt=2, latency_ms=30.0, ts=T0 + 2),
+        task_event(**shared, task_id="b", attempts=2, latency_ms=131.0, ts=T0 + 2.001),
+    ]
+
+
+def test_an_answered_task_keeps_its_attempt_on_its_row(store: MetricsStore, tmp_path: Path) -> None:
+    from rolecall.recording.runlog import RunLog, read_run, run_log_path
+
+    events = _answered_and_retried("g")
+    store.start_run("g", "gateway", started_at=T0 - 1)
+    store.record(events)
+    # Task b's two attempts have rows of their own; task a's is on a's row.
+    assert store._read("SELECT COUNT(*) FROM attempts")[0][0] == 2
+    assert store._read(
+        "SELECT task_id, attempt, outcome, latency_ms, input_tokens, cost_usd, ts "
+        "FROM all_attempts ORDER BY ts"
+    ) == [
+        ("a", 1, "ok", 40.5, 7, 0.002, T0),
+        ("b", 1, "retry", 100.0, 7, None, T0 + 1),
+        ("b", 2, "ok", 30.0, 7, None, T0 + 2),
+    ]
+    run = store.run("g")
+    assert run is not None
+    [a, b] = run.tasks
+    assert (a.latency_ms, [(x.attempt, x.outcome, x.latency_ms) for x in a.attempts]) == (
+        41.25,
+        [(1, "ok", 40.5)],
+    )
+    assert [(x.attempt, x.outcome) for x in b.attempts] == [(1, "retry"), (2, "ok")]
+    # The run log of the same events reads back the same tasks.
+    RunLog(tmp_path).append(events)
+    assert read_run(run_log_path(tmp_path, "g")).tasks == run.tasks
+    [summary] = store.runs()
+    assert (summary.tasks, summary.attempts, summary.handovers) == (2, 3, 0)
+    assert store.prune(T0 + 10) == 4  # b's two attempts, both tasks (a's attempt with a)
+    assert store._read("SELECT COUNT(*) FROM all_attempts")[0][0] == 0

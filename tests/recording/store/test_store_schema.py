@@ -94,6 +94,47 @@ def test_a_half_applied_migration_rolls_back(tmp_path: Path) -> None:
     assert "runs" not in tables and "schema_migrations" not in tables
 
 
+def test_a_store_of_schema_4_keeps_its_rows_and_folds_what_comes_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 5 keeps the attempt that answered a task at once on the task's row; the
+    rows written before it stay as they were and read the same."""
+    from rolecall.recording.store import base
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with monkeypatch.context() as patch:
+        patch.setattr(base, "MIGRATIONS", MIGRATIONS[:4])
+        patch.setattr(base, "LATEST_VERSION", 4)
+        with open_store(url) as old:
+            assert old.schema_version() == 4
+    conn = sqlite3.connect(tmp_path / "m.db")
+    with conn:
+        conn.execute("INSERT INTO runs (run_id, started_at) VALUES ('r', 1.0)")
+        conn.execute(
+            "INSERT INTO attempts (run_id, task_id, role, provider, model, attempt, outcome, "
+            "latency_ms, input_tokens, output_tokens, ts) "
+            "VALUES ('r', 'old', 'coder', 'gpt', 'm', 1, 'ok', 40.0, 1, 2, 2.0)"
+        )
+        conn.execute(
+            "INSERT INTO tasks (run_id, task_id, role, status, provider, model, attempts, "
+            "handovers, latency_ms, input_tokens, output_tokens, ts) "
+            "VALUES ('r', 'old', 'coder', 'ok', 'gpt', 'm', 1, 0, 41.0, 1, 2, 2.1)"
+        )
+    conn.close()
+    with open_store(url) as store:
+        assert store.schema_version() == LATEST_VERSION == 5
+        shared = {"run_id": "r", "task_id": "new", "model": "m", "latency_ms": 50.0}
+        store.record([attempt_event(**shared, ts=3.0), task_event(**shared, ts=3.1)])
+        run = store.run("r")
+        assert run is not None
+        assert [(t.task_id, [a.latency_ms for a in t.attempts]) for t in run.tasks] == [
+            ("old", [40.0]),
+            ("new", [50.0]),
+        ]
+        assert store._read("SELECT task_id FROM attempts") == [("old",)]
+        assert store._read("SELECT task_id FROM all_attempts ORDER BY ts") == [("old",), ("new",)]
+
+
 def test_retention_prunes_raw_rows_but_keeps_rollups(store: MetricsStore) -> None:
     now = time.time()
     old = now - 40 * 86400

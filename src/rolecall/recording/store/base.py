@@ -40,6 +40,7 @@ from rolecall.recording.store.rows import (
     RunSummary,
     TrendRow,
     build_tasks,
+    folded_attempt,
 )
 from rolecall.recording.store.statements import (
     ADD_TO_RUN,
@@ -50,6 +51,8 @@ from rolecall.recording.store.statements import (
     RUN_COLUMNS,
     START_RUN,
     TASK_COLUMNS,
+    TaskRow,
+    fold_answered,
     placeholders,
     rows_of,
     task_values,
@@ -93,9 +96,9 @@ class MetricsStore(ABC):
     def _insert_attempts(self, cursor: Any, events: Sequence[AttemptEvent]) -> None:
         """Insert the attempts' rows (:func:`attempt_values`)."""
 
-    def _insert_tasks(self, cursor: Any, events: Sequence[TaskEvent]) -> None:
+    def _insert_tasks(self, cursor: Any, rows: Sequence[TaskRow]) -> None:
         """Insert the tasks' rows (:func:`task_values`)."""
-        self._exec_many(cursor, INSERT_TASK, rows_of(task_values(events), len(TASK_COLUMNS)))
+        self._exec_many(cursor, INSERT_TASK, rows_of(task_values(rows), len(TASK_COLUMNS)))
 
     @abstractmethod
     def close(self) -> None: ...
@@ -198,11 +201,12 @@ class MetricsStore(ABC):
             )
             for run_id, d in per_run.items()
         ]
+        own_rows, task_rows = fold_answered(attempts, tasks)
         with self._write() as cursor:
-            if attempts:
-                self._insert_attempts(cursor, attempts)
-            if tasks:
-                self._insert_tasks(cursor, tasks)
+            if own_rows:
+                self._insert_attempts(cursor, own_rows)
+            if task_rows:
+                self._insert_tasks(cursor, task_rows)
             self._exec_many(cursor, ADD_TO_RUN, run_rows)
             written = self._written_rollups if self._rollups_unchanged(cursor) else {}
             self._pending_rollups = {
@@ -361,6 +365,9 @@ class MetricsStore(ABC):
         for row in task_rows:
             record = dict(zip(TASK_COLUMNS, row[1:], strict=True))
             record["type"] = "task"
+            attempt = folded_attempt(record)
+            if attempt is not None:
+                records.append((float(attempt["ts"]), 0, int(row[0]), attempt))
             records.append((float(record["ts"]), 1, int(row[0]), record))
         records.sort(key=lambda item: item[:3])
         return RunDetail(

@@ -129,10 +129,35 @@ def _task_dialect(dialect: Dialect) -> list[str]:
     return ["ALTER TABLE tasks ADD COLUMN dialect TEXT"]
 
 
+_ATTEMPT_VIEW_COLUMNS = (
+    "run_id, task_id, role, provider, model, attempt, outcome, error_kind, latency_ms, "
+    "input_tokens, output_tokens, cost_usd, error, ts, cached_input_tokens"
+)
+
+
+def _answering_attempt(dialect: Dialect) -> list[str]:
+    # The attempt that answered a task at once lives on the task's row: its latency and
+    # time (statements.TASK_COLUMNS); NULL for every other task. The view all_attempts
+    # shows every attempt again, for whoever reads the tables directly.
+    return [
+        *(
+            f"ALTER TABLE tasks ADD COLUMN {column} DOUBLE PRECISION"
+            for column in ("attempt_latency_ms", "attempt_ts")
+        ),
+        f"""CREATE VIEW all_attempts AS
+            SELECT {_ATTEMPT_VIEW_COLUMNS} FROM attempts
+            UNION ALL
+            SELECT run_id, task_id, role, provider, model, 1, 'ok', NULL, attempt_latency_ms,
+                input_tokens, output_tokens, cost_usd, NULL, attempt_ts, cached_input_tokens
+            FROM tasks WHERE attempt_ts IS NOT NULL""",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, tasks and attempts", _raw_tables),
     Migration(2, "hourly and daily rollups", _rollups),
     Migration(3, "cached input tokens", _cached_tokens),
     Migration(4, "the API each gateway task came in on", _task_dialect),
+    Migration(5, "the attempt that answered a task at once, on its row", _answering_attempt),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

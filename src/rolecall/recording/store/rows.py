@@ -22,6 +22,7 @@ __all__ = [
     "TaskDetail",
     "TrendRow",
     "build_tasks",
+    "folded_attempt",
     "iso",
 ]
 
@@ -269,6 +270,35 @@ class Advice:
             "suggestion": self.suggestion,
             "message": self.message,
         }
+
+
+def folded_attempt(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the attempt kept on a task's line or row (a task its first attempt
+    answered: :func:`~rolecall.events.answered_at_once`), taking the attempt's two fields
+    out of ``task``; None when the task holds no attempt."""
+    latency = task.pop("attempt_latency_ms", None)
+    ts = task.pop("attempt_ts", None)
+    if ts is None:
+        return None
+    get = task.get
+    return {
+        "run_id": get("run_id"),
+        "task_id": get("task_id"),
+        "role": get("role"),
+        "provider": get("provider"),
+        "model": get("model"),
+        "attempt": 1,
+        "outcome": "ok",
+        "error_kind": None,
+        "latency_ms": latency,
+        "input_tokens": get("input_tokens", 0),
+        "output_tokens": get("output_tokens", 0),
+        "cost_usd": get("cost_usd"),
+        "error": None,
+        "ts": ts,
+        "type": "attempt",
+        "cached_input_tokens": get("cached_input_tokens", 0),
+    }
 
 
 def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[TaskDetail]:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent
 from rolecall.recording.store import StoreError
 from rolecall.recording.store.base import MetricsStore
 from rolecall.recording.store.statements import (
@@ -21,6 +21,7 @@ from rolecall.recording.store.statements import (
     NULLABLE_ATTEMPT_TEXT,
     NULLABLE_TASK_TEXT,
     TASK_COLUMNS,
+    TaskRow,
     attempt_values,
     task_values,
 )
@@ -31,7 +32,7 @@ __all__ = ["SqliteStore"]
 # statement may bind in SQLite before 3.32.
 _MOST_ROWS = 32
 
-_Event = TypeVar("_Event", AttemptEvent, TaskEvent)
+_Event = TypeVar("_Event", AttemptEvent, TaskRow)
 
 
 class _BulkInsert(Generic[_Event]):
@@ -174,8 +175,8 @@ class SqliteStore(MetricsStore):
     def _insert_attempts(self, cursor: Any, events: Sequence[AttemptEvent]) -> None:
         _INSERT_ATTEMPTS.run(cursor, events)
 
-    def _insert_tasks(self, cursor: Any, events: Sequence[TaskEvent]) -> None:
-        _INSERT_TASKS.run(cursor, events)
+    def _insert_tasks(self, cursor: Any, rows: Sequence[TaskRow]) -> None:
+        _INSERT_TASKS.run(cursor, rows)
 
     def integrity_check(self) -> str:
         """``ok`` when SQLite finds the database file intact."""

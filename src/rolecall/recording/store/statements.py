@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rolecall._secrets import redact
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent, TaskEvent, answered_at_once
 from rolecall.recording.store.rollups import ROLLUP_COLUMNS
 
 __all__ = [
@@ -25,7 +25,9 @@ __all__ = [
     "RUN_COLUMNS",
     "START_RUN",
     "TASK_COLUMNS",
+    "TaskRow",
     "attempt_values",
+    "fold_answered",
     "placeholders",
     "rows_of",
     "task_values",
@@ -66,6 +68,10 @@ TASK_COLUMNS = (
     "ts",
     "cached_input_tokens",
     "dialect",
+    # The attempt that answered the task at once (events.answered_at_once), which has no
+    # row of its own: its latency and time, the rest being the task's. NULL otherwise.
+    "attempt_latency_ms",
+    "attempt_ts",
 )
 RUN_COLUMNS = (
     "run_id",
@@ -124,12 +130,47 @@ def attempt_values(events: Sequence[AttemptEvent], null: Any = None) -> list[Any
     return values
 
 
-def task_values(events: Sequence[TaskEvent], null: Any = None) -> list[Any]:
+TaskRow = tuple[TaskEvent, AttemptEvent | None]  # a task, and the attempt its row holds
+
+
+def fold_answered(
+    attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]
+) -> tuple[list[AttemptEvent], list[TaskRow]]:
+    """The attempts that need a row of their own, and each task with the attempt its row
+    holds: the one that answered it at once (:func:`~rolecall.events.answered_at_once`)."""
+    own: list[AttemptEvent] = []
+    firsts: dict[str, AttemptEvent] = {}
+    first = firsts.setdefault
+    for attempt in attempts:
+        # A first answer, the first of its task id in the batch (ids may repeat across runs).
+        if (
+            attempt.attempt != 1
+            or attempt.outcome != "ok"
+            or first(attempt.task_id, attempt) is not attempt
+        ):
+            own.append(attempt)
+    rows: list[TaskRow] = []
+    add = rows.append
+    take = firsts.pop
+    for task in tasks:
+        answer: AttemptEvent | None = take(task.task_id, None)
+        if answer is None:
+            add((task, None))
+        elif answered_at_once(answer, task):
+            add((task, answer))
+        else:
+            add((task, None))
+            own.append(answer)
+    own += firsts.values()
+    return own, rows
+
+
+def task_values(rows: Sequence[TaskRow], null: Any = None) -> list[Any]:
     """The tasks' rows (:data:`TASK_COLUMNS`) one after another in one flat list; a None
     in the columns of :data:`NULLABLE_TASK_TEXT` is given as ``null``."""
     values: list[Any] = []
     add = values.extend
-    for event in events:
+    for event, attempt in rows:
         error, stage, dialect = event.error, event.stage, event.dialect
         add(
             (
@@ -150,6 +191,8 @@ def task_values(events: Sequence[TaskEvent], null: Any = None) -> list[Any]:
                 event.ts,
                 event.cached_input_tokens,
                 null if dialect is None else dialect,
+                None if attempt is None else attempt.latency_ms,
+                None if attempt is None else attempt.ts,
             )
         )
     return values
