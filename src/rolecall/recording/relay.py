@@ -67,23 +67,34 @@ def _names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
+def _compiled(source: str, cls: type) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    exec(source, namespace)  # the source names only the dataclass's own fields
+    function: Callable[..., Any] = namespace["function"]
+    return function
+
+
+def _values_reader(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """An item's field values as a tuple, read in compiled code: slot reads the
+    interpreter specializes, where ``attrgetter`` looks each name up generically."""
+    reads = ", ".join(f"item.{name}" for name in _names(cls))
+    return _compiled(f"def function(item):\n    return ({reads},)\n", cls)
+
+
 def _event_builder(cls: type[Event]) -> Callable[[tuple[Any, ...]], Event]:
-    """Rebuilds a frozen, slotted event from its field values without ``__init__``'s cost."""
-    setters = [getattr(cls, name).__set__ for name in _names(cls)]
-    new = object.__new__
-
-    def build(values: tuple[Any, ...]) -> Event:
-        event: Event = new(cls)
-        for set_field, value in zip(setters, values, strict=True):
-            set_field(event, value)
-        return event
-
-    return build
+    """Rebuilds a slotted event from its field values without ``__init__``'s cost: the
+    tuple unpacked into its slots in compiled code, about a tenth of the cost of a
+    descriptor's ``__set__`` called per field."""
+    stores = ", ".join(f"event.{name}" for name in _names(cls))
+    source = (
+        f"def function(values):\n    event = new(cls)\n    {stores}, = values\n    return event\n"
+    )
+    return _compiled(source, cls)
 
 
 _CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {
-    AttemptEvent: (0, attrgetter(*_names(AttemptEvent))),
-    TaskEvent: (1, attrgetter(*_names(TaskEvent))),
+    AttemptEvent: (0, _values_reader(AttemptEvent)),
+    TaskEvent: (1, _values_reader(TaskEvent)),
     RunStart: (2, attrgetter(*_names(RunStart))),
     RunEnd: (3, attrgetter(*_names(RunEnd))),
 }
