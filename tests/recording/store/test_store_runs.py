@@ -197,6 +197,23 @@ def test_runs_list_summarises_from_the_runs_table(store: MetricsStore) -> None:
     assert summaries[1].to_dict()["cost_usd"] is None
 
 
+def test_a_batch_of_several_runs_adds_to_each_run_its_own(store: MetricsStore) -> None:
+    first, second = _workflow_events("x-run"), _workflow_events("y-run")
+    store.record([event for pair in zip(first, second, strict=True) for event in pair])
+    for summary in store.runs():
+        latest = summary.to_dict()
+        assert (
+            latest["tasks"],
+            latest["tasks_failed"],
+            latest["attempts"],
+            latest["handovers"],
+            latest["input_tokens"],
+            latest["output_tokens"],
+            latest["cost_usd"],
+        ) == (3, 1, 5, 2, 300, 350, 0.002), summary.run_id
+    assert len(store.runs()) == 2
+
+
 def test_events_without_a_started_run_still_make_one(store: MetricsStore) -> None:
     store.record(_workflow_events("orphan"))
     run = store.run("orphan")

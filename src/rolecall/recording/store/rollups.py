@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from rolecall.events import AttemptEvent, TaskEvent, moved_on
 from rolecall.recording.store import histogram
@@ -243,30 +243,52 @@ class RunDelta:
     cost_usd: float | None = None
 
 
-def run_deltas(attempts: Iterable[AttemptEvent], tasks: Iterable[TaskEvent]) -> dict[str, RunDelta]:
-    """Per run: attempts, hand-overs, tokens and cost from attempts; tasks from task events."""
+def run_deltas(attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> dict[str, RunDelta]:
+    """Per run: attempts, hand-overs, tokens and cost from attempts; tasks from task events.
+
+    A batch's events mostly belong to one run (a gateway's): each sum is then one
+    comprehension over the batch, not a field update per event.
+    """
     out: dict[str, RunDelta] = {}
-    for event in attempts:
-        delta = out.get(event.run_id)
-        if delta is None:
-            delta = out[event.run_id] = RunDelta(first_ts=event.ts)
-        started = event.ts - event.latency_ms / 1000.0
-        if started < delta.first_ts:
-            delta.first_ts = started
-        delta.attempts += 1
-        outcome = event.outcome
-        if outcome != "ok" and moved_on(outcome, event.error_kind):  # most answered
-            delta.handovers += 1
-        delta.input_tokens += event.input_tokens
-        delta.output_tokens += event.output_tokens
-        if event.cost_usd is not None:
-            delta.cost_usd = (delta.cost_usd or 0.0) + event.cost_usd
-    for task in tasks:
-        delta = out.get(task.run_id)
-        if delta is None:
-            delta = out[task.run_id] = RunDelta(first_ts=task.ts)
-        delta.first_ts = min(delta.first_ts, task.ts - task.latency_ms / 1000.0)
-        delta.tasks += 1
-        if task.status != "ok":
-            delta.tasks_failed += 1
+    for run_id, group in _by_run(attempts).items():
+        delta = out[run_id] = RunDelta(first_ts=min([e.ts - e.latency_ms / 1000.0 for e in group]))
+        delta.attempts = len(group)
+        delta.handovers = len(
+            [e for e in group if e.outcome != "ok" and moved_on(e.outcome, e.error_kind)]
+        )
+        delta.input_tokens = sum([e.input_tokens for e in group])
+        delta.output_tokens = sum([e.output_tokens for e in group])
+        costs = [e.cost_usd for e in group if e.cost_usd is not None]
+        if costs:
+            delta.cost_usd = sum(costs)
+    for run_id, finished in _by_run(tasks).items():
+        first_ts = min([t.ts - t.latency_ms / 1000.0 for t in finished])
+        known = out.get(run_id)
+        if known is None:
+            delta = out[run_id] = RunDelta(first_ts=first_ts)
+        else:
+            delta = known
+            delta.first_ts = min(delta.first_ts, first_ts)
+        delta.tasks = len(finished)
+        delta.tasks_failed = len([t for t in finished if t.status != "ok"])
     return out
+
+
+_Event = TypeVar("_Event", AttemptEvent, TaskEvent)
+
+
+def _by_run(events: Sequence[_Event]) -> dict[str, Sequence[_Event]]:
+    """``events`` by run id, in their order."""
+    if not events:
+        return {}
+    run_id = events[0].run_id
+    if all([e.run_id == run_id for e in events]):
+        return {run_id: events}
+    groups: dict[str, list[_Event]] = {}
+    for event in events:
+        group = groups.get(event.run_id)
+        if group is None:
+            groups[event.run_id] = [event]
+        else:
+            group.append(event)
+    return dict(groups)
