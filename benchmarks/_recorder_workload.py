@@ -28,7 +28,7 @@ from pathlib import Path
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, Event, TaskEvent
-from rolecall.recording.recorder import Recorder, RecordQueue
+from rolecall.recording.recorder import Recorder
 from rolecall.recording.store.synthetic import synthetic_attempts
 
 RUN_ID = "gateway-bench"
@@ -118,7 +118,7 @@ def busy_processes(count: int) -> Iterator[None]:
             proc.wait()
 
 
-async def _produce(recorder: RecordQueue, events: list[Event], per_call: int, tasks: int) -> None:
+async def _produce(recorder: Recorder, events: list[Event], per_call: int, tasks: int) -> None:
     """Emit from ``tasks`` coroutines on one event loop, each yielding after every call.
 
     Task ``k`` makes calls ``k``, ``k + tasks``...: the loop runs them round-robin, so the
@@ -156,65 +156,6 @@ def record_from_loop(
     recorder.close()
     wall = time.perf_counter() - started
     return wall / calls, (time.process_time() - cpu) / calls
-
-
-_WRITER = """
-import socket, sys, time
-from rolecall.config.schema import MetricsConfig
-from rolecall.recording.relay import writer_main
-address, url, runs_dir = sys.argv[1:4]
-listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-listener.bind(address)
-listener.listen(8)
-print(time.process_time(), flush=True)
-sys.exit(writer_main(listener, MetricsConfig(url=url, runs_dir=runs_dir)))
-"""
-
-
-def relay_from_loop(
-    events: list[Event], per_call: int, workdir: Path, *, run_id: str
-) -> tuple[float, float, float, float]:
-    """``record_from_loop`` as a worker of ``rolecall serve --workers`` records: through a
-    :class:`~rolecall.recording.relay.RecordRelay` to a writer process (a process of its
-    own, started before the clock starts, like serve's), which writes the store and the
-    run log. Returns seconds per call: the worker's wall and CPU from the first emit to
-    the end of the relay's ``close`` (everything sent), the wall until the writer has
-    written everything and exited, and the writer's CPU after its start-up."""
-    import os
-    import signal
-
-    from rolecall.recording.relay import RecordRelay
-
-    config = recorder_config(workdir)
-    address = str(workdir / "relay.sock")
-    writer = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, address, config.url, config.runs_dir],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert writer.stdout is not None
-    startup_cpu = float(writer.stdout.readline())  # listening from now on
-    calls = len(events) // per_call
-    cpu, started = time.process_time(), time.perf_counter()
-    relay = RecordRelay(config, address)
-    relay.start_run(run_id, "gateway")
-    asyncio.run(_produce(relay, events, per_call, tasks=64))
-    relay.finish_run(run_id, "ok")
-    relay.close()
-    sent, worker_cpu = time.perf_counter(), time.process_time() - cpu
-    writer.send_signal(signal.SIGTERM)
-    _, status, usage = os.wait4(writer.pid, 0)
-    written = time.perf_counter()
-    writer.returncode = os.waitstatus_to_exitcode(status)
-    if writer.returncode != 0:
-        raise SystemExit(f"the writer process failed (exit {writer.returncode})")
-    writer_cpu = usage.ru_utime + usage.ru_stime - startup_cpu
-    return (
-        (sent - started) / calls,
-        worker_cpu / calls,
-        (written - started) / calls,
-        writer_cpu / calls,
-    )
 
 
 def recorder_config(workdir: Path) -> MetricsConfig:

@@ -109,7 +109,6 @@ from _recorder_workload import (
     gateway_events,
     record_from_loop,
     recorded,
-    relay_from_loop,
 )
 
 from rolecall.recording.store import MetricsStore, open_store
@@ -182,9 +181,7 @@ def time_queries(store: MetricsStore, repeat: int) -> list[tuple[str, float, flo
     return results
 
 
-# Seconds per call: the loop alone, then recording's wall and CPU (for "workers": the
-# worker's wall and CPU, the wall until written and the writer process's CPU).
-Figures = tuple[float, ...]
+Figures = tuple[float, float, float]  # seconds per call: loop alone, recording wall, CPU
 
 
 def time_recorder(calls: int, workdir: Path, rounds: int) -> dict[str, list[Figures]]:
@@ -193,12 +190,11 @@ def time_recorder(calls: int, workdir: Path, rounds: int) -> dict[str, list[Figu
     Recording's cost is the time (and CPU) of the event loop emitting into a recorder,
     through ``close``, minus that of the same loop emitting into a disabled one.
     """
-    gateway = gateway_events(calls)
     workloads = {
         "attempts": (attempt_calls(calls), 1, None),
-        "gateway": (gateway, 2, RUN_ID),
+        "gateway": (gateway_events(calls), 2, RUN_ID),
     }
-    results: dict[str, list[Figures]] = {name: [] for name in (*workloads, "workers")}
+    results: dict[str, list[Figures]] = {name: [] for name in workloads}
     for _ in range(rounds):
         for name, (events, per_call, run_id) in workloads.items():
             alone_wall, alone_cpu = record_from_loop(events, per_call, None, run_id=run_id)
@@ -211,26 +207,6 @@ def time_recorder(calls: int, workdir: Path, rounds: int) -> dict[str, list[Figu
                     f"in the store and {lines:,} lines in the run log"
                 )
             results[name].append((alone_wall, wall - alone_wall, cpu - alone_cpu))
-        alone_wall, alone_cpu = record_from_loop(gateway, 2, None, run_id=RUN_ID)
-        with tempfile.TemporaryDirectory(dir=workdir) as round_dir:
-            sent, worker_cpu, written, writer_cpu = relay_from_loop(
-                gateway, 2, Path(round_dir), run_id=RUN_ID
-            )
-            rows, lines = recorded(Path(round_dir))
-        if rows != len(gateway) or lines != len(gateway):
-            raise SystemExit(
-                f"workers: {len(gateway):,} events sent before close, but {rows:,} rows in "
-                f"the store and {lines:,} lines in the run log"
-            )
-        results["workers"].append(
-            (
-                alone_wall,
-                sent - alone_wall,
-                worker_cpu - alone_cpu,
-                written - alone_wall,
-                writer_cpu,
-            )
-        )
     return results
 
 
@@ -255,10 +231,6 @@ def report_recorder(calls: int, rounds: int, runs: dict[str, dict[str, list[Figu
         ("attempts", 2, "recording: CPU (all threads)"),
         ("gateway", 1, "gateway calls: emit + flush + close"),
         ("gateway", 2, "gateway calls: CPU (all threads)"),
-        ("workers", 1, "serve --workers, a worker: emit + send"),
-        ("workers", 2, "serve --workers, a worker: CPU"),
-        ("workers", 3, "serve --workers: until written (wall)"),
-        ("workers", 4, "serve --workers: writer process CPU"),
     ]
     for workload, column, label in rows:
         cells = "".join(
@@ -267,7 +239,6 @@ def report_recorder(calls: int, rounds: int, runs: dict[str, dict[str, list[Figu
         )
         print(f"  {label:42}{cells}")
     print("  (attempts: one attempt event per call; gateway calls: an attempt and a task event)")
-    print("  (serve --workers: gateway calls relayed to a writer process, which writes them)")
     print("  nothing lost: every event emitted before close was a row and a run-log line")
 
 
