@@ -25,12 +25,18 @@ us per gateway call, median [min-max] of 5 rounds:
     writer process: CPU             44.56 [40.43-47.10]     42.49 [40.53-49.43]
     wall: first emit to all written 81.23 [70.15-99.17]    162.84 [133.15-241.69]
 
+2026-12-07, the same command with ``--rounds 2``, twice, alternating with the code before
+events were rebuilt by compiled code and answered tasks shared their attempt's row
+(us per gateway call, --load 2): worker 5.5-6.9 (before 6.7-8.0); writer process CPU
+20.5-21.1 (before 29.5-31.7); wall until all written 47-50 (before 64-67).
+
 Beside bench_store.py's in-process recorder (27-43 us per gateway call in the serving
 process), a worker's own cost is a fifth; the writer's is higher than the in-process
-recorder's because it rebuilds every event from its field values (3-4 us per event here)
-before writing it as that recorder does. The wall figure is the writer's pace: one process
-writes for every worker, so with many busy workers it is the writer that bounds how fast
-records reach the store (at about 24,000 calls a second here), not the workers.
+recorder's because it unpickles and rebuilds every event from its field values (about
+5 us per gateway call since then: 1.8 unpickling, 3.6 rebuilding) before writing it as
+that recorder does. The wall figure is the writer's pace: one process writes for every
+worker, so with many busy workers it is the writer that bounds how fast records reach
+the store (at about 24,000 calls a second here then, 30,000 since), not the workers.
 """
 
 from __future__ import annotations

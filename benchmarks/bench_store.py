@@ -14,6 +14,41 @@ and the JSONL run log.
 Not a test: it prints figures. Each recorder round also checks that every event emitted
 before ``close`` is a store row and a run-log line ("nothing lost"), and stops if not.
 
+Recorder figures, 2026-12-07 (third sitting): a task its first attempt answered now
+shares that attempt's run-log line and its store row (below), run deltas are summed by
+comprehensions. Main before and after alternating round by round, 5 rounds each of
+``--rounds 1 --load 2`` (machine reference 0.11-0.19 s), us per gateway call, median
+[min-max]:
+
+    workload                          before              after
+    gateway calls, quiet        20.5 [14.0-26.2]      12.7 [10.0-18.1]
+    gateway calls, --load 2     22.8 [19.9-30.5]      25.4 [18.6-28.8]
+    gateway calls, CPU, load    13.8 [11.7-18.4]      14.5 [13.2-17.7]
+
+Under load the two cannot be told apart in 5 rounds (each figure moves by a third from
+round to round); two measures that do not move with the load agree on the gain:
+callgrind (command below) 112.4k instructions per gateway call before, 92.3k after
+(-18%); the write path alone (every call queued, then ``close`` in the calling thread,
+30,000 calls, 2 busy processes) 15.3-16.3 us of CPU before, 11.6-13.6 after. Through
+the writer process of ``serve --workers`` (``bench_relay.py --calls 100000 --rounds 2
+--load 2``, twice each, alternating): the writer's CPU 29.5-31.7 us per call before,
+20.5-21.1 after, and the wall until everything is written 64-67 us before, 47-50 after.
+The target (20 us under load) is still not met by the median here.
+
+What changed:
+
+- One line and one row for a task answered at its first call
+  (``events.answered_at_once``: every plain gateway call). The task's line ends with
+  ``attempt_latency_ms`` and ``attempt_ts``, the only fields of its attempt it does not
+  repeat, and the task's row holds the same two columns (schema 5); the attempt gets no
+  row of its own. ``read_run``, the store's ``run()`` and the ``all_attempts`` view give
+  the attempt back; rows and lines written before stay as they are.
+- The writer process rebuilds events with code compiled from the dataclass's fields (a
+  tuple unpacked into the slots) instead of a descriptor call per field: 9.5 -> 3.6 us
+  per call.
+- Run deltas: one comprehension per sum over the batch (mostly one run), 0.85 -> 0.39
+  us per call.
+
 Recorder figures, 2026-12-07 (second sitting), on the 2-core development machine shared
 with other jobs (the machine reference read 0.10-0.21 s during the rounds; 0.10-0.12 s on
 a quiet day), 100,000 calls, 64 tasks on one event loop, SQLite + JSONL run log, orjson
@@ -79,9 +114,8 @@ into 256-row INSERTs instead of 32, orjson's ``OPT_APPEND_NEWLINE`` (its keyword
 argument costs more than the separate newline), an f-string line with only the floats
 written by orjson. Measured, not taken: dropping the ``ts`` indexes of attempts and
 tasks saves 3.5k per call, but ``prune`` (retention) needs them to avoid scanning the
-tables. Not tried, for lack of time: a task row that does not repeat its single
-attempt's columns (a schema migration; it would save at most the 5 repeated strings'
-binding, about 4k), one combined router event for a one-attempt task.
+tables. Not tried: one combined router event for a one-attempt task (it would also save
+building the attempt event on the request path, 1.4 us).
 
 Query times at 1,000,000 calls (``--calls 1000000 --recorder-calls 0 --repeat 5``) are
 unchanged (same schema and queries; every figure within the run-to-run spread), and the
