@@ -2,8 +2,8 @@
 
 An event's line is written by orjson when it is installed (the ``gateway`` extra brings
 it) from one dict per event type refilled for each line, else by :func:`event_line`,
-built directly; both write the keys of :func:`event_record` in its order. A task its
-first attempt answered shares that attempt's line (:func:`append_lines`).
+built directly; both write the keys of :func:`event_record` in its order. With orjson, a
+task its first attempt answered shares that attempt's line (:func:`append_lines`).
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 ``<runs_dir>/<run_id>.jsonl`` holds, one JSON object a line: a ``run_start`` record
 (run id, kind, meta, ts, and the writing process: see ``runwriter``), every attempt
 and task event (``event_to_dict`` shape) and a ``run_end`` record (status, ts). A task
-its first attempt answered (nearly every gateway call) is one line: the task's record
-followed by ``attempt_latency_ms`` and ``attempt_ts``, the only fields of that attempt
-the task does not repeat; the reader gives back the attempt's record and the task's. Lines
+its first attempt answered (nearly every gateway call) is one line when orjson writes
+the log (the ``gateway`` extra installs it): the task's record followed by
+``attempt_latency_ms`` and ``attempt_ts``, the only fields of that attempt the task does
+not repeat; the reader gives back the attempt's record and the task's. Lines
 are appended in batches by the recorder; a process killed mid-write leaves at most a
 truncated last line, which the reader skips and the next writer terminates before
 appending.
