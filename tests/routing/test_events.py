@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rolecall.errors import AllProvidersFailed, ErrorKind
-from rolecall.events import AttemptEvent, TaskEvent, event_to_dict
+from rolecall.events import AttemptEvent, TaskEvent, answered_at_once, event_to_dict
 
 CHAIN = {"coder": {"provider": "a", "fallback": ["b", "c"]}}
 
@@ -41,6 +41,22 @@ async def test_every_attempt_and_one_task_event(build: Any, config_of: Any) -> N
     assert task.latency_ms == pytest.approx(reply.latency_ms)
     # Events serialise to JSON-ready dicts.
     assert event_to_dict(attempts[0])["error_kind"] == "server"
+
+
+async def test_a_call_answered_at_once_records_an_attempt_its_task_goes_with(
+    build: Any, config_of: Any
+) -> None:
+    """The run log and the store keep such a pair on one line and row: the router's two
+    events must say the same (model, tokens, cost) for that to happen."""
+    config = config_of(
+        roles=CHAIN,
+        provider_extra={"a": {"pricing": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}},
+    )
+    h = build(config, {})
+    await h.router.complete("coder", "hi", run_id="run1", task_id="t1")
+    attempt, task = h.recorder.events
+    assert isinstance(attempt, AttemptEvent) and answered_at_once(attempt, task)
+    assert attempt.cost_usd is not None
 
 
 async def test_failed_task_event(build: Any, config_of: Any) -> None:
