@@ -157,9 +157,50 @@ async def test_a_slot_no_one_uses_is_taken_by_a_new_key_once_every_slot_was_used
         await limit.acquire()
     for limit in limits[:-1]:
         limit.release()
+    await asyncio.sleep(0)  # the releases reach the table once the loop turns
     newcomer = HostLimit(tables[1].limits, KEY, 1, 1)
     await newcomer.acquire()
     stuck = asyncio.create_task(HostLimit(tables[0].limits, KEY, 0, 1).acquire())
     assert await _pending(stuck), "the new key's count was not kept"
     await _drop(stuck)
     assert tables[0].limits.in_flight(slot_key("p255", "x")) == 1
+
+
+async def test_releases_reach_the_table_as_the_loop_turns_or_with_the_next_take(
+    tables: tuple[HealthTable, HealthTable],
+) -> None:
+    one, _ = _limits(tables, 3)
+    for _ in range(3):
+        await one.acquire()
+    one.release()
+    one.release()
+    assert tables[1].limits.in_flight(KEY) == 3  # not yet: one write for both, soon
+    await asyncio.sleep(0)
+    assert tables[1].limits.in_flight(KEY) == 1
+    one.release()
+    await one.acquire()  # the release goes in with this take, in the same write
+    assert tables[1].limits.in_flight(KEY) == 1
+    await asyncio.sleep(0)
+    assert tables[1].limits.in_flight(KEY) == 1
+
+
+def test_a_release_without_a_running_loop_is_given_back_at_once(
+    tables: tuple[HealthTable, HealthTable],
+) -> None:
+    one, _ = _limits(tables, 2)
+    asyncio.run(one.acquire())
+    one.release()
+    assert tables[1].limits.in_flight(KEY) == 0
+
+
+async def test_closing_the_table_gives_back_what_was_released_before(
+    tables: tuple[HealthTable, HealthTable], tmp_path: Path
+) -> None:
+    third = HealthTable(str(tmp_path / "health"))  # a third process, about to stop
+    limit = HostLimit(third.limits, KEY, 2, 2)
+    await limit.acquire()
+    limit.release()
+    third.close()  # before the loop turns
+    assert tables[0].limits.in_flight(KEY) == 0
+    await asyncio.sleep(0)  # the give-back scheduled on the loop finds nothing left
+    assert tables[0].limits.in_flight(KEY) == 0

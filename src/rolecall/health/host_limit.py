@@ -32,6 +32,7 @@ import asyncio
 import fcntl
 import mmap
 import time
+import weakref
 from collections import deque
 from typing import Literal
 
@@ -73,9 +74,13 @@ class LimitSlots:
         self._ints = region.cast("i")
         self._reals = region.cast("d")
         region.release()
+        self._limits: weakref.WeakSet[HostLimit] = weakref.WeakSet()
 
     def close(self) -> None:
-        """Let the mapping close (no view of it may be left)."""
+        """Give back the calls released and not yet written (:meth:`HostLimit.release`),
+        then let the mapping close (no view of it may be left)."""
+        for limit in list(self._limits):
+            limit.give_back()
         self._ints.release()
         self._reals.release()
 
@@ -126,11 +131,19 @@ class LimitSlots:
         return any(0.0 < other < since for at, other in enumerate(waits) if at != worker)
 
     def take(
-        self, key: bytes, hint: int, worker: int, limit: int, since: float, after: float
+        self,
+        key: bytes,
+        hint: int,
+        worker: int,
+        limit: int,
+        since: float,
+        after: float,
+        returned: int = 0,
     ) -> tuple[bool | None, int]:
         """Count one more call of ``worker`` in flight if the host's count is below
         ``limit`` and no other worker has waited since before ``since``; then its oldest
         waiting call is ``after`` (0: none). Else ``worker`` waits since ``since``.
+        ``returned`` calls of ``worker`` ended first (:meth:`give`, in the same lock).
         Returns whether it was taken (None: every slot is in use) and the key's slot."""
         self._lock()
         try:
@@ -138,6 +151,8 @@ class LimitSlots:
             if index is None:
                 return None, hint
             ints, base = self._ints, index * SLOT_INTS
+            if returned:
+                self._give_at(base, worker, returned)
             waits_here = self._reals[index * SLOT_REALS + _SINCE + worker] != 0.0
             if ints[base + _TOTAL] < limit and (
                 ints[base + _WAITING] <= waits_here
@@ -153,19 +168,22 @@ class LimitSlots:
         finally:
             self._unlock()
 
-    def give(self, key: bytes, hint: int, worker: int) -> None:
-        """One call of ``worker`` is no longer in flight."""
+    def give(self, key: bytes, hint: int, worker: int, calls: int = 1) -> None:
+        """``calls`` calls of ``worker`` are no longer in flight."""
         self._lock()
         try:
             index = self._find(key, hint)
-            if index is None:
-                return
-            ints, base = self._ints, index * SLOT_INTS
-            if ints[base + _COUNTS + worker] > 0:
-                ints[base + _COUNTS + worker] -= 1
-                ints[base + _TOTAL] -= 1
+            if index is not None:
+                self._give_at(index * SLOT_INTS, worker, calls)
         finally:
             self._unlock()
+
+    def _give_at(self, base: int, worker: int, calls: int) -> None:
+        ints = self._ints
+        given = min(calls, ints[base + _COUNTS + worker])
+        if given > 0:
+            ints[base + _COUNTS + worker] -= given
+            ints[base + _TOTAL] -= given
 
     def wait_since(self, key: bytes, hint: int, worker: int, since: float) -> None:
         """``worker``'s oldest waiting call now waits since ``since`` (0: none waits)."""
@@ -236,10 +254,14 @@ class HostLimit:
         self._index = 0  # where the key was last found: checked first
         self._queue: deque[_Waiter] = deque()
         self._mine = 0  # calls this limit let through and not yet released
+        self._returned = 0  # calls released, not yet given back in the table
+        self._giving = False  # a give-back is scheduled on the event loop
+        slots._limits.add(self)  # closing the table gives back what is released
 
     def _take(self, since: float, after: float) -> bool:
+        returned, self._returned = self._returned, 0
         taken, self._index = self._slots.take(
-            self._key, self._index, self._worker, self.limit, since, after
+            self._key, self._index, self._worker, self.limit, since, after, returned
         )
         if taken is None:  # every slot in use (hundreds of providers): limit this worker
             taken = self._mine < self.limit
@@ -282,7 +304,26 @@ class HostLimit:
         return self._queue[0].since if self._queue else 0.0
 
     def release(self) -> None:
+        """Give the call back: in the table by the next take, or once the event loop has
+        run what is ready now (the releases of that time as one locked write).
+
+        Until then other workers see the call as still in flight, which can only make
+        them wait, for at most one turn of this loop; each locked write costs two
+        ``lockf`` calls, which under load this saves on most calls."""
         self._mine -= 1
-        self._slots.give(self._key, self._index, self._worker)
+        self._returned += 1
+        if not self._giving:
+            try:
+                asyncio.get_running_loop().call_soon(self.give_back)
+                self._giving = True
+            except RuntimeError:  # no event loop runs (shutting down): give it back now
+                self.give_back()
         if self._queue:
             self._queue[0].wake.set()
+
+    def give_back(self) -> None:
+        """Write the released calls to the table now."""
+        self._giving = False
+        returned, self._returned = self._returned, 0
+        if returned:
+            self._slots.give(self._key, self._index, self._worker, returned)
