@@ -17,6 +17,10 @@ its oldest waiting call has waited (0: none waits).
   worker's other waiting calls for that provider. A release in this worker
   wakes the first at once; releases in other workers are seen by the first
   polling every :data:`POLL_SECONDS` (one locked read: microseconds).
+- A release is written with the worker's next take, or once its event loop has run
+  what was ready (the releases of that turn as one write): each locked write is two
+  ``lockf`` calls. Other workers may see the call in flight for that turn longer,
+  which can only make them wait; closing the table writes what is pending first.
 - The old and the new router of a worker, during a reload, share its column:
   at worst a call of one waits for its turn by polling.
 - :meth:`LimitSlots.forget` zeroes a dead worker's column: the parent calls it when
