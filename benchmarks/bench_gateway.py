@@ -129,6 +129,18 @@ Where the time goes:
   the provider thinks" of issue 21 is the path's length, paid cold, not
   waiting, timers or thread hand-offs. It scales with how much code a call
   runs, so only a shorter path cuts it.
+- Why cold (benchmarks/_bench_wake.py, 2026-12-07): the step is at 2-3 ms of
+  idleness (_bench_phases.py, provider at 2 ms: in 89 us, out 79 us; at 5 ms:
+  234 and 217; at 50 ms: 237 and 280; at once: 54 and 46), and plain Python
+  code shows it alone: 6-10 us warm, 140-210 us after a 50 ms sleep, 8-46 us
+  after a 50 ms busy loop. The virtual CPU halts while idle and the code after
+  the wake pays for it; the guest's halt-polling does not cover waits this long.
+  A prototype gateway that never lets its loop block (a call_soon callback
+  re-arming itself) measured 0.55 ms p50 added at 1 in flight against 0.83 for
+  main in the same rounds (p99 0.51 against 1.87), at 51 ms of CPU per request:
+  a whole core burnt for every provider call. Not kept: an LLM call waits
+  seconds, and a gateway that spins through them takes the core from everything
+  else on the host.
 - What that path is, and what was cut from it: benchmarks/_bench_profile.py's
   docstring (table, cuts, figures). No part dominates; JSON went from 7% to 1% of
   the profiled CPU (orjson), 17% fewer Python calls. gw CPU/req against main in
