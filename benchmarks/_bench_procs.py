@@ -36,12 +36,23 @@ Process = subprocess.Popen[str] | subprocess.Popen[bytes]
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    """User + system CPU time of a process and its live descendants (Linux /proc), or None.
+
+    Descendants count so that `rolecall serve --workers N` (a parent, its workers and
+    the recording writer) is measured whole; they live as long as the server does.
+    """
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        seconds += process_cpu_seconds(int(child)) or 0.0
+    return seconds
 
 
 def free_port() -> int:

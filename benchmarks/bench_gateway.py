@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
-        [--compare-src DIR] [--lag]
+        [--compare-src DIR] [--lag] [--serve-workers N]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
@@ -30,8 +30,9 @@ percentiles. In each round the servers' order rotates, so none always runs
 right after the direct calls.
 
 First table: "direct" and "gateway" p50/p99 are absolute latencies (ms); "gw
-req/s" is the gateway run's throughput; "gw CPU/req" the gateway process's CPU
-time per request (HTTP server + doors + router + provider adapter + recorder);
+req/s" is the gateway run's throughput; "gw CPU/req" the gateway's CPU time per
+request, its child processes included (HTTP server + doors + router + provider
+adapter + recorder);
 "router CPU/req" is ``Router.complete`` driven in this process at the same
 concurrency against the same provider (router + adapter alone).
 
@@ -74,6 +75,10 @@ round (benchmarks/_bench_doors.py); a door that answers 404 reads "absent".
 Figures: benchmarks/_bench_doors.py.
 
 --lag: see "The tail at 50 in flight" below.
+
+--serve-workers N serves the measured gateways (and the compared one) with
+`rolecall serve --workers N` instead of one process; their CPU figures then count
+the workers and the recording writer.
 
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
@@ -402,6 +407,12 @@ def main() -> None:
         "(at the highest --in-flight; recording as set)",
     )
     parser.add_argument(
+        "--serve-workers",
+        type=int,
+        default=1,
+        help="the measured gateways run `rolecall serve --workers N` (default 1)",
+    )
+    parser.add_argument(
         "--doors",
         action="store_true",
         help="instead of the tables above: the added latency of each front door (chat "
@@ -457,7 +468,11 @@ def main() -> None:
                 for n, name in enumerate(names)
             }
             gateway_proc, gateway_url = start_gateway(
-                sim_base, Path(tmp), not args.no_record, lag_report=lag["gateway"]
+                sim_base,
+                Path(tmp),
+                not args.no_record,
+                args.serve_workers,
+                lag_report=lag["gateway"],
             )
             procs.callback(stop, gateway_proc)
             floors = []
@@ -468,6 +483,7 @@ def main() -> None:
                     sim_base,
                     Path(tmp) / "compared",
                     not args.no_record,
+                    args.serve_workers,
                     src=args.compare_src,
                     lag_report=lag.get("gateway before"),
                 )
