@@ -156,6 +156,10 @@ async def layer_cost(
                 while remaining > 0:
                     remaining -= 1
                     await call()
+                    # The provider never waits, so without this the loop would not turn
+                    # until every request had run: what a request schedules (the ASGI
+                    # path's disconnect watcher) would pile up and the collector with it.
+                    await asyncio.sleep(0)
 
             before = time.process_time()
             await asyncio.gather(*(worker() for _ in range(in_flight)))

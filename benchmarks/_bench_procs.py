@@ -115,6 +115,7 @@ def start_gateway(
                 max_concurrency: 1000
             roles:
               coder: {{provider: sim}}
+            default_provider: sim  # the other built-in roles too: no startup warning
             retry: {{max_attempts: 1}}
             metrics:
               url: sqlite:///{workdir}/rolecall.db

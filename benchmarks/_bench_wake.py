@@ -25,7 +25,8 @@ virtual machine (2026-12, idle; --calls 100, 200, 200 --keep-awake), lowest..hig
 After 3 ms of idleness the code after the wake often runs 3x slower, and 15-30x
 after 50 ms: the virtual CPU halts, and the host evidently runs other work on the
 core meanwhile (no hardware counters are exposed to tell caches from anything
-else). Keeping the CPU busy removes most of it; the guest's halt-polling
+else). Keeping the CPU busy removes most of it; waking it every 0.5-2 ms
+(50 ms slept in slices) does not (165-170 us); the guest's halt-polling
 (``guest_halt_poll_ns``) does not, at 200 us. This is what issue 21 saw as "most of
 the cost appears only when the gateway idles while the provider thinks"; see
 benchmarks/bench_gateway.py ("Where the time goes").
