@@ -141,6 +141,42 @@ def start_gateway(
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
+LITELLM_KEY = "sk-litellm-bench"
+
+
+def start_litellm(python: str, sim_base: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """LiteLLM's proxy from its own environment (``python``: benchmarks/litellm-env.sh's
+    interpreter), routing model ``coder`` to the fake provider; its logs go to workdir."""
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            model_list:
+              - model_name: coder
+                litellm_params:
+                  model: openai/sim-model
+                  api_base: {sim_base}
+                  api_key: {SIM_KEY}
+            general_settings:
+              master_key: {LITELLM_KEY}
+            litellm_settings:
+              telemetry: false
+            """
+        )
+    )
+    port = free_port()
+    exe = Path(python).with_name("litellm")
+    log = (workdir / "litellm.log").open("wb")
+    proc = subprocess.Popen(
+        [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"},
+    )
+    wait_http("LiteLLM proxy", proc, port, timeout=120.0)
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
 def _start_script(name: str, script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     path = Path(__file__).with_name(script)

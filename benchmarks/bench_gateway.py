@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
-        [--layer-requests 5000] [--litellm-url URL --litellm-model MODEL] [--workers N]
-        [--compare-src DIR] [--lag] [--serve-workers N]
+        [--layer-requests 5000] [--litellm PYTHON | --litellm-url URL --litellm-model MODEL]
+        [--workers N] [--compare-src DIR] [--lag] [--serve-workers N]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
@@ -59,12 +59,15 @@ A last table isolates the gateway's own work further: its ASGI app called in
 this process (no sockets) with a provider that answers at once, against
 ``Router.complete`` with that same provider: CPU microseconds per request.
 
-LiteLLM column: its proxy's overhead over direct calls, computed as above. Pass
---litellm-url of a LiteLLM proxy (built in its own environment by
-benchmarks/litellm-env.sh) routing --litellm-model to the same fake provider:
-start one with --serve-sim [--latency S --jitter J], point LiteLLM at the URL it
-prints, then run again with --sim-url URL and the same --latency and --jitter
-(the excesses need them) plus --litellm-url ... . Without it the column reads "n/a".
+LiteLLM column: its proxy's overhead over direct calls, computed as above. With
+--litellm PYTHON (the interpreter of the environment benchmarks/litellm-env.sh
+builds, LiteLLM pinned there) this script starts LiteLLM's proxy in front of the
+same fake provider and measures it in the same rounds, in one run. Or pass
+--litellm-url of a LiteLLM proxy started otherwise, routing --litellm-model to
+the same fake provider: start one with --serve-sim [--latency S --jitter J],
+point LiteLLM at the URL it prints, then run again with --sim-url URL and the
+same --latency and --jitter (the excesses need them) plus --litellm-url ... .
+Without either the column reads "n/a".
 
 --doors measures, instead of all the above, each front door of the gateway side by
 side: the same one-message whole request as chat completions, as /v1/messages
@@ -256,10 +259,12 @@ from _bench_layer import layer_cost, router_cpu_per_request, run_loop
 from _bench_load import Target, measure, provider_delays_ms
 from _bench_procs import (
     GATEWAY_KEY,
+    LITELLM_KEY,
     SIM_KEY,
     process_cpu_seconds,
     start_bare_proxy,
     start_gateway,
+    start_litellm,
     start_raw_floor,
     start_sim,
     stop,
@@ -420,6 +425,13 @@ def main() -> None:
         help="[LiteLLM comparison] base URL (with /v1) of a LiteLLM proxy routing to the same "
         "fake provider; the column reads n/a without it",
     )
+    parser.add_argument(
+        "--litellm",
+        metavar="PYTHON",
+        default=None,
+        help="[LiteLLM comparison] python of the environment benchmarks/litellm-env.sh builds: "
+        "its proxy is started in front of the same fake provider and measured in the same rounds",
+    )
     parser.add_argument("--litellm-model", default="coder", help="[LiteLLM comparison] model")
     parser.add_argument("--litellm-key", default="sk-litellm", help="[LiteLLM comparison] key")
     parser.add_argument(
@@ -533,6 +545,10 @@ def main() -> None:
                 procs.callback(stop, raw_proc)
                 # Bytes pass through untouched: the client sends the provider's model and key.
                 floors.append(Target("raw socket", raw_url, "sim-model", SIM_KEY))
+            if args.litellm:
+                litellm_proc, args.litellm_url = start_litellm(args.litellm, sim_base, Path(tmp))
+                procs.callback(stop, litellm_proc)
+                args.litellm_model, args.litellm_key = "coder", LITELLM_KEY
             args.sim_base = sim_base
             rows = run_loop(
                 run(
