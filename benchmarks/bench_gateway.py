@@ -201,7 +201,8 @@ Where the time goes:
   each), 21 of generation 1 (1.5 ms), 2 full ones (2.5 ms); 11-16 pauses over
   1 ms. A first-generation threshold of 10,000 halves the total (48 ms) but not
   the pauses over 1 ms (13-16: a generation-0 collection then takes 2.8 ms);
-  gc.freeze() after startup changes neither. p50 and p99 added stayed within
+  a second gc.freeze() 3 s after startup (`rolecall serve` freezes what startup
+  built already) changes neither. p50 and p99 added stayed within
   the rounds' spread in all four settings.
 - The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): see below.
 
