@@ -240,6 +240,13 @@ median of 5 rounds (lowest..highest); stalls per 1000 requests (2026-12, load 0.
   lower in two runs, higher in the third); (b) also costs 50% more recording CPU
   (95.8 vs 62.5 ms per 1000 requests: more transactions). Both were reverted. What
   the probe points at is CPU contention: less CPU per call, or spare cores.
+- Again on the idle machine (2026-12-07; --lag --in-flight 50 --latency 0.05
+  --jitter 0.5 --requests 3000 --warmup 300 --rounds 3 --no-floor, five runs):
+  1.9-2.9 stalls per 1000 requests (median 3.5-4.3 ms, max 4.9-8.0); of those
+  with the loop waiting, 70-90% waited mostly for a core; flushes took 10-12 ms
+  of CPU per 1000 requests. sys.setswitchinterval(0.001) in the gateway, two
+  runs against two without: 2.4 and 2.7 stalls per 1000 against 1.9 and 2.9,
+  p99 added 4.22 and 0.35 ms against 2.88 and 1.93: no difference beyond the spread.
 """
 
 from __future__ import annotations
