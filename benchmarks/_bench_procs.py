@@ -166,14 +166,24 @@ def start_litellm(python: str, sim_base: str, workdir: Path) -> tuple[subprocess
     )
     port = free_port()
     exe = Path(python).with_name("litellm")
-    log = (workdir / "litellm.log").open("wb")
-    proc = subprocess.Popen(
-        [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"},
-    )
-    wait_http("LiteLLM proxy", proc, port, timeout=120.0)
+    if not exe.is_file():
+        raise SystemExit(
+            f"no LiteLLM proxy at {exe}: build its environment with benchmarks/litellm-env.sh "
+            "and pass the python it prints to --litellm"
+        )
+    log = workdir / "litellm.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"},
+        )
+    try:
+        wait_http("LiteLLM proxy", proc, port, timeout=120.0)
+    except SystemExit as exc:  # its log lives in a directory removed on exit: show its end
+        tail = log.read_text(errors="replace").splitlines()[-5:]
+        raise SystemExit("\n".join([str(exc), "its last output:", *tail])) from None
     return proc, f"http://127.0.0.1:{port}/v1"
 
 

@@ -115,7 +115,7 @@ direct calls, median of 5 rounds (lowest..highest round):
            10 | gateway before | 2.68 (2.43..2.80)   |  7.96 (5.58..9.53)
 
 The same machine idle (2026-12-07, load average 0.1-0.4, nothing else running),
-this gateway alone, all four servers in the same rounds:
+the gateway and both floors in the same rounds (no "before" row, no LiteLLM):
 
     --in-flight 1,50,100 --latency 0.05 --jitter 0.5 --requests 600 --warmup 150 --rounds 5
     in flight | server         | p50 added           | p99 added
