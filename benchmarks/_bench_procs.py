@@ -1,7 +1,8 @@
 """The processes bench_gateway.py measures: fake provider, gateway and the two floors.
 
 Each runs in a process of its own, started here and stopped with :func:`stop`;
-the load generator (bench_gateway.py) shares the machine with them.
+the load generator (bench_gateway.py) shares the machine with them, or, after
+:func:`pin_servers`, keeps to other cores than the servers measured.
 """
 
 from __future__ import annotations
@@ -33,6 +34,27 @@ SIM_SCRIPT = textwrap.dedent(
 )
 
 Process = subprocess.Popen[str] | subprocess.Popen[bytes]
+
+# The cores the measured servers (gateway, floors, LiteLLM) run on; None: any core.
+_server_cpus: set[int] | None = None
+
+
+def pin_servers() -> tuple[set[int], set[int]]:
+    """Keep the measured servers on this process's last core and this process (the load
+    generator, and the fake provider started after this) on the others, as a server under
+    test has its host to itself; returns (server cores, client cores)."""
+    global _server_cpus
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least two cores (one for the servers, one for the rest)")
+    _server_cpus = {max(cpus)}
+    os.sched_setaffinity(0, cpus - _server_cpus)
+    return _server_cpus, cpus - _server_cpus
+
+
+def _on_server_cpus() -> None:  # runs in the child between fork and exec
+    if _server_cpus is not None:
+        os.sched_setaffinity(0, _server_cpus)
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -136,7 +158,7 @@ def start_gateway(
         cmd[:1] = [sys.executable, profiler, "--serve", profile_to]
     cmd += ["--no-access-log", "--log-level", "warning", "--workers", str(workers)]
     env = None if src is None else {**os.environ, "PYTHONPATH": src}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, preexec_fn=_on_server_cpus)
     wait_http("gateway", proc, port)
     return proc, f"http://127.0.0.1:{port}/v1"
 
@@ -178,6 +200,7 @@ def start_litellm(python: str, sim_base: str, workdir: Path) -> tuple[subprocess
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"},
+            preexec_fn=_on_server_cpus,
         )
     try:
         wait_http("LiteLLM proxy", proc, port, timeout=120.0)
@@ -190,7 +213,9 @@ def start_litellm(python: str, sim_base: str, workdir: Path) -> tuple[subprocess
 def _start_script(name: str, script: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     path = Path(__file__).with_name(script)
-    proc = subprocess.Popen([sys.executable, str(path), *args, str(port)])
+    proc = subprocess.Popen(
+        [sys.executable, str(path), *args, str(port)], preexec_fn=_on_server_cpus
+    )
     wait_http(name, proc, port)
     return proc, f"http://127.0.0.1:{port}/v1"
 

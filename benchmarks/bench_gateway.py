@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm PYTHON | --litellm-url URL --litellm-model MODEL]
-        [--workers N] [--compare-src DIR] [--lag] [--serve-workers N]
+        [--workers N] [--compare-src DIR] [--lag] [--serve-workers N] [--pin]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
@@ -86,6 +86,13 @@ the workers and the recording writer.
 --workers N adds one line: throughput of `rolecall serve --workers N` against one
 worker at the highest --in-flight (same fake provider, same client).
 
+--pin runs the measured servers (gateway, floors, LiteLLM, and their children) on
+the machine's last core and this load generator and the fake provider on the
+others, as a gateway in production has its host's cores to itself instead of
+sharing them with its clients; without it every process shares every core and
+the tail measures their scheduling against each other too. It needs two cores
+and one worker.
+
 Figures (2026-12, this 2-core machine shared with other test runs, load average
 0.6-2; recording on; "before" = the gateway as it was before the doors were served
 from the protocol, measured in the same rounds with --compare-src). ms added over
@@ -135,7 +142,41 @@ the gateway and both floors in the same rounds (no "before" row, no LiteLLM):
     which on two cores shared with the client and the provider gains nothing);
     p99 added at 50 in flight 0.63-4.44 ms over nine runs, median 1.9.
 
-So on an idle machine the 100-in-flight target holds (0.48 ms; 0.33-0.45 alone)
+The same idle machine with --pin (2026-12-07, load average 0.2): the servers on
+core 1, the load generator and the fake provider on core 0, LiteLLM 1.81.16 (its
+proxy, one worker) in the same rounds:
+
+    --in-flight 1,50,100 --latency 0.05 --jitter 0.5 --requests 400 --warmup 100
+    --rounds 3 --pin --litellm benchmarks/.venv-litellm/bin/python
+    in flight | server         | p50 added             | p99 added
+            1 | gateway        |   0.47 ( 0.09.. 0.70) |   0.63 ( 0.22.. 0.74)
+            1 | bare proxy     |   0.26 ( 0.14.. 0.47) |   0.22 ( 0.20.. 0.84)
+            1 | raw socket     |   0.07 (-0.10.. 0.16) |   0.19 ( 0.01.. 0.21)
+            1 | LiteLLM        |   5.40 ( 3.72.. 5.82) |   7.22 ( 5.53.. 7.30)
+           50 | gateway        |   0.13 ( 0.13.. 0.14) |  -0.52 (-2.23.. 3.50)
+           50 | bare proxy     |   0.03 ( 0.02.. 0.10) |  -2.01 (-2.29..-1.66)
+           50 | raw socket     |   0.03 (-0.05.. 0.06) |  -0.47 (-0.89..-0.41)
+           50 | LiteLLM        |  94.62 (87.78..97.98) | 332.54 (326.68..406.07)
+          100 | gateway        |   0.10 ( 0.08.. 0.17) |  -1.36 (-3.56..-0.54)
+          100 | bare proxy     |   0.05 ( 0.01.. 0.10) |  -2.48 (-3.03..-0.83)
+          100 | raw socket     |   0.07 ( 0.06.. 0.09) |  -0.47 (-0.67.. 6.61)
+          100 | LiteLLM        | 217.49 (213.09..221.75) | 624.09 (567.19..921.58)
+    (gw CPU/req 0.48, 0.14, 0.14 ms at 1, 50, 100 in flight)
+
+    and the same without LiteLLM, --requests 600 --warmup 150 --rounds 5: p50
+    added at 1 in flight 0.71 (0.68..0.89) (bare proxy 0.51, raw socket 0.15),
+    at 50 0.16 (0.09..0.36) with p99 -0.43 (-1.34..1.38), at 100 0.18
+    (0.07..0.40); --in-flight 50 --requests 3000 --warmup 300 --rounds 3
+    --no-floor: p99 added -1.30 (-4.61..-1.26) pinned against 3.11 (-0.89..4.35)
+    unpinned, p50 0.19 against 0.50, in back-to-back runs.
+
+A negative p99 "added" says the server's tail is below what this machine resolves:
+the direct calls' own tail (the client and the provider contending for core 0)
+is larger than what a hop adds. Pinned, the 50-in-flight p99 and the
+100-in-flight p50 targets hold with room; the 1-in-flight one holds in some
+rounds, not in the median (0.47 and 0.71 ms in two runs).
+
+So on an idle machine, unpinned, the 100-in-flight target holds (0.48 ms; 0.33-0.45 alone)
 and the 50-in-flight p99 target holds in about half the runs: its rounds spread
 over more than 10 ms, as the floors' do. The 1-in-flight target does not: the
 raw-socket floor itself takes half of it, and a 50 ms wait costs the Python work
@@ -175,7 +216,13 @@ Where the time goes:
   main in the same rounds (p99 0.51 against 1.87), at 51 ms of CPU per request:
   a whole core burnt for every provider call. Not kept: an LLM call waits
   seconds, and a gateway that spins through them takes the core from everything
-  else on the host.
+  else on the host. Keeping only the core awake is not enough: a SCHED_IDLE busy
+  loop of another process on the servers' core during a --pin run (--in-flight 1
+  --requests 400 --warmup 100 --rounds 5) left the figures where they were:
+  gateway 0.48 (0.23..0.82) ms added, bare proxy 0.24, raw socket 0.12, gw
+  CPU/req 0.47 ms (of which about 0.1 is the idle gateway's own 2 ms/s of
+  timers, spread over 19 requests a second). What the in-loop spin kept warm was
+  the gateway's own code and data.
 - What that path is, and what was cut from it: benchmarks/_bench_profile.py's
   docstring (table, cuts, figures). No part dominates; JSON went from 7% to 1% of
   the profiled CPU (orjson), 17% fewer Python calls. gw CPU/req against main in
@@ -204,6 +251,14 @@ Where the time goes:
   a second gc.freeze() 3 s after startup (`rolecall serve` freezes what startup
   built already) changes neither. p50 and p99 added stayed within
   the rounds' spread in all four settings.
+- A faster server library, measured and not chosen: granian 2.8.9 (Rust HTTP
+  server, ASGI interface, uvloop, one worker, HTTP/1 only) serving the same bare
+  proxy app, against it on uvicorn in the same rounds (--in-flight 1,50
+  --requests 300 --warmup 100 --rounds 3, its URL passed as --litellm-url):
+  p50 added at 1 in flight 0.93 ms against uvicorn's 0.53, at 50 in flight 0.49
+  against 0.21; p99 at 50 in flight 1.36 against 3.28. Only its tail was
+  better, and by less than pinning buys (above); at one call in flight, the
+  target still missed, it is the slower server.
 - The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): see below.
 
 The tail at 50 in flight. --lag serves the gateways through benchmarks/_bench_lag.py:
@@ -269,6 +324,7 @@ from _bench_procs import (
     GATEWAY_KEY,
     LITELLM_KEY,
     SIM_KEY,
+    pin_servers,
     process_cpu_seconds,
     start_bare_proxy,
     start_gateway,
@@ -488,6 +544,12 @@ def main() -> None:
         "loops' stalls (> 3 ms late) and what overlapped them",
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the measured servers on the last core and this load generator and the fake "
+        "provider on the others (the servers' children too)",
+    )
+    parser.add_argument(
         "--sim-url",
         default=None,
         help="use a running fake provider (with /v1); pass the --latency and --jitter it was "
@@ -500,7 +562,15 @@ def main() -> None:
     args.jitter = 0.0 if args.jitter is None else args.jitter
     if not 0 <= args.jitter <= 1 or args.latency < 0:
         parser.error("--jitter must be between 0 and 1 and --latency at least 0")
+    if args.pin and (args.workers or args.serve_workers > 1):
+        parser.error("--pin gives the servers one core: measure several workers without it")
     command = "python benchmarks/bench_gateway.py " + shlex.join(sys.argv[1:])
+    if args.pin:
+        servers, others = pin_servers()
+        print(
+            f"servers on core {sorted(servers)}, "
+            f"load generator and fake provider on {sorted(others)}"
+        )
 
     sim, sim_base = (None, args.sim_url) if args.sim_url else start_sim(args.latency, args.jitter)
     try:
