@@ -174,7 +174,10 @@ A negative p99 "added" says the server's tail is below what this machine resolve
 the direct calls' own tail (the client and the provider contending for core 0)
 is larger than what a hop adds. Pinned, the 50-in-flight p99 and the
 100-in-flight p50 targets hold with room; the 1-in-flight one holds in some
-rounds, not in the median (0.47 and 0.71 ms in two runs).
+rounds, not in the median: 0.47, 0.71 and, in a third run (--in-flight 1
+--requests 600 --warmup 150 --rounds 5 --pin, load average 0.0), 0.83 (0.32..0.91)
+ms, with the raw-socket floor at 0.07, 0.15 and 0.31 and the bare proxy at 0.26,
+0.51 and 0.40: the machine's own noise moves all three rows together.
 
 So on an idle machine, unpinned, the 100-in-flight target holds (0.48 ms; 0.33-0.45 alone)
 and the 50-in-flight p99 target holds in about half the runs: its rounds spread
