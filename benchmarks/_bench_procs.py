@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 SIM_KEY = "bench-provider-key-0001"
 GATEWAY_KEY = "bench-gateway-key-0001"
@@ -96,6 +97,22 @@ def wait_http(name: str, proc: Process, port: int, timeout: float = 20.0) -> Non
     proc.kill()
     proc.wait()
     raise SystemExit(f"the {name} is not listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def unreachable(url: str) -> str | None:
+    """Why nothing answers at ``url`` (host and port taken from it), or None if something does."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or 80
+    except ValueError:
+        host = None
+    if not url.startswith("http://") or not host:
+        return "not an http://host:port/... URL"
+    try:
+        with socket.create_connection((host, port), timeout=2.0):
+            return None
+    except OSError as exc:
+        return f"nothing answers there ({exc.strerror or exc})"
 
 
 def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str]:

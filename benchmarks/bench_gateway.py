@@ -335,6 +335,7 @@ from _bench_procs import (
     start_raw_floor,
     start_sim,
     stop,
+    unreachable,
 )
 from _bench_report import (
     Pair,
@@ -565,15 +566,15 @@ def main() -> None:
     args.jitter = 0.0 if args.jitter is None else args.jitter
     if not 0 <= args.jitter <= 1 or args.latency < 0:
         parser.error("--jitter must be between 0 and 1 and --latency at least 0")
+    if args.sim_url and (problem := unreachable(args.sim_url)):
+        parser.error(f"--sim-url {args.sim_url}: {problem}; pass the URL --serve-sim prints")
     if args.pin and (args.workers or args.serve_workers > 1):
         parser.error("--pin gives the servers one core: measure several workers without it")
     command = "python benchmarks/bench_gateway.py " + shlex.join(sys.argv[1:])
     if args.pin:
         servers, others = pin_servers()
-        print(
-            f"servers on core {sorted(servers)}, "
-            f"load generator and fake provider on {sorted(others)}"
-        )
+        rest = "load generator" if args.sim_url else "load generator and fake provider"
+        print(f"servers on core {sorted(servers)}, {rest} on {sorted(others)}")
 
     sim, sim_base = (None, args.sim_url) if args.sim_url else start_sim(args.latency, args.jitter)
     try:
