@@ -129,18 +129,9 @@ def start_sim(latency: float, jitter: float) -> tuple[subprocess.Popen[str], str
     return proc, base_url
 
 
-def start_gateway(
-    sim_base: str,
-    workdir: Path,
-    record: bool = True,
-    workers: int = 1,
-    src: str | None = None,
-    lag_report: Path | None = None,
-    profile_to: str | None = None,
-) -> tuple[subprocess.Popen[bytes], str]:
-    """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there;
-    ``lag_report``: serve through _bench_lag.py, which writes its report there on exit;
-    ``profile_to``: serve under cProfile (_bench_profile.py), its profile written there."""
+def gateway_config(sim_base: str, workdir: Path, record: bool = True) -> Path:
+    """The gateway's config in ``workdir`` (its store and run log there too): model ``coder``
+    routed to the fake provider, key GATEWAY_KEY."""
     config = workdir / "rolecall.yaml"
     config.write_text(
         textwrap.dedent(
@@ -165,6 +156,22 @@ def start_gateway(
             """
         )
     )
+    return config
+
+
+def start_gateway(
+    sim_base: str,
+    workdir: Path,
+    record: bool = True,
+    workers: int = 1,
+    src: str | None = None,
+    lag_report: Path | None = None,
+    profile_to: str | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`rolecall serve` in front of the fake provider; ``src``: import rolecall from there;
+    ``lag_report``: serve through _bench_lag.py, which writes its report there on exit;
+    ``profile_to``: serve under cProfile (_bench_profile.py), its profile written there."""
+    config = gateway_config(sim_base, workdir, record)
     port = free_port()
     exe = Path(sys.executable).with_name("rolecall")
     cmd = [str(exe), "serve", "-c", str(config), "--port", str(port), "--offline"]
@@ -245,6 +252,15 @@ def start_bare_proxy(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
 def start_raw_floor(sim_base: str) -> tuple[subprocess.Popen[bytes], str]:
     """The raw-socket proxy of benchmarks/_bench_floor.py in front of the fake provider."""
     return _start_script("raw-socket floor", "_bench_floor.py", sim_base)
+
+
+def start_lean(
+    sim_base: str, workdir: Path, record: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The gateway's chat door behind benchmarks/_bench_lean.py's minimal server."""
+    return _start_script(
+        "lean server", "_bench_lean.py", str(gateway_config(sim_base, workdir, record))
+    )
 
 
 def stop(proc: Process) -> None:

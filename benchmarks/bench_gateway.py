@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gateway.py [--in-flight 1,100] [--requests 1000]
         [--latency 0.05] [--jitter 0.0] [--rounds 3] [--no-record] [--no-floor]
         [--layer-requests 5000] [--litellm PYTHON | --litellm-url URL --litellm-model MODEL]
-        [--workers N] [--compare-src DIR] [--lag] [--serve-workers N] [--pin]
+        [--workers N] [--compare-src DIR] [--lag] [--serve-workers N] [--pin] [--lean]
     .venv/bin/python benchmarks/bench_gateway.py --doors [--in-flight 1,100] [--rounds 5]
 
 Processes: the fake OpenAI-compatible provider (rolecall.sim.SimServer), the
@@ -49,6 +49,10 @@ Second table, ms added over direct calls, one line per server:
   the answer's bytes back, with only Content-Length framing, no HTTP parser and
   no JSON: the irreducible cost of one more loopback hop through a Python event
   loop on this machine, the floor under every Python proxy.
+- lean server (with --lean; benchmarks/_bench_lean.py): the gateway's own chat
+  door, router and recording, built from the same config, behind a minimal
+  httptools server instead of uvicorn's protocol: what the server layer costs
+  the gateway, measured in the same rounds.
 - LiteLLM: see below; "n/a" without --litellm-url.
 
 The last column divides each p50 by the raw-socket floor's. --no-floor skips
@@ -262,6 +266,25 @@ Where the time goes:
   against 0.21; p99 at 50 in flight 1.36 against 3.28. Only its tail was
   better, and by less than pinning buys (above); at one call in flight, the
   target still missed, it is the slower server.
+- A server of our own, priced before building it: --lean serves the gateway's
+  own chat door, router and recording behind a minimal httptools server
+  (benchmarks/_bench_lean.py, none of the protocol's limits). Three --pin runs
+  at 1 in flight (2026-12-07, load average 0.0-0.2; --latency 0.05 --jitter
+  0.5, 400-600 requests, 5 rounds), p50 added in ms:
+
+        gateway             0.71    0.74    0.73
+        lean server         0.63    0.46    0.69
+        bare proxy          0.40    0.41    0.48
+        raw socket          0.20    0.16    0.11
+
+  (the first run with the prototype of _bench_lean.py passed as --litellm-url).
+  uvicorn's protocol and request cycle, with the limits on them, cost the
+  gateway 0.04-0.28 ms of the 0.7 here; the door, router and recording behind
+  the leanest server still add 0.46-0.69 ms, so a server of our own (which
+  would also have to carry the streamed responses, the other routes and every
+  limit of gateway/protocol.py) would not bring the 1-in-flight target within
+  reach, and was not built. At 100 in flight (second run) the lean server adds
+  0.15 ms against the gateway's 0.23.
 - The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): see below.
 
 The tail at 50 in flight. --lag serves the gateways through benchmarks/_bench_lag.py:
@@ -331,6 +354,7 @@ from _bench_procs import (
     process_cpu_seconds,
     start_bare_proxy,
     start_gateway,
+    start_lean,
     start_litellm,
     start_raw_floor,
     start_sim,
@@ -548,6 +572,12 @@ def main() -> None:
         "loops' stalls (> 3 ms late) and what overlapped them",
     )
     parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="also measure the gateway's chat door behind a minimal httptools server "
+        "(benchmarks/_bench_lean.py): the 'lean server' row",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="run the measured servers on the last core and this load generator and the fake "
@@ -627,6 +657,11 @@ def main() -> None:
                 procs.callback(stop, raw_proc)
                 # Bytes pass through untouched: the client sends the provider's model and key.
                 floors.append(Target("raw socket", raw_url, "sim-model", SIM_KEY))
+            if args.lean:
+                (Path(tmp) / "lean").mkdir()
+                lean_proc, lean_url = start_lean(sim_base, Path(tmp) / "lean", not args.no_record)
+                procs.callback(stop, lean_proc)
+                floors.append(Target("lean server", lean_url, "coder", GATEWAY_KEY))
             if args.litellm:
                 litellm_proc, args.litellm_url = start_litellm(args.litellm, sim_base, Path(tmp))
                 procs.callback(stop, litellm_proc)
