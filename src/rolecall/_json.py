@@ -11,12 +11,15 @@ gets never depends on whether orjson is installed:
   returns its value or raises its own error.
 - :func:`dumps`: compact UTF-8 (json's ``ensure_ascii=False``, no spaces); a value
   orjson refuses (a non-string key, a huge integer, a lone surrogate) is written
-  by json. Non-finite floats, which json writes as ``NaN`` (not JSON), orjson
-  writes as ``null``: the replies built with it carry none.
+  by json, and a lone surrogate, which UTF-8 cannot hold, as its ``\\u`` escape
+  (a client's text echoed in an error must not fail the reply). Non-finite
+  floats, which json writes as ``NaN`` (not JSON), orjson writes as ``null``:
+  the replies built with it carry none.
 - :func:`dumps_finite`: the same, but a non-finite float raises json's
   ``ValueError`` (what a provider's request body needs): orjson writes one as
   ``null``, so any output holding ``null`` is written again by json, which
-  raises or returns it.
+  raises or returns it; a lone surrogate raises ``UnicodeEncodeError``, as no
+  provider is sent text it cannot read.
 
 Both write floats in their shortest form, orjson as ``1e-5`` where json writes
 ``1e-05``: the same number to every JSON reader.
@@ -34,6 +37,7 @@ __all__ = ["dumps", "dumps_finite", "loads"]
 # Digits enough for an integer beyond 64 bits (2**63 has 19), which orjson reads as a float.
 _LONG_DIGITS = re.compile(rb"\d{19}")
 _JSON_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_JSON_DUMPS_ASCII = json.JSONEncoder(separators=(",", ":")).encode
 _JSON_DUMPS_FINITE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False
 ).encode
@@ -49,7 +53,10 @@ def _json_loads(data: bytes) -> Any:
 
 
 def _json_dumps(value: Any) -> bytes:
-    return _JSON_DUMPS(value).encode()
+    try:
+        return _JSON_DUMPS(value).encode()
+    except UnicodeEncodeError:  # a lone surrogate: every non-ASCII character escaped
+        return _JSON_DUMPS_ASCII(value).encode()
 
 
 def _json_dumps_finite(value: Any) -> bytes:

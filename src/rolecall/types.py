@@ -234,8 +234,9 @@ class Reply:
         return out
 
 
-_ROLES = frozenset({"system", "user", "assistant", "tool"})
-_PLAIN_ROLES = frozenset({"system", "user", "assistant"})  # no tool_call_id, name or parts
+# Tuples, not sets: a role that is an object or a list compares unequal instead of raising.
+_ROLES = ("system", "user", "assistant", "tool")
+_PLAIN_ROLES = ("system", "user", "assistant")  # no tool_call_id, name or parts
 
 
 def normalize_messages(

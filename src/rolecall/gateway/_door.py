@@ -72,10 +72,18 @@ class RequestState:
     gateway: Gateway
     started: float
     label: str = "(unknown)"  # metrics label: the requested model once it names something
+    role: str = ""  # the role routed to, once known
     status: int = 500
     generation: Generation | None = None
     streaming: bool = False
     body: BodyReader | None = None
+
+    def routed(self, role: str, model: str, role_header: str | None) -> None:
+        """Note the role the request was routed to and its metrics label: the model asked
+        for, or the role when the x-rolecall-role header chose it (any model name passes
+        then, and the client's text would make a label, and a series, per request)."""
+        self.role = role
+        self.label = role if role_header and role_header.strip() else model
 
     def finish(self) -> None:
         if self.body is not None:
@@ -246,7 +254,7 @@ async def openai_door(
         except ClientDisconnect:
             response = Reply.empty(499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = openai_error_response(exc, state.label, upstreams(gateway))
+            response = openai_error_response(exc, state.role or state.label, upstreams(gateway))
         except Exception as exc:
             log.error("%s request failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
             response = json_reply(500, fmt.error_body(INTERNAL_ERROR, "api_error"))

@@ -11,18 +11,18 @@ A streamed reply is still Starlette's streaming response (``_door.SSEResponse``)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
 from rolecall._json import dumps
 
-__all__ = ["DoorRequest", "Reply", "json_reply"]
+__all__ = ["DoorRequest", "Reply", "header_value", "json_reply"]
 
-# A header value may not hold control characters other than tab (as uvicorn checks).
-_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# What a header value keeps as it is: printable ASCII but "%", which marks an escape.
+_VALUE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 class DoorRequest:
@@ -73,12 +73,16 @@ class Reply:
         await send({"type": "http.response.body", "body": self.body})
 
 
+def header_value(value: str) -> str:
+    """``value`` as a header may carry it: anything but printable ASCII (a line break, a
+    non-Latin name a client sent) percent-encoded, so no text can split or fail a response."""
+    return value if value.isascii() and value.isprintable() else quote(value, safe=_VALUE_SAFE)
+
+
 def _lines(headers: Mapping[str, str]) -> bytes:
-    # Checked here, as the response is made (as a framework's response encodes its headers),
-    # so a bad value fails inside the door's error handling.
-    if _BAD_VALUE.search("".join(headers.values())):
-        raise RuntimeError("Invalid HTTP header value.")
-    return "".join([f"{name}: {value}\r\n" for name, value in headers.items()]).encode("latin-1")
+    return "".join(
+        [f"{name}: {header_value(value)}\r\n" for name, value in headers.items()]
+    ).encode("ascii")
 
 
 def json_reply(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Reply:

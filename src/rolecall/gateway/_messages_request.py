@@ -216,7 +216,7 @@ def _output_config(raw: Any, params: dict[str, Any]) -> Mapping[str, Any] | None
         raise RequestInvalid("output_config: must be an object", "output_config")
     effort = raw.get("effort")
     if effort is not None:
-        if effort not in _EFFORTS:
+        if not isinstance(effort, str) or effort not in _EFFORTS:
             raise RequestInvalid(
                 "output_config.effort: must be low, medium, high, xhigh or max", "output_config"
             )

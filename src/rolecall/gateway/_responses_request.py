@@ -174,7 +174,7 @@ def _check_ignored(body: Mapping[str, Any]) -> None:
     if not isinstance(include, list):
         raise RequestInvalid("'include' must be an array of strings", "include")
     for value in include:
-        if value not in _INCLUDABLE:
+        if not isinstance(value, str) or value not in _INCLUDABLE:
             raise RequestInvalid(
                 f"include value {value!r} is not known: use {', '.join(sorted(_INCLUDABLE))}",
                 "include",

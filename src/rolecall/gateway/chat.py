@@ -63,8 +63,9 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
         raise HTTPError(400, body) from None
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(generation.config, parsed.model, request.header(ROLE_HEADER))
-    state.label = parsed.model
+    role_header = request.header(ROLE_HEADER)
+    role, provider = gateway.target(generation.config, parsed.model, role_header)
+    state.routed(role, parsed.model, role_header)
     task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
     kwargs: dict[str, Any] = {
         "params": parsed.params or None,

@@ -112,7 +112,7 @@ async def messages(gateway: Gateway, request: DoorRequest) -> DoorReply:
         except ClientDisconnect:
             response = Reply.empty(499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to Anthropic's statuses
-            response = _error_response(exc, state.label, upstreams(gateway))
+            response = _error_response(exc, state.role or state.label, upstreams(gateway))
         except Exception as exc:
             log.error("messages request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = _error(500, INTERNAL_ERROR)
@@ -142,8 +142,9 @@ async def _answer(
     parsed = await _read(gateway, request, state, counting=False)
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(generation.config, parsed.model, request.header(ROLE_HEADER))
-    state.label = parsed.model
+    role_header = request.header(ROLE_HEADER)
+    role, provider = gateway.target(generation.config, parsed.model, role_header)
+    state.routed(role, parsed.model, role_header)
     kwargs: dict[str, Any] = {
         "params": parsed.params or None,
         "response_schema": parsed.response_schema,
@@ -201,9 +202,9 @@ async def _stream(
     return stream_response(events(), headers, reply_stream, state)
 
 
-def _error_response(exc: RolecallError, label: str, hosts: tuple[str, ...]) -> Reply:
+def _error_response(exc: RolecallError, role: str, hosts: tuple[str, ...]) -> Reply:
     mapped = fmt.error_for_exception(exc, hosts)
-    headers = failure_headers(exc, label, mapped.retry_after)
+    headers = failure_headers(exc, role, mapped.retry_after)
     return json_reply(mapped.status, mapped.body, headers)
 
 

@@ -240,11 +240,22 @@ def error_for_exception(exc: Exception, upstreams: Sequence[str] = ()) -> ErrorR
     return None
 
 
+# Failures the request causes wherever it is sent; OpenAI's codes for the one kind.
+_REQUEST_FAULTS = {
+    ErrorKind.UNSUPPORTED: "unsupported",  # asks what no provider can do (n > 1...)
+    ErrorKind.BAD_REQUEST: "bad_request",
+    ErrorKind.CONTEXT_LENGTH: "context_length_exceeded",
+    ErrorKind.CONTENT_FILTER: "content_filter",
+}
+
+
 def _all_failed(message: str, errors: Sequence[ProviderError]) -> ErrorReply:
     kinds = {e.kind for e in errors}
-    if kinds == {ErrorKind.UNSUPPORTED}:
-        # The request asks what no provider can do (n > 1...): the client's to change.
-        return ErrorReply(400, error_body(message, "invalid_request_error", "unsupported"))
+    if kinds and kinds <= _REQUEST_FAULTS.keys():
+        # Every provider refused the request itself: the client's to change, not to retry
+        # (clients retry a 5xx).
+        code = _REQUEST_FAULTS[kinds.pop()] if len(kinds) == 1 else "bad_request"
+        return ErrorReply(400, error_body(message, "invalid_request_error", code))
     if kinds == {ErrorKind.RATE_LIMIT}:
         waits = [e.retry_after for e in errors if e.retry_after is not None]
         body = error_body(message, "rate_limit_error", "rate_limit_exceeded")
@@ -252,4 +263,10 @@ def _all_failed(message: str, errors: Sequence[ProviderError]) -> ErrorReply:
     if kinds == {ErrorKind.OVERLOADED} or not kinds:
         # Nothing answered because everything is busy, or every provider is cooling down.
         return ErrorReply(503, error_body(message, "api_error", "overloaded"))
+    resets = [e.retry_after for e in errors]
+    if all(reset is not None for reset in resets) and all(k.counts_against_provider for k in kinds):
+        # Every provider is known to be back later (an open circuit says when): a 503 with
+        # Retry-After, which clients wait out, rather than a 502 they retry at once.
+        body = error_body(message, "api_error", "all_providers_failed")
+        return ErrorReply(503, body, min(r for r in resets if r is not None))
     return ErrorReply(502, error_body(message, "api_error", "all_providers_failed"))

@@ -41,7 +41,7 @@ from rolecall.gateway._door import (
     unless_disconnected,
     upstreams,
 )
-from rolecall.gateway._exchange import DoorRequest, json_reply
+from rolecall.gateway._exchange import DoorRequest, header_value, json_reply
 from rolecall.gateway._responses import HTTPError, reply_headers
 from rolecall.gateway._responses_request import (
     RequestInvalid,
@@ -62,6 +62,7 @@ log = logging.getLogger("rolecall.gateway")
 OMITTED_HEADER = "x-rolecall-omitted-tools"
 # Tool types each gateway has warned about: one log line per type, not per request.
 _warned: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
+_MAX_WARNED = 64  # the types are the client's: past this many, no more lines (or memory)
 
 
 def responses(gateway: Gateway, request: DoorRequest) -> Awaitable[DoorReply]:
@@ -77,8 +78,9 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
         raise HTTPError(400, body) from None
     # Lease the generation current now: a reload from here on serves new requests only.
     generation = state.generation = gateway.lease()
-    role, provider = gateway.target(generation.config, parsed.model, request.header(ROLE_HEADER))
-    state.label = parsed.model
+    role_header = request.header(ROLE_HEADER)
+    role, provider = gateway.target(generation.config, parsed.model, role_header)
+    state.routed(role, parsed.model, role_header)
     _warn_omitted(gateway, parsed.omitted_tools)
     task_id = os.urandom(8).hex()
     kwargs: dict[str, Any] = {
@@ -103,17 +105,18 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
 def _headers(parsed: ResponsesRequest, provider: str, attempts: int, role: str) -> dict[str, str]:
     headers = reply_headers(provider, attempts, role)
     if parsed.omitted_tools:
-        headers[OMITTED_HEADER] = ", ".join(parsed.omitted_tools)
+        # The client's own names: a stream's headers are not escaped on the way out.
+        headers[OMITTED_HEADER] = header_value(", ".join(parsed.omitted_tools))
     return headers
 
 
 def _warn_omitted(gateway: Gateway, omitted: tuple[str, ...]) -> None:
     warned = _warned.setdefault(gateway, set())
     for kind in omitted:
-        if kind not in warned:
+        if kind not in warned and len(warned) < _MAX_WARNED:
             warned.add(kind)
             log.warning(
-                "responses: tool type '%s' is run by OpenAI (or is no function), so no provider "
+                "responses: tool type %r is run by OpenAI (or is no function), so no provider "
                 "here can take it; requests that do not force it are served without it (%s)",
                 kind,
                 OMITTED_HEADER,

@@ -224,6 +224,7 @@ class ProviderHealth:
                 f"tried again in {retry_in:.0f} s",
                 kind=kind,
                 provider=provider_id,
+                retry_after=retry_in,
             )
         return None
 

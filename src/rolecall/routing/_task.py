@@ -43,7 +43,20 @@ class TaskRun:
 
 
 def unexpected_error(pid: str, exc: Exception) -> ProviderError:
-    """A non-ProviderError from an adapter, classified as well as its type allows."""
+    """A non-ProviderError from an adapter, classified as well as its type allows.
+
+    A ``UnicodeEncodeError`` is the request's fault (a lone surrogate in a parameter, a
+    tool or a schema, which no encoder can write): a bad request, neither retried nor
+    counted against the provider, so one client's bad text cannot open its circuit.
+    """
+    if isinstance(exc, UnicodeEncodeError):
+        return ProviderError(
+            f"the request holds text that cannot be encoded as UTF-8 (a lone surrogate, "
+            f"{exc.object[exc.start : exc.end]!a}): replace or remove it before sending",
+            kind=ErrorKind.BAD_REQUEST,
+            provider=pid,
+            retryable=False,
+        )
     if isinstance(exc, TimeoutError):
         kind = ErrorKind.TIMEOUT
     elif isinstance(exc, OSError):
