@@ -108,3 +108,11 @@ def test_every_circuit_open_is_a_503_with_retry_after(
     assert skipped.status_code == 503, skipped.text
     assert 1 <= int(skipped.headers["retry-after"]) <= 30
     assert "failures in a row" in skipped.json()["error"]["message"]
+
+
+def test_a_path_with_a_trailing_slash_is_a_404_not_a_redirect(gateway: RunningGateway) -> None:
+    with gateway.client(key=None) as client:
+        got = client.post("/v1/chat/completions/", json=CHAT, headers={"host": "evil.example"})
+    assert got.status_code == 404
+    assert "location" not in got.headers
+    assert got.json()["error"]["code"] == "not_found"

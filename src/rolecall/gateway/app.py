@@ -398,6 +398,9 @@ class Gateway:
             exception_handlers={404: no_route, 405: no_route},
             lifespan=lifespan,
         )
+        # No redirect of "/path/" to "/path" (a 307 answered before any key check, its Location
+        # built from the client's Host header): a path with a slash too many is a 404.
+        routed.router.redirect_slashes = False
         # The front doors' POSTs, answered without Starlette's routing (each catches its own
         # errors); served by the HTTP protocol itself under `rolecall serve` (gateway.hotpath).
         doors: dict[str, DoorHandler] = {
