@@ -170,3 +170,16 @@ def test_a_bedrock_provider_without_botocore_names_the_extra(
     assert err.splitlines() == [
         "error: the Bedrock provider needs the 'botocore' package: pip install 'rolecall[bedrock]'"
     ]
+
+
+def test_an_unsupported_metrics_url_stops_ask_before_the_call(
+    workdir: Path, sims: tuple[SimServer, SimServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Accepted, the call would be answered and its record lost with only a warning.
+    config = workdir / "rolecall.yaml"
+    config.write_text(config.read_text() + 'metrics: {url: "mongodb://x/y"}\n')
+    code, out, err = _run("ask", "coder", "say hi", "--offline", capsys=capsys)
+    assert code == 2 and out == ""
+    assert "metrics.url (line 8): unsupported metrics store URL scheme 'mongodb:'" in err
+    assert "use sqlite:///path/to/file.db or postgresql://user@host/dbname" in err
+    assert all(server.calls == 0 for server in sims)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -149,6 +150,44 @@ def test_no_config_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_config_found_through_the_environment(config_file: Path) -> None:
     env = {**EXAMPLE_ENV, "ROLECALL_CONFIG": str(config_file)}
     assert invoke(["config", "validate", "--offline"], env).exit_code == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs or /dev/zero here")
+@pytest.mark.parametrize("special", ["/dev/zero", "a FIFO", "a FIFO as .env"])
+def test_validate_refuses_a_device_or_fifo_at_once(tmp_path: Path, special: str) -> None:
+    import resource
+
+    path = tmp_path / "rolecall.yaml"
+    if special == "/dev/zero":
+        path = Path("/dev/zero")
+    elif special == "a FIFO":
+        os.mkfifo(path)
+    else:
+        path.write_text("providers:\n  local: {type: local}\ndefault_provider: local\n")
+        os.mkfifo(tmp_path / ".env")
+
+    def bounded_memory() -> None:  # reading /dev/zero whole must fail fast, not swap
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rolecall", "config", "validate", "--offline", str(path)],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=30,
+            preexec_fn=bounded_memory,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"config validate hung on {special}")
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output
+    if special == "a FIFO as .env":
+        assert done.returncode == 0
+        assert f"warning: .env: {tmp_path / '.env'} is a FIFO (named pipe), not a regular" in output
+    else:
+        assert done.returncode == 2
+        assert f"<file>: {path} is a " in output and "not a config file" in output
 
 
 def test_usage_errors_exit_2() -> None:

@@ -189,3 +189,31 @@ def test_resume_unknown_run_exit_2(
     config = write_config(tmp_path, sims, ROLES)
     code, _, err = run_cli(capsys, "--resume", "20990101-000000-abcdef", "-c", str(config))
     assert code == 2 and "no saved workflow run '20990101-000000-abcdef'" in err
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "in /proc"])
+def test_unusable_output_dir_exits_2_before_any_provider_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer], where: str
+) -> None:
+    if where == "in /proc" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    team = Team(plan_files("a.py"))
+    for server in sims.values():
+        server.responder = team
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    config = write_config(tmp_path, sims, ROLES)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me\n")
+    output = {
+        "a file": afile,
+        "under a file": afile / "sub",
+        "in /proc": Path("/proc/rolecall-out"),
+    }[where]
+    code, out, err = run_cli(capsys, str(spec), "-c", str(config), "-o", str(output), "--yes")
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: output directory (-o) {output}") and "pass -o" in line
+    # Refused before the credential check, clarify, plan or generate spent anything.
+    assert all(server.calls == 0 and server.model_calls == 0 for server in sims.values())
+    assert afile.read_text() == "keep me\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +72,32 @@ def test_missing_explicit_file_and_env_file_are_named(tmp_path: Path) -> None:
         find_config_path(None, environ={"ROLECALL_CONFIG": str(missing)})
     with pytest.raises(ConfigError, match="is a directory"):
         find_config_path(tmp_path, environ={})
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_device_or_fifo_is_refused_without_being_opened(tmp_path: Path) -> None:
+    # Opening a FIFO waits for a writer and /dev/zero never ends: neither may be read.
+    fifo = tmp_path / "rolecall.yaml"
+    os.mkfifo(fifo)
+    specials = [fifo, *([Path(os.devnull)] if Path(os.devnull).exists() else [])]
+    for path in specials:
+        with pytest.raises(ConfigError) as caught:
+            find_config_path(path, environ={})
+        [issue] = caught.value.issues
+        assert f"{path} is a " in issue.problem and "not a config file" in issue.problem
+        assert issue.fix == "pass -c the YAML or JSON config file itself"
+        with pytest.raises(ConfigError, match="not a config file"):
+            find_config_path(None, environ={"ROLECALL_CONFIG": str(path)})
+        [issue] = inspect_config(path, environ={}).errors
+        assert "not a config file" in issue.problem
+
+
+def test_a_config_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(LOCAL + "# padding\n" * 200_000)
+    [issue] = inspect_config(path, environ={}).errors
+    assert issue.problem == f"{path} is larger than 1000000 bytes, too large for a config file"
+    assert issue.fix
 
 
 # ---- ${VAR} and .env -----------------------------------------------------------------------

@@ -213,6 +213,75 @@ def test_retry_bounds() -> None:
     assert found["retry.max_attempts"].fix == "use 1 or more"
 
 
+@pytest.mark.parametrize(
+    ("snippet", "location"),
+    [
+        ("local: {type: local, timeout: .nan}", "providers.local.timeout"),
+        ("retry: {initial_backoff: .nan}", "retry.initial_backoff"),
+        ("retry: {max_backoff: .inf}", "retry.max_backoff"),
+        ("failover_within: .inf", "failover_within"),
+        ("credential_check_timeout: .inf", "credential_check_timeout"),
+        ("metrics: {flush_interval: .nan}", "metrics.flush_interval"),
+        ("gateway: {body_timeout: .inf}", "gateway.body_timeout"),
+        ("workflow: {verify_timeout: .nan}", "workflow.verify_timeout"),
+        ("retry: {multiplier: .nan}", "retry.multiplier"),
+        (
+            "local: {type: local, pricing: {input_per_mtok: .inf, output_per_mtok: 1}}",
+            "providers.local.pricing.input_per_mtok",
+        ),
+        (
+            "roles: {coder: {providers: [gpt, claude], strategy: weighted, "
+            "weights: {gpt: .inf, claude: 1}}}",
+            "roles.coder.weights.gpt",
+        ),
+        ("roles: {coder: {provider: gpt, params: {seed: .nan}}}", "roles.coder.params.seed"),
+    ],
+)
+def test_nan_and_infinity_are_refused_where_a_finite_number_is_needed(
+    snippet: str, location: str
+) -> None:
+    if snippet.startswith("local:"):  # the provider entry itself
+        text = BASE.replace("local: {type: local}", snippet)
+    else:
+        text = BASE + snippet + "\n"
+    [issue] = errors_of(text)
+    assert issue.location == location
+    assert "nan" in issue.problem or "inf" in issue.problem
+    assert issue.fix and "finite" in issue.fix
+
+
+def test_credential_check_timeout_must_be_above_zero() -> None:
+    [issue] = errors_of(BASE + "credential_check_timeout: 0\n")
+    assert issue.location == "credential_check_timeout"
+    assert "greater than 0" in issue.problem and issue.fix
+    assert inspect_config_text(BASE + "credential_check_timeout: 500ms\n", environ={}).valid
+
+
+@pytest.mark.parametrize(
+    "url", ["mongodb://u:pw-secret-123@x/y", "ftp://a", "notaurl", "mysql://h/db"]
+)
+def test_unsupported_metrics_store_url_is_a_config_error(url: str) -> None:
+    [issue] = errors_of(BASE + f"metrics: {{url: '{url}'}}\n")
+    assert issue.location == "metrics.url"
+    assert issue.problem.startswith("unsupported metrics store URL")
+    assert issue.fix == "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+    assert "pw-secret-123" not in str(issue)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///.rolecall/x.db",
+        "sqlite:////abs/x.db",
+        "sqlite://:memory:",
+        "postgres://u@h/d",
+        "postgresql://u:pw@h:5432/d",
+    ],
+)
+def test_supported_metrics_store_urls_pass(url: str) -> None:
+    assert inspect_config_text(BASE + f"metrics: {{url: '{url}'}}\n", environ={}).valid
+
+
 def test_role_without_provider_needs_a_default() -> None:
     text = BASE.replace("default_provider: local\n", "") + "roles:\n  coder: {}\n"
     [issue] = errors_of(text)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rolecall.config._read import FileRefused, read_regular_file
 from rolecall.errors import ConfigIssue
 
 # "$${" is a literal "${"; "${...}" a reference; a lone "${" is unterminated.
@@ -121,9 +122,17 @@ def _only_comment(rest: str) -> bool:
 def read_dotenv(path: Path) -> tuple[dict[str, str], list[ConfigIssue]]:
     """The variables of ``path`` (absent file: none) and a warning per line that was skipped."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # Bounded, regular files only: a FIFO or device named .env must not hang loading.
+        text = read_regular_file(path).decode("utf-8-sig")
     except FileNotFoundError:
         return {}, []
+    except FileRefused as exc:
+        issue = ConfigIssue(
+            location=path.name,
+            problem=exc.problem,
+            fix="make it a regular file of KEY=VALUE lines, or remove it",
+        )
+        return {}, [issue]
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         issue = ConfigIssue(

@@ -7,8 +7,9 @@ re-exports them for the import paths that name them there.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -23,12 +24,15 @@ from pydantic import (
 from rolecall._secrets import Secret, register_url_secrets
 
 __all__ = [
+    "METRICS_URL_FIX",
     "CapabilitiesConfig",
     "ConfigModel",
     "Duration",
+    "MetricsUrl",
     "PricingConfig",
     "SecretStr",
     "UrlStr",
+    "metrics_store_backend",
     "parse_duration",
 ]
 
@@ -47,6 +51,13 @@ def parse_duration(value: Any) -> float:
     else:
         raise ValueError(
             f"invalid duration {value!r}: use a number with ms, s, m or h (500ms, 1s, 2m)"
+        )
+    if not math.isfinite(seconds):
+        # .nan compares false with every bound (a nan backoff turns retries off), .inf waits
+        # forever: neither is a duration.
+        raise ValueError(
+            f"invalid duration {value!r}: use a finite number of seconds or a duration "
+            "such as 500ms, 1s, 2m"
         )
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
@@ -87,13 +98,48 @@ SecretStr = Annotated[
 # A URL that may carry credentials (user:password@, ?api_key=): they are masked from then on.
 UrlStr = Annotated[str, AfterValidator(register_url_secrets)]
 
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+METRICS_URL_FIX = "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+
+
+def metrics_store_backend(url: str) -> Literal["sqlite", "postgresql"] | None:
+    """The metrics store a URL names (None: unsupported); the one rule that both config
+    validation and ``recording.store.open_store`` follow."""
+    if url.startswith("sqlite:"):
+        return "sqlite"
+    if url.startswith(_POSTGRES_SCHEMES):
+        return "postgresql"
+    return None
+
+
+def _supported_metrics_url(url: str) -> str:
+    if metrics_store_backend(url) is None:
+        # Only the scheme is shown: the rest of a URL may carry a password.
+        scheme = _SCHEME.match(url)
+        what = f"scheme '{scheme.group(1)}:'" if scheme else "(it has no scheme)"
+        raise ValueError(f"unsupported metrics store URL {what}: {METRICS_URL_FIX}")
+    return url
+
+
+# metrics.url: a URL the metrics store can open, checked when the config is read rather
+# than when the first record is written (and lost).
+MetricsUrl = Annotated[
+    str, AfterValidator(register_url_secrets), AfterValidator(_supported_metrics_url)
+]
+
 
 class ConfigModel(BaseModel):
     """A section of the config: unknown keys rejected, both spellings of an aliased key
     accepted, frozen once read."""
 
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+        frozen=True,
+        # No .nan or .inf in any number field (weights, pricing, multiplier, durations).
+        allow_inf_nan=False,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from rolecall.config._document import binary_issue, parse_document
 from rolecall.config._env import read_dotenv
 from rolecall.config._locations import drop_covered, sort_issues
+from rolecall.config._read import FileRefused, file_kind, read_regular_file
 from rolecall.config.schema import RolecallConfig
 from rolecall.config.validate import validate_document
 from rolecall.errors import ConfigError, ConfigIssue
@@ -34,6 +35,7 @@ __all__ = [
 CONFIG_ENV_VAR = "ROLECALL_CONFIG"
 DEFAULT_FILENAMES = ("rolecall.yaml", "rolecall.yml", "rolecall.json")
 _CREATE_FIX = "run `rolecall init` or pass -c FILE"
+_REGULAR_FIX = "pass -c the YAML or JSON config file itself"
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,18 @@ def _existing(path: Path, problem: str, fix: str) -> Path:
             [ConfigIssue("", f"{path} is a directory, not a config file", "name the file itself")],
             source=str(path),
         )
-    if not path.exists():
-        raise ConfigError([ConfigIssue("", problem, fix)])
+    try:
+        kind = file_kind(path.stat().st_mode)
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue("", problem, fix)]) from None
+    except OSError:
+        return path  # reading it says why it cannot be read
+    if kind is not None:
+        # A device would be read for ever and a FIFO would block: refused before opening.
+        raise ConfigError(
+            [ConfigIssue("", f"{path} is {kind}, not a config file", _REGULAR_FIX)],
+            source=str(path),
+        )
     return path
 
 
@@ -113,7 +125,9 @@ def inspect_config(
         return ConfigReport(exc.source, None, exc.issues)
     source = str(found)
     try:
-        raw = found.read_bytes()
+        raw = read_regular_file(found)
+    except FileRefused as exc:
+        return ConfigReport(source, None, [ConfigIssue("", exc.problem, _REGULAR_FIX)])
     except OSError as exc:
         issue = ConfigIssue(
             "", f"cannot read {found}: {exc.strerror or exc}", "check the file's permissions"

@@ -12,18 +12,22 @@ from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator
 
 from rolecall._secrets import Secret
 from rolecall.config._values import (
+    METRICS_URL_FIX,
     CapabilitiesConfig,
     ConfigModel,
     Duration,
+    MetricsUrl,
     PricingConfig,
     SecretStr,
     UrlStr,
+    metrics_store_backend,
     parse_duration,
 )
 from rolecall.config.provider_models import ProviderConfig
 
 __all__ = [
     "BUILTIN_ROLES",
+    "METRICS_URL_FIX",
     "CapabilitiesConfig",
     "Duration",
     "GatewayConfig",
@@ -37,6 +41,7 @@ __all__ = [
     "StateConfig",
     "WorkflowConfig",
     "WorkflowReviewConfig",
+    "metrics_store_backend",
     "parse_duration",
 ]
 
@@ -74,7 +79,7 @@ class RetryConfig(ConfigModel):
 
 
 class MetricsConfig(ConfigModel):
-    url: UrlStr = "sqlite:///.rolecall/rolecall.db"
+    url: MetricsUrl = "sqlite:///.rolecall/rolecall.db"
     runs_dir: str = ".rolecall/runs"
     enabled: bool = True
     flush_interval: Duration = 0.5
@@ -144,7 +149,9 @@ class RolecallConfig(ConfigModel):
     # Call parameter names dropped without a word: unknown ones, and per provider the
     # ones it cannot take (instead of an error, a warning or skipping the provider).
     drop_params: list[str] = Field(default_factory=list)
-    credential_check_timeout: Duration = 10.0
+    credential_check_timeout: Duration = Field(
+        default=10.0, gt=0, description="for the startup check of every provider's key"
+    )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     state: StateConfig = Field(default_factory=StateConfig)

@@ -86,6 +86,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _non_finite(value: Any) -> bool:
+    """Whether a parameter value holds .nan or .inf anywhere (JSON cannot send them)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
 def _looks_numeric(value: Any) -> bool:
     try:
         float(value)
@@ -242,6 +253,12 @@ class _Checker:
                     where,
                     f"{name} must be a whole number above 0 (got {describe(value)})",
                     f"set {name} to a positive whole number, e.g. 4096{unquote}",
+                )
+            elif _non_finite(value):
+                self.error(
+                    where,
+                    f"{name} holds .nan or .inf, which no request can carry",
+                    f"give {name} a finite number",
                 )
 
     def _role(self, name: str, spec: Any, ids: set[str] | None, *, has_default: bool) -> None:

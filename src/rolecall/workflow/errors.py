@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rolecall.errors import RolecallError
 
-__all__ = ["AnswersError", "SpecError", "TaskFailed", "WorkflowUsageError"]
+__all__ = ["AnswersError", "OutputDirError", "SpecError", "TaskFailed", "WorkflowUsageError"]
 
 
 class WorkflowUsageError(RolecallError):
@@ -23,6 +23,10 @@ class SpecError(WorkflowUsageError):
 
 class AnswersError(WorkflowUsageError):
     """The answers file cannot be read or names questions that were not asked."""
+
+
+class OutputDirError(WorkflowUsageError):
+    """The output directory (-o) is a file, cannot be created or cannot be written."""
 
 
 class TaskFailed(RolecallError):

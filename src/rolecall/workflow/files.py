@@ -13,9 +13,16 @@ import contextlib
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path, PurePosixPath
 
-__all__ = ["OutputDir", "UnsafePath", "atomic_write_text", "normalize_relative"]
+__all__ = [
+    "OutputDir",
+    "UnsafePath",
+    "atomic_write_text",
+    "normalize_relative",
+    "output_dir_problem",
+]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -67,6 +74,43 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+
+
+def output_dir_problem(root: str | Path) -> str | None:
+    """Why files could not be written under ``root``, or None when they can.
+
+    Checked before a run spends tokens: ``root`` must be a directory, or absent with a
+    directory above it where it can be created. The check really creates what is
+    missing and a probe file in it, then removes both, so it leaves nothing behind.
+    """
+    path = Path(root)
+    missing: list[Path] = []
+    existing = path
+    try:
+        while not (existing.exists() or existing.is_symlink()) and existing.parent != existing:
+            missing.append(existing)
+            existing = existing.parent
+    except OSError as exc:  # a directory on the way that cannot be searched
+        return f"{path} cannot be reached ({exc.strerror or exc})"
+    if not existing.is_dir():
+        if existing == path:
+            return f"{path} exists and is not a directory"
+        return f"{path} is under {existing}, which is not a directory"
+    created: list[Path] = []
+    try:
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        fd, probe = tempfile.mkstemp(prefix=".rolecall-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{path} cannot be created or written to ({exc.strerror or exc})"
+    finally:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+    return None
 
 
 class OutputDir:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from rolecall.events import EventSink, new_run_id
 from rolecall.recording.sinks import attach_sinks
 from rolecall.workflow.engine import EngineObserver, TaskRecord
-from rolecall.workflow.errors import WorkflowUsageError
-from rolecall.workflow.files import OutputDir, UnsafePath
+from rolecall.workflow.errors import OutputDirError, WorkflowUsageError
+from rolecall.workflow.files import OutputDir, UnsafePath, output_dir_problem
 from rolecall.workflow.report import (
     checks_summary,
     final_reviews,
@@ -108,13 +108,15 @@ class Workflow:
         if self.max_parallel < 1 or self.review_rounds < 0:
             raise WorkflowUsageError("max_parallel must be >= 1 and review_rounds >= 0")
         loaded = spec if isinstance(spec, Spec) else load_spec(spec)
+        output_dir = _absolute(self.output_dir or "out")
+        _check_output_dir(output_dir)  # before any provider call spends tokens
         router = self._router()
         run_id = run_id or new_run_id()
         state = RunState(
             run_id=run_id,
             run_dir=self._runs_dir(router) / run_id,
             spec=loaded,
-            output_dir=_absolute(self.output_dir or "out"),
+            output_dir=output_dir,
             options={
                 "review_rounds": self.review_rounds,
                 "force": self.force,
@@ -132,6 +134,7 @@ class Workflow:
                 f"run {run_id} writes to {state.output_dir}, not {self.output_dir}: "
                 "leave the output directory out to resume it, or start a new run"
             )
+        _check_output_dir(state.output_dir)
         restore = dict(state.tasks)
         state.status = "running"
         return await self._execute(router, state, restore=restore, resumed=True)
@@ -269,6 +272,14 @@ def _check_settings(router: Router) -> CheckSettings:
         max_fix_rounds=settings.max_fix_rounds,
         other_vendor=settings.review.other_vendor,
     )
+
+
+def _check_output_dir(path: str) -> None:
+    problem = output_dir_problem(path)
+    if problem is not None:
+        raise OutputDirError(
+            f"output directory (-o) {problem}: pass -o a new directory or a writable existing one"
+        )
 
 
 def _absolute(path: str | Path) -> str:

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MetricsStore", "StoreError", "StoreNotFound", "describe_url", "open_store"]
 
-_PG_SCHEMES = ("postgresql://", "postgres://")
 _SQLITE_MEMORY = ("", ":memory:", "/:memory:")
 
 
@@ -65,14 +64,19 @@ def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -
     With ``create=False`` a missing SQLite file raises :class:`StoreNotFound` instead of
     being created, so read-only commands leave no files behind.
     """
-    if url.startswith("sqlite:"):
+    # The rule config validation applies to metrics.url (imported here: the store package
+    # itself stays cheap to import).
+    from rolecall.config.schema import METRICS_URL_FIX, metrics_store_backend
+
+    backend = metrics_store_backend(url)
+    if backend == "sqlite":
         path = sqlite_path(url, base_dir)
         if path is not None and not create and not path.exists():
             raise StoreNotFound(path)
         from rolecall.recording.store.sqlite import SqliteStore
 
         return SqliteStore(path)
-    if url.startswith(_PG_SCHEMES):
+    if backend == "postgresql":
         from rolecall.recording.store.postgres import PostgresStore
 
         return PostgresStore(url)
@@ -81,7 +85,7 @@ def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -
             ConfigIssue(
                 "metrics.url",
                 f"unsupported metrics store URL {describe_url(url)!r}",
-                "use sqlite:///path/to/file.db or postgresql://user@host/dbname",
+                METRICS_URL_FIX,
             )
         ]
     )
