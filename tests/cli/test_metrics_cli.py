@@ -153,6 +153,12 @@ def test_metrics_table_and_csv(
         (["metrics", "trend", "--bucket", "week"], "week"),
         (["metrics", "trend", "--since", "soon"], "invalid --since"),
         (["metrics", "--store", "mysql://u:pw-secret-123@h/db"], "unsupported metrics store"),
+        (["metrics", "--since", "9999999999999999999999h"], "invalid --since value"),
+        (["metrics", "--until", "9999999999999999999999h"], "invalid --until value"),
+        (["metrics", "--since", "9" * 400 + "d"], "before the year 1"),
+        (["metrics", "trend", "--since", "9999999999999999999999h"], "invalid --since value"),
+        (["metrics", "advise", "--since", "9999999999999999999999h"], "invalid --since value"),
+        (["metrics", "trend", "--png", "chart.txt"], "must end in .png"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
@@ -221,6 +227,26 @@ def test_trend_png(
     assert code == 0, err
     assert (project / "t.png").read_bytes().startswith(b"\x89PNG")
     assert out.strip() == "wrote t.png"
+
+
+def test_trend_png_refuses_a_directory_and_reports_what_it_wrote(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    (project / "charts").mkdir()
+    code, out, err = _cli(capsys, "metrics", "trend", "--png", "charts")
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "error: --png 'charts' is a directory: give a file name such as charts/trend.png"
+    )
+    assert not (project / "charts.png").exists()
+    pytest.importorskip("matplotlib")
+    code, out, err = _cli(capsys, "metrics", "trend", "--png", "charts/Trend.PNG")
+    assert code == 0, err
+    assert out.strip() == "wrote charts/Trend.PNG"
+    assert (project / "charts" / "Trend.PNG").read_bytes().startswith(b"\x89PNG")
+    code, out, err = _cli(capsys, "metrics", "trend", "--png", "missing/t.png")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "cannot write missing/t.png" in err and "Traceback" not in err
 
 
 def test_trend_png_without_matplotlib_names_it(

@@ -193,6 +193,7 @@ def test_runs_list(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["runs", "show", "nope"], "no run matches 'nope'"),
         (["runs", "show", "2026010"], "matches several runs"),
         (["runs", "list", "--limit", "0"], "--limit"),
+        (["runs", "list", "-n", "99999999999999999999999"], "--limit"),
         (["runs", "show"], "Missing argument"),
     ],
 )

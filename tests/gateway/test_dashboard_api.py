@@ -88,6 +88,36 @@ def test_bad_requests_get_one_line_errors(dashboard: DashboardServer) -> None:
     assert _get(f"{dashboard.url}/api/runs/no-such-run")[0] == 404
 
 
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("metrics?since=99999999999999999999999", "since"),
+        ("metrics?until=1e400", "until"),
+        ("metrics?until=nan", "until"),
+        ("trend?since=-1e300", "since"),
+        ("advise?until=1e20", "until"),
+        ("handovers?since=inf", "since"),
+        ("runs?limit=%C2%B2", "limit"),
+    ],
+)
+def test_out_of_range_parameters_get_a_400_naming_them(
+    dashboard: DashboardServer, query: str, name: str
+) -> None:
+    status, body = _get(f"{dashboard.url}/api/{query}")
+    assert status == 400
+    assert body["error"].startswith(f"{name}=") and "\n" not in body["error"]
+    assert _get(f"{dashboard.url}/api/health")[0] == 200  # the server is still up
+
+
+def test_a_store_it_cannot_open_is_a_503_not_a_dropped_connection() -> None:
+    server = DashboardServer("mongodb://x").start()
+    try:
+        status, body = _get(f"{server.url}/api/metrics")
+        assert status == 503 and "unsupported metrics store URL 'mongodb://x'" in body["error"]
+    finally:
+        server.stop()
+
+
 def test_the_page_and_its_assets_ship_in_the_package(dashboard: DashboardServer) -> None:
     status, page = _get(f"{dashboard.url}/ui")
     assert status == 200 and b"/ui/app.js" in page
@@ -114,6 +144,22 @@ def test_dashboard_refuses_a_public_address_without_keys(
     monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
     assert main(["dashboard", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "gateway.keys" in capsys.readouterr().err
+
+
+def test_dashboard_refuses_an_unsupported_store_at_startup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
+
+    def serve_forever(self: DashboardServer) -> None:
+        pytest.fail("the dashboard started with a store it cannot read")
+
+    monkeypatch.setattr(DashboardServer, "serve_forever", serve_forever)
+    assert main(["dashboard", "--store", "mongodb://u:pw-secret-9@x/db", "--port", "0"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --store: unsupported metrics store URL")
+    assert "sqlite:///" in line and "pw-secret-9" not in line
 
 
 def test_gateway_serves_the_page_and_guards_its_data(tmp_path: Path, store_url: str) -> None:

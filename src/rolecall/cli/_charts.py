@@ -111,6 +111,6 @@ def save_png(rows: Sequence[TrendRow], metric: str, bucket: str, path: str) -> N
         axes.set_title(f"{_TITLES[metric]} per {bucket} (UTC)")
         axes.set_ylabel(_TITLES[metric])
         figure.autofmt_xdate()
-        figure.savefig(path, dpi=100)
+        figure.savefig(path, dpi=100, format="png")
     finally:
         plt.close(figure)

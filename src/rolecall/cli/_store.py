@@ -22,6 +22,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# The earliest moment a datetime (and so the store) can hold.
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 
 
 def store_option(func: F) -> F:
@@ -63,7 +65,10 @@ def _metrics_section(exc: ConfigError) -> MetricsConfig | None:
     try:
         import yaml
 
-        data = yaml.safe_load(Path(exc.source).read_text(encoding="utf-8-sig"))
+        from rolecall.config._read import read_regular_file
+
+        # Bounded, regular files only: a device or FIFO named by -c must not hang here.
+        data = yaml.safe_load(read_regular_file(Path(exc.source)).decode("utf-8-sig"))
         section = data.get("metrics", {}) if isinstance(data, dict) else None
         if not isinstance(section, dict) or "${" in repr(section):
             return None
@@ -91,7 +96,13 @@ def parse_time(value: str | None, option: str, now: float | None = None) -> floa
     text = value.strip()
     match = _DURATION.match(text)
     if match:
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        ago = now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        if ago < _EARLIEST:  # also true of a duration too long for a float (-inf)
+            fail(
+                f"invalid {option} value {value!r}: that reaches back before the year 1; "
+                "use a shorter duration such as 7d, 24h or 30m, or an ISO time"
+            )
+        return ago
     if text.lower() == "now":
         return now
     try:

@@ -9,6 +9,7 @@ import csv
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -245,6 +246,8 @@ def trend(
         role=role,
     )
     fields = _group_by(group_by)
+    if png_path:
+        _check_png_path(png_path)
     start, end = time_range(query.since or ("48h" if bucket == "hour" else "30d"), query.until)
     store = open_read_store(metrics_config(query.config_path), query.store_url)
     rows: list[TrendRow] = []
@@ -266,7 +269,7 @@ def trend(
         except ImportError:
             fail("--png needs matplotlib: pip install matplotlib", EXIT_USAGE)
         except OSError as exc:
-            fail(f"cannot write {png_path}: {exc.strerror or exc}", EXIT_USAGE)
+            fail(f"--png: cannot write {png_path}: {exc.strerror or exc}; pick another path")
         if not as_json:
             click.echo(f"wrote {png_path}")
     if as_json:
@@ -283,6 +286,14 @@ def trend(
     if png_path:
         return
     _print_trend_table(rows, fields, bucket)
+
+
+def _check_png_path(path: str) -> None:
+    """Refuse, before any work, a --png name that would not get a PNG written under it."""
+    if Path(path).is_dir():
+        fail(f"--png {path!r} is a directory: give a file name such as {Path(path) / 'trend.png'}")
+    if not path.lower().endswith(".png"):
+        fail(f"--png {path!r}: the file name must end in .png, e.g. --png trend.png")
 
 
 def _print_trend_table(rows: Sequence[TrendRow], fields: Sequence[str], bucket: str) -> None:

@@ -25,6 +25,8 @@ from rolecall.config.schema import MetricsConfig
 from rolecall.recording.runwriter import settle_run, settle_summary
 from rolecall.recording.store.rows import RunDetail, RunSummary
 
+MAX_LIMIT = 1_000_000  # far more runs than a screen shows; the store takes no more than 2**63-1
+
 
 @click.group()
 def runs() -> None:
@@ -57,7 +59,9 @@ def _summary_of(run: RunDetail) -> RunSummary:
 @config_option
 @store_option
 @json_option
-@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1, max=MAX_LIMIT)
+)
 def list_runs(config_path: str | None, store_url: str | None, as_json: bool, limit: int) -> None:
     """The most recent runs first."""
     metrics = metrics_config(config_path)

@@ -22,15 +22,21 @@ Times are epoch seconds. A bad parameter is a 400 with a one-line ``error``.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from rolecall.errors import RolecallError
 from rolecall.recording.store import MetricsStore, StoreNotFound, open_store
 
 __all__ = ["ApiError", "DataSource", "answer"]
 
 HealthFn = Callable[[], dict[str, dict[str, Any]]]
+# The moments a datetime (and so the store) can hold: years 1 to 9999, UTC.
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _GROUPS = {"provider,role": ("provider", "role"), "provider": ("provider",), "role": ("role",)}
 
 
@@ -79,17 +85,23 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        moment = float(value)
     except ValueError:
-        message = f"{name}={value!r}: give epoch seconds, e.g. {name}=1767225600"
-        raise ApiError(400, message) from None
+        moment = math.nan
+    if not _EARLIEST <= moment <= _LATEST:  # also false for nan and inf
+        message = (
+            f"{name}={value!r}: give epoch seconds from {_EARLIEST:.0f} to {_LATEST:.0f}"
+            f" (years 1 to 9999), e.g. {name}=1767225600"
+        )
+        raise ApiError(400, message)
+    return moment
 
 
 def _int(query: Mapping[str, str], name: str, default: int, top: int) -> int:
     value = query.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= top:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= top:
         raise ApiError(400, f"{name}={value!r}: give a whole number from 1 to {top}")
     return int(value)
 
@@ -178,6 +190,8 @@ def answer(source: DataSource, path: str, query: Mapping[str, str]) -> tuple[int
         status = 200
     except ApiError as exc:
         data, status = {"error": exc.message}, exc.status
+    except RolecallError as exc:  # the store cannot be opened or read (unsupported URL, down)
+        data, status = {"error": " ".join(exc.message.split())}, 503
     return status, json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
