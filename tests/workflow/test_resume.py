@@ -26,7 +26,11 @@ ROLES = {
 }
 
 
-def start_run(tmp_path: Path, config: Path, spec: Path) -> subprocess.Popen[bytes]:
+def start_run(
+    tmp_path: Path, config: Path, spec: Path, *, ignore_sigint: bool = False
+) -> subprocess.Popen[bytes]:
+    """``rolecall run`` as a process; ``ignore_sigint``: started with SIGINT ignored, as
+    ``nohup`` and ``cmd &`` in a script start it."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -48,8 +52,10 @@ def start_run(tmp_path: Path, config: Path, spec: Path) -> subprocess.Popen[byte
         stderr=subprocess.PIPE,
         env={**os.environ, "NO_COLOR": "1"},
         # A shell's background job starts with SIGINT ignored, and Python then never raises
-        # KeyboardInterrupt: give the child the default, as a terminal would.
-        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
+        # KeyboardInterrupt: give the child the default, as a terminal would, unless asked.
+        preexec_fn=functools.partial(
+            signal.signal, signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL
+        ),
     )
 
 

@@ -68,9 +68,14 @@ def listed_status(tmp_path: Path, config: Path, run_id: str) -> str:
     return next(row["status"] for row in rows if row["run_id"] == run_id)
 
 
-def test_sigterm_records_the_run_interrupted_and_exits_130(tmp_path: Path, slow_run) -> None:
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_records_the_run_interrupted_and_exits_130(
+    tmp_path: Path, slow_run, sigint: str
+) -> None:
+    # SIGINT ignored (nohup, `cmd &` in a script): asyncio then installs no Ctrl-C handler,
+    # and SIGTERM must stop the run all the same.
     config, spec = slow_run
-    process = start_run(tmp_path, config, spec)
+    process = start_run(tmp_path, config, spec, ignore_sigint=sigint == "ignored")
     state_path, _ = wait_for_generated(tmp_path, 1)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)

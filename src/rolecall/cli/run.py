@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from rolecall.workflow.state import RunState
 
 __all__ = ["run"]
+
+_T = TypeVar("_T")
 
 EXIT_INTERRUPTED = 130
 
@@ -158,9 +162,8 @@ def run(
         finally:
             display.stop()
 
-    _stop_on_sigterm_as_on_ctrl_c()
     try:
-        result = asyncio.run(main())
+        result = _run_stoppable(main)
     except KeyboardInterrupt:
         click.echo(f"interrupted: state saved; resume with: {resume_cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -217,19 +220,40 @@ def _print_checks(result: dict[str, Any]) -> None:
     click.echo(f"checks: {status}{reason}")
 
 
-def _stop_on_sigterm_as_on_ctrl_c() -> None:
-    """SIGTERM (``kill``, a service manager, a CI timeout) stops a run the way Ctrl-C does:
-    tasks cancelled, state saved, the run recorded ``interrupted``, exit 130."""
+def _run_stoppable(main: Callable[[], Awaitable[_T]]) -> _T:
+    """``asyncio.run(main())``, where SIGTERM (``kill``, a service manager, a CI timeout)
+    stops the run the way Ctrl-C does: the main task cancelled (tasks cancelled, state
+    saved, the run recorded ``interrupted``), then ``KeyboardInterrupt`` (exit 130).
+
+    The task is cancelled here rather than through SIGINT's handler: a process started
+    with SIGINT ignored (``nohup``, ``cmd &`` in a script) has none from asyncio.
+    """
+    cancel: list[Callable[[], object]] = []
+    stopping = False
+
+    async def body() -> _T:
+        task = asyncio.current_task()
+        assert task is not None
+        cancel.append(
+            functools.partial(asyncio.get_running_loop().call_soon_threadsafe, task.cancel)
+        )
+        return await main()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        on_int = signal.getsignal(signal.SIGINT)
-        if callable(on_int):
-            on_int(signal.SIGINT, frame)  # asyncio's handler cancels the run's task
-        else:
+        nonlocal stopping
+        if stopping or not cancel:  # a second SIGTERM, or one before the loop runs
             raise KeyboardInterrupt
+        stopping = True
+        cancel[0]()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)
+    try:
+        return asyncio.run(body())
+    except asyncio.CancelledError:
+        if stopping:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _announce(state: RunState, resumed: bool) -> None:
