@@ -66,6 +66,36 @@ def test_bad_spec_is_one_clear_line_and_exit_2(
     assert len(lines) == 1 and lines[0].startswith("error: spec ") and expected in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("verify: 5", "verify is a number (5), not a list of commands"),
+        ('verify: "python -c 1"', 'verify: ["python -c 1"]'),
+        ("verify: [{a: 1}, [2]]", "verify[0] is a mapping, not a command"),
+        ("foo: bar", "has no description (keys: foo): add description:"),
+    ],
+)
+def test_badly_typed_yaml_spec_exits_2_before_any_provider_call(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sims: dict[str, SimServer],
+    content: str,
+    expected: str,
+) -> None:
+    for server in sims.values():
+        server.responder = Team(plan_files("a.py"))
+    spec = tmp_path / "spec.yaml"
+    header = "" if content.startswith("foo") else "name: t\ndescription: say hello\n"
+    spec.write_text(header + content + "\n")
+    config = write_config(tmp_path, sims, ROLES)
+    code, out, err = run_cli(capsys, str(spec), "-c", str(config), "-o", str(tmp_path / "out"))
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: spec {spec}") and expected in line
+    assert all(server.calls == 0 and server.model_calls == 0 for server in sims.values())
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_spec_argument(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys)
     assert code == 2 and "missing SPEC" in err

@@ -68,6 +68,12 @@ def test_json_spec(tmp_path: Path) -> None:
     assert spec.name == "calc" and "Adds numbers." in spec.text
 
 
+def test_a_spec_with_requirements_and_no_description_loads(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: cli\nrequirements:\n  - count the words of a file\n")
+    assert "count the words of a file" in load_spec(path).text
+
+
 def test_bundled_examples_load() -> None:
     md = load_spec(EXAMPLES / "wordcount.md")
     yml = load_spec(EXAMPLES / "wordcount.yaml")
@@ -86,6 +92,14 @@ def test_bundled_examples_load() -> None:
         ("list.yaml", b"- a\n- b\n", "must be a mapping"),
         ("empty.yaml", b"# only a comment\n", "is empty"),
         ("broken.json", b'{"name": ', "not valid JSON"),
+        ("unknown.yaml", b"foo: bar\n", "has no description (keys: foo)"),
+        ("nodesc.json", b'{"name": "x", "verify": ["true"]}', "has no description"),
+        ("numdesc.yaml", b"description: 5\n", "description that is a number"),
+        ("n.yaml", b"name: t\ndescription: d\nverify: 5\n", "verify is a number (5)"),
+        ("s.yaml", b"name: t\ndescription: d\nverify: python -c 1\n", "verify is a single"),
+        ("m.yaml", b"description: d\nverify: [{a: 1}, [2]]\n", "verify[0] is a mapping"),
+        ("l.yaml", b"description: d\nverify: [ok, [2]]\n", "verify[1] is a list"),
+        ("c.json", b'{"description": "d", "checks": {"a": 1}}', "checks is a mapping"),
     ],
 )
 def test_bad_spec_files_give_one_clear_line(
@@ -99,6 +113,14 @@ def test_bad_spec_files_give_one_clear_line(
     assert expected in message
     assert "\n" not in message
     assert name in message
+
+
+def test_yaml_verify_list_reaches_the_checks(tmp_path: Path) -> None:
+    from rolecall.workflow.checks import spec_checks
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: t\ndescription: d\nverify: ['python -c 1', 'ruff check .']\n")
+    assert spec_checks(load_spec(path).text) == ["python -c 1", "ruff check ."]
 
 
 def test_missing_spec_and_directory(tmp_path: Path) -> None:

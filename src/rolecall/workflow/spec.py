@@ -1,7 +1,10 @@
 """Reading a spec: Markdown, or a YAML/JSON mapping (GoCreator's spec format and similar).
 
 A structured spec is accepted as a free-form mapping and rendered to Markdown,
-so every key the author wrote reaches the models, whatever the schema.
+so every key the author wrote reaches the models, whatever the schema. Two
+things are checked: ``description`` (what to build) must be non-empty text, or
+``requirements`` given instead, and ``verify`` (or ``checks``), run as shell
+commands, must be a list of strings.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ MAX_SPEC_BYTES = 1_000_000
 SpecFormat = Literal["markdown", "yaml", "json"]
 _STRUCTURED = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 _HEADING = re.compile(r"^\s*#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# Keys whose section the verify stage runs as shell commands (see checks.py).
+_CHECK_KEYS = frozenset({"verify", "verification", "checks"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ def load_spec(path: str | Path) -> Spec:
         title = _markdown_title(text) or file.stem
         return Spec(name=title, text=text.strip() + "\n", format="markdown", path=str(file))
     mapping = _parse_structured(text, fmt, shown)
+    _check_fields(mapping, shown)
     name = str(mapping.get("name") or mapping.get("title") or file.stem)
     return Spec(name=name, text=render_mapping(mapping), format=fmt, path=str(file))  # type: ignore[arg-type]
 
@@ -120,6 +126,63 @@ def _parse_structured(text: str, fmt: str, shown: str) -> Mapping[str, Any]:
             f"(found {kind})"
         )
     return loaded
+
+
+def _check_fields(mapping: Mapping[str, Any], shown: str) -> None:
+    """Refuse a mapping that does not say what to build, or whose checks are not commands.
+
+    Other keys are free-form: they reach the models as written.
+    """
+    description = mapping.get("description")
+    described = isinstance(description, str) and description.strip()
+    if not described and not mapping.get("requirements"):  # either says what to build
+        keys = [str(key).replace("\n", " ") for key in mapping]
+        found = ", ".join(keys[:10]) + (", ..." if len(keys) > 10 else "")
+        problem = "has an empty description" if "description" in mapping else "has no description"
+        if description is not None and not isinstance(description, str):
+            problem = f"has a description that is {_kind(description)}, not text"
+        raise SpecError(
+            f"spec {shown} {problem} (keys: {found}): add description: <what to build> "
+            "(or a requirements list; other keys such as name and verify are optional)"
+        )
+    for raw_key, value in mapping.items():
+        if str(raw_key).replace("_", " ").strip().lower() not in _CHECK_KEYS or value is None:
+            continue
+        key = str(raw_key).replace("\n", " ")
+        example = f'{key}: ["python -m pytest -q"]'
+        if isinstance(value, str):
+            command = value.strip()
+            if command and "\n" not in command and len(command) <= 60:
+                example = f"{key}: [{json.dumps(command, ensure_ascii=False)}]"
+            raise SpecError(
+                f"spec {shown}: {key} is a single string, not a list of commands: "
+                f"write one command per item, e.g. {example}"
+            )
+        if not isinstance(value, list):
+            raise SpecError(
+                f"spec {shown}: {key} is {_kind(value)}, not a list of commands: "
+                f"write e.g. {example}"
+            )
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise SpecError(
+                    f"spec {shown}: {key}[{index}] is {_kind(item)}, not a command: "
+                    f"write each check as a quoted string, e.g. {example}"
+                )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
 
 
 def render_mapping(mapping: Mapping[str, Any]) -> str:
