@@ -255,17 +255,29 @@ def _mask_param(item: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` for display: the password (or lone user name) and secret query values masked."""
+    """``url`` for display: the password (or lone user name) and secret query values masked.
+
+    Everything else is kept character for character (no ``urlunsplit``, which turns
+    ``sqlite:////abs.db`` into ``sqlite://abs.db``), so a shown URL pasted back into a
+    config names the same place.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return redact(url)
+    head, hash_mark, fragment = url.partition("#")
+    before, question_mark, query = head.partition("?")
     user, password, host = _split_userinfo(parts.netloc)
-    netloc = parts.netloc
     if user is not None:
         netloc = f"{user}:{_MASK}@{host}" if password is not None else f"{_MASK}@{host}"
-    query = "&".join(_mask_param(item) for item in parts.query.split("&")) if parts.query else ""
-    return redact(urlunsplit(parts._replace(netloc=netloc, query=query)))
+        authority = f"//{parts.netloc}"
+        if authority not in before:  # urlsplit dropped characters (tabs, newlines): rebuild
+            query = "&".join(_mask_param(item) for item in parts.query.split("&"))
+            return redact(urlunsplit(parts._replace(netloc=netloc, query=query)))
+        before = before.replace(authority, f"//{netloc}", 1)
+    if query:
+        query = "&".join(_mask_param(item) for item in query.split("&"))
+    return redact(before + question_mark + query + hash_mark + fragment)
 
 
 def redact_answer(text: str) -> str:

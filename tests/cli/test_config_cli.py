@@ -306,6 +306,30 @@ def test_show_masks_credential_headers_and_url_passwords(tmp_path: Path) -> None
     assert shown["metrics"]["url"] == "postgresql://app:***@db.internal/rolecall"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///{tmp}/abs.db",
+        "sqlite:///relative.db",
+        "postgresql://app@db.internal//rolecall?sslmode=require",
+    ],
+)
+def test_show_prints_a_metrics_url_that_pastes_back_unchanged(tmp_path: Path, url: str) -> None:
+    url = url.format(tmp=tmp_path)
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        "providers:\n"
+        "  box: {type: openai-compatible, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "default_provider: box\n"
+        f"metrics: {{url: '{url}'}}\n"
+    )
+    expected = url.replace("app@", "***@")  # a lone user name is a token: masked
+    shown = yaml.safe_load(invoke(["config", "show", "-c", str(path)]).stdout)
+    assert shown["metrics"]["url"] == expected
+    as_json = json.loads(invoke(["config", "show", "--json", "-c", str(path)]).stdout)
+    assert as_json["metrics"]["url"] == expected
+
+
 def test_show_on_an_invalid_config_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(TEN_MISTAKES)
