@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -174,3 +175,36 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time(
         waited = time.monotonic() - started
     assert answer == b""
     assert 4.5 < waited < 5 + 3
+
+
+CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _upgrade_request(body: bytes, path: bytes = b"/v1/chat/completions") -> bytes:
+    """A request as `curl --http2` sends it over http:// (asking to switch to h2c)."""
+    return (
+        b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+        b"Authorization: Bearer " + GATEWAY_KEY.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
+
+
+def test_an_upgrade_request_is_served_as_http_1_1_with_its_body(gateway: RunningGateway) -> None:
+    body = json.dumps(CHAT).encode()
+    sock = connect(gateway)
+    try:
+        sock.sendall(_upgrade_request(body) + body[:10])  # the body split across two reads
+        time.sleep(0.2)
+        sock.sendall(body[10:])
+        first = read_response(sock)
+        # The same connection goes on: the next request (no Upgrade) is parsed afresh.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = read_response(sock)
+    finally:
+        sock.close()
+    assert first.startswith(b"HTTP/1.1 200 "), first
+    assert b"answer from A" in first
+    assert second.startswith(b"HTTP/1.1 200 "), second

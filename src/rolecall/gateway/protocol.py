@@ -10,7 +10,12 @@ connections for every other client. This subclass, per connection:
 - closes (with ``408 Request Timeout`` when nothing was answered yet) a
   connection whose headers are not complete ``header_timeout`` after it opened
   or after a request's first byte, or whose body is not complete
-  ``body_timeout`` after its headers.
+  ``body_timeout`` after its headers;
+- serves a request that asks to switch protocols (``Upgrade: h2c``, as
+  ``curl --http2`` sends; ``websocket``) as the plain HTTP/1.1 request it also
+  is, as a server may (RFC 9110, 7.8): the gateway speaks nothing else. The
+  parser takes an upgrade request as bodiless and stops there, so its
+  ``Content-Length`` body is read here, and a new parser reads what follows.
 
 It all happens before the app runs, so before any key is checked. The limits
 are read from the serving config each time a connection opens, so a reload
@@ -24,6 +29,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rolecall.gateway.hotpath import DoorCycle, DoorHandler, header_lines
@@ -67,6 +74,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._deadline: float | None = None  # loop time the pending deadline falls due
         self._timer: asyncio.TimerHandle | None = None  # fires at or before the deadline
         self._idle = False  # between requests: the deadline is the keep-alive's
+        self._upgrade_body: int | None = None  # body bytes still due of an ignored Upgrade
 
     # ---- deadlines -------------------------------------------------------------------------
     # Each request moves the deadline three times (headers, body, done). Rather than a new
@@ -135,7 +143,21 @@ class _LimitedHttpTools(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return  # lingering after a 431: drop the rest of the request
-        super().data_received(data)
+        if self._upgrade_body is not None:
+            self._read_upgrade_body(data)
+            return
+        # uvicorn's, but for an Upgrade (no other protocol is spoken here: see the module doc).
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            message = "Invalid HTTP request received."
+            self.logger.warning(message)
+            self.send_400_response(message)
+            return
+        except httptools.HttpParserUpgrade as exc:
+            self._ignore_upgrade(data[exc.args[0] :])
+            return
         if self._in_head and not self._rejected and self.parser is not None:
             # The whole chunk belongs to a header block still unfinished: the parser holds it.
             self._head_received += len(data)
@@ -213,11 +235,16 @@ class _LimitedHttpTools(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._rejected:
             return
-        if self._idle:  # answered before its body was complete: now waiting for the next
+        self._body_read()
+        super().on_message_complete()
+
+    def _body_read(self) -> None:
+        """The request's body is in: no deadline until the response is written, or, if it
+        was answered before its body was complete, the wait for the next request's."""
+        if self._idle:
             self._arm(self.timeout_keep_alive)
         else:
             self._disarm()
-        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         """uvicorn's, with its keep-alive wait as a deadline (see the deadlines above)."""
@@ -231,6 +258,44 @@ class _LimitedHttpTools(HttpToolsProtocol):
         else:
             self._idle = True
             self._arm(self.timeout_keep_alive)
+
+    # ---- an Upgrade, ignored ---------------------------------------------------------------
+
+    def _ignore_upgrade(self, rest: bytes) -> None:
+        """The parser ended an upgrade request at its headers: read its body (``rest`` and
+        what follows) into the request's cycle, then parse what comes after anew."""
+        self.parser = httptools.HttpRequestParser(self)  # the old one stays in upgrade mode
+        names = {name for name, _ in self.headers}
+        declared = dict(self.headers).get(b"content-length", b"0")
+        if b"transfer-encoding" in names or not declared.isdigit():
+            self.send_400_response("An Upgrade request's body needs a Content-Length.")
+            return
+        if int(declared):
+            self.cycle.more_body = True
+            self._upgrade_body = int(declared)
+            self._arm(self._body_timeout)
+        if rest:
+            self.data_received(rest)
+
+    def _read_upgrade_body(self, data: bytes) -> None:
+        due = self._upgrade_body
+        assert due is not None
+        body, rest = data[:due], data[due:]
+        cycle = self.cycle
+        due -= len(body)
+        if not cycle.response_complete:  # else answered already (a 413...): dropped
+            cycle.body += body
+            if len(cycle.body) > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()  # the cycle's receive resumes it
+        if due:
+            self._upgrade_body = due
+        else:
+            self._upgrade_body = None
+            cycle.more_body = False
+            self._body_read()
+        cycle.message_event.set()
+        if rest:
+            self.data_received(rest)
 
     # ---- the header limit ------------------------------------------------------------------
 
