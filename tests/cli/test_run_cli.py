@@ -112,6 +112,44 @@ def test_bad_answers_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 2 and "answers file not found" in err
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "answers.yaml",
+            b"lang: go\nsize: [1, 2\nmore: 3\n",
+            "is not valid YAML (line 3, column 5): expected ',' or ']', but got ':'",
+        ),
+        ("answers.json", b'{"lang": "go",}', "is not valid JSON (line 1, column 15"),
+        ("answers.yaml", b"\xfa\xfb\xfc", "is not UTF-8 text (invalid byte at offset 0)"),
+        ("answers.yaml", b"lang: \x00\x01", "looks like a binary file"),
+        ("answers", None, "is a directory: pass a YAML or JSON file, e.g. --answers "),
+    ],
+)
+def test_unreadable_answers_file_is_one_line_naming_file_and_fix(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sims: dict[str, SimServer],
+    name: str,
+    content: bytes | None,
+    expected: str,
+) -> None:
+    spec = tmp_path / "spec.md"
+    spec.write_text(SPEC)
+    answers = tmp_path / name
+    if content is None:
+        answers.mkdir()
+    else:
+        answers.write_bytes(content)
+    config = write_config(tmp_path, sims, ROLES)
+    code, out, err = run_cli(capsys, str(spec), "-c", str(config), "--answers", str(answers))
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: answers file {answers} ") and expected in line
+    assert "codec" not in line and "Errno" not in line
+    assert all(server.calls == 0 for server in sims.values())
+
+
 def test_config_problem_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "spec.md"
     spec.write_text(SPEC)

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -305,27 +305,49 @@ def _checks_line(checks: dict[str, Any]) -> str:
 
 
 def _load_answers(path: str) -> dict[str, Any]:
-    import json
-
-    import yaml
-
+    """The answers file as ``{question id: answer}``; every problem is one AnswersError line."""
+    from rolecall.workflow._structured import SyntaxProblem, load_structured
     from rolecall.workflow.errors import AnswersError
 
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AnswersError(f"answers file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnswersError(f"cannot read answers file {path}: {exc}") from None
-    try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise AnswersError(f"answers file {path} is not valid YAML/JSON: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    example = "e.g. 'lang: python'"
+    if not file.exists():
+        raise AnswersError(f"answers file not found: {path}")
+    if file.is_dir():
         raise AnswersError(
-            f"answers file {path} must map question ids to answers (e.g. 'lang: python')"
+            f"answers file {path} is a directory: pass a YAML or JSON file, "
+            f"e.g. --answers {file / 'answers.yaml'}"
         )
-    return {str(k): v for k, v in data.items()}
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise AnswersError(
+            f"cannot read answers file {path}: {exc.strerror or exc}; check its permissions"
+        ) from None
+    if b"\x00" in data:
+        raise AnswersError(
+            f"answers file {path} looks like a binary file: pass a YAML or JSON text file "
+            f"mapping question ids to answers ({example})"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AnswersError(
+            f"answers file {path} is not UTF-8 text (invalid byte at offset {exc.start}): "
+            "save it as UTF-8 YAML or JSON"
+        ) from None
+    language: Literal["json", "yaml"] = "json" if file.suffix.lower() == ".json" else "yaml"
+    try:
+        loaded = load_structured(text, language)
+    except SyntaxProblem as exc:
+        fix = (
+            'e.g. {"lang": "python"}'
+            if language == "json"
+            else f"one 'question_id: answer' per line ({example})"
+        )
+        raise AnswersError(f"answers file {path} is {exc}; fix the syntax, {fix}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise AnswersError(f"answers file {path} must map question ids to answers ({example})")
+    return {str(k): v for k, v in loaded.items()}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rolecall.workflow._structured import SyntaxProblem, load_structured
 from rolecall.workflow.errors import SpecError
 
 __all__ = ["MAX_SPEC_BYTES", "Spec", "load_spec", "render_mapping"]
@@ -96,27 +97,12 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def _parse_structured(text: str, fmt: str, shown: str) -> Mapping[str, Any]:
-    if fmt == "json":
-        try:
-            loaded: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(
-                f"spec {shown} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                f"{exc.msg}): fix the syntax or write the spec in Markdown"
-            ) from None
-    else:
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise SpecError(
-                f"spec {shown} is not valid YAML{where}: {problem}; fix the syntax or write "
-                "the spec in Markdown"
-            ) from None
+    try:
+        loaded = load_structured(text, "json" if fmt == "json" else "yaml")
+    except SyntaxProblem as exc:
+        raise SpecError(
+            f"spec {shown} is {exc}; fix the syntax or write the spec in Markdown"
+        ) from None
     if loaded is None or loaded == {}:
         raise SpecError(f"spec {shown} is empty: describe what to build (name, description, ...)")
     if not isinstance(loaded, Mapping):
