@@ -139,6 +139,71 @@ def test_usage_errors_exit_2_in_one_line(workdir: Path, capsys: pytest.CaptureFi
     assert "KEY=VALUE" in err
 
 
+@pytest.mark.parametrize("role", ["", "   "])
+def test_blank_role_is_a_usage_error_naming_the_roles(
+    workdir: Path,
+    sims: tuple[SimServer, SimServer],
+    capsys: pytest.CaptureFixture[str],
+    role: str,
+) -> None:
+    config = workdir / "rolecall.yaml"
+    config.write_text(config.read_text() + "default_provider: claude\n")  # serves any role
+    code, out, err = _run("ask", role, "hi", "--offline", capsys=capsys)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "error: the role is empty: pass one of the configured roles: coder "
+        "(e.g. rolecall ask coder PROMPT)"
+    ]
+    assert all(server.calls == 0 for server in sims)
+    code, out, _ = _run("runs", "list", "--json", capsys=capsys)
+    assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        ("temperature=abc", "temperature must be a number from 0 to 2 (got 'abc')"),
+        ("temperature=-5", "temperature must be a number from 0 to 2 (got -5)"),
+        ("top_p=1.5", "top_p must be a number from 0 to 1 (got 1.5)"),
+        ("max_tokens=-1", "max_tokens must be a whole number above 0 (got -1)"),
+        ("max_tokens=1.5", "max_tokens must be a whole number above 0 (got 1.5)"),
+        ("seed=.inf", "seed holds .nan or .inf, which no request can carry"),
+    ],
+)
+def test_out_of_range_param_is_exit_2_before_any_call(
+    workdir: Path,
+    sims: tuple[SimServer, SimServer],
+    capsys: pytest.CaptureFixture[str],
+    pair: str,
+    expected: str,
+) -> None:
+    code, out, err = _run("ask", "coder", "hi", "--offline", "--param", pair, capsys=capsys)
+    assert code == 2 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"error: --param {pair}: {expected}; ")
+    assert all(server.calls == 0 for server in sims)
+
+
+def test_rejected_key_with_offline_exits_3(
+    workdir: Path,
+    sims: tuple[SimServer, SimServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gpt, claude = sims
+    gpt.set_faults(Fault("auth"))
+    claude.set_faults(Fault("auth"))
+    code, out, err = _run("ask", "coder", "hi", "--offline", capsys=capsys)
+    assert code == 3 and out == ""
+    assert "api_key of provider 'claude' was rejected" in err
+    code, out, _ = _run("ask", "coder", "hi", "--offline", "--json", capsys=capsys)
+    assert code == 3
+    assert {a["error_kind"] for a in json.loads(out)["attempts"]} == {"auth"}
+    claude.set_faults(Fault("overloaded"))  # one provider may answer later: the work failed
+    code, _, _ = _run("ask", "coder", "hi", "--offline", capsys=capsys)
+    assert code == 1
+
+
 def test_unknown_param_is_exit_2_with_did_you_mean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -106,6 +106,20 @@ def test_existing_file_needs_force(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "providers:" in Path("rolecall.yaml").read_text()
 
 
+@pytest.mark.parametrize("force", [(), ("--force",)])
+def test_a_directory_as_output_is_refused_naming_a_file(
+    capsys: pytest.CaptureFixture[str], force: tuple[str, ...]
+) -> None:
+    Path("conf").mkdir()
+    code, out, err = _run(capsys, "-o", "conf", *force)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"error: conf names a directory: -o takes the config file's name, "
+        f"e.g. -o {Path('conf') / 'rolecall.yaml'}"
+    ]
+    assert list(Path("conf").iterdir()) == []
+
+
 def test_bad_port_override_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,6 +60,10 @@ def exit_code_for(exc: RolecallError) -> int:
         # A missing extra is a setup problem, fixed by the pip command the message names.
         return EXIT_USAGE
     if isinstance(exc, AllProvidersFailed):
+        # Every provider refused the key, permission, model or quota: what the startup
+        # check reports with exit 3, so --offline (which skips that check) exits alike.
+        if exc.errors and all(error.kind.disables_provider for error in exc.errors):
+            return EXIT_CREDENTIALS
         return EXIT_FAILED
     return EXIT_FAILED
 

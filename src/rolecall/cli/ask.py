@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,14 +12,21 @@ from rolecall.cli._common import (
     EXIT_FAILED,
     EXIT_USAGE,
     config_option,
+    exit_code_for,
     fail,
     json_option,
     print_json,
 )
 
+if TYPE_CHECKING:
+    from rolecall.config.schema import RolecallConfig
+
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, each value read as YAML and checked by the config's own rules."""
     import yaml
+
+    from rolecall.config.params import param_value_problem
 
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -30,7 +37,25 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
             params[key] = yaml.safe_load(raw)
         except yaml.YAMLError:
             params[key] = raw
+        problem = param_value_problem(key, params[key])
+        if problem is not None:
+            what, fix = problem
+            fail(f"--param {pair}: {what}; {fix}")
     return params
+
+
+def _empty_role(config: RolecallConfig) -> str:
+    """The error for a blank ROLE, naming the roles the config assigns (the built-in
+    ones, served by default_provider, when it assigns none)."""
+    from rolecall.config.schema import BUILTIN_ROLES
+
+    roles = list(config.roles)
+    kind = "configured roles" if roles else "built-in roles"
+    roles = roles or list(BUILTIN_ROLES)
+    return (
+        f"the role is empty: pass one of the {kind}: {', '.join(roles)} "
+        f"(e.g. rolecall ask {roles[0]} PROMPT)"
+    )
 
 
 @click.command()
@@ -92,6 +117,9 @@ async def _ask(
     from rolecall.routing.router import Router
 
     router = Router.from_file(config_path, check_credentials=not offline)
+    if not role.strip():
+        await router.aclose()
+        fail(_empty_role(router.config))
     async with router:
         recorder = attach_sinks(router)
         run_id = new_run_id()
@@ -113,7 +141,7 @@ async def _ask(
                 print_json({"error": exc.message, "role": role, "attempts": attempts})
             else:
                 click.echo(f"error: {exc.message}", err=True)
-            return EXIT_FAILED
+            return exit_code_for(exc)  # 3 when every provider rejected its key
         except UnknownParameter as exc:  # a --param name no provider takes: bad input
             click.echo(f"error: {exc.message}", err=True)
             return EXIT_USAGE

@@ -4,6 +4,7 @@ write rolecall.yaml."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,11 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
     from rolecall.setup.proposal import propose, render_yaml
 
     path = Path(output)
+    if path.is_dir() or output.endswith(("/", os.sep)):
+        fail(
+            f"{output} names a directory: -o takes the config file's name, "
+            f"e.g. -o {path / 'rolecall.yaml'}"
+        )
     if path.exists() and not force and not dry_run:
         fail(f"{path} already exists: pass --force to overwrite it, or -o FILE to write elsewhere")
     try:

@@ -18,10 +18,11 @@ a type name or a family name.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rolecall.config._schema_errors import did_you_mean
+from rolecall.config._schema_errors import describe, did_you_mean
 from rolecall.config.registry import provider_types
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "KNOWN_PARAMS",
     "ROUTING_PARAMS",
     "capabilities_of",
+    "finite_number",
     "known_params",
+    "param_value_problem",
     "sendable_params",
     "suggest_param",
     "unknown_params",
@@ -140,6 +143,65 @@ CAPABILITY_PARAMS: Mapping[str, tuple[str, ...]] = {
     "logprobs": ("logprobs", "top_logprobs"),
     "n": ("n",),
 }
+
+
+# Value rules, the same for a config's params and a call's (``rolecall ask --param``).
+PARAM_RANGES: Mapping[str, tuple[float, float]] = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+POSITIVE_INT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "top_k")
+
+
+def finite_number(value: Any) -> bool:
+    """An int or float (not a bool), neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def param_value_problem(name: str, value: Any) -> tuple[str, str] | None:
+    """``(problem, fix)`` when ``value`` is out of range or of the wrong type for the call
+    parameter ``name``; None when it may be sent."""
+    unquote = " (remove the quotes)" if _looks_numeric(value) else ""
+    if name in PARAM_RANGES:
+        low, high = PARAM_RANGES[name]
+        if not (finite_number(value) and low <= value <= high):
+            return (
+                f"{name} must be a number from {low:g} to {high:g} (got {describe(value)})",
+                f"set {name} between {low:g} and {high:g}{unquote}",
+            )
+    elif name in POSITIVE_INT_PARAMS:
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            return (
+                f"{name} must be a whole number above 0 (got {describe(value)})",
+                f"set {name} to a positive whole number, e.g. 4096{unquote}",
+            )
+    elif _non_finite(value):
+        return (
+            f"{name} holds .nan or .inf, which no request can carry",
+            f"give {name} a finite number",
+        )
+    return None
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a parameter value holds .nan or .inf anywhere (JSON cannot send them)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
+def _looks_numeric(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
 
 
 def capabilities_of(

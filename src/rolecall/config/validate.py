@@ -10,7 +10,6 @@ failed, and the user sees everything at once.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +30,8 @@ from rolecall.config._provider_checks import (
     key_findings,
     param_name_finding,
 )
-from rolecall.config._schema_errors import describe, did_you_mean, role_key_issue, schema_issues
+from rolecall.config._schema_errors import did_you_mean, role_key_issue, schema_issues
+from rolecall.config.params import finite_number, param_value_problem
 from rolecall.config.registry import provider_types
 from rolecall.config.schema import (
     BUILTIN_ROLES,
@@ -49,13 +49,6 @@ EXTENSION_PREFIX = "x-"
 
 _ID = re.compile(PROVIDER_ID)
 ID_RULE = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
-_PARAM_RANGES = {
-    "temperature": (0.0, 2.0),
-    "top_p": (0.0, 1.0),
-    "presence_penalty": (-2.0, 2.0),
-    "frequency_penalty": (-2.0, 2.0),
-}
-_POSITIVE_INT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "top_k")
 
 
 def validate_document(
@@ -80,29 +73,6 @@ def validate_document(
     errors = sort_issues(checker.errors)
     warnings = sort_issues(drop_covered(checker.warnings, errors))
     return (config if not errors else None), errors, warnings
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _non_finite(value: Any) -> bool:
-    """Whether a parameter value holds .nan or .inf anywhere (JSON cannot send them)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_non_finite(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_non_finite(item) for item in value)
-    return False
-
-
-def _looks_numeric(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return isinstance(value, str)
 
 
 def _slug(text: str) -> str:
@@ -237,29 +207,9 @@ class _Checker:
                 continue
             if isinstance(name, str):
                 self.report(param_name_finding(where, name, protocols, owner))
-            unquote = " (remove the quotes)" if _looks_numeric(value) else ""
-            if name in _PARAM_RANGES:
-                low, high = _PARAM_RANGES[name]
-                if not (_is_number(value) and low <= value <= high):
-                    self.error(
-                        where,
-                        f"{name} must be a number from {low:g} to {high:g} (got {describe(value)})",
-                        f"set {name} between {low:g} and {high:g}{unquote}",
-                    )
-            elif name in _POSITIVE_INT_PARAMS and not (
-                isinstance(value, int) and not isinstance(value, bool) and value > 0
-            ):
-                self.error(
-                    where,
-                    f"{name} must be a whole number above 0 (got {describe(value)})",
-                    f"set {name} to a positive whole number, e.g. 4096{unquote}",
-                )
-            elif _non_finite(value):
-                self.error(
-                    where,
-                    f"{name} holds .nan or .inf, which no request can carry",
-                    f"give {name} a finite number",
-                )
+            problem = param_value_problem(str(name), value)
+            if problem is not None:
+                self.error(where, *problem)
 
     def _role(self, name: str, spec: Any, ids: set[str] | None, *, has_default: bool) -> None:
         path: ConfigPath = ("roles", name)
@@ -336,7 +286,7 @@ class _Checker:
                     f"weight for '{provider_id}', which is not one of this role's providers",
                     f"add it to {format_location((*path, 'providers'))} or remove its weight",
                 )
-            if _is_number(weight) and weight < 0:
+            if finite_number(weight) and weight < 0:
                 self.error(where, f"a weight cannot be negative (got {weight})", "use 0 or more")
         strategy = spec.get("strategy", "fallback")
         if strategy != "weighted":
@@ -363,7 +313,7 @@ class _Checker:
                 "give every provider of the role a weight",
             )
         values = list(weights.values())
-        if values and all(_is_number(w) for w in values) and sum(values) <= 0:
+        if values and all(finite_number(w) for w in values) and sum(values) <= 0:
             self.error(
                 (*path, "weights"), "the weights add up to 0", "give some provider weight > 0"
             )
