@@ -10,12 +10,11 @@ it, so a typo or a feature rolecall lacks is never dropped without a word.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolecall.config.params import known_params, suggest_param
+from rolecall.config.params import PARAM_RANGES, finite_number, known_params, suggest_param
 from rolecall.types import Message, normalize_messages
 
 __all__ = ["ParsedRequest", "RequestInvalid", "model_and_stream", "parse_chat_request"]
@@ -40,12 +39,7 @@ class ParsedRequest:
     include_usage: bool = False
 
 
-_RANGES: dict[str, tuple[float, float]] = {
-    "temperature": (0.0, 2.0),
-    "top_p": (0.0, 1.0),
-    "presence_penalty": (-2.0, 2.0),
-    "frequency_penalty": (-2.0, 2.0),
-}
+_RANGES = PARAM_RANGES  # the config's own rules for these values
 _OWN = frozenset({"model", "messages", "stream", "stream_options"})
 # Accepted and not forwarded: OpenAI-side storage and labels, meaningless elsewhere.
 _IGNORED = frozenset({"store", "metadata"})
@@ -140,7 +134,7 @@ def _checked_params(body: Mapping[str, Any]) -> dict[str, Any]:
         value = body.get(name)
         if value is None:
             continue
-        if not _is_number(value) or not low <= value <= high:
+        if not finite_number(value) or not low <= value <= high:
             raise RequestInvalid(f"'{name}' must be a number from {low:g} to {high:g}", name)
         params[name] = value
     for name in ("max_completion_tokens", "max_tokens"):
@@ -160,10 +154,6 @@ def _checked_params(body: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             params[name] = check(name, value)
     return params
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:

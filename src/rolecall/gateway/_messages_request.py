@@ -27,12 +27,11 @@ tool such as ``web_search``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolecall.config.params import suggest_param
+from rolecall.config.params import finite_number, suggest_param
 from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
 from rolecall.gateway._messages_content import conversation, system_turn
 from rolecall.gateway._messages_tools import ToolCatalog, read_tool_choice
@@ -138,7 +137,7 @@ def _params(body: Mapping[str, Any], counting: bool = False) -> dict[str, Any]:
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None:
-            if not _is_number(value) or not 0 <= value <= 1:
+            if not finite_number(value) or not 0 <= value <= 1:
                 raise RequestInvalid(f"{name}: must be a number from 0 to 1", name)
             params[name] = value
     top_k = body.get("top_k")
@@ -168,10 +167,6 @@ def _max_tokens(value: Any) -> int:
             "max_tokens",
         )
     return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def thinking_effort(budget: int) -> str:

@@ -22,12 +22,11 @@ every call itself and never truncates), or refused with a 400 naming it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolecall.config.params import known_params, suggest_param
+from rolecall.config.params import PARAM_RANGES, finite_number, known_params, suggest_param
 from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
 from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
 from rolecall.gateway._responses_tools import ToolSet, read_tool_choice, read_tools
@@ -181,7 +180,7 @@ def _check_ignored(body: Mapping[str, Any]) -> None:
             )
 
 
-_RANGES: dict[str, tuple[float, float]] = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+_RANGES = {name: PARAM_RANGES[name] for name in ("temperature", "top_p")}  # the config's rules
 
 
 def _params(body: Mapping[str, Any], tools: ToolSet) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -193,7 +192,7 @@ def _params(body: Mapping[str, Any], tools: ToolSet) -> tuple[dict[str, Any], di
         echo[name] = value
         if value is None:
             continue
-        if not _is_number(value) or not low <= value <= high:
+        if not finite_number(value) or not low <= value <= high:
             raise RequestInvalid(f"'{name}' must be a number from {low:g} to {high:g}", name)
         params[name] = value
     limit = body.get("max_output_tokens")
@@ -232,10 +231,6 @@ def _params(body: Mapping[str, Any], tools: ToolSet) -> tuple[dict[str, Any], di
         if body.get(name) is not None:
             params[name] = body[name]
     return params, echo
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _reasoning(raw: Any, params: dict[str, Any]) -> dict[str, Any]:
