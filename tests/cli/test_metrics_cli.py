@@ -172,6 +172,14 @@ def test_bad_input_is_one_line_exit_2(
     assert "pw-secret-123" not in err
 
 
+def test_an_unsupported_store_url_is_one_line_naming_the_option(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _cli(capsys, "metrics", "--store", "mysql://u:pw-secret-123@h/db")
+    [line] = err.splitlines()
+    assert code == 2 and line.startswith("error: --store: unsupported metrics store URL")
+
+
 def test_postgres_without_psycopg_names_the_extra(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -85,6 +85,10 @@ def open_read_store(metrics: MetricsConfig, store_url: str | None) -> MetricsSto
         return None
     except MissingExtra as exc:
         fail(exc.message, EXIT_USAGE)
+    except ConfigError as exc:  # a URL no store takes: one line, named as the user gave it
+        origin = "--store" if store_url else "metrics.url"
+        problems = (f"{i.problem}; {i.fix}" if i.fix else i.problem for i in exc.issues)
+        fail(f"{origin}: {'; '.join(problems)}", EXIT_USAGE)
 
 
 def parse_time(value: str | None, option: str, now: float | None = None) -> float | None:

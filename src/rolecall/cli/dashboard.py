@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from rolecall.cli._common import EXIT_USAGE, config_option, fail
-from rolecall.cli._store import metrics_config, store_option
+from rolecall.cli._store import metrics_config, open_read_store, store_option
+from rolecall.config.schema import MetricsConfig
 
 __all__ = ["dashboard"]
 
@@ -30,8 +31,11 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
     keys = _keys(config_path)
     if not is_loopback(host) and not keys:
         fail(unsafe_bind_message(host), EXIT_USAGE)
-    url = store_url or metrics_config(config_path).url
-    _check_store(url, "--store" if store_url else "metrics.url")
+    metrics = metrics_config(config_path) if store_url is None else MetricsConfig()
+    store = open_read_store(metrics, store_url)  # a URL it cannot read stops it here
+    if store is not None:
+        store.close()
+    url = store_url or metrics.url
     try:
         server = DashboardServer(url, host, port, keys)
     except OSError as exc:
@@ -39,25 +43,6 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
     click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no error
         server.serve_forever()
-
-
-def _check_store(url: str, origin: str) -> None:
-    """Open the store once, so that a URL the dashboard cannot read fails now, not per request."""
-    from rolecall.errors import ConfigError, MissingExtra
-    from rolecall.recording.store import StoreNotFound, open_store
-
-    try:
-        store = open_store(url, create=False)
-    except StoreNotFound:
-        return  # no SQLite file yet: the pages show no data until something records
-    except ConfigError as exc:
-        problems = (
-            f"{issue.problem}; {issue.fix}" if issue.fix else issue.problem for issue in exc.issues
-        )
-        fail(f"{origin}: {'; '.join(problems)}", EXIT_USAGE)
-    except MissingExtra as exc:
-        fail(exc.message, EXIT_USAGE)
-    store.close()
 
 
 def _keys(config_path: str | None) -> list[Any]:
