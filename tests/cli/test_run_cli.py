@@ -265,9 +265,6 @@ def test_unusable_output_dir_exits_2_before_any_provider_call(
 ) -> None:
     if where == "in /proc" and not Path("/proc/self").is_dir():
         pytest.skip("no /proc here")
-    team = Team(plan_files("a.py"))
-    for server in sims.values():
-        server.responder = team
     spec = tmp_path / "spec.md"
     spec.write_text(SPEC)
     config = write_config(tmp_path, sims, ROLES)
