@@ -27,8 +27,11 @@ after 50 ms: the virtual CPU halts, and the host evidently runs other work on th
 core meanwhile (no hardware counters are exposed to tell caches from anything
 else). Keeping the CPU busy removes most of it; waking it every 0.5-2 ms
 (50 ms slept in slices) does not (165-170 us); the guest's halt-polling
-(``guest_halt_poll_ns``) does not, at 200 us. This is what issue 21 saw as "most of
-the cost appears only when the gateway idles while the provider thinks"; see
+(``guest_halt_poll_ns``) does not, at 200 us. Holding /dev/cpu_dma_latency at 0
+(the idle vCPU polls instead of halting) takes the 50 ms row to 37 us, still 6x
+its warm time: most of the cold wake is the halt, the rest what ran meanwhile.
+This is what issue 21 saw as "most of the cost appears only when the gateway
+idles while the provider thinks"; see
 benchmarks/bench_gateway.py ("Where the time goes").
 """
 

@@ -285,6 +285,29 @@ Where the time goes:
   limit of gateway/protocol.py) would not bring the 1-in-flight target within
   reach, and was not built. At 100 in flight (second run) the lean server adds
   0.15 ms against the gateway's 0.23.
+- The same path compiled, measured and not adopted (2026-12-07): mypyc 2.4.1
+  compiled 20 modules of the path (router, attempt, chain, task, outcomes, retry,
+  memory health, the chat door's request and format modules, hotpath, exchange, body,
+  auth, prom, recorder, events, types, _json, the OpenAI wire format, provider
+  errors); the adapter, the HTTP client and the protocol did not compile (async
+  generators unsupported, a compiled class under uvicorn's, an internal mypyc
+  error). Against the interpreted gateway in the same rounds, --pin: p50 added
+  at 1 in flight 0.69 (0.64..0.81) ms compiled against 0.64 (0.12..0.74), CPU
+  per request 0.85 against 0.83 ms; provider answering at once, CPU per request
+  0.175 against 0.160 ms at 1 in flight and 0.110 for both at 10. The Python
+  this compiles is not where the time is, warm or cold.
+- The virtual CPU kept from halting, measured and not adopted (2026-12-07): this
+  VM boots with haltpoll and guest_halt_poll_ns=0, so an idle vCPU halts at
+  once. Holding the kernel's PM QoS request /dev/cpu_dma_latency at 0 (as
+  tuned's latency profiles do; the idle vCPU then polls) takes
+  _bench_wake.py's 50 ms row from 139-175 us to 37 us, and a --pin --lean run
+  at 1 and 100 in flight (400 requests, 3 rounds) to: gateway 0.47 (0.40..0.84)
+  ms added, lean server 0.37, bare proxy 0.28, raw socket -0.01; CPU per
+  request 0.63 ms against 0.97 in the run before it without the request. The
+  target is still missed, by the gateway and by the lean server, and the host
+  pays a polling vCPU for every idle one, so rolecall does not hold it.
+  (Disabling the halt state in sysfs instead changed nothing: 0.62 ms, as the
+  haltpoll governor does not read that switch.)
 - The p99 at 50-100 in flight (17-30 ms vs the bare proxy's 3-4 ms): see below.
 
 The tail at 50 in flight. --lag serves the gateways through benchmarks/_bench_lag.py:
