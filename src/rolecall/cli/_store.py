@@ -16,14 +16,12 @@ import click
 from rolecall.cli._common import EXIT_USAGE, fail
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ConfigError, MissingExtra
-from rolecall.recording.store import MetricsStore, StoreNotFound, open_store
+from rolecall.recording.store import EARLIEST_TIME, MetricsStore, StoreNotFound, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-# The earliest moment a datetime (and so the store) can hold.
-_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 
 
 def store_option(func: F) -> F:
@@ -101,7 +99,7 @@ def parse_time(value: str | None, option: str, now: float | None = None) -> floa
     match = _DURATION.match(text)
     if match:
         ago = now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-        if ago < _EARLIEST:  # also true of a duration too long for a float (-inf)
+        if ago < EARLIEST_TIME:  # also true of a duration too long for a float (-inf)
             fail(
                 f"invalid {option} value {value!r}: that reaches back before the year 1; "
                 "use a shorter duration such as 7d, 24h or 30m, or an ISO time"

@@ -25,18 +25,20 @@ import json
 import math
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rolecall.errors import RolecallError
-from rolecall.recording.store import MetricsStore, StoreNotFound, open_store
+from rolecall.recording.store import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MetricsStore,
+    StoreNotFound,
+    open_store,
+)
 
 __all__ = ["ApiError", "DataSource", "answer"]
 
 HealthFn = Callable[[], dict[str, dict[str, Any]]]
-# The moments a datetime (and so the store) can hold: years 1 to 9999, UTC.
-_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
-_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _GROUPS = {"provider,role": ("provider", "role"), "provider": ("provider",), "role": ("role",)}
 
 
@@ -88,9 +90,9 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
         moment = float(value)
     except ValueError:
         moment = math.nan
-    if not _EARLIEST <= moment <= _LATEST:  # also false for nan and inf
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:  # also false for nan and inf
         message = (
-            f"{name}={value!r}: give epoch seconds from {_EARLIEST:.0f} to {_LATEST:.0f}"
+            f"{name}={value!r}: give epoch seconds from {EARLIEST_TIME:.0f} to {LATEST_TIME:.0f}"
             f" (years 1 to 9999), e.g. {name}=1767225600"
         )
         raise ApiError(400, message)

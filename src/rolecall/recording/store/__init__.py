@@ -12,6 +12,7 @@ Backends load on first use so that importing this package stays cheap.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,19 @@ from rolecall.errors import ConfigError, ConfigIssue, RolecallError
 if TYPE_CHECKING:
     from rolecall.recording.store.base import MetricsStore
 
-__all__ = ["MetricsStore", "StoreError", "StoreNotFound", "describe_url", "open_store"]
+__all__ = [
+    "EARLIEST_TIME",
+    "LATEST_TIME",
+    "MetricsStore",
+    "StoreError",
+    "StoreNotFound",
+    "describe_url",
+    "open_store",
+]
+
+# The moments a datetime (and so a query's time range) can hold: years 1 to 9999, UTC.
+EARLIEST_TIME = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 _SQLITE_MEMORY = ("", ":memory:", "/:memory:")
 
