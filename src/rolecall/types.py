@@ -10,7 +10,7 @@ translates both ways; nothing a caller sends is dropped without a word.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -245,7 +245,8 @@ def normalize_messages(
     """Accept a prompt string, dicts in OpenAI's chat shape, or :class:`Message` objects.
 
     Raises ValueError naming the message and field for anything it cannot carry
-    (an unknown role or content part type, a tool turn without its call id...).
+    (not a list of messages, an unknown role or content part type, a ``data:`` URL
+    without a media type, a tool turn without its call id...).
     """
     if isinstance(messages, str):
         return (Message("user", messages),)
@@ -255,6 +256,11 @@ def normalize_messages(
                 break
         else:
             return messages
+    if isinstance(messages, bytes | bytearray | Mapping) or not isinstance(messages, Iterable):
+        raise ValueError(
+            f"messages must be a prompt string or a list of messages, not "
+            f"{type(messages).__name__}: pass [{{'role': 'user', 'content': '...'}}]"
+        )
     return tuple(
         item if isinstance(item, Message) else _message(index, item)
         for index, item in enumerate(messages)
@@ -262,7 +268,13 @@ def normalize_messages(
 
 
 def _message(index: int, item: Mapping[str, Any]) -> Message:
-    role = item.get("role")
+    try:
+        role = item.get("role")
+    except AttributeError:  # not a mapping: a bare string, None...
+        raise ValueError(
+            f"messages[{index}] must be a message object {{'role': ..., 'content': ...}}, "
+            f"not {type(item).__name__}"
+        ) from None
     content = item.get("content")
     if type(content) is str and role in _PLAIN_ROLES and item.get("tool_calls") is None:
         return Message(role, content)  # the common turn, all its checks passed at once
@@ -318,7 +330,13 @@ def _part(where: str, part: Any) -> ContentPart:
         if not isinstance(url, str) or not url.startswith(("data:", "https:", "http:")):
             raise ValueError(f"{where}.image_url.url must be a data: or https: URL")
         detail = image.get("detail") if isinstance(image, Mapping) else None
-        return ImagePart(url, detail if isinstance(detail, str) else None)
+        found = ImagePart(url, detail if isinstance(detail, str) else None)
+        if url.startswith("data:") and found.inline is None:
+            raise ValueError(
+                f"{where}.image_url.url is a data: URL without a media type and base64 data: "
+                "write it as data:image/png;base64,<data>"
+            )
+        return found
     raise ValueError(f"{where}.type {kind!r} is not supported: send text and image_url parts")
 
 
@@ -338,6 +356,11 @@ def _tool_calls(where: str, raw: Any) -> tuple[ToolCall, ...]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{spot}.function.name must be a non-empty string")
         if not isinstance(arguments, str):  # an object: send it as the JSON text it stands for
-            arguments = json.dumps(arguments, ensure_ascii=False)
+            try:
+                arguments = json.dumps(arguments, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{spot}.function.arguments must be JSON text or a JSON object"
+                ) from None
         calls.append(ToolCall(call_id, name, arguments))
     return tuple(calls)

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from rolecall.config.schema import RolecallConfig
-from rolecall.errors import AllProvidersFailed, CredentialsError, ErrorKind, StreamInterrupted
+from rolecall.errors import (
+    AllProvidersFailed,
+    CredentialsError,
+    ErrorKind,
+    ProviderError,
+    RolecallError,
+    StreamInterrupted,
+)
 from rolecall.events import event_to_dict
 from rolecall.routing.router import Router
 from rolecall.sim import Fault, SimServer
@@ -243,3 +250,81 @@ async def test_echoed_key_never_leaks(
         assert any("***" in text for text in texts)
     finally:
         sims[pid].api_key = KEY
+
+
+USER = [{"role": "user", "content": "hi"}]
+BAD_DATA_URL = [{"type": "image_url", "image_url": {"url": "data:nonsense"}}]
+
+
+@pytest.mark.parametrize(
+    ("role", "messages", "kwargs", "words"),
+    [
+        ("coder", None, {}, "messages must be a prompt string or a list of messages"),
+        ("coder", 5, {}, "messages must be a prompt string or a list of messages"),
+        ("coder", b"hi", {}, "messages must be a prompt string or a list of messages"),
+        ("coder", USER[0], {}, "messages must be a prompt string or a list of messages"),
+        ("coder", ["hi"], {}, "messages[0] must be a message object"),
+        ("coder", [None], {}, "messages[0] must be a message object"),
+        ("coder", [{"role": "tool", "content": "x"}], {}, "tool_call_id is required"),
+        ("coder", [{"role": "user", "content": b"x"}], {}, "content must be a string"),
+        ("coder", [{"role": "user", "content": 5}], {}, "content must be a string"),
+        ("coder", [{"role": "user", "content": [{"type": "audio"}]}], {}, "'audio' is not"),
+        ("coder", [{"role": "user", "content": BAD_DATA_URL}], {}, "data:image/png;base64"),
+        (
+            "coder",
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": {1, 2}}}],
+                }
+            ],
+            {},
+            "arguments must be JSON text or a JSON object",
+        ),
+        ("", USER, {}, "role must be a non-empty name"),
+        ("co\x00der", USER, {}, "role must be a non-empty name"),
+        (None, USER, {}, "role must be a non-empty name"),
+        (["coder"], USER, {}, "role must be a non-empty name"),
+        ("coder", USER, {"provider": ["gpt"]}, "unknown provider"),
+        ("coder", USER, {"params": {"temperature": "hot"}}, "temperature must be a number"),
+        ("coder", USER, {"params": {"temperature": 5}}, "temperature must be a number"),
+        ("coder", USER, {"params": {"max_tokens": 1.5}}, "max_tokens must be a whole number"),
+        ("coder", USER, {"params": {"max_tokens": True}}, "max_tokens must be a whole number"),
+        ("coder", USER, {"params": {"stop": 5}}, "stop must be a string or a list"),
+        ("coder", USER, {"params": [("temperature", 1)]}, "params must be a mapping"),
+        ("coder", USER, {"params": {5: 1}}, "parameter names must be strings"),
+        ("coder", USER, {"response_schema": "object"}, "response_schema must be a JSON Schema"),
+    ],
+)
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_bad_requests_are_refused_before_any_call(
+    sims: dict[str, SimServer],
+    role: Any,
+    messages: Any,
+    kwargs: dict[str, Any],
+    words: str,
+    streamed: bool,
+) -> None:
+    async with Router(_config(sims)) as router:
+        with pytest.raises(RolecallError) as caught:
+            if streamed:
+                await _read(router.stream(role, messages, **kwargs))
+            else:
+                await router.complete(role, messages, **kwargs)
+    assert words in str(caught.value)
+    if isinstance(caught.value, ProviderError):
+        assert caught.value.kind is ErrorKind.BAD_REQUEST
+    assert [server.calls for server in sims.values()] == [0, 0, 0]
+
+
+async def test_a_param_json_cannot_carry_is_a_bad_request_never_retried(
+    sims: dict[str, SimServer],
+) -> None:
+    async with Router(_config(sims, roles={"coder": {"provider": "gpt"}})) as router:
+        with pytest.raises(AllProvidersFailed) as caught:
+            await router.complete("coder", "hi", params={"metadata": {"when": object()}})
+        assert router.health.state("gpt") == "ok"
+    assert [a.to_dict()["error_kind"] for a in caught.value.attempts] == ["bad_request"]
+    assert "a value JSON cannot carry" in str(caught.value)
+    assert sims["gpt"].calls == 0

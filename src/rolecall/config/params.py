@@ -177,12 +177,22 @@ def param_value_problem(name: str, value: Any) -> tuple[str, str] | None:
                 f"{name} must be a whole number above 0 (got {describe(value)})",
                 f"set {name} to a positive whole number, e.g. 4096{unquote}",
             )
+    elif name == "stop":
+        if not (isinstance(value, str) or _strings(value)):
+            return (
+                f"stop must be a string or a list of strings (got {describe(value)})",
+                "set stop to a string, or a list such as ['\\n\\n']",
+            )
     elif _non_finite(value):
         return (
             f"{name} holds .nan or .inf, which no request can carry",
             f"give {name} a finite number",
         )
     return None
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
 
 
 def _non_finite(value: Any) -> bool:

@@ -121,8 +121,22 @@ def env_proxy(url: str) -> str | None:
 
 
 def json_body(body: Any) -> bytes:
-    """Compact UTF-8 JSON; NaN and infinities are refused (no vendor accepts them)."""
-    return dumps_finite(body)
+    """Compact UTF-8 JSON; NaN and infinities are refused (no vendor accepts them).
+
+    A value JSON cannot carry (an object, a set, a NaN inside a parameter) is the
+    request's fault: a bad request, not retried, so the provider is never blamed.
+    """
+    try:
+        return dumps_finite(body)
+    except UnicodeEncodeError:
+        raise  # the router names the lone surrogate
+    except (TypeError, ValueError) as exc:
+        raise ProviderError(
+            f"the request holds a value JSON cannot carry ({exc}): pass only strings, "
+            "numbers, booleans, None, lists and dicts in params and tools",
+            kind=ErrorKind.BAD_REQUEST,
+            retryable=False,
+        ) from None
 
 
 # --------------------------------------------------------------------------- SSE

@@ -24,10 +24,12 @@ from rolecall.config.params import (
     ROUTING_PARAMS,
     capabilities_of,
     known_params,
+    param_value_problem,
     suggest_param,
 )
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import ErrorKind, ProviderError, UnknownParameter
+from rolecall.routing._task import refused
 from rolecall.types import ChatRequest, ImagePart, Message
 
 __all__ = ["Capabilities", "UnknownParameter", "needed"]
@@ -108,16 +110,27 @@ class Capabilities:
         :class:`UnknownParameter` for any other name no protocol knows."""
         if not params:
             return params
+        if not isinstance(params, Mapping):
+            raise refused(
+                f"params must be a mapping of parameter names to values, not "
+                f"{type(params).__name__}: pass e.g. {{'temperature': 0.2}}"
+            )
         known = self._known
         unknown = [name for name in params if name not in known]
         if unknown:
             name = unknown[0]
+            if not isinstance(name, str):
+                raise UnknownParameter(f"parameter names must be strings, not {name!r}")
             close = suggest_param(name, known_params(None))
             hint = f"did you mean '{close}'?" if close else "check the name"
             raise UnknownParameter(
                 f"unknown parameter '{name}': no provider takes it; {hint} "
                 f"(or list it in drop_params to drop it)"
             )
+        for name, value in params.items():
+            problem = param_value_problem(name, value)
+            if problem is not None:
+                raise refused(f"{problem[0]}: {problem[1]}")
         if self._drop and not self._drop.isdisjoint(params):
             every = known_params(None)
             return {k: v for k, v in params.items() if k in every or k not in self._drop}

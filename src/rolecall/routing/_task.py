@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.types import Attempt, Completion, Message
+from rolecall.types import Attempt, Completion, Message, normalize_messages
 
-__all__ = ["TaskRun", "check_encodable", "short_id", "unexpected_error"]
+__all__ = [
+    "TaskRun",
+    "check_encodable",
+    "checked_messages",
+    "refused",
+    "short_id",
+    "unexpected_error",
+]
 
 log = logging.getLogger("rolecall.router")
 
@@ -67,6 +75,21 @@ def unexpected_error(pid: str, exc: Exception) -> ProviderError:
     return ProviderError(f"unexpected {type(exc).__name__}: {exc}", kind=kind, provider=pid)
 
 
+def refused(problem: str) -> ProviderError:
+    """A request the router refuses before calling any provider (the caller's fault)."""
+    return ProviderError(problem, kind=ErrorKind.BAD_REQUEST, retryable=False)
+
+
+def checked_messages(messages: Any) -> tuple[Message, ...]:
+    """``messages`` as :class:`Message` objects, or a bad_request error naming the message
+    and field at fault (raised before any provider is called)."""
+    try:
+        normalized = normalize_messages(messages)
+    except ValueError as exc:
+        raise refused(str(exc)) from None
+    return check_encodable(normalized)
+
+
 def check_encodable(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     """``messages`` unchanged, or a bad_request error if any text cannot be sent as UTF-8.
 
@@ -81,10 +104,8 @@ def check_encodable(messages: tuple[Message, ...]) -> tuple[Message, ...]:
             for text in texts:
                 text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ProviderError(
+            raise refused(
                 f"messages[{index}].content cannot be encoded as UTF-8 (a lone surrogate "
-                f"at character {exc.start}): replace or remove it before sending",
-                kind=ErrorKind.BAD_REQUEST,
-                retryable=False,
+                f"at character {exc.start}): replace or remove it before sending"
             ) from None
     return messages

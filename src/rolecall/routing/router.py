@@ -46,7 +46,7 @@ from rolecall.routing._limits import concurrency_limits
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._strategy import ChainPlan, plan_for_role
 from rolecall.routing._stream import ReplyStream, run_stream
-from rolecall.routing._task import TaskRun, check_encodable, short_id
+from rolecall.routing._task import TaskRun, checked_messages, refused, short_id
 from rolecall.routing.credentials import (
     _build_provider,
     check_config_credentials,
@@ -54,12 +54,7 @@ from rolecall.routing.credentials import (
     split_failures,
     transient_warning,
 )
-from rolecall.types import (
-    ChatRequest,
-    Message,
-    Reply,
-    normalize_messages,
-)
+from rolecall.types import ChatRequest, Message, Reply
 
 __all__ = ["ReplyStream", "Router", "complete_sync"]
 
@@ -257,8 +252,10 @@ class Router:
 
     def chain(self, role: str, *, provider: str | None = None) -> tuple[str, ...]:
         """The providers one call for ``role`` would try, in order (strategy applied)."""
+        if not (isinstance(role, str) and role in self._plans):  # a configured role passes
+            self._check_role(role)
         if provider is not None:
-            if provider not in self._semaphores:
+            if not isinstance(provider, str) or provider not in self._semaphores:
                 valid = ", ".join(self._semaphores) or "none"
                 raise RolecallError(f"unknown provider '{provider}': valid ids are {valid}")
             return (provider,)
@@ -266,6 +263,14 @@ class Router:
         if not plan.fixed:
             raise NoProviderForRole(role)
         return plan.order(self._health.latency_ms, self._rng)
+
+    def _check_role(self, role: object) -> None:
+        if not isinstance(role, str) or not role.strip() or not role.isprintable():
+            assigned = ", ".join(self._plans) or "none assigned"
+            raise RolecallError(
+                f"role must be a non-empty name such as 'coder', not {role!r}: "
+                f"pass one of the config's roles ({assigned})"
+            )
 
     def _request(
         self,
@@ -321,13 +326,16 @@ class Router:
 
         Raises :class:`NoProviderForRole` for a role with no provider and no default,
         :class:`UnknownParameter` for a ``params`` name no provider takes (before any
-        call; ``drop_params`` in the config drops listed names instead), and
+        call; ``drop_params`` in the config drops listed names instead), a
+        :class:`ProviderError` of kind ``bad_request`` for messages, params or a schema
+        it cannot send (also before any call), and
         :class:`AllProvidersFailed` (with ``errors`` and ``attempts``) when the
         chain is exhausted.
         """
         chain = self.chain(role, provider=provider)
         params = self._capabilities.check_call(params)
-        normalized = check_encodable(normalize_messages(messages))
+        normalized = checked_messages(messages)
+        _check_schema(response_schema)
         task = self._new_task(role, run_id, task_id, stage, dialect)
 
         def request_for(pid: str) -> ChatRequest:
@@ -356,7 +364,8 @@ class Router:
         """
         chain = self.chain(role, provider=provider)
         params = self._capabilities.check_call(params)
-        normalized = check_encodable(normalize_messages(messages))
+        normalized = checked_messages(messages)
+        _check_schema(response_schema)
         task = self._new_task(role, run_id, task_id, stage, dialect)
 
         def request_for(pid: str) -> ChatRequest:
@@ -365,6 +374,13 @@ class Router:
         reply_stream = ReplyStream()
         reply_stream._attach(run_stream(self._calls, task, chain, request_for, reply_stream))
         return reply_stream
+
+
+def _check_schema(schema: Any) -> None:
+    if schema is not None and not isinstance(schema, Mapping):
+        raise refused(
+            f"response_schema must be a JSON Schema object (a dict), not {type(schema).__name__}"
+        )
 
 
 def complete_sync(
