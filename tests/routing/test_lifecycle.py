@@ -69,6 +69,15 @@ def test_from_file_reports_config_errors(tmp_path: Path) -> None:
         Router.from_file(path)
 
 
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("rolecall\x00.yaml", "holds a NUL character"), (5, "must be a string or a Path")],
+)
+def test_from_file_refuses_a_path_no_file_can_have(path: object, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Router.from_file(path)  # type: ignore[arg-type]
+
+
 def test_complete_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with SimServer("openai", api_key=KEY, reply="sync answer") as sim:
         path = _write_config(tmp_path, sim.base_url)

@@ -58,6 +58,9 @@ class ConfigReport:
         return self.config
 
 
+_NUL_FIX = "no file name can hold one: check how the path was built"
+
+
 def find_config_path(
     explicit: str | os.PathLike[str] | None = None,
     *,
@@ -65,8 +68,16 @@ def find_config_path(
 ) -> Path:
     """``-c`` value, then ``$ROLECALL_CONFIG``, then ``./rolecall.yaml`` (``.yml``, ``.json``)."""
     env = os.environ if environ is None else environ
+    if explicit is not None and not isinstance(explicit, str | os.PathLike):
+        raise ConfigError(
+            [ConfigIssue("", f"the config path must be a string or a Path, not {explicit!r}")]
+        )
     if explicit is not None and os.fspath(explicit) != "":
         path = Path(explicit).expanduser()
+        if "\x00" in str(path):
+            raise ConfigError(
+                [ConfigIssue("", f"the config path {str(path)!r} holds a NUL character", _NUL_FIX)]
+            )
         return _existing(path, f"config file {path} not found", f"check the path, or {_CREATE_FIX}")
     named = env.get(CONFIG_ENV_VAR)
     if named:
