@@ -22,6 +22,11 @@ from rolecall.workflow.files import OutputDir, UnsafePath, normalize_relative
         ("~/x", "home"),
         ("", "empty"),
         (".", "output directory itself"),
+        (".git/config", ".git"),
+        (".GIT/hooks/pre-commit", ".git"),
+        ("src/.git/HEAD", ".git"),
+        ("a" * 300 + ".py", "longer than 240 bytes"),
+        ("d/" + "\u00e9" * 130 + ".py", "longer than 240 bytes"),
     ],
 )
 def test_unsafe_relative_paths_are_refused(path: str, reason: str) -> None:
@@ -73,3 +78,20 @@ def test_output_dir_that_is_itself_a_symlink_is_fine(tmp_path: Path) -> None:
     os.symlink(real, tmp_path / "alias")
     OutputDir(tmp_path / "alias").write("a.txt", "ok")
     assert (real / "a.txt").read_text() == "ok"
+
+
+def test_a_path_too_long_for_the_file_system_is_refused_not_raised(tmp_path: Path) -> None:
+    deep = "/".join(["c" * 200] * 30) + ".py"
+    out = OutputDir(tmp_path / "out")
+    with pytest.raises(UnsafePath, match="cannot be used as a file path"):
+        out.exists(deep)
+    with pytest.raises(UnsafePath):
+        out.write(deep, "x = 1\n")
+
+
+def test_a_file_where_a_directory_is_needed_is_refused_by_name(tmp_path: Path) -> None:
+    out = OutputDir(tmp_path / "out")
+    out.write("pkg", "x = 1\n")
+    with pytest.raises(UnsafePath, match="'pkg' is a file, so nothing can be written under it"):
+        out.write("pkg/sub/mod.py", "y = 2\n")
+    assert (tmp_path / "out" / "pkg").read_text() == "x = 1\n"

@@ -111,6 +111,32 @@ async def test_unsafe_plan_paths_are_refused_and_nothing_leaves_the_output_dir(
     assert asked == {"ok.py"}
 
 
+async def test_git_paths_overlong_names_and_file_clashes_are_refused_not_failed(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / ".git" / "hooks").mkdir(parents=True)
+    (out / ".git" / "config").write_text("[core]\n")
+    overlong = "a" * 5000 + ".py"
+    deep = "/".join(["c" * 200] * 30) + ".py"
+    files = plan_files(".git/config", ".git/hooks/pre-commit", overlong, deep, "pkg", "pkg/m.py")
+    team = Team(files)
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+
+    assert result.status == "partial"
+    assert [r.name for r in result.records if r.status != "ok"] == []
+    refused = {item["path"]: item["reason"] for item in result.refused}
+    assert set(refused) == {".git/config", ".git/hooks/pre-commit", overlong, deep, "pkg/m.py"}
+    assert "inside .git" in refused[".git/config"]
+    assert "longer than 240 bytes" in refused[overlong]
+    assert "'pkg' is a file" in refused["pkg/m.py"]
+    assert (out / ".git" / "config").read_text() == "[core]\n"
+    assert list((out / ".git" / "hooks").iterdir()) == []
+    assert (out / "pkg").is_file()
+
+
 async def test_existing_files_are_kept_unless_forced(
     tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
 ) -> None:

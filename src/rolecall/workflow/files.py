@@ -1,8 +1,9 @@
 """Safe writes into the output directory.
 
 Every path a model names is checked twice, when the plan arrives and again just
-before the write: absolute paths, drive letters, ``..`` and paths that lead out
-of the output directory through a symlink are refused. Writes are atomic (a
+before the write: absolute paths, drive letters, ``..``, anything inside ``.git``
+(a hook there would run at the next commit), names too long for a file system and
+paths that lead out of the output directory through a symlink are refused. Writes are atomic (a
 temporary file in the same directory, then ``os.replace``), so a killed run
 never leaves half a file behind.
 """
@@ -10,6 +11,7 @@ never leaves half a file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -25,6 +27,8 @@ __all__ = [
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# File systems take names of up to 255 bytes; the atomic write's temporary name adds 14.
+MAX_NAME_BYTES = 240
 
 
 class UnsafePath(ValueError):
@@ -54,6 +58,11 @@ def normalize_relative(path: str) -> str:
         raise UnsafePath(path, "names the output directory itself, not a file")
     if parts[0].startswith("~"):
         raise UnsafePath(path, "home-directory shortcut")
+    if any(part.casefold() == ".git" for part in parts):
+        # A git hook or config written by a model runs the next time git is used here.
+        raise UnsafePath(path, "inside .git, which holds git's own config and hooks")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
+        raise UnsafePath(path, f"a file or directory name longer than {MAX_NAME_BYTES} bytes")
     return "/".join(parts)
 
 
@@ -129,13 +138,20 @@ class OutputDir:
         real_root = self.real
         target = real_root.joinpath(*relative.split("/"))
         # resolve() follows every symlink on the way, including one at the end.
-        if not target.resolve().is_relative_to(real_root):
+        try:
+            resolved = target.resolve()
+        except OSError as exc:  # a path too long for the file system, a symlink loop...
+            raise _unusable(path, exc) from None
+        if not resolved.is_relative_to(real_root):
             raise UnsafePath(path, "a symlink on the way leads out of the output directory")
         return relative, target
 
     def exists(self, path: str) -> bool:
         _, target = self.target(path)
-        return target.exists() or target.is_symlink()
+        try:
+            return target.exists() or target.is_symlink()
+        except OSError as exc:  # a path too long for the file system...
+            raise _unusable(path, exc) from None
 
     def read(self, path: str) -> str | None:
         """The file's text, or None when it is missing or not readable as UTF-8."""
@@ -149,10 +165,32 @@ class OutputDir:
         """Write atomically; refuses (``UnsafePath``) anything that would land outside."""
         relative, target = self.target(path)
         self.root.mkdir(parents=True, exist_ok=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocking = _file_on_the_way(self.real, relative)
+            reason = f"'{blocking}' is a file, so nothing can be written under it"
+            raise UnsafePath(path, reason) from None
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise  # a full disk, a read-only file system: the write failed, say so
+            raise _unusable(path, exc) from None
         # Check again now that the directories exist: one may be a symlink made meanwhile.
         _, target = self.target(relative)
         if target.is_symlink() or target.is_dir():
             raise UnsafePath(path, "exists as a symlink or directory")
         atomic_write_text(target, text)
         return target
+
+
+def _unusable(path: str, exc: OSError) -> UnsafePath:
+    return UnsafePath(path, f"cannot be used as a file path ({exc.strerror or exc})")
+
+
+def _file_on_the_way(root: Path, relative: str) -> str:
+    """The first directory of ``relative`` that exists under ``root`` as something else."""
+    parts = relative.split("/")[:-1]
+    for count in range(1, len(parts) + 1):
+        if not root.joinpath(*parts[:count]).is_dir():
+            return "/".join(parts[:count])
+    return "/".join(parts)
