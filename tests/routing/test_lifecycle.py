@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,20 @@ async def test_stream_waits_for_a_near_reset(config_of: Any, scripted: Any) -> N
     chunks = [c async for c in router.stream("coder", "hi")]
     assert "".join(chunks) == "Hello world"
     assert clock() - started >= 0.09
+
+
+def test_a_router_used_again_from_a_new_event_loop_calls_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One router, two ``asyncio.run`` calls: the second must not try a connection the
+    first loop owned (it failed as a bad_response, retried, and counted against the
+    provider's health)."""
+    with SimServer("openai", api_key=KEY) as sim:
+        monkeypatch.setenv("LIFECYCLE_KEY", KEY)
+        router = Router.from_file(_write_config(tmp_path, sim.base_url))
+        assert asyncio.run(router.complete("coder", "one")).provider == "gpt"
+        second = asyncio.run(router.complete("coder", "two"))
+        asyncio.run(router.aclose())
+        assert sim.calls == 2
+    assert [(a.outcome, a.error_kind) for a in second.attempts] == [("ok", None)]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -99,12 +99,16 @@ class _Pool:
         self.host_header = authority if port == default_port else f"{authority}:{port}"
         self.idle: list[_Connection] = []
         self.slots = asyncio.Semaphore(client.limit)
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self, fresh: bool = False) -> _Connection:
         """An idle connection still open (unless ``fresh``), else a new one."""
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:
+            self._adopt(loop)
         await self.slots.acquire()
         try:
-            now = asyncio.get_running_loop().time()
+            now = loop.time()
             while self.idle and not fresh:
                 conn = self.idle.pop()
                 if not conn.closed and now - conn.idle_since < self.client.keepalive:
@@ -115,6 +119,15 @@ class _Pool:
         except BaseException:
             self.slots.release()
             raise
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve ``loop`` from now on. A client used again from a new event loop (one
+        ``asyncio.run`` after another) cannot reuse what the ended loop owned: its idle
+        connections and the slots' waiters belong to it."""
+        if self.loop is not None:
+            self.close()
+            self.slots = asyncio.Semaphore(self.client.limit)
+        self.loop = loop
 
     def release(self, conn: _Connection, reuse: bool) -> None:
         if reuse and conn.reusable and not self.client.closed:

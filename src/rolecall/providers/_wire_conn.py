@@ -208,5 +208,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
-        if self.transport is not None:
+        # A transport of an event loop that has ended cannot be closed through it; its
+        # socket is closed when the transport is collected.
+        if self.transport is not None and not self.loop.is_closed():
             self.transport.close()
