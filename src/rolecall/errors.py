@@ -19,6 +19,7 @@ server echoes back in an error body never reaches a user, a log or an event.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from rolecall.types import Attempt
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "AllProvidersFailed",
     "ConfigError",
     "ConfigIssue",
@@ -158,8 +160,21 @@ class MissingExtra(RolecallError):
         )
 
 
+# The longest wait a provider's answer may impose (a cooldown, a retry hint): a server
+# asking for more (``Retry-After: 1e12``, a date in year 9999) is asked again after this.
+MAX_RETRY_AFTER = 3600.0
+
+
+def _wait(seconds: float | None) -> float | None:
+    """``seconds`` within 0..MAX_RETRY_AFTER; None when it is not a number (NaN)."""
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
 class ProviderError(RolecallError):
-    """One call to one provider failed."""
+    """One call to one provider failed; ``retry_after`` (seconds) is capped at
+    :data:`MAX_RETRY_AFTER`, so no server can cool a provider down for ever."""
 
     def __init__(
         self,
@@ -175,7 +190,7 @@ class ProviderError(RolecallError):
         self.provider = provider
         self.status = status
         self.retryable = kind.retryable if retryable is None else retryable
-        self.retry_after = retry_after
+        self.retry_after = _wait(retry_after)
         super().__init__(message)
 
     def __repr__(self) -> str:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import (
+    MAX_RETRY_AFTER,
     AllProvidersFailed,
     CredentialsError,
     ErrorKind,
@@ -328,3 +331,47 @@ async def test_a_param_json_cannot_carry_is_a_bad_request_never_retried(
     assert [a.to_dict()["error_kind"] for a in caught.value.attempts] == ["bad_request"]
     assert "a value JSON cannot carry" in str(caught.value)
     assert sims["gpt"].calls == 0
+
+
+@asynccontextmanager
+async def _answering(reply: bytes) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 answering every request with ``reply``; yields its URL."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS.values()))
+@pytest.mark.parametrize("wait", ["inf", "1e400", "1000000000000", "Fri, 31 Dec 9999 23:59:59 GMT"])
+async def test_an_endless_retry_after_cools_down_for_an_hour_at_most(
+    protocol: str, wait: str
+) -> None:
+    # A 429 asking for an endless wait (or 31,700 years): a number no cooldown should take.
+    body = b'{"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}}'
+    head = f"HTTP/1.1 429 Too Many Requests\r\nretry-after: {wait}\r\n"
+    head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    async with _answering(head.encode() + body) as url:
+        provider = {"type": protocol, "model": "m", "api_key": KEY, "base_url": url}
+        config = RolecallConfig.model_validate(
+            {"providers": {"p": provider}, "roles": {"coder": {"provider": "p"}}}
+        )
+        async with Router(config) as router:
+            with pytest.raises(AllProvidersFailed) as caught:
+                await router.complete("coder", "hi")
+            cooldown = router.health.cooldown_remaining("p")
+    (error,) = caught.value.errors
+    assert error.kind is ErrorKind.RATE_LIMIT and error.retry_after == MAX_RETRY_AFTER == 3600
+    assert MAX_RETRY_AFTER - 60 < cooldown <= MAX_RETRY_AFTER
+    assert "rate limited until " in str(caught.value)
