@@ -443,3 +443,9 @@ async def test_bedrock_api_key_from_config_or_environment(aws_env: pytest.Monkey
     headers = await BearerAuth("configured-api-key").headers("POST", URL, b"{}")
     assert headers == {"Authorization": "Bearer configured-api-key"}
     assert "bedrock-api-key-from-env" not in redact("key bedrock-api-key-from-env")
+
+
+@pytest.mark.parametrize("bad", [-5, 10**30])
+def test_negative_or_absurd_token_counts_are_not_reported(bad: int) -> None:
+    usage = usage_of({"inputTokens": bad, "outputTokens": 7, "cacheReadInputTokens": bad})
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens) == (0, 7, 0)

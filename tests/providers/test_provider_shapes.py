@@ -417,3 +417,40 @@ async def test_gemini_blocked_prompt_in_stream(vendor: Vendors) -> None:
 async def test_gemini_no_candidates_is_bad_response(vendor: Vendors) -> None:
     error = await failure(complete(await vendor("google", answer({"usageMetadata": {}}))))
     assert error.kind is ErrorKind.BAD_RESPONSE
+
+
+# ----------------------------------------------------------------------------- every vendor
+
+ABSURD = 10**30  # more than a metrics store column holds (2**63)
+
+
+def usage_answers(bad: int) -> dict[str, dict[str, Any]]:
+    """A whole answer per vendor whose input count is ``bad`` and output count 7."""
+    text = {"role": "assistant", "content": "Hi"}
+    return {
+        "openai": {
+            "choices": [{"index": 0, "message": text, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": bad, "completion_tokens": 7},
+        },
+        "anthropic": {
+            "content": [{"type": "text", "text": "Hi"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": bad, "output_tokens": 7, "cache_read_input_tokens": bad},
+        },
+        "google": gemini_chunk(
+            [{"text": "Hi"}],
+            "STOP",
+            usageMetadata={"promptTokenCount": bad, "candidatesTokenCount": 7},
+        ),
+    }
+
+
+@pytest.mark.parametrize("bad", [-5, ABSURD])
+@pytest.mark.parametrize("type_", ["openai", "anthropic", "google"])
+async def test_negative_or_absurd_token_counts_are_not_reported(
+    type_: str, bad: int, vendor: Vendors
+) -> None:
+    result = await complete(await vendor(type_, answer(usage_answers(bad)[type_])))
+    assert result.text == "Hi"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (0, 7)
+    assert result.usage.cached_input_tokens == 0

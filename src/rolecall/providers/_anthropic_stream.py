@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.providers._anthropic_body import RESPOND_TOOL
+from rolecall.providers.base import token_count
 from rolecall.types import Chunk, ToolCallDelta, Usage
 
 __all__ = ["StreamState", "finish_reason", "input_tokens", "usage_of"]
@@ -33,18 +34,18 @@ def _int(value: object) -> int:
 def input_tokens(usage: Mapping[str, Any]) -> int:
     """Every prompt token: Anthropic reports cache reads and writes apart from the rest."""
     return (
-        _int(usage.get("input_tokens"))
-        + _int(usage.get("cache_creation_input_tokens"))
-        + _int(usage.get("cache_read_input_tokens"))
+        token_count(usage.get("input_tokens"))
+        + token_count(usage.get("cache_creation_input_tokens"))
+        + token_count(usage.get("cache_read_input_tokens"))
     )
 
 
 def usage_of(usage: Mapping[str, Any]) -> Usage:
     return Usage(
         input_tokens(usage),
-        _int(usage.get("output_tokens")),
-        _int(usage.get("cache_read_input_tokens")),
-        _int(usage.get("cache_creation_input_tokens")),
+        token_count(usage.get("output_tokens")),
+        token_count(usage.get("cache_read_input_tokens")),
+        token_count(usage.get("cache_creation_input_tokens")),
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.errors import MissingExtra
+from rolecall.providers.base import token_count
 from rolecall.types import Chunk, ToolCallDelta, Usage
 
 __all__ = [
@@ -96,11 +97,11 @@ def _int(value: object) -> int:
 
 def usage_of(usage: Mapping[str, Any]) -> Usage:
     """Converse's usage; ``inputTokens`` leaves out cache reads and writes, counted apart."""
-    read = _int(usage.get("cacheReadInputTokens"))
-    written = _int(usage.get("cacheWriteInputTokens"))
+    read = token_count(usage.get("cacheReadInputTokens"))
+    written = token_count(usage.get("cacheWriteInputTokens"))
     return Usage(
-        _int(usage.get("inputTokens")) + read + written,
-        _int(usage.get("outputTokens")),
+        token_count(usage.get("inputTokens")) + read + written,
+        token_count(usage.get("outputTokens")),
         read,
         written,
     )

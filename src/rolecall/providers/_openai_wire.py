@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from rolecall.providers.base import token_count
 from rolecall.types import ImagePart, Message, TextPart, ToolCall, ToolCallDelta, Usage
 
 __all__ = [
@@ -127,12 +128,11 @@ def usage_of(value: object) -> Usage | None:
     """``usage``, with ``prompt_tokens_details.cached_tokens`` apart (already in the prompt)."""
     if not isinstance(value, dict):
         return None
-    # A count is a JSON integer (``type(...) is int``: not a bool, not a float); else 0.
     details = value.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     prompt, completion = value.get("prompt_tokens"), value.get("completion_tokens")
     return Usage(
-        input_tokens=prompt if type(prompt) is int else 0,
-        output_tokens=completion if type(completion) is int else 0,
-        cached_input_tokens=cached if type(cached) is int else 0,
+        input_tokens=token_count(prompt),
+        output_tokens=token_count(completion),
+        cached_input_tokens=token_count(cached),
     )

@@ -13,7 +13,21 @@ from typing import Protocol, runtime_checkable
 
 from rolecall.types import ChatRequest, Chunk, Completion
 
-__all__ = ["Provider"]
+__all__ = ["MAX_TOKEN_COUNT", "Provider", "token_count"]
+
+# More tokens than any call reads or writes: a count beyond it is a broken answer.
+MAX_TOKEN_COUNT = 1_000_000_000
+
+
+def token_count(value: object) -> int:
+    """A vendor's token count: a JSON integer in 0..MAX_TOKEN_COUNT, else 0 (unreported).
+
+    A negative or absurd count (``1e30`` as an integer) would corrupt the usage totals
+    and costs, and no metrics store column holds an integer past 2**63.
+    """
+    if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:  # not a bool, not a float
+        return value
+    return 0
 
 
 @runtime_checkable

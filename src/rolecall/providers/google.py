@@ -33,6 +33,7 @@ from rolecall.providers._errors import (
 )
 from rolecall.providers._gemini_body import gemini_body
 from rolecall.providers._http import HTTPProvider
+from rolecall.providers.base import token_count
 from rolecall.types import ChatRequest, Chunk, Completion, ToolCall, ToolCallDelta, Usage
 
 __all__ = [
@@ -90,17 +91,14 @@ def classify_gemini_error(
     return make(kind_for_status(status))
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
 def _usage(value: object) -> Usage | None:
     if not isinstance(value, dict):
         return None
     return Usage(
-        _int(value.get("promptTokenCount")),
-        _int(value.get("candidatesTokenCount")) + _int(value.get("thoughtsTokenCount")),
-        cached_input_tokens=_int(value.get("cachedContentTokenCount")),
+        token_count(value.get("promptTokenCount")),
+        token_count(value.get("candidatesTokenCount"))
+        + token_count(value.get("thoughtsTokenCount")),
+        cached_input_tokens=token_count(value.get("cachedContentTokenCount")),
     )
 
 
