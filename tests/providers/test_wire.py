@@ -372,3 +372,27 @@ async def test_tls_with_the_server_name_and_a_verified_certificate() -> None:
         await server.wait_closed()
     assert response.body == b"secure"
     assert names[0] == "localhost"
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"],
+)
+async def test_informational_responses_before_the_answer_are_skipped(interim: bytes) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):  # a whole answer, then a streamed one, on the kept-alive connection
+            await read_request(reader)
+            writer.write(interim * 2)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the answer in a later read than the 1xx heads
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nx-real: yes\r\n\r\nanswer")
+            await writer.drain()
+
+    async with raw_server(serve) as url:
+        wire = client()
+        response = await wire.request("POST", url + "/v1/chat", b"{}")
+        async with wire.stream("POST", url + "/v1/chat", b"{}") as streamed:
+            body = await streamed.read()
+        await wire.aclose()
+    assert (response.status, response.body) == (streamed.status, body) == (200, b"answer")
+    assert response.headers["x-real"] == "yes" and "link" not in response.headers

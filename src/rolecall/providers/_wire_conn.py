@@ -47,6 +47,7 @@ class Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.received = False  # any byte of this response
+        self.interim = False  # parsing a 1xx response, which precedes the real one
         self.error: WireError | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -90,7 +91,14 @@ class Connection(asyncio.Protocol):
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # 100 Continue, 103 Early Hints: informational, the response follows (RFC 9110
+            # section 15.2); its head is dropped and the next one read.
+            self.interim = True
+            self.headers = {}
+            return
+        self.status = status
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -102,6 +110,9 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
         self._wake()
