@@ -22,8 +22,9 @@ from rolecall.providers._errors import (
     retry_after_seconds,
     transport_error,
 )
-from rolecall.providers._http import SSEEvent, iter_lines, iter_sse
+from rolecall.providers._http import MAX_LINE_BYTES, SSEEvent, iter_lines, iter_sse
 from rolecall.providers._wire import WireClient, WireError, WireTimeout, WireTLSError
+from rolecall.providers._wire_message import WireTooLarge
 from rolecall.providers.anthropic import AnthropicProvider
 from rolecall.providers.google import GoogleProvider
 from rolecall.providers.openai import OpenAIProvider
@@ -53,6 +54,22 @@ async def test_lines_from_chunks_cut_anywhere(size: int) -> None:
     chunks = [body[i : i + size] for i in range(0, len(body), size)] if size < 1000 else [body]
     lines = [line async for line in iter_lines(_chunks(chunks))]
     assert lines == ["data: caf\u00e9 \U0001f600", "", f"data: {long}", "last line without newline"]
+
+
+async def test_a_line_or_event_that_never_ends_is_too_large() -> None:
+    # 64 KB reads of one line with no end: refused past MAX_LINE_BYTES, not buffered for ever
+    # (nor joined again at every read, which took minutes for a few hundred MB).
+    piece = b"a" * 65536
+    endless = [b"data: "] + [piece] * (MAX_LINE_BYTES // len(piece) + 2)
+    with pytest.raises(WireTooLarge, match="a line of the stream is over 32 MB"):
+        async for _ in iter_lines(_chunks(endless)):
+            pass
+    # Data lines of one event that never ends: the same limit for the event.
+    lines = [f"data: {'b' * 1_000_000}" for _ in range(MAX_LINE_BYTES // 1_000_000 + 2)]
+    with pytest.raises(WireTooLarge, match="an event of the stream is over 32 MB"):
+        await _events(lines)
+    error = transport_error(WireTooLarge("a line of the stream is over 32 MB"), "p")
+    assert error.kind is ErrorKind.BAD_RESPONSE
 
 
 async def test_sse_named_events_multiline_data_and_comments() -> None:

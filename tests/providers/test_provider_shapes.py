@@ -25,6 +25,7 @@ from rolecall.types import ChatRequest, Chunk, Message
 REQUEST = ChatRequest(messages=(Message("user", "hi"),))
 SCHEMA = {"type": "object", "properties": {"steps": {"type": "array"}}}
 JSON_HEADERS = [("content-type", "application/json")]
+SSE_HEADERS = [("content-type", "text/event-stream")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,3 +455,13 @@ async def test_negative_or_absurd_token_counts_are_not_reported(
     assert result.text == "Hi"
     assert (result.usage.input_tokens, result.usage.output_tokens) == (0, 7)
     assert result.usage.cached_input_tokens == 0
+
+
+@pytest.mark.parametrize("type_", ["openai", "anthropic", "google"])
+async def test_a_stream_line_that_never_ends_is_a_bad_response(type_: str, vendor: Vendors) -> None:
+    # 40 MB of one line with no newline: refused at 32 MB, the provider's fault.
+    parts = [b"data: "] + [b"a" * 65536] * 640
+    provider = await vendor(type_, lambda request: Answer(200, SSE_HEADERS, parts))
+    error = await failure(collect(provider))
+    assert error.kind is ErrorKind.BAD_RESPONSE
+    assert "a line of the stream is over 32 MB" in error.message

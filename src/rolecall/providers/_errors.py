@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.providers._wire_message import WireRequestError, WireTLSError
+from rolecall.providers._wire_message import WireRequestError, WireTLSError, WireTooLarge
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -306,7 +306,7 @@ def google_rpc_kind(
 def transport_error(exc: BaseException, provider: str) -> ProviderError:
     """A transport failure as a ProviderError: timeouts -> TIMEOUT, a failed TLS handshake
     -> TLS (retrying cannot fix it), a request that cannot be sent -> BAD_REQUEST, an
-    undecodable body -> BAD_RESPONSE, the rest -> NETWORK."""
+    undecodable or oversized response -> BAD_RESPONSE, the rest -> NETWORK."""
     detail = clip(str(exc)) or type(exc).__name__
     if isinstance(exc, TimeoutError):
         return ProviderError(
@@ -316,6 +316,8 @@ def transport_error(exc: BaseException, provider: str) -> ProviderError:
         return ProviderError(detail, kind=ErrorKind.TLS, provider=provider)
     if isinstance(exc, WireRequestError):
         return ProviderError(detail, kind=ErrorKind.BAD_REQUEST, provider=provider)
+    if isinstance(exc, WireTooLarge):
+        return ProviderError(detail, kind=ErrorKind.BAD_RESPONSE, provider=provider)
     if "content-encoding" in detail.lower():
         return ProviderError(
             f"undecodable response: {detail}", kind=ErrorKind.BAD_RESPONSE, provider=provider

@@ -37,7 +37,7 @@ from rolecall.providers._errors import (
     transport_error,
 )
 from rolecall.providers._wire import HTTPClient, WireClient, WireError, WireTLSError
-from rolecall.providers._wire_message import InvalidHeader, check_headers
+from rolecall.providers._wire_message import InvalidHeader, WireTooLarge, check_headers
 
 __all__ = [
     "HTTPClient",
@@ -54,6 +54,8 @@ __all__ = [
 # Connecting should never take as long as generating; fail fast on a dead host.
 MAX_CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 30.0
+# One line of an event stream; a vendor's longest (an image in one event) is a few MB.
+MAX_LINE_BYTES = 32 * 1024 * 1024
 USER_AGENT = f"rolecall/{rolecall.__version__}"
 
 
@@ -152,31 +154,49 @@ async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     """Text lines (``\\n`` or ``\\r\\n`` ended) from body chunks cut anywhere.
 
     Splitting the bytes is safe for UTF-8 (a newline byte is never inside a character);
-    the incremental decoder rejoins characters cut between chunks. Lines of any length.
+    the incremental decoder rejoins characters cut between chunks. A line's pieces are
+    joined once it ends (not at every chunk, which is quadratic in its length), and a
+    line over :data:`MAX_LINE_BYTES` is :class:`WireTooLarge`.
     """
     decode = codecs.getincrementaldecoder("utf-8")("replace").decode
-    pending = b""
+    pending: list[bytes] = []  # the pieces of a line not ended yet
+    size = 0
     async for chunk in chunks:
-        *lines, pending = (pending + chunk).split(b"\n")
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            size += len(chunk)
+            if size > MAX_LINE_BYTES:
+                raise WireTooLarge(f"a line of the stream is over {MAX_LINE_BYTES >> 20} MB")
+            continue
+        if pending:
+            pending.append(chunk)
+            chunk = b"".join(pending)
+            pending.clear()
+        *lines, rest = chunk.split(b"\n")
         for line in lines:
             yield decode(line.removesuffix(b"\r"))
+        if rest:
+            pending.append(rest)
+        size = len(rest)
     if pending:
-        yield decode(pending.removesuffix(b"\r"), True)
+        yield decode(b"".join(pending).removesuffix(b"\r"), True)
 
 
 async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
     """Events from SSE lines (``event:``/``data:`` fields, blank line dispatches).
 
     An event still pending at end of input is dispatched too: some servers omit the
-    final blank line after their last event.
+    final blank line after their last event. An event whose data passes
+    :data:`MAX_LINE_BYTES` is :class:`WireTooLarge`.
     """
     event = ""
     data: list[str] = []
+    size = 0
     async for line in lines:
         if not line:
             if data:
                 yield SSEEvent(event or "message", "\n".join(data))
-            event, data = "", []
+            event, data, size = "", [], 0
             continue
         if line[0] == ":":
             continue
@@ -185,6 +205,9 @@ async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
             value = value[1:]
         if name == "data":
             data.append(value)
+            size += len(value)
+            if size > MAX_LINE_BYTES:  # data lines that never end their event
+                raise WireTooLarge(f"an event of the stream is over {MAX_LINE_BYTES >> 20} MB")
         elif name == "event":
             event = value
     if data:

@@ -25,6 +25,7 @@ __all__ = [
     "WireRequestError",
     "WireTLSError",
     "WireTimeout",
+    "WireTooLarge",
     "check_headers",
     "decoded",
     "has_control",
@@ -55,6 +56,11 @@ class WireRequestError(WireError):
 
 class WireTLSError(WireError):
     """The TLS handshake failed: an untrusted certificate, a wrong name, not TLS at all."""
+
+
+class WireTooLarge(WireError):
+    """The response is larger than any answer (its head, its body, one line of a stream):
+    a broken or hostile server, read no further."""
 
 
 class InvalidHeader(ValueError):
