@@ -465,3 +465,16 @@ async def test_a_stream_line_that_never_ends_is_a_bad_response(type_: str, vendo
     error = await failure(collect(provider))
     assert error.kind is ErrorKind.BAD_RESPONSE
     assert "a line of the stream is over 32 MB" in error.message
+
+
+@pytest.mark.parametrize("type_", ["openai", "anthropic", "google"])
+async def test_a_whole_answer_to_a_stream_request_is_a_bad_response(
+    type_: str, vendor: Vendors
+) -> None:
+    # A server that ignores "stream": true: its answer is not a failure of the server.
+    body = usage_answers(3)[type_]
+    error = await failure(collect(await vendor(type_, answer(body))))
+    assert (error.kind, error.message) == (
+        ErrorKind.BAD_RESPONSE,
+        "expected an event stream, got JSON",
+    )

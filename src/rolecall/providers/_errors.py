@@ -1,7 +1,8 @@
 """Pure helpers for turning a vendor's failure into a :class:`ProviderError`.
 
 - :func:`error_object`: the error from a body (JSON object, or Gemini's OpenAI-compatible
-  ``[{"error": ...}]`` array), :func:`vendor_message`, :func:`clip` (redacted, short).
+  ``[{"error": ...}]`` array), :func:`is_error_report` (a 2xx body that is one),
+  :func:`vendor_message`, :func:`clip` (redacted, short).
 - :func:`retry_after_seconds` (``retry-after-ms``, ``retry-after`` seconds or HTTP date),
   :func:`rfc3339_seconds`, :func:`google_duration` (``"7s"``).
 - :func:`kind_for_status`, :func:`google_rpc_kind` (google.rpc bodies, used by Gemini and
@@ -33,6 +34,7 @@ __all__ = [
     "error_object",
     "google_duration",
     "google_rpc_kind",
+    "is_error_report",
     "is_gemini_context_overflow",
     "kind_for_status",
     "parse_json_text",
@@ -96,6 +98,20 @@ def error_object(body: object) -> dict[str, Any]:
     if isinstance(inner, str):
         return {"message": inner}
     return value
+
+
+def is_error_report(body: object) -> bool:
+    """Whether a 2xx body (bytes, text or parsed JSON) reports an error rather than answering:
+    it has an ``error`` member (also inside Gemini's ``[{"error": ...}]``), or is a bare
+    error object with a ``message`` text (Bedrock's). A whole answer is not one."""
+    value = _decode(body)
+    if isinstance(value, list):
+        value = next((item for item in value if isinstance(item, dict)), {})
+    if not isinstance(value, dict):
+        return False
+    if value.get("error") is not None:
+        return True
+    return isinstance(value.get("message"), str) or isinstance(value.get("Message"), str)
 
 
 def vendor_message(err: Mapping[str, Any], body: object) -> str:

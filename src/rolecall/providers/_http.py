@@ -32,7 +32,7 @@ from rolecall.providers._errors import (
     Classifier,
     clip,
     did_you_mean,
-    error_object,
+    is_error_report,
     parse_json_text,
     transport_error,
 )
@@ -344,7 +344,7 @@ class HTTPProvider:
                 content_type = response.headers.get("content-type", "")
                 if "json" in content_type and "event-stream" not in content_type:
                     raw = await response.read()
-                    if error_object(raw):
+                    if is_error_report(raw):
                         raise self.http_error(None, raw, response.headers)
                     raise self.error("expected an event stream, got JSON", ErrorKind.BAD_RESPONSE)
                 yield iter_sse(iter_lines(response.chunks()))

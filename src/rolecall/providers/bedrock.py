@@ -43,7 +43,7 @@ from rolecall.providers._bedrock_stream import (
     iter_frames,
     usage_of,
 )
-from rolecall.providers._errors import error_object, transport_error
+from rolecall.providers._errors import is_error_report, transport_error
 from rolecall.providers._http import HTTPProvider, json_body
 from rolecall.providers._wire import WireError
 from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
@@ -238,7 +238,7 @@ class BedrockProvider(HTTPProvider):
                 content_type = response.headers.get("content-type", "")
                 if "eventstream" not in content_type:
                     raw = await response.read()
-                    if error_object(raw):
+                    if is_error_report(raw):
                         raise self.http_error(None, raw, response.headers)
                     raise self.error(
                         f"expected an event stream, got {content_type or 'no content type'}",
