@@ -478,3 +478,19 @@ async def test_a_whole_answer_to_a_stream_request_is_a_bad_response(
         ErrorKind.BAD_RESPONSE,
         "expected an event stream, got JSON",
     )
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # JSON nested past Python's recursion limit
+
+
+@pytest.mark.parametrize("type_", ["openai", "anthropic", "google"])
+async def test_json_nested_too_deep_is_read_as_text(type_: str, vendor: Vendors) -> None:
+    limited = [*JSON_HEADERS, ("retry-after", "7")]
+    error = await failure(complete(await vendor(type_, lambda r: Answer(429, limited, DEEP))))
+    assert (error.kind, error.retry_after) == (ErrorKind.RATE_LIMIT, 7.0)
+    error = await failure(complete(await vendor(type_, lambda r: Answer(200, JSON_HEADERS, DEEP))))
+    assert error.kind is ErrorKind.BAD_RESPONSE
+    assert error.message.startswith("response is not JSON: [[[")
+    error = await failure(collect(await vendor(type_, sse(DEEP.decode()))))
+    assert error.kind is ErrorKind.BAD_RESPONSE
+    assert error.message.startswith("stream event is not JSON: [[[")

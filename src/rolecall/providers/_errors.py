@@ -76,7 +76,7 @@ def _decode(body: object) -> object:
     if isinstance(body, str):
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             return body
     return body
 
@@ -148,7 +148,7 @@ def parse_json_text(text: str) -> bool:
     """Whether ``text`` is one JSON document."""
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 

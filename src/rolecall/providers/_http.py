@@ -310,7 +310,7 @@ class HTTPProvider:
     def parse_json(self, raw: bytes) -> Any:
         try:
             return loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             head = clip(raw.decode("utf-8", "replace"), 120)
             raise self.error(f"response is not JSON: {head}", ErrorKind.BAD_RESPONSE) from None
 
@@ -356,7 +356,7 @@ class HTTPProvider:
     def event_json(self, event: SSEEvent) -> Any:
         try:
             return json.loads(event.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise self.error(
                 f"stream event is not JSON: {clip(event.data, 120)}", ErrorKind.BAD_RESPONSE
             ) from None

@@ -215,7 +215,7 @@ class BedrockProvider(HTTPProvider):
     def _payload(self, frame: Frame) -> dict[str, Any]:
         try:
             data = json.loads(frame.payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             head = frame.payload[:120].decode("utf-8", "replace")
             raise self.error(
                 f"stream event {frame.name} is not JSON: {head}", ErrorKind.BAD_RESPONSE
