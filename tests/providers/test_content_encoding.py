@@ -99,8 +99,10 @@ async def test_a_compressed_stream_is_decoded_as_it_arrives(coding: str) -> None
         (b"br", b"\x0b\x02\x80hi\x03", "unsupported content-encoding: br"),
         (b"gzip", b"not gzip at all", "cannot decode content-encoding gzip"),
         (b"gzip", gzip.compress(b"x" * 1000)[:-12], "ended early"),
+        # 70 KB that inflates to 70 MB: read no further than the body limit (64 MB).
+        (b"gzip", gzip.compress(bytes(70 << 20)), "the response body is over 64 MB"),
     ],
-    ids=["unsupported", "corrupt", "truncated"],
+    ids=["unsupported", "corrupt", "truncated", "bomb"],
 )
 async def test_an_undecodable_body_is_a_bad_response(
     coding: bytes, payload: bytes, message: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -14,8 +15,10 @@ from transport_servers import raw_server, read_request
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers import build_provider
+from rolecall.providers._errors import transport_error
 from rolecall.providers._http import make_client, shared_ssl_context
 from rolecall.providers._wire import WireClient, WireError, WireTimeout, WireTLSError
+from rolecall.providers._wire_message import WireTooLarge
 from rolecall.providers._wire_proxy import ProxiedClient
 from rolecall.providers.openai import OpenAIProvider
 from rolecall.sim import SimServer
@@ -396,3 +399,43 @@ async def test_informational_responses_before_the_answer_are_skipped(interim: by
         await wire.aclose()
     assert (response.status, response.body) == (streamed.status, body) == (200, b"answer")
     assert response.headers["x-real"] == "yes" and "link" not in response.headers
+
+
+async def test_a_head_that_never_ends_is_refused_at_once() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * (1 << 20))  # 1 MB, still no end
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with raw_server(serve) as url:
+        wire = client(read_timeout=4)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(WireTooLarge, match="the response's head is over 256 KB"):
+            await wire.request("GET", url + "/")
+        assert loop.time() - started < 2  # not the read timeout
+        await wire.aclose()
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: %d\r\n" % ((64 << 20) + 1), b""])
+async def test_a_body_over_64_mb_is_refused(framing: bytes) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + framing + b"Connection: close\r\n\r\n")
+        piece = bytes(1 << 20)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):  # and one byte more
+                writer.write(piece)
+                await writer.drain()
+            writer.write(b"x")
+            await writer.drain()
+        writer.close()
+
+    async with raw_server(serve) as url:
+        wire = client()
+        with pytest.raises(WireTooLarge, match="the response body is over 64 MB"):
+            await wire.request("GET", url + "/")
+        await wire.aclose()
+    error = transport_error(WireTooLarge("the response body is over 64 MB"), "p")
+    assert error.kind is ErrorKind.BAD_RESPONSE

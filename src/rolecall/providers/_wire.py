@@ -12,15 +12,16 @@ after ``keepalive`` seconds), TLS with SNI, Content-Length, chunked and until-cl
 bodies, a connect timeout and a timeout per read (not per response: a long stream
 is fine while it keeps sending), one immediate resend of a request whose reused
 connection the server had closed before answering, and ``gzip``/``deflate`` bodies
-decoded although it asks for ``identity``. Request heads are checked and encoded in
+decoded although it asks for ``identity``; a response head over 256 KB or a body read
+whole over 64 MB (decoded) is refused. Request heads are checked and encoded in
 :mod:`rolecall.providers._wire_message`. What it does not: redirects (a 3xx is
 returned as is), cookies, proxies (see :mod:`rolecall.providers._wire_proxy`),
 retries (the router decides those).
 
 Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts,
 :class:`WireTLSError` for a failed handshake, :class:`WireRequestError` for a request
-that cannot be sent), never a bare ``OSError``, so callers can tell the transport's
-failures from their own.
+that cannot be sent, :class:`WireTooLarge` for a response past those limits), never a
+bare ``OSError``, so callers can tell the transport's failures from their own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
+from rolecall.providers._wire_conn import MAX_BODY_BYTES, body_too_large
 from rolecall.providers._wire_conn import Connection as _Connection
 from rolecall.providers._wire_message import (
     WireError,
@@ -82,9 +84,18 @@ class WireStream:
         return raw if coding is None else decoded(raw, coding)
 
     async def read(self) -> bytes:
+        """The whole body; :class:`WireTooLarge` past ``MAX_BODY_BYTES`` (decoded: a small
+        compressed body can inflate to gigabytes)."""
         if "content-encoding" not in self.headers:
             return await self._conn.body(self._timeout)
-        return b"".join([chunk async for chunk in self.chunks()])
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise body_too_large()
+            parts.append(chunk)
+        return b"".join(parts)
 
 
 class _Pool:

@@ -14,9 +14,14 @@ from typing import cast
 
 import httptools
 
-from rolecall.providers._wire_message import WireError, WireTimeout
+from rolecall.providers._wire_message import WireError, WireTimeout, WireTooLarge
 
-__all__ = ["Connection"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "Connection", "body_too_large"]
+
+# A response's status line and headers (a vendor's are a few KB), and a body read whole
+# (the largest answers, images inline, are some MB): past these it is read no further.
+MAX_HEAD_BYTES = 256 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 # Buffered body bytes above which reading pauses until the consumer catches up.
 _HIGH_WATER = 256 * 1024
@@ -47,6 +52,7 @@ class Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.received = False  # any byte of this response
+        self.head_bytes = 0  # received before the response's head was complete
         self.interim = False  # parsing a 1xx response, which precedes the real one
         self.error: WireError | None = None
 
@@ -58,10 +64,16 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        if not self.status:
+            self.head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(WireError(f"malformed HTTP response: {exc}"))
+            self.close()
+            return
+        if not self.status and self.head_bytes > MAX_HEAD_BYTES:
+            self._fail(WireTooLarge(f"the response's head is over {MAX_HEAD_BYTES >> 10} KB"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -196,13 +208,18 @@ class Connection(asyncio.Protocol):
         return body
 
     async def body(self, read_timeout: float | None) -> bytes:
-        """The rest of the body (consumed as it arrives, so reading never stays paused)."""
+        """The rest of the body (consumed as it arrives, so reading never stays paused);
+        :class:`WireTooLarge` past :data:`MAX_BODY_BYTES`."""
         # chunks_until_end's loop without an async generator: this runs on every call.
         parts: list[bytes] = []
+        size = 0
         while True:
             chunk = self.next_chunk()
             if chunk is not None:
                 parts.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise body_too_large()
             elif self.complete:
                 return b"".join(parts)
             else:
@@ -223,3 +240,7 @@ class Connection(asyncio.Protocol):
         # socket is closed when the transport is collected.
         if self.transport is not None and not self.loop.is_closed():
             self.transport.close()
+
+
+def body_too_large() -> WireTooLarge:
+    return WireTooLarge(f"the response body is over {MAX_BODY_BYTES >> 20} MB")
