@@ -480,6 +480,20 @@ async def test_a_whole_answer_to_a_stream_request_is_a_bad_response(
     )
 
 
+@pytest.mark.parametrize("type_", ["openai", "anthropic", "google"])
+async def test_a_web_page_answering_a_stream_request_is_a_bad_response(
+    type_: str, vendor: Vendors
+) -> None:
+    # A base_url pointing at a web page (a login portal, a UI): not a broken connection to
+    # retry, but the wrong server, and the error says what came back.
+    page = b"<!doctype html><html><title>Sign in</title></html>"
+    html = [("content-type", "text/html; charset=utf-8")]
+    error = await failure(collect(await vendor(type_, lambda r: Answer(200, html, page))))
+    assert error.kind is ErrorKind.BAD_RESPONSE
+    assert error.message.startswith("expected an event stream, got an HTML page: <!doctype")
+    assert "check base_url" in error.message
+
+
 DEEP = b"[" * 100_000 + b"]" * 100_000  # JSON nested past Python's recursion limit
 
 

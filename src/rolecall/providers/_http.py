@@ -347,6 +347,12 @@ class HTTPProvider:
                     if is_error_report(raw):
                         raise self.http_error(None, raw, response.headers)
                     raise self.error("expected an event stream, got JSON", ErrorKind.BAD_RESPONSE)
+                if content_type.startswith("text/html"):  # a web page: the wrong server
+                    page = clip((await response.read()).decode("utf-8", "replace"), 120)
+                    raise self.error(
+                        f"expected an event stream, got an HTML page: {page}; check base_url",
+                        ErrorKind.BAD_RESPONSE,
+                    )
                 yield iter_sse(iter_lines(response.chunks()))
         except WireError as exc:
             # Only the transport's own failures: a timeout raised around the caller's
