@@ -153,6 +153,19 @@ async def test_openai_stream_cut_before_finish_is_network(vendor: Vendors) -> No
     assert "5 characters" in error.message
 
 
+async def test_openai_stream_fields_of_the_wrong_shape(vendor: Vendors) -> None:
+    odd = {"model": 5, "choices": [{"index": 0, "delta": [1]}]}
+    events = sse(odd, oa_chunk("Hi"), oa_chunk(finish="stop"), "[DONE]")
+    chunks = await collect(await vendor("openai", events))
+    assert ("".join(c.text for c in chunks), chunks[-1].model) == ("Hi", "m")
+    provider = await vendor("openai", sse({"choices": {"a": 1}}, "[DONE]"))
+    error = await failure(collect(provider))
+    assert (error.kind, error.message) == (
+        ErrorKind.BAD_RESPONSE,
+        "stream chunk's choices is not a list of objects",
+    )
+
+
 async def test_openai_stream_with_finish_but_no_done_is_accepted(vendor: Vendors) -> None:
     usage = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
     provider = await vendor(
@@ -310,6 +323,21 @@ async def test_anthropic_stream_without_message_stop_is_network(vendor: Vendors)
     events = sse(("message_start", start), ("content_block_delta", text))
     error = await failure(collect(await vendor("anthropic", events)))
     assert error.kind is ErrorKind.NETWORK
+
+
+async def test_anthropic_stream_fields_of_the_wrong_shape_read_as_absent(vendor: Vendors) -> None:
+    piece = {"type": "text_delta", "text": "Hi"}
+    text = {"type": "content_block_delta", "index": 0, "delta": piece}
+    events = sse(
+        ("message_start", {"type": "message_start", "message": 5}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": "x"}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": [1]}),
+        ("content_block_delta", text),
+        ("message_delta", {"type": "message_delta", "delta": "x", "usage": {"output_tokens": 1}}),
+        ("message_stop", {"type": "message_stop"}),
+    )
+    chunks = await collect(await vendor("anthropic", events))
+    assert "".join(c.text for c in chunks) == "Hi"
 
 
 async def test_anthropic_missing_content_is_bad_response(vendor: Vendors) -> None:

@@ -31,6 +31,12 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _object(value: object) -> Mapping[str, Any]:
+    """A JSON object, or an empty one for anything else: a field of the wrong shape reads
+    as absent instead of failing on ``.get``."""
+    return value if isinstance(value, dict) else {}
+
+
 def input_tokens(usage: Mapping[str, Any]) -> int:
     """Every prompt token: Anthropic reports cache reads and writes apart from the rest."""
     return (
@@ -86,17 +92,19 @@ class StreamState:
         if name == "content_block_delta":
             return self._delta(data)
         if name == "message_start":
-            message = data.get("message") or {}
-            self.model = message.get("model") or self.model
+            message = _object(data.get("message"))
+            model = message.get("model")
+            self.model = model if isinstance(model, str) and model else self.model
             self._add_usage(message.get("usage"))
         elif name == "message_delta":
-            self.finish = finish_reason((data.get("delta") or {}).get("stop_reason")) or self.finish
+            stop_reason = _object(data.get("delta")).get("stop_reason")
+            self.finish = finish_reason(stop_reason) or self.finish
             self._add_usage(data.get("usage"))
         return None
 
     def _start(self, data: Mapping[str, Any]) -> Chunk | None:
         index = _int(data.get("index"))
-        block = data.get("content_block") or {}
+        block = _object(data.get("content_block"))
         kind = block.get("type")
         if kind != "tool_use":
             self.blocks[index] = str(kind)
@@ -112,7 +120,7 @@ class StreamState:
 
     def _delta(self, data: Mapping[str, Any]) -> Chunk | None:
         index = _int(data.get("index"))
-        delta = data.get("delta") or {}
+        delta = _object(data.get("delta"))
         kind = delta.get("type")
         if kind == "text_delta":
             piece = delta.get("text")

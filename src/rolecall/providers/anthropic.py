@@ -240,11 +240,10 @@ class AnthropicProvider(HTTPProvider):
                 name = event.event if event.event != "message" else str(data.get("type") or "")
                 if name == "error" or data.get("type") == "error":
                     raise self.http_error(None, data, {})
-                if (
-                    name == "message_delta"
-                    and (data.get("delta") or {}).get("stop_reason") == "refusal"
-                ):
-                    raise self._refused()
+                if name == "message_delta":
+                    delta = data.get("delta")
+                    if isinstance(delta, dict) and delta.get("stop_reason") == "refusal":
+                        raise self._refused()
                 if name == "message_stop":
                     state.done = True
                     break

@@ -245,10 +245,17 @@ class OpenAIProvider(HTTPProvider):
                     raise self.error("stream chunk is not an object", ErrorKind.BAD_RESPONSE)
                 if data.get("error"):
                     raise self.http_error(None, data, {})
-                model = data.get("model") or model
+                named = data.get("model")
+                model = named if isinstance(named, str) and named else model
                 usage = usage_of(data.get("usage")) or usage
-                for choice in data.get("choices") or ():
-                    chunk = self._delta_chunk(choice.get("delta") or {})
+                choices = data.get("choices") or []
+                if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+                    raise self.error(
+                        "stream chunk's choices is not a list of objects", ErrorKind.BAD_RESPONSE
+                    )
+                for choice in choices:
+                    delta = choice.get("delta")
+                    chunk = self._delta_chunk(delta if isinstance(delta, dict) else {})
                     if chunk is not None:
                         received += len(chunk.text)
                         answered = answered or bool(chunk.text or chunk.tool_calls)
