@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import zlib
+from collections.abc import AsyncIterator
 
 import pytest
 from transport_servers import raw_server, read_request
@@ -15,6 +16,7 @@ from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers import build_provider
 from rolecall.providers._http import shared_ssl_context
 from rolecall.providers._wire import WireClient, WireError
+from rolecall.providers._wire_message import WireTooLarge, decoded
 from rolecall.types import ChatRequest, Message
 
 REQUEST = ChatRequest((Message("user", "hi"),))
@@ -99,8 +101,9 @@ async def test_a_compressed_stream_is_decoded_as_it_arrives(coding: str) -> None
         (b"br", b"\x0b\x02\x80hi\x03", "unsupported content-encoding: br"),
         (b"gzip", b"not gzip at all", "cannot decode content-encoding gzip"),
         (b"gzip", gzip.compress(b"x" * 1000)[:-12], "ended early"),
-        # 70 KB that inflates to 70 MB: read no further than the body limit (64 MB).
-        (b"gzip", gzip.compress(bytes(70 << 20)), "the response body is over 64 MB"),
+        # 70 KB that inflates to 70 MB: read no further than the body limit (64 MB), whether
+        # it comes in one read or several.
+        (b"gzip", gzip.compress(bytes(70 << 20)), "(response body is over|inflates past) 64 MB"),
     ],
     ids=["unsupported", "corrupt", "truncated", "bomb"],
 )
@@ -179,3 +182,18 @@ async def test_the_adapter_reads_a_gzipped_answer(stream: bool) -> None:
             text = (await provider.complete(REQUEST)).text  # type: ignore[attr-defined]
         await provider.aclose()
     assert text == "zipped"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_one_read_that_inflates_past_the_limit_is_refused(coding: str) -> None:
+    # 200 MB of zeros compress to ~200 KB, one read's worth: refused before the 200 MB exist.
+    zeros = bytes(200 << 20)
+    payload = gzip.compress(zeros, 9) if coding == "gzip" else zlib.compress(zeros, 9)
+    del zeros
+
+    async def one_read() -> AsyncIterator[bytes]:
+        yield payload
+
+    with pytest.raises(WireTooLarge, match=f"the {coding} body inflates past 64 MB in one read"):
+        async for _ in decoded(one_read(), coding):
+            pass

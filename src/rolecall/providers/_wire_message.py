@@ -108,8 +108,14 @@ def request_target(parts: SplitResult, query: str) -> str:
 # ------------------------------------------------------------------ content coding
 
 
+# The most one read of a compressed body may inflate to: deflate reaches ~1000:1, so a read
+# of a few hundred KB could otherwise become gigabytes before any total is checked.
+MAX_INFLATED_PIECE = 64 * 1024 * 1024
+
+
 class _Inflater:
-    """One content coding, decoded incrementally; ``deflate`` with or without zlib's header."""
+    """One content coding, decoded incrementally; ``deflate`` with or without zlib's header.
+    A read that inflates past :data:`MAX_INFLATED_PIECE` is :class:`WireTooLarge`."""
 
     def __init__(self, coding: str) -> None:
         self.coding = coding
@@ -121,14 +127,18 @@ class _Inflater:
         if not data:
             return b""
         try:
-            out = self._inflate.decompress(data)
+            out = self._inflate.decompress(data, MAX_INFLATED_PIECE)
         except zlib.error:
             if self._started or self.coding != "deflate":
                 raise
             # Raw deflate without the zlib header, as some servers send it.
             self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            out = self._inflate.decompress(data)
+            out = self._inflate.decompress(data, MAX_INFLATED_PIECE)
         self._started = True
+        if self._inflate.unconsumed_tail:
+            raise WireTooLarge(
+                f"the {self.coding} body inflates past {MAX_INFLATED_PIECE >> 20} MB in one read"
+            )
         return out
 
     def end(self) -> bytes:
