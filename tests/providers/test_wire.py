@@ -8,6 +8,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from transport_servers import raw_server, read_request
@@ -418,8 +419,7 @@ async def test_a_head_that_never_ends_is_refused_at_once() -> None:
         await wire.aclose()
 
 
-@pytest.mark.parametrize("framing", [b"Content-Length: %d\r\n" % ((64 << 20) + 1), b""])
-async def test_a_body_over_64_mb_is_refused(framing: bytes) -> None:
+def _serve_64_mb_and_more(framing: bytes) -> Any:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\n" + framing + b"Connection: close\r\n\r\n")
@@ -432,10 +432,32 @@ async def test_a_body_over_64_mb_is_refused(framing: bytes) -> None:
             await writer.drain()
         writer.close()
 
-    async with raw_server(serve) as url:
+    return serve
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: %d\r\n" % ((64 << 20) + 1), b""])
+async def test_a_body_over_64_mb_is_refused(framing: bytes) -> None:
+    async with raw_server(_serve_64_mb_and_more(framing)) as url:
         wire = client()
         with pytest.raises(WireTooLarge, match="the response body is over 64 MB"):
             await wire.request("GET", url + "/")
         await wire.aclose()
     error = transport_error(WireTooLarge("the response body is over 64 MB"), "p")
     assert error.kind is ErrorKind.BAD_RESPONSE
+
+
+async def test_a_body_over_64_mb_through_a_proxy_is_refused() -> None:
+    # The server plays a plain-HTTP proxy: it answers the forwarded request itself.
+    framing = b"Content-Length: %d\r\n" % ((64 << 20) + 1)
+    async with raw_server(_serve_64_mb_and_more(framing)) as url:
+        proxied = ProxiedClient(
+            {},
+            proxy=url,
+            limit=4,
+            connect_timeout=5.0,
+            read_timeout=5.0,
+            ssl_context=shared_ssl_context(),
+        )
+        with pytest.raises(WireTooLarge, match="the response body is over 64 MB"):
+            await proxied.request("GET", "http://vendor.test/v1/models")
+        await proxied.aclose()
