@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -186,6 +187,40 @@ def test_postgres_without_psycopg_names_the_extra(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     code, _, err = _cli(capsys, "metrics", "--store", "postgresql://u@127.0.0.1:1/db")
     assert code == 2 and "pip install 'rolecall[postgres]'" in err and len(err.splitlines()) == 1
+
+
+def test_a_store_missing_a_table_is_one_line_naming_the_file(
+    history: list[AttemptEvent], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / ".rolecall" / "rolecall.db"
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE rollup_hourly")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for args in (["metrics", "--since", "1h"], ["metrics", "trend", "--bucket", "hour"]):
+        code, out, err = _cli(capsys, *args)
+        [line] = err.splitlines()
+        assert code == 1 and out == ""
+        assert line.startswith(f"error: cannot read the metrics store {path}: no such table")
+        assert "move it aside" in line
+    assert path.read_bytes() == before
+
+
+def test_a_database_of_another_application_is_refused_and_kept(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / "notes.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for args in (["metrics"], ["metrics", "advise"], ["runs", "list"]):
+        code, out, err = _cli(capsys, *args, "--store", f"sqlite:///{path}")
+        [line] = err.splitlines()
+        assert code == 1 and out == "" and "is not a rolecall metrics store" in line
+    assert path.read_bytes() == before
 
 
 def test_no_store_yet(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -114,6 +115,22 @@ def test_a_store_it_cannot_open_is_a_503_not_a_dropped_connection() -> None:
     try:
         status, body = _get(f"{server.url}/api/metrics")
         assert status == 503 and "unsupported metrics store URL 'mongodb://x'" in body["error"]
+    finally:
+        server.stop()
+
+
+def test_a_store_missing_a_table_is_a_503_naming_the_fix(store_url: str) -> None:
+    path = store_url[len("sqlite:///") :]
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE runs")
+    conn.commit()
+    conn.close()
+    server = DashboardServer(store_url).start()
+    try:
+        status, body = _get(f"{server.url}/api/runs")
+        assert status == 503 and "no such table: runs" in body["error"]
+        assert "move it aside" in body["error"]
+        assert _get(f"{server.url}/api/metrics")[0] == 200  # what is whole still reads
     finally:
         server.stop()
 

@@ -363,6 +363,25 @@ def test_failing_store_warns_once_and_the_log_goes_on(
     assert _log_types(run_log_path(tmp_path / "runs", "r")).count("attempt") == 3
 
 
+def test_a_database_of_another_application_is_left_as_it_is_and_the_log_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "notes.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    recorder = Recorder(_config(tmp_path, url=f"sqlite:///{path}"), install_signal_handlers=False)
+    with caplog.at_level(logging.WARNING, logger="rolecall.recorder"):
+        recorder.emit(_attempt("r", "t1"))
+        recorder.close()
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "rolecall.recorder"]
+    assert warning.startswith(f"{path} is not a rolecall metrics store")
+    assert path.read_bytes() == before
+    assert _log_types(run_log_path(tmp_path / "runs", "r")).count("attempt") == 1
+
+
 def test_failing_log_warns_once_and_the_store_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

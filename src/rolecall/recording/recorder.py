@@ -25,9 +25,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
+from rolecall.errors import RolecallError
 from rolecall.events import AttemptEvent, Event, TaskEvent
 from rolecall.recording.runlog import RunLog, run_end_record, run_start_record
 from rolecall.recording.runwriter import WriterLock
+from rolecall.recording.store import StoreError
 
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig
@@ -343,7 +345,11 @@ class Recorder(RecordQueue):
             self._store = open_store(self.url, base_dir=self.base_dir)
         except Exception as exc:
             self._store_retry_at = now + _REOPEN_AFTER
-            self._warn("store", f"cannot open the metrics store {self._label()}: {exc}")
+            # A store error names the store and the fix already.
+            message = exc.message if isinstance(exc, RolecallError) else str(exc)
+            if not isinstance(exc, StoreError):
+                message = f"cannot open the metrics store {self._label()}: {message}"
+            self._warn("store", message)
         return self._store
 
     def _prune(self, store: MetricsStore) -> None:

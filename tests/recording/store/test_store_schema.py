@@ -83,6 +83,10 @@ def test_a_half_applied_migration_rolls_back(tmp_path: Path) -> None:
     """Migrations run in one transaction: a failure leaves no partial schema behind."""
     path = tmp_path / "m.db"
     conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at DOUBLE PRECISION NOT NULL)"
+    )
     conn.execute("CREATE TABLE rollup_daily (x INTEGER)")  # migration 2 will collide with it
     conn.commit()
     conn.close()
@@ -90,8 +94,9 @@ def test_a_half_applied_migration_rolls_back(tmp_path: Path) -> None:
         open_store(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    applied = conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
     conn.close()
-    assert "runs" not in tables and "schema_migrations" not in tables
+    assert "runs" not in tables and applied == 0
 
 
 def test_a_store_of_schema_4_keeps_its_rows_and_folds_what_comes_after(
@@ -197,6 +202,74 @@ def test_read_only_open_does_not_create_a_database(tmp_path: Path) -> None:
     with pytest.raises(StoreNotFound, match="no metrics recorded yet"):
         open_store("sqlite:///none.db", base_dir=tmp_path, create=False)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_database_of_another_application_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER, body TEXT)")
+    conn.execute("INSERT INTO notes VALUES (1, 'keep me')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for create in (True, False):
+        with pytest.raises(StoreError, match=r"not a rolecall metrics store .*notes"):
+            open_store(f"sqlite:///{path}", create=create)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_a_reader_writes_nothing_to_an_empty_file_or_a_current_store(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(StoreNotFound):
+        open_store(f"sqlite:///{empty}", create=False)
+    assert empty.stat().st_size == 0
+    path = tmp_path / "m.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.record([_attempt(time.time())])
+    before = path.read_bytes()
+    with open_store(f"sqlite:///{path}", create=False) as store:
+        assert store.metrics()[0].requests == 1
+    assert path.read_bytes() == before
+
+
+def test_a_reader_does_not_wait_for_a_writer_holding_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.record([_attempt(time.time())])
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    try:
+        with open_store(f"sqlite:///{path}", create=False) as store:
+            assert store.metrics()[0].requests == 1
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_a_damaged_store_is_one_error_naming_the_file_and_the_fix(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(StoreError, match="not a SQLite database; move it aside") as damaged:
+        open_store(f"sqlite:///{garbage}", create=False)
+    assert str(garbage) in str(damaged.value)
+    assert garbage.read_bytes() == bytes(range(256)) * 64
+    path = tmp_path / "m.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.record([_attempt(time.time())])
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE runs")
+    conn.commit()
+    conn.close()
+    store = open_store(f"sqlite:///{path}", create=False)
+    with store, pytest.raises(StoreError, match=r"no such table: runs.*move it aside") as broken:
+        store.runs()
+    assert str(path) in str(broken.value)
+    with pytest.raises(StoreError, match="not a regular file"):
+        open_store(f"sqlite:///{tmp_path}", create=False)
 
 
 def test_unsupported_url_is_a_config_error() -> None:

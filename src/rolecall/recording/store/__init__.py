@@ -88,7 +88,7 @@ def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -
             raise StoreNotFound(path)
         from rolecall.recording.store.sqlite import SqliteStore
 
-        return SqliteStore(path)
+        return SqliteStore(path, read_only=not create)
     if backend == "postgresql":
         from rolecall.recording.store.postgres import PostgresStore
 

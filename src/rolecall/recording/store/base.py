@@ -149,11 +149,7 @@ class MetricsStore(ABC):
                 int(row[0])
                 for row in self._exec(cursor, "SELECT version FROM schema_migrations").fetchall()
             }
-            if applied and max(applied) > LATEST_VERSION:
-                raise StoreError(
-                    f"the metrics store {self.label} has schema version {max(applied)}, newer "
-                    f"than this rolecall understands ({LATEST_VERSION}): upgrade rolecall"
-                )
+            self._refuse_newer(max(applied, default=0))
             for migration in MIGRATIONS:
                 if migration.version in applied:
                     continue
@@ -165,6 +161,13 @@ class MetricsStore(ABC):
                     (migration.version, migration.name, time.time()),
                 )
         return self.schema_version()
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > LATEST_VERSION:
+            raise StoreError(
+                f"the metrics store {self.label} has schema version {version}, newer "
+                f"than this rolecall understands ({LATEST_VERSION}): upgrade rolecall"
+            )
 
     def schema_version(self) -> int:
         rows = self._read("SELECT MAX(version) FROM schema_migrations")

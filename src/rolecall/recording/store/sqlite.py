@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rolecall.events import AttemptEvent
-from rolecall.recording.store import StoreError
+from rolecall.recording.store import StoreError, StoreNotFound
 from rolecall.recording.store.base import MetricsStore
+from rolecall.recording.store.migrations import LATEST_VERSION
 from rolecall.recording.store.statements import (
     ATTEMPT_COLUMNS,
     NULLABLE_ATTEMPT_TEXT,
@@ -119,16 +120,45 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+# Tables SQLite itself may add to any database.
+_SQLITE_OWN = frozenset({"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
+
+
+def _problem(path: Path | None, exc: Exception) -> str:
+    """What is wrong with the store file and what to do about it, from SQLite's error."""
+    text = str(exc)
+    if path is not None and path.exists() and not path.is_file():
+        return f"{text}: it is not a regular file; point metrics.url at a database file"
+    if "locked" in text:
+        return f"{text}: another process holds it; try again once that process is done"
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return (
+            f"{text}: the file is damaged or not a SQLite database; move it aside "
+            "(rolecall starts a new store there) or point metrics.url at another file"
+        )
+    if "no such table" in text or "no such column" in text:
+        return (
+            f"{text}: the file is not a whole rolecall store; move it aside "
+            "(rolecall starts a new store there) or point metrics.url at another file"
+        )
+    return text
+
+
 class SqliteStore(MetricsStore):
     dialect = "sqlite"
 
-    def __init__(self, path: Path | None) -> None:
-        """Open (creating parent directories) and migrate; ``None`` is an in-memory db."""
+    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+        """Open (creating parent directories) and migrate; ``None`` is an in-memory db.
+
+        ``read_only`` writes nothing to a store already at the latest schema, and raises
+        :class:`StoreNotFound` for a file that holds no tables at all. A database of
+        another application (tables, but none of ours) is refused either way.
+        """
         super().__init__(str(path) if path is not None else ":memory:")
         self.path = path
         self._data_version: int | None = None
         try:
-            if path is not None:
+            if path is not None and not read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
                 str(path) if path is not None else ":memory:",
@@ -136,12 +166,47 @@ class SqliteStore(MetricsStore):
                 check_same_thread=False,  # guarded by self._lock
                 timeout=_OPEN_TIMEOUT_S,
             )
-            _enable_wal(self._conn)
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(f"PRAGMA busy_timeout={int(_OPEN_TIMEOUT_S * 1000)}")
-            self.migrate()
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the metrics store {self.label}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the metrics store {self.label}: {_problem(path, exc)}"
+            ) from exc
+        try:
+            self._prepare(read_only)
+        except BaseException as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                problem = _problem(path, exc)
+                raise StoreError(f"cannot open the metrics store {self.label}: {problem}") from exc
+            raise
+
+    def _prepare(self, read_only: bool) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout={int(_OPEN_TIMEOUT_S * 1000)}")
+        tables = self._tables()
+        if read_only and self.path is not None and not tables:
+            raise StoreNotFound(self.path)  # an empty file: nothing recorded yet
+        if read_only:
+            version = self.schema_version()
+            self._refuse_newer(version)
+            if version == LATEST_VERSION:
+                return  # nothing to migrate: a reader writes nothing
+        _enable_wal(self._conn)
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self.migrate()
+
+    def _tables(self) -> set[str]:
+        """The database's tables and views; refuses one that holds none of rolecall's."""
+        rows = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+        ).fetchall()
+        tables = {str(row[0]) for row in rows} - _SQLITE_OWN
+        if tables and "schema_migrations" not in tables:
+            named = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.label} is not a rolecall metrics store (it holds the tables {named} "
+                "of another application): point metrics.url at another file; rolecall "
+                "leaves this one as it is"
+            )
+        return tables
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
@@ -170,7 +235,11 @@ class SqliteStore(MetricsStore):
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._conn.execute(sql, tuple(params)).fetchall()
+            try:
+                return self._conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                problem = _problem(self.path, exc)
+                raise StoreError(f"cannot read the metrics store {self.label}: {problem}") from exc
 
     def _insert_attempts(self, cursor: Any, events: Sequence[AttemptEvent]) -> None:
         _INSERT_ATTEMPTS.run(cursor, events)
