@@ -191,6 +191,8 @@ def test_runs_list(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ("args", "message"),
     [
         (["runs", "show", "nope"], "no run matches 'nope'"),
+        (["runs", "show", "x" * 10_000], "no run matches 'xxx"),  # longer than a file name
+        (["runs", "show", "../../etc/passwd"], "no run matches '../../etc/passwd'"),
         (["runs", "show", "2026010"], "matches several runs"),
         (["runs", "list", "--limit", "0"], "--limit"),
         (["runs", "list", "-n", "99999999999999999999999"], "--limit"),
@@ -227,6 +229,29 @@ def test_show_falls_back_to_the_run_log(project: Path, capsys: pytest.CaptureFix
     assert data["run_id"] == "logged-run" and len(data["tasks"]) == 2
     code, out, _ = _cli(capsys, "runs", "list", "--json")
     assert [r["run_id"] for r in json.loads(out)] == ["logged-run"]
+
+
+def test_a_damaged_run_log_shows_what_it_can_and_says_what_it_skipped(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _record_workflow(project, "logged-run")
+    (project / ".rolecall" / "rolecall.db").unlink()
+    log = project / ".rolecall" / "runs" / "logged-run.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = lines[2][: len(lines[2]) // 2] + "\n"  # cut in the middle of a line
+    lines.insert(3, '{"type": "attempt", "run_id": "logged-run", "task_id": "gen-1"}\n')
+    log.write_text("".join(lines))
+    damaged = log.read_bytes()
+    for args in (["runs", "show", "logged-run"], ["runs", "show", "logged-run", "--json"]):
+        code, out, err = _cli(capsys, *args)
+        assert code == 0 and "Traceback" not in err
+        [note] = err.splitlines()
+        assert note.startswith("note: run logged-run: skipped 2 unreadable lines of ")
+        assert str(Path(".rolecall") / "runs" / "logged-run.jsonl") in note
+        assert "gen-1" in out
+    code, out, err = _cli(capsys, "runs", "list")
+    assert code == 0 and "logged-run" in out and "skipped 2 unreadable lines" in err
+    assert log.read_bytes() == damaged
 
 
 def test_config_metrics_url_is_used_even_without_provider_keys(

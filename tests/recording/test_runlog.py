@@ -8,6 +8,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from factories import attempt_event, task_event
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind
@@ -140,6 +142,29 @@ def test_truncated_last_line_is_skipped_and_closed_before_appending(tmp_path: Pa
     RunLog(tmp_path).append([run_end_record("r", "interrupted", T0 + 5)])
     again = read_run(path)
     assert again.status == "interrupted" and again.skipped_lines == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        [1, 2, 3],
+        {"type": "attempt", "run_id": "r", "task_id": "t2", "role": "coder"},
+        {"type": "attempt", "run_id": "r", "task_id": "t2", "provider": "gpt", "ts": "noon"},
+        {"type": "task", "run_id": "r", "task_id": "t2", "status": "ok", "input_tokens": 1e999},
+        {"type": "task", "run_id": "r", "task_id": ["t2"], "status": "ok"},
+        {"type": "run_start", "run_id": "r", "meta": "not a mapping", "ts": T0},
+    ],
+)
+def test_a_line_of_another_shape_is_skipped_like_a_broken_one(tmp_path: Path, line: object) -> None:
+    log = RunLog(tmp_path)
+    _write_run(log, "r", status="ok")
+    path = run_log_path(tmp_path, "r")
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(1, json.dumps(line) + "\n")  # valid JSON a reader cannot use
+    path.write_text("".join(lines))
+    run = read_run(path)
+    assert run.skipped_lines == 1 and run.status == "ok"
+    assert [t.task_id for t in run.tasks] == ["t1"] and len(run.tasks[0].attempts) == 2
 
 
 def test_a_run_without_start_record_uses_its_events(tmp_path: Path) -> None:

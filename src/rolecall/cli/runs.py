@@ -8,6 +8,7 @@ A run recorded ``running`` whose process is gone (killed, crashed) shows ``aband
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,9 @@ from rolecall.cli._store import (
 from rolecall.config.schema import MetricsConfig
 from rolecall.recording.runwriter import settle_run, settle_summary
 from rolecall.recording.store.rows import RunDetail, RunSummary
+
+if TYPE_CHECKING:
+    from rolecall.recording.runlog import RunRecord
 
 MAX_LIMIT = 1_000_000  # far more runs than a screen shows; the store takes no more than 2**63-1
 
@@ -75,7 +79,10 @@ def list_runs(config_path: str | None, store_url: str | None, as_json: bool, lim
     else:
         from rolecall.recording.runlog import list_runs as list_logged
 
-        summaries = [_summary_of(run) for run in list_logged(_runs_dir(metrics), limit)]
+        logged = list_logged(_runs_dir(metrics), limit)
+        for record in logged:
+            _note_skipped(record)
+        summaries = [_summary_of(run) for run in logged]
     if as_json:
         print_json([summary.to_dict() for summary in summaries])
         return
@@ -104,6 +111,18 @@ def list_runs(config_path: str | None, store_url: str | None, as_json: bool, lim
     print_table(headers, rows, numeric=numeric)
 
 
+def _note_skipped(record: RunRecord) -> RunRecord:
+    """Say on stderr that lines of the run's log could not be read (and were left out)."""
+    if record.skipped_lines:
+        lines = "line" if record.skipped_lines == 1 else "lines"
+        click.echo(
+            f"note: run {record.run_id}: skipped {record.skipped_lines} unreadable {lines} "
+            f"of {record.path}; the rest is shown",
+            err=True,
+        )
+    return record
+
+
 def _find_run(metrics: MetricsConfig, store_url: str | None, wanted: str) -> RunDetail:
     store = open_read_store(metrics, store_url)
     if store is not None:
@@ -120,7 +139,7 @@ def _find_run(metrics: MetricsConfig, store_url: str | None, wanted: str) -> Run
 
         files = find_run_files(_runs_dir(metrics), wanted)
         if len(files) == 1:
-            return read_run(files[0])
+            return _note_skipped(read_run(files[0]))
         matches = [path.stem for path in files]
     if not matches:
         fail(f"no run matches {wanted!r}: see `rolecall runs list` for recorded runs")

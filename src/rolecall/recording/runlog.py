@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,43 @@ class RunRecord(RunDetail):
     events: list[dict[str, Any]] | None = None
 
 
+# The fields a record's reader converts, by what they must be when present: counts are
+# whole numbers (a float count is only ever one the writer took from a whole one);
+# times, latencies and costs any number, NaN and infinities included (the writer keeps
+# what the event held).
+_COUNTS = (
+    "attempt",
+    "attempts",
+    "handovers",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+)
+_NUMBERS = ("ts", "latency_ms", "cost_usd", "attempt_latency_ms", "attempt_ts")
+_TEXTS = ("run_id", "task_id", "role", "provider", "model", "outcome", "status", "kind")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _well_formed(record: dict[str, Any]) -> bool:
+    """True when every field the reader uses has its type (a line edited or written by
+    something else can be valid JSON of another shape)."""
+    get = record.get
+    if any(get(name) is not None and not _is_number(get(name)) for name in _NUMBERS):
+        return False
+    for name in _COUNTS:
+        value = get(name)
+        if value is not None and not (_is_number(value) and isfinite(value)):
+            return False
+    if any(not isinstance(get(name, ""), str | None) for name in _TEXTS):
+        return False
+    if get("type") == "attempt" and not isinstance(get("provider"), str):
+        return False
+    return isinstance(get("meta") or {}, dict)
+
+
 def _records(path: Path) -> tuple[list[dict[str, Any]], int]:
     records: list[dict[str, Any]] = []
     skipped = 0
@@ -146,9 +184,9 @@ def _records(path: Path) -> tuple[list[dict[str, Any]], int]:
             try:
                 record = json.loads(line)
             except ValueError:
-                skipped += 1  # the partial last line of a killed writer
+                skipped += 1  # the partial last line of a killed writer, or a damaged one
                 continue
-            if isinstance(record, dict):
+            if isinstance(record, dict) and _well_formed(record):
                 if record.get("type") == "task":
                     attempt = folded_attempt(record)
                     if attempt is not None:
@@ -211,7 +249,10 @@ def find_run_files(runs_dir: Path | str, prefix: str) -> list[Path]:
     if not directory.is_dir():
         return []
     exact = run_log_path(directory, prefix)
-    if exact.is_file():
-        return [exact]
+    try:
+        if exact.is_file():
+            return [exact]
+    except OSError:  # a name longer than a file name can be: no file has it
+        return []
     safe = run_log_path(directory, prefix).stem
     return sorted(p for p in directory.glob("*.jsonl") if p.stem.startswith(safe))
