@@ -259,6 +259,44 @@ def test_resume_unknown_run_exit_2(
     assert code == 2 and "no saved workflow run '20990101-000000-abcdef'" in err
 
 
+@pytest.mark.parametrize("state", ["[]", '{"version": 1, "run_id": "r", "spec": "a string"}'])
+def test_resume_of_a_state_of_another_shape_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer], state: str
+) -> None:
+    config = write_config(tmp_path, sims, ROLES)
+    saved = tmp_path / "runs" / "20260101-000000-abcdef" / "state.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(state)
+    code, out, err = run_cli(capsys, "--resume", "20260101-000000-abcdef", "-c", str(config))
+    [line] = err.splitlines()
+    assert code == 2 and out == ""
+    assert line.startswith("error: the saved state of run '20260101-000000-abcdef'")
+    assert str(saved) in line and line.endswith("start a new run instead")
+    assert saved.read_text() == state
+
+
+@pytest.mark.parametrize("option", ["--resume", "--verify-only"])
+@pytest.mark.parametrize("run_id", ["../elsewhere", "/tmp", "..", "x" * 5000])
+def test_a_run_id_that_is_no_plain_name_is_one_line_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sims: dict[str, SimServer],
+    option: str,
+    run_id: str,
+) -> None:
+    config = write_config(tmp_path, sims, ROLES)
+    # A saved run outside the runs directory must not be found through '..'.
+    elsewhere = tmp_path / "elsewhere" / "state.json"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('{"version": 1}')
+    code, out, err = run_cli(capsys, option, run_id, "-c", str(config))
+    [line] = err.splitlines()
+    assert code == 2 and out == "" and line.startswith("error: ")
+    too_long = len(run_id) > 255  # a plain name, of no run: no file can have it
+    assert ("no saved workflow run" if too_long else "is not a run id") in line
+    assert elsewhere.read_text() == '{"version": 1}'
+
+
 @pytest.mark.parametrize("where", ["a file", "under a file", "in /proc"])
 def test_unusable_output_dir_exits_2_before_any_provider_call(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], sims: dict[str, SimServer], where: str

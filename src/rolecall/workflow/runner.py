@@ -27,7 +27,7 @@ from rolecall.workflow.report import (
 from rolecall.workflow.rounds import CheckSettings
 from rolecall.workflow.spec import Spec, load_spec
 from rolecall.workflow.stages import REVIEW_FILE, AnswerPrompt, BuiltinStages
-from rolecall.workflow.state import RunState, StateSaver
+from rolecall.workflow.state import RunState, StateSaver, run_dir_of
 from rolecall.workflow.vendors import vendors
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Workflow:
     async def resume(self, run_id: str) -> WorkflowResult:
         """Finish run ``run_id``: its finished tasks are not run again."""
         router = self._router()
-        state = RunState.load(self._runs_dir(router) / run_id)
+        state = RunState.load(run_dir_of(self._runs_dir(router), run_id))
         if self.output_dir is not None and _absolute(self.output_dir) != state.output_dir:
             raise WorkflowUsageError(
                 f"run {run_id} writes to {state.output_dir}, not {self.output_dir}: "
@@ -145,7 +145,7 @@ class Workflow:
 
         router = self._router()
         try:
-            state = RunState.load(self._runs_dir(router) / run_id)
+            state = RunState.load(run_dir_of(self._runs_dir(router), run_id))
             return await recheck(state, router.config.workflow)
         finally:
             await router.aclose()

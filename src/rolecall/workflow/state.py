@@ -25,7 +25,7 @@ from rolecall.workflow.errors import WorkflowUsageError
 from rolecall.workflow.files import atomic_write_text
 from rolecall.workflow.spec import Spec
 
-__all__ = ["STATE_FILE", "STATE_VERSION", "RunState", "StateSaver"]
+__all__ = ["STATE_FILE", "STATE_VERSION", "RunState", "StateSaver", "run_dir_of"]
 
 log = logging.getLogger("rolecall.workflow")
 
@@ -146,7 +146,11 @@ class RunState:
     def load(cls, run_dir: Path) -> RunState:
         path = run_dir / STATE_FILE
         run_id = run_dir.name
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # a name longer than a file name can be: no run has it
+            found = False
+        if not found:
             raise WorkflowUsageError(
                 f"no saved workflow run '{run_id}' (looked for {path}); "
                 "'rolecall runs list' shows recorded runs"
@@ -169,11 +173,22 @@ class RunState:
                 rechecks=list(data.get("rechecks") or []),
                 created_at=float(data.get("created_at", time.time())),
             )
-        except (ValueError, KeyError, TypeError, OSError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             raise WorkflowUsageError(
                 f"the saved state of run '{run_id}' ({path}) cannot be read: {exc}; "
                 "start a new run instead"
             ) from None
+
+
+def run_dir_of(runs_dir: Path, run_id: str) -> Path:
+    """The directory of run ``run_id`` under ``runs_dir``; an id that is no plain name
+    (a path, ``..``, a NUL) is a usage error rather than a directory elsewhere."""
+    if run_id in ("", ".", "..") or "\0" in run_id or Path(run_id).name != run_id:
+        raise WorkflowUsageError(
+            f"{run_id!r} is not a run id: give the id that 'rolecall runs list' shows "
+            "(a name without '/')"
+        )
+    return runs_dir / run_id
 
 
 class StateSaver(EngineObserver):
