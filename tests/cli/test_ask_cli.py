@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rolecall.cli import main
+from rolecall.recording.store import open_store
 from rolecall.sim import Fault, SimServer
 
 KEY = "sk-ask-test-SECRET-0123456789"
@@ -248,3 +253,28 @@ def test_an_unsupported_metrics_url_stops_ask_before_the_call(
     assert "metrics.url (line 8): unsupported metrics store URL scheme 'mongodb:'" in err
     assert "use sqlite:///path/to/file.db or postgresql://user@host/dbname" in err
     assert all(server.calls == 0 for server in sims)
+
+
+def test_the_answer_does_not_wait_for_a_store_another_process_holds(workdir: Path) -> None:
+    store = workdir / ".rolecall" / "rolecall.db"
+    open_store(f"sqlite:///{store}").close()
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    ask = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "ask", "coder", "say hi"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert ask.stdout is not None
+        answer = ask.stdout.readline()  # while the store is still held
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    _, err = ask.communicate(timeout=60)
+    assert answer == b"Hello from the sim.\n" and ask.returncode == 0
+    assert b"locked" not in err  # the recorder waited for the store and wrote the call
+    with open_store(f"sqlite:///{store}", create=False) as metrics:
+        assert [run.kind for run in metrics.runs()] == ["ask"]

@@ -135,6 +135,12 @@ async def _ask(
             else:
                 reply = await router.complete(role, messages, params=params, run_id=run_id)
             status = "ok"
+            # The answer before the recorder closes: that may wait on a store another
+            # process holds, and recording must not hold up the call.
+            if as_json:
+                print_json(reply.to_dict())
+            elif not stream:
+                click.echo(reply.text)
         except AllProvidersFailed as exc:
             if as_json:
                 attempts = [a.to_dict() for a in exc.attempts]
@@ -152,8 +158,4 @@ async def _ask(
         finally:
             recorder.finish_run(run_id, status)
             recorder.close()
-    if as_json:
-        print_json(reply.to_dict())
-    elif not stream:
-        click.echo(reply.text)
     return 0
