@@ -199,3 +199,38 @@ async def test_poll_soon_reads_the_file_at_once_not_at_the_next_interval(
         assert seen == ["b"]
     finally:
         await watcher.stop()
+
+
+async def test_edits_read_while_a_reload_is_under_way_end_on_the_newest_file(
+    config_path: Path, primary: SimServer, fallback: SimServer, tmp_path: Path
+) -> None:
+    # A reload checks credentials before it applies; a second SIGHUP (or the regular poll)
+    # during that check must not apply its newer file first, then be overtaken by the older.
+    applied: list[str] = []
+    first_check = asyncio.Event()
+
+    async def on_change(config: RolecallConfig) -> None:
+        provider = config.roles["coder"].provider
+        if provider == "b":  # the first edit: its provider is slow to answer the check
+            await first_check.wait()
+        applied.append(provider)
+
+    watcher = ConfigWatcher(config_path, on_change, interval=3600)
+    try:
+        edit = config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path)
+        await asyncio.to_thread(config_path.write_text, edit)
+        watcher.poll_soon()
+        await asyncio.sleep(0.2)  # the first reload is checking its credentials
+        newest = config_text(primary, fallback, coder="{provider: a}", tmp=tmp_path)
+        await asyncio.to_thread(config_path.write_text, newest)
+        watcher.poll_soon()
+        await asyncio.sleep(0.2)
+        first_check.set()
+        for _ in range(200):
+            if len(applied) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert applied == ["b", "a"]  # the file as it is now is what serves, not the older edit
+    finally:
+        first_check.set()
+        await watcher.stop()

@@ -153,6 +153,9 @@ class ConfigWatcher:
         self._seen = _content_only(file_signature(self._paths))
         self._task: asyncio.Task[None] | None = None
         self._soon: set[asyncio.Task[None]] = set()
+        # One poll at a time: a poll started while another is still checking the credentials
+        # of an older edit would apply the newer file first, then be overtaken by the older.
+        self._polling = asyncio.Lock()
 
     def start(self) -> None:
         if self._task is None:
@@ -183,7 +186,11 @@ class ConfigWatcher:
             log.warning("config watcher: %s", redact(f"{type(exc).__name__}: {exc}"))
 
     async def poll(self) -> bool:
-        """Check once; True when a new config was loaded and handed over."""
+        """Check once (after any poll under way); True when a new config was handed over."""
+        async with self._polling:
+            return await self._poll()
+
+    async def _poll(self) -> bool:
         signature = _content_only(await asyncio.to_thread(file_signature, self._paths))
         if signature == self._seen:
             return False
