@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,9 +25,12 @@ def serving(config: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
 
 @contextmanager
 def serving_process(
-    config: Path, *options: str
+    config: Path,
+    *options: str,
+    starting: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    """As :func:`serving`, with the process first (to signal it)."""
+    """As :func:`serving`, with the process first (to signal it); ``starting`` is called
+    with the process as soon as it is launched, before it serves."""
     proc = subprocess.Popen(
         [str(EXE), "serve", "-c", str(config), "--port", "0", *options],
         stderr=subprocess.PIPE,
@@ -40,6 +43,8 @@ def serving_process(
     watchdog.start()
     lines: list[str] = []
     try:
+        if starting is not None:
+            starting(proc)
         for line in proc.stderr:
             lines.append(line)
             if match := STARTED.search(line):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from gateway_helpers import (
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.gateway.reload import ConfigWatcher
-from rolecall.sim import SimServer
+from rolecall.sim import Fault, SimServer
 from serve_helpers import serving_process
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
@@ -176,6 +177,52 @@ def test_sighup_makes_rolecall_serve_read_an_edit_and_keep_serving(
         assert answer(client).headers["x-rolecall-provider"] == "b"
         assert proc.poll() is None
     assert any("reading config" in line for line in lines)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sighup_while_starting_neither_stops_rolecall_serve_nor_loses_the_edit(
+    config_path: Path, primary: SimServer, fallback: SimServer, tmp_path: Path, workers: str
+) -> None:
+    # The credential check at startup can take up to a provider's timeout; a SIGHUP sent
+    # meanwhile (an edit pushed by a deployment tool) used to end the process, silently.
+    primary.script_models(Fault("timeout", delay=1.5))
+
+    def edit_and_hang_up(proc: subprocess.Popen[str]) -> None:
+        wait_for(lambda: primary.model_calls >= 1)  # the check is under way
+        config_path.write_text(config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path))
+        proc.send_signal(signal.SIGHUP)
+
+    with (
+        serving_process(config_path, "--workers", workers, starting=edit_and_hang_up) as (
+            proc,
+            url,
+            _,
+        ),
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=20
+        ) as client,
+    ):
+        wait_for(lambda: answer(client).headers["x-rolecall-provider"] == "b")
+        assert proc.poll() is None
+
+
+def test_an_edit_made_while_the_gateway_was_starting_is_served(
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+) -> None:
+    # The config was read before the credential check; an edit saved during the check
+    # (seconds, for a slow provider) was taken as the file already served, and never read.
+    gateway = RunningGateway(config_path)  # the config is read here
+    config_path.write_text(config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path))
+    gateway.start()
+    try:
+        with gateway.client() as client:
+            wait_for(lambda: generation(client) == 2, timeout=5)
+            assert answer(client).headers["x-rolecall-provider"] == "b"
+    finally:
+        gateway.stop()
 
 
 async def test_poll_soon_reads_the_file_at_once_not_at_the_next_interval(

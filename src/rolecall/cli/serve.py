@@ -160,6 +160,11 @@ def serve(
     from rolecall.gateway.auth import is_loopback, unsafe_bind_message
     from rolecall.gateway.server import GatewayServer, bind_socket
 
+    if hasattr(signal, "SIGHUP"):
+        # Until the gateway takes SIGHUP (a reload), its default would end the process: a
+        # SIGHUP during the credential check must not. The edit it announces is read anyway,
+        # at the config watcher's first poll.
+        signal.signal(signal.SIGHUP, lambda *_: None)
     path = find_config_path(config_path)
     # Empty or blank gateway.keys entries are dropped when loading: they never count as keys.
     config, warnings = load_config_with_warnings(path)

@@ -135,6 +135,11 @@ class ConfigWatcher:
     An invalid file is logged as one warning line (every issue, ``; ``-joined)
     and the old config stays. Each distinct content is tried once: a bad edit is
     not re-reported every second, and the next edit is tried afresh.
+
+    The first poll reads the file whatever it holds: the config being served was
+    read before the watcher started (before a credential check that may take
+    seconds), and an edit saved in between must not pass for the file already
+    served. ``on_change`` may thus get a config equal to the one it serves.
     """
 
     def __init__(
@@ -150,7 +155,7 @@ class ConfigWatcher:
         self._paths = (path, path.parent / ".env")
         self._on_change = on_change
         self._load = load or _load_config
-        self._seen = _content_only(file_signature(self._paths))
+        self._seen: tuple[str | None, ...] | None = None  # None: not read yet
         self._task: asyncio.Task[None] | None = None
         self._soon: set[asyncio.Task[None]] = set()
         # One poll at a time: a poll started while another is still checking the credentials
