@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import MutableMapping
+import socket
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import GATEWAY_KEY, RunningGateway, wait_for
+from gateway_helpers import (
+    FALLBACK_KEY,
+    GATEWAY_KEY,
+    PRIMARY_KEY,
+    RunningGateway,
+    config_text,
+    wait_for,
+)
 
 from rolecall.config.load import load_config
 from rolecall.gateway.app import Gateway
@@ -111,3 +119,51 @@ async def test_a_server_that_never_reports_disconnects_is_still_answered(
     finally:
         await gateway.aclose()
     assert sent[0]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    ("door", "body"),
+    [
+        ("/v1/chat/completions", {**CHAT, "stream": True}),
+        ("/v1/messages", {**CHAT, "stream": True, "max_tokens": 100}),
+        ("/v1/responses", {"model": "coder", "input": "hi", "stream": True}),
+    ],
+)
+def test_a_client_that_reads_nothing_frees_the_provider_after_its_timeout(
+    tmp_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+    door: str,
+    body: dict[str, Any],
+) -> None:
+    # The provider streams a long answer; the client keeps its connection but reads none of
+    # it. Its stream used to hold the provider's one slot until it hung up: every other
+    # request to that provider waited behind it, however long.
+    primary.reply = " ".join(f"w{i}" for i in range(100_000))
+    (tmp_path / ".env").write_text(
+        f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n"
+    )
+    config = tmp_path / "rolecall.yaml"
+    text = config_text(primary, fallback, coder="{provider: a}", tmp=tmp_path)
+    text = text.replace(
+        "model: model-a\n", "model: model-a\n    timeout: 0.5s\n    max_concurrency: 1\n"
+    )
+    config.write_text(text.replace("max_body_bytes: 4096", "max_body_bytes: 65536"))
+    gateway = start_gateway(config)
+    payload = json.dumps(body).encode()
+    with socket.create_connection(("127.0.0.1", gateway.server.port)) as stuck:
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(
+            f"POST {door} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {GATEWAY_KEY}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        wait_for(lambda: primary.calls == 1)
+        with gateway.client() as client:
+            reply = client.post("/v1/chat/completions", json=CHAT, timeout=10)
+        assert reply.status_code == 200
+        assert reply.headers["x-rolecall-provider"] == "a"
+        wait_for(lambda: in_flight(gateway) == 0)
+    text = metrics(gateway)
+    assert 'rolecall_gateway_requests_total{model="coder",status="499"} 1' in text

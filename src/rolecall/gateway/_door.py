@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
@@ -36,6 +36,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "ROLE_HEADER",
     "WATCH_DISCONNECT",
+    "ClientStalled",
     "DoorHandler",
     "DoorReply",
     "RequestState",
@@ -95,21 +96,45 @@ class RequestState:
         self.gateway.metrics.request_finished(self.label, self.status, elapsed)
 
 
+class ClientStalled(Exception):
+    """A stream's client took none of it for the send timeout (see :class:`SSEResponse`)."""
+
+
 class SSEResponse(StreamingResponse):
-    """A streaming response that awaits ``on_close`` however it ends (done, error, disconnect)."""
+    """A streaming response that awaits ``on_close`` however it ends (done, error, disconnect).
+
+    A client that keeps its connection but reads nothing would hold the provider call
+    (and its concurrency slot) for as long as it likes: a send that cannot go out within
+    ``send_timeout`` seconds ends the stream (the connection is closed), as a provider
+    that sends nothing for its timeout ends it.
+    """
 
     def __init__(
         self,
         content: AsyncIterator[bytes],
         headers: Mapping[str, str],
         on_close: Callable[[], Awaitable[None]],
+        send_timeout: float | None = None,
     ) -> None:
         super().__init__(content, headers=dict(headers), media_type="text/event-stream")
         self._on_close = on_close
+        self._send_timeout = send_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._send_timeout
+
+        async def send_in_time(message: Message) -> None:
+            try:
+                async with asyncio.timeout(limit):
+                    await send(message)
+            except TimeoutError:
+                raise ClientStalled from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send if limit is None else send_in_time)
+        except ClientStalled:
+            log.warning("a client read nothing of its stream for %g s: stream closed", limit)
+            raise
         finally:
             await self._on_close()
 
@@ -307,6 +332,12 @@ def stream_response(
 
     state.status = 200
     state.streaming = True
+    # The client may take as long to read as the provider may take to send.
+    generation = state.generation
+    provider = generation and generation.config.providers.get(reply_stream.provider or "")
     return SSEResponse(
-        events, {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}, on_close
+        events,
+        {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
+        on_close,
+        provider.timeout if provider else None,
     )

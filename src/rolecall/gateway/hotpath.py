@@ -35,7 +35,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr
 
-from rolecall.gateway._door import WATCH_DISCONNECT, DoorHandler
+from rolecall.gateway._door import WATCH_DISCONNECT, ClientStalled, DoorHandler
 from rolecall.gateway._exchange import DoorRequest, Reply
 
 __all__ = ["DoorCycle", "DoorHandler", "header_lines"]
@@ -102,6 +102,8 @@ class DoorCycle(RequestResponseCycle):
                 if self.extra_headers:
                     reply.raw_headers.extend(self.extra_headers)
                 await reply(scope, receive, self.send)  # type: ignore[arg-type]
+        except ClientStalled:  # logged by the stream: close the connection it stalls
+            self.transport.close()
         except BaseException as exc:
             self.logger.error("Exception in a gateway door", exc_info=exc)
             if not self.response_started:
