@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import threading
@@ -280,4 +281,54 @@ async def test_edits_read_while_a_reload_is_under_way_end_on_the_newest_file(
         assert applied == ["b", "a"]  # the file as it is now is what serves, not the older edit
     finally:
         first_check.set()
+        await watcher.stop()
+
+
+def _replace_with(path: Path, kind: str) -> None:
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+def _put_back(path: Path, text: str) -> None:
+    if path.is_dir():
+        path.rmdir()
+    else:
+        path.unlink()
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+async def test_a_config_replaced_by_no_regular_file_keeps_serving_and_says_what_it_is(
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+    kind: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A FIFO once blocked the watcher's read for ever (no reload after it, ever); a
+    # directory was reported as a file that "disappeared".
+    seen: list[str] = []
+
+    async def on_change(config: RolecallConfig) -> None:
+        seen.append(config.roles["coder"].provider)
+
+    watcher = ConfigWatcher(config_path, on_change, interval=3600)
+    await watcher.poll()  # the file as served
+    await asyncio.to_thread(_replace_with, config_path, kind)
+    try:
+        with caplog.at_level(logging.WARNING, logger="rolecall.gateway"):
+            assert await asyncio.wait_for(watcher.poll(), 5) is False
+        what = "a FIFO (named pipe)" if kind == "fifo" else "a directory"
+        assert f"is {what}, not a config file" in caplog.text
+        assert "disappeared" not in caplog.text
+        # Put back as a file, the next edit is served.
+        edit = config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path)
+        await asyncio.to_thread(_put_back, config_path, edit)
+        assert await asyncio.wait_for(watcher.poll(), 5) is True
+        assert seen[-1] == "b"
+    finally:
         await watcher.stop()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rolecall._secrets import redact
+from rolecall.config._read import FileRefused, read_regular_file
 from rolecall.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,12 +40,16 @@ Signature = tuple[tuple[int, int, str] | None, ...]
 
 
 def file_signature(paths: tuple[Path, ...]) -> Signature:
-    """(mtime_ns, size, sha256) per path; None for a missing file."""
+    """(mtime_ns, size, sha256) per path; None for a missing file. A path that is no file
+    to read as config (a FIFO, which would block the read for ever, a directory, a file
+    over the size limit) gets the refusal as its digest: the loader then says why."""
     parts: list[tuple[int, int, str] | None] = []
     for path in paths:
         try:
             stat = path.stat()
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = hashlib.sha256(read_regular_file(path)).hexdigest()
+        except FileRefused as exc:
+            digest = f"refused: {exc.problem}"
         except OSError:
             parts.append(None)
             continue
