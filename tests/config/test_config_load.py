@@ -380,6 +380,40 @@ def test_alias_loops_and_alias_bombs_are_issues_not_crashes() -> None:
     assert "expands to more than" in issue.problem
 
 
+def _ten_thousand_times(value: str) -> str:
+    """A file under 1 MB using ``value`` 10,000 times through nested aliases."""
+    rows = [f'x-s: &s0 "{value}"']
+    rows += [
+        f"x-l{i}: &l{i} [{', '.join([f'*{prev}'] * 10)}]"
+        for i, prev in [(1, "s0"), (2, "l1"), (3, "l2"), (4, "l3")]
+    ]
+    return "\n".join(rows) + "\nproviders: {a: {type: local, params: {stop: *l4}}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        # One long string read 10,000 times: 4 GB of text to scan.
+        (_ten_thousand_times("A" * 400_000), {}),
+        # A default expanded 10,000 times: 4 GB of memory.
+        (_ten_thousand_times("${UNSET_VAR:-" + "A" * 400_000 + "}"), {}),
+        # A short file repeating a long variable: 100 GB.
+        (
+            'providers: {a: {type: local, model: "' + "${BIG}" * 100_000 + '"}}\n',
+            {"BIG": "B" * 1_000_000},
+        ),
+    ],
+    ids=["aliased-string", "aliased-default", "repeated-variable"],
+)
+def test_text_multiplied_past_ten_megabytes_is_refused_in_one_issue(
+    text: str, environ: dict[str, str]
+) -> None:
+    assert len(text) < 1_000_000
+    [issue] = issues_of(text, environ=environ)
+    assert "expands to more than 10000000 characters of text" in issue.problem
+    assert "aliases" in (issue.fix or "")
+
+
 def test_unknown_tags_are_issues() -> None:
     errors = issues_of("providers:\n  a: {type: local, model: !env MODEL}\ndefault_provider: a\n")
     assert [(e.location, e.line) for e in errors] == [("providers.a.model", 2)]

@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from rolecall._secrets import register_secret
 from rolecall.config._env import REFERENCE_FIX, SECRET_NAME, interpolate
 from rolecall.config._locations import ConfigPath, LineMap, format_location, make_issue
+from rolecall.config._read import MAX_CONFIG_BYTES
 from rolecall.errors import ConfigIssue
 
 _TAG = "tag:yaml.org,2002:"
@@ -28,8 +29,11 @@ _TYPED = frozenset(_TAG + name for name in ("null", "bool", "int", "float"))
 # Core tags whose values stay text as written (dates, base64).
 _AS_TEXT = frozenset(_TAG + name for name in ("timestamp", "binary", "value", "set", "omap"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Aliases can multiply a small file into a huge tree ("billion laughs").
+# Aliases can multiply a small file into a huge tree ("billion laughs"), and a long
+# string or ${VAR} into gigabytes of text: both are counted as the tree is built.
 _MAX_NODES = 100_000
+_MAX_TEXT = 10 * MAX_CONFIG_BYTES
+_ALIAS_FIX = "use fewer aliases (*name) to long values, or shorter values"
 
 EMPTY_FIX = "add a providers: section (see examples/ for complete files) or run `rolecall init`"
 
@@ -83,11 +87,8 @@ def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) 
         data = builder.mapping(root, ())
     except RecursionError:
         return _fatal("the file is nested too deeply", "flatten the structure")
-    except _TooLarge:
-        return _fatal(
-            f"the file expands to more than {_MAX_NODES} values",
-            "use fewer aliases (*name)",
-        )
+    except _TooLarge as exc:
+        return _fatal(exc.problem, exc.fix)
     return Document(
         data=data,
         lines=builder.lines if lines_known else LineMap(),
@@ -179,7 +180,10 @@ def _yaml_fix(problem: str, source_line: str = "") -> str:
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem)
 
 
 class _Builder:
@@ -197,6 +201,7 @@ class _Builder:
         self._resolver = yaml.resolver.Resolver()
         self._active: set[int] = set()
         self._count = 0
+        self._text = 0
 
     def finish(self) -> list[ConfigIssue]:
         for name, paths in self._unset.items():
@@ -212,11 +217,22 @@ class _Builder:
     def _error(self, path: ConfigPath, problem: str, fix: str | None) -> None:
         self._errors.append(make_issue(path, problem, fix, self.lines))
 
+    def _spend(self, characters: int) -> None:
+        """Count text read or made; past the budget the whole file is refused."""
+        self._text += characters
+        if self._text > _MAX_TEXT:
+            raise _TooLarge(
+                f"the file expands to more than {_MAX_TEXT} characters of text", _ALIAS_FIX
+            )
+
     def value(self, node: Node, path: ConfigPath) -> Any:
         self._count += 1
         if self._count > _MAX_NODES:
-            raise _TooLarge
+            raise _TooLarge(
+                f"the file expands to more than {_MAX_NODES} values", "use fewer aliases (*name)"
+            )
         if isinstance(node, ScalarNode):
+            self._spend(len(node.value))
             return self.scalar(node, path)
         if id(node) in self._active:
             self._error(path, "an alias refers to a value that contains it", "remove the loop")
@@ -248,6 +264,7 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 self._error(path, "a key must be a plain name, not a list or mapping", None)
                 continue
+            self._spend(len(key_node.value))
             key = self._key(key_node)
             key_path = (*path, key)
             line = key_node.start_mark.line + 1
@@ -314,7 +331,14 @@ class _Builder:
             return node.value
 
     def _interpolate(self, text: str, node: ScalarNode, path: ConfigPath) -> Any:
-        result = interpolate(text, self.env)
+        result = interpolate(text, self.env, limit=_MAX_TEXT - self._text)
+        if result.too_long:
+            raise _TooLarge(
+                f"the file expands to more than {_MAX_TEXT} characters of text "
+                f"(${{...}} at {format_location(path)})",
+                _ALIAS_FIX,
+            )
+        self._spend(len(result.text))
         result.text = _whole_characters(result.text)  # undecodable bytes in the environment
         for reference in result.malformed:
             self._error(path, f"malformed reference {reference}", REFERENCE_FIX)

@@ -31,17 +31,27 @@ class Substitution:
     unset: list[str] = field(default_factory=list)  # referenced, unset, no default
     malformed: list[str] = field(default_factory=list)  # references as written
     whole: bool = False  # the string was nothing but one reference
+    too_long: bool = False  # the result would pass the limit: ``text`` is unusable
 
 
-def interpolate(text: str, env: Mapping[str, str]) -> Substitution:
-    """Replace ``${VAR}``, ``${VAR:-default}`` (unset or empty) and ``${VAR-default}`` (unset)."""
+def interpolate(text: str, env: Mapping[str, str], limit: int | None = None) -> Substitution:
+    """Replace ``${VAR}``, ``${VAR:-default}`` (unset or empty) and ``${VAR-default}`` (unset).
+
+    With ``limit``, stops (``too_long``) once the result would be longer: a short string
+    repeating a long variable must not fill the memory.
+    """
     result = Substitution(text)
     pieces: list[str] = []
+    length = 0
     position = 0
     for match in _REFERENCE.finditer(text):
         pieces.append(text[position : match.start()])
         position = match.end()
         pieces.append(_replace(match, env, result))
+        length += len(pieces[-2]) + len(pieces[-1])
+        if limit is not None and length > limit:
+            result.too_long = True
+            return result
         if match.start() == 0 and match.end() == len(text) and result.variables:
             result.whole = True
     pieces.append(text[position:])
