@@ -414,6 +414,68 @@ def test_text_multiplied_past_ten_megabytes_is_refused_in_one_issue(
     assert "aliases" in (issue.fix or "")
 
 
+@pytest.mark.parametrize(
+    ("text", "source", "location"),
+    [
+        (
+            f"providers: {{a: {{type: local, timeout: {'9' * 400}}}}}\n",
+            "c.yaml",
+            "providers.a.timeout",
+        ),
+        (f"retry: {{max_attempts: {'9' * 5000}}}\n", "c.yaml", "retry.max_attempts"),
+        (
+            f"providers: {{a: {{type: local, params: {{max_tokens: 0x{'f' * 5000}}}}}}}\n",
+            "c.yaml",
+            "providers.a.params.max_tokens",
+        ),
+        (
+            f"providers: {{a: {{type: local, params: {{max_tokens: -{'9' * 400}}}}}}}\n",
+            "c.yaml",
+            "providers.a.params.max_tokens",
+        ),
+        (
+            'providers: {a: {type: local, params: {temperature: "${T}"}}}\n',
+            "c.yaml",
+            "providers.a.params.temperature",
+        ),
+        (
+            '{"providers": {"a": {"type": "local", "params": {"temperature": %s}}}}' % ("9" * 400),
+            "c.json",
+            "providers.a.params.temperature",
+        ),
+        (f'{{"gateway": {{"max_body_bytes": {"9" * 5000}}}}}', "c.json", "gateway.max_body_bytes"),
+    ],
+    ids=[
+        "yaml-400-digits",
+        "yaml-5000-digits",
+        "yaml-hex",
+        "negative",
+        "variable",
+        "json-400-digits",
+        "json-5000-digits",
+    ],
+)
+def test_a_number_too_large_for_any_setting_is_one_issue(
+    text: str, source: str, location: str
+) -> None:
+    errors = issues_of(text, source=source, environ={"T": "9" * 400})
+    [issue] = [error for error in errors if error.location == location]
+    assert "is too large" in issue.problem
+    assert issue.fix == "use a number no larger than 9223372036854775807"
+    assert len(issue.problem) < 100
+    assert not any("set_int_max_str_digits" in error.problem for error in errors)
+
+
+def test_a_whole_number_past_64_bits_is_too_large_however_short() -> None:
+    text = 'providers: {a: {type: openai, model: m, params: {seed: "${SEED}"}}}\n'
+    [issue] = issues_of(text, environ={"SEED": "9223372036854775808"})
+    assert (issue.location, issue.problem) == (
+        "providers.a.params.seed",
+        "the number 9223372036854775808 is too large",
+    )
+    assert load_config_text(text, environ={"SEED": "9223372036854775807"})
+
+
 def test_unknown_tags_are_issues() -> None:
     errors = issues_of("providers:\n  a: {type: local, model: !env MODEL}\ndefault_provider: a\n")
     assert [(e.location, e.line) for e in errors] == [("providers.a.model", 2)]

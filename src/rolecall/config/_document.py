@@ -34,6 +34,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_NODES = 100_000
 _MAX_TEXT = 10 * MAX_CONFIG_BYTES
 _ALIAS_FIX = "use fewer aliases (*name) to long values, or shorter values"
+# No setting takes a larger whole number; far larger ones cannot even be turned into a
+# float (durations, ranges) or, past 4300 digits, into text.
+_MAX_INT = 2**63 - 1
+_INT_FIX = f"use a number no larger than {_MAX_INT}"
 
 EMPTY_FIX = "add a providers: section (see examples/ for complete files) or run `rolecall init`"
 
@@ -46,6 +50,8 @@ class Document:
     lines: LineMap = field(default_factory=LineMap)
     errors: list[ConfigIssue] = field(default_factory=list)
     key_env_vars: dict[str, str] = field(default_factory=dict)
+    # Locations of values that could not be read: their issue is in ``errors`` already.
+    unreadable: set[str] = field(default_factory=set)
 
 
 def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) -> Document:
@@ -67,7 +73,7 @@ def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) 
         if not is_json:
             return Document(data=None, errors=[_yaml_problem(exc, text)])
         # A JSON corner PyYAML rejects: keep the data, lose the line numbers.
-        text = json.dumps(json.loads(text))
+        text = json.dumps(json.loads(text, parse_int=_json_int))
         try:
             root = _compose(text)
         except (yaml.YAMLError, RecursionError) as again:
@@ -94,6 +100,7 @@ def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) 
         lines=builder.lines if lines_known else LineMap(),
         errors=builder.finish(),
         key_env_vars=builder.key_env_vars,
+        unreadable=builder.unreadable,
     )
 
 
@@ -121,9 +128,17 @@ def _fatal(problem: str, fix: str, line: int | None = None) -> Document:
     return Document(data=None, errors=[ConfigIssue("", problem, fix, line)])
 
 
+class _HugeNumber(str):
+    """A JSON whole number too long to read, kept as written."""
+
+
+def _json_int(digits: str) -> int | str:
+    return _HugeNumber(digits) if len(digits.lstrip("-")) > len(str(_MAX_INT)) else int(digits)
+
+
 def _json_problem(text: str) -> ConfigIssue | None:
     try:
-        json.loads(text)
+        json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         return ConfigIssue(
             "",
@@ -196,6 +211,7 @@ class _Builder:
         self.lines = LineMap()
         self.key_env_vars: dict[str, str] = {}
         self._errors: list[ConfigIssue] = []
+        self.unreadable: set[str] = set()
         self._unset: dict[str, list[ConfigPath]] = {}
         self._constructor = yaml.constructor.SafeConstructor()
         self._resolver = yaml.resolver.Resolver()
@@ -300,7 +316,9 @@ class _Builder:
         return _whole_characters(key if isinstance(key, str) else node.value)
 
     def _json(self, node: ScalarNode) -> Any:
-        return json.loads(self.text[node.start_mark.index : node.end_mark.index])
+        return json.loads(
+            self.text[node.start_mark.index : node.end_mark.index], parse_int=_json_int
+        )
 
     def scalar(self, node: ScalarNode, path: ConfigPath) -> Any:
         value: Any
@@ -317,6 +335,8 @@ class _Builder:
                 "remove the tag (write ${VAR} to read the environment)",
             )
             return node.value
+        if isinstance(value, _HugeNumber) or _too_large(value):
+            return self._too_large(node.value, path)
         if isinstance(value, str):
             value = _whole_characters(value)
             if "${" in value:
@@ -324,11 +344,25 @@ class _Builder:
         return value
 
     def _construct(self, node: ScalarNode, path: ConfigPath) -> Any:
+        if node.tag == _TAG + "int" and len(node.value) > 2 * len(str(_MAX_INT)):
+            # Python refuses to read more than 4300 decimal digits (and hex is not limited).
+            return self._too_large(node.value, path)
         try:
-            return self._constructor.construct_object(node)
+            value = self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            self._error(path, f"cannot read {node.value[:40]!r} ({exc})", "quote it as text")
-            return node.value
+            return self._unreadable(
+                path, f"cannot read '{_shorten(node.value)}' ({exc})", "quote it as text"
+            )
+        return self._too_large(node.value, path) if _too_large(value) else value
+
+    def _too_large(self, written: str, path: ConfigPath) -> str:
+        return self._unreadable(path, f"the number {_shorten(written)} is too large", _INT_FIX)
+
+    def _unreadable(self, path: ConfigPath, problem: str, fix: str) -> str:
+        """Report a value that cannot be read; the schema's issue about it would repeat this."""
+        self._error(path, problem, fix)
+        self.unreadable.add(format_location(path))
+        return ""
 
     def _interpolate(self, text: str, node: ScalarNode, path: ConfigPath) -> Any:
         result = interpolate(text, self.env, limit=_MAX_TEXT - self._text)
@@ -362,6 +396,14 @@ class _Builder:
         if tag not in _TYPED:
             return text
         return self._construct(ScalarNode(tag, text), path)
+
+
+def _too_large(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def _whole_characters(text: str) -> str:

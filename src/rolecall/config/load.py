@@ -166,6 +166,7 @@ def inspect_config_text(
     if document.data is None:
         return ConfigReport(source, None, document.errors, warnings)
     config, errors, more_warnings = validate_document(document.data, document.lines)
+    errors = [error for error in errors if error.location not in document.unreadable]
     errors = sort_issues([*document.errors, *errors])
     warnings = drop_covered([*warnings, *more_warnings], errors)
     if errors:
