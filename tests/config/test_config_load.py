@@ -480,3 +480,23 @@ def test_unknown_tags_are_issues() -> None:
     errors = issues_of("providers:\n  a: {type: local, model: !env MODEL}\ndefault_provider: a\n")
     assert [(e.location, e.line) for e in errors] == [("providers.a.model", 2)]
     assert "!env" in errors[0].problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["!!python/object:os.system {type: local}", "!local {type: local}", "!!str {type: local}"],
+)
+def test_a_tag_on_a_mapping_is_an_issue_too(value: str) -> None:
+    [issue] = issues_of(f"providers:\n  a: {value}\ndefault_provider: a\n")
+    assert (issue.location, issue.line) == ("providers.a", 2)
+    assert "unsupported YAML tag" in issue.problem
+    assert issue.fix == "remove the tag"
+
+
+def test_a_tag_on_a_list_is_an_issue_too() -> None:
+    text = "providers:\n  a: {type: local, params: {stop: !lines [x]}}\ndefault_provider: a\n"
+    [issue] = issues_of(text)
+    assert (issue.location, issue.problem) == (
+        "providers.a.params.stop",
+        "unsupported YAML tag '!lines'",
+    )

@@ -28,6 +28,8 @@ _MERGE = _TAG + "merge"
 _TYPED = frozenset(_TAG + name for name in ("null", "bool", "int", "float"))
 # Core tags whose values stay text as written (dates, base64).
 _AS_TEXT = frozenset(_TAG + name for name in ("timestamp", "binary", "value", "set", "omap"))
+# Tags a list or mapping may carry: the implicit ones and YAML's own ordered forms.
+_COLLECTIONS = frozenset(_TAG + name for name in ("map", "seq", "omap", "pairs", "set"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Aliases can multiply a small file into a huge tree ("billion laughs"), and a long
 # string or ${VAR} into gigabytes of text: both are counted as the tree is built.
@@ -253,6 +255,8 @@ class _Builder:
         if id(node) in self._active:
             self._error(path, "an alias refers to a value that contains it", "remove the loop")
             return None
+        if node.tag not in _COLLECTIONS:
+            self._error(path, f"unsupported YAML tag '{node.tag}'", "remove the tag")
         self._active.add(id(node))
         try:
             if isinstance(node, MappingNode):
