@@ -369,6 +369,28 @@ def test_a_key_from_the_environment_never_appears_in_any_output(tmp_path: Path) 
     assert any(e["location"] == "failover_within" for e in report["errors"])
 
 
+def test_a_long_key_in_the_wrong_place_is_not_shown_in_part(tmp_path: Path) -> None:
+    # Values are cut short in problems; a key cut short would escape the masking.
+    key = f"sk-test-SECRET-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        "providers:\n"
+        "  a: {type: openai, model: m, params: {temperature: '${OPENAI_API_KEY}'}}\n"
+        "  b: {type: bedrock, model: m, region: '${AWS_SECRET_ACCESS_KEY}'}\n"
+        "  c: {type: openai, model: m, params: {seed: '${API_TOKEN}'}}\n"
+        "retry: {max_attempts: '${OPENAI_API_KEY}'}\n"
+        "default_provider: a\n"
+    )
+    digits = "1234567890" * 4
+    env = {"OPENAI_API_KEY": key, "AWS_SECRET_ACCESS_KEY": key, "API_TOKEN": digits}
+    for args in (["config", "validate", "--offline"], ["config", "show"]):
+        result = invoke([*args, "-c", str(path)], env)
+        assert result.exit_code == 2
+        for location in ("temperature", "region", "seed", "max_attempts"):
+            assert location in result.output
+        assert key[:20] not in result.output and digits[:16] not in result.output
+
+
 def test_a_fresh_process_never_prints_the_key_either(tmp_path: Path) -> None:
     key = f"sk-test-SECRET-{uuid.uuid4().hex}"
     path = tmp_path / "rolecall.yaml"

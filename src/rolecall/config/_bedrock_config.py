@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from rolecall._secrets import redact
 from rolecall.config.provider_models import ProviderConfig
 
 __all__ = ["REGION_PATTERN", "BedrockConfig"]
@@ -44,7 +45,8 @@ class BedrockConfig(ProviderConfig):
     @classmethod
     def _region_word(cls, value: str | None) -> str | None:
         if value is not None and not REGION_PATTERN.fullmatch(value):
-            raise ValueError(f"{value[:40]!r} is not an AWS region; use one such as us-east-1")
+            shown = redact(value)[:40]  # redacted first: a cut-off key would not be masked
+            raise ValueError(f"{shown!r} is not an AWS region; use one such as us-east-1")
         return value
 
     @field_validator("profile")

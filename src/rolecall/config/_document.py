@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from rolecall._secrets import register_secret
+from rolecall._secrets import redact, register_secret
 from rolecall.config._env import REFERENCE_FIX, SECRET_NAME, interpolate
 from rolecall.config._locations import ConfigPath, LineMap, format_location, make_issue
 from rolecall.config._read import MAX_CONFIG_BYTES
@@ -407,6 +407,7 @@ def _too_large(value: Any) -> bool:
 
 
 def _shorten(text: str) -> str:
+    text = redact(text)  # before shortening: a cut-off key would no longer be masked
     return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
+from rolecall._secrets import redact
 from rolecall.config._fields import key_names, model_at
 from rolecall.config._locations import ConfigPath, LineMap, make_issue
 from rolecall.config.provider_models import config_model_for, type_names
@@ -59,6 +60,7 @@ def describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
+        value = redact(value)  # before shortening: a cut-off key would no longer be masked
         return repr(value if len(value) <= 40 else value[:37] + "...")
     return str(value)
 
