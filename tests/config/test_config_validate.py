@@ -343,6 +343,32 @@ def test_warnings_do_not_block_loading() -> None:
     assert "clarifier, planner, reviewer" in found["roles"].problem
 
 
+def test_a_gateway_alias_named_like_a_role_or_provider_is_a_warning() -> None:
+    # Aliases are looked up first: the role and the provider could no longer be asked for.
+    aliases = "gateway: {model_aliases: {coder: reviewer, gpt: coder, local: local}}\n"
+    report = inspect_config_text(BASE + aliases, environ={})
+    assert report.valid
+    found = {(w.location, w.problem) for w in report.warnings}
+    assert found == {
+        (
+            "gateway.model_aliases.coder",
+            "the alias 'coder' hides the role 'coder': requests for 'coder' go to 'reviewer'",
+        ),
+        (
+            "gateway.model_aliases.gpt",
+            "the alias 'gpt' hides the provider 'gpt': requests for 'gpt' go to 'coder'",
+        ),
+    }
+
+
+def test_an_alias_to_an_alias_says_aliases_do_not_chain() -> None:
+    aliases = "gateway: {model_aliases: {claude-opus: big, big: coder}}\n"
+    [issue] = errors_of(BASE + aliases)
+    assert issue.location == "gateway.model_aliases.claude-opus"
+    assert issue.problem == "alias target 'big' is itself an alias; aliases do not chain"
+    assert issue.fix == "point it at what 'big' names: coder"
+
+
 def test_unset_key_is_not_also_warned_as_missing() -> None:
     text = "providers:\n  gpt: {type: openai, model: m, api_key: '${NO_SUCH_KEY}'}\n"
     report = inspect_config_text(text + "default_provider: gpt\n", environ={})

@@ -343,9 +343,26 @@ class _Checker:
         aliases = gateway.get("model_aliases") if isinstance(gateway, dict) else None
         if not isinstance(aliases, dict) or ids is None:
             return
-        targets = ids | set(BUILTIN_ROLES) | {name for name in roles if isinstance(name, str)}
+        role_names = set(BUILTIN_ROLES) | {name for name in roles if isinstance(name, str)}
+        targets = ids | role_names
         for alias, target in aliases.items():
-            if isinstance(target, str) and target not in targets:
+            where = ("gateway", "model_aliases", str(alias))
+            if isinstance(target, str) and target != alias and alias in targets:
+                # The alias is looked up first, for the model and the x-rolecall-role header.
+                what = "role" if alias in role_names else "provider"
+                self.warn(
+                    where,
+                    f"the alias '{alias}' hides the {what} '{alias}': requests for "
+                    f"'{alias}' go to '{target}'",
+                    "rename the alias, or remove it",
+                )
+            if isinstance(target, str) and target in aliases and target not in targets:
+                self.error(
+                    where,
+                    f"alias target '{target}' is itself an alias; aliases do not chain",
+                    f"point it at what '{target}' names: {aliases[target]}",
+                )
+            elif isinstance(target, str) and target not in targets:
                 suggestion = did_you_mean(target, targets)
                 fix = (
                     f"did you mean '{suggestion}'?"
@@ -353,7 +370,7 @@ class _Checker:
                     else f"use a role or provider id: {', '.join(sorted(targets))}"
                 )
                 self.error(
-                    ("gateway", "model_aliases", str(alias)),
+                    where,
                     f"alias target '{target}' is neither a role nor a provider",
                     fix,
                 )
