@@ -369,6 +369,18 @@ def test_an_alias_to_an_alias_says_aliases_do_not_chain() -> None:
     assert issue.fix == "point it at what 'big' names: coder"
 
 
+def test_control_characters_from_the_file_are_shown_escaped_not_sent_to_the_terminal() -> None:
+    # An escape sequence in a key or value would clear the screen or retitle the window.
+    text = (
+        'providers:\n  a: {type: "\\e[2Jopenai"}\n  "\\e[31mb": {type: local}\n'
+        'default_provider: a\n"\\e]0;owned\\a": 1\n'
+    )
+    shown = [str(issue) for issue in errors_of(text)]
+    assert len(shown) == 3
+    assert not any(re.search("[\x00-\x1f\x7f-\x9f]", line) for line in shown)
+    assert "unknown key '\\x1b]0;owned\\x07'" in shown[-1]
+
+
 def test_unset_key_is_not_also_warned_as_missing() -> None:
     text = "providers:\n  gpt: {type: openai, model: m, api_key: '${NO_SUCH_KEY}'}\n"
     report = inspect_config_text(text + "default_provider: gpt\n", environ={})
