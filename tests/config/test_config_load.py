@@ -278,6 +278,8 @@ def test_json_with_tabs_and_exponents_loads_with_lines(write: Write) -> None:
     [
         (b"", "empty"),
         (b"   \n\n", "empty"),
+        (b"---\n", "empty"),
+        (b"---\n# nothing yet\n...\n", "empty"),
         (b"# only a comment\n", "only comments"),
         (b"- a\n- b\n", "top level is a list"),
         (b"just text\n", "top level is a single value"),
@@ -474,6 +476,11 @@ def test_a_whole_number_past_64_bits_is_too_large_however_short() -> None:
         "the number 9223372036854775808 is too large",
     )
     assert load_config_text(text, environ={"SEED": "9223372036854775807"})
+
+
+def test_a_merge_sign_as_a_value_is_text() -> None:
+    config = load_config_text("providers: {a: {type: local, params: {stop: <<}}}\n")
+    assert config.providers["a"].params == {"stop": "<<"}
 
 
 def test_unknown_tags_are_issues() -> None:

@@ -27,7 +27,10 @@ _STR = _TAG + "str"
 _MERGE = _TAG + "merge"
 _TYPED = frozenset(_TAG + name for name in ("null", "bool", "int", "float"))
 # Core tags whose values stay text as written (dates, base64).
-_AS_TEXT = frozenset(_TAG + name for name in ("timestamp", "binary", "value", "set", "omap"))
+# "<<" is a merge only as a key; as a value it is the text written.
+_AS_TEXT = frozenset(
+    _TAG + name for name in ("timestamp", "binary", "value", "set", "omap", "merge")
+)
 # Tags a list or mapping may carry: the implicit ones and YAML's own ordered forms.
 _COLLECTIONS = frozenset(_TAG + name for name in ("map", "seq", "omap", "pairs", "set"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -83,6 +86,8 @@ def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) 
         lines_known = False
     if root is None:
         return _fatal("the file holds only comments", EMPTY_FIX)
+    if isinstance(root, ScalarNode) and root.tag == _TAG + "null" and not root.value:
+        return _fatal("the file is empty (a '---' or '...' line and nothing else)", EMPTY_FIX)
     if not isinstance(root, MappingNode):
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
         return _fatal(
