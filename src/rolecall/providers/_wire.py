@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from rolecall.providers._wire_conn import MAX_BODY_BYTES, body_too_large
 from rolecall.providers._wire_conn import Connection as _Connection
+from rolecall.providers._wire_conn import read_whole
 from rolecall.providers._wire_message import (
     WireError,
     WireRequestError,
@@ -88,14 +88,7 @@ class WireStream:
         compressed body can inflate to gigabytes)."""
         if "content-encoding" not in self.headers:
             return await self._conn.body(self._timeout)
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise body_too_large()
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_whole(self.chunks())
 
 
 class _Pool:

@@ -16,7 +16,7 @@ import httptools
 
 from rolecall.providers._wire_message import WireError, WireTimeout, WireTooLarge
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "Connection", "body_too_large"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "Connection", "body_too_large", "read_whole"]
 
 # A response's status line and headers (a vendor's are a few KB), and a body read whole
 # (the largest answers, images inline, are some MB): past these it is read no further.
@@ -244,3 +244,15 @@ class Connection(asyncio.Protocol):
 
 def body_too_large() -> WireTooLarge:
     return WireTooLarge(f"the response body is over {MAX_BODY_BYTES >> 20} MB")
+
+
+async def read_whole(chunks: AsyncIterator[bytes]) -> bytes:
+    """All of ``chunks`` joined; :class:`WireTooLarge` past :data:`MAX_BODY_BYTES`."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise body_too_large()
+        parts.append(chunk)
+    return b"".join(parts)

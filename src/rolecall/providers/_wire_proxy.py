@@ -28,7 +28,7 @@ from rolecall.providers._wire import (
     WireTimeout,
     WireTLSError,
 )
-from rolecall.providers._wire_conn import MAX_BODY_BYTES, body_too_large
+from rolecall.providers._wire_conn import read_whole
 from rolecall.providers._wire_message import check_headers, has_control
 
 __all__ = ["ProxiedClient"]
@@ -56,15 +56,8 @@ class ProxiedStream:
             raise _wire_error(exc) from exc
 
     async def read(self) -> bytes:
-        """The whole body, within the direct client's limit (:data:`MAX_BODY_BYTES`)."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise body_too_large()
-            parts.append(chunk)
-        return b"".join(parts)
+        """The whole body, within the direct client's limit."""
+        return await read_whole(self.chunks())
 
 
 class ProxiedClient(HTTPClient):
