@@ -120,6 +120,51 @@ async def test_corrupt_model_file_is_reported_before_loading(
     assert problem in error.message and str(bad) in error.message
 
 
+def _crafted(path: Path, value: bytes) -> Path:
+    """A GGUF header whose one metadata value is ``value`` (type id included)."""
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k" + value)
+    return path
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # An array of arrays of arrays ... 5,000 deep, in 60 KB.
+        struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 5000 + struct.pack("<IQ", 0, 0),
+        # 2**64 - 1 eight-byte items: past any offset the file system can hold.
+        struct.pack("<IIQ", 9, 10, 2**64 - 1),
+        # 2**40 items in a 40-byte file: the header ends long before the array does.
+        struct.pack("<IIQ", 9, 10, 2**40),
+    ],
+    ids=["nested-arrays", "offset-overflow", "array-past-the-end"],
+)
+async def test_crafted_header_is_one_corrupt_file_error(tmp_path: Path, value: bytes) -> None:
+    bad = _crafted(tmp_path / "crafted.gguf", value)
+    error = await _error(_provider(model_path=str(bad)).check_credentials())
+    assert error.kind is ErrorKind.NOT_FOUND
+    assert "corrupt GGUF header" in error.message and str(bad) in error.message
+
+
+async def test_model_path_that_is_not_a_readable_file_says_what_it_is(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    os.mkfifo(tmp_path / "pipe.gguf")  # a reader would wait for ever on it
+    (tmp_path / "a.gguf").symlink_to(tmp_path / "b.gguf")
+    (tmp_path / "b.gguf").symlink_to(tmp_path / "a.gguf")
+    cases = {
+        str(tmp_path / "models"): "is a directory, not a .gguf file",
+        str(tmp_path / "pipe.gguf"): "is not a regular file",
+        str(tmp_path / "a.gguf"): "cannot be opened (Too many levels of symbolic links)",
+        str(tmp_path / ("x" * 300 + ".gguf")): "cannot be opened (File name too long)",
+        "~no-such-user-here/model.gguf": "does not exist",
+    }
+    for model_path, problem in cases.items():
+        provider = _provider(model_path=model_path)
+        for call in (provider.check_credentials(), provider.complete(_ask("hi"))):
+            error = await _error(call)
+            assert error.kind is ErrorKind.NOT_FOUND, model_path
+            assert f"model_path {model_path!r} {problem}: point model_path at" in error.message
+
+
 async def test_missing_runtime_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

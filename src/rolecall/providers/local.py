@@ -51,9 +51,7 @@ class LocalProvider:
         self._config = config
         self._runtime = config.runtime or "mistralrs"
         self._configured = config.model_path is not None
-        self._path = (
-            Path(config.model_path).expanduser() if config.model_path else rt.bundled_model_path()
-        )
+        self._path = _expand(config.model_path) if config.model_path else rt.bundled_model_path()
         if config.model:
             self.model = config.model
         elif self._configured and self._path is not None:
@@ -306,6 +304,14 @@ def _narrow(
         node["maxItems"] = max_items
     repeats = max_items if isinstance(max_items, int) and max_items > 0 else _ITEMS_IF_UNBOUNDED
     _narrow(node.get("items"), strings, weight * repeats, items_cap)
+
+
+def _expand(model_path: str) -> Path:
+    """``model_path`` with ``~`` expanded; as written when that names no known home."""
+    try:
+        return Path(model_path).expanduser()
+    except RuntimeError:  # ~user of an unknown user, or no home directory at all
+        return Path(model_path)
 
 
 def _messages(request: ChatRequest) -> list[dict[str, str]]:
