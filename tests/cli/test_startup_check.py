@@ -174,6 +174,22 @@ def test_unknown_model_exits_3(
     assert "claude-nosuch" in err and "check the model name" in err
 
 
+def test_missing_local_model_file_exits_3_naming_the_file_and_its_fix(
+    tmp_path: Path,
+    sims: tuple[SimServer, SimServer, SimServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "gone.gguf"
+    extra = f'  local: {{type: local, model_path: "{missing}"}}'
+    path = _write(tmp_path, sims)
+    path.write_text(path.read_text().replace("roles:", extra + "\nroles:", 1))
+    code, out, err = _ask(path, capsys)
+    assert code == 3 and out == ""
+    line = err.splitlines()[-1]
+    assert line.strip().startswith(f"local: model_path '{missing}' does not exist: point")
+    assert "check the model name" not in err and "Traceback" not in err
+
+
 def test_config_validate_reports_an_unchecked_provider_as_a_warning(
     tmp_path: Path,
     sims: tuple[SimServer, SimServer, SimServer],

@@ -152,6 +152,11 @@ def explain(error: ProviderError, config: RolecallConfig) -> str:
     detail = error.message
     if len(detail) > _MAX_DETAIL:
         detail = detail[: _MAX_DETAIL - 3] + "..."
+    provider = config.providers.get(error.provider)
+    if isinstance(provider, LocalProviderConfig) and error.kind is ErrorKind.NOT_FOUND:
+        # A missing model file or runtime package: the message names the file or the
+        # package and its fix; "check the model name" would send the user the wrong way.
+        return redact(f"{error.provider}: {detail} ({error.kind.value})")
     return redact(f"{error.provider}: {_fix(error, config)} ({error.kind.value}: {detail})")
 
 
