@@ -257,6 +257,15 @@ def test_credential_check_timeout_must_be_above_zero() -> None:
     assert inspect_config_text(BASE + "credential_check_timeout: 500ms\n", environ={}).valid
 
 
+def test_local_thread_count_is_bounded() -> None:
+    huge = BASE.replace("{type: local}", "{type: local, threads: 1000000000}")
+    [issue] = errors_of(huge)
+    assert issue.location == "providers.local.threads"
+    assert issue.problem == "should be at most 1024 (got 1000000000)"
+    assert issue.fix == "use 1024 or less"
+    assert inspect_config_text(BASE.replace("{type: local}", "{type: local, threads: 64}")).valid
+
+
 @pytest.mark.parametrize(
     "url", ["mongodb://u:pw-secret-123@x/y", "ftp://a", "notaurl", "mysql://h/db"]
 )

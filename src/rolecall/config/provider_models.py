@@ -161,12 +161,16 @@ class OpenAICompatibleConfig(ProviderConfig):
     )
 
 
+_MAX_THREADS = 1024
+
+
 class LocalProviderConfig(ProviderConfig):
     """The embedded model (``type: local``): a GGUF file run in this process."""
 
     type: Literal["local"]
     model_path: str | None = None
     context_size: int | None = Field(default=None, ge=128)
-    threads: int | None = Field(default=None, ge=1)
+    # Each is an OS thread started at load: a billion would exhaust the machine.
+    threads: int | None = Field(default=None, ge=1, le=_MAX_THREADS)
     runtime: Literal["mistralrs", "llama-cpp"] | None = None
     requantize: Literal["auto", "off", "q8_0", "q4_0", "q4k", "q6k"] = "auto"
