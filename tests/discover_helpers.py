@@ -77,6 +77,38 @@ def silent_socket() -> Iterator[int]:
         listener.close()
 
 
+@contextmanager
+def trickling_socket(seconds: float = 10.0) -> Iterator[int]:
+    """A port that answers 200 with a long body, one byte every 0.1 s, for up to ``seconds``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # closed before anyone connected
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(int(seconds * 10)):
+                if stop.wait(0.1):
+                    return
+                try:
+                    connection.sendall(b" ")
+                except OSError:  # the client gave up
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
 def ports_env(**ports: int) -> str:
     """ROLECALL_DISCOVER_PORTS value: the given servers, every other one off."""
     return ",".join(f"{name}={ports.get(name, 0) or 'off'}" for name in SERVERS)
@@ -90,4 +122,5 @@ __all__ = [
     "openai_models",
     "ports_env",
     "silent_socket",
+    "trickling_socket",
 ]

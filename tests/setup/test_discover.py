@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from discover_helpers import ModelServer, ollama, openai_models, silent_socket
+from discover_helpers import ModelServer, ollama, openai_models, silent_socket, trickling_socket
 from rolecall.setup.discover import (
     DEFAULT_PORTS,
     PORTS_ENV_VAR,
@@ -75,6 +75,37 @@ async def test_only_servers_that_list_models_count_and_silent_ones_time_out() ->
     # Only the model list was asked for: no prompt sent.
     assert fake_ollama.requests == ["GET /api/tags"]
     assert fake_llamacpp.requests == ["GET /v1/models"]
+
+
+async def test_ports_that_answer_but_are_skipped_are_named_in_notes() -> None:
+    with (
+        ModelServer("/api/tags", {"models": "not a list"}) as odd_ollama,
+        ModelServer("/elsewhere", {}) as web_server,  # 404 for the model list
+        silent_socket() as hung_port,
+        trickling_socket() as trickling_port,
+    ):
+        started = time.perf_counter()
+        found = await discover(
+            environ={},
+            ports={
+                "ollama": odd_ollama.port,
+                "llamacpp": web_server.port,
+                "vllm": hung_port,
+                "lmstudio": trickling_port,
+            },
+            probe_timeout=0.5,
+        )
+        elapsed = time.perf_counter() - started
+    assert found.servers == ()
+    assert elapsed < 3, "a server sending a byte at a time must not hold discovery up"
+    notes = dict(zip(("ollama", "llamacpp", "vllm", "lmstudio"), found.notes, strict=True))
+    assert notes["ollama"] == (
+        f"Ollama check on 127.0.0.1:{odd_ollama.port}: GET /api/tags answered without a "
+        "model list; skipped it"
+    )
+    assert f"127.0.0.1:{web_server.port}: GET /v1/models answered HTTP 404" in notes["llamacpp"]
+    assert f"127.0.0.1:{hung_port}: no answer to GET /v1/models within 0.5 s" in notes["vllm"]
+    assert "the answer to GET /v1/models took over 1 s" in notes["lmstudio"]
 
 
 async def test_discover_reads_ports_from_the_environment(tmp_path: Path) -> None:

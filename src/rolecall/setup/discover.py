@@ -5,7 +5,9 @@ Detection never sends a prompt and never spends a token: keys are read from
 the environment (their values are never kept), cloud credentials are looked for
 in their standard places (:mod:`rolecall.setup.clouds`), local servers are asked for
 their model list on loopback with a short timeout, all at once, and the
-embedded model is looked up on disk without being loaded.
+embedded model is looked up on disk without being loaded. A port where nothing
+listens is passed over in silence; one that answers without a model list, or
+too slowly, gets a note naming it.
 
 Server ports default to each server's usual one; tests and unusual setups pass
 ``ports`` or set ``ROLECALL_DISCOVER_PORTS`` (``ollama=11434,llamacpp=8080``;
@@ -195,6 +197,15 @@ async def find_servers(
     ports: Mapping[str, int] | None = None, probe_timeout: float = 0.5
 ) -> tuple[LocalServer, ...]:
     """Ask each loopback server for its models, concurrently; silent ones are left out."""
+    servers, _ = await _probe_all(ports, probe_timeout)
+    return servers
+
+
+async def _probe_all(
+    ports: Mapping[str, int] | None, probe_timeout: float
+) -> tuple[tuple[LocalServer, ...], tuple[str, ...]]:
+    """The servers that listed models, and a note for each port that answered but was
+    skipped (no model list, or none within the time allowed)."""
     from rolecall.providers._wire import WireClient
 
     wanted = {**DEFAULT_PORTS, **(ports or {})}
@@ -209,29 +220,60 @@ async def find_servers(
     )
     try:
         results = await asyncio.gather(
-            *(_probe(client, name, port) for name, port in probes), return_exceptions=True
+            *(_probe(client, name, port, probe_timeout) for name, port in probes),
+            return_exceptions=True,
         )
     finally:
         await client.aclose()
-    return tuple(r for r in results if isinstance(r, LocalServer))
+    servers = tuple(r for r in results if isinstance(r, LocalServer))
+    return servers, tuple(r for r in results if isinstance(r, str))
 
 
-async def _probe(client: WireClient, server: str, port: int) -> LocalServer | None:
+async def _probe(
+    client: WireClient, server: str, port: int, probe_timeout: float
+) -> LocalServer | str | None:
+    """The server, a note saying why the port was skipped, or None when nothing listens."""
+    from rolecall.providers._wire_message import WireError, WireTimeout, WireTooLarge
+
     name, _, path = SERVERS[server]
-    response = await client.request("GET", f"http://{LOOPBACK}:{port}{path}")
+    where = f"{name} check on {LOOPBACK}:{port}:"
+    # Each read has probe_timeout; the whole answer has twice that, so a server that
+    # trickles bytes cannot hold discovery up.
+    total = 2 * probe_timeout
+    try:
+        async with asyncio.timeout(total):
+            response = await client.request("GET", f"http://{LOOPBACK}:{port}{path}")
+    except WireTimeout:
+        return f"{where} no answer to GET {path} within {probe_timeout:g} s; skipped it"
+    except TimeoutError:
+        return f"{where} the answer to GET {path} took over {total:g} s; skipped it"
+    except WireTooLarge:
+        return f"{where} GET {path} answered with an oversized reply; skipped it"
+    except WireError:
+        return None  # nothing listens there
     if response.status != 200:
-        return None
-    body = json.loads(response.body)
-    if not isinstance(body, dict):
-        return None
-    entries = body.get("models") if server == "ollama" else body.get("data")
-    if not isinstance(entries, list):
-        return None
-    key = "name" if server == "ollama" else "id"
-    models = [str(e[key]) for e in entries if isinstance(e, dict) and e.get(key)]
+        return f"{where} GET {path} answered HTTP {response.status}; skipped it"
+    models = _model_names(server, response.body)
+    if models is None:
+        return f"{where} GET {path} answered without a model list; skipped it"
     # Embedding models cannot chat: keep them out of the choices.
     chat_models = tuple(m for m in models if "embed" not in m.lower())
     return LocalServer(server, name, port, chat_models)
+
+
+def _model_names(server: str, body: bytes) -> list[str] | None:
+    """The model names in a model-list answer, or None when it is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    entries = data.get("models") if server == "ollama" else data.get("data")
+    if not isinstance(entries, list):
+        return None
+    key = "name" if server == "ollama" else "id"
+    return [str(e[key]) for e in entries if isinstance(e, dict) and e.get(key)]
 
 
 async def discover(
@@ -245,8 +287,8 @@ async def discover(
     env = os.environ if environ is None else environ
     if ports is None:
         ports = parse_ports(env.get(PORTS_ENV_VAR))
-    servers = await find_servers(ports, probe_timeout)
-    notes = tuple(
+    servers, skipped = await _probe_all(ports, probe_timeout)
+    notes = skipped + tuple(
         f"{s.name} on {LOOPBACK}:{s.port} lists no chat model: pull one to use it"
         for s in servers
         if not s.models
