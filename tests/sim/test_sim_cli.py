@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,13 +10,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 import yaml
 from sim_helpers import KEY, MESSAGES
 
+from discover_helpers import ModelServer
 from rolecall.cli import main
+from rolecall.cli.sim import PROTOCOLS
 from rolecall.config.schema import RolecallConfig
 from rolecall.sim import SimServer
 
@@ -106,6 +110,63 @@ def test_script_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["sim", "script", "--url", server.root_url, "explode"]) == 2
     err = capsys.readouterr().err
     assert "unknown fault kind 'explode'" in err and "Traceback" not in err
+
+
+@contextlib.contextmanager
+def _taken_after_a_free_port() -> Iterator[int]:
+    """A listening port whose lower neighbour was free a moment ago."""
+    for _ in range(50):
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+            with socket.socket() as busy:
+                try:
+                    busy.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                busy.listen()
+                free.close()
+                yield port + 1
+                return
+    raise AssertionError("no two neighbouring free ports on 127.0.0.1")
+
+
+def test_control_commands_name_an_address_that_is_not_a_sim(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for url in ("http://[::1", "http://127.0.0.1:port", "http://127.0.0.1:99999", "ftp://host"):
+        assert main(["sim", "stats", "--url", url]) == 2, url
+        err = capsys.readouterr().err
+        assert err == f"error: --url {url!r} is not a URL; use the sim's address, e.g. " + (
+            "http://127.0.0.1:8080\n"
+        )
+    # Another program's web server: JSON that is not the sim's on GET, a 500 on POST.
+    with ModelServer("/_sim/stats", "some other service") as other:
+        address = f"127.0.0.1:{other.port}"
+        for args in (["stats"], ["clear"], ["script", "ok"]):
+            assert main(["sim", *args[:1], "--url", f"http://{address}", *args[1:]]) == 1
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: {address} is not a rolecall sim; pass the address")
+            assert err.count("\n") == 1, err
+
+
+def test_ports_past_65535_and_the_busy_port_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    count = len(PROTOCOLS)
+    assert main(["sim", "--port", str(65536 - count + 1)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --port {65536 - count + 1} leaves no room for the {count}")
+    assert f"use --port {65536 - count} or lower, or --port 0" in err
+    # The second of the servers' ports is taken: the error names that one.
+    with _taken_after_a_free_port() as taken:
+        assert main(["sim", "--port", str(taken - 1)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{taken} (" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("latency", ["nan", "inf"])
+def test_latency_must_be_a_finite_number(capsys: pytest.CaptureFixture[str], latency: str) -> None:
+    assert main(["sim", "--protocol", "openai", "--latency", latency]) == 2
+    assert f"--latency {latency} is not a number of seconds" in capsys.readouterr().err
 
 
 def test_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from rolecall.sim import SimServer
 
 HOST = "127.0.0.1"
+_MAX_PORT = 65535
 
 
 def _dialect_types() -> dict[str, str]:
@@ -45,7 +47,7 @@ PROTOCOLS = tuple(_dialect_types())
 )
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=click.IntRange(0, _MAX_PORT),
     default=0,
     show_default=True,
     help="Port (0: any free port). With --protocol all, PORT, PORT+1, ... one per protocol.",
@@ -108,10 +110,20 @@ def sim(
         sticky = [parse_fault(spec) for spec in always]
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    if not math.isfinite(latency):
+        fail(f"--latency {latency} is not a number of seconds; use e.g. --latency 0.5")
     chosen = PROTOCOLS if protocol == "all" else (protocol,)
+    if port and port + len(chosen) - 1 > _MAX_PORT:
+        fail(
+            f"--port {port} leaves no room for the {len(chosen)} servers of --protocol "
+            f"{protocol} (one port each, from {port} up): use --port "
+            f"{_MAX_PORT - len(chosen) + 1} or lower, or --port 0"
+        )
     servers: list[SimServer] = []
+    listen = 0
     try:
         for offset, name in enumerate(chosen):
+            listen = port + offset if port else 0
             server = SimServer(
                 name,  # type: ignore[arg-type]
                 api_key=None if no_auth else key,
@@ -120,7 +132,7 @@ def sim(
                 latency=latency,
                 jitter=jitter,
                 host=HOST,
-                port=port + offset if port else 0,
+                port=listen,
             )
             server.script(*queued)
             server.set_faults(*sticky)
@@ -129,7 +141,7 @@ def sim(
         for server in servers:
             server.stop()
         fail(
-            f"cannot listen on {HOST}:{port or 'any port'} ({exc.strerror or exc}); "
+            f"cannot listen on {HOST}:{listen or 'any port'} ({exc.strerror or exc}); "
             "pick another --port or use --port 0",
             EXIT_FAILED,
         )
@@ -211,8 +223,12 @@ def _control(url: str, action: str, payload: Any = None) -> dict[str, Any]:
     import urllib.error
     import urllib.request
 
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if not parts.netloc:
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError:  # that, or an unclosed [IPv6 bracket
+        parts = urlsplit("")
+    if not parts.netloc or parts.scheme not in ("http", "https"):
         fail(f"--url {url!r} is not a URL; use the sim's address, e.g. http://127.0.0.1:8080")
     target = f"{parts.scheme}://{parts.netloc}/_sim/{action}"
     get = payload is None and action == "stats"
@@ -224,21 +240,31 @@ def _control(url: str, action: str, payload: Any = None) -> dict[str, Any]:
     )
     # The sim is local: no proxy from the environment may stand in between.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    not_a_sim = f"{parts.netloc} is not a rolecall sim; pass the address `rolecall sim` printed"
     try:
         with opener.open(request, timeout=5) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
-        text = exc.read().decode("utf-8", "replace")
-        try:
-            detail = json.loads(text).get("error", text)
-        except (ValueError, AttributeError):
-            detail = text
-        fail(f"the sim at {parts.netloc} refused: {detail}")
-    except (urllib.error.URLError, OSError) as exc:
+        detail = _sim_answer(exc.read())
+        if detail is None or not isinstance(detail.get("error"), str):
+            fail(f"{not_a_sim} (HTTP {exc.code} for /_sim/{action})", EXIT_FAILED)
+        fail(f"the sim at {parts.netloc} refused: {detail['error']}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = f"cannot reach a sim at {parts.netloc} ({getattr(exc, 'reason', exc)})"
         fail(f"{reason}; is `rolecall sim` running?", EXIT_FAILED)
-    result: dict[str, Any] = json.loads(raw)
+    result = _sim_answer(raw)
+    if result is None:
+        fail(f"{not_a_sim} (its answer to /_sim/{action} is not the sim's JSON)", EXIT_FAILED)
     return result
+
+
+def _sim_answer(raw: bytes) -> dict[str, Any] | None:
+    """A control answer as the sim sends it (a JSON object), or None."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 _url_option = click.option(
