@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Mapping
@@ -321,6 +322,47 @@ async def test_prompt_longer_than_the_context_is_a_context_length_error(runtime:
     error = await _error(provider.complete(_ask("word " * 400)))
     assert error.kind is ErrorKind.CONTEXT_LENGTH and "context_size" in error.message
     assert time.perf_counter() - started < 30  # refused before generating
+
+
+_HUGE_PROMPT_SCRIPT = """
+import asyncio, resource, sys
+from rolecall.config.schema import ProviderConfig
+from rolecall.errors import ProviderError
+from rolecall.providers.local import LocalProvider
+from rolecall.types import ChatRequest, Message
+
+async def main():
+    provider = LocalProvider(
+        "local", ProviderConfig.model_validate({"type": "local", "runtime": sys.argv[1]})
+    )
+    await provider.load()
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    prompt = "a" * 20_000_000  # 20 MB, e.g. a file piped to `rolecall ask coder -`
+    try:
+        await provider.complete(ChatRequest(messages=(Message("user", prompt),)))
+    except ProviderError as error:
+        print(error.kind.value, error.message)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - loaded
+    print(grown // 1024)  # MiB
+
+asyncio.run(main())
+"""
+
+
+@needs_model
+def test_a_huge_prompt_is_refused_without_tokenizing_all_of_it(runtime: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _HUGE_PROMPT_SCRIPT, runtime],
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        check=True,
+    )
+    error, grown_mib = done.stdout.splitlines()
+    # The prompt itself is 20 MB; tokenizing all of it took ~1.4 GB more.
+    assert int(grown_mib) < 200, f"peak memory grew {grown_mib} MiB"
+    assert error.startswith("context_length prompt is over ")
+    assert "(20,000,000 characters)" in error
 
 
 @needs_model

@@ -74,6 +74,9 @@ _SLOW_FILE_TYPES = frozenset({3, 4, 8, 9})
 _REQUANTIZE_AUTO = "Q8_0"
 # Template tokens per message and per prompt, added to the content's token count.
 _MESSAGE_OVERHEAD, _PROMPT_OVERHEAD = 5, 3
+# Past window * this many characters a message is first counted by its head alone: text
+# averages well under this per token, so the head of a prompt that cannot fit overflows.
+_CHARS_PER_TOKEN_BOUND = 16
 
 
 class MissingRuntime(MissingExtra):
@@ -260,19 +263,32 @@ class LoadedModel(ABC):
         """Check the prompt fits ``window`` tokens, then generate; call on ``worker`` only."""
         window = min(window or self.context_size, self.context_size)
         chat = [{"role": m["role"], "content": m["content"]} for m in messages]
-        prompt_tokens = _PROMPT_OVERHEAD + sum(
-            self.count_tokens(m["content"]) + _MESSAGE_OVERHEAD for m in chat
-        )
-        room = window - prompt_tokens
+        prompt_tokens = self._prompt_tokens(chat, window)
+        room = 0 if prompt_tokens is None else window - prompt_tokens
         if room < 1:
+            size = sum(len(m["content"]) for m in chat)
+            about = f"over {window}" if prompt_tokens is None else f"about {prompt_tokens}"
             raise ProviderError(
-                f"prompt is about {prompt_tokens} tokens, more than the model's context of "
-                f"{window}: shorten it or raise context_size",
+                f"prompt is {about} tokens ({size:,} characters), more than the model's "
+                f"context of {window}: shorten it or raise context_size",
                 kind=ErrorKind.CONTEXT_LENGTH,
             )
         if settings.max_tokens > room:
             settings = _replace_max_tokens(settings, room)
         return self._generate(chat, settings, emit)
+
+    def _prompt_tokens(self, chat: list[dict[str, str]], window: int) -> int | None:
+        """The prompt's tokens, or None once a message's head alone overflows
+        ``window``: tokenizing a whole 50 MB prompt takes ~4 GB and ~25 s to learn only
+        that it does not fit."""
+        head = window * _CHARS_PER_TOKEN_BOUND
+        total = _PROMPT_OVERHEAD
+        for message in chat:
+            text = message["content"]
+            if len(text) > head and total + self.count_tokens(text[:head]) > window:
+                return None
+            total += self.count_tokens(text) + _MESSAGE_OVERHEAD
+        return total
 
 
 def _replace_max_tokens(settings: GenerationSettings, max_tokens: int) -> GenerationSettings:
