@@ -120,6 +120,17 @@ def test_a_directory_as_output_is_refused_naming_a_file(
     assert list(Path("conf").iterdir()) == []
 
 
+@pytest.mark.parametrize("blank", ["", " "])
+def test_an_empty_output_name_is_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str], blank: str
+) -> None:
+    code, out, err = _run(capsys, "-o", blank)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "error: -o is empty: give the config file's name, e.g. -o rolecall.yaml"
+    ]
+
+
 def test_bad_port_override_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,8 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
     from rolecall.setup.discover import discover
     from rolecall.setup.proposal import propose, render_yaml
 
+    if not output.strip():
+        fail("-o is empty: give the config file's name, e.g. -o rolecall.yaml")
     path = Path(output)
     if path.is_dir() or output.endswith(("/", os.sep)):
         fail(
