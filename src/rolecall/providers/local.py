@@ -33,6 +33,7 @@ from typing import Any
 
 from rolecall.config.provider_models import LocalProviderConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers import _local_files as files
 from rolecall.providers import _local_runtime as rt
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
 
@@ -51,13 +52,13 @@ class LocalProvider:
         self._config = config
         self._runtime = config.runtime or "mistralrs"
         self._configured = config.model_path is not None
-        self._path = _expand(config.model_path) if config.model_path else rt.bundled_model_path()
+        self._path = _expand(config.model_path) if config.model_path else files.bundled_model_path()
         if config.model:
             self.model = config.model
         elif self._configured and self._path is not None:
             self.model = self._path.stem
         else:
-            self.model = rt.BUNDLED_MODEL_NAME
+            self.model = files.BUNDLED_MODEL_NAME
 
     @property
     def model_path(self) -> Path | None:
@@ -98,7 +99,7 @@ class LocalProvider:
     async def check_credentials(self) -> None:
         """Runtime importable and model file present with a GGUF header; generates nothing."""
         try:
-            await asyncio.to_thread(rt.check_model_file, self._path, configured=self._configured)
+            await asyncio.to_thread(files.check_model_file, self._path, configured=self._configured)
             await asyncio.to_thread(rt.import_runtime, self._runtime)
         except MissingExtra as exc:
             raise self._error(exc.message, ErrorKind.NOT_FOUND) from exc

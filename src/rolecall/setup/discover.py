@@ -123,7 +123,7 @@ class EmbeddedModel:
 
     def missing(self) -> str | None:
         """How to make it available, or None when it is."""
-        from rolecall.providers._local_runtime import BUNDLED_MODEL_INSTALL
+        from rolecall.providers._local_files import BUNDLED_MODEL_INSTALL
 
         steps = []
         if not self.runtime_installed:
@@ -157,7 +157,7 @@ def find_keys(environ: Mapping[str, str] | None = None) -> tuple[KeyVendor, ...]
 
 def find_embedded() -> EmbeddedModel:
     """Whether the embedded runtime and bundled model are installed; nothing is imported."""
-    from rolecall.providers._local_runtime import (
+    from rolecall.providers._local_files import (
         BUNDLED_MODEL_NAME,
         bundled_model_path,
         runtime_available,

@@ -336,7 +336,7 @@ def _best(remote: list[Candidate], vendor: str) -> Candidate:
 def _model_name(candidate: Candidate) -> str:
     if candidate.model is not None:
         return candidate.model
-    from rolecall.providers._local_runtime import BUNDLED_MODEL_NAME
+    from rolecall.providers._local_files import BUNDLED_MODEL_NAME
 
     return BUNDLED_MODEL_NAME
 
