@@ -57,7 +57,7 @@ async def test_only_servers_that_list_models_count_and_silent_ones_time_out() ->
         silent_socket() as hung_port,
     ):
         started = time.perf_counter()
-        servers = await find_servers(
+        servers, _ = await find_servers(
             {
                 "ollama": fake_ollama.port,
                 "llamacpp": fake_llamacpp.port,

@@ -195,17 +195,10 @@ def parse_ports(text: str | None) -> dict[str, int]:
 
 async def find_servers(
     ports: Mapping[str, int] | None = None, probe_timeout: float = 0.5
-) -> tuple[LocalServer, ...]:
-    """Ask each loopback server for its models, concurrently; silent ones are left out."""
-    servers, _ = await _probe_all(ports, probe_timeout)
-    return servers
-
-
-async def _probe_all(
-    ports: Mapping[str, int] | None, probe_timeout: float
 ) -> tuple[tuple[LocalServer, ...], tuple[str, ...]]:
-    """The servers that listed models, and a note for each port that answered but was
-    skipped (no model list, or none within the time allowed)."""
+    """Ask each loopback server for its models, concurrently: the servers that listed
+    models, and a note for each port that answered but was skipped (no model list, or
+    none within the time allowed). Ports where nothing listens are left out."""
     from rolecall.providers._wire import WireClient
 
     wanted = {**DEFAULT_PORTS, **(ports or {})}
@@ -287,7 +280,7 @@ async def discover(
     env = os.environ if environ is None else environ
     if ports is None:
         ports = parse_ports(env.get(PORTS_ENV_VAR))
-    servers, skipped = await _probe_all(ports, probe_timeout)
+    servers, skipped = await find_servers(ports, probe_timeout)
     notes = skipped + tuple(
         f"{s.name} on {LOOPBACK}:{s.port} lists no chat model: pull one to use it"
         for s in servers
