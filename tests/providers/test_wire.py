@@ -411,11 +411,9 @@ async def test_a_head_that_never_ends_is_refused_at_once() -> None:
 
     async with raw_server(serve) as url:
         wire = client(read_timeout=4)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        # Refused as too large, not ended by the read timeout (a WireTimeout).
         with pytest.raises(WireTooLarge, match="the response's head is over 256 KB"):
             await wire.request("GET", url + "/")
-        assert loop.time() - started < 2  # not the read timeout
         await wire.aclose()
 
 
