@@ -220,6 +220,29 @@ def test_bad_durations(written: str) -> None:
     assert (issue.location, issue.line) == ("providers.a.timeout", 4)
 
 
+@pytest.mark.parametrize(
+    ("key", "written"),
+    [
+        ("failover_within", "86401"),
+        ("credential_check_timeout", "25h"),
+        ("retry: {max_backoff", "10000000000}"),
+        ("metrics: {flush_interval", "1.0e+10}"),
+    ],
+)
+def test_a_duration_over_a_day_is_refused(key: str, written: str) -> None:
+    # 1e10 s reached threading and socket waits, which fail with OverflowError.
+    text = f"providers: {{a: {{type: local}}}}\ndefault_provider: a\n{key}: {written}\n"
+    [issue] = issues_of(text)
+    assert issue.line == 3
+    assert "is over a day" in issue.problem
+    assert issue.fix == "use at most 24h (86400 s)"
+
+
+def test_a_day_is_the_longest_duration() -> None:
+    text = "providers: {a: {type: local, timeout: 24h}}\ndefault_provider: a\n"
+    assert load_config_text(text).providers["a"].timeout == 86_400.0
+
+
 def test_bad_duration_message_comes_from_the_schema() -> None:
     text = "providers: {a: {type: local}}\ndefault_provider: a\nfailover_within: 3 days\n"
     [issue] = issues_of(text)

@@ -24,6 +24,7 @@ from pydantic import (
 from rolecall._secrets import Secret, register_url_secrets
 
 __all__ = [
+    "MAX_DURATION_SECONDS",
     "METRICS_URL_FIX",
     "CapabilitiesConfig",
     "ConfigModel",
@@ -38,6 +39,9 @@ __all__ = [
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# No timeout, backoff or interval needs more than a day; past about 9.2e9 s the thread
+# and socket waits behind them fail with OverflowError.
+MAX_DURATION_SECONDS = 86_400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -61,6 +65,10 @@ def parse_duration(value: Any) -> float:
         )
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"duration {value!r} is over a day: use at most 24h ({MAX_DURATION_SECONDS:g} s)"
+        )
     return seconds
 
 
@@ -70,7 +78,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
                 {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
             ],
             "description": "seconds, or a duration such as 500ms, 1s, 2m",
