@@ -238,6 +238,41 @@ def test_a_duration_over_a_day_is_refused(key: str, written: str) -> None:
     assert issue.fix == "use at most 24h (86400 s)"
 
 
+@pytest.mark.parametrize(
+    ("setting", "location", "expected"),
+    [
+        ("providers: {a: {type: local, threads: true}}", "providers.a.threads", "a whole number"),
+        (
+            "providers: {a: {type: local, max_concurrency: true}}",
+            "providers.a.max_concurrency",
+            "a whole number",
+        ),
+        ("retry: {max_attempts: false}", "retry.max_attempts", "a whole number"),
+        ("retry: {multiplier: true}", "retry.multiplier", "a number"),
+        ("gateway: {max_body_bytes: true}", "gateway.max_body_bytes", "a whole number"),
+        (
+            "roles: {coder: {provider: a, strategy: weighted, weights: {a: true}}}",
+            "roles.coder.weights.a",
+            "a number",
+        ),
+    ],
+)
+def test_true_or_false_is_not_a_number(setting: str, location: str, expected: str) -> None:
+    # Read leniently, `threads: true` was 1 thread and `max_attempts: false` 0 attempts.
+    providers = "" if setting.startswith("providers:") else "providers: {a: {type: local}}\n"
+    errors = issues_of(f"{providers}default_provider: a\n{setting}\n")
+    assert not any("duplicate" in error.problem for error in errors)
+    [issue] = [error for error in errors if error.location == location]
+    assert f"should be {expected} (got true)" in issue.problem or (
+        f"should be {expected} (got false)" in issue.problem
+    )
+
+
+def test_a_number_written_as_text_is_still_a_number() -> None:
+    text = "providers: {a: {type: local, threads: '4'}}\ndefault_provider: a\n"
+    assert load_config_text(text).providers["a"].threads == 4
+
+
 def test_a_day_is_the_longest_duration() -> None:
     text = "providers: {a: {type: local, timeout: 24h}}\ndefault_provider: a\n"
     assert load_config_text(text).providers["a"].timeout == 86_400.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -18,8 +19,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from rolecall._secrets import Secret, register_url_secrets
 
@@ -137,6 +141,16 @@ MetricsUrl = Annotated[
 ]
 
 
+def _number_kind(annotation: Any) -> str | None:
+    """The pydantic error type for a field that takes a plain int or float (or None)."""
+    args = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    if int in args:
+        return "int_type"
+    if float in args:
+        return "float_type"
+    return None
+
+
 class ConfigModel(BaseModel):
     """A section of the config: unknown keys rejected, both spellings of an aliased key
     accepted, frozen once read."""
@@ -149,6 +163,17 @@ class ConfigModel(BaseModel):
         # No .nan or .inf in any number field (weights, pricing, multiplier, durations).
         allow_inf_nan=False,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # Lax mode reads `threads: true` as 1 and `max_attempts: false` as 0: a mistake
+        # taken silently. Numbers given as text stay accepted (they come from ${VAR}).
+        if isinstance(value, bool) and info.field_name is not None:
+            kind = _number_kind(cls.model_fields[info.field_name].annotation)
+            if kind is not None:
+                raise PydanticCustomError(kind, "Input should be a number")
+        return value
 
 
 class PricingConfig(ConfigModel):

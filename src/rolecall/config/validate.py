@@ -286,7 +286,10 @@ class _Checker:
                     f"weight for '{provider_id}', which is not one of this role's providers",
                     f"add it to {format_location((*path, 'providers'))} or remove its weight",
                 )
-            if finite_number(weight) and weight < 0:
+            if isinstance(weight, bool):
+                got = str(weight).lower()
+                self.error(where, f"a weight should be a number (got {got})", "use 0 or more")
+            elif finite_number(weight) and weight < 0:
                 self.error(where, f"a weight cannot be negative (got {weight})", "use 0 or more")
         strategy = spec.get("strategy", "fallback")
         if strategy != "weighted":
