@@ -278,3 +278,40 @@ def test_the_answer_does_not_wait_for_a_store_another_process_holds(workdir: Pat
     assert b"locked" not in err  # the recorder waited for the store and wrote the call
     with open_store(f"sqlite:///{store}", create=False) as metrics:
         assert [run.kind for run in metrics.runs()] == ["ask"]
+
+
+def _ask_with_stdin(workdir: Path, data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "rolecall", "ask", "coder", *args],
+        cwd=workdir,
+        input=data,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_a_prompt_that_is_not_utf8_is_exit_2_before_any_call(
+    workdir: Path, sims: tuple[SimServer, SimServer]
+) -> None:
+    gpt, _ = sims
+    done = _ask_with_stdin(workdir, b"\xff\xfe not text", "-")
+    assert done.returncode == 2
+    assert (
+        done.stderr == b"error: stdin is not UTF-8 text (byte 0xff at offset 0): pipe UTF-8 "
+        b"text, e.g. through iconv -t UTF-8\n"
+    )
+    done = _ask_with_stdin(workdir, b"", os.fsdecode(b"caf\xe9"))  # a Latin-1 argument
+    assert done.returncode == 2
+    assert done.stderr.startswith(b"error: PROMPT is not UTF-8 text (at character 3)")
+    assert gpt.calls == 0
+
+
+def test_a_byte_order_mark_on_stdin_is_not_sent(
+    workdir: Path, sims: tuple[SimServer, SimServer]
+) -> None:
+    gpt, _ = sims
+    done = _ask_with_stdin(workdir, "\ufeffsay hi".encode(), "-")
+    assert done.returncode == 0, done.stderr
+    [request] = [r for r in gpt.requests if r.path.endswith("/chat/completions")]
+    assert request.json["messages"][-1]["content"] == "say hi"

@@ -87,8 +87,9 @@ def ask(
 
     With --json: {text, role, provider, model, usage, latency_ms, attempts}.
     """
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = _read_stdin() if prompt == "-" else _utf8_text(prompt, "PROMPT")
+    if system_prompt:
+        system_prompt = _utf8_text(system_prompt, "--system")
     if not prompt.strip():
         fail("the prompt is empty: pass the text as PROMPT, or '-' to read it from stdin")
     params = _parse_params(param_pairs)
@@ -100,6 +101,26 @@ def ask(
         _ask(role, messages, config_path, as_json, stream and not as_json, params, offline)
     )
     sys.exit(code)
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(
+            f"stdin is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): "
+            "pipe UTF-8 text, e.g. through iconv -t UTF-8"
+        )
+
+
+def _utf8_text(text: str, name: str) -> str:
+    # Arguments that are not UTF-8 arrive as lone surrogates (Python's surrogateescape).
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        fail(f"{name} is not UTF-8 text (at character {exc.start}): pass UTF-8 text")
+    return text
 
 
 async def _ask(
