@@ -201,6 +201,39 @@ def test_dotenv_beside_the_file_is_read_and_the_environment_wins(write: Write) -
     assert warning.line == 7
 
 
+@pytest.mark.parametrize(
+    ("line", "problem", "fix"),
+    [
+        (
+            'OPENAI_API_KEY="sk-a-key-that-goes-on',
+            "OPENAI_API_KEY not set: its value has no closing quote",
+            r"close the quote on the same line (write a line break as \n)",
+        ),
+        (
+            "OPENAI_API_KEY='sk-abc' sk-def",
+            "OPENAI_API_KEY not set: its value has text after its closing quote",
+            "put the whole value inside the quotes (a comment starts with ' #')",
+        ),
+    ],
+)
+def test_a_skipped_dotenv_line_is_named_where_its_variable_is_used(
+    write: Write, line: str, problem: str, fix: str
+) -> None:
+    path = write(
+        "providers:\n  gpt: {type: openai, model: m, api_key: '${OPENAI_API_KEY}'}\n"
+        "default_provider: gpt\n"
+    )
+    (path.parent / ".env").write_text(f"# keys\n{line}\n", encoding="utf-8")
+    report = inspect_config(path, environ={})
+    [error] = report.errors
+    assert (error.location, error.line) == ("providers.gpt.api_key", 2)
+    assert error.fix == "fix line 2 of .env, which was skipped"
+    [warning] = report.warnings
+    assert (warning.location, warning.line) == (".env", 2)
+    assert (warning.problem, warning.fix) == (f"line skipped: {problem}", fix)
+    assert "sk-" not in str(report.errors) + str(report.warnings)
+
+
 # ---- durations --------------------------------------------------------------------------
 
 

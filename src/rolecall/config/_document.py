@@ -59,8 +59,18 @@ class Document:
     unreadable: set[str] = field(default_factory=set)
 
 
-def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) -> Document:
-    """Parse YAML (or JSON, with JSON's own error messages) and expand ``${VAR}``."""
+def parse_document(
+    text: str,
+    *,
+    env: Mapping[str, str],
+    is_json: bool = False,
+    skipped_dotenv: Mapping[str, int] | None = None,
+) -> Document:
+    """Parse YAML (or JSON, with JSON's own error messages) and expand ``${VAR}``.
+
+    ``skipped_dotenv`` maps the variables of ``.env`` lines that could not be read to their
+    line, so that a reference to one points there.
+    """
     if "\x00" in text:
         return Document(data=None, errors=[binary_issue()])
     if not text.strip():
@@ -95,7 +105,7 @@ def parse_document(text: str, *, env: Mapping[str, str], is_json: bool = False) 
             "start the file with 'providers:' at column 1",
             line=root.start_mark.line + 1,
         )
-    builder = _Builder(text, env, is_json=is_json)
+    builder = _Builder(text, env, is_json=is_json, skipped_dotenv=skipped_dotenv or {})
     try:
         data = builder.mapping(root, ())
     except RecursionError:
@@ -211,9 +221,17 @@ class _TooLarge(Exception):
 class _Builder:
     """Walks the node tree once, building data and recording lines and problems."""
 
-    def __init__(self, text: str, env: Mapping[str, str], *, is_json: bool) -> None:
+    def __init__(
+        self,
+        text: str,
+        env: Mapping[str, str],
+        *,
+        is_json: bool,
+        skipped_dotenv: Mapping[str, int],
+    ) -> None:
         self.text = text
         self.env = env
+        self.skipped_dotenv = skipped_dotenv
         self.is_json = is_json
         self.lines = LineMap()
         self.key_env_vars: dict[str, str] = {}
@@ -234,6 +252,8 @@ class _Builder:
                 shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
                 problem += f" (also used at {shown})"
             fix = f"export {name}=... or add it to .env beside the config"
+            if name in self.skipped_dotenv:
+                fix = f"fix line {self.skipped_dotenv[name]} of .env, which was skipped"
             self._errors.append(make_issue(paths[0], problem, fix, self.lines))
         return self._errors
 

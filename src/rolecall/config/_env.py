@@ -18,6 +18,12 @@ _DOTENV_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "
 # Names (of variables, headers) whose values are credentials, masked wherever they are shown.
 SECRET_NAME = re.compile(r"auth|key|token|secret|passw|credential|cookie", re.IGNORECASE)
 
+_DOTENV_FIX = "write KEY=VALUE (optionally 'export KEY=VALUE'; quote values with spaces)"
+_NO_CLOSING = "has no closing quote"
+_NO_CLOSING_FIX = r"close the quote on the same line (write a line break as \n)"
+_AFTER_QUOTE = "has text after its closing quote"
+_AFTER_QUOTE_FIX = "put the whole value inside the quotes (a comment starts with ' #')"
+
 REFERENCE_FIX = "write ${NAME} or ${NAME:-default}; write $${ for a literal ${"
 
 
@@ -81,30 +87,48 @@ def _replace(match: re.Match[str], env: Mapping[str, str], result: Substitution)
     return value
 
 
-def parse_dotenv(text: str) -> tuple[dict[str, str], list[int]]:
-    """``KEY=VALUE`` lines (``export`` prefix, quotes, comments) and the numbers of bad lines."""
+@dataclass
+class BadLine:
+    """A ``.env`` line that was skipped."""
+
+    number: int
+    problem: str
+    fix: str
+    name: str | None = None  # the variable it would have set, when that much was readable
+
+
+def parse_dotenv(text: str) -> tuple[dict[str, str], list[BadLine]]:
+    """``KEY=VALUE`` lines (``export`` prefix, quotes, comments) and the lines skipped."""
     values: dict[str, str] = {}
-    bad_lines: list[int] = []
+    bad_lines: list[BadLine] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
         match = _DOTENV_LINE.match(raw)
-        value = _dotenv_value(match.group(2)) if match else None
-        if match is None or value is None:
-            bad_lines.append(number)
+        if match is None:
+            bad_lines.append(BadLine(number, "not KEY=VALUE", _DOTENV_FIX))
             continue
-        values[match.group(1)] = value
+        name, raw_value = match.groups()
+        value, problem = _dotenv_value(raw_value)
+        if value is None:
+            fix = _NO_CLOSING_FIX if problem == _NO_CLOSING else _AFTER_QUOTE_FIX
+            bad_lines.append(BadLine(number, f"{name} not set: its value {problem}", fix, name))
+            continue
+        values[name] = value
     return values, bad_lines
 
 
-def _dotenv_value(raw: str) -> str | None:
+def _dotenv_value(raw: str) -> tuple[str | None, str]:
+    """The value, or None and what is wrong with it."""
     if not raw:
-        return ""
+        return "", ""
     quote = raw[0]
     if quote == "'":
         end = raw.find("'", 1)
-        return raw[1:end] if end > 0 and _only_comment(raw[end + 1 :]) else None
+        if end < 0:
+            return None, _NO_CLOSING
+        return (raw[1:end], "") if _only_comment(raw[end + 1 :]) else (None, _AFTER_QUOTE)
     if quote == '"':
         out: list[str] = []
         index = 1
@@ -116,12 +140,14 @@ def _dotenv_value(raw: str) -> str | None:
                 index += 2
                 continue
             if char == '"':
-                return "".join(out) if _only_comment(raw[index + 1 :]) else None
+                return (
+                    ("".join(out), "") if _only_comment(raw[index + 1 :]) else (None, _AFTER_QUOTE)
+                )
             out.append(char)
             index += 1
-        return None
+        return None, _NO_CLOSING
     # Unquoted: " #" starts a comment, as in shells.
-    return re.split(r"\s#", raw, maxsplit=1)[0].strip()
+    return re.split(r"\s#", raw, maxsplit=1)[0].strip(), ""
 
 
 def _only_comment(rest: str) -> bool:
@@ -129,20 +155,30 @@ def _only_comment(rest: str) -> bool:
     return not rest or rest.startswith("#")
 
 
-def read_dotenv(path: Path) -> tuple[dict[str, str], list[ConfigIssue]]:
-    """The variables of ``path`` (absent file: none) and a warning per line that was skipped."""
+@dataclass
+class DotEnv:
+    """What a ``.env`` file gave: its variables, a warning per line skipped, and the
+    variables of skipped lines with their line."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    warnings: list[ConfigIssue] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def read_dotenv(path: Path) -> DotEnv:
+    """The ``.env`` at ``path`` (an absent file gives nothing)."""
     try:
         # Bounded, regular files only: a FIFO or device named .env must not hang loading.
         text = read_regular_file(path).decode("utf-8-sig")
     except FileNotFoundError:
-        return {}, []
+        return DotEnv()
     except FileRefused as exc:
         issue = ConfigIssue(
             location=path.name,
             problem=exc.problem,
             fix="make it a regular file of KEY=VALUE lines, or remove it",
         )
-        return {}, [issue]
+        return DotEnv(warnings=[issue])
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         issue = ConfigIssue(
@@ -150,15 +186,11 @@ def read_dotenv(path: Path) -> tuple[dict[str, str], list[ConfigIssue]]:
             problem=f"cannot read {path}: {reason}",
             fix="fix the file's permissions or encoding (UTF-8), or remove it",
         )
-        return {}, [issue]
+        return DotEnv(warnings=[issue])
     values, bad_lines = parse_dotenv(text)
     warnings = [
-        ConfigIssue(
-            location=path.name,
-            problem="line skipped: not KEY=VALUE",
-            fix="write KEY=VALUE (optionally 'export KEY=VALUE'; quote values with spaces)",
-            line=number,
-        )
-        for number in bad_lines
+        ConfigIssue(path.name, f"line skipped: {bad.problem}", bad.fix, bad.number)
+        for bad in bad_lines
     ]
-    return values, warnings
+    skipped = {bad.name: bad.number for bad in bad_lines if bad.name and bad.name not in values}
+    return DotEnv(values, warnings, skipped)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rolecall.config._document import binary_issue, parse_document
-from rolecall.config._env import read_dotenv
+from rolecall.config._env import DotEnv, read_dotenv
 from rolecall.config._locations import drop_covered, sort_issues
 from rolecall.config._read import FileRefused, file_kind, read_regular_file
 from rolecall.config.schema import RolecallConfig
@@ -159,9 +159,13 @@ def inspect_config_text(
 ) -> ConfigReport:
     """Check config text; ``base_dir/.env`` is read, the real environment winning over it."""
     real_env = os.environ if environ is None else environ
-    dotenv, warnings = read_dotenv(base_dir / ".env") if base_dir is not None else ({}, [])
+    dotenv = read_dotenv(base_dir / ".env") if base_dir is not None else DotEnv()
+    warnings = dotenv.warnings
     document = parse_document(
-        text, env={**dotenv, **real_env}, is_json=source.lower().endswith(".json")
+        text,
+        env={**dotenv.values, **real_env},
+        is_json=source.lower().endswith(".json"),
+        skipped_dotenv=dotenv.skipped,
     )
     if document.data is None:
         return ConfigReport(source, None, document.errors, warnings)
