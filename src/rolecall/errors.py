@@ -147,6 +147,9 @@ class ConfigIssue:
         return _visible(redact(text))
 
 
+_SHOWN_ISSUES = 20  # in the message; ``issues`` holds them all
+
+
 class ConfigError(RolecallError):
     """The configuration is invalid; ``issues`` holds every problem found."""
 
@@ -156,7 +159,10 @@ class ConfigError(RolecallError):
         head = f"{source}: " if source else ""
         count = len(self.issues)
         noun = "problem" if count == 1 else "problems"
-        body = "\n".join(f"  {issue}" for issue in self.issues)
+        body = "\n".join(f"  {issue}" for issue in self.issues[:_SHOWN_ISSUES])
+        if count > _SHOWN_ISSUES:
+            more = count - _SHOWN_ISSUES
+            body += f"\n  ... {more} more: `rolecall config validate --json` lists them"
         super().__init__(f"{head}{count} config {noun}\n{body}")
 
 

@@ -120,6 +120,29 @@ def test_invalid_config_as_json(tmp_path: Path) -> None:
     assert {(e["location"], e["line"]) for e in report["errors"]} == set(marks(TEN_MISTAKES))
 
 
+def test_a_file_broken_on_every_line_shows_a_hundred_problems_and_the_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.yaml"
+    entries = "".join(f"  p{i}: {{type: local, timeout: soon}}\n" for i in range(250))
+    path.write_text(f"providers:\n{entries}default_provider: p0\n")
+    result = invoke(["config", "validate", "--offline", "-c", str(path)], {})
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert len(lines) == 102
+    assert lines[-2:] == [
+        "... 150 more problems (--json lists them all)",
+        f"config invalid: 250 problems in {path}",
+    ]
+    result = invoke(["config", "validate", "--offline", "--json", "-c", str(path)], {})
+    assert len(json.loads(result.stdout)["errors"]) == 250
+    # Every other command stops on the config with a shorter list.
+    assert main(["ask", "-c", str(path), "coder", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 22
+    assert err.splitlines()[-1] == "  ... 230 more: `rolecall config validate --json` lists them"
+
+
 def test_valid_config(config_file: Path) -> None:
     result = invoke(["config", "validate", "--offline", "-c", str(config_file)], EXAMPLE_ENV)
     assert result.exit_code == 0, result.output

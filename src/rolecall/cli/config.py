@@ -133,6 +133,10 @@ def _report_json(
     }
 
 
+# A file broken on every line must not bury the summary under thousands of lines.
+_SHOWN_ISSUES = 100
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -143,10 +147,16 @@ def _print_report(
     rejected: list[ProviderError],
     unchecked: list[ProviderError],
 ) -> None:
-    for issue in report.errors:
+    for issue in report.errors[:_SHOWN_ISSUES]:
         click.echo(str(issue))
-    for issue in report.warnings:
+    if len(report.errors) > _SHOWN_ISSUES:
+        more = _plural(len(report.errors) - _SHOWN_ISSUES, "more problem")
+        click.echo(f"... {more} (--json lists them all)")
+    for issue in report.warnings[:_SHOWN_ISSUES]:
         click.echo(f"warning: {issue}")
+    if len(report.warnings) > _SHOWN_ISSUES:
+        more = _plural(len(report.warnings) - _SHOWN_ISSUES, "more warning")
+        click.echo(f"... {more} (--json lists them all)")
     if report.config is None or report.errors:
         where = f" in {report.source}" if report.source else ""
         click.echo(f"config invalid: {_plural(len(report.errors), 'problem')}{where}")
