@@ -69,11 +69,15 @@ class Served:
 
 @contextmanager
 def serve_workers(
-    config: Path, workers: int | str | None = 2, *, exit_status: int = 0
+    config: Path,
+    workers: int | str | None = 2,
+    *,
+    exit_status: int = 0,
+    options: tuple[str, ...] = (),
 ) -> Iterator[Served]:
-    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default),
-    stopped with SIGTERM at the end: it must exit with ``exit_status``."""
-    command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log"]
+    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default)
+    and ``options``, stopped with SIGTERM at the end: it must exit with ``exit_status``."""
+    command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log", *options]
     proc = subprocess.Popen(
         command if workers is None else [*command, "--workers", str(workers)],
         stderr=subprocess.PIPE,
@@ -291,6 +295,17 @@ def test_sighup_reloads_every_worker_and_stops_none(
         assert served.proc.poll() is None and served.workers() == workers
         first.close()
         second.close()
+
+
+def test_a_bad_edit_is_reported_once_not_once_per_worker(config_path: Path) -> None:
+    with serve_workers(config_path, options=("--log-level", "debug")) as served:
+        config_path.write_text(config_path.read_text() + "retry: {max_attempts: many}\n")
+        served.proc.send_signal(signal.SIGHUP)
+        # The other worker notes it too, at debug level only.
+        wait_for(lambda: sum("changed but is invalid" in line for line in served.lines) == 2)
+        reports = [line for line in served.lines if "changed but is invalid" in line]
+        assert [line.split()[0] for line in sorted(reports)] == ["DEBUG", "WARNING"]
+        assert "retry.max_attempts" in reports[0]
 
 
 @pytest.mark.parametrize("workers", ["auto", None], ids=["auto", "default"])

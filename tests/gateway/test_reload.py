@@ -94,6 +94,20 @@ def test_invalid_edit_keeps_the_old_config_and_says_why(
         assert answer(client).headers["x-rolecall-provider"] == "b"
 
 
+def test_an_edit_broken_everywhere_is_one_warning_of_twenty_problems(
+    gateway: RunningGateway,
+    config_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rolecall.gateway")
+    broken = "".join(f"  p{i}: {{type: local, timeout: soon}}\n" for i in range(60))
+    config_path.write_text(f"providers:\n{broken}default_provider: p0\n")
+    wait_for(lambda: any("invalid" in r.getMessage() for r in caplog.records))
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "rolecall.gateway"]
+    assert warning.count("invalid duration 'soon'") == 20
+    assert warning.endswith("; ... 40 more")
+
+
 def test_rejected_credentials_keep_the_old_config(
     gateway: RunningGateway,
     config_path: Path,

@@ -189,6 +189,7 @@ def serve(
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         early_signals: list[int] | None = None,
         metrics_dir: str | None = None,
+        quiet_reload: bool = False,
     ) -> None:
         # With workers the parent checked the credentials once, before forking.
         gateway = Gateway(
@@ -199,6 +200,7 @@ def serve(
             open_recorder=open_recorder,
             metrics_dir=metrics_dir,
             workers=workers,
+            quiet_reload=quiet_reload,
         )
         server = GatewayServer(
             gateway,
@@ -272,7 +274,8 @@ def _serve_workers(
             if listener is not None:
                 listener.close()
                 relay = lambda metrics: RecordRelay(metrics, records)  # noqa: E731
-            run(f"{index + 1}/{workers}", ready, relay, early, metrics_dir)
+            # The first worker reports a bad edit; the others would repeat it.
+            run(f"{index + 1}/{workers}", ready, relay, early, metrics_dir, quiet_reload=index > 0)
             return 0
 
         def writer() -> int:

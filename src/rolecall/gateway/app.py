@@ -96,8 +96,10 @@ class Gateway:
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         metrics_dir: str | Path | None = None,
         workers: int = 1,
+        quiet_reload: bool = False,
     ) -> None:
         self.config_path = Path(config_path).resolve() if config_path else None
+        self.quiet_reload = quiet_reload  # another worker reports a bad edit
         self.offline = offline
         self.host = host
         self.poll_interval = poll_interval
@@ -153,7 +155,10 @@ class Gateway:
         self._slot = RouterSlot(generation)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
-                self.config_path, self.apply_config, interval=self.poll_interval
+                self.config_path,
+                self.apply_config,
+                interval=self.poll_interval,
+                quiet=self.quiet_reload,
             )
             self._watcher.start()
         if self._metrics_dir is not None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["ConfigWatcher", "Generation", "RouterSlot", "file_signature", "restart_only_changes"]
 
 log = logging.getLogger("rolecall.gateway")
+_LOGGED_ISSUES = 20  # in the one warning line of a bad edit
 
 Signature = tuple[tuple[int, int, str] | None, ...]
 
@@ -154,8 +155,11 @@ class ConfigWatcher:
         *,
         interval: float = 1.0,
         load: Callable[[Path], RolecallConfig] | None = None,
+        quiet: bool = False,
     ) -> None:
         self.path = path
+        # Each worker of `serve --workers N` watches the file; one of them reports problems.
+        self._problem_level = logging.DEBUG if quiet else logging.WARNING
         self.interval = interval
         self._paths = (path, path.parent / ".env")
         self._on_change = on_change
@@ -206,13 +210,18 @@ class ConfigWatcher:
             return False
         self._seen = signature
         if signature[0] is None:
-            log.warning("config %s disappeared; keeping the previous config", self.path)
+            log.log(
+                self._problem_level, "config %s disappeared; keeping the previous config", self.path
+            )
             return False
         try:
             config = await asyncio.to_thread(self._load, self.path)
         except ConfigError as exc:
-            issues = "; ".join(str(issue) for issue in exc.issues) or exc.message
-            log.warning(
+            issues = "; ".join(str(issue) for issue in exc.issues[:_LOGGED_ISSUES]) or exc.message
+            if len(exc.issues) > _LOGGED_ISSUES:
+                issues += f"; ... {len(exc.issues) - _LOGGED_ISSUES} more"
+            log.log(
+                self._problem_level,
                 "config %s changed but is invalid; keeping the previous config: %s",
                 self.path,
                 redact(issues.replace("\n", " ")),
