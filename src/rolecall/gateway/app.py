@@ -18,9 +18,10 @@ through Starlette.
 The gateway decides nothing about routing (it calls the router) and stores
 nothing (it attaches the recorder). Runs: a run of kind ``gateway`` per
 process, rolled over to a new run every 100,000 tasks or 24 hours so that no
-run log grows without bound (finished ones can be deleted); every chat request
-is one task, and the completion id is ``chatcmpl-<task id>`` so a client's
-response can be found with ``rolecall runs show``.
+run log grows without bound (:mod:`rolecall.gateway._run`; finished ones can be
+deleted); every chat request is one task, and the completion id is
+``chatcmpl-<task id>`` so a client's response can be found with
+``rolecall runs show``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from rolecall.gateway._body import BodyBudget
 from rolecall.gateway._door import DoorHandler, DoorReply, answered, door_endpoint, no_key
 from rolecall.gateway._exchange import DoorRequest
 from rolecall.gateway._responses import HTTPError, json_response
+from rolecall.gateway._run import RUN_MAX_SECONDS, RUN_MAX_TASKS, GatewayRun
 from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
 from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.messages import messages, messages_routes
@@ -67,9 +69,6 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "create_app"]
 
 log = logging.getLogger("rolecall.gateway")
-
-RUN_MAX_TASKS = 100_000
-RUN_MAX_SECONDS = 24 * 3600.0
 
 
 class Gateway:
@@ -106,16 +105,14 @@ class Gateway:
         self.metrics = GatewayMetrics()
         # Bytes of request bodies in flight: this worker's share of the limit.
         self.body_budget = BodyBudget(workers)
-        self.run_id: str | None = None
         self._run_max_tasks = run_max_tasks
         self._run_max_seconds = run_max_seconds
-        self._run_tasks = 0
-        self._run_opened = 0.0
         self._initial = config
         self._record = record
         self._providers = providers  # injected adapters (embedding, benchmarks); else built
         self._open_recorder = open_recorder  # else a Recorder writing from this process
-        self._recorder: RecordQueue | None = None
+        self._run: GatewayRun | None = None
+        self._last_run_id: str | None = None  # after aclose(), the run it finished
         # A worker of `serve --workers N`: /metrics sums every worker's files in this directory.
         self._metrics_dir = metrics_dir
         self._shared_metrics: SharedMetrics | None = None
@@ -150,8 +147,8 @@ class Gateway:
         generation = await self._build_generation(config, check=check)
         if self._record and config.metrics.enabled:
             # Opened once the router is ready, so a failed start leaves no empty run behind.
-            self._recorder = self._open_run(config)
-            generation.router.events.add(self._recorder)
+            self._run = self._open_run(config)
+            generation.router.events.add(self._run.recorder)
         self._slot = RouterSlot(generation)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
@@ -175,7 +172,10 @@ class Gateway:
         slot, self._slot = self._slot, None
         if slot is not None:
             await slot.aclose()
-        self._close_run()
+        run, self._run = self._run, None
+        if run is not None:
+            self._last_run_id = run.run_id
+            run.close()
         shared, self._shared_metrics = self._shared_metrics, None
         if shared is not None:  # after the requests in flight: its last counts are final
             await shared.stop()
@@ -183,8 +183,7 @@ class Gateway:
 
         flush_telemetry()
 
-    def _open_run(self, config: RolecallConfig) -> RecordQueue:
-        from rolecall.events import new_run_id
+    def _open_run(self, config: RolecallConfig) -> GatewayRun:
         from rolecall.recording.recorder import Recorder
 
         # Relative metrics paths resolve against the working directory, as for every command;
@@ -194,48 +193,26 @@ class Gateway:
             recorder = self._open_recorder(config.metrics)
         else:
             recorder = Recorder(config.metrics, install_signal_handlers=False)
-        self.run_id = new_run_id()
-        recorder.start_run(self.run_id, kind="gateway")
-        self._run_tasks, self._run_opened = 0, time.monotonic()
-        return recorder
+        return GatewayRun(
+            recorder, max_tasks=self._run_max_tasks, max_seconds=self._run_max_seconds
+        )
+
+    @property
+    def run_id(self) -> str | None:
+        """The gateway's current run (None when nothing is recorded)."""
+        return self._run.run_id if self._run is not None else self._last_run_id
 
     def task_run_id(self) -> str | None:
-        """The run a new task belongs to; a full or day-old run is finished and a new one opened.
-
-        Tasks still in flight in the old run finish there (their lines follow its end record).
-        """
-        recorder = self._recorder
-        if recorder is None:
-            return self.run_id
-        self._run_tasks += 1
-        if self._run_tasks > self._run_max_tasks or (
-            time.monotonic() - self._run_opened > self._run_max_seconds
-        ):
-            from rolecall.events import new_run_id
-
-            if self.run_id is not None:
-                recorder.finish_run(self.run_id, "ok")
-            self.run_id = new_run_id()
-            recorder.start_run(self.run_id, kind="gateway")
-            self._run_tasks, self._run_opened = 1, time.monotonic()
-        return self.run_id
-
-    def _close_run(self) -> None:
-        recorder, self._recorder = self._recorder, None
-        if recorder is None or self.run_id is None:
-            return
-        try:
-            recorder.finish_run(self.run_id, "ok")
-        finally:
-            recorder.close()
+        """The run a new task belongs to (see :class:`GatewayRun`)."""
+        return self._run.task_run_id() if self._run is not None else None
 
     async def _build_generation(self, config: RolecallConfig, *, check: bool = True) -> Generation:
         from rolecall.recording.sinks import telemetry_sink
         from rolecall.routing.router import Router
 
         sinks: list[EventSink] = [self.metrics]
-        if self._recorder is not None:
-            sinks.append(self._recorder)
+        if self._run is not None:
+            sinks.append(self._run.recorder)
         tracing = telemetry_sink(config)
         if tracing is not None:
             sinks.append(tracing)
