@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import pytest
 from pydantic import ValidationError
 
+from rolecall._secrets import redact
 from rolecall.config._azure_config import AzureOpenAIConfig
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
@@ -318,6 +319,32 @@ async def test_entra_token_expiring_mid_run_is_refreshed_and_the_run_goes_on(
     assert sent == ["Bearer entra-token-1"] * 2 + ["Bearer entra-token-2"]
     assert credential.issued == 2
     assert all("api-key" not in r.headers for r in sim.requests)
+
+
+async def test_an_entra_token_echoed_in_an_error_is_masked_until_it_expires(
+    sim: SimServer,
+) -> None:
+    clock = Clock()
+    provider = _entra(sim, FakeCredential(clock), clock)
+    sim.api_key = "entra-token-1"
+    errors: list[str] = []
+    try:
+        for fault in ("server", "auth"):
+            sim.script(Fault(fault, echo_key=True))
+            with pytest.raises(ProviderError) as info:
+                await provider.complete(REQUEST)
+            errors.append(str(info.value))
+        # Replaced by token 2 while token 1 still lives: token 1 stays masked.
+        clock.now += 3400
+        sim.api_key = "entra-token-2"
+        sim.script(Fault("server", echo_key=True))
+        with pytest.raises(ProviderError) as replaced:
+            await provider.complete(REQUEST)
+    finally:
+        await provider.aclose()
+    assert all("(API key: ***)" in error for error in errors), errors
+    assert "entra-token-1" not in redact("sent entra-token-1")
+    assert "entra-token-2" not in str(replaced.value)
 
 
 async def test_a_stale_token_is_what_azure_refuses(sim: SimServer) -> None:

@@ -10,6 +10,10 @@ policy does; concurrent calls that find it stale share one fetch.
 :func:`default_credential` is azure-identity's ``DefaultAzureCredential`` (environment,
 workload identity, managed identity, Azure CLI...), imported only when ``auth: entra``
 is configured; without the package it raises :class:`MissingExtra` naming ``azure``.
+
+Each token is registered for redaction, so a server or proxy error that echoes the
+``Authorization`` header never shows it; a replaced one stays masked until it has expired
+(another provider on the same sign-in may still be sending it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rolecall._secrets import forget_secret, register_secret
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
 from rolecall.providers._errors import clip
 
@@ -51,6 +56,7 @@ class TokenCredential(Protocol):
 class _Token:
     value: str
     refresh_at: float  # epoch seconds: fetch a new one from then on
+    expires_at: float  # epoch seconds: from then on it is worthless, no longer masked
 
 
 class EntraTokens:
@@ -72,6 +78,7 @@ class EntraTokens:
         self._clock = clock
         self._margin = margin
         self._token: _Token | None = None
+        self._replaced: list[_Token] = []  # masked until they expire
         self._lock: asyncio.Lock | None = None
 
     def _fresh(self) -> str | None:
@@ -89,9 +96,22 @@ class EntraTokens:
         async with self._lock:
             value = self._fresh()  # another call may have fetched it meanwhile
             if value is None:
-                self._token = await self._fetch()
-                value = self._token.value
+                fetched = await self._fetch()
+                self._keep(fetched)
+                value = fetched.value
         return value
+
+    def _keep(self, fetched: _Token) -> None:
+        """Mask the new token; stop masking replaced ones that have expired."""
+        register_secret(fetched.value)
+        if self._token is not None and self._token.value != fetched.value:
+            self._replaced.append(self._token)
+        now = self._clock()
+        for old in [old for old in self._replaced if old.expires_at <= now]:
+            self._replaced.remove(old)
+            if old.value != fetched.value:
+                forget_secret(old.value)
+        self._token = fetched
 
     async def _fetch(self) -> _Token:
         self.fetches += 1
@@ -125,7 +145,7 @@ class EntraTokens:
         refresh_on = getattr(result, "refresh_on", None)
         if isinstance(refresh_on, int | float) and refresh_on > 0:
             refresh_at = min(refresh_at, float(refresh_on))
-        return _Token(value, refresh_at)
+        return _Token(value, refresh_at, float(expires_on))
 
     async def aclose(self) -> None:
         """Close the credential's own connections (azure-identity credentials hold some)."""
