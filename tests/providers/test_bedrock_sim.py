@@ -4,15 +4,18 @@ credential check and credentials refreshed mid-run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from transport_servers import raw_server, read_request
 
 from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.errors import ErrorKind, ProviderError
@@ -382,6 +385,119 @@ async def test_credentials_refreshed_mid_run(
         await provider.aclose()
     tokens = [r.headers["x-amz-security-token"] for r in server.requests]
     assert len(set(tokens)) == 3
+
+
+def _process_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    (tmp_path / "config").write_text(f"[profile temp]\ncredential_process = {command}\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("/nonexistent/aws-credential-helper", id="process-missing"),
+        pytest.param(f"{sys.executable} -c \"print('not json')\"", id="process-prints-no-json"),
+    ],
+)
+async def test_a_broken_credential_process_is_an_auth_error_naming_it(
+    server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    _process_profile(tmp_path, monkeypatch, command)
+    provider = make_provider(server, profile="temp")
+    try:
+        with pytest.raises(ProviderError) as info:
+            await provider.complete(REQUEST)
+    finally:
+        await provider.aclose()
+    assert info.value.kind is ErrorKind.AUTH
+    assert "AWS credentials from profile 'temp' cannot be loaded" in info.value.message
+    assert server.requests == []
+
+
+def _sts(answer: bytes, calls: list[bytes]) -> AbstractAsyncContextManager[str]:
+    """A fake STS answering every AssumeRole with ``answer`` (a whole HTTP response)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        calls.append(await read_request(reader))
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return raw_server(serve)
+
+
+def _sts_error(status: int, code: str) -> bytes:
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>{code} from STS</Message></Error></ErrorResponse>"
+    ).encode()
+    head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        pytest.param(_sts_error(403, "AccessDenied"), ErrorKind.AUTH, id="refused"),
+        pytest.param(_sts_error(500, "InternalFailure"), ErrorKind.SERVER, id="failing"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n<AssumeRoleResponse/>",
+                     ErrorKind.AUTH, id="no-credentials-in-the-answer"),
+    ],
+)  # fmt: skip
+async def test_an_assumed_role_sts_will_not_give_is_classified(
+    server: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: bytes,
+    kind: ErrorKind,
+) -> None:
+    (tmp_path / "config").write_text(
+        "[profile base]\naws_access_key_id = AKIABASE\naws_secret_access_key = base-secret-0\n"
+        "[profile role]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n"
+    )
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    calls: list[bytes] = []
+    async with _sts(answer, calls) as sts:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts)
+        provider = make_provider(server, profile="role")
+        try:
+            with pytest.raises(ProviderError) as info:
+                await provider.complete(REQUEST)
+        finally:
+            await provider.aclose()
+    assert len(calls) == 1  # botocore asked STS, once
+    assert info.value.kind is kind, info.value.message
+    assert "AWS credentials from profile 'role' cannot be" in info.value.message
+    assert server.requests == []
+
+
+async def test_concurrent_first_calls_run_the_credential_process_once(
+    server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "creds.py"
+    runs = tmp_path / "runs"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, datetime, time
+            with open({str(runs)!r}, "a") as out:
+                out.write("run\\n")
+            time.sleep(0.2)  # an SSO or STS round trip: long enough for the others to ask
+            later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+            print(json.dumps({{"Version": 1, "AccessKeyId": {SIM_ACCESS_KEY_ID!r},
+                "SecretAccessKey": {SECRET!r}, "Expiration": later.isoformat()}}))
+            """
+        )
+    )
+    _process_profile(tmp_path, monkeypatch, f"{sys.executable} {script}")
+    provider = make_provider(server, profile="temp")
+    try:
+        answers = await asyncio.gather(*(provider.complete(REQUEST) for _ in range(8)))
+    finally:
+        await provider.aclose()
+    assert [answer.text for answer in answers] == [REPLY] * 8
+    assert runs.read_text().splitlines() == ["run"]
 
 
 # The credential check ----------------------------------------------------------------------

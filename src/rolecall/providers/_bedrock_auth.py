@@ -26,6 +26,7 @@ from typing import Any
 
 from rolecall._secrets import register_secret
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers._errors import clip
 
 __all__ = ["BEARER_ENV", "SERVICE", "BearerAuth", "SigV4Signer", "bearer_token"]
 
@@ -55,58 +56,106 @@ def _botocore() -> tuple[Any, Any, Any, Any]:
     try:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
-        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import ConnectionError, HTTPClientError
         from botocore.session import Session
     except ModuleNotFoundError:
         raise MissingExtra("bedrock", "botocore", "the Bedrock provider") from None
-    return SigV4Auth, AWSRequest, BotoCoreError, Session
+    return SigV4Auth, AWSRequest, (ConnectionError, HTTPClientError), Session
 
 
 class SigV4Signer:
-    """Signs each request with the AWS credential chain's current credentials."""
+    """Signs each request with the AWS credential chain's current credentials.
+
+    The chain is resolved, and expiring credentials refreshed, by one call at a time:
+    concurrent calls wait for it rather than each running an SSO, STS or
+    ``credential_process`` round of their own.
+    """
 
     def __init__(self, region: str, profile: str | None, provider: str) -> None:
         self.region = region
         self.profile = profile
         self.provider = provider
-        self._sigv4, self._request, self._boto_error, self._session_class = _botocore()
+        self._sigv4, self._request, self._unreachable, self._session_class = _botocore()
         self._credentials: Any = None
         self._registered: tuple[str, str | None] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
-    def _fail(self, message: str) -> ProviderError:
-        return ProviderError(message, kind=ErrorKind.AUTH, provider=self.provider)
+    def _fail(self, message: str, kind: ErrorKind = ErrorKind.AUTH) -> ProviderError:
+        return ProviderError(message, kind=kind, provider=self.provider)
+
+    def _where(self) -> str:
+        return f"profile '{self.profile}'" if self.profile else "the default AWS chain"
+
+    def _failure(self, doing: str, exc: Exception) -> ProviderError:
+        """A failure of the credential chain (botocore's errors, an STS or SSO refusal, a
+        ``credential_process`` that is missing or prints no JSON) as a ProviderError:
+        ``network`` when the credential service cannot be reached, ``server`` or
+        ``rate_limit`` when it fails or throttles, else ``auth``."""
+        detail = clip(str(exc), 300) or type(exc).__name__
+        head = f"AWS credentials from {self._where()} cannot be {doing}"
+        if isinstance(exc, self._unreachable):
+            return self._fail(f"{head}: {detail}", ErrorKind.NETWORK)
+        response = getattr(exc, "response", None)  # botocore's ClientError (STS, SSO)
+        if isinstance(response, dict):
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(response.get("Error", {}).get("Code", ""))
+            if isinstance(status, int) and status >= 500:
+                return self._fail(f"{head}: {detail}", ErrorKind.SERVER)
+            if "throttl" in code.lower() or status == 429:
+                return self._fail(f"{head}: {detail}", ErrorKind.RATE_LIMIT)
+        fix = "check the credential source of the profile (aws sts get-caller-identity shows it)"
+        if "expired" in detail.lower():
+            fix += " and this machine's clock"
+        return self._fail(f"{head} ({type(exc).__name__}: {detail}); {fix}")
 
     def _chain(self) -> Any:
-        """The chain's credentials object, found once (it refreshes itself when it can)."""
-        if self._credentials is None:
-            where = f"profile '{self.profile}'" if self.profile else "the default AWS chain"
-            try:
-                session = self._session_class(profile=self.profile)
-                credentials = session.get_credentials()
-            except self._boto_error as exc:
-                raise self._fail(f"AWS credentials from {where} cannot be loaded: {exc}") from None
-            if credentials is None:
-                raise self._fail(
-                    f"no AWS credentials found in {where}: set AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY, run 'aws configure' or 'aws sso login', or set "
-                    f"api_key (or {BEARER_ENV}) to a Bedrock API key"
-                )
-            self._credentials = credentials
-        return self._credentials
+        """The chain's credentials object (it refreshes itself when it can); blocking."""
+        try:
+            session = self._session_class(profile=self.profile)
+            credentials = session.get_credentials()
+        except Exception as exc:  # botocore's, STS's or a credential process's own
+            raise self._failure("loaded", exc) from None
+        if credentials is None:
+            raise self._fail(
+                f"no AWS credentials found in {self._where()}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, run 'aws configure' or 'aws sso login', or set "
+                f"api_key (or {BEARER_ENV}) to a Bedrock API key"
+            )
+        return credentials
+
+    def _refresh(self, credentials: Any) -> Any:
+        """Frozen credentials, refreshed first when they near expiry; blocking."""
+        try:
+            return credentials.get_frozen_credentials()
+        except Exception as exc:  # as in _chain: whatever the credential source raised
+            raise self._failure("refreshed", exc) from None
+
+    def _needs_refresh(self, credentials: Any) -> bool:
+        needs_refresh = getattr(credentials, "refresh_needed", None)
+        return needs_refresh is not None and bool(needs_refresh())
+
+    def _guard(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     async def _frozen(self) -> Any:
-        """Current credentials; finding them or refreshing them (network) runs in a thread."""
+        """Current credentials; finding them or refreshing them (network) runs in a thread,
+        one call at a time."""
         credentials = self._credentials
-        if credentials is None:
-            credentials = await asyncio.to_thread(self._chain)
-        needs_refresh = getattr(credentials, "refresh_needed", None)
-        try:
-            if needs_refresh is not None and needs_refresh():
-                frozen = await asyncio.to_thread(credentials.get_frozen_credentials)
-            else:
-                frozen = credentials.get_frozen_credentials()
-        except self._boto_error as exc:
-            raise self._fail(f"AWS credentials cannot be refreshed: {exc}") from None
+        if credentials is None or self._needs_refresh(credentials):
+            async with self._guard():
+                if self._credentials is None:  # another call may have found them meanwhile
+                    self._credentials = await asyncio.to_thread(self._chain)
+                credentials = self._credentials
+                if self._needs_refresh(credentials):
+                    frozen = await asyncio.to_thread(self._refresh, credentials)
+                else:
+                    frozen = self._refresh(credentials)
+        else:
+            frozen = self._refresh(credentials)
         if (frozen.secret_key, frozen.token) != self._registered:
             self._registered = (frozen.secret_key, frozen.token)
             for secret in (frozen.secret_key, frozen.token):
