@@ -4,6 +4,7 @@ the credential check, and the config's checks."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
@@ -375,6 +376,30 @@ async def test_no_entra_token_is_an_auth_error_and_nothing_is_sent(sim: SimServe
     finally:
         await provider.aclose()
     assert info.value.kind is ErrorKind.AUTH and "az login" in info.value.message
+    assert sim.requests == []
+
+
+async def test_an_entra_sign_in_that_hangs_times_out_at_the_provider_timeout(
+    sim: SimServer,
+) -> None:
+    class NeverAnswers:
+        async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            await asyncio.sleep(30)  # a managed identity endpoint that does not reply
+
+    provider = AzureOpenAIProvider(
+        "az", _config(sim, api_key=None, auth="entra", timeout=0.3), credential=NeverAnswers()
+    )
+    try:
+        for call in ("complete", "check"):
+            with pytest.raises(ProviderError) as info:
+                if call == "complete":
+                    await provider.complete(REQUEST)
+                else:
+                    await provider.check_credentials()
+            assert info.value.kind is ErrorKind.TIMEOUT, call
+            assert "no credentials within the timeout (0.3 s)" in info.value.message
+    finally:
+        await provider.aclose()
     assert sim.requests == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -329,6 +330,34 @@ async def test_refresh_failure_is_an_auth_error_and_nothing_is_sent(sim: SimServ
         await provider.aclose()
     assert info.value.kind is ErrorKind.AUTH
     assert "gcloud auth application-default login" in str(info.value)
+    assert sim.requests == []
+
+
+async def test_a_token_server_that_never_answers_times_out_at_the_provider_timeout(
+    sim: SimServer,
+) -> None:
+    class Hanging(FakeCredentials):  # type: ignore[misc]
+        """google-auth's refresh waits up to 120 s on a token server that does not answer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = threading.Event()
+
+        def refresh(self, request: Any) -> None:
+            self.release.wait(30)
+            super().refresh(request)
+
+    credentials = Hanging()
+    provider = _provider(sim, credentials, timeout=0.3)
+    try:
+        for call in ("complete", "stream"):
+            with pytest.raises(ProviderError) as info:
+                await _run(provider, call)
+            assert info.value.kind is ErrorKind.TIMEOUT, call
+            assert "no credentials within the timeout (0.3 s)" in info.value.message
+    finally:
+        credentials.release.set()
+        await provider.aclose()
     assert sim.requests == []
 
 

@@ -13,6 +13,7 @@ Adapters never retry, sleep or pick another provider; they only translate.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import functools
 import json
@@ -269,8 +270,22 @@ class HTTPProvider:
     ) -> Mapping[str, str] | None:
         if not self.per_request_headers:
             return None
+        # A token server or sign-in that never answers must not hold the call past the
+        # provider's timeout (google-auth waits 120 s, a credential process forever).
+        limit = asyncio.timeout(self.config.timeout)
         try:
-            return check_headers(await self.request_headers(method, url, body))
+            async with limit:
+                headers = await self.request_headers(method, url, body)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise self.error(
+                f"no credentials within the timeout ({self.config.timeout:g} s): the token "
+                "server or sign-in did not answer",
+                ErrorKind.TIMEOUT,
+            ) from None
+        try:
+            return check_headers(headers)
         except InvalidHeader as exc:
             raise self.error(f"a request header cannot be sent: {exc}", ErrorKind.AUTH) from None
 
