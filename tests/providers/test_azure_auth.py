@@ -96,6 +96,21 @@ async def test_an_async_credential_is_awaited_and_concurrent_callers_share_one_f
     assert credential.issued == 1 == tokens.fetches
 
 
+def test_tokens_serve_one_event_loop_after_another() -> None:
+    # A provider kept by synchronous code that runs each batch in its own asyncio.run.
+    clock = Clock()
+    credential = SyncCredential(clock)
+    tokens = EntraTokens(credential, clock=clock)
+
+    async def batch() -> set[str]:
+        clock.now += 3600  # the last batch's token has expired: every caller needs a new one
+        return set(await asyncio.gather(*(tokens.token() for _ in range(5))))
+
+    assert asyncio.run(batch()) == {"token-1"}
+    assert asyncio.run(batch()) == {"token-2"}
+    assert credential.issued == 2
+
+
 async def test_refresh_on_from_the_credential_comes_first() -> None:
     clock = Clock()
 

@@ -80,6 +80,7 @@ class EntraTokens:
         self._token: _Token | None = None
         self._replaced: list[_Token] = []  # masked until they expire
         self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def _fresh(self) -> str | None:
         token = self._token
@@ -91,15 +92,21 @@ class EntraTokens:
         value = self._fresh()
         if value is not None:
             return value
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._guard():
             value = self._fresh()  # another call may have fetched it meanwhile
             if value is None:
                 fetched = await self._fetch()
                 self._keep(fetched)
                 value = fetched.value
         return value
+
+    def _guard(self) -> asyncio.Lock:
+        """The lock of the running event loop (a lock waited on in one loop fails in the
+        next, as when synchronous code runs each batch in its own ``asyncio.run``)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     def _keep(self, fetched: _Token) -> None:
         """Mask the new token; stop masking replaced ones that have expired."""
