@@ -6,8 +6,10 @@ import json
 import sqlite3
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +181,7 @@ def test_dashboard_refuses_an_unsupported_store_at_startup(
     assert "sqlite:///" in line and "pw-secret-9" not in line
 
 
-def test_gateway_serves_the_page_and_guards_its_data(tmp_path: Path, store_url: str) -> None:
+def _gateway(tmp_path: Path, store_url: str) -> Gateway:
     config = RolecallConfig.model_validate(
         {
             "providers": {
@@ -195,8 +197,11 @@ def test_gateway_serves_the_page_and_guards_its_data(tmp_path: Path, store_url: 
             "metrics": {"url": store_url, "runs_dir": str(tmp_path / "runs")},
         }
     )
-    gateway = Gateway(config, offline=True, record=False)
-    with TestClient(gateway.app) as client:
+    return Gateway(config, offline=True, record=False)
+
+
+def test_gateway_serves_the_page_and_guards_its_data(tmp_path: Path, store_url: str) -> None:
+    with TestClient(_gateway(tmp_path, store_url).app) as client:
         page = client.get("/ui")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert client.get("/api/metrics").status_code == 401
@@ -205,3 +210,28 @@ def test_gateway_serves_the_page_and_guards_its_data(tmp_path: Path, store_url: 
         assert metrics.status_code == 200 and len(metrics.json()) > 0
         health = client.get("/api/health", headers=auth).json()
         assert health["live"] is True
+
+
+ODD_RUN_ID = "nightly run #3?part=1 100%\\done"
+
+
+def _record_odd_run(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.start_run(ODD_RUN_ID, kind="workflow")
+        attempts = synthetic_attempts(3, end=time.time(), days=0.01, calls_per_run=10)
+        store.record([replace(attempt, run_id=ODD_RUN_ID) for attempt in attempts])
+        store.finish_run(ODD_RUN_ID, "ok")
+
+
+def test_a_run_whose_id_needs_encoding_opens_in_both_servers(
+    tmp_path: Path, store_url: str, dashboard: DashboardServer
+) -> None:
+    # The page asks for /api/runs/<encodeURIComponent(run id)>.
+    _record_odd_run(store_url)
+    path = "/api/runs/" + urllib.parse.quote(ODD_RUN_ID, safe="")
+    status, run = _get(dashboard.url + path)
+    assert status == 200 and run["run_id"] == ODD_RUN_ID and len(run["tasks"]) == 3
+    with TestClient(_gateway(tmp_path, store_url).app) as client:
+        answer = client.get(path, headers={"authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["run_id"] == ODD_RUN_ID

@@ -40,9 +40,10 @@ def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
         return Response(found[0], media_type=found[1])
 
     async def api(request: Request) -> Response:
-        status, body = await run_in_threadpool(
-            answer, source, request.url.path, dict(request.query_params)
-        )
+        # The decoded path, not request.url.path: that one re-encodes '?', '#' and '\\', so a
+        # run id holding one (the page encodes it) would be no run.
+        path = "/api/" + request.path_params["rest"]
+        status, body = await run_in_threadpool(answer, source, path, dict(request.query_params))
         return Response(body, status, headers=_NO_STORE, media_type="application/json")
 
     return [

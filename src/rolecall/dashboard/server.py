@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rolecall.dashboard import asset
 from rolecall.dashboard.api import DataSource, answer
@@ -68,7 +68,7 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
-            path = parts.path
+            path = unquote(parts.path)  # as the gateway sees it: /api/runs/<encoded run id>
             if path.startswith("/api/"):
                 if not keys.allows(self.headers.get("authorization")):
                     body = b'{"error":"invalid or missing API key: send Authorization: Bearer KEY"}'
