@@ -235,3 +235,21 @@ def test_a_run_whose_id_needs_encoding_opens_in_both_servers(
         answer = client.get(path, headers={"authorization": f"Bearer {KEY}"})
         assert answer.status_code == 200, answer.text
         assert answer.json()["run_id"] == ODD_RUN_ID
+
+
+def test_a_store_moved_aside_or_deleted_under_a_running_dashboard_is_not_read_on(
+    store_url: str, dashboard: DashboardServer
+) -> None:
+    path = Path(store_url[len("sqlite:///") :])
+    before = _get(f"{dashboard.url}/api/runs?limit=100")[1]
+    assert len(before) == 4
+    for suffix in ("", "-wal", "-shm"):  # moved aside, as a damaged store's message advises
+        if Path(f"{path}{suffix}").exists():
+            Path(f"{path}{suffix}").rename(f"{path}.old{suffix}")
+    with open_store(store_url) as store:  # a new store starts there
+        store.record(list(synthetic_attempts(5, end=time.time(), days=0.01, calls_per_run=10)))
+    assert len(_get(f"{dashboard.url}/api/runs?limit=100")[1]) == 1
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert _get(f"{dashboard.url}/api/runs")[1] == []
+    assert _get(f"{dashboard.url}/api/metrics")[1] == []

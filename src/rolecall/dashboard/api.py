@@ -34,6 +34,7 @@ from rolecall.recording.store import (
     MetricsStore,
     StoreNotFound,
     open_store,
+    sqlite_path,
 )
 
 __all__ = ["ApiError", "DataSource", "answer"]
@@ -53,7 +54,9 @@ class DataSource:
     """Where the endpoints read: the metrics store at ``url()`` and, in a gateway, live health.
 
     The store is opened on first use (not created: a missing SQLite file reads as empty)
-    and kept open; a changed URL (config reload) opens the new one.
+    and kept open; a changed URL (config reload) opens the new one, and so does a SQLite
+    file that was replaced (moved aside, deleted, restored from a copy) since it was opened:
+    the open connection would go on reading the old file.
     """
 
     def __init__(self, url: Callable[[], str], health: HealthFn | None = None) -> None:
@@ -61,25 +64,38 @@ class DataSource:
         self.health = health
         self._lock = threading.Lock()
         self._store: MetricsStore | None = None
-        self._store_url: str | None = None
+        self._store_key: tuple[str, tuple[int, int] | None] | None = None
 
     def store(self) -> MetricsStore | None:
         url = self._url()
         with self._lock:
-            if self._store is not None and self._store_url == url:
+            key = (url, _file_identity(url))
+            if self._store is not None and self._store_key == key:
                 return self._store
             self.close_store()
             try:
                 self._store = open_store(url, create=False)
             except StoreNotFound:
                 return None
-            self._store_url = url
+            self._store_key = key
             return self._store
 
     def close_store(self) -> None:
-        store, self._store, self._store_url = self._store, None, None
+        store, self._store, self._store_key = self._store, None, None
         if store is not None:
             store.close()
+
+
+def _file_identity(url: str) -> tuple[int, int] | None:
+    """(device, inode) of the SQLite file ``url`` names; None for no file or another backend."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = sqlite_path(url)
+    try:
+        info = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if info is None else (info.st_dev, info.st_ino)
 
 
 def _time(query: Mapping[str, str], name: str) -> float | None:
