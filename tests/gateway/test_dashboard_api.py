@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import time
 import urllib.error
@@ -253,3 +254,46 @@ def test_a_store_moved_aside_or_deleted_under_a_running_dashboard_is_not_read_on
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     assert _get(f"{dashboard.url}/api/runs")[1] == []
     assert _get(f"{dashboard.url}/api/metrics")[1] == []
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_dashboard_listens_on_ipv6_loopback(store_url: str) -> None:
+    server = DashboardServer(store_url, host="::1").start()
+    try:
+        assert server.url.startswith("http://[::1]:")
+        status, runs = _get(f"{server.url}/api/runs")
+        assert status == 200 and len(runs) == 4
+    finally:
+        server.stop()
+
+
+def test_dashboard_names_the_option_to_change_when_it_cannot_listen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "rolecall.yaml"
+    config.write_text(
+        "providers: {local: {type: local}}\n"
+        f"default_provider: local\ngateway: {{keys: ['{KEY}']}}\n",
+        encoding="utf-8",
+    )
+    store = f"sqlite:///{tmp_path / 'none.db'}"
+    args = ["dashboard", "-c", str(config), "--store", store, "--port", "0"]
+    assert main([*args, "--host", "no-such-host.invalid"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "no-such-host.invalid" in line and "give --host an address of this machine" in line
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main([*args[:-1], port, "--host", "127.0.0.1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"127.0.0.1:{port}" in line and line.endswith("pick another --port")

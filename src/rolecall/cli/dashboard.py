@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 from typing import Any
 
 import click
@@ -39,10 +40,20 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
     try:
         server = DashboardServer(url, host, port, keys)
     except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port")
+        fail(_bind_failure(host, port, exc))
     click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no error
         server.serve_forever()
+
+
+def _bind_failure(host: str, port: int, exc: OSError) -> str:
+    """One line naming what could not be bound and which option to change."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        fix = "pick another --port"
+    else:  # a name that does not resolve, an address this machine does not have
+        fix = "give --host an address of this machine (e.g. 127.0.0.1 or ::1)"
+    return f"cannot listen on {where}: {exc.strerror or exc}; {fix}"
 
 
 def _keys(config_path: str | None) -> list[Any]:

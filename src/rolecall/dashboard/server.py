@@ -9,6 +9,7 @@ loopback address may be bound. No live health here (no router runs).
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +32,11 @@ class DashboardServer:
         self.source = DataSource(lambda: store_url)
         self.keys = KeyChecker(keys)
         handler = _handler(self.source, self.keys)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        # The address family of the host (ThreadingHTTPServer alone binds IPv4 only, so
+        # --host ::1 failed); socket.gaierror, an OSError, for a name that does not resolve.
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family[0][0]})
+        self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
