@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import sqlite3
@@ -182,7 +183,7 @@ def test_dashboard_refuses_an_unsupported_store_at_startup(
     assert "sqlite:///" in line and "pw-secret-9" not in line
 
 
-def _gateway(tmp_path: Path, store_url: str) -> Gateway:
+def _gateway(tmp_path: Path, store_url: str, keys: tuple[str, ...] = (KEY,)) -> Gateway:
     config = RolecallConfig.model_validate(
         {
             "providers": {
@@ -194,7 +195,7 @@ def _gateway(tmp_path: Path, store_url: str) -> Gateway:
                 }
             },
             "default_provider": "local",
-            "gateway": {"keys": [KEY]},
+            "gateway": {"keys": list(keys)},
             "metrics": {"url": store_url, "runs_dir": str(tmp_path / "runs")},
         }
     )
@@ -297,3 +298,30 @@ def test_dashboard_names_the_option_to_change_when_it_cannot_listen(
         assert main([*args[:-1], port, "--host", "127.0.0.1"]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert f"127.0.0.1:{port}" in line and line.endswith("pick another --port")
+
+
+def _get_as(url: str, host: str) -> tuple[int, Any]:
+    """GET ``url`` with the Host header a browser sends for a page at ``host``."""
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=10)
+    try:
+        connection.request("GET", urllib.parse.urlsplit(url).path, headers={"host": host})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_keyless_dashboard_gives_no_data_to_a_page_under_another_name(
+    tmp_path: Path, store_url: str, dashboard: DashboardServer
+) -> None:
+    # A web page whose own name now resolves to 127.0.0.1 (DNS rebinding) reads as that name.
+    port = dashboard.url.rsplit(":", 1)[1]
+    status, body = _get_as(f"{dashboard.url}/api/runs", f"evil.example:{port}")
+    assert status == 403 and "evil.example" in body["error"] and "127.0.0.1" in body["error"]
+    for name in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        assert _get_as(f"{dashboard.url}/api/runs", name)[0] == 200, name
+    keyless = _gateway(tmp_path, store_url, keys=())
+    with TestClient(keyless.app, base_url="http://evil.example:4141") as client:
+        assert client.get("/api/runs").status_code == 403
+    with TestClient(keyless.app, base_url="http://127.0.0.1:4141") as client:
+        assert client.get("/api/runs").status_code == 200

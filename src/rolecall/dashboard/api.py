@@ -37,7 +37,7 @@ from rolecall.recording.store import (
     sqlite_path,
 )
 
-__all__ = ["ApiError", "DataSource", "answer"]
+__all__ = ["ApiError", "DataSource", "answer", "foreign_host_body"]
 
 HealthFn = Callable[[], dict[str, dict[str, Any]]]
 _GROUPS = {"provider,role": ("provider", "role"), "provider": ("provider",), "role": ("role",)}
@@ -199,6 +199,15 @@ def _health(source: DataSource) -> Any:
     if source.health is None:
         return {"live": False, "providers": {}}
     return {"live": True, "providers": source.health()}
+
+
+def foreign_host_body(host: str | None) -> bytes:
+    """The 403 body for a keyless server asked for data under a name that is not loopback."""
+    message = (
+        f"Host {host!r} is not a loopback name and this server has no API keys: open the "
+        "dashboard at http://127.0.0.1:PORT/ui (or localhost), or set gateway.keys"
+    )
+    return json.dumps({"error": message}, separators=(",", ":")).encode("utf-8")
 
 
 def answer(source: DataSource, path: str, query: Mapping[str, str]) -> tuple[int, bytes]:

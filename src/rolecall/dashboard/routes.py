@@ -3,7 +3,9 @@
 The page itself holds no data and is served to anyone who can reach the gateway; every
 ``/api/`` endpoint sits behind the same API keys as ``/v1`` (the page sends the key it is
 given in its ``#key=`` fragment or asks for it), and without keys the gateway listens on
-loopback only. Store queries run in a worker thread, off the event loop.
+loopback only and ``/api/`` answers only requests sent to a loopback name (a web page
+cannot read it by pointing a name of its own at 127.0.0.1). Store queries run in a
+worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from rolecall.dashboard import asset
-from rolecall.dashboard.api import DataSource, answer
+from rolecall.dashboard.api import DataSource, answer, foreign_host_body
+from rolecall.gateway.auth import loopback_host_header
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -40,6 +43,9 @@ def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
         return Response(found[0], media_type=found[1])
 
     async def api(request: Request) -> Response:
+        host = request.headers.get("host")
+        if not gateway.generation.keys.enabled and not loopback_host_header(host):
+            return Response(foreign_host_body(host), 403, media_type="application/json")
         # The decoded path, not request.url.path: that one re-encodes '?', '#' and '\\', so a
         # run id holding one (the page encodes it) would be no run.
         path = "/api/" + request.path_params["rest"]

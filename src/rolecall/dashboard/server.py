@@ -4,7 +4,8 @@ The standard library's threading HTTP server is enough here: a handful of GETs p
 load from one person, no streaming, no provider calls. So the dashboard needs no extra
 (not even the gateway's) and starts in a blink. Same rules as the gateway: ``/api/``
 takes the ``gateway.keys`` of the config when it has any, and without keys only a
-loopback address may be bound. No live health here (no router runs).
+loopback address may be bound and ``/api/`` answers only requests sent to a loopback
+name (not a web page's own name pointed at 127.0.0.1). No live health here (no router runs).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rolecall.dashboard import asset
-from rolecall.dashboard.api import DataSource, answer
-from rolecall.gateway.auth import KeyChecker
+from rolecall.dashboard.api import DataSource, answer, foreign_host_body
+from rolecall.gateway.auth import KeyChecker, loopback_host_header
 
 __all__ = ["DashboardServer"]
 
@@ -78,6 +79,9 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
                 if not keys.allows(self.headers.get("authorization")):
                     body = b'{"error":"invalid or missing API key: send Authorization: Bearer KEY"}'
                     self._send(401, body, "application/json", {"www-authenticate": "Bearer"})
+                    return
+                if not keys.enabled and not loopback_host_header(self.headers.get("host")):
+                    self._send(403, foreign_host_body(self.headers.get("host")), "application/json")
                     return
                 status, body = answer(source, path, dict(parse_qsl(parts.query)))
                 self._send(status, body, "application/json", {"cache-control": "no-store"})

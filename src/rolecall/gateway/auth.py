@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from rolecall._secrets import Secret
 
-__all__ = ["KeyChecker", "is_loopback", "unsafe_bind_message"]
+__all__ = ["KeyChecker", "is_loopback", "loopback_host_header", "unsafe_bind_message"]
 
 
 def _digest(value: str) -> bytes:
@@ -59,6 +59,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def loopback_host_header(value: str | None) -> bool:
+    """True when an HTTP ``Host`` header (``name[:port]``) names loopback, or there is none.
+
+    A server without keys listens on loopback only, but a web page can still reach it
+    through a name of its own that it re-points at 127.0.0.1 (DNS rebinding); the
+    browser then sends that name as the Host, which this tells apart.
+    """
+    if value is None:
+        return True
+    name = value.strip()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".").lower()
+    return name.endswith(".localhost") or is_loopback(name)
 
 
 def unsafe_bind_message(host: str) -> str:
