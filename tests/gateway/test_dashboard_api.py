@@ -325,3 +325,23 @@ def test_a_keyless_dashboard_gives_no_data_to_a_page_under_another_name(
         assert client.get("/api/runs").status_code == 403
     with TestClient(keyless.app, base_url="http://127.0.0.1:4141") as client:
         assert client.get("/api/runs").status_code == 200
+
+
+def test_the_page_runs_only_its_own_script_and_no_site_frames_it(
+    tmp_path: Path, store_url: str, dashboard: DashboardServer
+) -> None:
+    def check(headers: Any) -> None:
+        policy = headers.get("content-security-policy", "")
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "default-src 'none'" in policy and "unsafe-inline" not in policy.split(";")[1]
+        assert headers["x-content-type-options"] == "nosniff"
+
+    for name in ("/ui", "/ui/app.js", "/ui/style.css"):
+        with urllib.request.urlopen(dashboard.url + name) as response:
+            check(response.headers)
+    with urllib.request.urlopen(dashboard.url + "/api/runs") as response:
+        assert response.headers["x-content-type-options"] == "nosniff"
+    with TestClient(_gateway(tmp_path, store_url).app) as client:
+        check(client.get("/ui").headers)
+        api = client.get("/api/runs", headers={"authorization": f"Bearer {KEY}"})
+        assert api.headers["x-content-type-options"] == "nosniff"

@@ -11,13 +11,26 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-__all__ = ["ASSETS", "asset"]
+__all__ = ["ASSETS", "PAGE_HEADERS", "asset"]
 
 # name under /ui/ -> (file in static/, content type)
 ASSETS = {
     "": ("index.html", "text/html; charset=utf-8"),
     "app.js": ("app.js", "text/javascript; charset=utf-8"),
     "style.css": ("style.css", "text/css; charset=utf-8"),
+}
+
+# Sent with the page and its assets: only this server's own script, styles and data may
+# load (a recorded name that slipped past the page's escaping could run nothing), no
+# other site may frame the page, and no type is guessed from the content.
+PAGE_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
+        "style-src-attr 'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
 }
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from rolecall.dashboard import asset
+from rolecall.dashboard import PAGE_HEADERS, asset
 from rolecall.dashboard.api import DataSource, answer, foreign_host_body
 from rolecall.gateway.auth import loopback_host_header
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["dashboard_routes"]
 
-_NO_STORE = {"cache-control": "no-store"}
+_API_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
 def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
@@ -40,7 +40,7 @@ def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
         found = asset(request.path_params.get("name", ""))
         if found is None:
             return Response(b"not found\n", 404, media_type="text/plain")
-        return Response(found[0], media_type=found[1])
+        return Response(found[0], headers=PAGE_HEADERS, media_type=found[1])
 
     async def api(request: Request) -> Response:
         host = request.headers.get("host")
@@ -50,7 +50,7 @@ def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
         # run id holding one (the page encodes it) would be no run.
         path = "/api/" + request.path_params["rest"]
         status, body = await run_in_threadpool(answer, source, path, dict(request.query_params))
-        return Response(body, status, headers=_NO_STORE, media_type="application/json")
+        return Response(body, status, headers=_API_HEADERS, media_type="application/json")
 
     return [
         Route("/ui", page, methods=["GET"]),

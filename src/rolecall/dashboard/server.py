@@ -17,11 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from rolecall.dashboard import asset
+from rolecall.dashboard import PAGE_HEADERS, asset
 from rolecall.dashboard.api import DataSource, answer, foreign_host_body
 from rolecall.gateway.auth import KeyChecker, loopback_host_header
 
 __all__ = ["DashboardServer"]
+
+_API_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
 class DashboardServer:
@@ -84,7 +86,7 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
                     self._send(403, foreign_host_body(self.headers.get("host")), "application/json")
                     return
                 status, body = answer(source, path, dict(parse_qsl(parts.query)))
-                self._send(status, body, "application/json", {"cache-control": "no-store"})
+                self._send(status, body, "application/json", _API_HEADERS)
                 return
             if path in ("/", "/ui/"):
                 self._send(302, b"", "text/plain", {"location": "/ui"})
@@ -93,7 +95,7 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
             if found is None or not (path == "/ui" or path.startswith("/ui/")):
                 self._send(404, b"not found\n", "text/plain")
                 return
-            self._send(200, found[0], found[1])
+            self._send(200, found[0], found[1], PAGE_HEADERS)
 
         def _send(
             self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None
