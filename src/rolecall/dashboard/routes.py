@@ -18,8 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from rolecall.dashboard import PAGE_HEADERS, asset
-from rolecall.dashboard.api import DataSource, answer, foreign_host_body
-from rolecall.gateway.auth import loopback_host_header
+from rolecall.dashboard.api import DataSource, answer
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
@@ -43,9 +42,6 @@ def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
         return Response(found[0], headers=PAGE_HEADERS, media_type=found[1])
 
     async def api(request: Request) -> Response:
-        host = request.headers.get("host")
-        if not gateway.generation.keys.enabled and not loopback_host_header(host):
-            return Response(foreign_host_body(host), 403, media_type="application/json")
         # The decoded path, not request.url.path: that one re-encodes '?', '#' and '\\', so a
         # run id holding one (the page encodes it) would be no run.
         path = "/api/" + request.path_params["rest"]

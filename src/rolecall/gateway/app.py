@@ -52,7 +52,12 @@ from rolecall.gateway._door import DoorHandler, DoorReply, answered, door_endpoi
 from rolecall.gateway._exchange import DoorRequest
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway._run import RUN_MAX_SECONDS, RUN_MAX_TASKS, GatewayRun
-from rolecall.gateway.auth import KeyChecker, is_loopback, unsafe_bind_message
+from rolecall.gateway.auth import (
+    KeyChecker,
+    is_loopback,
+    loopback_host_header,
+    unsafe_bind_message,
+)
 from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.messages import messages, messages_routes
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
@@ -301,9 +306,16 @@ class Gateway:
         raise self.unknown_model(config, name)
 
     def authorized(self, request: Request) -> bool:
-        """The request carries a gateway key: ``Authorization: Bearer`` or ``x-api-key``."""
+        """The request carries a gateway key: ``Authorization: Bearer`` or ``x-api-key``.
+
+        Without keys every request is let through that names the gateway by a loopback
+        name; any other ``Host`` is a web page that pointed a name of its own at 127.0.0.1
+        (DNS rebinding) and raises a 403 :class:`HTTPError`.
+        """
         keys = self.generation.keys
         headers = request.headers
+        if not keys.enabled:
+            _refuse_foreign_host(headers.get("host"))
         if keys.allows(headers.get("authorization")):
             return True
         api_key = headers.get("x-api-key")
@@ -312,6 +324,8 @@ class Gateway:
     def door_authorized(self, request: DoorRequest) -> bool:
         """:meth:`authorized`, for a request to a front door."""
         keys = self.generation.keys
+        if not keys.enabled:
+            _refuse_foreign_host(request.header(b"host"))
         if keys.allows(request.header(b"authorization")):
             return True
         api_key = request.header(b"x-api-key")
@@ -421,8 +435,11 @@ class Gateway:
         """A front door behind the key check (each door answers its own errors after it)."""
 
         def guarded(request: DoorRequest) -> Awaitable[DoorReply]:
-            if not self.door_authorized(request):
-                return answered(no_key().reply())
+            try:
+                if not self.door_authorized(request):
+                    return answered(no_key().reply())
+            except HTTPError as exc:
+                return answered(exc.reply())
             return door(request)  # a let-through request costs no frame of its own
 
         return guarded
@@ -464,6 +481,15 @@ class Gateway:
         shared = self._shared_metrics
         text = self.metrics.render() if shared is None else shared.render()
         return Response(text, media_type=CONTENT_TYPE)
+
+
+def _refuse_foreign_host(host: str | None) -> None:
+    if not loopback_host_header(host):
+        message = (
+            f"Host {host!r} is not a loopback name and this gateway has no API keys: call it "
+            "as http://127.0.0.1:PORT (or localhost), or set gateway.keys"
+        )
+        raise HTTPError(403, fmt.error_body(message, "permission_error", "foreign_host"))
 
 
 def create_app(
