@@ -1,8 +1,6 @@
 """Provider health shared through Redis (``state.redis_url``).
 
-Redis comes from $ROLECALL_TEST_REDIS_URL (``eval "$(.ci/start-redis)"`` starts one).
-Without it (or when it does not answer) the Redis cases are skipped, saying why;
-under CI=true they fail instead, so CI cannot pass without exercising Redis. The
+Redis comes from $ROLECALL_TEST_REDIS_URL (see ``tests/redis_helpers.py``); the
 outage cases start their own ``redis-server`` on a free port and kill it by pid.
 
 The cross-process cases run two real Python processes, each with its own Router on
@@ -14,21 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import queue
-import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from redis_helpers import DedicatedRedis, free_port, redis_keys, redis_package
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import ConfigError, ErrorKind, MissingExtra, ProviderError
 from rolecall.health.memory import ProviderHealth
@@ -36,129 +31,7 @@ from rolecall.health.shared import RedisHealth, make_health, provider_fingerprin
 from rolecall.routing.router import Router
 from rolecall.sim import Fault, SimServer
 
-REDIS_ENV = "ROLECALL_TEST_REDIS_URL"
 KEY = "test-key"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"shared-health Redis tests cannot run under CI: {reason}")
-    pytest.skip(f"shared-health Redis tests skipped: {reason}")
-
-
-def _redis_package() -> Any:
-    try:
-        import redis
-    except ImportError:
-        _unavailable("the redis package is not installed (pip install 'rolecall[redis]')")
-    return redis
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """A reachable test server (skips, or fails under CI, otherwise)."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        _unavailable(f'${REDIS_ENV} is not set (eval "$(.ci/start-redis)" sets it)')
-    assert url is not None
-    redis = _redis_package()
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        _unavailable(f"cannot reach ${REDIS_ENV}: {exc}")
-    finally:
-        client.close()
-    return url
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    name = f"rolecall-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    _delete_keys(redis_url, name)
-
-
-def _delete_keys(url: str, prefix: str) -> None:
-    redis = _redis_package()
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-    except redis.RedisError:
-        pass  # a dedicated server that the test killed
-    finally:
-        client.close()
-
-
-def _keys(url: str, prefix: str) -> dict[str, int]:
-    """Every key under ``prefix`` with its time to live in ms."""
-    redis = _redis_package()
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, decode_responses=True)
-    try:
-        return {key: client.pttl(key) for key in client.scan_iter(f"{prefix}:*")}
-    finally:
-        client.close()
-
-
-# ---- a dedicated redis-server to kill -----------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class DedicatedRedis:
-    """A redis-server of this test's own on 127.0.0.1; ``kill()`` ends it by pid."""
-
-    def __init__(self, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            _unavailable("redis-server is not installed (.ci/start-redis installs it)")
-        assert binary is not None
-        self.port = port or _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        options = ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), *options],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        redis = _redis_package()
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 5
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.RedisError as exc:
-                    if time.monotonic() > deadline or self.process.poll() is not None:
-                        message = f"redis-server did not start on port {self.port}"
-                        raise RuntimeError(message) from exc
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, 9)
-        self.process.wait(10)
-
-
-@pytest.fixture
-def dedicated_redis(redis_url: str) -> Iterator[DedicatedRedis]:
-    server = DedicatedRedis()
-    yield server
-    server.kill()
 
 
 # ---- fake vendors and worker processes ----------------------------------------------------
@@ -391,7 +264,7 @@ def test_redis_killed_mid_run_calls_keep_succeeding_with_one_warning(
     assert worker.provider() == "y"
     time.sleep(0.1)
     # The cooldown really went to Redis before it died.
-    assert any(key.endswith(":cooldown") for key in _keys(dedicated_redis.url, prefix))
+    assert any(key.endswith(":cooldown") for key in redis_keys(dedicated_redis.url, prefix))
 
     dedicated_redis.kill()
     results = []
@@ -423,7 +296,7 @@ async def test_cooldown_expiry_is_the_later_reset(redis_url: str, prefix: str) -
         second.cool_down("x", time.monotonic() + 1.0)
         await first._store.flush()
         await second._store.flush()
-        (ttl,) = _keys(redis_url, prefix).values()
+        (ttl,) = redis_keys(redis_url, prefix).values()
         assert 4000 < ttl <= 5000
 
         third = _tracker(redis_url, prefix)
@@ -458,7 +331,7 @@ async def test_open_circuit_is_shared_and_one_process_probes(redis_url: str, pre
         second.record_success("x", 10.0)
         probe.release()
         await second._store.flush()
-        assert _keys(redis_url, prefix) == {}
+        assert redis_keys(redis_url, prefix) == {}
         admission = await first.admit("x")  # closed again for everyone
         assert admission is not None
         admission.release()
@@ -508,10 +381,10 @@ async def test_reset_clears_shared_state(redis_url: str, prefix: str) -> None:
         tracker.mark_unavailable("x", ProviderError("bad", kind=ErrorKind.AUTH, provider="x"))
         tracker.cool_down("z", time.monotonic() + 30)
         await tracker._store.flush()
-        assert len(_keys(redis_url, prefix)) == 2
+        assert len(redis_keys(redis_url, prefix)) == 2
         tracker.reset()
         await tracker._store.flush()
-        assert _keys(redis_url, prefix) == {}
+        assert redis_keys(redis_url, prefix) == {}
         assert tracker.state("x") == "ok"
     finally:
         await tracker.aclose()
@@ -529,7 +402,7 @@ async def test_unavailable_mark_expires_and_holds_no_secret(redis_url: str, pref
     try:
         tracker.mark_unavailable("x", ProviderError("bad", kind=ErrorKind.AUTH, provider="x"))
         await tracker._store.flush()
-        (key, ttl) = next(iter(_keys(redis_url, prefix).items()))
+        (key, ttl) = next(iter(redis_keys(redis_url, prefix).items()))
         assert key.endswith(":unavailable")
         assert 0 < ttl <= 3600 * 1000
         assert "sk-very-secret-1" not in key
@@ -564,7 +437,7 @@ async def test_redis_back_after_an_outage_is_used_again_quietly(
             assert tracker.shared
             tracker.mark_unavailable("z", ProviderError("bad", kind=ErrorKind.AUTH, provider="z"))
             await tracker._store.flush()
-            assert list(_keys(restarted.url, "p")) == ["p:health:z:-:unavailable"]
+            assert list(redis_keys(restarted.url, "p")) == ["p:health:z:-:unavailable"]
         finally:
             restarted.kill()
     finally:
@@ -588,9 +461,9 @@ def _sim_config(sims: dict[str, SimServer], redis_url: str | None) -> RolecallCo
 async def test_unreachable_redis_at_start_never_fails_a_call(
     sims: dict[str, SimServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    _redis_package()
+    redis_package()
     caplog.set_level(logging.WARNING, logger="rolecall.health")
-    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     async with Router(_sim_config(sims, url)) as router:
         assert isinstance(router.health, RedisHealth)
         for _ in range(3):
