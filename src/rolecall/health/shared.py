@@ -42,9 +42,20 @@ from urllib.parse import urlsplit
 
 from rolecall._secrets import Secret, register_secret
 from rolecall.config.schema import ProviderConfig, RolecallConfig
-from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, ProviderError
+from rolecall.errors import (
+    MAX_RETRY_AFTER,
+    ConfigError,
+    ConfigIssue,
+    MissingExtra,
+    ProviderError,
+)
 from rolecall.health._redis_state import RedisState, Write
-from rolecall.health._shared_errors import error_from_json, error_to_json, json_object
+from rolecall.health._shared_errors import (
+    error_from_json,
+    error_to_json,
+    is_error_json,
+    json_object,
+)
 from rolecall.health.host import HostHealth, host_table
 from rolecall.health.memory import Admission, HealthTracker, ProviderHealth, SharedProbe
 
@@ -252,11 +263,12 @@ class RedisHealth(ProviderHealth):
             if self._versions.get(pid, 0) != versions[index]:
                 continue
             unavailable, cooldown_ms, circuit, circuit_ms = values[4 * index : 4 * index + 4]
+            # A value we never write (another app's, a corrupt one) is no finding.
             self._adopt(
                 pid,
-                unavailable if isinstance(unavailable, str) else None,
+                unavailable if is_error_json(unavailable) else None,
                 cooldown_ms if isinstance(cooldown_ms, int) else -2,
-                circuit if isinstance(circuit, str) else None,
+                circuit if is_error_json(circuit) else None,
                 circuit_ms if isinstance(circuit_ms, int) else -2,
             )
 
@@ -268,8 +280,13 @@ class RedisHealth(ProviderHealth):
         circuit: str | None,
         circuit_ms: int,
     ) -> None:
-        """Take on another process's findings; they only ever add restrictions."""
+        """Take on another process's findings; they only ever add restrictions.
+
+        Expiries beyond what this module writes (a vendor's longest reset, one open
+        period) are cut to it: a stray key cannot keep a provider away for ever."""
         now = self._clock()
+        cooldown_ms = min(cooldown_ms, int(MAX_RETRY_AFTER * 1000))
+        circuit_ms = min(circuit_ms, int(self.open_for * 1000))
         if unavailable is None and cooldown_ms <= 0 and (circuit is None or circuit_ms <= 0):
             return
         entry = self._entry(provider_id)
@@ -292,7 +309,7 @@ class RedisHealth(ProviderHealth):
                 entry.opened_at = opened_at
             data = json_object(circuit)
             failures = data.get("failures")
-            if isinstance(failures, int):
+            if isinstance(failures, int) and not isinstance(failures, bool):
                 entry.consecutive_failures = max(entry.consecutive_failures, failures)
             if entry.last_failure is None:
                 entry.last_failure = error_from_json(circuit, provider_id, origin="process")

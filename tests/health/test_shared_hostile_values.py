@@ -1,0 +1,118 @@
+"""Shared provider health read back from Redis when another process wrote nonsense there.
+
+Redis is shared by every process (and maybe other apps): what is under our keys is
+read as a hint, never trusted. A value no rolecall writes must not fail a call, must
+not keep a provider away longer than any real finding could, and must not flood the
+log or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from redis_helpers import redis_package
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import MAX_RETRY_AFTER
+from rolecall.health.shared import RedisHealth
+from rolecall.routing.router import Router
+from rolecall.sim import SimServer
+
+KEY = "test-key"
+TEN_YEARS_MS = 10 * 365 * 86400 * 1000
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    server = SimServer("openai", api_key=KEY, reply="from x")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _config(sim: SimServer, redis_url: str, prefix: str) -> RolecallConfig:
+    return RolecallConfig.model_validate(
+        {
+            "providers": {
+                "x": {
+                    "type": "openai",
+                    "model": "sim-model",
+                    "api_key": KEY,
+                    "base_url": sim.base_url,
+                    "timeout": 5,
+                }
+            },
+            "roles": {"coder": {"provider": "x"}},
+            "state": {"redis_url": redis_url, "key_prefix": prefix},
+        }
+    )
+
+
+def _write(redis_url: str, key: str, value: str, px: int | None = None) -> None:
+    client = redis_package().Redis.from_url(redis_url, socket_connect_timeout=2)
+    try:
+        client.set(key, value, px=px)
+    finally:
+        client.close()
+
+
+def _key(router: Router, field: str) -> str:
+    health = router.health
+    assert isinstance(health, RedisHealth)
+    (key,) = [key for key in health.keys("x") if key.endswith(f":{field}")]
+    return key
+
+
+async def test_values_we_never_write_under_our_keys_never_fail_or_skip_a_call(
+    sim: SimServer, redis_url: str, prefix: str
+) -> None:
+    async with Router(_config(sim, redis_url, prefix), check_credentials=False) as router:
+        _write(redis_url, _key(router, "circuit"), "[" * 100_000, px=60_000)
+        _write(redis_url, _key(router, "unavailable"), "not ours", px=60_000)
+        reply = await router.complete("coder", "hi")
+        assert reply.provider == "x"
+
+
+async def test_far_future_cooldown_in_redis_lasts_no_longer_than_any_vendor_reset(
+    sim: SimServer, redis_url: str, prefix: str
+) -> None:
+    async with Router(_config(sim, redis_url, prefix), check_credentials=False) as router:
+        _write(redis_url, _key(router, "cooldown"), "1", px=TEN_YEARS_MS)
+        assert await router.health.admit("x") is None
+        assert router.health.state("x") == "cooling_down"
+        assert 0 < router.health.cooldown_remaining("x") <= MAX_RETRY_AFTER
+
+
+async def test_far_future_circuit_in_redis_is_probed_after_one_open_period(
+    sim: SimServer, redis_url: str, prefix: str
+) -> None:
+    async with Router(_config(sim, redis_url, prefix), check_credentials=False) as router:
+        body = '{"kind":"server","message":"boom","failures":true}'
+        _write(redis_url, _key(router, "circuit"), body, px=TEN_YEARS_MS)
+        health = router.health
+        assert isinstance(health, RedisHealth)
+        assert await health.admit("x") is None
+        reason = health.reason("x")
+        assert reason is not None
+        assert reason.retry_after is not None and reason.retry_after <= health.open_for
+        assert "True" not in reason.message  # a JSON true is no count of failures
+
+
+async def test_a_huge_multiline_message_in_redis_is_clipped_in_reason_and_log(
+    sim: SimServer, redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rolecall.health")
+    message = "line one\nline two " + "A" * 10_000
+    async with Router(_config(sim, redis_url, prefix), check_credentials=False) as router:
+        body = '{"kind":"auth","message":' + json.dumps(message) + "}"
+        _write(redis_url, _key(router, "unavailable"), body, px=60_000)
+        assert await router.health.admit("x") is None
+        reason = router.health.reason("x")
+        assert reason is not None
+        assert reason.message.startswith("line one line two AAA")
+        assert len(reason.message) <= 300
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged and all(len(line) < 500 and "\n" not in line for line in logged), logged
