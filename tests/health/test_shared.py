@@ -492,9 +492,11 @@ def test_missing_redis_package_names_the_extra(
     assert "shared provider health" in caught.value.message
 
 
-def test_a_url_that_is_not_redis_is_a_config_error(sims: dict[str, SimServer]) -> None:
+def test_a_url_that_is_not_redis_is_a_config_error() -> None:
+    # The config refuses it too (tests/health/test_redis_url.py); a tracker built directly
+    # says the same.
     with pytest.raises(ConfigError) as caught:
-        make_health(_sim_config(sims, "http://127.0.0.1:6379"))
+        RedisHealth("http://127.0.0.1:6379")
     assert "state.redis_url" in caught.value.message
 
 

@@ -11,6 +11,7 @@ import math
 import re
 from types import UnionType
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -30,11 +31,13 @@ from rolecall._secrets import Secret, register_url_secrets
 __all__ = [
     "MAX_DURATION_SECONDS",
     "METRICS_URL_FIX",
+    "REDIS_URL_FIX",
     "CapabilitiesConfig",
     "ConfigModel",
     "Duration",
     "MetricsUrl",
     "PricingConfig",
+    "RedisUrl",
     "SecretStr",
     "UrlStr",
     "metrics_store_backend",
@@ -138,6 +141,35 @@ def _supported_metrics_url(url: str) -> str:
 # than when the first record is written (and lost).
 MetricsUrl = Annotated[
     str, AfterValidator(register_url_secrets), AfterValidator(_supported_metrics_url)
+]
+
+
+REDIS_URL_FIX = "use redis://HOST:PORT/DB, rediss:// for TLS or unix:///PATH"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_REDIS_DB = re.compile(r"^/?\d*$")
+
+
+def _supported_redis_url(url: str) -> str:
+    # Only the scheme and the part at fault are shown: the rest may carry a password.
+    if not url.lower().startswith(_REDIS_SCHEMES):
+        scheme = _SCHEME.match(url)
+        what = f"scheme '{scheme.group(1)}:'" if scheme else "(it has no scheme)"
+        raise ValueError(f"unsupported Redis URL {what}: {REDIS_URL_FIX}")
+    if url.lower().startswith("unix://"):
+        return url
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no port
+    except ValueError as exc:
+        raise ValueError(f"not a usable Redis URL ({exc}): {REDIS_URL_FIX}") from None
+    if not _REDIS_DB.match(parts.path):
+        raise ValueError(f"the database after the host must be a number: {REDIS_URL_FIX}")
+    return url
+
+
+# state.redis_url: checked when the config is read, not at the first call that needs it.
+RedisUrl = Annotated[
+    str, AfterValidator(register_url_secrets), AfterValidator(_supported_redis_url)
 ]
 
 

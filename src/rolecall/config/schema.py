@@ -13,13 +13,14 @@ from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator
 from rolecall._secrets import Secret
 from rolecall.config._values import (
     METRICS_URL_FIX,
+    REDIS_URL_FIX,
     CapabilitiesConfig,
     ConfigModel,
     Duration,
     MetricsUrl,
     PricingConfig,
+    RedisUrl,
     SecretStr,
-    UrlStr,
     metrics_store_backend,
     parse_duration,
 )
@@ -28,6 +29,7 @@ from rolecall.config.provider_models import ProviderConfig
 __all__ = [
     "BUILTIN_ROLES",
     "METRICS_URL_FIX",
+    "REDIS_URL_FIX",
     "CapabilitiesConfig",
     "Duration",
     "GatewayConfig",
@@ -111,7 +113,7 @@ class GatewayConfig(ConfigModel):
 class StateConfig(ConfigModel):
     """Where provider health lives: this process (default) or Redis, shared by processes."""
 
-    redis_url: UrlStr | None = None
+    redis_url: RedisUrl | None = None
     key_prefix: str = "rolecall"
 
 

@@ -38,10 +38,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from rolecall._secrets import Secret, register_secret
-from rolecall.config.schema import ProviderConfig, RolecallConfig
+from rolecall._secrets import Secret, redact, register_url_secrets
+from rolecall.config.schema import REDIS_URL_FIX, ProviderConfig, RolecallConfig
 from rolecall.errors import (
     MAX_RETRY_AFTER,
     ConfigError,
@@ -156,6 +155,7 @@ class RedisHealth(ProviderHealth):
         )
         _check_url(url)
         _require_redis()
+        _check_options(url)
         self._prefix = key_prefix
         self._fingerprints = dict(fingerprints or {})
         self._unavailable_px = max(int(unavailable_ttl * 1000), 1)
@@ -393,16 +393,30 @@ def _check_url(url: str) -> None:
                 ConfigIssue(
                     location="state.redis_url",
                     problem="is not a Redis URL",
-                    fix="use redis://HOST:PORT/DB, rediss:// for TLS or unix:///PATH",
+                    fix=REDIS_URL_FIX,
                 )
             ]
         )
+    register_url_secrets(url)  # a tracker built without a config still masks them
+
+
+def _check_options(url: str) -> None:
+    """What redis-py itself refuses in the URL (a query option's value), as a config error
+    rather than a traceback at the first call."""
+    from redis.asyncio.connection import parse_url
+
     try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        register_secret(password)
+        parse_url(url)
+    except ValueError as exc:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    location="state.redis_url",
+                    problem=f"not a usable Redis URL ({redact(str(exc))})",
+                    fix=REDIS_URL_FIX,
+                )
+            ]
+        ) from None
 
 
 def _require_redis() -> None:

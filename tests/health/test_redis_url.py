@@ -1,0 +1,77 @@
+"""A ``state.redis_url`` that cannot work is a config error, found before any call.
+
+Before, only the scheme was checked, and only once a router was built: a bad port,
+database or option passed ``config validate`` and then ended every ``ask`` in a
+redis-py traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rolecall.cli import main
+from rolecall.sim import SimServer
+
+KEY = "test-key"
+PASSWORD = "hunter2-redis-pass"
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    with SimServer("openai", api_key=KEY) as server:
+        yield server
+
+
+def _write_config(tmp_path: Path, sim: SimServer, url: str) -> Path:
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        f"""
+providers:
+  x: {{type: openai, model: sim-model, api_key: {KEY}, base_url: "{sim.base_url}"}}
+roles:
+  coder: {{provider: x}}
+state:
+  redis_url: "{url}"
+"""
+    )
+    return path
+
+
+BAD_URLS = [
+    f"redis://:{PASSWORD}@127.0.0.1:notaport/0",
+    "redis://127.0.0.1:99999/0",
+    "redis://[::1/0",
+    "redis://127.0.0.1:6379/cache",
+    f"http://user:{PASSWORD}@127.0.0.1:6379/0",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_config_validate_names_a_bad_redis_url(
+    url: str, tmp_path: Path, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_config(tmp_path, sim, url)
+    code = main(["config", "validate", "-c", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "state.redis_url" in out + err
+    assert "redis://HOST:PORT/DB" in out + err
+    assert PASSWORD not in out + err
+
+
+@pytest.mark.parametrize("url", [*BAD_URLS, "redis://127.0.0.1:6379/0?socket_timeout=abc"])
+def test_ask_with_a_bad_redis_url_is_a_one_line_config_error_not_a_traceback(
+    url: str, tmp_path: Path, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_config(tmp_path, sim, url)
+    code = main(["ask", "coder", "hi", "-c", str(path), "--offline"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+    assert "state.redis_url" in err
+    assert PASSWORD not in err
+    assert sim.calls == 0
