@@ -515,3 +515,36 @@ def test_redis_password_masked_in_config_show(sims: dict[str, SimServer], tmp_pa
     assert shown["state"]["redis_url"] == "redis://:***@cache.internal:6379/0"
     assert shown["metrics"]["url"] == "postgresql://user:***@db/rolecall"
     assert "hunter2-pass" not in result.output
+
+
+async def test_an_acl_user_without_access_to_our_keys_gets_one_warning(
+    dedicated_redis: DedicatedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rolecall.health")
+    admin = redis_package().Redis(host="127.0.0.1", port=dedicated_redis.port)
+    try:  # a user that may touch only another app's keys
+        admin.acl_setuser(
+            "narrow",
+            enabled=True,
+            passwords=["+narrow-pass-1"],
+            keys=["other:*"],
+            commands=["+@all"],
+        )
+    finally:
+        admin.close()
+    url = f"redis://narrow:narrow-pass-1@127.0.0.1:{dedicated_redis.port}/0"
+    tracker = RedisHealth(url, key_prefix="p", fingerprints={"x": "fp-x"})
+    try:
+        tracker.mark_unavailable("z", ProviderError("bad", kind=ErrorKind.AUTH, provider="z"))
+        for _ in range(3):
+            admission = await tracker.admit("x")
+            assert admission is not None  # calls go on, on this process's own health
+            admission.release()
+        assert not tracker.shared
+    finally:
+        await tracker.aclose()
+    warnings = [r.getMessage() for r in caplog.records if "Redis" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "permission" in warnings[0].lower()
+    assert "in this process" in warnings[0]
+    assert "narrow-pass-1" not in warnings[0]

@@ -6,9 +6,9 @@ order, pipelined, by one background task per loop, which also runs the tracker's
 poll every ``poll_interval`` seconds.
 
 Redis is a cache of what other processes learnt, never a dependency of a call:
-any failure (refused, reset, timeout, protocol error) logs ONE warning, drops the
-queued writes and switches to in-memory only; after ``reconnect_after`` seconds
-the next operation tries again, quietly.
+any failure (refused, reset, timeout, protocol error, an ACL denying our keys)
+logs ONE warning, drops the queued writes and switches to in-memory only; after
+``reconnect_after`` seconds the next operation tries again, quietly.
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ class RedisState:
                     build(pipe)
                 # A command's own error (a wrong key type...) is its result, not an outage.
                 result: list[Any] = await pipe.execute(raise_on_error=False)
+            _raise_refusal(result)
         except Exception as exc:  # any Redis trouble: carry on in memory, never fail a call
             self._failed(exc, outage)
             return None
@@ -283,6 +284,16 @@ class RedisState:
         # Otherwise the loop owning the connection is gone (it closed it) or elsewhere.
         self._link = None
         self._closed = True
+
+
+def _raise_refusal(results: list[Any]) -> None:
+    """Raise a result that says this user may not use our keys (an ACL): unlike a wrong
+    key type, every command will get it, so Redis is as good as down."""
+    from redis.exceptions import NoPermissionError
+
+    for result in results:
+        if isinstance(result, NoPermissionError):
+            raise result
 
 
 def _describe(exc: Exception) -> str:
