@@ -7,13 +7,14 @@ each maps it, as each worker does); a fake clock drives cooldowns and circuits.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rolecall.errors import ErrorKind, ProviderError
-from rolecall.health.host import HealthTable, HostHealth
+from rolecall.errors import MAX_RETRY_AFTER, ErrorKind, ProviderError
+from rolecall.health.host import HealthTable, HostHealth, SlotState, slot_key
 
 
 class Clock:
@@ -104,3 +105,47 @@ def test_a_new_key_starts_with_a_clean_slot(
     one.mark_unavailable("p", ProviderError("bad key", kind=ErrorKind.AUTH, provider="p"))
     rekeyed = HostHealth(other._table, fingerprints={"p": "new"}, clock=clock)
     assert rekeyed.state("p") == "ok"
+
+
+def _corrupt(health: HostHealth, **values: float) -> None:
+    """Write ``values`` into provider p's slot, as a broken (or hostile) worker would."""
+    table = health._table
+    key = slot_key("p", "abc")
+    with table.locked():
+        index = table.find(key, create=True)
+        assert index is not None
+        table.write(index, key, SlotState(**values))  # type: ignore[arg-type]
+
+
+def test_an_endless_cooldown_in_the_table_lasts_no_longer_than_any_vendor_reset(
+    pair: tuple[HostHealth, HostHealth], clock: Clock
+) -> None:
+    one, other = pair
+    _corrupt(one, cool_until=math.inf)
+    assert other.state("p") == "cooling_down"
+    assert other.cooldown_remaining("p") <= MAX_RETRY_AFTER
+    clock.now += MAX_RETRY_AFTER + 1
+    assert other.state("p") == "ok"
+
+
+def test_a_circuit_opened_in_the_future_is_probed_after_one_open_period(
+    pair: tuple[HostHealth, HostHealth], clock: Clock
+) -> None:
+    one, other = pair
+    _corrupt(one, opened_at=1e12, failures=3)
+    assert other.state("p") == "open"
+    clock.now += 10.5
+    probe = asyncio.run(other.admit("p"))
+    assert probe is not None
+    probe.release()
+
+
+def test_a_probe_claimed_for_ever_does_not_block_the_provider(
+    pair: tuple[HostHealth, HostHealth], clock: Clock
+) -> None:
+    one, other = pair
+    _corrupt(one, opened_at=clock.now - 20, failures=3, probe_until=1e12)
+    assert other.state("p") == "half_open"
+    probe = asyncio.run(other.admit("p"))
+    assert probe is not None
+    probe.release()

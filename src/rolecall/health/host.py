@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from rolecall.errors import ProviderError
+from rolecall.errors import MAX_RETRY_AFTER, ProviderError
 from rolecall.health._shared_errors import error_from_json, error_to_json
 from rolecall.health.host_limit import MAX_WORKERS, REGION_BYTES, LimitSlots
 from rolecall.health.memory import Admission, HealthState, ProviderHealth, SharedProbe
@@ -238,6 +238,8 @@ class HostHealth(ProviderHealth):
             if index is None:
                 return
             shared = self._table.read(index)
+            if _repair(shared, self._clock(), self.open_for):
+                self._table.write(index, self._key(provider_id), shared)
         self._adopt(provider_id, shared)
 
     def _adopt(self, provider_id: str, shared: SlotState) -> None:
@@ -374,6 +376,20 @@ class HostHealth(ProviderHealth):
         for provider_id in [*self._fingerprints]:
             self._sync(provider_id)
         return super().snapshot()
+
+
+def _repair(shared: SlotState, now: float, open_for: float) -> bool:
+    """Cut times no worker writes (past a vendor's longest reset, a circuit opened in the
+    future, a probe held past one open period) to what one could have; True if any was.
+    A corrupt slot then cannot keep a provider away for ever."""
+    changed = False
+    if shared.cool_until > now + MAX_RETRY_AFTER:
+        shared.cool_until, changed = now + MAX_RETRY_AFTER, True
+    if shared.opened_at is not None and shared.opened_at > now:
+        shared.opened_at, changed = now, True
+    if shared.probe_until > now + open_for:
+        shared.probe_until, changed = 0.0, True
+    return changed
 
 
 def _close_circuit(shared: SlotState) -> None:
