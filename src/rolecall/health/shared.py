@@ -283,10 +283,18 @@ class RedisHealth(ProviderHealth):
         """Take on another process's findings; they only ever add restrictions.
 
         Expiries beyond what this module writes (a vendor's longest reset, one open
-        period) are cut to it: a stray key cannot keep a provider away for ever."""
+        period) are cut to it, in Redis too: a stray key cannot keep a provider away
+        for ever."""
         now = self._clock()
-        cooldown_ms = min(cooldown_ms, int(MAX_RETRY_AFTER * 1000))
-        circuit_ms = min(circuit_ms, int(self.open_for * 1000))
+        keys = self._keys_for(provider_id)
+        longest = int(MAX_RETRY_AFTER * 1000)
+        if cooldown_ms > longest:
+            cooldown_ms = longest
+            self._store.enqueue(Write("set", (keys.cooldown,), "1", longest))
+        longest = max(int(self.open_for * 1000), 1)
+        if circuit is not None and circuit_ms > longest:
+            circuit_ms = longest
+            self._store.enqueue(Write("set", (keys.circuit,), circuit, longest))
         if unavailable is None and cooldown_ms <= 0 and (circuit is None or circuit_ms <= 0):
             return
         entry = self._entry(provider_id)
