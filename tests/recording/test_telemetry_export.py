@@ -39,18 +39,25 @@ SRC = str(Path(rolecall.__file__).resolve().parent.parent)
 
 
 class Receiver:
-    """A tiny OTLP/HTTP collector: keeps every POST to /v1/traces and /v1/metrics, decoded."""
+    """A tiny OTLP/HTTP collector: keeps every POST to /v1/traces and /v1/metrics, decoded.
 
-    def __init__(self) -> None:
+    ``hang=True`` makes one that reads each export and never answers it.
+    """
+
+    def __init__(self, *, hang: bool = False) -> None:
         self.spans: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
         self.services: set[str] = set()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if hang:
+                    receiver._closed.wait()
+                    return
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver.take(self.path, body)
@@ -89,6 +96,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closed.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -256,6 +264,17 @@ def _gateway_url(server: subprocess.Popen[str]) -> str:
             threading.Thread(target=server.stderr.read, daemon=True).start()  # keep draining
             return found.group(1)
     raise AssertionError("the gateway did not start: " + "".join(seen))
+
+
+def test_a_collector_that_never_answers_does_not_hold_the_exit(workdir: Path) -> None:
+    with Receiver(hang=True) as silent:
+        env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=silent.url)
+        done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "claude"
+    # The exit gave up on the collector after FLUSH_WAIT, not after the SDK's retries.
+    assert "the collector did not take the last spans and metrics within 5 s" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_console_exporter_prints_the_spans(workdir: Path) -> None:

@@ -19,8 +19,11 @@ compression themselves):
 
 Console output goes to stderr so that ``--json`` output on stdout stays valid.
 Providers installed here are flushed by :func:`flush_telemetry` (gateway stop)
-and flushed and shut down at process exit. Nothing here imports OpenTelemetry
-until :func:`setup_telemetry` runs, so ``import rolecall`` stays light.
+and flushed and shut down at process exit, each within :data:`FLUSH_WAIT`: a
+collector that is down or never answers would otherwise hold the process for the
+SDK's retries (up to its export timeout per signal and step, half a minute in all).
+Nothing here imports OpenTelemetry until :func:`setup_telemetry` runs, so
+``import rolecall`` stays light.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rolecall.errors import MissingExtra
 
 __all__ = [
+    "FLUSH_WAIT",
     "exporter_names",
     "flush_telemetry",
     "metrics_wanted",
@@ -50,6 +54,11 @@ _lock = threading.Lock()
 _done = False
 _owned: list[Any] = []  # providers installed here: flushed and shut down by us
 _exit_hook = False
+_gave_up = False  # a flush found the collector unresponsive: exit waits for it no more
+
+# Seconds a flush (or the flush and shutdown at exit) waits for the collector to take
+# what is left; what it has not taken by then is dropped.
+FLUSH_WAIT = 5.0
 
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -207,27 +216,62 @@ def _meter_provider(names: list[str], env: Mapping[str, str]) -> Any:
     return MeterProvider(resource=_resource(env), metric_readers=readers, shutdown_on_exit=False)
 
 
-def flush_telemetry(timeout_ms: int = 5000) -> None:
+def flush_telemetry(timeout_ms: int = int(FLUSH_WAIT * 1000)) -> None:
     """Export every span and metric recorded so far (the process goes on)."""
-    for provider in list(_owned):
+    global _gave_up
+    owned = list(_owned)
+    if owned and not _within(timeout_ms / 1000, lambda: _flush(owned, timeout_ms)):
+        _gave_up = True
+
+
+def shutdown_telemetry() -> None:
+    """Flush and shut down the providers installed here (at process exit)."""
+    global _done, _gave_up
+    with _lock:
+        owned, _owned[:] = list(_owned), []
+        _done = False
+    if not owned:
+        return
+    wait = 0.0 if _gave_up else FLUSH_WAIT  # an unresponsive collector is not waited for twice
+    _gave_up = False
+
+    def finish() -> None:
+        _flush(owned, int(FLUSH_WAIT * 1000))
+        for provider in owned:
+            try:
+                provider.shutdown()
+            except Exception as exc:
+                log.warning("shutting telemetry down failed: %s", exc)
+
+    _within(wait, finish)
+
+
+def _flush(owned: list[Any], timeout_ms: int) -> None:
+    for provider in owned:
         try:
             provider.force_flush(timeout_ms)
         except Exception as exc:  # an unreachable collector must not break a front end
             log.warning("flushing telemetry failed: %s", exc)
 
 
-def shutdown_telemetry() -> None:
-    """Flush and shut down the providers installed here (at process exit)."""
-    global _done
-    with _lock:
-        owned, _owned[:] = list(_owned), []
-        _done = False
-    for provider in owned:
-        try:
-            provider.force_flush(5000)
-            provider.shutdown()
-        except Exception as exc:
-            log.warning("shutting telemetry down failed: %s", exc)
+def _within(seconds: float, work: Callable[[], None]) -> bool:
+    """Run ``work`` in a daemon thread, waiting at most ``seconds``; False when it is not done.
+
+    The SDK's exporters retry a collector that refuses, fails or never answers for their
+    whole timeout; a thread left behind is a daemon, so the process still exits.
+    """
+    thread = threading.Thread(target=work, name="rolecall-telemetry-flush", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not thread.is_alive():
+        return True
+    if seconds > 0:
+        log.warning(
+            "telemetry: the collector did not take the last spans and metrics within %g s; "
+            "they are dropped (check that OTEL_EXPORTER_OTLP_ENDPOINT names a running collector)",
+            seconds,
+        )
+    return False
 
 
 def _register_exit_hook() -> None:
