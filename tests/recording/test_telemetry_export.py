@@ -277,6 +277,21 @@ def test_a_collector_that_never_answers_does_not_hold_the_exit(workdir: Path) ->
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("interval", ["0", "-5", "1e20"])
+def test_an_unusable_export_interval_is_one_warning_and_the_default(
+    workdir: Path, receiver: Receiver, interval: str
+) -> None:
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_METRIC_EXPORT_INTERVAL=interval)
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "claude"
+    assert "Traceback" not in done.stderr
+    warning = f"warning: OTEL_METRIC_EXPORT_INTERVAL: '{interval}' is not a number of milliseconds"
+    assert warning in done.stderr
+    assert "metrics are exported every 60000 ms (the default)" in done.stderr
+    _check_handover(receiver, "rolecall")  # spans and metrics still reach the collector
+
+
 def test_console_exporter_prints_the_spans(workdir: Path) -> None:
     env = _env(OTEL_TRACES_EXPORTER="console")
     done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import sys
 import threading
@@ -59,6 +60,7 @@ _gave_up = False  # a flush found the collector unresponsive: exit waits for it 
 # Seconds a flush (or the flush and shutdown at exit) waits for the collector to take
 # what is left; what it has not taken by then is dropped.
 FLUSH_WAIT = 5.0
+_DEFAULT_INTERVAL_MS = 60_000.0  # the SDK's and the specification's default export interval
 
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -207,13 +209,38 @@ def _meter_provider(names: list[str], env: Mapping[str, str]) -> Any:
     except ImportError as exc:
         raise MissingExtra("otel", "opentelemetry-sdk", "OpenTelemetry export") from exc
     readers = []
+    interval = _export_interval(env)
     for name in names:
         exporter = _metric_exporter(name, env)
         if exporter is not None:
-            # The interval comes from OTEL_METRIC_EXPORT_INTERVAL (default 60 s); flushing at
-            # exit and at gateway stop exports what is left.
-            readers.append(PeriodicExportingMetricReader(exporter))
+            # Flushing at exit and at gateway stop exports what is left.
+            readers.append(PeriodicExportingMetricReader(exporter, interval))
     return MeterProvider(resource=_resource(env), metric_readers=readers, shutdown_on_exit=False)
+
+
+def _export_interval(env: Mapping[str, str]) -> float:
+    """OTEL_METRIC_EXPORT_INTERVAL in milliseconds; the default 60 s when unset or not usable.
+
+    The SDK refuses 0 and negative values with an exception, and a value beyond the
+    longest wait a thread can make kills its export thread with a traceback.
+    """
+    text = env.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
+    if not text:
+        return _DEFAULT_INTERVAL_MS
+    try:
+        interval = float(text)
+    except ValueError:
+        interval = math.nan
+    if interval > 0 and (interval <= threading.TIMEOUT_MAX * 1000 or math.isinf(interval)):
+        return interval
+    log.warning(
+        "OTEL_METRIC_EXPORT_INTERVAL: %r is not a number of milliseconds above 0 and at most "
+        "%d; metrics are exported every %d ms (the default)",
+        text,
+        threading.TIMEOUT_MAX * 1000,
+        _DEFAULT_INTERVAL_MS,
+    )
+    return _DEFAULT_INTERVAL_MS
 
 
 def flush_telemetry(timeout_ms: int = int(FLUSH_WAIT * 1000)) -> None:
