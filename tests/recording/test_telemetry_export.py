@@ -7,6 +7,7 @@ so the process-wide providers it installs and its flush at exit are the real one
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -290,6 +291,42 @@ def test_an_unusable_export_interval_is_one_warning_and_the_default(
     assert warning in done.stderr
     assert "metrics are exported every 60000 ms (the default)" in done.stderr
     _check_handover(receiver, "rolecall")  # spans and metrics still reach the collector
+
+
+def test_an_unsupported_protocol_is_named_with_the_fix(workdir: Path, receiver: Receiver) -> None:
+    env = _env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/json",
+        OTEL_TRACES_EXPORTER="otlp,console",
+    )
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol 'http/json' is not supported, "
+        "so no traces are exported over OTLP; use http/protobuf (the default) or grpc"
+    ) in done.stderr
+    assert "pip install" not in done.stderr  # no package gives that protocol
+    assert '"name": "rolecall.task coder"' in done.stderr  # the console exporter still prints
+    assert not receiver.spans
+    assert receiver.metrics  # metrics use the default protocol, over HTTP
+
+
+def test_grpc_without_its_exporter_names_the_package_to_install(
+    workdir: Path, receiver: Receiver
+) -> None:
+    if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None:
+        pytest.skip("the gRPC exporter is installed here")
+    env = _env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_TRACES_EXPORTER="otlp,console",
+    )
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    package = "opentelemetry-exporter-otlp-proto-grpc"
+    assert f"pip install {package}, or use http/protobuf (the default)" in done.stderr
+    assert "rolecall[otel]" not in done.stderr  # the extra does not install it
+    assert '"name": "rolecall.task coder"' in done.stderr  # telemetry stays on
 
 
 def test_console_exporter_prints_the_spans(workdir: Path) -> None:

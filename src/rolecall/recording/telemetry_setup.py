@@ -140,30 +140,49 @@ def _resource(env: Mapping[str, str]) -> Any:
     return resource
 
 
-def _protocol(signal: str, env: Mapping[str, str]) -> str:
-    upper = signal.upper()
-    value = env.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    return value.strip().lower()
+def _protocol(signal: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """(the variable that sets the protocol, the protocol) for ``signal``."""
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = env.get(name, "").strip().lower()
+        if value:
+            return name, value
+    return "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
 
 
-def _otlp_module(signal: str, env: Mapping[str, str]) -> Any:
-    """The OTLP exporter module for ``signal`` in the configured protocol."""
+def _otlp_module(signal: str, env: Mapping[str, str]) -> Any | None:
+    """The OTLP exporter module for ``signal`` in the configured protocol (None: unknown)."""
     import importlib
 
-    protocol = _protocol(signal, env)
+    variable, protocol = _protocol(signal, env)
     kind = "trace_exporter" if signal == "traces" else "metric_exporter"
     if protocol == "grpc":
         package, module = "opentelemetry-exporter-otlp-proto-grpc", "grpc"
     elif protocol == "http/protobuf":
         package, module = "opentelemetry-exporter-otlp-proto-http", "http"
     else:
-        raise MissingExtra("otel", f"an OTLP exporter for protocol {protocol!r}", "OTLP export")
+        log.warning(
+            "%s: protocol %r is not supported, so no %s are exported over OTLP; "
+            "use http/protobuf (the default) or grpc",
+            variable,
+            protocol,
+            signal,
+        )
+        return None
     try:
         return importlib.import_module(f"opentelemetry.exporter.otlp.proto.{module}.{kind}")
     except ImportError as exc:
-        raise MissingExtra("otel", package, "OTLP export") from exc
+        if module == "http":
+            raise MissingExtra("otel", package, "OTLP export") from exc
+    # rolecall[otel] installs the HTTP exporter only: naming the extra would not help.
+    log.warning(
+        "%s=grpc needs the '%s' package, so no %s are exported over OTLP: "
+        "pip install %s, or use http/protobuf (the default)",
+        variable,
+        package,
+        signal,
+        package,
+    )
+    return None
 
 
 def _span_exporter(name: str, env: Mapping[str, str]) -> Any:
@@ -172,7 +191,8 @@ def _span_exporter(name: str, env: Mapping[str, str]) -> Any:
 
         return ConsoleSpanExporter(out=sys.stderr)
     if name == "otlp":
-        return _otlp_module("traces", env).OTLPSpanExporter()
+        module = _otlp_module("traces", env)
+        return None if module is None else module.OTLPSpanExporter()
     log.warning("OTEL_TRACES_EXPORTER: unknown exporter %r ignored; use otlp or console", name)
     return None
 
@@ -197,7 +217,8 @@ def _metric_exporter(name: str, env: Mapping[str, str]) -> Any:
 
         return ConsoleMetricExporter(out=sys.stderr)
     if name == "otlp":
-        return _otlp_module("metrics", env).OTLPMetricExporter()
+        module = _otlp_module("metrics", env)
+        return None if module is None else module.OTLPMetricExporter()
     log.warning("OTEL_METRICS_EXPORTER: unknown exporter %r ignored; use otlp or console", name)
     return None
 
