@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -251,10 +252,10 @@ def _post_when_listening(request: urllib.request.Request) -> Any:
             time.sleep(0.05)
 
 
-def _gateway_url(server: subprocess.Popen[str]) -> str:
+def _gateway_url(server: subprocess.Popen[str], seen: list[str] | None = None) -> str:
     assert server.stderr is not None
     deadline = time.monotonic() + 30
-    seen = []
+    seen = [] if seen is None else seen
     while time.monotonic() < deadline:
         line = server.stderr.readline()
         if not line:
@@ -327,6 +328,54 @@ def test_grpc_without_its_exporter_names_the_package_to_install(
     assert f"pip install {package}, or use http/protobuf (the default)" in done.stderr
     assert "rolecall[otel]" not in done.stderr  # the extra does not install it
     assert '"name": "rolecall.task coder"' in done.stderr  # telemetry stays on
+
+
+TOKEN = "otlp-query-token-4242"
+BEARER = "sk-live-collector-7373"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_collector_credentials_never_reach_the_output(workdir: Path) -> None:
+    # A collector that is down makes the SDK warn with the URL it tried; a headers
+    # variable written as "name: value" makes it quote the variable.
+    port = _closed_port()
+    env = _env(
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{port}/v1/traces?api_key={TOKEN}",
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=f"http://collector:{TOKEN}@127.0.0.1:{port}/v1/metrics",
+        OTEL_EXPORTER_OTLP_HEADERS=f"Authorization: Bearer {BEARER}",
+    )
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Header format invalid!" in done.stderr  # the SDK's warnings are shown...
+    assert "/v1/traces?api_key=***" in done.stderr
+    for secret in (TOKEN, BEARER):  # ...redacted
+        assert secret not in done.stderr + done.stdout
+
+
+def test_the_gateway_log_masks_the_collector_credentials(workdir: Path, receiver: Receiver) -> None:
+    env = _env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_EXPORTER_OTLP_HEADERS=f"Authorization: Bearer {BEARER}",
+    )
+    command = [sys.executable, "-m", "rolecall", "serve", "--port", "0", "--offline"]
+    command += ["--workers", "1", "--no-access-log"]
+    server = subprocess.Popen(
+        command, cwd=workdir, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    logged: list[str] = []  # up to the line saying where it listens, the exporters made
+    try:
+        _gateway_url(server, logged)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    stderr = "".join(logged)
+    assert "Header format invalid!" in stderr
+    assert BEARER not in stderr
 
 
 def test_console_exporter_prints_the_spans(workdir: Path) -> None:

@@ -87,9 +87,12 @@ class _WarningLines(logging.Handler):
 
 
 def _show_warnings() -> None:
-    logger = logging.getLogger("rolecall")
-    if not any(isinstance(handler, _WarningLines) for handler in logger.handlers):
-        logger.addHandler(_WarningLines())
+    # The OpenTelemetry SDK's own warnings (a collector that fails) may quote its endpoint
+    # or headers: shown the same way, redacted, rather than raw by logging's last resort.
+    for name in ("rolecall", "opentelemetry"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, _WarningLines) for handler in logger.handlers):
+            logger.addHandler(_WarningLines())
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -58,6 +58,12 @@ def _log_config(level: str) -> dict[str, Any]:
         "level": level.upper(),
         "propagate": False,
     }
+    # The OpenTelemetry SDK's warnings may quote the collector's endpoint or headers.
+    config["loggers"]["opentelemetry"] = {
+        "handlers": ["rolecall"],
+        "level": "WARNING",
+        "propagate": False,
+    }
     return config
 
 

@@ -36,7 +36,9 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
+from rolecall._secrets import register_secret, register_url_secrets
 from rolecall.errors import MissingExtra
 
 __all__ = [
@@ -111,6 +113,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> None:
         except ImportError as exc:
             raise MissingExtra("otel", "opentelemetry-api", "OpenTelemetry export") from exc
         traces, meters = exporter_names("traces", env), exporter_names("metrics", env)
+        _register_secrets(env)
         if traces and _unset(trace.get_tracer_provider()):
             provider = _tracer_provider(traces, env)
             trace.set_tracer_provider(provider)
@@ -121,6 +124,26 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> None:
             _owned.append(meter_provider)
         _done = True
         _register_exit_hook()
+
+
+def _register_secrets(env: Mapping[str, str]) -> None:
+    """Mask the collector's credentials in every line shown, the SDK's own warnings too.
+
+    An endpoint may carry a token (``?api_key=``, ``user:pass@``), and the SDK quotes a
+    headers variable it cannot parse (``Authorization: Bearer ...``) whole.
+    """
+    for signal in ("", "TRACES_", "METRICS_"):
+        register_url_secrets(env.get(f"OTEL_EXPORTER_OTLP_{signal}ENDPOINT", ""))
+        headers = env.get(f"OTEL_EXPORTER_OTLP_{signal}HEADERS", "").strip()
+        if not headers:
+            continue
+        register_secret(headers)
+        for item in headers.split(","):
+            name, equals, value = item.partition("=")
+            value = value if equals else name.partition(":")[2]  # a name: value written
+            for form in (value.strip(), unquote(value).strip()):
+                register_secret(form)
+                register_secret(form.rpartition(" ")[2])  # the credential after "Bearer "
 
 
 def _unset(provider: Any) -> bool:
