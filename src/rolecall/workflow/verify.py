@@ -4,7 +4,11 @@ Generated code is untrusted, and so is whatever its tests do. Each command
 runs in the output directory, through ``/bin/sh -c``, with:
 
 - a time limit: at the limit its whole process group is killed, so a hanging
-  test or a server it started does not outlive the check;
+  test or a server it started does not outlive the check. Whatever it left
+  running when it ends is killed too. Where the OS allows it the check has its
+  own PID namespace (``unshare -pf --kill-child``), so a process that left the
+  group (``setsid``, a daemon's double fork) dies with it as well, and
+  ``setpriv --pdeathsig KILL`` ends it all if rolecall itself is killed;
 - an environment built from nothing (never the parent's, which holds provider
   keys and ``ROLECALL_*`` settings): ``PATH`` with this interpreter's directory
   first (so ``python`` is the venv's), ``HOME`` and ``TMPDIR`` in a private
@@ -28,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -119,11 +123,25 @@ def network_isolation() -> Isolation:
     return _isolation
 
 
+# Its own PID namespace: when the check's shell ends, everything it started ends.
+_PID_NAMESPACE = ("-p", "-f", "--kill-child")
+# Killed when rolecall is (the time limit dies with rolecall).
+_PARENT_DEATH = ("setpriv", "--pdeathsig", "KILL")
+
+
+def _candidates() -> Iterator[tuple[str, ...]]:
+    """The prefixes to try, the most contained first."""
+    for unshare in (("unshare", "-n"), ("unshare", "-rn")):
+        yield (*_PARENT_DEATH, *unshare, *_PID_NAMESPACE)
+        yield (*unshare, *_PID_NAMESPACE)
+        yield unshare
+
+
 def _probe_isolation() -> Isolation:
     if not sys.platform.startswith("linux"):
         return Isolation((), f"network namespaces are Linux-only (this is {sys.platform})")
     reasons: list[str] = []
-    for prefix in (("unshare", "-n"), ("unshare", "-rn")):
+    for prefix in _candidates():
         try:
             done = subprocess.run(
                 [*prefix, "true"],
@@ -226,14 +244,14 @@ async def run_command(
         _kill_group(proc.pid)
         reader.cancel()
         raise
-    try:
+    with contextlib.suppress(TimeoutError):  # a descendant may still hold the output open
         await asyncio.wait_for(asyncio.shield(reader), _DRAIN_GRACE)
-    except TimeoutError:  # a descendant still holds the output open
-        _kill_group(proc.pid)
-        try:
-            await asyncio.wait_for(reader, _DRAIN_GRACE)
-        except TimeoutError:
-            reader.cancel()
+    # Nothing a check started outlives it, whether or not it still holds the output.
+    _kill_group(proc.pid)
+    try:
+        await asyncio.wait_for(reader, _DRAIN_GRACE)
+    except TimeoutError:
+        reader.cancel()
     seconds = time.monotonic() - started
     output = tail.text()
     if timed_out:
