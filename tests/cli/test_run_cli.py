@@ -124,6 +124,8 @@ def test_bad_answers_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
         ("answers.yaml", b"\xfa\xfb\xfc", "is not UTF-8 text (invalid byte at offset 0)"),
         ("answers.yaml", b"lang: \x00\x01", "looks like a binary file"),
         ("answers", None, "is a directory: pass a YAML or JSON file, e.g. --answers "),
+        ("answers.yaml", b"lang: &a [go, *a]\n", "an alias (*name) inside what it names"),
+        ("answers.json", b'{"lang": "go \\ud800"}', "\\ud800 is half of a UTF-16 pair"),
     ],
 )
 def test_unreadable_answers_file_is_one_line_naming_file_and_fix(

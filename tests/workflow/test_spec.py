@@ -81,6 +81,12 @@ def test_bundled_examples_load() -> None:
     assert "wordcount/counting.py" in md.text and "wordcount/counting.py" in yml.text
 
 
+# A few hundred bytes of aliases, each naming the one before nine times: 9**9 strings.
+LAUGHS = b"description: d\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + b"".join(
+    b"l%d: &l%d [%s]\n" % (n, n, b", ".join([b"*l%d" % (n - 1)] * 9)) for n in range(1, 10)
+)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
@@ -100,6 +106,14 @@ def test_bundled_examples_load() -> None:
         ("m.yaml", b"description: d\nverify: [{a: 1}, [2]]\n", "verify[0] is a mapping"),
         ("l.yaml", b"description: d\nverify: [ok, [2]]\n", "verify[1] is a list"),
         ("c.json", b'{"description": "d", "checks": {"a": 1}}', "checks is a mapping"),
+        ("null.yaml", b"description: d\nverify: [~]\n", "verify[0] is empty, not a command"),
+        ("utf16.md", "# Tool\n\nA tool.\n".encode("utf-16"), "is UTF-16 text: save it as UTF-8"),
+        ("self.yaml", b"description: d\nparts: &a [x, *a]\n", "an alias (*name) inside what"),
+        ("laughs.yaml", LAUGHS, "more than 100000 values (do aliases (*name) expand"),
+        ("deep.yaml", b"description: d\na: " + b"[" * 600 + b"]" * 600, "nested more than 100"),
+        ("deep.json", b'{"description": "d", "a": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested"),
+        ("half.yaml", b'description: "a \\ud800 b"\n', "\\ud800 is half of a UTF-16 pair"),
+        ("half.json", b'{"description": "a \\udfff"}', "\\udfff is half of a UTF-16 pair"),
     ],
 )
 def test_bad_spec_files_give_one_clear_line(
@@ -134,3 +148,24 @@ def test_spec_from_text() -> None:
     assert Spec.from_text("# Hello\nworld").name == "Hello"
     with pytest.raises(SpecError):
         Spec.from_text("  ")
+
+
+def test_a_huge_spec_is_refused_without_reading_it_into_memory(tmp_path: Path) -> None:
+    import resource
+
+    path = tmp_path / "huge.md"
+    with path.open("wb") as handle:  # sparse: takes no disk space
+        handle.truncate(400_000_000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SpecError, match="is 400000000 bytes, over the 1000000-byte limit"):
+        load_spec(path)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 100_000
+
+
+def test_an_escaped_surrogate_pair_is_read_as_its_character(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text('name: "party \\ud83c\\udf89"\ndescription: "greet with \\ud83d\\ude00"\n')
+    spec = load_spec(path)
+    assert spec.name == "party \U0001f389" and "greet with \U0001f600" in spec.text
+    spec.text.encode("utf-8")  # what every provider and the state file need

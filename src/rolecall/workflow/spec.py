@@ -9,7 +9,9 @@ commands, must be a list of strings.
 
 from __future__ import annotations
 
+import codecs
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,14 +70,18 @@ def load_spec(path: str | Path) -> Spec:
     if not file.is_file():
         raise SpecError(f"spec {shown} is not a file: pass a Markdown or YAML file")
     try:
-        data = file.read_bytes()
+        with file.open("rb") as handle:  # no more than the limit is read, whatever the size
+            data = handle.read(MAX_SPEC_BYTES + 1)
+            size = max(os.fstat(handle.fileno()).st_size, len(data))
     except OSError as exc:
         raise SpecError(f"cannot read spec {shown}: {exc.strerror or exc}") from None
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(
-            f"spec {shown} is {len(data)} bytes, over the {MAX_SPEC_BYTES}-byte limit: "
+            f"spec {shown} is {size} bytes, over the {MAX_SPEC_BYTES}-byte limit: "
             "shorten it to what the program must do"
         )
+    if b"\x00" in data and _utf16(data):
+        raise SpecError(f"spec {shown} is UTF-16 text: save it as UTF-8")
     if b"\x00" in data:
         raise SpecError(f"spec {shown} looks like a binary file: pass a Markdown or YAML text file")
     try:
@@ -94,6 +100,17 @@ def load_spec(path: str | Path) -> Spec:
     _check_fields(mapping, shown)
     name = str(mapping.get("name") or mapping.get("title") or file.stem)
     return Spec(name=name, text=render_mapping(mapping), format=fmt, path=str(file))  # type: ignore[arg-type]
+
+
+def _utf16(data: bytes) -> bool:
+    """Whether ``data`` is UTF-16 text with its byte-order mark (Windows tools write it)."""
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    try:
+        data.decode("utf-16")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_structured(text: str, fmt: str, shown: str) -> Mapping[str, Any]:
@@ -158,6 +175,8 @@ def _check_fields(mapping: Mapping[str, Any], shown: str) -> None:
 
 
 def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
