@@ -42,13 +42,8 @@ async def recheck(state: RunState, settings: WorkflowConfig) -> dict[str, Any]:
                 present.append(path)
         except UnsafePath:
             continue
-    clarify = state.tasks.get("clarify")
-    spec_text = (
-        clarify.result["spec"]
-        if clarify is not None and isinstance(clarify.result, dict) and "spec" in clarify.result
-        else state.spec.text
-    )
-    chosen = choose_checks(spec_text, settings.verify, present)
+    # The spec as the user wrote it, not the clarified one (a model wrote the additions).
+    chosen = choose_checks(state.spec.text, settings.verify, present)
     result: dict[str, Any] = {"round": "recheck", "source": chosen.source, "at": time.time()}
     if not chosen.commands:
         reason = "no checks configured" if chosen.source != "detected" else "no .py file"

@@ -89,6 +89,9 @@ class Rounds:
     """Builds the verify, review and fix tasks that follow the generate stage."""
 
     plan: Plan
+    # The spec as the user wrote it: its Verify section, not one in the clarifier's
+    # questions or default answers appended to it, names the commands run.
+    spec_text: str
     files: tuple[str, ...]  # the planned files that are safe to write
     output: OutputDir
     checks: CheckSettings
@@ -118,7 +121,7 @@ class Rounds:
         async def verify(ctx: TaskContext) -> dict[str, Any]:
             writers = _writers(ctx.results, phase.previous)
             present = [p for p in self.files if _exists(self.output, p)]
-            chosen = choose_checks(ctx.results["clarify"]["spec"], self.checks.commands, present)
+            chosen = choose_checks(self.spec_text, self.checks.commands, present)
             base = {"round": number, "source": chosen.source, "writers": writers}
             if not chosen.commands:
                 reason = "no checks configured" if chosen.source != "detected" else "no .py file"

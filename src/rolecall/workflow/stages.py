@@ -162,6 +162,7 @@ class BuiltinStages:
         ]
         rounds = Rounds(
             plan=plan,
+            spec_text=self.state.spec.text,
             files=tuple(f.path for f in safe),
             output=self.output,
             checks=self.checks,
