@@ -50,11 +50,24 @@ def test_verify_only_runs_the_users_checks_too(
     config = write_config(tmp_path, sims, ROLES, workflow={"verify": ["test -f a.py"]})
     out = tmp_path / "out"
     code = main(["run", str(spec_file), "-c", str(config), "-o", str(out), "--offline", "--json"])
-    run_id = json.loads(capsys.readouterr().out)["run_id"]
-    assert code == 0
+    first = json.loads(capsys.readouterr().out)
+    assert code == 0, first
+    run_id = first["run_id"]
     code = main(["run", "--verify-only", run_id, "-c", str(config), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["source"] == "config"
     assert [c["command"] for c in data["commands"]] == ["test -f a.py"]
     assert not (out / "from-question.txt").exists()
     assert not (out / "from-default.txt").exists()
+
+
+async def test_a_planned_file_named_like_an_option_is_checked_as_a_file(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    for server in sims.values():
+        server.responder = Team(plan_files("-q.py", "--help.py", "main.py"))
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    [command] = result.checks["commands"]
+    assert command["status"] == "passed", command
+    assert "./-q.py" in command["command"] and "./--help.py" in command["command"]

@@ -86,13 +86,19 @@ def detected_checks(paths: Sequence[str]) -> list[str]:
     if not python_files:
         return []
     python = _python()
-    commands = [shlex.join([python, "-m", "py_compile", *python_files])]
+    commands = [shlex.join([python, "-m", "py_compile", *map(_operand, python_files)])]
     tests = [p for p in python_files if is_test_file(p) and PurePosixPath(p).name != "__init__.py"]
     if tests and importlib.util.find_spec("pytest") is not None:
+        operands = map(_operand, tests)
         commands.append(
-            shlex.join([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests])
+            shlex.join([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *operands])
         )
     return commands
+
+
+def _operand(path: str) -> str:
+    """``path`` as a file operand: ``-q.py`` would be read as an option."""
+    return f"./{path}" if path.startswith("-") else path
 
 
 def choose_checks(
