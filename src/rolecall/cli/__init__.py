@@ -8,8 +8,10 @@ line on stderr and an exit code (the README's Commands section): 1 work failed,
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -44,11 +46,30 @@ class _LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a reader that closed the pipe (``| head -1``) ends it with 0.
+
+        Caught here, not left to click, which would exit 1 as if the work had failed.
+        """
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _drop_stdout()
+            raise click.exceptions.Exit(0) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _drop_stdout() -> None:
+    """Send what is left of stdout to the null device: its reader is gone, and the
+    flush at exit must not fail on the closed pipe (Python would print a warning)."""
+    # OSError, ValueError: no file descriptor behind stdout (captured output).
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _module_exists(module: str) -> bool:
