@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from rolecall.cli._store import short_time
 from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -67,8 +68,7 @@ def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
     low, high = (min(known), max(known)) if known else (0.0, 0.0)
     span = high - low
     fmt = "%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
-    start = datetime.fromtimestamp(buckets[0], UTC).strftime(fmt)
-    end = datetime.fromtimestamp(buckets[-1], UTC).strftime(fmt)
+    start, end = short_time(buckets[0], fmt), short_time(buckets[-1], fmt)
     width = max(len(name) for name in series)
     lines = [f"{_TITLES[metric]} per {bucket}, {start} .. {end} UTC"]
     for name in sorted(series):

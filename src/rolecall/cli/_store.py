@@ -128,10 +128,14 @@ def time_range(since: str | None, until: str | None) -> tuple[float | None, floa
     return start, end
 
 
-def short_time(ts: float | None) -> str:
+def short_time(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """``ts`` (epoch seconds) as UTC text; ``-`` for none, or one past the calendar's years."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime(fmt)
+    except (OverflowError, OSError, ValueError):
+        return "-"
 
 
 def fmt_ms(value: float | None) -> str:

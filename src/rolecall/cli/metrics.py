@@ -22,6 +22,7 @@ from rolecall.cli._store import (
     metrics_config,
     open_read_store,
     print_table,
+    short_time,
     store_option,
     time_range,
 )
@@ -299,11 +300,9 @@ def _check_png_path(path: str) -> None:
 def _print_trend_table(rows: Sequence[TrendRow], fields: Sequence[str], bucket: str) -> None:
     shown = [name for name in _GROUP_FIELDS if name in fields]
     fmt = "%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
-    from datetime import UTC, datetime
-
     body = [
         [
-            datetime.fromtimestamp(row.bucket_start, UTC).strftime(fmt),
+            short_time(row.bucket_start, fmt),
             *(str(getattr(row.metrics, name) or "-") for name in shown),
             str(row.metrics.requests),
             fmt_rate(row.metrics.success_rate),

@@ -28,10 +28,14 @@ __all__ = [
 
 
 def iso(ts: float | None) -> str | None:
-    """A UTC ISO 8601 time (milliseconds) for an epoch time, or None."""
+    """A UTC ISO 8601 time (milliseconds) for an epoch time; None for none, or for one
+    past the calendar's years (a store written by a broken clock still reads)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _round(value: float | None, digits: int) -> float | None:

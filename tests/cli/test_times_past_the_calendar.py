@@ -1,0 +1,78 @@
+"""Times no clock gives (past year 9999, before year 1) in the store read as unknown.
+
+A store written by a broken clock, or by another program, must still list its runs
+and trends: the time shows as ``-`` in a table and ``null`` in JSON, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factories import attempt_event
+from rolecall.cli import main
+from rolecall.recording.store import open_store
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
+    return tmp_path
+
+
+def _store(*events: Any) -> None:
+    with open_store("sqlite:///.rolecall/rolecall.db") as store:
+        store.record(list(events))
+
+
+@pytest.fixture
+def far_times(project: Path) -> Path:
+    """Calls stamped far past year 9999 and before year 1, as a broken clock would."""
+    _store(
+        attempt_event(run_id="run-far", ts=1e15),
+        attempt_event(run_id="run-past", ts=-1e14),
+    )
+    return project
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("runs", "list"), id="runs-list"),
+        pytest.param(("runs", "list", "--json"), id="runs-list-json"),
+        pytest.param(("runs", "show", "run-far"), id="runs-show"),
+        pytest.param(("runs", "show", "run-past", "--json"), id="runs-show-json"),
+        pytest.param(("metrics", "trend", "--since", "0001-01-01"), id="trend"),
+        pytest.param(("metrics", "trend", "--since", "0001-01-01", "--json"), id="trend-json"),
+        pytest.param(("metrics", "trend", "--since", "0001-01-01", "--plot"), id="trend-plot"),
+    ],
+)
+def test_times_past_the_calendar_show_as_unknown(
+    far_times: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, _ = _cli(capsys, *args)
+    assert code == 0
+    if "--json" in args:
+        data = _strict_json(out)
+        rows = data if isinstance(data, list) else [data]
+        assert rows
+        assert all(row.get("started_at", row.get("bucket")) is None for row in rows)
+    else:
+        assert out.strip()
