@@ -99,10 +99,11 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         from rolecall._secrets import redact
+        from rolecall.cli._common import visible
 
         try:
             text = " ".join(record.getMessage().split())
-            click.echo(f"{record.levelname.lower()}: {redact(text)}", err=True)
+            click.echo(f"{record.levelname.lower()}: {visible(redact(text))}", err=True)
         except Exception:  # a broken stderr must not break the command
             self.handleError(record)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from rolecall.cli._common import visible
 from rolecall.cli._store import short_time
 from rolecall.recording.store.rows import MetricsRow, TrendRow
 
@@ -69,7 +70,8 @@ def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
     span = high - low
     fmt = "%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
     start, end = short_time(buckets[0], fmt), short_time(buckets[-1], fmt)
-    width = max(len(name) for name in series)
+    names = {name: visible(name) for name in series}
+    width = max(len(shown) for shown in names.values())
     lines = [f"{_TITLES[metric]} per {bucket}, {start} .. {end} UTC"]
     for name in sorted(series):
         values = series[name]
@@ -85,7 +87,7 @@ def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
         summary = (
             f"{_shown(min(present), metric)} .. {_shown(max(present), metric)}" if present else ""
         )
-        lines.append(f"{name.ljust(width)}  {''.join(cells)}  {summary}")
+        lines.append(f"{names[name].ljust(width)}  {''.join(cells)}  {summary}")
     return "\n".join(lines)
 
 

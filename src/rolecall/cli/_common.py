@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -26,6 +27,16 @@ EXIT_CREDENTIALS = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# What a terminal acts on instead of showing: C0 and C1 controls and DEL (colours, cursor
+# moves, window titles, a carriage return over the line) and the bidirectional overrides
+# and isolates that show the text after them reversed.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSHOWN = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_UNSHOWN_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# The rest of them in JSON text (which escapes C0 itself) as \u escapes: they can only
+# stand inside its strings.
+_UNSHOWN_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")
+
 
 def config_option(func: F) -> F:
     """The shared ``-c/--config FILE`` option."""
@@ -43,13 +54,28 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
+def visible(text: str, *, newlines: bool = False) -> str:
+    """``text`` safe to print on a terminal: each control character (and, unless
+    ``newlines``, each line break) as its escape, e.g. ``\\x1b``, ``\\n``, ``\\u202e``."""
+    pattern = _UNSHOWN_BUT_NEWLINE if newlines else _UNSHOWN
+    return pattern.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
 def print_json(data: Any) -> None:
-    click.echo(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)))
+    """``data`` as JSON, safe on a terminal, secrets redacted."""
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    text = _UNSHOWN_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    click.echo(redact(text))
+
+
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on stderr, redacted, control characters escaped."""
+    click.echo(f"error: {visible(redact(message), newlines=True)}", err=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one redacted line (or block) on stderr and exit with ``code``."""
-    click.echo(f"error: {redact(message)}", err=True)
+    print_error(message)
     sys.exit(code)
 
 
@@ -76,14 +102,14 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"error: {redact(exc.format_message())}", err=True)
+        print_error(exc.format_message())
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
         return EXIT_USAGE
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except RolecallError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        print_error(exc.message)
         return exit_code_for(exc)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

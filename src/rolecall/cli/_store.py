@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from rolecall.cli._common import EXIT_USAGE, fail
+from rolecall.cli._common import EXIT_USAGE, fail, visible
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ConfigError, MissingExtra
 from rolecall.recording.store import EARLIEST_TIME, MetricsStore, StoreNotFound, open_store
@@ -161,17 +161,23 @@ def print_table(
     numeric: Sequence[bool] | None = None,
     title: str | None = None,
 ) -> None:
-    """A rich table on a terminal; aligned plain text (easy to grep) otherwise."""
+    """A rich table on a terminal; aligned plain text (easy to grep) otherwise.
+
+    Cells are shown as given (a ``[red]`` in a model name is no markup), control
+    characters escaped: names and messages come from providers and the store.
+    """
     right = list(numeric) if numeric is not None else [False] * len(headers)
+    rows = [[visible(cell) for cell in row] for row in rows]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_lines=False)
         for header, is_number in zip(headers, right, strict=True):
             table.add_column(header, justify="right" if is_number else "left")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         Console().print(table)
         return
     if title:

@@ -15,6 +15,7 @@ from rolecall.cli._common import (
     exit_code_for,
     fail,
     json_option,
+    print_error,
     print_json,
 )
 
@@ -167,14 +168,14 @@ async def _ask(
                 attempts = [a.to_dict() for a in exc.attempts]
                 print_json({"error": exc.message, "role": role, "attempts": attempts})
             else:
-                click.echo(f"error: {exc.message}", err=True)
+                print_error(exc.message)
             return exit_code_for(exc)  # 3 when every provider rejected its key
         except UnknownParameter as exc:  # a --param name no provider takes: bad input
-            click.echo(f"error: {exc.message}", err=True)
+            print_error(exc.message)
             return EXIT_USAGE
         except StreamInterrupted as exc:
             click.echo()
-            click.echo(f"error: {exc.message}", err=True)
+            print_error(exc.message)
             return EXIT_FAILED
         finally:
             recorder.finish_run(run_id, status)

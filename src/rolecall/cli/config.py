@@ -17,6 +17,7 @@ from rolecall.cli._common import (
     fail,
     json_option,
     print_json,
+    visible,
 )
 from rolecall.config._env import SECRET_NAME
 from rolecall.config.load import ConfigReport, inspect_config, load_config
@@ -164,16 +165,18 @@ def _print_report(
     loaded = report.config
     for error in unchecked:
         click.echo(
-            redact(
-                f"warning: {error.provider}: could not be checked ({error.kind.value}: "
-                f"{' '.join(error.message.split())}); its key was not confirmed"
+            visible(
+                redact(
+                    f"warning: {error.provider}: could not be checked ({error.kind.value}: "
+                    f"{' '.join(error.message.split())}); its key was not confirmed"
+                )
             ),
             err=True,
         )
     for error in rejected:
         variable = loaded.key_env_var(error.provider)
         hint = f" (key from ${variable})" if variable else ""
-        click.echo(redact(f"{error.provider}: {error.message}{hint}"))
+        click.echo(visible(redact(f"{error.provider}: {error.message}{hint}")))
     if rejected:
         click.echo(f"credential check failed for {_plural(len(rejected), 'provider')}")
         return

@@ -14,7 +14,14 @@ from typing import Any
 
 import click
 
-from rolecall.cli._common import EXIT_USAGE, config_option, fail, json_option, print_json
+from rolecall.cli._common import (
+    EXIT_USAGE,
+    config_option,
+    fail,
+    json_option,
+    print_json,
+    visible,
+)
 from rolecall.cli._store import (
     fmt_cost,
     fmt_ms,
@@ -362,8 +369,8 @@ def advise(
         return
     reassign = [f for f in findings if f.kind == "reassign"]
     for finding in findings:
-        click.echo(finding.message)
+        click.echo(visible(finding.message))
         if finding.suggestion:
-            click.echo(f"  suggest: {finding.suggestion}")
+            click.echo(f"  suggest: {visible(finding.suggestion)}")
     if not reassign:
         click.echo("no provider does clearly worse than another in the same role")

@@ -22,6 +22,7 @@ from rolecall.cli._common import (
     exit_code_for,
     fail,
     json_option,
+    print_error,
     print_json,
 )
 from rolecall.errors import RolecallError
@@ -170,7 +171,7 @@ def run(
     except WorkflowUsageError as exc:
         fail(exc.message, EXIT_USAGE)
     except RolecallError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        print_error(exc.message)
         if display.finished_tasks:
             click.echo(f"finished work is kept; resume with: {resume_cmd}", err=True)
         sys.exit(exit_code_for(exc))
@@ -197,7 +198,7 @@ def _verify_only(run_id: str, config_path: str | None, as_json: bool, extra: boo
     except WorkflowUsageError as exc:
         fail(exc.message, EXIT_USAGE)
     except RolecallError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        print_error(exc.message)
         sys.exit(exit_code_for(exc))
     if as_json:
         print_json({"run_id": run_id, **result})

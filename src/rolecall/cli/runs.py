@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rolecall.cli._common import config_option, fail, json_option, print_json
+from rolecall.cli._common import config_option, fail, json_option, print_json, visible
 from rolecall.cli._store import (
     fmt_cost,
     fmt_ms,
@@ -116,8 +116,10 @@ def _note_skipped(record: RunRecord) -> RunRecord:
     if record.skipped_lines:
         lines = "line" if record.skipped_lines == 1 else "lines"
         click.echo(
-            f"note: run {record.run_id}: skipped {record.skipped_lines} unreadable {lines} "
-            f"of {record.path}; the rest is shown",
+            visible(
+                f"note: run {record.run_id}: skipped {record.skipped_lines} unreadable {lines} "
+                f"of {record.path}; the rest is shown"
+            ),
             err=True,
         )
     return record
@@ -164,7 +166,7 @@ def show_run(run_id: str, config_path: str | None, store_url: str | None, as_jso
         if run.finished_at is not None and run.started_at is not None
         else "-"
     )
-    click.echo(f"run {run.run_id} ({run.kind}): {run.status}")
+    click.echo(visible(f"run {run.run_id} ({run.kind}): {run.status}"))
     click.echo(
         f"started {short_time(run.started_at)} UTC, finished {short_time(run.finished_at)}"
         f", duration {duration}, cost {fmt_cost(run.cost_usd)}"
