@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -324,3 +325,66 @@ def test_advise_with_too_little_data(project: Path, capsys: pytest.CaptureFixtur
     assert code == 0
     assert "role coder: too little data to judge (calls: claude 6, gpt 8)" in out
     assert "no provider does clearly worse" in out
+
+
+# -- figures no clock gives ----------------------------------------------------------------
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def huge_figures(project: Path) -> Path:
+    """Two calls of 1e308 ms and $1e308 each: their sums (the average, the cost) overflow."""
+    with open_store("sqlite:///.rolecall/rolecall.db") as store:
+        store.record(
+            [
+                attempt_event(run_id="run-x", task_id=f"t{n}", latency_ms=1e308, cost_usd=1e308)
+                for n in range(2)
+            ]
+        )
+    return project
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("metrics", "--json"), id="metrics"),
+        pytest.param(("metrics", "trend", "--json"), id="trend"),
+    ],
+)
+def test_an_infinite_figure_is_json_null(
+    huge_figures: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, _ = _cli(capsys, *args)
+    assert code == 0
+    (row,) = _strict_json(out)
+    assert row["latency_ms"]["avg"] is None
+    assert row["cost_usd"] is None
+    assert row["requests"] == 2
+
+
+def test_a_huge_cost_keeps_its_table_row_short(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_store("sqlite:///.rolecall/rolecall.db") as store:
+        store.record([attempt_event(cost_usd=1e300)])
+    code, out, _ = _cli(capsys, "metrics")
+    assert code == 0
+    _, row = out.splitlines()
+    assert len(row) < 150
+    assert row.endswith("$1.00e+300")
+
+
+def test_an_infinite_cost_leaves_a_gap_in_the_chart(
+    huge_figures: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _cli(capsys, "metrics", "trend", "--plot", "--metric", "cost")
+    assert code == 0
+    title, line = out.splitlines()
+    assert title.startswith("cost (USD) per day")
+    assert line.split() == ["gpt/coder"]

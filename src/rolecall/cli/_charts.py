@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from rolecall.cli._common import visible
-from rolecall.cli._store import short_time
+from rolecall.cli._store import fmt_cost, short_time
 from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -21,15 +22,18 @@ _TITLES = {
 
 
 def metric_value(row: MetricsRow, metric: str) -> float | None:
+    """The figure a chart draws for ``row``; None (a gap) for none or a non-finite one."""
     if metric == "requests":
-        return float(row.requests)
-    if metric == "success_rate":
-        return row.success_rate
-    if metric == "p50":
-        return row.latency_p50_ms
-    if metric == "p95":
-        return row.latency_p95_ms
-    return row.cost_usd
+        value: float | None = float(row.requests)
+    elif metric == "success_rate":
+        value = row.success_rate
+    elif metric == "p50":
+        value = row.latency_p50_ms
+    elif metric == "p95":
+        value = row.latency_p95_ms
+    else:
+        value = row.cost_usd
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _label(row: MetricsRow) -> str:
@@ -57,8 +61,8 @@ def _shown(value: float, metric: str) -> str:
     if metric == "success_rate":
         return f"{value * 100:.0f}%"
     if metric == "cost":
-        return f"${value:.4f}"
-    return f"{value:.0f}"
+        return fmt_cost(value)
+    return f"{value:.0f}" if abs(value) < 1e9 else f"{value:.2e}"
 
 
 def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -61,9 +62,20 @@ def visible(text: str, *, newlines: bool = False) -> str:
     return pattern.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
 
 
+def _finite(data: Any) -> Any:
+    """``data`` with each NaN or infinity as None: JSON has no such numbers."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    """``data`` as JSON, safe on a terminal, secrets redacted."""
-    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    """``data`` as JSON every parser reads (no NaN), safe on a terminal, secrets redacted."""
+    text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False)
     text = _UNSHOWN_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
     click.echo(redact(text))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -22,6 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# Past this many seconds or dollars a figure is shown as 1.23e+09: a row stays one line.
+_HUGE = 1e9
 
 
 def store_option(func: F) -> F:
@@ -139,15 +142,20 @@ def short_time(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 
 
 def fmt_ms(value: float | None) -> str:
-    if value is None:
+    """``850ms``, ``12.34s``; a number no clock gives (``1e300``, infinite) stays short."""
+    if value is None or not math.isfinite(value):
         return "-"
+    if value >= _HUGE * 1000:
+        return f"{value / 1000:.2e}s"
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
 def fmt_cost(value: float | None) -> str:
-    if value is None:
+    if value is None or not math.isfinite(value):
         return "-"
-    return f"${value:.4f}" if value >= 0.0001 or value == 0 else f"${value:.2e}"
+    if abs(value) >= _HUGE:
+        return f"${value:.2e}"
+    return f"${value:.4f}" if abs(value) >= 0.0001 or value == 0 else f"${value:.2e}"
 
 
 def fmt_rate(value: float | None) -> str:
