@@ -101,16 +101,15 @@ def test_json_escapes_c1_and_bidi_controls_and_keeps_the_value(
     assert HOSTILE in [row["model"] for row in _strict_json(out)]
 
 
-def test_markup_in_a_name_is_shown_as_text_on_a_terminal(hostile_names: Path) -> None:
-    """On a TTY the table is drawn by rich, which must not read a model's name as markup."""
+def _on_a_terminal(cwd: Path, *args: str, **env: str) -> tuple[int, str, bytes]:
+    """Run ``rolecall ARGS`` with stdout on a pseudo-terminal: exit code, stdout, stderr."""
     primary, replica = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": SRC, "COLUMNS": "200", "NO_COLOR": "1"}
     with subprocess.Popen(
-        [sys.executable, "-m", "rolecall", "metrics", "--by", "model"],
+        [sys.executable, "-m", "rolecall", *args],
         stdout=replica,
         stderr=subprocess.PIPE,
-        env=env,
-        cwd=hostile_names,
+        env={**os.environ, "PYTHONPATH": SRC, **env},
+        cwd=cwd,
     ) as proc:
         os.close(replica)
         chunks = []
@@ -124,10 +123,43 @@ def test_markup_in_a_name_is_shown_as_text_on_a_terminal(hostile_names: Path) ->
             chunks.append(chunk)
         _, err = proc.communicate(timeout=60)
     os.close(primary)
-    out = b"".join(chunks).decode()
-    assert proc.returncode == 0, err.decode()
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace"), err
+
+
+def test_markup_in_a_name_is_shown_as_text_on_a_terminal(hostile_names: Path) -> None:
+    """On a TTY the table is drawn by rich, which must not read a model's name as markup."""
+    code, out, err = _on_a_terminal(
+        hostile_names, "metrics", "--by", "model", COLUMNS="200", NO_COLOR="1"
+    )
+    assert code == 0, err.decode()
     assert err == b""
     assert "m[/bold]x[red]" in out
+
+
+def test_a_terminal_too_narrow_for_the_table_gets_every_figure(hostile_names: Path) -> None:
+    """Rich would cut each cell to nothing on 20 columns; the plain table wraps instead."""
+    code, out, err = _on_a_terminal(hostile_names, "metrics", "--by", "model", COLUMNS="20")
+    assert code == 0, err.decode()
+    assert "m[/bold]x[red]" in out
+    assert "100.0%" in out
+
+
+def test_a_terminal_that_takes_only_ascii_gets_a_plain_table(project: Path) -> None:
+    """A terminal in a non-UTF-8 locale: a model name with an accent still prints."""
+    _store(attempt_event(model="modèle-é", ts=NOW - 60))
+    code, out, err = _on_a_terminal(
+        project,
+        "metrics",
+        "--by",
+        "model",
+        COLUMNS="200",
+        LC_ALL="C",
+        PYTHONUTF8="0",
+        PYTHONCOERCECLOCALE="0",
+    )
+    assert code == 0, err.decode()
+    assert err == b""
+    assert "modèle-é" in out
 
 
 # -- errors from a provider --------------------------------------------------------------

@@ -162,6 +162,25 @@ def fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
+def _rich_fits(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+    """Whether rich can draw the table with nothing cut: on a terminal taking UTF-8 (its
+    box lines, and a name may hold any letter), as wide as every column in full. On a
+    narrower one rich would cut figures to ``66.…``, or show empty cells."""
+    if not sys.stdout.isatty():
+        return False
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    if not encoding.startswith("utf"):
+        return False
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    widths = [cell_len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, cell_len(cell)) for width, cell in zip(widths, row, strict=True)]
+    # Each column: its text, a space either side, and one rule; one more rule at the end.
+    return sum(widths) + 3 * len(widths) + 1 <= Console().width
+
+
 def print_table(
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -169,14 +188,14 @@ def print_table(
     numeric: Sequence[bool] | None = None,
     title: str | None = None,
 ) -> None:
-    """A rich table on a terminal; aligned plain text (easy to grep) otherwise.
+    """A rich table on a terminal it fits; aligned plain text (easy to grep) otherwise.
 
     Cells are shown as given (a ``[red]`` in a model name is no markup), control
     characters escaped: names and messages come from providers and the store.
     """
     right = list(numeric) if numeric is not None else [False] * len(headers)
     rows = [[visible(cell) for cell in row] for row in rows]
-    if sys.stdout.isatty():
+    if _rich_fits(headers, rows):
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
