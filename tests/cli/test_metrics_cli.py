@@ -252,6 +252,19 @@ def test_trend_has_several_buckets(
     assert {r["provider"] for r in json.loads(out)} == {"gemini"}
 
 
+def test_trend_until_alone_shows_the_default_window_ending_then(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--until without --since: 30 days (48 hours by the hour) up to that time."""
+    code, out, err = _cli(capsys, "metrics", "trend", "--until", "9d", "--json")
+    assert (code, err) == (0, "")
+    assert sum(r["requests"] for r in json.loads(out)) == 50  # the ten-day-old calls only
+    code, out, err = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--until", "4h")
+    assert (code, err) == (0, "")
+    assert "gpt" in out and "gemini" in out
+    assert _cli(capsys, "metrics", "trend", "--bucket", "hour", "--until", "3d")[0] == 0
+
+
 def test_trend_plot_in_the_terminal(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _GROUP_FIELDS = ("provider", "role", "model")
 _PLOT_METRICS = ("requests", "success_rate", "p50", "p95", "cost")
+# What `metrics trend` shows without --since: 48 hours by the hour, 30 days by the day.
+_DEFAULT_WINDOW = {"hour": 48 * 3600.0, "day": 30 * 86400.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +259,7 @@ def trend(
     fields = _group_by(group_by)
     if png_path:
         _check_png_path(png_path)
-    start, end = time_range(query.since or ("48h" if bucket == "hour" else "30d"), query.until)
+    start, end = _trend_range(query.since, query.until, bucket)
     store = open_read_store(metrics_config(query.config_path), query.store_url)
     rows: list[TrendRow] = []
     if store is not None:
@@ -294,6 +297,16 @@ def trend(
     if png_path:
         return
     _print_trend_table(rows, fields, bucket)
+
+
+def _trend_range(
+    since: str | None, until: str | None, bucket: str
+) -> tuple[float | None, float | None]:
+    """The window asked for; without --since, the default window that ends at --until."""
+    if since:
+        return time_range(since, until)
+    _, end = time_range(None, until)
+    return (time.time() if end is None else end) - _DEFAULT_WINDOW[bucket], end
 
 
 def _check_png_path(path: str) -> None:
