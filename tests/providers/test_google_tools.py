@@ -66,13 +66,13 @@ def sim(server: SimServer) -> SimServer:
     return server
 
 
-def _config(sim: SimServer) -> RolecallConfig:
+def _config(sim: SimServer, model: str = "sim-model") -> RolecallConfig:
     return RolecallConfig.model_validate(
         {
             "providers": {
                 "gemini": {
                     "type": "google",
-                    "model": "sim-model",
+                    "model": model,
                     "api_key": KEY,
                     "base_url": sim.base_url,
                     "timeout": 5,
@@ -101,7 +101,12 @@ def _check_follow_up_body(sim: SimServer) -> None:
     body = _sent(sim)
     assert body["contents"][1] == {
         "role": "model",
-        "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
+        "parts": [
+            {
+                "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                "thoughtSignature": "skip_thought_signature_validator",
+            }
+        ],
     }
     assert body["contents"][2] == {
         "role": "user",
@@ -173,6 +178,48 @@ async def test_gemini_ids_are_kept_and_calls_numbered(sim: SimServer) -> None:
     ]
     assert reply.text == "Checking both." and reply.finish_reason == "tool_calls"
     assert [(d.index, d.id) for d in deltas] == [(0, "g-1"), (1, "call_1")]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_gemini_3_takes_the_tool_round_trip_back(sim: SimServer, stream: bool) -> None:
+    """Gemini 3 refuses a current turn whose function call lacks a thought signature; the
+    caller's history cannot carry the model's own, so the documented stand-in goes."""
+    sim.responder = _responder
+    sim.models = ()
+    async with Router(_config(sim, "gemini-3-pro-preview")) as router:
+        asked = await router.complete("planner", ASK, params={"tools": TOOLS})
+        (call,) = asked.tool_calls
+        follow_up = _follow_up(call.to_dict())
+        if stream:
+            answer = router.stream("planner", follow_up, params={"tools": TOOLS})
+            text = "".join([piece async for piece in answer])
+        else:
+            text = (await router.complete("planner", follow_up, params={"tools": TOOLS})).text
+    assert text == "It is 21 degrees."
+
+
+async def test_gemini_3_takes_a_parallel_call_turn_from_another_vendor(sim: SimServer) -> None:
+    calls = [
+        {
+            "id": f"toolu_{c}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": "{}"},
+        }
+        for c in "ab"
+    ]
+    messages = [
+        *ASK,
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "toolu_a", "content": '{"temp": 21}'},
+        {"role": "tool", "tool_call_id": "toolu_b", "content": '{"temp": 22}'},
+    ]
+    sim.responder = _responder
+    sim.models = ()
+    async with Router(_config(sim, "gemini-3-flash-preview")) as router:
+        reply = await router.complete("planner", messages, params={"tools": TOOLS})
+    assert reply.text == "It is 21 degrees."
+    signed = ["thoughtSignature" in part for part in _sent(sim)["contents"][1]["parts"]]
+    assert signed == [True, False]  # the first call of the step, as Gemini signs them
 
 
 async def test_consecutive_tool_results_merge_into_one_user_turn(sim: SimServer) -> None:

@@ -346,3 +346,45 @@ def test_malformed_parts_are_400_as_gemini_says(google_sim: SimServer, part: Any
     )
     assert response.status_code == 400
     assert "contents[0].parts[0]" in response.json()["error"]["message"]
+
+
+GEMINI_3 = "gemini-3-pro-preview"
+
+
+def _tool_turn(model_turn: Any, user_turn: Any = None) -> list[Any]:
+    result = types.Part.from_function_response(name="get_weather", response={"temp": 21})
+    return [
+        user_turn or types.Content(role="user", parts=[types.Part.from_text(text=PROMPT)]),
+        model_turn,
+        types.Content(role="user", parts=[result]),
+    ]
+
+
+def test_gemini_3_signs_its_calls_and_takes_its_turn_back(google_sim: SimServer) -> None:
+    google_sim.models = ()  # every model exists
+    google_sim.responder = _weather_call
+    client = google_client(google_sim)
+    asked = client.models.generate_content(model=GEMINI_3, contents=PROMPT, config=_tool_config())
+    model_turn = asked.candidates[0].content
+    (signed,) = [p for p in model_turn.parts if p.function_call]
+    assert signed.thought_signature  # bytes, as the SDK decodes it
+    google_sim.responder = lambda body: {"text": "It is 21 degrees."}
+    reply = client.models.generate_content(model=GEMINI_3, contents=_tool_turn(model_turn))
+    assert reply.text == "It is 21 degrees."
+
+
+def test_gemini_3_refuses_an_unsigned_call_in_the_current_turn(google_sim: SimServer) -> None:
+    google_sim.models = ()
+    client = google_client(google_sim)
+    call = types.Part.from_function_call(name="get_weather", args={"city": "Paris"})
+    unsigned = _tool_turn(types.Content(role="model", parts=[call]))
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model=GEMINI_3, contents=unsigned)
+    assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
+    assert "missing a thought_signature" in str(caught.value.message)
+    # Older models, and turns before the latest user text, are not checked.
+    google_sim.responder = lambda body: {"text": "Fine."}
+    assert client.models.generate_content(model="gemini-2.5-pro", contents=unsigned).text
+    later = [*unsigned, types.Content(role="model", parts=[types.Part.from_text(text="21.")])]
+    later.append(types.Content(role="user", parts=[types.Part.from_text(text="Thanks!")]))
+    assert client.models.generate_content(model=GEMINI_3, contents=later).text

@@ -10,6 +10,12 @@ A parameter Gemini cannot honour raises ``unsupported`` and a malformed one
 ``bad_request``, each naming the field and the fix; nothing is dropped in silence.
 ``reasoning_effort`` uses the budgets Google's OpenAI-compatible endpoint uses for
 Gemini 2.5: minimal/low 1024, medium 8192, high 24576 thinking tokens (none: 0).
+
+Gemini 3 and later refuse (400) a history whose function calls lack the
+``thoughtSignature`` the model attached to them. rolecall's messages cannot carry that
+opaque value back (nor can a turn written by another vendor's model have one), so the
+first ``functionCall`` part of each model turn carries the value Google documents for
+calls the model did not produce itself: :data:`FOREIGN_SIGNATURE`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from rolecall.config.params import sendable_params
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, TextPart
 
-__all__ = ["THINKING_BUDGETS", "gemini_body"]
+__all__ = ["FOREIGN_SIGNATURE", "THINKING_BUDGETS", "gemini_body"]
+
+# What Google documents for a function call replayed without the model's own signature.
+FOREIGN_SIGNATURE = "skip_thought_signature_validator"
 
 THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 _GENERATION_KEYS = {
@@ -105,7 +114,10 @@ class _Builder:
             args = _json_object(call.arguments or "{}")
             if args is None:
                 raise self.fail(f"{where}: arguments must be a JSON object")
-            parts.append({"functionCall": {"name": call.name, "args": args}})
+            part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
+            if number == 0:  # Gemini 3 checks the first call of each step
+                part["thoughtSignature"] = FOREIGN_SIGNATURE
+            parts.append(part)
         return parts or [{"text": ""}]
 
     def function_response(

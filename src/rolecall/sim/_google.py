@@ -1,13 +1,15 @@
-"""Google Gemini (Generative Language API, v1beta) on the wire."""
+"""Google Gemini (Generative Language API, v1beta) on the wire.
+
+Function-call parts and the thought signatures of Gemini 3 and later are in
+``_gemini_calls``.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from rolecall.sim._common import (
-    SIM_CALL_ID_PREFIX,
     Answer,
     Ctx,
     Dialect,
@@ -20,6 +22,7 @@ from rolecall.sim._common import (
     seconds_text,
     texts_of,
 )
+from rolecall.sim._gemini_calls import call_parts, signs_calls, unsigned_call
 from rolecall.sim._http import HttpRequest, Rendered
 from rolecall.sim.faults import Fault
 
@@ -123,6 +126,8 @@ class GoogleDialect(Dialect):
                     return gemini_error(
                         400, "INVALID_ARGUMENT", f"* GenerateContentRequest.{where}{problem}\n"
                     )
+        if signs_calls(route.model or ""):
+            return unsigned_call(body["contents"])
         return None
 
     def model_of(self, body: dict[str, Any], route: Route) -> str:
@@ -328,7 +333,7 @@ class GoogleDialect(Dialect):
         parts = [{"text": thoughts, "thought": True}] if thoughts else []
         if answer.text or not answer.tool_calls:
             parts.append({"text": answer.text})
-        parts += _call_parts(answer)
+        parts += call_parts(answer, signs_calls(ctx.model))
         candidate = self._final_candidate(answer, parts)
         return self._body(ctx, candidate, answer.output_tokens, answer, thoughts)
 
@@ -351,7 +356,7 @@ class GoogleDialect(Dialect):
                     ctx, {"content": {"parts": [part], "role": "model"}}, 0, answer, thoughts
                 )
             )
-            for part in ([] if answer.filtered else _call_parts(answer))
+            for part in ([] if answer.filtered else call_parts(answer, signs_calls(ctx.model)))
         ]
         candidate = self._final_candidate(answer, [{"text": ""}])
         events.append(self.sse(self._body(ctx, candidate, answer.output_tokens, answer, thoughts)))
@@ -413,16 +418,6 @@ def _thoughts(ctx: Ctx, answer: Answer) -> str:
         return ""
     wanted = thinking.get("includeThoughts", thinking.get("include_thoughts"))
     return (answer.reasoning or "Thinking it over.") if wanted is True else ""
-
-
-def _call_parts(answer: Answer) -> list[dict[str, Any]]:
-    parts = []
-    for call in answer.tool_calls:
-        function: dict[str, Any] = {"name": call.name, "args": json.loads(call.arguments or "{}")}
-        if not call.id.startswith(SIM_CALL_ID_PREFIX):  # Gemini sends ids only when it has them
-            function["id"] = call.id
-        parts.append({"functionCall": function})
-    return parts
 
 
 def _field(part: dict[str, Any], camel: str, snake: str) -> Any:
