@@ -208,3 +208,19 @@ async def test_thinking_comes_back_as_reasoning(sim: SimServer) -> None:
     assert reply.reasoning and reply.reasoning not in reply.text
     assert "".join(c.reasoning for c in chunks) == reply.reasoning
     assert "".join(c.text for c in chunks) == "Hello from the sim."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_cut_by_the_context_window_is_length(sim: SimServer, stream: bool) -> None:
+    """``model_context_window_exceeded`` is a cut-off answer, reported as ``length`` like
+    ``max_tokens`` so a caller continues it the same way."""
+    sim.responder = lambda body: {"text": "Half an ans", "finish": "context_window"}
+    async with Router(config(sim)) as router:
+        if stream:
+            answer = router.stream("agent", ASK)
+            text = "".join([piece async for piece in answer])
+            reply = answer.reply
+        else:
+            reply = await router.complete("agent", ASK)
+            text = reply.text
+    assert text == "Half an ans" and reply.finish_reason == "length"

@@ -223,6 +223,19 @@ async def test_stream_concatenates_and_ends_with_usage(
     assert server.requests[-1].path == f"/model/{MODEL}/converse-stream"
 
 
+async def test_an_answer_cut_by_the_context_window_is_length(
+    server: SimServer, provider: BedrockProvider
+) -> None:
+    server.responder = lambda body: {"text": "Half an ans", "finish": "context_window"}
+    completion = await provider.complete(REQUEST)
+    last = (await _collect(provider))[-1]
+    assert (completion.text, completion.finish_reason, last.finish_reason) == (
+        "Half an ans",
+        "length",
+        "length",
+    )
+
+
 async def test_an_arn_model_id_is_encoded_in_the_path_and_signed(server: SimServer) -> None:
     arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
     provider = make_provider(server, model=arn)

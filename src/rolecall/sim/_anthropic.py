@@ -381,7 +381,9 @@ def _stop_reason(answer: Answer) -> str:
     if answer.filtered:
         return "refusal"
     if answer.truncated:
-        return "max_tokens"
+        return (
+            "model_context_window_exceeded" if answer.variant == "context_window" else "max_tokens"
+        )
     return "tool_use" if answer.tool_calls else "end_turn"
 
 

@@ -50,7 +50,9 @@ log = logging.getLogger("rolecall.sim")
 Protocol = Literal["openai", "anthropic", "google", "azure-openai", "vertex", "bedrock"]
 # A dict is {text, input_tokens?, output_tokens?, finish?, tool_calls?, reasoning?,
 # cached_input_tokens?, cache_creation_input_tokens?}; finish "length" renders the
-# vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS);
+# vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS),
+# "context_window" the marker for an answer cut off by the context window (Anthropic's and
+# Bedrock's model_context_window_exceeded; the others say length);
 # tool_calls are [{name, arguments (object or JSON text), id?}].
 ResponderResult = str | dict[str, Any] | Fault
 Responder = Callable[[dict[str, Any]], ResponderResult | Awaitable[ResponderResult]]
@@ -399,7 +401,8 @@ class SimServer:
                     text,
                     int(result.get("input_tokens", input_tokens)),
                     int(result.get("output_tokens", count_words([text]))),
-                    truncated=result.get("finish") == "length",
+                    truncated=result.get("finish") in ("length", "context_window"),
+                    variant="context_window" if result.get("finish") == "context_window" else None,
                     **answer_extras(result),
                 )
             text = str(result)
