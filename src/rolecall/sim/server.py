@@ -18,7 +18,6 @@ import inspect
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,8 +39,9 @@ from rolecall.sim._deliver import deliver
 from rolecall.sim._google import GoogleDialect
 from rolecall.sim._http import Exchange, HttpRequest, HttpServer, Rendered
 from rolecall.sim._openai import OpenAIDialect
+from rolecall.sim._script import FaultScript
 from rolecall.sim._vertex import VertexDialect
-from rolecall.sim.faults import HANG_KINDS, Fault, parse_fault
+from rolecall.sim.faults import HANG_KINDS, Fault
 
 __all__ = ["Protocol", "RecordedRequest", "Responder", "SimServer", "request_latency"]
 
@@ -65,11 +65,6 @@ _DIALECTS: dict[str, type[Dialect]] = {
     "vertex": VertexDialect,
     "bedrock": BedrockDialect,
 }
-# Sticky faults that also hit the model endpoints (the credential check): a
-# zero-credit or rate-limited key still lists models.
-_MODEL_ENDPOINT_KINDS = frozenset(
-    {"auth", "permission", "region", "server", "overloaded", "timeout", "reset"}
-)
 
 
 def request_latency(latency: float, jitter: float, text: str) -> float:
@@ -138,10 +133,7 @@ class SimServer:
         self.requests: list[RecordedRequest] = []
         self._dialect = _DIALECTS[protocol]()
         self._port = port
-        self._queue: deque[Fault] = deque()
-        self._model_queue: deque[Fault] = deque()
-        self._sticky: tuple[Fault, ...] = ()
-        self._sticky_turn = 0
+        self._faults = FaultScript()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._http: HttpServer | None = None
@@ -220,12 +212,12 @@ class SimServer:
     # Scripting -------------------------------------------------------------------------------
     def script(self, *faults: Fault | str) -> None:
         """Queue faults; each chat request (stream or not) takes the next one."""
-        self._queue.extend(parse_fault(f) for f in faults)
+        self._faults.queue(faults)
 
     def script_models(self, *faults: Fault | str) -> None:
         """Queue faults for the model endpoints only (list or get a model: the credential
         check); each such request takes the next one before any sticky fault applies."""
-        self._model_queue.extend(parse_fault(f) for f in faults)
+        self._faults.queue_models(faults)
 
     def set_faults(self, *faults: Fault | str) -> None:
         """Faults for every chat request until ``clear()``, in turn; used when the queue is empty.
@@ -233,37 +225,22 @@ class SimServer:
         Kinds that a credential check would meet (auth, permission, region, server,
         overloaded, timeout, reset) also apply to the model endpoints.
         """
-        self._sticky = tuple(parse_fault(f) for f in faults)
-        self._sticky_turn = 0
+        self._faults.stick(faults)
 
     def clear(self) -> None:
         """Drop queued and sticky faults."""
-        self._queue.clear()
-        self._model_queue.clear()
-        self._sticky = ()
+        self._faults.clear()
 
     @property
     def pending(self) -> int:
         """Faults still queued."""
-        return len(self._queue)
+        return self._faults.pending
 
     def reset_stats(self) -> None:
         self.calls = 0
         self.model_calls = 0
         self.peak_in_flight = self.in_flight
         self.requests.clear()
-
-    def _next_fault(self) -> Fault | None:
-        try:
-            return self._queue.popleft()
-        except IndexError:
-            pass
-        sticky = self._sticky
-        if not sticky:
-            return None
-        fault = sticky[self._sticky_turn % len(sticky)]
-        self._sticky_turn += 1
-        return fault
 
     # Request handling ----------------------------------------------------------------------
     async def _handle(self, request: HttpRequest, ex: Exchange) -> None:
@@ -304,7 +281,7 @@ class SimServer:
             input_tokens=count_words(dialect.prompt_texts(body)) if body else 0,
             scope=route.scope,
         )
-        fault = self._model_fault()
+        fault = self._faults.next_model()
         if fault is not None and fault.kind == "reset":
             ex.reset()
             return
@@ -329,16 +306,11 @@ class SimServer:
         else:
             await self._send(ex, ok(dialect.model_info(route.model)))
 
-    def _model_fault(self) -> Fault | None:
-        if self._model_queue:
-            return self._model_queue.popleft()
-        return next((f for f in self._sticky if f.kind in _MODEL_ENDPOINT_KINDS), None)
-
     async def _chat(
         self, request: HttpRequest, ex: Exchange, route: Route, parsed: Any, key: str | None
     ) -> None:
         self.calls += 1
-        fault = self._next_fault()
+        fault = self._faults.next_chat()
         dialect = self._dialect
         body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         texts = dialect.prompt_texts(body)
@@ -514,8 +486,7 @@ class SimServer:
             "calls": self.calls,
             "model_calls": self.model_calls,
             "peak_in_flight": self.peak_in_flight,
-            "queued": [f.to_dict() for f in list(self._queue)],
-            "sticky": [f.to_dict() for f in self._sticky],
+            **self._faults.to_dict(),
         }
 
     def __repr__(self) -> str:
