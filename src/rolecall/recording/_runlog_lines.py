@@ -45,8 +45,9 @@ _TASK_FIELDS = tuple(f.name for f in fields(TaskEvent))
 # The line of a task its first attempt answered: the task's fields, then the two the
 # attempt does not share with it (see rolecall.events.answered_at_once).
 _ANSWERED_FIELDS = (*_TASK_FIELDS, "attempt_latency_ms", "attempt_ts")
-# One encoder for every line: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# One encoder for every line: json.dumps with options builds a new one per call. A key
+# JSON cannot hold (in a run's meta) is left out rather than costing the batch its lines.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str, skipkeys=True).encode
 _ESCAPE: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _isfinite = math.isfinite
 
@@ -102,7 +103,13 @@ def event_line(event: Event) -> str:
             return _attempt_line(event)
         return _task_line(event)
     except (TypeError, ValueError):  # a count that is no int, a number that is None...
+        pass
+    try:
         return _careful_line(event)
+    except (TypeError, ValueError, OverflowError):
+        # A count that is no number (a NaN, None): the record as json writes it, so the
+        # line, and every other line of its batch, is still written.
+        return _ENCODE(event_record(event))
 
 
 def _attempt_line(event: AttemptEvent) -> str:

@@ -11,9 +11,12 @@ instead of reading and decoding them again.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -57,10 +60,18 @@ from rolecall.recording.store.statements import (
     rows_of,
     task_values,
 )
+from rolecall.recording.store.storable import (
+    CHANGE_TOLD,
+    finite_sums,
+    storable_events,
+    storable_text,
+)
 
 __all__ = ["ATTEMPT_COLUMNS", "MetricsStore", "TimeArg", "placeholders"]
 
 TimeArg = float | datetime | None
+
+log = logging.getLogger("rolecall.recording.store")
 
 
 def _epoch(value: TimeArg) -> float | None:
@@ -73,6 +84,9 @@ class MetricsStore(ABC):
     """Runs, tasks, attempts and rollups; all methods are thread-safe."""
 
     dialect: ClassVar[Dialect]
+    # What a backend raises for a value it cannot store (the batch is then written again,
+    # with such values changed); never for a store it cannot reach or write.
+    _data_errors: tuple[type[Exception], ...] = (ValueError, TypeError, OverflowError)
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -81,6 +95,9 @@ class MetricsStore(ABC):
         # the next batch merges into them instead of reading and decoding them again.
         self._written_rollups: dict[str, dict[RollupKey, Rollup]] = {}
         self._pending_rollups: dict[str, dict[RollupKey, Rollup]] = {}
+        # Events stored with values changed, by kind of change (see record_rows).
+        self.changed: Counter[str] = Counter()
+        self._reported: set[str] = set()
 
     # -- backend primitives -------------------------------------------------------------
 
@@ -184,12 +201,61 @@ class MetricsStore(ABC):
 
     def record_rows(self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> None:
         """:meth:`record` for a batch already split into its attempts and its tasks, each
-        in their order."""
+        in their order.
+
+        An event holding what no column takes (a NaN, a lone surrogate...: see
+        :mod:`~rolecall.recording.store.storable`) does not cost the batch: the batch is
+        written again with such values changed, counted in :attr:`changed`. Should one
+        event still be refused, each event is written on its own and only those refused
+        are dropped (counted as ``dropped``).
+        """
         if not attempts and not tasks:
             return
+        try:
+            self._record_rows(attempts, tasks)
+            return
+        except self._data_errors:
+            stored_attempts, stored_tasks, changes = storable_events(attempts, tasks)
+        self._note_changes(changes)
+        try:
+            self._record_rows(stored_attempts, stored_tasks)
+        except self._data_errors:
+            self._record_one_by_one(stored_attempts, stored_tasks)
+
+    def _record_one_by_one(
+        self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]
+    ) -> None:
+        dropped: Counter[str] = Counter()
+        reason = ""
+        alone: list[tuple[list[AttemptEvent], list[TaskEvent]]] = [([a], []) for a in attempts]
+        alone += [([], [t]) for t in tasks]
+        for one_attempt, one_task in alone:
+            try:
+                self._record_rows(one_attempt, one_task)
+            except self._data_errors as exc:
+                dropped["dropped"] += 1
+                reason = str(exc)
+        if dropped:
+            self._note_changes(dropped, reason)
+
+    def _note_changes(self, changes: Counter[str], reason: str = "") -> None:
+        """Count what a batch had changed; each kind of change is reported once."""
+        self.changed.update(changes)
+        for kind in changes:
+            if kind not in self._reported:
+                self._reported.add(kind)
+                log.warning(
+                    "the metrics store %s %s; later ones are counted, not reported",
+                    self.label,
+                    CHANGE_TOLD[kind].format(reason=reason),
+                )
+
+    def _record_rows(self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> None:
         hourly = aggregate(attempts)
         daily = daily_from_hourly(hourly)
         per_run = run_deltas(attempts, tasks)
+        if not finite_sums(hourly, per_run, tasks):
+            raise ValueError("a figure that is not a finite number")
         run_rows = [
             (
                 run_id,
@@ -250,18 +316,20 @@ class MetricsStore(ABC):
         meta: dict[str, Any] | None = None,
         started_at: float | None = None,
     ) -> None:
-        meta_text = json.dumps(meta, default=str) if meta else None
+        # A key JSON cannot hold is left out rather than costing the run its row.
+        meta_text = json.dumps(meta, default=str, skipkeys=True) if meta else None
+        when = _finite_or_now(started_at)
         with self._write() as cursor:
             self._exec(
-                cursor,
-                START_RUN,
-                (run_id, kind, started_at if started_at is not None else time.time(), meta_text),
+                cursor, START_RUN, (storable_text(run_id), storable_text(kind), when, meta_text)
             )
 
     def finish_run(self, run_id: str, status: str, finished_at: float | None = None) -> None:
-        when = finished_at if finished_at is not None else time.time()
+        when = _finite_or_now(finished_at)
         with self._write() as cursor:
-            self._exec(cursor, FINISH_RUN, (run_id, status, when, when))
+            self._exec(
+                cursor, FINISH_RUN, (storable_text(run_id), storable_text(status), when, when)
+            )
 
     def prune(self, before: float) -> int:
         """Delete raw attempts and tasks older than ``before`` (epoch); rollups stay."""
@@ -382,6 +450,10 @@ class MetricsStore(ABC):
             tasks=build_tasks((item[3] for item in records), run_open=status == "running"),
             meta=json.loads(meta) if meta else {},
         )
+
+
+def _finite_or_now(ts: float | None) -> float:
+    return ts if ts is not None and math.isfinite(ts) else time.time()
 
 
 def _summary(row: Sequence[Any]) -> RunSummary:

@@ -34,6 +34,8 @@ class PostgresStore(MetricsStore):
             raise MissingExtra("postgres", "psycopg", "a PostgreSQL metrics store") from exc
         super().__init__(describe_url(url))
         self._psycopg = psycopg
+        # A NUL in text, a number past its column's range, a NULL where none goes.
+        self._data_errors = (*self._data_errors, psycopg.DataError, psycopg.IntegrityError)
         self._url = url
         self._sql_cache: dict[str, str] = {}
         self._conn: Any = None

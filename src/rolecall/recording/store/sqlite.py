@@ -146,6 +146,13 @@ def _problem(path: Path | None, exc: Exception) -> str:
 
 class SqliteStore(MetricsStore):
     dialect = "sqlite"
+    # NULL for a NaN, text it cannot encode, a value of a type it cannot bind.
+    _data_errors = (
+        *MetricsStore._data_errors,
+        sqlite3.IntegrityError,
+        sqlite3.DataError,
+        sqlite3.ProgrammingError,
+    )
 
     def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
         """Open (creating parent directories) and migrate; ``None`` is an in-memory db.
