@@ -38,6 +38,16 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _write_state(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_text(path, text)
+    except UnicodeEncodeError:
+        # A lone surrogate (a name read from a file system that is not UTF-8, say), which
+        # UTF-8 cannot hold: it stands in a JSON string, where its escape reads back as it.
+        atomic_write_text(path, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 class _LatestWriter:
     """Writes text files on one background thread; only the newest pending text is kept."""
 
@@ -46,7 +56,7 @@ class _LatestWriter:
         self._lock = threading.Lock()
         self._latest: tuple[Path, str] | None = None
         self._scheduled = False
-        self.error: OSError | None = None
+        self.error: Exception | None = None
 
     def submit(self, path: Path, text: str) -> None:
         with self._lock:
@@ -64,9 +74,8 @@ class _LatestWriter:
                     self._scheduled = False
                     return
             try:
-                item[0].parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(*item)
-            except OSError as exc:
+                _write_state(*item)
+            except Exception as exc:  # this thread must write the next snapshot still
                 if self.error is None:
                     log.warning("cannot save the run state to %s: %s", item[0], exc)
                 self.error = exc
