@@ -32,11 +32,12 @@ def telemetry_sink(config: RolecallConfig) -> EventSink | None:
     if not telemetry_enabled():
         return None
     types = {pid: provider.type for pid, provider in config.providers.items()}
+    models = {pid: p.model for pid, p in config.providers.items() if p.model}
     try:
         from rolecall.recording.telemetry_setup import setup_telemetry
 
         setup_telemetry()
-        return TelemetrySink(types)
+        return TelemetrySink(types, provider_models=models)
     except MissingExtra as exc:
         log.warning("telemetry is off: %s", exc.message)
         return None

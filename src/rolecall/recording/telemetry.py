@@ -9,6 +9,10 @@ or completion text, so none is ever recorded.
 Each attempt also feeds the GenAI client metrics: ``gen_ai.client.operation.duration``
 (histogram, seconds) and ``gen_ai.client.token.usage`` (histogram, tokens, with
 ``gen_ai.token.type`` input or output), with the role and provider as attributes.
+``gen_ai.request.model`` is the model the provider was asked for (its configured one);
+the name a provider answers with (an attempt event's ``model``, often a dated snapshot)
+is ``gen_ai.response.model`` on the spans only, so no name a provider picks adds a
+metric series.
 Where the spans and metrics go is set up by :mod:`rolecall.recording.telemetry_setup`.
 """
 
@@ -49,9 +53,11 @@ class TelemetrySink:
         self,
         provider_types: Mapping[str, str],
         *,
+        provider_models: Mapping[str, str] | None = None,
         tracer_provider: Any | None = None,
         meter_provider: Any | None = None,
     ) -> None:
+        """``provider_models``: each provider's configured model, the one requested."""
         try:
             from opentelemetry import metrics, trace
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -76,7 +82,13 @@ class TelemetrySink:
         self._systems = {
             pid: rows[t].genai_system if t in rows else t for pid, t in provider_types.items()
         }
+        self._models: Mapping[str, str] = dict(provider_models or {})
         self._pending: dict[tuple[str, str], list[AttemptEvent]] = {}
+
+    def _requested(self, attempt: AttemptEvent) -> str:
+        """The model ``attempt`` asked for: its provider's configured one when known (an
+        answered attempt's event holds the model that answered)."""
+        return self._models.get(attempt.provider) or attempt.model
 
     def emit(self, event: Event) -> None:
         key = (event.run_id, event.task_id)
@@ -90,7 +102,7 @@ class TelemetrySink:
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
-            "gen_ai.request.model": attempt.model,
+            "gen_ai.request.model": self._requested(attempt),
             "rolecall.role": attempt.role,
             "rolecall.provider": attempt.provider,
         }
@@ -99,7 +111,6 @@ class TelemetrySink:
         self._duration.record(attempt.latency_ms / 1000, attributes)
         if attempt.outcome != "ok":
             return
-        attributes["gen_ai.response.model"] = attempt.model
         self._tokens.record(attempt.input_tokens, {**attributes, "gen_ai.token.type": "input"})
         self._tokens.record(attempt.output_tokens, {**attributes, "gen_ai.token.type": "output"})
 
@@ -136,10 +147,11 @@ class TelemetrySink:
 
     def _attempt_span(self, attempt: AttemptEvent, context: Any) -> None:
         trace = self._trace
+        requested = self._requested(attempt)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
-            "gen_ai.request.model": attempt.model,
+            "gen_ai.request.model": requested,
             "rolecall.role": attempt.role,
             "rolecall.provider": attempt.provider,
             "rolecall.attempt": attempt.attempt,
@@ -150,7 +162,7 @@ class TelemetrySink:
             attributes["gen_ai.usage.input_tokens"] = attempt.input_tokens
             attributes["gen_ai.usage.output_tokens"] = attempt.output_tokens
         span = self._tracer.start_span(
-            f"chat {attempt.model}",
+            f"chat {requested}",
             context=context,
             kind=trace.SpanKind.CLIENT,
             start_time=_ns(attempt.ts - attempt.latency_ms / 1000),
