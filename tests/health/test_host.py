@@ -149,3 +149,21 @@ def test_a_probe_claimed_for_ever_does_not_block_the_provider(
     probe = asyncio.run(other.admit("p"))
     assert probe is not None
     probe.release()
+
+
+@pytest.mark.parametrize("text", ["Schlüssel ungültig ", "鍵が無効です", "🔑 rejected "])
+def test_a_long_non_ascii_message_keeps_its_kind_for_the_other_worker(
+    pair: tuple[HostHealth, HostHealth], clock: Clock, text: str
+) -> None:
+    one, other = pair
+    message = text * 40  # far past the slot: JSON writes each such character as \\uXXXX
+    one.mark_unavailable("p", ProviderError(message, kind=ErrorKind.AUTH, provider="p"))
+    one.record_failure("q", ProviderError(message, kind=ErrorKind.TIMEOUT, provider="q"))
+    one.record_failure("q", ProviderError(message, kind=ErrorKind.TIMEOUT, provider="q"))
+
+    reason = other.reason("p")
+    assert reason is not None and reason.kind is ErrorKind.AUTH
+    assert reason.message and message.startswith(reason.message)
+    assert other.state("q") == "open"
+    failure = other.reason("q")
+    assert failure is not None and failure.kind is ErrorKind.TIMEOUT

@@ -190,6 +190,18 @@ class HealthTable:
 _MAX_MESSAGE = 160
 
 
+def _error_json(error: ProviderError) -> str:
+    """``error`` as JSON that fits a slot's field whole, its message cut as far as needed:
+    JSON escapes each non-ASCII character in up to 12 bytes, and JSON cut at the field's
+    end reads as no error at all (its kind lost)."""
+    limit = _MAX_MESSAGE
+    text = error_to_json(error, max_message=limit)
+    while len(text) > _BLOB and limit > 0:
+        limit = min(limit - 1, limit * _BLOB // len(text))
+        text = error_to_json(error, max_message=limit)
+    return text
+
+
 class HostHealth(ProviderHealth):
     """A :class:`ProviderHealth` whose restrictions every worker of the host shares."""
 
@@ -325,7 +337,7 @@ class HostHealth(ProviderHealth):
 
         def change(shared: SlotState) -> None:
             if not shared.unavailable:
-                shared.unavailable = error_to_json(error, max_message=_MAX_MESSAGE)
+                shared.unavailable = _error_json(error)
 
         self._update(provider_id, change)
 
@@ -347,7 +359,7 @@ class HostHealth(ProviderHealth):
             def open_circuit(shared: SlotState) -> None:
                 shared.opened_at = opened
                 shared.failures = failures
-                shared.circuit = error_to_json(error, max_message=_MAX_MESSAGE)
+                shared.circuit = _error_json(error)
                 shared.probe_until = 0.0
 
             self._update(provider_id, open_circuit)
