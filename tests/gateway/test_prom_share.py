@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from pathlib import Path
 
+import pytest
 from test_prom import assert_valid_exposition
 
 from factories import attempt_event
@@ -79,3 +82,34 @@ def test_a_worker_publishes_on_its_timer_without_being_scraped(tmp_path: Path) -
 
     text = asyncio.run(scenario())
     assert 'rolecall_gateway_requests_total{model="coder",status="200"} 1' in text
+
+
+def test_a_worker_file_of_another_shape_is_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    one, two = GatewayMetrics(), GatewayMetrics()
+    _attempt(one, 20, 5)
+    _attempt(two, 40, 1)
+    SharedMetrics(tmp_path, two).publish()  # a worker that finished: its file stays
+    odd = {
+        "a-list": [],
+        "text-for-values": {"rolecall_provider_calls_total": "x"},
+        "text-for-a-number": {"rolecall_provider_calls_total": [[["gpt", "coder", "ok"], "1"]]},
+        "numbers-for-labels": {"rolecall_provider_calls_total": [[[1, 2, 3], 1]]},
+        "too-many-buckets": {
+            "rolecall_provider_call_duration_seconds": [[["gpt", "coder"], [1] * 99, 0.1, 1]]
+        },
+    }
+    for name, values in odd.items():
+        (tmp_path / f"worker-{name}.json").write_text(json.dumps(values))
+    scraper = SharedMetrics(tmp_path, one)
+
+    with caplog.at_level(logging.WARNING, logger="rolecall.gateway"):
+        scrapes = [scraper.render() for _ in range(3)]
+
+    for text in scrapes:
+        assert_valid_exposition(text)
+        assert 'rolecall_provider_calls_total{provider="gpt",role="coder",outcome="ok"} 2' in text
+    warned = [r.getMessage() for r in caplog.records if "skipping the metrics" in r.getMessage()]
+    assert sorted(name for name in odd if any(f"worker-{name}" in w for w in warned)) == sorted(odd)
+    assert len(warned) == len(odd)

@@ -46,6 +46,9 @@ log = logging.getLogger("rolecall.gateway")
 PUBLISH_INTERVAL = 1.0  # seconds
 
 WorkerValues = dict[str, Values]
+# What summing or rendering values of another shape raises (a list for an object, text
+# for a number, a label that is no string...).
+_SHAPE_ERRORS = (AttributeError, TypeError, ValueError, KeyError, IndexError)
 
 
 class SharedMetrics:
@@ -76,6 +79,8 @@ class SharedMetrics:
         self._writing = threading.Lock()
         self._finished: dict[str, WorkerValues] = {}  # finished workers' last values, by file
         self._timer: asyncio.Task[None] | None = None
+        self._skipped: set[str] = set()  # files warned about
+        self._refused: set[str] = set()  # finished workers' files of another shape
 
     def start(self) -> None:
         # Locked before anything is published: a file whose lock is free is final.
@@ -138,28 +143,55 @@ class SharedMetrics:
 
     def render(self) -> str:
         """The exposition of every worker's sum; health as set on this worker's metrics."""
+        own = self.publish()
+        others = list(self._others())
+        try:
+            return self._sum(own, others)
+        except _SHAPE_ERRORS:
+            # A file of JSON of another shape (damaged, or written by something else):
+            # summed without it, rather than failing every scrape.
+            return self._sum(own, [other for other in others if self._usable(*other)])
+
+    def _sum(self, own: WorkerValues, others: list[tuple[Path, WorkerValues, bool]]) -> str:
         total = GatewayMetrics()
-        total.add(self.publish(), live=True)
-        for values, live in self._others():
+        total.add(own, live=True)
+        for _, values, live in others:
             total.add(values, live=live)
         total.health.cells.update((k, [v]) for k, (v,) in self.metrics.health.cells.items())
         return total.render()
 
-    def _others(self) -> Iterator[tuple[WorkerValues, bool]]:
+    def _usable(self, path: Path, values: WorkerValues, live: bool) -> bool:
+        try:
+            self._sum({}, [(path, values, live)])
+            return True
+        except _SHAPE_ERRORS as exc:
+            self._skip(path, f"not the metrics of a worker ({type(exc).__name__}: {exc})")
+            if not live:
+                self._finished.pop(path.name, None)
+                self._refused.add(path.name)  # final: never read again
+            return False
+
+    def _skip(self, path: Path, why: object) -> None:
+        """Warn, once a file, that another worker's file is left out of the sum."""
+        if path.name not in self._skipped:
+            self._skipped.add(path.name)
+            log.warning("skipping the metrics of another worker in %s: %s", path, why)
+
+    def _others(self) -> Iterator[tuple[Path, WorkerValues, bool]]:
         for path in self.directory.glob("worker-*.json"):
-            if path == self.path:
+            if path == self.path or path.name in self._refused:
                 continue
             finished = self._finished.get(path.name)
             if finished is not None:
-                yield finished, False
+                yield path, finished, False
                 continue
             # Liveness first: a worker found finished wrote its file for the last time.
             live = lock_held(path.with_suffix(".lock")) is not False  # unknown: live
             try:
                 values: WorkerValues = loads(path.read_bytes())
             except (OSError, ValueError) as exc:
-                log.warning("skipping the metrics of another worker in %s: %s", path, exc)
+                self._skip(path, exc)
                 continue
             if not live:
                 self._finished[path.name] = values
-            yield values, live
+            yield path, values, live
