@@ -33,6 +33,7 @@ from rolecall.recording.store import (
     LATEST_TIME,
     MetricsStore,
     StoreNotFound,
+    file_identity,
     open_store,
     sqlite_path,
 )
@@ -87,15 +88,8 @@ class DataSource:
 
 
 def _file_identity(url: str) -> tuple[int, int] | None:
-    """(device, inode) of the SQLite file ``url`` names; None for no file or another backend."""
-    if not url.startswith("sqlite:"):
-        return None
-    path = sqlite_path(url)
-    try:
-        info = path.stat() if path is not None else None
-    except OSError:
-        return None
-    return None if info is None else (info.st_dev, info.st_ino)
+    """The identity of the SQLite file ``url`` names; None for no file or another backend."""
+    return file_identity(sqlite_path(url)) if url.startswith("sqlite:") else None
 
 
 def _time(query: Mapping[str, str], name: str) -> float | None:

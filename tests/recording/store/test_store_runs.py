@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
+
+import pytest
 
 from factories import attempt_event, task_event
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent, TaskEvent
-from rolecall.recording.store import MetricsStore
+from rolecall.recording.store import MetricsStore, open_store
 
 T0 = 1_767_225_600.0
 
@@ -374,3 +377,24 @@ def test_an_answered_task_keeps_its_attempt_on_its_row(store: MetricsStore, tmp_
     assert (summary.tasks, summary.attempts, summary.handovers) == (2, 3, 0)
     assert store.prune(T0 + 10) == 4  # b's two attempts, both tasks (a's attempt with a)
     assert store._read("SELECT COUNT(*) FROM all_attempts")[0][0] == 0
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved aside"])
+def test_a_file_deleted_or_moved_while_recording_gets_what_follows(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "metrics.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.record(_workflow_events("before"))
+        for file in tmp_path.glob("metrics.db*"):  # the database, its WAL and shared memory
+            if how == "deleted":
+                file.unlink()
+            else:
+                file.rename(tmp_path / f"old-{file.name}")
+        store.record(_workflow_events("after"))
+    with open_store(f"sqlite:///{path}", create=False) as reopened:
+        assert [run.run_id for run in reopened.runs()] == ["after"]
+        after = reopened.run("after")
+        assert after is not None and len(after.tasks) == 3
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "was deleted or replaced while recording" in warning

@@ -55,6 +55,16 @@ def describe_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
+def file_identity(path: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``: another value means another file (one
+    deleted, or moved aside and replaced). None for no path or no file."""
+    try:
+        info = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if info is None else (info.st_dev, info.st_ino)
+
+
 def sqlite_path(url: str, base_dir: Path | None = None) -> Path | None:
     """The database file a ``sqlite:`` URL names (None for an in-memory database)."""
     rest = url[len("sqlite:") :]

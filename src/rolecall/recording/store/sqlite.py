@@ -6,6 +6,7 @@ a power loss can drop the last commits) and lets readers work while a batch is w
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rolecall.events import AttemptEvent
-from rolecall.recording.store import StoreError, StoreNotFound
+from rolecall.recording.store import StoreError, StoreNotFound, file_identity
 from rolecall.recording.store.base import MetricsStore
 from rolecall.recording.store.migrations import LATEST_VERSION
 from rolecall.recording.store.statements import (
@@ -100,6 +101,8 @@ _INSERT_ATTEMPTS = _BulkInsert("attempts", ATTEMPT_COLUMNS, NULLABLE_ATTEMPT_TEX
 _INSERT_TASKS = _BulkInsert("tasks", TASK_COLUMNS, NULLABLE_TASK_TEXT, task_values)
 
 
+log = logging.getLogger("rolecall.recording.store")
+
 _OPEN_TIMEOUT_S = 30.0
 
 
@@ -164,6 +167,10 @@ class SqliteStore(MetricsStore):
         super().__init__(str(path) if path is not None else ":memory:")
         self.path = path
         self._data_version: int | None = None
+        self._open(read_only)
+
+    def _open(self, read_only: bool) -> None:
+        path = self.path
         try:
             if path is not None and not read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +184,7 @@ class SqliteStore(MetricsStore):
             raise StoreError(
                 f"cannot open the metrics store {self.label}: {_problem(path, exc)}"
             ) from exc
+        self._identity = file_identity(path)
         try:
             self._prepare(read_only)
         except BaseException as exc:
@@ -185,6 +193,25 @@ class SqliteStore(MetricsStore):
                 problem = _problem(path, exc)
                 raise StoreError(f"cannot open the metrics store {self.label}: {problem}") from exc
             raise
+
+    def _reopen_if_replaced(self) -> None:
+        """Open the file at ``path`` again when it is no longer the one open: deleted, or
+        moved aside and replaced, while recording. The open connection would go on writing
+        into a file no one can read any more."""
+        if self.path is None or file_identity(self.path) == self._identity:
+            return
+        with self._lock:
+            if file_identity(self.path) == self._identity:
+                return  # another thread opened it again meanwhile
+            log.warning(
+                "the metrics store %s was deleted or replaced while recording; "
+                "recording goes on in the file now at that path",
+                self.label,
+            )
+            self._conn.close()
+            self._data_version = None
+            self._rolled_back()  # the rollups written so far are in the old file
+        self._open(read_only=False)  # outside the lock: migrating takes it
 
     def _prepare(self, read_only: bool) -> None:
         self._conn.execute(f"PRAGMA busy_timeout={int(_OPEN_TIMEOUT_S * 1000)}")
@@ -217,6 +244,7 @@ class SqliteStore(MetricsStore):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
+        self._reopen_if_replaced()
         with self._lock:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN IMMEDIATE")
