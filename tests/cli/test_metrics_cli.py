@@ -352,14 +352,14 @@ def _strict_json(text: str) -> Any:
 
 @pytest.fixture
 def huge_figures(project: Path) -> Path:
-    """Two calls of 1e308 ms and $1e308 each: their sums (the average, the cost) overflow."""
-    with open_store("sqlite:///.rolecall/rolecall.db") as store:
-        store.record(
-            [
-                attempt_event(run_id="run-x", task_id=f"t{n}", latency_ms=1e308, cost_usd=1e308)
-                for n in range(2)
-            ]
-        )
+    """Two calls whose sums (the average, the cost) are infinite: a store written before
+    rolecall refused such sums, or by another writer."""
+    path = project / ".rolecall" / "rolecall.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.record([attempt_event(run_id="run-x", task_id=f"t{n}") for n in range(2)])
+    with sqlite3.connect(path) as db:
+        for table in ("rollup_hourly", "rollup_daily"):
+            db.execute(f"UPDATE {table} SET latency_sum = 1e308 * 10, cost_usd = 1e308 * 10")
     return project
 
 
