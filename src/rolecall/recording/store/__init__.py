@@ -11,7 +11,6 @@ Backends load on first use so that importing this package stays cheap.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,16 +42,21 @@ class StoreError(RolecallError):
 
 
 class StoreNotFound(StoreError):
-    """A read-only command found no SQLite database at the configured path."""
+    """A read-only command found no store at the configured URL: no SQLite database at
+    its path, or no rolecall tables in its PostgreSQL schema."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None = None, *, label: str | None = None) -> None:
         self.path = path
-        super().__init__(f"no metrics recorded yet: {path} does not exist")
+        where = f"{path} does not exist" if path is not None else f"{label} holds no tables yet"
+        super().__init__(f"no metrics recorded yet: {where}")
 
 
 def describe_url(url: str) -> str:
-    """The URL with any password masked, for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """The URL with any password masked (in its user info or a query parameter such as
+    ``?password=``), for messages and logs."""
+    from rolecall._secrets import mask_url
+
+    return mask_url(url)
 
 
 def file_identity(path: Path | None) -> tuple[int, int] | None:
@@ -102,7 +106,7 @@ def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -
     if backend == "postgresql":
         from rolecall.recording.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=not create)
     raise ConfigError(
         [
             ConfigIssue(
