@@ -51,6 +51,9 @@ _needles: set[str] = set()
 _MIN_SECRET_LEN = 6
 # Query parameters whose values are credentials (api_key, key, token, sig, X-Amz-Signature...).
 _SECRET_PARAM = re.compile(r"key|token|sig|secret|passw|pwd|auth|credential|session", re.I)
+# Schemes whose lone user name (no password) is a name, not a token: registered as a
+# secret, a role called ``postgres`` would mask that word in every answer and message.
+_NAMED_USER_SCHEMES = frozenset({"postgresql", "postgres"})
 # user:password@ after a scheme; the password is masked even when it was never registered.
 _URL_PASSWORD = re.compile(r"://([^\s/?#@:]*):([^\s/?#@]+)@")
 # Characters percent-encoding leaves alone: a run of them survives every text form of a key.
@@ -230,6 +233,8 @@ def _url_credentials(url: str) -> list[str]:
         return []
     found: list[str] = []
     user, password, _ = _split_userinfo(parts.netloc)
+    if password is None and parts.scheme.lower() in _NAMED_USER_SCHEMES:
+        user = None  # postgresql://app@host/db: a role name, never a credential
     if user is not None:
         value = password if password is not None else user
         found += [value, unquote(value)]

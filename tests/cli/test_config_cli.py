@@ -353,6 +353,29 @@ def test_show_prints_a_metrics_url_that_pastes_back_unchanged(tmp_path: Path, ur
     assert as_json["metrics"]["url"] == expected
 
 
+def test_a_postgres_role_name_in_metrics_url_is_not_masked_in_other_text(
+    tmp_path: Path,
+) -> None:
+    """postgresql://postgres@host/db names a role, not a token: the word "postgres"
+    stays readable in the URL's scheme, in messages and in answers."""
+    from rolecall._secrets import forget_secret, redact, redact_answer
+
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        "providers:\n"
+        "  box: {type: openai-compatible, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "default_provider: box\n"
+        "metrics: {url: 'postgresql://postgres@db.internal/metrics'}\n"
+    )
+    try:
+        shown = yaml.safe_load(invoke(["config", "show", "-c", str(path)]).stdout)
+        assert shown["metrics"]["url"] == "postgresql://***@db.internal/metrics"
+        assert redact_answer("run psql -U postgres") == "run psql -U postgres"
+        assert redact("postgresql://db/x") == "postgresql://db/x"
+    finally:
+        forget_secret("postgres")
+
+
 def test_show_on_an_invalid_config_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(TEN_MISTAKES)
