@@ -215,6 +215,8 @@ class PostgresStore(MetricsStore):
         watch = _Watch(conn, _ANSWER_WAIT_S)
         try:
             yield
+        except self._data_errors:
+            raise  # a value no column takes: the batch is written again without it (base)
         except self._psycopg.Error as exc:
             if watch.cut:
                 raise _NoAnswer(
