@@ -47,15 +47,17 @@ def test_client_text_in_a_response_header_is_escaped_not_a_500(gateway: RunningG
 
 
 def test_a_routing_failure_names_the_role_not_the_model_in_its_headers(
-    gateway: RunningGateway,
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer
 ) -> None:
-    body = {**CHAT, "model": "模型\r\nx-injected: 1", "n": 5}  # n > 1: no provider can
+    primary.set_faults("bad_request")  # every provider refuses the request
+    fallback.set_faults("bad_request")
+    body = {**CHAT, "model": "模型\r\nx-injected: 1"}
     with gateway.client() as client:
         refused = client.post(
             "/v1/chat/completions", json=body, headers={"x-rolecall-role": "coder"}
         )
     assert refused.status_code == 400, refused.text
-    assert refused.json()["error"]["code"] == "unsupported"
+    assert refused.json()["error"]["code"] == "bad_request"
     assert refused.headers["x-rolecall-role"] == "coder"
     assert "x-injected" not in refused.headers
 

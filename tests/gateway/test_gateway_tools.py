@@ -7,6 +7,8 @@ the OpenAI sim, whose recorded body shows what the vendor received.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -151,7 +153,7 @@ def test_image_reaches_the_vendor(gateway: RunningGateway, primary: SimServer) -
 
 PARAMS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("seed", {"seed": 7}, {"seed": 7}),
-    ("logprobs", {"logprobs": True, "top_logprobs": 2}, {"logprobs": True, "top_logprobs": 2}),
+    ("logprobs-off", {"logprobs": False}, {"logprobs": False}),
     ("reasoning_effort", {"reasoning_effort": "low"}, {"reasoning_effort": "low"}),
     (
         "penalties",
@@ -209,10 +211,32 @@ def test_strict_schema_is_not_rewritten(gateway: RunningGateway, primary: SimSer
     assert _sent(primary)["response_format"]["json_schema"]["strict"] is True
 
 
-def test_n_above_one_is_a_clear_400(gateway: RunningGateway, primary: SimServer) -> None:
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+    ],
+    ids=["n", "logprobs", "logprobs-and-top", "top_logprobs"],
+)
+def test_what_the_answer_cannot_carry_is_a_clear_400(
+    config_path: Path,
+    primary: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+    fields: dict[str, Any],
+    param: str,
+) -> None:
+    # Even a provider that takes n and logprobs: the answer has one choice and no logprobs.
+    text = config_path.read_text()
+    taking = "    model: model-a\n    capabilities: {n: true, logprobs: true}\n"
+    config_path.write_text(text.replace("    model: model-a\n", taking, 1))
+    gateway = start_gateway(config_path)
     with pytest.raises(openai.BadRequestError) as caught:
-        sdk(gateway).chat.completions.create(model="a", messages=ASK, n=2)  # type: ignore[arg-type]
-    assert "needs n" in str(caught.value)  # refused by the capability check, named
+        sdk(gateway).chat.completions.create(model="a", messages=ASK, **fields)  # type: ignore[arg-type]
+    assert caught.value.body["param"] == param  # type: ignore[index]
+    assert "not supported" in caught.value.message and "rolecall gateway" in caught.value.message
     assert primary.calls == 0
 
 

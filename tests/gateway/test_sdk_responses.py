@@ -339,6 +339,29 @@ def test_previous_response_id_is_a_400_saying_what_to_send(
     assert primary.calls == 0
 
 
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"include": ["message.output_text.logprobs"]}, "include"),
+    ],
+    ids=["top_logprobs", "include"],
+)
+def test_asking_for_logprobs_is_a_400_not_an_empty_list(
+    gateway: RunningGateway, primary: SimServer, fields: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(gateway).responses.create(model="coder", input="hi", **fields)
+    assert caught.value.body["param"] == param  # type: ignore[index]
+    assert "log probabilities are not supported" in caught.value.message
+    assert primary.calls == 0
+    # Codex CLI's include value asks for nothing the answer lacks
+    response = sdk(gateway).responses.create(
+        model="coder", input="hi", include=["reasoning.encrypted_content"], top_logprobs=0
+    )
+    assert response.output_text == "answer from A"
+
+
 def test_model_alias_and_role_header(
     config_path: Path, start_gateway: Callable[..., RunningGateway]
 ) -> None:

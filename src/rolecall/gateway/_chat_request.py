@@ -5,7 +5,8 @@ takes, such as ``top_k``) is either carried to the router (as a per-call param, 
 messages or the response schema), or accepted and knowingly left out
 (``store``, ``metadata``: OpenAI's own storage and dashboards; rolecall records
 every call itself), or refused. A field the gateway does not know is a 400 naming
-it, so a typo or a feature rolecall lacks is never dropped without a word.
+it, so a typo or a feature rolecall lacks is never dropped without a word; so is
+what the answer cannot carry (``n`` above 1, ``logprobs``).
 """
 
 from __future__ import annotations
@@ -153,7 +154,26 @@ def _checked_params(body: Mapping[str, Any]) -> dict[str, Any]:
         value = body.get(name)
         if value is not None:
             params[name] = check(name, value)
+    _refuse_unanswerable(params)
     return params
+
+
+def _refuse_unanswerable(params: Mapping[str, Any]) -> None:
+    """Refuse what the answer cannot carry: it has one choice and no log probabilities,
+    so a vendor's extra choices or logprobs would be dropped without a word."""
+    for name in ("logprobs", "top_logprobs"):
+        if params.get(name):  # logprobs false or top_logprobs 0 ask for nothing
+            raise RequestInvalid(
+                f"'{name}' is not supported: the rolecall gateway does not return log "
+                "probabilities; leave out logprobs and top_logprobs",
+                name,
+            )
+    if params.get("n", 1) > 1:
+        raise RequestInvalid(
+            "'n' above 1 is not supported: the rolecall gateway returns one choice; "
+            "send n requests instead",
+            "n",
+        )
 
 
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:

@@ -17,7 +17,9 @@ are left out (and named in ``omitted_tools``) unless ``tool_choice`` forces one.
 Every field is carried to the router (per-call params, the turns, the response
 schema), accepted and knowingly left out (``store``, ``metadata``, ``include``,
 ``truncation``: OpenAI's storage, labels and context management; rolecall records
-every call itself and never truncates), or refused with a 400 naming it.
+every call itself and never truncates), or refused with a 400 naming it. Log
+probabilities (``top_logprobs``, ``include`` of output logprobs) are refused: the
+response carries none.
 """
 
 from __future__ import annotations
@@ -115,11 +117,21 @@ _INCLUDABLE = frozenset(
 )
 
 
+# The answer carries no log probabilities: asking for them is refused, not left unanswered.
+_LOGPROBS = "message.output_text.logprobs"
+_NO_LOGPROBS = (
+    "log probabilities are not supported: the rolecall gateway does not return them; "
+    f"leave out top_logprobs and the include value {_LOGPROBS!r}"
+)
+
+
 def parse_responses_request(body: Any) -> ResponsesRequest:
     """Check a Responses body; raise :class:`RequestInvalid` naming the field."""
     if not isinstance(body, dict):
         raise RequestInvalid("the request body must be a JSON object")
     _refuse_unknown(body)
+    if body.get("top_logprobs"):  # 0 asks for none
+        raise RequestInvalid(_NO_LOGPROBS, "top_logprobs")
     model, stream = model_and_stream(body)
     _check_ignored(body)
     instructions = body.get("instructions")
@@ -178,6 +190,8 @@ def _check_ignored(body: Mapping[str, Any]) -> None:
                 f"include value {value!r} is not known: use {', '.join(sorted(_INCLUDABLE))}",
                 "include",
             )
+        if value == _LOGPROBS:
+            raise RequestInvalid(_NO_LOGPROBS, "include")
 
 
 _RANGES = {name: PARAM_RANGES[name] for name in ("temperature", "top_p")}  # the config's rules
