@@ -201,6 +201,22 @@ def test_tool_round_trip_served_by_gemini(
     assert parts[0]["functionResponse"] == {"name": "get_weather", "response": {"temp": 18}}
 
 
+def test_system_blocks_stay_apart_for_gemini(gateway: RunningGateway, gemini: SimServer) -> None:
+    system = [
+        {"type": "text", "text": "Answer briefly.", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Answer in French."},
+    ]
+    sdk(gateway).messages.create(
+        model="clarifier",
+        max_tokens=50,
+        system=system,
+        messages=ASK,  # type: ignore[arg-type]
+    )
+    assert sent(gemini)["systemInstruction"] == {
+        "parts": [{"text": "Answer briefly."}, {"text": "Answer in French."}]
+    }
+
+
 def test_streamed_text_arrives_in_anthropics_events(gateway: RunningGateway) -> None:
     with sdk(gateway).messages.stream(
         model="coder", max_tokens=50, messages=[{"role": "user", "content": "hi"}]

@@ -57,14 +57,27 @@ class _Builder:
         return ProviderError(message, kind=kind, provider=self.provider, retryable=False)
 
     # Turns ----------------------------------------------------------------------------
-    def system(self, messages: Sequence[Message]) -> str:
-        for message in messages:
-            if message.role == "system" and message.images:
+    def system(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        """The systemInstruction parts: system turns given as text, joined; a turn given
+        as blocks (Anthropic's ``system`` array) keeps each block a part of its own, as
+        an Anthropic model reads them, rather than their texts run together."""
+        system = [m for m in messages if m.role == "system"]
+        for message in system:
+            if message.images:
                 raise self.fail(
                     "Gemini takes images only in user turns: move the image to a user message",
                     ErrorKind.UNSUPPORTED,
                 )
-        return "\n\n".join(m.content for m in messages if m.role == "system")
+        if not any(m.parts for m in system):
+            text = "\n\n".join(m.content for m in system)
+            return [{"text": text}] if text else []
+        texts = [
+            part.text
+            for message in system
+            for part in (message.parts or (TextPart(message.content),))
+            if isinstance(part, TextPart) and part.text
+        ]
+        return [{"text": text} for text in texts]
 
     def contents(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
         contents: list[dict[str, Any]] = []
@@ -235,7 +248,7 @@ def gemini_body(request: ChatRequest, *, provider: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {"contents": build.contents(request.messages)}
     system = build.system(request.messages)
     if system:
-        body["systemInstruction"] = {"parts": [{"text": system}]}
+        body["systemInstruction"] = {"parts": system}
     if params.get("tools"):
         body["tools"] = build.tools(params["tools"])
     if params.get("tool_choice") is not None:
