@@ -154,6 +154,7 @@ def test_image_reaches_the_vendor(gateway: RunningGateway, primary: SimServer) -
 PARAMS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("seed", {"seed": 7}, {"seed": 7}),
     ("logprobs-off", {"logprobs": False}, {"logprobs": False}),
+    ("text-modality", {"modalities": ["text"]}, {"modalities": ["text"]}),
     ("reasoning_effort", {"reasoning_effort": "low"}, {"reasoning_effort": "low"}),
     (
         "penalties",
@@ -218,8 +219,13 @@ def test_strict_schema_is_not_rewritten(gateway: RunningGateway, primary: SimSer
         ({"logprobs": True}, "logprobs"),
         ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
+        (
+            {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
+            "modalities",
+        ),
+        ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ],
-    ids=["n", "logprobs", "logprobs-and-top", "top_logprobs"],
+    ids=["n", "logprobs", "logprobs-and-top", "top_logprobs", "modalities", "audio"],
 )
 def test_what_the_answer_cannot_carry_is_a_clear_400(
     config_path: Path,

@@ -6,7 +6,7 @@ messages or the response schema), or accepted and knowingly left out
 (``store``, ``metadata``: OpenAI's own storage and dashboards; rolecall records
 every call itself), or refused. A field the gateway does not know is a 400 naming
 it, so a typo or a feature rolecall lacks is never dropped without a word; so is
-what the answer cannot carry (``n`` above 1, ``logprobs``).
+what the answer cannot carry (``n`` above 1, ``logprobs``, audio).
 """
 
 from __future__ import annotations
@@ -227,6 +227,26 @@ def _tool_choice(name: str, value: Any) -> str | dict[str, Any]:
     )
 
 
+def _text_only(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RequestInvalid(f"'{name}' must be an array of strings", name)
+    if any(kind != "text" for kind in value):
+        raise _no_audio(name)
+    return value
+
+
+def _no_audio(name: str) -> RequestInvalid:
+    return RequestInvalid(
+        f"'{name}' asks for audio, which is not supported: the rolecall gateway answers in "
+        "text only; leave out audio and modalities",
+        name,
+    )
+
+
+def _refuse_audio(name: str, value: Any) -> None:
+    raise _no_audio(name)
+
+
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "n": lambda name, value: _integer(name, value, 1),
     "seed": lambda name, value: _integer(name, value, -(2**63)),
@@ -238,6 +258,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "tools": _tools,
     "tool_choice": _tool_choice,
     "parallel_tool_calls": _boolean,
+    "modalities": _text_only,
+    "audio": _refuse_audio,
 }
 # Forwarded as given unless already read above.
 _PASSED = _FORWARDED - _CHECKS.keys() - _HANDLED
