@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "events": 0,
     "_secrets": 0,
     "_json": 0,
+    "_text": 0,
     "_flock": 0,
     "config": 1,
     "providers": 2,

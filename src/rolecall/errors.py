@@ -20,13 +20,13 @@ server echoes back in an error body never reaches a user, a log or an event.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from rolecall._secrets import redact
+from rolecall._text import visible
 
 if TYPE_CHECKING:
     from rolecall.types import Attempt
@@ -119,15 +119,6 @@ class RolecallError(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-# Control characters a config may hold (in a key, a value): a terminal would act on them
-# (clear the screen, retitle the window) instead of showing them.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def _visible(text: str) -> str:
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
-
-
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
     """One problem in a config file: where, what, and how to fix it."""
@@ -144,7 +135,8 @@ class ConfigIssue:
         text = f"{where}: {self.problem}"
         if self.fix:
             text += f"; {self.fix}"
-        return _visible(redact(text))
+        # A config may hold control characters (in a key, a value): shown as escapes.
+        return visible(redact(text))
 
 
 _SHOWN_ISSUES = 20  # in the message; ``issues`` holds them all

@@ -99,7 +99,7 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         from rolecall._secrets import redact
-        from rolecall.cli._common import visible
+        from rolecall._text import visible
 
         try:
             text = " ".join(record.getMessage().split())

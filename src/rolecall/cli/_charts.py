@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from rolecall.cli._common import visible
+from rolecall._text import visible
 from rolecall.cli._store import fmt_cost, short_time
 from rolecall.recording.store.rows import MetricsRow, TrendRow
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -12,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from rolecall._secrets import redact
+from rolecall._text import UNSHOWN_IN_JSON, visible
 from rolecall.errors import (
     AllProvidersFailed,
     ConfigError,
@@ -27,16 +27,6 @@ EXIT_USAGE = 2
 EXIT_CREDENTIALS = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# What a terminal acts on instead of showing: C0 and C1 controls and DEL (colours, cursor
-# moves, window titles, a carriage return over the line) and the bidirectional overrides
-# and isolates that show the text after them reversed.
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSHOWN = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
-_UNSHOWN_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
-# The rest of them in JSON text (which escapes C0 itself) as \u escapes: they can only
-# stand inside its strings.
-_UNSHOWN_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")
 
 
 def config_option(func: F) -> F:
@@ -55,13 +45,6 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
-def visible(text: str, *, newlines: bool = False) -> str:
-    """``text`` safe to print on a terminal: each control character (and, unless
-    ``newlines``, each line break) as its escape, e.g. ``\\x1b``, ``\\n``, ``\\u202e``."""
-    pattern = _UNSHOWN_BUT_NEWLINE if newlines else _UNSHOWN
-    return pattern.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
-
-
 def _finite(data: Any) -> Any:
     """``data`` with each NaN or infinity as None: JSON has no such numbers."""
     if isinstance(data, float):
@@ -76,7 +59,7 @@ def _finite(data: Any) -> Any:
 def print_json(data: Any) -> None:
     """``data`` as JSON every parser reads (no NaN), safe on a terminal, secrets redacted."""
     text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False)
-    text = _UNSHOWN_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    text = UNSHOWN_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
     click.echo(redact(text))
 
 

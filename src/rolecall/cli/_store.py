@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from rolecall.cli._common import EXIT_USAGE, fail, visible
+from rolecall._text import visible
+from rolecall.cli._common import EXIT_USAGE, fail
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ConfigError, MissingExtra
 from rolecall.recording.store import EARLIEST_TIME, MetricsStore, StoreNotFound, open_store

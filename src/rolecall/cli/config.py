@@ -9,6 +9,7 @@ from typing import Any, Literal
 import click
 
 from rolecall._secrets import mask_url, redact
+from rolecall._text import visible
 from rolecall.cli._common import (
     EXIT_CREDENTIALS,
     EXIT_OK,
@@ -17,7 +18,6 @@ from rolecall.cli._common import (
     fail,
     json_option,
     print_json,
-    visible,
 )
 from rolecall.config._env import SECRET_NAME
 from rolecall.config.load import ConfigReport, inspect_config, load_config

@@ -15,13 +15,13 @@ from typing import Any
 
 import click
 
+from rolecall._text import visible
 from rolecall.cli._common import (
     EXIT_USAGE,
     config_option,
     fail,
     json_option,
     print_json,
-    visible,
 )
 from rolecall.cli._store import (
     fmt_cost,

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rolecall.cli._common import config_option, fail, json_option, print_json, visible
+from rolecall._text import visible
+from rolecall.cli._common import config_option, fail, json_option, print_json
 from rolecall.cli._store import (
     fmt_cost,
     fmt_ms,

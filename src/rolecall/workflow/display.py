@@ -4,6 +4,10 @@ On a terminal: a live view (per stage, tasks done of total; the tasks running,
 each with the provider answering it, hand-overs included). Otherwise: one plain
 line per finished task on stderr. At the end: a summary table and where the
 result is, or the same as JSON.
+
+Names come from the plan a model wrote and errors from providers' messages: each is
+shown through :func:`visible` (a control character as its escape) and, where rich
+reads markup, escaped (``[bold]`` in a name prints as written).
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from rolecall._text import visible
 from rolecall.events import AttemptEvent, Event
 from rolecall.workflow.engine import EngineObserver, TaskRecord
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["ProgressDisplay", "render_summary", "task_row"]
 
@@ -130,7 +138,8 @@ class ProgressDisplay(EngineObserver):
             return
         line = f"{_task_line(record)}  ({done}/{total})"
         if record.error and record.status != "ok":
-            line += f"\n    {record.error}"
+            for error_line in visible(record.error, newlines=True).splitlines():
+                line += f"\n    {error_line}"
         self.message(line)
 
     def emit(self, event: Event) -> None:
@@ -171,7 +180,7 @@ class ProgressDisplay(EngineObserver):
         running = [r for r in records if r.status == "running"]
         for record in running[:8]:
             now = providers.get(record.name, "calling...")
-            rows.add_row(f"[cyan]{record.name}[/]", record.role or "", now)
+            rows.add_row(f"[cyan]{_markup(record.name)}[/]", _markup(record.role), _markup(now))
         if len(running) > 8:
             rows.add_row(f"... {len(running) - 8} more running", "", "")
         recent = sorted(
@@ -181,9 +190,9 @@ class ProgressDisplay(EngineObserver):
         for record in recent:
             style = "red" if record.status in ("failed", "blocked") else "green"
             rows.add_row(
-                record.name,
-                record.role or "",
-                f"{record.provider or '-'}  [{style}]{_status_text(record)}[/]",
+                _markup(record.name),
+                _markup(record.role),
+                f"{_markup(record.provider or '-')}  [{style}]{_markup(_status_text(record))}[/]",
             )
         table.add_row(rows)
         return table
@@ -200,14 +209,23 @@ def _task_line(record: TaskRecord) -> str:
     if record.calls:
         parts.append(f"{record.latency_ms / 1000:.2f}s")
         parts.append(f"{record.input_tokens}+{record.output_tokens} tok")
-    return "  ".join(parts)
+    return visible("  ".join(parts))
 
 
-def _summary_row(record: TaskRecord) -> tuple[str, ...]:
+def _markup(text: str | None) -> str:
+    """``text`` for a place rich reads markup in: shown as written."""
+    from rich.markup import escape
+
+    return escape(visible(text or ""))
+
+
+def _summary_row(record: TaskRecord) -> tuple[Text, ...]:
     status = _status_text(record)
     if record.handovers:
         status += f", {record.handovers} handover(s)"
-    return (
+    from rich.text import Text
+
+    cells = (
         record.name,
         record.stage or "",
         record.role or "",
@@ -217,6 +235,7 @@ def _summary_row(record: TaskRecord) -> tuple[str, ...]:
         f"{record.input_tokens}+{record.output_tokens}" if record.calls else "-",
         status,
     )
+    return tuple(Text(visible(cell)) for cell in cells)
 
 
 def render_summary(records: Sequence[TaskRecord], stream: IO[str] | None = None) -> None:
