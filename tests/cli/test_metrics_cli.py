@@ -328,6 +328,41 @@ def test_advise_names_the_weak_pair(
     assert (weak["role"], weak["provider"], weak["better"]) == ("coder", "gpt", "claude")
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_advise_judges_only_the_role_asked_for(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    filters = ["--role", "reviewer"]
+    args = [*filters, "advise"] if where == "before" else ["advise", *filters]
+    code, out, err = _cli(capsys, "metrics", *args, "--json")
+    assert code == 0, err
+    assert json.loads(out) == []  # the coder findings are not about the reviewer role
+    code, out, _ = _cli(capsys, "metrics", *args)
+    assert "role coder" not in out
+    assert "no provider does clearly worse than another in the same role" in out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_advise_for_one_provider_shows_the_findings_about_it(
+    history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    def advise(provider: str, *more: str) -> tuple[int, str, str]:
+        filters = ["--provider", provider]
+        args = [*filters, "advise"] if where == "before" else ["advise", *filters]
+        return _cli(capsys, "metrics", *args, *more)
+
+    code, out, _ = advise("gpt", "--json")
+    assert code == 0
+    assert {(f["provider"], f["better"]) for f in json.loads(out)} == {("gpt", "claude")}
+    code, out, _ = advise("claude", "--json")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = advise("claude")
+    assert "gpt is worse" not in out
+    assert out.strip() == "claude does not do clearly worse than another provider"
+    code, out, _ = advise("mistral")
+    assert out.strip() == "no calls from provider mistral in this range"
+
+
 def test_advise_with_too_little_data(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with open_store("sqlite:///.rolecall/rolecall.db") as store:
         store.record(

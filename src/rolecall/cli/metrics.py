@@ -34,7 +34,7 @@ from rolecall.cli._store import (
     store_option,
     time_range,
 )
-from rolecall.recording.store.rows import MetricsRow, TrendRow
+from rolecall.recording.store.rows import Advice, MetricsRow, TrendRow
 
 _GROUP_FIELDS = ("provider", "role", "model")
 _PLOT_METRICS = ("requests", "success_rate", "p50", "p95", "cost")
@@ -343,9 +343,7 @@ def _print_trend_table(rows: Sequence[TrendRow], fields: Sequence[str], bucket: 
 
 
 @metrics.command()
-@config_option
-@store_option
-@click.option("--since", metavar="WHEN", help="Judge only calls since: 7d, 24h or an ISO time.")
+@_filter_options
 @click.option(
     "--min-requests",
     default=20,
@@ -360,11 +358,26 @@ def advise(
     config_path: str | None,
     store_url: str | None,
     since: str | None,
+    until: str | None,
+    provider: str | None,
+    role: str | None,
     min_requests: int,
     as_json: bool,
 ) -> None:
-    """Flag providers that do clearly worse than another in the same role, with evidence."""
-    query = _inherit(ctx, config_path=config_path, store_url=store_url, since=since)
+    """Flag providers that do clearly worse than another in the same role, with evidence.
+
+    --role judges that role only; --provider shows the findings about that provider
+    (judged against the others in its roles).
+    """
+    query = _inherit(
+        ctx,
+        config_path=config_path,
+        store_url=store_url,
+        since=since,
+        until=until,
+        provider=provider,
+        role=role,
+    )
     start, end = time_range(query.since, query.until)
     store = open_read_store(metrics_config(query.config_path), query.store_url)
     from rolecall.recording.store.advise import advise as judge
@@ -372,8 +385,10 @@ def advise(
     rows: list[MetricsRow] = []
     if store is not None:
         with store:
-            rows = store.metrics(start, end)
+            rows = store.metrics(start, end, role=query.role)
     findings = judge(rows, min_requests)
+    if query.provider is not None:
+        findings = _about(findings, rows, query.provider)
     if as_json:
         print_json([finding.to_dict() for finding in findings])
         return
@@ -385,5 +400,20 @@ def advise(
         click.echo(visible(finding.message))
         if finding.suggestion:
             click.echo(f"  suggest: {visible(finding.suggestion)}")
-    if not reassign:
+    if query.provider is not None and not any(r.provider == query.provider for r in rows):
+        click.echo(visible(f"no calls from provider {query.provider} in this range"))
+    elif query.provider is not None and not reassign:
+        click.echo(visible(f"{query.provider} does not do clearly worse than another provider"))
+    elif not reassign:
         click.echo("no provider does clearly worse than another in the same role")
+
+
+def _about(findings: Sequence[Advice], rows: Sequence[MetricsRow], provider: str) -> list[Advice]:
+    """The findings about ``provider``: where it does worse, and its roles with too little data."""
+    roles = {row.role for row in rows if row.provider == provider}
+    return [
+        finding
+        for finding in findings
+        if finding.provider == provider
+        or (finding.kind == "insufficient_data" and finding.role in roles)
+    ]
