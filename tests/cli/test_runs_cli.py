@@ -197,6 +197,8 @@ def test_runs_list(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["runs", "list", "--limit", "0"], "--limit"),
         (["runs", "list", "-n", "99999999999999999999999"], "--limit"),
         (["runs", "show"], "Missing argument"),
+        (["runs", "show", ""], "run id is empty: give a run id or its start"),
+        (["runs", "show", "  "], "run id is empty: give a run id or its start"),
     ],
 )
 def test_runs_errors_are_one_line_exit_2(

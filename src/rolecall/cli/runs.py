@@ -127,6 +127,8 @@ def _note_skipped(record: RunRecord) -> RunRecord:
 
 
 def _find_run(metrics: MetricsConfig, store_url: str | None, wanted: str) -> RunDetail:
+    if not wanted.strip():  # a prefix of every run
+        fail("the run id is empty: give a run id or its start (see `rolecall runs list`)")
     store = open_read_store(metrics, store_url)
     if store is not None:
         with store:
