@@ -345,3 +345,57 @@ def test_the_page_runs_only_its_own_script_and_no_site_frames_it(
         check(client.get("/ui").headers)
         api = client.get("/api/runs", headers={"authorization": f"Bearer {KEY}"})
         assert api.headers["x-content-type-options"] == "nosniff"
+
+
+def _request(url: str, method: str) -> tuple[http.client.HTTPResponse, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
+    try:
+        connection.request(method, parts.path)
+        response = connection.getresponse()
+        return response, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/ui", "/ui/app.js", "/api/metrics"])
+def test_dashboard_refuses_other_methods_with_405_and_what_it_allows(
+    dashboard: DashboardServer, method: str, path: str
+) -> None:
+    parts = urllib.parse.urlsplit(dashboard.url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
+    try:
+        connection.request(method, path, body=b"{}" if method != "OPTIONS" else None)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error": f"{method} is not served here: {path} answers GET and HEAD only"
+    }
+
+
+def test_dashboard_answers_head_like_get_without_a_body(dashboard: DashboardServer) -> None:
+    for path, status in (("/ui", 200), ("/api/metrics", 200), ("/", 302), ("/nope", 404)):
+        response, body = _request(dashboard.url + path, "HEAD")
+        assert (response.status, body) == (status, b""), path
+        _, got_body = _request(dashboard.url + path, "GET")
+        assert response.headers["content-length"] == str(len(got_body)), path
+
+
+def test_dashboard_names_itself_without_a_trailing_space(dashboard: DashboardServer) -> None:
+    assert _request(dashboard.url + "/ui", "GET")[0].headers["server"] == "rolecall"
+    assert _request(dashboard.url + "/ui", "BREW")[0].headers["server"] == "rolecall"
+
+
+def test_dashboard_answers_what_it_cannot_parse_in_one_line_of_text(
+    dashboard: DashboardServer,
+) -> None:
+    response, body = _request(dashboard.url + "/ui", "BREW")
+    assert response.status == 501
+    assert response.headers["content-type"].startswith("text/plain")
+    assert body == b"501 Unsupported method ('BREW')\n"

@@ -10,6 +10,7 @@ name (not a web page's own name pointed at 127.0.0.1). No live health here (no r
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Sequence
@@ -69,10 +70,25 @@ class DashboardServer:
             self._thread.join()
 
 
+_ALLOW = "GET, HEAD"
+
+
+def _routed(path: str) -> bool:
+    """``path`` is one the dashboard answers (a GET of it gets more than a 404)."""
+    if path.startswith("/api/") or path in ("/", "/ui", "/ui/"):
+        return True
+    return path.startswith("/ui/") and asset(path[len("/ui/") :]) is not None
+
+
 def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = "rolecall"
-        sys_version = ""
+        # What the stdlib answers itself (a malformed request line, an unknown method) as
+        # one line of text, not an HTML page.
+        error_message_format = "%(code)d %(message)s\n"
+        error_content_type = "text/plain; charset=utf-8"
+
+        def version_string(self) -> str:
+            return "rolecall"
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
@@ -97,6 +113,21 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
                 return
             self._send(200, found[0], found[1], PAGE_HEADERS)
 
+        def do_HEAD(self) -> None:
+            self.do_GET()  # _send leaves the body out
+
+        def _refuse(self) -> None:
+            """Any other method: the dashboard only reads."""
+            path = unquote(urlsplit(self.path).path)
+            if not _routed(path):
+                self._send(404, b"not found\n", "text/plain")
+                return
+            message = f"{self.command} is not served here: {path} answers GET and HEAD only"
+            body = json.dumps({"error": message}).encode()
+            self._send(405, body, "application/json", {"allow": _ALLOW})
+
+        do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
+
         def _send(
             self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None
         ) -> None:
@@ -106,7 +137,8 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
