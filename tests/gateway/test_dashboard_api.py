@@ -399,3 +399,17 @@ def test_dashboard_answers_what_it_cannot_parse_in_one_line_of_text(
     assert response.status == 501
     assert response.headers["content-type"].startswith("text/plain")
     assert body == b"501 Unsupported method ('BREW')\n"
+
+
+def test_gateway_names_the_methods_a_path_takes_in_its_405(tmp_path: Path, store_url: str) -> None:
+    with TestClient(_gateway(tmp_path, store_url).app) as client:
+        for method, path, allowed in (
+            ("POST", "/ui", "GET, HEAD"),
+            ("DELETE", "/api/metrics", "GET, HEAD"),
+            ("PUT", "/healthz", "GET, HEAD"),
+            ("GET", "/v1/chat/completions", "POST"),
+        ):
+            answer = client.request(method, path)
+            assert answer.status_code == 405, (method, path)
+            assert answer.headers["allow"] == allowed, (method, path)
+            assert f"no route {method} {path}" in answer.json()["error"]["message"]

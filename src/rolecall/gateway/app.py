@@ -373,8 +373,11 @@ class Gateway:
         async def no_route(request: Request, exc: Exception) -> Response:
             status = int(getattr(exc, "status_code", 404))
             message = f"no route {request.method} {request.url.path}"
+            # A 405 names the methods the path takes (Starlette puts them in Allow).
             return json_response(
-                status, fmt.error_body(message, "invalid_request_error", "not_found")
+                status,
+                fmt.error_body(message, "invalid_request_error", "not_found"),
+                getattr(exc, "headers", None),
             )
 
         chat = self._door_guarded(lambda r: chat_completions(self, r))
