@@ -40,6 +40,8 @@ ROWS: list[tuple[str, Fault, ErrorKind, ErrorKind, float | None]] = [
     ("auth-signature", Fault("auth", variant="signature"), E.AUTH, E.AUTH, None),
     ("auth-expired", Fault("auth", variant="expired"), E.AUTH, E.AUTH, None),
     ("auth-api-key", Fault("auth", variant="api_key"), E.AUTH, E.AUTH, None),
+    ("auth-clock-behind", Fault("auth", variant="clock_behind"), E.AUTH, E.AUTH, None),
+    ("auth-clock-ahead", Fault("auth", variant="clock_ahead"), E.AUTH, E.AUTH, None),
     ("permission", Fault("permission"), E.PERMISSION, E.PERMISSION, None),
     ("permission-iam", Fault("permission", variant="iam"), E.PERMISSION, E.PERMISSION, None),
     ("region", Fault("region"), E.PERMISSION, E.PERMISSION, None),

@@ -131,6 +131,29 @@ async def test_the_startup_check_names_the_aws_fix_and_never_the_secret(
     assert sims["aws"].calls == 0  # the check spends no tokens
 
 
+@pytest.mark.parametrize(
+    ("variant", "words"),
+    [("clock_behind", "Signature expired"), ("clock_ahead", "Signature not yet current")],
+)
+async def test_a_signature_refused_for_clock_skew_names_the_clock_not_the_keys(
+    sims: dict[str, SimServer], variant: str, words: str
+) -> None:
+    sims["aws"].script_models(Fault("auth", variant=variant))
+    with pytest.raises(CredentialsError) as caught:
+        async with Router(_config(sims), check_credentials=True):
+            pass
+    text = str(caught.value)
+    assert "this machine's clock is more than 5 minutes off" in text
+    assert words in text  # AWS's own words stay, as evidence
+    assert "AWS_ACCESS_KEY_ID" not in text and "aws sso login" not in text
+    sims["aws"].set_faults(Fault("auth", variant=variant))
+    async with Router(_config(sims, fallback=())) as router:
+        with pytest.raises(AllProvidersFailed) as failed:
+            await router.complete("coder", "Plan the work.")
+    assert "this machine's clock is more than 5 minutes off" in str(failed.value)
+    assert "AWS_ACCESS_KEY_ID" not in str(failed.value)
+
+
 async def test_model_access_not_granted_alone_says_where_to_grant_it(
     sims: dict[str, SimServer],
 ) -> None:

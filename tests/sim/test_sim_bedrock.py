@@ -171,6 +171,8 @@ def test_a_stale_signature_is_refused_and_a_fresh_one_accepted() -> None:
     assert check(signed_at.timestamp() + 60) is None
     stale = check(signed_at.timestamp() + 600)
     assert stale is not None and stale.message.startswith("Signature expired")
+    early = check(signed_at.timestamp() - 600)  # the signer's clock runs ahead
+    assert early is not None and early.message.startswith("Signature not yet current")
     # the path is signed as sent: decoding it on the way breaks the signature
     tampered = check(signed_at.timestamp(), "/model/m.x:0/converse")
     assert tampered is not None and tampered.code == "InvalidSignatureException"
@@ -182,6 +184,8 @@ ERRORS: list[tuple[Fault, int, str, str]] = [
     (Fault("auth"), 403, "UnrecognizedClientException", "security token"),
     (Fault("auth", variant="signature"), 403, "InvalidSignatureException", "signature"),
     (Fault("auth", variant="expired"), 403, "ExpiredTokenException", "expired"),
+    (Fault("auth", variant="clock_behind"), 403, "InvalidSignatureException", "Signature expired"),
+    (Fault("auth", variant="clock_ahead"), 403, "InvalidSignatureException", "not yet current"),
     (Fault("permission"), 403, "AccessDeniedException", "access to the model"),
     (Fault("permission", variant="iam"), 403, "AccessDeniedException", "not authorized"),
     (Fault("region"), 400, "ValidationException", "on-demand throughput"),

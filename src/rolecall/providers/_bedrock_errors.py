@@ -14,7 +14,9 @@ saying "on-demand throughput isn't supported" a model this account can only reac
 through an inference profile; "too long" is a prompt over the context window. A
 Bedrock API key that is not valid is refused with a 403 whose body says
 "Authentication failed" and no error type. Bedrock sends no retry hint when it
-throttles; a ``retry-after`` added by a gateway in front is honoured all the same.
+throttles; a ``retry-after`` added by a gateway in front is honoured all the same. A
+signature refused as "Signature expired" or "Signature not yet current" was made on a
+clock more than five minutes off AWS's: :func:`is_clock_skew` tells it from a bad key.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from rolecall.providers._errors import (
     vendor_message,
 )
 
-__all__ = ["classify_bedrock_error", "error_code", "stream_exception_error"]
+__all__ = [
+    "classify_bedrock_error",
+    "error_code",
+    "is_clock_skew",
+    "stream_exception_error",
+]
 
 _KINDS: dict[str, ErrorKind] = {
     # The request's signature or key (the AWS front door, before Bedrock itself).
@@ -67,6 +74,7 @@ _CONTEXT_PHRASES = (
 _NOT_FOUND_PHRASES = ("model identifier is invalid", "end of its life", "could not resolve")
 _PROFILE_ONLY = "on-demand throughput"
 _BAD_API_KEY = ("authentication failed", "api key is valid", "invalid api key")
+_CLOCK_SKEW = ("signature expired", "signature not yet current")
 
 
 def error_code(headers: Mapping[str, str] | None, body: object) -> str:
@@ -132,3 +140,9 @@ def stream_exception_error(exception_type: str, payload: bytes, provider: str) -
     return classify_bedrock_error(
         None, payload, {"x-amzn-ErrorType": exception_type}, provider=provider
     )
+
+
+def is_clock_skew(error: ProviderError) -> bool:
+    """``error`` is AWS refusing a signature made on a clock more than five minutes off."""
+    low = error.message.lower()
+    return error.kind is ErrorKind.AUTH and any(phrase in low for phrase in _CLOCK_SKEW)

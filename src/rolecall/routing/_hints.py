@@ -12,6 +12,7 @@ from rolecall.config.provider_models import LocalProviderConfig
 from rolecall.config.registry import provider_types
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import ErrorKind, ProviderError
+from rolecall.providers._bedrock_errors import is_clock_skew
 
 __all__ = ["explain", "explain_all"]
 
@@ -63,6 +64,12 @@ def _aws_fix(error: ProviderError, provider: BedrockConfig) -> str | None:
     chain, model access and the region."""
     pid = error.provider
     where = f"region '{provider.region}'" if provider.region else "its region"
+    if is_clock_skew(error):
+        return (
+            f"AWS refused the signature of provider '{pid}' as made at the wrong time: this "
+            "machine's clock is more than 5 minutes off; set it right (turn on network time "
+            "sync), the credentials are not at fault"
+        )
     if error.kind is ErrorKind.AUTH and provider.api_key is None:
         profile = f" (profile '{provider.profile}')" if provider.profile else ""
         return (

@@ -9,6 +9,7 @@ use its namespace. Bedrock sends no retry hint when it throttles: a fault's
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from rolecall.sim._common import (
     retry_after_header,
 )
 from rolecall.sim._http import Rendered
+from rolecall.sim._sigv4 import skew_message
 from rolecall.sim.faults import Fault
 
 __all__ = [
@@ -156,6 +158,10 @@ def _auth_fault(variant: str | None, echo: str) -> Rendered:
         )
     if variant == "api_key":
         return bad_api_key()
+    if variant in ("clock_behind", "clock_ahead"):  # the signer's clock is 15 minutes off
+        now = time.time()
+        signed_at = now - 900 if variant == "clock_behind" else now + 900
+        return auth_error("InvalidSignatureException", skew_message(signed_at, now) + echo)
     return auth_error(
         "UnrecognizedClientException",
         "The security token included in the request is invalid." + echo,

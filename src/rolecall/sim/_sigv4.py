@@ -148,11 +148,7 @@ def check_signature(
         )
     moment = time.time() if now is None else now
     if abs(moment - signed_at) > _MAX_SKEW or not stamp.startswith(date):
-        server = datetime.fromtimestamp(moment, UTC).strftime(_DATE)
-        return SignatureProblem(
-            "InvalidSignatureException",
-            f"Signature expired: {stamp} is now earlier than {server} (5 min. skew allowed).",
-        )
+        return SignatureProblem("InvalidSignatureException", skew_message(signed_at, moment))
     signed = fields["SignedHeaders"].split(";")
     if "host" not in signed:
         return SignatureProblem(
@@ -169,3 +165,21 @@ def check_signature(
             "documentation for details.",
         )
     return None
+
+
+def skew_message(signed_at: float, now: float) -> str:
+    """AWS's words for a request signed more than five minutes before or after ``now``
+    (the signer's clock is off): "Signature expired" or "Signature not yet current"."""
+
+    def stamp(moment: float) -> str:
+        return datetime.fromtimestamp(moment, UTC).strftime(_DATE)
+
+    if signed_at > now:
+        return (
+            f"Signature not yet current: {stamp(signed_at)} is still later than "
+            f"{stamp(now + _MAX_SKEW)} ({stamp(now)} + 5 min.)"
+        )
+    return (
+        f"Signature expired: {stamp(signed_at)} is now earlier than "
+        f"{stamp(now - _MAX_SKEW)} ({stamp(now)} - 5 min.)"
+    )

@@ -47,8 +47,10 @@ class Fault:
 
     ``variant`` picks a second real-world shape of the same condition:
     ``context_length`` + ``"llama.cpp"`` (``exceed_context_size_error``);
-    ``content_filter`` + ``"prompt"`` (Gemini ``promptFeedback.blockReason``) or
-    ``"prohibited"`` (Gemini ``PROHIBITED_CONTENT``); ``quota`` + ``"spend_limit"``
+    ``auth`` + ``"clock_behind"`` or ``"clock_ahead"`` (Bedrock's 403 "Signature expired"
+    or "Signature not yet current": the signer's clock is off); ``content_filter`` +
+    ``"prompt"`` (Gemini ``promptFeedback.blockReason``) or ``"prohibited"`` (Gemini
+    ``PROHIBITED_CONTENT``); ``quota`` + ``"spend_limit"``
     (Anthropic 429 ``enforced_spend_limit_reached``) or ``"prepay"`` (Gemini 429 "Your
     prepayment credits are depleted", no QuotaFailure); ``rate_limit`` + ``"http_date"``
     (``retry-after`` as an HTTP date).
