@@ -411,5 +411,6 @@ def test_gateway_names_the_methods_a_path_takes_in_its_405(tmp_path: Path, store
         ):
             answer = client.request(method, path)
             assert answer.status_code == 405, (method, path)
-            assert answer.headers["allow"] == allowed, (method, path)
+            methods = {name.strip() for name in answer.headers["allow"].split(",")}
+            assert methods == set(allowed.split(", ")), (method, path)
             assert f"no route {method} {path}" in answer.json()["error"]["message"]
