@@ -26,8 +26,8 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
     Providers by role, trends, advice and recent runs; live provider health needs
     `rolecall serve`. Off loopback, the data needs a key from gateway.keys.
     """
-    from rolecall.dashboard.server import DashboardServer
-    from rolecall.gateway.auth import is_loopback, unsafe_bind_message
+    from rolecall.dashboard.server import DashboardServer, unsafe_bind_message
+    from rolecall.gateway.auth import is_loopback
 
     keys = _keys(config_path)
     if not is_loopback(host) and not keys:
@@ -57,11 +57,29 @@ def _bind_failure(host: str, port: int, exc: OSError) -> str:
 
 
 def _keys(config_path: str | None) -> list[Any]:
-    """The config's gateway keys; none when there is no config or it does not load."""
-    from rolecall.config.load import find_config_path, load_config
-    from rolecall.errors import RolecallError
+    """The config's gateway keys; none when there is no config file.
+
+    A config whose only problems lie outside ``gateway`` (say, a provider's key variable
+    unset in this shell: the dashboard calls no provider) still gives its keys, which the
+    dashboard then requires; one whose keys cannot be read stops it (exit 2).
+    """
+    from pydantic import ValidationError
+
+    from rolecall.config.load import find_config_path, load_config, read_section
+    from rolecall.config.schema import GatewayConfig
+    from rolecall.errors import ConfigError
 
     try:
-        return list(load_config(find_config_path(config_path)).gateway.keys)
-    except RolecallError:
-        return []
+        path = find_config_path(config_path)
+    except ConfigError:
+        return []  # no config file: -c or $ROLECALL_CONFIG naming none is reported later
+    try:
+        return list(load_config(path).gateway.keys)
+    except ConfigError as exc:
+        if any(not i.location or i.location.startswith("gateway") for i in exc.issues):
+            raise
+        section = read_section(path, "gateway")
+        try:
+            return list(GatewayConfig.model_validate(section or {}).keys)
+        except ValidationError:
+            raise exc from None

@@ -30,6 +30,7 @@ __all__ = [
     "load_config",
     "load_config_text",
     "load_config_with_warnings",
+    "read_section",
 ]
 
 CONFIG_ENV_VAR = "ROLECALL_CONFIG"
@@ -209,6 +210,30 @@ def load_config_text(
     """Config from text (YAML, or JSON when ``source`` ends with ``.json``)."""
     report = inspect_config_text(text, source=source, base_dir=base_dir, environ=environ)
     return report.config_or_raise()
+
+
+def read_section(
+    path: str | os.PathLike[str], name: str, *, environ: Mapping[str, str] | None = None
+) -> object:
+    """The top-level ``name`` of the config file at ``path``, its ``${VAR}`` filled in as
+    loading does, read even when other sections have problems (a provider's key variable
+    unset in this shell); None when the file cannot be read or parsed, or has no such
+    section. For a command that needs that section alone."""
+    found = Path(path)
+    try:
+        text = _decode(read_regular_file(found))
+    except OSError:
+        return None
+    if isinstance(text, ConfigIssue):
+        return None
+    dotenv = read_dotenv(found.parent / ".env")
+    document = parse_document(
+        text,
+        env={**dotenv.values, **(os.environ if environ is None else environ)},
+        is_json=found.name.lower().endswith(".json"),
+        skipped_dotenv=dotenv.skipped,
+    )
+    return document.data.get(name) if isinstance(document.data, dict) else None
 
 
 def _decode(raw: bytes) -> str | ConfigIssue:

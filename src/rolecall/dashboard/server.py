@@ -22,9 +22,20 @@ from rolecall.dashboard import PAGE_HEADERS, asset
 from rolecall.dashboard.api import DataSource, answer, foreign_host_body
 from rolecall.gateway.auth import KeyChecker, loopback_host_header
 
-__all__ = ["DashboardServer"]
+__all__ = ["DashboardServer", "unsafe_bind_message"]
 
 _API_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+
+
+def unsafe_bind_message(host: str) -> str:
+    """Why the dashboard will not listen on ``host`` (not loopback) without keys."""
+    return (
+        f"refusing to listen on {host}: no gateway API key is configured (empty or blank "
+        "entries, e.g. from an unset or empty variable, are not keys), so anyone who can "
+        "reach this address could read your metrics and runs (providers, models, costs, "
+        "run ids); add keys under gateway.keys (e.g. gateway: {keys: "
+        "['${ROLECALL_GATEWAY_KEY}']}) and set the variable each entry reads, or bind 127.0.0.1"
+    )
 
 
 class DashboardServer:
