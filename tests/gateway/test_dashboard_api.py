@@ -114,6 +114,21 @@ def test_out_of_range_parameters_get_a_400_naming_them(
     assert _get(f"{dashboard.url}/api/health")[0] == 200  # the server is still up
 
 
+@pytest.mark.parametrize("endpoint", ["metrics", "trend", "advise", "handovers"])
+def test_a_window_that_ends_before_it_starts_is_a_400_like_the_cli(
+    dashboard: DashboardServer, endpoint: str, tmp_path: Path
+) -> None:
+    status, body = _get(f"{dashboard.url}/api/{endpoint}?since=1767225600&until=1767139200")
+    assert status == 400
+    assert body == {"error": "since=1767225600 must be earlier than until=1767139200"}
+    assert _get(f"{dashboard.url}/api/{endpoint}?since=1767139200&until=1767225600")[0] == 200
+    empty = DashboardServer(f"sqlite:///{tmp_path / 'none-yet.db'}").start()
+    try:  # no store yet: the same answer, not an empty list
+        assert _get(f"{empty.url}/api/{endpoint}?since=1767225600&until=1767225600")[0] == 400
+    finally:
+        empty.stop()
+
+
 def test_a_store_it_cannot_open_is_a_503_not_a_dropped_connection() -> None:
     server = DashboardServer("mongodb://x").start()
     try:

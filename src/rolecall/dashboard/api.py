@@ -16,7 +16,8 @@ store queries and rows.
 | ``/api/runs/RUN`` | | ``rolecall runs show RUN --json`` |
 | ``/api/health`` | | ``{live, providers: {id: state}}`` (live only under ``serve``) |
 
-Times are epoch seconds. A bad parameter is a 400 with a one-line ``error``.
+Times are epoch seconds. A bad parameter is a 400 with a one-line ``error``, as is a
+``since`` not earlier than ``until``.
 """
 
 from __future__ import annotations
@@ -109,6 +110,18 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
     return moment
 
 
+def _window(query: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """``since`` and ``until``; a window that ends before it starts is a 400, as the CLI's
+    ``--since`` later than ``--until`` is a usage error, not an empty answer."""
+    since, until = _time(query, "since"), _time(query, "until")
+    if since is not None and until is not None and since >= until:
+        raise ApiError(
+            400,
+            f"since={query['since'].strip()} must be earlier than until={query['until'].strip()}",
+        )
+    return since, until
+
+
 def _int(query: Mapping[str, str], name: str, default: int, top: int) -> int:
     value = query.get(name, "").strip()
     if not value:
@@ -120,8 +133,7 @@ def _int(query: Mapping[str, str], name: str, default: int, top: int) -> int:
 
 def _metrics(store: MetricsStore, query: Mapping[str, str]) -> Any:
     rows = store.metrics(
-        _time(query, "since"),
-        _time(query, "until"),
+        *_window(query),
         provider=query.get("provider") or None,
         role=query.get("role") or None,
     )
@@ -131,7 +143,7 @@ def _metrics(store: MetricsStore, query: Mapping[str, str]) -> Any:
 def _handovers(store: MetricsStore, query: Mapping[str, str]) -> Any:
     from rolecall.recording.store.handovers import handovers
 
-    rows = store.metrics(_time(query, "since"), _time(query, "until"))
+    rows = store.metrics(*_window(query))
     counts = handovers(rows)
     return [
         {"provider": provider, "role": role, "handovers": count}
@@ -147,14 +159,14 @@ def _trend(store: MetricsStore, query: Mapping[str, str]) -> Any:
     if by not in _GROUPS:
         raise ApiError(400, f"by={by!r}: use provider,role or provider or role")
     step: Literal["hour", "day"] = "hour" if bucket == "hour" else "day"
-    rows = store.trend(step, _time(query, "since"), _time(query, "until"), group_by=_GROUPS[by])
+    rows = store.trend(step, *_window(query), group_by=_GROUPS[by])
     return [row.to_dict() for row in rows]
 
 
 def _advise(store: MetricsStore, query: Mapping[str, str]) -> Any:
     from rolecall.recording.store.advise import advise
 
-    rows = store.metrics(_time(query, "since"), _time(query, "until"))
+    rows = store.metrics(*_window(query))
     return [finding.to_dict() for finding in advise(rows, _int(query, "min_requests", 20, 10**9))]
 
 
@@ -222,6 +234,8 @@ def _data(source: DataSource, path: str, query: Mapping[str, str]) -> Any:
     route = _ROUTES.get(path)
     if route is None and not path.startswith("/api/runs/"):
         raise ApiError(404, f"no endpoint {path}: see the README's dashboard section")
+    if route is not None and path != "/api/runs":
+        _window(query)  # a bad window is a 400 with or without a store
     store = source.store()
     if route is not None:
         return _EMPTY[path] if store is None else route(store, query)
