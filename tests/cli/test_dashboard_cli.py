@@ -103,3 +103,9 @@ def test_refusing_a_public_address_names_what_the_dashboard_would_expose(
     assert "credits" not in line  # the dashboard calls no provider
     assert "could read your metrics and runs" in line
     assert "gateway.keys" in line and "bind 127.0.0.1" in line
+
+
+def test_serve_help_names_the_dashboard_and_its_data(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "GET /ui" in text and "GET /api/" in text

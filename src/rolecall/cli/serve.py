@@ -149,9 +149,11 @@ def serve(
 
     Routes: POST /v1/chat/completions (OpenAI), POST /v1/messages and
     /v1/messages/count_tokens (Anthropic), POST /v1/responses (OpenAI Responses),
-    GET /v1/models, GET /healthz, GET /metrics. Clients send 'Authorization: Bearer
-    KEY' or 'x-api-key: KEY' with a key from gateway.keys; without keys the gateway
-    only listens on loopback. The config file is re-read when it
+    GET /v1/models, GET /healthz, GET /metrics; the dashboard at GET /ui (http://HOST:PORT/ui)
+    and its data at GET /api/... (metrics, trend, advise, runs, live provider health).
+    Clients send 'Authorization: Bearer KEY' or 'x-api-key: KEY' with a key from
+    gateway.keys (the page asks for one); without keys the gateway only listens on
+    loopback. The config file is re-read when it
     changes or on SIGHUP; an invalid edit keeps the running config. By default one
     process per core serves the port (--workers N: N of them) and, with more than one, one
     more writes their records; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
