@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rolecall.config._document import binary_issue, parse_document
+from rolecall.config._document import Document, binary_issue, parse_document
 from rolecall.config._env import DotEnv, read_dotenv
 from rolecall.config._locations import drop_covered, sort_issues
 from rolecall.config._read import FileRefused, file_kind, read_regular_file
@@ -159,15 +159,7 @@ def inspect_config_text(
     environ: Mapping[str, str] | None = None,
 ) -> ConfigReport:
     """Check config text; ``base_dir/.env`` is read, the real environment winning over it."""
-    real_env = os.environ if environ is None else environ
-    dotenv = read_dotenv(base_dir / ".env") if base_dir is not None else DotEnv()
-    warnings = dotenv.warnings
-    document = parse_document(
-        text,
-        env={**dotenv.values, **real_env},
-        is_json=source.lower().endswith(".json"),
-        skipped_dotenv=dotenv.skipped,
-    )
+    document, warnings = _parse(text, source, base_dir, environ)
     if document.data is None:
         return ConfigReport(source, None, document.errors, warnings)
     config, errors, more_warnings = validate_document(document.data, document.lines)
@@ -226,14 +218,23 @@ def read_section(
         return None
     if isinstance(text, ConfigIssue):
         return None
-    dotenv = read_dotenv(found.parent / ".env")
+    document, _ = _parse(text, found.name, found.parent, environ)
+    return document.data.get(name) if isinstance(document.data, dict) else None
+
+
+def _parse(
+    text: str, source: str, base_dir: Path | None, environ: Mapping[str, str] | None
+) -> tuple[Document, list[ConfigIssue]]:
+    """The document, its ``${VAR}`` filled in from the environment and ``base_dir/.env``
+    (the environment winning), and the ``.env`` file's warnings."""
+    dotenv = read_dotenv(base_dir / ".env") if base_dir is not None else DotEnv()
     document = parse_document(
         text,
         env={**dotenv.values, **(os.environ if environ is None else environ)},
-        is_json=found.name.lower().endswith(".json"),
+        is_json=source.lower().endswith(".json"),
         skipped_dotenv=dotenv.skipped,
     )
-    return document.data.get(name) if isinstance(document.data, dict) else None
+    return document, list(dotenv.warnings)
 
 
 def _decode(raw: bytes) -> str | ConfigIssue:
