@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from anthropic_helpers import KEY, PNG_B64, WEATHER_TOOL, config, last_body
 
+from rolecall.errors import AllProvidersFailed, ErrorKind
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.types import Chunk
@@ -169,6 +170,30 @@ async def test_png_data_url_reaches_the_sim_as_a_base64_block(sim: SimServer) ->
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
     ]
+
+
+@pytest.mark.parametrize("media_type", ["image/tiff", "image/svg+xml", "image/bmp"])
+async def test_image_type_anthropic_does_not_take_is_unsupported_before_sending(
+    sim: SimServer, media_type: str
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,AA=="}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What?"}, image]}]
+    with pytest.raises(AllProvidersFailed) as failed:
+        async with Router(config(sim)) as router:
+            await router.complete("agent", messages)
+    [error] = failed.value.errors
+    # unsupported, not the vendor's 400: the router hands the call to a provider that can.
+    assert error.kind is ErrorKind.UNSUPPORTED
+    assert media_type in error.message and "image/png" in error.message
+    assert sim.calls == 0
+
+
+async def test_image_types_are_matched_whatever_their_case(sim: SimServer) -> None:
+    image = {"type": "image_url", "image_url": {"url": f"data:Image/PNG;base64,{PNG_B64}"}}
+    async with Router(config(sim)) as router:
+        await router.complete("agent", [{"role": "user", "content": [image]}])
+    [block] = last_body(sim)["messages"][0]["content"]
+    assert block["source"]["media_type"] == "image/png"
 
 
 async def test_cache_marks_pass_through_and_cached_tokens_land_in_usage(sim: SimServer) -> None:

@@ -93,15 +93,29 @@ def _cache(block: Block, mark: Mapping[str, Any] | None) -> Block:
     return block
 
 
-def _image(part: ImagePart) -> Block:
+# The only image types the Messages API takes inline (a 400 for any other).
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def _image(part: ImagePart, provider: str) -> Block:
     inline = part.inline
     if inline is not None:
         media_type, data = inline
-        source = {"type": "base64", "media_type": media_type, "data": data}
+        if media_type.lower() not in _IMAGE_TYPES:
+            raise _unsupported(
+                f"image type {media_type[:40]} is not one Anthropic takes: send "
+                + ", ".join(_IMAGE_TYPES),
+                provider,
+            )
+        source = {"type": "base64", "media_type": media_type.lower(), "data": data}
     elif part.url.startswith("https:"):
         source = {"type": "url", "url": part.url}
     else:
-        raise ValueError(part.url[:40])
+        raise _unsupported(
+            f"image URL '{part.url[:40]}' cannot be sent to Anthropic: "
+            "send a data: URL (base64) or an https: URL",
+            provider,
+        )
     return {"type": "image", "source": source}
 
 
@@ -110,15 +124,8 @@ def _content_blocks(message: Message, provider: str) -> list[Block]:
     for part in message.parts:
         if isinstance(part, TextPart):
             blocks.append(_cache({"type": "text", "text": part.text}, part.cache_control))
-            continue
-        try:
-            blocks.append(_image(part))
-        except ValueError:
-            raise _unsupported(
-                f"image URL '{part.url[:40]}' cannot be sent to Anthropic: "
-                "send a data: URL (base64) or an https: URL",
-                provider,
-            ) from None
+        else:
+            blocks.append(_image(part, provider))
     return blocks
 
 
