@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERNAL_ERROR",
+    "REQUEST_ID",
     "ROLE_HEADER",
     "WATCH_DISCONNECT",
     "ClientStalled",
@@ -46,9 +48,12 @@ __all__ = [
     "door_endpoint",
     "failure_headers",
     "first_content",
+    "name_request",
+    "new_task_id",
     "no_key",
     "openai_door",
     "openai_error_response",
+    "refused",
     "reply_status",
     "start_stream",
     "stream_response",
@@ -56,6 +61,8 @@ __all__ = [
     "upstreams",
 ]
 
+# The header OpenAI's SDK reads a request's id from (``_request_id`` of what it returns).
+REQUEST_ID = b"x-request-id"
 # A client's pick of role, over whatever its `model` names (agents cannot change their model
 # names everywhere; a header they can).
 ROLE_HEADER = b"x-rolecall-role"
@@ -78,6 +85,7 @@ class RequestState:
     generation: Generation | None = None
     streaming: bool = False
     body: BodyReader | None = None
+    task_id: str = ""  # the task the request is recorded as, and its request id
 
     def routed(self, role: str, model: str, role_header: str | None) -> None:
         """Note the role the request was routed to and its metrics label: the model asked
@@ -234,9 +242,33 @@ def no_key() -> HTTPError:
     return HTTPError(401, body, {"www-authenticate": "Bearer"})
 
 
+def new_task_id() -> str:
+    """A task's id: a uuid4's randomness without building a UUID."""
+    return os.urandom(8).hex()
+
+
+def name_request(reply: DoorReply, header: bytes, task_id: str) -> None:
+    """Put the request's id, ``req_<task id>``, on its answer under ``header``: what the
+    client's SDK reads as the request id (OpenAI's ``x-request-id``, Anthropic's
+    ``request-id``), so ``rolecall runs show`` finds the task a client names."""
+    value = b"req_" + task_id.encode()
+    if isinstance(reply, Reply):
+        reply.head += header + b": " + value + b"\r\n"
+    else:
+        reply.raw_headers.append((header, value))
+
+
 async def answered(reply: DoorReply) -> DoorReply:
     """``reply``, awaitable (a door that answers before any work)."""
     return reply
+
+
+def refused(exc: HTTPError) -> Awaitable[DoorReply]:
+    """The answer of a door (OpenAI's shape) that refuses a request before any work (no key,
+    a foreign Host): no task is made, but the answer has a request id as every answer does."""
+    reply = exc.reply()
+    name_request(reply, REQUEST_ID, new_task_id())
+    return answered(reply)
 
 
 def door_endpoint(door: DoorHandler) -> Callable[[Request], Awaitable[DoorReply]]:
@@ -268,7 +300,7 @@ async def openai_door(
     """Run a door that answers in OpenAI's error format (chat completions, Responses):
     the request's bookkeeping, and every failure as the status and body OpenAI's
     clients expect (499 for a client gone, 500 without details for a bug)."""
-    state = RequestState(gateway, time.perf_counter())
+    state = RequestState(gateway, time.perf_counter(), task_id=new_task_id())
     gateway.metrics.request_started()
     try:
         response: DoorReply
@@ -283,6 +315,7 @@ async def openai_door(
         except Exception as exc:
             log.error("%s request failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
             response = json_reply(500, fmt.error_body(INTERNAL_ERROR, "api_error"))
+        name_request(response, REQUEST_ID, state.task_id)
         state.status = reply_status(response)
         return response
     finally:

@@ -48,7 +48,7 @@ from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.dashboard.routes import dashboard_routes
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyBudget
-from rolecall.gateway._door import DoorHandler, DoorReply, answered, door_endpoint, no_key
+from rolecall.gateway._door import DoorHandler, DoorReply, door_endpoint, no_key, refused
 from rolecall.gateway._exchange import DoorRequest
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway._run import RUN_MAX_SECONDS, RUN_MAX_TASKS, GatewayRun
@@ -440,9 +440,9 @@ class Gateway:
         def guarded(request: DoorRequest) -> Awaitable[DoorReply]:
             try:
                 if not self.door_authorized(request):
-                    return answered(no_key().reply())
+                    return refused(no_key())
             except HTTPError as exc:
-                return answered(exc.reply())
+                return refused(exc)
             return door(request)  # a let-through request costs no frame of its own
 
         return guarded

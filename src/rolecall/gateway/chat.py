@@ -16,7 +16,6 @@ nginx logs it), never as a 200.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -66,7 +65,7 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
     role_header = request.header(ROLE_HEADER)
     role, provider = gateway.target(generation.config, parsed.model, role_header)
     state.routed(role, parsed.model, role_header)
-    task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
+    task_id = state.task_id
     kwargs: dict[str, Any] = {
         "params": parsed.params or None,
         "response_schema": parsed.response_schema,

@@ -21,7 +21,6 @@ so in an ``x-rolecall-token-count: estimate`` header.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,8 @@ from rolecall.gateway._door import (
     RequestState,
     answering_model,
     failure_headers,
+    name_request,
+    new_task_id,
     reply_status,
     start_stream,
     stream_response,
@@ -64,6 +65,8 @@ __all__ = ["count_tokens", "messages", "messages_routes"]
 log = logging.getLogger("rolecall.gateway")
 
 DIALECT = "messages"
+# The header Anthropic's SDK reads a request's id from (``_request_id`` of what it returns).
+REQUEST_ID = b"request-id"
 _NO_KEY = (
     "invalid x-api-key: send 'x-api-key: KEY' (or 'Authorization: Bearer KEY') with a key "
     "listed under gateway.keys"
@@ -99,7 +102,7 @@ def _restated(exc: HTTPError) -> Reply:
 async def messages(gateway: Gateway, request: DoorRequest) -> DoorReply:
     state = RequestState(gateway, time.perf_counter())
     gateway.metrics.request_started()
-    task_id = os.urandom(8).hex()  # a uuid4's randomness without building a UUID
+    task_id = new_task_id()
     try:
         response: DoorReply
         try:
@@ -117,7 +120,7 @@ async def messages(gateway: Gateway, request: DoorRequest) -> DoorReply:
             log.error("messages request failed: %s", redact(f"{type(exc).__name__}: {exc}"))
             response = _error(500, INTERNAL_ERROR)
         if isinstance(response, Reply):  # a stream names it already
-            response.add_header("request-id", f"req_{task_id}")
+            name_request(response, REQUEST_ID, task_id)
         state.status = reply_status(response)
         return response
     finally:
@@ -212,6 +215,16 @@ async def count_tokens(gateway: Gateway, request: DoorRequest) -> Reply:
     """``{"input_tokens": n}``: an estimate, for a model the gateway can route."""
     state = RequestState(gateway, time.perf_counter())
     try:
+        reply = await _count(gateway, request, state)
+    finally:
+        if state.body is not None:
+            state.body.release()
+    name_request(reply, REQUEST_ID, new_task_id())  # no task is recorded: an id all the same
+    return reply
+
+
+async def _count(gateway: Gateway, request: DoorRequest, state: RequestState) -> Reply:
+    try:
         if not gateway.door_authorized(request):
             return _error(401, _NO_KEY)
         parsed = await _read(gateway, request, state, counting=True)
@@ -222,6 +235,3 @@ async def count_tokens(gateway: Gateway, request: DoorRequest) -> Reply:
         return _restated(exc)
     except ClientDisconnect:
         return Reply.empty(499)
-    finally:
-        if state.body is not None:
-            state.body.release()

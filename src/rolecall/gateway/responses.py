@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
@@ -82,7 +81,7 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
     role, provider = gateway.target(generation.config, parsed.model, role_header)
     state.routed(role, parsed.model, role_header)
     _warn_omitted(gateway, parsed.omitted_tools)
-    task_id = os.urandom(8).hex()
+    task_id = state.task_id
     kwargs: dict[str, Any] = {
         "params": parsed.params or None,
         "response_schema": parsed.response_schema,

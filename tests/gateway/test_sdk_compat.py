@@ -1,0 +1,91 @@
+"""What the official SDKs read off the gateway's answers beyond the body: request ids."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from gateway_helpers import GATEWAY_KEY, RunningGateway
+
+from rolecall.sim import Fault, SimServer
+
+ASK = [{"role": "user", "content": "hi"}]
+
+
+def counting_client() -> tuple[httpx2.Client, list[httpx2.Request]]:
+    """The SDKs' HTTP client, noting each request it sends (the SDK's retries too)."""
+    sent: list[httpx2.Request] = []
+    return httpx2.Client(event_hooks={"request": [sent.append]}), sent
+
+
+def openai_sdk(gateway: RunningGateway, key: str = GATEWAY_KEY, **options: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url, api_key=key, timeout=20, **options)  # type: ignore[arg-type]
+
+
+def anthropic_sdk(
+    gateway: RunningGateway, key: str = GATEWAY_KEY, **options: object
+) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.server.url, api_key=key, timeout=20, **options)  # type: ignore[arg-type]
+
+
+# ---- request ids -----------------------------------------------------------------------------
+
+
+def test_chat_answers_carry_the_task_as_request_id(gateway: RunningGateway) -> None:
+    client = openai_sdk(gateway, max_retries=0)
+    completion = client.chat.completions.create(model="coder", messages=ASK)  # type: ignore[arg-type]
+    task = completion.id.removeprefix("chatcmpl-")
+    assert completion._request_id == f"req_{task}"
+    with client.chat.completions.with_streaming_response.create(
+        model="coder",
+        messages=ASK,  # type: ignore[arg-type]
+        stream=True,
+    ) as streamed:
+        chunks = list(streamed.parse())
+        assert streamed.request_id == f"req_{chunks[0].id.removeprefix('chatcmpl-')}"
+
+
+def test_responses_answers_carry_the_task_as_request_id(gateway: RunningGateway) -> None:
+    client = openai_sdk(gateway, max_retries=0)
+    response = client.responses.create(model="coder", input="hi")
+    assert response._request_id == f"req_{response.id.removeprefix('resp_')}"
+    with client.responses.with_streaming_response.create(
+        model="coder", input="hi", stream=True
+    ) as streamed:
+        events = list(streamed.parse())
+        rid = events[0].response.id  # type: ignore[union-attr]
+        assert streamed.request_id == f"req_{rid.removeprefix('resp_')}"
+
+
+@pytest.mark.parametrize("door", ["chat", "responses"])
+def test_every_openai_error_carries_a_request_id(
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer, door: str
+) -> None:
+    def call(client: openai.OpenAI, model: str = "coder") -> object:
+        if door == "chat":
+            return client.chat.completions.create(model=model, messages=ASK)  # type: ignore[arg-type]
+        return client.responses.create(model=model, input="hi")
+
+    primary.script(Fault("server"))
+    fallback.script(Fault("server"))
+    failures: list[openai.APIStatusError] = []
+    for client, model in [
+        (openai_sdk(gateway, max_retries=0), "coder"),  # every provider failed
+        (openai_sdk(gateway, max_retries=0), "gpt-4o"),  # an unknown model
+        (openai_sdk(gateway, key="wrong", max_retries=0), "coder"),  # no gateway key
+    ]:
+        with pytest.raises(openai.APIStatusError) as caught:
+            call(client, model)
+        failures.append(caught.value)
+    assert [f.status_code for f in failures] == [502, 404, 401]
+    ids = [f.request_id for f in failures]
+    assert all(rid and rid.startswith("req_") for rid in ids) and len(set(ids)) == 3
+
+
+def test_count_tokens_carries_a_request_id(gateway: RunningGateway) -> None:
+    counted = anthropic_sdk(gateway, max_retries=0).messages.count_tokens(
+        model="coder",
+        messages=ASK,  # type: ignore[list-item]
+    )
+    assert counted._request_id and counted._request_id.startswith("req_")
