@@ -1,4 +1,5 @@
-"""What the official SDKs read off the gateway's answers beyond the body: request ids."""
+"""What the official SDKs read off the gateway's answers beyond the body: request ids and
+whether to retry."""
 
 from __future__ import annotations
 
@@ -89,3 +90,61 @@ def test_count_tokens_carries_a_request_id(gateway: RunningGateway) -> None:
         messages=ASK,  # type: ignore[list-item]
     )
     assert counted._request_id and counted._request_id.startswith("req_")
+
+
+# ---- whether to retry --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["auth", "permission", "quota", "not_found"])
+def test_openai_sdk_does_not_retry_what_a_retry_cannot_change(
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer, kind: str
+) -> None:
+    primary.set_faults(Fault(kind))
+    fallback.set_faults(Fault(kind))
+    http, sent = counting_client()
+    with pytest.raises(openai.APIStatusError) as caught:
+        openai_sdk(gateway, http_client=http).chat.completions.create(
+            model="coder",
+            messages=ASK,  # type: ignore[arg-type]
+        )
+    assert caught.value.status_code >= 500
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(sent) == 1  # not the SDK's default two retries more
+
+
+def test_anthropic_sdk_does_not_retry_what_a_retry_cannot_change(
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer
+) -> None:
+    primary.set_faults(Fault("auth"))
+    fallback.set_faults(Fault("quota"))
+    http, sent = counting_client()
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        anthropic_sdk(gateway, http_client=http).messages.create(
+            model="coder",
+            max_tokens=20,
+            messages=ASK,  # type: ignore[list-item]
+        )
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(sent) == 1
+
+
+def test_a_failure_a_retry_may_cure_says_so(
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer
+) -> None:
+    primary.script(Fault("auth"))  # disabled for good, but the fallback is only down now
+    fallback.script(Fault("server"))
+    http, sent = counting_client()
+    completion = openai_sdk(gateway, http_client=http, max_retries=1).chat.completions.create(
+        model="coder",
+        messages=ASK,  # type: ignore[arg-type]
+    )
+    assert completion.choices[0].message.content == "answer from B"
+    assert len(sent) == 2
+    primary.set_faults(Fault("server"))
+    fallback.set_faults(Fault("server"))
+    with pytest.raises(openai.InternalServerError) as caught:
+        openai_sdk(gateway, max_retries=0).chat.completions.create(
+            model="coder",
+            messages=ASK,  # type: ignore[arg-type]
+        )
+    assert caught.value.response.headers["x-should-retry"] == "true"

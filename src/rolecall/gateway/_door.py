@@ -214,17 +214,21 @@ def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, .
     """A router failure as an OpenAI error body (chat completions and Responses)."""
     mapped = fmt.error_for_exception(exc, upstreams)
     if mapped is None:  # a RolecallError the router should not raise at call time
-        return json_reply(500, fmt.error_body(exc.message, "api_error"))
+        body = fmt.error_body(exc.message, "api_error")
+        return json_reply(500, body, {"x-should-retry": "false"})
     return json_reply(mapped.status, mapped.body, failure_headers(exc, role, mapped.retry_after))
 
 
 def failure_headers(exc: RolecallError, role: str, retry_after: float | None) -> dict[str, str]:
     """The headers of every door's answer to a router failure: the role, how many attempts
-    were made, and when to try again (whole seconds, at least one) when the vendor said."""
+    were made, whether a retry may be answered (``x-should-retry``, which the vendors' SDKs
+    obey over the status) and when to try again (whole seconds, at least one) when the
+    vendor said."""
     headers = {"x-rolecall-role": role}
     attempts = getattr(exc, "attempts", None)
     if attempts is not None:
         headers["x-rolecall-attempts"] = str(len(attempts))
+    headers["x-should-retry"] = "true" if fmt.retry_may_help(exc) else "false"
     if retry_after is not None:
         headers["retry-after"] = str(max(1, round(retry_after)))
     return headers

@@ -33,6 +33,7 @@ __all__ = [
     "hide_upstreams",
     "model_list_body",
     "parse_chat_request",
+    "retry_may_help",
     "upstream_hosts",
     "usage_body",
     "usage_chunk_body",
@@ -270,3 +271,27 @@ def _all_failed(message: str, errors: Sequence[ProviderError]) -> ErrorReply:
         body = error_body(message, "api_error", "all_providers_failed")
         return ErrorReply(503, body, min(r for r in resets if r is not None))
     return ErrorReply(502, error_body(message, "api_error", "all_providers_failed"))
+
+
+# Failures that pass: a client's retry of the request may meet a provider that answers.
+_PASSING = frozenset(
+    {
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER,
+        ErrorKind.TIMEOUT,
+        ErrorKind.NETWORK,
+        ErrorKind.BAD_RESPONSE,
+        ErrorKind.STALLED,
+    }
+)
+
+
+def retry_may_help(exc: Exception) -> bool:
+    """Whether a client's retry of the request may be answered (the ``x-should-retry`` header
+    the vendors' SDKs obey): some provider failed for a reason that passes, or every provider
+    is cooling down. Not when each one refused the request itself or cannot answer until the
+    config changes (a bad key, no quota, no such model): the SDKs would retry a 5xx for nothing."""
+    if isinstance(exc, AllProvidersFailed):
+        return not exc.errors or any(error.kind in _PASSING for error in exc.errors)
+    return isinstance(exc, ProviderError) and exc.kind in _PASSING
