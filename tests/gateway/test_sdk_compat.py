@@ -1,7 +1,9 @@
-"""What the official SDKs read off the gateway's answers beyond the body: request ids and
-whether to retry."""
+"""What the official SDKs read off the gateway's answers beyond the body: request ids,
+whether to retry, and the model list in each vendor's shape."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import anthropic
 import httpx2
@@ -148,3 +150,32 @@ def test_a_failure_a_retry_may_cure_says_so(
             messages=ASK,  # type: ignore[arg-type]
         )
     assert caught.value.response.headers["x-should-retry"] == "true"
+
+
+# ---- the model list in Anthropic's shape -------------------------------------------------------
+
+
+def test_anthropic_sdk_lists_models_in_its_shape(gateway: RunningGateway) -> None:
+    client = anthropic_sdk(gateway, max_retries=0)
+    page = client.models.list()
+    ids = [model.id for model in page.data]
+    assert {"coder", "reviewer", "a", "b"} <= set(ids)
+    assert all(model.type == "model" and model.display_name for model in page.data)
+    assert all(isinstance(model.created_at, datetime) for model in page.data)
+    assert (page.first_id, page.last_id, page.has_more) == (ids[0], ids[-1], False)
+    assert [model.id for model in client.models.list(limit=1, after_id=ids[0])] == ids[1:]
+    second = client.models.list(limit=1, after_id=ids[0])
+    assert [m.id for m in second.data] == [ids[1]] and second.has_more == (len(ids) > 2)
+    coder = client.models.retrieve("coder")
+    assert (coder.id, coder.type) == ("coder", "model") and "coder" in coder.display_name
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.models.retrieve("claude-nope")
+    assert "claude-nope" in caught.value.message
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.models.list(limit=0)
+    assert "limit" in refused.value.message
+
+
+def test_openai_sdk_still_lists_models_in_its_shape(gateway: RunningGateway) -> None:
+    page = openai_sdk(gateway, max_retries=0).models.list()
+    assert all(model.object == "model" and model.owned_by for model in page.data)

@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, get_args
 
 from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, RolecallError
 
@@ -60,6 +60,7 @@ from rolecall.gateway.auth import (
 )
 from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.messages import messages, messages_routes
+from rolecall.gateway.models import get_model, list_models
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
 from rolecall.gateway.responses import responses
@@ -128,6 +129,11 @@ class Gateway:
         self.app = self._build_app()
 
     # ---- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def started_at(self) -> float:
+        """When the gateway was made (epoch seconds): its models' ``created``."""
+        return self._started_at
 
     @property
     def started(self) -> bool:
@@ -387,8 +393,12 @@ class Gateway:
             routes=[
                 Route("/v1/chat/completions", door_endpoint(chat), methods=["POST"]),
                 Route("/v1/responses", door_endpoint(answer), methods=["POST"]),
-                Route("/v1/models", self._guarded(self._models), methods=["GET"]),
-                Route("/v1/models/{model:path}", self._guarded(self._model), methods=["GET"]),
+                Route("/v1/models", self._guarded(lambda r: list_models(self, r)), methods=["GET"]),
+                Route(
+                    "/v1/models/{model:path}",
+                    self._guarded(lambda r: get_model(self, r)),
+                    methods=["GET"],
+                ),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
                 *door_routes,
@@ -454,25 +464,6 @@ class Gateway:
             "uptime_s": round(time.time() - self._started_at, 3),
         }
         return json_response(200, body)
-
-    def _model_list(self) -> dict[str, Any]:
-        config = self.generation.config
-        return fmt.model_list_body(
-            self.roles(config),
-            list(config.providers),
-            int(self._started_at),
-            list(config.gateway.model_aliases),
-        )
-
-    async def _models(self, request: Request) -> Response:
-        return json_response(200, self._model_list())
-
-    async def _model(self, request: Request) -> Response:
-        name = request.path_params["model"]
-        for entry in self._model_list()["data"]:
-            if entry["id"] == name:
-                return json_response(200, entry)
-        raise self.unknown_model(self.generation.config, name)
 
     async def _metrics(self, request: Request) -> Response:
         from rolecall.health.memory import HealthState
