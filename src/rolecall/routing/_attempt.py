@@ -180,6 +180,7 @@ class ProviderCalls:
         if isinstance(fitted, ChatRequest):
             return fitted
         log.info("%s skipped: %s", pid, fitted.message)
+        self.provider(pid)  # built (no call made), so the record can name its model
         self.outcomes.record(task, pid, 0, "handover", fitted.kind, 0.0, error=fitted)
         task.failed[pid] = fitted
         task.handovers += 1
