@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from gateway_helpers import FALLBACK_KEY, GATEWAY_KEY, PRIMARY_KEY, RunningGateway
 
 from rolecall.sim import SimServer
@@ -71,3 +72,80 @@ def test_a_provider_skipped_before_any_call_is_a_400_when_the_gateway_started_of
     assert "needs tools" in refused.json()["error"]["message"]
     assert answered.status_code == 200, answered.text
     assert fallback.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("door", "body", "field"),
+    [
+        (
+            "/v1/chat/completions",
+            {"model": "claude", "messages": HI, "logit_bias": {"50256": -100}},
+            "logit_bias",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "claude", "messages": HI, "service_tier": "flex", "stream": True},
+            "service_tier",
+        ),
+        ("/v1/messages", {"model": "gpt", "max_tokens": 50, "messages": HI, "top_k": 5}, "top_k"),
+        (
+            "/v1/responses",
+            {"model": "claude", "input": "hi", "text": {"verbosity": "low"}},
+            "verbosity",
+        ),
+    ],
+)
+def test_a_field_no_provider_in_the_chain_takes_is_a_400_naming_it(
+    tmp_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+    door: str,
+    body: dict[str, object],
+    field: str,
+) -> None:
+    gateway = start_gateway(_config(tmp_path, primary, fallback), offline=True)
+    with gateway.client() as client:
+        response = client.post(door, json=body)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert f"'{field}'" in message and "drop_params" in message
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert primary.calls == fallback.calls == 0  # nothing was sent without the field
+
+
+def test_the_provider_that_takes_the_field_answers(
+    tmp_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    primary.set_faults("server")  # a fails: b cannot take logit_bias, so nothing answers
+    gateway = start_gateway(_config(tmp_path, primary, fallback), offline=True)
+    body = {"model": "coder", "messages": HI, "logit_bias": {"1": 2}}
+    with gateway.client() as client:
+        failed = client.post("/v1/chat/completions", json=body)
+        primary.clear()
+        answered = client.post("/v1/chat/completions", json=body)
+    assert failed.status_code == 502, failed.text
+    assert "'logit_bias'" in failed.json()["error"]["message"]
+    assert fallback.calls == 0
+    assert answered.status_code == 200
+    assert answered.json()["choices"][0]["message"]["content"] == "answer from A"
+    assert primary.requests[-1].json["logit_bias"] == {"1": 2}
+
+
+def test_drop_params_lets_the_call_through_without_the_field(
+    tmp_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    path = _config(tmp_path, primary, fallback, "drop_params: [logit_bias]\n")
+    gateway = start_gateway(path, offline=True)
+    body = {"model": "claude", "messages": HI, "logit_bias": {"1": 2}}
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "answer from B"
+    assert "logit_bias" not in fallback.requests[-1].json

@@ -489,20 +489,22 @@ def test_thinking_comes_back_as_thinking_blocks(
     assert thinking["includeThoughts"] is True and thinking["thinkingBudget"] > 0
 
 
-def test_thinking_and_top_k_reach_an_openai_provider_as_it_takes_them(
+def test_thinking_reaches_an_openai_provider_as_effort_and_top_k_skips_it(
     gateway: RunningGateway, gpt: SimServer, gemini: SimServer
 ) -> None:
-    for model in ("coder", "clarifier"):
-        sdk(gateway).messages.create(
-            model=model,
-            max_tokens=20000,
-            messages=[{"role": "user", "content": "hi"}],
-            thinking={"type": "enabled", "budget_tokens": 16384},
-            extra_body={"top_k": 5},
-        )
+    client = sdk(gateway)
+    thinking: Any = {"type": "enabled", "budget_tokens": 16384}
+    hi: Any = [{"role": "user", "content": "hi"}]
+    client.messages.create(model="coder", max_tokens=20000, messages=hi, thinking=thinking)
     openai_body = sent(gpt)
     assert openai_body["reasoning_effort"] == "high"
-    assert "thinking" not in openai_body and "top_k" not in openai_body  # OpenAI has neither
+    assert "thinking" not in openai_body  # carried by reasoning_effort
+    # OpenAI has no top_k: the provider is skipped, not sent the call without it.
+    reply = client.messages.create(
+        model="coder", max_tokens=20000, messages=hi, thinking=thinking, extra_body={"top_k": 5}
+    )
+    assert reply.content[-1].text == "from gemini"  # type: ignore[union-attr]
+    assert gpt.calls == 1
     assert sent(gemini)["generationConfig"]["topK"] == 5
 
 

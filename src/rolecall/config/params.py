@@ -259,7 +259,8 @@ def suggest_param(name: str, known: Iterable[str]) -> str | None:
 
 def sendable_params(protocol: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """``params`` without the names ``protocol`` does not take; each dropped name is logged
-    once per process, so a per-call typo is not dropped in silence either."""
+    once per process. A call's own params never get here with such a name: the router
+    skips a provider that cannot take one, unless ``drop_params`` drops it first."""
     if not params:
         return params
     unknown = unknown_params(protocol, params)

@@ -171,12 +171,13 @@ class ProviderCalls:
         self._rng = rng
 
     def fit(self, task: TaskRun, pid: str, request: ChatRequest) -> ChatRequest | None:
-        """``request`` as ``pid`` takes it, or None when ``pid`` lacks a feature it needs.
+        """``request`` as ``pid`` takes it, or None when ``pid`` lacks a feature it needs or
+        cannot take one of the caller's params.
 
         A skipped provider is recorded as a hand-over of kind ``unsupported`` at attempt
         0 with no latency: no call was made, and its health is left alone.
         """
-        fitted = self._capabilities.fit(pid, request)
+        fitted = self._capabilities.fit(pid, request, task.params)
         if isinstance(fitted, ChatRequest):
             return fitted
         log.info("%s skipped: %s", pid, fitted.message)

@@ -8,9 +8,13 @@ skipped before it is called: the router records a hand-over of kind ``unsupporte
 at attempt 0 with no latency (no call was made) and leaves its health alone.
 
 Call parameters are checked here too: a name no protocol knows is an error before any
-provider is called, unless the config's ``drop_params`` lists it. A listed name is
-also dropped, per provider, where that provider cannot take it, instead of the
-adapter's warning or the capability skip.
+provider is called, unless the config's ``drop_params`` lists it. A name another
+protocol takes but a provider's does not (OpenAI's ``logit_bias`` for Anthropic,
+``top_k`` for OpenAI, ``user`` for Gemini) skips that provider the same way, unless its
+value asks for nothing (``n: 1``, ``logprobs: false``). A name ``drop_params`` lists is
+instead dropped, per provider, where that provider cannot take it. Params from the
+config are not the caller's: the adapters leave out the names they cannot send, and
+``config validate`` warns about them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ from rolecall.types import ChatRequest, ImagePart, Message
 __all__ = ["Capabilities", "UnknownParameter", "needed"]
 
 _OFF = (None, False, "none", "disabled")
+# Values that ask for nothing, so a provider that cannot take the name loses nothing.
+_ASKS_NOTHING: Mapping[str, tuple[Any, ...]] = {
+    "n": (1,),
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "presence_penalty": (0,),
+    "frequency_penalty": (0,),
+    "parallel_tool_calls": (True,),
+    "tool_choice": ("auto", "none"),
+    "tools": ([],),
+    "response_format": ({"type": "text"},),
+}
 
 
 def _wants_thinking(params: Mapping[str, Any]) -> bool:
@@ -89,6 +105,10 @@ class Capabilities:
         self._known = known_params(None) | ROUTING_PARAMS | self._drop
         self._have: dict[str, frozenset[str]] = {}
         self._dropped: dict[str, frozenset[str]] = {}
+        # Names some protocol takes and this provider's does not: a call that sends one
+        # skips the provider (none for a type the registry does not know).
+        self._foreign: dict[str, frozenset[str]] = {}
+        every = known_params(None)
         for pid, provider in config.providers.items():
             overrides = provider.capabilities.overrides() if provider.capabilities else None
             have = capabilities_of(provider.type, overrides)
@@ -104,6 +124,9 @@ class Capabilities:
                 for name in self._drop
                 if name not in known_params(provider.type) or name in cannot
             )
+            own = known_params(provider.type)
+            if own is not every:
+                self._foreign[pid] = every - own - ROUTING_PARAMS - self._drop
 
     def check_call(self, params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """The call's params without the unknown names ``drop_params`` lists; raises
@@ -131,13 +154,22 @@ class Capabilities:
             problem = param_value_problem(name, value)
             if problem is not None:
                 raise refused(f"{problem[0]}: {problem[1]}")
+        if "max_completion_tokens" in params:
+            # OpenAI's newer name for max_tokens, which every protocol takes; it wins over
+            # max_tokens, as in OpenAI's API and the gateway.
+            renamed = {k: v for k, v in params.items() if k != "max_completion_tokens"}
+            renamed["max_tokens"] = params["max_completion_tokens"]
+            params = renamed
         if self._drop and not self._drop.isdisjoint(params):
             every = known_params(None)
             return {k: v for k, v in params.items() if k in every or k not in self._drop}
         return params
 
-    def fit(self, pid: str, request: ChatRequest) -> ChatRequest | ProviderError:
-        """``request`` as ``pid`` should get it, or why ``pid`` cannot take it."""
+    def fit(
+        self, pid: str, request: ChatRequest, call_params: Mapping[str, Any] | None = None
+    ) -> ChatRequest | ProviderError:
+        """``request`` as ``pid`` should get it, or why ``pid`` cannot take it;
+        ``call_params`` are the caller's own (a foreign name among them skips ``pid``)."""
         dropped = self._dropped.get(pid)
         if dropped and not dropped.isdisjoint(request.params):
             params = {k: v for k, v in request.params.items() if k not in dropped}
@@ -145,15 +177,19 @@ class Capabilities:
         have = self._have.get(pid)
         if have is None:  # a provider given to the router without a config entry
             return request
-        if have.issuperset(CAPABILITIES):  # takes whatever a request may need
-            return request
-        needs = needed(request)
-        if not needs:
-            return request
-        missing = [name for name in CAPABILITIES if name in needs and name not in have]
-        if not missing:
-            return request
-        return self._unsupported(pid, missing)
+        if not have.issuperset(CAPABILITIES):  # may lack something a request needs
+            needs = needed(request)
+            if needs:
+                missing = [name for name in CAPABILITIES if name in needs and name not in have]
+                if missing:
+                    return self._unsupported(pid, missing)
+        if call_params:
+            foreign = self._foreign.get(pid)
+            if foreign and not foreign.isdisjoint(call_params):
+                names = _asked(foreign, call_params)
+                if names:
+                    return self._not_taken(pid, names)
+        return request
 
     def _unsupported(self, pid: str, missing: Sequence[str]) -> ProviderError:
         provider = self._config.providers[pid]
@@ -166,3 +202,35 @@ class Capabilities:
             provider=pid,
             retryable=False,
         )
+
+    def _not_taken(self, pid: str, names: Sequence[str]) -> ProviderError:
+        provider = self._config.providers[pid]
+        quoted = ", ".join(f"'{name}'" for name in names)
+        noun = "parameter" if len(names) == 1 else "parameters"
+        return ProviderError(
+            f"{noun} {quoted} cannot be sent to provider '{pid}' ({provider.type}): its "
+            "API has no such field; not called (leave it out, or list it in drop_params "
+            "to send the call without it)",
+            kind=ErrorKind.UNSUPPORTED,
+            provider=pid,
+            retryable=False,
+        )
+
+
+def _asked(foreign: frozenset[str], params: Mapping[str, Any]) -> list[str]:
+    """The names in ``params`` that are ``foreign`` and ask for something."""
+    names: list[str] = []
+    for name, value in params.items():
+        if name not in foreign or value is None:
+            continue
+        if name == "thinking":
+            # reasoning_effort, which every protocol with thinking takes, carries it.
+            if "reasoning_effort" in params or not _wants_thinking({"thinking": value}):
+                continue
+        elif any(
+            value is nothing or (value == nothing and type(value) is not bool)
+            for nothing in _ASKS_NOTHING.get(name, ())
+        ):
+            continue
+        names.append(name)
+    return names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class TaskRun:
     stage: str | None
     started: float
     dialect: str | None = None
+    # The caller's own params (checked, without config params): what a provider must take.
+    params: Mapping[str, Any] | None = None
     attempts: list[Attempt] = field(default_factory=list)
     # provider id -> why it did not answer (its last error, or why it was skipped), chain order.
     failed: dict[str, ProviderError] = field(default_factory=dict)

@@ -297,6 +297,7 @@ class Router:
         task_id: str | None,
         stage: str | None,
         dialect: str | None,
+        params: Mapping[str, Any] | None,
     ) -> TaskRun:
         return TaskRun(
             role=role,
@@ -305,6 +306,7 @@ class Router:
             stage=stage,
             started=self._clock(),
             dialect=dialect,
+            params=params,
         )
 
     # ---- calls ---------------------------------------------------------------------------
@@ -336,7 +338,7 @@ class Router:
         params = self._capabilities.check_call(params)
         normalized = checked_messages(messages)
         _check_schema(response_schema)
-        task = self._new_task(role, run_id, task_id, stage, dialect)
+        task = self._new_task(role, run_id, task_id, stage, dialect, params)
 
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)
@@ -366,7 +368,7 @@ class Router:
         params = self._capabilities.check_call(params)
         normalized = checked_messages(messages)
         _check_schema(response_schema)
-        task = self._new_task(role, run_id, task_id, stage, dialect)
+        task = self._new_task(role, run_id, task_id, stage, dialect, params)
 
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)
