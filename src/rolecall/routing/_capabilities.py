@@ -124,9 +124,9 @@ class Capabilities:
                 for name in self._drop
                 if name not in known_params(provider.type) or name in cannot
             )
-            own = known_params(provider.type)
-            if own is not every:
-                self._foreign[pid] = every - own - ROUTING_PARAMS - self._drop
+            foreign = every - known_params(provider.type) - ROUTING_PARAMS - self._drop
+            if foreign:
+                self._foreign[pid] = foreign
 
     def check_call(self, params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """The call's params without the unknown names ``drop_params`` lists; raises
