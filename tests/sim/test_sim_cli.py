@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -205,3 +206,25 @@ async def test_the_bedrock_snippet_answers_through_the_router() -> None:
             reply = await router.complete("coder", "hi")
         assert reply.text == "Hello from the sim."
         assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_the_snippet_leaves_out_a_type_whose_package_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default install (rolecall[local]) has no botocore: the pasted snippet must still work.
+    from rolecall.cli.sim import config_snippet
+
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    monkeypatch.chdir(tmp_path)
+    with contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(SimServer(p, api_key=KEY, models=("sim-model",)))  # type: ignore[arg-type]
+            for p in PROTOCOLS
+        ]
+        snippet = config_snippet(servers, KEY, "sim-model")
+        left_out = "# sim-bedrock left out: the Bedrock provider needs the 'botocore' package"
+        assert left_out in snippet
+        Path("rolecall.yaml").write_text(snippet)
+        assert main(["ask", "coder", "hi"]) == 0
+    out = capsys.readouterr().out
+    assert out == "Hello from the sim.\n"

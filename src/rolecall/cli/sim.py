@@ -95,7 +95,7 @@ def sim(
     always: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Run fake OpenAI / Anthropic / Gemini servers on 127.0.0.1 until Ctrl-C.
+    """Fake OpenAI, Anthropic, Gemini, Azure, Vertex and Bedrock servers on 127.0.0.1 till Ctrl-C.
 
     They speak each vendor's wire format and fail on demand, so a rolecall.yaml
     pointed at them rehearses rate limits, outages and bad keys with no network.
@@ -182,21 +182,49 @@ _SNIPPET_KEYS = {
 }
 
 
+def _entry(server: SimServer, key: str | None, model: str) -> list[str]:
+    return [
+        f"    type: {_dialect_types().get(server.protocol, server.protocol)}",
+        f"    model: {model}",
+        f"    api_key: {key or 'any-key'}",
+        f"    base_url: {server.base_url}",
+        *_SNIPPET_KEYS.get(server.protocol, ()),
+        "    timeout: 10s",
+    ]
+
+
+def _missing_extra(provider_id: str, entry: Sequence[str]) -> str | None:
+    """Why this entry's adapter cannot be built here (an optional package not installed)."""
+    import yaml
+
+    from rolecall.config.schema import RolecallConfig
+    from rolecall.errors import MissingExtra
+    from rolecall.providers import build_provider
+
+    text = "providers:\n  " + provider_id + ":\n" + "\n".join(entry) + "\n"
+    config = RolecallConfig.model_validate(yaml.safe_load(text))
+    try:
+        build_provider(provider_id, config.providers[provider_id])
+    except MissingExtra as exc:
+        return exc.message
+    return None
+
+
 def config_snippet(servers: Sequence[SimServer], key: str | None, model: str) -> str:
-    """A rolecall.yaml using the running servers: the first as primary, the rest as fallbacks."""
-    ids = [f"sim-{server.protocol}" for server in servers]
-    types = _dialect_types()
+    """A rolecall.yaml using the running servers: the first as primary, the rest as fallbacks.
+
+    A server whose provider type needs a package that is not installed is left out (with a
+    comment naming the package), so the snippet works as pasted; unless none would remain.
+    """
+    entries = {f"sim-{s.protocol}": _entry(s, key, model) for s in servers}
+    missing = {pid: why for pid, entry in entries.items() if (why := _missing_extra(pid, entry))}
+    if len(missing) == len(entries):
+        missing = {}
     lines = ["schema_version: 1", "providers:"]
-    for provider_id, server in zip(ids, servers, strict=True):
-        lines += [
-            f"  {provider_id}:",
-            f"    type: {types.get(server.protocol, server.protocol)}",
-            f"    model: {model}",
-            f"    api_key: {key or 'any-key'}",
-            f"    base_url: {server.base_url}",
-            *_SNIPPET_KEYS.get(server.protocol, ()),
-            "    timeout: 10s",
-        ]
+    lines += [f"  # {pid} left out: {why}" for pid, why in missing.items()]
+    ids = [pid for pid in entries if pid not in missing]
+    for provider_id in ids:
+        lines += [f"  {provider_id}:", *entries[provider_id]]
     lines.append("roles:")
     for role in ("clarifier", "planner", "coder", "reviewer"):
         fallback = f", fallback: [{', '.join(ids[1:])}]" if len(ids) > 1 else ""
