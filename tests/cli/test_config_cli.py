@@ -268,6 +268,21 @@ def models_server() -> Iterator[str]:
         thread.join()
 
 
+def test_a_missing_provider_package_is_a_setup_error_not_a_rejected_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `rolecall ask` does: exit 2 with the pip command, never 3 ("credentials rejected").
+    config = tmp_path / "rolecall.yaml"
+    config.write_text(
+        "providers:\n  aws: {type: bedrock, model: amazon.nova-pro-v1:0, region: us-east-1,"
+        " api_key: test-key}\nroles:\n  coder: {provider: aws}\n"
+    )
+    monkeypatch.setitem(sys.modules, "botocore", None)  # as if rolecall[bedrock] were absent
+    result = invoke(["config", "validate", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "needs the 'botocore' package: pip install 'rolecall[bedrock]'" in result.output
+
+
 def test_credential_check_against_a_local_server(tmp_path: Path, models_server: str) -> None:
     pytest.importorskip("rolecall.routing.credentials")
     path = tmp_path / "rolecall.yaml"

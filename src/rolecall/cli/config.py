@@ -15,6 +15,7 @@ from rolecall.cli._common import (
     EXIT_OK,
     EXIT_USAGE,
     config_option,
+    exit_code_for,
     fail,
     json_option,
     print_json,
@@ -94,8 +95,8 @@ def _check_credentials(loaded: RolecallConfig) -> tuple[CredentialCheck, list[Pr
         failures = list(asyncio.run(check_config_credentials(loaded)))
     except CredentialsError as exc:
         failures = list(exc.errors)
-    except RolecallError as exc:  # e.g. a provider's optional package is missing
-        fail(exc.message, EXIT_CREDENTIALS)
+    except RolecallError as exc:  # e.g. a provider's optional package is missing: exit 2
+        fail(exc.message, exit_code_for(exc))
     if any(error.kind.disables_provider for error in failures):
         return "failed", failures
     return "ok", failures
