@@ -484,6 +484,12 @@ def schema() -> dict[str, Any]:
     return document
 
 
+def test_schema_takes_json_as_every_data_command_does(schema: dict[str, Any]) -> None:
+    result = CliRunner().invoke(cli, ["config", "schema", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == schema
+
+
 def test_schema_header(schema: dict[str, Any]) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "rolecall configuration"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -97,6 +98,15 @@ def test_script_stats_and_clear_against_a_running_sim(capsys: pytest.CaptureFixt
         assert '"sticky": [{"kind": "auth"}]' in capsys.readouterr().out
         assert main(["sim", "clear", "--url", server.root_url]) == 0
         assert server.pending == 0
+
+
+def test_the_sim_commands_that_print_json_take_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # Every command that prints data takes --json; these print JSON either way.
+    with SimServer("openai") as server:
+        for args in (["script", "ok"], ["stats"], ["clear"]):
+            command = ["sim", args[0], "--json", "--url", server.root_url, *args[1:]]
+            assert main(command) == 0, args
+            assert isinstance(json.loads(capsys.readouterr().out), dict)
 
 
 def test_script_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -228,7 +228,8 @@ def masked_config(loaded: RolecallConfig) -> dict[str, Any]:
 
 
 @config.command("schema")
-def schema() -> None:
+@json_option
+def schema(as_json: bool) -> None:
     """Print the config file's JSON Schema (for editors and CI checks).
 
     \b

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from rolecall.cli._common import EXIT_FAILED, EXIT_USAGE, fail
+from rolecall.cli._common import EXIT_FAILED, EXIT_USAGE, fail, json_option
 from rolecall.config.registry import provider_types
 from rolecall.sim.faults import FAULT_KINDS
 
@@ -304,7 +304,8 @@ _url_option = click.option(
 @_url_option
 @click.option("--always", is_flag=True, help="Apply to every request until cleared.")
 @click.argument("kinds", nargs=-1, required=True, metavar="KIND[:OPT=V,...]...")
-def script(url: str, always: bool, kinds: tuple[str, ...]) -> None:
+@json_option
+def script(url: str, always: bool, kinds: tuple[str, ...], as_json: bool) -> None:
     """Queue faults on a running sim, one per coming chat request, in order."""
     from rolecall.sim import parse_fault
 
@@ -318,13 +319,15 @@ def script(url: str, always: bool, kinds: tuple[str, ...]) -> None:
 
 @sim.command("clear")
 @_url_option
-def clear(url: str) -> None:
+@json_option
+def clear(url: str, as_json: bool) -> None:
     """Drop every queued and sticky fault on a running sim."""
     click.echo(json.dumps(_control(url, "clear", {})))
 
 
 @sim.command("stats")
 @_url_option
-def stats(url: str) -> None:
+@json_option
+def stats(url: str, as_json: bool) -> None:
     """Print a running sim's request counts and pending faults as JSON."""
     click.echo(json.dumps(_control(url, "stats")))
