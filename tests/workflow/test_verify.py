@@ -91,6 +91,7 @@ async def test_failing_tests_go_back_to_the_coder_and_the_fix_passes(
     assert records["review:calc.py"].result["verify"] == "verify@2"
     review = (out / "REVIEW.md").read_text()
     assert "Final: **passed** (verify@2)" in review
+    assert "Commands detected from the plan; " in review
     assert "- verify@1: failed" in review and "- verify@2: passed" in review
     assert result.checks["status"] == "passed" and result.checks["fix_rounds"] == 1
     saved = json.loads((result.run_dir / "state.json").read_text())
@@ -117,6 +118,7 @@ async def test_checks_that_still_fail_after_the_fix_rounds_are_reported(
     assert result.checks["commands"][0]["exit_code"] == 3
     review = (tmp_path / "out" / "REVIEW.md").read_text()
     assert "Final: **failed** (verify@3)" in review and "failed (exit 3)" in review
+    assert "Commands from workflow.verify in the config; " in review
 
 
 async def test_a_hanging_check_is_stopped_at_the_limit_with_everything_it_started(

@@ -91,6 +91,14 @@ def _tail(text: str) -> str:
     return text if len(text) <= REPORT_OUTPUT_CHARS else "...\n" + text[-REPORT_OUTPUT_CHARS:]
 
 
+# Where the commands came from (checks.Source), as REVIEW.md says it.
+_SOURCES = {
+    "spec": "from the spec",
+    "config": "from workflow.verify in the config",
+    "detected": "detected from the plan",
+}
+
+
 def _checks_lines(history: Sequence[Mapping[str, Any]]) -> list[str]:
     if not history:
         return ["## Checks", "", "Not run: the run stopped before the checks.", ""]
@@ -99,7 +107,8 @@ def _checks_lines(history: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["## Checks", "", f"Final: **{status}** (verify@{last['round']})."]
     if last["status"] == "not_run":
         return [*lines, f"Not run: {last.get('reason', 'no checks')}.", ""]
-    lines += [f"Commands from the {last.get('source')}; {last.get('network', '')}.", ""]
+    source = _SOURCES.get(str(last.get("source")), f"from the {last.get('source')}")
+    lines += [f"Commands {source}; {last.get('network', '')}.", ""]
     for result in history:
         parts = [
             f"`{c.command}` {c.summary()}"
