@@ -115,3 +115,43 @@ async def test_workflow_continues_a_cut_off_file_and_reports_one_that_stays_cut(
     assert "## Truncated" in review and "- app/cli.py" in review
     # The reviewer never judged the cut-off file as if it were complete.
     assert records["review:app/cli.py"].result["skipped"] is True
+
+
+class FencedCutCoder:
+    """The coder opens a code fence for ``cut.py`` and hits the token limit every time."""
+
+    def __init__(self, team: Team) -> None:
+        self.team = team
+
+    def __call__(self, body: dict[str, Any]) -> str | dict[str, str]:
+        text = json.dumps(body)
+        found = _FILE.search(text)
+        if found is None or found.group(1) != "cut.py":
+            return self.team(body)
+        continued = text.count(json.dumps(CONTINUE)[1:-1])
+        first = "```python\nx = 1\n"
+        return {"text": first if continued == 0 else f"x += {continued}\n", "finish": "length"}
+
+
+async def test_a_cut_off_file_that_opened_a_code_fence_is_written_without_it(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    # A small model wraps its answer in ```python and runs out of tokens before the closing
+    # fence: the file must not start with the fence (a SyntaxError on line 1 for every check).
+    team = Team(plan_files("cut.py"))
+    for server in sims.values():
+        server.responder = team
+    sims["gpt"].responder = FencedCutCoder(team)
+    roles = {
+        "clarifier": {"provider": "gem"},
+        "planner": {"provider": "claude"},
+        "reviewer": {"provider": "claude"},
+        "coder": {"provider": "gpt"},
+    }
+    config = write_config(tmp_path, sims, roles)
+    out = tmp_path / "out"
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+
+    assert result.truncated == ["cut.py"]
+    written = (out / "cut.py").read_text()
+    assert written.startswith("x = 1\n") and "```" not in written

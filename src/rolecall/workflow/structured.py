@@ -20,6 +20,7 @@ __all__ = ["Asker", "InvalidAnswer", "ask_structured", "extract_json", "strip_fe
 T = TypeVar("T")
 
 _FENCE = re.compile(r"^\s*```[^\n`]*\n(.*?)\n?```\s*$", re.DOTALL)
+_OPENING = re.compile(r"^```[\w+.-]*\s*$")
 
 
 class InvalidAnswer(ValueError):
@@ -41,9 +42,18 @@ class Asker(Protocol):
 
 
 def strip_fence(text: str) -> str:
-    """The text inside one Markdown code fence wrapping the whole answer, else the text."""
+    """The text inside one Markdown code fence wrapping the whole answer, else the text.
+
+    An answer that opens a fence and never closes it (cut off at the token limit) loses
+    the opening line, so a cut-off file does not start with ```python.
+    """
     match = _FENCE.match(text)
-    return match.group(1) if match else text
+    if match:
+        return match.group(1)
+    opening, newline, rest = text.lstrip().partition("\n")
+    if _OPENING.match(opening) and newline and "```" not in rest:
+        return rest
+    return text
 
 
 def extract_json(text: str) -> Any:
