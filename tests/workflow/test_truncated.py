@@ -155,3 +155,41 @@ async def test_a_cut_off_file_that_opened_a_code_fence_is_written_without_it(
     assert result.truncated == ["cut.py"]
     written = (out / "cut.py").read_text()
     assert written.startswith("x = 1\n") and "```" not in written
+
+
+async def test_runs_show_counts_every_call_of_a_continued_file(
+    tmp_path: Path,
+    sims: dict[str, SimServer],
+    spec_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # core.py takes two calls (cut off, then continued): `runs show` gives the task the
+    # tokens and time of both, as the run's summary table and `runs list` do.
+    team = Team(plan_files("app/__init__.py", "app/core.py", "app/cli.py"))
+    for server in sims.values():
+        server.responder = team
+    sims["gpt"].responder = CutCoder(team)
+    roles = {
+        "clarifier": {"provider": "gem"},
+        "planner": {"provider": "claude"},
+        "reviewer": {"provider": "claude"},
+        "coder": {"provider": "gpt"},
+    }
+    config = write_config(tmp_path, sims, roles)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    records = {r.name: r for r in result.records}
+
+    assert main(["runs", "show", result.run_id, "--json", "-c", str(config)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    tasks = {t["task_id"]: t for t in shown["tasks"]}
+    for name in ("generate:app/core.py", "generate:app/cli.py"):
+        record, task = records[name], tasks[name]
+        assert len(task["attempts"]) > 1
+        assert (task["input_tokens"], task["output_tokens"]) == (
+            record.input_tokens,
+            record.output_tokens,
+        )
+    listed = sum(t["input_tokens"] for t in shown["tasks"])
+    assert main(["runs", "list", "--json", "-c", str(config)]) == 0
+    run = next(r for r in json.loads(capsys.readouterr().out) if r["run_id"] == result.run_id)
+    assert run["input_tokens"] == listed

@@ -355,17 +355,25 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 if attempt.cost_usd is not None:
                     task.cost_usd = (task.cost_usd or 0.0) + attempt.cost_usd
         elif event.get("type") == "task":
+            # A task that calls again (a workflow file continued past the token limit, an
+            # answer asked again, a resumed run) spends the sum of its calls; the last one
+            # says how it ended.
+            again = task_id in finished
             finished.add(task_id)
             task.status = str(event.get("status"))
             task.stage = event.get("stage") or task.stage
             task.dialect = event.get("dialect") or task.dialect
             task.provider = event.get("provider")
             task.model = event.get("model")
-            task.input_tokens = int(event.get("input_tokens") or 0)
-            task.output_tokens = int(event.get("output_tokens") or 0)
-            task.cached_input_tokens = int(event.get("cached_input_tokens") or 0)
-            task.latency_ms = float(event.get("latency_ms") or 0.0)
+            if not again:
+                task.input_tokens = task.output_tokens = task.cached_input_tokens = 0
+                task.latency_ms = 0.0
+            task.input_tokens += int(event.get("input_tokens") or 0)
+            task.output_tokens += int(event.get("output_tokens") or 0)
+            task.cached_input_tokens += int(event.get("cached_input_tokens") or 0)
+            task.latency_ms += float(event.get("latency_ms") or 0.0)
             if event.get("cost_usd") is not None:
-                task.cost_usd = event.get("cost_usd")
+                earlier = (task.cost_usd or 0.0) if again else 0.0
+                task.cost_usd = earlier + float(event["cost_usd"])
             task.error = event.get("error")
     return list(tasks.values())
