@@ -311,7 +311,9 @@ def test_trend_png_without_matplotlib_names_it(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, _, err = _cli(capsys, "metrics", "trend", "--png", "t.png")
-    assert code == 2 and err.strip() == "error: --png needs matplotlib: pip install matplotlib"
+    assert (
+        code == 2 and err.strip() == "error: --png needs matplotlib: pip install 'rolecall[plot]'"
+    )
 
 
 def test_advise_names_the_weak_pair(

@@ -278,7 +278,7 @@ def trend(
         try:
             save_png(rows, metric, bucket, png_path)
         except ImportError:
-            fail("--png needs matplotlib: pip install matplotlib", EXIT_USAGE)
+            fail("--png needs matplotlib: pip install 'rolecall[plot]'", EXIT_USAGE)
         except OSError as exc:
             fail(f"--png: cannot write {png_path}: {exc.strerror or exc}; pick another path")
         if not as_json:
