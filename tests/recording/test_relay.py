@@ -7,6 +7,7 @@ relays in this test's process, each with its own connection, as each worker has.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 from factories import attempt_event, task_event
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
+from rolecall.recording import relay as relay_module
 from rolecall.recording.recorder import RunEnd, RunStart
 from rolecall.recording.relay import RecordRelay, decode_frame, encode_frame
 from rolecall.recording.runlog import read_run, run_log_path
@@ -208,6 +210,31 @@ def test_close_waits_for_a_writer_that_comes_back(tmp_path: Path) -> None:
     timer.join()
     late[0].stop()
     assert _runs(metrics)["gw-late"].tasks == 1
+
+
+def test_a_worker_past_its_bound_says_what_it_dropped_once_a_writer_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(relay_module, "_MAX_UNSENT", 4)
+    address = str(tmp_path / "gone.sock")
+    metrics = _metrics(tmp_path).model_copy(update={"flush_interval": 3600.0})
+    relay = RecordRelay(metrics, address)
+    with caplog.at_level(logging.WARNING, logger="rolecall.recorder"):
+        for number in (1, 2, 3):
+            _call(relay, "gw-1", number)
+        relay.flush()  # no writer: the last 4 records are kept, the first 2 dropped
+        late = _start_writer(address, metrics)
+        relay.flush()
+        relay.close()
+        late.stop()
+    told = [r.getMessage() for r in caplog.records if r.name == "rolecall.recorder"]
+    assert len(told) == 2 and "cannot reach the run writer" in told[0]
+    assert told[1] == (
+        "the run writer takes records again: sent the 4 kept; dropped 1 call and 1 task while "
+        "no run writer took them (past 4 records kept): they are in neither the run logs nor "
+        "the store"
+    )
+    assert _attempts(metrics) == 2
 
 
 def test_a_frame_carries_every_field_of_every_item() -> None:

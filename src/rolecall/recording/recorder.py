@@ -5,7 +5,16 @@ block). A daemon thread drains the queue every ``flush_interval`` and writes the
 to the run log and, in one transaction, to the store. ``close()`` (also run at
 interpreter exit and on SIGTERM/SIGINT) writes whatever is left, so a clean exit loses
 nothing and a kill loses at most the last interval. A failing log or store is reported
-once on the ``rolecall.recording.recorder`` logger; calls never notice.
+once on the ``rolecall.recorder`` logger; calls never notice.
+
+While the metrics store cannot be opened or written (a PostgreSQL server down, a SQLite
+file another process keeps locked past the wait), the run log goes on taking every
+batch, and what the store missed is kept in a bounded backlog
+(:mod:`~rolecall.recording.backlog`, at most 100,000 records; past that the oldest are
+dropped and counted). The store is tried again every few seconds; once a write succeeds
+the backlog is written first, in order, and the recorder says so, with the number of
+calls and tasks the store lacks for good, if any (the run logs hold them). ``close()``
+tries the store once more and says what it could not store.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.recording.backlog import StoreBacklog, StoreBatch, calls_and_tasks
 from rolecall.recording.runlog import RunLog, run_end_record, run_start_record
 from rolecall.recording.runwriter import WriterLock
 from rolecall.recording.store import StoreError
@@ -41,6 +51,7 @@ log = logging.getLogger("rolecall.recorder")
 
 _MAX_TRACKED_RUNS = 10_000
 _REOPEN_AFTER = 30.0  # seconds between attempts to open an unreachable store
+_REWRITE_AFTER = 5.0  # seconds between attempts to write to a store that failed a write
 _PRUNE_EVERY = 3600.0
 # Items written at a time (run log lines, then one store transaction). A flush writes what
 # half a second of a busy gateway queued in parts of this size, not in one: every list the
@@ -132,7 +143,9 @@ class Recorder(RecordQueue):
         *,
         base_dir: Path | None = None,
         install_signal_handlers: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` times the attempts to reach a store that failed (tests pass a fake)."""
         base = base_dir if base_dir is not None else Path.cwd()
         runs_dir = Path(metrics.runs_dir).expanduser()
         self.enabled = metrics.enabled
@@ -150,6 +163,9 @@ class Recorder(RecordQueue):
         self._writer = WriterLock(self.runs_dir)
         self._store: MetricsStore | None = None
         self._store_retry_at = 0.0
+        self._clock = clock
+        self._backlog = StoreBacklog()
+        self._store_failure: str | None = None  # the last failure of the current outage
         self._last_prune = 0.0
         self._warned: set[str] = set()
         self._runs: OrderedDict[str, _RunState] = OrderedDict()
@@ -195,10 +211,12 @@ class Recorder(RecordQueue):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=wait)
+        self._store_retry_at = 0.0  # one more try at a store that failed, whenever it did
         self._flush_pending(finish_open="interrupted", wait=wait)
         # Not when a signal interrupted this very thread mid-write: that write still needs it.
         if self._lock_owner != threading.get_ident() and self._write_lock.acquire(timeout=wait):
             try:
+                self._report_unstored()
                 if self._store is not None:
                     with contextlib.suppress(Exception):  # closing must not raise at exit
                         self._store.close()
@@ -241,6 +259,11 @@ class Recorder(RecordQueue):
                         self._warn("recorder", f"recording failed: {exc}")
                 if not left:
                     break
+            if self._backlog:  # nothing new, or a store that may take writes again
+                try:
+                    self._store_batch(StoreBatch())
+                except Exception as exc:  # the flush thread must survive anything
+                    self._warn("recorder", f"recording failed: {exc}")
         finally:
             self._lock_owner = None
             self._write_lock.release()
@@ -297,18 +320,74 @@ class Recorder(RecordQueue):
             self._log.append(records)
         except Exception as exc:
             self._warn("log", f"cannot write the run log in {self.runs_dir}: {exc}")
+        self._store_batch(StoreBatch(starts, attempts, tasks, ends))
+
+    def _store_batch(self, batch: StoreBatch) -> None:
+        """Write the backlog, then ``batch``, to the store; keep them when it cannot be."""
+        backlog = self._backlog
+        if len(batch):
+            backlog.add(batch)
+        if not backlog or self._clock() < self._store_retry_at:
+            return
         store = self._open_store()
         if store is None:
             return
+        kept = backlog.counts()
         try:
-            for start in starts:
-                store.start_run(start.run_id, start.kind, start.meta, start.ts)
-            store.record_rows(attempts, tasks)
-            for end in ends:
-                store.finish_run(end.run_id, end.status, end.ts)
+            backlog.write(store)
+        except Exception as exc:
+            self._store_retry_at = self._clock() + _REWRITE_AFTER
+            # A store error names the store already.
+            if isinstance(exc, StoreError):
+                self._store_failed(exc.message)
+            else:
+                self._store_failed(f"cannot write to the metrics store {self._label()}: {exc}")
+            return
+        if self._store_failure is not None:
+            self._store_back(kept)
+        try:
             self._prune(store)
         except Exception as exc:
-            self._warn("store", f"cannot write to the metrics store {self._label()}: {exc}")
+            self._warn("prune", f"cannot prune the metrics store {self._label()}: {exc}")
+
+    def _store_failed(self, message: str) -> None:
+        self._store_failure = message
+        self._warn(
+            "store",
+            message,
+            f"calls go on; the run logs in {self.runs_dir} take them, and up to "
+            f"{self._backlog.most:,} records are kept for the store until it takes writes again",
+        )
+
+    def _store_back(self, kept: tuple[int, int]) -> None:
+        """A write succeeded after failures: say what the store got and what it lacks."""
+        lost = self._backlog.take_lost()
+        message = f"the metrics store {self._label()} takes writes again"
+        if any(kept):
+            message += f": stored the {calls_and_tasks(*kept)} kept meanwhile"
+        if any(lost):
+            message += (
+                f"; it lacks {calls_and_tasks(*lost)} dropped past the "
+                f"{self._backlog.most:,} records kept: the run logs in {self.runs_dir} hold them"
+            )
+        log.warning("%s", redact(message))
+        self._store_failure = None
+        self._warned.discard("store")  # another outage is reported again
+
+    def _report_unstored(self) -> None:
+        """At close: the calls and tasks the store never got, and where they are."""
+        kept = self._backlog.counts()
+        lost = self._backlog.take_lost()
+        calls, tasks = kept[0] + lost[0], kept[1] + lost[1]
+        if not (calls or tasks) or self._store_failure is None:
+            return
+        log.warning(
+            "%s",
+            redact(
+                f"the metrics store lacks {calls_and_tasks(calls, tasks)} recorded since it "
+                f"failed ({self._store_failure}); the run logs in {self.runs_dir} hold them"
+            ),
+        )
 
     def _write_run_item(
         self,
@@ -336,20 +415,17 @@ class Recorder(RecordQueue):
     def _open_store(self) -> MetricsStore | None:
         if self._store is not None:
             return self._store
-        now = time.monotonic()
-        if now < self._store_retry_at:
-            return None
         try:
             from rolecall.recording.store import open_store
 
             self._store = open_store(self.url, base_dir=self.base_dir)
         except Exception as exc:
-            self._store_retry_at = now + _REOPEN_AFTER
+            self._store_retry_at = self._clock() + _REOPEN_AFTER
             # A store error names the store and the fix already.
             message = exc.message if isinstance(exc, RolecallError) else str(exc)
             if not isinstance(exc, StoreError):
                 message = f"cannot open the metrics store {self._label()}: {message}"
-            self._warn("store", message)
+            self._store_failed(message)
         return self._store
 
     def _prune(self, store: MetricsStore) -> None:
@@ -369,11 +445,16 @@ class Recorder(RecordQueue):
 
         return describe_url(self.url)
 
-    def _warn(self, what: str, message: str) -> None:
+    def _warn(
+        self,
+        what: str,
+        message: str,
+        then: str = "calls go on, further failures are not reported",
+    ) -> None:
         if what in self._warned:
             return
         self._warned.add(what)
-        log.warning("%s; calls go on, further failures are not reported", redact(message))
+        log.warning("%s; %s", redact(message), then)
 
     # -- signals ------------------------------------------------------------------------
 

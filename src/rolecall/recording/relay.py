@@ -25,7 +25,10 @@ What happens to the records:
   is lost, as when a single process is killed;
 - the writer killed: the parent starts another; each worker reconnects, opens its
   runs again (a run start is an upsert) and sends again the frame that failed;
-  what the killed writer had received but not yet written is lost.
+  what the killed writer had received but not yet written is lost. A worker keeps at
+  most :data:`_MAX_UNSENT` records meanwhile: past that the oldest are dropped, and
+  it says how many calls and tasks once a writer takes its records again (or at
+  close): those are in neither the run logs nor the store.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
 from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.recording.backlog import calls_and_tasks
 from rolecall.recording.recorder import Recorder, RecordItem, RecordQueue, RunEnd, RunStart
 
 if TYPE_CHECKING:
@@ -138,7 +142,8 @@ class RecordRelay(RecordQueue):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
-        self._warned = False
+        self._warned = False  # the writer is out of reach, and that was said
+        self._dropped = [0, 0]  # calls and tasks dropped past _MAX_UNSENT meanwhile
         self._thread = threading.Thread(target=self._loop, name="rolecall-relay", daemon=True)
         self._thread.start()
 
@@ -160,6 +165,8 @@ class RecordRelay(RecordQueue):
                 time.sleep(0.1)
             if self._unsent:
                 log.warning("%d record(s) not written: no run writer took them", len(self._unsent))
+            if any(self._dropped):
+                log.warning("%s", self._dropped_told())
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
@@ -182,6 +189,10 @@ class RecordRelay(RecordQueue):
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
+            if len(batch) > _MAX_UNSENT:
+                dropped = batch[:-_MAX_UNSENT]
+                self._dropped[0] += sum(1 for item in dropped if type(item) is AttemptEvent)
+                self._dropped[1] += sum(1 for item in dropped if type(item) is TaskEvent)
             self._unsent = batch[-_MAX_UNSENT:]
             if not self._warned:
                 self._warned = True
@@ -191,12 +202,24 @@ class RecordRelay(RecordQueue):
                 )
             return False
         self._unsent = []
+        if self._warned:
+            self._warned = False  # another outage is reported again
+            told = f"; {self._dropped_told()}" if any(self._dropped) else ""
+            log.warning("the run writer takes records again: sent the %d kept%s", len(batch), told)
+            self._dropped = [0, 0]
         for item in batch:
             if type(item) is RunStart:
                 self._open[item.run_id] = item
             elif type(item) is RunEnd:
                 self._open.pop(item.run_id, None)
         return True
+
+    def _dropped_told(self) -> str:
+        calls, tasks = self._dropped
+        return (
+            f"dropped {calls_and_tasks(calls, tasks)} while no run writer took them (past "
+            f"{_MAX_UNSENT:,} records kept): they are in neither the run logs nor the store"
+        )
 
     def _connection(self) -> socket.socket:
         if self._sock is not None:

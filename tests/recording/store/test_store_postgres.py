@@ -1,23 +1,27 @@
 """The PostgreSQL store against a server that is shared, read-only, restarted or silent.
 
 A relay on 127.0.0.1 stands between the store and the test server: it can drop every
-connection (a server restart) or stop passing bytes while keeping them open (a server
-that accepts but never answers).
+connection (a server restart), refuse new ones (a server down) or stop passing bytes
+while keeping them open (a server that accepts but never answers).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from factories import attempt_event
+from factories import attempt_event, task_event
+from rolecall.config.schema import MetricsConfig
 from rolecall.events import AttemptEvent
+from rolecall.recording.recorder import Recorder
 from rolecall.recording.store import StoreError, StoreNotFound, open_store
 from rolecall.recording.store import postgres as postgres_module
 
@@ -28,6 +32,7 @@ class Relay:
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.frozen = threading.Event()
+        self.down = threading.Event()
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -37,6 +42,9 @@ class Relay:
         with suppress(OSError):
             while True:
                 client, _ = self._listener.accept()
+                if self.down.is_set():
+                    client.close()
+                    continue
                 server = socket.create_connection(self.target)
                 self._sockets += [client, server]
                 for source, sink in ((client, server), (server, client)):
@@ -181,3 +189,42 @@ def test_a_password_in_the_url_query_is_never_shown(postgres_url: str) -> None:
     message = info.value.message
     assert f"password={parts.password}" not in message and "password=***" in message
     assert 'database "no_such_db" does not exist: create that database' in message
+
+
+def test_the_recorder_writes_what_a_server_down_missed_once_it_is_back(
+    relayed_url: tuple[str, Relay], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, relay = relayed_url
+    now = [100.0]  # the recorder's clock: moves only when the test moves it
+    config = MetricsConfig(url=url, runs_dir=str(tmp_path / "runs"), flush_interval=3600)
+    recorder = Recorder(config, install_signal_handlers=False, clock=lambda: now[0])
+
+    def call(n: int) -> None:
+        recorder.emit(attempt_event(run_id=f"call-{n}", ts=time.time()))
+        recorder.emit(task_event(run_id=f"call-{n}", ts=time.time()))
+        recorder.flush()
+
+    with caplog.at_level(logging.WARNING, logger="rolecall.recorder"):
+        call(0)
+        relay.down.set()
+        relay.drop()  # the server stops
+        for n in (1, 2, 3):
+            call(n)
+        relay.down.clear()  # and starts again
+        now[0] += 5.0
+        recorder.flush()
+        with open_store(url, create=False) as store:
+            assert store.metrics()[0].requests == 4
+            assert len(store.runs()) == 4
+        relay.down.set()
+        relay.drop()
+        call(4)
+        recorder.close()  # the server is still down
+    failed, back, failed_again, lacks = [
+        r.getMessage() for r in caplog.records if r.name == "rolecall.recorder"
+    ]
+    assert "cannot connect to the metrics store" in failed and "ci-only" not in failed
+    assert back.endswith("takes writes again: stored the 3 calls and 3 tasks kept meanwhile")
+    assert "cannot connect to the metrics store" in failed_again
+    assert lacks.startswith("the metrics store lacks 1 call and 1 task recorded since it failed")
+    assert lacks.endswith(f"the run logs in {tmp_path / 'runs'} hold them")
