@@ -204,19 +204,32 @@ def test_read_only_open_does_not_create_a_database(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
+@pytest.mark.parametrize(
+    "tables",
+    [
+        ["CREATE TABLE notes (id INTEGER, body TEXT)", "INSERT INTO notes VALUES (1, 'keep me')"],
+        # Another framework's migrations table of the same name (Rails), beside its own tables.
+        [
+            "CREATE TABLE schema_migrations (version VARCHAR PRIMARY KEY)",
+            "INSERT INTO schema_migrations VALUES ('20240101120000')",
+            "CREATE TABLE notes (id INTEGER, body TEXT)",
+        ],
+    ],
+)
 def test_a_database_of_another_application_is_refused_and_left_as_it_is(
-    tmp_path: Path,
+    tmp_path: Path, tables: list[str]
 ) -> None:
     path = tmp_path / "notes.db"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE notes (id INTEGER, body TEXT)")
-    conn.execute("INSERT INTO notes VALUES (1, 'keep me')")
+    for statement in tables:
+        conn.execute(statement)
     conn.commit()
     conn.close()
     before = path.read_bytes()
     for create in (True, False):
-        with pytest.raises(StoreError, match=r"not a rolecall metrics store .*notes"):
+        with pytest.raises(StoreError, match=r"not a rolecall metrics store .*notes") as refused:
             open_store(f"sqlite:///{path}", create=create)
+        assert "upgrade rolecall" not in refused.value.message
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Dialect", "Migration"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Dialect", "Migration", "migrations_table_is_ours"]
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -161,3 +161,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "the attempt that answered a task at once, on its row", _answering_attempt),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
+
+
+# The columns of rolecall's own schema_migrations table (see MetricsStore.migrate).
+_OWN_COLUMNS = frozenset({"version", "name", "applied_at"})
+
+
+def migrations_table_is_ours(columns: set[str]) -> bool:
+    """Whether a ``schema_migrations`` table with these columns is rolecall's: other
+    frameworks (Rails, golang-migrate...) keep one of the same name, with other columns."""
+    return columns >= _OWN_COLUMNS

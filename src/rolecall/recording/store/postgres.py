@@ -28,7 +28,7 @@ from rolecall.errors import MissingExtra
 from rolecall.events import AttemptEvent
 from rolecall.recording.store import StoreError, StoreNotFound, describe_url
 from rolecall.recording.store.base import MetricsStore
-from rolecall.recording.store.migrations import LATEST_VERSION
+from rolecall.recording.store.migrations import LATEST_VERSION, migrations_table_is_ours
 from rolecall.recording.store.statements import ATTEMPT_COLUMNS, attempt_values, rows_of
 
 __all__ = ["PostgresStore"]
@@ -41,7 +41,6 @@ _CONNECT_TIMEOUT_S = 10
 # has the connection cut a little later.
 _STATEMENT_TIMEOUT_S = 30.0
 _ANSWER_WAIT_S = 35.0
-_OUR_MIGRATION_COLUMNS = frozenset({"version", "name", "applied_at"})
 _SCHEMA_TABLES = """SELECT c.relname FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"""
@@ -165,7 +164,7 @@ class PostgresStore(MetricsStore):
             self._refuse(tables)
         if "schema_migrations" in tables:
             columns = {str(row[0]) for row in self._read(_MIGRATION_COLUMNS)}
-            if not columns >= _OUR_MIGRATION_COLUMNS:
+            if not migrations_table_is_ours(columns):
                 self._refuse(tables)  # a schema_migrations of another framework
             version = self.schema_version()
             self._refuse_newer(version)

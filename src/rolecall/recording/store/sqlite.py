@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from rolecall.events import AttemptEvent
 from rolecall.recording.store import StoreError, StoreNotFound, file_identity
 from rolecall.recording.store.base import MetricsStore
-from rolecall.recording.store.migrations import LATEST_VERSION
+from rolecall.recording.store.migrations import LATEST_VERSION, migrations_table_is_ours
 from rolecall.recording.store.statements import (
     ATTEMPT_COLUMNS,
     NULLABLE_ATTEMPT_TEXT,
@@ -228,19 +228,24 @@ class SqliteStore(MetricsStore):
         self.migrate()
 
     def _tables(self) -> set[str]:
-        """The database's tables and views; refuses one that holds none of rolecall's."""
+        """The database's tables and views; refuses one that holds none of rolecall's (a
+        ``schema_migrations`` table of another framework is not rolecall's)."""
         rows = self._conn.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
         ).fetchall()
         tables = {str(row[0]) for row in rows} - _SQLITE_OWN
-        if tables and "schema_migrations" not in tables:
-            named = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-            raise StoreError(
-                f"{self.label} is not a rolecall metrics store (it holds the tables {named} "
-                "of another application): point metrics.url at another file; rolecall "
-                "leaves this one as it is"
-            )
-        return tables
+        if not tables:
+            return tables
+        if "schema_migrations" in tables:
+            columns = self._conn.execute("PRAGMA table_info(schema_migrations)").fetchall()
+            if migrations_table_is_ours({str(column[1]) for column in columns}):
+                return tables
+        named = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(
+            f"{self.label} is not a rolecall metrics store (it holds the tables {named} "
+            "of another application): point metrics.url at another file; rolecall "
+            "leaves this one as it is"
+        )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
