@@ -52,8 +52,11 @@ _MIN_SECRET_LEN = 6
 # Query parameters whose values are credentials (api_key, key, token, sig, X-Amz-Signature...).
 _SECRET_PARAM = re.compile(r"key|token|sig|secret|passw|pwd|auth|credential|session", re.I)
 # Schemes whose lone user name (no password) is a name, not a token: registered as a
-# secret, a role called ``postgres`` would mask that word in every answer and message.
-_NAMED_USER_SCHEMES = frozenset({"postgresql", "postgres"})
+# secret, a role called ``postgres`` (or Redis's ACL user ``default``) would mask that
+# word in every answer and message. redis-py reads ``redis://x@host`` as the user ``x``
+# with no password and then sends no AUTH at all, so a token written there is not used
+# as one either; a password alone is ``redis://:pw@host``, masked as any password.
+_NAMED_USER_SCHEMES = frozenset({"postgresql", "postgres", "redis", "rediss"})
 # user:password@ after a scheme; the password is masked even when it was never registered.
 _URL_PASSWORD = re.compile(r"://([^\s/?#@:]*):([^\s/?#@]+)@")
 # Characters percent-encoding leaves alone: a run of them survives every text form of a key.

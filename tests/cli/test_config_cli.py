@@ -391,6 +391,38 @@ def test_a_postgres_role_name_in_metrics_url_is_not_masked_in_other_text(
         forget_secret("postgres")
 
 
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_a_redis_user_name_in_redis_url_is_not_masked_in_other_text(
+    tmp_path: Path, scheme: str
+) -> None:
+    """redis://default@host names Redis's ACL user (redis-py sends no AUTH without a
+    password): "default" stays readable in ``default_provider``, messages and answers,
+    while a password alone (redis://:pw@host) is still a secret."""
+    from rolecall._secrets import forget_secret, redact, redact_answer
+
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        "providers:\n"
+        "  box: {type: openai-compatible, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "default_provider: box\n"
+        f"state: {{redis_url: '{scheme}://default@cache.internal:6379/0'}}\n"
+    )
+    try:
+        shown = yaml.safe_load(invoke(["config", "show", "-c", str(path)]).stdout)
+        assert shown["default_provider"] == "box"
+        assert shown["state"]["redis_url"] == f"{scheme}://***@cache.internal:6379/0"
+        assert redact_answer("the default provider") == "the default provider"
+        assert redact("AUTH default failed") == "AUTH default failed"
+    finally:
+        forget_secret("default")
+    path.write_text(path.read_text().replace("//default@", "//:Redis-Only-Pa55@"))
+    try:
+        invoke(["config", "show", "-c", str(path)])
+        assert redact_answer("pw Redis-Only-Pa55") == "pw ***"
+    finally:
+        forget_secret("Redis-Only-Pa55")
+
+
 def test_show_on_an_invalid_config_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(TEN_MISTAKES)
