@@ -129,6 +129,30 @@ def test_a_window_that_ends_before_it_starts_is_a_400_like_the_cli(
         empty.stop()
 
 
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("trend?bucket=week", "bucket"),
+        ("trend?by=model", "by"),
+        ("runs?limit=0", "limit"),
+        ("runs?limit=ten", "limit"),
+        ("advise?min_requests=-5", "min_requests"),
+    ],
+)
+def test_a_bad_parameter_is_a_400_before_any_store_exists(
+    tmp_path: Path, query: str, name: str
+) -> None:
+    empty = DashboardServer(f"sqlite:///{tmp_path / 'none-yet.db'}").start()
+    try:  # the same answer as with a store, not 200 [] until the first call is recorded
+        status, body = _get(f"{empty.url}/api/{query}")
+        assert status == 400 and body["error"].startswith(f"{name}=")
+        good = query.partition("?")[0]
+        assert _get(f"{empty.url}/api/{good}") == (200, [])
+    finally:
+        empty.stop()
+    assert not (tmp_path / "none-yet.db").exists()
+
+
 def test_a_store_it_cannot_open_is_a_503_not_a_dropped_connection() -> None:
     server = DashboardServer("mongodb://x").start()
     try:

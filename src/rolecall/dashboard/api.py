@@ -131,27 +131,39 @@ def _int(query: Mapping[str, str], name: str, default: int, top: int) -> int:
     return int(value)
 
 
-def _metrics(store: MetricsStore, query: Mapping[str, str]) -> Any:
+# A route reads its parameters first (a bad one is a 400 whether or not there is a store
+# yet), then asks for the store: None before anything was recorded, answered with [].
+_StoreOf = Callable[[], MetricsStore | None]
+
+
+def _metrics(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
+    window = _window(query)
+    store = store_of()
+    if store is None:
+        return []
     rows = store.metrics(
-        *_window(query),
+        *window,
         provider=query.get("provider") or None,
         role=query.get("role") or None,
     )
     return [row.to_dict() for row in rows]
 
 
-def _handovers(store: MetricsStore, query: Mapping[str, str]) -> Any:
+def _handovers(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     from rolecall.recording.store.handovers import handovers
 
-    rows = store.metrics(*_window(query))
-    counts = handovers(rows)
+    window = _window(query)
+    store = store_of()
+    if store is None:
+        return []
+    counts = handovers(store.metrics(*window))
     return [
         {"provider": provider, "role": role, "handovers": count}
         for (provider, role), count in sorted(counts.items())
     ]
 
 
-def _trend(store: MetricsStore, query: Mapping[str, str]) -> Any:
+def _trend(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     bucket = query.get("bucket", "hour")
     if bucket not in ("hour", "day"):
         raise ApiError(400, f"bucket={bucket!r}: use hour or day")
@@ -159,21 +171,33 @@ def _trend(store: MetricsStore, query: Mapping[str, str]) -> Any:
     if by not in _GROUPS:
         raise ApiError(400, f"by={by!r}: use provider,role or provider or role")
     step: Literal["hour", "day"] = "hour" if bucket == "hour" else "day"
-    rows = store.trend(step, *_window(query), group_by=_GROUPS[by])
+    window = _window(query)
+    store = store_of()
+    if store is None:
+        return []
+    rows = store.trend(step, *window, group_by=_GROUPS[by])
     return [row.to_dict() for row in rows]
 
 
-def _advise(store: MetricsStore, query: Mapping[str, str]) -> Any:
+def _advise(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     from rolecall.recording.store.advise import advise
 
-    rows = store.metrics(*_window(query))
-    return [finding.to_dict() for finding in advise(rows, _int(query, "min_requests", 20, 10**9))]
+    window = _window(query)
+    min_requests = _int(query, "min_requests", 20, 10**9)
+    store = store_of()
+    if store is None:
+        return []
+    return [finding.to_dict() for finding in advise(store.metrics(*window), min_requests)]
 
 
-def _runs(store: MetricsStore, query: Mapping[str, str]) -> Any:
+def _runs(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     from rolecall.recording.runwriter import settle_summary
 
-    summaries = store.runs(_int(query, "limit", 20, 1000))
+    limit = _int(query, "limit", 20, 1000)
+    store = store_of()
+    if store is None:
+        return []
+    summaries = store.runs(limit)
     settled = [
         settle_summary(s, store.run_meta(s.run_id)) if s.status == "running" else s
         for s in summaries
@@ -181,18 +205,18 @@ def _runs(store: MetricsStore, query: Mapping[str, str]) -> Any:
     return [summary.to_dict() for summary in settled]
 
 
-def _run(store: MetricsStore, run_id: str) -> Any:
+def _run(store: MetricsStore | None, run_id: str) -> Any:
     from rolecall.recording.runwriter import settle_run
 
+    if store is None:
+        raise ApiError(404, f"no run {run_id!r}: no metrics recorded yet")
     run = store.run(run_id)
     if run is None:
         raise ApiError(404, f"no run {run_id!r}: /api/runs lists the recorded runs")
     return settle_run(run).to_dict()
 
 
-_EMPTY: dict[str, Any] = {"/api/metrics": [], "/api/handovers": [], "/api/trend": []}
-_EMPTY.update({"/api/advise": [], "/api/runs": []})
-_ROUTES: dict[str, Callable[[MetricsStore, Mapping[str, str]], Any]] = {
+_ROUTES: dict[str, Callable[[_StoreOf, Mapping[str, str]], Any]] = {
     "/api/metrics": _metrics,
     "/api/handovers": _handovers,
     "/api/trend": _trend,
@@ -232,14 +256,8 @@ def _data(source: DataSource, path: str, query: Mapping[str, str]) -> Any:
     if path == "/api/health":
         return _health(source)
     route = _ROUTES.get(path)
-    if route is None and not path.startswith("/api/runs/"):
-        raise ApiError(404, f"no endpoint {path}: see the README's dashboard section")
-    if route is not None and path != "/api/runs":
-        _window(query)  # a bad window is a 400 with or without a store
-    store = source.store()
     if route is not None:
-        return _EMPTY[path] if store is None else route(store, query)
-    run_id = path[len("/api/runs/") :]
-    if store is None:
-        raise ApiError(404, f"no run {run_id!r}: no metrics recorded yet")
-    return _run(store, run_id)
+        return route(source.store, query)
+    if not path.startswith("/api/runs/"):
+        raise ApiError(404, f"no endpoint {path}: see the README's dashboard section")
+    return _run(source.store(), path[len("/api/runs/") :])
