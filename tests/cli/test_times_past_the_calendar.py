@@ -76,3 +76,39 @@ def test_times_past_the_calendar_show_as_unknown(
         assert all(row.get("started_at", row.get("bucket")) is None for row in rows)
     else:
         assert out.strip()
+
+
+@pytest.fixture
+def far_and_now(project: Path) -> Path:
+    """One call stamped far past year 9999 and one stamped now, in one store."""
+    _store(attempt_event(run_id="run-far", ts=1e15), attempt_event(run_id="run-now"))
+    return project
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+def test_the_terminal_chart_of_a_span_past_the_calendar_stays_small(
+    far_and_now: Path, capsys: pytest.CaptureFixture[str], bucket: str
+) -> None:
+    """Billions of hours from now to the broken clock's time: the chart builds only the
+    120 columns it shows, not every bucket of the span first."""
+    code, out, err = _cli(
+        capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", bucket, "--plot"
+    )
+    assert code == 0 and err == ""
+    title, line = out.strip().splitlines()
+    assert title == f"requests per {bucket}, - .. - UTC"
+    assert line.startswith("gpt/coder") and len(line) < 160
+
+
+@pytest.mark.parametrize("stored", ["far_times", "far_and_now"])
+def test_a_png_leaves_out_buckets_past_the_calendar(
+    stored: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib", reason="--png needs rolecall[plot]")
+    path = request.getfixturevalue(stored) / "trend.png"
+    code, out, err = _cli(
+        capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", "day", "--png", str(path)
+    )
+    assert (code, err) == (0, "")
+    assert out.strip() == f"wrote {path}"
+    assert path.read_bytes().startswith(b"\x89PNG")

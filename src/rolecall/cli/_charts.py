@@ -46,7 +46,10 @@ def _series(
 ) -> tuple[list[int], dict[str, list[float | None]]]:
     first = min(int(r.bucket_start) for r in rows)
     last = max(int(r.bucket_start) for r in rows)
-    buckets = list(range(first, last + step, step))[-_MAX_COLUMNS:]
+    # The last _MAX_COLUMNS buckets of the span, built alone: a span of centuries by the
+    # hour (a broken clock's times) would be millions of them.
+    count = (last - first) // step + 1
+    buckets = [first + k * step for k in range(max(0, count - _MAX_COLUMNS), count)]
     index = {start: pos for pos, start in enumerate(buckets)}
     series: dict[str, list[float | None]] = {}
     for row in rows:
@@ -95,6 +98,14 @@ def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
     return "\n".join(lines)
 
 
+def _moment(start: int) -> datetime | None:
+    """A bucket's start as a date to plot; None past the calendar (years 1 to 9999)."""
+    try:
+        return datetime.fromtimestamp(start, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def save_png(rows: Sequence[TrendRow], metric: str, bucket: str, path: str) -> None:
     """Write a line chart; raises ImportError when matplotlib is missing."""
     import importlib
@@ -106,6 +117,9 @@ def save_png(rows: Sequence[TrendRow], metric: str, bucket: str, path: str) -> N
 
     figure, axes = plt.subplots(figsize=(10, 5))
     try:
+        # A bucket past the calendar (a broken clock's time) has no place on a date axis:
+        # left out, it neither raises nor pushes the others out of the shown span.
+        rows = [row for row in rows if _moment(int(row.bucket_start)) is not None]
         if rows:
             step = 3600 if bucket == "hour" else 86400
             buckets, series = _series(rows, metric, step)
