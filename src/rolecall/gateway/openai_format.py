@@ -273,18 +273,10 @@ def _all_failed(message: str, errors: Sequence[ProviderError]) -> ErrorReply:
     return ErrorReply(502, error_body(message, "api_error", "all_providers_failed"))
 
 
-# Failures that pass: a client's retry of the request may meet a provider that answers.
-_PASSING = frozenset(
-    {
-        ErrorKind.RATE_LIMIT,
-        ErrorKind.OVERLOADED,
-        ErrorKind.SERVER,
-        ErrorKind.TIMEOUT,
-        ErrorKind.NETWORK,
-        ErrorKind.BAD_RESPONSE,
-        ErrorKind.STALLED,
-    }
-)
+def _passes(kind: ErrorKind) -> bool:
+    """A failure that passes: a client's retry may meet a provider that answers (a stall
+    too: the provider was slow, not wrong)."""
+    return kind.retryable or kind is ErrorKind.STALLED
 
 
 def retry_may_help(exc: Exception) -> bool:
@@ -293,5 +285,5 @@ def retry_may_help(exc: Exception) -> bool:
     is cooling down. Not when each one refused the request itself or cannot answer until the
     config changes (a bad key, no quota, no such model): the SDKs would retry a 5xx for nothing."""
     if isinstance(exc, AllProvidersFailed):
-        return not exc.errors or any(error.kind in _PASSING for error in exc.errors)
-    return isinstance(exc, ProviderError) and exc.kind in _PASSING
+        return not exc.errors or any(_passes(error.kind) for error in exc.errors)
+    return isinstance(exc, ProviderError) and _passes(exc.kind)
