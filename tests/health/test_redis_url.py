@@ -75,3 +75,40 @@ def test_ask_with_a_bad_redis_url_is_a_one_line_config_error_not_a_traceback(
     assert "state.redis_url" in err
     assert PASSWORD not in err
     assert sim.calls == 0
+
+
+# A query option with a value redis-py cannot use: it only applies it at the first
+# connection, so the mistake showed as a warning and health kept in one process.
+BAD_OPTIONS = [
+    ("socket_timeout=abc", "socket_timeout"),
+    ("socket_connect_timeout=-1", "socket_connect_timeout"),
+    ("db=x", "db"),
+    ("protocol=9", "protocol"),
+    ("health_check_interval=1.5", "health_check_interval"),
+    ("retry_on_error=NoSuchError", "retry_on_error"),
+]
+
+
+@pytest.mark.parametrize(("query", "option"), BAD_OPTIONS)
+def test_config_validate_names_a_redis_url_option_with_a_bad_value(
+    query: str, option: str, tmp_path: Path, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_config(tmp_path, sim, f"redis://:{PASSWORD}@127.0.0.1:6379/0?{query}")
+    code = main(["config", "validate", "-c", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in (out + err).splitlines() if "state.redis_url" in line]
+    assert len(lines) == 1
+    assert option in lines[0]
+    assert "fix" in lines[0] or f"{option}=" in lines[0]
+    assert PASSWORD not in out + err
+
+
+def test_config_validate_accepts_redis_url_options_with_good_values(
+    tmp_path: Path, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "redis://127.0.0.1:6379/0?socket_timeout=0.5&db=1&protocol=3&health_check_interval=10"
+    path = _write_config(tmp_path, sim, url)
+    code = main(["config", "validate", "-c", str(path), "--offline"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err

@@ -11,7 +11,7 @@ import math
 import re
 from types import UnionType
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -155,16 +155,53 @@ def _supported_redis_url(url: str) -> str:
         scheme = _SCHEME.match(url)
         what = f"scheme '{scheme.group(1)}:'" if scheme else "(it has no scheme)"
         raise ValueError(f"unsupported Redis URL {what}: {REDIS_URL_FIX}")
-    if url.lower().startswith("unix://"):
-        return url
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is no port
+        if parts.scheme.lower() != "unix":
+            parts.port  # noqa: B018 - raises ValueError for a port that is no port
     except ValueError as exc:
         raise ValueError(f"not a usable Redis URL ({exc}): {REDIS_URL_FIX}") from None
-    if not _REDIS_DB.match(parts.path):
+    if parts.scheme.lower() != "unix" and not _REDIS_DB.match(parts.path):
         raise ValueError(f"the database after the host must be a number: {REDIS_URL_FIX}")
+    _check_redis_options(url, parts.query)
     return url
+
+
+# Query options redis-py reads as numbers. It applies them when it first connects, so a
+# bad value would only show up then: as a warning and health kept in one process.
+_REDIS_WHOLE_OPTIONS = frozenset(
+    {"db", "socket_read_size", "max_connections", "health_check_interval", "ssl_min_version"}
+)
+_REDIS_SECONDS_OPTIONS = frozenset({"socket_timeout", "socket_connect_timeout", "timeout"})
+
+
+def _check_redis_options(url: str, query: str) -> None:
+    """Refuse a query option's value that redis-py would refuse. Only the option's name
+    is shown: a value (a password) may be secret."""
+    for name, values in parse_qs(query).items():
+        value = values[0].strip()
+        if name in _REDIS_WHOLE_OPTIONS and not value.isdigit():
+            raise ValueError(f"the option {name}= must be a whole number, as in {name}=1")
+        if name in _REDIS_SECONDS_OPTIONS and not _positive_seconds(value):
+            raise ValueError(f"the option {name}= must be seconds above 0, as in {name}=0.5")
+        if name == "protocol" and value not in ("2", "3"):
+            raise ValueError("the option protocol= must be 2 or 3 (the RESP version)")
+    try:
+        from redis.asyncio.connection import parse_url
+    except ImportError:
+        return  # the light check above is all there is; building the tracker says why
+    try:
+        parse_url(url)
+    except ValueError as exc:  # its own message names the option, never the value
+        raise ValueError(f"{str(exc).rstrip('.')}: fix or remove that option") from None
+
+
+def _positive_seconds(value: str) -> bool:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return False
+    return 0 < seconds < math.inf
 
 
 # state.redis_url: checked when the config is read, not at the first call that needs it.
