@@ -17,7 +17,7 @@ import pytest
 
 from redis_helpers import redis_keys, redis_package
 from rolecall.config.schema import RolecallConfig
-from rolecall.errors import MAX_RETRY_AFTER
+from rolecall.errors import MAX_RETRY_AFTER, ErrorKind, ProviderError
 from rolecall.health.shared import RedisHealth
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
@@ -106,6 +106,31 @@ async def test_far_future_circuit_in_redis_is_probed_after_one_open_period(
         assert reason is not None
         assert reason.retry_after is not None and reason.retry_after <= tracker.open_for
         assert "True" not in reason.message  # a JSON true is no count of failures
+        await asyncio.sleep(0.4)
+        probe = await tracker.admit("x")
+        assert probe is not None
+        probe.release()
+    finally:
+        await tracker.aclose()
+
+
+@pytest.mark.parametrize("px", [TEN_YEARS_MS, None], ids=["ten-years", "no-expiry"])
+async def test_a_stray_probe_key_in_redis_holds_off_probing_for_one_open_period_at_most(
+    redis_url: str, prefix: str, px: int | None
+) -> None:
+    # Expiries are Redis's own, on its clock: the waits below are for Redis, as above.
+    tracker = RedisHealth(redis_url, key_prefix=prefix, fingerprints={"x": "fp"}, open_for=0.3)
+    try:
+        (probe_key,) = [key for key in tracker.keys("x") if key.endswith(":probe")]
+        for _ in range(tracker.failure_threshold):
+            tracker.record_failure("x", ProviderError("down", kind=ErrorKind.SERVER, provider="x"))
+        await tracker._store.flush()
+        _write(redis_url, probe_key, "1", px=px)  # left by a crashed or foreign process
+        await asyncio.sleep(0.4)
+        assert tracker.state("x") == "half_open"
+        assert await tracker.admit("x") is None  # someone seems to be probing
+        # The stray expiry is cut to one open period in Redis, for every process.
+        assert 0 < redis_keys(redis_url, prefix)[probe_key] <= 300
         await asyncio.sleep(0.4)
         probe = await tracker.admit("x")
         assert probe is not None

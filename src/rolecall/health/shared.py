@@ -66,6 +66,14 @@ __all__ = ["RedisHealth", "make_health", "provider_fingerprint"]
 log = logging.getLogger("rolecall.health")
 
 _SCHEMES = ("redis", "rediss", "unix")
+# Cuts a key's expiry to ARGV[1] ms when it is longer (or missing: a key without one).
+_CUT = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > tonumber(ARGV[1]) or ttl == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return ttl
+"""
 # Where the provider id alone is all we know (a provider injected without config).
 _NO_FINGERPRINT = "-"
 
@@ -209,6 +217,9 @@ class RedisHealth(ProviderHealth):
 
         def claim(pipe: Pipeline) -> None:
             pipe.set(probe_key, "1", nx=True, px=px)
+            # A probe lasts one open period at most: a key left with a longer expiry (by a
+            # crashed or foreign process) is cut to it, so probing resumes after that.
+            pipe.eval(_CUT, 1, probe_key, px)
 
         result = await self._store.run(claim)
         if result is not None and not result[0]:
