@@ -7,8 +7,9 @@ poll every ``poll_interval`` seconds.
 
 Redis is a cache of what other processes learnt, never a dependency of a call:
 any failure (refused, reset, timeout, protocol error, an ACL denying our keys)
-logs ONE warning, drops the queued writes and switches to in-memory only; after
-``reconnect_after`` seconds the next operation tries again, quietly.
+logs ONE warning, drops the queued writes and switches to in-memory only; every
+``reconnect_after`` seconds the background task tries again, quietly. Calls never
+wait on that attempt: until it succeeds they use this process's health alone.
 """
 
 from __future__ import annotations
@@ -138,11 +139,22 @@ class RedisState:
 
     @property
     def ready(self) -> bool:
-        """Worth trying Redis now (up, or down long enough to try reconnecting)."""
-        if self._closed:
-            return False
+        """Redis is up (as far as we know): worth using now."""
+        return not self._closed and self._down_until is None
+
+    def usable(self) -> bool:
+        """``ready``; while Redis is down and a reconnect attempt is due, also starts that
+        attempt in the background task (the caller goes on without Redis meanwhile)."""
+        if self.ready:
+            return True
+        if self._reconnect_due():
+            with contextlib.suppress(RuntimeError):  # no event loop: the next call starts it
+                self._link_for(asyncio.get_running_loop()).wake()
+        return False
+
+    def _reconnect_due(self) -> bool:
         down_until = self._down_until
-        return down_until is None or self._clock() >= down_until
+        return not self._closed and down_until is not None and self._clock() >= down_until
 
     @property
     def down(self) -> bool:
@@ -174,9 +186,13 @@ class RedisState:
         Queued writes go first in the same pipeline, so a read always sees what this
         process wrote before it. None when Redis is not usable now.
         """
-        if not self.ready:
+        if not self.usable():
             return None
-        link = self._link_for(asyncio.get_running_loop())
+        return await self._execute(self._link_for(asyncio.get_running_loop()), build)
+
+    async def _execute(
+        self, link: _Link, build: Callable[[Pipeline], None] | None
+    ) -> list[Any] | None:
         outage = self._outages
         writes, self._pending = self._pending, []
         try:
@@ -241,11 +257,16 @@ class RedisState:
         return client
 
     async def _serve(self, link: _Link) -> None:
-        """Send queued writes as they come; poll every ``poll_interval`` seconds."""
+        """Send queued writes as they come; poll every ``poll_interval`` seconds; while
+        Redis is down, try to reconnect every ``reconnect_after`` seconds."""
         next_poll = self._clock()
         try:
             while not self._closing:
-                await link.sleep(max(next_poll - self._clock(), 0.0))
+                down_until = self._down_until
+                wake_at = next_poll if down_until is None else down_until
+                await link.sleep(max(wake_at - self._clock(), 0.0))
+                if self._reconnect_due() and not self._closing:
+                    await self._execute(link, _ping)
                 await self.flush()
                 if self._poll is not None and self._clock() >= next_poll and not self._closing:
                     next_poll = self._clock() + self._poll_interval
@@ -284,6 +305,10 @@ class RedisState:
         # Otherwise the loop owning the connection is gone (it closed it) or elsewhere.
         self._link = None
         self._closed = True
+
+
+def _ping(pipe: Pipeline) -> None:
+    pipe.ping()
 
 
 def _raise_refusal(results: list[Any]) -> None:

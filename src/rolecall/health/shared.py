@@ -23,8 +23,9 @@ provider's keys in one pipelined round trip when the local view says it is
 available, and a background task polls every provider every ``poll_interval``
 seconds so the synchronous lookups follow too.
 
-A Redis outage never fails a call: one warning, then in-memory health only, with
-a quiet reconnect attempt every ``reconnect_after`` seconds (see ``_redis_state``).
+A Redis outage never fails or slows a call: one warning, then in-memory health only,
+with a quiet reconnect attempt in the background every ``reconnect_after`` seconds
+(see ``_redis_state``).
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class RedisHealth(ProviderHealth):
     # ---- admission: adopt what other processes learnt -------------------------------------
 
     async def admit(self, provider_id: str) -> Admission | None:
-        if self._store.ready and self.is_available(provider_id):
+        if self._store.usable() and self.is_available(provider_id):
             await self._refresh(provider_id)
             entry = self._entry(provider_id)
             if self._state(entry, self._clock()) == "half_open" and not entry.probing:
