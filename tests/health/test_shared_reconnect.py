@@ -99,6 +99,8 @@ async def test_a_call_during_a_redis_outage_never_waits_on_the_reconnect_attempt
         await _until(lambda: stalled.accepted >= 1, "the background reconnect attempt")
         await _admit_quickly(tracker)
         assert not tracker.shared
+        async with asyncio.timeout(CALL_BOUND):  # closing does not wait on it either
+            await tracker.aclose()
     finally:
         await stalled.stop()
         await tracker.aclose()

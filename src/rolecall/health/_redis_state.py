@@ -295,9 +295,15 @@ class RedisState:
         if link is not None and running is link.loop:
             task = link.task
             if task is not None and not task.done():
-                link.wake()  # it sees _closing, sends what is queued and closes
-                with contextlib.suppress(Exception):
-                    await task
+                if self._down_until is not None:
+                    # Nothing is queued while Redis is down: a reconnect attempt in
+                    # flight is not worth waiting for.
+                    task.cancel()
+                else:
+                    link.wake()  # it sees _closing, sends what is queued and closes
+                await asyncio.wait([task])
+                if not task.cancelled():
+                    task.exception()  # retrieved: a closing task has nothing to report
             else:
                 await self.flush()
                 with contextlib.suppress(Exception):
