@@ -9,116 +9,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import GATEWAY_KEY, config_text, wait_for
+from gateway_helpers import config_text, wait_for
+from workers_helpers import CHAT, chat, clients_per_worker, limit_primary, serve_workers
 
 from rolecall.cli.serve import _auto_workers, cgroup_cpu_limit
 from rolecall.config.load import load_config
 from rolecall.recording.store import open_store
 from rolecall.recording.store.rows import RunSummary
 from rolecall.sim import SimServer
-from serve_helpers import EXE, STARTED
+from serve_helpers import EXE
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs fork()")
-
-CHAT = "/v1/chat/completions"
-WRITER = re.compile(r"run writer pid (\d+)")
-
-
-class Served:
-    def __init__(self, proc: subprocess.Popen[str], url: str, lines: list[str]) -> None:
-        self.proc, self.url, self.lines = proc, url, lines
-
-    def workers(self) -> set[int]:
-        """The pids of the parent's live workers (Linux; elsewhere, empty)."""
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        children = {int(pid) for pid in path.read_text().split()} if path.exists() else set()
-        writers = {int(m.group(1)) for line in self.lines if (m := WRITER.search(line))}
-        return children - writers
-
-    def writer(self) -> int:
-        """The pid of the one process that writes every worker's records (the latest)."""
-        for line in reversed(self.lines):
-            if match := WRITER.search(line):
-                return int(match.group(1))
-        raise AssertionError("no run writer line:\n" + "".join(self.lines))
-
-    def connect(self, avoid: str | None = None) -> tuple[httpx.Client, str]:
-        """A kept-alive client on one worker (not ``avoid``) and that worker's pid."""
-        for _ in range(300):
-            client = httpx.Client(
-                base_url=self.url, headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=20
-            )
-            worker = client.get("/healthz").headers["x-rolecall-worker"]
-            if worker != avoid:
-                return client, worker
-            client.close()
-        raise AssertionError("every connection went to the same worker")
-
-
-@contextmanager
-def serve_workers(
-    config: Path,
-    workers: int | str | None = 2,
-    *,
-    exit_status: int = 0,
-    options: tuple[str, ...] = (),
-) -> Iterator[Served]:
-    """``rolecall serve`` with ``--workers workers`` (None: without the option, the default)
-    and ``options``, stopped with SIGTERM at the end: it must exit with ``exit_status``."""
-    command = [str(EXE), "serve", "-c", str(config), "--port", "0", "--no-access-log", *options]
-    proc = subprocess.Popen(
-        command if workers is None else [*command, "--workers", str(workers)],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=config.parent,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    watchdog = threading.Timer(90, proc.kill)  # never hang the suite on a stuck server
-    watchdog.start()
-    lines: list[str] = []
-    try:
-        url = None
-        for line in proc.stderr:
-            lines.append(line)
-            if match := STARTED.search(line):
-                url = match.group(1)
-                break
-        assert url is not None, "no startup line:\n" + "".join(lines)
-        drain = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
-        drain.start()
-        yield Served(proc, url, lines)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == exit_status, "".join(lines)
-        drain.join(5)
-        assert "Traceback" not in "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        watchdog.cancel()
 
 
 def _gateway_runs(config: Path) -> list[RunSummary]:
     with open_store(f"sqlite:///{config.parent / 'rolecall.db'}") as store:
         return [run for run in store.runs(limit=100) if run.kind == "gateway"]
-
-
-def _chat(client: httpx.Client, model: str) -> httpx.Response:
-    return client.post(CHAT, json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
 
 
 def test_a_429_seen_by_one_worker_makes_the_other_skip_the_provider(
@@ -128,13 +43,13 @@ def test_a_429_seen_by_one_worker_makes_the_other_skip_the_provider(
         first, first_pid = served.connect()
         second, second_pid = served.connect(avoid=first_pid)
         primary.script("rate_limit")  # the vendor's reset hint: 60 s (the sim's default)
-        answered = _chat(first, "coder")
+        answered = chat(first, "coder")
         assert answered.status_code == 200, answered.text
         assert answered.headers["x-rolecall-worker"] == first_pid
         assert answered.json()["choices"][0]["message"]["content"] == "answer from B"
         assert primary.calls == 1
 
-        answered = _chat(second, "coder")
+        answered = chat(second, "coder")
         assert answered.status_code == 200, answered.text
         assert answered.headers["x-rolecall-worker"] == second_pid
         assert answered.json()["choices"][0]["message"]["content"] == "answer from B"
@@ -151,7 +66,7 @@ def test_a_killed_worker_is_replaced_and_the_other_finishes_its_requests(
         survivor, survivor_pid = served.connect(avoid=doomed_pid)
         primary.set_faults("ok:delay=1.5")
         results: list[httpx.Response] = []
-        slow = threading.Thread(target=lambda: results.append(_chat(survivor, "a")))
+        slow = threading.Thread(target=lambda: results.append(chat(survivor, "a")))
         slow.start()
         wait_for(lambda: primary.calls == 1)  # the survivor's request is in flight
         # Both workers' runs are in the store: a run opened within the flush interval before
@@ -167,7 +82,7 @@ def test_a_killed_worker_is_replaced_and_the_other_finishes_its_requests(
             wait_for(lambda: len(served.workers()) == 2 and int(doomed_pid) not in served.workers())
         replacement, replacement_pid = served.connect(avoid=survivor_pid)
         assert replacement_pid != doomed_pid
-        answered = _chat(replacement, "a")
+        answered = chat(replacement, "a")
         assert answered.status_code == 200
         assert answered.headers["x-rolecall-worker"] == replacement_pid
         for client in (doomed, survivor, replacement):
@@ -186,7 +101,7 @@ def test_one_process_writes_every_workers_records_and_none_is_lost_on_stop(
         second, _ = served.connect(avoid=first_pid)
         for _ in range(20):
             for client in (first, second):
-                assert _chat(client, "a").status_code == 200
+                assert chat(client, "a").status_code == 200
         writer = served.writer()
         first.close()
         second.close()
@@ -207,7 +122,7 @@ def test_sigterm_lets_a_request_in_flight_finish_then_stops_every_worker(
         workers = served.workers()
         primary.set_faults("ok:delay=1.5")
         results: list[httpx.Response] = []
-        slow = threading.Thread(target=lambda: results.append(_chat(client, "a")))
+        slow = threading.Thread(target=lambda: results.append(chat(client, "a")))
         slow.start()
         wait_for(lambda: primary.calls == 1)  # the request is in flight
         served.proc.send_signal(signal.SIGTERM)
@@ -236,7 +151,7 @@ def test_a_parent_killed_with_sigkill_leaves_no_worker_or_writer_behind(
         first, first_pid = served.connect()
         second, _ = served.connect(avoid=first_pid)
         for client in (first, second):
-            assert _chat(client, "a").status_code == 200
+            assert chat(client, "a").status_code == 200
         children = served.workers() | {served.writer()}
         assert len(children) == 3
         served.proc.kill()
@@ -291,7 +206,7 @@ def test_sighup_reloads_every_worker_and_stops_none(
         )
         served.proc.send_signal(signal.SIGHUP)  # before: the parent died, its workers orphaned
         for client in (first, second):
-            wait_for(lambda c=client: _chat(c, "coder").headers["x-rolecall-provider"] == "b")
+            wait_for(lambda c=client: chat(c, "coder").headers["x-rolecall-provider"] == "b")
         assert served.proc.poll() is None and served.workers() == workers
         first.close()
         second.close()
@@ -360,13 +275,13 @@ def test_a_killed_writer_is_replaced_and_the_records_after_it_are_written(
 ) -> None:
     with serve_workers(config_path) as served:
         client, _ = served.connect()
-        assert _chat(client, "a").status_code == 200
+        assert chat(client, "a").status_code == 200
         wait_for(lambda: sum(run.tasks for run in _gateway_runs(config_path)) == 1)  # written
         killed = served.writer()
         os.kill(killed, signal.SIGKILL)
         wait_for(lambda: served.writer() != killed)
         for _ in range(3):
-            assert _chat(client, "a").status_code == 200
+            assert chat(client, "a").status_code == 200
         client.close()
     runs = _gateway_runs(config_path)
     assert sum(run.tasks for run in runs) == 4 == primary.calls
@@ -395,7 +310,7 @@ def test_every_scrape_of_metrics_counts_the_requests_of_every_worker(
         second, _ = served.connect(avoid=first_pid)
         for client, requests in ((first, 3), (second, 5)):
             for _ in range(requests):
-                assert _chat(client, "a").status_code == 200
+                assert chat(client, "a").status_code == 200
         # A worker publishes its counts about once a second: within two, a scrape answered by
         # either worker shows all 8, and no scrape meanwhile shows fewer than an earlier one.
         seen: list[float] = []
@@ -425,7 +340,7 @@ def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
         doomed, doomed_pid = served.connect()
         survivor, survivor_pid = served.connect(avoid=doomed_pid)
         for client in (doomed, survivor, doomed):
-            assert _chat(client, "a").status_code == 200
+            assert chat(client, "a").status_code == 200
         # Both workers published (a scrape through the doomed one publishes its counts).
         both = (doomed, survivor)
         wait_for(lambda: [_series(c.get("/metrics").text, REQUESTS_OK) for c in both] == [3, 3])
@@ -433,7 +348,7 @@ def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
 
         def stuck_request() -> None:
             with contextlib.suppress(httpx.HTTPError):  # its worker is killed under it
-                _chat(doomed, "a")
+                chat(doomed, "a")
 
         threading.Thread(target=stuck_request, daemon=True).start()
         wait_for(lambda: primary.calls == 4)
@@ -449,7 +364,7 @@ def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
         if os.path.exists(f"/proc/{served.proc.pid}"):
             wait_for(lambda: len(served.workers()) == 2 and int(doomed_pid) not in served.workers())
         replacement, _ = served.connect(avoid=survivor_pid)
-        assert _chat(replacement, "a").status_code == 200
+        assert chat(replacement, "a").status_code == 200
         totals = [
             _series(client.get("/metrics").text, REQUESTS_OK)
             for client in (replacement, survivor, replacement, survivor)
@@ -459,47 +374,17 @@ def test_metrics_keep_a_killed_workers_counts_and_drop_its_requests_in_flight(
             client.close()
 
 
-def _limit_primary(config_path: Path, max_concurrency: int) -> None:
-    text = config_path.read_text()
-    config_path.write_text(
-        text.replace(
-            "api_key: ${PRIMARY_KEY}\n",
-            f"api_key: ${{PRIMARY_KEY}}\n    max_concurrency: {max_concurrency}\n",
-            1,
-        )
-    )
-
-
-def _clients_per_worker(served: Served, workers: int, each: int) -> dict[str, list[httpx.Client]]:
-    """``each`` kept-alive clients on every one of ``workers`` workers, by worker pid."""
-    by_worker: dict[str, list[httpx.Client]] = {}
-    spare: list[httpx.Client] = []
-    for _ in range(300):
-        if len(by_worker) == workers and all(len(c) == each for c in by_worker.values()):
-            break
-        full = next((pid for pid, c in by_worker.items() if len(c) == each), None)
-        client, pid = served.connect(avoid=full)
-        if len(by_worker.get(pid, [])) == each:
-            spare.append(client)  # a third worker's pid cannot be avoided too
-        else:
-            by_worker.setdefault(pid, []).append(client)
-    for client in spare:
-        client.close()
-    assert sorted(len(c) for c in by_worker.values()) == [each] * workers
-    return by_worker
-
-
 def test_max_concurrency_holds_for_every_worker_together(
     config_path: Path, primary: SimServer
 ) -> None:
-    _limit_primary(config_path, 2)
+    limit_primary(config_path, 2)
     with serve_workers(config_path) as served:
-        by_worker = _clients_per_worker(served, 2, 3)
+        by_worker = clients_per_worker(served, 2, 3)
         primary.reset_stats()
         primary.set_faults("ok:delay=0.6")
         results: list[httpx.Response] = []
         threads = [
-            threading.Thread(target=lambda c=client: results.append(_chat(c, "a")))
+            threading.Thread(target=lambda c=client: results.append(chat(c, "a")))
             for clients in by_worker.values()
             for client in clients
         ]
@@ -522,17 +407,17 @@ def test_max_concurrency_holds_for_every_worker_together(
 def test_a_worker_killed_with_calls_in_flight_gives_back_its_share_of_max_concurrency(
     config_path: Path, primary: SimServer
 ) -> None:
-    _limit_primary(config_path, 2)
+    limit_primary(config_path, 2)
     with serve_workers(config_path) as served:
-        by_worker = _clients_per_worker(served, 2, 2)
+        by_worker = clients_per_worker(served, 2, 2)
         (doomed_pid, doomed), (survivor_pid, survivor) = by_worker.items()
         for client in doomed:  # past the first-call gate: calls then go out side by side
-            assert _chat(client, "a").status_code == 200
+            assert chat(client, "a").status_code == 200
         primary.script("ok:delay=10", "ok:delay=10")  # the doomed worker's two calls hang
 
         def doomed_chat(client: httpx.Client) -> None:
             with contextlib.suppress(httpx.HTTPError):  # its worker dies meanwhile
-                _chat(client, "a")
+                chat(client, "a")
 
         for client in doomed:
             threading.Thread(target=doomed_chat, args=(client,), daemon=True).start()
