@@ -7,6 +7,7 @@ import copy
 import gc
 import logging
 import logging.config
+import math
 import os
 import signal
 import socket
@@ -83,6 +84,25 @@ def _workers_option(ctx: click.Context, param: click.Parameter, value: str) -> i
     )
 
 
+DEFAULT_WORKER_TIMEOUT = "30"
+MIN_WORKER_TIMEOUT = 2.0  # workers beat once a second: less would kill live ones
+
+
+def _worker_timeout_option(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
+    """``--worker-timeout``: seconds, at least :data:`MIN_WORKER_TIMEOUT`, or 0 (None: never)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if seconds == 0:
+        return None
+    if MIN_WORKER_TIMEOUT <= seconds < math.inf:
+        return seconds
+    raise click.BadParameter(
+        f"{value!r} is not a number of seconds from {MIN_WORKER_TIMEOUT:g}, nor 0 (never)"
+    )
+
+
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 
 
@@ -129,6 +149,15 @@ def _auto_workers(config: RolecallConfig) -> int:
     f"one per core (within a container's CPU quota), at most {MAX_AUTO_WORKERS}; 1 on macOS or "
     "when an embedded local model serves.",
 )
+@click.option(
+    "--worker-timeout",
+    default=DEFAULT_WORKER_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    callback=_worker_timeout_option,
+    help="With workers: one whose event loop has not answered for this long (frozen, "
+    "deadlocked) is killed and replaced; 0: never.",
+)
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
     "--log-level",
@@ -142,6 +171,7 @@ def serve(
     config_path: str | None,
     offline: bool,
     workers: int,
+    worker_timeout: float | None,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -156,7 +186,8 @@ def serve(
     loopback. The config file is re-read when it
     changes or on SIGHUP; an invalid edit keeps the running config. By default one
     process per core serves the port (--workers N: N of them) and, with more than one, one
-    more writes their records; a worker that dies is replaced; SIGINT/SIGTERM stops them all.
+    more writes their records; a worker that dies, or is frozen for --worker-timeout seconds,
+    is replaced; SIGINT/SIGTERM stops them all.
     """
     try:
         import starlette  # noqa: F401
@@ -198,6 +229,7 @@ def serve(
         early_signals: list[int] | None = None,
         metrics_dir: str | None = None,
         quiet_reload: bool = False,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         # With workers the parent checked the credentials once, before forking.
         gateway = Gateway(
@@ -226,12 +258,12 @@ def serve(
             if early_signals:
                 server.stop()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(server, path, ready, check=worker is None))
+            runner.run(_serve(server, path, ready, beat, check=worker is None))
 
     if workers == 1:
         run()
         return
-    _serve_workers(workers, run, config, sock, check=not offline)
+    _serve_workers(workers, run, config, sock, check=not offline, timeout=worker_timeout)
 
 
 async def _check_credentials(config: RolecallConfig) -> None:
@@ -253,6 +285,7 @@ def _serve_workers(
     sock: socket.socket,
     *,
     check: bool,
+    timeout: float | None,
 ) -> None:
     """Pre-fork ``workers`` processes sharing provider health and concurrency limits through
     a table on this host, and recording through one writer process."""
@@ -273,7 +306,7 @@ def _serve_workers(
             listener.bind(records)
             listener.listen(workers * 2)
 
-        def worker(index: int, ready: Callable[[], None]) -> int:
+        def worker(index: int, ready: Callable[[], None], beat: Callable[[], None]) -> int:
             share_on_host(table, worker=index)  # its calls in flight count in its column
             early: list[int] = []  # a stop asked for before the server exists
             signal.signal(signal.SIGINT, lambda signum, _: early.append(signum))
@@ -283,7 +316,8 @@ def _serve_workers(
                 listener.close()
                 relay = lambda metrics: RecordRelay(metrics, records)  # noqa: E731
             # The first worker reports a bad edit; the others would repeat it.
-            run(f"{index + 1}/{workers}", ready, relay, early, metrics_dir, quiet_reload=index > 0)
+            name = f"{index + 1}/{workers}"
+            run(name, ready, relay, early, metrics_dir, quiet_reload=index > 0, beat=beat)
             return 0
 
         def writer() -> int:
@@ -302,6 +336,7 @@ def _serve_workers(
                 worker,
                 writer if listener is not None else None,
                 ended=table.limits.forget,
+                timeout=timeout,
             )
         except WorkerExit as exc:
             raise SystemExit(exc.code) from None
@@ -321,8 +356,25 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _beat_every(seconds: float, beat: Callable[[], None]) -> None:
+    """``beat()`` now and every ``seconds`` from the running event loop (one timer: a loop
+    that is frozen stops beating, and the parent replaces its worker)."""
+    loop = asyncio.get_running_loop()
+
+    def tick() -> None:
+        beat()
+        loop.call_later(seconds, tick)
+
+    tick()
+
+
 async def _serve(
-    server: Any, path: Any, ready: Callable[[], None] | None = None, *, check: bool = True
+    server: Any,
+    path: Any,
+    ready: Callable[[], None] | None = None,
+    beat: Callable[[], None] | None = None,
+    *,
+    check: bool = True,
 ) -> None:
     from rolecall.gateway.app import Gateway
 
@@ -335,6 +387,10 @@ async def _serve(
     # out of the collector's full passes, which otherwise walk it all (tens of ms here) and
     # stall every request in flight meanwhile.
     gc.freeze()
+    if beat is not None:  # from before it is ready: the parent looks from then on
+        from rolecall.gateway.supervisor import BEAT_SECONDS
+
+        _beat_every(BEAT_SECONDS, beat)
     if ready is not None:
         ready()
     config = gateway.generation.config

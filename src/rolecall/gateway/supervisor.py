@@ -7,6 +7,11 @@ thread (forking is safe) and only supervises:
 
 - a worker that dies after it was ready (killed, crashed) is replaced at once;
   the other workers keep serving, so their requests in flight are not lost;
+- a worker that is ready but frozen (stopped with SIGSTOP, its event loop
+  deadlocked or stuck in a blocking call) is killed with SIGKILL and replaced
+  once its heartbeat is older than ``timeout`` seconds: each worker's event loop
+  stamps the time in memory shared with the parent every :data:`BEAT_SECONDS`
+  (a timer, not per request), and the parent looks at the stamps as often;
 - a worker that dies before it was ready (bad key in the credential check, a
   config problem) stops them all: the parent exits with that worker's status,
   as a single-process ``rolecall serve`` would;
@@ -15,7 +20,8 @@ thread (forking is safe) and only supervises:
   its next poll);
 - SIGINT or SIGTERM asks every worker to finish (uvicorn's graceful shutdown:
   requests in flight complete), waits for them and exits 0; a second signal
-  kills them.
+  kills them. A worker's silence is not held against it meanwhile (it may be
+  sending its last records): the second signal is the way out of a frozen one.
 
 With a ``writer`` (the one process that writes the run logs and the metrics
 store for every worker: :mod:`rolecall.recording.relay`), the parent forks it
@@ -39,8 +45,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -52,6 +60,11 @@ log = logging.getLogger("rolecall.gateway")
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP}
 PARENT_CHECK_SECONDS = 1.0
+BEAT_SECONDS = 1.0  # how often a worker's event loop stamps its heartbeat
+DEFAULT_TIMEOUT = 30.0  # a ready worker silent this long is killed and replaced
+_STAMP = struct.Struct("d")
+
+Run = Callable[[int, Callable[[], None], Callable[[], None]], int]
 
 
 def _stop_when_orphaned(parent: int) -> None:
@@ -78,11 +91,13 @@ class _Pool:
     def __init__(
         self,
         workers: int,
-        run: Callable[[int, Callable[[], None]], int],
+        run: Run,
         writer: Callable[[], int] | None = None,
         ended: Callable[[int], None] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.workers = workers
+        self.timeout = timeout
         self.ended = ended
         self._run = run
         self._writer = writer
@@ -90,12 +105,41 @@ class _Pool:
         self._writer_started = -1.0
         self.children: dict[int, int] = {}  # pid -> worker index
         self.ready: set[int] = set()  # pids that said they were ready
+        self.silenced: set[int] = set()  # pids killed for their silence, not yet reaped
         self._ready_r, self._ready_w = os.pipe()
         os.set_blocking(self._ready_r, False)
+        # One heartbeat stamp (time.monotonic(), the same clock in every process) per worker,
+        # in anonymous shared memory the forked workers inherit.
+        self._beats = mmap.mmap(-1, _STAMP.size * workers)
 
     def spawn(self, index: int) -> None:
-        body = lambda: self._run(index, self._notify)  # noqa: E731
+        self._beat(index)  # not the stamp of the worker it replaces
+        body = lambda: self._run(index, self._notify, lambda: self._beat(index))  # noqa: E731
         self.children[self._fork(body, f"worker {index}", unblock=True)] = index
+
+    def _beat(self, index: int) -> None:
+        _STAMP.pack_into(self._beats, index * _STAMP.size, time.monotonic())
+
+    def kill_silent(self) -> None:
+        """SIGKILL every ready worker whose heartbeat is older than :attr:`timeout` (it is
+        replaced when reaped, as a worker that died)."""
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for pid, index in self.children.items():
+            if pid not in self.ready or pid in self.silenced:
+                continue
+            (stamp,) = _STAMP.unpack_from(self._beats, index * _STAMP.size)
+            silent = now - stamp
+            if silent > self.timeout:
+                log.warning(
+                    "worker %d (pid %d) silent for %.1f s (worker timeout %g s): "
+                    "killed; starting another",
+                    index, pid, silent, self.timeout,
+                )  # fmt: skip
+                self.silenced.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def spawn_writer(self) -> None:
         if self._writer is None:
@@ -175,22 +219,25 @@ class _Pool:
 
 def supervise(
     workers: int,
-    run: Callable[[int, Callable[[], None]], int],
+    run: Run,
     writer: Callable[[], int] | None = None,
     *,
     ended: Callable[[int], None] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> int:
-    """Fork ``workers`` processes running ``run(index, ready)``; supervise until a signal.
+    """Fork ``workers`` processes running ``run(index, ready, beat)``; supervise until a signal.
 
     ``run`` serves in the worker and returns its exit status; it calls ``ready()``
-    once it can take requests. ``writer``, when given, runs in a process of its own
+    once it can take requests, and ``beat()`` then and every :data:`BEAT_SECONDS`
+    from its event loop: a ready worker that has not beaten for ``timeout`` seconds
+    (None: never) is killed and replaced. ``writer``, when given, runs in a process of its own
     that outlives the workers and ends on SIGTERM. Returns the parent's exit status
     (0 after a signal); raises :class:`WorkerExit` when a worker fails before it
     was ready.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # delivered to sigwait, never ignored
-    pool = _Pool(workers, run, writer, ended)
+    pool = _Pool(workers, run, writer, ended, timeout)
     pool.spawn_writer()
     for index in range(workers):
         pool.spawn(index)
@@ -202,9 +249,20 @@ def supervise(
 
 def _supervise(pool: _Pool) -> int:
     stopping = False
+    # With a timeout the parent wakes to look at the heartbeats as often as they come.
+    every = None if pool.timeout is None else min(BEAT_SECONDS, pool.timeout / 2)
     while pool.children:
-        sig = signal.sigwait(_SIGNALS)
+        sig: int | None
+        if every is None:
+            sig = signal.sigwait(_SIGNALS)
+        else:
+            info = signal.sigtimedwait(_SIGNALS, every)
+            sig = None if info is None else info.si_signo
         pool.read_ready()
+        if not stopping:
+            pool.kill_silent()
+        if sig is None:
+            continue
         if sig == signal.SIGHUP:  # a reload: every worker reads its config file now
             if not stopping:
                 log.info("SIGHUP: %d worker(s) read the config now", len(pool.children))
@@ -221,6 +279,8 @@ def _supervise(pool: _Pool) -> int:
         for pid, index, code in pool.reap():
             was_ready = pid in pool.ready
             pool.ready.discard(pid)
+            silenced = pid in pool.silenced
+            pool.silenced.discard(pid)
             if stopping:
                 continue
             if not was_ready:
@@ -228,7 +288,10 @@ def _supervise(pool: _Pool) -> int:
                 pool.signal_all(signal.SIGTERM)
                 _wait_all(pool)
                 raise WorkerExit(code if code > 0 else 1)
-            log.warning("worker %d (pid %d) ended (status %d); starting another", index, pid, code)
+            if not silenced:  # else its one line said why when it was killed
+                log.warning(
+                    "worker %d (pid %d) ended (status %d); starting another", index, pid, code
+                )
             pool.spawn(index)
         if pool.writer_pid is None and not stopping:
             pool.spawn_writer()

@@ -1,0 +1,104 @@
+"""``rolecall serve --workers 2 --worker-timeout S``: a frozen worker is killed and replaced.
+
+A worker stopped with SIGSTOP stands for one whose event loop is deadlocked or
+stuck in a blocking call: it stops beating, and the parent replaces it once it
+has been silent for the timeout. The bounds on waiting are generous: they say
+"it happens", not how fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway_helpers import wait_for
+from workers_helpers import CHAT, chat, clients_per_worker, limit_primary, serve_workers
+
+from rolecall.sim import SimServer
+from serve_helpers import EXE
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs fork()")
+
+TIMEOUT = ("--worker-timeout", "2")
+
+
+def test_a_stopped_worker_is_killed_and_replaced_and_the_other_loses_no_request(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path, options=TIMEOUT) as served:
+        frozen, frozen_pid = served.connect()
+        survivor, survivor_pid = served.connect(avoid=frozen_pid)
+        os.kill(int(frozen_pid), signal.SIGSTOP)
+        primary.set_faults("ok:delay=1")
+        # The survivor keeps answering, before, during and after its sibling's replacement.
+        statuses: list[int] = []
+        while int(frozen_pid) in served.workers() or len(served.workers()) < 2:
+            answered = chat(survivor, "a")
+            assert answered.headers["x-rolecall-worker"] == survivor_pid
+            statuses.append(answered.status_code)
+            assert len(statuses) < 30, "the stopped worker was never replaced"
+        primary.clear()
+        assert set(statuses) == {200} and len(statuses) >= 2, statuses
+
+        silent = [line for line in served.lines if f"(pid {frozen_pid}) silent for" in line]
+        assert len(silent) == 1, "".join(served.lines)
+        seconds = float(re.search(r"silent for ([\d.]+) s", silent[0]).group(1))  # type: ignore[union-attr]
+        assert seconds > 2, silent
+        assert "worker timeout 2 s" in silent[0] and "starting another" in silent[0]
+
+        replacement, replacement_pid = served.connect(avoid=survivor_pid)
+        assert replacement_pid != frozen_pid
+        assert chat(replacement, "a").status_code == 200
+        for client in (frozen, survivor, replacement):
+            client.close()
+
+
+def test_a_stopped_worker_gives_back_its_share_of_max_concurrency(
+    config_path: Path, primary: SimServer
+) -> None:
+    limit_primary(config_path, 2)
+    with serve_workers(config_path, options=TIMEOUT) as served:
+        by_worker = clients_per_worker(served, 2, 2)
+        (frozen_pid, frozen), (survivor_pid, survivor) = by_worker.items()
+        for client in frozen:  # past the first-call gate: calls then go out side by side
+            assert chat(client, "a").status_code == 200
+        primary.script("ok:delay=30", "ok:delay=30")  # the frozen worker's two calls hang
+
+        def frozen_chat(client: httpx.Client) -> None:
+            with contextlib.suppress(httpx.HTTPError):  # its worker is killed meanwhile
+                chat(client, "a")
+
+        for client in frozen:
+            threading.Thread(target=frozen_chat, args=(client,), daemon=True).start()
+        wait_for(lambda: primary.in_flight == 2)
+        os.kill(int(frozen_pid), signal.SIGSTOP)
+        # Both slots are held by a process that will never give them back: once it is
+        # killed for its silence, they are the survivor's.
+        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
+        answered = survivor[0].post(CHAT, json=body, timeout=25)  # not after the 30 s
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-rolecall-worker"] == survivor_pid
+        assert primary.in_flight >= 2, "the answer came after the frozen worker's calls ended"
+        assert any(f"(pid {frozen_pid}) silent for" in line for line in served.lines)
+        for client in [*frozen, *survivor]:
+            client.close()
+
+
+@pytest.mark.parametrize("value", ["1", "-5", "soon", "inf", "nan"])
+def test_a_worker_timeout_that_is_not_seconds_is_one_line_and_exit_2(
+    config_path: Path, value: str
+) -> None:
+    command = [str(EXE), "serve", "-c", str(config_path), "--port", "0", "--workers", "2"]
+    done = subprocess.run(
+        [*command, "--worker-timeout", value], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{value!r} is not a number of seconds from 2, nor 0 (never)" in done.stderr
