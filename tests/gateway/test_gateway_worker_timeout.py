@@ -50,7 +50,7 @@ def test_a_stopped_worker_is_killed_and_replaced_and_the_other_loses_no_request(
         silent = [line for line in served.lines if f"(pid {frozen_pid}) silent for" in line]
         assert len(silent) == 1, "".join(served.lines)
         seconds = float(re.search(r"silent for ([\d.]+) s", silent[0]).group(1))  # type: ignore[union-attr]
-        assert seconds > 2, silent
+        assert seconds >= 2, silent  # past the timeout, shown to a tenth
         assert "worker timeout 2 s" in silent[0] and "starting another" in silent[0]
 
         replacement, replacement_pid = served.connect(avoid=survivor_pid)
