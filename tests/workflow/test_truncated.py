@@ -164,7 +164,8 @@ async def test_runs_show_counts_every_call_of_a_continued_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # core.py takes two calls (cut off, then continued): `runs show` gives the task the
-    # tokens and time of both, as the run's summary table and `runs list` do.
+    # tokens and time of both, as the run's summary table and `runs list` do; `runs list`
+    # counts it once.
     team = Team(plan_files("app/__init__.py", "app/core.py", "app/cli.py"))
     for server in sims.values():
         server.responder = team
@@ -193,3 +194,5 @@ async def test_runs_show_counts_every_call_of_a_continued_file(
     assert main(["runs", "list", "--json", "-c", str(config)]) == 0
     run = next(r for r in json.loads(capsys.readouterr().out) if r["run_id"] == result.run_id)
     assert run["input_tokens"] == listed
+    # A continued file is one task, however many calls it took.
+    assert (run["tasks"], run["tasks_failed"]) == (len(shown["tasks"]), 0)

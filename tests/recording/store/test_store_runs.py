@@ -217,6 +217,48 @@ def test_a_batch_of_several_runs_adds_to_each_run_its_own(store: MetricsStore) -
     assert len(store.runs()) == 2
 
 
+def _call(task_id: str, status: str, ts: float) -> list[AttemptEvent | TaskEvent]:
+    """One call of task ``task_id`` of run ``w``: its attempt and the task event it ends in."""
+    shared = {"run_id": "w", "task_id": task_id, "input_tokens": 10, "output_tokens": 5}
+    if status == "ok":
+        return [attempt_event(**shared, ts=ts), task_event(**shared, ts=ts)]
+    failed = {**shared, "input_tokens": 0, "output_tokens": 0}
+    return [
+        attempt_event(**failed, outcome="handover", error_kind="server", ts=ts),
+        task_event(**failed, status="failed", provider=None, error="server", ts=ts),
+    ]
+
+
+def test_a_task_that_finishes_again_counts_once_with_every_call_summed(
+    store: MetricsStore,
+) -> None:
+    # A file continued past the token limit: three calls of one task, the first two in
+    # one batch, the third in the next; a second task answered at once.
+    store.start_run("w", "workflow", started_at=T0)
+    store.record([*_call("gen:a", "ok", T0 + 1), *_call("gen:a", "ok", T0 + 2)])
+    store.record([*_call("gen:a", "ok", T0 + 3), *_call("gen:b", "ok", T0 + 4)])
+    (summary,) = store.runs()
+    assert (summary.tasks, summary.tasks_failed, summary.attempts) == (2, 0, 4)
+    assert (summary.input_tokens, summary.output_tokens) == (40, 20)
+    run = store.run("w")
+    assert run is not None and summary.tasks == len(run.tasks)
+
+
+def test_a_failed_task_that_succeeds_later_is_no_longer_counted_failed(
+    store: MetricsStore,
+) -> None:
+    # A resumed run tries the failed task again, in the same run.
+    store.start_run("w", "workflow", started_at=T0)
+    store.record([*_call("gen:a", "failed", T0 + 1), *_call("gen:b", "failed", T0 + 2)])
+    assert (store.runs()[0].tasks, store.runs()[0].tasks_failed) == (2, 2)
+    store.record(_call("gen:a", "ok", T0 + 10))
+    (summary,) = store.runs()
+    assert (summary.tasks, summary.tasks_failed) == (2, 1)
+    run = store.run("w")
+    assert run is not None
+    assert summary.tasks_failed == sum(1 for task in run.tasks if task.status == "failed")
+
+
 def test_events_without_a_started_run_still_make_one(store: MetricsStore) -> None:
     store.record(_workflow_events("orphan"))
     run = store.run("orphan")

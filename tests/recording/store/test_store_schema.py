@@ -127,7 +127,7 @@ def test_a_store_of_schema_4_keeps_its_rows_and_folds_what_comes_after(
         )
     conn.close()
     with open_store(url) as store:
-        assert store.schema_version() == LATEST_VERSION == 5
+        assert store.schema_version() == LATEST_VERSION == 6
         shared = {"run_id": "r", "task_id": "new", "model": "m", "latency_ms": 50.0}
         store.record([attempt_event(**shared, ts=3.0), task_event(**shared, ts=3.1)])
         run = store.run("r")

@@ -33,6 +33,7 @@ from rolecall.recording.store.rollups import (
     Rollup,
     RollupKey,
     aggregate,
+    count_tasks,
     daily_from_hourly,
     run_deltas,
 )
@@ -72,6 +73,9 @@ __all__ = ["ATTEMPT_COLUMNS", "MetricsStore", "TimeArg", "placeholders"]
 TimeArg = float | datetime | None
 
 log = logging.getLogger("rolecall.recording.store")
+
+# Task ids looked up in one statement (far below SQLite's and PostgreSQL's parameter limits).
+_LOOKUP_CHUNK = 500
 
 
 def _epoch(value: TimeArg) -> float | None:
@@ -256,22 +260,24 @@ class MetricsStore(ABC):
         per_run = run_deltas(attempts, tasks)
         if not finite_sums(hourly, per_run, tasks):
             raise ValueError("a figure that is not a finite number")
-        run_rows = [
-            (
-                run_id,
-                d.first_ts,
-                d.tasks,
-                d.tasks_failed,
-                d.attempts,
-                d.handovers,
-                d.input_tokens,
-                d.output_tokens,
-                d.cost_usd,
-            )
-            for run_id, d in per_run.items()
-        ]
         own_rows, task_rows = fold_answered(attempts, tasks)
         with self._write() as cursor:
+            if tasks:  # read before this batch's rows are in
+                count_tasks(per_run, tasks, self._stored_statuses(cursor, tasks))
+            run_rows = [
+                (
+                    run_id,
+                    d.first_ts,
+                    d.tasks,
+                    d.tasks_failed,
+                    d.attempts,
+                    d.handovers,
+                    d.input_tokens,
+                    d.output_tokens,
+                    d.cost_usd,
+                )
+                for run_id, d in per_run.items()
+            ]
             if own_rows:
                 self._insert_attempts(cursor, own_rows)
             if task_rows:
@@ -282,6 +288,26 @@ class MetricsStore(ABC):
                 table: self._merge_rollups(cursor, table, deltas, written.get(table, {}))
                 for table, deltas in (("rollup_hourly", hourly), ("rollup_daily", daily))
             }
+
+    def _stored_statuses(
+        self, cursor: Any, tasks: Sequence[TaskEvent]
+    ) -> dict[tuple[str, str], str]:
+        """The last stored status of each (run id, task id) of ``tasks`` already stored."""
+        wanted: dict[str, dict[str, None]] = {}
+        for task in tasks:
+            wanted.setdefault(task.run_id, {})[task.task_id] = None
+        found: dict[tuple[str, str], str] = {}
+        for run_id, ids in wanted.items():
+            task_ids = list(ids)
+            for start in range(0, len(task_ids), _LOOKUP_CHUNK):
+                chunk = task_ids[start : start + _LOOKUP_CHUNK]
+                sql = (
+                    "SELECT task_id, status FROM tasks WHERE run_id = ? "
+                    f"AND task_id IN ({placeholders(len(chunk))}) ORDER BY id"
+                )
+                for task_id, status in self._exec(cursor, sql, (run_id, *chunk)).fetchall():
+                    found[(run_id, str(task_id))] = str(status)
+        return found
 
     def _merge_rollups(
         self,

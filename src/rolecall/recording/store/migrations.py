@@ -153,12 +153,22 @@ def _answering_attempt(dialect: Dialect) -> list[str]:
     ]
 
 
+def _tasks_by_run_and_id(dialect: Dialect) -> list[str]:
+    # A batch looks up the tasks it finishes again (a run's summary counts a task once);
+    # the new index also serves every lookup by run id alone.
+    return [
+        "CREATE INDEX tasks_run_task ON tasks (run_id, task_id)",
+        "DROP INDEX tasks_run_id",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, tasks and attempts", _raw_tables),
     Migration(2, "hourly and daily rollups", _rollups),
     Migration(3, "cached input tokens", _cached_tokens),
     Migration(4, "the API each gateway task came in on", _task_dialect),
     Migration(5, "the attempt that answered a task at once, on its row", _answering_attempt),
+    Migration(6, "tasks found by run and task id", _tasks_by_run_and_id),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

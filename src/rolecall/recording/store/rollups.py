@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -18,7 +18,15 @@ from rolecall.events import AttemptEvent, TaskEvent, moved_on
 from rolecall.recording.store import histogram
 from rolecall.recording.store.rows import MetricsRow
 
-__all__ = ["ROLLUP_COLUMNS", "Rollup", "RunDelta", "aggregate", "daily_from_hourly", "run_deltas"]
+__all__ = [
+    "ROLLUP_COLUMNS",
+    "Rollup",
+    "RunDelta",
+    "aggregate",
+    "count_tasks",
+    "daily_from_hourly",
+    "run_deltas",
+]
 
 HOUR = 3600
 DAY = 86400
@@ -244,7 +252,8 @@ class RunDelta:
 
 
 def run_deltas(attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> dict[str, RunDelta]:
-    """Per run: attempts, hand-overs, tokens and cost from attempts; tasks from task events.
+    """Per run: attempts, hand-overs, tokens and cost from attempts; the tasks themselves
+    are counted by :func:`count_tasks`, which needs to know the tasks already stored.
 
     A batch's events mostly belong to one run (a gateway's): each sum is then one
     comprehension over the batch, not a field update per event.
@@ -265,13 +274,33 @@ def run_deltas(attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> 
         first_ts = min([t.ts - t.latency_ms / 1000.0 for t in finished])
         known = out.get(run_id)
         if known is None:
-            delta = out[run_id] = RunDelta(first_ts=first_ts)
+            out[run_id] = RunDelta(first_ts=first_ts)
         else:
-            delta = known
-            delta.first_ts = min(delta.first_ts, first_ts)
-        delta.tasks = len(finished)
-        delta.tasks_failed = len([t for t in finished if t.status != "ok"])
+            known.first_ts = min(known.first_ts, first_ts)
     return out
+
+
+def count_tasks(
+    per_run: dict[str, RunDelta],
+    tasks: Sequence[TaskEvent],
+    earlier: Mapping[tuple[str, str], str],
+) -> None:
+    """Add the batch's tasks to ``per_run`` (from :func:`run_deltas`), each task once.
+
+    A task can finish more than once (a workflow file continued past the token limit,
+    a resumed run trying a failed task again): ``earlier`` holds the last status stored
+    for a (run id, task id) before this batch. A task is counted when first seen, and
+    counts as failed while its last finish failed.
+    """
+    last: dict[tuple[str, str], str] = {}
+    for task in tasks:
+        last[(task.run_id, task.task_id)] = task.status
+    for key, status in last.items():
+        delta = per_run[key[0]]
+        before = earlier.get(key)
+        if before is None:
+            delta.tasks += 1
+        delta.tasks_failed += int(status != "ok") - int(before not in (None, "ok"))
 
 
 _Event = TypeVar("_Event", AttemptEvent, TaskEvent)
