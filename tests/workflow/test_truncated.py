@@ -113,8 +113,12 @@ async def test_workflow_continues_a_cut_off_file_and_reports_one_that_stays_cut(
     assert result.to_dict()["truncated"] == ["app/cli.py"]
     review = (out / "REVIEW.md").read_text()
     assert "## Truncated" in review and "- app/cli.py" in review
+    assert "written as far as it went and was not reviewed" in review
     # The reviewer never judged the cut-off file as if it were complete.
     assert records["review:app/cli.py"].result["skipped"] is True
+    # ... and says why: the file was written, cut off, not missing.
+    assert records["review:app/cli.py"].note == "skipped (truncated)"
+    assert records["review:app/__init__.py"].note == "clean"
 
 
 class FencedCutCoder:

@@ -164,8 +164,9 @@ def review_report(
         lines += [
             "## Truncated",
             "",
-            "The answer for these files stopped at the provider's output token limit; "
-            "raise `max_tokens` for the coder role and run again.",
+            "The answer for these files stopped at the provider's output token limit: each "
+            "is written as far as it went and was not reviewed; raise `max_tokens` for the "
+            "coder role and run again.",
             "",
             *(f"- {p}" for p in truncated),
             "",

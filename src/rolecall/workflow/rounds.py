@@ -122,7 +122,8 @@ class Rounds:
             writers = _writers(ctx.results, phase.previous)
             present = [p for p in self.files if _exists(self.output, p)]
             chosen = choose_checks(self.spec_text, self.checks.commands, present)
-            base = {"round": number, "source": chosen.source, "writers": writers}
+            cut = _cut_off(ctx.results, phase.previous, writers)
+            base = {"round": number, "source": chosen.source, "writers": writers, "cut_off": cut}
             if not chosen.commands:
                 reason = "no checks configured" if chosen.source != "detected" else "no .py file"
                 ctx.note(f"not run ({reason})")
@@ -220,8 +221,10 @@ class Rounds:
             content = self.output.read(path)
             base = {"path": path, "round": round_no, "verify": verify}
             if content is None or path not in writers:
-                ctx.note("skipped (not generated)")
-                return {**base, "findings": [], "skipped": True}
+                # A file cut off at the token limit is written but never judged as whole.
+                why = "truncated" if path in checked.get("cut_off", ()) else "not generated"
+                ctx.note(f"skipped ({why})")
+                return {**base, "findings": [], "skipped": True, "reason": why}
             writer = writers[path]
             choice = (
                 order_reviewers(self.reviewer_chain(), writer, self.vendor)
@@ -307,6 +310,17 @@ def _writers(results: Mapping[str, Any], previous: str | None) -> dict[str, str 
         if isinstance(result, dict) and result.get("status") == "written" and "path" in result:
             writers[result["path"]] = result.get("provider")
     return writers
+
+
+def _cut_off(
+    results: Mapping[str, Any], previous: str | None, writers: Mapping[str, str | None]
+) -> list[str]:
+    """Files written as far as their answer went before the token limit, not since whole."""
+    cut = list(results[previous].get("cut_off", ())) if previous else []
+    for result in results.values():
+        if isinstance(result, dict) and result.get("status") == "truncated" and "path" in result:
+            cut.append(result["path"])
+    return sorted({path for path in cut if path not in writers})
 
 
 def _exists(output: OutputDir, path: str) -> bool:
