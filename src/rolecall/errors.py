@@ -240,7 +240,9 @@ class AllProvidersFailed(RolecallError):
     """Every provider in the role's chain failed; ``errors`` holds each, in call order.
 
     ``attempts`` lists every call made (:class:`rolecall.types.Attempt`); ``message``
-    replaces the default text (the router passes one with a fix per provider).
+    replaces the default text (the router passes one with a fix per provider);
+    ``latency_ms`` is the time the router spent on the request, waits between attempts
+    included (as a :class:`~rolecall.types.Reply`'s), None when unknown.
     """
 
     def __init__(
@@ -250,10 +252,12 @@ class AllProvidersFailed(RolecallError):
         *,
         attempts: Sequence[Attempt] = (),
         message: str | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         self.role = role
         self.errors = list(errors)
         self.attempts = list(attempts)
+        self.latency_ms = latency_ms
         if message is None:
             tried = "; ".join(f"{e.provider}: {e.kind.value}: {e.message}" for e in self.errors)
             message = f"every provider for role '{role}' failed: {tried or 'none available'}"

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from workflow_helpers import SPEC, Team, plan_files, write_config
 
+from rolecall.cli import main
 from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.sim import Fault, SimServer
 from rolecall.workflow import AnswersError, Spec, Workflow
@@ -336,6 +337,31 @@ async def test_failed_tasks_keep_finished_work_and_resume_finishes(
     assert {r.name for r in second.records if r.restored} >= {"clarify", "plan", "generate:a.py"}
     record = read_run(run_log_path(tmp_path / "runs", first.run_id))
     assert record.status == "ok"
+
+
+async def test_a_failed_task_shows_the_same_provider_and_latency_as_runs_show(
+    tmp_path: Path,
+    sims: dict[str, SimServer],
+    spec_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Every coder call fails after a retry on each provider (a 10 ms wait between
+    # attempts): the run's summary and `runs show` give the task the same provider and
+    # the same time, the waits included as for a task that got an answer.
+    use(Team(plan_files("a.py")), sims)
+    sims["gpt"].set_faults(Fault("server"))
+    sims["gpt2"].set_faults(Fault("server"))
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
+    failed = next(r for r in result.records if r.name == "generate:a.py")
+    assert failed.status == "failed" and failed.attempts == 4
+
+    assert main(["runs", "show", result.run_id, "--json", "-c", str(config)]) == 0
+    tasks = json.loads(capsys.readouterr().out)["tasks"]
+    shown = next(t for t in tasks if t["task_id"] == failed.name)
+    assert (shown["status"], shown["provider"]) == ("failed", failed.provider)
+    assert shown["latency_ms"] == pytest.approx(failed.latency_ms, abs=0.001)
+    assert failed.latency_ms >= sum(a["latency_ms"] for a in shown["attempts"]) + 10.0
 
 
 async def test_questions_without_a_given_answer_are_asked(

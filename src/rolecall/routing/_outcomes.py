@@ -139,18 +139,26 @@ class Outcomes:
     def fail(self, task: TaskRun, error: RolecallError | None = None) -> AllProvidersFailed:
         errors = list(task.failed.values())
         head = f"every provider for role '{task.role}' failed:"
+        latency_ms = (self._clock() - task.started) * 1000.0
         failure = AllProvidersFailed(
             task.role,
             errors,
             attempts=task.attempts,
             message=explain_all(head, errors, self._config),
+            latency_ms=latency_ms,
         )
-        self.task_failed(task, error or failure)
+        self.task_failed(task, error or failure, latency_ms)
         return failure
 
-    def task_failed(self, task: TaskRun, error: RolecallError) -> None:
+    def task_failed(
+        self, task: TaskRun, error: RolecallError, latency_ms: float | None = None
+    ) -> None:
+        """Record the task as failed; ``latency_ms`` is the failure's own figure (the
+        time until now when not given)."""
         if not self._events:
             return
+        if latency_ms is None:
+            latency_ms = (self._clock() - task.started) * 1000.0
         last = task.attempts[-1].provider if task.attempts else None
         self._events.emit(
             TaskEvent(
@@ -162,7 +170,7 @@ class Outcomes:
                 model=self.model(last) if last else None,
                 attempts=len(task.attempts),
                 handovers=task.handovers,
-                latency_ms=(self._clock() - task.started) * 1000.0,
+                latency_ms=latency_ms,
                 error=redact(error.message),
                 stage=task.stage,
                 dialect=task.dialect,

@@ -137,9 +137,12 @@ class TaskRecord:
         self.calls += 1
         attempts = tuple(getattr(exc, "attempts", ()) or ())
         self._add_attempts(attempts)
+        # The router's time for the call, waits between attempts included, as for an
+        # answer (and as `runs show` gives it); the attempts' sum would leave the waits out.
+        spent: float | None = getattr(exc, "latency_ms", None)
+        self.latency_ms += sum(a.latency_ms for a in attempts) if spent is None else spent
         if attempts:
             self.provider = attempts[-1].provider
-            self.latency_ms += sum(a.latency_ms for a in attempts)
         elif exc.errors:
             self.provider = exc.errors[-1].provider
             self.attempts += len(exc.errors)
