@@ -7,7 +7,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import anthropic
 import httpx
+import openai
 import pytest
 from gateway_helpers import GATEWAY_KEY, RunningGateway, config_text, wait_for
 
@@ -131,3 +133,35 @@ def test_each_worker_holds_its_share_of_the_bodies_in_flight(
         held.sendall(body[100:])
         assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
         held.close()
+
+
+def test_the_sdks_are_told_to_retry_a_full_gateway_shortly(roomy: RunningGateway) -> None:
+    body = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 3000}]}).encode()
+    held = hold_a_body(roomy.server.port, body)
+    ask = [{"role": "user", "content": "y" * 2000}]
+    chat = openai.OpenAI(base_url=roomy.url, api_key=GATEWAY_KEY, max_retries=0)
+    messages = anthropic.Anthropic(base_url=roomy.server.url, api_key=GATEWAY_KEY, max_retries=0)
+    failures: list[openai.APIStatusError | anthropic.APIStatusError] = []
+
+    def refused() -> bool:
+        try:
+            chat.chat.completions.create(model="coder", messages=ask)  # type: ignore[arg-type]
+        except openai.InternalServerError as exc:
+            failures.append(exc)
+            return True
+        return False
+
+    wait_for(refused, timeout=5)
+    with pytest.raises(openai.InternalServerError) as answer:
+        chat.responses.create(model="coder", input="y" * 2000)
+    with pytest.raises(anthropic.APIStatusError) as message:
+        messages.messages.create(model="coder", max_tokens=20, messages=ask)  # type: ignore[arg-type]
+    failures += [answer.value, message.value]
+    assert [f.status_code for f in failures] == [503, 503, 529]
+    for failure in failures:
+        headers = failure.response.headers
+        # What the SDKs read, over the status: retry, one second from now.
+        assert (headers["x-should-retry"], headers["retry-after"]) == ("true", "1")
+    held.sendall(body[100:])
+    assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
+    held.close()

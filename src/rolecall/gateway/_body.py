@@ -61,7 +61,8 @@ class BodyBudget:
                     "server_error",
                     "server_busy",
                 ),
-                {"retry-after": "1"},
+                # What the SDKs read: retry (whatever the status), after a second.
+                {"retry-after": "1", "x-should-retry": "true"},
             )
         self.held += size
 
