@@ -179,3 +179,16 @@ def test_anthropic_sdk_lists_models_in_its_shape(gateway: RunningGateway) -> Non
 def test_openai_sdk_still_lists_models_in_its_shape(gateway: RunningGateway) -> None:
     page = openai_sdk(gateway, max_retries=0).models.list()
     assert all(model.object == "model" and model.owned_by for model in page.data)
+
+
+def test_anthropic_sdk_gets_anthropics_error_shape_from_the_model_list(
+    gateway: RunningGateway,
+) -> None:
+    client = anthropic_sdk(gateway, key="wrong", max_retries=0)
+    for call in (client.models.list, lambda: client.models.retrieve("coder")):
+        with pytest.raises(anthropic.AuthenticationError) as caught:
+            call()
+        body = caught.value.body
+        assert isinstance(body, dict) and body["type"] == "error", body
+        assert body["error"]["type"] == "authentication_error"
+        assert "gateway.keys" in body["error"]["message"]

@@ -60,6 +60,7 @@ from rolecall.gateway.auth import (
 )
 from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.messages import messages, messages_routes
+from rolecall.gateway.models import error_response as models_error
 from rolecall.gateway.models import get_model, list_models
 from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
@@ -393,10 +394,14 @@ class Gateway:
             routes=[
                 Route("/v1/chat/completions", door_endpoint(chat), methods=["POST"]),
                 Route("/v1/responses", door_endpoint(answer), methods=["POST"]),
-                Route("/v1/models", self._guarded(lambda r: list_models(self, r)), methods=["GET"]),
+                Route(
+                    "/v1/models",
+                    self._guarded(lambda r: list_models(self, r), models_error),
+                    methods=["GET"],
+                ),
                 Route(
                     "/v1/models/{model:path}",
-                    self._guarded(lambda r: get_model(self, r)),
+                    self._guarded(lambda r: get_model(self, r), models_error),
                     methods=["GET"],
                 ),
                 Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
@@ -430,9 +435,12 @@ class Gateway:
         return app
 
     def _guarded(
-        self, endpoint: Callable[[Request], Awaitable[Response]]
+        self,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        answer_error: Callable[[Request, HTTPError], Response] | None = None,
     ) -> Callable[[Request], Awaitable[Response]]:
-        """``endpoint`` behind the key check; early answers raised as HTTPError become JSON."""
+        """``endpoint`` behind the key check; early answers raised as HTTPError become JSON
+        (OpenAI's shape, or what ``answer_error`` makes of them)."""
 
         async def guarded(request: Request) -> Response:
             try:
@@ -440,7 +448,7 @@ class Gateway:
                     raise no_key()
                 return await endpoint(request)
             except HTTPError as exc:
-                return exc.response()
+                return exc.response() if answer_error is None else answer_error(request, exc)
 
         return guarded
 

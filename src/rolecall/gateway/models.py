@@ -24,7 +24,7 @@ from rolecall.gateway._responses import HTTPError, json_response
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
 
-__all__ = ["anthropic_model", "anthropic_page", "get_model", "list_models"]
+__all__ = ["anthropic_model", "anthropic_page", "error_response", "get_model", "list_models"]
 
 # Anthropic's default and largest page of models.
 PAGE_SIZE = 20
@@ -47,6 +47,15 @@ def _entries(gateway: Gateway) -> list[dict[str, Any]]:
 
 def _anthropic(request: Request) -> bool:
     return "anthropic-version" in request.headers
+
+
+def error_response(request: Request, exc: HTTPError) -> Response:
+    """An early answer (no key, a foreign Host) in the client's vendor's shape: Anthropic's
+    SDKs raise their typed errors only for Anthropic's."""
+    if not _anthropic(request) or exc.body.get("type") == "error":
+        return exc.response()
+    restated = afmt.error_from_openai(exc.status, exc.body)
+    return json_response(restated.status, restated.body, exc.headers)
 
 
 async def list_models(gateway: Gateway, request: Request) -> Response:
