@@ -192,3 +192,27 @@ def test_anthropic_sdk_gets_anthropics_error_shape_from_the_model_list(
         assert isinstance(body, dict) and body["type"] == "error", body
         assert body["error"]["type"] == "authentication_error"
         assert "gateway.keys" in body["error"]["message"]
+
+
+# ---- client text in error messages -----------------------------------------------------------
+
+
+def test_client_text_in_an_error_message_shows_its_control_characters_escaped(
+    gateway: RunningGateway,
+) -> None:
+    client = openai_sdk(gateway, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as path:
+        client.models.retrieve("coder\r\nX")
+    assert "/v1/models/coder\\r\\nX" in path.value.message
+    with pytest.raises(openai.NotFoundError) as model:
+        client.chat.completions.create(model="x\r\x1b[2Jy", messages=ASK)  # type: ignore[arg-type]
+    assert "model 'x\\r\\x1b[2Jy'" in model.value.message
+    with pytest.raises(anthropic.NotFoundError) as named:
+        anthropic_sdk(gateway, max_retries=0).messages.create(
+            model="x\x1b]0;owned\x07y",
+            max_tokens=20,
+            messages=ASK,  # type: ignore[list-item]
+        )
+    assert "model 'x\\x1b]0;owned\\x07y'" in named.value.message
+    for failure in (path.value, model.value, named.value):
+        assert not any(ch in failure.message for ch in "\r\x1b\x07")

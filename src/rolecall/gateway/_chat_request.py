@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rolecall._text import visible
 from rolecall.config.params import PARAM_RANGES, finite_number, known_params, suggest_param
 from rolecall.types import Message, normalize_messages
 
@@ -96,7 +97,7 @@ def _refuse_unknown(body: Mapping[str, Any]) -> None:
             close = suggest_param(name, _KNOWN)
             hint = f" (did you mean '{close}'?)" if close else ""
             raise RequestInvalid(
-                f"unknown field '{name}'{hint}: the rolecall gateway takes OpenAI's chat "
+                f"unknown field '{visible(name)}'{hint}: the rolecall gateway takes OpenAI's chat "
                 "completions fields; put vendor-specific ones in 'extra_body'",
                 name,
             )

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rolecall._text import visible
 from rolecall.config.params import finite_number, suggest_param
 from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
 from rolecall.gateway._messages_content import conversation, system_turn
@@ -124,8 +125,8 @@ def _refuse_unknown(body: Mapping[str, Any]) -> None:
             close = suggest_param(name, _KNOWN)
             hint = f" (did you mean '{close}'?)" if close else ""
             raise RequestInvalid(
-                f"{name}: Extra inputs are not permitted{hint}; the rolecall gateway takes "
-                "the fields of Anthropic's Messages API",
+                f"{visible(name)}: Extra inputs are not permitted{hint}; the rolecall gateway "
+                "takes the fields of Anthropic's Messages API",
                 name,
             )
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rolecall._text import visible
 from rolecall.config.params import PARAM_RANGES, finite_number, known_params, suggest_param
 from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
 from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
@@ -166,8 +167,8 @@ def _refuse_unknown(body: Mapping[str, Any]) -> None:
             close = suggest_param(name, _KNOWN)
             hint = f" (did you mean '{close}'?)" if close else ""
             raise RequestInvalid(
-                f"unknown field '{name}'{hint}: the rolecall gateway takes OpenAI's Responses "
-                "fields; put vendor-specific ones in 'extra_body'",
+                f"unknown field '{visible(name)}'{hint}: the rolecall gateway takes OpenAI's "
+                "Responses fields; put vendor-specific ones in 'extra_body'",
                 name,
             )
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolecall._secrets import redact
+from rolecall._text import visible
 from rolecall.errors import ErrorKind, ProviderError, RolecallError
 from rolecall.gateway import openai_format
 from rolecall.gateway._messages_request import MessagesRequest
@@ -252,8 +253,9 @@ class MessageEvents:
 
 # Errors --------------------------------------------------------------------------------
 def error_body(status: int, message: str) -> dict[str, Any]:
-    """Anthropic's error shape for ``status``; the message is redacted and stripped of URLs."""
-    shown = openai_format.without_urls(redact(message))
+    """Anthropic's error shape for ``status``; the message is redacted, stripped of URLs and
+    its control characters (but line breaks) escaped."""
+    shown = visible(openai_format.without_urls(redact(message)), newlines=True)
     error_type = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     return {"type": "error", "error": {"type": error_type, "message": shown}}
 

@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
+from rolecall._text import visible
 from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, RolecallError
 
 try:
@@ -342,7 +343,7 @@ class Gateway:
         roles = ", ".join(self.roles(config)) or "none"
         providers = ", ".join(config.providers) or "none"
         body = fmt.error_body(
-            f"model '{name}' is neither a role nor a provider of this gateway; use a role "
+            f"model '{visible(name)}' is neither a role nor a provider of this gateway; use a role "
             f"({roles}) or a provider id ({providers}); GET /v1/models lists them",
             "invalid_request_error",
             "model_not_found",
@@ -379,7 +380,8 @@ class Gateway:
 
         async def no_route(request: Request, exc: Exception) -> Response:
             status = int(getattr(exc, "status_code", 404))
-            message = f"no route {request.method} {request.url.path}"
+            # The path as received (request.url drops a CR or LF), its controls escaped.
+            message = f"no route {request.method} {visible(request.scope['path'])}"
             # A 405 names the methods the path takes (Starlette puts them in Allow).
             return json_response(
                 status,

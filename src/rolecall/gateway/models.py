@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from rolecall._text import visible
 from rolecall.gateway import anthropic_format as afmt
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._responses import HTTPError, json_response
@@ -141,5 +142,6 @@ def _position(ids: list[str], name: str, field: str) -> int:
         return ids.index(name)
     except ValueError:
         raise ValueError(
-            f"{field} '{name[:100]}' is no model of this gateway: pass an id from GET /v1/models"
+            f"{field} '{visible(name[:100])}' is no model of this gateway: pass an id from "
+            "GET /v1/models"
         ) from None

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rolecall._secrets import redact
+from rolecall._text import visible
 from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, ProviderError
 from rolecall.gateway._chat_request import ParsedRequest, RequestInvalid, parse_chat_request
 from rolecall.types import Chunk, Reply, Usage
@@ -212,8 +213,9 @@ def hide_upstreams(text: str, hosts: Sequence[str]) -> str:
 def error_body(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
-    """OpenAI's error shape; the message is redacted and stripped of URLs whatever its source."""
-    shown = without_urls(redact(message))
+    """OpenAI's error shape; the message is redacted and stripped of URLs whatever its source,
+    and its control characters (but line breaks) escaped: it may quote a client or a vendor."""
+    shown = visible(without_urls(redact(message)), newlines=True)
     return {"error": {"message": shown, "type": type_, "param": param, "code": code}}
 
 
