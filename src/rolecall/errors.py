@@ -182,7 +182,8 @@ def _wait(seconds: float | None) -> float | None:
 
 class ProviderError(RolecallError):
     """One call to one provider failed; ``retry_after`` (seconds) is capped at
-    :data:`MAX_RETRY_AFTER`, so no server can cool a provider down for ever."""
+    :data:`MAX_RETRY_AFTER`, so no server can cool a provider down for ever. ``params``
+    names the call parameters the provider was not called for (kind ``unsupported``)."""
 
     def __init__(
         self,
@@ -193,12 +194,14 @@ class ProviderError(RolecallError):
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        params: Sequence[str] = (),
     ) -> None:
         self.kind = kind
         self.provider = provider
         self.status = status
         self.retryable = kind.retryable if retryable is None else retryable
         self.retry_after = _wait(retry_after)
+        self.params = tuple(params)
         super().__init__(message)
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, Pr
 from rolecall.gateway import anthropic_format as fmt
 from rolecall.gateway._messages_request import (
     IGNORED_FIELDS,
+    ROUTER_FIELDS,
     RequestInvalid,
     parse_messages_request,
 )
@@ -488,6 +489,20 @@ def test_error_messages_hide_upstream_addresses() -> None:
     )
     message = fmt.error_for_exception(exc, ("10.0.0.5:8080", "10.0.0.5")).body["error"]["message"]
     assert "10.0.0.5" not in message
+
+
+def test_a_parameter_no_provider_takes_is_named_by_the_messages_field() -> None:
+    # A provider skipped for the router's `stop`, which a Messages client wrote as
+    # stop_sequences: Anthropic's shape has no param, so the message names the field.
+    skipped = ProviderError(
+        "parameter 'stop' cannot be sent to provider 'p' (local)",
+        kind=ErrorKind.UNSUPPORTED,
+        provider="p",
+        params=("stop",),
+    )
+    mapped = fmt.error_for_exception(AllProvidersFailed("coder", [skipped]), (), ROUTER_FIELDS)
+    assert mapped.status == 400
+    assert mapped.body["error"]["message"].startswith("stop_sequences (passed on as 'stop'): ")
 
 
 def test_stream_error_event_body() -> None:

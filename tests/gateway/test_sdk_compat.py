@@ -194,6 +194,25 @@ def test_anthropic_sdk_gets_anthropics_error_shape_from_the_model_list(
         assert "gateway.keys" in body["error"]["message"]
 
 
+# ---- the parameter a request is refused for ----------------------------------------------------
+
+
+def test_a_parameter_no_provider_takes_is_named_as_the_client_wrote_it(
+    gateway: RunningGateway, fallback: SimServer
+) -> None:
+    client = openai_sdk(gateway, max_retries=0)
+    # The role `reviewer` is served by an Anthropic provider alone, which has no verbosity.
+    with pytest.raises(openai.BadRequestError) as chat:
+        client.chat.completions.create(model="reviewer", messages=ASK, verbosity="low")  # type: ignore[arg-type]
+    assert chat.value.param == "verbosity"
+    assert chat.value.code == "unsupported"
+    with pytest.raises(openai.BadRequestError) as answer:
+        client.responses.create(model="reviewer", input="hi", text={"verbosity": "low"})
+    assert answer.value.param == "text.verbosity"
+    assert "400 - text.verbosity (passed on as 'verbosity')" in answer.value.message
+    assert fallback.calls == 0
+
+
 # ---- client text in error messages -----------------------------------------------------------
 
 

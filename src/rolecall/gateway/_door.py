@@ -210,9 +210,15 @@ def upstreams(gateway: Gateway) -> tuple[str, ...]:
     return fmt.upstream_hosts(provider.base_url for provider in providers)
 
 
-def openai_error_response(exc: RolecallError, role: str, upstreams: tuple[str, ...]) -> Reply:
-    """A router failure as an OpenAI error body (chat completions and Responses)."""
-    mapped = fmt.error_for_exception(exc, upstreams)
+def openai_error_response(
+    exc: RolecallError,
+    role: str,
+    upstreams: tuple[str, ...],
+    fields: Mapping[str, str] | None = None,
+) -> Reply:
+    """A router failure as an OpenAI error body (chat completions and Responses); ``fields``:
+    the door's names for the router's params (see :func:`fmt.refused_field`)."""
+    mapped = fmt.error_for_exception(exc, upstreams, fields)
     if mapped is None:  # a RolecallError the router should not raise at call time
         body = fmt.error_body(exc.message, "api_error")
         return json_reply(500, body, {"x-should-retry": "false"})
@@ -299,11 +305,16 @@ DoorAnswer = Callable[["Gateway", DoorRequest, RequestState], Awaitable[DoorRepl
 
 
 async def openai_door(
-    gateway: Gateway, request: DoorRequest, answer: DoorAnswer, name: str
+    gateway: Gateway,
+    request: DoorRequest,
+    answer: DoorAnswer,
+    name: str,
+    fields: Mapping[str, str] | None = None,
 ) -> DoorReply:
     """Run a door that answers in OpenAI's error format (chat completions, Responses):
     the request's bookkeeping, and every failure as the status and body OpenAI's
-    clients expect (499 for a client gone, 500 without details for a bug)."""
+    clients expect (499 for a client gone, 500 without details for a bug); ``fields``
+    maps the router's param names to the door's fields, for the errors that name one."""
     state = RequestState(gateway, time.perf_counter(), task_id=new_task_id())
     gateway.metrics.request_started()
     try:
@@ -315,7 +326,8 @@ async def openai_door(
         except ClientDisconnect:
             response = Reply.empty(499)  # nginx's "client closed request"
         except RolecallError as exc:  # from the router: mapped to OpenAI's statuses
-            response = openai_error_response(exc, state.role or state.label, upstreams(gateway))
+            role = state.role or state.label
+            response = openai_error_response(exc, role, upstreams(gateway), fields)
         except Exception as exc:
             log.error("%s request failed: %s", name, redact(f"{type(exc).__name__}: {exc}"))
             response = json_reply(500, fmt.error_body(INTERNAL_ERROR, "api_error"))

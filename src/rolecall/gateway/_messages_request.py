@@ -38,7 +38,13 @@ from rolecall.gateway._messages_content import conversation, system_turn
 from rolecall.gateway._messages_tools import ToolCatalog, read_tool_choice
 from rolecall.types import Message
 
-__all__ = ["MessagesRequest", "RequestInvalid", "parse_messages_request", "thinking_effort"]
+__all__ = [
+    "ROUTER_FIELDS",
+    "MessagesRequest",
+    "RequestInvalid",
+    "parse_messages_request",
+    "thinking_effort",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,12 @@ IGNORED_FIELDS = frozenset(
     }
 )
 _KNOWN = _OWN | IGNORED_FIELDS
+# The router's names for the fields Anthropic's API spells otherwise (for the errors that
+# name a parameter no provider takes).
+ROUTER_FIELDS = {
+    "stop": "stop_sequences",
+    "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
+}
 # Budget (tokens) below which each reasoning_effort is asked for: the Anthropic
 # adapter's own budgets (low 1024, medium 4096, high 16384) read backwards.
 _EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))

@@ -35,7 +35,7 @@ from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
 from rolecall.gateway._responses_tools import ToolSet, read_tool_choice, read_tools
 from rolecall.types import Message
 
-__all__ = ["RequestInvalid", "ResponsesRequest", "parse_responses_request"]
+__all__ = ["ROUTER_FIELDS", "RequestInvalid", "ResponsesRequest", "parse_responses_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,14 @@ _CHAT_NAMES = {
     "reasoning_effort": "reasoning.effort",
     "functions": "tools",
     "function_call": "tool_choice",
+}
+# The router's names for the fields the Responses API spells otherwise (for the errors that
+# name a parameter no provider takes).
+ROUTER_FIELDS = {
+    "verbosity": "text.verbosity",
+    "reasoning_effort": "reasoning.effort",
+    "max_tokens": "max_output_tokens",
+    "response_format": "text.format",
 }
 # Forwarded as given: another protocol's parameters (top_k, thinking, stop...), which the
 # openai SDK sends at the top level when a client puts them in its extra_body.

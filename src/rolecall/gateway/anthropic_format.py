@@ -276,9 +276,13 @@ def error_from_openai(status: int, body: Mapping[str, Any]) -> AnthropicError:
     return AnthropicError(status, error_body(status, str(message or "request failed")))
 
 
-def error_for_exception(exc: RolecallError, upstreams: Sequence[str] = ()) -> AnthropicError:
-    """The status and body for a router error, classified as the chat door does."""
-    mapped = openai_format.error_for_exception(exc, upstreams)
+def error_for_exception(
+    exc: RolecallError, upstreams: Sequence[str] = (), fields: Mapping[str, str] | None = None
+) -> AnthropicError:
+    """The status and body for a router error, classified as the chat door does (Anthropic's
+    shape has no ``param``: a parameter no provider takes is named in the message, by the
+    client's field, see :func:`openai_format.refused_field`)."""
+    mapped = openai_format.error_for_exception(exc, upstreams, fields)
     if mapped is None:  # a request the router refused before any call (UnknownParameter)
         return AnthropicError(400, error_body(400, exc.message))
     restated = error_from_openai(mapped.status, mapped.body)

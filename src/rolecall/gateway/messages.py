@@ -49,6 +49,7 @@ from rolecall.gateway._door import (
 )
 from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
 from rolecall.gateway._messages_request import (
+    ROUTER_FIELDS,
     MessagesRequest,
     RequestInvalid,
     parse_messages_request,
@@ -206,7 +207,7 @@ async def _stream(
 
 
 def _error_response(exc: RolecallError, role: str, hosts: tuple[str, ...]) -> Reply:
-    mapped = fmt.error_for_exception(exc, hosts)
+    mapped = fmt.error_for_exception(exc, hosts, ROUTER_FIELDS)
     headers = failure_headers(exc, role, mapped.retry_after)
     return json_reply(mapped.status, mapped.body, headers)
 

@@ -33,7 +33,9 @@ __all__ = [
     "finish_reason",
     "hide_upstreams",
     "model_list_body",
+    "naming_field",
     "parse_chat_request",
+    "refused_field",
     "retry_may_help",
     "upstream_hosts",
     "usage_body",
@@ -226,21 +228,47 @@ class ErrorReply:
     retry_after: float | None = None
 
 
-def error_for_exception(exc: Exception, upstreams: Sequence[str] = ()) -> ErrorReply | None:
+def error_for_exception(
+    exc: Exception, upstreams: Sequence[str] = (), fields: Mapping[str, str] | None = None
+) -> ErrorReply | None:
     """The HTTP status and body for a router error, or None when it is not one.
 
     Provider messages lose every URL and every address in ``upstreams`` (see
-    :func:`upstream_hosts`): a gateway client learns nothing of what is behind it.
+    :func:`upstream_hosts`): a gateway client learns nothing of what is behind it. A
+    request refused for a call parameter no provider takes names it in ``param`` as the
+    client wrote it: ``fields`` maps the router's names to the door's (see
+    :func:`refused_field`).
     """
     if isinstance(exc, NoProviderForRole):
         return ErrorReply(404, error_body(exc.message, "invalid_request_error", "no_provider"))
     if isinstance(exc, AllProvidersFailed):
-        return _all_failed(hide_upstreams(exc.message, upstreams), exc.errors)
+        return _all_failed(hide_upstreams(exc.message, upstreams), exc.errors, fields)
     if isinstance(exc, ProviderError):
         if not exc.provider and exc.kind is ErrorKind.BAD_REQUEST:  # refused before any call
             return ErrorReply(400, error_body(exc.message, "invalid_request_error", "bad_request"))
-        return _all_failed(hide_upstreams(exc.message, upstreams), [exc])
+        return _all_failed(hide_upstreams(exc.message, upstreams), [exc], fields)
     return None
+
+
+def refused_field(
+    errors: Sequence[ProviderError], fields: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """(the router's name, the client's field) of the first call parameter a provider
+    was not called for, or None. ``fields`` maps a router name to the field a door's
+    client wrote (the Responses API's ``text.verbosity`` is the router's ``verbosity``);
+    a name it does not map is the client's own."""
+    for error in errors:
+        if error.kind is ErrorKind.UNSUPPORTED and error.params:
+            name = error.params[0]
+            return name, (fields or {}).get(name, name)
+    return None
+
+
+def naming_field(message: str, refused: tuple[str, str] | None) -> str:
+    """``message``, led by the client's field when the router's messages call it otherwise."""
+    if refused is None or refused[0] == refused[1]:
+        return message
+    return f"{refused[1]} (passed on as '{refused[0]}'): {message}"
 
 
 # Failures the request causes wherever it is sent; OpenAI's codes for the one kind.
@@ -252,13 +280,18 @@ _REQUEST_FAULTS = {
 }
 
 
-def _all_failed(message: str, errors: Sequence[ProviderError]) -> ErrorReply:
+def _all_failed(
+    message: str, errors: Sequence[ProviderError], fields: Mapping[str, str] | None
+) -> ErrorReply:
     kinds = {e.kind for e in errors}
     if kinds and kinds <= _REQUEST_FAULTS.keys():
         # Every provider refused the request itself: the client's to change, not to retry
         # (clients retry a 5xx).
         code = _REQUEST_FAULTS[kinds.pop()] if len(kinds) == 1 else "bad_request"
-        return ErrorReply(400, error_body(message, "invalid_request_error", code))
+        refused = refused_field(errors, fields)
+        param = refused[1] if refused else None
+        body = error_body(naming_field(message, refused), "invalid_request_error", code, param)
+        return ErrorReply(400, body)
     if kinds == {ErrorKind.RATE_LIMIT}:
         waits = [e.retry_after for e in errors if e.retry_after is not None]
         body = error_body(message, "rate_limit_error", "rate_limit_exceeded")

@@ -43,6 +43,7 @@ from rolecall.gateway._door import (
 from rolecall.gateway._exchange import DoorRequest, header_value, json_reply
 from rolecall.gateway._responses import HTTPError, reply_headers
 from rolecall.gateway._responses_request import (
+    ROUTER_FIELDS,
     RequestInvalid,
     ResponsesRequest,
     parse_responses_request,
@@ -65,7 +66,8 @@ _MAX_WARNED = 64  # the types are the client's: past this many, no more lines (o
 
 
 def responses(gateway: Gateway, request: DoorRequest) -> Awaitable[DoorReply]:
-    return openai_door(gateway, request, _answer, "responses")  # no frame of its own
+    # No frame of its own.
+    return openai_door(gateway, request, _answer, "responses", ROUTER_FIELDS)
 
 
 async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -> DoorReply:

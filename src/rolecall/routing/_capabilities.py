@@ -214,6 +214,7 @@ class Capabilities:
             kind=ErrorKind.UNSUPPORTED,
             provider=pid,
             retryable=False,
+            params=names,
         )
 
 
