@@ -48,6 +48,7 @@ __all__ = [
     "door_endpoint",
     "failure_headers",
     "first_content",
+    "foreign_host",
     "name_request",
     "new_task_id",
     "no_key",
@@ -266,6 +267,16 @@ def name_request(reply: DoorReply, header: bytes, task_id: str) -> None:
         reply.head += header + b": " + value + b"\r\n"
     else:
         reply.raw_headers.append((header, value))
+
+
+def foreign_host(host: str | None) -> HTTPError:
+    """The 403 of a gateway without keys asked under a name that is not loopback: a web
+    page that pointed a name of its own at 127.0.0.1 (DNS rebinding)."""
+    message = (
+        f"Host {host!r} is not a loopback name and this gateway has no API keys: call it "
+        "as http://127.0.0.1:PORT (or localhost), or set gateway.keys"
+    )
+    return HTTPError(403, fmt.error_body(message, "permission_error", "foreign_host"))
 
 
 async def answered(reply: DoorReply) -> DoorReply:

@@ -30,8 +30,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
 from rolecall._text import visible
 from rolecall.errors import ConfigError, ConfigIssue, MissingExtra, RolecallError
@@ -49,7 +50,14 @@ from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.dashboard.routes import dashboard_routes
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyBudget
-from rolecall.gateway._door import DoorHandler, DoorReply, door_endpoint, no_key, refused
+from rolecall.gateway._door import (
+    DoorHandler,
+    DoorReply,
+    door_endpoint,
+    foreign_host,
+    no_key,
+    refused,
+)
 from rolecall.gateway._exchange import DoorRequest
 from rolecall.gateway._responses import HTTPError, json_response
 from rolecall.gateway._run import RUN_MAX_SECONDS, RUN_MAX_TASKS, GatewayRun
@@ -63,9 +71,10 @@ from rolecall.gateway.chat import chat_completions
 from rolecall.gateway.messages import messages, messages_routes
 from rolecall.gateway.models import error_response as models_error
 from rolecall.gateway.models import get_model, list_models
-from rolecall.gateway.prom import CONTENT_TYPE, GatewayMetrics
+from rolecall.gateway.prom import GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
 from rolecall.gateway.responses import responses
+from rolecall.gateway.status import healthz, prometheus
 
 if TYPE_CHECKING:
     from rolecall.config.schema import GatewayConfig, MetricsConfig, RolecallConfig
@@ -123,7 +132,7 @@ class Gateway:
         self._last_run_id: str | None = None  # after aclose(), the run it finished
         # A worker of `serve --workers N`: /metrics sums every worker's files in this directory.
         self._metrics_dir = metrics_dir
-        self._shared_metrics: SharedMetrics | None = None
+        self.shared_metrics: SharedMetrics | None = None
         self._slot: RouterSlot | None = None
         self._watcher: ConfigWatcher | None = None
         self._generations = 0
@@ -174,8 +183,8 @@ class Gateway:
         if self._metrics_dir is not None:
             from rolecall.gateway.prom_share import SharedMetrics
 
-            self._shared_metrics = SharedMetrics(self._metrics_dir, self.metrics)
-            self._shared_metrics.start()
+            self.shared_metrics = SharedMetrics(self._metrics_dir, self.metrics)
+            self.shared_metrics.start()
 
     async def aclose(self) -> None:
         """Stop watching, close every router generation, finish the run."""
@@ -189,7 +198,7 @@ class Gateway:
         if run is not None:
             self._last_run_id = run.run_id
             run.close()
-        shared, self._shared_metrics = self._shared_metrics, None
+        shared, self.shared_metrics = self.shared_metrics, None
         if shared is not None:  # after the requests in flight: its last counts are final
             await shared.stop()
         from rolecall.recording.sinks import flush_telemetry
@@ -322,8 +331,8 @@ class Gateway:
         """
         keys = self.generation.keys
         headers = request.headers
-        if not keys.enabled:
-            _refuse_foreign_host(headers.get("host"))
+        if not keys.enabled and not loopback_host_header(host := headers.get("host")):
+            raise foreign_host(host)
         if keys.allows(headers.get("authorization")):
             return True
         api_key = headers.get("x-api-key")
@@ -332,8 +341,8 @@ class Gateway:
     def door_authorized(self, request: DoorRequest) -> bool:
         """:meth:`authorized`, for a request to a front door."""
         keys = self.generation.keys
-        if not keys.enabled:
-            _refuse_foreign_host(request.header(b"host"))
+        if not keys.enabled and not loopback_host_header(host := request.header(b"host")):
+            raise foreign_host(host)
         if keys.allows(request.header(b"authorization")):
             return True
         api_key = request.header(b"x-api-key")
@@ -406,8 +415,8 @@ class Gateway:
                     self._guarded(lambda r: get_model(self, r), models_error),
                     methods=["GET"],
                 ),
-                Route("/metrics", self._guarded(self._metrics), methods=["GET"]),
-                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/metrics", self._guarded(partial(prometheus, self)), methods=["GET"]),
+                Route("/healthz", partial(healthz, self), methods=["GET"]),
                 *door_routes,
                 *dashboard_routes(self),
             ],
@@ -466,34 +475,6 @@ class Gateway:
             return door(request)  # a let-through request costs no frame of its own
 
         return guarded
-
-    async def _healthz(self, request: Request) -> Response:
-        body = {
-            "status": "ok",
-            "config_generation": self.generation.number,
-            "uptime_s": round(time.time() - self._started_at, 3),
-        }
-        return json_response(200, body)
-
-    async def _metrics(self, request: Request) -> Response:
-        from rolecall.health.memory import HealthState
-
-        generation = self.generation
-        health = generation.router.health
-        states = {pid: str(health.state(pid)) for pid in generation.config.providers}
-        self.metrics.set_health(states, get_args(HealthState))
-        shared = self._shared_metrics
-        text = self.metrics.render() if shared is None else shared.render()
-        return Response(text, media_type=CONTENT_TYPE)
-
-
-def _refuse_foreign_host(host: str | None) -> None:
-    if not loopback_host_header(host):
-        message = (
-            f"Host {host!r} is not a loopback name and this gateway has no API keys: call it "
-            "as http://127.0.0.1:PORT (or localhost), or set gateway.keys"
-        )
-        raise HTTPError(403, fmt.error_body(message, "permission_error", "foreign_host"))
 
 
 def create_app(
