@@ -7,27 +7,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_helpers import store_events
 
 from factories import attempt_event
-from rolecall.recording.store import open_store
 
 NOW = time.time()
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
-    return tmp_path
-
-
-def _store(*events: Any) -> None:
-    with open_store("sqlite:///.rolecall/rolecall.db") as store:
-        store.record(list(events))
 
 
 @pytest.mark.parametrize(
@@ -42,7 +29,7 @@ def test_a_closed_pipe_ends_the_command_with_0_and_no_noise(
     project: Path, args: tuple[str, ...]
 ) -> None:
     """``rolecall metrics | head -1``: far more output than a pipe buffers."""
-    _store(
+    store_events(
         *(attempt_event(run_id=f"run-{n}", model=f"model-{n:05d}", ts=NOW - n) for n in range(3000))
     )
     env = {**os.environ, "PYTHONPATH": SRC}

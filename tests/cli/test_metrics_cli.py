@@ -10,24 +10,17 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_helpers import run_cli, strict_json
 
 from factories import attempt_event
-from rolecall.cli import main
 from rolecall.errors import ErrorKind
 from rolecall.events import AttemptEvent
 from rolecall.recording.store import open_store
 
 NOW = time.time()
 HOUR = 3600.0
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _calls(
@@ -64,13 +57,6 @@ def _calls(
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
 def history(project: Path) -> list[AttemptEvent]:
     """Recent calls in two roles, plus ten-day-old calls; stored at the default path."""
     events = _calls("gpt", "coder", 388, 0.71, 900, NOW - 5 * HOUR, seed=1, cost=0.001)
@@ -85,7 +71,7 @@ def history(project: Path) -> list[AttemptEvent]:
 def test_metrics_json_agrees_with_events(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(capsys, "metrics", "--format", "json")
+    code, out, err = run_cli(capsys, "metrics", "--format", "json")
     assert code == 0, err
     rows = {(r["provider"], r["role"]): r for r in json.loads(out)}
     assert set(rows) == {("gpt", "coder"), ("claude", "coder"), ("gemini", "reviewer")}
@@ -103,31 +89,31 @@ def test_metrics_json_agrees_with_events(
     assert rows[("gemini", "reviewer")]["cost_usd"] is None
     assert set(gpt["latency_ms"]) == {"avg", "p50", "p95", "p99"}
     # --json is the same as --format json
-    assert json.loads(_cli(capsys, "metrics", "--json")[1]) == json.loads(out)
+    assert json.loads(run_cli(capsys, "metrics", "--json")[1]) == json.loads(out)
 
 
 def test_metrics_filters_and_grouping(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics", "--since", "7d", "--json", "--provider", "gpt")
+    code, out, _ = run_cli(capsys, "metrics", "--since", "7d", "--json", "--provider", "gpt")
     assert code == 0
     [gpt] = json.loads(out)
     assert gpt["requests"] == 388  # the ten-day-old calls are outside the window
-    code, out, _ = _cli(capsys, "metrics", "--since", "24h", "--json")
+    code, out, _ = run_cli(capsys, "metrics", "--since", "24h", "--json")
     assert {r["provider"] for r in json.loads(out)} == {"gpt", "claude"}
-    code, out, _ = _cli(capsys, "metrics", "--role", "reviewer", "--json")
+    code, out, _ = run_cli(capsys, "metrics", "--role", "reviewer", "--json")
     assert [r["provider"] for r in json.loads(out)] == ["gemini"]
-    code, out, _ = _cli(capsys, "metrics", "--by", "model", "--json")
+    code, out, _ = run_cli(capsys, "metrics", "--by", "model", "--json")
     assert sorted(r["model"] for r in json.loads(out)) == ["claude-m", "gemini-m", "gpt-m"]
     iso_until = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(NOW - 9 * 86400))
-    code, out, _ = _cli(capsys, "metrics", "--until", iso_until, "--json")
+    code, out, _ = run_cli(capsys, "metrics", "--until", iso_until, "--json")
     assert [(r["provider"], r["requests"]) for r in json.loads(out)] == [("gpt", 50)]
 
 
 def test_metrics_table_and_csv(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics")
+    code, out, _ = run_cli(capsys, "metrics")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["provider", "role", "requests", "success", "failures"]
@@ -135,7 +121,7 @@ def test_metrics_table_and_csv(
     assert "reviewer" in gemini and "30" in gemini and gemini.rstrip().endswith("-")
     gemini_failures = 30 - sum(1 for e in history if e.provider == "gemini" and e.outcome == "ok")
     assert f" {gemini_failures} (overloaded {gemini_failures})" in gemini
-    code, out, _ = _cli(capsys, "metrics", "--format", "csv")
+    code, out, _ = run_cli(capsys, "metrics", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["provider"] for r in rows} == {"gpt", "claude", "gemini"}
     claude = next(r for r in rows if r["provider"] == "claude")
@@ -166,7 +152,7 @@ def test_metrics_table_and_csv(
 def test_bad_input_is_one_line_exit_2(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    code, out, err = _cli(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 2 and out == ""
     first, *rest = err.splitlines()
     assert first.startswith("error: ") and message in err
@@ -177,7 +163,7 @@ def test_bad_input_is_one_line_exit_2(
 def test_an_unsupported_store_url_is_one_line_naming_the_option(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _cli(capsys, "metrics", "--store", "mysql://u:pw-secret-123@h/db")
+    code, _, err = run_cli(capsys, "metrics", "--store", "mysql://u:pw-secret-123@h/db")
     [line] = err.splitlines()
     assert code == 2 and line.startswith("error: --store: unsupported metrics store URL")
 
@@ -186,7 +172,7 @@ def test_postgres_without_psycopg_names_the_extra(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
-    code, _, err = _cli(capsys, "metrics", "--store", "postgresql://u@127.0.0.1:1/db")
+    code, _, err = run_cli(capsys, "metrics", "--store", "postgresql://u@127.0.0.1:1/db")
     assert code == 2 and "pip install 'rolecall[postgres]'" in err and len(err.splitlines()) == 1
 
 
@@ -200,7 +186,7 @@ def test_a_store_missing_a_table_is_one_line_naming_the_file(
     conn.close()
     before = path.read_bytes()
     for args in (["metrics", "--since", "1h"], ["metrics", "trend", "--bucket", "hour"]):
-        code, out, err = _cli(capsys, *args)
+        code, out, err = run_cli(capsys, *args)
         [line] = err.splitlines()
         assert code == 1 and out == ""
         assert line.startswith(f"error: cannot read the metrics store {path}: no such table")
@@ -218,17 +204,17 @@ def test_a_database_of_another_application_is_refused_and_kept(
     conn.close()
     before = path.read_bytes()
     for args in (["metrics"], ["metrics", "advise"], ["runs", "list"]):
-        code, out, err = _cli(capsys, *args, "--store", f"sqlite:///{path}")
+        code, out, err = run_cli(capsys, *args, "--store", f"sqlite:///{path}")
         [line] = err.splitlines()
         assert code == 1 and out == "" and "is not a rolecall metrics store" in line
     assert path.read_bytes() == before
 
 
 def test_no_store_yet(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli(capsys, "metrics")[1].strip() == "no metrics recorded yet"
-    assert json.loads(_cli(capsys, "metrics", "--json")[1]) == []
-    assert json.loads(_cli(capsys, "metrics", "trend", "--json")[1]) == []
-    code, out, _ = _cli(capsys, "metrics", "advise")
+    assert run_cli(capsys, "metrics")[1].strip() == "no metrics recorded yet"
+    assert json.loads(run_cli(capsys, "metrics", "--json")[1]) == []
+    assert json.loads(run_cli(capsys, "metrics", "trend", "--json")[1]) == []
+    code, out, _ = run_cli(capsys, "metrics", "advise")
     assert code == 0 and "too little data" in out
     assert not (project / ".rolecall").exists()
 
@@ -236,19 +222,21 @@ def test_no_store_yet(project: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_trend_has_several_buckets(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--json")
+    code, out, _ = run_cli(capsys, "metrics", "trend", "--bucket", "hour", "--json")
     assert code == 0
     rows = json.loads(out)
     buckets = {r["bucket"] for r in rows}
     assert len(buckets) >= 2
     assert sum(r["requests"] for r in rows) == 830  # the last 48 hours by default
-    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "day", "--since", "30d", "--json")
+    code, out, _ = run_cli(
+        capsys, "metrics", "trend", "--bucket", "day", "--since", "30d", "--json"
+    )
     assert sum(r["requests"] for r in json.loads(out)) == 880
     assert len({r["bucket"] for r in json.loads(out)}) >= 2
-    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "hour")
+    code, out, _ = run_cli(capsys, "metrics", "trend", "--bucket", "hour")
     assert out.splitlines()[0].split()[:4] == ["hour", "(UTC)", "provider", "role"]
     # Options given before the subcommand name apply to it.
-    code, out, _ = _cli(capsys, "metrics", "--provider", "gemini", "trend", "--json")
+    code, out, _ = run_cli(capsys, "metrics", "--provider", "gemini", "trend", "--json")
     assert {r["provider"] for r in json.loads(out)} == {"gemini"}
 
 
@@ -256,19 +244,21 @@ def test_trend_until_alone_shows_the_default_window_ending_then(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--until without --since: 30 days (48 hours by the hour) up to that time."""
-    code, out, err = _cli(capsys, "metrics", "trend", "--until", "9d", "--json")
+    code, out, err = run_cli(capsys, "metrics", "trend", "--until", "9d", "--json")
     assert (code, err) == (0, "")
     assert sum(r["requests"] for r in json.loads(out)) == 50  # the ten-day-old calls only
-    code, out, err = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--until", "4h")
+    code, out, err = run_cli(capsys, "metrics", "trend", "--bucket", "hour", "--until", "4h")
     assert (code, err) == (0, "")
     assert "gpt" in out and "gemini" in out
-    assert _cli(capsys, "metrics", "trend", "--bucket", "hour", "--until", "3d")[0] == 0
+    assert run_cli(capsys, "metrics", "trend", "--bucket", "hour", "--until", "3d")[0] == 0
 
 
 def test_trend_plot_in_the_terminal(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--plot", "--metric", "p95")
+    code, out, _ = run_cli(
+        capsys, "metrics", "trend", "--bucket", "hour", "--plot", "--metric", "p95"
+    )
     assert code == 0
     title, *series = out.splitlines()
     assert title.startswith("p95 latency (ms) per hour")
@@ -280,7 +270,7 @@ def test_trend_png(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], project: Path
 ) -> None:
     pytest.importorskip("matplotlib")
-    code, out, err = _cli(capsys, "metrics", "trend", "--bucket", "hour", "--png", "t.png")
+    code, out, err = run_cli(capsys, "metrics", "trend", "--bucket", "hour", "--png", "t.png")
     assert code == 0, err
     assert (project / "t.png").read_bytes().startswith(b"\x89PNG")
     assert out.strip() == "wrote t.png"
@@ -290,18 +280,18 @@ def test_trend_png_refuses_a_directory_and_reports_what_it_wrote(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], project: Path
 ) -> None:
     (project / "charts").mkdir()
-    code, out, err = _cli(capsys, "metrics", "trend", "--png", "charts")
+    code, out, err = run_cli(capsys, "metrics", "trend", "--png", "charts")
     assert code == 2 and out == ""
     assert err.strip() == (
         "error: --png 'charts' is a directory: give a file name such as charts/trend.png"
     )
     assert not (project / "charts.png").exists()
     pytest.importorskip("matplotlib")
-    code, out, err = _cli(capsys, "metrics", "trend", "--png", "charts/Trend.PNG")
+    code, out, err = run_cli(capsys, "metrics", "trend", "--png", "charts/Trend.PNG")
     assert code == 0, err
     assert out.strip() == "wrote charts/Trend.PNG"
     assert (project / "charts" / "Trend.PNG").read_bytes().startswith(b"\x89PNG")
-    code, out, err = _cli(capsys, "metrics", "trend", "--png", "missing/t.png")
+    code, out, err = run_cli(capsys, "metrics", "trend", "--png", "missing/t.png")
     assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert "cannot write missing/t.png" in err and "Traceback" not in err
 
@@ -310,7 +300,7 @@ def test_trend_png_without_matplotlib_names_it(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    code, _, err = _cli(capsys, "metrics", "trend", "--png", "t.png")
+    code, _, err = run_cli(capsys, "metrics", "trend", "--png", "t.png")
     assert (
         code == 2 and err.strip() == "error: --png needs matplotlib: pip install 'rolecall[plot]'"
     )
@@ -319,12 +309,12 @@ def test_trend_png_without_matplotlib_names_it(
 def test_advise_names_the_weak_pair(
     history: list[AttemptEvent], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics", "advise", "--since", "7d")
+    code, out, _ = run_cli(capsys, "metrics", "advise", "--since", "7d")
     assert code == 0
     assert "role coder: gpt is worse than claude on success" in out
     assert "suggest: roles.coder.provider: claude (success" in out
     assert "over 412 vs 388 calls" in out
-    code, out, _ = _cli(capsys, "metrics", "advise", "--json")
+    code, out, _ = run_cli(capsys, "metrics", "advise", "--json")
     findings = json.loads(out)
     weak = next(f for f in findings if f["metric"] == "success_rate")
     assert (weak["role"], weak["provider"], weak["better"]) == ("coder", "gpt", "claude")
@@ -336,10 +326,10 @@ def test_advise_judges_only_the_role_asked_for(
 ) -> None:
     filters = ["--role", "reviewer"]
     args = [*filters, "advise"] if where == "before" else ["advise", *filters]
-    code, out, err = _cli(capsys, "metrics", *args, "--json")
+    code, out, err = run_cli(capsys, "metrics", *args, "--json")
     assert code == 0, err
     assert json.loads(out) == []  # the coder findings are not about the reviewer role
-    code, out, _ = _cli(capsys, "metrics", *args)
+    code, out, _ = run_cli(capsys, "metrics", *args)
     assert "role coder" not in out
     assert "no provider does clearly worse than another in the same role" in out
 
@@ -351,7 +341,7 @@ def test_advise_for_one_provider_shows_the_findings_about_it(
     def advise(provider: str, *more: str) -> tuple[int, str, str]:
         filters = ["--provider", provider]
         args = [*filters, "advise"] if where == "before" else ["advise", *filters]
-        return _cli(capsys, "metrics", *args, *more)
+        return run_cli(capsys, "metrics", *args, *more)
 
     code, out, _ = advise("gpt", "--json")
     assert code == 0
@@ -371,20 +361,13 @@ def test_advise_with_too_little_data(project: Path, capsys: pytest.CaptureFixtur
             _calls("gpt", "coder", 8, 0.5, 900, NOW - HOUR, seed=1)
             + _calls("claude", "coder", 6, 1.0, 300, NOW - HOUR, seed=2)
         )
-    code, out, _ = _cli(capsys, "metrics", "advise")
+    code, out, _ = run_cli(capsys, "metrics", "advise")
     assert code == 0
     assert "role coder: too little data to judge (calls: claude 6, gpt 8)" in out
     assert "no provider does clearly worse" in out
 
 
 # -- figures no clock gives ----------------------------------------------------------------
-
-
-def _strict_json(text: str) -> Any:
-    def refuse(name: str) -> None:
-        raise AssertionError(f"{name} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture
@@ -410,9 +393,9 @@ def huge_figures(project: Path) -> Path:
 def test_an_infinite_figure_is_json_null(
     huge_figures: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
 ) -> None:
-    code, out, _ = _cli(capsys, *args)
+    code, out, _ = run_cli(capsys, *args)
     assert code == 0
-    (row,) = _strict_json(out)
+    (row,) = strict_json(out)
     assert row["latency_ms"]["avg"] is None
     assert row["cost_usd"] is None
     assert row["requests"] == 2
@@ -423,7 +406,7 @@ def test_a_huge_cost_keeps_its_table_row_short(
 ) -> None:
     with open_store("sqlite:///.rolecall/rolecall.db") as store:
         store.record([attempt_event(cost_usd=1e300)])
-    code, out, _ = _cli(capsys, "metrics")
+    code, out, _ = run_cli(capsys, "metrics")
     assert code == 0
     _, row = out.splitlines()
     assert len(row) < 150
@@ -433,7 +416,7 @@ def test_a_huge_cost_keeps_its_table_row_short(
 def test_an_infinite_cost_leaves_a_gap_in_the_chart(
     huge_figures: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics", "trend", "--plot", "--metric", "cost")
+    code, out, _ = run_cli(capsys, "metrics", "trend", "--plot", "--metric", "cost")
     assert code == 0
     title, line = out.splitlines()
     assert title.startswith("cost (USD) per day")

@@ -7,21 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 from factories import attempt_event, task_event
-from rolecall.cli import main
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.recording.recorder import Recorder
 from rolecall.recording.store import open_store
 
 T0 = time.time() - 3600
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _record_workflow(base: Path, run_id: str = "20260101-120000-abc123") -> None:
@@ -110,17 +104,9 @@ def _record_workflow(base: Path, run_id: str = "20260101-120000-abc123") -> None
     recorder.close()
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with no config file: the default store path is used."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
-    return tmp_path
-
-
 def test_runs_show_json_shape(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _record_workflow(project)
-    code, out, err = _cli(capsys, "runs", "show", "20260101-120000-abc123", "--json")
+    code, out, err = run_cli(capsys, "runs", "show", "20260101-120000-abc123", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert {"run_id", "status", "started_at", "finished_at", "tasks"} <= set(data)
@@ -159,7 +145,7 @@ def test_runs_show_json_shape(project: Path, capsys: pytest.CaptureFixture[str])
 
 def test_runs_show_table_and_prefix(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _record_workflow(project)
-    code, out, _ = _cli(capsys, "runs", "show", "20260101-12")
+    code, out, _ = run_cli(capsys, "runs", "show", "20260101-12")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "run 20260101-120000-abc123 (workflow): ok"
@@ -174,13 +160,13 @@ def test_runs_show_table_and_prefix(project: Path, capsys: pytest.CaptureFixture
 def test_runs_list(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _record_workflow(project, "20260101-aaaa")
     _record_workflow(project, "20260102-bbbb")
-    code, out, _ = _cli(capsys, "runs", "list", "--json")
+    code, out, _ = run_cli(capsys, "runs", "list", "--json")
     assert code == 0
     runs = json.loads(out)
     assert [r["run_id"] for r in runs] == ["20260102-bbbb", "20260101-aaaa"]
     assert (runs[0]["tasks"], runs[0]["attempts"], runs[0]["handovers"]) == (2, 4, 1)
     assert runs[0]["status"] == "ok" and runs[0]["kind"] == "workflow"
-    code, out, _ = _cli(capsys, "runs", "list", "--limit", "1")
+    code, out, _ = run_cli(capsys, "runs", "list", "--limit", "1")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["run", "kind", "status"]
@@ -206,7 +192,7 @@ def test_runs_errors_are_one_line_exit_2(
 ) -> None:
     _record_workflow(project, "20260101-aaaa")
     _record_workflow(project, "20260102-bbbb")
-    code, out, err = _cli(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 2
     assert out == ""
     first, *rest = err.splitlines()
@@ -216,20 +202,20 @@ def test_runs_errors_are_one_line_exit_2(
 
 
 def test_no_store_yet(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _cli(capsys, "runs", "list")
+    code, out, _ = run_cli(capsys, "runs", "list")
     assert (code, out.strip()) == (0, "no runs recorded yet")
-    assert _cli(capsys, "runs", "list", "--json")[1].strip() == "[]"
+    assert run_cli(capsys, "runs", "list", "--json")[1].strip() == "[]"
     assert not (project / ".rolecall").exists()  # reading creates nothing
 
 
 def test_show_falls_back_to_the_run_log(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _record_workflow(project, "logged-run")
     (project / ".rolecall" / "rolecall.db").unlink()
-    code, out, err = _cli(capsys, "runs", "show", "logged", "--json")
+    code, out, err = run_cli(capsys, "runs", "show", "logged", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert data["run_id"] == "logged-run" and len(data["tasks"]) == 2
-    code, out, _ = _cli(capsys, "runs", "list", "--json")
+    code, out, _ = run_cli(capsys, "runs", "list", "--json")
     assert [r["run_id"] for r in json.loads(out)] == ["logged-run"]
 
 
@@ -245,13 +231,13 @@ def test_a_damaged_run_log_shows_what_it_can_and_says_what_it_skipped(
     log.write_text("".join(lines))
     damaged = log.read_bytes()
     for args in (["runs", "show", "logged-run"], ["runs", "show", "logged-run", "--json"]):
-        code, out, err = _cli(capsys, *args)
+        code, out, err = run_cli(capsys, *args)
         assert code == 0 and "Traceback" not in err
         [note] = err.splitlines()
         assert note.startswith("note: run logged-run: skipped 2 unreadable lines of ")
         assert str(Path(".rolecall") / "runs" / "logged-run.jsonl") in note
         assert "gen-1" in out
-    code, out, err = _cli(capsys, "runs", "list")
+    code, out, err = run_cli(capsys, "runs", "list")
     assert code == 0 and "logged-run" in out and "skipped 2 unreadable lines" in err
     assert log.read_bytes() == damaged
 
@@ -274,13 +260,13 @@ def test_config_metrics_url_is_used_even_without_provider_keys(
 
     with pytest.raises(ConfigError, match="ROLECALL_TEST_UNSET_KEY"):
         load_config()  # the provider section is unusable here ...
-    code, out, err = _cli(capsys, "runs", "list", "--json")
+    code, out, err = run_cli(capsys, "runs", "list", "--json")
     assert code == 0, err  # ... but the metrics section is all these commands need
     assert [r["run_id"] for r in json.loads(out)] == ["from-config"]
 
 
 def test_missing_config_file_is_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _cli(capsys, "runs", "list", "-c", "missing.yaml")
+    code, _, err = run_cli(capsys, "runs", "list", "-c", "missing.yaml")
     assert code == 2 and "missing.yaml" in err
 
 
@@ -288,5 +274,5 @@ def test_store_option_overrides_config(project: Path, capsys: pytest.CaptureFixt
     db = project / "other.db"
     with open_store(f"sqlite:///{db}") as store:
         store.start_run("via-option", "gateway", started_at=T0)
-    code, out, _ = _cli(capsys, "runs", "list", "--json", "--store", f"sqlite:///{db}")
+    code, out, _ = run_cli(capsys, "runs", "list", "--json", "--store", f"sqlite:///{db}")
     assert code == 0 and json.loads(out)[0]["kind"] == "gateway"

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_cli, store_events, strict_json
 
 from factories import attempt_event
-from rolecall.cli import main
-from rolecall.recording.store import open_store
 
 NOW = time.time()
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -34,34 +33,9 @@ SHOWN = "ev\\x1b[31mil\\x1b]0;owned\\x07\\u202eRTL\\nnext\\r\\x9bx"
 UNSHOWABLE = ("\x1b", "\x07", "\u202e", "\r", "\x9b")
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _strict_json(text: str) -> Any:
-    def refuse(name: str) -> None:
-        raise AssertionError(f"{name} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
-    return tmp_path
-
-
-def _store(*events: Any) -> None:
-    with open_store("sqlite:///.rolecall/rolecall.db") as store:
-        store.record(list(events))
-
-
 @pytest.fixture
 def hostile_names(project: Path) -> Path:
-    _store(
+    store_events(
         attempt_event(run_id="run-h", provider=HOSTILE, role=HOSTILE, model=HOSTILE, ts=NOW - 60),
         attempt_event(run_id="run-h", task_id="t2", model="m[/bold]x[red]", ts=NOW - 50),
     )
@@ -86,7 +60,7 @@ def _no_control_characters(text: str) -> None:
 def test_stored_names_print_with_control_characters_escaped(
     hostile_names: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
 ) -> None:
-    code, out, _ = _cli(capsys, *args)
+    code, out, _ = run_cli(capsys, *args)
     assert code == 0
     _no_control_characters(out)
     assert SHOWN in out
@@ -95,10 +69,10 @@ def test_stored_names_print_with_control_characters_escaped(
 def test_json_escapes_c1_and_bidi_controls_and_keeps_the_value(
     hostile_names: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _cli(capsys, "metrics", "--json", "--by", "provider,role,model")
+    code, out, _ = run_cli(capsys, "metrics", "--json", "--by", "provider,role,model")
     assert code == 0
     _no_control_characters(out)
-    assert HOSTILE in [row["model"] for row in _strict_json(out)]
+    assert HOSTILE in [row["model"] for row in strict_json(out)]
 
 
 def _on_a_terminal(cwd: Path, *args: str, **env: str) -> tuple[int, str, bytes]:
@@ -146,7 +120,7 @@ def test_a_terminal_too_narrow_for_the_table_gets_every_figure(hostile_names: Pa
 
 def test_a_terminal_that_takes_only_ascii_gets_a_plain_table(project: Path) -> None:
     """A terminal in a non-UTF-8 locale: a model name with an accent still prints."""
-    _store(attempt_event(model="modèle-é", ts=NOW - 60))
+    store_events(attempt_event(model="modèle-é", ts=NOW - 60))
     code, out, err = _on_a_terminal(
         project,
         "metrics",
@@ -203,7 +177,7 @@ def hostile_provider(project: Path) -> Iterator[Path]:
 def test_a_provider_error_prints_with_control_characters_escaped(
     hostile_provider: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(capsys, "ask", "coder", "hi", "--offline")
+    code, out, err = run_cli(capsys, "ask", "coder", "hi", "--offline")
     assert code == 1
     assert out == ""
     _no_control_characters(err)

@@ -6,46 +6,18 @@ and trends: the time shows as ``-`` in a table and ``null`` in JSON, not a trace
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_helpers import run_cli, store_events, strict_json
 
 from factories import attempt_event
-from rolecall.cli import main
-from rolecall.recording.store import open_store
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _strict_json(text: str) -> Any:
-    def refuse(name: str) -> None:
-        raise AssertionError(f"{name} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ROLECALL_CONFIG", raising=False)
-    return tmp_path
-
-
-def _store(*events: Any) -> None:
-    with open_store("sqlite:///.rolecall/rolecall.db") as store:
-        store.record(list(events))
 
 
 @pytest.fixture
 def far_times(project: Path) -> Path:
     """Calls stamped far past year 9999 and before year 1, as a broken clock would."""
-    _store(
+    store_events(
         attempt_event(run_id="run-far", ts=1e15),
         attempt_event(run_id="run-past", ts=-1e14),
     )
@@ -67,10 +39,10 @@ def far_times(project: Path) -> Path:
 def test_times_past_the_calendar_show_as_unknown(
     far_times: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
 ) -> None:
-    code, out, _ = _cli(capsys, *args)
+    code, out, _ = run_cli(capsys, *args)
     assert code == 0
     if "--json" in args:
-        data = _strict_json(out)
+        data = strict_json(out)
         rows = data if isinstance(data, list) else [data]
         assert rows
         assert all(row.get("started_at", row.get("bucket")) is None for row in rows)
@@ -81,7 +53,7 @@ def test_times_past_the_calendar_show_as_unknown(
 @pytest.fixture
 def far_and_now(project: Path) -> Path:
     """One call stamped far past year 9999 and one stamped now, in one store."""
-    _store(attempt_event(run_id="run-far", ts=1e15), attempt_event(run_id="run-now"))
+    store_events(attempt_event(run_id="run-far", ts=1e15), attempt_event(run_id="run-now"))
     return project
 
 
@@ -91,7 +63,7 @@ def test_the_terminal_chart_of_a_span_past_the_calendar_stays_small(
 ) -> None:
     """Billions of hours from now to the broken clock's time: the chart builds only the
     120 columns it shows, not every bucket of the span first."""
-    code, out, err = _cli(
+    code, out, err = run_cli(
         capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", bucket, "--plot"
     )
     assert code == 0 and err == ""
@@ -106,7 +78,7 @@ def test_a_png_leaves_out_buckets_past_the_calendar(
 ) -> None:
     pytest.importorskip("matplotlib", reason="--png needs rolecall[plot]")
     path = request.getfixturevalue(stored) / "trend.png"
-    code, out, err = _cli(
+    code, out, err = run_cli(
         capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", "day", "--png", str(path)
     )
     assert (code, err) == (0, "")
