@@ -99,6 +99,24 @@ def test_strip_fence_only_strips_one_surrounding_fence() -> None:
     assert strip_fence("plain") == "plain"
 
 
+@pytest.mark.parametrize(
+    ("answer", "content"),
+    [
+        # What the embedded model wrote in the demo: its code, then the request to continue.
+        (
+            "```python\nimport os\nimport```\n\nYour answer was cut off. Continue exactly.",
+            "import os\nimport",
+        ),
+        ("```python\nx = 1\n```\n\nThis program prints x.", "x = 1\n"),
+        ("```python\nx = 1\ny = ", "x = 1\ny = "),  # cut off: the fence never closes
+    ],
+)
+def test_an_answer_opening_with_a_fence_keeps_the_code_before_its_close(
+    answer: str, content: str
+) -> None:
+    assert strip_fence(answer) == content
+
+
 def test_questions_keep_the_usable_entries() -> None:
     from rolecall.workflow.prompts import parse_questions
 

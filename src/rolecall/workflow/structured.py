@@ -44,15 +44,18 @@ class Asker(Protocol):
 def strip_fence(text: str) -> str:
     """The text inside one Markdown code fence wrapping the whole answer, else the text.
 
-    An answer that opens a fence and never closes it (cut off at the token limit) loses
-    the opening line, so a cut-off file does not start with ```python.
+    An answer that opens with a fence keeps what comes before the first closing one: a
+    model may write prose after its code (or echo the request to continue), and an answer
+    cut off at the token limit never closes its fence. Either way the file does not start
+    with ```python.
     """
     match = _FENCE.match(text)
     if match:
         return match.group(1)
     opening, newline, rest = text.lstrip().partition("\n")
-    if _OPENING.match(opening) and newline and "```" not in rest:
-        return rest
+    if _OPENING.match(opening) and newline:
+        end = rest.find("```")
+        return rest if end < 0 else rest[:end]
     return text
 
 
