@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sim_trio import fresh, providers_for, started_sims
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind
@@ -14,41 +15,20 @@ from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.types import Attempt
 
-KEY = "test-key"
-PROTOCOLS = {"gpt": "openai", "claude": "anthropic", "gemini": "google"}
-
 
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, SimServer]]:
-    servers = {
-        pid: SimServer(protocol, api_key=KEY, reply=f"hello from {pid}")  # type: ignore[arg-type]
-        for pid, protocol in PROTOCOLS.items()
-    }
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with started_sims() as servers:
+        yield servers
 
 
 @pytest.fixture(autouse=True)
 def _clean(sims: dict[str, SimServer]) -> None:
-    for server in sims.values():
-        server.clear()
-        server.reset_stats()
+    fresh(sims)
 
 
 def _router(sims: dict[str, SimServer], **extra: Any) -> Router:
-    providers = {
-        pid: {
-            "type": PROTOCOLS[pid],
-            "model": "sim-model",
-            "api_key": KEY,
-            "base_url": server.base_url,
-            "timeout": 5,
-        }
-        for pid, server in sims.items()
-    }
+    providers = providers_for(sims)
     config = RolecallConfig.model_validate(
         {
             "providers": providers,

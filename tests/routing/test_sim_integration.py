@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from sim_trio import KEY, PROTOCOLS, fresh, providers_for, started_sims
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import (
@@ -27,28 +28,16 @@ from rolecall.events import event_to_dict
 from rolecall.routing.router import Router
 from rolecall.sim import Fault, SimServer
 
-KEY = "test-key"
-PROTOCOLS = {"gpt": "openai", "claude": "anthropic", "gemini": "google"}
-
 
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, SimServer]]:
-    servers = {
-        pid: SimServer(protocol, api_key=KEY, reply=f"hello from {pid}")  # type: ignore[arg-type]
-        for pid, protocol in PROTOCOLS.items()
-    }
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+    with started_sims() as servers:
+        yield servers
 
 
 @pytest.fixture(autouse=True)
 def _clean(sims: dict[str, SimServer]) -> None:
-    for server in sims.values():
-        server.clear()
-        server.reset_stats()
+    fresh(sims)
 
 
 def _config(
@@ -57,16 +46,7 @@ def _config(
     keys: dict[str, str] | None = None,
     **extra: Any,
 ) -> RolecallConfig:
-    providers = {
-        pid: {
-            "type": PROTOCOLS[pid],
-            "model": "sim-model",
-            "api_key": (keys or {}).get(pid, KEY),
-            "base_url": server.base_url,
-            "timeout": 5,
-        }
-        for pid, server in sims.items()
-    }
+    providers = providers_for(sims, keys)
     return RolecallConfig.model_validate(
         {
             "providers": providers,
