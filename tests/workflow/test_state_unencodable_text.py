@@ -5,18 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from workflow_helpers import Team, plan_files, write_config
+from workflow_helpers import ROLES, Team, plan_files, write_config
 
 from rolecall.sim import SimServer
 from rolecall.workflow import Workflow
 from rolecall.workflow.state import RunState
-
-ROLES = {
-    "clarifier": {"provider": "gem"},
-    "planner": {"provider": "claude"},
-    "reviewer": {"provider": "claude"},
-    "coder": {"provider": "gpt"},
-}
 
 
 async def test_an_output_dir_named_in_no_utf8_is_saved_with_the_state(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_helpers import Team, plan_files, write_config
+from workflow_helpers import ROLES, Team, plan_files, write_config
 
 from rolecall.cli import main
 from rolecall.routing.router import Router
@@ -146,13 +146,7 @@ async def test_a_cut_off_file_that_opened_a_code_fence_is_written_without_it(
     for server in sims.values():
         server.responder = team
     sims["gpt"].responder = FencedCutCoder(team)
-    roles = {
-        "clarifier": {"provider": "gem"},
-        "planner": {"provider": "claude"},
-        "reviewer": {"provider": "claude"},
-        "coder": {"provider": "gpt"},
-    }
-    config = write_config(tmp_path, sims, roles)
+    config = write_config(tmp_path, sims, ROLES)
     out = tmp_path / "out"
     result = await Workflow(config_path=config, output_dir=out).run(spec_file)
 
@@ -174,13 +168,7 @@ async def test_runs_show_counts_every_call_of_a_continued_file(
     for server in sims.values():
         server.responder = team
     sims["gpt"].responder = CutCoder(team)
-    roles = {
-        "clarifier": {"provider": "gem"},
-        "planner": {"provider": "claude"},
-        "reviewer": {"provider": "claude"},
-        "coder": {"provider": "gpt"},
-    }
-    config = write_config(tmp_path, sims, roles)
+    config = write_config(tmp_path, sims, ROLES)
     result = await Workflow(config_path=config, output_dir=tmp_path / "out").run(spec_file)
     records = {r.name: r for r in result.records}
 

@@ -12,18 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_helpers import Team, plan_files, write_config
+from workflow_helpers import ROLES, Team, plan_files, write_config
 
 from rolecall.sim import SimServer
 from rolecall.workflow import Workflow
 from rolecall.workflow.verify import network_isolation
 
-ROLES = {
-    "clarifier": {"provider": "gem"},
-    "planner": {"provider": "claude"},
-    "reviewer": {"provider": "claude"},
-    "coder": {"provider": "gpt"},
-}
 _FILE = re.compile(r"File to (write|fix): `([^`]+)`")
 
 WRONG = "def add(a, b):\n    return a - b\n"

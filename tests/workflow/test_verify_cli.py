@@ -6,17 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from workflow_helpers import SPEC, Team, plan_files, write_config
+from workflow_helpers import ROLES, SPEC, Team, plan_files, write_config
 
 from rolecall.cli import main
 from rolecall.sim import SimServer
-
-ROLES = {
-    "clarifier": {"provider": "gem"},
-    "planner": {"provider": "claude"},
-    "reviewer": {"provider": "claude"},
-    "coder": {"provider": "gpt"},
-}
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

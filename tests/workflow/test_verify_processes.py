@@ -11,18 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from workflow_helpers import Team, plan_files, write_config
+from workflow_helpers import ROLES, Team, plan_files, write_config
 
 from rolecall.sim import SimServer
 from rolecall.workflow import Workflow
 from rolecall.workflow.verify import network_isolation
-
-ROLES = {
-    "clarifier": {"provider": "gem"},
-    "planner": {"provider": "claude"},
-    "reviewer": {"provider": "claude"},
-    "coder": {"provider": "gpt"},
-}
 
 
 def sleeper(pid_file: str, *, setsid: bool = False) -> str:

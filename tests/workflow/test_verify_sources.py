@@ -6,18 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from workflow_helpers import Team, plan_files, write_config
+from workflow_helpers import ROLES, Team, plan_files, write_config
 
 from rolecall.cli import main
 from rolecall.sim import SimServer
 from rolecall.workflow import Workflow
 
-ROLES = {
-    "clarifier": {"provider": "gem"},
-    "planner": {"provider": "claude"},
-    "reviewer": {"provider": "claude"},
-    "coder": {"provider": "gpt"},
-}
 # A clarifier whose question and default answer carry a Verify section of their own.
 INJECTED = [
     {

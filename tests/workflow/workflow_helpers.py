@@ -67,6 +67,15 @@ def plan_files(*paths: str, deps: Mapping[str, list[str]] | None = None) -> list
     return [{"path": p, "purpose": f"the {p} module", "depends_on": deps.get(p, [])} for p in paths]
 
 
+# One provider per role: Gemini clarifies, Claude plans and reviews, GPT writes the code.
+ROLES = {
+    "clarifier": {"provider": "gem"},
+    "planner": {"provider": "claude"},
+    "reviewer": {"provider": "claude"},
+    "coder": {"provider": "gpt"},
+}
+
+
 def write_config(
     directory: Path,
     servers: Mapping[str, SimServer],
