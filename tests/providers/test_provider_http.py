@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import AsyncIterator, Iterable
 
 import pytest
@@ -339,12 +338,10 @@ async def test_max_concurrency_requests_share_one_pool_in_parallel() -> None:
         provider = build_provider("p", config)
         assert isinstance(provider, OpenAIProvider)
         request = ChatRequest((Message("user", "hi"),))
-        started = time.perf_counter()
         replies = await asyncio.gather(*(provider.complete(request) for _ in range(64)))
-        elapsed = time.perf_counter() - started
         assert {r.text for r in replies} == {sim.reply}
-        # 64 calls of 0.3 s each on 64 connections: one round, not several.
-        assert elapsed < 0.3 * 3
+        # 64 calls of 0.3 s each on 64 connections: all held by the provider at once.
+        assert sim.peak_in_flight == 64
         client = provider.client
         await provider.aclose()
         assert client.closed

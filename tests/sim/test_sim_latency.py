@@ -73,5 +73,6 @@ def test_each_prompt_waits_its_own_latency(protocol: str) -> None:
             elapsed = time.perf_counter() - started
             assert response.status_code == 200, response.text
             expected = request_latency(LATENCY, JITTER, text)
-            assert expected <= elapsed < expected + 0.05, (text, expected, elapsed)
+            # A lower bound only: a loaded machine may add any delay, never remove one.
+            assert elapsed >= expected, (text, expected, elapsed)
     assert request_latency(LATENCY, JITTER, slow) - request_latency(LATENCY, JITTER, quick) > 0.15
