@@ -346,6 +346,16 @@ def test_unknown_model_is_not_found(gateway: RunningGateway) -> None:
     assert "claude-opus-9" in body["error"]["message"] and "coder" in body["error"]["message"]  # type: ignore[index]
 
 
+def test_an_endpoint_the_gateway_lacks_is_anthropics_not_found(gateway: RunningGateway) -> None:
+    # The Message Batches API is not served: the SDK gets Anthropic's error shape, path named.
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        sdk(gateway).messages.batches.list()
+    body = caught.value.body
+    assert body["type"] == "error"  # type: ignore[index]
+    assert body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    assert "no route GET /v1/messages/batches" in body["error"]["message"]  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("fault", "error", "status"),
     [

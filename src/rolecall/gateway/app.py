@@ -59,7 +59,7 @@ from rolecall.gateway._door import (
     refused,
 )
 from rolecall.gateway._exchange import DoorRequest
-from rolecall.gateway._responses import HTTPError, json_response
+from rolecall.gateway._responses import HTTPError
 from rolecall.gateway._run import RUN_MAX_SECONDS, RUN_MAX_TASKS, GatewayRun
 from rolecall.gateway.auth import (
     KeyChecker,
@@ -391,12 +391,10 @@ class Gateway:
             status = int(getattr(exc, "status_code", 404))
             # The path as received (request.url drops a CR or LF), its controls escaped.
             message = f"no route {request.method} {visible(request.scope['path'])}"
-            # A 405 names the methods the path takes (Starlette puts them in Allow).
-            return json_response(
-                status,
-                fmt.error_body(message, "invalid_request_error", "not_found"),
-                getattr(exc, "headers", None),
-            )
+            # A 405 names the methods the path takes (Starlette puts them in Allow); an
+            # Anthropic client gets Anthropic's shape, as from the model list.
+            body = fmt.error_body(message, "invalid_request_error", "not_found")
+            return models_error(request, HTTPError(status, body, getattr(exc, "headers", None)))
 
         chat = self._door_guarded(lambda r: chat_completions(self, r))
         answer = self._door_guarded(lambda r: responses(self, r))
