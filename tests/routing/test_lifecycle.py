@@ -14,6 +14,7 @@ import pytest
 from rolecall.errors import ConfigError, CredentialsError, ErrorKind
 from rolecall.routing.router import Router, complete_sync
 from rolecall.sim import SimServer
+from rolecall.types import Reply
 
 KEY = "lifecycle-key-0123456789"
 
@@ -84,6 +85,21 @@ def test_complete_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         path = _write_config(tmp_path, sim.base_url)
         monkeypatch.setenv("LIFECYCLE_KEY", KEY)
         reply = complete_sync("coder", "hi", config_path=path, params={"temperature": 0})
+    assert (reply.text, reply.provider) == ("sync answer", "gpt")
+
+
+def test_complete_sync_inside_a_running_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a Jupyter cell: asyncio.run cannot start there, the call still answers."""
+    with SimServer("openai", api_key=KEY, reply="sync answer") as sim:
+        path = _write_config(tmp_path, sim.base_url)
+        monkeypatch.setenv("LIFECYCLE_KEY", KEY)
+
+        async def cell() -> Reply:
+            return complete_sync("coder", "hi", config_path=path)
+
+        reply = asyncio.run(cell())
     assert (reply.text, reply.provider) == ("sync answer", "gpt")
 
 

@@ -17,10 +17,12 @@ share both.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -388,10 +390,21 @@ def _check_schema(schema: Any) -> None:
 def complete_sync(
     role: str, prompt: Messages, *, config_path: str | Path | None = None, **kwargs: Any
 ) -> Reply:
-    """One routed call from synchronous code (runs its own event loop; no credential check)."""
+    """One routed call from synchronous code (runs its own event loop; no credential check).
+
+    Called where an event loop is already running (a Jupyter cell, an async function),
+    where ``asyncio.run`` cannot start another, the call runs on a thread of its own and
+    this blocks until it ends; in async code ``await router.complete(...)`` does not block.
+    """
 
     async def _run() -> Reply:
         async with Router.from_file(config_path, check_credentials=False) as router:
             return await router.complete(role, prompt, **kwargs)
 
-    return asyncio.run(_run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_run())
+    context = contextvars.copy_context()  # the caller's context (a current span) goes along
+    with ThreadPoolExecutor(1, thread_name_prefix="rolecall-sync") as pool:
+        return pool.submit(context.run, asyncio.run, _run()).result()
