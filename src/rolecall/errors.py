@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
 from rolecall._text import visible
@@ -117,6 +117,19 @@ class RolecallError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields, not by calling __init__ again with ``args`` (which
+        # the subclasses' own signatures do not take), so an error crosses a process
+        # boundary (multiprocessing, concurrent.futures) with kind, provider and errors.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[RolecallError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True, slots=True)
