@@ -246,6 +246,8 @@ BAD_DATA_URL = [{"type": "image_url", "image_url": {"url": "data:nonsense"}}]
         ("coder", 5, {}, "messages must be a prompt string or a list of messages"),
         ("coder", b"hi", {}, "messages must be a prompt string or a list of messages"),
         ("coder", USER[0], {}, "messages must be a prompt string or a list of messages"),
+        ("coder", [], {}, "messages is empty"),
+        ("coder", (), {}, "messages is empty"),
         ("coder", ["hi"], {}, "messages[0] must be a message object"),
         ("coder", [None], {}, "messages[0] must be a message object"),
         ("coder", [{"role": "tool", "content": "x"}], {}, "tool_call_id is required"),

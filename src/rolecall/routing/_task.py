@@ -90,6 +90,8 @@ def checked_messages(messages: Any) -> tuple[Message, ...]:
         normalized = normalize_messages(messages)
     except ValueError as exc:
         raise refused(str(exc)) from None
+    if not normalized:  # every vendor refuses a call without a message
+        raise refused("messages is empty: pass a prompt string or at least one message")
     return check_encodable(normalized)
 
 
