@@ -244,12 +244,12 @@ class StreamInterrupted(ProviderError):
 class NoProviderForRole(RolecallError):
     """A role has no provider assigned and the config has no ``default_provider``."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, *, near: str | None = None) -> None:
         self.role = role
-        super().__init__(
-            f"no provider for role '{role}': assign one under roles.{role}.provider "
-            "or set default_provider"
-        )
+        fix = f"assign one under roles.{role}.provider or set default_provider"
+        if near is not None:  # a configured role with a close name: likely a typo
+            fix = f"did you mean '{near}'? (or {fix})"
+        super().__init__(f"no provider for role '{role}': {fix}")
 
 
 class AllProvidersFailed(RolecallError):

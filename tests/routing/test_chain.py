@@ -32,6 +32,14 @@ async def test_unassigned_role_without_default(build: Any, config_of: Any) -> No
         await h.router.complete("planner", "hi")
 
 
+async def test_a_misspelt_role_without_default_names_the_near_role(
+    build: Any, config_of: Any
+) -> None:
+    h = build(config_of(roles={"coder": {"provider": "a"}}), {})
+    with pytest.raises(NoProviderForRole, match="did you mean 'coder'"):
+        await h.router.complete("codr", "hi")
+
+
 async def test_unassigned_role_uses_default(build: Any, config_of: Any) -> None:
     h = build(config_of(default="b"), {})
     reply = await h.router.complete("clarifier", "hi")

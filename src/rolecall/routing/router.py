@@ -28,6 +28,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from rolecall._secrets import redact
+from rolecall.config._schema_errors import did_you_mean
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import (
     ConfigError,
@@ -263,7 +264,7 @@ class Router:
             return (provider,)
         plan = self._plans.get(role, self._default_plan)
         if not plan.fixed:
-            raise NoProviderForRole(role)
+            raise NoProviderForRole(role, near=did_you_mean(role, self._plans))
         return plan.order(self._health.latency_ms, self._rng)
 
     def _check_role(self, role: object) -> None:
