@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rolecall.errors import ConfigError, CredentialsError, ErrorKind
+from rolecall.errors import ConfigError, CredentialsError, ErrorKind, RolecallError
 from rolecall.routing.router import Router, complete_sync
 from rolecall.sim import SimServer
 from rolecall.types import Reply
@@ -78,6 +78,13 @@ def test_from_file_reports_config_errors(tmp_path: Path) -> None:
 def test_from_file_refuses_a_path_no_file_can_have(path: object, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         Router.from_file(path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("config", ["rolecall.yaml", Path("rolecall.yaml"), {"providers": {}}])
+def test_router_given_a_path_or_a_dict_names_the_fix(config: object) -> None:
+    with pytest.raises(RolecallError, match=r"Router.from_file\(path\)") as caught:
+        Router(config)  # type: ignore[arg-type]
+    assert type(config).__name__ in str(caught.value)
 
 
 def test_complete_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,6 +85,11 @@ class Router:
         health: HealthTracker | None = None,
         check_credentials: bool = False,
     ) -> None:
+        if not isinstance(config, RolecallConfig):
+            raise RolecallError(
+                f"Router takes a loaded config, not {type(config).__name__}: use "
+                "Router.from_file(path) for a config file, or Router(rolecall.load_config(path))"
+            )
         self._config = config
         self._clock = clock
         self._rng = rng
