@@ -118,6 +118,33 @@ def test_url_credentials_are_registered_as_secrets() -> None:
     assert redact("see postgres://app:pw1@db/x") == "see postgres://app:***@db/x"
 
 
+def test_reprs_of_the_config_and_its_providers_mask_url_credentials(tmp_path: Path) -> None:
+    """A repr is what a notebook, a debugger or a traceback's locals show."""
+    from rolecall.config import load_config
+    from rolecall.providers import build_provider
+
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        "providers:\n"
+        "  p:\n"
+        "    type: openai-compatible\n"
+        "    model: m\n"
+        f"    base_url: http://user:{PASSWORD}@127.0.0.1:9/v1?api_key={QUERY_SECRET}\n"
+        f"    headers: {{X-Upstream-Auth: {GATEWAY_KEY}, X-Trace: visible}}\n"
+        "default_provider: p\n"
+        f"state: {{redis_url: 'redis://:{PASSWORD}@127.0.0.1:6379/0'}}\n"
+        f"metrics: {{url: 'postgresql://app:{PASSWORD}@db/rolecall'}}\n"
+    )
+    config = load_config(path)
+    provider = build_provider("p", config.providers["p"])
+    shown = [repr(config), str(config), repr(config.providers["p"]), repr(provider)]
+    for text in shown:
+        for leak in LEAKS:
+            assert leak not in text
+    assert "http://user:***@127.0.0.1:9/v1?api_key=***" in repr(provider)
+    assert "'X-Trace': 'visible'" in repr(config.providers["p"])
+
+
 def test_config_show_masks_url_credentials(setup: Setup) -> None:
     for args in (("config", "show"), ("config", "show", "--json")):
         result = setup.run(*args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from types import UnionType
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rolecall._secrets import Secret, register_url_secrets
+from rolecall._secrets import Secret, mask_url, register_url_secrets
+from rolecall.config._env import SECRET_NAME
 
 __all__ = [
     "MAX_DURATION_SECONDS",
@@ -232,6 +234,16 @@ class ConfigModel(BaseModel):
         # No .nan or .inf in any number field (weights, pricing, multiplier, durations).
         allow_inf_nan=False,
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A URL's password or token and a credential header never show in a repr (a
+        # notebook, a log line, a traceback's locals): masked as `config show` masks them.
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and "://" in value:
+                value = mask_url(value)
+            elif name == "headers" and isinstance(value, dict):
+                value = {k: "***" if SECRET_NAME.search(k) else v for k, v in value.items()}
+            yield name, value
 
     @field_validator("*", mode="before")
     @classmethod

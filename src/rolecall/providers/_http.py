@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 import rolecall
 from rolecall._json import dumps_finite, loads
+from rolecall._secrets import mask_url
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._errors import (
@@ -252,7 +253,7 @@ class HTTPProvider:
 
     def __repr__(self) -> str:
         name = type(self).__name__
-        return f"{name}(id={self.id!r}, model={self.model!r}, base_url={self.base_url!r})"
+        return f"{name}(id={self.id!r}, model={self.model!r}, base_url={mask_url(self.base_url)!r})"
 
     def auth_headers(self) -> dict[str, str]:
         """Vendor headers, key included; the only place the key is read."""
