@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import importlib
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +90,24 @@ def test_import_rolecall_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_readme_python_example_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python block, run as a notebook cell would (top-level await) on a sim."""
+    from rolecall.sim import SimServer
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (source,) = re.findall(r"^```python\n(.*?)^```", readme, re.DOTALL | re.MULTILINE)
+    code = compile(source, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    with SimServer("openai", api_key="readme-key-0001", reply="sim answer") as sim:
+        (tmp_path / "rolecall.yaml").write_text(
+            "providers:\n"
+            f"  gpt: {{type: openai, model: sim-model, api_key: readme-key-0001,"
+            f" base_url: '{sim.base_url}'}}\n"
+            "default_provider: gpt\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        asyncio.run(eval(code, {}))  # a coroutine: the block awaits at top level
+    assert capsys.readouterr().out.count("sim answer") == 2  # the answer, then the stream
