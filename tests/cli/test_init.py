@@ -137,3 +137,30 @@ def test_bad_port_override_is_a_usage_error(
     monkeypatch.setenv(PORTS_ENV_VAR, "ollama=lots")
     code, _, err = _run(capsys, "--dry-run")
     assert code == 2 and PORTS_ENV_VAR in err and "Traceback" not in err
+
+
+# Model names a broken or hostile local server may list: an ANSI escape and a bell, rich
+# markup, a line break and YAML syntax, and a lone surrogate (valid JSON, not UTF-8).
+HOSTILE_MODELS = ("esc\x1b[31mred\x07", "m[/bold]x[red]", "two\nlines: #{x}", "bad\ud800name")
+
+
+def test_hostile_model_names_write_a_file_that_reads_back_the_same_names(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ollama(*HOSTILE_MODELS) as fake:
+        monkeypatch.setenv(PORTS_ENV_VAR, ports_env(ollama=fake.port))
+        code, out, err = _run(capsys)
+        assert code == 0, err
+        for first in HOSTILE_MODELS[1:3]:  # each as the server's first, best, model
+            with ollama(first, HOSTILE_MODELS[0]) as other:
+                monkeypatch.setenv(PORTS_ENV_VAR, ports_env(ollama=other.port))
+                assert _run(capsys, "-o", "other.yaml", "--force")[0] == 0
+            config = load_config("other.yaml", environ={})
+            assert config.providers["ollama"].model == first
+    config = load_config("rolecall.yaml", environ={})
+    assert config.providers["ollama"].model == HOSTILE_MODELS[0]
+    # The table and notes show control characters as escapes, markup as written.
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "esc\\x1b[31mred\\x07" in out
+    text = Path("rolecall.yaml").read_text(encoding="utf-8")
+    assert "\x1b" not in text and "bad" not in text  # a name no request could carry is left out

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from rolecall._text import visible
 from rolecall.cli._common import EXIT_USAGE, fail, json_option, print_json
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
         click.echo(text)
     _print_table(proposal)
     for note in proposal.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {visible(note)}", err=True)
     if not dry_run:
         click.echo(f"wrote {path}; check it with: rolecall config validate -c {path}")
 
@@ -87,12 +88,15 @@ def _print_table(proposal: Proposal) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="role assignments", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("role", "provider", "model", "fallback", "reason"):
         table.add_column(column, overflow="fold")
     for a in proposal.roles:
-        table.add_row(a.role, a.provider, a.model, ", ".join(a.fallback) or "-", a.reason)
+        # Model names come from local servers: no markup, no control characters.
+        cells = (a.role, a.provider, a.model, ", ".join(a.fallback) or "-", a.reason)
+        table.add_row(*(Text(visible(cell)) for cell in cells))
     # Piped output has no terminal width: do not fold rows into 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 200)
     with console.capture() as captured:

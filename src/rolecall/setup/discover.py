@@ -266,7 +266,17 @@ def _model_names(server: str, body: bytes) -> list[str] | None:
     if not isinstance(entries, list):
         return None
     key = "name" if server == "ollama" else "id"
-    return [str(e[key]) for e in entries if isinstance(e, dict) and e.get(key)]
+    names = [str(e[key]) for e in entries if isinstance(e, dict) and e.get(key)]
+    # A name with a lone surrogate (an escape JSON allows) cannot be sent back in a request.
+    return list(dict.fromkeys(name for name in names if _encodable(name)))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def discover(

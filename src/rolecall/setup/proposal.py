@@ -27,6 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from rolecall._text import visible
 from rolecall.config.registry import provider_types
 from rolecall.config.schema import BUILTIN_ROLES
 from rolecall.setup.clouds import PLACEHOLDER, CloudAccount
@@ -357,8 +358,13 @@ def _scalar(value: str) -> str:
 
 
 def _comment(text: str) -> str:
-    # Model names come from local servers: keep them from breaking out of the comment.
-    return " ".join(text.split())
+    """``text`` on one comment line that YAML reads and a terminal shows as written.
+
+    Model names come from local servers: a line break would end the comment, and a
+    control character or a lone surrogate makes the whole file unreadable YAML.
+    """
+    one_line = visible(" ".join(text.split()))
+    return one_line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def render_yaml(proposal: Proposal, found: Discovery) -> str:
@@ -379,7 +385,7 @@ def render_yaml(proposal: Proposal, found: Discovery) -> str:
         lines += [f"  # {line}" if c.offered else f"  {line}" for line in entry_lines]
     lines += ["", "roles:"]
     for a in proposal.roles:
-        lines.append(f"  {a.role}:  # {a.reason}")
+        lines.append(f"  {a.role}:  # {_comment(a.reason)}")
         lines.append(f"    provider: {a.provider}")
         if a.fallback:
             lines.append(f"    fallback: [{', '.join(a.fallback)}]")
