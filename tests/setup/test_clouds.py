@@ -253,6 +253,30 @@ def test_the_azure_entry_init_writes_loads_as_an_azure_openai_provider(tmp_path:
     )
 
 
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://bob:endpoint-pw-4711@acme.openai.azure.com/",
+        "https://acme.openai.azure.com/?api-key=endpoint-key-4711",
+    ],
+)
+def test_an_azure_endpoint_holding_credentials_is_written_as_its_variable(
+    tmp_path: Path, endpoint: str
+) -> None:
+    env = {
+        "AZURE_OPENAI_ENDPOINT": endpoint,
+        "AZURE_OPENAI_API_KEY": "k",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-mini",
+    }
+    found = Discovery(clouds=find_clouds(env, tmp_path), embedded=EMBEDDED)
+    text = render_yaml(propose(found), found)
+    assert "4711" not in text
+    assert "endpoint: ${AZURE_OPENAI_ENDPOINT}" in text
+    path = write(tmp_path / "rolecall.yaml", text)
+    azure = load_config(path, environ=env).providers["azure"]
+    assert azure.base_url == endpoint
+
+
 def test_the_bedrock_entry_init_writes_runs_here_and_loads_as_a_bedrock_provider(
     tmp_path: Path,
 ) -> None:

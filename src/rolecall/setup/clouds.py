@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rolecall._secrets import mask_url
 from rolecall.config._azure_config import DEFAULT_API_VERSION
 
 __all__ = [
@@ -105,6 +106,9 @@ def find_azure(env: Mapping[str, str], home: Path) -> CloudAccount | None:
         return None
     deployment = _set(env, "AZURE_OPENAI_DEPLOYMENT")
     version = _set(env, "AZURE_OPENAI_API_VERSION") or _set(env, "OPENAI_API_VERSION")
+    # An endpoint holding credentials (user:password@, ?api-key=) stays in the environment.
+    if mask_url(endpoint) != endpoint:
+        endpoint = "${AZURE_OPENAI_ENDPOINT}"
     fields = [
         ("endpoint", endpoint),
         ("deployment", deployment or PLACEHOLDER),
