@@ -164,3 +164,16 @@ def test_hostile_model_names_write_a_file_that_reads_back_the_same_names(
     assert "esc\\x1b[31mred\\x07" in out
     text = Path("rolecall.yaml").read_text(encoding="utf-8")
     assert "\x1b" not in text and "bad" not in text  # a name no request could carry is left out
+
+
+def test_a_model_named_like_a_variable_reference_is_written_as_that_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with ollama("${OPENAI_API_KEY}", "a$${b}") as fake:
+        monkeypatch.setenv(PORTS_ENV_VAR, ports_env(ollama=fake.port))
+        code, _, err = _run(capsys)
+    assert code == 0, err
+    config = load_config("rolecall.yaml", environ={"OPENAI_API_KEY": SECRET})
+    # The name the server listed, not the key it names: the key is never sent to it.
+    assert config.providers["ollama"].model == "${OPENAI_API_KEY}"

@@ -347,14 +347,18 @@ _YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 
 
 def _scalar(value: str) -> str:
-    """``value`` bare when YAML reads it back as that string, else double-quoted."""
+    """``value`` bare when YAML reads it back as that string, else double-quoted.
+
+    A ``${`` is written ``$${``: the loader would read it as a variable reference, so
+    a local server listing a model named ``${OPENAI_API_KEY}`` would be sent the key.
+    """
     plain = (
         _PLAIN.match(value)
         and ": " not in value
         and any(ch.isalpha() for ch in value)
         and value.lower() not in _YAML_WORDS
     )
-    return value if plain else json.dumps(value)
+    return value if plain else json.dumps(value.replace("${", "$${"))
 
 
 def _comment(text: str) -> str:
