@@ -36,6 +36,27 @@ def test_keys_are_found_by_variable_and_never_kept() -> None:
     assert "test-value" not in repr(found)
 
 
+async def test_keys_a_vendor_would_reject_as_written_get_a_note_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "OPENAI_API_KEY": "sk-secret-value-1\n",
+        "ANTHROPIC_API_KEY": "export sk-secret-value-2",
+        "GROQ_API_KEY": '"gsk-secret-value-3"',
+        "MISTRAL_API_KEY": "  m-secret-value-4",
+        "DEEPSEEK_API_KEY": "d-secret-value-5",  # fine
+    }
+    found = await discover(environ=env, ports=OFF, home=tmp_path)
+    assert {k.env_var for k in found.keys} == set(env)  # still proposed, by variable
+    notes = "\n".join(found.notes)
+    assert "secret-value" not in notes
+    assert "OPENAI_API_KEY has a line break before or after it" in notes
+    assert "MISTRAL_API_KEY has spaces or tabs before or after it" in notes
+    assert "ANTHROPIC_API_KEY starts with 'export '" in notes
+    assert "GROQ_API_KEY is wrapped in quotes" in notes
+    assert "DEEPSEEK_API_KEY" not in notes
+
+
 def test_gemini_key_wins_over_google_key() -> None:
     (google,) = find_keys({"GEMINI_API_KEY": "a", "GOOGLE_API_KEY": "b"})
     assert google.env_var == "GEMINI_API_KEY"

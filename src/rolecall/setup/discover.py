@@ -43,6 +43,7 @@ __all__ = [
     "find_embedded",
     "find_keys",
     "find_servers",
+    "key_notes",
     "key_vendors",
     "parse_ports",
 ]
@@ -153,6 +154,36 @@ def find_keys(environ: Mapping[str, str] | None = None) -> tuple[KeyVendor, ...]
                 KeyVendor(vendor.vendor, vendor.type, vendor.env_vars, vendor.base_url, var)
             )
     return tuple(found)
+
+
+def key_notes(
+    keys: tuple[KeyVendor, ...], environ: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """A note for each key the vendor would reject as written (the value is never shown):
+    whitespace or a line break around it (``rolecall config validate`` rejects it too),
+    or a shell line's quotes or ``export`` pasted with it."""
+    env = os.environ if environ is None else environ
+    names = [k.env_var for k in keys]
+    if env.get("AZURE_OPENAI_API_KEY", "").strip():
+        names.append("AZURE_OPENAI_API_KEY")
+    notes = []
+    for name in names:
+        value = env.get(name, "")
+        core = value.strip()
+        if value != core:
+            what = "a line break" if ("\n" in value or "\r" in value) else "spaces or tabs"
+            problem = f"has {what} before or after it"
+        elif core.lower().startswith("export "):
+            problem = "starts with 'export ' (a shell line pasted as the value)"
+        elif len(core) > 1 and core[0] == core[-1] and core[0] in "'\"":
+            problem = "is wrapped in quotes, which are sent as part of the key"
+        else:
+            continue
+        notes.append(
+            f"{name} {problem}: the vendor would reject it as a wrong key; "
+            f"set it to the bare key, then run: rolecall config validate"
+        )
+    return tuple(notes)
 
 
 def find_embedded() -> EmbeddedModel:
@@ -296,10 +327,11 @@ async def discover(
         for s in servers
         if not s.models
     )
+    keys = find_keys(env)
     return Discovery(
-        keys=find_keys(env),
+        keys=keys,
         clouds=find_clouds(env, Path.home() if home is None else home),
         servers=tuple(s for s in servers if s.models),
         embedded=find_embedded(),
-        notes=notes,
+        notes=key_notes(keys, env) + notes,
     )
