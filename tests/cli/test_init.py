@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -177,3 +179,55 @@ def test_a_model_named_like_a_variable_reference_is_written_as_that_name(
     config = load_config("rolecall.yaml", environ={"OPENAI_API_KEY": SECRET})
     # The name the server listed, not the key it names: the key is never sent to it.
     assert config.providers["ollama"].model == "${OPENAI_API_KEY}"
+
+
+def test_a_symlink_counts_as_an_existing_file_and_force_writes_its_target(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "dotfiles" / "rolecall.yaml"
+    Path("rolecall.yaml").symlink_to(target)  # leads nowhere yet
+    target.parent.mkdir()
+    code, _, err = _run(capsys)
+    assert code == 2 and "already exists: pass --force" in err
+    assert not target.exists()
+    code, _, _ = _run(capsys, "--force")
+    assert code == 0
+    assert Path("rolecall.yaml").is_symlink()  # still the user's link
+    assert "providers:" in target.read_text()
+
+
+def test_force_keeps_the_permissions_of_the_file_it_replaces(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("rolecall.yaml").write_text("# mine\n")
+    Path("rolecall.yaml").chmod(0o600)
+    assert _run(capsys, "--force")[0] == 0
+    assert Path("rolecall.yaml").stat().st_mode & 0o777 == 0o600
+
+
+# Runs init with files limited to 200 bytes: its write fails part way, as on a full disk.
+LIMITED_INIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+from rolecall.cli import main
+sys.exit(main(["init", "--force"]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file size limit")
+def test_a_failed_overwrite_leaves_the_old_file_as_it_was() -> None:
+    mine = "# my hand-edited config\nschema_version: 1\n"
+    Path("rolecall.yaml").write_text(mine)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED_INIT],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot write rolecall.yaml: File too large")
+    assert Path("rolecall.yaml").read_text() == mine
+    assert [p.name for p in Path().iterdir()] == ["rolecall.yaml"]  # no temporary left

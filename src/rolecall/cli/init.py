@@ -50,7 +50,8 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
             f"{output} names a directory: -o takes the config file's name, "
             f"e.g. -o {path / 'rolecall.yaml'}"
         )
-    if path.exists() and not force and not dry_run:
+    # A symlink counts even when it leads nowhere: writing would create its target.
+    if (path.exists() or path.is_symlink()) and not force and not dry_run:
         fail(f"{path} already exists: pass --force to overwrite it, or -o FILE to write elsewhere")
     try:
         found = asyncio.run(discover())
@@ -60,7 +61,7 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
     text = render_yaml(proposal, found)
     if not dry_run:
         try:
-            path.write_text(text, encoding="utf-8")
+            _write(path, text)
         except OSError as exc:
             fail(f"cannot write {path}: {exc.strerror or exc}; choose another path with -o FILE")
     if as_json:
@@ -82,6 +83,18 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
         click.echo(f"note: {visible(note)}", err=True)
     if not dry_run:
         click.echo(f"wrote {path}; check it with: rolecall config validate -c {path}")
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace the file whole (a failed write leaves the old one as it was), through a
+    symlink to its target, keeping an existing file's permissions."""
+    from rolecall.workflow.files import atomic_write_text
+
+    target = path.resolve() if path.is_symlink() else path
+    mode = target.stat().st_mode & 0o7777 if target.is_file() else None
+    atomic_write_text(target, text)
+    if mode is not None:
+        target.chmod(mode)
 
 
 def _print_table(proposal: Proposal) -> None:
