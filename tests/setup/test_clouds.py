@@ -277,6 +277,26 @@ def test_an_azure_endpoint_holding_credentials_is_written_as_its_variable(
     assert azure.base_url == endpoint
 
 
+@pytest.mark.parametrize("endpoint", ["acme.openai.azure.com", "https://", "ftp://acme/"])
+def test_an_azure_endpoint_that_is_no_url_is_offered_to_fix_not_written_broken(
+    tmp_path: Path, endpoint: str
+) -> None:
+    env = {
+        "AZURE_OPENAI_ENDPOINT": endpoint,
+        "AZURE_OPENAI_API_KEY": "k",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-mini",
+    }
+    found = Discovery(clouds=find_clouds(env, tmp_path), embedded=EMBEDDED)
+    proposal = propose(found)
+    path = write(tmp_path / "rolecall.yaml", render_yaml(proposal, found))
+    config = load_config(path, environ=env)  # config validate accepts what init wrote
+    assert "azure" not in config.providers
+    assert any(
+        "AZURE_OPENAI_ENDPOINT (not an https:// URL)" in note and "set endpoint" in note
+        for note in proposal.notes
+    )
+
+
 def test_the_bedrock_entry_init_writes_runs_here_and_loads_as_a_bedrock_provider(
     tmp_path: Path,
 ) -> None:

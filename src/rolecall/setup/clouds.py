@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rolecall._secrets import mask_url
 from rolecall.config._azure_config import DEFAULT_API_VERSION
@@ -106,8 +107,14 @@ def find_azure(env: Mapping[str, str], home: Path) -> CloudAccount | None:
         return None
     deployment = _set(env, "AZURE_OPENAI_DEPLOYMENT")
     version = _set(env, "AZURE_OPENAI_API_VERSION") or _set(env, "OPENAI_API_VERSION")
-    # An endpoint holding credentials (user:password@, ?api-key=) stays in the environment.
-    if mask_url(endpoint) != endpoint:
+    missing = [] if deployment else ["deployment"]
+    where = "AZURE_OPENAI_ENDPOINT"
+    if not _http_url(endpoint):  # config validate would reject the file: offer it to fix
+        endpoint = PLACEHOLDER
+        missing.insert(0, "endpoint")
+        where += " (not an https:// URL)"
+    elif mask_url(endpoint) != endpoint:
+        # An endpoint holding credentials (user:password@, ?api-key=) stays in the environment.
         endpoint = "${AZURE_OPENAI_ENDPOINT}"
     fields = [
         ("endpoint", endpoint),
@@ -128,9 +135,17 @@ def find_azure(env: Mapping[str, str], home: Path) -> CloudAccount | None:
         extra_module=None if key is not None else "azure.identity",
         model=deployment or PLACEHOLDER,
         fields=tuple(fields),
-        found=f"AZURE_OPENAI_ENDPOINT, {login}",
-        missing=() if deployment else ("deployment",),
+        found=f"{where}, {login}",
+        missing=tuple(missing),
     )
+
+
+def _http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def _aws_files(env: Mapping[str, str], home: Path) -> tuple[Path, Path]:
