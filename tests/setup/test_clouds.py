@@ -101,8 +101,10 @@ def test_aws_region_comes_from_the_environment_then_the_profile_then_the_default
 
 
 def test_aws_keys_or_a_credentials_file_alone_default_to_us_east_1(tmp_path: Path) -> None:
-    account = find_aws({"AWS_ACCESS_KEY_ID": "AKIATEST"}, tmp_path)
+    keys = {"AWS_ACCESS_KEY_ID": "AKIATEST", "AWS_SECRET_ACCESS_KEY": "s"}
+    account = find_aws(keys, tmp_path)
     assert account is not None and dict(account.fields)["region"] == "us-east-1"
+    assert account.unusable == ""
     assert account.found == "AWS_ACCESS_KEY_ID"
     write(tmp_path / ".aws" / "credentials", "[default]\naws_access_key_id = AKIATEST\n")
     write(tmp_path / ".aws" / "config", "not an ini file [[[")
@@ -295,6 +297,44 @@ def test_an_azure_endpoint_that_is_no_url_is_offered_to_fix_not_written_broken(
         "AZURE_OPENAI_ENDPOINT (not an https:// URL)" in note and "set endpoint" in note
         for note in proposal.notes
     )
+
+
+def _offered_with(env: dict[str, str], home: Path, provider: str) -> list[str]:
+    """The notes of what init proposes for ``env``; the written file loads without ``provider``."""
+    found = Discovery(clouds=find_clouds(env, home), embedded=EMBEDDED)
+    proposal = propose(found)
+    config = load_config(write(home / "rolecall.yaml", render_yaml(proposal, found)), environ=env)
+    assert provider not in config.providers
+    assert all(a.provider != provider for a in proposal.roles)
+    return [note for note in proposal.notes if f"uncomment providers.{provider}" in note]
+
+
+def test_an_aws_key_id_without_its_secret_is_offered_to_fix_not_given_roles(
+    tmp_path: Path,
+) -> None:
+    notes = _offered_with({"AWS_ACCESS_KEY_ID": "AKIATEST"}, tmp_path, "bedrock")
+    assert len(notes) == 1 and "set AWS_SECRET_ACCESS_KEY too" in notes[0]
+    assert "AKIATEST" not in notes[0]
+
+
+def test_an_aws_profile_no_file_defines_is_offered_to_fix_not_given_roles(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / ".aws" / "credentials", "[default]\naws_access_key_id = AKIATEST\n")
+    write(tmp_path / ".aws" / "config", "[profile work]\nregion = eu-west-1\n")
+    for profile in ("default", "work"):
+        assert find_aws({"AWS_PROFILE": profile}, tmp_path).unusable == ""  # type: ignore[union-attr]
+    notes = _offered_with({"AWS_PROFILE": "nosuch"}, tmp_path, "bedrock")
+    assert len(notes) == 1 and "AWS_PROFILE=nosuch names no profile" in notes[0]
+
+
+def test_google_credentials_naming_no_file_are_offered_to_fix_not_skipped(
+    tmp_path: Path,
+) -> None:
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "gone.json")}
+    notes = _offered_with(env, tmp_path, "vertex")
+    assert len(notes) == 1
+    assert f"GOOGLE_APPLICATION_CREDENTIALS names {tmp_path / 'gone.json'}" in notes[0]
 
 
 def test_the_bedrock_entry_init_writes_runs_here_and_loads_as_a_bedrock_provider(

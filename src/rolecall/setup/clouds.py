@@ -83,6 +83,7 @@ class CloudAccount:
     fields: tuple[tuple[str, str], ...]  # the entry's keys after type, in order
     found: str  # where the credential is: variables or files, never values
     missing: tuple[str, ...] = ()  # keys left as PLACEHOLDER, for the user to fill in
+    unusable: str = ""  # what in the environment the cloud's SDK would refuse, and the fix
 
     def config(self) -> dict[str, str]:
         """The provider entry as config values."""
@@ -157,13 +158,19 @@ def _aws_files(env: Mapping[str, str], home: Path) -> tuple[Path, Path]:
     )
 
 
-def _profile_region(config_file: Path, profile: str) -> str | None:
-    """The ``region`` of ``profile`` in the AWS config file, if it says one."""
+def _read_ini(path: Path) -> configparser.ConfigParser:
+    """An AWS file's sections; none when it is missing or unreadable."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(config_file, encoding="utf-8")
+        parser.read(path, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError):
-        return None
+        return configparser.ConfigParser(interpolation=None)
+    return parser
+
+
+def _profile_region(config_file: Path, profile: str) -> str | None:
+    """The ``region`` of ``profile`` in the AWS config file, if it says one."""
+    parser = _read_ini(config_file)
     section = "default" if profile == "default" else f"profile {profile}"
     region = parser.get(section, "region", fallback="").strip()
     return region or None
@@ -202,6 +209,29 @@ def find_aws(env: Mapping[str, str], home: Path) -> CloudAccount | None:
         model=BEDROCK_MODEL,
         fields=(("model", BEDROCK_MODEL), ("region", region)),
         found=found,
+        unusable=_aws_unusable(env, profile, config_file, credentials_file),
+    )
+
+
+def _aws_unusable(
+    env: Mapping[str, str], profile: str | None, config_file: Path, credentials_file: Path
+) -> str:
+    """What botocore would refuse (a partial key pair, a profile no file names), or ""."""
+    if _set(env, "AWS_BEARER_TOKEN_BEDROCK"):
+        return ""
+    if _set(env, "AWS_ACCESS_KEY_ID") and not _set(env, "AWS_SECRET_ACCESS_KEY"):
+        return "set AWS_SECRET_ACCESS_KEY too (AWS_ACCESS_KEY_ID is set without it)"
+    if profile is None or _set(env, "AWS_ACCESS_KEY_ID"):
+        return ""
+    named = {
+        *(s.removeprefix("profile ").strip() for s in _read_ini(config_file).sections()),
+        *_read_ini(credentials_file).sections(),
+    }
+    if profile in named:
+        return ""
+    return (
+        f"AWS_PROFILE={profile} names no profile in {config_file} or {credentials_file}: "
+        "set AWS_PROFILE to a profile they define"
     )
 
 
@@ -221,7 +251,7 @@ def find_google_cloud(env: Mapping[str, str], home: Path) -> CloudAccount | None
     path = (
         Path(named).expanduser() if named else gcloud_dir / "application_default_credentials.json"
     )
-    if not path.is_file():
+    if not path.is_file() and not named:
         return None
     adc = _read_json(path)
     # A service account's key names its project; a user login may name a quota project.
@@ -246,6 +276,12 @@ def find_google_cloud(env: Mapping[str, str], home: Path) -> CloudAccount | None
         ),
         found="GOOGLE_APPLICATION_CREDENTIALS" if named else str(path),
         missing=() if project else ("project",),
+        unusable=""
+        if path.is_file()
+        else (
+            f"GOOGLE_APPLICATION_CREDENTIALS names {path}, which is not a file: "
+            "point it at your key file, or unset it to use gcloud's login"
+        ),
     )
 
 

@@ -193,6 +193,8 @@ def _cloud_block(account: CloudAccount) -> str:
         blocks.append(f"type {account.type} {install}")
     if account.missing:
         blocks.append(f"set {' and '.join(account.missing)} (written as {PLACEHOLDER})")
+    if account.unusable:
+        blocks.append(account.unusable)
     return "; ".join(blocks)
 
 
