@@ -15,8 +15,11 @@ import errno
 import os
 import re
 import secrets
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath
+
+from rolecall.workflow.errors import TaskFailed
 
 __all__ = [
     "OutputDir",
@@ -24,6 +27,8 @@ __all__ = [
     "atomic_write_text",
     "normalize_relative",
     "output_dir_problem",
+    "write_private",
+    "write_problem",
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -66,23 +71,59 @@ def normalize_relative(path: str) -> str:
     return "/".join(parts)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, mode: int = 0o666) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
 
     A reader (or a resumed run) sees the old content or the new, never a mix, even
     if the process is killed mid-write. No fsync: surviving a power cut is not the
     goal, and an fsync per task would stall every other task on the event loop.
+    A file that exists keeps its permissions (a private file stays private, a script
+    stays executable); a new one gets ``mode`` less the umask.
     """
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        kept: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # none yet
+        kept = None
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if kept is not None else mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        if kept is not None:
+            os.chmod(temp, kept)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+
+
+# What to do about a write that failed, by errno; the run is resumed once it is done.
+_WRITE_FIXES = {
+    errno.ENOSPC: "free some disk space",
+    errno.EDQUOT: "free some space under your disk quota",
+    errno.EFBIG: "raise the file size limit (ulimit -f)",
+    errno.EROFS: "the file system is read-only: make it writable",
+    errno.EACCES: "give this user write permission there",
+    errno.EPERM: "give this user write permission there",
+}
+
+
+def write_problem(path: Path, exc: OSError) -> str:
+    """One line naming the file that could not be written, why, and what to do."""
+    fix = _WRITE_FIXES.get(exc.errno or 0, "fix the cause")
+    return f"cannot write {path}: {exc.strerror or exc}; {fix}, then resume the run"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write one of a run's own files (state, plan, clarified spec, review), which hold the
+    spec and the answers: readable by this user only, in a directory only this user can
+    open. :class:`TaskFailed` naming the file and the fix when it cannot be written."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write_text(path, text, 0o600)
+    except OSError as exc:
+        raise TaskFailed(write_problem(path, exc)) from None
 
 
 def output_dir_problem(root: str | Path) -> str | None:
@@ -164,8 +205,8 @@ class OutputDir:
     def write(self, path: str, text: str) -> Path:
         """Write atomically; refuses (``UnsafePath``) anything that would land outside."""
         relative, target = self.target(path)
-        self.root.mkdir(parents=True, exist_ok=True)
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             blocking = _file_on_the_way(self.real, relative)
@@ -173,13 +214,17 @@ class OutputDir:
             raise UnsafePath(path, reason) from None
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
-                raise  # a full disk, a read-only file system: the write failed, say so
+                # A full disk, a read-only file system: the write failed, say so.
+                raise TaskFailed(write_problem(target.parent, exc)) from None
             raise _unusable(path, exc) from None
         # Check again now that the directories exist: one may be a symlink made meanwhile.
         _, target = self.target(relative)
         if target.is_symlink() or target.is_dir():
             raise UnsafePath(path, "exists as a symlink or directory")
-        atomic_write_text(target, text)
+        try:
+            atomic_write_text(target, text)
+        except OSError as exc:
+            raise TaskFailed(write_problem(target, exc)) from None
         return target
 
 

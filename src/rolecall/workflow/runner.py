@@ -7,6 +7,7 @@ snapshot, so a changed role assignment applies to the next run with no restart.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from rolecall.events import EventSink, new_run_id
 from rolecall.recording.sinks import attach_sinks
 from rolecall.workflow.engine import EngineObserver, TaskRecord
-from rolecall.workflow.errors import OutputDirError, WorkflowUsageError
-from rolecall.workflow.files import OutputDir, UnsafePath, output_dir_problem
+from rolecall.workflow.errors import OutputDirError, TaskFailed, WorkflowUsageError
+from rolecall.workflow.files import OutputDir, UnsafePath, output_dir_problem, write_private
 from rolecall.workflow.report import (
     checks_summary,
     final_reviews,
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from rolecall.routing.router import Router
 
 __all__ = ["REVIEW_FILE", "Workflow", "WorkflowResult", "run_workflow"]
+
+log = logging.getLogger("rolecall.workflow")
 
 
 @dataclass
@@ -252,16 +255,25 @@ class Workflow:
         text = review_report(
             state.run_id, reviews, stages.review_rounds, truncated, verify_history(by_name)
         )
-        (state.run_dir / "review.md").write_text(text, encoding="utf-8")
+        # A full disk here loses the report, not the run: its files and state are kept.
+        saved: Path | None = state.run_dir / "review.md"
+        try:
+            write_private(state.run_dir / "review.md", text)
+        except TaskFailed as exc:
+            log.warning("%s", exc.message)
+            saved = None
         planned = {f["path"] for f in plan.result["files"]}
         if REVIEW_FILE in planned:
-            return state.run_dir / "review.md"
+            return saved
         if REVIEW_FILE in plan.result.get("existing", ()) and not stages.force:
-            return state.run_dir / "review.md"
+            return saved
         try:
             return output.write(REVIEW_FILE, text)
         except UnsafePath:
-            return state.run_dir / "review.md"
+            return saved
+        except TaskFailed as exc:
+            log.warning("%s", exc.message)
+            return saved
 
 
 def _check_settings(router: Router) -> CheckSettings:

@@ -17,7 +17,7 @@ from typing import Any
 from rolecall.workflow import prompts
 from rolecall.workflow.engine import Pipeline, Task, TaskContext
 from rolecall.workflow.errors import AnswersError
-from rolecall.workflow.files import OutputDir, UnsafePath, atomic_write_text
+from rolecall.workflow.files import OutputDir, UnsafePath, write_private
 from rolecall.workflow.plan import PLAN_SCHEMA, Plan, PlannedFile, parse_plan
 from rolecall.workflow.prompts import Question
 from rolecall.workflow.report import final_reviews, review_report, truncated_files
@@ -107,7 +107,7 @@ class BuiltinStages:
                     await self.ask_user(question) if self.ask_user else question.default
                 )
         text = prompts.clarified_spec(spec_text, questions, answers)
-        atomic_write_text(self.state.run_dir / CLARIFIED_SPEC_FILE, text)
+        write_private(self.state.run_dir / CLARIFIED_SPEC_FILE, text)
         if questions:
             ctx.note(f"{len(questions)} question(s) answered")
         return {
@@ -139,7 +139,7 @@ class BuiltinStages:
             "refused": refused,
             "existing": existing,
         }
-        atomic_write_text(self.state.run_dir / PLAN_FILE, json.dumps(result, indent=1) + "\n")
+        write_private(self.state.run_dir / PLAN_FILE, json.dumps(result, indent=1) + "\n")
         note = f"{len(plan.files)} file(s)"
         if plan.fixes:
             note += f", {len(plan.fixes)} planner mistake(s) fixed (see plan.json)"

@@ -22,7 +22,7 @@ from typing import Any
 
 from rolecall.workflow.engine import EngineObserver, TaskRecord
 from rolecall.workflow.errors import WorkflowUsageError
-from rolecall.workflow.files import atomic_write_text
+from rolecall.workflow.files import write_private
 from rolecall.workflow.spec import Spec
 
 __all__ = ["STATE_FILE", "STATE_VERSION", "RunState", "StateSaver", "run_dir_of"]
@@ -39,13 +39,12 @@ def _dumps(value: Any) -> str:
 
 
 def _write_state(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        atomic_write_text(path, text)
+        write_private(path, text)
     except UnicodeEncodeError:
         # A lone surrogate (a name read from a file system that is not UTF-8, say), which
         # UTF-8 cannot hold: it stands in a JSON string, where its escape reads back as it.
-        atomic_write_text(path, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        write_private(path, text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 class _LatestWriter:
@@ -77,7 +76,7 @@ class _LatestWriter:
                 _write_state(*item)
             except Exception as exc:  # this thread must write the next snapshot still
                 if self.error is None:
-                    log.warning("cannot save the run state to %s: %s", item[0], exc)
+                    log.warning("cannot save the run state: %s", exc)
                 self.error = exc
 
     def flush(self) -> None:
