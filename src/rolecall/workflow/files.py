@@ -17,14 +17,21 @@ import re
 import secrets
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from rolecall.workflow.errors import TaskFailed
+from rolecall.workflow.errors import OutputDirError, TaskFailed
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on this platform: runs are not kept apart
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "OutputDir",
     "UnsafePath",
     "atomic_write_text",
+    "claim_output_dir",
     "normalize_relative",
     "output_dir_problem",
     "write_private",
@@ -161,6 +168,47 @@ def output_dir_problem(root: str | Path) -> str | None:
             with contextlib.suppress(OSError):
                 directory.rmdir()
     return None
+
+
+@contextlib.contextmanager
+def claim_output_dir(root: str | Path) -> Iterator[None]:
+    """Hold ``root`` for one run: a second run writing there at the same time (the same
+    spec twice, or the same run resumed twice) would mix its files and records with
+    this one's, so it is refused with :class:`OutputDirError`.
+
+    The lock is an advisory ``flock`` on the directory itself, which the kernel drops
+    when the process ends, however it ends. Directories made for it and still empty at
+    the end are removed.
+    """
+    path = Path(root)
+    missing: list[Path] = []
+    existing = path
+    while not (existing.exists() or existing.is_symlink()) and existing.parent != existing:
+        missing.append(existing)
+        existing = existing.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise OutputDirError(
+            f"output directory (-o) {path} cannot be created or opened "
+            f"({exc.strerror or exc}): pass -o a writable directory"
+        ) from None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputDirError(
+                    f"output directory (-o) {path} is in use by another rolecall run: "
+                    "wait for it to finish, or pass -o another directory"
+                ) from None
+        yield
+    finally:
+        os.close(fd)
+        for directory in missing:  # deepest first; one with files in it stays
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 class OutputDir:

@@ -17,7 +17,13 @@ from rolecall.events import EventSink, new_run_id
 from rolecall.recording.sinks import attach_sinks
 from rolecall.workflow.engine import EngineObserver, TaskRecord
 from rolecall.workflow.errors import OutputDirError, TaskFailed, WorkflowUsageError
-from rolecall.workflow.files import OutputDir, UnsafePath, output_dir_problem, write_private
+from rolecall.workflow.files import (
+    OutputDir,
+    UnsafePath,
+    claim_output_dir,
+    output_dir_problem,
+    write_private,
+)
 from rolecall.workflow.report import (
     checks_summary,
     final_reviews,
@@ -165,6 +171,13 @@ class Workflow:
         return Path(self.runs_dir or router.config.metrics.runs_dir).expanduser().absolute()
 
     async def _execute(
+        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord], resumed: bool
+    ) -> WorkflowResult:
+        # Held before anything is recorded: a refused second run writes nothing at all.
+        with claim_output_dir(state.output_dir):
+            return await self._execute_claimed(router, state, restore, resumed)
+
+    async def _execute_claimed(
         self, router: Router, state: RunState, restore: Mapping[str, TaskRecord], resumed: bool
     ) -> WorkflowResult:
         if self.on_start is not None:
