@@ -7,6 +7,7 @@ a power loss can drop the last commits) and lets readers work while a batch is w
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -143,6 +144,13 @@ def _problem(path: Path | None, exc: Exception) -> str:
         return (
             f"{text}: the file is not a whole rolecall store; move it aside "
             "(rolecall starts a new store there) or point metrics.url at another file"
+        )
+    if path is not None and path.is_file() and not os.access(path.parent, os.W_OK):
+        # Reading too: SQLite makes the WAL's index (-shm) beside the file to read it.
+        return (
+            f"{text}: this user cannot write to {path.parent}, where SQLite keeps the "
+            "store's lock and journal files (even to read it); make that directory "
+            "writable, or copy the store to one that is and point metrics.url at the copy"
         )
     return text
 
