@@ -90,11 +90,7 @@ def _write(path: Path, text: str) -> None:
     symlink to its target, keeping an existing file's permissions."""
     from rolecall.workflow.files import atomic_write_text
 
-    target = path.resolve() if path.is_symlink() else path
-    mode = target.stat().st_mode & 0o7777 if target.is_file() else None
-    atomic_write_text(target, text)
-    if mode is not None:
-        target.chmod(mode)
+    atomic_write_text(path.resolve() if path.is_symlink() else path, text)
 
 
 def _print_table(proposal: Proposal) -> None:
