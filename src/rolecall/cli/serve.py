@@ -257,6 +257,10 @@ def serve(
                 signal.signal(signum, lambda *_: server.stop())
             if early_signals:
                 server.stop()
+        else:
+            # One process: uvicorn re-raises the SIGTERM it stopped on, and its default
+            # would end the process before the gateway writes its records and closes its run.
+            signal.signal(signal.SIGTERM, lambda *_: server.stop())
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(server, path, ready, beat, check=worker is None))
 
