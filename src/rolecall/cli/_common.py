@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -25,8 +30,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CREDENTIALS = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def config_option(func: F) -> F:
@@ -95,7 +102,7 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
         group.main(args=argv, prog_name="rolecall", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except click.ClickException as exc:
         print_error(exc.format_message())
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
@@ -108,10 +115,52 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
         return exit_code_for(exc)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
     except BrokenPipeError:
         return EXIT_OK
     return EXIT_OK
+
+
+def run_stoppable(main: Callable[[], Awaitable[_T]]) -> _T:
+    """``asyncio.run(main())``, where SIGTERM (``kill``, a service manager, a CI timeout)
+    stops the command the way Ctrl-C does: the main task cancelled (its calls cancelled,
+    what it holds saved, its run recorded ``interrupted``), then ``KeyboardInterrupt``
+    (exit 130). Once the loop is done, SIGTERM gets its previous handler back.
+
+    The task is cancelled here rather than through SIGINT's handler: a process started
+    with SIGINT ignored (``nohup``, ``cmd &`` in a script) has none from asyncio.
+    """
+    cancel: list[Callable[[], object]] = []
+    stopping = False
+
+    async def body() -> _T:
+        task = asyncio.current_task()
+        assert task is not None
+        cancel.append(
+            functools.partial(asyncio.get_running_loop().call_soon_threadsafe, task.cancel)
+        )
+        return await main()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping or not cancel:  # a second SIGTERM, or one before the loop runs
+            raise KeyboardInterrupt
+        stopping = True
+        cancel[0]()
+
+    previous: signal.Handlers | Callable[[int, FrameType | None], Any] | int | None = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return asyncio.run(body())
+    except asyncio.CancelledError:
+        if stopping:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        # A SIGTERM after the loop closed has no task to cancel.
+        if previous is not None and signal.getsignal(signal.SIGTERM) is on_term:
+            signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,7 @@ import click
 
 from rolecall.cli._common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     config_option,
     exit_code_for,
@@ -17,6 +18,7 @@ from rolecall.cli._common import (
     json_option,
     print_error,
     print_json,
+    run_stoppable,
 )
 
 if TYPE_CHECKING:
@@ -98,9 +100,14 @@ def ask(
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
     messages.append({"role": "user", "content": prompt})
-    code = asyncio.run(
-        _ask(role, messages, config_path, as_json, stream and not as_json, params, offline)
-    )
+    try:
+        code = run_stoppable(
+            lambda: _ask(
+                role, messages, config_path, as_json, stream and not as_json, params, offline
+            )
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
+        code = EXIT_INTERRUPTED
     sys.exit(code)
 
 
@@ -177,6 +184,15 @@ async def _ask(
             click.echo()
             print_error(exc.message)
             return EXIT_FAILED
+        except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C or SIGTERM
+            status = "interrupted"
+            if stream:
+                click.echo()
+            click.echo(
+                f"interrupted: the call was stopped; run {run_id} is recorded as interrupted",
+                err=True,
+            )
+            raise
         finally:
             recorder.finish_run(run_id, status)
             recorder.close()

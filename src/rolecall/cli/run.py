@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import signal
 import sys
-import threading
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from rolecall.cli._common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     config_option,
@@ -24,6 +20,7 @@ from rolecall.cli._common import (
     json_option,
     print_error,
     print_json,
+    run_stoppable,
 )
 from rolecall.errors import RolecallError
 
@@ -31,10 +28,6 @@ if TYPE_CHECKING:
     from rolecall.workflow.state import RunState
 
 __all__ = ["run"]
-
-_T = TypeVar("_T")
-
-EXIT_INTERRUPTED = 130
 
 
 @click.command()
@@ -164,7 +157,7 @@ def run(
             display.stop()
 
     try:
-        result = _run_stoppable(main)
+        result = run_stoppable(main)
     except KeyboardInterrupt:
         click.echo(f"interrupted: state saved; resume with: {resume_cmd}", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -219,42 +212,6 @@ def _print_checks(result: dict[str, Any]) -> None:
     status = {"not_run": "not run"}.get(result["status"], result["status"])
     reason = f" ({result['reason']})" if result.get("reason") else ""
     click.echo(f"checks: {status}{reason}")
-
-
-def _run_stoppable(main: Callable[[], Awaitable[_T]]) -> _T:
-    """``asyncio.run(main())``, where SIGTERM (``kill``, a service manager, a CI timeout)
-    stops the run the way Ctrl-C does: the main task cancelled (tasks cancelled, state
-    saved, the run recorded ``interrupted``), then ``KeyboardInterrupt`` (exit 130).
-
-    The task is cancelled here rather than through SIGINT's handler: a process started
-    with SIGINT ignored (``nohup``, ``cmd &`` in a script) has none from asyncio.
-    """
-    cancel: list[Callable[[], object]] = []
-    stopping = False
-
-    async def body() -> _T:
-        task = asyncio.current_task()
-        assert task is not None
-        cancel.append(
-            functools.partial(asyncio.get_running_loop().call_soon_threadsafe, task.cancel)
-        )
-        return await main()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if stopping or not cancel:  # a second SIGTERM, or one before the loop runs
-            raise KeyboardInterrupt
-        stopping = True
-        cancel[0]()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)
-    try:
-        return asyncio.run(body())
-    except asyncio.CancelledError:
-        if stopping:
-            raise KeyboardInterrupt from None
-        raise
 
 
 def _announce(state: RunState, resumed: bool) -> None:

@@ -1,0 +1,107 @@
+"""``rolecall ask`` stopped (Ctrl-C, SIGTERM) while its call is in flight: a one-line
+message, exit 130, and the call recorded as cancelled in a run closed ``interrupted``
+(not ``failed``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rolecall.recording.runlog import list_runs
+from rolecall.sim import SimServer
+
+
+async def _never_answers(body: dict[str, Any]) -> str:
+    await asyncio.sleep(3600)
+    return "too late"
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[SimServer]:
+    """A provider that takes the request and does not answer."""
+    with SimServer("openai", models=("gpt-sim",)) as gpt:
+        gpt.responder = _never_answers
+        (tmp_path / "rolecall.yaml").write_text(
+            f"""
+providers:
+  gpt: {{type: openai, model: gpt-sim, api_key: test-key, base_url: "{gpt.base_url}",
+         timeout: 1h}}
+roles:
+  coder: {{provider: gpt}}
+"""
+        )
+        yield gpt
+
+
+def _wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_mid_call_closes_the_run_interrupted_and_exits_130(
+    tmp_path: Path, held: SimServer, stream: bool, signum: int
+) -> None:
+    ask = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "ask", "coder", "hi", "--offline"]
+        + (["--stream"] if stream else []),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": os.pathsep.join(sys.path)},
+        # As a terminal starts it, whatever the test runner ignores.
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
+    )
+    _wait_for(lambda: held.calls == 1)
+    ask.send_signal(signum)
+    _, err = ask.communicate(timeout=30)
+    text = err.decode()
+    assert ask.returncode == 130, text
+    assert "Traceback" not in text
+    [run] = list_runs(tmp_path / ".rolecall" / "runs")
+    assert text.strip().splitlines() == [
+        f"interrupted: the call was stopped; run {run.run_id} is recorded as interrupted"
+    ]
+    assert (run.kind, run.status) == ("ask", "interrupted")
+    assert run.path is not None
+    records = [json.loads(line) for line in run.path.read_text().splitlines()]
+    assert [r["outcome"] for r in records if r.get("type") == "attempt"] == ["cancelled"]
+
+
+def test_a_sigterm_once_the_work_is_done_ends_the_process_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # The loop has closed (a summary is being printed): there is no task left to cancel.
+    script = (
+        "import os, signal, time\n"
+        "from rolecall.cli._common import run_stoppable\n"
+        "async def work():\n"
+        "    return 0\n"
+        "run_stoppable(work)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(60)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert "Traceback" not in done.stderr
