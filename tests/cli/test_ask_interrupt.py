@@ -1,6 +1,6 @@
-"""``rolecall ask`` stopped (Ctrl-C, SIGTERM) while its call is in flight: a one-line
-message, exit 130, and the call recorded as cancelled in a run closed ``interrupted``
-(not ``failed``)."""
+"""``rolecall ask`` stopped (Ctrl-C, SIGTERM, its terminal closed) while its call is in
+flight: a one-line message, exit 130, and the call recorded as cancelled in a run closed
+``interrupted`` (not ``failed`` or ``abandoned``)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def _wait_for(condition: Any, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_a_stop_mid_call_closes_the_run_interrupted_and_exits_130(
     tmp_path: Path, held: SimServer, stream: bool, signum: int
 ) -> None:

@@ -109,3 +109,20 @@ def test_sigkill_shows_the_run_abandoned(tmp_path: Path, slow_run) -> None:
     shown = runs_cli(tmp_path, config, "show", run_id)
     assert isinstance(shown, dict) and shown["status"] == "abandoned"
     assert all(task["status"] != "running" for task in shown["tasks"])
+
+
+def test_sighup_a_closed_terminal_records_the_run_interrupted_and_exits_130(
+    tmp_path: Path, slow_run
+) -> None:
+    config, spec = slow_run
+    process = start_run(tmp_path, config, spec)
+    state_path, _ = wait_for_generated(tmp_path, 1)
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    state = json.loads(state_path.read_text())
+    run_id = state["run_id"]
+    assert state["status"] == "interrupted"
+    assert listed_status(tmp_path, config, run_id) == "interrupted"
+    assert not list((tmp_path / "runs" / ".writers").glob("*.lock"))

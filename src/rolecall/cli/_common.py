@@ -126,9 +126,11 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
 
 def run_stoppable(main: Callable[[], Awaitable[_T]]) -> _T:
     """``asyncio.run(main())``, where SIGTERM (``kill``, a service manager, a CI timeout)
-    stops the command the way Ctrl-C does: the main task cancelled (its calls cancelled,
-    what it holds saved, its run recorded ``interrupted``), then ``KeyboardInterrupt``
-    (exit 130). Once the loop is done, SIGTERM gets its previous handler back.
+    and SIGHUP (its terminal closed) stop the command the way Ctrl-C does: the main task
+    cancelled (its calls cancelled, what it holds saved, its run recorded
+    ``interrupted``), then ``KeyboardInterrupt`` (exit 130). A SIGHUP the process was
+    started to ignore (``nohup``) stays ignored. Once the loop is done, each signal gets
+    its previous handler back.
 
     The task is cancelled here rather than through SIGINT's handler: a process started
     with SIGINT ignored (``nohup``, ``cmd &`` in a script) has none from asyncio.
@@ -146,14 +148,17 @@ def run_stoppable(main: Callable[[], Awaitable[_T]]) -> _T:
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
-        if stopping or not cancel:  # a second SIGTERM, or one before the loop runs
+        if stopping or not cancel:  # a second signal, or one before the loop runs
             raise KeyboardInterrupt
         stopping = True
         cancel[0]()
 
-    previous: signal.Handlers | Callable[[int, FrameType | None], Any] | int | None = None
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, on_term)
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
+        hangup = getattr(signal, "SIGHUP", None)
+        if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+            previous[hangup] = signal.signal(hangup, on_term)
     try:
         return asyncio.run(body())
     except asyncio.CancelledError:
@@ -161,6 +166,7 @@ def run_stoppable(main: Callable[[], Awaitable[_T]]) -> _T:
             raise KeyboardInterrupt from None
         raise
     finally:
-        # A SIGTERM after the loop closed has no task to cancel.
-        if previous is not None and signal.getsignal(signal.SIGTERM) is on_term:
-            signal.signal(signal.SIGTERM, previous)
+        # A signal after the loop closed has no task to cancel.
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is on_term:
+                signal.signal(signum, handler)

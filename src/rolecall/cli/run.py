@@ -98,7 +98,7 @@ def run(
 
     Progress goes to stderr; the summary (or --json) to stdout. Exit codes: 0 done,
     1 some work failed (finished work is kept; resume with --resume RUN), 2 bad input or
-    config, 3 credentials rejected, 130 interrupted by Ctrl-C or SIGTERM (state saved).
+    config, 3 credentials rejected, 130 interrupted by Ctrl-C, SIGTERM or SIGHUP (state saved).
     """
     from rolecall.events import new_run_id
     from rolecall.workflow.display import ProgressDisplay
