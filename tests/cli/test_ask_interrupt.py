@@ -107,3 +107,36 @@ def test_a_sigterm_once_the_work_is_done_ends_the_process_without_a_traceback(
     )
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_reader_gone_mid_stream_ends_ask_quietly_with_the_call_recorded(
+    tmp_path: Path,
+) -> None:
+    """``rolecall ask coder PROMPT --stream | head -c 10``: far more text than a pipe holds."""
+    with SimServer("openai", models=("gpt-sim",), reply=" ".join(["word"] * 100_000)) as gpt:
+        (tmp_path / "rolecall.yaml").write_text(
+            f"""
+providers:
+  gpt: {{type: openai, model: gpt-sim, api_key: test-key, base_url: "{gpt.base_url}"}}
+roles:
+  coder: {{provider: gpt}}
+"""
+        )
+        with subprocess.Popen(
+            [sys.executable, "-m", "rolecall", "ask", "coder", "hi", "--offline", "--stream"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": os.pathsep.join(sys.path)},
+        ) as ask:
+            assert ask.stdout is not None and ask.stderr is not None
+            assert ask.stdout.read(10) == b"word word "
+            ask.stdout.close()
+            err = ask.stderr.read().decode()
+            code = ask.wait(timeout=60)
+    assert err == ""
+    assert code == 0
+    [run] = list_runs(tmp_path / ".rolecall" / "runs")
+    assert run.path is not None
+    records = [json.loads(line) for line in run.path.read_text().splitlines()]
+    assert [r["outcome"] for r in records if r.get("type") == "attempt"] == ["cancelled"]

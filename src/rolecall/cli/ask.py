@@ -156,9 +156,13 @@ async def _ask(
         status = "failed"
         try:
             if stream:
-                reply_stream = router.stream(role, messages, params=params, run_id=run_id)
-                async for piece in reply_stream:
-                    click.echo(piece, nl=False)
+                # Closed here however the loop ends (a reader gone, Ctrl-C): the call is
+                # recorded as cancelled while the router and the recorder are still open.
+                async with router.stream(
+                    role, messages, params=params, run_id=run_id
+                ) as reply_stream:
+                    async for piece in reply_stream:
+                        click.echo(piece, nl=False)
                 click.echo()
                 reply = reply_stream.reply
             else:
