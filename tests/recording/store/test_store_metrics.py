@@ -282,6 +282,20 @@ def test_metrics_json_shape(store: MetricsStore) -> None:
     assert all(kind in {k.value for k in ErrorKind} for kind in data["errors"])
 
 
+def test_a_call_its_client_cancelled_is_counted_as_cancelled(store: MetricsStore) -> None:
+    # Ctrl-C during `ask`, or a gateway client gone: the attempt has no error kind.
+    store.record(
+        [
+            attempt_event(task_id="t1", provider="gpt", outcome="cancelled", error_kind=None),
+            attempt_event(task_id="t2", provider="gpt", outcome="ok"),
+        ]
+    )
+    [row] = store.metrics()
+    data = row.to_dict()
+    assert (data["requests"], data["successes"], data["failures"]) == (2, 1, 1)
+    assert data["errors"] == {"cancelled": 1}
+
+
 def test_empty_store_has_no_rows(store: MetricsStore) -> None:
     assert store.metrics() == []
     assert store.trend("day") == []

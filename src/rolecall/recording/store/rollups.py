@@ -83,7 +83,9 @@ class Rollup:
             if e.outcome == "ok":
                 successes += 1
             else:
-                kind = "unknown" if e.error_kind is None else str(e.error_kind)
+                # No kind: the call was cancelled (its client went away, Ctrl-C), not failed
+                # by the provider; counted under that word rather than an unnamed kind.
+                kind = "cancelled" if e.error_kind is None else str(e.error_kind)
                 errors[kind] = errors.get(kind, 0) + 1
             input_tokens += e.input_tokens
             output_tokens += e.output_tokens
