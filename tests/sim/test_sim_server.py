@@ -401,3 +401,23 @@ def test_parse_fault() -> None:
         parse_fault({"kind": "server", "code": 1})
     with pytest.raises(ValueError, match="not an HTTP status"):
         Fault("server", status=999)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_fault_the_responder_chose_asks_it_once(openai_sim: SimServer, stream: bool) -> None:
+    # A responder that plays a script of its own: its stream cut after one chunk must not
+    # cost it a second turn (the plain reply is the text that is cut short).
+    script: list[Any] = [Fault("stream_error", after_chunks=1), "second"]
+    openai_sim.responder = lambda body: script.pop(0)
+    received = b""
+    url = f"{openai_sim.base_url}/chat/completions"
+    body = {**CHAT, "stream": stream}
+    with (
+        pytest.raises(httpx.TransportError),  # the stream is cut
+        _HTTP.stream("POST", url, json=body, headers=AUTH) as response,
+    ):
+        for part in response.iter_bytes():
+            received += part
+    assert script == ["second"]
+    assert openai_sim.calls == 1
+    assert b"second" not in received

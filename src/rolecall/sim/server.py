@@ -345,9 +345,13 @@ class SimServer:
             if isinstance(answer, Answer):
                 await self._deliver(ex, ctx, dialect.enrich(ctx, answer))
                 return
-            fault = answer  # the responder chose a fault for this request
-            if fault.kind not in HANG_KINDS and fault.delay > 0:
-                await asyncio.sleep(fault.delay)
+            # The responder chose a fault for this request: its text (a stream cut or
+            # stalled after some chunks, a timeout's late answer) is the plain reply, not
+            # a second call to the responder, which answers once per request.
+            if answer.kind not in HANG_KINDS and answer.delay > 0:
+                await asyncio.sleep(answer.delay)
+            await self._fault(ex, ctx, answer, ask_responder=False)
+            return
         await self._fault(ex, ctx, fault)
 
     def _check_key(self, request: HttpRequest, key: str | None) -> Rendered | None:
@@ -385,7 +389,9 @@ class SimServer:
                 text = json.dumps(minimal_instance(schema))
         return Answer(text, input_tokens, count_words([text]))
 
-    async def _fault(self, ex: Exchange, ctx: Ctx, fault: Fault) -> None:
+    async def _fault(
+        self, ex: Exchange, ctx: Ctx, fault: Fault, *, ask_responder: bool = True
+    ) -> None:
         kind, dialect = fault.kind, self._dialect
         if kind == "ok":  # a responder's Fault("ok", delay=...): the plain reply, late
             await self._deliver(
@@ -395,9 +401,9 @@ class SimServer:
             ex.reset()
         elif kind == "timeout" or (kind == "stall" and not ctx.stream):
             if not await ex.wait_client_gone(fault.hang_seconds):
-                await self._answer(ex, ctx)
+                await self._deliver(ex, ctx, await self._compose_plain(ctx, ask_responder))
         elif kind == "stall":
-            answer = await self._compose_plain(ctx)
+            answer = await self._compose_plain(ctx, ask_responder)
             await self._deliver(
                 ex, ctx, answer, stall_after=fault.after_chunks, stall=fault.hang_seconds
             )
@@ -413,7 +419,7 @@ class SimServer:
             )
             await self._deliver(ex, ctx, answer, malformed=kind == "malformed")
         elif kind == "stream_error":
-            answer = await self._compose_plain(ctx)
+            answer = await self._compose_plain(ctx, ask_responder)
             if ctx.stream:
                 await self._deliver(ex, ctx, answer, fail_after=fault.after_chunks)
             elif dialect.stream_error_event(ctx) is not None:
@@ -424,14 +430,11 @@ class SimServer:
         else:
             await self._send(ex, dialect.error(fault, ctx), ctx)
 
-    async def _compose_plain(self, ctx: Ctx) -> Answer:
-        answer = await self._compose(ctx)
+    async def _compose_plain(self, ctx: Ctx, ask_responder: bool = True) -> Answer:
+        answer = await self._compose(ctx) if ask_responder else None
         if isinstance(answer, Answer):
             return answer
         return Answer(self.reply, ctx.input_tokens, count_words([self.reply]))
-
-    async def _answer(self, ex: Exchange, ctx: Ctx) -> None:
-        await self._deliver(ex, ctx, await self._compose_plain(ctx))
 
     async def _deliver(
         self,
