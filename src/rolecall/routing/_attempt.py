@@ -40,6 +40,8 @@ log = logging.getLogger("rolecall.router")
 Sleep = Callable[[float], Awaitable[Any]]
 # How long a provider cools down after a 429 that named no reset time.
 DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
+# Health states in which no new call may start.
+_DOWN = frozenset({"unavailable", "cooling_down", "open"})
 
 
 @dataclass(slots=True)
@@ -200,15 +202,23 @@ class ProviderCalls:
             if admission is None:
                 self._skipped(task, pid, retrying)
                 return None
-            if retrying is not None:
-                self._record_earlier(task, pid, retrying, "retry")
-                retrying = None
             slot = _Slot(self._semaphores[pid], admission)
             try:
                 await slot.semaphore.acquire()
             except BaseException:
                 admission.release()
+                if retrying is not None:
+                    self._record_earlier(task, pid, retrying, "cancelled")
                 raise
+            if self.health.state(pid) in _DOWN:
+                # It went down (429, dead key, open circuit) while this call waited for a
+                # slot: the admission predates that, so skip it as if it came now.
+                slot.release()
+                self._skipped(task, pid, retrying)
+                return None
+            if retrying is not None:
+                self._record_earlier(task, pid, retrying, "retry")
+                retrying = None
             attempt += 1
             started = self.clock()
             try:
