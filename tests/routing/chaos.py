@@ -275,11 +275,10 @@ def check(
         (attempts if isinstance(event, AttemptEvent) else tasks)[event.task_id].append(event)
     served: dict[tuple[int, str], list[Served]] = defaultdict(list)
     for call in sorted(plan.served, key=lambda c: c.at):
-        calls = served[(call.task, call.pid)]
-        if calls and _resent(calls[-1], call):
-            calls[-1] = call  # one attempt: the transport's resend after a stale connection
-        else:
-            calls.append(call)
+        served[(call.task, call.pid)].append(call)
+    for (task, pid), calls in served.items():
+        recorded = sum(1 for a in attempts[f"t{task}"] if a.provider == pid and a.attempt > 0)
+        served[(task, pid)] = _without_resends(calls, recorded)
     total_served = len(plan.served)
     total_calls = sum(server.calls for server in sims.values())
     if total_served != total_calls:
@@ -336,7 +335,11 @@ def check(
             unsent = (
                 result.cancelled and len(made) == len(calls) + 1 and made[-1].outcome == "cancelled"
             )  # cancelled before the request reached the sim
-            if len(made) != len(calls) and not unsent:
+            # A loaded machine can make a short timeout expire before the request is
+            # even read: such attempts may have no call at the sim.
+            timed_out = sum(1 for a in made if a.error_kind in _SLOW_MACHINE_KINDS)
+            unread = len(calls) < len(made) <= len(calls) + timed_out
+            if len(made) != len(calls) and not unsent and not unread:
                 problems.append(
                     f"{what} {pid}: {len(made)} attempt records, sim received {len(calls)} "
                     f"({[c.fault.kind if c.fault else 'ok' for c in calls]}; recorded "
@@ -346,8 +349,9 @@ def check(
                 problems.append(f"{what} {pid}: {len(made)} attempts > {plan.max_attempts}")
             if calls and pid not in chain:
                 problems.append(f"{what} called {pid}, which is not in its chain {chain}")
-            for record, call in zip(made, calls, strict=False):
-                problems += _kind_agrees(what, pid, record, call)
+            if not unread:  # else which record goes with which call is not known
+                for record, call in zip(made, calls, strict=False):
+                    problems += _kind_agrees(what, pid, record, call)
         # Fallback order: first calls follow the chain (a deferred provider once more after).
         order = [c.pid for c in sorted((c for c in plan.served if c.task == t), key=lambda c: c.at)]
         firsts = list(dict.fromkeys(order))
@@ -382,13 +386,31 @@ def _kind(kind: ErrorKind | None) -> str | None:
     return kind.value if kind is not None else None
 
 
-def _resent(before: Served, call: Served) -> bool:
-    """A reset with no byte of response on a reused keep-alive connection looks like one
-    the server had closed: the transport sends the request once more at once."""
-    return before.fault is not None and before.fault.kind == "reset" and call.at - before.at < 0.03
+def _without_resends(calls: list[Served], recorded: int) -> list[Served]:
+    """The calls one per attempt: a reset with no byte of response on a reused keep-alive
+    connection looks like one the server had closed, and the transport sends the request
+    once more at once, within the same attempt. Told apart by count, not by time (a
+    loaded machine may delay the resend): resets followed by another call are folded
+    into it, earliest first, while the sim saw more calls than there are attempts."""
+    kept = list(calls)
+    i = 0
+    while len(kept) > recorded and i < len(kept) - 1:
+        fault = kept[i].fault
+        if fault is not None and fault.kind == "reset":
+            del kept[i]
+        else:
+            i += 1
+    return kept
+
+
+# What a slow (loaded) machine may turn any call into: the client's timeout or stall
+# detector fires before the sim's answer is read.
+_SLOW_MACHINE_KINDS = frozenset({ErrorKind.TIMEOUT, ErrorKind.STALLED})
 
 
 def _kind_agrees(what: str, pid: str, record: AttemptEvent, call: Served) -> list[str]:
+    if record.error_kind in _SLOW_MACHINE_KINDS:
+        return []
     fault = call.fault
     if fault is None:
         if record.outcome not in ("ok", "cancelled"):
@@ -486,9 +508,9 @@ def check_store(tmp: Path, run_id: str, events: list[Any]) -> list[str]:
     oks = sum(1 for e in attempt_events if e.outcome == "ok")
     if successes != oks:
         problems.append(f"metrics count {successes} successes, events {oks}")
-    # A cancelled call with no error (its client went away) counts as kind "unknown".
+    # A cancelled call with no error (its client went away) counts as "cancelled".
     want_errors = Counter(
-        e.error_kind.value if e.error_kind else "unknown"
+        e.error_kind.value if e.error_kind else "cancelled"
         for e in attempt_events
         if e.outcome != "ok"
     )
