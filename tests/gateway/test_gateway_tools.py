@@ -331,3 +331,37 @@ def test_tool_round_trip_served_by_an_anthropic_provider(
     assert sent["tools"][0]["name"] == "get_weather"
     assert sent["messages"][1]["content"][0]["type"] == "tool_use"
     assert sent["messages"][2]["content"][0]["tool_use_id"] == "toolu_1"
+
+
+def _text_then_two_calls(body: dict[str, Any]) -> dict[str, Any]:
+    calls = [
+        {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}},
+        {"id": "toolu_2", "name": "get_weather", "arguments": {"city": "Rome"}},
+    ]
+    return {"text": "Checking both.", "tool_calls": calls}
+
+
+def test_parallel_calls_after_text_from_anthropic_stream_as_they_answer_whole(
+    gateway: RunningGateway, fallback: SimServer
+) -> None:
+    # Anthropic numbers its content blocks with the text first; a chat stream numbers
+    # the tool calls alone from 0, or the SDK's accumulator cannot place them.
+    fallback.responder = _text_then_two_calls
+    client = sdk(gateway)
+    with client.chat.completions.stream(
+        model="b",
+        messages=ASK,  # type: ignore[arg-type]
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+    ) as events:
+        streamed = events.get_final_completion()
+    whole = client.chat.completions.create(model="b", messages=ASK, tools=[WEATHER_TOOL])  # type: ignore[arg-type,list-item]
+
+    def calls(message: Any) -> list[tuple[str, str, Any]]:
+        return [
+            (c.id, c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls
+        ]
+
+    assert calls(streamed.choices[0].message) == calls(whole.choices[0].message)
+    assert [c[2]["city"] for c in calls(streamed.choices[0].message)] == ["Paris", "Rome"]
+    assert streamed.choices[0].message.content == whole.choices[0].message.content
+    assert streamed.choices[0].finish_reason == "tool_calls"

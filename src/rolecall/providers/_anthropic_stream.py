@@ -3,8 +3,10 @@
 A stream is a sequence of content blocks, each opened by ``content_block_start``
 and filled by ``content_block_delta`` events: ``text_delta`` (answer text),
 ``thinking_delta`` (reasoning, kept apart), ``input_json_delta`` (a ``tool_use``
-block's input, in fragments). A tool call's pieces are tied together by the block's
-index. With structured output the forced ``respond`` tool's input is the answer text.
+block's input, in fragments). A tool call's pieces are tied together by its number
+among the answer's tool calls (0, 1, ...), not by the block's index, which counts the
+text and thinking blocks too. With structured output the forced ``respond`` tool's input
+is the answer text.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class StreamState:
 
     structured: bool
     blocks: dict[int, str] = field(default_factory=dict)  # index -> text/thinking/tool/respond
+    tools: dict[int, int] = field(default_factory=dict)  # block index -> tool call number
     usage_fields: dict[str, int] = field(default_factory=dict)
     json_parts: list[str] = field(default_factory=list)
     received: int = 0
@@ -115,8 +118,9 @@ class StreamState:
             self.answered_by_tool = True
             return None
         self.blocks[index] = "tool"
+        number = self.tools[index] = self.calls
         self.calls += 1
-        delta = ToolCallDelta(index, id=block.get("id"), name=block.get("name"))
+        delta = ToolCallDelta(number, id=block.get("id"), name=block.get("name"))
         return Chunk(tool_calls=(delta,))
 
     def _delta(self, data: Mapping[str, Any]) -> Chunk | None:
@@ -139,8 +143,9 @@ class StreamState:
         piece = delta.get("partial_json")
         if not isinstance(piece, str) or not piece:
             return None
-        if self.blocks.get(index) == "tool":
-            return Chunk(tool_calls=(ToolCallDelta(index, arguments=piece),))
+        number = self.tools.get(index)
+        if number is not None:
+            return Chunk(tool_calls=(ToolCallDelta(number, arguments=piece),))
         if self.structured:
             self.received += len(piece)
             self.json_parts.append(piece)
