@@ -348,6 +348,9 @@ class AnthropicDialect(Dialect):
         }
         return self.sse(body, "error")
 
+    def keepalive_event(self) -> bytes | None:
+        return self.sse({"type": "ping"}, "ping")
+
     def malformed_event(self, ctx: Ctx) -> bytes:
         return b'event: message_start\ndata: {"type": "message_start", "message": {"id": \n\n'
 

@@ -227,6 +227,9 @@ class BedrockDialect(Dialect):
             "The system encountered an unexpected error during processing. Try your request again.",
         )
 
+    def keepalive_event(self) -> bytes | None:
+        return None
+
     def malformed_event(self, ctx: Ctx) -> bytes:
         headers = {
             ":event-type": "contentBlockDelta",

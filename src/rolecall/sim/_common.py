@@ -302,6 +302,10 @@ class Dialect(ABC):
         """An in-stream error event, or None when the vendor just drops the connection."""
         return None
 
+    def keepalive_event(self) -> bytes | None:
+        """What the vendor sends to keep a quiet stream open (an SSE comment line), or None."""
+        return b": keep-alive\n\n"
+
     @abstractmethod
     def malformed_event(self, ctx: Ctx) -> bytes: ...
 

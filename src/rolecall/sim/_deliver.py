@@ -21,9 +21,11 @@ async def deliver(
     fail_after: int | None = None,
     stall_after: int | None = None,
     stall: float = 0.0,
+    keepalive: bytes | None = None,
 ) -> None:
     """Send ``answer``; a stream stops after ``fail_after`` pieces (error event or cut
-    connection) or goes silent for ``stall`` seconds after ``stall_after`` pieces."""
+    connection) or sends no content for ``stall`` seconds after ``stall_after`` pieces
+    (silent, or with ``keepalive`` sent now and then)."""
     if not ctx.stream:
         if chunk_delay > 0:  # a whole answer takes as long to write as its stream
             await asyncio.sleep(chunk_delay * len(split_pieces(answer.text)))
@@ -47,7 +49,7 @@ async def deliver(
     for sent, piece in enumerate(pieces):
         if fail_after is not None and sent >= fail_after:
             break
-        if sent == stall_after and await ex.wait_client_gone(stall):
+        if sent == stall_after and await ex.keep_quiet(stall, keepalive):
             return
         if chunk_delay > 0:
             await ex.flush()
@@ -62,7 +64,7 @@ async def deliver(
         await ex.end()
         return
     stalled = stall_after is not None and stall_after >= len(pieces)
-    if stalled and await ex.wait_client_gone(stall):
+    if stalled and await ex.keep_quiet(stall, keepalive):
         return
     for event in dialect.stream_tail(ctx, answer):
         ex.send(event)

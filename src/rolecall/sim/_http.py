@@ -30,6 +30,7 @@ log = logging.getLogger("rolecall.sim")
 Rendered = tuple[int, list[tuple[str, str]], bytes]
 
 _READ_SIZE = 65536
+KEEPALIVE_EVERY = 0.1  # seconds between keep-alives on a stream kept quiet
 _STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
 }
@@ -162,6 +163,23 @@ class Exchange:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.closed = True
         self._writer.transport.abort()
+
+    async def keep_quiet(self, seconds: float, keepalive: bytes | None) -> bool:
+        """Send no content for ``seconds`` (``keepalive`` every :data:`KEEPALIVE_EVERY` s when
+        given); True as soon as the client closes the connection."""
+        if keepalive is None:
+            return await self.wait_client_gone(seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            if await self.wait_client_gone(min(left, KEEPALIVE_EVERY)):
+                return True
+            try:
+                self.send(keepalive)
+                await self.flush()
+            except ClientGone:
+                return True
+        return False
 
     async def wait_client_gone(self, seconds: float) -> bool:
         """Stay silent for ``seconds``; True as soon as the client closes the connection."""

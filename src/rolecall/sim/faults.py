@@ -53,7 +53,8 @@ class Fault:
     ``PROHIBITED_CONTENT``); ``quota`` + ``"spend_limit"``
     (Anthropic 429 ``enforced_spend_limit_reached``) or ``"prepay"`` (Gemini 429 "Your
     prepayment credits are depleted", no QuotaFailure); ``rate_limit`` + ``"http_date"``
-    (``retry-after`` as an HTTP date).
+    (``retry-after`` as an HTTP date); ``stall`` + ``"keepalive"`` (no content, but the
+    vendor's keep-alive, Anthropic's ``ping`` or an SSE comment, every 0.1 s).
     """
 
     kind: str

@@ -404,8 +404,14 @@ class SimServer:
                 await self._deliver(ex, ctx, await self._compose_plain(ctx, ask_responder))
         elif kind == "stall":
             answer = await self._compose_plain(ctx, ask_responder)
+            keepalive = dialect.keepalive_event() if fault.variant == "keepalive" else None
             await self._deliver(
-                ex, ctx, answer, stall_after=fault.after_chunks, stall=fault.hang_seconds
+                ex,
+                ctx,
+                answer,
+                stall_after=fault.after_chunks,
+                stall=fault.hang_seconds,
+                keepalive=keepalive,
             )
         elif kind == "content_filter" and (refused := dialect.filtered_error(fault, ctx)):
             await self._send(ex, refused, ctx)
@@ -436,28 +442,9 @@ class SimServer:
             return answer
         return Answer(self.reply, ctx.input_tokens, count_words([self.reply]))
 
-    async def _deliver(
-        self,
-        ex: Exchange,
-        ctx: Ctx,
-        answer: Answer,
-        *,
-        malformed: bool = False,
-        fail_after: int | None = None,
-        stall_after: int | None = None,
-        stall: float = 0.0,
-    ) -> None:
-        await deliver(
-            ex,
-            self._dialect,
-            ctx,
-            answer,
-            chunk_delay=self.chunk_delay,
-            malformed=malformed,
-            fail_after=fail_after,
-            stall_after=stall_after,
-            stall=stall,
-        )
+    async def _deliver(self, ex: Exchange, ctx: Ctx, answer: Answer, **options: Any) -> None:
+        """``deliver``'s keyword options: malformed, fail_after, stall_after, stall, keepalive."""
+        await deliver(ex, self._dialect, ctx, answer, chunk_delay=self.chunk_delay, **options)
 
     async def _send(self, ex: Exchange, rendered: Rendered, ctx: Ctx | None = None) -> None:
         status, headers, body = rendered
