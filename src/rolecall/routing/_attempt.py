@@ -9,8 +9,8 @@ when the task must move on (the failure is then recorded as a hand-over).
 A call that is not the last hope of its chain is watched: when it has produced
 nothing ``failover_within`` after it started it comes back as :class:`Waiting`
 (still running) and the chain walker (``_chain``) races it against the next
-provider. Only time to the first item is bounded; once text flows the provider's
-own ``timeout`` bounds the gaps between chunks.
+provider. Only time to the first item is bounded so; once text flows the provider's
+own ``timeout`` bounds the gaps between chunks, keep-alives or not (``_idle``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from rolecall.health.memory import Admission, HealthTracker
 from rolecall.providers.base import Provider
 from rolecall.routing._assemble import Assembly
 from rolecall.routing._capabilities import Capabilities
+from rolecall.routing._idle import IdleGuard
 from rolecall.routing._limits import ConcurrencyLimit
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._task import TaskRun, unexpected_error
@@ -38,6 +39,8 @@ __all__ = ["Opened", "ProviderCalls", "Waiting", "read_rest"]
 log = logging.getLogger("rolecall.router")
 
 Sleep = Callable[[float], Awaitable[Any]]
+# Wraps a stream that has sent content: the rest is read through it.
+_Guard = Callable[[AsyncIterator[Chunk]], AsyncIterator[Chunk]]
 # How long a provider cools down after a 429 that named no reset time.
 DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
 # Health states in which no new call may start.
@@ -97,12 +100,15 @@ async def _close(chunks: AsyncIterator[Chunk]) -> None:
         await aclose()
 
 
-async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _First:
+async def _first_of(
+    provider: Provider, request: ChatRequest, stream: bool, guard: _Guard
+) -> _First:
     """Call the provider and read until its first item (the stream stays open after it).
 
     A whole answer that may be raced is asked for as a stream too: only its first
     token tells a live provider writing a long answer from a stalled one. Text,
-    reasoning or a tool call all count as a first token.
+    reasoning or a tool call all count as a first token. The rest of the stream is
+    read through ``guard``, which bounds the gaps between its chunks.
     """
     if not stream:
         return _First(completion=await provider.complete(request))
@@ -113,7 +119,7 @@ async def _first_of(provider: Provider, request: ChatRequest, stream: bool) -> _
         async for chunk in chunks:
             assembly.add(chunk)
             if chunk.has_content:
-                first.head, first.chunks = chunk, chunks
+                first.head, first.chunks = chunk, guard(chunks)
                 return first
     except BaseException:
         await _close(chunks)
@@ -157,11 +163,13 @@ class ProviderCalls:
         capabilities: Capabilities,
         retry: RetryConfig,
         failover_within: float,
+        timeouts: Mapping[str, float],
         clock: Callable[[], float],
         sleep: Sleep,
         rng: Callable[[], float],
     ) -> None:
         self.provider = provider
+        self._timeouts = timeouts  # each provider's own: the longest gap once text flows
         self._semaphores = semaphores
         self.health = health
         self.outcomes = outcomes
@@ -271,14 +279,21 @@ class ProviderCalls:
     ) -> _First | asyncio.Future[_First]:
         """One call: its first item, or (raceable, nothing yet) the still-running call."""
         started = self.clock()
+        limit = self._timeouts.get(pid)
+
+        def guard(chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+            if limit is None:
+                return chunks
+            return IdleGuard(chunks, pid, limit, self.clock, self.sleep)
+
         if not raceable:
             try:
-                return await _first_of(provider, request, stream)
+                return await _first_of(provider, request, stream, guard)
             except asyncio.CancelledError:  # the client went away
                 latency_ms = (self.clock() - started) * 1000.0
                 self.outcomes.record(task, pid, attempt, "cancelled", None, latency_ms)
                 raise
-        call = asyncio.ensure_future(_first_of(provider, request, stream=True))
+        call = asyncio.ensure_future(_first_of(provider, request, True, guard))
         timer = asyncio.ensure_future(self.sleep(self.failover_within))
         try:
             await asyncio.wait((call, timer), return_when=asyncio.FIRST_COMPLETED)

@@ -127,6 +127,7 @@ class Router:
             capabilities=self._capabilities,
             retry=config.retry,
             failover_within=config.failover_within,
+            timeouts={pid: entry.timeout for pid, entry in config.providers.items()},
             clock=clock,
             sleep=sleep,
             rng=rng,

@@ -1,0 +1,80 @@
+"""Once text flows, the provider's ``timeout`` bounds the gaps between chunks (fake clock).
+
+A vendor that stops writing but keeps its connection alive (Anthropic's ``ping`` events,
+SSE comment lines) yields nothing to the router: to it the stream just goes quiet, so
+the doubles here go quiet on the fake clock after their first piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from rolecall.errors import ErrorKind, StreamInterrupted
+from rolecall.routing.router import Router
+from rolecall.types import ChatRequest, Chunk, Usage
+
+TIMEOUT = 30.0
+QUIET = 3600.0  # far past the timeout: a stream still waiting here was never bounded
+
+
+class GoesQuiet:
+    """Streams "Hel", then nothing for ``quiet`` seconds, then "lo" and the end."""
+
+    def __init__(self, provider_id: str, sleep: Any, quiet: float) -> None:
+        self.id = provider_id
+        self.model = f"{provider_id}-model"
+        self._sleep = sleep
+        self._quiet = quiet
+        self.closed_streams = 0
+
+    async def complete(self, request: ChatRequest) -> Any:
+        raise AssertionError("only streamed here")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        try:
+            yield Chunk(text="Hel")
+            await self._sleep(self._quiet)
+            yield Chunk(text="lo")
+            yield Chunk(usage=Usage(input_tokens=3, output_tokens=2), finish_reason="stop")
+        finally:
+            self.closed_streams += 1
+
+    async def check_credentials(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _router(config_of: Any, fake_time: Any, quiet: float) -> tuple[Router, GoesQuiet]:
+    config = config_of(("a",), provider_extra={"a": {"timeout": TIMEOUT}})
+    provider = GoesQuiet("a", fake_time.sleep, quiet)
+    router = Router(config, providers={"a": provider}, sleep=fake_time.sleep, clock=fake_time.clock)
+    return router, provider
+
+
+async def test_a_stream_that_goes_quiet_after_text_fails_at_the_providers_timeout(
+    config_of: Any, fake_time: Any
+) -> None:
+    router, provider = _router(config_of, fake_time, QUIET)
+    started = fake_time.clock()
+    stream = router.stream("coder", "hi")
+    received: list[str] = []
+    with pytest.raises(StreamInterrupted) as caught:
+        async for text in stream:
+            received.append(text)
+    assert received == ["Hel"]
+    assert fake_time.clock() - started == TIMEOUT  # not QUIET: the gap was bounded
+    assert caught.value.kind is ErrorKind.TIMEOUT
+    assert "no content for 30 s" in caught.value.message
+    assert provider.closed_streams == 1  # the provider's stream was closed, not left open
+
+
+async def test_a_gap_shorter_than_the_timeout_is_waited_out(config_of: Any, fake_time: Any) -> None:
+    router, _ = _router(config_of, fake_time, TIMEOUT - 1)
+    stream = router.stream("coder", "hi")
+    assert "".join([text async for text in stream]) == "Hello"
+    assert stream.reply.finish_reason == "stop"
