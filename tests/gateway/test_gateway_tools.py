@@ -137,6 +137,8 @@ def test_streamed_tool_calls_assemble_in_the_sdk_helper(
         "get_weather",
         '{"city":"Paris"}',
     )
+    # No text: null content, as in the whole answer, not an empty string.
+    assert final.choices[0].message.content is None
 
 
 def test_image_reaches_the_vendor(gateway: RunningGateway, primary: SimServer) -> None:

@@ -104,7 +104,10 @@ async def _stream(
 
     async def events() -> AsyncIterator[bytes]:
         state.status = 499  # until the stream ends: a client that leaves closed the request
-        yield chunk({"role": "assistant", "content": ""})
+        # OpenAI opens an answer that starts with a tool call with null content, so the
+        # SDKs' accumulated message has the whole answer's null content when no text follows.
+        opens_with_call = first is not None and bool(first.tool_calls) and not first.text
+        yield chunk({"role": "assistant", "content": None if opens_with_call else ""})
         if first is not None:
             yield chunk(fmt.chunk_delta(first))
         try:
