@@ -78,3 +78,25 @@ async def test_a_gap_shorter_than_the_timeout_is_waited_out(config_of: Any, fake
     stream = router.stream("coder", "hi")
     assert "".join([text async for text in stream]) == "Hello"
     assert stream.reply.finish_reason == "stop"
+
+
+async def test_a_whole_answer_that_goes_quiet_hands_over_at_the_providers_timeout(
+    config_of: Any, fake_time: Any, scripted: Any
+) -> None:
+    # A whole answer that may be raced is read as a stream: its gaps are bounded too, and
+    # since no text reached the caller yet, the next provider answers.
+    config = config_of(
+        ("a", "b"),
+        roles={"coder": {"provider": "a", "fallback": ["b"]}},
+        provider_extra={"a": {"timeout": TIMEOUT}},
+    )
+    providers = {
+        "a": GoesQuiet("a", fake_time.sleep, QUIET),
+        "b": scripted("b", clock=fake_time.clock, sleep=fake_time.sleep),
+    }
+    router = Router(config, providers=providers, sleep=fake_time.sleep, clock=fake_time.clock)
+    reply = await router.complete("coder", "hi")
+    assert (reply.provider, reply.text) == ("b", "answer from b")
+    assert reply.latency_ms == TIMEOUT * 1000
+    outcomes = [(a.provider, a.outcome, a.error_kind) for a in reply.attempts]
+    assert outcomes == [("a", "handover", ErrorKind.TIMEOUT), ("b", "ok", None)]
