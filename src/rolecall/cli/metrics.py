@@ -40,6 +40,8 @@ _GROUP_FIELDS = ("provider", "role", "model")
 _PLOT_METRICS = ("requests", "success_rate", "p50", "p95", "cost")
 # What `metrics trend` shows without --since: 48 hours by the hour, 30 days by the day.
 _DEFAULT_WINDOW = {"hour": 48 * 3600.0, "day": 30 * 86400.0}
+# A cell starting with one of these is a formula to a spreadsheet (OWASP CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,7 @@ def _print_csv(rows: Sequence[MetricsRow], fields: Sequence[str]) -> None:
         latency = data["latency_ms"]
         writer.writerow(
             [
-                *(getattr(row, name) or "" for name in shown),
+                *(_text_cell(getattr(row, name)) for name in shown),
                 row.requests,
                 row.successes,
                 row.failures,
@@ -204,6 +206,14 @@ def _print_csv(rows: Sequence[MetricsRow], fields: Sequence[str]) -> None:
                 ";".join(f"{kind}={count}" for kind, count in sorted(row.errors.items())),
             ]
         )
+
+
+def _text_cell(value: str | None) -> str:
+    """A name as a CSV cell a spreadsheet shows as text: one that would start a formula
+    (``=HYPERLINK(...)``, ``@SUM(...)``) gets a leading ``'``, as OWASP advises."""
+    if not value:
+        return ""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 # -- trend -------------------------------------------------------------------------------
