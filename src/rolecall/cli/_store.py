@@ -79,6 +79,25 @@ def _metrics_section(exc: ConfigError) -> MetricsConfig | None:
         return None
 
 
+def configured_providers(config_path: str | None) -> frozenset[str] | None:
+    """The provider ids of the config file; None when there is no config file.
+
+    Read even when the config has problems elsewhere (a provider's key variable unset in
+    this shell): which providers exist needs no key.
+    """
+    from rolecall.config.load import find_config_path, load_config, read_section
+
+    try:
+        path = find_config_path(config_path)
+    except ConfigError:
+        return None
+    try:
+        return frozenset(load_config(path).providers)
+    except ConfigError:
+        section = read_section(path, "providers")
+        return frozenset(section) if isinstance(section, dict) else None
+
+
 def open_read_store(metrics: MetricsConfig, store_url: str | None) -> MetricsStore | None:
     """The store for reading, or None when no SQLite database exists yet."""
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from rolecall.cli._common import EXIT_USAGE, config_option, fail
-from rolecall.cli._store import metrics_config, open_read_store, store_option
+from rolecall.cli._store import configured_providers, metrics_config, open_read_store, store_option
 from rolecall.config.schema import MetricsConfig
 
 __all__ = ["dashboard"]
@@ -38,7 +38,8 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
         store.close()
     url = store_url or metrics.url
     try:
-        server = DashboardServer(url, host, port, keys)
+        # Read at each /api/advise: a provider taken out of the config is proposed no more.
+        server = DashboardServer(url, host, port, keys, lambda: configured_providers(config_path))
     except OSError as exc:
         fail(_bind_failure(host, port, exc))
     click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)

@@ -24,6 +24,7 @@ from rolecall.cli._common import (
     print_json,
 )
 from rolecall.cli._store import (
+    configured_providers,
     fmt_cost,
     fmt_ms,
     fmt_rate,
@@ -376,8 +377,9 @@ def advise(
 ) -> None:
     """Flag providers that do clearly worse than another in the same role, with evidence.
 
-    --role judges that role only; --provider shows the findings about that provider
-    (judged against the others in its roles).
+    Only providers the config has are judged and proposed (all recorded ones without a
+    config file). --role judges that role only; --provider shows the findings about that
+    provider (judged against the others in its roles).
     """
     query = _inherit(
         ctx,
@@ -396,7 +398,7 @@ def advise(
     if store is not None:
         with store:
             rows = store.metrics(start, end, role=query.role)
-    findings = judge(rows, min_requests)
+    findings = judge(rows, min_requests, configured_providers(query.config_path))
     if query.provider is not None:
         findings = _about(findings, rows, query.provider)
     if as_json:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 from rolecall.errors import RolecallError
@@ -42,6 +42,8 @@ from rolecall.recording.store import (
 __all__ = ["ApiError", "DataSource", "answer", "foreign_host_body"]
 
 HealthFn = Callable[[], dict[str, dict[str, Any]]]
+# The provider ids a config has (None: no config), for ``/api/advise`` to propose only those.
+ProvidersFn = Callable[[], Collection[str] | None]
 _GROUPS = {"provider,role": ("provider", "role"), "provider": ("provider",), "role": ("role",)}
 
 
@@ -61,9 +63,15 @@ class DataSource:
     the open connection would go on reading the old file.
     """
 
-    def __init__(self, url: Callable[[], str], health: HealthFn | None = None) -> None:
+    def __init__(
+        self,
+        url: Callable[[], str],
+        health: HealthFn | None = None,
+        providers: ProvidersFn | None = None,
+    ) -> None:
         self._url = url
         self.health = health
+        self.providers = providers
         self._lock = threading.Lock()
         self._store: MetricsStore | None = None
         self._store_key: tuple[str, tuple[int, int] | None] | None = None
@@ -179,15 +187,21 @@ def _trend(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     return [row.to_dict() for row in rows]
 
 
-def _advise(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
+def _advise(source: DataSource, query: Mapping[str, str]) -> Any:
+    """``metrics advise --json``: proposing only providers the config has and, under
+    ``serve``, none its health holds unavailable (a key rejected, a quota spent)."""
     from rolecall.recording.store.advise import advise
 
     window = _window(query)
     min_requests = _int(query, "min_requests", 20, 10**9)
-    store = store_of()
+    store = source.store()
     if store is None:
         return []
-    return [finding.to_dict() for finding in advise(store.metrics(*window), min_requests)]
+    providers = source.providers() if source.providers is not None else None
+    health = source.health() if source.health is not None else {}
+    unavailable = {pid for pid, state in health.items() if state.get("state") == "unavailable"}
+    findings = advise(store.metrics(*window), min_requests, providers, unavailable)
+    return [finding.to_dict() for finding in findings]
 
 
 def _runs(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
@@ -220,7 +234,6 @@ _ROUTES: dict[str, Callable[[_StoreOf, Mapping[str, str]], Any]] = {
     "/api/metrics": _metrics,
     "/api/handovers": _handovers,
     "/api/trend": _trend,
-    "/api/advise": _advise,
     "/api/runs": _runs,
 }
 
@@ -255,6 +268,8 @@ def answer(source: DataSource, path: str, query: Mapping[str, str]) -> tuple[int
 def _data(source: DataSource, path: str, query: Mapping[str, str]) -> Any:
     if path == "/api/health":
         return _health(source)
+    if path == "/api/advise":
+        return _advise(source, query)
     route = _ROUTES.get(path)
     if route is not None:
         return route(source.store, query)

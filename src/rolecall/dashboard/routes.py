@@ -33,6 +33,7 @@ def dashboard_routes(gateway: Gateway) -> list[BaseRoute]:
     source = DataSource(
         lambda: gateway.generation.config.metrics.url,
         lambda: gateway.generation.router.health.snapshot(),
+        lambda: gateway.generation.config.providers.keys(),
     )
 
     async def page(request: Request) -> Response:

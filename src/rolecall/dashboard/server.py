@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rolecall.dashboard import PAGE_HEADERS, asset
-from rolecall.dashboard.api import DataSource, answer, foreign_host_body
+from rolecall.dashboard.api import DataSource, ProvidersFn, answer, foreign_host_body
 from rolecall.gateway.auth import KeyChecker, loopback_host_header
 
 __all__ = ["DashboardServer", "unsafe_bind_message"]
@@ -42,9 +42,14 @@ class DashboardServer:
     """Serves the dashboard over ``store_url`` on ``host:port`` (0: any free port)."""
 
     def __init__(
-        self, store_url: str, host: str = "127.0.0.1", port: int = 0, keys: Sequence[Any] = ()
+        self,
+        store_url: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keys: Sequence[Any] = (),
+        providers: ProvidersFn | None = None,
     ) -> None:
-        self.source = DataSource(lambda: store_url)
+        self.source = DataSource(lambda: store_url, providers=providers)
         self.keys = KeyChecker(keys)
         handler = _handler(self.source, self.keys)
         # The address family of the host (ThreadingHTTPServer alone binds IPv4 only, so

@@ -9,13 +9,15 @@ Only clear differences are reported, each with its numbers and sample sizes:
   clearly worse.
 
 A role where fewer than two providers have ``min_requests`` calls is reported as too
-little data to judge.
+little data to judge. Given the providers a config still has, a provider it no longer
+has is neither judged nor suggested: only what can be assigned is compared. A provider
+known to be unavailable (its key rejected, its quota spent) is judged but never suggested.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from rolecall.recording.store.rows import Advice, MetricsRow
 
@@ -89,6 +91,8 @@ def _reassign(
 
 def _judge(weak: MetricsRow, others: list[MetricsRow]) -> list[Advice]:
     found: list[Advice] = []
+    if not others:
+        return found
     best = max(others, key=_rate)
     if _clearly_lower_rate(weak, best):
         found.append(
@@ -113,11 +117,22 @@ def _judge(weak: MetricsRow, others: list[MetricsRow]) -> list[Advice]:
     return found
 
 
-def advise(rows: Sequence[MetricsRow], min_requests: int = 20) -> list[Advice]:
-    """Findings from per (provider, role) metrics rows; see the module docstring."""
+def advise(
+    rows: Sequence[MetricsRow],
+    min_requests: int = 20,
+    providers: Collection[str] | None = None,
+    unavailable: Collection[str] = (),
+) -> list[Advice]:
+    """Findings from per (provider, role) metrics rows; see the module docstring.
+
+    ``providers``: the ids that can be assigned now (None: every provider recorded);
+    ``unavailable``: ids never to suggest.
+    """
     by_role: dict[str, list[MetricsRow]] = {}
     for row in rows:
-        if row.role is not None and row.provider is not None and row.requests > 0:
+        if row.role is None or row.provider is None or row.requests <= 0:
+            continue
+        if providers is None or row.provider in providers:
             by_role.setdefault(row.role, []).append(row)
     found: list[Advice] = []
     for role in sorted(by_role):
@@ -139,5 +154,6 @@ def advise(rows: Sequence[MetricsRow], min_requests: int = 20) -> list[Advice]:
                 )
             continue
         for weak in enough:
-            found.extend(_judge(weak, [o for o in enough if o is not weak]))
+            others = [o for o in enough if o is not weak and o.provider not in unavailable]
+            found.extend(_judge(weak, others))
     return found

@@ -1,0 +1,75 @@
+"""``rolecall metrics advise`` against the config: it proposes only what can be assigned."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli, store_events
+
+from factories import attempt_event
+from rolecall.events import AttemptEvent
+
+NOW = time.time()
+
+
+def _calls(provider: str, count: int, success: float, seed: int) -> list[AttemptEvent]:
+    rng = random.Random(seed)
+    return [
+        attempt_event(
+            run_id=f"run-{seed}",
+            task_id=f"t{index}",
+            provider=provider,
+            outcome="ok" if ok else "handover",
+            error_kind=None if ok else "overloaded",
+            latency_ms=500.0,
+            ts=NOW - 3600 + index,
+        )
+        for index, ok in ((i, rng.random() < success) for i in range(count))
+    ]
+
+
+@pytest.fixture
+def removed_provider(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """gpt does badly in the coder role, claude (since removed from the config) best of
+    all, gemini (still configured) well; the config's key variables are unset here."""
+    monkeypatch.delenv("UNSET_OPENAI_KEY", raising=False)
+    monkeypatch.delenv("UNSET_GEMINI_KEY", raising=False)
+    (project / "rolecall.yaml").write_text(
+        "schema_version: 1\n"
+        "providers:\n"
+        "  gpt: {type: openai, model: gpt-4.1, api_key: '${UNSET_OPENAI_KEY}'}\n"
+        "  gemini: {type: google, model: gemini-2.5-pro, api_key: '${UNSET_GEMINI_KEY}'}\n"
+        "roles:\n"
+        "  coder: {provider: gpt, fallback: [gemini]}\n",
+        encoding="utf-8",
+    )
+    store_events(
+        *_calls("gpt", 400, 0.70, seed=1),
+        *_calls("claude", 400, 1.0, seed=2),
+        *_calls("gemini", 400, 0.97, seed=3),
+    )
+    return project
+
+
+def test_advise_never_suggests_a_provider_the_config_no_longer_has(
+    removed_provider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, "metrics", "advise", "--json")
+    assert code == 0, err
+    findings = json.loads(out)
+    assert {(f["provider"], f["better"]) for f in findings} == {("gpt", "gemini")}
+    code, out, _ = run_cli(capsys, "metrics", "advise")
+    assert "suggest: roles.coder.provider: gemini" in out and "claude" not in out
+
+
+def test_advise_without_a_config_judges_every_provider_recorded(
+    removed_provider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (removed_provider / "rolecall.yaml").unlink()
+    code, out, _ = run_cli(capsys, "metrics", "advise", "--json")
+    assert code == 0
+    assert ("gpt", "claude") in {(f["provider"], f["better"]) for f in json.loads(out)}
