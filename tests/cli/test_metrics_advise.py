@@ -73,3 +73,45 @@ def test_advise_without_a_config_judges_every_provider_recorded(
     code, out, _ = run_cli(capsys, "metrics", "advise", "--json")
     assert code == 0
     assert ("gpt", "claude") in {(f["provider"], f["better"]) for f in json.loads(out)}
+
+
+def test_a_cost_known_for_some_answers_only_is_not_judged_cheap(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # cheap-looking: $0.01 a call, but priced only for its last 10 calls (pricing added late).
+    unpriced = [attempt_event(provider="partly", task_id=f"u{i}", ts=NOW - 60) for i in range(90)]
+    priced = [
+        attempt_event(provider="partly", task_id=f"p{i}", cost_usd=0.01, ts=NOW - 60)
+        for i in range(10)
+    ]
+    whole = [
+        attempt_event(provider="whole", task_id=f"w{i}", cost_usd=0.005, ts=NOW - 60)
+        for i in range(100)
+    ]
+    store_events(*unpriced, *priced, *whole)
+    code, out, _ = run_cli(capsys, "metrics", "--format", "json")
+    rows = {row["provider"]: row for row in json.loads(out)}
+    assert code == 0 and rows["partly"]["priced_requests"] == 10
+    assert rows["whole"]["priced_requests"] == 100
+    code, out, _ = run_cli(capsys, "metrics", "advise", "--json")
+    assert code == 0
+    # Before: "whole is worse than partly on cost per call ($0.0050 vs $0.0010)".
+    assert [f for f in json.loads(out) if f["metric"] == "cost_per_request"] == []
+
+
+def test_the_table_marks_a_cost_that_leaves_out_unpriced_answers(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_events(
+        attempt_event(provider="partly", task_id="a", cost_usd=0.01),
+        attempt_event(provider="partly", task_id="b"),
+        attempt_event(provider="priced", task_id="c", cost_usd=0.01),
+        attempt_event(provider="priced", task_id="d", outcome="handover", error_kind="server"),
+    )
+    code, out, _ = run_cli(capsys, "metrics")
+    lines = out.splitlines()
+    assert code == 0
+    assert next(line for line in lines if line.startswith("partly")).endswith("$0.0100+")
+    # A failed call costs nothing: the other provider's cost is whole.
+    assert next(line for line in lines if line.startswith("priced")).endswith("$0.0100")
+    assert lines[-1].startswith("cost+: some answered calls have no known cost")

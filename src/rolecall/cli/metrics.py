@@ -170,12 +170,27 @@ def _print_metrics_table(rows: Sequence[MetricsRow], fields: Sequence[str]) -> N
             fmt_ms(row.latency_p95_ms),
             fmt_ms(row.latency_p99_ms),
             f"{row.input_tokens}/{row.output_tokens}",
-            fmt_cost(row.cost_usd),
+            _cost_text(row),
         ]
         for row in rows
     ]
     numeric = [False] * len(shown) + [True, True, False, True, True, True, True, True, True]
     print_table(headers, body, numeric=numeric)
+    _cost_note(rows)
+
+
+def _cost_text(row: MetricsRow) -> str:
+    """The cost; ``$0.0100+`` when some answered calls have no known cost (no pricing)."""
+    partial = row.cost_usd is not None and not row.cost_complete
+    return fmt_cost(row.cost_usd) + ("+" if partial else "")
+
+
+def _cost_note(rows: Sequence[MetricsRow]) -> None:
+    if any(row.cost_usd is not None and not row.cost_complete for row in rows):
+        click.echo(
+            "cost+: some answered calls have no known cost (their provider had no pricing "
+            "then): at least this much"
+        )
 
 
 def _print_csv(rows: Sequence[MetricsRow], fields: Sequence[str]) -> None:
@@ -186,7 +201,7 @@ def _print_csv(rows: Sequence[MetricsRow], fields: Sequence[str]) -> None:
             *shown,
             *("requests", "successes", "failures", "success_rate", "latency_avg_ms"),
             *("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "input_tokens"),
-            *("output_tokens", "cost_usd", "errors"),
+            *("output_tokens", "cost_usd", "errors", "priced_requests"),
         ]
     )
     for row in rows:
@@ -205,6 +220,7 @@ def _print_csv(rows: Sequence[MetricsRow], fields: Sequence[str]) -> None:
                 row.output_tokens,
                 "" if data["cost_usd"] is None else data["cost_usd"],
                 ";".join(f"{kind}={count}" for kind, count in sorted(row.errors.items())),
+                "" if row.priced_requests is None else row.priced_requests,
             ]
         )
 
@@ -340,7 +356,7 @@ def _print_trend_table(rows: Sequence[TrendRow], fields: Sequence[str], bucket: 
             fmt_ms(row.metrics.latency_p50_ms),
             fmt_ms(row.metrics.latency_p95_ms),
             f"{row.metrics.input_tokens}/{row.metrics.output_tokens}",
-            fmt_cost(row.metrics.cost_usd),
+            _cost_text(row.metrics),
         ]
         for row in rows
     ]
@@ -348,6 +364,7 @@ def _print_trend_table(rows: Sequence[TrendRow], fields: Sequence[str], bucket: 
     headers.append("cost")
     numeric = [False] * (1 + len(shown)) + [True] * 6
     print_table(headers, body, numeric=numeric)
+    _cost_note([row.metrics for row in rows])
 
 
 # -- advise ------------------------------------------------------------------------------

@@ -275,8 +275,10 @@ def test_metrics_json_shape(store: MetricsStore) -> None:
         "latency_ms",
         "tokens",
         "cost_usd",
+        "priced_requests",
         "errors",
     }
+    assert isinstance(data["priced_requests"], int)
     assert set(data["latency_ms"]) == {"avg", "p50", "p95", "p99"}
     assert set(data["tokens"]) == {"input", "output", "cached_input"}
     assert all(kind in {k.value for k in ErrorKind} for kind in data["errors"])

@@ -197,6 +197,7 @@ class Rollup:
             latency_p99_ms=p99,
             group_by=group_by,
             cached_input_tokens=self.cached_input_tokens,
+            priced_requests=self.cost_count,
         )
 
 

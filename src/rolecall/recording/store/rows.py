@@ -67,14 +67,24 @@ class MetricsRow:
     latency_p99_ms: float | None
     group_by: tuple[str, ...] = ("provider", "role")
     cached_input_tokens: int = 0  # of input_tokens, read from the vendors' prompt caches
+    # Calls with a known cost (a provider with pricing); None: not counted, taken as all.
+    priced_requests: int | None = None
 
     @property
     def success_rate(self) -> float | None:
         return self.successes / self.requests if self.requests else None
 
     @property
+    def cost_complete(self) -> bool:
+        """Whether every answered call has a known cost (a failed call costs nothing), so
+        ``cost_usd`` is the whole spend, not the part of it that was priced."""
+        return self.priced_requests is None or self.priced_requests >= self.successes
+
+    @property
     def cost_per_request(self) -> float | None:
-        if self.cost_usd is None or not self.requests:
+        """Spend per call; None when unknown, or known for only some answered calls (their
+        sum over every call would make the provider look cheaper than it is)."""
+        if self.cost_usd is None or not self.requests or not self.cost_complete:
             return None
         return self.cost_usd / self.requests
 
@@ -100,6 +110,7 @@ class MetricsRow:
                     "cached_input": self.cached_input_tokens,
                 },
                 "cost_usd": _round(self.cost_usd, 9),
+                "priced_requests": self.priced_requests,
                 "errors": dict(sorted(self.errors.items())),
             }
         )
