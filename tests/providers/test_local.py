@@ -22,13 +22,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from rolecall.config.schema import ProviderConfig
+from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
 from rolecall.providers import _local_files as files
 from rolecall.providers import _local_runtime as rt
 from rolecall.providers._gguf import GgufInfo
 from rolecall.providers.base import Provider
 from rolecall.providers.local import LocalProvider, generation_schema
+from rolecall.routing.router import Router
 from rolecall.types import ChatRequest, Chunk, Message
 
 _BUNDLED = files.bundled_model_path()
@@ -327,7 +328,7 @@ async def test_prompt_longer_than_the_context_is_a_context_length_error(runtime:
 
 _HUGE_PROMPT_SCRIPT = """
 import asyncio, resource, sys
-from rolecall.config.schema import ProviderConfig
+from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import ProviderError
 from rolecall.providers.local import LocalProvider
 from rolecall.types import ChatRequest, Message
@@ -382,3 +383,31 @@ async def test_file_with_a_header_but_no_weights_fails_to_load_clearly(tmp_path:
     error = await _error(_provider(model_path=str(empty)).complete(_ask("hi")))
     assert error.kind is ErrorKind.NOT_FOUND
     assert "cannot load model file" in error.message and "\n" not in error.message
+
+
+@needs_model
+async def test_response_format_from_a_client_is_honoured_by_the_router() -> None:
+    """What OpenAI clients send (and the gateway passes on) for structured output."""
+    config = RolecallConfig.model_validate(
+        {
+            "schema_version": 1,
+            "providers": {"local": {"type": "local", "timeout": _TIMEOUT}},
+            "roles": {"coder": {"provider": "local"}},
+        }
+    )
+    formats = (
+        {"type": "json_schema", "json_schema": {"name": "answer", "schema": ANSWER_SCHEMA}},
+        {"type": "json_object"},
+    )
+    async with Router(config) as router:
+        for response_format in formats:
+            reply = await router.complete(
+                "coder",
+                "What is 2 + 2? Answer in JSON.",
+                params={"response_format": response_format, "max_tokens": 96, "temperature": 0},
+            )
+            assert reply.provider == "local"
+            answer = json.loads(reply.text)
+            if response_format["type"] == "json_schema":
+                jsonschema.validate(answer, ANSWER_SCHEMA)
+            assert isinstance(answer, dict)

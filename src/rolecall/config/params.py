@@ -120,7 +120,7 @@ KNOWN_PARAMS: Mapping[str, frozenset[str]] = {
         "reasoning_effort",
         "response_format",
     },
-    "local": _SAMPLING | {"top_k", "max_completion_tokens"},
+    "local": _SAMPLING | {"top_k", "max_completion_tokens", "response_format"},
     # Bedrock Converse: inferenceConfig, toolConfig, outputConfig; top_k and thinking go in
     # additionalModelRequestFields (Claude's names).
     "bedrock": _SAMPLING

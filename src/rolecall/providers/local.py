@@ -35,6 +35,7 @@ from rolecall.config.provider_models import LocalProviderConfig
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
 from rolecall.providers import _local_files as files
 from rolecall.providers import _local_runtime as rt
+from rolecall.providers._anthropic_body import response_schema
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "LocalProvider", "generation_schema"]
@@ -182,7 +183,7 @@ class LocalProvider:
                     text.append(item)
                     yield item
                 elif isinstance(item, rt.GenerationResult):
-                    if request.response_schema is not None:
+                    if settings.json_schema is not None:
                         self._check_json("".join(text), item, settings.max_tokens)
                     yield item
                     return
@@ -201,6 +202,7 @@ class LocalProvider:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise self._error("max_tokens must be a positive integer", ErrorKind.BAD_REQUEST)
         stop = params.get("stop") or ()
+        schema = response_schema(request)  # or the client's response_format
         try:
             return rt.GenerationSettings(
                 max_tokens=max_tokens,
@@ -208,11 +210,7 @@ class LocalProvider:
                 top_p=_number(params.get("top_p")),
                 top_k=None if params.get("top_k") is None else int(params["top_k"]),
                 stop=(stop,) if isinstance(stop, str) else tuple(str(s) for s in stop),
-                json_schema=(
-                    None
-                    if request.response_schema is None
-                    else generation_schema(request.response_schema, max_tokens)
-                ),
+                json_schema=None if schema is None else generation_schema(schema, max_tokens),
             )
         except (TypeError, ValueError) as exc:
             raise self._error(
