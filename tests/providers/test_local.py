@@ -411,3 +411,12 @@ async def test_response_format_from_a_client_is_honoured_by_the_router() -> None
             if response_format["type"] == "json_schema":
                 jsonschema.validate(answer, ANSWER_SCHEMA)
             assert isinstance(answer, dict)
+
+
+@needs_model
+async def test_an_empty_stop_sequence_stops_nothing() -> None:
+    # As stop: "" already does; an empty sequence would otherwise end every answer at once.
+    provider = _provider(timeout=_TIMEOUT)
+    for stop in ([""], ["", "\n\n"]):
+        completion = await provider.complete(_ask("Say hello.", max_tokens=4, stop=stop))
+        assert completion.text.strip() and completion.usage.output_tokens > 0

@@ -209,7 +209,7 @@ class LocalProvider:
                 temperature=_number(params.get("temperature")),
                 top_p=_number(params.get("top_p")),
                 top_k=None if params.get("top_k") is None else int(params["top_k"]),
-                stop=(stop,) if isinstance(stop, str) else tuple(str(s) for s in stop),
+                stop=_stop_sequences(stop),
                 json_schema=None if schema is None else generation_schema(schema, max_tokens),
             )
         except (TypeError, ValueError) as exc:
@@ -315,6 +315,13 @@ def _expand(model_path: str) -> Path:
 
 def _messages(request: ChatRequest) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in request.messages]
+
+
+def _stop_sequences(stop: Any) -> tuple[str, ...]:
+    """The stop strings, empty ones left out (as ``stop: ""`` is): they would end every
+    answer before its first token."""
+    strings = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
+    return tuple(s for s in strings if s)
 
 
 def _number(value: Any) -> float | None:
