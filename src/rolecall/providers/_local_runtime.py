@@ -27,7 +27,12 @@ from typing import Any
 
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError, RolecallError
 from rolecall.providers._gguf import GgufInfo
-from rolecall.providers._local_files import RUNTIME_MODULES, check_model_file, runtime_available
+from rolecall.providers._local_files import (
+    RUNTIME_MODULES,
+    check_model_file,
+    runtime_available,
+    verify_bundled_model,
+)
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -391,6 +396,8 @@ def load_model(
         slot = _SLOTS.setdefault(key, _Slot(threading.Lock()))
     with slot.lock:  # concurrent first calls load once; the others wait here
         if slot.model is None:
+            if not configured:
+                verify_bundled_model(path)
             slot.model = _load(runtime, path, info, context_size, threads, requantize)
         return slot.model
 

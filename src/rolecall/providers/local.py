@@ -98,9 +98,12 @@ class LocalProvider:
                     )
 
     async def check_credentials(self) -> None:
-        """Runtime importable and model file present with a GGUF header; generates nothing."""
+        """Runtime importable and model file present with a GGUF header (the bundled one
+        byte for byte as shipped); generates nothing."""
         try:
             await asyncio.to_thread(files.check_model_file, self._path, configured=self._configured)
+            if not self._configured and self._path is not None:
+                await asyncio.to_thread(files.verify_bundled_model, self._path)
             await asyncio.to_thread(rt.import_runtime, self._runtime)
         except MissingExtra as exc:
             raise self._error(exc.message, ErrorKind.NOT_FOUND) from exc
