@@ -447,3 +447,21 @@ async def test_a_tampered_bundled_model_is_refused_not_loaded(
         assert files.BUNDLED_MODEL_INSTALL.replace("--no-deps", "--force-reinstall --no-deps") in (
             error.message
         )
+
+
+@needs_model
+async def test_the_chat_template_counts_toward_the_context() -> None:
+    # SmolLM2's template adds a default system prompt (~22 tokens) to a chat without one: a
+    # prompt whose text alone fits 128 tokens may not fit with it.
+    provider = _provider(context_size=128, timeout=_TIMEOUT)
+    for words in (100, 118):
+        error = await _error(provider.complete(_ask("word " * words)))
+        assert error.kind is ErrorKind.CONTEXT_LENGTH, (words, error.message)
+        assert "context of 128" in error.message
+    # With its own system message the same words leave room to answer.
+    request = ChatRequest(
+        messages=(Message("system", "Be brief."), Message("user", "word " * 100)),
+        params={"max_tokens": 4},
+    )
+    completion = await provider.complete(request)
+    assert completion.usage.input_tokens + completion.usage.output_tokens <= 128

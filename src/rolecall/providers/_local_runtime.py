@@ -162,9 +162,17 @@ class LoadedModel(ABC):
         self.path = path
         self.context_size = context_size
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rolecall-local")
+        # Tokens the chat template adds beyond the estimate, for a chat that opens with a
+        # system message (True) or not (False): measured once each, on the worker.
+        self._template_extra: dict[bool, int] = {}
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
+
+    def _measure_prompt(self, chat: list[dict[str, str]]) -> int | None:
+        """The prompt tokens the runtime reports for ``chat`` (template applied), or None
+        where it cannot tell without generating."""
+        return None
 
     @abstractmethod
     def _generate(
@@ -200,13 +208,31 @@ class LoadedModel(ABC):
         ``window``: tokenizing a whole 50 MB prompt takes ~4 GB and ~25 s to learn only
         that it does not fit."""
         head = window * _CHARS_PER_TOKEN_BOUND
-        total = _PROMPT_OVERHEAD
+        total = _PROMPT_OVERHEAD + self._template_tokens(chat)
         for message in chat:
             text = message["content"]
             if len(text) > head and total + self.count_tokens(text[:head]) > window:
                 return None
             total += self.count_tokens(text) + _MESSAGE_OVERHEAD
         return total
+
+    def _template_tokens(self, chat: list[dict[str, str]]) -> int:
+        """What the chat template adds that the estimate misses, e.g. the default system
+        prompt some templates put before a chat without one (SmolLM2's: 22 tokens)."""
+        system = bool(chat) and chat[0]["role"] == "system"
+        extra = self._template_extra.get(system)
+        if extra is None:
+            probe = [{"role": "system", "content": ""}] if system else []
+            probe.append({"role": "user", "content": ""})
+            try:
+                measured = self._measure_prompt(probe)
+            except Exception as exc:  # the check falls back to the estimate alone
+                log.debug("local model: cannot measure the chat template: %s", _first_line(exc))
+                measured = None
+            estimate = _PROMPT_OVERHEAD + len(probe) * _MESSAGE_OVERHEAD
+            extra = 0 if measured is None else max(0, measured - estimate)
+            self._template_extra[system] = extra
+        return extra
 
 
 def _replace_max_tokens(settings: GenerationSettings, max_tokens: int) -> GenerationSettings:
@@ -271,6 +297,15 @@ class _MistralrsModel(LoadedModel):
 
     def count_tokens(self, text: str) -> int:
         return len(self._runner.tokenize_text(text, False, None))
+
+    def _measure_prompt(self, chat: list[dict[str, str]]) -> int | None:
+        # One token generated (~0.2 s, once per chat shape): mistral.rs has no call that
+        # applies the template without generating.
+        request = self._mistralrs.ChatCompletionRequest(
+            model="default", messages=chat, max_tokens=1, temperature=0.0
+        )
+        usage = self._runner.send_chat_completion_request(request).usage
+        return None if usage is None else int(usage.prompt_tokens)
 
     def _generate(
         self, messages: list[dict[str, str]], settings: GenerationSettings, emit: Emit
