@@ -23,14 +23,14 @@ import jsonschema
 import pytest
 
 from rolecall.config.schema import ProviderConfig, RolecallConfig
-from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.errors import AllProvidersFailed, ErrorKind, MissingExtra, ProviderError
 from rolecall.providers import _local_files as files
 from rolecall.providers import _local_runtime as rt
 from rolecall.providers._gguf import GgufInfo
 from rolecall.providers.base import Provider
 from rolecall.providers.local import LocalProvider, generation_schema
 from rolecall.routing.router import Router
-from rolecall.types import ChatRequest, Chunk, Message
+from rolecall.types import ChatRequest, Chunk, Message, ToolCall
 
 _BUNDLED = files.bundled_model_path()
 _INSTALLED = files.runtime_available("mistralrs") and _BUNDLED is not None and _BUNDLED.is_file()
@@ -465,3 +465,49 @@ async def test_the_chat_template_counts_toward_the_context() -> None:
     )
     completion = await provider.complete(request)
     assert completion.usage.input_tokens + completion.usage.output_tokens <= 128
+
+
+_PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
+
+
+@needs_model
+async def test_an_image_is_refused_even_where_the_config_claims_the_capability() -> None:
+    # The router's own hint says "set providers.local.capabilities.images: true if it can".
+    config = RolecallConfig.model_validate(
+        {
+            "schema_version": 1,
+            "providers": {
+                "local": {"type": "local", "timeout": _TIMEOUT, "capabilities": {"images": True}}
+            },
+            "roles": {"coder": {"provider": "local"}},
+        }
+    )
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": _PNG}},
+        ],
+    }
+    async with Router(config) as router:
+        with pytest.raises(AllProvidersFailed) as caught:
+            await router.complete("coder", [message], params={"max_tokens": 8})
+    [error] = caught.value.errors
+    assert error.kind is ErrorKind.UNSUPPORTED
+    assert "image" in error.message and "text only" in error.message
+
+
+@needs_model
+async def test_tool_calls_in_the_history_reach_the_model() -> None:
+    call = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+    asked = Message("user", "What is the weather in Paris?")
+    answer = Message("tool", "18C and sunny", tool_call_id="call_1", name="get_weather")
+
+    async def prompt_tokens(*history: Message) -> int:
+        request = ChatRequest(messages=history, params={"max_tokens": 1})
+        return (await _provider(timeout=_TIMEOUT).complete(request)).usage.input_tokens
+
+    bare = await prompt_tokens(asked, Message("assistant", ""), answer)
+    called = await prompt_tokens(asked, Message("assistant", "", tool_calls=(call,)), answer)
+    # The call's name and arguments are part of what the model reads, not dropped.
+    assert called > bare + 5

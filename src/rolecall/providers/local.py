@@ -141,8 +141,8 @@ class LocalProvider:
     async def _events(self, request: ChatRequest) -> AsyncGenerator[str | rt.GenerationResult]:
         """Text pieces as the worker produces them, then the result (validated)."""
         settings = self._settings(request)
+        messages = self._messages(request)
         model = await self._loaded()
-        messages = _messages(request)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()
@@ -221,6 +221,27 @@ class LocalProvider:
                 "take numbers, stop a string or a list of strings",
                 ErrorKind.BAD_REQUEST,
             ) from None
+
+    def _messages(self, request: ChatRequest) -> list[dict[str, str]]:
+        """The chat as text; an assistant's tool calls written into its turn."""
+        chat: list[dict[str, str]] = []
+        for message in request.messages:
+            if message.images:
+                raise self._error(
+                    "the local model reads text only and cannot take an image: leave the "
+                    "image out, or route it to a provider that takes images (this one's "
+                    "capabilities.images must stay false)",
+                    ErrorKind.UNSUPPORTED,
+                )
+            text = message.content
+            if message.tool_calls:
+                calls = "\n".join(
+                    f"[tool call {call.id}: {call.name}({call.arguments})]"
+                    for call in message.tool_calls
+                )
+                text = f"{text}\n{calls}" if text else calls
+            chat.append({"role": message.role, "content": text})
+        return chat
 
     def _check_json(self, text: str, result: rt.GenerationResult, max_tokens: int) -> None:
         try:
@@ -314,10 +335,6 @@ def _expand(model_path: str) -> Path:
         return Path(model_path).expanduser()
     except RuntimeError:  # ~user of an unknown user, or no home directory at all
         return Path(model_path)
-
-
-def _messages(request: ChatRequest) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in request.messages]
 
 
 def _stop_sequences(stop: Any) -> tuple[str, ...]:
