@@ -511,3 +511,36 @@ async def test_tool_calls_in_the_history_reach_the_model() -> None:
     called = await prompt_tokens(asked, Message("assistant", "", tool_calls=(call,)), answer)
     # The call's name and arguments are part of what the model reads, not dropped.
     assert called > bare + 5
+
+
+_EXIT_WHILE_BUSY_SCRIPT = """
+import sys
+from pathlib import Path
+from rolecall.providers import _local_files as files
+from rolecall.providers import _local_runtime as rt
+
+model = rt.load_model("mistralrs", files.bundled_model_path(), configured=False)
+marker = Path(sys.argv[1])
+
+def reached(text):
+    marker.write_text("the process waited for the generation")
+    return False
+
+settings = rt.GenerationSettings(max_tokens=1)
+model.worker.submit(lambda: model.generate([{"role": "user", "content": "word " * 2000}],
+                                           settings, reached))
+# Leaves while the model reads the prompt (its runtime cannot be stopped mid-prompt), as
+# `rolecall ask` does on Ctrl-C or a timeout.
+"""
+
+
+@needs_model
+def test_the_process_exits_without_waiting_for_a_generation(tmp_path: Path) -> None:
+    marker = tmp_path / "reached"
+    subprocess.run(
+        [sys.executable, "-c", _EXIT_WHILE_BUSY_SCRIPT, str(marker)],
+        capture_output=True,
+        timeout=_TIMEOUT,
+        check=True,
+    )
+    assert not marker.exists()

@@ -20,7 +20,6 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from rolecall.providers._local_files import (
     runtime_available,
     verify_bundled_model,
 )
+from rolecall.providers._local_worker import Worker
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -161,7 +161,7 @@ class LoadedModel(ABC):
     def __init__(self, path: Path, context_size: int) -> None:
         self.path = path
         self.context_size = context_size
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rolecall-local")
+        self.worker = Worker()
         # Tokens the chat template adds beyond the estimate, for a chat that opens with a
         # system message (True) or not (False): measured once each, on the worker.
         self._template_extra: dict[bool, int] = {}
@@ -355,8 +355,13 @@ class _LlamaCppModel(LoadedModel):
         )
         # Freed before interpreter teardown: llama-cpp-python's own finalizer fails once
         # its module globals are gone, printing a traceback at exit.
-        atexit.register(self._llama.close)
+        atexit.register(self._close)
         super().__init__(path, window)
+
+    def _close(self) -> None:
+        # Not while the worker, left running at exit, is still inside llama.cpp.
+        if not self.worker.busy:
+            self._llama.close()
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
