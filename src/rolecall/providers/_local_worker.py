@@ -42,7 +42,7 @@ class Worker:
             self._busy.set()
             try:
                 job()
-            except Exception:  # a job reports its own failures; this one escaped it
-                log.exception("local model: a job failed")
+            except BaseException:  # pyo3's PanicException too: the thread must outlive it
+                log.exception("local model: a request failed outside its own error handling")
             finally:
                 self._busy.clear()
