@@ -112,3 +112,38 @@ def test_config_validate_accepts_redis_url_options_with_good_values(
     code = main(["config", "validate", "-c", str(path), "--offline"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
+
+
+# A query option name redis-py does not know: it passed the URL through to the connection,
+# which refused it only at the first call (a TypeError, shown as Redis being unreachable).
+@pytest.mark.parametrize(
+    ("url", "unknown"),
+    [
+        ("redis://127.0.0.1:6379/0?sockettimeout=0.5", "sockettimeout"),
+        ("redis://127.0.0.1:6379/0?db=1&foo=1", "foo"),
+        ("redis://127.0.0.1:6379/0?ssl_certfile=/tmp/c.pem", "ssl_certfile"),  # rediss only
+        ("unix:///tmp/redis.sock?socket_keepalive=true", "socket_keepalive"),  # TCP only
+    ],
+)
+def test_config_validate_names_an_unknown_redis_url_option_and_the_known_ones(
+    url: str, unknown: str, tmp_path: Path, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_config(tmp_path, sim, url)
+    code = main(["config", "validate", "-c", str(path), "--offline"])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    lines = [line for line in (out + err).splitlines() if "state.redis_url" in line]
+    assert len(lines) == 1, out + err
+    assert f"no query option {unknown} in a" in lines[0]
+    assert "socket_timeout" in lines[0] and "client_name" in lines[0]  # the known ones
+    assert "Traceback" not in out + err
+
+
+def test_config_validate_accepts_the_tls_options_of_a_rediss_url(
+    tmp_path: Path, sim: SimServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "rediss://127.0.0.1:6379/0?ssl_cert_reqs=required&ssl_ca_certs=/tmp/ca.pem&client_name=x"
+    path = _write_config(tmp_path, sim, url)
+    code = main(["config", "validate", "-c", str(path), "--offline"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err

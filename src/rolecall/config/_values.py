@@ -193,9 +193,45 @@ def _check_redis_options(url: str, query: str) -> None:
     except ImportError:
         return  # the light check above is all there is; building the tracker says why
     try:
-        parse_url(url)
+        options = parse_url(url)
     except ValueError as exc:  # its own message names the option, never the value
         raise ValueError(f"{str(exc).rstrip('.')}: fix or remove that option") from None
+    # A name redis-py does not know it passes on to the connection, which refuses it only
+    # when it first connects.
+    known = _redis_url_options(options.get("connection_class"))
+    unknown = sorted(name for name in parse_qs(query) if name not in known)
+    if unknown:
+        scheme = url.partition("://")[0].lower()
+        raise ValueError(
+            f"redis-py takes no query option {', '.join(unknown)} in a {scheme}:// URL: "
+            f"remove it, or use one of {', '.join(sorted(known))}"
+        )
+
+
+# Options a URL gives as text that redis-py takes as strings (it parses the others it knows:
+# URL_QUERY_ARGUMENT_PARSERS); its other connection arguments are objects no URL can give.
+_REDIS_TEXT_OPTIONS = frozenset(
+    {
+        "client_name", "encoding", "encoding_errors", "lib_name", "lib_version", "password",
+        "username", "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path", "ssl_cert_reqs",
+        "ssl_certfile", "ssl_ciphers", "ssl_keyfile", "ssl_password",
+    }
+)  # fmt: skip
+
+
+def _redis_url_options(connection_class: object) -> set[str]:
+    """The query options a Redis URL whose connections are ``connection_class`` can carry:
+    those redis-py reads from a URL that the class (or its pool: ``max_connections``) takes."""
+    import inspect
+
+    from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, Connection
+
+    cls = connection_class if isinstance(connection_class, type) else Connection
+    taken = {"max_connections"}
+    for klass in cls.__mro__:
+        if "__init__" in klass.__dict__:
+            taken.update(inspect.signature(klass.__dict__["__init__"]).parameters)
+    return (set(URL_QUERY_ARGUMENT_PARSERS) | _REDIS_TEXT_OPTIONS) & taken
 
 
 def _positive_seconds(value: str) -> bool:
