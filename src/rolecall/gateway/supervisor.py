@@ -12,6 +12,8 @@ thread (forking is safe) and only supervises:
   once its heartbeat is older than ``timeout`` seconds: each worker's event loop
   stamps the time in memory shared with the parent every :data:`BEAT_SECONDS`
   (a timer, not per request), and the parent looks at the stamps as often;
+- a worker hung while starting (before its first heartbeat) is timed the same way from
+  its spawn: killed and replaced ``timeout`` seconds later;
 - a worker that dies before it was ready (bad key in the credential check, a
   config problem) stops them all: the parent exits with that worker's status,
   as a single-process ``rolecall serve`` would;
@@ -121,21 +123,23 @@ class _Pool:
         _STAMP.pack_into(self._beats, index * _STAMP.size, time.monotonic())
 
     def kill_silent(self) -> None:
-        """SIGKILL every ready worker whose heartbeat is older than :attr:`timeout` (it is
-        replaced when reaped, as a worker that died)."""
+        """SIGKILL every worker whose heartbeat is older than :attr:`timeout` (it is replaced
+        when reaped, as a worker that died). A worker still starting is timed from its
+        spawn (its stamp until it beats): one hung before its first beat is replaced too."""
         if self.timeout is None:
             return
         now = time.monotonic()
         for pid, index in self.children.items():
-            if pid not in self.ready or pid in self.silenced:
+            if pid in self.silenced:
                 continue
             (stamp,) = _STAMP.unpack_from(self._beats, index * _STAMP.size)
             silent = now - stamp
             if silent > self.timeout:
+                what = "silent" if pid in self.ready else "not ready"
                 log.warning(
-                    "worker %d (pid %d) silent for %.1f s (worker timeout %g s): "
+                    "worker %d (pid %d) %s for %.1f s (worker timeout %g s): "
                     "killed; starting another",
-                    index, pid, silent, self.timeout,
+                    index, pid, what, silent, self.timeout,
                 )  # fmt: skip
                 self.silenced.add(pid)
                 with contextlib.suppress(ProcessLookupError):
@@ -283,7 +287,7 @@ def _supervise(pool: _Pool) -> int:
             pool.silenced.discard(pid)
             if stopping:
                 continue
-            if not was_ready:
+            if not was_ready and not silenced:
                 stopping = True
                 pool.signal_all(signal.SIGTERM)
                 _wait_all(pool)
