@@ -21,6 +21,7 @@ import pytest
 from gateway_helpers import wait_for
 from workers_helpers import CHAT, chat, clients_per_worker, limit_primary, serve_workers
 
+from rolecall.recording.store import open_store
 from rolecall.sim import SimServer
 from serve_helpers import EXE
 
@@ -102,3 +103,30 @@ def test_a_worker_timeout_that_is_not_seconds_is_one_line_and_exit_2(
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"{value!r} is not a number of seconds from 2, nor 0 (never)" in done.stderr
+
+
+def _tasks_written(config: Path) -> int:
+    with open_store(f"sqlite:///{config.parent / 'rolecall.db'}") as store:
+        return sum(run.tasks for run in store.runs(limit=100) if run.kind == "gateway")
+
+
+def test_a_stopped_run_writer_is_replaced_and_the_records_it_held_are_written(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path, options=TIMEOUT) as served:
+        client, _ = served.connect()
+        assert chat(client, "a").status_code == 200
+        wait_for(lambda: _tasks_written(config_path) == 1)
+        frozen = served.writer()
+        os.kill(frozen, signal.SIGSTOP)
+        # Sent to the frozen writer (in its socket buffer) or queued for it: none written.
+        for _ in range(5):
+            assert chat(client, "a").status_code == 200
+        wait_for(lambda: served.writer() != frozen, timeout=30)
+        client.close()
+    told = [line for line in served.lines if f"run writer (pid {frozen})" in line]
+    assert len(told) == 1, "".join(served.lines)
+    assert "silent for" in told[0] and "(worker timeout 2 s): killed" in told[0]
+    # What the frozen writer held reached the store through the next: nothing lost.
+    assert _tasks_written(config_path) == 6 == primary.calls
+    assert not any("record(s) not written" in line for line in served.lines)

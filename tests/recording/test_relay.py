@@ -196,6 +196,31 @@ def test_a_restarted_writer_gets_what_the_workers_queued_meanwhile_and_their_ope
     assert _attempts(writer.metrics) == 6
 
 
+def test_what_a_frozen_writer_took_but_never_wrote_goes_to_the_next_writer_once(
+    tmp_path: Path, writer: Writer
+) -> None:
+    relay = RecordRelay(writer.metrics, writer.address)
+    relay.start_run("gw-0", "gateway")
+    _call(relay, "gw-0", 1)
+    relay.flush()
+    _wait_for(lambda: _attempts(writer.metrics) == 1)
+    os.kill(writer.proc.pid, signal.SIGSTOP)  # frozen: as the parent finds it, silent
+    for number in range(2, 6):
+        _call(relay, "gw-0", number)
+    relay.flush()  # sent: in the frozen writer's socket buffer, never written
+    writer.kill()  # what the parent does to a writer silent for --worker-timeout
+
+    second = _start_writer(writer.address, writer.metrics)
+    _call(relay, "gw-0", 6)
+    relay.finish_run("gw-0", "ok")
+    relay.close()
+    second.stop()
+
+    run = _runs(writer.metrics)["gw-0"]
+    assert (run.status, run.tasks) == ("ok", 6)
+    assert _attempts(writer.metrics) == 6  # each once: what the first wrote is not sent again
+
+
 def test_close_waits_for_a_writer_that_comes_back(tmp_path: Path) -> None:
     address = str(tmp_path / "late.sock")
     metrics = _metrics(tmp_path)

@@ -324,10 +324,10 @@ def _serve_workers(
             run(name, ready, relay, early, metrics_dir, quiet_reload=index > 0, beat=beat)
             return 0
 
-        def writer() -> int:
+        def writer(beat: Callable[[], None]) -> int:
             assert listener is not None
             sock.close()  # the writer serves no HTTP
-            return writer_main(listener, config.metrics)
+            return writer_main(listener, config.metrics, beat)
 
         table = HealthTable.create(os.path.join(directory, "health"))
         share_on_host(table)

@@ -28,7 +28,10 @@ thread (forking is safe) and only supervises:
 With a ``writer`` (the one process that writes the run logs and the metrics
 store for every worker: :mod:`rolecall.recording.relay`), the parent forks it
 before the workers, starts another if it dies, and stops it only after every
-worker has exited, so it reads all they sent.
+worker has exited, so it reads all they sent. It beats as a worker does (from its
+loop, at least every second), and one silent for ``timeout`` seconds is killed and
+replaced the same way, also while the workers stop (they are sending it their last
+records): each worker sends the next writer what the frozen one had not written.
 
 A parent killed with SIGKILL (or crashed) cannot stop its children: each of them
 checks every second that its parent is still the one that forked it, and if not
@@ -67,6 +70,7 @@ DEFAULT_TIMEOUT = 30.0  # a ready worker silent this long is killed and replaced
 _STAMP = struct.Struct("d")
 
 Run = Callable[[int, Callable[[], None], Callable[[], None]], int]
+Writer = Callable[[Callable[[], None]], int]
 
 
 def _stop_when_orphaned(parent: int) -> None:
@@ -94,7 +98,7 @@ class _Pool:
         self,
         workers: int,
         run: Run,
-        writer: Callable[[], int] | None = None,
+        writer: Writer | None = None,
         ended: Callable[[int], None] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
@@ -104,6 +108,7 @@ class _Pool:
         self._run = run
         self._writer = writer
         self.writer_pid: int | None = None
+        self.writer_silenced = False  # killed for its silence, not yet reaped
         self._writer_started = -1.0
         self.children: dict[int, int] = {}  # pid -> worker index
         self.ready: set[int] = set()  # pids that said they were ready
@@ -111,8 +116,8 @@ class _Pool:
         self._ready_r, self._ready_w = os.pipe()
         os.set_blocking(self._ready_r, False)
         # One heartbeat stamp (time.monotonic(), the same clock in every process) per worker,
-        # in anonymous shared memory the forked workers inherit.
-        self._beats = mmap.mmap(-1, _STAMP.size * workers)
+        # and the writer's after theirs, in anonymous shared memory the children inherit.
+        self._beats = mmap.mmap(-1, _STAMP.size * (workers + 1))
 
     def spawn(self, index: int) -> None:
         self._beat(index)  # not the stamp of the worker it replaces
@@ -121,6 +126,24 @@ class _Pool:
 
     def _beat(self, index: int) -> None:
         _STAMP.pack_into(self._beats, index * _STAMP.size, time.monotonic())
+
+    def kill_silent_writer(self) -> None:
+        """SIGKILL the writer once its heartbeat is older than :attr:`timeout` (another is
+        started when it is reaped)."""
+        pid = self.writer_pid
+        if self.timeout is None or pid is None or self.writer_silenced:
+            return
+        (stamp,) = _STAMP.unpack_from(self._beats, self.workers * _STAMP.size)
+        silent = time.monotonic() - stamp
+        if silent > self.timeout:
+            log.warning(
+                "the run writer (pid %d) silent for %.1f s (worker timeout %g s): killed; "
+                "starting another, to which the workers send what it had not written",
+                pid, silent, self.timeout,
+            )  # fmt: skip
+            self.writer_silenced = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def kill_silent(self) -> None:
         """SIGKILL every worker whose heartbeat is older than :attr:`timeout` (it is replaced
@@ -151,8 +174,11 @@ class _Pool:
         # A writer that dies at once (a bug) is not restarted in a tight loop.
         time.sleep(max(0.0, self._writer_started + 1.0 - time.monotonic()))
         self._writer_started = time.monotonic()
+        self._beat(self.workers)
+        writer, slot = self._writer, self.workers
+        body = lambda: writer(lambda: self._beat(slot))  # noqa: E731
         # Its signals stay blocked until it has its handlers (it unblocks them itself).
-        self.writer_pid = self._fork(self._writer, "the run writer", unblock=False)
+        self.writer_pid = self._fork(body, "the run writer", unblock=False)
         log.info(
             "run writer pid %d writes the run logs and metrics of every worker", self.writer_pid
         )
@@ -207,7 +233,9 @@ class _Pool:
             if pid == self.writer_pid:
                 self.writer_pid = None
                 code = os.waitstatus_to_exitcode(status)
-                log.warning("the run writer (pid %d) ended (status %d)", pid, code)
+                if not self.writer_silenced:  # else its one line said why when it was killed
+                    log.warning("the run writer (pid %d) ended (status %d)", pid, code)
+                self.writer_silenced = False
             index = self.children.pop(pid, None)
             if index is not None:
                 if self.ended is not None:
@@ -224,7 +252,7 @@ class _Pool:
 def supervise(
     workers: int,
     run: Run,
-    writer: Callable[[], int] | None = None,
+    writer: Writer | None = None,
     *,
     ended: Callable[[int], None] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
@@ -234,8 +262,9 @@ def supervise(
     ``run`` serves in the worker and returns its exit status; it calls ``ready()``
     once it can take requests, and ``beat()`` then and every :data:`BEAT_SECONDS`
     from its event loop: a ready worker that has not beaten for ``timeout`` seconds
-    (None: never) is killed and replaced. ``writer``, when given, runs in a process of its own
-    that outlives the workers and ends on SIGTERM. Returns the parent's exit status
+    (None: never) is killed and replaced. ``writer(beat)``, when given, runs in a process of
+    its own that outlives the workers and ends on SIGTERM; it beats as they do, and is
+    replaced as they are. Returns the parent's exit status
     (0 after a signal); raises :class:`WorkerExit` when a worker fails before it
     was ready.
     """
@@ -263,6 +292,7 @@ def _supervise(pool: _Pool) -> int:
             info = signal.sigtimedwait(_SIGNALS, every)
             sig = None if info is None else info.si_signo
         pool.read_ready()
+        pool.kill_silent_writer()  # also while stopping: the workers send it their last records
         if not stopping:
             pool.kill_silent()
         if sig is None:
@@ -297,7 +327,7 @@ def _supervise(pool: _Pool) -> int:
                     "worker %d (pid %d) ended (status %d); starting another", index, pid, code
                 )
             pool.spawn(index)
-        if pool.writer_pid is None and not stopping:
+        if pool.writer_pid is None and pool.children:  # stopping workers still send to it
             pool.spawn_writer()
     return 0
 

@@ -144,8 +144,11 @@ class Recorder(RecordQueue):
         base_dir: Path | None = None,
         install_signal_handlers: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        on_written: Callable[[int], None] | None = None,
     ) -> None:
-        """``clock`` times the attempts to reach a store that failed (tests pass a fake)."""
+        """``clock`` times the attempts to reach a store that failed (tests pass a fake);
+        ``on_written(count)`` hears, after each write, how many queued items it took (the
+        run writer of ``rolecall serve --workers N`` then tells their workers)."""
         base = base_dir if base_dir is not None else Path.cwd()
         runs_dir = Path(metrics.runs_dir).expanduser()
         self.enabled = metrics.enabled
@@ -164,6 +167,7 @@ class Recorder(RecordQueue):
         self._store: MetricsStore | None = None
         self._store_retry_at = 0.0
         self._clock = clock
+        self._on_written = on_written
         self._backlog = StoreBacklog()
         self._store_failure: str | None = None  # the last failure of the current outage
         self._last_prune = 0.0
@@ -257,6 +261,8 @@ class Recorder(RecordQueue):
                         self._write(batch)
                     except Exception as exc:  # the flush thread must survive anything
                         self._warn("recorder", f"recording failed: {exc}")
+                    if size and self._on_written is not None:
+                        self._on_written(size)
                 if not left:
                     break
             if self._backlog:  # nothing new, or a store that may take writes again

@@ -23,9 +23,12 @@ What happens to the records:
 - a worker killed: its connection ends; the runs it had opened are finished as
   ``interrupted``; what it had queued and not sent (at most one flush interval)
   is lost, as when a single process is killed;
-- the writer killed: the parent starts another; each worker reconnects, opens its
-  runs again (a run start is an upsert) and sends again the frame that failed;
-  what the killed writer had received but not yet written is lost. A worker keeps at
+- the writer killed (or frozen, and killed by the parent for its silence): the parent
+  starts another; each worker reconnects, opens its runs again (a run start is an
+  upsert) and sends again every frame the killed writer had not confirmed written:
+  the writer acknowledges a worker's items once its recorder has written them (a
+  count on the same connection), so what sat in its socket buffers or its queue when
+  it died is not lost. A worker keeps at
   most :data:`_MAX_UNSENT` records meanwhile: past that the oldest are dropped, and
   it says how many calls and tasks once a writer takes its records again (or at
   close): those are in neither the run logs nor the store.
@@ -37,6 +40,7 @@ import contextlib
 import logging
 import os
 import pickle
+import select
 import selectors
 import signal
 import socket
@@ -63,6 +67,8 @@ __all__ = ["RecordRelay", "decode_frame", "encode_frame", "serve_records"]
 log = logging.getLogger("rolecall.recorder")
 
 _HEADER = struct.Struct("!I")
+_ACK = struct.Struct("!Q")  # writer to worker: how many of its items are written, in all
+_FLUSH = _HEADER.pack(0)  # worker to writer, a frame of no items: write what you hold now
 _MAX_UNSENT = 1_000_000  # items a worker keeps while no writer takes them
 _STOP_WAIT = 30.0  # seconds the writer waits, once told to stop, for connections to end
 
@@ -139,6 +145,11 @@ class RecordRelay(RecordQueue):
         self._open: dict[str, RunStart] = {}  # runs sent as started, not yet as finished
         self._sock: socket.socket | None = None
         self._connections = 0
+        # On this connection: items sent, and the frames not yet confirmed written (the
+        # count of items sent once each was, and its items, to send again if it ends).
+        self._sent = 0
+        self._unconfirmed: deque[tuple[int, list[RecordItem]]] = deque()
+        self._acks = bytearray()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
@@ -161,10 +172,15 @@ class RecordRelay(RecordQueue):
         self._thread.join(timeout=wait)
         deadline = time.monotonic() + wait
         with self._lock:
-            while not self._send_pending() and time.monotonic() < deadline:
+            # Until the writer confirms it wrote everything: one killed meanwhile is replaced,
+            # and what it had not written goes to the next.
+            while not (self._send_pending() and self._confirmed(deadline)):
+                if time.monotonic() >= deadline:
+                    break
                 time.sleep(0.1)
-            if self._unsent:
-                log.warning("%d record(s) not written: no run writer took them", len(self._unsent))
+            lost = len(self._unsent) + sum(len(items) for _, items in self._unconfirmed)
+            if lost:
+                log.warning("%d record(s) not written: no run writer took them", lost)
             if any(self._dropped):
                 log.warning("%s", self._dropped_told())
             if self._sock is not None:
@@ -180,15 +196,16 @@ class RecordRelay(RecordQueue):
         """Send the unsent frame and the queue; False when the writer could not take them."""
         popleft = self._buffer.popleft
         batch = self._unsent + [popleft() for _ in range(len(self._buffer))]
+        sock = self._sock
+        if self._unconfirmed and sock is not None and not self._read_confirmations(sock):
+            batch = self._disconnect() + batch  # that writer ended: to the next
         if not batch:
             return True
         try:
             sock = self._connection()
             sock.sendall(encode_frame(batch))
         except OSError as exc:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+            batch = self._disconnect() + batch
             if len(batch) > _MAX_UNSENT:
                 dropped = batch[:-_MAX_UNSENT]
                 self._dropped[0] += sum(1 for item in dropped if type(item) is AttemptEvent)
@@ -202,6 +219,9 @@ class RecordRelay(RecordQueue):
                 )
             return False
         self._unsent = []
+        self._sent += len(batch)
+        self._unconfirmed.append((self._sent, batch))
+        self._read_confirmations(sock)
         if self._warned:
             self._warned = False  # another outage is reported again
             told = f"; {self._dropped_told()}" if any(self._dropped) else ""
@@ -214,6 +234,62 @@ class RecordRelay(RecordQueue):
                 self._open.pop(item.run_id, None)
         return True
 
+    def _read_confirmations(self, sock: socket.socket, wait: float = 0.0) -> bool:
+        """Take the writer's counts of items written (waiting up to ``wait`` seconds for
+        one); False when the connection has ended."""
+        if wait > 0 and not select.select([sock], [], [], wait)[0]:
+            return True
+        try:
+            data = sock.recv(4096, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        acks = self._acks
+        acks += data
+        whole = len(acks) - len(acks) % _ACK.size
+        if whole:
+            (written,) = _ACK.unpack_from(acks, whole - _ACK.size)
+            del acks[:whole]
+            unconfirmed = self._unconfirmed
+            while unconfirmed and unconfirmed[0][0] <= written:
+                unconfirmed.popleft()
+        return True
+
+    def _confirmed(self, deadline: float) -> bool:
+        """Wait until the writer confirms every item sent (False: the connection ended, what
+        it had not confirmed is unsent again, or ``deadline`` passed). It is asked to write
+        them now: its recorder may flush only every so often."""
+        if self._unconfirmed and self._sock is not None:
+            try:
+                self._sock.sendall(_FLUSH)
+            except OSError:
+                self._unsent = self._disconnect() + self._unsent
+                return False
+        while self._unconfirmed:
+            left = deadline - time.monotonic()
+            if self._sock is None or left <= 0:
+                return False
+            if not self._read_confirmations(self._sock, min(left, 0.1)):
+                self._unsent = self._disconnect() + self._unsent
+                return False
+        return True
+
+    def _disconnect(self) -> list[RecordItem]:
+        """Close the connection; the items the writer had not confirmed written, in order
+        (what it confirmed before it ended is read first)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._read_confirmations(sock)
+            sock.close()
+        items = [item for _, frame in self._unconfirmed for item in frame]
+        self._unconfirmed.clear()
+        self._acks.clear()
+        self._sent = 0
+        return items
+
     def _dropped_told(self) -> str:
         calls, tasks = self._dropped
         return (
@@ -225,37 +301,53 @@ class RecordRelay(RecordQueue):
         if self._sock is not None:
             return self._sock
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        reopened: list[RecordItem] = list(self._open.values()) if self._connections else []
         try:
             sock.connect(self.address)
-            if self._connections and self._open:
+            if reopened:
                 # A new writer: it must know the runs this worker opened with the old one.
-                sock.sendall(encode_frame(list(self._open.values())))
+                sock.sendall(encode_frame(reopened))
         except OSError:
             sock.close()
             raise
         self._connections += 1
         self._sock = sock
+        # Counted as sent (the writer counts them), never to be sent again from here.
+        self._sent = len(reopened)
+        if reopened:
+            self._unconfirmed.append((self._sent, []))
         return sock
 
 
 class _Peer:
     """One worker's connection to the writer: frames in, runs it opened."""
 
-    def __init__(self, sock: socket.socket, recorder: Recorder) -> None:
+    def __init__(self, sock: socket.socket, recorder: Recorder, ledger: _Ledger) -> None:
         self.sock = sock
         self._recorder = recorder
+        self._ledger = ledger
         self._data = bytearray()
         self._open: set[str] = set()
+        self._taken = 0  # items of this worker handed to the recorder
+        self._written = 0  # of those, how many the recorder has written
+        self._told = 0  # the count the worker was last sent
+        # Per frame: the ledger's count once it was accepted, and this worker's.
+        self._frames: deque[tuple[int, int]] = deque()
 
     def feed(self, data: bytes) -> None:
         buffer = self._data
         buffer += data
         start = 0
+        flush = False
         while len(buffer) - start >= _HEADER.size:
             (size,) = _HEADER.unpack_from(buffer, start)
             end = start + _HEADER.size + size
             if len(buffer) < end:
                 break
+            if not size:  # the worker is closing and waits for its records to be written
+                flush = True
+                start = end
+                continue
             items = decode_frame(bytes(buffer[start + _HEADER.size : end]))
             start = end
             for item in items:
@@ -264,7 +356,23 @@ class _Peer:
                 elif type(item) is RunEnd:
                     self._open.discard(item.run_id)
             self._recorder.accept(items)
+            self._ledger.accepted += len(items)
+            self._taken += len(items)
+            self._frames.append((self._ledger.accepted, self._taken))
         del buffer[:start]
+        if flush:
+            self._recorder.flush()
+
+    def confirm(self) -> None:
+        """Tell the worker how many of its items the recorder has written."""
+        frames, written = self._frames, self._ledger.written
+        while frames and frames[0][0] <= written:
+            self._written = frames.popleft()[1]
+        if self._written != self._told:
+            # A count, not a delta: one that cannot be sent now goes with the next wake.
+            with contextlib.suppress(OSError):
+                self.sock.send(_ACK.pack(self._written))
+                self._told = self._written
 
     def end(self) -> None:
         """The worker is gone: a frame cut short is dropped, its open runs interrupted."""
@@ -275,16 +383,47 @@ class _Peer:
         self._recorder.accept([RunEnd(run_id, "interrupted", now) for run_id in sorted(self._open)])
 
 
+class _Ledger:
+    """Items handed to the recorder from every connection, in order, and how many of them
+    it has written (counted by its flush thread, which wakes the writer's loop)."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.written = 0
+        self.wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    def add_written(self, count: int) -> None:
+        self.written += count
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"w")
+
+    def close(self) -> None:
+        os.close(self.wake_r)
+        os.close(self._wake_w)
+
+
 def serve_records(
-    listener: socket.socket, metrics: MetricsConfig, *, stop_fd: int, base_dir: Path | None = None
+    listener: socket.socket,
+    metrics: MetricsConfig,
+    *,
+    stop_fd: int,
+    base_dir: Path | None = None,
+    beat: Callable[[], None] | None = None,
 ) -> None:
     """Write every relay's records through one :class:`Recorder` until ``stop_fd`` is
-    readable and every connection has ended (or :data:`_STOP_WAIT` seconds later)."""
-    recorder = Recorder(metrics, base_dir=base_dir, install_signal_handlers=False)
+    readable and every connection has ended (or :data:`_STOP_WAIT` seconds later);
+    ``beat()`` at least every second meanwhile (the parent's sign of life)."""
+    ledger = _Ledger()
+    recorder = Recorder(
+        metrics, base_dir=base_dir, install_signal_handlers=False, on_written=ledger.add_written
+    )
     selector = selectors.DefaultSelector()
     listener.setblocking(False)
     selector.register(listener, selectors.EVENT_READ)
     selector.register(stop_fd, selectors.EVENT_READ)
+    selector.register(ledger.wake_r, selectors.EVENT_READ, ledger)
     peers: set[_Peer] = set()
     stop_by: float | None = None
 
@@ -295,15 +434,22 @@ def serve_records(
             except (BlockingIOError, InterruptedError):
                 return
             sock.setblocking(False)
-            peer = _Peer(sock, recorder)
+            peer = _Peer(sock, recorder, ledger)
             peers.add(peer)
             selector.register(sock, selectors.EVENT_READ, peer)
 
     try:
         while stop_by is None or (peers and time.monotonic() < stop_by):
+            if beat is not None:
+                beat()
             for key, _ in selector.select(timeout=1.0):
                 if key.fileobj is listener:
                     accept_all()
+                elif key.data is ledger:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(ledger.wake_r, 4096)
+                    for peer in peers:
+                        peer.confirm()
                 elif key.data is None:  # told to stop: take what is queued, then drain
                     with contextlib.suppress(BlockingIOError):
                         os.read(stop_fd, 512)
@@ -331,9 +477,12 @@ def serve_records(
             peer.end()
         selector.close()
         recorder.close()
+        ledger.close()
 
 
-def writer_main(listener: socket.socket, metrics: MetricsConfig) -> int:
+def writer_main(
+    listener: socket.socket, metrics: MetricsConfig, beat: Callable[[], None] | None = None
+) -> int:
     """The writer process's body: serve records until SIGTERM, then drain and exit 0.
 
     SIGINT is ignored (SIGHUP too, by the parent's fork): Ctrl-C reaches every process of
@@ -348,5 +497,5 @@ def writer_main(listener: socket.socket, metrics: MetricsConfig) -> int:
     # Blocked until now (the parent forks with them blocked): a SIGTERM sent early waits
     # for the handler instead of killing the writer.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    serve_records(listener, metrics, stop_fd=stop_r)
+    serve_records(listener, metrics, stop_fd=stop_r, beat=beat)
     return 0
