@@ -99,6 +99,7 @@ async def main():
         config = RolecallConfig.model_validate(json.load(file))
     loop = asyncio.get_running_loop()
     async with Router(config, check_credentials=False) as router:
+        await router.health.connect()  # shared from the first call on
         print(json.dumps({"ready": True}), flush=True)
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -285,12 +286,15 @@ def test_redis_killed_mid_run_calls_keep_succeeding_with_one_warning(
 # ---- one process: what is shared, and how ------------------------------------------------
 
 
-def _tracker(url: str, prefix: str, **options: Any) -> RedisHealth:
-    return RedisHealth(url, key_prefix=prefix, fingerprints={"x": "fp-x"}, **options)
+async def _tracker(url: str, prefix: str, **options: Any) -> RedisHealth:
+    """A tracker once Redis has answered it (before, its calls go by its own health)."""
+    tracker = RedisHealth(url, key_prefix=prefix, fingerprints={"x": "fp-x"}, **options)
+    assert await tracker.connect()
+    return tracker
 
 
 async def test_cooldown_expiry_is_the_later_reset(redis_url: str, prefix: str) -> None:
-    first, second = _tracker(redis_url, prefix), _tracker(redis_url, prefix)
+    first, second = await _tracker(redis_url, prefix), await _tracker(redis_url, prefix)
     try:
         first.cool_down("x", time.monotonic() + 5.0)
         second.cool_down("x", time.monotonic() + 1.0)
@@ -299,7 +303,7 @@ async def test_cooldown_expiry_is_the_later_reset(redis_url: str, prefix: str) -
         (ttl,) = redis_keys(redis_url, prefix).values()
         assert 4000 < ttl <= 5000
 
-        third = _tracker(redis_url, prefix)
+        third = await _tracker(redis_url, prefix)
         assert await third.admit("x") is None
         assert third.state("x") == "cooling_down"
         assert 4.0 < third.cooldown_remaining("x") <= 5.0
@@ -311,7 +315,8 @@ async def test_cooldown_expiry_is_the_later_reset(redis_url: str, prefix: str) -
 
 async def test_open_circuit_is_shared_and_one_process_probes(redis_url: str, prefix: str) -> None:
     options = {"failure_threshold": 2, "open_for": 0.5}
-    first, second = _tracker(redis_url, prefix, **options), _tracker(redis_url, prefix, **options)
+    first = await _tracker(redis_url, prefix, **options)
+    second = await _tracker(redis_url, prefix, **options)
     try:
         for _ in range(2):
             first.record_failure("x", ProviderError("down", kind=ErrorKind.SERVER, provider="x"))
@@ -341,8 +346,8 @@ async def test_open_circuit_is_shared_and_one_process_probes(redis_url: str, pre
 
 
 async def test_background_poll_updates_sync_lookups(redis_url: str, prefix: str) -> None:
-    first = _tracker(redis_url, prefix)
-    second = _tracker(redis_url, prefix, poll_interval=0.05)
+    first = await _tracker(redis_url, prefix)
+    second = await _tracker(redis_url, prefix, poll_interval=0.05)
     try:
         admission = await second.admit("y")  # starts the background task
         assert admission is not None
@@ -376,7 +381,7 @@ async def test_changed_provider_config_starts_clean(redis_url: str, prefix: str)
 
 
 async def test_reset_clears_shared_state(redis_url: str, prefix: str) -> None:
-    tracker = _tracker(redis_url, prefix)
+    tracker = await _tracker(redis_url, prefix)
     try:
         tracker.mark_unavailable("x", ProviderError("bad", kind=ErrorKind.AUTH, provider="x"))
         tracker.cool_down("z", time.monotonic() + 30)
@@ -419,6 +424,7 @@ async def test_redis_back_after_an_outage_is_used_again_quietly(
         dedicated_redis.url, key_prefix="p", reconnect_after=0.3, poll_interval=0.05
     )
     try:
+        assert await tracker.connect()
         admission = await tracker.admit("x")
         assert admission is not None
         admission.release()
@@ -540,6 +546,7 @@ async def test_an_acl_user_without_access_to_our_keys_gets_one_warning(
             admission = await tracker.admit("x")
             assert admission is not None  # calls go on, on this process's own health
             admission.release()
+        assert not await tracker.connect()
         assert not tracker.shared
     finally:
         await tracker.aclose()

@@ -67,6 +67,13 @@ def _key(router: Router, field: str) -> str:
     return key
 
 
+async def _answered(router: Router) -> None:
+    """Until Redis has answered the router's tracker (its calls go by its own health before)."""
+    health = router.health
+    assert isinstance(health, RedisHealth)
+    assert await health.connect()
+
+
 async def test_values_we_never_write_under_our_keys_never_fail_or_skip_a_call(
     sim: SimServer, redis_url: str, prefix: str
 ) -> None:
@@ -83,6 +90,7 @@ async def test_far_future_cooldown_in_redis_lasts_no_longer_than_any_vendor_rese
     async with Router(_config(sim, redis_url, prefix), check_credentials=False) as router:
         key = _key(router, "cooldown")
         _write(redis_url, key, "1", px=TEN_YEARS_MS)
+        await _answered(router)
         assert await router.health.admit("x") is None
         assert router.health.state("x") == "cooling_down"
         assert 0 < router.health.cooldown_remaining("x") <= MAX_RETRY_AFTER
@@ -98,6 +106,7 @@ async def test_far_future_circuit_in_redis_is_probed_after_one_open_period(
 ) -> None:
     tracker = RedisHealth(redis_url, key_prefix=prefix, fingerprints={"x": "fp"}, open_for=0.3)
     try:
+        assert await tracker.connect()  # its calls use Redis once it has answered
         (key,) = [key for key in tracker.keys("x") if key.endswith(":circuit")]
         body = '{"kind":"server","message":"boom","failures":true}'
         _write(redis_url, key, body, px=TEN_YEARS_MS)
@@ -121,6 +130,7 @@ async def test_a_stray_probe_key_in_redis_holds_off_probing_for_one_open_period_
     # Expiries are Redis's own, on its clock: the waits below are for Redis, as above.
     tracker = RedisHealth(redis_url, key_prefix=prefix, fingerprints={"x": "fp"}, open_for=0.3)
     try:
+        assert await tracker.connect()  # its calls use Redis once it has answered
         (probe_key,) = [key for key in tracker.keys("x") if key.endswith(":probe")]
         for _ in range(tracker.failure_threshold):
             tracker.record_failure("x", ProviderError("down", kind=ErrorKind.SERVER, provider="x"))
@@ -147,6 +157,7 @@ async def test_a_huge_multiline_message_in_redis_is_clipped_in_reason_and_log(
     async with Router(_config(sim, redis_url, prefix), check_credentials=False) as router:
         body = '{"kind":"auth","message":' + json.dumps(message) + "}"
         _write(redis_url, _key(router, "unavailable"), body, px=60_000)
+        await _answered(router)
         assert await router.health.admit("x") is None
         reason = router.health.reason("x")
         assert reason is not None

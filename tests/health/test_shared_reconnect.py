@@ -1,8 +1,10 @@
-"""Reconnecting to Redis after an outage happens in the background, never inside a call.
+"""Connecting to Redis, first or again after an outage, happens in the background, never
+inside a call.
 
-Before, the first call after every ``reconnect_after`` seconds of an outage made the
-attempt itself: while Redis stalled (a server that accepts and never answers) that
-call waited for the Redis timeout before going on with local health.
+Before, the first call of a process, and the first after every ``reconnect_after``
+seconds of an outage, made the attempt itself: while Redis stalled (a server that
+accepts and never answers) that call waited for the Redis timeout before going on
+with local health.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ async def test_a_call_during_a_redis_outage_never_waits_on_the_reconnect_attempt
     )
     try:
         await _admit_quickly(tracker)
+        assert not await tracker.connect()  # nothing listens: the outage starts
         assert not tracker.shared
 
         await stalled.start(port)  # Redis is back, but hangs
@@ -117,6 +120,7 @@ async def test_redis_back_after_an_outage_is_picked_up_in_the_background() -> No
     server: DedicatedRedis | None = None
     try:
         await _admit_quickly(tracker)
+        assert not await tracker.connect()  # nothing listens: the outage starts
         assert not tracker.shared
 
         server = DedicatedRedis(port)
@@ -130,3 +134,25 @@ async def test_redis_back_after_an_outage_is_picked_up_in_the_background() -> No
         await tracker.aclose()
         if server is not None:
             server.kill()
+
+
+async def test_the_first_call_never_waits_on_a_redis_that_stalls_from_the_start(
+    stalled: StalledRedis,
+) -> None:
+    redis_package()
+    port = free_port()
+    await stalled.start(port)  # up, and hung, before the tracker's first call
+    tracker = RedisHealth(
+        f"redis://127.0.0.1:{port}/0", key_prefix="p", clock=Clock(), timeout=REDIS_TIMEOUT
+    )
+    try:
+        await _admit_quickly(tracker)
+        tracker.record_failure("x", ProviderError("down", kind=ErrorKind.SERVER, provider="x"))
+        # The first connection is under way, in the background, and waits on Redis.
+        await _until(lambda: stalled.accepted >= 1, "the background first connection")
+        await _admit_quickly(tracker)
+        async with asyncio.timeout(HANG_GUARD):  # closing does not wait on it either
+            await tracker.aclose()
+    finally:
+        await stalled.stop()
+        await tracker.aclose()

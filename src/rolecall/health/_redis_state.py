@@ -3,7 +3,9 @@
 One client per event loop (redis.asyncio connections belong to the loop that made
 them), created on first use. Writes are queued by synchronous callers and sent in
 order, pipelined, by one background task per loop, which also runs the tracker's
-poll every ``poll_interval`` seconds.
+poll every ``poll_interval`` seconds. That task also makes the first connection:
+until Redis has answered once, calls use this process's health alone (writes wait
+in the queue), so a Redis that stalls from the start never holds a call either.
 
 Redis is a cache of what other processes learnt, never a dependency of a call:
 any failure (refused, reset, timeout, protocol error, an ACL denying our keys)
@@ -136,21 +138,26 @@ class RedisState:
         self._down_until: float | None = None
         # Counts outages, so an operation started before one began cannot end it.
         self._outages = 0
+        self._answered = False  # Redis has answered once: calls may use it
 
     @property
     def ready(self) -> bool:
-        """Redis is up (as far as we know): worth using now."""
-        return not self._closed and self._down_until is None
+        """Redis is up (as far as we know) and has answered: worth using now."""
+        return not self._closed and self._down_until is None and self._answered
 
     def usable(self) -> bool:
-        """``ready``; while Redis is down and a reconnect attempt is due, also starts that
-        attempt in the background task (the caller goes on without Redis meanwhile)."""
+        """``ready``; before Redis first answered, or while it is down and a reconnect
+        attempt is due, also starts that attempt in the background task (the caller goes on
+        without Redis meanwhile)."""
         if self.ready:
             return True
-        if self._reconnect_due():
+        if self._connecting() or self._reconnect_due():
             with contextlib.suppress(RuntimeError):  # no event loop: the next call starts it
                 self._link_for(asyncio.get_running_loop()).wake()
         return False
+
+    def _connecting(self) -> bool:
+        return not self._closed and not self._answered and self._down_until is None
 
     def _reconnect_due(self) -> bool:
         down_until = self._down_until
@@ -163,8 +170,9 @@ class RedisState:
     # ---- writes ------------------------------------------------------------------------
 
     def enqueue(self, write: Write) -> None:
-        """Queue a write; sent shortly by the background task (dropped while Redis is down)."""
-        if not self.ready:
+        """Queue a write; sent shortly by the background task (dropped while Redis is down;
+        kept until it first answers)."""
+        if not (self.ready or self._connecting()):
             return
         self._pending.append(write)
         try:
@@ -174,9 +182,21 @@ class RedisState:
         self._link_for(loop).wake()
 
     async def flush(self) -> None:
-        """Send every queued write, in order, in one pipeline."""
+        """Send every queued write, in order, in one pipeline (connecting first if Redis has
+        yet to answer: a flush is asked for, never on a call's path)."""
+        await self.connect()
+        await self._send_queued()
+
+    async def _send_queued(self) -> None:
         while self._pending and self.ready:
             await self.run(None)
+
+    async def connect(self) -> bool:
+        """Wait for Redis to answer once, if it has not yet (what calls never do); True
+        when it is usable."""
+        if self._connecting():
+            await self._execute(self._link_for(asyncio.get_running_loop()), _ping)
+        return self.ready
 
     # ---- reads and direct operations ----------------------------------------------------
 
@@ -211,6 +231,7 @@ class RedisState:
         if self._down_until is not None and outage == self._outages:
             self._down_until = None
             log.info("shared provider health: %s reachable again", display_url(self._url))
+        self._answered = True
         return result[len(writes) :]
 
     def _failed(self, exc: Exception, outage: int) -> None:
@@ -262,12 +283,15 @@ class RedisState:
         next_poll = self._clock()
         try:
             while not self._closing:
+                if self._connecting():  # the first connection (with what is queued)
+                    await self._execute(link, _ping)
+                    continue
                 down_until = self._down_until
                 wake_at = next_poll if down_until is None else down_until
                 await link.sleep(max(wake_at - self._clock(), 0.0))
                 if self._reconnect_due() and not self._closing:
                     await self._execute(link, _ping)
-                await self.flush()
+                await self._send_queued()
                 if self._poll is not None and self._clock() >= next_poll and not self._closing:
                     next_poll = self._clock() + self._poll_interval
                     if self.ready:
@@ -278,7 +302,7 @@ class RedisState:
         finally:
             # Closing (or the loop shutting down): what is queued still goes out.
             with contextlib.suppress(Exception):
-                await self.flush()
+                await self._send_queued()
             with contextlib.suppress(Exception):
                 await link.client.aclose()
 
@@ -295,9 +319,9 @@ class RedisState:
         if link is not None and running is link.loop:
             task = link.task
             if task is not None and not task.done():
-                if self._down_until is not None:
-                    # Nothing is queued while Redis is down: a reconnect attempt in
-                    # flight is not worth waiting for.
+                if self._down_until is not None or not self._answered:
+                    # Nothing is queued while Redis is down, and closing waits on no Redis
+                    # that has yet to answer: an attempt in flight is not worth waiting for.
                     task.cancel()
                 else:
                     link.wake()  # it sees _closing, sends what is queued and closes
@@ -305,7 +329,7 @@ class RedisState:
                 if not task.cancelled():
                     task.exception()  # retrieved: a closing task has nothing to report
             else:
-                await self.flush()
+                await self._send_queued()
                 with contextlib.suppress(Exception):
                     await link.client.aclose()
         # Otherwise the loop owning the connection is gone (it closed it) or elsewhere.

@@ -25,7 +25,9 @@ seconds so the synchronous lookups follow too.
 
 A Redis outage never fails or slows a call: one warning, then in-memory health only,
 with a quiet reconnect attempt in the background every ``reconnect_after`` seconds
-(see ``_redis_state``).
+(see ``_redis_state``). The first connection is made in the background as well, from
+when the tracker is built (in an event loop) or first used: a call made before Redis
+first answered goes by this process's health alone.
 """
 
 from __future__ import annotations
@@ -182,11 +184,19 @@ class RedisHealth(ProviderHealth):
             timeout=timeout,
             reconnect_after=reconnect_after,
         )
+        # Connecting starts now when an event loop runs (a router built in async code), so
+        # Redis has usually answered by the first call, which never waits on it either way.
+        self._store.usable()
 
     @property
     def shared(self) -> bool:
         """True while Redis is reachable (or due for a reconnect attempt)."""
         return not self._store.down
+
+    async def connect(self) -> bool:
+        """Wait until Redis has answered once (a caller that wants shared health from its
+        first call, at startup); True when it is usable. Calls never wait on it."""
+        return await self._store.connect()
 
     def keys(self, provider_id: str) -> tuple[str, ...]:
         """The Redis keys that hold the provider's shared health."""
