@@ -431,3 +431,42 @@ def test_a_worker_killed_with_calls_in_flight_gives_back_its_share_of_max_concur
         assert primary.in_flight >= 2, "the answer came after the dead worker's calls ended"
         for client in [*doomed, *survivor]:
             client.close()
+
+
+def test_sighup_with_requests_in_flight_on_every_worker_loses_none(
+    config_path: Path, primary: SimServer, fallback: SimServer
+) -> None:
+    with serve_workers(config_path) as served:
+        by_worker = clients_per_worker(served, 2, 2)
+        workers = served.workers()
+        clients = [client for pair in by_worker.values() for client in pair]
+        for client in clients:  # past the first-call gate: the calls then go out side by side
+            assert chat(client, "coder").status_code == 200
+        primary.set_faults("ok:delay=3")
+        answers: list[httpx.Response] = []
+        threads = [
+            threading.Thread(target=lambda c=client: answers.append(chat(c, "coder")))
+            for client in clients
+        ]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: primary.in_flight == 4)
+        config_path.write_text(
+            config_text(primary, fallback, coder="{provider: b}", tmp=config_path.parent)
+        )
+        served.proc.send_signal(signal.SIGHUP)
+        # Every worker serves the new config while its requests of the old are still out.
+        fresh = [served.connect()]
+        fresh.append(served.connect(avoid=fresh[0][1]))
+        for client, _ in fresh:
+            wait_for(lambda c=client: chat(c, "coder").headers["x-rolecall-provider"] == "b")
+        for thread in threads:
+            thread.join(30)
+        assert [a.status_code for a in answers] == [200] * 4
+        assert {a.headers["x-rolecall-provider"] for a in answers} == {"a"}
+        assert served.proc.poll() is None and served.workers() == workers
+        for client in [*clients, *(client for client, _ in fresh)]:
+            client.close()
+    runs = _gateway_runs(config_path)
+    assert {run.status for run in runs} == {"ok"}
+    assert sum(run.tasks for run in runs) == primary.calls + fallback.calls
