@@ -130,3 +130,26 @@ def test_a_stopped_run_writer_is_replaced_and_the_records_it_held_are_written(
     # What the frozen writer held reached the store through the next: nothing lost.
     assert _tasks_written(config_path) == 6 == primary.calls
     assert not any("record(s) not written" in line for line in served.lines)
+
+
+def test_a_parent_killed_with_sigkill_leaves_no_stopped_worker_holding_the_port(
+    config_path: Path, primary: SimServer
+) -> None:
+    with serve_workers(config_path, exit_status=-signal.SIGKILL, options=TIMEOUT) as served:
+        _, frozen = served.connect()
+        children = served.workers() | {served.writer()}
+        os.kill(int(frozen), signal.SIGSTOP)
+        served.proc.kill()
+        served.proc.wait()
+        # The stopped worker is continued when its parent dies, and stops as the others do.
+        wait_for(lambda: not any(_alive(pid) for pid in children), timeout=60)
+    assert any(f"pid {frozen} stops" in line for line in served.lines), "".join(served.lines)
+
+
+def _alive(pid: int) -> bool:
+    """A process that has not exited (a zombie awaiting its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state

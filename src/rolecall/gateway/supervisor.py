@@ -68,21 +68,43 @@ PARENT_CHECK_SECONDS = 1.0
 BEAT_SECONDS = 1.0  # how often a worker's event loop stamps its heartbeat
 DEFAULT_TIMEOUT = 30.0  # a ready worker silent this long is killed and replaced
 _STAMP = struct.Struct("d")
+_PR_SET_PDEATHSIG = 1
 
 Run = Callable[[int, Callable[[], None], Callable[[], None]], int]
 Writer = Callable[[Callable[[], None]], int]
 
 
-def _stop_when_orphaned(parent: int) -> None:
-    """In a child: SIGTERM itself once ``parent`` is gone (its parent pid changes)."""
+def _stop_when_orphaned(parent: int, silent: Callable[[], float], timeout: float | None) -> None:
+    """In a child: SIGTERM itself once ``parent`` is gone (its parent pid changes); then,
+    as the parent would have, SIGKILL itself if its heartbeat is ``silent()`` for longer
+    than ``timeout`` (a frozen event loop never acts on the SIGTERM). A child stopped with
+    SIGSTOP is continued when its parent dies (Linux), so it stops as the others do."""
+    _continue_when_parent_dies()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_SECONDS)
         log.warning("the parent (pid %d) is gone: pid %d stops", parent, os.getpid())
         os.kill(os.getpid(), signal.SIGTERM)
+        while timeout is not None:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if silent() > timeout:
+                log.warning("pid %d is frozen and its parent gone: killed", os.getpid())
+                os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _continue_when_parent_dies() -> None:
+    """Ask Linux for SIGCONT when the parent dies (prctl PR_SET_PDEATHSIG): a child frozen
+    with SIGSTOP then runs again and sees the parent gone. Elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGCONT), 0, 0, 0)
 
 
 class WorkerExit(Exception):
@@ -122,7 +144,7 @@ class _Pool:
     def spawn(self, index: int) -> None:
         self._beat(index)  # not the stamp of the worker it replaces
         body = lambda: self._run(index, self._notify, lambda: self._beat(index))  # noqa: E731
-        self.children[self._fork(body, f"worker {index}", unblock=True)] = index
+        self.children[self._fork(body, f"worker {index}", index, unblock=True)] = index
 
     def _beat(self, index: int) -> None:
         _STAMP.pack_into(self._beats, index * _STAMP.size, time.monotonic())
@@ -178,12 +200,16 @@ class _Pool:
         writer, slot = self._writer, self.workers
         body = lambda: writer(lambda: self._beat(slot))  # noqa: E731
         # Its signals stay blocked until it has its handlers (it unblocks them itself).
-        self.writer_pid = self._fork(body, "the run writer", unblock=False)
+        self.writer_pid = self._fork(body, "the run writer", slot, unblock=False)
         log.info(
             "run writer pid %d writes the run logs and metrics of every worker", self.writer_pid
         )
 
-    def _fork(self, body: Callable[[], int], name: str, *, unblock: bool) -> int:
+    def _silent(self, slot: int) -> float:
+        (stamp,) = _STAMP.unpack_from(self._beats, slot * _STAMP.size)
+        return time.monotonic() - float(stamp)
+
+    def _fork(self, body: Callable[[], int], name: str, slot: int, *, unblock: bool) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
@@ -191,7 +217,7 @@ class _Pool:
         if pid == 0:  # the child: never returns
             code = 1
             try:
-                _stop_when_orphaned(parent)
+                _stop_when_orphaned(parent, lambda: self._silent(slot), self.timeout)
                 os.close(self._ready_r)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the child takes it
