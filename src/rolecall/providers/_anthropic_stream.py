@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.providers._anthropic_body import RESPOND_TOOL
-from rolecall.providers.base import token_count
+from rolecall.providers.base import optional_text, token_count
 from rolecall.types import Chunk, ToolCallDelta, Usage
 
 __all__ = ["StreamState", "finish_reason", "input_tokens", "usage_of"]
@@ -120,7 +120,9 @@ class StreamState:
         self.blocks[index] = "tool"
         number = self.tools[index] = self.calls
         self.calls += 1
-        delta = ToolCallDelta(number, id=block.get("id"), name=block.get("name"))
+        delta = ToolCallDelta(
+            number, id=optional_text(block.get("id")), name=optional_text(block.get("name"))
+        )
         return Chunk(tool_calls=(delta,))
 
     def _delta(self, data: Mapping[str, Any]) -> Chunk | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.errors import MissingExtra
-from rolecall.providers.base import token_count
+from rolecall.providers.base import optional_text, token_count
 from rolecall.types import Chunk, ToolCallDelta, Usage
 
 __all__ = [
@@ -154,7 +154,9 @@ class StreamState:
         if not isinstance(use, Mapping):
             return None
         number = self.tools[_int(data.get("contentBlockIndex"))] = len(self.tools)
-        delta = ToolCallDelta(number, id=use.get("toolUseId"), name=use.get("name"))
+        delta = ToolCallDelta(
+            number, id=optional_text(use.get("toolUseId")), name=optional_text(use.get("name"))
+        )
         return Chunk(tool_calls=(delta,))
 
     def _delta(self, data: Mapping[str, Any]) -> Chunk | None:

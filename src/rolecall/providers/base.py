@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from rolecall.types import ChatRequest, Chunk, Completion
 
-__all__ = ["MAX_TOKEN_COUNT", "Provider", "token_count"]
+__all__ = ["MAX_TOKEN_COUNT", "Provider", "optional_text", "token_count"]
 
 # More tokens than any call reads or writes: a count beyond it is a broken answer.
 MAX_TOKEN_COUNT = 1_000_000_000
@@ -28,6 +28,11 @@ def token_count(value: object) -> int:
     if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:  # not a bool, not a float
         return value
     return 0
+
+
+def optional_text(value: object) -> str | None:
+    """A vendor's name or id (a tool call's): a non-empty JSON string, else None (unsent)."""
+    return value if isinstance(value, str) and value else None
 
 
 @runtime_checkable

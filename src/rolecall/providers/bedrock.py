@@ -117,6 +117,13 @@ def _tool_call(block: Mapping[str, Any]) -> ToolCall:
     )
 
 
+def _reasoning_text(block: object) -> str:
+    """The text of a ``reasoningContent`` block; "" for any other shape."""
+    reasoning = block.get("reasoningText") if isinstance(block, dict) else None
+    text = reasoning.get("text") if isinstance(reasoning, dict) else None
+    return text if isinstance(text, str) else ""
+
+
 class BedrockProvider(HTTPProvider):
     """``type: bedrock``."""
 
@@ -159,6 +166,7 @@ class BedrockProvider(HTTPProvider):
         message = output.get("message") if isinstance(output, dict) else None
         content = message.get("content") if isinstance(message, dict) else None
         stop = data.get("stopReason") if isinstance(data, dict) else None
+        stop = stop if isinstance(stop, str) else None  # another shape says nothing
         if stop in FILTER_STOP_REASONS:
             raise self._filtered(str(stop))
         if not isinstance(content, list):
@@ -167,11 +175,7 @@ class BedrockProvider(HTTPProvider):
             raise self._malformed(str(stop))
         blocks = [b for b in content if isinstance(b, dict)]
         text = "".join(b["text"] for b in blocks if isinstance(b.get("text"), str))
-        reasoning = "".join(
-            str(b["reasoningContent"].get("reasoningText", {}).get("text") or "")
-            for b in blocks
-            if isinstance(b.get("reasoningContent"), dict)
-        )
+        reasoning = "".join(_reasoning_text(b.get("reasoningContent")) for b in blocks)
         calls = [_tool_call(b["toolUse"]) for b in blocks if isinstance(b.get("toolUse"), dict)]
         if not text and not calls:
             raise self.empty_answer()
@@ -195,8 +199,9 @@ class BedrockProvider(HTTPProvider):
                 if frame.message_type != "event":
                     raise stream_exception_error(frame.name, frame.payload, self.id)
                 data = self._payload(frame)
-                if frame.name == "messageStop" and data.get("stopReason") in FILTER_STOP_REASONS:
-                    raise self._filtered(str(data["stopReason"]))
+                stop = data.get("stopReason") if frame.name == "messageStop" else None
+                if isinstance(stop, str) and stop in FILTER_STOP_REASONS:
+                    raise self._filtered(stop)
                 chunk = state.take(frame.name, data)
                 if chunk is not None:
                     yield chunk

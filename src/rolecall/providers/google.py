@@ -196,7 +196,7 @@ class GoogleProvider(HTTPProvider):
             raise self.error("answer has no candidates", ErrorKind.BAD_RESPONSE)
         candidate = candidates[0]
         finish = candidate.get("finishReason")
-        if finish in FILTER_FINISH_REASONS:
+        if isinstance(finish, str) and finish in FILTER_FINISH_REASONS:
             raise self._filtered(str(finish))
         content = _candidate_content(candidate)
         if not content.text and not content.calls:
@@ -233,8 +233,13 @@ class GoogleProvider(HTTPProvider):
                 if blocked is not None:
                     raise blocked
                 usage = _usage(data.get("usageMetadata")) or usage
-                model = data.get("modelVersion") or model
-                candidates = data.get("candidates") or ()
+                version = data.get("modelVersion")
+                model = version if isinstance(version, str) and version else model
+                candidates = data.get("candidates") or []
+                if not isinstance(candidates, list):
+                    raise self.error(
+                        "stream chunk's candidates is not a list", ErrorKind.BAD_RESPONSE
+                    )
                 candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
                 content = _candidate_content(candidate, first_call=calls)
                 received += len(content.text)
