@@ -224,6 +224,8 @@ def _render_value(value: Any, depth: int) -> list[str]:
         for item in value:
             if isinstance(item, Mapping | list):
                 nested = _render_value(item, depth + 1)
+                if not nested:  # an empty list or mapping says nothing
+                    continue
                 # The first key of a mapping item heads its bullet, like YAML's "- name: x".
                 out.append(f"{indent}- " + nested[0].strip().removeprefix("- "))
                 out += nested[1:]
