@@ -150,7 +150,10 @@ _COUNTS = (
     "cached_input_tokens",
 )
 _NUMBERS = ("ts", "latency_ms", "cost_usd", "attempt_latency_ms", "attempt_ts")
-_TEXTS = ("run_id", "task_id", "role", "provider", "model", "outcome", "status", "kind")
+_TEXTS = (
+    *("run_id", "task_id", "role", "provider", "model", "outcome", "status", "kind"),
+    *("stage", "dialect", "error", "error_kind", "finish_reason"),
+)
 
 
 def _is_number(value: object) -> bool:
