@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rolecall._json import dumps
 from rolecall._secrets import redact
 from rolecall._text import visible
 from rolecall.errors import ErrorKind, ProviderError, RolecallError
@@ -141,8 +142,8 @@ def message_body(reply: Reply, message_id: str) -> dict[str, Any]:
 
 def sse(event: str, data: Mapping[str, Any]) -> bytes:
     """One named server-sent event, as Anthropic sends every event."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {event}\ndata: {payload}\n\n".encode()
+    # dumps: a lone surrogate (a provider's text can hold its escape) goes out as its escape.
+    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
 class MessageEvents:

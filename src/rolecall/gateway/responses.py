@@ -16,13 +16,13 @@ the gateway log says so once per tool type.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
+from rolecall._json import dumps
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
@@ -126,9 +126,9 @@ def _warn_omitted(gateway: Gateway, omitted: tuple[str, ...]) -> None:
 
 def _sse(event: dict[str, Any]) -> bytes:
     """One named event, as OpenAI sends them (``event:`` line, then the JSON data)."""
-    payload = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
     kind: str = event["type"]
-    return b"event: " + kind.encode() + b"\ndata: " + payload.encode() + b"\n\n"
+    # dumps: a lone surrogate the client sent (in metadata, say) goes back as its escape.
+    return b"event: " + kind.encode() + b"\ndata: " + dumps(event) + b"\n\n"
 
 
 async def _stream(
