@@ -456,3 +456,21 @@ async def test_streamed_tool_call_id_and_name_of_another_type_are_left_out(
     assert isinstance(chunks, list)
     calls = [call for chunk in chunks for call in chunk.tool_calls]
     assert calls and all(call.id is None and call.name is None for call in calls)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "edit"),
+    [
+        ("anthropic", {"content.2.id": {"x": 1}, "content.2.name": ["f"]}),
+        ("bedrock", {"output.message.content.2.toolUse": {"toolUseId": {"x": 1}, "name": ["f"]}}),
+    ],
+)
+async def test_whole_tool_call_id_and_name_of_another_type_are_left_empty(
+    served: tuple[Reply, str], vendor: str, edit: dict[str, Any]
+) -> None:
+    # As the streams leave them out: no Python repr of a dict reaches the client as an id.
+    reply, root = served
+    _whole(reply, vendor, edit)
+    answer = await _call(vendor, root, streamed=False)
+    assert isinstance(answer, Completion)
+    assert [(call.id, call.name) for call in answer.tool_calls] == [("", "")]

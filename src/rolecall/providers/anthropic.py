@@ -37,6 +37,7 @@ from rolecall.providers._errors import (
     vendor_message,
 )
 from rolecall.providers._http import HTTPProvider
+from rolecall.providers.base import optional_text
 from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
 
 __all__ = [
@@ -146,8 +147,8 @@ def _texts(blocks: list[dict[str, Any]], kind: str, field: str) -> list[str]:
 
 def _tool_call(block: Mapping[str, Any]) -> ToolCall:
     return ToolCall(
-        str(block.get("id") or ""),
-        str(block.get("name") or ""),
+        optional_text(block.get("id")) or "",
+        optional_text(block.get("name")) or "",
         json.dumps(block.get("input") or {}, ensure_ascii=False),
     )
 

@@ -46,6 +46,7 @@ from rolecall.providers._bedrock_stream import (
 from rolecall.providers._errors import is_error_report, transport_error
 from rolecall.providers._http import HTTPProvider, json_body
 from rolecall.providers._wire import WireError
+from rolecall.providers.base import optional_text
 from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
 
 __all__ = ["BedrockProvider", "control_path", "resolve_region", "runtime_url"]
@@ -111,8 +112,8 @@ def control_path(model: str) -> str:
 
 def _tool_call(block: Mapping[str, Any]) -> ToolCall:
     return ToolCall(
-        str(block.get("toolUseId") or ""),
-        str(block.get("name") or ""),
+        optional_text(block.get("toolUseId")) or "",
+        optional_text(block.get("name")) or "",
         json.dumps(block.get("input") if block.get("input") is not None else {}),
     )
 
