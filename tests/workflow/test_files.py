@@ -27,6 +27,18 @@ from rolecall.workflow.files import OutputDir, UnsafePath, normalize_relative
         ("src/.git/HEAD", ".git"),
         ("a" * 300 + ".py", "longer than 240 bytes"),
         ("d/" + "\u00e9" * 130 + ".py", "longer than 240 bytes"),
+        # Names Windows cannot hold: the file would be lost or overwrite another there.
+        ("CON", "device name"),
+        ("nul.py", "device name"),
+        ("src/aux.txt", "device name"),
+        ("lib/Com1.c", "device name"),
+        ("LPT9", "device name"),
+        ("b.py.", "ends in a dot or space"),
+        ("pkg./x.py", "ends in a dot or space"),
+        ("pkg /x.py", "ends in a dot or space"),
+        ("notes:stream.txt", "character Windows does not allow"),
+        ("what?.md", "character Windows does not allow"),
+        ("tab\there.py", "character Windows does not allow"),
     ],
 )
 def test_unsafe_relative_paths_are_refused(path: str, reason: str) -> None:
@@ -38,6 +50,11 @@ def test_unsafe_relative_paths_are_refused(path: str, reason: str) -> None:
 def test_normal_paths_are_cleaned() -> None:
     assert normalize_relative("./src//app.py") == "src/app.py"
     assert normalize_relative("src\\app.py") == "src/app.py"
+    # Names that only start like a device name, and dotfiles, are fine.
+    assert normalize_relative("console.py") == "console.py"
+    assert normalize_relative("com10.txt") == "com10.txt"
+    assert normalize_relative(".github/ci.yml") == ".github/ci.yml"
+    assert normalize_relative("  a.py ") == "a.py"
 
 
 def test_write_creates_dirs_atomically(tmp_path: Path) -> None:

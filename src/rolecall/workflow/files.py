@@ -2,7 +2,8 @@
 
 Every path a model names is checked twice, when the plan arrives and again just
 before the write: absolute paths, drive letters, ``..``, anything inside ``.git``
-(a hook there would run at the next commit), names too long for a file system and
+(a hook there would run at the next commit), names too long for a file system,
+names Windows cannot hold (``CON``, ``nul.py``, a trailing dot or space, ``:``) and
 paths that lead out of the output directory through a symlink are refused. Writes are atomic (a
 temporary file in the same directory, then ``os.replace``), so a killed run
 never leaves half a file behind.
@@ -39,6 +40,12 @@ __all__ = [
 ]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Device names Windows reserves whatever the extension (``nul.py`` is the NUL device there).
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"{d}{n}" for d in ("COM", "LPT") for n in range(1, 10))]
+)
+# Characters Windows refuses in a name (``a:b`` would write an NTFS alternate data stream).
+_NOT_ON_WINDOWS = re.compile(r'[<>:"|?*\x01-\x1f]')
 # File systems take names of up to 255 bytes; the atomic write's temporary name adds 14.
 MAX_NAME_BYTES = 240
 
@@ -75,7 +82,26 @@ def normalize_relative(path: str) -> str:
         raise UnsafePath(path, "inside .git, which holds git's own config and hooks")
     if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
         raise UnsafePath(path, f"a file or directory name longer than {MAX_NAME_BYTES} bytes")
+    for part in parts:
+        if problem := _windows_problem(part):
+            raise UnsafePath(path, problem)
     return "/".join(parts)
+
+
+def _windows_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a file or directory name on Windows, or None.
+
+    Refused everywhere: the output is meant to be checked out on any system, and on
+    Windows such a name writes to a device or drops its tail, so the file is lost or
+    overwrites another while the run reports it written.
+    """
+    if _NOT_ON_WINDOWS.search(name):
+        return f"'{name}' has a character Windows does not allow in a name (<>:\"|?* or control)"
+    if name.endswith((".", " ")):
+        return f"'{name}' ends in a dot or space, which Windows drops (another file's name)"
+    if name.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        return f"'{name}' is a device name on Windows (CON, NUL, AUX, COM1...), not a file"
+    return None
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o666) -> None:
