@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rolecall.workflow.plan import parse_plan
+from rolecall.workflow.plan import PlannedFile, parse_plan
 from rolecall.workflow.structured import InvalidAnswer, extract_json, strip_fence
 
 
@@ -55,6 +55,33 @@ def test_repeated_paths_keep_the_first_entry_and_merge_dependencies() -> None:
         ("a.py", "", ()),
     ]
     assert plan.fixes == ("'b.py' was listed more than once: kept the first entry",)
+
+
+def test_paths_differing_only_in_case_are_one_file() -> None:
+    # On macOS and Windows the second would overwrite the first while both were reported
+    # written: the first entry is kept, and dependencies naming either reach it.
+    plan = parse_plan(
+        files(
+            ("App.py", []),
+            ("app.py", ["util.py"]),
+            ("README.md", []),
+            ("readme.MD", []),
+            ("util.py", []),
+            ("main.py", ["APP.PY", "caf\u00e9.py"]),
+            ("cafe\u0301.py", []),
+        )
+    )
+    nfd = "cafe\u0301.py"  # the same name as caf\u00e9.py on macOS
+    assert [f.path for f in plan.files] == ["App.py", "README.md", "util.py", "main.py", nfd]
+    assert plan.get("App.py") == PlannedFile("App.py", "App.py purpose", ("util.py",))
+    assert plan.get("main.py") == PlannedFile("main.py", "main.py purpose", ("App.py", nfd))
+    assert plan.fixes[:2] == (
+        "'app.py' differs from 'App.py' only in case, so on macOS and Windows it is the "
+        "same file: kept the first entry",
+        "'readme.MD' differs from 'README.md' only in case, so on macOS and Windows it is "
+        "the same file: kept the first entry",
+    )
+    assert len(plan.fixes) == 2
 
 
 def test_self_and_unknown_dependencies_are_dropped() -> None:

@@ -138,6 +138,33 @@ async def test_git_paths_overlong_names_and_file_clashes_are_refused_not_failed(
     assert (out / "pkg").is_file()
 
 
+async def test_names_that_collide_or_are_lost_off_linux_are_caught_when_the_plan_arrives(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    # On macOS or Windows each of these loses a file the run would report written.
+    out = tmp_path / "out"
+    files = plan_files("App.py", "app.py", "CON", "nul.py", "b.py.", "notes:x.md", "review.md")
+    team = Team(files)
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+
+    assert result.status == "partial"
+    refused = {item["path"]: item["reason"] for item in result.refused}
+    assert set(refused) == {"CON", "nul.py", "b.py.", "notes:x.md"}
+    assert "device name on Windows" in refused["nul.py"]
+    assert "ends in a dot or space" in refused["b.py."]
+    asked = {path for (role, path) in team.by_path if role == "coder"}
+    assert asked == {"App.py", "review.md"}
+    assert sorted(p.name for p in out.iterdir()) == ["App.py", "review.md"]
+    assert (out / "review.md").read_text().startswith("# review.md")
+    assert result.review_file == result.run_dir / "review.md"
+    plan = json.loads((result.run_dir / "plan.json").read_text())
+    planned = ["App.py", "CON", "nul.py", "b.py.", "notes:x.md", "review.md"]
+    assert [f["path"] for f in plan["files"]] == planned
+    assert any("'app.py' differs from 'App.py' only in case" in fix for fix in plan["fixes"])
+
+
 async def test_existing_files_are_kept_unless_forced(
     tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
 ) -> None:

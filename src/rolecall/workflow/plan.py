@@ -6,6 +6,7 @@ then across entries: unique paths, dependencies that exist, no cycles.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -116,33 +117,46 @@ def parse_plan(data: Any) -> Plan:
     return _repaired(entries)
 
 
+def _same_file(path: str) -> str:
+    """``path`` as a case- and normalisation-insensitive file system sees it (macOS,
+    Windows): two paths with the same key are one file there."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
 def _repaired(entries: list[PlannedFile]) -> Plan:
     """The plan with the mistakes that have one obvious fix fixed, each fix listed.
 
-    A repeated path keeps its first entry (dependencies merged); a file does not
-    depend on itself or on files outside the plan; a dependency that closes a
-    cycle is dropped, the planner's order deciding which. Cheaper than a repair
-    round trip, and small models make these mistakes often.
+    A repeated path keeps its first entry (dependencies merged), and so does one that
+    differs from an earlier path only in case (on macOS and Windows the second write
+    would overwrite the first); a file does not depend on itself or on files outside
+    the plan; a dependency that closes a cycle is dropped, the planner's order deciding
+    which. Cheaper than a repair round trip, and small models make these mistakes often.
     """
     fixes: list[str] = []
-    merged: dict[str, PlannedFile] = {}
+    merged: dict[str, PlannedFile] = {}  # by _same_file(path)
     for entry in entries:
-        first = merged.get(entry.path)
+        key = _same_file(entry.path)
+        first = merged.get(key)
         if first is None:
-            merged[entry.path] = entry
-        else:
+            merged[key] = entry
+            continue
+        if first.path == entry.path:
             fixes.append(f"'{entry.path}' was listed more than once: kept the first entry")
-            merged[entry.path] = PlannedFile(
-                first.path, first.purpose, first.depends_on + entry.depends_on
+        else:
+            fixes.append(
+                f"'{entry.path}' differs from '{first.path}' only in case, so on macOS and "
+                "Windows it is the same file: kept the first entry"
             )
-    known = set(merged)
+        merged[key] = PlannedFile(first.path, first.purpose, first.depends_on + entry.depends_on)
     cleaned: dict[str, PlannedFile] = {}
-    for path, entry in merged.items():
+    for entry in merged.values():
+        path = entry.path
         deps: list[str] = []
-        for dep in dict.fromkeys(entry.depends_on):  # repeated dependencies: once, in order
+        named = (merged[k].path if (k := _same_file(d)) in merged else d for d in entry.depends_on)
+        for dep in dict.fromkeys(named):  # repeated dependencies: once, in order
             if dep == path:
                 fixes.append(f"'{path}' depended on itself: dropped")
-            elif dep not in known:
+            elif _same_file(dep) not in merged:
                 fixes.append(f"'{path}' depended on '{dep}', which is not in the plan: dropped")
             else:
                 deps.append(dep)

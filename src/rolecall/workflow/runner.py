@@ -275,8 +275,9 @@ class Workflow:
         except TaskFailed as exc:
             log.warning("%s", exc.message)
             saved = None
-        planned = {f["path"] for f in plan.result["files"]}
-        if REVIEW_FILE in planned:
+        # A planned review.md is REVIEW.md on a case-insensitive file system: not replaced.
+        planned = {f["path"].casefold() for f in plan.result["files"]}
+        if REVIEW_FILE.casefold() in planned:
             return saved
         if REVIEW_FILE in plan.result.get("existing", ()) and not stages.force:
             return saved
