@@ -126,6 +126,9 @@ def test_bad_answers_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
         ("answers", None, "is a directory: pass a YAML or JSON file, e.g. --answers "),
         ("answers.yaml", b"lang: &a [go, *a]\n", "an alias (*name) inside what it names"),
         ("answers.json", b'{"lang": "go \\ud800"}', "\\ud800 is half of a UTF-16 pair"),
+        # Not text: it would reach the prompts as "['python', 'go']".
+        ("answers.yaml", b"lang: [python, go]\n", "gives 'lang' a list as its answer"),
+        ("answers.json", b'{"db": {"kind": "pg"}}', "gives 'db' a mapping as its answer"),
     ],
 )
 def test_unreadable_answers_file_is_one_line_naming_file_and_fix(

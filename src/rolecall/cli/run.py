@@ -308,4 +308,12 @@ def _load_answers(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise AnswersError(f"answers file {path} must map question ids to answers ({example})")
+    for key, value in loaded.items():
+        # A list or mapping would reach the prompts as Python's repr ("['a', 'b']").
+        if isinstance(value, list | dict):
+            kind = "a list" if isinstance(value, list) else "a mapping"
+            raise AnswersError(
+                f"answers file {path} gives '{key}' {kind} as its answer; an answer is one "
+                f"line of text, e.g. '{key}: first, second'"
+            )
     return {str(k): v for k, v in loaded.items()}
