@@ -136,6 +136,10 @@ def test_strip_fence_only_strips_one_surrounding_fence() -> None:
         ),
         ("```python\nx = 1\n```\n\nThis program prints x.", "x = 1\n"),
         ("```python\nx = 1\ny = ", "x = 1\ny = "),  # cut off: the fence never closes
+        # Only the opening fence: nothing was written, not a file holding "```".
+        ("```", ""),
+        ("```python", ""),
+        ("  ```py  ", ""),
     ],
 )
 def test_an_answer_opening_with_a_fence_keeps_the_code_before_its_close(

@@ -165,6 +165,36 @@ async def test_names_that_collide_or_are_lost_off_linux_are_caught_when_the_plan
     assert any("'app.py' differs from 'App.py' only in case" in fix for fix in plan["fixes"])
 
 
+class FenceOnlyCoder:
+    """Answers ``empty.py`` with only an opening code fence, every other file normally."""
+
+    def __init__(self, team: Team) -> None:
+        self.team = team
+
+    def __call__(self, body: dict[str, object]) -> str:
+        if "File to write: `empty.py`" in json.dumps(body):
+            return "```python"
+        return self.team(body)
+
+
+async def test_an_answer_that_is_only_a_code_fence_writes_an_empty_file_the_summary_names(
+    tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
+) -> None:
+    out = tmp_path / "out"
+    team = Team(plan_files("empty.py", "full.py"))
+    use(team, sims)
+    sims["gpt"].responder = FenceOnlyCoder(team)
+    config = write_config(tmp_path, sims, ROLES)
+    result = await Workflow(config_path=config, output_dir=out).run(spec_file)
+
+    assert (out / "empty.py").read_text() == ""  # not a stray "```python"
+    records = {r.name: r for r in result.records}
+    assert records["generate:empty.py"].result["bytes"] == 0
+    notes = {name: r.note for name, r in records.items()}
+    assert notes["generate:empty.py"] == "written (empty)"
+    assert notes["generate:full.py"] == "written"
+
+
 async def test_existing_files_are_kept_unless_forced(
     tmp_path: Path, sims: dict[str, SimServer], spec_file: Path
 ) -> None:

@@ -52,8 +52,9 @@ def strip_fence(text: str) -> str:
     match = _FENCE.match(text)
     if match:
         return match.group(1)
-    opening, newline, rest = text.lstrip().partition("\n")
-    if _OPENING.match(opening) and newline:
+    opening, _, rest = text.lstrip().partition("\n")
+    if _OPENING.match(opening):
+        # An answer that is only the opening fence (```python) holds no content at all.
         end = rest.find("```")
         return rest if end < 0 else rest[:end]
     return text

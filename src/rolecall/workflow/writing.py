@@ -57,7 +57,8 @@ def write_answer(
     except UnsafePath as exc:
         ctx.note("refused")
         return {"path": path, "status": "refused", "reason": exc.reason}
-    ctx.note(status)
+    # An empty file may be right (__init__.py), but the summary must not hide it.
+    ctx.note(status if content.strip() else f"{status} (empty)")
     digest = hashlib.sha256(content.encode()).hexdigest()
     return {
         "path": path,
