@@ -310,6 +310,7 @@ async def test_blocking_findings_go_back_to_the_coder_and_the_rest_lands_in_revi
     review = (tmp_path / "out" / "REVIEW.md").read_text()
     assert "add a docstring" in review and "does not greet" not in review
     assert "- b.py" in review  # listed as clean
+    assert result.unresolved == []
 
     # With no fix rounds the blocking finding stays and is reported.
     team2 = Team(plan_files("a.py"), findings={"a.py": [[major]]})
@@ -320,6 +321,35 @@ async def test_blocking_findings_go_back_to_the_coder_and_the_rest_lands_in_revi
     assert team2.by_path[("coder", "a.py")] == 1
     assert "**major** (line 2): does not greet" in (tmp_path / "out2" / "REVIEW.md").read_text()
     assert again.status == "ok"
+    assert again.unresolved == ["a.py"]
+
+
+def test_a_reviewer_that_never_approves_stops_at_the_round_bound_and_is_reported(
+    tmp_path: Path,
+    sims: dict[str, SimServer],
+    spec_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    blocker = {"severity": "blocker", "message": "still broken"}
+    team = Team(plan_files("a.py", "b.py"), findings={"a.py": [[blocker]] * 50})
+    use(team, sims)
+    config = write_config(tmp_path, sims, ROLES)
+    out = str(tmp_path / "out")
+    args = ["run", str(spec_file), "-c", str(config), "-o", out, "--offline", "--yes"]
+    assert main([*args, "--review-rounds", "2"]) == 0
+    captured = capsys.readouterr()
+    # Two fix rounds, then a last review: no more calls than the bound allows.
+    assert team.by_path[("coder", "a.py")] == 3
+    assert team.by_path[("reviewer", "a.py")] == 3
+    assert team.by_path[("coder", "b.py")] == 1
+    assert (
+        "unresolved: a.py: blocker/major review findings remain after the last fix round"
+        in captured.err
+    )
+    assert "unresolved: b.py" not in captured.err
+
+    assert main([*args, "--json", "--review-rounds", "0", "-o", str(tmp_path / "out2")]) == 0
+    assert json.loads(capsys.readouterr().out)["unresolved"] == ["a.py"]
 
 
 async def test_answers_by_question_id(

@@ -236,6 +236,12 @@ def _print_outcome(result: Any, resume_cmd: str | None) -> None:
             " (raise max_tokens for the coder role)",
             err=True,
         )
+    for path in result.unresolved:
+        click.echo(
+            f"unresolved: {path}: blocker/major review findings remain after the last fix "
+            "round (see REVIEW.md; --review-rounds allows more)",
+            err=True,
+        )
     click.echo(f"checks: {_checks_line(result.checks)}")
     click.echo(f"status: {result.status}")
     click.echo(f"output: {result.output_dir}")

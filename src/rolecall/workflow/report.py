@@ -12,7 +12,14 @@ from rolecall.workflow import prompts
 from rolecall.workflow.prompts import Finding
 from rolecall.workflow.verify import CommandResult
 
-__all__ = ["checks_summary", "final_reviews", "review_report", "truncated_files", "verify_history"]
+__all__ = [
+    "checks_summary",
+    "final_reviews",
+    "review_report",
+    "truncated_files",
+    "unresolved_files",
+    "verify_history",
+]
 
 # How much of a failing command's output REVIEW.md shows (its tail).
 REPORT_OUTPUT_CHARS = 4000
@@ -47,6 +54,12 @@ def final_reviews(records: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if path not in latest or result["round"] > latest[path]["round"]:
             latest[path] = result
     return latest
+
+
+def unresolved_files(records: Mapping[str, Any]) -> list[str]:
+    """Files whose last review still has blocker or major findings (the fix rounds ran
+    out, or there were none), sorted."""
+    return sorted(path for path, review in final_reviews(records).items() if review.get("blocking"))
 
 
 def verify_history(records: Mapping[str, Any]) -> list[dict[str, Any]]:

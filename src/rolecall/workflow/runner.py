@@ -29,6 +29,7 @@ from rolecall.workflow.report import (
     final_reviews,
     review_report,
     truncated_files,
+    unresolved_files,
     verify_history,
 )
 from rolecall.workflow.rounds import CheckSettings
@@ -62,6 +63,8 @@ class WorkflowResult:
     truncated: list[str] = field(default_factory=list)
     # The checks' outcome: {status: passed | failed | not run, rounds, fix_rounds, commands}.
     checks: dict[str, Any] = field(default_factory=dict)
+    # Files whose last review still has blocker/major findings: the review rounds ran out.
+    unresolved: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,7 @@ class WorkflowResult:
             "refused": self.refused,
             "kept": self.kept,
             "truncated": self.truncated,
+            "unresolved": self.unresolved,
             "checks": self.checks,
             "tasks": [task_row(r) for r in self.records],
         }
@@ -219,6 +223,7 @@ class Workflow:
             refused = _refused(records)
             truncated = truncated_files(run.records)
             checks = checks_summary(run.records)
+            unresolved = unresolved_files(run.records)
             review_file = self._write_review(state, output, stages, records, truncated)
             if run.failed:
                 status = "failed"
@@ -250,6 +255,7 @@ class Workflow:
             review_file=review_file,
             truncated=truncated,
             checks=checks,
+            unresolved=unresolved,
         )
 
     def _write_review(
