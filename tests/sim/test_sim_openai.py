@@ -381,6 +381,39 @@ def test_streamed_tool_call_deltas_carry_id_and_name_once(openai_sim: SimServer)
     assert "".join(p["function"]["arguments"] for p in pieces) == '{"city":"Paris","unit":"c"}'
 
 
+def test_interleaved_tool_call_pieces_take_turns_and_still_assemble(
+    openai_sim: SimServer,
+) -> None:
+    second = {"id": "call_t2", "name": "get_time", "arguments": '{"zone": "Europe/Paris"}'}
+    openai_sim.responder = lambda body: {
+        "text": "",
+        "tool_calls": [WEATHER_CALL, second],
+        "interleave_tool_calls": True,
+    }
+    body = {"model": "sim-model", "messages": MESSAGES, "stream": True}
+    response = httpx.post(
+        f"{openai_sim.base_url}/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {KEY}"},
+    )
+    parsed = [json.loads(data) for _, data in sse_events(response.content)[:-1]]
+    order = [
+        p["choices"][0]["delta"]["tool_calls"][0]["index"]
+        for p in parsed
+        if p["choices"] and "tool_calls" in p["choices"][0]["delta"]
+    ]
+    assert order[:6] == [0, 1, 0, 1, 0, 1]  # call 0, call 1, call 0 again...
+    with openai_client(openai_sim).chat.completions.stream(
+        model="sim-model", messages=MESSAGES, tools=[WEATHER_TOOL]
+    ) as stream:
+        final = stream.get_final_completion()
+    calls = [(c.id, c.function.arguments) for c in final.choices[0].message.tool_calls]
+    assert calls == [
+        ("call_w1", '{"city":"Paris","unit":"c"}'),
+        ("call_t2", '{"zone": "Europe/Paris"}'),
+    ]
+
+
 def test_reasoning_content_and_cached_tokens(openai_sim: SimServer) -> None:
     openai_sim.responder = lambda body: {
         "text": "42",

@@ -77,6 +77,8 @@ class Answer:
     reasoning: str | None = None  # thinking text, for requests that ask for it
     cached_input_tokens: int = 0  # of input_tokens, read from the prompt cache
     cache_creation_input_tokens: int = 0  # of input_tokens, written to the prompt cache
+    # OpenAI-compatible servers only (vLLM does): stream the calls' argument pieces in turn.
+    interleave_tool_calls: bool = False
 
 
 def new_id(prefix: str) -> str:
@@ -388,8 +390,9 @@ def tool_calls_of(raw: Any) -> tuple[ToolCall, ...]:
 
 
 def answer_extras(result: dict[str, Any]) -> dict[str, Any]:
-    """A responder dict's optional ``tool_calls``, ``reasoning`` and cache counts, as
-    :class:`Answer` fields (``cached_tokens`` is taken for ``cached_input_tokens``)."""
+    """A responder dict's optional ``tool_calls``, ``reasoning``, cache counts and
+    ``interleave_tool_calls``, as :class:`Answer` fields (``cached_tokens`` is taken for
+    ``cached_input_tokens``)."""
     extras: dict[str, Any] = {"tool_calls": tool_calls_of(result.get("tool_calls"))}
     if isinstance(result.get("reasoning"), str):
         extras["reasoning"] = result["reasoning"]
@@ -398,4 +401,6 @@ def answer_extras(result: dict[str, Any]) -> dict[str, Any]:
         extras["cached_input_tokens"] = int(cached)
     if "cache_creation_input_tokens" in result:
         extras["cache_creation_input_tokens"] = int(result["cache_creation_input_tokens"])
+    if result.get("interleave_tool_calls") is True:
+        extras["interleave_tool_calls"] = True
     return extras

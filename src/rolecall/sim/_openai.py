@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -360,18 +361,23 @@ def _finish_reason(answer: Answer) -> str:
 
 def _tool_call_deltas(answer: Answer) -> list[dict[str, Any]]:
     """Streamed tool calls as OpenAI sends them: the id and name first (empty arguments),
-    then the arguments in pieces, each delta naming its call by ``index``."""
-    deltas: list[dict[str, Any]] = []
+    then the arguments in pieces, each delta naming its call by ``index``. Interleaved
+    (``answer.interleave_tool_calls``), the calls take turns, a delta each: call 0's
+    head, call 1's head, call 0's first piece, call 1's first piece..."""
+    calls: list[list[dict[str, Any]]] = []
     for index, call in enumerate(answer.tool_calls):
-        head = {"name": call.name, "arguments": ""}
-        deltas.append(
-            {"tool_calls": [{"index": index, "id": call.id, "type": "function", "function": head}]}
-        )
+        head = {"index": index, "id": call.id, "type": "function"}
+        own = [{**head, "function": {"name": call.name, "arguments": ""}}]
         text = call.arguments
         for start in range(0, len(text), _ARGUMENT_PIECE):
             piece = {"arguments": text[start : start + _ARGUMENT_PIECE]}
-            deltas.append({"tool_calls": [{"index": index, "function": piece}]})
-    return deltas
+            own.append({"index": index, "function": piece})
+        calls.append(own)
+    if answer.interleave_tool_calls:
+        ordered = [d for turn in itertools.zip_longest(*calls) for d in turn if d is not None]
+    else:
+        ordered = [d for own in calls for d in own]
+    return [{"tool_calls": [delta]} for delta in ordered]
 
 
 _ARGUMENT_PIECE = 8  # characters of arguments per streamed delta

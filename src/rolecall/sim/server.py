@@ -53,7 +53,9 @@ Protocol = Literal["openai", "anthropic", "google", "azure-openai", "vertex", "b
 # vendor's cut-off marker (finish_reason length, stop_reason max_tokens, MAX_TOKENS),
 # "context_window" the marker for an answer cut off by the context window (Anthropic's and
 # Bedrock's model_context_window_exceeded; the others say length);
-# tool_calls are [{name, arguments (object or JSON text), id?}].
+# tool_calls are [{name, arguments (object or JSON text), id?}]; interleave_tool_calls:
+# true makes an OpenAI-protocol stream send the calls' argument pieces in turn (call 0,
+# call 1, call 0 again...), as vLLM may.
 ResponderResult = str | dict[str, Any] | Fault
 Responder = Callable[[dict[str, Any]], ResponderResult | Awaitable[ResponderResult]]
 
