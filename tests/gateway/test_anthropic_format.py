@@ -422,8 +422,7 @@ def test_stream_events_in_anthropics_sequence() -> None:
         "content_block_delta",
         "content_block_stop",
         "content_block_start",
-        "content_block_delta",
-        "content_block_delta",
+        "content_block_delta",  # the input, whole: sent at the end of the stream
         "content_block_stop",
         "content_block_start",
         "content_block_stop",
@@ -441,6 +440,60 @@ def test_stream_events_in_anthropics_sequence() -> None:
     assert message.stop_reason == "tool_use"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 7)
     assert message.usage.cache_read_input_tokens == 2
+
+
+def test_interleaved_calls_and_later_text_are_sent_one_whole_block_at_a_time() -> None:
+    events = fmt.MessageEvents("msg_1", "m")
+    raw = [events.start()]
+    raw += events.add(Chunk(text="Let me look."))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(0, "c0", "f", '{"a":'),)))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(1, "c1", "g", '{"b":'),)))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(0, arguments="1}"),)))
+    raw += events.add(Chunk(text="Done."))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(1, arguments="2}"),)))
+    raw += events.finish(reply(text="Let me look.Done.", finish_reason="tool_calls"))
+    shown = [
+        (name, payload.get("index"), payload.get("delta", {}).get("partial_json"))
+        for name, payload in parse_events(raw)[1:-2]
+    ]
+    assert shown == [
+        ("content_block_start", 0, None),
+        ("content_block_delta", 0, None),  # text streams as it comes
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, None),  # the first call's block opens as it begins
+        ("content_block_delta", 1, '{"a":1}'),  # its input, whole, at the end
+        ("content_block_stop", 1, None),
+        ("content_block_start", 2, None),  # then what came after it, each block whole
+        ("content_block_delta", 2, '{"b":2}'),
+        ("content_block_stop", 2, None),
+        ("content_block_start", 3, None),
+        ("content_block_delta", 3, None),
+        ("content_block_stop", 3, None),
+    ]
+    message = accumulate(raw)
+    assert [(b.type, getattr(b, "input", None)) for b in message.content] == [
+        ("text", None),
+        ("tool_use", {"a": 1}),
+        ("tool_use", {"b": 2}),
+        ("text", None),
+    ]
+    assert message.content[3].text == "Done."
+
+
+@pytest.mark.parametrize("arguments", ['{"a": 1', "{'a': 1}", "[1]", "  "])
+def test_streamed_tool_input_is_the_whole_answers(arguments: str) -> None:
+    events = fmt.MessageEvents("msg_1", "m")
+    raw = [events.start()]
+    for start in range(0, len(arguments), 3):
+        first = start == 0
+        piece = ToolCallDelta(
+            0, "c0" if first else None, "f" if first else None, arguments[start : start + 3]
+        )
+        raw += events.add(Chunk(tool_calls=(piece,)))
+    final = reply(text="", tool_calls=(ToolCall("c0", "f", arguments),))
+    raw += events.finish(final)
+    (block,) = accumulate(raw).content
+    assert block.input == fmt.message_body(final, "msg_1")["content"][0]["input"]
 
 
 def test_empty_stream_still_has_one_text_block() -> None:

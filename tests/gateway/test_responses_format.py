@@ -178,14 +178,42 @@ def test_call_without_id_is_named_as_the_router_names_it() -> None:
     assert events[-1]["response"]["output"][0]["call_id"] == "call_0"
 
 
-def test_late_piece_of_a_closed_call_still_reaches_the_final_output() -> None:
+def test_interleaved_calls_are_sent_one_whole_item_at_a_time() -> None:
+    # An OpenAI-compatible server may interleave calls' pieces; text may follow a call.
     chunks = [
         Chunk(tool_calls=(ToolCallDelta(0, id="c0", name="f", arguments='{"a":'),)),
-        Chunk(tool_calls=(ToolCallDelta(1, id="c1", name="g", arguments="{}"),)),
+        Chunk(tool_calls=(ToolCallDelta(1, id="c1", name="g", arguments='{"b":'),)),
         Chunk(tool_calls=(ToolCallDelta(0, arguments="1}"),)),
+        Chunk(text="Done."),
+        Chunk(tool_calls=(ToolCallDelta(1, arguments="2}"),)),
     ]
-    events = run(chunks, reply(text=""))
-    assert events[-1]["response"]["output"][0]["arguments"] == '{"a":1}'
+    events = run(chunks, reply(text="Done."))
+    shown = [
+        (e["type"].removeprefix("response."), e.get("output_index"), e.get("delta"))
+        for e in events[2:-1]
+        if e["type"] != "response.content_part.added" and e["type"] != "response.content_part.done"
+    ]
+    assert shown == [
+        ("output_item.added", 0, None),
+        ("function_call_arguments.delta", 0, '{"a":'),
+        ("function_call_arguments.delta", 0, "1}"),  # the first call streams as it comes
+        ("function_call_arguments.done", 0, None),
+        ("output_item.done", 0, None),
+        ("output_item.added", 1, None),  # then what came after it began, each item whole
+        ("function_call_arguments.delta", 1, '{"b":2}'),
+        ("function_call_arguments.done", 1, None),
+        ("output_item.done", 1, None),
+        ("output_item.added", 2, None),
+        ("output_text.delta", 2, "Done."),
+        ("output_text.done", 2, None),
+        ("output_item.done", 2, None),
+    ]
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [(item["call_id"], item["arguments"]) for item in done[:2]] == [
+        ("c0", '{"a":1}'),
+        ("c1", '{"b":2}'),
+    ]
+    assert events[-1]["response"]["output"] == done
 
 
 def test_empty_answer_is_one_empty_message() -> None:

@@ -28,6 +28,7 @@ from rolecall._text import visible
 from rolecall.errors import ErrorKind, ProviderError, RolecallError
 from rolecall.gateway import openai_format
 from rolecall.gateway._messages_request import MessagesRequest
+from rolecall.gateway._stream_hold import HeldCall, HeldText, Holding
 from rolecall.types import Chunk, Reply, ToolCallDelta, Usage
 
 __all__ = [
@@ -149,19 +150,28 @@ def sse(event: str, data: Mapping[str, Any]) -> bytes:
 class MessageEvents:
     """Router chunks as Anthropic's event sequence, one content block at a time.
 
-    Reasoning, text and each tool call open their own block; a chunk of another kind
-    closes the open one. A tool call's later pieces (by its ``index``) go to its block.
+    Reasoning and text open their own block; a chunk of another kind closes the open
+    one. A tool call's block opens as the call begins and stays open to the end of the
+    stream: only then are its arguments known whole (an OpenAI-compatible server may
+    interleave two calls' pieces), and known to be a JSON object or not (kept under
+    ``arguments`` if not, as :func:`tool_input` keeps them in a whole answer). Its input
+    is sent in one ``input_json_delta`` then; what came after it began (later calls,
+    text, thinking) is held (:class:`~rolecall.gateway._stream_hold.Holding`) and sent
+    after it, each block whole, in the order it began.
     """
 
     def __init__(self, message_id: str, model: str) -> None:
         self.message_id = message_id
         self.model = model
         self._blocks = 0  # blocks opened so far: the next block's index
-        self._open: tuple[str, int] | None = None  # (kind, tool index or -1), block index
+        self._open: str | None = None  # the open block's kind
         self._open_index = -1
-        self._tool_blocks: dict[int, int] = {}  # tool call index -> block index
+        self._holding: Holding | None = None  # set once a tool call's block is open
 
     def start(self) -> bytes:
+        """``message_start``. Its usage counts no input tokens: the router reports usage
+        with a stream's last chunk (OpenAI's ``include_usage`` counts come only then), so
+        the real counts are in ``message_delta``, which Anthropic's SDK takes."""
         message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",
@@ -175,25 +185,40 @@ class MessageEvents:
         return sse("message_start", {"type": "message_start", "message": message})
 
     def add(self, chunk: Chunk) -> list[bytes]:
-        """The events for one chunk (none for a chunk without content)."""
+        """The events for one chunk (none for a chunk without content, or one held)."""
+        if self._holding is not None:
+            self._holding.add(chunk)
+            return []
         out: list[bytes] = []
         if chunk.reasoning:
-            out += self._into(
-                ("thinking", -1), {"type": "thinking", "thinking": "", "signature": ""}
-            )
-            out.append(self._delta({"type": "thinking_delta", "thinking": chunk.reasoning}))
+            out += self._stream_text("reasoning", chunk.reasoning)
         if chunk.text:
-            out += self._into(("text", -1), {"type": "text", "text": ""})
-            out.append(self._delta({"type": "text_delta", "text": chunk.text}))
-        for piece in chunk.tool_calls:
-            out += self._tool_piece(piece)
+            out += self._stream_text("text", chunk.text)
+        if chunk.tool_calls:
+            first, *rest = chunk.tool_calls
+            out += self._into("tool_use", self._tool_block(first))
+            self._holding = Holding(first)
+            self._holding.add(Chunk(tool_calls=tuple(rest)))
         return out
 
     def finish(self, reply: Reply) -> list[bytes]:
-        """Close the open block, then ``message_delta`` and ``message_stop``."""
-        out = self._close()
+        """Close the open block (and send what was held), then ``message_delta`` and
+        ``message_stop``."""
+        out: list[bytes] = []
+        holding, self._holding = self._holding, None
+        if holding is not None:
+            out += self._tool_input(holding.live)
+            out += self._close()
+            for held in holding.later:
+                if isinstance(held, HeldText):
+                    out += self._stream_text(held.kind, "".join(held.pieces))
+                else:
+                    out += self._into("tool_use", self._tool_block(held.joined))
+                    out += self._tool_input(held)
+                out += self._close()
+        out += self._close()
         if self._blocks == 0:  # an empty answer still has one (empty) text block
-            out += self._into(("text", -1), {"type": "text", "text": ""})
+            out += self._into("text", {"type": "text", "text": ""})
             out += self._close()
         delta = {
             "stop_reason": stop_reason(reply.finish_reason, bool(reply.tool_calls)),
@@ -208,26 +233,34 @@ class MessageEvents:
         out.append(sse("message_stop", {"type": "message_stop"}))
         return out
 
-    def _tool_piece(self, piece: ToolCallDelta) -> list[bytes]:
-        out: list[bytes] = []
-        index = self._tool_blocks.get(piece.index)
-        if index is None:
-            block = {
-                "type": "tool_use",
-                "id": _tool_id(piece.id, self.message_id, piece.index),
-                "name": piece.name or "",
-                "input": {},
-            }
-            out += self._into(("tool_use", piece.index), block)
-            index = self._tool_blocks[piece.index] = self._open_index
-        if piece.arguments:
-            delta = {"type": "input_json_delta", "partial_json": piece.arguments}
-            out.append(self._event_delta(index, delta))
-        return out
+    def _stream_text(self, kind: str, text: str) -> list[bytes]:
+        if kind == "reasoning":
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            delta = {"type": "thinking_delta", "thinking": text}
+        else:
+            block, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": text}
+        return [*self._into(kind, block), self._delta(delta)]
 
-    def _into(self, kind: tuple[str, int], block: dict[str, Any]) -> list[bytes]:
-        """Events that make ``kind`` the open block (none when it already is)."""
-        if self._open == kind:
+    def _tool_block(self, piece: ToolCallDelta) -> dict[str, Any]:
+        return {
+            "type": "tool_use",
+            "id": _tool_id(piece.id, self.message_id, piece.index),
+            "name": piece.name or "",
+            "input": {},
+        }
+
+    def _tool_input(self, call: HeldCall) -> list[bytes]:
+        """The open tool block's input, whole: what a whole answer's ``input`` is."""
+        arguments = "".join(call.arguments)
+        if not arguments.strip():
+            return []  # the block's start already says {}
+        value = json.dumps(tool_input(arguments), ensure_ascii=False, separators=(",", ":"))
+        return [self._delta({"type": "input_json_delta", "partial_json": value})]
+
+    def _into(self, kind: str, block: dict[str, Any]) -> list[bytes]:
+        """Events that make a ``kind`` block the open one (none when a text or thinking
+        block is open already; a tool call always gets a block of its own)."""
+        if self._open == kind and kind != "tool_use":
             return []
         out = self._close()
         self._open, self._open_index = kind, self._blocks
@@ -244,11 +277,7 @@ class MessageEvents:
         return [sse("content_block_stop", stop)]
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
-        return self._event_delta(self._open_index, delta)
-
-    @staticmethod
-    def _event_delta(index: int, delta: dict[str, Any]) -> bytes:
-        body = {"type": "content_block_delta", "index": index, "delta": delta}
+        body = {"type": "content_block_delta", "index": self._open_index, "delta": delta}
         return sse("content_block_delta", body)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rolecall.gateway._stream_hold import HeldText, Holding
 from rolecall.types import Chunk, Reply, ToolCallDelta, Usage
 
 __all__ = [
@@ -178,8 +179,12 @@ class ResponseEvents:
     """Router chunks in, Responses stream events out (dicts, each with its sequence number).
 
     Items are opened as their content arrives and closed when another kind of
-    content (or another tool call) begins, or at the end. The finished items are
-    the ``output`` of the final event, so it matches every ``output_item.done``.
+    content begins, or at the end. A tool call's item stays open to the end (its
+    arguments still stream): an OpenAI-compatible server may interleave two calls'
+    pieces, so what comes after the call began (later calls, text, reasoning) is
+    held and sent once it is closed, each item whole, in the order it began
+    (:class:`~rolecall.gateway._stream_hold.Holding`). The finished items are the
+    ``output`` of the final event, so it matches every ``output_item.done``.
     """
 
     def __init__(
@@ -200,6 +205,7 @@ class ResponseEvents:
         self._open: int | None = None  # output index of the item receiving content
         self._pieces: list[str] = []  # the open item's text (or arguments) so far
         self._calls: dict[int, int] = {}  # a tool call's index in the chunks -> output index
+        self._holding: Holding | None = None  # set once a tool call's item is open
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -218,12 +224,20 @@ class ResponseEvents:
 
     def add(self, chunk: Chunk) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
+        if self._holding is not None:  # the open call's pieces still stream as they come
+            for delta in self._holding.add(chunk):
+                events += self._call(delta)
+            return events
         if chunk.reasoning:
             events += self._text("reasoning", chunk.reasoning)
         if chunk.text:
             events += self._text("message", chunk.text)
-        for delta in chunk.tool_calls:
-            events += self._call(delta)
+        if chunk.tool_calls:
+            first, *rest = chunk.tool_calls
+            events += self._call(first)
+            self._holding = Holding(first)
+            for delta in self._holding.add(Chunk(tool_calls=tuple(rest))):
+                events += self._call(delta)
         return events
 
     def _item_id(self, prefix: str) -> str:
@@ -283,11 +297,8 @@ class ResponseEvents:
             item["name"] += delta.name
             _in_namespace(item, self.namespaced)
         item = self.output[index]
-        if delta.arguments:
-            if index == self._open:
-                self._pieces.append(delta.arguments)
-            else:  # a piece of a call already closed: kept, so the final output is whole
-                item["arguments"] += delta.arguments
+        if delta.arguments:  # the open call's (no other call's item opens before it closes)
+            self._pieces.append(delta.arguments)
             events.append(
                 self._event(
                     "response.function_call_arguments.delta",
@@ -333,10 +344,26 @@ class ResponseEvents:
         done = self._event("response.output_item.done", output_index=index, item=dict(item))
         return [*events, done]
 
+    def _release(self) -> list[dict[str, Any]]:
+        """What was held while a tool call's item was open, each item whole, in the order
+        it began (the last one left open, for :meth:`finish` to close)."""
+        holding, self._holding = self._holding, None
+        events: list[dict[str, Any]] = []
+        for held in holding.later if holding is not None else ():
+            events += self._close("completed")
+            if isinstance(held, HeldText):
+                events += self._text(
+                    "message" if held.kind == "text" else held.kind, "".join(held.pieces)
+                )
+            else:
+                events += self._call(held.joined)
+        return events
+
     def finish(self, reply: Reply) -> list[dict[str, Any]]:
         """The events that end a stream whose reply is whole: completed, or incomplete."""
         cut = reply.finish_reason in _INCOMPLETE
-        events = self._close("incomplete" if cut else "completed")
+        events = self._release()
+        events += self._close("incomplete" if cut else "completed")
         if not self.output:  # an empty answer: still one (empty) message, as OpenAI sends
             events += self._open_text("message")
             events += self._close("incomplete" if cut else "completed")
