@@ -243,6 +243,22 @@ def test_failure_after_content_is_response_failed_keeping_what_arrived() -> None
     assert response.output_text == "partial" and response.output[0].status == "incomplete"
 
 
+def test_failure_keeps_what_arrived_after_a_call_began() -> None:
+    built = rfmt.ResponseEvents(RID, 1700000000, "model-a", ECHO)
+    events = built.start()
+    events += built.add(Chunk(tool_calls=(ToolCallDelta(0, "c0", "f", '{"a": 1}'),)))
+    events += built.add(Chunk(tool_calls=(ToolCallDelta(1, "c1", "g", '{"b":'),)))
+    events += built.add(Chunk(text="Done"))
+    response = Response.model_validate(built.fail("provider 'a' failed")["response"])
+    shown = [(item.type, item.status) for item in response.output]
+    assert shown == [("function_call", "incomplete")] * 2 + [("message", "incomplete")]
+    assert [getattr(item, "arguments", None) for item in response.output[:2]] == [
+        '{"a": 1}',
+        '{"b":',
+    ]
+    assert response.output_text == "Done"
+
+
 NAMESPACED = {"multi_agent_v1__wait_agent": ("multi_agent_v1", "wait_agent")}
 
 

@@ -387,6 +387,20 @@ class ResponseEvents:
                 item["content"] = [{"type": "reasoning_text", "text": text}]
             item["status"] = "incomplete"
             self._open = None
+        holding, self._holding = self._holding, None
+        for held in holding.later if holding is not None else ():  # held: kept too
+            if isinstance(held, HeldText) and held.kind == "text":
+                item = _message_item(self._item_id("msg"), "".join(held.pieces), "incomplete")
+            elif isinstance(held, HeldText):
+                item = _reasoning_item(self._item_id("rs"), "".join(held.pieces), "incomplete")
+            else:
+                call = held.joined
+                call_id = call.id or f"call_{call.index}"
+                item = _call_item(
+                    self._item_id("fc"), call_id, held.name, call.arguments, "incomplete"
+                )
+                item = _in_namespace(item, self.namespaced)
+            self.output.append(item)
         body = _envelope(self.rid, self.created_at, self.model, self.echo, "failed", self.output)
         body["error"] = {"code": "server_error", "message": message}
         return self._event("response.failed", response=body)
