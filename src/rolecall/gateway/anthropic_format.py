@@ -147,6 +147,9 @@ def sse(event: str, data: Mapping[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
 class MessageEvents:
     """Router chunks as Anthropic's event sequence, one content block at a time.
 
@@ -157,7 +160,9 @@ class MessageEvents:
     ``arguments`` if not, as :func:`tool_input` keeps them in a whole answer). Its input
     is sent in one ``input_json_delta`` then; what came after it began (later calls,
     text, thinking) is held (:class:`~rolecall.gateway._stream_hold.Holding`) and sent
-    after it, each block whole, in the order it began.
+    after it, each block whole, in the order it began. Meanwhile each chunk held sends a
+    ``ping`` (which the SDKs skip), so the stream does not fall silent for as long as
+    the model writes a long input.
     """
 
     def __init__(self, message_id: str, model: str) -> None:
@@ -186,9 +191,9 @@ class MessageEvents:
 
     def add(self, chunk: Chunk) -> list[bytes]:
         """The events for one chunk (none for a chunk without content, or one held)."""
-        if self._holding is not None:
+        if self._holding is not None:  # a ping, as Anthropic sends: the stream is alive
             self._holding.add(chunk)
-            return []
+            return [PING] if chunk.has_content else []
         out: list[bytes] = []
         if chunk.reasoning:
             out += self._stream_text("reasoning", chunk.reasoning)
