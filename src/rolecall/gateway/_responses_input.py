@@ -4,7 +4,9 @@ Items are read in order. An assistant message and the function calls after it
 are one assistant turn (as a vendor returned them); a call's output is a tool
 turn naming its function, and an output whose call is not in the input is
 refused (no vendor can answer it). A call to a namespace tool's function names
-the function as the provider was offered it (``_responses_tools``). Reasoning
+the function as the provider was offered it (``_responses_tools``). Images in
+outputs (a screenshot tool's) follow the run of outputs as one user turn, since
+OpenAI's chat tool turns take text only (as through Anthropic Messages). Reasoning
 items a client sends back are dropped: each vendor takes only its own (signed
 or encrypted) reasoning, so earlier thinking is not replayed, as it is not
 through chat completions.
@@ -42,6 +44,7 @@ class _Turns:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.call_names: dict[str, str] = {}
+        self.output_images: list[ImagePart] = []  # of the outputs read since the last turn
 
     def read(self, raw: Any) -> list[Message]:
         if isinstance(raw, str):
@@ -53,6 +56,8 @@ class _Turns:
             if not isinstance(item, dict):
                 raise RequestInvalid(f"{where} must be an object", where)
             kind = item.get("type", "message")
+            if kind != "function_call_output":
+                self._images_turn()
             if kind == "message":
                 self.messages.append(_message(where, item))
             elif kind == "function_call":
@@ -71,9 +76,16 @@ class _Turns:
                     "and function_call_output items",
                     where,
                 )
+        self._images_turn()
         if not self.messages:
             raise RequestInvalid("'input' has no message or function call to answer", "input")
         return self.messages
+
+    def _images_turn(self) -> None:
+        """The images of the outputs just read, as a user turn after them."""
+        if self.output_images:
+            self.messages.append(Message("user", "", tuple(self.output_images)))
+            self.output_images = []
 
     def _call(self, where: str, item: Mapping[str, Any]) -> None:
         call_id, name = item.get("call_id"), item.get("name")
@@ -109,20 +121,24 @@ class _Turns:
             )
         output = item.get("output")
         if isinstance(output, list):
-            output = "".join(_output_text(f"{where}.output[{i}]", p) for i, p in enumerate(output))
+            parts = [_output_part(f"{where}.output[{i}]", p) for i, p in enumerate(output)]
+            output = "".join(part.text for part in parts if isinstance(part, TextPart))
+            self.output_images += [part for part in parts if isinstance(part, ImagePart)]
         if not isinstance(output, str):
-            raise RequestInvalid(f"{where}.output must be a string or input_text parts", where)
+            raise RequestInvalid(
+                f"{where}.output must be a string or input_text and input_image parts", where
+            )
         self.messages.append(
             Message("tool", output, tool_call_id=call_id, name=self.call_names[call_id])
         )
 
 
-def _output_text(where: str, part: Any) -> str:
-    if isinstance(part, dict) and part.get("type") == "input_text":
-        text = part.get("text")
-        if isinstance(text, str):
-            return text
-    raise RequestInvalid(f"{where}: a function_call_output takes input_text parts only", where)
+def _output_part(where: str, part: Any) -> ContentPart:
+    if isinstance(part, dict) and part.get("type") in ("input_text", "input_image"):
+        return _part(where, part)
+    raise RequestInvalid(
+        f"{where}: a function_call_output takes input_text and input_image parts only", where
+    )
 
 
 def _message(where: str, item: Mapping[str, Any]) -> Message:

@@ -1,0 +1,95 @@
+"""Bodies that third-party clients (pydantic-ai, simonw/llm, LangChain) send the gateway.
+
+Each test replays, through the official SDK or raw HTTP, what such a client sent
+when pointed at ``rolecall serve``, and checks what the provider behind it received.
+``coder`` routes to ``a`` (OpenAI protocol), ``reviewer`` to ``b`` (Anthropic).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from gateway_helpers import GATEWAY_KEY, RunningGateway
+
+from rolecall.sim import SimServer
+
+# A 1x1 PNG, as a screenshot tool returns it.
+PNG_URL = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAACAAFUok9dAAAAAElFTkSuQmCC"
+)
+SNAP_TOOL: dict[str, Any] = {
+    "type": "function",
+    "name": "snap",
+    "description": None,
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+    "strict": True,
+}
+
+
+def _snap_input(*call_ids: str) -> list[dict[str, Any]]:
+    """pydantic-ai's OpenAIResponsesModel input after tools that returned images."""
+    calls = [
+        {"name": "snap", "arguments": '{"q":"sim"}', "call_id": c, "type": "function_call"}
+        for c in call_ids
+    ]
+    outputs = [
+        {
+            "type": "function_call_output",
+            "call_id": c,
+            "output": [{"image_url": PNG_URL, "type": "input_image", "detail": "auto"}],
+        }
+        for c in call_ids
+    ]
+    return [{"role": "user", "content": "take a snap"}, *calls, *outputs]
+
+
+def _sdk(gateway: RunningGateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+
+
+@pytest.mark.parametrize("calls", [("call_0_snap",), ("call_0_snap", "call_1_snap")])
+def test_images_a_tool_returned_reach_an_anthropic_provider_after_the_results(
+    gateway: RunningGateway, fallback: SimServer, calls: tuple[str, ...]
+) -> None:
+    response = _sdk(gateway).responses.create(
+        model="reviewer",
+        input=_snap_input(*calls),  # type: ignore[arg-type]
+        tools=[SNAP_TOOL],  # type: ignore[list-item]
+        tool_choice="auto",
+    )
+    assert response.output_text == "answer from B"
+    last = fallback.requests[-1].json["messages"][-1]
+    assert last["role"] == "user"
+    kinds = [block["type"] for block in last["content"]]
+    assert kinds == ["tool_result"] * len(calls) + ["image"] * len(calls)
+    assert [block.get("tool_use_id") for block in last["content"][: len(calls)]] == list(calls)
+    image = last["content"][-1]["source"]
+    assert (image["type"], image["media_type"]) == ("base64", "image/png")
+    assert PNG_URL.endswith(image["data"])
+
+
+def test_images_a_tool_returned_follow_the_tool_turns_to_an_openai_provider(
+    gateway: RunningGateway, primary: SimServer
+) -> None:
+    calls = ("call_0_snap", "call_1_snap")
+    body = {"model": "coder", "input": [*_snap_input(*calls), {"role": "user", "content": "ok?"}]}
+    response = _sdk(gateway).responses.create(**body)
+    assert response.output_text == "answer from A"
+    sent = primary.requests[-1].json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool", "user", "user"]
+    assert [m["tool_call_id"] for m in sent[2:4]] == list(calls)
+    images = sent[4]["content"]
+    assert [part["image_url"]["url"] for part in images] == [PNG_URL, PNG_URL]
+    assert sent[5]["content"] == "ok?"
+
+
+def test_a_file_in_a_tool_output_is_still_a_400_naming_it(gateway: RunningGateway) -> None:
+    body = _snap_input("call_0_snap")
+    body[-1]["output"] = [{"type": "input_file", "file_id": "file-1"}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        _sdk(gateway).responses.create(model="coder", input=body)  # type: ignore[arg-type]
+    assert "input[2].output[0]" in str(caught.value)
+    assert "input_text and input_image" in str(caught.value)
