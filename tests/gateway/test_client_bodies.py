@@ -93,3 +93,30 @@ def test_a_file_in_a_tool_output_is_still_a_400_naming_it(gateway: RunningGatewa
         _sdk(gateway).responses.create(model="coder", input=body)  # type: ignore[arg-type]
     assert "input[2].output[0]" in str(caught.value)
     assert "input_text and input_image" in str(caught.value)
+
+
+def test_responses_input_tokens_is_an_estimate_with_no_provider_called(
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer
+) -> None:
+    # pydantic-ai's OpenAIResponsesModel with UsageLimits(count_tokens_before_request=True).
+    client = _sdk(gateway)
+    raw = client.responses.input_tokens.with_raw_response.count(
+        model="coder", input="hi", instructions="be brief"
+    )
+    small = raw.parse()
+    assert small.object == "response.input_tokens" and small.input_tokens > 0
+    assert raw.headers["x-rolecall-token-count"] == "estimate"
+    large = client.responses.input_tokens.count(
+        model="reviewer",
+        input=_snap_input("call_0_snap"),  # type: ignore[arg-type]
+        tools=[SNAP_TOOL],  # type: ignore[list-item]
+    )
+    assert large.input_tokens > small.input_tokens + 1000  # the image counts
+    assert primary.calls == fallback.calls == 0
+    with pytest.raises(openai.NotFoundError, match="nosuchrole"):
+        client.responses.input_tokens.count(model="nosuchrole", input="hi")
+    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+        client.responses.input_tokens.count(model="coder", input="hi", previous_response_id="r")
+    keyless = openai.OpenAI(base_url=gateway.url, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        keyless.responses.input_tokens.count(model="coder", input="hi")

@@ -178,9 +178,10 @@ def serve(
     """Serve the gateway: 'model' is a role, a provider id or a gateway.model_aliases name.
 
     Routes: POST /v1/chat/completions (OpenAI), POST /v1/messages and
-    /v1/messages/count_tokens (Anthropic), POST /v1/responses (OpenAI Responses),
-    GET /v1/models, GET /healthz, GET /metrics; the dashboard at GET /ui (http://HOST:PORT/ui)
-    and its data at GET /api/... (metrics, trend, advise, runs, live provider health).
+    /v1/messages/count_tokens (Anthropic), POST /v1/responses and
+    /v1/responses/input_tokens (OpenAI Responses), GET /v1/models, GET /healthz,
+    GET /metrics; the dashboard at GET /ui (http://HOST:PORT/ui) and its data at
+    GET /api/... (metrics, trend, advise, runs, live provider health).
     Clients send 'Authorization: Bearer KEY' or 'x-api-key: KEY' with a key from
     gateway.keys (the page asks for one); without keys the gateway only listens on
     loopback. The config file is re-read when it

@@ -20,16 +20,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rolecall._json import dumps
 from rolecall._secrets import redact
 from rolecall._text import visible
 from rolecall.errors import ErrorKind, ProviderError, RolecallError
 from rolecall.gateway import openai_format
-from rolecall.gateway._messages_request import MessagesRequest
 from rolecall.gateway._stream_hold import HeldCall, HeldText, Holding
-from rolecall.types import Chunk, Reply, ToolCallDelta, Usage
+from rolecall.types import Chunk, Message, Reply, ToolCallDelta, Usage
 
 __all__ = [
     "ERROR_TYPES",
@@ -344,7 +343,16 @@ IMAGE_TOKENS = 1600
 MESSAGE_OVERHEAD = 4
 
 
-def estimate_input_tokens(request: MessagesRequest) -> int:
+class Counted(Protocol):
+    """A parsed request whose input is counted: a Messages or a Responses request."""
+
+    @property
+    def messages(self) -> Sequence[Message]: ...
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+
+def estimate_input_tokens(request: Counted) -> int:
     """An estimate of the input tokens of ``request``: no tokenizer, no provider call."""
     chars = 0
     images = 0

@@ -73,7 +73,7 @@ from rolecall.gateway.models import error_response as models_error
 from rolecall.gateway.models import get_model, list_models
 from rolecall.gateway.prom import GatewayMetrics
 from rolecall.gateway.reload import ConfigWatcher, Generation, RouterSlot, restart_only_changes
-from rolecall.gateway.responses import responses
+from rolecall.gateway.responses import input_tokens, responses
 from rolecall.gateway.status import healthz, prometheus
 
 if TYPE_CHECKING:
@@ -398,11 +398,13 @@ class Gateway:
 
         chat = self._door_guarded(lambda r: chat_completions(self, r))
         answer = self._door_guarded(lambda r: responses(self, r))
+        counted = self._door_guarded(lambda r: input_tokens(self, r))
         door_routes = messages_routes(self)
         routed = Starlette(
             routes=[
                 Route("/v1/chat/completions", door_endpoint(chat), methods=["POST"]),
                 Route("/v1/responses", door_endpoint(answer), methods=["POST"]),
+                Route("/v1/responses/input_tokens", door_endpoint(counted), methods=["POST"]),
                 Route(
                     "/v1/models",
                     self._guarded(lambda r: list_models(self, r), models_error),

@@ -12,6 +12,10 @@ whole conversation (``store: false`` semantics, whatever ``store`` says).
 Tools no provider can take (``web_search``...) are left out of a request that
 does not force one; its answer names them in ``x-rolecall-omitted-tools`` and
 the gateway log says so once per tool type.
+
+``POST /v1/responses/input_tokens`` answers an estimate, as the Messages door's
+``count_tokens`` does (no provider is called), and says so in an
+``x-rolecall-token-count: estimate`` header.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect
 
 from rolecall._json import dumps
 from rolecall._secrets import redact
@@ -40,7 +46,7 @@ from rolecall.gateway._door import (
     unless_disconnected,
     upstreams,
 )
-from rolecall.gateway._exchange import DoorRequest, header_value, json_reply
+from rolecall.gateway._exchange import DoorRequest, Reply, header_value, json_reply
 from rolecall.gateway._responses import HTTPError, reply_headers
 from rolecall.gateway._responses_request import (
     ROUTER_FIELDS,
@@ -48,13 +54,14 @@ from rolecall.gateway._responses_request import (
     ResponsesRequest,
     parse_responses_request,
 )
+from rolecall.gateway.anthropic_format import estimate_input_tokens
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
     from rolecall.gateway.reload import Generation
     from rolecall.routing._stream import ReplyStream
 
-__all__ = ["responses"]
+__all__ = ["input_tokens", "responses"]
 
 log = logging.getLogger("rolecall.gateway")
 
@@ -68,6 +75,26 @@ _MAX_WARNED = 64  # the types are the client's: past this many, no more lines (o
 def responses(gateway: Gateway, request: DoorRequest) -> Awaitable[DoorReply]:
     # No frame of its own.
     return openai_door(gateway, request, _answer, "responses", ROUTER_FIELDS)
+
+
+async def input_tokens(gateway: Gateway, request: DoorRequest) -> Reply:
+    """``{"object": "response.input_tokens", "input_tokens": n}``: an estimate, for a model
+    the gateway can route (the key was checked before)."""
+    reader = BodyReader(gateway.body_budget)
+    try:
+        parsed = parse_responses_request(await read_json(request, gateway.limits(), reader))
+        gateway.target(gateway.generation.config, parsed.model, request.header(ROLE_HEADER))
+    except RequestInvalid as exc:
+        body = fmt.error_body(exc.message, "invalid_request_error", None, exc.param)
+        return json_reply(400, body)
+    except HTTPError as exc:
+        return exc.reply()
+    except ClientDisconnect:
+        return Reply.empty(499)
+    finally:
+        reader.release()
+    body = {"object": "response.input_tokens", "input_tokens": estimate_input_tokens(parsed)}
+    return json_reply(200, body, {"x-rolecall-token-count": "estimate"})
 
 
 async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -> DoorReply:
