@@ -120,3 +120,37 @@ def test_responses_input_tokens_is_an_estimate_with_no_provider_called(
     keyless = openai.OpenAI(base_url=gateway.url, api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         keyless.responses.input_tokens.count(model="coder", input="hi")
+
+
+def _cache_write(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic answer that wrote 30 prompt tokens to the cache and read 60."""
+    return {
+        "text": "cached",
+        "input_tokens": 100,
+        "output_tokens": 2,
+        "cached_input_tokens": 60,
+        "cache_creation_input_tokens": 30,
+    }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_usage_carries_the_tokens_written_to_the_prompt_cache(
+    gateway: RunningGateway, fallback: SimServer, stream: bool
+) -> None:
+    # pydantic-ai's OpenAIChatModel reads prompt_tokens_details.cache_write_tokens into
+    # RunUsage.cache_write_tokens, LangChain's ChatOpenAI into cache_creation: Anthropic bills
+    # those tokens above the input price.
+    fallback.responder = _cache_write
+    client = _sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "hi"}]
+    if stream:
+        chunks = client.chat.completions.create(
+            model="reviewer", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        usage = [chunk.usage for chunk in chunks if chunk.usage][-1]
+    else:
+        usage = client.chat.completions.create(model="reviewer", messages=messages).usage
+    assert usage is not None and usage.prompt_tokens == 100
+    details = usage.prompt_tokens_details
+    assert details is not None
+    assert (details.cached_tokens, details.cache_write_tokens) == (60, 30)

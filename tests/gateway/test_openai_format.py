@@ -128,7 +128,7 @@ def test_completion_body_shape() -> None:
         "prompt_tokens": 3,
         "completion_tokens": 4,
         "total_tokens": 7,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
     }
 
 

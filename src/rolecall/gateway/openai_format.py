@@ -72,7 +72,12 @@ def usage_body(usage: Usage) -> dict[str, Any]:
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        # Both within prompt_tokens; cache writes as the openai SDK names them (what
+        # pydantic-ai and LangChain read), counted apart since vendors bill them apart.
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_creation_input_tokens,
+        },
     }
 
 
