@@ -154,3 +154,97 @@ def test_chat_usage_carries_the_tokens_written_to_the_prompt_cache(
     details = usage.prompt_tokens_details
     assert details is not None
     assert (details.cached_tokens, details.cache_write_tokens) == (60, 30)
+
+
+def _chat_tool(name: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}
+    return {"type": "function", "function": {"name": name, "parameters": schema}}
+
+
+THREE_TOOLS = [_chat_tool("t_one"), _chat_tool("t_two"), _chat_tool("t_three")]
+
+
+def _offered(sim: SimServer) -> tuple[list[str], Any]:
+    body = sim.requests[-1].json
+    names = [tool.get("name") or tool["function"]["name"] for tool in body["tools"]]
+    return names, body.get("tool_choice")
+
+
+@pytest.mark.parametrize(
+    ("mode", "model", "choice_sent"),
+    [
+        ("auto", "coder", "auto"),
+        ("required", "coder", "required"),
+        ("auto", "reviewer", {"type": "auto"}),
+        ("required", "reviewer", {"type": "any"}),
+    ],
+)
+def test_chat_allowed_tools_offer_the_provider_those_tools(
+    gateway: RunningGateway,
+    primary: SimServer,
+    fallback: SimServer,
+    mode: str,
+    model: str,
+    choice_sent: Any,
+) -> None:
+    # pydantic-ai's OpenAIChatModel with tool_choice=ToolOrOutput([...]) (or a capability that
+    # narrows the tools per step): OpenAI's allowed_tools, the whole list kept for caching.
+    allowed = [{"type": "function", "function": {"name": n}} for n in ("t_one", "t_two")]
+    response = _sdk(gateway).chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "hi"}],
+        tools=THREE_TOOLS,  # type: ignore[arg-type]
+        tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": allowed}},  # type: ignore[typeddict-item]
+    )
+    called = [call.function.name for call in response.choices[0].message.tool_calls or ()]  # type: ignore[union-attr]
+    assert set(called) <= {"t_one", "t_two"}
+    sim = primary if model == "coder" else fallback
+    assert _offered(sim) == (["t_one", "t_two"], choice_sent)
+
+
+def test_responses_allowed_tools_offer_the_provider_those_tools(
+    gateway: RunningGateway, fallback: SimServer
+) -> None:
+    tools = [
+        {"type": "function", "name": n, "parameters": {"type": "object"}, "strict": False}
+        for n in ("t_one", "t_two", "t_three")
+    ]
+    choice = {
+        "type": "allowed_tools",
+        "mode": "auto",
+        "tools": [{"type": "function", "name": "t_two"}],
+    }
+    response = _sdk(gateway).responses.create(
+        model="reviewer",
+        input="hi",
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice=choice,  # type: ignore[arg-type]
+    )
+    assert response.status == "completed"
+    assert response.tool_choice.model_dump(exclude_none=True) == choice  # as the client sent it
+    assert _offered(fallback) == (["t_two"], {"type": "auto"})
+
+
+def test_allowed_tools_naming_an_undeclared_function_is_a_400_naming_it(
+    gateway: RunningGateway, primary: SimServer
+) -> None:
+    allowed = {"mode": "auto", "tools": [{"type": "function", "function": {"name": "t_nine"}}]}
+    with pytest.raises(openai.BadRequestError, match="t_nine"):
+        _sdk(gateway).chat.completions.create(
+            model="coder",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=THREE_TOOLS,  # type: ignore[arg-type]
+            tool_choice={"type": "allowed_tools", "allowed_tools": allowed},  # type: ignore[typeddict-item]
+        )
+    with pytest.raises(openai.BadRequestError, match="web_search"):
+        _sdk(gateway).responses.create(
+            model="coder",
+            input="hi",
+            tools=[{"type": "web_search"}],
+            tool_choice={
+                "type": "allowed_tools",
+                "mode": "auto",
+                "tools": [{"type": "web_search"}],
+            },  # type: ignore[arg-type]
+        )
+    assert primary.calls == 0

@@ -6,7 +6,10 @@ messages or the response schema), or accepted and knowingly left out
 (``store``, ``metadata``: OpenAI's own storage and dashboards; rolecall records
 every call itself), or refused. A field the gateway does not know is a 400 naming
 it, so a typo or a feature rolecall lacks is never dropped without a word; so is
-what the answer cannot carry (``n`` above 1, ``logprobs``, audio).
+what the answer cannot carry (``n`` above 1, ``logprobs``, audio). A ``tool_choice``
+of type ``allowed_tools`` (the tools a call may use, the rest kept in the list for
+the prompt cache) reaches providers as the tools it names and its mode, the form
+every vendor takes (:func:`narrowed`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from rolecall._text import visible
 from rolecall.config.params import PARAM_RANGES, finite_number, known_params, suggest_param
 from rolecall.types import Message, normalize_messages
 
-__all__ = ["ParsedRequest", "RequestInvalid", "model_and_stream", "parse_chat_request"]
+__all__ = [
+    "ParsedRequest",
+    "RequestInvalid",
+    "model_and_stream",
+    "narrowed",
+    "parse_chat_request",
+]
 
 
 class RequestInvalid(Exception):
@@ -155,8 +164,49 @@ def _checked_params(body: Mapping[str, Any]) -> dict[str, Any]:
         value = body.get(name)
         if value is not None:
             params[name] = check(name, value)
+    choice = params.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        params["tools"], params["tool_choice"] = narrowed(
+            params.get("tools"), *_allowed_names(choice)
+        )
     _refuse_unanswerable(params)
     return params
+
+
+def narrowed(tools: list[Any] | None, names: list[str], mode: str) -> tuple[list[Any], str]:
+    """An ``allowed_tools`` choice as every provider takes it: the (chat-form) ``tools`` it
+    names, in their order, and its mode (auto or required); a name not among them is a 400."""
+    offered = [tool["function"]["name"] for tool in tools or ()]
+    missing = [name for name in names if name not in offered]
+    if missing:
+        raise RequestInvalid(
+            f"tool_choice.allowed_tools names '{visible(missing[0])}', which is not in 'tools'; "
+            "name functions the request declares",
+            "tool_choice",
+        )
+    return [tool for tool in tools or () if tool["function"]["name"] in names], mode
+
+
+_ALLOWED_SHAPE = (
+    "tool_choice.allowed_tools must be {mode: auto or required, tools: [{type: function, "
+    "function: {name}}, ...]}"
+)
+
+
+def _allowed_names(choice: Mapping[str, Any]) -> tuple[list[str], str]:
+    spec = choice.get("allowed_tools")
+    listed = spec.get("tools") if isinstance(spec, dict) else None
+    mode = spec.get("mode") if isinstance(spec, dict) else None
+    if mode not in ("auto", "required") or not isinstance(listed, list) or not listed:
+        raise RequestInvalid(_ALLOWED_SHAPE, "tool_choice")
+    names: list[str] = []
+    for entry in listed:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or entry.get("type") != "function":
+            raise RequestInvalid(_ALLOWED_SHAPE, "tool_choice")
+        names.append(name)
+    return names, str(mode)
 
 
 def _refuse_unanswerable(params: Mapping[str, Any]) -> None:
@@ -220,11 +270,15 @@ def _tools(name: str, value: Any) -> list[Any]:
 def _tool_choice(name: str, value: Any) -> str | dict[str, Any]:
     if isinstance(value, str) and value in _TOOL_CHOICES:
         return value
+    if isinstance(value, dict) and value.get("type") == "allowed_tools":
+        return dict(value)  # read with the tools (_allowed_names)
     function = value.get("function") if isinstance(value, dict) else None
     if isinstance(function, dict) and isinstance(function.get("name"), str):
         return dict(value)
     raise RequestInvalid(
-        "'tool_choice' must be auto, none, required or {type: function, function: {name}}", name
+        "'tool_choice' must be auto, none, required, {type: function, function: {name}} or "
+        "{type: allowed_tools, allowed_tools: {mode, tools}}",
+        name,
     )
 
 

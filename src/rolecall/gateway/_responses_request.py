@@ -30,9 +30,14 @@ from typing import Any
 
 from rolecall._text import visible
 from rolecall.config.params import PARAM_RANGES, finite_number, known_params, suggest_param
-from rolecall.gateway._chat_request import RequestInvalid, model_and_stream
+from rolecall.gateway._chat_request import RequestInvalid, model_and_stream, narrowed
 from rolecall.gateway._responses_input import FIX_STATEFUL, read_input
-from rolecall.gateway._responses_tools import ToolSet, read_tool_choice, read_tools
+from rolecall.gateway._responses_tools import (
+    ToolSet,
+    read_allowed_tools,
+    read_tool_choice,
+    read_tools,
+)
 from rolecall.types import Message
 
 __all__ = ["ROUTER_FIELDS", "RequestInvalid", "ResponsesRequest", "parse_responses_request"]
@@ -231,8 +236,12 @@ def _params(body: Mapping[str, Any], tools: ToolSet) -> tuple[dict[str, Any], di
     if body.get("tools") is not None:
         echo["tools"] = body["tools"]
     choice = body.get("tool_choice")
-    if choice is not None:
+    allowed = read_allowed_tools(choice)
+    if allowed is not None:  # the provider is offered the allowed functions alone
+        params["tools"], params["tool_choice"] = narrowed(params.get("tools"), *allowed)
+    elif choice is not None:
         params["tool_choice"] = read_tool_choice(choice, tools)
+    if choice is not None:
         echo["tool_choice"] = choice
     parallel = body.get("parallel_tool_calls")
     if parallel is not None:

@@ -13,6 +13,8 @@ Every other tool type runs on OpenAI's side (``web_search``, ``file_search``,
 (``custom``, ``local_shell``...), so no other vendor can take it. Unless
 ``tool_choice`` forces one (a 400 naming it), such tools are left out of what
 the provider sees and named in :attr:`ToolSet.omitted`, which the door reports.
+A ``tool_choice`` of type ``allowed_tools`` names the functions a call may use
+(:func:`read_allowed_tools`); the door offers the provider those alone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
 
-__all__ = ["ToolSet", "flat_name", "read_tool_choice", "read_tools"]
+__all__ = ["ToolSet", "flat_name", "read_allowed_tools", "read_tool_choice", "read_tools"]
 
 NAMESPACE_JOIN = "__"
 _FUNCTION_FIX = "only function tools ({type: function, name, parameters}) reach every provider"
@@ -108,6 +110,39 @@ def _unpack(tools: ToolSet, where: str, tool: Mapping[str, Any], omitted: set[st
         function["name"] = flat_name(namespace, name)
         _add(tools, function)
         tools.namespaced[function["name"]] = (namespace, name)
+
+
+_ALLOWED_SHAPE = (
+    "tool_choice must be {type: allowed_tools, mode: auto or required, tools: [{type: "
+    "function, name}, ...]}"
+)
+
+
+def read_allowed_tools(raw: Any) -> tuple[list[str], str] | None:
+    """(function names as the provider is offered them, mode) of an ``allowed_tools``
+    choice, or None for any other choice."""
+    if not isinstance(raw, dict) or raw.get("type") != "allowed_tools":
+        return None
+    listed, mode = raw.get("tools"), raw.get("mode")
+    if mode not in ("auto", "required") or not isinstance(listed, list) or not listed:
+        raise RequestInvalid(_ALLOWED_SHAPE, "tool_choice")
+    names: list[str] = []
+    for entry in listed:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or entry.get("type") != "function":
+            kind = entry.get("type") if isinstance(entry, dict) else None
+            if isinstance(kind, str) and kind != "function":
+                raise RequestInvalid(
+                    f"tool_choice.tools allows the tool type '{kind}', which the rolecall "
+                    f"gateway cannot offer other vendors: {_FUNCTION_FIX}",
+                    "tool_choice",
+                )
+            raise RequestInvalid(_ALLOWED_SHAPE, "tool_choice")
+        namespace = entry.get("namespace")
+        names.append(
+            flat_name(namespace, name) if isinstance(namespace, str) and namespace else name
+        )
+    return names, str(mode)
 
 
 def read_tool_choice(raw: Any, tools: ToolSet) -> str | dict[str, Any]:
