@@ -59,6 +59,9 @@ _SECRET_PARAM = re.compile(r"key|token|sig|secret|passw|pwd|auth|credential|sess
 _NAMED_USER_SCHEMES = frozenset({"postgresql", "postgres", "redis", "rediss"})
 # user:password@ after a scheme; the password is masked even when it was never registered.
 _URL_PASSWORD = re.compile(r"://([^\s/?#@:]*):([^\s/?#@]+)@")
+# A key a vendor shows masked in its own way (OpenAI's 401: ``sk-****...abcd``): the
+# characters it leaves are still the key's, and whoever reads our errors may not hold it.
+_VENDOR_MASKED = re.compile(r"[A-Za-z0-9_-]{0,12}\*{4,}[A-Za-z0-9_-]{0,8}")
 # Characters percent-encoding leaves alone: a run of them survives every text form of a key.
 _UNRESERVED_RUN = re.compile(r"[a-z0-9._~-]+")
 # Characters the two base64 alphabets agree on.
@@ -306,10 +309,13 @@ def redact_answer(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with every known secret and every URL password replaced by ``***``."""
+    """``text`` with every known secret, every URL password and every key a vendor showed
+    partly masked replaced by ``***``."""
     if not text:
         return text
     text = redact_answer(text)
     if "://" in text:
         text = _URL_PASSWORD.sub(rf"://\g<1>:{_MASK}@", text)
+    if "****" in text:
+        text = _VENDOR_MASKED.sub(_MASK, text)
     return text

@@ -157,3 +157,17 @@ def test_loopback_without_keys_is_open(
         response = client.post("/v1/chat/completions", json=CHAT)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "answer from A"
+
+
+def test_a_key_the_vendor_showed_partly_masked_is_not_passed_on(
+    gateway: RunningGateway, primary: SimServer, fallback: SimServer
+) -> None:
+    # OpenAI's 401 shows the key it was sent as "sk-" + stars + its last four characters;
+    # those four are still the provider's key, and the gateway's clients do not hold it.
+    primary.set_faults(Fault("auth"))
+    fallback.set_faults(Fault("auth"))
+    with gateway.client() as client:
+        answer = client.post("/v1/chat/completions", json=CHAT)
+    assert answer.status_code >= 400
+    assert "Incorrect API key provided: ***" in answer.text
+    assert PRIMARY_KEY[-4:] not in answer.text and "sk-***" not in answer.text
