@@ -11,7 +11,8 @@ The tree::
      ├── NoProviderForRole        the role has no provider and there is no default_provider
      ├── UnknownParameter         a call parameter no provider protocol knows (did-you-mean)
      ├── AllProvidersFailed       every provider in the role's chain failed; carries each error
-     └── CredentialsError         the startup credential check failed; carries each error
+     ├── CredentialsError         the startup credential check failed; carries each error
+     └── RouterClosed             the router was closed before the call could answer
 
 Every message passes through :func:`rolecall._secrets.redact`, so a key that a
 server echoes back in an error body never reaches a user, a log or an event.
@@ -42,6 +43,7 @@ __all__ = [
     "NoProviderForRole",
     "ProviderError",
     "RolecallError",
+    "RouterClosed",
     "StreamInterrupted",
     "UnknownParameter",
 ]
@@ -289,6 +291,18 @@ class CredentialsError(RolecallError):
             lines = "\n".join(f"  {e.provider}: {e.message}" for e in self.errors)
             message = f"credential check failed for {len(self.errors)} provider(s)\n{lines}"
         super().__init__(message)
+
+
+class RouterClosed(RolecallError):
+    """The router was closed (``aclose``) before or while a call ran: the call was ended
+    (recorded as cancelled), not handed over; a new router can answer it."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "the router was closed while this call ran (it was cancelled, not handed "
+            "over): create a new Router to call again"
+        )
 
 
 class UnknownParameter(RolecallError):

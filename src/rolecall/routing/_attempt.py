@@ -28,6 +28,7 @@ from rolecall.providers.base import Provider
 from rolecall.routing._assemble import Assembly
 from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._idle import IdleGuard
+from rolecall.routing._inflight import InFlight
 from rolecall.routing._limits import ConcurrencyLimit
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._task import TaskRun, unexpected_error
@@ -167,9 +168,11 @@ class ProviderCalls:
         clock: Callable[[], float],
         sleep: Sleep,
         rng: Callable[[], float],
+        inflight: InFlight,
     ) -> None:
         self.provider = provider
         self._timeouts = timeouts  # each provider's own: the longest gap once text flows
+        self.inflight = inflight
         self._semaphores = semaphores
         self.health = health
         self.outcomes = outcomes

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from rolecall._secrets import redact_answer
-from rolecall.errors import ProviderError, StreamInterrupted
-from rolecall.routing._attempt import ProviderCalls, _First
+from rolecall.errors import ProviderError, RouterClosed, StreamInterrupted
+from rolecall.routing._attempt import Opened, ProviderCalls, _First
 from rolecall.routing._chain import walk
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.types import ChatRequest, Chunk, Reply
@@ -82,8 +82,13 @@ async def run_stream(
     request_for: Callable[[str], ChatRequest],
     out: ReplyStream,
 ) -> AsyncGenerator[Chunk, None]:
-    """The chunks of the first provider in ``chain`` to send content (stalls raced)."""
-    opened = await walk(calls, task, chain, request_for, stream=True)
+    """The chunks of the first provider in ``chain`` to send content (stalls raced).
+
+    The reader is inside the router (see ``_inflight``) while it waits for a chunk, not
+    while it holds one: closing the router ends a wait at once, and a read after it.
+    """
+    with calls.inflight.inside():
+        opened = await walk(calls, task, chain, request_for, stream=True)
     if opened is None:
         raise calls.outcomes.fail(task)
     out.provider, out.attempts_so_far = opened.pid, len(task.attempts) + 1
@@ -96,19 +101,24 @@ async def run_stream(
             # Content proves the key: let waiting tasks through.
             calls.health.mark_confirmed(opened.pid)
             yield _masked(first.head)
-        if first.chunks is not None:
-            async for chunk in first.chunks:
-                assembly.add(chunk)
-                yield _masked(chunk)
+        chunks = first.chunks
+        while chunks is not None:
+            with calls.inflight.inside():
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+            assembly.add(chunk)
+            yield _masked(chunk)
     except ProviderError as exc:
         error = exc
+    except RouterClosed:
+        await _cancelled(calls, task, opened)
+        raise
     except Exception as exc:  # an adapter bug still ends the stream, named
         error = unexpected_error(opened.pid, exc)
     except BaseException:  # the caller stopped reading: its client went away
-        await _end(calls, first)
-        opened.slot.release()
-        latency_ms = (calls.clock() - opened.started) * 1000.0
-        calls.outcomes.record(task, opened.pid, opened.attempt, "cancelled", None, latency_ms)
+        await _cancelled(calls, task, opened)
         raise
     await _end(calls, first)
     opened.slot.release()
@@ -125,6 +135,14 @@ async def run_stream(
     calls.health.record_success(opened.pid, latency_ms)
     calls.outcomes.record_ok(task, opened.pid, opened.attempt, latency_ms, completion)
     out._finish(calls.outcomes.succeed(task))
+
+
+async def _cancelled(calls: ProviderCalls, task: TaskRun, opened: Opened) -> None:
+    """Close a stream its reader stopped (or the router's closing ended): recorded as cancelled."""
+    await _end(calls, opened.first)
+    opened.slot.release()
+    latency_ms = (calls.clock() - opened.started) * 1000.0
+    calls.outcomes.record(task, opened.pid, opened.attempt, "cancelled", None, latency_ms)
 
 
 def _masked(chunk: Chunk) -> Chunk:

@@ -36,6 +36,7 @@ from rolecall.errors import (
     CredentialsError,
     NoProviderForRole,
     RolecallError,
+    RouterClosed,
 )
 from rolecall.events import EventBus, EventSink
 from rolecall.health.memory import HealthTracker
@@ -45,6 +46,7 @@ from rolecall.routing._attempt import ProviderCalls
 from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._chain import complete_on_chain
 from rolecall.routing._hints import explain_all
+from rolecall.routing._inflight import InFlight
 from rolecall.routing._limits import concurrency_limits
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._strategy import ChainPlan, plan_for_role
@@ -94,7 +96,8 @@ class Router:
         self._clock = clock
         self._rng = rng
         self._check_on_enter = check_credentials
-        self._closed = False
+        self._inflight = InFlight()
+        self._closing: asyncio.Future[None] | None = None
         self.events = EventBus(list(sinks))
         # Chosen by config.state (in memory, or shared through Redis); closed with the router.
         self._owns_health = health is None
@@ -131,6 +134,7 @@ class Router:
             clock=clock,
             sleep=sleep,
             rng=rng,
+            inflight=self._inflight,
         )
         self._params: dict[tuple[str, str], Mapping[str, Any]] = {}
         for role, plan in self._plans.items():
@@ -206,10 +210,10 @@ class Router:
         return self._health
 
     def _provider(self, pid: str) -> Provider:
+        if self._inflight.closed:
+            raise RouterClosed("the router is closed: create a new one")
         provider = self._providers.get(pid)
         if provider is None:
-            if self._closed:
-                raise RolecallError("the router is closed: create a new one")
             # Built on first use: a provider no call reaches (an unused local model) costs nothing.
             provider = _build_provider(pid, self._config.providers[pid])
             self._providers[pid] = provider
@@ -245,10 +249,23 @@ class Router:
             raise CredentialsError(rejected, message=explain_all(head, rejected, self._config))
 
     async def aclose(self) -> None:
-        """Close the providers this router built (injected ones belong to the caller)."""
-        self._closed = True
+        """End the calls in flight, then close the providers this router built (injected
+        ones belong to the caller).
+
+        A call still running (in another task) is cancelled and recorded as cancelled, with
+        no retry and no hand-over, and raises :class:`RouterClosed` to its caller; a stream
+        read after this raises it too. Calling ``aclose`` again (even at the same time)
+        waits for the same closing.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        await self._inflight.close()
         built, self._built = self._built, []
-        providers = [self._providers.pop(pid) for pid in built]
+        # Kept in the table: the records of calls ended by the close still name their model.
+        providers = [self._providers[pid] for pid in built]
         results = await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
@@ -352,7 +369,8 @@ class Router:
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)
 
-        return await complete_on_chain(self._calls, task, chain, request_for)
+        with self._inflight.inside():
+            return await complete_on_chain(self._calls, task, chain, request_for)
 
     def stream(
         self,
