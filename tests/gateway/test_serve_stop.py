@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import GATEWAY_KEY
+from gateway_helpers import GATEWAY_KEY, wait_for
 
 from rolecall.recording.runlog import list_runs
 from rolecall.sim import SimServer
@@ -37,3 +40,107 @@ def test_a_stop_signal_closes_the_run_with_every_request_recorded(
     runs = list_runs(tmp_path / "runs")
     assert [(run.kind, run.status, len(run.tasks)) for run in runs] == [("gateway", "ok", 1)]
     assert not list((tmp_path / "runs" / ".writers").glob("*.lock"))
+
+
+# Each door's answer to a request the stop ended: (path, body, status, its error code).
+DOORS = {
+    "chat": (
+        "/v1/chat/completions",
+        CHAT,
+        503,
+        lambda body: body["error"]["code"] == "shutting_down",
+    ),
+    "messages": (
+        "/v1/messages",
+        {**CHAT, "max_tokens": 100},
+        529,  # the gateway's 503 in Anthropic's words: retried by its SDK
+        lambda body: body["error"]["type"] == "overloaded_error",
+    ),
+}
+
+
+@pytest.mark.parametrize("door", sorted(DOORS))
+def test_a_forced_stop_ends_a_request_in_flight_with_a_503_recorded_as_cancelled(
+    config_path: Path, tmp_path: Path, primary: SimServer, fallback: SimServer, door: str
+) -> None:
+    """Ctrl-C twice (force quit) under a request still waiting for its provider: the client
+    gets a 503 saying the gateway is shutting down (it was a 500, the call was recorded as
+    a bad_response and handed over, and the log showed a KeyError)."""
+    path, body, status, coded = DOORS[door]
+    with serving_process(config_path, "--workers", "1") as (proc, url, lines):
+        primary.set_faults("timeout")  # accepts the call, never answers
+        answers, client = _send(url + path, body)
+        wait_for(lambda: primary.in_flight == 1)
+        log = _force_stop(proc, lines)
+        client.join(30)
+    assert [a.status_code for a in answers] == [status], log
+    assert coded(answers[0].json()), answers[0].text
+    assert "shutting down" in answers[0].json()["error"]["message"]
+    assert answers[0].headers["x-should-retry"] == "true"
+    assert "Traceback" not in log and "KeyError" not in log and "ERROR" not in log, log
+    assert fallback.calls == 0  # not handed over to a provider closing too
+    assert _attempts(tmp_path) == [("a", "cancelled")]
+
+
+def test_a_forced_stop_ends_a_request_still_on_the_router_a_reload_replaced(
+    config_path: Path, tmp_path: Path, primary: SimServer, fallback: SimServer
+) -> None:
+    """A request that began before a reload keeps the old router; a stop closes that one
+    too (it was left open, its request cut off unanswered and unrecorded)."""
+    with serving_process(config_path, "--workers", "1") as (proc, url, lines):
+        primary.script("timeout")  # this call only: the reload's credential check is answered
+        answers, client = _send(url + "/v1/chat/completions", CHAT)
+        wait_for(lambda: primary.in_flight == 1)
+        config_path.write_text(
+            config_path.read_text().replace(
+                "coder: {provider: a, fallback: [b]}", "coder: {provider: b}"
+            )
+        )
+        reader = _read_on(proc, lines)
+        wait_for(lambda: any("reloaded (generation 2)" in line for line in lines))
+        log = _force_stop(proc, lines, reader)
+        client.join(30)
+    assert [a.status_code for a in answers] == [503], log
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert _attempts(tmp_path) == [("a", "cancelled")]
+
+
+def _send(url: str, body: object) -> tuple[list[httpx.Response], threading.Thread]:
+    """POST ``body`` from a thread of its own: (where its answer goes, the thread)."""
+    answers: list[httpx.Response] = []
+    headers = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+    client = threading.Thread(
+        target=lambda: answers.append(httpx.post(url, json=body, headers=headers, timeout=30))
+    )
+    client.start()
+    return answers, client
+
+
+def _read_on(proc: subprocess.Popen[str], lines: list[str]) -> threading.Thread:
+    """Keep adding the server's log lines to ``lines`` as they come, until it exits."""
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()))
+    reader.start()
+    return reader
+
+
+def _force_stop(
+    proc: subprocess.Popen[str], lines: list[str], reader: threading.Thread | None = None
+) -> str:
+    """Ctrl-C, and once the server waits for its requests, Ctrl-C again: its whole log."""
+    reader = reader or _read_on(proc, lines)
+    proc.send_signal(signal.SIGINT)  # graceful: waits for the requests in flight
+    wait_for(lambda: any("Waiting for connections to close" in line for line in lines))
+    proc.send_signal(signal.SIGINT)  # force quit
+    proc.wait(30)
+    reader.join(30)
+    return "".join(lines)
+
+
+def _attempts(tmp_path: Path) -> list[tuple[str, str]]:
+    """(provider, outcome) of every attempt the gateway's run logs hold."""
+    return [
+        (line["provider"], line["outcome"])
+        for path in (tmp_path / "runs").rglob("*.jsonl")
+        for line in map(json.loads, path.read_text().splitlines())
+        if line.get("type") == "attempt"
+    ]

@@ -191,9 +191,12 @@ class Gateway:
         if self._watcher is not None:
             await self._watcher.stop()
             self._watcher = None
-        slot, self._slot = self._slot, None
+        slot = self._slot
         if slot is not None:
+            # Requests still in flight (a forced stop) end here, answered while the gateway
+            # is still started (a 503 names no upstream), and are recorded before the run ends.
             await slot.aclose()
+        self._slot = None
         run, self._run = self._run, None
         if run is not None:
             self._last_run_id = run.run_id

@@ -17,7 +17,13 @@ from urllib.parse import urlsplit
 
 from rolecall._secrets import redact
 from rolecall._text import visible
-from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, ProviderError
+from rolecall.errors import (
+    AllProvidersFailed,
+    ErrorKind,
+    NoProviderForRole,
+    ProviderError,
+    RouterClosed,
+)
 from rolecall.gateway._chat_request import ParsedRequest, RequestInvalid, parse_chat_request
 from rolecall.types import Chunk, Reply, Usage
 
@@ -233,6 +239,12 @@ class ErrorReply:
     retry_after: float | None = None
 
 
+_SHUTTING_DOWN = (
+    "the gateway is shutting down and ended this request before its answer; "
+    "send it again (once the gateway is back, or to another one)"
+)
+
+
 def error_for_exception(
     exc: Exception, upstreams: Sequence[str] = (), fields: Mapping[str, str] | None = None
 ) -> ErrorReply | None:
@@ -246,6 +258,8 @@ def error_for_exception(
     """
     if isinstance(exc, NoProviderForRole):
         return ErrorReply(404, error_body(exc.message, "invalid_request_error", "no_provider"))
+    if isinstance(exc, RouterClosed):  # the gateway stopped with the request in flight
+        return ErrorReply(503, error_body(_SHUTTING_DOWN, "api_error", "shutting_down"))
     if isinstance(exc, AllProvidersFailed):
         return _all_failed(hide_upstreams(exc.message, upstreams), exc.errors, fields)
     if isinstance(exc, ProviderError):
@@ -326,4 +340,4 @@ def retry_may_help(exc: Exception) -> bool:
     config changes (a bad key, no quota, no such model): the SDKs would retry a 5xx for nothing."""
     if isinstance(exc, AllProvidersFailed):
         return not exc.errors or any(_passes(error.kind) for error in exc.errors)
-    return isinstance(exc, ProviderError) and _passes(exc.kind)
+    return isinstance(exc, RouterClosed) or (isinstance(exc, ProviderError) and _passes(exc.kind))

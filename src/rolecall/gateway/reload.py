@@ -81,6 +81,8 @@ class RouterSlot:
 
     current: Generation
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
+    # Retired generations whose requests still run: closed when the last ends, or with the slot.
+    _draining: set[Generation] = field(default_factory=set)
 
     def acquire(self) -> Generation:
         """Lease the current generation (synchronous: no swap can slip in between)."""
@@ -90,7 +92,8 @@ class RouterSlot:
 
     def release(self, generation: Generation) -> None:
         generation.in_flight -= 1
-        if generation.retired and generation.in_flight == 0:
+        if generation.retired and generation.in_flight == 0 and generation in self._draining:
+            self._draining.discard(generation)
             self._close(generation)
 
     def swap(self, generation: Generation) -> Generation:
@@ -99,6 +102,8 @@ class RouterSlot:
         old.retired = True
         if old.in_flight == 0:
             self._close(old)
+        else:
+            self._draining.add(old)
         return old
 
     def _close(self, generation: Generation) -> None:
@@ -107,9 +112,11 @@ class RouterSlot:
         task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
-        """Close the current router and wait for retired ones still closing."""
+        """Close the current router, and the retired ones whose requests still run (those
+        requests end, recorded as cancelled); wait for retired ones still closing."""
         self.current.retired = True
-        await _close_router(self.current)
+        draining, self._draining = self._draining, set()
+        await asyncio.gather(*(_close_router(g) for g in (self.current, *draining)))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
