@@ -13,7 +13,7 @@ import pytest
 from gateway_helpers import GATEWAY_KEY, wait_for
 
 from rolecall.recording.runlog import list_runs
-from rolecall.sim import SimServer
+from rolecall.sim import Fault, SimServer
 from serve_helpers import serving_process
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
@@ -105,6 +105,37 @@ def test_a_forced_stop_ends_a_request_still_on_the_router_a_reload_replaced(
     assert _attempts(tmp_path) == [("a", "cancelled")]
 
 
+def test_a_second_sigterm_ends_a_stream_that_never_ends(
+    config_path: Path, tmp_path: Path, primary: SimServer
+) -> None:
+    """A service manager's stop (SIGTERM) waits for a stream that never ends; a second one
+    forces it, as a second Ctrl-C does (it did nothing: the process waited until the
+    manager's SIGKILL, and the request was never recorded). The stream ends with an error
+    event saying the gateway is shutting down."""
+    with serving_process(config_path, "--workers", "1") as (proc, url, lines):
+        primary.script(Fault("stall", after_chunks=1))  # one chunk, then silence
+        events: list[str] = []
+
+        def read() -> None:
+            body = {**CHAT, "stream": True}
+            headers = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+            with httpx.stream(
+                "POST", url + "/v1/chat/completions", json=body, headers=headers, timeout=30
+            ) as response:
+                events.extend(line for line in response.iter_lines() if line)
+
+        client = threading.Thread(target=read)
+        client.start()
+        wait_for(lambda: len(events) >= 2)  # the role's chunk and the first text
+        log = _force_stop(proc, lines, signum=signal.SIGTERM)
+        client.join(30)
+    assert proc.returncode == 0, log
+    error = json.loads(events[-1].removeprefix("data: "))["error"]
+    assert error["code"] == "shutting_down" and "shutting down" in error["message"], events
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert _attempts(tmp_path) == [("a", "cancelled")]
+
+
 def _send(url: str, body: object) -> tuple[list[httpx.Response], threading.Thread]:
     """POST ``body`` from a thread of its own: (where its answer goes, the thread)."""
     answers: list[httpx.Response] = []
@@ -124,13 +155,17 @@ def _read_on(proc: subprocess.Popen[str], lines: list[str]) -> threading.Thread:
 
 
 def _force_stop(
-    proc: subprocess.Popen[str], lines: list[str], reader: threading.Thread | None = None
+    proc: subprocess.Popen[str],
+    lines: list[str],
+    reader: threading.Thread | None = None,
+    signum: int = signal.SIGINT,
 ) -> str:
-    """Ctrl-C, and once the server waits for its requests, Ctrl-C again: its whole log."""
+    """Ctrl-C, and once the server waits for its requests, Ctrl-C again (or ``signum``
+    twice): its whole log."""
     reader = reader or _read_on(proc, lines)
-    proc.send_signal(signal.SIGINT)  # graceful: waits for the requests in flight
+    proc.send_signal(signum)  # graceful: waits for the requests in flight
     wait_for(lambda: any("Waiting for connections to close" in line for line in lines))
-    proc.send_signal(signal.SIGINT)  # force quit
+    proc.send_signal(signum)  # forced
     proc.wait(30)
     reader.join(30)
     return "".join(lines)

@@ -327,7 +327,7 @@ def stream_error_body(exc: Exception, upstreams: Sequence[str] = ()) -> dict[str
     """The ``error`` event that ends a stream which failed after sending content."""
     if not isinstance(exc, RolecallError):
         return error_body(500, "internal gateway error; see the gateway log")
-    message = openai_format.hide_upstreams(exc.message, upstreams)
+    message = openai_format.failure_message(exc, upstreams)
     status = _STREAM_STATUS.get(exc.kind, 500) if isinstance(exc, ProviderError) else 500
     return error_body(status, message)
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
-from rolecall.errors import RolecallError, StreamInterrupted
+from rolecall.errors import RolecallError, RouterClosed, StreamInterrupted
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
@@ -135,6 +135,8 @@ def _stream_error(exc: Exception, upstreams: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(exc, RolecallError):
         log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
         return fmt.error_body(INTERNAL_ERROR, "api_error")
+    if isinstance(exc, RouterClosed):  # the gateway stopped mid-stream
+        return fmt.error_body(fmt.failure_message(exc, upstreams), "api_error", "shutting_down")
     code = "stream_interrupted" if isinstance(exc, StreamInterrupted) else "api_error"
     body = fmt.error_body(fmt.hide_upstreams(exc.message, upstreams), "api_error", code)
     body["error"]["provider"] = getattr(exc, "provider", None)

@@ -22,6 +22,7 @@ from rolecall.errors import (
     ErrorKind,
     NoProviderForRole,
     ProviderError,
+    RolecallError,
     RouterClosed,
 )
 from rolecall.gateway._chat_request import ParsedRequest, RequestInvalid, parse_chat_request
@@ -221,6 +222,14 @@ def hide_upstreams(text: str, hosts: Sequence[str]) -> str:
         if host in text:
             text = text.replace(host, _HOST_SHOWN)
     return text
+
+
+def failure_message(exc: RolecallError, hosts: Sequence[str]) -> str:
+    """What a client is told of a router failure (a stream's error event too): the router's
+    message without upstreams, or that the gateway is shutting down when its stop ended it."""
+    if isinstance(exc, RouterClosed):
+        return _SHUTTING_DOWN
+    return hide_upstreams(exc.message, hosts)
 
 
 def error_body(

@@ -205,4 +205,4 @@ def _failure(exc: Exception, hosts: tuple[str, ...]) -> str:
     if not isinstance(exc, RolecallError):
         log.error("stream failed: %s", redact(f"{type(exc).__name__}: {exc}"))
         return INTERNAL_ERROR
-    return fmt.without_urls(redact(fmt.hide_upstreams(exc.message, hosts)))
+    return fmt.without_urls(redact(fmt.failure_message(exc, hosts)))

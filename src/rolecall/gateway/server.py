@@ -12,7 +12,9 @@ and tags its answers with ``x-rolecall-worker: <pid>``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rolecall.errors import MissingExtra
@@ -82,6 +84,7 @@ class GatewayServer:
             server_header=False,
         )
         self._server = uvicorn.Server(config)
+        _force_on_second_sigterm(self._server)
 
     @property
     def host(self) -> str:
@@ -113,6 +116,21 @@ class GatewayServer:
     def stop(self) -> None:
         """Ask the server to finish (safe from another thread)."""
         self._server.should_exit = True
+
+
+def _force_on_second_sigterm(server: Any) -> None:
+    """A second SIGTERM stops ``server`` at once, as a second Ctrl-C does (uvicorn forces
+    only on SIGINT): a stop asked for by a service manager is otherwise never forced, and a
+    stream that never ends would keep the process until the manager's SIGKILL, which loses
+    the records of every request in flight. Forced, they end with a 503 and are recorded."""
+    handle_exit = server.handle_exit
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and server.should_exit:
+            server.force_exit = True
+        handle_exit(sig, frame)
+
+    server.handle_exit = handle
 
 
 def _tag_worker(app: ASGIApp) -> ASGIApp:
