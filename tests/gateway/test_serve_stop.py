@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -134,6 +135,43 @@ def test_a_second_sigterm_ends_a_stream_that_never_ends(
     assert error["code"] == "shutting_down" and "shutting down" in error["message"], events
     assert "Traceback" not in log and "ERROR" not in log, log
     assert _attempts(tmp_path) == [("a", "cancelled")]
+
+
+def test_a_forced_stop_closes_a_request_still_sending_its_body_without_a_traceback(
+    config_path: Path,
+) -> None:
+    """A request whose body has not all arrived when the stop is forced: its connection
+    closes (it got a plain-text 500, and the log a traceback of the cancelled read)."""
+    with serving_process(config_path, "--workers", "1") as (proc, url, lines):
+        body = json.dumps(CHAT).encode()
+        host, port = httpx.URL(url).host, httpx.URL(url).port
+        assert port is not None
+        with socket.create_connection((host, port), timeout=30) as sock:
+            head = (
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                f"authorization: Bearer {GATEWAY_KEY}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:10])  # the rest never comes
+            wait_for(lambda: _in_flight(url) == 1)
+            log = _force_stop(proc, lines)
+            answer = sock.recv(1000)
+    assert answer == b"", answer  # closed, not answered 500
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert "a request was still in flight when the gateway stopped" in log
+
+
+def _in_flight(url: str) -> float:
+    """The gateway's ``rolecall_gateway_in_flight`` gauge."""
+    headers = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+    text = httpx.get(url + "/metrics", headers=headers, timeout=10).text
+    return float(
+        next(
+            line.split()[-1]
+            for line in text.splitlines()
+            if line.startswith("rolecall_gateway_in_flight")
+        )
+    )
 
 
 def _send(url: str, body: object) -> tuple[list[httpx.Response], threading.Thread]:

@@ -25,6 +25,7 @@ function that registers a callback the protocol calls when the connection is los
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -104,6 +105,13 @@ class DoorCycle(RequestResponseCycle):
                 await reply(scope, receive, self.send)  # type: ignore[arg-type]
         except ClientStalled:  # logged by the stream: close the connection it stalls
             self.transport.close()
+        except asyncio.CancelledError:
+            # The server stopped with this request still reading its body or sending its
+            # answer (a forced stop; one waiting for a provider was answered 503 already):
+            # its connection closes, which clients retry; no traceback, no plain-text 500.
+            self.logger.warning("a request was still in flight when the gateway stopped")
+            self.transport.close()
+            raise
         except BaseException as exc:
             self.logger.error("Exception in a gateway door", exc_info=exc)
             if not self.response_started:
