@@ -346,3 +346,25 @@ async def test_a_config_replaced_by_no_regular_file_keeps_serving_and_says_what_
         assert seen[-1] == "b"
     finally:
         await watcher.stop()
+
+
+async def test_a_reload_under_way_when_the_gateway_closes_is_ended_with_it(
+    config_path: Path, primary: SimServer, fallback: SimServer, tmp_path: Path
+) -> None:
+    """A SIGHUP's reload still checking the new config's keys when the gateway stops ends
+    with it (it ran on, its check's connection open, and would have swapped a router in
+    that nothing closed)."""
+    from rolecall.config.load import load_config
+    from rolecall.gateway.app import Gateway
+
+    gateway = Gateway(load_config(config_path), config_path=config_path, poll_interval=3600)
+    await gateway.start()
+    primary.script_models("timeout")  # the reload's credential check of `a` gets no answer
+    edit = config_text(primary, fallback, coder="{provider: a}", tmp=tmp_path)
+    await asyncio.to_thread(config_path.write_text, edit)
+    gateway.reload_now()
+    while primary.model_calls < 2:  # noqa: ASYNC110 (counted in the sim's thread)
+        await asyncio.sleep(0.01)
+    await gateway.aclose()
+    current = asyncio.current_task()
+    assert not [t for t in asyncio.all_tasks() if t is not current and not t.done()]

@@ -15,7 +15,6 @@ warning at reload instead of being ignored in silence.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -183,11 +182,12 @@ class ConfigWatcher:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop polling, and end any poll a SIGHUP started (a reload under way is dropped)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [*self._soon, *([task] if task is not None else [])]
+        for pending in tasks:
+            pending.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def poll_soon(self) -> None:
         """Check now rather than at the next interval (``rolecall serve`` on SIGHUP)."""
