@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import GATEWAY_KEY, wait_for
+from gateway_helpers import FALLBACK_KEY, GATEWAY_KEY, PRIMARY_KEY, config_text, wait_for
 
 from rolecall.recording.runlog import list_runs
 from rolecall.sim import Fault, SimServer
@@ -217,3 +217,30 @@ def _attempts(tmp_path: Path) -> list[tuple[str, str]]:
         for line in map(json.loads, path.read_text().splitlines())
         if line.get("type") == "attempt"
     ]
+
+
+def test_a_forced_ctrl_c_answers_every_request_in_flight_and_exits_0(
+    tmp_path: Path, primary: SimServer, fallback: SimServer
+) -> None:
+    """Requests raced across both providers when Ctrl-C is pressed twice: each is answered
+    503 and recorded, and the stop is clean (asyncio's own Ctrl-C handling cancelled the
+    gateway's close half-way: connections dropped unanswered, exit 130)."""
+    (tmp_path / ".env").write_text(
+        f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n"
+    )
+    config_path = tmp_path / "rolecall.yaml"
+    config_path.write_text(
+        config_text(primary, fallback, tmp=tmp_path, extra="failover_within: 200ms\n")
+    )
+    with serving_process(config_path, "--workers", "1") as (proc, url, lines):
+        primary.set_faults("timeout")
+        fallback.set_faults("timeout")
+        sent = [_send(url + "/v1/chat/completions", CHAT) for _ in range(3)]
+        wait_for(lambda: fallback.in_flight == 3)  # each raced: its call to b runs too
+        log = _force_stop(proc, lines)
+        for _, client in sent:
+            client.join(30)
+    assert [a.status_code for answers, _ in sent for a in answers] == [503] * 3, log
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert sorted(_attempts(tmp_path)) == [("a", "cancelled")] * 3 + [("b", "cancelled")] * 3

@@ -411,4 +411,10 @@ async def _serve(
         gateway.run_id or "not recorded",
         worker,
     )
+    # Ctrl-C from now on stops the server as SIGTERM does (a second one forces the stop):
+    # uvicorn re-raises the SIGINTs it stopped on, and asyncio's own handler would cancel
+    # this task (a second one raising KeyboardInterrupt) in the middle of the gateway's
+    # close, before the requests still in flight are answered and recorded. Before this
+    # point (the credential check) a Ctrl-C still interrupts at once.
+    signal.signal(signal.SIGINT, lambda *_: server.stop())
     await server.serve()
