@@ -18,6 +18,8 @@ from cli_helpers import run_cli, strict_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_helpers import places
+
 FUZZ = settings(
     max_examples=100,
     deadline=None,
@@ -75,20 +77,6 @@ _VALUES = st.recursive(
 )
 
 
-def _places(node: Any) -> list[tuple[Any, Any]]:
-    """Every (container, key or index) in the tree."""
-    found: list[tuple[Any, Any]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found.append((node, key))
-            found.extend(_places(value))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found.append((node, index))
-            found.extend(_places(value))
-    return found
-
-
 def _log(project: Path) -> Path:
     path = project / ".rolecall" / "runs" / f"{RUN_ID}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +99,7 @@ def test_mutated_run_logs(
 ) -> None:
     lines = copy.deepcopy(LINES)
     for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
-        container, key = data.draw(st.sampled_from(_places(lines)))
+        container, key = data.draw(st.sampled_from(places(lines)))
         action = data.draw(st.sampled_from(["delete", "replace", "insert", "copy"]))
         if action == "delete" and container is not lines:
             del container[key]

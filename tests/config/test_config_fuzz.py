@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_helpers import places
 from rolecall import _secrets
 from rolecall.cli import cli
 
@@ -69,20 +70,6 @@ def _check(path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def _places(node: Any) -> list[tuple[Any, Any]]:
-    """Every (container, key or index) in the tree."""
-    found: list[tuple[Any, Any]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found.append((node, key))
-            found.extend(_places(value))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found.append((node, index))
-            found.extend(_places(value))
-    return found
-
-
 @pytest.fixture(scope="module", autouse=True)
 def forget_fuzzed_secrets() -> Iterator[None]:
     """Random api_key values ("fallback", "000000") are registered as secrets process-wide
@@ -124,8 +111,8 @@ _PARSED = {path.name: yaml.safe_load(path.read_text()) for path in EXAMPLES.glob
 def test_mutated_valid_configs(workdir: Path, data: st.DataObject, example: str) -> None:
     document = copy.deepcopy(_PARSED[example])
     for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
-        places = _places(document)
-        container, key = data.draw(st.sampled_from(places))
+        spots = places(document)
+        container, key = data.draw(st.sampled_from(spots))
         action = data.draw(st.sampled_from(["delete", "replace", "insert"]))
         if action == "delete":
             del container[key]

@@ -25,6 +25,7 @@ from gateway_helpers import RunningGateway, config_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_helpers import places
 from rolecall.gateway._chat_request import _KNOWN as CHAT_FIELDS
 from rolecall.gateway._chat_request import RequestInvalid, parse_chat_request
 from rolecall.gateway._messages_request import parse_messages_request
@@ -184,24 +185,10 @@ RAW_TOKENS += [b'"\\ud800"', b'"x \\udfff"', b'"\\u0000"', b"-0", b"1e-400"]
 _SCALAR_TOKEN = re.compile(rb'(?<=[:\[,] )(-?\d[\d.eE+-]*|true|false|null|"(?:[^"\\]|\\.)*")')
 
 
-def _places(node: Any) -> list[tuple[Any, Any]]:
-    """Every (container, key or index) in the tree."""
-    found: list[tuple[Any, Any]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found.append((node, key))
-            found.extend(_places(value))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found.append((node, index))
-            found.extend(_places(value))
-    return found
-
-
 def _mutated(data: st.DataObject, body: dict[str, Any], fields: list[str]) -> Any:
     root = {"body": copy.deepcopy(body)}
     for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
-        container, key = data.draw(st.sampled_from(_places(root)))
+        container, key = data.draw(st.sampled_from(places(root)))
         action = data.draw(st.sampled_from(["delete", "replace", "insert", "wrap"]))
         if action == "delete" and container is not root:
             del container[key]

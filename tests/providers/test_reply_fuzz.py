@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_helpers import places
 from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
@@ -205,25 +206,11 @@ _VALUES = st.recursive(
 )
 
 
-def _places(node: Any) -> list[tuple[Any, Any]]:
-    """Every (container, key or index) in the tree."""
-    found: list[tuple[Any, Any]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found.append((node, key))
-            found.extend(_places(value))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found.append((node, index))
-            found.extend(_places(value))
-    return found
-
-
 def _mutated(data: st.DataObject, original: Any) -> Any:
     """``original`` with up to three random edits (it is left as it was)."""
     root = {"reply": copy.deepcopy(original)}
     for _ in range(data.draw(st.integers(min_value=0, max_value=3))):
-        container, key = data.draw(st.sampled_from(_places(root)))
+        container, key = data.draw(st.sampled_from(places(root)))
         action = data.draw(st.sampled_from(["delete", "replace", "insert", "wrap"]))
         if action == "delete" and container is not root:
             del container[key]
