@@ -6,6 +6,8 @@ positional arguments: a test names only what it is about.
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 from rolecall.errors import ErrorKind
@@ -52,3 +54,24 @@ def task_event(**fields: Any) -> TaskEvent:
     }
     values.update(fields)
     return TaskEvent(**values)
+
+
+def calls_in_the_last_hour(
+    provider: str, count: int, success: float, seed: int
+) -> list[AttemptEvent]:
+    """``count`` coder calls to ``provider`` an hour ago, a ``success`` share of them
+    answered (the rest handed over as overloaded), drawn from ``seed``."""
+    rng = random.Random(seed)
+    now = time.time()
+    return [
+        attempt_event(
+            run_id=f"run-{seed}",
+            task_id=f"t{index}",
+            provider=provider,
+            outcome="ok" if ok else "handover",
+            error_kind=None if ok else "overloaded",
+            latency_ms=500.0,
+            ts=now - 3600 + index,
+        )
+        for index, ok in ((i, rng.random() < success) for i in range(count))
+    ]

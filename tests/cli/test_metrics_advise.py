@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, store_events
 
-from factories import attempt_event
-from rolecall.events import AttemptEvent
+from factories import attempt_event, calls_in_the_last_hour
 
 NOW = time.time()
-
-
-def _calls(provider: str, count: int, success: float, seed: int) -> list[AttemptEvent]:
-    rng = random.Random(seed)
-    return [
-        attempt_event(
-            run_id=f"run-{seed}",
-            task_id=f"t{index}",
-            provider=provider,
-            outcome="ok" if ok else "handover",
-            error_kind=None if ok else "overloaded",
-            latency_ms=500.0,
-            ts=NOW - 3600 + index,
-        )
-        for index, ok in ((i, rng.random() < success) for i in range(count))
-    ]
 
 
 @pytest.fixture
@@ -48,9 +30,9 @@ def removed_provider(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         encoding="utf-8",
     )
     store_events(
-        *_calls("gpt", 400, 0.70, seed=1),
-        *_calls("claude", 400, 1.0, seed=2),
-        *_calls("gemini", 400, 0.97, seed=3),
+        *calls_in_the_last_hour("gpt", 400, 0.70, seed=1),
+        *calls_in_the_last_hour("claude", 400, 1.0, seed=2),
+        *calls_in_the_last_hour("gemini", 400, 0.97, seed=3),
     )
     return project
 

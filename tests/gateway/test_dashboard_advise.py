@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,29 +11,11 @@ from typing import Any
 import pytest
 from gateway_helpers import GATEWAY_KEY, RunningGateway
 
-from factories import attempt_event
+from factories import calls_in_the_last_hour
 from rolecall.cli import main
 from rolecall.dashboard.server import DashboardServer
-from rolecall.events import AttemptEvent
 from rolecall.recording.store import open_store
 from rolecall.sim import Fault, SimServer
-
-
-def _calls(provider: str, count: int, success: float, seed: int) -> list[AttemptEvent]:
-    rng = random.Random(seed)
-    now = time.time()
-    return [
-        attempt_event(
-            run_id=f"run-{seed}",
-            task_id=f"t{index}",
-            provider=provider,
-            outcome="ok" if ok else "handover",
-            error_kind=None if ok else "overloaded",
-            latency_ms=500.0,
-            ts=now - 3600 + index,
-        )
-        for index, ok in ((i, rng.random() < success) for i in range(count))
-    ]
 
 
 @pytest.fixture
@@ -44,9 +24,9 @@ def store_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'metrics.db'}"
     with open_store(url) as store:
         store.record(
-            _calls("gpt", 400, 0.70, seed=1)
-            + _calls("claude", 400, 1.0, seed=2)
-            + _calls("gemini", 400, 0.97, seed=3)
+            calls_in_the_last_hour("gpt", 400, 0.70, seed=1)
+            + calls_in_the_last_hour("claude", 400, 1.0, seed=2)
+            + calls_in_the_last_hour("gemini", 400, 0.97, seed=3)
         )
     return url
 
