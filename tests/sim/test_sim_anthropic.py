@@ -428,3 +428,83 @@ def test_requests_the_api_refuses_get_its_400(
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and message in error["message"]
+
+
+# Thinking with tools: signed blocks, and the rule on a tool loop's assistant turn -----------
+_WEATHER = {"name": "get_weather", "input_schema": {"type": "object", "properties": {}}}
+_THINKING: Any = {"type": "enabled", "budget_tokens": 1024}
+
+
+def _tool_turn(client: Any, stream: bool) -> Any:
+    kwargs: dict[str, Any] = {
+        "model": "sim-model",
+        "max_tokens": 2048,
+        "messages": MESSAGES,
+        "tools": [_WEATHER],
+        "thinking": _THINKING,
+    }
+    if not stream:
+        return client.messages.create(**kwargs)
+    with client.messages.stream(**kwargs) as events:
+        return events.get_final_message()
+
+
+def _follow_up(client: Any, assistant: list[dict[str, Any]], call_id: str) -> Any:
+    result = {"type": "tool_result", "tool_use_id": call_id, "content": "18 degrees"}
+    return client.messages.create(
+        model="sim-model",
+        max_tokens=2048,
+        messages=[
+            *MESSAGES,
+            {"role": "assistant", "content": assistant},
+            {"role": "user", "content": [result]},
+        ],
+        tools=[_WEATHER],
+        thinking=_THINKING,
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_is_signed_and_its_signature_is_taken_back(
+    anthropic_sim: SimServer, stream: bool
+) -> None:
+    client = anthropic_client(anthropic_sim)
+    first = _tool_turn(client, stream)
+    thinking, call = first.content
+    assert thinking.type == "thinking" and thinking.signature not in ("", "sim")
+    blocks = [block.model_dump(exclude_none=True) for block in first.content]
+    assert _follow_up(client, blocks, call.id).stop_reason == "end_turn"
+
+
+def test_a_tool_loop_turn_without_its_thinking_is_refused(anthropic_sim: SimServer) -> None:
+    client = anthropic_client(anthropic_sim)
+    first = _tool_turn(client, stream=False)
+    thinking, call = first.content
+    with pytest.raises(anthropic.BadRequestError, match="must start with a thinking block"):
+        _follow_up(client, [call.model_dump()], call.id)
+    forged = {"type": "thinking", "thinking": "something else", "signature": thinking.signature}
+    with pytest.raises(anthropic.BadRequestError, match="Invalid `signature`"):
+        _follow_up(client, [forged, call.model_dump()], call.id)
+
+
+def test_redacted_thinking_comes_whole_and_is_taken_back(anthropic_sim: SimServer) -> None:
+    anthropic_sim.responder = lambda body: (
+        {"text": "Mild.", "reasoning": "[redacted] weighing it"}
+        if body["messages"][-1]["role"] == "user"
+        and isinstance(body["messages"][-1]["content"], list)
+        else {
+            "text": "",
+            "reasoning": "[redacted] weighing it",
+            "tool_calls": [{"name": "get_weather", "arguments": {}}],
+        }
+    )
+    client = anthropic_client(anthropic_sim)
+    for stream in (False, True):
+        first = _tool_turn(client, stream)
+        redacted, call = first.content
+        assert redacted.type == "redacted_thinking" and redacted.data
+        blocks = [block.model_dump(exclude_none=True) for block in first.content]
+        assert _follow_up(client, blocks, call.id).content[1].text == "Mild."
+        tampered = {"type": "redacted_thinking", "data": "A" + redacted.data[1:]}
+        with pytest.raises(anthropic.BadRequestError, match="Invalid `data`"):
+            _follow_up(client, [tampered, call.model_dump()], call.id)

@@ -11,6 +11,7 @@ from rolecall.sim._anthropic_content import (
     check_request,
     content_blocks,
     enrich,
+    thinking_block,
     tool_id,
     tool_input_pieces,
 )
@@ -277,14 +278,18 @@ class AnthropicDialect(Dialect):
         start = {"type": "message_start", "message": self._message(ctx, answer, start=True)}
         events = [self.sse(start, "message_start")]
         if answer.reasoning and not answer.filtered:
-            events += self._block(
-                0,
-                {"type": "thinking", "thinking": "", "signature": ""},
-                [
-                    {"type": "thinking_delta", "thinking": answer.reasoning},
-                    {"type": "signature_delta", "signature": "sim"},
-                ],
-            )
+            block = thinking_block(answer.reasoning)
+            if block["type"] == "redacted_thinking":
+                events += self._block(0, block, [])
+            else:
+                events += self._block(
+                    0,
+                    {"type": "thinking", "thinking": "", "signature": ""},
+                    [
+                        {"type": "thinking_delta", "thinking": answer.reasoning},
+                        {"type": "signature_delta", "signature": block["signature"]},
+                    ],
+                )
         if _has_text_block(answer):
             block = {
                 "type": "content_block_start",

@@ -5,7 +5,10 @@ would get from Anthropic: a ``tool_result`` must answer a ``tool_use`` of the tu
 before, every ``tool_use`` needs its result in the next turn, image sources are
 base64 (with a supported media type) or url, and thinking needs a budget of at least
 1024 below ``max_tokens``, with no ``temperature`` other than 1, no ``top_k`` and no
-forced tool.
+forced tool. With thinking on, the assistant turn whose tool calls the last turn
+answers must start with its thinking block, and a thinking block's signature must be
+one this sim issued for that text (:func:`sign`): a client that drops or rewrites
+earlier thinking gets Anthropic's 400.
 
 Without a responder saying otherwise, the fake model calls a tool when it is offered
 tools (``auto``/``any``) and the last turn is not a tool result, with the smallest
@@ -16,7 +19,9 @@ that prefix and read from it afterwards.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 from dataclasses import replace
 from typing import Any
@@ -24,7 +29,16 @@ from typing import Any
 from rolecall.sim._common import Answer, Ctx, count_words, minimal_instance, new_id, texts_of
 from rolecall.types import ToolCall
 
-__all__ = ["check_request", "content_blocks", "enrich", "tool_id", "tool_input_pieces"]
+__all__ = [
+    "check_request",
+    "content_blocks",
+    "enrich",
+    "redacted_data",
+    "sign",
+    "thinking_block",
+    "tool_id",
+    "tool_input_pieces",
+]
 
 _BLOCKS = frozenset(
     {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -32,6 +46,29 @@ _BLOCKS = frozenset(
 _MEDIA = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _CHOICES = frozenset({"auto", "any", "tool", "none"})
 THINKING_TEXT = "The user asks a question; answer it plainly."
+_SIGNING_KEY = b"rolecall-sim-thinking"
+REDACT_MARK = "[redacted]"
+_REDACTED = "REDACTED:"  # a redacted block's data: this prefix, then the thinking in base64
+_NO_THINKING_FIRST = (
+    "Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` is "
+    "enabled, a final `assistant` message must start with a thinking block (preceeding the "
+    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking "
+    "blocks from previous turns. To avoid this requirement, disable `thinking`. Please "
+    "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/"
+    "extended-thinking"
+)
+
+
+def sign(thinking: str) -> str:
+    """The signature the sim gives a thinking block: opaque, and checked when sent back."""
+    digest = hmac.new(_SIGNING_KEY, thinking.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def redacted_data(thinking: str) -> str:
+    """A ``redacted_thinking`` block's data for ``thinking`` (opaque to clients)."""
+    payload = base64.b64encode(thinking.encode()).decode()
+    return base64.b64encode((_REDACTED + payload).encode()).decode() + sign(payload)[:16]
 
 
 def tool_id() -> str:
@@ -41,7 +78,12 @@ def tool_id() -> str:
 # Checks --------------------------------------------------------------------------------
 def check_request(body: dict[str, Any]) -> str | None:
     """The invalid_request_error message for a body the API would refuse, else None."""
-    return _check_thinking(body) or _check_tools(body) or _check_messages(body["messages"])
+    return (
+        _check_thinking(body)
+        or _check_tools(body)
+        or _check_messages(body["messages"])
+        or _check_thinking_turns(body)
+    )
 
 
 def _thinking_on(body: dict[str, Any]) -> bool:
@@ -141,6 +183,51 @@ def _check_messages(messages: list[Any]) -> str | None:
     return None
 
 
+def _check_thinking_turns(body: dict[str, Any]) -> str | None:
+    """Signatures of thinking blocks, and the thinking that must lead a tool loop's turn."""
+    messages = body["messages"]
+    for n, message in enumerate(messages):
+        content = message.get("content")
+        for b, block in enumerate(content if isinstance(content, list) else []):
+            if block.get("type") == "thinking" and not _signed(block):
+                return f"messages.{n}.content.{b}: Invalid `signature` in `thinking` block"
+            if block.get("type") == "redacted_thinking" and not _sealed(block.get("data")):
+                return f"messages.{n}.content.{b}: Invalid `data` in `redacted_thinking` block"
+    if not _thinking_on(body) or len(messages) < 2 or not _answers_tools(messages[-1]):
+        return None
+    n = len(messages) - 2
+    content = messages[n].get("content")
+    first = content[0] if isinstance(content, list) and content else {"type": "text"}
+    if first.get("type") in ("thinking", "redacted_thinking"):
+        return None
+    return f"messages.{n}.content.0.type: " + _NO_THINKING_FIRST.format(found=first["type"])
+
+
+def _answers_tools(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )
+
+
+def _signed(block: dict[str, Any]) -> bool:
+    signature, thinking = block.get("signature"), block.get("thinking")
+    if not isinstance(signature, str) or not isinstance(thinking, str):
+        return False
+    return hmac.compare_digest(signature, sign(thinking))
+
+
+def _sealed(data: Any) -> bool:
+    if not isinstance(data, str) or len(data) < 16:
+        return False
+    try:
+        inner = base64.b64decode(data[:-16], validate=True).decode()
+    except ValueError:
+        return False
+    payload = inner.removeprefix(_REDACTED)
+    return inner.startswith(_REDACTED) and hmac.compare_digest(data[-16:], sign(payload)[:16])
+
+
 def _check_block(block: Any) -> str | None:
     if not isinstance(block, dict) or block.get("type") not in _BLOCKS:
         return "type: Input tag does not match any of the expected tags"
@@ -234,11 +321,19 @@ def _cache_counts(body: dict[str, Any], input_tokens: int, seen: set[str]) -> di
 
 
 # Rendering -----------------------------------------------------------------------------
+def thinking_block(reasoning: str) -> dict[str, Any]:
+    """A thinking block, signed; redacted (``redacted_thinking``) when the scripted thinking
+    starts with ``[redacted]``, as Anthropic's safety systems redact some thinking."""
+    if reasoning.startswith(REDACT_MARK):
+        return {"type": "redacted_thinking", "data": redacted_data(reasoning)}
+    return {"type": "thinking", "thinking": reasoning, "signature": sign(reasoning)}
+
+
 def content_blocks(answer: Answer, text: str | None, ids: list[str]) -> list[dict[str, Any]]:
     """A whole answer's blocks: thinking, then text, then tool_use (ids one per call)."""
     blocks: list[dict[str, Any]] = []
     if answer.reasoning:
-        blocks.append({"type": "thinking", "thinking": answer.reasoning, "signature": "sim"})
+        blocks.append(thinking_block(answer.reasoning))
     if text:
         blocks.append({"type": "text", "text": text})
     for call, call_id in zip(answer.tool_calls, ids, strict=True):
