@@ -5,6 +5,11 @@ The OpenAI chat format is the lingua franca: a message's content is text or part
 by its id, and tools themselves travel in the call's params (``tools``,
 ``tool_choice``, ``parallel_tool_calls``) in OpenAI's function format. Each adapter
 translates both ways; nothing a caller sends is dropped without a word.
+
+Reasoning that a vendor signs (Anthropic's thinking blocks, Bedrock's reasoning
+content for Claude) comes back as :class:`ReasoningBlock` values tagged with the wire
+protocol that wrote them; an assistant turn carries them in ``reasoning`` and only an
+adapter of that protocol sends them back (a signature binds them to their vendor).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ __all__ = [
     "Message",
     "MessageDict",
     "Outcome",
+    "ReasoningBlock",
     "Reply",
     "TextPart",
     "ToolCall",
@@ -104,6 +110,18 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningBlock:
+    """A block of reasoning as its vendor must get it back: its text and opaque signature,
+    or a redacted block's opaque data. ``protocol`` names the wire protocol that wrote it
+    (``anthropic``, ``bedrock``): no other protocol takes it."""
+
+    protocol: str
+    text: str = ""
+    signature: str = ""
+    redacted: str = ""  # the data of a redacted block (its text is withheld by the vendor)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One turn. ``content`` is its text; ``parts`` is set when it was given as parts
     (images, cache marks), and then ``content`` is the parts' text joined."""
@@ -114,6 +132,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn that called tools
     tool_call_id: str | None = None  # a tool turn: the call it answers
     name: str | None = None  # a tool turn: the function's name, when the caller gave it
+    reasoning: tuple[ReasoningBlock, ...] = ()  # an assistant turn: its signed reasoning
 
     @property
     def images(self) -> tuple[ImagePart, ...]:
@@ -160,6 +179,7 @@ class Completion:
     finish_reason: str | None = None  # "stop", "length", "tool_calls", "content_filter"
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None  # thinking text the vendor returned apart from the answer
+    reasoning_blocks: tuple[ReasoningBlock, ...] = ()  # that thinking as it must go back
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +192,9 @@ class Chunk:
     model: str | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     reasoning: str = ""
+    # Ends a reasoning block: its signature (its text is the reasoning streamed since the
+    # block before), or a redacted block whole.
+    reasoning_block: ReasoningBlock | None = None
 
     @property
     def has_content(self) -> bool:
@@ -214,6 +237,7 @@ class Reply:
     cost_usd: float | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None
+    reasoning_blocks: tuple[ReasoningBlock, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = {

@@ -22,6 +22,7 @@ from rolecall.types import (
     Chunk,
     ImagePart,
     Message,
+    ReasoningBlock,
     Reply,
     TextPart,
     ToolCall,
@@ -113,6 +114,8 @@ def test_tool_round_trip_history() -> None:
             "assistant",
             "Let me check.",
             tool_calls=(ToolCall("toolu_1", "get_weather", '{"city": "Paris"}'),),
+            # kept, signed, for the Anthropic provider that wrote it
+            reasoning=(ReasoningBlock("anthropic", "look it up", signature="sig"),),
         ),
         Message("tool", '{"temp": 18}', tool_call_id="toolu_1"),
         Message("tool", "Error: no such city", tool_call_id="toolu_2"),

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,7 +25,9 @@ from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
 from rolecall.gateway._responses import HTTPError
+from rolecall.providers._anthropic_body import thinking_unsigned
 from rolecall.types import Chunk
+from rolecall.types import Message as Turn
 
 if TYPE_CHECKING:
     from rolecall.gateway._body import BodyReader
@@ -37,6 +39,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "REQUEST_ID",
     "ROLE_HEADER",
+    "THINKING_HEADER",
     "WATCH_DISCONNECT",
     "ClientStalled",
     "DoorHandler",
@@ -58,6 +61,7 @@ __all__ = [
     "reply_status",
     "start_stream",
     "stream_response",
+    "thinking_headers",
     "unless_disconnected",
     "upstreams",
 ]
@@ -203,6 +207,27 @@ def answering_model(generation: Generation, provider: str) -> str:
     """The model name a stream announces before its reply is complete: the provider's model."""
     provider_config = generation.config.providers.get(provider)
     return (provider_config.model if provider_config else None) or provider
+
+
+# Says an Anthropic provider answered a thinking request without thinking (``off``).
+THINKING_HEADER = "x-rolecall-thinking"
+
+
+def thinking_headers(
+    generation: Generation,
+    provider: str,
+    messages: Sequence[Turn],
+    params: Mapping[str, object],
+) -> dict[str, str]:
+    """``x-rolecall-thinking: off`` when the Anthropic provider that answered had to leave
+    thinking out: the tool loop's assistant turn had no thinking block it signed (an
+    OpenAI-shaped client keeps none; another vendor wrote the turn before a hand-over)."""
+    if params.get("thinking") is None and params.get("reasoning_effort") is None:
+        return {}
+    provider_config = generation.config.providers.get(provider)
+    if provider_config is None or provider_config.type != "anthropic":
+        return {}
+    return {THINKING_HEADER: "off"} if thinking_unsigned(messages) else {}
 
 
 def upstreams(gateway: Gateway) -> tuple[str, ...]:

@@ -6,9 +6,12 @@
   one user turn with the rest (text, images, and any image a tool result carried:
   OpenAI's tool turns take text only). ``is_error`` prefixes the result with
   ``Error:``, the internal form having no flag for it.
-- An assistant turn's ``tool_use`` blocks become its tool calls; ``thinking`` and
-  ``redacted_thinking`` blocks of earlier turns are dropped: their signatures bind
-  them to the vendor that wrote them, and no other vendor takes them.
+- An assistant turn's ``tool_use`` blocks become its tool calls; its signed
+  ``thinking`` and ``redacted_thinking`` blocks become its reasoning blocks, tagged
+  with the protocol that signed them (a ``bedrock:`` prefix names Bedrock's, see
+  ``anthropic_format.wire_signature``; an untagged one is Anthropic's), so a provider
+  of that protocol gets them back and any other leaves them out. A thinking block
+  without a signature is dropped: no vendor would take it.
 
 - Tool search and tool changes (``tool_reference`` results, a system turn's
   ``tool_addition``/``tool_removal``) load and withdraw tools (``_messages_tools``).
@@ -25,7 +28,15 @@ from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
 from rolecall.gateway._messages_tools import ToolCatalog
-from rolecall.types import ContentPart, ImagePart, Message, MessageRole, TextPart, ToolCall
+from rolecall.types import (
+    ContentPart,
+    ImagePart,
+    Message,
+    MessageRole,
+    ReasoningBlock,
+    TextPart,
+    ToolCall,
+)
 
 __all__ = ["conversation", "system_turn"]
 
@@ -135,6 +146,7 @@ def _user_turn(where: str, blocks: list[dict[str, Any]], tools: ToolCatalog) -> 
 def _assistant_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningBlock] = []
     for index, block in enumerate(blocks):
         spot = f"{where}.content.{index}"
         kind = block["type"]
@@ -142,9 +154,43 @@ def _assistant_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
             texts.append(_text(spot, block).text)
         elif kind == "tool_use":
             calls.append(_tool_use(spot, block))
-        elif kind not in _DROPPED_BLOCKS:
+        elif kind in _DROPPED_BLOCKS:
+            signed = _reasoning_block(spot, block)
+            if signed is not None:
+                reasoning.append(signed)
+        else:
             raise _unsupported_block(spot, kind, "text, tool_use and thinking")
-    return [Message("assistant", "".join(texts), tool_calls=tuple(calls))]
+    return [
+        Message("assistant", "".join(texts), tool_calls=tuple(calls), reasoning=tuple(reasoning))
+    ]
+
+
+# Protocols whose signatures the Messages door hands out tagged with their name.
+_TAGGED = ("bedrock",)
+
+
+def _protocol(opaque: str) -> tuple[str, str]:
+    """The protocol that signed a signature (or redacted data) and the signature itself."""
+    tag, colon, rest = opaque.partition(":")
+    if colon and tag in _TAGGED:
+        return tag, rest
+    return "anthropic", opaque
+
+
+def _reasoning_block(where: str, block: Mapping[str, Any]) -> ReasoningBlock | None:
+    if block["type"] == "redacted_thinking":
+        data = block.get("data")
+        if not isinstance(data, str):
+            raise RequestInvalid(f"{where}.data: must be a string", "messages")
+        protocol, opaque = _protocol(data)
+        return ReasoningBlock(protocol, redacted=opaque) if opaque else None
+    thinking, signature = block.get("thinking"), block.get("signature")
+    if not isinstance(thinking, str) or not isinstance(signature, str | None):
+        raise RequestInvalid(f"{where}: a thinking block needs thinking text", "messages")
+    if not signature:
+        return None
+    protocol, opaque = _protocol(signature)
+    return ReasoningBlock(protocol, thinking, signature=opaque)
 
 
 def _unsupported_block(where: str, kind: str, allowed: str) -> RequestInvalid:

@@ -13,6 +13,12 @@ statuses and error types.
 
 A stop sequence shows as ``end_turn``: OpenAI and Gemini do not say whether one was
 hit, so the internal form cannot either.
+
+Signed reasoning keeps its signature (``redacted_thinking`` its data), so a client
+sends it back and the vendor that signed it takes it: an Anthropic provider's as is,
+another protocol's (Bedrock's) with that protocol's name in front (``bedrock:...``,
+:func:`wire_signature`), which the door reads back (``_messages_content``). Reasoning
+a vendor does not sign goes out with an empty signature.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from rolecall._text import visible
 from rolecall.errors import ErrorKind, ProviderError, RolecallError
 from rolecall.gateway import openai_format
 from rolecall.gateway._stream_hold import HeldCall, HeldText, Holding
-from rolecall.types import Chunk, Message, Reply, ToolCallDelta, Usage
+from rolecall.types import Chunk, Message, ReasoningBlock, Reply, ToolCallDelta, Usage
 
 __all__ = [
     "ERROR_TYPES",
@@ -44,7 +50,11 @@ __all__ = [
     "stream_error_body",
     "tool_input",
     "usage_body",
+    "wire_signature",
 ]
+
+# The protocol whose signatures the Messages door hands out as they are.
+NATIVE_PROTOCOL = "anthropic"
 
 # Anthropic's error type for each HTTP status it uses.
 ERROR_TYPES: Mapping[int, str] = {
@@ -112,10 +122,25 @@ def _tool_id(call_id: str | None, message_id: str, index: int) -> str:
     return call_id or f"toolu_{message_id.removeprefix('msg_')}_{index}"
 
 
+def wire_signature(protocol: str, opaque: str) -> str:
+    """A signature (or redacted data) as the client gets it: tagged unless it is Anthropic's."""
+    return opaque if protocol == NATIVE_PROTOCOL else f"{protocol}:{opaque}"
+
+
+def thinking_block(block: ReasoningBlock) -> dict[str, Any]:
+    """A signed reasoning block as Anthropic's ``thinking`` or ``redacted_thinking`` block."""
+    if block.redacted:
+        return {"type": "redacted_thinking", "data": wire_signature(block.protocol, block.redacted)}
+    signature = wire_signature(block.protocol, block.signature)
+    return {"type": "thinking", "thinking": block.text, "signature": signature}
+
+
 def message_body(reply: Reply, message_id: str) -> dict[str, Any]:
     """The whole answer as Anthropic's message object."""
     content: list[dict[str, Any]] = []
-    if reply.reasoning:
+    if reply.reasoning_blocks:
+        content.extend(thinking_block(block) for block in reply.reasoning_blocks)
+    elif reply.reasoning:
         content.append({"type": "thinking", "thinking": reply.reasoning, "signature": ""})
     if reply.text or not reply.tool_calls:
         content.append({"type": "text", "text": reply.text})
@@ -196,6 +221,8 @@ class MessageEvents:
         out: list[bytes] = []
         if chunk.reasoning:
             out += self._stream_text("reasoning", chunk.reasoning)
+        if chunk.reasoning_block is not None:
+            out += self._end_thinking(chunk.reasoning_block)
         if chunk.text:
             out += self._stream_text("text", chunk.text)
         if chunk.tool_calls:
@@ -244,6 +271,17 @@ class MessageEvents:
         else:
             block, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": text}
         return [*self._into(kind, block), self._delta(delta)]
+
+    def _end_thinking(self, block: ReasoningBlock) -> list[bytes]:
+        """A thinking block's signature (the block opened if its text was empty), or a
+        redacted block whole; either way the block is closed."""
+        if block.redacted:
+            out = self._into("redacted", thinking_block(block))
+        else:
+            out = self._into("reasoning", {"type": "thinking", "thinking": "", "signature": ""})
+            signature = wire_signature(block.protocol, block.signature)
+            out.append(self._delta({"type": "signature_delta", "signature": signature}))
+        return out + self._close()
 
     def _tool_block(self, piece: ToolCallDelta) -> dict[str, Any]:
         return {

@@ -44,6 +44,7 @@ from rolecall.gateway._door import (
     reply_status,
     start_stream,
     stream_response,
+    thinking_headers,
     unless_disconnected,
     upstreams,
 )
@@ -58,7 +59,6 @@ from rolecall.gateway._responses import HTTPError, reply_headers
 
 if TYPE_CHECKING:
     from rolecall.gateway.app import Gateway
-    from rolecall.gateway.reload import Generation
     from rolecall.routing._stream import ReplyStream
 
 __all__ = ["count_tokens", "messages", "messages_routes"]
@@ -160,11 +160,13 @@ async def _answer(
     message_id = f"msg_{task_id}"
     if parsed.stream:
         reply_stream = generation.router.stream(role, parsed.messages, **kwargs)
-        return await _stream(request, reply_stream, role, message_id, state, generation)
+        return await _stream(request, reply_stream, role, message_id, state, parsed)
     call = generation.router.complete(role, parsed.messages, **kwargs)
     reply = await unless_disconnected(request, call)
     body = fmt.message_body(reply, message_id)
-    return json_reply(200, body, reply_headers(reply.provider, len(reply.attempts), role))
+    headers = reply_headers(reply.provider, len(reply.attempts), role)
+    headers.update(thinking_headers(generation, reply.provider, parsed.messages, parsed.params))
+    return json_reply(200, body, headers)
 
 
 async def _stream(
@@ -173,8 +175,10 @@ async def _stream(
     role: str,
     message_id: str,
     state: RequestState,
-    generation: Generation,
+    parsed: MessagesRequest,
 ) -> DoorReply:
+    generation = state.generation
+    assert generation is not None  # leased before the call
     started = await start_stream(request, reply_stream)
     chunks, first = started.chunks, started.first
     provider, attempts = started.provider, started.attempts
@@ -202,6 +206,7 @@ async def _stream(
     headers = {
         **reply_headers(provider, attempts, role),
         "request-id": f"req_{message_id.removeprefix('msg_')}",
+        **thinking_headers(generation, provider, parsed.messages, parsed.params),
     }
     return stream_response(events(), headers, reply_stream, state)
 

@@ -11,27 +11,40 @@ Anthropic cannot honour (``seed``, ``logprobs``, ``n`` > 1, the penalties) is an
 minimum), medium 4096, high 16384. Anthropic counts thinking in ``max_tokens`` and
 requires it to exceed the budget, so an unset ``max_tokens`` becomes the budget plus
 the usual 4096 for the answer; thinking also rules out ``temperature`` and ``top_k``.
+
+An assistant turn's signed reasoning written by this protocol (``thinking`` blocks
+with their signature, ``redacted_thinking`` blocks with their data) goes back first in
+its turn, as the API requires of a tool loop's last assistant turn when thinking is on.
+When that turn has none (an OpenAI-shaped client keeps no signatures; another vendor
+wrote it before a hand-over), the request goes without thinking instead of meeting
+Anthropic's 400 (:func:`thinking_unsigned`), with one log line saying so.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rolecall.config.params import sendable_params
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.types import ChatRequest, ImagePart, Message, TextPart
+from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "PROTOCOL",
     "RESPOND_TOOL",
     "THINKING_BUDGETS",
     "anthropic_body",
     "response_schema",
+    "thinking_unsigned",
 ]
 
+log = logging.getLogger("rolecall.providers")
+
 DEFAULT_MAX_TOKENS = 4096
+PROTOCOL = "anthropic"  # the tag of the reasoning blocks this protocol signs
 RESPOND_TOOL = "respond"
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 
@@ -146,6 +159,12 @@ def _tool_use_blocks(message: Message, provider: str) -> list[Block]:
     return blocks
 
 
+def _thinking_block(block: ReasoningBlock) -> Block:
+    if block.redacted:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    return {"type": "thinking", "thinking": block.text, "signature": block.signature}
+
+
 def _turn(message: Message, provider: str) -> tuple[str, list[Block] | str]:
     """One message as (role, content): plain text stays a string, the rest become blocks."""
     if message.role == "tool":
@@ -155,9 +174,14 @@ def _turn(message: Message, provider: str) -> tuple[str, list[Block] | str]:
         else:
             result["content"] = message.content
         return "user", [result]
-    if message.role == "assistant" and message.tool_calls:
-        text = [{"type": "text", "text": message.content}] if message.content else []
-        return "assistant", text + _tool_use_blocks(message, provider)
+    if message.role == "assistant" and (message.tool_calls or message.reasoning):
+        thinking = [_thinking_block(b) for b in message.reasoning if b.protocol == PROTOCOL]
+        if message.tool_calls or thinking:
+            if message.parts:
+                text = _content_blocks(message, provider)
+            else:
+                text = [{"type": "text", "text": message.content}] if message.content else []
+            return "assistant", thinking + text + _tool_use_blocks(message, provider)
     if message.parts:
         return message.role, _content_blocks(message, provider)
     return message.role, message.content
@@ -302,6 +326,34 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
                 )
 
 
+def thinking_unsigned(messages: Sequence[Message]) -> bool:
+    """Whether the conversation is in a tool loop (tool results after the last assistant
+    turn) whose assistant turn has no reasoning this protocol signed: Anthropic refuses
+    such a request with thinking on."""
+    answered = False
+    for message in reversed(messages):
+        if message.role == "tool":
+            answered = True
+        elif message.role == "assistant":
+            return answered and not any(b.protocol == PROTOCOL for b in message.reasoning)
+    return False
+
+
+def _thinking_on(body: Mapping[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _drop_unsigned_thinking(body: dict[str, Any], request: ChatRequest, provider: str) -> None:
+    if _thinking_on(body) and thinking_unsigned(request.messages):
+        del body["thinking"]
+        log.info(
+            "provider %s: thinking off for this request: the assistant turn whose tool "
+            "calls it answers has no signed thinking block to send back",
+            provider,
+        )
+
+
 def _check_forced_tool(body: Mapping[str, Any], provider: str) -> None:
     thinking = body.get("thinking")
     choice = body.get("tool_choice")
@@ -353,6 +405,8 @@ def anthropic_body(
     _thinking(body, params, provider)
     _add_tools(body, params, response_schema(request), provider)
     _check_forced_tool(body, provider)
+    if "thinking" in body:
+        _drop_unsigned_thinking(body, request, provider)
     extra = params.get("extra_body")
     if isinstance(extra, Mapping):
         body.update(extra)

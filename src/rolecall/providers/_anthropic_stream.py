@@ -2,7 +2,9 @@
 
 A stream is a sequence of content blocks, each opened by ``content_block_start``
 and filled by ``content_block_delta`` events: ``text_delta`` (answer text),
-``thinking_delta`` (reasoning, kept apart), ``input_json_delta`` (a ``tool_use``
+``thinking_delta`` (reasoning, kept apart; its ``signature_delta`` ends the block's
+reasoning with a chunk carrying the signature, and a ``redacted_thinking`` block
+comes whole as such a chunk), ``input_json_delta`` (a ``tool_use``
 block's input, in fragments). A tool call's pieces are tied together by its number
 among the answer's tool calls (0, 1, ...), not by the block's index, which counts the
 text and thinking blocks too. With structured output the forced ``respond`` tool's input
@@ -15,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolecall.providers._anthropic_body import RESPOND_TOOL
+from rolecall.providers._anthropic_body import PROTOCOL, RESPOND_TOOL
 from rolecall.providers.base import optional_text, token_count
-from rolecall.types import Chunk, ToolCallDelta, Usage
+from rolecall.types import Chunk, ReasoningBlock, ToolCallDelta, Usage
 
 __all__ = ["StreamState", "finish_reason", "input_tokens", "usage_of"]
 
@@ -112,6 +114,9 @@ class StreamState:
         kind = block.get("type")
         if kind != "tool_use":
             self.blocks[index] = str(kind)
+            sealed = block.get("data")
+            if kind == "redacted_thinking" and isinstance(sealed, str):
+                return Chunk(reasoning_block=ReasoningBlock(PROTOCOL, redacted=sealed))
             return None
         if self.structured and block.get("name") in (RESPOND_TOOL, None):
             self.blocks[index] = "respond"
@@ -140,8 +145,13 @@ class StreamState:
         if kind == "thinking_delta":
             piece = delta.get("thinking")
             return Chunk(reasoning=piece) if isinstance(piece, str) and piece else None
+        if kind == "signature_delta":
+            signature = delta.get("signature")
+            if not isinstance(signature, str) or not signature:
+                return None
+            return Chunk(reasoning_block=ReasoningBlock(PROTOCOL, signature=signature))
         if kind != "input_json_delta":
-            return None  # signature_delta and the like
+            return None  # citations_delta and the like
         piece = delta.get("partial_json")
         if not isinstance(piece, str) or not piece:
             return None

@@ -5,8 +5,9 @@ thinking) and streams are read in ``_anthropic_stream``. Structured output uses 
 forced tool, ``respond``, whose input is returned as JSON text (a server that ignores
 the tool and answers in text must answer with the JSON itself); any other ``tool_use``
 block is a tool call. ``thinking`` blocks are the reply's reasoning, kept apart from
-its text. Finish reasons use OpenAI's words (``stop``, ``length``, ``tool_calls``) so
-every adapter reports them alike.
+its text, and kept whole with their signatures (``redacted_thinking`` blocks with their
+data) so that a later turn can send them back. Finish reasons use OpenAI's words
+(``stop``, ``length``, ``tool_calls``) so every adapter reports them alike.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._anthropic_body import (
     DEFAULT_MAX_TOKENS,
+    PROTOCOL,
     RESPOND_TOOL,
     anthropic_body,
     response_schema,
@@ -38,7 +40,7 @@ from rolecall.providers._errors import (
 )
 from rolecall.providers._http import HTTPProvider
 from rolecall.providers.base import optional_text
-from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
+from rolecall.types import ChatRequest, Chunk, Completion, ReasoningBlock, ToolCall
 
 __all__ = [
     "API_VERSION",
@@ -145,6 +147,20 @@ def _texts(blocks: list[dict[str, Any]], kind: str, field: str) -> list[str]:
     return [b[field] for b in blocks if b.get("type") == kind and isinstance(b.get(field), str)]
 
 
+def _reasoning_blocks(blocks: list[dict[str, Any]]) -> tuple[ReasoningBlock, ...]:
+    """The thinking and redacted thinking blocks, as they must be sent back."""
+    out: list[ReasoningBlock] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "thinking" and isinstance(block.get("thinking"), str):
+            signature = block.get("signature")
+            text, signed = block["thinking"], signature if isinstance(signature, str) else ""
+            out.append(ReasoningBlock(PROTOCOL, text, signature=signed))
+        elif kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            out.append(ReasoningBlock(PROTOCOL, redacted=block["data"]))
+    return tuple(out)
+
+
 def _tool_call(block: Mapping[str, Any]) -> ToolCall:
     return ToolCall(
         optional_text(block.get("id")) or "",
@@ -226,6 +242,7 @@ class AnthropicProvider(HTTPProvider):
             finish_reason=finish,
             tool_calls=tuple(calls),
             reasoning=reasoning or None,
+            reasoning_blocks=_reasoning_blocks(blocks),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:

@@ -7,9 +7,9 @@ assembly, so both use this one accumulator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from rolecall.types import Chunk, Completion, ToolCall, Usage
+from rolecall.types import Chunk, Completion, ReasoningBlock, ToolCall, Usage
 
 __all__ = ["Assembly"]
 
@@ -27,6 +27,8 @@ class Assembly:
 
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
+    blocks: list[ReasoningBlock] = field(default_factory=list)  # signed reasoning, in order
+    block_start: int = 0  # the reasoning piece the next signed block's text starts at
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     usage: Usage | None = None
     finish: str | None = None
@@ -39,6 +41,8 @@ class Assembly:
             self.received += len(chunk.text)
         if chunk.reasoning:
             self.reasoning.append(chunk.reasoning)
+        if chunk.reasoning_block is not None:
+            self._end_block(chunk.reasoning_block)
         for delta in chunk.tool_calls:
             call = self.calls.get(delta.index)
             if call is None:
@@ -56,6 +60,12 @@ class Assembly:
         if chunk.model:
             self.model = chunk.model
 
+    def _end_block(self, block: ReasoningBlock) -> None:
+        if not block.redacted:  # the text streamed since the block before is this one's
+            block = replace(block, text="".join(self.reasoning[self.block_start :]))
+            self.block_start = len(self.reasoning)
+        self.blocks.append(block)
+
     def completion(self, default_model: str) -> Completion:
         calls = tuple(
             ToolCall(call.id or f"call_{index}", call.name, "".join(call.arguments) or "{}")
@@ -68,4 +78,5 @@ class Assembly:
             finish_reason=self.finish,
             tool_calls=calls,
             reasoning="".join(self.reasoning) or None,
+            reasoning_blocks=tuple(self.blocks),
         )

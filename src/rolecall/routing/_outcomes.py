@@ -12,7 +12,7 @@ from rolecall.events import AttemptEvent, EventBus, TaskEvent
 from rolecall.providers.base import Provider
 from rolecall.routing._hints import explain_all
 from rolecall.routing._task import TaskRun
-from rolecall.types import Attempt, Completion, Outcome, Reply, Usage
+from rolecall.types import Attempt, Completion, Outcome, ReasoningBlock, Reply, Usage
 
 __all__ = ["Outcomes"]
 
@@ -112,6 +112,7 @@ class Outcomes:
             cost_usd=cost,
             tool_calls=tool_calls,
             reasoning=redact_answer(completion.reasoning) if completion.reasoning else None,
+            reasoning_blocks=_redacted_blocks(completion.reasoning_blocks),
         )
         if self._events:
             self._events.emit(
@@ -176,3 +177,11 @@ class Outcomes:
                 dialect=task.dialect,
             )
         )
+
+
+def _redacted_blocks(blocks: tuple[ReasoningBlock, ...]) -> tuple[ReasoningBlock, ...]:
+    """Signed reasoning with any registered secret masked out of its text, as the reply's
+    text is (the signature no longer matches then: a leak is worse than a refused turn)."""
+    if not blocks:
+        return blocks
+    return tuple([replace(block, text=redact_answer(block.text)) for block in blocks])

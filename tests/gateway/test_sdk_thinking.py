@@ -1,0 +1,173 @@
+"""Extended thinking with tools through the Messages door, to an Anthropic-protocol provider.
+
+The official anthropic SDK runs a whole tool loop against a real gateway over the
+Anthropic sim, with thinking on: the sim signs each thinking block and, as Anthropic
+does, refuses a tool loop's follow-up whose assistant turn lost its thinking block or
+carries a signature it never issued. So the gateway must hand the client real
+signatures and send the signed blocks back first in the assistant turn.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from gateway_helpers import FALLBACK_KEY, GATEWAY_KEY, PRIMARY_KEY, RunningGateway
+
+from rolecall.sim import SimServer
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
+CITIES = ("Paris", "London")
+
+
+def weather(body: dict[str, Any]) -> dict[str, Any]:
+    """Think, then call get_weather for each city in turn, then answer."""
+    results = [
+        block
+        for message in body["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    if len(results) < len(CITIES):
+        city = CITIES[len(results)]
+        call = {"id": f"toolu_{city}", "name": "get_weather", "arguments": {"city": city}}
+        return {"text": "", "tool_calls": [call], "reasoning": f"I need the weather in {city}."}
+    return {"text": "Both are mild.", "reasoning": "I have both temperatures."}
+
+
+@pytest.fixture
+def claude() -> Iterator[SimServer]:
+    with SimServer("anthropic", api_key=PRIMARY_KEY, models=("claude-sim",)) as sim:
+        sim.responder = weather
+        yield sim
+
+
+@pytest.fixture
+def gpt() -> Iterator[SimServer]:
+    with SimServer("openai", api_key=FALLBACK_KEY, models=("gpt-sim",), reply="from gpt") as s:
+        yield s
+
+
+def write_config(tmp_path: Path, claude: SimServer, gpt: SimServer) -> Path:
+    (tmp_path / ".env").write_text(
+        f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n"
+    )
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            providers:
+              c: {{type: anthropic, model: claude-sim, base_url: "{claude.base_url}",
+                  api_key: "${{PRIMARY_KEY}}"}}
+              o: {{type: openai, model: gpt-sim, base_url: "{gpt.base_url}",
+                  api_key: "${{FALLBACK_KEY}}"}}
+            roles:
+              coder: {{provider: c}}
+              other: {{provider: o}}
+            retry: {{max_attempts: 1, initial_backoff: 10ms}}
+            metrics:
+              url: sqlite:///{tmp_path}/rolecall.db
+              runs_dir: {tmp_path}/runs
+              flush_interval: 50ms
+            gateway:
+              keys: ["${{GATEWAY_KEY}}"]
+            """
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path,
+    claude: SimServer,
+    gpt: SimServer,
+    start_gateway: Callable[..., RunningGateway],
+) -> RunningGateway:
+    return start_gateway(write_config(tmp_path, claude, gpt))
+
+
+def sdk(gateway: RunningGateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
+    )
+
+
+def ask(client: anthropic.Anthropic, messages: list[Any], stream: bool) -> Any:
+    kwargs: dict[str, Any] = {
+        "model": "coder",
+        "max_tokens": 4096,
+        "messages": messages,
+        "tools": [WEATHER_TOOL],
+        "thinking": THINKING,
+    }
+    if not stream:
+        return client.messages.create(**kwargs)
+    with client.messages.stream(**kwargs) as events:
+        return events.get_final_message()
+
+
+def results_for(message: Any) -> list[dict[str, Any]]:
+    return [
+        {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps({"temp": 18})}
+        for block in message.content
+        if block.type == "tool_use"
+    ]
+
+
+def history(message: Any) -> list[dict[str, Any]]:
+    """The assistant turn as a client sends it back: every block as it came."""
+    return [block.model_dump(exclude_none=True) for block in message.content]
+
+
+def sent_messages(sim: SimServer) -> list[dict[str, Any]]:
+    body = sim.requests[-1].json
+    assert isinstance(body, dict)
+    messages = body["messages"]
+    assert isinstance(messages, list)
+    return messages
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_loop_with_thinking_runs_to_its_answer(
+    gateway: RunningGateway, claude: SimServer, stream: bool
+) -> None:
+    client = sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+    first = ask(client, messages, stream)
+    assert [block.type for block in first.content] == ["thinking", "tool_use"]
+    assert first.content[0].signature  # a real signature, not ""
+    messages += [
+        {"role": "assistant", "content": history(first)},
+        {"role": "user", "content": results_for(first)},
+    ]
+    second = ask(client, messages, stream)
+    assert [block.type for block in second.content] == ["thinking", "tool_use"]
+    assert second.content[1].input == {"city": "London"}
+    # The provider got turn one's thinking back first in its turn, signature and all.
+    replayed = sent_messages(claude)[1]["content"]
+    assert replayed[0] == {
+        "type": "thinking",
+        "thinking": "I need the weather in Paris.",
+        "signature": first.content[0].signature,
+    }
+    assert replayed[1]["type"] == "tool_use"
+    messages += [
+        {"role": "assistant", "content": history(second)},
+        {"role": "user", "content": results_for(second)},
+    ]
+    third = ask(client, messages, stream)
+    assert [block.type for block in third.content] == ["thinking", "text"]
+    assert third.content[1].text == "Both are mild."
+    assert third.stop_reason == "end_turn"
