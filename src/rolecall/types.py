@@ -199,7 +199,7 @@ class Chunk:
     @property
     def has_content(self) -> bool:
         """Text, reasoning or a tool call: what proves a provider is answering."""
-        return bool(self.text or self.reasoning or self.tool_calls)
+        return bool(self.text or self.reasoning or self.tool_calls or self.reasoning_block)
 
 
 @dataclass(frozen=True, slots=True)

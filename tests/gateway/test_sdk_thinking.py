@@ -171,3 +171,62 @@ def test_a_tool_loop_with_thinking_runs_to_its_answer(
     assert [block.type for block in third.content] == ["thinking", "text"]
     assert third.content[1].text == "Both are mild."
     assert third.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_turn_that_lost_its_thinking_is_answered_without_thinking(
+    gateway: RunningGateway, claude: SimServer, stream: bool
+) -> None:
+    """A client that drops thinking blocks (or a turn another vendor wrote) still gets its
+    answer: that one request goes without thinking, and a header says so."""
+    client = sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+    first = ask(client, messages, stream=False)
+    messages += [
+        {"role": "assistant", "content": [b for b in history(first) if b["type"] != "thinking"]},
+        {"role": "user", "content": results_for(first)},
+    ]
+    kwargs: dict[str, Any] = {
+        "model": "coder",
+        "max_tokens": 4096,
+        "messages": messages,
+        "tools": [WEATHER_TOOL],
+        "thinking": THINKING,
+    }
+    if stream:
+        with client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
+            headers = raw.headers
+            assert b"tool_use" in raw.read()
+    else:
+        raw = client.messages.with_raw_response.create(**kwargs)
+        headers = raw.headers
+        assert raw.parse().content[-1].input == {"city": "London"}
+    assert headers["x-rolecall-thinking"] == "off"
+    assert "thinking" not in claude.requests[-1].json
+    signed = client.messages.with_raw_response.create(**{**kwargs, "messages": [messages[0]]})
+    assert "x-rolecall-thinking" not in signed.headers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_redacted_thinking_round_trips(
+    gateway: RunningGateway, claude: SimServer, stream: bool
+) -> None:
+    def redacted(body: dict[str, Any]) -> dict[str, Any]:
+        answer = weather(body)
+        return {**answer, "reasoning": "[redacted] " + answer["reasoning"]}
+
+    claude.responder = redacted
+    client = sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+    first = ask(client, messages, stream)
+    assert [block.type for block in first.content] == ["redacted_thinking", "tool_use"]
+    messages += [
+        {"role": "assistant", "content": history(first)},
+        {"role": "user", "content": results_for(first)},
+    ]
+    second = ask(client, messages, stream)
+    assert second.content[-1].input == {"city": "London"}
+    assert sent_messages(claude)[1]["content"][0] == {
+        "type": "redacted_thinking",
+        "data": first.content[0].data,
+    }

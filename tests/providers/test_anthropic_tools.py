@@ -11,7 +11,7 @@ from anthropic_helpers import KEY, PNG_B64, WEATHER_TOOL, config, last_body
 from rolecall.errors import AllProvidersFailed, ErrorKind
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
-from rolecall.types import Chunk
+from rolecall.types import Chunk, Message
 
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 
@@ -249,3 +249,78 @@ async def test_an_answer_cut_by_the_context_window_is_length(sim: SimServer, str
             reply = await router.complete("agent", ASK)
             text = reply.text
     assert text == "Half an ans" and reply.finish_reason == "length"
+
+
+# Signed thinking: kept, sent back first, or thinking left out when there is none ----------
+def _weather_loop(body: dict[str, Any]) -> dict[str, Any]:
+    last = body["messages"][-1]["content"]
+    if isinstance(last, list) and any(b.get("type") == "tool_result" for b in last):
+        return {"text": "Mild.", "reasoning": "I have it."}
+    call = {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    return {"text": "", "tool_calls": [call], "reasoning": "I need the weather."}
+
+
+async def _first_turn(router: Router, stream: bool) -> Any:
+    params = {"reasoning_effort": "low", "tools": [WEATHER_TOOL]}
+    if not stream:
+        return await router.complete("agent", ASK, params=params)
+    answer = router.stream("agent", ASK, params=params)
+    _ = [chunk async for chunk in answer.deltas()]
+    return answer.reply
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_signed_thinking_goes_back_first_in_its_turn(sim: SimServer, stream: bool) -> None:
+    sim.responder = _weather_loop
+    async with Router(config(sim)) as router:
+        first = await _first_turn(router, stream)
+        (block,) = first.reasoning_blocks
+        assert block.protocol == "anthropic" and block.text == "I need the weather."
+        assert block.signature  # the one the sim issued
+        turn = Message(
+            "assistant", "", tool_calls=first.tool_calls, reasoning=first.reasoning_blocks
+        )
+        result = Message("tool", '{"temp": 18}', tool_call_id=first.tool_calls[0].id)
+        params = {"reasoning_effort": "low", "tools": [WEATHER_TOOL]}
+        second = await router.complete("agent", [*ASK, turn, result], params=params)
+    assert second.text == "Mild."
+    sent = last_body(sim)
+    assert sent["thinking"]["type"] == "enabled"
+    assert sent["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "I need the weather.",
+        "signature": block.signature,
+    }
+
+
+async def test_a_tool_loop_without_signed_thinking_is_sent_without_thinking(
+    sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OpenAI-shaped conversation keeps no signatures: Anthropic would refuse it with
+    thinking on, so that one request goes without thinking, and says so in the log."""
+    sim.responder = _weather_loop
+    history = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "toolu_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_1", "content": '{"temp": 18}'},
+    ]
+    params = {"reasoning_effort": "low", "tools": [WEATHER_TOOL]}
+    async with Router(config(sim)) as router:
+        with caplog.at_level("INFO", logger="rolecall.providers"):
+            reply = await router.complete("agent", history, params=params)
+        fresh = await router.complete("agent", ASK, params=params)
+    assert reply.text == "Mild."
+    assert "thinking off for this request" in caplog.text
+    assert fresh.reasoning_blocks  # a conversation not in a tool loop still thinks
+    assert "thinking" in last_body(sim)
+    assert "thinking" not in [r.json for r in sim.requests if r.path == "/v1/messages"][-2]
