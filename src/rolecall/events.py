@@ -20,6 +20,7 @@ __all__ = [
     "EventBus",
     "EventSink",
     "TaskEvent",
+    "TaskOutcome",
     "answered_at_once",
     "event_to_dict",
     "moved_on",
@@ -90,6 +91,29 @@ class TaskEvent:
 
 
 Event = AttemptEvent | TaskEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOutcome:
+    """What a front end (the workflow) concluded of one of its tasks.
+
+    A task's calls can all be answered and the task still fail (a plan still invalid
+    after its repair, a file that cannot be written), or a task can make no call at all
+    (the checks, a task blocked by a failed one). The run log and the store keep this
+    record after the task's own events, and ``runs show`` gives the task its ``status``,
+    ``error`` and ``note``. It is no event: no sink of the router sees it, so the
+    metrics stay about the providers' calls.
+    """
+
+    run_id: str
+    task_id: str
+    role: str | None
+    stage: str | None
+    status: str  # ok, failed or blocked
+    error: str | None = None
+    note: str | None = None
+    ts: float = field(default_factory=time.time)
+    type: Literal["outcome"] = "outcome"
 
 
 def answered_at_once(attempt: AttemptEvent, task: object) -> bool:

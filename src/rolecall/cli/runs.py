@@ -51,7 +51,8 @@ def _summary_of(run: RunDetail) -> RunSummary:
         started_at=run.started_at or 0.0,
         finished_at=run.finished_at,
         tasks=sum(1 for t in run.tasks if t.status not in ("running", "incomplete")),
-        tasks_failed=sum(1 for t in run.tasks if t.status == "failed"),
+        # As the store counts them: a task blocked by a failed one failed too.
+        tasks_failed=sum(1 for t in run.tasks if t.status in ("failed", "blocked")),
         attempts=sum(len(t.attempts) for t in run.tasks),
         handovers=sum(t.handovers for t in run.tasks),
         input_tokens=sum(a.input_tokens for t in run.tasks for a in t.attempts),
@@ -182,7 +183,7 @@ def show_run(run_id: str, config_path: str | None, store_url: str | None, as_jso
         [
             task.task_id,
             task.stage or (f"via {task.dialect}" if task.dialect else "-"),
-            task.role,
+            task.role or "-",
             task.provider or "-",
             str(len(task.attempts)),
             str(task.handovers),

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.events import AttemptEvent, TaskEvent, TaskOutcome
 
 if TYPE_CHECKING:
     from rolecall.recording.store.base import MetricsStore
@@ -60,23 +60,26 @@ class _End(Protocol):
 
 @dataclass(slots=True)
 class StoreBatch:
-    """One batch for the store: run starts, then calls and tasks, then run ends."""
+    """One batch for the store: run starts, then calls, tasks and what the front end
+    concluded of its tasks, then run ends."""
 
     starts: Sequence[_Start] = ()
     attempts: Sequence[AttemptEvent] = ()
     tasks: Sequence[TaskEvent] = ()
     ends: Sequence[_End] = ()
+    outcomes: Sequence[TaskOutcome] = ()
     _rows_stored: bool = False
 
     def __len__(self) -> int:
-        return len(self.starts) + len(self.attempts) + len(self.tasks) + len(self.ends)
+        rows = len(self.attempts) + len(self.tasks) + len(self.outcomes)
+        return len(self.starts) + rows + len(self.ends)
 
     def write(self, store: MetricsStore) -> None:
         """Store what of the batch is not stored yet; raises what the store raised."""
         for start in self.starts:
             store.start_run(start.run_id, start.kind, start.meta, start.ts)
         if not self._rows_stored:
-            store.record_rows(self.attempts, self.tasks)
+            store.record_rows(self.attempts, self.tasks, self.outcomes)
             self._rows_stored = True
         for end in self.ends:
             store.finish_run(end.run_id, end.status, end.ts)

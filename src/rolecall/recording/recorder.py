@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
-from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.backlog import StoreBacklog, StoreBatch, calls_and_tasks
-from rolecall.recording.runlog import RunLog, run_end_record, run_start_record
+from rolecall.recording.runlog import RunLog, outcome_record, run_end_record, run_start_record
 from rolecall.recording.runwriter import WriterLock
 from rolecall.recording.store import StoreError
 
@@ -89,7 +89,7 @@ class _RunState:
     failed: bool = False
 
 
-RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd
+RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd | TaskOutcome
 
 
 def _with_writer(start: RunStart, writer: dict[str, Any] | None) -> RunStart:
@@ -123,6 +123,11 @@ class RecordQueue:
         """Close a run with ``status`` (``ok``, ``failed``, ``interrupted``...)."""
         if not self._closed:
             self._buffer.append(RunEnd(run_id, status, time.time()))
+
+    def task_outcome(self, outcome: TaskOutcome) -> None:
+        """Record what the front end concluded of a task (after the task's own events)."""
+        if not self._closed:
+            self._buffer.append(outcome)
 
     def close(self) -> None:
         """Write or hand over everything queued, then release what the recorder holds."""
@@ -290,6 +295,7 @@ class Recorder(RecordQueue):
         attempts: list[AttemptEvent] = []
         tasks: list[TaskEvent] = []
         ends: list[RunEnd] = []
+        outcomes: list[TaskOutcome] = []
         runs = self._runs
         writer = self._writer.info
         for item in batch:
@@ -304,7 +310,11 @@ class Recorder(RecordQueue):
             elif isinstance(item, TaskEvent):
                 tasks.append(item)
             else:
-                writer = self._write_run_item(item, writer, records, starts, ends)
+                if isinstance(item, TaskOutcome):
+                    outcomes.append(item)
+                    records.append(outcome_record(item))
+                else:
+                    writer = self._write_run_item(item, writer, records, starts, ends)
                 continue
             state = runs.get(item.run_id)
             if state is None:
@@ -326,7 +336,7 @@ class Recorder(RecordQueue):
             self._log.append(records)
         except Exception as exc:
             self._warn("log", f"cannot write the run log in {self.runs_dir}: {exc}")
-        self._store_batch(StoreBatch(starts, attempts, tasks, ends))
+        self._store_batch(StoreBatch(starts, attempts, tasks, ends, outcomes))
 
     def _store_batch(self, batch: StoreBatch) -> None:
         """Write the backlog, then ``batch``, to the store; keep them when it cannot be."""

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rolecall._secrets import redact
-from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.backlog import calls_and_tasks
 from rolecall.recording.recorder import Recorder, RecordItem, RecordQueue, RunEnd, RunStart
 
@@ -107,12 +107,14 @@ _CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {
     TaskEvent: (1, _values_reader(TaskEvent)),
     RunStart: (2, attrgetter(*_names(RunStart))),
     RunEnd: (3, attrgetter(*_names(RunEnd))),
+    TaskOutcome: (4, attrgetter(*_names(TaskOutcome))),
 }
 _BUILDERS: dict[int, Callable[[tuple[Any, ...]], RecordItem]] = {
     0: _event_builder(AttemptEvent),
     1: _event_builder(TaskEvent),
     2: lambda values: RunStart(*values),
     3: lambda values: RunEnd(*values),
+    4: lambda values: TaskOutcome(**dict(zip(_names(TaskOutcome), values, strict=True))),
 }
 
 

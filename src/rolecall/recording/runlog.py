@@ -2,7 +2,9 @@
 
 ``<runs_dir>/<run_id>.jsonl`` holds, one JSON object a line: a ``run_start`` record
 (run id, kind, meta, ts, and the writing process: see ``runwriter``), every attempt
-and task event (``event_to_dict`` shape) and a ``run_end`` record (status, ts). A task
+and task event (``event_to_dict`` shape), an ``outcome`` record for each task a workflow
+finished (what it concluded: ``TaskOutcome``'s fields) and a ``run_end`` record (status,
+ts). Logs written before outcome records existed read as before. A task
 its first attempt answered (nearly every gateway call) is one line when orjson writes
 the log (the ``gateway`` extra installs it): the task's record followed by
 ``attempt_latency_ms`` and ``attempt_ts``, the only fields of that attempt the task does
@@ -24,7 +26,8 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from rolecall.events import Event
+from rolecall._secrets import redact
+from rolecall.events import Event, TaskOutcome
 from rolecall.recording._runlog_lines import append_lines, event_line, event_record
 from rolecall.recording.runwriter import settled_status
 from rolecall.recording.store.rows import RunDetail, build_tasks, folded_attempt
@@ -36,6 +39,7 @@ __all__ = [
     "event_record",
     "find_run_files",
     "list_runs",
+    "outcome_record",
     "read_run",
     "run_end_record",
     "run_log_path",
@@ -44,6 +48,7 @@ __all__ = [
 
 RUN_START = "run_start"
 RUN_END = "run_end"
+OUTCOME = "outcome"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -73,6 +78,22 @@ def run_start_record(
 
 def run_end_record(run_id: str, status: str, ts: float) -> dict[str, Any]:
     return {"type": RUN_END, "run_id": run_id, "status": status, "ts": ts}
+
+
+def outcome_record(outcome: TaskOutcome) -> dict[str, Any]:
+    """The line of what a front end concluded of a task (its error redacted)."""
+    error = outcome.error
+    return {
+        "type": OUTCOME,
+        "run_id": outcome.run_id,
+        "task_id": outcome.task_id,
+        "role": outcome.role,
+        "stage": outcome.stage,
+        "status": outcome.status,
+        "error": redact(error) if error else error,
+        "note": outcome.note,
+        "ts": outcome.ts,
+    }
 
 
 class RunLog:
@@ -152,7 +173,7 @@ _COUNTS = (
 _NUMBERS = ("ts", "latency_ms", "cost_usd", "attempt_latency_ms", "attempt_ts")
 _TEXTS = (
     *("run_id", "task_id", "role", "provider", "model", "outcome", "status", "kind"),
-    *("stage", "dialect", "error", "error_kind", "finish_reason"),
+    *("stage", "dialect", "error", "error_kind", "finish_reason", "note"),
 )
 
 
@@ -210,7 +231,7 @@ def read_run(path: Path | str) -> RunRecord:
     records, skipped = _records(path)
     start = next((r for r in records if r.get("type") == RUN_START), None)
     end = next((r for r in reversed(records) if r.get("type") == RUN_END), None)
-    events = [r for r in records if r.get("type") in ("attempt", "task")]
+    events = [r for r in records if r.get("type") in ("attempt", "task", OUTCOME)]
     run_id = str((start or end or (events[0] if events else {})).get("run_id") or path.stem)
     started_at = start.get("ts") if start else _first_start(events)
     status = str(end.get("status")) if end else "running"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rolecall.events import EventSink, new_run_id
+from rolecall.events import EventSink, TaskOutcome, new_run_id
 from rolecall.recording.sinks import attach_sinks
 from rolecall.workflow.engine import EngineObserver, TaskRecord
 from rolecall.workflow.errors import OutputDirError, TaskFailed, WorkflowUsageError
@@ -39,6 +39,7 @@ from rolecall.workflow.state import RunState, StateSaver, run_dir_of
 from rolecall.workflow.vendors import vendors
 
 if TYPE_CHECKING:
+    from rolecall.recording.recorder import RecordQueue
     from rolecall.routing.router import Router
 
 __all__ = ["REVIEW_FILE", "Workflow", "WorkflowResult", "run_workflow"]
@@ -217,7 +218,11 @@ class Workflow:
                     run_id=state.run_id,
                     max_parallel=self.max_parallel,
                     restore=restore,
-                    observers=[StateSaver(state), *self.observers],
+                    observers=[
+                        StateSaver(state),
+                        OutcomeRecorder(recorder, state.run_id),
+                        *self.observers,
+                    ],
                 )
             records = list(run.records.values())
             refused = _refused(records)
@@ -294,6 +299,29 @@ class Workflow:
         except TaskFailed as exc:
             log.warning("%s", exc.message)
             return saved
+
+
+class OutcomeRecorder(EngineObserver):
+    """Records what the run concluded of each task it finished, for ``runs show``: a plan
+    still invalid fails though every call was answered; the checks make no call."""
+
+    def __init__(self, recorder: RecordQueue, run_id: str) -> None:
+        self.recorder, self.run_id = recorder, run_id
+
+    def task_finished(self, record: TaskRecord) -> None:
+        if record.restored or record.status not in ("ok", "failed", "blocked"):
+            return  # recorded by the run that finished it; or stopped, to run again
+        self.recorder.task_outcome(
+            TaskOutcome(
+                run_id=self.run_id,
+                task_id=record.name,
+                role=record.role,
+                stage=record.stage,
+                status=record.status,
+                error=record.error,
+                note=record.note,
+            )
+        )
 
 
 def _check_settings(router: Router) -> CheckSettings:

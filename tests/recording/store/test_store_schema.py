@@ -127,7 +127,7 @@ def test_a_store_of_schema_4_keeps_its_rows_and_folds_what_comes_after(
         )
     conn.close()
     with open_store(url) as store:
-        assert store.schema_version() == LATEST_VERSION == 6
+        assert store.schema_version() == LATEST_VERSION == 7
         shared = {"run_id": "r", "task_id": "new", "model": "m", "latency_ms": 50.0}
         store.record([attempt_event(**shared, ts=3.0), task_event(**shared, ts=3.1)])
         run = store.run("r")
@@ -306,3 +306,39 @@ def test_unreachable_postgres_is_one_clear_error() -> None:
     with pytest.raises(StoreError, match=r"cannot connect to the metrics store") as info:
         open_store(f"postgresql://user:hunter2-secret@127.0.0.1:{port}/db")
     assert "hunter2-secret" not in info.value.message
+
+
+def test_a_store_of_schema_6_reads_its_tasks_and_takes_the_workflows_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 7 keeps what the workflow concluded of a task; a task stored before reads
+    as it was, and an outcome stored after sets its status without touching the metrics."""
+    from rolecall.events import TaskOutcome
+    from rolecall.recording.store import base
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    shared = {"run_id": "r", "task_id": "plan", "model": "m", "latency_ms": 50.0}
+    with monkeypatch.context() as patch:
+        patch.setattr(base, "MIGRATIONS", MIGRATIONS[:6])
+        patch.setattr(base, "LATEST_VERSION", 6)
+        with open_store(url) as old:
+            old.record([attempt_event(**shared, ts=3.0), task_event(**shared, ts=3.1)])
+    with open_store(url) as store:
+        assert store.schema_version() == 7
+        run = store.run("r")
+        assert run is not None and [(t.task_id, t.status, t.note) for t in run.tasks] == [
+            ("plan", "ok", None)
+        ]
+        outcome = TaskOutcome(
+            run_id="r", task_id="plan", role="planner", stage="plan", status="failed",
+            error="the plan is still invalid", ts=3.2,
+        )  # fmt: skip
+        store.record_rows((), (), [outcome])
+        run = store.run("r")
+        assert run is not None
+        assert [(t.status, t.error, len(t.attempts)) for t in run.tasks] == [
+            ("failed", "the plan is still invalid", 1)
+        ]
+        assert [(s.tasks, s.tasks_failed) for s in store.runs()] == [(1, 1)]
+        [row] = store.metrics()
+        assert (row.requests, row.successes) == (1, 1)

@@ -22,10 +22,12 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from rolecall.events import AttemptEvent, Event, TaskEvent
+from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.store import StoreError
 from rolecall.recording.store.advise import advise as _advise
 from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS, Dialect
+from rolecall.recording.store.outcomes import INSERT_OUTCOME, READ_COLUMNS, add_runs, outcome_rows
+from rolecall.recording.store.outcomes import read_record as task_record
 from rolecall.recording.store.queries import RollupRange, fold_metrics, fold_trend, plan, select_sql
 from rolecall.recording.store.rollups import (
     DAY,
@@ -203,9 +205,14 @@ class MetricsStore(ABC):
             [e for e in events if isinstance(e, TaskEvent)],
         )
 
-    def record_rows(self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> None:
+    def record_rows(
+        self,
+        attempts: Sequence[AttemptEvent],
+        tasks: Sequence[TaskEvent],
+        outcomes: Sequence[TaskOutcome] = (),
+    ) -> None:
         """:meth:`record` for a batch already split into its attempts and its tasks, each
-        in their order.
+        in their order, and what the front end concluded of its tasks (after them).
 
         An event holding what no column takes (a NaN, a lone surrogate...: see
         :mod:`~rolecall.recording.store.storable`) does not cost the batch: the batch is
@@ -213,18 +220,19 @@ class MetricsStore(ABC):
         event still be refused, each event is written on its own and only those refused
         are dropped (counted as ``dropped``).
         """
-        if not attempts and not tasks:
+        if not attempts and not tasks and not outcomes:
             return
         try:
-            self._record_rows(attempts, tasks)
+            self._record_rows(attempts, tasks, outcomes)
             return
         except self._data_errors:
             stored_attempts, stored_tasks, changes = storable_events(attempts, tasks)
         self._note_changes(changes)
         try:
-            self._record_rows(stored_attempts, stored_tasks)
+            self._record_rows(stored_attempts, stored_tasks, outcomes)
         except self._data_errors:
             self._record_one_by_one(stored_attempts, stored_tasks)
+            self._record_rows((), (), outcomes)  # text made storable: only the events fail
 
     def _record_one_by_one(
         self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]
@@ -254,16 +262,23 @@ class MetricsStore(ABC):
                     CHANGE_TOLD[kind].format(reason=reason),
                 )
 
-    def _record_rows(self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> None:
+    def _record_rows(
+        self,
+        attempts: Sequence[AttemptEvent],
+        tasks: Sequence[TaskEvent],
+        outcomes: Sequence[TaskOutcome] = (),
+    ) -> None:
         hourly = aggregate(attempts)
         daily = daily_from_hourly(hourly)
         per_run = run_deltas(attempts, tasks)
         if not finite_sums(hourly, per_run, tasks):
             raise ValueError("a figure that is not a finite number")
+        add_runs(per_run, outcomes)
         own_rows, task_rows = fold_answered(attempts, tasks)
+        finishes: Sequence[TaskEvent | TaskOutcome] = [*tasks, *outcomes] if outcomes else tasks
         with self._write() as cursor:
-            if tasks:  # read before this batch's rows are in
-                count_tasks(per_run, tasks, self._stored_statuses(cursor, tasks))
+            if finishes:  # read before this batch's rows are in
+                count_tasks(per_run, finishes, self._stored_statuses(cursor, finishes))
             run_rows = [
                 (
                     run_id,
@@ -282,6 +297,7 @@ class MetricsStore(ABC):
                 self._insert_attempts(cursor, own_rows)
             if task_rows:
                 self._insert_tasks(cursor, task_rows)
+            self._exec_many(cursor, INSERT_OUTCOME, outcome_rows(outcomes))
             self._exec_many(cursor, ADD_TO_RUN, run_rows)
             written = self._written_rollups if self._rollups_unchanged(cursor) else {}
             self._pending_rollups = {
@@ -290,7 +306,7 @@ class MetricsStore(ABC):
             }
 
     def _stored_statuses(
-        self, cursor: Any, tasks: Sequence[TaskEvent]
+        self, cursor: Any, tasks: Sequence[TaskEvent | TaskOutcome]
     ) -> dict[tuple[str, str], str]:
         """The last stored status of each (run id, task id) of ``tasks`` already stored."""
         wanted: dict[str, dict[str, None]] = {}
@@ -421,7 +437,7 @@ class MetricsStore(ABC):
             "ORDER BY started_at DESC, run_id DESC LIMIT ?",
             (int(limit),),
         )
-        return [_summary(row) for row in rows]
+        return [RunSummary.from_row(row) for row in rows]
 
     def find_runs(self, prefix: str, limit: int = 2) -> list[str]:
         """Run ids equal to ``prefix``, else starting with it (at most ``limit``)."""
@@ -452,7 +468,7 @@ class MetricsStore(ABC):
             f"SELECT id, {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE run_id = ?", (run_id,)
         )
         task_rows = self._read(
-            f"SELECT id, {', '.join(TASK_COLUMNS)} FROM tasks WHERE run_id = ?", (run_id,)
+            f"SELECT id, {', '.join(READ_COLUMNS)} FROM tasks WHERE run_id = ?", (run_id,)
         )
         records: list[tuple[float, int, int, dict[str, Any]]] = []
         for row in attempt_rows:
@@ -460,8 +476,7 @@ class MetricsStore(ABC):
             record["type"] = "attempt"
             records.append((float(record["ts"]), 0, int(row[0]), record))
         for row in task_rows:
-            record = dict(zip(TASK_COLUMNS, row[1:], strict=True))
-            record["type"] = "task"
+            record = task_record(row[1:])
             attempt = folded_attempt(record)
             if attempt is not None:
                 records.append((float(attempt["ts"]), 0, int(row[0]), attempt))
@@ -480,20 +495,3 @@ class MetricsStore(ABC):
 
 def _finite_or_now(ts: float | None) -> float:
     return ts if ts is not None and math.isfinite(ts) else time.time()
-
-
-def _summary(row: Sequence[Any]) -> RunSummary:
-    return RunSummary(
-        run_id=str(row[0]),
-        kind=str(row[1]),
-        status=str(row[2]),
-        started_at=float(row[3]),
-        finished_at=None if row[4] is None else float(row[4]),
-        tasks=int(row[5]),
-        tasks_failed=int(row[6]),
-        attempts=int(row[7]),
-        handovers=int(row[8]),
-        input_tokens=int(row[9]),
-        output_tokens=int(row[10]),
-        cost_usd=None if row[11] is None else float(row[11]),
-    )

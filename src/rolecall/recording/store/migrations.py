@@ -162,6 +162,15 @@ def _tasks_by_run_and_id(dialect: Dialect) -> list[str]:
     ]
 
 
+def _task_outcomes(dialect: Dialect) -> list[str]:
+    # What the workflow concluded of a task is a row of its own (outcome = 1, no call on
+    # it), with the workflow's note; every other row is a task the router finished.
+    return [
+        "ALTER TABLE tasks ADD COLUMN note TEXT",
+        "ALTER TABLE tasks ADD COLUMN outcome SMALLINT NOT NULL DEFAULT 0",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, tasks and attempts", _raw_tables),
     Migration(2, "hourly and daily rollups", _rollups),
@@ -169,6 +178,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the API each gateway task came in on", _task_dialect),
     Migration(5, "the attempt that answered a task at once, on its row", _answering_attempt),
     Migration(6, "tasks found by run and task id", _tasks_by_run_and_id),
+    Migration(7, "what the workflow concluded of its tasks", _task_outcomes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

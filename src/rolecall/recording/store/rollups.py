@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from rolecall.events import AttemptEvent, TaskEvent, moved_on
+from rolecall.events import AttemptEvent, TaskEvent, TaskOutcome, moved_on
 from rolecall.recording.store import histogram
 from rolecall.recording.store.rows import MetricsRow
 
@@ -285,15 +285,16 @@ def run_deltas(attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> 
 
 def count_tasks(
     per_run: dict[str, RunDelta],
-    tasks: Sequence[TaskEvent],
+    tasks: Sequence[TaskEvent | TaskOutcome],
     earlier: Mapping[tuple[str, str], str],
 ) -> None:
     """Add the batch's tasks to ``per_run`` (from :func:`run_deltas`), each task once.
 
     A task can finish more than once (a workflow file continued past the token limit,
-    a resumed run trying a failed task again): ``earlier`` holds the last status stored
-    for a (run id, task id) before this batch. A task is counted when first seen, and
-    counts as failed while its last finish failed.
+    a resumed run trying a failed task again, the workflow's outcome after the task's
+    calls): ``earlier`` holds the last status stored for a (run id, task id) before this
+    batch. A task is counted when first seen, and counts as failed while its last finish
+    failed (or was blocked).
     """
     last: dict[tuple[str, str], str] = {}
     for task in tasks:

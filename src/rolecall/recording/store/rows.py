@@ -6,7 +6,7 @@ The shapes are the public contract of ``rolecall metrics --format json`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,6 +143,24 @@ class RunSummary:
     output_tokens: int
     cost_usd: float | None
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RunSummary:
+        """A row of the ``runs`` table (its columns in ``statements.RUN_COLUMNS`` order)."""
+        return cls(
+            run_id=str(row[0]),
+            kind=str(row[1]),
+            status=str(row[2]),
+            started_at=float(row[3]),
+            finished_at=None if row[4] is None else float(row[4]),
+            tasks=int(row[5]),
+            tasks_failed=int(row[6]),
+            attempts=int(row[7]),
+            handovers=int(row[8]),
+            input_tokens=int(row[9]),
+            output_tokens=int(row[10]),
+            cost_usd=None if row[11] is None else float(row[11]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -199,6 +217,7 @@ class TaskDetail:
     error: str | None = None
     cached_input_tokens: int = 0
     dialect: str | None = None  # the gateway API it came in on (chat, messages, responses)
+    note: str | None = None  # what the workflow said of it ("written", "failed: 1 of 2"...)
 
     @property
     def handovers(self) -> int:
@@ -221,6 +240,7 @@ class TaskDetail:
             "latency_ms": round(self.latency_ms, 3),
             "cost_usd": _round(self.cost_usd, 9),
             "error": self.error,
+            "note": self.note,
         }
 
 
@@ -317,10 +337,13 @@ def folded_attempt(task: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[TaskDetail]:
-    """Tasks in first-seen order from attempt and task records (``event_to_dict`` shape).
+    """Tasks in first-seen order from attempt, task and outcome records (``event_to_dict``
+    shape; an outcome: :class:`~rolecall.events.TaskOutcome`'s fields).
 
     A task with attempts but no task record is ``running`` while its run is open and
-    ``incomplete`` after (the process stopped mid-task).
+    ``incomplete`` after (the process stopped mid-task). An outcome (what the workflow
+    concluded of the task) sets its status, error and note over what its calls said; a
+    task of the workflow that made no call (the checks, a blocked task) has only that.
     """
     tasks: dict[str, TaskDetail] = {}
     finished: set[str] = set()
@@ -330,7 +353,7 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
         if task is None:
             task = TaskDetail(
                 task_id=task_id,
-                role=str(event.get("role", "")),
+                role=str(event.get("role") or ""),
                 stage=event.get("stage"),
                 status="running" if run_open else "incomplete",
                 provider=None,
@@ -387,4 +410,9 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 earlier = (task.cost_usd or 0.0) if again else 0.0
                 task.cost_usd = earlier + float(event["cost_usd"])
             task.error = event.get("error")
+        elif event.get("type") == "outcome":
+            task.status = str(event.get("status"))
+            task.stage = event.get("stage") or task.stage
+            task.error = event.get("error")
+            task.note = event.get("note")
     return list(tasks.values())
