@@ -37,6 +37,7 @@ from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.backlog import StoreBacklog, StoreBatch, calls_and_tasks
+from rolecall.recording.records import RecordItem, RecordQueue, RunEnd, RunStart
 from rolecall.recording.runlog import RunLog, outcome_record, run_end_record, run_start_record
 from rolecall.recording.runwriter import WriterLock
 from rolecall.recording.store import StoreError
@@ -64,32 +65,10 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
 
-@dataclass(frozen=True, slots=True)
-class RunStart:
-    """A run opened (queued as an item among the events)."""
-
-    run_id: str
-    kind: str
-    meta: dict[str, Any] | None
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class RunEnd:
-    """A run closed with ``status``."""
-
-    run_id: str
-    status: str
-    ts: float
-
-
 @dataclass(slots=True)
 class _RunState:
     explicit: bool
     failed: bool = False
-
-
-RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd | TaskOutcome
 
 
 def _with_writer(start: RunStart, writer: dict[str, Any] | None) -> RunStart:
@@ -97,41 +76,6 @@ def _with_writer(start: RunStart, writer: dict[str, Any] | None) -> RunStart:
     if writer is None:
         return start
     return RunStart(start.run_id, start.kind, {**(start.meta or {}), "writer": writer}, start.ts)
-
-
-class RecordQueue:
-    """What a front end records through: :class:`Recorder`, or a worker's
-    :class:`~rolecall.recording.relay.RecordRelay` feeding the host's one writer.
-
-    The call path is theirs in common: each method is a deque append (no lock, no I/O).
-    """
-
-    _buffer: deque[RecordItem]
-    _closed: bool
-
-    def emit(self, event: Event) -> None:
-        """Queue one event; costs a deque append."""
-        if not self._closed:
-            self._buffer.append(event)
-
-    def start_run(self, run_id: str, kind: str = "ask", meta: dict[str, Any] | None = None) -> None:
-        """Open a run (``ask``, ``workflow`` or ``gateway``); ``meta`` is stored as JSON."""
-        if not self._closed:
-            self._buffer.append(RunStart(run_id, kind, dict(meta) if meta else None, time.time()))
-
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Close a run with ``status`` (``ok``, ``failed``, ``interrupted``...)."""
-        if not self._closed:
-            self._buffer.append(RunEnd(run_id, status, time.time()))
-
-    def task_outcome(self, outcome: TaskOutcome) -> None:
-        """Record what the front end concluded of a task (after the task's own events)."""
-        if not self._closed:
-            self._buffer.append(outcome)
-
-    def close(self) -> None:
-        """Write or hand over everything queued, then release what the recorder holds."""
-        raise NotImplementedError
 
 
 class Recorder(RecordQueue):
