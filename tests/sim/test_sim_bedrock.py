@@ -382,8 +382,56 @@ def test_reasoning_blocks_whole_and_streamed(bedrock_sim: SimServer) -> None:
         for e in events
         if "reasoningContent" in e.get("contentBlockDelta", {}).get("delta", {})
     ]
-    assert reasoning[0]["text"] and reasoning[1] == {"signature": "sim"}
+    signed = blocks[0]["reasoningContent"]["reasoningText"]
+    assert signed["signature"]  # the sim signs the reasoning it gives, whole and streamed
+    assert reasoning == [{"text": signed["text"]}, {"signature": signed["signature"]}]
     assert _text_of(events) == REPLY
+
+
+THINKING: Any = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+
+
+def _thinking_tool_loop(sim: SimServer, reasoning: str) -> tuple[Any, list[Any]]:
+    """Turn one (reasoning and a tool use, as boto3 returns it) and its tool result."""
+    sim.responder = lambda body: {
+        "text": "",
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+        "reasoning": reasoning,
+    }
+    client = bedrock_client(sim)
+    extra = {"toolConfig": {"tools": [WEATHER]}, "additionalModelRequestFields": THINKING}
+    asked = _converse(client, **extra)
+    sim.responder = None
+    assistant = asked["output"]["message"]
+    use = assistant["content"][-1]["toolUse"]
+    result = {"toolResult": {"toolUseId": use["toolUseId"], "content": [{"text": "sunny"}]}}
+    return client, [*MESSAGES, assistant, {"role": "user", "content": [result]}]
+
+
+@pytest.mark.parametrize("reasoning", ["I need the weather.", "[redacted] I need the weather."])
+def test_a_tool_loop_with_thinking_needs_its_signed_reasoning_back(
+    bedrock_sim: SimServer, reasoning: str
+) -> None:
+    client, turns = _thinking_tool_loop(bedrock_sim, reasoning)
+    first = turns[1]["content"][0]["reasoningContent"]
+    assert ("redactedContent" in first) == reasoning.startswith("[redacted]")
+    extra = {"toolConfig": {"tools": [WEATHER]}, "additionalModelRequestFields": THINKING}
+    answered = client.converse(modelId=MODEL, messages=turns, **extra)
+    assert answered["output"]["message"]["content"][-1] == {"text": REPLY}
+    # The reasoning dropped, or rewritten: Claude's error, as Bedrock relays it.
+    dropped = [turns[0], {**turns[1], "content": turns[1]["content"][1:]}, turns[2]]
+    with pytest.raises(ClientError, match="Expected `thinking` or `redacted_thinking`"):
+        client.converse(modelId=MODEL, messages=dropped, **extra)
+    if "reasoningText" in first:
+        forged = {"reasoningText": {**first["reasoningText"], "text": "Something else."}}
+    else:
+        forged = {"redactedContent": b"REDACTED:forged"}
+    rewritten = {**turns[1], "content": [{"reasoningContent": forged}, turns[1]["content"][1]]}
+    with pytest.raises(ClientError, match="Invalid `signature`"):
+        client.converse(modelId=MODEL, messages=[turns[0], rewritten, turns[2]], **extra)
+    # Without thinking, a turn without reasoning is fine.
+    plain = client.converse(modelId=MODEL, messages=dropped, toolConfig={"tools": [WEATHER]})
+    assert plain["stopReason"] == "end_turn"
 
 
 def test_cache_point_writes_then_reads(bedrock_sim: SimServer) -> None:

@@ -175,8 +175,7 @@ class BedrockDialect(Dialect):
                 blocks.append({"text": _GUARDRAIL_TEXT})
         else:
             if answer.reasoning:
-                reasoning = {"reasoningText": {"text": answer.reasoning, "signature": "sim"}}
-                blocks.append({"reasoningContent": reasoning})
+                blocks.append({"reasoningContent": content.reasoning_block(answer.reasoning)})
             if answer.text or not answer.tool_calls:
                 blocks.append({"text": answer.text})
             blocks += [{"toolUse": use} for use in _tool_uses(answer)]
@@ -190,11 +189,16 @@ class BedrockDialect(Dialect):
     def stream_head(self, ctx: Ctx, answer: Answer) -> list[bytes]:
         events = [event_frame("messageStart", {"role": "assistant"})]
         if answer.reasoning and not answer.filtered:
-            events += [
-                _delta(0, {"reasoningContent": {"text": answer.reasoning}}),
-                _delta(0, {"reasoningContent": {"signature": "sim"}}),
-                event_frame("contentBlockStop", {"contentBlockIndex": 0}),
-            ]
+            signed = content.reasoning_block(answer.reasoning)
+            if "redactedContent" in signed:
+                events.append(_delta(0, {"reasoningContent": signed}))
+            else:
+                text = signed["reasoningText"]
+                events += [
+                    _delta(0, {"reasoningContent": {"text": text["text"]}}),
+                    _delta(0, {"reasoningContent": {"signature": text["signature"]}}),
+                ]
+            events.append(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
         return events
 
     def stream_piece(self, ctx: Ctx, answer: Answer, piece: str, sent: int) -> bytes:

@@ -6,7 +6,12 @@ holds exactly one member (``text``, ``image``, ``toolUse``, ``toolResult``,
 ``reasoningContent``, ``cachePoint``...), text is not blank, images are base64 bytes
 of a known format, ``toolUse``/``toolResult`` need a ``toolConfig`` and every
 ``toolUse`` is answered by a ``toolResult`` in the next turn, and
-``inferenceConfig`` values are in range.
+``inferenceConfig`` values are in range. Reasoning is signed as Claude's is on Bedrock
+(:func:`reasoning_block`: a ``reasoningText`` signature, or ``redactedContent`` bytes for
+thinking that starts with ``[redacted]``); with thinking on, the assistant turn whose tool
+uses the last turn answers must start with its ``reasoningContent``, and every
+``reasoningContent`` sent back must carry what this sim issued, or the request gets the
+model's error as Bedrock relays it.
 
 Without a responder saying otherwise, the fake model calls the first tool when it is
 offered tools (``toolChoice`` auto or any) and the last turn is not a tool result,
@@ -21,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 from dataclasses import replace
 from typing import Any
@@ -28,7 +34,15 @@ from typing import Any
 from rolecall.sim._common import Answer, Ctx, count_words, minimal_instance, new_id, texts_of
 from rolecall.types import ToolCall
 
-__all__ = ["check_request", "enrich", "forced_tool", "prompt_texts", "tool_use_id"]
+__all__ = [
+    "check_request",
+    "enrich",
+    "forced_tool",
+    "prompt_texts",
+    "reasoning_block",
+    "sign",
+    "tool_use_id",
+]
 
 _MEMBERS = frozenset(
     {
@@ -49,11 +63,59 @@ _MEMBERS = frozenset(
 _FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
 _RANGES = {"temperature": (0.0, 1.0), "topP": (0.0, 1.0)}
 THINKING_TEXT = "The user asks a question; answer it plainly."
+_SIGNING_KEY = b"rolecall-sim-bedrock-reasoning"
+REDACT_MARK = "[redacted]"
+_REDACTED = "REDACTED:"  # redacted bytes: this prefix, the thinking in base64, a seal
+_MODEL_ERROR = "The model returned the following errors: "
+_NO_THINKING_FIRST = (
+    "Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` is "
+    "enabled, a final `assistant` message must start with a thinking block (preceeding the "
+    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking "
+    "blocks from previous turns. To avoid this requirement, disable `thinking`. Please "
+    "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/"
+    "extended-thinking"
+)
 
 
 def tool_use_id() -> str:
     """Bedrock's shape: ``tooluse_`` and 22 URL-safe characters."""
     return "tooluse_" + base64.urlsafe_b64encode(bytes.fromhex(new_id(""))[:16]).decode()[:22]
+
+
+def sign(text: str) -> str:
+    """The signature the sim gives reasoning: opaque, and checked when sent back."""
+    digest = hmac.new(_SIGNING_KEY, text.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def reasoning_block(reasoning: str) -> dict[str, Any]:
+    """A ``reasoningContent`` member, signed; redacted bytes (base64 in JSON) when the
+    scripted thinking starts with ``[redacted]``."""
+    if reasoning.startswith(REDACT_MARK):
+        payload = base64.b64encode(reasoning.encode()).decode()
+        sealed = f"{_REDACTED}{payload}:{sign(payload)[:16]}"
+        return {"redactedContent": base64.b64encode(sealed.encode()).decode()}
+    return {"reasoningText": {"text": reasoning, "signature": sign(reasoning)}}
+
+
+def _issued(reasoning: Any) -> bool:
+    """Whether a ``reasoningContent`` sent back is one this sim issued, unchanged."""
+    if not isinstance(reasoning, dict):
+        return False
+    if "redactedContent" in reasoning:
+        try:
+            sealed = base64.b64decode(str(reasoning["redactedContent"]), validate=True).decode()
+        except (binascii.Error, ValueError):
+            return False
+        payload, _, seal = sealed.removeprefix(_REDACTED).rpartition(":")
+        return sealed.startswith(_REDACTED) and hmac.compare_digest(seal, sign(payload)[:16])
+    text = reasoning.get("reasoningText")
+    if not isinstance(text, dict):
+        return False
+    signature, thinking = text.get("signature"), text.get("text")
+    if not isinstance(signature, str) or not isinstance(thinking, str):
+        return False
+    return hmac.compare_digest(signature, sign(thinking))
 
 
 def _constraint(value: Any, where: str, rule: str) -> str:
@@ -70,7 +132,29 @@ def check_request(body: dict[str, Any]) -> str | None:
         _check_inference(body.get("inferenceConfig"))
         or _check_tools(body)
         or _check_messages(body.get("messages"), "toolConfig" in body)
+        or _check_reasoning_turns(body)
     )
+
+
+def _check_reasoning_turns(body: dict[str, Any]) -> str | None:
+    """Reasoning sent back must be what the sim issued; with thinking on, a tool loop's
+    assistant turn must start with it (Claude's rules, in Bedrock's wrapping)."""
+    messages = body["messages"]
+    for n, message in enumerate(messages):
+        for b, block in enumerate(message["content"]):
+            if "reasoningContent" in block and not _issued(block["reasoningContent"]):
+                where = f"messages.{n}.content.{b}"
+                return f"{_MODEL_ERROR}{where}: Invalid `signature` in `thinking` block"
+    if not _thinking_on(body) or len(messages) < 2:
+        return None
+    if not any("toolResult" in block for block in messages[-1]["content"]):
+        return None
+    first = messages[-2]["content"][0]
+    if "reasoningContent" in first:
+        return None
+    found = "tool_use" if "toolUse" in first else "text"
+    where = f"messages.{len(messages) - 2}.content.0.type: "
+    return _MODEL_ERROR + where + _NO_THINKING_FIRST.format(found=found)
 
 
 def _check_inference(config: Any) -> str | None:
