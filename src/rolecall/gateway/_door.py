@@ -209,7 +209,8 @@ def answering_model(generation: Generation, provider: str) -> str:
     return (provider_config.model if provider_config else None) or provider
 
 
-# Says an Anthropic provider answered a thinking request without thinking (``off``).
+# Says a Claude provider (Anthropic's API, Bedrock) answered a thinking request without
+# thinking (``off``).
 THINKING_HEADER = "x-rolecall-thinking"
 
 
@@ -219,15 +220,16 @@ def thinking_headers(
     messages: Sequence[Turn],
     params: Mapping[str, object],
 ) -> dict[str, str]:
-    """``x-rolecall-thinking: off`` when the Anthropic provider that answered had to leave
-    thinking out: the tool loop's assistant turn had no thinking block it signed (an
-    OpenAI-shaped client keeps none; another vendor wrote the turn before a hand-over)."""
+    """``x-rolecall-thinking: off`` when the Anthropic or Bedrock provider that answered
+    had to leave thinking out: the tool loop's assistant turn had no thinking block it
+    signed (an OpenAI-shaped client keeps none; another vendor wrote the turn before a
+    hand-over)."""
     if params.get("thinking") is None and params.get("reasoning_effort") is None:
         return {}
     provider_config = generation.config.providers.get(provider)
-    if provider_config is None or provider_config.type != "anthropic":
+    if provider_config is None or provider_config.type not in ("anthropic", "bedrock"):
         return {}
-    return {THINKING_HEADER: "off"} if thinking_unsigned(messages) else {}
+    return {THINKING_HEADER: "off"} if thinking_unsigned(messages, provider_config.type) else {}
 
 
 def upstreams(gateway: Gateway) -> tuple[str, ...]:

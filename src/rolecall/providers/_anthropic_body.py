@@ -326,16 +326,16 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
                 )
 
 
-def thinking_unsigned(messages: Sequence[Message]) -> bool:
+def thinking_unsigned(messages: Sequence[Message], protocol: str = PROTOCOL) -> bool:
     """Whether the conversation is in a tool loop (tool results after the last assistant
-    turn) whose assistant turn has no reasoning this protocol signed: Anthropic refuses
-    such a request with thinking on."""
+    turn) whose assistant turn has no reasoning ``protocol`` signed: Claude refuses such a
+    request with thinking on (Anthropic's API and Bedrock's alike)."""
     answered = False
     for message in reversed(messages):
         if message.role == "tool":
             answered = True
         elif message.role == "assistant":
-            return answered and not any(b.protocol == PROTOCOL for b in message.reasoning)
+            return answered and not any(b.protocol == protocol for b in message.reasoning)
     return False
 
 

@@ -20,6 +20,11 @@ none the tools are left out unless the conversation already holds tool blocks, w
 Converse refuses without a ``toolConfig``). A JSON schema answer uses Converse's own
 ``outputConfig.textFormat`` (``json_schema``, the schema as JSON text).
 
+Reasoning Bedrock signed (protocol ``bedrock``) goes back first in its assistant turn as
+``reasoningContent`` blocks (``reasoningText`` with its signature, or ``redactedContent``).
+Claude refuses thinking when the assistant turn whose tool calls the conversation answers
+has none: that request goes without thinking, and says so in the log.
+
 A parameter Converse has no field for (``seed``, ``n`` > 1, ``logprobs``, the
 penalties, ``parallel_tool_calls`` false) is an ``unsupported`` error naming it;
 ``extra_body`` is merged into the body as given (guardrails, service tier...).
@@ -28,15 +33,21 @@ penalties, ``parallel_tool_calls`` false) is an ``unsupported`` error naming it;
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from rolecall.config.params import sendable_params
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.providers._anthropic_body import response_schema
-from rolecall.types import ChatRequest, ImagePart, Message, TextPart
+from rolecall.providers._anthropic_body import response_schema, thinking_unsigned
+from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
 
-__all__ = ["THINKING_BUDGETS", "converse_body", "response_schema"]
+__all__ = ["PROTOCOL", "THINKING_BUDGETS", "converse_body", "response_schema"]
+
+log = logging.getLogger("rolecall.providers")
+
+# The wire protocol whose signed reasoning this adapter reads and sends back.
+PROTOCOL = "bedrock"
 
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 DEFAULT_MAX_TOKENS = 4096
@@ -126,7 +137,8 @@ class _Builder:
             return "user", [{"toolResult": result}]
         blocks = self.blocks(message)
         if message.role == "assistant":
-            blocks += self.tool_uses(message)
+            signed = [_reasoning(b) for b in message.reasoning if b.protocol == PROTOCOL]
+            blocks = signed + blocks + self.tool_uses(message)
         return message.role, blocks
 
     def messages(self, request: ChatRequest) -> list[dict[str, Any]]:
@@ -221,6 +233,17 @@ class _Builder:
             )
         return {"type": "enabled", "budget_tokens": budget}
 
+    def drop_unsigned_thinking(self, fields: Block, request: ChatRequest) -> None:
+        thinking = fields.get("thinking")
+        on = isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive")
+        if on and thinking_unsigned(request.messages, PROTOCOL):
+            del fields["thinking"]
+            log.info(
+                "provider %s: thinking off for this request: the assistant turn whose tool "
+                "calls it answers has no signed reasoning block to send back",
+                self.provider,
+            )
+
     # Tools ---------------------------------------------------------------------------
     def tools(self, raw: Any) -> list[Block]:
         if not isinstance(raw, list):
@@ -285,6 +308,7 @@ def converse_body(model: str, request: ChatRequest, *, provider: str = "") -> di
         body["system"] = system
     inference = build.inference(params)
     fields = build.model_fields(params, inference)
+    build.drop_unsigned_thinking(fields, request)
     if inference:
         body["inferenceConfig"] = inference
     if fields:
@@ -302,6 +326,13 @@ def converse_body(model: str, request: ChatRequest, *, provider: str = "") -> di
     elif extra is not None:
         raise build.fail("'extra_body' must be an object of Converse request fields")
     return body
+
+
+def _reasoning(block: ReasoningBlock) -> Block:
+    if block.redacted:
+        return {"reasoningContent": {"redactedContent": block.redacted}}
+    signed = {"text": block.text, "signature": block.signature}
+    return {"reasoningContent": {"reasoningText": signed}}
 
 
 def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:

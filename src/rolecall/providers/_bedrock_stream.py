@@ -8,9 +8,12 @@ two CRC32 sums and cut from the byte stream by botocore's ``EventStreamBuffer`` 
 
 Events, in order: ``messageStart``; per content block, ``contentBlockStart`` (only for
 tool use: its id and name), ``contentBlockDelta`` (``text``, ``toolUse.input`` JSON
-fragments, ``reasoningContent`` text or signature) and ``contentBlockStop``;
+fragments, ``reasoningContent`` text, then its signature, or ``redactedContent`` bytes)
+and ``contentBlockStop``;
 ``messageStop`` (``stopReason``); ``metadata`` (``usage``). A tool call's pieces are
-tied together by the block index; payloads carry a padding field ``p`` to ignore.
+tied together by the block index; payloads carry a padding field ``p`` to ignore. A
+reasoning signature (or redacted bytes) is a chunk ending a signed reasoning block, whose
+text is the reasoning streamed since the block before.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolecall.errors import MissingExtra
+from rolecall.providers._bedrock_body import PROTOCOL
 from rolecall.providers.base import optional_text, token_count
-from rolecall.types import Chunk, ToolCallDelta, Usage
+from rolecall.types import Chunk, ReasoningBlock, ToolCallDelta, Usage
 
 __all__ = [
     "FILTER_STOP_REASONS",
@@ -179,6 +183,18 @@ class StreamState:
                 return None
             return Chunk(tool_calls=(ToolCallDelta(number, arguments=piece),))
         reasoning = delta.get("reasoningContent")
-        if isinstance(reasoning, Mapping) and isinstance(reasoning.get("text"), str):
-            return Chunk(reasoning=reasoning["text"]) if reasoning["text"] else None
-        return None  # signatures, citations and the like
+        if isinstance(reasoning, Mapping):
+            return _reasoning(reasoning)
+        return None  # citations and the like
+
+
+def _reasoning(delta: Mapping[str, Any]) -> Chunk | None:
+    text, signature = delta.get("text"), delta.get("signature")
+    sealed = delta.get("redactedContent")
+    if isinstance(text, str):
+        return Chunk(reasoning=text) if text else None
+    if isinstance(signature, str) and signature:
+        return Chunk(reasoning_block=ReasoningBlock(PROTOCOL, signature=signature))
+    if isinstance(sealed, str) and sealed:
+        return Chunk(reasoning_block=ReasoningBlock(PROTOCOL, redacted=sealed))
+    return None

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from rolecall.config._bedrock_config import REGION_PATTERN, BedrockConfig
 from rolecall.errors import ConfigError, ConfigIssue, ErrorKind, ProviderError
 from rolecall.providers._bedrock_auth import BearerAuth, SigV4Signer, bearer_token
-from rolecall.providers._bedrock_body import converse_body, response_schema
+from rolecall.providers._bedrock_body import PROTOCOL, converse_body, response_schema
 from rolecall.providers._bedrock_errors import classify_bedrock_error, stream_exception_error
 from rolecall.providers._bedrock_stream import (
     FILTER_STOP_REASONS,
@@ -47,7 +47,7 @@ from rolecall.providers._errors import is_error_report, transport_error
 from rolecall.providers._http import HTTPProvider, json_body
 from rolecall.providers._wire import WireError
 from rolecall.providers.base import optional_text
-from rolecall.types import ChatRequest, Chunk, Completion, ToolCall
+from rolecall.types import ChatRequest, Chunk, Completion, ReasoningBlock, ToolCall
 
 __all__ = ["BedrockProvider", "control_path", "resolve_region", "runtime_url"]
 
@@ -125,6 +125,25 @@ def _reasoning_text(block: object) -> str:
     return text if isinstance(text, str) else ""
 
 
+def _reasoning_blocks(blocks: list[dict[str, Any]]) -> tuple[ReasoningBlock, ...]:
+    """The ``reasoningContent`` blocks as they must be sent back: text and signature, or
+    redacted bytes (base64 text in JSON)."""
+    out: list[ReasoningBlock] = []
+    for block in blocks:
+        reasoning = block.get("reasoningContent")
+        if not isinstance(reasoning, dict):
+            continue
+        sealed = reasoning.get("redactedContent")
+        if isinstance(sealed, str) and sealed:
+            out.append(ReasoningBlock(PROTOCOL, redacted=sealed))
+            continue
+        signed = reasoning.get("reasoningText")
+        if isinstance(signed, dict) and isinstance(signed.get("text"), str):
+            signature = optional_text(signed.get("signature")) or ""
+            out.append(ReasoningBlock(PROTOCOL, signed["text"], signature=signature))
+    return tuple(out)
+
+
 class BedrockProvider(HTTPProvider):
     """``type: bedrock``."""
 
@@ -190,6 +209,7 @@ class BedrockProvider(HTTPProvider):
             finish_reason=finish_reason(stop) or ("tool_calls" if calls else None),
             tool_calls=tuple(calls),
             reasoning=reasoning or None,
+            reasoning_blocks=_reasoning_blocks(blocks),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
