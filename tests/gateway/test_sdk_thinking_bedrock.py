@@ -1,0 +1,217 @@
+"""Extended thinking with tools through the Messages door, to Claude on Bedrock.
+
+The official anthropic SDK runs a whole tool loop against a real gateway over the Bedrock
+sim, with thinking on: the sim signs each reasoningContent block and, as Claude on
+Bedrock does, refuses a tool loop's follow-up whose assistant turn lost its reasoning or
+carries a signature it never issued. So the gateway hands the client Bedrock's signature
+(tagged ``bedrock:``), reads it back and sends the block first in the assistant turn.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from gateway_helpers import GATEWAY_KEY, RunningGateway
+
+from rolecall.sim import SimServer
+from rolecall.sim._bedrock import SIM_ACCESS_KEY_ID
+
+SECRET = "sim-bedrock-gateway-thinking-secret"
+MODEL = "anthropic.claude-sonnet-4-20250514-v1:0"
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
+CITIES = ("Paris", "London")
+
+
+def weather(body: dict[str, Any]) -> dict[str, Any]:
+    """Think, then call get_weather for each city in turn, then answer."""
+    results = [
+        block
+        for message in body["messages"]
+        for block in message["content"]
+        if "toolResult" in block
+    ]
+    if len(results) < len(CITIES):
+        city = CITIES[len(results)]
+        call = {"id": f"tooluse_{city}", "name": "get_weather", "arguments": {"city": city}}
+        return {"text": "", "tool_calls": [call], "reasoning": f"I need the weather in {city}."}
+    return {"text": "Both are mild.", "reasoning": "I have both temperatures."}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[SimServer]:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", SIM_ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with SimServer("bedrock", api_key=SECRET, models=()) as sim:
+        sim.responder = weather
+        yield sim
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, aws: SimServer, start_gateway: Callable[..., RunningGateway]
+) -> RunningGateway:
+    (tmp_path / ".env").write_text(f"GATEWAY_KEY={GATEWAY_KEY}\n")
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            providers:
+              aws: {{type: bedrock, model: "{MODEL}", region: us-east-1,
+                    endpoint: "{aws.base_url}"}}
+            roles:
+              coder: {{provider: aws}}
+            retry: {{max_attempts: 1, initial_backoff: 10ms}}
+            metrics:
+              url: sqlite:///{tmp_path}/rolecall.db
+              runs_dir: {tmp_path}/runs
+              flush_interval: 50ms
+            gateway:
+              keys: ["${{GATEWAY_KEY}}"]
+            """
+        )
+    )
+    return start_gateway(path)
+
+
+def sdk(gateway: RunningGateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
+    )
+
+
+def _kwargs(messages: list[Any]) -> dict[str, Any]:
+    return {
+        "model": "coder",
+        "max_tokens": 4096,
+        "messages": messages,
+        "tools": [WEATHER_TOOL],
+        "thinking": THINKING,
+    }
+
+
+def ask(client: anthropic.Anthropic, messages: list[Any], stream: bool) -> Any:
+    if not stream:
+        return client.messages.create(**_kwargs(messages))
+    with client.messages.stream(**_kwargs(messages)) as events:
+        return events.get_final_message()
+
+
+def results_for(message: Any) -> list[dict[str, Any]]:
+    return [
+        {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps({"temp": 18})}
+        for block in message.content
+        if block.type == "tool_use"
+    ]
+
+
+def history(message: Any) -> list[dict[str, Any]]:
+    """The assistant turn as a client sends it back: every block as it came."""
+    return [block.model_dump(exclude_none=True) for block in message.content]
+
+
+def replayed(sim: SimServer) -> list[dict[str, Any]]:
+    """The assistant turn of the last Converse request."""
+    body = sim.requests[-1].json
+    assert isinstance(body, dict)
+    content = body["messages"][1]["content"]
+    assert isinstance(content, list)
+    return content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_loop_with_thinking_runs_to_its_answer(
+    gateway: RunningGateway, aws: SimServer, stream: bool
+) -> None:
+    client = sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+    first = ask(client, messages, stream)
+    assert [block.type for block in first.content] == ["thinking", "tool_use"]
+    signature = first.content[0].signature
+    assert signature.startswith("bedrock:")  # Bedrock's, tagged so the door reads it back
+    messages += [
+        {"role": "assistant", "content": history(first)},
+        {"role": "user", "content": results_for(first)},
+    ]
+    second = ask(client, messages, stream)
+    assert [block.type for block in second.content] == ["thinking", "tool_use"]
+    assert second.content[1].input == {"city": "London"}
+    signed = {"text": "I need the weather in Paris.", "signature": signature[len("bedrock:") :]}
+    assert replayed(aws)[0] == {"reasoningContent": {"reasoningText": signed}}
+    assert "toolUse" in replayed(aws)[1]
+    messages += [
+        {"role": "assistant", "content": history(second)},
+        {"role": "user", "content": results_for(second)},
+    ]
+    third = ask(client, messages, stream)
+    assert [block.type for block in third.content] == ["thinking", "text"]
+    assert third.content[1].text == "Both are mild."
+    assert third.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_redacted_reasoning_round_trips(
+    gateway: RunningGateway, aws: SimServer, stream: bool
+) -> None:
+    def redacted(body: dict[str, Any]) -> dict[str, Any]:
+        answer = weather(body)
+        return {**answer, "reasoning": "[redacted] " + answer["reasoning"]}
+
+    aws.responder = redacted
+    client = sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+    first = ask(client, messages, stream)
+    assert [block.type for block in first.content] == ["redacted_thinking", "tool_use"]
+    data = first.content[0].data
+    assert data.startswith("bedrock:")
+    messages += [
+        {"role": "assistant", "content": history(first)},
+        {"role": "user", "content": results_for(first)},
+    ]
+    second = ask(client, messages, stream)
+    assert second.content[-1].input == {"city": "London"}
+    sealed = {"redactedContent": data[len("bedrock:") :]}
+    assert replayed(aws)[0] == {"reasoningContent": sealed}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_turn_that_lost_its_thinking_is_answered_without_thinking(
+    gateway: RunningGateway, aws: SimServer, stream: bool
+) -> None:
+    client = sdk(gateway)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+    first = ask(client, messages, stream=False)
+    messages += [
+        {"role": "assistant", "content": [b for b in history(first) if b["type"] != "thinking"]},
+        {"role": "user", "content": results_for(first)},
+    ]
+    kwargs = _kwargs(messages)
+    if stream:
+        with client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
+            headers = raw.headers
+            assert b"tool_use" in raw.read()
+    else:
+        raw = client.messages.with_raw_response.create(**kwargs)
+        headers = raw.headers
+        assert raw.parse().content[-1].input == {"city": "London"}
+    assert headers["x-rolecall-thinking"] == "off"
+    sent = aws.requests[-1].json
+    assert isinstance(sent, dict)
+    assert "thinking" not in sent.get("additionalModelRequestFields", {})
+    signed = client.messages.with_raw_response.create(**{**kwargs, "messages": [messages[0]]})
+    assert "x-rolecall-thinking" not in signed.headers
