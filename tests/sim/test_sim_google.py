@@ -373,6 +373,23 @@ def test_gemini_3_signs_its_calls_and_takes_its_turn_back(google_sim: SimServer)
     assert reply.text == "It is 21 degrees."
 
 
+def test_gemini_3_refuses_a_call_signature_it_never_issued(google_sim: SimServer) -> None:
+    google_sim.models = ()
+    google_sim.responder = lambda body: {"text": "It is 21 degrees."}
+    client = google_client(google_sim)
+    call = types.Part.from_function_call(name="get_weather", args={"city": "Paris"})
+    forged = call.model_copy(update={"thought_signature": b"forged"})
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(
+            model=GEMINI_3, contents=_tool_turn(types.Content(role="model", parts=[forged]))
+        )
+    assert caught.value.code == 400 and "Corrupted thought signature" in str(caught.value)
+    # Google's documented stand-in for a call the model did not make is taken.
+    stand_in = call.model_copy(update={"thought_signature": b"skip_thought_signature_validator"})
+    turn = _tool_turn(types.Content(role="model", parts=[stand_in]))
+    assert client.models.generate_content(model=GEMINI_3, contents=turn).text
+
+
 def test_gemini_3_refuses_an_unsigned_call_in_the_current_turn(google_sim: SimServer) -> None:
     google_sim.models = ()
     client = google_client(google_sim)
