@@ -17,7 +17,7 @@ from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
-from rolecall.types import Chunk, ToolCallDelta
+from rolecall.types import Chunk, Message, ReasoningBlock, ToolCallDelta
 
 KEY = "gemini-tools-key"
 TOOLS = [
@@ -196,6 +196,56 @@ async def test_gemini_3_takes_the_tool_round_trip_back(sim: SimServer, stream: b
         else:
             text = (await router.complete("planner", follow_up, params={"tools": TOOLS})).text
     assert text == "It is 21 degrees."
+
+
+async def _ask(router: Router, messages: list[Any], params: dict[str, Any], stream: bool) -> Any:
+    if not stream:
+        return await router.complete("planner", messages, params=params)
+    answer = router.stream("planner", messages, params=params)
+    _ = [chunk async for chunk in answer.deltas()]
+    return answer.reply
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_gemini_3_gets_its_own_call_signature_back(sim: SimServer, stream: bool) -> None:
+    """The signature Gemini 3 put on its call is the reply's reasoning block (with the
+    thought text); an assistant turn carrying it sends it back instead of the stand-in."""
+    sim.responder = lambda body: {**_responder(body), "reasoning": "I need the weather."}
+    sim.models = ()
+    params = {"tools": TOOLS, "reasoning_effort": "low"}
+    async with Router(_config(sim, "gemini-3-pro-preview")) as router:
+        asked = await _ask(router, ASK, params, stream)
+        (block,) = asked.reasoning_blocks
+        assert block.protocol == "gemini" and block.text == "I need the weather."
+        assert block.signature  # the one the sim issued
+        turn = Message(
+            "assistant", "", tool_calls=asked.tool_calls, reasoning=asked.reasoning_blocks
+        )
+        result = Message("tool", '{"temp": 21}', tool_call_id=asked.tool_calls[0].id)
+        reply = await _ask(router, [*ASK, turn, result], params, stream)
+    assert reply.text == "It is 21 degrees."
+    (call_part,) = _sent(sim)["contents"][1]["parts"]
+    assert call_part["thoughtSignature"] == block.signature
+    assert call_part["thoughtSignature"] != "skip_thought_signature_validator"
+
+
+async def test_gemini_3_refuses_a_signature_it_never_issued(sim: SimServer) -> None:
+    sim.responder = _responder
+    sim.models = ()
+    async with Router(_config(sim, "gemini-3-pro-preview")) as router:
+        asked = await router.complete("planner", ASK, params={"tools": TOOLS})
+        forged = (ReasoningBlock("gemini", signature="Zm9yZ2Vk"),)
+        turn = Message("assistant", "", tool_calls=asked.tool_calls, reasoning=forged)
+        result = Message("tool", '{"temp": 21}', tool_call_id=asked.tool_calls[0].id)
+        with pytest.raises(AllProvidersFailed, match="Corrupted thought signature"):
+            await router.complete("planner", [*ASK, turn, result], params={"tools": TOOLS})
+        # Another vendor's signed reasoning is not Gemini's: the stand-in goes.
+        other = (ReasoningBlock("anthropic", "x", signature="c2ln"),)
+        turn = Message("assistant", "", tool_calls=asked.tool_calls, reasoning=other)
+        reply = await router.complete("planner", [*ASK, turn, result], params={"tools": TOOLS})
+    assert reply.text == "It is 21 degrees."
+    (call_part,) = _sent(sim)["contents"][1]["parts"]
+    assert call_part["thoughtSignature"] == "skip_thought_signature_validator"
 
 
 async def test_gemini_3_takes_a_parallel_call_turn_from_another_vendor(sim: SimServer) -> None:

@@ -8,7 +8,8 @@
   ``Error:``, the internal form having no flag for it.
 - An assistant turn's ``tool_use`` blocks become its tool calls; its signed
   ``thinking`` and ``redacted_thinking`` blocks become its reasoning blocks, tagged
-  with the protocol that signed them (a ``bedrock:`` prefix names Bedrock's, see
+  with the protocol that signed them (a ``bedrock:`` or ``gemini:`` prefix names
+  Bedrock's or Gemini's, see
   ``anthropic_format.wire_signature``; an untagged one is Anthropic's), so a provider
   of that protocol gets them back and any other leaves them out. A thinking block
   without a signature is dropped: no vendor would take it.
@@ -166,7 +167,7 @@ def _assistant_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
 
 
 # Protocols whose signatures the Messages door hands out tagged with their name.
-_TAGGED = ("bedrock",)
+_TAGGED = ("bedrock", "gemini")
 
 
 def _protocol(opaque: str) -> tuple[str, str]:

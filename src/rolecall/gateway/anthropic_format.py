@@ -16,7 +16,8 @@ hit, so the internal form cannot either.
 
 Signed reasoning keeps its signature (``redacted_thinking`` its data), so a client
 sends it back and the vendor that signed it takes it: an Anthropic provider's as is,
-another protocol's (Bedrock's) with that protocol's name in front (``bedrock:...``,
+another protocol's (Bedrock's, or Gemini's function call signature) with that
+protocol's name in front (``bedrock:...``, ``gemini:...``,
 :func:`wire_signature`), which the door reads back (``_messages_content``). Reasoning
 a vendor does not sign goes out with an empty signature.
 """

@@ -12,10 +12,11 @@ A parameter Gemini cannot honour raises ``unsupported`` and a malformed one
 Gemini 2.5: minimal/low 1024, medium 8192, high 24576 thinking tokens (none: 0).
 
 Gemini 3 and later refuse (400) a history whose function calls lack the
-``thoughtSignature`` the model attached to them. rolecall's messages cannot carry that
-opaque value back (nor can a turn written by another vendor's model have one), so the
-first ``functionCall`` part of each model turn carries the value Google documents for
-calls the model did not produce itself: :data:`FOREIGN_SIGNATURE`.
+``thoughtSignature`` the model attached to them. The adapter keeps it as the reply's
+reasoning block (protocol ``gemini``), and an assistant turn carrying one sends it back on
+its first ``functionCall`` part; a turn without one (a client that kept no signature, or
+a turn another vendor's model wrote) carries the value Google documents for calls the
+model did not produce itself: :data:`FOREIGN_SIGNATURE`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from rolecall.config.params import sendable_params
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, TextPart
 
-__all__ = ["FOREIGN_SIGNATURE", "THINKING_BUDGETS", "gemini_body"]
+__all__ = ["FOREIGN_SIGNATURE", "PROTOCOL", "THINKING_BUDGETS", "gemini_body"]
+
+# The wire protocol whose signatures this adapter reads and sends back.
+PROTOCOL = "gemini"
 
 # What Google documents for a function call replayed without the model's own signature.
 FOREIGN_SIGNATURE = "skip_thought_signature_validator"
@@ -122,6 +126,8 @@ class _Builder:
 
     def model_parts(self, index: int, message: Message) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = [{"text": message.content}] if message.content else []
+        signed = [b.signature for b in message.reasoning if b.protocol == PROTOCOL]
+        signature = next((s for s in signed if s), FOREIGN_SIGNATURE)
         for number, call in enumerate(message.tool_calls):
             where = f"messages[{index}].tool_calls[{number}] ('{call.name}')"
             args = _json_object(call.arguments or "{}")
@@ -129,7 +135,7 @@ class _Builder:
                 raise self.fail(f"{where}: arguments must be a JSON object")
             part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
             if number == 0:  # Gemini 3 checks the first call of each step
-                part["thoughtSignature"] = FOREIGN_SIGNATURE
+                part["thoughtSignature"] = signature
             parts.append(part)
         return parts or [{"text": ""}]
 

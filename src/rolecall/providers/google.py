@@ -10,7 +10,10 @@ thinking tokens, which are billed as output. Finish reasons use OpenAI's words
 The request body is built in ``_gemini_body``. In replies, ``functionCall`` parts
 become tool calls (Gemini's ``id`` when it sends one, else ``call_<n>`` numbered
 within the reply), parts marked ``thought`` are reasoning kept apart from the
-text, and ``cachedContentTokenCount`` is the cached share of the prompt.
+text, and ``cachedContentTokenCount`` is the cached share of the prompt. The
+``thoughtSignature`` of a reply's first ``functionCall`` part (Gemini 3 signs its calls and
+wants the signature back) is kept as the reply's reasoning block, protocol ``gemini``, with
+the reply's thought text; in a stream it ends the reasoning with the call's chunk.
 """
 
 from __future__ import annotations
@@ -31,10 +34,18 @@ from rolecall.providers._errors import (
     kind_for_status,
     retry_after_seconds,
 )
-from rolecall.providers._gemini_body import gemini_body
+from rolecall.providers._gemini_body import PROTOCOL, gemini_body
 from rolecall.providers._http import HTTPProvider
 from rolecall.providers.base import token_count
-from rolecall.types import ChatRequest, Chunk, Completion, ToolCall, ToolCallDelta, Usage
+from rolecall.types import (
+    ChatRequest,
+    Chunk,
+    Completion,
+    ReasoningBlock,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = [
     "API_VERSION",
@@ -109,6 +120,12 @@ class _Content:
     text: str = ""
     reasoning: str = ""
     calls: list[ToolCall] = field(default_factory=list)
+    signature: str = ""  # the first call's thoughtSignature
+
+    def blocks(self) -> tuple[ReasoningBlock, ...]:
+        if not self.signature:
+            return ()
+        return (ReasoningBlock(PROTOCOL, self.reasoning, signature=self.signature),)
 
 
 def _candidate_content(candidate: Mapping[str, Any], first_call: int = 0) -> _Content:
@@ -124,6 +141,9 @@ def _candidate_content(candidate: Mapping[str, Any], first_call: int = 0) -> _Co
             continue
         call = part.get("functionCall")
         if isinstance(call, dict):
+            signature = part.get("thoughtSignature")
+            if not out.calls and not first_call and isinstance(signature, str):
+                out.signature = signature
             out.calls.append(_tool_call(call, first_call + len(out.calls)))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") else texts).append(part["text"])
@@ -211,6 +231,7 @@ class GoogleProvider(HTTPProvider):
             finish_reason=_finish(finish, bool(content.calls)),
             tool_calls=tuple(content.calls),
             reasoning=content.reasoning or None,
+            reasoning_blocks=content.blocks(),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
@@ -245,9 +266,11 @@ class GoogleProvider(HTTPProvider):
                 received += len(content.text)
                 if parts is not None and content.text:
                     parts.append(content.text)
+                signed = content.signature
                 chunk = Chunk(
                     text=content.text,
                     reasoning=content.reasoning,
+                    reasoning_block=ReasoningBlock(PROTOCOL, signature=signed) if signed else None,
                     tool_calls=tuple(
                         ToolCallDelta(calls + n, call.id, call.name, call.arguments)
                         for n, call in enumerate(content.calls)
