@@ -1,0 +1,115 @@
+"""A tool loop through the Messages door to Gemini 3, which signs its function calls.
+
+The official anthropic SDK runs the loop against a real gateway over the Gemini sim: the
+sim signs each call and refuses a signature it never issued. The gateway hands the
+client the call's signature as a thinking block signed ``gemini:...``, and a client that
+sends its blocks back has the model's own signature reach Gemini, not the stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from gateway_helpers import GATEWAY_KEY, PRIMARY_KEY, RunningGateway
+
+from rolecall.sim import SimServer
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
+STAND_IN = "skip_thought_signature_validator"
+
+
+def weather(body: dict[str, Any]) -> dict[str, Any]:
+    """Think and call get_weather, then answer once the result is in."""
+    last = body["contents"][-1]["parts"]
+    if any("functionResponse" in part for part in last):
+        return {"text": "It is mild.", "reasoning": "I have it."}
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    return {"text": "", "tool_calls": [call], "reasoning": "I need the weather."}
+
+
+@pytest.fixture
+def gemini() -> Iterator[SimServer]:
+    with SimServer("google", api_key=PRIMARY_KEY) as sim:
+        sim.models = ()  # every model exists
+        sim.responder = weather
+        yield sim
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, gemini: SimServer, start_gateway: Callable[..., RunningGateway]
+) -> RunningGateway:
+    (tmp_path / ".env").write_text(f"PRIMARY_KEY={PRIMARY_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n")
+    path = tmp_path / "rolecall.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            providers:
+              g: {{type: google, model: gemini-3-pro-preview, base_url: "{gemini.base_url}",
+                  api_key: "${{PRIMARY_KEY}}"}}
+            roles:
+              coder: {{provider: g}}
+            retry: {{max_attempts: 1, initial_backoff: 10ms}}
+            metrics:
+              url: sqlite:///{tmp_path}/rolecall.db
+              runs_dir: {tmp_path}/runs
+              flush_interval: 50ms
+            gateway:
+              keys: ["${{GATEWAY_KEY}}"]
+            """
+        )
+    )
+    return start_gateway(path)
+
+
+def ask(gateway: RunningGateway, messages: list[Any], stream: bool) -> Any:
+    client = anthropic.Anthropic(
+        base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
+    )
+    kwargs: dict[str, Any] = {
+        "model": "coder",
+        "max_tokens": 4096,
+        "messages": messages,
+        "tools": [WEATHER_TOOL],
+        "thinking": THINKING,
+    }
+    if not stream:
+        return client.messages.create(**kwargs)
+    with client.messages.stream(**kwargs) as events:
+        return events.get_final_message()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_call_signature_round_trips_through_the_messages_door(
+    gateway: RunningGateway, gemini: SimServer, stream: bool
+) -> None:
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = ask(gateway, messages, stream)
+    assert [block.type for block in first.content] == ["thinking", "tool_use"]
+    assert first.content[0].thinking == "I need the weather."
+    signature = first.content[0].signature
+    assert signature.startswith("gemini:")
+    (use,) = [block for block in first.content if block.type == "tool_use"]
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": json.dumps({"temp": 18})}
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    second = ask(gateway, messages, stream)
+    assert second.content[-1].text == "It is mild."
+    sent = gemini.requests[-1].json
+    assert isinstance(sent, dict)
+    (call_part,) = [p for p in sent["contents"][1]["parts"] if "functionCall" in p]
+    assert call_part["thoughtSignature"] == signature.removeprefix("gemini:")
+    assert call_part["thoughtSignature"] != STAND_IN
