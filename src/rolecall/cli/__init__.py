@@ -87,7 +87,8 @@ def cli() -> None:
     """rolecall: route each LLM task to the provider assigned to its role.
 
     Config is found by -c, then $ROLECALL_CONFIG, then ./rolecall.yaml.
-    Exit codes: 0 ok, 1 the work failed, 2 usage or config error, 3 credentials rejected.
+    Exit codes: 0 ok, 1 the work failed, 2 usage or config error, 3 credentials rejected,
+    130 ask or run interrupted (Ctrl-C, SIGTERM, SIGHUP).
     """
 
 

@@ -88,7 +88,8 @@ def ask(
 ) -> None:
     """Send PROMPT to ROLE's provider chain and print the answer ('-' reads stdin).
 
-    With --json: {text, role, provider, model, usage, latency_ms, attempts}.
+    With --json: {text, role, provider, model, usage, latency_ms, attempts, finish_reason,
+    cost_usd}; when every provider fails (exit 1): {error, role, attempts}.
     """
     prompt = _read_stdin() if prompt == "-" else _utf8_text(prompt, "PROMPT")
     if system_prompt:

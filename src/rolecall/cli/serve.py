@@ -155,8 +155,8 @@ def _auto_workers(config: RolecallConfig) -> int:
     show_default=True,
     metavar="SECONDS",
     callback=_worker_timeout_option,
-    help="With workers: one whose event loop has not answered for this long (frozen, "
-    "deadlocked) is killed and replaced; 0: never.",
+    help="With workers: a worker or the run writer whose event loop has not beaten for this "
+    "long (frozen, deadlocked, hung starting) is killed and replaced; at least 2; 0: never.",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option(
