@@ -109,3 +109,27 @@ def test_serve_help_names_the_dashboard_and_its_data(capsys: pytest.CaptureFixtu
     assert main(["serve", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "GET /ui" in text and "GET /api/" in text
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_the_dashboard_cleanly(project: Path, stop: signal.Signals) -> None:
+    # A service manager stops it with SIGTERM: as Ctrl-C, exit 0 and no traceback.
+    proc = subprocess.Popen(
+        [str(EXE), "dashboard", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=project,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "DASHBOARD_TEST_GATEWAY_KEY": GATEWAY_KEY},
+    )
+    assert proc.stderr is not None
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        line = proc.stderr.readline()
+        assert STARTED.search(line), line + proc.stderr.read()
+        proc.send_signal(stop)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        watchdog.cancel()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

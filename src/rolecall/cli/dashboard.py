@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import signal
+from types import FrameType
 from typing import Any
 
 import click
@@ -43,8 +45,14 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
     except OSError as exc:
         fail(_bind_failure(host, port, exc))
     click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
+    # A service manager's SIGTERM stops it as Ctrl-C does: it only reads, nothing to save.
+    signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no error
         server.serve_forever()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _bind_failure(host: str, port: int, exc: OSError) -> str:
