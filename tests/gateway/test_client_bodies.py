@@ -106,6 +106,7 @@ def test_responses_input_tokens_is_an_estimate_with_no_provider_called(
     small = raw.parse()
     assert small.object == "response.input_tokens" and small.input_tokens > 0
     assert raw.headers["x-rolecall-token-count"] == "estimate"
+    assert raw.headers["x-request-id"].startswith("req_")  # as every answer has one
     large = client.responses.input_tokens.count(
         model="reviewer",
         input=_snap_input("call_0_snap"),  # type: ignore[arg-type]

@@ -36,10 +36,13 @@ from rolecall.gateway import responses_format as rfmt
 from rolecall.gateway._body import BodyReader, read_json
 from rolecall.gateway._door import (
     INTERNAL_ERROR,
+    REQUEST_ID,
     ROLE_HEADER,
     DoorReply,
     RequestState,
     answering_model,
+    name_request,
+    new_task_id,
     openai_door,
     start_stream,
     stream_response,
@@ -80,6 +83,12 @@ def responses(gateway: Gateway, request: DoorRequest) -> Awaitable[DoorReply]:
 async def input_tokens(gateway: Gateway, request: DoorRequest) -> Reply:
     """``{"object": "response.input_tokens", "input_tokens": n}``: an estimate, for a model
     the gateway can route (the key was checked before)."""
+    reply = await _input_tokens(gateway, request)
+    name_request(reply, REQUEST_ID, new_task_id())  # no task is recorded: an id all the same
+    return reply
+
+
+async def _input_tokens(gateway: Gateway, request: DoorRequest) -> Reply:
     reader = BodyReader(gateway.body_budget)
     try:
         parsed = parse_responses_request(await read_json(request, gateway.limits(), reader))
