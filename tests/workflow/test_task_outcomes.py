@@ -115,6 +115,7 @@ async def test_a_refused_file_and_failing_checks_show_what_the_workflow_conclude
     # The checks ran no model call, and still are a task of the run.
     assert by_id["verify@1"]["note"] == "failed: 1 of 1"
     assert by_id["verify@1"]["attempts"] == [] and by_id["verify@1"]["provider"] is None
+    assert by_id["verify@1"]["role"] is None  # as `run --json` gives it: no model, no role
 
 
 async def test_a_blocked_task_shows_blocked_and_a_resumed_run_shows_what_it_finished(

@@ -220,7 +220,7 @@ async function showRun(runId) {
   try {
     const run = await api("runs/" + encodeURIComponent(runId));
     const rows = run.tasks.map((t) => `<tr data-task="${esc(t.task_id)}">
-      <td>${esc(t.task_id)}</td><td>${esc(t.stage || "-")}</td><td>${esc(t.role)}</td>
+      <td>${esc(t.task_id)}</td><td>${esc(t.stage || "-")}</td><td>${esc(t.role || "-")}</td>
       <td>${esc(t.status)}</td><td>${esc(t.provider || "-")}</td>
       <td>${t.attempts.map((a) => `<span class="attempt ${esc(a.outcome)}" title="${esc(fmtMs(a.latency_ms))}">${esc(a.provider)} ${a.error_kind ? esc(a.error_kind) : esc(a.outcome)}</span>`).join("")}</td>
       <td class="num">${fmtMs(t.latency_ms)}</td>

@@ -226,7 +226,7 @@ class TaskDetail:
     def to_dict(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
-            "role": self.role,
+            "role": self.role or None,  # a task that calls no model (a check) has none
             "stage": self.stage,
             "dialect": self.dialect,
             "status": self.status,
