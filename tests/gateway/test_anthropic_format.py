@@ -512,6 +512,42 @@ def test_empty_stream_still_has_one_text_block() -> None:
     assert message.content[0].text == "" and message.stop_reason == "end_turn"
 
 
+GEMINI_CALL = ReasoningBlock("gemini", signature="s1")  # Gemini 3's call signature, no thought
+
+
+@pytest.mark.parametrize("thinking", [True, False])
+def test_a_call_signature_alone_is_a_thinking_block_only_when_thinking_was_asked(
+    thinking: bool,
+) -> None:
+    calls = (ToolCall("c0", "f", "{}"),)
+    whole = fmt.message_body(
+        reply(text="", tool_calls=calls, reasoning_blocks=(GEMINI_CALL,)),
+        "msg_1",
+        thinking=thinking,
+    )
+    events = fmt.MessageEvents("msg_1", "m", thinking=thinking)
+    raw = [events.start()]
+    raw += events.add(Chunk(reasoning_block=GEMINI_CALL, tool_calls=(ToolCallDelta(0, "c0", "f"),)))
+    raw += events.finish(reply(text="", tool_calls=calls))
+    streamed = accumulate(raw).content
+    expected = ["thinking", "tool_use"] if thinking else ["tool_use"]
+    assert [block["type"] for block in whole["content"]] == expected
+    assert [block.type for block in streamed] == expected
+
+
+def test_thought_text_is_a_thinking_block_even_when_thinking_was_not_asked() -> None:
+    thought = (ReasoningBlock("gemini", "hmm", signature="s1"),)
+    whole = fmt.message_body(reply(reasoning_blocks=thought), "msg_1", thinking=False)
+    assert whole["content"][0] == {"type": "thinking", "thinking": "hmm", "signature": "gemini:s1"}
+    events = fmt.MessageEvents("msg_1", "m", thinking=False)
+    raw = [events.start()]
+    raw += events.add(Chunk(reasoning="hmm"))
+    raw += events.add(Chunk(reasoning_block=ReasoningBlock("gemini", signature="s1")))
+    raw += events.finish(reply())
+    (block,) = accumulate(raw).content
+    assert (block.thinking, block.signature) == ("hmm", "gemini:s1")
+
+
 # Errors --------------------------------------------------------------------------------
 def failed(*kinds: ErrorKind) -> AllProvidersFailed:
     errors = [ProviderError("boom", kind=kind, provider=f"p{i}") for i, kind in enumerate(kinds)]

@@ -3,7 +3,9 @@
 The official anthropic SDK runs the loop against a real gateway over the Gemini sim: the
 sim signs each call and refuses a signature it never issued. The gateway hands the
 client the call's signature as a thinking block signed ``gemini:...``, and a client that
-sends its blocks back has the model's own signature reach Gemini, not the stand-in.
+sends its blocks back has the model's own signature reach Gemini, not the stand-in. A
+client that did not ask for thinking gets no thinking block (Anthropic's API sends none
+then), and the follow-up carries the stand-in Google documents.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def gateway(
     return start_gateway(path)
 
 
-def ask(gateway: RunningGateway, messages: list[Any], stream: bool) -> Any:
+def ask(gateway: RunningGateway, messages: list[Any], stream: bool, thinking: bool = True) -> Any:
     client = anthropic.Anthropic(
         base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
     )
@@ -82,8 +84,9 @@ def ask(gateway: RunningGateway, messages: list[Any], stream: bool) -> Any:
         "max_tokens": 4096,
         "messages": messages,
         "tools": [WEATHER_TOOL],
-        "thinking": THINKING,
     }
+    if thinking:
+        kwargs["thinking"] = THINKING
     if not stream:
         return client.messages.create(**kwargs)
     with client.messages.stream(**kwargs) as events:
@@ -113,3 +116,25 @@ def test_the_call_signature_round_trips_through_the_messages_door(
     (call_part,) = [p for p in sent["contents"][1]["parts"] if "functionCall" in p]
     assert call_part["thoughtSignature"] == signature.removeprefix("gemini:")
     assert call_part["thoughtSignature"] != STAND_IN
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_without_thinking_the_call_signature_stays_out_of_the_answer(
+    gateway: RunningGateway, gemini: SimServer, stream: bool
+) -> None:
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = ask(gateway, messages, stream, thinking=False)
+    assert [block.type for block in first.content] == ["tool_use"]
+    (use,) = first.content
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": json.dumps({"temp": 18})}
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    second = ask(gateway, messages, stream, thinking=False)
+    assert [block.type for block in second.content] == ["text"]
+    assert second.content[0].text == "It is mild."
+    sent = gemini.requests[-1].json
+    assert isinstance(sent, dict)
+    (call_part,) = [p for p in sent["contents"][1]["parts"] if "functionCall" in p]
+    assert call_part["thoughtSignature"] == STAND_IN

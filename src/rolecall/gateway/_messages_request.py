@@ -55,6 +55,11 @@ class MessagesRequest:
     response_schema: Mapping[str, Any] | None = None
     stream: bool = False
 
+    @property
+    def asks_thinking(self) -> bool:
+        """Whether the client asked for thinking (``enabled``, ``adaptive``...)."""
+        return self.params.get("thinking") is not None
+
 
 _OWN = frozenset(
     {

@@ -19,7 +19,10 @@ sends it back and the vendor that signed it takes it: an Anthropic provider's as
 another protocol's (Bedrock's, or Gemini's function call signature) with that
 protocol's name in front (``bedrock:...``, ``gemini:...``,
 :func:`wire_signature`), which the door reads back (``_messages_content``). Reasoning
-a vendor does not sign goes out with an empty signature.
+a vendor does not sign goes out with an empty signature. Gemini 3 signs each function
+call, asked to think or not: a block that carries only such a signature (no thought
+text) goes out only when the client asked for thinking, as Anthropic's API sends no
+thinking block otherwise; without it the follow-up's call goes with Google's stand-in.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ __all__ = [
 
 # The protocol whose signatures the Messages door hands out as they are.
 NATIVE_PROTOCOL = "anthropic"
+# Protocols whose signature signs a function call, sent whether or not thinking was asked.
+CALL_SIGNING = ("gemini",)
 
 # Anthropic's error type for each HTTP status it uses.
 ERROR_TYPES: Mapping[int, str] = {
@@ -136,11 +141,18 @@ def thinking_block(block: ReasoningBlock) -> dict[str, Any]:
     return {"type": "thinking", "thinking": block.text, "signature": signature}
 
 
-def message_body(reply: Reply, message_id: str) -> dict[str, Any]:
-    """The whole answer as Anthropic's message object."""
+def signature_only(block: ReasoningBlock) -> bool:
+    """Whether ``block`` only carries a function call's signature: no thought text."""
+    return block.protocol in CALL_SIGNING and not block.text and not block.redacted
+
+
+def message_body(reply: Reply, message_id: str, *, thinking: bool = True) -> dict[str, Any]:
+    """The whole answer as Anthropic's message object; ``thinking``: whether the client
+    asked for it (a call's signature-only block is left out if not)."""
     content: list[dict[str, Any]] = []
-    if reply.reasoning_blocks:
-        content.extend(thinking_block(block) for block in reply.reasoning_blocks)
+    blocks = [b for b in reply.reasoning_blocks if thinking or not signature_only(b)]
+    if blocks:
+        content.extend(thinking_block(block) for block in blocks)
     elif reply.reasoning:
         content.append({"type": "thinking", "thinking": reply.reasoning, "signature": ""})
     if reply.text or not reply.tool_calls:
@@ -188,11 +200,15 @@ class MessageEvents:
     after it, each block whole, in the order it began. Meanwhile each chunk held sends a
     ``ping`` (which the SDKs skip), so the stream does not fall silent for as long as
     the model writes a long input.
+
+    When the client did not ask for thinking (``thinking`` false), a call's signature
+    that would open a thinking block of its own is left out (:func:`signature_only`).
     """
 
-    def __init__(self, message_id: str, model: str) -> None:
+    def __init__(self, message_id: str, model: str, *, thinking: bool = True) -> None:
         self.message_id = message_id
         self.model = model
+        self._thinking = thinking
         self._blocks = 0  # blocks opened so far: the next block's index
         self._open: str | None = None  # the open block's kind
         self._open_index = -1
@@ -222,8 +238,11 @@ class MessageEvents:
         out: list[bytes] = []
         if chunk.reasoning:
             out += self._stream_text("reasoning", chunk.reasoning)
-        if chunk.reasoning_block is not None:
-            out += self._end_thinking(chunk.reasoning_block)
+        block = chunk.reasoning_block
+        if block is not None and (
+            self._thinking or self._open == "reasoning" or not signature_only(block)
+        ):
+            out += self._end_thinking(block)
         if chunk.text:
             out += self._stream_text("text", chunk.text)
         if chunk.tool_calls:

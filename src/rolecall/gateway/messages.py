@@ -163,7 +163,7 @@ async def _answer(
         return await _stream(request, reply_stream, role, message_id, state, parsed)
     call = generation.router.complete(role, parsed.messages, **kwargs)
     reply = await unless_disconnected(request, call)
-    body = fmt.message_body(reply, message_id)
+    body = fmt.message_body(reply, message_id, thinking=parsed.asks_thinking)
     headers = reply_headers(reply.provider, len(reply.attempts), role)
     headers.update(thinking_headers(generation, reply.provider, parsed.messages, parsed.params))
     return json_reply(200, body, headers)
@@ -182,7 +182,8 @@ async def _stream(
     started = await start_stream(request, reply_stream)
     chunks, first = started.chunks, started.first
     provider, attempts = started.provider, started.attempts
-    rendered = fmt.MessageEvents(message_id, answering_model(generation, provider))
+    model = answering_model(generation, provider)
+    rendered = fmt.MessageEvents(message_id, model, thinking=parsed.asks_thinking)
 
     async def events() -> AsyncIterator[bytes]:
         state.status = 499  # until the stream ends: a client that leaves closed the request
