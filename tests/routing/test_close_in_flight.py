@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -154,3 +155,45 @@ async def test_a_call_cancelled_by_its_caller_too_stays_cancelled() -> None:
         await router.aclose()
         with pytest.raises(asyncio.CancelledError):
             await running
+
+
+def _in_a_thread(run: Callable[[], None]) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run()
+        except BaseException as exc:  # handed to the test's own thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("thread", ["same thread", "another thread"])
+def test_aclose_ends_a_call_under_a_later_event_loop(
+    thread: str, scripted: Any, config_of: Any, step_of: Any
+) -> None:
+    """A router that answered under one event loop (one ``asyncio.run``), then runs a call
+    under another, on the same thread or another: closing it still ends that call."""
+    provider = scripted("a", ["ok", step_of(delay=3600)])  # the second call never answers
+    sink = _Sink()
+    router = Router(config_of(("a",)), providers={"a": provider}, sinks=[sink])
+    assert asyncio.run(router.complete("coder", "hi")).text == "answer from a"
+
+    async def close_under_a_call() -> None:
+        running = asyncio.ensure_future(router.complete("coder", "hi"))
+        await _until(lambda: provider.in_flight == 1)
+        async with asyncio.timeout(10):  # a guard: the call used to run on for ever
+            await router.aclose()
+            with pytest.raises(RouterClosed):
+                await running
+
+    if thread == "same thread":
+        asyncio.run(close_under_a_call())
+    else:
+        _in_a_thread(lambda: asyncio.run(close_under_a_call()))
+    assert sink.attempts() == [("a", "ok", None), ("a", "cancelled", None)]

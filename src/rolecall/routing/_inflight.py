@@ -12,6 +12,8 @@ never asked for. Only then are the providers closed under it.
 from __future__ import annotations
 
 import asyncio
+import sys
+from threading import get_ident
 from types import TracebackType
 from typing import Any
 
@@ -19,44 +21,77 @@ from rolecall.errors import RouterClosed
 
 __all__ = ["InFlight"]
 
+# From Python 3.12 ``asyncio.current_task`` is the C one, as cheap as a lookup can be.
+_C_CURRENT_TASK = sys.version_info >= (3, 12)
+
 
 class InFlight:
-    """Tasks inside the router's calls (with how many calls each runs) and its closing."""
+    """Tasks inside the router's calls (with how many calls each runs) and its closing.
+
+    ``with`` it around an await on the router's behalf: entering raises RouterClosed
+    once closed, and a cancel from :meth:`close` leaves it as RouterClosed. It is its
+    own context manager, with nothing built per call: the task inside is the current
+    one on the way in and on the way out alike (a ``with`` block never changes task).
+    """
 
     def __init__(self) -> None:
         self.closed = False
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._ended: set[asyncio.Task[Any]] = set()  # cancelled by close(), not yet left
         self._left: asyncio.Event | None = None  # set once the last of them has left
+        self._seen: tuple[int, asyncio.AbstractEventLoop] | None = None  # thread, its loop
 
-    def inside(self) -> _Inside:
-        """``with`` this around an await on the router's behalf (raises RouterClosed if
-        closed); a cancel from :meth:`close` leaves it as RouterClosed."""
+    def _current_task(self) -> asyncio.Task[Any] | None:
+        """``asyncio.current_task()``, which on Python 3.11 asks the OS for the process
+        id on every call (twice per routed call here: most of the router's cost on that
+        Python). The loop last seen on this thread is its running one whenever it has a
+        task running: a thread runs one loop at a time."""
+        if _C_CURRENT_TASK:
+            return asyncio.current_task()
+        thread = get_ident()
+        seen = self._seen
+        if seen is not None and seen[0] == thread:
+            task = asyncio.current_task(seen[1])
+            if task is not None:
+                return task
+        loop = asyncio.get_running_loop()
+        self._seen = (thread, loop)
+        return asyncio.current_task(loop)
+
+    def __enter__(self) -> None:
         if self.closed:
             raise RouterClosed("the router is closed: create a new one")
-        return _Inside(self)
-
-    def _enter(self) -> asyncio.Task[Any] | None:
-        task = asyncio.current_task()
+        task = self._current_task()
         if task is not None:
-            self._tasks[task] = self._tasks.get(task, 0) + 1
-        return task
+            tasks = self._tasks
+            tasks[task] = tasks.get(task, 0) + 1
 
-    def _leave(self, task: asyncio.Task[Any] | None, cancelled: bool) -> bool:
-        """Note ``task`` left; True when its cancel came from :meth:`close` alone."""
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task = self._current_task()
         if task is None:
-            return False
-        count = self._tasks.pop(task) - 1
+            return
+        tasks = self._tasks
+        count = tasks.pop(task) - 1
         if count:
-            self._tasks[task] = count
-            return False
-        ended = task in self._ended
-        if ended:
-            self._ended.discard(task)
-            if not self._ended and self._left is not None:
-                self._left.set()
+            tasks[task] = count
+            return
+        if task not in self._ended:
+            return
+        self._ended.discard(task)
+        if not self._ended and self._left is not None:
+            self._left.set()
         # A cancel of its own (its client went away too) stays a cancel.
-        return ended and cancelled and task.uncancel() == 0
+        if (
+            exc_type is not None
+            and issubclass(exc_type, asyncio.CancelledError)
+            and task.uncancel() == 0
+        ):
+            raise RouterClosed() from None
 
     async def close(self) -> None:
         """Refuse new calls, cancel the tasks inside one and wait until they have left."""
@@ -75,26 +110,3 @@ class InFlight:
         for task in ended:  # once each: a second close() waits for the same tasks
             task.cancel()
         await self._left.wait()
-
-
-class _Inside:
-    """One task inside one call (see :meth:`InFlight.inside`)."""
-
-    __slots__ = ("_inflight", "_task")
-
-    def __init__(self, inflight: InFlight) -> None:
-        self._inflight = inflight
-        self._task: asyncio.Task[Any] | None = None
-
-    def __enter__(self) -> None:
-        self._task = self._inflight._enter()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        cancelled = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
-        if self._inflight._leave(self._task, cancelled):
-            raise RouterClosed() from None

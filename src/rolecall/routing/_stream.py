@@ -87,7 +87,7 @@ async def run_stream(
     The reader is inside the router (see ``_inflight``) while it waits for a chunk, not
     while it holds one: closing the router ends a wait at once, and a read after it.
     """
-    with calls.inflight.inside():
+    with calls.inflight:
         opened = await walk(calls, task, chain, request_for, stream=True)
     if opened is None:
         raise calls.outcomes.fail(task)
@@ -103,7 +103,7 @@ async def run_stream(
             yield _masked(first.head)
         chunks = first.chunks
         while chunks is not None:
-            with calls.inflight.inside():
+            with calls.inflight:
                 try:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:

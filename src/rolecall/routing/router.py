@@ -369,7 +369,7 @@ class Router:
         def request_for(pid: str) -> ChatRequest:
             return self._request(role, pid, normalized, params, response_schema)
 
-        with self._inflight.inside():
+        with self._inflight:
             return await complete_on_chain(self._calls, task, chain, request_for)
 
     def stream(
