@@ -21,9 +21,6 @@ from rolecall.errors import RouterClosed
 
 __all__ = ["InFlight"]
 
-# From Python 3.12 ``asyncio.current_task`` is the C one, as cheap as a lookup can be.
-_C_CURRENT_TASK = sys.version_info >= (3, 12)
-
 
 class InFlight:
     """Tasks inside the router's calls (with how many calls each runs) and its closing.
@@ -41,22 +38,24 @@ class InFlight:
         self._left: asyncio.Event | None = None  # set once the last of them has left
         self._seen: tuple[int, asyncio.AbstractEventLoop] | None = None  # thread, its loop
 
-    def _current_task(self) -> asyncio.Task[Any] | None:
-        """``asyncio.current_task()``, which on Python 3.11 asks the OS for the process
-        id on every call (twice per routed call here: most of the router's cost on that
-        Python). The loop last seen on this thread is its running one whenever it has a
-        task running: a thread runs one loop at a time."""
-        if _C_CURRENT_TASK:
-            return asyncio.current_task()
-        thread = get_ident()
-        seen = self._seen
-        if seen is not None and seen[0] == thread:
-            task = asyncio.current_task(seen[1])
-            if task is not None:
-                return task
-        loop = asyncio.get_running_loop()
-        self._seen = (thread, loop)
-        return asyncio.current_task(loop)
+    if sys.version_info >= (3, 12):  # asyncio's own is a lookup in C there
+        _current_task = staticmethod(asyncio.current_task)
+    else:
+
+        def _current_task(self) -> asyncio.Task[Any] | None:
+            """``asyncio.current_task()``, which on Python 3.11 asks the OS for the process
+            id on every call (twice per routed call here: most of the router's cost on
+            that Python). The loop last seen on this thread is its running one whenever
+            it has a task running: a thread runs one loop at a time."""
+            thread = get_ident()
+            seen = self._seen
+            if seen is not None and seen[0] == thread:
+                task = asyncio.current_task(seen[1])
+                if task is not None:
+                    return task
+            loop = asyncio.get_running_loop()
+            self._seen = (thread, loop)
+            return asyncio.current_task(loop)
 
     def __enter__(self) -> None:
         if self.closed:
