@@ -12,8 +12,6 @@ never asked for. Only then are the providers closed under it.
 from __future__ import annotations
 
 import asyncio
-import sys
-from threading import get_ident
 from types import TracebackType
 from typing import Any
 
@@ -36,26 +34,10 @@ class InFlight:
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._ended: set[asyncio.Task[Any]] = set()  # cancelled by close(), not yet left
         self._left: asyncio.Event | None = None  # set once the last of them has left
-        self._seen: tuple[int, asyncio.AbstractEventLoop] | None = None  # thread, its loop
 
-    if sys.version_info >= (3, 12):  # asyncio's own is a lookup in C there
-        _current_task = staticmethod(asyncio.current_task)
-    else:
-
-        def _current_task(self) -> asyncio.Task[Any] | None:
-            """``asyncio.current_task()``, which on Python 3.11 asks the OS for the process
-            id on every call (twice per routed call here: most of the router's cost on
-            that Python). The loop last seen on this thread is its running one whenever
-            it has a task running: a thread runs one loop at a time."""
-            thread = get_ident()
-            seen = self._seen
-            if seen is not None and seen[0] == thread:
-                task = asyncio.current_task(seen[1])
-                if task is not None:
-                    return task
-            loop = asyncio.get_running_loop()
-            self._seen = (thread, loop)
-            return asyncio.current_task(loop)
+    # The task inside is looked up on the way in and on the way out: nothing is kept per
+    # call (a ``with`` block never changes task).
+    _current_task = staticmethod(asyncio.current_task)
 
     def __enter__(self) -> None:
         if self.closed:
