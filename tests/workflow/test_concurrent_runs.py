@@ -66,7 +66,7 @@ def test_a_second_run_into_the_same_output_directory_is_refused_and_writes_nothi
     first = start_run(tmp_path, config, str(spec), "-o", "out")
     try:
         wait_for_coder(slow_sims)
-        runs_before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+        runs_before = _run_ids(tmp_path / "runs")
 
         code = main(["run", str(spec), "-c", str(config), "-o", str(tmp_path / "out"), "--yes"])
 
@@ -75,7 +75,7 @@ def test_a_second_run_into_the_same_output_directory_is_refused_and_writes_nothi
         [line] = err.strip().splitlines()
         assert "is in use by another rolecall run" in line and "pass -o another" in line
         # Nothing of the refused run was recorded: no state, no run log.
-        assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == runs_before
+        assert _run_ids(tmp_path / "runs") == runs_before
     finally:
         _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
@@ -118,3 +118,9 @@ def test_the_same_run_resumed_twice_at_once_is_refused_the_second_time(
     # resume added no run_start or run_end (the resume still running writes meanwhile).
     types = [json.loads(line)["type"] for line in log.read_text().splitlines()]
     assert (types.count("run_start"), types.count("run_end")) == (2, 2)
+
+
+def _run_ids(runs: Path) -> set[str]:
+    """The runs a folder holds (their state folders and logs), whatever the first run,
+    still going, adds of its own meanwhile (its log, its writer lock)."""
+    return {p.name.removesuffix(".jsonl") for p in runs.iterdir() if not p.name.startswith(".")}

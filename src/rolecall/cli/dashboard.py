@@ -44,9 +44,10 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
         server = DashboardServer(url, host, port, keys, lambda: configured_providers(config_path))
     except OSError as exc:
         fail(_bind_failure(host, port, exc))
-    click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
     # A service manager's SIGTERM stops it as Ctrl-C does: it only reads, nothing to save.
+    # Set before the line saying it serves, which a supervisor may answer with a SIGTERM.
     signal.signal(signal.SIGTERM, _interrupt)
+    click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no error
         server.serve_forever()
 
