@@ -9,25 +9,16 @@ signatures and send the signed blocks back first in the assistant turn.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import pytest
 from gateway_helpers import FALLBACK_KEY, GATEWAY_KEY, PRIMARY_KEY, RunningGateway
+from thinking_helpers import ask, history, next_step, request_kwargs, results_for, sdk
 
 from rolecall.sim import SimServer
-
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
-THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
-CITIES = ("Paris", "London")
 
 
 def weather(body: dict[str, Any]) -> dict[str, Any]:
@@ -39,11 +30,7 @@ def weather(body: dict[str, Any]) -> dict[str, Any]:
         for block in message["content"]
         if block.get("type") == "tool_result"
     ]
-    if len(results) < len(CITIES):
-        city = CITIES[len(results)]
-        call = {"id": f"toolu_{city}", "name": "get_weather", "arguments": {"city": city}}
-        return {"text": "", "tool_calls": [call], "reasoning": f"I need the weather in {city}."}
-    return {"text": "Both are mild.", "reasoning": "I have both temperatures."}
+    return next_step(len(results))
 
 
 @pytest.fixture
@@ -96,39 +83,6 @@ def gateway(
     start_gateway: Callable[..., RunningGateway],
 ) -> RunningGateway:
     return start_gateway(write_config(tmp_path, claude, gpt))
-
-
-def sdk(gateway: RunningGateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
-    )
-
-
-def ask(client: anthropic.Anthropic, messages: list[Any], stream: bool) -> Any:
-    kwargs: dict[str, Any] = {
-        "model": "coder",
-        "max_tokens": 4096,
-        "messages": messages,
-        "tools": [WEATHER_TOOL],
-        "thinking": THINKING,
-    }
-    if not stream:
-        return client.messages.create(**kwargs)
-    with client.messages.stream(**kwargs) as events:
-        return events.get_final_message()
-
-
-def results_for(message: Any) -> list[dict[str, Any]]:
-    return [
-        {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps({"temp": 18})}
-        for block in message.content
-        if block.type == "tool_use"
-    ]
-
-
-def history(message: Any) -> list[dict[str, Any]]:
-    """The assistant turn as a client sends it back: every block as it came."""
-    return [block.model_dump(exclude_none=True) for block in message.content]
 
 
 def sent_messages(sim: SimServer) -> list[dict[str, Any]]:
@@ -186,13 +140,7 @@ def test_a_turn_that_lost_its_thinking_is_answered_without_thinking(
         {"role": "assistant", "content": [b for b in history(first) if b["type"] != "thinking"]},
         {"role": "user", "content": results_for(first)},
     ]
-    kwargs: dict[str, Any] = {
-        "model": "coder",
-        "max_tokens": 4096,
-        "messages": messages,
-        "tools": [WEATHER_TOOL],
-        "thinking": THINKING,
-    }
+    kwargs = request_kwargs(messages)
     if stream:
         with client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
             headers = raw.headers

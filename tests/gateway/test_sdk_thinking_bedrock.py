@@ -9,28 +9,20 @@ carries a signature it never issued. So the gateway hands the client Bedrock's s
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import pytest
 from gateway_helpers import GATEWAY_KEY, RunningGateway
+from thinking_helpers import ask, history, next_step, request_kwargs, results_for, sdk
 
 from rolecall.sim import SimServer
 from rolecall.sim._bedrock import SIM_ACCESS_KEY_ID
 
 SECRET = "sim-bedrock-gateway-thinking-secret"
 MODEL = "anthropic.claude-sonnet-4-20250514-v1:0"
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
-THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
-CITIES = ("Paris", "London")
 
 
 def weather(body: dict[str, Any]) -> dict[str, Any]:
@@ -41,11 +33,7 @@ def weather(body: dict[str, Any]) -> dict[str, Any]:
         for block in message["content"]
         if "toolResult" in block
     ]
-    if len(results) < len(CITIES):
-        city = CITIES[len(results)]
-        call = {"id": f"tooluse_{city}", "name": "get_weather", "arguments": {"city": city}}
-        return {"text": "", "tool_calls": [call], "reasoning": f"I need the weather in {city}."}
-    return {"text": "Both are mild.", "reasoning": "I have both temperatures."}
+    return next_step(len(results))
 
 
 @pytest.fixture
@@ -87,42 +75,6 @@ def gateway(
         )
     )
     return start_gateway(path)
-
-
-def sdk(gateway: RunningGateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
-    )
-
-
-def _kwargs(messages: list[Any]) -> dict[str, Any]:
-    return {
-        "model": "coder",
-        "max_tokens": 4096,
-        "messages": messages,
-        "tools": [WEATHER_TOOL],
-        "thinking": THINKING,
-    }
-
-
-def ask(client: anthropic.Anthropic, messages: list[Any], stream: bool) -> Any:
-    if not stream:
-        return client.messages.create(**_kwargs(messages))
-    with client.messages.stream(**_kwargs(messages)) as events:
-        return events.get_final_message()
-
-
-def results_for(message: Any) -> list[dict[str, Any]]:
-    return [
-        {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps({"temp": 18})}
-        for block in message.content
-        if block.type == "tool_use"
-    ]
-
-
-def history(message: Any) -> list[dict[str, Any]]:
-    """The assistant turn as a client sends it back: every block as it came."""
-    return [block.model_dump(exclude_none=True) for block in message.content]
 
 
 def replayed(sim: SimServer) -> list[dict[str, Any]]:
@@ -200,7 +152,7 @@ def test_a_turn_that_lost_its_thinking_is_answered_without_thinking(
         {"role": "assistant", "content": [b for b in history(first) if b["type"] != "thinking"]},
         {"role": "user", "content": results_for(first)},
     ]
-    kwargs = _kwargs(messages)
+    kwargs = request_kwargs(messages)
     if stream:
         with client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
             headers = raw.headers

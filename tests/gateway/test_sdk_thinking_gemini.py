@@ -16,18 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import pytest
 from gateway_helpers import GATEWAY_KEY, PRIMARY_KEY, RunningGateway
+from thinking_helpers import ask as ask_sdk
+from thinking_helpers import sdk
 
 from rolecall.sim import SimServer
 
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
-THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
 STAND_IN = "skip_thought_signature_validator"
 
 
@@ -76,21 +71,7 @@ def gateway(
 
 
 def ask(gateway: RunningGateway, messages: list[Any], stream: bool, thinking: bool = True) -> Any:
-    client = anthropic.Anthropic(
-        base_url=gateway.server.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20
-    )
-    kwargs: dict[str, Any] = {
-        "model": "coder",
-        "max_tokens": 4096,
-        "messages": messages,
-        "tools": [WEATHER_TOOL],
-    }
-    if thinking:
-        kwargs["thinking"] = THINKING
-    if not stream:
-        return client.messages.create(**kwargs)
-    with client.messages.stream(**kwargs) as events:
-        return events.get_final_message()
+    return ask_sdk(sdk(gateway), messages, stream, thinking)
 
 
 @pytest.mark.parametrize("stream", [False, True])
