@@ -17,6 +17,7 @@ from rolecall.errors import (
     NoProviderForRole,
     ProviderError,
     RolecallError,
+    RouterClosed,
     StreamInterrupted,
     UnknownParameter,
 )
@@ -40,6 +41,7 @@ ERRORS = [
     ConfigError([ConfigIssue("roles.coder", "provider 'x' is not defined", "define it", 3)]),
     UnknownParameter("unknown parameter 'temp'"),
     RolecallError("the router is closed"),
+    RouterClosed(),
 ]
 
 

@@ -33,6 +33,7 @@ EXPORTED = {
     "ReplyStream",
     "RolecallError",
     "Router",
+    "RouterClosed",
     "StreamInterrupted",
     "UnknownParameter",
     "Usage",

@@ -18,6 +18,7 @@ from rolecall.errors import (
     NoProviderForRole,
     ProviderError,
     RolecallError,
+    RouterClosed,
     StreamInterrupted,
     UnknownParameter,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ReplyStream",
     "RolecallError",
     "Router",
+    "RouterClosed",
     "StreamInterrupted",
     "UnknownParameter",
     "Usage",
