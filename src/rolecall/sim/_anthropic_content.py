@@ -30,6 +30,9 @@ from rolecall.sim._common import Answer, Ctx, count_words, minimal_instance, new
 from rolecall.types import ToolCall
 
 __all__ = [
+    "NO_THINKING_FIRST",
+    "REDACT_MARK",
+    "THINKING_TEXT",
     "check_request",
     "content_blocks",
     "enrich",
@@ -49,7 +52,7 @@ THINKING_TEXT = "The user asks a question; answer it plainly."
 _SIGNING_KEY = b"rolecall-sim-thinking"
 REDACT_MARK = "[redacted]"
 _REDACTED = "REDACTED:"  # a redacted block's data: this prefix, then the thinking in base64
-_NO_THINKING_FIRST = (
+NO_THINKING_FIRST = (
     "Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` is "
     "enabled, a final `assistant` message must start with a thinking block (preceeding the "
     "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking "
@@ -200,7 +203,7 @@ def _check_thinking_turns(body: dict[str, Any]) -> str | None:
     first = content[0] if isinstance(content, list) and content else {"type": "text"}
     if first.get("type") in ("thinking", "redacted_thinking"):
         return None
-    return f"messages.{n}.content.0.type: " + _NO_THINKING_FIRST.format(found=first["type"])
+    return f"messages.{n}.content.0.type: " + NO_THINKING_FIRST.format(found=first["type"])
 
 
 def _answers_tools(message: dict[str, Any]) -> bool:

@@ -31,6 +31,8 @@ import json
 from dataclasses import replace
 from typing import Any
 
+# Claude on Bedrock thinks and refuses as on Anthropic's API.
+from rolecall.sim._anthropic_content import NO_THINKING_FIRST, REDACT_MARK, THINKING_TEXT
 from rolecall.sim._common import Answer, Ctx, count_words, minimal_instance, new_id, texts_of
 from rolecall.types import ToolCall
 
@@ -62,19 +64,9 @@ _MEMBERS = frozenset(
 )
 _FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
 _RANGES = {"temperature": (0.0, 1.0), "topP": (0.0, 1.0)}
-THINKING_TEXT = "The user asks a question; answer it plainly."
 _SIGNING_KEY = b"rolecall-sim-bedrock-reasoning"
-REDACT_MARK = "[redacted]"
 _REDACTED = "REDACTED:"  # redacted bytes: this prefix, the thinking in base64, a seal
 _MODEL_ERROR = "The model returned the following errors: "
-_NO_THINKING_FIRST = (
-    "Expected `thinking` or `redacted_thinking`, but found `{found}`. When `thinking` is "
-    "enabled, a final `assistant` message must start with a thinking block (preceeding the "
-    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking "
-    "blocks from previous turns. To avoid this requirement, disable `thinking`. Please "
-    "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/"
-    "extended-thinking"
-)
 
 
 def tool_use_id() -> str:
@@ -154,7 +146,7 @@ def _check_reasoning_turns(body: dict[str, Any]) -> str | None:
         return None
     found = "tool_use" if "toolUse" in first else "text"
     where = f"messages.{len(messages) - 2}.content.0.type: "
-    return _MODEL_ERROR + where + _NO_THINKING_FIRST.format(found=found)
+    return _MODEL_ERROR + where + NO_THINKING_FIRST.format(found=found)
 
 
 def _check_inference(config: Any) -> str | None:
