@@ -26,7 +26,7 @@ setup-dev: venv
 demo: setup
 	@$(BIN)/rolecall run examples/specs/wordcount.md -c examples/local-only.yaml -o $(DEMO_OUT) --yes --force; \
 	status=$$?; if [ $$status -eq 1 ]; then \
-	echo "demo finished; the small model's code did not pass every check: see $(DEMO_OUT)/REVIEW.md"; \
+	echo "demo finished, partial as a 135M model's work is (answers cut short or checks failing): see $(DEMO_OUT)/REVIEW.md"; \
 	exit 0; fi; exit $$status
 
 # pytest exits 5 when it ran no test: that is a failure here.
