@@ -45,10 +45,10 @@ def dashboard(host: str, port: int, config_path: str | None, store_url: str | No
     except OSError as exc:
         fail(_bind_failure(host, port, exc))
     # A service manager's SIGTERM stops it as Ctrl-C does: it only reads, nothing to save.
-    # Set before the line saying it serves, which a supervisor may answer with a SIGTERM.
+    # Set before the line saying it serves, which a supervisor may answer with a signal.
     signal.signal(signal.SIGTERM, _interrupt)
-    click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops: no error
+        click.echo(f"rolecall dashboard on {server.url}/ui (Ctrl-C to stop)", err=True)
         server.serve_forever()
 
 
