@@ -108,6 +108,12 @@ def _attempts(metrics: MetricsConfig) -> int:
         return int(store._read("SELECT COUNT(*) FROM all_attempts")[0][0])
 
 
+def _confirmed(relay: RecordRelay) -> bool:
+    """The writer has confirmed every item the relay sent (a flush reads its counts)."""
+    relay.flush()
+    return not relay._unconfirmed
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -180,6 +186,9 @@ def test_a_restarted_writer_gets_what_the_workers_queued_meanwhile_and_their_ope
     _call(relay, "gw-0", 1)
     relay.flush()
     _wait_for(lambda: _attempts(writer.metrics) == 1)  # written, so the kill loses nothing
+    # ... and confirmed: a writer killed between its write and its confirmation has the
+    # worker send the call again, which the store would then hold twice.
+    _wait_for(lambda: _confirmed(relay))
     writer.kill()  # the writer dies while the worker keeps serving
     for number in range(2, 6):
         _call(relay, "gw-0", number)
