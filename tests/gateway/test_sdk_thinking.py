@@ -9,14 +9,22 @@ signatures and send the signed blocks back first in the assistant turn.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import FALLBACK_KEY, GATEWAY_KEY, PRIMARY_KEY, RunningGateway
-from thinking_helpers import ask, history, next_step, request_kwargs, results_for, sdk
+from gateway_helpers import FALLBACK_KEY, PRIMARY_KEY, RunningGateway
+from thinking_helpers import (
+    ask,
+    first_turn_headers,
+    history,
+    next_step,
+    results_for,
+    sdk,
+    without_its_thinking,
+    write_config,
+)
 
 from rolecall.sim import SimServer
 
@@ -46,33 +54,16 @@ def gpt() -> Iterator[SimServer]:
         yield s
 
 
-def write_config(tmp_path: Path, claude: SimServer, gpt: SimServer) -> Path:
-    (tmp_path / ".env").write_text(
-        f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n"
-    )
-    path = tmp_path / "rolecall.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            providers:
-              c: {{type: anthropic, model: claude-sim, base_url: "{claude.base_url}",
-                  api_key: "${{PRIMARY_KEY}}"}}
-              o: {{type: openai, model: gpt-sim, base_url: "{gpt.base_url}",
-                  api_key: "${{FALLBACK_KEY}}"}}
-            roles:
-              coder: {{provider: c}}
-              other: {{provider: o}}
-            retry: {{max_attempts: 1, initial_backoff: 10ms}}
-            metrics:
-              url: sqlite:///{tmp_path}/rolecall.db
-              runs_dir: {tmp_path}/runs
-              flush_interval: 50ms
-            gateway:
-              keys: ["${{GATEWAY_KEY}}"]
-            """
-        )
-    )
-    return path
+def thinking_config(tmp_path: Path, claude: SimServer, gpt: SimServer) -> Path:
+    providers = f"""\
+        c: {{type: anthropic, model: claude-sim, base_url: "{claude.base_url}",
+            api_key: "${{PRIMARY_KEY}}"}}
+        o: {{type: openai, model: gpt-sim, base_url: "{gpt.base_url}",
+            api_key: "${{FALLBACK_KEY}}"}}
+        """
+    roles = "coder: {provider: c}\nother: {provider: o}\n"
+    env = f"PRIMARY_KEY={PRIMARY_KEY}\nFALLBACK_KEY={FALLBACK_KEY}\n"
+    return write_config(tmp_path, providers, roles, env)
 
 
 @pytest.fixture
@@ -82,7 +73,7 @@ def gateway(
     gpt: SimServer,
     start_gateway: Callable[..., RunningGateway],
 ) -> RunningGateway:
-    return start_gateway(write_config(tmp_path, claude, gpt))
+    return start_gateway(thinking_config(tmp_path, claude, gpt))
 
 
 def sent_messages(sim: SimServer) -> list[dict[str, Any]]:
@@ -134,25 +125,10 @@ def test_a_turn_that_lost_its_thinking_is_answered_without_thinking(
     """A client that drops thinking blocks (or a turn another vendor wrote) still gets its
     answer: that one request goes without thinking, and a header says so."""
     client = sdk(gateway)
-    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
-    first = ask(client, messages, stream=False)
-    messages += [
-        {"role": "assistant", "content": [b for b in history(first) if b["type"] != "thinking"]},
-        {"role": "user", "content": results_for(first)},
-    ]
-    kwargs = request_kwargs(messages)
-    if stream:
-        with client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
-            headers = raw.headers
-            assert b"tool_use" in raw.read()
-    else:
-        raw = client.messages.with_raw_response.create(**kwargs)
-        headers = raw.headers
-        assert raw.parse().content[-1].input == {"city": "London"}
+    headers, kwargs = without_its_thinking(client, stream)
     assert headers["x-rolecall-thinking"] == "off"
     assert "thinking" not in claude.requests[-1].json
-    signed = client.messages.with_raw_response.create(**{**kwargs, "messages": [messages[0]]})
-    assert "x-rolecall-thinking" not in signed.headers
+    assert "x-rolecall-thinking" not in first_turn_headers(client, kwargs)
 
 
 @pytest.mark.parametrize("stream", [False, True])

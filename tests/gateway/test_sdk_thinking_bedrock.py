@@ -9,14 +9,22 @@ carries a signature it never issued. So the gateway hands the client Bedrock's s
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import GATEWAY_KEY, RunningGateway
-from thinking_helpers import ask, history, next_step, request_kwargs, results_for, sdk
+from gateway_helpers import RunningGateway
+from thinking_helpers import (
+    ask,
+    first_turn_headers,
+    history,
+    next_step,
+    results_for,
+    sdk,
+    without_its_thinking,
+    write_config,
+)
 
 from rolecall.sim import SimServer
 from rolecall.sim._bedrock import SIM_ACCESS_KEY_ID
@@ -54,27 +62,10 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[SimServer]:
 def gateway(
     tmp_path: Path, aws: SimServer, start_gateway: Callable[..., RunningGateway]
 ) -> RunningGateway:
-    (tmp_path / ".env").write_text(f"GATEWAY_KEY={GATEWAY_KEY}\n")
-    path = tmp_path / "rolecall.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            providers:
-              aws: {{type: bedrock, model: "{MODEL}", region: us-east-1,
-                    endpoint: "{aws.base_url}"}}
-            roles:
-              coder: {{provider: aws}}
-            retry: {{max_attempts: 1, initial_backoff: 10ms}}
-            metrics:
-              url: sqlite:///{tmp_path}/rolecall.db
-              runs_dir: {tmp_path}/runs
-              flush_interval: 50ms
-            gateway:
-              keys: ["${{GATEWAY_KEY}}"]
-            """
-        )
-    )
-    return start_gateway(path)
+    providers = f"""\
+        aws: {{type: bedrock, model: "{MODEL}", region: us-east-1, endpoint: "{aws.base_url}"}}
+        """
+    return start_gateway(write_config(tmp_path, providers, "coder: {provider: aws}\n"))
 
 
 def replayed(sim: SimServer) -> list[dict[str, Any]]:
@@ -146,24 +137,9 @@ def test_a_turn_that_lost_its_thinking_is_answered_without_thinking(
     gateway: RunningGateway, aws: SimServer, stream: bool
 ) -> None:
     client = sdk(gateway)
-    messages: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
-    first = ask(client, messages, stream=False)
-    messages += [
-        {"role": "assistant", "content": [b for b in history(first) if b["type"] != "thinking"]},
-        {"role": "user", "content": results_for(first)},
-    ]
-    kwargs = request_kwargs(messages)
-    if stream:
-        with client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
-            headers = raw.headers
-            assert b"tool_use" in raw.read()
-    else:
-        raw = client.messages.with_raw_response.create(**kwargs)
-        headers = raw.headers
-        assert raw.parse().content[-1].input == {"city": "London"}
+    headers, kwargs = without_its_thinking(client, stream)
     assert headers["x-rolecall-thinking"] == "off"
     sent = aws.requests[-1].json
     assert isinstance(sent, dict)
     assert "thinking" not in sent.get("additionalModelRequestFields", {})
-    signed = client.messages.with_raw_response.create(**{**kwargs, "messages": [messages[0]]})
-    assert "x-rolecall-thinking" not in signed.headers
+    assert "x-rolecall-thinking" not in first_turn_headers(client, kwargs)

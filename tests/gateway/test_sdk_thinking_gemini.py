@@ -11,15 +11,14 @@ then), and the follow-up carries the stand-in Google documents.
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import GATEWAY_KEY, PRIMARY_KEY, RunningGateway
+from gateway_helpers import PRIMARY_KEY, RunningGateway
 from thinking_helpers import ask as ask_sdk
-from thinking_helpers import sdk
+from thinking_helpers import sdk, write_config
 
 from rolecall.sim import SimServer
 
@@ -47,27 +46,12 @@ def gemini() -> Iterator[SimServer]:
 def gateway(
     tmp_path: Path, gemini: SimServer, start_gateway: Callable[..., RunningGateway]
 ) -> RunningGateway:
-    (tmp_path / ".env").write_text(f"PRIMARY_KEY={PRIMARY_KEY}\nGATEWAY_KEY={GATEWAY_KEY}\n")
-    path = tmp_path / "rolecall.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            providers:
-              g: {{type: google, model: gemini-3-pro-preview, base_url: "{gemini.base_url}",
-                  api_key: "${{PRIMARY_KEY}}"}}
-            roles:
-              coder: {{provider: g}}
-            retry: {{max_attempts: 1, initial_backoff: 10ms}}
-            metrics:
-              url: sqlite:///{tmp_path}/rolecall.db
-              runs_dir: {tmp_path}/runs
-              flush_interval: 50ms
-            gateway:
-              keys: ["${{GATEWAY_KEY}}"]
-            """
-        )
-    )
-    return start_gateway(path)
+    providers = f"""\
+        g: {{type: google, model: gemini-3-pro-preview, base_url: "{gemini.base_url}",
+            api_key: "${{PRIMARY_KEY}}"}}
+        """
+    roles = "coder: {provider: g}\n"
+    return start_gateway(write_config(tmp_path, providers, roles, f"PRIMARY_KEY={PRIMARY_KEY}\n"))
 
 
 def ask(gateway: RunningGateway, messages: list[Any], stream: bool, thinking: bool = True) -> Any:
