@@ -8,18 +8,21 @@ has been silent for the timeout. The bounds on waiting are generous: they say
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
-import httpx
 import pytest
 from gateway_helpers import wait_for
-from workers_helpers import CHAT, chat, clients_per_worker, limit_primary, serve_workers
+from workers_helpers import (
+    chat,
+    hold_both_slots,
+    limit_primary,
+    serve_workers,
+    survivor_answers,
+)
 
 from rolecall.recording.store import open_store
 from rolecall.sim import SimServer
@@ -66,30 +69,15 @@ def test_a_stopped_worker_gives_back_its_share_of_max_concurrency(
 ) -> None:
     limit_primary(config_path, 2)
     with serve_workers(config_path, options=TIMEOUT) as served:
-        by_worker = clients_per_worker(served, 2, 2)
-        (frozen_pid, frozen), (survivor_pid, survivor) = by_worker.items()
-        for client in frozen:  # past the first-call gate: calls then go out side by side
-            assert chat(client, "a").status_code == 200
-        primary.script("ok:delay=30", "ok:delay=30")  # the frozen worker's two calls hang
-
-        def frozen_chat(client: httpx.Client) -> None:
-            with contextlib.suppress(httpx.HTTPError):  # its worker is killed meanwhile
-                chat(client, "a")
-
-        for client in frozen:
-            threading.Thread(target=frozen_chat, args=(client,), daemon=True).start()
-        wait_for(lambda: primary.in_flight == 2)
+        frozen_pid, survivor_pid, by_worker = hold_both_slots(served, primary, delay=30)
         os.kill(int(frozen_pid), signal.SIGSTOP)
         # Both slots are held by a process that will never give them back: once it is
         # killed for its silence, they are the survivor's.
-        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
-        answered = survivor[0].post(CHAT, json=body, timeout=25)  # not after the 30 s
-        assert answered.status_code == 200, answered.text
-        assert answered.headers["x-rolecall-worker"] == survivor_pid
-        assert primary.in_flight >= 2, "the answer came after the frozen worker's calls ended"
+        survivor_answers(by_worker[survivor_pid][0], survivor_pid, primary, wait=25)
         assert any(f"(pid {frozen_pid}) silent for" in line for line in served.lines)
-        for client in [*frozen, *survivor]:
-            client.close()
+        for clients in by_worker.values():
+            for client in clients:
+                client.close()
 
 
 @pytest.mark.parametrize("value", ["1", "-5", "soon", "inf", "nan"])

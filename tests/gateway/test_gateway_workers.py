@@ -19,7 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway_helpers import config_text, wait_for
-from workers_helpers import CHAT, chat, clients_per_worker, limit_primary, serve_workers
+from workers_helpers import (
+    chat,
+    clients_per_worker,
+    hold_both_slots,
+    limit_primary,
+    serve_workers,
+    survivor_answers,
+)
 
 from rolecall.cli.serve import _auto_workers, cgroup_cpu_limit
 from rolecall.config.load import load_config
@@ -409,28 +416,13 @@ def test_a_worker_killed_with_calls_in_flight_gives_back_its_share_of_max_concur
 ) -> None:
     limit_primary(config_path, 2)
     with serve_workers(config_path) as served:
-        by_worker = clients_per_worker(served, 2, 2)
-        (doomed_pid, doomed), (survivor_pid, survivor) = by_worker.items()
-        for client in doomed:  # past the first-call gate: calls then go out side by side
-            assert chat(client, "a").status_code == 200
-        primary.script("ok:delay=10", "ok:delay=10")  # the doomed worker's two calls hang
-
-        def doomed_chat(client: httpx.Client) -> None:
-            with contextlib.suppress(httpx.HTTPError):  # its worker dies meanwhile
-                chat(client, "a")
-
-        for client in doomed:
-            threading.Thread(target=doomed_chat, args=(client,), daemon=True).start()
-        wait_for(lambda: primary.in_flight == 2)
+        doomed_pid, survivor_pid, by_worker = hold_both_slots(served, primary, delay=10)
         os.kill(int(doomed_pid), signal.SIGKILL)
         # The provider still runs the dead worker's two calls; its slots are given back.
-        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
-        answered = survivor[0].post(CHAT, json=body, timeout=5)  # not after the 10 s
-        assert answered.status_code == 200, answered.text
-        assert answered.headers["x-rolecall-worker"] == survivor_pid
-        assert primary.in_flight >= 2, "the answer came after the dead worker's calls ended"
-        for client in [*doomed, *survivor]:
-            client.close()
+        survivor_answers(by_worker[survivor_pid][0], survivor_pid, primary, wait=5)
+        for clients in by_worker.values():
+            for client in clients:
+                client.close()
 
 
 def test_sighup_with_requests_in_flight_on_every_worker_loses_none(

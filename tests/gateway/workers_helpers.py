@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -12,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from gateway_helpers import GATEWAY_KEY
+from gateway_helpers import GATEWAY_KEY, wait_for
 
+from rolecall.sim import SimServer
 from serve_helpers import EXE, STARTED
 
 CHAT = "/v1/chat/completions"
@@ -128,3 +130,34 @@ def clients_per_worker(served: Served, workers: int, each: int) -> dict[str, lis
         client.close()
     assert sorted(len(c) for c in by_worker.values()) == [each] * workers
     return by_worker
+
+
+def hold_both_slots(
+    served: Served, primary: SimServer, delay: int
+) -> tuple[str, str, dict[str, list[httpx.Client]]]:
+    """Two workers with two clients each; the first worker's two calls sent to ``primary``,
+    which holds them ``delay`` seconds: (that worker's pid, the other's, the clients)."""
+    by_worker = clients_per_worker(served, 2, 2)
+    (held_pid, held), (other_pid, _) = by_worker.items()
+    for client in held:  # past the first-call gate: calls then go out side by side
+        assert chat(client, "a").status_code == 200
+    primary.script(f"ok:delay={delay}", f"ok:delay={delay}")
+
+    def held_chat(client: httpx.Client) -> None:
+        with contextlib.suppress(httpx.HTTPError):  # its worker is stopped or killed meanwhile
+            chat(client, "a")
+
+    for client in held:
+        threading.Thread(target=held_chat, args=(client,), daemon=True).start()
+    wait_for(lambda: primary.in_flight == 2)
+    return held_pid, other_pid, by_worker
+
+
+def survivor_answers(served_client: httpx.Client, pid: str, primary: SimServer, wait: int) -> None:
+    """``served_client`` (on worker ``pid``) gets its answer within ``wait`` seconds, while
+    the provider still holds the other worker's two calls."""
+    body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
+    answered = served_client.post(CHAT, json=body, timeout=wait)
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["x-rolecall-worker"] == pid
+    assert primary.in_flight >= 2, "the answer came after the other worker's calls ended"
