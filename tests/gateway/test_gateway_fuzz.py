@@ -11,7 +11,6 @@ and a running gateway in front of the fake providers must never answer 500.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import re
 import threading
@@ -25,7 +24,7 @@ from gateway_helpers import RunningGateway, config_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz_helpers import places
+from fuzz_helpers import mutated
 from rolecall.gateway._chat_request import _KNOWN as CHAT_FIELDS
 from rolecall.gateway._chat_request import RequestInvalid, parse_chat_request
 from rolecall.gateway._messages_request import parse_messages_request
@@ -185,22 +184,9 @@ RAW_TOKENS += [b'"\\ud800"', b'"x \\udfff"', b'"\\u0000"', b"-0", b"1e-400"]
 _SCALAR_TOKEN = re.compile(rb'(?<=[:\[,] )(-?\d[\d.eE+-]*|true|false|null|"(?:[^"\\]|\\.)*")')
 
 
-def _mutated(data: st.DataObject, body: dict[str, Any], fields: list[str]) -> Any:
-    root = {"body": copy.deepcopy(body)}
-    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
-        container, key = data.draw(st.sampled_from(places(root)))
-        action = data.draw(st.sampled_from(["delete", "replace", "insert", "wrap"]))
-        if action == "delete" and container is not root:
-            del container[key]
-        elif action == "replace":
-            container[key] = data.draw(_VALUES)
-        elif action == "wrap":
-            container[key] = [container[key]]
-        elif isinstance(container, dict):
-            container[data.draw(st.sampled_from(fields) | _KEYS)] = data.draw(_VALUES)
-        elif isinstance(container, list):
-            container.insert(key, data.draw(_VALUES))
-    return root["body"]
+def _edited(data: st.DataObject, body: dict[str, Any], fields: list[str]) -> Any:
+    """``body`` with one to four random edits, new keys among the door's own fields too."""
+    return mutated(data, body, _VALUES, st.sampled_from(fields) | _KEYS, (1, 4))
 
 
 @pytest.mark.parametrize("door", sorted(DOORS))
@@ -209,9 +195,9 @@ def _mutated(data: st.DataObject, body: dict[str, Any], fields: list[str]) -> An
 def test_translators_refuse_only_with_request_invalid(door: str, data: st.DataObject) -> None:
     _, body, fields, _ = DOORS[door]
     # Through JSON text, as the gateway reads it: tuples become lists, keys strings.
-    mutated = json.loads(json.dumps(_mutated(data, body, fields)))
+    edited = json.loads(json.dumps(_edited(data, body, fields)))
     try:
-        PARSERS[door](mutated)
+        PARSERS[door](edited)
     except RequestInvalid as exc:
         assert exc.message.strip() and "\n" not in exc.message, exc.message
 
@@ -248,7 +234,7 @@ def test_the_running_gateway_never_answers_500(
     gateway: RunningGateway, door: str, data: st.DataObject
 ) -> None:
     path, body, fields, _ = DOORS[door]
-    raw = _raw(data, _mutated(data, body, fields))
+    raw = _raw(data, _edited(data, body, fields))
     headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
     with gateway.client() as client:
         answer = client.post(path, content=raw, headers=headers)

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz_helpers import places
+from fuzz_helpers import mutated
 from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
@@ -206,25 +206,6 @@ _VALUES = st.recursive(
 )
 
 
-def _mutated(data: st.DataObject, original: Any) -> Any:
-    """``original`` with up to three random edits (it is left as it was)."""
-    root = {"reply": copy.deepcopy(original)}
-    for _ in range(data.draw(st.integers(min_value=0, max_value=3))):
-        container, key = data.draw(st.sampled_from(places(root)))
-        action = data.draw(st.sampled_from(["delete", "replace", "insert", "wrap"]))
-        if action == "delete" and container is not root:
-            del container[key]
-        elif action == "replace":
-            container[key] = data.draw(_VALUES)
-        elif action == "wrap":
-            container[key] = [container[key]]
-        elif isinstance(container, dict):
-            container[data.draw(_KEYS)] = data.draw(_VALUES)
-        elif isinstance(container, list):
-            container.insert(key, data.draw(_VALUES))
-    return root["reply"]
-
-
 def _event_bytes(vendor: str, event: Any) -> bytes:
     named = isinstance(event, list) and len(event) == 2 and isinstance(event[0], str)
     if vendor == "bedrock":
@@ -325,7 +306,7 @@ async def _check(reply: Reply, root: str, vendor: str, streamed: bool) -> None:
 async def test_whole_replies(served: tuple[Reply, str], vendor: str, data: st.DataObject) -> None:
     reply, root = served
     reply.content_type, reply.cut_at = "application/json", None
-    reply.parts = [json.dumps(_mutated(data, WHOLE[vendor])).encode()]
+    reply.parts = [json.dumps(mutated(data, WHOLE[vendor], _VALUES, _KEYS, (0, 3))).encode()]
     await _check(reply, root, vendor, streamed=False)
 
 
@@ -336,7 +317,7 @@ async def test_streamed_replies(
     served: tuple[Reply, str], vendor: str, data: st.DataObject
 ) -> None:
     reply, root = served
-    events = _mutated(data, STREAMED[vendor])
+    events = mutated(data, STREAMED[vendor], _VALUES, _KEYS, (0, 3))
     reply.content_type = EVENTSTREAM if vendor == "bedrock" else "text/event-stream"
     reply.parts = [_event_bytes(vendor, e) for e in (events if isinstance(events, list) else [])]
     size = sum(len(part) for part in reply.parts)
