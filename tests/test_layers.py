@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "_json": 0,
     "_text": 0,
     "_flock": 0,
+    "_files": 0,
     "config": 1,
     "providers": 2,
     "health": 3,

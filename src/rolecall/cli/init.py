@@ -88,7 +88,7 @@ def init(dry_run: bool, force: bool, output: str, as_json: bool) -> None:
 def _write(path: Path, text: str) -> None:
     """Replace the file whole (a failed write leaves the old one as it was), through a
     symlink to its target, keeping an existing file's permissions."""
-    from rolecall.workflow.files import atomic_write_text
+    from rolecall._files import atomic_write_text
 
     atomic_write_text(path.resolve() if path.is_symlink() else path, text)
 

@@ -15,12 +15,11 @@ import contextlib
 import errno
 import os
 import re
-import secrets
-import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from rolecall._files import atomic_write_text
 from rolecall.workflow.errors import OutputDirError, TaskFailed
 
 try:
@@ -31,7 +30,6 @@ except ImportError:  # pragma: no cover - not on this platform: runs are not kep
 __all__ = [
     "OutputDir",
     "UnsafePath",
-    "atomic_write_text",
     "claim_output_dir",
     "normalize_relative",
     "output_dir_problem",
@@ -102,33 +100,6 @@ def _windows_problem(name: str) -> str | None:
     if name.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
         return f"'{name}' is a device name on Windows (CON, NUL, AUX, COM1...), not a file"
     return None
-
-
-def atomic_write_text(path: Path, text: str, mode: int = 0o666) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    A reader (or a resumed run) sees the old content or the new, never a mix, even
-    if the process is killed mid-write. No fsync: surviving a power cut is not the
-    goal, and an fsync per task would stall every other task on the event loop.
-    A file that exists keeps its permissions (a private file stays private, a script
-    stays executable); a new one gets ``mode`` less the umask.
-    """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        kept: int | None = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:  # none yet
-        kept = None
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if kept is not None else mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        if kept is not None:
-            os.chmod(temp, kept)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
 
 
 # What to do about a write that failed, by errno; the run is resumed once it is done.
