@@ -293,6 +293,28 @@ async def _tracker(url: str, prefix: str, **options: Any) -> RedisHealth:
     return tracker
 
 
+async def test_a_routers_first_call_already_goes_by_what_other_processes_found(
+    sims: dict[str, SimServer], redis_url: str, prefix: str
+) -> None:
+    """A one-shot command (`rolecall ask`) makes one call, right after ``async with``: it
+    must not be the call that spends a key another process already found refused."""
+    config = RolecallConfig.model_validate(_config_data(sims, redis_url, prefix))
+    fingerprint = provider_fingerprint(config.providers["x"])
+    other = RedisHealth(redis_url, key_prefix=prefix, fingerprints={"x": fingerprint})
+    try:
+        assert await other.connect()
+        other.mark_unavailable("x", ProviderError("bad key", kind=ErrorKind.AUTH, provider="x"))
+        await other._store.flush()
+    finally:
+        await other.aclose()
+
+    async with Router(config, check_credentials=False) as router:
+        reply = await router.complete("coder", "hi")
+
+    assert reply.provider == "y"
+    assert sims["x"].calls == 0
+
+
 async def test_cooldown_expiry_is_the_later_reset(redis_url: str, prefix: str) -> None:
     first, second = await _tracker(redis_url, prefix), await _tracker(redis_url, prefix)
     try:

@@ -242,12 +242,13 @@ class Gateway:
         if tracing is not None:
             sinks.append(tracing)
         router = Router(config, providers=self._providers, sinks=sinks)
-        if check and not self.offline:
-            try:
+        try:
+            if check and not self.offline:
                 await router.check_credentials()
-            except BaseException:
-                await router.aclose()
-                raise
+            await router.connect_health()
+        except BaseException:
+            await router.aclose()
+            raise
         self._generations += 1
         return Generation(router, config, KeyChecker(config.gateway.keys), self._generations)
 

@@ -185,12 +185,17 @@ class Router:
         return cls(config, sinks=sinks, check_credentials=check_credentials)
 
     async def __aenter__(self) -> Router:
-        if self._check_on_enter:
-            try:
+        # Shared health answers first (while the keys are checked), so a one-shot command's
+        # only call already goes by what other processes found.
+        connecting = asyncio.ensure_future(self.connect_health())
+        try:
+            if self._check_on_enter:
                 await self.check_credentials()
-            except BaseException:
-                await self.aclose()
-                raise
+            await connecting
+        except BaseException:
+            connecting.cancel()
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -219,6 +224,13 @@ class Router:
             self._providers[pid] = provider
             self._built.append(pid)
         return provider
+
+    async def connect_health(self) -> None:
+        """Wait until shared health (``state.redis_url``) has answered once, at most its
+        timeout; calls never wait on it, so one made before goes by this process alone."""
+        connect: Callable[[], Awaitable[bool]] | None = getattr(self._health, "connect", None)
+        if connect is not None:
+            await connect()
 
     async def check_credentials(self) -> None:
         """Check every configured provider; raise :class:`CredentialsError` on wrong credentials.
