@@ -7,6 +7,7 @@ same provider once to repair it, then makes one more normally routed call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,11 @@ T = TypeVar("T")
 
 _FENCE = re.compile(r"^\s*```[^\n`]*\n(.*?)\n?```\s*$", re.DOTALL)
 _OPENING = re.compile(r"^```[\w+.-]*\s*$")
+# Every fenced block of an answer: its opening line (with any language tag), its body.
+_FENCED_BLOCK = re.compile(r"^[ \t]*```[^\n`]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+# A JSON string (kept whole), else what is dropped outside strings.
+_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+_TRAILING_COMMA = re.compile(r'"(?:[^"\\\n]|\\.)*"|,(?=\s*[\]}])')
 
 
 class InvalidAnswer(ValueError):
@@ -61,20 +67,88 @@ def strip_fence(text: str) -> str:
 
 
 def extract_json(text: str) -> Any:
-    """The JSON value in a model's answer: bare, fenced, or the outermost {...} in prose."""
+    """The one JSON value in a model's answer: bare, fenced, or embedded in prose.
+
+    Trailing commas and ``//`` or ``/* */`` comments are forgiven. Prose around the value
+    may hold braces of its own; fenced blocks that parse win over objects in the prose.
+    Two different values (two plans, a plan and an example) are ambiguous: an
+    :class:`InvalidAnswer`, as is text with no JSON value at all.
+    """
     candidate = strip_fence(text).strip()
     try:
-        return json.loads(candidate)
-    except json.JSONDecodeError as first:
-        start, end = candidate.find("{"), candidate.rfind("}")
-        if 0 <= start < end:
+        return _loads(candidate)
+    except json.JSONDecodeError as exc:
+        first = exc
+    values = _distinct(_fenced_values(text)) or _distinct(_embedded_objects(_tidied(text)))
+    if len(values) == 1:
+        return values[0]
+    if values:
+        raise InvalidAnswer(["the answer holds different JSON values: give exactly one"])
+    raise InvalidAnswer(
+        [f"not valid JSON ({first.msg} at line {first.lineno}, column {first.colno})"]
+    )
+
+
+def _loads(text: str) -> Any:
+    """``text`` as JSON, else without its comments and trailing commas."""
+    try:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            tidied = _tidied(text)
+            if tidied == text:
+                raise
             try:
-                return json.loads(candidate[start : end + 1])
+                return json.loads(tidied)
             except json.JSONDecodeError:
-                pass
-        raise InvalidAnswer(
-            [f"not valid JSON ({first.msg} at line {first.lineno}, column {first.colno})"]
-        ) from None
+                raise exc from None
+    except RecursionError:
+        raise InvalidAnswer(["JSON nested too deeply to read"]) from None
+
+
+def _tidied(text: str) -> str:
+    """``text`` without comments and trailing commas outside its strings."""
+    return _TRAILING_COMMA.sub(_string_or_nothing, _COMMENT.sub(_string_or_nothing, text))
+
+
+def _string_or_nothing(match: re.Match[str]) -> str:
+    found = match.group()
+    return found if found.startswith('"') else ""
+
+
+def _fenced_values(text: str) -> list[Any]:
+    values = []
+    for block in _FENCED_BLOCK.findall(text):
+        with contextlib.suppress(json.JSONDecodeError):
+            values.append(_loads(block.strip()))
+    return values
+
+
+def _embedded_objects(text: str) -> list[Any]:
+    """The JSON objects in prose, each read from its opening brace; outermost only."""
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    start = text.find("{")
+    try:
+        while start >= 0:
+            try:
+                value, end = decoder.raw_decode(text, start)
+            except json.JSONDecodeError:
+                start = text.find("{", start + 1)
+                continue
+            values.append(value)
+            start = text.find("{", end)
+    except RecursionError:
+        raise InvalidAnswer(["JSON nested too deeply to read"]) from None
+    return values
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """The first value and, if any, the first one that differs from it."""
+    for value in values[1:]:
+        if value != values[0]:
+            return [values[0], value]
+    return values[:1]
 
 
 async def ask_structured(
