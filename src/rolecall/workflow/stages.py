@@ -23,7 +23,12 @@ from rolecall.workflow.prompts import Question
 from rolecall.workflow.report import final_reviews, review_report, truncated_files
 from rolecall.workflow.rounds import CheckSettings, Rounds
 from rolecall.workflow.state import RunState
-from rolecall.workflow.structured import InvalidAnswer, ask_structured, extract_json
+from rolecall.workflow.structured import (
+    InvalidAnswer,
+    ask_structured,
+    extract_json,
+    schema_or_text,
+)
 from rolecall.workflow.writing import MAX_CONTINUATIONS, cut_off, whole_answer, write_answer
 
 __all__ = [
@@ -90,7 +95,7 @@ class BuiltinStages:
 
     async def _clarify(self, ctx: TaskContext) -> dict[str, Any]:
         spec_text = self.state.spec.text
-        reply = await ctx.ask(
+        reply = await schema_or_text(ctx.ask)(
             prompts.clarify_messages(spec_text), response_schema=prompts.QUESTIONS_SCHEMA
         )
         try:

@@ -13,10 +13,18 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from rolecall.errors import AllProvidersFailed, ErrorKind
 from rolecall.types import Reply
 from rolecall.workflow.errors import TaskFailed
 
-__all__ = ["Asker", "InvalidAnswer", "ask_structured", "extract_json", "strip_fence"]
+__all__ = [
+    "Asker",
+    "InvalidAnswer",
+    "ask_structured",
+    "extract_json",
+    "schema_or_text",
+    "strip_fence",
+]
 
 T = TypeVar("T")
 
@@ -164,6 +172,7 @@ async def ask_structured(
     Invalid answer: one repair request to the provider that gave it, then one normally
     routed call. Still invalid: :class:`TaskFailed` naming every problem.
     """
+    ask = schema_or_text(ask)
     reply = await ask(messages, response_schema=schema)
     try:
         return parse(extract_json(reply.text)), reply
@@ -188,6 +197,29 @@ async def ask_structured(
             f"the {what} from provider '{reply.provider}' is still invalid after a repair "
             f"request: {'; '.join(exc.problems[:5])}"
         ) from None
+
+
+def schema_or_text(ask: Asker) -> Asker:
+    """``ask`` that asks again without the schema when a provider was skipped for lacking
+    one (``unsupported``: a server that cannot constrain its output). The prompts name the
+    shape in words and the answer is checked all the same, so such a provider can answer.
+    """
+
+    async def ask_in_text_if_needed(
+        messages: Sequence[Mapping[str, str]],
+        *,
+        response_schema: Mapping[str, Any] | None = None,
+        provider: str | None = None,
+    ) -> Reply:
+        try:
+            return await ask(messages, response_schema=response_schema, provider=provider)
+        except AllProvidersFailed as exc:
+            skipped = any(e.kind is ErrorKind.UNSUPPORTED for e in exc.errors)
+            if response_schema is None or not skipped:
+                raise
+        return await ask(messages, provider=provider)
+
+    return ask_in_text_if_needed
 
 
 def _repair_prompt(what: str, problems: Sequence[str], schema: Mapping[str, Any]) -> str:
