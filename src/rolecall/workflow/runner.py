@@ -149,7 +149,7 @@ class Workflow:
                 "leave the output directory out to resume it, or start a new run"
             )
         _check_output_dir(state.output_dir)
-        restore = dict(state.tasks)
+        restore = _still_valid(state.tasks, OutputDir(state.output_dir))
         state.status = "running"
         return await self._execute(router, state, restore=restore, resumed=True)
 
@@ -344,6 +344,34 @@ def _check_output_dir(path: str) -> None:
 
 def _absolute(path: str | Path) -> str:
     return str(Path(path).resolve())
+
+
+def _still_valid(tasks: Mapping[str, TaskRecord], output: OutputDir) -> dict[str, TaskRecord]:
+    """The earlier records a resumed run keeps: not a file's generation when the file is
+    gone from the output directory (deleted, or never there after a kill), nor any task
+    after it (checks, reviews, fixes saw the old file), so those run again."""
+    redo = {name for name, record in tasks.items() if _file_gone(record, output)}
+    while True:
+        after = {
+            name
+            for name, record in tasks.items()
+            if name not in redo and not redo.isdisjoint(record.depends_on)
+        }
+        if not after:
+            return {name: record for name, record in tasks.items() if name not in redo}
+        redo |= after
+
+
+def _file_gone(record: TaskRecord, output: OutputDir) -> bool:
+    result = record.result
+    if record.stage != "generate" or record.status != "ok" or not isinstance(result, dict):
+        return False
+    if result.get("status") not in ("written", "truncated"):
+        return False
+    try:
+        return not output.exists(str(result.get("path")))
+    except UnsafePath:
+        return False
 
 
 def _refused(records: Sequence[TaskRecord]) -> list[dict[str, str]]:
