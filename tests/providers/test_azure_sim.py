@@ -330,7 +330,7 @@ async def test_an_entra_token_echoed_in_an_error_is_masked_until_it_expires(
     sim.api_key = "entra-token-1"
     errors: list[str] = []
     try:
-        for fault in ("server", "auth"):
+        for fault in ("server", "permission"):
             sim.script(Fault(fault, echo_key=True))
             with pytest.raises(ProviderError) as info:
                 await provider.complete(REQUEST)
@@ -348,20 +348,24 @@ async def test_an_entra_token_echoed_in_an_error_is_masked_until_it_expires(
     assert "entra-token-2" not in str(replaced.value)
 
 
-async def test_a_stale_token_is_what_azure_refuses(sim: SimServer) -> None:
-    """The control: with the clock left alone the cached token is sent and refused."""
+async def test_a_token_azure_refuses_before_its_expiry_is_replaced_and_sent_again(
+    sim: SimServer,
+) -> None:
+    """The control: with the clock left alone the cached token is sent, and only Azure's
+    refusal of it brings the next one."""
     clock = Clock()
-    provider = _entra(sim, FakeCredential(clock), clock)
+    credential = FakeCredential(clock)
+    provider = _entra(sim, credential, clock)
     sim.api_key = "entra-token-1"
     try:
         await provider.complete(REQUEST)
         sim.api_key = "entra-token-2"
-        with pytest.raises(ProviderError) as info:
-            await provider.complete(REQUEST)
+        assert (await provider.complete(REQUEST)).text == REPLY
     finally:
         await provider.aclose()
-    assert info.value.kind is ErrorKind.AUTH
-    assert "Access token is missing, invalid" in info.value.message
+    sent = [r.headers["authorization"] for r in sim.requests]
+    assert sent == ["Bearer entra-token-1"] * 2 + ["Bearer entra-token-2"]
+    assert credential.issued == 2
 
 
 async def test_no_entra_token_is_an_auth_error_and_nothing_is_sent(sim: SimServer) -> None:

@@ -72,21 +72,30 @@ async def test_credentials_that_hold_a_valid_token_are_not_refreshed(clock: Cloc
     assert credentials.refreshes == 1
 
 
-async def test_forget_renews_a_token_the_server_refused(clock: Clock) -> None:
-    credentials = FakeCredentials(["ya29.one", "ya29.two"], clock=clock)
+async def test_a_token_the_server_refused_is_renewed_once_for_all_refused_calls(
+    clock: Clock,
+) -> None:
+    credentials = FakeCredentials(["ya29.one", "ya29.two", "ya29.three"], clock=clock)
     token = AccessToken("vertex", credentials=credentials, clock=clock)
-    await token.headers()
-    token.forget()
+    refused = dict(await token.headers())
+    assert await asyncio.gather(*(token.renewed(refused) for _ in range(5))) == [True] * 5
     assert (await token.headers())["authorization"] == "Bearer ya29.two"
+    assert credentials.refreshes == 2
+
+
+async def test_a_refused_token_renewed_to_itself_is_not_sent_again(clock: Clock) -> None:
+    credentials = FakeCredentials(["ya29.only"], clock=clock)
+    token = AccessToken("vertex", credentials=credentials, clock=clock)
+    assert not await token.renewed(dict(await token.headers()))
+    assert credentials.refreshes == 2
 
 
 async def test_tokens_are_masked_and_a_replaced_one_is_dropped(clock: Clock) -> None:
     credentials = FakeCredentials(["ya29.mask-me-one", "ya29.mask-me-two"], clock=clock)
     token = AccessToken("vertex", credentials=credentials, clock=clock)
-    await token.headers()
+    refused = await token.headers()
     assert redact("echo ya29.mask-me-one") == "echo ***"
-    token.forget()
-    await token.headers()
+    assert await token.renewed(refused)
     assert redact("echo ya29.mask-me-two") == "echo ***"
     assert redact("echo ya29.mask-me-one") == "echo ya29.mask-me-one"
 

@@ -303,21 +303,6 @@ async def test_a_token_expiring_mid_run_is_renewed_and_the_run_goes_on(sim: SimS
     assert credentials.refreshes == 2
 
 
-async def test_a_refused_token_is_replaced_on_the_next_call(sim: SimServer) -> None:
-    credentials = FakeCredentials(["ya29.revoked", "ya29.new"])
-    provider = _provider(sim, credentials)
-    sim.api_key = "ya29.new"
-    try:
-        with pytest.raises(ProviderError) as refused:
-            await provider.complete(REQUEST)
-        assert refused.value.kind is ErrorKind.AUTH
-        assert (await provider.complete(REQUEST)).text == REPLY
-    finally:
-        await provider.aclose()
-    assert credentials.refreshes == 2
-    assert [r.api_key for r in sim.requests] == ["ya29.revoked", "ya29.new"]
-
-
 async def test_refresh_failure_is_an_auth_error_and_nothing_is_sent(sim: SimServer) -> None:
     from google.auth.exceptions import RefreshError
 

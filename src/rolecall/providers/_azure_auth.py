@@ -5,7 +5,8 @@ credential (awaited on the event loop), a synchronous one (called in a worker th
 a slow sign-in never blocks other calls), or a test double. The token is kept until
 ``refresh_on`` when the credential gives one (azure-core's ``AccessTokenInfo``), else
 until :data:`REFRESH_MARGIN` seconds before ``expires_on``, as azure-core's own bearer
-policy does; concurrent calls that find it stale share one fetch.
+policy does; concurrent calls that find it stale share one fetch, and so do calls whose
+token Azure refused (:meth:`EntraTokens.renewed`).
 
 :func:`default_credential` is azure-identity's ``DefaultAzureCredential`` (environment,
 workload identity, managed identity, Azure CLI...), imported only when ``auth: entra``
@@ -99,6 +100,14 @@ class EntraTokens:
                 self._keep(fetched)
                 value = fetched.value
         return value
+
+    async def renewed(self, refused: str) -> bool:
+        """Azure refused the token ``refused``: fetch another, unless another refused call
+        already did; whether the token now differs."""
+        async with self._guard():
+            if self._token is None or self._token.value == refused:
+                self._keep(await self._fetch())
+        return self._token is not None and self._token.value != refused
 
     def _guard(self) -> asyncio.Lock:
         """The lock of the running event loop (a lock waited on in one loop fails in the

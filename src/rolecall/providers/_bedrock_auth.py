@@ -8,7 +8,10 @@
   the method, the URL exactly as sent (the model id percent-encoded in the path), the
   ``host`` header and the body's SHA-256. Refreshable credentials (SSO, roles, instance
   metadata) are refreshed by botocore when they near expiry; a refresh that needs the
-  network runs in a thread, never on the event loop.
+  network runs in a thread, never on the event loop. Credentials AWS refuses (a session
+  token expired early, a rotated ``~/.aws/credentials``) make the chain be resolved anew,
+  once however many calls were refused together; the refused request goes once more
+  when that gives other credentials.
 - **Bedrock API key** (``Authorization: Bearer``): the config's ``api_key``, else
   ``AWS_BEARER_TOKEN_BEDROCK``, the variable boto3 reads for the same purpose (botocore
   prefers it to SigV4 for Bedrock when it is set). Nothing to sign.
@@ -51,6 +54,15 @@ class BearerAuth:
     async def headers(self, method: str, url: str, body: bytes | None) -> Mapping[str, str]:
         return self._headers
 
+    async def renewed(self, sent: Mapping[str, str]) -> bool:
+        return False  # a configured key does not change while the process runs
+
+
+def _signed_by(sent: Mapping[str, str]) -> tuple[str, str | None]:
+    """The access key id and session token a signed request was sent with."""
+    credential = sent.get("authorization", "").partition("Credential=")[2]
+    return credential.partition("/")[0], sent.get("x-amz-security-token")
+
 
 def _botocore() -> tuple[Any, Any, Any, Any]:
     try:
@@ -78,6 +90,7 @@ class SigV4Signer:
         self._sigv4, self._request, self._unreachable, self._session_class = _botocore()
         self._credentials: Any = None
         self._registered: tuple[str, str | None] | None = None
+        self._signing_with: tuple[str, str | None] | None = None  # access key id, token
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -156,12 +169,28 @@ class SigV4Signer:
                     frozen = self._refresh(credentials)
         else:
             frozen = self._refresh(credentials)
+        self._use(frozen)
+        return frozen
+
+    def _use(self, frozen: Any) -> None:
+        """Note what requests are signed with from now on; mask its secrets."""
+        self._signing_with = (frozen.access_key, frozen.token)
         if (frozen.secret_key, frozen.token) != self._registered:
             self._registered = (frozen.secret_key, frozen.token)
             for secret in (frozen.secret_key, frozen.token):
                 if secret:
                     register_secret(secret)
-        return frozen
+
+    async def renewed(self, sent: Mapping[str, str]) -> bool:
+        """AWS refused the credentials ``sent`` was signed with: resolve the chain anew
+        (files and environment read again, a role assumed again, the credential process
+        run again), unless another refused call already did; whether they now differ."""
+        refused = _signed_by(sent)
+        async with self._guard():
+            if self._signing_with in (None, refused):
+                self._credentials = await asyncio.to_thread(self._chain)
+                self._use(await asyncio.to_thread(self._refresh, self._credentials))
+        return self._signing_with != refused
 
     def sign_with(self, frozen: Any, method: str, url: str, body: bytes | None) -> dict[str, str]:
         """The ``Authorization``, ``X-Amz-Date`` (and ``X-Amz-Security-Token``) headers."""

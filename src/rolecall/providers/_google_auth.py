@@ -12,7 +12,8 @@ Loading and refreshing block (file reads, the token server, the metadata server 
 so they run in a worker thread, one at a time per provider however many calls wait for
 them. A token is renewed ``REFRESH_MARGIN`` seconds before its expiry, measured on the
 clock given (epoch seconds), so a call never leaves with a token that dies on the way;
-:meth:`AccessToken.forget` makes the next call renew it (after a 401).
+a token the server refused is renewed at once (:meth:`AccessToken.renewed`), for the
+refused call to go again.
 
 google-auth (extra ``rolecall[vertex]``, with ``requests`` for its token transport) is
 imported only here, and only when credentials are loaded or refreshed.
@@ -147,7 +148,7 @@ class AccessToken:
         self._headers: dict[str, str] = {}
         self._token = ""
         self._expires_at: float | None = None
-        self._stale = False  # forget(): renew even if the credentials think they are valid
+        self._stale = False  # refused: renew even if the credentials think it valid
         self._transport: Any = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
@@ -184,9 +185,17 @@ class AccessToken:
                 await self._renew()
         return self._headers
 
-    def forget(self) -> None:
-        """The server refused the token: the next call renews it."""
-        self._stale = True
+    async def renewed(self, sent: Mapping[str, str]) -> bool:
+        """The server refused the token in ``sent``: renew it now, unless another refused
+        call already did; whether the token now differs."""
+        if self._fixed:
+            return False
+        refused = sent.get("authorization")
+        async with self._guard():
+            if self._headers.get("authorization") == refused:
+                self._stale = True
+                await self._renew()
+        return self._headers.get("authorization") != refused
 
     async def _renew(self) -> None:
         credentials = self._credentials

@@ -8,7 +8,11 @@
   adapter shares. Vendor modules supply the body mapping and the classifier
   (built from the pure helpers in :mod:`rolecall.providers._errors`).
 
-Adapters never retry, sleep or pick another provider; they only translate.
+Adapters never retry, sleep or pick another provider; they only translate. One resend is
+theirs: a request whose credential the server refused (``auth``) goes once more when
+:meth:`HTTPProvider.renew_credentials` finds a different one (an expired cloud token, a
+rotated credentials file), as an SDK's auth flow re-sends after a 401; the refusal of a
+credential that cannot change stands.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ import functools
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import rolecall
@@ -38,7 +42,14 @@ from rolecall.providers._errors import (
     parse_json_text,
     transport_error,
 )
-from rolecall.providers._wire import HTTPClient, WireClient, WireError, WireTLSError
+from rolecall.providers._wire import (
+    BodyStream,
+    HTTPClient,
+    WireClient,
+    WireError,
+    WireResponse,
+    WireTLSError,
+)
 from rolecall.providers._wire_message import InvalidHeader, WireTooLarge, check_headers
 
 __all__ = [
@@ -59,6 +70,7 @@ KEEPALIVE_SECONDS = 30.0
 # One line of an event stream; a vendor's longest (an image in one event) is a few MB.
 MAX_LINE_BYTES = 32 * 1024 * 1024
 USER_AGENT = f"rolecall/{rolecall.__version__}"
+_T = TypeVar("_T")
 
 
 @functools.cache
@@ -266,17 +278,21 @@ class HTTPProvider:
         credential can be had."""
         return {}
 
-    async def _call_headers(
-        self, method: str, url: str, body: bytes | None
-    ) -> Mapping[str, str] | None:
-        if not self.per_request_headers:
-            return None
-        # A token server or sign-in that never answers must not hold the call past the
-        # provider's timeout (google-auth waits 120 s, a credential process forever).
+    async def renew_credentials(self, sent: Mapping[str, str]) -> bool:
+        """The server refused the credential in ``sent`` (the headers
+        :meth:`request_headers` gave, names lowercased): get another one now, and say
+        whether it differs, so the request goes once more with it. Calls refused together
+        share one renewal. Nothing to renew by default."""
+        return False
+
+    async def _credential_step(self, step: Awaitable[_T]) -> _T:
+        """``step`` (a token, a signature, a renewal), bounded by the provider's timeout:
+        a token server or sign-in that never answers must not hold the call past it
+        (google-auth waits 120 s, a credential process forever)."""
         limit = asyncio.timeout(self.config.timeout)
         try:
             async with limit:
-                headers = await self.request_headers(method, url, body)
+                return await step
         except TimeoutError:
             if not limit.expired():
                 raise
@@ -285,10 +301,23 @@ class HTTPProvider:
                 "server or sign-in did not answer",
                 ErrorKind.TIMEOUT,
             ) from None
+
+    async def _call_headers(
+        self, method: str, url: str, body: bytes | None
+    ) -> Mapping[str, str] | None:
+        if not self.per_request_headers:
+            return None
+        headers = await self._credential_step(self.request_headers(method, url, body))
         try:
             return check_headers(headers)
         except InvalidHeader as exc:
             raise self.error(f"a request header cannot be sent: {exc}", ErrorKind.AUTH) from None
+
+    async def _renewed(self, error: ProviderError, sent: Mapping[str, str] | None) -> bool:
+        """Whether a request refused with ``error`` is to be sent again with a new credential."""
+        if sent is None or error.kind is not ErrorKind.AUTH:
+            return False
+        return await self._credential_step(self.renew_credentials(sent))
 
     @property
     def client(self) -> HTTPClient:
@@ -339,41 +368,67 @@ class HTTPProvider:
             url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
         # Most providers sign nothing per request: no coroutine for them.
         headers = await self._call_headers(method, url, data) if self.per_request_headers else None
-        try:
-            response = await self.client.request(method, url, data, None, headers)
-        except WireError as exc:
-            raise transport_error(exc, self.id) from exc
+        response = await self._send(method, url, data, headers)
         if not 200 <= response.status < 300:
-            raise self.http_error(response.status, response.body, response.headers)
+            error = self.http_error(response.status, response.body, response.headers)
+            if not await self._renewed(error, headers):
+                raise error
+            headers = await self._call_headers(method, url, data)
+            response = await self._send(method, url, data, headers)
+            if not 200 <= response.status < 300:
+                raise self.http_error(response.status, response.body, response.headers)
         return self.parse_json(response.body)
 
-    @asynccontextmanager
-    async def open_stream(self, url: str, body: Any) -> AsyncIterator[AsyncIterator[SSEEvent]]:
-        """POST ``body`` and yield its SSE events; HTTP and transport errors are classified."""
-        data = json_body(body)
-        headers = await self._call_headers("POST", url, data)
+    async def _send(
+        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str] | None
+    ) -> WireResponse:
         try:
+            return await self.client.request(method, url, data, None, headers)
+        except WireError as exc:
+            raise transport_error(exc, self.id) from exc
+
+    @asynccontextmanager
+    async def post_stream(self, url: str, data: bytes) -> AsyncIterator[BodyStream]:
+        """POST ``data`` and yield the response once its status says success, else raise
+        the classified error; a refused credential is renewed and the request sent once
+        more (see :meth:`renew_credentials`). Transport errors are classified."""
+        sent = await self._call_headers("POST", url, data)
+        try:
+            async with self.client.stream("POST", url, data, None, sent) as response:
+                if 200 <= response.status < 300:
+                    yield response
+                    return
+                error = self.http_error(response.status, await response.read(), response.headers)
+            if not await self._renewed(error, sent):
+                raise error
+            headers = await self._call_headers("POST", url, data)
             async with self.client.stream("POST", url, data, None, headers) as response:
                 if not 200 <= response.status < 300:
                     raw = await response.read()
                     raise self.http_error(response.status, raw, response.headers)
-                content_type = response.headers.get("content-type", "")
-                if "json" in content_type and "event-stream" not in content_type:
-                    raw = await response.read()
-                    if is_error_report(raw):
-                        raise self.http_error(None, raw, response.headers)
-                    raise self.error("expected an event stream, got JSON", ErrorKind.BAD_RESPONSE)
-                if content_type.startswith("text/html"):  # a web page: the wrong server
-                    page = clip((await response.read()).decode("utf-8", "replace"), 120)
-                    raise self.error(
-                        f"expected an event stream, got an HTML page: {page}; check base_url",
-                        ErrorKind.BAD_RESPONSE,
-                    )
-                yield iter_sse(iter_lines(response.chunks()))
+                yield response
         except WireError as exc:
             # Only the transport's own failures: a timeout raised around the caller's
             # loop body is not the vendor's.
             raise transport_error(exc, self.id) from exc
+
+    @asynccontextmanager
+    async def open_stream(self, url: str, body: Any) -> AsyncIterator[AsyncIterator[SSEEvent]]:
+        """POST ``body`` and yield its SSE events; HTTP and transport errors are classified."""
+        async with self.post_stream(url, json_body(body)) as response:
+            content_type = response.headers.get("content-type", "")
+            if "json" in content_type and "event-stream" not in content_type:
+                raw = await response.read()
+                if is_error_report(raw):
+                    raise self.http_error(None, raw, response.headers)
+                raise self.error("expected an event stream, got JSON", ErrorKind.BAD_RESPONSE)
+            if content_type.startswith("text/html"):  # a web page: the wrong server
+                page = clip((await response.read()).decode("utf-8", "replace"), 120)
+                raise self.error(
+                    f"expected an event stream, got an HTML page: {page}; check base_url",
+                    ErrorKind.BAD_RESPONSE,
+                )
+            yield iter_sse(iter_lines(response.chunks()))
 
     def event_json(self, event: SSEEvent) -> Any:
         try:

@@ -4,7 +4,7 @@ The bodies, streams, tools and images are OpenAI's, so this is
 :class:`~rolecall.providers.openai.OpenAIProvider` with Azure's URLs
 (:mod:`rolecall.providers._azure_wire`), its error classifier and its auth: the
 ``api-key`` header, or a Microsoft Entra ID bearer token computed per request through
-:meth:`request_headers` and refreshed before it expires
+:meth:`request_headers`, refreshed before it expires and after Azure refuses it
 (:mod:`rolecall.providers._azure_auth`).
 """
 
@@ -75,6 +75,12 @@ class AzureOpenAIProvider(OpenAIProvider):
         if self.tokens is None:
             return _NO_HEADERS
         return {"Authorization": f"Bearer {await self.tokens.token()}"}
+
+    async def renew_credentials(self, sent: Mapping[str, str]) -> bool:
+        if self.tokens is None:
+            return False  # a key does not change while the process runs
+        refused = sent.get("authorization", "").removeprefix("Bearer ")
+        return await self.tokens.renewed(refused)
 
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body = super().body(request, stream=stream)

@@ -43,9 +43,8 @@ from rolecall.providers._bedrock_stream import (
     iter_frames,
     usage_of,
 )
-from rolecall.providers._errors import is_error_report, transport_error
+from rolecall.providers._errors import is_error_report
 from rolecall.providers._http import HTTPProvider, json_body
-from rolecall.providers._wire import WireError
 from rolecall.providers.base import optional_text
 from rolecall.types import ChatRequest, Chunk, Completion, ReasoningBlock, ToolCall
 
@@ -169,6 +168,9 @@ class BedrockProvider(HTTPProvider):
     async def request_headers(self, method: str, url: str, body: bytes | None) -> Mapping[str, str]:
         return await self._auth.headers(method, url, body)
 
+    async def renew_credentials(self, sent: Mapping[str, str]) -> bool:
+        return await self._auth.renewed(sent)
+
     def _filtered(self, stop: str) -> ProviderError:
         return self.error(
             f"answer withheld by the content filter (stopReason {stop})", ErrorKind.CONTENT_FILTER
@@ -254,25 +256,17 @@ class BedrockProvider(HTTPProvider):
     async def _open_frames(self, url: str, body: Any) -> AsyncIterator[AsyncIterator[Frame]]:
         """POST ``body`` and yield its event-stream frames; HTTP, transport and framing
         errors are classified."""
-        data = json_body(body)
-        headers = await self._call_headers("POST", url, data)
-        try:
-            async with self.client.stream("POST", url, data, None, headers) as response:
-                if not 200 <= response.status < 300:
-                    raw = await response.read()
-                    raise self.http_error(response.status, raw, response.headers)
-                content_type = response.headers.get("content-type", "")
-                if "eventstream" not in content_type:
-                    raw = await response.read()
-                    if is_error_report(raw):
-                        raise self.http_error(None, raw, response.headers)
-                    raise self.error(
-                        f"expected an event stream, got {content_type or 'no content type'}",
-                        ErrorKind.BAD_RESPONSE,
-                    )
-                yield self._checked(iter_frames(response.chunks()))
-        except WireError as exc:
-            raise transport_error(exc, self.id) from exc
+        async with self.post_stream(url, json_body(body)) as response:
+            content_type = response.headers.get("content-type", "")
+            if "eventstream" not in content_type:
+                raw = await response.read()
+                if is_error_report(raw):
+                    raise self.http_error(None, raw, response.headers)
+                raise self.error(
+                    f"expected an event stream, got {content_type or 'no content type'}",
+                    ErrorKind.BAD_RESPONSE,
+                )
+            yield self._checked(iter_frames(response.chunks()))
 
     async def _checked(self, frames: AsyncIterator[Frame]) -> AsyncIterator[Frame]:
         try:

@@ -13,10 +13,10 @@ credential, an OAuth access token from Application Default Credentials
 before it expires (or the fixed token ``api_key`` holds).
 
 Errors are google.rpc bodies, read as Gemini's; on top of those, ``BILLING_DISABLED``
-(the project's billing is closed, as when trial credits run out) is ``quota``, and a 401
-makes the next call fetch a new token. The credential check is ``:countTokens``, which
-is free and touches what a call would: the token, the project's permission and billing,
-the model in that location.
+(the project's billing is closed, as when trial credits run out) is ``quota``, and a
+refused token is renewed and the call sent once more with the new one. The credential
+check is ``:countTokens``, which is free and touches what a call would: the token, the
+project's permission and billing, the model in that location.
 """
 
 from __future__ import annotations
@@ -106,13 +106,8 @@ class VertexProvider(GoogleProvider):
     async def request_headers(self, method: str, url: str, body: bytes | None) -> Mapping[str, str]:
         return await self._token.headers()
 
-    def http_error(
-        self, status: int | None, body: object, headers: Mapping[str, str]
-    ) -> ProviderError:
-        error = super().http_error(status, body, headers)
-        if status == 401:
-            self._token.forget()  # revoked or expired early: the next call gets a new one
-        return error
+    async def renew_credentials(self, sent: Mapping[str, str]) -> bool:
+        return await self._token.renewed(sent)
 
     async def check_credentials(self) -> None:
         """``POST {model}:countTokens`` (free): token, project permission and billing, and
