@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from rolecall._secrets import forget_secret, register_secret
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers._credential_thread import CredentialThread
 from rolecall.providers._errors import clip
 
 __all__ = [
@@ -82,6 +83,7 @@ class EntraTokens:
         self._replaced: list[_Token] = []  # masked until they expire
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._thread = CredentialThread(provider or "azure")
 
     def _fresh(self) -> str | None:
         token = self._token
@@ -136,7 +138,7 @@ class EntraTokens:
             if inspect.iscoroutinefunction(getter):
                 result = await getter(self.scope)
             else:
-                result = await asyncio.to_thread(getter, self.scope)
+                result = await self._thread.run(getter, self.scope)
                 if inspect.isawaitable(result):
                     result = await result
         except Exception as exc:  # the credential's own errors, whatever the library

@@ -8,10 +8,11 @@
   the method, the URL exactly as sent (the model id percent-encoded in the path), the
   ``host`` header and the body's SHA-256. Refreshable credentials (SSO, roles, instance
   metadata) are refreshed by botocore when they near expiry; a refresh that needs the
-  network runs in a thread, never on the event loop. Credentials AWS refuses (a session
-  token expired early, a rotated ``~/.aws/credentials``) make the chain be resolved anew,
-  once however many calls were refused together; the refused request goes once more
-  when that gives other credentials.
+  network runs in a thread (``_credential_thread``), never on the event loop.
+  Credentials AWS refuses (a session token expired early, a rotated
+  ``~/.aws/credentials``) make the chain be resolved anew, once however many calls were
+  refused together; the refused request goes once more when that gives other
+  credentials.
 - **Bedrock API key** (``Authorization: Bearer``): the config's ``api_key``, else
   ``AWS_BEARER_TOKEN_BEDROCK``, the variable boto3 reads for the same purpose (botocore
   prefers it to SigV4 for Bedrock when it is set). Nothing to sign.
@@ -29,6 +30,7 @@ from typing import Any
 
 from rolecall._secrets import register_secret
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers._credential_thread import CredentialThread
 from rolecall.providers._errors import clip
 
 __all__ = ["BEARER_ENV", "SERVICE", "BearerAuth", "SigV4Signer", "bearer_token"]
@@ -93,6 +95,7 @@ class SigV4Signer:
         self._signing_with: tuple[str, str | None] | None = None  # access key id, token
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._thread = CredentialThread(provider)
 
     def _fail(self, message: str, kind: ErrorKind = ErrorKind.AUTH) -> ProviderError:
         return ProviderError(message, kind=kind, provider=self.provider)
@@ -161,10 +164,10 @@ class SigV4Signer:
         if credentials is None or self._needs_refresh(credentials):
             async with self._guard():
                 if self._credentials is None:  # another call may have found them meanwhile
-                    self._credentials = await asyncio.to_thread(self._chain)
+                    self._credentials = await self._thread.run(self._chain)
                 credentials = self._credentials
                 if self._needs_refresh(credentials):
-                    frozen = await asyncio.to_thread(self._refresh, credentials)
+                    frozen = await self._thread.run(self._refresh, credentials)
                 else:
                     frozen = self._refresh(credentials)
         else:
@@ -188,8 +191,8 @@ class SigV4Signer:
         refused = _signed_by(sent)
         async with self._guard():
             if self._signing_with in (None, refused):
-                self._credentials = await asyncio.to_thread(self._chain)
-                self._use(await asyncio.to_thread(self._refresh, self._credentials))
+                self._credentials = await self._thread.run(self._chain)
+                self._use(await self._thread.run(self._refresh, self._credentials))
         return self._signing_with != refused
 
     def sign_with(self, frozen: Any, method: str, url: str, body: bytes | None) -> dict[str, str]:

@@ -9,11 +9,11 @@ handed in (tests, embedders): anything with ``token``, ``expiry`` and ``refresh(
 or a fixed token (``api_key``: ``gcloud auth print-access-token``) is sent as is.
 
 Loading and refreshing block (file reads, the token server, the metadata server probe),
-so they run in a worker thread, one at a time per provider however many calls wait for
-them. A token is renewed ``REFRESH_MARGIN`` seconds before its expiry, measured on the
-clock given (epoch seconds), so a call never leaves with a token that dies on the way;
-a token the server refused is renewed at once (:meth:`AccessToken.renewed`), for the
-refused call to go again.
+so they run in a thread of their own (``_credential_thread``), one at a time per provider
+however many calls wait for them. A token is renewed ``REFRESH_MARGIN`` seconds before its
+expiry, measured on the clock given (epoch seconds), so a call never leaves with a token
+that dies on the way; a token the server refused is renewed at once
+(:meth:`AccessToken.renewed`), for the refused call to go again.
 
 google-auth (extra ``rolecall[vertex]``, with ``requests`` for its token transport) is
 imported only here, and only when credentials are loaded or refreshed.
@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from rolecall._secrets import forget_secret, register_secret
 from rolecall.errors import ErrorKind, MissingExtra, ProviderError
+from rolecall.providers._credential_thread import CredentialThread
 from rolecall.providers._errors import clip
 
 __all__ = [
@@ -150,6 +151,7 @@ class AccessToken:
         self._expires_at: float | None = None
         self._stale = False  # refused: renew even if the credentials think it valid
         self._transport: Any = None
+        self._thread = CredentialThread(provider_id)
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._fixed = fixed_token is not None
@@ -224,7 +226,7 @@ class AccessToken:
 
     async def _blocking(self, function: Callable[..., _T], *args: Any) -> _T:
         try:
-            return await asyncio.to_thread(function, *args)
+            return await self._thread.run(function, *args)
         except MissingExtra:
             raise
         except Exception as exc:
