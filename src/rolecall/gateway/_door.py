@@ -25,6 +25,7 @@ from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
 from rolecall.gateway._responses import HTTPError
+from rolecall.gateway.auth import loopback_host_header, loopback_origin
 from rolecall.providers._anthropic_body import thinking_unsigned
 from rolecall.types import Chunk
 from rolecall.types import Message as Turn
@@ -51,12 +52,12 @@ __all__ = [
     "door_endpoint",
     "failure_headers",
     "first_content",
-    "foreign_host",
     "name_request",
     "new_task_id",
     "no_key",
     "openai_door",
     "openai_error_response",
+    "refuse_web_pages",
     "refused",
     "reply_status",
     "start_stream",
@@ -296,6 +297,15 @@ def name_request(reply: DoorReply, header: bytes, task_id: str) -> None:
         reply.raw_headers.append((header, value))
 
 
+def refuse_web_pages(host: str | None, origin: str | None) -> None:
+    """Raise the 403 of a gateway without keys for a request a web page may have sent: under
+    a name of its own pointed at 127.0.0.1 (``host``), or from its own site (``origin``)."""
+    if not loopback_host_header(host):
+        raise foreign_host(host)
+    if not loopback_origin(origin):
+        raise foreign_origin(origin or "")
+
+
 def foreign_host(host: str | None) -> HTTPError:
     """The 403 of a gateway without keys asked under a name that is not loopback: a web
     page that pointed a name of its own at 127.0.0.1 (DNS rebinding)."""
@@ -304,6 +314,18 @@ def foreign_host(host: str | None) -> HTTPError:
         "as http://127.0.0.1:PORT (or localhost), or set gateway.keys"
     )
     return HTTPError(403, fmt.error_body(message, "permission_error", "foreign_host"))
+
+
+def foreign_origin(origin: str) -> HTTPError:
+    """The 403 of a gateway without keys sent a request by a web page of another site (its
+    ``Origin``): a page may not spend the credits behind the gateway."""
+    site = origin.partition("://")[2] or origin  # no URL: an error body shows none
+    message = (
+        f"a web page of {site!r} sent this request from a browser and this gateway has no "
+        "API keys, so it answers only pages served from this machine; set gateway.keys "
+        "for a browser client (it then sends a key)"
+    )
+    return HTTPError(403, fmt.error_body(message, "permission_error", "foreign_origin"))
 
 
 async def answered(reply: DoorReply) -> DoorReply:

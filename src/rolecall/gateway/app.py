@@ -54,8 +54,8 @@ from rolecall.gateway._door import (
     DoorHandler,
     DoorReply,
     door_endpoint,
-    foreign_host,
     no_key,
+    refuse_web_pages,
     refused,
 )
 from rolecall.gateway._exchange import DoorRequest
@@ -64,7 +64,6 @@ from rolecall.gateway._run import RUN_MAX_SECONDS, RUN_MAX_TASKS, GatewayRun
 from rolecall.gateway.auth import (
     KeyChecker,
     is_loopback,
-    loopback_host_header,
     unsafe_bind_message,
 )
 from rolecall.gateway.chat import chat_completions
@@ -330,13 +329,13 @@ class Gateway:
         """The request carries a gateway key: ``Authorization: Bearer`` or ``x-api-key``.
 
         Without keys every request is let through that names the gateway by a loopback
-        name; any other ``Host`` is a web page that pointed a name of its own at 127.0.0.1
-        (DNS rebinding) and raises a 403 :class:`HTTPError`.
+        name and comes from no web page of another site; any other ``Host`` or ``Origin``
+        raises a 403 :class:`HTTPError` (:func:`~rolecall.gateway._door.refuse_web_pages`).
         """
         keys = self.generation.keys
         headers = request.headers
-        if not keys.enabled and not loopback_host_header(host := headers.get("host")):
-            raise foreign_host(host)
+        if not keys.enabled:
+            refuse_web_pages(headers.get("host"), headers.get("origin"))
         if keys.allows(headers.get("authorization")):
             return True
         api_key = headers.get("x-api-key")
@@ -345,8 +344,8 @@ class Gateway:
     def door_authorized(self, request: DoorRequest) -> bool:
         """:meth:`authorized`, for a request to a front door."""
         keys = self.generation.keys
-        if not keys.enabled and not loopback_host_header(host := request.header(b"host")):
-            raise foreign_host(host)
+        if not keys.enabled:
+            refuse_web_pages(request.header(b"host"), request.header(b"origin"))
         if keys.allows(request.header(b"authorization")):
             return True
         api_key = request.header(b"x-api-key")

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 
 from rolecall._secrets import Secret
 
-__all__ = ["KeyChecker", "is_loopback", "loopback_host_header", "unsafe_bind_message"]
+__all__ = [
+    "KeyChecker",
+    "is_loopback",
+    "loopback_host_header",
+    "loopback_origin",
+    "unsafe_bind_message",
+]
 
 
 def _digest(value: str) -> bytes:
@@ -77,6 +83,20 @@ def loopback_host_header(value: str | None) -> bool:
         name = name.partition(":")[0]
     name = name.rstrip(".").lower()
     return name.endswith(".localhost") or is_loopback(name)
+
+
+def loopback_origin(value: str | None) -> bool:
+    """True when an HTTP ``Origin`` header names a page served from this machine, or there
+    is none (a client that is no browser, or a browser's same-origin ``GET``).
+
+    A page of any site can make the browser ``POST`` to 127.0.0.1 with no preflight (a
+    form, a ``text/plain`` fetch): the Host is then loopback, the page's own site is only
+    in ``Origin``. ``null`` (a sandboxed frame, a ``file:`` page) is no loopback page.
+    """
+    if value is None:
+        return True
+    scheme, separator, host = value.strip().partition("://")
+    return bool(separator) and scheme.lower() in ("http", "https") and loopback_host_header(host)
 
 
 def unsafe_bind_message(host: str) -> str:
