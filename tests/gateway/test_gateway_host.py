@@ -94,3 +94,12 @@ def test_the_openai_sdk_on_localhost_is_answered(keyless: str) -> None:
             model="coder", messages=[{"role": "user", "content": "hi"}]
         )
     assert reply.choices[0].message.content == "answer from A"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/runs"])
+def test_the_refusal_names_the_address_to_call(keyless: str, path: str) -> None:
+    # An error body shows no URL (it could be an upstream's), so the fix names no scheme.
+    answer = _send(keyless, "POST" if path.startswith("/v1") else "GET", path, CHAT, "evil.example")
+    assert answer.status_code == 403
+    message = answer.json()["error"]["message"]
+    assert "<provider URL>" not in message and "127.0.0.1:PORT" in message, message

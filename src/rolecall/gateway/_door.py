@@ -311,8 +311,8 @@ def foreign_host(host: str | None) -> HTTPError:
     page that pointed a name of its own at 127.0.0.1 (DNS rebinding)."""
     message = (
         f"Host {host!r} is not a loopback name and this gateway has no API keys: call it "
-        "as http://127.0.0.1:PORT (or localhost), or set gateway.keys"
-    )
+        "at 127.0.0.1:PORT (or localhost:PORT), or set gateway.keys"
+    )  # no scheme: an error body shows no URL (error_body replaces each)
     return HTTPError(403, fmt.error_body(message, "permission_error", "foreign_host"))
 
 
