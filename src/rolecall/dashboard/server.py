@@ -6,13 +6,19 @@ load from one person, no streaming, no provider calls. So the dashboard needs no
 takes the ``gateway.keys`` of the config when it has any, and without keys only a
 loopback address may be bound and ``/api/`` answers only requests sent to a loopback
 name (not a web page's own name pointed at 127.0.0.1). No live health here (no router runs).
+
+A connection holds a thread until its request is whole, so the request line and headers
+must arrive within ``header_timeout`` of the connection's opening (the gateway's default):
+a client that sends nothing, or a byte now and then, cannot pile up threads.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,10 +54,11 @@ class DashboardServer:
         port: int = 0,
         keys: Sequence[Any] = (),
         providers: ProvidersFn | None = None,
+        header_timeout: float = 10.0,
     ) -> None:
         self.source = DataSource(lambda: store_url, providers=providers)
         self.keys = KeyChecker(keys)
-        handler = _handler(self.source, self.keys)
+        handler = _handler(self.source, self.keys, header_timeout)
         # The address family of the host (ThreadingHTTPServer alone binds IPv4 only, so
         # --host ::1 failed); socket.gaierror, an OSError, for a name that does not resolve.
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -96,7 +103,28 @@ def _routed(path: str) -> bool:
     return path.startswith("/ui/") and asset(path[len("/ui/") :]) is not None
 
 
-def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandler]:
+class _HeadReader(io.RawIOBase):
+    """A connection's reads, each allowed only the time left until ``deadline``: a per-read
+    timeout alone would let a byte every few seconds hold the connection for ever."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request headers not received in time")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
+
+
+def _handler(
+    source: DataSource, keys: KeyChecker, header_timeout: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         # What the stdlib answers itself (a malformed request line, an unknown method) as
         # one line of text, not an HTML page.
@@ -105,6 +133,20 @@ def _handler(source: DataSource, keys: KeyChecker) -> type[BaseHTTPRequestHandle
 
         def version_string(self) -> str:
             return "rolecall"
+
+        def setup(self) -> None:
+            super().setup()
+            deadline = time.monotonic() + header_timeout
+            self.rfile.close()  # the stdlib's, replaced: closed, it keeps no hold on the socket
+            # A read timed out ends the request: the stdlib answers nothing and closes.
+            self.rfile = io.BufferedReader(_HeadReader(self.connection, deadline))
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()
+            # The head is in (one request per connection: HTTP/1.0); writing the answer
+            # gets the same time per send, so a client that never reads holds no thread.
+            self.connection.settimeout(header_timeout)
+            return parsed
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
