@@ -3,6 +3,9 @@ a 5xx to retry, a header it can split, or a metrics series of its own."""
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pytest
 from gateway_helpers import RunningGateway
 
@@ -118,3 +121,18 @@ def test_a_path_with_a_trailing_slash_is_a_404_not_a_redirect(gateway: RunningGa
     assert got.status_code == 404
     assert "location" not in got.headers
     assert got.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/responses"])
+def test_a_compressed_body_is_refused_by_its_encoding(
+    gateway: RunningGateway, primary: SimServer, path: str
+) -> None:
+    # The gateway reads bodies as sent (no decompression, so no bomb to inflate); a client
+    # that compresses is told that, not that some byte is no UTF-8.
+    body = gzip.compress(json.dumps({**MESSAGES, "input": "hi"}).encode())
+    headers = {"content-encoding": "gzip", "content-type": "application/json"}
+    with gateway.client() as client:
+        answer = client.post(path, content=body, headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert "Content-Encoding" in answer.text and "gzip" in answer.text
+    assert primary.calls == 0

@@ -8,6 +8,9 @@ JSON, the provider's request), so besides the per-request cap
 read until its request finishes; one request alone is always admitted, so a
 small budget never locks every request out.
 
+A body with a ``Content-Encoding`` (gzip...) is not inflated, so no small body can
+expand past the limits; it is refused with a 415 saying so.
+
 JSON nested deeper than :data:`MAX_DEPTH` is refused with a 400: Python's
 decoder and every recursive walk after it (schemas, messages) would otherwise
 fail with a RecursionError.
@@ -119,7 +122,14 @@ async def read_json(request: DoorRequest, limits: GatewayConfig, reader: BodyRea
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    return _parse(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+    try:
+        return _parse(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+    except HTTPError:
+        # Read only when the body is refused: a compressed body is never valid JSON.
+        encoding = request.header(b"content-encoding")
+        if encoding and encoding.strip().lower() != "identity":
+            raise _encoded(encoding) from None
+        raise
 
 
 def _parse(body: bytes) -> Any:
@@ -156,6 +166,14 @@ def _too_deep() -> HTTPError:
         "(response_format schemas and tool parameters included)"
     )
     return HTTPError(400, fmt.error_body(message, "invalid_request_error", "too_deeply_nested"))
+
+
+def _encoded(encoding: str) -> HTTPError:
+    message = (
+        f"request body has Content-Encoding {encoding!r}: the gateway reads request bodies "
+        "as sent, uncompressed; send the JSON without Content-Encoding"
+    )
+    return HTTPError(415, fmt.error_body(message, "invalid_request_error", "unsupported_encoding"))
 
 
 def _too_large(limit: int) -> HTTPError:
