@@ -11,7 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from transport_servers import raw_server, read_request
+from transport_servers import (
+    event_loop_policy,  # noqa: F401  # a fixture: both loops
+    raw_server,
+    read_request,
+)
 
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
@@ -29,16 +33,6 @@ from rolecall.types import ChatRequest, Message
 pytestmark = pytest.mark.filterwarnings(
     'ignore:Overriding the "event_loop_policy" fixture:pytest.PytestDeprecationWarning'
 )
-
-
-@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
-def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
-    """Every test on both loops: ``rolecall serve`` runs the client on uvloop."""
-    if request.param == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
-        return policy
-    return asyncio.DefaultEventLoopPolicy()
 
 
 REQUEST = ChatRequest((Message("user", "hi"),))
@@ -139,73 +133,6 @@ async def test_a_silent_server_times_out_per_read() -> None:
             await wire.request("GET", url + "/")
         assert loop.time() - started < 2
         await wire.aclose()
-
-
-async def test_connections_are_kept_alive_and_stale_ones_replaced() -> None:
-    connections = 0
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        for _ in range(2):  # two requests per connection, then the server hangs up
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-        writer.close()
-
-    async with raw_server(serve) as url:
-        wire = client(limit=1)
-        for _ in range(5):
-            assert (await wire.request("GET", url + "/")).body == b"ok"
-            await asyncio.sleep(0.01)  # lets the client see a hang-up before the next request
-        await wire.aclose()
-    assert connections == 3
-
-
-async def test_a_request_on_a_connection_the_server_just_closed_is_sent_again() -> None:
-    """A server closing after each response without saying so: every call succeeds."""
-    requests = 0
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal requests
-        await read_request(reader)
-        requests += 1
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-        writer.close()
-
-    async with raw_server(serve) as url:
-        wire = client(limit=1)
-        bodies = [(await wire.request("POST", url + "/", b"{}")).body for _ in range(200)]
-        await wire.aclose()
-    assert bodies == [b"ok"] * 200
-    assert requests == 200  # each sent once to a server that read it
-
-
-async def test_a_reused_connection_cut_mid_response_is_not_sent_again() -> None:
-    requests = 0
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal requests
-        await read_request(reader)
-        requests += 1
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await read_request(reader)
-        requests += 1
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart")
-        await writer.drain()
-        writer.close()
-
-    async with raw_server(serve) as url:
-        wire = client(limit=1)
-        assert (await wire.request("POST", url + "/", b"{}")).body == b"ok"
-        with pytest.raises(WireError, match="mid-response"):
-            await wire.request("POST", url + "/", b"{}")
-        await wire.aclose()
-    assert requests == 2
 
 
 async def test_a_large_streamed_body_arrives_whole_while_read_slowly() -> None:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import trustme
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "RecordingProxy",
     "Serve",
     "connect_proxy",
+    "event_loop_policy",
     "raw_server",
     "read_request",
     "test_authority",
@@ -28,6 +30,17 @@ __all__ = [
 ]
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test of a module importing this on both loops: ``rolecall serve`` runs the
+    client on uvloop."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
+        return policy
+    return asyncio.DefaultEventLoopPolicy()
 
 
 @asynccontextmanager

@@ -276,9 +276,6 @@ def check(
     served: dict[tuple[int, str], list[Served]] = defaultdict(list)
     for call in sorted(plan.served, key=lambda c: c.at):
         served[(call.task, call.pid)].append(call)
-    for (task, pid), calls in served.items():
-        recorded = sum(1 for a in attempts[f"t{task}"] if a.provider == pid and a.attempt > 0)
-        served[(task, pid)] = _without_resends(calls, recorded)
     total_served = len(plan.served)
     total_calls = sum(server.calls for server in sims.values())
     if total_served != total_calls:
@@ -384,23 +381,6 @@ def check(
 
 def _kind(kind: ErrorKind | None) -> str | None:
     return kind.value if kind is not None else None
-
-
-def _without_resends(calls: list[Served], recorded: int) -> list[Served]:
-    """The calls one per attempt: a reset with no byte of response on a reused keep-alive
-    connection looks like one the server had closed, and the transport sends the request
-    once more at once, within the same attempt. Told apart by count, not by time (a
-    loaded machine may delay the resend): resets followed by another call are folded
-    into it, earliest first, while the sim saw more calls than there are attempts."""
-    kept = list(calls)
-    i = 0
-    while len(kept) > recorded and i < len(kept) - 1:
-        fault = kept[i].fault
-        if fault is not None and fault.kind == "reset":
-            del kept[i]
-        else:
-            i += 1
-    return kept
 
 
 # What a slow (loaded) machine may turn any call into: the client's timeout or stall

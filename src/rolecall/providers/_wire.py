@@ -10,13 +10,15 @@ is the standard library's.
 What it does: keep-alive pools per origin (``limit`` connections, idle ones dropped
 after ``keepalive`` seconds), TLS with SNI, Content-Length, chunked and until-close
 bodies, a connect timeout and a timeout per read (not per response: a long stream
-is fine while it keeps sending), one immediate resend of a request whose reused
-connection the server had closed before answering, and ``gzip``/``deflate`` bodies
+is fine while it keeps sending), an idle connection the server has closed never
+reused (even when the event loop has not seen the close yet), ``gzip``/``deflate`` bodies
 decoded although it asks for ``identity``; a response head over 256 KB or a body read
 whole over 64 MB (decoded) is refused. Request heads are checked and encoded in
 :mod:`rolecall.providers._wire_message`. What it does not: redirects (a 3xx is
 returned as is), cookies, proxies (see :mod:`rolecall.providers._wire_proxy`),
-retries (the router decides those).
+retries (the router decides those): a request once written is never sent again, since
+the server may have received it and be working on it (a paid call made twice); when
+its connection then fails, the caller gets the :class:`WireError`.
 
 Failures raise :class:`WireError` (:class:`WireTimeout` for timeouts,
 :class:`WireTLSError` for a failed handshake, :class:`WireRequestError` for a request
@@ -105,18 +107,17 @@ class _Pool:
         self.slots = asyncio.Semaphore(client.limit)
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    async def acquire(self, fresh: bool = False) -> _Connection:
-        """An idle connection still open (unless ``fresh``), else a new one."""
+    async def acquire(self) -> _Connection:
+        """An idle connection the server still holds open, else a new one."""
         loop = asyncio.get_running_loop()
         if loop is not self.loop:
             self._adopt(loop)
         await self.slots.acquire()
         try:
             now = loop.time()
-            while self.idle and not fresh:
+            while self.idle:
                 conn = self.idle.pop()
-                if not conn.closed and now - conn.idle_since < self.client.keepalive:
-                    conn.reused = True
+                if now - conn.idle_since < self.client.keepalive and not conn.hung_up():
                     return conn
                 conn.close()
             return await self._connect()
@@ -344,24 +345,21 @@ class WireClient(HTTPClient):
     async def _exchange(self, pool: _Pool, data: bytes) -> _Connection:
         """Send the request and read the response's head; the connection it holds.
 
-        A keep-alive connection the server closed just before our request was sent on
-        (no byte of response) gets the request once more at once, on a new connection,
-        as httpcore and Go's client do: no backoff retry for a race no server lost.
+        Sent once: a failure after the request was written (a reset, a close before any
+        byte of response) is raised, never answered by sending it again, since the server
+        may have read it. An idle connection the server had closed is not taken for it
+        (:meth:`_Pool.acquire`); one closing as the request goes out fails it, and the
+        router's retry policy decides, as for a POST in Go's and httpcore's clients.
         """
-        fresh = False
-        while True:  # not a helper coroutine per call: one frame less at every wake-up
-            conn = await pool.acquire(fresh=fresh)
-            try:
-                conn.send(data)
-                while not conn.status:  # until the response's head is in
-                    await conn.wait(self.read_timeout)
-            except BaseException as error:
-                pool.release(conn, False)  # closed, its slot freed
-                if fresh or not isinstance(error, WireError) or not conn.went_stale(error):
-                    raise
-                fresh = True
-            else:
-                return conn
+        conn = await pool.acquire()
+        try:
+            conn.send(data)
+            while not conn.status:  # until the response's head is in
+                await conn.wait(self.read_timeout)
+        except BaseException:
+            pool.release(conn, False)  # closed, its slot freed
+            raise
+        return conn
 
     async def aclose(self) -> None:
         self._closed = True

@@ -8,6 +8,7 @@ the one coroutine waiting on it as the response's head, body and end arrive.
 from __future__ import annotations
 
 import asyncio
+import select
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import cast
@@ -39,7 +40,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self.idle_since = 0.0
-        self.reused = False  # taken from the pool's idle connections
+        self._socket_poll: select.poll | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._begin()
@@ -51,7 +52,6 @@ class Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
-        self.received = False  # any byte of this response
         self.head_bytes = 0  # received before the response's head was complete
         self.interim = False  # parsing a 1xx response, which precedes the real one
         self.error: WireError | None = None
@@ -61,9 +61,12 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's are not asyncio.Transport subclasses, hence the cast).
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a poll of this socket alone, for hung_up(): one call, no object
+            self._socket_poll = select.poll()
+            self._socket_poll.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
-        self.received = True
         if not self.status:
             self.head_bytes += len(data)
         try:
@@ -87,7 +90,9 @@ class Connection(asyncio.Protocol):
                 self._wake()
                 return
             reason = f": {exc}" if exc else ""
-            self._fail(WireError(f"the server closed the connection mid-response{reason}"))
+            # Before any byte of response, the request may still have been read and acted on.
+            when = "mid-response" if self.head_bytes or self.status else "without responding"
+            self._fail(WireError(f"the server closed the connection {when}{reason}"))
 
     # -- httptools callbacks ----------------------------------------------------------------
 
@@ -225,10 +230,14 @@ class Connection(asyncio.Protocol):
             else:
                 await self.wait(read_timeout)
 
-    def went_stale(self, error: WireError) -> bool:
-        """Whether ``error`` says the server had closed this idle connection before our request:
-        it was reused, and it ended (not timed out) without a byte of response."""
-        return self.reused and not self.received and not isinstance(error, WireTimeout)
+    def hung_up(self) -> bool:
+        """Whether this idle connection can no longer take a request: closed, closing, or
+        its socket has something to read. With no request on it, that is the server's
+        close (or bytes it had no business sending) which the event loop has not handled
+        yet, as when a server closes right after its answer without saying so."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return True
+        return self._socket_poll is not None and bool(self._socket_poll.poll(0))
 
     @property
     def reusable(self) -> bool:
