@@ -197,3 +197,36 @@ async def test_one_read_that_inflates_past_the_limit_is_refused(coding: str) -> 
     with pytest.raises(WireTooLarge, match=f"the {coding} body inflates past 64 MB in one read"):
         async for _ in decoded(one_read(), coding):
             pass
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"429 Too Many Requests\r\nRetry-After: 7", ErrorKind.RATE_LIMIT),
+        (b"401 Unauthorized", ErrorKind.AUTH),
+        (b"503 Service Unavailable", ErrorKind.OVERLOADED),
+    ],
+)
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
+async def test_an_empty_body_in_a_content_coding_keeps_its_status(
+    head: bytes, kind: ErrorKind, coding: bytes
+) -> None:
+    """A body of no bytes is empty in any coding (a proxy labels its empty error
+    answers ``gzip``): the status still says what went wrong."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 %s\r\nContent-Encoding: %s\r\nContent-Length: 0\r\n\r\n" % (head, coding)
+        )
+        await writer.drain()
+
+    async with raw_server(serve) as url:
+        config = ProviderConfig.model_validate(
+            {"type": "openai", "model": "m", "api_key": "k", "base_url": url + "/v1"}
+        )
+        provider = build_provider("p", config)
+        with pytest.raises(ProviderError) as info:
+            await provider.complete(REQUEST)
+        await provider.aclose()
+    assert info.value.kind is kind

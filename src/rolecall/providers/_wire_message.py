@@ -142,6 +142,8 @@ class _Inflater:
         return out
 
     def end(self) -> bytes:
+        if not self._started:  # no bytes at all: an empty body is empty in any coding
+            return b""
         out = self._inflate.flush()
         if not self._inflate.eof:
             raise zlib.error("the compressed body ended early")
