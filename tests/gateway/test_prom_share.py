@@ -113,3 +113,28 @@ def test_a_worker_file_of_another_shape_is_skipped_with_one_warning(
     warned = [r.getMessage() for r in caplog.records if "skipping the metrics" in r.getMessage()]
     assert sorted(name for name in odd if any(f"worker-{name}" in w for w in warned)) == sorted(odd)
     assert len(warned) == len(odd)
+
+
+def test_a_sum_is_the_same_whichever_worker_answers_the_scrape(tmp_path: Path) -> None:
+    # Float addition depends on its order: summed with its own values first, these three
+    # latencies made 3.477 on one worker and 3.4769999999999994 on another, and a total one
+    # bit lower on the next scrape reads as a counter reset (rate() jumps by the whole sum).
+    workers = [GatewayMetrics() for _ in range(3)]
+    shared = [SharedMetrics(tmp_path, metrics) for metrics in workers]
+    for metrics, seconds in zip(workers, (0.51, 0.732, 2.235), strict=True):
+        metrics.request_started()
+        metrics.request_finished("coder", 200, seconds)
+        metrics.emit(attempt_event(latency_ms=seconds * 1000))
+    for worker in shared:
+        worker.publish()
+
+    scrapes = [worker.render() for worker in shared for _ in range(2)]
+
+    sums = [
+        line
+        for text in scrapes
+        for line in text.splitlines()
+        if line.startswith("rolecall_") and "_sum{" in line
+    ]
+    assert len(sums) == 2 * len(scrapes)
+    assert len(set(sums)) == 2, sums

@@ -18,7 +18,8 @@ worker, whose file will not change again (it is read once, then kept).
 
 Totals never go backwards between scrapes, whichever worker answers them: a
 scrape publishes its worker's values before it reads the others, so every value
-a scrape shows is on disk and any later scrape reads it or a newer one. What a
+a scrape shows is on disk and any later scrape reads it or a newer one, and every
+worker adds them up in the same order (float sums depend on it). What a
 worker killed with -9 counted after its last publication (at most about a
 second) is lost, but no scrape had shown it. Provider health is not published:
 every worker reads it from the host's shared table.
@@ -153,9 +154,11 @@ class SharedMetrics:
             return self._sum(own, [other for other in others if self._usable(*other)])
 
     def _sum(self, own: WorkerValues, others: list[tuple[Path, WorkerValues, bool]]) -> str:
+        # In one order whichever worker answers: float addition depends on it, and a total
+        # one bit lower than the last scrape's would read as a counter reset.
+        workers = sorted([(self.path, own, True), *others], key=lambda worker: worker[0].name)
         total = GatewayMetrics()
-        total.add(own, live=True)
-        for _, values, live in others:
+        for _, values, live in workers:
             total.add(values, live=live)
         total.health.cells.update((k, [v]) for k, (v,) in self.metrics.health.cells.items())
         return total.render()
