@@ -294,6 +294,34 @@ def test_an_unusable_export_interval_is_one_warning_and_the_default(
     _check_handover(receiver, "rolecall")  # spans and metrics still reach the collector
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("OTEL_BSP_SCHEDULE_DELAY", "-1", ("traces",)),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "99999", ("traces",)),
+        ("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes", ("metrics",)),
+        # Read when the SDK's trace module is imported, which the OTLP exporters of both do.
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "many", ("traces", "metrics")),
+    ],
+)
+def test_a_variable_the_sdk_refuses_turns_its_signal_off_with_one_warning(
+    workdir: Path, receiver: Receiver, variable: str, value: str, refused: tuple[str, ...]
+) -> None:
+    # The SDK raises on these (it warns on most): the call is answered, no traceback, and
+    # the other signal still reaches the collector.
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, **{variable: value})
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "claude"
+    assert "Traceback" not in done.stderr
+    for signal_name in ("traces", "metrics"):
+        said = [line for line in done.stderr.splitlines() if f"no {signal_name} are" in line]
+        assert len(said) == (signal_name in refused), done.stderr
+        assert all(line.startswith("warning: telemetry: ") and variable in line for line in said)
+    assert bool(receiver.spans) == ("traces" not in refused)
+    assert bool(receiver.metrics) == ("metrics" not in refused)
+
+
 def test_an_unsupported_protocol_is_named_with_the_fix(workdir: Path, receiver: Receiver) -> None:
     env = _env(
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,

@@ -17,6 +17,10 @@ compression themselves):
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (service name defaults to
   ``rolecall``); ``OTEL_METRIC_EXPORT_INTERVAL`` (ms); ``OTEL_SDK_DISABLED``.
 
+The SDK reads the other ``OTEL_*`` variables itself and warns about most values it
+cannot use; a value it refuses with an exception turns that signal's export off with
+one warning instead (the call goes on).
+
 Console output goes to stderr so that ``--json`` output on stdout stays valid.
 Providers installed here are flushed by :func:`flush_telemetry` (gateway stop)
 and flushed and shut down at process exit, each within :data:`FLUSH_WAIT`: a
@@ -115,13 +119,15 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> None:
         traces, meters = exporter_names("traces", env), exporter_names("metrics", env)
         _register_secrets(env)
         if traces and _unset(trace.get_tracer_provider()):
-            provider = _tracer_provider(traces, env)
-            trace.set_tracer_provider(provider)
-            _owned.append(provider)
+            provider = _built("traces", lambda: _tracer_provider(traces, env), env)
+            if provider is not None:
+                trace.set_tracer_provider(provider)
+                _owned.append(provider)
         if meters and _unset(metrics.get_meter_provider()):
-            meter_provider = _meter_provider(meters, env)
-            metrics.set_meter_provider(meter_provider)
-            _owned.append(meter_provider)
+            meter_provider = _built("metrics", lambda: _meter_provider(meters, env), env)
+            if meter_provider is not None:
+                metrics.set_meter_provider(meter_provider)
+                _owned.append(meter_provider)
         _done = True
         _register_exit_hook()
 
@@ -144,6 +150,27 @@ def _register_secrets(env: Mapping[str, str]) -> None:
             for form in (value.strip(), unquote(value).strip()):
                 register_secret(form)
                 register_secret(form.rpartition(" ")[2])  # the credential after "Bearer "
+
+
+def _built(signal: str, build: Callable[[], Any], env: Mapping[str, str]) -> Any | None:
+    """``build()``, or None with one warning when the SDK refuses an OTEL_* variable.
+
+    The SDK raises ValueError for a few values it will not take (a negative
+    ``OTEL_BSP_SCHEDULE_DELAY``, a limit that is no number, an unknown exemplar filter),
+    not always naming the variable: the warning lists the ones set.
+    """
+    try:
+        return build()
+    except ValueError as exc:
+        names = ", ".join(sorted(name for name in env if name.startswith("OTEL_")))
+        log.warning(
+            "telemetry: no %s are exported: %s; fix or unset the OTEL_* variable it comes "
+            "from (set: %s)",
+            signal,
+            str(exc).rstrip("."),
+            names,
+        )
+        return None
 
 
 def _unset(provider: Any) -> bool:
@@ -252,6 +279,10 @@ def _meter_provider(names: list[str], env: Mapping[str, str]) -> Any:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     except ImportError as exc:
         raise MissingExtra("otel", "opentelemetry-sdk", "OpenTelemetry export") from exc
+    resource = _resource(env)
+    # Built once without readers first: it raises on an OTEL_* value it refuses before
+    # any reader has started the export thread it would leave behind.
+    MeterProvider(resource=resource, shutdown_on_exit=False)
     readers = []
     interval = _export_interval(env)
     for name in names:
@@ -259,7 +290,7 @@ def _meter_provider(names: list[str], env: Mapping[str, str]) -> Any:
         if exporter is not None:
             # Flushing at exit and at gateway stop exports what is left.
             readers.append(PeriodicExportingMetricReader(exporter, interval))
-    return MeterProvider(resource=_resource(env), metric_readers=readers, shutdown_on_exit=False)
+    return MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
 
 
 def _export_interval(env: Mapping[str, str]) -> float:
