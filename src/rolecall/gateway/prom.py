@@ -213,14 +213,15 @@ class GatewayMetrics:
         self.requests = r.add(
             Counter(
                 "rolecall_gateway_requests_total",
-                "HTTP requests to /v1/chat/completions by model (role or provider id) and status.",
+                "Requests to the front doors (chat completions, messages, responses) by model "
+                "(role or provider id) and status.",
                 ("model", "status"),
             )
         )
         self.request_seconds = r.add(
             Histogram(
                 "rolecall_gateway_request_duration_seconds",
-                "Time to answer a chat completion (to the last byte when streaming).",
+                "Time to answer a front-door request (to the last byte when streaming).",
                 ("model",),
             )
         )
