@@ -501,3 +501,25 @@ async def test_unusable_clarifier_answer_costs_one_call_and_the_run_goes_on(
     assert team.calls["clarifier"] == 1
     clarify = next(r for r in result.records if r.name == "clarify")
     assert clarify.note == "no usable questions"
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        # Refused like the same answers in a --answers file, before any provider is called.
+        ({"lang": ["python", "go"]}, "answers gives 'lang' a list as its answer"),
+        ({"db": {"kind": "pg"}}, "answers gives 'db' a mapping as its answer"),
+        ({"lang": b"Go"}, "answers gives 'lang' a bytes as its answer"),
+        ([("lang", "Go")], "answers must map question ids to answers"),
+        ("lang=Go", "answers must map question ids to answers"),
+    ],
+)
+async def test_answers_given_to_the_api_are_checked_like_an_answers_file(
+    tmp_path: Path, sims: dict[str, SimServer], answers: object, expected: str
+) -> None:
+    config = write_config(tmp_path, sims, ROLES)
+    workflow = Workflow(config_path=config, output_dir=tmp_path / "out", answers=answers)  # type: ignore[arg-type]
+    with pytest.raises(AnswersError) as info:
+        await workflow.run(Spec.from_text(SPEC))
+    assert expected in info.value.message
+    assert all(server.calls == 0 for server in sims.values())

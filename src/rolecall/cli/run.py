@@ -272,6 +272,7 @@ def _load_answers(path: str) -> dict[str, Any]:
     """The answers file as ``{question id: answer}``; every problem is one AnswersError line."""
     from rolecall.workflow._structured import SyntaxProblem, load_structured
     from rolecall.workflow.errors import AnswersError
+    from rolecall.workflow.stages import checked_answers
 
     file = Path(path)
     example = "e.g. 'lang: python'"
@@ -310,16 +311,4 @@ def _load_answers(path: str) -> dict[str, Any]:
             else f"one 'question_id: answer' per line ({example})"
         )
         raise AnswersError(f"answers file {path} is {exc}; fix the syntax, {fix}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise AnswersError(f"answers file {path} must map question ids to answers ({example})")
-    for key, value in loaded.items():
-        # A list or mapping would reach the prompts as Python's repr ("['a', 'b']").
-        if isinstance(value, list | dict):
-            kind = "a list" if isinstance(value, list) else "a mapping"
-            raise AnswersError(
-                f"answers file {path} gives '{key}' {kind} as its answer; an answer is one "
-                f"line of text, e.g. '{key}: first, second'"
-            )
-    return {str(k): v for k, v in loaded.items()}
+    return checked_answers(loaded, f"answers file {path}", example)

@@ -34,7 +34,7 @@ from rolecall.workflow.report import (
 )
 from rolecall.workflow.rounds import CheckSettings
 from rolecall.workflow.spec import Spec, load_spec
-from rolecall.workflow.stages import REVIEW_FILE, AnswerPrompt, BuiltinStages
+from rolecall.workflow.stages import REVIEW_FILE, AnswerPrompt, BuiltinStages, checked_answers
 from rolecall.workflow.state import RunState, StateSaver, run_dir_of
 from rolecall.workflow.vendors import vendors
 
@@ -121,6 +121,7 @@ class Workflow:
         """A new run of ``spec`` (a path, or a :class:`Spec`)."""
         if self.max_parallel < 1 or self.review_rounds < 0:
             raise WorkflowUsageError("max_parallel must be >= 1 and review_rounds >= 0")
+        answers = checked_answers(self.answers)
         loaded = spec if isinstance(spec, Spec) else load_spec(spec)
         output_dir = _absolute(self.output_dir or "out")
         _check_output_dir(output_dir)  # before any provider call spends tokens
@@ -134,13 +135,14 @@ class Workflow:
             options={
                 "review_rounds": self.review_rounds,
                 "force": self.force,
-                "answers": dict(self.answers) if self.answers else None,
+                "answers": answers or None,
             },
         )
         return await self._execute(router, state, restore={}, resumed=False)
 
     async def resume(self, run_id: str) -> WorkflowResult:
         """Finish run ``run_id``: its finished tasks are not run again."""
+        checked_answers(self.answers)
         router = self._router()
         state = RunState.load(run_dir_of(self._runs_dir(router), run_id))
         if self.output_dir is not None and _absolute(self.output_dir) != state.output_dir:

@@ -9,11 +9,13 @@ graph from the saved results.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rolecall._text import visible
 from rolecall.workflow import prompts
 from rolecall.workflow.engine import Pipeline, Task, TaskContext
 from rolecall.workflow.errors import AnswersError
@@ -38,6 +40,7 @@ __all__ = [
     "REVIEW_FILE",
     "AnswerPrompt",
     "BuiltinStages",
+    "checked_answers",
     "final_reviews",
     "resolve_answers",
     "review_report",
@@ -51,6 +54,36 @@ PLAN_FILE = "plan.json"
 AnswerPrompt = Callable[[Question], Awaitable[str]]
 
 
+# What an answer may be: one line of text, or a scalar a YAML file gives (a number, a date).
+_ANSWER_TYPES = (str, int, float, bool, datetime.date)
+
+
+def checked_answers(
+    given: object, source: str = "answers", example: str = "e.g. {'lang': 'python'}"
+) -> dict[str, Any]:
+    """``given`` as ``{question id: answer}``, checked alike for an answers file and the
+    Python API: anything else is one :class:`AnswersError` line naming ``source``."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise AnswersError(f"{source} must map question ids to answers ({example})")
+    for key, value in given.items():
+        # A list or mapping would reach the prompts as Python's repr ("['a', 'b']").
+        if value is not None and not isinstance(value, _ANSWER_TYPES):
+            if isinstance(value, list | tuple):
+                kind = "a list"
+            elif isinstance(value, Mapping):
+                kind = "a mapping"
+            else:
+                kind = f"a {type(value).__name__}"
+            name = visible(str(key))
+            raise AnswersError(
+                f"{source} gives '{name}' {kind} as its answer; an answer is one line of "
+                f"text, e.g. '{name}: first, second'"
+            )
+    return {str(key): value for key, value in given.items()}
+
+
 def resolve_answers(
     questions: Sequence[Question],
     given: Mapping[str, Any] | None,
@@ -62,8 +95,7 @@ def resolve_answers(
     if unknown:
         listed = ", ".join(valid) if valid else "none (the clarifier asked no questions)"
         raise AnswersError(
-            f"the answers file names unknown question id(s) {', '.join(unknown)}; "
-            f"valid ids: {listed}"
+            f"the answers name unknown question id(s) {', '.join(unknown)}; valid ids: {listed}"
         )
     return {str(k): "" if v is None else str(v) for k, v in given.items()}
 
