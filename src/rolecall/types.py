@@ -38,6 +38,7 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "normalize_messages",
+    "parts_text",
 ]
 
 MessageRole = Literal["system", "user", "assistant", "tool"]
@@ -121,10 +122,16 @@ class ReasoningBlock:
     redacted: str = ""  # the data of a redacted block (its text is withheld by the vendor)
 
 
+def parts_text(parts: Iterable[ContentPart]) -> str:
+    """The text of ``parts`` as one string, for a vendor that takes no parts: a line
+    break between them (as llama.cpp's server joins them), never run together."""
+    return "\n".join(part.text for part in parts if isinstance(part, TextPart))
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One turn. ``content`` is its text; ``parts`` is set when it was given as parts
-    (images, cache marks), and then ``content`` is the parts' text joined."""
+    (several, an image, a cache mark), and then ``content`` is :func:`parts_text`."""
 
     role: MessageRole
     content: str = ""
@@ -311,9 +318,9 @@ def _message(index: int, item: Mapping[str, Any]) -> Message:
     parts: tuple[ContentPart, ...] = ()
     if isinstance(content, list):
         parts = tuple(_part(f"{where}.content[{i}]", part) for i, part in enumerate(content))
-        text = "".join(part.text for part in parts if isinstance(part, TextPart))
-        if not any(isinstance(p, ImagePart) or p.cache_control for p in parts):
-            parts = ()  # plain text in parts: the text alone says it all
+        text = parts_text(parts)
+        if len(parts) == 1 and isinstance(parts[0], TextPart) and not parts[0].cache_control:
+            parts = ()  # one plain text part: the text alone says it all
     elif content is None and (tool_calls or role == "assistant"):
         text = ""
     elif isinstance(content, str):

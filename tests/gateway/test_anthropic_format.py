@@ -72,7 +72,7 @@ def test_system_blocks_keep_cache_marks() -> None:
         )
     )
     system = parsed.messages[0]
-    assert system.role == "system" and system.content == "You are a coder. Be brief."
+    assert system.role == "system" and system.content == "You are a coder.\n Be brief."
     assert system.parts == (TextPart("You are a coder.", mark), TextPart(" Be brief."))
     assert parse_messages_request(body(system="plain")).messages[0] == Message("system", "plain")
 

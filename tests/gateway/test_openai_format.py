@@ -8,7 +8,7 @@ import pytest
 
 from rolecall.errors import AllProvidersFailed, ErrorKind, NoProviderForRole, ProviderError
 from rolecall.gateway import openai_format as fmt
-from rolecall.types import Attempt, Message, Reply, Usage
+from rolecall.types import Attempt, Message, Reply, TextPart, Usage
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -40,7 +40,9 @@ def test_developer_role_and_content_parts() -> None:
             ]
         )
     )
-    assert parsed.messages == (Message("system", "be brief"), Message("user", "ab"))
+    # Several text parts stay parts; as one text they are joined by a line break.
+    parts = (TextPart("a"), TextPart("b"))
+    assert parsed.messages == (Message("system", "be brief"), Message("user", "a\nb", parts))
 
 
 def test_json_schema_response_format_becomes_response_schema() -> None:

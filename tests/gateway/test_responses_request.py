@@ -47,7 +47,7 @@ def test_message_items_with_parts_and_roles() -> None:
     )
     system, user, assistant = parsed.messages
     assert system == Message("system", "rules")
-    assert user.content == "What is this?"
+    assert user.content == "What is \nthis?"  # as one text: parts joined by a line break
     assert user.parts == (TextPart("What is "), TextPart("this?"), ImagePart(PNG, "low"))
     assert assistant == Message("assistant", "A dot.")
 

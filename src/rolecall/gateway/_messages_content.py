@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
@@ -37,6 +38,7 @@ from rolecall.types import (
     ReasoningBlock,
     TextPart,
     ToolCall,
+    parts_text,
 )
 
 __all__ = ["conversation", "system_turn"]
@@ -145,14 +147,14 @@ def _user_turn(where: str, blocks: list[dict[str, Any]], tools: ToolCatalog) -> 
 
 
 def _assistant_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
-    texts: list[str] = []
+    texts: list[ContentPart] = []
     calls: list[ToolCall] = []
     reasoning: list[ReasoningBlock] = []
     for index, block in enumerate(blocks):
         spot = f"{where}.content.{index}"
         kind = block["type"]
         if kind == "text":
-            texts.append(_text(spot, block).text)
+            texts.append(_text(spot, block))
         elif kind == "tool_use":
             calls.append(_tool_use(spot, block))
         elif kind in _DROPPED_BLOCKS:
@@ -161,9 +163,8 @@ def _assistant_turn(where: str, blocks: list[dict[str, Any]]) -> list[Message]:
                 reasoning.append(signed)
         else:
             raise _unsupported_block(spot, kind, "text, tool_use and thinking")
-    return [
-        Message("assistant", "".join(texts), tool_calls=tuple(calls), reasoning=tuple(reasoning))
-    ]
+    turn = _message("assistant", texts) if texts else Message("assistant")
+    return [replace(turn, tool_calls=tuple(calls), reasoning=tuple(reasoning))]
 
 
 # Protocols whose signatures the Messages door hands out tagged with their name.
@@ -203,8 +204,9 @@ def _unsupported_block(where: str, kind: str, allowed: str) -> RequestInvalid:
 
 
 def _message(role: MessageRole, parts: list[ContentPart]) -> Message:
-    """A turn of ``parts``: plain text when one unmarked text block says it all."""
-    text = "".join(part.text for part in parts if isinstance(part, TextPart))
+    """A turn of ``parts``: plain text when one unmarked text block says it all, else the
+    parts as given (several text blocks stay several)."""
+    text = parts_text(parts)
     if len(parts) == 1 and isinstance(parts[0], TextPart) and not parts[0].cache_control:
         return Message(role, text)
     return Message(role, text, parts=tuple(parts))

@@ -20,7 +20,15 @@ from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
 from rolecall.gateway._responses_tools import flat_name
-from rolecall.types import ContentPart, ImagePart, Message, MessageRole, TextPart, ToolCall
+from rolecall.types import (
+    ContentPart,
+    ImagePart,
+    Message,
+    MessageRole,
+    TextPart,
+    ToolCall,
+    parts_text,
+)
 
 __all__ = ["FIX_STATEFUL", "read_input"]
 
@@ -120,16 +128,24 @@ class _Turns:
                 where,
             )
         output = item.get("output")
+        texts: tuple[TextPart, ...] = ()
         if isinstance(output, list):
             parts = [_output_part(f"{where}.output[{i}]", p) for i, p in enumerate(output)]
-            output = "".join(part.text for part in parts if isinstance(part, TextPart))
+            texts = tuple(part for part in parts if isinstance(part, TextPart))
+            output = parts_text(texts)
             self.output_images += [part for part in parts if isinstance(part, ImagePart)]
         if not isinstance(output, str):
             raise RequestInvalid(
                 f"{where}.output must be a string or input_text and input_image parts", where
             )
         self.messages.append(
-            Message("tool", output, tool_call_id=call_id, name=self.call_names[call_id])
+            Message(
+                "tool",
+                output,
+                parts=texts if len(texts) > 1 else (),  # several stay several
+                tool_call_id=call_id,
+                name=self.call_names[call_id],
+            )
         )
 
 
@@ -155,9 +171,11 @@ def _message(where: str, item: Mapping[str, Any]) -> Message:
             f"{where}.content must be a string or an array of content parts", f"{where}.content"
         )
     parts = tuple(_part(f"{where}.content[{i}]", part) for i, part in enumerate(content))
-    text = "".join(part.text for part in parts if isinstance(part, TextPart))
-    if not any(isinstance(part, ImagePart) for part in parts):
+    text = parts_text(parts)
+    if len(parts) == 1 and isinstance(parts[0], TextPart):
         return Message(role, text)
+    if not any(isinstance(part, ImagePart) for part in parts):
+        return Message(role, text, parts)
     if role not in ("user", "system"):
         raise RequestInvalid(f"{where}: images are only allowed in user messages", where)
     return Message(role, text, parts)

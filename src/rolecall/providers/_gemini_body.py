@@ -125,7 +125,8 @@ class _Builder:
         return {"inlineData": {"mimeType": media_type, "data": data}}
 
     def model_parts(self, index: int, message: Message) -> list[dict[str, Any]]:
-        parts: list[dict[str, Any]] = [{"text": message.content}] if message.content else []
+        texts = [p.text for p in message.parts if isinstance(p, TextPart)] or [message.content]
+        parts: list[dict[str, Any]] = [{"text": text} for text in texts if text]
         signed = [b.signature for b in message.reasoning if b.protocol == PROTOCOL]
         signature = next((s for s in signed if s), FOREIGN_SIGNATURE)
         for number, call in enumerate(message.tool_calls):
