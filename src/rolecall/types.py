@@ -14,6 +14,7 @@ adapter of that protocol sends them back (a signature binds them to their vendor
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,7 +139,9 @@ class Message:
     parts: tuple[ContentPart, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn that called tools
     tool_call_id: str | None = None  # a tool turn: the call it answers
-    name: str | None = None  # a tool turn: the function's name, when the caller gave it
+    # A tool turn: the function's name, when the caller gave it; any other turn: the
+    # participant's name (OpenAI's ``name``, which only OpenAI's protocol carries).
+    name: str | None = None
     reasoning: tuple[ReasoningBlock, ...] = ()  # an assistant turn: its signed reasoning
 
     @property
@@ -268,6 +271,13 @@ class Reply:
 # Tuples, not sets: a role that is an object or a list compares unequal instead of raising.
 _ROLES = ("system", "user", "assistant", "tool")
 _PLAIN_ROLES = ("system", "user", "assistant")  # no tool_call_id, name or parts
+# The keys of OpenAI's chat message that rolecall carries; any other is refused, naming it.
+_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
+# Fields of a reply's own message, which a client sends back as history (openai's SDK
+# dumps them all): taken, and not sent on, as no vendor takes them back. Those that ask
+# something only when set (audio, the deprecated function_call) must be null.
+_REPLY_FIELDS = ("refusal", "annotations", "reasoning_content", "reasoning")
+_NULL_REPLY_FIELDS = ("audio", "function_call")
 
 
 def normalize_messages(
@@ -307,9 +317,10 @@ def _message(index: int, item: Mapping[str, Any]) -> Message:
             f"not {type(item).__name__}"
         ) from None
     content = item.get("content")
-    if type(content) is str and role in _PLAIN_ROLES and item.get("tool_calls") is None:
+    if type(content) is str and role in _PLAIN_ROLES and len(item) == 2:
         return Message(role, content)  # the common turn, all its checks passed at once
     where = f"messages[{index}]"
+    _check_keys(where, item)
     if role == "developer":  # OpenAI's newer name for the system turn
         role = "system"
     if role not in _ROLES:
@@ -335,14 +346,43 @@ def _message(index: int, item: Mapping[str, Any]) -> Message:
     if parts and role not in ("user", "system") and any(isinstance(p, ImagePart) for p in parts):
         raise ValueError(f"{where}: images are only allowed in user messages")
     name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"{where}.name must be a string")
     return Message(
         role,
         text,
         parts=parts,
         tool_calls=tool_calls,
         tool_call_id=tool_call_id if role == "tool" else None,
-        name=name if isinstance(name, str) and role == "tool" else None,
+        name=name or None,
     )
+
+
+def _check_keys(where: str, item: Mapping[str, Any]) -> None:
+    """Refuse a key rolecall would not send on: a typo or a field it lacks, named."""
+    for key in item:
+        if key in _KEYS:
+            continue
+        if key in _REPLY_FIELDS and item.get("role") == "assistant":
+            continue
+        if key in _NULL_REPLY_FIELDS and item[key] is None:
+            continue
+        if key in _NULL_REPLY_FIELDS:
+            raise ValueError(
+                f"{where}.{key} cannot be sent: "
+                + (
+                    "OpenAI's deprecated function call; send it as tool_calls"
+                    if key == "function_call"
+                    else "audio turns are not supported; send the turn's text as content"
+                )
+            )
+        shown = repr(key)[:60]
+        close = difflib.get_close_matches(str(key), (*_KEYS, *_REPLY_FIELDS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(
+            f"{where}: unknown key {shown}{hint}; a message takes "
+            f"{', '.join(_KEYS)}: leave the key out or fix its name"
+        )
 
 
 def _part(where: str, part: Any) -> ContentPart:

@@ -11,6 +11,7 @@ import pytest
 from sim_trio import fresh, providers_for, started_sims
 
 from rolecall.config.schema import RolecallConfig
+from rolecall.errors import AllProvidersFailed, ErrorKind, ProviderError
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.types import Message, TextPart, normalize_messages
@@ -71,3 +72,63 @@ def test_text_parts_read_as_one_text_are_joined_by_a_line_break() -> None:
     # What a vendor taking one string gets (the local model), as llama.cpp's server joins them.
     [message] = normalize_messages([{"role": "user", "content": TWO_PARTS}])
     assert message == Message("user", "a\nb", parts=(TextPart("a"), TextPart("b")))
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            {"role": "user", "content": "x", "imag": "data:image/png;base64,AA=="},
+            "messages[0]: unknown key 'imag'",
+        ),
+        (
+            {"role": "tool", "content": "42", "tool_call_idd": "c1", "tool_call_id": "c1"},
+            "messages[0]: unknown key 'tool_call_idd' (did you mean 'tool_call_id'?)",
+        ),
+        ({"role": "user", "content": [{"type": "text", "text": "x"}], "nmae": "bob"}, "'nmae'"),
+        # Fields of OpenAI's deprecated function calling, which nothing here would send.
+        ({"role": "assistant", "content": "", "function_call": {"name": "f"}}, "function_call"),
+    ],
+)
+async def test_a_message_key_that_cannot_be_carried_is_refused_naming_it(
+    sims: dict[str, SimServer], message: dict[str, Any], expected: str
+) -> None:
+    async with _router(sims) as router:
+        with pytest.raises(ProviderError) as info:
+            await router.complete("gpt", [message])
+    assert info.value.kind is ErrorKind.BAD_REQUEST
+    assert expected in str(info.value)
+    assert all(server.calls == 0 for server in sims.values())
+
+
+async def test_an_openai_reply_sent_back_as_history_is_taken(sims: dict[str, SimServer]) -> None:
+    # What openai's SDK gives for a reply's message (model_dump), appended to the history:
+    # fields of the answer itself, which no vendor takes back.
+    echoed = {
+        "role": "assistant",
+        "content": "Paris.",
+        "refusal": None,
+        "annotations": [],
+        "audio": None,
+        "function_call": None,
+        "tool_calls": None,
+        "reasoning_content": "The capital of France.",
+    }
+    sent = await _sent(sims, "gpt", [{"role": "user", "content": "Capital?"}, echoed])
+    assert sent["messages"][1] == {"role": "assistant", "content": "Paris."}
+
+
+async def test_a_participant_name_reaches_openai_and_skips_vendors_without_names(
+    sims: dict[str, SimServer],
+) -> None:
+    named = [{"role": "user", "content": "hi", "name": "alice"}]
+    sent = await _sent(sims, "gpt", named)
+    assert sent["messages"][0] == {"role": "user", "content": "hi", "name": "alice"}
+    for pid in ("claude", "gemini"):
+        async with _router(sims) as router:
+            with pytest.raises(AllProvidersFailed) as info:
+                await router.complete(pid, named)
+        [attempt] = info.value.attempts
+        assert attempt.error_kind is ErrorKind.UNSUPPORTED and attempt.attempt == 0
+        assert "messages[0].name" in str(info.value)
+        assert sims[pid].calls == 0

@@ -40,6 +40,8 @@ def message_dict(message: Message) -> dict[str, Any]:
         out["tool_calls"] = [call.to_dict() for call in message.tool_calls]
     if message.role == "tool":
         out["tool_call_id"] = message.tool_call_id
+    elif message.name:  # the participant's name (a tool turn's is its function's: implied)
+        out["name"] = message.name
     return out
 
 

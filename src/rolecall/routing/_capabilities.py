@@ -31,6 +31,7 @@ from rolecall.config.params import (
     param_value_problem,
     suggest_param,
 )
+from rolecall.config.registry import provider_types
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import ErrorKind, ProviderError, UnknownParameter
 from rolecall.routing._task import refused
@@ -39,6 +40,8 @@ from rolecall.types import ChatRequest, ImagePart, Message
 __all__ = ["Capabilities", "UnknownParameter", "needed"]
 
 _OFF = (None, False, "none", "disabled")
+# Parameter families whose chat format names a turn's participant (``name``).
+_NAMED_FAMILIES = ("openai", "openai-compatible")
 # Values that ask for nothing, so a provider that cannot take the name loses nothing.
 _ASKS_NOTHING: Mapping[str, tuple[Any, ...]] = {
     "n": (1,),
@@ -75,6 +78,15 @@ def _has_images(messages: Sequence[Message]) -> bool:
     return False
 
 
+def _named_turn(messages: Sequence[Message]) -> int | None:
+    """The index of the first turn naming its participant (a tool turn's name is its
+    function's, which every protocol carries), or None."""
+    for index, message in enumerate(messages):
+        if message.name is not None and message.role != "tool":
+            return index
+    return None
+
+
 def needed(request: ChatRequest) -> frozenset[str]:
     """The capabilities ``request`` needs (empty for a plain text call)."""
     params = request.params
@@ -108,6 +120,14 @@ class Capabilities:
         # Names some protocol takes and this provider's does not: a call that sends one
         # skips the provider (none for a type the registry does not know).
         self._foreign: dict[str, frozenset[str]] = {}
+        # Providers whose protocol has no participant names (all but OpenAI's chat format;
+        # none for a type the registry does not know).
+        types = provider_types()
+        self._nameless = frozenset(
+            pid
+            for pid, provider in config.providers.items()
+            if provider.type in types and types[provider.type].param_family not in _NAMED_FAMILIES
+        )
         every = known_params(None)
         for pid, provider in config.providers.items():
             overrides = provider.capabilities.overrides() if provider.capabilities else None
@@ -177,6 +197,10 @@ class Capabilities:
         have = self._have.get(pid)
         if have is None:  # a provider given to the router without a config entry
             return request
+        if pid in self._nameless:
+            named = _named_turn(request.messages)
+            if named is not None:
+                return self._nameless_turn(pid, named)
         if not have.issuperset(CAPABILITIES):  # may lack something a request needs
             needs = needed(request)
             if needs:
@@ -198,6 +222,17 @@ class Capabilities:
             f"the request needs {features}, which provider '{pid}' ({provider.type}) "
             f"cannot take; not called (set providers.{pid}.capabilities.{missing[0]}: true "
             "if it can)",
+            kind=ErrorKind.UNSUPPORTED,
+            provider=pid,
+            retryable=False,
+        )
+
+    def _nameless_turn(self, pid: str, index: int) -> ProviderError:
+        provider = self._config.providers[pid]
+        return ProviderError(
+            f"messages[{index}].name cannot be sent to provider '{pid}' ({provider.type}): "
+            "its API has no participant names; not called (leave the name out, or write "
+            "it into the content)",
             kind=ErrorKind.UNSUPPORTED,
             provider=pid,
             retryable=False,
