@@ -324,3 +324,12 @@ async def test_a_tool_loop_without_signed_thinking_is_sent_without_thinking(
     assert fresh.reasoning_blocks  # a conversation not in a tool loop still thinks
     assert "thinking" in last_body(sim)
     assert "thinking" not in [r.json for r in sim.requests if r.path == "/v1/messages"][-2]
+
+
+async def test_a_strict_tool_reaches_anthropic_strict(sim: SimServer) -> None:
+    # Anthropic's tool takes `strict` (its input then always matches the schema).
+    strict = {"type": "function", "function": {**WEATHER_TOOL["function"], "strict": True}}
+    async with Router(config(sim), check_credentials=False) as router:
+        await router.complete("agent", ASK, params={"tools": [strict]})
+    [tool] = last_body(sim)["tools"]
+    assert tool["name"] == "get_weather" and tool["strict"] is True

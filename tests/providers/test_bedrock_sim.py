@@ -593,3 +593,13 @@ def test_region_from_the_environment_or_a_clear_config_error(
     with pytest.raises(ConfigError) as bad:
         build_provider("aws", ProviderConfig.model_validate(values))
     assert "is not an AWS region" in str(bad.value)
+
+
+async def test_a_strict_tool_reaches_bedrock_strict(
+    server: SimServer, provider: BedrockProvider
+) -> None:
+    # Converse's toolSpec takes `strict` (structured output enforced on the tool's input).
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}
+    await provider.complete(ChatRequest((Message("user", "hi"),), {"tools": [tool]}))
+    [spec] = server.requests[-1].json["toolConfig"]["tools"]
+    assert spec["toolSpec"]["strict"] is True

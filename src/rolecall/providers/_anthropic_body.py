@@ -241,6 +241,8 @@ def _tools(raw: Any, provider: str) -> list[Block]:
         out["input_schema"] = (
             dict(schema) if isinstance(schema, Mapping) else {"type": "object", "properties": {}}
         )
+        if isinstance(function.get("strict"), bool):  # the input held to the schema
+            out["strict"] = function["strict"]
         tools.append(out)
     return tools
 

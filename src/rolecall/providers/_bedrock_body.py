@@ -263,6 +263,8 @@ class _Builder:
                 if isinstance(schema, Mapping)
                 else {"type": "object", "properties": {}}
             }
+            if isinstance(function.get("strict"), bool):  # the input held to the schema
+                spec["strict"] = function["strict"]
             tools.append({"toolSpec": spec})
         return tools
 
