@@ -4,6 +4,7 @@ naming it; over the real adapters and the fake vendor servers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,12 +31,13 @@ def _clean(sims: dict[str, SimServer]) -> None:
     fresh(sims)
 
 
-def _router(sims: dict[str, SimServer]) -> Router:
+def _router(sims: dict[str, SimServer], drop_params: tuple[str, ...] = ()) -> Router:
     config = RolecallConfig.model_validate(
         {
             "providers": providers_for(sims),
             "roles": {pid: {"provider": pid} for pid in sims},
             "retry": {"initial_backoff": 0.01, "max_backoff": 0.05},
+            "drop_params": list(drop_params),
         }
     )
     return Router(config, check_credentials=False)
@@ -132,3 +134,16 @@ async def test_a_participant_name_reaches_openai_and_skips_vendors_without_names
         assert attempt.error_kind is ErrorKind.UNSUPPORTED and attempt.attempt == 0
         assert "messages[0].name" in str(info.value)
         assert sims[pid].calls == 0
+
+
+async def test_drop_params_name_sends_named_turns_to_vendors_without_names(
+    sims: dict[str, SimServer],
+) -> None:
+    # Clients that always name their turns (multi-agent frameworks) reach Claude and Gemini
+    # when the config says the names may go.
+    named = [{"role": "user", "content": "hi", "name": "alice"}]
+    for pid in ("claude", "gemini"):
+        async with _router(sims, drop_params=("name",)) as router:
+            reply = await router.complete(pid, named)
+        assert reply.provider == pid
+        assert "alice" not in json.dumps(sims[pid].requests[-1].json)

@@ -197,7 +197,7 @@ class Capabilities:
         have = self._have.get(pid)
         if have is None:  # a provider given to the router without a config entry
             return request
-        if pid in self._nameless:
+        if pid in self._nameless and "name" not in self._drop:
             named = _named_turn(request.messages)
             if named is not None:
                 return self._nameless_turn(pid, named)
@@ -231,8 +231,8 @@ class Capabilities:
         provider = self._config.providers[pid]
         return ProviderError(
             f"messages[{index}].name cannot be sent to provider '{pid}' ({provider.type}): "
-            "its API has no participant names; not called (leave the name out, or write "
-            "it into the content)",
+            "its API has no participant names; not called (leave the name out, write it "
+            "into the content, or add name to drop_params)",
             kind=ErrorKind.UNSUPPORTED,
             provider=pid,
             retryable=False,
