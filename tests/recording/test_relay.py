@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -186,8 +187,8 @@ def test_a_restarted_writer_gets_what_the_workers_queued_meanwhile_and_their_ope
     _call(relay, "gw-0", 1)
     relay.flush()
     _wait_for(lambda: _attempts(writer.metrics) == 1)  # written, so the kill loses nothing
-    # ... and confirmed: a writer killed between its write and its confirmation has the
-    # worker send the call again, which the store would then hold twice.
+    # ... and confirmed: what it had not confirmed is sent again (and written once, see
+    # test_a_writer_killed_between_its_write_and_its_confirmation_writes_each_call_once).
     _wait_for(lambda: _confirmed(relay))
     writer.kill()  # the writer dies while the worker keeps serving
     for number in range(2, 6):
@@ -280,3 +281,42 @@ def test_a_frame_carries_every_field_of_every_item() -> None:
     end = RunEnd("r", "ok", time.time())
     frame = encode_frame([start, attempt, task, end])
     assert decode_frame(frame[4:]) == [start, attempt, task, end]
+
+
+def _lines(tmp_path: Path, run_id: str, kind: str) -> int:
+    events = read_run(run_log_path(tmp_path / "runs", run_id)).events or []
+    return sum(1 for event in events if event.get("type") == kind)
+
+
+def test_a_writer_killed_between_its_write_and_its_confirmation_writes_each_call_once(
+    tmp_path: Path, writer: Writer
+) -> None:
+    # The worker flushes only when told: its thread must not read the writer's confirmation.
+    slow = writer.metrics.model_copy(update={"flush_interval": 3600.0})
+    relay = RecordRelay(slow, writer.address)
+    relay.start_run("gw-0", "gateway")
+    _call(relay, "gw-0", 1)
+    retried = {"run_id": "gw-0", "task_id": "gw-0-task-2"}
+    relay.emit(attempt_event(**retried, attempt=1, outcome="retry", error_kind="timeout"))
+    relay.emit(attempt_event(**retried, attempt=2))
+    relay.emit(task_event(**retried, attempts=2))
+    relay.flush()
+    _wait_for(lambda: _attempts(writer.metrics) == 3)  # written by the first writer
+    assert relay._sock is not None
+    # Its confirmation never reaches the worker: the writer is killed before it is read.
+    assert select.select([relay._sock], [], [], 10)[0]
+    relay._sock.recv(64)
+    writer.kill()
+
+    second = _start_writer(writer.address, writer.metrics)
+    _call(relay, "gw-0", 3)  # the worker sends what the first never confirmed, then this
+    relay.finish_run("gw-0", "ok")
+    relay.close()
+    second.stop()
+
+    run = _runs(writer.metrics)["gw-0"]
+    assert (run.status, run.tasks, run.attempts) == ("ok", 3, 4)
+    assert _attempts(writer.metrics) == 4
+    with open_store(writer.metrics.url) as store:
+        assert sum(row.requests for row in store.metrics()) == 4  # the rollups count each once
+    assert (_lines(tmp_path, "gw-0", "attempt"), _lines(tmp_path, "gw-0", "task")) == (4, 3)

@@ -68,6 +68,7 @@ class StoreBatch:
     tasks: Sequence[TaskEvent] = ()
     ends: Sequence[_End] = ()
     outcomes: Sequence[TaskOutcome] = ()
+    resent: bool = False  # a worker's records sent again: the store may hold some already
     _rows_stored: bool = False
 
     def __len__(self) -> int:
@@ -79,7 +80,7 @@ class StoreBatch:
         for start in self.starts:
             store.start_run(start.run_id, start.kind, start.meta, start.ts)
         if not self._rows_stored:
-            store.record_rows(self.attempts, self.tasks, self.outcomes)
+            store.record_rows(self.attempts, self.tasks, self.outcomes, resent=self.resent)
             self._rows_stored = True
         for end in self.ends:
             store.finish_run(end.run_id, end.status, end.ts)

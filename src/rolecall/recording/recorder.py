@@ -31,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.backlog import StoreBacklog, StoreBatch, calls_and_tasks
-from rolecall.recording.records import RecordItem, RecordQueue, RunEnd, RunStart
+from rolecall.recording.records import RecordItem, RecordQueue, Resent, RunEnd, RunStart
 from rolecall.recording.runlog import RunLog, outcome_record, run_end_record, run_start_record
 from rolecall.recording.runwriter import WriterLock
 from rolecall.recording.store import StoreError
@@ -106,7 +106,10 @@ class Recorder(RecordQueue):
         self.runs_dir = runs_dir if runs_dir.is_absolute() else base / runs_dir
         self.flush_interval = max(0.01, float(metrics.flush_interval))
         self._retention_days = metrics.retention_days
-        self._buffer: deque[RecordItem] = deque()
+        self._buffer: deque[RecordItem | Resent] = deque()
+        # Resent items queued and written so far (each count moved by one thread only).
+        self._resent_queued = 0
+        self._resent_written = 0
         self._write_lock = threading.Lock()
         self._lock_owner: int | None = None
         self._stop = threading.Event()
@@ -134,9 +137,19 @@ class Recorder(RecordQueue):
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
 
-    def accept(self, items: list[RecordItem]) -> None:
-        """Queue items another process queued (events, run starts and ends), in order."""
-        if not self._closed:
+    def accept(self, items: list[RecordItem], *, resent: bool = False) -> None:
+        """Queue items another process queued (events, run starts and ends), in order.
+
+        ``resent``: a worker sends them again because the writer it sent them to was
+        killed before it confirmed them; whatever that writer had written of them, in
+        the run log or the store, is not written again.
+        """
+        if self._closed:
+            return
+        if resent:
+            self._resent_queued += len(items)
+            self._buffer.extend(map(Resent, items))
+        else:
             self._buffer.extend(items)
 
     # -- flushing -----------------------------------------------------------------------
@@ -202,16 +215,18 @@ class Recorder(RecordQueue):
             while True:
                 size = min(left, _MOST_PER_WRITE)
                 left -= size
-                batch: list[RecordItem] = [popleft() for _ in range(size)]
+                batch: list[RecordItem | Resent] = [popleft() for _ in range(size)]
+                parts = self._parts(batch)
                 if finish_open is not None and not left:
-                    batch = self._with_open_runs_closed(batch, finish_open)
-                if batch:
-                    try:
-                        self._write(batch)
-                    except Exception as exc:  # the flush thread must survive anything
-                        self._warn("recorder", f"recording failed: {exc}")
-                    if size and self._on_written is not None:
-                        self._on_written(size)
+                    parts.append((self._open_runs_ended(parts, finish_open), False))
+                for part, resent in parts:
+                    if part:
+                        try:
+                            self._write(part, resent=resent)
+                        except Exception as exc:  # the flush thread must survive anything
+                            self._warn("recorder", f"recording failed: {exc}")
+                if size and self._on_written is not None:
+                    self._on_written(size)
                 if not left:
                     break
             if self._backlog:  # nothing new, or a store that may take writes again
@@ -223,17 +238,35 @@ class Recorder(RecordQueue):
             self._lock_owner = None
             self._write_lock.release()
 
-    def _with_open_runs_closed(self, batch: list[RecordItem], status: str) -> list[RecordItem]:
-        open_runs = {rid for rid, state in self._runs.items() if state.explicit}
-        for item in batch:
-            if isinstance(item, RunStart):
-                open_runs.add(item.run_id)
-            elif isinstance(item, RunEnd):
-                open_runs.discard(item.run_id)
-        now = time.time()
-        return batch + [RunEnd(run_id, status, now) for run_id in sorted(open_runs)]
+    def _parts(self, batch: list[RecordItem | Resent]) -> list[tuple[list[RecordItem], bool]]:
+        """The batch in parts, in order, each sent again or not (see :meth:`accept`)."""
+        if self._resent_written == self._resent_queued:  # the batch has no resent item
+            return [(cast("list[RecordItem]", batch), False)]
+        parts: list[tuple[list[RecordItem], bool]] = []
+        for entry in batch:
+            resent = isinstance(entry, Resent)
+            item = entry.item if isinstance(entry, Resent) else entry
+            if not parts or parts[-1][1] != resent:
+                parts.append(([], resent))
+            parts[-1][0].append(item)
+            self._resent_written += resent
+        return parts
 
-    def _write(self, batch: list[RecordItem]) -> None:
+    def _open_runs_ended(
+        self, parts: list[tuple[list[RecordItem], bool]], status: str
+    ) -> list[RecordItem]:
+        """The ends, with ``status``, of the runs still open after ``parts``."""
+        open_runs = {rid for rid, state in self._runs.items() if state.explicit}
+        for part, _ in parts:
+            for item in part:
+                if isinstance(item, RunStart):
+                    open_runs.add(item.run_id)
+                elif isinstance(item, RunEnd):
+                    open_runs.discard(item.run_id)
+        now = time.time()
+        return [RunEnd(run_id, status, now) for run_id in sorted(open_runs)]
+
+    def _write(self, batch: list[RecordItem], *, resent: bool = False) -> None:
         records: list[dict[str, Any] | Event] = []
         starts: list[RunStart] = []
         attempts: list[AttemptEvent] = []
@@ -277,10 +310,10 @@ class Recorder(RecordQueue):
                 ends.append(end)
                 records.append(run_end_record(end.run_id, end.status, end.ts))
         try:
-            self._log.append(records)
+            self._log.append(self._log.unwritten(records) if resent else records)
         except Exception as exc:
             self._warn("log", f"cannot write the run log in {self.runs_dir}: {exc}")
-        self._store_batch(StoreBatch(starts, attempts, tasks, ends, outcomes))
+        self._store_batch(StoreBatch(starts, attempts, tasks, ends, outcomes, resent))
 
     def _store_batch(self, batch: StoreBatch) -> None:
         """Write the backlog, then ``batch``, to the store; keep them when it cannot be."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 
-__all__ = ["RecordItem", "RecordQueue", "RunEnd", "RunStart"]
+__all__ = ["RecordItem", "RecordQueue", "Resent", "RunEnd", "RunStart"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,14 @@ class RunEnd:
 RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd | TaskOutcome
 
 
+@dataclass(frozen=True, slots=True)
+class Resent:
+    """An item a ``serve --workers`` worker sent again, queued in the writer's recorder:
+    written only where the run log or the store does not hold it already."""
+
+    item: RecordItem
+
+
 class RecordQueue:
     """What a front end records through: :class:`Recorder`, or a worker's
     :class:`~rolecall.recording.relay.RecordRelay` feeding the host's one writer.
@@ -46,7 +54,7 @@ class RecordQueue:
     The call path is theirs in common: each method is a deque append (no lock, no I/O).
     """
 
-    _buffer: deque[RecordItem]
+    _buffer: deque[RecordItem] | deque[RecordItem | Resent]
     _closed: bool
 
     def emit(self, event: Event) -> None:

@@ -8,9 +8,10 @@ every worker's frames to one :class:`Recorder`. So one process writes the store
 and the run logs (no SQLite lock contention between workers), and a worker spends
 on recording only the time to pickle its events.
 
-A frame is a 4-byte big-endian length and a pickle of ``(code, values)`` pairs:
-an event's field values as a tuple (read with ``attrgetter``; pickling the frozen
-dataclasses themselves costs several times more), rebuilt in the writer. The socket
+A frame is a 4-byte big-endian length (its top bit set on a frame sent again) and a
+pickle of ``(code, values)`` pairs: an event's field values as a tuple (read with
+``attrgetter``; pickling the frozen dataclasses themselves costs several times more),
+rebuilt in the writer. The socket
 lives in a directory only this user can enter (``tempfile.mkdtemp``), so only the
 processes of this ``rolecall serve`` reach it.
 
@@ -28,7 +29,11 @@ What happens to the records:
   upsert) and sends again every frame the killed writer had not confirmed written:
   the writer acknowledges a worker's items once its recorder has written them (a
   count on the same connection), so what sat in its socket buffers or its queue when
-  it died is not lost. A worker keeps at
+  it died is not lost. What a worker sends again goes in frames marked so: the killed
+  writer may have written some of it before its confirmation left (a kill between the
+  two), and the next writes only what the run log and the store do not hold yet
+  (:meth:`~rolecall.recording.recorder.Recorder.accept`), so none is written twice.
+  A worker keeps at
   most :data:`_MAX_UNSENT` records meanwhile: past that the oldest are dropped, and
   it says how many calls and tasks once a writer takes its records again (or at
   close): those are in neither the run logs nor the store.
@@ -67,6 +72,7 @@ __all__ = ["RecordRelay", "decode_frame", "encode_frame", "serve_records"]
 log = logging.getLogger("rolecall.recorder")
 
 _HEADER = struct.Struct("!I")
+_RESENT = 1 << 31  # in a frame's length: items the worker sends again (see RecordRelay)
 _ACK = struct.Struct("!Q")  # writer to worker: how many of its items are written, in all
 _FLUSH = _HEADER.pack(0)  # worker to writer, a frame of no items: write what you hold now
 _MAX_UNSENT = 1_000_000  # items a worker keeps while no writer takes them
@@ -118,15 +124,16 @@ _BUILDERS: dict[int, Callable[[tuple[Any, ...]], RecordItem]] = {
 }
 
 
-def encode_frame(items: list[RecordItem]) -> bytes:
-    """One frame: length, then the pickled (code, values) pairs of ``items``."""
+def encode_frame(items: list[RecordItem], *, resent: bool = False) -> bytes:
+    """One frame: length, then the pickled (code, values) pairs of ``items``; ``resent``
+    marks items sent again, which a killed writer may have written already."""
     codes = _CODES
     pairs = []
     for item in items:
         code, values = codes[type(item)]
         pairs.append((code, values(item)))
     payload = pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(payload)) + payload
+    return _HEADER.pack(len(payload) | (_RESENT if resent else 0)) + payload
 
 
 def decode_frame(payload: bytes) -> list[RecordItem]:
@@ -144,6 +151,7 @@ class RecordRelay(RecordQueue):
         self.flush_interval = max(0.01, float(metrics.flush_interval))
         self._buffer: deque[RecordItem] = deque()
         self._unsent: list[RecordItem] = []  # a frame no writer took: sent again first
+        self._resent = 0  # how many of the first unsent a writer may have written
         self._open: dict[str, RunStart] = {}  # runs sent as started, not yet as finished
         self._sock: socket.socket | None = None
         self._connections = 0
@@ -200,19 +208,32 @@ class RecordRelay(RecordQueue):
         batch = self._unsent + [popleft() for _ in range(len(self._buffer))]
         sock = self._sock
         if self._unconfirmed and sock is not None and not self._read_confirmations(sock):
-            batch = self._disconnect() + batch  # that writer ended: to the next
+            self._unsent = batch
+            self._requeue(self._disconnect())  # that writer ended: to the next
+            batch = self._unsent
         if not batch:
             return True
+        # What a killed writer may have written goes in a frame of its own, marked: the
+        # next writer writes only what the run log or the store does not hold yet.
+        resent, sent = self._resent, 0
         try:
             sock = self._connection()
-            sock.sendall(encode_frame(batch))
+            for start, end in ((0, resent), (resent, len(batch))):
+                if start < end:
+                    frame = batch[start:end]
+                    sock.sendall(encode_frame(frame, resent=start < resent))
+                    sent = end
+                    self._sent += len(frame)
+                    self._unconfirmed.append((self._sent, frame))
         except OSError as exc:
-            batch = self._disconnect() + batch
-            if len(batch) > _MAX_UNSENT:
-                dropped = batch[:-_MAX_UNSENT]
+            self._unsent, self._resent = batch[sent:], max(0, resent - sent)
+            self._requeue(self._disconnect())
+            if len(self._unsent) > _MAX_UNSENT:
+                dropped = self._unsent[:-_MAX_UNSENT]
                 self._dropped[0] += sum(1 for item in dropped if type(item) is AttemptEvent)
                 self._dropped[1] += sum(1 for item in dropped if type(item) is TaskEvent)
-            self._unsent = batch[-_MAX_UNSENT:]
+                self._unsent = self._unsent[-_MAX_UNSENT:]
+                self._resent = max(0, self._resent - len(dropped))
             if not self._warned:
                 self._warned = True
                 log.warning(
@@ -220,9 +241,7 @@ class RecordRelay(RecordQueue):
                     redact(str(exc)),
                 )
             return False
-        self._unsent = []
-        self._sent += len(batch)
-        self._unconfirmed.append((self._sent, batch))
+        self._unsent, self._resent = [], 0
         self._read_confirmations(sock)
         if self._warned:
             self._warned = False  # another outage is reported again
@@ -235,6 +254,12 @@ class RecordRelay(RecordQueue):
             elif type(item) is RunEnd:
                 self._open.pop(item.run_id, None)
         return True
+
+    def _requeue(self, items: list[RecordItem]) -> None:
+        """Put the items a writer that ended never confirmed before the unsent ones: it
+        may have written them, and the next is told so."""
+        self._unsent = items + self._unsent
+        self._resent += len(items)
 
     def _read_confirmations(self, sock: socket.socket, wait: float = 0.0) -> bool:
         """Take the writer's counts of items written (waiting up to ``wait`` seconds for
@@ -268,14 +293,14 @@ class RecordRelay(RecordQueue):
             try:
                 self._sock.sendall(_FLUSH)
             except OSError:
-                self._unsent = self._disconnect() + self._unsent
+                self._requeue(self._disconnect())
                 return False
         while self._unconfirmed:
             left = deadline - time.monotonic()
             if self._sock is None or left <= 0:
                 return False
             if not self._read_confirmations(self._sock, min(left, 0.1)):
-                self._unsent = self._disconnect() + self._unsent
+                self._requeue(self._disconnect())
                 return False
         return True
 
@@ -343,6 +368,7 @@ class _Peer:
         flush = False
         while len(buffer) - start >= _HEADER.size:
             (size,) = _HEADER.unpack_from(buffer, start)
+            resent, size = bool(size & _RESENT), size & ~_RESENT
             end = start + _HEADER.size + size
             if len(buffer) < end:
                 break
@@ -357,7 +383,7 @@ class _Peer:
                     self._open.add(item.run_id)
                 elif type(item) is RunEnd:
                     self._open.discard(item.run_id)
-            self._recorder.accept(items)
+            self._recorder.accept(items, resent=resent)
             self._ledger.accepted += len(items)
             self._taken += len(items)
             self._frames.append((self._ledger.accepted, self._taken))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rolecall._secrets import redact
-from rolecall.events import Event, TaskOutcome
+from rolecall.events import AttemptEvent, Event, TaskOutcome
 from rolecall.recording._runlog_lines import append_lines, event_line, event_record
 from rolecall.recording.runwriter import settled_status
 from rolecall.recording.store.rows import RunDetail, build_tasks, folded_attempt
@@ -119,6 +119,25 @@ class RunLog:
             with open(path, "ab") as handle:
                 handle.write(text)
 
+    def unwritten(
+        self, records: Sequence[Mapping[str, Any] | Event]
+    ) -> list[Mapping[str, Any] | Event]:
+        """``records`` less those their run's file holds already: a worker's records sent
+        again to the writer that replaced one killed before it confirmed them (read only
+        then: each run's file is read whole)."""
+        written: dict[str, set[tuple[Any, ...]]] = {}
+        kept: list[Mapping[str, Any] | Event] = []
+        for record in records:
+            run_id = str(record["run_id"] if isinstance(record, Mapping) else record.run_id)
+            keys = written.get(run_id)
+            if keys is None:
+                path = run_log_path(self.runs_dir, run_id)
+                lines = _records(path)[0] if path.is_file() else []
+                keys = written[run_id] = {_identity(line) for line in lines}
+            if _identity(record) not in keys:
+                kept.append(record)
+        return kept
+
     def prune(self, cutoff: float, keep: Collection[str] = ()) -> int:
         """Delete run logs last written before ``cutoff`` (epoch seconds), except the runs in
         ``keep``; how many went."""
@@ -135,6 +154,16 @@ class RunLog:
                     self._checked.discard(path)
                     removed += 1
         return removed
+
+
+def _identity(record: Mapping[str, Any] | Event) -> tuple[Any, ...]:
+    """What tells a record from every other of its run, sent again unchanged: its kind,
+    task, attempt number and time (an event's, or its line's)."""
+    if isinstance(record, Mapping):
+        get = record.get
+        return (get("type"), get("task_id"), get("attempt"), get("ts"))
+    attempt = record.attempt if isinstance(record, AttemptEvent) else None
+    return (record.type, record.task_id, attempt, record.ts)
 
 
 def _ends_mid_line(path: Path) -> bool:

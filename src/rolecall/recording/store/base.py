@@ -29,6 +29,7 @@ from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS, Dial
 from rolecall.recording.store.outcomes import INSERT_OUTCOME, READ_COLUMNS, add_runs, outcome_rows
 from rolecall.recording.store.outcomes import read_record as task_record
 from rolecall.recording.store.queries import RollupRange, fold_metrics, fold_trend, plan, select_sql
+from rolecall.recording.store.resent import unstored
 from rolecall.recording.store.rollups import (
     DAY,
     HOUR,
@@ -210,9 +211,14 @@ class MetricsStore(ABC):
         attempts: Sequence[AttemptEvent],
         tasks: Sequence[TaskEvent],
         outcomes: Sequence[TaskOutcome] = (),
+        *,
+        resent: bool = False,
     ) -> None:
         """:meth:`record` for a batch already split into its attempts and its tasks, each
         in their order, and what the front end concluded of its tasks (after them).
+
+        ``resent``: a batch a worker sent again, some of which may be stored already
+        (:mod:`~rolecall.recording.store.resent`): what is stored is left out.
 
         An event holding what no column takes (a NaN, a lone surrogate...: see
         :mod:`~rolecall.recording.store.storable`) does not cost the batch: the batch is
@@ -220,6 +226,14 @@ class MetricsStore(ABC):
         event still be refused, each event is written on its own and only those refused
         are dropped (counted as ``dropped``).
         """
+        if resent and (attempts or tasks or outcomes):
+            with self._write() as cursor:
+                attempts, tasks, outcomes = unstored(
+                    lambda sql, params: self._exec(cursor, sql, params).fetchall(),
+                    attempts,
+                    tasks,
+                    outcomes,
+                )
         if not attempts and not tasks and not outcomes:
             return
         try:
