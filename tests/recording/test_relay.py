@@ -320,3 +320,32 @@ def test_a_writer_killed_between_its_write_and_its_confirmation_writes_each_call
     with open_store(writer.metrics.url) as store:
         assert sum(row.requests for row in store.metrics()) == 4  # the rollups count each once
     assert (_lines(tmp_path, "gw-0", "attempt"), _lines(tmp_path, "gw-0", "task")) == (4, 3)
+
+
+def test_a_run_whose_end_a_killed_writer_never_confirmed_stays_the_workers_run(
+    tmp_path: Path, writer: Writer
+) -> None:
+    slow = writer.metrics.model_copy(update={"flush_interval": 3600.0})
+    relay = RecordRelay(slow, writer.address)
+    relay.start_run("gw-0", "gateway")
+    _call(relay, "gw-0", 1)
+    relay.flush()
+    _wait_for(lambda: _attempts(writer.metrics) == 1)
+    _wait_for(lambda: _confirmed(relay))
+    _call(relay, "gw-0", 2)
+    relay.finish_run("gw-0", "ok")  # a worker stopping: its run's end is its last record
+    relay.flush()
+    _wait_for(lambda: _runs(writer.metrics)["gw-0"].status == "ok")
+    assert relay._sock is not None
+    assert select.select([relay._sock], [], [], 10)[0]
+    relay._sock.recv(64)  # that confirmation is lost: the writer is killed first
+    writer.kill()
+
+    second = _start_writer(writer.address, writer.metrics)
+    relay.close()  # sends the next writer the call and the end again, the run reopened first
+    second.stop()
+
+    run = _runs(writer.metrics)["gw-0"]
+    assert (run.kind, run.status, run.tasks, run.attempts) == ("gateway", "ok", 2, 2)
+    logged = read_run(run_log_path(tmp_path / "runs", "gw-0"))
+    assert (logged.kind, logged.status, len(logged.tasks)) == ("gateway", "ok", 2)

@@ -152,7 +152,7 @@ class RecordRelay(RecordQueue):
         self._buffer: deque[RecordItem] = deque()
         self._unsent: list[RecordItem] = []  # a frame no writer took: sent again first
         self._resent = 0  # how many of the first unsent a writer may have written
-        self._open: dict[str, RunStart] = {}  # runs sent as started, not yet as finished
+        self._open: dict[str, RunStart] = {}  # runs sent as started, not yet written finished
         self._sock: socket.socket | None = None
         self._connections = 0
         # On this connection: items sent, and the frames not yet confirmed written (the
@@ -251,8 +251,6 @@ class RecordRelay(RecordQueue):
         for item in batch:
             if type(item) is RunStart:
                 self._open[item.run_id] = item
-            elif type(item) is RunEnd:
-                self._open.pop(item.run_id, None)
         return True
 
     def _requeue(self, items: list[RecordItem]) -> None:
@@ -282,7 +280,11 @@ class RecordRelay(RecordQueue):
             del acks[:whole]
             unconfirmed = self._unconfirmed
             while unconfirmed and unconfirmed[0][0] <= written:
-                unconfirmed.popleft()
+                # A run is open until its end is written: a writer killed before that
+                # is sent the end again, and the next must know the run first.
+                for item in unconfirmed.popleft()[1]:
+                    if type(item) is RunEnd:
+                        self._open.pop(item.run_id, None)
         return True
 
     def _confirmed(self, deadline: float) -> bool:
