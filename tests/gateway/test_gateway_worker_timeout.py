@@ -120,6 +120,27 @@ def test_a_stopped_run_writer_is_replaced_and_the_records_it_held_are_written(
     assert not any("record(s) not written" in line for line in served.lines)
 
 
+def test_a_run_writer_frozen_at_stop_is_replaced_before_the_workers_give_up_on_it(
+    config_path: Path, primary: SimServer
+) -> None:
+    # Past the 10 s a stopping worker once waited for its records to be confirmed.
+    with serve_workers(config_path, options=("--worker-timeout", "15")) as served:
+        client, _ = served.connect()
+        assert chat(client, "a").status_code == 200
+        wait_for(lambda: _tasks_written(config_path) == 1)
+        frozen = served.writer()
+        os.kill(frozen, signal.SIGSTOP)
+        for _ in range(5):  # sent to the frozen writer, never written by it
+            assert chat(client, "a").status_code == 200
+        client.close()
+    # Stopped (within serve_workers' 30 s): the workers waited for the next writer.
+    assert any(f"run writer (pid {frozen}) silent for" in line for line in served.lines)
+    assert not any("record(s) not written" in line for line in served.lines)
+    assert _tasks_written(config_path) == 6 == primary.calls
+    with open_store(f"sqlite:///{config_path.parent / 'rolecall.db'}") as store:
+        assert {(run.kind, run.status) for run in store.runs(limit=100)} == {("gateway", "ok")}
+
+
 def test_a_parent_killed_with_sigkill_leaves_no_stopped_worker_holding_the_port(
     config_path: Path, primary: SimServer
 ) -> None:

@@ -298,7 +298,7 @@ def _serve_workers(
 
     from rolecall.gateway.supervisor import WorkerExit, supervise
     from rolecall.health.host import HealthTable, share_on_host
-    from rolecall.recording.relay import RecordRelay, writer_main
+    from rolecall.recording.relay import CLOSE_WAIT, RecordRelay, writer_main
 
     with tempfile.TemporaryDirectory(prefix="rolecall-serve-") as directory:
         records = os.path.join(directory, "records.sock")
@@ -319,7 +319,10 @@ def _serve_workers(
             relay = None
             if listener is not None:
                 listener.close()
-                relay = lambda metrics: RecordRelay(metrics, records)  # noqa: E731
+                # A stopping worker waits for a frozen writer to be replaced (silent for
+                # `timeout`, then killed and started again) and to write what it sends again.
+                wait = CLOSE_WAIT if timeout is None else timeout + CLOSE_WAIT
+                relay = lambda metrics: RecordRelay(metrics, records, close_wait=wait)  # noqa: E731
             # The first worker reports a bad edit; the others would repeat it.
             name = f"{index + 1}/{workers}"
             run(name, ready, relay, early, metrics_dir, quiet_reload=index > 0, beat=beat)

@@ -67,7 +67,7 @@ from rolecall.recording.recorder import Recorder, RecordItem, RecordQueue, RunEn
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig
 
-__all__ = ["RecordRelay", "decode_frame", "encode_frame", "serve_records"]
+__all__ = ["CLOSE_WAIT", "RecordRelay", "decode_frame", "encode_frame", "serve_records"]
 
 log = logging.getLogger("rolecall.recorder")
 
@@ -77,6 +77,7 @@ _ACK = struct.Struct("!Q")  # writer to worker: how many of its items are writte
 _FLUSH = _HEADER.pack(0)  # worker to writer, a frame of no items: write what you hold now
 _MAX_UNSENT = 1_000_000  # items a worker keeps while no writer takes them
 _STOP_WAIT = 30.0  # seconds the writer waits, once told to stop, for connections to end
+CLOSE_WAIT = 10.0  # seconds a worker's close waits, by default, for its records to be written
 
 
 def _names(cls: type) -> tuple[str, ...]:
@@ -146,8 +147,13 @@ class RecordRelay(RecordQueue):
     """A worker's recorder: queues like :class:`Recorder`, and its thread sends the queue
     to the writer process at ``address`` (a Unix socket path)."""
 
-    def __init__(self, metrics: MetricsConfig, address: str) -> None:
+    def __init__(
+        self, metrics: MetricsConfig, address: str, *, close_wait: float = CLOSE_WAIT
+    ) -> None:
+        """``close_wait``: how long :meth:`close` waits for a writer to write what this
+        worker sent (a frozen one must be replaced meanwhile)."""
         self.address = address
+        self.close_wait = close_wait
         self.flush_interval = max(0.01, float(metrics.flush_interval))
         self._buffer: deque[RecordItem] = deque()
         self._unsent: list[RecordItem] = []  # a frame no writer took: sent again first
@@ -173,10 +179,12 @@ class RecordRelay(RecordQueue):
         with self._lock:
             self._send_pending()
 
-    def close(self, wait: float = 10.0) -> None:
-        """Send everything queued (retrying while the writer restarts), then disconnect."""
+    def close(self, wait: float | None = None) -> None:
+        """Send everything queued (retrying while the writer restarts, up to ``wait``
+        seconds: :attr:`close_wait` by default), then disconnect."""
         if self._closed:
             return
+        wait = self.close_wait if wait is None else wait
         self._closed = True
         self._stop.set()
         self._thread.join(timeout=wait)
