@@ -129,9 +129,19 @@ async def test_sampling_parameters(sim: SimServer) -> None:
     assert body["top_p"] == 0.9
     assert body["max_tokens"] == 77
     assert body["stop_sequences"] == ["END", "STOP"]
-    body = await _sent(sim, {"stop": "END", "temperature": 1.7})
-    assert body["stop_sequences"] == ["END"]
-    assert body["temperature"] == 1.0  # Anthropic's range is 0..1
+    body = await _sent(sim, {"stop": "END", "temperature": 1})
+    assert body["stop_sequences"] == ["END"] and body["temperature"] == 1
+
+
+async def test_a_temperature_above_anthropics_range_is_unsupported_not_lowered(
+    sim: SimServer,
+) -> None:
+    with pytest.raises(AllProvidersFailed) as failed:
+        await _sent(sim, {"temperature": 1.7})  # Anthropic's range is 0..1
+    [error] = failed.value.errors
+    assert error.kind is ErrorKind.UNSUPPORTED and error.params == ("temperature",)
+    assert "temperature 1.7 is above 1" in error.message
+    assert sim.calls == 0
 
 
 async def test_cache_control_on_user_text_passes_through(sim: SimServer) -> None:

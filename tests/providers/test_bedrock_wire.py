@@ -44,7 +44,7 @@ def test_system_apart_and_sampling_in_inference_config() -> None:
     sent = body(
         Message("system", "Be brief."),
         Message("user", "Plan the work."),
-        temperature=1.7,
+        temperature=1,
         top_p=0.9,
         max_tokens=200,
         stop="END",
@@ -54,11 +54,18 @@ def test_system_apart_and_sampling_in_inference_config() -> None:
         "system": [{"text": "Be brief."}],
         "inferenceConfig": {
             "maxTokens": 200,
-            "temperature": 1.0,  # Converse's range is 0..1
+            "temperature": 1,
             "topP": 0.9,
             "stopSequences": ["END"],
         },
     }
+
+
+def test_a_temperature_above_converses_range_is_unsupported_not_lowered() -> None:
+    with pytest.raises(ProviderError) as caught:
+        body(Message("user", "Plan the work."), temperature=1.7)  # Converse takes 0..1
+    assert caught.value.kind is ErrorKind.UNSUPPORTED
+    assert "temperature 1.7 is above 1" in caught.value.message
 
 
 def test_tool_round_trip_alternates_and_answers_in_one_user_turn() -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from rolecall.config.schema import RolecallConfig
+from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers.anthropic import anthropic_body
 from rolecall.providers.google import gemini_body
-from rolecall.providers.openai import openai_body
-from rolecall.types import ChatRequest, Message
+from rolecall.providers.openai import OpenAIProvider, openai_body
+from rolecall.types import ChatRequest, ImagePart, Message, TextPart
 
 MESSAGES = (
     Message("system", "Be terse."),
@@ -95,9 +99,12 @@ def test_anthropic_body_moves_system_and_defaults_max_tokens() -> None:
 
 
 def test_anthropic_params_stop_and_temperature_range() -> None:
-    params = {"temperature": 1.4, "top_p": 0.8, "top_k": 20, "max_tokens": 100, "stop": "END"}
+    params = {"temperature": 1, "top_p": 0.8, "top_k": 20, "max_tokens": 100, "stop": "END"}
     body = anthropic_body("m", _request(params), stream=True)
-    assert body["temperature"] == 1.0  # Anthropic accepts 0..1
+    assert body["temperature"] == 1  # Anthropic accepts 0..1
+    with pytest.raises(ProviderError) as caught:
+        anthropic_body("m", _request({**params, "temperature": 1.4}), stream=True)
+    assert caught.value.kind is ErrorKind.UNSUPPORTED and "above 1" in caught.value.message
     assert body["top_p"] == 0.8 and body["top_k"] == 20
     assert body["max_tokens"] == 100
     assert body["stop_sequences"] == ["END"]
@@ -153,3 +160,39 @@ def test_gemini_body_without_params_has_no_generation_config() -> None:
     assert gemini_body(ChatRequest(messages=(Message("user", "x"),))) == {
         "contents": [{"role": "user", "parts": [{"text": "x"}]}]
     }
+
+
+def _image(media_type: str) -> ChatRequest:
+    image = ImagePart(f"data:{media_type};base64,AAAA")
+    return ChatRequest((Message("user", "what is it?", parts=(TextPart("what?"), image)),), {})
+
+
+def test_gemini_body_refuses_what_gemini_refuses_naming_the_limit() -> None:
+    five = gemini_body(_request({"stop": list("abcde")}))
+    assert five["generationConfig"]["stopSequences"] == list("abcde")
+    for request, said in [
+        (_request({"stop": list("abcdef")}), "stop has 6 sequences and it takes at most 5"),
+        (_image("image/gif"), "'image/gif'"),
+    ]:
+        with pytest.raises(ProviderError) as caught:
+            gemini_body(request, provider="gemini")
+        assert caught.value.kind is ErrorKind.UNSUPPORTED and said in caught.value.message
+
+
+def test_openai_adapter_refuses_what_openai_refuses_and_compatible_servers_get_it() -> None:
+    def provider(kind: str) -> OpenAIProvider:
+        entry = {"type": kind, "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+        return OpenAIProvider(
+            "p", RolecallConfig.model_validate({"providers": {"p": entry}}).providers["p"]
+        )
+
+    for request, said in [
+        (_request({"stop": list("abcde")}), "takes at most 4"),
+        (_image("image/bmp"), "'image/bmp'"),
+    ]:
+        with pytest.raises(ProviderError) as caught:
+            provider("openai").body(request, stream=False)
+        assert caught.value.kind is ErrorKind.UNSUPPORTED and said in caught.value.message
+        assert provider("openai-compatible").body(request, stream=False)  # vLLM takes more
+    gif = provider("openai").body(_image("image/gif"), stream=False)
+    assert gif["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/gif")

@@ -384,6 +384,7 @@ async def test_async_sdk_cache_usage(anthropic_sim: SimServer) -> None:
             },
             "unexpected `tool_use_id`",
         ),
+        ({"temperature": 1.5}, "temperature: range: 0..1"),
         ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "greater than or equal to 1024"),
         ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "`max_tokens` must be greater"),
         (

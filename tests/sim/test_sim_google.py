@@ -405,3 +405,40 @@ def test_gemini_3_refuses_an_unsigned_call_in_the_current_turn(google_sim: SimSe
     later = [*unsigned, types.Content(role="model", parts=[types.Part.from_text(text="21.")])]
     later.append(types.Content(role="user", parts=[types.Part.from_text(text="Thanks!")]))
     assert client.models.generate_content(model=GEMINI_3, contents=later).text
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({"generationConfig": {"stopSequences": list("abcdef")}}, "stop_sequences"),
+        (
+            {"toolConfig": {"functionCallingConfig": {"mode": "STRICT"}}},
+            "function_calling_config.mode",
+        ),
+    ],
+)
+def test_configs_gemini_refuses_get_its_400(
+    google_sim: SimServer, extra: dict[str, Any], said: str
+) -> None:
+    response = httpx.post(
+        f"{google_sim.base_url}/v1beta/models/sim-model:generateContent",
+        json={"contents": [{"role": "user", "parts": [{"text": PROMPT}]}], **extra},
+        headers={"x-goog-api-key": KEY},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and said in error["message"]
+
+
+def test_an_image_type_gemini_cannot_read_gets_its_400(google_sim: SimServer) -> None:
+    def part(mime: str) -> dict[str, Any]:
+        return {"inlineData": {"mimeType": mime, "data": "AAAA"}}
+
+    url = f"{google_sim.base_url}/v1beta/models/sim-model:generateContent"
+    sent = {"contents": [{"role": "user", "parts": [part("image/gif")]}]}
+    response = httpx.post(url, json=sent, headers={"x-goog-api-key": KEY})
+    assert response.status_code == 400
+    assert "Unsupported MIME type: image/gif" in response.json()["error"]["message"]
+    for taken in ("image/webp", "application/pdf"):  # a document is no image: taken
+        sent = {"contents": [{"role": "user", "parts": [part(taken)]}]}
+        assert httpx.post(url, json=sent, headers={"x-goog-api-key": KEY}).status_code == 200

@@ -430,3 +430,27 @@ def test_reasoning_content_and_cached_tokens(openai_sim: SimServer) -> None:
     assert response["usage"]["prompt_tokens_details"]["cached_tokens"] == 3
     reply = openai_client(openai_sim).chat.completions.create(model="sim-model", messages=MESSAGES)
     assert reply.usage.prompt_tokens_details.cached_tokens == 3
+
+
+def _image_turn(media_type: str) -> list[dict[str, Any]]:
+    url = f"data:{media_type};base64,AAAA"
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"stop": ["a", "b", "c", "d", "e"]}, "array_above_max_length"),
+        ({"messages": _image_turn("image/bmp")}, "invalid_image_format"),
+    ],
+)
+def test_values_openai_refuses_get_its_400(
+    openai_sim: SimServer, extra: dict[str, Any], code: str
+) -> None:
+    client = openai_client(openai_sim)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(**{"model": "sim-model", "messages": MESSAGES, **extra})
+    assert caught.value.code == code
+    client.chat.completions.create(
+        model="sim-model", messages=_image_turn("image/gif"), stop=["a", "b", "c", "d"]
+    )  # what OpenAI takes

@@ -19,24 +19,28 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rolecall.config._schema_errors import describe, did_you_mean
 from rolecall.config.registry import provider_types
+from rolecall.types import ImagePart, Message
 
 __all__ = [
     "CAPABILITIES",
     "CAPABILITY_PARAMS",
+    "IMAGE_TYPES",
     "KNOWN_PARAMS",
     "ROUTING_PARAMS",
     "capabilities_of",
     "finite_number",
+    "image_type_problem",
     "known_params",
     "param_value_problem",
     "sendable_params",
     "suggest_param",
     "unknown_params",
+    "vendor_limit_problem",
 ]
 
 log = logging.getLogger("rolecall.providers")
@@ -153,6 +157,62 @@ PARAM_RANGES: Mapping[str, tuple[float, float]] = {
     "frequency_penalty": (-2.0, 2.0),
 }
 POSITIVE_INT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "top_k")
+
+
+# Values a vendor refuses with a 400, per parameter family: a provider whose vendor would
+# refuse one is skipped before it is called (``unsupported``) rather than after a wasted
+# call. A family not listed is sent what it is given (OpenAI-compatible servers differ).
+# OpenAI takes up to 4 stop sequences, Gemini 5, Bedrock's Converse 2500; Anthropic
+# documents no limit.
+STOP_LIMITS: Mapping[str, int] = {"openai": 4, "google": 5, "bedrock": 2500}
+# The highest temperature each vendor takes where it is below rolecall's 2.
+TEMPERATURE_LIMITS: Mapping[str, float] = {"anthropic": 1.0, "bedrock": 1.0}
+# The media types each vendor takes for an inline image (``image/jpg`` where the vendor
+# reads it as JPEG).
+IMAGE_TYPES: Mapping[str, frozenset[str]] = {
+    "openai": frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif"}),
+    "anthropic": frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
+    "google": frozenset(
+        {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/heic", "image/heif"}
+    ),
+    "bedrock": frozenset({"image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp"}),
+}
+
+
+def vendor_limit_problem(family: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(parameter, what the vendor of ``family`` refuses in it and the fix)``, or None
+    when the vendor takes every value in ``params``."""
+    stop = params.get("stop")
+    limit = STOP_LIMITS.get(family)
+    if limit is not None and isinstance(stop, list | tuple) and len(stop) > limit:
+        return "stop", (
+            f"stop has {len(stop)} sequences and it takes at most {limit} (send at most {limit})"
+        )
+    temperature: Any = params.get("temperature")
+    highest = TEMPERATURE_LIMITS.get(family)
+    if highest is not None and finite_number(temperature) and temperature > highest:
+        return "temperature", (
+            f"temperature {temperature:g} is above {highest:g}, the most it takes "
+            f"(set temperature between 0 and {highest:g})"
+        )
+    return None
+
+
+def image_type_problem(family: str, messages: Sequence[Message]) -> tuple[str, str] | None:
+    """``("messages", why)`` for the first inline image ``family``'s vendor cannot take."""
+    types = IMAGE_TYPES.get(family)
+    if types is None or not any(message.parts for message in messages):
+        return None
+    for index, message in enumerate(messages):
+        for number, part in enumerate(message.parts):
+            inline = part.inline if isinstance(part, ImagePart) else None
+            if inline is not None and inline[0].lower() not in types:
+                return "messages", (
+                    f"messages[{index}].content[{number}] is an image of type "
+                    f"{inline[0][:40]!r}, which it does not take (send one of "
+                    f"{', '.join(sorted(types))})"
+                )
+    return None
 
 
 def finite_number(value: Any) -> bool:

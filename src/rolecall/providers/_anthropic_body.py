@@ -27,7 +27,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rolecall.config.params import sendable_params
+from rolecall.config.params import IMAGE_TYPES, sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
 
@@ -107,7 +107,7 @@ def _cache(block: Block, mark: Mapping[str, Any] | None) -> Block:
 
 
 # The only image types the Messages API takes inline (a 400 for any other).
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_IMAGE_TYPES = sorted(IMAGE_TYPES["anthropic"])
 
 
 def _image(part: ImagePart, provider: str) -> Block:
@@ -375,10 +375,7 @@ def _check_forced_tool(body: Mapping[str, Any], provider: str) -> None:
 
 
 def _sampling(body: dict[str, Any], params: Mapping[str, Any]) -> None:
-    temperature = params.get("temperature")
-    if isinstance(temperature, int | float):
-        body["temperature"] = min(max(float(temperature), 0.0), 1.0)
-    for key in ("top_p", "top_k", "metadata"):
+    for key in ("temperature", "top_p", "top_k", "metadata"):
         if params.get(key) is not None:
             body[key] = params[key]
     stop = params.get("stop")
@@ -394,6 +391,9 @@ def anthropic_body(
 ) -> dict[str, Any]:
     """The Messages API body; a parameter Anthropic cannot honour raises ``unsupported``."""
     _check_unsupported(request.params, provider)
+    refused = vendor_limit_problem("anthropic", request.params)
+    if refused is not None:
+        raise _unsupported(f"Anthropic would refuse the request: {refused[1]}", provider)
     params = sendable_params("anthropic", request.params)
     body: dict[str, Any] = {
         "model": model,

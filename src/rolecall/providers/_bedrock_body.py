@@ -9,8 +9,9 @@ jpeg, gif, webp): Converse takes no image URL but an S3 location, so an ``https:
 image is ``unsupported``. A ``cache_control`` mark on a text part (Anthropic's prompt
 caching mark) becomes a ``cachePoint`` block after it.
 
-Sampling goes in ``inferenceConfig`` (``maxTokens``, ``temperature`` clamped to
-Converse's 0..1, ``topP``, ``stopSequences``); ``top_k`` and thinking, which only some
+Sampling goes in ``inferenceConfig`` (``maxTokens``, ``temperature``, ``topP``,
+``stopSequences``; a value Converse refuses, such as a temperature above 1, is
+``unsupported``); ``top_k`` and thinking, which only some
 models take, in ``additionalModelRequestFields`` as those models name them (Claude:
 ``top_k``, ``thinking``). ``reasoning_effort`` is Claude's thinking budget (low 1024,
 medium 4096, high 16384, with ``maxTokens`` raised above it as Anthropic requires) on
@@ -37,7 +38,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from rolecall.config.params import sendable_params
+from rolecall.config.params import sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._anthropic_body import response_schema, thinking_unsigned
 from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
@@ -189,7 +190,7 @@ class _Builder:
             config["maxTokens"] = max_tokens
         temperature = params.get("temperature")
         if isinstance(temperature, int | float):
-            config["temperature"] = min(max(float(temperature), 0.0), 1.0)
+            config["temperature"] = temperature
         if params.get("top_p") is not None:
             config["topP"] = params["top_p"]
         stop = params.get("stop")
@@ -302,6 +303,9 @@ def converse_body(model: str, request: ChatRequest, *, provider: str = "") -> di
     """The Converse (and ConverseStream) body; the model id travels in the URL path."""
     build = _Builder(model, provider)
     build.check_unsupported(request.params)
+    refused = vendor_limit_problem("bedrock", request.params)
+    if refused is not None:
+        raise build.unsupported(f"Bedrock Converse would refuse the request: {refused[1]}")
     params = sendable_params("bedrock", request.params)
     messages = build.messages(request)
     body: dict[str, Any] = {"messages": messages}

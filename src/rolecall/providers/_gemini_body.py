@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rolecall.config.params import sendable_params
+from rolecall.config.params import image_type_problem, sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, TextPart
 
@@ -122,7 +122,11 @@ class _Builder:
                 ErrorKind.UNSUPPORTED,
             )
         media_type, data = inline
-        return {"inlineData": {"mimeType": media_type, "data": data}}
+        mime = media_type.lower()
+        # image/jpg is a common name for JPEG, which Gemini knows only as image/jpeg.
+        return {
+            "inlineData": {"mimeType": "image/jpeg" if mime == "image/jpg" else mime, "data": data}
+        }
 
     def model_parts(self, index: int, message: Message) -> list[dict[str, Any]]:
         texts = [p.text for p in message.parts if isinstance(p, TextPart)] or [message.content]
@@ -252,6 +256,11 @@ def gemini_body(request: ChatRequest, *, provider: str = "") -> dict[str, Any]:
     """
     build = _Builder(provider)
     params = sendable_params("google", request.params)
+    refused = vendor_limit_problem("google", params) or image_type_problem(
+        "google", request.messages
+    )
+    if refused is not None:
+        raise build.fail(f"Gemini would refuse the request: {refused[1]}", ErrorKind.UNSUPPORTED)
     body: dict[str, Any] = {"contents": build.contents(request.messages)}
     system = build.system(request.messages)
     if system:

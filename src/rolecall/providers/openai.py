@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from rolecall.config.params import sendable_params
+from rolecall.config.params import image_type_problem, sendable_params, vendor_limit_problem
 from rolecall.config.registry import provider_type
 from rolecall.config.schema import ProviderConfig
 from rolecall.errors import ErrorKind, ProviderError
@@ -183,6 +183,14 @@ class OpenAIProvider(HTTPProvider):
         problem = unsupported_param(request.params)
         if problem is not None:
             raise self.error(problem, ErrorKind.UNSUPPORTED)
+        if not self.compatible:  # OpenAI's own limits; compatible servers differ
+            refused = vendor_limit_problem("openai", request.params) or image_type_problem(
+                "openai", request.messages
+            )
+            if refused is not None:
+                raise self.error(
+                    f"OpenAI would refuse the request: {refused[1]}", ErrorKind.UNSUPPORTED
+                )
         return openai_body(
             self.model,
             request,

@@ -11,7 +11,9 @@ Call parameters are checked here too: a name no protocol knows is an error befor
 provider is called, unless the config's ``drop_params`` lists it. A name another
 protocol takes but a provider's does not (OpenAI's ``logit_bias`` for Anthropic,
 ``top_k`` for OpenAI, ``user`` for Gemini) skips that provider the same way, unless its
-value asks for nothing (``n: 1``, ``logprobs: false``). A name ``drop_params`` lists is
+value asks for nothing (``n: 1``, ``logprobs: false``). A value the provider's vendor
+refuses with a 400 (``config/params.py``: more stop sequences than it takes, a temperature
+above its range, an image type it cannot read) skips it too. A name ``drop_params`` lists is
 instead dropped, per provider, where that provider cannot take it. Params from the
 config are not the caller's: the adapters leave out the names they cannot send, and
 ``config validate`` warns about them.
@@ -27,9 +29,11 @@ from rolecall.config.params import (
     CAPABILITY_PARAMS,
     ROUTING_PARAMS,
     capabilities_of,
+    image_type_problem,
     known_params,
     param_value_problem,
     suggest_param,
+    vendor_limit_problem,
 )
 from rolecall.config.registry import provider_types
 from rolecall.config.schema import RolecallConfig
@@ -128,6 +132,12 @@ class Capabilities:
             for pid, provider in config.providers.items()
             if provider.type in types and types[provider.type].param_family not in _NAMED_FAMILIES
         )
+        # Each provider's parameter family, for the values its vendor refuses.
+        self._family = {
+            pid: types[provider.type].param_family
+            for pid, provider in config.providers.items()
+            if provider.type in types
+        }
         every = known_params(None)
         for pid, provider in config.providers.items():
             overrides = provider.capabilities.overrides() if provider.capabilities else None
@@ -213,6 +223,13 @@ class Capabilities:
                 names = _asked(foreign, call_params)
                 if names:
                     return self._not_taken(pid, names)
+        family = self._family.get(pid)
+        if family is not None:
+            refused_value = vendor_limit_problem(family, request.params) or image_type_problem(
+                family, request.messages
+            )
+            if refused_value is not None:
+                return self._refused_value(pid, *refused_value)
         return request
 
     def _unsupported(self, pid: str, missing: Sequence[str]) -> ProviderError:
@@ -236,6 +253,16 @@ class Capabilities:
             kind=ErrorKind.UNSUPPORTED,
             provider=pid,
             retryable=False,
+        )
+
+    def _refused_value(self, pid: str, name: str, problem: str) -> ProviderError:
+        provider = self._config.providers[pid]
+        return ProviderError(
+            f"provider '{pid}' ({provider.type}) would refuse the request: {problem}; not called",
+            kind=ErrorKind.UNSUPPORTED,
+            provider=pid,
+            retryable=False,
+            params=(name,) if name != "messages" else (),
         )
 
     def _not_taken(self, pid: str, names: Sequence[str]) -> ProviderError:

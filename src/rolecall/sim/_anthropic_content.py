@@ -82,11 +82,20 @@ def tool_id() -> str:
 def check_request(body: dict[str, Any]) -> str | None:
     """The invalid_request_error message for a body the API would refuse, else None."""
     return (
-        _check_thinking(body)
+        _check_sampling(body)
+        or _check_thinking(body)
         or _check_tools(body)
         or _check_messages(body["messages"])
         or _check_thinking_turns(body)
     )
+
+
+def _check_sampling(body: dict[str, Any]) -> str | None:
+    for name in ("temperature", "top_p"):
+        value = body.get(name)
+        if isinstance(value, int | float) and not 0 <= value <= 1:
+            return f"{name}: range: 0..1"
+    return None
 
 
 def _thinking_on(body: dict[str, Any]) -> bool:

@@ -126,6 +126,9 @@ class GoogleDialect(Dialect):
                     return gemini_error(
                         400, "INVALID_ARGUMENT", f"* GenerateContentRequest.{where}{problem}\n"
                     )
+        problem = _config_problem(body)
+        if problem:
+            return gemini_error(400, "INVALID_ARGUMENT", problem)
         if signs_calls(route.model or ""):
             return unsigned_call(body["contents"])
         return None
@@ -424,6 +427,36 @@ def _field(part: dict[str, Any], camel: str, snake: str) -> Any:
     return part.get(camel, part.get(snake))
 
 
+# The image types Gemini reads (other inline types are documents, audio or video).
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+_STOP_LIMIT = 5
+_CALLING_MODES = frozenset({"MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"})
+
+
+def _config_problem(body: dict[str, Any]) -> str:
+    """What Gemini would reject in generationConfig or toolConfig."""
+    config = body.get("generationConfig", body.get("generation_config"))
+    stop = _field(config, "stopSequences", "stop_sequences") if isinstance(config, dict) else None
+    if isinstance(stop, list) and len(stop) > _STOP_LIMIT:
+        return (
+            "* GenerateContentRequest.generation_config.stop_sequences: "
+            f"at most {_STOP_LIMIT} stop sequences are allowed, got {len(stop)}\n"
+        )
+    tool_config = body.get("toolConfig", body.get("tool_config"))
+    calling = (
+        _field(tool_config, "functionCallingConfig", "function_calling_config")
+        if isinstance(tool_config, dict)
+        else None
+    )
+    mode = calling.get("mode") if isinstance(calling, dict) else None
+    if mode is not None and mode not in _CALLING_MODES:
+        return (
+            "Invalid value at 'tool_config.function_calling_config.mode' (type.googleapis.com/"
+            f'google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "{mode}"'
+        )
+    return ""
+
+
 def _part_problem(part: dict[str, Any]) -> str:
     """What Gemini would reject in one part (it takes camelCase and proto snake_case)."""
     response = _field(part, "functionResponse", "function_response")
@@ -445,4 +478,7 @@ def _part_problem(part: dict[str, Any]) -> str:
         and isinstance(inline.get("data"), str)
     ):
         return ".inline_data: mime_type and data are required."
+    mime = str(_field(inline, "mimeType", "mime_type") or "") if inline is not None else ""
+    if mime.startswith("image/") and mime not in _IMAGE_TYPES:
+        return f".inline_data.mime_type: Unsupported MIME type: {mime}"
     return ""

@@ -41,6 +41,41 @@ def _error(
     return json_response(status, body, headers)
 
 
+_STOP_LIMIT = 4
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif"})
+
+
+def _refused_value(body: dict[str, Any]) -> Rendered | None:
+    """OpenAI's 400 for more stop sequences than it takes or an image type it cannot read."""
+    stop = body.get("stop")
+    if isinstance(stop, list) and len(stop) > _STOP_LIMIT:
+        return _error(
+            400,
+            f"Invalid 'stop': array too long. Expected an array with maximum length "
+            f"{_STOP_LIMIT}, but got an array with length {len(stop)} instead.",
+            "invalid_request_error",
+            "array_above_max_length",
+            "stop",
+        )
+    for message in body["messages"]:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            image = part.get("image_url") if isinstance(part, dict) else None
+            url = image.get("url") if isinstance(image, dict) else None
+            if not isinstance(url, str) or not url.startswith("data:"):
+                continue
+            media_type = url[5:].partition(";")[0].partition(",")[0].lower()
+            if media_type not in _IMAGE_TYPES:
+                return _error(
+                    400,
+                    "You uploaded an unsupported image. Please make sure your image has of "
+                    "one the following formats: ['png', 'jpeg', 'gif', 'webp'].",
+                    "invalid_request_error",
+                    "invalid_image_format",
+                )
+    return None
+
+
 def _shown_key(key: str) -> str:
     """OpenAI prints short keys whole and masks the middle of long ones."""
     return key if len(key) <= 10 else f"{key[:3]}{'*' * (len(key) - 7)}{key[-4:]}"
@@ -76,7 +111,7 @@ class OpenAIDialect(Dialect):
                 "missing_required_parameter",
                 "messages",
             )
-        return None
+        return _refused_value(body)
 
     def prompt_texts(self, body: dict[str, Any]) -> list[str]:
         messages = body.get("messages")
