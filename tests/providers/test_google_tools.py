@@ -342,6 +342,31 @@ async def test_https_image_is_unsupported_and_names_the_fix(sim: SimServer) -> N
     assert error.kind is ErrorKind.UNSUPPORTED and "data: URL" in str(error)
 
 
+STRICT_TOOLS = [{**TOOLS[0], "function": {**TOOLS[0]["function"], "strict": True}}]
+
+
+@pytest.mark.parametrize(
+    ("choice", "config"),
+    [
+        (None, {"mode": "VALIDATED"}),
+        ("auto", {"mode": "VALIDATED"}),
+        ("required", {"mode": "ANY"}),  # ANY holds calls to their schemas already
+        ("none", {"mode": "NONE"}),
+    ],
+)
+async def test_a_strict_tool_asks_for_validated_calls(
+    sim: SimServer, choice: Any, config: dict[str, Any]
+) -> None:
+    params: dict[str, Any] = {"tools": STRICT_TOOLS}
+    if choice is not None:
+        params["tool_choice"] = choice
+    async with Router(_config(sim)) as router:
+        await router.complete("planner", ASK, params=params)
+        assert _sent(sim)["toolConfig"] == {"functionCallingConfig": config}
+        await router.complete("planner", ASK, params={"tools": TOOLS})
+    assert "toolConfig" not in _sent(sim)  # no strict: Gemini's default, AUTO
+
+
 @pytest.mark.parametrize(
     ("choice", "config"),
     [

@@ -263,6 +263,15 @@ async def test_tool_calls_come_back_whole_and_streamed(
     assert chunks[-1].finish_reason == "tool_calls"
 
 
+async def test_a_strict_tool_goes_without_validated_mode_which_v1_lacks(
+    sim: SimServer, adapter: VertexProvider
+) -> None:
+    strict = [{**TOOLS[0], "function": {**TOOLS[0]["function"], "strict": True}}]
+    request = ChatRequest(messages=(Message("user", "Weather?"),), params={"tools": strict})
+    await adapter.complete(request)
+    assert "toolConfig" not in sim.requests[-1].json  # best effort: AUTO, as documented
+
+
 async def test_an_image_is_sent_inline(sim: SimServer, adapter: VertexProvider) -> None:
     parts = (TextPart("What is this?"), ImagePart(f"data:image/png;base64,{PNG}"))
     message = Message("user", "What is this?", parts=parts)

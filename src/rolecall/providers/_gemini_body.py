@@ -249,8 +249,12 @@ class _Builder:
         return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
 
 
-def gemini_body(request: ChatRequest, *, provider: str = "") -> dict[str, Any]:
+def gemini_body(
+    request: ChatRequest, *, provider: str = "", validated: bool = True
+) -> dict[str, Any]:
     """The generateContent body; params other than the known ones are not sent (logged once).
+    ``validated``: the API has the VALIDATED function calling mode, which a strict tool asks
+    for (Vertex's v1 API documents none).
 
     Raises ProviderError (``unsupported`` or ``bad_request``) for what Gemini cannot take.
     """
@@ -269,6 +273,12 @@ def gemini_body(request: ChatRequest, *, provider: str = "") -> dict[str, Any]:
         body["tools"] = build.tools(params["tools"])
     if params.get("tool_choice") is not None:
         body["toolConfig"] = build.tool_config(params["tool_choice"])
+    if validated and params.get("tools") and _strict(params["tools"]):
+        # A function's strict (its arguments held to its schema) is Gemini's VALIDATED
+        # mode, AUTO's constrained form; ANY holds calls to their schemas already.
+        calling = body.get("toolConfig", {}).get("functionCallingConfig", {"mode": "AUTO"})
+        if calling["mode"] == "AUTO":
+            body["toolConfig"] = {"functionCallingConfig": {**calling, "mode": "VALIDATED"}}
     if params.get("parallel_tool_calls") is False:
         raise build.fail(
             "Gemini cannot be told to call one tool at a time: leave out parallel_tool_calls=false",
@@ -283,6 +293,16 @@ def gemini_body(request: ChatRequest, *, provider: str = "") -> dict[str, Any]:
     elif extra is not None:
         raise build.fail("extra_body must be an object of Gemini request fields")
     return body
+
+
+def _strict(tools: object) -> bool:
+    """Whether a function tool asks for its arguments held to its schema (``strict``)."""
+    return isinstance(tools, list) and any(
+        isinstance(tool, Mapping)
+        and isinstance(tool.get("function"), Mapping)
+        and tool["function"].get("strict") is True
+        for tool in tools
+    )
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -174,6 +174,8 @@ class GoogleProvider(HTTPProvider):
     """``type: google`` (Gemini API)."""
 
     classify = staticmethod(classify_gemini_error)
+    # The Gemini API (v1beta) has the VALIDATED function calling mode a strict tool asks for.
+    validated_mode = True
 
     def __init__(self, provider_id: str, config: ProviderConfig) -> None:
         super().__init__(provider_id, config, provider_type(config.type).default_base_url)
@@ -200,7 +202,7 @@ class GoogleProvider(HTTPProvider):
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        body = gemini_body(request, provider=self.id)
+        body = gemini_body(request, provider=self.id, validated=self.validated_mode)
         data = await self.request_json("POST", f"{self._model_url}:generateContent", body)
         if not isinstance(data, dict):
             raise self.error("answer is not an object", ErrorKind.BAD_RESPONSE)
@@ -235,7 +237,7 @@ class GoogleProvider(HTTPProvider):
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        body = gemini_body(request, provider=self.id)
+        body = gemini_body(request, provider=self.id, validated=self.validated_mode)
         parts: list[str] | None = [] if request.response_schema is not None else None
         received = 0
         calls = 0

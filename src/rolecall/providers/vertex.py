@@ -70,6 +70,9 @@ class VertexProvider(GoogleProvider):
     """``type: vertex`` (Gemini on Vertex AI)."""
 
     classify = staticmethod(classify_vertex_error)
+    # Vertex's v1 API documents no VALIDATED mode (v1beta1 does): a strict tool is declared
+    # as on any other call there, best effort.
+    validated_mode = False
     per_request_headers = True
 
     def __init__(
