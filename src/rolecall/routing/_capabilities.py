@@ -211,6 +211,7 @@ class Capabilities:
             named = _named_turn(request.messages)
             if named is not None:
                 return self._nameless_turn(pid, named)
+        needs: frozenset[str] | None = None
         if not have.issuperset(CAPABILITIES):  # may lack something a request needs
             needs = needed(request)
             if needs:
@@ -224,10 +225,14 @@ class Capabilities:
                 if names:
                     return self._not_taken(pid, names)
         family = self._family.get(pid)
-        if family is not None:
-            refused_value = vendor_limit_problem(family, request.params) or image_type_problem(
-                family, request.messages
-            )
+        if family is not None:  # values its vendor refuses; looked at only when present
+            values = request.params
+            refused_value = None
+            if "stop" in values or "temperature" in values:
+                refused_value = vendor_limit_problem(family, values)
+            has_images = "images" in needs if needs is not None else _has_images(request.messages)
+            if refused_value is None and has_images:
+                refused_value = image_type_problem(family, request.messages)
             if refused_value is not None:
                 return self._refused_value(pid, *refused_value)
         return request
