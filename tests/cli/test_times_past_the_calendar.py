@@ -1,17 +1,22 @@
 """Times no clock gives (past year 9999, before year 1) in the store read as unknown.
 
-A store written by a broken clock, or by another program, must still list its runs
-and trends: the time shows as ``-`` in a table and ``null`` in JSON, not a traceback.
+A store written by a broken clock, or by another program, must still list its runs:
+the time shows as ``-`` in a table and ``null`` in JSON, not a traceback. A trend, whose
+window ends now, leaves out a call stamped past year 9999 and says so.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
-from cli_helpers import run_cli, store_events, strict_json
+from cli_helpers import DEFAULT_STORE, run_cli, store_events, strict_json
 
 from factories import attempt_event
+from rolecall.cli._charts import save_png, terminal_chart
+from rolecall.recording.store import EARLIEST_TIME, open_store
+from rolecall.recording.store.rows import TrendRow
 
 
 @pytest.fixture
@@ -31,9 +36,6 @@ def far_times(project: Path) -> Path:
         pytest.param(("runs", "list", "--json"), id="runs-list-json"),
         pytest.param(("runs", "show", "run-far"), id="runs-show"),
         pytest.param(("runs", "show", "run-past", "--json"), id="runs-show-json"),
-        pytest.param(("metrics", "trend", "--since", "0001-01-01"), id="trend"),
-        pytest.param(("metrics", "trend", "--since", "0001-01-01", "--json"), id="trend-json"),
-        pytest.param(("metrics", "trend", "--since", "0001-01-01", "--plot"), id="trend-plot"),
     ],
 )
 def test_times_past_the_calendar_show_as_unknown(
@@ -50,6 +52,16 @@ def test_times_past_the_calendar_show_as_unknown(
         assert out.strip()
 
 
+@pytest.mark.parametrize("shown", [(), ("--json",), ("--plot",)], ids=["table", "json", "plot"])
+def test_a_trend_leaves_out_a_call_past_the_calendar_and_says_so(
+    far_times: Path, capsys: pytest.CaptureFixture[str], shown: tuple[str, ...]
+) -> None:
+    code, out, err = run_cli(capsys, "metrics", "trend", "--since", "0001-01-01", *shown)
+    assert code == 0
+    assert (strict_json(out) == []) if shown == ("--json",) else "no calls" in out
+    assert err.startswith("note: 1 call stamped later than now")
+
+
 @pytest.fixture
 def far_and_now(project: Path) -> Path:
     """One call stamped far past year 9999 and one stamped now, in one store."""
@@ -57,30 +69,40 @@ def far_and_now(project: Path) -> Path:
     return project
 
 
+def _stored_trend(bucket: Literal["hour", "day"]) -> list[TrendRow]:
+    """The store's trend from year 1 on, with no end: the call past year 9999 among it."""
+    with open_store(DEFAULT_STORE) as store:
+        return store.trend(bucket, since=EARLIEST_TIME)
+
+
 @pytest.mark.parametrize("bucket", ["hour", "day"])
 def test_the_terminal_chart_of_a_span_past_the_calendar_stays_small(
-    far_and_now: Path, capsys: pytest.CaptureFixture[str], bucket: str
+    far_and_now: Path, bucket: Literal["hour", "day"]
 ) -> None:
     """Billions of hours from now to the broken clock's time: the chart builds only the
     120 columns it shows, not every bucket of the span first."""
-    code, out, err = run_cli(
-        capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", bucket, "--plot"
-    )
-    assert code == 0 and err == ""
-    title, line = out.strip().splitlines()
+    title, line = terminal_chart(_stored_trend(bucket), "requests", bucket).splitlines()
     assert title == f"requests per {bucket}, - .. - UTC"
     assert line.startswith("gpt/coder") and len(line) < 160
 
 
 @pytest.mark.parametrize("stored", ["far_times", "far_and_now"])
 def test_a_png_leaves_out_buckets_past_the_calendar(
-    stored: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    stored: str, request: pytest.FixtureRequest
 ) -> None:
     pytest.importorskip("matplotlib", reason="--png needs rolecall[plot]")
     path = request.getfixturevalue(stored) / "trend.png"
-    code, out, err = run_cli(
-        capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", "day", "--png", str(path)
-    )
-    assert (code, err) == (0, "")
-    assert out.strip() == f"wrote {path}"
+    save_png(_stored_trend("day"), "requests", "day", str(path))
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_chart_of_a_window_that_ends_now_draws_the_call_stamped_now(
+    far_and_now: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys, "metrics", "trend", "--since", "0001-01-01", "--bucket", "day", "--plot"
+    )
+    assert code == 0
+    title, line = out.strip().splitlines()
+    assert " - " not in title and line.startswith("gpt/coder")
+    assert err.startswith("note: 1 call stamped later than now")

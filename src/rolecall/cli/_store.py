@@ -142,11 +142,20 @@ def parse_time(value: str | None, option: str, now: float | None = None) -> floa
     return moment.timestamp()
 
 
-def time_range(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+def time_range(since: str | None, until: str | None) -> tuple[float | None, float]:
+    """[start, end) as epoch seconds. Without ``--until`` the window ends now: calls stamped
+    later (by a clock that ran ahead) belong to no window that ends now."""
     now = time.time()
     start = parse_time(since, "--since", now)
     end = parse_time(until, "--until", now)
-    if start is not None and end is not None and start >= end:
+    if end is None:
+        if start is not None and start >= now:
+            fail(
+                f"--since ({since}) is later than now: give --until a later time too, "
+                "e.g. --until 9999-12-31, to read calls stamped later than now"
+            )
+        return start, now
+    if start is not None and start >= end:
         fail(f"--since ({since}) must be earlier than --until ({until})")
     return start, end
 

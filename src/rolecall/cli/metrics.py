@@ -6,8 +6,8 @@ Every query reads the hourly/daily rollup tables only, never the raw attempts.
 from __future__ import annotations
 
 import csv
+import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,8 @@ from rolecall.cli._store import (
     store_option,
     time_range,
 )
+from rolecall.recording.store import MetricsStore
+from rolecall.recording.store.rollups import DAY, HOUR
 from rolecall.recording.store.rows import Advice, MetricsRow, TrendRow
 
 _GROUP_FIELDS = ("provider", "role", "model")
@@ -137,6 +139,8 @@ def metrics(
     if store is not None:
         with store:
             rows = store.metrics(start, end, provider=provider, role=role, group_by=fields)
+            if until is None:
+                _note_later_calls(store, end, HOUR, provider, role)
     if as_json or output_format == "json":
         print_json([row.to_dict() for row in rows])
     elif output_format == "csv":
@@ -299,6 +303,10 @@ def trend(
                 role=query.role,
                 group_by=fields,
             )
+            if query.until is None:
+                _note_later_calls(
+                    store, end, HOUR if bucket == "hour" else DAY, query.provider, query.role
+                )
     if png_path:
         from rolecall.cli._charts import save_png
 
@@ -326,14 +334,10 @@ def trend(
     _print_trend_table(rows, fields, bucket)
 
 
-def _trend_range(
-    since: str | None, until: str | None, bucket: str
-) -> tuple[float | None, float | None]:
+def _trend_range(since: str | None, until: str | None, bucket: str) -> tuple[float, float]:
     """The window asked for; without --since, the default window that ends at --until."""
-    if since:
-        return time_range(since, until)
-    _, end = time_range(None, until)
-    return (time.time() if end is None else end) - _DEFAULT_WINDOW[bucket], end
+    start, end = time_range(since, until)
+    return end - _DEFAULT_WINDOW[bucket] if start is None else start, end
 
 
 def _check_png_path(path: str) -> None:
@@ -415,6 +419,8 @@ def advise(
     if store is not None:
         with store:
             rows = store.metrics(start, end, role=query.role)
+            if query.until is None:
+                _note_later_calls(store, end, HOUR, query.provider, query.role)
     findings = judge(rows, min_requests, configured_providers(query.config_path))
     if query.provider is not None:
         findings = _about(findings, rows, query.provider)
@@ -435,6 +441,24 @@ def advise(
         click.echo(visible(f"{query.provider} does not do clearly worse than another provider"))
     elif not reassign:
         click.echo("no provider does clearly worse than another in the same role")
+
+
+def _note_later_calls(
+    store: MetricsStore, now: float, step: int, provider: str | None, role: str | None
+) -> None:
+    """Say on stderr how many calls a window ending ``now`` left out for being stamped
+    later (a clock that ran ahead): the window counts whole ``step`` buckets, so those from
+    the next bucket on."""
+    start = math.ceil(now / step) * step
+    later = store.metrics(start, None, provider=provider, role=role, group_by=())
+    count = sum(row.requests for row in later)
+    if count:
+        calls, verb = ("1 call", "is") if count == 1 else (f"{count} calls", "are")
+        click.echo(
+            f"note: {calls} stamped later than now (by a clock that ran ahead) {verb} left "
+            "out; a later --until counts them, e.g. --until 9999-12-31",
+            err=True,
+        )
 
 
 def _about(findings: Sequence[Advice], rows: Sequence[MetricsRow], provider: str) -> list[Advice]:

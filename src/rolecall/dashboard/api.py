@@ -16,8 +16,9 @@ store queries and rows.
 | ``/api/runs/RUN`` | | ``rolecall runs show RUN --json`` |
 | ``/api/health`` | | ``{live, providers: {id: state}}`` (live only under ``serve``) |
 
-Times are epoch seconds. A bad parameter is a 400 with a one-line ``error``, as is a
-``since`` not earlier than ``until``.
+Times are epoch seconds; a window without ``until`` ends now, as the CLI's without
+``--until``. A bad parameter is a 400 with a one-line ``error``, as is a ``since`` not
+earlier than ``until`` (or, without ``until``, than now).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
@@ -118,11 +120,21 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
     return moment
 
 
-def _window(query: Mapping[str, str]) -> tuple[float | None, float | None]:
-    """``since`` and ``until``; a window that ends before it starts is a 400, as the CLI's
-    ``--since`` later than ``--until`` is a usage error, not an empty answer."""
+def _window(query: Mapping[str, str]) -> tuple[float | None, float]:
+    """``since`` and ``until``, now without one: calls stamped later (a clock that ran ahead)
+    are in no window that ends now. A window that ends before it starts is a 400, as the
+    CLI's ``--since`` later than ``--until`` is a usage error, not an empty answer."""
     since, until = _time(query, "since"), _time(query, "until")
-    if since is not None and until is not None and since >= until:
+    if until is None:
+        now = time.time()
+        if since is not None and since >= now:
+            raise ApiError(
+                400,
+                f"since={query['since'].strip()} is later than now: give a later until too "
+                "to read calls stamped later than now",
+            )
+        return since, now
+    if since is not None and since >= until:
         raise ApiError(
             400,
             f"since={query['since'].strip()} must be earlier than until={query['until'].strip()}",

@@ -1,0 +1,101 @@
+"""The dashboard's ``/api/`` reads the windows ``rolecall metrics`` reads.
+
+A window without ``until`` ends now, as the CLI's without ``--until``: calls stamped later
+(a clock that ran ahead) are in no chart and weigh in no advice.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factories import T0, attempt_event
+from rolecall.dashboard.server import DashboardServer
+from rolecall.events import AttemptEvent
+from rolecall.recording.store import open_store
+
+# 2100-01-01 00:00 UTC: later than any clock running these tests, a fixed time all the same.
+AHEAD = 4_102_444_800.0
+SINCE = T0 - 86400  # 2025-12-31 00:00 UTC
+
+
+def _calls(provider: str, role: str, count: int, failed: int, ts: float) -> list[AttemptEvent]:
+    """``count`` calls in ``role`` from ``ts`` on, the first ``failed`` of them handed over."""
+    return [
+        attempt_event(
+            run_id=f"{provider}-{role}-{ts:.0f}",
+            task_id=f"t{index}",
+            provider=provider,
+            role=role,
+            outcome="handover" if index < failed else "ok",
+            error_kind="overloaded" if index < failed else None,
+            ts=ts + index,
+        )
+        for index in range(count)
+    ]
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """On 2026-01-01 gpt fails in both roles where claude does well, and among clarifiers
+    only gemini has enough calls to judge; in the year 2100 (a clock that ran ahead) claude
+    fails every coder call."""
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    with open_store(url) as store:
+        store.record(
+            _calls("gpt", "coder", 100, 40, T0)
+            + _calls("claude", "coder", 100, 0, T0)
+            + _calls("gpt", "reviewer", 100, 40, T0)
+            + _calls("claude", "reviewer", 100, 0, T0)
+            + _calls("gemini", "clarifier", 30, 0, T0)
+            + _calls("claude", "clarifier", 5, 0, T0)
+            + _calls("claude", "coder", 400, 400, AHEAD)
+        )
+    return url
+
+
+@pytest.fixture
+def dashboard(store_url: str) -> Iterator[DashboardServer]:
+    server = DashboardServer(store_url).start()
+    yield server
+    server.stop()
+
+
+def _get(server: DashboardServer, path: str, **query: Any) -> Any:
+    url = f"{server.url}{path}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url) as response:
+        return json.loads(response.read())
+
+
+def test_a_window_without_until_ends_now(dashboard: DashboardServer) -> None:
+    rows = _get(dashboard, "/api/metrics", since=SINCE, role="coder")
+    assert {row["provider"]: row["requests"] for row in rows} == {"gpt": 100, "claude": 100}
+    trend = _get(dashboard, "/api/trend", since=SINCE, bucket="day")
+    assert {row["bucket"][:4] for row in trend} == {"2026"}
+    advice = _get(dashboard, "/api/advise", since=SINCE)
+    assert {(f["provider"], f["role"]) for f in advice if f["kind"] == "reassign"} == {
+        ("gpt", "coder"),
+        ("gpt", "reviewer"),
+    }
+
+
+def test_until_a_later_time_reads_calls_stamped_later(dashboard: DashboardServer) -> None:
+    rows = _get(dashboard, "/api/metrics", since=SINCE, until=AHEAD + 86400, role="coder")
+    assert {row["provider"]: row["requests"] for row in rows} == {"gpt": 100, "claude": 500}
+
+
+def test_since_later_than_now_without_until_is_a_400_naming_the_fix(
+    dashboard: DashboardServer,
+) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _get(dashboard, "/api/metrics", since=AHEAD)
+    assert caught.value.code == 400
+    message = json.loads(caught.value.read())["error"]
+    assert "later than now" in message and "until" in message
