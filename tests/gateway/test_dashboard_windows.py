@@ -1,7 +1,8 @@
-"""The dashboard's ``/api/`` reads the windows ``rolecall metrics`` reads.
+"""The dashboard's ``/api/`` reads the windows and filters ``rolecall metrics`` reads.
 
 A window without ``until`` ends now, as the CLI's without ``--until``: calls stamped later
-(a clock that ran ahead) are in no chart and weigh in no advice.
+(a clock that ran ahead) are in no chart and weigh in no advice. ``/api/advise`` and
+``/api/trend`` take the CLI's ``provider`` and ``role`` and answer what the CLI prints.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from factories import T0, attempt_event
+from rolecall.cli import main
 from rolecall.dashboard.server import DashboardServer
 from rolecall.events import AttemptEvent
 from rolecall.recording.store import open_store
@@ -74,6 +77,16 @@ def _get(server: DashboardServer, path: str, **query: Any) -> Any:
         return json.loads(response.read())
 
 
+def _cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().isoformat()
+
+
 def test_a_window_without_until_ends_now(dashboard: DashboardServer) -> None:
     rows = _get(dashboard, "/api/metrics", since=SINCE, role="coder")
     assert {row["provider"]: row["requests"] for row in rows} == {"gpt": 100, "claude": 100}
@@ -99,3 +112,50 @@ def test_since_later_than_now_without_until_is_a_400_naming_the_fix(
     assert caught.value.code == 400
     message = json.loads(caught.value.read())["error"]
     assert "later than now" in message and "until" in message
+
+
+@pytest.mark.parametrize(
+    ("query", "reassigned"),
+    [
+        ({"role": "reviewer"}, {("gpt", "reviewer")}),
+        ({"provider": "gpt"}, {("gpt", "coder"), ("gpt", "reviewer")}),
+        ({"provider": "claude", "role": "coder"}, set()),
+    ],
+    ids=["role", "provider", "both"],
+)
+def test_advise_takes_the_filters_of_the_cli(
+    dashboard: DashboardServer,
+    store_url: str,
+    capsys: pytest.CaptureFixture[str],
+    query: dict[str, str],
+    reassigned: set[tuple[str, str]],
+) -> None:
+    options = [f"--{name}={value}" for name, value in query.items()]
+    expected = _cli_json(
+        capsys, "metrics", "advise", "--json", "--store", store_url, "--since", _iso(SINCE),
+        "--until", _iso(T0 + 86400), *options,
+    )  # fmt: skip
+    answer = _get(dashboard, "/api/advise", since=SINCE, until=T0 + 86400, **query)
+    assert answer == expected
+    assert {(f["provider"], f["role"]) for f in answer if f["kind"] == "reassign"} == reassigned
+    assert all(f["role"] != "clarifier" for f in answer)
+
+
+def test_trend_takes_the_filters_of_the_cli(
+    dashboard: DashboardServer, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = _cli_json(
+        capsys, "metrics", "trend", "--json", "--store", store_url, "--since", _iso(SINCE),
+        "--until", _iso(T0 + 86400), "--provider", "gpt", "--role", "reviewer",
+    )  # fmt: skip
+    answer = _get(
+        dashboard,
+        "/api/trend",
+        since=SINCE,
+        until=T0 + 86400,
+        bucket="day",
+        provider="gpt",
+        role="reviewer",
+    )
+    assert answer == expected
+    assert [(row["provider"], row["role"]) for row in answer] == [("gpt", "reviewer")]

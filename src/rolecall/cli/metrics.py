@@ -37,7 +37,7 @@ from rolecall.cli._store import (
 )
 from rolecall.recording.store import MetricsStore
 from rolecall.recording.store.rollups import DAY, HOUR
-from rolecall.recording.store.rows import Advice, MetricsRow, TrendRow
+from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _GROUP_FIELDS = ("provider", "role", "model")
 _PLOT_METRICS = ("requests", "success_rate", "p50", "p95", "cost")
@@ -413,6 +413,7 @@ def advise(
     )
     start, end = time_range(query.since, query.until)
     store = open_read_store(metrics_config(query.config_path), query.store_url)
+    from rolecall.recording.store.advise import about_provider
     from rolecall.recording.store.advise import advise as judge
 
     rows: list[MetricsRow] = []
@@ -423,7 +424,7 @@ def advise(
                 _note_later_calls(store, end, HOUR, query.provider, query.role)
     findings = judge(rows, min_requests, configured_providers(query.config_path))
     if query.provider is not None:
-        findings = _about(findings, rows, query.provider)
+        findings = about_provider(findings, rows, query.provider)
     if as_json:
         print_json([finding.to_dict() for finding in findings])
         return
@@ -459,14 +460,3 @@ def _note_later_calls(
             "out; a later --until counts them, e.g. --until 9999-12-31",
             err=True,
         )
-
-
-def _about(findings: Sequence[Advice], rows: Sequence[MetricsRow], provider: str) -> list[Advice]:
-    """The findings about ``provider``: where it does worse, and its roles with too little data."""
-    roles = {row.role for row in rows if row.provider == provider}
-    return [
-        finding
-        for finding in findings
-        if finding.provider == provider
-        or (finding.kind == "insufficient_data" and finding.role in roles)
-    ]

@@ -10,8 +10,8 @@ store queries and rows.
 |---|---|---|
 | ``/api/metrics`` | since, until, provider, role | ``rolecall metrics --format json`` |
 | ``/api/handovers`` | since, until | ``[{provider, role, handovers}]`` (immediate ones) |
-| ``/api/trend`` | bucket (hour, day), since, until, by | ``rolecall metrics trend --json`` |
-| ``/api/advise`` | since, until, min_requests | ``rolecall metrics advise --json`` |
+| ``/api/trend`` | bucket, since, until, by, provider, role | ``rolecall metrics trend --json`` |
+| ``/api/advise`` | since, until, provider, role, min_requests | ``metrics advise --json`` |
 | ``/api/runs`` | limit | ``rolecall runs list --json`` |
 | ``/api/runs/RUN`` | | ``rolecall runs show RUN --json`` |
 | ``/api/health`` | | ``{live, providers: {id: state}}`` (live only under ``serve``) |
@@ -195,14 +195,21 @@ def _trend(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     store = store_of()
     if store is None:
         return []
-    rows = store.trend(step, *window, group_by=_GROUPS[by])
+    rows = store.trend(
+        step,
+        *window,
+        provider=query.get("provider") or None,
+        role=query.get("role") or None,
+        group_by=_GROUPS[by],
+    )
     return [row.to_dict() for row in rows]
 
 
 def _advise(source: DataSource, query: Mapping[str, str]) -> Any:
     """``metrics advise --json``: proposing only providers the config has and, under
-    ``serve``, none its health holds unavailable (a key rejected, a quota spent)."""
-    from rolecall.recording.store.advise import advise
+    ``serve``, none its health holds unavailable (a key rejected, a quota spent). ``role``
+    judges that role only; ``provider`` keeps the findings about that provider."""
+    from rolecall.recording.store.advise import about_provider, advise
 
     window = _window(query)
     min_requests = _int(query, "min_requests", 20, 10**9)
@@ -212,7 +219,11 @@ def _advise(source: DataSource, query: Mapping[str, str]) -> Any:
     providers = source.providers() if source.providers is not None else None
     health = source.health() if source.health is not None else {}
     unavailable = {pid for pid, state in health.items() if state.get("state") == "unavailable"}
-    findings = advise(store.metrics(*window), min_requests, providers, unavailable)
+    rows = store.metrics(*window, role=query.get("role") or None)
+    findings = advise(rows, min_requests, providers, unavailable)
+    provider = query.get("provider") or None
+    if provider is not None:
+        findings = about_provider(findings, rows, provider)
     return [finding.to_dict() for finding in findings]
 
 

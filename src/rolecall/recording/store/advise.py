@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from rolecall.recording.store.rows import Advice, MetricsRow
 
-__all__ = ["advise"]
+__all__ = ["about_provider", "advise"]
 
 MIN_RATE_GAP = 0.05
 Z_99 = 2.576
@@ -157,3 +157,17 @@ def advise(
             others = [o for o in enough if o is not weak and o.provider not in unavailable]
             found.extend(_judge(weak, others))
     return found
+
+
+def about_provider(
+    findings: Sequence[Advice], rows: Sequence[MetricsRow], provider: str
+) -> list[Advice]:
+    """The findings about ``provider``: where it does worse, and its roles with too little
+    data (``metrics advise --provider``; ``rows`` are those the findings were drawn from)."""
+    roles = {row.role for row in rows if row.provider == provider}
+    return [
+        finding
+        for finding in findings
+        if finding.provider == provider
+        or (finding.kind == "insufficient_data" and finding.role in roles)
+    ]
