@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -12,6 +16,8 @@ from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 _BARS = "▁▂▃▄▅▆▇█"
 _MAX_COLUMNS = 120
+# Fewer hours or days than this beside each name, and the name goes on a line of its own.
+_MIN_BESIDE = 12
 _TITLES = {
     "requests": "requests",
     "success_rate": "success rate",
@@ -42,14 +48,14 @@ def _label(row: MetricsRow) -> str:
 
 
 def _series(
-    rows: Sequence[TrendRow], metric: str, step: int
+    rows: Sequence[TrendRow], metric: str, step: int, columns: int = _MAX_COLUMNS
 ) -> tuple[list[int], dict[str, list[float | None]]]:
     first = min(int(r.bucket_start) for r in rows)
     last = max(int(r.bucket_start) for r in rows)
-    # The last _MAX_COLUMNS buckets of the span, built alone: a span of centuries by the
+    # The last ``columns`` buckets of the span, built alone: a span of centuries by the
     # hour (a broken clock's times) would be millions of them.
     count = (last - first) // step + 1
-    buckets = [first + k * step for k in range(max(0, count - _MAX_COLUMNS), count)]
+    buckets = [first + k * step for k in range(max(0, count - columns), count)]
     index = {start: pos for pos, start in enumerate(buckets)}
     series: dict[str, list[float | None]] = {}
     for row in rows:
@@ -68,18 +74,51 @@ def _shown(value: float, metric: str) -> str:
     return f"{value:.0f}" if abs(value) < 1e9 else f"{value:.2e}"
 
 
-def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
-    """One sparkline per group over the buckets (blank: no calls), with its range."""
+def terminal_width() -> int | None:
+    """The terminal's columns (``COLUMNS`` first, as rich reads it); None when the output
+    goes to no terminal and no width was asked for."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _summary(values: Sequence[float | None], metric: str) -> str:
+    present = [v for v in values if v is not None]
+    return f"{_shown(min(present), metric)} .. {_shown(max(present), metric)}" if present else ""
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def terminal_chart(
+    rows: Sequence[TrendRow], metric: str, bucket: str, width: int | None = None
+) -> str:
+    """One sparkline per group over the buckets (blank: no calls), with its range.
+
+    Given the terminal's ``width``, no line is wider: fewer (the latest) buckets are shown,
+    and a name too long to leave room beside it goes on a line of its own.
+    """
     step = 3600 if bucket == "hour" else 86400
     buckets, series = _series(rows, metric, step)
+    names = {name: visible(name) for name in series}
+    name_width = max(len(shown) for shown in names.values())
+    summary_width = max(len(_summary(values, metric)) for values in series.values())
+    stacked = False
+    if width is not None:
+        beside = width - name_width - summary_width - 4
+        stacked = beside < _MIN_BESIDE
+        columns = max(width - summary_width - 4 if stacked else beside, 1)
+        if columns < len(buckets):
+            buckets, series = _series(rows, metric, step, columns)
     known = [v for values in series.values() for v in values if v is not None]
     low, high = (min(known), max(known)) if known else (0.0, 0.0)
     span = high - low
     fmt = "%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
     start, end = short_time(buckets[0], fmt), short_time(buckets[-1], fmt)
-    names = {name: visible(name) for name in series}
-    width = max(len(shown) for shown in names.values())
-    lines = [f"{_TITLES[metric]} per {bucket}, {start} .. {end} UTC"]
+    title = f"{_TITLES[metric]} per {bucket}, {start} .. {end} UTC"
+    lines = textwrap.wrap(title, width) if width is not None else [title]
     for name in sorted(series):
         values = series[name]
         cells = []
@@ -90,11 +129,11 @@ def terminal_chart(rows: Sequence[TrendRow], metric: str, bucket: str) -> str:
                 top = len(_BARS) - 1
                 level = top if span == 0 else int((value - low) / span * top)
                 cells.append(_BARS[level])
-        present = [v for v in values if v is not None]
-        summary = (
-            f"{_shown(min(present), metric)} .. {_shown(max(present), metric)}" if present else ""
-        )
-        lines.append(f"{names[name].ljust(width)}  {''.join(cells)}  {summary}")
+        chart = f"{''.join(cells)}  {_summary(values, metric)}"
+        if stacked:
+            lines += [_cut(names[name], width or len(names[name])), f"  {chart}"]
+        else:
+            lines.append(f"{names[name].ljust(name_width)}  {chart}")
     return "\n".join(lines)
 
 

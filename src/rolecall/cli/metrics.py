@@ -325,9 +325,9 @@ def trend(
         click.echo("no metrics recorded yet" if store is None else "no calls in this range")
         return
     if plot:
-        from rolecall.cli._charts import terminal_chart
+        from rolecall.cli._charts import terminal_chart, terminal_width
 
-        click.echo(terminal_chart(rows, metric, bucket))
+        click.echo(terminal_chart(rows, metric, bucket, terminal_width()))
         return
     if png_path:
         return
