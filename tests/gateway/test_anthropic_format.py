@@ -424,10 +424,11 @@ def test_stream_events_in_anthropics_sequence() -> None:
         "content_block_delta",
         "content_block_delta",
         "content_block_stop",
-        "content_block_start",
-        "ping",  # the tool call's later pieces are held: a ping for each
+        "ping",  # the tool calls are held to the end of the stream: a ping a piece
         "ping",
-        "content_block_delta",  # the input, whole: sent at the end of the stream
+        "ping",
+        "content_block_start",  # then each call's block whole, its input in one delta
+        "content_block_delta",
         "content_block_stop",
         "content_block_start",
         "content_block_stop",
@@ -458,7 +459,7 @@ def test_interleaved_calls_and_later_text_are_sent_one_whole_block_at_a_time() -
     raw += events.add(Chunk(tool_calls=(ToolCallDelta(1, arguments="2}"),)))
     raw += events.finish(reply(text="Let me look.Done.", finish_reason="tool_calls"))
     names = [name for name, _ in parse_events(raw)]
-    assert names[5:9] == ["ping"] * 4  # one a chunk held: the stream never falls silent
+    assert names[4:9] == ["ping"] * 5  # one a chunk held: the stream never falls silent
     shown = [
         (name, payload.get("index"), payload.get("delta", {}).get("partial_json"))
         for name, payload in parse_events(raw)[1:-2]
@@ -468,8 +469,8 @@ def test_interleaved_calls_and_later_text_are_sent_one_whole_block_at_a_time() -
         ("content_block_start", 0, None),
         ("content_block_delta", 0, None),  # text streams as it comes
         ("content_block_stop", 0, None),
-        ("content_block_start", 1, None),  # the first call's block opens as it begins
-        ("content_block_delta", 1, '{"a":1}'),  # its input, whole, at the end
+        ("content_block_start", 1, None),  # the first call's block, whole, at the end
+        ("content_block_delta", 1, '{"a":1}'),
         ("content_block_stop", 1, None),
         ("content_block_start", 2, None),  # then what came after it, each block whole
         ("content_block_delta", 2, '{"b":2}'),
@@ -502,6 +503,34 @@ def test_streamed_tool_input_is_the_whole_answers(arguments: str) -> None:
     raw += events.finish(final)
     (block,) = accumulate(raw).content
     assert block.input == fmt.message_body(final, "msg_1")["content"][0]["input"]
+
+
+def test_a_tool_name_in_pieces_reaches_the_block_whole() -> None:
+    # OpenAI's chunk format lets a name come in pieces, as some compatible servers send it.
+    events = fmt.MessageEvents("msg_1", "m")
+    raw = [events.start()]
+    raw += events.add(Chunk(text="Checking."))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(0, "c0", "get_", ""),)))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(0, None, "weather", '{"city":'),)))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(0, arguments='"Paris"}'),)))
+    final = reply(text="", tool_calls=(ToolCall("c0", "get_weather", '{"city":"Paris"}'),))
+    raw += events.finish(final)
+    _text, call = accumulate(raw).content
+    assert (call.id, call.name, call.input) == ("c0", "get_weather", {"city": "Paris"})
+    starts = [p for name, p in parse_events(raw) if name == "content_block_start"]
+    assert [p["content_block"].get("name") for p in starts] == [None, "get_weather"]
+
+
+def test_a_stream_that_fails_inside_a_tool_call_leaves_no_block_open() -> None:
+    # The door sends an error event after what add() returned: every block begun is closed.
+    events = fmt.MessageEvents("msg_1", "m")
+    raw = [events.start()]
+    raw += events.add(Chunk(text="Checking."))
+    raw += events.add(Chunk(tool_calls=(ToolCallDelta(0, "c0", "get_weather", '{"ci'),)))
+    payloads = parse_events(raw)
+    started = [p["index"] for name, p in payloads if name == "content_block_start"]
+    stopped = [p["index"] for name, p in payloads if name == "content_block_stop"]
+    assert started == stopped == [0]
 
 
 def test_empty_stream_still_has_one_text_block() -> None:

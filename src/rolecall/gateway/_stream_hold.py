@@ -4,9 +4,11 @@ Anthropic's and OpenAI's Responses events describe one block (item) at a time: a
 block is started, receives its deltas, and is stopped before the next one starts.
 The router's chunks do not promise that order: an OpenAI-compatible server may
 interleave two tool calls' argument pieces (call 0, call 1, call 0 again), and a
-call is only known to be whole when the stream ends. So the doors keep the first
-call's block open until then, and hold what comes after it (later calls, text,
-thinking) to send each whole, in the order it began, once that block is closed.
+call is only known to be whole when the stream ends. So the doors hold the first
+call until then (the Responses door keeps its item open, streaming its arguments; the
+Messages door sends its block whole, as its name may come in pieces too), and hold
+what comes after it (later calls, text, thinking) to send each whole, in the order it
+began, once that call is done.
 """
 
 from __future__ import annotations

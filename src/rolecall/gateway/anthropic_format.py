@@ -191,15 +191,16 @@ class MessageEvents:
     """Router chunks as Anthropic's event sequence, one content block at a time.
 
     Reasoning and text open their own block; a chunk of another kind closes the open
-    one. A tool call's block opens as the call begins and stays open to the end of the
-    stream: only then are its arguments known whole (an OpenAI-compatible server may
-    interleave two calls' pieces), and known to be a JSON object or not (kept under
-    ``arguments`` if not, as :func:`tool_input` keeps them in a whole answer). Its input
-    is sent in one ``input_json_delta`` then; what came after it began (later calls,
-    text, thinking) is held (:class:`~rolecall.gateway._stream_hold.Holding`) and sent
-    after it, each block whole, in the order it began. Meanwhile each chunk held sends a
-    ``ping`` (which the SDKs skip), so the stream does not fall silent for as long as
-    the model writes a long input.
+    one. A tool call is held from its first piece to the end of the stream: only then
+    are its name (OpenAI's chunks may bring it in pieces) and arguments known whole (an
+    OpenAI-compatible server may interleave two calls' pieces), and known to be a JSON
+    object or not (kept under ``arguments`` if not, as :func:`tool_input` keeps them in
+    a whole answer). Its block is sent whole then, its input in one ``input_json_delta``;
+    what came after it began (later calls, text, thinking) is held too
+    (:class:`~rolecall.gateway._stream_hold.Holding`) and sent after it, each block
+    whole, in the order it began. Meanwhile each chunk held sends a ``ping`` (which the
+    SDKs skip), so the stream does not fall silent for as long as the model writes a
+    long input; and a stream that fails meanwhile has no block left open.
 
     When the client did not ask for thinking (``thinking`` false), a call's signature
     that would open a thinking block of its own is left out (:func:`signature_only`).
@@ -247,9 +248,10 @@ class MessageEvents:
             out += self._stream_text("text", chunk.text)
         if chunk.tool_calls:
             first, *rest = chunk.tool_calls
-            out += self._into("tool_use", self._tool_block(first))
+            out += self._close()
             self._holding = Holding(first)
             self._holding.add(Chunk(tool_calls=tuple(rest)))
+            out.append(PING)
         return out
 
     def finish(self, reply: Reply) -> list[bytes]:
@@ -258,9 +260,7 @@ class MessageEvents:
         out: list[bytes] = []
         holding, self._holding = self._holding, None
         if holding is not None:
-            out += self._tool_input(holding.live)
-            out += self._close()
-            for held in holding.later:
+            for held in (holding.live, *holding.later):
                 if isinstance(held, HeldText):
                     out += self._stream_text(held.kind, "".join(held.pieces))
                 else:
