@@ -10,17 +10,15 @@ and a running gateway in front of the fake providers must never answer 500.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from gateway_helpers import RunningGateway, config_text
+from gateway_helpers import ChatStreamProvider, RunningGateway, config_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +28,6 @@ from rolecall.gateway._chat_request import RequestInvalid, parse_chat_request
 from rolecall.gateway._messages_request import parse_messages_request
 from rolecall.gateway._responses_request import parse_responses_request
 from rolecall.sim import SimServer
-from rolecall.sim._http import Exchange, HttpRequest, HttpServer
 
 FUZZ = settings(
     deadline=None,
@@ -265,34 +262,12 @@ def test_a_responses_stream_echoes_a_lone_surrogate_as_its_escape(
     assert "event: response.completed" in text and "\\ud800" in text
 
 
-class SurrogateProvider:
-    """An OpenAI-compatible provider whose streamed answer holds a lone surrogate escape
-    (JSON allows it; a model's broken byte sequence comes out so)."""
-
-    EVENTS = [
-        {"choices": [{"index": 0, "delta": {"content": "bad \ud800 text"}}]},
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-    ]
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._server = HttpServer(self._serve)
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        opened = asyncio.run_coroutine_threadsafe(self._server.open("127.0.0.1", 0), self._loop)
-        self.base_url = f"http://127.0.0.1:{opened.result(5)}/v1"
-
-    async def _serve(self, request: HttpRequest, exchange: Exchange) -> None:
-        exchange.start(200, [("content-type", "text/event-stream")])
-        for event in self.EVENTS:
-            exchange.send(b"data: " + json.dumps({"model": "m", **event}).encode() + b"\n\n")
-        exchange.send(b"data: [DONE]\n\n")
-        await exchange.end()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._server.close(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+# An OpenAI-compatible provider whose streamed answer holds a lone surrogate escape (JSON
+# allows it; a model's broken byte sequence comes out so).
+SURROGATE_EVENTS = [
+    {"choices": [{"index": 0, "delta": {"content": "bad \ud800 text"}}]},
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+]
 
 
 @pytest.fixture
@@ -300,7 +275,7 @@ def surrogate_gateway(
     config_path: Path, fallback: SimServer, start_gateway: Callable[..., RunningGateway]
 ) -> Iterator[RunningGateway]:
     """The gateway of ``config_path`` (its keys in its .env) with provider ``a`` replaced."""
-    provider = SurrogateProvider()
+    provider = ChatStreamProvider(SURROGATE_EVENTS)
     try:
         stand_in = SimpleNamespace(base_url=provider.base_url)
         text = config_text(stand_in, fallback, tmp=config_path.parent)  # type: ignore[arg-type]
