@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import textwrap
 import threading
 import time
@@ -17,7 +16,6 @@ from rolecall.config.load import load_config
 from rolecall.gateway.app import Gateway
 from rolecall.gateway.server import GatewayServer, bind_socket
 from rolecall.sim import SimServer
-from rolecall.sim._http import Exchange, HttpRequest, HttpServer
 
 PRIMARY_KEY = "sk-primary-provider-secret-0001"
 FALLBACK_KEY = "sk-fallback-provider-secret-0002"
@@ -78,32 +76,6 @@ class RunningGateway:
     def client(self, key: str | None = GATEWAY_KEY) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.server.url, headers=headers, timeout=20)
-
-
-class ChatStreamProvider:
-    """An OpenAI-compatible provider that streams these chunk bodies (each given a model),
-    as a server the sims do not imitate may: what it sends is exactly what the test wrote."""
-
-    def __init__(self, events: list[dict[str, Any]]) -> None:
-        self.events = events
-        self._loop = asyncio.new_event_loop()
-        self._server = HttpServer(self._serve)
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        opened = asyncio.run_coroutine_threadsafe(self._server.open("127.0.0.1", 0), self._loop)
-        self.base_url = f"http://127.0.0.1:{opened.result(5)}/v1"
-
-    async def _serve(self, request: HttpRequest, exchange: Exchange) -> None:
-        exchange.start(200, [("content-type", "text/event-stream")])
-        for event in self.events:
-            exchange.send(b"data: " + json.dumps({"model": "m", **event}).encode() + b"\n\n")
-        exchange.send(b"data: [DONE]\n\n")
-        await exchange.end()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._server.close(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
 
 def config_text(

@@ -18,11 +18,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from gateway_helpers import ChatStreamProvider, RunningGateway, config_text
+from gateway_helpers import RunningGateway, config_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz_helpers import mutated
+from raw_providers import ChatStreamProvider
 from rolecall.gateway._chat_request import _KNOWN as CHAT_FIELDS
 from rolecall.gateway._chat_request import RequestInvalid, parse_chat_request
 from rolecall.gateway._messages_request import parse_messages_request

@@ -5,19 +5,17 @@ streaming client whole, as the whole answer has it, not as two lone surrogates.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import anthropic
 import openai
 import pytest
-from gateway_helpers import GATEWAY_KEY, ChatStreamProvider, RunningGateway, config_text
+from gateway_helpers import GATEWAY_KEY, RunningGateway, config_text
 
-from rolecall.gateway._surrogates import joined_pairs
+from raw_providers import ChatStreamProvider
 from rolecall.sim import SimServer
-from rolecall.types import Chunk, ToolCallDelta
 
 SPLIT_PAIR = [
     {"choices": [{"index": 0, "delta": {"content": "a\ud83d"}}]},
@@ -71,25 +69,3 @@ def test_a_chat_stream_sends_the_character_whole(gateway: RunningGateway) -> Non
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == WHOLE
-
-
-def test_a_half_with_no_other_half_goes_out_alone_and_in_order() -> None:
-    async def pieces() -> AsyncIterator[Chunk]:
-        yield Chunk(reasoning="hm\ud83d")
-        yield Chunk(text="x\ud83d")
-        yield Chunk(tool_calls=(ToolCallDelta(0, "c0", "f", "{}"),))
-        yield Chunk(text="y\udbff")
-
-    async def read() -> list[Chunk]:
-        return [chunk async for chunk in joined_pairs(pieces())]
-
-    out = [(c.reasoning, c.text, len(c.tool_calls)) for c in asyncio.run(read())]
-    assert [piece for piece in out if piece != ("", "", 0)] == [
-        ("hm", "", 0),
-        ("\ud83d", "", 0),
-        ("", "x", 0),
-        ("", "\ud83d", 0),
-        ("", "", 1),
-        ("", "y", 0),
-        ("", "\udbff", 0),
-    ]

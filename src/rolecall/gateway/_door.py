@@ -25,7 +25,6 @@ from rolecall.errors import RolecallError
 from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
 from rolecall.gateway._responses import HTTPError
-from rolecall.gateway._surrogates import joined_pairs
 from rolecall.gateway.auth import loopback_host_header, loopback_origin
 from rolecall.providers._anthropic_body import thinking_unsigned
 from rolecall.types import Chunk
@@ -412,9 +411,8 @@ class StreamStart:
 
 async def start_stream(request: DoorRequest, reply_stream: ReplyStream) -> StreamStart:
     """Wait for a stream's first content (a client that leaves closes the stream), so the
-    response's headers can name the provider that answers. A character whose surrogate
-    pair the provider split between two chunks comes in the second (``_surrogates``)."""
-    chunks = joined_pairs(reply_stream.deltas())
+    response's headers can name the provider that answers."""
+    chunks = reply_stream.deltas()
     try:
         first = await unless_disconnected(request, first_content(chunks))
     except BaseException:

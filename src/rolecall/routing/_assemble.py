@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from rolecall.routing._surrogates import paired
 from rolecall.types import Chunk, Completion, ReasoningBlock, ToolCall, Usage
 
 __all__ = ["Assembly"]
@@ -68,15 +69,17 @@ class Assembly:
 
     def completion(self, default_model: str) -> Completion:
         calls = tuple(
-            ToolCall(call.id or f"call_{index}", call.name, "".join(call.arguments) or "{}")
+            ToolCall(call.id or f"call_{index}", call.name, paired("".join(call.arguments)) or "{}")
             for index, call in sorted(self.calls.items())
         )
         return Completion(
-            text="".join(self.text),
+            # A pair a chunk boundary split is one character again (JSON decodes each
+            # chunk's escapes alone).
+            text=paired("".join(self.text)),
             model=self.model or default_model,
             usage=self.usage or Usage(),
             finish_reason=self.finish,
             tool_calls=calls,
-            reasoning="".join(self.reasoning) or None,
+            reasoning=paired("".join(self.reasoning)) or None,
             reasoning_blocks=tuple(self.blocks),
         )

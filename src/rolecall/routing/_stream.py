@@ -10,6 +10,7 @@ from rolecall._secrets import redact_answer
 from rolecall.errors import ProviderError, RouterClosed, StreamInterrupted
 from rolecall.routing._attempt import Opened, ProviderCalls, _First
 from rolecall.routing._chain import walk
+from rolecall.routing._surrogates import PairJoiner
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.types import ChatRequest, Chunk, Reply
 
@@ -96,11 +97,14 @@ async def run_stream(
     assembly = first.assembly
     assert assembly is not None  # opened as a stream
     error: ProviderError | None = None
+    # A character whose surrogate pair the provider split between two chunks goes out whole.
+    pairs = PairJoiner()
     try:
         if first.head is not None:
             # Content proves the key: let waiting tasks through.
             calls.health.mark_confirmed(opened.pid)
-            yield _masked(first.head)
+            for piece in pairs.feed(_masked(first.head)):
+                yield piece
         chunks = first.chunks
         while chunks is not None:
             with calls.inflight:
@@ -109,7 +113,10 @@ async def run_stream(
                 except StopAsyncIteration:
                     break
             assembly.add(chunk)
-            yield _masked(chunk)
+            for piece in pairs.feed(_masked(chunk)):
+                yield piece
+        for piece in pairs.rest():
+            yield piece
     except ProviderError as exc:
         error = exc
     except RouterClosed:
