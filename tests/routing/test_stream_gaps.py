@@ -7,6 +7,7 @@ the doubles here go quiet on the fake clock after their first piece.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -100,3 +101,71 @@ async def test_a_whole_answer_that_goes_quiet_hands_over_at_the_providers_timeou
     assert reply.latency_ms == TIMEOUT * 1000
     outcomes = [(a.provider, a.outcome, a.error_kind) for a in reply.attempts]
     assert outcomes == [("a", "handover", ErrorKind.TIMEOUT), ("b", "ok", None)]
+
+
+# On the router's default clock the guard is a timer on the event loop, not a task on an
+# injected sleep: the same bounds, in real (short) time. A guard that never fired would
+# leave the stream waiting for ever: asyncio.wait_for turns that into a failure instead.
+LOOP_TIMEOUT = 0.5
+NEVER = 3600.0
+
+
+class Trickles:
+    """Streams ``pieces`` pieces with ``gap`` seconds of real time before each after the first."""
+
+    def __init__(self, pieces: int, gap: float) -> None:
+        self.id = "a"
+        self.model = "a-model"
+        self._pieces = pieces
+        self._gap = gap
+
+    async def complete(self, request: ChatRequest) -> Any:
+        raise AssertionError("only streamed here")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        for index in range(self._pieces):
+            if index:
+                await asyncio.sleep(self._gap)
+            yield Chunk(text=f"{index} ")
+        yield Chunk(usage=Usage(input_tokens=3, output_tokens=2), finish_reason="stop")
+
+    async def check_credentials(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _loop_clock_router(config_of: Any, provider: Any) -> Router:
+    config = config_of(("a",), provider_extra={"a": {"timeout": LOOP_TIMEOUT}})
+    return Router(config, providers={"a": provider})
+
+
+async def test_on_the_loop_clock_a_quiet_stream_fails_at_the_providers_timeout(
+    config_of: Any,
+) -> None:
+    router = _loop_clock_router(config_of, Trickles(2, gap=NEVER))
+    stream = router.stream("coder", "hi")
+    received: list[str] = []
+
+    async def read() -> None:
+        async for text in stream:
+            received.append(text)
+
+    with pytest.raises(StreamInterrupted) as caught:
+        await asyncio.wait_for(read(), 60)
+    assert received == ["0 "]
+    assert caught.value.kind is ErrorKind.TIMEOUT
+    assert "no content for 0.5 s" in caught.value.message
+
+
+async def test_on_the_loop_clock_a_stream_longer_than_the_timeout_flows_on(
+    config_of: Any,
+) -> None:
+    # Every gap is a fifth of the timeout, the whole stream more than twice it: the timer
+    # wakes while a young read is pending and waits again instead of firing.
+    router = _loop_clock_router(config_of, Trickles(13, gap=LOOP_TIMEOUT / 5))
+    stream = router.stream("coder", "hi")
+    text = "".join([piece async for piece in stream])
+    assert text == "".join(f"{index} " for index in range(13))
+    assert stream.reply.finish_reason == "stop"
