@@ -17,7 +17,7 @@ from typing import Any
 
 from rolecall.errors import RouterClosed
 
-__all__ = ["InFlight"]
+__all__ = ["InFlight", "Reads"]
 
 
 class InFlight:
@@ -60,9 +60,11 @@ class InFlight:
         count = tasks.pop(task) - 1
         if count:
             tasks[task] = count
-            return
-        if task not in self._ended:
-            return
+        elif task in self._ended:
+            self._left_ended(task, exc_type)
+
+    def _left_ended(self, task: asyncio.Task[Any], exc_type: type[BaseException] | None) -> None:
+        """``task``, which :meth:`close` cancelled, has left its last call."""
         self._ended.discard(task)
         if not self._ended and self._left is not None:
             self._left.set()
@@ -73,6 +75,10 @@ class InFlight:
             and task.uncancel() == 0
         ):
             raise RouterClosed() from None
+
+    def reads(self, loop: asyncio.AbstractEventLoop) -> Reads:
+        """``with`` the result around each read of one stream opened on ``loop``."""
+        return Reads(self, loop)
 
     async def close(self) -> None:
         """Refuse new calls, cancel the tasks inside one and wait until they have left."""
@@ -91,3 +97,46 @@ class InFlight:
         for task in ended:  # once each: a second close() waits for the same tasks
             task.cancel()
         await self._left.wait()
+
+
+class Reads:
+    """A stream's reads, each inside the router as :class:`InFlight`'s ``with`` is.
+
+    Built once per stream: its reads come one at a time (an async generator never runs
+    twice at once), so the task looked up on the way in is kept for the way out, and it
+    is looked up on the stream's own loop, without asking for the running one (a
+    ``getpid()`` on Python 3.11). A stream may be read by another task each time.
+    """
+
+    __slots__ = ("_inflight", "_loop", "_task")
+
+    def __init__(self, inflight: InFlight, loop: asyncio.AbstractEventLoop) -> None:
+        self._inflight = inflight
+        self._loop = loop
+        self._task: asyncio.Task[Any] | None = None
+
+    def __enter__(self) -> None:
+        inflight = self._inflight
+        if inflight.closed:
+            raise RouterClosed("the router is closed: create a new one")
+        task = self._task = asyncio.current_task(self._loop)
+        if task is not None:
+            tasks = inflight._tasks
+            tasks[task] = tasks.get(task, 0) + 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        inflight = self._inflight
+        tasks = inflight._tasks
+        count = tasks.pop(task) - 1
+        if count:
+            tasks[task] = count
+        elif task in inflight._ended:
+            inflight._left_ended(task, exc_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from typing import Any
@@ -88,7 +89,8 @@ async def run_stream(
     The reader is inside the router (see ``_inflight``) while it waits for a chunk, not
     while it holds one: closing the router ends a wait at once, and a read after it.
     """
-    with calls.inflight:
+    reads = calls.inflight.reads(asyncio.get_running_loop())
+    with reads:
         opened = await walk(calls, task, chain, request_for, stream=True)
     if opened is None:
         raise calls.outcomes.fail(task)
@@ -107,7 +109,7 @@ async def run_stream(
                 yield piece
         chunks = first.chunks
         while chunks is not None:
-            with calls.inflight:
+            with reads:
                 try:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
