@@ -120,6 +120,10 @@ def run(
 
     display = ProgressDisplay()
     interactive = sys.stdin.isatty() and not assume_yes
+    # A resumed run keeps the review rounds it began with: only a number typed here is
+    # compared with them, so the default says nothing.
+    given = click.get_current_context().get_parameter_source("review_rounds")
+    typed_rounds = review_rounds if given is click.core.ParameterSource.COMMANDLINE else None
 
     async def ask_user(question: Any) -> str:
         with display.paused():
@@ -137,7 +141,7 @@ def run(
         answers=answers,
         ask_user=ask_user if interactive else None,
         max_parallel=max_parallel,
-        review_rounds=review_rounds,
+        review_rounds=typed_rounds if resume_id else review_rounds,
         force=force,
         check_credentials=not offline,
         observers=[display],

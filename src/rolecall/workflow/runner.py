@@ -32,6 +32,7 @@ from rolecall.workflow.report import (
     unresolved_files,
     verify_history,
 )
+from rolecall.workflow.resumed import resume_notes, role_chains, spec_file
 from rolecall.workflow.rounds import CheckSettings
 from rolecall.workflow.spec import Spec, load_spec
 from rolecall.workflow.stages import REVIEW_FILE, AnswerPrompt, BuiltinStages, checked_answers
@@ -108,7 +109,9 @@ class Workflow:
     answers: Mapping[str, Any] | None = None
     ask_user: AnswerPrompt | None = None
     max_parallel: int = 4
-    review_rounds: int = 1
+    # Times a file with blocker/major findings goes back to the coder; None: 1 for a new
+    # run, and for a resumed one the number it began with (a number given is not used).
+    review_rounds: int | None = None
     force: bool = False
     check_credentials: bool = True
     observers: Sequence[EngineObserver] = ()
@@ -119,7 +122,8 @@ class Workflow:
 
     async def run(self, spec: str | Path | Spec, *, run_id: str | None = None) -> WorkflowResult:
         """A new run of ``spec`` (a path, or a :class:`Spec`)."""
-        if self.max_parallel < 1 or self.review_rounds < 0:
+        review_rounds = 1 if self.review_rounds is None else self.review_rounds
+        if self.max_parallel < 1 or review_rounds < 0:
             raise WorkflowUsageError("max_parallel must be >= 1 and review_rounds >= 0")
         answers = checked_answers(self.answers)
         loaded = spec if isinstance(spec, Spec) else load_spec(spec)
@@ -133,9 +137,12 @@ class Workflow:
             spec=loaded,
             output_dir=output_dir,
             options={
-                "review_rounds": self.review_rounds,
+                "review_rounds": review_rounds,
                 "force": self.force,
                 "answers": answers or None,
+                # What a resume compares with, to say what changed since (resumed.py).
+                "roles": role_chains(router.config),
+                "spec_file": spec_file(loaded.path),
             },
         )
         return await self._execute(router, state, restore={}, resumed=False)
@@ -152,8 +159,9 @@ class Workflow:
             )
         _check_output_dir(state.output_dir)
         restore = _still_valid(state.tasks, OutputDir(state.output_dir))
+        notes = resume_notes(state, role_chains(router.config), self.review_rounds)
         state.status = "running"
-        return await self._execute(router, state, restore=restore, resumed=True)
+        return await self._execute(router, state, restore=restore, resumed=True, notes=notes)
 
     async def verify_only(self, run_id: str) -> dict[str, Any]:
         """Run the checks again on run ``run_id``'s output; saved with the run."""
@@ -178,23 +186,30 @@ class Workflow:
         return Path(self.runs_dir or router.config.metrics.runs_dir).expanduser().absolute()
 
     async def _execute(
-        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord], resumed: bool
+        self,
+        router: Router,
+        state: RunState,
+        restore: Mapping[str, TaskRecord],
+        resumed: bool,
+        notes: Sequence[str] = (),
     ) -> WorkflowResult:
         # Held before anything is recorded: a refused second run writes nothing at all.
         with claim_output_dir(state.output_dir):
-            return await self._execute_claimed(router, state, restore, resumed)
+            if self.on_start is not None:
+                self.on_start(state, resumed)
+            for note in notes:
+                log.warning("%s", note)
+            return await self._execute_claimed(router, state, restore)
 
     async def _execute_claimed(
-        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord], resumed: bool
+        self, router: Router, state: RunState, restore: Mapping[str, TaskRecord]
     ) -> WorkflowResult:
-        if self.on_start is not None:
-            self.on_start(state, resumed)
         options = state.options
         output = OutputDir(state.output_dir)
         stages = BuiltinStages(
             state=state,
             output=output,
-            review_rounds=int(options.get("review_rounds", self.review_rounds)),
+            review_rounds=int(options.get("review_rounds", 1)),
             force=bool(options.get("force")) or self.force,
             answers=options.get("answers") or self.answers,
             ask_user=self.ask_user,
