@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write_text", "remove_leftover_temps"]
+
+# The names _temp_for gives, and only those: ``.NAME.`` then 8 hex digits then ``.tmp``.
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
+
+
+def _temp_for(path: Path) -> Path:
+    """The temporary file a write to ``path`` goes through, beside it."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o666) -> None:
@@ -20,7 +29,7 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o666) -> None:
     A file that exists keeps its permissions (a private file stays private, a script
     stays executable); a new one gets ``mode`` less the umask.
     """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temp = _temp_for(path)
     try:
         kept: int | None = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:  # none yet
@@ -36,3 +45,25 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o666) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+
+
+def remove_leftover_temps(root: Path) -> list[Path]:
+    """Remove under ``root`` the temporary files of writes a killed process never finished.
+
+    Only names of the exact shape :func:`atomic_write_text` gives its temporary files,
+    only regular files (never a symlink or what it points to), never inside ``.git`` or
+    a linked directory. Call it only where no other process writes (a run's claimed
+    output directory): a write in flight there would lose its file. Returns what went.
+    """
+    removed: list[Path] = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [name for name in subdirs if name != ".git"]
+        for name in names:
+            if not _TEMP_NAME.fullmatch(name):
+                continue
+            path = Path(directory, name)
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    path.unlink()
+                    removed.append(path)
+    return removed

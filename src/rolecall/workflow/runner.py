@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rolecall._files import remove_leftover_temps
 from rolecall.events import EventSink, TaskOutcome, new_run_id
 from rolecall.recording.sinks import attach_sinks
 from rolecall.workflow.engine import EngineObserver, TaskRecord
@@ -195,6 +196,9 @@ class Workflow:
     ) -> WorkflowResult:
         # Held before anything is recorded: a refused second run writes nothing at all.
         with claim_output_dir(state.output_dir):
+            # A run killed mid-write left a temporary file; the claim says none is in flight.
+            for directory in (state.output_dir, state.run_dir):
+                remove_leftover_temps(Path(directory))
             if self.on_start is not None:
                 self.on_start(state, resumed)
             for note in notes:
