@@ -216,11 +216,13 @@ class BuiltinStages:
     ) -> Callable[[TaskContext], Awaitable[Any]]:
         async def generate(ctx: TaskContext) -> dict[str, Any]:
             try:
-                self.output.target(file.path)
+                there = self.output.exists(file.path)
             except UnsafePath as exc:
                 ctx.note("refused")
                 return {"path": file.path, "status": "refused", "reason": exc.reason}
-            if file.path in existing and not self.force:
+            # Also one that appeared since the plan: a resumed run's directory may have had
+            # another run, or the user, write there in between.
+            if not self.force and (file.path in existing or there):
                 ctx.note("kept (exists)")
                 return {"path": file.path, "status": "kept"}
             deps = [(d, self.output.read(d)) for d in file.depends_on]
