@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
@@ -102,7 +106,7 @@ def run(
     """
     from rolecall.events import new_run_id
     from rolecall.workflow.display import ProgressDisplay
-    from rolecall.workflow.errors import WorkflowUsageError
+    from rolecall.workflow.errors import AnswersError, WorkflowUsageError
     from rolecall.workflow.runner import Workflow
     from rolecall.workflow.spec import load_spec
 
@@ -126,14 +130,26 @@ def run(
     typed_rounds = review_rounds if given is click.core.ParameterSource.COMMANDLINE else None
 
     async def ask_user(question: Any) -> str:
-        with display.paused():
-            answer = click.prompt(
-                f"{question.question} [{question.id}]",
-                default=question.default,
-                show_default=bool(question.default),
-                err=True,
-            )
-        return str(answer)
+        caught: list[int] = []
+        try:
+            with display.paused(), _stop_signals_raise(caught):
+                return str(
+                    click.prompt(
+                        f"{question.question} [{question.id}]",
+                        default=question.default,
+                        show_default=bool(question.default),
+                        err=True,
+                    )
+                )
+        except (click.Abort, KeyboardInterrupt):
+            pass
+        if caught:  # handed to its own handler, which stops the run (state saved, exit 130)
+            signal.raise_signal(caught[0])
+            await asyncio.Future()  # cancelled with the run
+        raise AnswersError(
+            f"no answer to the question '{question.id}' (the input ended): resume with "
+            f"{resume_cmd} to answer it, or add --answers FILE or --yes"
+        )
 
     workflow = Workflow(
         config_path=config_path,
@@ -182,6 +198,28 @@ def run(
         render_summary(result.records)
         _print_outcome(result, resume_cmd if resumable else None)
     sys.exit(EXIT_OK if result.status == "ok" else EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def _stop_signals_raise(caught: list[int]) -> Iterator[None]:
+    """While a prompt blocks the event loop, a stop signal (Ctrl-C, SIGTERM, SIGHUP) raises
+    KeyboardInterrupt in it and is added to ``caught``: its own handler only asks the
+    blocked loop to stop, so the prompt would wait on. One ignored (nohup) stays ignored."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+            previous[signum] = signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _verify_only(run_id: str, config_path: str | None, as_json: bool, extra: bool) -> None:
