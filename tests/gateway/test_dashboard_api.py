@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from factories import attempt_event, task_event
 from rolecall._secrets import Secret
 from rolecall.cli import main
 from rolecall.config.schema import RolecallConfig
@@ -453,3 +454,31 @@ def test_gateway_names_the_methods_a_path_takes_in_its_405(tmp_path: Path, store
             methods = {name.strip() for name in answer.headers["allow"].split(",")}
             assert methods == set(allowed.split(", ")), (method, path)
             assert f"no route {method} {path}" in answer.json()["error"]["message"]
+
+
+def test_a_run_of_many_tasks_comes_as_its_newest_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gateway run holds up to 100,000 tasks: the page gets the newest ``limit`` (1000
+    by default) and how many there are, not a body of every task."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    with open_store(url) as store:
+        store.start_run("gw", "gateway", started_at=1_767_225_600.0)
+        store.record(
+            [
+                make(run_id="gw", task_id=f"call-{number}", ts=1_767_225_600.0 + number)
+                for number in range(1005)
+                for make in (attempt_event, task_event)
+            ]
+        )
+    server = DashboardServer(url).start()
+    try:
+        status, run = _get(f"{server.url}/api/runs/gw")
+        assert status == 200 and run["tasks_total"] == 1005 and len(run["tasks"]) == 1000
+        assert run["tasks"][0]["task_id"] == "call-5"
+        _, last = _get(f"{server.url}/api/runs/gw?limit=3")
+        whole = _cli_json(capsys, "runs", "show", "gw", "--json", "--store", url)
+        assert last == {**whole, "tasks": whole["tasks"][-3:], "tasks_total": 1005}
+        assert _get(f"{server.url}/api/runs/gw?limit=0")[0] == 400
+    finally:
+        server.stop()

@@ -13,10 +13,12 @@ store queries and rows.
 | ``/api/trend`` | bucket, since, until, by, provider, role | ``rolecall metrics trend --json`` |
 | ``/api/advise`` | since, until, provider, role, min_requests | ``metrics advise --json`` |
 | ``/api/runs`` | limit | ``rolecall runs list --json`` |
-| ``/api/runs/RUN`` | | ``rolecall runs show RUN --json`` |
+| ``/api/runs/RUN`` | limit | ``rolecall runs show RUN --json``, bounded (below) |
 | ``/api/health`` | | ``{live, providers: {id: state}}`` (live only under ``serve``) |
 
-Times are epoch seconds; a window without ``until`` ends now, as the CLI's without
+Of a run with more than ``limit`` tasks (1000 by default; a gateway's run holds up to
+100,000), ``/api/runs/RUN`` gives the newest ``limit`` and, in ``tasks_total``, how many
+it has. Times are epoch seconds; a window without ``until`` ends now, as the CLI's without
 ``--until``. A bad parameter is a 400 with a one-line ``error``, as is a ``since`` not
 earlier than ``until`` (or, without ``until``, than now).
 """
@@ -46,6 +48,8 @@ __all__ = ["ApiError", "DataSource", "answer", "foreign_host_body"]
 HealthFn = Callable[[], dict[str, dict[str, Any]]]
 # The provider ids a config has (None: no config), for ``/api/advise`` to propose only those.
 ProvidersFn = Callable[[], Collection[str] | None]
+# Tasks of one run /api/runs/RUN gives by default: its newest, when it has more.
+RUN_TASKS = 1000
 _GROUPS = {"provider,role": ("provider", "role"), "provider": ("provider",), "role": ("role",)}
 
 
@@ -242,15 +246,22 @@ def _runs(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     return [summary.to_dict() for summary in settled]
 
 
-def _run(store: MetricsStore | None, run_id: str) -> Any:
+def _run(source: DataSource, run_id: str, query: Mapping[str, str]) -> Any:
+    """``runs show RUN --json``; of a run with more than ``limit`` tasks (a gateway's
+    holds up to 100,000), its newest ``limit`` and, in ``tasks_total``, how many it has."""
     from rolecall.recording.runwriter import settle_run
 
+    limit = _int(query, "limit", RUN_TASKS, 100_000)
+    store = source.store()
     if store is None:
         raise ApiError(404, f"no run {run_id!r}: no metrics recorded yet")
-    run = store.run(run_id)
+    run = store.run(run_id, last_tasks=limit)
     if run is None:
         raise ApiError(404, f"no run {run_id!r}: /api/runs lists the recorded runs")
-    return settle_run(run).to_dict()
+    data = settle_run(run).to_dict()
+    if run.tasks_total is not None:
+        data["tasks_total"] = run.tasks_total
+    return data
 
 
 _ROUTES: dict[str, Callable[[_StoreOf, Mapping[str, str]], Any]] = {
@@ -298,4 +309,4 @@ def _data(source: DataSource, path: str, query: Mapping[str, str]) -> Any:
         return route(source.store, query)
     if not path.startswith("/api/runs/"):
         raise ApiError(404, f"no endpoint {path}: see the README's dashboard section")
-    return _run(source.store(), path[len("/api/runs/") :])
+    return _run(source, path[len("/api/runs/") :], query)

@@ -440,3 +440,66 @@ def test_a_file_deleted_or_moved_while_recording_gets_what_follows(
         assert after is not None and len(after.tasks) == 3
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "was deleted or replaced while recording" in warning
+
+
+def _gateway_run(run_id: str, tasks: int) -> list[AttemptEvent | TaskEvent]:
+    """``tasks`` gateway calls, every third retried once, then one call still in flight
+    (its first attempt failed, no task record yet)."""
+    events: list[AttemptEvent | TaskEvent] = []
+    for number in range(tasks):
+        task_id, ts = f"call-{number}", T0 + number
+        if number % 3 == 0:
+            events.append(
+                attempt_event(
+                    run_id=run_id,
+                    task_id=task_id,
+                    outcome="retry",
+                    error_kind=ErrorKind.OVERLOADED,
+                    latency_ms=5.0,
+                    ts=ts,
+                )
+            )
+        events.append(
+            attempt_event(run_id=run_id, task_id=task_id, attempt=2 if number % 3 == 0 else 1,
+                          latency_ms=90.0, input_tokens=number, ts=ts + 0.1)
+        )  # fmt: skip
+        events.append(
+            task_event(run_id=run_id, task_id=task_id, attempts=1 + (number % 3 == 0),
+                       latency_ms=100.0, input_tokens=number, ts=ts + 0.2, dialect="chat")
+        )  # fmt: skip
+    events.append(
+        attempt_event(
+            run_id=run_id,
+            task_id="in-flight",
+            outcome="retry",
+            error_kind=ErrorKind.TIMEOUT,
+            ts=T0 + tasks,
+        )
+    )
+    return events
+
+
+def test_a_run_read_for_its_newest_tasks_reads_only_those(store: MetricsStore) -> None:
+    """A gateway run holds up to 100,000 tasks: the dashboard asks for its newest ones,
+    which come whole (every attempt) without the rest of the run being read."""
+    store.start_run("gw", "gateway", started_at=T0)
+    store.record(_gateway_run("gw", 40))
+    store.record([task_event(run_id="gw", task_id="call-38", latency_ms=7.0, ts=T0 + 50)])
+    whole = store.run("gw")
+    newest = store.run("gw", last_tasks=5)
+    assert whole is not None and newest is not None
+    assert len(whole.tasks) == 41 and whole.tasks_total is None
+    by_id = {task.task_id: task for task in whole.tasks}
+    # The last five task records are those of calls 36, 37, 39 and 38 (twice); the call
+    # in flight has none yet.
+    assert [task.task_id for task in newest.tasks] == [
+        "call-36",
+        "call-37",
+        "call-38",
+        "call-39",
+        "in-flight",
+    ]
+    assert newest.tasks == [by_id[task.task_id] for task in newest.tasks]
+    assert [len(task.attempts) for task in newest.tasks] == [2, 1, 1, 2, 1]
+    assert newest.tasks_total == 40
+    assert store.run("gw", last_tasks=41) == whole

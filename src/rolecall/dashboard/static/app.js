@@ -225,7 +225,9 @@ async function showRun(runId) {
       <td>${t.attempts.map((a) => `<span class="attempt ${esc(a.outcome)}" title="${esc(fmtMs(a.latency_ms))}">${esc(a.provider)} ${a.error_kind ? esc(a.error_kind) : esc(a.outcome)}</span>`).join("")}</td>
       <td class="num">${fmtMs(t.latency_ms)}</td>
       <td class="num">${t.input_tokens} / ${t.output_tokens}</td></tr>`).join("");
-    box.innerHTML = `<h3>${esc(run.run_id)}: ${esc(run.status)}</h3><table><thead><tr>
+    const shown = run.tasks_total === undefined ? ""
+      : `<p class="empty">the newest ${run.tasks.length} of its ${run.tasks_total} tasks</p>`;
+    box.innerHTML = `<h3>${esc(run.run_id)}: ${esc(run.status)}</h3>${shown}<table><thead><tr>
       <th>task</th><th>stage</th><th>role</th><th>status</th><th>provider</th><th>attempts</th>
       <th class="num">latency</th><th class="num">tokens in / out</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="8" class="empty">no tasks recorded</td></tr>'}</tbody></table>`;

@@ -26,8 +26,7 @@ from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.store import StoreError
 from rolecall.recording.store.advise import advise as _advise
 from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS, Dialect
-from rolecall.recording.store.outcomes import INSERT_OUTCOME, READ_COLUMNS, add_runs, outcome_rows
-from rolecall.recording.store.outcomes import read_record as task_record
+from rolecall.recording.store.outcomes import INSERT_OUTCOME, add_runs, outcome_rows
 from rolecall.recording.store.queries import RollupRange, fold_metrics, fold_trend, plan, select_sql
 from rolecall.recording.store.resent import unstored
 from rolecall.recording.store.rollups import (
@@ -47,8 +46,8 @@ from rolecall.recording.store.rows import (
     RunSummary,
     TrendRow,
     build_tasks,
-    folded_attempt,
 )
+from rolecall.recording.store.run_page import run_records
 from rolecall.recording.store.statements import (
     ADD_TO_RUN,
     ATTEMPT_COLUMNS,
@@ -469,41 +468,29 @@ class MetricsStore(ABC):
         rows = self._read("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
         return dict(json.loads(rows[0][0])) if rows and rows[0][0] else {}
 
-    def run(self, run_id: str) -> RunDetail | None:
-        """One run with every task and attempt (raw rows), or None."""
+    def run(self, run_id: str, last_tasks: int | None = None) -> RunDetail | None:
+        """One run with every task and attempt (raw rows), or None.
+
+        ``last_tasks``: of a run with more tasks, only its newest ``last_tasks`` (and
+        those in flight), read without the rest; ``tasks_total`` then says how many it has.
+        """
         head = self._read(
-            "SELECT kind, status, started_at, finished_at, meta FROM runs WHERE run_id = ?",
+            "SELECT kind, status, started_at, finished_at, meta, tasks FROM runs WHERE run_id = ?",
             (run_id,),
         )
         if not head:
             return None
-        kind, status, started_at, finished_at, meta = head[0]
-        attempt_rows = self._read(
-            f"SELECT id, {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE run_id = ?", (run_id,)
-        )
-        task_rows = self._read(
-            f"SELECT id, {', '.join(READ_COLUMNS)} FROM tasks WHERE run_id = ?", (run_id,)
-        )
-        records: list[tuple[float, int, int, dict[str, Any]]] = []
-        for row in attempt_rows:
-            record = dict(zip(ATTEMPT_COLUMNS, row[1:], strict=True))
-            record["type"] = "attempt"
-            records.append((float(record["ts"]), 0, int(row[0]), record))
-        for row in task_rows:
-            record = task_record(row[1:])
-            attempt = folded_attempt(record)
-            if attempt is not None:
-                records.append((float(attempt["ts"]), 0, int(row[0]), attempt))
-            records.append((float(record["ts"]), 1, int(row[0]), record))
-        records.sort(key=lambda item: item[:3])
+        kind, status, started_at, finished_at, meta, total = head[0]
+        records, whole = run_records(self._read, run_id, last_tasks)
         return RunDetail(
             run_id=run_id,
             kind=str(kind),
             status=str(status),
             started_at=started_at,
             finished_at=finished_at,
-            tasks=build_tasks((item[3] for item in records), run_open=status == "running"),
+            tasks=build_tasks(records, run_open=status == "running"),
             meta=json.loads(meta) if meta else {},
+            tasks_total=None if whole else int(total),
         )
 
 

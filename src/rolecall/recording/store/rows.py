@@ -253,6 +253,8 @@ class RunDetail:
     finished_at: float | None
     tasks: list[TaskDetail] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Set when ``tasks`` holds only the run's newest tasks: the tasks it finished in all.
+    tasks_total: int | None = None
 
     @property
     def cost_usd(self) -> float | None:
