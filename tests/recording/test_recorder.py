@@ -481,6 +481,29 @@ def test_retention_prunes_old_raw_rows_but_keeps_metrics(tmp_path: Path) -> None
         assert store._read("SELECT run_id FROM all_attempts") == [("new",)]
 
 
+def test_retention_prunes_a_large_backlog_over_several_flushes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store holding millions of old rows (retention just turned on) is pruned a part
+    per flush, the records of each flush written in between, not in one long hold."""
+    monkeypatch.setattr(recorder_module, "_PRUNE_PER_FLUSH", 2)
+    config = _config(tmp_path).model_copy(update={"flush_interval": 3600.0})
+    old = time.time() - 5 * 86400
+    with open_store(config.url) as store:
+        store.record([attempt_event(run_id="old", task_id=f"t{n}", ts=old) for n in range(5)])
+    recorder = Recorder(
+        config.model_copy(update={"retention_days": 2}), install_signal_handlers=False
+    )
+    left = []
+    for number in range(4):
+        recorder.emit(_attempt("new", f"n{number}"))
+        recorder.flush()
+        with open_store(config.url) as store:
+            left.append(len(store._read("SELECT id FROM attempts WHERE run_id = 'old'")))
+    recorder.close()
+    assert left == [3, 1, 0, 0]
+
+
 def test_retention_deletes_run_logs_not_written_for_that_long(tmp_path: Path) -> None:
     config = _config(tmp_path, retention_days=2)
     runs = Path(config.runs_dir)

@@ -54,6 +54,9 @@ _MAX_TRACKED_RUNS = 10_000
 _REOPEN_AFTER = 30.0  # seconds between attempts to open an unreachable store
 _REWRITE_AFTER = 5.0  # seconds between attempts to write to a store that failed a write
 _PRUNE_EVERY = 3600.0
+# Old rows one flush deletes, at most: a store holding millions (retention just turned on,
+# or lowered) is pruned over as many flushes, with this process's records in between.
+_PRUNE_PER_FLUSH = 50_000
 # Items written at a time (run log lines, then one store transaction). A flush writes what
 # half a second of a busy gateway queued in parts of this size, not in one: every list the
 # write builds (the items, the rows' values) is traversed by each collection of the young
@@ -123,6 +126,7 @@ class Recorder(RecordQueue):
         self._backlog = StoreBacklog()
         self._store_failure: str | None = None  # the last failure of the current outage
         self._last_prune = 0.0
+        self._prune_left = False  # the last prune stopped at _PRUNE_PER_FLUSH rows
         self._warned: set[str] = set()
         self._runs: OrderedDict[str, _RunState] = OrderedDict()
         self._previous: dict[int, _SignalHandler] = {}
@@ -425,13 +429,14 @@ class Recorder(RecordQueue):
         if self._retention_days is None:
             return
         now = time.time()
-        if now - self._last_prune < _PRUNE_EVERY:
+        if now - self._last_prune < _PRUNE_EVERY and not self._prune_left:
             return
-        self._last_prune = now
         cutoff = now - self._retention_days * 86400.0
-        store.prune(cutoff)
-        # A run still open here (an idle gateway's) keeps its log, however old.
-        self._log.prune(cutoff, keep={rid for rid, st in self._runs.items() if st.explicit})
+        if not self._prune_left:
+            self._last_prune = now
+            # A run still open here (an idle gateway's) keeps its log, however old.
+            self._log.prune(cutoff, keep={rid for rid, st in self._runs.items() if st.explicit})
+        self._prune_left = store.prune(cutoff, most=_PRUNE_PER_FLUSH) >= _PRUNE_PER_FLUSH
 
     def _label(self) -> str:
         from rolecall.recording.store import describe_url

@@ -20,6 +20,7 @@ from rolecall.recording.store import (
     open_store,
     sqlite_path,
 )
+from rolecall.recording.store import base as store_base
 from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS
 
 
@@ -167,6 +168,22 @@ def test_retention_prunes_raw_rows_but_keeps_rollups(store: MetricsStore) -> Non
     assert [s.run_id for s in store.runs()] == ["new", "old"]
     new_run = store.run("new")
     assert new_run is not None and len(new_run.tasks[0].attempts) == 1
+
+
+def test_retention_deletes_in_parts_and_as_many_rows_as_asked(
+    store: MetricsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten million old rows in one transaction held the store from every other writer
+    for most of a minute: rows go a part at a time, and a caller may ask for fewer."""
+    monkeypatch.setattr(store_base, "PRUNE_PART", 2)
+    now = time.time()
+    old = [_attempt(now - 40 * 86400 + n, run_id="old", task_id=f"t{n}") for n in range(5)]
+    store.record([*old, _attempt(now, run_id="new", task_id="b")])
+    assert store.prune(now - 30 * 86400, most=3) == 3
+    assert len(store._read("SELECT id FROM attempts")) == 3
+    assert store.prune(now - 30 * 86400) == 2  # the rest, in parts of two
+    assert store._read("SELECT run_id FROM all_attempts") == [("new",)]
+    assert store.prune(now - 30 * 86400) == 0
 
 
 def test_sqlite_url_forms(tmp_path: Path) -> None:

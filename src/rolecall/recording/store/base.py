@@ -76,6 +76,9 @@ TimeArg = float | datetime | None
 
 log = logging.getLogger("rolecall.recording.store")
 
+# Old rows a transaction of ``prune`` deletes, at most (tens of milliseconds): ten million
+# in one held the store from every other writer for most of a minute.
+PRUNE_PART = 10_000
 # Task ids looked up in one statement (far below SQLite's and PostgreSQL's parameter limits).
 _LOOKUP_CHUNK = 500
 
@@ -386,13 +389,20 @@ class MetricsStore(ABC):
                 cursor, FINISH_RUN, (storable_text(run_id), storable_text(status), when, when)
             )
 
-    def prune(self, before: float) -> int:
-        """Delete raw attempts and tasks older than ``before`` (epoch); rollups stay."""
-        with self._write() as cursor:
-            removed = int(
-                self._exec(cursor, "DELETE FROM attempts WHERE ts < ?", (before,)).rowcount
-            )
-            removed += int(self._exec(cursor, "DELETE FROM tasks WHERE ts < ?", (before,)).rowcount)
+    def prune(self, before: float, most: int | None = None) -> int:
+        """Delete raw attempts and tasks older than ``before`` (epoch), at most ``most``
+        rows (None: all), :data:`PRUNE_PART` per transaction so that other writers get
+        the store in between; rollups stay. Returns how many went."""
+        removed = 0
+        for table in ("attempts", "tasks"):
+            sql = f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE ts < ? LIMIT ?)"
+            while most is None or removed < most:
+                part = PRUNE_PART if most is None else min(PRUNE_PART, most - removed)
+                with self._write() as cursor:
+                    gone = int(self._exec(cursor, sql, (before, part)).rowcount)
+                removed += gone
+                if gone < part:
+                    break
         return removed
 
     # -- reading ------------------------------------------------------------------------
