@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,34 @@ def test_store_option_overrides_config(project: Path, capsys: pytest.CaptureFixt
         store.start_run("via-option", "gateway", started_at=T0)
     code, out, _ = run_cli(capsys, "runs", "list", "--json", "--store", f"sqlite:///{db}")
     assert code == 0 and json.loads(out)[0]["kind"] == "gateway"
+
+
+def _peak_bytes(capsys: pytest.CaptureFixture[str], *args: str) -> int:
+    """The most memory Python held at once while ``rolecall ARGS`` ran (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        assert run_cli(capsys, *args)[0] == 0
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_runs_list_from_the_run_logs_holds_one_run_at_a_time(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a store, each listed run's log is read whole (a gateway's holds up to
+    100,000 tasks): the listing keeps its summary, not every run's records at once."""
+    runs = project / ".rolecall" / "runs"
+    runs.mkdir(parents=True)
+    lines = "".join(
+        json.dumps({"type": "task", "run_id": "big", "task_id": f"t{n}", "role": "coder",
+                    "status": "ok", "provider": "gpt", "latency_ms": 1.0, "ts": T0 + n}) + "\n"
+        for n in range(3000)
+    )  # fmt: skip
+    (runs / "big-0.jsonl").write_text(lines.replace('"big"', '"big-0"'))
+    run_cli(capsys, "runs", "list", "--json")  # what it imports is not counted
+    one = _peak_bytes(capsys, "runs", "list", "--json")
+    for number in range(1, 6):
+        (runs / f"big-{number}.jsonl").write_text(lines.replace('"big"', f'"big-{number}"'))
+    six = _peak_bytes(capsys, "runs", "list", "--json")
+    assert six < 2 * one

@@ -79,12 +79,13 @@ def list_runs(config_path: str | None, store_url: str | None, as_json: bool, lim
                 for s in store.runs(limit)
             ]
     else:
-        from rolecall.recording.runlog import list_runs as list_logged
+        from rolecall.recording.runlog import newest_run_files, read_run
 
-        logged = list_logged(_runs_dir(metrics), limit)
-        for record in logged:
-            _note_skipped(record)
-        summaries = [_summary_of(run) for run in logged]
+        # One run's records at a time: only its summary is kept.
+        summaries = [
+            _summary_of(_note_skipped(read_run(path)))
+            for path in newest_run_files(_runs_dir(metrics), limit)
+        ]
     if as_json:
         print_json([summary.to_dict() for summary in summaries])
         return

@@ -39,6 +39,7 @@ __all__ = [
     "event_record",
     "find_run_files",
     "list_runs",
+    "newest_run_files",
     "outcome_record",
     "read_run",
     "run_end_record",
@@ -289,11 +290,18 @@ def _first_start(events: Iterable[Mapping[str, Any]]) -> float | None:
 
 def list_runs(runs_dir: Path | str, limit: int = 20) -> list[RunRecord]:
     """The most recently written runs first."""
+    return [read_run(path) for path in newest_run_files(runs_dir, limit)]
+
+
+def newest_run_files(runs_dir: Path | str, limit: int = 20) -> list[Path]:
+    """The log files of the ``limit`` most recently written runs, newest first (a caller
+    that keeps a summary of each reads them one at a time: a gateway's run log holds up
+    to 100,000 tasks)."""
     directory = Path(runs_dir)
     if not directory.is_dir():
         return []
     paths = sorted(directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [read_run(p) for p in paths[: max(0, limit)]]
+    return paths[: max(0, limit)]
 
 
 def find_run_files(runs_dir: Path | str, prefix: str) -> list[Path]:
