@@ -30,10 +30,13 @@ class DoorRequest:
 
     __slots__ = ("_headers", "receive", "scope")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes] | None = None
+    ) -> None:
         self.scope = scope
         self.receive = receive
-        self._headers: dict[bytes, bytes] | None = None
+        # By name, the first of repeated names; read from the scope when first asked if None.
+        self._headers = headers
 
     def header(self, name: bytes) -> str | None:
         """The first value of header ``name`` (lower case, as ASGI gives names), or None."""

@@ -63,6 +63,7 @@ class DoorCycle(RequestResponseCycle):
         handler: DoorHandler,
         extra_headers: Sequence[tuple[bytes, bytes]],
         extra_head: bytes,
+        headers: dict[bytes, bytes],
         *args: Any,
         **kwargs: Any,
     ) -> None:
@@ -70,6 +71,7 @@ class DoorCycle(RequestResponseCycle):
         self.handler = handler
         self.extra_headers = extra_headers
         self.extra_head = extra_head  # extra_headers as header lines
+        self.headers = headers  # by name, the first of repeated names (the protocol's)
         self._on_gone: Callable[[], None] | None = None
         self.scope[WATCH_DISCONNECT] = self.watch_disconnect  # type: ignore[literal-required]
 
@@ -96,7 +98,7 @@ class DoorCycle(RequestResponseCycle):
         try:
             scope: Any = self.scope  # uvicorn's TypedDict for Starlette's mapping
             receive: Any = self.receive
-            reply = await self.handler(DoorRequest(scope, receive))
+            reply = await self.handler(DoorRequest(scope, receive, self.headers))
             if isinstance(reply, Reply):
                 await self._send_whole(reply)
             else:  # a stream

@@ -15,7 +15,12 @@ connections for every other client. This subclass, per connection:
   ``curl --http2`` sends; ``websocket``) as the plain HTTP/1.1 request it also
   is, as a server may (RFC 9110, 7.8): the gateway speaks nothing else. The
   parser takes an upgrade request as bodiless and stops there, so its
-  ``Content-Length`` body is read here, and a new parser reads what follows.
+  ``Content-Length`` body is read here, and a new parser reads what follows;
+- refuses what RFC 9112 requires of a request's head and the parser lets through
+  (two Host lines, no Host, a transfer coding but chunked) and serves a target in
+  absolute form as its path under its authority as Host
+  (:mod:`rolecall.gateway._request_head`): checked once per request, on the
+  header list, never per header.
 
 It all happens before the app runs, so before any key is checked. The limits
 are read from the serving config each time a connection opens, so a reload
@@ -33,6 +38,7 @@ import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rolecall.gateway._request_head import BAD_TARGET, HeadFault, absolute_target, head_fault
 from rolecall.gateway.hotpath import DoorCycle, DoorHandler, header_lines
 from rolecall.gateway.openai_format import error_body
 
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["limited_protocol"]
 
 LINGER_SECONDS = 1.0  # after a 431: read and drop what the client still sends, then close
+_SLASH = ord("/")  # the first byte of a target in origin form
 
 
 def _error(status: bytes, message: str, code: str) -> bytes:
@@ -156,7 +163,8 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self.send_400_response(message)
             return
         except httptools.HttpParserUpgrade as exc:
-            self._ignore_upgrade(data[exc.args[0] :])
+            if not self._rejected:
+                self._ignore_upgrade(data[exc.args[0] :])
             return
         if self._in_head and not self._rejected and self.parser is not None:
             # The whole chunk belongs to a header block still unfinished: the parser holds it.
@@ -173,19 +181,32 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self._arm(self._header_timeout)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # uvicorn's on_header (inlined: this runs for every header of every request), counted.
+        # uvicorn's on_header (inlined: this runs for every header of every request), counted;
+        # its Expect check is made once per request, in on_headers_complete.
         self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
-        name = name.lower()
-        value = value.rstrip(b" \t")  # trailing whitespace is not part of the value (RFC 9110)
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
-        self.headers.append((name, value))
+        # Trailing whitespace is not part of the value (RFC 9110).
+        self.headers.append((name.lower(), value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
+        if self._rejected:  # a request pipelined after a refused one: never served
+            return
         self._in_head = False
-        if self._head_parsed + len(self.url) > self._max_header:
+        url = self.url
+        if self._head_parsed + len(url) > self._max_header:
             self._reject()
             return
+        headers = self.headers
+        named = dict(reversed(headers))  # the first of repeated names wins, as in Starlette
+        if (
+            len(named) != len(headers)
+            or b"host" not in named
+            or b"transfer-encoding" in named
+            or url[0] != _SLASH
+        ) and not self._head_allowed(named):
+            return
+        expect = named.get(b"expect")
+        if expect is not None and expect.lower() == b"100-continue":
+            self.expect_100_continue = True
         self._arm(self._body_timeout)
         # A query string keeps the door (Claude Code posts to /v1/messages?beta=true).
         path, _, query = self.url.partition(b"?")
@@ -193,9 +214,30 @@ class _LimitedHttpTools(HttpToolsProtocol):
         if door is None or self.parser.get_method() != b"POST" or self.parser.should_upgrade():
             super().on_headers_complete()
         else:
-            self._start_door(door, path, query)
+            self._start_door(door, path, query, named)
 
-    def _start_door(self, door: DoorHandler, path: bytes, query: bytes) -> None:
+    def _head_allowed(self, named: dict[bytes, bytes]) -> bool:
+        """RFC 9112's rules on the request's head (see the module doc): False once refused.
+        A target in absolute form becomes its path, its authority the Host."""
+        fault = head_fault(self.headers, self.parser.get_http_version())
+        url = self.url
+        if fault is None and url[0] != _SLASH and url != b"*":
+            target = absolute_target(url)
+            if target is None:
+                fault = BAD_TARGET
+            else:
+                self.url, authority = target
+                named[b"host"] = authority
+                self.headers[:] = [(n, v) for n, v in self.headers if n != b"host"]
+                self.headers.insert(0, (b"host", authority))
+        if fault is None:
+            return True
+        self._refuse(fault)
+        return False
+
+    def _start_door(
+        self, door: DoorHandler, path: bytes, query: bytes, headers: dict[bytes, bytes]
+    ) -> None:
         """What uvicorn's ``on_headers_complete`` does, with a :class:`DoorCycle` (exact path)."""
         http_version = self.parser.get_http_version()
         scope = self.scope
@@ -210,6 +252,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
             door,
             self.extra_headers,
             self.extra_head,
+            headers,
             scope=scope,
             transport=self.transport,
             flow=self.flow,
@@ -301,15 +344,17 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
     def _reject(self) -> None:
         """Answer 431, stop reading requests, and close after a short linger."""
-        self._rejected = True
-        self._disarm()
         message = (
             f"request headers are larger than {self._max_header} bytes (gateway.max_header_bytes)"
         )
+        self._refuse((b"431 Request Header Fields Too Large", message, "headers_too_large"))
+
+    def _refuse(self, fault: HeadFault) -> None:
+        """Answer ``fault``, stop reading requests, and close after a short linger."""
+        self._rejected = True
+        self._disarm()
         if self._can_answer():
-            self.transport.write(
-                _error(b"431 Request Header Fields Too Large", message, "headers_too_large")
-            )
+            self.transport.write(_error(*fault))
         # Closing at once would reset the connection under a client still sending, and it
         # would never read the answer; so half-close, drop what comes, and close soon.
         if self.transport.can_write_eof():
