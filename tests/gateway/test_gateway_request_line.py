@@ -155,6 +155,22 @@ def test_a_transfer_coding_besides_chunked_is_a_501(
     assert primary.calls == 0
 
 
+def test_a_body_whose_last_transfer_coding_is_not_chunked_is_a_400(
+    gateway: RunningGateway, primary: SimServer
+) -> None:
+    # Where such a body ends is unknowable (RFC 9112, 6.3).
+    status, answer = exchange(
+        gateway,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        + KEY
+        + b"Transfer-Encoding: gzip\r\n\r\n"
+        + CHAT,
+    )
+    assert status == 400, answer
+    assert b"only 'chunked'" in answer
+    assert primary.calls == 0
+
+
 @pytest.mark.parametrize("coding", [b"chunked", b"Chunked ", b" chunked"])
 def test_a_chunked_body_is_served(gateway: RunningGateway, coding: bytes) -> None:
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(CHAT), CHAT)

@@ -16,7 +16,8 @@ repeated header name, no Host, a Transfer-Encoding, a target not starting with
   the same request in origin form; a target that is no ``http(s)`` URL with a host
   is a 400;
 - a transfer coding other than ``chunked``: 501 (RFC 9112, 6.1), as the gateway
-  decodes no other (a ``Content-Encoding`` is refused in the body's read, 415).
+  decodes no other (a ``Content-Encoding`` is refused in the body's read, 415); 400
+  when ``chunked`` is not the last, as the body's end is then unknowable (6.3).
 """
 
 from __future__ import annotations
@@ -54,13 +55,16 @@ def head_fault(headers: Sequence[tuple[bytes, bytes]], http_version: str) -> Hea
     if not hosts and http_version == "1.1":
         message = "HTTP/1.1 request has no Host header; send the address called as Host"
         return _BAD_REQUEST, message, "bad_host"
-    if codings and [coding.strip().lower() for coding in codings] != [b"chunked"]:
+    names = [coding.strip().lower() for coding in codings]
+    if names and names != [b"chunked"]:
         sent = b", ".join(coding.strip() for coding in codings).decode("latin-1")
         message = (
             f"request has Transfer-Encoding {sent!r}: the gateway decodes only 'chunked'; "
             "send the JSON uncompressed, with Content-Length or chunked"
         )
-        return b"501 Not Implemented", message, "unsupported_transfer_encoding"
+        # Not chunked last: where the body ends is unknowable (RFC 9112, 6.3), a 400.
+        status = b"501 Not Implemented" if names[-1] == b"chunked" else _BAD_REQUEST
+        return status, message, "unsupported_transfer_encoding"
     return None
 
 
