@@ -349,3 +349,30 @@ def test_a_run_whose_end_a_killed_writer_never_confirmed_stays_the_workers_run(
     assert (run.kind, run.status, run.tasks, run.attempts) == ("gateway", "ok", 2, 2)
     logged = read_run(run_log_path(tmp_path / "runs", "gw-0"))
     assert (logged.kind, logged.status, len(logged.tasks)) == ("gateway", "ok", 2)
+
+
+def test_a_run_reopened_by_a_restarted_writer_reads_from_its_log_as_live_not_abandoned(
+    tmp_path: Path, writer: Writer
+) -> None:
+    relay = RecordRelay(writer.metrics, writer.address)
+    relay.start_run("gw-0", "gateway")
+    _call(relay, "gw-0", 1)
+    relay.flush()
+    _wait_for(lambda: _attempts(writer.metrics) == 1)
+    _wait_for(lambda: _confirmed(relay))
+    writer.kill()  # its lock is gone: the log's first run_start names a dead writer
+
+    second = _start_writer(writer.address, writer.metrics)
+    _call(relay, "gw-0", 2)
+    relay.flush()  # reopens the run with the second writer, which holds it now
+    _wait_for(lambda: _attempts(writer.metrics) == 2)
+    path = run_log_path(tmp_path / "runs", "gw-0")
+    live = read_run(path)
+    assert (live.status, len(live.tasks)) == ("running", 2)
+    assert _runs(writer.metrics)["gw-0"].status == "running"  # as the store says
+
+    relay.finish_run("gw-0", "ok")
+    relay.close()
+    second.kill()  # the second writer gone too, after the run's end: the end stands
+    finished = read_run(path)
+    assert (finished.kind, finished.status, len(finished.tasks)) == ("gateway", "ok", 2)

@@ -1,7 +1,8 @@
 """The execution log: one append-only JSONL file per run.
 
 ``<runs_dir>/<run_id>.jsonl`` holds, one JSON object a line: a ``run_start`` record
-(run id, kind, meta, ts, and the writing process: see ``runwriter``), every attempt
+(run id, kind, meta, ts, and the writing process: see ``runwriter``; another when the
+run writer that replaced a killed one opens the run again, naming itself), every attempt
 and task event (``event_to_dict`` shape), an ``outcome`` record for each task a workflow
 finished (what it concluded: ``TaskOutcome``'s fields) and a ``run_end`` record (status,
 ts). Logs written before outcome records existed read as before. A task
@@ -259,11 +260,10 @@ def read_run(path: Path | str) -> RunRecord:
     """
     path = Path(path)
     records, skipped = _records(path)
-    start = next((r for r in records if r.get("type") == RUN_START), None)
-    end = next((r for r in reversed(records) if r.get("type") == RUN_END), None)
+    first, start, end = _start_and_end(records)
     events = [r for r in records if r.get("type") in ("attempt", "task", OUTCOME)]
     run_id = str((start or end or (events[0] if events else {})).get("run_id") or path.stem)
-    started_at = start.get("ts") if start else _first_start(events)
+    started_at = first.get("ts") if first else _first_start(events)
     status = str(end.get("status")) if end else "running"
     if start and not end:
         status = settled_status(status, start.get("writer"))
@@ -279,6 +279,24 @@ def read_run(path: Path | str) -> RunRecord:
         skipped_lines=skipped,
         events=events,
     )
+
+
+def _start_and_end(
+    records: Iterable[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The run's first ``run_start``, its last, and its last ``run_end``.
+
+    The run writer that replaced a killed one opens the run again (a ``run_start`` upsert,
+    as in the store): the last start names the process writing it now.
+    """
+    first = start = end = None
+    for record in records:
+        kind = record.get("type")
+        if kind == RUN_START:
+            first, start = first or record, record
+        elif kind == RUN_END:
+            end = record
+    return first, start, end
 
 
 def _first_start(events: Iterable[Mapping[str, Any]]) -> float | None:
