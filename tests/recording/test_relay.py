@@ -11,6 +11,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -55,7 +56,9 @@ _WRITER = textwrap.dedent(
     # As the parent forks it: signals blocked until the writer has its handlers.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     print("listening", flush=True)
-    sys.exit(writer_main(listener, MetricsConfig.model_validate_json(sys.argv[2])))
+    # With a third argument, each heartbeat is a line (the parent's sign of life).
+    beat = (lambda: print("beat", flush=True)) if sys.argv[3:] else None
+    sys.exit(writer_main(listener, MetricsConfig.model_validate_json(sys.argv[2]), beat))
     """
 )
 
@@ -79,9 +82,9 @@ class Writer:
         os.unlink(self.address)
 
 
-def _start_writer(address: str, metrics: MetricsConfig) -> Writer:
+def _start_writer(address: str, metrics: MetricsConfig, *, beats: bool = False) -> Writer:
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, address, metrics.model_dump_json()],
+        [sys.executable, "-c", _WRITER, address, metrics.model_dump_json(), *["beat"] * beats],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
@@ -376,3 +379,32 @@ def test_a_run_reopened_by_a_restarted_writer_reads_from_its_log_as_live_not_aba
     second.kill()  # the second writer gone too, after the run's end: the end stands
     finished = read_run(path)
     assert (finished.kind, finished.status, len(finished.tasks)) == ("gateway", "ok", 2)
+
+
+def test_a_stopping_writer_beats_while_its_recorder_closes(tmp_path: Path) -> None:
+    writer = _start_writer(str(tmp_path / "records.sock"), _metrics(tmp_path), beats=True)
+    assert writer.proc.stdout is not None
+    beats: list[str] = []
+    threading.Thread(target=lambda: beats.extend(writer.proc.stdout or ()), daemon=True).start()
+    relay = RecordRelay(writer.metrics, writer.address)
+    relay.start_run("gw-0", "gateway")
+    _call(relay, "gw-0", 1)
+    relay.flush()
+    _wait_for(lambda: _attempts(writer.metrics) == 1)
+    _wait_for(lambda: _confirmed(relay))
+    # Another process holds the store's write lock: the writer's last write (the run's
+    # end, its worker gone) waits for it, and so does the close of its recorder.
+    holder = sqlite3.connect(tmp_path / "m.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        relay.close()
+        writer.proc.send_signal(signal.SIGTERM)
+        told = len(beats)
+        # Still closing, and beating: the parent must not take it for a frozen writer.
+        _wait_for(lambda: len(beats) >= told + 2 or writer.proc.poll() is not None, 15)
+        assert writer.proc.poll() is None and len(beats) >= told + 2
+    finally:
+        holder.rollback()
+        holder.close()
+    writer.stop()
+    assert _runs(writer.metrics)["gw-0"].status == "interrupted"

@@ -31,7 +31,10 @@ before the workers, starts another if it dies, and stops it only after every
 worker has exited, so it reads all they sent. It beats as a worker does (from its
 loop, at least every second), and one silent for ``timeout`` seconds is killed and
 replaced the same way, also while the workers stop (they are sending it their last
-records): each worker sends the next writer what the frozen one had not written.
+records): each worker sends the next writer what the frozen one had not written. Once
+they have exited it is told to stop, and beats while it closes: one silent for ``timeout``
+(:data:`DEFAULT_TIMEOUT` without one) is killed then, as is one still there at a second
+signal.
 
 A parent killed with SIGKILL (or crashed) cannot stop its children: each of them
 checks every second that its parent is still the one that forked it, and if not
@@ -149,14 +152,17 @@ class _Pool:
     def _beat(self, index: int) -> None:
         _STAMP.pack_into(self._beats, index * _STAMP.size, time.monotonic())
 
+    def writer_silence(self) -> float:
+        """Seconds since the writer last beat."""
+        return self._silent(self.workers)
+
     def kill_silent_writer(self) -> None:
         """SIGKILL the writer once its heartbeat is older than :attr:`timeout` (another is
         started when it is reaped)."""
         pid = self.writer_pid
         if self.timeout is None or pid is None or self.writer_silenced:
             return
-        (stamp,) = _STAMP.unpack_from(self._beats, self.workers * _STAMP.size)
-        silent = time.monotonic() - stamp
+        silent = self.writer_silence()
         if silent > self.timeout:
             log.warning(
                 "the run writer (pid %d) silent for %.1f s (worker timeout %g s): killed; "
@@ -358,15 +364,18 @@ def _supervise(pool: _Pool) -> int:
     return 0
 
 
-def _stop_writer(pool: _Pool, wait: float = 60.0) -> None:
+def _stop_writer(pool: _Pool) -> None:
     """SIGTERM to the writer (every worker has exited: all they sent is in its socket
-    buffers), then wait for it to write that and exit; SIGKILL after ``wait`` seconds."""
+    buffers), then wait for it to write that and exit. It beats until it exits, while it
+    closes its recorder too: one silent for the timeout (with none, :data:`DEFAULT_TIMEOUT`:
+    nothing is served any more) is frozen, and is killed, as is one still there at a
+    second SIGINT or SIGTERM."""
     pid = pool.writer_pid
     if pid is None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
+    silence = DEFAULT_TIMEOUT if pool.timeout is None else pool.timeout
     while True:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
@@ -374,13 +383,21 @@ def _stop_writer(pool: _Pool, wait: float = 60.0) -> None:
             break
         if done:
             break
-        left = deadline - time.monotonic()
-        if left <= 0:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            break
-        signal.sigtimedwait({signal.SIGCHLD}, min(left, 1.0))
+        info = signal.sigtimedwait(_SIGNALS, min(BEAT_SECONDS, silence / 2))
+        silent = pool.writer_silence()
+        if info is not None and info.si_signo in (signal.SIGINT, signal.SIGTERM):
+            log.warning("the run writer (pid %d) is killed: a second stop signal", pid)
+        elif silent > silence:
+            log.warning(
+                "the run writer (pid %d) silent for %.1f s while it stops (worker timeout "
+                "%g s): killed", pid, silent, silence,
+            )  # fmt: skip
+        else:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        break
     pool.writer_pid = None
 
 

@@ -514,8 +514,30 @@ def serve_records(
         for peer in peers:
             peer.end()
         selector.close()
-        recorder.close()
+        _close_beating(recorder, beat)
         ledger.close()
+
+
+def _close_beating(recorder: Recorder, beat: Callable[[], None] | None) -> None:
+    """Close the recorder, beating every second meanwhile from a thread: writing what it
+    holds (a backlog for the store) may outlast the parent's timeout, and is work, not a
+    freeze. A frozen process runs no thread, so it still falls silent."""
+    if beat is None:
+        recorder.close()
+        return
+    closed = threading.Event()
+
+    def beating() -> None:
+        while not closed.wait(1.0):
+            beat()
+
+    thread = threading.Thread(target=beating, name="rolecall-writer-beat", daemon=True)
+    thread.start()
+    try:
+        recorder.close()
+    finally:
+        closed.set()
+        thread.join()
 
 
 def writer_main(
