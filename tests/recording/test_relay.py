@@ -12,126 +12,39 @@ import os
 import select
 import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from relay_helpers import (
+    Writer,
+    all_confirmed,
+    record_call,
+    relay_metrics,
+    start_writer,
+    stored_attempts,
+    stored_runs,
+    wait_until,
+)
 
 from factories import attempt_event, task_event
-from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.recording import relay as relay_module
 from rolecall.recording.recorder import RunEnd, RunStart
 from rolecall.recording.relay import RecordRelay, decode_frame, encode_frame
 from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.recording.store import open_store
-from rolecall.recording.store.rows import RunSummary
-
-
-def _metrics(tmp_path: Path) -> MetricsConfig:
-    return MetricsConfig.model_validate(
-        {
-            "url": f"sqlite:///{tmp_path / 'm.db'}",
-            "runs_dir": str(tmp_path / "runs"),
-            "flush_interval": 0.02,
-        }
-    )
-
-
-_WRITER = textwrap.dedent(
-    """
-    import signal, socket, sys
-    from rolecall.config.schema import MetricsConfig
-    from rolecall.recording.relay import writer_main
-
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(sys.argv[1])
-    listener.listen(8)
-    # As the parent forks it: signals blocked until the writer has its handlers.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    print("listening", flush=True)
-    # With a third argument, each heartbeat is a line (the parent's sign of life).
-    beat = (lambda: print("beat", flush=True)) if sys.argv[3:] else None
-    sys.exit(writer_main(listener, MetricsConfig.model_validate_json(sys.argv[2]), beat))
-    """
-)
-
-
-@dataclass
-class Writer:
-    """The writer process, as ``rolecall serve --workers N`` forks it."""
-
-    address: str
-    metrics: MetricsConfig
-    proc: subprocess.Popen[str]
-
-    def stop(self) -> None:
-        """SIGTERM, as the parent sends once every worker has exited; it writes all, exits 0."""
-        self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(30) == 0
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(30)
-        os.unlink(self.address)
-
-
-def _start_writer(address: str, metrics: MetricsConfig, *, beats: bool = False) -> Writer:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, address, metrics.model_dump_json(), *["beat"] * beats],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert proc.stdout is not None and proc.stdout.readline() == "listening\n"
-    return Writer(address, metrics, proc)
 
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[Writer]:
-    started = _start_writer(str(tmp_path / "records.sock"), _metrics(tmp_path))
+    started = start_writer(str(tmp_path / "records.sock"), relay_metrics(tmp_path))
     yield started
     if started.proc.poll() is None:
         started.proc.kill()
         started.proc.wait()
-
-
-def _runs(metrics: MetricsConfig) -> dict[str, RunSummary]:
-    with open_store(metrics.url) as store:
-        return {run.run_id: run for run in store.runs(limit=100)}
-
-
-def _attempts(metrics: MetricsConfig) -> int:
-    with open_store(metrics.url) as store:
-        return int(store._read("SELECT COUNT(*) FROM all_attempts")[0][0])
-
-
-def _confirmed(relay: RecordRelay) -> bool:
-    """The writer has confirmed every item the relay sent (a flush reads its counts)."""
-    relay.flush()
-    return not relay._unconfirmed
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def _call(relay: RecordRelay, run_id: str, number: int) -> None:
-    """What one gateway request records: an attempt and its task."""
-    task_id = f"{run_id}-task-{number}"
-    relay.emit(
-        attempt_event(run_id=run_id, task_id=task_id, outcome="ok", error_kind=None, attempt=1)
-    )
-    relay.emit(task_event(run_id=run_id, task_id=task_id))
 
 
 def test_every_record_of_every_worker_is_written_once_by_the_one_writer(
@@ -142,17 +55,17 @@ def test_every_record_of_every_worker_is_written_once_by_the_one_writer(
         relay.start_run(f"gw-{index}", "gateway")
     for number in range(500):
         for index, relay in enumerate(relays):
-            _call(relay, f"gw-{index}", number)
+            record_call(relay, f"gw-{index}", number)
     for index, relay in enumerate(relays):
         relay.finish_run(f"gw-{index}", "ok")
         relay.close()
     writer.stop()
 
-    runs = _runs(writer.metrics)
+    runs = stored_runs(writer.metrics)
     assert set(runs) == {"gw-0", "gw-1", "gw-2"}
     assert {run.status for run in runs.values()} == {"ok"}
     assert [runs[f"gw-{i}"].tasks for i in range(3)] == [500, 500, 500]
-    assert _attempts(writer.metrics) == 1500
+    assert stored_attempts(writer.metrics) == 1500
     with open_store(writer.metrics.url) as store:  # one process wrote every run
         pids = {store.run_meta(f"gw-{i}")["writer"]["pid"] for i in range(3)}
     assert pids == {writer.proc.pid}
@@ -167,17 +80,17 @@ def test_a_worker_gone_without_closing_leaves_its_run_interrupted_not_running(
     doomed = RecordRelay(writer.metrics, writer.address)
     survivor.start_run("gw-survivor", "gateway")
     doomed.start_run("gw-doomed", "gateway")
-    _call(doomed, "gw-doomed", 1)
+    record_call(doomed, "gw-doomed", 1)
     doomed.flush()
     assert doomed._sock is not None
     doomed._sock.close()  # what the kernel does when a worker is killed
     doomed._sock = None
-    _call(survivor, "gw-survivor", 1)
+    record_call(survivor, "gw-survivor", 1)
     survivor.finish_run("gw-survivor", "ok")
     survivor.close()
     writer.stop()
 
-    runs = _runs(writer.metrics)
+    runs = stored_runs(writer.metrics)
     assert (runs["gw-doomed"].status, runs["gw-doomed"].tasks) == ("interrupted", 1)
     assert runs["gw-survivor"].status == "ok"
 
@@ -187,26 +100,26 @@ def test_a_restarted_writer_gets_what_the_workers_queued_meanwhile_and_their_ope
 ) -> None:
     relay = RecordRelay(writer.metrics, writer.address)
     relay.start_run("gw-0", "gateway")
-    _call(relay, "gw-0", 1)
+    record_call(relay, "gw-0", 1)
     relay.flush()
-    _wait_for(lambda: _attempts(writer.metrics) == 1)  # written, so the kill loses nothing
+    wait_until(lambda: stored_attempts(writer.metrics) == 1)  # written, so the kill loses nothing
     # ... and confirmed: what it had not confirmed is sent again (and written once, see
     # test_a_writer_killed_between_its_write_and_its_confirmation_writes_each_call_once).
-    _wait_for(lambda: _confirmed(relay))
+    wait_until(lambda: all_confirmed(relay))
     writer.kill()  # the writer dies while the worker keeps serving
     for number in range(2, 6):
-        _call(relay, "gw-0", number)
+        record_call(relay, "gw-0", number)
     relay.flush()  # no writer: kept
 
-    second = _start_writer(writer.address, writer.metrics)
-    _call(relay, "gw-0", 6)
+    second = start_writer(writer.address, writer.metrics)
+    record_call(relay, "gw-0", 6)
     relay.finish_run("gw-0", "ok")
     relay.close()
     second.stop()
 
-    run = _runs(writer.metrics)["gw-0"]
+    run = stored_runs(writer.metrics)["gw-0"]
     assert (run.status, run.tasks) == ("ok", 6)
-    assert _attempts(writer.metrics) == 6
+    assert stored_attempts(writer.metrics) == 6
 
 
 def test_what_a_frozen_writer_took_but_never_wrote_goes_to_the_next_writer_once(
@@ -214,40 +127,40 @@ def test_what_a_frozen_writer_took_but_never_wrote_goes_to_the_next_writer_once(
 ) -> None:
     relay = RecordRelay(writer.metrics, writer.address)
     relay.start_run("gw-0", "gateway")
-    _call(relay, "gw-0", 1)
+    record_call(relay, "gw-0", 1)
     relay.flush()
-    _wait_for(lambda: _attempts(writer.metrics) == 1)
+    wait_until(lambda: stored_attempts(writer.metrics) == 1)
     os.kill(writer.proc.pid, signal.SIGSTOP)  # frozen: as the parent finds it, silent
     for number in range(2, 6):
-        _call(relay, "gw-0", number)
+        record_call(relay, "gw-0", number)
     relay.flush()  # sent: in the frozen writer's socket buffer, never written
     writer.kill()  # what the parent does to a writer silent for --worker-timeout
 
-    second = _start_writer(writer.address, writer.metrics)
-    _call(relay, "gw-0", 6)
+    second = start_writer(writer.address, writer.metrics)
+    record_call(relay, "gw-0", 6)
     relay.finish_run("gw-0", "ok")
     relay.close()
     second.stop()
 
-    run = _runs(writer.metrics)["gw-0"]
+    run = stored_runs(writer.metrics)["gw-0"]
     assert (run.status, run.tasks) == ("ok", 6)
-    assert _attempts(writer.metrics) == 6  # each once: what the first wrote is not sent again
+    assert stored_attempts(writer.metrics) == 6  # each once: what the first wrote is not sent again
 
 
 def test_close_waits_for_a_writer_that_comes_back(tmp_path: Path) -> None:
     address = str(tmp_path / "late.sock")
-    metrics = _metrics(tmp_path)
+    metrics = relay_metrics(tmp_path)
     relay = RecordRelay(metrics, address)
     relay.start_run("gw-late", "gateway")
-    _call(relay, "gw-late", 1)
+    record_call(relay, "gw-late", 1)
     relay.finish_run("gw-late", "ok")
     late: list[Writer] = []
-    timer = threading.Timer(0.3, lambda: late.append(_start_writer(address, metrics)))
+    timer = threading.Timer(0.3, lambda: late.append(start_writer(address, metrics)))
     timer.start()
     relay.close()
     timer.join()
     late[0].stop()
-    assert _runs(metrics)["gw-late"].tasks == 1
+    assert stored_runs(metrics)["gw-late"].tasks == 1
 
 
 def test_a_worker_past_its_bound_says_what_it_dropped_once_a_writer_is_back(
@@ -255,13 +168,13 @@ def test_a_worker_past_its_bound_says_what_it_dropped_once_a_writer_is_back(
 ) -> None:
     monkeypatch.setattr(relay_module, "_MAX_UNSENT", 4)
     address = str(tmp_path / "gone.sock")
-    metrics = _metrics(tmp_path).model_copy(update={"flush_interval": 3600.0})
+    metrics = relay_metrics(tmp_path).model_copy(update={"flush_interval": 3600.0})
     relay = RecordRelay(metrics, address)
     with caplog.at_level(logging.WARNING, logger="rolecall.recorder"):
         for number in (1, 2, 3):
-            _call(relay, "gw-1", number)
+            record_call(relay, "gw-1", number)
         relay.flush()  # no writer: the last 4 records are kept, the first 2 dropped
-        late = _start_writer(address, metrics)
+        late = start_writer(address, metrics)
         relay.flush()
         relay.close()
         late.stop()
@@ -272,7 +185,7 @@ def test_a_worker_past_its_bound_says_what_it_dropped_once_a_writer_is_back(
         "no run writer took them (past 4 records kept): they are in neither the run logs nor "
         "the store"
     )
-    assert _attempts(metrics) == 2
+    assert stored_attempts(metrics) == 2
 
 
 def test_a_frame_carries_every_field_of_every_item() -> None:
@@ -298,28 +211,28 @@ def test_a_writer_killed_between_its_write_and_its_confirmation_writes_each_call
     slow = writer.metrics.model_copy(update={"flush_interval": 3600.0})
     relay = RecordRelay(slow, writer.address)
     relay.start_run("gw-0", "gateway")
-    _call(relay, "gw-0", 1)
+    record_call(relay, "gw-0", 1)
     retried = {"run_id": "gw-0", "task_id": "gw-0-task-2"}
     relay.emit(attempt_event(**retried, attempt=1, outcome="retry", error_kind="timeout"))
     relay.emit(attempt_event(**retried, attempt=2))
     relay.emit(task_event(**retried, attempts=2))
     relay.flush()
-    _wait_for(lambda: _attempts(writer.metrics) == 3)  # written by the first writer
+    wait_until(lambda: stored_attempts(writer.metrics) == 3)  # written by the first writer
     assert relay._sock is not None
     # Its confirmation never reaches the worker: the writer is killed before it is read.
     assert select.select([relay._sock], [], [], 10)[0]
     relay._sock.recv(64)
     writer.kill()
 
-    second = _start_writer(writer.address, writer.metrics)
-    _call(relay, "gw-0", 3)  # the worker sends what the first never confirmed, then this
+    second = start_writer(writer.address, writer.metrics)
+    record_call(relay, "gw-0", 3)  # the worker sends what the first never confirmed, then this
     relay.finish_run("gw-0", "ok")
     relay.close()
     second.stop()
 
-    run = _runs(writer.metrics)["gw-0"]
+    run = stored_runs(writer.metrics)["gw-0"]
     assert (run.status, run.tasks, run.attempts) == ("ok", 3, 4)
-    assert _attempts(writer.metrics) == 4
+    assert stored_attempts(writer.metrics) == 4
     with open_store(writer.metrics.url) as store:
         assert sum(row.requests for row in store.metrics()) == 4  # the rollups count each once
     assert (_lines(tmp_path, "gw-0", "attempt"), _lines(tmp_path, "gw-0", "task")) == (4, 3)
@@ -331,24 +244,24 @@ def test_a_run_whose_end_a_killed_writer_never_confirmed_stays_the_workers_run(
     slow = writer.metrics.model_copy(update={"flush_interval": 3600.0})
     relay = RecordRelay(slow, writer.address)
     relay.start_run("gw-0", "gateway")
-    _call(relay, "gw-0", 1)
+    record_call(relay, "gw-0", 1)
     relay.flush()
-    _wait_for(lambda: _attempts(writer.metrics) == 1)
-    _wait_for(lambda: _confirmed(relay))
-    _call(relay, "gw-0", 2)
+    wait_until(lambda: stored_attempts(writer.metrics) == 1)
+    wait_until(lambda: all_confirmed(relay))
+    record_call(relay, "gw-0", 2)
     relay.finish_run("gw-0", "ok")  # a worker stopping: its run's end is its last record
     relay.flush()
-    _wait_for(lambda: _runs(writer.metrics)["gw-0"].status == "ok")
+    wait_until(lambda: stored_runs(writer.metrics)["gw-0"].status == "ok")
     assert relay._sock is not None
     assert select.select([relay._sock], [], [], 10)[0]
     relay._sock.recv(64)  # that confirmation is lost: the writer is killed first
     writer.kill()
 
-    second = _start_writer(writer.address, writer.metrics)
+    second = start_writer(writer.address, writer.metrics)
     relay.close()  # sends the next writer the call and the end again, the run reopened first
     second.stop()
 
-    run = _runs(writer.metrics)["gw-0"]
+    run = stored_runs(writer.metrics)["gw-0"]
     assert (run.kind, run.status, run.tasks, run.attempts) == ("gateway", "ok", 2, 2)
     logged = read_run(run_log_path(tmp_path / "runs", "gw-0"))
     assert (logged.kind, logged.status, len(logged.tasks)) == ("gateway", "ok", 2)
@@ -359,20 +272,20 @@ def test_a_run_reopened_by_a_restarted_writer_reads_from_its_log_as_live_not_aba
 ) -> None:
     relay = RecordRelay(writer.metrics, writer.address)
     relay.start_run("gw-0", "gateway")
-    _call(relay, "gw-0", 1)
+    record_call(relay, "gw-0", 1)
     relay.flush()
-    _wait_for(lambda: _attempts(writer.metrics) == 1)
-    _wait_for(lambda: _confirmed(relay))
+    wait_until(lambda: stored_attempts(writer.metrics) == 1)
+    wait_until(lambda: all_confirmed(relay))
     writer.kill()  # its lock is gone: the log's first run_start names a dead writer
 
-    second = _start_writer(writer.address, writer.metrics)
-    _call(relay, "gw-0", 2)
+    second = start_writer(writer.address, writer.metrics)
+    record_call(relay, "gw-0", 2)
     relay.flush()  # reopens the run with the second writer, which holds it now
-    _wait_for(lambda: _attempts(writer.metrics) == 2)
+    wait_until(lambda: stored_attempts(writer.metrics) == 2)
     path = run_log_path(tmp_path / "runs", "gw-0")
     live = read_run(path)
     assert (live.status, len(live.tasks)) == ("running", 2)
-    assert _runs(writer.metrics)["gw-0"].status == "running"  # as the store says
+    assert stored_runs(writer.metrics)["gw-0"].status == "running"  # as the store says
 
     relay.finish_run("gw-0", "ok")
     relay.close()
@@ -382,16 +295,16 @@ def test_a_run_reopened_by_a_restarted_writer_reads_from_its_log_as_live_not_aba
 
 
 def test_a_stopping_writer_beats_while_its_recorder_closes(tmp_path: Path) -> None:
-    writer = _start_writer(str(tmp_path / "records.sock"), _metrics(tmp_path), beats=True)
+    writer = start_writer(str(tmp_path / "records.sock"), relay_metrics(tmp_path), beats=True)
     assert writer.proc.stdout is not None
     beats: list[str] = []
     threading.Thread(target=lambda: beats.extend(writer.proc.stdout or ()), daemon=True).start()
     relay = RecordRelay(writer.metrics, writer.address)
     relay.start_run("gw-0", "gateway")
-    _call(relay, "gw-0", 1)
+    record_call(relay, "gw-0", 1)
     relay.flush()
-    _wait_for(lambda: _attempts(writer.metrics) == 1)
-    _wait_for(lambda: _confirmed(relay))
+    wait_until(lambda: stored_attempts(writer.metrics) == 1)
+    wait_until(lambda: all_confirmed(relay))
     # Another process holds the store's write lock: the writer's last write (the run's
     # end, its worker gone) waits for it, and so does the close of its recorder.
     holder = sqlite3.connect(tmp_path / "m.db")
@@ -401,10 +314,10 @@ def test_a_stopping_writer_beats_while_its_recorder_closes(tmp_path: Path) -> No
         writer.proc.send_signal(signal.SIGTERM)
         told = len(beats)
         # Still closing, and beating: the parent must not take it for a frozen writer.
-        _wait_for(lambda: len(beats) >= told + 2 or writer.proc.poll() is not None, 15)
+        wait_until(lambda: len(beats) >= told + 2 or writer.proc.poll() is not None, 15)
         assert writer.proc.poll() is None and len(beats) >= told + 2
     finally:
         holder.rollback()
         holder.close()
     writer.stop()
-    assert _runs(writer.metrics)["gw-0"].status == "interrupted"
+    assert stored_runs(writer.metrics)["gw-0"].status == "interrupted"
