@@ -77,6 +77,7 @@ _ACK = struct.Struct("!Q")  # writer to worker: how many of its items are writte
 _FLUSH = _HEADER.pack(0)  # worker to writer, a frame of no items: write what you hold now
 _MAX_UNSENT = 1_000_000  # items a worker keeps while no writer takes them
 _STOP_WAIT = 30.0  # seconds the writer waits, once told to stop, for connections to end
+_SEND_WAIT = 1.0  # seconds a worker's send waits for a writer to take bytes (one frozen never)
 CLOSE_WAIT = 10.0  # seconds a worker's close waits, by default, for its records to be written
 
 
@@ -166,6 +167,9 @@ class RecordRelay(RecordQueue):
         self._sent = 0
         self._unconfirmed: deque[tuple[int, list[RecordItem]]] = deque()
         self._acks = bytearray()
+        # The bytes of frames begun on this connection that the writer has not taken yet
+        # (a frozen one takes none once its buffer is full): sent before any other frame.
+        self._out = bytearray()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
@@ -211,7 +215,9 @@ class RecordRelay(RecordQueue):
                 self._send_pending()
 
     def _send_pending(self) -> bool:
-        """Send the unsent frame and the queue; False when the writer could not take them."""
+        """Send the unsent frame and the queue; False when the writer could not take them
+        (gone, or taking no bytes for :data:`_SEND_WAIT` seconds: what it did not take of a
+        frame is sent first next time, so it never reads a frame cut short as records)."""
         popleft = self._buffer.popleft
         batch = self._unsent + [popleft() for _ in range(len(self._buffer))]
         sock = self._sock
@@ -219,39 +225,32 @@ class RecordRelay(RecordQueue):
             self._unsent = batch
             self._requeue(self._disconnect())  # that writer ended: to the next
             batch = self._unsent
-        if not batch:
+        if not batch and not self._out:
             return True
         # What a killed writer may have written goes in a frame of its own, marked: the
         # next writer writes only what the run log or the store does not hold yet.
         resent, sent = self._resent, 0
         try:
             sock = self._connection()
+            if not self._drain(sock):  # the writer takes nothing now: the batch waits
+                self._keep(batch, "it takes no records")
+                return False
             for start, end in ((0, resent), (resent, len(batch))):
                 if start < end:
                     frame = batch[start:end]
-                    sock.sendall(encode_frame(frame, resent=start < resent))
+                    self._out += encode_frame(frame, resent=start < resent)
                     sent = end
                     self._sent += len(frame)
                     self._unconfirmed.append((self._sent, frame))
+            self._unsent, self._resent = [], 0
+            taken = self._drain(sock)
         except OSError as exc:
             self._unsent, self._resent = batch[sent:], max(0, resent - sent)
             self._requeue(self._disconnect())
-            if len(self._unsent) > _MAX_UNSENT:
-                dropped = self._unsent[:-_MAX_UNSENT]
-                self._dropped[0] += sum(1 for item in dropped if type(item) is AttemptEvent)
-                self._dropped[1] += sum(1 for item in dropped if type(item) is TaskEvent)
-                self._unsent = self._unsent[-_MAX_UNSENT:]
-                self._resent = max(0, self._resent - len(dropped))
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "cannot reach the run writer (%s); records are kept and sent once it is back",
-                    redact(str(exc)),
-                )
+            self._keep(self._unsent, redact(str(exc)))
             return False
-        self._unsent, self._resent = [], 0
         self._read_confirmations(sock)
-        if self._warned:
+        if self._warned and taken:
             self._warned = False  # another outage is reported again
             told = f"; {self._dropped_told()}" if any(self._dropped) else ""
             log.warning("the run writer takes records again: sent the %d kept%s", len(batch), told)
@@ -259,6 +258,37 @@ class RecordRelay(RecordQueue):
         for item in batch:
             if type(item) is RunStart:
                 self._open[item.run_id] = item
+        return taken
+
+    def _keep(self, batch: list[RecordItem], why: str) -> None:
+        """Keep ``batch`` unsent (at most :data:`_MAX_UNSENT` items, the oldest dropped
+        past that), and say once that the writer is out of reach."""
+        self._unsent = batch
+        if len(batch) > _MAX_UNSENT:
+            dropped = batch[:-_MAX_UNSENT]
+            self._dropped[0] += sum(1 for item in dropped if type(item) is AttemptEvent)
+            self._dropped[1] += sum(1 for item in dropped if type(item) is TaskEvent)
+            self._unsent = batch[-_MAX_UNSENT:]
+            self._resent = max(0, self._resent - len(dropped))
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "cannot reach the run writer (%s); records are kept and sent once it is back",
+                why,
+            )
+
+    def _drain(self, sock: socket.socket) -> bool:
+        """Send what the writer has not taken of the frames begun on ``sock``; False when it
+        takes none of it for :data:`_SEND_WAIT` seconds (frozen, or its buffer full)."""
+        out = self._out
+        deadline = time.monotonic() + _SEND_WAIT
+        while out:
+            try:
+                del out[: sock.send(out, socket.MSG_DONTWAIT)]
+            except (BlockingIOError, InterruptedError):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [sock], [], left)[1]:
+                    return False
         return True
 
     def _requeue(self, items: list[RecordItem]) -> None:
@@ -301,7 +331,10 @@ class RecordRelay(RecordQueue):
         them now: its recorder may flush only every so often."""
         if self._unconfirmed and self._sock is not None:
             try:
-                self._sock.sendall(_FLUSH)
+                if not self._out.endswith(_FLUSH):
+                    self._out += _FLUSH
+                if not self._drain(self._sock):
+                    return False
             except OSError:
                 self._requeue(self._disconnect())
                 return False
@@ -324,6 +357,7 @@ class RecordRelay(RecordQueue):
         items = [item for _, frame in self._unconfirmed for item in frame]
         self._unconfirmed.clear()
         self._acks.clear()
+        self._out.clear()  # a frame cut short there: its items are among those sent again
         self._sent = 0
         return items
 
@@ -340,10 +374,9 @@ class RecordRelay(RecordQueue):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         reopened: list[RecordItem] = list(self._open.values()) if self._connections else []
         try:
+            sock.settimeout(_SEND_WAIT)  # a frozen writer's backlog may be full
             sock.connect(self.address)
-            if reopened:
-                # A new writer: it must know the runs this worker opened with the old one.
-                sock.sendall(encode_frame(reopened))
+            sock.settimeout(None)
         except OSError:
             sock.close()
             raise
@@ -352,6 +385,8 @@ class RecordRelay(RecordQueue):
         # Counted as sent (the writer counts them), never to be sent again from here.
         self._sent = len(reopened)
         if reopened:
+            # A new writer: it must know the runs this worker opened with the old one.
+            self._out += encode_frame(reopened)
             self._unconfirmed.append((self._sent, []))
         return sock
 
