@@ -3,17 +3,13 @@
 With ``--workers N`` each worker records through a :class:`RecordRelay`: ``emit``
 is a deque append, as in :class:`~rolecall.recording.recorder.Recorder`, and a
 daemon thread sends what was queued, every ``flush_interval``, as one frame over a
-Unix socket to the host's writer process (:func:`serve_records`), which feeds
-every worker's frames to one :class:`Recorder`. So one process writes the store
-and the run logs (no SQLite lock contention between workers), and a worker spends
-on recording only the time to pickle its events.
-
-A frame is a 4-byte big-endian length (its top bit set on a frame sent again) and a
-pickle of ``(code, values)`` pairs: an event's field values as a tuple (read with
-``attrgetter``; pickling the frozen dataclasses themselves costs several times more),
-rebuilt in the writer. The socket
-lives in a directory only this user can enter (``tempfile.mkdtemp``), so only the
-processes of this ``rolecall serve`` reach it.
+Unix socket to the host's writer process (:func:`serve_records`, in
+:mod:`~rolecall.recording._relay_writer`), which feeds every worker's frames
+(:mod:`~rolecall.recording._relay_frames`) to one :class:`Recorder`. So one process
+writes the store and the run logs (no SQLite lock contention between workers), and a
+worker spends on recording only the time to pickle its events. The socket lives in a
+directory only this user can enter (``tempfile.mkdtemp``), so only the processes of
+this ``rolecall serve`` reach it.
 
 What happens to the records:
 
@@ -36,112 +32,48 @@ What happens to the records:
   A worker keeps at
   most :data:`_MAX_UNSENT` records meanwhile: past that the oldest are dropped, and
   it says how many calls and tasks once a writer takes its records again (or at
-  close): those are in neither the run logs nor the store.
+  close): those are in neither the run logs nor the store;
+- the writer frozen and not (yet) killed: a send waits at most :data:`_SEND_WAIT`
+  seconds for it to take bytes, and what it did not take of a frame is sent first
+  next time, on the same connection; if that connection ends, the whole frame goes
+  to the next writer. The writer never reads a frame cut short as records, and a
+  worker's stop waits for it only as long as its close does.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import pickle
 import select
-import selectors
-import signal
 import socket
-import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import fields
-from operator import attrgetter
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rolecall._secrets import redact
-from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
+from rolecall.events import AttemptEvent, TaskEvent
+from rolecall.recording._relay_frames import ACK, FLUSH, decode_frame, encode_frame
+from rolecall.recording._relay_writer import serve_records, writer_main
 from rolecall.recording.backlog import calls_and_tasks
-from rolecall.recording.recorder import Recorder, RecordItem, RecordQueue, RunEnd, RunStart
+from rolecall.recording.recorder import RecordItem, RecordQueue, RunEnd, RunStart
 
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig
 
-__all__ = ["CLOSE_WAIT", "RecordRelay", "decode_frame", "encode_frame", "serve_records"]
+__all__ = [
+    "CLOSE_WAIT",
+    "RecordRelay",
+    "decode_frame",
+    "encode_frame",
+    "serve_records",
+    "writer_main",
+]
 
 log = logging.getLogger("rolecall.recorder")
 
-_HEADER = struct.Struct("!I")
-_RESENT = 1 << 31  # in a frame's length: items the worker sends again (see RecordRelay)
-_ACK = struct.Struct("!Q")  # writer to worker: how many of its items are written, in all
-_FLUSH = _HEADER.pack(0)  # worker to writer, a frame of no items: write what you hold now
 _MAX_UNSENT = 1_000_000  # items a worker keeps while no writer takes them
-_STOP_WAIT = 30.0  # seconds the writer waits, once told to stop, for connections to end
 _SEND_WAIT = 1.0  # seconds a worker's send waits for a writer to take bytes (one frozen never)
 CLOSE_WAIT = 10.0  # seconds a worker's close waits, by default, for its records to be written
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
-def _compiled(source: str, cls: type) -> Callable[..., Any]:
-    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
-    exec(source, namespace)  # the source names only the dataclass's own fields
-    function: Callable[..., Any] = namespace["function"]
-    return function
-
-
-def _values_reader(cls: type) -> Callable[[Any], tuple[Any, ...]]:
-    """An item's field values as a tuple, read in compiled code: slot reads the
-    interpreter specializes, where ``attrgetter`` looks each name up generically."""
-    reads = ", ".join(f"item.{name}" for name in _names(cls))
-    return _compiled(f"def function(item):\n    return ({reads},)\n", cls)
-
-
-def _event_builder(cls: type[Event]) -> Callable[[tuple[Any, ...]], Event]:
-    """Rebuilds a slotted event from its field values without ``__init__``'s cost: the
-    tuple unpacked into its slots in compiled code, about a tenth of the cost of a
-    descriptor's ``__set__`` called per field."""
-    stores = ", ".join(f"event.{name}" for name in _names(cls))
-    source = (
-        f"def function(values):\n    event = new(cls)\n    {stores}, = values\n    return event\n"
-    )
-    return _compiled(source, cls)
-
-
-_CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {
-    AttemptEvent: (0, _values_reader(AttemptEvent)),
-    TaskEvent: (1, _values_reader(TaskEvent)),
-    RunStart: (2, attrgetter(*_names(RunStart))),
-    RunEnd: (3, attrgetter(*_names(RunEnd))),
-    TaskOutcome: (4, attrgetter(*_names(TaskOutcome))),
-}
-_BUILDERS: dict[int, Callable[[tuple[Any, ...]], RecordItem]] = {
-    0: _event_builder(AttemptEvent),
-    1: _event_builder(TaskEvent),
-    2: lambda values: RunStart(*values),
-    3: lambda values: RunEnd(*values),
-    4: lambda values: TaskOutcome(**dict(zip(_names(TaskOutcome), values, strict=True))),
-}
-
-
-def encode_frame(items: list[RecordItem], *, resent: bool = False) -> bytes:
-    """One frame: length, then the pickled (code, values) pairs of ``items``; ``resent``
-    marks items sent again, which a killed writer may have written already."""
-    codes = _CODES
-    pairs = []
-    for item in items:
-        code, values = codes[type(item)]
-        pairs.append((code, values(item)))
-    payload = pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(payload) | (_RESENT if resent else 0)) + payload
-
-
-def decode_frame(payload: bytes) -> list[RecordItem]:
-    """The items of one frame's payload (without its length)."""
-    builders = _BUILDERS
-    return [builders[code](values) for code, values in pickle.loads(payload)]
 
 
 class RecordRelay(RecordQueue):
@@ -312,9 +244,9 @@ class RecordRelay(RecordQueue):
             return False
         acks = self._acks
         acks += data
-        whole = len(acks) - len(acks) % _ACK.size
+        whole = len(acks) - len(acks) % ACK.size
         if whole:
-            (written,) = _ACK.unpack_from(acks, whole - _ACK.size)
+            (written,) = ACK.unpack_from(acks, whole - ACK.size)
             del acks[:whole]
             unconfirmed = self._unconfirmed
             while unconfirmed and unconfirmed[0][0] <= written:
@@ -331,8 +263,8 @@ class RecordRelay(RecordQueue):
         them now: its recorder may flush only every so often."""
         if self._unconfirmed and self._sock is not None:
             try:
-                if not self._out.endswith(_FLUSH):
-                    self._out += _FLUSH
+                if not self._out.endswith(FLUSH):
+                    self._out += FLUSH
                 if not self._drain(self._sock):
                     return False
             except OSError:
@@ -389,208 +321,3 @@ class RecordRelay(RecordQueue):
             self._out += encode_frame(reopened)
             self._unconfirmed.append((self._sent, []))
         return sock
-
-
-class _Peer:
-    """One worker's connection to the writer: frames in, runs it opened."""
-
-    def __init__(self, sock: socket.socket, recorder: Recorder, ledger: _Ledger) -> None:
-        self.sock = sock
-        self._recorder = recorder
-        self._ledger = ledger
-        self._data = bytearray()
-        self._open: set[str] = set()
-        self._taken = 0  # items of this worker handed to the recorder
-        self._written = 0  # of those, how many the recorder has written
-        self._told = 0  # the count the worker was last sent
-        # Per frame: the ledger's count once it was accepted, and this worker's.
-        self._frames: deque[tuple[int, int]] = deque()
-
-    def feed(self, data: bytes) -> None:
-        buffer = self._data
-        buffer += data
-        start = 0
-        flush = False
-        while len(buffer) - start >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buffer, start)
-            resent, size = bool(size & _RESENT), size & ~_RESENT
-            end = start + _HEADER.size + size
-            if len(buffer) < end:
-                break
-            if not size:  # the worker is closing and waits for its records to be written
-                flush = True
-                start = end
-                continue
-            items = decode_frame(bytes(buffer[start + _HEADER.size : end]))
-            start = end
-            for item in items:
-                if type(item) is RunStart:
-                    self._open.add(item.run_id)
-                elif type(item) is RunEnd:
-                    self._open.discard(item.run_id)
-            self._recorder.accept(items, resent=resent)
-            self._ledger.accepted += len(items)
-            self._taken += len(items)
-            self._frames.append((self._ledger.accepted, self._taken))
-        del buffer[:start]
-        if flush:
-            self._recorder.flush()
-
-    def confirm(self) -> None:
-        """Tell the worker how many of its items the recorder has written."""
-        frames, written = self._frames, self._ledger.written
-        while frames and frames[0][0] <= written:
-            self._written = frames.popleft()[1]
-        if self._written != self._told:
-            # A count, not a delta: one that cannot be sent now goes with the next wake.
-            with contextlib.suppress(OSError):
-                self.sock.send(_ACK.pack(self._written))
-                self._told = self._written
-
-    def end(self) -> None:
-        """The worker is gone: a frame cut short is dropped, its open runs interrupted."""
-        self.sock.close()
-        if self._data:
-            log.warning("a worker ended in the middle of sending records; that frame is lost")
-        now = time.time()
-        self._recorder.accept([RunEnd(run_id, "interrupted", now) for run_id in sorted(self._open)])
-
-
-class _Ledger:
-    """Items handed to the recorder from every connection, in order, and how many of them
-    it has written (counted by its flush thread, which wakes the writer's loop)."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.written = 0
-        self.wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self._wake_w, False)
-
-    def add_written(self, count: int) -> None:
-        self.written += count
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"w")
-
-    def close(self) -> None:
-        os.close(self.wake_r)
-        os.close(self._wake_w)
-
-
-def serve_records(
-    listener: socket.socket,
-    metrics: MetricsConfig,
-    *,
-    stop_fd: int,
-    base_dir: Path | None = None,
-    beat: Callable[[], None] | None = None,
-) -> None:
-    """Write every relay's records through one :class:`Recorder` until ``stop_fd`` is
-    readable and every connection has ended (or :data:`_STOP_WAIT` seconds later);
-    ``beat()`` at least every second meanwhile (the parent's sign of life)."""
-    ledger = _Ledger()
-    recorder = Recorder(
-        metrics, base_dir=base_dir, install_signal_handlers=False, on_written=ledger.add_written
-    )
-    selector = selectors.DefaultSelector()
-    listener.setblocking(False)
-    selector.register(listener, selectors.EVENT_READ)
-    selector.register(stop_fd, selectors.EVENT_READ)
-    selector.register(ledger.wake_r, selectors.EVENT_READ, ledger)
-    peers: set[_Peer] = set()
-    stop_by: float | None = None
-
-    def accept_all() -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            sock.setblocking(False)
-            peer = _Peer(sock, recorder, ledger)
-            peers.add(peer)
-            selector.register(sock, selectors.EVENT_READ, peer)
-
-    try:
-        while stop_by is None or (peers and time.monotonic() < stop_by):
-            if beat is not None:
-                beat()
-            for key, _ in selector.select(timeout=1.0):
-                if key.fileobj is listener:
-                    accept_all()
-                elif key.data is ledger:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(ledger.wake_r, 4096)
-                    for peer in peers:
-                        peer.confirm()
-                elif key.data is None:  # told to stop: take what is queued, then drain
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(stop_fd, 512)
-                    stop_by = stop_by or time.monotonic() + _STOP_WAIT
-                    accept_all()
-                else:
-                    peer = key.data
-                    try:
-                        data = peer.sock.recv(1 << 18)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        data = b""
-                    if data:
-                        try:
-                            peer.feed(data)
-                            continue
-                        except Exception as exc:  # a corrupt frame: that connection ends
-                            log.warning("dropped a worker's records: %s", redact(str(exc)))
-                    selector.unregister(peer.sock)
-                    peers.discard(peer)
-                    peer.end()
-    finally:
-        for peer in peers:
-            peer.end()
-        selector.close()
-        _close_beating(recorder, beat)
-        ledger.close()
-
-
-def _close_beating(recorder: Recorder, beat: Callable[[], None] | None) -> None:
-    """Close the recorder, beating every second meanwhile from a thread: writing what it
-    holds (a backlog for the store) may outlast the parent's timeout, and is work, not a
-    freeze. A frozen process runs no thread, so it still falls silent."""
-    if beat is None:
-        recorder.close()
-        return
-    closed = threading.Event()
-
-    def beating() -> None:
-        while not closed.wait(1.0):
-            beat()
-
-    thread = threading.Thread(target=beating, name="rolecall-writer-beat", daemon=True)
-    thread.start()
-    try:
-        recorder.close()
-    finally:
-        closed.set()
-        thread.join()
-
-
-def writer_main(
-    listener: socket.socket, metrics: MetricsConfig, beat: Callable[[], None] | None = None
-) -> int:
-    """The writer process's body: serve records until SIGTERM, then drain and exit 0.
-
-    SIGINT is ignored (SIGHUP too, by the parent's fork): Ctrl-C reaches every process of
-    the terminal's group, and the writer must outlive the workers it writes for; the
-    parent sends SIGTERM once they have all exited.
-    """
-    stop_r, stop_w = os.pipe()
-    os.set_blocking(stop_w, False)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    signal.set_wakeup_fd(stop_w)
-    # Blocked until now (the parent forks with them blocked): a SIGTERM sent early waits
-    # for the handler instead of killing the writer.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    serve_records(listener, metrics, stop_fd=stop_r, beat=beat)
-    return 0
