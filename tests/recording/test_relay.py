@@ -30,11 +30,13 @@ from relay_helpers import (
 )
 
 from factories import attempt_event, task_event
+from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
 from rolecall.recording import relay as relay_module
 from rolecall.recording.recorder import RunEnd, RunStart
 from rolecall.recording.relay import RecordRelay, decode_frame, encode_frame
 from rolecall.recording.runlog import read_run, run_log_path
+from rolecall.recording.runwriter import settle_summary
 from rolecall.recording.store import open_store
 
 
@@ -82,6 +84,8 @@ def test_a_worker_gone_without_closing_leaves_its_run_interrupted_not_running(
     doomed.start_run("gw-doomed", "gateway")
     record_call(doomed, "gw-doomed", 1)
     doomed.flush()
+    doomed._stop.set()  # a killed worker's threads are gone with it
+    doomed._thread.join()
     assert doomed._sock is not None
     doomed._sock.close()  # what the kernel does when a worker is killed
     doomed._sock = None
@@ -321,3 +325,33 @@ def test_a_stopping_writer_beats_while_its_recorder_closes(tmp_path: Path) -> No
         holder.close()
     writer.stop()
     assert stored_runs(writer.metrics)["gw-0"].status == "interrupted"
+
+
+def _shown_status(metrics: MetricsConfig, run_id: str) -> str:
+    """The status ``rolecall runs list`` shows: a running run whose writer is gone is
+    abandoned."""
+    with open_store(metrics.url) as store:
+        summary = next(run for run in store.runs(limit=100) if run.run_id == run_id)
+        return settle_summary(summary, store.run_meta(run_id)).status
+
+
+def test_an_idle_workers_run_is_reopened_by_a_restarted_writer_not_shown_abandoned(
+    tmp_path: Path, writer: Writer
+) -> None:
+    busy = RecordRelay(writer.metrics, writer.address)
+    idle = RecordRelay(writer.metrics, writer.address)
+    busy.start_run("gw-busy", "gateway")
+    idle.start_run("gw-idle", "gateway")
+    for relay in (busy, idle):
+        wait_until(lambda relay=relay: all_confirmed(relay))  # type: ignore[misc]
+    writer.kill()
+    second = start_writer(writer.address, writer.metrics)
+    record_call(busy, "gw-busy", 1)  # only the busy worker has something to send
+    wait_until(lambda: stored_attempts(writer.metrics) == 1)
+    # The idle worker serves on with its run open: the next writer is told of it too.
+    wait_until(lambda: _shown_status(writer.metrics, "gw-idle") == "running")
+    assert _shown_status(writer.metrics, "gw-busy") == "running"
+    assert read_run(run_log_path(tmp_path / "runs", "gw-idle")).status == "running"
+    for relay in (busy, idle):
+        relay.close()
+    second.stop()

@@ -22,7 +22,8 @@ What happens to the records:
   is lost, as when a single process is killed;
 - the writer killed (or frozen, and killed by the parent for its silence): the parent
   starts another; each worker reconnects, opens its runs again (a run start is an
-  upsert) and sends again every frame the killed writer had not confirmed written:
+  upsert; at its next flush, with nothing else to send too, so its runs read as live,
+  not abandoned) and sends again every frame the killed writer had not confirmed written:
   the writer acknowledges a worker's items once its recorder has written them (a
   count on the same connection), so what sat in its socket buffers or its queue when
   it died is not lost. What a worker sends again goes in frames marked so: the killed
@@ -153,12 +154,12 @@ class RecordRelay(RecordQueue):
         popleft = self._buffer.popleft
         batch = self._unsent + [popleft() for _ in range(len(self._buffer))]
         sock = self._sock
-        if self._unconfirmed and sock is not None and not self._read_confirmations(sock):
+        if sock is not None and not self._read_confirmations(sock):
             self._unsent = batch
             self._requeue(self._disconnect())  # that writer ended: to the next
             batch = self._unsent
-        if not batch and not self._out:
-            return True
+        if not batch and not self._out and (self._sock is not None or not self._open):
+            return True  # else the runs still open are opened again with the next writer
         # What a killed writer may have written goes in a frame of its own, marked: the
         # next writer writes only what the run log or the store does not hold yet.
         resent, sent = self._resent, 0
@@ -184,8 +185,9 @@ class RecordRelay(RecordQueue):
         self._read_confirmations(sock)
         if self._warned and taken:
             self._warned = False  # another outage is reported again
-            told = f"; {self._dropped_told()}" if any(self._dropped) else ""
-            log.warning("the run writer takes records again: sent the %d kept%s", len(batch), told)
+            told = f": sent the {len(batch)} kept" if batch else ""
+            told += f"; {self._dropped_told()}" if any(self._dropped) else ""
+            log.warning("the run writer takes records again%s", told)
             self._dropped = [0, 0]
         for item in batch:
             if type(item) is RunStart:
