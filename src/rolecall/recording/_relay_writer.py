@@ -207,6 +207,7 @@ def _close_beating(recorder: Recorder, beat: Callable[[], None] | None) -> None:
     closed = threading.Event()
 
     def beating() -> None:
+        beat()  # at once: the loop's last beat may be a second old already
         while not closed.wait(1.0):
             beat()
 
