@@ -388,9 +388,10 @@ def _stop_writer(pool: _Pool) -> None:
         if info is not None and info.si_signo in (signal.SIGINT, signal.SIGTERM):
             log.warning("the run writer (pid %d) is killed: a second stop signal", pid)
         elif silent > silence:
+            limit = "worker timeout" if pool.timeout is not None else "no worker timeout: at most"
             log.warning(
-                "the run writer (pid %d) silent for %.1f s while it stops (worker timeout "
-                "%g s): killed", pid, silent, silence,
+                "the run writer (pid %d) silent for %.1f s while it stops (%s %g s): killed",
+                pid, silent, limit, silence,
             )  # fmt: skip
         else:
             continue
