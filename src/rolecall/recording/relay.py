@@ -166,7 +166,7 @@ class RecordRelay(RecordQueue):
         try:
             sock = self._connection()
             if not self._drain(sock):  # the writer takes nothing now: the batch waits
-                self._keep(batch, "it takes no records")
+                self._keep(batch, f"it took no bytes for {_SEND_WAIT:g} s")
                 return False
             for start, end in ((0, resent), (resent, len(batch))):
                 if start < end:
