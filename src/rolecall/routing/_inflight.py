@@ -44,8 +44,7 @@ class InFlight:
             raise RouterClosed("the router is closed: create a new one")
         task = self._current_task()
         if task is not None:
-            tasks = self._tasks
-            tasks[task] = tasks.get(task, 0) + 1
+            self._join(task)
 
     def __exit__(
         self,
@@ -54,8 +53,14 @@ class InFlight:
         tb: TracebackType | None,
     ) -> None:
         task = self._current_task()
-        if task is None:
-            return
+        if task is not None:
+            self._leave(task, exc_type)
+
+    def _join(self, task: asyncio.Task[Any]) -> None:
+        tasks = self._tasks
+        tasks[task] = tasks.get(task, 0) + 1
+
+    def _leave(self, task: asyncio.Task[Any], exc_type: type[BaseException] | None) -> None:
         tasks = self._tasks
         count = tasks.pop(task) - 1
         if count:
@@ -121,8 +126,7 @@ class Reads:
             raise RouterClosed("the router is closed: create a new one")
         task = self._task = asyncio.current_task(self._loop)
         if task is not None:
-            tasks = inflight._tasks
-            tasks[task] = tasks.get(task, 0) + 1
+            inflight._join(task)
 
     def __exit__(
         self,
@@ -131,12 +135,5 @@ class Reads:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        inflight = self._inflight
-        tasks = inflight._tasks
-        count = tasks.pop(task) - 1
-        if count:
-            tasks[task] = count
-        elif task in inflight._ended:
-            inflight._left_ended(task, exc_type)
+        if task is not None:
+            self._inflight._leave(task, exc_type)
