@@ -7,6 +7,10 @@
   provider and never shows the key.
 - A parameter name the provider's wire protocol does not take (``params.py``) is a
   warning with a did-you-mean: the adapters do not send it.
+- A parameter value the provider's vendor refuses (``params.py``: more stop sequences
+  than it takes, a temperature above its range) would skip that provider on every call
+  that carries it: an error in the provider's own params, a warning in a role's (the
+  chain's other providers take it).
 """
 
 from __future__ import annotations
@@ -17,10 +21,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rolecall.config._locations import ConfigPath
-from rolecall.config.params import known_params, suggest_param
+from rolecall.config.params import known_params, suggest_param, vendor_value_problem
 from rolecall.config.registry import provider_types
 
-__all__ = ["Finding", "base_url_findings", "key_findings", "param_name_finding"]
+__all__ = [
+    "Finding",
+    "base_url_findings",
+    "key_findings",
+    "param_name_finding",
+    "vendor_limit_findings",
+]
 
 # Servers on this machine usually speak plain http.
 _LOCAL_HOSTS = ("localhost", "127.", "[::1]", "0.0.0.0")
@@ -119,3 +129,25 @@ def param_name_finding(
     return Finding(
         where, f"parameter '{name}' is unknown to {names}{owner} and is not sent", fix, warning=True
     )
+
+
+def vendor_limit_findings(
+    where: ConfigPath, name: str, value: Any, chain: Iterable[tuple[str, str | None]], *, own: bool
+) -> Iterator[Finding]:
+    """One finding per provider in ``chain`` (``(id, type)``) whose vendor refuses ``value``
+    for ``name``; ``own``: the value is in that provider's own params (an error)."""
+    types = provider_types()
+    for provider_id, kind in chain:
+        row = types.get(kind) if kind is not None else None
+        found = vendor_value_problem(row.param_family, name, value) if row is not None else None
+        if found is None:
+            continue
+        problem, fix = found
+        skipped = "every call that sends it skips" if own else "this role's calls skip"
+        yield Finding(
+            where,
+            f"provider '{provider_id}' ({kind}) would refuse this value: {problem}, "
+            f"so {skipped} '{provider_id}'",
+            fix,
+            warning=not own,
+        )

@@ -41,6 +41,7 @@ __all__ = [
     "suggest_param",
     "unknown_params",
     "vendor_limit_problem",
+    "vendor_value_problem",
 ]
 
 log = logging.getLogger("rolecall.providers")
@@ -179,22 +180,38 @@ IMAGE_TYPES: Mapping[str, frozenset[str]] = {
 }
 
 
+# The call parameters some vendor limits below rolecall's own ranges.
+_LIMITED = ("stop", "temperature")
+
+
 def vendor_limit_problem(family: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
     """``(parameter, what the vendor of ``family`` refuses in it and the fix)``, or None
     when the vendor takes every value in ``params``."""
-    stop = params.get("stop")
-    limit = STOP_LIMITS.get(family)
-    if limit is not None and isinstance(stop, list | tuple) and len(stop) > limit:
-        return "stop", (
-            f"stop has {len(stop)} sequences and it takes at most {limit} (send at most {limit})"
-        )
-    temperature: Any = params.get("temperature")
-    highest = TEMPERATURE_LIMITS.get(family)
-    if highest is not None and finite_number(temperature) and temperature > highest:
-        return "temperature", (
-            f"temperature {temperature:g} is above {highest:g}, the most it takes "
-            f"(set temperature between 0 and {highest:g})"
-        )
+    for name in _LIMITED:
+        if name in params:
+            found = vendor_value_problem(family, name, params[name])
+            if found is not None:
+                return name, f"{found[0]} ({found[1]})"
+    return None
+
+
+def vendor_value_problem(family: str, name: str, value: Any) -> tuple[str, str] | None:
+    """``(problem, fix)`` when the vendor of ``family`` refuses ``value`` for the call
+    parameter ``name``; None when it takes it (or has no limit on ``name``)."""
+    if name == "stop":
+        limit = STOP_LIMITS.get(family)
+        if limit is not None and isinstance(value, list | tuple) and len(value) > limit:
+            return (
+                f"stop has {len(value)} sequences and it takes at most {limit}",
+                f"send at most {limit}",
+            )
+    elif name == "temperature":
+        highest = TEMPERATURE_LIMITS.get(family)
+        if highest is not None and finite_number(value) and value > highest:
+            return (
+                f"temperature {value:g} is above {highest:g}, the most it takes",
+                f"set temperature between 0 and {highest:g}",
+            )
     return None
 
 

@@ -29,6 +29,7 @@ from rolecall.config._provider_checks import (
     base_url_findings,
     key_findings,
     param_name_finding,
+    vendor_limit_findings,
 )
 from rolecall.config._schema_errors import did_you_mean, role_key_issue, schema_issues
 from rolecall.config.params import finite_number, param_value_problem
@@ -184,7 +185,7 @@ class _Checker:
             self.report(finding)
         for key in ("params", "parameters"):
             if isinstance(spec.get(key), dict):
-                self._params((*path, key), spec[key], in_role=False, protocols=[kind])
+                self._params((*path, key), spec[key], in_role=False, chain=[provider_id])
 
     def _params(
         self,
@@ -192,9 +193,11 @@ class _Checker:
         params: Mapping[str, Any],
         *,
         in_role: bool,
-        protocols: list[str | None],
+        chain: list[str],
     ) -> None:
         owner = " (this role's providers)" if in_role else ""
+        typed = [(ref, self._protocol(ref)) for ref in chain]
+        protocols = [kind for _, kind in typed]
         for name, value in params.items():
             where = (*path, name)
             if name in CRITICAL_ROLE_KEYS:
@@ -210,6 +213,9 @@ class _Checker:
             problem = param_value_problem(str(name), value)
             if problem is not None:
                 self.error(where, *problem)
+            elif isinstance(name, str):
+                for finding in vendor_limit_findings(where, name, value, typed, own=not in_role):
+                    self.report(finding)
 
     def _role(self, name: str, spec: Any, ids: set[str] | None, *, has_default: bool) -> None:
         path: ConfigPath = ("roles", name)
@@ -262,14 +268,11 @@ class _Checker:
                 f"set roles.{name}.provider or default_provider",
             )
         self._weights(path, spec, list(first), ids)
-        chain = [
-            *first,
-            *([default] if isinstance(default := self.data.get("default_provider"), str) else []),
-        ]
-        protocols = [self._protocol(ref) for ref in chain]
+        default = self.data.get("default_provider")
+        chain = list(dict.fromkeys([*first, *([default] if isinstance(default, str) else [])]))
         for key in ("params", "parameters"):
             if isinstance(spec.get(key), dict):
-                self._params((*path, key), spec[key], in_role=True, protocols=protocols)
+                self._params((*path, key), spec[key], in_role=True, chain=chain)
 
     def _weights(
         self, path: ConfigPath, spec: dict[str, Any], chain: list[str], ids: set[str] | None
