@@ -81,6 +81,29 @@ class ImagePart:
             return None
         return media_type, data
 
+    @property
+    def inline_problem(self) -> str | None:
+        """Why this ``data:`` URL holds no image any vendor reads (no media type or base64
+        marker, no data, a character outside base64 at either end of it), else None; None
+        for an ``https:`` URL. Only the ends are read: a 5 MB image costs what a small one does."""
+        if not self.url.startswith("data:"):
+            return None
+        inline = self.inline
+        if inline is None:
+            return "is a data: URL without a media type and base64 data"
+        data = inline[1]
+        if not data.strip():
+            return "is a data: URL that has no image data"
+        for char in data[:_BASE64_ENDS] + data[-_BASE64_ENDS:]:
+            if char not in _BASE64:
+                return f"is a data: URL whose data is not base64 (it holds {char!r})"
+        return None
+
+
+# Standard and URL-safe base64, with the line breaks of wrapped (MIME) base64.
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n")
+_BASE64_ENDS = 64  # characters looked at at each end of an image's data
+
 
 ContentPart = TextPart | ImagePart
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.types import Attempt, Completion, Message, normalize_messages
+from rolecall.types import Attempt, Completion, ImagePart, Message, normalize_messages
 
 __all__ = [
     "TaskRun",
@@ -92,7 +92,23 @@ def checked_messages(messages: Any) -> tuple[Message, ...]:
         raise refused(str(exc)) from None
     if not normalized:  # every vendor refuses a call without a message
         raise refused("messages is empty: pass a prompt string or at least one message")
-    return check_encodable(normalized)
+    return _check_images(check_encodable(normalized))
+
+
+def _check_images(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """``messages`` unchanged, or a bad_request error naming the first inline image no
+    vendor could read (every one would answer 400: the chain would be wasted on it)."""
+    for index, message in enumerate(messages):
+        if not message.parts:
+            continue
+        for number, part in enumerate(message.parts):
+            problem = part.inline_problem if isinstance(part, ImagePart) else None
+            if problem is not None:
+                raise refused(
+                    f"messages[{index}].content[{number}] {problem}: send the image's bytes "
+                    "base64-encoded, as data:image/png;base64,<data>"
+                )
+    return messages
 
 
 def check_encodable(messages: tuple[Message, ...]) -> tuple[Message, ...]:
