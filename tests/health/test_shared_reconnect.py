@@ -156,3 +156,27 @@ async def test_the_first_call_never_waits_on_a_redis_that_stalls_from_the_start(
     finally:
         await stalled.stop()
         await tracker.aclose()
+
+
+async def test_closing_ends_a_first_connection_to_a_hung_redis_whatever_the_moment(
+    stalled: StalledRedis,
+) -> None:
+    """redis-py sends each command under asyncio.wait_for, which on Python 3.11 drops a
+    cancel that arrives in the loop turns between the send's end and its own wake-up: the
+    attempt then waited on the hung Redis for its whole timeout, and so did closing.
+    Closing at every loop turn of the attempt's start lands in that window."""
+    redis_package()
+    port = free_port()
+    await stalled.start(port)
+    for turns in range(30):
+        tracker = RedisHealth(
+            f"redis://127.0.0.1:{port}/0", key_prefix="p", clock=Clock(), timeout=REDIS_TIMEOUT
+        )
+        try:
+            await _admit_quickly(tracker)  # starts the first connection, in the background
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            async with asyncio.timeout(HANG_GUARD):
+                await tracker.aclose()
+        finally:
+            await tracker.aclose()

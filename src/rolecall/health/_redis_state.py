@@ -45,6 +45,10 @@ return ttl
 """
 
 
+# How long closing waits for the background task to take a cancel before sending another.
+_CANCEL_AGAIN_AFTER = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One queued change: set (with expiry), extend an expiry, or delete keys."""
@@ -322,10 +326,10 @@ class RedisState:
                 if self._down_until is not None or not self._answered:
                     # Nothing is queued while Redis is down, and closing waits on no Redis
                     # that has yet to answer: an attempt in flight is not worth waiting for.
-                    task.cancel()
+                    await _cancel_and_wait(task)
                 else:
                     link.wake()  # it sees _closing, sends what is queued and closes
-                await asyncio.wait([task])
+                    await asyncio.wait([task])
                 if not task.cancelled():
                     task.exception()  # retrieved: a closing task has nothing to report
             else:
@@ -335,6 +339,18 @@ class RedisState:
         # Otherwise the loop owning the connection is gone (it closed it) or elsewhere.
         self._link = None
         self._closed = True
+
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end, cancelling it again while it runs on.
+
+    redis-py sends each command under ``asyncio.wait_for``, which on Python 3.11 drops a
+    cancel arriving in the loop turns between the send's end and its own wake-up: the
+    attempt then goes on to wait for the reply of a hung Redis for its whole timeout.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=_CANCEL_AGAIN_AFTER)
 
 
 def _ping(pipe: Pipeline) -> None:
