@@ -148,6 +148,8 @@ def test_a_client_that_reads_nothing_frees_the_provider_after_its_timeout(
     text = config_text(primary, fallback, coder="{provider: a}", tmp=tmp_path)
     # 2 s, not less: the fake provider shares this process, and on a loaded machine a
     # shorter timeout expired on its own slow chunks first (a 500, not the client's 499).
+    # The sim writes a long stream as it builds it: built whole first (28 MB here), its
+    # head came after the 2 s on a loaded machine.
     text = text.replace(
         "model: model-a\n", "model: model-a\n    timeout: 2s\n    max_concurrency: 1\n"
     )

@@ -54,7 +54,7 @@ async def deliver(
         if chunk_delay > 0:
             await ex.flush()
             await asyncio.sleep(chunk_delay)
-        ex.send(dialect.stream_piece(ctx, answer, piece, sent))
+        await ex.stream(dialect.stream_piece(ctx, answer, piece, sent))
     if fail_after is not None:
         error_event = dialect.stream_error_event(ctx)
         if error_event is None:
