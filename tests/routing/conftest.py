@@ -1,4 +1,5 @@
-"""A scripted in-memory provider (a test double of the Provider protocol) and a fake clock."""
+"""A scripted in-memory provider (a test double of the Provider protocol), a fake clock, and
+the three fake vendor servers of ``sim_trio`` for the modules that use them as ``sims``."""
 
 from __future__ import annotations
 
@@ -6,17 +7,42 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sim_trio import fresh, started_sims
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.events import Event
 from rolecall.routing.router import Router
+from rolecall.sim import SimServer
 from rolecall.types import ChatRequest, Chunk, Completion, Usage
+
+
+@pytest.fixture(scope="module")
+def trio_servers() -> Iterator[dict[str, SimServer]]:
+    """One OpenAI, one Anthropic and one Gemini sim per test module (``sim_trio``)."""
+    with started_sims() as servers:
+        yield servers
+
+
+@pytest.fixture
+def sims(trio_servers: dict[str, SimServer]) -> dict[str, SimServer]:
+    """The module's three sims, with no faults and no counts left from the test before
+    (a module that needs other sims defines its own ``sims``)."""
+    fresh(trio_servers)
+    return trio_servers
 
 
 @dataclass(frozen=True)

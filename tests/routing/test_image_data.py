@@ -5,28 +5,16 @@ vendor servers. Only the ends of the data are looked at, so a large image costs 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sim_trio import fresh, providers_for, started_sims
+from sim_trio import providers_for
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.types import ImagePart, Message
-
-
-@pytest.fixture(scope="module")
-def sims() -> Iterator[dict[str, SimServer]]:
-    with started_sims() as servers:
-        yield servers
-
-
-@pytest.fixture(autouse=True)
-def _clean(sims: dict[str, SimServer]) -> None:
-    fresh(sims)
 
 
 def _router(sims: dict[str, SimServer]) -> Router:

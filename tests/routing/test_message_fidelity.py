@@ -5,11 +5,10 @@ naming it; over the real adapters and the fake vendor servers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sim_trio import fresh, providers_for, started_sims
+from sim_trio import providers_for
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind, ProviderError
@@ -18,17 +17,6 @@ from rolecall.sim import SimServer
 from rolecall.types import Message, TextPart, normalize_messages
 
 TWO_PARTS = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
-
-
-@pytest.fixture(scope="module")
-def sims() -> Iterator[dict[str, SimServer]]:
-    with started_sims() as servers:
-        yield servers
-
-
-@pytest.fixture(autouse=True)
-def _clean(sims: dict[str, SimServer]) -> None:
-    fresh(sims)
 
 
 def _router(sims: dict[str, SimServer], drop_params: tuple[str, ...] = ()) -> Router:

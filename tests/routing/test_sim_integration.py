@@ -7,12 +7,12 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sim_trio import KEY, PROTOCOLS, fresh, providers_for, started_sims
+from sim_trio import KEY, PROTOCOLS, providers_for
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import (
@@ -27,17 +27,6 @@ from rolecall.errors import (
 from rolecall.events import event_to_dict
 from rolecall.routing.router import Router
 from rolecall.sim import Fault, SimServer
-
-
-@pytest.fixture(scope="module")
-def sims() -> Iterator[dict[str, SimServer]]:
-    with started_sims() as servers:
-        yield servers
-
-
-@pytest.fixture(autouse=True)
-def _clean(sims: dict[str, SimServer]) -> None:
-    fresh(sims)
 
 
 def _config(

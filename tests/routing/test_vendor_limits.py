@@ -5,28 +5,16 @@ refuse those values with the vendor's 400."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sim_trio import fresh, providers_for, started_sims
+from sim_trio import providers_for
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.types import Attempt
-
-
-@pytest.fixture(scope="module")
-def sims() -> Iterator[dict[str, SimServer]]:
-    with started_sims() as servers:
-        yield servers
-
-
-@pytest.fixture(autouse=True)
-def _clean(sims: dict[str, SimServer]) -> None:
-    fresh(sims)
 
 
 def _router(sims: dict[str, SimServer]) -> Router:
