@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-from workflow_helpers import SPEC, Team, plan_files, write_config
+from workflow_helpers import SPEC, Team, plan_files, started_servers, write_config
 
 from rolecall.cli import main
 from rolecall.sim import SimServer
@@ -25,18 +25,8 @@ ROLES = {
 
 @pytest.fixture
 def sims() -> Iterator[dict[str, SimServer]]:
-    servers = {
-        "gem": SimServer("google"),
-        "claude": SimServer("anthropic"),
-        "gpt": SimServer("openai"),
-    }
-    for server in servers.values():
-        server.start()
-    try:
+    with started_servers({"gem": "google", "claude": "anthropic", "gpt": "openai"}) as servers:
         yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

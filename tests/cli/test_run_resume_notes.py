@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-from workflow_helpers import SPEC, Team, plan_files, write_config
+from cli_helpers import run_cli
+from workflow_helpers import SPEC, Team, plan_files, started_servers, write_config
 
-from rolecall.cli import main
 from rolecall.sim import SimServer
 
 ROLES = {
@@ -26,25 +26,9 @@ ROLES = {
 @pytest.fixture
 def sims() -> Iterator[dict[str, SimServer]]:
     team = Team(plan_files("a.py", "b.py"))
-    servers = {
-        "claude": SimServer("anthropic"),
-        "gpt": SimServer("openai"),
-        "gpt2": SimServer("openai"),
-    }
-    for server in servers.values():
-        server.responder = team
-        server.start()
-    try:
+    protocols = {"claude": "anthropic", "gpt": "openai", "gpt2": "openai"}
+    with started_servers(protocols, responder=team) as servers:
         yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["run", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def failed_run(
@@ -54,7 +38,7 @@ def failed_run(
     sims["gpt"].set_faults("auth")
     config = write_config(tmp_path, sims, ROLES)
     code, out, err = run_cli(
-        capsys, spec, "-c", str(config), "-o", str(tmp_path / "out"), "--json", "--offline"
+        capsys, "run", spec, "-c", str(config), "-o", str(tmp_path / "out"), "--json", "--offline"
     )
     assert code == 1, err
     return str(json.loads(out)["run_id"])
@@ -70,7 +54,16 @@ def test_resume_says_what_changed_and_stdout_stays_json(
     spec.write_text(SPEC + "\nAlso say goodbye.\n")
 
     code, out, err = run_cli(
-        capsys, "--resume", run_id, "-c", str(config), "--review-rounds", "3", "--json", "--offline"
+        capsys,
+        "run",
+        "--resume",
+        run_id,
+        "-c",
+        str(config),
+        "--review-rounds",
+        "3",
+        "--json",
+        "--offline",
     )
 
     assert code == 0, err
@@ -110,7 +103,14 @@ def test_resume_with_nothing_changed_says_nothing_more(
     monkeypatch.chdir(tmp_path / "elsewhere")
 
     code, _, err = run_cli(
-        capsys, "--resume", run_id, "-c", str(tmp_path / "rolecall.yaml"), "--review-rounds", "1"
+        capsys,
+        "run",
+        "--resume",
+        run_id,
+        "-c",
+        str(tmp_path / "rolecall.yaml"),
+        "--review-rounds",
+        "1",
     )
 
     assert code == 0, err

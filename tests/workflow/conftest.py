@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workflow_helpers import SPEC
+from workflow_helpers import SPEC, started_servers
 
 from rolecall.sim import SimServer
 
@@ -14,19 +14,10 @@ from rolecall.sim import SimServer
 @pytest.fixture
 def sims() -> Iterator[dict[str, SimServer]]:
     """Four fake vendors: google, anthropic, and two OpenAI-style servers."""
-    servers = {
-        "gem": SimServer("google"),
-        "claude": SimServer("anthropic"),
-        "gpt": SimServer("openai"),
-        "gpt2": SimServer("openai"),
-    }
-    for server in servers.values():
-        server.start()
-    try:
+    with started_servers(
+        {"gem": "google", "claude": "anthropic", "gpt": "openai", "gpt2": "openai"}
+    ) as servers:
         yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 @pytest.fixture

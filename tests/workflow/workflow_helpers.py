@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,21 @@ def write_config(
 
 
 SPEC = "# tiny tool\n\nA tiny Python command-line tool that greets the user.\n"
+
+
+@contextmanager
+def started_servers(
+    protocols: Mapping[str, str], responder: Team | None = None
+) -> Iterator[dict[str, SimServer]]:
+    """A running sim per id (``{"claude": "anthropic", ...}``), answering as ``responder``
+    when given; stopped on the way out."""
+    servers = {pid: SimServer(protocol) for pid, protocol in protocols.items()}  # type: ignore[arg-type]
+    for server in servers.values():
+        if responder is not None:
+            server.responder = responder
+        server.start()
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
