@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from transport_servers import raw_server, read_request
 
+from aws_profiles import counting_process
 from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._http import HTTPProvider
@@ -490,22 +491,18 @@ async def test_an_assumed_role_sts_will_not_give_is_classified(
 async def test_concurrent_first_calls_run_the_credential_process_once(
     server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = tmp_path / "creds.py"
-    runs = tmp_path / "runs"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import json, datetime, time
-            with open({str(runs)!r}, "a") as out:
-                out.write("run\\n")
-            time.sleep(0.2)  # an SSO or STS round trip: long enough for the others to ask
-            later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-            print(json.dumps({{"Version": 1, "AccessKeyId": {SIM_ACCESS_KEY_ID!r},
-                "SecretAccessKey": {SECRET!r}, "Expiration": later.isoformat()}}))
-            """
-        )
+    runs = counting_process(
+        tmp_path,
+        f"""
+        import json, datetime, time
+        time.sleep(0.2)  # an SSO or STS round trip: long enough for the others to ask
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        print(json.dumps({{"Version": 1, "AccessKeyId": {SIM_ACCESS_KEY_ID!r},
+            "SecretAccessKey": {SECRET!r}, "Expiration": later.isoformat()}}))
+        """,
     )
-    _process_profile(tmp_path, monkeypatch, f"{sys.executable} {script}")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     provider = make_provider(server, profile="temp")
     try:
         answers = await asyncio.gather(*(provider.complete(REQUEST) for _ in range(8)))

@@ -6,8 +6,6 @@ default executor, shared with the rest of the process, keeps its threads."""
 from __future__ import annotations
 
 import asyncio
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from aws_profiles import counting_process, isolated_aws
 from google_credentials import FakeCredentials
 from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config.schema import ProviderConfig
@@ -54,28 +53,17 @@ async def _executor_answers() -> bool:
 async def test_a_credential_process_that_hangs_runs_once_for_every_call_that_times_out(
     server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runs, release = tmp_path / "runs", tmp_path / "release"
-    script = tmp_path / "creds.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import pathlib, time
-            with open({str(runs)!r}, "a") as out:
-                out.write("run\\n")
-            while not pathlib.Path({str(release)!r}).exists():
-                time.sleep(0.05)
-            """
-        )
+    release = tmp_path / "release"
+    runs = counting_process(
+        tmp_path,
+        f"""
+        import pathlib, time
+        while not pathlib.Path({str(release)!r}).exists():
+            time.sleep(0.05)
+        """,
+        profile="hung",
     )
-    (tmp_path / "config").write_text(
-        f"[profile hung]\ncredential_process = {sys.executable} {script}\n"
-    )
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolated_aws(monkeypatch, tmp_path)
     config = {"type": "bedrock", "model": "m", "region": "us-east-1", "timeout": 0.2}
     provider = BedrockProvider(
         "aws",

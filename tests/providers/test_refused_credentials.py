@@ -7,14 +7,13 @@ Each adapter runs against its sim on 127.0.0.1 with fake credential sources."""
 from __future__ import annotations
 
 import asyncio
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
+from aws_profiles import counting_process, isolated_aws
 from google_credentials import FakeCredentials
 from rolecall.config._bedrock_config import BedrockConfig
 from rolecall.config.schema import ProviderConfig, RolecallConfig
@@ -50,18 +49,7 @@ def bedrock() -> Iterator[SimServer]:
 @pytest.fixture
 def aws(bedrock: SimServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SimServer:
     """The sim, and an AWS environment holding nothing but the files under ``tmp_path``."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_BEARER_TOKEN_BEDROCK",
-        "AWS_REGION",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolated_aws(monkeypatch, tmp_path)
     bedrock.clear()
     bedrock.reset_stats()
     bedrock.api_key = "secret-one"
@@ -103,25 +91,18 @@ async def test_bedrock_reads_a_rotated_credentials_file_when_its_token_is_refuse
 async def test_bedrock_calls_refused_together_resolve_the_credentials_once(
     aws: SimServer, tmp_path: Path
 ) -> None:
-    secret, runs = tmp_path / "secret", tmp_path / "runs"
+    secret = tmp_path / "secret"
     secret.write_text("secret-one")
-    script = tmp_path / "creds.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import json, datetime, pathlib
-            with open({str(runs)!r}, "a") as out:
-                out.write("run\\n")
-            n = len(pathlib.Path({str(runs)!r}).read_text().split())
-            later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-            print(json.dumps({{"Version": 1, "AccessKeyId": {SIM_ACCESS_KEY_ID!r},
-                "SecretAccessKey": pathlib.Path({str(secret)!r}).read_text(),
-                "SessionToken": f"session-{{n}}", "Expiration": later.isoformat()}}))
-            """
-        )
-    )
-    (tmp_path / "config").write_text(
-        f"[profile temp]\ncredential_process = {sys.executable} {script}\n"
+    runs = counting_process(
+        tmp_path,
+        f"""
+        import json, datetime, pathlib
+        n = len(pathlib.Path({str(tmp_path / "runs")!r}).read_text().split())
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        print(json.dumps({{"Version": 1, "AccessKeyId": {SIM_ACCESS_KEY_ID!r},
+            "SecretAccessKey": pathlib.Path({str(secret)!r}).read_text(),
+            "SessionToken": f"session-{{n}}", "Expiration": later.isoformat()}}))
+        """,
     )
     provider = _bedrock(aws, profile="temp")
     try:
