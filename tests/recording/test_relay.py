@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,15 +37,6 @@ from rolecall.recording.relay import RecordRelay, decode_frame, encode_frame
 from rolecall.recording.runlog import read_run, run_log_path
 from rolecall.recording.runwriter import settle_summary
 from rolecall.recording.store import open_store
-
-
-@pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Writer]:
-    started = start_writer(str(tmp_path / "records.sock"), relay_metrics(tmp_path))
-    yield started
-    if started.proc.poll() is None:
-        started.proc.kill()
-        started.proc.wait()
 
 
 def test_every_record_of_every_worker_is_written_once_by_the_one_writer(

@@ -13,15 +13,13 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from relay_helpers import (
     Writer,
     all_confirmed,
     record_call,
-    relay_metrics,
     start_writer,
     stored_attempts,
     stored_runs,
@@ -33,15 +31,6 @@ from rolecall.recording.relay import RecordRelay
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
 
 CALLS = 10_000  # an attempt and a task each: megabytes, far past a socket's buffer
-
-
-@pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Writer]:
-    started = start_writer(str(tmp_path / "records.sock"), relay_metrics(tmp_path))
-    yield started
-    if started.proc.poll() is None:
-        started.proc.kill()
-        started.proc.wait()
 
 
 def _relay_on_frozen_writer(writer: Writer, *, close_wait: float = 10.0) -> RecordRelay:
