@@ -10,7 +10,9 @@
 - A parameter value the provider's vendor refuses (``params.py``: more stop sequences
   than it takes, a temperature above its range) would skip that provider on every call
   that carries it: an error in the provider's own params, a warning in a role's (the
-  chain's other providers take it).
+  chain's other providers take it). So is a value the provider's model refuses
+  (``model_limits.py``: a temperature other than 1 for OpenAI's reasoning models,
+  temperature and top_p together for some Claude models), with the model named.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rolecall.config._locations import ConfigPath
+from rolecall.config.model_limits import ModelLimits, model_limits
 from rolecall.config.params import known_params, suggest_param, vendor_value_problem
 from rolecall.config.registry import provider_types
 
 __all__ = [
+    "ChainEntry",
     "Finding",
     "base_url_findings",
     "key_findings",
+    "model_apart_findings",
     "param_name_finding",
     "vendor_limit_findings",
 ]
@@ -131,23 +136,61 @@ def param_name_finding(
     )
 
 
+# A provider of a role's chain: its id, type and model (None where not known).
+ChainEntry = tuple[str, str | None, str | None]
+
+
+def _limits_of(kind: str | None, model: str | None) -> ModelLimits | None:
+    row = provider_types().get(kind) if kind is not None else None
+    return model_limits(row.param_family, model) if row is not None else None
+
+
 def vendor_limit_findings(
-    where: ConfigPath, name: str, value: Any, chain: Iterable[tuple[str, str | None]], *, own: bool
+    where: ConfigPath, name: str, value: Any, chain: Iterable[ChainEntry], *, own: bool
 ) -> Iterator[Finding]:
-    """One finding per provider in ``chain`` (``(id, type)``) whose vendor refuses ``value``
-    for ``name``; ``own``: the value is in that provider's own params (an error)."""
+    """One finding per provider in ``chain`` whose vendor, or model, refuses ``value`` for
+    ``name``; ``own``: the value is in that provider's own params (an error)."""
     types = provider_types()
-    for provider_id, kind in chain:
+    for provider_id, kind, model in chain:
         row = types.get(kind) if kind is not None else None
         found = vendor_value_problem(row.param_family, name, value) if row is not None else None
+        who = f"provider '{provider_id}' ({kind})"
         if found is None:
+            limits = _limits_of(kind, model)
+            found = limits.problem(name, value) if limits is not None else None
+            who = f"provider '{provider_id}' ({kind}, model {model})"
+        if found is not None:
+            yield _refused(where, who, provider_id, *found, own=own)
+
+
+def model_apart_findings(
+    where: ConfigPath,
+    params: Mapping[str, Any],
+    chain: Iterable[tuple[ChainEntry, Mapping[str, Any]]],
+    *,
+    own: bool,
+) -> Iterator[Finding]:
+    """One finding per provider in ``chain`` (each with its own params, which ``params``
+    override) whose model refuses two of the parameters together (temperature and top_p
+    for some Claude models)."""
+    for (provider_id, kind, model), base in chain:
+        limits = _limits_of(kind, model)
+        if limits is None or not limits.apart:
             continue
-        problem, fix = found
-        skipped = "every call that sends it skips" if own else "this role's calls skip"
-        yield Finding(
-            where,
-            f"provider '{provider_id}' ({kind}) would refuse this value: {problem}, "
-            f"so {skipped} '{provider_id}'",
-            fix,
-            warning=not own,
-        )
+        merged = {**base, **params}
+        if all(merged.get(name) is not None for name in limits.apart):
+            _, problem, fix = limits.apart_problem()
+            who = f"provider '{provider_id}' ({kind}, model {model})"
+            yield _refused(where, who, provider_id, problem, fix, own=own)
+
+
+def _refused(
+    where: ConfigPath, who: str, provider_id: str, problem: str, fix: str, *, own: bool
+) -> Finding:
+    skipped = "every call that sends it skips" if own else "this role's calls skip"
+    return Finding(
+        where,
+        f"{who} would refuse this value: {problem}, so {skipped} '{provider_id}'",
+        fix,
+        warning=not own,
+    )

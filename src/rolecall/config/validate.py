@@ -25,9 +25,11 @@ from rolecall.config._locations import (
     sort_issues,
 )
 from rolecall.config._provider_checks import (
+    ChainEntry,
     Finding,
     base_url_findings,
     key_findings,
+    model_apart_findings,
     param_name_finding,
     vendor_limit_findings,
 )
@@ -99,12 +101,25 @@ class _Checker:
             report = self.warn if finding.warning else self.error
             report(finding.path, finding.problem, finding.fix)
 
-    def _protocol(self, provider_id: str) -> str | None:
-        """The type of a defined provider; None when it is not known (undefined, invalid)."""
+    def _spec(self, provider_id: str) -> Mapping[str, Any]:
         providers = self.data.get("providers")
         spec = providers.get(provider_id) if isinstance(providers, dict) else None
-        kind = spec.get("type") if isinstance(spec, dict) else None
+        return spec if isinstance(spec, dict) else {}
+
+    def _protocol(self, provider_id: str) -> str | None:
+        """The type of a defined provider; None when it is not known (undefined, invalid)."""
+        kind = self._spec(provider_id).get("type")
         return kind if isinstance(kind, str) else None
+
+    def _entry(self, provider_id: str) -> ChainEntry:
+        """A provider's id, type and model (None where not known)."""
+        model = self._spec(provider_id).get("model")
+        return provider_id, self._protocol(provider_id), model if isinstance(model, str) else None
+
+    def _own_params(self, provider_id: str) -> Mapping[str, Any]:
+        spec = self._spec(provider_id)
+        params = spec.get("params", spec.get("parameters"))
+        return params if isinstance(params, dict) else {}
 
     def cross_checks(self) -> None:
         providers = self.data.get("providers")
@@ -196,8 +211,8 @@ class _Checker:
         chain: list[str],
     ) -> None:
         owner = " (this role's providers)" if in_role else ""
-        typed = [(ref, self._protocol(ref)) for ref in chain]
-        protocols = [kind for _, kind in typed]
+        typed = [self._entry(ref) for ref in chain]
+        protocols = [kind for _, kind, _ in typed]
         for name, value in params.items():
             where = (*path, name)
             if name in CRITICAL_ROLE_KEYS:
@@ -216,6 +231,9 @@ class _Checker:
             elif isinstance(name, str):
                 for finding in vendor_limit_findings(where, name, value, typed, own=not in_role):
                     self.report(finding)
+        with_own = [(entry, self._own_params(entry[0]) if in_role else {}) for entry in typed]
+        for finding in model_apart_findings(path, params, with_own, own=not in_role):
+            self.report(finding)
 
     def _role(self, name: str, spec: Any, ids: set[str] | None, *, has_default: bool) -> None:
         path: ConfigPath = ("roles", name)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rolecall.config.model_limits import ModelLimits, model_limits
 from rolecall.config.params import (
     CAPABILITIES,
     CAPABILITY_PARAMS,
@@ -138,6 +139,12 @@ class Capabilities:
             for pid, provider in config.providers.items()
             if provider.type in types
         }
+        # The limits of each provider's model, for the providers whose model has some.
+        self._model_limits: dict[str, ModelLimits] = {}
+        for pid, family in self._family.items():
+            limits = model_limits(family, config.providers[pid].model)
+            if limits is not None:
+                self._model_limits[pid] = limits
         every = known_params(None)
         for pid, provider in config.providers.items():
             overrides = provider.capabilities.overrides() if provider.capabilities else None
@@ -235,6 +242,13 @@ class Capabilities:
                 refused_value = image_type_problem(family, request.messages)
             if refused_value is not None:
                 return self._refused_value(pid, *refused_value)
+            limits = self._model_limits.get(pid) if values else None
+            if limits is not None and not limits.names.isdisjoint(values):
+                found = limits.params_problem(values)
+                if found is not None:
+                    name, problem, fix = found
+                    model = self._config.providers[pid].model
+                    return self._refused_value(pid, name, f"model {model}: {problem} ({fix})")
         return request
 
     def _unsupported(self, pid: str, missing: Sequence[str]) -> ProviderError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,7 +96,7 @@ class AnthropicDialect(Dialect):
                 "invalid_request_error",
                 "max_tokens: Input should be greater than or equal to 1",
             )
-        problem = check_request(body)
+        problem = check_request(body) or _model_refuses(body)
         return None if problem is None else _error(400, "invalid_request_error", problem)
 
     def prompt_texts(self, body: dict[str, Any]) -> list[str]:
@@ -383,6 +384,38 @@ class AnthropicDialect(Dialect):
     def headers(self, ctx: Ctx | None) -> list[tuple[str, str]]:
         rid = ctx.request_id if ctx is not None else "models"
         return [("request-id", "req_" + rid), ("anthropic-organization-id", "org-sim")]
+
+
+# Claude models that refuse temperature and top_p together, and each one's most output.
+_ONE_SAMPLER = re.compile(r"^claude-(?:sonnet-4-5|haiku-4-5|sonnet-4-6|opus-4-1)(?!\d)")
+_MAX_OUTPUT = {
+    "claude-sonnet-4-5": 64000,
+    "claude-haiku-4-5": 64000,
+    "claude-opus-4-5": 64000,
+    "claude-sonnet-4-6": 128000,
+    "claude-opus-4-6": 128000,
+}
+
+
+def _model_refuses(body: dict[str, Any]) -> str | None:
+    """What Anthropic's 400 says of a value the model does not take."""
+    model = str(body["model"])
+    if (
+        _ONE_SAMPLER.match(model)
+        and body.get("temperature") is not None
+        and body.get("top_p") is not None
+    ):
+        return (
+            "`temperature` and `top_p` cannot both be specified for this model. "
+            "Please use only one."
+        )
+    most = next((n for name, n in _MAX_OUTPUT.items() if re.match(name + r"(?!\d)", model)), None)
+    if most is not None and body["max_tokens"] > most:
+        return (
+            f"max_tokens: {body['max_tokens']} > {most}, which is the maximum allowed number "
+            f"of output tokens for {model}"
+        )
+    return None
 
 
 def _stop_reason(answer: Answer) -> str:

@@ -6,6 +6,7 @@ Function-call parts and the thought signatures of Gemini 3 and later are in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,7 +127,7 @@ class GoogleDialect(Dialect):
                     return gemini_error(
                         400, "INVALID_ARGUMENT", f"* GenerateContentRequest.{where}{problem}\n"
                     )
-        problem = _config_problem(body)
+        problem = _config_problem(body) or _thinking_problem(body, route.model or "")
         if problem:
             return gemini_error(400, "INVALID_ARGUMENT", problem)
         if signs_calls(route.model or ""):
@@ -454,6 +455,26 @@ def _config_problem(body: dict[str, Any]) -> str:
             "Invalid value at 'tool_config.function_calling_config.mode' (type.googleapis.com/"
             f'google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), "{mode}"'
         )
+    return ""
+
+
+# Gemini models that cannot turn thinking off.
+_ALWAYS_THINKING = re.compile(r"^(?:models/)?gemini-(?:2\.5|3\.1)-pro(?![\w.])")
+
+
+def _thinking_problem(body: dict[str, Any], model: str) -> str:
+    """What Gemini says of a thinking budget of 0 for a model that always thinks."""
+    config = body.get("generationConfig", body.get("generation_config"))
+    thinking = (
+        _field(config, "thinkingConfig", "thinking_config") if isinstance(config, dict) else None
+    )
+    budget = (
+        _field(thinking, "thinkingBudget", "thinking_budget")
+        if isinstance(thinking, dict)
+        else None
+    )
+    if budget == 0 and _ALWAYS_THINKING.match(model):
+        return "Budget 0 is invalid. This model only works in thinking mode."
     return ""
 
 

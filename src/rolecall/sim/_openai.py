@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,11 +43,64 @@ def _error(
 
 
 _STOP_LIMIT = 4
+# OpenAI's reasoning models: the parameters they take only at the default, and (o3,
+# o4-mini) those they refuse outright.
+_REASONING = re.compile(r"^(?:o[134](?:-|$)|gpt-5(?:-mini|-nano|-codex)?(?:-\d{4}-\d\d-\d\d)?$)")
+_GPT5 = re.compile(r"^gpt-5")
+_NO_STOP = re.compile(r"^(?:o3|o4-mini)(?:-\d{4}-\d\d-\d\d)?$")
+_DEFAULTS: dict[str, Any] = {
+    "temperature": 1,
+    "top_p": 1,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "logprobs": False,
+}
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif"})
 
 
+def _unsupported(name: str) -> Rendered:
+    return _error(
+        400,
+        f"Unsupported parameter: '{name}' is not supported with this model.",
+        "invalid_request_error",
+        "unsupported_parameter",
+        name,
+    )
+
+
+def _model_refuses(body: dict[str, Any]) -> Rendered | None:
+    """OpenAI's 400 for what a reasoning model does not take."""
+    model = str(body.get("model") or "")
+    if not _REASONING.match(model):
+        return None
+    if body.get("stop") is not None and _NO_STOP.match(model):
+        return _unsupported("stop")
+    # gpt-5 is known to refuse a temperature; its other fields are not checked here
+    names = ("temperature",) if _GPT5.match(model) else tuple(_DEFAULTS)
+    for name in names:
+        value = body.get(name)
+        default = _DEFAULTS[name]
+        if value is None or (value == default and type(value) is not bool) or value is default:
+            continue
+        if name != "temperature":
+            return _unsupported(name)
+        return _error(
+            400,
+            f"Unsupported value: 'temperature' does not support {value} with this model. "
+            "Only the default (1) value is supported.",
+            "invalid_request_error",
+            "unsupported_value",
+            "temperature",
+        )
+    return None
+
+
 def _refused_value(body: dict[str, Any]) -> Rendered | None:
-    """OpenAI's 400 for more stop sequences than it takes or an image type it cannot read."""
+    """OpenAI's 400 for more stop sequences than it takes, an image type it cannot read or
+    a value its model does not take."""
+    refused = _model_refuses(body)
+    if refused is not None:
+        return refused
     stop = body.get("stop")
     if isinstance(stop, list) and len(stop) > _STOP_LIMIT:
         return _error(
