@@ -190,3 +190,55 @@ async def test_the_anthropic_sim_refuses_what_the_model_refuses(
     assert answer.status_code == 400
     message = answer.json()["error"]["message"]
     assert "cannot both be specified" in message or "maximum allowed number of output" in message
+
+
+# A 1x1 PNG.
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+    "rkJggg=="
+)
+
+
+def _image(media_type: str, data: str) -> list[dict[str, Any]]:
+    url = f"data:{media_type};base64,{data}"
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is it?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+async def test_a_png_declared_as_jpeg_reaches_anthropic_as_png(
+    sims: dict[str, SimServer],
+) -> None:
+    async with _router(sims) as router:
+        reply = await router.complete("writer", _image("image/jpeg", PNG))
+    assert reply.provider == "claude" and len(reply.attempts) == 1
+    source = sims["claude"].requests[-1].json["messages"][0]["content"][1]["source"]
+    assert source["media_type"] == "image/png"
+
+
+async def test_the_anthropic_sim_refuses_an_image_of_another_type_than_declared(
+    sims: dict[str, SimServer],
+) -> None:
+    block = {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": PNG}}
+    sent = {
+        "model": "claude-3-7-sonnet-latest",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": [block]}],
+    }
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            f"{sims['claude'].base_url}/v1/messages",
+            json=sent,
+            headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+        )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "messages.0.content.0.image.source.base64: The image was specified using the "
+        "image/jpeg media type, but the image appears to be a image/png image"
+    )

@@ -240,6 +240,25 @@ def _sealed(data: Any) -> bool:
     return inner.startswith(_REDACTED) and hmac.compare_digest(data[-16:], sign(payload)[:16])
 
 
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def _image_type(data: str) -> str | None:
+    """The image type the data's first bytes show, as Anthropic checks it; None if unknown."""
+    try:
+        head = base64.b64decode(data[:16], validate=True)
+    except ValueError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
 def _check_block(block: Any) -> str | None:
     if not isinstance(block, dict) or block.get("type") not in _BLOCKS:
         return "type: Input tag does not match any of the expected tags"
@@ -255,6 +274,13 @@ def _check_block(block: Any) -> str | None:
                 )
             if not isinstance(source.get("data"), str) or not source["data"]:
                 return "image.source.base64.data: Field required"
+            found = _image_type(source["data"])
+            if found is not None and found != source["media_type"]:
+                return (
+                    f"image.source.base64: The image was specified using the "
+                    f"{source['media_type']} media type, but the image appears to be a "
+                    f"{found} image"
+                )
         elif source.get("type") == "url":
             if not str(source.get("url", "")).startswith(("https://", "http://")):
                 return "image.source.url.url: Field required"
