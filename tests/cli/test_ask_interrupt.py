@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from rolecall.recording.runlog import list_runs
+from rolecall.recording.store import open_store
 from rolecall.sim import SimServer
 
 
@@ -140,3 +142,48 @@ roles:
     assert run.path is not None
     records = [json.loads(line) for line in run.path.read_text().splitlines()]
     assert [r["outcome"] for r in records if r.get("type") == "attempt"] == ["cancelled"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_second_stop_while_the_last_records_are_written_waits_for_them(
+    tmp_path: Path, held: SimServer, signum: int
+) -> None:
+    """Ctrl-C twice, the second while the store (held by another process) takes the last
+    records: they are written all the same, then the command stops (it lost them before,
+    leaving the run ``abandoned`` with no attempt in the store)."""
+    url = f"sqlite:///{tmp_path / '.rolecall' / 'rolecall.db'}"
+    open_store(url).close()
+    ask = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "ask", "coder", "hi", "--offline"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": os.pathsep.join(sys.path)},
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
+    )
+    _wait_for(lambda: held.calls == 1)
+    with open_store(url) as store:
+        _wait_for(lambda: bool(store.runs()))  # the run's start is stored
+    [run] = list_runs(tmp_path / ".rolecall" / "runs")
+    assert run.path is not None
+    path = run.path
+    holder = sqlite3.connect(str(tmp_path / ".rolecall" / "rolecall.db"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the store now makes every writer wait
+    try:
+        ask.send_signal(signum)
+        # In the run log: the writer is past it, waiting on the store.
+        _wait_for(lambda: '"outcome":"cancelled"' in path.read_text())
+        ask.send_signal(signum)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    _, err = ask.communicate(timeout=60)
+    text = err.decode()
+    assert ask.returncode in (130, -signum), text
+    assert "Traceback" not in text
+    assert "Ctrl-C again to stop now" in text
+    with open_store(url) as store:
+        stored = store.run(run.run_id)
+    assert stored is not None
+    assert stored.status == "interrupted"
+    assert [a.outcome for task in stored.tasks for a in task.attempts] == ["cancelled"]

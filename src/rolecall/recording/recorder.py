@@ -4,8 +4,10 @@
 block). A daemon thread drains the queue every ``flush_interval`` and writes the batch
 to the run log and, in one transaction, to the store. ``close()`` (also run at
 interpreter exit and on SIGTERM/SIGINT) writes whatever is left, so a clean exit loses
-nothing and a kill loses at most the last interval. A failing log or store is reported
-once on the ``rolecall.recorder`` logger; calls never notice.
+nothing and a kill loses at most the last interval. A stop signal that arrives while
+``close()`` writes (a second Ctrl-C, the store slow) waits until that write is done, which
+is bounded; a further one stops at once. A failing log or store is reported once on the
+``rolecall.recorder`` logger; calls never notice.
 
 While the metrics store cannot be opened or written (a PostgreSQL server down, a SQLite
 file another process keeps locked past the wait), the run log goes on taking every
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
 from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
+from rolecall.recording._stop_signals import StopSignals
 from rolecall.recording.backlog import StoreBacklog, StoreBatch, calls_and_tasks
 from rolecall.recording.records import RecordItem, RecordQueue, Resent, RunEnd, RunStart
 from rolecall.recording.runlog import RunLog, outcome_record, run_end_record, run_start_record
@@ -63,9 +66,7 @@ _PRUNE_PER_FLUSH = 50_000
 # generation that happens while it lives, which the event loop's own allocations set off
 # all the time; small parts keep those collections short.
 _MOST_PER_WRITE = 4096
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-_SignalHandler = Callable[[int, FrameType | None], Any] | int | None
+_CLOSE_WAIT = 60.0  # seconds close() waits on the flush thread and a write in progress
 
 
 @dataclass(slots=True)
@@ -129,7 +130,7 @@ class Recorder(RecordQueue):
         self._prune_left = False  # the last prune stopped at _PRUNE_PER_FLUSH rows
         self._warned: set[str] = set()
         self._runs: OrderedDict[str, _RunState] = OrderedDict()
-        self._previous: dict[int, _SignalHandler] = {}
+        self._signals = StopSignals()
         self._thread: threading.Thread | None = None
         if not self.enabled:
             return
@@ -139,7 +140,7 @@ class Recorder(RecordQueue):
         self._thread.start()
         atexit.register(self._at_exit)
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            self._install_signal_handlers()
+            self._signals.install(self._on_signal)
 
     def accept(self, items: list[RecordItem], *, resent: bool = False) -> None:
         """Queue items another process queued (events, run starts and ends), in order.
@@ -165,7 +166,7 @@ class Recorder(RecordQueue):
 
     def close(self) -> None:
         """Write everything queued, close runs left open as ``interrupted``, release files."""
-        self._close(wait=60.0)
+        self._close(wait=_CLOSE_WAIT)
 
     def __enter__(self) -> Recorder:
         return self
@@ -173,18 +174,30 @@ class Recorder(RecordQueue):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _close(self, wait: float) -> None:
+    def _close(self, wait: float, *, deliver_held: bool = True) -> None:
         if self._closed:
             return
         self._closed = True
+        with self._signals.closing(wait) as deadline:
+            self._close_writing(deadline)
+        atexit.unregister(self._at_exit)
+        self._signals.restore(self._on_signal)
+        # The stop a held signal asked for, now that nothing is lost.
+        self._signals.deliver_held(drop=not deliver_held)
+
+    def _close_writing(self, deadline: float) -> None:
+        """Write what is left and release the store and the lock file, waiting on the
+        flush thread and on a write in progress until ``deadline`` at most."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=wait)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._store_retry_at = 0.0  # one more try at a store that failed, whenever it did
-        self._flush_pending(finish_open="interrupted", wait=wait)
+        self._flush_pending(finish_open="interrupted", wait=max(0.0, deadline - time.monotonic()))
         # Not when a signal interrupted this very thread mid-write: that write still needs it.
-        if self._lock_owner != threading.get_ident() and self._write_lock.acquire(timeout=wait):
+        if self._lock_owner != threading.get_ident() and self._write_lock.acquire(
+            timeout=max(0.0, deadline - time.monotonic())
+        ):
             try:
                 self._report_unstored()
                 if self._store is not None:
@@ -194,11 +207,9 @@ class Recorder(RecordQueue):
             finally:
                 self._write_lock.release()
         self._writer.release()  # every run of this process is closed now
-        atexit.unregister(self._at_exit)
-        self._restore_signal_handlers()
 
     def _at_exit(self) -> None:
-        self._close(wait=10.0)
+        self._close(wait=10.0, deliver_held=False)  # the process ends anyway
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval):
@@ -456,27 +467,10 @@ class Recorder(RecordQueue):
 
     # -- signals ------------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        for signum in _SIGNALS:
-            try:
-                self._previous[signum] = signal.getsignal(signum)
-                signal.signal(signum, self._on_signal)
-            except (ValueError, OSError):  # not the main thread, or no such signal here
-                self._previous.pop(signum, None)
-
-    def _restore_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum, previous in list(self._previous.items()):
-            try:
-                if signal.getsignal(signum) == self._on_signal:
-                    signal.signal(signum, previous)
-                    del self._previous[signum]
-            except (ValueError, OSError, TypeError):
-                pass
-
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        previous = self._previous.get(signum, signal.SIG_DFL)
+        if self._signals.hold(signum):
+            return  # a stop while close() writes the last records: once they are written
+        previous = self._signals.previous.get(signum, signal.SIG_DFL)
         terminating = previous in (signal.SIG_DFL, None)
         try:
             if terminating:
