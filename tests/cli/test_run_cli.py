@@ -315,3 +315,25 @@ def test_unusable_output_dir_exits_2_before_any_provider_call(
     # Refused before the credential check, clarify, plan or generate spent anything.
     assert all(server.calls == 0 and server.model_calls == 0 for server in sims.values())
     assert afile.read_text() == "keep me\n"
+
+
+def test_a_rejected_key_of_a_provider_no_workflow_role_reaches_stops_neither_run_nor_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``spare`` serves only a custom role: the workflow never calls it, so its key (dead
+    since the run began) is no reason to refuse the run or its resume with exit 3."""
+    protocols = {"gem": "google", "claude": "anthropic", "gpt": "openai", "spare": "openai"}
+    with started_servers(protocols, Team(plan_files("main.py"))) as servers:
+        servers["spare"].api_key = "another-key"
+        spec = tmp_path / "spec.md"
+        spec.write_text(SPEC)
+        config = write_config(tmp_path, servers, {**ROLES, "translator": {"provider": "spare"}})
+        code, out, err = run_cli(
+            capsys, str(spec), "-c", str(config), "-o", str(tmp_path / "out"), "--json"
+        )
+        assert code == 0, err
+        run_id = json.loads(out)["run_id"]
+        code, out, err = run_cli(capsys, "--resume", run_id, "-c", str(config), "--json")
+        assert code == 0, err
+        assert json.loads(out)["status"] == "ok"
+        assert servers["spare"].calls == 0

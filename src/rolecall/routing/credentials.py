@@ -13,7 +13,7 @@ sets those apart so the caller can warn, cool the provider down and go on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from rolecall._secrets import redact
 from rolecall.config.schema import ProviderConfig, RolecallConfig
@@ -51,12 +51,17 @@ def used_provider_ids(config: RolecallConfig) -> list[str]:
     return [pid for pid in used if pid in config.providers]
 
 
-def checked_provider_ids(config: RolecallConfig) -> list[str]:
-    """Every configured provider, those some role reaches first.
+def checked_provider_ids(config: RolecallConfig, roles: Collection[str] | None = None) -> list[str]:
+    """Every configured provider, those some role reaches first; with ``roles``, only the
+    providers their chains reach.
 
     A provider no role names is still reachable (``--provider``, the gateway's
-    ``model``), so a wrong key there is caught at the start too.
+    ``model``), so a wrong key there is caught at the start too. A front end that calls
+    ``roles`` alone (the workflow) passes them: a key it would never use cannot stop it.
     """
+    if roles is not None:
+        reached = (pid for role in roles for pid in config.chain(role))
+        return [pid for pid in dict.fromkeys(reached) if pid in config.providers]
     ids = dict.fromkeys(used_provider_ids(config))
     ids.update(dict.fromkeys(config.providers))
     return list(ids)
@@ -134,14 +139,17 @@ async def check_providers(
 
 
 async def check_config_credentials(
-    config: RolecallConfig, providers: Mapping[str, Provider] | None = None
+    config: RolecallConfig,
+    providers: Mapping[str, Provider] | None = None,
+    roles: Collection[str] | None = None,
 ) -> list[ProviderError]:
-    """Check every provider ``config`` defines, building (and then closing) those not given."""
+    """Check every provider ``config`` defines (or ``roles`` reach, see
+    :func:`checked_provider_ids`), building (and then closing) those not given."""
     given = providers or {}
     built: dict[str, Provider] = {}
     try:
         to_check: dict[str, Provider] = {}
-        for provider_id in checked_provider_ids(config):
+        for provider_id in checked_provider_ids(config, roles):
             provider = given.get(provider_id)
             if provider is None:
                 provider = built[provider_id] = _build_provider(

@@ -21,7 +21,7 @@ import contextvars
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -86,6 +86,7 @@ class Router:
         rng: Callable[[], float] = random.random,
         health: HealthTracker | None = None,
         check_credentials: bool = False,
+        checked_roles: Collection[str] | None = None,
     ) -> None:
         if not isinstance(config, RolecallConfig):
             raise RolecallError(
@@ -96,6 +97,7 @@ class Router:
         self._clock = clock
         self._rng = rng
         self._check_on_enter = check_credentials
+        self._checked_roles = tuple(checked_roles) if checked_roles is not None else None
         self._inflight = InFlight()
         self._closing: asyncio.Future[None] | None = None
         self.events = EventBus(list(sinks))
@@ -173,16 +175,20 @@ class Router:
         *,
         check_credentials: bool = True,
         sinks: Sequence[EventSink] = (),
+        checked_roles: Collection[str] | None = None,
     ) -> Router:
         """A router for the config at ``path`` (or ``ROLECALL_CONFIG``, or ./rolecall.yaml).
 
         With ``check_credentials`` (the default) ``async with`` checks every provider's
-        key first and raises :class:`CredentialsError` naming each one that fails.
+        key first (only those ``checked_roles`` reach, when given: a caller that calls no
+        other role) and raises :class:`CredentialsError` naming each one that fails.
         """
         from rolecall.config.load import load_config
 
         config = load_config(path)
-        return cls(config, sinks=sinks, check_credentials=check_credentials)
+        return cls(
+            config, sinks=sinks, check_credentials=check_credentials, checked_roles=checked_roles
+        )
 
     async def __aenter__(self) -> Router:
         # Shared health answers first (while the keys are checked), so a one-shot command's
@@ -233,7 +239,8 @@ class Router:
             await connect()
 
     async def check_credentials(self) -> None:
-        """Check every configured provider; raise :class:`CredentialsError` on wrong credentials.
+        """Check every configured provider (or those the router's ``checked_roles`` reach);
+        raise :class:`CredentialsError` on wrong credentials.
 
         Providers that pass skip the first-call gate; those whose key, model or quota
         was refused are marked unavailable, so no task calls them, and the error names
@@ -241,9 +248,9 @@ class Router:
         network) is no reason to stop: it is logged as one warning and starts in
         cooldown (its ``retry_after``, else ``failover_within``) while the others answer.
         """
-        ids = checked_provider_ids(self._config)
+        ids = checked_provider_ids(self._config, self._checked_roles)
         providers = {pid: self._provider(pid) for pid in ids}
-        errors = await check_config_credentials(self._config, providers)
+        errors = await check_config_credentials(self._config, providers, self._checked_roles)
         rejected, transient = split_failures(errors)
         failed = {error.provider for error in errors}
         for pid in ids:

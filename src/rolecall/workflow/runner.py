@@ -33,7 +33,7 @@ from rolecall.workflow.report import (
     unresolved_files,
     verify_history,
 )
-from rolecall.workflow.resumed import resume_notes, role_chains, spec_file
+from rolecall.workflow.resumed import WORKFLOW_ROLES, resume_notes, role_chains, spec_file
 from rolecall.workflow.rounds import CheckSettings
 from rolecall.workflow.spec import Spec, load_spec
 from rolecall.workflow.stages import REVIEW_FILE, AnswerPrompt, BuiltinStages, checked_answers
@@ -180,7 +180,10 @@ class Workflow:
     def _router(self) -> Router:
         from rolecall.routing.router import Router
 
-        return Router.from_file(self.config_path, check_credentials=self.check_credentials)
+        # The workflow calls its own roles alone: another provider's key cannot stop it.
+        return Router.from_file(
+            self.config_path, check_credentials=self.check_credentials, checked_roles=WORKFLOW_ROLES
+        )
 
     def _runs_dir(self, router: Router) -> Path:
         # Relative to the working directory, like the recorder's run log beside it.
