@@ -43,12 +43,14 @@ SRC = str(Path(rolecall.__file__).resolve().parent.parent)
 class Receiver:
     """A tiny OTLP/HTTP collector: keeps every POST to /v1/traces and /v1/metrics, decoded.
 
-    ``hang=True`` makes one that reads each export and never answers it.
+    ``hang=True`` makes one that reads each export and never answers it; ``delay`` one that
+    answers each export that many seconds after reading it.
     """
 
-    def __init__(self, *, hang: bool = False) -> None:
+    def __init__(self, *, hang: bool = False, delay: float = 0.0) -> None:
         self.spans: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
+        self.exports: list[str] = []  # the path of each POST, in the order they came
         self.services: set[str] = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -60,6 +62,7 @@ class Receiver:
                 if hang:
                     receiver._closed.wait()
                     return
+                receiver._closed.wait(delay)
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver.take(self.path, body)
@@ -77,6 +80,7 @@ class Receiver:
 
     def take(self, path: str, body: bytes) -> None:
         with self._lock:
+            self.exports.append(path)
             if path == "/v1/traces":
                 traces = ExportTraceServiceRequest.FromString(body)
                 for resource in traces.resource_spans:
@@ -277,6 +281,26 @@ def test_a_collector_that_never_answers_does_not_hold_the_exit(workdir: Path) ->
     # The exit gave up on the collector after FLUSH_WAIT, not after the SDK's retries.
     assert "the collector did not take the last spans and metrics within 5 s" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_exit_sends_the_metrics_once(workdir: Path, receiver: Receiver) -> None:
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+    done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(receiver.exports) == ["/v1/metrics", "/v1/traces"]
+
+
+def test_a_collector_that_answers_slowly_gets_everything_without_a_warning(
+    workdir: Path,
+) -> None:
+    # Two seconds an answer: the exit waits for one answer per signal, sent side by side,
+    # well within FLUSH_WAIT (it waited for three in a row, and gave up).
+    with Receiver(delay=2.0) as slow:
+        env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=slow.url)
+        done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "did not take" not in done.stderr
+        _check_handover(slow, "rolecall")
 
 
 @pytest.mark.parametrize("interval", ["0", "-5", "1e20"])

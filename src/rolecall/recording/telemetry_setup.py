@@ -23,9 +23,9 @@ one warning instead (the call goes on).
 
 Console output goes to stderr so that ``--json`` output on stdout stays valid.
 Providers installed here are flushed by :func:`flush_telemetry` (gateway stop)
-and flushed and shut down at process exit, each within :data:`FLUSH_WAIT`: a
-collector that is down or never answers would otherwise hold the process for the
-SDK's retries (up to its export timeout per signal and step, half a minute in all).
+and shut down at process exit (which exports what they hold), the traces and the
+metrics side by side, within :data:`FLUSH_WAIT`: a collector that is down or never
+answers would otherwise hold the process for the SDK's retries (up to its export timeout per signal and step, half a minute in all).
 Nothing here imports OpenTelemetry until :func:`setup_telemetry` runs, so
 ``import rolecall`` stays light.
 """
@@ -38,7 +38,9 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -321,13 +323,13 @@ def _export_interval(env: Mapping[str, str]) -> float:
 def flush_telemetry(timeout_ms: int = int(FLUSH_WAIT * 1000)) -> None:
     """Export every span and metric recorded so far (the process goes on)."""
     global _gave_up
-    owned = list(_owned)
-    if owned and not _within(timeout_ms / 1000, lambda: _flush(owned, timeout_ms)):
+    works = [partial(_flush, provider, timeout_ms) for provider in _owned]
+    if works and not _within(timeout_ms / 1000, works):
         _gave_up = True
 
 
 def shutdown_telemetry() -> None:
-    """Flush and shut down the providers installed here (at process exit)."""
+    """Shut down the providers installed here (at process exit), which exports what they hold."""
     global _done, _gave_up
     with _lock:
         owned, _owned[:] = list(_owned), []
@@ -336,36 +338,42 @@ def shutdown_telemetry() -> None:
         return
     wait = 0.0 if _gave_up else FLUSH_WAIT  # an unresponsive collector is not waited for twice
     _gave_up = False
-
-    def finish() -> None:
-        _flush(owned, int(FLUSH_WAIT * 1000))
-        for provider in owned:
-            try:
-                provider.shutdown()
-            except Exception as exc:
-                log.warning("shutting telemetry down failed: %s", exc)
-
-    _within(wait, finish)
+    # A shutdown exports each signal once: a flush before it would send the metrics twice,
+    # and a collector that takes a while to answer would hold the exit for three answers.
+    _within(wait, [partial(_shut_down, provider) for provider in owned])
 
 
-def _flush(owned: list[Any], timeout_ms: int) -> None:
-    for provider in owned:
-        try:
-            provider.force_flush(timeout_ms)
-        except Exception as exc:  # an unreachable collector must not break a front end
-            log.warning("flushing telemetry failed: %s", exc)
+def _flush(provider: Any, timeout_ms: int) -> None:
+    try:
+        provider.force_flush(timeout_ms)
+    except Exception as exc:  # an unreachable collector must not break a front end
+        log.warning("flushing telemetry failed: %s", exc)
 
 
-def _within(seconds: float, work: Callable[[], None]) -> bool:
-    """Run ``work`` in a daemon thread, waiting at most ``seconds``; False when it is not done.
+def _shut_down(provider: Any) -> None:
+    try:
+        provider.shutdown()
+    except Exception as exc:
+        log.warning("shutting telemetry down failed: %s", exc)
+
+
+def _within(seconds: float, works: Sequence[Callable[[], None]]) -> bool:
+    """Run each of ``works`` in a daemon thread of its own, so the traces and the metrics go
+    out side by side, waiting at most ``seconds`` for all; False when one is not done.
 
     The SDK's exporters retry a collector that refuses, fails or never answers for their
     whole timeout; a thread left behind is a daemon, so the process still exits.
     """
-    thread = threading.Thread(target=work, name="rolecall-telemetry-flush", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if not thread.is_alive():
+    threads = [
+        threading.Thread(target=work, name="rolecall-telemetry-flush", daemon=True)
+        for work in works
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if not any(thread.is_alive() for thread in threads):
         return True
     if seconds > 0:
         log.warning(
