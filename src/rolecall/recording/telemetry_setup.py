@@ -25,7 +25,8 @@ Console output goes to stderr so that ``--json`` output on stdout stays valid.
 Providers installed here are flushed by :func:`flush_telemetry` (gateway stop)
 and shut down at process exit (which exports what they hold), the traces and the
 metrics side by side, within :data:`FLUSH_WAIT`: a collector that is down or never
-answers would otherwise hold the process for the SDK's retries (up to its export timeout per signal and step, half a minute in all).
+answers would otherwise hold the process for the SDK's retries (up to its export
+timeout per signal and step, half a minute in all).
 Nothing here imports OpenTelemetry until :func:`setup_telemetry` runs, so
 ``import rolecall`` stays light.
 """
