@@ -4,7 +4,7 @@ Every fact about a type lives in its row, and every module that needs one reads 
 here: config validation (the type's keys and its ``type:`` choices), the adapters
 (default address), ``build_provider`` (the adapter class, the extra it needs), call
 parameters (the ``KNOWN_PARAMS`` family) and capabilities, the failure hints,
-OpenTelemetry (``gen_ai.system``), discovery and ``rolecall init`` (key variables,
+OpenTelemetry (``gen_ai.provider.name``), discovery and ``rolecall init`` (key variables,
 example model), ``rolecall sim`` (the wire dialect it serves) and the README's table.
 
 Adding a type takes a config model, an adapter module and one row:
@@ -69,7 +69,7 @@ class ProviderType:
     # that lists some and has no api_key gets a warning from `config validate`.
     key_env_vars: tuple[str, ...]
     example_model: str  # for init proposals, docs and the fix of a missing model
-    genai_system: str  # OpenTelemetry gen_ai.system value
+    genai_system: str  # OpenTelemetry gen_ai.provider.name (and gen_ai.system) value
     param_family: str  # which KNOWN_PARAMS set in config/params.py it takes
     capabilities: Mapping[str, bool]  # default capabilities (tools, images, json_schema, ...)
     sim_dialect: str | None  # `rolecall sim --protocol <x>` serving its wire format
@@ -146,7 +146,7 @@ _BUILTIN: tuple[ProviderType, ...] = (
         default_base_url=None,
         key_env_vars=("AZURE_OPENAI_API_KEY",),
         example_model="gpt-4o",
-        genai_system="az.ai.openai",
+        genai_system="azure.ai.openai",
         param_family="openai",
         capabilities=_capabilities(*_HOSTED, "logprobs"),
         sim_dialect="azure-openai",

@@ -9,6 +9,8 @@ or completion text, so none is ever recorded.
 Each attempt also feeds the GenAI client metrics: ``gen_ai.client.operation.duration``
 (histogram, seconds) and ``gen_ai.client.token.usage`` (histogram, tokens, with
 ``gen_ai.token.type`` input or output), with the role and provider as attributes.
+The vendor is ``gen_ai.provider.name``, and ``gen_ai.system`` too, its name in earlier
+conventions, which many tools still read (one value, no added series).
 ``gen_ai.request.model`` is the model the provider was asked for (its configured one);
 the name a provider answers with (an attempt event's ``model``, often a dated snapshot)
 is ``gen_ai.response.model`` on the spans only, so no name a provider picks adds a
@@ -77,9 +79,9 @@ class TelemetrySink:
             description="Number of input and output tokens used",
             explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
         )
-        # gen_ai.system of the semantic conventions: each type's registry row says it.
+        # gen_ai.provider.name of the semantic conventions: each type's registry row says it.
         rows = registered_types()
-        self._systems = {
+        self._vendors = {
             pid: rows[t].genai_system if t in rows else t for pid, t in provider_types.items()
         }
         self._models: Mapping[str, str] = dict(provider_models or {})
@@ -89,6 +91,12 @@ class TelemetrySink:
         """The model ``attempt`` asked for: its provider's configured one when known (an
         answered attempt's event holds the model that answered)."""
         return self._models.get(attempt.provider) or attempt.model
+
+    def _vendor(self, provider: str) -> dict[str, str]:
+        """The vendor's name under ``gen_ai.provider.name``, and under ``gen_ai.system``, the
+        name it replaced, which tools built on earlier conventions still read."""
+        name = self._vendors.get(provider, "unknown")
+        return {"gen_ai.provider.name": name, "gen_ai.system": name}
 
     def emit(self, event: Event) -> None:
         key = (event.run_id, event.task_id)
@@ -101,7 +109,7 @@ class TelemetrySink:
     def _record_metrics(self, attempt: AttemptEvent) -> None:
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
+            **self._vendor(attempt.provider),
             "gen_ai.request.model": self._requested(attempt),
             "rolecall.role": attempt.role,
             "rolecall.provider": attempt.provider,
@@ -129,7 +137,7 @@ class TelemetrySink:
         }
         if task.provider:
             attributes["rolecall.provider"] = task.provider
-            attributes["gen_ai.system"] = self._systems.get(task.provider, "unknown")
+            attributes.update(self._vendor(task.provider))
         if task.model:
             attributes["gen_ai.response.model"] = task.model
         if task.stage:
@@ -150,7 +158,7 @@ class TelemetrySink:
         requested = self._requested(attempt)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.system": self._systems.get(attempt.provider, "unknown"),
+            **self._vendor(attempt.provider),
             "gen_ai.request.model": requested,
             "rolecall.role": attempt.role,
             "rolecall.provider": attempt.provider,
