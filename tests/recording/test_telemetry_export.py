@@ -430,6 +430,35 @@ def test_the_gateway_log_masks_the_collector_credentials(workdir: Path, receiver
     assert BEARER not in stderr
 
 
+def test_the_workers_say_a_telemetry_setting_problem_once(
+    workdir: Path, receiver: Receiver
+) -> None:
+    # Every worker sets telemetry up from the same variables: the first says what is wrong.
+    env = _env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_EXPORTER_OTLP_HEADERS=f"Authorization: Bearer {BEARER}",
+        OTEL_METRIC_EXPORT_INTERVAL="0",
+    )
+    command = [sys.executable, "-m", "rolecall", "serve", "--port", "0", "--offline"]
+    command += ["--workers", "3", "--no-access-log"]
+    server = subprocess.Popen(
+        command, cwd=workdir, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert server.stderr is not None
+    logged: list[str] = []
+    try:
+        while sum("rolecall gateway on" in line for line in logged) < 3:  # every worker ready
+            line = server.stderr.readline()
+            assert line, "the gateway stopped: " + "".join(logged)
+            logged.append(line)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    stderr = "".join(logged)
+    assert stderr.count("OTEL_METRIC_EXPORT_INTERVAL: '0' is not a number") == 1, stderr
+    assert stderr.count("Header format invalid!") == 2, stderr  # one per signal's exporter
+
+
 def test_console_exporter_prints_the_spans(workdir: Path) -> None:
     env = _env(OTEL_TRACES_EXPORTER="console")
     done = _rolecall("ask", "coder", "say hi", "--json", "--offline", cwd=workdir, env=env)

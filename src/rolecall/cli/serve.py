@@ -229,7 +229,7 @@ def serve(
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         early_signals: list[int] | None = None,
         metrics_dir: str | None = None,
-        quiet_reload: bool = False,
+        quiet: bool = False,
         beat: Callable[[], None] | None = None,
     ) -> None:
         # With workers the parent checked the credentials once, before forking.
@@ -241,7 +241,7 @@ def serve(
             open_recorder=open_recorder,
             metrics_dir=metrics_dir,
             workers=workers,
-            quiet_reload=quiet_reload,
+            quiet=quiet,
         )
         server = GatewayServer(
             gateway,
@@ -323,9 +323,9 @@ def _serve_workers(
                 # `timeout`, then killed and started again) and to write what it sends again.
                 wait = CLOSE_WAIT if timeout is None else timeout + CLOSE_WAIT
                 relay = lambda metrics: RecordRelay(metrics, records, close_wait=wait)  # noqa: E731
-            # The first worker reports a bad edit; the others would repeat it.
+            # The first worker reports a bad edit or telemetry setting; the others would repeat it.
             name = f"{index + 1}/{workers}"
-            run(name, ready, relay, early, metrics_dir, quiet_reload=index > 0, beat=beat)
+            run(name, ready, relay, early, metrics_dir, quiet=index > 0, beat=beat)
             return 0
 
         def writer(beat: Callable[[], None]) -> int:

@@ -111,10 +111,11 @@ class Gateway:
         open_recorder: Callable[[MetricsConfig], RecordQueue] | None = None,
         metrics_dir: str | Path | None = None,
         workers: int = 1,
-        quiet_reload: bool = False,
+        quiet: bool = False,
     ) -> None:
         self.config_path = Path(config_path).resolve() if config_path else None
-        self.quiet_reload = quiet_reload  # another worker reports a bad edit
+        # Another worker reports what every worker would: a bad edit, a telemetry setting.
+        self.quiet = quiet
         self.offline = offline
         self.host = host
         self.poll_interval = poll_interval
@@ -176,7 +177,7 @@ class Gateway:
                 self.config_path,
                 self.apply_config,
                 interval=self.poll_interval,
-                quiet=self.quiet_reload,
+                quiet=self.quiet,
             )
             self._watcher.start()
         if self._metrics_dir is not None:
@@ -237,7 +238,7 @@ class Gateway:
         sinks: list[EventSink] = [self.metrics]
         if self._run is not None:
             sinks.append(self._run.recorder)
-        tracing = telemetry_sink(config)
+        tracing = telemetry_sink(config, quiet=self.quiet)
         if tracing is not None:
             sinks.append(tracing)
         router = Router(config, providers=self._providers, sinks=sinks)

@@ -23,11 +23,12 @@ __all__ = ["attach_sinks", "flush_telemetry", "telemetry_sink"]
 log = logging.getLogger("rolecall.sinks")
 
 
-def telemetry_sink(config: RolecallConfig) -> EventSink | None:
+def telemetry_sink(config: RolecallConfig, *, quiet: bool = False) -> EventSink | None:
     """An OpenTelemetry sink when the OTEL_* variables ask for telemetry, else None.
 
     The first call sets up the exporters, unless the host application installed its own
     providers; a missing package turns telemetry off with one warning naming the fix.
+    ``quiet``: the set-up's warnings are not shown (another process shows them).
     """
     if not telemetry_enabled():
         return None
@@ -36,10 +37,10 @@ def telemetry_sink(config: RolecallConfig) -> EventSink | None:
     try:
         from rolecall.recording.telemetry_setup import setup_telemetry
 
-        setup_telemetry()
+        setup_telemetry(quiet=quiet)
         return TelemetrySink(types, provider_models=models)
     except MissingExtra as exc:
-        log.warning("telemetry is off: %s", exc.message)
+        log.log(logging.DEBUG if quiet else logging.WARNING, "telemetry is off: %s", exc.message)
         return None
 
 

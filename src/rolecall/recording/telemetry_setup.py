@@ -34,13 +34,14 @@ Nothing here imports OpenTelemetry until :func:`setup_telemetry` runs, so
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -104,35 +105,57 @@ def metrics_wanted(environ: Mapping[str, str] | None = None) -> bool:
     return bool(exporter_names("metrics", environ))
 
 
-def setup_telemetry(environ: Mapping[str, str] | None = None) -> None:
+def setup_telemetry(environ: Mapping[str, str] | None = None, *, quiet: bool = False) -> None:
     """Install tracer and meter providers with exporters, once per process.
 
     A signal whose global provider the host application already set is left to it.
+    ``quiet``: what the variables' values get warned of is not shown (a worker of
+    ``serve --workers`` other than the first, which says it).
     Raises :class:`MissingExtra` when the SDK or the OTLP exporter is not installed.
     """
-    global _done
-    env = _env(environ)
     with _lock:
         if _done:
             return
-        try:
-            from opentelemetry import metrics, trace
-        except ImportError as exc:
-            raise MissingExtra("otel", "opentelemetry-api", "OpenTelemetry export") from exc
-        traces, meters = exporter_names("traces", env), exporter_names("metrics", env)
-        _register_secrets(env)
-        if traces and _unset(trace.get_tracer_provider()):
-            provider = _built("traces", lambda: _tracer_provider(traces, env), env)
-            if provider is not None:
-                trace.set_tracer_provider(provider)
-                _owned.append(provider)
-        if meters and _unset(metrics.get_meter_provider()):
-            meter_provider = _built("metrics", lambda: _meter_provider(meters, env), env)
-            if meter_provider is not None:
-                metrics.set_meter_provider(meter_provider)
-                _owned.append(meter_provider)
-        _done = True
-        _register_exit_hook()
+        with _warnings_hidden(quiet):
+            _install(_env(environ))
+
+
+@contextlib.contextmanager
+def _warnings_hidden(hidden: bool) -> Iterator[None]:
+    """Ours and the SDK's warnings (building an exporter checks its variables) not shown."""
+    loggers = [logging.getLogger(name) for name in ("rolecall.telemetry", "opentelemetry")]
+    levels = [logger.level for logger in loggers]
+    if hidden:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _install(env: Mapping[str, str]) -> None:
+    """Install the providers and their exporters (``_lock`` held)."""
+    global _done
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError as exc:
+        raise MissingExtra("otel", "opentelemetry-api", "OpenTelemetry export") from exc
+    traces, meters = exporter_names("traces", env), exporter_names("metrics", env)
+    _register_secrets(env)
+    if traces and _unset(trace.get_tracer_provider()):
+        provider = _built("traces", lambda: _tracer_provider(traces, env), env)
+        if provider is not None:
+            trace.set_tracer_provider(provider)
+            _owned.append(provider)
+    if meters and _unset(metrics.get_meter_provider()):
+        meter_provider = _built("metrics", lambda: _meter_provider(meters, env), env)
+        if meter_provider is not None:
+            metrics.set_meter_provider(meter_provider)
+            _owned.append(meter_provider)
+    _done = True
+    _register_exit_hook()
 
 
 def _register_secrets(env: Mapping[str, str]) -> None:
