@@ -9,11 +9,15 @@ name (not a web page's own name pointed at 127.0.0.1). No live health here (no r
 
 A connection holds a thread until its request is whole, so the request line and headers
 must arrive within ``header_timeout`` of the connection's opening (the gateway's default):
-a client that sends nothing, or a byte now and then, cannot pile up threads.
+a client that sends nothing, or a byte now and then, cannot hold one for long. And at most
+``max_connections`` are served at once: past that, a new one is answered 503 and closed
+without a thread, so clients opening connections faster than they time out cannot pile up
+threads and file descriptors until the process serves no one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -31,6 +35,8 @@ from rolecall.gateway.auth import KeyChecker, loopback_host_header
 __all__ = ["DashboardServer", "unsafe_bind_message"]
 
 _API_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+# A page load takes 6 at once (a browser's most per server), and a few people may look.
+MAX_CONNECTIONS = 64
 
 
 def unsafe_bind_message(host: str) -> str:
@@ -55,6 +61,7 @@ class DashboardServer:
         keys: Sequence[Any] = (),
         providers: ProvidersFn | None = None,
         header_timeout: float = 10.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.source = DataSource(lambda: store_url, providers=providers)
         self.keys = KeyChecker(keys)
@@ -62,8 +69,8 @@ class DashboardServer:
         # The address family of the host (ThreadingHTTPServer alone binds IPv4 only, so
         # --host ::1 failed); socket.gaierror, an OSError, for a name that does not resolve.
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family[0][0]})
-        self._server = server_class((host, port), handler)
+        server_class = type("Server", (_BoundedServer,), {"address_family": family[0][0]})
+        self._server = server_class((host, port), handler, max_connections)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -91,6 +98,57 @@ class DashboardServer:
         self._server.shutdown()
         if self._thread is not None:
             self._thread.join()
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, for at most ``max_connections`` connections at once."""
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self._open = 0
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            room = self._open < self.max_connections
+            if room:
+                self._open += 1
+        if not room:
+            _turn_away(request, self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: the connection is closed by the caller
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._open_lock:
+            self._open -= 1
+
+
+def _turn_away(connection: socket.socket, most: int) -> None:
+    """A 503 for a connection past the bound, written without waiting on the client."""
+    message = (
+        f"the dashboard serves {most} connections at once and has no room for another: "
+        "try again in a few seconds"
+    )
+    body = json.dumps({"error": message}).encode()
+    head = (
+        "HTTP/1.0 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nretry-after: 5\r\nconnection: close\r\n\r\n"
+    )
+    with contextlib.suppress(OSError):  # a full send buffer or a client gone: closed all the same
+        connection.setblocking(False)
+        connection.send(head.encode() + body)
 
 
 _ALLOW = "GET, HEAD"
