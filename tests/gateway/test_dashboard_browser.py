@@ -22,7 +22,10 @@ from typing import Any
 import pytest
 
 import rolecall
+from factories import T0, attempt_event
 from rolecall.cli import main
+from rolecall.dashboard.server import DashboardServer
+from rolecall.recording.store import open_store
 from rolecall.sim import Fault, SimServer
 
 CHROMIUM = shutil.which("chromium")
@@ -216,3 +219,22 @@ def test_the_page_shows_the_numbers_metrics_prints(
     keep = os.environ.get("ROLECALL_UI_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_the_page_reads_its_window_on_the_servers_clock_not_the_browsers(
+    tmp_path: Path,
+) -> None:
+    # The server's clock reads 2026-01-01 01:00, the browser's the machine's (later): the
+    # page asked for the day before the browser's now, a window after the server's, a 400.
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    with open_store(url) as store:
+        store.record([attempt_event(task_id=f"t{n}", ts=T0 + n) for n in range(3)])
+    server = DashboardServer(url, clock=lambda: T0 + 3600).start()
+    try:
+        done = _chromium("--dump-dom", f"{server.url}/ui", profile=tmp_path / "profile")
+    finally:
+        server.stop()
+    assert 'data-loaded="true"' in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    cells = _Cells()
+    cells.feed(done.stdout)
+    assert [row["requests"] for row in cells.rows.values()] == ["3"]

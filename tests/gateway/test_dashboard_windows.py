@@ -159,3 +159,30 @@ def test_trend_takes_the_filters_of_the_cli(
     )
     assert answer == expected
     assert [(row["provider"], row["role"]) for row in answer] == [("gpt", "reviewer")]
+
+
+def test_a_since_given_as_a_duration_counts_back_from_the_servers_clock(
+    store_url: str,
+) -> None:
+    # The page asks for "the last 24 hours" as since=24h, so a browser whose clock is off
+    # (here the server's reads 2026-01-01 03:00, a year before the machine's) sees its window.
+    server = DashboardServer(store_url, clock=lambda: T0 + 3 * 3600).start()
+    try:
+        rows = _get(server, "/api/metrics", since="24h", role="coder")
+        assert {row["provider"]: row["requests"] for row in rows} == {"gpt": 100, "claude": 100}
+        trend = _get(server, "/api/trend", since="2d", bucket="hour", role="coder")
+        assert {row["bucket"][:10] for row in trend} == {"2026-01-01"}
+        assert _get(server, "/api/metrics", since="1h", role="coder") == []  # from 02:00
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("value", ["24x", "-24h", "h", "9" * 400 + "d"])
+def test_a_since_that_is_no_duration_nor_a_time_is_a_400(
+    dashboard: DashboardServer, value: str
+) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _get(dashboard, "/api/metrics", since=value)
+    assert caught.value.code == 400
+    message = json.loads(caught.value.read())["error"]
+    assert message.startswith("since=") and "24h" in message and "\n" not in message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,12 +17,16 @@ from rolecall._text import visible
 from rolecall.cli._common import EXIT_USAGE, fail
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ConfigError, MissingExtra
-from rolecall.recording.store import EARLIEST_TIME, MetricsStore, StoreNotFound, open_store
+from rolecall.recording.store import (
+    EARLIEST_TIME,
+    MetricsStore,
+    StoreNotFound,
+    duration_seconds,
+    open_store,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 # Past this many seconds or dollars a figure is shown as 1.23e+09: a row stays one line.
 _HUGE = 1e9
 
@@ -119,9 +122,9 @@ def parse_time(value: str | None, option: str, now: float | None = None) -> floa
         return None
     now = time.time() if now is None else now
     text = value.strip()
-    match = _DURATION.match(text)
-    if match:
-        ago = now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    span = duration_seconds(text)
+    if span is not None:
+        ago = now - span
         if ago < EARLIEST_TIME:  # also true of a duration too long for a float (-inf)
             fail(
                 f"invalid {option} value {value!r}: that reaches back before the year 1; "

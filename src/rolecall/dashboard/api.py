@@ -18,9 +18,10 @@ store queries and rows.
 
 Of a run with more than ``limit`` tasks (1000 by default; a gateway's run holds up to
 100,000), ``/api/runs/RUN`` gives the newest ``limit`` and, in ``tasks_total``, how many
-it has. Times are epoch seconds; a window without ``until`` ends now, as the CLI's without
-``--until``. A bad parameter is a 400 with a one-line ``error``, as is a ``since`` not
-earlier than ``until`` (or, without ``until``, than now).
+it has. Times are epoch seconds, or durations back from the server's now (``since=24h``:
+the page asks so, whatever its browser's clock says); a window without ``until`` ends now,
+as the CLI's without ``--until``. A bad parameter is a 400 with a one-line ``error``, as
+is a ``since`` not earlier than ``until`` (or, without ``until``, than now).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from rolecall.recording.store import (
     LATEST_TIME,
     MetricsStore,
     StoreNotFound,
+    duration_seconds,
     file_identity,
     open_store,
     sqlite_path,
@@ -61,7 +63,8 @@ class ApiError(Exception):
 
 
 class DataSource:
-    """Where the endpoints read: the metrics store at ``url()`` and, in a gateway, live health.
+    """Where the endpoints read: the metrics store at ``url()`` and, in a gateway, live health;
+    ``clock`` is the server's now, which windows count back from and end at.
 
     The store is opened on first use (not created: a missing SQLite file reads as empty)
     and kept open; a changed URL (config reload) opens the new one, and so does a SQLite
@@ -74,8 +77,10 @@ class DataSource:
         url: Callable[[], str],
         health: HealthFn | None = None,
         providers: ProvidersFn | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = url
+        self.clock = clock
         self.health = health
         self.providers = providers
         self._lock = threading.Lock()
@@ -107,30 +112,31 @@ def _file_identity(url: str) -> tuple[int, int] | None:
     return file_identity(sqlite_path(url)) if url.startswith("sqlite:") else None
 
 
-def _time(query: Mapping[str, str], name: str) -> float | None:
+def _time(query: Mapping[str, str], name: str, now: float) -> float | None:
     value = query.get(name, "").strip()
     if not value:
         return None
+    span = duration_seconds(value)
     try:
-        moment = float(value)
+        moment = float(value) if span is None else now - span
     except ValueError:
         moment = math.nan
     if not EARLIEST_TIME <= moment <= LATEST_TIME:  # also false for nan and inf
         message = (
             f"{name}={value!r}: give epoch seconds from {EARLIEST_TIME:.0f} to {LATEST_TIME:.0f}"
-            f" (years 1 to 9999), e.g. {name}=1767225600"
+            f" (years 1 to 9999), e.g. {name}=1767225600, or a duration back from now such as"
+            f" {name}=24h (s, m, h, d, w)"
         )
         raise ApiError(400, message)
     return moment
 
 
-def _window(query: Mapping[str, str]) -> tuple[float | None, float]:
+def _window(query: Mapping[str, str], now: float) -> tuple[float | None, float]:
     """``since`` and ``until``, now without one: calls stamped later (a clock that ran ahead)
     are in no window that ends now. A window that ends before it starts is a 400, as the
     CLI's ``--since`` later than ``--until`` is a usage error, not an empty answer."""
-    since, until = _time(query, "since"), _time(query, "until")
+    since, until = _time(query, "since", now), _time(query, "until", now)
     if until is None:
-        now = time.time()
         if since is not None and since >= now:
             raise ApiError(
                 400,
@@ -157,12 +163,11 @@ def _int(query: Mapping[str, str], name: str, default: int, top: int) -> int:
 
 # A route reads its parameters first (a bad one is a 400 whether or not there is a store
 # yet), then asks for the store: None before anything was recorded, answered with [].
-_StoreOf = Callable[[], MetricsStore | None]
 
 
-def _metrics(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
-    window = _window(query)
-    store = store_of()
+def _metrics(source: DataSource, query: Mapping[str, str]) -> Any:
+    window = _window(query, source.clock())
+    store = source.store()
     if store is None:
         return []
     rows = store.metrics(
@@ -173,11 +178,11 @@ def _metrics(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     return [row.to_dict() for row in rows]
 
 
-def _handovers(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
+def _handovers(source: DataSource, query: Mapping[str, str]) -> Any:
     from rolecall.recording.store.handovers import handovers
 
-    window = _window(query)
-    store = store_of()
+    window = _window(query, source.clock())
+    store = source.store()
     if store is None:
         return []
     counts = handovers(store.metrics(*window))
@@ -187,7 +192,7 @@ def _handovers(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     ]
 
 
-def _trend(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
+def _trend(source: DataSource, query: Mapping[str, str]) -> Any:
     bucket = query.get("bucket", "hour")
     if bucket not in ("hour", "day"):
         raise ApiError(400, f"bucket={bucket!r}: use hour or day")
@@ -195,8 +200,8 @@ def _trend(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
     if by not in _GROUPS:
         raise ApiError(400, f"by={by!r}: use provider,role or provider or role")
     step: Literal["hour", "day"] = "hour" if bucket == "hour" else "day"
-    window = _window(query)
-    store = store_of()
+    window = _window(query, source.clock())
+    store = source.store()
     if store is None:
         return []
     rows = store.trend(
@@ -215,7 +220,7 @@ def _advise(source: DataSource, query: Mapping[str, str]) -> Any:
     judges that role only; ``provider`` keeps the findings about that provider."""
     from rolecall.recording.store.advise import about_provider, advise
 
-    window = _window(query)
+    window = _window(query, source.clock())
     min_requests = _int(query, "min_requests", 20, 10**9)
     store = source.store()
     if store is None:
@@ -231,11 +236,11 @@ def _advise(source: DataSource, query: Mapping[str, str]) -> Any:
     return [finding.to_dict() for finding in findings]
 
 
-def _runs(store_of: _StoreOf, query: Mapping[str, str]) -> Any:
+def _runs(source: DataSource, query: Mapping[str, str]) -> Any:
     from rolecall.recording.runwriter import settle_summary
 
     limit = _int(query, "limit", 20, 1000)
-    store = store_of()
+    store = source.store()
     if store is None:
         return []
     summaries = store.runs(limit)
@@ -264,7 +269,7 @@ def _run(source: DataSource, run_id: str, query: Mapping[str, str]) -> Any:
     return data
 
 
-_ROUTES: dict[str, Callable[[_StoreOf, Mapping[str, str]], Any]] = {
+_ROUTES: dict[str, Callable[[DataSource, Mapping[str, str]], Any]] = {
     "/api/metrics": _metrics,
     "/api/handovers": _handovers,
     "/api/trend": _trend,
@@ -306,7 +311,7 @@ def _data(source: DataSource, path: str, query: Mapping[str, str]) -> Any:
         return _advise(source, query)
     route = _ROUTES.get(path)
     if route is not None:
-        return route(source.store, query)
+        return route(source, query)
     if not path.startswith("/api/runs/"):
         raise ApiError(404, f"no endpoint {path}: see the README's dashboard section")
     return _run(source, path[len("/api/runs/") :], query)

@@ -23,7 +23,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -62,8 +62,9 @@ class DashboardServer:
         providers: ProvidersFn | None = None,
         header_timeout: float = 10.0,
         max_connections: int = MAX_CONNECTIONS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.source = DataSource(lambda: store_url, providers=providers)
+        self.source = DataSource(lambda: store_url, providers=providers, clock=clock)
         self.keys = KeyChecker(keys)
         handler = _handler(self.source, self.keys, header_timeout)
         # The address family of the host (ThreadingHTTPServer alone binds IPv4 only, so

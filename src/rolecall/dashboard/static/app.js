@@ -49,10 +49,11 @@ async function api(path, params) {
   throw new Error("no API key given");
 }
 
+// The window counts back from the server's now (since=86400s), not this browser's: a
+// browser whose clock is off would ask for the wrong hours, or for hours not yet come.
 function timeWindow() {
   const span = RANGES[state.range];
-  const now = Date.now() / 1000;
-  const since = span === null ? null : Math.floor(now - span);
+  const since = span === null ? null : span + "s";
   const bucket = span !== null && span <= 2 * 86400 ? "hour" : "day";
   return { since, bucket };
 }

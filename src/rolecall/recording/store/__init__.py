@@ -11,6 +11,7 @@ Backends load on first use so that importing this package stays cheap.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,12 +28,27 @@ __all__ = [
     "StoreError",
     "StoreNotFound",
     "describe_url",
+    "duration_seconds",
     "open_store",
 ]
 
 # The moments a datetime (and so a query's time range) can hold: years 1 to 9999, UTC.
 EARLIEST_TIME = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+# A window's start as a duration back from now, as ``--since`` and the dashboard take it.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def duration_seconds(text: str) -> float | None:
+    """The seconds ``text`` spans when it is a duration (``7d``, ``24h``, ``30m``, ``90s``,
+    ``2w``; inf for one too long for a float), else None."""
+    match = _DURATION.match(text)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+
 
 _SQLITE_MEMORY = ("", ":memory:", "/:memory:")
 
