@@ -47,7 +47,7 @@ from rolecall.recording.store.rows import (
     TrendRow,
     build_tasks,
 )
-from rolecall.recording.store.run_page import run_records
+from rolecall.recording.store.run_page import run_meta_of, run_records
 from rolecall.recording.store.statements import (
     ADD_TO_RUN,
     ATTEMPT_COLUMNS,
@@ -476,7 +476,7 @@ class MetricsStore(ABC):
     def run_meta(self, run_id: str) -> dict[str, Any]:
         """The meta a run was started with (the process writing it among it); {} if none."""
         rows = self._read("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
-        return dict(json.loads(rows[0][0])) if rows and rows[0][0] else {}
+        return run_meta_of(rows[0][0]) if rows else {}
 
     def run(self, run_id: str, last_tasks: int | None = None) -> RunDetail | None:
         """One run with every task and attempt (raw rows), or None.
@@ -492,15 +492,24 @@ class MetricsStore(ABC):
             return None
         kind, status, started_at, finished_at, meta, total = head[0]
         records, whole = run_records(self._read, run_id, last_tasks)
+        try:
+            tasks = build_tasks(records, run_open=status == "running")
+            tasks_total = None if whole else int(total)
+        except (ValueError, TypeError) as exc:  # a row rolecall did not write
+            raise StoreError(
+                f"cannot read run {run_id!r} from the metrics store {self.label}: a row holds"
+                f" what rolecall never writes ({exc}); another program wrote it or the store"
+                " is damaged: check it with `sqlite3 FILE 'PRAGMA integrity_check'`"
+            ) from exc
         return RunDetail(
             run_id=run_id,
             kind=str(kind),
             status=str(status),
             started_at=started_at,
             finished_at=finished_at,
-            tasks=build_tasks(records, run_open=status == "running"),
-            meta=json.loads(meta) if meta else {},
-            tasks_total=None if whole else int(total),
+            tasks=tasks,
+            meta=run_meta_of(meta),
+            tasks_total=tasks_total,
         )
 
 

@@ -10,6 +10,7 @@ row of those tasks, and the attempts of tasks still in flight since.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from rolecall.recording.store.outcomes import READ_COLUMNS, read_record
 from rolecall.recording.store.rows import folded_attempt
 from rolecall.recording.store.statements import ATTEMPT_COLUMNS, placeholders
 
-__all__ = ["run_records", "run_rows"]
+__all__ = ["run_meta_of", "run_records", "run_rows"]
 
 Row = tuple[Any, ...]
 Read = Callable[[str, Sequence[Any]], list[Row]]
@@ -86,3 +87,13 @@ def _of_tasks(read: Read, select: str, run_id: str, task_ids: Sequence[str]) -> 
         chunk = ids[start : start + _CHUNK]
         rows += read(f"{select} AND task_id IN ({placeholders(len(chunk))})", (run_id, *chunk))
     return rows
+
+
+def run_meta_of(text: Any) -> dict[str, Any]:
+    """A run's meta column read; {} for none, or for what is no JSON object (another
+    program's, a damaged row): the meta only informs, so the run is shown without it."""
+    try:
+        meta = json.loads(text) if text else {}
+    except (ValueError, TypeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
