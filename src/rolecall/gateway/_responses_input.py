@@ -6,25 +6,34 @@ turn naming its function, and an output whose call is not in the input is
 refused (no vendor can answer it). A call to a namespace tool's function names
 the function as the provider was offered it (``_responses_tools``). Images in
 outputs (a screenshot tool's) follow the run of outputs as one user turn, since
-OpenAI's chat tool turns take text only (as through Anthropic Messages). Reasoning
-items a client sends back are dropped: each vendor takes only its own (signed
-or encrypted) reasoning, so earlier thinking is not replayed, as it is not
-through chat completions.
+OpenAI's chat tool turns take text only (as through Anthropic Messages).
+
+A reasoning item whose ``encrypted_content`` the gateway handed out
+(``_encrypted_reasoning``) gives its signed blocks back to the assistant turn it
+belongs to: the one that follows it, or the one it follows when a tool's output or a
+user turn comes next; the provider that signed them gets them back, any other leaves
+them out. Any other reasoning item (its text alone, or content OpenAI encrypted) is
+left out, as the Messages door leaves out an unsigned thinking block: no vendor here
+takes it back. An Anthropic or Bedrock provider whose tool loop then lacks its
+thinking answers without thinking and says so (``x-rolecall-thinking: off``).
 ``item_reference`` items name stored items, which the gateway does not keep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from rolecall.gateway._chat_request import RequestInvalid
+from rolecall.gateway._encrypted_reasoning import MARK, decode_blocks
 from rolecall.gateway._responses_tools import flat_name
 from rolecall.types import (
     ContentPart,
     ImagePart,
     Message,
     MessageRole,
+    ReasoningBlock,
     TextPart,
     ToolCall,
     parts_text,
@@ -53,6 +62,7 @@ class _Turns:
         self.messages: list[Message] = []
         self.call_names: dict[str, str] = {}
         self.output_images: list[ImagePart] = []  # of the outputs read since the last turn
+        self.reasoning: list[ReasoningBlock] = []  # read, not yet given to an assistant turn
 
     def read(self, raw: Any) -> list[Message]:
         if isinstance(raw, str):
@@ -64,10 +74,18 @@ class _Turns:
             if not isinstance(item, dict):
                 raise RequestInvalid(f"{where} must be an object", where)
             kind = item.get("type", "message")
+            if kind == "reasoning":
+                self.reasoning += _reasoning(where, item)
+                continue
+            assistant = kind == "function_call" or (
+                kind == "message" and item.get("role") == "assistant"
+            )
+            if not assistant:
+                self._reasoning_to_last()
             if kind != "function_call_output":
                 self._images_turn()
             if kind == "message":
-                self.messages.append(_message(where, item))
+                self._add(_message(where, item))
             elif kind == "function_call":
                 self._call(where, item)
             elif kind == "function_call_output":
@@ -78,16 +96,32 @@ class _Turns:
                     f"none{FIX_STATEFUL}",
                     where,
                 )
-            elif kind != "reasoning":  # earlier reasoning: no vendor takes another's
+            else:
                 raise RequestInvalid(
                     f"{where}.type {kind!r} is not supported: send message, function_call "
                     "and function_call_output items",
                     where,
                 )
+        self._reasoning_to_last()
         self._images_turn()
         if not self.messages:
             raise RequestInvalid("'input' has no message or function call to answer", "input")
         return self.messages
+
+    def _add(self, message: Message) -> None:
+        """A turn; an assistant turn takes the reasoning read before it."""
+        if message.role == "assistant" and self.reasoning:
+            message = replace(message, reasoning=(*message.reasoning, *self.reasoning))
+            self.reasoning = []
+        self.messages.append(message)
+
+    def _reasoning_to_last(self) -> None:
+        """Reasoning read after an assistant turn's items, given to that turn (none other
+        follows it before the next tool output or user turn)."""
+        last = self.messages[-1] if self.messages else None
+        if self.reasoning and last is not None and last.role == "assistant":
+            self.messages[-1] = replace(last, reasoning=(*last.reasoning, *self.reasoning))
+        self.reasoning = []
 
     def _images_turn(self) -> None:
         """The images of the outputs just read, as a user turn after them."""
@@ -110,12 +144,11 @@ class _Turns:
         call = ToolCall(call_id, name, arguments)
         self.call_names[call_id] = name
         last = self.messages[-1] if self.messages else None
-        if last is not None and last.role == "assistant":  # one turn: its text and its calls
-            self.messages[-1] = Message(
-                "assistant", last.content, last.parts, (*last.tool_calls, call)
-            )
+        if last is not None and last.role == "assistant" and not self.reasoning:
+            # One turn: its text and its calls (reasoning read since begins another).
+            self.messages[-1] = replace(last, tool_calls=(*last.tool_calls, call))
         else:
-            self.messages.append(Message("assistant", tool_calls=(call,)))
+            self._add(Message("assistant", tool_calls=(call,)))
 
     def _output(self, where: str, item: Mapping[str, Any]) -> None:
         call_id = item.get("call_id")
@@ -147,6 +180,21 @@ class _Turns:
                 name=self.call_names[call_id],
             )
         )
+
+
+def _reasoning(where: str, item: Mapping[str, Any]) -> tuple[ReasoningBlock, ...]:
+    """The signed blocks a reasoning item carries; none for one the gateway did not write."""
+    content = item.get("encrypted_content")
+    if not isinstance(content, str) or not content.startswith(MARK):
+        return ()
+    blocks = decode_blocks(content)
+    if blocks is None:
+        raise RequestInvalid(
+            f"{where}.encrypted_content is damaged: send the reasoning item back as the "
+            "gateway gave it, or leave the item out",
+            where,
+        )
+    return blocks
 
 
 def _output_part(where: str, part: Any) -> ContentPart:

@@ -17,9 +17,10 @@ are left out (and named in ``omitted_tools``) unless ``tool_choice`` forces one.
 Every field is carried to the router (per-call params, the turns, the response
 schema), accepted and knowingly left out (``store``, ``metadata``, ``include``,
 ``truncation``: OpenAI's storage, labels and context management; rolecall records
-every call itself and never truncates), or refused with a 400 naming it. Log
-probabilities (``top_logprobs``, ``include`` of output logprobs) are refused: the
-response carries none.
+every call itself and never truncates; ``include`` of ``reasoning.encrypted_content`` has
+reasoning items carry the signed reasoning, see ``_encrypted_reasoning``), or refused
+with a 400 naming it. Log probabilities (``top_logprobs``, ``include`` of output
+logprobs) are refused: the response carries none.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class ResponsesRequest:
     # A provider's function name -> (namespace, name), for calls to a namespace tool's functions.
     namespaced: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     omitted_tools: tuple[str, ...] = ()  # tool types no provider is offered (see _responses_tools)
+    # ``include`` asks for reasoning.encrypted_content: reasoning items carry signed reasoning.
+    carry_reasoning: bool = False
 
 
 _OWN = frozenset(
@@ -117,9 +120,10 @@ ROUTER_FIELDS = {
 # openai SDK sends at the top level when a client puts them in its extra_body.
 _FORWARDED = known_params(None) - _OWN - _IGNORED - _CHAT_NAMES.keys() - {"store", "metadata", "n"}
 _KNOWN = _OWN | _IGNORED | _STATEFUL.keys() | _FORWARDED
+_ENCRYPTED_REASONING = "reasoning.encrypted_content"
 _INCLUDABLE = frozenset(
     {
-        "reasoning.encrypted_content",
+        _ENCRYPTED_REASONING,
         "message.output_text.logprobs",
         "message.input_image.image_url",
         "file_search_call.results",
@@ -159,8 +163,17 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     schema = _text_format(body.get("text"), params)
     echo["instructions"] = instructions
     echo["text"] = body.get("text") or {"format": {"type": "text"}}
+    include = body.get("include") or ()
     return ResponsesRequest(
-        model, tuple(messages), params, schema, stream, echo, tools.namespaced, tools.omitted
+        model,
+        tuple(messages),
+        params,
+        schema,
+        stream,
+        echo,
+        tools.namespaced,
+        tools.omitted,
+        _ENCRYPTED_REASONING in include,
     )
 
 

@@ -46,6 +46,7 @@ from rolecall.gateway._door import (
     openai_door,
     start_stream,
     stream_response,
+    thinking_headers,
     unless_disconnected,
     upstreams,
 )
@@ -134,13 +135,23 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
     call = generation.router.complete(role, parsed.messages, **kwargs)
     reply = await unless_disconnected(request, call)
     rid = rfmt.response_id(task_id)
-    body = rfmt.response_body(reply, rid, int(time.time()), parsed.echo, parsed.namespaced)
-    headers = _headers(parsed, reply.provider, len(reply.attempts), role)
+    body = rfmt.response_body(
+        reply,
+        rid,
+        int(time.time()),
+        parsed.echo,
+        parsed.namespaced,
+        carry=parsed.carry_reasoning,
+    )
+    headers = _headers(parsed, reply.provider, len(reply.attempts), role, generation)
     return json_reply(200, body, headers)
 
 
-def _headers(parsed: ResponsesRequest, provider: str, attempts: int, role: str) -> dict[str, str]:
+def _headers(
+    parsed: ResponsesRequest, provider: str, attempts: int, role: str, generation: Generation
+) -> dict[str, str]:
     headers = reply_headers(provider, attempts, role)
+    headers.update(thinking_headers(generation, provider, parsed.messages, parsed.params))
     if parsed.omitted_tools:
         # The client's own names: a stream's headers are not escaped on the way out.
         headers[OMITTED_HEADER] = header_value(", ".join(parsed.omitted_tools))
@@ -181,7 +192,12 @@ async def _stream(
     provider, attempts = started.provider, started.attempts
     model = answering_model(generation, provider)
     built = rfmt.ResponseEvents(
-        rfmt.response_id(task_id), int(time.time()), model, parsed.echo, parsed.namespaced
+        rfmt.response_id(task_id),
+        int(time.time()),
+        model,
+        parsed.echo,
+        parsed.namespaced,
+        carry=parsed.carry_reasoning,
     )
 
     async def events() -> AsyncIterator[bytes]:
@@ -205,7 +221,7 @@ async def _stream(
         state.status = 200
 
     return stream_response(
-        events(), _headers(parsed, provider, attempts, role), reply_stream, state
+        events(), _headers(parsed, provider, attempts, role, generation), reply_stream, state
     )
 
 

@@ -17,11 +17,13 @@ ends the stream with ``response.failed``, whose ``error`` names what happened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from rolecall.gateway._encrypted_reasoning import encode_blocks
 from rolecall.gateway._stream_hold import HeldText, Holding
-from rolecall.types import Chunk, Reply, ToolCallDelta, Usage
+from rolecall.types import Chunk, ReasoningBlock, Reply, ToolCallDelta, Usage
 
 __all__ = [
     "ResponseEvents",
@@ -111,16 +113,21 @@ def response_body(
     created_at: int,
     echo: Mapping[str, Any],
     namespaced: Mapping[str, tuple[str, str]] | None = None,
+    *,
+    carry: bool = False,
 ) -> dict[str, Any]:
     """The whole response object for a router reply.
 
     ``namespaced``: provider function names that stand for a namespace tool's
-    functions, each a call's ``(namespace, name)`` for the client.
+    functions, each a call's ``(namespace, name)`` for the client. ``carry``: the client
+    asked for ``reasoning.encrypted_content``, which then carries the signed reasoning.
     """
     cut = reply.finish_reason in _INCOMPLETE
     output: list[dict[str, Any]] = []
-    if reply.reasoning:
-        output.append(_reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed"))
+    blocks = reply.reasoning_blocks if carry else ()
+    if reply.reasoning or blocks:
+        item = _reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed")
+        output.append(_carrying(item, blocks))
     if reply.text or not reply.tool_calls:
         status = "incomplete" if cut else "completed"
         output.append(_message_item(f"msg_{rid[5:]}_{len(output)}", reply.text, status))
@@ -175,6 +182,13 @@ def _reasoning_item(item_id: str, text: str | None, status: str) -> dict[str, An
     return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
 
 
+def _carrying(item: dict[str, Any], blocks: Sequence[ReasoningBlock]) -> dict[str, Any]:
+    """A reasoning item with the signed blocks it stands for as its ``encrypted_content``."""
+    if blocks:
+        item["encrypted_content"] = encode_blocks(blocks)
+    return item
+
+
 class ResponseEvents:
     """Router chunks in, Responses stream events out (dicts, each with its sequence number).
 
@@ -185,6 +199,11 @@ class ResponseEvents:
     held and sent once it is closed, each item whole, in the order it began
     (:class:`~rolecall.gateway._stream_hold.Holding`). The finished items are the
     ``output`` of the final event, so it matches every ``output_item.done``.
+
+    With ``carry``, each reasoning item's ``encrypted_content`` carries the signed
+    blocks that ended while it was open; a block that ends with no reasoning item open
+    (a redacted block, a signed function call) gets an item of its own, and one that
+    ended while a tool call was held, an item after the rest.
     """
 
     def __init__(
@@ -194,6 +213,8 @@ class ResponseEvents:
         model: str,
         echo: Mapping[str, Any],
         namespaced: Mapping[str, tuple[str, str]] | None = None,
+        *,
+        carry: bool = False,
     ) -> None:
         self.rid = rid
         self.created_at = created_at
@@ -206,6 +227,9 @@ class ResponseEvents:
         self._pieces: list[str] = []  # the open item's text (or arguments) so far
         self._calls: dict[int, int] = {}  # a tool call's index in the chunks -> output index
         self._holding: Holding | None = None  # set once a tool call's item is open
+        self._carry = carry
+        self._signed: list[ReasoningBlock] = []  # ended since a reasoning item last closed
+        self._thought: list[str] = []  # reasoning streamed since the last signed block ended
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -225,11 +249,16 @@ class ResponseEvents:
     def add(self, chunk: Chunk) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         if self._holding is not None:  # the open call's pieces still stream as they come
+            self._sign(chunk)
             for delta in self._holding.add(chunk):
                 events += self._call(delta)
             return events
         if chunk.reasoning:
             events += self._text("reasoning", chunk.reasoning)
+        if self._sign(chunk) and (
+            self._open is None or self.output[self._open]["type"] != "reasoning"
+        ):
+            events += self._bare_reasoning()
         if chunk.text:
             events += self._text("message", chunk.text)
         if chunk.tool_calls:
@@ -239,6 +268,37 @@ class ResponseEvents:
             for delta in self._holding.add(Chunk(tool_calls=tuple(rest))):
                 events += self._call(delta)
         return events
+
+    def _sign(self, chunk: Chunk) -> bool:
+        """Keep the signed block ``chunk`` ends, with the text it signs (streamed since the
+        block before); whether it ended one."""
+        if not self._carry:
+            return False
+        if chunk.reasoning:
+            self._thought.append(chunk.reasoning)
+        block = chunk.reasoning_block
+        if block is None:
+            return False
+        if not block.redacted:
+            block = replace(block, text="".join(self._thought))
+            self._thought = []
+        self._signed.append(block)
+        return True
+
+    def _bare_reasoning(self) -> list[dict[str, Any]]:
+        """An item of no text for the signed blocks no reasoning item took."""
+        events = self._close("completed")
+        index = len(self.output)
+        item = _reasoning_item(self._item_id("rs"), None, "in_progress")
+        self.output.append(item)
+        events.append(
+            self._event("response.output_item.added", output_index=index, item=dict(item))
+        )
+        item["status"] = "completed"
+        _carrying(item, self._signed)
+        self._signed = []
+        done = self._event("response.output_item.done", output_index=index, item=dict(item))
+        return [*events, done]
 
     def _item_id(self, prefix: str) -> str:
         return f"{prefix}_{self.rid[5:]}_{len(self.output)}"
@@ -340,6 +400,8 @@ class ResponseEvents:
             events.append(self._event("response.reasoning_text.done", **self._where(), text=text))
             events.append(self._part_event("response.content_part.done", part))
             item["content"] = [part]
+            _carrying(item, self._signed)
+            self._signed = []
         self._open = None
         done = self._event("response.output_item.done", output_index=index, item=dict(item))
         return [*events, done]
@@ -364,7 +426,10 @@ class ResponseEvents:
         cut = reply.finish_reason in _INCOMPLETE
         events = self._release()
         events += self._close("incomplete" if cut else "completed")
-        if not self.output:  # an empty answer: still one (empty) message, as OpenAI sends
+        if self._signed:
+            events += self._bare_reasoning()
+        if all(item["type"] == "reasoning" for item in self.output):
+            # No answer but reasoning: still one (empty) message, as OpenAI sends.
             events += self._open_text("message")
             events += self._close("incomplete" if cut else "completed")
         body = _envelope(

@@ -1,0 +1,160 @@
+"""Reasoning round trips through the Responses door, as Codex CLI and the openai SDK with
+``store: false`` run a tool loop: they ask for ``include: ["reasoning.encrypted_content"]``
+and send the previous turns' ``reasoning`` items back in ``input``.
+
+The Anthropic sim signs each thinking block and, as Anthropic does, wants a tool loop's
+follow-up to start its assistant turn with that signed block; the Gemini sim signs each
+function call. The gateway hands the signed reasoning out as the item's
+``encrypted_content`` and reads it back into the assistant turn it precedes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from gateway_helpers import GATEWAY_KEY, PRIMARY_KEY, RunningGateway
+from thinking_helpers import next_step, write_config
+
+from rolecall.sim import SimServer
+
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "strict": False,
+}
+ASK: list[Any] = [{"role": "user", "content": "Weather in Paris and London?"}]
+
+
+def weather(body: dict[str, Any]) -> dict[str, Any]:
+    results = [
+        block
+        for message in body["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    return next_step(len(results))
+
+
+@pytest.fixture
+def claude() -> Iterator[SimServer]:
+    with SimServer("anthropic", api_key=PRIMARY_KEY, models=("claude-sim",)) as sim:
+        sim.responder = weather
+        yield sim
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, claude: SimServer, start_gateway: Callable[..., RunningGateway]
+) -> RunningGateway:
+    providers = f"""\
+        c: {{type: anthropic, model: claude-sim, base_url: "{claude.base_url}",
+            api_key: "${{PRIMARY_KEY}}"}}
+        """
+    config = write_config(
+        tmp_path, providers, "coder: {provider: c}\n", f"PRIMARY_KEY={PRIMARY_KEY}\n"
+    )
+    return start_gateway(config)
+
+
+def sdk(gateway: RunningGateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+
+
+def ask(
+    client: openai.OpenAI, items: list[Any], stream: bool, include: bool = True
+) -> tuple[list[dict[str, Any]], Any]:
+    """One request of the loop: its output items as a client keeps them (a stream's from
+    each ``output_item.done``, as Codex CLI reads them), and the answer's headers."""
+    kwargs: dict[str, Any] = {
+        "model": "coder",
+        "input": items,
+        "tools": [WEATHER_TOOL],
+        "reasoning": {"effort": "low"},
+        "store": False,
+        "max_output_tokens": 4096,
+    }
+    if include:
+        kwargs["include"] = ["reasoning.encrypted_content"]
+    if not stream:
+        raw = client.responses.with_raw_response.create(**kwargs)
+        output = raw.parse().output
+        return [item.model_dump(exclude_none=True) for item in output], raw.headers
+    with client.responses.with_streaming_response.create(**kwargs, stream=True) as raw:
+        done = [e for e in raw.parse() if e.type == "response.output_item.done"]
+        return [event.item.model_dump(exclude_none=True) for event in done], raw.headers
+
+
+def results_for(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"type": "function_call_output", "call_id": item["call_id"], "output": '{"t": 18}'}
+        for item in output
+        if item["type"] == "function_call"
+    ]
+
+
+def sent_messages(sim: SimServer) -> list[dict[str, Any]]:
+    body = sim.requests[-1].json
+    assert isinstance(body, dict)
+    messages: list[dict[str, Any]] = body["messages"]
+    return messages
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_loop_keeps_its_signed_thinking(
+    gateway: RunningGateway, claude: SimServer, stream: bool
+) -> None:
+    client = sdk(gateway)
+    items = list(ASK)
+    first, _ = ask(client, items, stream)
+    assert [item["type"] for item in first] == ["reasoning", "function_call"]
+    assert first[0]["content"][0]["text"] == "I need the weather in Paris."
+    assert first[0]["encrypted_content"]
+    items += first + results_for(first)
+    second, headers = ask(client, items, stream)
+    assert "x-rolecall-thinking" not in headers
+    assert claude.requests[-1].json["thinking"]["type"] == "enabled"
+    # The provider got turn one's thinking back first in its turn, signature and all.
+    replayed = sent_messages(claude)[1]["content"]
+    assert [block["type"] for block in replayed] == ["thinking", "tool_use"]
+    assert replayed[0]["thinking"] == "I need the weather in Paris."
+    assert replayed[0]["signature"]
+    assert [item["type"] for item in second] == ["reasoning", "function_call"]
+    items += second + results_for(second)
+    third, _ = ask(client, items, stream)
+    assert [item["type"] for item in third] == ["reasoning", "message"]
+    assert third[1]["content"][0]["text"] == "Both are mild."
+    assert sent_messages(claude)[3]["content"][0]["signature"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_without_encrypted_content_the_follow_up_says_thinking_was_off(
+    gateway: RunningGateway, claude: SimServer, stream: bool
+) -> None:
+    """OpenAI hands out no encrypted_content unless asked: the reasoning item sent back
+    holds text no vendor takes, and the answer says thinking went off for it."""
+    client = sdk(gateway)
+    first, headers = ask(client, list(ASK), stream, include=False)
+    assert "encrypted_content" not in first[0]
+    assert "x-rolecall-thinking" not in headers
+    _, headers = ask(client, [*ASK, *first, *results_for(first)], stream, include=False)
+    assert headers["x-rolecall-thinking"] == "off"
+    assert "thinking" not in claude.requests[-1].json
+
+
+def test_damaged_encrypted_content_is_a_400_naming_the_item(
+    gateway: RunningGateway, claude: SimServer
+) -> None:
+    client = sdk(gateway)
+    first, _ = ask(client, list(ASK), stream=False)
+    first[0]["encrypted_content"] = first[0]["encrypted_content"][:-7]
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(client, [*ASK, *first, *results_for(first)], stream=False)
+    assert "input[1].encrypted_content is damaged" in caught.value.message
+    assert claude.calls == 1
