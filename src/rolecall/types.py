@@ -176,12 +176,15 @@ class Message:
 class Usage:
     """Tokens of one call. ``input_tokens`` counts every input token, cached ones included;
     ``cached_input_tokens`` are those read from the vendor's prompt cache and
-    ``cache_creation_input_tokens`` those written to it (both priced apart)."""
+    ``cache_creation_input_tokens`` those written to it (both priced apart).
+    ``output_tokens`` counts every output token, thinking included; ``reasoning_tokens``
+    are those the model spent thinking, when the vendor counts them apart."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def to_dict(self) -> dict[str, int]:
         out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
@@ -189,6 +192,8 @@ class Usage:
             out["cached_input_tokens"] = self.cached_input_tokens
         if self.cache_creation_input_tokens:
             out["cache_creation_input_tokens"] = self.cache_creation_input_tokens
+        if self.reasoning_tokens:
+            out["reasoning_tokens"] = self.reasoning_tokens
         return out
 
 

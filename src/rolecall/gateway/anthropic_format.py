@@ -98,15 +98,19 @@ def stop_reason(finish: str | None, called_tools: bool = False) -> str:
     return "tool_use" if called_tools and reason == "end_turn" else reason
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
-    """Anthropic's usage: ``input_tokens`` excludes the tokens read from or written to cache."""
+def usage_body(usage: Usage) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` excludes the tokens read from or written to cache;
+    the thinking tokens, within ``output_tokens``, are counted apart when known."""
     cached, created = usage.cached_input_tokens, usage.cache_creation_input_tokens
-    return {
+    body: dict[str, Any] = {
         "input_tokens": max(usage.input_tokens - cached - created, 0),
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": created,
         "cache_read_input_tokens": cached,
     }
+    if usage.reasoning_tokens:
+        body["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return body
 
 
 def tool_input(arguments: str) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def finish_reason(raw: str | None, called_tools: bool = False) -> str:
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
@@ -86,6 +86,9 @@ def usage_body(usage: Usage) -> dict[str, Any]:
             "cache_write_tokens": usage.cache_creation_input_tokens,
         },
     }
+    if usage.reasoning_tokens:  # within completion_tokens, as OpenAI counts them
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return body
 
 
 def completion_body(reply: Reply, completion_id: str, created: int) -> dict[str, Any]:

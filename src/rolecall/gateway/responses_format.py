@@ -56,7 +56,7 @@ def usage_body(usage: Usage) -> dict[str, Any]:
             "cache_write_tokens": usage.cache_creation_input_tokens,
         },
         "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},  # no vendor counts them apart for us
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.input_tokens + usage.output_tokens,
     }
 

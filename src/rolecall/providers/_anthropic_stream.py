@@ -52,11 +52,15 @@ def input_tokens(usage: Mapping[str, Any]) -> int:
 
 
 def usage_of(usage: Mapping[str, Any]) -> Usage:
+    details = usage.get("output_tokens_details")
+    # A stream's counts are kept flat (StreamState._add_usage).
+    thinking = (details if isinstance(details, Mapping) else usage).get("thinking_tokens")
     return Usage(
         input_tokens(usage),
         token_count(usage.get("output_tokens")),
         token_count(usage.get("cache_read_input_tokens")),
         token_count(usage.get("cache_creation_input_tokens")),
+        token_count(thinking),
     )
 
 
@@ -89,6 +93,8 @@ class StreamState:
     def _add_usage(self, usage: Any) -> None:
         if isinstance(usage, Mapping):
             for key, value in usage.items():
+                if key == "output_tokens_details" and isinstance(value, Mapping):
+                    key, value = "thinking_tokens", value.get("thinking_tokens")
                 if isinstance(value, int) and not isinstance(value, bool):
                     self.usage_fields[key] = value  # message_delta's counts are cumulative
 

@@ -127,14 +127,18 @@ def reasoning_of(message: Mapping[str, Any]) -> str:
 
 
 def usage_of(value: object) -> Usage | None:
-    """``usage``, with ``prompt_tokens_details.cached_tokens`` apart (already in the prompt)."""
+    """``usage``, with ``prompt_tokens_details.cached_tokens`` apart (already in the prompt)
+    and ``completion_tokens_details.reasoning_tokens`` (already in the completion)."""
     if not isinstance(value, dict):
         return None
     details = value.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    details = value.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
     prompt, completion = value.get("prompt_tokens"), value.get("completion_tokens")
     return Usage(
         input_tokens=token_count(prompt),
         output_tokens=token_count(completion),
         cached_input_tokens=token_count(cached),
+        reasoning_tokens=token_count(reasoning),
     )

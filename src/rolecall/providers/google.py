@@ -110,6 +110,7 @@ def _usage(value: object) -> Usage | None:
         token_count(value.get("candidatesTokenCount"))
         + token_count(value.get("thoughtsTokenCount")),
         cached_input_tokens=token_count(value.get("cachedContentTokenCount")),
+        reasoning_tokens=token_count(value.get("thoughtsTokenCount")),
     )
 
 

@@ -24,6 +24,7 @@ from rolecall.sim._common import (
     Route,
     array_error,
     bad_gateway,
+    count_words,
     json_response,
     key_suffix,
     new_id,
@@ -234,14 +235,16 @@ class AnthropicDialect(Dialect):
         return _error(404, "not_found_error", f"model: {model}")
 
     # Answers -----------------------------------------------------------------------------
-    def _usage(self, answer: Answer, output_tokens: int) -> dict[str, Any]:
+    def _usage(self, answer: Answer, *, start: bool) -> dict[str, Any]:
+        """A message's usage; ``message_start``'s counts one output token so far."""
         cached = answer.cached_input_tokens
         created = answer.cache_creation_input_tokens
         return {
             "input_tokens": max(answer.input_tokens - cached - created, 0),
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": cached,
-            "output_tokens": output_tokens,
+            "output_tokens": 1 if start else _output_tokens(answer),
+            **({} if start else _thinking_usage(answer)),
             "service_tier": "standard",
         }
 
@@ -269,7 +272,7 @@ class AnthropicDialect(Dialect):
             "content": content,
             "stop_reason": None if start else _stop_reason(answer),
             "stop_sequence": None,
-            "usage": self._usage(answer, 1 if start else answer.output_tokens),
+            "usage": self._usage(answer, start=start),
         }
 
     def answer(self, ctx: Ctx, answer: Answer) -> dict[str, Any]:
@@ -340,7 +343,7 @@ class AnthropicDialect(Dialect):
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": None},
-            "usage": {"output_tokens": answer.output_tokens},
+            "usage": {"output_tokens": _output_tokens(answer), **_thinking_usage(answer)},
         }
         events.append(self.sse(delta, "message_delta"))
         events.append(self.sse({"type": "message_stop"}, "message_stop"))
@@ -434,6 +437,20 @@ def _ids(answer: Answer) -> list[str]:
         tool_id() if call.id.startswith(SIM_CALL_ID_PREFIX) else call.id
         for call in answer.tool_calls
     ]
+
+
+def _thinking_tokens(answer: Answer) -> int:
+    return count_words([answer.reasoning]) if answer.reasoning and not answer.filtered else 0
+
+
+def _output_tokens(answer: Answer) -> int:
+    """Thinking counts in ``output_tokens``, and apart in ``output_tokens_details``."""
+    return answer.output_tokens + _thinking_tokens(answer)
+
+
+def _thinking_usage(answer: Answer) -> dict[str, Any]:
+    thinking = _thinking_tokens(answer)
+    return {"output_tokens_details": {"thinking_tokens": thinking}} if thinking else {}
 
 
 def _text_index(answer: Answer) -> int:

@@ -15,6 +15,7 @@ from rolecall.sim._common import (
     Route,
     array_error,
     bad_gateway,
+    count_words,
     go_duration,
     json_response,
     key_suffix,
@@ -331,16 +332,19 @@ class OpenAIDialect(Dialect):
 
     # Answers -----------------------------------------------------------------------------
     def _usage(self, answer: Answer) -> dict[str, Any]:
+        # Thinking counts in completion_tokens, and apart in reasoning_tokens (as o-series).
+        reasoning = count_words([answer.reasoning or ""])
+        output = answer.output_tokens + reasoning
         return {
             "prompt_tokens": answer.input_tokens,
-            "completion_tokens": answer.output_tokens,
-            "total_tokens": answer.input_tokens + answer.output_tokens,
+            "completion_tokens": output,
+            "total_tokens": answer.input_tokens + output,
             "prompt_tokens_details": {
                 "cached_tokens": answer.cached_input_tokens,
                 "audio_tokens": 0,
             },
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
