@@ -10,6 +10,7 @@ function call. The gateway hands the signed reasoning out as the item's
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from gateway_helpers import GATEWAY_KEY, PRIMARY_KEY, RunningGateway
 from thinking_helpers import next_step, write_config
 
+from rolecall.gateway._encrypted_reasoning import MARK
 from rolecall.sim import SimServer
 
 WEATHER_TOOL: Any = {
@@ -148,12 +150,21 @@ def test_without_encrypted_content_the_follow_up_says_thinking_was_off(
     assert "thinking" not in claude.requests[-1].json
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda content: content[:-7],
+        # JSON nested deeper than any parser follows, behind our mark: a client's forgery
+        lambda content: MARK + base64.urlsafe_b64encode(b"[" * 100_000).decode(),
+    ],
+    ids=["cut", "nested"],
+)
 def test_damaged_encrypted_content_is_a_400_naming_the_item(
-    gateway: RunningGateway, claude: SimServer
+    gateway: RunningGateway, claude: SimServer, damage: Callable[[str], str]
 ) -> None:
     client = sdk(gateway)
     first, _ = ask(client, list(ASK), stream=False)
-    first[0]["encrypted_content"] = first[0]["encrypted_content"][:-7]
+    first[0]["encrypted_content"] = damage(first[0]["encrypted_content"])
     with pytest.raises(openai.BadRequestError) as caught:
         ask(client, [*ASK, *first, *results_for(first)], stream=False)
     assert "input[1].encrypted_content is damaged" in caught.value.message

@@ -37,7 +37,7 @@ def decode_blocks(content: str) -> tuple[ReasoningBlock, ...] | None:
         return None
     try:
         rows = json.loads(base64.urlsafe_b64decode(content[len(MARK) :]))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # cut, altered, or nested past reading
         return None
     if not isinstance(rows, list):
         return None
