@@ -22,7 +22,7 @@ import sys
 from array import array
 from binascii import a2b_base64, b2a_base64
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from operator import add
 
@@ -34,7 +34,9 @@ __all__ = [
     "bucket_of",
     "bucket_value",
     "buckets_of",
+    "decode_array",
     "decode_counts",
+    "dense_percentiles",
     "dumps",
     "encode_counts",
     "loads_into",
@@ -73,16 +75,23 @@ def encode_counts(offset: int, counts: list[int]) -> str:
     return f"{code}{offset}:{b2a_base64(packed.tobytes(), newline=False).decode('ascii')}"
 
 
-def decode_counts(text: str | None) -> tuple[int, list[int]]:
-    """``(offset, counts)`` from :func:`encode_counts` text; ``(0, [])`` for empty."""
+def decode_array(text: str | None) -> tuple[int, Sequence[int]]:
+    """``(offset, counts)`` from :func:`encode_counts` text, the counts as the array they
+    decode to (a list of them costs more than decoding); ``(0, ())`` for empty."""
     if not text:
-        return 0, []
+        return 0, ()
     head, _, data = text.partition(":")
     packed = array(head[0])
     packed.frombytes(a2b_base64(data))
     if _SWAP:
         packed.byteswap()
-    return int(head[1:]), packed.tolist()
+    return int(head[1:]), packed
+
+
+def decode_counts(text: str | None) -> tuple[int, list[int]]:
+    """``(offset, counts)`` from :func:`encode_counts` text; ``(0, [])`` for empty."""
+    offset, counts = decode_array(text)
+    return offset, list(counts)
 
 
 def _clamp(index: int) -> int:
@@ -137,7 +146,7 @@ class DenseHistogram:
         if hi > end:
             self.counts.extend([0] * (hi - end))
 
-    def add_dense(self, offset: int, counts: list[int]) -> None:
+    def add_dense(self, offset: int, counts: Sequence[int]) -> None:
         if not counts:
             return
         if not self.counts:
@@ -159,8 +168,7 @@ class DenseHistogram:
     def add_text(self, text: str | None) -> None:
         """Add a histogram stored by :meth:`dumps`."""
         if text:
-            offset, counts = decode_counts(text)
-            self.add_dense(offset, counts)
+            self.add_dense(*decode_array(text))
 
     def merge(self, other: DenseHistogram) -> None:
         self.add_dense(other.offset, other.counts)
@@ -181,16 +189,24 @@ class DenseHistogram:
 
     def percentiles(self, qs: Iterable[float]) -> list[float | None]:
         """Nearest-rank percentiles (``q`` in 0..1), None when empty."""
-        wanted = list(qs)
-        cumulative = list(accumulate(self.counts))
-        total = cumulative[-1] if cumulative else 0
-        if total <= 0:
-            return [None for _ in wanted]
-        out: list[float | None] = []
-        for q in wanted:
-            rank = max(1, math.ceil(q * total - 1e-9))
-            out.append(bucket_value(self.offset + bisect_left(cumulative, rank)))
-        return out
+        return dense_percentiles(self.offset, self.counts, qs)
+
+
+def dense_percentiles(
+    offset: int, counts: Sequence[int], qs: Iterable[float]
+) -> list[float | None]:
+    """Nearest-rank percentiles (``q`` in 0..1) of the counts of consecutive buckets from
+    ``offset``, None when empty."""
+    wanted = list(qs)
+    cumulative = list(accumulate(counts))
+    total = cumulative[-1] if cumulative else 0
+    if total <= 0:
+        return [None for _ in wanted]
+    out: list[float | None] = []
+    for q in wanted:
+        rank = max(1, math.ceil(q * total - 1e-9))
+        out.append(bucket_value(offset + bisect_left(cumulative, rank)))
+    return out
 
 
 def add_latency(hist: Histogram, latency_ms: float) -> None:

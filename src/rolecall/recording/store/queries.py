@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from rolecall.recording.store.histogram import decode_counts
-from rolecall.recording.store.rollups import DAY, HOUR, ROLLUP_COLUMNS, Rollup
+from rolecall.recording.store.histogram import DenseHistogram, decode_array, dense_percentiles
+from rolecall.recording.store.rollups import DAY, HOUR, ROLLUP_COLUMNS
 from rolecall.recording.store.rows import MetricsRow, TrendRow
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 GROUP_FIELDS = ("provider", "role", "model")
+_PERCENTILES = (0.50, 0.95, 0.99)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,8 @@ def check_group_by(group_by: Sequence[str]) -> tuple[str, ...]:
 
 
 def _group_key(row: Sequence[Any], fields: tuple[str, ...]) -> tuple[str | None, ...]:
-    # row[1:4] are provider, role, model
+    # row[1:4] are provider, role, model, never NULL: keys sort as they are, a field
+    # not grouped by being None in every key
     return (
         row[1] if "provider" in fields else None,
         row[2] if "role" in fields else None,
@@ -110,33 +112,81 @@ def _group_key(row: Sequence[Any], fields: tuple[str, ...]) -> tuple[str | None,
     )
 
 
-def _sort_key(key: tuple[str | None, ...]) -> tuple[str, ...]:
-    return tuple(part or "" for part in key)
+_Key = TypeVar("_Key", bound=Hashable)
 
 
-def _decoded(
-    rows: list[Sequence[Any]],
-) -> tuple[list[dict[str, int]], list[tuple[int, list[int]]]]:
-    """The errors and histogram columns of every row (errors in one JSON parse)."""
+def _fold(
+    rows: list[Sequence[Any]], keys: Iterable[_Key], fields: tuple[str, ...]
+) -> dict[_Key, MetricsRow]:
+    """One metrics row per key over ``rows`` (``keys``: each row's, in order).
+
+    Sums run over each group's rows in their order, as a running total from zero would,
+    so every figure, floats included, is what adding the rows one by one gives. The
+    histograms stay the arrays they decode to; a group of one row (every row of an
+    hourly trend) reads its percentiles from its own array, merging nothing.
+    """
+    members: dict[_Key, list[int]] = {}
+    for index, key in enumerate(keys):
+        group = members.get(key)
+        if group is None:
+            members[key] = [index]
+        else:
+            group.append(index)
     errors = json.loads("[" + ",".join(row[7] or "{}" for row in rows) + "]")
-    return errors, [decode_counts(row[13]) for row in rows]
+    out: dict[_Key, MetricsRow] = {}
+    for key, group in members.items():
+        requests = successes = failures = input_tokens = output_tokens = 0
+        cost_count = cached = 0
+        cost_usd = latency_sum = 0.0
+        kinds: dict[str, int] = {}
+        for index in group:
+            row = rows[index]
+            requests += row[4]
+            successes += row[5]
+            failures += row[6]
+            for kind, count in errors[index].items():
+                kinds[kind] = kinds.get(kind, 0) + count
+            input_tokens += row[8]
+            output_tokens += row[9]
+            cost_usd += row[10] or 0.0
+            cost_count += row[11]
+            latency_sum += row[12]
+            cached += row[14] or 0
+        if len(group) == 1:
+            offset, counts = decode_array(rows[group[0]][13])
+        else:
+            merged = DenseHistogram()
+            for index in group:
+                merged.add_dense(*decode_array(rows[index][13]))
+            offset, counts = merged.offset, merged.counts
+        p50, p95, p99 = dense_percentiles(offset, counts, _PERCENTILES)
+        out[key] = MetricsRow(
+            provider=row[1] if "provider" in fields else None,
+            role=row[2] if "role" in fields else None,
+            model=row[3] if "model" in fields else None,
+            requests=requests,
+            successes=successes,
+            failures=failures,
+            errors=kinds,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd if cost_count else None,
+            latency_avg_ms=latency_sum / requests if requests else None,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
+            group_by=fields,
+            cached_input_tokens=cached,
+            priced_requests=cost_count,
+        )
+    return out
 
 
 def fold_metrics(rows: Iterable[Sequence[Any]], group_by: Sequence[str]) -> list[MetricsRow]:
     fields = check_group_by(group_by)
     selected = list(rows)
-    errors, hists = _decoded(selected)
-    groups: dict[tuple[str | None, ...], Rollup] = {}
-    for row, row_errors, hist in zip(selected, errors, hists, strict=True):
-        key = _group_key(row, fields)
-        rollup = groups.get(key)
-        if rollup is None:
-            rollup = groups[key] = Rollup()
-        rollup.add_selected(row, row_errors, hist)
-    return [
-        groups[key].to_metrics(key[0], key[1], key[2], fields)
-        for key in sorted(groups, key=_sort_key)
-    ]
+    folded = _fold(selected, [_group_key(row, fields) for row in selected], fields)
+    return [folded[key] for key in sorted(folded)]
 
 
 def fold_trend(
@@ -144,17 +194,6 @@ def fold_trend(
 ) -> list[TrendRow]:
     fields = check_group_by(group_by)
     selected = list(rows)
-    errors, hists = _decoded(selected)
-    groups: dict[tuple[int, tuple[str | None, ...]], Rollup] = {}
-    for row, row_errors, hist in zip(selected, errors, hists, strict=True):
-        bucket = _floor(int(row[0]), bucket_seconds)
-        key = (bucket, _group_key(row, fields))
-        rollup = groups.get(key)
-        if rollup is None:
-            rollup = groups[key] = Rollup()
-        rollup.add_selected(row, row_errors, hist)
-    ordered = sorted(groups, key=lambda k: (k[0], _sort_key(k[1])))
-    return [
-        TrendRow(float(bucket), groups[(bucket, key)].to_metrics(key[0], key[1], key[2], fields))
-        for bucket, key in ordered
-    ]
+    keys = [(_floor(int(row[0]), bucket_seconds), _group_key(row, fields)) for row in selected]
+    folded = _fold(selected, keys, fields)
+    return [TrendRow(float(key[0]), folded[key]) for key in sorted(folded)]

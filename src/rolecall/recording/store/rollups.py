@@ -137,26 +137,6 @@ class Rollup:
         self.hist.add_text(row[9])
         self.cached_input_tokens += int(row[10] or 0)
 
-    def add_selected(
-        self, row: Sequence[Any], errors: dict[str, int], hist: tuple[int, list[int]]
-    ) -> None:
-        """Add a query row (period, provider, role, model, then :data:`ROLLUP_COLUMNS`)
-        whose ``errors`` and ``latency_hist`` columns were already decoded."""
-        self.requests += row[4]
-        self.successes += row[5]
-        self.failures += row[6]
-        if errors:
-            mine = self.errors
-            for kind, count in errors.items():
-                mine[kind] = mine.get(kind, 0) + count
-        self.input_tokens += row[8]
-        self.output_tokens += row[9]
-        self.cost_usd += row[10] or 0.0
-        self.cost_count += row[11]
-        self.latency_sum += row[12]
-        self.hist.add_dense(*hist)
-        self.cached_input_tokens += row[14] or 0
-
     def to_row(self) -> tuple[Any, ...]:
         return (
             self.requests,
