@@ -66,3 +66,23 @@ def test_models_the_table_does_not_name_take_every_value() -> None:
     text = _with("gem", "{reasoning_effort: none}", text)
     report = inspect_config_text(text, environ={})
     assert report.valid and report.warnings == []
+
+
+def test_claude_on_bedrock_refuses_what_it_refuses_on_anthropics_api() -> None:
+    text = (
+        "providers:\n"
+        "  aws:\n"
+        "    type: bedrock\n"
+        "    model: us.anthropic.claude-sonnet-4-5-20250929-v1:0\n"
+        "    region: us-east-1\n"
+        "    params: {temperature: 0.5, top_p: 0.9, max_tokens: 64001}\n"
+        "default_provider: aws\n"
+    )
+    found = [(i.location, i.problem) for i in inspect_config_text(text, environ={}).errors]
+    assert [location for location, _ in found] == [
+        "providers.aws.params.max_tokens",
+        "providers.aws.params",
+    ]
+    assert "(bedrock, model us.anthropic.claude-sonnet-4-5-20250929-v1:0)" in found[0][1]
+    assert "64001 is above 64000" in found[0][1]
+    assert "temperature and top_p together" in found[1][1]

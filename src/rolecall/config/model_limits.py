@@ -19,6 +19,10 @@ what the vendor might accept. Each row is what the vendor's own 400 says:
   together ("`temperature` and `top_p` cannot both be specified for this model. Please use
   only one."); each Claude model has its most output tokens ("max_tokens: 200000 > 64000,
   which is the maximum allowed number of output tokens for claude-sonnet-4-5-20250929").
+  Claude on Bedrock (``us.anthropic.claude-sonnet-4-5-20250929-v1:0``) refuses the same,
+  as a ValidationException ("The model returned the following errors: `temperature` and
+  `top_p` cannot both be specified...", "The maximum tokens you requested exceeds the
+  model limit of 64000..."), so its rows hold for both families.
 - Gemini 2.5 Pro and 3.1 Pro cannot turn thinking off ("Budget 0 is invalid. This model
   only works in thinking mode."): ``reasoning_effort: none`` is their refused value.
 """
@@ -36,9 +40,9 @@ __all__ = ["MODEL_LIMITS", "ModelLimits", "model_limits"]
 
 @dataclass(frozen=True, slots=True)
 class ModelLimits:
-    """What the models of one parameter family whose name matches ``pattern`` refuse."""
+    """What the models of the parameter ``families`` whose name matches ``pattern`` refuse."""
 
-    family: str
+    families: frozenset[str]
     pattern: str  # searched in the model name, from a word start
     # parameter -> the one value the model takes (its default); any other is refused
     only: Mapping[str, Any] = field(default_factory=dict)
@@ -125,22 +129,30 @@ _O_SERIES = {
 }
 # Claude model names, as Anthropic, Vertex (``@date``) and Bedrock (``anthropic.``) spell them.
 _CLAUDE = r"(?:^|[./])claude-{}(?![\d.])"
+# Claude is served by Anthropic's API and by Bedrock's Converse, which refuse alike.
+_CLAUDE_FAMILIES = frozenset({"anthropic", "bedrock"})
 
 
 def _claude(name: str, **rules: Any) -> ModelLimits:
-    return ModelLimits("anthropic", _CLAUDE.format(re.escape(name)), **rules)
+    return ModelLimits(_CLAUDE_FAMILIES, _CLAUDE.format(re.escape(name)), **rules)
+
+
+def _one(family: str) -> frozenset[str]:
+    return frozenset({family})
 
 
 MODEL_LIMITS: tuple[ModelLimits, ...] = (
     ModelLimits(
-        "openai",
+        _one("openai"),
         r"^(?:o3|o4-mini)(?:-\d{4}-\d\d-\d\d)?$",
         only=_O_SERIES,
         refused=frozenset({"stop"}),
     ),
-    ModelLimits("openai", r"^o[134](?:-|$)", only=_O_SERIES),
+    ModelLimits(_one("openai"), r"^o[134](?:-|$)", only=_O_SERIES),
     ModelLimits(
-        "openai", r"^gpt-5(?:-mini|-nano|-codex)?(?:-\d{4}-\d\d-\d\d)?$", only={"temperature": 1}
+        _one("openai"),
+        r"^gpt-5(?:-mini|-nano|-codex)?(?:-\d{4}-\d\d-\d\d)?$",
+        only={"temperature": 1},
     ),
     _claude("sonnet-4-5", apart=_ANTHROPIC_APART, max_output=64000),
     _claude("haiku-4-5", apart=_ANTHROPIC_APART, max_output=64000),
@@ -149,7 +161,7 @@ MODEL_LIMITS: tuple[ModelLimits, ...] = (
     _claude("opus-4-5", max_output=64000),
     _claude("opus-4-6", max_output=128000),
     ModelLimits(
-        "google",
+        _one("google"),
         r"(?:^|/)gemini-(?:2\.5|3\.1)-pro(?![\w.])",
         refused_values={"reasoning_effort": ("none",)},
     ),
@@ -162,6 +174,6 @@ def model_limits(family: str, model: str | None) -> ModelLimits | None:
     if not model:
         return None
     for row in MODEL_LIMITS:
-        if row.family == family and re.search(row.pattern, model.lower()):
+        if family in row.families and re.search(row.pattern, model.lower()):
             return row
     return None

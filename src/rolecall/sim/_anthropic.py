@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from rolecall.sim._anthropic_content import (
     tool_id,
     tool_input_pieces,
 )
+from rolecall.sim._claude_models import TEMPERATURE_WITH_TOP_P, max_output, refuses_both_samplers
 from rolecall.sim._common import (
     SIM_CALL_ID_PREFIX,
     Answer,
@@ -389,30 +389,16 @@ class AnthropicDialect(Dialect):
         return [("request-id", "req_" + rid), ("anthropic-organization-id", "org-sim")]
 
 
-# Claude models that refuse temperature and top_p together, and each one's most output.
-_ONE_SAMPLER = re.compile(r"^claude-(?:sonnet-4-5|haiku-4-5|sonnet-4-6|opus-4-1)(?!\d)")
-_MAX_OUTPUT = {
-    "claude-sonnet-4-5": 64000,
-    "claude-haiku-4-5": 64000,
-    "claude-opus-4-5": 64000,
-    "claude-sonnet-4-6": 128000,
-    "claude-opus-4-6": 128000,
-}
-
-
 def _model_refuses(body: dict[str, Any]) -> str | None:
     """What Anthropic's 400 says of a value the model does not take."""
     model = str(body["model"])
     if (
-        _ONE_SAMPLER.match(model)
+        refuses_both_samplers(model)
         and body.get("temperature") is not None
         and body.get("top_p") is not None
     ):
-        return (
-            "`temperature` and `top_p` cannot both be specified for this model. "
-            "Please use only one."
-        )
-    most = next((n for name, n in _MAX_OUTPUT.items() if re.match(name + r"(?!\d)", model)), None)
+        return TEMPERATURE_WITH_TOP_P
+    most = max_output(model)
     if most is not None and body["max_tokens"] > most:
         return (
             f"max_tokens: {body['max_tokens']} > {most}, which is the maximum allowed number "

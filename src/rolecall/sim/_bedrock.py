@@ -103,7 +103,7 @@ class BedrockDialect(Dialect):
         return None if problem is None else errors.auth_error(problem.code, problem.message)
 
     def check_body(self, body: dict[str, Any], route: Route) -> Rendered | None:
-        problem = content.check_request(body)
+        problem = content.check_request(body) or content.model_refuses(route.model or "", body)
         return None if problem is None else errors.validation_error(problem)
 
     def model_of(self, body: dict[str, Any], route: Route) -> str:

@@ -11,7 +11,8 @@ of a known format, ``toolUse``/``toolResult`` need a ``toolConfig`` and every
 thinking that starts with ``[redacted]``); with thinking on, the assistant turn whose tool
 uses the last turn answers must start with its ``reasoningContent``, and every
 ``reasoningContent`` sent back must carry what this sim issued, or the request gets the
-model's error as Bedrock relays it.
+model's error as Bedrock relays it. Claude models refuse what they refuse on Anthropic's API
+(``_claude_models.py``): temperature and top_p together, more output tokens than they write.
 
 Without a responder saying otherwise, the fake model calls the first tool when it is
 offered tools (``toolChoice`` auto or any) and the last turn is not a tool result,
@@ -33,6 +34,7 @@ from typing import Any
 
 # Claude on Bedrock thinks and refuses as on Anthropic's API.
 from rolecall.sim._anthropic_content import NO_THINKING_FIRST, REDACT_MARK, THINKING_TEXT
+from rolecall.sim._claude_models import TEMPERATURE_WITH_TOP_P, max_output, refuses_both_samplers
 from rolecall.sim._common import Answer, Ctx, count_words, minimal_instance, new_id, texts_of
 from rolecall.types import ToolCall
 
@@ -40,6 +42,7 @@ __all__ = [
     "check_request",
     "enrich",
     "forced_tool",
+    "model_refuses",
     "prompt_texts",
     "reasoning_block",
     "sign",
@@ -126,6 +129,22 @@ def check_request(body: dict[str, Any]) -> str | None:
         or _check_messages(body.get("messages"), "toolConfig" in body)
         or _check_reasoning_turns(body)
     )
+
+
+def model_refuses(model: str, body: dict[str, Any]) -> str | None:
+    """What Bedrock's ValidationException says of a value a Claude model does not take: its
+    own limit on output tokens, or the model's error relayed."""
+    config = body.get("inferenceConfig") or {}
+    most = max_output(model)
+    if most is not None and config.get("maxTokens", 0) > most:
+        return (
+            f"The maximum tokens you requested exceeds the model limit of {most}. Try again "
+            f"with a maximum tokens value that is lower than {most}."
+        )
+    both = config.get("temperature") is not None and config.get("topP") is not None
+    if both and refuses_both_samplers(model):
+        return _MODEL_ERROR + TEMPERATURE_WITH_TOP_P
+    return None
 
 
 def _check_reasoning_turns(body: dict[str, Any]) -> str | None:
