@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from rolecall.config.schema import RolecallConfig
-from rolecall.errors import ErrorKind
+from rolecall.errors import AllProvidersFailed, ErrorKind
 from rolecall.routing.router import Router
 from rolecall.sim import SimServer
 from rolecall.types import Attempt
@@ -114,11 +114,32 @@ async def test_a_bedrock_model_the_table_does_not_name_gets_every_value(
     assert reply.provider == "aws"
 
 
-async def _converse(sims: dict[str, SimServer], model: str, inference: dict[str, Any]) -> Any:
-    body = {
+async def test_a_thinking_budget_claude_refuses_skips_bedrock(
+    sims: dict[str, SimServer],
+) -> None:
+    low = {"thinking": {"type": "enabled", "budget_tokens": 1000}}
+    high = {"thinking": {"type": "enabled", "budget_tokens": 2000}, "max_tokens": 2000}
+    async with _router(sims) as router:
+        for params in (low, high):
+            with pytest.raises(AllProvidersFailed) as caught:
+                await router.complete("coder", "hi", params=params)
+            assert caught.value.errors[0].kind == ErrorKind.UNSUPPORTED
+        fits = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2000}
+        reply = await router.complete("coder", "hi", params=fits)
+    assert reply.provider == "aws"
+    assert sims["aws"].calls == 1
+
+
+async def _converse(
+    sims: dict[str, SimServer], model: str, inference: dict[str, Any], budget: int | None = None
+) -> Any:
+    body: dict[str, Any] = {
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
         "inferenceConfig": inference,
     }
+    if budget is not None:
+        thinking = {"type": "enabled", "budget_tokens": budget}
+        body["additionalModelRequestFields"] = {"thinking": thinking}
     async with httpx.AsyncClient() as client:
         return await client.post(
             f"{sims['aws'].base_url}/model/{model}/converse",
@@ -150,3 +171,22 @@ async def test_the_bedrock_sim_refuses_what_claude_refuses(
     assert answer.headers["x-amzn-ErrorType"].startswith("ValidationException:")
     assert answer.json() == {"message": said}
     assert (await _converse(sims, HAIKU_3, inference)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("budget", "said"),
+    [
+        (
+            1000,
+            "The model returned the following errors: thinking.enabled.budget_tokens: Input "
+            "should be greater than or equal to 1024",
+        ),
+        (2000, "`max_tokens` must be greater than `thinking.budget_tokens`"),
+    ],
+)
+async def test_the_bedrock_sim_refuses_a_thinking_budget_claude_refuses(
+    sims: dict[str, SimServer], budget: int, said: str
+) -> None:
+    answer = await _converse(sims, HAIKU_3, {"maxTokens": 2000}, budget)
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith(said)

@@ -12,7 +12,9 @@
   that carries it: an error in the provider's own params, a warning in a role's (the
   chain's other providers take it). So is a value the provider's model refuses
   (``model_limits.py``: a temperature other than 1 for OpenAI's reasoning models,
-  temperature and top_p together for some Claude models), with the model named.
+  temperature and top_p together for some Claude models), with the model named, and a
+  thinking budget Anthropic refuses against the ``max_tokens`` the provider would be sent
+  (its params and the role's merged, or the adapter's default).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from urllib.parse import urlsplit
 
 from rolecall.config._locations import ConfigPath
 from rolecall.config.model_limits import ModelLimits, model_limits
-from rolecall.config.params import known_params, suggest_param, vendor_value_problem
+from rolecall.config.params import (
+    known_params,
+    suggest_param,
+    thinking_budget_problem,
+    vendor_value_problem,
+)
 from rolecall.config.registry import provider_types
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "key_findings",
     "model_apart_findings",
     "param_name_finding",
+    "thinking_budget_findings",
     "vendor_limit_findings",
 ]
 
@@ -182,6 +190,31 @@ def model_apart_findings(
             _, problem, fix = limits.apart_problem()
             who = f"provider '{provider_id}' ({kind}, model {model})"
             yield _refused(where, who, provider_id, problem, fix, own=own)
+
+
+def thinking_budget_findings(
+    where: ConfigPath,
+    params: Mapping[str, Any],
+    chain: Iterable[tuple[ChainEntry, Mapping[str, Any]]],
+    *,
+    own: bool,
+) -> Iterator[Finding]:
+    """One finding per provider in ``chain`` (each with its own params, which ``params``
+    override) whose vendor refuses the thinking budget for the max_tokens it would be sent;
+    a budget below the vendor's least is the ``thinking`` value's own finding."""
+    types = provider_types()
+    for (provider_id, kind, _), base in chain:
+        row = types.get(kind) if kind is not None else None
+        merged = {**base, **params}
+        if row is None or "thinking" not in merged:
+            continue
+        if vendor_value_problem(row.param_family, "thinking", merged["thinking"]) is not None:
+            continue
+        found = thinking_budget_problem(row.param_family, merged)
+        if found is not None:
+            yield _refused(
+                where, f"provider '{provider_id}' ({kind})", provider_id, *found, own=own
+            )
 
 
 def _refused(

@@ -29,6 +29,7 @@ from rolecall.types import ImagePart, Message
 __all__ = [
     "CAPABILITIES",
     "CAPABILITY_PARAMS",
+    "DEFAULT_MAX_TOKENS",
     "IMAGE_TYPES",
     "KNOWN_PARAMS",
     "ROUTING_PARAMS",
@@ -39,6 +40,7 @@ __all__ = [
     "param_value_problem",
     "sendable_params",
     "suggest_param",
+    "thinking_budget_problem",
     "unknown_params",
     "vendor_limit_problem",
     "vendor_value_problem",
@@ -180,8 +182,17 @@ IMAGE_TYPES: Mapping[str, frozenset[str]] = {
 }
 
 
+# Claude's extended thinking, on Anthropic's API and Bedrock alike: a budget of at least 1024
+# tokens ("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"),
+# below max_tokens ("`max_tokens` must be greater than `thinking.budget_tokens`").
+THINKING_FAMILIES = frozenset({"anthropic", "bedrock"})
+MIN_THINKING_BUDGET = 1024
+# The max_tokens an adapter sends when none is set (Anthropic's API requires one; Bedrock's
+# Converse has its own default, which rolecall does not know).
+DEFAULT_MAX_TOKENS: Mapping[str, int] = {"anthropic": 4096}
+
 # The call parameters some vendor limits below rolecall's own ranges.
-_LIMITED = ("stop", "temperature")
+_LIMITED = ("stop", "temperature", "thinking")
 
 
 def vendor_limit_problem(family: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -189,9 +200,54 @@ def vendor_limit_problem(family: str, params: Mapping[str, Any]) -> tuple[str, s
     when the vendor takes every value in ``params``."""
     for name in _LIMITED:
         if name in params:
-            found = vendor_value_problem(family, name, params[name])
+            if name == "thinking":
+                found = thinking_budget_problem(family, params)
+            else:
+                found = vendor_value_problem(family, name, params[name])
             if found is not None:
                 return name, f"{found[0]} ({found[1]})"
+    return None
+
+
+def _thinking_budget(value: Any) -> int | None:
+    """The ``budget_tokens`` of an enabled ``thinking`` value, or None."""
+    if not isinstance(value, Mapping) or value.get("type") != "enabled":
+        return None
+    budget = value.get("budget_tokens")
+    return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
+
+def _max_tokens(family: str, params: Mapping[str, Any]) -> int | None:
+    """The max_tokens ``params`` give the adapter of ``family`` (Anthropic's takes only
+    ``max_tokens``, Bedrock's ``max_completion_tokens`` first), or None."""
+    names = ("max_tokens",) if family == "anthropic" else ("max_completion_tokens", "max_tokens")
+    for name in names:
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def thinking_budget_problem(family: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(problem, fix)`` when the vendor of ``family`` refuses the thinking budget of
+    ``params``: below its least, or not below the max_tokens the adapter sends."""
+    budget = _thinking_budget(params.get("thinking")) if family in THINKING_FAMILIES else None
+    if budget is None:
+        return None
+    if budget < MIN_THINKING_BUDGET:
+        return (
+            f"thinking budget_tokens {budget} is below {MIN_THINKING_BUDGET}, the least it takes",
+            f"set thinking.budget_tokens to {MIN_THINKING_BUDGET} or more",
+        )
+    given = _max_tokens(family, params)
+    most = given if given is not None else DEFAULT_MAX_TOKENS.get(family)
+    if most is not None and budget >= most:
+        unset = "" if given is not None else ", which the adapter sends when it is unset"
+        return (
+            f"thinking budget_tokens {budget} is not below max_tokens {most}{unset} (thinking "
+            "counts in max_tokens)",
+            f"set max_tokens above {budget}, or lower thinking.budget_tokens",
+        )
     return None
 
 
@@ -205,6 +261,10 @@ def vendor_value_problem(family: str, name: str, value: Any) -> tuple[str, str] 
                 f"stop has {len(value)} sequences and it takes at most {limit}",
                 f"send at most {limit}",
             )
+    elif name == "thinking":
+        budget = _thinking_budget(value) if family in THINKING_FAMILIES else None
+        if budget is not None and budget < MIN_THINKING_BUDGET:
+            return thinking_budget_problem(family, {"thinking": value})
     elif name == "temperature":
         highest = TEMPERATURE_LIMITS.get(family)
         if highest is not None and finite_number(value) and value > highest:

@@ -31,6 +31,7 @@ from rolecall.config._provider_checks import (
     key_findings,
     model_apart_findings,
     param_name_finding,
+    thinking_budget_findings,
     vendor_limit_findings,
 )
 from rolecall.config._schema_errors import did_you_mean, role_key_issue, schema_issues
@@ -233,6 +234,8 @@ class _Checker:
                     self.report(finding)
         with_own = [(entry, self._own_params(entry[0]) if in_role else {}) for entry in typed]
         for finding in model_apart_findings(path, params, with_own, own=not in_role):
+            self.report(finding)
+        for finding in thinking_budget_findings(path, params, with_own, own=not in_role):
             self.report(finding)
 
     def _role(self, name: str, spec: Any, ids: set[str] | None, *, has_default: bool) -> None:

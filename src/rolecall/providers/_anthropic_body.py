@@ -28,6 +28,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rolecall.config.params import DEFAULT_MAX_TOKENS as _DEFAULT_MAX_TOKENS
 from rolecall.config.params import IMAGE_TYPES, sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
@@ -44,7 +45,7 @@ __all__ = [
 
 log = logging.getLogger("rolecall.providers")
 
-DEFAULT_MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = _DEFAULT_MAX_TOKENS["anthropic"]
 PROTOCOL = "anthropic"  # the tag of the reasoning blocks this protocol signs
 RESPOND_TOOL = "respond"
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}

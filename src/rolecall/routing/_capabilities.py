@@ -13,7 +13,7 @@ protocol takes but a provider's does not (OpenAI's ``logit_bias`` for Anthropic,
 ``top_k`` for OpenAI, ``user`` for Gemini) skips that provider the same way, unless its
 value asks for nothing (``n: 1``, ``logprobs: false``). A value the provider's vendor
 refuses with a 400 (``config/params.py``: more stop sequences than it takes, a temperature
-above its range, an image type it cannot read) skips it too. A name ``drop_params`` lists is
+above its range, an image type it cannot read, a thinking budget Claude refuses) skips it too. A name ``drop_params`` lists is
 instead dropped, per provider, where that provider cannot take it. Params from the
 config are not the caller's: the adapters leave out the names they cannot send, and
 ``config validate`` warns about them.
@@ -235,7 +235,7 @@ class Capabilities:
         if family is not None:  # values its vendor refuses; looked at only when present
             values = request.params
             refused_value = None
-            if "stop" in values or "temperature" in values:
+            if "stop" in values or "temperature" in values or "thinking" in values:
                 refused_value = vendor_limit_problem(family, values)
             has_images = "images" in needs if needs is not None else _has_images(request.messages)
             if refused_value is None and has_images:

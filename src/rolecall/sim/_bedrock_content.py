@@ -144,6 +144,26 @@ def model_refuses(model: str, body: dict[str, Any]) -> str | None:
     both = config.get("temperature") is not None and config.get("topP") is not None
     if both and refuses_both_samplers(model):
         return _MODEL_ERROR + TEMPERATURE_WITH_TOP_P
+    return _thinking_budget_refused(body, config)
+
+
+def _thinking_budget_refused(body: dict[str, Any], config: dict[str, Any]) -> str | None:
+    extra = body.get("additionalModelRequestFields")
+    thinking = extra.get("thinking") if isinstance(extra, dict) else None
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        return (
+            f"{_MODEL_ERROR}thinking.enabled.budget_tokens: Input should be greater than or "
+            "equal to 1024"
+        )
+    if budget >= config.get("maxTokens", budget + 1):
+        return (
+            "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+            "documentation at https://docs.claude.com/en/docs/build-with-claude/"
+            "extended-thinking#max-tokens-and-context-window-size"
+        )
     return None
 
 
