@@ -88,6 +88,27 @@ async def test_reasoning_effort_is_a_thinking_budget(
     assert body["max_tokens"] == budget + 4096  # room for the answer beyond the budget
 
 
+async def test_reasoning_effort_none_sends_no_thinking(sim: SimServer) -> None:
+    # Thinking is off unless asked for: none is Anthropic's default, a temperature included.
+    body = await _sent(sim, {"reasoning_effort": "none", "temperature": 0.2})
+    assert "thinking" not in body
+    assert body["max_tokens"] == 4096 and body["temperature"] == 0.2
+
+
+async def test_reasoning_effort_minimal_is_the_least_budget(sim: SimServer) -> None:
+    body = await _sent(sim, {"reasoning_effort": "minimal"})
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+async def test_an_unknown_reasoning_effort_names_the_values_taken(sim: SimServer) -> None:
+    with pytest.raises(AllProvidersFailed) as failed:
+        await _sent(sim, {"reasoning_effort": "extreme"})
+    [error] = failed.value.errors
+    assert error.kind is ErrorKind.BAD_REQUEST
+    assert "none, minimal, low, medium or high" in error.message
+    assert sim.calls == 0
+
+
 async def test_reasoning_effort_with_too_few_max_tokens_is_refused(sim: SimServer) -> None:
     with pytest.raises(AllProvidersFailed) as failed:
         await _sent(sim, {"reasoning_effort": "medium", "max_tokens": 1000})

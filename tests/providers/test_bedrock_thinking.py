@@ -176,3 +176,20 @@ async def test_a_rewritten_reasoning_block_is_refused_by_the_sim(sim: SimServer)
         result = Message("tool", '{"temp": 18}', tool_call_id=first.tool_calls[0].id)
         with pytest.raises(AllProvidersFailed, match="Invalid `signature`"):
             await router.complete("agent", [*ASK, turn, result], params=PARAMS)
+
+
+@pytest.mark.parametrize(("effort", "thinking"), [("none", None), ("minimal", 1024), ("low", 1024)])
+async def test_reasoning_effort_takes_the_values_anthropics_adapter_takes(
+    sim: SimServer, effort: str, thinking: int | None
+) -> None:
+    sim.responder = None
+    sim.reset_stats()
+    async with Router(_config(sim)) as router:
+        reply = await router.complete("agent", ASK, params={"reasoning_effort": effort})
+    assert reply.provider == "aws"
+    [body] = _converse_bodies(sim)
+    fields = body.get("additionalModelRequestFields", {})
+    if thinking is None:
+        assert "thinking" not in fields and "inferenceConfig" not in body
+    else:
+        assert fields["thinking"] == {"type": "enabled", "budget_tokens": thinking}

@@ -7,10 +7,11 @@ and assistant turns, so consecutive ``tool`` turns become one user turn of
 Anthropic cannot honour (``seed``, ``logprobs``, ``n`` > 1, the penalties) is an
 ``unsupported`` error naming it, never a silent drop.
 
-``reasoning_effort`` becomes ``thinking.budget_tokens``: low 1024 (Anthropic's
-minimum), medium 4096, high 16384. Anthropic counts thinking in ``max_tokens`` and
-requires it to exceed the budget, so an unset ``max_tokens`` becomes the budget plus
-the usual 4096 for the answer; thinking also rules out ``temperature`` and ``top_k``.
+``reasoning_effort`` becomes ``thinking.budget_tokens``: minimal and low 1024 (Anthropic's
+minimum), medium 4096, high 16384; ``none`` sends no ``thinking`` (off is Claude's default).
+Anthropic counts thinking in ``max_tokens`` and requires it to exceed the budget, so an unset
+``max_tokens`` becomes the budget plus the usual 4096 for the answer; thinking also rules out
+``temperature`` and ``top_k``.
 
 An assistant turn's signed reasoning written by this protocol (``thinking`` blocks
 with their signature, ``redacted_thinking`` blocks with their data) goes back first in
@@ -38,6 +39,7 @@ __all__ = [
     "PROTOCOL",
     "RESPOND_TOOL",
     "THINKING_BUDGETS",
+    "THINKING_OFF",
     "anthropic_body",
     "response_schema",
     "thinking_unsigned",
@@ -48,7 +50,10 @@ log = logging.getLogger("rolecall.providers")
 DEFAULT_MAX_TOKENS = _DEFAULT_MAX_TOKENS["anthropic"]
 PROTOCOL = "anthropic"  # the tag of the reasoning blocks this protocol signs
 RESPOND_TOOL = "respond"
-THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+# minimal is low's budget, Anthropic's least (as Gemini's minimal is its low); none is no
+# thinking, Claude's default, so it sends nothing.
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
+THINKING_OFF = "none"
 
 Block = dict[str, Any]
 
@@ -325,10 +330,13 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
     thinking = params.get("thinking")
     if thinking is not None:
         body["thinking"] = thinking
-    elif effort is not None:
+    elif effort is not None and effort != THINKING_OFF:
         budget = THINKING_BUDGETS.get(str(effort))
         if budget is None:
-            raise _bad(f"reasoning_effort {effort!r} is not one of low, medium, high", provider)
+            raise _bad(
+                f"reasoning_effort {effort!r} is not one of none, minimal, low, medium or high",
+                provider,
+            )
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if params.get("max_tokens") is None:
             body["max_tokens"] = budget + DEFAULT_MAX_TOKENS

@@ -13,9 +13,10 @@ Sampling goes in ``inferenceConfig`` (``maxTokens``, ``temperature``, ``topP``,
 ``stopSequences``; a value Converse refuses, such as a temperature above 1, is
 ``unsupported``); ``top_k`` and thinking, which only some
 models take, in ``additionalModelRequestFields`` as those models name them (Claude:
-``top_k``, ``thinking``). ``reasoning_effort`` is Claude's thinking budget (low 1024,
-medium 4096, high 16384, with ``maxTokens`` raised above it as Anthropic requires) on
-Anthropic models, and ``unsupported`` elsewhere. Tools go in ``toolConfig``
+``top_k``, ``thinking``). ``reasoning_effort`` is Claude's thinking budget (minimal and
+low 1024, medium 4096, high 16384, with ``maxTokens`` raised above it as Anthropic requires;
+none: no thinking, Claude's default) on Anthropic models, and ``unsupported`` elsewhere (a
+model whose default is unknown may think unasked). Tools go in ``toolConfig``
 (``toolChoice`` auto, any or one tool; Converse has no "none": with ``tool_choice``
 none the tools are left out unless the conversation already holds tool blocks, which
 Converse refuses without a ``toolConfig``). A JSON schema answer uses Converse's own
@@ -40,7 +41,12 @@ from typing import Any
 
 from rolecall.config.params import sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.providers._anthropic_body import response_schema, thinking_unsigned
+from rolecall.providers._anthropic_body import (
+    THINKING_BUDGETS,
+    THINKING_OFF,
+    response_schema,
+    thinking_unsigned,
+)
 from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
 
 __all__ = ["PROTOCOL", "THINKING_BUDGETS", "converse_body", "response_schema"]
@@ -50,7 +56,6 @@ log = logging.getLogger("rolecall.providers")
 # The wire protocol whose signed reasoning this adapter reads and sends back.
 PROTOCOL = "bedrock"
 
-THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 DEFAULT_MAX_TOKENS = 4096
 _FORMATS = {
     "image/png": "png",
@@ -206,18 +211,24 @@ class _Builder:
             fields["thinking"] = params["thinking"]
         effort = params.get("reasoning_effort")
         if effort is not None and "thinking" not in fields:
-            fields["thinking"] = self.thinking(effort, inference)
+            thinking = self.thinking(effort, inference)
+            if thinking is not None:
+                fields["thinking"] = thinking
         return fields
 
-    def thinking(self, effort: object, inference: Block) -> Block:
+    def thinking(self, effort: object, inference: Block) -> Block | None:
         if "anthropic." not in self.model:
             raise self.unsupported(
                 f"reasoning_effort has no Converse field for model {self.model}: set the "
                 "model's own reasoning fields in extra_body.additionalModelRequestFields"
             )
+        if effort == THINKING_OFF:
+            return None  # Claude thinks only when asked to
         budget = THINKING_BUDGETS.get(str(effort))
         if budget is None:
-            raise self.fail(f"reasoning_effort {effort!r} is not one of low, medium, high")
+            raise self.fail(
+                f"reasoning_effort {effort!r} is not one of none, minimal, low, medium or high"
+            )
         max_tokens = inference.get("maxTokens")
         if max_tokens is None:
             inference["maxTokens"] = budget + DEFAULT_MAX_TOKENS

@@ -13,8 +13,9 @@ protocol takes but a provider's does not (OpenAI's ``logit_bias`` for Anthropic,
 ``top_k`` for OpenAI, ``user`` for Gemini) skips that provider the same way, unless its
 value asks for nothing (``n: 1``, ``logprobs: false``). A value the provider's vendor
 refuses with a 400 (``config/params.py``: more stop sequences than it takes, a temperature
-above its range, an image type it cannot read, a thinking budget Claude refuses) skips it too. A name ``drop_params`` lists is
-instead dropped, per provider, where that provider cannot take it. Params from the
+above its range, an image type it cannot read, a thinking budget Claude refuses) skips it
+too. A name ``drop_params`` lists is instead dropped, per provider, where that provider
+cannot take it. Params from the
 config are not the caller's: the adapters leave out the names they cannot send, and
 ``config validate`` warns about them.
 """
