@@ -163,7 +163,7 @@ async def test_fault_is_classified(
 
 @pytest.mark.parametrize(("name", "fault", "mode"), HANG_ROWS, ids=[row[0] for row in HANG_ROWS])
 async def test_silence_is_a_timeout(server: SimServer, name: str, fault: Fault, mode: str) -> None:
-    provider = make_provider(server, timeout=0.25)
+    provider = make_provider(server, timeout=1.0)
     server.script(fault)
     received: list[str] = []
     try:

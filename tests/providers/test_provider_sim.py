@@ -219,7 +219,7 @@ async def test_silence_is_a_timeout(
     servers: dict[str, SimServer], protocol: str, name: str, fault: Fault, mode: str
 ) -> None:
     server = _fresh(servers[protocol])
-    provider = _provider(server, timeout=0.25)
+    provider = _provider(server, timeout=1.0)
     server.script(fault)
     received: list[str] = []
     try:

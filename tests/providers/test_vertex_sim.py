@@ -172,7 +172,7 @@ async def test_fault_is_classified(
 
 @pytest.mark.parametrize(("name", "fault", "mode"), HANG_ROWS, ids=[row[0] for row in HANG_ROWS])
 async def test_silence_is_a_timeout(sim: SimServer, name: str, fault: Fault, mode: str) -> None:
-    provider = _provider(sim, timeout=0.25)
+    provider = _provider(sim, timeout=1.0)
     sim.script(fault)
     received: list[str] = []
     try:
