@@ -28,15 +28,25 @@ def serving_process(
     config: Path,
     *options: str,
     starting: Callable[[subprocess.Popen[str]], None] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     """As :func:`serving`, with the process first (to signal it); ``starting`` is called
-    with the process as soon as it is launched, before it serves."""
+    with the process as soon as it is launched, before it serves. ``open_files``: the
+    (soft, hard) ``RLIMIT_NOFILE`` it starts under."""
+
+    def limit_open_files() -> None:
+        import resource
+
+        assert open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     proc = subprocess.Popen(
         [str(EXE), "serve", "-c", str(config), "--port", "0", *options],
         stderr=subprocess.PIPE,
         text=True,
         cwd=config.parent,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=None if open_files is None else limit_open_files,
     )
     assert proc.stderr is not None
     watchdog = threading.Timer(60, proc.kill)  # never hang the suite on a stuck server

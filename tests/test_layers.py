@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "_text": 0,
     "_flock": 0,
     "_files": 0,
+    "_descriptors": 0,
     "config": 1,
     "providers": 2,
     "health": 3,

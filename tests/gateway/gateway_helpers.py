@@ -32,6 +32,7 @@ class RunningGateway:
         *,
         offline: bool = False,
         poll_interval: float = 0.05,
+        max_connections: int | None = None,
         **options: Any,
     ) -> None:
         self.gateway = Gateway(
@@ -42,7 +43,11 @@ class RunningGateway:
             **options,
         )
         self.server = GatewayServer(
-            self.gateway, bind_socket("127.0.0.1", 0), access_log=False, log_level="warning"
+            self.gateway,
+            bind_socket("127.0.0.1", 0),
+            access_log=False,
+            log_level="warning",
+            max_connections=max_connections,
         )
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)

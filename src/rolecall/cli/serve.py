@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rolecall._descriptors import raise_open_file_limit
 from rolecall._secrets import redact
 from rolecall.cli._common import EXIT_USAGE, config_option, fail
 from rolecall.errors import MissingExtra
@@ -214,6 +215,9 @@ def serve(
         workers = _auto_workers(config)
     if workers > 1 and not hasattr(os, "fork"):
         fail("--workers needs a system with fork(); use --workers 1 here", EXIT_USAGE)
+    # Up to the hard limit, as Go does at start: the soft one is often 1024, a default for
+    # programs that use select(). The workers inherit it.
+    open_files = raise_open_file_limit()
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -222,6 +226,7 @@ def serve(
     logging.config.dictConfig(log_config)
     for warning in warnings:
         logging.getLogger("rolecall.gateway").warning("config: %s", warning)
+    _warn_few_connections(open_files)
 
     def run(
         worker: str | None = None,
@@ -269,6 +274,24 @@ def serve(
         run()
         return
     _serve_workers(workers, run, config, sock, check=not offline, timeout=worker_timeout)
+
+
+FEW_CONNECTIONS = 256  # per worker: a handful of busy clients' worth
+
+
+def _warn_few_connections(open_files: int | None) -> None:
+    """One warning when the open file limit (its hard one too) leaves few connections."""
+    from rolecall.gateway.server import connection_bound
+
+    most = connection_bound(open_files)
+    if most is not None and most < FEW_CONNECTIONS:
+        logging.getLogger("rolecall.gateway").warning(
+            "the open file limit is %d (ulimit -n, hard limit included): each worker holds "
+            "at most %d client connections and answers 503 past them; raise it (ulimit -n, "
+            "LimitNOFILE= for a systemd service) to serve more",
+            open_files,
+            most,
+        )
 
 
 async def _check_credentials(config: RolecallConfig) -> None:

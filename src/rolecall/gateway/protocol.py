@@ -20,7 +20,13 @@ connections for every other client. This subclass, per connection:
   (two Host lines, no Host, a transfer coding but chunked) and serves a target in
   absolute form as its path under its authority as Host
   (:mod:`rolecall.gateway._request_head`): checked once per request, on the
-  header list, never per header.
+  header list, never per header;
+- holds at most ``max_connections`` connections (derived from the process's open file
+  limit by :func:`rolecall.gateway.server.connection_bound`): one more closes the
+  kept-alive connection idle the longest, or, with none idle, is answered ``503`` with
+  ``Retry-After`` and closed without its request being read. A connection being served
+  is never cut. One count at accept (uvicorn's own set of connections); a request costs
+  nothing more.
 
 It all happens before the app runs, so before any key is checked. The limits
 are read from the serving config each time a connection opens, so a reload
@@ -38,7 +44,7 @@ import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from rolecall.gateway._request_head import BAD_TARGET, HeadFault, absolute_target, head_fault
+from rolecall.gateway._request_head import BAD_TARGET, absolute_target, head_fault
 from rolecall.gateway.hotpath import DoorCycle, DoorHandler, header_lines
 from rolecall.gateway.openai_format import error_body
 
@@ -51,13 +57,30 @@ LINGER_SECONDS = 1.0  # after a 431: read and drop what the client still sends, 
 _SLASH = ord("/")  # the first byte of a target in origin form
 
 
-def _error(status: bytes, message: str, code: str) -> bytes:
-    body = json.dumps(error_body(message, "invalid_request_error", code)).encode()
+def _error(
+    status: bytes, message: str, code: str, kind: str = "invalid_request_error", extra: bytes = b""
+) -> bytes:
+    body = json.dumps(error_body(message, kind, code)).encode()
     head = (
-        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
-        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\n"
+        + extra
+        + b"content-length: "
+        + str(len(body)).encode()
+        + b"\r\nconnection: close\r\n\r\n"
     )
     return head + body
+
+
+def _no_room(most: int) -> bytes:
+    """The answer to a connection past ``most``: try again shortly (the SDKs retry it)."""
+    message = (
+        f"the gateway holds {most} connections (per worker, from its open file limit) and "
+        "has no room for another; retry shortly"
+    )
+    extra = b"retry-after: 1\r\nx-should-retry: true\r\n"
+    return _error(b"503 Service Unavailable", message, "server_busy", "server_error", extra)
 
 
 class _LimitedHttpTools(HttpToolsProtocol):
@@ -67,6 +90,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
     doors: Mapping[bytes, DoorHandler]  # exact request targets served by a DoorCycle
     extra_headers: Sequence[tuple[bytes, bytes]]  # on every door response
     extra_head: bytes  # the same as header lines
+    max_connections: int | None  # open at once in this process; None: no bound
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,7 +159,30 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        most = self.max_connections
+        if most is not None and len(self.connections) > most and not self._close_idle():
+            # Each one turned away lingers (see _refuse) while they are few; past half the
+            # bound more, closing at once frees its descriptor for those being served.
+            self._refuse(_no_room(most), linger=len(self.connections) <= most + most // 2)
+            return
         self._arm(self._header_timeout)
+
+    def _close_idle(self) -> bool:
+        """Close the kept-alive connection idle the longest (its keep-alive deadline falls
+        first: the wait is the same for all), as nginx reuses one when out of connections;
+        False when none is idle. Walks the connections only when they are past the bound."""
+        idle = [
+            c
+            for c in self.connections
+            if isinstance(c, _LimitedHttpTools)
+            and c._idle
+            and c._deadline is not None
+            and not c.transport.is_closing()
+        ]
+        if not idle:
+            return False
+        min(idle, key=lambda c: c._deadline or 0.0).transport.close()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -232,7 +279,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
                 self.headers.insert(0, (b"host", authority))
         if fault is None:
             return True
-        self._refuse(fault)
+        self._refuse(_error(*fault))
         return False
 
     def _start_door(
@@ -347,16 +394,21 @@ class _LimitedHttpTools(HttpToolsProtocol):
         message = (
             f"request headers are larger than {self._max_header} bytes (gateway.max_header_bytes)"
         )
-        self._refuse((b"431 Request Header Fields Too Large", message, "headers_too_large"))
+        self._refuse(_error(b"431 Request Header Fields Too Large", message, "headers_too_large"))
 
-    def _refuse(self, fault: HeadFault) -> None:
-        """Answer ``fault``, stop reading requests, and close after a short linger."""
+    def _refuse(self, answer: bytes, *, linger: bool = True) -> None:
+        """Write ``answer`` (a whole response), stop reading requests, and close after a
+        short linger (at once without ``linger``)."""
         self._rejected = True
         self._disarm()
         if self._can_answer():
-            self.transport.write(_error(*fault))
+            self.transport.write(answer)
+        if not linger:
+            self.transport.close()
+            return
         # Closing at once would reset the connection under a client still sending, and it
-        # would never read the answer; so half-close, drop what comes, and close soon.
+        # would never read the answer; so half-close, drop what comes, and close soon (or
+        # when the client closes).
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -366,13 +418,16 @@ def limited_protocol(
     limits: Callable[[], GatewayConfig],
     doors: Mapping[str, DoorHandler] | None = None,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    max_connections: int | None = None,
 ) -> type[asyncio.Protocol]:
     """The protocol class for uvicorn's ``http=`` setting, reading limits from ``limits()``.
 
     ``doors`` maps paths to the handlers that serve a ``POST`` there directly
-    (:mod:`rolecall.gateway.hotpath`); ``extra_headers`` go on their responses.
+    (:mod:`rolecall.gateway.hotpath`); ``extra_headers`` go on their responses;
+    ``max_connections`` bounds the connections open at once (None: no bound).
     """
     attributes = {
+        "max_connections": max_connections,
         "limits": staticmethod(limits),
         "doors": {path.encode("ascii"): handler for path, handler in (doors or {}).items()},
         "extra_headers": tuple(extra_headers),

@@ -7,6 +7,10 @@ header size and the time a client may take to send a request; each worker of
 ``rolecall serve --workers N`` (:mod:`rolecall.gateway.supervisor`) serves the
 inherited socket with the same protocol, so every limit holds in every worker,
 and tags its answers with ``x-rolecall-worker: <pid>``.
+
+Each worker holds at most :func:`connection_bound` client connections, from its open
+file limit: past that a client would make it fail to open anything at all (a provider
+connection, the store, the config file), and the event loop stop accepting.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import socket
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from rolecall._descriptors import open_file_limit
 from rolecall.errors import MissingExtra
 
 if TYPE_CHECKING:
@@ -26,7 +31,27 @@ if TYPE_CHECKING:
 
 WORKER_HEADER = b"x-rolecall-worker"
 
-__all__ = ["WORKER_HEADER", "GatewayServer", "bind_socket"]
+__all__ = [
+    "RESERVED_DESCRIPTORS",
+    "WORKER_HEADER",
+    "GatewayServer",
+    "bind_socket",
+    "connection_bound",
+]
+
+# Descriptors a worker keeps for what is not a client: its listening socket, the store and
+# the run log, the config file and .env, logs, the event loop's own, imports.
+RESERVED_DESCRIPTORS = 64
+
+
+def connection_bound(open_files: int | None) -> int | None:
+    """Client connections one process may hold with ``open_files`` descriptors (None: no
+    limit, no bound): two fifths of what the reserve leaves. As many again are kept for
+    provider connections (each client being served may hold one: nginx counts both in
+    ``worker_connections``), and a fifth for the connections being turned away."""
+    if open_files is None:
+        return None
+    return max(1, (open_files - RESERVED_DESCRIPTORS) * 2 // 5)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -62,7 +87,10 @@ class GatewayServer:
         log_level: str = "info",
         log_config: dict[str, Any] | None = None,
         worker: str | None = None,
+        max_connections: int | None = None,
     ) -> None:
+        """``max_connections``: client connections held at once; None: :func:`connection_bound`
+        of the open file limit."""
         try:
             import uvicorn
         except ImportError as exc:
@@ -73,9 +101,11 @@ class GatewayServer:
         self.sock = sock
         self.worker = worker
         tags = () if worker is None else ((WORKER_HEADER, str(os.getpid()).encode()),)
+        if max_connections is None:
+            max_connections = connection_bound(open_file_limit())
         config = uvicorn.Config(
             gateway.app if worker is None else _tag_worker(gateway.app),
-            http=limited_protocol(gateway.limits, gateway.doors, tags),
+            http=limited_protocol(gateway.limits, gateway.doors, tags, max_connections),
             ws="none",  # no websocket routes: an upgrade request is plain HTTP
             lifespan="off",  # the gateway is started and closed around serve()
             access_log=access_log,
