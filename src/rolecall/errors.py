@@ -198,7 +198,9 @@ def _wait(seconds: float | None) -> float | None:
 class ProviderError(RolecallError):
     """One call to one provider failed; ``retry_after`` (seconds) is capped at
     :data:`MAX_RETRY_AFTER`, so no server can cool a provider down for ever. ``params``
-    names the call parameters the provider was not called for (kind ``unsupported``)."""
+    names the call parameters the provider was not called for (kind ``unsupported``).
+    ``local``: the failure is this process's, not the provider's (no file descriptor left
+    to connect with): the provider's health is left alone."""
 
     def __init__(
         self,
@@ -210,8 +212,10 @@ class ProviderError(RolecallError):
         retryable: bool | None = None,
         retry_after: float | None = None,
         params: Sequence[str] = (),
+        local: bool = False,
     ) -> None:
         self.kind = kind
+        self.local = local
         self.provider = provider
         self.status = status
         self.retryable = kind.retryable if retryable is None else retryable

@@ -22,6 +22,7 @@ from gateway_helpers import (
     wait_for,
 )
 
+from descriptor_helpers import no_descriptor_left
 from rolecall.config.schema import RolecallConfig
 from rolecall.gateway.reload import ConfigWatcher
 from rolecall.sim import Fault, SimServer
@@ -368,3 +369,36 @@ async def test_a_reload_under_way_when_the_gateway_closes_is_ended_with_it(
     await gateway.aclose()
     current = asyncio.current_task()
     assert not [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+async def test_a_config_unreadable_for_want_of_descriptors_is_said_so_once_then_read(
+    config_path: Path,
+    primary: SimServer,
+    fallback: SimServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A process out of file descriptors (EMFILE) said the config had "disappeared".
+    seen: list[str] = []
+
+    async def on_change(config: RolecallConfig) -> None:
+        seen.append(config.roles["coder"].provider)
+
+    watcher = ConfigWatcher(config_path, on_change, interval=3600)
+    await watcher.poll()  # the file as served
+    edit = config_text(primary, fallback, coder="{provider: b}", tmp=tmp_path)
+    await asyncio.to_thread(config_path.write_text, edit)
+    try:
+        with caplog.at_level(logging.WARNING, logger="rolecall.gateway"):
+            with no_descriptor_left():
+                assert await watcher.poll() is False
+                assert await watcher.poll() is False
+            lines = [r.getMessage() for r in caplog.records if r.name == "rolecall.gateway"]
+        assert len(lines) == 1, lines  # once, not at every poll
+        assert "too many open files" in lines[0] and "ulimit -n" in lines[0]
+        assert "disappeared" not in caplog.text
+        # Descriptors free again: the edit made meanwhile is served.
+        assert await watcher.poll() is True
+        assert seen[-1] == "b"
+    finally:
+        await watcher.stop()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rolecall._descriptors import out_of_descriptors, too_many_open_files
 from rolecall._secrets import redact
 from rolecall.config._read import FileRefused, read_regular_file
 from rolecall.errors import ConfigError
@@ -42,7 +43,8 @@ Signature = tuple[tuple[int, int, str] | None, ...]
 def file_signature(paths: tuple[Path, ...]) -> Signature:
     """(mtime_ns, size, sha256) per path; None for a missing file. A path that is no file
     to read as config (a FIFO, which would block the read for ever, a directory, a file
-    over the size limit) gets the refusal as its digest: the loader then says why."""
+    over the size limit) gets the refusal as its digest: the loader then says why. A
+    process out of file descriptors cannot tell: its ``OSError`` is raised."""
     parts: list[tuple[int, int, str] | None] = []
     for path in paths:
         try:
@@ -50,7 +52,9 @@ def file_signature(paths: tuple[Path, ...]) -> Signature:
             digest = hashlib.sha256(read_regular_file(path)).hexdigest()
         except FileRefused as exc:
             digest = f"refused: {exc.problem}"
-        except OSError:
+        except OSError as exc:
+            if out_of_descriptors(exc):
+                raise
             parts.append(None)
             continue
         parts.append((stat.st_mtime_ns, stat.st_size, digest))
@@ -171,6 +175,7 @@ class ConfigWatcher:
         self._on_change = on_change
         self._load = load or _load_config
         self._seen: tuple[str | None, ...] | None = None  # None: not read yet
+        self._starved = False  # out of file descriptors at the last poll (said once)
         self._task: asyncio.Task[None] | None = None
         self._soon: set[asyncio.Task[None]] = set()
         # One poll at a time: a poll started while another is still checking the credentials
@@ -212,7 +217,22 @@ class ConfigWatcher:
             return await self._poll()
 
     async def _poll(self) -> bool:
-        signature = _content_only(await asyncio.to_thread(file_signature, self._paths))
+        try:
+            signature = _content_only(await asyncio.to_thread(file_signature, self._paths))
+        except OSError as exc:
+            exhausted = out_of_descriptors(exc)
+            if exhausted is None:
+                raise
+            # Not a change, nor a file gone: read again at the next poll.
+            if not self._starved:
+                self._starved = True
+                log.warning(
+                    "cannot read config %s: %s; keeping the previous config until it can",
+                    self.path,
+                    too_many_open_files(exhausted),
+                )
+            return False
+        self._starved = False
         if signature == self._seen:
             return False
         self._seen = signature

@@ -21,6 +21,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+from rolecall._descriptors import out_of_descriptors, too_many_open_files
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._wire_message import WireRequestError, WireTLSError, WireTooLarge
@@ -322,7 +323,12 @@ def google_rpc_kind(
 def transport_error(exc: BaseException, provider: str) -> ProviderError:
     """A transport failure as a ProviderError: timeouts -> TIMEOUT, a failed TLS handshake
     -> TLS (retrying cannot fix it), a request that cannot be sent -> BAD_REQUEST, an
-    undecodable or oversized response -> BAD_RESPONSE, the rest -> NETWORK."""
+    undecodable or oversized response -> BAD_RESPONSE, the rest -> NETWORK (``local`` when
+    this process had no file descriptor left for it)."""
+    exhausted = out_of_descriptors(exc)
+    if exhausted is not None:  # ours, not the provider's: retried, its health left alone
+        message = f"connection failed: {too_many_open_files(exhausted)}"
+        return ProviderError(message, kind=ErrorKind.NETWORK, provider=provider, local=True)
     detail = clip(str(exc)) or type(exc).__name__
     if isinstance(exc, TimeoutError):
         return ProviderError(

@@ -409,7 +409,8 @@ class ProviderCalls:
             health.cool_down(
                 pid, now + (DEFAULT_RATE_LIMIT_COOLDOWN if cooldown is None else cooldown)
             )
-        if kind is not ErrorKind.UNSUPPORTED:  # the request, not the provider: health untouched
+        # The request (unsupported) or this process (local), not the provider: health untouched.
+        if kind is not ErrorKind.UNSUPPORTED and not error.local:
             health.record_failure(pid, error)
         delay: float | None = None
         if (
