@@ -194,6 +194,7 @@ class FakeTime:
         self._pending: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._driver: asyncio.Task[None] | None = None
+        self._pushed = 0
 
     def clock(self) -> float:
         return self.now
@@ -202,6 +203,7 @@ class FakeTime:
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._pending, (self.now + seconds, next(self._order), wake))
+        self._pushed += 1
         if self._driver is None or self._driver.done():
             self._driver = loop.create_task(self._drive())
         await wake
@@ -209,8 +211,13 @@ class FakeTime:
 
     async def _drive(self) -> None:
         while self._pending:
-            for _ in range(_IDLE_TURNS):
-                await asyncio.sleep(0)
+            # Idle turns counted from the newest sleep: one pushed while the loop was
+            # counting (a call started since) gets its full turns before time moves.
+            counted = -1
+            while counted != self._pushed:
+                counted = self._pushed
+                for _ in range(_IDLE_TURNS):
+                    await asyncio.sleep(0)
             while self._pending and self._pending[0][2].done():
                 heapq.heappop(self._pending)  # cancelled meanwhile
             if not self._pending:
