@@ -76,6 +76,8 @@ class HealthTracker(Protocol):
 
     def latency_ms(self, provider_id: str) -> float | None: ...
 
+    def is_down(self, provider_id: str) -> bool: ...
+
     async def admit(self, provider_id: str) -> Admission | None: ...
 
     def mark_unavailable(self, provider_id: str, error: ProviderError) -> None: ...
@@ -190,11 +192,16 @@ class ProviderHealth:
 
     def is_available(self, provider_id: str) -> bool:
         """Would a call be admitted now (possibly after waiting for the first-call gate)?"""
+        return not ProviderHealth.is_down(self, provider_id)
+
+    def is_down(self, provider_id: str) -> bool:
+        """No call would be admitted now, by what this process knows: a dict lookup that
+        never reads shared state (the strategies ask it on every call; admission checks)."""
         entry = self._entries.get(provider_id)
         if entry is None:
-            return True
+            return False
         state = self._state(entry, self._clock())
-        return state == "ok" or (state == "half_open" and not entry.probing)
+        return not (state == "ok" or (state == "half_open" and not entry.probing))
 
     def reason(self, provider_id: str) -> ProviderError | None:
         """Why the provider is skipped now, as the error that caused it; None when available."""

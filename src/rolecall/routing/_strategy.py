@@ -5,6 +5,10 @@ docs/architecture.md and the README's "How a call is routed"). With several
 ``providers`` and a strategy other than ``fallback``, the strategy reorders that
 pool on every call; a primary written before the pool stays first, and
 ``fallback`` entries and the default stay after it.
+
+A pool provider the health says is down now (cooling down, unavailable, circuit
+open) gives up its round-robin turn and its weighted share to the others, so they
+split its calls as they split the rest; the chain walk then skips it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from rolecall.config.schema import RoleConfig
 __all__ = ["ChainPlan", "plan_for_role"]
 
 LatencyOf = Callable[[str], float | None]
+IsDown = Callable[[str], bool]
 
 
 def _dedupe(ids: Iterable[str | None], exclude: Sequence[str] = ()) -> tuple[str, ...]:
@@ -47,20 +52,32 @@ class ChainPlan:
         if len(self.pool) < 2:
             self.strategy = "fallback"
 
-    def order(self, latency_of: LatencyOf, rng: Callable[[], float]) -> tuple[str, ...]:
+    def order(
+        self, latency_of: LatencyOf, rng: Callable[[], float], is_down: IsDown
+    ) -> tuple[str, ...]:
         """The chain for one call: a tuple built from in-memory data only."""
         strategy = self.strategy
         if strategy == "fallback":
             return self.fixed
         pool = self.pool
         if strategy == "round_robin":
-            start = next(self._turns) % len(pool)
+            start = self._turn(is_down)
             ordered = pool[start:] + pool[:start]
         elif strategy == "weighted":
-            ordered = _weighted_first(pool, self.weights, rng)
+            ordered = _weighted_first(pool, self.weights, rng, is_down)
         else:  # fastest: unmeasured first (in written order) so each gets measured
             ordered = tuple(sorted(pool, key=lambda pid: _latency_key(latency_of(pid))))
         return self.head + ordered + self.tail
+
+    def _turn(self, is_down: IsDown) -> int:
+        """The next turn's index; a provider down now passes its turn on (counted)."""
+        size = len(self.pool)
+        start = next(self._turns) % size
+        for _ in range(size - 1):
+            if not is_down(self.pool[start]):
+                break
+            start = next(self._turns) % size
+        return start
 
 
 def _latency_key(latency: float | None) -> tuple[int, float]:
@@ -68,13 +85,27 @@ def _latency_key(latency: float | None) -> tuple[int, float]:
 
 
 def _weighted_first(
-    pool: tuple[str, ...], weights: tuple[float, ...], rng: Callable[[], float]
+    pool: tuple[str, ...], weights: tuple[float, ...], rng: Callable[[], float], is_down: IsDown
 ) -> tuple[str, ...]:
+    chosen = _draw(weights, rng)
+    if chosen is None:
+        return pool
+    if is_down(pool[chosen]):
+        # Its share goes to the others by their weights, not all to the first written.
+        live = tuple(0.0 if is_down(pid) else w for pid, w in zip(pool, weights, strict=True))
+        redrawn = _draw(live, rng)
+        if redrawn is not None:
+            chosen = redrawn
+    return (pool[chosen], *pool[:chosen], *pool[chosen + 1 :])
+
+
+def _draw(weights: tuple[float, ...], rng: Callable[[], float]) -> int | None:
+    """An index drawn by weight; None when no weight is above 0."""
     total = sum(weights)
     if total <= 0:
-        return pool
+        return None
     point = rng() * total
-    chosen = len(pool) - 1
+    chosen = len(weights) - 1
     for index, weight in enumerate(weights):
         if point < weight:
             chosen = index
@@ -83,7 +114,7 @@ def _weighted_first(
     # A zero-weight provider is never picked first, but still serves as a fallback.
     while weights[chosen] <= 0:
         chosen -= 1
-    return (pool[chosen], *pool[:chosen], *pool[chosen + 1 :])
+    return chosen
 
 
 def plan_for_role(role: RoleConfig | None, default_provider: str | None) -> ChainPlan:
@@ -102,5 +133,8 @@ def plan_for_role(role: RoleConfig | None, default_provider: str | None) -> Chai
     if role.strategy == "weighted":
         # Unlisted providers weigh 1 when no weights are given, 0 when some are.
         fallback_weight = 0.0 if role.weights else 1.0
-        weights = tuple(max(role.weights.get(pid, fallback_weight), 0.0) for pid in pool)
+        raw = [max(role.weights.get(pid, fallback_weight), 0.0) for pid in pool]
+        # As shares of the largest: weights near the float maximum would sum to infinity.
+        top = max(raw, default=0.0)
+        weights = tuple(w / top for w in raw) if top > 0 else tuple(raw)
     return ChainPlan(head=head, pool=pool, tail=tail, strategy=role.strategy, weights=weights)

@@ -307,7 +307,7 @@ class Router:
         plan = self._plans.get(role, self._default_plan)
         if not plan.fixed:
             raise NoProviderForRole(role, near=did_you_mean(role, self._plans))
-        return plan.order(self._health.latency_ms, self._rng)
+        return plan.order(self._health.latency_ms, self._rng, self._health.is_down)
 
     def _check_role(self, role: object) -> None:
         if not isinstance(role, str) or not role.strip() or not role.isprintable():
