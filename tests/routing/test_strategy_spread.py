@@ -85,3 +85,17 @@ async def test_weighted_splits_huge_weights_by_their_ratio(build: Any, config_of
     h = build(config_of(roles=roles), {}, rng=random.Random(5).random)
     firsts = Counter(h.router.chain("reviewer")[0] for _ in range(2000))
     assert 900 < firsts["a"] < 1100
+
+
+async def test_fastest_measures_again_a_provider_once_slow(
+    build: Any, config_of: Any, step_of: Any
+) -> None:
+    roles = {"reviewer": {"providers": ["a", "b"], "strategy": "fastest"}}
+    h = build(config_of(("a", "b"), roles=roles), {})
+    h.providers["a"].default = step_of(delay=1.0)
+    # b's first answer is slow (a cold start), every later one ten times faster than a's.
+    h.providers["b"].script = [step_of(delay=4.0)]
+    h.providers["b"].default = step_of(delay=0.1)
+    answered = [(await h.router.complete("reviewer", "hi")).provider for _ in range(400)]
+    assert answered[:2] == ["a", "b"]  # each measured once, in written order
+    assert Counter(answered[300:]) == {"b": 95, "a": 5}  # b leads; a is measured again too

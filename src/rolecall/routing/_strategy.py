@@ -8,7 +8,10 @@ pool on every call; a primary written before the pool stays first, and
 
 A pool provider the health says is down now (cooling down, unavailable, circuit
 open) gives up its round-robin turn and its weighted share to the others, so they
-split its calls as they split the rest; the chain walk then skips it.
+split its calls as they split the rest; the chain walk then skips it. ``fastest``
+leads one call in :data:`EXPLORE_EVERY` with another provider in turn, so a
+provider measured slow once (a cold start) is measured again, not passed over
+for ever.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ __all__ = ["ChainPlan", "plan_for_role"]
 
 LatencyOf = Callable[[str], float | None]
 IsDown = Callable[[str], bool]
+
+# One call in this many, a fastest pool leads with another provider than the fastest.
+EXPLORE_EVERY = 20
 
 
 def _dedupe(ids: Iterable[str | None], exclude: Sequence[str] = ()) -> tuple[str, ...]:
@@ -65,8 +71,8 @@ class ChainPlan:
             ordered = pool[start:] + pool[:start]
         elif strategy == "weighted":
             ordered = _weighted_first(pool, self.weights, rng, is_down)
-        else:  # fastest: unmeasured first (in written order) so each gets measured
-            ordered = tuple(sorted(pool, key=lambda pid: _latency_key(latency_of(pid))))
+        else:
+            ordered = self._fastest(latency_of)
         return self.head + ordered + self.tail
 
     def _turn(self, is_down: IsDown) -> int:
@@ -78,6 +84,16 @@ class ChainPlan:
                 break
             start = next(self._turns) % size
         return start
+
+    def _fastest(self, latency_of: LatencyOf) -> tuple[str, ...]:
+        """Unmeasured first (in written order) so each gets measured, then the quickest."""
+        ordered = sorted(self.pool, key=lambda pid: _latency_key(latency_of(pid)))
+        turn = next(self._turns)
+        if turn % EXPLORE_EVERY != EXPLORE_EVERY - 1:
+            return tuple(ordered)
+        others = ordered[1:]
+        lead = others[(turn // EXPLORE_EVERY) % len(others)]
+        return (lead, *(pid for pid in ordered if pid != lead))
 
 
 def _latency_key(latency: float | None) -> tuple[int, float]:
