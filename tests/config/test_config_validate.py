@@ -442,3 +442,25 @@ def _raw(**overrides: Any) -> dict[str, Any]:
 def test_secret_values_are_not_echoed_in_problems() -> None:
     _, errors, _ = validate_document(_raw(gateway={"keys": [12345678901234]}))
     assert "12345678901234" not in " ".join(str(e) for e in errors)
+
+
+def test_weighted_needs_no_weight_for_a_primary_or_fallback_beside_providers() -> None:
+    # With providers: the primary is always first and fallback always after: no draw.
+    text = (
+        BASE + "roles:\n  coder: {provider: local, providers: [gpt, claude], fallback: [local],"
+        " strategy: weighted, weights: {gpt: 3, claude: 1}}\n"
+    )
+    first = inspect_config_text(text.replace("fallback: [local], ", ""), environ={})
+    assert (first.errors, first.warnings) == ([], [])
+    text = text.replace("provider: local, ", "").replace("claude: 1}", "claude: 1, local: 5}")
+    report = inspect_config_text(text, environ={})
+    assert report.valid
+    [warning] = report.warnings
+    assert warning.location == "roles.coder.weights.local"
+    assert "not drawn" in warning.problem
+    # Without providers, provider and fallback are the pool: each still needs a weight.
+    [issue] = errors_of(
+        BASE + "roles:\n  coder: {provider: gpt, fallback: [claude], strategy: weighted,"
+        " weights: {gpt: 1}}\n"
+    )
+    assert (issue.location, issue.problem) == ("roles.coder.weights", "no weight for 'claude'")

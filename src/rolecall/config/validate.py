@@ -332,7 +332,16 @@ class _Checker:
                 f"add weights: {{{example}}}",
             )
             return
-        missing = [p for p in chain if p not in weights]
+        drawn = _drawn(spec, chain)
+        for provider_id in weights:
+            if provider_id in chain and provider_id not in drawn:
+                self.warn(
+                    (*path, "weights", provider_id),
+                    f"'{provider_id}' is not drawn by weight: beside providers, the primary is "
+                    "always first and fallback entries always after",
+                    f"remove its weight, or move it into {format_location((*path, 'providers'))}",
+                )
+        missing = [p for p in drawn if p not in weights]
         if missing:
             self.error(
                 (*path, "weights"),
@@ -416,3 +425,13 @@ class _Checker:
                     "is not a key; with no other key the gateway only listens on loopback",
                     "set the variable it reads (e.g. ROLECALL_GATEWAY_KEY) or remove the entry",
                 )
+
+
+def _drawn(spec: dict[str, Any], chain: list[str]) -> list[str]:
+    """The providers a weighted role draws from (the router's pool): its ``providers``
+    but the primary when it has some, else its whole chain."""
+    providers = spec.get("providers")
+    if not (isinstance(providers, list) and providers):
+        return chain
+    primary = spec.get("provider")
+    return [p for p in dict.fromkeys(providers) if isinstance(p, str) and p != primary]
