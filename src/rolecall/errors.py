@@ -199,8 +199,8 @@ class ProviderError(RolecallError):
     """One call to one provider failed; ``retry_after`` (seconds) is capped at
     :data:`MAX_RETRY_AFTER`, so no server can cool a provider down for ever. ``params``
     names the call parameters the provider was not called for (kind ``unsupported``).
-    ``local``: the failure is this process's, not the provider's (no file descriptor left
-    to connect with): the provider's health is left alone."""
+    ``local``: the failure is this side's, not the provider's (no file descriptor left to
+    connect with, a proxy that refused the connection): the provider's health is left alone."""
 
     def __init__(
         self,

@@ -378,6 +378,7 @@ async def test_a_body_over_64_mb_through_a_proxy_is_refused() -> None:
         proxied = ProxiedClient(
             {},
             proxy=url,
+            proxy_variable="HTTP_PROXY",
             limit=4,
             connect_timeout=5.0,
             read_timeout=5.0,

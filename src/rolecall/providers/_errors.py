@@ -24,7 +24,12 @@ from typing import Any, Protocol
 from rolecall._descriptors import out_of_descriptors, too_many_open_files
 from rolecall._secrets import redact
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.providers._wire_message import WireRequestError, WireTLSError, WireTooLarge
+from rolecall.providers._wire_message import (
+    WireProxyRefused,
+    WireRequestError,
+    WireTLSError,
+    WireTooLarge,
+)
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -324,7 +329,9 @@ def transport_error(exc: BaseException, provider: str) -> ProviderError:
     """A transport failure as a ProviderError: timeouts -> TIMEOUT, a failed TLS handshake
     -> TLS (retrying cannot fix it), a request that cannot be sent -> BAD_REQUEST, an
     undecodable or oversized response -> BAD_RESPONSE, the rest -> NETWORK (``local`` when
-    this process had no file descriptor left for it)."""
+    this process had no file descriptor left for it). A proxy's refusal is NETWORK too (the
+    provider's key and model are not in question), retried only when the proxy's own status
+    says it may pass next time (5xx)."""
     exhausted = out_of_descriptors(exc)
     if exhausted is not None:  # ours, not the provider's: retried, its health left alone
         message = f"connection failed: {too_many_open_files(exhausted)}"
@@ -338,6 +345,14 @@ def transport_error(exc: BaseException, provider: str) -> ProviderError:
         return ProviderError(detail, kind=ErrorKind.TLS, provider=provider)
     if isinstance(exc, WireRequestError):
         return ProviderError(detail, kind=ErrorKind.BAD_REQUEST, provider=provider)
+    if isinstance(exc, WireProxyRefused):  # the proxy's doing: the provider's health left alone
+        return ProviderError(
+            detail,
+            kind=ErrorKind.NETWORK,
+            provider=provider,
+            retryable=exc.status >= 500,
+            local=True,
+        )
     if isinstance(exc, WireTooLarge):
         return ProviderError(detail, kind=ErrorKind.BAD_RESPONSE, provider=provider)
     if "content-encoding" in detail.lower():

@@ -42,6 +42,7 @@ from rolecall.providers._errors import (
     parse_json_text,
     transport_error,
 )
+from rolecall.providers._proxy_env import env_proxy
 from rolecall.providers._wire import (
     BodyStream,
     HTTPClient,
@@ -95,7 +96,8 @@ def shared_ssl_context() -> ssl.SSLContext:
 def make_client(config: ProviderConfig, headers: Mapping[str, str], base_url: str) -> HTTPClient:
     """``max_concurrency`` keep-alive HTTP/1.1 connections; a read timeout per socket read.
 
-    Raises :class:`WireTLSError` when the CA certificates cannot be loaded.
+    Raises :class:`WireTLSError` when the CA certificates cannot be loaded, and
+    :class:`WireRequestError` for a proxy the client cannot use.
     """
     try:
         ssl_context = shared_ssl_context()
@@ -116,24 +118,8 @@ def make_client(config: ProviderConfig, headers: Mapping[str, str], base_url: st
     if proxy is not None:
         from rolecall.providers._wire_proxy import ProxiedClient  # aiohttp: imported only here
 
-        return ProxiedClient(merged, proxy=proxy, **options)
+        return ProxiedClient(merged, proxy=proxy.url, proxy_variable=proxy.variable, **options)
     return WireClient(merged, **options)
-
-
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``,
-    ``ALL_PROXY``), unless ``NO_PROXY`` exempts its host. Loopback servers (Ollama,
-    vLLM) are always reached directly: a proxy for the internet cannot reach them."""
-    import urllib.request
-
-    host = urlsplit(url).hostname or ""
-    proxies = urllib.request.getproxies()
-    if not proxies or host in _LOOPBACK or urllib.request.proxy_bypass(host):
-        return None
-    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
 def json_body(body: Any) -> bytes:

@@ -22,6 +22,7 @@ from urllib.parse import SplitResult, quote
 __all__ = [
     "InvalidHeader",
     "WireError",
+    "WireProxyRefused",
     "WireRequestError",
     "WireTLSError",
     "WireTimeout",
@@ -52,6 +53,15 @@ class WireTimeout(WireError, TimeoutError):
 
 class WireRequestError(WireError):
     """The request cannot be sent as it is (a URL with a control character): not retryable."""
+
+
+class WireProxyRefused(WireError):
+    """The proxy, not the server, refused the request with ``status`` (407: it wants
+    credentials); the message names the proxy and the variable that set it."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class WireTLSError(WireError):

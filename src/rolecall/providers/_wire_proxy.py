@@ -9,6 +9,10 @@ whose URL the environment routes through a proxy (``HTTPS_PROXY``, ``HTTP_PROXY`
 The vendor headers (the key among them) go on each request, never as the session's
 default headers: aiohttp copies those into the ``CONNECT`` request to the proxy, in
 clear text, and moves an ``Authorization`` default into ``Proxy-Authorization``.
+
+The proxy's own refusals (a ``CONNECT`` answered with 403 or 502, a 407 asking for
+credentials) are :class:`~rolecall.providers._wire_message.WireProxyRefused` naming the
+proxy, its password masked, and the variable that set it: not the provider's fault.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from rolecall._secrets import mask_url
 from rolecall.providers._wire import (
     HTTPClient,
     WireError,
@@ -29,7 +35,11 @@ from rolecall.providers._wire import (
     WireTLSError,
 )
 from rolecall.providers._wire_conn import read_whole
-from rolecall.providers._wire_message import check_headers, has_control
+from rolecall.providers._wire_message import (
+    WireProxyRefused,
+    check_headers,
+    has_control,
+)
 
 __all__ = ["ProxiedClient"]
 
@@ -68,6 +78,7 @@ class ProxiedClient(HTTPClient):
         headers: Mapping[str, str],
         *,
         proxy: str,
+        proxy_variable: str,
         limit: int,
         connect_timeout: float,
         read_timeout: float | None,
@@ -76,6 +87,7 @@ class ProxiedClient(HTTPClient):
         user_agent: str = "rolecall",
     ) -> None:
         self.proxy = proxy
+        self.proxy_variable = proxy_variable
         # Sent on each request to the vendor only; see the module docstring.
         self._headers = check_headers(
             {"user-agent": user_agent, "accept-encoding": "identity", **headers}
@@ -116,8 +128,13 @@ class ProxiedClient(HTTPClient):
             response = await self._session.request(
                 method, url, data=body, params=params, headers=sent, allow_redirects=False
             )
+        except aiohttp.ClientHttpProxyError as exc:  # the CONNECT was refused
+            raise self._refusal(exc.status, exc.message, url) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _wire_error(exc) from exc
+        if response.status == 407:  # no server sends it: the forward proxy asks
+            response.close()
+            raise self._refusal(407, response.reason or "", url)
         try:
             headers = {k.lower(): v for k, v in response.headers.items()}
             yield ProxiedStream(response.status, headers, response)
@@ -126,6 +143,22 @@ class ProxiedClient(HTTPClient):
                 response.release()  # read to the end: the connection is reusable
             else:
                 response.close()
+
+    def _refusal(self, status: int, reason: str, url: str) -> WireProxyRefused:
+        """The proxy's refusal, naming it (password masked) and the variable to fix."""
+        said = f"{status} {reason}".strip()
+        where = f"the proxy {mask_url(self.proxy)} ({self.proxy_variable})"
+        if status == 407:
+            if urlsplit(self.proxy).username is None:
+                fix = f"put user:password@ before the proxy's host in {self.proxy_variable}"
+            else:
+                fix = f"check the user and password in {self.proxy_variable}"
+            return WireProxyRefused(f"{where} asks for credentials ({said}): {fix}", status)
+        target = urlsplit(url).netloc.rpartition("@")[2]
+        message = f"{where} refused to reach {target} ({said})"
+        if status < 500:
+            message += ": allow it at the proxy, or exempt it in NO_PROXY"
+        return WireProxyRefused(message, status)
 
     async def aclose(self) -> None:
         await self._session.close()
