@@ -53,6 +53,7 @@ class Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.head_bytes = 0  # received before the response's head was complete
+        self.header_bytes = 0  # the head's header lines, counted as parsed
         self.interim = False  # parsing a 1xx response, which precedes the real one
         self.error: WireError | None = None
 
@@ -104,6 +105,7 @@ class Connection(asyncio.Protocol):
             if len(_header_keys) < _MAX_HEADER_KEYS:
                 _header_keys[name] = key
         text = value.decode("latin-1")
+        self.header_bytes += len(name) + len(value) + 4
         headers = self.headers
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
@@ -114,6 +116,13 @@ class Connection(asyncio.Protocol):
             # section 15.2); its head is dropped and the next one read.
             self.interim = True
             self.headers = {}
+            self.header_bytes = 0
+            return
+        if self.header_bytes > MAX_HEAD_BYTES:
+            # Ended within the read that passed the limit, which data_received's count of
+            # the bytes before the head was complete cannot see: refused all the same.
+            self._fail(WireTooLarge(f"the response's head is over {MAX_HEAD_BYTES >> 10} KB"))
+            self.close()
             return
         self.status = status
         self._wake()

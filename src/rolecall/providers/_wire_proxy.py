@@ -12,7 +12,10 @@ clear text, and moves an ``Authorization`` default into ``Proxy-Authorization``.
 
 The proxy's own refusals (a ``CONNECT`` answered with 403 or 502, a 407 asking for
 credentials) are :class:`~rolecall.providers._wire_message.WireProxyRefused` naming the
-proxy, its password masked, and the variable that set it: not the provider's fault.
+proxy, its password masked, and the variable that set it: not the provider's fault. A
+response's head is held to the direct client's limit (256 KB, one header line as long),
+not aiohttp's 8 KB a line, and its body decoded by the direct client's decoder (gzip and
+deflate; another content coding is refused), so an answer gets the same outcome either way.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from rolecall._secrets import mask_url
 from rolecall.providers._wire import (
@@ -34,17 +38,40 @@ from rolecall.providers._wire import (
     WireTimeout,
     WireTLSError,
 )
-from rolecall.providers._wire_conn import read_whole
+from rolecall.providers._wire_conn import MAX_HEAD_BYTES, read_whole
 from rolecall.providers._wire_message import (
     WireProxyRefused,
+    WireTooLarge,
     check_headers,
+    decoded,
     has_control,
 )
 
 __all__ = ["ProxiedClient"]
 
 
+# Header lines aiohttp takes in one head (its default is 128; vendors send a few dozen).
+# Each may be as long as the whole head may be: this bounds the memory one head holds.
+_MAX_HEADERS = 256
+_HEAD_TOO_LARGE = f"the response's head is over {MAX_HEAD_BYTES >> 10} KB"
+
+
+def _oversized_head(exc: BaseException) -> WireTooLarge | None:
+    """aiohttp's refusal of a response's head for its size (a line, or too many), if so."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, LineTooLong):
+            return WireTooLarge(_HEAD_TOO_LARGE)
+        if isinstance(cause, BadHttpMessage) and "Too many headers" in str(cause):
+            return WireTooLarge(f"the response's head has over {_MAX_HEADERS} header lines")
+        cause = cause.__cause__
+    return None
+
+
 def _wire_error(exc: BaseException) -> WireError:
+    oversized = _oversized_head(exc)
+    if oversized is not None:
+        return oversized
     if isinstance(exc, TimeoutError):
         return WireTimeout(f"{type(exc).__name__}: {exc}" if str(exc) else "timed out")
     if isinstance(exc, aiohttp.ClientSSLError):
@@ -58,7 +85,12 @@ class ProxiedStream:
     headers: dict[str, str]
     _response: aiohttp.ClientResponse
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
+        raw = self._raw_chunks()
+        coding = self.headers.get("content-encoding")
+        return raw if coding is None else decoded(raw, coding)
+
+    async def _raw_chunks(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
@@ -101,7 +133,10 @@ class ProxiedClient(HTTPClient):
             ),
             proxy=proxy,
             cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=True,
+            auto_decompress=False,  # decoded as the direct client decodes, limits and all
+            max_line_size=MAX_HEAD_BYTES,
+            max_field_size=MAX_HEAD_BYTES,
+            max_headers=_MAX_HEADERS,
         )
 
     @property
@@ -132,9 +167,11 @@ class ProxiedClient(HTTPClient):
             raise self._refusal(exc.status, exc.message, url) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _wire_error(exc) from exc
-        if response.status == 407:  # no server sends it: the forward proxy asks
+        if response.status == 407 or _head_size(response) > MAX_HEAD_BYTES:
             response.close()
-            raise self._refusal(407, response.reason or "", url)
+            if response.status == 407:  # no server sends it: the forward proxy asks
+                raise self._refusal(407, response.reason or "", url)
+            raise WireTooLarge(_HEAD_TOO_LARGE)
         try:
             headers = {k.lower(): v for k, v in response.headers.items()}
             yield ProxiedStream(response.status, headers, response)
@@ -162,3 +199,8 @@ class ProxiedClient(HTTPClient):
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+def _head_size(response: aiohttp.ClientResponse) -> int:
+    """The response head's size as received, near enough (names, values, separators)."""
+    return sum(len(name) + len(value) + 4 for name, value in response.raw_headers)
