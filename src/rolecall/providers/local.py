@@ -60,6 +60,8 @@ class LocalProvider:
             self.model = self._path.stem
         else:
             self.model = files.BUNDLED_MODEL_NAME
+        self._model: rt.LoadedModel | None = None
+        self._loading = asyncio.Lock()  # FIFO: callers waiting for the first load keep their order
 
     @property
     def model_path(self) -> Path | None:
@@ -123,6 +125,16 @@ class LocalProvider:
         raise self._error("the model stopped without a result", ErrorKind.SERVER)
 
     async def _loaded(self) -> rt.LoadedModel:
+        """The model, loaded on first use; later calls get it without leaving the event loop,
+        so each joins the worker's queue in the order it came (a thread per lookup came back
+        in any order). The lock, taken without a wait once loaded, keeps a newcomer from
+        passing the calls still waiting for the first load."""
+        async with self._loading:
+            if self._model is None:
+                self._model = await self._load()
+            return self._model
+
+    async def _load(self) -> rt.LoadedModel:
         try:
             return await asyncio.to_thread(
                 rt.load_model,
