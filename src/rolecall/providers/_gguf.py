@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["GgufInfo", "read_gguf_info"]
+__all__ = ["GgufInfo", "check_tensor_data", "read_gguf_info"]
 
 _MAGIC = b"GGUF"
 _MAX_STRING = 1 << 24  # 16 MiB: longer key or value strings mean the file is corrupt
@@ -22,6 +22,14 @@ _MAX_NESTING = 8  # arrays of arrays: real files nest one level at most
 # Value type id -> struct format of one fixed-size item (GGUF spec, versions 2 and 3).
 _FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
+_DEFAULT_ALIGNMENT = 32
+# Tensor type id -> (elements per block, bytes per block), ggml's types with a fixed layout;
+# a tensor of another type is counted from its offset alone.
+_TENSOR_BLOCKS = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210),
+    15: (256, 292), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 30: (1, 2),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,44 @@ def read_gguf_info(path: Path) -> GgufInfo:
         name=name if isinstance(name, str) else None,
         file_type=file_type if isinstance(file_type, int) else None,
     )
+
+
+def check_tensor_data(path: Path) -> None:
+    """Raise ``ValueError`` if the file ends before the tensors its header lists (a download
+    or copy cut short); ``OSError`` if unreadable. Reads the header alone, skipping values."""
+    with path.open("rb") as handle:
+        if handle.read(4) != _MAGIC:
+            raise ValueError("not a GGUF file (bad magic bytes)")
+        _unpack(handle, "I")
+        tensor_count, key_count = _unpack(handle, "QQ")
+        if key_count > _MAX_KEYS or tensor_count > _MAX_KEYS:
+            raise _Corrupt("corrupt GGUF header (implausible metadata count)")
+        alignment = _DEFAULT_ALIGNMENT
+        for _ in range(key_count):
+            key = _read_string(handle)
+            (value_type,) = _unpack(handle, "I")
+            value = _read_value(handle, value_type, 0)
+            if key == "general.alignment" and isinstance(value, int) and value > 0:
+                alignment = value
+        data_end = 0
+        for _ in range(tensor_count):
+            _read_string(handle)
+            (dims,) = _unpack(handle, "I")
+            if dims > _MAX_NESTING:
+                raise _Corrupt("corrupt GGUF header (implausible tensor shape)")
+            elements = 1
+            for size in _unpack(handle, "Q" * dims):
+                elements *= size
+            tensor_type, offset = _unpack(handle, "IQ")
+            per_block, block_bytes = _TENSOR_BLOCKS.get(tensor_type, (1, 0))
+            data_end = max(data_end, offset + -(-elements // per_block) * block_bytes)
+        size = os.fstat(handle.fileno()).st_size
+        needed = handle.tell() + -handle.tell() % alignment + data_end
+    if tensor_count and needed > size:
+        raise ValueError(
+            f"the file is truncated: its tensors need {needed:,} bytes, it has {size:,} "
+            "(a download or copy cut short?)"
+        )
 
 
 def _unpack(handle: BinaryIO, fmt: str) -> tuple[int, ...]:

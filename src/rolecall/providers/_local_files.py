@@ -10,7 +10,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.providers._gguf import GgufInfo, read_gguf_info
+from rolecall.providers._gguf import GgufInfo, check_tensor_data, read_gguf_info
 
 __all__ = [
     "BUNDLED_MODEL_FILE",
@@ -56,7 +56,8 @@ def bundled_model_path() -> Path | None:
 
 
 def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
-    """Confirm the file exists and has a GGUF header; ProviderError NOT_FOUND otherwise."""
+    """Confirm the file exists, has a GGUF header and holds every tensor the header lists;
+    ProviderError NOT_FOUND otherwise."""
     problem = "is missing" if path is None else _not_a_file(path)
     if problem is not None:
         if configured:
@@ -81,7 +82,9 @@ def check_model_file(path: Path | None, *, configured: bool) -> GgufInfo:
         )
     assert path is not None
     try:
-        return read_gguf_info(path)
+        info = read_gguf_info(path)
+        check_tensor_data(path)
+        return info
     except (OSError, ValueError) as exc:
         raise ProviderError(
             f"model file {str(path)!r} cannot be used: {exc}; replace it with a valid .gguf "

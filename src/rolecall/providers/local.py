@@ -100,8 +100,8 @@ class LocalProvider:
                     )
 
     async def check_credentials(self) -> None:
-        """Runtime importable and model file present with a GGUF header (the bundled one
-        byte for byte as shipped); generates nothing."""
+        """Runtime importable and model file present with a GGUF header and every tensor it
+        lists (the bundled one byte for byte as shipped); generates nothing."""
         try:
             await asyncio.to_thread(files.check_model_file, self._path, configured=self._configured)
             if not self._configured and self._path is not None:
