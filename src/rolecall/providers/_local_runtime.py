@@ -47,6 +47,7 @@ __all__ = [
     "requantize_type",
     "require_runtime",
     "runtime_error",
+    "runtime_failure",
 ]
 
 RUNTIMES = ("mistralrs", "llama-cpp")
@@ -257,7 +258,13 @@ def _context_error(message: str) -> bool:
     return "sequence length is greater" in lowered or "exceed context window" in lowered
 
 
-def runtime_error(exc: Exception, during: str) -> ProviderError:
+def runtime_failure(exc: BaseException) -> bool:
+    """``exc`` is the runtime's failure: an ``Exception``, or a panic in its Rust code, which
+    pyo3 raises as ``PanicException``, a ``BaseException`` (not an interrupt or an exit)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+def runtime_error(exc: BaseException, during: str) -> ProviderError:
     """A runtime exception as a ProviderError of the right kind."""
     message = _first_line(exc)
     if _context_error(message):
@@ -463,7 +470,9 @@ def _load(
         raise
     except ImportError as exc:
         raise MissingRuntime(runtime, _first_line(exc)) from exc
-    except Exception as exc:
+    except BaseException as exc:
+        if not runtime_failure(exc):
+            raise
         raise ProviderError(
             f"cannot load model file {str(path)!r}: {_first_line(exc)}; replace it with a valid "
             "GGUF model or set model_path to another one",

@@ -175,8 +175,10 @@ class LocalProvider:
             put(_STARTED)
             try:
                 put(model.generate(messages, settings, emit, self._config.context_size))
-            except Exception as exc:
-                put(exc)
+            except BaseException as exc:
+                if not rt.runtime_failure(exc):
+                    raise
+                put(exc)  # a panic too: lost on the worker, the caller waited for its timeout
 
         model.worker.submit(job)
         text: list[str] = []
@@ -204,7 +206,7 @@ class LocalProvider:
                     return
                 elif isinstance(item, ProviderError):
                     raise self._error(item.message, item.kind) from item
-                elif isinstance(item, Exception):
+                elif isinstance(item, BaseException):
                     error = rt.runtime_error(item, "generation")
                     raise self._error(error.message, error.kind) from item
         finally:
