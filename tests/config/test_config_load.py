@@ -598,3 +598,16 @@ def test_a_tag_on_a_list_is_an_issue_too() -> None:
         "providers.a.params.stop",
         "unsupported YAML tag '!lines'",
     )
+
+
+@pytest.mark.parametrize("written", ["off", "'off'", "false", "no"])
+def test_requantize_off_unquoted_is_off(written: str) -> None:
+    # YAML reads an unquoted off (and no, false) as false: `requantize: off`, as the README
+    # writes it, was refused as "unknown value false; use one of: auto, off, ...".
+    text = f"providers: {{a: {{type: local, requantize: {written}}}}}\ndefault_provider: a\n"
+    assert load_config_text(text).providers["a"].requantize == "off"
+
+
+def test_requantize_true_is_still_refused() -> None:
+    [issue] = issues_of("providers: {a: {type: local, requantize: on}}\ndefault_provider: a\n")
+    assert issue.location == "providers.a.requantize" and "auto, off" in issue.fix

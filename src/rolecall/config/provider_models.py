@@ -174,3 +174,9 @@ class LocalProviderConfig(ProviderConfig):
     threads: int | None = Field(default=None, ge=1, le=_MAX_THREADS)
     runtime: Literal["mistralrs", "llama-cpp"] | None = None
     requantize: Literal["auto", "off", "q8_0", "q4_0", "q4k", "q6k"] = "auto"
+
+    @field_validator("requantize", mode="before")
+    @classmethod
+    def _off_read_as_false(cls, value: Any) -> Any:
+        # YAML reads an unquoted `off` (or `no`) as false: `requantize: off` means off.
+        return "off" if value is False else value
