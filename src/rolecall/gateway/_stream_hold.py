@@ -8,16 +8,17 @@ call is only known to be whole when the stream ends. So the doors hold the first
 call until then (the Responses door keeps its item open, streaming its arguments; the
 Messages door sends its block whole, as its name may come in pieces too), and hold
 what comes after it (later calls, text, thinking) to send each whole, in the order it
-began, once that call is done.
+began, once that call is done. A reasoning block that ends meanwhile (Claude's interleaved
+thinking, between two calls) is held in its place, signature and all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rolecall.types import Chunk, ToolCallDelta
+from rolecall.types import Chunk, ReasoningBlock, ToolCallDelta
 
-__all__ = ["HeldCall", "HeldText", "Holding"]
+__all__ = ["HeldBlock", "HeldCall", "HeldText", "Holding"]
 
 
 @dataclass(slots=True)
@@ -39,12 +40,20 @@ class HeldText:
     pieces: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class HeldBlock:
+    """The end of a reasoning block: its signature (its text is the reasoning held since
+    the block before), or a redacted block whole."""
+
+    block: ReasoningBlock
+
+
 class Holding:
     """The open tool call (``live``) and what arrived after it began (``later``)."""
 
     def __init__(self, first: ToolCallDelta) -> None:
         self.live = HeldCall(first.index, first.id, first.name or "", [first.arguments])
-        self.later: list[HeldCall | HeldText] = []
+        self.later: list[HeldCall | HeldText | HeldBlock] = []
         self._calls = {first.index: self.live}
 
     def add(self, chunk: Chunk) -> list[ToolCallDelta]:
@@ -52,6 +61,8 @@ class Holding:
         door that streams them as they come."""
         if chunk.reasoning:
             self._text("reasoning", chunk.reasoning)
+        if chunk.reasoning_block is not None:
+            self.later.append(HeldBlock(chunk.reasoning_block))
         if chunk.text:
             self._text("text", chunk.text)
         live: list[ToolCallDelta] = []

@@ -37,7 +37,7 @@ from rolecall._secrets import redact
 from rolecall._text import visible
 from rolecall.errors import ErrorKind, ProviderError, RolecallError
 from rolecall.gateway import openai_format
-from rolecall.gateway._stream_hold import HeldCall, HeldText, Holding
+from rolecall.gateway._stream_hold import HeldBlock, HeldCall, HeldText, Holding
 from rolecall.types import Chunk, Message, ReasoningBlock, Reply, ToolCallDelta, Usage
 
 __all__ = [
@@ -243,11 +243,8 @@ class MessageEvents:
         out: list[bytes] = []
         if chunk.reasoning:
             out += self._stream_text("reasoning", chunk.reasoning)
-        block = chunk.reasoning_block
-        if block is not None and (
-            self._thinking or self._open == "reasoning" or not signature_only(block)
-        ):
-            out += self._end_thinking(block)
+        if chunk.reasoning_block is not None:
+            out += self._end_thinking(chunk.reasoning_block)
         if chunk.text:
             out += self._stream_text("text", chunk.text)
         if chunk.tool_calls:
@@ -265,12 +262,14 @@ class MessageEvents:
         holding, self._holding = self._holding, None
         if holding is not None:
             for held in (holding.live, *holding.later):
-                if isinstance(held, HeldText):
+                if isinstance(held, HeldBlock):  # ends the thinking held just before it
+                    out += self._end_thinking(held.block)
+                elif isinstance(held, HeldText):
                     out += self._stream_text(held.kind, "".join(held.pieces))
                 else:
                     out += self._into("tool_use", self._tool_block(held.joined))
                     out += self._tool_input(held)
-                out += self._close()
+                    out += self._close()
         out += self._close()
         if self._blocks == 0:  # an empty answer still has one (empty) text block
             out += self._into("text", {"type": "text", "text": ""})
@@ -298,7 +297,10 @@ class MessageEvents:
 
     def _end_thinking(self, block: ReasoningBlock) -> list[bytes]:
         """A thinking block's signature (the block opened if its text was empty), or a
-        redacted block whole; either way the block is closed."""
+        redacted block whole; either way the block is closed. A call's signature alone is
+        left out when the client did not ask for thinking."""
+        if not (self._thinking or self._open == "reasoning" or not signature_only(block)):
+            return []
         if block.redacted:
             out = self._into("redacted", thinking_block(block))
         else:

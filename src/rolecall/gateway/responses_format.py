@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from rolecall.gateway._encrypted_reasoning import encode_blocks
-from rolecall.gateway._stream_hold import HeldText, Holding
+from rolecall.gateway._stream_hold import HeldBlock, HeldText, Holding
 from rolecall.types import Chunk, ReasoningBlock, Reply, ToolCallDelta, Usage
 
 __all__ = [
@@ -412,6 +412,8 @@ class ResponseEvents:
         holding, self._holding = self._holding, None
         events: list[dict[str, Any]] = []
         for held in holding.later if holding is not None else ():
+            if isinstance(held, HeldBlock):  # kept by _sign as it came
+                continue
             events += self._close("completed")
             if isinstance(held, HeldText):
                 events += self._text(
@@ -454,6 +456,8 @@ class ResponseEvents:
             self._open = None
         holding, self._holding = self._holding, None
         for held in holding.later if holding is not None else ():  # held: kept too
+            if isinstance(held, HeldBlock):  # the stream failed: no item carries it
+                continue
             if isinstance(held, HeldText) and held.kind == "text":
                 item = _message_item(self._item_id("msg"), "".join(held.pieces), "incomplete")
             elif isinstance(held, HeldText):

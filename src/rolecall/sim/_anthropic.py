@@ -11,6 +11,7 @@ from rolecall.sim._anthropic_content import (
     check_request,
     content_blocks,
     enrich,
+    thinking_before,
     thinking_block,
     tool_id,
     tool_input_pieces,
@@ -282,18 +283,7 @@ class AnthropicDialect(Dialect):
         start = {"type": "message_start", "message": self._message(ctx, answer, start=True)}
         events = [self.sse(start, "message_start")]
         if answer.reasoning and not answer.filtered:
-            block = thinking_block(answer.reasoning)
-            if block["type"] == "redacted_thinking":
-                events += self._block(0, block, [])
-            else:
-                events += self._block(
-                    0,
-                    {"type": "thinking", "thinking": "", "signature": ""},
-                    [
-                        {"type": "thinking_delta", "thinking": answer.reasoning},
-                        {"type": "signature_delta", "signature": block["signature"]},
-                    ],
-                )
+            events += self._thinking(0, answer.reasoning)
         if _has_text_block(answer):
             block = {
                 "type": "content_block_start",
@@ -303,6 +293,20 @@ class AnthropicDialect(Dialect):
             events.append(self.sse(block, "content_block_start"))
         events.append(self.sse({"type": "ping"}, "ping"))
         return events
+
+    def _thinking(self, index: int, reasoning: str) -> list[bytes]:
+        """A thinking block streamed (its text, then its signature), or a redacted one."""
+        block = thinking_block(reasoning)
+        if block["type"] == "redacted_thinking":
+            return self._block(index, block, [])
+        return self._block(
+            index,
+            {"type": "thinking", "thinking": "", "signature": ""},
+            [
+                {"type": "thinking_delta", "thinking": reasoning},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ],
+        )
 
     def _block(
         self, index: int, start: dict[str, Any], deltas: list[dict[str, Any]]
@@ -332,7 +336,10 @@ class AnthropicDialect(Dialect):
             stop = {"type": "content_block_stop", "index": index}
             events.append(self.sse(stop, "content_block_stop"))
             index += 1
-        for call, call_id in zip(answer.tool_calls, _ids(answer), strict=True):
+        for number, (call, call_id) in enumerate(zip(answer.tool_calls, _ids(answer), strict=True)):
+            for thought in thinking_before(answer, number):
+                events += self._thinking(index, thought)
+                index += 1
             start = {"type": "tool_use", "id": call_id, "name": call.name, "input": {}}
             pieces = [
                 {"type": "input_json_delta", "partial_json": piece}
@@ -426,7 +433,9 @@ def _ids(answer: Answer) -> list[str]:
 
 
 def _thinking_tokens(answer: Answer) -> int:
-    return count_words([answer.reasoning]) if answer.reasoning and not answer.filtered else 0
+    if answer.filtered:
+        return 0
+    return count_words([answer.reasoning or "", *answer.thinking_between_calls])
 
 
 def _output_tokens(answer: Answer) -> int:

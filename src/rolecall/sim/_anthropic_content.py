@@ -38,6 +38,7 @@ __all__ = [
     "enrich",
     "redacted_data",
     "sign",
+    "thinking_before",
     "thinking_block",
     "tool_id",
     "tool_input_pieces",
@@ -374,7 +375,8 @@ def content_blocks(answer: Answer, text: str | None, ids: list[str]) -> list[dic
         blocks.append(thinking_block(answer.reasoning))
     if text:
         blocks.append({"type": "text", "text": text})
-    for call, call_id in zip(answer.tool_calls, ids, strict=True):
+    for number, (call, call_id) in enumerate(zip(answer.tool_calls, ids, strict=True)):
+        blocks += [thinking_block(thought) for thought in thinking_before(answer, number)]
         blocks.append(
             {
                 "type": "tool_use",
@@ -384,6 +386,13 @@ def content_blocks(answer: Answer, text: str | None, ids: list[str]) -> list[dic
             }
         )
     return blocks
+
+
+def thinking_before(answer: Answer, number: int) -> list[str]:
+    """The interleaved thinking the model writes just before its call ``number`` (none
+    before the first: the answer's own thinking is)."""
+    between = answer.thinking_between_calls
+    return [between[number - 1]] if 0 < number <= len(between) else []
 
 
 def tool_input_pieces(arguments: dict[str, Any]) -> list[str]:

@@ -79,6 +79,9 @@ class Answer:
     cache_creation_input_tokens: int = 0  # of input_tokens, written to the prompt cache
     # OpenAI-compatible servers only (vLLM does): stream the calls' argument pieces in turn.
     interleave_tool_calls: bool = False
+    # Anthropic only (interleaved thinking): the thinking written before each call after the
+    # first, one signed block each.
+    thinking_between_calls: tuple[str, ...] = ()
 
 
 def new_id(prefix: str) -> str:
@@ -390,9 +393,9 @@ def tool_calls_of(raw: Any) -> tuple[ToolCall, ...]:
 
 
 def answer_extras(result: dict[str, Any]) -> dict[str, Any]:
-    """A responder dict's optional ``tool_calls``, ``reasoning``, cache counts and
-    ``interleave_tool_calls``, as :class:`Answer` fields (``cached_tokens`` is taken for
-    ``cached_input_tokens``)."""
+    """A responder dict's optional ``tool_calls``, ``reasoning``, cache counts,
+    ``interleave_tool_calls`` and ``thinking_between_calls``, as :class:`Answer` fields
+    (``cached_tokens`` is taken for ``cached_input_tokens``)."""
     extras: dict[str, Any] = {"tool_calls": tool_calls_of(result.get("tool_calls"))}
     if isinstance(result.get("reasoning"), str):
         extras["reasoning"] = result["reasoning"]
@@ -403,4 +406,7 @@ def answer_extras(result: dict[str, Any]) -> dict[str, Any]:
         extras["cache_creation_input_tokens"] = int(result["cache_creation_input_tokens"])
     if result.get("interleave_tool_calls") is True:
         extras["interleave_tool_calls"] = True
+    between = result.get("thinking_between_calls")
+    if isinstance(between, list):
+        extras["thinking_between_calls"] = tuple(str(thought) for thought in between)
     return extras
