@@ -169,3 +169,49 @@ def test_damaged_encrypted_content_is_a_400_naming_the_item(
         ask(client, [*ASK, *first, *results_for(first)], stream=False)
     assert "input[1].encrypted_content is damaged" in caught.value.message
     assert claude.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("effort", "max_output_tokens", "budget"),
+    [("medium", 4096, 2048), ("high", 8000, 4000), ("low", 1500, 1024), ("medium", 1025, 1024)],
+)
+def test_an_effort_whose_budget_does_not_fit_is_capped_under_max_output_tokens(
+    gateway: RunningGateway, claude: SimServer, effort: str, max_output_tokens: int, budget: int
+) -> None:
+    """Anthropic refuses a thinking budget that is not below max_tokens: the effort's budget
+    (medium 4096, high 16384) is capped at half of max_output_tokens, 1024 at least."""
+    raw = sdk(gateway).responses.with_raw_response.create(
+        model="coder",
+        input=ASK,
+        reasoning={"effort": effort},  # type: ignore[typeddict-item]
+        max_output_tokens=max_output_tokens,
+    )
+    assert raw.parse().output[0].type == "reasoning"
+    assert "x-rolecall-thinking" not in raw.headers
+    sent = claude.requests[-1].json
+    assert sent["max_tokens"] == max_output_tokens
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": budget}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_output_tokens_too_small_for_any_budget_answers_without_thinking(
+    gateway: RunningGateway, claude: SimServer, stream: bool
+) -> None:
+    """Anthropic's smallest budget is 1024 and must stay below max_tokens: with no room the
+    answer comes without thinking, and says so."""
+    kwargs: Any = {
+        "model": "coder",
+        "input": ASK,
+        "reasoning": {"effort": "low"},
+        "max_output_tokens": 1024,
+    }
+    if stream:
+        with sdk(gateway).responses.with_streaming_response.create(**kwargs, stream=True) as raw:
+            assert b"response.completed" in raw.read()
+            headers = raw.headers
+    else:
+        raw = sdk(gateway).responses.with_raw_response.create(**kwargs)
+        assert raw.parse().status == "completed"
+        headers = raw.headers
+    assert headers["x-rolecall-thinking"] == "off"
+    assert "thinking" not in claude.requests[-1].json

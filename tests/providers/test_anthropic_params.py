@@ -109,13 +109,23 @@ async def test_an_unknown_reasoning_effort_names_the_values_taken(sim: SimServer
     assert sim.calls == 0
 
 
-async def test_reasoning_effort_with_too_few_max_tokens_is_refused(sim: SimServer) -> None:
-    with pytest.raises(AllProvidersFailed) as failed:
-        await _sent(sim, {"reasoning_effort": "medium", "max_tokens": 1000})
-    [error] = failed.value.errors
-    assert error.kind is ErrorKind.BAD_REQUEST
-    assert "max_tokens" in error.message and "4096" in error.message
-    assert sim.calls == 0
+@pytest.mark.parametrize(
+    ("effort", "max_tokens", "budget"),
+    [("medium", 4096, 2048), ("high", 3000, 1500), ("medium", 1500, 1024), ("low", 1025, 1024)],
+)
+async def test_a_budget_that_does_not_fit_under_max_tokens_is_cut(
+    sim: SimServer, effort: str, max_tokens: int, budget: int
+) -> None:
+    """Anthropic refuses a budget not below max_tokens: half of max_tokens, 1024 at least."""
+    body = await _sent(sim, {"reasoning_effort": effort, "max_tokens": max_tokens})
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert body["max_tokens"] == max_tokens
+
+
+async def test_max_tokens_with_no_room_for_thinking_goes_without_it(sim: SimServer) -> None:
+    body = await _sent(sim, {"reasoning_effort": "medium", "max_tokens": 1000})
+    assert "thinking" not in body
+    assert body["max_tokens"] == 1000
 
 
 async def test_temperature_with_thinking_is_unsupported(sim: SimServer) -> None:

@@ -168,14 +168,8 @@ def test_images_as_base64_bytes_and_cache_marks_as_cache_points() -> None:
             "unsupported",
             "parallel_tool_calls",
         ),
-        (
-            Message("user", "x"),
-            {"reasoning_effort": "high", "max_tokens": 100},
-            "bad_request",
-            "exceed",
-        ),
     ],
-    ids=["https-image", "tiff", "seed", "n", "parallel-false", "budget-over-max"],
+    ids=["https-image", "tiff", "seed", "n", "parallel-false"],
 )
 def test_what_converse_cannot_take_is_refused_by_name(
     message: Message, params: dict[str, Any], kind: str, words: str
@@ -194,6 +188,12 @@ def test_reasoning_effort_is_claude_thinking_and_unsupported_elsewhere() -> None
         "thinking": {"type": "enabled", "budget_tokens": 1024},
     }
     assert sent["inferenceConfig"]["maxTokens"] == 1024 + 4096
+    # A budget that does not fit under the caller's max_tokens is cut; no room: no thinking.
+    sent = body(Message("user", "x"), reasoning_effort="high", max_tokens=6000)
+    assert sent["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 3000
+    sent = body(Message("user", "x"), reasoning_effort="high", max_tokens=100)
+    assert "additionalModelRequestFields" not in sent
+    assert sent["inferenceConfig"]["maxTokens"] == 100
     with pytest.raises(ProviderError) as caught:
         body(Message("user", "x"), model="amazon.nova-pro-v1:0", reasoning_effort="low")
     assert caught.value.kind is ErrorKind.UNSUPPORTED

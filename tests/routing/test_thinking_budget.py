@@ -100,3 +100,24 @@ async def test_the_anthropic_sim_refuses_such_a_budget(
         )
     assert answer.status_code == 400
     assert answer.json()["error"]["message"].startswith(said)
+
+
+async def test_an_effort_is_cut_to_fit_where_an_explicit_budget_is_refused(
+    sims: dict[str, SimServer],
+) -> None:
+    """reasoning_effort is rolecall's mapping, so its budget is cut under max_tokens; an
+    explicit thinking budget is the caller's own and stays refused, not cut."""
+    async with _router(sims) as router:
+        refused = await _refused(router, {**_thinking(4096), "max_tokens": 3000})
+        cut = await router.complete(
+            "writer", "hi", params={"reasoning_effort": "medium", "max_tokens": 3000}
+        )
+        sent_cut = sims["claude"].requests[-1].json
+        off = await router.complete(
+            "writer", "hi", params={"reasoning_effort": "high", "max_tokens": 1024}
+        )
+        sent_off = sims["claude"].requests[-1].json
+    assert "budget_tokens 4096 is not below max_tokens 3000" in refused
+    assert cut.provider == off.provider == "claude"
+    assert sent_cut["thinking"] == {"type": "enabled", "budget_tokens": 1500}
+    assert "thinking" not in sent_off and sent_off["max_tokens"] == 1024

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "IMAGE_TYPES",
     "KNOWN_PARAMS",
+    "MIN_THINKING_BUDGET",
     "ROUTING_PARAMS",
     "capabilities_of",
     "finite_number",

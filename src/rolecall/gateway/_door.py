@@ -26,7 +26,7 @@ from rolecall.gateway import openai_format as fmt
 from rolecall.gateway._exchange import DoorRequest, Reply, json_reply
 from rolecall.gateway._responses import HTTPError
 from rolecall.gateway.auth import loopback_host_header, loopback_origin
-from rolecall.providers._anthropic_body import thinking_unsigned
+from rolecall.providers._anthropic_body import THINKING_BUDGETS, effort_budget, thinking_unsigned
 from rolecall.types import Chunk
 from rolecall.types import Message as Turn
 
@@ -224,13 +224,21 @@ def thinking_headers(
     """``x-rolecall-thinking: off`` when the Anthropic or Bedrock provider that answered
     had to leave thinking out: the tool loop's assistant turn had no thinking block it
     signed (an OpenAI-shaped client keeps none; another vendor wrote the turn before a
-    hand-over)."""
-    if params.get("thinking") is None and params.get("reasoning_effort") is None:
+    hand-over), or the ``max_tokens`` of a ``reasoning_effort`` left no room for the
+    smallest thinking budget."""
+    effort = params.get("reasoning_effort")
+    if params.get("thinking") is None and effort is None:
         return {}
     provider_config = generation.config.providers.get(provider)
     if provider_config is None or provider_config.type not in ("anthropic", "bedrock"):
         return {}
-    return {THINKING_HEADER: "off"} if thinking_unsigned(messages, provider_config.type) else {}
+    if thinking_unsigned(messages, provider_config.type):
+        return {THINKING_HEADER: "off"}
+    if params.get("thinking") is None and effort in THINKING_BUDGETS:
+        max_tokens = params.get("max_tokens", provider_config.params.get("max_tokens"))
+        if effort_budget(str(effort), max_tokens) is None:
+            return {THINKING_HEADER: "off"}
+    return {}
 
 
 def upstreams(gateway: Gateway) -> tuple[str, ...]:

@@ -10,7 +10,11 @@ Anthropic cannot honour (``seed``, ``logprobs``, ``n`` > 1, the penalties) is an
 ``reasoning_effort`` becomes ``thinking.budget_tokens``: minimal and low 1024 (Anthropic's
 minimum), medium 4096, high 16384; ``none`` sends no ``thinking`` (off is Claude's default).
 Anthropic counts thinking in ``max_tokens`` and requires it to exceed the budget, so an unset
-``max_tokens`` becomes the budget plus the usual 4096 for the answer; thinking also rules out
+``max_tokens`` becomes the budget plus the usual 4096 for the answer, and a budget that would
+not fit under the caller's ``max_tokens`` is cut to half of it (1024 at least,
+:func:`effort_budget`); when even 1024 does not fit, the request goes without thinking, with
+one log line saying so. An explicit ``thinking`` budget is the caller's own and is sent as
+given (``config/params.py`` skips a provider it would not fit). Thinking also rules out
 ``temperature`` and ``top_k``.
 
 An assistant turn's signed reasoning written by this protocol (``thinking`` blocks
@@ -30,7 +34,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rolecall.config.params import DEFAULT_MAX_TOKENS as _DEFAULT_MAX_TOKENS
-from rolecall.config.params import IMAGE_TYPES, sendable_params, vendor_limit_problem
+from rolecall.config.params import (
+    IMAGE_TYPES,
+    MIN_THINKING_BUDGET,
+    sendable_params,
+    vendor_limit_problem,
+)
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, TextPart
 
@@ -41,6 +50,7 @@ __all__ = [
     "THINKING_BUDGETS",
     "THINKING_OFF",
     "anthropic_body",
+    "effort_budget",
     "response_schema",
     "thinking_unsigned",
 ]
@@ -331,22 +341,24 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
     if thinking is not None:
         body["thinking"] = thinking
     elif effort is not None and effort != THINKING_OFF:
-        budget = THINKING_BUDGETS.get(str(effort))
-        if budget is None:
+        if str(effort) not in THINKING_BUDGETS:
             raise _bad(
                 f"reasoning_effort {effort!r} is not one of none, minimal, low, medium or high",
                 provider,
             )
-        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        if params.get("max_tokens") is None:
-            body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
-        elif body["max_tokens"] <= budget:
-            raise _bad(
-                f"max_tokens {body['max_tokens']} must exceed the thinking budget {budget} "
-                f"of reasoning_effort {effort!r} (Anthropic counts thinking in max_tokens): "
-                f"raise max_tokens above {budget} or lower reasoning_effort",
+        budget = effort_budget(str(effort), params.get("max_tokens"))
+        if budget is None:
+            log.info(
+                "provider %s: thinking off for this request: max_tokens %s leaves no room "
+                "for Anthropic's smallest thinking budget (%d)",
                 provider,
+                body["max_tokens"],
+                MIN_THINKING_BUDGET,
             )
+        else:
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            if params.get("max_tokens") is None:
+                body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     enabled = isinstance(body.get("thinking"), Mapping) and body["thinking"].get("type") in (
         "enabled",
         "adaptive",
@@ -359,6 +371,17 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
                     f"unset {name} or drop reasoning_effort/thinking",
                     provider,
                 )
+
+
+def effort_budget(effort: str, max_tokens: object) -> int | None:
+    """The thinking budget of ``reasoning_effort`` under ``max_tokens`` (which must exceed
+    it): the effort's own when it fits, else half of ``max_tokens`` so the answer keeps
+    room, 1024 at least; None when ``max_tokens`` leaves no room for 1024."""
+    budget = THINKING_BUDGETS[effort]
+    if not isinstance(max_tokens, int) or budget < max_tokens:
+        return budget
+    capped = max(max_tokens // 2, MIN_THINKING_BUDGET)
+    return capped if capped < max_tokens else None
 
 
 def thinking_unsigned(messages: Sequence[Message], protocol: str = PROTOCOL) -> bool:

@@ -14,9 +14,10 @@ Sampling goes in ``inferenceConfig`` (``maxTokens``, ``temperature``, ``topP``,
 ``unsupported``); ``top_k`` and thinking, which only some
 models take, in ``additionalModelRequestFields`` as those models name them (Claude:
 ``top_k``, ``thinking``). ``reasoning_effort`` is Claude's thinking budget (minimal and
-low 1024, medium 4096, high 16384, with ``maxTokens`` raised above it as Anthropic requires;
-none: no thinking, Claude's default) on Anthropic models, and ``unsupported`` elsewhere (a
-model whose default is unknown may think unasked). Tools go in ``toolConfig``
+low 1024, medium 4096, high 16384, with ``maxTokens`` raised above it as Anthropic requires,
+or the budget cut under the caller's ``maxTokens`` as the Anthropic adapter cuts it; none: no
+thinking, Claude's default) on Anthropic models, and ``unsupported`` elsewhere (a model whose
+default is unknown may think unasked). Tools go in ``toolConfig``
 (``toolChoice`` auto, any or one tool; Converse has no "none": with ``tool_choice``
 none the tools are left out unless the conversation already holds tool blocks, which
 Converse refuses without a ``toolConfig``). A JSON schema answer uses Converse's own
@@ -39,11 +40,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from rolecall.config.params import sendable_params, vendor_limit_problem
+from rolecall.config.params import MIN_THINKING_BUDGET, sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._anthropic_body import (
     THINKING_BUDGETS,
     THINKING_OFF,
+    effort_budget,
     response_schema,
     thinking_unsigned,
 )
@@ -217,6 +219,8 @@ class _Builder:
         return fields
 
     def thinking(self, effort: object, inference: Block) -> Block | None:
+        """Claude's thinking for ``reasoning_effort``; None for ``none`` or when ``maxTokens``
+        leaves no room for the smallest budget (the request then goes without thinking)."""
         if "anthropic." not in self.model:
             raise self.unsupported(
                 f"reasoning_effort has no Converse field for model {self.model}: set the "
@@ -224,20 +228,23 @@ class _Builder:
             )
         if effort == THINKING_OFF:
             return None  # Claude thinks only when asked to
-        budget = THINKING_BUDGETS.get(str(effort))
-        if budget is None:
+        if str(effort) not in THINKING_BUDGETS:
             raise self.fail(
                 f"reasoning_effort {effort!r} is not one of none, minimal, low, medium or high"
             )
         max_tokens = inference.get("maxTokens")
+        budget = effort_budget(str(effort), max_tokens)
+        if budget is None:
+            log.info(
+                "provider %s: thinking off for this request: max_tokens %s leaves no room "
+                "for Claude's smallest thinking budget (%d)",
+                self.provider,
+                max_tokens,
+                MIN_THINKING_BUDGET,
+            )
+            return None
         if max_tokens is None:
             inference["maxTokens"] = budget + DEFAULT_MAX_TOKENS
-        elif max_tokens <= budget:
-            raise self.fail(
-                f"max_tokens {max_tokens} must exceed the thinking budget {budget} of "
-                f"reasoning_effort {effort!r} (Claude counts thinking in max_tokens): raise "
-                f"max_tokens above {budget} or lower reasoning_effort"
-            )
         if "temperature" in inference:
             raise self.unsupported(
                 "parameter 'temperature' cannot be set with thinking on Claude: unset it or "
