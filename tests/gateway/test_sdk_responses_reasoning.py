@@ -215,3 +215,57 @@ def test_max_output_tokens_too_small_for_any_budget_answers_without_thinking(
         headers = raw.headers
     assert headers["x-rolecall-thinking"] == "off"
     assert "thinking" not in claude.requests[-1].json
+
+
+SUMMARY_EVENTS = [
+    "response.output_item.added",
+    "response.reasoning_summary_part.added",
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_summary_text.done",
+    "response.reasoning_summary_part.done",
+    "response.output_item.done",
+]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_summary_asked_for_is_the_providers_thinking(
+    gateway: RunningGateway, stream: bool
+) -> None:
+    """Codex CLI shows a reasoning item's summary, not its raw text: asked for one, the
+    item's summary is the provider's thinking (Claude's is a summary already), streamed
+    with OpenAI's summary events."""
+    kwargs: Any = {
+        "model": "coder",
+        "input": ASK,
+        "tools": [WEATHER_TOOL],
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "max_output_tokens": 4096,
+    }
+    if stream:
+        with sdk(gateway).responses.stream(**kwargs) as events:
+            seen = [event for event in events if getattr(event, "output_index", None) == 0]
+            response = events.get_final_response()
+        assert [event.type for event in seen] == SUMMARY_EVENTS
+        deltas = [event.delta for event in seen if event.type.endswith("text.delta")]
+        assert "".join(deltas) == "I need the weather in Paris."
+        assert seen[3].text == "I need the weather in Paris."  # type: ignore[union-attr]
+        assert seen[4].part.text == "I need the weather in Paris."  # type: ignore[union-attr]
+        assert seen[1].summary_index == 0  # type: ignore[union-attr]
+    else:
+        response = sdk(gateway).responses.create(**kwargs)
+    item = response.output[0]
+    assert item.type == "reasoning"
+    assert [(part.type, part.text) for part in item.summary] == [
+        ("summary_text", "I need the weather in Paris.")
+    ]
+    assert response.reasoning is not None and response.reasoning.summary == "auto"
+
+
+def test_an_unknown_summary_is_a_400_naming_it(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(gateway).responses.create(
+            model="coder",
+            input=ASK,
+            reasoning={"summary": "verbose"},  # type: ignore[typeddict-item]
+        )
+    assert "reasoning.summary" in caught.value.message

@@ -18,7 +18,8 @@ Every field is carried to the router (per-call params, the turns, the response
 schema), accepted and knowingly left out (``store``, ``metadata``, ``include``,
 ``truncation``: OpenAI's storage, labels and context management; rolecall records
 every call itself and never truncates; ``include`` of ``reasoning.encrypted_content`` has
-reasoning items carry the signed reasoning, see ``_encrypted_reasoning``), or refused
+reasoning items carry the signed reasoning, see ``_encrypted_reasoning``; ``reasoning.summary``
+has them carry the thinking as their summary, see ``responses_format``), or refused
 with a 400 naming it. Log probabilities (``top_logprobs``, ``include`` of output
 logprobs) are refused: the response carries none.
 """
@@ -58,6 +59,8 @@ class ResponsesRequest:
     omitted_tools: tuple[str, ...] = ()  # tool types no provider is offered (see _responses_tools)
     # ``include`` asks for reasoning.encrypted_content: reasoning items carry signed reasoning.
     carry_reasoning: bool = False
+    # ``reasoning.summary`` asks for one: reasoning items carry the thinking as their summary.
+    summarize: bool = False
 
 
 _OWN = frozenset(
@@ -174,6 +177,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
         tools.namespaced,
         tools.omitted,
         _ENCRYPTED_REASONING in include,
+        echo["reasoning"]["summary"] is not None,
     )
 
 
@@ -278,8 +282,12 @@ def _params(body: Mapping[str, Any], tools: ToolSet) -> tuple[dict[str, Any], di
     return params, echo
 
 
+_SUMMARIES = ("auto", "concise", "detailed")
+
+
 def _reasoning(raw: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """``reasoning.effort`` becomes the router's ``reasoning_effort`` (each adapter maps it)."""
+    """``reasoning.effort`` becomes the router's ``reasoning_effort`` (each adapter maps it);
+    ``reasoning.summary`` (``generate_summary``, its deprecated name) is checked and repeated."""
     if raw is None:
         return {"effort": None, "summary": None}
     if not isinstance(raw, dict):
@@ -289,7 +297,13 @@ def _reasoning(raw: Any, params: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(effort, str):
             raise RequestInvalid("reasoning.effort must be a string", "reasoning")
         params["reasoning_effort"] = effort
-    return {"effort": effort, "summary": raw.get("summary")}
+    summary = raw.get("summary", raw.get("generate_summary"))
+    if summary is not None and summary not in _SUMMARIES:
+        shown = visible(repr(summary)[:40])
+        raise RequestInvalid(
+            f"reasoning.summary must be {', '.join(_SUMMARIES)} or null, not {shown}", "reasoning"
+        )
+    return {"effort": effort, "summary": summary}
 
 
 def _text_format(raw: Any, params: dict[str, Any]) -> Mapping[str, Any] | None:

@@ -142,6 +142,7 @@ async def _answer(gateway: Gateway, request: DoorRequest, state: RequestState) -
         parsed.echo,
         parsed.namespaced,
         carry=parsed.carry_reasoning,
+        summarize=parsed.summarize,
     )
     headers = _headers(parsed, reply.provider, len(reply.attempts), role, generation)
     return json_reply(200, body, headers)
@@ -198,6 +199,7 @@ async def _stream(
         parsed.echo,
         parsed.namespaced,
         carry=parsed.carry_reasoning,
+        summarize=parsed.summarize,
     )
 
     async def events() -> AsyncIterator[bytes]:

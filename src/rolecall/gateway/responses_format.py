@@ -3,7 +3,16 @@
 Pure functions and one event builder over dicts: no I/O, no routing. A reply's
 output is items, in the order a vendor produced them: reasoning (as
 ``reasoning_text`` content, the vendor's own thinking), the assistant message
-(``output_text``) and one ``function_call`` item per tool call. A reply cut by
+(``output_text``) and one ``function_call`` item per tool call.
+
+A request that asks for a reasoning summary (``reasoning.summary``: auto, concise or
+detailed) gets the thinking as each reasoning item's ``summary`` instead
+(``summary_text``, streamed with the ``reasoning_summary_*`` events), as OpenAI's
+reasoning models answer, with no ``reasoning_text`` content: Codex CLI shows a summary
+and not raw reasoning by default. The summary is the provider's thinking text itself,
+not a shorter text written from it: Claude 4 models' thinking (Anthropic's API and
+Bedrock) and Gemini's thought parts are summaries of the model's reasoning already, and
+an OpenAI-compatible server's ``reasoning_content`` is passed on as it came. A reply cut by
 the token limit is ``incomplete`` (``incomplete_details.reason``
 ``max_output_tokens``), not ``completed``.
 
@@ -115,18 +124,20 @@ def response_body(
     namespaced: Mapping[str, tuple[str, str]] | None = None,
     *,
     carry: bool = False,
+    summarize: bool = False,
 ) -> dict[str, Any]:
     """The whole response object for a router reply.
 
     ``namespaced``: provider function names that stand for a namespace tool's
     functions, each a call's ``(namespace, name)`` for the client. ``carry``: the client
     asked for ``reasoning.encrypted_content``, which then carries the signed reasoning.
+    ``summarize``: the client asked for a reasoning summary, which the thinking then is.
     """
     cut = reply.finish_reason in _INCOMPLETE
     output: list[dict[str, Any]] = []
     blocks = reply.reasoning_blocks if carry else ()
     if reply.reasoning or blocks:
-        item = _reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed")
+        item = _reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed", summarize)
         output.append(_carrying(item, blocks))
     if reply.text or not reply.tool_calls:
         status = "incomplete" if cut else "completed"
@@ -177,9 +188,24 @@ def _in_namespace(
     return item
 
 
-def _reasoning_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
-    content = [] if text is None else [{"type": "reasoning_text", "text": text}]
-    return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
+def _reasoning_item(
+    item_id: str, text: str | None, status: str, summarize: bool = False
+) -> dict[str, Any]:
+    """A reasoning item holding ``text`` as its content, or as its summary (``summarize``)."""
+    item = {"id": item_id, "type": "reasoning", "status": status, "summary": []}
+    _fill_reasoning(item, text, summarize)
+    return item
+
+
+def _fill_reasoning(item: dict[str, Any], text: str | None, summarize: bool) -> None:
+    if summarize:
+        item["summary"] = [] if text is None else [_summary_part(text)]
+    else:
+        item["content"] = [] if text is None else [{"type": "reasoning_text", "text": text}]
+
+
+def _summary_part(text: str) -> dict[str, Any]:
+    return {"type": "summary_text", "text": text}
 
 
 def _carrying(item: dict[str, Any], blocks: Sequence[ReasoningBlock]) -> dict[str, Any]:
@@ -200,6 +226,11 @@ class ResponseEvents:
     (:class:`~rolecall.gateway._stream_hold.Holding`). The finished items are the
     ``output`` of the final event, so it matches every ``output_item.done``.
 
+    With ``summarize``, a reasoning item's text is its summary, streamed with OpenAI's
+    summary events (``reasoning_summary_part.added``, ``reasoning_summary_text.delta``,
+    ``reasoning_summary_text.done``, ``reasoning_summary_part.done``) in place of the
+    ``reasoning_text`` content events.
+
     With ``carry``, each reasoning item's ``encrypted_content`` carries the signed
     blocks that ended while it was open; a block that ends with no reasoning item open
     (a redacted block, a signed function call) gets an item of its own, and one that
@@ -215,6 +246,7 @@ class ResponseEvents:
         namespaced: Mapping[str, tuple[str, str]] | None = None,
         *,
         carry: bool = False,
+        summarize: bool = False,
     ) -> None:
         self.rid = rid
         self.created_at = created_at
@@ -228,6 +260,7 @@ class ResponseEvents:
         self._calls: dict[int, int] = {}  # a tool call's index in the chunks -> output index
         self._holding: Holding | None = None  # set once a tool call's item is open
         self._carry = carry
+        self._summarize = summarize  # reasoning goes out as each item's summary
         self._signed: list[ReasoningBlock] = []  # ended since a reasoning item last closed
         self._thought: list[str] = []  # reasoning streamed since the last signed block ended
 
@@ -289,7 +322,7 @@ class ResponseEvents:
         """An item of no text for the signed blocks no reasoning item took."""
         events = self._close("completed")
         index = len(self.output)
-        item = _reasoning_item(self._item_id("rs"), None, "in_progress")
+        item = _reasoning_item(self._item_id("rs"), None, "in_progress", self._summarize)
         self.output.append(item)
         events.append(
             self._event("response.output_item.added", output_index=index, item=dict(item))
@@ -319,6 +352,12 @@ class ResponseEvents:
             events.append(
                 self._event("response.output_text.delta", **where, delta=text, logprobs=[])
             )
+        elif self._summarize:
+            events.append(
+                self._event(
+                    "response.reasoning_summary_text.delta", **self._summary_where(), delta=text
+                )
+            )
         else:
             events.append(self._event("response.reasoning_text.delta", **where, delta=text))
         return events
@@ -330,10 +369,13 @@ class ResponseEvents:
         if kind == "message":
             item, part = _message_item(self._item_id("msg"), None, "in_progress"), _text_part("")
         else:
-            item = _reasoning_item(self._item_id("rs"), None, "in_progress")
+            item = _reasoning_item(self._item_id("rs"), None, "in_progress", self._summarize)
             part = {"type": "reasoning_text", "text": ""}
         events = self._opened(item)
-        events.append(self._part_event("response.content_part.added", part))
+        if kind == "reasoning" and self._summarize:
+            events.append(self._summary_part_event("added", ""))
+        else:
+            events.append(self._part_event("response.content_part.added", part))
         return events
 
     def _where(self) -> dict[str, Any]:
@@ -343,6 +385,16 @@ class ResponseEvents:
 
     def _part_event(self, kind: str, part: dict[str, Any]) -> dict[str, Any]:
         return self._event(kind, **self._where(), part=part)
+
+    def _summary_where(self) -> dict[str, Any]:
+        """Where a summary event points: the open reasoning item's one summary part."""
+        assert self._open is not None
+        item = self.output[self._open]
+        return {"item_id": item["id"], "output_index": self._open, "summary_index": 0}
+
+    def _summary_part_event(self, stage: str, text: str) -> dict[str, Any]:
+        kind = f"response.reasoning_summary_part.{stage}"
+        return self._event(kind, **self._summary_where(), part=_summary_part(text))
 
     def _call(self, delta: ToolCallDelta) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -395,6 +447,13 @@ class ResponseEvents:
             )
             events.append(self._part_event("response.content_part.done", part))
             item["content"] = [part]
+        elif self._summarize:
+            where = self._summary_where()
+            events.append(self._event("response.reasoning_summary_text.done", **where, text=text))
+            events.append(self._summary_part_event("done", text))
+            _fill_reasoning(item, text, summarize=True)
+            _carrying(item, self._signed)
+            self._signed = []
         else:
             part = {"type": "reasoning_text", "text": text}
             events.append(self._event("response.reasoning_text.done", **self._where(), text=text))
@@ -451,7 +510,7 @@ class ResponseEvents:
             elif item["type"] == "message":
                 item["content"] = [_text_part(text)]
             else:
-                item["content"] = [{"type": "reasoning_text", "text": text}]
+                _fill_reasoning(item, text, self._summarize)
             item["status"] = "incomplete"
             self._open = None
         holding, self._holding = self._holding, None
@@ -461,7 +520,8 @@ class ResponseEvents:
             if isinstance(held, HeldText) and held.kind == "text":
                 item = _message_item(self._item_id("msg"), "".join(held.pieces), "incomplete")
             elif isinstance(held, HeldText):
-                item = _reasoning_item(self._item_id("rs"), "".join(held.pieces), "incomplete")
+                text = "".join(held.pieces)
+                item = _reasoning_item(self._item_id("rs"), text, "incomplete", self._summarize)
             else:
                 call = held.joined
                 call_id = call.id or f"call_{call.index}"
