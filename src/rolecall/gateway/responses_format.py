@@ -26,11 +26,20 @@ ends the stream with ``response.failed``, whose ``error`` names what happened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from rolecall.gateway._encrypted_reasoning import encode_blocks
+from rolecall.gateway._responses_items import (
+    call_item,
+    carrying,
+    fill_reasoning,
+    in_namespace,
+    message_item,
+    reasoning_item,
+    summary_part,
+    text_part,
+)
 from rolecall.gateway._stream_hold import HeldBlock, HeldText, Holding
 from rolecall.types import Chunk, ReasoningBlock, Reply, ToolCallDelta, Usage
 
@@ -137,82 +146,17 @@ def response_body(
     output: list[dict[str, Any]] = []
     blocks = reply.reasoning_blocks if carry else ()
     if reply.reasoning or blocks:
-        item = _reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed", summarize)
-        output.append(_carrying(item, blocks))
+        item = reasoning_item(f"rs_{rid[5:]}_0", reply.reasoning, "completed", summarize)
+        output.append(carrying(item, blocks))
     if reply.text or not reply.tool_calls:
         status = "incomplete" if cut else "completed"
-        output.append(_message_item(f"msg_{rid[5:]}_{len(output)}", reply.text, status))
+        output.append(message_item(f"msg_{rid[5:]}_{len(output)}", reply.text, status))
     for call in reply.tool_calls:
         item_id = f"fc_{rid[5:]}_{len(output)}"
-        item = _call_item(item_id, call.id, call.name, call.arguments, "completed")
-        output.append(_in_namespace(item, namespaced or {}))
+        item = call_item(item_id, call.id, call.name, call.arguments, "completed")
+        output.append(in_namespace(item, namespaced or {}))
     body = _envelope(rid, created_at, reply.model, echo, "completed", output)
     return _finished(body, reply)
-
-
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def _message_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
-    content = [] if text is None else [_text_part(text)]
-    return {
-        "id": item_id,
-        "type": "message",
-        "status": status,
-        "role": "assistant",
-        "content": content,
-    }
-
-
-def _call_item(
-    item_id: str, call_id: str, name: str, arguments: str, status: str
-) -> dict[str, Any]:
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
-
-
-def _in_namespace(
-    item: dict[str, Any], namespaced: Mapping[str, tuple[str, str]]
-) -> dict[str, Any]:
-    """A call to a namespace tool's function, named as the client declared it."""
-    split = namespaced.get(item["name"])
-    if split is not None:
-        item["namespace"], item["name"] = split
-    return item
-
-
-def _reasoning_item(
-    item_id: str, text: str | None, status: str, summarize: bool = False
-) -> dict[str, Any]:
-    """A reasoning item holding ``text`` as its content, or as its summary (``summarize``)."""
-    item = {"id": item_id, "type": "reasoning", "status": status, "summary": []}
-    _fill_reasoning(item, text, summarize)
-    return item
-
-
-def _fill_reasoning(item: dict[str, Any], text: str | None, summarize: bool) -> None:
-    if summarize:
-        item["summary"] = [] if text is None else [_summary_part(text)]
-    else:
-        item["content"] = [] if text is None else [{"type": "reasoning_text", "text": text}]
-
-
-def _summary_part(text: str) -> dict[str, Any]:
-    return {"type": "summary_text", "text": text}
-
-
-def _carrying(item: dict[str, Any], blocks: Sequence[ReasoningBlock]) -> dict[str, Any]:
-    """A reasoning item with the signed blocks it stands for as its ``encrypted_content``."""
-    if blocks:
-        item["encrypted_content"] = encode_blocks(blocks)
-    return item
 
 
 class ResponseEvents:
@@ -322,13 +266,13 @@ class ResponseEvents:
         """An item of no text for the signed blocks no reasoning item took."""
         events = self._close("completed")
         index = len(self.output)
-        item = _reasoning_item(self._item_id("rs"), None, "in_progress", self._summarize)
+        item = reasoning_item(self._item_id("rs"), None, "in_progress", self._summarize)
         self.output.append(item)
         events.append(
             self._event("response.output_item.added", output_index=index, item=dict(item))
         )
         item["status"] = "completed"
-        _carrying(item, self._signed)
+        carrying(item, self._signed)
         self._signed = []
         done = self._event("response.output_item.done", output_index=index, item=dict(item))
         return [*events, done]
@@ -367,9 +311,9 @@ class ResponseEvents:
         if self._open is not None and self.output[self._open]["type"] == kind:
             return []
         if kind == "message":
-            item, part = _message_item(self._item_id("msg"), None, "in_progress"), _text_part("")
+            item, part = message_item(self._item_id("msg"), None, "in_progress"), text_part("")
         else:
-            item = _reasoning_item(self._item_id("rs"), None, "in_progress", self._summarize)
+            item = reasoning_item(self._item_id("rs"), None, "in_progress", self._summarize)
             part = {"type": "reasoning_text", "text": ""}
         events = self._opened(item)
         if kind == "reasoning" and self._summarize:
@@ -394,20 +338,20 @@ class ResponseEvents:
 
     def _summary_part_event(self, stage: str, text: str) -> dict[str, Any]:
         kind = f"response.reasoning_summary_part.{stage}"
-        return self._event(kind, **self._summary_where(), part=_summary_part(text))
+        return self._event(kind, **self._summary_where(), part=summary_part(text))
 
     def _call(self, delta: ToolCallDelta) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         index = self._calls.get(delta.index)
         if index is None:  # a new call (its id and name come with its first piece)
             call_id = delta.id or f"call_{delta.index}"  # as the router's reply names it
-            item = _call_item(self._item_id("fc"), call_id, delta.name or "", "", "in_progress")
-            events += self._opened(_in_namespace(item, self.namespaced))
+            item = call_item(self._item_id("fc"), call_id, delta.name or "", "", "in_progress")
+            events += self._opened(in_namespace(item, self.namespaced))
             index = self._calls[delta.index] = len(self.output) - 1
         elif delta.name:  # a name in pieces: whole once they are joined
             item = self.output[index]
             item["name"] += delta.name
-            _in_namespace(item, self.namespaced)
+            in_namespace(item, self.namespaced)
         item = self.output[index]
         if delta.arguments:  # the open call's (no other call's item opens before it closes)
             self._pieces.append(delta.arguments)
@@ -441,7 +385,7 @@ class ResponseEvents:
                 )
             )
         elif item["type"] == "message":
-            part = _text_part(text)
+            part = text_part(text)
             events.append(
                 self._event("response.output_text.done", **self._where(), text=text, logprobs=[])
             )
@@ -451,15 +395,15 @@ class ResponseEvents:
             where = self._summary_where()
             events.append(self._event("response.reasoning_summary_text.done", **where, text=text))
             events.append(self._summary_part_event("done", text))
-            _fill_reasoning(item, text, summarize=True)
-            _carrying(item, self._signed)
+            fill_reasoning(item, text, summarize=True)
+            carrying(item, self._signed)
             self._signed = []
         else:
             part = {"type": "reasoning_text", "text": text}
             events.append(self._event("response.reasoning_text.done", **self._where(), text=text))
             events.append(self._part_event("response.content_part.done", part))
             item["content"] = [part]
-            _carrying(item, self._signed)
+            carrying(item, self._signed)
             self._signed = []
         self._open = None
         done = self._event("response.output_item.done", output_index=index, item=dict(item))
@@ -508,9 +452,9 @@ class ResponseEvents:
             if item["type"] == "function_call":
                 item["arguments"] = text
             elif item["type"] == "message":
-                item["content"] = [_text_part(text)]
+                item["content"] = [text_part(text)]
             else:
-                _fill_reasoning(item, text, self._summarize)
+                fill_reasoning(item, text, self._summarize)
             item["status"] = "incomplete"
             self._open = None
         holding, self._holding = self._holding, None
@@ -518,17 +462,17 @@ class ResponseEvents:
             if isinstance(held, HeldBlock):  # the stream failed: no item carries it
                 continue
             if isinstance(held, HeldText) and held.kind == "text":
-                item = _message_item(self._item_id("msg"), "".join(held.pieces), "incomplete")
+                item = message_item(self._item_id("msg"), "".join(held.pieces), "incomplete")
             elif isinstance(held, HeldText):
                 text = "".join(held.pieces)
-                item = _reasoning_item(self._item_id("rs"), text, "incomplete", self._summarize)
+                item = reasoning_item(self._item_id("rs"), text, "incomplete", self._summarize)
             else:
                 call = held.joined
                 call_id = call.id or f"call_{call.index}"
-                item = _call_item(
+                item = call_item(
                     self._item_id("fc"), call_id, held.name, call.arguments, "incomplete"
                 )
-                item = _in_namespace(item, self.namespaced)
+                item = in_namespace(item, self.namespaced)
             self.output.append(item)
         body = _envelope(self.rid, self.created_at, self.model, self.echo, "failed", self.output)
         body["error"] = {"code": "server_error", "message": message}
