@@ -218,6 +218,9 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None  # thinking text the vendor returned apart from the answer
     reasoning_blocks: tuple[ReasoningBlock, ...] = ()  # that thinking as it must go back
+    # The caller's stop sequence that ended the answer (finish_reason "stop"), when the
+    # vendor says which (Anthropic does; OpenAI and Gemini do not).
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +236,7 @@ class Chunk:
     # Ends a reasoning block: its signature (its text is the reasoning streamed since the
     # block before), or a redacted block whole.
     reasoning_block: ReasoningBlock | None = None
+    stop_sequence: str | None = None  # with the finish reason: see Completion
 
     @property
     def has_content(self) -> bool:
@@ -276,6 +280,7 @@ class Reply:
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None
     reasoning_blocks: tuple[ReasoningBlock, ...] = ()
+    stop_sequence: str | None = None  # see Completion
 
     def to_dict(self) -> dict[str, Any]:
         out = {

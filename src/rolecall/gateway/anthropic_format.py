@@ -11,8 +11,10 @@ content block ``content_block_start`` / ``content_block_delta`` /
 :func:`rolecall.gateway.openai_format.error_for_exception` and take Anthropic's
 statuses and error types.
 
-A stop sequence shows as ``end_turn``: OpenAI and Gemini do not say whether one was
-hit, so the internal form cannot either.
+A stop sequence that ended the answer is ``stop_reason: stop_sequence`` with that
+sequence in ``stop_sequence`` when the provider said which (Anthropic's does); OpenAI and
+Gemini say only that the answer stopped, whether at a stop sequence or not, so their
+answers show ``end_turn`` and no sequence rather than a guess.
 
 Signed reasoning keeps its signature (``redacted_thinking`` its data), so a client
 sends it back and the vendor that signed it takes it: an Anthropic provider's as is,
@@ -92,9 +94,14 @@ _STOP = {
 }
 
 
-def stop_reason(finish: str | None, called_tools: bool = False) -> str:
-    """Anthropic's ``stop_reason``; ``tool_use`` when the model called tools."""
+def stop_reason(
+    finish: str | None, called_tools: bool = False, stop_sequence: str | None = None
+) -> str:
+    """Anthropic's ``stop_reason``; ``tool_use`` when the model called tools,
+    ``stop_sequence`` when the provider named the stop sequence that ended the answer."""
     reason = _STOP.get(finish or "", "end_turn")
+    if reason == "end_turn" and stop_sequence is not None:
+        return "stop_sequence"
     return "tool_use" if called_tools and reason == "end_turn" else reason
 
 
@@ -176,8 +183,10 @@ def message_body(reply: Reply, message_id: str, *, thinking: bool = True) -> dic
         "role": "assistant",
         "model": reply.model,
         "content": content,
-        "stop_reason": stop_reason(reply.finish_reason, bool(reply.tool_calls)),
-        "stop_sequence": None,
+        "stop_reason": stop_reason(
+            reply.finish_reason, bool(reply.tool_calls), reply.stop_sequence
+        ),
+        "stop_sequence": reply.stop_sequence,
         "usage": usage_body(reply.usage),
     }
 
@@ -275,8 +284,10 @@ class MessageEvents:
             out += self._into("text", {"type": "text", "text": ""})
             out += self._close()
         delta = {
-            "stop_reason": stop_reason(reply.finish_reason, bool(reply.tool_calls)),
-            "stop_sequence": None,
+            "stop_reason": stop_reason(
+                reply.finish_reason, bool(reply.tool_calls), reply.stop_sequence
+            ),
+            "stop_sequence": reply.stop_sequence,
         }
         out.append(
             sse(

@@ -21,7 +21,7 @@ from rolecall.providers._anthropic_body import PROTOCOL, RESPOND_TOOL
 from rolecall.providers.base import optional_text, token_count
 from rolecall.types import Chunk, ReasoningBlock, ToolCallDelta, Usage
 
-__all__ = ["StreamState", "finish_reason", "input_tokens", "usage_of"]
+__all__ = ["StreamState", "finish_reason", "input_tokens", "matched_stop", "usage_of"]
 
 _FINISH = {
     "end_turn": "stop",
@@ -71,6 +71,13 @@ def finish_reason(stop_reason: object) -> str | None:
     return _FINISH.get(stop_reason, stop_reason)
 
 
+def matched_stop(stop_reason: object, stop_sequence: object) -> str | None:
+    """The stop sequence that ended the answer, when Anthropic says one did."""
+    if stop_reason == "stop_sequence" and isinstance(stop_sequence, str):
+        return stop_sequence
+    return None
+
+
 @dataclass(slots=True)
 class StreamState:
     """What one stream has said so far; :meth:`take` turns an event into a chunk."""
@@ -83,6 +90,7 @@ class StreamState:
     received: int = 0
     calls: int = 0
     finish: str | None = None
+    stop_sequence: str | None = None
     model: str | None = None
     answered_by_tool: bool = False
     done: bool = False
@@ -109,8 +117,10 @@ class StreamState:
             self.model = model if isinstance(model, str) and model else self.model
             self._add_usage(message.get("usage"))
         elif name == "message_delta":
-            stop_reason = _object(data.get("delta")).get("stop_reason")
+            delta = _object(data.get("delta"))
+            stop_reason = delta.get("stop_reason")
             self.finish = finish_reason(stop_reason) or self.finish
+            self.stop_sequence = matched_stop(stop_reason, delta.get("stop_sequence"))
             self._add_usage(data.get("usage"))
         return None
 

@@ -7,7 +7,8 @@ the tool and answers in text must answer with the JSON itself); any other ``tool
 block is a tool call. ``thinking`` blocks are the reply's reasoning, kept apart from
 its text, and kept whole with their signatures (``redacted_thinking`` blocks with their
 data) so that a later turn can send them back. Finish reasons use OpenAI's words
-(``stop``, ``length``, ``tool_calls``) so every adapter reports them alike.
+(``stop``, ``length``, ``tool_calls``) so every adapter reports them alike; a stop
+sequence that ended the answer is ``stop`` with that sequence (``stop_sequence``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rolecall.providers._anthropic_body import (
 )
 from rolecall.providers._anthropic_stream import StreamState as _StreamState
 from rolecall.providers._anthropic_stream import finish_reason as _finish
+from rolecall.providers._anthropic_stream import matched_stop
 from rolecall.providers._anthropic_stream import usage_of as _usage
 from rolecall.providers._errors import (
     error_object,
@@ -243,6 +245,7 @@ class AnthropicProvider(HTTPProvider):
             tool_calls=tuple(calls),
             reasoning=reasoning or None,
             reasoning_blocks=_reasoning_blocks(blocks),
+            stop_sequence=matched_stop(data.get("stop_reason"), data.get("stop_sequence")),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
@@ -278,6 +281,7 @@ class AnthropicProvider(HTTPProvider):
             usage=state.usage(),
             finish_reason=_answer_finish(state.finish, state.answered_by_tool),
             model=state.model or self.model,
+            stop_sequence=state.stop_sequence,
         )
 
     async def check_credentials(self) -> None:

@@ -33,6 +33,7 @@ class Assembly:
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     usage: Usage | None = None
     finish: str | None = None
+    stop_sequence: str | None = None
     model: str | None = None
     received: int = 0  # characters of text so far (named when a stream breaks)
 
@@ -58,6 +59,7 @@ class Assembly:
             self.usage = chunk.usage
         if chunk.finish_reason:
             self.finish = chunk.finish_reason
+            self.stop_sequence = chunk.stop_sequence
         if chunk.model:
             self.model = chunk.model
 
@@ -82,4 +84,5 @@ class Assembly:
             tool_calls=calls,
             reasoning=paired("".join(self.reasoning)) or None,
             reasoning_blocks=tuple(self.blocks),
+            stop_sequence=self.stop_sequence,
         )

@@ -113,6 +113,7 @@ class Outcomes:
             tool_calls=tool_calls,
             reasoning=redact_answer(completion.reasoning) if completion.reasoning else None,
             reasoning_blocks=_redacted_blocks(completion.reasoning_blocks),
+            stop_sequence=completion.stop_sequence,
         )
         if self._events:
             self._events.emit(

@@ -272,7 +272,7 @@ class AnthropicDialect(Dialect):
             "model": ctx.model,
             "content": content,
             "stop_reason": None if start else _stop_reason(answer),
-            "stop_sequence": None,
+            "stop_sequence": None if start else answer.stop_sequence,
             "usage": self._usage(answer, start=start),
         }
 
@@ -349,7 +349,7 @@ class AnthropicDialect(Dialect):
             index += 1
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": None},
+            "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": answer.stop_sequence},
             "usage": {"output_tokens": _output_tokens(answer), **_thinking_usage(answer)},
         }
         events.append(self.sse(delta, "message_delta"))
@@ -421,6 +421,8 @@ def _stop_reason(answer: Answer) -> str:
         return (
             "model_context_window_exceeded" if answer.variant == "context_window" else "max_tokens"
         )
+    if answer.stop_sequence is not None:
+        return "stop_sequence"
     return "tool_use" if answer.tool_calls else "end_turn"
 
 

@@ -12,9 +12,10 @@ earlier thinking gets Anthropic's 400.
 
 Without a responder saying otherwise, the fake model calls a tool when it is offered
 tools (``auto``/``any``) and the last turn is not a tool result, with the smallest
-input its schema allows; thinks when ``thinking`` is enabled; and reports the prompt
-up to the last ``cache_control`` mark as written to the cache the first time it sees
-that prefix and read from it afterwards.
+input its schema allows; thinks when ``thinking`` is enabled; ends its text before the
+first of the request's ``stop_sequences`` it holds, naming that sequence; and reports
+the prompt up to the last ``cache_control`` mark as written to the cache the first time
+it sees that prefix and read from it afterwards.
 """
 
 from __future__ import annotations
@@ -308,7 +309,19 @@ def enrich(ctx: Ctx, answer: Answer, seen_prefixes: set[str]) -> Answer:
         changes["reasoning"] = THINKING_TEXT
     if not answer.cached_input_tokens and not answer.cache_creation_input_tokens:
         changes.update(_cache_counts(body, answer.input_tokens, seen_prefixes))
+    changes.update(_stopped(body, changes.get("text", answer.text)))
     return replace(answer, **changes) if changes else answer
+
+
+def _stopped(body: dict[str, Any], text: str) -> dict[str, Any]:
+    """The text cut before the first stop sequence in it, and that sequence; {} if none."""
+    sequences = [s for s in body.get("stop_sequences") or () if isinstance(s, str) and s]
+    found = [(text.find(s), s) for s in sequences if s in text]
+    if not found:
+        return {}
+    at, sequence = min(found)
+    cut = text[:at]
+    return {"text": cut, "output_tokens": count_words([cut]), "stop_sequence": sequence}
 
 
 def _default_call(body: dict[str, Any]) -> ToolCall | None:

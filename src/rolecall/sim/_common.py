@@ -82,6 +82,7 @@ class Answer:
     # Anthropic only (interleaved thinking): the thinking written before each call after the
     # first, one signed block each.
     thinking_between_calls: tuple[str, ...] = ()
+    stop_sequence: str | None = None  # the request's stop sequence the text was cut at
 
 
 def new_id(prefix: str) -> str:
