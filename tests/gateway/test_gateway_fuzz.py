@@ -246,12 +246,12 @@ def test_the_running_gateway_never_answers_500(
 
 LONE_SURROGATE_ECHOED = [
     b'"metadata": {"k": "bad \\ud800"}',
-    b'"reasoning": {"effort": "low", "summary": "\\ud800"}',
+    b'"tools": [{"type": "web_search", "filters": {"allowed_domains": ["\\ud800"]}}]',
     b'"text": {"format": {"type": "json_schema", "name": "\\ud800", "schema": {}}}',
 ]
 
 
-@pytest.mark.parametrize("field", LONE_SURROGATE_ECHOED, ids=["metadata", "reasoning", "text"])
+@pytest.mark.parametrize("field", LONE_SURROGATE_ECHOED, ids=["metadata", "tools", "text"])
 def test_a_responses_stream_echoes_a_lone_surrogate_as_its_escape(
     gateway: RunningGateway, field: bytes
 ) -> None:
