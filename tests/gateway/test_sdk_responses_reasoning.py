@@ -269,3 +269,17 @@ def test_an_unknown_summary_is_a_400_naming_it(gateway: RunningGateway) -> None:
             reasoning={"summary": "verbose"},  # type: ignore[typeddict-item]
         )
     assert "reasoning.summary" in caught.value.message
+
+
+@pytest.mark.parametrize("effort", ["xhigh", "max"])
+def test_openais_efforts_above_high_think_on_highs_budget(
+    gateway: RunningGateway, claude: SimServer, effort: str
+) -> None:
+    """Codex CLI set to xhigh (or the SDK's max) reaches Claude as high's budget, not a 400."""
+    answer = sdk(gateway).responses.create(
+        model="coder",
+        input=ASK,
+        reasoning={"effort": effort},  # type: ignore[typeddict-item]
+    )
+    assert answer.output[0].type == "reasoning"
+    assert claude.requests[-1].json["thinking"] == {"type": "enabled", "budget_tokens": 16384}

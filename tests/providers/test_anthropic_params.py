@@ -100,12 +100,20 @@ async def test_reasoning_effort_minimal_is_the_least_budget(sim: SimServer) -> N
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
 
 
+@pytest.mark.parametrize("effort", ["xhigh", "max"])
+async def test_openais_efforts_above_high_are_highs_budget(sim: SimServer, effort: str) -> None:
+    # OpenAI's newest efforts (Codex CLI's xhigh): Claude's most, as the Messages door maps them.
+    body = await _sent(sim, {"reasoning_effort": effort})
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 16384}
+    assert body["max_tokens"] == 16384 + 4096
+
+
 async def test_an_unknown_reasoning_effort_names_the_values_taken(sim: SimServer) -> None:
     with pytest.raises(AllProvidersFailed) as failed:
         await _sent(sim, {"reasoning_effort": "extreme"})
     [error] = failed.value.errors
     assert error.kind is ErrorKind.BAD_REQUEST
-    assert "none, minimal, low, medium or high" in error.message
+    assert "none, minimal, low, medium, high, xhigh or max" in error.message
     assert sim.calls == 0
 
 

@@ -194,6 +194,9 @@ def test_reasoning_effort_is_claude_thinking_and_unsupported_elsewhere() -> None
     sent = body(Message("user", "x"), reasoning_effort="high", max_tokens=100)
     assert "additionalModelRequestFields" not in sent
     assert sent["inferenceConfig"]["maxTokens"] == 100
+    # OpenAI's efforts above high (Codex CLI's xhigh) are high's budget.
+    sent = body(Message("user", "x"), reasoning_effort="xhigh")
+    assert sent["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 16384
     with pytest.raises(ProviderError) as caught:
         body(Message("user", "x"), model="amazon.nova-pro-v1:0", reasoning_effort="low")
     assert caught.value.kind is ErrorKind.UNSUPPORTED

@@ -8,7 +8,8 @@ Anthropic cannot honour (``seed``, ``logprobs``, ``n`` > 1, the penalties) is an
 ``unsupported`` error naming it, never a silent drop.
 
 ``reasoning_effort`` becomes ``thinking.budget_tokens``: minimal and low 1024 (Anthropic's
-minimum), medium 4096, high 16384; ``none`` sends no ``thinking`` (off is Claude's default).
+minimum), medium 4096, high 16384, and OpenAI's xhigh and max high's too; ``none`` sends no
+``thinking`` (off is Claude's default).
 Anthropic counts thinking in ``max_tokens`` and requires it to exceed the budget, so an unset
 ``max_tokens`` becomes the budget plus the usual 4096 for the answer, and a budget that would
 not fit under the caller's ``max_tokens`` is cut to half of it (1024 at least,
@@ -45,6 +46,7 @@ from rolecall.types import ChatRequest, ImagePart, Message, ReasoningBlock, Text
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "EFFORTS_TAKEN",
     "PROTOCOL",
     "RESPOND_TOOL",
     "THINKING_BUDGETS",
@@ -60,10 +62,19 @@ log = logging.getLogger("rolecall.providers")
 DEFAULT_MAX_TOKENS = _DEFAULT_MAX_TOKENS["anthropic"]
 PROTOCOL = "anthropic"  # the tag of the reasoning blocks this protocol signs
 RESPOND_TOOL = "respond"
-# minimal is low's budget, Anthropic's least (as Gemini's minimal is its low); none is no
+# minimal is low's budget, Anthropic's least (as Gemini's minimal is its low); OpenAI's xhigh
+# and max are high's, as the Messages door reads Anthropic's own xhigh and max; none is no
 # thinking, Claude's default, so it sends nothing.
-THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
+THINKING_BUDGETS = {
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 4096,
+    "high": 16384,
+    "xhigh": 16384,
+    "max": 16384,
+}
 THINKING_OFF = "none"
+EFFORTS_TAKEN = "none, minimal, low, medium, high, xhigh or max"
 
 Block = dict[str, Any]
 
@@ -343,7 +354,7 @@ def _thinking(body: dict[str, Any], params: Mapping[str, Any], provider: str) ->
     elif effort is not None and effort != THINKING_OFF:
         if str(effort) not in THINKING_BUDGETS:
             raise _bad(
-                f"reasoning_effort {effort!r} is not one of none, minimal, low, medium or high",
+                f"reasoning_effort {effort!r} is not one of {EFFORTS_TAKEN}",
                 provider,
             )
         budget = effort_budget(str(effort), params.get("max_tokens"))

@@ -14,14 +14,14 @@ Sampling goes in ``inferenceConfig`` (``maxTokens``, ``temperature``, ``topP``,
 ``unsupported``); ``top_k`` and thinking, which only some
 models take, in ``additionalModelRequestFields`` as those models name them (Claude:
 ``top_k``, ``thinking``). ``reasoning_effort`` is Claude's thinking budget (minimal and
-low 1024, medium 4096, high 16384, with ``maxTokens`` raised above it as Anthropic requires,
-or the budget cut under the caller's ``maxTokens`` as the Anthropic adapter cuts it; none: no
-thinking, Claude's default) on Anthropic models, and ``unsupported`` elsewhere (a model whose
-default is unknown may think unasked). Tools go in ``toolConfig``
-(``toolChoice`` auto, any or one tool; Converse has no "none": with ``tool_choice``
-none the tools are left out unless the conversation already holds tool blocks, which
-Converse refuses without a ``toolConfig``). A JSON schema answer uses Converse's own
-``outputConfig.textFormat`` (``json_schema``, the schema as JSON text).
+low 1024, medium 4096, high, xhigh and max 16384, with ``maxTokens`` raised above it as
+Anthropic requires, or the budget cut under the caller's ``maxTokens`` as the Anthropic
+adapter cuts it; none: no thinking, Claude's default) on Anthropic models, and
+``unsupported`` elsewhere (a model whose default is unknown may think unasked). Tools go in
+``toolConfig`` (``toolChoice`` auto, any or one tool; Converse has no "none": with
+``tool_choice`` none the tools are left out unless the conversation already holds tool
+blocks, which Converse refuses without a ``toolConfig``). A JSON schema answer uses
+Converse's own ``outputConfig.textFormat`` (``json_schema``, the schema as JSON text).
 
 Reasoning Bedrock signed (protocol ``bedrock``) goes back first in its assistant turn as
 ``reasoningContent`` blocks (``reasoningText`` with its signature, or ``redactedContent``).
@@ -43,6 +43,7 @@ from typing import Any
 from rolecall.config.params import MIN_THINKING_BUDGET, sendable_params, vendor_limit_problem
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.providers._anthropic_body import (
+    EFFORTS_TAKEN,
     THINKING_BUDGETS,
     THINKING_OFF,
     effort_budget,
@@ -229,9 +230,7 @@ class _Builder:
         if effort == THINKING_OFF:
             return None  # Claude thinks only when asked to
         if str(effort) not in THINKING_BUDGETS:
-            raise self.fail(
-                f"reasoning_effort {effort!r} is not one of none, minimal, low, medium or high"
-            )
+            raise self.fail(f"reasoning_effort {effort!r} is not one of {EFFORTS_TAKEN}")
         max_tokens = inference.get("maxTokens")
         budget = effort_budget(str(effort), max_tokens)
         if budget is None:
