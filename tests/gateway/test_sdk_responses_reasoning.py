@@ -283,3 +283,22 @@ def test_openais_efforts_above_high_think_on_highs_budget(
     )
     assert answer.output[0].type == "reasoning"
     assert claude.requests[-1].json["thinking"] == {"type": "enabled", "budget_tokens": 16384}
+
+
+def test_a_roles_max_tokens_with_no_room_for_thinking_says_thinking_off(
+    tmp_path: Path, claude: SimServer, start_gateway: Callable[..., RunningGateway]
+) -> None:
+    """The role's params are merged into the call: a role's max_tokens that leaves no room
+    for any budget turns thinking off, and the answer says so as for the request's own."""
+    providers = f"""\
+        c: {{type: anthropic, model: claude-sim, base_url: "{claude.base_url}",
+            api_key: "${{PRIMARY_KEY}}"}}
+        """
+    roles = "coder: {provider: c, params: {max_tokens: 1024}}\n"
+    config = write_config(tmp_path, providers, roles, f"PRIMARY_KEY={PRIMARY_KEY}\n")
+    raw = sdk(start_gateway(config)).responses.with_raw_response.create(
+        model="coder", input=ASK, reasoning={"effort": "low"}
+    )
+    assert raw.parse().status == "completed"
+    assert "thinking" not in claude.requests[-1].json
+    assert raw.headers["x-rolecall-thinking"] == "off"

@@ -213,29 +213,36 @@ def answering_model(generation: Generation, provider: str) -> str:
 # Says a Claude provider (Anthropic's API, Bedrock) answered a thinking request without
 # thinking (``off``).
 THINKING_HEADER = "x-rolecall-thinking"
+# The names the Bedrock adapter reads its maxTokens from, first set first.
+_BEDROCK_MAX = ("max_completion_tokens", "max_tokens")
 
 
 def thinking_headers(
     generation: Generation,
+    role: str,
     provider: str,
     messages: Sequence[Turn],
-    params: Mapping[str, object],
+    request_params: Mapping[str, object],
 ) -> dict[str, str]:
     """``x-rolecall-thinking: off`` when the Anthropic or Bedrock provider that answered
     had to leave thinking out: the tool loop's assistant turn had no thinking block it
     signed (an OpenAI-shaped client keeps none; another vendor wrote the turn before a
     hand-over), or the ``max_tokens`` of a ``reasoning_effort`` left no room for the
-    smallest thinking budget."""
+    smallest thinking budget. The params are the provider's, the role's and the
+    request's merged, as the router merges them for the call."""
+    config = generation.config
+    provider_config = config.providers.get(provider)
+    if provider_config is None or provider_config.type not in ("anthropic", "bedrock"):
+        return {}
+    params = {**provider_config.params, **config.role_params(role), **request_params}
     effort = params.get("reasoning_effort")
     if params.get("thinking") is None and effort is None:
-        return {}
-    provider_config = generation.config.providers.get(provider)
-    if provider_config is None or provider_config.type not in ("anthropic", "bedrock"):
         return {}
     if thinking_unsigned(messages, provider_config.type):
         return {THINKING_HEADER: "off"}
     if params.get("thinking") is None and effort in THINKING_BUDGETS:
-        max_tokens = params.get("max_tokens", provider_config.params.get("max_tokens"))
+        names = ("max_tokens",) if provider_config.type == "anthropic" else _BEDROCK_MAX
+        max_tokens = next((params[name] for name in names if params.get(name)), None)
         if effort_budget(str(effort), max_tokens) is None:
             return {THINKING_HEADER: "off"}
     return {}

@@ -165,7 +165,9 @@ async def _answer(
     reply = await unless_disconnected(request, call)
     body = fmt.message_body(reply, message_id, thinking=parsed.asks_thinking)
     headers = reply_headers(reply.provider, len(reply.attempts), role)
-    headers.update(thinking_headers(generation, reply.provider, parsed.messages, parsed.params))
+    headers.update(
+        thinking_headers(generation, role, reply.provider, parsed.messages, parsed.params)
+    )
     return json_reply(200, body, headers)
 
 
@@ -207,7 +209,7 @@ async def _stream(
     headers = {
         **reply_headers(provider, attempts, role),
         "request-id": f"req_{message_id.removeprefix('msg_')}",
-        **thinking_headers(generation, provider, parsed.messages, parsed.params),
+        **thinking_headers(generation, role, provider, parsed.messages, parsed.params),
     }
     return stream_response(events(), headers, reply_stream, state)
 

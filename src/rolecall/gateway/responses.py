@@ -152,7 +152,7 @@ def _headers(
     parsed: ResponsesRequest, provider: str, attempts: int, role: str, generation: Generation
 ) -> dict[str, str]:
     headers = reply_headers(provider, attempts, role)
-    headers.update(thinking_headers(generation, provider, parsed.messages, parsed.params))
+    headers.update(thinking_headers(generation, role, provider, parsed.messages, parsed.params))
     if parsed.omitted_tools:
         # The client's own names: a stream's headers are not escaped on the way out.
         headers[OMITTED_HEADER] = header_value(", ".join(parsed.omitted_tools))
