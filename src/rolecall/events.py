@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from rolecall.errors import ErrorKind
 
 __all__ = [
     "AttemptEvent",
+    "AttemptStart",
     "Event",
     "EventBus",
     "EventSink",
+    "StartSink",
     "TaskEvent",
     "TaskOutcome",
     "answered_at_once",
@@ -93,6 +95,27 @@ class TaskEvent:
 Event = AttemptEvent | TaskEvent
 
 
+@dataclass(slots=True, kw_only=True)
+class AttemptStart:
+    """A call to one provider began; its :class:`AttemptEvent` says how it ended.
+
+    Only sinks that ask for starts receive it (``EventBus.add(sink, starts=True)``): a
+    process killed mid-call leaves the start without its end, which tells the records
+    that the provider was called (and may have billed the work). ``(run_id, task_id,
+    provider, attempt)`` is what its end repeats.
+    """
+
+    run_id: str
+    task_id: str
+    role: str
+    provider: str
+    model: str
+    attempt: int
+    stage: str | None = None
+    ts: float = field(default_factory=time.time)
+    type: Literal["attempt_start"] = "attempt_start"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskOutcome:
     """What a front end (the workflow) concluded of one of its tasks.
@@ -152,19 +175,46 @@ class EventSink(Protocol):
         ...
 
 
+class StartSink(EventSink, Protocol):
+    def emit_start(self, start: AttemptStart) -> None:
+        """Accept one attempt start; must not block or raise for long."""
+        ...
+
+
 class EventBus:
-    """Fans events out to sinks; a sink that raises is reported once and skipped."""
+    """Fans events out to sinks; a sink that raises is reported once and skipped.
+
+    Attempt starts go only to the sinks added with ``starts=True`` (the recorder of ``ask``
+    and of the workflow); ``starts`` says whether there is one, so that a router whose
+    sinks take none (the gateway's) pays one attribute read per call for them.
+    """
 
     def __init__(self, sinks: list[EventSink] | None = None) -> None:
         self._sinks: list[EventSink] = list(sinks or [])
+        self._start_sinks: list[StartSink] = []
+        self.starts = False
         self._warned: set[int] = set()
 
-    def add(self, sink: EventSink) -> None:
+    def add(self, sink: EventSink, *, starts: bool = False) -> None:
         self._sinks.append(sink)
+        if starts:
+            self._start_sinks.append(cast("StartSink", sink))
+            self.starts = True
 
     def remove(self, sink: EventSink) -> None:
         if sink in self._sinks:
             self._sinks.remove(sink)
+        self._start_sinks = [other for other in self._start_sinks if other is not sink]
+        self.starts = bool(self._start_sinks)
+
+    def emit_start(self, start: AttemptStart) -> None:
+        for sink in self._start_sinks:
+            try:
+                sink.emit_start(start)
+            except Exception as exc:  # a sink must never break a call
+                if id(sink) not in self._warned:
+                    self._warned.add(id(sink))
+                    log.warning("event sink %s failed and is skipped: %s", type(sink).__name__, exc)
 
     def emit(self, event: Event) -> None:
         for sink in self._sinks:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rolecall.events import AttemptEvent, TaskEvent, TaskOutcome
+from rolecall.recording.store.starts import NO_CALLS, CallsInFlight
 
 if TYPE_CHECKING:
     from rolecall.recording.store.base import MetricsStore
@@ -69,18 +70,26 @@ class StoreBatch:
     ends: Sequence[_End] = ()
     outcomes: Sequence[TaskOutcome] = ()
     resent: bool = False  # a worker's records sent again: the store may hold some already
+    in_flight: CallsInFlight = NO_CALLS  # the calls the batch starts and ends
     _rows_stored: bool = False
 
     def __len__(self) -> int:
         rows = len(self.attempts) + len(self.tasks) + len(self.outcomes)
-        return len(self.starts) + rows + len(self.ends)
+        calls = len(self.in_flight.begun) + len(self.in_flight.ended)
+        return len(self.starts) + rows + calls + len(self.ends)
 
     def write(self, store: MetricsStore) -> None:
         """Store what of the batch is not stored yet; raises what the store raised."""
         for start in self.starts:
             store.start_run(start.run_id, start.kind, start.meta, start.ts)
         if not self._rows_stored:
-            store.record_rows(self.attempts, self.tasks, self.outcomes, resent=self.resent)
+            store.record_rows(
+                self.attempts,
+                self.tasks,
+                self.outcomes,
+                resent=self.resent,
+                in_flight=self.in_flight,
+            )
             self._rows_stored = True
         for end in self.ends:
             store.finish_run(end.run_id, end.status, end.ts)
@@ -133,6 +142,20 @@ class StoreBacklog:
             batch.write(store)
             self._batches.popleft()
             self._kept -= len(batch)
+
+    def back_message(self, label: str, kept: tuple[int, int], runs_dir: object) -> str:
+        """What to say once the store takes writes again: what it got of the ``kept``
+        calls and tasks, and what it lacks for good (forgotten then)."""
+        lost = self.take_lost()
+        message = f"the metrics store {label} takes writes again"
+        if any(kept):
+            message += f": stored the {calls_and_tasks(*kept)} kept meanwhile"
+        if any(lost):
+            message += (
+                f"; it lacks {calls_and_tasks(*lost)} dropped past the "
+                f"{self.most:,} records kept: the run logs in {runs_dir} hold them"
+            )
+        return message
 
     def take_lost(self) -> tuple[int, int]:
         """The calls and tasks dropped since the last call, and forget them."""

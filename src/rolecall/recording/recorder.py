@@ -37,13 +37,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rolecall._secrets import redact
 from rolecall.errors import RolecallError
-from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
+from rolecall.events import AttemptEvent, AttemptStart, Event, TaskEvent, TaskOutcome
+from rolecall.recording._starts import OpenStarts
 from rolecall.recording._stop_signals import StopSignals
 from rolecall.recording.backlog import StoreBacklog, StoreBatch, calls_and_tasks
 from rolecall.recording.records import RecordItem, RecordQueue, Resent, RunEnd, RunStart
 from rolecall.recording.runlog import RunLog, outcome_record, run_end_record, run_start_record
 from rolecall.recording.runwriter import WriterLock
 from rolecall.recording.store import StoreError
+from rolecall.recording.store.starts import NO_CALLS
 
 if TYPE_CHECKING:
     from rolecall.config.schema import MetricsConfig
@@ -130,6 +132,7 @@ class Recorder(RecordQueue):
         self._prune_left = False  # the last prune stopped at _PRUNE_PER_FLUSH rows
         self._warned: set[str] = set()
         self._runs: OrderedDict[str, _RunState] = OrderedDict()
+        self._open_starts = OpenStarts()
         self._signals = StopSignals()
         self._thread: threading.Thread | None = None
         if not self.enabled:
@@ -288,6 +291,7 @@ class Recorder(RecordQueue):
         tasks: list[TaskEvent] = []
         ends: list[RunEnd] = []
         outcomes: list[TaskOutcome] = []
+        placed: list[tuple[int, AttemptStart]] = []  # the calls begun, where they came
         runs = self._runs
         writer = self._writer.info
         for item in batch:
@@ -305,30 +309,51 @@ class Recorder(RecordQueue):
                 if isinstance(item, TaskOutcome):
                     outcomes.append(item)
                     records.append(outcome_record(item))
+                elif isinstance(item, AttemptStart):
+                    writer = self._open_implicit(item, item.ts, writer, records, starts)[1]
+                    placed.append((len(records), item))
                 else:
                     writer = self._write_run_item(item, writer, records, starts, ends)
                 continue
             state = runs.get(item.run_id)
-            if state is None:
-                # A call nobody opened a run for: it is a run of its own.
-                state = runs[item.run_id] = _RunState(explicit=False)
-                if len(runs) > _MAX_TRACKED_RUNS:
-                    runs.popitem(last=False)
-                start = RunStart(item.run_id, "ask", None, item.ts - item.latency_ms / 1000.0)
-                writer = writer or self._writer.acquire()
-                starts.append(_with_writer(start, writer))
-                records.append(run_start_record(start.run_id, start.kind, None, start.ts, writer))
+            if state is None:  # a call nobody opened a run for: it is a run of its own
+                started = item.ts - item.latency_ms / 1000.0
+                state, writer = self._open_implicit(item, started, writer, records, starts)
             records.append(item)
             if not state.explicit and isinstance(item, TaskEvent):
                 state.failed = state.failed or item.status != "ok"
                 end = RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
                 ends.append(end)
                 records.append(run_end_record(end.run_id, end.status, end.ts))
+        in_flight = NO_CALLS
+        if placed or self._open_starts:
+            in_flight = self._open_starts.in_flight(batch, records, placed, writer)
         try:
             self._log.append(self._log.unwritten(records) if resent else records)
         except Exception as exc:
             self._warn("log", f"cannot write the run log in {self.runs_dir}: {exc}")
-        self._store_batch(StoreBatch(starts, attempts, tasks, ends, outcomes, resent))
+        self._store_batch(StoreBatch(starts, attempts, tasks, ends, outcomes, resent, in_flight))
+
+    def _open_implicit(
+        self,
+        item: AttemptEvent | TaskEvent | AttemptStart,
+        started: float,
+        writer: dict[str, Any] | None,
+        records: list[dict[str, Any] | Event],
+        starts: list[RunStart],
+    ) -> tuple[_RunState, dict[str, Any] | None]:
+        """The state of ``item``'s run, opened as a run of its own, ``started`` then, when
+        nobody opened it."""
+        runs = self._runs
+        state = runs.get(item.run_id)
+        if state is None:
+            state = runs[item.run_id] = _RunState(explicit=False)
+            if len(runs) > _MAX_TRACKED_RUNS:
+                runs.popitem(last=False)
+            writer = writer or self._writer.acquire()
+            starts.append(_with_writer(RunStart(item.run_id, "ask", None, started), writer))
+            records.append(run_start_record(item.run_id, "ask", None, started, writer))
+        return state, writer
 
     def _store_batch(self, batch: StoreBatch) -> None:
         """Write the backlog, then ``batch``, to the store; keep them when it cannot be."""
@@ -369,15 +394,7 @@ class Recorder(RecordQueue):
 
     def _store_back(self, kept: tuple[int, int]) -> None:
         """A write succeeded after failures: say what the store got and what it lacks."""
-        lost = self._backlog.take_lost()
-        message = f"the metrics store {self._label()} takes writes again"
-        if any(kept):
-            message += f": stored the {calls_and_tasks(*kept)} kept meanwhile"
-        if any(lost):
-            message += (
-                f"; it lacks {calls_and_tasks(*lost)} dropped past the "
-                f"{self._backlog.most:,} records kept: the run logs in {self.runs_dir} hold them"
-            )
+        message = self._backlog.back_message(self._label(), kept, self.runs_dir)
         log.warning("%s", redact(message))
         self._store_failure = None
         self._warned.discard("store")  # another outage is reported again

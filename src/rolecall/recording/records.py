@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
+from rolecall.events import AttemptEvent, AttemptStart, Event, TaskEvent, TaskOutcome
 
 __all__ = ["RecordItem", "RecordQueue", "Resent", "RunEnd", "RunStart"]
 
@@ -36,7 +36,7 @@ class RunEnd:
     ts: float
 
 
-RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd | TaskOutcome
+RecordItem = AttemptEvent | TaskEvent | RunStart | RunEnd | TaskOutcome | AttemptStart
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,11 @@ class RecordQueue:
         """Queue one event; costs a deque append."""
         if not self._closed:
             self._buffer.append(event)
+
+    def emit_start(self, start: AttemptStart) -> None:
+        """Queue a call's start (the recorder writes it only if the call outlasts a flush)."""
+        if not self._closed:
+            self._buffer.append(start)
 
     def start_run(self, run_id: str, kind: str = "ask", meta: dict[str, Any] | None = None) -> None:
         """Open a run (``ask``, ``workflow`` or ``gateway``); ``meta`` is stored as JSON."""

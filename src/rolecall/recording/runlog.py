@@ -4,15 +4,16 @@
 (run id, kind, meta, ts, and the writing process: see ``runwriter``; another when the
 run writer that replaced a killed one opens the run again, naming itself), every attempt
 and task event (``event_to_dict`` shape), an ``outcome`` record for each task a workflow
-finished (what it concluded: ``TaskOutcome``'s fields) and a ``run_end`` record (status,
-ts). Logs written before outcome records existed read as before. A task
-its first attempt answered (nearly every gateway call) is one line when orjson writes
-the log (the ``gateway`` extra installs it): the task's record followed by
+finished (what it concluded: ``TaskOutcome``'s fields), an ``attempt_start`` record for
+each call still running when a batch was written (``AttemptStart``'s fields and
+``latency_ms``, how long it had run then; its attempt record follows once it ends) and
+a ``run_end`` record (status, ts). Logs written before outcome records existed read as
+before. A task its first attempt answered (nearly every gateway call) is one line when
+orjson writes the log (the ``gateway`` extra installs it): the task's record followed by
 ``attempt_latency_ms`` and ``attempt_ts``, the only fields of that attempt the task does
-not repeat; the reader gives back the attempt's record and the task's. Lines
-are appended in batches by the recorder; a process killed mid-write leaves at most a
-truncated last line, which the reader skips and the next writer terminates before
-appending.
+not repeat; the reader gives back the attempt's record and the task's. Lines are appended
+in batches by the recorder; a process killed mid-write leaves at most a truncated last
+line, which the reader skips and the next writer terminates before appending.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rolecall._secrets import redact
-from rolecall.events import AttemptEvent, Event, TaskOutcome
+from rolecall.events import AttemptEvent, AttemptStart, Event, TaskOutcome
 from rolecall.recording._runlog_lines import append_lines, event_line, event_record
 from rolecall.recording.runwriter import settled_status
 from rolecall.recording.store.rows import RunDetail, build_tasks, folded_attempt
@@ -36,6 +37,7 @@ from rolecall.recording.store.rows import RunDetail, build_tasks, folded_attempt
 __all__ = [
     "RunLog",
     "RunRecord",
+    "attempt_start_record",
     "event_line",
     "event_record",
     "find_run_files",
@@ -51,6 +53,7 @@ __all__ = [
 RUN_START = "run_start"
 RUN_END = "run_end"
 OUTCOME = "outcome"
+ATTEMPT_START = "attempt_start"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -95,6 +98,22 @@ def outcome_record(outcome: TaskOutcome) -> dict[str, Any]:
         "error": redact(error) if error else error,
         "note": outcome.note,
         "ts": outcome.ts,
+    }
+
+
+def attempt_start_record(start: AttemptStart, latency_ms: float) -> dict[str, Any]:
+    """The line of a call still running ``latency_ms`` after it started."""
+    return {
+        "type": ATTEMPT_START,
+        "run_id": start.run_id,
+        "task_id": start.task_id,
+        "role": start.role,
+        "stage": start.stage,
+        "provider": start.provider,
+        "model": start.model,
+        "attempt": start.attempt,
+        "latency_ms": latency_ms,
+        "ts": start.ts,
     }
 
 
@@ -224,7 +243,7 @@ def _well_formed(record: dict[str, Any]) -> bool:
             return False
     if any(not isinstance(get(name, ""), str | None) for name in _TEXTS):
         return False
-    if get("type") == "attempt" and not isinstance(get("provider"), str):
+    if get("type") in ("attempt", ATTEMPT_START) and not isinstance(get("provider"), str):
         return False
     return isinstance(get("meta") or {}, dict)
 
@@ -261,7 +280,7 @@ def read_run(path: Path | str) -> RunRecord:
     path = Path(path)
     records, skipped = _records(path)
     first, start, end = _start_and_end(records)
-    events = [r for r in records if r.get("type") in ("attempt", "task", OUTCOME)]
+    events = [r for r in records if r.get("type") in ("attempt", "task", OUTCOME, ATTEMPT_START)]
     run_id = str((start or end or (events[0] if events else {})).get("run_id") or path.stem)
     started_at = first.get("ts") if first else _first_start(events)
     status = str(end.get("status")) if end else "running"
@@ -301,7 +320,9 @@ def _start_and_end(
 
 def _first_start(events: Iterable[Mapping[str, Any]]) -> float | None:
     starts = [
-        float(e.get("ts") or 0.0) - float(e.get("latency_ms") or 0.0) / 1000.0 for e in events
+        float(e.get("ts") or 0.0)
+        - (0.0 if e.get("type") == ATTEMPT_START else float(e.get("latency_ms") or 0.0) / 1000.0)
+        for e in events
     ]
     return min(starts) if starts else None
 

@@ -57,10 +57,13 @@ def flush_telemetry() -> None:
 def attach_sinks(router: Router, *, base_dir: Path | None = None) -> Recorder:
     """Attach the run log + metrics recorder (and tracing when enabled) to ``router``.
 
+    The recorder takes each call's start too (``ask`` and the workflow: few, long calls),
+    so that a call in flight when the process is killed is still recorded.
+
     The caller owns the returned recorder and closes it, which flushes every event.
     """
     recorder = Recorder(router.config.metrics, base_dir=base_dir)
-    router.events.add(recorder)
+    router.events.add(recorder, starts=True)
     tracing = telemetry_sink(router.config)
     if tracing is not None:
         router.events.add(tracing)

@@ -176,6 +176,7 @@ class ProviderCalls:
         self._semaphores = semaphores
         self.health = health
         self.outcomes = outcomes
+        self._events = outcomes.events
         self._capabilities = capabilities
         self._retry = retry
         self.failover_within = failover_within
@@ -232,6 +233,8 @@ class ProviderCalls:
                 retrying = None
             attempt += 1
             started = self.clock()
+            if self._events.starts:  # a killed process's call leaves its start in the records
+                self.outcomes.record_start(task, pid, attempt)
             try:
                 if stream or raceable:
                     got = await self._attempt(

@@ -8,7 +8,7 @@ from dataclasses import replace
 from rolecall._secrets import redact, redact_answer
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind, ProviderError, RolecallError
-from rolecall.events import AttemptEvent, EventBus, TaskEvent
+from rolecall.events import AttemptEvent, AttemptStart, EventBus, TaskEvent
 from rolecall.providers.base import Provider
 from rolecall.routing._hints import explain_all
 from rolecall.routing._task import TaskRun
@@ -28,9 +28,23 @@ class Outcomes:
         clock: Callable[[], float],
     ) -> None:
         self._config = config
-        self._events = events
+        self._events = self.events = events
         self._providers = providers
         self._clock = clock
+
+    def record_start(self, task: TaskRun, pid: str, attempt: int) -> None:
+        """A call to ``pid`` begins (for the sinks that asked for starts: ``events.starts``)."""
+        self._events.emit_start(
+            AttemptStart(
+                run_id=task.run_id,
+                task_id=task.task_id,
+                role=task.role,
+                provider=pid,
+                model=self.model(pid, task),
+                attempt=attempt,
+                stage=task.stage,
+            )
+        )
 
     def record_ok(
         self, task: TaskRun, pid: str, attempt: int, latency_ms: float, completion: Completion

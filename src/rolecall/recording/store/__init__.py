@@ -11,6 +11,7 @@ Backends load on first use so that importing this package stays cheap.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ def duration_seconds(text: str) -> float | None:
 
 
 _SQLITE_MEMORY = ("", ":memory:", "/:memory:")
+
+log = logging.getLogger("rolecall.recording.store")
 
 
 class StoreError(RolecallError):
@@ -118,11 +121,11 @@ def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -
             raise StoreNotFound(path)
         from rolecall.recording.store.sqlite import SqliteStore
 
-        return SqliteStore(path, read_only=not create)
+        return _closing_dead_starts(SqliteStore(path, read_only=not create))
     if backend == "postgresql":
         from rolecall.recording.store.postgres import PostgresStore
 
-        return PostgresStore(url, read_only=not create)
+        return _closing_dead_starts(PostgresStore(url, read_only=not create))
     raise ConfigError(
         [
             ConfigIssue(
@@ -132,6 +135,22 @@ def open_store(url: str, *, base_dir: Path | None = None, create: bool = True) -
             )
         ]
     )
+
+
+def _closing_dead_starts(store: MetricsStore) -> MetricsStore:
+    """``store``, with the calls in flight of processes killed mid-call stored as the
+    ``cancelled`` attempts they were (:mod:`~rolecall.recording.store.starts`), so that
+    whoever opens it next, to record or to read, finds them counted.
+
+    A store this process cannot write is read as it is: those calls wait for a writer.
+    """
+    from rolecall.recording.runwriter import writer_alive
+
+    try:
+        store.close_dead_starts(lambda writer: writer_alive(writer) is False)
+    except Exception as exc:
+        log.debug("calls of dead processes left in flight in %s: %s", store.label, exc)
+    return store
 
 
 def __getattr__(name: str) -> object:

@@ -10,6 +10,7 @@ instead of reading and decoding them again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -17,21 +18,17 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
 from rolecall.recording.store import StoreError
-from rolecall.recording.store.advise import advise as _advise
 from rolecall.recording.store.migrations import LATEST_VERSION, MIGRATIONS, Dialect
 from rolecall.recording.store.outcomes import INSERT_OUTCOME, add_runs, outcome_rows
-from rolecall.recording.store.queries import RollupRange, fold_metrics, fold_trend, plan, select_sql
+from rolecall.recording.store.reading import StoreReading, TimeArg
 from rolecall.recording.store.resent import unstored
 from rolecall.recording.store.rollups import (
-    DAY,
-    HOUR,
     Rollup,
     RollupKey,
     aggregate,
@@ -39,22 +36,20 @@ from rolecall.recording.store.rollups import (
     daily_from_hourly,
     run_deltas,
 )
-from rolecall.recording.store.rows import (
-    Advice,
-    MetricsRow,
-    RunDetail,
-    RunSummary,
-    TrendRow,
-    build_tasks,
+from rolecall.recording.store.starts import (
+    NO_CALLS,
+    CallsInFlight,
+    StartsGone,
+    dead_starts,
+    drop_settled,
+    write_in_flight,
 )
-from rolecall.recording.store.run_page import run_meta_of, run_records
 from rolecall.recording.store.statements import (
     ADD_TO_RUN,
     ATTEMPT_COLUMNS,
     FINISH_RUN,
     INSERT_TASK,
     ROLLUP_SQL,
-    RUN_COLUMNS,
     START_RUN,
     TASK_COLUMNS,
     TaskRow,
@@ -72,7 +67,6 @@ from rolecall.recording.store.storable import (
 
 __all__ = ["ATTEMPT_COLUMNS", "MetricsStore", "TimeArg", "placeholders"]
 
-TimeArg = float | datetime | None
 
 log = logging.getLogger("rolecall.recording.store")
 
@@ -83,13 +77,7 @@ PRUNE_PART = 10_000
 _LOOKUP_CHUNK = 500
 
 
-def _epoch(value: TimeArg) -> float | None:
-    if value is None or isinstance(value, float | int):
-        return value
-    return value.timestamp()
-
-
-class MetricsStore(ABC):
+class MetricsStore(StoreReading, ABC):
     """Runs, tasks, attempts and rollups; all methods are thread-safe."""
 
     dialect: ClassVar[Dialect]
@@ -113,10 +101,6 @@ class MetricsStore(ABC):
     @abstractmethod
     def _write(self) -> AbstractContextManager[Any]:
         """A cursor inside a write transaction that excludes other writers."""
-
-    @abstractmethod
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """All rows of one query (``?`` placeholders)."""
 
     @abstractmethod
     def _insert_attempts(self, cursor: Any, events: Sequence[AttemptEvent]) -> None:
@@ -215,12 +199,14 @@ class MetricsStore(ABC):
         outcomes: Sequence[TaskOutcome] = (),
         *,
         resent: bool = False,
+        in_flight: CallsInFlight = NO_CALLS,
     ) -> None:
         """:meth:`record` for a batch already split into its attempts and its tasks, each
         in their order, and what the front end concluded of its tasks (after them).
 
         ``resent``: a batch a worker sent again, some of which may be stored already
         (:mod:`~rolecall.recording.store.resent`): what is stored is left out.
+        ``in_flight``: the calls the batch starts and ends (:mod:`.starts`).
 
         An event holding what no column takes (a NaN, a lone surrogate...: see
         :mod:`~rolecall.recording.store.storable`) does not cost the batch: the batch is
@@ -236,19 +222,20 @@ class MetricsStore(ABC):
                     tasks,
                     outcomes,
                 )
-        if not attempts and not tasks and not outcomes:
+        if not attempts and not tasks and not outcomes and not in_flight:
             return
         try:
-            self._record_rows(attempts, tasks, outcomes)
+            self._record_rows(attempts, tasks, outcomes, in_flight)
             return
         except self._data_errors:
             stored_attempts, stored_tasks, changes = storable_events(attempts, tasks)
         self._note_changes(changes)
         try:
-            self._record_rows(stored_attempts, stored_tasks, outcomes)
+            self._record_rows(stored_attempts, stored_tasks, outcomes, in_flight)
         except self._data_errors:
             self._record_one_by_one(stored_attempts, stored_tasks)
-            self._record_rows((), (), outcomes)  # text made storable: only the events fail
+            # Text made storable: only the events fail.
+            self._record_rows((), (), outcomes, in_flight)
 
     def _record_one_by_one(
         self, attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]
@@ -283,6 +270,8 @@ class MetricsStore(ABC):
         attempts: Sequence[AttemptEvent],
         tasks: Sequence[TaskEvent],
         outcomes: Sequence[TaskOutcome] = (),
+        in_flight: CallsInFlight = NO_CALLS,
+        settled: Sequence[int] = (),
     ) -> None:
         hourly = aggregate(attempts)
         daily = daily_from_hourly(hourly)
@@ -293,6 +282,10 @@ class MetricsStore(ABC):
         own_rows, task_rows = fold_answered(attempts, tasks)
         finishes: Sequence[TaskEvent | TaskOutcome] = [*tasks, *outcomes] if outcomes else tasks
         with self._write() as cursor:
+            execute = functools.partial(self._exec, cursor)
+            drop_settled(execute, settled)
+            if in_flight:
+                write_in_flight(execute, in_flight)
             if finishes:  # read before this batch's rows are in
                 count_tasks(per_run, finishes, self._stored_statuses(cursor, finishes))
             run_rows = [
@@ -320,6 +313,20 @@ class MetricsStore(ABC):
                 table: self._merge_rollups(cursor, table, deltas, written.get(table, {}))
                 for table, deltas in (("rollup_hourly", hourly), ("rollup_daily", daily))
             }
+
+    def close_dead_starts(self, dead: Callable[[Any], bool]) -> int:
+        """Store the calls in flight of processes that are gone (``dead(writer)``) as the
+        ``cancelled`` attempts they were (see :mod:`.starts`); how many."""
+        for _ in range(3):  # another process closing some of them at the same time
+            ids, attempts = dead_starts(self._read, dead)
+            if not ids:
+                return 0
+            try:
+                self._record_rows(attempts, (), settled=ids)
+            except StartsGone:
+                continue
+            return len(ids)
+        return 0
 
     def _stored_statuses(
         self, cursor: Any, tasks: Sequence[TaskEvent | TaskOutcome]
@@ -404,113 +411,6 @@ class MetricsStore(ABC):
                 if gone < part:
                     break
         return removed
-
-    # -- reading ------------------------------------------------------------------------
-
-    def _rollup_rows(
-        self, ranges: Sequence[RollupRange], provider: str | None, role: str | None
-    ) -> Iterator[tuple[Any, ...]]:
-        for part in ranges:
-            sql, params = select_sql(part, provider, role)
-            yield from self._read(sql, params)
-
-    def metrics(
-        self,
-        since: TimeArg = None,
-        until: TimeArg = None,
-        provider: str | None = None,
-        role: str | None = None,
-        group_by: Sequence[str] = ("provider", "role"),
-    ) -> list[MetricsRow]:
-        """Totals per group over [since, until) (hour resolution), from the rollups only."""
-        ranges = plan(_epoch(since), _epoch(until))
-        return fold_metrics(self._rollup_rows(ranges, provider, role), group_by)
-
-    def trend(
-        self,
-        bucket: Literal["hour", "day"] = "day",
-        since: TimeArg = None,
-        until: TimeArg = None,
-        provider: str | None = None,
-        role: str | None = None,
-        group_by: Sequence[str] = ("provider", "role"),
-    ) -> list[TrendRow]:
-        """Metrics per UTC hour or day bucket, oldest first."""
-        if bucket not in ("hour", "day"):
-            raise ValueError("bucket must be 'hour' or 'day'")
-        step = HOUR if bucket == "hour" else DAY
-        lo, hi = _epoch(since), _epoch(until)
-        part = RollupRange(
-            "rollup_hourly" if bucket == "hour" else "rollup_daily",
-            bucket,
-            None if lo is None else int(lo // step) * step,
-            None if hi is None else int(-(-hi // step)) * step,
-        )
-        return fold_trend(self._rollup_rows([part], provider, role), group_by, step)
-
-    def advise(
-        self, min_requests: int = 20, since: TimeArg = None, until: TimeArg = None
-    ) -> list[Advice]:
-        return _advise(self.metrics(since, until), min_requests)
-
-    def runs(self, limit: int = 20) -> list[RunSummary]:
-        """The most recent runs first, from the runs summary table."""
-        rows = self._read(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs "
-            "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-            (int(limit),),
-        )
-        return [RunSummary.from_row(row) for row in rows]
-
-    def find_runs(self, prefix: str, limit: int = 2) -> list[str]:
-        """Run ids equal to ``prefix``, else starting with it (at most ``limit``)."""
-        exact = self._read("SELECT run_id FROM runs WHERE run_id = ?", (prefix,))
-        if exact:
-            return [str(exact[0][0])]
-        rows = self._read(
-            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?",
-            (len(prefix), prefix, int(limit)),
-        )
-        return [str(row[0]) for row in rows]
-
-    def run_meta(self, run_id: str) -> dict[str, Any]:
-        """The meta a run was started with (the process writing it among it); {} if none."""
-        rows = self._read("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
-        return run_meta_of(rows[0][0]) if rows else {}
-
-    def run(self, run_id: str, last_tasks: int | None = None) -> RunDetail | None:
-        """One run with every task and attempt (raw rows), or None.
-
-        ``last_tasks``: of a run with more tasks, only its newest ``last_tasks`` (and
-        those in flight), read without the rest; ``tasks_total`` then says how many it has.
-        """
-        head = self._read(
-            "SELECT kind, status, started_at, finished_at, meta, tasks FROM runs WHERE run_id = ?",
-            (run_id,),
-        )
-        if not head:
-            return None
-        kind, status, started_at, finished_at, meta, total = head[0]
-        records, whole = run_records(self._read, run_id, last_tasks)
-        try:
-            tasks = build_tasks(records, run_open=status == "running")
-            tasks_total = None if whole else int(total)
-        except (ValueError, TypeError) as exc:  # a row rolecall did not write
-            raise StoreError(
-                f"cannot read run {run_id!r} from the metrics store {self.label}: a row holds"
-                f" what rolecall never writes ({exc}); another program wrote it or the store"
-                " is damaged: check it with `sqlite3 FILE 'PRAGMA integrity_check'`"
-            ) from exc
-        return RunDetail(
-            run_id=run_id,
-            kind=str(kind),
-            status=str(status),
-            started_at=started_at,
-            finished_at=finished_at,
-            tasks=tasks,
-            meta=run_meta_of(meta),
-            tasks_total=tasks_total,
-        )
 
 
 def _finite_or_now(ts: float | None) -> float:

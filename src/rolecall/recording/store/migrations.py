@@ -171,6 +171,27 @@ def _task_outcomes(dialect: Dialect) -> list[str]:
     ]
 
 
+def _attempt_starts(dialect: Dialect) -> list[str]:
+    # The calls in flight: a call's start, written when it outlasts a flush, until its end
+    # is stored (see rolecall.recording.store.starts).
+    return [
+        f"""CREATE TABLE attempt_starts (
+            {_row_id(dialect)},
+            run_id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            stage TEXT,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            writer TEXT
+        )""",
+        "CREATE INDEX attempt_starts_run_task ON attempt_starts (run_id, task_id)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, tasks and attempts", _raw_tables),
     Migration(2, "hourly and daily rollups", _rollups),
@@ -179,6 +200,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "the attempt that answered a task at once, on its row", _answering_attempt),
     Migration(6, "tasks found by run and task id", _tasks_by_run_and_id),
     Migration(7, "what the workflow concluded of its tasks", _task_outcomes),
+    Migration(8, "the calls in flight", _attempt_starts),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -346,9 +346,13 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
     ``incomplete`` after (the process stopped mid-task). An outcome (what the workflow
     concluded of the task) sets its status, error and note over what its calls said; a
     task of the workflow that made no call (the checks, a blocked task) has only that.
+    A call's start (``attempt_start``) with no attempt record after it is a call in
+    flight: once the run is no longer open (its process was killed mid-call), it is
+    the ``cancelled`` attempt it became, with the time it was known to have run.
     """
     tasks: dict[str, TaskDetail] = {}
     finished: set[str] = set()
+    in_flight: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
     for event in events:
         task_id = str(event.get("task_id", ""))
         task = tasks.get(task_id)
@@ -366,7 +370,13 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 latency_ms=0.0,
             )
             tasks[task_id] = task
-        if event.get("type") == "attempt":
+        kind = event.get("type")
+        if kind == "attempt_start":
+            in_flight.setdefault(_call_key(event), []).append(event)
+        elif kind == "attempt":
+            begun = in_flight.get(_call_key(event))
+            if begun:
+                begun.pop(0)
             attempt = AttemptDetail(
                 provider=str(event["provider"]),
                 attempt=int(event.get("attempt") or 0),
@@ -390,7 +400,7 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 task.latency_ms += attempt.latency_ms
                 if attempt.cost_usd is not None:
                     task.cost_usd = (task.cost_usd or 0.0) + attempt.cost_usd
-        elif event.get("type") == "task":
+        elif kind == "task":
             # A task that calls again (a workflow file continued past the token limit, an
             # answer asked again, a resumed run) spends the sum of its calls; the last one
             # says how it ended.
@@ -412,9 +422,35 @@ def build_tasks(events: Iterable[Mapping[str, Any]], *, run_open: bool) -> list[
                 earlier = (task.cost_usd or 0.0) if again else 0.0
                 task.cost_usd = earlier + float(event["cost_usd"])
             task.error = event.get("error")
-        elif event.get("type") == "outcome":
+        elif kind == "outcome":
             task.status = str(event.get("status"))
             task.stage = event.get("stage") or task.stage
             task.error = event.get("error")
             task.note = event.get("note")
+    if not run_open:
+        for begun in in_flight.values():
+            for start in begun:
+                _cut_short(tasks[str(start.get("task_id", ""))], start, finished)
     return list(tasks.values())
+
+
+def _call_key(record: Mapping[str, Any]) -> tuple[str, str, int]:
+    """What a call's start and its attempt record share within a run."""
+    task_id, provider = str(record.get("task_id", "")), str(record.get("provider"))
+    return (task_id, provider, int(record.get("attempt") or 0))
+
+
+def _cut_short(task: TaskDetail, start: Mapping[str, Any], finished: set[str]) -> None:
+    """Add to ``task`` the call ``start`` began, which its killed process never ended."""
+    attempt = AttemptDetail(
+        provider=str(start.get("provider")),
+        attempt=int(start.get("attempt") or 0),
+        outcome="cancelled",
+        error_kind=None,
+        latency_ms=float(start.get("latency_ms") or 0.0),
+        model=start.get("model"),
+    )
+    task.attempts.append(attempt)
+    if task.task_id not in finished:
+        task.provider, task.model = attempt.provider, attempt.model
+        task.latency_ms += attempt.latency_ms
