@@ -125,9 +125,7 @@ def test_a_call_in_flight_at_a_kill_is_recorded_cancelled_and_counted_once(
     assert (listed["status"], listed["attempts"], listed["handovers"]) == ("abandoned", 1, 0)
 
 
-def test_the_run_log_alone_shows_the_call_a_kill_cut_short(
-    tmp_path: Path, held: SimServer
-) -> None:
+def test_the_run_log_alone_shows_the_call_a_kill_cut_short(tmp_path: Path, held: SimServer) -> None:
     """With no store to read (moved aside), ``runs show`` rebuilds the run from its log."""
     ask = subprocess.Popen(
         [sys.executable, "-m", "rolecall", "ask", "coder", "hi", "--offline"],
