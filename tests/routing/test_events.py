@@ -119,3 +119,47 @@ async def test_sink_added_later_and_removed(build: Any, config_of: Any) -> None:
     h.router.events.remove(sink)
     await h.router.complete("coder", "hi")
     assert [type(e) for e in seen] == [AttemptEvent, TaskEvent]
+
+
+class _StartsToo:
+    """A sink that asks for each call's start as well (the recorder of ask and the workflow)."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def emit(self, event: Any) -> None:
+        self.records.append(event)
+
+    def emit_start(self, start: Any) -> None:
+        self.records.append(start)
+
+
+async def test_each_call_starts_before_it_ends_for_a_sink_that_asks(
+    build: Any, config_of: Any
+) -> None:
+    """A start precedes each call made, and says what its end will repeat; a provider
+    skipped without a call has none, and a sink that did not ask (the gateway's) gets none."""
+    h = build(config_of(roles=CHAIN), {"a": ["server", "auth"]})
+    starts = _StartsToo()
+    h.router.events.add(starts, starts=True)
+    await h.router.complete("coder", "hi", run_id="run1", task_id="t1", stage="generate")
+    order = [(r.type, r.provider, r.attempt) for r in starts.records if r.type != "task"]
+    assert order == [
+        ("attempt_start", "a", 1),
+        ("attempt", "a", 1),
+        ("attempt_start", "a", 2),
+        ("attempt", "a", 2),
+        ("attempt_start", "b", 1),
+        ("attempt", "b", 1),
+    ]
+    first = starts.records[0]
+    assert (first.run_id, first.task_id, first.role, first.stage) == (
+        "run1", "t1", "coder", "generate"
+    )  # fmt: skip
+    assert first.model == "a-model"
+    assert all(e.type != "attempt_start" for e in h.recorder.events)
+
+    h.router.events.remove(starts)
+    assert not h.router.events.starts
+    await h.router.complete("coder", "again", run_id="run1", task_id="t2")
+    assert all(r.task_id != "t2" for r in starts.records)

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,69 @@ def test_sighup_a_closed_terminal_records_the_run_interrupted_and_exits_130(
     assert state["status"] == "interrupted"
     assert listed_status(tmp_path, config, run_id) == "interrupted"
     assert not list((tmp_path / "runs" / ".writers").glob("*.lock"))
+
+
+def _coder_calls_in_flight(db: Path) -> int:
+    """The coder's calls whose start the store holds and whose end it does not (yet)."""
+    import sqlite3
+
+    if not db.is_file():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        return int(
+            conn.execute("SELECT COUNT(*) FROM attempt_starts WHERE role = 'coder'").fetchone()[0]
+        )
+    except sqlite3.OperationalError:  # no such table
+        return 0
+    finally:
+        conn.close()
+
+
+def test_sigkill_mid_call_keeps_the_calls_in_flight_as_cancelled(tmp_path: Path) -> None:
+    """The coder's held calls reached the provider: after the kill, each is a ``cancelled``
+    attempt of an ``incomplete`` task, and a failed request in the metrics."""
+    team = Team(plan_files(*FILES))
+    with SimServer("anthropic") as claude, SimServer("openai") as gpt:
+        claude.responder = team
+        gpt.responder = SlowAfter(team)
+        config = write_config(tmp_path, {"claude": claude, "gpt": gpt}, ROLES)
+        spec = tmp_path / "spec.md"
+        spec.write_text("# six modules\n\nSix tiny Python modules.\n")
+        process = start_run(tmp_path, config, spec)
+        try:
+            deadline = time.monotonic() + 60
+            while _coder_calls_in_flight(tmp_path / "metrics.db") == 0:
+                assert time.monotonic() < deadline, "no call in flight was ever stored"
+                assert process.poll() is None, "the run ended before a call was held"
+                time.sleep(0.02)
+        finally:
+            process.kill()
+            process.wait(10)
+        run_id = json.loads(next((tmp_path / "runs").glob("*/state.json")).read_text())["run_id"]
+
+        shown = runs_cli(tmp_path, config, "show", run_id)
+        assert isinstance(shown, dict) and shown["status"] == "abandoned"
+        cut_short = [
+            (task, attempt)
+            for task in shown["tasks"]
+            for attempt in task["attempts"]
+            if attempt["outcome"] == "cancelled"
+        ]
+        assert any(task["role"] == "coder" for task, _ in cut_short)
+        for task, attempt in cut_short:
+            assert (task["status"], attempt["error_kind"]) == ("incomplete", None)
+            assert attempt["provider"] == ("gpt" if task["role"] == "coder" else "claude")
+        done = subprocess.run(
+            [sys.executable, "-m", "rolecall", "metrics", "-c", str(config), "--format", "json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        rows = json.loads(done.stdout)
+        assert sum(row["errors"].get("cancelled", 0) for row in rows) == len(cut_short)
+        assert sum(row["failures"] for row in rows) == len(cut_short)
+        [coder] = [row for row in rows if row["role"] == "coder"]
+        assert coder["requests"] <= gpt.calls
