@@ -31,6 +31,7 @@ from relay_helpers import (
 from factories import attempt_event, task_event
 from rolecall.config.schema import MetricsConfig
 from rolecall.errors import ErrorKind
+from rolecall.events import AttemptStart
 from rolecall.recording import relay as relay_module
 from rolecall.recording.recorder import RunEnd, RunStart
 from rolecall.recording.relay import RecordRelay, decode_frame, encode_frame
@@ -189,8 +190,11 @@ def test_a_frame_carries_every_field_of_every_item() -> None:
     task = task_event(status="failed", provider=None, model=None, dialect="messages")
     start = RunStart("r", "gateway", {"n": [1, 2]}, time.time())
     end = RunEnd("r", "ok", time.time())
-    frame = encode_frame([start, attempt, task, end])
-    assert decode_frame(frame[4:]) == [start, attempt, task, end]
+    begun = AttemptStart(
+        run_id="r", task_id="t", role="coder", provider="gpt", model="m", attempt=2, stage="x"
+    )
+    frame = encode_frame([start, begun, attempt, task, end])
+    assert decode_frame(frame[4:]) == [start, begun, attempt, task, end]
 
 
 def _lines(tmp_path: Path, run_id: str, kind: str) -> int:

@@ -16,7 +16,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
-from rolecall.events import AttemptEvent, Event, TaskEvent, TaskOutcome
+from rolecall.events import AttemptEvent, AttemptStart, Event, TaskEvent, TaskOutcome
 from rolecall.recording.records import RecordItem, RunEnd, RunStart
 
 __all__ = ["ACK", "FLUSH", "HEADER", "RESENT", "decode_frame", "encode_frame"]
@@ -62,6 +62,7 @@ _CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {
     RunStart: (2, attrgetter(*_names(RunStart))),
     RunEnd: (3, attrgetter(*_names(RunEnd))),
     TaskOutcome: (4, attrgetter(*_names(TaskOutcome))),
+    AttemptStart: (5, attrgetter(*_names(AttemptStart))),
 }
 _BUILDERS: dict[int, Callable[[tuple[Any, ...]], RecordItem]] = {
     0: _event_builder(AttemptEvent),
@@ -69,6 +70,7 @@ _BUILDERS: dict[int, Callable[[tuple[Any, ...]], RecordItem]] = {
     2: lambda values: RunStart(*values),
     3: lambda values: RunEnd(*values),
     4: lambda values: TaskOutcome(**dict(zip(_names(TaskOutcome), values, strict=True))),
+    5: lambda values: AttemptStart(**dict(zip(_names(AttemptStart), values, strict=True))),
 }
 
 
