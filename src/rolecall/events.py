@@ -68,12 +68,13 @@ class AttemptEvent:
 
 @dataclass(slots=True, kw_only=True)
 class TaskEvent:
-    """A task finished: which provider answered (or that none did)."""
+    """A task finished: which provider answered (or that none did), or that it was cancelled
+    (its caller went away, or the router closed under it) before either was known."""
 
     run_id: str
     task_id: str
     role: str
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "cancelled"]
     provider: str | None
     model: str | None
     attempts: int

@@ -24,6 +24,7 @@ from gateway_helpers import (
 from rolecall.config.load import load_config
 from rolecall.gateway.app import Gateway
 from rolecall.recording.runlog import list_runs
+from rolecall.recording.store import open_store
 from rolecall.sim import Fault, SimServer
 
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
@@ -90,6 +91,48 @@ def test_abandoned_requests_are_recorded_as_cancelled(
     assert len(tasks) == 2
     for task in tasks:
         assert [(a.provider, a.outcome) for a in task.attempts] == [("a", "cancelled")]
+        assert task.status == "cancelled"  # ended: it was "incomplete", with no end
+
+
+def _run_page(gateway: RunningGateway) -> dict[str, Any]:
+    """The dashboard's page of the gateway's own run, read from the store while it runs."""
+    with gateway.client() as client:
+        [run] = client.get("/api/runs").json()
+        page: dict[str, Any] = client.get(f"/api/runs/{run['run_id']}").json()
+        return page
+
+
+def test_a_task_whose_client_left_ends_cancelled_while_the_gateway_runs(
+    gateway: RunningGateway, primary: SimServer, tmp_path: Path
+) -> None:
+    # Its call was recorded as cancelled, but the task never ended: the run page and
+    # `runs show` listed it as running for as long as the gateway's run was open.
+    primary.script(Fault("timeout", delay=HANG))
+    leave_whole_request(gateway)
+    primary.script(Fault("stall", after_chunks=1, delay=HANG))
+    leave_stream(gateway)
+    wait_for(lambda: in_flight(gateway) == 0, timeout=5)
+
+    def statuses() -> list[str]:
+        return [task["status"] for task in _run_page(gateway)["tasks"]]
+
+    wait_for(lambda: len(statuses()) == 2 and "running" not in statuses())
+    assert statuses() == ["cancelled", "cancelled"]
+    assert _run_page(gateway)["status"] == "running"  # the gateway's run goes on
+    text = metrics(gateway)
+    assert 'rolecall_tasks_total{role="coder",status="cancelled"} 2' in text
+    gateway.stop()
+    store = open_store(f"sqlite:///{tmp_path}/rolecall.db", create=False)
+    try:
+        [summary] = store.runs(5)
+        run = store.run(summary.run_id)
+    finally:
+        store.close()
+    assert run is not None
+    assert [(t.status, t.provider, len(t.attempts)) for t in run.tasks] == [
+        ("cancelled", "a", 1)
+    ] * 2
+    assert (summary.tasks, summary.tasks_failed) == (2, 0)  # cancelled: not failed
 
 
 async def test_a_server_that_never_reports_disconnects_is_still_answered(

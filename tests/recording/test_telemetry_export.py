@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,93 @@ def test_gateway_exports_spans_and_metrics_over_otlp_http(
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
     _check_handover(receiver, "rolecall-gateway")
+
+
+def test_gateway_exports_the_tasks_whose_clients_left(tmp_path: Path, receiver: Receiver) -> None:
+    # A client that left mid-answer or mid-stream: its task never ended, so its attempt
+    # waited in the gateway's memory for good and no span of it reached the collector.
+    with SimServer("openai", models=("gpt-sim",)) as gpt:
+        (tmp_path / "rolecall.yaml").write_text(
+            f"""
+providers:
+  gpt: {{type: openai, model: gpt-sim, api_key: test-key, base_url: "{gpt.base_url}"}}
+roles:
+  coder: {{provider: gpt}}
+metrics: {{url: "sqlite:///{tmp_path / "metrics.db"}", runs_dir: "{tmp_path / "runs"}"}}
+"""
+        )
+        gpt.script(Fault("timeout", delay=30), Fault("stall", after_chunks=1, delay=30))
+        env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_SERVICE_NAME="rolecall-left")
+        command = [sys.executable, "-m", "rolecall", "serve", "--port", "0", "--offline"]
+        command += ["--workers", "1", "--no-access-log"]
+        server = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            url = _gateway_url(server)
+            _leave_mid_call(url, stream=False, called=lambda: gpt.calls == 1)
+            _leave_mid_call(url, stream=True, called=lambda: gpt.calls == 2)
+            _wait_until_idle(url)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    tasks = [span for span in receiver.spans if span["name"] == "rolecall.task coder"]
+    assert [task["attributes"]["rolecall.status"] for task in tasks] == ["cancelled"] * 2
+    assert all(task["status"] == 0 for task in tasks)  # unset: no provider failed
+    calls = [span for span in receiver.spans if span["name"] == "chat gpt-sim"]
+    assert sorted(call["parent"] for call in calls) == sorted(t["span_id"] for t in tasks)
+    assert {call["attributes"]["rolecall.outcome"] for call in calls} == {"cancelled"}
+
+
+def _leave_mid_call(url: str, *, stream: bool, called: Callable[[], bool]) -> None:
+    """Ask for an answer, then hang up before it is whole: once the provider was ``called``,
+    after a stream's first line."""
+    host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
+    body = json.dumps(
+        {"model": "coder", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    ).encode()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            break
+        except ConnectionRefusedError:  # it logs its address just before it listens
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    with connection:
+        connection.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"content-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        if stream:
+            received = b""
+            while b"data:" not in received:
+                more = connection.recv(65536)
+                assert more, received
+                received += more
+        while not called():
+            assert time.monotonic() < deadline, "the provider was never called"
+            time.sleep(0.02)
+
+
+def _wait_until_idle(url: str) -> None:
+    """Until the gateway has no request in progress (its clients' leaving was noticed)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url.removesuffix("/v1") + "/metrics", timeout=30) as page:
+            text = page.read().decode()
+        if re.search(r"^rolecall_gateway_in_flight 0$", text, re.M):
+            return
+        time.sleep(0.05)
+    raise AssertionError("requests still in flight")
 
 
 def _post_when_listening(request: urllib.request.Request) -> Any:

@@ -130,6 +130,9 @@ class TelemetrySink:
             "rolecall.role": task.role,
             "rolecall.run_id": task.run_id,
             "rolecall.task_id": task.task_id,
+            # ok, failed or cancelled; a cancelled task (its caller went away) is no error:
+            # no provider failed it, as its cancelled call says
+            "rolecall.status": task.status,
             "rolecall.attempts": task.attempts,
             "rolecall.handovers": task.handovers,
             "gen_ai.usage.input_tokens": task.input_tokens,
@@ -145,7 +148,7 @@ class TelemetrySink:
         span = self._tracer.start_span(
             f"rolecall.task {task.role}", start_time=_ns(task_start), attributes=attributes
         )
-        if task.status != "ok":
+        if task.status == "failed":
             span.set_attribute("error.type", "all_providers_failed")
             span.set_status(trace.Status(trace.StatusCode.ERROR, task.error or ""))
         context = trace.set_span_in_context(span)

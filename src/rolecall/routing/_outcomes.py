@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Literal
 
 from rolecall._secrets import redact, redact_answer
 from rolecall.config.schema import RolecallConfig
@@ -171,6 +172,21 @@ class Outcomes:
     ) -> None:
         """Record the task as failed; ``latency_ms`` is the failure's own figure (the
         time until now when not given)."""
+        self._task_ended(task, "failed", redact(error.message), latency_ms)
+
+    def cancel(self, task: TaskRun) -> None:
+        """Record the end of a task cancelled under the router (its caller went away, or
+        the router closed), after its cancelled call: without it the sinks that wait for
+        a task's end (telemetry's spans, ``runs show``) would wait for ever."""
+        self._task_ended(task, "cancelled", None, None)
+
+    def _task_ended(
+        self,
+        task: TaskRun,
+        status: Literal["failed", "cancelled"],
+        error: str | None,
+        latency_ms: float | None,
+    ) -> None:
         if not self._events:
             return
         if latency_ms is None:
@@ -181,13 +197,13 @@ class Outcomes:
                 run_id=task.run_id,
                 task_id=task.task_id,
                 role=task.role,
-                status="failed",
+                status=status,
                 provider=last,
                 model=self.model(last) if last else None,
                 attempts=len(task.attempts),
                 handovers=task.handovers,
                 latency_ms=latency_ms,
-                error=redact(error.message),
+                error=error,
                 stage=task.stage,
                 dialect=task.dialect,
             )

@@ -91,7 +91,11 @@ async def run_stream(
     """
     reads = calls.inflight.reads(asyncio.get_running_loop())
     with reads:
-        opened = await walk(calls, task, chain, request_for, stream=True)
+        try:
+            opened = await walk(calls, task, chain, request_for, stream=True)
+        except asyncio.CancelledError:  # its reader went away, or aclose() ended it
+            calls.outcomes.cancel(task)
+            raise
     if opened is None:
         raise calls.outcomes.fail(task)
     out.provider, out.attempts_so_far = opened.pid, len(task.attempts) + 1
@@ -147,11 +151,13 @@ async def run_stream(
 
 
 async def _cancelled(calls: ProviderCalls, task: TaskRun, opened: Opened) -> None:
-    """Close a stream its reader stopped (or the router's closing ended): recorded as cancelled."""
+    """Close a stream its reader stopped (or the router's closing ended): the call and its
+    task recorded as cancelled."""
     await _end(calls, opened.first)
     opened.slot.release()
     latency_ms = (calls.clock() - opened.started) * 1000.0
     calls.outcomes.record(task, opened.pid, opened.attempt, "cancelled", None, latency_ms)
+    calls.outcomes.cancel(task)
 
 
 def _masked(chunk: Chunk) -> Chunk:

@@ -389,7 +389,11 @@ class Router:
             return self._request(role, pid, normalized, params, response_schema)
 
         with self._inflight:
-            return await complete_on_chain(self._calls, task, chain, request_for)
+            try:
+                return await complete_on_chain(self._calls, task, chain, request_for)
+            except asyncio.CancelledError:  # its caller went away, or aclose() ended it
+                self._outcomes.cancel(task)
+                raise
 
     def stream(
         self,
