@@ -320,6 +320,23 @@ def test_a_one_off_call_is_a_run_of_one_task(tmp_path: Path) -> None:
     assert (logged.kind, logged.status, len(logged.tasks)) == ("ask", "ok", 1)
 
 
+def test_a_one_off_call_its_caller_cancelled_is_an_interrupted_run(tmp_path: Path) -> None:
+    # Not failed: no provider failed it, and a run's failed tasks leave it out.
+    recorder = Recorder(_config(tmp_path), install_signal_handlers=False)
+    recorder.emit(attempt_event(run_id="call-1", outcome="cancelled", error_kind=None))
+    recorder.emit(task_event(run_id="call-1", status="cancelled", latency_ms=100.0))
+    recorder.emit(task_event(run_id="call-2", task_id="other", status="cancelled"))
+    recorder.emit(task_event(run_id="call-2", task_id="next", status="failed"))
+    recorder.close()
+    with open_store(_config(tmp_path).url) as store:
+        summaries = {s.run_id: (s.status, s.tasks, s.tasks_failed) for s in store.runs()}
+        detail = store.run("call-1")
+    assert summaries == {"call-1": ("interrupted", 1, 0), "call-2": ("failed", 2, 1)}
+    assert detail is not None and [t.status for t in detail.tasks] == ["cancelled"]
+    logged = read_run(run_log_path(tmp_path / "runs", "call-1"))
+    assert (logged.status, [t.status for t in logged.tasks]) == ("interrupted", ["cancelled"])
+
+
 def test_close_marks_runs_left_open_as_interrupted(tmp_path: Path) -> None:
     recorder = Recorder(_config(tmp_path), install_signal_handlers=False)
     recorder.start_run("open", "workflow", {"spec": "x.md"})

@@ -74,7 +74,9 @@ _CLOSE_WAIT = 60.0  # seconds close() waits on the flush thread and a write in p
 @dataclass(slots=True)
 class _RunState:
     explicit: bool
-    failed: bool = False
+    # A run nobody opened ends with each of its tasks: failed once one failed, else
+    # interrupted once one was cancelled (its caller went away), else ok.
+    status: str = "ok"
 
 
 def _with_writer(start: RunStart, writer: dict[str, Any] | None) -> RunStart:
@@ -321,8 +323,9 @@ class Recorder(RecordQueue):
                 state, writer = self._open_implicit(item, started, writer, records, starts)
             records.append(item)
             if not state.explicit and isinstance(item, TaskEvent):
-                state.failed = state.failed or item.status != "ok"
-                end = RunEnd(item.run_id, "failed" if state.failed else "ok", item.ts)
+                if item.status != "ok" and state.status != "failed":
+                    state.status = "interrupted" if item.status == "cancelled" else "failed"
+                end = RunEnd(item.run_id, state.status, item.ts)
                 ends.append(end)
                 records.append(run_end_record(end.run_id, end.status, end.ts))
         in_flight = NO_CALLS

@@ -263,6 +263,10 @@ def run_deltas(attempts: Sequence[AttemptEvent], tasks: Sequence[TaskEvent]) -> 
     return out
 
 
+# The statuses a run's ``tasks_failed`` counts (as ``runs list`` counts them from a run log).
+_FAILED = frozenset({"failed", "blocked"})
+
+
 def count_tasks(
     per_run: dict[str, RunDelta],
     tasks: Sequence[TaskEvent | TaskOutcome],
@@ -274,7 +278,7 @@ def count_tasks(
     a resumed run trying a failed task again, the workflow's outcome after the task's
     calls): ``earlier`` holds the last status stored for a (run id, task id) before this
     batch. A task is counted when first seen, and counts as failed while its last finish
-    failed (or was blocked).
+    failed (or was blocked); a cancelled task (its caller went away) did not fail.
     """
     last: dict[tuple[str, str], str] = {}
     for task in tasks:
@@ -284,7 +288,7 @@ def count_tasks(
         before = earlier.get(key)
         if before is None:
             delta.tasks += 1
-        delta.tasks_failed += int(status != "ok") - int(before not in (None, "ok"))
+        delta.tasks_failed += int(status in _FAILED) - int(before in _FAILED)
 
 
 _Event = TypeVar("_Event", AttemptEvent, TaskEvent)
