@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rolecall.config.registry import provider_types as registered_types
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import MissingExtra
 from rolecall.events import EventSink
@@ -34,11 +35,17 @@ def telemetry_sink(config: RolecallConfig, *, quiet: bool = False) -> EventSink 
         return None
     types = {pid: provider.type for pid, provider in config.providers.items()}
     models = {pid: p.model for pid, p in config.providers.items() if p.model}
+    rows = registered_types()
+    urls = {
+        pid: str(url)
+        for pid, p in config.providers.items()
+        if (url := p.base_url or (rows[p.type].default_base_url if p.type in rows else None))
+    }
     try:
         from rolecall.recording.telemetry_setup import setup_telemetry
 
         setup_telemetry(quiet=quiet)
-        return TelemetrySink(types, provider_models=models)
+        return TelemetrySink(types, provider_models=models, provider_urls=urls)
     except MissingExtra as exc:
         log.log(logging.DEBUG if quiet else logging.WARNING, "telemetry is off: %s", exc.message)
         return None

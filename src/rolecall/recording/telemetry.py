@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from rolecall.config.registry import provider_types as registered_types
 from rolecall.errors import MissingExtra
@@ -44,6 +45,22 @@ def telemetry_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return traces_wanted(env) or metrics_wanted(env)
 
 
+def _server(url: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` of ``url`` (the port its scheme implies when it
+    names none), or {} when it has no host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        return {}
+    if not parts.hostname:
+        return {}
+    server: dict[str, Any] = {"server.address": parts.hostname}
+    if port is not None:
+        server["server.port"] = port
+    return server
+
+
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
@@ -58,8 +75,10 @@ class TelemetrySink:
         provider_models: Mapping[str, str] | None = None,
         tracer_provider: Any | None = None,
         meter_provider: Any | None = None,
+        provider_urls: Mapping[str, str] | None = None,
     ) -> None:
-        """``provider_models``: each provider's configured model, the one requested."""
+        """``provider_models``: each provider's configured model, the one requested;
+        ``provider_urls``: the address each is reached at, where known."""
         try:
             from opentelemetry import metrics, trace
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -85,6 +104,10 @@ class TelemetrySink:
             pid: rows[t].genai_system if t in rows else t for pid, t in provider_types.items()
         }
         self._models: Mapping[str, str] = dict(provider_models or {})
+        # server.address and server.port of each provider reached at a known address.
+        self._servers = {
+            pid: server for pid, url in (provider_urls or {}).items() if (server := _server(url))
+        }
         self._pending: dict[tuple[str, str], list[AttemptEvent]] = {}
 
     def _requested(self, attempt: AttemptEvent) -> str:
@@ -92,11 +115,16 @@ class TelemetrySink:
         answered attempt's event holds the model that answered)."""
         return self._models.get(attempt.provider) or attempt.model
 
-    def _vendor(self, provider: str) -> dict[str, str]:
+    def _vendor(self, provider: str) -> dict[str, Any]:
         """The vendor's name under ``gen_ai.provider.name``, and under ``gen_ai.system``, the
-        name it replaced, which tools built on earlier conventions still read."""
+        name it replaced, which tools built on earlier conventions still read; the server's
+        address and port where known."""
         name = self._vendors.get(provider, "unknown")
-        return {"gen_ai.provider.name": name, "gen_ai.system": name}
+        return {
+            "gen_ai.provider.name": name,
+            "gen_ai.system": name,
+            **self._servers.get(provider, {}),
+        }
 
     def emit(self, event: Event) -> None:
         key = (event.run_id, event.task_id)
