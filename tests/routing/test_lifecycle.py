@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,61 @@ def test_a_router_used_again_from_a_new_event_loop_calls_once(
         assert sim.calls == 2
     assert [(a.outcome, a.error_kind) for a in second.attempts] == [("ok", None)]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_router_used_again_from_a_new_event_loop_waits_for_its_slots(
+    config_of: Any, scripted: Any
+) -> None:
+    """Two ``asyncio.run`` calls, each with more calls at once than ``max_concurrency``:
+    the second loop's calls wait for a slot as the first's did (a RuntimeError "bound to
+    a different event loop" came out of the semaphore the first loop had waited on)."""
+    config = config_of(["a"], provider_extra={"a": {"max_concurrency": 1}})
+    provider = scripted("a")
+    router = Router(config, providers={"a": provider})
+    router.health.mark_confirmed("a")  # no first-call gate: the second call waits for the slot
+
+    async def two_at_once() -> list[str]:
+        replies = await asyncio.gather(
+            router.complete("coder", "one"), router.complete("coder", "two")
+        )
+        return [reply.provider for reply in replies]
+
+    assert asyncio.run(two_at_once()) == ["a", "a"]
+    assert asyncio.run(two_at_once()) == ["a", "a"]
+    assert provider.max_in_flight == 1
+
+
+def test_a_router_in_use_on_another_threads_loop_refuses_with_the_fix(
+    config_of: Any, scripted: Any, step_of: Any
+) -> None:
+    """Threads each running their own loop share one router: its slots, gates and connections
+    belong to one loop, so a call while another loop's call runs is refused, naming the fix
+    (it went ahead on the other loop's state: a wait there never woke)."""
+    entered = threading.Event()
+    release = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        entered.set()
+        await release.wait()
+
+    provider = scripted("a", [step_of(delay=1.0)], sleep=held)
+    router = Router(config_of(["a"]), providers={"a": provider})
+    router.health.mark_confirmed("a")
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+    try:
+        first = asyncio.run_coroutine_threadsafe(router.complete("coder", "one"), other)
+        entered.wait()
+        with pytest.raises(RolecallError, match="another event loop") as caught:
+            asyncio.run(router.complete("coder", "two"))
+        assert "one Router per" in str(caught.value)
+        other.call_soon_threadsafe(release.set)
+        assert first.result().provider == "a"
+        # Once the other loop's calls are done, this loop may use the router.
+        assert asyncio.run(router.complete("coder", "three")).provider == "a"
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join()
+        other.close()
+    assert len(provider.calls) == 2

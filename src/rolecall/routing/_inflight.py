@@ -7,17 +7,31 @@ the cancel unwinds through the attempt loop like a client that went away (the
 call recorded as ``cancelled``, its slot freed, no retry and no hand-over), and
 the task leaves with :class:`RouterClosed` instead of a ``CancelledError`` it
 never asked for. Only then are the providers closed under it.
+
+The router's waits (slots, first-call gates, pooled connections) belong to one event
+loop at a time: a call from another loop while this one's calls are inside (threads
+sharing a router, each running its own loop) is refused, naming the fix, instead of
+waiting for a wake-up that the other thread's loop would never deliver.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from types import TracebackType
 from typing import Any
 
-from rolecall.errors import RouterClosed
+from rolecall.errors import RolecallError, RouterClosed
 
-__all__ = ["InFlight", "Reads"]
+__all__ = ["InFlight", "Reads", "in_use_on_another_loop"]
+
+
+def in_use_on_another_loop() -> RolecallError:
+    return RolecallError(
+        "this Router is in use by calls on another event loop (another thread): a Router "
+        "serves one event loop at a time; create one Router per thread that runs its own "
+        "loop, or call rolecall.router.complete_sync from each"
+    )
 
 
 class InFlight:
@@ -34,6 +48,8 @@ class InFlight:
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._ended: set[asyncio.Task[Any]] = set()  # cancelled by close(), not yet left
         self._left: asyncio.Event | None = None  # set once the last of them has left
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the tasks inside
+        self._joining = threading.Lock()  # two threads' first calls at once: one loop wins
 
     # The task inside is looked up on the way in and on the way out: nothing is kept per
     # call (a ``with`` block never changes task).
@@ -58,7 +74,14 @@ class InFlight:
 
     def _join(self, task: asyncio.Task[Any]) -> None:
         tasks = self._tasks
-        tasks[task] = tasks.get(task, 0) + 1
+        with self._joining:
+            loop = task.get_loop()
+            if loop is not self._loop:
+                # A loop that stopped with tasks inside (a loop left by hand) runs none of them.
+                if tasks and self._loop is not None and self._loop.is_running():
+                    raise in_use_on_another_loop()
+                self._loop = loop
+            tasks[task] = tasks.get(task, 0) + 1
 
     def _leave(self, task: asyncio.Task[Any], exc_type: type[BaseException] | None) -> None:
         tasks = self._tasks
