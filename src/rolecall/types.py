@@ -344,7 +344,12 @@ def normalize_messages(
 def _message(index: int, item: Mapping[str, Any]) -> Message:
     try:
         role = item.get("role")
-    except AttributeError:  # not a mapping: a bare string, None...
+    except AttributeError:  # not a mapping: a pydantic model, a bare string, None...
+        dump = getattr(item, "model_dump", None)
+        if callable(dump):  # openai's ChatCompletionMessage from a reply, sent back as is
+            dumped = dump(exclude_none=True)
+            if isinstance(dumped, Mapping):
+                return _message(index, dumped)
         raise ValueError(
             f"messages[{index}] must be a message object {{'role': ..., 'content': ...}}, "
             f"not {type(item).__name__}"

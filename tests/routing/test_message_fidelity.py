@@ -135,3 +135,21 @@ async def test_drop_params_name_sends_named_turns_to_vendors_without_names(
             reply = await router.complete(pid, named)
         assert reply.provider == pid
         assert "alice" not in json.dumps(sims[pid].requests[-1].json)
+
+
+def test_an_openai_sdk_message_object_is_taken_as_its_dump() -> None:
+    """``completion.choices[0].message`` appended to the history as is (a pydantic model,
+    not a dict), as openai's own client takes it back; it was refused as 'not a message'."""
+    from openai.types.chat import ChatCompletionMessage
+    from openai.types.chat.chat_completion_message_tool_call import (
+        ChatCompletionMessageToolCall,
+        Function,
+    )
+
+    call = ChatCompletionMessageToolCall(
+        id="call_1", type="function", function=Function(name="f", arguments="{}")
+    )
+    reply = ChatCompletionMessage(role="assistant", content=None, tool_calls=[call])
+    [message] = normalize_messages([reply])
+    assert (message.role, message.content) == ("assistant", "")
+    assert [(c.id, c.name, c.arguments) for c in message.tool_calls] == [("call_1", "f", "{}")]
