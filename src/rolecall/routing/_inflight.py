@@ -74,14 +74,15 @@ class InFlight:
 
     def _join(self, task: asyncio.Task[Any]) -> None:
         tasks = self._tasks
-        with self._joining:
-            loop = task.get_loop()
-            if loop is not self._loop:
-                # A loop that stopped with tasks inside (a loop left by hand) runs none of them.
-                if tasks and self._loop is not None and self._loop.is_running():
-                    raise in_use_on_another_loop()
-                self._loop = loop
-            tasks[task] = tasks.get(task, 0) + 1
+        loop = task.get_loop()
+        if loop is not self._loop:  # a first call, or another loop's: decided one at a time
+            with self._joining:
+                if loop is not self._loop:
+                    # A loop that stopped with tasks inside (left by hand) runs none of them.
+                    if tasks and self._loop is not None and self._loop.is_running():
+                        raise in_use_on_another_loop()
+                    self._loop = loop
+        tasks[task] = tasks.get(task, 0) + 1
 
     def _leave(self, task: asyncio.Task[Any], exc_type: type[BaseException] | None) -> None:
         tasks = self._tasks
