@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rolecall._secrets import Secret, mask_url, register_url_secrets
+from rolecall._secrets import Secret, mask_url, register_secret, register_url_secrets
 from rolecall.config._env import SECRET_NAME
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "REDIS_URL_FIX",
     "CapabilitiesConfig",
     "ConfigModel",
+    "CredentialHeaders",
     "Duration",
     "MetricsUrl",
     "PricingConfig",
@@ -114,6 +115,25 @@ SecretStr = Annotated[
 
 # A URL that may carry credentials (user:password@, ?api_key=): they are masked from then on.
 UrlStr = Annotated[str, AfterValidator(register_url_secrets)]
+
+# "Bearer TOKEN", "Basic dXNlcjpwdw==": a server may echo the credential without its scheme.
+_SCHEME_AND_CREDENTIAL = re.compile(r"\s*[A-Za-z][A-Za-z0-9._-]*\s+(\S+)\s*")
+
+
+def _register_credential_headers(headers: dict[str, str]) -> dict[str, str]:
+    # Written as is, such a value is as secret as one read from ${VAR} (registered when
+    # the file is read), and as the api_key it often replaces.
+    for name, value in headers.items():
+        if SECRET_NAME.search(name):
+            register_secret(value)
+            scheme_and_credential = _SCHEME_AND_CREDENTIAL.fullmatch(value)
+            if scheme_and_credential is not None:
+                register_secret(scheme_and_credential.group(1))
+    return headers
+
+
+# A provider's extra headers: the values of credential ones (by name) are masked from then on.
+CredentialHeaders = Annotated[dict[str, str], AfterValidator(_register_credential_headers)]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from rolecall.config._values import (
     CapabilitiesConfig,
     ConfigModel,
+    CredentialHeaders,
     Duration,
     PricingConfig,
     SecretStr,
@@ -73,7 +74,7 @@ class ProviderConfig(ConfigModel):
     max_concurrency: int = Field(default=8, ge=1, le=10_000)
     pricing: PricingConfig | None = None
     capabilities: CapabilitiesConfig | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: CredentialHeaders = Field(default_factory=dict)
 
     def __new__(cls, *args: Any, **data: Any) -> Self:
         # ProviderConfig(type="local", ...) builds the model registered for "local".
