@@ -9,8 +9,9 @@ is loaded, and :func:`mask_url` shows such a URL with them masked.
 
 A vendor or a model may echo a key in another form than it was sent, so each
 secret is masked in every form that gives it away: as written, in any letter
-case, percent-encoded, and base64-encoded (standard and URL-safe alphabets, at
-each of the three byte alignments a key can take inside a longer encoded text).
+case, percent-encoded, escaped inside a JSON string, and base64-encoded (standard
+and URL-safe alphabets, at each of the three byte alignments a key can take inside
+a longer encoded text).
 
 Redaction runs on every answer and stream chunk, so its cost matters: a text
 shorter than the shortest needle is returned at once; a longer one is lower-cased
@@ -23,6 +24,7 @@ is really there.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -121,12 +123,24 @@ def _base64_core(encode: Callable[[bytes], bytes], raw: bytes, shift: int) -> st
     return encoded[start:end]
 
 
+def _text_forms(value: str) -> set[str]:
+    """``value`` as written, percent-encoded, and as a JSON string holds it: text redacted
+    once encoded (``--json`` output, a vendor's error body) has ``\\"``, ``\\\\``, ``\\u00e9``
+    or, from some encoders, ``\\/`` where the value has ``"``, ``\\``, ``é`` or ``/``."""
+    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    for ascii_only in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms.update((escaped, escaped.replace("/", "\\/")))
+    return forms
+
+
 def secret_forms(value: str) -> set[str]:
-    """The texts that give ``value`` away: as is, percent-encoded, base64 at each alignment.
+    """The texts that give ``value`` away: as is, percent-encoded, JSON-escaped, base64 at
+    each alignment.
 
     Letter case is left to the matching (it ignores case for the plain forms).
     """
-    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    forms = _text_forms(value)
     raw = value.encode("utf-8")
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         forms.update(_base64_core(encode, raw, shift) for shift in range(3))
@@ -147,9 +161,7 @@ def _needles_for(value: str) -> set[str]:
     if len(text_run) >= _MIN_SECRET_LEN:
         needles.add(text_run)
     else:
-        needles.update(
-            f.lower() for f in (value, quote(value, safe=""), quote_plus(value, safe=""))
-        )
+        needles.update(form.lower() for form in _text_forms(value))
     raw = value.encode("utf-8")
     for shift in range(3):
         core = _base64_core(base64.b64encode, raw, shift)
