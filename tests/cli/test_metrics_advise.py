@@ -78,7 +78,7 @@ def test_a_cost_known_for_some_answers_only_is_not_judged_cheap(
     code, out, _ = run_cli(capsys, "metrics", "advise", "--json")
     assert code == 0
     # Before: "whole is worse than partly on cost per call ($0.0050 vs $0.0010)".
-    assert [f for f in json.loads(out) if f["metric"] == "cost_per_request"] == []
+    assert [f for f in json.loads(out) if f["metric"] == "cost_per_success"] == []
 
 
 def test_the_table_marks_a_cost_that_leaves_out_unpriced_answers(

@@ -106,8 +106,8 @@ def test_advise_names_the_weak_pair_and_the_better_provider(store: MetricsStore)
     slow = by_metric[("reviewer", "gemini", "p95_latency")]
     assert slow.better == "claude" and slow.value is not None and slow.better_value is not None
     assert slow.value > 2 * slow.better_value
-    # claude is dearer per call in coder but gpt fails far more: no cost advice against it.
-    assert ("coder", "claude", "cost_per_request") not in by_metric
+    # claude is dearer per answer in coder but gpt fails far more: no cost advice against it.
+    assert ("coder", "claude", "cost_per_success") not in by_metric
     assert not any(f.provider == "claude" for f in findings if f.kind == "reassign")
     thin = [f for f in findings if f.kind == "insufficient_data"]
     assert [f.role for f in thin] == ["planner"]
@@ -155,8 +155,8 @@ def test_advise_ignores_small_differences() -> None:
 def test_advise_flags_cost_between_equally_reliable_providers() -> None:
     rows = [_row("a", 500, 495, 1000, 5.0), _row("b", 500, 496, 1000, 1.0)]
     [finding] = advise(rows)
-    assert (finding.provider, finding.better, finding.metric) == ("a", "b", "cost_per_request")
-    assert "cost per call $0.0020 vs $0.0100" in (finding.suggestion or "")
+    assert (finding.provider, finding.better, finding.metric) == ("a", "b", "cost_per_success")
+    assert "cost per answer $0.0020 vs $0.0101" in (finding.suggestion or "")
 
 
 def test_single_provider_role_is_not_judged() -> None:

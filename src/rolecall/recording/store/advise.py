@@ -1,15 +1,18 @@
 """``metrics advise``: which provider under-performs another in the same role.
 
-Only clear differences are reported, each with its numbers and sample sizes:
+A provider is judged on its own calls: every call but those the caller ended
+(``cancelled``: the client went away, Ctrl-C, a race lost) or sent wrong (``bad_request``,
+``unsupported``), which say nothing of the provider. Only clear differences are reported,
+each with its numbers and sample sizes:
 
 - success rate: at least 5 points lower, and a two-proportion z-test at the 99% level;
 - p95 latency: at least 1.5x and 100 ms slower than a provider whose success rate is
   not clearly worse;
-- cost per call: at least 1.5x dearer than a provider whose success rate is not
-  clearly worse.
+- cost per answer (a failed call costs nothing): at least 1.5x dearer than a provider
+  whose success rate is not clearly worse.
 
-A role where fewer than two providers have ``min_requests`` calls is reported as too
-little data to judge. Given the providers a config still has, a provider it no longer
+A role where fewer than two providers have ``min_requests`` calls of their own is reported
+as too little data to judge. Given the providers a config still has, a provider it no longer
 has is neither judged nor suggested: only what can be assigned is compared. A provider
 known to be unavailable (its key rejected, its quota spent) is judged but never suggested.
 """
@@ -28,10 +31,18 @@ Z_99 = 2.576
 LATENCY_RATIO = 1.5
 LATENCY_MIN_GAP_MS = 100.0
 COST_RATIO = 1.5
+# Failures of the caller's doing, not the provider's (the metrics' ``errors`` keys).
+CALLERS_DOING = ("cancelled", "bad_request", "unsupported")
+
+
+def _own_calls(row: MetricsRow) -> int:
+    """The calls that say something of the provider."""
+    return row.requests - sum(row.errors.get(kind, 0) for kind in CALLERS_DOING)
 
 
 def _rate(row: MetricsRow) -> float:
-    return row.success_rate or 0.0
+    own = _own_calls(row)
+    return row.successes / own if own > 0 else 0.0
 
 
 def _clearly_lower_rate(low: MetricsRow, high: MetricsRow) -> bool:
@@ -39,8 +50,9 @@ def _clearly_lower_rate(low: MetricsRow, high: MetricsRow) -> bool:
     gap = _rate(high) - _rate(low)
     if gap < MIN_RATE_GAP:
         return False
-    pooled = (low.successes + high.successes) / (low.requests + high.requests)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / low.requests + 1 / high.requests))
+    low_calls, high_calls = _own_calls(low), _own_calls(high)
+    pooled = (low.successes + high.successes) / (low_calls + high_calls)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / low_calls + 1 / high_calls))
     return spread > 0 and gap / spread >= Z_99
 
 
@@ -66,9 +78,9 @@ def _reassign(
     what: str,
 ) -> Advice:
     role = weak.role or ""
+    calls, better_calls = _own_calls(weak), _own_calls(better)
     evidence = (
-        f"{what} {shown(better_value)} vs {shown(value)} "
-        f"over {better.requests} vs {weak.requests} calls"
+        f"{what} {shown(better_value)} vs {shown(value)} over {better_calls} vs {calls} calls"
     )
     return Advice(
         kind="reassign",
@@ -78,13 +90,12 @@ def _reassign(
         metric=metric,
         value=value,
         better_value=better_value,
-        requests=weak.requests,
-        better_requests=better.requests,
+        requests=calls,
+        better_requests=better_calls,
         suggestion=f"roles.{role}.provider: {better.provider} ({evidence})",
         message=(
             f"role {role}: {weak.provider} is worse than {better.provider} on {what} "
-            f"({shown(value)} vs {shown(better_value)}, {weak.requests} vs "
-            f"{better.requests} calls)"
+            f"({shown(value)} vs {shown(better_value)}, {calls} vs {better_calls} calls)"
         ),
     )
 
@@ -106,13 +117,13 @@ def _judge(weak: MetricsRow, others: list[MetricsRow]) -> list[Advice]:
         slow, fast = weak.latency_p95_ms, fastest.latency_p95_ms or 0.0
         if slow >= fast * LATENCY_RATIO and slow - fast >= LATENCY_MIN_GAP_MS:
             found.append(_reassign(weak, fastest, "p95_latency", slow, fast, _ms, "p95 latency"))
-    priced = [o for o in peers if o.cost_per_request is not None]
-    if weak.cost_per_request is not None and priced:
-        cheapest = min(priced, key=lambda o: o.cost_per_request or 0.0)
-        dear, cheap = weak.cost_per_request, cheapest.cost_per_request or 0.0
+    priced = [o for o in peers if o.cost_per_success is not None]
+    if weak.cost_per_success is not None and priced:
+        cheapest = min(priced, key=lambda o: o.cost_per_success or 0.0)
+        dear, cheap = weak.cost_per_success, cheapest.cost_per_success or 0.0
         if dear > 0 and dear >= cheap * COST_RATIO:
             found.append(
-                _reassign(weak, cheapest, "cost_per_request", dear, cheap, _usd, "cost per call")
+                _reassign(weak, cheapest, "cost_per_success", dear, cheap, _usd, "cost per answer")
             )
     return found
 
@@ -130,22 +141,22 @@ def advise(
     """
     by_role: dict[str, list[MetricsRow]] = {}
     for row in rows:
-        if row.role is None or row.provider is None or row.requests <= 0:
+        if row.role is None or row.provider is None or _own_calls(row) <= 0:
             continue
         if providers is None or row.provider in providers:
             by_role.setdefault(row.role, []).append(row)
     found: list[Advice] = []
     for role in sorted(by_role):
         role_rows = sorted(by_role[role], key=lambda r: r.provider or "")
-        enough = [r for r in role_rows if r.requests >= min_requests]
+        enough = [r for r in role_rows if _own_calls(r) >= min_requests]
         if len(enough) < 2:
             if len(role_rows) >= 2 or len(enough) < len(role_rows):
-                counts = ", ".join(f"{r.provider} {r.requests}" for r in role_rows)
+                counts = ", ".join(f"{r.provider} {_own_calls(r)}" for r in role_rows)
                 found.append(
                     Advice(
                         kind="insufficient_data",
                         role=role,
-                        requests=sum(r.requests for r in role_rows),
+                        requests=sum(_own_calls(r) for r in role_rows),
                         message=(
                             f"role {role}: too little data to judge (calls: {counts}); "
                             f"need at least {min_requests} calls from each of two providers"

@@ -81,12 +81,13 @@ class MetricsRow:
         return self.priced_requests is None or self.priced_requests >= self.successes
 
     @property
-    def cost_per_request(self) -> float | None:
-        """Spend per call; None when unknown, or known for only some answered calls (their
-        sum over every call would make the provider look cheaper than it is)."""
-        if self.cost_usd is None or not self.requests or not self.cost_complete:
+    def cost_per_success(self) -> float | None:
+        """Spend per answer (a failed call costs nothing, so spend per call would make a
+        provider that fails look cheap); None when unknown, or known for only some answered
+        calls (it would make the provider look cheaper than it is)."""
+        if self.cost_usd is None or not self.successes or not self.cost_complete:
             return None
-        return self.cost_usd / self.requests
+        return self.cost_usd / self.successes
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"provider": self.provider, "role": self.role}
