@@ -97,3 +97,31 @@ def test_the_table_marks_a_cost_that_leaves_out_unpriced_answers(
     # A failed call costs nothing: the other provider's cost is whole.
     assert next(line for line in lines if line.startswith("priced")).endswith("$0.0100")
     assert lines[-1].startswith("cost+: some answered calls have no known cost")
+
+
+def test_a_role_only_one_provider_served_is_said_to_be_unjudged(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_events(*calls_in_the_last_hour("gpt", 100, 0.5, seed=1))
+    code, out, _ = run_cli(capsys, "metrics", "advise")
+    # Before: only "no provider does clearly worse than another in the same role", of a
+    # provider that failed half its calls, with nothing to compare it with.
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "role coder: too little data to judge (calls: gpt 100); "
+        "need at least 20 calls from each of two providers"
+    )
+    code, out, _ = run_cli(capsys, "metrics", "advise", "--json")
+    assert [(f["kind"], f["role"], f["requests"]) for f in json.loads(out)] == [
+        ("insufficient_data", "coder", 100)
+    ]
+
+
+@pytest.mark.parametrize("window", [["--since", "1d"], ["--role", "planner"]])
+def test_a_window_without_calls_is_not_called_an_empty_store(
+    project: Path, capsys: pytest.CaptureFixture[str], window: list[str]
+) -> None:
+    store_events(*(attempt_event(task_id=f"t{i}", ts=NOW - 3 * 86400) for i in range(30)))
+    code, out, _ = run_cli(capsys, "metrics", "advise", *window)
+    # Before: "no calls recorded yet", of a store holding 30 calls.
+    assert (code, out) == (0, "no calls in this range: nothing to judge\n")

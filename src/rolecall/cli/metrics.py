@@ -429,7 +429,11 @@ def advise(
         print_json([finding.to_dict() for finding in findings])
         return
     if not rows:
-        click.echo("no calls recorded yet: too little data to judge")
+        click.echo(
+            "no calls recorded yet: too little data to judge"
+            if store is None
+            else "no calls in this range: nothing to judge"
+        )
         return
     reassign = [f for f in findings if f.kind == "reassign"]
     for finding in findings:

@@ -160,4 +160,5 @@ def test_advise_flags_cost_between_equally_reliable_providers() -> None:
 
 
 def test_single_provider_role_is_not_judged() -> None:
-    assert advise([_row("a", 500, 100, 9000, 9.0)]) == []
+    [finding] = advise([_row("a", 500, 100, 9000, 9.0)])
+    assert finding.kind == "insufficient_data" and "calls: a 500" in finding.message

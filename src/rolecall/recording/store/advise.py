@@ -11,10 +11,11 @@ each with its numbers and sample sizes:
 - cost per answer (a failed call costs nothing): at least 1.5x dearer than a provider
   whose success rate is not clearly worse.
 
-A role where fewer than two providers have ``min_requests`` calls of their own is reported
-as too little data to judge. Given the providers a config still has, a provider it no longer
-has is neither judged nor suggested: only what can be assigned is compared. A provider
-known to be unavailable (its key rejected, its quota spent) is judged but never suggested.
+A role where fewer than two providers have ``min_requests`` calls of their own, one
+served by a single provider included, is reported as too little data to judge. Given the
+providers a config still has, a provider it no longer has is neither judged nor suggested:
+only what can be assigned is compared. A provider known to be unavailable (its key
+rejected, its quota spent) is judged but never suggested.
 """
 
 from __future__ import annotations
@@ -150,19 +151,19 @@ def advise(
         role_rows = sorted(by_role[role], key=lambda r: r.provider or "")
         enough = [r for r in role_rows if _own_calls(r) >= min_requests]
         if len(enough) < 2:
-            if len(role_rows) >= 2 or len(enough) < len(role_rows):
-                counts = ", ".join(f"{r.provider} {_own_calls(r)}" for r in role_rows)
-                found.append(
-                    Advice(
-                        kind="insufficient_data",
-                        role=role,
-                        requests=sum(_own_calls(r) for r in role_rows),
-                        message=(
-                            f"role {role}: too little data to judge (calls: {counts}); "
-                            f"need at least {min_requests} calls from each of two providers"
-                        ),
-                    )
+            # One provider alone is said too: silence would read as "it does well".
+            counts = ", ".join(f"{r.provider} {_own_calls(r)}" for r in role_rows)
+            found.append(
+                Advice(
+                    kind="insufficient_data",
+                    role=role,
+                    requests=sum(_own_calls(r) for r in role_rows),
+                    message=(
+                        f"role {role}: too little data to judge (calls: {counts}); "
+                        f"need at least {min_requests} calls from each of two providers"
+                    ),
                 )
+            )
             continue
         for weak in enough:
             others = [o for o in enough if o is not weak and o.provider not in unavailable]
