@@ -82,3 +82,22 @@ def test_a_provider_dearer_per_answer_is_flagged_with_the_figures(store: Metrics
     assert finding.suggestion == (
         "roles.coder.provider: cheap (cost per answer $0.0100 vs $0.0300 over 200 vs 200 calls)"
     )
+
+
+def test_a_provider_often_rate_limited_is_told_to_get_a_fallback(store: MetricsStore) -> None:
+    # gpt serves coder alone and 60 of its 200 calls met a 429.
+    store.record(_calls("gpt", 140, 60, "rate_limit"))
+    [thin, limited] = store.advise()
+    assert thin.kind == "insufficient_data"
+    assert (limited.kind, limited.role, limited.provider) == ("rate_limited", "coder", "gpt")
+    assert (limited.metric, limited.value, limited.requests) == ("rate_limit_share", 0.3, 200)
+    assert limited.message == "role coder: gpt was rate limited on 60 of 200 calls (30%)"
+    assert limited.suggestion == (
+        "roles.coder.fallback: a provider to take the calls while gpt cools down, "
+        "or a lower providers.gpt.max_concurrency"
+    )
+
+
+def test_a_few_rate_limits_are_not_worth_a_word(store: MetricsStore) -> None:
+    store.record(_calls("gpt", 195, 5, "rate_limit") + _calls("claude", 200, first=500))
+    assert store.advise() == []

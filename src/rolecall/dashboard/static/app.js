@@ -188,7 +188,7 @@ function renderAdvice(findings) {
     return;
   }
   list.innerHTML = findings.map((f) => {
-    const evidence = f.metric
+    const evidence = f.metric && f.better
       ? `${esc(f.metric)}: ${esc(f.provider)} ${esc(f.value)} over ${f.requests} calls vs ${esc(f.better)} ${esc(f.better_value)} over ${f.better_requests} calls`
       : "";
     return `<li data-kind="${esc(f.kind)}">${esc(f.message)}

@@ -11,6 +11,10 @@ each with its numbers and sample sizes:
 - cost per answer (a failed call costs nothing): at least 1.5x dearer than a provider
   whose success rate is not clearly worse.
 
+A provider that met a rate limit on at least 10% of its calls in a role (and has
+``min_requests`` of them) is told to get a fallback or lower its concurrency, one that
+serves the role alone included: moving the role elsewhere is not the only fix.
+
 A role where fewer than two providers have ``min_requests`` calls of their own, one
 served by a single provider included, is reported as too little data to judge. Given the
 providers a config still has, a provider it no longer has is neither judged nor suggested:
@@ -32,6 +36,7 @@ Z_99 = 2.576
 LATENCY_RATIO = 1.5
 LATENCY_MIN_GAP_MS = 100.0
 COST_RATIO = 1.5
+RATE_LIMIT_SHARE = 0.10
 # Failures of the caller's doing, not the provider's (the metrics' ``errors`` keys).
 CALLERS_DOING = ("cancelled", "bad_request", "unsupported")
 
@@ -129,6 +134,30 @@ def _judge(weak: MetricsRow, others: list[MetricsRow]) -> list[Advice]:
     return found
 
 
+def _rate_limited(row: MetricsRow) -> Advice | None:
+    """Advice to ``row``'s provider when 429s took a clear share of its calls."""
+    limited, calls = row.errors.get("rate_limit", 0), _own_calls(row)
+    if limited < calls * RATE_LIMIT_SHARE:
+        return None
+    role, provider = row.role or "", row.provider or ""
+    return Advice(
+        kind="rate_limited",
+        role=role,
+        provider=provider,
+        metric="rate_limit_share",
+        value=round(limited / calls, 4),
+        requests=calls,
+        suggestion=(
+            f"roles.{role}.fallback: a provider to take the calls while {provider} cools "
+            f"down, or a lower providers.{provider}.max_concurrency"
+        ),
+        message=(
+            f"role {role}: {provider} was rate limited on {limited} of {calls} calls "
+            f"({_pct(limited / calls)})"
+        ),
+    )
+
+
 def advise(
     rows: Sequence[MetricsRow],
     min_requests: int = 20,
@@ -150,6 +179,7 @@ def advise(
     for role in sorted(by_role):
         role_rows = sorted(by_role[role], key=lambda r: r.provider or "")
         enough = [r for r in role_rows if _own_calls(r) >= min_requests]
+        limited = [advice for advice in map(_rate_limited, enough) if advice is not None]
         if len(enough) < 2:
             # One provider alone is said too: silence would read as "it does well".
             counts = ", ".join(f"{r.provider} {_own_calls(r)}" for r in role_rows)
@@ -164,10 +194,11 @@ def advise(
                     ),
                 )
             )
-            continue
-        for weak in enough:
-            others = [o for o in enough if o is not weak and o.provider not in unavailable]
-            found.extend(_judge(weak, others))
+        else:
+            for weak in enough:
+                others = [o for o in enough if o is not weak and o.provider not in unavailable]
+                found.extend(_judge(weak, others))
+        found.extend(limited)
     return found
 
 

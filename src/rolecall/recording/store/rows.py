@@ -279,7 +279,8 @@ class Advice:
     """One finding of ``metrics advise``.
 
     ``kind`` is ``reassign`` (``provider`` under-performs ``better`` in ``role`` on
-    ``metric``) or ``insufficient_data`` (too few calls in ``role`` to judge).
+    ``metric``), ``rate_limited`` (429s took ``value`` of ``provider``'s calls in ``role``)
+    or ``insufficient_data`` (too few calls in ``role`` to judge).
     """
 
     kind: str
