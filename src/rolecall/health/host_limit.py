@@ -272,6 +272,10 @@ class HostLimit:
         self._mine += taken
         return taken
 
+    def try_acquire(self) -> bool:
+        """Take a slot if the host has one free now and no call of this worker waits."""
+        return not self._queue and self._take(time.monotonic(), 0.0)
+
     async def acquire(self) -> Literal[True]:
         since = time.monotonic()
         if not self._queue and self._take(since, 0.0):

@@ -6,10 +6,12 @@ whole answer, or a stream's first text), retrying under the global policy, and
 returns an :class:`Opened` call that still holds the provider's slot, or None
 when the task must move on (the failure is then recorded as a hand-over).
 
-A call that is not the last hope of its chain is watched: when it has produced
-nothing ``failover_within`` after it started it comes back as :class:`Waiting`
-(still running) and the chain walker (``_chain``) races it against the next
-provider. Only time to the first item is bounded so; once text flows the provider's
+A call that is not the last hope of its chain waits for a full provider's slot for
+``failover_within`` at most, then hands over without calling it (a skip, as an
+unsupported request is: the provider is busy, not at fault). Once called it is
+watched: when it has produced nothing ``failover_within`` after it started it comes
+back as :class:`Waiting` (still running) and the chain walker (``_chain``) races it
+against the next provider. Only time to the first item is bounded so; once text flows the provider's
 own ``timeout`` bounds the gaps between chunks, keep-alives or not (``_idle``).
 """
 
@@ -29,7 +31,7 @@ from rolecall.routing._assemble import Assembly
 from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._idle import IdleGuard
 from rolecall.routing._inflight import InFlight
-from rolecall.routing._limits import ConcurrencyLimit
+from rolecall.routing._limits import ConcurrencyLimit, slot_within
 from rolecall.routing._outcomes import Outcomes
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.routing.retry import retry_delay, should_retry, within_budget
@@ -215,13 +217,22 @@ class ProviderCalls:
                 self._skipped(task, pid, retrying)
                 return None
             slot = _Slot(self._semaphores[pid], admission)
-            try:
-                await slot.semaphore.acquire()
-            except BaseException:
-                admission.release()
-                if retrying is not None:
-                    self._record_earlier(task, pid, retrying, "cancelled")
-                raise
+            if not slot.semaphore.try_acquire():
+                # Full: the chain's last provider is waited for; any other for as long as a
+                # call has to produce its first item, so a busy provider holds a task no
+                # longer than a stalled one would.
+                within = self.failover_within if raceable else None
+                try:
+                    taken = await slot_within(slot.semaphore, within, self.sleep)
+                except BaseException:
+                    admission.release()
+                    if retrying is not None:
+                        self._record_earlier(task, pid, retrying, "cancelled")
+                    raise
+                if not taken:
+                    admission.release()
+                    self._full(task, pid, retrying)
+                    return None
             if self.health.state(pid) in _DOWN:
                 # It went down (429, dead key, open circuit) while this call waited for a
                 # slot: the admission predates that, so skip it as if it came now.
@@ -443,9 +454,7 @@ class ProviderCalls:
         self, task: TaskRun, pid: str, retrying: tuple[int, float, ProviderError] | None
     ) -> None:
         if retrying is not None:  # it failed, then went down while we waited: a hand-over
-            self._record_earlier(task, pid, retrying, "handover")
-            task.failed[pid] = retrying[2]
-            task.handovers += 1
+            self._hand_over_earlier(task, pid, retrying)
             return
         reason = self.health.reason(pid) or ProviderError(
             "skipped: not available", kind=ErrorKind.SERVER, provider=pid
@@ -453,6 +462,38 @@ class ProviderCalls:
         task.failed.setdefault(pid, reason)
         if self.health.state(pid) == "cooling_down" and pid not in task.deferred:
             task.deferred.append(pid)
+
+    def _full(
+        self, task: TaskRun, pid: str, retrying: tuple[int, float, ProviderError] | None
+    ) -> None:
+        """No slot came within ``failover_within``: hand over as a skip, no call made.
+
+        The provider is only busy, not at fault: its health is left alone, and it is
+        waited for once more, without a bound, if the rest of the chain fails.
+        """
+        if retrying is not None:  # it failed, and its slots were all taken meanwhile
+            self._hand_over_earlier(task, pid, retrying)
+            return
+        error = ProviderError(
+            f"all its max_concurrency slots stayed taken for failover_within "
+            f"({self.failover_within:g} s): handed over without calling it",
+            kind=ErrorKind.OVERLOADED,
+            provider=pid,
+            local=True,
+        )
+        log.info("%s skipped: %s", pid, error.message)
+        self.outcomes.record(task, pid, 0, "handover", error.kind, 0.0, error=error)
+        task.failed[pid] = error
+        task.handovers += 1
+        if pid not in task.deferred:
+            task.deferred.append(pid)
+
+    def _hand_over_earlier(
+        self, task: TaskRun, pid: str, retrying: tuple[int, float, ProviderError]
+    ) -> None:
+        self._record_earlier(task, pid, retrying, "handover")
+        task.failed[pid] = retrying[2]
+        task.handovers += 1
 
     def _record_earlier(
         self,
