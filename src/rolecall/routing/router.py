@@ -115,6 +115,7 @@ class Router:
                 else _DEFAULT_MAX_CONCURRENCY
                 for pid in known
             },
+            self._provider,
         )
         self._plans: dict[str, ChainPlan] = {
             role: plan_for_role(role_config, config.default_provider)
