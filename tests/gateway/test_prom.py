@@ -96,3 +96,17 @@ def test_label_values_are_escaped() -> None:
     text = registry.render()
     assert 'c{m="a\\"b\\\\c\\nd"} 1' in text
     assert_valid_exposition(text)
+
+
+def test_a_provider_skipped_before_any_call_is_a_handover_and_no_call() -> None:
+    # Attempt 0: skipped without a call (all its slots taken, or the request unsupported),
+    # as the metrics store counts it: no request, no failure, no latency; a hand-over.
+    metrics = GatewayMetrics()
+    for kind in (ErrorKind.OVERLOADED, ErrorKind.UNSUPPORTED):
+        metrics.emit(attempt_event(provider="busy", attempt=0, outcome="handover", error_kind=kind))
+    text = metrics.render()
+    assert_valid_exposition(text)
+    assert 'rolecall_handovers_total{provider="busy",role="coder"} 2' in text
+    assert 'rolecall_provider_calls_total{provider="busy"' not in text
+    assert 'rolecall_provider_failures_total{provider="busy"' not in text
+    assert 'rolecall_provider_call_duration_seconds_count{provider="busy"' not in text

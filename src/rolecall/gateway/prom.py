@@ -300,6 +300,9 @@ class GatewayMetrics:
             observe(self.task_seconds.buckets, cells[1], event.latency_ms / 1000)
 
     def _attempt(self, event: AttemptEvent) -> None:
+        if event.attempt == 0:  # skipped before any call (no slot, unsupported): no call made
+            self.handovers.inc((event.provider, event.role))
+            return
         key = (event.provider, event.role, event.outcome)
         cells = self._attempts.get(key)
         if cells is None:
