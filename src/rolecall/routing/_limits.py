@@ -129,24 +129,20 @@ class ModelLimit:
             return
         if self._loading is None:
             self._loading = asyncio.ensure_future(load())
-            self._loading.add_done_callback(_seen)
-        loading = self._loading
-        try:
-            await asyncio.shield(loading)
-        except asyncio.CancelledError:
-            if not loading.cancelled():
-                raise  # this call stopped waiting; the load goes on
-            self._loading = None
+            self._loading.add_done_callback(self._load_done)
+        try:  # this call may stop waiting (a hand-over): the load goes on
+            await asyncio.shield(self._loading)
         except Exception:
-            self._loading = None  # the call meets the error itself; a later one loads again
+            return  # the call meets the error itself; a later one loads again
+        self._loaded = True
+
+    def _load_done(self, loading: asyncio.Future[Any]) -> None:
+        """Loaded: the next call takes the slot at once, whether or not one waited for it."""
+        if loading.cancelled() or loading.exception() is not None:  # marks the error seen
+            if self._loading is loading:
+                self._loading = None
         else:
             self._loaded = True
-
-
-def _seen(future: asyncio.Future[Any]) -> None:
-    """A load's error, marked as seen: the call it let through reports it."""
-    if not future.cancelled():
-        future.exception()
 
 
 def concurrency_limits(
