@@ -113,3 +113,17 @@ def test_a_missing_azure_key_is_worth_a_warning_only_when_a_key_signs_in(
     assert result.valid, result.errors
     missing_key = [w for w in result.warnings if w.location == "providers.p.api_key"]
     assert bool(missing_key) is warned, result.warnings
+
+
+@pytest.mark.parametrize(("written", "warned"), [("", False), (1, False), (4, True)])
+def test_max_concurrency_above_one_on_the_embedded_model_is_a_warning(
+    written: object, warned: bool
+) -> None:
+    extra = f", max_concurrency: {written}" if written != "" else ""
+    result = report(f"{{type: local{extra}}}")
+    assert result.valid, result.errors
+    found = [w for w in result.warnings if w.location == "providers.p.max_concurrency"]
+    assert bool(found) is warned, result.warnings
+    if found:
+        assert "one request at a time" in found[0].problem
+        assert found[0].fix is not None and "max_concurrency" in found[0].fix

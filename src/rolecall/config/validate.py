@@ -197,6 +197,14 @@ class _Checker:
                 f"no api_key: the {kind} API will reject every call",
                 f"add api_key: ${{{row.key_env_vars[0]}}}",
             )
+        calls = spec.get("max_concurrency")
+        if kind == "local" and isinstance(calls, int) and not isinstance(calls, bool) and calls > 1:
+            self.warn(
+                (*path, "max_concurrency"),
+                f"max_concurrency {calls} has no effect: the embedded model runs one request at "
+                "a time, and the other calls wait for it",
+                "remove max_concurrency (it is 1 for type: local)",
+            )
         for finding in (*base_url_findings(path, spec), *key_findings(path, provider_id, spec)):
             self.report(finding)
         for key in ("params", "parameters"):
