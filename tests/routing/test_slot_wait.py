@@ -160,3 +160,20 @@ async def test_a_call_cancelled_while_waiting_for_a_slot_leaves_the_slot_free(
     reply = await h.router.complete("coder", "again")  # a's slot is free: taken at once
     assert _outcomes(reply.attempts) == [("a", 1, "ok", None)]
     assert [a.outcome for a in h.recorder.of_type("attempt") if a.provider == "b"] == []
+
+
+async def test_a_provider_busy_with_its_first_call_hands_over_within_failover_within(
+    build: Any, config_of: Any, step_of: Any
+) -> None:
+    # An unproven provider takes one call until its first answer (so fifty tasks against a
+    # bad key make one call): the others wait for that answer as for a full provider.
+    config = config_of(("a", "b"), roles=ROLES, failover_within=FAILOVER)
+    h = build(config, {"a": [step_of(delay=BUSY)]})
+    h.router.health.mark_confirmed("b")
+    started = h.time.now
+    reply = await _behind_a_busy_call(h, lambda: h.router.complete("coder", "hi"))
+    assert reply.provider == "b"
+    assert h.time.now - started == BUSY  # the holder's; the call itself ended at FAILOVER
+    assert _outcomes(reply.attempts) == [("a", 0, "handover", "overloaded"), ("b", 1, "ok", None)]
+    assert reply.latency_ms == FAILOVER * 1000.0  # was BUSY: it waited for a's first answer
+    assert h.router.health.state("a") == "ok"

@@ -78,6 +78,8 @@ class HealthTracker(Protocol):
 
     def is_down(self, provider_id: str) -> bool: ...
 
+    def gated(self, provider_id: str) -> bool: ...
+
     async def admit(self, provider_id: str) -> Admission | None: ...
 
     def mark_unavailable(self, provider_id: str, error: ProviderError) -> None: ...
@@ -246,6 +248,11 @@ class ProviderHealth:
         return entry.latency_ms if entry is not None else None
 
     # ---- admission -----------------------------------------------------------------------
+
+    def gated(self, provider_id: str) -> bool:
+        """Whether :meth:`admit` would wait for another call's first answer now."""
+        entry = self._entries.get(provider_id)
+        return entry is not None and not entry.proven and entry.gate is not None
 
     async def admit(self, provider_id: str) -> Admission | None:
         """Permission for one call, or None when the provider must be skipped now.

@@ -6,13 +6,14 @@ whole answer, or a stream's first text), retrying under the global policy, and
 returns an :class:`Opened` call that still holds the provider's slot, or None
 when the task must move on (the failure is then recorded as a hand-over).
 
-A call that is not the last hope of its chain waits for a full provider's slot for
-``failover_within`` at most, then hands over without calling it (a skip, as an
+A call that is not the last hope of its chain waits for a busy provider (``_slot``)
+for ``failover_within`` at most, then hands over without calling it (a skip, as an
 unsupported request is: the provider is busy, not at fault). Once called it is
 watched: when it has produced nothing ``failover_within`` after it started it comes
 back as :class:`Waiting` (still running) and the chain walker (``_chain``) races it
-against the next provider. Only time to the first item is bounded so; once text flows the provider's
-own ``timeout`` bounds the gaps between chunks, keep-alives or not (``_idle``).
+against the next provider. Only time to the first item is bounded so; once text
+flows the provider's own ``timeout`` bounds the gaps between chunks, keep-alives or
+not (``_idle``).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from typing import Any, Literal
 
 from rolecall.config.schema import RetryConfig
 from rolecall.errors import ErrorKind, ProviderError
-from rolecall.health.memory import Admission, HealthTracker
+from rolecall.health.memory import HealthTracker
 from rolecall.providers.base import Provider
 from rolecall.routing._assemble import Assembly
 from rolecall.routing._capabilities import Capabilities
 from rolecall.routing._idle import IdleGuard
 from rolecall.routing._inflight import InFlight
-from rolecall.routing._limits import ConcurrencyLimit, slot_within
+from rolecall.routing._limits import ConcurrencyLimit
 from rolecall.routing._outcomes import Outcomes
+from rolecall.routing._slot import Slot, take_slot
 from rolecall.routing._task import TaskRun, unexpected_error
 from rolecall.routing.retry import retry_delay, should_retry, within_budget
 from rolecall.types import ChatRequest, Chunk, Completion
@@ -48,21 +50,6 @@ _Guard = Callable[[AsyncIterator[Chunk]], AsyncIterator[Chunk]]
 DEFAULT_RATE_LIMIT_COOLDOWN = 1.0
 # Health states in which no new call may start.
 _DOWN = frozenset({"unavailable", "cooling_down", "open"})
-
-
-@dataclass(slots=True)
-class _Slot:
-    """The provider's concurrency slot and health admission held by one call."""
-
-    semaphore: ConcurrencyLimit
-    admission: Admission
-    held: bool = True
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.semaphore.release()
-            self.admission.release()
 
 
 @dataclass(slots=True)
@@ -83,7 +70,7 @@ class Opened:
     attempt: int
     started: float
     first: _First
-    slot: _Slot
+    slot: Slot
 
 
 @dataclass(slots=True)
@@ -94,7 +81,7 @@ class Waiting:
     attempt: int
     started: float
     call: asyncio.Future[_First]
-    slot: _Slot
+    slot: Slot
 
 
 async def _close(chunks: AsyncIterator[Chunk]) -> None:
@@ -212,27 +199,24 @@ class ProviderCalls:
         first_failure_at: float | None = None
         retrying: tuple[int, float, ProviderError] | None = None
         while True:
-            admission = await self.health.admit(pid)
-            if admission is None:
+            try:
+                slot = await take_slot(
+                    self.health,
+                    self._semaphores[pid],
+                    pid,
+                    self.failover_within if raceable else None,
+                    self.sleep,
+                )
+            except BaseException:
+                if retrying is not None:
+                    self._record_earlier(task, pid, retrying, "cancelled")
+                raise
+            if slot is None:
                 self._skipped(task, pid, retrying)
                 return None
-            slot = _Slot(self._semaphores[pid], admission)
-            if not slot.semaphore.try_acquire():
-                # Full: the chain's last provider is waited for; any other for as long as a
-                # call has to produce its first item, so a busy provider holds a task no
-                # longer than a stalled one would.
-                within = self.failover_within if raceable else None
-                try:
-                    taken = await slot_within(slot.semaphore, within, self.sleep)
-                except BaseException:
-                    admission.release()
-                    if retrying is not None:
-                        self._record_earlier(task, pid, retrying, "cancelled")
-                    raise
-                if not taken:
-                    admission.release()
-                    self._full(task, pid, retrying)
-                    return None
+            if isinstance(slot, str):  # busy: no slot within failover_within
+                self._full(task, pid, retrying, slot)
+                return None
             if self.health.state(pid) in _DOWN:
                 # It went down (429, dead key, open circuit) while this call waited for a
                 # slot: the admission predates that, so skip it as if it came now.
@@ -464,9 +448,14 @@ class ProviderCalls:
             task.deferred.append(pid)
 
     def _full(
-        self, task: TaskRun, pid: str, retrying: tuple[int, float, ProviderError] | None
+        self,
+        task: TaskRun,
+        pid: str,
+        retrying: tuple[int, float, ProviderError] | None,
+        busy: str,
     ) -> None:
-        """No slot came within ``failover_within``: hand over as a skip, no call made.
+        """No slot came within ``failover_within`` (``busy`` says why): hand over as a skip,
+        no call made.
 
         The provider is only busy, not at fault: its health is left alone, and it is
         waited for once more, without a bound, if the rest of the chain fails.
@@ -475,8 +464,8 @@ class ProviderCalls:
             self._hand_over_earlier(task, pid, retrying)
             return
         error = ProviderError(
-            f"all its max_concurrency slots stayed taken for failover_within "
-            f"({self.failover_within:g} s): handed over without calling it",
+            f"{busy} for failover_within ({self.failover_within:g} s): handed over "
+            "without calling it",
             kind=ErrorKind.OVERLOADED,
             provider=pid,
             local=True,

@@ -27,7 +27,6 @@ __all__ = [
     "ModelLimit",
     "ProcessLimit",
     "concurrency_limits",
-    "slot_within",
 ]
 
 
@@ -173,35 +172,3 @@ def _model_key(entry: LocalProviderConfig) -> tuple[object, ...]:
     runtime = entry.runtime or "mistralrs"
     variant = entry.context_size if runtime == "llama-cpp" else entry.requantize
     return (runtime, entry.model_path, variant)
-
-
-async def slot_within(
-    limit: ConcurrencyLimit, seconds: float | None, sleep: Callable[[float], Awaitable[Any]]
-) -> bool:
-    """Wait for a slot of ``limit``, for ``seconds`` at most (None: for as long as it takes);
-    whether one was taken. ``sleep`` times the wait (the router's clock)."""
-    if seconds is None:
-        await limit.acquire()
-        return True
-    taking = asyncio.ensure_future(limit.acquire())
-    timer = asyncio.ensure_future(sleep(seconds))
-    try:
-        await asyncio.wait((taking, timer), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        timer.cancel()
-        await _cancel(taking)
-        if not taking.cancelled() and taking.exception() is None:
-            limit.release()  # taken in the same instant
-        raise
-    timer.cancel()
-    if not taking.done():
-        await _cancel(taking)
-        if taking.cancelled():
-            return False
-    taking.result()  # an error of the limit itself is raised
-    return True
-
-
-async def _cancel(future: asyncio.Future[Any]) -> None:
-    future.cancel()
-    await asyncio.gather(future, return_exceptions=True)
