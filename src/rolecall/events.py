@@ -213,18 +213,20 @@ class EventBus:
             try:
                 sink.emit_start(start)
             except Exception as exc:  # a sink must never break a call
-                if id(sink) not in self._warned:
-                    self._warned.add(id(sink))
-                    log.warning("event sink %s failed and is skipped: %s", type(sink).__name__, exc)
+                self._failed(sink, exc)
 
     def emit(self, event: Event) -> None:
         for sink in self._sinks:
             try:
                 sink.emit(event)
             except Exception as exc:  # a sink must never break a call
-                if id(sink) not in self._warned:
-                    self._warned.add(id(sink))
-                    log.warning("event sink %s failed and is skipped: %s", type(sink).__name__, exc)
+                self._failed(sink, exc)
+
+    def _failed(self, sink: object, exc: Exception) -> None:
+        """Say once per sink that it failed (it is skipped for that event only)."""
+        if id(sink) not in self._warned:
+            self._warned.add(id(sink))
+            log.warning("event sink %s failed and is skipped: %s", type(sink).__name__, exc)
 
     def __bool__(self) -> bool:
         return bool(self._sinks)
