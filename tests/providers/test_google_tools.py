@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from openai.types.shared.reasoning_effort import ReasoningEffort
 
 from rolecall.config.schema import RolecallConfig
 from rolecall.errors import AllProvidersFailed, ErrorKind
@@ -36,6 +37,8 @@ TOOLS = [
     }
 ]
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
+# Every reasoning_effort the installed openai SDK can send.
+OPENAI_EFFORTS = get_args(get_args(ReasoningEffort)[0])
 # 1x1 transparent PNG.
 PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
@@ -410,6 +413,19 @@ GENERATION: list[tuple[dict[str, Any], dict[str, Any]]] = [
         {"reasoning_effort": "high"},
         {"thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}},
     ),
+    (
+        {"reasoning_effort": "minimal"},
+        {"thinkingConfig": {"thinkingBudget": 1024, "includeThoughts": True}},
+    ),
+    # OpenAI's efforts above high (Codex CLI's xhigh) are high's budget, as on Claude.
+    (
+        {"reasoning_effort": "xhigh"},
+        {"thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}},
+    ),
+    (
+        {"reasoning_effort": "max"},
+        {"thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}},
+    ),
     ({"reasoning_effort": "none"}, {"thinkingConfig": {"thinkingBudget": 0}}),
     ({"response_format": {"type": "json_object"}}, {"responseMimeType": "application/json"}),
     (
@@ -446,7 +462,7 @@ async def test_extra_body_merges_into_the_body(sim: SimServer) -> None:
     [
         ({"n": 2}, ErrorKind.UNSUPPORTED, "needs n"),  # the router skips it before the call
         ({"parallel_tool_calls": False}, ErrorKind.UNSUPPORTED, "parallel_tool_calls"),
-        ({"reasoning_effort": "max"}, ErrorKind.BAD_REQUEST, "reasoning_effort"),
+        ({"reasoning_effort": "extreme"}, ErrorKind.BAD_REQUEST, "reasoning_effort"),
         ({"tool_choice": "sometimes"}, ErrorKind.BAD_REQUEST, "tool_choice"),
     ],
 )
@@ -455,6 +471,19 @@ async def test_parameters_gemini_cannot_take_fail_before_sending(
 ) -> None:
     error = await _failure(sim, ASK, **params)
     assert error.kind is kind and named in str(error)
+
+
+@pytest.mark.parametrize("effort", OPENAI_EFFORTS)
+async def test_every_reasoning_effort_openai_takes_is_taken(sim: SimServer, effort: str) -> None:
+    # A client set to any of OpenAI's efforts (Codex CLI's xhigh) gets an answer.
+    async with Router(_config(sim)) as router:
+        reply = await router.complete("planner", ASK, params={"reasoning_effort": effort})
+    assert reply.provider == "gemini" and sim.calls == 1
+
+
+async def test_an_unknown_reasoning_effort_names_the_values_taken(sim: SimServer) -> None:
+    error = await _failure(sim, ASK, reasoning_effort="extreme")
+    assert "none, minimal, low, medium, high, xhigh or max" in error.message
 
 
 async def test_thoughts_are_reasoning_apart_from_the_text(sim: SimServer) -> None:

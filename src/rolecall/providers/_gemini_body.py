@@ -9,7 +9,10 @@ every parameter lands in ``generationConfig``, ``tools`` or ``toolConfig``.
 A parameter Gemini cannot honour raises ``unsupported`` and a malformed one
 ``bad_request``, each naming the field and the fix; nothing is dropped in silence.
 ``reasoning_effort`` uses the budgets Google's OpenAI-compatible endpoint uses for
-Gemini 2.5: minimal/low 1024, medium 8192, high 24576 thinking tokens (none: 0).
+Gemini 2.5: minimal/low 1024, medium 8192, high 24576 thinking tokens (none: 0), and
+OpenAI's xhigh and max high's too (24576 is within every Gemini 2.5 model's range). Gemini 3
+takes a ``thinkingBudget`` as well, so one field serves both rather than ``thinkingLevel``,
+whose levels each Gemini 3 model takes only some of.
 
 Gemini 3 and later refuse (400) a history whose function calls lack the
 ``thoughtSignature`` the model attached to them. The adapter keeps it as the reply's
@@ -29,7 +32,7 @@ from rolecall.config.params import image_type_problem, sendable_params, vendor_l
 from rolecall.errors import ErrorKind, ProviderError
 from rolecall.types import ChatRequest, ImagePart, Message, TextPart
 
-__all__ = ["FOREIGN_SIGNATURE", "PROTOCOL", "THINKING_BUDGETS", "gemini_body"]
+__all__ = ["EFFORTS_TAKEN", "FOREIGN_SIGNATURE", "PROTOCOL", "THINKING_BUDGETS", "gemini_body"]
 
 # The wire protocol whose signatures this adapter reads and sends back.
 PROTOCOL = "gemini"
@@ -37,7 +40,17 @@ PROTOCOL = "gemini"
 # What Google documents for a function call replayed without the model's own signature.
 FOREIGN_SIGNATURE = "skip_thought_signature_validator"
 
-THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
+THINKING_BUDGETS = {
+    "none": 0,
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 8192,
+    "high": 24576,
+    "xhigh": 24576,
+    "max": 24576,
+}
+_EFFORTS = list(THINKING_BUDGETS)
+EFFORTS_TAKEN = f"{', '.join(_EFFORTS[:-1])} or {_EFFORTS[-1]}"
 _GENERATION_KEYS = {
     "temperature": "temperature",
     "top_p": "topP",
@@ -189,9 +202,7 @@ class _Builder:
     def thinking(self, effort: object) -> dict[str, Any]:
         budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
         if budget is None:
-            raise self.fail(
-                f"reasoning_effort {effort!r} is not known: use none, minimal, low, medium or high"
-            )
+            raise self.fail(f"reasoning_effort {effort!r} is not known: use {EFFORTS_TAKEN}")
         if budget == 0:
             return {"thinkingBudget": 0}
         return {"thinkingBudget": budget, "includeThoughts": True}
