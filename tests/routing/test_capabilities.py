@@ -92,6 +92,39 @@ async def test_each_feature_is_checked(
     assert reply.provider == ("c" if expected else "a")
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [{"type": "local"}, {"capabilities": {"thinking": False}}],
+    ids=["local", "compatible-without-thinking"],
+)
+async def test_reasoning_effort_none_asks_nothing_of_a_provider_without_thinking(
+    build: Any, config_of: Any, entry: dict[str, Any]
+) -> None:
+    # A client that always sends an effort (none: think not at all) still reaches a provider
+    # that cannot think, and the field is left out of what it is sent.
+    config = config_of(
+        roles={"coder": {"provider": "a", "fallback": ["b"]}}, provider_extra={"a": entry}
+    )
+    h = build(config, {})
+    params = {"reasoning_effort": "none", "temperature": 0.1}
+    reply = await h.router.complete("coder", "hi", params=params)
+    stream = h.router.stream("coder", "hi", params=params)
+    text = "".join([chunk async for chunk in stream])
+    assert reply.provider == "a" and text == "answer from a"
+    assert [dict(request.params) for request in h.providers["a"].requests] == [
+        {"temperature": 0.1}
+    ] * 2
+    assert h.providers["b"].calls == []
+
+
+async def test_reasoning_effort_none_is_still_sent_to_a_provider_with_thinking(
+    build: Any, config_of: Any
+) -> None:
+    h = build(config_of(), {})
+    await h.router.complete("coder", "hi", params={"reasoning_effort": "none"})
+    assert dict(h.providers["a"].requests[0].params) == {"reasoning_effort": "none"}
+
+
 async def test_stream_skips_unsupported_provider(build: Any, config_of: Any) -> None:
     config = config_of(
         roles={"coder": {"provider": "a", "fallback": ["b"]}},

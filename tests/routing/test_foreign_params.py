@@ -120,3 +120,22 @@ async def test_values_that_ask_for_nothing_and_openai_names_of_shared_fields_are
         solo = await router.complete("solo", "hi", params={"max_completion_tokens": 33})
         assert _sent(sims["gpt"])[0]["max_completion_tokens"] == 33
         assert solo.provider == "gpt"
+
+
+@pytest.mark.parametrize("provider_type", ["openai-compatible", "openai"])
+async def test_reasoning_effort_none_reaches_a_server_without_thinking_without_the_field(
+    sims: dict[str, SimServer], provider_type: str
+) -> None:
+    # A server without thinking may refuse a field it does not know (OpenAI's gpt-4.1:
+    # "Unsupported parameter: 'reasoning_effort'"); none asks for nothing, so it is left out.
+    providers = providers_for(sims)
+    providers["gpt"].update(type=provider_type, capabilities={"thinking": False})
+    config = RolecallConfig.model_validate(
+        {"providers": providers, "roles": {"solo": {"provider": "gpt"}}}
+    )
+    async with Router(config, check_credentials=False) as router:
+        reply = await router.complete("solo", "hi", params={"reasoning_effort": "none"})
+        with pytest.raises(AllProvidersFailed, match="needs thinking"):
+            await router.complete("solo", "hi", params={"reasoning_effort": "low"})
+    assert reply.provider == "gpt" and sims["gpt"].calls == 1
+    assert "reasoning_effort" not in _sent(sims["gpt"])[0]

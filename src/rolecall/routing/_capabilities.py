@@ -11,13 +11,13 @@ Call parameters are checked here too: a name no protocol knows is an error befor
 provider is called, unless the config's ``drop_params`` lists it. A name another
 protocol takes but a provider's does not (OpenAI's ``logit_bias`` for Anthropic,
 ``top_k`` for OpenAI, ``user`` for Gemini) skips that provider the same way, unless its
-value asks for nothing (``n: 1``, ``logprobs: false``). A value the provider's vendor
-refuses with a 400 (``config/params.py``: more stop sequences than it takes, a temperature
-above its range, an image type it cannot read, a thinking budget Claude refuses) skips it
-too. A name ``drop_params`` lists is instead dropped, per provider, where that provider
-cannot take it. Params from the
-config are not the caller's: the adapters leave out the names they cannot send, and
-``config validate`` warns about them.
+value asks for nothing (``n: 1``, ``logprobs: false``); ``reasoning_effort: none`` asks
+nothing of a provider without thinking either, and it is called without the field. A value
+the provider's vendor refuses with a 400 (``config/params.py``: more stop sequences than it
+takes, a temperature above its range, an image type it cannot read, a thinking budget Claude
+refuses) skips it too. A name ``drop_params`` lists is instead dropped, per provider, where
+that provider cannot take it. Params from the config are not the caller's: the adapters
+leave out the names they cannot send, and ``config validate`` warns about them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from rolecall.types import ChatRequest, ImagePart, Message
 
 __all__ = ["Capabilities", "UnknownParameter", "needed"]
 
-_OFF = (None, False, "none", "disabled")
+_THINKING_OFF = "none"  # the reasoning_effort of no thinking at all
+_OFF = (None, False, _THINKING_OFF, "disabled")
 # Parameter families whose chat format names a turn's participant (``name``).
 _NAMED_FAMILIES = ("openai", "openai-compatible")
 # Values that ask for nothing, so a provider that cannot take the name loses nothing.
@@ -59,6 +60,7 @@ _ASKS_NOTHING: Mapping[str, tuple[Any, ...]] = {
     "tool_choice": ("auto", "none"),
     "tools": ([],),
     "response_format": ({"type": "text"},),
+    "reasoning_effort": (_THINKING_OFF,),
 }
 
 
@@ -226,6 +228,8 @@ class Capabilities:
                 missing = [name for name in CAPABILITIES if name in needs and name not in have]
                 if missing:
                     return self._unsupported(pid, missing)
+            if "reasoning_effort" in request.params and "thinking" not in have:
+                request = _without_thinking_off(request)
         if call_params:
             foreign = self._foreign.get(pid)
             if foreign and not foreign.isdisjoint(call_params):
@@ -298,6 +302,15 @@ class Capabilities:
             retryable=False,
             params=names,
         )
+
+
+def _without_thinking_off(request: ChatRequest) -> ChatRequest:
+    """``request`` without ``reasoning_effort: none``, which asks nothing of a provider that
+    cannot think, and which a server that has no such field may refuse."""
+    if request.params["reasoning_effort"] != _THINKING_OFF:
+        return request
+    params = {k: v for k, v in request.params.items() if k != "reasoning_effort"}
+    return ChatRequest(request.messages, params, request.response_schema)
 
 
 def _asked(foreign: frozenset[str], params: Mapping[str, Any]) -> list[str]:
