@@ -44,8 +44,9 @@ it was sent), so no orphan keeps serving the port or holding the store.
 An ``ended`` callback hears the index of every worker that exited, before its
 replacement starts (``rolecall serve`` gives back the provider slots it held).
 
-Readiness travels through a pipe: a worker writes its index once its gateway
-has started. Signals are blocked in the parent and taken with ``sigwait``, so
+Readiness travels through a pipe: a worker writes its pid once its gateway
+has started (one that starts after its parent was killed finds nobody reading, and
+stops as the others do). Signals are blocked in the parent and taken with ``sigwait``, so
 no handler runs in the middle of a fork.
 """
 
@@ -242,7 +243,10 @@ class _Pool:
         return pid
 
     def _notify(self) -> None:
-        os.write(self._ready_w, f"{os.getpid()}\n".encode())
+        # A parent killed meanwhile reads no more (the pipe is broken): this worker serves
+        # on until its parent watch stops it, as it stops the others.
+        with contextlib.suppress(BrokenPipeError):
+            os.write(self._ready_w, f"{os.getpid()}\n".encode())
 
     def read_ready(self) -> None:
         try:
